@@ -1,0 +1,280 @@
+//! `ringwire-gen`: send a mix of flows from a PACKET_TX_RING with qdisc bypass.
+//!
+//! Each frame carries a stamp (flow id, sequence number, CLOCK_MONOTONIC send
+//! time). Rate pacing is by batch against the monotonic clock; `--rate 0`
+//! sends flat out.
+
+use std::{
+    path::PathBuf,
+    sync::{atomic::AtomicBool, Arc},
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context as _, Result};
+use clap::Parser;
+use ringwire_bench::frames::{self, Ip, MixSpec, Stamp, Template, L4, MIX_SIZES};
+use ringwire_engine::{
+    pcapio::PcapWriter,
+    ring::{TxRing, TxRingOptions},
+    sys,
+};
+
+/// Send generated traffic out of an interface.
+#[derive(Parser)]
+#[command(version, about)]
+struct Args {
+    /// Interface to send on.
+    #[arg(short = 'i', long)]
+    interface: String,
+    /// Frames to send (default: unlimited, bounded by --duration).
+    #[arg(short = 'n', long)]
+    count: Option<u64>,
+    /// Seconds to send for (default 10 when no --count is given).
+    #[arg(short = 'd', long)]
+    duration: Option<f64>,
+    /// Frames per second; 0 sends flat out.
+    #[arg(short = 'r', long, default_value_t = 0)]
+    rate: u64,
+    /// Frame size: `mix` (60-1514), a number, or MIN-MAX (eight sizes across the range).
+    #[arg(short = 's', long, default_value = "mix")]
+    size: String,
+    /// Number of flows.
+    #[arg(long, default_value_t = 64)]
+    flows: u32,
+    /// Tag one flow in N with 802.1Q (0: none).
+    #[arg(long, default_value_t = 8)]
+    vlan_every: u32,
+    /// Only IPv4 or only IPv6 (default: both).
+    #[arg(long, value_parser = ["4", "6"])]
+    ip: Option<String>,
+    /// Only udp or only tcp (default: both).
+    #[arg(long, value_parser = ["udp", "tcp"])]
+    l4: Option<String>,
+    /// Destination MAC.
+    #[arg(long, default_value = "02:00:00:00:00:02", value_parser = parse_mac)]
+    dst_mac: [u8; 6],
+    /// Source MAC.
+    #[arg(long, default_value = "02:00:00:00:00:01", value_parser = parse_mac)]
+    src_mac: [u8; 6],
+    /// Send frames shorter than 60 bytes as they are (no padding).
+    #[arg(long)]
+    runts: bool,
+    /// Pin the sending thread to this core.
+    #[arg(long)]
+    core: Option<usize>,
+    /// Record every frame sent (as sent) into this pcap file.
+    #[arg(long)]
+    record: Option<PathBuf>,
+    /// Print the final report as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Progress line every second on stderr.
+    #[arg(long)]
+    progress: bool,
+}
+
+fn parse_mac(s: &str) -> Result<[u8; 6], String> {
+    let parts: Vec<_> = s.split(':').collect();
+    if parts.len() != 6 {
+        return Err(format!("`{s}` is not a MAC address (aa:bb:cc:dd:ee:ff)"));
+    }
+    let mut m = [0u8; 6];
+    for (b, p) in m.iter_mut().zip(parts) {
+        *b = u8::from_str_radix(p, 16).map_err(|_| format!("`{s}` is not a MAC address"))?;
+    }
+    Ok(m)
+}
+
+fn sizes(spec: &str) -> Result<Vec<usize>> {
+    let v: Vec<usize> = if spec == "mix" {
+        MIX_SIZES.to_vec()
+    } else if let Some((a, b)) = spec.split_once('-') {
+        let (a, b): (usize, usize) = (a.trim().parse().context("--size MIN")?, b.trim().parse().context("--size MAX")?);
+        if a > b {
+            bail!("--size {spec}: MIN is larger than MAX");
+        }
+        (0..8).map(|k| a + (b - a) * k / 7).collect()
+    } else {
+        vec![spec.parse().with_context(|| format!("--size `{spec}`: expected mix, N or MIN-MAX"))?]
+    };
+    if let Some(bad) = v.iter().find(|&&s| !(14..=9000).contains(&s)) {
+        bail!("--size: {bad} bytes is out of range (14..=9000)");
+    }
+    Ok(v)
+}
+
+#[derive(serde::Serialize)]
+struct Report {
+    interface: String,
+    sent: u64,
+    bytes: u64,
+    elapsed_s: f64,
+    rate_pps: f64,
+    rate_gbps: f64,
+    ring_full_waits: u64,
+    tx_wrong_format: u64,
+    first_seq: u64,
+    last_seq: Option<u64>,
+}
+
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ringwire-gen: error: {}", format!("{e:#}").replace('\n', " "));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+#[expect(clippy::too_many_lines, reason = "one send loop with its setup reads best in one place")]
+fn run() -> Result<()> {
+    let a = Args::parse();
+    if a.flows == 0 || a.flows > 1_000_000 {
+        bail!("--flows must be between 1 and 1000000");
+    }
+    if a.rate > 100_000_000 {
+        bail!("--rate {} is beyond anything a TX ring sends (max 100000000)", a.rate);
+    }
+    if let Some(d) = a.duration {
+        if !(d > 0.0 && d < 86_400.0) {
+            bail!("--duration must be between 0 and 86400 seconds");
+        }
+    }
+    let duration = match (a.count, a.duration) {
+        (None, None) => Some(Duration::from_secs(10)),
+        (_, d) => d.map(Duration::from_secs_f64),
+    };
+    let count = a.count.unwrap_or(u64::MAX);
+    let mix = MixSpec {
+        flows: a.flows,
+        vlan_every: a.vlan_every,
+        ip: a.ip.as_deref().map(|v| if v == "4" { Ip::V4 } else { Ip::V6 }),
+        l4: a.l4.as_deref().map(|v| if v == "udp" { L4::Udp } else { L4::Tcp }),
+        sizes: sizes(&a.size)?,
+        src_mac: a.src_mac,
+        dst_mac: a.dst_mac,
+    };
+    // Templates: flows x sizes; frame k uses flow k % flows and size (k / flows) % sizes.
+    let mut templates: Vec<Template> = Vec::with_capacity(mix.flows as usize * mix.sizes.len());
+    for s in &mix.sizes {
+        for f in 0..mix.flows {
+            templates.push(frames::build(&mix, mix.flow(f), *s)?);
+        }
+    }
+    if let Some(c) = a.core {
+        if !core_affinity::set_for_current(core_affinity::CoreId { id: c }) {
+            bail!("--core {c}: cannot pin to that core");
+        }
+    }
+    let mut tx = TxRing::open(&TxRingOptions {
+        iface: &a.interface,
+        block_size: 1 << 20,
+        block_count: 8,
+        frame_size: u32::try_from(2048.max(mix.sizes.iter().max().copied().unwrap_or(0) + 32).next_power_of_two())
+            .unwrap_or(16384),
+        pad_runts: !a.runts,
+        sndbuf: 64 << 20,
+    })
+    .with_context(|| format!("opening a TX ring on {}", a.interface))?;
+    let mut recorder = a.record.as_deref().map(|p| PcapWriter::create(p, 65535)).transpose()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone())?;
+    }
+
+    let start = Instant::now();
+    let (mut sent, mut bytes, mut full_waits) = (0u64, 0u64, 0u64);
+    let mut next_progress = Duration::from_secs(1);
+    let mut record_err = None;
+    while sent < count && !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let elapsed = start.elapsed();
+        if duration.is_some_and(|d| elapsed >= d) {
+            break;
+        }
+        if a.progress && elapsed >= next_progress {
+            eprintln!(
+                "[{:5.1}s] sent {sent} ({:.1} kpps)",
+                elapsed.as_secs_f64(),
+                sent as f64 / elapsed.as_secs_f64() / 1e3
+            );
+            next_progress += Duration::from_secs(1);
+        }
+        let due =
+            if a.rate == 0 { count } else { ((elapsed.as_nanos() * u128::from(a.rate)) / 1_000_000_000) as u64 + 1 };
+        let mut batch = 0;
+        while sent < due.min(count) && batch < 256 {
+            let t = &templates[((sent / u64::from(mix.flows)) as usize % mix.sizes.len()) * mix.flows as usize
+                + (sent % u64::from(mix.flows)) as usize];
+            let st = Stamp { flow: t.flow.index, seq: sent, ts_ns: sys::monotonic_ns() };
+            let mut len = 0;
+            let pushed = tx.push_with(&t.bytes, |slot| {
+                frames::stamp(t, slot, &st);
+                len = slot.len();
+                if let Some(r) = recorder.as_mut() {
+                    if let Err(e) = r.write(sys::realtime_ns(), slot.len() as u32, slot) {
+                        record_err.get_or_insert(e);
+                    }
+                }
+            });
+            if !pushed {
+                full_waits += 1;
+                break;
+            }
+            sent += 1;
+            bytes += len as u64;
+            batch += 1;
+        }
+        if let Some(e) = record_err.take() {
+            return Err(e).context("recording sent frames");
+        }
+        if batch > 0 {
+            tx.flush().context("kicking the TX ring")?;
+        } else if sent >= due && a.rate > 0 {
+            // Ahead of schedule: sleep until the next frame is due (short sleeps keep pacing even).
+            let next = Duration::from_nanos((sent * 1_000_000_000) / a.rate);
+            if let Some(wait) = next.checked_sub(start.elapsed()) {
+                std::thread::sleep(wait.min(Duration::from_millis(1)));
+            }
+        } else {
+            // Ring full: the kernel is still sending; kick and yield.
+            tx.flush().context("kicking the TX ring")?;
+            std::thread::yield_now();
+        }
+    }
+    // Wait for the kernel to take everything (bounded).
+    let until = Instant::now() + Duration::from_secs(3);
+    while tx.in_flight() > 0 && Instant::now() < until {
+        tx.flush().context("kicking the TX ring")?;
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let left = tx.in_flight() as u64;
+    if left > 0 {
+        eprintln!("ringwire-gen: warning: {left} frames still queued in the TX ring at exit");
+    }
+    if let Some(mut r) = recorder {
+        r.flush()?;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let sent = sent - left;
+    let report = Report {
+        interface: a.interface.clone(),
+        sent,
+        bytes,
+        elapsed_s: elapsed,
+        rate_pps: sent as f64 / elapsed,
+        rate_gbps: bytes as f64 * 8.0 / elapsed / 1e9,
+        ring_full_waits: full_waits,
+        tx_wrong_format: tx.wrong_format(),
+        first_seq: 0,
+        last_seq: sent.checked_sub(1),
+    };
+    eprintln!(
+        "ringwire-gen: sent {} frames ({} bytes) on {} in {:.3} s: {:.1} kpps, {:.3} Gbit/s; ring-full waits {}, malformed {}",
+        report.sent, report.bytes, report.interface, elapsed, report.rate_pps / 1e3, report.rate_gbps, full_waits, report.tx_wrong_format
+    );
+    if a.json {
+        println!("{}", serde_json::to_string(&report)?);
+    }
+    Ok(())
+}

@@ -1,0 +1,306 @@
+//! Frame templates and payload stamps.
+//!
+//! Every generated frame is a template (Ethernet, optional 802.1Q tag, IPv4
+//! or IPv6, UDP or TCP) whose payload starts with a [`Stamp`]: magic, flow id,
+//! sequence number and send time. Sending copies a template into a TX slot
+//! and patches the stamp and the L4 checksum in place (RFC 1624 incremental
+//! update), so no frame is built on the send path.
+
+use etherparse::PacketBuilder;
+
+/// Payload magic: "RWG1".
+pub const MAGIC: [u8; 4] = *b"RWG1";
+/// Bytes of the stamp at the start of the payload.
+pub const STAMP_LEN: usize = 24;
+
+/// What a payload stamp says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    /// Flow index.
+    pub flow: u32,
+    /// Sequence number (per generator run, over all flows).
+    pub seq: u64,
+    /// Send time, CLOCK_MONOTONIC ns.
+    pub ts_ns: u64,
+}
+
+/// IP version of a flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ip {
+    /// IPv4.
+    V4,
+    /// IPv6.
+    V6,
+}
+
+/// Transport of a flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum L4 {
+    /// UDP.
+    Udp,
+    /// TCP (a bare ACK segment with payload).
+    Tcp,
+}
+
+/// One flow's description.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowSpec {
+    /// Flow index.
+    pub index: u32,
+    /// IP version.
+    pub ip: Ip,
+    /// Transport.
+    pub l4: L4,
+    /// 802.1Q VLAN id, if tagged.
+    pub vlan: Option<u16>,
+}
+
+/// How flows are mixed.
+#[derive(Debug, Clone)]
+pub struct MixSpec {
+    /// Number of flows.
+    pub flows: u32,
+    /// One flow in this many is 802.1Q-tagged (0: none).
+    pub vlan_every: u32,
+    /// Only this IP version (None: alternate).
+    pub ip: Option<Ip>,
+    /// Only this transport (None: alternate).
+    pub l4: Option<L4>,
+    /// Frame sizes (bytes without FCS) to cycle through.
+    pub sizes: Vec<usize>,
+    /// Source MAC.
+    pub src_mac: [u8; 6],
+    /// Destination MAC.
+    pub dst_mac: [u8; 6],
+}
+
+impl MixSpec {
+    /// The flow with index `i`.
+    #[must_use]
+    pub fn flow(&self, i: u32) -> FlowSpec {
+        FlowSpec {
+            index: i,
+            ip: self.ip.unwrap_or(if i % 2 == 0 { Ip::V4 } else { Ip::V6 }),
+            l4: self.l4.unwrap_or(if (i / 2) % 2 == 0 { L4::Udp } else { L4::Tcp }),
+            // Flows come in groups of four (v4/v6 x udp/tcp); one group in
+            // `vlan_every` is tagged, so tags cover every combination.
+            vlan: (self.vlan_every > 0 && (i / 4) % self.vlan_every == self.vlan_every - 1)
+                .then_some(100 + (i % 10) as u16),
+        }
+    }
+}
+
+/// The default size mix: 60 to 1514 bytes.
+pub const MIX_SIZES: [usize; 7] = [60, 64, 128, 256, 512, 1024, 1514];
+
+/// A prebuilt frame.
+#[derive(Debug, Clone)]
+pub struct Template {
+    /// The frame bytes (stamp zeroed).
+    pub bytes: Vec<u8>,
+    /// Offset of the stamp, if the frame is long enough to carry one.
+    pub stamp_at: Option<usize>,
+    /// Offset of the L4 checksum field.
+    pub csum_at: usize,
+    /// UDP over IPv4 may carry checksum 0; a computed 0 must then be sent as 0xffff.
+    pub udp: bool,
+    /// The flow.
+    pub flow: FlowSpec,
+}
+
+/// Errors building templates.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FrameError {
+    /// A size the frame cannot have.
+    #[error("frame size {size} is out of range ({min}..=9000 for this flow)")]
+    Size {
+        /// Requested size.
+        size: usize,
+        /// Smallest possible.
+        min: usize,
+    },
+}
+
+/// Header bytes of a flow's frames.
+#[must_use]
+pub fn header_len(f: &FlowSpec) -> usize {
+    14 + if f.vlan.is_some() { 4 } else { 0 }
+        + if f.ip == Ip::V4 { 20 } else { 40 }
+        + if f.l4 == L4::Udp { 8 } else { 20 }
+}
+
+/// Build the frame of `flow` with total length `size` (raised to the header
+/// length when smaller, as for the mix's 60-byte entry on long headers).
+///
+/// # Errors
+/// [`FrameError::Size`] above 9000 bytes.
+pub fn build(mix: &MixSpec, flow: FlowSpec, size: usize) -> Result<Template, FrameError> {
+    let hlen = header_len(&flow);
+    if size > 9000 {
+        return Err(FrameError::Size { size, min: hlen });
+    }
+    let size = size.max(hlen);
+    let payload = vec![0u8; size - hlen];
+    let i = flow.index;
+    let b = PacketBuilder::ethernet2(mix.src_mac, mix.dst_mac);
+    let mut out = Vec::with_capacity(size);
+    let sport = 10_000 + (i % 50_000) as u16;
+    let dport = 5_000 + (i % 16) as u16;
+    let v4s = [10, 0, (i >> 8) as u8, i as u8];
+    let v4d = [10, 1, 0, 1];
+    let mut v6s = [0u8; 16];
+    v6s[0] = 0xfd;
+    v6s[12..16].copy_from_slice(&i.to_be_bytes());
+    let mut v6d = [0u8; 16];
+    v6d[0] = 0xfd;
+    v6d[15] = 1;
+    macro_rules! finish {
+        ($step:expr) => {
+            match (flow.ip, flow.l4) {
+                (Ip::V4, L4::Udp) => $step.ipv4(v4s, v4d, 64).udp(sport, dport).write(&mut out, &payload),
+                (Ip::V6, L4::Udp) => $step.ipv6(v6s, v6d, 64).udp(sport, dport).write(&mut out, &payload),
+                (Ip::V4, L4::Tcp) => {
+                    $step.ipv4(v4s, v4d, 64).tcp(sport, dport, 1, 65535).ack(1).write(&mut out, &payload)
+                }
+                (Ip::V6, L4::Tcp) => {
+                    $step.ipv6(v6s, v6d, 64).tcp(sport, dport, 1, 65535).ack(1).write(&mut out, &payload)
+                }
+            }
+        };
+    }
+    let res = match flow.vlan {
+        Some(id) => {
+            let vid = etherparse::VlanId::try_new(id & 0x0fff).expect("masked to 12 bits");
+            finish!(b.single_vlan(vid))
+        }
+        None => finish!(b),
+    };
+    res.expect("writing to a Vec cannot fail and the sizes are in range");
+    let l4_at = hlen - if flow.l4 == L4::Udp { 8 } else { 20 };
+    Ok(Template {
+        stamp_at: (size - hlen >= STAMP_LEN).then_some(hlen),
+        csum_at: l4_at + if flow.l4 == L4::Udp { 6 } else { 16 },
+        udp: flow.l4 == L4::Udp,
+        bytes: out,
+        flow,
+    })
+}
+
+/// Write `stamp` into a copy of `t` (in `frame`) and fix the L4 checksum.
+#[inline]
+pub fn stamp(t: &Template, frame: &mut [u8], stamp: &Stamp) {
+    let Some(at) = t.stamp_at else { return };
+    let mut s = [0u8; STAMP_LEN];
+    s[0..4].copy_from_slice(&MAGIC);
+    s[4..8].copy_from_slice(&stamp.flow.to_be_bytes());
+    s[8..16].copy_from_slice(&stamp.seq.to_be_bytes());
+    s[16..24].copy_from_slice(&stamp.ts_ns.to_be_bytes());
+    // RFC 1624: HC' = ~(~HC + ~m + m') over the changed 16-bit words. The
+    // stamp starts at an even offset from the L4 header, so words align.
+    let old = u16::from_be_bytes([frame[t.csum_at], frame[t.csum_at + 1]]);
+    let mut sum = u32::from(!old);
+    for (o, n) in frame[at..at + STAMP_LEN].chunks_exact(2).zip(s.chunks_exact(2)) {
+        sum += u32::from(!u16::from_be_bytes([o[0], o[1]]));
+        sum += u32::from(u16::from_be_bytes([n[0], n[1]]));
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    let mut csum = !(sum as u16);
+    if t.udp && csum == 0 {
+        csum = 0xffff;
+    }
+    frame[at..at + STAMP_LEN].copy_from_slice(&s);
+    frame[t.csum_at..t.csum_at + 2].copy_from_slice(&csum.to_be_bytes());
+}
+
+/// Read the stamp of a frame sent by ringwire-gen, wherever its headers put it.
+#[must_use]
+pub fn read_stamp(frame: &[u8]) -> Option<Stamp> {
+    let p = etherparse::SlicedPacket::from_ethernet(frame).ok()?;
+    let payload = match p.transport? {
+        etherparse::TransportSlice::Udp(u) => u.payload(),
+        etherparse::TransportSlice::Tcp(t) => t.payload(),
+        _ => return None,
+    };
+    if payload.len() < STAMP_LEN || payload[0..4] != MAGIC {
+        return None;
+    }
+    Some(Stamp {
+        flow: u32::from_be_bytes(payload[4..8].try_into().ok()?),
+        seq: u64::from_be_bytes(payload[8..16].try_into().ok()?),
+        ts_ns: u64::from_be_bytes(payload[16..24].try_into().ok()?),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use etherparse::{NetSlice, SlicedPacket, TransportSlice};
+
+    use super::*;
+
+    fn mix() -> MixSpec {
+        MixSpec {
+            flows: 8,
+            vlan_every: 2,
+            ip: None,
+            l4: None,
+            sizes: MIX_SIZES.to_vec(),
+            src_mac: [2, 0, 0, 0, 0, 1],
+            dst_mac: [2, 0, 0, 0, 0, 2],
+        }
+    }
+
+    /// Recompute the L4 checksum from scratch with etherparse and compare.
+    fn checksum_ok(frame: &[u8]) -> bool {
+        let p = SlicedPacket::from_ethernet(frame).unwrap();
+        match (p.net.unwrap(), p.transport.unwrap()) {
+            (NetSlice::Ipv4(ip), TransportSlice::Udp(u)) => {
+                u.to_header().calc_checksum_ipv4(&ip.header().to_header(), u.payload()).unwrap() == u.checksum()
+            }
+            (NetSlice::Ipv6(ip), TransportSlice::Udp(u)) => {
+                u.to_header().calc_checksum_ipv6(&ip.header().to_header(), u.payload()).unwrap() == u.checksum()
+            }
+            (NetSlice::Ipv4(ip), TransportSlice::Tcp(t)) => {
+                t.to_header().calc_checksum_ipv4(&ip.header().to_header(), t.payload()).unwrap() == t.checksum()
+            }
+            (NetSlice::Ipv6(ip), TransportSlice::Tcp(t)) => {
+                t.to_header().calc_checksum_ipv6(&ip.header().to_header(), t.payload()).unwrap() == t.checksum()
+            }
+            _ => false,
+        }
+    }
+
+    #[test]
+    fn every_flow_and_size_builds_and_stamps_with_valid_checksums() {
+        let m = mix();
+        for i in 0..m.flows {
+            let f = m.flow(i);
+            for &size in &m.sizes {
+                let t = build(&m, f, size).unwrap();
+                assert_eq!(t.bytes.len(), size.max(header_len(&f)));
+                let mut frame = t.bytes.clone();
+                let st = Stamp { flow: i, seq: 0xdead_beef_0000 + u64::from(i), ts_ns: 123_456_789_012 };
+                stamp(&t, &mut frame, &st);
+                assert!(checksum_ok(&frame), "flow {f:?} size {size}");
+                if t.stamp_at.is_some() {
+                    assert_eq!(read_stamp(&frame), Some(st));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn mix_alternates_versions_transports_and_tags() {
+        let m = mix();
+        let flows: Vec<_> = (0..8).map(|i| m.flow(i)).collect();
+        assert!(flows.iter().any(|f| f.ip == Ip::V4) && flows.iter().any(|f| f.ip == Ip::V6));
+        assert!(flows.iter().any(|f| f.l4 == L4::Udp) && flows.iter().any(|f| f.l4 == L4::Tcp));
+        let tagged: Vec<_> = flows.iter().filter(|f| f.vlan.is_some()).collect();
+        assert_eq!(tagged.len(), 4);
+        assert!(tagged.iter().any(|f| f.ip == Ip::V4 && f.l4 == L4::Udp));
+        assert!(tagged.iter().any(|f| f.ip == Ip::V6 && f.l4 == L4::Tcp));
+        assert!(build(&m, flows[0], 9001).is_err());
+    }
+}

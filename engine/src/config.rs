@@ -1,0 +1,489 @@
+//! The engine's TOML configuration.
+//!
+//! Every field has a default that works; unknown fields are errors (the
+//! message names the field, line and column). Loading never panics.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::ring::RingGeometry;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Workers, fanout and waiting.
+    pub engine: EngineConfig,
+    /// Ring geometry for every afpacket port.
+    pub ring: RingConfig,
+    /// Where frames come from.
+    pub ports: Vec<PortConfig>,
+    /// Where frames go.
+    pub consumers: Vec<ConsumerConfig>,
+}
+
+/// `[engine]`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineConfig {
+    /// Cores to run one worker each on (pinned). Default: `[0]`.
+    pub workers: Vec<usize>,
+    /// How frames of one port are spread over workers.
+    pub fanout: FanoutMode,
+    /// Let the kernel reassemble IP fragments before fanout (`PACKET_FANOUT_FLAG_DEFRAG`).
+    pub fanout_defrag: bool,
+    /// How idle workers wait for frames.
+    pub wait: WaitMode,
+    /// Print progress to stderr every this many milliseconds (0: never).
+    pub progress_ms: u64,
+    /// Write the final counters as JSON to this file on exit.
+    pub stats_json: Option<PathBuf>,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            workers: vec![0],
+            fanout: FanoutMode::Hash,
+            fanout_defrag: false,
+            wait: WaitMode::IoUring,
+            progress_ms: 0,
+            stats_json: None,
+        }
+    }
+}
+
+/// `PACKET_FANOUT` modes.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum FanoutMode {
+    /// By the kernel's flow hash: a flow stays on one worker.
+    #[default]
+    Hash,
+    /// Round robin.
+    Lb,
+    /// By the CPU the frame arrived on.
+    Cpu,
+    /// Fill one worker, then roll over to the next.
+    Rollover,
+    /// By the frame's receive queue.
+    Qm,
+}
+
+impl FanoutMode {
+    /// The kernel's `PACKET_FANOUT_*` value.
+    #[must_use]
+    pub fn kernel_mode(self) -> u32 {
+        match self {
+            Self::Hash => 0,
+            Self::Lb => 1,
+            Self::Cpu => 2,
+            Self::Rollover => 3,
+            Self::Qm => 5,
+        }
+    }
+}
+
+/// How an idle worker waits.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum WaitMode {
+    /// Spin on the rings: lowest latency, one full core per worker.
+    BusyPoll,
+    /// Sleep in io_uring (POLL_ADD on the ring fds plus a wake-up eventfd).
+    #[default]
+    IoUring,
+}
+
+/// `[ring]`: geometry of every afpacket RX ring, and of TX rings used by forwarding.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RingConfig {
+    /// RX block size in bytes (power of two, at least a page).
+    pub block_size: u32,
+    /// RX blocks per ring (per worker per port). Shrunk on ENOMEM, with a warning.
+    pub block_count: u32,
+    /// Nominal RX frame size (multiple of 16).
+    pub frame_size: u32,
+    /// Milliseconds after which the kernel hands over a partly filled block.
+    pub retire_timeout_ms: u32,
+    /// TX block size in bytes.
+    pub tx_block_size: u32,
+    /// TX blocks per ring.
+    pub tx_block_count: u32,
+    /// TX slot size in bytes (frames up to this minus 32 are sent).
+    pub tx_frame_size: u32,
+}
+
+impl Default for RingConfig {
+    fn default() -> Self {
+        Self {
+            block_size: 1 << 20,
+            block_count: 64,
+            frame_size: 2048,
+            retire_timeout_ms: 10,
+            tx_block_size: 1 << 16,
+            tx_block_count: 64,
+            tx_frame_size: 2048,
+        }
+    }
+}
+
+impl RingConfig {
+    /// The RX ring geometry.
+    #[must_use]
+    pub fn rx_geometry(&self) -> RingGeometry {
+        RingGeometry {
+            block_size: self.block_size,
+            block_count: self.block_count,
+            frame_size: self.frame_size,
+            retire_timeout_ms: self.retire_timeout_ms,
+        }
+    }
+}
+
+/// `[[ports]]`: a source of frames (and, for afpacket, a place to forward to).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PortConfig {
+    /// Name used by consumers and counters. Default: the URI.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `afpacket:IFACE` or `pcap:FILE`.
+    pub uri: String,
+    /// pcap-filter expression attached in the kernel (afpacket) or run on read (pcap).
+    #[serde(default)]
+    pub filter: Option<String>,
+    /// Promiscuous mode while the engine runs (afpacket). Default: true.
+    #[serde(default = "yes")]
+    pub promisc: bool,
+    /// Replay speed of a pcap port: as fast as possible, or at the recorded pace.
+    #[serde(default)]
+    pub pace: Pace,
+    /// Receive on this port (false: a forwarding target only). Default: true.
+    #[serde(default = "yes")]
+    pub rx: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Replay pace of a pcap port.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Pace {
+    /// As fast as the pipeline takes frames.
+    #[default]
+    Fast,
+    /// At the intervals recorded in the file.
+    Recorded,
+}
+
+/// A parsed port URI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PortKind {
+    /// An interface through AF_PACKET rings.
+    AfPacket(String),
+    /// A pcap file replayed as a source.
+    Pcap(PathBuf),
+}
+
+impl PortConfig {
+    /// The port's name.
+    #[must_use]
+    pub fn display_name(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.uri)
+    }
+
+    /// Parse the URI.
+    ///
+    /// # Errors
+    /// A message naming the URI.
+    pub fn kind(&self) -> Result<PortKind, String> {
+        match self.uri.split_once(':') {
+            Some(("afpacket", iface)) if !iface.is_empty() && iface.len() < 16 => {
+                Ok(PortKind::AfPacket(iface.to_owned()))
+            }
+            Some(("afpacket", iface)) => Err(format!("port `{}`: `{iface}` is not an interface name", self.uri)),
+            Some(("pcap", file)) if !file.is_empty() => Ok(PortKind::Pcap(PathBuf::from(file))),
+            _ => Err(format!("port `{}`: expected `afpacket:IFACE` or `pcap:FILE`", self.uri)),
+        }
+    }
+}
+
+/// `[[consumers]]`: where frames go.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ConsumerConfig {
+    /// Name for counters and messages.
+    pub name: String,
+    /// What the consumer does.
+    pub kind: ConsumerKind,
+    /// Port names it takes frames from. Default: every receiving port.
+    #[serde(default)]
+    pub ports: Vec<String>,
+    /// pcap-filter expression evaluated in userspace on the worker.
+    #[serde(default)]
+    pub filter: Option<String>,
+    /// `pcap`: the output file.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// `pcap`, `print`: bytes kept per frame. Default 262144.
+    #[serde(default = "default_snaplen")]
+    pub snaplen: u32,
+    /// `pcap`: start a new file after this many MiB (0: never).
+    #[serde(default)]
+    pub rotate_mb: u64,
+    /// `pcap`: one file per worker (`NAME.wN.pcap`).
+    #[serde(default)]
+    pub split_by_worker: bool,
+    /// Queued consumers: slots per worker queue.
+    #[serde(default = "default_queue_depth")]
+    pub queue_depth: usize,
+    /// `forward`: the port name to send frames out of.
+    #[serde(default)]
+    pub to: Option<String>,
+    /// `pcap`, `print`: stop the engine after this many frames are written.
+    #[serde(default)]
+    pub limit: Option<u64>,
+}
+
+fn default_snaplen() -> u32 {
+    262_144
+}
+
+fn default_queue_depth() -> usize {
+    16_384
+}
+
+/// Consumer kinds.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConsumerKind {
+    /// Count frames and bytes (inline, no copy).
+    Counter,
+    /// Send frames out of another afpacket port's TX ring (inline, a patch).
+    Forward,
+    /// Write a nanosecond pcap file (queued, own thread).
+    Pcap,
+    /// Print one summary line per frame to stdout (queued, own thread).
+    Print,
+}
+
+impl ConsumerKind {
+    /// Whether frames reach this consumer through a queue (copied).
+    #[must_use]
+    pub fn is_queued(self) -> bool {
+        matches!(self, Self::Pcap | Self::Print)
+    }
+}
+
+/// Configuration errors.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// TOML syntax, an unknown field or a wrong type (the message has line and column).
+    #[error("config {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// The values do not make a runnable engine.
+    #[error("config: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Read and parse a file.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file and, for parse errors, the line and field.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        Self::parse(&text).map_err(|message| ConfigError::Parse { path: path.into(), message })
+    }
+
+    /// Parse TOML text.
+    ///
+    /// # Errors
+    /// The parser's message, naming line, column and field.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| {
+            let msg = e.to_string();
+            // toml's message spans several lines (a source excerpt); make it one.
+            msg.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('|')).collect::<Vec<_>>().join(": ")
+        })
+    }
+
+    /// Check cross-references and values that serde cannot.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the offending entry and field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        if self.engine.workers.is_empty() {
+            return bad("engine.workers: at least one core is needed".into());
+        }
+        let mut seen = std::collections::HashSet::new();
+        for c in &self.engine.workers {
+            if !seen.insert(c) {
+                return bad(format!("engine.workers: core {c} is listed twice"));
+            }
+        }
+        self.ring.rx_geometry().validate().map_err(|m| ConfigError::Invalid(format!("ring: {m}")))?;
+        if self.ports.is_empty() {
+            return bad("no ports: add a [[ports]] entry (uri = \"afpacket:IFACE\" or \"pcap:FILE\")".into());
+        }
+        let mut names = std::collections::HashSet::new();
+        for p in &self.ports {
+            p.kind().map_err(ConfigError::Invalid)?;
+            if !names.insert(p.display_name()) {
+                return bad(format!("ports: the name `{}` is used twice", p.display_name()));
+            }
+        }
+        let mut cnames = std::collections::HashSet::new();
+        for c in &self.consumers {
+            let ctx = format!("consumer `{}`", c.name);
+            if !cnames.insert(c.name.as_str()) {
+                return bad(format!("{ctx}: the name is used twice"));
+            }
+            for p in &c.ports {
+                if !names.contains(p.as_str()) {
+                    return bad(format!("{ctx}: ports: no port named `{p}`"));
+                }
+            }
+            match c.kind {
+                ConsumerKind::Pcap if c.path.is_none() => {
+                    return bad(format!("{ctx}: path is required for kind = \"pcap\""))
+                }
+                ConsumerKind::Forward => {
+                    let Some(to) = &c.to else {
+                        return bad(format!("{ctx}: to is required for kind = \"forward\""));
+                    };
+                    match self.ports.iter().find(|p| p.display_name() == to) {
+                        None => return bad(format!("{ctx}: to: no port named `{to}`")),
+                        Some(p) if !matches!(p.kind(), Ok(PortKind::AfPacket(_))) => {
+                            return bad(format!("{ctx}: to: port `{to}` is not an afpacket port"))
+                        }
+                        Some(_) => {}
+                    }
+                }
+                _ => {}
+            }
+            if c.kind != ConsumerKind::Pcap && (c.path.is_some() || c.rotate_mb != 0 || c.split_by_worker) {
+                return bad(format!("{ctx}: path, rotate_mb and split_by_worker only apply to kind = \"pcap\""));
+            }
+            if c.kind != ConsumerKind::Forward && c.to.is_some() {
+                return bad(format!("{ctx}: to only applies to kind = \"forward\""));
+            }
+            if c.kind.is_queued() && !(1..=1 << 20).contains(&c.queue_depth) {
+                return bad(format!("{ctx}: queue_depth must be between 1 and 1048576"));
+            }
+            if c.snaplen < 14 {
+                return bad(format!("{ctx}: snaplen must be at least 14"));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_config_gets_defaults() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c, Config::default());
+        assert_eq!(c.engine.workers, vec![0]);
+        assert_eq!(c.ring.block_size, 1 << 20);
+    }
+
+    #[test]
+    fn full_config_parses() {
+        let c = Config::parse(
+            r#"
+            [engine]
+            workers = [0, 1]
+            fanout = "lb"
+            wait = "busy-poll"
+            [ring]
+            block_count = 8
+            [[ports]]
+            name = "in"
+            uri = "afpacket:veth0"
+            filter = "udp"
+            [[consumers]]
+            name = "cap"
+            kind = "pcap"
+            path = "/tmp/x.pcap"
+            filter = "port 53"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.engine.fanout, FanoutMode::Lb);
+        assert_eq!(c.ports[0].kind().unwrap(), PortKind::AfPacket("veth0".into()));
+        assert_eq!(c.consumers[0].kind, ConsumerKind::Pcap);
+        assert!(c.ports[0].promisc);
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn unknown_field_names_field_and_line() {
+        let err = Config::parse("[engine]\nworkers = [0]\nwrokers = [1]\n").unwrap_err();
+        assert!(err.contains("wrokers"), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+        assert!(!err.contains('\n'), "one line: {err}");
+    }
+
+    #[test]
+    fn wrong_type_is_an_error() {
+        let err = Config::parse("[engine]\nworkers = \"zero\"\n").unwrap_err();
+        assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn cross_references_are_checked() {
+        let mut c = Config::parse(
+            "[[ports]]\nuri = \"afpacket:a\"\n[[consumers]]\nname = \"f\"\nkind = \"forward\"\nto = \"nope\"\n",
+        )
+        .unwrap();
+        assert!(c.validate().unwrap_err().to_string().contains("no port named `nope`"));
+        c.consumers[0].to = Some("afpacket:a".into());
+        c.validate().unwrap();
+        c.consumers[0].kind = ConsumerKind::Pcap;
+        assert!(c.validate().unwrap_err().to_string().contains("path is required"));
+        let c = Config::parse("[[ports]]\nuri = \"tcp:x\"\n").unwrap();
+        assert!(c.validate().is_err());
+        let c = Config::parse("[engine]\nworkers = [1, 1]\n[[ports]]\nuri = \"pcap:x\"\n").unwrap();
+        assert!(c.validate().unwrap_err().to_string().contains("twice"));
+    }
+
+    #[test]
+    fn shipped_example_configs_parse_and_validate() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let c = Config::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                c.validate().unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                n += 1;
+            }
+        }
+        assert!(n >= 3, "expected at least three example configs, found {n}");
+    }
+}

@@ -1,0 +1,553 @@
+//! Building, running and stopping the engine from a [`Config`].
+
+use std::{
+    os::fd::{AsRawFd, OwnedFd},
+    path::PathBuf,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use ringwire_filters::{compile_expression, CompileTarget, Filter, FilterError, PcapFilter};
+
+use crate::{
+    config::{Config, ConfigError, ConsumerKind, PortKind},
+    consumer::{error_chain, run_sink, Channel, PcapOutput, SinkOutput, SinkTask},
+    pcapio::{PcapIoError, PcapReader},
+    ring::{RingError, RxRing, RxRingOptions, TxRing, TxRingOptions},
+    stats::{consumer as cc, port as pc, sink, Cells, ConsumerSnap, PortSnap, Snapshot, WorkerCounters, WorkerSnap},
+    sys,
+    worker::{ConsumerInst, Delivery, Dispatch, Source, Worker, WorkerResult},
+};
+
+/// Why the engine could not start (or stopped badly).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A configured core does not exist.
+    #[error("engine.workers: core {core} does not exist (this machine has cores {available})")]
+    NoSuchCore {
+        /// The core asked for.
+        core: usize,
+        /// The cores there are.
+        available: String,
+    },
+    /// More workers than cores.
+    #[error("engine.workers: {workers} workers but only {cores} cores")]
+    TooManyWorkers {
+        /// Workers asked for.
+        workers: usize,
+        /// Cores available.
+        cores: usize,
+    },
+    /// A port could not be opened.
+    #[error("port `{port}`")]
+    Port {
+        /// The port name.
+        port: String,
+        /// Why.
+        #[source]
+        source: RingError,
+    },
+    /// A filter did not compile.
+    #[error(transparent)]
+    Filter(#[from] FilterError),
+    /// A pcap file could not be opened, read or created.
+    #[error(transparent)]
+    Pcap(#[from] PcapIoError),
+    /// A thread or kernel facility could not be set up.
+    #[error("{what}")]
+    Setup {
+        /// What failed.
+        what: String,
+    },
+}
+
+/// Why the engine should stop by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// Every source is a pcap file and all were read to the end.
+    SourcesExhausted,
+    /// A consumer reached its frame limit (or its output closed).
+    LimitReached,
+    /// A worker ended on its own (an error).
+    WorkerExited,
+}
+
+/// What [`Engine::stop`] returns.
+#[derive(Debug)]
+pub struct Report {
+    /// Final counters (queues drained).
+    pub snapshot: Snapshot,
+    /// Errors met while running (a corrupt pcap source, a write failure).
+    pub errors: Vec<String>,
+    /// Files written by pcap consumers.
+    pub files: Vec<PathBuf>,
+    /// Accounting identities that do not hold (should be empty).
+    pub unreconciled: Vec<String>,
+}
+
+struct ConsumerMeta {
+    name: String,
+    kind: ConsumerKind,
+    ports: Vec<usize>,
+    sink: Option<Arc<Cells<{ sink::N }>>>,
+}
+
+/// A running engine.
+pub struct Engine {
+    port_names: Vec<String>,
+    port_is_afpacket: Vec<bool>,
+    consumers: Vec<ConsumerMeta>,
+    counters: Vec<Arc<WorkerCounters>>,
+    stop: Arc<AtomicBool>,
+    wakes: Vec<OwnedFd>,
+    workers: Vec<JoinHandle<WorkerResult>>,
+    exhausted: Vec<Arc<AtomicBool>>,
+    producers_done: Arc<AtomicBool>,
+    limit_hit: Arc<AtomicBool>,
+    sinks: Vec<JoinHandle<Result<Vec<PathBuf>, String>>>,
+    started: Instant,
+    finite: bool,
+}
+
+fn setup(what: impl Into<String>) -> EngineError {
+    EngineError::Setup { what: what.into() }
+}
+
+impl Engine {
+    /// Validate `config`, open every port, file and ring, and start the
+    /// workers and consumer threads. Nothing runs if anything fails.
+    ///
+    /// # Errors
+    /// [`EngineError`] naming the port, consumer, core or file at fault.
+    #[expect(clippy::too_many_lines, reason = "a linear setup sequence reads best in one place")]
+    pub fn start(config: &Config) -> Result<Self, EngineError> {
+        config.validate()?;
+        let cores: Vec<usize> = core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|c| c.id).collect();
+        let available = match (cores.first(), cores.last()) {
+            (Some(a), Some(b)) => format!("{a}-{b}"),
+            _ => "none".into(),
+        };
+        for &c in &config.engine.workers {
+            if !cores.contains(&c) {
+                return Err(EngineError::NoSuchCore { core: c, available });
+            }
+        }
+        if config.engine.workers.len() > cores.len() {
+            return Err(EngineError::TooManyWorkers { workers: config.engine.workers.len(), cores: cores.len() });
+        }
+        let nworkers = config.engine.workers.len();
+        let ports = &config.ports;
+        let port_names: Vec<String> = ports.iter().map(|p| p.display_name().to_owned()).collect();
+        let kinds: Vec<PortKind> =
+            ports.iter().map(|p| p.kind().map_err(ConfigError::Invalid)).collect::<Result<_, _>>()?;
+        let port_idx = |name: &str| port_names.iter().position(|n| n == name);
+
+        // Port filters: compiled for where they run.
+        let mut kernel_filters = Vec::with_capacity(ports.len());
+        let mut pcap_filters = Vec::with_capacity(ports.len());
+        for (p, kind) in ports.iter().zip(&kinds) {
+            match (kind, &p.filter) {
+                (PortKind::AfPacket(iface), Some(expr)) => {
+                    if sys::if_index(iface).is_none() {
+                        return Err(EngineError::Port {
+                            port: p.display_name().into(),
+                            source: RingError::NoSuchInterface(iface.clone()),
+                        });
+                    }
+                    kernel_filters.push(Some(compile_expression(expr, CompileTarget::Kernel { iface })?));
+                    pcap_filters.push(None);
+                }
+                (PortKind::Pcap(_), Some(expr)) => {
+                    kernel_filters.push(None);
+                    pcap_filters.push(Some(PcapFilter::new(expr)?));
+                }
+                _ => {
+                    kernel_filters.push(None);
+                    pcap_filters.push(None);
+                }
+            }
+        }
+
+        // Consumers: filters, subscriptions, outputs, channels.
+        let rx_ports: Vec<usize> = (0..ports.len()).filter(|&i| ports[i].rx).collect();
+        let mut consumer_filters = Vec::new();
+        let mut metas = Vec::new();
+        let mut sink_tasks = Vec::new();
+        let mut channels: Vec<Vec<Option<Arc<Channel>>>> = vec![Vec::new(); nworkers];
+        let producers_done = Arc::new(AtomicBool::new(false));
+        let limit_hit = Arc::new(AtomicBool::new(false));
+        for c in &config.consumers {
+            consumer_filters.push(c.filter.as_deref().map(PcapFilter::new).transpose()?);
+            let subscribed: Vec<usize> = if c.ports.is_empty() {
+                rx_ports.clone()
+            } else {
+                c.ports.iter().filter_map(|n| port_idx(n)).collect()
+            };
+            let mut sink_cells = None;
+            if c.kind.is_queued() {
+                let output = match c.kind {
+                    ConsumerKind::Pcap => {
+                        let path = c.path.clone().expect("validated: pcap consumers have a path");
+                        SinkOutput::Pcap(PcapOutput::create(
+                            path,
+                            c.snaplen,
+                            c.rotate_mb,
+                            c.split_by_worker.then_some(nworkers),
+                        )?)
+                    }
+                    _ => SinkOutput::Print { port_names: port_names.clone() },
+                };
+                let slot_cap = (c.snaplen as usize).min(2048);
+                let chans: Vec<Arc<Channel>> =
+                    (0..nworkers).map(|_| Arc::new(Channel::new(c.queue_depth, slot_cap))).collect();
+                for (w, ch) in chans.iter().enumerate() {
+                    channels[w].push(Some(ch.clone()));
+                }
+                let cells = Arc::new(Cells::default());
+                sink_cells = Some(cells.clone());
+                sink_tasks.push(SinkTask {
+                    name: c.name.clone(),
+                    output,
+                    channels: chans,
+                    counters: cells,
+                    producers_done: producers_done.clone(),
+                    limit: c.limit,
+                    limit_hit: limit_hit.clone(),
+                });
+            } else {
+                for ch in &mut channels {
+                    ch.push(None);
+                }
+            }
+            metas.push(ConsumerMeta { name: c.name.clone(), kind: c.kind, ports: subscribed, sink: sink_cells });
+        }
+        let forward_targets: Vec<usize> = config
+            .consumers
+            .iter()
+            .filter(|c| c.kind == ConsumerKind::Forward)
+            .filter_map(|c| c.to.as_deref().and_then(port_idx))
+            .collect();
+
+        // Rings and sources, per worker.
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut workers = Vec::with_capacity(nworkers);
+        let mut fanout_ids: Vec<Option<u16>> = vec![None; ports.len()];
+        let mut counters = Vec::new();
+        let mut exhausted = Vec::new();
+        let mut wakes = Vec::new();
+        let mut finite = true;
+        for (w, &core) in config.engine.workers.iter().enumerate() {
+            let mut sources = Vec::new();
+            let mut tx: Vec<Option<TxRing>> = (0..ports.len()).map(|_| None).collect();
+            for (i, (p, kind)) in ports.iter().zip(&kinds).enumerate() {
+                let port_err = |source| EngineError::Port { port: p.display_name().into(), source };
+                match kind {
+                    PortKind::AfPacket(iface) => {
+                        if p.rx {
+                            finite = false;
+                            let fanout = (nworkers > 1).then(|| {
+                                let mut flags = config.engine.fanout.kernel_mode();
+                                if config.engine.fanout_defrag {
+                                    flags |= sys::PACKET_FANOUT_FLAG_DEFRAG;
+                                }
+                                match fanout_ids[i] {
+                                    Some(id) => u32::from(id) | (flags << 16),
+                                    None => (flags | sys::PACKET_FANOUT_FLAG_UNIQUEID) << 16,
+                                }
+                            });
+                            let ring = RxRing::open(&RxRingOptions {
+                                iface,
+                                geometry: config.ring.rx_geometry(),
+                                promisc: p.promisc,
+                                filter: kernel_filters[i].as_ref().map(|f| f.instructions()),
+                                fanout,
+                            })
+                            .map_err(port_err)?;
+                            if fanout.is_some() && fanout_ids[i].is_none() {
+                                let id = ring
+                                    .fanout_id()
+                                    .map_err(|source| port_err(RingError::Sys { iface: iface.clone(), source }))?;
+                                fanout_ids[i] = Some(id);
+                            }
+                            if ring.geometry() != config.ring.rx_geometry() {
+                                tracing::warn!(
+                                    port = p.display_name(),
+                                    blocks = ring.geometry().block_count,
+                                    "RX ring shrunk"
+                                );
+                            }
+                            sources.push(Source::Ring { port: i, ring });
+                        }
+                        if forward_targets.contains(&i) {
+                            tx[i] = Some(
+                                TxRing::open(&TxRingOptions {
+                                    iface,
+                                    block_size: config.ring.tx_block_size,
+                                    block_count: config.ring.tx_block_count,
+                                    frame_size: config.ring.tx_frame_size,
+                                    pad_runts: true,
+                                    sndbuf: 16 << 20,
+                                })
+                                .map_err(port_err)?,
+                            );
+                        }
+                    }
+                    PortKind::Pcap(path) => {
+                        if p.rx && i % nworkers == w {
+                            sources.push(Source::Pcap {
+                                port: i,
+                                reader: PcapReader::open(path)?,
+                                filter: pcap_filters[i].clone(),
+                                pace: p.pace,
+                                clock: None,
+                                done: false,
+                            });
+                        }
+                    }
+                }
+            }
+            let mut subs = vec![Vec::new(); ports.len()];
+            for (ci, m) in metas.iter().enumerate() {
+                for &p in &m.ports {
+                    subs[p].push(ci);
+                }
+            }
+            let consumers = config
+                .consumers
+                .iter()
+                .enumerate()
+                .map(|(ci, c)| ConsumerInst {
+                    filter: consumer_filters[ci].clone().map(|f| Box::new(f) as Box<dyn Filter>),
+                    delivery: match c.kind {
+                        ConsumerKind::Counter => Delivery::Counter,
+                        ConsumerKind::Forward => Delivery::Forward {
+                            to_port: c.to.as_deref().and_then(port_idx).expect("validated: forward target exists"),
+                        },
+                        ConsumerKind::Pcap | ConsumerKind::Print => Delivery::Queued {
+                            channel: channels[w][ci].clone().expect("queued consumers have channels"),
+                            snaplen: c.snaplen as usize,
+                        },
+                    },
+                })
+                .collect();
+            let wc = Arc::new(WorkerCounters::new(core, ports.len(), config.consumers.len()));
+            counters.push(wc.clone());
+            let ex = Arc::new(AtomicBool::new(false));
+            exhausted.push(ex.clone());
+            let wake = sys::eventfd().map_err(|e| setup(error_chain(&e)))?;
+            let wake_dup = wake.try_clone().map_err(|e| setup(format!("dup eventfd: {e}")))?;
+            wakes.push(wake);
+            workers.push(Worker {
+                core,
+                sources,
+                dispatch: Dispatch {
+                    index: w as u16,
+                    consumers,
+                    subs,
+                    tx,
+                    ports: vec![[0; pc::N]; ports.len()],
+                    cons: vec![[0; cc::N]; config.consumers.len()],
+                },
+                counters: wc,
+                wait: config.engine.wait,
+                wake: wake_dup,
+                stop: stop.clone(),
+                exhausted: ex,
+                retire_timeout: Duration::from_millis(u64::from(config.ring.retire_timeout_ms)),
+            });
+        }
+
+        let mut sinks = Vec::new();
+        for t in sink_tasks {
+            let name = format!("rw-sink-{}", t.name);
+            sinks.push(
+                std::thread::Builder::new()
+                    .name(name)
+                    .spawn(move || run_sink(t))
+                    .map_err(|e| setup(format!("spawn consumer thread: {e}")))?,
+            );
+        }
+        let mut handles = Vec::new();
+        for (i, w) in workers.into_iter().enumerate() {
+            handles.push(
+                std::thread::Builder::new()
+                    .name(format!("rw-worker-{i}"))
+                    .spawn(move || w.run())
+                    .map_err(|e| setup(format!("spawn worker: {e}")))?,
+            );
+        }
+        tracing::info!(workers = nworkers, ports = ports.len(), consumers = metas.len(), "engine started");
+        Ok(Self {
+            port_is_afpacket: kinds.iter().map(|k| matches!(k, PortKind::AfPacket(_))).collect(),
+            port_names,
+            consumers: metas,
+            counters,
+            stop,
+            wakes,
+            workers: handles,
+            exhausted,
+            producers_done,
+            limit_hit,
+            sinks,
+            started: Instant::now(),
+            finite,
+        })
+    }
+
+    /// Whether the engine should be stopped now, and why.
+    #[must_use]
+    pub fn should_stop(&self) -> Option<StopReason> {
+        if self.limit_hit.load(Ordering::Relaxed) {
+            Some(StopReason::LimitReached)
+        } else if self.finite && self.exhausted.iter().all(|e| e.load(Ordering::Acquire)) {
+            Some(StopReason::SourcesExhausted)
+        } else if self.workers.iter().any(JoinHandle::is_finished) {
+            Some(StopReason::WorkerExited)
+        } else {
+            None
+        }
+    }
+
+    /// Current counters (queues not necessarily drained).
+    #[must_use]
+    pub fn snapshot(&self) -> Snapshot {
+        self.snapshot_with(false)
+    }
+
+    fn snapshot_with(&self, drained: bool) -> Snapshot {
+        let mut ports: Vec<PortSnap> =
+            self.port_names.iter().map(|n| PortSnap { name: n.clone(), ..Default::default() }).collect();
+        let mut workers = Vec::new();
+        let mut consumers: Vec<ConsumerSnap> = self
+            .consumers
+            .iter()
+            .map(|m| ConsumerSnap { name: m.name.clone(), kind: kind_name(m.kind).into(), ..Default::default() })
+            .collect();
+        for (w, wc) in self.counters.iter().enumerate() {
+            let mut ws = WorkerSnap { index: w, core: wc.core, ..Default::default() };
+            for (p, cells) in wc.ports.iter().enumerate() {
+                let v = cells.load();
+                let s = &mut ports[p];
+                s.received += v[pc::RECEIVED];
+                s.bytes += v[pc::BYTES];
+                s.vlan_restored += v[pc::VLAN_RESTORED];
+                s.filtered += v[pc::FILTERED];
+                s.kernel_packets += v[pc::KERNEL_PACKETS];
+                s.kernel_drops += v[pc::KERNEL_DROPS];
+                s.kernel_freezes += v[pc::KERNEL_FREEZES];
+                ws.received += v[pc::RECEIVED];
+                ws.bytes += v[pc::BYTES];
+                ws.kernel_drops += v[pc::KERNEL_DROPS];
+            }
+            for (c, cells) in wc.consumers.iter().enumerate() {
+                let v = cells.load();
+                let s = &mut consumers[c];
+                s.seen += v[cc::SEEN];
+                s.passed += v[cc::PASSED];
+                s.filtered += v[cc::FILTERED];
+                s.delivered += v[cc::DELIVERED];
+                s.queue_dropped += v[cc::QUEUE_DROPPED];
+                s.per_worker.push(v[cc::DELIVERED]);
+            }
+            workers.push(ws);
+        }
+        for (s, m) in consumers.iter_mut().zip(&self.consumers) {
+            if let Some(cells) = &m.sink {
+                let v = cells.load();
+                s.written = v[sink::WRITTEN];
+                s.written_bytes = v[sink::BYTES];
+                s.over_limit = v[sink::OVER_LIMIT];
+                s.write_errors = v[sink::WRITE_ERRORS];
+            }
+        }
+        Snapshot { elapsed_s: self.started.elapsed().as_secs_f64(), ports, workers, consumers, drained }
+    }
+
+    /// Frames each consumer should have seen: the frames its ports passed on.
+    #[must_use]
+    pub fn expected_seen(&self, snap: &Snapshot) -> Vec<u64> {
+        self.consumers
+            .iter()
+            .map(|m| m.ports.iter().map(|&p| snap.ports[p].received - snap.ports[p].filtered).sum())
+            .collect()
+    }
+
+    /// Frames each afpacket port's kernel accepted that were never read
+    /// (still in the ring when it closed).
+    #[must_use]
+    pub fn unread_at_close(&self, snap: &Snapshot) -> Vec<(String, u64)> {
+        snap.ports
+            .iter()
+            .zip(&self.port_is_afpacket)
+            .filter(|(_, a)| **a)
+            .map(|(p, _)| (p.name.clone(), p.kernel_packets.saturating_sub(p.kernel_drops + p.received)))
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+
+    /// Stop: workers drain their rings and exit, consumers drain their
+    /// queues and flush their files, and the final counters are taken.
+    #[must_use]
+    pub fn stop(mut self) -> Report {
+        self.signal_stop();
+        let mut errors = Vec::new();
+        for (i, h) in std::mem::take(&mut self.workers).into_iter().enumerate() {
+            match h.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => errors.push(format!("worker {i}: {e}")),
+                Err(_) => errors.push(format!("worker {i} panicked")),
+            }
+        }
+        self.producers_done.store(true, Ordering::Release);
+        let mut files = Vec::new();
+        for h in std::mem::take(&mut self.sinks) {
+            match h.join() {
+                Ok(Ok(f)) => files.extend(f),
+                Ok(Err(e)) => errors.push(e),
+                Err(_) => errors.push("a consumer thread panicked".into()),
+            }
+        }
+        let snapshot = self.snapshot_with(true);
+        let unreconciled = snapshot.reconcile(&self.expected_seen(&snapshot));
+        Report { snapshot, errors, files, unreconciled }
+    }
+
+    fn signal_stop(&self) {
+        self.stop.store(true, Ordering::Release);
+        for w in &self.wakes {
+            sys::eventfd_signal(w.as_raw_fd());
+        }
+    }
+}
+
+impl Drop for Engine {
+    /// An engine dropped without [`Engine::stop`] still stops its threads
+    /// (they finish on their own; queued consumers flush once workers exit).
+    fn drop(&mut self) {
+        self.signal_stop();
+        for h in std::mem::take(&mut self.workers) {
+            let _ = h.join();
+        }
+        self.producers_done.store(true, Ordering::Release);
+        for h in std::mem::take(&mut self.sinks) {
+            let _ = h.join();
+        }
+    }
+}
+
+fn kind_name(k: ConsumerKind) -> &'static str {
+    match k {
+        ConsumerKind::Counter => "counter",
+        ConsumerKind::Forward => "forward",
+        ConsumerKind::Pcap => "pcap",
+        ConsumerKind::Print => "print",
+    }
+}

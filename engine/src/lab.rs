@@ -1,0 +1,151 @@
+//! A throw-away network lab: network namespaces joined by veth pairs, made
+//! with iproute2 and removed on drop (also when a test fails).
+//!
+//! Names are unique per process and call, so labs never collide with each
+//! other or with interfaces this process did not create. IPv6 is disabled in
+//! the namespaces so the kernel adds no traffic of its own (router
+//! solicitations, MLD reports) to what a test counts.
+
+use std::{
+    fs::File,
+    os::fd::AsRawFd,
+    process::Command,
+    sync::atomic::{AtomicU32, Ordering},
+};
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// Lab errors.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LabError {
+    /// An `ip` / `sysctl` command failed.
+    #[error("`{command}` failed: {stderr}")]
+    Command {
+        /// The command line.
+        command: String,
+        /// What it printed.
+        stderr: String,
+    },
+    /// Entering a namespace failed.
+    #[error("entering network namespace `{ns}`")]
+    Setns {
+        /// The namespace.
+        ns: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Run a command, turning a failure into a [`LabError`].
+///
+/// # Errors
+/// The command line and its stderr.
+pub fn run(cmd: &[&str]) -> Result<String, LabError> {
+    let out = Command::new(cmd[0])
+        .args(&cmd[1..])
+        .output()
+        .map_err(|e| LabError::Command { command: cmd.join(" "), stderr: e.to_string() })?;
+    if !out.status.success() {
+        return Err(LabError::Command {
+            command: cmd.join(" "),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// A set of namespaces and veth pairs, deleted on drop.
+#[derive(Debug)]
+pub struct Lab {
+    tag: String,
+    namespaces: Vec<String>,
+}
+
+impl Lab {
+    /// An empty lab whose names start with `prefix` (a few letters).
+    #[must_use]
+    pub fn new(prefix: &str) -> Self {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let tag = format!("{prefix}{}x{n}", std::process::id() % 100_000);
+        Self { tag, namespaces: Vec::new() }
+    }
+
+    /// Create a namespace named after the lab; returns its name.
+    ///
+    /// # Errors
+    /// The failed command.
+    pub fn namespace(&mut self, name: &str) -> Result<String, LabError> {
+        let ns = format!("{}-{name}", self.tag);
+        run(&["ip", "netns", "add", &ns])?;
+        self.namespaces.push(ns.clone());
+        run(&[
+            "ip",
+            "netns",
+            "exec",
+            &ns,
+            "sysctl",
+            "-qw",
+            "net.ipv6.conf.all.disable_ipv6=1",
+            "net.ipv6.conf.default.disable_ipv6=1",
+        ])?;
+        run(&["ip", "-n", &ns, "link", "set", "lo", "up"])?;
+        Ok(ns)
+    }
+
+    /// A veth pair with one end in each namespace, both up; returns the
+    /// interface names (at most 15 characters).
+    ///
+    /// # Errors
+    /// The failed command.
+    pub fn veth(&mut self, ns_a: &str, ns_b: &str) -> Result<(String, String), LabError> {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let base = format!("rw{}{n}", std::process::id() % 100_000);
+        let (a, b) = (format!("{base}a"), format!("{base}b"));
+        run(&["ip", "link", "add", &a, "netns", ns_a, "type", "veth", "peer", "name", &b, "netns", ns_b])?;
+        run(&["ip", "-n", ns_a, "link", "set", &a, "up"])?;
+        run(&["ip", "-n", ns_b, "link", "set", &b, "up"])?;
+        Ok((a, b))
+    }
+
+    /// Run `f` with this thread inside namespace `ns`; threads spawned by `f`
+    /// stay there (a socket belongs to the namespace it was created in).
+    ///
+    /// # Errors
+    /// Entering or leaving the namespace failed.
+    pub fn within<T>(ns: &str, f: impl FnOnce() -> T) -> Result<T, LabError> {
+        let err = |source| LabError::Setns { ns: ns.to_owned(), source };
+        let home = File::open("/proc/thread-self/ns/net").map_err(err)?;
+        let target = File::open(format!("/var/run/netns/{ns}")).map_err(err)?;
+        setns(&target).map_err(err)?;
+        let out = f();
+        setns(&home).map_err(err)?;
+        Ok(out)
+    }
+
+    /// The lab's namespaces.
+    #[must_use]
+    pub fn namespaces(&self) -> &[String] {
+        &self.namespaces
+    }
+}
+
+fn setns(f: &File) -> std::io::Result<()> {
+    // SAFETY: `f` is an open namespace file; setns only changes this thread's namespace.
+    if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        // Deleting a namespace destroys the veth ends inside it.
+        for ns in self.namespaces.drain(..).rev() {
+            if let Err(e) = run(&["ip", "netns", "del", &ns]) {
+                eprintln!("ringwire lab: could not remove namespace {ns}: {e}");
+            }
+        }
+    }
+}

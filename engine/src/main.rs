@@ -1,0 +1,399 @@
+//! `ringwire`: run the engine from a config, capture like tcpdump, or run the demo lab.
+
+use std::{
+    io::Write as _,
+    path::{Path, PathBuf},
+    process::{Command, ExitCode, Stdio},
+    sync::{atomic::AtomicBool, Arc},
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context as _, Result};
+use clap::{Parser, Subcommand};
+use ringwire_engine::{
+    config::{ConsumerConfig, ConsumerKind, FanoutMode, PortConfig, WaitMode},
+    engine::{Report, StopReason},
+    lab::Lab,
+    stats::Snapshot,
+    sys, Config, Engine,
+};
+
+/// ringwire: a userspace packet engine on AF_PACKET rings.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+    /// Log filter (tracing syntax, e.g. `info` or `ringwire_engine=debug`); RUST_LOG also works.
+    #[arg(long, global = true)]
+    log: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the engine from a TOML config until SIGINT/SIGTERM (or until its pcap sources end).
+    Run {
+        /// The config file.
+        config: PathBuf,
+        /// Progress line every N ms on stderr (overrides engine.progress_ms).
+        #[arg(long)]
+        progress_ms: Option<u64>,
+    },
+    /// Capture like tcpdump: -i IFACE... or -r FILE..., -w OUT, -c COUNT, then a pcap-filter expression.
+    Capture(CaptureArgs),
+    /// A self-contained lab: two namespaces, a veth pair, ringwire-gen on one side, the engine on the other.
+    Demo(DemoArgs),
+}
+
+#[derive(clap::Args)]
+struct CaptureArgs {
+    /// Interface to capture on (repeatable).
+    #[arg(short = 'i', long = "interface")]
+    interfaces: Vec<String>,
+    /// pcap file to read instead (repeatable).
+    #[arg(short = 'r', long = "read")]
+    reads: Vec<PathBuf>,
+    /// Write frames to this pcap file instead of printing a line per frame.
+    #[arg(short = 'w', long = "write")]
+    write: Option<PathBuf>,
+    /// Stop after this many frames.
+    #[arg(short = 'c', long = "count")]
+    count: Option<u64>,
+    /// Cores for workers, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "0")]
+    workers: Vec<usize>,
+    /// Bytes kept per frame.
+    #[arg(short = 's', long, default_value_t = 262_144)]
+    snaplen: u32,
+    /// Do not put the interface in promiscuous mode.
+    #[arg(short = 'p', long = "no-promiscuous-mode")]
+    no_promisc: bool,
+    /// Fanout mode across workers.
+    #[arg(long, value_enum, default_value_t = FanoutMode::Hash)]
+    fanout: FanoutMode,
+    /// How workers wait.
+    #[arg(long, value_enum, default_value_t = WaitMode::IoUring)]
+    wait: WaitMode,
+    /// pcap-filter expression (as tcpdump takes it).
+    expression: Vec<String>,
+}
+
+#[derive(clap::Args)]
+struct DemoArgs {
+    /// Seconds of traffic.
+    #[arg(long, default_value_t = 8)]
+    duration: u64,
+    /// Frames per second offered by the generator.
+    #[arg(long, default_value_t = 200_000)]
+    rate: u64,
+    /// Directory for the pcap file (default: a new directory under /tmp).
+    #[arg(long)]
+    out_dir: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_level = match cli.cmd {
+        Cmd::Run { .. } => "info",
+        _ => "warn",
+    };
+    let filter = cli.log.clone().or_else(|| std::env::var("RUST_LOG").ok()).unwrap_or_else(|| default_level.into());
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let res = match cli.cmd {
+        Cmd::Run { config, progress_ms } => cmd_run(&config, progress_ms),
+        Cmd::Capture(a) => cmd_capture(a),
+        Cmd::Demo(a) => cmd_demo(&a),
+    };
+    match res {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("ringwire: error: {}", format!("{e:#}").replace('\n', " "));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Signals that end a run cleanly.
+fn stop_flag() -> Result<Arc<AtomicBool>> {
+    let flag = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, flag.clone()).context("installing signal handlers")?;
+    }
+    Ok(flag)
+}
+
+/// Run until a signal, a stop reason, or `extra()` says so; print progress.
+fn supervise(engine: Engine, progress_ms: u64, signals: &AtomicBool, mut extra: impl FnMut() -> bool) -> Report {
+    let mut last = (Instant::now(), engine.snapshot());
+    let mut next_progress = Instant::now() + Duration::from_millis(progress_ms.max(1));
+    loop {
+        if signals.load(std::sync::atomic::Ordering::Relaxed) {
+            tracing::info!("signal received; stopping");
+            break;
+        }
+        if let Some(r) = engine.should_stop() {
+            if r == StopReason::WorkerExited {
+                tracing::warn!("a worker exited; stopping");
+            }
+            break;
+        }
+        if extra() {
+            break;
+        }
+        if progress_ms > 0 && Instant::now() >= next_progress {
+            let snap = engine.snapshot();
+            eprintln!("{}", progress_line(&last.1, &snap, last.0.elapsed()));
+            last = (Instant::now(), snap);
+            next_progress += Duration::from_millis(progress_ms);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    engine.stop()
+}
+
+fn progress_line(prev: &Snapshot, now: &Snapshot, dt: Duration) -> String {
+    let rx = |s: &Snapshot| s.ports.iter().map(|p| p.received).sum::<u64>();
+    let bytes = |s: &Snapshot| s.ports.iter().map(|p| p.bytes).sum::<u64>();
+    let drops: u64 = now.ports.iter().map(|p| p.kernel_drops).sum();
+    let secs = dt.as_secs_f64().max(1e-6);
+    let pps = (rx(now) - rx(prev)) as f64 / secs;
+    let bps = (bytes(now) - bytes(prev)) as f64 * 8.0 / secs;
+    let mut line = format!(
+        "[{:6.1}s] rx {:>10} frames {:>9.1} kpps {:>7.3} Gbit/s  kernel drops {}",
+        now.elapsed_s,
+        rx(now),
+        pps / 1e3,
+        bps / 1e9,
+        drops
+    );
+    for c in &now.consumers {
+        line.push_str(&format!(" | {} {}", c.name, c.delivered));
+        if c.queue_dropped > 0 {
+            line.push_str(&format!(" (q-drop {})", c.queue_dropped));
+        }
+    }
+    line
+}
+
+/// Print the final report; returns the exit code.
+fn finish(report: &Report, engine_json: Option<&Path>, to_stderr: bool) -> Result<ExitCode> {
+    let mut text = report.snapshot.table();
+    if report.unreconciled.is_empty() {
+        text.push_str("accounting: all counters reconcile\n");
+    } else {
+        for u in &report.unreconciled {
+            text.push_str(&format!("accounting: MISMATCH {u}\n"));
+        }
+    }
+    for f in &report.files {
+        text.push_str(&format!("wrote {}\n", f.display()));
+    }
+    if to_stderr {
+        eprint!("{text}");
+    } else {
+        print!("{text}");
+        std::io::stdout().flush().ok();
+    }
+    if let Some(path) = engine_json {
+        let json = serde_json::to_string_pretty(&report.snapshot).context("serializing counters")?;
+        std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
+    }
+    for e in &report.errors {
+        eprintln!("ringwire: error: {e}");
+    }
+    Ok(if report.errors.is_empty() && report.unreconciled.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn cmd_run(path: &Path, progress_ms: Option<u64>) -> Result<ExitCode> {
+    let config = Config::load(path)?;
+    let signals = stop_flag()?;
+    let engine = Engine::start(&config)?;
+    let report = supervise(engine, progress_ms.unwrap_or(config.engine.progress_ms), &signals, || false);
+    finish(&report, config.engine.stats_json.as_deref(), false)
+}
+
+fn capture_config(a: &CaptureArgs) -> Result<Config> {
+    if a.interfaces.is_empty() == a.reads.is_empty() {
+        bail!("give either -i IFACE (one or more) or -r FILE (one or more)");
+    }
+    let expression = a.expression.join(" ");
+    let filter = (!expression.trim().is_empty()).then_some(expression);
+    let mut config = Config::default();
+    config.engine.workers.clone_from(&a.workers);
+    config.engine.fanout = a.fanout;
+    config.engine.wait = a.wait;
+    for i in &a.interfaces {
+        // On an interface, the expression runs in the kernel: unwanted frames never reach the ring.
+        config.ports.push(PortConfig {
+            name: Some(i.clone()),
+            uri: format!("afpacket:{i}"),
+            filter: filter.clone(),
+            promisc: !a.no_promisc,
+            pace: Default::default(),
+            rx: true,
+        });
+    }
+    for r in &a.reads {
+        config.ports.push(PortConfig {
+            name: Some(r.display().to_string()),
+            uri: format!("pcap:{}", r.display()),
+            filter: None,
+            promisc: false,
+            pace: Default::default(),
+            rx: true,
+        });
+    }
+    config.consumers.push(ConsumerConfig {
+        name: if a.write.is_some() { "write".into() } else { "print".into() },
+        kind: if a.write.is_some() { ConsumerKind::Pcap } else { ConsumerKind::Print },
+        ports: Vec::new(),
+        // From a file, the expression runs in userspace on the consumer.
+        filter: if a.reads.is_empty() { None } else { filter },
+        path: a.write.clone(),
+        snaplen: a.snaplen,
+        rotate_mb: 0,
+        split_by_worker: false,
+        queue_depth: 16_384,
+        to: None,
+        limit: a.count,
+    });
+    Ok(config)
+}
+
+fn cmd_capture(a: CaptureArgs) -> Result<ExitCode> {
+    let config = capture_config(&a)?;
+    let signals = stop_flag()?;
+    let engine = Engine::start(&config)?;
+    let report = supervise(engine, 0, &signals, || false);
+    let c = &report.snapshot.consumers[0];
+    let drops: u64 = report.snapshot.ports.iter().map(|p| p.kernel_drops).sum();
+    eprintln!(
+        "{} frames captured, {} received by filter, {} dropped by kernel, {} dropped on a full queue",
+        c.written, c.passed, drops, c.queue_dropped
+    );
+    if std::env::var_os("RINGWIRE_VERBOSE").is_some() {
+        eprint!("{}", report.snapshot.table());
+    }
+    for e in &report.errors {
+        eprintln!("ringwire: error: {e}");
+    }
+    for u in &report.unreconciled {
+        eprintln!("ringwire: accounting mismatch: {u}");
+    }
+    Ok(if report.errors.is_empty() && report.unreconciled.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn sibling_binary(name: &str) -> Result<PathBuf> {
+    let exe = std::env::current_exe().context("locating the ringwire binary")?;
+    let path = exe.with_file_name(name);
+    if !path.exists() {
+        bail!("{} not found next to {} (build the workspace: cargo build --release)", name, exe.display());
+    }
+    Ok(path)
+}
+
+fn cmd_demo(a: &DemoArgs) -> Result<ExitCode> {
+    if !sys::is_root() {
+        bail!("the demo creates network namespaces and needs root (try: sudo ringwire demo)");
+    }
+    let gen = sibling_binary("ringwire-gen")?;
+    let cores = core_affinity::get_core_ids().unwrap_or_default().len().max(1);
+    let workers: Vec<usize> = (0..cores.min(2)).collect();
+    let out_dir = match &a.out_dir {
+        Some(d) => d.clone(),
+        None => std::env::temp_dir().join(format!("ringwire-demo-{}", std::process::id())),
+    };
+    std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    let pcap = out_dir.join("demo.pcap");
+
+    let mut lab = Lab::new("rwdemo");
+    let ns_gen = lab.namespace("gen")?;
+    let ns_eng = lab.namespace("eng")?;
+    let (veth_gen, veth_eng) = lab.veth(&ns_gen, &ns_eng)?;
+    println!("lab: namespaces {ns_gen} and {ns_eng}, veth {veth_gen} <-> {veth_eng}");
+
+    let config = Config::parse(&format!(
+        r#"
+        [engine]
+        workers = {workers:?}
+        fanout = "hash"
+        wait = "io-uring"
+        [[ports]]
+        name = "lab"
+        uri = "afpacket:{veth_eng}"
+        [[consumers]]
+        name = "udp-pcap"
+        kind = "pcap"
+        path = "{}"
+        filter = "udp or (vlan and udp)"
+        [[consumers]]
+        name = "count-all"
+        kind = "counter"
+        "#,
+        pcap.display()
+    ))
+    .map_err(anyhow::Error::msg)?;
+    println!(
+        "engine: {} worker(s) on cores {workers:?}, hash fanout; consumers: pcap (udp) -> {}, counter (all)",
+        workers.len(),
+        pcap.display()
+    );
+    let engine = Lab::within(&ns_eng, || Engine::start(&config))??;
+
+    let signals = stop_flag()?;
+    println!(
+        "ringwire-gen: {} frames/s for {} s of mixed IPv4/IPv6 UDP/TCP, 1 in 8 flows 802.1Q-tagged, 60-1514 bytes",
+        a.rate, a.duration
+    );
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &ns_gen])
+        .arg(&gen)
+        .args([
+            "-i",
+            &veth_gen,
+            "--duration",
+            &a.duration.to_string(),
+            "--rate",
+            &a.rate.to_string(),
+            "--flows",
+            "64",
+            "--vlan-every",
+            "8",
+            "--json",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("starting ringwire-gen")?;
+    let mut gen_done: Option<std::process::ExitStatus> = None;
+    let mut quiet_since: Option<Instant> = None;
+    let report = supervise(engine, 1000, &signals, || {
+        if gen_done.is_none() {
+            gen_done = child.try_wait().ok().flatten();
+        }
+        // After the generator ends, give the last block time to retire.
+        gen_done.is_some() && quiet_since.get_or_insert_with(Instant::now).elapsed() > Duration::from_millis(300)
+    });
+    if gen_done.is_none() {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().context("waiting for ringwire-gen")?;
+    let gen_report: Option<serde_json::Value> = serde_json::from_slice(&out.stdout).ok();
+    println!();
+    let code = finish(&report, None, false)?;
+    if let Some(g) = gen_report {
+        let sent = g["sent"].as_u64().unwrap_or(0);
+        let received: u64 = report.snapshot.ports.iter().map(|p| p.received).sum();
+        let drops: u64 = report.snapshot.ports.iter().map(|p| p.kernel_drops).sum();
+        println!(
+            "generator sent {sent} frames; engine received {received}, kernel dropped {drops}, lost elsewhere {}",
+            sent.saturating_sub(received + drops)
+        );
+    }
+    println!("pcap file: {}  (open it with: tcpdump -nr {} | head)", pcap.display(), pcap.display());
+    drop(lab);
+    println!("lab removed");
+    Ok(code)
+}

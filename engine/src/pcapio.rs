@@ -1,0 +1,399 @@
+//! pcap files: a reader for replay sources and a writer with nanosecond
+//! timestamps, snaplen truncation, size rotation and per-worker split.
+//!
+//! Written here rather than taken from `pcap-file` 2.0 because that crate
+//! rejects records whose original length exceeds the file's snaplen — i.e.
+//! every capture made with `tcpdump -s N` — and because the writer sits on
+//! the pcap consumer's path where one buffered write per record is all we want.
+
+use std::{
+    fs::File,
+    io::{self, BufReader, BufWriter, Read, Write},
+    path::{Path, PathBuf},
+};
+
+const MAGIC_US: u32 = 0xa1b2_c3d4;
+const MAGIC_NS: u32 = 0xa1b2_3c4d;
+const MAGIC_PCAPNG: u32 = 0x0a0d_0d0a;
+/// `LINKTYPE_ETHERNET`.
+pub const LINKTYPE_ETHERNET: u32 = 1;
+/// Largest record libpcap reads (its `MAXIMUM_SNAPLEN`).
+pub const MAX_SNAPLEN: u32 = 262_144;
+
+/// pcap reading and writing errors.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PcapIoError {
+    /// The file could not be opened or created.
+    #[error("{path}: cannot open")]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// Not a pcap file.
+    #[error("{path}: not a pcap file (magic {magic:#010x}){hint}")]
+    NotPcap {
+        /// The file.
+        path: PathBuf,
+        /// The first four bytes.
+        magic: u32,
+        /// A hint (pcapng).
+        hint: &'static str,
+    },
+    /// A link type other than Ethernet.
+    #[error("{path}: link type {linktype} is not Ethernet (1)")]
+    Linktype {
+        /// The file.
+        path: PathBuf,
+        /// The file's link type.
+        linktype: u32,
+    },
+    /// The file ends inside a header or record.
+    #[error("{path}: truncated: record {record} is cut off at byte {offset}")]
+    Truncated {
+        /// The file.
+        path: PathBuf,
+        /// 1-based record number.
+        record: u64,
+        /// Byte offset where the file ends.
+        offset: u64,
+    },
+    /// A record header with impossible values.
+    #[error("{path}: corrupt record {record} at byte {offset}: {reason}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// 1-based record number.
+        record: u64,
+        /// Byte offset of the record header.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A read or write failed.
+    #[error("{path}: i/o error")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// One record read from a file.
+#[derive(Debug, Clone, Copy)]
+pub struct Record<'a> {
+    /// Timestamp, ns since the epoch.
+    pub ts_ns: u64,
+    /// Length on the wire.
+    pub orig_len: u32,
+    /// Captured bytes.
+    pub data: &'a [u8],
+}
+
+/// Reads an Ethernet pcap file (µs or ns, either byte order).
+#[derive(Debug)]
+pub struct PcapReader {
+    r: BufReader<File>,
+    path: PathBuf,
+    nanos: bool,
+    swapped: bool,
+    buf: Vec<u8>,
+    record: u64,
+    offset: u64,
+}
+
+impl PcapReader {
+    /// Open `path` and check its header.
+    ///
+    /// # Errors
+    /// [`PcapIoError`] naming the file and the problem.
+    pub fn open(path: &Path) -> Result<Self, PcapIoError> {
+        let f = File::open(path).map_err(|source| PcapIoError::Open { path: path.into(), source })?;
+        let mut r = BufReader::with_capacity(1 << 20, f);
+        let mut hdr = [0u8; 24];
+        match read_full(&mut r, &mut hdr) {
+            Ok(24) => {}
+            Ok(n) => return Err(PcapIoError::Truncated { path: path.into(), record: 0, offset: n as u64 }),
+            Err(source) => return Err(PcapIoError::Io { path: path.into(), source }),
+        }
+        let magic = u32::from_le_bytes(hdr[0..4].try_into().expect("4 bytes"));
+        let (nanos, swapped) = match magic {
+            MAGIC_US => (false, false),
+            MAGIC_NS => (true, false),
+            m if m.swap_bytes() == MAGIC_US => (false, true),
+            m if m.swap_bytes() == MAGIC_NS => (true, true),
+            MAGIC_PCAPNG => {
+                return Err(PcapIoError::NotPcap {
+                    path: path.into(),
+                    magic,
+                    hint: "; it is pcapng: convert it with `editcap -F pcap`",
+                })
+            }
+            _ => return Err(PcapIoError::NotPcap { path: path.into(), magic, hint: "" }),
+        };
+        let word = |b: &[u8]| {
+            let v = u32::from_le_bytes(b.try_into().expect("4 bytes"));
+            if swapped {
+                v.swap_bytes()
+            } else {
+                v
+            }
+        };
+        let linktype = word(&hdr[20..24]) & 0x0fff_ffff;
+        if linktype != LINKTYPE_ETHERNET {
+            return Err(PcapIoError::Linktype { path: path.into(), linktype });
+        }
+        Ok(Self { r, path: path.into(), nanos, swapped, buf: Vec::with_capacity(65536), record: 0, offset: 24 })
+    }
+
+    /// The next record, `Ok(None)` at a clean end of file.
+    ///
+    /// # Errors
+    /// [`PcapIoError::Truncated`] or [`PcapIoError::Corrupt`] with the record number.
+    pub fn next_record(&mut self) -> Result<Option<Record<'_>>, PcapIoError> {
+        let mut h = [0u8; 16];
+        self.record += 1;
+        let n = read_full(&mut self.r, &mut h).map_err(|source| PcapIoError::Io { path: self.path.clone(), source })?;
+        if n == 0 {
+            return Ok(None);
+        }
+        if n < 16 {
+            return Err(PcapIoError::Truncated {
+                path: self.path.clone(),
+                record: self.record,
+                offset: self.offset + n as u64,
+            });
+        }
+        let w = |i: usize| {
+            let v = u32::from_le_bytes(h[i..i + 4].try_into().expect("4 bytes"));
+            if self.swapped {
+                v.swap_bytes()
+            } else {
+                v
+            }
+        };
+        let (sec, frac, incl, orig) = (w(0), w(4), w(8), w(12));
+        let corrupt = |reason: String| PcapIoError::Corrupt {
+            path: self.path.clone(),
+            record: self.record,
+            offset: self.offset,
+            reason,
+        };
+        if incl > MAX_SNAPLEN {
+            return Err(corrupt(format!("captured length {incl} exceeds {MAX_SNAPLEN}")));
+        }
+        if incl > orig {
+            return Err(corrupt(format!("captured length {incl} exceeds original length {orig}")));
+        }
+        let nsec = if self.nanos { frac } else { frac.saturating_mul(1000) };
+        if nsec >= 1_000_000_000 {
+            return Err(corrupt(format!("sub-second timestamp {frac} out of range")));
+        }
+        self.buf.resize(incl as usize, 0);
+        let got = read_full(&mut self.r, &mut self.buf)
+            .map_err(|source| PcapIoError::Io { path: self.path.clone(), source })?;
+        if got < incl as usize {
+            return Err(PcapIoError::Truncated {
+                path: self.path.clone(),
+                record: self.record,
+                offset: self.offset + 16 + got as u64,
+            });
+        }
+        self.offset += 16 + u64::from(incl);
+        Ok(Some(Record { ts_ns: u64::from(sec) * 1_000_000_000 + u64::from(nsec), orig_len: orig, data: &self.buf }))
+    }
+
+    /// The file's path.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// Writes a nanosecond-resolution Ethernet pcap file.
+#[derive(Debug)]
+pub struct PcapWriter {
+    w: BufWriter<File>,
+    path: PathBuf,
+    snaplen: u32,
+    bytes: u64,
+}
+
+impl PcapWriter {
+    /// Create (truncate) `path` and write the file header.
+    ///
+    /// # Errors
+    /// [`PcapIoError::Open`] / [`PcapIoError::Io`] naming the file.
+    pub fn create(path: &Path, snaplen: u32) -> Result<Self, PcapIoError> {
+        let f = File::create(path).map_err(|source| PcapIoError::Open { path: path.into(), source })?;
+        let mut w = BufWriter::with_capacity(1 << 20, f);
+        let snaplen = snaplen.min(MAX_SNAPLEN);
+        let mut hdr = [0u8; 24];
+        hdr[0..4].copy_from_slice(&MAGIC_NS.to_le_bytes());
+        hdr[4..6].copy_from_slice(&2u16.to_le_bytes());
+        hdr[6..8].copy_from_slice(&4u16.to_le_bytes());
+        hdr[16..20].copy_from_slice(&snaplen.to_le_bytes());
+        hdr[20..24].copy_from_slice(&LINKTYPE_ETHERNET.to_le_bytes());
+        w.write_all(&hdr).map_err(|source| PcapIoError::Io { path: path.into(), source })?;
+        Ok(Self { w, path: path.into(), snaplen, bytes: 24 })
+    }
+
+    /// Append one record, truncated to the snaplen.
+    ///
+    /// # Errors
+    /// The write failure, naming the file.
+    #[inline]
+    pub fn write(&mut self, ts_ns: u64, orig_len: u32, data: &[u8]) -> Result<(), PcapIoError> {
+        let incl = data.len().min(self.snaplen as usize);
+        let mut h = [0u8; 16];
+        h[0..4].copy_from_slice(&((ts_ns / 1_000_000_000) as u32).to_le_bytes());
+        h[4..8].copy_from_slice(&((ts_ns % 1_000_000_000) as u32).to_le_bytes());
+        h[8..12].copy_from_slice(&(incl as u32).to_le_bytes());
+        h[12..16].copy_from_slice(&orig_len.max(incl as u32).to_le_bytes());
+        self.w
+            .write_all(&h)
+            .and_then(|()| self.w.write_all(&data[..incl]))
+            .map_err(|source| PcapIoError::Io { path: self.path.clone(), source })?;
+        self.bytes += 16 + incl as u64;
+        Ok(())
+    }
+
+    /// Bytes in the file so far.
+    #[must_use]
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Flush buffered records to the file.
+    ///
+    /// # Errors
+    /// The write failure, naming the file.
+    pub fn flush(&mut self) -> Result<(), PcapIoError> {
+        self.w.flush().map_err(|source| PcapIoError::Io { path: self.path.clone(), source })
+    }
+
+    /// The file's path.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// The name of a pcap output file: `base` itself for the first file of an
+/// unsplit output; `stem.wN.ext` per worker; `stem[.wN].K.ext` after the K-th rotation.
+#[must_use]
+pub fn output_name(base: &Path, worker: Option<usize>, rotation: u32) -> PathBuf {
+    if worker.is_none() && rotation == 0 {
+        return base.to_path_buf();
+    }
+    let stem = base.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let ext = base.extension().map(|e| e.to_string_lossy().into_owned()).unwrap_or_else(|| "pcap".into());
+    let mut name = stem;
+    if let Some(w) = worker {
+        name.push_str(&format!(".w{w}"));
+    }
+    if rotation > 0 {
+        name.push_str(&format!(".{rotation}"));
+    }
+    name.push('.');
+    name.push_str(&ext);
+    base.with_file_name(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_with_truncation() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.pcap");
+        let mut w = PcapWriter::create(&p, 100).unwrap();
+        w.write(1_500_000_000_123_456_789, 60, &[1u8; 60]).unwrap();
+        w.write(1_500_000_001_000_000_001, 1514, &[2u8; 1514]).unwrap();
+        w.flush().unwrap();
+        let mut r = PcapReader::open(&p).unwrap();
+        let a = r.next_record().unwrap().unwrap();
+        assert_eq!((a.ts_ns, a.orig_len, a.data.len()), (1_500_000_000_123_456_789, 60, 60));
+        let b = r.next_record().unwrap().unwrap();
+        assert_eq!((b.ts_ns, b.orig_len, b.data.len()), (1_500_000_001_000_000_001, 1514, 100));
+        assert!(r.next_record().unwrap().is_none());
+    }
+
+    #[test]
+    fn truncated_and_corrupt_files_are_named_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.pcap");
+        let mut w = PcapWriter::create(&p, 65535).unwrap();
+        w.write(1, 100, &[0u8; 100]).unwrap();
+        w.write(2, 100, &[0u8; 100]).unwrap();
+        w.flush().unwrap();
+        drop(w);
+        let full = std::fs::read(&p).unwrap();
+        std::fs::write(&p, &full[..full.len() - 10]).unwrap();
+        let mut r = PcapReader::open(&p).unwrap();
+        assert!(r.next_record().unwrap().is_some());
+        let e = r.next_record().unwrap_err();
+        assert!(matches!(e, PcapIoError::Truncated { record: 2, .. }), "{e}");
+
+        let mut bad = full.clone();
+        bad[24 + 8..24 + 12].copy_from_slice(&u32::MAX.to_le_bytes());
+        std::fs::write(&p, &bad).unwrap();
+        let e = PcapReader::open(&p).unwrap().next_record().unwrap_err();
+        assert!(matches!(e, PcapIoError::Corrupt { record: 1, .. }), "{e}");
+
+        std::fs::write(&p, b"hello world, not a pcap file").unwrap();
+        assert!(matches!(PcapReader::open(&p).unwrap_err(), PcapIoError::NotPcap { .. }));
+        std::fs::write(&p, b"abc").unwrap();
+        assert!(matches!(PcapReader::open(&p).unwrap_err(), PcapIoError::Truncated { .. }));
+    }
+
+    #[test]
+    fn reads_microsecond_big_endian_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("be.pcap");
+        let mut f = Vec::new();
+        f.extend_from_slice(&MAGIC_US.to_be_bytes());
+        f.extend_from_slice(&2u16.to_be_bytes());
+        f.extend_from_slice(&4u16.to_be_bytes());
+        f.extend_from_slice(&[0u8; 8]);
+        f.extend_from_slice(&65535u32.to_be_bytes());
+        f.extend_from_slice(&1u32.to_be_bytes());
+        for v in [3u32, 250_000, 4, 4] {
+            f.extend_from_slice(&v.to_be_bytes());
+        }
+        f.extend_from_slice(&[9, 9, 9, 9]);
+        std::fs::write(&p, &f).unwrap();
+        let mut r = PcapReader::open(&p).unwrap();
+        let rec = r.next_record().unwrap().unwrap();
+        assert_eq!(rec.ts_ns, 3_250_000_000);
+        assert_eq!(rec.data, &[9, 9, 9, 9]);
+    }
+
+    #[test]
+    fn output_names() {
+        let b = Path::new("/x/cap.pcap");
+        assert_eq!(output_name(b, None, 0), Path::new("/x/cap.pcap"));
+        assert_eq!(output_name(b, Some(1), 0), Path::new("/x/cap.w1.pcap"));
+        assert_eq!(output_name(b, None, 2), Path::new("/x/cap.2.pcap"));
+        assert_eq!(output_name(b, Some(0), 3), Path::new("/x/cap.w0.3.pcap"));
+    }
+}

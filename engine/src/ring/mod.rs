@@ -1,0 +1,51 @@
+//! AF_PACKET PACKET_MMAP rings: a TPACKET_V3 receive ring and a TPACKET_V2
+//! transmit ring.
+//!
+//! ```text
+//!  RxRing::open ── socket ─ version ─ reserve ─ filter ─ RX_RING ─ mmap ─ bind ─ fanout
+//!  RxRing::next_block() -> Block<'_>   (block owned by us: TP_STATUS_USER, Acquire)
+//!      Block::frames() -> Frame<'_>     (read in place; VLAN tag written back in place)
+//!  drop(Block)                          (TP_STATUS_KERNEL, Release: the kernel may refill it)
+//! ```
+//!
+//! The ring knows nothing of filters, threads or queues. `&mut self` on
+//! `next_block` means one outstanding block per ring; a frame that must
+//! outlive its block is copied by the caller.
+
+mod rx;
+mod tx;
+
+pub use rx::{Block, BlockRing, Frame, FrameIter, RingGeometry, RxRing, RxRingOptions};
+pub use tx::{TxRing, TxRingOptions, MIN_FRAME};
+
+/// Ring errors.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RingError {
+    /// The interface does not exist (in this network namespace).
+    #[error("no such interface `{0}`")]
+    NoSuchInterface(String),
+    /// A socket call failed.
+    #[error("interface `{iface}`")]
+    Sys {
+        /// The interface being set up.
+        iface: String,
+        /// The failed call.
+        #[source]
+        source: crate::sys::SyscallError,
+    },
+    /// The requested geometry is not one the kernel accepts.
+    #[error("ring geometry: {0}")]
+    Geometry(String),
+    /// Mapping the ring failed.
+    #[error("interface `{iface}`: mmap of a {bytes}-byte ring failed")]
+    Mmap {
+        /// The interface.
+        iface: String,
+        /// Ring size in bytes.
+        bytes: usize,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}

@@ -1,0 +1,560 @@
+//! The TPACKET_V3 receive ring.
+
+use std::{
+    marker::PhantomData,
+    os::fd::{AsRawFd, OwnedFd, RawFd},
+    ptr::NonNull,
+    sync::atomic::{AtomicU32, Ordering},
+};
+
+use memmap2::{MmapOptions, MmapRaw};
+
+use super::RingError;
+use crate::sys::{self, block_desc, Tpacket3Hdr, TpacketReq3, TpacketStatsV3};
+
+/// Size of `struct tpacket3_hdr`: a frame's data must start past it to leave
+/// room for re-inserting a VLAN tag in front of the MAC header.
+const HDR_LEN: usize = std::mem::size_of::<Tpacket3Hdr>();
+const VLAN_LEN: usize = 4;
+
+/// Ring geometry for a TPACKET_V3 RX ring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RingGeometry {
+    /// Bytes per block: a power of two, a multiple of the page size.
+    pub block_size: u32,
+    /// Number of blocks.
+    pub block_count: u32,
+    /// Nominal frame size (TPACKET_ALIGNMENT multiple); V3 packs frames densely.
+    pub frame_size: u32,
+    /// Milliseconds after which the kernel retires a partly filled block.
+    pub retire_timeout_ms: u32,
+}
+
+impl RingGeometry {
+    /// Check the geometry against the kernel's rules.
+    ///
+    /// # Errors
+    /// A message naming the first rule broken.
+    pub fn validate(&self) -> Result<(), String> {
+        // SAFETY: sysconf has no preconditions.
+        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+        let bs = self.block_size as usize;
+        if !bs.is_power_of_two() || bs < page {
+            return Err(format!("block_size {bs} must be a power of two and at least the page size ({page})"));
+        }
+        if self.frame_size < 64 || self.frame_size % 16 != 0 || self.frame_size > self.block_size {
+            return Err(format!("frame_size {} must be a multiple of 16 between 64 and block_size", self.frame_size));
+        }
+        if self.block_count == 0 {
+            return Err("block_count must be at least 1".into());
+        }
+        if self.retire_timeout_ms == 0 {
+            return Err("retire_timeout_ms must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    fn bytes(&self) -> usize {
+        self.block_size as usize * self.block_count as usize
+    }
+}
+
+/// How to open an RX ring.
+#[derive(Debug, Clone)]
+pub struct RxRingOptions<'a> {
+    /// Interface to capture on.
+    pub iface: &'a str,
+    /// Requested geometry (shrunk on ENOMEM).
+    pub geometry: RingGeometry,
+    /// Put the interface in promiscuous mode while open.
+    pub promisc: bool,
+    /// Classic BPF program attached before bind, if any.
+    pub filter: Option<&'a [ringwire_filters::Insn]>,
+    /// `PACKET_FANOUT` argument (group id | mode << 16), if joining a group.
+    pub fanout: Option<u32>,
+}
+
+/// A TPACKET_V3 RX ring on a packet socket.
+///
+/// Field order fixes teardown: the walker (raw pointers into the map), then
+/// the map, then the socket.
+pub struct RxRing {
+    walker: BlockRing,
+    _map: MmapRaw,
+    fd: OwnedFd,
+    geometry: RingGeometry,
+}
+
+// SAFETY: the ring exclusively owns its socket and mapping; the raw pointers
+// in `walker` point into that mapping, which moves with it. Nothing is shared
+// with another thread.
+unsafe impl Send for RxRing {}
+
+impl RxRing {
+    /// Open a ring: socket → version → reserve → filter → RX_RING (shrinking
+    /// on ENOMEM) → mmap → bind → fanout → promisc.
+    ///
+    /// # Errors
+    /// [`RingError`] naming the interface and the failed step.
+    pub fn open(opts: &RxRingOptions<'_>) -> Result<Self, RingError> {
+        let iface = opts.iface;
+        let sys_err = |source| RingError::Sys { iface: iface.to_owned(), source };
+        opts.geometry.validate().map_err(RingError::Geometry)?;
+        let ifindex = sys::if_index(iface).ok_or_else(|| RingError::NoSuchInterface(iface.to_owned()))?;
+        let fd = sys::packet_socket().map_err(sys_err)?;
+        sys::setsockopt(&fd, sys::SOL_PACKET, sys::PACKET_VERSION, &sys::TPACKET_V3, "setsockopt(PACKET_VERSION)")
+            .map_err(sys_err)?;
+        // Headroom in front of the MAC header for putting a stripped VLAN tag back.
+        sys::setsockopt(&fd, sys::SOL_PACKET, sys::PACKET_RESERVE, &(VLAN_LEN as u32), "setsockopt(PACKET_RESERVE)")
+            .map_err(sys_err)?;
+        if let Some(insns) = opts.filter {
+            sys::attach_filter(&fd, insns).map_err(sys_err)?;
+        }
+        let one: libc::c_int = 1;
+        // Do not see our own transmissions (forwarding, generators in the same namespace).
+        sys::setsockopt(&fd, sys::SOL_PACKET, sys::PACKET_IGNORE_OUTGOING, &one, "setsockopt(PACKET_IGNORE_OUTGOING)")
+            .map_err(sys_err)?;
+
+        let mut geometry = opts.geometry;
+        loop {
+            let req = TpacketReq3 {
+                tp_block_size: geometry.block_size,
+                tp_block_nr: geometry.block_count,
+                tp_frame_size: geometry.frame_size,
+                tp_frame_nr: (geometry.block_size / geometry.frame_size) * geometry.block_count,
+                tp_retire_blk_tov: geometry.retire_timeout_ms,
+                tp_sizeof_priv: 0,
+                tp_feature_req_word: sys::TP_FT_REQ_FILL_RXHASH,
+            };
+            match sys::setsockopt(&fd, sys::SOL_PACKET, sys::PACKET_RX_RING, &req, "setsockopt(PACKET_RX_RING)") {
+                Ok(()) => break,
+                Err(e) if e.io_error.raw_os_error() == Some(libc::ENOMEM) && geometry.block_count > 2 => {
+                    let smaller = geometry.block_count / 2;
+                    tracing::warn!(
+                        iface,
+                        from_blocks = geometry.block_count,
+                        to_blocks = smaller,
+                        block_size = geometry.block_size,
+                        "not enough memory for the RX ring; shrinking it"
+                    );
+                    geometry.block_count = smaller;
+                }
+                Err(e) => return Err(sys_err(e)),
+            }
+        }
+        let bytes = geometry.bytes();
+        let map = MmapOptions::new()
+            .len(bytes)
+            .populate()
+            .map_raw(fd.as_raw_fd())
+            .map_err(|source| RingError::Mmap { iface: iface.to_owned(), bytes, source })?;
+        sys::bind(&fd, ifindex, sys::ETH_P_ALL).map_err(sys_err)?;
+        if let Some(arg) = opts.fanout {
+            sys::setsockopt(&fd, sys::SOL_PACKET, sys::PACKET_FANOUT, &arg, "setsockopt(PACKET_FANOUT)")
+                .map_err(sys_err)?;
+        }
+        if opts.promisc {
+            sys::add_promisc(&fd, ifindex).map_err(sys_err)?;
+        }
+        let base = NonNull::new(map.as_mut_ptr()).expect("mmap never returns null on success");
+        // SAFETY: `base` maps `block_count` blocks of `block_size` bytes shared
+        // with the kernel, and the mapping lives as long as `walker` (same struct,
+        // dropped after it).
+        let walker = unsafe { BlockRing::new(base, geometry.block_size as usize, geometry.block_count as usize) };
+        Ok(Self { walker, _map: map, fd, geometry })
+    }
+
+    /// The next block the kernel has retired to us, if any.
+    pub fn next_block(&mut self) -> Option<Block<'_>> {
+        self.walker.next_block()
+    }
+
+    /// The geometry in force (after any ENOMEM shrinking).
+    #[must_use]
+    pub fn geometry(&self) -> RingGeometry {
+        self.geometry
+    }
+
+    /// The socket's fd (for polling).
+    #[must_use]
+    pub fn raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// The group id this socket's fanout group got (after joining).
+    ///
+    /// # Errors
+    /// The getsockopt failure.
+    pub fn fanout_id(&self) -> Result<u16, sys::SyscallError> {
+        let v: u32 = sys::getsockopt(&self.fd, sys::SOL_PACKET, sys::PACKET_FANOUT, "getsockopt(PACKET_FANOUT)")?;
+        Ok((v & 0xffff) as u16)
+    }
+
+    /// Join a fanout group after opening (used by the first member of a
+    /// `UNIQUEID` group, whose id the kernel picks).
+    ///
+    /// # Errors
+    /// The setsockopt failure.
+    pub fn join_fanout(&self, arg: u32) -> Result<(), sys::SyscallError> {
+        sys::setsockopt(&self.fd, sys::SOL_PACKET, sys::PACKET_FANOUT, &arg, "setsockopt(PACKET_FANOUT)")
+    }
+
+    /// Kernel counters since the previous call: (packets, drops, freezes).
+    /// The kernel resets them on every read; the caller accumulates.
+    ///
+    /// # Errors
+    /// The getsockopt failure.
+    pub fn take_kernel_stats(&self) -> Result<(u64, u64, u64), sys::SyscallError> {
+        let s: TpacketStatsV3 =
+            sys::getsockopt(&self.fd, sys::SOL_PACKET, sys::PACKET_STATISTICS, "getsockopt(PACKET_STATISTICS)")?;
+        Ok((u64::from(s.tp_packets), u64::from(s.tp_drops), u64::from(s.tp_freeze_q_cnt)))
+    }
+}
+
+/// Walks the blocks of a V3 ring in memory shared with a producer (the kernel,
+/// or a test playing it). Knows nothing of sockets.
+pub struct BlockRing {
+    base: NonNull<u8>,
+    block_size: usize,
+    block_count: usize,
+    next: usize,
+    last_seq: Option<u64>,
+}
+
+impl BlockRing {
+    /// Wrap `block_count` blocks of `block_size` bytes at `base`.
+    ///
+    /// # Safety
+    /// `base` must point to `block_size * block_count` bytes, 8-byte aligned,
+    /// readable and writable, valid for the life of the `BlockRing`, whose
+    /// blocks follow the TPACKET_V3 protocol: a block's status word is only
+    /// set to `TP_STATUS_USER` (with Release) once its contents are complete.
+    #[must_use]
+    pub unsafe fn new(base: NonNull<u8>, block_size: usize, block_count: usize) -> Self {
+        Self { base, block_size, block_count, next: 0, last_seq: None }
+    }
+
+    /// The next block handed to userspace, or `None` if the kernel still owns it.
+    pub fn next_block(&mut self) -> Option<Block<'_>> {
+        // SAFETY: `next < block_count`, so the descriptor lies inside the ring
+        // (`new`'s contract).
+        let desc = unsafe { self.base.as_ptr().add(self.next * self.block_size) };
+        // SAFETY: the status word is 4-byte aligned (blocks are page aligned)
+        // and is written concurrently by the kernel, so it is read atomically.
+        let status = unsafe { &*desc.add(block_desc::BLOCK_STATUS).cast::<AtomicU32>() };
+        // Acquire pairs with the kernel's smp_wmb()+store in prb_close_block().
+        if status.load(Ordering::Acquire) & sys::TP_STATUS_USER == 0 {
+            return None;
+        }
+        // SAFETY: the block is ours until we store TP_STATUS_KERNEL; the fields
+        // lie inside the descriptor.
+        let (num_pkts, first, blk_len, seq) = unsafe {
+            (
+                desc.add(block_desc::NUM_PKTS).cast::<u32>().read(),
+                desc.add(block_desc::OFFSET_TO_FIRST_PKT).cast::<u32>().read(),
+                desc.add(block_desc::BLK_LEN).cast::<u32>().read(),
+                desc.add(block_desc::SEQ_NUM).cast::<u64>().read(),
+            )
+        };
+        debug_assert!(
+            self.last_seq.is_none_or(|last| seq == last + 1),
+            "block seq_num went from {:?} to {seq}",
+            self.last_seq
+        );
+        self.last_seq = Some(seq);
+        Some(Block {
+            desc,
+            block_size: self.block_size,
+            num_pkts,
+            first: first as usize,
+            blk_len: blk_len as usize,
+            ring: self,
+        })
+    }
+}
+
+/// A block retired by the kernel; handed back when dropped.
+pub struct Block<'ring> {
+    desc: *mut u8,
+    block_size: usize,
+    num_pkts: u32,
+    first: usize,
+    blk_len: usize,
+    ring: &'ring mut BlockRing,
+}
+
+impl Block<'_> {
+    /// Number of frames in the block.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.num_pkts as usize
+    }
+
+    /// Whether the block holds no frame (a retired empty block).
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.num_pkts == 0
+    }
+
+    /// The block's frames, read in place. A VLAN tag the kernel stripped is
+    /// written back in front of the ethertype, in place, before the frame is
+    /// yielded.
+    pub fn frames(&mut self) -> FrameIter<'_> {
+        FrameIter {
+            desc: self.desc,
+            block_size: self.block_size,
+            offset: self.first,
+            left: self.num_pkts,
+            _block: PhantomData,
+        }
+    }
+}
+
+impl Drop for Block<'_> {
+    fn drop(&mut self) {
+        // SAFETY: the status word is inside the descriptor and aligned; the
+        // Release store publishes that we are done with the block's memory
+        // (including our in-place VLAN writes) before the kernel reuses it.
+        let status = unsafe { &*self.desc.add(block_desc::BLOCK_STATUS).cast::<AtomicU32>() };
+        status.store(sys::TP_STATUS_KERNEL, Ordering::Release);
+        let _ = self.blk_len;
+        self.ring.next = (self.ring.next + 1) % self.ring.block_count;
+    }
+}
+
+/// One received frame, borrowed from its block.
+#[derive(Debug, Clone, Copy)]
+pub struct Frame<'a> {
+    /// Captured bytes from the Ethernet header on, with any VLAN tag restored.
+    pub data: &'a [u8],
+    /// Length on the wire (including a restored tag).
+    pub wire_len: u32,
+    /// Kernel receive timestamp, ns since the epoch.
+    pub ts_ns: u64,
+    /// The kernel's flow hash (`skb->hash`).
+    pub rxhash: u32,
+    /// Whether a VLAN tag stripped by the kernel was put back.
+    pub vlan_restored: bool,
+}
+
+/// Iterator over a block's frames.
+pub struct FrameIter<'a> {
+    desc: *mut u8,
+    block_size: usize,
+    offset: usize,
+    left: u32,
+    _block: PhantomData<&'a mut Block<'a>>,
+}
+
+impl<'a> Iterator for FrameIter<'a> {
+    type Item = Frame<'a>;
+
+    fn next(&mut self) -> Option<Frame<'a>> {
+        if self.left == 0 || self.offset + HDR_LEN > self.block_size {
+            return None;
+        }
+        self.left -= 1;
+        // SAFETY: `offset + HDR_LEN <= block_size` (checked above), and the
+        // block is owned by us while the iterator lives.
+        let hdr: Tpacket3Hdr = unsafe { self.desc.add(self.offset).cast::<Tpacket3Hdr>().read_unaligned() };
+        let frame_start = self.offset;
+        self.offset = if hdr.tp_next_offset == 0 {
+            self.block_size // last frame: stop after this one
+        } else {
+            self.offset + hdr.tp_next_offset as usize
+        };
+        let mut mac = frame_start + usize::from(hdr.tp_mac);
+        let mut caplen = hdr.tp_snaplen as usize;
+        let mut wire_len = hdr.tp_len;
+        if mac + caplen > self.block_size {
+            // A malformed header: never read outside the block.
+            debug_assert!(false, "frame at {frame_start} overruns its block");
+            return None;
+        }
+        let mut vlan_restored = false;
+        if hdr.tp_status & sys::TP_STATUS_VLAN_VALID != 0
+            && caplen >= 12
+            && usize::from(hdr.tp_mac) >= HDR_LEN + VLAN_LEN
+        {
+            let tpid = if hdr.tp_status & sys::TP_STATUS_VLAN_TPID_VALID != 0 && hdr.tp_vlan_tpid != 0 {
+                hdr.tp_vlan_tpid
+            } else {
+                0x8100
+            };
+            let tci = (hdr.tp_vlan_tci & 0xffff) as u16;
+            // SAFETY: `mac - 4 .. mac + caplen` lies inside this frame's slot
+            // in the block (the headroom is PACKET_RESERVE'd and checked above);
+            // we own the block; `copy` handles the overlap.
+            unsafe {
+                let p = self.desc.add(mac);
+                std::ptr::copy(p, p.sub(VLAN_LEN), 12);
+                let tag = p.add(12 - VLAN_LEN);
+                tag.cast::<[u8; 2]>().write_unaligned(tpid.to_be_bytes());
+                tag.add(2).cast::<[u8; 2]>().write_unaligned(tci.to_be_bytes());
+            }
+            mac -= VLAN_LEN;
+            caplen += VLAN_LEN;
+            wire_len += VLAN_LEN as u32;
+            vlan_restored = true;
+        }
+        // SAFETY: `mac .. mac + caplen` lies inside the block (checked above,
+        // and the tag moved `mac` back into our own headroom); no other
+        // reference to these bytes exists while the block is borrowed.
+        let data = unsafe { std::slice::from_raw_parts(self.desc.add(mac), caplen) };
+        Some(Frame {
+            data,
+            wire_len,
+            ts_ns: u64::from(hdr.tp_sec) * 1_000_000_000 + u64::from(hdr.tp_nsec),
+            rxhash: hdr.tp_rxhash,
+            vlan_restored,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The test plays the kernel: it lays out blocks and frame headers in a
+    //! heap buffer and flips block status words.
+    use super::*;
+
+    const BS: usize = 4096;
+    const NB: usize = 4;
+
+    struct FakeKernel {
+        mem: Vec<u64>,
+        seq: u64,
+    }
+
+    impl FakeKernel {
+        fn new() -> Self {
+            Self { mem: vec![0u64; BS * NB / 8], seq: 1 }
+        }
+        fn bytes(&mut self) -> &mut [u8] {
+            // SAFETY: reinterpreting a u64 buffer as bytes is always valid.
+            unsafe { std::slice::from_raw_parts_mut(self.mem.as_mut_ptr().cast::<u8>(), BS * NB) }
+        }
+        fn status(&mut self, block: usize) -> u32 {
+            let b = self.bytes();
+            u32::from_ne_bytes(b[block * BS + 8..block * BS + 12].try_into().unwrap())
+        }
+        /// Fill `block` with frames (payload, vlan tci) and retire it.
+        fn retire(&mut self, block: usize, frames: &[(&[u8], Option<u16>)]) {
+            let seq = self.seq;
+            self.seq += 1;
+            let b = &mut self.bytes()[block * BS..(block + 1) * BS];
+            let mut off = 48usize;
+            let first = off;
+            for (i, (payload, vlan)) in frames.iter().enumerate() {
+                let mac = 82 + 4; // as the kernel lays it out with PACKET_RESERVE 4
+                let next = if i + 1 == frames.len() { 0 } else { (mac + payload.len() + 15) & !15 };
+                let mut status = sys::TP_STATUS_USER;
+                if vlan.is_some() {
+                    status |= sys::TP_STATUS_VLAN_VALID | sys::TP_STATUS_VLAN_TPID_VALID;
+                }
+                let hdr = Tpacket3Hdr {
+                    tp_next_offset: next as u32,
+                    tp_sec: 7,
+                    tp_nsec: 5,
+                    tp_snaplen: payload.len() as u32,
+                    tp_len: payload.len() as u32,
+                    tp_status: status,
+                    tp_mac: mac as u16,
+                    tp_net: (mac + 14) as u16,
+                    tp_rxhash: 0xabcd,
+                    tp_vlan_tci: u32::from(vlan.unwrap_or(0)),
+                    tp_vlan_tpid: if vlan.is_some() { 0x8100 } else { 0 },
+                    ..Default::default()
+                };
+                // SAFETY: plain-old-data header written into a byte buffer with room for it.
+                unsafe { b.as_mut_ptr().add(off).cast::<Tpacket3Hdr>().write_unaligned(hdr) };
+                b[off + mac..off + mac + payload.len()].copy_from_slice(payload);
+                off += next;
+            }
+            b[12..16].copy_from_slice(&(frames.len() as u32).to_ne_bytes());
+            b[16..20].copy_from_slice(&(first as u32).to_ne_bytes());
+            b[24..32].copy_from_slice(&seq.to_ne_bytes());
+            b[8..12].copy_from_slice(&sys::TP_STATUS_USER.to_ne_bytes());
+        }
+        fn ring(&mut self) -> BlockRing {
+            let base = NonNull::new(self.mem.as_mut_ptr().cast::<u8>()).unwrap();
+            // SAFETY: the buffer holds NB blocks of BS bytes, is 8-byte aligned
+            // and outlives the ring in every test.
+            unsafe { BlockRing::new(base, BS, NB) }
+        }
+    }
+
+    fn eth(ethertype: u16, fill: u8, len: usize) -> Vec<u8> {
+        let mut f = vec![fill; len];
+        f[..6].copy_from_slice(&[2, 0, 0, 0, 0, 2]);
+        f[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
+        f[12..14].copy_from_slice(&ethertype.to_be_bytes());
+        f
+    }
+
+    #[test]
+    fn walks_frames_and_returns_blocks_in_order() {
+        let mut k = FakeKernel::new();
+        let a = eth(0x0800, 0xaa, 60);
+        let b = eth(0x86dd, 0xbb, 1514);
+        k.retire(0, &[(&a, None), (&b, None)]);
+        let mut ring = k.ring();
+        {
+            let mut blk = ring.next_block().expect("block 0 is retired");
+            assert_eq!(blk.len(), 2);
+            let frames: Vec<_> = blk.frames().map(|f| (f.data.to_vec(), f.wire_len, f.ts_ns, f.rxhash)).collect();
+            assert_eq!(frames[0].0, a);
+            assert_eq!(frames[1].0, b);
+            assert_eq!(frames[1].1, 1514);
+            assert_eq!(frames[0].2, 7_000_000_005);
+            assert_eq!(frames[0].3, 0xabcd);
+        }
+        // Handed back, and the next block is still the kernel's.
+        assert_eq!(k.status(0), sys::TP_STATUS_KERNEL);
+        assert!(ring.next_block().is_none());
+        let c = eth(0x0806, 0xcc, 42);
+        k.retire(1, &[(&c, None)]);
+        let mut blk = ring.next_block().expect("block 1 is retired");
+        assert_eq!(blk.frames().next().unwrap().data, &c[..]);
+    }
+
+    #[test]
+    fn wraps_around_the_ring() {
+        let mut k = FakeKernel::new();
+        let mut ring = k.ring();
+        for round in 0..(NB * 3) {
+            let f = eth(0x0800, round as u8, 100);
+            k.retire(round % NB, &[(&f, None)]);
+            let mut blk = ring.next_block().expect("retired");
+            assert_eq!(blk.frames().next().unwrap().data, &f[..]);
+        }
+    }
+
+    #[test]
+    fn vlan_tag_is_reinserted_in_place() {
+        let mut k = FakeKernel::new();
+        let untagged = eth(0x0800, 0x11, 64);
+        k.retire(0, &[(&untagged, Some(0x2064))]);
+        let mut ring = k.ring();
+        let mut blk = ring.next_block().unwrap();
+        let f = blk.frames().next().unwrap();
+        assert!(f.vlan_restored);
+        assert_eq!(f.data.len(), 68);
+        assert_eq!(f.wire_len, 68);
+        assert_eq!(&f.data[..12], &untagged[..12]);
+        assert_eq!(&f.data[12..16], &[0x81, 0x00, 0x20, 0x64]);
+        assert_eq!(&f.data[16..], &untagged[12..]);
+    }
+
+    #[test]
+    fn malformed_offsets_never_read_outside_the_block() {
+        let mut k = FakeKernel::new();
+        let f = eth(0x0800, 0x22, 64);
+        k.retire(0, &[(&f, None)]);
+        // Claim more packets than there are and point past the block.
+        k.bytes()[12..16].copy_from_slice(&5u32.to_ne_bytes());
+        k.bytes()[16..20].copy_from_slice(&(BS as u32 - 8).to_ne_bytes());
+        let mut ring = k.ring();
+        let mut blk = ring.next_block().unwrap();
+        assert_eq!(blk.frames().count(), 0);
+    }
+}

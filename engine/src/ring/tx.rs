@@ -1,0 +1,241 @@
+//! The TPACKET_V2 transmit ring (`PACKET_TX_RING`) with qdisc bypass.
+//!
+//! Frames are copied into slots and marked `TP_STATUS_SEND_REQUEST`; one
+//! [`TxRing::flush`] per batch kicks the kernel with a zero-length `sendto`.
+
+use std::{
+    os::fd::{AsRawFd, OwnedFd, RawFd},
+    ptr::NonNull,
+    sync::atomic::{AtomicU32, Ordering},
+};
+
+use memmap2::{MmapOptions, MmapRaw};
+
+use super::RingError;
+use crate::sys::{self, TX_DATA_OFFSET};
+
+/// Minimum Ethernet frame without FCS; shorter frames are zero-padded.
+pub const MIN_FRAME: usize = 60;
+
+/// How to open a TX ring.
+#[derive(Debug, Clone)]
+pub struct TxRingOptions<'a> {
+    /// Interface to send on.
+    pub iface: &'a str,
+    /// Bytes per block (power of two, at least a page).
+    pub block_size: u32,
+    /// Number of blocks.
+    pub block_count: u32,
+    /// Bytes per slot; frames up to `frame_size - 32` fit.
+    pub frame_size: u32,
+    /// Pad frames shorter than 60 bytes with zeros.
+    pub pad_runts: bool,
+    /// `SO_SNDBUFFORCE` in bytes (0: leave the default).
+    pub sndbuf: u32,
+}
+
+/// A TX ring on a packet socket bound to one interface.
+pub struct TxRing {
+    base: NonNull<u8>,
+    _map: MmapRaw,
+    fd: OwnedFd,
+    frames_per_block: usize,
+    block_size: usize,
+    frame_size: usize,
+    slots: usize,
+    next: usize,
+    pending: usize,
+    pad_runts: bool,
+    wrong_format: u64,
+}
+
+// SAFETY: the ring exclusively owns its socket and mapping; `base` points into
+// that mapping and moves with it. Nothing is shared with another thread.
+unsafe impl Send for TxRing {}
+
+impl TxRing {
+    /// Open a TX ring: socket → version → loss → qdisc bypass → TX_RING → mmap → bind.
+    ///
+    /// # Errors
+    /// [`RingError`] naming the interface and the failed step.
+    pub fn open(opts: &TxRingOptions<'_>) -> Result<Self, RingError> {
+        let iface = opts.iface;
+        let sys_err = |source| RingError::Sys { iface: iface.to_owned(), source };
+        if !opts.block_size.is_power_of_two()
+            || opts.block_size < 4096
+            || opts.frame_size < 128
+            || opts.frame_size % 16 != 0
+            || opts.frame_size > opts.block_size
+            || opts.block_count == 0
+        {
+            return Err(RingError::Geometry(format!(
+                "TX ring: block_size {} (power of two >= 4096), frame_size {} (multiple of 16, 128..=block_size), block_count {} (>= 1)",
+                opts.block_size, opts.frame_size, opts.block_count
+            )));
+        }
+        let ifindex = sys::if_index(iface).ok_or_else(|| RingError::NoSuchInterface(iface.to_owned()))?;
+        let fd = sys::packet_socket().map_err(sys_err)?;
+        sys::setsockopt(&fd, sys::SOL_PACKET, sys::PACKET_VERSION, &sys::TPACKET_V2, "setsockopt(PACKET_VERSION)")
+            .map_err(sys_err)?;
+        let one: libc::c_int = 1;
+        // Malformed frames are skipped (status back to AVAILABLE) instead of stalling the ring.
+        sys::setsockopt(&fd, sys::SOL_PACKET, sys::PACKET_LOSS, &one, "setsockopt(PACKET_LOSS)").map_err(sys_err)?;
+        if let Err(e) =
+            sys::setsockopt(&fd, sys::SOL_PACKET, sys::PACKET_QDISC_BYPASS, &one, "setsockopt(PACKET_QDISC_BYPASS)")
+        {
+            tracing::warn!(iface, error = %e.io_error, "qdisc bypass unavailable; sending through the qdisc");
+        }
+        if opts.sndbuf > 0 {
+            let v = libc::c_int::try_from(opts.sndbuf).unwrap_or(libc::c_int::MAX);
+            if let Err(e) =
+                sys::setsockopt(&fd, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, &v, "setsockopt(SO_SNDBUFFORCE)")
+            {
+                tracing::debug!(iface, error = %e.io_error, "SO_SNDBUFFORCE refused; keeping the default send buffer");
+            }
+        }
+        let frames_per_block = (opts.block_size / opts.frame_size) as usize;
+        let slots = frames_per_block * opts.block_count as usize;
+        let req = libc::tpacket_req {
+            tp_block_size: opts.block_size,
+            tp_block_nr: opts.block_count,
+            tp_frame_size: opts.frame_size,
+            tp_frame_nr: slots as u32,
+        };
+        sys::setsockopt(&fd, sys::SOL_PACKET, sys::PACKET_TX_RING, &req, "setsockopt(PACKET_TX_RING)")
+            .map_err(sys_err)?;
+        let bytes = opts.block_size as usize * opts.block_count as usize;
+        let map = MmapOptions::new()
+            .len(bytes)
+            .populate()
+            .map_raw(fd.as_raw_fd())
+            .map_err(|source| RingError::Mmap { iface: iface.to_owned(), bytes, source })?;
+        // Protocol 0: this socket only sends; it never receives a frame.
+        sys::bind(&fd, ifindex, 0).map_err(sys_err)?;
+        let base = NonNull::new(map.as_mut_ptr()).expect("mmap never returns null on success");
+        Ok(Self {
+            base,
+            _map: map,
+            fd,
+            frames_per_block,
+            block_size: opts.block_size as usize,
+            frame_size: opts.frame_size as usize,
+            slots,
+            next: 0,
+            pending: 0,
+            pad_runts: opts.pad_runts,
+            wrong_format: 0,
+        })
+    }
+
+    /// Largest frame a slot holds.
+    #[must_use]
+    pub fn max_frame(&self) -> usize {
+        self.frame_size - TX_DATA_OFFSET
+    }
+
+    /// Number of slots.
+    #[must_use]
+    pub fn slots(&self) -> usize {
+        self.slots
+    }
+
+    /// The socket's fd (for polling POLLOUT).
+    #[must_use]
+    pub fn raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    fn slot(&self, i: usize) -> *mut u8 {
+        let off = (i / self.frames_per_block) * self.block_size + (i % self.frames_per_block) * self.frame_size;
+        // SAFETY: `i < slots`, so `off + frame_size <= block_size * block_count`.
+        unsafe { self.base.as_ptr().add(off) }
+    }
+
+    fn status(&self, i: usize) -> &AtomicU32 {
+        // SAFETY: the status word is the first, 4-byte aligned, field of the
+        // slot header; the kernel writes it concurrently, hence atomic access.
+        unsafe { &*self.slot(i).cast::<AtomicU32>() }
+    }
+
+    /// Copy `frame` into the next free slot, padding runts; `fill` may then
+    /// patch the copied bytes in place (e.g. a sequence number) before the
+    /// slot is handed to the kernel. Returns `false` when the ring is full or
+    /// the frame does not fit a slot.
+    #[inline]
+    pub fn push_with(&mut self, frame: &[u8], fill: impl FnOnce(&mut [u8])) -> bool {
+        let len = if self.pad_runts { frame.len().max(MIN_FRAME) } else { frame.len() };
+        if len > self.max_frame() || frame.is_empty() {
+            return false;
+        }
+        let status = self.status(self.next).load(Ordering::Acquire);
+        if status != sys::TP_STATUS_AVAILABLE {
+            if status == sys::TP_STATUS_WRONG_FORMAT {
+                self.wrong_format += 1;
+            } else {
+                return false;
+            }
+        }
+        let slot = self.slot(self.next);
+        // SAFETY: the slot is AVAILABLE (or WRONG_FORMAT: the kernel is done
+        // with it), so we own its bytes; `TX_DATA_OFFSET + len <= frame_size`.
+        let data = unsafe { std::slice::from_raw_parts_mut(slot.add(TX_DATA_OFFSET), len) };
+        data[..frame.len()].copy_from_slice(frame);
+        data[frame.len()..].fill(0);
+        fill(data);
+        // SAFETY: `tp_len` is the second u32 of the slot header, which we own.
+        unsafe { slot.add(4).cast::<u32>().write(len as u32) };
+        // Release: the frame bytes and tp_len are visible before the kernel sees SEND_REQUEST.
+        self.status(self.next).store(sys::TP_STATUS_SEND_REQUEST, Ordering::Release);
+        self.next = (self.next + 1) % self.slots;
+        self.pending += 1;
+        true
+    }
+
+    /// [`TxRing::push_with`] without patching.
+    #[inline]
+    pub fn push(&mut self, frame: &[u8]) -> bool {
+        self.push_with(frame, |_| {})
+    }
+
+    /// Frames pushed since the last successful kick.
+    #[must_use]
+    pub fn pending(&self) -> usize {
+        self.pending
+    }
+
+    /// Kick the kernel to send what was pushed (one syscall per batch).
+    /// A full socket buffer (EAGAIN/ENOBUFS) leaves frames queued for the next kick.
+    ///
+    /// # Errors
+    /// Any other send error.
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        if self.pending == 0 {
+            return Ok(());
+        }
+        match sys::kick_tx(self.fd.as_raw_fd()) {
+            Ok(()) => {
+                self.pending = 0;
+                Ok(())
+            }
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::ENOBUFS)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Slots the kernel has not finished with yet.
+    #[must_use]
+    pub fn in_flight(&self) -> usize {
+        (0..self.slots)
+            .filter(|&i| {
+                let s = self.status(i).load(Ordering::Acquire);
+                s != sys::TP_STATUS_AVAILABLE && s != sys::TP_STATUS_WRONG_FORMAT
+            })
+            .count()
+    }
+
+    /// Frames the kernel rejected as malformed so far.
+    #[must_use]
+    pub fn wrong_format(&self) -> u64 {
+        self.wrong_format
+    }
+}

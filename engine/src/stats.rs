@@ -1,0 +1,316 @@
+//! Frame accounting: per-worker counters on their own cache lines, written
+//! only by their worker (once per batch), summed when read.
+//!
+//! The identities every snapshot must satisfy are in [`Snapshot::reconcile`].
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crossbeam_utils::CachePadded;
+use serde::Serialize;
+
+/// A fixed set of counters owned by one writer thread.
+#[derive(Debug)]
+pub struct Cells<const N: usize>(CachePadded<[AtomicU64; N]>);
+
+impl<const N: usize> Default for Cells<N> {
+    fn default() -> Self {
+        Self(CachePadded::new(std::array::from_fn(|_| AtomicU64::new(0))))
+    }
+}
+
+impl<const N: usize> Cells<N> {
+    /// Publish the writer's local totals (plain stores: one writer per cell).
+    #[inline]
+    pub fn publish(&self, local: &[u64; N]) {
+        for (cell, v) in self.0.iter().zip(local) {
+            cell.store(*v, Ordering::Relaxed);
+        }
+    }
+
+    /// Read all cells.
+    #[must_use]
+    pub fn load(&self) -> [u64; N] {
+        std::array::from_fn(|i| self.0[i].load(Ordering::Relaxed))
+    }
+}
+
+/// Indexes of per-port counters.
+pub mod port {
+    /// Frames taken from the ring or file.
+    pub const RECEIVED: usize = 0;
+    /// Bytes of those frames (wire length).
+    pub const BYTES: usize = 1;
+    /// Frames whose stripped VLAN tag was put back.
+    pub const VLAN_RESTORED: usize = 2;
+    /// Frames the kernel accepted into the socket (`tp_packets`).
+    pub const KERNEL_PACKETS: usize = 3;
+    /// Frames the kernel dropped because the ring was full (`tp_drops`).
+    pub const KERNEL_DROPS: usize = 4;
+    /// Times the ring was frozen (`tp_freeze_q_cnt`).
+    pub const KERNEL_FREEZES: usize = 5;
+    /// pcap ports: records skipped by the port filter.
+    pub const FILTERED: usize = 6;
+    /// Number of port counters.
+    pub const N: usize = 7;
+}
+
+/// Indexes of per-consumer counters kept by workers.
+pub mod consumer {
+    /// Frames from the consumer's ports.
+    pub const SEEN: usize = 0;
+    /// Frames its filter passed.
+    pub const PASSED: usize = 1;
+    /// Frames its filter dropped.
+    pub const FILTERED: usize = 2;
+    /// Frames delivered (counted, sent, or queued to its thread).
+    pub const DELIVERED: usize = 3;
+    /// Frames dropped because its queue / TX ring was full or the frame did not fit.
+    pub const QUEUE_DROPPED: usize = 4;
+    /// Number of consumer counters.
+    pub const N: usize = 5;
+}
+
+/// Indexes of counters kept by a queued consumer's own thread.
+pub mod sink {
+    /// Frames written out.
+    pub const WRITTEN: usize = 0;
+    /// Bytes written out (record data).
+    pub const BYTES: usize = 1;
+    /// Frames taken off the queue after the consumer's limit was reached.
+    pub const OVER_LIMIT: usize = 2;
+    /// Frames lost to write errors.
+    pub const WRITE_ERRORS: usize = 3;
+    /// Files opened (rotation, per-worker split).
+    pub const FILES: usize = 4;
+    /// Number of sink counters.
+    pub const N: usize = 5;
+}
+
+/// The counters one worker writes.
+#[derive(Debug)]
+pub struct WorkerCounters {
+    /// Core the worker is pinned to.
+    pub core: usize,
+    /// Per port (indexed like the config's ports).
+    pub ports: Vec<Cells<{ port::N }>>,
+    /// Per consumer (indexed like the config's consumers).
+    pub consumers: Vec<Cells<{ consumer::N }>>,
+}
+
+impl WorkerCounters {
+    /// Zeroed counters for `ports` ports and `consumers` consumers.
+    #[must_use]
+    pub fn new(core: usize, ports: usize, consumers: usize) -> Self {
+        Self {
+            core,
+            ports: (0..ports).map(|_| Cells::default()).collect(),
+            consumers: (0..consumers).map(|_| Cells::default()).collect(),
+        }
+    }
+}
+
+/// Counters of one port, summed over workers.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, Default)]
+pub struct PortSnap {
+    /// Port name.
+    pub name: String,
+    /// Frames taken from the rings / file.
+    pub received: u64,
+    /// Wire bytes of those frames.
+    pub bytes: u64,
+    /// Frames with a VLAN tag put back.
+    pub vlan_restored: u64,
+    /// pcap ports: records the port filter skipped.
+    pub filtered: u64,
+    /// Frames the kernel accepted into the sockets.
+    pub kernel_packets: u64,
+    /// Frames the kernel dropped (ring full).
+    pub kernel_drops: u64,
+    /// Ring freezes.
+    pub kernel_freezes: u64,
+}
+
+/// Counters of one worker.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, Default)]
+pub struct WorkerSnap {
+    /// Worker index.
+    pub index: usize,
+    /// Core it is pinned to.
+    pub core: usize,
+    /// Frames it received, all ports.
+    pub received: u64,
+    /// Wire bytes it received.
+    pub bytes: u64,
+    /// Kernel drops on its sockets.
+    pub kernel_drops: u64,
+}
+
+/// Counters of one consumer.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, Default)]
+pub struct ConsumerSnap {
+    /// Consumer name.
+    pub name: String,
+    /// Kind (`counter`, `forward`, `pcap`, `print`).
+    pub kind: String,
+    /// Frames from its ports.
+    pub seen: u64,
+    /// Frames its filter passed.
+    pub passed: u64,
+    /// Frames its filter dropped.
+    pub filtered: u64,
+    /// Frames delivered (counted / sent / queued).
+    pub delivered: u64,
+    /// Frames dropped on a full queue or TX ring.
+    pub queue_dropped: u64,
+    /// Queued consumers: frames written by its thread.
+    pub written: u64,
+    /// Queued consumers: bytes written.
+    pub written_bytes: u64,
+    /// Queued consumers: frames past its limit (`-c`), not written.
+    pub over_limit: u64,
+    /// Queued consumers: frames lost to write errors.
+    pub write_errors: u64,
+    /// Frames delivered per worker.
+    pub per_worker: Vec<u64>,
+}
+
+/// Every counter at one moment.
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+pub struct Snapshot {
+    /// Seconds since the engine started.
+    pub elapsed_s: f64,
+    /// Per port.
+    pub ports: Vec<PortSnap>,
+    /// Per worker.
+    pub workers: Vec<WorkerSnap>,
+    /// Per consumer.
+    pub consumers: Vec<ConsumerSnap>,
+    /// Whether queues were drained (a final snapshot): queued consumers must
+    /// then have written or accounted for every frame delivered to them.
+    pub drained: bool,
+}
+
+impl Snapshot {
+    /// Check the accounting identities; each broken one is returned as a sentence.
+    ///
+    /// - consumer: seen = passed + filtered; passed = delivered + queue_dropped;
+    /// - drained queued consumer: delivered = written + over_limit + write_errors;
+    /// - consumer: seen = the sum of its ports' received frames (checked by the caller
+    ///   through `expected_seen`, since only it knows the subscriptions).
+    #[must_use]
+    pub fn reconcile(&self, expected_seen: &[u64]) -> Vec<String> {
+        let mut errs = Vec::new();
+        for (i, c) in self.consumers.iter().enumerate() {
+            if c.seen != c.passed + c.filtered {
+                errs.push(format!("{}: seen {} != passed {} + filtered {}", c.name, c.seen, c.passed, c.filtered));
+            }
+            if c.passed != c.delivered + c.queue_dropped {
+                errs.push(format!(
+                    "{}: passed {} != delivered {} + queue_dropped {}",
+                    c.name, c.passed, c.delivered, c.queue_dropped
+                ));
+            }
+            if self.drained
+                && (c.kind == "pcap" || c.kind == "print")
+                && c.delivered != c.written + c.over_limit + c.write_errors
+            {
+                errs.push(format!(
+                    "{}: delivered {} != written {} + over_limit {} + write_errors {}",
+                    c.name, c.delivered, c.written, c.over_limit, c.write_errors
+                ));
+            }
+            if let Some(&want) = expected_seen.get(i) {
+                if c.seen != want {
+                    errs.push(format!("{}: seen {} != frames received on its ports {}", c.name, c.seen, want));
+                }
+            }
+        }
+        errs
+    }
+
+    /// A human-readable table of every counter.
+    #[must_use]
+    pub fn table(&self) -> String {
+        use std::fmt::Write as _;
+        let mut s = String::new();
+        let _ = writeln!(s, "ports:");
+        let _ = writeln!(
+            s,
+            "  {:<24} {:>12} {:>14} {:>10} {:>10} {:>12} {:>10} {:>8}",
+            "name", "received", "bytes", "vlan_rest", "filtered", "kernel_pkts", "k_drops", "freezes"
+        );
+        for p in &self.ports {
+            let _ = writeln!(
+                s,
+                "  {:<24} {:>12} {:>14} {:>10} {:>10} {:>12} {:>10} {:>8}",
+                p.name,
+                p.received,
+                p.bytes,
+                p.vlan_restored,
+                p.filtered,
+                p.kernel_packets,
+                p.kernel_drops,
+                p.kernel_freezes
+            );
+        }
+        let _ = writeln!(s, "workers:");
+        let _ = writeln!(s, "  {:<8} {:>6} {:>12} {:>14} {:>10}", "worker", "core", "received", "bytes", "k_drops");
+        for w in &self.workers {
+            let _ =
+                writeln!(s, "  {:<8} {:>6} {:>12} {:>14} {:>10}", w.index, w.core, w.received, w.bytes, w.kernel_drops);
+        }
+        let _ = writeln!(s, "consumers:");
+        let _ = writeln!(
+            s,
+            "  {:<16} {:<8} {:>11} {:>11} {:>11} {:>11} {:>9} {:>11} {:>9}",
+            "name", "kind", "seen", "passed", "filtered", "delivered", "q_dropped", "written", "over_lim"
+        );
+        for c in &self.consumers {
+            let _ = writeln!(
+                s,
+                "  {:<16} {:<8} {:>11} {:>11} {:>11} {:>11} {:>9} {:>11} {:>9}",
+                c.name, c.kind, c.seen, c.passed, c.filtered, c.delivered, c.queue_dropped, c.written, c.over_limit
+            );
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_publish_and_load() {
+        let c = Cells::<3>::default();
+        c.publish(&[1, 2, 3]);
+        assert_eq!(c.load(), [1, 2, 3]);
+    }
+
+    #[test]
+    fn reconcile_catches_each_broken_identity() {
+        let good = ConsumerSnap {
+            name: "c".into(),
+            kind: "pcap".into(),
+            seen: 10,
+            passed: 7,
+            filtered: 3,
+            delivered: 6,
+            queue_dropped: 1,
+            written: 5,
+            over_limit: 1,
+            ..Default::default()
+        };
+        let mut s = Snapshot { consumers: vec![good.clone()], drained: true, ..Default::default() };
+        assert!(s.reconcile(&[10]).is_empty());
+        assert_eq!(s.reconcile(&[11]).len(), 1);
+        s.consumers[0].filtered = 2;
+        assert_eq!(s.reconcile(&[10]).len(), 1);
+        s.consumers[0] = ConsumerSnap { queue_dropped: 0, ..good.clone() };
+        assert_eq!(s.reconcile(&[10]).len(), 1);
+        s.consumers[0] = ConsumerSnap { written: 4, ..good };
+        assert_eq!(s.reconcile(&[10]).len(), 1);
+        s.drained = false;
+        assert!(s.reconcile(&[10]).is_empty());
+    }
+}

@@ -1,0 +1,292 @@
+//! The syscall seam: kernel ABI structs for AF_PACKET rings and the few
+//! socket calls the engine makes. Everything that talks to the kernel about
+//! packet sockets goes through here, so the rest of the engine is plain Rust.
+//!
+//! Struct layouts follow `include/uapi/linux/if_packet.h`; `const` asserts pin
+//! their sizes and the offsets the ring code relies on.
+
+use std::{
+    ffi::CString,
+    io,
+    mem::{size_of, MaybeUninit},
+    os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd},
+};
+
+/// A failed system call, with its name.
+#[derive(Debug, thiserror::Error)]
+#[error("`{call}` failed")]
+pub struct SyscallError {
+    /// The call (and option) that failed, e.g. `setsockopt(PACKET_RX_RING)`.
+    pub call: &'static str,
+    /// The OS error.
+    #[source]
+    pub io_error: io::Error,
+}
+
+pub(crate) type SysResult<T> = Result<T, SyscallError>;
+
+fn check(call: &'static str, rc: libc::c_int) -> SysResult<libc::c_int> {
+    if rc < 0 {
+        Err(SyscallError { call, io_error: io::Error::last_os_error() })
+    } else {
+        Ok(rc)
+    }
+}
+
+pub(crate) const SOL_PACKET: libc::c_int = 263;
+pub(crate) const PACKET_ADD_MEMBERSHIP: libc::c_int = 1;
+pub(crate) const PACKET_RX_RING: libc::c_int = 5;
+pub(crate) const PACKET_STATISTICS: libc::c_int = 6;
+pub(crate) const PACKET_VERSION: libc::c_int = 10;
+pub(crate) const PACKET_RESERVE: libc::c_int = 12;
+pub(crate) const PACKET_TX_RING: libc::c_int = 13;
+pub(crate) const PACKET_LOSS: libc::c_int = 14;
+pub(crate) const PACKET_FANOUT: libc::c_int = 18;
+pub(crate) const PACKET_QDISC_BYPASS: libc::c_int = 20;
+pub(crate) const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
+pub(crate) const PACKET_MR_PROMISC: u16 = 1;
+
+pub(crate) const TPACKET_V2: libc::c_int = 1;
+pub(crate) const TPACKET_V3: libc::c_int = 2;
+
+/// Block / frame owned by the kernel.
+pub(crate) const TP_STATUS_KERNEL: u32 = 0;
+/// Block owned by userspace.
+pub(crate) const TP_STATUS_USER: u32 = 1;
+pub(crate) const TP_STATUS_VLAN_VALID: u32 = 1 << 4;
+pub(crate) const TP_STATUS_VLAN_TPID_VALID: u32 = 1 << 6;
+pub(crate) const TP_STATUS_AVAILABLE: u32 = 0;
+pub(crate) const TP_STATUS_SEND_REQUEST: u32 = 1;
+pub(crate) const TP_STATUS_WRONG_FORMAT: u32 = 4;
+pub(crate) const TP_FT_REQ_FILL_RXHASH: u32 = 1;
+
+pub(crate) const PACKET_FANOUT_FLAG_UNIQUEID: u32 = 0x2000;
+pub(crate) const PACKET_FANOUT_FLAG_DEFRAG: u32 = 0x8000;
+
+pub(crate) const ETH_P_ALL: u16 = 0x0003;
+
+/// `struct tpacket_req3`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct TpacketReq3 {
+    pub(crate) tp_block_size: u32,
+    pub(crate) tp_block_nr: u32,
+    pub(crate) tp_frame_size: u32,
+    pub(crate) tp_frame_nr: u32,
+    pub(crate) tp_retire_blk_tov: u32,
+    pub(crate) tp_sizeof_priv: u32,
+    pub(crate) tp_feature_req_word: u32,
+}
+
+/// `struct tpacket_stats_v3`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct TpacketStatsV3 {
+    pub(crate) tp_packets: u32,
+    pub(crate) tp_drops: u32,
+    pub(crate) tp_freeze_q_cnt: u32,
+}
+
+/// Offsets inside `struct tpacket_block_desc` (version, offset_to_priv, then `tpacket_hdr_v1`).
+pub(crate) mod block_desc {
+    pub(crate) const BLOCK_STATUS: usize = 8;
+    pub(crate) const NUM_PKTS: usize = 12;
+    pub(crate) const OFFSET_TO_FIRST_PKT: usize = 16;
+    pub(crate) const BLK_LEN: usize = 20;
+    pub(crate) const SEQ_NUM: usize = 24;
+}
+
+/// `struct tpacket3_hdr`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Tpacket3Hdr {
+    pub(crate) tp_next_offset: u32,
+    pub(crate) tp_sec: u32,
+    pub(crate) tp_nsec: u32,
+    pub(crate) tp_snaplen: u32,
+    pub(crate) tp_len: u32,
+    pub(crate) tp_status: u32,
+    pub(crate) tp_mac: u16,
+    pub(crate) tp_net: u16,
+    pub(crate) tp_rxhash: u32,
+    pub(crate) tp_vlan_tci: u32,
+    pub(crate) tp_vlan_tpid: u16,
+    pub(crate) hv1_padding: u16,
+    pub(crate) tp_padding: [u8; 8],
+}
+
+/// `struct tpacket2_hdr`, the TX ring's frame header.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Tpacket2Hdr {
+    pub(crate) tp_status: u32,
+    pub(crate) tp_len: u32,
+    pub(crate) tp_snaplen: u32,
+    pub(crate) tp_mac: u16,
+    pub(crate) tp_net: u16,
+    pub(crate) tp_sec: u32,
+    pub(crate) tp_nsec: u32,
+    pub(crate) tp_vlan_tci: u16,
+    pub(crate) tp_vlan_tpid: u16,
+    pub(crate) tp_padding: [u8; 4],
+}
+
+/// Where frame data starts in a TPACKET_V2 TX slot:
+/// `TPACKET2_HDRLEN - sizeof(struct sockaddr_ll)` (net/packet/af_packet.c, `tpacket_fill_skb`).
+pub(crate) const TX_DATA_OFFSET: usize = 32;
+
+const _: () = assert!(size_of::<TpacketReq3>() == 28);
+const _: () = assert!(size_of::<TpacketStatsV3>() == 12);
+const _: () = assert!(size_of::<Tpacket3Hdr>() == 48);
+const _: () = assert!(size_of::<Tpacket2Hdr>() == 32);
+const _: () = assert!(std::mem::offset_of!(Tpacket3Hdr, tp_mac) == 24);
+const _: () = assert!(std::mem::offset_of!(Tpacket3Hdr, tp_rxhash) == 28);
+
+/// Interface index of `name`.
+pub(crate) fn if_index(name: &str) -> Option<u32> {
+    let c = CString::new(name).ok()?;
+    // SAFETY: `c` is a valid NUL-terminated string for the duration of the call.
+    let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    (idx != 0).then_some(idx)
+}
+
+/// A new `AF_PACKET`/`SOCK_RAW` socket bound to no protocol yet, so it
+/// receives nothing until [`bind`] (filters and rings go on first).
+pub(crate) fn packet_socket() -> SysResult<OwnedFd> {
+    // SAFETY: plain socket(2) call; the returned fd is checked before use.
+    let fd =
+        check("socket(AF_PACKET)", unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) })?;
+    // SAFETY: `fd` was just returned by socket(2) and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// setsockopt with a plain-old-data value.
+pub(crate) fn setsockopt<T: Copy>(
+    fd: &OwnedFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: &T,
+    call: &'static str,
+) -> SysResult<()> {
+    // SAFETY: `value` points to a live `T` of `size_of::<T>()` bytes; the
+    // kernel copies it and keeps no reference.
+    check(call, unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            std::ptr::from_ref(value).cast(),
+            size_of::<T>() as libc::socklen_t,
+        )
+    })
+    .map(drop)
+}
+
+/// getsockopt into a plain-old-data value.
+pub(crate) fn getsockopt<T: Copy>(
+    fd: &OwnedFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    call: &'static str,
+) -> SysResult<T> {
+    let mut v = MaybeUninit::<T>::zeroed();
+    let mut len = size_of::<T>() as libc::socklen_t;
+    // SAFETY: `v` has room for `len` bytes; the kernel writes at most `len`.
+    check(call, unsafe { libc::getsockopt(fd.as_raw_fd(), level, name, v.as_mut_ptr().cast(), &mut len) })?;
+    // SAFETY: zero-initialised and then (partly) written by the kernel; every
+    // `T` used here is plain old data for which any bytes are valid.
+    Ok(unsafe { v.assume_init() })
+}
+
+/// Bind a packet socket to an interface and protocol (`0` = receive nothing).
+pub(crate) fn bind(fd: &OwnedFd, ifindex: u32, protocol: u16) -> SysResult<()> {
+    // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
+    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as u16;
+    sll.sll_protocol = protocol.to_be();
+    sll.sll_ifindex = ifindex as i32;
+    // SAFETY: `sll` is a valid sockaddr_ll and its exact size is passed.
+    check("bind(AF_PACKET)", unsafe {
+        libc::bind(fd.as_raw_fd(), std::ptr::from_ref(&sll).cast(), size_of::<libc::sockaddr_ll>() as libc::socklen_t)
+    })
+    .map(drop)
+}
+
+/// Put the interface in promiscuous mode for as long as `fd` is open.
+pub(crate) fn add_promisc(fd: &OwnedFd, ifindex: u32) -> SysResult<()> {
+    // SAFETY: packet_mreq is plain old data; all-zero is valid.
+    let mut mreq: libc::packet_mreq = unsafe { std::mem::zeroed() };
+    mreq.mr_ifindex = ifindex as i32;
+    mreq.mr_type = PACKET_MR_PROMISC;
+    setsockopt(fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mreq, "setsockopt(PACKET_ADD_MEMBERSHIP)")
+}
+
+/// Attach a classic BPF program as the socket's filter.
+pub(crate) fn attach_filter(fd: &OwnedFd, insns: &[ringwire_filters::Insn]) -> SysResult<()> {
+    const _: () = assert!(size_of::<ringwire_filters::Insn>() == size_of::<libc::sock_filter>());
+    let prog = libc::sock_fprog {
+        len: u16::try_from(insns.len()).unwrap_or(u16::MAX),
+        // `Insn` is `repr(C)` {u16, u8, u8, u32}: the layout of `sock_filter`.
+        filter: insns.as_ptr().cast_mut().cast(),
+    };
+    setsockopt(fd, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &prog, "setsockopt(SO_ATTACH_FILTER)")
+}
+
+/// Kick a TX ring: ask the kernel to send every frame marked for sending.
+pub(crate) fn kick_tx(fd: RawFd) -> io::Result<()> {
+    // SAFETY: a zero-length send with null buffers is the documented TX-ring kick.
+    let rc = unsafe { libc::sendto(fd, std::ptr::null(), 0, libc::MSG_DONTWAIT, std::ptr::null(), 0) };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// A non-blocking eventfd used to wake a waiting worker.
+pub(crate) fn eventfd() -> SysResult<OwnedFd> {
+    // SAFETY: plain eventfd(2) call; the result is checked.
+    let fd = check("eventfd", unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) })?;
+    // SAFETY: freshly created fd owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Add one to an eventfd's counter (wakes its pollers).
+pub(crate) fn eventfd_signal(fd: RawFd) {
+    let one: u64 = 1;
+    // SAFETY: writes 8 bytes from a live u64; failure (counter saturated) is harmless.
+    let _ = unsafe { libc::write(fd, std::ptr::from_ref(&one).cast(), 8) };
+}
+
+/// Drain an eventfd's counter.
+pub(crate) fn eventfd_clear(fd: RawFd) {
+    let mut v: u64 = 0;
+    // SAFETY: reads at most 8 bytes into a live u64; EAGAIN when already clear is fine.
+    let _ = unsafe { libc::read(fd, std::ptr::from_mut(&mut v).cast(), 8) };
+}
+
+/// CLOCK_MONOTONIC in nanoseconds.
+#[must_use]
+pub fn monotonic_ns() -> u64 {
+    clock_ns(libc::CLOCK_MONOTONIC)
+}
+
+/// CLOCK_REALTIME in nanoseconds.
+#[must_use]
+pub fn realtime_ns() -> u64 {
+    clock_ns(libc::CLOCK_REALTIME)
+}
+
+fn clock_ns(clock: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid out-pointer; these clocks always exist on Linux.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Whether this process runs with an effective uid of 0.
+#[must_use]
+pub fn is_root() -> bool {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}

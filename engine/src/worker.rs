@@ -1,0 +1,392 @@
+//! A worker: one thread pinned to one core, owning its fanout member socket
+//! per port, its TX rings and its consumer instances. Nothing on its path is
+//! shared with another worker except the queued consumers' single-producer
+//! channels; counters are local and published once per batch.
+
+use std::{
+    os::fd::{AsRawFd, OwnedFd},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use io_uring::{opcode, types, IoUring};
+use ringwire_filters::{Filter, Packet, PcapFilter, Verdict};
+
+use crate::{
+    config::{Pace, WaitMode},
+    consumer::{error_chain, Channel},
+    pcapio::PcapReader,
+    ring::{RxRing, TxRing},
+    stats::{consumer as cc, port as pc, WorkerCounters},
+    sys,
+};
+
+/// Records read from a pcap source per pass (a batch).
+const PCAP_BATCH: usize = 256;
+/// Blocks taken from one ring per pass before looking at the others.
+const BLOCKS_PER_PASS: usize = 8;
+/// How often kernel statistics are read.
+const KSTATS_EVERY: Duration = Duration::from_millis(100);
+const WAKE_TOKEN: u64 = u64::MAX;
+
+pub(crate) enum Source {
+    Ring {
+        port: usize,
+        ring: RxRing,
+    },
+    Pcap {
+        port: usize,
+        reader: PcapReader,
+        filter: Option<PcapFilter>,
+        pace: Pace,
+        clock: Option<(u64, Instant)>,
+        done: bool,
+    },
+}
+
+impl Source {
+    fn is_finite(&self) -> bool {
+        matches!(self, Self::Pcap { .. })
+    }
+}
+
+pub(crate) enum Delivery {
+    Counter,
+    Forward { to_port: usize },
+    Queued { channel: Arc<Channel>, snaplen: usize },
+}
+
+pub(crate) struct ConsumerInst {
+    pub(crate) filter: Option<Box<dyn Filter>>,
+    pub(crate) delivery: Delivery,
+}
+
+/// Everything a frame touches, apart from the source it came from.
+pub(crate) struct Dispatch {
+    pub(crate) index: u16,
+    pub(crate) consumers: Vec<ConsumerInst>,
+    /// By port: consumer indexes subscribed to it.
+    pub(crate) subs: Vec<Vec<usize>>,
+    /// By port: this worker's TX ring, if the port is a forwarding target.
+    pub(crate) tx: Vec<Option<TxRing>>,
+    pub(crate) ports: Vec<[u64; pc::N]>,
+    pub(crate) cons: Vec<[u64; cc::N]>,
+}
+
+impl Dispatch {
+    #[inline]
+    fn frame(&mut self, port: usize, data: &[u8], wire_len: u32, ts_ns: u64) {
+        let Self { index, consumers, subs, tx, cons, .. } = self;
+        for &ci in &subs[port] {
+            let c = &mut consumers[ci];
+            let n = &mut cons[ci];
+            n[cc::SEEN] += 1;
+            if let Some(f) = c.filter.as_mut() {
+                if f.verdict(&Packet { data, wire_len }) == Verdict::Drop {
+                    n[cc::FILTERED] += 1;
+                    continue;
+                }
+            }
+            n[cc::PASSED] += 1;
+            let delivered = match &c.delivery {
+                Delivery::Counter => true,
+                Delivery::Forward { to_port } => tx[*to_port].as_mut().is_some_and(|t| t.push(data)),
+                Delivery::Queued { channel, snaplen } => {
+                    channel.offer(data, *snaplen, wire_len, ts_ns, port as u16, *index)
+                }
+            };
+            n[if delivered { cc::DELIVERED } else { cc::QUEUE_DROPPED }] += 1;
+        }
+    }
+
+    fn flush_tx(&mut self, errors: &mut RateLimited) {
+        for t in self.tx.iter_mut().flatten() {
+            if let Err(e) = t.flush() {
+                errors.log(|| tracing::warn!(error = %e, "TX kick failed; frames stay queued in the ring"));
+            }
+        }
+    }
+}
+
+/// Logs at most once per interval.
+struct RateLimited {
+    last: Option<Instant>,
+}
+
+impl RateLimited {
+    fn log(&mut self, f: impl FnOnce()) {
+        if self.last.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+            self.last = Some(Instant::now());
+            f();
+        }
+    }
+}
+
+pub(crate) struct Worker {
+    pub(crate) core: usize,
+    pub(crate) sources: Vec<Source>,
+    pub(crate) dispatch: Dispatch,
+    pub(crate) counters: Arc<WorkerCounters>,
+    pub(crate) wait: WaitMode,
+    pub(crate) wake: OwnedFd,
+    pub(crate) stop: Arc<AtomicBool>,
+    /// Raised when every source of this worker is finite and exhausted.
+    pub(crate) exhausted: Arc<AtomicBool>,
+    pub(crate) retire_timeout: Duration,
+}
+
+/// How a worker ended.
+pub(crate) type WorkerResult = Result<(), String>;
+
+impl Worker {
+    pub(crate) fn run(mut self) -> WorkerResult {
+        let _span = tracing::info_span!("worker", index = self.dispatch.index, core = self.core).entered();
+        if !core_affinity::set_for_current(core_affinity::CoreId { id: self.core }) {
+            tracing::warn!("could not pin to core {}", self.core);
+        }
+        let mut uring = match self.wait {
+            WaitMode::IoUring => Some(IoUring::new(64).map_err(|e| format!("io_uring setup: {e}"))?),
+            WaitMode::BusyPoll => None,
+        };
+        let mut armed = vec![false; self.sources.len()];
+        let mut wake_armed = false;
+        let mut last_kstats = Instant::now();
+        let mut tx_errors = RateLimited { last: None };
+        let mut failure: Option<String> = None;
+        let mut drain_deadline: Option<Instant> = None;
+        tracing::debug!(sources = self.sources.len(), "worker started");
+        self.check_exhausted();
+        loop {
+            let mut work = 0usize;
+            let stopping = self.stop.load(Ordering::Acquire);
+            for src in &mut self.sources {
+                match Self::poll_source(src, &mut self.dispatch, stopping) {
+                    Ok(n) => work += n,
+                    Err(e) => {
+                        if let Source::Pcap { done, .. } = src {
+                            *done = true;
+                        }
+                        tracing::error!(error = %e, "source failed");
+                        failure.get_or_insert(e);
+                    }
+                }
+            }
+            if work > 0 {
+                self.dispatch.flush_tx(&mut tx_errors);
+                self.publish();
+            }
+            if last_kstats.elapsed() >= KSTATS_EVERY {
+                self.read_kernel_stats();
+                self.dispatch.flush_tx(&mut tx_errors); // retry kicks that hit a full socket buffer
+                self.publish();
+                last_kstats = Instant::now();
+                self.check_exhausted();
+            }
+            if stopping {
+                let deadline = *drain_deadline
+                    .get_or_insert_with(|| Instant::now() + self.retire_timeout * 3 + Duration::from_millis(50));
+                if work == 0 {
+                    self.read_kernel_stats();
+                    self.publish();
+                    if self.rings_drained() || Instant::now() >= deadline {
+                        break;
+                    }
+                }
+            }
+            if work == 0 {
+                let timeout = if stopping { Duration::from_millis(2) } else { self.idle_timeout() };
+                match uring.as_mut() {
+                    Some(ring) => self.wait_uring(ring, &mut armed, &mut wake_armed, timeout)?,
+                    None => std::hint::spin_loop(),
+                }
+            }
+        }
+        // Let the kernel finish sending what we forwarded.
+        let until = Instant::now() + Duration::from_millis(200);
+        while self.dispatch.tx.iter().flatten().any(|t| t.in_flight() > 0) && Instant::now() < until {
+            self.dispatch.flush_tx(&mut tx_errors);
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        self.read_kernel_stats();
+        self.publish();
+        tracing::debug!("worker stopped");
+        failure.map_or(Ok(()), Err)
+    }
+
+    /// Whether every ring has handed over every frame the kernel accepted.
+    fn rings_drained(&self) -> bool {
+        self.sources.iter().all(|s| match s {
+            Source::Ring { port, .. } => {
+                let p = &self.dispatch.ports[*port];
+                p[pc::RECEIVED] >= p[pc::KERNEL_PACKETS].saturating_sub(p[pc::KERNEL_DROPS])
+            }
+            Source::Pcap { .. } => true,
+        })
+    }
+
+    fn check_exhausted(&self) {
+        let all_done = self.sources.iter().all(|s| match s {
+            Source::Pcap { done, .. } => *done,
+            Source::Ring { .. } => false,
+        });
+        if all_done && self.sources.iter().all(Source::is_finite) {
+            self.exhausted.store(true, Ordering::Release);
+        }
+    }
+
+    fn idle_timeout(&self) -> Duration {
+        // A paced pcap source needs to wake up for its next record.
+        if self.sources.iter().any(|s| matches!(s, Source::Pcap { pace: Pace::Recorded, done: false, .. })) {
+            Duration::from_micros(200)
+        } else {
+            Duration::from_millis(100)
+        }
+    }
+
+    fn publish(&self) {
+        for (cells, local) in self.counters.ports.iter().zip(&self.dispatch.ports) {
+            cells.publish(local);
+        }
+        for (cells, local) in self.counters.consumers.iter().zip(&self.dispatch.cons) {
+            cells.publish(local);
+        }
+    }
+
+    fn read_kernel_stats(&mut self) {
+        for src in &self.sources {
+            if let Source::Ring { port, ring } = src {
+                match ring.take_kernel_stats() {
+                    Ok((packets, drops, freezes)) => {
+                        let p = &mut self.dispatch.ports[*port];
+                        p[pc::KERNEL_PACKETS] += packets;
+                        p[pc::KERNEL_DROPS] += drops;
+                        p[pc::KERNEL_FREEZES] += freezes;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "PACKET_STATISTICS failed"),
+                }
+            }
+        }
+    }
+
+    /// Process what one source has ready; returns the number of frames.
+    fn poll_source(src: &mut Source, d: &mut Dispatch, stopping: bool) -> Result<usize, String> {
+        match src {
+            Source::Ring { port, ring } => {
+                let port = *port;
+                let mut frames = 0;
+                for _ in 0..BLOCKS_PER_PASS {
+                    let Some(mut block) = ring.next_block() else { break };
+                    let (mut n, mut bytes, mut vlan) = (0u64, 0u64, 0u64);
+                    for f in block.frames() {
+                        n += 1;
+                        bytes += u64::from(f.wire_len);
+                        vlan += u64::from(f.vlan_restored);
+                        d.frame(port, f.data, f.wire_len, f.ts_ns);
+                    }
+                    let p = &mut d.ports[port];
+                    p[pc::RECEIVED] += n;
+                    p[pc::BYTES] += bytes;
+                    p[pc::VLAN_RESTORED] += vlan;
+                    frames += n as usize;
+                    // `block` drops here: handed back to the kernel.
+                }
+                Ok(frames)
+            }
+            Source::Pcap { port, reader, filter, pace, clock, done } => {
+                if *done || stopping {
+                    return Ok(0);
+                }
+                let port = *port;
+                let mut frames = 0;
+                for _ in 0..PCAP_BATCH {
+                    let rec = match reader.next_record() {
+                        Ok(Some(r)) => r,
+                        Ok(None) => {
+                            *done = true;
+                            break;
+                        }
+                        Err(e) => return Err(format!("port {port}: {}", error_chain(&e))),
+                    };
+                    if *pace == Pace::Recorded {
+                        let (t0, start) = *clock.get_or_insert((rec.ts_ns, Instant::now()));
+                        let due = Duration::from_nanos(rec.ts_ns.saturating_sub(t0));
+                        let now = start.elapsed();
+                        if due > now {
+                            std::thread::sleep(due - now);
+                        }
+                    }
+                    let p = &mut d.ports[port];
+                    p[pc::RECEIVED] += 1;
+                    p[pc::BYTES] += u64::from(rec.orig_len);
+                    if let Some(f) = filter.as_mut() {
+                        if f.verdict(&Packet { data: rec.data, wire_len: rec.orig_len }) == Verdict::Drop {
+                            p[pc::FILTERED] += 1;
+                            continue;
+                        }
+                    }
+                    d.frame(port, rec.data, rec.orig_len, rec.ts_ns);
+                    frames += 1;
+                    if *pace == Pace::Recorded {
+                        break; // one record per pass keeps the loop responsive to stop
+                    }
+                }
+                // A pass that only read filtered records still did work.
+                Ok(frames.max(usize::from(!*done)))
+            }
+        }
+    }
+
+    fn wait_uring(
+        &mut self,
+        ring: &mut IoUring,
+        armed: &mut [bool],
+        wake_armed: &mut bool,
+        timeout: Duration,
+    ) -> WorkerResult {
+        {
+            let mut sq = ring.submission();
+            for (i, src) in self.sources.iter().enumerate() {
+                if let Source::Ring { ring: rx, .. } = src {
+                    if !armed[i] {
+                        let e = opcode::PollAdd::new(types::Fd(rx.raw_fd()), libc::POLLIN as u32)
+                            .build()
+                            .user_data(i as u64);
+                        // SAFETY: the entry references only an fd that outlives the ring's use of it (the worker owns both).
+                        if unsafe { sq.push(&e) }.is_ok() {
+                            armed[i] = true;
+                        }
+                    }
+                }
+            }
+            if !*wake_armed {
+                let e = opcode::PollAdd::new(types::Fd(self.wake.as_raw_fd()), libc::POLLIN as u32)
+                    .build()
+                    .user_data(WAKE_TOKEN);
+                // SAFETY: as above: the eventfd is owned by this worker for its whole life.
+                if unsafe { sq.push(&e) }.is_ok() {
+                    *wake_armed = true;
+                }
+            }
+        }
+        let ts = types::Timespec::from(timeout);
+        let args = types::SubmitArgs::new().timespec(&ts);
+        match ring.submitter().submit_with_args(1, &args) {
+            Ok(_) => {}
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME | libc::EINTR | libc::EBUSY)) => {}
+            Err(e) => return Err(format!("io_uring wait: {e}")),
+        }
+        for cqe in ring.completion() {
+            let ud = cqe.user_data();
+            if ud == WAKE_TOKEN {
+                *wake_armed = false;
+                sys::eventfd_clear(self.wake.as_raw_fd());
+            } else if let Some(a) = armed.get_mut(ud as usize) {
+                *a = false;
+            }
+        }
+        Ok(())
+    }
+}

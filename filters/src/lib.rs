@@ -1,0 +1,88 @@
+//! ringwire-filters: the Filter API and the filters the engine runs on frames.
+//!
+//! This crate owns *what* a filter is and how it decides; it knows nothing of
+//! rings, workers or threads (the engine owns those). Today it provides:
+//!
+//! - [`Filter`]: the one trait every filter implements, with batch evaluation
+//!   so per-call costs are paid once per batch;
+//! - [`PcapFilter`]: a pcap-filter expression (tcpdump's grammar) compiled by
+//!   libpcap into classic BPF, evaluated in userspace by [`CbpfProgram`] or
+//!   handed to the kernel as a socket filter ([`CbpfProgram::instructions`]).
+//!
+//! Contract: a filter never reads outside the frame it is given, never
+//! allocates, and never blocks in [`Filter::matches`].
+
+mod cbpf;
+mod pcap_expr;
+
+pub use cbpf::{CbpfProgram, Insn, MAX_INSNS};
+pub use pcap_expr::{compile_expression, CompileTarget, PcapFilter};
+
+/// A frame as a filter sees it: the captured bytes and the length on the wire.
+#[derive(Debug, Clone, Copy)]
+pub struct Packet<'a> {
+    /// Captured bytes, starting at the Ethernet header (possibly truncated to a snaplen).
+    pub data: &'a [u8],
+    /// The frame's length on the wire (at least `data.len()`).
+    pub wire_len: u32,
+}
+
+impl<'a> Packet<'a> {
+    /// A packet whose captured bytes are the whole frame.
+    #[must_use]
+    pub fn whole(data: &'a [u8]) -> Self {
+        Self { data, wire_len: u32::try_from(data.len()).unwrap_or(u32::MAX) }
+    }
+}
+
+/// What a filter decided for one frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The frame goes on to the consumer.
+    Pass,
+    /// The frame stops here and is counted as filtered.
+    Drop,
+}
+
+/// A filter: decides for each frame whether it passes.
+///
+/// Implementations are owned by one worker thread at a time (`Send`, not `Sync`).
+pub trait Filter: Send {
+    /// A short human name for messages and counters (e.g. the expression).
+    fn name(&self) -> &str;
+
+    /// Decide one frame.
+    fn verdict(&mut self, pkt: &Packet<'_>) -> Verdict;
+
+    /// Decide a batch of frames: `verdicts[i]` is the verdict on `pkts[i]`.
+    ///
+    /// The default calls [`Filter::verdict`] per frame; filters behind an
+    /// expensive boundary override it to pay that cost once per batch.
+    fn verdict_batch(&mut self, pkts: &[Packet<'_>], verdicts: &mut [Verdict]) {
+        for (pkt, v) in pkts.iter().zip(verdicts.iter_mut()) {
+            *v = self.verdict(pkt);
+        }
+    }
+}
+
+/// Errors from building a filter.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FilterError {
+    /// libpcap could not compile the expression; `message` is libpcap's own.
+    #[error("filter `{expression}`: {message}")]
+    Compile {
+        /// The expression as given.
+        expression: String,
+        /// libpcap's error message.
+        message: String,
+    },
+    /// A compiled program failed validation (libpcap should never produce one).
+    #[error("filter `{expression}`: invalid classic BPF program: {reason}")]
+    InvalidProgram {
+        /// The expression as given.
+        expression: String,
+        /// What is wrong with the program.
+        reason: String,
+    },
+}
