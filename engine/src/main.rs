@@ -38,6 +38,9 @@ enum Cmd {
         /// Progress line every N ms on stderr (overrides engine.progress_ms).
         #[arg(long)]
         progress_ms: Option<u64>,
+        /// Create this file once every port is open and the workers run (for scripts).
+        #[arg(long)]
+        ready_file: Option<PathBuf>,
     },
     /// Capture like tcpdump: -i IFACE... or -r FILE..., -w OUT, -c COUNT, then a pcap-filter expression.
     Capture(CaptureArgs),
@@ -103,7 +106,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let res = match cli.cmd {
-        Cmd::Run { config, progress_ms } => cmd_run(&config, progress_ms),
+        Cmd::Run { config, progress_ms, ready_file } => cmd_run(&config, progress_ms, ready_file.as_deref()),
         Cmd::Capture(a) => cmd_capture(a),
         Cmd::Demo(a) => cmd_demo(&a),
     };
@@ -207,10 +210,13 @@ fn finish(report: &Report, engine_json: Option<&Path>, to_stderr: bool) -> Resul
     Ok(if report.errors.is_empty() && report.unreconciled.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-fn cmd_run(path: &Path, progress_ms: Option<u64>) -> Result<ExitCode> {
+fn cmd_run(path: &Path, progress_ms: Option<u64>, ready_file: Option<&Path>) -> Result<ExitCode> {
     let config = Config::load(path)?;
     let signals = stop_flag()?;
     let engine = Engine::start(&config)?;
+    if let Some(f) = ready_file {
+        std::fs::write(f, format!("{}\n", std::process::id())).with_context(|| format!("writing {}", f.display()))?;
+    }
     let report = supervise(engine, progress_ms.unwrap_or(config.engine.progress_ms), &signals, || false);
     finish(&report, config.engine.stats_json.as_deref(), false)
 }

@@ -1,2 +1,259 @@
-//! ringwire-tests: end-to-end tests that run ringwire's real binaries in
-//! network namespaces (see `tests/`). The library part holds the helpers.
+//! ringwire-tests: end-to-end tests that run ringwire's real binaries
+//! (`ringwire`, `ringwire-gen`) in network namespaces made for each test.
+//!
+//! The library holds the helpers: locating the binaries, the root check
+//! (skip with a message outside CI, fail inside it), running the engine as a
+//! child process that is killed if a test fails, and reading pcap files with
+//! an implementation independent of the engine's (`pcap-file`).
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+pub use ringwire_engine::lab::Lab;
+
+/// Path of a workspace binary, next to the test executable's directory.
+///
+/// # Panics
+/// When the binary was not built (`cargo build --workspace --bins`).
+#[must_use]
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    let dir = exe.parent().and_then(Path::parent).expect("target directory");
+    let p = dir.join(name);
+    assert!(p.exists(), "{} not built: run `cargo build --workspace --bins` first", p.display());
+    p
+}
+
+/// Whether a privileged test may run. Outside CI without root it prints why
+/// it skips and returns false; in CI (CI=true) it fails instead of skipping.
+///
+/// # Panics
+/// In CI without root.
+#[must_use]
+pub fn privileged(test: &str) -> bool {
+    if ringwire_engine::sys::is_root() {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").map_or(true, |v| v != "true"),
+        "{test}: needs root (CAP_NET_ADMIN, CAP_NET_RAW) and CI must run it as root"
+    );
+    eprintln!("skipping {test}: needs root (CAP_NET_ADMIN, CAP_NET_RAW for namespaces and packet sockets)");
+    false
+}
+
+/// Number of usable cores.
+#[must_use]
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+}
+
+/// A child process killed (SIGKILL) if still running when dropped.
+pub struct Proc {
+    child: Option<Child>,
+    what: String,
+}
+
+impl Proc {
+    /// Spawn `cmd` with stdout and stderr captured.
+    ///
+    /// # Panics
+    /// If it cannot be spawned.
+    #[must_use]
+    pub fn spawn(what: &str, cmd: &mut Command) -> Self {
+        let child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning {what}: {e}"));
+        Self { child: Some(child), what: what.to_owned() }
+    }
+
+    /// The child's pid.
+    #[must_use]
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Send a signal.
+    pub fn signal(&self, sig: libc::c_int) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.pid() as libc::pid_t, sig) };
+    }
+
+    /// Whether it has exited.
+    pub fn exited(&mut self) -> bool {
+        self.child.as_mut().expect("running").try_wait().ok().flatten().is_some()
+    }
+
+    /// Wait for exit (at most `limit`, then kill) and collect its output.
+    ///
+    /// # Panics
+    /// If it had to be killed.
+    pub fn wait(mut self, limit: Duration) -> Output {
+        let deadline = Instant::now() + limit;
+        while !self.exited() {
+            if Instant::now() > deadline {
+                let mut c = self.child.take().expect("running");
+                let _ = c.kill();
+                let out = c.wait_with_output().expect("collect output");
+                panic!(
+                    "{} did not exit within {limit:?}; stderr:\n{}",
+                    self.what,
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.child.take().expect("running").wait_with_output().expect("collect output")
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Start `ringwire run CONFIG` inside `ns` and wait until its rings are up.
+///
+/// # Panics
+/// If it does not become ready within 10 s.
+#[must_use]
+pub fn start_engine(ns: &str, config: &Path, dir: &Path) -> Proc {
+    let ready = dir.join(format!("ready-{}", config.file_stem().unwrap().to_string_lossy()));
+    let _ = std::fs::remove_file(&ready);
+    let mut p = Proc::spawn(
+        "ringwire run",
+        Command::new("ip")
+            .args(["netns", "exec", ns])
+            .arg(bin("ringwire"))
+            .arg("run")
+            .arg(config)
+            .arg("--ready-file")
+            .arg(&ready),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !ready.exists() {
+        if p.exited() {
+            let out = p.wait(Duration::from_secs(1));
+            panic!("engine exited before ready: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        assert!(Instant::now() < deadline, "engine not ready within 10 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    p
+}
+
+/// Run ringwire-gen inside `ns` with `args`; returns its JSON report.
+///
+/// # Panics
+/// If it fails or runs over 60 s.
+#[must_use]
+pub fn generate(ns: &str, iface: &str, args: &[&str]) -> serde_json::Value {
+    let p = Proc::spawn(
+        "ringwire-gen",
+        Command::new("ip")
+            .args(["netns", "exec", ns])
+            .arg(bin("ringwire-gen"))
+            .args(["-i", iface, "--json"])
+            .args(args),
+    );
+    let out = p.wait(Duration::from_secs(60));
+    assert!(out.status.success(), "ringwire-gen failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("ringwire-gen --json report")
+}
+
+/// Stop an engine with SIGTERM; returns its output after checking it exited 0.
+///
+/// # Panics
+/// If it exits non-zero or does not exit within 15 s.
+#[must_use]
+pub fn stop_engine(p: Proc) -> Output {
+    p.signal(libc::SIGTERM);
+    let out = p.wait(Duration::from_secs(15));
+    assert!(
+        out.status.success(),
+        "engine exited with {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// One pcap record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rec {
+    /// Timestamp, ns.
+    pub ts_ns: u128,
+    /// Original length.
+    pub orig_len: u32,
+    /// Bytes.
+    pub data: Vec<u8>,
+}
+
+/// Read every record of a pcap file with `pcap-file` (not the engine's reader).
+///
+/// # Panics
+/// If the file is not a valid pcap file.
+#[must_use]
+pub fn read_pcap(path: &Path) -> Vec<Rec> {
+    let f = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut r = pcap_file::pcap::PcapReader::new(f).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut out = Vec::new();
+    while let Some(p) = r.next_packet() {
+        let p = p.unwrap_or_else(|e| panic!("{}: record {}: {e}", path.display(), out.len() + 1));
+        out.push(Rec { ts_ns: p.timestamp.as_nanos(), orig_len: p.orig_len, data: p.data.into_owned() });
+    }
+    out
+}
+
+/// Whether tcpdump reads `path` without a warning; returns its record count.
+///
+/// # Panics
+/// If tcpdump is missing, fails, or warns.
+#[must_use]
+pub fn tcpdump_count(path: &Path) -> usize {
+    let out = Command::new("tcpdump").arg("-nr").arg(path).output().expect("tcpdump is installed (make deps)");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "tcpdump -r {} failed: {err}", path.display());
+    assert!(!err.to_lowercase().contains("warning"), "tcpdump warned on {}: {err}", path.display());
+    String::from_utf8_lossy(&out.stdout).lines().count()
+}
+
+/// The final counters an engine wrote with `stats_json`.
+///
+/// # Panics
+/// If the file is missing or not JSON.
+#[must_use]
+pub fn stats(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).expect("stats json")
+}
+
+/// Check the accounting identities in a stats JSON for every consumer.
+///
+/// # Panics
+/// On any identity that does not hold.
+pub fn assert_reconciles(stats: &serde_json::Value) {
+    for c in stats["consumers"].as_array().expect("consumers") {
+        let g = |k: &str| c[k].as_u64().unwrap_or_else(|| panic!("{k} missing"));
+        assert_eq!(g("seen"), g("passed") + g("filtered"), "seen = passed + filtered for {c}");
+        assert_eq!(g("passed"), g("delivered") + g("queue_dropped"), "passed = delivered + queue_dropped for {c}");
+        if c["kind"] == "pcap" {
+            assert_eq!(
+                g("delivered"),
+                g("written") + g("over_limit") + g("write_errors"),
+                "delivered = written for {c}"
+            );
+        }
+    }
+}

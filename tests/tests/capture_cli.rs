@@ -1,0 +1,279 @@
+//! `ringwire capture` from pcap files, and every bad input the engine must
+//! refuse with a one-line error and a non-zero exit (no panic, no hang).
+//! These need no root: they run everywhere.
+
+use std::{path::Path, process::Command, time::Duration};
+
+use etherparse::PacketBuilder;
+use ringwire_tests::{bin, read_pcap, Proc, Rec};
+
+const MAC_A: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0a];
+const MAC_B: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0b];
+
+fn eth(dst: [u8; 6], ethertype: u16, payload: &[u8]) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&dst);
+    f.extend_from_slice(&MAC_A);
+    f.extend_from_slice(&ethertype.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+fn ipv4_raw(proto: u8, flags_frag: u16, payload: &[u8]) -> Vec<u8> {
+    let mut h = etherparse::Ipv4Header::new(
+        payload.len() as u16,
+        64,
+        etherparse::IpNumber(proto),
+        [10, 0, 0, 1],
+        [10, 1, 0, 2],
+    )
+    .unwrap();
+    h.more_fragments = flags_frag & 0x2000 != 0;
+    h.fragment_offset = etherparse::IpFragOffset::try_new(flags_frag & 0x1fff).unwrap();
+    h.header_checksum = h.calc_header_checksum();
+    let mut v = h.to_bytes().to_vec();
+    v.extend_from_slice(payload);
+    v
+}
+
+/// A varied corpus: IPv4/IPv6, UDP/TCP/ICMP/ICMPv6, 802.1Q and QinQ, ARP,
+/// fragments, an IPv6 extension header, GRE, LLDP, a runt, a snaplen-cut record.
+fn corpus() -> Vec<(Vec<u8>, u32)> {
+    let mut frames: Vec<Vec<u8>> = Vec::new();
+    for (sport, dport) in [(1000u16, 53u16), (53, 1000), (1000, 2000), (40000, 443)] {
+        let mut f = Vec::new();
+        PacketBuilder::ethernet2(MAC_A, MAC_B)
+            .ipv4([10, 0, 0, 1], [10, 1, 0, 2], 64)
+            .udp(sport, dport)
+            .write(&mut f, &[7u8; 30])
+            .unwrap();
+        frames.push(f);
+        let mut f = Vec::new();
+        PacketBuilder::ethernet2(MAC_A, MAC_B)
+            .ipv6([0xfd; 16], [0xfe; 16], 64)
+            .tcp(sport, dport, 9, 1000)
+            .syn()
+            .write(&mut f, &[1u8; 200])
+            .unwrap();
+        frames.push(f);
+        let mut f = Vec::new();
+        PacketBuilder::ethernet2(MAC_A, MAC_B)
+            .ipv4([192, 168, 1, 1], [10, 0, 0, 1], 64)
+            .tcp(sport, dport, 1, 100)
+            .ack(5)
+            .write(&mut f, &[2u8; 900])
+            .unwrap();
+        frames.push(f);
+    }
+    for vid in [10u16, 20] {
+        let mut f = Vec::new();
+        PacketBuilder::ethernet2(MAC_A, MAC_B)
+            .single_vlan(vid.try_into().unwrap())
+            .ipv4([10, 0, 0, 3], [10, 0, 0, 4], 64)
+            .udp(5000, 53)
+            .write(&mut f, &[3u8; 40])
+            .unwrap();
+        frames.push(f);
+    }
+    let mut f = Vec::new();
+    PacketBuilder::ethernet2(MAC_A, MAC_B)
+        .double_vlan(100.try_into().unwrap(), 200.try_into().unwrap())
+        .ipv6([1; 16], [2; 16], 64)
+        .udp(7, 9)
+        .write(&mut f, &[4u8; 64])
+        .unwrap();
+    frames.push(f);
+    let mut f = Vec::new();
+    PacketBuilder::ethernet2(MAC_A, MAC_B)
+        .ipv4([10, 0, 0, 1], [10, 0, 0, 9], 64)
+        .icmpv4_echo_request(1, 1)
+        .write(&mut f, &[5u8; 56])
+        .unwrap();
+    frames.push(f);
+    let mut f = Vec::new();
+    PacketBuilder::ethernet2(MAC_A, MAC_B)
+        .ipv6([3; 16], [4; 16], 64)
+        .icmpv6_echo_request(1, 1)
+        .write(&mut f, &[6u8; 56])
+        .unwrap();
+    frames.push(f);
+    // ARP request (broadcast).
+    let mut arp = vec![0, 1, 8, 0, 6, 4, 0, 1];
+    arp.extend_from_slice(&MAC_A);
+    arp.extend_from_slice(&[10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 10, 0, 0, 2]);
+    frames.push(eth([0xff; 6], 0x0806, &arp));
+    // IPv4 fragments: first (MF) and a later one (offset 185).
+    frames.push(eth(MAC_B, 0x0800, &ipv4_raw(17, 0x2000, &[8u8; 64])));
+    frames.push(eth(MAC_B, 0x0800, &ipv4_raw(17, 185, &[9u8; 64])));
+    // GRE (protocol 47) carrying nothing in particular.
+    frames.push(eth(MAC_B, 0x0800, &ipv4_raw(47, 0, &[0, 0, 0x08, 0x00, 1, 2, 3, 4])));
+    // IPv6 with a hop-by-hop header in front of UDP.
+    let mut v6 = vec![0x60, 0, 0, 0, 0, 16, 0, 64];
+    v6.extend_from_slice(&[5; 16]);
+    v6.extend_from_slice(&[6; 16]);
+    v6.extend_from_slice(&[17, 0, 1, 4, 0, 0, 0, 0]); // next = UDP, len 0, PadN
+    v6.extend_from_slice(&[0x03, 0xe8, 0x00, 0x35, 0, 8, 0, 0]); // udp 1000 -> 53
+    frames.push(eth(MAC_B, 0x86dd, &v6));
+    // LLDP, an odd ethertype, and a runt.
+    frames.push(eth([0x01, 0x80, 0xc2, 0, 0, 0x0e], 0x88cc, &[0u8; 46]));
+    frames.push(eth(MAC_B, 0x1234, &[0xaa; 50]));
+    frames.push(eth(MAC_B, 0x0800, &[0x45]));
+    let mut out: Vec<(Vec<u8>, u32)> = frames.into_iter().map(|f| (f.clone(), f.len() as u32)).collect();
+    // A record cut by a snaplen: 1400 bytes on the wire, 96 captured.
+    let mut big = Vec::new();
+    PacketBuilder::ethernet2(MAC_A, MAC_B)
+        .ipv4([10, 0, 0, 1], [10, 1, 0, 2], 64)
+        .udp(1000, 2000)
+        .write(&mut big, &[0u8; 1358])
+        .unwrap();
+    big.truncate(96);
+    out.push((big, 1400));
+    out
+}
+
+fn write_corpus(path: &Path) -> usize {
+    // Written with pcap-file (microseconds), the way most captures on disk are.
+    let f = std::fs::File::create(path).unwrap();
+    let header = pcap_file::pcap::PcapHeader { snaplen: 65535, ..Default::default() };
+    let mut w = pcap_file::pcap::PcapWriter::with_header(f, header).unwrap();
+    let frames = corpus();
+    for (i, (data, len)) in frames.iter().enumerate() {
+        let ts = Duration::new(1_700_000_000 + i as u64, (i as u32) * 1000);
+        w.write_packet(&pcap_file::pcap::PcapPacket::new(ts, *len, data)).unwrap();
+    }
+    frames.len()
+}
+
+fn ringwire(args: &[&str]) -> std::process::Output {
+    Proc::spawn("ringwire", Command::new(bin("ringwire")).args(args)).wait(Duration::from_secs(30))
+}
+
+#[test]
+fn capture_from_file_keeps_exactly_what_tcpdump_keeps() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.pcap");
+    let n = write_corpus(&input);
+    let exprs = [
+        "",
+        "udp",
+        "tcp",
+        "udp port 53",
+        "ip6",
+        "arp",
+        "icmp or icmp6",
+        "vlan",
+        "vlan 10",
+        "vlan and udp",
+        "ip[6:2] & 0x3fff != 0",
+        "greater 200",
+        "less 64",
+        "ether proto 0x88cc",
+        "host 10.0.0.1",
+        "net 10.1.0.0/16",
+        "tcp[tcpflags] & tcp-syn != 0",
+        "ip proto 47",
+        "not ip and not ip6",
+        "src port 1000 or dst port 2000",
+        "len > 100",
+        "ip6 and tcp",
+        "ether dst ff:ff:ff:ff:ff:ff",
+        "ether host 02:00:00:00:00:0a",
+        "ip6 proto 0",
+    ];
+    for expr in exprs {
+        let ours = dir.path().join("ours.pcap");
+        let reference = dir.path().join("ref.pcap");
+        let mut args = vec!["capture", "-r", input.to_str().unwrap(), "-w", ours.to_str().unwrap()];
+        args.extend(expr.split_whitespace());
+        let out = ringwire(&args);
+        assert!(out.status.success(), "ringwire capture {expr:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let t = Command::new("tcpdump")
+            .arg("-r")
+            .arg(&input)
+            .arg("-w")
+            .arg(&reference)
+            .args(expr.split_whitespace())
+            .output()
+            .expect("tcpdump");
+        assert!(t.status.success(), "tcpdump {expr:?}: {}", String::from_utf8_lossy(&t.stderr));
+        let (a, b): (Vec<Rec>, Vec<Rec>) = (read_pcap(&ours), read_pcap(&reference));
+        assert_eq!(a, b, "expression {expr:?}: ringwire kept {} frames, tcpdump {}", a.len(), b.len());
+        if expr.is_empty() {
+            assert_eq!(a.len(), n);
+        }
+    }
+}
+
+#[test]
+fn capture_prints_one_line_per_frame_and_honours_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.pcap");
+    write_corpus(&input);
+    let out = ringwire(&["capture", "-r", input.to_str().unwrap(), "-c", "3", "udp"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(lines[0].contains("IP 10.0.0.1.1000 > 10.1.0.2.53: UDP, length"), "{}", lines[0]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("3 frames captured"));
+}
+
+/// Every bad input: one line on stderr naming the problem, exit status 1, no panic.
+fn refused(args: &[&str], needle: &str) {
+    let out = ringwire(args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{args:?} should fail with status 1: {err}");
+    assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{args:?}: expected one line, got: {err}");
+    assert!(lines[0].contains(needle), "{args:?}: expected `{needle}` in: {err}");
+}
+
+#[test]
+fn bad_inputs_get_one_clear_line_and_a_nonzero_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.pcap");
+    write_corpus(&good);
+    let g = good.to_str().unwrap();
+
+    refused(&["capture", "-i", "rwnosuchif0"], "no such interface `rwnosuchif0`");
+    refused(&["capture", "-r", g, "--workers", "0,4096"], "core 4096 does not exist");
+    refused(&["capture", "-r", g, "udp and portt 53"], "syntax error");
+    refused(&["capture", "-r", g, "-w", "/nonexistent-dir/x.pcap"], "/nonexistent-dir/x.pcap: cannot open");
+    refused(&["capture", "-r", "/nonexistent.pcap"], "/nonexistent.pcap: cannot open");
+
+    let garbage = dir.path().join("garbage.pcap");
+    std::fs::write(&garbage, b"this is not a capture file at all").unwrap();
+    refused(&["capture", "-r", garbage.to_str().unwrap()], "not a pcap file");
+
+    // Unknown field in a config: named, with its line.
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(&cfg, "[engine]\nworkers = [0]\nwokrers = [1]\n").unwrap();
+    refused(&["run", cfg.to_str().unwrap()], "wokrers");
+    refused(&["run", cfg.to_str().unwrap()], "line 3");
+    std::fs::write(&cfg, "[engine\nworkers = [0]\n").unwrap();
+    refused(&["run", cfg.to_str().unwrap()], "line 1");
+    // More workers than cores.
+    let too_many: Vec<String> = (0..=ringwire_tests::cores()).map(|c| c.to_string()).collect();
+    std::fs::write(&cfg, format!("[engine]\nworkers = [{}]\n[[ports]]\nuri = \"pcap:{g}\"\n", too_many.join(", ")))
+        .unwrap();
+    refused(&["run", cfg.to_str().unwrap()], "does not exist");
+}
+
+#[test]
+fn truncated_pcap_source_fails_after_keeping_what_was_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.pcap");
+    let n = write_corpus(&good);
+    let bytes = std::fs::read(&good).unwrap();
+    let cut = dir.path().join("cut.pcap");
+    std::fs::write(&cut, &bytes[..bytes.len() - 20]).unwrap();
+    let out_file = dir.path().join("kept.pcap");
+    let out = ringwire(&["capture", "-r", cut.to_str().unwrap(), "-w", out_file.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(err.contains(&format!("truncated: record {n}")), "{err}");
+    // Nothing already read is lost: every complete record was written.
+    assert_eq!(read_pcap(&out_file).len(), n - 1);
+}
