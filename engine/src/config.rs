@@ -239,9 +239,9 @@ pub struct ConsumerConfig {
     /// `pcap`: one file per worker (`NAME.wN.pcap`).
     #[serde(default)]
     pub split_by_worker: bool,
-    /// Queued consumers: slots per worker queue.
-    #[serde(default = "default_queue_depth")]
-    pub queue_depth: usize,
+    /// Queued consumers: MiB of buffer per worker queue (chunks of at least 256 KiB).
+    #[serde(default = "default_queue_mb")]
+    pub queue_mb: u32,
     /// `forward`: the port name to send frames out of.
     #[serde(default)]
     pub to: Option<String>,
@@ -254,8 +254,8 @@ fn default_snaplen() -> u32 {
     262_144
 }
 
-fn default_queue_depth() -> usize {
-    16_384
+fn default_queue_mb() -> u32 {
+    32
 }
 
 /// Consumer kinds.
@@ -389,8 +389,8 @@ impl Config {
             if c.kind != ConsumerKind::Forward && c.to.is_some() {
                 return bad(format!("{ctx}: to only applies to kind = \"forward\""));
             }
-            if c.kind.is_queued() && !(1..=1 << 20).contains(&c.queue_depth) {
-                return bad(format!("{ctx}: queue_depth must be between 1 and 1048576"));
+            if c.kind.is_queued() && !(1..=65536).contains(&c.queue_mb) {
+                return bad(format!("{ctx}: queue_mb must be between 1 and 65536"));
             }
             if c.snaplen < 14 {
                 return bad(format!("{ctx}: snaplen must be at least 14"));

@@ -1,13 +1,16 @@
-//! Queued consumers: frames copied into pooled slots, handed over bounded
+//! Queued consumers: frames copied into pooled chunks, handed over bounded
 //! lock-free queues (one pair per worker, so each is single-producer), and
 //! written by the consumer's own thread.
 //!
 //! ```text
-//! worker:   free.pop() ─ copy frame ─ full.push()      (no slot: count queue-dropped)
-//! consumer: full.pop() ─ write ─ free.push()
+//! worker:   append record to its current chunk; at the end of each batch
+//!           full.push(chunk), free.pop() for the next   (no free chunk: count queue-dropped)
+//! consumer: full.pop() ─ write the chunk ─ free.push()
 //! ```
-//! Every slot is allocated up front; a frame longer than a slot's initial
-//! capacity (jumbo / GRO frames) grows that slot once and it stays grown.
+//! A chunk holds records in pcap's own layout (16-byte record header, then
+//! the bytes), so the pcap writer writes a whole chunk with one `write`,
+//! and the queue is touched once per batch, not once per frame. Every chunk
+//! is allocated up front; nothing is allocated per frame.
 
 use std::{
     io::Write as _,
@@ -22,65 +25,138 @@ use std::{
 use crossbeam_queue::ArrayQueue;
 
 use crate::{
-    pcapio::{output_name, PcapIoError, PcapWriter},
+    pcapio::{output_name, PcapIoError, PcapWriter, RECORD_HEADER},
     stats::{sink, Cells},
 };
 
-/// A copied frame.
+/// Smallest chunk: large enough that a chunk's write is one efficient syscall.
+pub const MIN_CHUNK: usize = 256 << 10;
+
+/// Records laid end to end in pcap layout, with each record's port.
 #[derive(Debug)]
-pub struct Slot {
-    /// Receive timestamp, ns since the epoch.
-    pub ts_ns: u64,
-    /// Length on the wire.
-    pub wire_len: u32,
-    /// Port index.
-    pub port: u16,
-    /// Worker index.
-    pub worker: u16,
-    /// Captured bytes (up to the consumer's snaplen).
-    pub data: Vec<u8>,
+pub struct Chunk {
+    buf: Vec<u8>,
+    ports: Vec<u16>,
 }
 
-/// One worker's queue to one consumer, with its pool of free slots.
+impl Chunk {
+    fn new(capacity: usize) -> Self {
+        Self { buf: Vec::with_capacity(capacity), ports: Vec::with_capacity(capacity / RECORD_HEADER) }
+    }
+
+    fn clear(&mut self) {
+        self.buf.clear();
+        self.ports.clear();
+    }
+
+    /// Number of records.
+    #[must_use]
+    pub fn records(&self) -> usize {
+        self.ports.len()
+    }
+
+    /// Iterate over (port, ts_ns, wire_len, bytes).
+    pub fn iter(&self) -> impl Iterator<Item = (u16, u64, u32, &[u8])> {
+        let mut off = 0;
+        self.ports.iter().map(move |&port| {
+            let h = &self.buf[off..off + RECORD_HEADER];
+            let word = |i: usize| u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
+            let (sec, nsec, incl, orig) = (word(0), word(4), word(8) as usize, word(12));
+            let data = &self.buf[off + RECORD_HEADER..off + RECORD_HEADER + incl];
+            off += RECORD_HEADER + incl;
+            (port, u64::from(sec) * 1_000_000_000 + u64::from(nsec), orig, data)
+        })
+    }
+
+    /// Bytes of the first `n` records.
+    fn prefix_len(&self, n: usize) -> usize {
+        let mut off = 0;
+        for _ in 0..n {
+            let incl = u32::from_le_bytes(self.buf[off + 8..off + 12].try_into().expect("4 bytes")) as usize;
+            off += RECORD_HEADER + incl;
+        }
+        off
+    }
+}
+
+/// One worker's queue to one consumer, with its pool of free chunks.
 #[derive(Debug)]
 pub struct Channel {
-    full: ArrayQueue<Box<Slot>>,
-    free: ArrayQueue<Box<Slot>>,
+    full: ArrayQueue<Box<Chunk>>,
+    free: ArrayQueue<Box<Chunk>>,
+    chunk_size: usize,
 }
 
 impl Channel {
-    /// A channel of `depth` slots, each with `slot_capacity` bytes reserved.
+    /// A channel of `chunks` chunks of `chunk_size` bytes each.
     #[must_use]
-    pub fn new(depth: usize, slot_capacity: usize) -> Self {
-        let free = ArrayQueue::new(depth);
-        for _ in 0..depth {
-            let slot =
-                Box::new(Slot { ts_ns: 0, wire_len: 0, port: 0, worker: 0, data: Vec::with_capacity(slot_capacity) });
-            let _ = free.push(slot);
+    pub fn new(chunks: usize, chunk_size: usize) -> Self {
+        let free = ArrayQueue::new(chunks);
+        for _ in 0..chunks {
+            let _ = free.push(Box::new(Chunk::new(chunk_size)));
         }
-        Self { full: ArrayQueue::new(depth), free }
+        Self { full: ArrayQueue::new(chunks), free, chunk_size }
     }
 
-    /// Copy a frame into a free slot and queue it; `false` when no slot is free.
-    #[inline]
-    pub fn offer(&self, data: &[u8], snaplen: usize, wire_len: u32, ts_ns: u64, port: u16, worker: u16) -> bool {
-        let Some(mut slot) = self.free.pop() else { return false };
-        slot.data.clear();
-        slot.data.extend_from_slice(&data[..data.len().min(snaplen)]);
-        slot.ts_ns = ts_ns;
-        slot.wire_len = wire_len;
-        slot.port = port;
-        slot.worker = worker;
-        // Cannot fail: there are as many slots as queue places.
-        self.full.push(slot).is_ok()
-    }
-
-    fn take(&self) -> Option<Box<Slot>> {
+    fn take(&self) -> Option<Box<Chunk>> {
         self.full.pop()
     }
 
-    fn give_back(&self, slot: Box<Slot>) {
-        let _ = self.free.push(slot);
+    fn give_back(&self, mut chunk: Box<Chunk>) {
+        chunk.clear();
+        let _ = self.free.push(chunk);
+    }
+}
+
+/// The worker's end of a [`Channel`]: the chunk it is filling.
+#[derive(Debug)]
+pub struct Producer {
+    channel: Arc<Channel>,
+    current: Option<Box<Chunk>>,
+    snaplen: usize,
+}
+
+impl Producer {
+    /// A producer that keeps at most `snaplen` bytes of each frame.
+    #[must_use]
+    pub fn new(channel: Arc<Channel>, snaplen: usize) -> Self {
+        let snaplen = snaplen.min(channel.chunk_size - RECORD_HEADER);
+        Self { channel, current: None, snaplen }
+    }
+
+    /// Append a frame; `false` when no chunk has room (the frame is dropped).
+    #[inline]
+    pub fn offer(&mut self, data: &[u8], wire_len: u32, ts_ns: u64, port: u16) -> bool {
+        let incl = data.len().min(self.snaplen);
+        let need = RECORD_HEADER + incl;
+        if self.current.as_ref().is_none_or(|c| c.buf.capacity() - c.buf.len() < need) {
+            self.publish();
+            if self.current.is_none() {
+                self.current = self.channel.free.pop();
+            }
+        }
+        let Some(c) = self.current.as_mut() else { return false };
+        let mut h = [0u8; RECORD_HEADER];
+        h[0..4].copy_from_slice(&((ts_ns / 1_000_000_000) as u32).to_le_bytes());
+        h[4..8].copy_from_slice(&((ts_ns % 1_000_000_000) as u32).to_le_bytes());
+        h[8..12].copy_from_slice(&(incl as u32).to_le_bytes());
+        h[12..16].copy_from_slice(&wire_len.max(incl as u32).to_le_bytes());
+        // Within capacity (checked above): no reallocation.
+        c.buf.extend_from_slice(&h);
+        c.buf.extend_from_slice(&data[..incl]);
+        c.ports.push(port);
+        true
+    }
+
+    /// Hand the current chunk, if it holds anything, to the consumer thread.
+    #[inline]
+    pub fn publish(&mut self) {
+        if self.current.as_ref().is_some_and(|c| c.records() > 0) {
+            if let Some(c) = self.current.take() {
+                // Cannot fail: there are as many places in the queue as chunks.
+                let _ = self.channel.full.push(c);
+            }
+        }
     }
 }
 
@@ -142,8 +218,9 @@ impl PcapOutput {
         &self.files
     }
 
-    fn write(&mut self, slot: &Slot) -> Result<(), PcapIoError> {
-        let i = if self.split { usize::from(slot.worker).min(self.writers.len() - 1) } else { 0 };
+    /// Write the first `records` records of a chunk from worker `worker`.
+    fn write(&mut self, worker: usize, chunk: &Chunk, records: usize) -> Result<(), PcapIoError> {
+        let i = if self.split { worker.min(self.writers.len() - 1) } else { 0 };
         if self.rotate_bytes > 0 && self.writers[i].bytes() >= self.rotate_bytes {
             self.writers[i].flush()?;
             self.rotations[i] += 1;
@@ -151,7 +228,8 @@ impl PcapOutput {
             self.writers[i] = PcapWriter::create(&path, self.snaplen)?;
             self.files.push(path);
         }
-        self.writers[i].write(slot.ts_ns, slot.wire_len, &slot.data)
+        let len = if records == chunk.records() { chunk.buf.len() } else { chunk.prefix_len(records) };
+        self.writers[i].write_records(&chunk.buf[..len])
     }
 
     fn flush(&mut self) -> Result<(), PcapIoError> {
@@ -198,43 +276,59 @@ pub fn run_sink(mut t: SinkTask) -> Result<Vec<PathBuf>, String> {
         // will ever queue is already visible to this drain.
         let done = t.producers_done.load(Ordering::Acquire);
         let mut got = 0u64;
-        for ch in &t.channels {
-            while let Some(slot) = ch.take() {
+        for (worker, ch) in t.channels.iter().enumerate() {
+            while let Some(chunk) = ch.take() {
                 got += 1;
-                if t.limit.is_some_and(|l| local[sink::WRITTEN] >= l)
-                    || t.limit_hit.load(Ordering::Relaxed) && matches!(t.output, SinkOutput::Print { .. })
-                {
-                    local[sink::OVER_LIMIT] += 1;
-                } else {
+                let n = chunk.records() as u64;
+                let room = match t.limit {
+                    Some(l) => l.saturating_sub(local[sink::WRITTEN]),
+                    None if t.limit_hit.load(Ordering::Relaxed) => 0, // output gone (stdout closed)
+                    None => n,
+                };
+                let take = n.min(room);
+                local[sink::OVER_LIMIT] += n - take;
+                if take > 0 {
                     let res = match &mut t.output {
                         SinkOutput::Pcap(p) => {
                             let files = p.files.len();
-                            let r = p.write(&slot).map_err(|e| error_chain(&e));
+                            let r = p.write(worker, &chunk, take as usize).map_err(|e| error_chain(&e));
                             local[sink::FILES] += (p.files.len() - files) as u64;
                             r
                         }
                         SinkOutput::Print { port_names } => {
-                            line.clear();
-                            summary_line(&mut line, &slot, port_names);
-                            out.write_all(line.as_bytes()).map_err(|e| {
-                                if e.kind() == std::io::ErrorKind::BrokenPipe {
-                                    // The reader went away (`| head`): stop quietly.
-                                    t.limit_hit.store(true, Ordering::Relaxed);
-                                    String::new()
-                                } else {
-                                    format!("stdout: {e}")
+                            let mut r = Ok(());
+                            for (port, ts_ns, wire_len, data) in chunk.iter().take(take as usize) {
+                                line.clear();
+                                summary_line(
+                                    &mut line,
+                                    ts_ns,
+                                    wire_len,
+                                    data,
+                                    port_names.get(usize::from(port)).map_or("?", String::as_str),
+                                );
+                                if let Err(e) = out.write_all(line.as_bytes()) {
+                                    r = Err(if e.kind() == std::io::ErrorKind::BrokenPipe {
+                                        // The reader went away (`| head`): stop quietly.
+                                        t.limit_hit.store(true, Ordering::Relaxed);
+                                        String::new()
+                                    } else {
+                                        format!("stdout: {e}")
+                                    });
+                                    break;
                                 }
-                            })
+                            }
+                            r
                         }
                     };
                     match res {
                         Ok(()) => {
-                            local[sink::WRITTEN] += 1;
-                            local[sink::BYTES] += slot.data.len() as u64;
+                            local[sink::WRITTEN] += take;
+                            local[sink::BYTES] +=
+                                chunk.iter().take(take as usize).map(|r| r.3.len() as u64).sum::<u64>();
                             dirty = true;
                         }
                         Err(e) => {
-                            local[sink::WRITE_ERRORS] += 1;
+                            local[sink::WRITE_ERRORS] += take;
                             if first_error.is_none() && !e.is_empty() {
                                 tracing::error!(consumer = %t.name, error = %e, "write failed; further failures are counted");
                                 first_error = Some(e);
@@ -245,10 +339,8 @@ pub fn run_sink(mut t: SinkTask) -> Result<Vec<PathBuf>, String> {
                         t.limit_hit.store(true, Ordering::Relaxed);
                     }
                 }
-                ch.give_back(slot);
-                if got % 1024 == 0 {
-                    t.counters.publish(&local);
-                }
+                ch.give_back(chunk);
+                t.counters.publish(&local);
             }
         }
         t.counters.publish(&local);
@@ -302,21 +394,13 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 /// A tcpdump-like one-line summary of a frame (UTC time of day).
-pub fn summary_line(out: &mut String, slot: &Slot, port_names: &[String]) {
+pub fn summary_line(out: &mut String, ts_ns: u64, wire_len: u32, data: &[u8], port: &str) {
     use std::fmt::Write as _;
-    let secs = slot.ts_ns / 1_000_000_000;
-    let day = secs % 86_400;
-    let port = port_names.get(usize::from(slot.port)).map_or("?", String::as_str);
-    let _ = write!(
-        out,
-        "{:02}:{:02}:{:02}.{:09} {port} ",
-        day / 3600,
-        (day / 60) % 60,
-        day % 60,
-        slot.ts_ns % 1_000_000_000
-    );
-    describe(out, &slot.data);
-    let _ = writeln!(out, ", length {}", slot.wire_len);
+    let day = (ts_ns / 1_000_000_000) % 86_400;
+    let _ =
+        write!(out, "{:02}:{:02}:{:02}.{:09} {port} ", day / 3600, (day / 60) % 60, day % 60, ts_ns % 1_000_000_000);
+    describe(out, data);
+    let _ = writeln!(out, ", length {wire_len}");
 }
 
 /// A short decode of an Ethernet frame.
@@ -406,17 +490,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn channel_drops_when_full_and_recycles_slots() {
-        let ch = Channel::new(2, 64);
-        assert!(ch.offer(&[1; 10], 100, 10, 1, 0, 0));
-        assert!(ch.offer(&[2; 10], 100, 10, 2, 0, 0));
-        assert!(!ch.offer(&[3; 10], 100, 10, 3, 0, 0), "no free slot");
-        let s = ch.take().unwrap();
-        assert_eq!(s.data, vec![1; 10]);
-        ch.give_back(s);
-        assert!(ch.offer(&[4; 200], 100, 200, 4, 0, 0));
-        assert_eq!(ch.take().unwrap().data.len(), 10);
-        assert_eq!(ch.take().unwrap().data.len(), 100, "snaplen applies");
+    fn producer_fills_chunks_publishes_per_batch_and_drops_when_full() {
+        // Two chunks of 64 bytes: a 20-byte frame takes 36, so one per chunk.
+        let ch = Arc::new(Channel::new(2, 64));
+        let mut p = Producer::new(ch.clone(), 100);
+        assert!(p.offer(&[1; 20], 20, 1_000_000_001, 3));
+        assert!(ch.take().is_none(), "nothing is visible before the batch ends");
+        p.publish();
+        let first = ch.take().expect("published");
+        let recs: Vec<_> = first.iter().map(|(port, ts, len, d)| (port, ts, len, d.to_vec())).collect();
+        assert_eq!(recs, vec![(3, 1_000_000_001, 20, vec![1; 20])]);
+        // The snaplen is capped by the chunk: 100 asked, 64 - 16 = 48 kept.
+        assert!(p.offer(&[4; 100], 300, 4, 1));
+        // The second chunk is full and the first is still held by the consumer: drop.
+        assert!(!p.offer(&[5; 10], 10, 5, 0), "no free chunk: dropped");
+        let second = ch.take().expect("published when it filled up");
+        let (port, _, wire_len, data) = second.iter().next().unwrap();
+        assert_eq!((port, wire_len, data.len()), (1, 300, 48));
+        ch.give_back(first);
+        assert!(p.offer(&[6; 10], 10, 6, 0), "a returned chunk is reused");
     }
 
     #[test]

@@ -15,7 +15,7 @@ use ringwire_filters::{compile_expression, CompileTarget, Filter, FilterError, P
 
 use crate::{
     config::{Config, ConfigError, ConsumerKind, PortKind},
-    consumer::{error_chain, run_sink, Channel, PcapOutput, SinkOutput, SinkTask},
+    consumer::{error_chain, run_sink, Channel, PcapOutput, Producer, SinkOutput, SinkTask, MIN_CHUNK},
     pcapio::{PcapIoError, PcapReader},
     ring::{RingError, RxRing, RxRingOptions, TxRing, TxRingOptions},
     stats::{consumer as cc, port as pc, sink, Cells, ConsumerSnap, PortSnap, Snapshot, WorkerCounters, WorkerSnap},
@@ -127,7 +127,6 @@ impl Engine {
     ///
     /// # Errors
     /// [`EngineError`] naming the port, consumer, core or file at fault.
-    #[expect(clippy::too_many_lines, reason = "a linear setup sequence reads best in one place")]
     pub fn start(config: &Config) -> Result<Self, EngineError> {
         config.validate()?;
         let cores: Vec<usize> = core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|c| c.id).collect();
@@ -205,9 +204,9 @@ impl Engine {
                     }
                     _ => SinkOutput::Print { port_names: port_names.clone() },
                 };
-                let slot_cap = (c.snaplen as usize).min(2048);
-                let chans: Vec<Arc<Channel>> =
-                    (0..nworkers).map(|_| Arc::new(Channel::new(c.queue_depth, slot_cap))).collect();
+                let chunk = MIN_CHUNK.max((c.snaplen as usize + 16).next_power_of_two());
+                let chunks = ((c.queue_mb as usize) << 20).div_ceil(chunk).max(4);
+                let chans: Vec<Arc<Channel>> = (0..nworkers).map(|_| Arc::new(Channel::new(chunks, chunk))).collect();
                 for (w, ch) in chans.iter().enumerate() {
                     channels[w].push(Some(ch.clone()));
                 }
@@ -331,10 +330,10 @@ impl Engine {
                         ConsumerKind::Forward => Delivery::Forward {
                             to_port: c.to.as_deref().and_then(port_idx).expect("validated: forward target exists"),
                         },
-                        ConsumerKind::Pcap | ConsumerKind::Print => Delivery::Queued {
-                            channel: channels[w][ci].clone().expect("queued consumers have channels"),
-                            snaplen: c.snaplen as usize,
-                        },
+                        ConsumerKind::Pcap | ConsumerKind::Print => Delivery::Queued(Producer::new(
+                            channels[w][ci].clone().expect("queued consumers have channels"),
+                            c.snaplen as usize,
+                        )),
                     },
                 })
                 .collect();

@@ -262,7 +262,7 @@ fn capture_config(a: &CaptureArgs) -> Result<Config> {
         snaplen: a.snaplen,
         rotate_mb: 0,
         split_by_worker: false,
-        queue_depth: 16_384,
+        queue_mb: 32,
         to: None,
         limit: a.count,
     });

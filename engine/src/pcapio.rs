@@ -8,7 +8,7 @@
 
 use std::{
     fs::File,
-    io::{self, BufReader, BufWriter, Read, Write},
+    io::{self, BufReader, Read, Write},
     path::{Path, PathBuf},
 };
 
@@ -17,6 +17,8 @@ const MAGIC_NS: u32 = 0xa1b2_3c4d;
 const MAGIC_PCAPNG: u32 = 0x0a0d_0d0a;
 /// `LINKTYPE_ETHERNET`.
 pub const LINKTYPE_ETHERNET: u32 = 1;
+/// Bytes of a pcap record header.
+pub const RECORD_HEADER: usize = 16;
 /// Largest record libpcap reads (its `MAXIMUM_SNAPLEN`).
 pub const MAX_SNAPLEN: u32 = 262_144;
 
@@ -229,13 +231,22 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 }
 
 /// Writes a nanosecond-resolution Ethernet pcap file.
+///
+/// Single records ([`PcapWriter::write`]) are gathered in a small buffer;
+/// whole chunks of records ([`PcapWriter::write_records`]) go to the file in
+/// one `write`. Either way a failed write truncates the file back to its last
+/// complete record, so a disk-full or I/O error never leaves a torn record.
 #[derive(Debug)]
 pub struct PcapWriter {
-    w: BufWriter<File>,
+    file: File,
     path: PathBuf,
     snaplen: u32,
+    /// Bytes known to be in the file (complete records only).
     bytes: u64,
+    buf: Vec<u8>,
 }
+
+const WRITE_BUFFER: usize = 64 << 10;
 
 impl PcapWriter {
     /// Create (truncate) `path` and write the file header.
@@ -243,8 +254,7 @@ impl PcapWriter {
     /// # Errors
     /// [`PcapIoError::Open`] / [`PcapIoError::Io`] naming the file.
     pub fn create(path: &Path, snaplen: u32) -> Result<Self, PcapIoError> {
-        let f = File::create(path).map_err(|source| PcapIoError::Open { path: path.into(), source })?;
-        let mut w = BufWriter::with_capacity(1 << 20, f);
+        let mut file = File::create(path).map_err(|source| PcapIoError::Open { path: path.into(), source })?;
         let snaplen = snaplen.min(MAX_SNAPLEN);
         let mut hdr = [0u8; 24];
         hdr[0..4].copy_from_slice(&MAGIC_NS.to_le_bytes());
@@ -252,42 +262,71 @@ impl PcapWriter {
         hdr[6..8].copy_from_slice(&4u16.to_le_bytes());
         hdr[16..20].copy_from_slice(&snaplen.to_le_bytes());
         hdr[20..24].copy_from_slice(&LINKTYPE_ETHERNET.to_le_bytes());
-        w.write_all(&hdr).map_err(|source| PcapIoError::Io { path: path.into(), source })?;
-        Ok(Self { w, path: path.into(), snaplen, bytes: 24 })
+        file.write_all(&hdr).map_err(|source| PcapIoError::Io { path: path.into(), source })?;
+        Ok(Self { file, path: path.into(), snaplen, bytes: 24, buf: Vec::with_capacity(WRITE_BUFFER) })
     }
 
-    /// Append one record, truncated to the snaplen.
+    /// Append one record, truncated to the snaplen (buffered).
     ///
     /// # Errors
     /// The write failure, naming the file.
     #[inline]
     pub fn write(&mut self, ts_ns: u64, orig_len: u32, data: &[u8]) -> Result<(), PcapIoError> {
         let incl = data.len().min(self.snaplen as usize);
-        let mut h = [0u8; 16];
-        h[0..4].copy_from_slice(&((ts_ns / 1_000_000_000) as u32).to_le_bytes());
-        h[4..8].copy_from_slice(&((ts_ns % 1_000_000_000) as u32).to_le_bytes());
-        h[8..12].copy_from_slice(&(incl as u32).to_le_bytes());
-        h[12..16].copy_from_slice(&orig_len.max(incl as u32).to_le_bytes());
-        self.w
-            .write_all(&h)
-            .and_then(|()| self.w.write_all(&data[..incl]))
-            .map_err(|source| PcapIoError::Io { path: self.path.clone(), source })?;
-        self.bytes += 16 + incl as u64;
+        if self.buf.len() + RECORD_HEADER + incl > WRITE_BUFFER {
+            self.flush()?;
+        }
+        self.buf.extend_from_slice(&((ts_ns / 1_000_000_000) as u32).to_le_bytes());
+        self.buf.extend_from_slice(&((ts_ns % 1_000_000_000) as u32).to_le_bytes());
+        self.buf.extend_from_slice(&(incl as u32).to_le_bytes());
+        self.buf.extend_from_slice(&orig_len.max(incl as u32).to_le_bytes());
+        self.buf.extend_from_slice(&data[..incl]);
         Ok(())
     }
 
-    /// Bytes in the file so far.
-    #[must_use]
-    pub fn bytes(&self) -> u64 {
-        self.bytes
-    }
-
-    /// Flush buffered records to the file.
+    /// Append records already in pcap layout (each no longer than the snaplen).
     ///
     /// # Errors
-    /// The write failure, naming the file.
+    /// The write failure, naming the file; the file is cut back to its last complete record.
+    pub fn write_records(&mut self, records: &[u8]) -> Result<(), PcapIoError> {
+        self.flush()?;
+        self.write_through(records)
+    }
+
+    fn write_through(&mut self, bytes: &[u8]) -> Result<(), PcapIoError> {
+        match self.file.write_all(bytes) {
+            Ok(()) => {
+                self.bytes += bytes.len() as u64;
+                Ok(())
+            }
+            Err(source) => {
+                // Cut a torn record off so the file stays readable.
+                let _ = self.file.set_len(self.bytes);
+                let _ = std::io::Seek::seek(&mut self.file, std::io::SeekFrom::Start(self.bytes));
+                Err(PcapIoError::Io { path: self.path.clone(), source })
+            }
+        }
+    }
+
+    /// Bytes in the file so far (including buffered records).
+    #[must_use]
+    pub fn bytes(&self) -> u64 {
+        self.bytes + self.buf.len() as u64
+    }
+
+    /// Write buffered records to the file.
+    ///
+    /// # Errors
+    /// The write failure, naming the file (the buffered records are lost).
     pub fn flush(&mut self) -> Result<(), PcapIoError> {
-        self.w.flush().map_err(|source| PcapIoError::Io { path: self.path.clone(), source })
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let buf = std::mem::take(&mut self.buf);
+        let r = self.write_through(&buf);
+        self.buf = buf;
+        self.buf.clear();
+        r
     }
 
     /// The file's path.

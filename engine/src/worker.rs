@@ -17,7 +17,7 @@ use ringwire_filters::{Filter, Packet, PcapFilter, Verdict};
 
 use crate::{
     config::{Pace, WaitMode},
-    consumer::{error_chain, Channel},
+    consumer::{error_chain, Producer},
     pcapio::PcapReader,
     ring::{RxRing, TxRing},
     stats::{consumer as cc, port as pc, WorkerCounters},
@@ -56,7 +56,7 @@ impl Source {
 pub(crate) enum Delivery {
     Counter,
     Forward { to_port: usize },
-    Queued { channel: Arc<Channel>, snaplen: usize },
+    Queued(Producer),
 }
 
 pub(crate) struct ConsumerInst {
@@ -79,7 +79,7 @@ pub(crate) struct Dispatch {
 impl Dispatch {
     #[inline]
     fn frame(&mut self, port: usize, data: &[u8], wire_len: u32, ts_ns: u64) {
-        let Self { index, consumers, subs, tx, cons, .. } = self;
+        let Self { consumers, subs, tx, cons, .. } = self;
         for &ci in &subs[port] {
             let c = &mut consumers[ci];
             let n = &mut cons[ci];
@@ -91,15 +91,23 @@ impl Dispatch {
                 }
             }
             n[cc::PASSED] += 1;
-            let delivered = match &c.delivery {
+            let delivered = match &mut c.delivery {
                 Delivery::Counter => true,
                 Delivery::Forward { to_port } => tx[*to_port].as_mut().is_some_and(|t| t.push(data)),
-                Delivery::Queued { channel, snaplen } => {
-                    channel.offer(data, *snaplen, wire_len, ts_ns, port as u16, *index)
-                }
+                Delivery::Queued(producer) => producer.offer(data, wire_len, ts_ns, port as u16),
             };
             n[if delivered { cc::DELIVERED } else { cc::QUEUE_DROPPED }] += 1;
         }
+    }
+
+    /// End of a batch: hand filled chunks to queued consumers and kick TX rings.
+    fn end_batch(&mut self, errors: &mut RateLimited) {
+        for c in &mut self.consumers {
+            if let Delivery::Queued(p) = &mut c.delivery {
+                p.publish();
+            }
+        }
+        self.flush_tx(errors);
     }
 
     fn flush_tx(&mut self, errors: &mut RateLimited) {
@@ -166,6 +174,8 @@ impl Worker {
                 match Self::poll_source(src, &mut self.dispatch, stopping) {
                     Ok(n) => work += n,
                     Err(e) => {
+                        // Frames dispatched before the error still end their batch.
+                        work += 1;
                         if let Source::Pcap { done, .. } = src {
                             *done = true;
                         }
@@ -175,7 +185,7 @@ impl Worker {
                 }
             }
             if work > 0 {
-                self.dispatch.flush_tx(&mut tx_errors);
+                self.dispatch.end_batch(&mut tx_errors);
                 self.publish();
             }
             if last_kstats.elapsed() >= KSTATS_EVERY {
@@ -204,6 +214,8 @@ impl Worker {
                 }
             }
         }
+        // Nothing stays in a half-filled chunk.
+        self.dispatch.end_batch(&mut tx_errors);
         // Let the kernel finish sending what we forwarded.
         let until = Instant::now() + Duration::from_millis(200);
         while self.dispatch.tx.iter().flatten().any(|t| t.in_flight() > 0) && Instant::now() < until {

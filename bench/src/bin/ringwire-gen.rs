@@ -127,7 +127,6 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-#[expect(clippy::too_many_lines, reason = "one send loop with its setup reads best in one place")]
 fn run() -> Result<()> {
     let a = Args::parse();
     if a.flows == 0 || a.flows > 1_000_000 {
