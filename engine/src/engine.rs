@@ -111,7 +111,8 @@ pub struct Engine {
     workers: Vec<JoinHandle<WorkerResult>>,
     exhausted: Vec<Arc<AtomicBool>>,
     producers_done: Arc<AtomicBool>,
-    limit_hit: Arc<AtomicBool>,
+    /// One per queued consumer: raised when its limit is reached or its output closed.
+    limit_hits: Vec<Arc<AtomicBool>>,
     sinks: Vec<JoinHandle<Result<Vec<PathBuf>, String>>>,
     started: Instant,
     finite: bool,
@@ -182,7 +183,7 @@ impl Engine {
         let mut sink_tasks = Vec::new();
         let mut channels: Vec<Vec<Option<Arc<Channel>>>> = vec![Vec::new(); nworkers];
         let producers_done = Arc::new(AtomicBool::new(false));
-        let limit_hit = Arc::new(AtomicBool::new(false));
+        let mut limit_hits = Vec::new();
         for c in &config.consumers {
             consumer_filters.push(c.filter.as_deref().map(PcapFilter::new).transpose()?);
             let subscribed: Vec<usize> = if c.ports.is_empty() {
@@ -219,7 +220,11 @@ impl Engine {
                     counters: cells,
                     producers_done: producers_done.clone(),
                     limit: c.limit,
-                    limit_hit: limit_hit.clone(),
+                    limit_hit: {
+                        let hit = Arc::new(AtomicBool::new(false));
+                        limit_hits.push(hit.clone());
+                        hit
+                    },
                 });
             } else {
                 for ch in &mut channels {
@@ -253,7 +258,8 @@ impl Engine {
                         if p.rx {
                             finite = false;
                             let fanout = (nworkers > 1).then(|| {
-                                let mut flags = config.engine.fanout.kernel_mode();
+                                let mut flags =
+                                    config.engine.fanout.kernel_mode() | sys::PACKET_FANOUT_FLAG_IGNORE_OUTGOING;
                                 if config.engine.fanout_defrag {
                                     flags |= sys::PACKET_FANOUT_FLAG_DEFRAG;
                                 }
@@ -307,6 +313,8 @@ impl Engine {
                                 filter: pcap_filters[i].clone(),
                                 pace: p.pace,
                                 clock: None,
+                                held: None,
+                                held_data: Vec::new(),
                                 done: false,
                             });
                         }
@@ -364,47 +372,49 @@ impl Engine {
             });
         }
 
-        let mut sinks = Vec::new();
-        for t in sink_tasks {
-            let name = format!("rw-sink-{}", t.name);
-            sinks.push(
-                std::thread::Builder::new()
-                    .name(name)
-                    .spawn(move || run_sink(t))
-                    .map_err(|e| setup(format!("spawn consumer thread: {e}")))?,
-            );
-        }
-        let mut handles = Vec::new();
-        for (i, w) in workers.into_iter().enumerate() {
-            handles.push(
-                std::thread::Builder::new()
-                    .name(format!("rw-worker-{i}"))
-                    .spawn(move || w.run())
-                    .map_err(|e| setup(format!("spawn worker: {e}")))?,
-            );
-        }
-        tracing::info!(workers = nworkers, ports = ports.len(), consumers = metas.len(), "engine started");
-        Ok(Self {
+        // Built before any thread starts: if a spawn fails, dropping it stops
+        // and joins whatever did start.
+        let mut engine = Self {
             port_is_afpacket: kinds.iter().map(|k| matches!(k, PortKind::AfPacket(_))).collect(),
             port_names,
             consumers: metas,
             counters,
             stop,
             wakes,
-            workers: handles,
+            workers: Vec::new(),
             exhausted,
             producers_done,
-            limit_hit,
-            sinks,
+            limit_hits,
+            sinks: Vec::new(),
             started: Instant::now(),
             finite,
-        })
+        };
+        for t in sink_tasks {
+            let name = format!("rw-sink-{}", t.name);
+            engine.sinks.push(
+                std::thread::Builder::new()
+                    .name(name)
+                    .spawn(move || run_sink(t))
+                    .map_err(|e| setup(format!("spawn consumer thread: {e}")))?,
+            );
+        }
+        for (i, w) in workers.into_iter().enumerate() {
+            engine.workers.push(
+                std::thread::Builder::new()
+                    .name(format!("rw-worker-{i}"))
+                    .spawn(move || w.run())
+                    .map_err(|e| setup(format!("spawn worker: {e}")))?,
+            );
+        }
+        tracing::info!(workers = nworkers, ports = ports.len(), consumers = engine.consumers.len(), "engine started");
+        engine.started = Instant::now();
+        Ok(engine)
     }
 
     /// Whether the engine should be stopped now, and why.
     #[must_use]
     pub fn should_stop(&self) -> Option<StopReason> {
-        if self.limit_hit.load(Ordering::Relaxed) {
+        if self.limit_hits.iter().any(|h| h.load(Ordering::Relaxed)) {
             Some(StopReason::LimitReached)
         } else if self.finite && self.exhausted.iter().all(|e| e.load(Ordering::Acquire)) {
             Some(StopReason::SourcesExhausted)
@@ -442,9 +452,12 @@ impl Engine {
                 s.kernel_packets += v[pc::KERNEL_PACKETS];
                 s.kernel_drops += v[pc::KERNEL_DROPS];
                 s.kernel_freezes += v[pc::KERNEL_FREEZES];
+                s.tx_frames += v[pc::TX_FRAMES];
+                s.tx_drops += v[pc::TX_DROPS];
                 ws.received += v[pc::RECEIVED];
                 ws.bytes += v[pc::BYTES];
                 ws.kernel_drops += v[pc::KERNEL_DROPS];
+                ws.kernel_packets += v[pc::KERNEL_PACKETS];
             }
             for (c, cells) in wc.consumers.iter().enumerate() {
                 let v = cells.load();

@@ -50,8 +50,12 @@ pub mod port {
     pub const KERNEL_FREEZES: usize = 5;
     /// pcap ports: records skipped by the port filter.
     pub const FILTERED: usize = 6;
+    /// Frames forwarded out of this port (handed to its TX rings).
+    pub const TX_FRAMES: usize = 7;
+    /// Of those, frames the device dropped (ENOBUFS).
+    pub const TX_DROPS: usize = 8;
     /// Number of port counters.
-    pub const N: usize = 7;
+    pub const N: usize = 9;
 }
 
 /// Indexes of per-consumer counters kept by workers.
@@ -128,6 +132,10 @@ pub struct PortSnap {
     pub kernel_drops: u64,
     /// Ring freezes.
     pub kernel_freezes: u64,
+    /// Frames forwarded out of this port.
+    pub tx_frames: u64,
+    /// Of those, frames the device dropped.
+    pub tx_drops: u64,
 }
 
 /// Counters of one worker.
@@ -141,6 +149,8 @@ pub struct WorkerSnap {
     pub received: u64,
     /// Wire bytes it received.
     pub bytes: u64,
+    /// Frames the kernel accepted into its sockets.
+    pub kernel_packets: u64,
     /// Kernel drops on its sockets.
     pub kernel_drops: u64,
 }
@@ -236,13 +246,13 @@ impl Snapshot {
         let _ = writeln!(s, "ports:");
         let _ = writeln!(
             s,
-            "  {:<24} {:>12} {:>14} {:>10} {:>10} {:>12} {:>10} {:>8}",
-            "name", "received", "bytes", "vlan_rest", "filtered", "kernel_pkts", "k_drops", "freezes"
+            "  {:<24} {:>12} {:>14} {:>10} {:>10} {:>12} {:>10} {:>8} {:>10} {:>9}",
+            "name", "received", "bytes", "vlan_rest", "filtered", "kernel_pkts", "k_drops", "freezes", "tx", "tx_drops"
         );
         for p in &self.ports {
             let _ = writeln!(
                 s,
-                "  {:<24} {:>12} {:>14} {:>10} {:>10} {:>12} {:>10} {:>8}",
+                "  {:<24} {:>12} {:>14} {:>10} {:>10} {:>12} {:>10} {:>8} {:>10} {:>9}",
                 p.name,
                 p.received,
                 p.bytes,
@@ -250,7 +260,9 @@ impl Snapshot {
                 p.filtered,
                 p.kernel_packets,
                 p.kernel_drops,
-                p.kernel_freezes
+                p.kernel_freezes,
+                p.tx_frames,
+                p.tx_drops
             );
         }
         let _ = writeln!(s, "workers:");

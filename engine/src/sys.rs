@@ -61,6 +61,9 @@ pub(crate) const TP_STATUS_WRONG_FORMAT: u32 = 4;
 pub(crate) const TP_FT_REQ_FILL_RXHASH: u32 = 1;
 
 pub(crate) const PACKET_FANOUT_FLAG_UNIQUEID: u32 = 0x2000;
+/// A fanout group's own `PACKET_IGNORE_OUTGOING` (the socket option does not
+/// apply to members of a group: the group's hook receives for them).
+pub(crate) const PACKET_FANOUT_FLAG_IGNORE_OUTGOING: u32 = 0x4000;
 pub(crate) const PACKET_FANOUT_FLAG_DEFRAG: u32 = 0x8000;
 
 pub(crate) const ETH_P_ALL: u16 = 0x0003;
@@ -230,6 +233,26 @@ pub(crate) fn attach_filter(fd: &OwnedFd, insns: &[ringwire_filters::Insn]) -> S
         filter: insns.as_ptr().cast_mut().cast(),
     };
     setsockopt(fd, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &prog, "setsockopt(SO_ATTACH_FILTER)")
+}
+
+/// Remove the socket's filter.
+pub(crate) fn detach_filter(fd: &OwnedFd) -> SysResult<()> {
+    let zero: libc::c_int = 0;
+    setsockopt(fd, libc::SOL_SOCKET, libc::SO_DETACH_FILTER, &zero, "setsockopt(SO_DETACH_FILTER)")
+}
+
+/// The MTU of an interface, asked through a socket (so it is the socket's
+/// network namespace that answers, whatever /sys shows).
+pub(crate) fn if_mtu(fd: &OwnedFd, name: &str) -> SysResult<u32> {
+    // SAFETY: ifreq is plain old data; all-zero is valid.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in req.ifr_name.iter_mut().zip(name.bytes().take(libc::IFNAMSIZ - 1)) {
+        *d = s as libc::c_char;
+    }
+    // SAFETY: SIOCGIFMTU reads ifr_name and writes ifr_ifru.ifru_mtu of a valid ifreq.
+    check("ioctl(SIOCGIFMTU)", unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFMTU, &mut req) })?;
+    // SAFETY: the kernel filled the mtu member of the union.
+    Ok(u32::try_from(unsafe { req.ifr_ifru.ifru_mtu }).unwrap_or(0))
 }
 
 /// Kick a TX ring: ask the kernel to send every frame marked for sending.

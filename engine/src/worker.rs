@@ -42,7 +42,11 @@ pub(crate) enum Source {
         reader: PcapReader,
         filter: Option<PcapFilter>,
         pace: Pace,
+        /// Recorded pace: (first record's time, when it was replayed).
         clock: Option<(u64, Instant)>,
+        /// Recorded pace: a record read but not yet due (time, wire length); bytes in `held_data`.
+        held: Option<(u64, u32)>,
+        held_data: Vec<u8>,
         done: bool,
     },
 }
@@ -111,10 +115,13 @@ impl Dispatch {
     }
 
     fn flush_tx(&mut self, errors: &mut RateLimited) {
-        for t in self.tx.iter_mut().flatten() {
+        for (port, t) in self.tx.iter_mut().enumerate() {
+            let Some(t) = t else { continue };
             if let Err(e) = t.flush() {
                 errors.log(|| tracing::warn!(error = %e, "TX kick failed; frames stay queued in the ring"));
             }
+            self.ports[port][pc::TX_FRAMES] = t.pushed();
+            self.ports[port][pc::TX_DROPS] = t.kernel_drops();
         }
     }
 }
@@ -196,14 +203,29 @@ impl Worker {
                 self.check_exhausted();
             }
             if stopping {
-                let deadline = *drain_deadline
-                    .get_or_insert_with(|| Instant::now() + self.retire_timeout * 3 + Duration::from_millis(50));
+                let deadline = *drain_deadline.get_or_insert_with(|| {
+                    // The kernel stops filling the rings; what it accepted so far is then
+                    // exactly received + dropped once the last blocks retire.
+                    for src in &self.sources {
+                        if let Source::Ring { ring, .. } = src {
+                            if let Err(e) = ring.stop_intake() {
+                                tracing::warn!(error = %e, "could not stop the ring's intake; the drain may be inexact");
+                            }
+                        }
+                    }
+                    Instant::now() + self.retire_timeout * 3 + Duration::from_millis(100)
+                });
                 if work == 0 {
                     self.read_kernel_stats();
                     self.publish();
-                    if self.rings_drained() || Instant::now() >= deadline {
+                    if self.rings_drained() {
+                        tracing::debug!(ports = ?self.port_totals(), "rings drained");
                         break;
                     }
+                }
+                if Instant::now() >= deadline {
+                    tracing::warn!(ports = ?self.port_totals(), "drain deadline passed with frames still in the ring");
+                    break;
                 }
             }
             if work == 0 {
@@ -224,8 +246,13 @@ impl Worker {
         }
         self.read_kernel_stats();
         self.publish();
-        tracing::debug!("worker stopped");
+        tracing::debug!(ports = ?self.port_totals(), "worker stopped");
         failure.map_or(Ok(()), Err)
+    }
+
+    /// (received, kernel packets, kernel drops) per port, for logs.
+    fn port_totals(&self) -> Vec<(u64, u64, u64)> {
+        self.dispatch.ports.iter().map(|p| (p[pc::RECEIVED], p[pc::KERNEL_PACKETS], p[pc::KERNEL_DROPS])).collect()
     }
 
     /// Whether every ring has handed over every frame the kernel accepted.
@@ -307,13 +334,39 @@ impl Worker {
                 }
                 Ok(frames)
             }
-            Source::Pcap { port, reader, filter, pace, clock, done } => {
+            Source::Pcap { port, reader, filter, pace, clock, held, held_data, done } => {
                 if *done || stopping {
                     return Ok(0);
                 }
                 let port = *port;
                 let mut frames = 0;
                 for _ in 0..PCAP_BATCH {
+                    if *pace == Pace::Recorded {
+                        // Never sleep here: a record not yet due waits in `held`
+                        // and the worker's idle wait brings us back.
+                        if held.is_none() {
+                            match reader.next_record() {
+                                Ok(Some(r)) => {
+                                    held_data.clear();
+                                    held_data.extend_from_slice(r.data);
+                                    *held = Some((r.ts_ns, r.orig_len));
+                                }
+                                Ok(None) => {
+                                    *done = true;
+                                    break;
+                                }
+                                Err(e) => return Err(format!("port {port}: {}", error_chain(&e))),
+                            }
+                        }
+                        let (ts_ns, orig_len) = held.expect("filled above");
+                        let (t0, start) = *clock.get_or_insert((ts_ns, Instant::now()));
+                        if Duration::from_nanos(ts_ns.saturating_sub(t0)) > start.elapsed() {
+                            break;
+                        }
+                        *held = None;
+                        frames += Self::deliver_record(d, filter.as_mut(), port, held_data, orig_len, ts_ns);
+                        continue;
+                    }
                     let rec = match reader.next_record() {
                         Ok(Some(r)) => r,
                         Ok(None) => {
@@ -322,33 +375,34 @@ impl Worker {
                         }
                         Err(e) => return Err(format!("port {port}: {}", error_chain(&e))),
                     };
-                    if *pace == Pace::Recorded {
-                        let (t0, start) = *clock.get_or_insert((rec.ts_ns, Instant::now()));
-                        let due = Duration::from_nanos(rec.ts_ns.saturating_sub(t0));
-                        let now = start.elapsed();
-                        if due > now {
-                            std::thread::sleep(due - now);
-                        }
-                    }
-                    let p = &mut d.ports[port];
-                    p[pc::RECEIVED] += 1;
-                    p[pc::BYTES] += u64::from(rec.orig_len);
-                    if let Some(f) = filter.as_mut() {
-                        if f.verdict(&Packet { data: rec.data, wire_len: rec.orig_len }) == Verdict::Drop {
-                            p[pc::FILTERED] += 1;
-                            continue;
-                        }
-                    }
-                    d.frame(port, rec.data, rec.orig_len, rec.ts_ns);
-                    frames += 1;
-                    if *pace == Pace::Recorded {
-                        break; // one record per pass keeps the loop responsive to stop
-                    }
+                    frames += Self::deliver_record(d, filter.as_mut(), port, rec.data, rec.orig_len, rec.ts_ns);
                 }
                 // A pass that only read filtered records still did work.
-                Ok(frames.max(usize::from(!*done)))
+                Ok(if *pace == Pace::Fast { frames.max(usize::from(!*done)) } else { frames })
             }
         }
+    }
+
+    /// Count a replayed record on its port, apply the port filter, dispatch it.
+    fn deliver_record(
+        d: &mut Dispatch,
+        filter: Option<&mut PcapFilter>,
+        port: usize,
+        data: &[u8],
+        orig_len: u32,
+        ts_ns: u64,
+    ) -> usize {
+        let p = &mut d.ports[port];
+        p[pc::RECEIVED] += 1;
+        p[pc::BYTES] += u64::from(orig_len);
+        if let Some(f) = filter {
+            if f.verdict(&Packet { data, wire_len: orig_len }) == Verdict::Drop {
+                p[pc::FILTERED] += 1;
+                return 0;
+            }
+        }
+        d.frame(port, data, orig_len, ts_ns);
+        1
     }
 
     fn wait_uring(

@@ -277,3 +277,38 @@ fn truncated_pcap_source_fails_after_keeping_what_was_read() {
     // Nothing already read is lost: every complete record was written.
     assert_eq!(read_pcap(&out_file).len(), n - 1);
 }
+
+/// A pcap port replayed at its recorded pace takes the recorded time, and
+/// delivers every record unchanged.
+#[test]
+fn recorded_pace_replays_at_the_recorded_intervals() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("paced.pcap");
+    let f = std::fs::File::create(&input).unwrap();
+    let mut w = pcap_file::pcap::PcapWriter::new(f).unwrap();
+    let frame = eth(MAC_B, 0x0800, &[0u8; 50]);
+    for i in 0..4u32 {
+        let ts = Duration::from_millis(1_700_000_000_000 + u64::from(i) * 250);
+        w.write_packet(&pcap_file::pcap::PcapPacket::new(ts, frame.len() as u32, &frame)).unwrap();
+    }
+    drop(w);
+    let out = dir.path().join("out.pcap");
+    let cfg = dir.path().join("paced.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[[ports]]\nuri = \"pcap:{}\"\npace = \"recorded\"\n[[consumers]]\nname = \"w\"\nkind = \"pcap\"\npath = \"{}\"\n",
+            input.display(),
+            out.display()
+        ),
+    )
+    .unwrap();
+    let t0 = std::time::Instant::now();
+    let res = ringwire(&["run", cfg.to_str().unwrap()]);
+    let took = t0.elapsed();
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    assert!(took >= Duration::from_millis(700), "4 records 250 ms apart replayed in {took:?}");
+    let recs = read_pcap(&out);
+    assert_eq!(recs.len(), 4);
+    assert!(recs.iter().all(|r| r.data == frame));
+}

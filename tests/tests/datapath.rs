@@ -255,3 +255,101 @@ fn sigterm_under_load_leaves_a_valid_pcap_of_the_delivered_frames() {
     let all = &s["consumers"][1];
     assert_eq!(u(&all["seen"]), u(&s["ports"][0]["received"]));
 }
+
+/// Starting two fanout workers while traffic already flows duplicates no
+/// frame, and stopping under traffic drains exactly: received + kernel drops
+/// equals what the kernel accepted.
+#[test]
+fn start_and_stop_under_traffic_neither_duplicate_nor_lose_count() {
+    if !privileged("start_and_stop_under_traffic_neither_duplicate_nor_lose_count") {
+        return;
+    }
+    if cores() < 2 {
+        eprintln!("skipping start_and_stop_under_traffic_neither_duplicate_nor_lose_count: needs 2 cores");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut lab = Lab::new("rwt");
+    let (ns_g, ns_e) = (lab.namespace("g").unwrap(), lab.namespace("e").unwrap());
+    let (vg, ve) = lab.veth(&ns_g, &ns_e).unwrap();
+    let out = dir.path().join("dup.pcap");
+    let st = dir.path().join("stats.json");
+    let cfg = write_config(
+        dir.path(),
+        "dup",
+        &format!(
+            "[engine]\nworkers = [0, 1]\nstats_json = \"{}\"\n[[ports]]\nuri = \"afpacket:{ve}\"\n\
+             [[consumers]]\nname = \"cap\"\nkind = \"pcap\"\npath = \"{}\"\nsplit_by_worker = true\n",
+            st.display(),
+            out.display()
+        ),
+    );
+    let gen = ringwire_tests::Proc::spawn(
+        "ringwire-gen",
+        std::process::Command::new("ip")
+            .args(["netns", "exec", &ns_g])
+            .arg(ringwire_tests::bin("ringwire-gen"))
+            .args(["-i", &vg, "--duration", "4", "--rate", "50000", "--size", "128-512"]),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let engine = start_engine(&ns_e, &cfg, dir.path());
+    std::thread::sleep(Duration::from_millis(1000));
+    let engine_out = stop_engine(engine);
+    drop(gen);
+
+    let mut seen = std::collections::HashSet::new();
+    for w in 0..2 {
+        for r in read_pcap(&dir.path().join(format!("dup.w{w}.pcap"))) {
+            let s = read_stamp(&r.data).expect("a generated frame");
+            assert!(seen.insert(s.seq), "frame {} captured twice", s.seq);
+        }
+    }
+    assert!(seen.len() > 10_000, "traffic was captured: {}", seen.len());
+    let s = stats(&st);
+    assert_reconciles(&s);
+    let p = &s["ports"][0];
+    assert_eq!(
+        u(&p["received"]) + u(&p["kernel_drops"]),
+        u(&p["kernel_packets"]),
+        "exact drain: {p}\n{}",
+        String::from_utf8_lossy(&engine_out.stderr)
+    );
+    assert_eq!(u(&p["received"]) as usize, seen.len());
+}
+
+/// Frames the engine sends out of a port are not captured back on it, also
+/// with several fanout workers (the group's own IGNORE_OUTGOING).
+#[test]
+fn forwarded_frames_are_not_captured_on_the_egress_port() {
+    if !privileged("forwarded_frames_are_not_captured_on_the_egress_port") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut lab = Lab::new("rwt");
+    let (ns_g, ns_e, ns_s) = (lab.namespace("g").unwrap(), lab.namespace("e").unwrap(), lab.namespace("s").unwrap());
+    let (vg, ve_in) = lab.veth(&ns_g, &ns_e).unwrap();
+    let (ve_out, _vs) = lab.veth(&ns_e, &ns_s).unwrap();
+    let st = dir.path().join("stats.json");
+    let workers = if cores() >= 2 { "[0, 1]" } else { "[0]" };
+    let cfg = write_config(
+        dir.path(),
+        "egress",
+        &format!(
+            "[engine]\nworkers = {workers}\nstats_json = \"{}\"\n[[ports]]\nname = \"a\"\nuri = \"afpacket:{ve_in}\"\n\
+             [[ports]]\nname = \"b\"\nuri = \"afpacket:{ve_out}\"\n\
+             [[consumers]]\nname = \"a-to-b\"\nkind = \"forward\"\nports = [\"a\"]\nto = \"b\"\n\
+             [[consumers]]\nname = \"on-b\"\nkind = \"counter\"\nports = [\"b\"]\n",
+            st.display()
+        ),
+    );
+    let engine = start_engine(&ns_e, &cfg, dir.path());
+    let rep = generate(&ns_g, &vg, &["--count", "2000", "--rate", "20000"]);
+    assert_eq!(u(&rep["sent"]), 2000);
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = stop_engine(engine);
+    let s = stats(&st);
+    assert_reconciles(&s);
+    assert_eq!(u(&s["consumers"][0]["delivered"]), 2000);
+    assert_eq!(u(&s["ports"][1]["tx_frames"]), 2000);
+    assert_eq!(u(&s["consumers"][1]["seen"]), 0, "our own transmissions were captured on b: {s}");
+}

@@ -112,7 +112,10 @@ struct Report {
     rate_pps: f64,
     rate_gbps: f64,
     ring_full_waits: u64,
-    tx_wrong_format: u64,
+    /// Frames the device dropped after the kernel took them (ENOBUFS).
+    device_drops: u64,
+    /// Frames not sent because they exceed the interface's MTU.
+    oversize: u64,
     first_seq: u64,
     last_seq: Option<u64>,
 }
@@ -217,6 +220,9 @@ fn run() -> Result<()> {
                 }
             });
             if !pushed {
+                if tx.oversize() > 0 {
+                    bail!("{}-byte frames exceed the MTU of {}", t.bytes.len(), a.interface);
+                }
                 full_waits += 1;
                 break;
             }
@@ -255,7 +261,7 @@ fn run() -> Result<()> {
         r.flush()?;
     }
     let elapsed = start.elapsed().as_secs_f64();
-    let sent = sent - left;
+    let sent = sent - left - tx.kernel_drops();
     let report = Report {
         interface: a.interface.clone(),
         sent,
@@ -264,13 +270,14 @@ fn run() -> Result<()> {
         rate_pps: sent as f64 / elapsed,
         rate_gbps: bytes as f64 * 8.0 / elapsed / 1e9,
         ring_full_waits: full_waits,
-        tx_wrong_format: tx.wrong_format(),
+        device_drops: tx.kernel_drops(),
+        oversize: tx.oversize(),
         first_seq: 0,
         last_seq: sent.checked_sub(1),
     };
     eprintln!(
-        "ringwire-gen: sent {} frames ({} bytes) on {} in {:.3} s: {:.1} kpps, {:.3} Gbit/s; ring-full waits {}, malformed {}",
-        report.sent, report.bytes, report.interface, elapsed, report.rate_pps / 1e3, report.rate_gbps, full_waits, report.tx_wrong_format
+        "ringwire-gen: sent {} frames ({} bytes) on {} in {:.3} s: {:.1} kpps, {:.3} Gbit/s; ring-full waits {}, device drops {}",
+        report.sent, report.bytes, report.interface, elapsed, report.rate_pps / 1e3, report.rate_gbps, full_waits, report.device_drops
     );
     if a.json {
         println!("{}", serde_json::to_string(&report)?);

@@ -12,10 +12,17 @@ use memmap2::{MmapOptions, MmapRaw};
 use super::RingError;
 use crate::sys::{self, block_desc, Tpacket3Hdr, TpacketReq3, TpacketStatsV3};
 
-/// Size of `struct tpacket3_hdr`: a frame's data must start past it to leave
-/// room for re-inserting a VLAN tag in front of the MAC header.
+/// Size of `struct tpacket3_hdr`.
 const HDR_LEN: usize = std::mem::size_of::<Tpacket3Hdr>();
+/// `TPACKET3_HDRLEN`: the header plus the `sockaddr_ll` the kernel writes after it.
+/// A frame's MAC header must start at least [`VLAN_LEN`] past this for a tag
+/// to be re-inserted in the slot's own headroom (`PACKET_RESERVE` guarantees it).
+const TPACKET3_HDRLEN: usize = HDR_LEN + 20;
 const VLAN_LEN: usize = 4;
+/// `ret #0`: a socket filter that accepts nothing.
+const DROP_ALL: [ringwire_filters::Insn; 1] = [ringwire_filters::Insn { code: 0x06, jt: 0, jf: 0, k: 0 }];
+/// Smallest frame the kernel accepts: `TPACKET3_HDRLEN + PACKET_RESERVE`, rounded up to 16.
+const MIN_FRAME_SIZE: u32 = 80;
 
 /// Ring geometry for a TPACKET_V3 RX ring.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,8 +49,11 @@ impl RingGeometry {
         if !bs.is_power_of_two() || bs < page {
             return Err(format!("block_size {bs} must be a power of two and at least the page size ({page})"));
         }
-        if self.frame_size < 64 || self.frame_size % 16 != 0 || self.frame_size > self.block_size {
-            return Err(format!("frame_size {} must be a multiple of 16 between 64 and block_size", self.frame_size));
+        if self.frame_size < MIN_FRAME_SIZE || self.frame_size % 16 != 0 || self.frame_size > self.block_size {
+            return Err(format!(
+                "frame_size {} must be a multiple of 16 between {MIN_FRAME_SIZE} and block_size",
+                self.frame_size
+            ));
         }
         if self.block_count == 0 {
             return Err("block_count must be at least 1".into());
@@ -107,8 +117,14 @@ impl RxRing {
         // Headroom in front of the MAC header for putting a stripped VLAN tag back.
         sys::setsockopt(&fd, sys::SOL_PACKET, sys::PACKET_RESERVE, &(VLAN_LEN as u32), "setsockopt(PACKET_RESERVE)")
             .map_err(sys_err)?;
-        if let Some(insns) = opts.filter {
-            sys::attach_filter(&fd, insns).map_err(sys_err)?;
+        // The filter goes on before bind, so no unfiltered frame reaches the
+        // ring. A fanout member first takes a filter that accepts nothing:
+        // between bind and joining the group its own hook would receive a
+        // copy of every frame the group also delivers (a duplicate).
+        match (opts.fanout, opts.filter) {
+            (Some(_), _) => sys::attach_filter(&fd, &DROP_ALL).map_err(sys_err)?,
+            (None, Some(insns)) => sys::attach_filter(&fd, insns).map_err(sys_err)?,
+            (None, None) => {}
         }
         let one: libc::c_int = 1;
         // Do not see our own transmissions (forwarding, generators in the same namespace).
@@ -152,6 +168,10 @@ impl RxRing {
         if let Some(arg) = opts.fanout {
             sys::setsockopt(&fd, sys::SOL_PACKET, sys::PACKET_FANOUT, &arg, "setsockopt(PACKET_FANOUT)")
                 .map_err(sys_err)?;
+            match opts.filter {
+                Some(insns) => sys::attach_filter(&fd, insns).map_err(sys_err)?,
+                None => sys::detach_filter(&fd).map_err(sys_err)?,
+            }
         }
         if opts.promisc {
             sys::add_promisc(&fd, ifindex).map_err(sys_err)?;
@@ -181,6 +201,16 @@ impl RxRing {
         self.fd.as_raw_fd()
     }
 
+    /// Stop the kernel from putting more frames in this ring (a filter that
+    /// accepts nothing; frames it refuses are not counted in `tp_packets`),
+    /// so a drain can then read exactly what the kernel accepted.
+    ///
+    /// # Errors
+    /// The setsockopt failure.
+    pub fn stop_intake(&self) -> Result<(), sys::SyscallError> {
+        sys::attach_filter(&self.fd, &DROP_ALL)
+    }
+
     /// The group id this socket's fanout group got (after joining).
     ///
     /// # Errors
@@ -188,15 +218,6 @@ impl RxRing {
     pub fn fanout_id(&self) -> Result<u16, sys::SyscallError> {
         let v: u32 = sys::getsockopt(&self.fd, sys::SOL_PACKET, sys::PACKET_FANOUT, "getsockopt(PACKET_FANOUT)")?;
         Ok((v & 0xffff) as u16)
-    }
-
-    /// Join a fanout group after opening (used by the first member of a
-    /// `UNIQUEID` group, whose id the kernel picks).
-    ///
-    /// # Errors
-    /// The setsockopt failure.
-    pub fn join_fanout(&self, arg: u32) -> Result<(), sys::SyscallError> {
-        sys::setsockopt(&self.fd, sys::SOL_PACKET, sys::PACKET_FANOUT, &arg, "setsockopt(PACKET_FANOUT)")
     }
 
     /// Kernel counters since the previous call: (packets, drops, freezes).
@@ -268,6 +289,7 @@ impl BlockRing {
             num_pkts,
             first: first as usize,
             blk_len: blk_len as usize,
+            walked: false,
             ring: self,
         })
     }
@@ -280,6 +302,7 @@ pub struct Block<'ring> {
     num_pkts: u32,
     first: usize,
     blk_len: usize,
+    walked: bool,
     ring: &'ring mut BlockRing,
 }
 
@@ -298,15 +321,12 @@ impl Block<'_> {
 
     /// The block's frames, read in place. A VLAN tag the kernel stripped is
     /// written back in front of the ethertype, in place, before the frame is
-    /// yielded.
+    /// yielded. The walk rewrites the block, so it happens once: a second
+    /// call yields nothing.
     pub fn frames(&mut self) -> FrameIter<'_> {
-        FrameIter {
-            desc: self.desc,
-            block_size: self.block_size,
-            offset: self.first,
-            left: self.num_pkts,
-            _block: PhantomData,
-        }
+        let left = if self.walked { 0 } else { self.num_pkts };
+        self.walked = true;
+        FrameIter { desc: self.desc, block_size: self.block_size, offset: self.first, left, _block: PhantomData }
     }
 }
 
@@ -374,7 +394,7 @@ impl<'a> Iterator for FrameIter<'a> {
         let mut vlan_restored = false;
         if hdr.tp_status & sys::TP_STATUS_VLAN_VALID != 0
             && caplen >= 12
-            && usize::from(hdr.tp_mac) >= HDR_LEN + VLAN_LEN
+            && usize::from(hdr.tp_mac) >= TPACKET3_HDRLEN + VLAN_LEN
         {
             let tpid = if hdr.tp_status & sys::TP_STATUS_VLAN_TPID_VALID != 0 && hdr.tp_vlan_tpid != 0 {
                 hdr.tp_vlan_tpid
@@ -543,6 +563,7 @@ mod tests {
         assert_eq!(&f.data[..12], &untagged[..12]);
         assert_eq!(&f.data[12..16], &[0x81, 0x00, 0x20, 0x64]);
         assert_eq!(&f.data[16..], &untagged[12..]);
+        assert_eq!(blk.frames().count(), 0, "a block is walked (and rewritten) once");
     }
 
     #[test]

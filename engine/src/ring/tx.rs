@@ -46,7 +46,11 @@ pub struct TxRing {
     next: usize,
     pending: usize,
     pad_runts: bool,
-    wrong_format: u64,
+    /// Longest untagged frame the interface takes: MTU + Ethernet header.
+    max_len: usize,
+    pushed: u64,
+    kernel_drops: u64,
+    oversize: u64,
 }
 
 // SAFETY: the ring exclusively owns its socket and mapping; `base` points into
@@ -61,15 +65,17 @@ impl TxRing {
     pub fn open(opts: &TxRingOptions<'_>) -> Result<Self, RingError> {
         let iface = opts.iface;
         let sys_err = |source| RingError::Sys { iface: iface.to_owned(), source };
+        // SAFETY: sysconf has no preconditions.
+        let page = u32::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
         if !opts.block_size.is_power_of_two()
-            || opts.block_size < 4096
+            || opts.block_size < page
             || opts.frame_size < 128
             || opts.frame_size % 16 != 0
             || opts.frame_size > opts.block_size
             || opts.block_count == 0
         {
             return Err(RingError::Geometry(format!(
-                "TX ring: block_size {} (power of two >= 4096), frame_size {} (multiple of 16, 128..=block_size), block_count {} (>= 1)",
+                "TX ring: block_size {} (power of two, at least a page), frame_size {} (multiple of 16, 128..=block_size), block_count {} (>= 1)",
                 opts.block_size, opts.frame_size, opts.block_count
             )));
         }
@@ -77,6 +83,7 @@ impl TxRing {
         let fd = sys::packet_socket().map_err(sys_err)?;
         sys::setsockopt(&fd, sys::SOL_PACKET, sys::PACKET_VERSION, &sys::TPACKET_V2, "setsockopt(PACKET_VERSION)")
             .map_err(sys_err)?;
+        let mtu = sys::if_mtu(&fd, iface).map_err(sys_err)? as usize;
         let one: libc::c_int = 1;
         // Malformed frames are skipped (status back to AVAILABLE) instead of stalling the ring.
         sys::setsockopt(&fd, sys::SOL_PACKET, sys::PACKET_LOSS, &one, "setsockopt(PACKET_LOSS)").map_err(sys_err)?;
@@ -123,7 +130,10 @@ impl TxRing {
             next: 0,
             pending: 0,
             pad_runts: opts.pad_runts,
-            wrong_format: 0,
+            max_len: mtu + 14,
+            pushed: 0,
+            kernel_drops: 0,
+            oversize: 0,
         })
     }
 
@@ -131,6 +141,13 @@ impl TxRing {
     #[must_use]
     pub fn max_frame(&self) -> usize {
         self.frame_size - TX_DATA_OFFSET
+    }
+
+    /// Largest frame the interface sends: MTU + 14, plus 4 for a tagged frame
+    /// (the kernel's own limit in `tpacket_snd`).
+    fn fits(&self, frame: &[u8], len: usize) -> bool {
+        let tagged = frame.len() >= 14 && matches!(u16::from_be_bytes([frame[12], frame[13]]), 0x8100 | 0x88a8);
+        len <= self.max_frame() && len <= self.max_len + if tagged { 4 } else { 0 }
     }
 
     /// Number of slots.
@@ -160,20 +177,18 @@ impl TxRing {
     /// Copy `frame` into the next free slot, padding runts; `fill` may then
     /// patch the copied bytes in place (e.g. a sequence number) before the
     /// slot is handed to the kernel. Returns `false` when the ring is full or
-    /// the frame does not fit a slot.
+    /// the frame is longer than the interface sends (counted in [`TxRing::oversize`]).
     #[inline]
     pub fn push_with(&mut self, frame: &[u8], fill: impl FnOnce(&mut [u8])) -> bool {
         let len = if self.pad_runts { frame.len().max(MIN_FRAME) } else { frame.len() };
-        if len > self.max_frame() || frame.is_empty() {
+        if frame.is_empty() || !self.fits(frame, len) {
+            self.oversize += 1;
             return false;
         }
+        // With PACKET_LOSS a frame the kernel rejects goes back to AVAILABLE.
         let status = self.status(self.next).load(Ordering::Acquire);
-        if status != sys::TP_STATUS_AVAILABLE {
-            if status == sys::TP_STATUS_WRONG_FORMAT {
-                self.wrong_format += 1;
-            } else {
-                return false;
-            }
+        if status != sys::TP_STATUS_AVAILABLE && status != sys::TP_STATUS_WRONG_FORMAT {
+            return false;
         }
         let slot = self.slot(self.next);
         // SAFETY: the slot is AVAILABLE (or WRONG_FORMAT: the kernel is done
@@ -188,6 +203,7 @@ impl TxRing {
         self.status(self.next).store(sys::TP_STATUS_SEND_REQUEST, Ordering::Release);
         self.next = (self.next + 1) % self.slots;
         self.pending += 1;
+        self.pushed += 1;
         true
     }
 
@@ -204,22 +220,29 @@ impl TxRing {
     }
 
     /// Kick the kernel to send what was pushed (one syscall per batch).
-    /// A full socket buffer (EAGAIN/ENOBUFS) leaves frames queued for the next kick.
+    ///
+    /// With qdisc bypass, ENOBUFS means the device dropped one frame (its slot
+    /// is already free) and the kernel stopped there: it is counted in
+    /// [`TxRing::kernel_drops`] and the rest is kicked again. EAGAIN (socket
+    /// buffer full) leaves frames queued for the next kick.
     ///
     /// # Errors
     /// Any other send error.
     pub fn flush(&mut self) -> std::io::Result<()> {
-        if self.pending == 0 {
-            return Ok(());
-        }
-        match sys::kick_tx(self.fd.as_raw_fd()) {
-            Ok(()) => {
-                self.pending = 0;
-                Ok(())
+        let mut tries = self.pending + 1;
+        while self.pending > 0 && tries > 0 {
+            tries -= 1;
+            match sys::kick_tx(self.fd.as_raw_fd()) {
+                Ok(()) => self.pending = 0,
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                    self.kernel_drops += 1;
+                    self.pending -= 1;
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => return Ok(()),
+                Err(e) => return Err(e),
             }
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::ENOBUFS)) => Ok(()),
-            Err(e) => Err(e),
         }
+        Ok(())
     }
 
     /// Slots the kernel has not finished with yet.
@@ -233,9 +256,21 @@ impl TxRing {
             .count()
     }
 
-    /// Frames the kernel rejected as malformed so far.
+    /// Frames handed to the kernel so far.
     #[must_use]
-    pub fn wrong_format(&self) -> u64 {
-        self.wrong_format
+    pub fn pushed(&self) -> u64 {
+        self.pushed
+    }
+
+    /// Frames the kernel took but the device dropped (ENOBUFS on a kick).
+    #[must_use]
+    pub fn kernel_drops(&self) -> u64 {
+        self.kernel_drops
+    }
+
+    /// Frames refused before the ring because they exceed the interface's MTU (or a slot).
+    #[must_use]
+    pub fn oversize(&self) -> u64 {
+        self.oversize
     }
 }
