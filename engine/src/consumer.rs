@@ -16,9 +16,10 @@ use std::{
     io::Write as _,
     path::PathBuf,
     sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc,
+        atomic::{fence, AtomicBool, Ordering},
+        Arc, OnceLock,
     },
+    thread::Thread,
     time::Duration,
 };
 
@@ -79,23 +80,55 @@ impl Chunk {
     }
 }
 
+/// Wakes a sink thread that sleeps because its queues are empty.
+///
+/// The sink parks instead of polling with short sleeps (timer wake-ups are
+/// what an idle consumer would otherwise spend its CPU on). A producer that
+/// publishes a chunk unparks it, once per batch, and only when it sleeps:
+/// the SeqCst fences pair so either the producer sees `sleeping` or the sink
+/// sees the chunk (and `unpark` before `park` is never lost).
+#[derive(Debug, Default)]
+pub struct SinkWaker {
+    thread: OnceLock<Thread>,
+    sleeping: AtomicBool,
+}
+
+impl SinkWaker {
+    /// Wake the sink if it sleeps.
+    #[inline]
+    pub fn wake(&self) {
+        fence(Ordering::SeqCst);
+        if self.sleeping.load(Ordering::Relaxed) {
+            self.unpark();
+        }
+    }
+
+    /// Wake the sink unconditionally (shutdown).
+    pub fn unpark(&self) {
+        if let Some(t) = self.thread.get() {
+            t.unpark();
+        }
+    }
+}
+
 /// One worker's queue to one consumer, with its pool of free chunks.
 #[derive(Debug)]
 pub struct Channel {
     full: ArrayQueue<Box<Chunk>>,
     free: ArrayQueue<Box<Chunk>>,
     chunk_size: usize,
+    waker: Arc<SinkWaker>,
 }
 
 impl Channel {
-    /// A channel of `chunks` chunks of `chunk_size` bytes each.
+    /// A channel of `chunks` chunks of `chunk_size` bytes each, whose sink `waker` wakes.
     #[must_use]
-    pub fn new(chunks: usize, chunk_size: usize) -> Self {
+    pub fn new(chunks: usize, chunk_size: usize, waker: Arc<SinkWaker>) -> Self {
         let free = ArrayQueue::new(chunks);
         for _ in 0..chunks {
             let _ = free.push(Box::new(Chunk::new(chunk_size)));
         }
-        Self { full: ArrayQueue::new(chunks), free, chunk_size }
+        Self { full: ArrayQueue::new(chunks), free, chunk_size, waker }
     }
 
     fn take(&self) -> Option<Box<Chunk>> {
@@ -155,6 +188,7 @@ impl Producer {
             if let Some(c) = self.current.take() {
                 // Cannot fail: there are as many places in the queue as chunks.
                 let _ = self.channel.full.push(c);
+                self.channel.waker.wake();
             }
         }
     }
@@ -249,6 +283,8 @@ pub struct SinkTask {
     pub counters: Arc<Cells<{ sink::N }>>,
     /// Set once every worker has exited: drain, flush and stop.
     pub producers_done: Arc<AtomicBool>,
+    /// How producers (and shutdown) wake this sink.
+    pub waker: Arc<SinkWaker>,
     /// Stop writing after this many frames.
     pub limit: Option<u64>,
     /// Raised when the limit is reached or the output is gone (stdout closed).
@@ -260,6 +296,7 @@ pub struct SinkTask {
 /// # Errors
 /// A description of the first write error (later ones are counted).
 pub fn run_sink(mut t: SinkTask) -> Result<Vec<PathBuf>, String> {
+    let _ = t.waker.thread.set(std::thread::current());
     let mut local = [0u64; sink::N];
     local[sink::FILES] = match &t.output {
         SinkOutput::Pcap(p) => p.files.len() as u64,
@@ -361,7 +398,13 @@ pub fn run_sink(mut t: SinkTask) -> Result<Vec<PathBuf>, String> {
             if done {
                 break;
             }
-            std::thread::sleep(Duration::from_micros(200));
+            t.waker.sleeping.store(true, Ordering::Relaxed);
+            fence(Ordering::SeqCst);
+            if t.channels.iter().all(|c| c.full.is_empty()) && !t.producers_done.load(Ordering::Relaxed) {
+                // Woken by a producer's publish or by shutdown; the timeout only bounds a missed case.
+                std::thread::park_timeout(Duration::from_millis(100));
+            }
+            t.waker.sleeping.store(false, Ordering::Relaxed);
         }
     }
     let flushed = match &mut t.output {
@@ -492,7 +535,7 @@ mod tests {
     #[test]
     fn producer_fills_chunks_publishes_per_batch_and_drops_when_full() {
         // Two chunks of 64 bytes: a 20-byte frame takes 36, so one per chunk.
-        let ch = Arc::new(Channel::new(2, 64));
+        let ch = Arc::new(Channel::new(2, 64, Arc::default()));
         let mut p = Producer::new(ch.clone(), 100);
         assert!(p.offer(&[1; 20], 20, 1_000_000_001, 3));
         assert!(ch.take().is_none(), "nothing is visible before the batch ends");

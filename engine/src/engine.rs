@@ -15,7 +15,7 @@ use ringwire_filters::{compile_expression, CompileTarget, Filter, FilterError, P
 
 use crate::{
     config::{Config, ConfigError, ConsumerKind, PortKind},
-    consumer::{error_chain, run_sink, Channel, PcapOutput, Producer, SinkOutput, SinkTask, MIN_CHUNK},
+    consumer::{error_chain, run_sink, Channel, PcapOutput, Producer, SinkOutput, SinkTask, SinkWaker, MIN_CHUNK},
     pcapio::{PcapIoError, PcapReader},
     ring::{RingError, RxRing, RxRingOptions, TxRing, TxRingOptions},
     stats::{consumer as cc, port as pc, sink, Cells, ConsumerSnap, PortSnap, Snapshot, WorkerCounters, WorkerSnap},
@@ -113,6 +113,7 @@ pub struct Engine {
     producers_done: Arc<AtomicBool>,
     /// One per queued consumer: raised when its limit is reached or its output closed.
     limit_hits: Vec<Arc<AtomicBool>>,
+    sink_wakers: Vec<Arc<SinkWaker>>,
     sinks: Vec<JoinHandle<Result<Vec<PathBuf>, String>>>,
     started: Instant,
     finite: bool,
@@ -184,6 +185,7 @@ impl Engine {
         let mut channels: Vec<Vec<Option<Arc<Channel>>>> = vec![Vec::new(); nworkers];
         let producers_done = Arc::new(AtomicBool::new(false));
         let mut limit_hits = Vec::new();
+        let mut wakers = Vec::new();
         for c in &config.consumers {
             consumer_filters.push(c.filter.as_deref().map(PcapFilter::new).transpose()?);
             let subscribed: Vec<usize> = if c.ports.is_empty() {
@@ -207,7 +209,10 @@ impl Engine {
                 };
                 let chunk = MIN_CHUNK.max((c.snaplen as usize + 16).next_power_of_two());
                 let chunks = ((c.queue_mb as usize) << 20).div_ceil(chunk).max(4);
-                let chans: Vec<Arc<Channel>> = (0..nworkers).map(|_| Arc::new(Channel::new(chunks, chunk))).collect();
+                let waker = Arc::new(SinkWaker::default());
+                wakers.push(waker.clone());
+                let chans: Vec<Arc<Channel>> =
+                    (0..nworkers).map(|_| Arc::new(Channel::new(chunks, chunk, waker.clone()))).collect();
                 for (w, ch) in chans.iter().enumerate() {
                     channels[w].push(Some(ch.clone()));
                 }
@@ -219,6 +224,7 @@ impl Engine {
                     channels: chans,
                     counters: cells,
                     producers_done: producers_done.clone(),
+                    waker,
                     limit: c.limit,
                     limit_hit: {
                         let hit = Arc::new(AtomicBool::new(false));
@@ -385,6 +391,7 @@ impl Engine {
             exhausted,
             producers_done,
             limit_hits,
+            sink_wakers: wakers,
             sinks: Vec::new(),
             started: Instant::now(),
             finite,
@@ -519,6 +526,7 @@ impl Engine {
             }
         }
         self.producers_done.store(true, Ordering::Release);
+        self.sink_wakers.iter().for_each(|w| w.unpark());
         let mut files = Vec::new();
         for h in std::mem::take(&mut self.sinks) {
             match h.join() {
@@ -549,6 +557,7 @@ impl Drop for Engine {
             let _ = h.join();
         }
         self.producers_done.store(true, Ordering::Release);
+        self.sink_wakers.iter().for_each(|w| w.unpark());
         for h in std::mem::take(&mut self.sinks) {
             let _ = h.join();
         }

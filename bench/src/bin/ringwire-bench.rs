@@ -193,16 +193,21 @@ fn start_receiver(tool: &str, l: &Lab2, a: &Args, size: usize) -> Result<Receive
         other => bail!("unknown tool {other}"),
     }
     let mut child =
-        cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().with_context(|| format!("starting {tool}"))?;
-    let err = child.stderr.take().expect("piped");
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().with_context(|| format!("starting {tool}"))?;
+    // Summaries come on stderr (tcpdump) or stdout (netsniff-ng): read both.
     let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(err).lines().map_while(Result::ok) {
-            for part in line.split('\r') {
-                let _ = tx.send(part.to_owned());
+    let out: Box<dyn std::io::Read + Send> = Box::new(child.stdout.take().expect("piped"));
+    let err: Box<dyn std::io::Read + Send> = Box::new(child.stderr.take().expect("piped"));
+    for stream in [out, err] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                for part in line.split('\r') {
+                    let _ = tx.send(part.trim().to_owned());
+                }
             }
-        }
-    });
+        });
+    }
     // Ready: ringwire's ready file; the peers' "listening" banner; a second at most.
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
