@@ -460,7 +460,7 @@ impl Engine {
                 s.kernel_drops += v[pc::KERNEL_DROPS];
                 s.kernel_freezes += v[pc::KERNEL_FREEZES];
                 s.tx_frames += v[pc::TX_FRAMES];
-                s.tx_drops += v[pc::TX_DROPS];
+                s.tx_busy += v[pc::TX_BUSY];
                 ws.received += v[pc::RECEIVED];
                 ws.bytes += v[pc::BYTES];
                 ws.kernel_drops += v[pc::KERNEL_DROPS];

@@ -52,8 +52,8 @@ pub mod port {
     pub const FILTERED: usize = 6;
     /// Frames forwarded out of this port (handed to its TX rings).
     pub const TX_FRAMES: usize = 7;
-    /// Of those, frames the device dropped (ENOBUFS).
-    pub const TX_DROPS: usize = 8;
+    /// TX kicks answered "busy" (the device pushed back; frames waited in the ring).
+    pub const TX_BUSY: usize = 8;
     /// Number of port counters.
     pub const N: usize = 9;
 }
@@ -134,8 +134,8 @@ pub struct PortSnap {
     pub kernel_freezes: u64,
     /// Frames forwarded out of this port.
     pub tx_frames: u64,
-    /// Of those, frames the device dropped.
-    pub tx_drops: u64,
+    /// TX kicks the device answered "busy" (frames waited in the ring, none lost).
+    pub tx_busy: u64,
 }
 
 /// Counters of one worker.
@@ -247,7 +247,7 @@ impl Snapshot {
         let _ = writeln!(
             s,
             "  {:<24} {:>12} {:>14} {:>10} {:>10} {:>12} {:>10} {:>8} {:>10} {:>9}",
-            "name", "received", "bytes", "vlan_rest", "filtered", "kernel_pkts", "k_drops", "freezes", "tx", "tx_drops"
+            "name", "received", "bytes", "vlan_rest", "filtered", "kernel_pkts", "k_drops", "freezes", "tx", "tx_busy"
         );
         for p in &self.ports {
             let _ = writeln!(
@@ -262,7 +262,7 @@ impl Snapshot {
                 p.kernel_drops,
                 p.kernel_freezes,
                 p.tx_frames,
-                p.tx_drops
+                p.tx_busy
             );
         }
         let _ = writeln!(s, "workers:");

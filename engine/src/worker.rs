@@ -121,7 +121,7 @@ impl Dispatch {
                 errors.log(|| tracing::warn!(error = %e, "TX kick failed; frames stay queued in the ring"));
             }
             self.ports[port][pc::TX_FRAMES] = t.pushed();
-            self.ports[port][pc::TX_DROPS] = t.kernel_drops();
+            self.ports[port][pc::TX_BUSY] = t.busy();
         }
     }
 }

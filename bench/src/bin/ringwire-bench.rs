@@ -59,8 +59,10 @@ struct Run {
     offered: u64,
     /// Frames that got through veth to the receiving interface.
     delivered_to_iface: u64,
-    /// Frames the tool says it captured (written / counted).
+    /// Frames captured: records in the tool's pcap file, or ringwire's counter for count-only.
     captured: u64,
+    /// What the tool itself reports it captured.
+    claimed: u64,
     /// Drops the tool reports (kernel ring full; for ringwire also queue drops).
     tool_drops: u64,
     /// Frames the NIC-like veth ring dropped (sender tx_dropped + receiver rx_dropped).
@@ -154,6 +156,26 @@ struct Receiver {
     child: Option<Child>,
     stderr_lines: std::sync::mpsc::Receiver<String>,
     stats_json: Option<PathBuf>,
+    /// The pcap file it writes, if it writes one.
+    file: Option<PathBuf>,
+}
+
+/// Count the records of a pcap file by walking its record headers.
+fn count_records(path: &Path) -> Result<u64> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::io::BufReader::new(std::fs::File::open(path).with_context(|| format!("{}", path.display()))?);
+    let mut hdr = [0u8; 24];
+    f.read_exact(&mut hdr).with_context(|| format!("{}: no pcap header", path.display()))?;
+    let swapped = matches!(u32::from_le_bytes(hdr[0..4].try_into()?), 0xd4c3_b2a1 | 0x4d3c_b2a1);
+    let mut n = 0;
+    let mut rec = [0u8; 16];
+    while f.read_exact(&mut rec).is_ok() {
+        let incl = u32::from_le_bytes(rec[8..12].try_into()?);
+        let incl = if swapped { incl.swap_bytes() } else { incl };
+        f.seek(SeekFrom::Current(i64::from(incl)))?;
+        n += 1;
+    }
+    Ok(n)
 }
 
 fn start_receiver(tool: &str, l: &Lab2, a: &Args, size: usize) -> Result<Receiver> {
@@ -227,7 +249,8 @@ fn start_receiver(tool: &str, l: &Lab2, a: &Args, size: usize) -> Result<Receive
         }
     }
     std::thread::sleep(Duration::from_millis(300));
-    Ok(Receiver { child: Some(child), stderr_lines: rx, stats_json })
+    let file = (tool != "ringwire-count").then_some(file);
+    Ok(Receiver { child: Some(child), stderr_lines: rx, stats_json, file })
 }
 
 fn number_before(lines: &[String], needle: &str) -> Option<u64> {
@@ -275,7 +298,7 @@ fn measure(tool: &str, l: &Lab2, a: &Args, size: usize, round: usize) -> Result<
     let veth_drops = ns_read(&l.ns_g, &format!("/sys/class/net/{}/statistics/tx_dropped", l.vg))? - txd0
         + ns_read(&l.ns_c, &(rcv_path + "rx_dropped"))?
         - rxd0;
-    let (mut captured, mut tool_drops, mut user, mut sys) = (0, 0, 0, 0);
+    let (mut captured, mut claimed, mut tool_drops, mut user, mut sys) = (0, 0, 0, 0, 0);
     if let Some(r) = rcv.as_mut() {
         let mut child = r.child.take().expect("running");
         // SAFETY: signalling our own child.
@@ -290,15 +313,23 @@ fn measure(tool: &str, l: &Lab2, a: &Args, size: usize, round: usize) -> Result<
             }
             let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(stats)?)?;
             let c = &v["consumers"][0];
-            captured =
+            claimed =
                 if tool == "ringwire-pcap" { c["written"].as_u64() } else { c["delivered"].as_u64() }.unwrap_or(0);
             tool_drops = v["ports"][0]["kernel_drops"].as_u64().unwrap_or(0) + c["queue_dropped"].as_u64().unwrap_or(0);
         } else if tool == "tcpdump" {
-            captured = number_before(&lines, "packets captured").context("tcpdump's summary")?;
+            claimed = number_before(&lines, "packets captured").context("tcpdump's summary")?;
             tool_drops = number_before(&lines, "dropped by kernel").unwrap_or(0);
         } else {
-            captured = number_before(&lines, "packets passed filter").context("netsniff-ng's summary")?;
+            claimed = number_before(&lines, "packets passed filter").context("netsniff-ng's summary")?;
             tool_drops = number_before(&lines, "packets failed filter").unwrap_or(0);
+        }
+        // Trust the file, not the summary: count what was written.
+        captured = match &r.file {
+            Some(f) => count_records(f)?,
+            None => claimed,
+        };
+        if let Some(f) = &r.file {
+            let _ = std::fs::remove_file(f);
         }
     }
     let per = |ns: u64| if captured == 0 { 0.0 } else { ns as f64 / captured as f64 };
@@ -309,6 +340,7 @@ fn measure(tool: &str, l: &Lab2, a: &Args, size: usize, round: usize) -> Result<
         offered,
         delivered_to_iface: delivered,
         captured,
+        claimed,
         tool_drops,
         veth_drops,
         user_ns_per_frame: per(user),

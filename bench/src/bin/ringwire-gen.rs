@@ -112,8 +112,8 @@ struct Report {
     rate_pps: f64,
     rate_gbps: f64,
     ring_full_waits: u64,
-    /// Frames the device dropped after the kernel took them (ENOBUFS).
-    device_drops: u64,
+    /// Kicks the device answered "busy" (backpressure; the frames waited and were sent).
+    busy_kicks: u64,
     /// Frames not sent because they exceed the interface's MTU.
     oversize: u64,
     first_seq: u64,
@@ -261,7 +261,7 @@ fn run() -> Result<()> {
         r.flush()?;
     }
     let elapsed = start.elapsed().as_secs_f64();
-    let sent = sent - left - tx.kernel_drops();
+    let sent = sent - left;
     let report = Report {
         interface: a.interface.clone(),
         sent,
@@ -270,14 +270,14 @@ fn run() -> Result<()> {
         rate_pps: sent as f64 / elapsed,
         rate_gbps: bytes as f64 * 8.0 / elapsed / 1e9,
         ring_full_waits: full_waits,
-        device_drops: tx.kernel_drops(),
+        busy_kicks: tx.busy(),
         oversize: tx.oversize(),
         first_seq: 0,
         last_seq: sent.checked_sub(1),
     };
     eprintln!(
-        "ringwire-gen: sent {} frames ({} bytes) on {} in {:.3} s: {:.1} kpps, {:.3} Gbit/s; ring-full waits {}, device drops {}",
-        report.sent, report.bytes, report.interface, elapsed, report.rate_pps / 1e3, report.rate_gbps, full_waits, report.device_drops
+        "ringwire-gen: sent {} frames ({} bytes) on {} in {:.3} s: {:.1} kpps, {:.3} Gbit/s; ring-full waits {}, busy kicks {}",
+        report.sent, report.bytes, report.interface, elapsed, report.rate_pps / 1e3, report.rate_gbps, full_waits, report.busy_kicks
     );
     if a.json {
         println!("{}", serde_json::to_string(&report)?);
