@@ -555,6 +555,43 @@ mod tests {
     }
 
     #[test]
+    fn pcap_output_rotates_by_size_and_keeps_every_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("rot.pcap");
+        let mut out = PcapOutput::create(base.clone(), 65535, 1, None).unwrap();
+        let ch = Arc::new(Channel::new(4, MIN_CHUNK, Arc::default()));
+        let mut p = Producer::new(ch.clone(), 65535);
+        let frame = [7u8; 1000];
+        let mut sent = 0;
+        for _ in 0..3 {
+            // ~2.5 MiB in total: at least three files of 1 MiB.
+            for _ in 0..850 {
+                assert!(p.offer(&frame, 1000, 5, 0));
+                sent += 1;
+            }
+            p.publish();
+            while let Some(c) = ch.take() {
+                out.write(0, &c, c.records()).unwrap();
+                ch.give_back(c);
+            }
+        }
+        out.flush().unwrap();
+        let files = out.files().to_vec();
+        assert!(files.len() >= 3, "{files:?}");
+        assert_eq!(files[0], base);
+        assert_eq!(files[1], dir.path().join("rot.1.pcap"));
+        let mut total = 0;
+        for f in &files {
+            let mut r = crate::pcapio::PcapReader::open(f).unwrap();
+            while let Some(rec) = r.next_record().unwrap() {
+                assert_eq!(rec.data, &frame[..]);
+                total += 1;
+            }
+        }
+        assert_eq!(total, sent);
+    }
+
+    #[test]
     fn describes_udp_and_vlan() {
         let mut f = Vec::new();
         etherparse::PacketBuilder::ethernet2([2; 6], [3; 6])

@@ -141,7 +141,8 @@ fn forward_patch_is_byte_identical_and_pads_runts() {
         dir.path(),
         "patch",
         &format!(
-            "[engine]\nworkers = [0]\nstats_json = \"{}\"\n[[ports]]\nname = \"a\"\nuri = \"afpacket:{ve_in}\"\n\
+            "[engine]\nworkers = [0]\nwait = \"busy-poll\"\nstats_json = \"{}\"\n\
+             [[ports]]\nname = \"a\"\nuri = \"afpacket:{ve_in}\"\n\
              [[ports]]\nname = \"b\"\nuri = \"afpacket:{ve_out}\"\nrx = false\n\
              [[consumers]]\nname = \"a-to-b\"\nkind = \"forward\"\nports = [\"a\"]\nto = \"b\"\n",
             st.display()
@@ -352,4 +353,53 @@ fn forwarded_frames_are_not_captured_on_the_egress_port() {
     assert_eq!(u(&s["consumers"][0]["delivered"]), 2000);
     assert_eq!(u(&s["ports"][1]["tx_frames"]), 2000);
     assert_eq!(u(&s["consumers"][1]["seen"]), 0, "our own transmissions were captured on b: {s}");
+}
+
+/// `ringwire capture -i IFACE -w FILE EXPR` on live traffic: the expression is
+/// attached in the kernel, Ctrl-C ends the capture cleanly with a summary,
+/// and the file holds exactly the sent frames the expression selects.
+#[test]
+fn live_capture_with_kernel_filter_ends_cleanly_on_ctrl_c() {
+    if !privileged("live_capture_with_kernel_filter_ends_cleanly_on_ctrl_c") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut lab = Lab::new("rwt");
+    let (ns_g, ns_e) = (lab.namespace("g").unwrap(), lab.namespace("e").unwrap());
+    let (vg, ve) = lab.veth(&ns_g, &ns_e).unwrap();
+    let out = dir.path().join("live.pcap");
+    let cap =
+        ringwire_tests::Proc::spawn(
+            "ringwire capture",
+            std::process::Command::new("ip")
+                .args(["netns", "exec", &ns_e])
+                .arg(ringwire_tests::bin("ringwire"))
+                .args(["capture", "-i", &ve, "-w", out.to_str().unwrap(), "udp", "and", "not", "vlan"]),
+        );
+    std::thread::sleep(Duration::from_millis(1500)); // rings up (no ready file for capture)
+    let sent_file = dir.path().join("sent.pcap");
+    let rep = generate(
+        &ns_g,
+        &vg,
+        &["--count", "2000", "--rate", "20000", "--vlan-every", "2", "--record", sent_file.to_str().unwrap()],
+    );
+    assert_eq!(u(&rep["sent"]), 2000);
+    std::thread::sleep(Duration::from_millis(300));
+    cap.signal(libc::SIGINT);
+    let res = cap.wait(Duration::from_secs(10));
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert!(res.status.success(), "capture failed: {err}");
+
+    let want: Vec<Vec<u8>> = read_pcap(&sent_file)
+        .into_iter()
+        .map(|r| r.data)
+        .filter(|d| {
+            let p = etherparse::SlicedPacket::from_ethernet(d).unwrap();
+            p.vlan.is_none() && matches!(p.transport, Some(etherparse::TransportSlice::Udp(_)))
+        })
+        .collect();
+    assert!(!want.is_empty() && want.len() < 2000, "the mix has UDP and more: {}", want.len());
+    let got: Vec<Vec<u8>> = read_pcap(&out).into_iter().map(|r| r.data).collect();
+    assert_eq!(got, want, "the kernel filter kept exactly the untagged UDP frames");
+    assert!(err.contains(&format!("{} frames captured", want.len())), "summary: {err}");
 }

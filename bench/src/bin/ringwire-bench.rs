@@ -48,6 +48,12 @@ struct Args {
     /// Write all runs and medians as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// ringwire: RX block size in KiB (default: the engine's default).
+    #[arg(long)]
+    block_kib: Option<u32>,
+    /// ringwire: RX blocks per ring (default: the engine's default).
+    #[arg(long)]
+    blocks: Option<u32>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -194,11 +200,18 @@ fn start_receiver(tool: &str, l: &Lab2, a: &Args, size: usize) -> Result<Receive
             } else {
                 format!("[[consumers]]\nname = \"pcap\"\nkind = \"pcap\"\npath = \"{}\"\n", file.display())
             };
+            let mut ring = String::from("[ring]\n");
+            if let Some(k) = a.block_kib {
+                ring.push_str(&format!("block_size = {}\n", k * 1024));
+            }
+            if let Some(n) = a.blocks {
+                ring.push_str(&format!("block_count = {n}\n"));
+            }
             let cfg = a.out_dir.join(format!("rwbench-{tool}-{size}.toml"));
             std::fs::write(
                 &cfg,
                 format!(
-                    "[engine]\nworkers = [{core}]\nstats_json = \"{}\"\n[[ports]]\nuri = \"afpacket:{}\"\n{consumer}",
+                    "[engine]\nworkers = [{core}]\nstats_json = \"{}\"\n{ring}[[ports]]\nuri = \"afpacket:{}\"\n{consumer}",
                     stats.display(),
                     l.vc
                 ),
@@ -420,7 +433,7 @@ fn run() -> Result<()> {
     }
     let mut table: BTreeMap<(usize, usize), serde_json::Value> = BTreeMap::new();
     println!(
-        "\n| size | receiver | offered Mpps | captured Mpps | captured/offered | tool drops | veth drops | user ns/frame | sys ns/frame |"
+        "\n| size | receiver | offered Mpps | captured Mpps (min-max) | captured/offered | tool drops | veth drops | user ns/frame | sys ns/frame |"
     );
     println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|");
     for &size in &a.sizes {
@@ -429,13 +442,15 @@ fn run() -> Result<()> {
             let m = |f: &dyn Fn(&Run) -> f64| median(rs.iter().map(|r| f(r)).collect());
             let offered = m(&|r| r.offered as f64) / a.duration / 1e6;
             let captured = m(&|r| r.captured_pps) / 1e6;
+            let lo = rs.iter().map(|r| r.captured_pps).fold(f64::INFINITY, f64::min) / 1e6;
+            let hi = rs.iter().map(|r| r.captured_pps).fold(0.0, f64::max) / 1e6;
             let ratio = m(&|r| if r.offered == 0 { 0.0 } else { r.captured as f64 / r.offered as f64 });
             let drops = m(&|r| r.tool_drops as f64);
             let vdrops = m(&|r| r.veth_drops as f64);
             let user = m(&|r| r.user_ns_per_frame);
             let sys = m(&|r| r.sys_ns_per_frame);
             println!(
-                "| {size} | {t} | {offered:.3} | {captured:.3} | {:.1} % | {drops:.0} | {vdrops:.0} | {user:.0} | {sys:.0} |",
+                "| {size} | {t} | {offered:.3} | {captured:.3} ({lo:.3}-{hi:.3}) | {:.1} % | {drops:.0} | {vdrops:.0} | {user:.0} | {sys:.0} |",
                 ratio * 100.0
             );
             table.insert(
