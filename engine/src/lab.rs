@@ -85,10 +85,9 @@ impl Lab {
             "netns",
             "exec",
             &ns,
-            "sysctl",
-            "-qw",
-            "net.ipv6.conf.all.disable_ipv6=1",
-            "net.ipv6.conf.default.disable_ipv6=1",
+            "sh",
+            "-c",
+            "echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6 && echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6",
         ])?;
         run(&["ip", "-n", &ns, "link", "set", "lo", "up"])?;
         Ok(ns)

@@ -257,3 +257,39 @@ pub fn assert_reconciles(stats: &serde_json::Value) {
         }
     }
 }
+
+/// Two namespaces joined by a veth pair: a generator side and an engine side.
+/// Dropping it (the `lab` field) removes both.
+pub struct Pair {
+    /// The lab, for more namespaces or veth pairs.
+    pub lab: Lab,
+    /// The generator's namespace.
+    pub ns_gen: String,
+    /// The engine's namespace.
+    pub ns_eng: String,
+    /// The generator's end of the veth pair.
+    pub if_gen: String,
+    /// The engine's end of the veth pair.
+    pub if_eng: String,
+}
+
+impl Pair {
+    /// Build the pair.
+    ///
+    /// # Panics
+    /// If iproute2 fails.
+    #[must_use]
+    pub fn new() -> Self {
+        let mut lab = Lab::new("rwt");
+        let ns_gen = lab.namespace("g").expect("generator namespace");
+        let ns_eng = lab.namespace("e").expect("engine namespace");
+        let (if_gen, if_eng) = lab.veth(&ns_gen, &ns_eng).expect("veth pair");
+        Self { lab, ns_gen, ns_eng, if_gen, if_eng }
+    }
+}
+
+impl Default for Pair {
+    fn default() -> Self {
+        Self::new()
+    }
+}

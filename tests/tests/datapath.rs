@@ -6,7 +6,7 @@ use std::{collections::HashMap, path::Path, time::Duration};
 
 use ringwire_bench::frames::read_stamp;
 use ringwire_tests::{
-    assert_reconciles, cores, generate, privileged, read_pcap, start_engine, stats, stop_engine, tcpdump_count, Lab,
+    assert_reconciles, cores, generate, privileged, read_pcap, start_engine, stats, stop_engine, tcpdump_count, Pair,
 };
 
 fn write_config(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
@@ -27,9 +27,7 @@ fn frames_arrive_byte_identical_with_vlan_tags() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let mut lab = Lab::new("rwt");
-    let (ns_g, ns_e) = (lab.namespace("g").unwrap(), lab.namespace("e").unwrap());
-    let (vg, ve) = lab.veth(&ns_g, &ns_e).unwrap();
+    let Pair { lab: _lab, ns_gen: ns_g, ns_eng: ns_e, if_gen: vg, if_eng: ve } = Pair::new();
     let out = dir.path().join("out.pcap");
     let st = dir.path().join("stats.json");
     let cfg = write_config(
@@ -85,9 +83,7 @@ fn hash_fanout_keeps_each_flow_on_one_worker() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let mut lab = Lab::new("rwt");
-    let (ns_g, ns_e) = (lab.namespace("g").unwrap(), lab.namespace("e").unwrap());
-    let (vg, ve) = lab.veth(&ns_g, &ns_e).unwrap();
+    let Pair { lab: _lab, ns_gen: ns_g, ns_eng: ns_e, if_gen: vg, if_eng: ve } = Pair::new();
     let out = dir.path().join("split.pcap");
     let st = dir.path().join("stats.json");
     let cfg = write_config(
@@ -132,9 +128,8 @@ fn forward_patch_is_byte_identical_and_pads_runts() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let mut lab = Lab::new("rwt");
-    let (ns_g, ns_e, ns_s) = (lab.namespace("g").unwrap(), lab.namespace("e").unwrap(), lab.namespace("s").unwrap());
-    let (vg, ve_in) = lab.veth(&ns_g, &ns_e).unwrap();
+    let Pair { mut lab, ns_gen: ns_g, ns_eng: ns_e, if_gen: vg, if_eng: ve_in } = Pair::new();
+    let ns_s = lab.namespace("s").unwrap();
     let (ve_out, vs) = lab.veth(&ns_e, &ns_s).unwrap();
     let st = dir.path().join("stats.json");
     let cfg = write_config(
@@ -216,9 +211,7 @@ fn sigterm_under_load_leaves_a_valid_pcap_of_the_delivered_frames() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let mut lab = Lab::new("rwt");
-    let (ns_g, ns_e) = (lab.namespace("g").unwrap(), lab.namespace("e").unwrap());
-    let (vg, ve) = lab.veth(&ns_g, &ns_e).unwrap();
+    let Pair { lab: _lab, ns_gen: ns_g, ns_eng: ns_e, if_gen: vg, if_eng: ve } = Pair::new();
     let out = dir.path().join("load.pcap");
     let st = dir.path().join("stats.json");
     let workers = if cores() >= 2 { "[0, 1]" } else { "[0]" };
@@ -270,9 +263,7 @@ fn start_and_stop_under_traffic_neither_duplicate_nor_lose_count() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let mut lab = Lab::new("rwt");
-    let (ns_g, ns_e) = (lab.namespace("g").unwrap(), lab.namespace("e").unwrap());
-    let (vg, ve) = lab.veth(&ns_g, &ns_e).unwrap();
+    let Pair { lab: _lab, ns_gen: ns_g, ns_eng: ns_e, if_gen: vg, if_eng: ve } = Pair::new();
     let out = dir.path().join("dup.pcap");
     let st = dir.path().join("stats.json");
     let cfg = write_config(
@@ -326,9 +317,8 @@ fn forwarded_frames_are_not_captured_on_the_egress_port() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let mut lab = Lab::new("rwt");
-    let (ns_g, ns_e, ns_s) = (lab.namespace("g").unwrap(), lab.namespace("e").unwrap(), lab.namespace("s").unwrap());
-    let (vg, ve_in) = lab.veth(&ns_g, &ns_e).unwrap();
+    let Pair { mut lab, ns_gen: ns_g, ns_eng: ns_e, if_gen: vg, if_eng: ve_in } = Pair::new();
+    let ns_s = lab.namespace("s").unwrap();
     let (ve_out, _vs) = lab.veth(&ns_e, &ns_s).unwrap();
     let st = dir.path().join("stats.json");
     let workers = if cores() >= 2 { "[0, 1]" } else { "[0]" };
@@ -364,9 +354,7 @@ fn live_capture_with_kernel_filter_ends_cleanly_on_ctrl_c() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let mut lab = Lab::new("rwt");
-    let (ns_g, ns_e) = (lab.namespace("g").unwrap(), lab.namespace("e").unwrap());
-    let (vg, ve) = lab.veth(&ns_g, &ns_e).unwrap();
+    let Pair { lab: _lab, ns_gen: ns_g, ns_eng: ns_e, if_gen: vg, if_eng: ve } = Pair::new();
     let out = dir.path().join("live.pcap");
     let cap =
         ringwire_tests::Proc::spawn(
