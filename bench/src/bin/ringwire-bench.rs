@@ -48,6 +48,9 @@ struct Args {
     /// Write all runs and medians as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Offered rate in frames per second (0: the generator's maximum).
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
     /// ringwire: RX block size in KiB (default: the engine's default).
     #[arg(long)]
     block_kib: Option<u32>,
@@ -285,7 +288,7 @@ fn measure(tool: &str, l: &Lab2, a: &Args, size: usize, round: usize) -> Result<
             "-i",
             &l.vg,
             "--rate",
-            "0",
+            &a.rate.to_string(),
             "--size",
             &size.to_string(),
             "--ip",
@@ -462,12 +465,16 @@ fn run() -> Result<()> {
         }
     }
     println!(
-        "\nmedians of {} rounds, {} s each; generator ringwire-gen flat out on core {}, receivers on core {}",
-        a.rounds, a.duration, a.gen_core, a.cap_core
+        "\nmedians of {} rounds, {} s each; generator ringwire-gen {} on core {}, receivers on core {}",
+        a.rounds,
+        a.duration,
+        if a.rate == 0 { "flat out".to_owned() } else { format!("at {} frames/s", a.rate) },
+        a.gen_core,
+        a.cap_core
     );
     if let Some(p) = &a.json {
         let doc = serde_json::json!({"args": {"sizes": a.sizes, "duration_s": a.duration, "rounds": a.rounds,
-            "gen_core": a.gen_core, "cap_core": a.cap_core}, "medians": table.values().collect::<Vec<_>>(), "runs": runs});
+            "gen_core": a.gen_core, "cap_core": a.cap_core, "rate": a.rate}, "medians": table.values().collect::<Vec<_>>(), "runs": runs});
         std::fs::write(p, serde_json::to_string_pretty(&doc)? + "\n")
             .with_context(|| format!("writing {}", p.display()))?;
     }
