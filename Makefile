@@ -18,7 +18,7 @@ deps:
 	fi
 
 build: deps
-	$(CARGO) build --release --workspace --bins
+	$(CARGO) build --release --workspace --locked
 
 demo: build
 	./target/release/ringwire demo
@@ -26,7 +26,7 @@ demo: build
 test: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
-	$(CARGO) build --workspace --bins --locked
+	$(CARGO) build --workspace --locked
 	$(CARGO) test --workspace --locked
 
 bench: build

@@ -152,7 +152,8 @@ pub struct PortConfig {
     pub name: Option<String>,
     /// `afpacket:IFACE` or `pcap:FILE`.
     pub uri: String,
-    /// pcap-filter expression attached in the kernel (afpacket) or run on read (pcap).
+    /// Port filter: on `afpacket`, a pcap-filter expression attached in the
+    /// kernel; on `pcap`, any filter (`builtin:`, `plugin:` too) run as records are read.
     #[serde(default)]
     pub filter: Option<String>,
     /// Promiscuous mode while the engine runs (afpacket). Default: true.
@@ -224,9 +225,13 @@ pub struct ConsumerConfig {
     /// Port names it takes frames from. Default: every receiving port.
     #[serde(default)]
     pub ports: Vec<String>,
-    /// pcap-filter expression evaluated in userspace on the worker.
+    /// Filter evaluated in userspace on the worker: a pcap-filter expression
+    /// (or `bpf:EXPR`), `builtin:EXPR`, or `plugin:PATH[:CONFIG]`.
     #[serde(default)]
     pub filter: Option<String>,
+    /// What happens to frames once the filter (a plugin) is quarantined.
+    #[serde(default)]
+    pub on_filter_failure: OnFilterFailure,
     /// `pcap`: the output file.
     #[serde(default)]
     pub path: Option<PathBuf>,
@@ -256,6 +261,26 @@ fn default_snaplen() -> u32 {
 
 fn default_queue_mb() -> u32 {
     32
+}
+
+/// What a consumer does once its filter has failed and is quarantined.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnFilterFailure {
+    /// Drop every frame (nothing unfiltered reaches the consumer).
+    #[default]
+    Drop,
+    /// Pass every frame.
+    Pass,
+}
+
+impl From<OnFilterFailure> for ringwire_filters::QuarantinePolicy {
+    fn from(p: OnFilterFailure) -> Self {
+        match p {
+            OnFilterFailure::Drop => Self::DropAll,
+            OnFilterFailure::Pass => Self::PassAll,
+        }
+    }
 }
 
 /// Consumer kinds.
@@ -349,6 +374,14 @@ impl Config {
         }
         let mut names = std::collections::HashSet::new();
         for p in &self.ports {
+            if let (Ok(PortKind::AfPacket(_)), Some(f)) = (p.kind(), &p.filter) {
+                if !matches!(ringwire_filters::FilterSpec::parse(f), ringwire_filters::FilterSpec::Pcap(_)) {
+                    return bad(format!(
+                        "port `{}`: filter: a port on an interface takes a pcap-filter expression (it runs in the kernel); put builtin: and plugin: filters on consumers",
+                        p.display_name()
+                    ));
+                }
+            }
             p.kind().map_err(ConfigError::Invalid)?;
             if !names.insert(p.display_name()) {
                 return bad(format!("ports: the name `{}` is used twice", p.display_name()));

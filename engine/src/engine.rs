@@ -4,14 +4,15 @@ use std::{
     os::fd::{AsRawFd, OwnedFd},
     path::PathBuf,
     sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc, Mutex,
     },
     thread::JoinHandle,
     time::{Duration, Instant},
 };
 
-use ringwire_filters::{compile_expression, CompileTarget, Filter, FilterError, PcapFilter};
+use crossbeam_queue::ArrayQueue;
+use ringwire_filters::{compile_expression, CompileTarget, FilterError, FilterFactory, QuarantinePolicy};
 
 use crate::{
     config::{Config, ConfigError, ConsumerKind, PortKind},
@@ -20,7 +21,7 @@ use crate::{
     ring::{RingError, RxRing, RxRingOptions, TxRing, TxRingOptions},
     stats::{consumer as cc, port as pc, sink, Cells, ConsumerSnap, PortSnap, Snapshot, WorkerCounters, WorkerSnap},
     sys,
-    worker::{ConsumerInst, Delivery, Dispatch, Source, Worker, WorkerResult},
+    worker::{Command, ConsumerInst, Delivery, Dispatch, Source, Worker, WorkerResult, BATCH},
 };
 
 /// Why the engine could not start (or stopped badly).
@@ -93,6 +94,19 @@ pub struct Report {
     pub unreconciled: Vec<String>,
 }
 
+/// The filters in force, for swaps and counters.
+struct FilterState {
+    consumers: Vec<Option<Arc<FilterFactory>>>,
+    consumer_text: Vec<Option<String>>,
+    port_text: Vec<Option<String>>,
+    /// Commands sent to each worker so far.
+    sent: Vec<u64>,
+    config: Config,
+}
+
+/// Places in a worker's command queue.
+const COMMAND_QUEUE: usize = 1024;
+
 struct ConsumerMeta {
     name: String,
     kind: ConsumerKind,
@@ -114,6 +128,11 @@ pub struct Engine {
     /// One per queued consumer: raised when its limit is reached or its output closed.
     limit_hits: Vec<Arc<AtomicBool>>,
     sink_wakers: Vec<Arc<SinkWaker>>,
+    /// Per worker: changes applied between batches, and how many it applied.
+    commands: Vec<Arc<ArrayQueue<Command>>>,
+    applied: Vec<Arc<AtomicU64>>,
+    /// Filter state, changed only by [`Engine::reload_filters`] (serialized by the lock).
+    filters: Mutex<FilterState>,
     sinks: Vec<JoinHandle<Result<Vec<PathBuf>, String>>>,
     started: Instant,
     finite: bool,
@@ -168,7 +187,7 @@ impl Engine {
                 }
                 (PortKind::Pcap(_), Some(expr)) => {
                     kernel_filters.push(None);
-                    pcap_filters.push(Some(PcapFilter::new(expr)?));
+                    pcap_filters.push(Some(FilterFactory::new(expr, QuarantinePolicy::DropAll)?));
                 }
                 _ => {
                     kernel_filters.push(None);
@@ -187,7 +206,13 @@ impl Engine {
         let mut limit_hits = Vec::new();
         let mut wakers = Vec::new();
         for c in &config.consumers {
-            consumer_filters.push(c.filter.as_deref().map(PcapFilter::new).transpose()?);
+            consumer_filters.push(
+                c.filter
+                    .as_deref()
+                    .map(|f| FilterFactory::new(f, c.on_filter_failure.into()))
+                    .transpose()?
+                    .map(Arc::new),
+            );
             let subscribed: Vec<usize> = if c.ports.is_empty() {
                 rx_ports.clone()
             } else {
@@ -253,6 +278,8 @@ impl Engine {
         let mut counters = Vec::new();
         let mut exhausted = Vec::new();
         let mut wakes = Vec::new();
+        let mut commands = Vec::new();
+        let mut applied = Vec::new();
         let mut finite = true;
         for (w, &core) in config.engine.workers.iter().enumerate() {
             let mut sources = Vec::new();
@@ -316,7 +343,7 @@ impl Engine {
                             sources.push(Source::Pcap {
                                 port: i,
                                 reader: PcapReader::open(path)?,
-                                filter: pcap_filters[i].clone(),
+                                filter: pcap_filters[i].as_ref().map(FilterFactory::instance).transpose()?,
                                 pace: p.pace,
                                 clock: None,
                                 held: None,
@@ -333,12 +360,10 @@ impl Engine {
                     subs[p].push(ci);
                 }
             }
-            let consumers = config
-                .consumers
-                .iter()
-                .enumerate()
-                .map(|(ci, c)| ConsumerInst {
-                    filter: consumer_filters[ci].clone().map(|f| Box::new(f) as Box<dyn Filter>),
+            let mut consumers = Vec::with_capacity(config.consumers.len());
+            for (ci, c) in config.consumers.iter().enumerate() {
+                consumers.push(ConsumerInst {
+                    filter: consumer_filters[ci].as_deref().map(FilterFactory::instance).transpose()?,
                     delivery: match c.kind {
                         ConsumerKind::Counter => Delivery::Counter,
                         ConsumerKind::Forward => Delivery::Forward {
@@ -349,8 +374,8 @@ impl Engine {
                             c.snaplen as usize,
                         )),
                     },
-                })
-                .collect();
+                });
+            }
             let wc = Arc::new(WorkerCounters::new(core, ports.len(), config.consumers.len()));
             counters.push(wc.clone());
             let ex = Arc::new(AtomicBool::new(false));
@@ -358,6 +383,8 @@ impl Engine {
             let wake = sys::eventfd().map_err(|e| setup(error_chain(&e)))?;
             let wake_dup = wake.try_clone().map_err(|e| setup(format!("dup eventfd: {e}")))?;
             wakes.push(wake);
+            commands.push(Arc::new(ArrayQueue::new(COMMAND_QUEUE)));
+            applied.push(Arc::new(AtomicU64::new(0)));
             workers.push(Worker {
                 core,
                 sources,
@@ -368,7 +395,10 @@ impl Engine {
                     tx,
                     ports: vec![[0; pc::N]; ports.len()],
                     cons: vec![[0; cc::N]; config.consumers.len()],
+                    verdicts: [ringwire_filters::Verdict::Pass; BATCH],
                 },
+                commands: commands.last().expect("pushed above").clone(),
+                applied: applied.last().expect("pushed above").clone(),
                 counters: wc,
                 wait: config.engine.wait,
                 wake: wake_dup,
@@ -392,6 +422,15 @@ impl Engine {
             producers_done,
             limit_hits,
             sink_wakers: wakers,
+            commands,
+            applied,
+            filters: Mutex::new(FilterState {
+                consumers: consumer_filters,
+                consumer_text: config.consumers.iter().map(|c| c.filter.clone()).collect(),
+                port_text: config.ports.iter().map(|p| p.filter.clone()).collect(),
+                sent: vec![0; nworkers],
+                config: config.clone(),
+            }),
             sinks: Vec::new(),
             started: Instant::now(),
             finite,
@@ -416,6 +455,134 @@ impl Engine {
         tracing::info!(workers = nworkers, ports = ports.len(), consumers = engine.consumers.len(), "engine started");
         engine.started = Instant::now();
         Ok(engine)
+    }
+
+    /// Swap filters to those in `new` while traffic flows: every changed
+    /// consumer filter and afpacket port filter is built first, off the hot
+    /// path (a failure changes nothing and returns the error); then each
+    /// worker applies the changes between two batches, so every frame meets
+    /// either the old or the new filter, never a half-built one and never
+    /// none. Returns a line per change; other differences in `new` (ports,
+    /// consumers, workers) are reported as needing a restart.
+    ///
+    /// # Errors
+    /// The filter that does not compile / parse / load, unchanged state.
+    pub fn reload_filters(&self, new: &Config) -> Result<Vec<String>, EngineError> {
+        let mut st = self.filters.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let old = &st.config;
+        let mut notes = Vec::new();
+        let same_shape = old.engine == new.engine
+            && old.ring == new.ring
+            && old.ports.len() == new.ports.len()
+            && old.consumers.len() == new.consumers.len()
+            && old.ports.iter().zip(&new.ports).all(|(a, b)| a.display_name() == b.display_name() && a.uri == b.uri)
+            && old.consumers.iter().zip(&new.consumers).all(|(a, b)| {
+                let mut b = b.clone();
+                b.filter.clone_from(&a.filter);
+                b.on_filter_failure = a.on_filter_failure;
+                *a == b
+            });
+        if !same_shape {
+            notes.push("changes other than filters (ports, consumers, workers, rings) need a restart; only filters were reloaded".into());
+        }
+        new.validate()?;
+        let nworkers = self.commands.len();
+        // Build everything first.
+        let mut consumer_changes = Vec::new();
+        for (ci, c) in new.consumers.iter().enumerate().take(st.consumer_text.len()) {
+            let unchanged = st.consumer_text[ci] == c.filter
+                && st.config.consumers.get(ci).is_some_and(|o| o.on_filter_failure == c.on_filter_failure);
+            if unchanged || st.config.consumers.get(ci).is_none_or(|o| o.name != c.name) {
+                continue;
+            }
+            let factory = c
+                .filter
+                .as_deref()
+                .map(|f| FilterFactory::new(f, c.on_filter_failure.into()))
+                .transpose()?
+                .map(Arc::new);
+            let instances = (0..nworkers)
+                .map(|_| factory.as_deref().map(FilterFactory::instance).transpose())
+                .collect::<Result<Vec<_>, _>>()?;
+            consumer_changes.push((ci, factory, instances, c.filter.clone()));
+        }
+        let mut port_changes = Vec::new();
+        for (pi, p) in new.ports.iter().enumerate().take(st.port_text.len()) {
+            if st.port_text[pi] == p.filter || st.config.ports.get(pi).is_none_or(|o| o.uri != p.uri) {
+                continue;
+            }
+            match p.kind() {
+                Ok(PortKind::AfPacket(iface)) => {
+                    // No filter any more: a program that accepts everything.
+                    let expr = p.filter.clone().unwrap_or_default();
+                    let program = Arc::new(compile_expression(&expr, CompileTarget::Kernel { iface: &iface })?);
+                    port_changes.push((pi, program, p.filter.clone()));
+                }
+                _ => notes.push(format!("port `{}`: a pcap port's filter changes on restart", p.display_name())),
+            }
+        }
+        // Then hand them to the workers.
+        let mut sent = st.sent.clone();
+        for (ci, factory, instances, text) in consumer_changes {
+            for (w, filter) in instances.into_iter().enumerate() {
+                self.send(w, Command::SetFilter { consumer: ci, filter }, &mut sent)?;
+            }
+            notes.push(format!(
+                "consumer `{}`: filter now {}",
+                new.consumers[ci].name,
+                text.as_deref().unwrap_or("(none)")
+            ));
+            st.consumers[ci] = factory;
+            st.consumer_text[ci] = text;
+        }
+        for (pi, program, text) in port_changes {
+            for w in 0..nworkers {
+                self.send(w, Command::SetPortFilter { port: pi, program: program.clone() }, &mut sent)?;
+            }
+            notes.push(format!(
+                "port `{}`: kernel filter now {}",
+                new.ports[pi].display_name(),
+                text.as_deref().unwrap_or("(none)")
+            ));
+            st.port_text[pi] = text;
+        }
+        for w in &self.wakes {
+            sys::eventfd_signal(w.as_raw_fd());
+        }
+        // Wait (bounded) until every worker has applied them.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.applied.iter().zip(&sent).any(|(a, s)| a.load(Ordering::Acquire) < *s) {
+            if Instant::now() > deadline || self.workers.iter().any(JoinHandle::is_finished) {
+                notes.push("not every worker confirmed the swap within 5 s".into());
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        st.sent = sent;
+        st.config.consumers.iter_mut().zip(&new.consumers).for_each(|(o, n)| {
+            o.filter.clone_from(&n.filter);
+            o.on_filter_failure = n.on_filter_failure;
+        });
+        st.config.ports.iter_mut().zip(&new.ports).for_each(|(o, n)| o.filter.clone_from(&n.filter));
+        Ok(notes)
+    }
+
+    fn send(&self, worker: usize, cmd: Command, sent: &mut [u64]) -> Result<(), EngineError> {
+        let mut cmd = cmd;
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            match self.commands[worker].push(cmd) {
+                Ok(()) => break,
+                Err(back) if Instant::now() < deadline => {
+                    cmd = back;
+                    sys::eventfd_signal(self.wakes[worker].as_raw_fd());
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(_) => return Err(setup(format!("worker {worker} is not taking commands"))),
+            }
+        }
+        sent[worker] += 1;
+        Ok(())
     }
 
     /// Whether the engine should be stopped now, and why.
@@ -478,6 +645,17 @@ impl Engine {
             }
             workers.push(ws);
         }
+        let st = self.filters.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (s, f) in consumers.iter_mut().zip(&st.consumers) {
+            if let Some(f) = f {
+                s.filter = Some(f.text().to_owned());
+                if let Some(h) = f.health() {
+                    s.filter_errors = h.errors;
+                    s.filter_quarantined = h.quarantined;
+                }
+            }
+        }
+        drop(st);
         for (s, m) in consumers.iter_mut().zip(&self.consumers) {
             if let Some(cells) = &m.sink {
                 let v = cells.load();

@@ -129,7 +129,7 @@ fn stop_flag() -> Result<Arc<AtomicBool>> {
 }
 
 /// Run until a signal, a stop reason, or `extra()` says so; print progress.
-fn supervise(engine: Engine, progress_ms: u64, signals: &AtomicBool, mut extra: impl FnMut() -> bool) -> Report {
+fn supervise(engine: Engine, progress_ms: u64, signals: &AtomicBool, mut extra: impl FnMut(&Engine) -> bool) -> Report {
     let mut last = (Instant::now(), engine.snapshot());
     let mut next_progress = Instant::now() + Duration::from_millis(progress_ms.max(1));
     loop {
@@ -143,7 +143,7 @@ fn supervise(engine: Engine, progress_ms: u64, signals: &AtomicBool, mut extra: 
             }
             break;
         }
-        if extra() {
+        if extra(&engine) {
             break;
         }
         if progress_ms > 0 && Instant::now() >= next_progress {
@@ -191,6 +191,14 @@ fn finish(report: &Report, engine_json: Option<&Path>, to_stderr: bool) -> Resul
             text.push_str(&format!("accounting: MISMATCH {u}\n"));
         }
     }
+    for c in &report.snapshot.consumers {
+        if let Some(q) = &c.filter_quarantined {
+            text.push_str(&format!(
+                "consumer `{}`: filter quarantined after {} error(s): {q}\n",
+                c.name, c.filter_errors
+            ));
+        }
+    }
     for f in &report.files {
         text.push_str(&format!("wrote {}\n", f.display()));
     }
@@ -217,7 +225,19 @@ fn cmd_run(path: &Path, progress_ms: Option<u64>, ready_file: Option<&Path>) -> 
     if let Some(f) = ready_file {
         std::fs::write(f, format!("{}\n", std::process::id())).with_context(|| format!("writing {}", f.display()))?;
     }
-    let report = supervise(engine, progress_ms.unwrap_or(config.engine.progress_ms), &signals, || false);
+    // SIGHUP: reload the file and swap the filters that changed.
+    let hup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone()).context("installing signal handlers")?;
+    let report = supervise(engine, progress_ms.unwrap_or(config.engine.progress_ms), &signals, |engine| {
+        if hup.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            match Config::load(path).map_err(anyhow::Error::from).and_then(|c| Ok(engine.reload_filters(&c)?)) {
+                Ok(notes) if notes.is_empty() => tracing::info!("SIGHUP: no filter changed"),
+                Ok(notes) => notes.iter().for_each(|n| tracing::info!("SIGHUP: {n}")),
+                Err(e) => tracing::error!("SIGHUP: {}; the filters in force stay", format!("{e:#}").replace('\n', " ")),
+            }
+        }
+        false
+    });
     finish(&report, config.engine.stats_json.as_deref(), false)
 }
 
@@ -258,6 +278,7 @@ fn capture_config(a: &CaptureArgs) -> Result<Config> {
         ports: Vec::new(),
         // From a file, the expression runs in userspace on the consumer.
         filter: if a.reads.is_empty() { None } else { filter },
+        on_filter_failure: Default::default(),
         path: a.write.clone(),
         snaplen: a.snaplen,
         rotate_mb: 0,
@@ -273,7 +294,7 @@ fn cmd_capture(a: CaptureArgs) -> Result<ExitCode> {
     let config = capture_config(&a)?;
     let signals = stop_flag()?;
     let engine = Engine::start(&config)?;
-    let report = supervise(engine, 0, &signals, || false);
+    let report = supervise(engine, 0, &signals, |_| false);
     let c = &report.snapshot.consumers[0];
     let drops: u64 = report.snapshot.ports.iter().map(|p| p.kernel_drops).sum();
     eprintln!(
@@ -375,7 +396,7 @@ fn cmd_demo(a: &DemoArgs) -> Result<ExitCode> {
         .context("starting ringwire-gen")?;
     let mut gen_done: Option<std::process::ExitStatus> = None;
     let mut quiet_since: Option<Instant> = None;
-    let report = supervise(engine, 1000, &signals, || {
+    let report = supervise(engine, 1000, &signals, |_| {
         if gen_done.is_none() {
             gen_done = child.try_wait().ok().flatten();
         }

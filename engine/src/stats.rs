@@ -182,6 +182,12 @@ pub struct ConsumerSnap {
     pub write_errors: u64,
     /// Frames delivered per worker.
     pub per_worker: Vec<u64>,
+    /// The filter in force, as written.
+    pub filter: Option<String>,
+    /// Plugin filters: failed calls.
+    pub filter_errors: u64,
+    /// Plugin filters: why the filter is quarantined.
+    pub filter_quarantined: Option<String>,
 }
 
 /// Every counter at one moment.

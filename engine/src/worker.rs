@@ -13,7 +13,7 @@ use std::{
 };
 
 use io_uring::{opcode, types, IoUring};
-use ringwire_filters::{Filter, Packet, PcapFilter, Verdict};
+use ringwire_filters::{Filter, Packet, Verdict};
 
 use crate::{
     config::{Pace, WaitMode},
@@ -40,7 +40,7 @@ pub(crate) enum Source {
     Pcap {
         port: usize,
         reader: PcapReader,
-        filter: Option<PcapFilter>,
+        filter: Option<Box<dyn Filter>>,
         pace: Pace,
         /// Recorded pace: (first record's time, when it was replayed).
         clock: Option<(u64, Instant)>,
@@ -78,29 +78,85 @@ pub(crate) struct Dispatch {
     pub(crate) tx: Vec<Option<TxRing>>,
     pub(crate) ports: Vec<[u64; pc::N]>,
     pub(crate) cons: Vec<[u64; cc::N]>,
+    /// Scratch verdicts for one batch.
+    pub(crate) verdicts: [Verdict; BATCH],
 }
 
+/// A change applied by a worker between two batches.
+pub(crate) enum Command {
+    /// Replace a consumer's filter (`None`: no filter).
+    SetFilter {
+        /// Consumer index.
+        consumer: usize,
+        /// The new filter, built off the hot path.
+        filter: Option<Box<dyn Filter>>,
+    },
+    /// Replace an afpacket port's kernel filter on this worker's socket.
+    SetPortFilter {
+        /// Port index.
+        port: usize,
+        /// The program.
+        program: Arc<ringwire_filters::CbpfProgram>,
+    },
+}
+
+/// Frames dispatched to consumers per call (one filter call per consumer per batch).
+pub(crate) const BATCH: usize = 256;
+
 impl Dispatch {
+    /// Dispatch a batch of frames from `port` to every consumer subscribed
+    /// to it: each consumer's filter decides the whole batch in one call.
     #[inline]
-    fn frame(&mut self, port: usize, data: &[u8], wire_len: u32, ts_ns: u64) {
-        let Self { consumers, subs, tx, cons, .. } = self;
+    fn batch(&mut self, port: usize, pkts: &[Packet<'_>]) {
+        debug_assert!(pkts.len() <= BATCH);
+        let Self { consumers, subs, tx, cons, verdicts, .. } = self;
+        let verdicts = &mut verdicts[..pkts.len()];
         for &ci in &subs[port] {
             let c = &mut consumers[ci];
             let n = &mut cons[ci];
-            n[cc::SEEN] += 1;
-            if let Some(f) = c.filter.as_mut() {
-                if f.verdict(&Packet { data, wire_len }) == Verdict::Drop {
+            n[cc::SEEN] += pkts.len() as u64;
+            match c.filter.as_mut() {
+                Some(f) => f.verdict_batch(pkts, verdicts),
+                None => verdicts.fill(Verdict::Pass),
+            }
+            for (p, v) in pkts.iter().zip(verdicts.iter()) {
+                if *v == Verdict::Drop {
                     n[cc::FILTERED] += 1;
                     continue;
                 }
+                n[cc::PASSED] += 1;
+                let delivered = match &mut c.delivery {
+                    Delivery::Counter => true,
+                    Delivery::Forward { to_port } => tx[*to_port].as_mut().is_some_and(|t| t.push(p.data)),
+                    Delivery::Queued(producer) => producer.offer(p.data, p.wire_len, p.ts_ns, port as u16),
+                };
+                n[if delivered { cc::DELIVERED } else { cc::QUEUE_DROPPED }] += 1;
             }
-            n[cc::PASSED] += 1;
-            let delivered = match &mut c.delivery {
-                Delivery::Counter => true,
-                Delivery::Forward { to_port } => tx[*to_port].as_mut().is_some_and(|t| t.push(data)),
-                Delivery::Queued(producer) => producer.offer(data, wire_len, ts_ns, port as u16),
-            };
-            n[if delivered { cc::DELIVERED } else { cc::QUEUE_DROPPED }] += 1;
+        }
+    }
+
+    /// Apply a command between batches.
+    fn apply(&mut self, cmd: Command, sources: &[Source]) {
+        match cmd {
+            Command::SetFilter { consumer, filter } => {
+                if let Some(c) = self.consumers.get_mut(consumer) {
+                    // The old filter (and a plugin's state) is dropped here, off any batch.
+                    c.filter = filter;
+                }
+            }
+            Command::SetPortFilter { port, program } => {
+                for s in sources {
+                    if let Source::Ring { port: p, ring } = s {
+                        if *p == port {
+                            // SO_ATTACH_FILTER swaps the socket's program atomically
+                            // (RCU): every frame meets the old or the new program, never none.
+                            if let Err(e) = ring.set_filter(program.instructions()) {
+                                tracing::error!(error = %e, port, "could not swap the port filter; the previous one stays");
+                            }
+                        }
+                    }
+                }
+            }
         }
     }
 
@@ -151,6 +207,9 @@ pub(crate) struct Worker {
     /// Raised when every source of this worker is finite and exhausted.
     pub(crate) exhausted: Arc<AtomicBool>,
     pub(crate) retire_timeout: Duration,
+    /// Changes to apply between batches, and how many were applied.
+    pub(crate) commands: Arc<crossbeam_queue::ArrayQueue<Command>>,
+    pub(crate) applied: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// How a worker ended.
@@ -175,6 +234,11 @@ impl Worker {
         tracing::debug!(sources = self.sources.len(), "worker started");
         self.check_exhausted();
         loop {
+            // Between batches: filter swaps and the like.
+            while let Some(cmd) = self.commands.pop() {
+                self.dispatch.apply(cmd, &self.sources);
+                self.applied.fetch_add(1, Ordering::Release);
+            }
             let mut work = 0usize;
             let stopping = self.stop.load(Ordering::Acquire);
             for src in &mut self.sources {
@@ -319,11 +383,21 @@ impl Worker {
                 for _ in 0..BLOCKS_PER_PASS {
                     let Some(mut block) = ring.next_block() else { break };
                     let (mut n, mut bytes, mut vlan) = (0u64, 0u64, 0u64);
+                    let mut pkts = [Packet::EMPTY; BATCH];
+                    let mut k = 0;
                     for f in block.frames() {
                         n += 1;
                         bytes += u64::from(f.wire_len);
                         vlan += u64::from(f.vlan_restored);
-                        d.frame(port, f.data, f.wire_len, f.ts_ns);
+                        pkts[k] = Packet { data: f.data, wire_len: f.wire_len, ts_ns: f.ts_ns };
+                        k += 1;
+                        if k == BATCH {
+                            d.batch(port, &pkts);
+                            k = 0;
+                        }
+                    }
+                    if k > 0 {
+                        d.batch(port, &pkts[..k]);
                     }
                     let p = &mut d.ports[port];
                     p[pc::RECEIVED] += n;
@@ -386,7 +460,7 @@ impl Worker {
     /// Count a replayed record on its port, apply the port filter, dispatch it.
     fn deliver_record(
         d: &mut Dispatch,
-        filter: Option<&mut PcapFilter>,
+        filter: Option<&mut Box<dyn Filter>>,
         port: usize,
         data: &[u8],
         orig_len: u32,
@@ -395,13 +469,15 @@ impl Worker {
         let p = &mut d.ports[port];
         p[pc::RECEIVED] += 1;
         p[pc::BYTES] += u64::from(orig_len);
+        let pkt = Packet { data, wire_len: orig_len, ts_ns };
         if let Some(f) = filter {
-            if f.verdict(&Packet { data, wire_len: orig_len }) == Verdict::Drop {
+            if f.verdict(&pkt) == Verdict::Drop {
                 p[pc::FILTERED] += 1;
                 return 0;
             }
         }
-        d.frame(port, data, orig_len, ts_ns);
+        // A record lives in the reader's buffer until the next read: a batch of one.
+        d.batch(port, std::slice::from_ref(&pkt));
         1
     }
 

@@ -7,16 +7,30 @@
 //!   so per-call costs are paid once per batch;
 //! - [`PcapFilter`]: a pcap-filter expression (tcpdump's grammar) compiled by
 //!   libpcap into classic BPF, evaluated in userspace by [`CbpfProgram`] or
-//!   handed to the kernel as a socket filter ([`CbpfProgram::instructions`]).
+//!   handed to the kernel as a socket filter ([`CbpfProgram::instructions`]);
+//! - [`BuiltinFilter`]: MAC, VLAN, ethertype, protocol, prefix, port,
+//!   sampling and rate-limit filters composed with `and` / `or` / `not`;
+//! - [`plugin`]: Rust filter plugins behind a versioned C ABI
+//!   (`ringwire-filter-sdk` is the side plugins build against);
+//! - [`FilterSpec`] / [`FilterFactory`]: the text users write, and one
+//!   instance per worker built from it.
 //!
 //! Contract: a filter never reads outside the frame it is given, never
 //! allocates, and never blocks in [`Filter::matches`].
 
+mod builtin;
 mod cbpf;
+/// Bounds-checked header views (shared with plugins through the SDK).
+pub use ringwire_filter_sdk::headers;
 mod pcap_expr;
+pub mod plugin;
+mod spec;
 
+pub use builtin::BuiltinFilter;
 pub use cbpf::{CbpfProgram, Insn, MAX_INSNS};
 pub use pcap_expr::{compile_expression, CompileTarget, PcapFilter};
+pub use plugin::QuarantinePolicy;
+pub use spec::{FilterFactory, FilterHealth, FilterSpec};
 
 /// A frame as a filter sees it: the captured bytes and the length on the wire.
 #[derive(Debug, Clone, Copy)]
@@ -25,13 +39,18 @@ pub struct Packet<'a> {
     pub data: &'a [u8],
     /// The frame's length on the wire (at least `data.len()`).
     pub wire_len: u32,
+    /// Receive time, ns since the epoch (the clock of time-based filters).
+    pub ts_ns: u64,
 }
 
 impl<'a> Packet<'a> {
+    /// An empty packet (to initialise batch arrays).
+    pub const EMPTY: Packet<'static> = Packet { data: &[], wire_len: 0, ts_ns: 0 };
+
     /// A packet whose captured bytes are the whole frame.
     #[must_use]
     pub fn whole(data: &'a [u8]) -> Self {
-        Self { data, wire_len: u32::try_from(data.len()).unwrap_or(u32::MAX) }
+        Self { data, wire_len: u32::try_from(data.len()).unwrap_or(u32::MAX), ts_ns: 0 }
     }
 }
 
@@ -75,6 +94,22 @@ pub enum FilterError {
         /// The expression as given.
         expression: String,
         /// libpcap's error message.
+        message: String,
+    },
+    /// A built-in filter expression does not parse.
+    #[error("built-in filter `{expression}`: {message}")]
+    Builtin {
+        /// The expression as given.
+        expression: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A plugin could not be loaded or refused its config.
+    #[error("plugin {path}: {message}")]
+    Plugin {
+        /// The plugin file.
+        path: std::path::PathBuf,
+        /// What went wrong.
         message: String,
     },
     /// A compiled program failed validation (libpcap should never produce one).

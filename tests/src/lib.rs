@@ -293,3 +293,16 @@ impl Default for Pair {
         Self::new()
     }
 }
+
+/// Path of a plugin library built in this workspace (`lib<crate>.so`).
+///
+/// # Panics
+/// When it was not built (`cargo build --workspace`).
+#[must_use]
+pub fn plugin(crate_name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(Path::parent).expect("target directory");
+    let p = dir.join(format!("lib{}.so", crate_name.replace('-', "_")));
+    assert!(p.exists(), "{} not built: run `cargo build --workspace` first", p.display());
+    p
+}

@@ -391,3 +391,62 @@ fn live_capture_with_kernel_filter_ends_cleanly_on_ctrl_c() {
     assert_eq!(got, want, "the kernel filter kept exactly the untagged UDP frames");
     assert!(err.contains(&format!("{} frames captured", want.len())), "summary: {err}");
 }
+
+/// SIGHUP swaps a consumer's filter while traffic flows: the swap happens
+/// between two batches, so the pcap holds only frames the old filter kept,
+/// then only frames the new one keeps (one switch, nothing unfiltered), and
+/// the counters reconcile across it. A broken new filter leaves the old one.
+#[test]
+fn sighup_swaps_a_consumer_filter_under_traffic_without_a_gap() {
+    if !privileged("sighup_swaps_a_consumer_filter_under_traffic_without_a_gap") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Pair { lab: _lab, ns_gen: ns_g, ns_eng: ns_e, if_gen: vg, if_eng: ve } = Pair::new();
+    let out = dir.path().join("swap.pcap");
+    let st = dir.path().join("stats.json");
+    let text = |filter: &str| {
+        format!(
+            "[engine]\nworkers = [0]\nstats_json = \"{}\"\n[[ports]]\nuri = \"afpacket:{ve}\"\n\
+             [[consumers]]\nname = \"cap\"\nkind = \"pcap\"\npath = \"{}\"\nfilter = \"{filter}\"\n",
+            st.display(),
+            out.display()
+        )
+    };
+    let cfg = write_config(dir.path(), "swap", &text("builtin:proto udp"));
+    let engine = start_engine(&ns_e, &cfg, dir.path());
+    let gen = ringwire_tests::Proc::spawn(
+        "ringwire-gen",
+        std::process::Command::new("ip")
+            .args(["netns", "exec", &ns_g])
+            .arg(ringwire_tests::bin("ringwire-gen"))
+            .args(["-i", &vg, "--duration", "2", "--rate", "20000", "--vlan-every", "0"]),
+    );
+    std::thread::sleep(Duration::from_millis(700));
+    // A broken filter first: refused, the old one stays.
+    std::fs::write(&cfg, text("builtin:proto nonsense")).unwrap();
+    engine.signal(libc::SIGHUP);
+    std::thread::sleep(Duration::from_millis(200));
+    std::fs::write(&cfg, text("builtin:proto tcp")).unwrap();
+    engine.signal(libc::SIGHUP);
+    let _ = gen.wait(Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(300));
+    let res = stop_engine(engine);
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert!(err.contains("filter now builtin:proto tcp"), "{err}");
+    assert!(err.contains("nonsense"), "the broken filter is reported: {err}");
+
+    let protos: Vec<u8> = read_pcap(&out)
+        .iter()
+        .map(|r| ringwire_filters::headers::Headers::parse(&r.data).proto.expect("IP frames"))
+        .collect();
+    let switch = protos.iter().position(|p| *p == 6).expect("TCP frames after the swap");
+    assert!(switch > 100, "UDP frames before the swap: {switch}");
+    assert!(protos[..switch].iter().all(|p| *p == 17), "only UDP before the swap");
+    assert!(protos[switch..].iter().all(|p| *p == 6), "only TCP after the swap (no gap, no mix)");
+    assert!(protos.len() - switch > 100, "TCP frames after the swap");
+    let s = stats(&st);
+    assert_reconciles(&s);
+    assert_eq!(s["consumers"][0]["filter"], "builtin:proto tcp");
+    assert_eq!(u(&s["consumers"][0]["seen"]), u(&s["ports"][0]["received"]));
+}

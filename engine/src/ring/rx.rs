@@ -211,6 +211,14 @@ impl RxRing {
         sys::attach_filter(&self.fd, &DROP_ALL)
     }
 
+    /// Replace the socket's kernel filter (atomic in the kernel).
+    ///
+    /// # Errors
+    /// The setsockopt failure.
+    pub fn set_filter(&self, insns: &[ringwire_filters::Insn]) -> Result<(), sys::SyscallError> {
+        sys::attach_filter(&self.fd, insns)
+    }
+
     /// The group id this socket's fanout group got (after joining).
     ///
     /// # Errors

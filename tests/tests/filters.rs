@@ -1,0 +1,222 @@
+//! Filters through the real engine, from pcap files (no root needed):
+//! built-in filters, Rust plugins (the shipped examples and test fixtures),
+//! quarantine of a panicking plugin, ABI and config refusals.
+
+use std::{path::Path, process::Command, time::Duration};
+
+use etherparse::{PacketBuilder, SlicedPacket, TransportSlice};
+use ringwire_tests::{assert_reconciles, bin, plugin, read_pcap, stats, Proc};
+
+fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
+    let f = std::fs::File::create(path).unwrap();
+    let mut w = pcap_file::pcap::PcapWriter::new(f).unwrap();
+    for (i, fr) in frames.iter().enumerate() {
+        let ts = Duration::from_micros(1_700_000_000_000_000 + i as u64 * 10);
+        w.write_packet(&pcap_file::pcap::PcapPacket::new(ts, fr.len() as u32, fr)).unwrap();
+    }
+}
+
+fn dns_query(name: &str, vlan: Option<u16>) -> Vec<u8> {
+    let mut dns = vec![0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+    for label in name.split('.') {
+        dns.push(label.len() as u8);
+        dns.extend_from_slice(label.as_bytes());
+    }
+    dns.extend_from_slice(&[0, 0, 1, 0, 1]);
+    let b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
+    let mut f = Vec::new();
+    match vlan {
+        Some(v) => b
+            .single_vlan(v.try_into().unwrap())
+            .ipv4([10, 0, 0, 1], [10, 0, 0, 53], 64)
+            .udp(5353, 53)
+            .write(&mut f, &dns),
+        None => b.ipv6([0xfd; 16], [0xfe; 16], 64).udp(5353, 53).write(&mut f, &dns),
+    }
+    .unwrap();
+    f
+}
+
+fn mixed(n: usize) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|i| {
+            let b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, (i % 4) as u8], [2, 0, 0, 0, 0, 9]);
+            let mut f = Vec::new();
+            match i % 3 {
+                0 => b
+                    .single_vlan(((i % 30) as u16).try_into().unwrap())
+                    .ipv4([10, 0, (i % 7) as u8, 1], [10, 1, 0, 1], 64)
+                    .udp(1000 + (i % 50) as u16, 53)
+                    .write(&mut f, &[1; 20]),
+                1 => b
+                    .ipv4([192, 168, 0, (i % 200) as u8], [10, 1, 0, 1], 64)
+                    .tcp(40000, (i % 100) as u16, 1, 100)
+                    .write(&mut f, &[2; 30]),
+                _ => b.ipv6([0xfd; 16], [0xfe; 16], 64).icmpv6_echo_request(1, i as u16).write(&mut f, &[3; 10]),
+            }
+            .unwrap();
+            f
+        })
+        .collect()
+}
+
+/// Run `ringwire run` on a config; returns its output.
+fn run(dir: &Path, config: &str) -> std::process::Output {
+    let cfg = dir.join("filters.toml");
+    std::fs::write(&cfg, config).unwrap();
+    Proc::spawn("ringwire run", Command::new(bin("ringwire")).arg("run").arg(&cfg)).wait(Duration::from_secs(30))
+}
+
+fn config(input: &Path, out: &Path, st: &Path, filter: &str, extra: &str) -> String {
+    format!(
+        "[engine]\nstats_json = \"{}\"\n[[ports]]\nname = \"in\"\nuri = \"pcap:{}\"\n\
+         [[consumers]]\nname = \"f\"\nkind = \"pcap\"\npath = \"{}\"\nfilter = \"{filter}\"\n{extra}\
+         [[consumers]]\nname = \"all\"\nkind = \"counter\"\n",
+        st.display(),
+        input.display(),
+        out.display()
+    )
+}
+
+#[test]
+fn builtin_filters_keep_what_an_independent_decoder_selects() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("mixed.pcap");
+    let frames = mixed(600);
+    write_pcap(&input, &frames);
+    type Pred = fn(&SlicedPacket<'_>) -> bool;
+    let cases: [(&str, Pred); 4] = [
+        ("builtin:vlan 5-9 and dst port 53", |p| {
+            let vid = match &p.vlan {
+                Some(etherparse::VlanSlice::SingleVlan(v)) => Some(v.vlan_identifier().value()),
+                _ => None,
+            };
+            vid.is_some_and(|v| (5..=9).contains(&v))
+                && matches!(&p.transport, Some(TransportSlice::Udp(u)) if u.destination_port() == 53)
+        }),
+        ("builtin:untagged and (proto tcp or proto icmp6)", |p| {
+            p.vlan.is_none() && matches!(p.transport, Some(TransportSlice::Tcp(_) | TransportSlice::Icmpv6(_)))
+        }),
+        ("builtin:src net 192.168.0.0/25 and not dst port 0-49", |p| match (&p.net, &p.transport) {
+            (Some(etherparse::NetSlice::Ipv4(ip)), Some(TransportSlice::Tcp(t))) => {
+                ip.header().source()[0..3] == [192, 168, 0]
+                    && ip.header().source()[3] < 128
+                    && t.destination_port() >= 50
+            }
+            _ => false,
+        }),
+        ("builtin:src mac 02:00:00:00:00:01,02:00:00:00:00:03", |p| match &p.link {
+            Some(etherparse::LinkSlice::Ethernet2(e)) => [[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 3]].contains(&e.source()),
+            _ => false,
+        }),
+    ];
+    for (filter, pred) in cases {
+        let (out, st) = (dir.path().join("out.pcap"), dir.path().join("st.json"));
+        let res = run(dir.path(), &config(&input, &out, &st, filter, ""));
+        assert!(res.status.success(), "{filter}: {}", String::from_utf8_lossy(&res.stderr));
+        let want: Vec<&Vec<u8>> = frames.iter().filter(|f| pred(&SlicedPacket::from_ethernet(f).unwrap())).collect();
+        let got: Vec<Vec<u8>> = read_pcap(&out).into_iter().map(|r| r.data).collect();
+        assert!(!want.is_empty(), "{filter}: the corpus has matches");
+        assert_eq!(got.iter().collect::<Vec<_>>(), want, "{filter}");
+        let s = stats(&st);
+        assert_reconciles(&s);
+        assert_eq!(s["consumers"][0]["filter"], filter);
+        assert_eq!(s["consumers"][1]["seen"], 600);
+    }
+}
+
+#[test]
+fn dns_plugin_keeps_the_configured_domains() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("dns.pcap");
+    let names = ["www.example.com", "example.com", "notexample.com", "a.b.TEST.org", "example.org", "mail.test.org"];
+    let frames: Vec<Vec<u8>> = names.iter().enumerate().map(|(i, n)| dns_query(n, (i % 2 == 0).then_some(7))).collect();
+    write_pcap(&input, &frames);
+    let (out, st) = (dir.path().join("out.pcap"), dir.path().join("st.json"));
+    let filter = format!("plugin:{}:example.com,test.org", plugin("rw-plugin-dns-qname").display());
+    let res = run(dir.path(), &config(&input, &out, &st, &filter, ""));
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    let got: Vec<Vec<u8>> = read_pcap(&out).into_iter().map(|r| r.data).collect();
+    let want: Vec<Vec<u8>> = [0, 1, 3, 5].iter().map(|&i| frames[i].clone()).collect();
+    assert_eq!(got, want);
+    let s = stats(&st);
+    assert_reconciles(&s);
+    assert_eq!(s["consumers"][0]["filter_errors"], 0);
+    assert!(s["consumers"][0]["filter_quarantined"].is_null());
+}
+
+#[test]
+fn top_talkers_plugin_loads_and_filters() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("talk.pcap");
+    let frames = mixed(900);
+    write_pcap(&input, &frames);
+    let (out, st) = (dir.path().join("out.pcap"), dir.path().join("st.json"));
+    let filter = format!("plugin:{}:n=2,k=16", plugin("rw-plugin-top-talkers").display());
+    let res = run(dir.path(), &config(&input, &out, &st, &filter, ""));
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    let s = stats(&st);
+    assert_reconciles(&s);
+    let passed = s["consumers"][0]["passed"].as_u64().unwrap();
+    assert!(passed > 0 && passed < 900, "top-2 of many senders keeps some, not all: {passed}");
+}
+
+#[test]
+fn a_panicking_plugin_is_quarantined_and_the_engine_carries_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("many.pcap");
+    write_pcap(&input, &mixed(1000));
+    for (policy, want_written) in [("drop", 10u64), ("pass", 1000)] {
+        let (out, st) = (dir.path().join("out.pcap"), dir.path().join("st.json"));
+        let filter = format!("plugin:{}:after=10", plugin("rw-test-panicky-plugin").display());
+        let res = run(dir.path(), &config(&input, &out, &st, &filter, &format!("on_filter_failure = \"{policy}\"\n")));
+        let err = String::from_utf8_lossy(&res.stderr);
+        let text = String::from_utf8_lossy(&res.stdout);
+        assert!(res.status.success(), "the engine survives: {err}");
+        assert!(!err.contains("panicked at") || err.contains("panicky plugin: limit reached"), "{err}");
+        assert!(text.contains("quarantined"), "the report says so: {text}");
+        let s = stats(&st);
+        assert_reconciles(&s);
+        let c = &s["consumers"][0];
+        assert!(c["filter_quarantined"].as_str().unwrap().contains("panicky plugin: limit reached"), "{c}");
+        assert!(c["filter_errors"].as_u64().unwrap() >= 1);
+        assert_eq!(c["written"].as_u64().unwrap(), want_written, "policy {policy}: {c}");
+        assert_eq!(s["consumers"][1]["delivered"], 1000, "the other consumer is untouched");
+    }
+}
+
+/// One line on stderr naming the problem, exit status 1, no panic.
+fn refused(dir: &Path, filter: &str, needles: &[&str]) {
+    let input = dir.join("one.pcap");
+    write_pcap(&input, &mixed(3));
+    let res = run(dir, &config(&input, &dir.join("o.pcap"), &dir.join("s.json"), filter, ""));
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert_eq!(res.status.code(), Some(1), "{filter}: {err}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{filter}: {err}");
+    for n in needles {
+        assert!(lines[0].contains(n), "{filter}: expected `{n}` in {err}");
+    }
+}
+
+#[test]
+fn bad_filters_and_plugins_are_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    refused(d, &format!("plugin:{}", plugin("rw-test-future-abi-plugin").display()), &["ABI version 999", "version 1"]);
+    refused(
+        d,
+        &format!("plugin:{}:", plugin("rw-plugin-dns-qname").display()),
+        &["rejected its config", "at least one domain"],
+    );
+    refused(d, &format!("plugin:{}:x=1", plugin("rw-plugin-top-talkers").display()), &["unknown key `x`"]);
+    refused(d, "plugin:/nonexistent/libnope.so", &["/nonexistent/libnope.so", "no such file"]);
+    refused(d, "builtin:vlan 9-3", &["built-in filter", "backwards"]);
+    refused(d, "builtin:portt 53", &["unknown filter `portt`"]);
+    refused(d, "bpf:udp and portt 53", &["syntax error"]);
+    // A library that is not a ringwire plugin.
+    let libc = Path::new("/lib/x86_64-linux-gnu/libz.so.1");
+    if libc.exists() {
+        refused(d, &format!("plugin:{}", libc.display()), &["not a ringwire filter plugin"]);
+    }
+}
