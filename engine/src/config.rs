@@ -353,6 +353,19 @@ impl Config {
         })
     }
 
+    /// The interface of the first receiving afpacket port `consumer` takes
+    /// frames from: its pcap-filter is then also compiled for live frames.
+    #[must_use]
+    pub fn live_iface_for(&self, consumer: &ConsumerConfig) -> Option<String> {
+        self.ports
+            .iter()
+            .filter(|p| p.rx && (consumer.ports.is_empty() || consumer.ports.iter().any(|n| n == p.display_name())))
+            .find_map(|p| match p.kind() {
+                Ok(PortKind::AfPacket(iface)) => Some(iface),
+                _ => None,
+            })
+    }
+
     /// Check cross-references and values that serde cannot.
     ///
     /// # Errors

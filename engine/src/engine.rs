@@ -206,10 +206,11 @@ impl Engine {
         let mut limit_hits = Vec::new();
         let mut wakers = Vec::new();
         for c in &config.consumers {
+            let live = config.live_iface_for(c);
             consumer_filters.push(
                 c.filter
                     .as_deref()
-                    .map(|f| FilterFactory::new(f, c.on_filter_failure.into()))
+                    .map(|f| FilterFactory::with_live(f, c.on_filter_failure.into(), live.as_deref()))
                     .transpose()?
                     .map(Arc::new),
             );
@@ -495,10 +496,11 @@ impl Engine {
             if unchanged || st.config.consumers.get(ci).is_none_or(|o| o.name != c.name) {
                 continue;
             }
+            let live = new.live_iface_for(c);
             let factory = c
                 .filter
                 .as_deref()
-                .map(|f| FilterFactory::new(f, c.on_filter_failure.into()))
+                .map(|f| FilterFactory::with_live(f, c.on_filter_failure.into(), live.as_deref()))
                 .transpose()?
                 .map(Arc::new);
             let instances = (0..nworkers)

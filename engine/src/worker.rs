@@ -13,7 +13,7 @@ use std::{
 };
 
 use io_uring::{opcode, types, IoUring};
-use ringwire_filters::{Filter, Packet, Verdict};
+use ringwire_filters::{Filter, Origin, Packet, Verdict};
 
 use crate::{
     config::{Pace, WaitMode},
@@ -388,8 +388,13 @@ impl Worker {
                     for f in block.frames() {
                         n += 1;
                         bytes += u64::from(f.wire_len);
-                        vlan += u64::from(f.vlan_restored);
-                        pkts[k] = Packet { data: f.data, wire_len: f.wire_len, ts_ns: f.ts_ns };
+                        vlan += u64::from(f.vlan.is_some());
+                        pkts[k] = Packet {
+                            data: f.data,
+                            wire_len: f.wire_len,
+                            ts_ns: f.ts_ns,
+                            origin: Origin::Kernel { stripped: f.vlan },
+                        };
                         k += 1;
                         if k == BATCH {
                             d.batch(port, &pkts);
@@ -469,7 +474,7 @@ impl Worker {
         let p = &mut d.ports[port];
         p[pc::RECEIVED] += 1;
         p[pc::BYTES] += u64::from(orig_len);
-        let pkt = Packet { data, wire_len: orig_len, ts_ns };
+        let pkt = Packet { data, wire_len: orig_len, ts_ns, origin: Origin::Wire };
         if let Some(f) = filter {
             if f.verdict(&pkt) == Verdict::Drop {
                 p[pc::FILTERED] += 1;

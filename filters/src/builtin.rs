@@ -392,6 +392,7 @@ mod tests {
     use etherparse::PacketBuilder;
 
     use super::*;
+    use crate::Origin;
 
     fn udp(src_mac: [u8; 6], vlan: Option<u16>, dport: u16) -> Vec<u8> {
         let b = PacketBuilder::ethernet2(src_mac, [0xff; 6]);
@@ -447,14 +448,16 @@ mod tests {
         // 1000 frames over one second (1 ms apart): about 100 pass, plus the initial burst of 10.
         let kept = (0..1000u64)
             .filter(|i| {
-                f.verdict(&Packet { data: &a, wire_len: a.len() as u32, ts_ns: i * 1_000_000 }) == Verdict::Pass
+                f.verdict(&Packet { data: &a, wire_len: a.len() as u32, ts_ns: i * 1_000_000, origin: Origin::Wire })
+                    == Verdict::Pass
             })
             .count();
         assert!((100..=111).contains(&kept), "{kept}");
         // All at the same instant: only the burst.
         let mut f = BuiltinFilter::new("rate 100").unwrap();
-        let kept =
-            (0..1000).filter(|_| f.verdict(&Packet { data: &a, wire_len: 60, ts_ns: 5 }) == Verdict::Pass).count();
+        let kept = (0..1000)
+            .filter(|_| f.verdict(&Packet { data: &a, wire_len: 60, ts_ns: 5, origin: Origin::Wire }) == Verdict::Pass)
+            .count();
         assert_eq!(kept, 10);
     }
 

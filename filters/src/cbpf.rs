@@ -67,6 +67,31 @@ const BPF_TAX: u16 = 0x00;
 const BPF_TXA: u16 = 0x80;
 
 const MEMWORDS: usize = 16;
+/// Start of the kernel's ancillary-data "offsets" (`SKF_AD_OFF`).
+const SKF_AD_OFF: u32 = 0xffff_f000;
+const SKF_AD_PROTOCOL: u32 = 0;
+const SKF_AD_VLAN_TAG: u32 = 44;
+const SKF_AD_VLAN_TAG_PRESENT: u32 = 48;
+const SKF_AD_VLAN_TPID: u32 = 60;
+
+/// A VLAN tag the kernel stripped into a frame's metadata (and ringwire put back).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VlanTag {
+    /// The tag control information (PCP, DEI, VID).
+    pub tci: u16,
+    /// The tag protocol identifier (0x8100, 0x88a8).
+    pub tpid: u16,
+}
+
+/// How the program sees a frame.
+#[derive(Debug, Clone, Copy)]
+enum View {
+    /// The bytes as they are (a file, or a frame as on the wire).
+    Wire,
+    /// As a socket filter in the kernel saw it: without the stripped tag
+    /// (which ringwire put back at bytes 12..16), the tag in metadata.
+    Kernel(Option<VlanTag>),
+}
 /// The kernel's limit on a classic BPF program (`BPF_MAXINSNS`).
 pub const MAX_INSNS: usize = 4096;
 
@@ -169,6 +194,25 @@ impl CbpfProgram {
         Ok(Self { insns })
     }
 
+    /// Check that every ancillary load is one userspace can answer from a
+    /// frame's metadata (VLAN tag, present, TPID; protocol).
+    ///
+    /// # Errors
+    /// The first load of kernel-only data (packet type, interface, ...).
+    pub fn check_userspace_ancillary(&self) -> Result<(), String> {
+        for i in &self.insns {
+            if i.code & 0x07 == BPF_LD && i.code & 0xe0 == BPF_ABS && i.k >= SKF_AD_OFF {
+                let what = i.k - SKF_AD_OFF;
+                if !matches!(what, SKF_AD_PROTOCOL | SKF_AD_VLAN_TAG | SKF_AD_VLAN_TAG_PRESENT | SKF_AD_VLAN_TPID) {
+                    return Err(format!(
+                        "it reads kernel-only data (ancillary offset {what}, e.g. inbound/outbound or ifindex) that a userspace filter does not have; put it on the port instead"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The instructions, in the layout `SO_ATTACH_FILTER` takes.
     #[must_use]
     pub fn instructions(&self) -> &[Insn] {
@@ -179,6 +223,39 @@ impl CbpfProgram {
     /// to keep, 0 meaning reject.
     #[must_use]
     pub fn run(&self, pkt: &[u8], wire_len: u32) -> u32 {
+        self.exec(pkt, wire_len, View::Wire)
+    }
+
+    /// Run a program compiled for a live interface over a frame from one, as
+    /// the kernel's socket filter would: if the kernel had stripped a VLAN tag
+    /// (and it was put back at bytes 12..16), those four bytes are skipped and
+    /// the tag is answered through the ancillary loads; `len` excludes it.
+    #[must_use]
+    pub fn run_as_kernel(&self, pkt: &[u8], wire_len: u32, stripped: Option<VlanTag>) -> u32 {
+        self.exec(pkt, wire_len, View::Kernel(stripped))
+    }
+
+    fn exec(&self, pkt: &[u8], wire_len: u32, view: View) -> u32 {
+        let (wire_len, tag) = match view {
+            View::Kernel(Some(t)) => (wire_len.saturating_sub(4), Some(t)),
+            _ => (wire_len, None),
+        };
+        let kernel = matches!(view, View::Kernel(_));
+        let load = |off: usize, size: usize| -> Option<u32> {
+            match tag {
+                None => load(pkt, off, size),
+                Some(_) => load_skipping_tag(pkt, off, size),
+            }
+        };
+        let ancillary = |k: u32| -> Option<u32> {
+            match k - SKF_AD_OFF {
+                SKF_AD_VLAN_TAG => Some(u32::from(tag.map_or(0, |t| t.tci))),
+                SKF_AD_VLAN_TAG_PRESENT => Some(u32::from(tag.is_some())),
+                SKF_AD_VLAN_TPID => Some(u32::from(tag.map_or(0, |t| t.tpid))),
+                SKF_AD_PROTOCOL => load(12, 2),
+                _ => None,
+            }
+        };
         let mut a: u32 = 0;
         let mut x: u32 = 0;
         let mut mem = [0u32; MEMWORDS];
@@ -191,15 +268,19 @@ impl CbpfProgram {
             match i.code {
                 c if c == BPF_RET | BPF_K => return i.k,
                 c if c == BPF_RET | BPF_A => return a,
-                c if c == BPF_LD | BPF_W | BPF_ABS => match load(pkt, i.k as usize, 4) {
+                c if c & 0xe7 == BPF_LD | BPF_ABS && i.k >= SKF_AD_OFF && kernel => match ancillary(i.k) {
                     Some(v) => a = v,
                     None => return 0,
                 },
-                c if c == BPF_LD | BPF_H | BPF_ABS => match load(pkt, i.k as usize, 2) {
+                c if c == BPF_LD | BPF_W | BPF_ABS => match load(i.k as usize, 4) {
                     Some(v) => a = v,
                     None => return 0,
                 },
-                c if c == BPF_LD | BPF_B | BPF_ABS => match load(pkt, i.k as usize, 1) {
+                c if c == BPF_LD | BPF_H | BPF_ABS => match load(i.k as usize, 2) {
+                    Some(v) => a = v,
+                    None => return 0,
+                },
+                c if c == BPF_LD | BPF_B | BPF_ABS => match load(i.k as usize, 1) {
                     Some(v) => a = v,
                     None => return 0,
                 },
@@ -210,7 +291,7 @@ impl CbpfProgram {
                         BPF_H => 2,
                         _ => 1,
                     };
-                    match load(pkt, off as usize, size) {
+                    match load(off as usize, size) {
                         Some(v) => a = v,
                         None => return 0,
                     }
@@ -221,7 +302,7 @@ impl CbpfProgram {
                 c if c == BPF_LDX | BPF_IMM => x = i.k,
                 c if c == BPF_LD | BPF_MEM => a = mem[i.k as usize],
                 c if c == BPF_LDX | BPF_MEM => x = mem[i.k as usize],
-                c if c == BPF_LDX | BPF_B | BPF_MSH => match load(pkt, i.k as usize, 1) {
+                c if c == BPF_LDX | BPF_B | BPF_MSH => match load(i.k as usize, 1) {
                     Some(v) => x = (v & 0xf) << 2,
                     None => return 0,
                 },
@@ -265,6 +346,18 @@ impl CbpfProgram {
             }
         }
     }
+}
+
+/// Like [`load`], in the view without the four tag bytes at 12..16.
+#[inline]
+fn load_skipping_tag(pkt: &[u8], off: usize, size: usize) -> Option<u32> {
+    let mut v = 0u32;
+    for i in 0..size {
+        let at = off.checked_add(i)?;
+        let at = if at < 12 { at } else { at.checked_add(4)? };
+        v = (v << 8) | u32::from(*pkt.get(at)?);
+    }
+    Some(v)
 }
 
 /// Big-endian load of `size` bytes at `off`, `None` past the captured bytes.
@@ -315,6 +408,37 @@ mod tests {
         .unwrap();
         assert_eq!(p.run(&[0u8; 10], 150), 1);
         assert_eq!(p.run(&[0u8; 10], 99), 0);
+    }
+
+    #[test]
+    fn kernel_view_skips_the_restored_tag_and_answers_ancillary_loads() {
+        // ldh [12]; jeq #0x0800 ? next : reject; ld vlan_avail; ret a
+        let p = CbpfProgram::new(vec![
+            ins(BPF_LD | BPF_H | BPF_ABS, 0, 0, 12),
+            ins(BPF_JMP | BPF_JEQ, 0, 2, 0x0800),
+            ins(BPF_LD | BPF_W | BPF_ABS, 0, 0, SKF_AD_OFF + SKF_AD_VLAN_TAG_PRESENT),
+            ins(BPF_RET | BPF_A, 0, 0, 0),
+            ins(BPF_RET, 0, 0, 0),
+        ])
+        .unwrap();
+        p.check_userspace_ancillary().unwrap();
+        // A tagged IPv4 frame as on the wire: dst, src, 8100 0064, 0800, ...
+        let mut tagged = vec![0u8; 12];
+        tagged.extend_from_slice(&[0x81, 0x00, 0x00, 0x64, 0x08, 0x00, 0x45]);
+        let tag = VlanTag { tci: 0x64, tpid: 0x8100 };
+        assert_eq!(p.run_as_kernel(&tagged, 19, Some(tag)), 1, "the kernel saw IPv4 with a tag present");
+        assert_eq!(p.run(&tagged, 19), 0, "on the wire bytes 12..14 are the TPID");
+        let plain = [&tagged[..12], &tagged[16..]].concat();
+        assert_eq!(p.run_as_kernel(&plain, 15, None), 0, "untagged: no tag present");
+        // `len` excludes the restored tag.
+        let len =
+            CbpfProgram::new(vec![ins(BPF_LD | BPF_W | BPF_LEN, 0, 0, 0), ins(BPF_RET | BPF_A, 0, 0, 0)]).unwrap();
+        assert_eq!(len.run_as_kernel(&tagged, 19, Some(tag)), 15);
+        // Kernel-only data is refused for userspace.
+        let pkttype =
+            CbpfProgram::new(vec![ins(BPF_LD | BPF_B | BPF_ABS, 0, 0, SKF_AD_OFF + 4), ins(BPF_RET | BPF_A, 0, 0, 0)])
+                .unwrap();
+        assert!(pkttype.check_userspace_ancillary().is_err());
     }
 
     #[test]

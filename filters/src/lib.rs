@@ -27,7 +27,7 @@ pub mod plugin;
 mod spec;
 
 pub use builtin::BuiltinFilter;
-pub use cbpf::{CbpfProgram, Insn, MAX_INSNS};
+pub use cbpf::{CbpfProgram, Insn, VlanTag, MAX_INSNS};
 pub use pcap_expr::{compile_expression, CompileTarget, PcapFilter};
 pub use plugin::QuarantinePolicy;
 pub use spec::{FilterFactory, FilterHealth, FilterSpec};
@@ -41,16 +41,36 @@ pub struct Packet<'a> {
     pub wire_len: u32,
     /// Receive time, ns since the epoch (the clock of time-based filters).
     pub ts_ns: u64,
+    /// Where the frame came from (it decides pcap-filter semantics).
+    pub origin: Origin,
+}
+
+/// Where a frame came from. pcap-filter expressions mean what tcpdump makes
+/// them mean: on a live interface, as the kernel's socket filter sees the
+/// frame (the VLAN tag stripped into metadata, so `udp` also matches tagged
+/// UDP, like `tcpdump -i`); from a file, on the bytes as recorded (like
+/// `tcpdump -r`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Origin {
+    /// A file, or anything else: the bytes are the frame.
+    #[default]
+    Wire,
+    /// A live interface; `stripped` is the tag the kernel took out (ringwire
+    /// put it back at bytes 12..16 so consumers see the frame as on the wire).
+    Kernel {
+        /// The stripped tag, if there was one.
+        stripped: Option<VlanTag>,
+    },
 }
 
 impl<'a> Packet<'a> {
     /// An empty packet (to initialise batch arrays).
-    pub const EMPTY: Packet<'static> = Packet { data: &[], wire_len: 0, ts_ns: 0 };
+    pub const EMPTY: Packet<'static> = Packet { data: &[], wire_len: 0, ts_ns: 0, origin: Origin::Wire };
 
     /// A packet whose captured bytes are the whole frame.
     #[must_use]
     pub fn whole(data: &'a [u8]) -> Self {
-        Self { data, wire_len: u32::try_from(data.len()).unwrap_or(u32::MAX), ts_ns: 0 }
+        Self { data, wire_len: u32::try_from(data.len()).unwrap_or(u32::MAX), ts_ns: 0, origin: Origin::Wire }
     }
 }
 

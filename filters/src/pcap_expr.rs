@@ -12,7 +12,7 @@ use std::sync::Mutex;
 
 use pcap::{Capture, Linktype};
 
-use crate::{CbpfProgram, Filter, FilterError, Insn, Packet, Verdict};
+use crate::{CbpfProgram, Filter, FilterError, Insn, Origin, Packet, Verdict};
 
 /// libpcap's compiler keeps global state in older releases; serialize it.
 static COMPILE_LOCK: Mutex<()> = Mutex::new(());
@@ -72,14 +72,19 @@ fn parse_insn(line: &str) -> Option<Insn> {
 }
 
 /// A pcap-filter expression evaluated in userspace.
+///
+/// It holds the program compiled for files and, when frames will also come
+/// from a live interface, the program libpcap compiles for a live Linux
+/// socket, run over such frames the way the kernel would (see [`Origin`]).
 #[derive(Debug, Clone)]
 pub struct PcapFilter {
     expression: String,
     program: CbpfProgram,
+    live: Option<CbpfProgram>,
 }
 
 impl PcapFilter {
-    /// Compile `expression` for userspace evaluation.
+    /// Compile `expression` for frames from files.
     ///
     /// # Errors
     /// libpcap's message when the expression does not compile.
@@ -87,7 +92,20 @@ impl PcapFilter {
         Ok(Self {
             expression: expression.to_owned(),
             program: compile_expression(expression, CompileTarget::Userspace)?,
+            live: None,
         })
+    }
+
+    /// Compile `expression` for frames from files and from live interfaces
+    /// (compiled against a live handle on `iface`, as tcpdump does).
+    ///
+    /// # Errors
+    /// libpcap's message, or an expression that needs kernel-only data.
+    pub fn with_live(expression: &str, iface: &str) -> Result<Self, FilterError> {
+        let live = compile_expression(expression, CompileTarget::Kernel { iface })?;
+        live.check_userspace_ancillary()
+            .map_err(|reason| FilterError::InvalidProgram { expression: expression.to_owned(), reason })?;
+        Ok(Self { live: Some(live), ..Self::new(expression)? })
     }
 
     /// The compiled program.
@@ -104,7 +122,11 @@ impl Filter for PcapFilter {
 
     #[inline]
     fn verdict(&mut self, pkt: &Packet<'_>) -> Verdict {
-        if self.program.run(pkt.data, pkt.wire_len) == 0 {
+        let keep = match (pkt.origin, &self.live) {
+            (Origin::Kernel { stripped }, Some(live)) => live.run_as_kernel(pkt.data, pkt.wire_len, stripped),
+            _ => self.program.run(pkt.data, pkt.wire_len),
+        };
+        if keep == 0 {
             Verdict::Drop
         } else {
             Verdict::Pass

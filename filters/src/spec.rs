@@ -86,8 +86,21 @@ impl FilterFactory {
     /// # Errors
     /// libpcap's message, the built-in parser's, or the plugin loader's.
     pub fn new(text: &str, policy: QuarantinePolicy) -> Result<Self, FilterError> {
+        Self::with_live(text, policy, None)
+    }
+
+    /// Like [`FilterFactory::new`], for a consumer that also takes frames from
+    /// live interfaces: a pcap-filter expression is then compiled for `iface`
+    /// as well, so it means on those frames what it means to `tcpdump -i`.
+    ///
+    /// # Errors
+    /// As [`FilterFactory::new`].
+    pub fn with_live(text: &str, policy: QuarantinePolicy, live_iface: Option<&str>) -> Result<Self, FilterError> {
         let compiled = match FilterSpec::parse(text) {
-            FilterSpec::Pcap(e) => Compiled::Pcap(PcapFilter::new(&e)?),
+            FilterSpec::Pcap(e) => Compiled::Pcap(match live_iface {
+                Some(iface) => PcapFilter::with_live(&e, iface)?,
+                None => PcapFilter::new(&e)?,
+            }),
             FilterSpec::Builtin(e) => Compiled::Builtin(BuiltinFilter::new(&e)?),
             FilterSpec::Plugin { path, config } => {
                 let lib = PluginLibrary::load(&path)?;

@@ -450,3 +450,102 @@ fn sighup_swaps_a_consumer_filter_under_traffic_without_a_gap() {
     assert_eq!(s["consumers"][0]["filter"], "builtin:proto tcp");
     assert_eq!(u(&s["consumers"][0]["seen"]), u(&s["ports"][0]["received"]));
 }
+
+/// On live traffic, the same pcap-filter expression attached in the kernel
+/// (`ringwire capture -i`) and run in userspace (a consumer filter) keeps the
+/// same frames, VLAN-tagged ones included.
+#[test]
+fn kernel_and_userspace_evaluations_keep_the_same_frames() {
+    if !privileged("kernel_and_userspace_evaluations_keep_the_same_frames") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Pair { lab: _lab, ns_gen: ns_g, ns_eng: ns_e, if_gen: vg, if_eng: ve } = Pair::new();
+    let exprs = ["udp", "vlan and udp", "tcp and dst port 5003", "ip6 or (vlan and ip6)", "not vlan and greater 500"];
+    let mut captures = Vec::new();
+    let mut consumers = String::new();
+    for (i, e) in exprs.iter().enumerate() {
+        let k = dir.path().join(format!("kernel{i}.pcap"));
+        captures.push(ringwire_tests::Proc::spawn(
+            "ringwire capture",
+            std::process::Command::new("ip")
+                .args(["netns", "exec", &ns_e])
+                .arg(ringwire_tests::bin("ringwire"))
+                .args(["capture", "-i", &ve, "-w", k.to_str().unwrap()])
+                .args(e.split_whitespace()),
+        ));
+        consumers.push_str(&format!(
+            "[[consumers]]\nname = \"u{i}\"\nkind = \"pcap\"\npath = \"{}\"\nfilter = \"{e}\"\n",
+            dir.path().join(format!("user{i}.pcap")).display()
+        ));
+    }
+    let cfg = write_config(
+        dir.path(),
+        "user",
+        &format!("[engine]\nworkers = [0]\n[[ports]]\nuri = \"afpacket:{ve}\"\n{consumers}"),
+    );
+    let engine = start_engine(&ns_e, &cfg, dir.path());
+    std::thread::sleep(Duration::from_millis(1500)); // the captures' rings are up
+    let rep = generate(&ns_g, &vg, &["--count", "3000", "--rate", "20000", "--vlan-every", "2"]);
+    assert_eq!(u(&rep["sent"]), 3000);
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = stop_engine(engine);
+    for c in captures {
+        c.signal(libc::SIGINT);
+        let out = c.wait(Duration::from_secs(10));
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    for (i, e) in exprs.iter().enumerate() {
+        let kernel: Vec<Vec<u8>> =
+            read_pcap(&dir.path().join(format!("kernel{i}.pcap"))).into_iter().map(|r| r.data).collect();
+        let user: Vec<Vec<u8>> =
+            read_pcap(&dir.path().join(format!("user{i}.pcap"))).into_iter().map(|r| r.data).collect();
+        assert!(!user.is_empty(), "{e}: something matched");
+        assert_eq!(kernel.len(), user.len(), "{e}: kernel kept {}, userspace {}", kernel.len(), user.len());
+        assert_eq!(kernel, user, "{e}: the same frames");
+    }
+}
+
+/// SIGHUP replaces an afpacket port's kernel filter while traffic flows:
+/// the kernel swaps the program atomically, so the ring holds frames the old
+/// program kept, then frames the new one keeps, with no unfiltered frame.
+#[test]
+fn sighup_swaps_a_kernel_port_filter_without_a_gap() {
+    if !privileged("sighup_swaps_a_kernel_port_filter_without_a_gap") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Pair { lab: _lab, ns_gen: ns_g, ns_eng: ns_e, if_gen: vg, if_eng: ve } = Pair::new();
+    let out = dir.path().join("kswap.pcap");
+    let text = |filter: &str| {
+        format!(
+            "[engine]\nworkers = [0]\n[[ports]]\nuri = \"afpacket:{ve}\"\nfilter = \"{filter}\"\n\
+             [[consumers]]\nname = \"cap\"\nkind = \"pcap\"\npath = \"{}\"\n",
+            out.display()
+        )
+    };
+    let cfg = write_config(dir.path(), "kswap", &text("udp"));
+    let engine = start_engine(&ns_e, &cfg, dir.path());
+    let gen = ringwire_tests::Proc::spawn(
+        "ringwire-gen",
+        std::process::Command::new("ip")
+            .args(["netns", "exec", &ns_g])
+            .arg(ringwire_tests::bin("ringwire-gen"))
+            .args(["-i", &vg, "--duration", "2", "--rate", "20000", "--vlan-every", "0"]),
+    );
+    std::thread::sleep(Duration::from_millis(900));
+    std::fs::write(&cfg, text("tcp")).unwrap();
+    engine.signal(libc::SIGHUP);
+    let _ = gen.wait(Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(300));
+    let res = stop_engine(engine);
+    assert!(String::from_utf8_lossy(&res.stderr).contains("kernel filter now tcp"));
+    let protos: Vec<u8> = read_pcap(&out)
+        .iter()
+        .map(|r| ringwire_filters::headers::Headers::parse(&r.data).proto.expect("IP frames"))
+        .collect();
+    let switch = protos.iter().position(|p| *p == 6).expect("TCP frames after the swap");
+    assert!(switch > 100 && protos.len() - switch > 100, "both sides of the swap: {switch} of {}", protos.len());
+    assert!(protos[..switch].iter().all(|p| *p == 17), "only UDP before");
+    assert!(protos[switch..].iter().all(|p| *p == 6), "only TCP after");
+}

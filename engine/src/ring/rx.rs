@@ -361,8 +361,8 @@ pub struct Frame<'a> {
     pub ts_ns: u64,
     /// The kernel's flow hash (`skb->hash`).
     pub rxhash: u32,
-    /// Whether a VLAN tag stripped by the kernel was put back.
-    pub vlan_restored: bool,
+    /// The VLAN tag the kernel stripped, now put back at bytes 12..16.
+    pub vlan: Option<ringwire_filters::VlanTag>,
 }
 
 /// Iterator over a block's frames.
@@ -399,7 +399,7 @@ impl<'a> Iterator for FrameIter<'a> {
             debug_assert!(false, "frame at {frame_start} overruns its block");
             return None;
         }
-        let mut vlan_restored = false;
+        let mut vlan = None;
         if hdr.tp_status & sys::TP_STATUS_VLAN_VALID != 0
             && caplen >= 12
             && usize::from(hdr.tp_mac) >= TPACKET3_HDRLEN + VLAN_LEN
@@ -423,7 +423,7 @@ impl<'a> Iterator for FrameIter<'a> {
             mac -= VLAN_LEN;
             caplen += VLAN_LEN;
             wire_len += VLAN_LEN as u32;
-            vlan_restored = true;
+            vlan = Some(ringwire_filters::VlanTag { tci, tpid });
         }
         // SAFETY: `mac .. mac + caplen` lies inside the block (checked above,
         // and the tag moved `mac` back into our own headroom); no other
@@ -434,7 +434,7 @@ impl<'a> Iterator for FrameIter<'a> {
             wire_len,
             ts_ns: u64::from(hdr.tp_sec) * 1_000_000_000 + u64::from(hdr.tp_nsec),
             rxhash: hdr.tp_rxhash,
-            vlan_restored,
+            vlan,
         })
     }
 }
@@ -565,7 +565,7 @@ mod tests {
         let mut ring = k.ring();
         let mut blk = ring.next_block().unwrap();
         let f = blk.frames().next().unwrap();
-        assert!(f.vlan_restored);
+        assert_eq!(f.vlan, Some(ringwire_filters::VlanTag { tci: 0x2064, tpid: 0x8100 }));
         assert_eq!(f.data.len(), 68);
         assert_eq!(f.wire_len, 68);
         assert_eq!(&f.data[..12], &untagged[..12]);
