@@ -1,11 +1,13 @@
 # ringwire: the two commands.
 #   make demo   build in release mode and run the self-contained lab
-#   make test   fmt, clippy -D warnings, every test (unit and privileged)
+#   make test   fmt, clippy -D warnings, every test (unit and privileged), benches built, a bounded fuzz run
 SHELL := /bin/bash
 CARGO ?= cargo
 DEB_PACKAGES := clang libelf-dev zlib1g-dev libpcap-dev pkg-config tcpdump netsniff-ng ethtool iproute2
 
-.PHONY: demo test deps build bench clean
+FUZZ_SECONDS ?= 20
+
+.PHONY: demo test deps build bench fuzz clean
 
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do \
@@ -28,9 +30,20 @@ test: deps
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 	$(CARGO) build --workspace --locked
 	$(CARGO) test --workspace --locked
+	$(CARGO) bench --workspace --locked --no-run
+	$(MAKE) fuzz
+
+# A bounded run of every cargo-fuzz target (the stable toolchain accepts the
+# nightly-only sanitizer flags with RUSTC_BOOTSTRAP=1).
+fuzz:
+	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
+	cd fuzz && for t in builtin_parse frame_views; do \
+	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
+	done
 
 bench: build
-	bash bench/scripts/capture-bench.sh
+	./target/release/ringwire-bench --rounds 5 --duration 4
+	$(CARGO) bench -p ringwire-filters
 
 clean:
 	$(CARGO) clean

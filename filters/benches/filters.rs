@@ -31,8 +31,12 @@ fn cbpf(c: &mut Criterion) {
         let f = frame(len);
         let mut ours = PcapFilter::new(expr).unwrap();
         assert_eq!(ours.verdict(&Packet::whole(&f)), Verdict::Pass);
-        g.bench_function(format!("ringwire cBPF interpreter, {len} B"), |b| {
+        g.bench_function(format!("PcapFilter (libpcap bpf_filter + wire length), {len} B"), |b| {
             b.iter(|| black_box(ours.verdict(&Packet::whole(black_box(&f)))));
+        });
+        let interp = ours.program().clone();
+        g.bench_function(format!("ringwire interpreter (tagged live frames only), {len} B"), |b| {
+            b.iter(|| black_box(interp.run_interpreted(black_box(&f), len as u32)));
         });
         let reference = Capture::dead(Linktype::ETHERNET).unwrap().compile(expr, true).unwrap();
         assert!(reference.filter(&f));

@@ -166,6 +166,8 @@ mod tests {
             for fr in &frames {
                 let ours = f.verdict(&Packet::whole(fr)) == Verdict::Pass;
                 assert_eq!(ours, reference.filter(fr), "expression {e:?}");
+                let interpreted = f.program().run_interpreted(fr, fr.len() as u32) != 0;
+                assert_eq!(interpreted, reference.filter(fr), "interpreter, expression {e:?}");
             }
         }
     }

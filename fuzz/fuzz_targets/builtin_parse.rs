@@ -18,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
         if let Ok(mut f) = BuiltinFilter::new(text) {
             for (i, frame) in FRAMES.iter().enumerate() {
-                let _ = f.verdict(&Packet { data: frame, wire_len: frame.len() as u32, ts_ns: i as u64 });
+                let _ = f.verdict(&Packet { data: frame, wire_len: frame.len() as u32, ts_ns: i as u64, ..Packet::EMPTY });
             }
         }
     }
