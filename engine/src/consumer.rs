@@ -181,6 +181,27 @@ impl Producer {
         true
     }
 
+    /// Like [`Producer::offer`], but when no chunk is free, wake the consumer
+    /// and wait for one (file sources: no deadline, so no reason to drop).
+    /// Gives up, and the frame is dropped and counted, if the consumer frees
+    /// nothing for `patience`.
+    pub fn offer_waiting(&mut self, data: &[u8], wire_len: u32, ts_ns: u64, port: u16, patience: Duration) -> bool {
+        if self.offer(data, wire_len, ts_ns, port) {
+            return true;
+        }
+        let deadline = std::time::Instant::now() + patience;
+        loop {
+            self.channel.waker.unpark();
+            std::thread::yield_now();
+            if self.offer(data, wire_len, ts_ns, port) {
+                return true;
+            }
+            if std::time::Instant::now() > deadline {
+                return false;
+            }
+        }
+    }
+
     /// Hand the current chunk, if it holds anything, to the consumer thread.
     #[inline]
     pub fn publish(&mut self) {

@@ -348,7 +348,6 @@ impl Engine {
                                 pace: p.pace,
                                 clock: None,
                                 held: None,
-                                held_data: Vec::new(),
                                 done: false,
                             });
                         }

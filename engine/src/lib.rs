@@ -29,3 +29,5 @@ mod worker;
 
 pub use config::Config;
 pub use engine::{Engine, EngineError};
+#[doc(hidden)]
+pub use worker::BenchDispatch;

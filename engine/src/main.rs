@@ -152,7 +152,7 @@ fn supervise(engine: Engine, progress_ms: u64, signals: &AtomicBool, mut extra: 
             last = (Instant::now(), snap);
             next_progress += Duration::from_millis(progress_ms);
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(5));
     }
     engine.stop()
 }

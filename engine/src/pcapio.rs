@@ -8,7 +8,7 @@
 
 use std::{
     fs::File,
-    io::{self, BufReader, Read, Write},
+    io::{self, Write},
     path::{Path, PathBuf},
 };
 
@@ -97,32 +97,48 @@ pub struct Record<'a> {
     pub data: &'a [u8],
 }
 
-/// Reads an Ethernet pcap file (µs or ns, either byte order).
+/// Where a record lies in a mapped file.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RecordRef {
+    /// Timestamp, ns since the epoch.
+    pub ts_ns: u64,
+    /// Length on the wire.
+    pub orig_len: u32,
+    /// Offset of the captured bytes in the file.
+    pub offset: usize,
+    /// Number of captured bytes.
+    pub len: usize,
+}
+
+/// Reads an Ethernet pcap file (µs or ns, either byte order), memory-mapped:
+/// records are handed out as slices of the mapping, many at a time, without
+/// a copy.
 #[derive(Debug)]
 pub struct PcapReader {
-    r: BufReader<File>,
+    map: memmap2::Mmap,
     path: PathBuf,
     nanos: bool,
     swapped: bool,
-    buf: Vec<u8>,
     record: u64,
-    offset: u64,
+    offset: usize,
 }
 
 impl PcapReader {
-    /// Open `path` and check its header.
+    /// Open and map `path` and check its header.
     ///
     /// # Errors
     /// [`PcapIoError`] naming the file and the problem.
     pub fn open(path: &Path) -> Result<Self, PcapIoError> {
         let f = File::open(path).map_err(|source| PcapIoError::Open { path: path.into(), source })?;
-        let mut r = BufReader::with_capacity(1 << 20, f);
-        let mut hdr = [0u8; 24];
-        match read_full(&mut r, &mut hdr) {
-            Ok(24) => {}
-            Ok(n) => return Err(PcapIoError::Truncated { path: path.into(), record: 0, offset: n as u64 }),
-            Err(source) => return Err(PcapIoError::Io { path: path.into(), source }),
-        }
+        // SAFETY: the mapping is read-only and private to this reader; a file
+        // truncated by someone else while mapped could fault on access, the
+        // same risk every mmap-based reader accepts for files it was asked to read.
+        let map =
+            unsafe { memmap2::Mmap::map(&f) }.map_err(|source| PcapIoError::Open { path: path.into(), source })?;
+        let _ = map.advise(memmap2::Advice::Sequential);
+        let Some(hdr) = map.get(..24) else {
+            return Err(PcapIoError::Truncated { path: path.into(), record: 0, offset: map.len() as u64 });
+        };
         let magic = u32::from_le_bytes(hdr[0..4].try_into().expect("4 bytes"));
         let (nanos, swapped) = match magic {
             MAGIC_US => (false, false),
@@ -138,39 +154,31 @@ impl PcapReader {
             }
             _ => return Err(PcapIoError::NotPcap { path: path.into(), magic, hint: "" }),
         };
-        let word = |b: &[u8]| {
-            let v = u32::from_le_bytes(b.try_into().expect("4 bytes"));
-            if swapped {
-                v.swap_bytes()
-            } else {
-                v
-            }
-        };
-        let linktype = word(&hdr[20..24]) & 0x0fff_ffff;
+        let word = u32::from_le_bytes(hdr[20..24].try_into().expect("4 bytes"));
+        let linktype = if swapped { word.swap_bytes() } else { word } & 0x0fff_ffff;
         if linktype != LINKTYPE_ETHERNET {
             return Err(PcapIoError::Linktype { path: path.into(), linktype });
         }
-        Ok(Self { r, path: path.into(), nanos, swapped, buf: Vec::with_capacity(65536), record: 0, offset: 24 })
+        Ok(Self { map, path: path.into(), nanos, swapped, record: 0, offset: 24 })
     }
 
-    /// The next record, `Ok(None)` at a clean end of file.
+    /// Where the next record lies, `Ok(None)` at a clean end of file.
     ///
     /// # Errors
     /// [`PcapIoError::Truncated`] or [`PcapIoError::Corrupt`] with the record number.
-    pub fn next_record(&mut self) -> Result<Option<Record<'_>>, PcapIoError> {
-        let mut h = [0u8; 16];
-        self.record += 1;
-        let n = read_full(&mut self.r, &mut h).map_err(|source| PcapIoError::Io { path: self.path.clone(), source })?;
-        if n == 0 {
+    pub fn next_ref(&mut self) -> Result<Option<RecordRef>, PcapIoError> {
+        let at = self.offset;
+        if at == self.map.len() {
             return Ok(None);
         }
-        if n < 16 {
+        self.record += 1;
+        let Some(h) = self.map.get(at..at + 16) else {
             return Err(PcapIoError::Truncated {
                 path: self.path.clone(),
                 record: self.record,
-                offset: self.offset + n as u64,
+                offset: self.map.len() as u64,
             });
-        }
+        };
         let w = |i: usize| {
             let v = u32::from_le_bytes(h[i..i + 4].try_into().expect("4 bytes"));
             if self.swapped {
@@ -183,7 +191,7 @@ impl PcapReader {
         let corrupt = |reason: String| PcapIoError::Corrupt {
             path: self.path.clone(),
             record: self.record,
-            offset: self.offset,
+            offset: at as u64,
             reason,
         };
         if incl > MAX_SNAPLEN {
@@ -196,18 +204,35 @@ impl PcapReader {
         if nsec >= 1_000_000_000 {
             return Err(corrupt(format!("sub-second timestamp {frac} out of range")));
         }
-        self.buf.resize(incl as usize, 0);
-        let got = read_full(&mut self.r, &mut self.buf)
-            .map_err(|source| PcapIoError::Io { path: self.path.clone(), source })?;
-        if got < incl as usize {
+        let data = at + 16;
+        if data + incl as usize > self.map.len() {
             return Err(PcapIoError::Truncated {
                 path: self.path.clone(),
                 record: self.record,
-                offset: self.offset + 16 + got as u64,
+                offset: self.map.len() as u64,
             });
         }
-        self.offset += 16 + u64::from(incl);
-        Ok(Some(Record { ts_ns: u64::from(sec) * 1_000_000_000 + u64::from(nsec), orig_len: orig, data: &self.buf }))
+        self.offset = data + incl as usize;
+        Ok(Some(RecordRef {
+            ts_ns: u64::from(sec) * 1_000_000_000 + u64::from(nsec),
+            orig_len: orig,
+            offset: data,
+            len: incl as usize,
+        }))
+    }
+
+    /// The captured bytes of a record.
+    #[must_use]
+    pub fn data(&self, r: &RecordRef) -> &[u8] {
+        &self.map[r.offset..r.offset + r.len]
+    }
+
+    /// The next record, `Ok(None)` at a clean end of file.
+    ///
+    /// # Errors
+    /// As [`PcapReader::next_ref`].
+    pub fn next_record(&mut self) -> Result<Option<Record<'_>>, PcapIoError> {
+        Ok(self.next_ref()?.map(|r| Record { ts_ns: r.ts_ns, orig_len: r.orig_len, data: self.data(&r) }))
     }
 
     /// The file's path.
@@ -215,19 +240,6 @@ impl PcapReader {
     pub fn path(&self) -> &Path {
         &self.path
     }
-}
-
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 /// Writes a nanosecond-resolution Ethernet pcap file.

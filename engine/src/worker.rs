@@ -18,14 +18,12 @@ use ringwire_filters::{Filter, Origin, Packet, Verdict};
 use crate::{
     config::{Pace, WaitMode},
     consumer::{error_chain, Producer},
-    pcapio::PcapReader,
+    pcapio::{PcapReader, RecordRef},
     ring::{RxRing, TxRing},
     stats::{consumer as cc, port as pc, WorkerCounters},
     sys,
 };
 
-/// Records read from a pcap source per pass (a batch).
-const PCAP_BATCH: usize = 256;
 /// Blocks taken from one ring per pass before looking at the others.
 const BLOCKS_PER_PASS: usize = 8;
 /// How often kernel statistics are read.
@@ -44,9 +42,8 @@ pub(crate) enum Source {
         pace: Pace,
         /// Recorded pace: (first record's time, when it was replayed).
         clock: Option<(u64, Instant)>,
-        /// Recorded pace: a record read but not yet due (time, wire length); bytes in `held_data`.
-        held: Option<(u64, u32)>,
-        held_data: Vec<u8>,
+        /// Recorded pace: a record read but not yet due.
+        held: Option<RecordRef>,
         done: bool,
     },
 }
@@ -100,14 +97,19 @@ pub(crate) enum Command {
     },
 }
 
+/// How long a file source waits for a stalled consumer before dropping.
+const LOSSLESS_PATIENCE: Duration = Duration::from_secs(5);
+
 /// Frames dispatched to consumers per call (one filter call per consumer per batch).
 pub(crate) const BATCH: usize = 256;
 
 impl Dispatch {
     /// Dispatch a batch of frames from `port` to every consumer subscribed
     /// to it: each consumer's filter decides the whole batch in one call.
+    /// `lossless` (file sources): wait for room in a queue or TX ring rather
+    /// than drop; live sources never wait.
     #[inline]
-    fn batch(&mut self, port: usize, pkts: &[Packet<'_>]) {
+    fn batch(&mut self, port: usize, pkts: &[Packet<'_>], lossless: bool) {
         debug_assert!(pkts.len() <= BATCH);
         let Self { consumers, subs, tx, cons, verdicts, .. } = self;
         let verdicts = &mut verdicts[..pkts.len()];
@@ -127,8 +129,20 @@ impl Dispatch {
                 n[cc::PASSED] += 1;
                 let delivered = match &mut c.delivery {
                     Delivery::Counter => true,
-                    Delivery::Forward { to_port } => tx[*to_port].as_mut().is_some_and(|t| t.push(p.data)),
-                    Delivery::Queued(producer) => producer.offer(p.data, p.wire_len, p.ts_ns, port as u16),
+                    Delivery::Forward { to_port } => tx[*to_port].as_mut().is_some_and(|t| {
+                        if lossless {
+                            t.push_waiting(p.data, LOSSLESS_PATIENCE)
+                        } else {
+                            t.push(p.data)
+                        }
+                    }),
+                    Delivery::Queued(producer) => {
+                        if lossless {
+                            producer.offer_waiting(p.data, p.wire_len, p.ts_ns, port as u16, LOSSLESS_PATIENCE)
+                        } else {
+                            producer.offer(p.data, p.wire_len, p.ts_ns, port as u16)
+                        }
+                    }
                 };
                 n[if delivered { cc::DELIVERED } else { cc::QUEUE_DROPPED }] += 1;
             }
@@ -258,6 +272,10 @@ impl Worker {
             if work > 0 {
                 self.dispatch.end_batch(&mut tx_errors);
                 self.publish();
+            }
+            if self.sources.iter().any(|s| matches!(s, Source::Pcap { done: true, .. })) {
+                // A file ended: say so now, not at the next statistics tick.
+                self.check_exhausted();
             }
             if last_kstats.elapsed() >= KSTATS_EVERY {
                 self.read_kernel_stats();
@@ -397,12 +415,12 @@ impl Worker {
                         };
                         k += 1;
                         if k == BATCH {
-                            d.batch(port, &pkts);
+                            d.batch(port, &pkts, false);
                             k = 0;
                         }
                     }
                     if k > 0 {
-                        d.batch(port, &pkts[..k]);
+                        d.batch(port, &pkts[..k], false);
                     }
                     let p = &mut d.ports[port];
                     p[pc::RECEIVED] += n;
@@ -413,77 +431,72 @@ impl Worker {
                 }
                 Ok(frames)
             }
-            Source::Pcap { port, reader, filter, pace, clock, held, held_data, done } => {
+            Source::Pcap { port, reader, filter, pace, clock, held, done } => {
                 if *done || stopping {
                     return Ok(0);
                 }
                 let port = *port;
-                let mut frames = 0;
-                for _ in 0..PCAP_BATCH {
-                    if *pace == Pace::Recorded {
-                        // Never sleep here: a record not yet due waits in `held`
-                        // and the worker's idle wait brings us back.
-                        if held.is_none() {
-                            match reader.next_record() {
-                                Ok(Some(r)) => {
-                                    held_data.clear();
-                                    held_data.extend_from_slice(r.data);
-                                    *held = Some((r.ts_ns, r.orig_len));
-                                }
-                                Ok(None) => {
-                                    *done = true;
+                let mut refs = [RecordRef::default(); BATCH];
+                let mut n = 0;
+                let mut failure = None;
+                while n < BATCH {
+                    let next = match held.take() {
+                        Some(r) => Ok(Some(r)),
+                        None => reader.next_ref(),
+                    };
+                    match next {
+                        Ok(Some(r)) => {
+                            if *pace == Pace::Recorded {
+                                // Never sleep here: a record not yet due waits in `held`
+                                // and the worker's idle wait brings us back.
+                                let (t0, start) = *clock.get_or_insert((r.ts_ns, Instant::now()));
+                                if Duration::from_nanos(r.ts_ns.saturating_sub(t0)) > start.elapsed() {
+                                    *held = Some(r);
                                     break;
                                 }
-                                Err(e) => return Err(format!("port {port}: {}", error_chain(&e))),
                             }
+                            refs[n] = r;
+                            n += 1;
                         }
-                        let (ts_ns, orig_len) = held.expect("filled above");
-                        let (t0, start) = *clock.get_or_insert((ts_ns, Instant::now()));
-                        if Duration::from_nanos(ts_ns.saturating_sub(t0)) > start.elapsed() {
-                            break;
-                        }
-                        *held = None;
-                        frames += Self::deliver_record(d, filter.as_mut(), port, held_data, orig_len, ts_ns);
-                        continue;
-                    }
-                    let rec = match reader.next_record() {
-                        Ok(Some(r)) => r,
                         Ok(None) => {
                             *done = true;
                             break;
                         }
-                        Err(e) => return Err(format!("port {port}: {}", error_chain(&e))),
-                    };
-                    frames += Self::deliver_record(d, filter.as_mut(), port, rec.data, rec.orig_len, rec.ts_ns);
+                        Err(e) => {
+                            failure = Some(format!("port {port}: {}", error_chain(&e)));
+                            break;
+                        }
+                    }
+                }
+                // Every record of the batch borrows the mapped file at once.
+                let reader: &PcapReader = reader;
+                let mut pkts = [Packet::EMPTY; BATCH];
+                let mut k = 0;
+                let counts = &mut d.ports[port];
+                for r in &refs[..n] {
+                    counts[pc::RECEIVED] += 1;
+                    counts[pc::BYTES] += u64::from(r.orig_len);
+                    let pkt =
+                        Packet { data: reader.data(r), wire_len: r.orig_len, ts_ns: r.ts_ns, origin: Origin::Wire };
+                    if let Some(f) = filter.as_mut() {
+                        if f.verdict(&pkt) == Verdict::Drop {
+                            counts[pc::FILTERED] += 1;
+                            continue;
+                        }
+                    }
+                    pkts[k] = pkt;
+                    k += 1;
+                }
+                if k > 0 {
+                    d.batch(port, &pkts[..k], true);
+                }
+                if let Some(e) = failure {
+                    return Err(e);
                 }
                 // A pass that only read filtered records still did work.
-                Ok(if *pace == Pace::Fast { frames.max(usize::from(!*done)) } else { frames })
+                Ok(if *pace == Pace::Fast { n.max(usize::from(!*done)) } else { n })
             }
         }
-    }
-
-    /// Count a replayed record on its port, apply the port filter, dispatch it.
-    fn deliver_record(
-        d: &mut Dispatch,
-        filter: Option<&mut Box<dyn Filter>>,
-        port: usize,
-        data: &[u8],
-        orig_len: u32,
-        ts_ns: u64,
-    ) -> usize {
-        let p = &mut d.ports[port];
-        p[pc::RECEIVED] += 1;
-        p[pc::BYTES] += u64::from(orig_len);
-        let pkt = Packet { data, wire_len: orig_len, ts_ns, origin: Origin::Wire };
-        if let Some(f) = filter {
-            if f.verdict(&pkt) == Verdict::Drop {
-                p[pc::FILTERED] += 1;
-                return 0;
-            }
-        }
-        // A record lives in the reader's buffer until the next read: a batch of one.
-        d.batch(port, std::slice::from_ref(&pkt));
-        1
     }
 
     fn wait_uring(
@@ -535,5 +548,37 @@ impl Worker {
             }
         }
         Ok(())
+    }
+}
+
+/// Benchmark support: a worker's dispatch of batches to counting consumers,
+/// without rings or threads (`cargo bench -p ringwire-engine`).
+#[doc(hidden)]
+pub struct BenchDispatch(Dispatch);
+
+impl BenchDispatch {
+    /// `consumers` counting consumers on one port, each with `filter()` (if any).
+    #[must_use]
+    pub fn counters(consumers: usize, mut filter: impl FnMut() -> Option<Box<dyn Filter>>) -> Self {
+        Self(Dispatch {
+            index: 0,
+            consumers: (0..consumers).map(|_| ConsumerInst { filter: filter(), delivery: Delivery::Counter }).collect(),
+            subs: vec![(0..consumers).collect()],
+            tx: vec![None],
+            ports: vec![[0; pc::N]],
+            cons: vec![[0; cc::N]; consumers],
+            verdicts: [Verdict::Pass; BATCH],
+        })
+    }
+
+    /// Dispatch one batch (at most 256 frames), as a worker does per block.
+    pub fn batch(&mut self, pkts: &[Packet<'_>]) {
+        self.0.batch(0, pkts, false);
+    }
+
+    /// Frames consumer `i` passed so far.
+    #[must_use]
+    pub fn passed(&self, i: usize) -> u64 {
+        self.0.cons[i][cc::PASSED]
     }
 }

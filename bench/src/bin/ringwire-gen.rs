@@ -24,8 +24,11 @@ use ringwire_engine::{
 #[command(version, about)]
 struct Args {
     /// Interface to send on.
-    #[arg(short = 'i', long)]
-    interface: String,
+    #[arg(short = 'i', long, required_unless_present = "pcap_out")]
+    interface: Option<String>,
+    /// Write the frames to this pcap file instead of sending them (needs --count).
+    #[arg(long, conflicts_with_all = ["interface", "rate", "record"])]
+    pcap_out: Option<PathBuf>,
     /// Frames to send (default: unlimited, bounded by --duration).
     #[arg(short = 'n', long)]
     count: Option<u64>,
@@ -164,13 +167,35 @@ fn run() -> Result<()> {
             templates.push(frames::build(&mix, mix.flow(f), *s)?);
         }
     }
+    if let Some(path) = &a.pcap_out {
+        let Some(n) = a.count else { bail!("--pcap-out needs --count") };
+        let mut w = PcapWriter::create(path, 65535)?;
+        let mut frame = Vec::with_capacity(9000);
+        let t0 = sys::realtime_ns();
+        for seq in 0..n {
+            let t = &templates[((seq / u64::from(mix.flows)) as usize % mix.sizes.len()) * mix.flows as usize
+                + (seq % u64::from(mix.flows)) as usize];
+            frame.clear();
+            frame.extend_from_slice(&t.bytes);
+            if frame.len() < 60 && !a.runts {
+                frame.resize(60, 0);
+            }
+            let ts = t0 + seq * 1000;
+            frames::stamp(t, &mut frame, &Stamp { flow: t.flow.index, seq, ts_ns: ts });
+            w.write(ts, frame.len() as u32, &frame)?;
+        }
+        w.flush()?;
+        eprintln!("ringwire-gen: wrote {n} frames to {}", path.display());
+        return Ok(());
+    }
+    let iface = a.interface.clone().expect("clap requires --interface without --pcap-out");
     if let Some(c) = a.core {
         if !core_affinity::set_for_current(core_affinity::CoreId { id: c }) {
             bail!("--core {c}: cannot pin to that core");
         }
     }
     let mut tx = TxRing::open(&TxRingOptions {
-        iface: &a.interface,
+        iface: &iface,
         block_size: 1 << 20,
         block_count: 8,
         frame_size: u32::try_from(2048.max(mix.sizes.iter().max().copied().unwrap_or(0) + 32).next_power_of_two())
@@ -178,7 +203,7 @@ fn run() -> Result<()> {
         pad_runts: !a.runts,
         sndbuf: 64 << 20,
     })
-    .with_context(|| format!("opening a TX ring on {}", a.interface))?;
+    .with_context(|| format!("opening a TX ring on {iface}"))?;
     let mut recorder = a.record.as_deref().map(|p| PcapWriter::create(p, 65535)).transpose()?;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -221,7 +246,7 @@ fn run() -> Result<()> {
             });
             if !pushed {
                 if tx.oversize() > 0 {
-                    bail!("{}-byte frames exceed the MTU of {}", t.bytes.len(), a.interface);
+                    bail!("{}-byte frames exceed the MTU of {iface}", t.bytes.len());
                 }
                 full_waits += 1;
                 break;
@@ -263,7 +288,7 @@ fn run() -> Result<()> {
     let elapsed = start.elapsed().as_secs_f64();
     let sent = sent - left;
     let report = Report {
-        interface: a.interface.clone(),
+        interface: iface.clone(),
         sent,
         bytes,
         elapsed_s: elapsed,

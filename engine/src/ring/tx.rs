@@ -213,6 +213,30 @@ impl TxRing {
         self.push_with(frame, |_| {})
     }
 
+    /// Like [`TxRing::push`], but when the ring is full, kick it and wait for
+    /// a slot (replaying a file: no reason to drop). Gives up after
+    /// `patience`, or at once for a frame the interface cannot send.
+    pub fn push_waiting(&mut self, frame: &[u8], patience: std::time::Duration) -> bool {
+        if self.push(frame) {
+            return true;
+        }
+        let len = if self.pad_runts { frame.len().max(MIN_FRAME) } else { frame.len() };
+        if frame.is_empty() || !self.fits(frame, len) {
+            return false;
+        }
+        let deadline = std::time::Instant::now() + patience;
+        loop {
+            let _ = self.flush();
+            std::thread::yield_now();
+            if self.push(frame) {
+                return true;
+            }
+            if std::time::Instant::now() > deadline {
+                return false;
+            }
+        }
+    }
+
     /// Frames pushed since the last successful kick.
     #[must_use]
     pub fn pending(&self) -> usize {
