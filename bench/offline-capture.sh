@@ -9,7 +9,7 @@ frames=${1:-1000000}; rounds=${2:-5}; shift 2 || true
 expr=${*:-udp and dst port 5001}
 dir=$(mktemp -d /dev/shm/rw-offline.XXXXXX)
 trap '[ -n "${KEEP:-}" ] || rm -rf "$dir"' EXIT; echo "files in $dir"
-./target/release/ringwire-gen --pcap-out "$dir/big.pcap" -n "$frames" --flows 64 --size 64-512 >/dev/null 2>&1
+./target/release/ringwire-gen --pcap-out "$dir/big.pcap" -n "$frames" --flows 64 --size "${SIZE:-64-512}" >/dev/null 2>&1
 cat "$dir/big.pcap" > /dev/null   # in the page cache
 t() { local s e; s=$(date +%s%N); "$@" >/dev/null 2>&1; e=$(date +%s%N); echo $(( (e - s) / 1000000 )); }
 rw=(); td=()

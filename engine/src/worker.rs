@@ -175,10 +175,17 @@ impl Dispatch {
     }
 
     /// End of a batch: hand filled chunks to queued consumers and kick TX rings.
-    fn end_batch(&mut self, errors: &mut RateLimited) {
-        for c in &mut self.consumers {
-            if let Delivery::Queued(p) = &mut c.delivery {
-                p.publish();
+    /// `publish`: hand over partly filled chunks too. Frames from rings are
+    /// waited for, so they go at once; a file replayed as fast as possible
+    /// has no such deadline, and handing over nearly empty chunks would only
+    /// wake the consumer thread thousands of times for little (full chunks
+    /// go as soon as they fill).
+    fn end_batch(&mut self, publish: bool, errors: &mut RateLimited) {
+        if publish {
+            for c in &mut self.consumers {
+                if let Delivery::Queued(p) = &mut c.delivery {
+                    p.publish();
+                }
             }
         }
         self.flush_tx(errors);
@@ -270,7 +277,12 @@ impl Worker {
                 }
             }
             if work > 0 {
-                self.dispatch.end_batch(&mut tx_errors);
+                let urgent = stopping
+                    || self.sources.iter().any(|s| match s {
+                        Source::Ring { .. } => true,
+                        Source::Pcap { pace, done, .. } => *pace == Pace::Recorded || *done,
+                    });
+                self.dispatch.end_batch(urgent, &mut tx_errors);
                 self.publish();
             }
             if self.sources.iter().any(|s| matches!(s, Source::Pcap { done: true, .. })) {
@@ -319,7 +331,7 @@ impl Worker {
             }
         }
         // Nothing stays in a half-filled chunk.
-        self.dispatch.end_batch(&mut tx_errors);
+        self.dispatch.end_batch(true, &mut tx_errors);
         // Let the kernel finish sending what we forwarded.
         let until = Instant::now() + Duration::from_millis(200);
         while self.dispatch.tx.iter().flatten().any(|t| t.in_flight() > 0) && Instant::now() < until {
