@@ -226,9 +226,10 @@ pub struct ConsumerConfig {
     #[serde(default)]
     pub ports: Vec<String>,
     /// Filter evaluated in userspace on the worker: a pcap-filter expression
-    /// (or `bpf:EXPR`), `builtin:EXPR`, or `plugin:PATH[:CONFIG]`.
+    /// (or `bpf:EXPR`), `builtin:EXPR`, or `plugin:PATH[:CONFIG]`; or a list
+    /// of them, a chain in which every stage must pass a frame.
     #[serde(default)]
-    pub filter: Option<String>,
+    pub filter: Option<FilterList>,
     /// What happens to frames once the filter (a plugin) is quarantined.
     #[serde(default)]
     pub on_filter_failure: OnFilterFailure,
@@ -261,6 +262,33 @@ fn default_snaplen() -> u32 {
 
 fn default_queue_mb() -> u32 {
     32
+}
+
+/// A consumer's filter: one, or a chain.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum FilterList {
+    /// One filter.
+    One(String),
+    /// Filters applied in sequence.
+    Chain(Vec<String>),
+}
+
+impl FilterList {
+    /// The stages, in order.
+    #[must_use]
+    pub fn stages(&self) -> Vec<&str> {
+        match self {
+            Self::One(s) => vec![s.as_str()],
+            Self::Chain(v) => v.iter().map(String::as_str).collect(),
+        }
+    }
+
+    /// As counters and messages show it (`a | b`).
+    #[must_use]
+    pub fn display(&self) -> String {
+        self.stages().join(" | ")
+    }
 }
 
 /// What a consumer does once its filter has failed and is quarantined.

@@ -15,11 +15,14 @@ use crossbeam_queue::ArrayQueue;
 use ringwire_filters::{compile_expression, CompileTarget, FilterError, FilterFactory, QuarantinePolicy};
 
 use crate::{
-    config::{Config, ConfigError, ConsumerKind, PortKind},
+    config::{Config, ConfigError, ConsumerKind, FilterList, PortKind},
     consumer::{error_chain, run_sink, Channel, PcapOutput, Producer, SinkOutput, SinkTask, SinkWaker, MIN_CHUNK},
     pcapio::{PcapIoError, PcapReader},
     ring::{RingError, RxRing, RxRingOptions, TxRing, TxRingOptions},
-    stats::{consumer as cc, port as pc, sink, Cells, ConsumerSnap, PortSnap, Snapshot, WorkerCounters, WorkerSnap},
+    stats::{
+        consumer as cc, port as pc, sink, Cells, ConsumerSnap, PortSnap, Snapshot, StageSnap, WorkerCounters,
+        WorkerSnap,
+    },
     sys,
     worker::{Command, ConsumerInst, Delivery, Dispatch, Source, Worker, WorkerResult, BATCH},
 };
@@ -97,7 +100,7 @@ pub struct Report {
 /// The filters in force, for swaps and counters.
 struct FilterState {
     consumers: Vec<Option<Arc<FilterFactory>>>,
-    consumer_text: Vec<Option<String>>,
+    consumer_text: Vec<Option<FilterList>>,
     port_text: Vec<Option<String>>,
     /// Commands sent to each worker so far.
     sent: Vec<u64>,
@@ -209,8 +212,8 @@ impl Engine {
             let live = config.live_iface_for(c);
             consumer_filters.push(
                 c.filter
-                    .as_deref()
-                    .map(|f| FilterFactory::with_live(f, c.on_filter_failure.into(), live.as_deref()))
+                    .as_ref()
+                    .map(|f| FilterFactory::chain(&f.stages(), c.on_filter_failure.into(), live.as_deref()))
                     .transpose()?
                     .map(Arc::new),
             );
@@ -498,8 +501,8 @@ impl Engine {
             let live = new.live_iface_for(c);
             let factory = c
                 .filter
-                .as_deref()
-                .map(|f| FilterFactory::with_live(f, c.on_filter_failure.into(), live.as_deref()))
+                .as_ref()
+                .map(|f| FilterFactory::chain(&f.stages(), c.on_filter_failure.into(), live.as_deref()))
                 .transpose()?
                 .map(Arc::new);
             let instances = (0..nworkers)
@@ -531,7 +534,7 @@ impl Engine {
             notes.push(format!(
                 "consumer `{}`: filter now {}",
                 new.consumers[ci].name,
-                text.as_deref().unwrap_or("(none)")
+                text.as_ref().map_or_else(|| "(none)".to_owned(), FilterList::display)
             ));
             st.consumers[ci] = factory;
             st.consumer_text[ci] = text;
@@ -650,6 +653,16 @@ impl Engine {
         for (s, f) in consumers.iter_mut().zip(&st.consumers) {
             if let Some(f) = f {
                 s.filter = Some(f.text().to_owned());
+                s.filter_stages = f
+                    .stage_stats()
+                    .into_iter()
+                    .map(|t| StageSnap {
+                        filter: t.filter,
+                        evaluated: t.evaluated,
+                        passed: t.passed,
+                        dropped: t.evaluated - t.passed,
+                    })
+                    .collect();
                 if let Some(h) = f.health() {
                     s.filter_errors = h.errors;
                     s.filter_quarantined = h.quarantined;

@@ -11,7 +11,7 @@ use std::{
 use anyhow::{bail, Context as _, Result};
 use clap::{Parser, Subcommand};
 use ringwire_engine::{
-    config::{ConsumerConfig, ConsumerKind, FanoutMode, PortConfig, WaitMode},
+    config::{ConsumerConfig, ConsumerKind, FanoutMode, FilterList, PortConfig, WaitMode},
     engine::{Report, StopReason},
     lab::Lab,
     stats::Snapshot,
@@ -192,6 +192,17 @@ fn finish(report: &Report, engine_json: Option<&Path>, to_stderr: bool) -> Resul
         }
     }
     for c in &report.snapshot.consumers {
+        for (i, st) in c.filter_stages.iter().enumerate() {
+            text.push_str(&format!(
+                "consumer `{}` filter stage {} `{}`: evaluated {}, passed {}, dropped {}\n",
+                c.name,
+                i + 1,
+                st.filter,
+                st.evaluated,
+                st.passed,
+                st.dropped
+            ));
+        }
         if let Some(q) = &c.filter_quarantined {
             text.push_str(&format!(
                 "consumer `{}`: filter quarantined after {} error(s): {q}\n",
@@ -277,7 +288,7 @@ fn capture_config(a: &CaptureArgs) -> Result<Config> {
         kind: if a.write.is_some() { ConsumerKind::Pcap } else { ConsumerKind::Print },
         ports: Vec::new(),
         // From a file, the expression runs in userspace on the consumer.
-        filter: if a.reads.is_empty() { None } else { filter },
+        filter: if a.reads.is_empty() { None } else { filter.map(FilterList::One) },
         on_filter_failure: Default::default(),
         path: a.write.clone(),
         snaplen: a.snaplen,

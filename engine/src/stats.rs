@@ -188,6 +188,21 @@ pub struct ConsumerSnap {
     pub filter_errors: u64,
     /// Plugin filters: why the filter is quarantined.
     pub filter_quarantined: Option<String>,
+    /// A chain's stages, each with what it evaluated, passed and dropped.
+    pub filter_stages: Vec<StageSnap>,
+}
+
+/// One stage of a consumer's filter chain.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, Default)]
+pub struct StageSnap {
+    /// The stage's filter, as written.
+    pub filter: String,
+    /// Frames it decided (those the stages before it passed).
+    pub evaluated: u64,
+    /// Frames it passed.
+    pub passed: u64,
+    /// Frames it dropped.
+    pub dropped: u64,
 }
 
 /// Every counter at one moment.

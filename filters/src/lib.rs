@@ -20,6 +20,7 @@
 
 mod builtin;
 mod cbpf;
+pub mod chain;
 /// Bounds-checked header views (shared with plugins through the SDK).
 pub use ringwire_filter_sdk::headers;
 mod pcap_expr;
@@ -30,7 +31,7 @@ pub use builtin::BuiltinFilter;
 pub use cbpf::{CbpfProgram, Insn, VlanTag, MAX_INSNS};
 pub use pcap_expr::{compile_expression, CompileTarget, PcapFilter};
 pub use plugin::QuarantinePolicy;
-pub use spec::{FilterFactory, FilterHealth, FilterSpec};
+pub use spec::{FilterFactory, FilterHealth, FilterSpec, StageStats};
 
 /// A frame as a filter sees it: the captured bytes and the length on the wire.
 #[derive(Debug, Clone, Copy)]

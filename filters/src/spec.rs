@@ -7,9 +7,13 @@
 //! | `builtin:vlan 10-20 and not mac 02:00:00:00:00:01` | [`crate::BuiltinFilter`] |
 //! | `plugin:/path/libx.so` or `plugin:/path/libx.so:CONFIG` | a Rust plugin, given CONFIG |
 
-use std::{path::PathBuf, sync::Arc};
+use std::{
+    path::PathBuf,
+    sync::{atomic::Ordering, Arc, Mutex},
+};
 
 use crate::{
+    chain::{ChainFilter, StageCounts},
     plugin::{PluginLibrary, QuarantinePolicy},
     BuiltinFilter, Filter, FilterError, PcapFilter,
 };
@@ -58,11 +62,25 @@ enum Compiled {
     Plugin(Arc<PluginLibrary>, String, QuarantinePolicy),
 }
 
-/// Builds filter instances for one specification: compiled, parsed or
-/// loaded once, checked once (a plugin's config by a first instance).
+/// Builds filter instances for one specification, or a chain of them:
+/// compiled, parsed or loaded once, checked once (a plugin's config by a
+/// first instance).
 pub struct FilterFactory {
     text: String,
-    compiled: Compiled,
+    stages: Vec<(String, Compiled)>,
+    /// Per-stage counters of every chain instance made (summed when read).
+    counts: Mutex<Vec<Arc<[StageCounts]>>>,
+}
+
+/// One stage of a chain, as counters show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageStats {
+    /// The stage's filter, as written.
+    pub filter: String,
+    /// Frames it decided (those earlier stages passed).
+    pub evaluated: u64,
+    /// Frames it passed.
+    pub passed: u64,
 }
 
 impl std::fmt::Debug for FilterFactory {
@@ -96,7 +114,27 @@ impl FilterFactory {
     /// # Errors
     /// As [`FilterFactory::new`].
     pub fn with_live(text: &str, policy: QuarantinePolicy, live_iface: Option<&str>) -> Result<Self, FilterError> {
-        let compiled = match FilterSpec::parse(text) {
+        Self::chain(&[text], policy, live_iface)
+    }
+
+    /// A chain: a frame passes when every stage passes it, each stage seeing
+    /// only what the stages before it passed.
+    ///
+    /// # Errors
+    /// As [`FilterFactory::new`], for the first stage that fails; an empty chain.
+    pub fn chain(texts: &[&str], policy: QuarantinePolicy, live_iface: Option<&str>) -> Result<Self, FilterError> {
+        if texts.is_empty() {
+            return Err(FilterError::Builtin { expression: String::new(), message: "an empty filter chain".into() });
+        }
+        let stages = texts
+            .iter()
+            .map(|t| Ok(((*t).to_owned(), Self::compile(t, policy, live_iface)?)))
+            .collect::<Result<Vec<_>, FilterError>>()?;
+        Ok(Self { text: texts.join(" | "), stages, counts: Mutex::default() })
+    }
+
+    fn compile(text: &str, policy: QuarantinePolicy, live_iface: Option<&str>) -> Result<Compiled, FilterError> {
+        Ok(match FilterSpec::parse(text) {
             FilterSpec::Pcap(e) => Compiled::Pcap(match live_iface {
                 Some(iface) => PcapFilter::with_live(&e, iface)?,
                 None => PcapFilter::new(&e)?,
@@ -108,8 +146,15 @@ impl FilterFactory {
                 drop(lib.instance(&config, policy)?);
                 Compiled::Plugin(lib, config, policy)
             }
-        };
-        Ok(Self { text: text.to_owned(), compiled })
+        })
+    }
+
+    fn build(c: &Compiled) -> Result<Box<dyn Filter>, FilterError> {
+        Ok(match c {
+            Compiled::Pcap(f) => Box::new(f.clone()),
+            Compiled::Builtin(f) => Box::new(f.clone()),
+            Compiled::Plugin(lib, config, policy) => Box::new(lib.instance(config, *policy)?),
+        })
     }
 
     /// A new instance for one worker.
@@ -118,11 +163,31 @@ impl FilterFactory {
     /// A plugin that rejects its config (it accepted it when checked, so
     /// only a plugin whose behaviour changed does).
     pub fn instance(&self) -> Result<Box<dyn Filter>, FilterError> {
-        Ok(match &self.compiled {
-            Compiled::Pcap(f) => Box::new(f.clone()),
-            Compiled::Builtin(f) => Box::new(f.clone()),
-            Compiled::Plugin(lib, config, policy) => Box::new(lib.instance(config, *policy)?),
-        })
+        if let [(_, only)] = &self.stages[..] {
+            return Self::build(only);
+        }
+        let stages = self.stages.iter().map(|(_, c)| Self::build(c)).collect::<Result<Vec<_>, _>>()?;
+        let counts: Arc<[StageCounts]> = self.stages.iter().map(|_| StageCounts::default()).collect();
+        self.counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(counts.clone());
+        Ok(Box::new(ChainFilter::new(stages, counts)))
+    }
+
+    /// Per-stage counters of a chain, summed over its instances (empty for a single filter).
+    #[must_use]
+    pub fn stage_stats(&self) -> Vec<StageStats> {
+        if self.stages.len() < 2 {
+            return Vec::new();
+        }
+        let all = self.counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.stages
+            .iter()
+            .enumerate()
+            .map(|(i, (text, _))| StageStats {
+                filter: text.clone(),
+                evaluated: all.iter().map(|c| c[i].evaluated.load(Ordering::Relaxed)).sum(),
+                passed: all.iter().map(|c| c[i].passed.load(Ordering::Relaxed)).sum(),
+            })
+            .collect()
     }
 
     /// The text it was built from.
@@ -131,16 +196,21 @@ impl FilterFactory {
         &self.text
     }
 
-    /// A plugin's health; `None` for other filters.
+    /// The health of the plugins in it (errors summed, the first quarantine
+    /// reason); `None` when it holds no plugin.
     #[must_use]
     pub fn health(&self) -> Option<FilterHealth> {
-        match &self.compiled {
-            Compiled::Plugin(lib, ..) => Some(FilterHealth {
-                errors: lib.health().errors.load(std::sync::atomic::Ordering::Relaxed),
-                quarantined: lib.health().quarantined.lock().map(|q| q.clone()).unwrap_or(None),
-            }),
-            _ => None,
+        let mut out: Option<FilterHealth> = None;
+        for (_, c) in &self.stages {
+            if let Compiled::Plugin(lib, ..) = c {
+                let h = out.get_or_insert(FilterHealth { errors: 0, quarantined: None });
+                h.errors += lib.health().errors.load(Ordering::Relaxed);
+                if h.quarantined.is_none() {
+                    h.quarantined = lib.health().quarantined.lock().map(|q| q.clone()).unwrap_or(None);
+                }
+            }
         }
+        out
     }
 }
 

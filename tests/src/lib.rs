@@ -306,3 +306,12 @@ pub fn plugin(crate_name: &str) -> PathBuf {
     assert!(p.exists(), "{} not built: run `cargo build --workspace` first", p.display());
     p
 }
+
+/// Start ringwire-gen in the background inside `ns` (killed when dropped).
+#[must_use]
+pub fn spawn_generator(ns: &str, iface: &str, args: &[&str]) -> Proc {
+    Proc::spawn(
+        "ringwire-gen",
+        Command::new("ip").args(["netns", "exec", ns]).arg(bin("ringwire-gen")).args(["-i", iface]).args(args),
+    )
+}

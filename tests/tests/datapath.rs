@@ -15,6 +15,15 @@ fn write_config(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
     p
 }
 
+/// A swap from a UDP filter to a TCP filter happened once, between frames:
+/// only UDP before, only TCP after (no gap, no mix), plenty on each side.
+fn assert_one_switch(protos: &[u8]) {
+    let switch = protos.iter().position(|p| *p == 6).expect("TCP frames after the swap");
+    assert!(switch > 100 && protos.len() - switch > 100, "both sides of the swap: {switch} of {}", protos.len());
+    assert!(protos[..switch].iter().all(|p| *p == 17), "only UDP before the swap");
+    assert!(protos[switch..].iter().all(|p| *p == 6), "only TCP after the swap");
+}
+
 fn u(v: &serde_json::Value) -> u64 {
     v.as_u64().unwrap_or_else(|| panic!("not a number: {v}"))
 }
@@ -227,13 +236,7 @@ fn sigterm_under_load_leaves_a_valid_pcap_of_the_delivered_frames() {
         ),
     );
     let engine = start_engine(&ns_e, &cfg, dir.path());
-    let gen = ringwire_tests::Proc::spawn(
-        "ringwire-gen",
-        std::process::Command::new("ip")
-            .args(["netns", "exec", &ns_g])
-            .arg(ringwire_tests::bin("ringwire-gen"))
-            .args(["-i", &vg, "--duration", "4", "--rate", "150000"]),
-    );
+    let gen = ringwire_tests::spawn_generator(&ns_g, &vg, &["--duration", "4", "--rate", "150000"]);
     std::thread::sleep(Duration::from_millis(1500));
     let _ = stop_engine(engine); // mid-traffic
     drop(gen);
@@ -276,13 +279,7 @@ fn start_and_stop_under_traffic_neither_duplicate_nor_lose_count() {
             out.display()
         ),
     );
-    let gen = ringwire_tests::Proc::spawn(
-        "ringwire-gen",
-        std::process::Command::new("ip")
-            .args(["netns", "exec", &ns_g])
-            .arg(ringwire_tests::bin("ringwire-gen"))
-            .args(["-i", &vg, "--duration", "4", "--rate", "50000", "--size", "128-512"]),
-    );
+    let gen = ringwire_tests::spawn_generator(&ns_g, &vg, &["--duration", "4", "--rate", "50000", "--size", "128-512"]);
     std::thread::sleep(Duration::from_millis(500));
     let engine = start_engine(&ns_e, &cfg, dir.path());
     std::thread::sleep(Duration::from_millis(1000));
@@ -415,13 +412,7 @@ fn sighup_swaps_a_consumer_filter_under_traffic_without_a_gap() {
     };
     let cfg = write_config(dir.path(), "swap", &text("builtin:proto udp"));
     let engine = start_engine(&ns_e, &cfg, dir.path());
-    let gen = ringwire_tests::Proc::spawn(
-        "ringwire-gen",
-        std::process::Command::new("ip")
-            .args(["netns", "exec", &ns_g])
-            .arg(ringwire_tests::bin("ringwire-gen"))
-            .args(["-i", &vg, "--duration", "2", "--rate", "20000", "--vlan-every", "0"]),
-    );
+    let gen = ringwire_tests::spawn_generator(&ns_g, &vg, &["--duration", "2", "--rate", "20000", "--vlan-every", "0"]);
     std::thread::sleep(Duration::from_millis(700));
     // A broken filter first: refused, the old one stays.
     std::fs::write(&cfg, text("builtin:proto nonsense")).unwrap();
@@ -440,11 +431,7 @@ fn sighup_swaps_a_consumer_filter_under_traffic_without_a_gap() {
         .iter()
         .map(|r| ringwire_filters::headers::Headers::parse(&r.data).proto.expect("IP frames"))
         .collect();
-    let switch = protos.iter().position(|p| *p == 6).expect("TCP frames after the swap");
-    assert!(switch > 100, "UDP frames before the swap: {switch}");
-    assert!(protos[..switch].iter().all(|p| *p == 17), "only UDP before the swap");
-    assert!(protos[switch..].iter().all(|p| *p == 6), "only TCP after the swap (no gap, no mix)");
-    assert!(protos.len() - switch > 100, "TCP frames after the swap");
+    assert_one_switch(&protos);
     let s = stats(&st);
     assert_reconciles(&s);
     assert_eq!(s["consumers"][0]["filter"], "builtin:proto tcp");
@@ -526,13 +513,7 @@ fn sighup_swaps_a_kernel_port_filter_without_a_gap() {
     };
     let cfg = write_config(dir.path(), "kswap", &text("udp"));
     let engine = start_engine(&ns_e, &cfg, dir.path());
-    let gen = ringwire_tests::Proc::spawn(
-        "ringwire-gen",
-        std::process::Command::new("ip")
-            .args(["netns", "exec", &ns_g])
-            .arg(ringwire_tests::bin("ringwire-gen"))
-            .args(["-i", &vg, "--duration", "2", "--rate", "20000", "--vlan-every", "0"]),
-    );
+    let gen = ringwire_tests::spawn_generator(&ns_g, &vg, &["--duration", "2", "--rate", "20000", "--vlan-every", "0"]);
     std::thread::sleep(Duration::from_millis(900));
     std::fs::write(&cfg, text("tcp")).unwrap();
     engine.signal(libc::SIGHUP);
@@ -544,8 +525,5 @@ fn sighup_swaps_a_kernel_port_filter_without_a_gap() {
         .iter()
         .map(|r| ringwire_filters::headers::Headers::parse(&r.data).proto.expect("IP frames"))
         .collect();
-    let switch = protos.iter().position(|p| *p == 6).expect("TCP frames after the swap");
-    assert!(switch > 100 && protos.len() - switch > 100, "both sides of the swap: {switch} of {}", protos.len());
-    assert!(protos[..switch].iter().all(|p| *p == 17), "only UDP before");
-    assert!(protos[switch..].iter().all(|p| *p == 6), "only TCP after");
+    assert_one_switch(&protos);
 }

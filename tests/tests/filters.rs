@@ -222,3 +222,47 @@ fn bad_filters_and_plugins_are_refused_clearly() {
         refused(d, &format!("plugin:{}", libc.display()), &["not a ringwire filter plugin"]);
     }
 }
+
+/// A chain: each stage sees only what the stages before it passed, and the
+/// counters say, per stage, what it evaluated, passed and dropped.
+#[test]
+fn a_filter_chain_applies_stages_in_order_and_counts_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("chain.pcap");
+    let frames = mixed(600);
+    write_pcap(&input, &frames);
+    let (out, st) = (dir.path().join("out.pcap"), dir.path().join("st.json"));
+    let dns = plugin("rw-plugin-top-talkers");
+    let cfg = format!(
+        "[engine]\nstats_json = \"{}\"\n[[ports]]\nuri = \"pcap:{}\"\n\
+         [[consumers]]\nname = \"f\"\nkind = \"pcap\"\npath = \"{}\"\n\
+         filter = [\"vlan and udp\", \"builtin:sample 2\", \"plugin:{}:n=64,k=64\"]\n",
+        st.display(),
+        input.display(),
+        out.display(),
+        dns.display()
+    );
+    let res = run(dir.path(), &cfg);
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    // `vlan and udp` keeps the 200 tagged UDP frames (i % 3 == 0); sample 2 keeps
+    // every second of those; top-64 of few senders keeps them all.
+    let want: Vec<&Vec<u8>> = frames.iter().step_by(3).skip(1).step_by(2).collect();
+    let got: Vec<Vec<u8>> = read_pcap(&out).into_iter().map(|r| r.data).collect();
+    assert_eq!(got.iter().collect::<Vec<_>>(), want);
+    let s = stats(&st);
+    assert_reconciles(&s);
+    let stages = s["consumers"][0]["filter_stages"].as_array().unwrap();
+    let row = |i: usize| {
+        (
+            stages[i]["evaluated"].as_u64().unwrap(),
+            stages[i]["passed"].as_u64().unwrap(),
+            stages[i]["dropped"].as_u64().unwrap(),
+        )
+    };
+    assert_eq!(row(0), (600, 200, 400));
+    assert_eq!(row(1), (200, 100, 100));
+    assert_eq!(row(2), (100, 100, 0));
+    assert_eq!(stages[1]["filter"], "builtin:sample 2");
+    assert!(String::from_utf8_lossy(&res.stdout)
+        .contains("filter stage 2 `builtin:sample 2`: evaluated 200, passed 100, dropped 100"));
+}
