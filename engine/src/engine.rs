@@ -589,6 +589,12 @@ impl Engine {
         Ok(())
     }
 
+    /// Whether every source is a file (the engine ends by itself).
+    #[must_use]
+    pub fn is_finite(&self) -> bool {
+        self.finite
+    }
+
     /// Whether the engine should be stopped now, and why.
     #[must_use]
     pub fn should_stop(&self) -> Option<StopReason> {

@@ -152,7 +152,8 @@ fn supervise(engine: Engine, progress_ms: u64, signals: &AtomicBool, mut extra: 
             last = (Instant::now(), snap);
             next_progress += Duration::from_millis(progress_ms);
         }
-        std::thread::sleep(Duration::from_millis(5));
+        // Replaying files, the end comes as soon as they are read: notice it quickly.
+        std::thread::sleep(Duration::from_millis(if engine.is_finite() { 1 } else { 5 }));
     }
     engine.stop()
 }
