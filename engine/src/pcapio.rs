@@ -133,8 +133,8 @@ impl PcapReader {
         // SAFETY: the mapping is read-only and private to this reader; a file
         // truncated by someone else while mapped could fault on access, the
         // same risk every mmap-based reader accepts for files it was asked to read.
-        let map =
-            unsafe { memmap2::Mmap::map(&f) }.map_err(|source| PcapIoError::Open { path: path.into(), source })?;
+        let map = unsafe { memmap2::Mmap::map(&f) };
+        let map = map.map_err(|source| PcapIoError::Open { path: path.into(), source })?;
         let _ = map.advise(memmap2::Advice::Sequential);
         let Some(hdr) = map.get(..24) else {
             return Err(PcapIoError::Truncated { path: path.into(), record: 0, offset: map.len() as u64 });
