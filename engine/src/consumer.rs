@@ -184,8 +184,16 @@ impl Producer {
     /// Like [`Producer::offer`], but when no chunk is free, wake the consumer
     /// and wait for one (file sources: no deadline, so no reason to drop).
     /// Gives up, and the frame is dropped and counted, if the consumer frees
-    /// nothing for `patience`.
-    pub fn offer_waiting(&mut self, data: &[u8], wire_len: u32, ts_ns: u64, port: u16, patience: Duration) -> bool {
+    /// nothing for `patience` or `stop` is raised.
+    pub fn offer_waiting(
+        &mut self,
+        data: &[u8],
+        wire_len: u32,
+        ts_ns: u64,
+        port: u16,
+        patience: Duration,
+        stop: &AtomicBool,
+    ) -> bool {
         if self.offer(data, wire_len, ts_ns, port) {
             return true;
         }
@@ -196,7 +204,7 @@ impl Producer {
             if self.offer(data, wire_len, ts_ns, port) {
                 return true;
             }
-            if std::time::Instant::now() > deadline {
+            if std::time::Instant::now() > deadline || stop.load(Ordering::Relaxed) {
                 return false;
             }
         }

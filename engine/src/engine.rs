@@ -399,6 +399,7 @@ impl Engine {
                     ports: vec![[0; pc::N]; ports.len()],
                     cons: vec![[0; cc::N]; config.consumers.len()],
                     verdicts: [ringwire_filters::Verdict::Pass; BATCH],
+                    stop: stop.clone(),
                 },
                 commands: commands.last().expect("pushed above").clone(),
                 applied: applied.last().expect("pushed above").clone(),
@@ -525,11 +526,16 @@ impl Engine {
                 _ => notes.push(format!("port `{}`: a pcap port's filter changes on restart", p.display_name())),
             }
         }
-        // Then hand them to the workers.
+        // Then hand them to the workers: all or nothing, so first make sure
+        // every worker's queue has room for every change.
+        let needed = consumer_changes.len() + port_changes.len();
+        if let Some(w) = self.commands.iter().position(|q| q.capacity() - q.len() < needed) {
+            return Err(setup(format!("worker {w} has not applied earlier changes yet; nothing changed, try again")));
+        }
         let mut sent = st.sent.clone();
         for (ci, factory, instances, text) in consumer_changes {
             for (w, filter) in instances.into_iter().enumerate() {
-                self.send(w, Command::SetFilter { consumer: ci, filter }, &mut sent)?;
+                self.send(w, Command::SetFilter { consumer: ci, filter }, &mut sent);
             }
             notes.push(format!(
                 "consumer `{}`: filter now {}",
@@ -541,7 +547,7 @@ impl Engine {
         }
         for (pi, program, text) in port_changes {
             for w in 0..nworkers {
-                self.send(w, Command::SetPortFilter { port: pi, program: program.clone() }, &mut sent)?;
+                self.send(w, Command::SetPortFilter { port: pi, program: program.clone() }, &mut sent);
             }
             notes.push(format!(
                 "port `{}`: kernel filter now {}",
@@ -571,22 +577,14 @@ impl Engine {
         Ok(notes)
     }
 
-    fn send(&self, worker: usize, cmd: Command, sent: &mut [u64]) -> Result<(), EngineError> {
-        let mut cmd = cmd;
-        let deadline = Instant::now() + Duration::from_secs(2);
-        loop {
-            match self.commands[worker].push(cmd) {
-                Ok(()) => break,
-                Err(back) if Instant::now() < deadline => {
-                    cmd = back;
-                    sys::eventfd_signal(self.wakes[worker].as_raw_fd());
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                Err(_) => return Err(setup(format!("worker {worker} is not taking commands"))),
-            }
+    /// Queue a command (room was checked for the whole reload first, and
+    /// reloads are serialized, so the queue cannot be full here).
+    fn send(&self, worker: usize, cmd: Command, sent: &mut [u64]) {
+        if self.commands[worker].push(cmd).is_ok() {
+            sent[worker] += 1;
+        } else {
+            tracing::error!(worker, "command queue full despite the room check; change not sent");
         }
-        sent[worker] += 1;
-        Ok(())
     }
 
     /// Whether every source is a file (the engine ends by itself).

@@ -197,9 +197,9 @@ impl PcapReader {
         if incl > MAX_SNAPLEN {
             return Err(corrupt(format!("captured length {incl} exceeds {MAX_SNAPLEN}")));
         }
-        if incl > orig {
-            return Err(corrupt(format!("captured length {incl} exceeds original length {orig}")));
-        }
+        // A captured length over the original one is read as libpcap does:
+        // the frame was at least as long as what was captured.
+        let orig = orig.max(incl);
         let nsec = if self.nanos { frac } else { frac.saturating_mul(1000) };
         if nsec >= 1_000_000_000 {
             return Err(corrupt(format!("sub-second timestamp {frac} out of range")));

@@ -77,6 +77,8 @@ pub(crate) struct Dispatch {
     pub(crate) cons: Vec<[u64; cc::N]>,
     /// Scratch verdicts for one batch.
     pub(crate) verdicts: [Verdict; BATCH],
+    /// The engine's stop flag: a lossless wait ends when it is raised.
+    pub(crate) stop: Arc<AtomicBool>,
 }
 
 /// A change applied by a worker between two batches.
@@ -111,11 +113,14 @@ impl Dispatch {
     #[inline]
     fn batch(&mut self, port: usize, pkts: &[Packet<'_>], lossless: bool) {
         debug_assert!(pkts.len() <= BATCH);
-        let Self { consumers, subs, tx, cons, verdicts, .. } = self;
+        let Self { consumers, subs, tx, cons, verdicts, stop, .. } = self;
         let verdicts = &mut verdicts[..pkts.len()];
         for &ci in &subs[port] {
             let c = &mut consumers[ci];
             let n = &mut cons[ci];
+            // A consumer that stayed full for the whole patience is not waited
+            // for again in this batch (a stalled consumer costs one wait per batch).
+            let mut wait = lossless;
             n[cc::SEEN] += pkts.len() as u64;
             match c.filter.as_mut() {
                 Some(f) => f.verdict_batch(pkts, verdicts),
@@ -130,15 +135,26 @@ impl Dispatch {
                 let delivered = match &mut c.delivery {
                     Delivery::Counter => true,
                     Delivery::Forward { to_port } => tx[*to_port].as_mut().is_some_and(|t| {
-                        if lossless {
-                            t.push_waiting(p.data, LOSSLESS_PATIENCE)
+                        if wait {
+                            let ok = t.push_waiting(p.data, LOSSLESS_PATIENCE, stop);
+                            wait = ok;
+                            ok
                         } else {
                             t.push(p.data)
                         }
                     }),
                     Delivery::Queued(producer) => {
-                        if lossless {
-                            producer.offer_waiting(p.data, p.wire_len, p.ts_ns, port as u16, LOSSLESS_PATIENCE)
+                        if wait {
+                            let ok = producer.offer_waiting(
+                                p.data,
+                                p.wire_len,
+                                p.ts_ns,
+                                port as u16,
+                                LOSSLESS_PATIENCE,
+                                stop,
+                            );
+                            wait = ok;
+                            ok
                         } else {
                             producer.offer(p.data, p.wire_len, p.ts_ns, port as u16)
                         }
@@ -257,7 +273,10 @@ impl Worker {
         loop {
             // Between batches: filter swaps and the like.
             while let Some(cmd) = self.commands.pop() {
-                self.dispatch.apply(cmd, &self.sources);
+                // Draining: the rings' intake is stopped; a new kernel filter would reopen it.
+                if drain_deadline.is_none() || !matches!(cmd, Command::SetPortFilter { .. }) {
+                    self.dispatch.apply(cmd, &self.sources);
+                }
                 self.applied.fetch_add(1, Ordering::Release);
             }
             let mut work = 0usize;
@@ -580,6 +599,7 @@ impl BenchDispatch {
             ports: vec![[0; pc::N]],
             cons: vec![[0; cc::N]; consumers],
             verdicts: [Verdict::Pass; BATCH],
+            stop: Arc::default(),
         })
     }
 

@@ -125,6 +125,10 @@ impl CbpfProgram {
         let n = insns.len();
         for (pc, i) in insns.iter().enumerate() {
             let bad = |what: &str| Err(format!("instruction {pc} (code {:#06x}): {what}", i.code));
+            // Only the bits classic BPF defines (libpcap's matcher aborts on anything else).
+            if i.code > 0xff {
+                return bad("unknown opcode");
+            }
             match i.code & 0x07 {
                 BPF_LD | BPF_LDX => {
                     let mode = i.code & 0xe0;
@@ -146,6 +150,9 @@ impl CbpfProgram {
                     }
                 }
                 BPF_ST | BPF_STX => {
+                    if i.code != BPF_ST && i.code != BPF_STX {
+                        return bad("unknown store");
+                    }
                     if i.k as usize >= MEMWORDS {
                         return bad("scratch index out of range");
                     }
@@ -171,9 +178,18 @@ impl CbpfProgram {
                     if matches!(op, BPF_DIV | BPF_MOD) && i.code & BPF_X == BPF_K && i.k == 0 {
                         return bad("division by constant zero");
                     }
+                    if matches!(op, BPF_LSH | BPF_RSH) && i.code & BPF_X == BPF_K && i.k >= 32 {
+                        return bad("shift by 32 or more");
+                    }
+                    if op == BPF_NEG && i.code & BPF_X != 0 {
+                        return bad("unknown ALU operation");
+                    }
                 }
                 BPF_JMP => {
                     let op = i.code & 0xf0;
+                    if op == BPF_JA && i.code & BPF_X != 0 {
+                        return bad("unknown jump");
+                    }
                     let targets_ok = if op == BPF_JA {
                         (i.k as usize) < n - pc - 1
                     } else if matches!(op, BPF_JEQ | BPF_JGT | BPF_JGE | BPF_JSET) {
@@ -186,12 +202,12 @@ impl CbpfProgram {
                     }
                 }
                 BPF_RET => {
-                    if !matches!(i.code & 0x18, BPF_K | BPF_A) {
+                    if !matches!(i.code, c if c == BPF_RET | BPF_K || c == BPF_RET | BPF_A) {
                         return bad("unknown return");
                     }
                 }
                 BPF_MISC => {
-                    if !matches!(i.code & 0xf8, BPF_TAX | BPF_TXA) {
+                    if i.code != BPF_MISC | BPF_TAX && i.code != BPF_MISC | BPF_TXA {
                         return bad("unknown misc operation");
                     }
                 }
@@ -559,6 +575,14 @@ mod tests {
         assert!(CbpfProgram::new(vec![ins(BPF_ST, 0, 0, 16), ins(BPF_RET, 0, 0, 0)]).is_err());
         // Division by constant zero.
         assert!(CbpfProgram::new(vec![ins(BPF_ALU | BPF_DIV, 0, 0, 0), ins(BPF_RET, 0, 0, 0)]).is_err());
+        // Shifts of 32 or more, NEG with X, JA with X, stray high bits: libpcap's matcher would abort or misbehave.
+        assert!(CbpfProgram::new(vec![ins(BPF_ALU | BPF_LSH, 0, 0, 32), ins(BPF_RET, 0, 0, 0)]).is_err());
+        assert!(CbpfProgram::new(vec![ins(BPF_ALU | BPF_NEG | BPF_X, 0, 0, 0), ins(BPF_RET, 0, 0, 0)]).is_err());
+        assert!(CbpfProgram::new(vec![ins(BPF_JMP | BPF_JA | BPF_X, 0, 0, 0), ins(BPF_RET, 0, 0, 0)]).is_err());
+        assert!(CbpfProgram::new(vec![ins(0x0106, 0, 0, 0)]).is_err());
+        assert!(CbpfProgram::new(vec![ins(BPF_RET | BPF_K | 0x20, 0, 0, 0)]).is_err());
+        // Register-source ALU stays valid.
+        assert!(CbpfProgram::new(vec![ins(BPF_ALU | BPF_ADD | BPF_X, 0, 0, 0), ins(BPF_RET | BPF_A, 0, 0, 0)]).is_ok());
     }
 
     #[test]

@@ -43,6 +43,8 @@ pub struct PluginHealth {
     pub errors: AtomicU64,
     /// Why it was quarantined, once it is.
     pub quarantined: Mutex<Option<String>>,
+    /// Set with `quarantined` (checked once per batch without the lock).
+    is_quarantined: std::sync::atomic::AtomicBool,
 }
 
 /// A loaded plugin library.
@@ -82,6 +84,9 @@ impl PluginLibrary {
         if !path.exists() {
             return Err(plugin_err(path, "no such file"));
         }
+        // An absolute path: dlopen searches the library path for a bare name,
+        // which could load some other file than the one checked above.
+        let path = &std::fs::canonicalize(path).map_err(|e| plugin_err(path, e.to_string()))?;
         // SAFETY: loading a library runs its initialisers; that is what loading
         // a plugin means, and the operator chose the file.
         let lib = unsafe { Library::new(path) }.map_err(|e| plugin_err(path, format!("cannot load: {e}")))?;
@@ -183,6 +188,7 @@ impl PluginFilter {
         tracing::error!(plugin = %self.lib.name, policy = ?self.policy, "{why}; quarantined");
         let mut q = self.lib.health.quarantined.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         q.get_or_insert(why);
+        self.lib.health.is_quarantined.store(true, Ordering::Release);
     }
 
     fn fallback(&self) -> Verdict {
@@ -205,7 +211,7 @@ impl Filter for PluginFilter {
     }
 
     fn verdict_batch(&mut self, pkts: &[Packet<'_>], verdicts: &mut [Verdict]) {
-        if self.quarantined || self.lib.health.quarantined.lock().map(|q| q.is_some()).unwrap_or(true) {
+        if self.quarantined || self.lib.health.is_quarantined.load(Ordering::Acquire) {
             self.quarantined = true;
             verdicts.iter_mut().for_each(|v| *v = self.fallback());
             return;

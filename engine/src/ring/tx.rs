@@ -216,7 +216,12 @@ impl TxRing {
     /// Like [`TxRing::push`], but when the ring is full, kick it and wait for
     /// a slot (replaying a file: no reason to drop). Gives up after
     /// `patience`, or at once for a frame the interface cannot send.
-    pub fn push_waiting(&mut self, frame: &[u8], patience: std::time::Duration) -> bool {
+    pub fn push_waiting(
+        &mut self,
+        frame: &[u8],
+        patience: std::time::Duration,
+        stop: &std::sync::atomic::AtomicBool,
+    ) -> bool {
         if self.push(frame) {
             return true;
         }
@@ -231,7 +236,7 @@ impl TxRing {
             if self.push(frame) {
                 return true;
             }
-            if std::time::Instant::now() > deadline {
+            if std::time::Instant::now() > deadline || stop.load(std::sync::atomic::Ordering::Relaxed) {
                 return false;
             }
         }

@@ -171,6 +171,15 @@ pub trait FilterPlugin: Sized + Send + 'static {
     }
 }
 
+/// The message of a panic payload; the payload is dropped inside
+/// `catch_unwind`, so a payload whose own drop panics cannot unwind out of an
+/// `extern "C"` function (which would abort the engine).
+fn panic_message_of(p: Box<dyn std::any::Any + Send>) -> String {
+    let msg = panic_message(&*p);
+    let _ = catch_unwind(AssertUnwindSafe(move || drop(p)));
+    msg
+}
+
 fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
     p.downcast_ref::<&str>()
         .map(|s| (*s).to_owned())
@@ -206,7 +215,7 @@ pub unsafe extern "C" fn create<T: FilterPlugin>(config: *const u8, len: usize, 
             std::ptr::null_mut()
         }
         Err(p) => {
-            report(&format!("panicked in new: {}", panic_message(&*p)));
+            report(&format!("panicked in new: {}", panic_message_of(p)));
             std::ptr::null_mut()
         }
     }
@@ -254,7 +263,7 @@ pub unsafe extern "C" fn eval_batch<T: FilterPlugin>(
         Err(p) => {
             // SAFETY: the caller passes a valid ErrorBuf or null.
             if let Some(e) = unsafe { err.as_mut() } {
-                e.set(&panic_message(&*p));
+                e.set(&panic_message_of(p));
             }
             STATUS_PANIC
         }
