@@ -105,6 +105,14 @@ pub trait Filter: Send {
     }
 }
 
+/// Decide one frame through a filter's batch path: for filters whose real
+/// work is per batch (a plugin's ABI call, a chain's stages).
+pub fn verdict_via_batch<F: Filter + ?Sized>(f: &mut F, pkt: &Packet<'_>) -> Verdict {
+    let mut v = [Verdict::Drop];
+    f.verdict_batch(std::slice::from_ref(pkt), &mut v);
+    v[0]
+}
+
 /// Errors from building a filter.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

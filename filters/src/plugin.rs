@@ -205,9 +205,7 @@ impl Filter for PluginFilter {
     }
 
     fn verdict(&mut self, pkt: &Packet<'_>) -> Verdict {
-        let mut v = [Verdict::Drop];
-        self.verdict_batch(std::slice::from_ref(pkt), &mut v);
-        v[0]
+        crate::verdict_via_batch(self, pkt)
     }
 
     fn verdict_batch(&mut self, pkts: &[Packet<'_>], verdicts: &mut [Verdict]) {
