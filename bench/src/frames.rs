@@ -75,6 +75,27 @@ pub struct MixSpec {
 }
 
 impl MixSpec {
+    /// Every template, flows x sizes: `templates()[template_index(k)]` is frame `k`.
+    ///
+    /// # Errors
+    /// A size out of range.
+    pub fn templates(&self) -> Result<Vec<Template>, FrameError> {
+        let mut out = Vec::with_capacity(self.flows as usize * self.sizes.len());
+        for s in &self.sizes {
+            for f in 0..self.flows {
+                out.push(build(self, self.flow(f), *s)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Which template frame `seq` uses: flow `seq % flows`, size `(seq / flows) % sizes`.
+    #[must_use]
+    pub fn template_index(&self, seq: u64) -> usize {
+        let flows = u64::from(self.flows);
+        ((seq / flows) as usize % self.sizes.len()) * self.flows as usize + (seq % flows) as usize
+    }
+
     /// The flow with index `i`.
     #[must_use]
     pub fn flow(&self, i: u32) -> FlowSpec {

@@ -95,6 +95,9 @@ pub struct Report {
     pub files: Vec<PathBuf>,
     /// Accounting identities that do not hold (should be empty).
     pub unreconciled: Vec<String>,
+    /// Per afpacket port: frames the kernel accepted that were still in the
+    /// ring when it closed (the drain ran out of time; should be empty).
+    pub unread_at_close: Vec<(String, u64)>,
 }
 
 /// The filters in force, for swaps and counters.
@@ -733,7 +736,8 @@ impl Engine {
         }
         let snapshot = self.snapshot_with(true);
         let unreconciled = snapshot.reconcile(&self.expected_seen(&snapshot));
-        Report { snapshot, errors, files, unreconciled }
+        let unread_at_close = self.unread_at_close(&snapshot);
+        Report { snapshot, errors, files, unreconciled, unread_at_close }
     }
 
     fn signal_stop(&self) {

@@ -192,6 +192,9 @@ fn finish(report: &Report, engine_json: Option<&Path>, to_stderr: bool) -> Resul
             text.push_str(&format!("accounting: MISMATCH {u}\n"));
         }
     }
+    for (port, n) in &report.unread_at_close {
+        text.push_str(&format!("port `{port}`: {n} frames the kernel accepted were still in the ring at close\n"));
+    }
     for c in &report.snapshot.consumers {
         for (i, st) in c.filter_stages.iter().enumerate() {
             text.push_str(&format!(

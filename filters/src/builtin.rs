@@ -118,6 +118,14 @@ impl<'a> Parser<'a> {
         Ok(t)
     }
 
+    /// The next token as a number from 1 to 2^32 - 1.
+    fn positive(&mut self, what: &str, if_zero: &str) -> Result<u64, String> {
+        match number(self.next(what)?, u32::MAX.into())? {
+            0 => Err(if_zero.into()),
+            n => Ok(u64::from(n)),
+        }
+    }
+
     fn expr(&mut self) -> Result<Node, String> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
@@ -189,20 +197,14 @@ impl<'a> Parser<'a> {
             // tcpdump's habit: a bare protocol name means `proto NAME`.
             "tcp" | "udp" | "icmp" | "icmp6" | "sctp" | "gre" => Prim::Proto(vec![parse_proto(kw)?]),
             "sample" => {
-                let n = number(self.next("N")?, u32::MAX.into())?;
-                if n == 0 {
-                    return Err("sample 0: N must be at least 1".into());
-                }
+                let n = self.positive("N", "sample 0: N must be at least 1")?;
                 self.samples += 1;
-                Prim::Sample(u64::from(n), self.samples - 1)
+                Prim::Sample(n, self.samples - 1)
             }
             "rate" => {
-                let n = number(self.next("frames per second")?, u32::MAX.into())?;
-                if n == 0 {
-                    return Err("rate 0: use `not ...` to drop everything".into());
-                }
+                let n = self.positive("frames per second", "rate 0: use `not ...` to drop everything")?;
                 self.buckets += 1;
-                Prim::Rate(u64::from(n), self.buckets - 1)
+                Prim::Rate(n, self.buckets - 1)
             }
             other => return Err(format!("unknown filter `{other}`")),
         };

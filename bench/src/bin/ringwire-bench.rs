@@ -18,7 +18,10 @@ use std::{
 
 use anyhow::{bail, Context as _, Result};
 use clap::Parser;
-use ringwire_engine::lab::{self, Lab};
+use ringwire_engine::{
+    lab::{self, Lab},
+    pcapio::{PcapIoError, PcapReader},
+};
 
 /// Measure capture throughput of ringwire, tcpdump and netsniff-ng side by side.
 #[derive(Parser)]
@@ -169,22 +172,18 @@ struct Receiver {
     file: Option<PathBuf>,
 }
 
-/// Count the records of a pcap file by walking its record headers.
+/// Count the records of a pcap file with the engine's reader. A record cut
+/// off at the end (a tool stopped mid-write) is not a captured frame.
 fn count_records(path: &Path) -> Result<u64> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut f = std::io::BufReader::new(std::fs::File::open(path).with_context(|| format!("{}", path.display()))?);
-    let mut hdr = [0u8; 24];
-    f.read_exact(&mut hdr).with_context(|| format!("{}: no pcap header", path.display()))?;
-    let swapped = matches!(u32::from_le_bytes(hdr[0..4].try_into()?), 0xd4c3_b2a1 | 0x4d3c_b2a1);
+    let mut r = PcapReader::open(path)?;
     let mut n = 0;
-    let mut rec = [0u8; 16];
-    while f.read_exact(&mut rec).is_ok() {
-        let incl = u32::from_le_bytes(rec[8..12].try_into()?);
-        let incl = if swapped { incl.swap_bytes() } else { incl };
-        f.seek(SeekFrom::Current(i64::from(incl)))?;
-        n += 1;
+    loop {
+        match r.next_ref() {
+            Ok(Some(_)) => n += 1,
+            Ok(None) | Err(PcapIoError::Truncated { .. }) => return Ok(n),
+            Err(e) => return Err(e).with_context(|| format!("counting the records of {}", path.display())),
+        }
     }
-    Ok(n)
 }
 
 fn start_receiver(tool: &str, l: &Lab2, a: &Args, size: usize) -> Result<Receiver> {

@@ -160,21 +160,14 @@ fn run() -> Result<()> {
         src_mac: a.src_mac,
         dst_mac: a.dst_mac,
     };
-    // Templates: flows x sizes; frame k uses flow k % flows and size (k / flows) % sizes.
-    let mut templates: Vec<Template> = Vec::with_capacity(mix.flows as usize * mix.sizes.len());
-    for s in &mix.sizes {
-        for f in 0..mix.flows {
-            templates.push(frames::build(&mix, mix.flow(f), *s)?);
-        }
-    }
+    let templates: Vec<Template> = mix.templates()?;
     if let Some(path) = &a.pcap_out {
         let Some(n) = a.count else { bail!("--pcap-out needs --count") };
         let mut w = PcapWriter::create(path, 65535)?;
         let mut frame = Vec::with_capacity(9000);
         let t0 = sys::realtime_ns();
         for seq in 0..n {
-            let t = &templates[((seq / u64::from(mix.flows)) as usize % mix.sizes.len()) * mix.flows as usize
-                + (seq % u64::from(mix.flows)) as usize];
+            let t = &templates[mix.template_index(seq)];
             frame.clear();
             frame.extend_from_slice(&t.bytes);
             if frame.len() < 60 && !a.runts {
@@ -231,8 +224,7 @@ fn run() -> Result<()> {
             if a.rate == 0 { count } else { ((elapsed.as_nanos() * u128::from(a.rate)) / 1_000_000_000) as u64 + 1 };
         let mut batch = 0;
         while sent < due.min(count) && batch < 256 {
-            let t = &templates[((sent / u64::from(mix.flows)) as usize % mix.sizes.len()) * mix.flows as usize
-                + (sent % u64::from(mix.flows)) as usize];
+            let t = &templates[mix.template_index(sent)];
             let st = Stamp { flow: t.flow.index, seq: sent, ts_ns: sys::monotonic_ns() };
             let mut len = 0;
             let pushed = tx.push_with(&t.bytes, |slot| {
