@@ -7,7 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 frames=${1:-1000000}; rounds=${2:-5}; shift 2 || true
 expr=${*:-udp and dst port 5001}
-dir=$(mktemp -d /dev/shm/rw-offline.XXXXXX)
+# The files go where a capture would normally live (a disk file system, in the
+# page cache); DIR=/dev/shm measures tmpfs instead.
+dir=$(mktemp -d "${DIR:-/var/tmp}/rw-offline.XXXXXX")
 trap '[ -n "${KEEP:-}" ] || rm -rf "$dir"' EXIT; echo "files in $dir"
 ./target/release/ringwire-gen --pcap-out "$dir/big.pcap" -n "$frames" --flows 64 --size "${SIZE:-64-512}" >/dev/null 2>&1
 cat "$dir/big.pcap" > /dev/null   # in the page cache

@@ -38,16 +38,31 @@ pub const MIN_CHUNK: usize = 256 << 10;
 pub struct Chunk {
     buf: Vec<u8>,
     ports: Vec<u16>,
+    mark: Option<Mark>,
+}
+
+/// Which segment of a file shared by several workers a chunk's records
+/// come from (see [`crate::pcapio::SharedPcapReader`]): the sink of an
+/// ordered output writes segments in file order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mark {
+    /// The file's port.
+    pub port: u16,
+    /// The segment's number.
+    pub seq: u64,
+    /// The segment's last chunk (it may hold no record).
+    pub last: bool,
 }
 
 impl Chunk {
     fn new(capacity: usize) -> Self {
-        Self { buf: Vec::with_capacity(capacity), ports: Vec::with_capacity(capacity / RECORD_HEADER) }
+        Self { buf: Vec::with_capacity(capacity), ports: Vec::with_capacity(capacity / RECORD_HEADER), mark: None }
     }
 
     fn clear(&mut self) {
         self.buf.clear();
         self.ports.clear();
+        self.mark = None;
     }
 
     /// Number of records.
@@ -147,6 +162,8 @@ pub struct Producer {
     channel: Arc<Channel>,
     current: Option<Box<Chunk>>,
     snaplen: usize,
+    /// The shared-file segment being produced: (port, seq).
+    segment: Option<(u16, u64)>,
 }
 
 impl Producer {
@@ -154,7 +171,7 @@ impl Producer {
     #[must_use]
     pub fn new(channel: Arc<Channel>, snaplen: usize) -> Self {
         let snaplen = snaplen.min(channel.chunk_size - RECORD_HEADER);
-        Self { channel, current: None, snaplen }
+        Self { channel, current: None, snaplen, segment: None }
     }
 
     /// Append a frame; `false` when no chunk has room (the frame is dropped).
@@ -194,14 +211,17 @@ impl Producer {
         patience: Duration,
         stop: &AtomicBool,
     ) -> bool {
-        if self.offer(data, wire_len, ts_ns, port) {
-            return true;
-        }
+        self.offer(data, wire_len, ts_ns, port) || self.retry(patience, stop, |p| p.offer(data, wire_len, ts_ns, port))
+    }
+
+    /// Retry `attempt` while the consumer is woken to free a chunk, until it
+    /// succeeds, `patience` has passed or `stop` is raised.
+    fn retry(&mut self, patience: Duration, stop: &AtomicBool, mut attempt: impl FnMut(&mut Self) -> bool) -> bool {
         let deadline = std::time::Instant::now() + patience;
         loop {
             self.channel.waker.unpark();
             std::thread::yield_now();
-            if self.offer(data, wire_len, ts_ns, port) {
+            if attempt(self) {
                 return true;
             }
             if std::time::Instant::now() > deadline || stop.load(Ordering::Relaxed) {
@@ -214,12 +234,47 @@ impl Producer {
     #[inline]
     pub fn publish(&mut self) {
         if self.current.as_ref().is_some_and(|c| c.records() > 0) {
-            if let Some(c) = self.current.take() {
-                // Cannot fail: there are as many places in the queue as chunks.
-                let _ = self.channel.full.push(c);
-                self.channel.waker.wake();
+            if let Some(mut c) = self.current.take() {
+                c.mark = self.segment.map(|(port, seq)| Mark { port, seq, last: false });
+                self.push(c);
             }
         }
+    }
+
+    fn push(&self, c: Box<Chunk>) {
+        // Cannot fail: there are as many places in the queue as chunks.
+        let _ = self.channel.full.push(c);
+        self.channel.waker.wake();
+    }
+
+    /// The frames offered from now on belong to segment `seq` of the shared
+    /// file on `port`.
+    pub fn begin_segment(&mut self, port: u16, seq: u64) {
+        self.publish();
+        self.segment = Some((port, seq));
+    }
+
+    /// The segment begun last is complete: hand over its last chunk, marked
+    /// as such even when it holds no record, so an ordered sink can move on
+    /// to the next segment. Waits like [`Producer::offer_waiting`] for a
+    /// free chunk; `false` if none came (the sink then writes what it holds
+    /// back when the producers are done).
+    pub fn end_segment(&mut self, patience: Duration, stop: &AtomicBool) -> bool {
+        let Some((port, seq)) = self.segment.take() else { return true };
+        let take = |p: &mut Self| {
+            if p.current.is_none() {
+                p.current = p.channel.free.pop();
+            }
+            p.current.is_some()
+        };
+        if !take(self) && !self.retry(patience, stop, take) {
+            return false;
+        }
+        if let Some(mut c) = self.current.take() {
+            c.mark = Some(Mark { port, seq, last: true });
+            self.push(c);
+        }
+        true
     }
 }
 
@@ -320,23 +375,170 @@ pub struct SinkTask {
     pub limit_hit: Arc<AtomicBool>,
 }
 
+/// A sink's output and what it has counted.
+struct SinkState {
+    name: String,
+    output: SinkOutput,
+    limit: Option<u64>,
+    limit_hit: Arc<AtomicBool>,
+    local: [u64; sink::N],
+    stdout: std::io::BufWriter<std::io::Stdout>,
+    line: String,
+    first_error: Option<String>,
+    dirty: bool,
+}
+
+impl SinkState {
+    /// Write a chunk from worker `worker` (up to the limit), and count it.
+    fn write(&mut self, worker: usize, chunk: &Chunk) {
+        let n = chunk.records() as u64;
+        let room = match self.limit {
+            Some(l) => l.saturating_sub(self.local[sink::WRITTEN]),
+            None if self.limit_hit.load(Ordering::Relaxed) => 0, // output gone (stdout closed)
+            None => n,
+        };
+        let take = n.min(room);
+        self.local[sink::OVER_LIMIT] += n - take;
+        if take == 0 {
+            return;
+        }
+        let res = match &mut self.output {
+            SinkOutput::Pcap(p) => {
+                let files = p.files.len();
+                let r = p.write(worker, chunk, take as usize).map_err(|e| error_chain(&e));
+                self.local[sink::FILES] += (p.files.len() - files) as u64;
+                r
+            }
+            SinkOutput::Print { port_names } => {
+                let mut r = Ok(());
+                for (port, ts_ns, wire_len, data) in chunk.iter().take(take as usize) {
+                    self.line.clear();
+                    let port = port_names.get(usize::from(port)).map_or("?", String::as_str);
+                    summary_line(&mut self.line, ts_ns, wire_len, data, port);
+                    if let Err(e) = self.stdout.write_all(self.line.as_bytes()) {
+                        r = Err(if e.kind() == std::io::ErrorKind::BrokenPipe {
+                            // The reader went away (`| head`): stop quietly.
+                            self.limit_hit.store(true, Ordering::Relaxed);
+                            String::new()
+                        } else {
+                            format!("stdout: {e}")
+                        });
+                        break;
+                    }
+                }
+                r
+            }
+        };
+        match res {
+            Ok(()) => {
+                self.local[sink::WRITTEN] += take;
+                self.local[sink::BYTES] += chunk.iter().take(take as usize).map(|r| r.3.len() as u64).sum::<u64>();
+                self.dirty = true;
+            }
+            Err(e) => {
+                self.local[sink::WRITE_ERRORS] += take;
+                if self.first_error.is_none() && !e.is_empty() {
+                    tracing::error!(consumer = %self.name, error = %e, "write failed; further failures are counted");
+                    self.first_error = Some(e);
+                }
+            }
+        }
+        if self.limit.is_some_and(|l| self.local[sink::WRITTEN] >= l) {
+            self.limit_hit.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Make what was written visible (a `tail -f`, a pipe reader).
+    fn flush(&mut self) {
+        let r = match &mut self.output {
+            SinkOutput::Pcap(p) => p.flush().map_err(|e| error_chain(&e)),
+            SinkOutput::Print { .. } => self.stdout.flush().map_err(|e| e.to_string()),
+        };
+        if let Err(e) = r {
+            if self.first_error.is_none() && !self.limit_hit.load(Ordering::Relaxed) {
+                self.first_error = Some(e);
+            }
+        }
+        self.dirty = false;
+    }
+}
+
+/// A chunk and the index of the worker (channel) it came from.
+type FromWorker = (usize, Box<Chunk>);
+
+/// Puts the segments of files shared by several workers back in file order
+/// for an output that has one order (see [`Mark`]). A chunk of the segment
+/// expected next is written at once; one of a later segment waits here, in
+/// its pooled buffer, until the segments before it are complete. Workers
+/// take segments in order and each has its own pool, so the worker holding
+/// the expected segment always has chunks to finish it with.
+#[derive(Default)]
+struct Reorder {
+    /// By port: the segment expected next.
+    next: Vec<u64>,
+    /// Chunks waiting for their turn, by (port, segment), with their channel.
+    waiting: std::collections::BTreeMap<(u16, u64), Vec<FromWorker>>,
+}
+
+impl Reorder {
+    fn is_next(&mut self, m: Mark) -> bool {
+        let port = usize::from(m.port);
+        if self.next.len() <= port {
+            self.next.resize(port + 1, 0);
+        }
+        self.next[port] == m.seq
+    }
+
+    /// A chunk of the expected segment was written: if it was the
+    /// segment's last, move on and hand back, in order, the waiting chunks
+    /// that are now due.
+    fn written(&mut self, m: Mark, mut emit: impl FnMut(usize, Box<Chunk>)) {
+        if !m.last {
+            return;
+        }
+        let port = usize::from(m.port);
+        self.next[port] += 1;
+        while let Some(chunks) = self.waiting.remove(&(m.port, self.next[port])) {
+            let complete = chunks.last().is_some_and(|(_, c)| c.mark.is_some_and(|m| m.last));
+            for (worker, c) in chunks {
+                emit(worker, c);
+            }
+            if !complete {
+                break; // the rest of this segment is still to come, in order
+            }
+            self.next[port] += 1;
+        }
+    }
+}
+
 /// Run a sink until the producers are done and the queues are empty.
 ///
 /// # Errors
 /// A description of the first write error (later ones are counted).
-pub fn run_sink(mut t: SinkTask) -> Result<Vec<PathBuf>, String> {
+pub fn run_sink(t: SinkTask) -> Result<Vec<PathBuf>, String> {
     let _ = t.waker.thread.set(std::thread::current());
-    let mut local = [0u64; sink::N];
-    local[sink::FILES] = match &t.output {
+    let ordered = match &t.output {
+        SinkOutput::Pcap(p) => !p.split,
+        SinkOutput::Print { .. } => true,
+    };
+    let mut s = SinkState {
+        local: [0; sink::N],
+        // Not locked: BufWriter takes the lock once per 64 KiB flush, so the main
+        // thread can still print between flushes.
+        stdout: std::io::BufWriter::with_capacity(1 << 16, std::io::stdout()),
+        line: String::with_capacity(256),
+        first_error: None,
+        dirty: false,
+        name: t.name,
+        output: t.output,
+        limit: t.limit,
+        limit_hit: t.limit_hit,
+    };
+    s.local[sink::FILES] = match &s.output {
         SinkOutput::Pcap(p) => p.files.len() as u64,
         SinkOutput::Print { .. } => 0,
     };
-    // Not locked: BufWriter takes the lock once per 64 KiB flush, so the main
-    // thread can still print between flushes.
-    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());
-    let mut line = String::with_capacity(256);
-    let mut first_error: Option<String> = None;
-    let mut dirty = false;
+    let mut reorder = Reorder::default();
     let mut idle_parks = 0u32;
     loop {
         // Read the flag before draining: if it was set, everything the workers
@@ -346,87 +548,43 @@ pub fn run_sink(mut t: SinkTask) -> Result<Vec<PathBuf>, String> {
         for (worker, ch) in t.channels.iter().enumerate() {
             while let Some(chunk) = ch.take() {
                 got += 1;
-                let n = chunk.records() as u64;
-                let room = match t.limit {
-                    Some(l) => l.saturating_sub(local[sink::WRITTEN]),
-                    None if t.limit_hit.load(Ordering::Relaxed) => 0, // output gone (stdout closed)
-                    None => n,
-                };
-                let take = n.min(room);
-                local[sink::OVER_LIMIT] += n - take;
-                if take > 0 {
-                    let res = match &mut t.output {
-                        SinkOutput::Pcap(p) => {
-                            let files = p.files.len();
-                            let r = p.write(worker, &chunk, take as usize).map_err(|e| error_chain(&e));
-                            local[sink::FILES] += (p.files.len() - files) as u64;
-                            r
-                        }
-                        SinkOutput::Print { port_names } => {
-                            let mut r = Ok(());
-                            for (port, ts_ns, wire_len, data) in chunk.iter().take(take as usize) {
-                                line.clear();
-                                summary_line(
-                                    &mut line,
-                                    ts_ns,
-                                    wire_len,
-                                    data,
-                                    port_names.get(usize::from(port)).map_or("?", String::as_str),
-                                );
-                                if let Err(e) = out.write_all(line.as_bytes()) {
-                                    r = Err(if e.kind() == std::io::ErrorKind::BrokenPipe {
-                                        // The reader went away (`| head`): stop quietly.
-                                        t.limit_hit.store(true, Ordering::Relaxed);
-                                        String::new()
-                                    } else {
-                                        format!("stdout: {e}")
-                                    });
-                                    break;
-                                }
-                            }
-                            r
-                        }
-                    };
-                    match res {
-                        Ok(()) => {
-                            local[sink::WRITTEN] += take;
-                            local[sink::BYTES] +=
-                                chunk.iter().take(take as usize).map(|r| r.3.len() as u64).sum::<u64>();
-                            dirty = true;
-                        }
-                        Err(e) => {
-                            local[sink::WRITE_ERRORS] += take;
-                            if first_error.is_none() && !e.is_empty() {
-                                tracing::error!(consumer = %t.name, error = %e, "write failed; further failures are counted");
-                                first_error = Some(e);
-                            }
-                        }
+                match chunk.mark.filter(|_| ordered) {
+                    Some(m) if !reorder.is_next(m) => {
+                        reorder.waiting.entry((m.port, m.seq)).or_default().push((worker, chunk));
+                        continue;
                     }
-                    if t.limit.is_some_and(|l| local[sink::WRITTEN] >= l) {
-                        t.limit_hit.store(true, Ordering::Relaxed);
+                    Some(m) => {
+                        s.write(worker, &chunk);
+                        ch.give_back(chunk);
+                        reorder.written(m, |w, c| {
+                            s.write(w, &c);
+                            t.channels[w].give_back(c);
+                        });
+                    }
+                    None => {
+                        s.write(worker, &chunk);
+                        ch.give_back(chunk);
                     }
                 }
-                ch.give_back(chunk);
-                t.counters.publish(&local);
+                t.counters.publish(&s.local);
             }
         }
-        t.counters.publish(&local);
+        t.counters.publish(&s.local);
         if got > 0 {
             idle_parks = 0;
         }
         if got == 0 {
-            if dirty {
-                // Idle: make what was written visible (a tail -f, a pipe reader).
-                let r = match &mut t.output {
-                    SinkOutput::Pcap(p) => p.flush().map_err(|e| error_chain(&e)),
-                    SinkOutput::Print { .. } => out.flush().map_err(|e| e.to_string()),
-                };
-                if let Err(e) = r {
-                    if first_error.is_none() && !t.limit_hit.load(Ordering::Relaxed) {
-                        first_error = Some(e);
+            if done {
+                // Segments whose turn never came (a producer stopped mid-file): in order, as they are.
+                for ((_, _), chunks) in std::mem::take(&mut reorder.waiting) {
+                    for (w, c) in chunks {
+                        s.write(w, &c);
+                        t.channels[w].give_back(c);
                     }
                 }
-                dirty = false;
+            }
+            if s.dirty {
+                s.flush();
             }
             if done {
                 break;
@@ -448,18 +606,19 @@ pub fn run_sink(mut t: SinkTask) -> Result<Vec<PathBuf>, String> {
             t.waker.sleeping.store(false, Ordering::Relaxed);
         }
     }
-    let flushed = match &mut t.output {
+    let flushed = match &mut s.output {
         SinkOutput::Pcap(p) => p.flush().map_err(|e| error_chain(&e)),
-        SinkOutput::Print { .. } => out
+        SinkOutput::Print { .. } => s
+            .stdout
             .flush()
             .or_else(|e| if e.kind() == std::io::ErrorKind::BrokenPipe { Ok(()) } else { Err(e) })
             .map_err(|e| e.to_string()),
     };
-    t.counters.publish(&local);
-    if let Some(e) = first_error.or(flushed.err()) {
-        return Err(format!("consumer `{}`: {e}", t.name));
+    t.counters.publish(&s.local);
+    if let Some(e) = s.first_error.or(flushed.err()) {
+        return Err(format!("consumer `{}`: {e}", s.name));
     }
-    Ok(match t.output {
+    Ok(match s.output {
         SinkOutput::Pcap(p) => p.files,
         SinkOutput::Print { .. } => Vec::new(),
     })
@@ -572,6 +731,36 @@ pub fn describe(out: &mut String, frame: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Segments arriving in any order, some in several chunks, some empty,
+    /// come out in (segment, chunk) order, and nothing comes out early.
+    #[test]
+    fn reorder_releases_segments_in_file_order() {
+        let chunk = |seq: u64, part: u8, last: bool| {
+            let mut c = Box::new(Chunk::new(64));
+            c.buf.push(part);
+            c.mark = Some(Mark { port: 0, seq, last });
+            c
+        };
+        // (segment, part, last) in arrival order: 0 is split in two around later
+        // segments, 2 is empty (its mark only), 3 waits for 1.
+        let arrivals = [(1, 0, false), (3, 0, true), (0, 0, false), (1, 1, true), (2, 0, true), (0, 1, true)];
+        let mut r = Reorder::default();
+        let mut written = Vec::new();
+        for (seq, part, last) in arrivals {
+            let c = chunk(seq, part, last);
+            let m = c.mark.unwrap();
+            if r.is_next(m) {
+                written.push((m.seq, c.buf[0]));
+                r.written(m, |_, c| written.push((c.mark.unwrap().seq, c.buf[0])));
+            } else {
+                r.waiting.entry((m.port, m.seq)).or_default().push((0, c));
+            }
+        }
+        assert_eq!(written, [(0, 0), (0, 1), (1, 0), (1, 1), (2, 0), (3, 0)]);
+        assert!(r.waiting.is_empty());
+        assert_eq!(r.next, [4]);
+    }
 
     #[test]
     fn producer_fills_chunks_publishes_per_batch_and_drops_when_full() {

@@ -15,16 +15,16 @@ use crossbeam_queue::ArrayQueue;
 use ringwire_filters::{compile_expression, CompileTarget, FilterError, FilterFactory, QuarantinePolicy};
 
 use crate::{
-    config::{Config, ConfigError, ConsumerKind, FilterList, PortKind},
+    config::{Config, ConfigError, ConsumerKind, FilterList, Pace, PortKind},
     consumer::{error_chain, run_sink, Channel, PcapOutput, Producer, SinkOutput, SinkTask, SinkWaker, MIN_CHUNK},
-    pcapio::{PcapIoError, PcapReader},
+    pcapio::{PcapIoError, PcapReader, SharedPcapReader},
     ring::{RingError, RxRing, RxRingOptions, TxRing, TxRingOptions},
     stats::{
         consumer as cc, port as pc, sink, Cells, ConsumerSnap, PortSnap, Snapshot, StageSnap, WorkerCounters,
         WorkerSnap,
     },
     sys,
-    worker::{Command, ConsumerInst, Delivery, Dispatch, Source, Worker, WorkerResult, BATCH},
+    worker::{Command, ConsumerInst, Delivery, Dispatch, FileReader, Source, Worker, WorkerResult, BATCH, SEGMENT},
 };
 
 /// Why the engine could not start (or stopped badly).
@@ -288,6 +288,22 @@ impl Engine {
         let mut commands = Vec::new();
         let mut applied = Vec::new();
         let mut finite = true;
+        // With several workers and only files replayed as fast as possible,
+        // every worker reads every file, a segment at a time; the sinks put
+        // the segments back in file order. Forwarding keeps one worker per
+        // file: a TX ring has no way to restore the order.
+        let share_files = nworkers > 1
+            && ports.iter().zip(&kinds).all(|(p, k)| !p.rx || matches!(k, PortKind::Pcap(_)) && p.pace == Pace::Fast)
+            && !config.consumers.iter().any(|c| matches!(c.kind, ConsumerKind::Forward));
+        let mut shared_files = Vec::with_capacity(ports.len());
+        for (p, kind) in ports.iter().zip(&kinds) {
+            shared_files.push(match kind {
+                PortKind::Pcap(path) if share_files && p.rx => {
+                    Some(Arc::new(SharedPcapReader::new(PcapReader::open(path)?)))
+                }
+                _ => None,
+            });
+        }
         for (w, &core) in config.engine.workers.iter().enumerate() {
             let mut sources = Vec::new();
             let mut tx: Vec<Option<TxRing>> = (0..ports.len()).map(|_| None).collect();
@@ -346,10 +362,18 @@ impl Engine {
                         }
                     }
                     PortKind::Pcap(path) => {
-                        if p.rx && i % nworkers == w {
+                        let reader = match &shared_files[i] {
+                            Some(shared) => Some(FileReader::Shared {
+                                reader: Arc::clone(shared),
+                                refs: Vec::with_capacity(SEGMENT),
+                            }),
+                            None if p.rx && i % nworkers == w => Some(FileReader::Own(PcapReader::open(path)?)),
+                            None => None,
+                        };
+                        if let Some(reader) = reader {
                             sources.push(Source::Pcap {
                                 port: i,
-                                reader: PcapReader::open(path)?,
+                                reader,
                                 filter: pcap_filters[i].as_ref().map(FilterFactory::instance).transpose()?,
                                 pace: p.pace,
                                 clock: None,

@@ -62,8 +62,9 @@ struct CaptureArgs {
     /// Stop after this many frames.
     #[arg(short = 'c', long = "count")]
     count: Option<u64>,
-    /// Cores for workers, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "0")]
+    /// Cores for workers, comma-separated [default: 0 with -i; every core with -r,
+    /// which the workers then read a segment at a time, keeping the file's order].
+    #[arg(long, value_delimiter = ',')]
     workers: Vec<usize>,
     /// Bytes kept per frame.
     #[arg(short = 's', long, default_value_t = 262_144)]
@@ -263,7 +264,13 @@ fn capture_config(a: &CaptureArgs) -> Result<Config> {
     let expression = a.expression.join(" ");
     let filter = (!expression.trim().is_empty()).then_some(expression);
     let mut config = Config::default();
-    config.engine.workers.clone_from(&a.workers);
+    config.engine.workers = if !a.workers.is_empty() {
+        a.workers.clone()
+    } else if a.reads.is_empty() {
+        vec![0]
+    } else {
+        (0..core_affinity::get_core_ids().unwrap_or_default().len().max(1)).collect()
+    };
     config.engine.fanout = a.fanout;
     config.engine.wait = a.wait;
     for i in &a.interfaces {

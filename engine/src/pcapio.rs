@@ -10,6 +10,12 @@ use std::{
     fs::File,
     io::{self, Write},
     path::{Path, PathBuf},
+    sync::{
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+        Arc, Mutex, PoisonError,
+    },
+    thread::JoinHandle,
+    time::Duration,
 };
 
 const MAGIC_US: u32 = 0xa1b2_c3d4;
@@ -113,14 +119,76 @@ pub struct RecordRef {
 /// Reads an Ethernet pcap file (µs or ns, either byte order), memory-mapped:
 /// records are handed out as slices of the mapping, many at a time, without
 /// a copy.
+///
+/// A read-ahead thread maps the file's pages into the process ahead of the
+/// reader (`MADV_POPULATE_READ`, at most [`READ_AHEAD`] bytes ahead), so the
+/// page faults of a large file are taken on another core rather than on the
+/// worker that walks the records.
 #[derive(Debug)]
 pub struct PcapReader {
-    map: memmap2::Mmap,
+    map: Arc<memmap2::Mmap>,
     path: PathBuf,
     nanos: bool,
     swapped: bool,
     record: u64,
     offset: usize,
+    ahead: Option<ReadAhead>,
+}
+
+/// How far ahead of the reader the read-ahead thread maps the file.
+pub const READ_AHEAD: usize = 32 << 20;
+/// The read-ahead thread's step, and how often the reader reports its position.
+const AHEAD_STEP: usize = 2 << 20;
+/// Files smaller than this are read without a read-ahead thread.
+const AHEAD_MIN_FILE: usize = 8 << 20;
+
+/// The read-ahead thread and what it shares with the reader.
+#[derive(Debug)]
+struct ReadAhead {
+    /// The reader's offset, updated once per [`AHEAD_STEP`].
+    at: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ReadAhead {
+    fn start(map: &Arc<memmap2::Mmap>) -> Option<Self> {
+        if map.len() < AHEAD_MIN_FILE {
+            return None;
+        }
+        let (at, stop) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
+        let (m, a, s) = (Arc::clone(map), Arc::clone(&at), Arc::clone(&stop));
+        let thread = std::thread::Builder::new()
+            .name("rw-readahead".into())
+            .spawn(move || {
+                let mut done = 0;
+                while done < m.len() && !s.load(Ordering::Relaxed) {
+                    if done >= a.load(Ordering::Relaxed) + READ_AHEAD {
+                        std::thread::park_timeout(Duration::from_millis(20));
+                        continue;
+                    }
+                    let len = AHEAD_STEP.min(m.len() - done);
+                    // Advisory only: on a kernel without MADV_POPULATE_READ the
+                    // reader takes its own faults, as it would without this thread.
+                    if m.advise_range(memmap2::Advice::PopulateRead, done, len).is_err() {
+                        return;
+                    }
+                    done += len;
+                }
+            })
+            .ok()?;
+        Some(Self { at, stop, thread: Some(thread) })
+    }
+}
+
+impl Drop for ReadAhead {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+    }
 }
 
 impl PcapReader {
@@ -159,7 +227,9 @@ impl PcapReader {
         if linktype != LINKTYPE_ETHERNET {
             return Err(PcapIoError::Linktype { path: path.into(), linktype });
         }
-        Ok(Self { map, path: path.into(), nanos, swapped, record: 0, offset: 24 })
+        let map = Arc::new(map);
+        let ahead = ReadAhead::start(&map);
+        Ok(Self { map, path: path.into(), nanos, swapped, record: 0, offset: 24, ahead })
     }
 
     /// Where the next record lies, `Ok(None)` at a clean end of file.
@@ -213,6 +283,14 @@ impl PcapReader {
             });
         }
         self.offset = data + incl as usize;
+        if self.offset / AHEAD_STEP != at / AHEAD_STEP {
+            if let Some(a) = &self.ahead {
+                a.at.store(self.offset, Ordering::Relaxed);
+                if let Some(t) = &a.thread {
+                    t.thread().unpark();
+                }
+            }
+        }
         Ok(Some(RecordRef {
             ts_ns: u64::from(sec) * 1_000_000_000 + u64::from(nsec),
             orig_len: orig,
@@ -233,6 +311,97 @@ impl PcapReader {
     /// As [`PcapReader::next_ref`].
     pub fn next_record(&mut self) -> Result<Option<Record<'_>>, PcapIoError> {
         Ok(self.next_ref()?.map(|r| Record { ts_ns: r.ts_ns, orig_len: r.orig_len, data: self.data(&r) }))
+    }
+
+    /// The file's path.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// A pcap file read by several workers at once.
+///
+/// Each worker claims the next *segment* (a run of consecutive records)
+/// under a lock, once per segment, and reads the records' bytes from the
+/// shared mapping without it. Segments are numbered in file order, so a
+/// consumer that must keep the file's order (one output file) can put the
+/// workers' output back in sequence.
+#[derive(Debug)]
+pub struct SharedPcapReader {
+    state: Mutex<SharedState>,
+    map: Arc<memmap2::Mmap>,
+    path: PathBuf,
+}
+
+#[derive(Debug)]
+struct SharedState {
+    reader: PcapReader,
+    next_seq: u64,
+    ended: bool,
+}
+
+/// What a claim on a [`SharedPcapReader`] got.
+#[derive(Debug)]
+pub enum Claim {
+    /// Segment `seq`: its records were put in the caller's vector. `error`:
+    /// the file ended badly right after them (the records are good).
+    Segment {
+        /// Position of the segment in the file, from 0.
+        seq: u64,
+        /// A truncated or corrupt record after the segment's records.
+        error: Option<PcapIoError>,
+    },
+    /// Nothing left.
+    End,
+}
+
+impl SharedPcapReader {
+    /// Share `reader` from its current position on.
+    #[must_use]
+    pub fn new(reader: PcapReader) -> Self {
+        let map = Arc::clone(&reader.map);
+        let path = reader.path.clone();
+        Self { state: Mutex::new(SharedState { reader, next_seq: 0, ended: false }), map, path }
+    }
+
+    /// Claim the next segment of at most `max` records, written to `refs`
+    /// (cleared first).
+    pub fn claim(&self, max: usize, refs: &mut Vec<RecordRef>) -> Claim {
+        refs.clear();
+        // A panic while the lock was held cannot leave the reader's offsets
+        // inconsistent (it only ever moves forward over whole records).
+        let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if s.ended {
+            return Claim::End;
+        }
+        let mut error = None;
+        while refs.len() < max {
+            match s.reader.next_ref() {
+                Ok(Some(r)) => refs.push(r),
+                Ok(None) => {
+                    s.ended = true;
+                    break;
+                }
+                Err(e) => {
+                    s.ended = true;
+                    error = Some(e);
+                    break;
+                }
+            }
+        }
+        if refs.is_empty() && error.is_none() {
+            return Claim::End;
+        }
+        let seq = s.next_seq;
+        s.next_seq += 1;
+        Claim::Segment { seq, error }
+    }
+
+    /// The captured bytes of a record claimed from this reader.
+    #[must_use]
+    pub fn data(&self, r: &RecordRef) -> &[u8] {
+        &self.map[r.offset..r.offset + r.len]
     }
 
     /// The file's path.
@@ -437,6 +606,84 @@ mod tests {
         let rec = r.next_record().unwrap().unwrap();
         assert_eq!(rec.ts_ns, 3_250_000_000);
         assert_eq!(rec.data, &[9, 9, 9, 9]);
+    }
+
+    /// Writes `n` records whose bytes carry their index; returns the path.
+    fn numbered_file(dir: &Path, n: u32, len: usize) -> PathBuf {
+        let p = dir.join("numbered.pcap");
+        let mut w = PcapWriter::create(&p, 65_535).unwrap();
+        for i in 0..n {
+            let mut data = vec![0u8; len];
+            data[..4].copy_from_slice(&i.to_le_bytes());
+            w.write(u64::from(i) * 1000, len as u32, &data).unwrap();
+        }
+        w.flush().unwrap();
+        p
+    }
+
+    fn index(data: &[u8]) -> u32 {
+        u32::from_le_bytes(data[..4].try_into().unwrap())
+    }
+
+    #[test]
+    fn a_file_larger_than_the_read_ahead_threshold_reads_whole_and_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        // 12 MB: the read-ahead thread runs, and stops when the reader is dropped mid-file.
+        let p = numbered_file(dir.path(), 12_000, 1000);
+        let mut r = PcapReader::open(&p).unwrap();
+        assert!(r.ahead.is_some());
+        for i in 0..12_000 {
+            assert_eq!(index(r.next_record().unwrap().unwrap().data), i);
+        }
+        assert!(r.next_record().unwrap().is_none());
+        let mut early = PcapReader::open(&p).unwrap();
+        assert_eq!(index(early.next_record().unwrap().unwrap().data), 0);
+        drop(early);
+    }
+
+    #[test]
+    fn shared_reader_hands_out_every_record_once_in_numbered_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = numbered_file(dir.path(), 10_007, 64);
+        let shared = Arc::new(SharedPcapReader::new(PcapReader::open(&p).unwrap()));
+        let threads: Vec<_> = (0..3)
+            .map(|_| {
+                let s = Arc::clone(&shared);
+                std::thread::spawn(move || {
+                    let mut refs = Vec::new();
+                    let mut got = Vec::new();
+                    while let Claim::Segment { seq, error } = s.claim(100, &mut refs) {
+                        assert!(error.is_none());
+                        got.push((seq, refs.iter().map(|r| index(s.data(r))).collect::<Vec<_>>()));
+                    }
+                    got
+                })
+            })
+            .collect();
+        let mut all: Vec<_> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+        all.sort_by_key(|(seq, _)| *seq);
+        assert_eq!(all.len(), 101);
+        assert!(all.iter().enumerate().all(|(i, (seq, _))| *seq == i as u64));
+        let order: Vec<u32> = all.into_iter().flat_map(|(_, v)| v).collect();
+        assert_eq!(order, (0..10_007).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn shared_reader_reports_a_truncated_record_after_the_good_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = numbered_file(dir.path(), 250, 64);
+        let len = std::fs::metadata(&p).unwrap().len();
+        std::fs::OpenOptions::new().write(true).open(&p).unwrap().set_len(len - 10).unwrap();
+        let shared = SharedPcapReader::new(PcapReader::open(&p).unwrap());
+        let mut refs = Vec::new();
+        assert!(matches!(shared.claim(100, &mut refs), Claim::Segment { seq: 0, error: None }));
+        assert!(matches!(shared.claim(100, &mut refs), Claim::Segment { seq: 1, error: None }));
+        match shared.claim(100, &mut refs) {
+            Claim::Segment { seq: 2, error: Some(PcapIoError::Truncated { record: 250, .. }) } => {}
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(refs.len(), 49);
+        assert!(matches!(shared.claim(100, &mut refs), Claim::End));
     }
 
     #[test]

@@ -18,7 +18,7 @@ use ringwire_filters::{Filter, Origin, Packet, Verdict};
 use crate::{
     config::{Pace, WaitMode},
     consumer::{error_chain, Producer},
-    pcapio::{PcapReader, RecordRef},
+    pcapio::{Claim, PcapReader, RecordRef, SharedPcapReader},
     ring::{RxRing, TxRing},
     stats::{consumer as cc, port as pc, WorkerCounters},
     sys,
@@ -37,7 +37,7 @@ pub(crate) enum Source {
     },
     Pcap {
         port: usize,
-        reader: PcapReader,
+        reader: FileReader,
         filter: Option<Box<dyn Filter>>,
         pace: Pace,
         /// Recorded pace: (first record's time, when it was replayed).
@@ -47,6 +47,23 @@ pub(crate) enum Source {
         done: bool,
     },
 }
+
+/// How a worker reads a pcap source.
+pub(crate) enum FileReader {
+    /// The worker reads the whole file.
+    Own(PcapReader),
+    /// Every worker claims the next segment of the file in turn.
+    Shared {
+        reader: Arc<SharedPcapReader>,
+        /// The segment being read.
+        refs: Vec<RecordRef>,
+    },
+}
+
+/// Records per segment of a shared file: big enough that the claim's lock
+/// and the segment's end mark cost nothing per frame, small enough that an
+/// ordered sink holds back little while a segment is in progress.
+pub(crate) const SEGMENT: usize = 2048;
 
 impl Source {
     fn is_finite(&self) -> bool {
@@ -161,6 +178,30 @@ impl Dispatch {
                     }
                 };
                 n[if delivered { cc::DELIVERED } else { cc::QUEUE_DROPPED }] += 1;
+            }
+        }
+    }
+
+    /// The frames dispatched from now on belong to segment `seq` of the
+    /// shared file on `port`.
+    fn begin_segment(&mut self, port: usize, seq: u64) {
+        for &ci in &self.subs[port] {
+            if let Delivery::Queued(p) = &mut self.consumers[ci].delivery {
+                p.begin_segment(port as u16, seq);
+            }
+        }
+    }
+
+    /// The segment begun last is complete: tell the queued consumers.
+    fn end_segment(&mut self, port: usize) {
+        for &ci in &self.subs[port] {
+            if let Delivery::Queued(p) = &mut self.consumers[ci].delivery {
+                if !p.end_segment(LOSSLESS_PATIENCE, &self.stop) {
+                    tracing::warn!(
+                        consumer = ci,
+                        "no free chunk for a segment's end mark; later segments are held back until the end of the run"
+                    );
+                }
             }
         }
     }
@@ -462,7 +503,26 @@ impl Worker {
                 }
                 Ok(frames)
             }
-            Source::Pcap { port, reader, filter, pace, clock, held, done } => {
+            Source::Pcap { port, reader: FileReader::Shared { reader, refs }, filter, done, .. } => {
+                if *done || stopping {
+                    return Ok(0);
+                }
+                let Claim::Segment { seq, error } = reader.claim(SEGMENT, refs) else {
+                    *done = true;
+                    return Ok(1);
+                };
+                let port = *port;
+                d.begin_segment(port, seq);
+                for batch in refs.chunks(BATCH) {
+                    Self::dispatch_records(d, port, filter, batch, |r| reader.data(r));
+                }
+                d.end_segment(port);
+                match error {
+                    Some(e) => Err(format!("port {port}: {}", error_chain(&e))),
+                    None => Ok(refs.len().max(1)),
+                }
+            }
+            Source::Pcap { port, reader: FileReader::Own(reader), filter, pace, clock, held, done } => {
                 if *done || stopping {
                     return Ok(0);
                 }
@@ -501,32 +561,42 @@ impl Worker {
                 }
                 // Every record of the batch borrows the mapped file at once.
                 let reader: &PcapReader = reader;
-                let mut pkts = [Packet::EMPTY; BATCH];
-                let mut k = 0;
-                let counts = &mut d.ports[port];
-                for r in &refs[..n] {
-                    counts[pc::RECEIVED] += 1;
-                    counts[pc::BYTES] += u64::from(r.orig_len);
-                    let pkt =
-                        Packet { data: reader.data(r), wire_len: r.orig_len, ts_ns: r.ts_ns, origin: Origin::Wire };
-                    if let Some(f) = filter.as_mut() {
-                        if f.verdict(&pkt) == Verdict::Drop {
-                            counts[pc::FILTERED] += 1;
-                            continue;
-                        }
-                    }
-                    pkts[k] = pkt;
-                    k += 1;
-                }
-                if k > 0 {
-                    d.batch(port, &pkts[..k], true);
-                }
+                Self::dispatch_records(d, port, filter, &refs[..n], |r| reader.data(r));
                 if let Some(e) = failure {
                     return Err(e);
                 }
                 // A pass that only read filtered records still did work.
                 Ok(if *pace == Pace::Fast { n.max(usize::from(!*done)) } else { n })
             }
+        }
+    }
+
+    /// Count, port-filter and dispatch (losslessly) a batch of file records.
+    fn dispatch_records<'a>(
+        d: &mut Dispatch,
+        port: usize,
+        filter: &mut Option<Box<dyn Filter>>,
+        refs: &[RecordRef],
+        data: impl Fn(&RecordRef) -> &'a [u8],
+    ) {
+        let mut pkts = [Packet::EMPTY; BATCH];
+        let mut k = 0;
+        let counts = &mut d.ports[port];
+        for r in refs {
+            counts[pc::RECEIVED] += 1;
+            counts[pc::BYTES] += u64::from(r.orig_len);
+            let pkt = Packet { data: data(r), wire_len: r.orig_len, ts_ns: r.ts_ns, origin: Origin::Wire };
+            if let Some(f) = filter.as_mut() {
+                if f.verdict(&pkt) == Verdict::Drop {
+                    counts[pc::FILTERED] += 1;
+                    continue;
+                }
+            }
+            pkts[k] = pkt;
+            k += 1;
+        }
+        if k > 0 {
+            d.batch(port, &pkts[..k], true);
         }
     }
 

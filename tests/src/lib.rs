@@ -53,9 +53,23 @@ pub fn cores() -> usize {
 }
 
 /// A child process killed (SIGKILL) if still running when dropped.
+/// Its stdout and stderr are read as it writes them, so a child that prints
+/// a lot never blocks on a full pipe.
 pub struct Proc {
     child: Option<Child>,
     what: String,
+    stdout: Option<std::thread::JoinHandle<Vec<u8>>>,
+    stderr: Option<std::thread::JoinHandle<Vec<u8>>>,
+}
+
+fn drain(pipe: Option<impl std::io::Read + Send + 'static>) -> Option<std::thread::JoinHandle<Vec<u8>>> {
+    pipe.map(|mut p| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = p.read_to_end(&mut buf);
+            buf
+        })
+    })
 }
 
 impl Proc {
@@ -65,12 +79,13 @@ impl Proc {
     /// If it cannot be spawned.
     #[must_use]
     pub fn spawn(what: &str, cmd: &mut Command) -> Self {
-        let child = cmd
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("spawning {what}: {e}"));
-        Self { child: Some(child), what: what.to_owned() }
+        let (stdout, stderr) = (drain(child.stdout.take()), drain(child.stderr.take()));
+        Self { child: Some(child), what: what.to_owned(), stdout, stderr }
     }
 
     /// The child's pid.
@@ -96,20 +111,29 @@ impl Proc {
     /// If it had to be killed.
     pub fn wait(mut self, limit: Duration) -> Output {
         let deadline = Instant::now() + limit;
+        let mut killed = false;
         while !self.exited() {
             if Instant::now() > deadline {
-                let mut c = self.child.take().expect("running");
-                let _ = c.kill();
-                let out = c.wait_with_output().expect("collect output");
-                panic!(
-                    "{} did not exit within {limit:?}; stderr:\n{}",
-                    self.what,
-                    String::from_utf8_lossy(&out.stderr)
-                );
+                let _ = self.child.as_mut().expect("running").kill();
+                killed = true;
+                break;
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        self.child.take().expect("running").wait_with_output().expect("collect output")
+        let status = self.child.take().expect("running").wait().expect("wait");
+        let collect = |h: Option<std::thread::JoinHandle<Vec<u8>>>| h.map(|h| h.join().unwrap_or_default());
+        let out = Output {
+            status,
+            stdout: collect(self.stdout.take()).unwrap_or_default(),
+            stderr: collect(self.stderr.take()).unwrap_or_default(),
+        };
+        assert!(
+            !killed,
+            "{} did not exit within {limit:?}; stderr:\n{}",
+            self.what,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
     }
 }
 

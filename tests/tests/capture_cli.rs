@@ -314,8 +314,9 @@ fn recorded_pace_replays_at_the_recorded_intervals() {
 }
 
 /// Replaying a file has no deadline, so a full queue slows the reading down
-/// instead of dropping frames: every record reaches the output, even through
-/// a 1 MiB queue.
+/// instead of dropping frames: every record reaches the output, in order,
+/// even through a 1 MiB queue, and with two workers (whose segments the
+/// sink must hold back and reorder with only a few chunks each).
 #[test]
 fn file_sources_are_lossless_even_through_a_tiny_queue() {
     let dir = tempfile::tempdir().unwrap();
@@ -325,28 +326,88 @@ fn file_sources_are_lossless_even_through_a_tiny_queue() {
         .output()
         .unwrap();
     assert!(gen.status.success(), "{}", String::from_utf8_lossy(&gen.stderr));
-    let out = dir.path().join("out.pcap");
-    let st = dir.path().join("st.json");
-    let cfg = dir.path().join("tiny.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[engine]\nstats_json = \"{}\"\n[[ports]]\nuri = \"pcap:{}\"\n\
-             [[consumers]]\nname = \"w\"\nkind = \"pcap\"\npath = \"{}\"\nqueue_mb = 1\n",
-            st.display(),
-            big.display(),
-            out.display()
-        ),
-    )
-    .unwrap();
-    let res = ringwire(&["run", cfg.to_str().unwrap()]);
-    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
-    let s = ringwire_tests::stats(&st);
-    ringwire_tests::assert_reconciles(&s);
-    assert_eq!(s["consumers"][0]["queue_dropped"], 0, "{s}");
-    assert_eq!(s["consumers"][0]["written"], 200_000);
     let a = read_pcap(&big);
-    let b = read_pcap(&out);
-    assert_eq!(a.len(), b.len());
-    assert!(a.iter().zip(&b).all(|(x, y)| x.data == y.data && x.ts_ns == y.ts_ns));
+    let workers: &[&str] = if ringwire_tests::cores() >= 2 { &["[0]", "[0, 1]"] } else { &["[0]"] };
+    for w in workers {
+        let out = dir.path().join("out.pcap");
+        let st = dir.path().join("st.json");
+        let cfg = dir.path().join("tiny.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "[engine]\nworkers = {w}\nstats_json = \"{}\"\n[[ports]]\nuri = \"pcap:{}\"\n\
+                 [[consumers]]\nname = \"w\"\nkind = \"pcap\"\npath = \"{}\"\nqueue_mb = 1\n",
+                st.display(),
+                big.display(),
+                out.display()
+            ),
+        )
+        .unwrap();
+        let res = ringwire(&["run", cfg.to_str().unwrap()]);
+        assert!(res.status.success(), "workers {w}: {}", String::from_utf8_lossy(&res.stderr));
+        let s = ringwire_tests::stats(&st);
+        ringwire_tests::assert_reconciles(&s);
+        assert_eq!(s["consumers"][0]["queue_dropped"], 0, "workers {w}: {s}");
+        assert_eq!(s["consumers"][0]["written"], 200_000, "workers {w}");
+        let b = read_pcap(&out);
+        assert_eq!(a.len(), b.len(), "workers {w}");
+        assert!(a.iter().zip(&b).all(|(x, y)| x.data == y.data && x.ts_ns == y.ts_ns), "workers {w}: order");
+    }
+}
+
+/// With several workers, a file is read a segment at a time by each of them
+/// in turn; the output must still be the file's frames in the file's order:
+/// written files equal tcpdump's (also with `-c`, the first N), printed lines
+/// equal a single worker's.
+#[test]
+fn a_file_read_by_two_workers_keeps_its_order() {
+    if ringwire_tests::cores() < 2 {
+        assert!(std::env::var("CI").map_or(true, |v| v != "true"), "CI machines have 2 cores");
+        eprintln!("skipping: needs 2 cores for 2 workers");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.pcap");
+    // About 50 segments, with tagged frames, both IP versions, TCP and UDP.
+    let gen = Command::new(bin("ringwire-gen"))
+        .args(["--pcap-out", big.to_str().unwrap(), "-n", "100000", "--size", "64-1514", "--flows", "32"])
+        .output()
+        .unwrap();
+    assert!(gen.status.success(), "{}", String::from_utf8_lossy(&gen.stderr));
+    let path = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+    let tcpdump = |extra: &[&str], expr: &str, out: &str| {
+        let t = Command::new("tcpdump")
+            .args(["--time-stamp-precision=nano", "-r", big.to_str().unwrap(), "-w", out])
+            .args(extra)
+            .args(expr.split_whitespace())
+            .output()
+            .expect("tcpdump");
+        assert!(t.status.success(), "tcpdump {expr:?}: {}", String::from_utf8_lossy(&t.stderr));
+        read_pcap(Path::new(out))
+    };
+    for (expr, count) in [("", None), ("udp", None), ("vlan and tcp", None), ("ip6", Some("7000")), ("", Some("30000"))]
+    {
+        let ours = path("ours.pcap");
+        let mut args = vec!["capture", "-r", big.to_str().unwrap(), "--workers", "0,1", "-w", &ours];
+        let mut extra = Vec::new();
+        if let Some(c) = count {
+            args.extend(["-c", c]);
+            extra.extend(["-c", c]);
+        }
+        args.extend(expr.split_whitespace());
+        let out = ringwire(&args);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let (a, b) = (read_pcap(Path::new(&ours)), tcpdump(&extra, expr, &path("ref.pcap")));
+        assert!(b.len() > 1000, "{expr:?}: the reference keeps too little to show anything ({})", b.len());
+        assert_eq!(a.len(), b.len(), "{expr:?} {count:?}: ringwire kept {} frames, tcpdump {}", a.len(), b.len());
+        assert!(a == b, "{expr:?} {count:?}: same number of frames, not the same frames in the same order");
+    }
+    let print = |workers: &str| {
+        let out = ringwire(&["capture", "-r", big.to_str().unwrap(), "--workers", workers, "udp"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        out.stdout
+    };
+    let (two, one) = (print("0,1"), print("0"));
+    assert!(two.len() > 100_000);
+    assert!(two == one, "printed lines differ between one and two workers");
 }
