@@ -3,7 +3,7 @@
 #   make test   fmt, clippy -D warnings, every test (unit and privileged), benches built, a bounded fuzz run
 SHELL := /bin/bash
 CARGO ?= cargo
-DEB_PACKAGES := clang libelf-dev zlib1g-dev libpcap-dev pkg-config tcpdump netsniff-ng ethtool iproute2
+DEB_PACKAGES := clang libelf-dev zlib1g-dev libpcap-dev pkg-config tcpdump tshark netsniff-ng ethtool iproute2
 
 FUZZ_SECONDS ?= 20
 

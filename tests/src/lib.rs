@@ -240,17 +240,33 @@ pub fn read_pcap(path: &Path) -> Vec<Rec> {
     out
 }
 
-/// Whether tcpdump reads `path` without a warning; returns its record count.
+/// Whether tcpdump and tshark both read `path` without a warning and see
+/// the same number of records; returns that number.
 ///
 /// # Panics
-/// If tcpdump is missing, fails, or warns.
+/// If either is missing (`make deps` installs both), fails, warns or
+/// counts differently.
 #[must_use]
 pub fn tcpdump_count(path: &Path) -> usize {
     let out = Command::new("tcpdump").arg("-nr").arg(path).output().expect("tcpdump is installed (make deps)");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "tcpdump -r {} failed: {err}", path.display());
     assert!(!err.to_lowercase().contains("warning"), "tcpdump warned on {}: {err}", path.display());
-    String::from_utf8_lossy(&out.stdout).lines().count()
+    // One line per record; a frame of an unknown ethertype is followed by an indented hex dump.
+    let n = String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.starts_with(char::is_whitespace)).count();
+    // tshark reports a cut-short, damaged or unknown-format file on stderr and
+    // with a non-zero status; its only other message is about running as root.
+    let out = Command::new("tshark")
+        .args(["-n", "-T", "fields", "-e", "frame.number", "-r"])
+        .arg(path)
+        .output()
+        .expect("tshark is installed (make deps)");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let complaints: Vec<&str> =
+        err.lines().filter(|l| !l.trim().is_empty() && !l.contains("Running as user")).collect();
+    assert!(out.status.success() && complaints.is_empty(), "tshark -r {}: {err}", path.display());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), n, "tshark and tcpdump count differently");
+    n
 }
 
 /// The final counters an engine wrote with `stats_json`.

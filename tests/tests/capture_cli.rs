@@ -202,6 +202,19 @@ fn capture_from_file_keeps_exactly_what_tcpdump_keeps() {
             assert_eq!(a.len(), n);
         }
     }
+    // Nanosecond records cut by a snaplen: tcpdump and tshark read them without a word.
+    let cut = dir.path().join("cut.pcap");
+    let out = ringwire(&["capture", "-r", input.to_str().unwrap(), "-s", "100", "-w", cut.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(ringwire_tests::tcpdump_count(&cut), n);
+    // (pcap-file refuses records whose original length exceeds the snaplen, so the engine's reader checks this.)
+    let mut r = ringwire_engine::pcapio::PcapReader::open(&cut).unwrap();
+    let mut cut_records = 0;
+    while let Some(rec) = r.next_record().unwrap() {
+        assert!(rec.data.len() <= 100 && rec.orig_len as usize >= rec.data.len());
+        cut_records += usize::from((rec.orig_len as usize) > rec.data.len());
+    }
+    assert!(cut_records > 5, "the corpus has frames over 100 bytes");
 }
 
 #[test]

@@ -527,3 +527,42 @@ fn sighup_swaps_a_kernel_port_filter_without_a_gap() {
         .collect();
     assert_one_switch(&protos);
 }
+
+/// A ring the kernel cannot allocate is shrunk (halved until it fits) with a
+/// warning, and the engine then captures as usual. The ENOMEM is real: the
+/// kernel keeps one pointer per block in a kcalloc'd array, which cannot
+/// exceed 4 MiB, so 524 289 blocks of 4 KiB fail at once without touching
+/// memory, and the halved ring (262 144 blocks, 1 GiB) fits.
+#[test]
+fn a_ring_the_kernel_refuses_for_memory_is_shrunk_and_captures() {
+    if !privileged("a_ring_the_kernel_refuses_for_memory_is_shrunk_and_captures") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Pair { lab: _lab, ns_gen: ns_g, ns_eng: ns_e, if_gen: vg, if_eng: ve } = Pair::new();
+    let st = dir.path().join("stats.json");
+    let cfg = write_config(
+        dir.path(),
+        "enomem",
+        &format!(
+            "[engine]\nworkers = [0]\nstats_json = \"{}\"\n\
+             [ring]\nblock_size = 4096\nframe_size = 2048\nblock_count = 524289\n\
+             [[ports]]\nname = \"p\"\nuri = \"afpacket:{ve}\"\n\
+             [[consumers]]\nname = \"n\"\nkind = \"counter\"\n",
+            st.display()
+        ),
+    );
+    let engine = start_engine(&ns_e, &cfg, dir.path());
+    let rep = generate(&ns_g, &vg, &["--count", "2000", "--rate", "20000"]);
+    assert_eq!(u(&rep["sent"]), 2000);
+    std::thread::sleep(Duration::from_millis(300));
+    let out = stop_engine(engine);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not enough memory for the RX ring; shrinking it"), "{err}");
+    assert!(err.contains("to_blocks=262144"), "{err}");
+    assert!(err.contains("RX ring shrunk"), "{err}");
+    let s = stats(&st);
+    assert_reconciles(&s);
+    assert_eq!(u(&s["ports"][0]["received"]), 2000);
+    assert_eq!(u(&s["consumers"][0]["delivered"]), 2000);
+}
