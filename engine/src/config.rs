@@ -69,6 +69,9 @@ pub enum FanoutMode {
     Rollover,
     /// By the frame's receive queue.
     Qm,
+    /// By ringwire's eBPF program (PACKET_FANOUT_EBPF) with a symmetric flow
+    /// hash: both directions of a connection land on the same worker.
+    EbpfSymmetric,
 }
 
 impl FanoutMode {
@@ -81,6 +84,7 @@ impl FanoutMode {
             Self::Cpu => 2,
             Self::Rollover => 3,
             Self::Qm => 5,
+            Self::EbpfSymmetric => 7,
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use std::{
     os::fd::{AsRawFd, OwnedFd},
-    path::PathBuf,
+    path::{Path, PathBuf},
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering},
         Arc, Mutex,
@@ -58,6 +58,15 @@ pub enum EngineError {
         /// Why.
         #[source]
         source: RingError,
+    },
+    /// A port's eBPF program could not be loaded.
+    #[error("port `{port}`")]
+    Bpf {
+        /// The port name.
+        port: String,
+        /// Why.
+        #[source]
+        source: ringwire_bpf::BpfError,
     },
     /// A filter did not compile.
     #[error(transparent)]
@@ -142,6 +151,37 @@ pub struct Engine {
     sinks: Vec<JoinHandle<Result<Vec<PathBuf>, String>>>,
     started: Instant,
     finite: bool,
+    /// Per port: its kernel filter (an eBPF one is read for its counters).
+    port_filters: Vec<Option<PortFilter>>,
+    /// The fanout group's steering program, if `ebpf-symmetric`.
+    _steer: Option<ringwire_bpf::SymmetricSteer>,
+}
+
+/// A port's filter as the kernel runs it.
+enum PortFilter {
+    /// Compiled pcap-filter.
+    Classic(ringwire_filters::CbpfProgram),
+    /// A user's eBPF socket filter (`ebpf:FILE.o[:PROGRAM]`).
+    Ebpf(ringwire_bpf::SocketFilter),
+}
+
+impl PortFilter {
+    fn kernel(&self) -> crate::ring::KernelFilter<'_> {
+        match self {
+            Self::Classic(c) => crate::ring::KernelFilter::Classic(c.instructions()),
+            Self::Ebpf(e) => crate::ring::KernelFilter::Ebpf(e.fd()),
+        }
+    }
+}
+
+/// `ebpf:FILE.o[:PROGRAM]` → (file, program).
+fn ebpf_spec(filter: &Option<String>) -> Option<(&str, Option<&str>)> {
+    let spec = filter.as_deref()?.trim().strip_prefix("ebpf:")?;
+    // A program name never holds a `/` or a `.`; a path may hold `:`.
+    Some(match spec.rsplit_once(':') {
+        Some((path, prog)) if !prog.is_empty() && !prog.contains(['/', '.']) => (path, Some(prog)),
+        _ => (spec, None),
+    })
 }
 
 fn setup(what: impl Into<String>) -> EngineError {
@@ -188,7 +228,13 @@ impl Engine {
                             source: RingError::NoSuchInterface(iface.clone()),
                         });
                     }
-                    kernel_filters.push(Some(compile_expression(expr, CompileTarget::Kernel { iface })?));
+                    kernel_filters.push(Some(match ebpf_spec(&p.filter) {
+                        Some((path, program)) => PortFilter::Ebpf(
+                            ringwire_bpf::SocketFilter::load_file(Path::new(path), program)
+                                .map_err(|source| EngineError::Bpf { port: p.display_name().into(), source })?,
+                        ),
+                        None => PortFilter::Classic(compile_expression(expr, CompileTarget::Kernel { iface })?),
+                    }));
                     pcap_filters.push(None);
                 }
                 (PortKind::Pcap(_), Some(expr)) => {
@@ -278,6 +324,12 @@ impl Engine {
             .filter_map(|c| c.to.as_deref().and_then(port_idx))
             .collect();
 
+        // Symmetric steering: one program for every port's fanout group.
+        let steer = (nworkers > 1 && config.engine.fanout == crate::config::FanoutMode::EbpfSymmetric)
+            .then(ringwire_bpf::SymmetricSteer::load)
+            .transpose()
+            .map_err(|e| setup(format!("loading the ebpf-symmetric steering program: {}", error_chain(&e))))?;
+
         // Rings and sources, per worker.
         let stop = Arc::new(AtomicBool::new(false));
         let mut workers = Vec::with_capacity(nworkers);
@@ -328,7 +380,8 @@ impl Engine {
                                 iface,
                                 geometry: config.ring.rx_geometry(),
                                 promisc: p.promisc,
-                                filter: kernel_filters[i].as_ref().map(|f| f.instructions()),
+                                filter: kernel_filters[i].as_ref().map(PortFilter::kernel),
+                                fanout_program: steer.as_ref().map(ringwire_bpf::SymmetricSteer::fd),
                                 fanout,
                             })
                             .map_err(port_err)?;
@@ -465,6 +518,8 @@ impl Engine {
             sinks: Vec::new(),
             started: Instant::now(),
             finite,
+            port_filters: kernel_filters,
+            _steer: steer,
         };
         for t in sink_tasks {
             let name = format!("rw-sink-{}", t.name);
@@ -544,6 +599,9 @@ impl Engine {
                 continue;
             }
             match p.kind() {
+                Ok(PortKind::AfPacket(_)) if [&st.port_text[pi], &p.filter].iter().any(|f| ebpf_spec(f).is_some()) => {
+                    notes.push(format!("port `{}`: an eBPF port filter changes on restart", p.display_name()));
+                }
                 Ok(PortKind::AfPacket(iface)) => {
                     // No filter any more: a program that accepts everything.
                     let expr = p.filter.clone().unwrap_or_default();
@@ -701,6 +759,15 @@ impl Engine {
             }
         }
         drop(st);
+        for (s, f) in ports.iter_mut().zip(&self.port_filters) {
+            if let Some(PortFilter::Ebpf(prog)) = f {
+                s.ebpf = prog.counters().map(|(seen, passed)| crate::stats::EbpfSnap {
+                    seen,
+                    passed,
+                    filtered: seen.saturating_sub(passed),
+                });
+            }
+        }
         for (s, m) in consumers.iter_mut().zip(&self.consumers) {
             if let Some(cells) = &m.sink {
                 let v = cells.load();

@@ -136,6 +136,23 @@ pub struct PortSnap {
     pub tx_frames: u64,
     /// TX kicks the device answered "busy" (frames waited in the ring, none lost).
     pub tx_busy: u64,
+    /// An eBPF port filter's own counters, if it keeps them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ebpf: Option<EbpfSnap>,
+}
+
+/// Frames an eBPF port filter counted in its `ringwire_stats` map. Frames
+/// it dropped (`seen - passed`) never reached the sockets: they are filtered
+/// in the kernel, not lost, and `passed` is what the kernel then accepted
+/// into the sockets (`kernel_packets`) once traffic has stopped.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, Default)]
+pub struct EbpfSnap {
+    /// Frames the program ran on.
+    pub seen: u64,
+    /// Frames it passed.
+    pub passed: u64,
+    /// Frames it dropped in the kernel.
+    pub filtered: u64,
 }
 
 /// Counters of one worker.

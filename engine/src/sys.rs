@@ -42,6 +42,8 @@ pub(crate) const PACKET_RESERVE: libc::c_int = 12;
 pub(crate) const PACKET_TX_RING: libc::c_int = 13;
 pub(crate) const PACKET_LOSS: libc::c_int = 14;
 pub(crate) const PACKET_FANOUT: libc::c_int = 18;
+/// `PACKET_FANOUT_DATA`: the eBPF program of a `PACKET_FANOUT_EBPF` group.
+pub(crate) const PACKET_FANOUT_DATA: libc::c_int = 22;
 pub(crate) const PACKET_QDISC_BYPASS: libc::c_int = 20;
 pub(crate) const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
 pub(crate) const PACKET_MR_PROMISC: u16 = 1;
@@ -233,6 +235,12 @@ pub(crate) fn attach_filter(fd: &OwnedFd, insns: &[ringwire_filters::Insn]) -> S
         filter: insns.as_ptr().cast_mut().cast(),
     };
     setsockopt(fd, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &prog, "setsockopt(SO_ATTACH_FILTER)")
+}
+
+/// Attach an eBPF socket-filter program (by fd) as the socket's filter.
+pub(crate) fn attach_bpf(fd: &OwnedFd, prog: std::os::fd::BorrowedFd<'_>) -> SysResult<()> {
+    let prog: libc::c_int = std::os::fd::AsRawFd::as_raw_fd(&prog);
+    setsockopt(fd, libc::SOL_SOCKET, libc::SO_ATTACH_BPF, &prog, "setsockopt(SO_ATTACH_BPF)")
 }
 
 /// Remove the socket's filter.

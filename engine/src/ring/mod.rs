@@ -15,7 +15,7 @@
 mod rx;
 mod tx;
 
-pub use rx::{Block, BlockRing, Frame, FrameIter, RingGeometry, RxRing, RxRingOptions};
+pub use rx::{Block, BlockRing, Frame, FrameIter, KernelFilter, RingGeometry, RxRing, RxRingOptions};
 pub use tx::{TxRing, TxRingOptions, MIN_FRAME};
 
 /// Ring errors.

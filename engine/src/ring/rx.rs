@@ -2,7 +2,7 @@
 
 use std::{
     marker::PhantomData,
-    os::fd::{AsRawFd, OwnedFd, RawFd},
+    os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd},
     ptr::NonNull,
     sync::atomic::{AtomicU32, Ordering},
 };
@@ -69,6 +69,24 @@ impl RingGeometry {
     }
 }
 
+/// A program the kernel runs on each frame before the ring.
+#[derive(Debug, Clone, Copy)]
+pub enum KernelFilter<'a> {
+    /// Classic BPF (compiled pcap-filter), SO_ATTACH_FILTER.
+    Classic(&'a [ringwire_filters::Insn]),
+    /// A loaded eBPF socket filter, SO_ATTACH_BPF.
+    Ebpf(BorrowedFd<'a>),
+}
+
+impl KernelFilter<'_> {
+    fn attach(self, fd: &OwnedFd) -> Result<(), sys::SyscallError> {
+        match self {
+            Self::Classic(insns) => sys::attach_filter(fd, insns),
+            Self::Ebpf(prog) => sys::attach_bpf(fd, prog),
+        }
+    }
+}
+
 /// How to open an RX ring.
 #[derive(Debug, Clone)]
 pub struct RxRingOptions<'a> {
@@ -78,8 +96,10 @@ pub struct RxRingOptions<'a> {
     pub geometry: RingGeometry,
     /// Put the interface in promiscuous mode while open.
     pub promisc: bool,
-    /// Classic BPF program attached before bind, if any.
-    pub filter: Option<&'a [ringwire_filters::Insn]>,
+    /// Kernel filter attached before bind, if any.
+    pub filter: Option<KernelFilter<'a>>,
+    /// `PACKET_FANOUT_EBPF`: the steering program, set on the group after joining.
+    pub fanout_program: Option<BorrowedFd<'a>>,
     /// `PACKET_FANOUT` argument (group id | mode << 16), if joining a group.
     pub fanout: Option<u32>,
 }
@@ -123,7 +143,7 @@ impl RxRing {
         // copy of every frame the group also delivers (a duplicate).
         match (opts.fanout, opts.filter) {
             (Some(_), _) => sys::attach_filter(&fd, &DROP_ALL).map_err(sys_err)?,
-            (None, Some(insns)) => sys::attach_filter(&fd, insns).map_err(sys_err)?,
+            (None, Some(f)) => f.attach(&fd).map_err(sys_err)?,
             (None, None) => {}
         }
         let one: libc::c_int = 1;
@@ -168,8 +188,15 @@ impl RxRing {
         if let Some(arg) = opts.fanout {
             sys::setsockopt(&fd, sys::SOL_PACKET, sys::PACKET_FANOUT, &arg, "setsockopt(PACKET_FANOUT)")
                 .map_err(sys_err)?;
+            if let Some(prog) = opts.fanout_program {
+                // The group's program; the first member sets it before any
+                // member's filter lets a frame in (they all drop until then).
+                let prog: libc::c_int = prog.as_raw_fd();
+                sys::setsockopt(&fd, sys::SOL_PACKET, sys::PACKET_FANOUT_DATA, &prog, "setsockopt(PACKET_FANOUT_DATA)")
+                    .map_err(sys_err)?;
+            }
             match opts.filter {
-                Some(insns) => sys::attach_filter(&fd, insns).map_err(sys_err)?,
+                Some(f) => f.attach(&fd).map_err(sys_err)?,
                 None => sys::detach_filter(&fd).map_err(sys_err)?,
             }
         }
