@@ -130,6 +130,12 @@ fn verifier_tail(messages: &str) -> String {
     lines[lines.len().saturating_sub(LOG_TAIL)..].join("\n")
 }
 
+/// A per-CPU `u64` counter at `key`, summed over CPUs; `None` if absent.
+fn percpu_sum(map: &libbpf_rs::Map<'_>, key: &[u8]) -> Option<u64> {
+    let per_cpu = map.lookup_percpu(key, MapFlags::ANY).ok()??;
+    Some(per_cpu.iter().filter_map(|v| v.get(..8)).map(|b| u64::from_ne_bytes(b.try_into().expect("8 bytes"))).sum())
+}
+
 /// A loaded socket-filter program and its object (maps included).
 pub struct SocketFilter {
     object: libbpf_rs::Object,
@@ -244,10 +250,7 @@ impl SocketFilter {
     #[must_use]
     pub fn counters(&self) -> Option<(u64, u64)> {
         let map = self.map("ringwire_stats")?;
-        let sum = |i: u32| -> Option<u64> {
-            let per_cpu = map.lookup_percpu(&i.to_ne_bytes(), MapFlags::ANY).ok()??;
-            Some(per_cpu.iter().filter_map(|v| v.get(..8)).map(|b| u64::from_ne_bytes(b.try_into().expect("8"))).sum())
-        };
+        let sum = |i: u32| percpu_sum(&map, &i.to_ne_bytes());
         Some((sum(0)?, sum(1)?))
     }
 }
@@ -395,9 +398,7 @@ impl Classifier {
             } else {
                 Action::Drop
             };
-            let hits = hits.lookup_percpu(&k, MapFlags::ANY).ok().flatten().map_or(0, |per_cpu| {
-                per_cpu.iter().filter_map(|v| v.get(..8)).map(|b| u64::from_ne_bytes(b.try_into().expect("8"))).sum()
-            });
+            let hits = percpu_sum(&hits, &k).unwrap_or(0);
             out.push(ClassEntry { key, action, hits });
         }
         out.sort_by_key(|e| e.key);

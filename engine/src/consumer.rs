@@ -448,6 +448,12 @@ impl SinkState {
         }
     }
 
+    /// Write a chunk from worker `worker` and return it to that worker's pool.
+    fn write_back(&mut self, channels: &[Arc<Channel>], worker: usize, chunk: Box<Chunk>) {
+        self.write(worker, &chunk);
+        channels[worker].give_back(chunk);
+    }
+
     /// Make what was written visible (a `tail -f`, a pipe reader).
     fn flush(&mut self) {
         let r = match &mut self.output {
@@ -554,17 +560,10 @@ pub fn run_sink(t: SinkTask) -> Result<Vec<PathBuf>, String> {
                         continue;
                     }
                     Some(m) => {
-                        s.write(worker, &chunk);
-                        ch.give_back(chunk);
-                        reorder.written(m, |w, c| {
-                            s.write(w, &c);
-                            t.channels[w].give_back(c);
-                        });
+                        s.write_back(&t.channels, worker, chunk);
+                        reorder.written(m, |w, c| s.write_back(&t.channels, w, c));
                     }
-                    None => {
-                        s.write(worker, &chunk);
-                        ch.give_back(chunk);
-                    }
+                    None => s.write_back(&t.channels, worker, chunk),
                 }
                 t.counters.publish(&s.local);
             }
@@ -576,11 +575,8 @@ pub fn run_sink(t: SinkTask) -> Result<Vec<PathBuf>, String> {
         if got == 0 {
             if done {
                 // Segments whose turn never came (a producer stopped mid-file): in order, as they are.
-                for ((_, _), chunks) in std::mem::take(&mut reorder.waiting) {
-                    for (w, c) in chunks {
-                        s.write(w, &c);
-                        t.channels[w].give_back(c);
-                    }
+                for (w, c) in std::mem::take(&mut reorder.waiting).into_values().flatten() {
+                    s.write_back(&t.channels, w, c);
                 }
             }
             if s.dirty {

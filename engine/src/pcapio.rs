@@ -116,6 +116,13 @@ pub struct RecordRef {
     pub len: usize,
 }
 
+impl RecordRef {
+    /// The record's captured bytes in the mapped file.
+    fn bytes<'a>(&self, file: &'a [u8]) -> &'a [u8] {
+        &file[self.offset..self.offset + self.len]
+    }
+}
+
 /// Reads an Ethernet pcap file (µs or ns, either byte order), memory-mapped:
 /// records are handed out as slices of the mapping, many at a time, without
 /// a copy.
@@ -302,7 +309,7 @@ impl PcapReader {
     /// The captured bytes of a record.
     #[must_use]
     pub fn data(&self, r: &RecordRef) -> &[u8] {
-        &self.map[r.offset..r.offset + r.len]
+        r.bytes(&self.map)
     }
 
     /// The next record, `Ok(None)` at a clean end of file.
@@ -331,7 +338,6 @@ impl PcapReader {
 pub struct SharedPcapReader {
     state: Mutex<SharedState>,
     map: Arc<memmap2::Mmap>,
-    path: PathBuf,
 }
 
 #[derive(Debug)]
@@ -361,8 +367,7 @@ impl SharedPcapReader {
     #[must_use]
     pub fn new(reader: PcapReader) -> Self {
         let map = Arc::clone(&reader.map);
-        let path = reader.path.clone();
-        Self { state: Mutex::new(SharedState { reader, next_seq: 0, ended: false }), map, path }
+        Self { state: Mutex::new(SharedState { reader, next_seq: 0, ended: false }), map }
     }
 
     /// Claim the next segment of at most `max` records, written to `refs`
@@ -401,13 +406,7 @@ impl SharedPcapReader {
     /// The captured bytes of a record claimed from this reader.
     #[must_use]
     pub fn data(&self, r: &RecordRef) -> &[u8] {
-        &self.map[r.offset..r.offset + r.len]
-    }
-
-    /// The file's path.
-    #[must_use]
-    pub fn path(&self) -> &Path {
-        &self.path
+        r.bytes(&self.map)
     }
 }
 
