@@ -432,7 +432,13 @@ impl SinkState {
         match res {
             Ok(()) => {
                 self.local[sink::WRITTEN] += take;
-                self.local[sink::BYTES] += chunk.iter().take(take as usize).map(|r| r.3.len() as u64).sum::<u64>();
+                // Frame bytes are the chunk's bytes less its record headers,
+                // without walking the records (unless only some were taken).
+                self.local[sink::BYTES] += if take == n {
+                    (chunk.buf.len() - chunk.records() * RECORD_HEADER) as u64
+                } else {
+                    chunk.iter().take(take as usize).map(|r| r.3.len() as u64).sum::<u64>()
+                };
                 self.dirty = true;
             }
             Err(e) => {
@@ -815,6 +821,42 @@ mod tests {
             }
         }
         assert_eq!(total, sent);
+    }
+
+    #[test]
+    fn sink_counts_written_frame_bytes_whole_chunks_and_up_to_a_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = PcapOutput::create(dir.path().join("b.pcap"), 65535, 0, None).unwrap();
+        let mut s = SinkState {
+            name: "t".into(),
+            output: SinkOutput::Pcap(out),
+            limit: Some(5),
+            limit_hit: Arc::default(),
+            local: [0; sink::N],
+            stdout: std::io::BufWriter::new(std::io::stdout()),
+            line: String::new(),
+            first_error: None,
+            dirty: false,
+        };
+        let ch = Arc::new(Channel::new(2, MIN_CHUNK, Arc::default()));
+        let mut p = Producer::new(ch.clone(), 65535);
+        // A whole chunk of three frames: 10 + 20 + 30 frame bytes.
+        for len in [10, 20, 30] {
+            assert!(p.offer(&vec![1; len], len as u32, 1, 0));
+        }
+        p.publish();
+        let c = ch.take().unwrap();
+        s.write(0, &c);
+        assert_eq!((s.local[sink::WRITTEN], s.local[sink::BYTES]), (3, 60));
+        ch.give_back(c);
+        // Three more: the limit of 5 takes only the first two (40 + 50).
+        for len in [40, 50, 60] {
+            assert!(p.offer(&vec![2; len], len as u32, 1, 0));
+        }
+        p.publish();
+        let c = ch.take().unwrap();
+        s.write(0, &c);
+        assert_eq!((s.local[sink::WRITTEN], s.local[sink::BYTES], s.local[sink::OVER_LIMIT]), (5, 150, 1));
     }
 
     #[test]
