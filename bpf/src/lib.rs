@@ -307,6 +307,9 @@ pub struct ClassEntry {
     pub hits: u64,
 }
 
+/// Entries the classifier table holds (`max_entries` in `classifier.bpf.c`).
+pub const MAX_CLASSES: usize = 4096;
+
 /// The soft-patch-panel classifier (`src/bpf/classifier.bpf.c`).
 ///
 /// Attach [`Classifier::fd`] to any number of packet sockets; entries

@@ -21,6 +21,89 @@ pub struct Config {
     pub ports: Vec<PortConfig>,
     /// Where frames go.
     pub consumers: Vec<ConsumerConfig>,
+    /// The eBPF classifier table, for ports with `filter = "classifier"`.
+    pub classifier: ClassifierConfig,
+}
+
+/// A port's `filter` value that attaches the eBPF classifier.
+pub const CLASSIFIER_FILTER: &str = "classifier";
+
+/// `[classifier]`: the soft-patch-panel table the eBPF classifier looks up,
+/// keyed by (VLAN id or untagged, destination MAC). Every port with
+/// `filter = "classifier"` runs it in the kernel; a reload (SIGHUP) changes
+/// the entries in place, without reattaching the program.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClassifierConfig {
+    /// What happens to frames no entry matches. Default: pass.
+    pub default: ClassAction,
+    /// The entries (at most [`ringwire_bpf::MAX_CLASSES`]).
+    pub entries: Vec<ClassEntryConfig>,
+}
+
+/// A classifier action.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClassAction {
+    /// Keep the frame.
+    #[default]
+    Pass,
+    /// Drop it in the kernel (counted as filtered).
+    Drop,
+}
+
+impl From<ClassAction> for ringwire_bpf::Action {
+    fn from(a: ClassAction) -> Self {
+        match a {
+            ClassAction::Pass => Self::Pass,
+            ClassAction::Drop => Self::Drop,
+        }
+    }
+}
+
+/// `[[classifier.entries]]`: one row of the table.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ClassEntryConfig {
+    /// 802.1Q VLAN id (0-4095); omitted: untagged frames.
+    #[serde(default)]
+    pub vlan: Option<u16>,
+    /// Destination MAC, `aa:bb:cc:dd:ee:ff`.
+    pub mac: String,
+    /// What happens to matching frames.
+    pub action: ClassAction,
+}
+
+impl ClassifierConfig {
+    /// The table as the classifier takes it, checked: VLAN ids in range,
+    /// MACs that parse, no key twice, not more entries than the map holds.
+    ///
+    /// # Errors
+    /// A message naming the entry (1-based) and field.
+    pub fn table(&self) -> Result<Vec<(ringwire_bpf::ClassKey, ringwire_bpf::Action)>, String> {
+        if self.entries.len() > ringwire_bpf::MAX_CLASSES {
+            return Err(format!(
+                "classifier: {} entries; the table holds at most {}",
+                self.entries.len(),
+                ringwire_bpf::MAX_CLASSES
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut out = Vec::with_capacity(self.entries.len());
+        for (i, e) in self.entries.iter().enumerate() {
+            let ctx = format!("classifier.entries[{}]", i + 1);
+            if let Some(v) = e.vlan.filter(|&v| v > 4095) {
+                return Err(format!("{ctx}: vlan: {v} is out of range (0-4095; omit it for untagged frames)"));
+            }
+            let mac = ringwire_filters::parse_mac(&e.mac).map_err(|m| format!("{ctx}: mac: {m}"))?;
+            let key = ringwire_bpf::ClassKey { vlan: e.vlan, mac };
+            if !seen.insert(key) {
+                return Err(format!("{ctx}: the key (vlan {:?}, mac {}) is already in the table", e.vlan, e.mac));
+            }
+            out.push((key, e.action.into()));
+        }
+        Ok(out)
+    }
 }
 
 /// `[engine]`.
@@ -156,8 +239,10 @@ pub struct PortConfig {
     pub name: Option<String>,
     /// `afpacket:IFACE` or `pcap:FILE`.
     pub uri: String,
-    /// Port filter: on `afpacket`, a pcap-filter expression attached in the
-    /// kernel; on `pcap`, any filter (`builtin:`, `plugin:` too) run as records are read.
+    /// Port filter: on `afpacket`, run in the kernel: a pcap-filter
+    /// expression, `ebpf:FILE.o[:PROGRAM]` (a socket filter of the user's) or
+    /// `classifier` (the `[classifier]` table); on `pcap`, any filter
+    /// (`builtin:`, `plugin:` too) run as records are read.
     #[serde(default)]
     pub filter: Option<String>,
     /// Promiscuous mode while the engine runs (afpacket). Default: true.
@@ -200,6 +285,12 @@ impl PortConfig {
     #[must_use]
     pub fn display_name(&self) -> &str {
         self.name.as_deref().unwrap_or(&self.uri)
+    }
+
+    /// Whether the port's filter is the eBPF classifier.
+    #[must_use]
+    pub fn uses_classifier(&self) -> bool {
+        self.filter.as_deref().is_some_and(|f| f.trim() == CLASSIFIER_FILTER)
     }
 
     /// Parse the URI.
@@ -427,11 +518,18 @@ impl Config {
                     ));
                 }
             }
-            p.kind().map_err(ConfigError::Invalid)?;
+            let kind = p.kind().map_err(ConfigError::Invalid)?;
+            if p.uses_classifier() && !matches!(kind, PortKind::AfPacket(_)) {
+                return bad(format!(
+                    "port `{}`: filter: the classifier runs in the kernel, on afpacket ports only",
+                    p.display_name()
+                ));
+            }
             if !names.insert(p.display_name()) {
                 return bad(format!("ports: the name `{}` is used twice", p.display_name()));
             }
         }
+        self.classifier.table().map_err(ConfigError::Invalid)?;
         let mut cnames = std::collections::HashSet::new();
         for c in &self.consumers {
             let ctx = format!("consumer `{}`", c.name);
@@ -548,6 +646,46 @@ mod tests {
         assert!(c.validate().is_err());
         let c = Config::parse("[engine]\nworkers = [1, 1]\n[[ports]]\nuri = \"pcap:x\"\n").unwrap();
         assert!(c.validate().unwrap_err().to_string().contains("twice"));
+    }
+
+    #[test]
+    fn classifier_table_parses_and_each_mistake_is_named() {
+        let base = "[[ports]]\nuri = \"afpacket:a\"\nfilter = \"classifier\"\n[classifier]\ndefault = \"drop\"\n";
+        let c = Config::parse(&format!(
+            "{base}[[classifier.entries]]\nmac = \"02:00:00:00:00:0a\"\naction = \"pass\"\n\
+             [[classifier.entries]]\nvlan = 100\nmac = \"02-00-00-00-00-0B\"\naction = \"drop\"\n"
+        ))
+        .unwrap();
+        c.validate().unwrap();
+        assert!(c.ports[0].uses_classifier());
+        assert_eq!(c.classifier.default, ClassAction::Drop);
+        let table = c.classifier.table().unwrap();
+        use ringwire_bpf::{Action, ClassKey};
+        assert_eq!(
+            table,
+            [
+                (ClassKey { vlan: None, mac: [2, 0, 0, 0, 0, 0x0a] }, Action::Pass),
+                (ClassKey { vlan: Some(100), mac: [2, 0, 0, 0, 0, 0x0b] }, Action::Drop)
+            ]
+        );
+        let err = |entries: &str| {
+            let c = Config::parse(&format!("{base}{entries}")).map_err(|e| e.to_string())?;
+            c.validate().map_err(|e| e.to_string())
+        };
+        let e =
+            err("[[classifier.entries]]\nvlan = 5000\nmac = \"02:00:00:00:00:01\"\naction = \"pass\"\n").unwrap_err();
+        assert!(e.contains("classifier.entries[1]: vlan: 5000 is out of range"), "{e}");
+        let e = err("[[classifier.entries]]\nmac = \"02:00:00:00:01\"\naction = \"pass\"\n").unwrap_err();
+        assert!(e.contains("classifier.entries[1]: mac:"), "{e}");
+        let two = "[[classifier.entries]]\nmac = \"02:00:00:00:00:01\"\naction = \"pass\"\n";
+        let e = err(&format!("{two}{two}")).unwrap_err();
+        assert!(e.contains("classifier.entries[2]") && e.contains("already in the table"), "{e}");
+        let e = err("[[classifier.entries]]\nmac = \"02:00:00:00:00:01\"\naction = \"allow\"\n").unwrap_err();
+        assert!(e.contains("allow"), "{e}");
+        let e = err("[[classifier.entries]]\nmac = \"02:00:00:00:00:01\"\naction = \"pass\"\nvlna = 3\n").unwrap_err();
+        assert!(e.contains("vlna"), "{e}");
+        let c = Config::parse("[[ports]]\nuri = \"pcap:x\"\nfilter = \"classifier\"\n").unwrap();
+        assert!(c.validate().unwrap_err().to_string().contains("afpacket ports only"));
     }
 
     #[test]

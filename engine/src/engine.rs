@@ -163,6 +163,8 @@ enum PortFilter {
     Classic(ringwire_filters::CbpfProgram),
     /// A user's eBPF socket filter (`ebpf:FILE.o[:PROGRAM]`).
     Ebpf(ringwire_bpf::SocketFilter),
+    /// The eBPF classifier with the `[classifier]` table (`classifier`).
+    Classifier(ringwire_bpf::Classifier),
 }
 
 impl PortFilter {
@@ -170,8 +172,68 @@ impl PortFilter {
         match self {
             Self::Classic(c) => crate::ring::KernelFilter::Classic(c.instructions()),
             Self::Ebpf(e) => crate::ring::KernelFilter::Ebpf(e.fd()),
+            Self::Classifier(c) => crate::ring::KernelFilter::Ebpf(c.filter().fd()),
         }
     }
+
+    /// The eBPF program's own counters, if it is one.
+    fn ebpf(&self) -> Option<&ringwire_bpf::SocketFilter> {
+        match self {
+            Self::Classic(_) => None,
+            Self::Ebpf(e) => Some(e),
+            Self::Classifier(c) => Some(c.filter()),
+        }
+    }
+}
+
+/// Whether a port filter text names an eBPF program (which a reload cannot swap).
+fn is_ebpf_filter(filter: &Option<String>) -> bool {
+    ebpf_spec(filter).is_some() || filter.as_deref().is_some_and(|f| f.trim() == crate::config::CLASSIFIER_FILTER)
+}
+
+/// Load the classifier with `table` and `default`.
+fn load_classifier(
+    default: ringwire_bpf::Action,
+    table: &[(ringwire_bpf::ClassKey, ringwire_bpf::Action)],
+) -> Result<ringwire_bpf::Classifier, ringwire_bpf::BpfError> {
+    let c = ringwire_bpf::Classifier::load(default)?;
+    for &(key, action) in table {
+        c.insert(key, action)?;
+    }
+    Ok(c)
+}
+
+/// Bring a loaded classifier from table `old` to table `new` in place:
+/// entries gone are removed, new or changed ones written, the rest (and
+/// their hit counters) left alone. Returns (added, changed, removed).
+fn update_classifier(
+    c: &ringwire_bpf::Classifier,
+    default: ringwire_bpf::Action,
+    old: &[(ringwire_bpf::ClassKey, ringwire_bpf::Action)],
+    new: &[(ringwire_bpf::ClassKey, ringwire_bpf::Action)],
+) -> Result<(usize, usize, usize), ringwire_bpf::BpfError> {
+    let old: std::collections::HashMap<_, _> = old.iter().copied().collect();
+    let new_keys: std::collections::HashSet<_> = new.iter().map(|(k, _)| *k).collect();
+    let (mut added, mut changed, mut removed) = (0, 0, 0);
+    for (key, action) in new {
+        match old.get(key) {
+            Some(a) if a == action => {}
+            Some(_) => {
+                c.insert(*key, *action)?;
+                changed += 1;
+            }
+            None => {
+                c.insert(*key, *action)?;
+                added += 1;
+            }
+        }
+    }
+    for key in old.keys().filter(|k| !new_keys.contains(k)) {
+        c.remove(*key)?;
+        removed += 1;
+    }
+    c.set_default(default)?;
+    Ok((added, changed, removed))
 }
 
 /// `ebpf:FILE.o[:PROGRAM]` → (file, program).
@@ -217,6 +279,13 @@ impl Engine {
         let port_idx = |name: &str| port_names.iter().position(|n| n == name);
 
         // Port filters: compiled for where they run.
+        let class_table = config.classifier.table().map_err(ConfigError::Invalid)?;
+        if !class_table.is_empty() && !ports.iter().any(crate::config::PortConfig::uses_classifier) {
+            tracing::warn!(
+                entries = class_table.len(),
+                "[classifier] has entries but no port has filter = \"classifier\"; the table is not used"
+            );
+        }
         let mut kernel_filters = Vec::with_capacity(ports.len());
         let mut pcap_filters = Vec::with_capacity(ports.len());
         for (p, kind) in ports.iter().zip(&kinds) {
@@ -228,10 +297,13 @@ impl Engine {
                             source: RingError::NoSuchInterface(iface.clone()),
                         });
                     }
+                    let bpf_err = |source| EngineError::Bpf { port: p.display_name().into(), source };
                     kernel_filters.push(Some(match ebpf_spec(&p.filter) {
                         Some((path, program)) => PortFilter::Ebpf(
-                            ringwire_bpf::SocketFilter::load_file(Path::new(path), program)
-                                .map_err(|source| EngineError::Bpf { port: p.display_name().into(), source })?,
+                            ringwire_bpf::SocketFilter::load_file(Path::new(path), program).map_err(bpf_err)?,
+                        ),
+                        None if p.uses_classifier() => PortFilter::Classifier(
+                            load_classifier(config.classifier.default.into(), &class_table).map_err(bpf_err)?,
                         ),
                         None => PortFilter::Classic(compile_expression(expr, CompileTarget::Kernel { iface })?),
                     }));
@@ -599,7 +671,7 @@ impl Engine {
                 continue;
             }
             match p.kind() {
-                Ok(PortKind::AfPacket(_)) if [&st.port_text[pi], &p.filter].iter().any(|f| ebpf_spec(f).is_some()) => {
+                Ok(PortKind::AfPacket(_)) if [&st.port_text[pi], &p.filter].into_iter().any(is_ebpf_filter) => {
                     notes.push(format!("port `{}`: an eBPF port filter changes on restart", p.display_name()));
                 }
                 Ok(PortKind::AfPacket(iface)) => {
@@ -616,6 +688,30 @@ impl Engine {
         let needed = consumer_changes.len() + port_changes.len();
         if let Some(w) = self.commands.iter().position(|q| q.capacity() - q.len() < needed) {
             return Err(setup(format!("worker {w} has not applied earlier changes yet; nothing changed, try again")));
+        }
+        // The classifier's table changes in the maps the attached programs
+        // read: the next frame meets the new entries, nothing is reattached.
+        if st.config.classifier != new.classifier {
+            let (old_table, new_table) = (
+                st.config.classifier.table().unwrap_or_default(),
+                new.classifier.table().map_err(ConfigError::Invalid)?,
+            );
+            let default = new.classifier.default.into();
+            let mut used = false;
+            for (pi, f) in self.port_filters.iter().enumerate() {
+                let Some(PortFilter::Classifier(c)) = f else { continue };
+                used = true;
+                let (added, changed, removed) = update_classifier(c, default, &old_table, &new_table)
+                    .map_err(|source| EngineError::Bpf { port: self.port_names[pi].clone(), source })?;
+                notes.push(format!(
+                    "port `{}`: classifier table updated in place: {added} added, {changed} changed, {removed} removed, default {:?}",
+                    self.port_names[pi], new.classifier.default
+                ));
+            }
+            if !used {
+                notes.push("classifier table stored; no port has filter = \"classifier\"".into());
+            }
+            st.config.classifier = new.classifier.clone();
         }
         let mut sent = st.sent.clone();
         for (ci, factory, instances, text) in consumer_changes {
@@ -760,12 +856,21 @@ impl Engine {
         }
         drop(st);
         for (s, f) in ports.iter_mut().zip(&self.port_filters) {
-            if let Some(PortFilter::Ebpf(prog)) = f {
+            let Some(f) = f else { continue };
+            if let Some(prog) = f.ebpf() {
                 s.ebpf = prog.counters().map(|(seen, passed)| crate::stats::EbpfSnap {
                     seen,
                     passed,
                     filtered: seen.saturating_sub(passed),
                 });
+            }
+            if let PortFilter::Classifier(c) = f {
+                match c.entries() {
+                    Ok(entries) => s.classifier = entries.iter().map(crate::stats::ClassSnap::from).collect(),
+                    Err(e) => {
+                        tracing::warn!(port = %s.name, error = %error_chain(&e), "cannot read the classifier table")
+                    }
+                }
             }
         }
         for (s, m) in consumers.iter_mut().zip(&self.consumers) {

@@ -139,6 +139,38 @@ pub struct PortSnap {
     /// An eBPF port filter's own counters, if it keeps them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ebpf: Option<EbpfSnap>,
+    /// The classifier's entries, if the port runs it, with their hits.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub classifier: Vec<ClassSnap>,
+}
+
+/// One classifier entry and the frames that matched it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, Default)]
+pub struct ClassSnap {
+    /// VLAN id; `None`: untagged frames.
+    pub vlan: Option<u16>,
+    /// Destination MAC.
+    pub mac: String,
+    /// `pass` or `drop`.
+    pub action: String,
+    /// Frames that matched the entry since it was added.
+    pub hits: u64,
+}
+
+impl From<&ringwire_bpf::ClassEntry> for ClassSnap {
+    fn from(e: &ringwire_bpf::ClassEntry) -> Self {
+        let m = e.key.mac;
+        Self {
+            vlan: e.key.vlan,
+            mac: format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5]),
+            action: match e.action {
+                ringwire_bpf::Action::Pass => "pass",
+                ringwire_bpf::Action::Drop => "drop",
+            }
+            .into(),
+            hits: e.hits,
+        }
+    }
 }
 
 /// Frames an eBPF port filter counted in its `ringwire_stats` map. Frames
@@ -302,6 +334,25 @@ impl Snapshot {
                 p.tx_frames,
                 p.tx_busy
             );
+        }
+        if self.ports.iter().any(|p| p.ebpf.is_some()) {
+            let _ = writeln!(s, "eBPF port filters (the program's own counts; dropped frames are filtered, not lost):");
+            let _ = writeln!(s, "  {:<24} {:>12} {:>12} {:>12}", "port", "seen", "passed", "filtered");
+            for p in &self.ports {
+                if let Some(e) = &p.ebpf {
+                    let _ = writeln!(s, "  {:<24} {:>12} {:>12} {:>12}", p.name, e.seen, e.passed, e.filtered);
+                }
+            }
+        }
+        if self.ports.iter().any(|p| !p.classifier.is_empty()) {
+            let _ = writeln!(s, "classifier entries:");
+            let _ = writeln!(s, "  {:<24} {:>9} {:<17} {:<6} {:>12}", "port", "vlan", "mac", "action", "hits");
+            for p in &self.ports {
+                for c in &p.classifier {
+                    let vlan = c.vlan.map_or_else(|| "untagged".to_owned(), |v| v.to_string());
+                    let _ = writeln!(s, "  {:<24} {:>9} {:<17} {:<6} {:>12}", p.name, vlan, c.mac, c.action, c.hits);
+                }
+            }
         }
         let _ = writeln!(s, "workers:");
         let _ = writeln!(s, "  {:<8} {:>6} {:>12} {:>14} {:>10}", "worker", "core", "received", "bytes", "k_drops");

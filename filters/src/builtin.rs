@@ -243,7 +243,11 @@ fn range(s: &str, max: u64) -> Result<(u16, u16), String> {
     Ok((a as u16, b as u16))
 }
 
-fn parse_mac(s: &str) -> Result<[u8; 6], String> {
+/// Parse a MAC address written `aa:bb:cc:dd:ee:ff` (or with `-`).
+///
+/// # Errors
+/// A message quoting the text.
+pub fn parse_mac(s: &str) -> Result<[u8; 6], String> {
     let parts: Vec<&str> = s.split([':', '-']).collect();
     if parts.len() != 6 {
         return Err(format!("`{s}` is not a MAC address"));

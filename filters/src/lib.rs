@@ -27,7 +27,7 @@ mod pcap_expr;
 pub mod plugin;
 mod spec;
 
-pub use builtin::BuiltinFilter;
+pub use builtin::{parse_mac, BuiltinFilter};
 pub use cbpf::{CbpfProgram, Insn, VlanTag, MAX_INSNS};
 pub use pcap_expr::{compile_expression, CompileTarget, PcapFilter};
 pub use plugin::QuarantinePolicy;

@@ -58,17 +58,38 @@ pub fn cores() -> usize {
 pub struct Proc {
     child: Option<Child>,
     what: String,
-    stdout: Option<std::thread::JoinHandle<Vec<u8>>>,
-    stderr: Option<std::thread::JoinHandle<Vec<u8>>>,
+    stdout: Option<Drained>,
+    stderr: Option<Drained>,
 }
 
-fn drain(pipe: Option<impl std::io::Read + Send + 'static>) -> Option<std::thread::JoinHandle<Vec<u8>>> {
+/// A pipe read to its end by a thread, into a buffer readable meanwhile.
+struct Drained {
+    buf: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Drained {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.buf.lock().unwrap_or_else(std::sync::PoisonError::into_inner)).into_owned()
+    }
+
+    fn finish(self) -> Vec<u8> {
+        let _ = self.thread.join();
+        std::mem::take(&mut *self.buf.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+}
+
+fn drain(pipe: Option<impl std::io::Read + Send + 'static>) -> Option<Drained> {
     pipe.map(|mut p| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = p.read_to_end(&mut buf);
-            buf
-        })
+        let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = buf.clone();
+        let thread = std::thread::spawn(move || {
+            let mut chunk = [0u8; 8192];
+            while let Ok(n @ 1..) = p.read(&mut chunk) {
+                sink.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend_from_slice(&chunk[..n]);
+            }
+        });
+        Drained { buf, thread }
     })
 }
 
@@ -100,6 +121,21 @@ impl Proc {
         unsafe { libc::kill(self.pid() as libc::pid_t, sig) };
     }
 
+    /// Wait until its stderr so far contains `needle` (at most `limit`);
+    /// returns whether it did.
+    pub fn wait_for_stderr(&self, needle: &str, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            if self.stderr.as_ref().is_some_and(|d| d.text().contains(needle)) {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Whether it has exited.
     pub fn exited(&mut self) -> bool {
         self.child.as_mut().expect("running").try_wait().ok().flatten().is_some()
@@ -121,7 +157,7 @@ impl Proc {
             std::thread::sleep(Duration::from_millis(10));
         }
         let status = self.child.take().expect("running").wait().expect("wait");
-        let collect = |h: Option<std::thread::JoinHandle<Vec<u8>>>| h.map(|h| h.join().unwrap_or_default());
+        let collect = |h: Option<Drained>| h.map(Drained::finish);
         let out = Output {
             status,
             stdout: collect(self.stdout.take()).unwrap_or_default(),

@@ -628,3 +628,127 @@ fn an_ebpf_port_filter_drops_in_the_kernel_and_counts() {
     assert!(err.contains("invalid bpf_context access"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// The eBPF classifier from `[classifier]` on a port: frames are kept or
+/// dropped in the kernel by (VLAN, destination MAC); a SIGHUP with a new
+/// table flips, adds and removes entries in the map, without reattaching
+/// (the program's counters run on across the update) and without losing a
+/// frame of an unchanged entry that is sending throughout.
+#[test]
+fn the_classifier_table_changes_verdicts_in_place_on_sighup() {
+    if !privileged("the_classifier_table_changes_verdicts_in_place_on_sighup") {
+        return;
+    }
+    const A: &str = "02:00:00:00:00:0a";
+    const B: &str = "02:00:00:00:00:0b";
+    const C: &str = "02:00:00:00:00:0c";
+    let dir = tempfile::tempdir().unwrap();
+    let Pair { lab: _lab, ns_gen: ns_g, ns_eng: ns_e, if_gen: vg, if_eng: ve } = Pair::new();
+    let st = dir.path().join("stats.json");
+    let out = dir.path().join("cls.pcap");
+    let entry = |vlan: Option<u16>, mac: &str, action: &str| {
+        let vlan = vlan.map(|v| format!("vlan = {v}\n")).unwrap_or_default();
+        format!("[[classifier.entries]]\n{vlan}mac = \"{mac}\"\naction = \"{action}\"\n")
+    };
+    let config = |entries: &[String]| {
+        format!(
+            "[engine]\nworkers = [0]\nstats_json = \"{}\"\n\
+             [[ports]]\nname = \"p\"\nuri = \"afpacket:{ve}\"\nfilter = \"classifier\"\n\
+             [[consumers]]\nname = \"cap\"\nkind = \"pcap\"\npath = \"{}\"\n\
+             [classifier]\ndefault = \"drop\"\n{}",
+            st.display(),
+            out.display(),
+            entries.concat()
+        )
+    };
+    // Before: A untagged dropped, A on VLAN 105 kept, C kept, the rest (B) by default dropped.
+    let cfg = write_config(
+        dir.path(),
+        "cls",
+        &config(&[entry(None, A, "drop"), entry(Some(105), A, "pass"), entry(None, C, "pass")]),
+    );
+    let engine = start_engine(&ns_e, &cfg, dir.path());
+    // C sends throughout, across the update.
+    let steady = ringwire_tests::spawn_generator(
+        &ns_g,
+        &vg,
+        &["--json", "--duration", "3", "--rate", "5000", "--vlan-every", "0", "--dst-mac", C],
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let phase = || {
+        for (mac, vlan_every, flows) in [(A, "0", "64"), (B, "0", "64"), (A, "1", "10")] {
+            let rep = generate(
+                &ns_g,
+                &vg,
+                &["--count", "1000", "--rate", "20000", "--dst-mac", mac, "--vlan-every", vlan_every, "--flows", flows],
+            );
+            assert_eq!(u(&rep["sent"]), 1000);
+        }
+    };
+    phase();
+    // After: A untagged flipped to pass, B added, (105, A) removed, C unchanged.
+    std::fs::write(&cfg, config(&[entry(None, A, "pass"), entry(None, B, "pass"), entry(None, C, "pass")])).unwrap();
+    let mut steady = steady;
+    assert!(!steady.exited(), "C must still be sending when the table changes");
+    engine.signal(libc::SIGHUP);
+    assert!(
+        engine.wait_for_stderr(
+            "classifier table updated in place: 1 added, 1 changed, 1 removed",
+            Duration::from_secs(5)
+        ),
+        "the reload was not applied"
+    );
+    phase();
+    let steady = steady.wait(Duration::from_secs(15));
+    assert!(steady.status.success());
+    let c_sent = u(&serde_json::from_slice::<serde_json::Value>(&steady.stdout).unwrap()["sent"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = stop_engine(engine);
+
+    let mut counts = std::collections::BTreeMap::new();
+    for r in read_pcap(&out) {
+        let mac = r.data[..6].iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":");
+        let vlan = (r.data[12..14] == [0x81, 0x00]).then(|| u16::from_be_bytes([r.data[14], r.data[15]]) & 0x0fff);
+        *counts.entry((mac, vlan)).or_insert(0u64) += 1;
+    }
+    let want: std::collections::BTreeMap<_, _> = [
+        ((A.to_owned(), None), 1000),     // after the flip only
+        ((A.to_owned(), Some(105)), 100), // before the removal only
+        ((B.to_owned(), None), 1000),     // after it was added only
+        ((C.to_owned(), None), c_sent),   // every one, across the update
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(counts, want);
+
+    let s = stats(&st);
+    assert_reconciles(&s);
+    let port = &s["ports"][0];
+    let kept = 2100 + c_sent;
+    assert_eq!(u(&port["received"]), kept, "{port}");
+    assert_eq!(u(&port["kernel_drops"]), 0, "{port}");
+    // One program all along: its counters cover both phases.
+    assert_eq!(u(&port["ebpf"]["seen"]), 6000 + c_sent, "{port}");
+    assert_eq!(u(&port["ebpf"]["passed"]), kept, "{port}");
+    let hits: Vec<(String, Option<u64>, String, u64)> = port["classifier"]
+        .as_array()
+        .expect("classifier entries in the stats")
+        .iter()
+        .map(|e| {
+            (
+                e["mac"].as_str().unwrap().to_owned(),
+                e["vlan"].as_u64(),
+                e["action"].as_str().unwrap().to_owned(),
+                u(&e["hits"]),
+            )
+        })
+        .collect();
+    assert_eq!(
+        hits,
+        [
+            (A.to_owned(), None, "pass".to_owned(), 2000), // 1000 dropped, then 1000 passed: the entry stayed
+            (B.to_owned(), None, "pass".to_owned(), 1000),
+            (C.to_owned(), None, "pass".to_owned(), c_sent),
+        ]
+    );
+}

@@ -54,10 +54,10 @@ struct Args {
     #[arg(long, value_parser = ["udp", "tcp"])]
     l4: Option<String>,
     /// Destination MAC.
-    #[arg(long, default_value = "02:00:00:00:00:02", value_parser = parse_mac)]
+    #[arg(long, default_value = "02:00:00:00:00:02", value_parser = ringwire_filters::parse_mac)]
     dst_mac: [u8; 6],
     /// Source MAC.
-    #[arg(long, default_value = "02:00:00:00:00:01", value_parser = parse_mac)]
+    #[arg(long, default_value = "02:00:00:00:00:01", value_parser = ringwire_filters::parse_mac)]
     src_mac: [u8; 6],
     /// Send frames shorter than 60 bytes as they are (no padding).
     #[arg(long)]
@@ -74,18 +74,6 @@ struct Args {
     /// Progress line every second on stderr.
     #[arg(long)]
     progress: bool,
-}
-
-fn parse_mac(s: &str) -> Result<[u8; 6], String> {
-    let parts: Vec<_> = s.split(':').collect();
-    if parts.len() != 6 {
-        return Err(format!("`{s}` is not a MAC address (aa:bb:cc:dd:ee:ff)"));
-    }
-    let mut m = [0u8; 6];
-    for (b, p) in m.iter_mut().zip(parts) {
-        *b = u8::from_str_radix(p, 16).map_err(|_| format!("`{s}` is not a MAC address"))?;
-    }
-    Ok(m)
 }
 
 fn sizes(spec: &str) -> Result<Vec<usize>> {
