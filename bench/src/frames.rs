@@ -53,6 +53,25 @@ pub struct FlowSpec {
     pub l4: L4,
     /// 802.1Q VLAN id, if tagged.
     pub vlan: Option<u16>,
+    /// The reverse direction: addresses, ports and MACs swapped.
+    pub reverse: bool,
+}
+
+impl FlowSpec {
+    /// The id a stamp carries: the flow index, with the top bit set for the
+    /// reverse direction (each direction is its own sequence).
+    #[must_use]
+    pub fn stream(&self) -> u32 {
+        self.index | if self.reverse { 1 << 31 } else { 0 }
+    }
+
+    /// The IPv6 flow label of this direction: never 0, and different each
+    /// way, as Linux's automatic flow labels are (a label is per socket).
+    #[must_use]
+    pub fn flow_label(&self) -> u32 {
+        let h = self.stream().wrapping_mul(0x9e37_79b1);
+        ((h ^ (h >> 15)) & 0x000f_ffff).max(1)
+    }
 }
 
 /// How flows are mixed.
@@ -72,6 +91,8 @@ pub struct MixSpec {
     pub src_mac: [u8; 6],
     /// Destination MAC.
     pub dst_mac: [u8; 6],
+    /// Send every flow both ways (`flow(2k)` forward, `flow(2k + 1)` its reverse).
+    pub bidirectional: bool,
 }
 
 impl MixSpec {
@@ -80,27 +101,35 @@ impl MixSpec {
     /// # Errors
     /// A size out of range.
     pub fn templates(&self) -> Result<Vec<Template>, FrameError> {
-        let mut out = Vec::with_capacity(self.flows as usize * self.sizes.len());
+        let mut out = Vec::with_capacity(self.streams() as usize * self.sizes.len());
         for s in &self.sizes {
-            for f in 0..self.flows {
+            for f in 0..self.streams() {
                 out.push(build(self, self.flow(f), *s)?);
             }
         }
         Ok(out)
     }
 
-    /// Which template frame `seq` uses: flow `seq % flows`, size `(seq / flows) % sizes`.
+    /// Which template frame `seq` uses: stream `seq % streams`, size `(seq / streams) % sizes`.
     #[must_use]
     pub fn template_index(&self, seq: u64) -> usize {
-        let flows = u64::from(self.flows);
-        ((seq / flows) as usize % self.sizes.len()) * self.flows as usize + (seq % flows) as usize
+        let streams = u64::from(self.streams());
+        ((seq / streams) as usize % self.sizes.len()) * self.streams() as usize + (seq % streams) as usize
     }
 
-    /// The flow with index `i`.
+    /// Directed flows: the flows, twice when bidirectional.
     #[must_use]
-    pub fn flow(&self, i: u32) -> FlowSpec {
+    pub fn streams(&self) -> u32 {
+        self.flows * if self.bidirectional { 2 } else { 1 }
+    }
+
+    /// Directed flow `s` (a flow, or when bidirectional flow `s / 2` one way or the other).
+    #[must_use]
+    pub fn flow(&self, s: u32) -> FlowSpec {
+        let (i, reverse) = if self.bidirectional { (s / 2, s % 2 == 1) } else { (s, false) };
         FlowSpec {
             index: i,
+            reverse,
             ip: self.ip.unwrap_or(if i % 2 == 0 { Ip::V4 } else { Ip::V6 }),
             l4: self.l4.unwrap_or(if (i / 2) % 2 == 0 { L4::Udp } else { L4::Tcp }),
             // Flows come in groups of four (v4/v6 x udp/tcp); one group in
@@ -164,18 +193,25 @@ pub fn build(mix: &MixSpec, flow: FlowSpec, size: usize) -> Result<Template, Fra
     let size = size.max(hlen);
     let payload = vec![0u8; size - hlen];
     let i = flow.index;
-    let b = PacketBuilder::ethernet2(mix.src_mac, mix.dst_mac);
     let mut out = Vec::with_capacity(size);
-    let sport = 10_000 + (i % 50_000) as u16;
-    let dport = 5_000 + (i % 16) as u16;
-    let v4s = [10, 0, (i >> 8) as u8, i as u8];
-    let v4d = [10, 1, 0, 1];
+    let (mut smac, mut dmac) = (mix.src_mac, mix.dst_mac);
+    let mut sport = 10_000 + (i % 50_000) as u16;
+    let mut dport = 5_000 + (i % 16) as u16;
+    let mut v4s = [10, 0, (i >> 8) as u8, i as u8];
+    let mut v4d = [10, 1, 0, 1];
     let mut v6s = [0u8; 16];
     v6s[0] = 0xfd;
     v6s[12..16].copy_from_slice(&i.to_be_bytes());
     let mut v6d = [0u8; 16];
     v6d[0] = 0xfd;
     v6d[15] = 1;
+    if flow.reverse {
+        std::mem::swap(&mut smac, &mut dmac);
+        std::mem::swap(&mut sport, &mut dport);
+        std::mem::swap(&mut v4s, &mut v4d);
+        std::mem::swap(&mut v6s, &mut v6d);
+    }
+    let b = PacketBuilder::ethernet2(smac, dmac);
     macro_rules! finish {
         ($step:expr) => {
             match (flow.ip, flow.l4) {
@@ -198,6 +234,13 @@ pub fn build(mix: &MixSpec, flow: FlowSpec, size: usize) -> Result<Template, Fra
         None => finish!(b),
     };
     res.expect("writing to a Vec cannot fail and the sizes are in range");
+    if flow.ip == Ip::V6 {
+        // The builder leaves the flow label 0; it is outside the L4 checksum.
+        let at = 14 + if flow.vlan.is_some() { 4 } else { 0 };
+        let label = flow.flow_label();
+        out[at + 1] = (out[at + 1] & 0xf0) | (label >> 16) as u8;
+        out[at + 2..at + 4].copy_from_slice(&(label as u16).to_be_bytes());
+    }
     let l4_at = hlen - if flow.l4 == L4::Udp { 8 } else { 20 };
     Ok(Template {
         stamp_at: (size - hlen >= STAMP_LEN).then_some(hlen),
@@ -270,6 +313,7 @@ mod tests {
             sizes: MIX_SIZES.to_vec(),
             src_mac: [2, 0, 0, 0, 0, 1],
             dst_mac: [2, 0, 0, 0, 0, 2],
+            bidirectional: false,
         }
     }
 
@@ -295,8 +339,9 @@ mod tests {
 
     #[test]
     fn every_flow_and_size_builds_and_stamps_with_valid_checksums() {
-        let m = mix();
-        for i in 0..m.flows {
+        let mut m = mix();
+        m.bidirectional = true;
+        for i in 0..m.streams() {
             let f = m.flow(i);
             for &size in &m.sizes {
                 let t = build(&m, f, size).unwrap();
@@ -323,5 +368,48 @@ mod tests {
         assert!(tagged.iter().any(|f| f.ip == Ip::V4 && f.l4 == L4::Udp));
         assert!(tagged.iter().any(|f| f.ip == Ip::V6 && f.l4 == L4::Tcp));
         assert!(build(&m, flows[0], 9001).is_err());
+    }
+
+    /// (src MAC, dst MAC, src IP, dst IP, src port, dst port, IPv6 flow label).
+    type Ends = ([u8; 6], [u8; 6], Vec<u8>, Vec<u8>, u16, u16, Option<u32>);
+
+    fn endpoints(frame: &[u8]) -> Ends {
+        let p = SlicedPacket::from_ethernet(frame).unwrap();
+        let Some(etherparse::LinkSlice::Ethernet2(eth)) = &p.link else { panic!("ethernet") };
+        let (src, dst, label) = match p.net.unwrap() {
+            NetSlice::Ipv4(ip) => (ip.header().source().to_vec(), ip.header().destination().to_vec(), None),
+            NetSlice::Ipv6(ip) => (
+                ip.header().source().to_vec(),
+                ip.header().destination().to_vec(),
+                Some(ip.header().flow_label().value()),
+            ),
+        };
+        let (sp, dp) = match p.transport.unwrap() {
+            TransportSlice::Udp(u) => (u.source_port(), u.destination_port()),
+            TransportSlice::Tcp(t) => (t.source_port(), t.destination_port()),
+            _ => panic!("UDP or TCP"),
+        };
+        (eth.source(), eth.destination(), src, dst, sp, dp, label)
+    }
+
+    #[test]
+    fn bidirectional_flows_pair_each_flow_with_its_reverse() {
+        let mut m = mix();
+        m.bidirectional = true;
+        assert_eq!(m.streams(), 16);
+        assert_eq!(m.templates().unwrap().len(), 16 * m.sizes.len());
+        for k in 0..m.flows {
+            let (f, r) = (m.flow(2 * k), m.flow(2 * k + 1));
+            assert_eq!((f.index, f.reverse, r.index, r.reverse), (k, false, k, true));
+            assert_ne!(f.stream(), r.stream());
+            let a = endpoints(&build(&m, f, 128).unwrap().bytes);
+            let b = endpoints(&build(&m, r, 128).unwrap().bytes);
+            assert_eq!((a.0, a.1, &a.2, &a.3, a.4, a.5), (b.1, b.0, &b.3, &b.2, b.5, b.4), "flow {k}: swapped");
+            match (a.6, b.6) {
+                (Some(x), Some(y)) => assert!(x != 0 && y != 0 && x != y, "flow {k}: labels {x} {y}"),
+                (None, None) => {}
+                other => panic!("flow {k}: {other:?}"),
+            }
+        }
     }
 }

@@ -53,6 +53,10 @@ struct Args {
     /// Only udp or only tcp (default: both).
     #[arg(long, value_parser = ["udp", "tcp"])]
     l4: Option<String>,
+    /// Send every flow in both directions, alternating (addresses, ports and
+    /// MACs swapped; IPv6 flow labels differ each way, as Linux's do).
+    #[arg(long)]
+    bidirectional: bool,
     /// Destination MAC.
     #[arg(long, default_value = "02:00:00:00:00:02", value_parser = ringwire_filters::parse_mac)]
     dst_mac: [u8; 6],
@@ -147,6 +151,7 @@ fn run() -> Result<()> {
         sizes: sizes(&a.size)?,
         src_mac: a.src_mac,
         dst_mac: a.dst_mac,
+        bidirectional: a.bidirectional,
     };
     let templates: Vec<Template> = mix.templates()?;
     if let Some(path) = &a.pcap_out {
@@ -162,7 +167,7 @@ fn run() -> Result<()> {
                 frame.resize(60, 0);
             }
             let ts = t0 + seq * 1000;
-            frames::stamp(t, &mut frame, &Stamp { flow: t.flow.index, seq, ts_ns: ts });
+            frames::stamp(t, &mut frame, &Stamp { flow: t.flow.stream(), seq, ts_ns: ts });
             w.write(ts, frame.len() as u32, &frame)?;
         }
         w.flush()?;
@@ -213,7 +218,7 @@ fn run() -> Result<()> {
         let mut batch = 0;
         while sent < due.min(count) && batch < 256 {
             let t = &templates[mix.template_index(sent)];
-            let st = Stamp { flow: t.flow.index, seq: sent, ts_ns: sys::monotonic_ns() };
+            let st = Stamp { flow: t.flow.stream(), seq: sent, ts_ns: sys::monotonic_ns() };
             let mut len = 0;
             let pushed = tx.push_with(&t.bytes, |slot| {
                 frames::stamp(t, slot, &st);
