@@ -93,6 +93,8 @@ pub struct MixSpec {
     pub dst_mac: [u8; 6],
     /// Send every flow both ways (`flow(2k)` forward, `flow(2k + 1)` its reverse).
     pub bidirectional: bool,
+    /// Destination MACs: flow `i` goes to `dst_mac + i % dst_macs` (at least 1).
+    pub dst_macs: u32,
 }
 
 impl MixSpec {
@@ -180,6 +182,13 @@ pub fn header_len(f: &FlowSpec) -> usize {
         + if f.l4 == L4::Udp { 8 } else { 20 }
 }
 
+/// `mac + n`, carrying over the low three bytes (the device part).
+#[must_use]
+pub fn mac_plus(mac: [u8; 6], n: u32) -> [u8; 6] {
+    let low = (u32::from_be_bytes([0, mac[3], mac[4], mac[5]]).wrapping_add(n) & 0x00ff_ffff).to_be_bytes();
+    [mac[0], mac[1], mac[2], low[1], low[2], low[3]]
+}
+
 /// Build the frame of `flow` with total length `size` (raised to the header
 /// length when smaller, as for the mix's 60-byte entry on long headers).
 ///
@@ -194,7 +203,7 @@ pub fn build(mix: &MixSpec, flow: FlowSpec, size: usize) -> Result<Template, Fra
     let payload = vec![0u8; size - hlen];
     let i = flow.index;
     let mut out = Vec::with_capacity(size);
-    let (mut smac, mut dmac) = (mix.src_mac, mix.dst_mac);
+    let (mut smac, mut dmac) = (mix.src_mac, mac_plus(mix.dst_mac, i % mix.dst_macs.max(1)));
     let mut sport = 10_000 + (i % 50_000) as u16;
     let mut dport = 5_000 + (i % 16) as u16;
     let mut v4s = [10, 0, (i >> 8) as u8, i as u8];
@@ -314,6 +323,7 @@ mod tests {
             src_mac: [2, 0, 0, 0, 0, 1],
             dst_mac: [2, 0, 0, 0, 0, 2],
             bidirectional: false,
+            dst_macs: 1,
         }
     }
 
@@ -390,6 +400,16 @@ mod tests {
             _ => panic!("UDP or TCP"),
         };
         (eth.source(), eth.destination(), src, dst, sp, dp, label)
+    }
+
+    #[test]
+    fn flows_spread_over_destination_macs() {
+        assert_eq!(mac_plus([2, 0, 0, 0, 0, 0xff], 1), [2, 0, 0, 0, 1, 0]);
+        assert_eq!(mac_plus([2, 0, 0, 0xff, 0xff, 0xff], 1), [2, 0, 0, 0, 0, 0]);
+        let mut m = mix();
+        m.dst_macs = 4;
+        let dst: Vec<u8> = (0..8).map(|i| build(&m, m.flow(i), 64).unwrap().bytes[5]).collect();
+        assert_eq!(dst, [2, 3, 4, 5, 2, 3, 4, 5]);
     }
 
     #[test]

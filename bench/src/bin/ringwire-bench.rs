@@ -36,7 +36,10 @@ struct Args {
     /// Rounds (each receiver is measured once per round and size).
     #[arg(long, default_value_t = 3)]
     rounds: usize,
-    /// Receivers: none, ringwire-count, ringwire-pcap, tcpdump, netsniff-ng.
+    /// Receivers: none, ringwire-count, ringwire-pcap, tcpdump, netsniff-ng;
+    /// ringwire-kclass and ringwire-uclass count the frames to the first
+    /// destination MAC, selected by the eBPF classifier in the kernel or by a
+    /// pcap-filter in userspace (use with --dst-macs).
     #[arg(long, value_delimiter = ',', default_value = "none,ringwire-count,ringwire-pcap,tcpdump,netsniff-ng")]
     tools: Vec<String>,
     /// Core for the generator.
@@ -60,7 +63,14 @@ struct Args {
     /// ringwire: RX blocks per ring (default: the engine's default).
     #[arg(long)]
     blocks: Option<u32>,
+    /// The generator spreads its flows over this many destination MACs
+    /// (10: the classifier receivers keep one frame in ten).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    dst_macs: u32,
 }
+
+/// The generator's first destination MAC: the one the classifier receivers keep.
+const KEEP_MAC: &str = "02:00:00:00:00:02";
 
 #[derive(Debug, Clone, serde::Serialize)]
 struct Run {
@@ -85,6 +95,10 @@ struct Run {
     sys_ns_per_frame: f64,
     /// Captured frames per second.
     captured_pps: f64,
+    /// Tool's user CPU time, ns per offered frame.
+    user_ns_per_offered: f64,
+    /// Tool's system CPU time, ns per offered frame.
+    sys_ns_per_offered: f64,
 }
 
 fn main() -> std::process::ExitCode {
@@ -196,11 +210,19 @@ fn start_receiver(tool: &str, l: &Lab2, a: &Args, size: usize) -> Result<Receive
     cmd.args(["netns", "exec", &l.ns_c, "taskset", "-c", &core]);
     let mut stats_json = None;
     match tool {
-        "ringwire-count" | "ringwire-pcap" => {
-            let consumer = if tool == "ringwire-count" {
-                "[[consumers]]\nname = \"count\"\nkind = \"counter\"\n".to_owned()
-            } else {
-                format!("[[consumers]]\nname = \"pcap\"\nkind = \"pcap\"\npath = \"{}\"\n", file.display())
+        "ringwire-count" | "ringwire-pcap" | "ringwire-kclass" | "ringwire-uclass" => {
+            let counter = "[[consumers]]\nname = \"count\"\nkind = \"counter\"\n";
+            let (port_filter, consumer) = match tool {
+                "ringwire-count" => ("", counter.to_owned()),
+                "ringwire-kclass" => (
+                    "filter = \"classifier\"\n",
+                    format!(
+                        "{counter}[classifier]\ndefault = \"drop\"\n\
+                         [[classifier.entries]]\nmac = \"{KEEP_MAC}\"\naction = \"pass\"\n"
+                    ),
+                ),
+                "ringwire-uclass" => ("", format!("{counter}filter = \"ether dst {KEEP_MAC}\"\n")),
+                _ => ("", format!("[[consumers]]\nname = \"pcap\"\nkind = \"pcap\"\npath = \"{}\"\n", file.display())),
             };
             let mut ring = String::from("[ring]\n");
             if let Some(k) = a.block_kib {
@@ -213,7 +235,7 @@ fn start_receiver(tool: &str, l: &Lab2, a: &Args, size: usize) -> Result<Receive
             std::fs::write(
                 &cfg,
                 format!(
-                    "[engine]\nworkers = [{core}]\nstats_json = \"{}\"\n{ring}[[ports]]\nuri = \"afpacket:{}\"\n{consumer}",
+                    "[engine]\nworkers = [{core}]\nstats_json = \"{}\"\n{ring}[[ports]]\nuri = \"afpacket:{}\"\n{port_filter}{consumer}",
                     stats.display(),
                     l.vc
                 ),
@@ -264,7 +286,7 @@ fn start_receiver(tool: &str, l: &Lab2, a: &Args, size: usize) -> Result<Receive
         }
     }
     std::thread::sleep(Duration::from_millis(300));
-    let file = (tool != "ringwire-count").then_some(file);
+    let file = (tool == "ringwire-pcap" || !tool.starts_with("ringwire")).then_some(file);
     Ok(Receiver { child: Some(child), stderr_lines: rx, stats_json, file })
 }
 
@@ -298,6 +320,7 @@ fn measure(tool: &str, l: &Lab2, a: &Args, size: usize, round: usize) -> Result<
             "0",
         ])
         .args(["--flows", "64", "--duration", &a.duration.to_string(), "--core", &a.gen_core.to_string()])
+        .args(["--dst-mac", KEEP_MAC, "--dst-macs", &a.dst_macs.to_string()])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
@@ -348,6 +371,7 @@ fn measure(tool: &str, l: &Lab2, a: &Args, size: usize, round: usize) -> Result<
         }
     }
     let per = |ns: u64| if captured == 0 { 0.0 } else { ns as f64 / captured as f64 };
+    let per_offered = |ns: u64| if offered == 0 { 0.0 } else { ns as f64 / offered as f64 };
     Ok(Run {
         tool: tool.into(),
         size,
@@ -361,6 +385,8 @@ fn measure(tool: &str, l: &Lab2, a: &Args, size: usize, round: usize) -> Result<
         user_ns_per_frame: per(user),
         sys_ns_per_frame: per(sys),
         captured_pps: captured as f64 / a.duration,
+        user_ns_per_offered: per_offered(user),
+        sys_ns_per_offered: per_offered(sys),
     })
 }
 
@@ -388,7 +414,7 @@ fn run() -> Result<()> {
     for t in &a.tools {
         let bin = match t.as_str() {
             "tcpdump" | "netsniff-ng" => t.as_str(),
-            "none" | "ringwire-count" | "ringwire-pcap" => "true",
+            "none" | "ringwire-count" | "ringwire-pcap" | "ringwire-kclass" | "ringwire-uclass" => "true",
             other => bail!("unknown tool `{other}`"),
         };
         if have(bin) {
@@ -435,9 +461,9 @@ fn run() -> Result<()> {
     }
     let mut table: BTreeMap<(usize, usize), serde_json::Value> = BTreeMap::new();
     println!(
-        "\n| size | receiver | offered Mpps | captured Mpps (min-max) | captured/offered | tool drops | veth drops | user ns/frame | sys ns/frame |"
+        "\n| size | receiver | offered Mpps | captured Mpps (min-max) | captured/offered | tool drops | veth drops | user ns/frame | sys ns/frame | user ns/offered | sys ns/offered |"
     );
-    println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for &size in &a.sizes {
         for (ti, t) in tools.iter().enumerate() {
             let rs: Vec<&Run> = runs.iter().filter(|r| r.size == size && &r.tool == t).collect();
@@ -451,15 +477,18 @@ fn run() -> Result<()> {
             let vdrops = m(&|r| r.veth_drops as f64);
             let user = m(&|r| r.user_ns_per_frame);
             let sys = m(&|r| r.sys_ns_per_frame);
+            let user_off = m(&|r| r.user_ns_per_offered);
+            let sys_off = m(&|r| r.sys_ns_per_offered);
             println!(
-                "| {size} | {t} | {offered:.3} | {captured:.3} ({lo:.3}-{hi:.3}) | {:.1} % | {drops:.0} | {vdrops:.0} | {user:.0} | {sys:.0} |",
+                "| {size} | {t} | {offered:.3} | {captured:.3} ({lo:.3}-{hi:.3}) | {:.1} % | {drops:.0} | {vdrops:.0} | {user:.0} | {sys:.0} | {user_off:.0} | {sys_off:.0} |",
                 ratio * 100.0
             );
             table.insert(
                 (size, ti),
                 serde_json::json!({"size": size, "tool": t, "offered_mpps": offered, "captured_mpps": captured,
                     "captured_ratio": ratio, "tool_drops": drops, "veth_drops": vdrops,
-                    "user_ns_per_frame": user, "sys_ns_per_frame": sys}),
+                    "user_ns_per_frame": user, "sys_ns_per_frame": sys,
+                    "user_ns_per_offered": user_off, "sys_ns_per_offered": sys_off}),
             );
         }
     }
@@ -473,7 +502,7 @@ fn run() -> Result<()> {
     );
     if let Some(p) = &a.json {
         let doc = serde_json::json!({"args": {"sizes": a.sizes, "duration_s": a.duration, "rounds": a.rounds,
-            "gen_core": a.gen_core, "cap_core": a.cap_core, "rate": a.rate}, "medians": table.values().collect::<Vec<_>>(), "runs": runs});
+            "gen_core": a.gen_core, "cap_core": a.cap_core, "rate": a.rate, "dst_macs": a.dst_macs}, "medians": table.values().collect::<Vec<_>>(), "runs": runs});
         std::fs::write(p, serde_json::to_string_pretty(&doc)? + "\n")
             .with_context(|| format!("writing {}", p.display()))?;
     }

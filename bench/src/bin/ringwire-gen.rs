@@ -57,6 +57,9 @@ struct Args {
     /// MACs swapped; IPv6 flow labels differ each way, as Linux's do).
     #[arg(long)]
     bidirectional: bool,
+    /// Spread the flows over this many destination MACs (flow i goes to --dst-mac + i mod N).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    dst_macs: u32,
     /// Destination MAC.
     #[arg(long, default_value = "02:00:00:00:00:02", value_parser = ringwire_filters::parse_mac)]
     dst_mac: [u8; 6],
@@ -152,6 +155,7 @@ fn run() -> Result<()> {
         src_mac: a.src_mac,
         dst_mac: a.dst_mac,
         bidirectional: a.bidirectional,
+        dst_macs: a.dst_macs,
     };
     let templates: Vec<Template> = mix.templates()?;
     if let Some(path) = &a.pcap_out {
