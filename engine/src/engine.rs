@@ -114,6 +114,9 @@ struct FilterState {
     consumers: Vec<Option<Arc<FilterFactory>>>,
     consumer_text: Vec<Option<FilterList>>,
     port_text: Vec<Option<String>>,
+    /// Per port: its kernel filter (an eBPF one is read for its counters,
+    /// the classifier's table is updated in place).
+    port_filters: Vec<Option<Arc<PortFilter>>>,
     /// Commands sent to each worker so far.
     sent: Vec<u64>,
     config: Config,
@@ -151,14 +154,12 @@ pub struct Engine {
     sinks: Vec<JoinHandle<Result<Vec<PathBuf>, String>>>,
     started: Instant,
     finite: bool,
-    /// Per port: its kernel filter (an eBPF one is read for its counters).
-    port_filters: Vec<Option<PortFilter>>,
     /// The fanout group's steering program, if `ebpf-symmetric`.
     _steer: Option<ringwire_bpf::SymmetricSteer>,
 }
 
 /// A port's filter as the kernel runs it.
-enum PortFilter {
+pub(crate) enum PortFilter {
     /// Compiled pcap-filter.
     Classic(ringwire_filters::CbpfProgram),
     /// A user's eBPF socket filter (`ebpf:FILE.o[:PROGRAM]`).
@@ -168,7 +169,33 @@ enum PortFilter {
 }
 
 impl PortFilter {
-    fn kernel(&self) -> crate::ring::KernelFilter<'_> {
+    /// Build the filter `p.filter` names for interface `iface`: load an eBPF
+    /// object or the classifier (with `classifier`'s table), or compile a
+    /// pcap-filter expression for the kernel.
+    fn build(
+        p: &crate::config::PortConfig,
+        iface: &str,
+        classifier: &crate::config::ClassifierConfig,
+    ) -> Result<Self, EngineError> {
+        let bpf_err = |source| EngineError::Bpf { port: p.display_name().into(), source };
+        Ok(match ebpf_spec(&p.filter) {
+            Some((path, program)) => {
+                Self::Ebpf(ringwire_bpf::SocketFilter::load_file(Path::new(path), program).map_err(bpf_err)?)
+            }
+            None if p.uses_classifier() => {
+                let table = classifier.table().map_err(ConfigError::Invalid)?;
+                Self::Classifier(load_classifier(classifier.default.into(), &table).map_err(bpf_err)?)
+            }
+            // No filter: a program that accepts everything.
+            None => Self::Classic(compile_expression(
+                p.filter.as_deref().unwrap_or_default(),
+                CompileTarget::Kernel { iface },
+            )?),
+        })
+    }
+
+    /// What to attach to a socket.
+    pub(crate) fn kernel(&self) -> crate::ring::KernelFilter<'_> {
         match self {
             Self::Classic(c) => crate::ring::KernelFilter::Classic(c.instructions()),
             Self::Ebpf(e) => crate::ring::KernelFilter::Ebpf(e.fd()),
@@ -184,11 +211,6 @@ impl PortFilter {
             Self::Classifier(c) => Some(c.filter()),
         }
     }
-}
-
-/// Whether a port filter text names an eBPF program (which a reload cannot swap).
-fn is_ebpf_filter(filter: &Option<String>) -> bool {
-    ebpf_spec(filter).is_some() || filter.as_deref().is_some_and(|f| f.trim() == crate::config::CLASSIFIER_FILTER)
 }
 
 /// Load the classifier with `table` and `default`.
@@ -290,23 +312,14 @@ impl Engine {
         let mut pcap_filters = Vec::with_capacity(ports.len());
         for (p, kind) in ports.iter().zip(&kinds) {
             match (kind, &p.filter) {
-                (PortKind::AfPacket(iface), Some(expr)) => {
+                (PortKind::AfPacket(iface), Some(_)) => {
                     if sys::if_index(iface).is_none() {
                         return Err(EngineError::Port {
                             port: p.display_name().into(),
                             source: RingError::NoSuchInterface(iface.clone()),
                         });
                     }
-                    let bpf_err = |source| EngineError::Bpf { port: p.display_name().into(), source };
-                    kernel_filters.push(Some(match ebpf_spec(&p.filter) {
-                        Some((path, program)) => PortFilter::Ebpf(
-                            ringwire_bpf::SocketFilter::load_file(Path::new(path), program).map_err(bpf_err)?,
-                        ),
-                        None if p.uses_classifier() => PortFilter::Classifier(
-                            load_classifier(config.classifier.default.into(), &class_table).map_err(bpf_err)?,
-                        ),
-                        None => PortFilter::Classic(compile_expression(expr, CompileTarget::Kernel { iface })?),
-                    }));
+                    kernel_filters.push(Some(Arc::new(PortFilter::build(p, iface, &config.classifier)?)));
                     pcap_filters.push(None);
                 }
                 (PortKind::Pcap(_), Some(expr)) => {
@@ -452,7 +465,7 @@ impl Engine {
                                 iface,
                                 geometry: config.ring.rx_geometry(),
                                 promisc: p.promisc,
-                                filter: kernel_filters[i].as_ref().map(PortFilter::kernel),
+                                filter: kernel_filters[i].as_deref().map(PortFilter::kernel),
                                 fanout_program: steer.as_ref().map(ringwire_bpf::SymmetricSteer::fd),
                                 fanout,
                             })
@@ -584,13 +597,13 @@ impl Engine {
                 consumers: consumer_filters,
                 consumer_text: config.consumers.iter().map(|c| c.filter.clone()).collect(),
                 port_text: config.ports.iter().map(|p| p.filter.clone()).collect(),
+                port_filters: kernel_filters,
                 sent: vec![0; nworkers],
                 config: config.clone(),
             }),
             sinks: Vec::new(),
             started: Instant::now(),
             finite,
-            port_filters: kernel_filters,
             _steer: steer,
         };
         for t in sink_tasks {
@@ -671,14 +684,10 @@ impl Engine {
                 continue;
             }
             match p.kind() {
-                Ok(PortKind::AfPacket(_)) if [&st.port_text[pi], &p.filter].into_iter().any(is_ebpf_filter) => {
-                    notes.push(format!("port `{}`: an eBPF port filter changes on restart", p.display_name()));
-                }
                 Ok(PortKind::AfPacket(iface)) => {
-                    // No filter any more: a program that accepts everything.
-                    let expr = p.filter.clone().unwrap_or_default();
-                    let program = Arc::new(compile_expression(&expr, CompileTarget::Kernel { iface: &iface })?);
-                    port_changes.push((pi, program, p.filter.clone()));
+                    // Loaded (or compiled) here, off the hot path: an error leaves the filter in force.
+                    let filter = Arc::new(PortFilter::build(p, &iface, &new.classifier)?);
+                    port_changes.push((pi, filter, p.filter.clone()));
                 }
                 _ => notes.push(format!("port `{}`: a pcap port's filter changes on restart", p.display_name())),
             }
@@ -698,8 +707,8 @@ impl Engine {
             );
             let default = new.classifier.default.into();
             let mut used = false;
-            for (pi, f) in self.port_filters.iter().enumerate() {
-                let Some(PortFilter::Classifier(c)) = f else { continue };
+            for (pi, f) in st.port_filters.iter().enumerate() {
+                let Some(PortFilter::Classifier(c)) = f.as_deref() else { continue };
                 used = true;
                 let (added, changed, removed) = update_classifier(c, default, &old_table, &new_table)
                     .map_err(|source| EngineError::Bpf { port: self.port_names[pi].clone(), source })?;
@@ -726,10 +735,11 @@ impl Engine {
             st.consumers[ci] = factory;
             st.consumer_text[ci] = text;
         }
-        for (pi, program, text) in port_changes {
+        for (pi, filter, text) in port_changes {
             for w in 0..nworkers {
-                self.send(w, Command::SetPortFilter { port: pi, program: program.clone() }, &mut sent);
+                self.send(w, Command::SetPortFilter { port: pi, filter: filter.clone() }, &mut sent);
             }
+            st.port_filters[pi] = Some(filter);
             notes.push(format!(
                 "port `{}`: kernel filter now {}",
                 new.ports[pi].display_name(),
@@ -854,9 +864,8 @@ impl Engine {
                 }
             }
         }
-        drop(st);
-        for (s, f) in ports.iter_mut().zip(&self.port_filters) {
-            let Some(f) = f else { continue };
+        for (s, f) in ports.iter_mut().zip(&st.port_filters) {
+            let Some(f) = f.as_deref() else { continue };
             if let Some(prog) = f.ebpf() {
                 s.ebpf = prog.counters().map(|(seen, passed)| crate::stats::EbpfSnap {
                     seen,
@@ -873,6 +882,7 @@ impl Engine {
                 }
             }
         }
+        drop(st);
         for (s, m) in consumers.iter_mut().zip(&self.consumers) {
             if let Some(cells) = &m.sink {
                 let v = cells.load();

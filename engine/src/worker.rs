@@ -111,8 +111,8 @@ pub(crate) enum Command {
     SetPortFilter {
         /// Port index.
         port: usize,
-        /// The program.
-        program: Arc<ringwire_filters::CbpfProgram>,
+        /// The filter, built (compiled or loaded) off the hot path.
+        filter: Arc<crate::engine::PortFilter>,
     },
 }
 
@@ -215,13 +215,13 @@ impl Dispatch {
                     c.filter = filter;
                 }
             }
-            Command::SetPortFilter { port, program } => {
+            Command::SetPortFilter { port, filter } => {
                 for s in sources {
                     if let Source::Ring { port: p, ring } = s {
                         if *p == port {
-                            // SO_ATTACH_FILTER swaps the socket's program atomically
-                            // (RCU): every frame meets the old or the new program, never none.
-                            if let Err(e) = ring.set_filter(program.instructions()) {
+                            // SO_ATTACH_FILTER / SO_ATTACH_BPF swap the socket's program
+                            // atomically (RCU): every frame meets the old or the new one, never none.
+                            if let Err(e) = ring.set_filter(filter.kernel()) {
                                 tracing::error!(error = %e, port, "could not swap the port filter; the previous one stays");
                             }
                         }

@@ -923,3 +923,76 @@ fn ebpf_symmetric_fanout_keeps_both_directions_of_a_flow_on_one_worker() {
     let split = hash.values().filter(|f| f.workers.len() > 1).count();
     eprintln!("plain hash fanout split {split} of 128 flows over both workers on this kernel; ebpf-symmetric none");
 }
+
+/// SIGHUP with an eBPF port filter: each bad program (missing file, not an
+/// eBPF object, an XDP program, a program name that does not exist, one the
+/// verifier rejects) is reported with its own message while the engine keeps
+/// running with the filter in force; a good one (the classifier) then
+/// replaces it atomically.
+#[test]
+fn sighup_reports_each_bad_ebpf_filter_and_keeps_the_one_in_force() {
+    if !privileged("sighup_reports_each_bad_ebpf_filter_and_keeps_the_one_in_force") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Pair { lab: _lab, ns_gen: ns_g, ns_eng: ns_e, if_gen: vg, if_eng: ve } = Pair::new();
+    let st = dir.path().join("stats.json");
+    let out = dir.path().join("hup.pcap");
+    let config = |filter: &str| {
+        format!(
+            "[engine]\nworkers = [0]\nstats_json = \"{}\"\n\
+             [[ports]]\nname = \"p\"\nuri = \"afpacket:{ve}\"\nfilter = \"{filter}\"\n\
+             [[consumers]]\nname = \"cap\"\nkind = \"pcap\"\npath = \"{}\"\n\
+             [classifier]\ndefault = \"drop\"\n\
+             [[classifier.entries]]\nmac = \"02:00:00:00:00:0b\"\naction = \"pass\"\n",
+            st.display(),
+            out.display()
+        )
+    };
+    let keep_udp = format!("ebpf:{}", ringwire_bpf::EXAMPLE_KEEP_UDP);
+    let cfg = write_config(dir.path(), "hup", &config(&keep_udp));
+    let engine = start_engine(&ns_e, &cfg, dir.path());
+    let not_elf = dir.path().join("not.bpf.o");
+    std::fs::write(&not_elf, "this is not an ELF file\n").unwrap();
+    let bad = [
+        (format!("ebpf:{}/missing.bpf.o", dir.path().display()), "missing.bpf.o: cannot read"),
+        (format!("ebpf:{}", not_elf.display()), "not an eBPF object file"),
+        (format!("ebpf:{}", ringwire_bpf::FIXTURE_NOT_SOCKET), "a port filter must be a socket filter"),
+        (format!("{keep_udp}:nope"), "no program named `nope` (programs: keep_udp)"),
+        (format!("ebpf:{}", ringwire_bpf::FIXTURE_REJECTED), "invalid bpf_context access"),
+    ];
+    for (i, (filter, message)) in bad.iter().enumerate() {
+        std::fs::write(&cfg, config(filter)).unwrap();
+        engine.signal(libc::SIGHUP);
+        assert!(
+            engine.wait_for_stderr(message, Duration::from_secs(5)),
+            "bad filter {i} ({filter}): no `{message}` in the log"
+        );
+    }
+    let mut running = engine;
+    assert!(!running.exited(), "the engine keeps running");
+    // keep_udp is still in force: of 2000 frames half UDP, 1000 arrive.
+    let rep = generate(&ns_g, &vg, &["--count", "2000", "--rate", "20000", "--vlan-every", "0"]);
+    assert_eq!(u(&rep["sent"]), 2000);
+    // Now a good one: the classifier keeps only frames to ...:0b.
+    std::fs::write(&cfg, config("classifier")).unwrap();
+    running.signal(libc::SIGHUP);
+    assert!(running.wait_for_stderr("kernel filter now classifier", Duration::from_secs(5)), "the swap");
+    for mac in ["02:00:00:00:00:0b", "02:00:00:00:00:0c"] {
+        let rep = generate(&ns_g, &vg, &["--count", "500", "--rate", "20000", "--vlan-every", "0", "--dst-mac", mac]);
+        assert_eq!(u(&rep["sent"]), 500);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = stop_engine(running);
+    let s = stats(&st);
+    assert_reconciles(&s);
+    let port = &s["ports"][0];
+    assert_eq!(u(&port["received"]), 1500, "{port}");
+    // The counters are the program in force: the classifier's, since the swap.
+    assert_eq!((u(&port["ebpf"]["seen"]), u(&port["ebpf"]["passed"])), (1000, 500), "{port}");
+    let got = read_pcap(&out);
+    let (before, after) = got.split_at(1000);
+    let proto = |r: &ringwire_tests::Rec| ringwire_filters::headers::Headers::parse(&r.data).proto;
+    assert!(before.iter().all(|r| proto(r) == Some(17)), "UDP only while keep_udp was in force");
+    assert!(after.iter().all(|r| r.data[..6] == [2, 0, 0, 0, 0, 0x0b]), "then only frames to :0b");
+}

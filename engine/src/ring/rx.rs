@@ -242,8 +242,8 @@ impl RxRing {
     ///
     /// # Errors
     /// The setsockopt failure.
-    pub fn set_filter(&self, insns: &[ringwire_filters::Insn]) -> Result<(), sys::SyscallError> {
-        sys::attach_filter(&self.fd, insns)
+    pub fn set_filter(&self, filter: KernelFilter<'_>) -> Result<(), sys::SyscallError> {
+        filter.attach(&self.fd)
     }
 
     /// The group id this socket's fanout group got (after joining).
