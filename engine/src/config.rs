@@ -23,6 +23,31 @@ pub struct Config {
     pub consumers: Vec<ConsumerConfig>,
     /// The eBPF classifier table, for ports with `filter = "classifier"`.
     pub classifier: ClassifierConfig,
+    /// The control socket.
+    pub control: ControlConfig,
+}
+
+/// `[control]`: the control socket of `ringwire run` (see `docs/control.md`).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ControlConfig {
+    /// Listen at all. Default: true.
+    pub enabled: bool,
+    /// Socket path (created with mode 0660). Default: `/run/ringwire/ringwire.sock`.
+    pub socket: PathBuf,
+    /// Clients served at once; the next is refused with a message. Default: 64.
+    pub max_clients: usize,
+    /// Seconds a client may stay silent before it is closed. Default: 300.
+    pub idle_timeout_s: u64,
+}
+
+/// Where `ringwire run` listens and `ringctl` connects by default.
+pub const DEFAULT_CONTROL_SOCKET: &str = "/run/ringwire/ringwire.sock";
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        Self { enabled: true, socket: DEFAULT_CONTROL_SOCKET.into(), max_clients: 64, idle_timeout_s: 300 }
+    }
 }
 
 /// A port's `filter` value that attaches the eBPF classifier.
@@ -530,6 +555,12 @@ impl Config {
             }
         }
         self.classifier.table().map_err(ConfigError::Invalid)?;
+        if !(1..=4096).contains(&self.control.max_clients) {
+            return bad(format!("control.max_clients: {} is out of range (1-4096)", self.control.max_clients));
+        }
+        if self.control.idle_timeout_s == 0 {
+            return bad("control.idle_timeout_s: must be at least 1".into());
+        }
         let mut cnames = std::collections::HashSet::new();
         for c in &self.consumers {
             let ctx = format!("consumer `{}`", c.name);

@@ -768,6 +768,81 @@ impl Engine {
         Ok(notes)
     }
 
+    /// The configuration in force (filters and the classifier table as last
+    /// changed by a reload or the control socket).
+    #[must_use]
+    pub fn current_config(&self) -> Config {
+        self.filters.lock().unwrap_or_else(std::sync::PoisonError::into_inner).config.clone()
+    }
+
+    /// Add or change a classifier entry on every port running the
+    /// classifier, in place. Returns the ports changed (none: no port runs it).
+    ///
+    /// # Errors
+    /// A map update failed (the port named); ports before it were changed.
+    pub fn classifier_set(
+        &self,
+        key: ringwire_bpf::ClassKey,
+        action: ringwire_bpf::Action,
+    ) -> Result<Vec<String>, EngineError> {
+        let mut st = self.filters.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut ports = Vec::new();
+        for (pi, f) in st.port_filters.iter().enumerate() {
+            if let Some(PortFilter::Classifier(c)) = f.as_deref() {
+                c.insert(key, action)
+                    .map_err(|source| EngineError::Bpf { port: self.port_names[pi].clone(), source })?;
+                ports.push(self.port_names[pi].clone());
+            }
+        }
+        let entry = crate::config::ClassEntryConfig {
+            vlan: key.vlan,
+            mac: crate::stats::format_mac(key.mac),
+            action: if action == ringwire_bpf::Action::Pass {
+                crate::config::ClassAction::Pass
+            } else {
+                crate::config::ClassAction::Drop
+            },
+        };
+        let entries = &mut st.config.classifier.entries;
+        match entries
+            .iter_mut()
+            .find(|e| ringwire_filters::parse_mac(&e.mac).ok() == Some(key.mac) && e.vlan == key.vlan)
+        {
+            Some(e) => *e = entry,
+            None => entries.push(entry),
+        }
+        Ok(ports)
+    }
+
+    /// Remove a classifier entry from every port running the classifier.
+    /// Returns the ports it was removed from.
+    ///
+    /// # Errors
+    /// A map operation failed (the port named).
+    pub fn classifier_remove(&self, key: ringwire_bpf::ClassKey) -> Result<Vec<String>, EngineError> {
+        let mut st = self.filters.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut ports = Vec::new();
+        for (pi, f) in st.port_filters.iter().enumerate() {
+            if let Some(PortFilter::Classifier(c)) = f.as_deref() {
+                if c.remove(key).map_err(|source| EngineError::Bpf { port: self.port_names[pi].clone(), source })? {
+                    ports.push(self.port_names[pi].clone());
+                }
+            }
+        }
+        st.config
+            .classifier
+            .entries
+            .retain(|e| !(ringwire_filters::parse_mac(&e.mac).ok() == Some(key.mac) && e.vlan == key.vlan));
+        Ok(ports)
+    }
+
+    /// Whether any port runs the classifier.
+    #[must_use]
+    pub fn runs_classifier(&self) -> bool {
+        let st = self.filters.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        st.port_filters.iter().any(|f| matches!(f.as_deref(), Some(PortFilter::Classifier(_))))
+    }
+
     /// Queue a command (room was checked for the whole reload first, and
     /// reloads are serialized, so the queue cannot be full here).
     fn send(&self, worker: usize, cmd: Command, sent: &mut [u64]) {

@@ -19,6 +19,7 @@
 
 pub mod config;
 pub mod consumer;
+pub mod control;
 pub mod engine;
 pub mod lab;
 pub mod pcapio;

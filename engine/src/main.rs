@@ -41,6 +41,9 @@ enum Cmd {
         /// Create this file once every port is open and the workers run (for scripts).
         #[arg(long)]
         ready_file: Option<PathBuf>,
+        /// Control socket path (overrides control.socket); `none` disables it.
+        #[arg(long)]
+        control_socket: Option<PathBuf>,
     },
     /// Capture like tcpdump: -i IFACE... or -r FILE..., -w OUT, -c COUNT, then a pcap-filter expression.
     Capture(CaptureArgs),
@@ -102,14 +105,31 @@ fn main() -> ExitCode {
         _ => "warn",
     };
     let filter = cli.log.clone().or_else(|| std::env::var("RUST_LOG").ok()).unwrap_or_else(|| default_level.into());
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| "warn".into()))
-        .with_writer(std::io::stderr)
-        // Colours only on a terminal: a log file or a pipe gets plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    // The filter sits behind a reload handle: the control socket's `log.level` replaces it.
+    let (env_filter, log_handle) = tracing_subscriber::reload::Layer::new(
+        tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| "warn".into()),
+    );
+    {
+        use tracing_subscriber::layer::SubscriberExt as _;
+        use tracing_subscriber::util::SubscriberInitExt as _;
+        tracing_subscriber::registry()
+            .with(env_filter)
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    // Colours only on a terminal: a log file or a pipe gets plain text.
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+            )
+            .init();
+    }
+    let set_log: ringwire_engine::control::SetLog = Box::new(move |directives: &str| {
+        let f = tracing_subscriber::EnvFilter::try_new(directives).map_err(|e| e.to_string())?;
+        log_handle.reload(f).map_err(|e| e.to_string())
+    });
     let res = match cli.cmd {
-        Cmd::Run { config, progress_ms, ready_file } => cmd_run(&config, progress_ms, ready_file.as_deref()),
+        Cmd::Run { config, progress_ms, ready_file, control_socket } => {
+            cmd_run(&config, progress_ms, ready_file.as_deref(), control_socket, set_log)
+        }
         Cmd::Capture(a) => cmd_capture(a),
         Cmd::Demo(a) => cmd_demo(&a),
     };
@@ -236,10 +256,43 @@ fn finish(report: &Report, engine_json: Option<&Path>, to_stderr: bool) -> Resul
     Ok(if report.errors.is_empty() && report.unreconciled.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-fn cmd_run(path: &Path, progress_ms: Option<u64>, ready_file: Option<&Path>) -> Result<ExitCode> {
-    let config = Config::load(path)?;
+fn cmd_run(
+    path: &Path,
+    progress_ms: Option<u64>,
+    ready_file: Option<&Path>,
+    control_socket: Option<PathBuf>,
+    set_log: ringwire_engine::control::SetLog,
+) -> Result<ExitCode> {
+    let mut config = Config::load(path)?;
+    match control_socket {
+        Some(p) if p.as_os_str() == "none" => config.control.enabled = false,
+        Some(p) => config.control.socket = p,
+        None => {}
+    }
     let signals = stop_flag()?;
     let engine = Engine::start(&config)?;
+    let control = if config.control.enabled {
+        let started =
+            ringwire_engine::control::server::Server::start(&ringwire_engine::control::server::ServerOptions {
+                path: config.control.socket.clone(),
+                max_clients: config.control.max_clients,
+                idle_timeout: Duration::from_secs(config.control.idle_timeout_s),
+            });
+        match started {
+            Ok(s) => Some(s),
+            // The default path may be taken by another engine or not writable
+            // (not root): run without the socket and say so. A path the user
+            // chose must work.
+            Err(e) if config.control.socket == Path::new(ringwire_engine::config::DEFAULT_CONTROL_SOCKET) => {
+                tracing::warn!("{e}; running without a control socket (set control.socket or --control-socket)");
+                None
+            }
+            Err(e) => return Err(e.into()),
+        }
+    } else {
+        None
+    };
+    let mut handler = ringwire_engine::control::Handler::new(set_log);
     if let Some(f) = ready_file {
         std::fs::write(f, format!("{}\n", std::process::id())).with_context(|| format!("writing {}", f.display()))?;
     }
@@ -247,6 +300,17 @@ fn cmd_run(path: &Path, progress_ms: Option<u64>, ready_file: Option<&Path>) -> 
     let hup = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone()).context("installing signal handlers")?;
     let report = supervise(engine, progress_ms.unwrap_or(config.engine.progress_ms), &signals, |engine| {
+        // Control requests: applied here, one at a time, in arrival order.
+        if let Some(server) = &control {
+            while let Some(inc) = server.poll() {
+                let (answer, after) = handler.handle(engine, &inc);
+                server.answer(inc.client, &answer);
+                if after == ringwire_engine::control::After::Shutdown {
+                    tracing::info!("shutdown requested on the control socket; stopping");
+                    return true;
+                }
+            }
+        }
         if hup.swap(false, std::sync::atomic::Ordering::Relaxed) {
             match Config::load(path).map_err(anyhow::Error::from).and_then(|c| Ok(engine.reload_filters(&c)?)) {
                 Ok(notes) if notes.is_empty() => tracing::info!("SIGHUP: no filter changed"),

@@ -157,12 +157,17 @@ pub struct ClassSnap {
     pub hits: u64,
 }
 
+/// `aa:bb:cc:dd:ee:ff`.
+#[must_use]
+pub fn format_mac(m: [u8; 6]) -> String {
+    format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
+}
+
 impl From<&ringwire_bpf::ClassEntry> for ClassSnap {
     fn from(e: &ringwire_bpf::ClassEntry) -> Self {
-        let m = e.key.mac;
         Self {
             vlan: e.key.vlan,
-            mac: format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5]),
+            mac: format_mac(e.key.mac),
             action: match e.action {
                 ringwire_bpf::Action::Pass => "pass",
                 ringwire_bpf::Action::Drop => "drop",

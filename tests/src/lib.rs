@@ -198,7 +198,9 @@ pub fn start_engine(ns: &str, config: &Path, dir: &Path) -> Proc {
             .arg("run")
             .arg(config)
             .arg("--ready-file")
-            .arg(&ready),
+            .arg(&ready)
+            .arg("--control-socket")
+            .arg(control_socket(config)),
     );
     let deadline = Instant::now() + Duration::from_secs(10);
     while !ready.exists() {
@@ -210,6 +212,13 @@ pub fn start_engine(ns: &str, config: &Path, dir: &Path) -> Proc {
         std::thread::sleep(Duration::from_millis(20));
     }
     p
+}
+
+/// The control socket [`start_engine`] gives the engine of `config`: next
+/// to the config file, so engines of concurrent tests never share one.
+#[must_use]
+pub fn control_socket(config: &Path) -> PathBuf {
+    config.with_extension("sock")
 }
 
 /// Run ringwire-gen inside `ns` with `args`; returns its JSON report.

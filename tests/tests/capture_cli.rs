@@ -317,7 +317,7 @@ fn recorded_pace_replays_at_the_recorded_intervals() {
     )
     .unwrap();
     let t0 = std::time::Instant::now();
-    let res = ringwire(&["run", cfg.to_str().unwrap()]);
+    let res = ringwire(&["run", cfg.to_str().unwrap(), "--control-socket", "none"]);
     let took = t0.elapsed();
     assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
     assert!(took >= Duration::from_millis(700), "4 records 250 ms apart replayed in {took:?}");
@@ -356,7 +356,7 @@ fn file_sources_are_lossless_even_through_a_tiny_queue() {
             ),
         )
         .unwrap();
-        let res = ringwire(&["run", cfg.to_str().unwrap()]);
+        let res = ringwire(&["run", cfg.to_str().unwrap(), "--control-socket", "none"]);
         assert!(res.status.success(), "workers {w}: {}", String::from_utf8_lossy(&res.stderr));
         let s = ringwire_tests::stats(&st);
         ringwire_tests::assert_reconciles(&s);

@@ -64,7 +64,8 @@ fn mixed(n: usize) -> Vec<Vec<u8>> {
 fn run(dir: &Path, config: &str) -> std::process::Output {
     let cfg = dir.join("filters.toml");
     std::fs::write(&cfg, config).unwrap();
-    Proc::spawn("ringwire run", Command::new(bin("ringwire")).arg("run").arg(&cfg)).wait(Duration::from_secs(30))
+    Proc::spawn("ringwire run", Command::new(bin("ringwire")).arg("run").arg(&cfg).args(["--control-socket", "none"]))
+        .wait(Duration::from_secs(30))
 }
 
 fn config(input: &Path, out: &Path, st: &Path, filter: &str, extra: &str) -> String {

@@ -240,7 +240,11 @@ fn start_receiver(tool: &str, l: &Lab2, a: &Args, size: usize) -> Result<Receive
                     l.vc
                 ),
             )?;
-            cmd.arg(sibling("ringwire")?).args(["run", "--log", "warn"]).arg(&cfg).arg("--ready-file").arg(&ready);
+            cmd.arg(sibling("ringwire")?)
+                .args(["run", "--log", "warn", "--control-socket", "none"])
+                .arg(&cfg)
+                .arg("--ready-file")
+                .arg(&ready);
             stats_json = Some(stats);
         }
         "tcpdump" => {

@@ -1,0 +1,328 @@
+//! The control protocol: one JSON object per line each way.
+//!
+//! A request is `{"id": 7, "cmd": "stats", "args": {...}}`; the answer is
+//! `{"id": 7, "ok": true, "result": ...}` or `{"id": 7, "ok": false,
+//! "error": {"class": "invalid", "message": "..."}}`. Parsing is total: any
+//! line (not UTF-8, not JSON, nested 10 000 deep, a wrong type) gives an
+//! [`ErrorClass::Invalid`] answer naming the field, never a panic.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// The longest request line accepted, newline excluded.
+pub const MAX_REQUEST: usize = 64 << 10;
+
+/// Why a request failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorClass {
+    /// The request is malformed or names something impossible.
+    Invalid,
+    /// It names something that does not exist.
+    NotFound,
+    /// It conflicts with the engine's state.
+    Conflict,
+    /// The engine failed to do it.
+    Internal,
+}
+
+/// A failed request's error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{class:?}: {message}")]
+pub struct ControlError {
+    /// The class.
+    pub class: ErrorClass,
+    /// What is wrong, naming the field.
+    pub message: String,
+}
+
+impl ControlError {
+    /// An [`ErrorClass::Invalid`] error.
+    #[must_use]
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self { class: ErrorClass::Invalid, message: message.into() }
+    }
+
+    /// An [`ErrorClass::NotFound`] error.
+    #[must_use]
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self { class: ErrorClass::NotFound, message: message.into() }
+    }
+
+    /// An [`ErrorClass::Internal`] error.
+    #[must_use]
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self { class: ErrorClass::Internal, message: message.into() }
+    }
+}
+
+/// One answer line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    /// The request's id (`null` when the request had none readable).
+    pub id: Option<u64>,
+    /// Whether it succeeded.
+    pub ok: bool,
+    /// The result, when it succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
+    /// The error, when it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ControlError>,
+}
+
+impl Response {
+    /// The answer to request `id`.
+    #[must_use]
+    pub fn new(id: Option<u64>, outcome: Result<Value, ControlError>) -> Self {
+        match outcome {
+            Ok(v) => Self { id, ok: true, result: Some(v), error: None },
+            Err(e) => Self { id, ok: false, result: None, error: Some(e) },
+        }
+    }
+
+    /// The line to send, newline included.
+    #[must_use]
+    pub fn line(&self) -> String {
+        let mut s = serde_json::to_string(self).unwrap_or_else(|_| {
+            r#"{"id":null,"ok":false,"error":{"class":"internal","message":"unserializable answer"}}"#.into()
+        });
+        s.push('\n');
+        s
+    }
+}
+
+/// A request whose frame and types have been checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    /// The client's id, echoed in the answer.
+    pub id: u64,
+    /// The command.
+    pub cmd: Command,
+}
+
+/// Every command the engine takes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// Version, uptime, workers, ports, consumers, filters.
+    Status,
+    /// Counters, with rates since the previous `stats`.
+    Stats,
+    /// The classifier table of every port running it.
+    ClassifierList,
+    /// Add or change an entry.
+    ClassifierAdd {
+        /// VLAN id, or `None` for untagged.
+        vlan: Option<u16>,
+        /// Destination MAC.
+        mac: [u8; 6],
+        /// `true` to pass.
+        pass: bool,
+    },
+    /// Remove an entry.
+    ClassifierDel {
+        /// VLAN id, or `None` for untagged.
+        vlan: Option<u16>,
+        /// Destination MAC.
+        mac: [u8; 6],
+    },
+    /// Replace the log filter (`tracing` directives, e.g. `ringwire_engine::ring=debug`).
+    LogLevel {
+        /// The directives.
+        filter: String,
+    },
+    /// Stop the engine as SIGTERM does.
+    Shutdown,
+}
+
+impl Command {
+    /// Whether the command changes the engine's state (logged with the peer).
+    #[must_use]
+    pub fn changes_state(&self) -> bool {
+        !matches!(self, Self::Status | Self::Stats | Self::ClassifierList)
+    }
+}
+
+/// The commands, for `invalid` answers and `ringctl`.
+pub const COMMANDS: &[&str] =
+    &["status", "stats", "classifier.list", "classifier.add", "classifier.del", "log.level", "shutdown"];
+
+/// Parse one request line (without its newline). On failure the error
+/// comes with whatever id could be read, so the client can match it.
+///
+/// # Errors
+/// An [`ErrorClass::Invalid`] error naming what is wrong.
+pub fn parse(line: &[u8]) -> Result<Request, (Option<u64>, ControlError)> {
+    let text = std::str::from_utf8(line).map_err(|e| (None, ControlError::invalid(format!("not UTF-8: {e}"))))?;
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| (None, ControlError::invalid(format!("not JSON: {e}"))))?;
+    let Value::Object(obj) = value else {
+        return Err((None, ControlError::invalid("a request is a JSON object")));
+    };
+    let id = match obj.get("id") {
+        Some(Value::Number(n)) => {
+            n.as_u64().ok_or_else(|| (None, ControlError::invalid("id: not an unsigned integer")))?
+        }
+        Some(_) => return Err((None, ControlError::invalid("id: not an unsigned integer"))),
+        None => return Err((None, ControlError::invalid("id: missing"))),
+    };
+    let fail = |m: String| (Some(id), ControlError::invalid(m));
+    for k in obj.keys() {
+        if !["id", "cmd", "args"].contains(&k.as_str()) {
+            return Err(fail(format!("{k}: unknown field (a request has id, cmd, args)")));
+        }
+    }
+    let cmd = match obj.get("cmd") {
+        Some(Value::String(s)) => s.as_str(),
+        Some(_) => return Err(fail("cmd: not a string".into())),
+        None => return Err(fail("cmd: missing".into())),
+    };
+    let empty = Map::new();
+    let args = match obj.get("args") {
+        None | Some(Value::Null) => &empty,
+        Some(Value::Object(m)) => m,
+        Some(_) => return Err(fail("args: not an object".into())),
+    };
+    let cmd = parse_command(cmd, &Args(args)).map_err(fail)?;
+    Ok(Request { id, cmd })
+}
+
+/// A command's arguments, read with messages naming the field.
+struct Args<'a>(&'a Map<String, Value>);
+
+impl Args<'_> {
+    fn only(&self, cmd: &str, allowed: &[&str]) -> Result<(), String> {
+        match self.0.keys().find(|k| !allowed.contains(&k.as_str())) {
+            Some(k) if allowed.is_empty() => Err(format!("args.{k}: `{cmd}` takes no arguments")),
+            Some(k) => Err(format!("args.{k}: unknown argument of `{cmd}` (takes {})", allowed.join(", "))),
+            None => Ok(()),
+        }
+    }
+
+    fn str(&self, name: &str) -> Result<&str, String> {
+        match self.0.get(name) {
+            Some(Value::String(s)) => Ok(s),
+            Some(_) => Err(format!("args.{name}: not a string")),
+            None => Err(format!("args.{name}: missing")),
+        }
+    }
+
+    fn vlan(&self) -> Result<Option<u16>, String> {
+        match self.0.get("vlan") {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => match n.as_u64() {
+                Some(v) if v <= 4095 => Ok(Some(v as u16)),
+                _ => Err(format!("args.vlan: {n} is out of range (0-4095; omit it for untagged frames)")),
+            },
+            Some(_) => Err("args.vlan: not a number".into()),
+        }
+    }
+
+    fn mac(&self) -> Result<[u8; 6], String> {
+        ringwire_filters::parse_mac(self.str("mac")?).map_err(|m| format!("args.mac: {m}"))
+    }
+}
+
+fn parse_command(cmd: &str, a: &Args<'_>) -> Result<Command, String> {
+    Ok(match cmd {
+        "status" | "stats" | "classifier.list" | "shutdown" => {
+            a.only(cmd, &[])?;
+            match cmd {
+                "status" => Command::Status,
+                "stats" => Command::Stats,
+                "classifier.list" => Command::ClassifierList,
+                _ => Command::Shutdown,
+            }
+        }
+        "classifier.add" => {
+            a.only(cmd, &["vlan", "mac", "action"])?;
+            let pass = match a.str("action")? {
+                "pass" => true,
+                "drop" => false,
+                other => return Err(format!("args.action: `{other}` is not pass or drop")),
+            };
+            Command::ClassifierAdd { vlan: a.vlan()?, mac: a.mac()?, pass }
+        }
+        "classifier.del" => {
+            a.only(cmd, &["vlan", "mac"])?;
+            Command::ClassifierDel { vlan: a.vlan()?, mac: a.mac()? }
+        }
+        "log.level" => {
+            a.only(cmd, &["filter"])?;
+            let filter = a.str("filter")?.trim();
+            if filter.is_empty() {
+                return Err("args.filter: empty".into());
+            }
+            // Checked here so a bad directive is `invalid`, not a failed reload.
+            tracing_subscriber::EnvFilter::try_new(filter).map_err(|e| format!("args.filter: {e}"))?;
+            Command::LogLevel { filter: filter.to_owned() }
+        }
+        other => return Err(format!("cmd: unknown command `{other}` (commands: {})", COMMANDS.join(", "))),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(line: &str) -> (Option<u64>, String) {
+        let (id, e) = parse(line.as_bytes()).unwrap_err();
+        assert_eq!(e.class, ErrorClass::Invalid);
+        (id, e.message)
+    }
+
+    #[test]
+    fn good_requests_parse() {
+        assert_eq!(parse(br#"{"id":1,"cmd":"status"}"#).unwrap(), Request { id: 1, cmd: Command::Status });
+        assert_eq!(
+            parse(br#"{"id":2,"cmd":"classifier.add","args":{"vlan":100,"mac":"02:00:00:00:00:0a","action":"drop"}}"#)
+                .unwrap()
+                .cmd,
+            Command::ClassifierAdd { vlan: Some(100), mac: [2, 0, 0, 0, 0, 10], pass: false }
+        );
+        assert_eq!(
+            parse(br#"{"id":3,"cmd":"log.level","args":{"filter":"ringwire_engine::ring=debug"}}"#).unwrap().cmd,
+            Command::LogLevel { filter: "ringwire_engine::ring=debug".into() }
+        );
+    }
+
+    #[test]
+    fn each_mistake_is_invalid_and_names_the_field() {
+        assert!(err("\u{1}").1.starts_with("not JSON"));
+        assert_eq!(parse(&[0xff, 0xfe]).unwrap_err().1.message.split(':').next(), Some("not UTF-8"));
+        assert!(err("[1,2]").1.contains("JSON object"));
+        assert_eq!(err(r#"{"cmd":"status"}"#).1, "id: missing");
+        assert_eq!(err(r#"{"id":-1,"cmd":"status"}"#).1, "id: not an unsigned integer");
+        assert_eq!(err(r#"{"id":"7","cmd":"status"}"#).1, "id: not an unsigned integer");
+        assert_eq!(err(r#"{"id":7}"#), (Some(7), "cmd: missing".into()));
+        assert_eq!(err(r#"{"id":7,"cmd":5}"#).1, "cmd: not a string");
+        assert!(err(r#"{"id":7,"cmd":"frobnicate"}"#).1.starts_with("cmd: unknown command `frobnicate`"));
+        assert_eq!(err(r#"{"id":7,"cmd":"status","args":[]}"#).1, "args: not an object");
+        assert!(err(r#"{"id":7,"cmd":"status","argz":{}}"#).1.starts_with("argz: unknown field"));
+        assert!(err(r#"{"id":7,"cmd":"status","args":{"x":1}}"#).1.starts_with("args.x:"));
+        let add = |args: &str| err(&format!(r#"{{"id":7,"cmd":"classifier.add","args":{args}}}"#)).1;
+        assert_eq!(add(r#"{"mac":"02:00:00:00:00:01"}"#), "args.action: missing");
+        assert!(add(r#"{"mac":"02:00:00:00:00:01","action":"keep"}"#).starts_with("args.action: `keep`"));
+        assert!(add(r#"{"mac":"02:00:00:00:00:01","action":"pass","vlan":4096}"#)
+            .starts_with("args.vlan: 4096 is out of range"));
+        assert_eq!(add(r#"{"mac":"02:00:00:00:00:01","action":"pass","vlan":"3"}"#), "args.vlan: not a number");
+        assert!(add(r#"{"mac":"zz","action":"pass"}"#).starts_with("args.mac:"));
+        assert!(add(r#"{"mac":7,"action":"pass"}"#).starts_with("args.mac: not a string"));
+        assert!(err(r#"{"id":7,"cmd":"log.level","args":{"filter":"=[{"}}"#).1.starts_with("args.filter:"));
+        // Deep nesting: serde_json's recursion limit, not a stack overflow.
+        let deep =
+            format!(r#"{{"id":7,"cmd":"status","args":{{"a":{}{}}}}}"#, "[".repeat(100_000), "]".repeat(100_000));
+        assert!(err(&deep).1.starts_with("not JSON"));
+    }
+
+    #[test]
+    fn answers_are_one_line() {
+        let ok = Response::new(Some(3), Ok(serde_json::json!({"a": "x\ny"})));
+        let line = ok.line();
+        assert!(line.ends_with('\n') && line.matches('\n').count() == 1);
+        let back: Response = serde_json::from_str(&line).unwrap();
+        assert_eq!(back, ok);
+        let bad = Response::new(None, Err(ControlError::not_found("no entry"))).line();
+        assert_eq!(bad, "{\"id\":null,\"ok\":false,\"error\":{\"class\":\"not_found\",\"message\":\"no entry\"}}\n");
+    }
+}

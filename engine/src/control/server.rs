@@ -1,0 +1,566 @@
+//! The control socket's server: one thread, one io_uring (accept, recv,
+//! send, a one-second tick), many clients. It frames and parses requests,
+//! answers malformed ones itself, and hands the rest to the engine's main
+//! thread, which applies them in order and answers through [`Server::answer`].
+//!
+//! Limits: a bounded number of clients (the next is refused with a
+//! message), requests of at most [`MAX_REQUEST`] bytes, idle clients closed
+//! after a timeout, and at most [`MAX_PENDING_OUT`] bytes of answers waiting
+//! for a client that does not read (it is then closed): no client can stall
+//! the server or the others.
+
+use std::{
+    io,
+    os::{
+        fd::{AsRawFd, FromRawFd, OwnedFd, RawFd},
+        unix::net::{UnixListener, UnixStream},
+    },
+    path::{Path, PathBuf},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        mpsc, Arc,
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use io_uring::{opcode, types, IoUring};
+
+use super::protocol::{parse, ControlError, ErrorClass, Request, Response, MAX_REQUEST};
+use crate::sys;
+
+/// Answers queued for a client that is not reading, before it is closed.
+pub const MAX_PENDING_OUT: usize = 4 << 20;
+
+/// Bytes read per receive.
+const READ_CHUNK: usize = 16 << 10;
+
+/// Why the control socket could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ControlStartError {
+    /// Another engine answers on the path.
+    #[error("control socket {0}: an engine is already listening there")]
+    InUse(PathBuf),
+    /// A system call failed.
+    #[error("control socket {path}: {what}")]
+    Io {
+        /// The socket path.
+        path: PathBuf,
+        /// What was being done.
+        what: &'static str,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// How to run the server.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// Socket path.
+    pub path: PathBuf,
+    /// Clients served at once.
+    pub max_clients: usize,
+    /// A client that sends nothing for this long is closed.
+    pub idle_timeout: Duration,
+}
+
+/// Who sent a request (`SO_PEERCRED`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Peer {
+    /// User id.
+    pub uid: u32,
+    /// Process id.
+    pub pid: i32,
+}
+
+/// Which client to answer: its slot and the slot's generation (a reused
+/// slot does not get an earlier client's answers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientRef {
+    slot: usize,
+    generation: u64,
+}
+
+/// A request for the main thread.
+#[derive(Debug)]
+pub struct Incoming {
+    /// Where the answer goes.
+    pub client: ClientRef,
+    /// Who sent it.
+    pub peer: Peer,
+    /// The request.
+    pub request: Request,
+}
+
+/// The running server.
+pub struct Server {
+    thread: Option<JoinHandle<()>>,
+    stop: Arc<AtomicBool>,
+    wake: Arc<OwnedFd>,
+    requests: mpsc::Receiver<Incoming>,
+    answers: mpsc::Sender<(ClientRef, String)>,
+    path: PathBuf,
+}
+
+impl Server {
+    /// Bind the socket (mode 0660; a stale file is replaced, a live engine
+    /// refused) and start the server thread.
+    ///
+    /// # Errors
+    /// [`ControlStartError`] naming the path.
+    pub fn start(opts: &ServerOptions) -> Result<Self, ControlStartError> {
+        let path = opts.path.clone();
+        let io_err = |what: &'static str| {
+            let path = path.clone();
+            move |source| ControlStartError::Io { path, what, source }
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(io_err("creating its directory"))?;
+        }
+        if path.exists() {
+            if UnixStream::connect(&path).is_ok() {
+                return Err(ControlStartError::InUse(path));
+            }
+            std::fs::remove_file(&path).map_err(io_err("removing a stale socket"))?;
+        }
+        let listener = UnixListener::bind(&path).map_err(io_err("binding"))?;
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o660))
+            .map_err(io_err("setting mode 0660"))?;
+        let ring = IoUring::new(256).map_err(io_err("io_uring setup"))?;
+        let wake = Arc::new(sys::eventfd().map_err(|e| ControlStartError::Io {
+            path: path.clone(),
+            what: "eventfd",
+            source: io::Error::other(e),
+        })?);
+        let stop = Arc::new(AtomicBool::new(false));
+        let (req_tx, requests) = mpsc::channel();
+        let (answers, ans_rx) = mpsc::channel();
+        let mut looper = Loop {
+            ring,
+            listener,
+            wake: wake.clone(),
+            stop: stop.clone(),
+            requests: req_tx,
+            answers: ans_rx,
+            clients: Vec::new(),
+            generation: 0,
+            max_clients: opts.max_clients.max(1),
+            idle_timeout: opts.idle_timeout,
+            wake_buf: Box::new(0),
+            tick: Box::new(types::Timespec::new().sec(1)),
+            inflight_fixed: 0,
+        };
+        let thread = std::thread::Builder::new()
+            .name("rw-control".into())
+            .spawn(move || looper.run())
+            .map_err(io_err("starting its thread"))?;
+        tracing::info!(path = %opts.path.display(), "control socket listening");
+        Ok(Self { thread: Some(thread), stop, wake, requests, answers, path: opts.path.clone() })
+    }
+
+    /// The next request, if one is waiting.
+    #[must_use]
+    pub fn poll(&self) -> Option<Incoming> {
+        self.requests.try_recv().ok()
+    }
+
+    /// Send `response` to `client` (dropped if it has gone).
+    pub fn answer(&self, client: ClientRef, response: &Response) {
+        if self.answers.send((client, response.line())).is_ok() {
+            sys::eventfd_signal(self.wake.as_raw_fd());
+        }
+    }
+
+    /// The socket path.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        sys::eventfd_signal(self.wake.as_raw_fd());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+struct Client {
+    fd: OwnedFd,
+    generation: u64,
+    peer: Peer,
+    rbuf: Box<[u8]>,
+    inbuf: Vec<u8>,
+    /// Discarding an oversized request until its newline.
+    skipping: bool,
+    /// Bytes being sent (not touched while a send is in flight).
+    sending: Vec<u8>,
+    /// Bytes waiting for the next send.
+    pending: Vec<u8>,
+    send_inflight: bool,
+    recv_inflight: bool,
+    closing: bool,
+    last_active: Instant,
+}
+
+// user_data: kind in the low 8 bits, slot above.
+const ACCEPT: u64 = 1;
+const WAKE: u64 = 2;
+const TICK: u64 = 3;
+const RECV: u64 = 4;
+const SEND: u64 = 5;
+
+struct Loop {
+    ring: IoUring,
+    listener: UnixListener,
+    wake: Arc<OwnedFd>,
+    stop: Arc<AtomicBool>,
+    requests: mpsc::Sender<Incoming>,
+    answers: mpsc::Receiver<(ClientRef, String)>,
+    clients: Vec<Option<Box<Client>>>,
+    generation: u64,
+    max_clients: usize,
+    idle_timeout: Duration,
+    /// The eventfd read's buffer and the tick's timespec: live as long as the loop.
+    wake_buf: Box<u64>,
+    tick: Box<types::Timespec>,
+    /// Accept, wake and tick operations in flight.
+    inflight_fixed: usize,
+}
+
+impl Loop {
+    fn push(&mut self, entry: &io_uring::squeue::Entry) {
+        // SAFETY: every buffer an entry points to (a client's boxed rbuf or
+        // `sending`, `wake_buf`, `tick`) stays alive and unmoved until its
+        // completion is reaped: clients are freed only with no operation in
+        // flight, and the loop's own buffers outlive the ring's use (see `run`).
+        while unsafe { self.ring.submission().push(entry) }.is_err() {
+            let _ = self.ring.submit();
+        }
+    }
+
+    fn arm_accept(&mut self) {
+        let e = opcode::Accept::new(types::Fd(self.listener.as_raw_fd()), std::ptr::null_mut(), std::ptr::null_mut())
+            .flags(libc::SOCK_CLOEXEC)
+            .build()
+            .user_data(ACCEPT);
+        self.push(&e);
+        self.inflight_fixed += 1;
+    }
+
+    fn arm_wake(&mut self) {
+        let buf: *mut u64 = &mut *self.wake_buf;
+        let e = opcode::Read::new(types::Fd(self.wake.as_raw_fd()), buf.cast(), 8).build().user_data(WAKE);
+        self.push(&e);
+        self.inflight_fixed += 1;
+    }
+
+    fn arm_tick(&mut self) {
+        let ts: *const types::Timespec = &*self.tick;
+        let e = opcode::Timeout::new(ts).build().user_data(TICK);
+        self.push(&e);
+        self.inflight_fixed += 1;
+    }
+
+    fn arm_recv(&mut self, slot: usize) {
+        let Some(c) = self.clients[slot].as_mut() else { return };
+        if c.recv_inflight || c.closing {
+            return;
+        }
+        c.recv_inflight = true;
+        let e = opcode::Recv::new(types::Fd(c.fd.as_raw_fd()), c.rbuf.as_mut_ptr(), c.rbuf.len() as u32)
+            .build()
+            .user_data(RECV | (slot as u64) << 8);
+        self.push(&e);
+    }
+
+    fn arm_send(&mut self, slot: usize) {
+        let Some(c) = self.clients[slot].as_mut() else { return };
+        if c.send_inflight || c.closing {
+            return;
+        }
+        if c.sending.is_empty() {
+            std::mem::swap(&mut c.sending, &mut c.pending);
+        }
+        if c.sending.is_empty() {
+            return;
+        }
+        c.send_inflight = true;
+        let e = opcode::Send::new(types::Fd(c.fd.as_raw_fd()), c.sending.as_ptr(), c.sending.len() as u32)
+            .flags(libc::MSG_NOSIGNAL)
+            .build()
+            .user_data(SEND | (slot as u64) << 8);
+        self.push(&e);
+    }
+
+    /// Queue `line` for a client; close it if it has stopped reading.
+    fn queue(&mut self, slot: usize, line: &str) {
+        let Some(c) = self.clients[slot].as_mut() else { return };
+        if c.closing {
+            return;
+        }
+        if c.pending.len() + c.sending.len() + line.len() > MAX_PENDING_OUT {
+            tracing::warn!(pid = c.peer.pid, "control client does not read its answers; closing it");
+            self.close(slot);
+            return;
+        }
+        c.pending.extend_from_slice(line.as_bytes());
+        self.arm_send(slot);
+    }
+
+    /// Close a client: shut the socket so operations in flight end; the
+    /// slot is freed once none is left.
+    fn close(&mut self, slot: usize) {
+        if let Some(c) = self.clients[slot].as_mut() {
+            c.closing = true;
+            // SAFETY: shutdown(2) on a socket we own.
+            unsafe { libc::shutdown(c.fd.as_raw_fd(), libc::SHUT_RDWR) };
+        }
+        self.reap(slot);
+    }
+
+    fn reap(&mut self, slot: usize) {
+        if self.clients[slot].as_ref().is_some_and(|c| c.closing && !c.recv_inflight && !c.send_inflight) {
+            self.clients[slot] = None;
+        }
+    }
+
+    fn accepted(&mut self, fd: RawFd) {
+        // SAFETY: the kernel just handed us this descriptor; we own it now.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let live = self.clients.iter().filter(|c| c.is_some()).count();
+        if live >= self.max_clients {
+            let line = Response::new(
+                None,
+                Err(ControlError {
+                    class: ErrorClass::Conflict,
+                    message: format!("too many control clients ({}); try again later", self.max_clients),
+                }),
+            )
+            .line();
+            // SAFETY: a non-blocking send of a local buffer on our own socket.
+            unsafe {
+                libc::send(fd.as_raw_fd(), line.as_ptr().cast(), line.len(), libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
+            };
+            return;
+        }
+        let peer = peer_cred(&fd);
+        self.generation += 1;
+        let client = Box::new(Client {
+            fd,
+            generation: self.generation,
+            peer,
+            rbuf: vec![0u8; READ_CHUNK].into_boxed_slice(),
+            inbuf: Vec::new(),
+            skipping: false,
+            sending: Vec::new(),
+            pending: Vec::new(),
+            send_inflight: false,
+            recv_inflight: false,
+            closing: false,
+            last_active: Instant::now(),
+        });
+        let slot = match self.clients.iter().position(Option::is_none) {
+            Some(s) => {
+                self.clients[s] = Some(client);
+                s
+            }
+            None => {
+                self.clients.push(Some(client));
+                self.clients.len() - 1
+            }
+        };
+        self.arm_recv(slot);
+    }
+
+    fn received(&mut self, slot: usize, n: usize) {
+        let mut replies = Vec::new();
+        {
+            let Some(c) = self.clients[slot].as_mut() else { return };
+            c.last_active = Instant::now();
+            c.inbuf.extend_from_slice(&c.rbuf[..n]);
+            let mut start = 0;
+            while let Some(nl) = c.inbuf[start..].iter().position(|&b| b == b'\n') {
+                let mut line = &c.inbuf[start..start + nl];
+                start += nl + 1;
+                if std::mem::take(&mut c.skipping) {
+                    continue;
+                }
+                if line.last() == Some(&b'\r') {
+                    line = &line[..line.len() - 1];
+                }
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                if line.len() > MAX_REQUEST {
+                    replies.push(too_long());
+                    continue;
+                }
+                match parse(line) {
+                    Ok(request) => {
+                        let client = ClientRef { slot, generation: c.generation };
+                        let _ = self.requests.send(Incoming { client, peer: c.peer, request });
+                    }
+                    Err((id, e)) => replies.push(Response::new(id, Err(e)).line()),
+                }
+            }
+            c.inbuf.drain(..start);
+            if c.inbuf.len() > MAX_REQUEST {
+                // No newline within the limit: answer once, drop the rest of the line.
+                c.inbuf.clear();
+                c.skipping = true;
+                replies.push(too_long());
+            }
+        }
+        for r in replies {
+            self.queue(slot, &r);
+        }
+        self.arm_recv(slot);
+    }
+
+    fn deliver_answers(&mut self) {
+        while let Ok((client, line)) = self.answers.try_recv() {
+            if self.clients.get(client.slot).and_then(Option::as_ref).is_some_and(|c| c.generation == client.generation)
+            {
+                self.queue(client.slot, &line);
+            }
+        }
+    }
+
+    fn close_idle(&mut self) {
+        let now = Instant::now();
+        for slot in 0..self.clients.len() {
+            if self.clients[slot]
+                .as_ref()
+                .is_some_and(|c| !c.closing && now.duration_since(c.last_active) > self.idle_timeout)
+            {
+                tracing::info!("control client idle; closing it");
+                self.close(slot);
+            }
+        }
+    }
+
+    fn run(&mut self) {
+        self.arm_accept();
+        self.arm_wake();
+        self.arm_tick();
+        while !self.stop.load(Ordering::Acquire) {
+            if let Err(e) = self.ring.submit_and_wait(1) {
+                if e.raw_os_error() != Some(libc::EINTR) {
+                    tracing::error!(error = %e, "control socket: io_uring failed; the control socket stops");
+                    break;
+                }
+            }
+            self.reap_completions();
+        }
+        // Stop: end every client's operations, then wait (bounded) for their
+        // completions, so no buffer is freed under the kernel.
+        for slot in 0..self.clients.len() {
+            self.close(slot);
+        }
+        // SAFETY: shutdown(2) on our listening socket: a pending accept ends.
+        unsafe { libc::shutdown(self.listener.as_raw_fd(), libc::SHUT_RDWR) };
+        let _ = self
+            .ring
+            .submitter()
+            .register_sync_cancel(Some(types::Timespec::new().nsec(100_000_000)), types::CancelBuilder::any());
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while (self.inflight_fixed > 0 || self.clients.iter().any(Option::is_some)) && Instant::now() < deadline {
+            let ts = types::Timespec::new().nsec(50_000_000);
+            let _ = self.ring.submitter().submit_with_args(1, &types::SubmitArgs::new().timespec(&ts));
+            self.reap_completions();
+        }
+        if self.inflight_fixed > 0 || self.clients.iter().any(Option::is_some) {
+            // Operations the kernel never ended: leak their buffers rather
+            // than free them under it (the process is ending anyway).
+            std::mem::forget(std::mem::take(&mut self.clients));
+            std::mem::forget(std::mem::replace(&mut self.wake_buf, Box::new(0)));
+            std::mem::forget(std::mem::replace(&mut self.tick, Box::new(types::Timespec::new())));
+        }
+    }
+
+    fn reap_completions(&mut self) {
+        let done: Vec<(u64, i32)> = self.ring.completion().map(|c| (c.user_data(), c.result())).collect();
+        let stopping = self.stop.load(Ordering::Acquire);
+        for (data, res) in done {
+            let slot = (data >> 8) as usize;
+            match data & 0xff {
+                ACCEPT => {
+                    self.inflight_fixed -= 1;
+                    if res >= 0 {
+                        self.accepted(res);
+                    } else if res != -libc::EINTR && res != -libc::ECANCELED && !stopping {
+                        tracing::warn!(error = %io::Error::from_raw_os_error(-res), "control socket: accept failed");
+                    }
+                    if !stopping {
+                        self.arm_accept();
+                    }
+                }
+                WAKE => {
+                    self.inflight_fixed -= 1;
+                    self.deliver_answers();
+                    if !stopping {
+                        self.arm_wake();
+                    }
+                }
+                TICK => {
+                    self.inflight_fixed -= 1;
+                    if !stopping {
+                        self.close_idle();
+                        self.arm_tick();
+                    }
+                }
+                RECV => {
+                    if let Some(c) = self.clients.get_mut(slot).and_then(Option::as_mut) {
+                        c.recv_inflight = false;
+                    }
+                    if res > 0 && !stopping {
+                        self.received(slot, res as usize);
+                    } else {
+                        self.close(slot);
+                    }
+                }
+                SEND => {
+                    let Some(c) = self.clients.get_mut(slot).and_then(Option::as_mut) else { continue };
+                    c.send_inflight = false;
+                    if res < 0 {
+                        self.close(slot);
+                    } else {
+                        c.sending.drain(..(res as usize).min(c.sending.len()));
+                        self.arm_send(slot);
+                        self.reap(slot);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+fn too_long() -> String {
+    Response::new(
+        None,
+        Err(ControlError::invalid(format!("request over {MAX_REQUEST} bytes (one JSON object per line)"))),
+    )
+    .line()
+}
+
+fn peer_cred(fd: &OwnedFd) -> Peer {
+    let mut cred = libc::ucred { pid: 0, uid: 0, gid: 0 };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: getsockopt(SO_PEERCRED) writes at most `len` bytes into `cred`.
+    let rc = unsafe {
+        libc::getsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_PEERCRED, (&raw mut cred).cast(), &raw mut len)
+    };
+    if rc == 0 {
+        Peer { uid: cred.uid, pid: cred.pid }
+    } else {
+        Peer::default()
+    }
+}

@@ -1,0 +1,219 @@
+//! The control socket end to end: `ringctl` against a running engine with
+//! traffic, and clients that misbehave.
+
+use std::{
+    io::{BufRead, BufReader, Write},
+    os::unix::net::UnixStream,
+    path::Path,
+    process::{Command, Output},
+    time::Duration,
+};
+
+use ringwire_tests::{
+    assert_reconciles, bin, control_socket, generate, privileged, read_pcap, start_engine, stats, Pair, Proc,
+};
+
+fn ringctl(sock: &Path, args: &[&str]) -> Output {
+    Command::new(bin("ringctl")).arg("--socket").arg(sock).args(args).output().expect("running ringctl")
+}
+
+fn json_of(out: &Output) -> serde_json::Value {
+    assert_eq!(out.status.code(), Some(0), "ringctl failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("ringctl --json prints JSON")
+}
+
+/// One request line on a raw connection, one answer line back.
+fn ask(conn: &mut BufReader<UnixStream>, line: &[u8]) -> serde_json::Value {
+    conn.get_mut().write_all(line).unwrap();
+    let mut answer = String::new();
+    conn.read_line(&mut answer).unwrap();
+    serde_json::from_str(&answer).unwrap_or_else(|e| panic!("not an answer ({e}): {answer}"))
+}
+
+fn connect(sock: &Path) -> BufReader<UnixStream> {
+    let s = UnixStream::connect(sock).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    BufReader::new(s)
+}
+
+#[test]
+fn ringctl_drives_a_running_engine_and_bad_clients_do_not_hurt_it() {
+    if !privileged("ringctl_drives_a_running_engine_and_bad_clients_do_not_hurt_it") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Pair { lab: _lab, ns_gen: ns_g, ns_eng: ns_e, if_gen: vg, if_eng: ve } = Pair::new();
+    let st = dir.path().join("stats.json");
+    let out = dir.path().join("ctl.pcap");
+    let cfg = dir.path().join("ctl.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[engine]\nworkers = [0]\nstats_json = \"{}\"\n\
+             [[ports]]\nname = \"p\"\nuri = \"afpacket:{ve}\"\nfilter = \"classifier\"\n\
+             [[consumers]]\nname = \"cap\"\nkind = \"pcap\"\npath = \"{}\"\n\
+             [[consumers]]\nname = \"all\"\nkind = \"counter\"\n\
+             [classifier]\ndefault = \"drop\"\n\
+             [control]\nmax_clients = 120\n",
+            st.display(),
+            out.display()
+        ),
+    )
+    .unwrap();
+    let engine = start_engine(&ns_e, &cfg, dir.path());
+    let sock = control_socket(&cfg);
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&sock).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o660, "socket mode");
+    // A second engine on the same path is refused; the first keeps its socket.
+    let second = Command::new("ip")
+        .args(["netns", "exec", &ns_e])
+        .arg(bin("ringwire"))
+        .args(["run", cfg.to_str().unwrap(), "--control-socket", sock.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(second.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&second.stderr).contains("an engine is already listening there"), "{second:?}");
+
+    // Status, as a table and as JSON.
+    let table = ringctl(&sock, &["status"]);
+    assert_eq!(table.status.code(), Some(0));
+    let t = String::from_utf8_lossy(&table.stdout);
+    assert!(t.contains("afpacket:") && t.contains("classifier") && t.contains("cap"), "{t}");
+    let s = json_of(&ringctl(&sock, &["--json", "status"]));
+    assert_eq!(s["ports"][0]["name"], "p");
+    assert_eq!(s["workers"][0]["core"], 0);
+
+    // The classifier table from the shell: nothing passes until an entry says so.
+    let a = "02:00:00:00:00:0a";
+    let rep = generate(&ns_g, &vg, &["--count", "500", "--rate", "20000", "--vlan-every", "0", "--dst-mac", a]);
+    assert_eq!(rep["sent"], 500);
+    let add = ringctl(&sock, &["classifier", "add", "--mac", a, "--action", "pass"]);
+    assert_eq!(add.status.code(), Some(0), "{}", String::from_utf8_lossy(&add.stderr));
+    let rep = generate(&ns_g, &vg, &["--count", "700", "--rate", "20000", "--vlan-every", "0", "--dst-mac", a]);
+    assert_eq!(rep["sent"], 700);
+    std::thread::sleep(Duration::from_millis(200));
+    let l = json_of(&ringctl(&sock, &["--json", "classifier", "list"]));
+    assert_eq!(l["ports"][0]["entries"][0]["hits"], 700, "{l}");
+    assert_eq!(l["ports"][0]["entries"][0]["action"], "pass");
+    // Deleting what is not there: the engine says no (exit 1) with the class.
+    let del = ringctl(&sock, &["classifier", "del", "--mac", "02:00:00:00:00:0b"]);
+    assert_eq!(del.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&del.stderr).contains("not_found"), "{del:?}");
+
+    // Stats: the second read has rates since the first.
+    let first = json_of(&ringctl(&sock, &["--json", "stats"]));
+    assert!(first["counters"]["ports"][0]["received"].as_u64().unwrap() >= 700);
+    let watch = ringctl(&sock, &["--json", "stats", "--watch", "--count", "2", "--interval", "0.2"]);
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&watch.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    assert!(lines[1]["rates"]["interval_s"].as_f64().unwrap() > 0.1, "{}", lines[1]);
+
+    // The log level changes at run time: at `error` a SIGHUP's info line is gone, at `info` it is back.
+    json_of(&ringctl(&sock, &["--json", "log", "error"]));
+    engine.signal(libc::SIGHUP);
+    std::thread::sleep(Duration::from_millis(500));
+    json_of(&ringctl(&sock, &["--json", "log", "info"]));
+    engine.signal(libc::SIGHUP);
+    assert!(engine.wait_for_stderr("SIGHUP: no filter changed", Duration::from_secs(5)));
+    let bad_log = ringctl(&sock, &["log", "=[{"]);
+    assert_eq!(bad_log.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad_log.stderr).contains("invalid"));
+
+    // Garbage on one connection: each line gets an `invalid` answer, and the connection stays usable.
+    let mut c = connect(&sock);
+    for junk in [&b"not json\n"[..], b"\xff\xfe\n", b"[1]\n", b"{\"id\":1}\n", b"{\"id\":2,\"cmd\":\"nope\"}\n"] {
+        let r = ask(&mut c, junk);
+        assert_eq!((r["ok"].clone(), r["error"]["class"].clone()), (false.into(), "invalid".into()), "{r}");
+    }
+    let mut big = vec![b'x'; 70 << 10];
+    big.push(b'\n');
+    let r = ask(&mut c, &big);
+    assert!(r["error"]["message"].as_str().unwrap().contains("request over"), "{r}");
+    let r = ask(&mut c, b"{\"id\":9,\"cmd\":\"status\"}\n");
+    assert_eq!((r["id"].clone(), r["ok"].clone()), (9.into(), true.into()), "usable after garbage: {r}");
+
+    // A client that sends requests and never reads: the server closes it, not the others.
+    let mut hog = UnixStream::connect(&sock).unwrap();
+    hog.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+    for i in 0..20_000 {
+        if hog.write_all(format!("{{\"id\":{i},\"cmd\":\"stats\"}}\n").as_bytes()).is_err() {
+            break;
+        }
+    }
+    // 100 clients at once.
+    let answers: Vec<bool> = (0..100)
+        .map(|_| {
+            let sock = sock.clone();
+            std::thread::spawn(move || {
+                let mut c = connect(&sock);
+                ask(&mut c, b"{\"id\":1,\"cmd\":\"status\"}\n")["ok"] == true
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .collect();
+    assert!(answers.iter().all(|&ok| ok), "every concurrent client answered");
+    // Full house: 120 held open, the next is refused with a message.
+    let held: Vec<_> = (0..120).map(|_| connect(&sock)).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut extra = connect(&sock);
+    let mut refusal = String::new();
+    extra.read_line(&mut refusal).unwrap();
+    assert!(refusal.contains("too many control clients"), "{refusal}");
+    drop(held);
+    drop(hog);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(ringctl(&sock, &["status"]).status.code(), Some(0), "status still answers");
+
+    // Shutdown through the socket: exit 0, files flushed, counters reconcile.
+    json_of(&ringctl(&sock, &["--json", "shutdown"]));
+    let mut engine: Proc = engine;
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while !engine.exited() {
+        assert!(std::time::Instant::now() < deadline, "the engine did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let done = engine.wait(Duration::from_secs(1));
+    assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+    let s = stats(&st);
+    assert_reconciles(&s);
+    assert_eq!(read_pcap(&out).len() as u64, s["consumers"][0]["written"].as_u64().unwrap());
+    assert_eq!(s["consumers"][0]["written"], 700);
+    assert!(!sock.exists(), "the socket file is removed on exit");
+}
+
+/// A socket file left by an engine that died is replaced, and removed on exit.
+#[test]
+fn a_stale_socket_file_is_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.pcap");
+    let gen = Command::new(bin("ringwire-gen")).args(["--count", "100", "--pcap-out"]).arg(&input).output().unwrap();
+    assert!(gen.status.success(), "{gen:?}");
+    let sock = dir.path().join("stale.sock");
+    drop(std::os::unix::net::UnixListener::bind(&sock).unwrap());
+    assert!(sock.exists(), "a socket file nobody listens on");
+    let cfg = dir.path().join("replay.toml");
+    std::fs::write(
+        &cfg,
+        format!("[[ports]]\nuri = \"pcap:{}\"\n[[consumers]]\nname = \"n\"\nkind = \"counter\"\n", input.display()),
+    )
+    .unwrap();
+    let out = Command::new(bin("ringwire"))
+        .args(["run", cfg.to_str().unwrap(), "--control-socket", sock.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("control socket listening"));
+    assert!(!sock.exists(), "removed on exit");
+}
+
+#[test]
+fn ringctl_exit_codes_for_scripts() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nobody.sock");
+    assert_eq!(ringctl(&missing, &["status"]).status.code(), Some(3), "cannot connect");
+    assert_eq!(ringctl(&missing, &["frobnicate"]).status.code(), Some(2), "usage");
+    assert_eq!(ringctl(&missing, &["classifier", "add", "--mac", "x"]).status.code(), Some(2), "usage");
+}

@@ -1,0 +1,82 @@
+//! ringwire-tools: `ringctl`, the command-line client of a running engine's
+//! control socket, and the small client library it is built on.
+//!
+//! [`Client`] sends one request line and reads its answer; the protocol's
+//! types come from `ringwire_engine::control::protocol`.
+
+use std::{
+    io::{BufRead, BufReader, Write},
+    os::unix::net::UnixStream,
+    path::Path,
+    time::Duration,
+};
+
+use ringwire_engine::control::protocol::Response;
+use serde_json::Value;
+
+/// A connection to an engine's control socket.
+pub struct Client {
+    reader: BufReader<UnixStream>,
+    writer: UnixStream,
+    next_id: u64,
+}
+
+/// Why a request did not get an answer.
+#[derive(Debug)]
+pub enum ClientError {
+    /// The socket could not be reached (exit code 3).
+    Connect(std::io::Error),
+    /// The connection failed or the answer was not one (exit code 3).
+    Io(String),
+}
+
+impl std::fmt::Display for ClientError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Connect(e) => write!(f, "cannot connect: {e}"),
+            Self::Io(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+impl Client {
+    /// Connect to the socket at `path`; answers are awaited at most `timeout`.
+    ///
+    /// # Errors
+    /// [`ClientError::Connect`].
+    pub fn connect(path: &Path, timeout: Duration) -> Result<Self, ClientError> {
+        let s = UnixStream::connect(path).map_err(ClientError::Connect)?;
+        s.set_read_timeout(Some(timeout)).map_err(ClientError::Connect)?;
+        s.set_write_timeout(Some(timeout)).map_err(ClientError::Connect)?;
+        let writer = s.try_clone().map_err(ClientError::Connect)?;
+        Ok(Self { reader: BufReader::new(s), writer, next_id: 1 })
+    }
+
+    /// Send `cmd` with `args` and wait for its answer.
+    ///
+    /// # Errors
+    /// [`ClientError::Io`] when the engine does not answer.
+    pub fn call(&mut self, cmd: &str, args: Value) -> Result<Response, ClientError> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut line = serde_json::json!({ "id": id, "cmd": cmd, "args": args }).to_string();
+        line.push('\n');
+        self.writer.write_all(line.as_bytes()).map_err(|e| ClientError::Io(format!("sending: {e}")))?;
+        loop {
+            let mut answer = String::new();
+            match self.reader.read_line(&mut answer) {
+                Ok(0) => return Err(ClientError::Io("the engine closed the connection".into())),
+                Ok(_) => {}
+                Err(e) => return Err(ClientError::Io(format!("reading the answer: {e}"))),
+            }
+            let r: Response = serde_json::from_str(&answer)
+                .map_err(|e| ClientError::Io(format!("not an answer ({e}): {}", answer.trim())))?;
+            // An answer without our id (a refusal when the engine is full) is ours too.
+            if r.id == Some(id) || r.id.is_none() {
+                return Ok(r);
+            }
+        }
+    }
+}
