@@ -77,6 +77,15 @@ pub enum ClassAction {
     Drop,
 }
 
+impl From<ringwire_bpf::Action> for ClassAction {
+    fn from(a: ringwire_bpf::Action) -> Self {
+        match a {
+            ringwire_bpf::Action::Pass => Self::Pass,
+            ringwire_bpf::Action::Drop => Self::Drop,
+        }
+    }
+}
+
 impl From<ClassAction> for ringwire_bpf::Action {
     fn from(a: ClassAction) -> Self {
         match a {
@@ -99,7 +108,27 @@ pub struct ClassEntryConfig {
     pub action: ClassAction,
 }
 
+impl ClassEntryConfig {
+    fn has_key(&self, key: ringwire_bpf::ClassKey) -> bool {
+        self.vlan == key.vlan && ringwire_filters::parse_mac(&self.mac).is_ok_and(|m| m == key.mac)
+    }
+}
+
 impl ClassifierConfig {
+    /// Add or change the entry for `key` (as the control socket does to the map).
+    pub fn set(&mut self, key: ringwire_bpf::ClassKey, action: ringwire_bpf::Action) {
+        let entry = ClassEntryConfig { vlan: key.vlan, mac: crate::stats::format_mac(key.mac), action: action.into() };
+        match self.entries.iter_mut().find(|e| e.has_key(key)) {
+            Some(e) => *e = entry,
+            None => self.entries.push(entry),
+        }
+    }
+
+    /// Remove the entry for `key`, if there is one.
+    pub fn remove(&mut self, key: ringwire_bpf::ClassKey) {
+        self.entries.retain(|e| !e.has_key(key));
+    }
+
     /// The table as the classifier takes it, checked: VLAN ids in range,
     /// MACs that parse, no key twice, not more entries than the map holds.
     ///
@@ -717,6 +746,21 @@ mod tests {
         assert!(e.contains("vlna"), "{e}");
         let c = Config::parse("[[ports]]\nuri = \"pcap:x\"\nfilter = \"classifier\"\n").unwrap();
         assert!(c.validate().unwrap_err().to_string().contains("afpacket ports only"));
+    }
+
+    #[test]
+    fn classifier_table_edits_match_keys_whatever_the_mac_spelling() {
+        use ringwire_bpf::{Action, ClassKey};
+        let mut t = ClassifierConfig {
+            default: ClassAction::Drop,
+            entries: vec![ClassEntryConfig { vlan: None, mac: "02-00-00-00-00-0A".into(), action: ClassAction::Drop }],
+        };
+        let a = ClassKey { vlan: None, mac: [2, 0, 0, 0, 0, 10] };
+        t.set(a, Action::Pass);
+        t.set(ClassKey { vlan: Some(5), ..a }, Action::Drop);
+        assert_eq!(t.table().unwrap(), [(a, Action::Pass), (ClassKey { vlan: Some(5), ..a }, Action::Drop)]);
+        t.remove(a);
+        assert_eq!(t.table().unwrap(), [(ClassKey { vlan: Some(5), ..a }, Action::Drop)]);
     }
 
     #[test]

@@ -122,6 +122,16 @@ struct FilterState {
     config: Config,
 }
 
+impl FilterState {
+    /// The ports running the classifier: (port index, its classifier).
+    fn classifiers(&self) -> impl Iterator<Item = (usize, &ringwire_bpf::Classifier)> {
+        self.port_filters.iter().enumerate().filter_map(|(pi, f)| match f.as_deref() {
+            Some(PortFilter::Classifier(c)) => Some((pi, c)),
+            _ => None,
+        })
+    }
+}
+
 /// Places in a worker's command queue.
 const COMMAND_QUEUE: usize = 1024;
 
@@ -707,8 +717,7 @@ impl Engine {
             );
             let default = new.classifier.default.into();
             let mut used = false;
-            for (pi, f) in st.port_filters.iter().enumerate() {
-                let Some(PortFilter::Classifier(c)) = f.as_deref() else { continue };
+            for (pi, c) in st.classifiers() {
                 used = true;
                 let (added, changed, removed) = update_classifier(c, default, &old_table, &new_table)
                     .map_err(|source| EngineError::Bpf { port: self.port_names[pi].clone(), source })?;
@@ -787,30 +796,11 @@ impl Engine {
     ) -> Result<Vec<String>, EngineError> {
         let mut st = self.filters.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut ports = Vec::new();
-        for (pi, f) in st.port_filters.iter().enumerate() {
-            if let Some(PortFilter::Classifier(c)) = f.as_deref() {
-                c.insert(key, action)
-                    .map_err(|source| EngineError::Bpf { port: self.port_names[pi].clone(), source })?;
-                ports.push(self.port_names[pi].clone());
-            }
+        for (pi, c) in st.classifiers() {
+            c.insert(key, action).map_err(|source| EngineError::Bpf { port: self.port_names[pi].clone(), source })?;
+            ports.push(self.port_names[pi].clone());
         }
-        let entry = crate::config::ClassEntryConfig {
-            vlan: key.vlan,
-            mac: crate::stats::format_mac(key.mac),
-            action: if action == ringwire_bpf::Action::Pass {
-                crate::config::ClassAction::Pass
-            } else {
-                crate::config::ClassAction::Drop
-            },
-        };
-        let entries = &mut st.config.classifier.entries;
-        match entries
-            .iter_mut()
-            .find(|e| ringwire_filters::parse_mac(&e.mac).ok() == Some(key.mac) && e.vlan == key.vlan)
-        {
-            Some(e) => *e = entry,
-            None => entries.push(entry),
-        }
+        st.config.classifier.set(key, action);
         Ok(ports)
     }
 
@@ -822,25 +812,19 @@ impl Engine {
     pub fn classifier_remove(&self, key: ringwire_bpf::ClassKey) -> Result<Vec<String>, EngineError> {
         let mut st = self.filters.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut ports = Vec::new();
-        for (pi, f) in st.port_filters.iter().enumerate() {
-            if let Some(PortFilter::Classifier(c)) = f.as_deref() {
-                if c.remove(key).map_err(|source| EngineError::Bpf { port: self.port_names[pi].clone(), source })? {
-                    ports.push(self.port_names[pi].clone());
-                }
+        for (pi, c) in st.classifiers() {
+            if c.remove(key).map_err(|source| EngineError::Bpf { port: self.port_names[pi].clone(), source })? {
+                ports.push(self.port_names[pi].clone());
             }
         }
-        st.config
-            .classifier
-            .entries
-            .retain(|e| !(ringwire_filters::parse_mac(&e.mac).ok() == Some(key.mac) && e.vlan == key.vlan));
+        st.config.classifier.remove(key);
         Ok(ports)
     }
 
     /// Whether any port runs the classifier.
     #[must_use]
     pub fn runs_classifier(&self) -> bool {
-        let st = self.filters.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        st.port_filters.iter().any(|f| matches!(f.as_deref(), Some(PortFilter::Classifier(_))))
+        self.filters.lock().unwrap_or_else(std::sync::PoisonError::into_inner).classifiers().next().is_some()
     }
 
     /// Queue a command (room was checked for the whole reload first, and

@@ -22,24 +22,16 @@ pub struct Client {
 }
 
 /// Why a request did not get an answer.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ClientError {
-    /// The socket could not be reached (exit code 3).
-    Connect(std::io::Error),
-    /// The connection failed or the answer was not one (exit code 3).
+    /// The socket could not be reached.
+    #[error("cannot connect: {0}")]
+    Connect(#[source] std::io::Error),
+    /// The connection failed or the answer was not one.
+    #[error("{0}")]
     Io(String),
 }
-
-impl std::fmt::Display for ClientError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Connect(e) => write!(f, "cannot connect: {e}"),
-            Self::Io(m) => f.write_str(m),
-        }
-    }
-}
-
-impl std::error::Error for ClientError {}
 
 impl Client {
     /// Connect to the socket at `path`; answers are awaited at most `timeout`.

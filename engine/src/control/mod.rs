@@ -134,10 +134,7 @@ fn need_classifier(engine: &Engine) -> Result<(), ControlError> {
     if engine.runs_classifier() {
         Ok(())
     } else {
-        Err(ControlError {
-            class: protocol::ErrorClass::Conflict,
-            message: "no port runs the classifier (set filter = \"classifier\" on a port)".into(),
-        })
+        Err(ControlError::conflict("no port runs the classifier (set filter = \"classifier\" on a port)"))
     }
 }
 

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 /// The longest request line accepted, newline excluded.
 pub const MAX_REQUEST: usize = 64 << 10;
 
-/// Why a request failed.
+/// Why a request failed (shown as `invalid`, `not_found`, `conflict`, `internal`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorClass {
@@ -26,9 +26,20 @@ pub enum ErrorClass {
     Internal,
 }
 
+impl std::fmt::Display for ErrorClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Invalid => "invalid",
+            Self::NotFound => "not_found",
+            Self::Conflict => "conflict",
+            Self::Internal => "internal",
+        })
+    }
+}
+
 /// A failed request's error.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-#[error("{class:?}: {message}")]
+#[error("{class}: {message}")]
 pub struct ControlError {
     /// The class.
     pub class: ErrorClass,
@@ -47,6 +58,12 @@ impl ControlError {
     #[must_use]
     pub fn not_found(message: impl Into<String>) -> Self {
         Self { class: ErrorClass::NotFound, message: message.into() }
+    }
+
+    /// An [`ErrorClass::Conflict`] error.
+    #[must_use]
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self { class: ErrorClass::Conflict, message: message.into() }
     }
 
     /// An [`ErrorClass::Internal`] error.

@@ -26,7 +26,7 @@ use std::{
 
 use io_uring::{opcode, types, IoUring};
 
-use super::protocol::{parse, ControlError, ErrorClass, Request, Response, MAX_REQUEST};
+use super::protocol::{parse, ControlError, Request, Response, MAX_REQUEST};
 use crate::sys;
 
 /// Answers queued for a client that is not reading, before it is closed.
@@ -235,12 +235,18 @@ struct Loop {
 }
 
 impl Loop {
+    /// Queue `entry`, submitting first if the queue is full. Every buffer an
+    /// entry points to (a client's boxed `rbuf` or `sending`, `wake_buf`,
+    /// `tick`) stays alive and unmoved until its completion is reaped:
+    /// clients are freed only with no operation in flight, and the loop's own
+    /// buffers outlive the ring's use (see `run`).
     fn push(&mut self, entry: &io_uring::squeue::Entry) {
-        // SAFETY: every buffer an entry points to (a client's boxed rbuf or
-        // `sending`, `wake_buf`, `tick`) stays alive and unmoved until its
-        // completion is reaped: clients are freed only with no operation in
-        // flight, and the loop's own buffers outlive the ring's use (see `run`).
-        while unsafe { self.ring.submission().push(entry) }.is_err() {
+        loop {
+            // SAFETY: the entry's buffers outlive the operation (see above).
+            let queued = unsafe { self.ring.submission().push(entry) };
+            if queued.is_ok() {
+                return;
+            }
             let _ = self.ring.submit();
         }
     }
@@ -336,14 +342,9 @@ impl Loop {
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         let live = self.clients.iter().filter(|c| c.is_some()).count();
         if live >= self.max_clients {
-            let line = Response::new(
-                None,
-                Err(ControlError {
-                    class: ErrorClass::Conflict,
-                    message: format!("too many control clients ({}); try again later", self.max_clients),
-                }),
-            )
-            .line();
+            let refusal =
+                ControlError::conflict(format!("too many control clients ({}); try again later", self.max_clients));
+            let line = Response::new(None, Err(refusal)).line();
             // SAFETY: a non-blocking send of a local buffer on our own socket.
             unsafe {
                 libc::send(fd.as_raw_fd(), line.as_ptr().cast(), line.len(), libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)

@@ -6,7 +6,7 @@
 use std::{io::IsTerminal, path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
-use ringwire_tools::{Client, ClientError};
+use ringwire_tools::Client;
 use serde_json::{json, Value};
 
 #[derive(Parser)]
@@ -115,19 +115,16 @@ fn main() -> ExitCode {
         }
         let answer = match client.call(cmd, args.clone()) {
             Ok(a) => a,
-            Err(e @ (ClientError::Connect(_) | ClientError::Io(_))) => {
+            Err(e) => {
                 eprintln!("ringctl: {}: {e}", cli.socket.display());
                 return ExitCode::from(3);
             }
         };
         if !answer.ok {
-            let (class, message) = answer.error.map_or(("internal".into(), "no error given".into()), |e| {
-                (
-                    serde_json::to_value(e.class).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
-                    e.message,
-                )
-            });
-            eprintln!("ringctl: {cmd}: {class}: {message}");
+            match answer.error {
+                Some(e) => eprintln!("ringctl: {cmd}: {e}"),
+                None => eprintln!("ringctl: {cmd}: the engine refused without a reason"),
+            }
             return ExitCode::from(1);
         }
         let result = answer.result.unwrap_or(Value::Null);
