@@ -270,6 +270,11 @@ fn cmd_run(
         None => {}
     }
     let signals = stop_flag()?;
+    // SIGHUP: reload the file and swap the filters that changed. Installed
+    // before anything can signal readiness, so a reload sent as soon as the
+    // ready file appears never meets the default action (terminate).
+    let hup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone()).context("installing signal handlers")?;
     let engine = Engine::start(&config)?;
     let control = if config.control.enabled {
         let started =
@@ -296,9 +301,6 @@ fn cmd_run(
     if let Some(f) = ready_file {
         std::fs::write(f, format!("{}\n", std::process::id())).with_context(|| format!("writing {}", f.display()))?;
     }
-    // SIGHUP: reload the file and swap the filters that changed.
-    let hup = Arc::new(AtomicBool::new(false));
-    signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone()).context("installing signal handlers")?;
     let report = supervise(engine, progress_ms.unwrap_or(config.engine.progress_ms), &signals, |engine| {
         // Control requests: applied here, one at a time, in arrival order.
         if let Some(server) = &control {

@@ -121,16 +121,24 @@ impl Proc {
         unsafe { libc::kill(self.pid() as libc::pid_t, sig) };
     }
 
-    /// Wait until its stderr so far contains `needle` (at most `limit`);
-    /// returns whether it did.
-    pub fn wait_for_stderr(&self, needle: &str, limit: Duration) -> bool {
+    /// Wait until its stderr so far contains `needle` (at most `limit`).
+    ///
+    /// # Panics
+    /// If it does not, with `what` and the log so far, and whether the
+    /// process is still running.
+    pub fn expect_stderr(&mut self, needle: &str, limit: Duration, what: &str) {
         let deadline = Instant::now() + limit;
         loop {
-            if self.stderr.as_ref().is_some_and(|d| d.text().contains(needle)) {
-                return true;
+            let text = self.stderr.as_ref().map(Drained::text).unwrap_or_default();
+            if text.contains(needle) {
+                return;
             }
             if Instant::now() > deadline {
-                return false;
+                let state = if self.exited() { "has exited" } else { "still runs" };
+                panic!(
+                    "{what}: no `{needle}` in the log of {} within {limit:?} ({state}); its stderr:\n{text}",
+                    self.what
+                );
             }
             std::thread::sleep(Duration::from_millis(10));
         }

@@ -10,7 +10,7 @@ use std::{
 };
 
 use ringwire_tests::{
-    assert_reconciles, bin, control_socket, generate, privileged, read_pcap, start_engine, stats, Pair, Proc,
+    assert_reconciles, bin, control_socket, generate, privileged, read_pcap, start_engine, stats, Pair,
 };
 
 fn ringctl(sock: &Path, args: &[&str]) -> Output {
@@ -60,7 +60,7 @@ fn ringctl_drives_a_running_engine_and_bad_clients_do_not_hurt_it() {
         ),
     )
     .unwrap();
-    let engine = start_engine(&ns_e, &cfg, dir.path());
+    let mut engine = start_engine(&ns_e, &cfg, dir.path());
     let sock = control_socket(&cfg);
     let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&sock).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o660, "socket mode");
@@ -115,7 +115,7 @@ fn ringctl_drives_a_running_engine_and_bad_clients_do_not_hurt_it() {
     std::thread::sleep(Duration::from_millis(500));
     json_of(&ringctl(&sock, &["--json", "log", "info"]));
     engine.signal(libc::SIGHUP);
-    assert!(engine.wait_for_stderr("SIGHUP: no filter changed", Duration::from_secs(5)));
+    engine.expect_stderr("SIGHUP: no filter changed", Duration::from_secs(5), "a SIGHUP with the config unchanged");
     let bad_log = ringctl(&sock, &["log", "=[{"]);
     assert_eq!(bad_log.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad_log.stderr).contains("invalid"));
@@ -169,7 +169,6 @@ fn ringctl_drives_a_running_engine_and_bad_clients_do_not_hurt_it() {
 
     // Shutdown through the socket: exit 0, files flushed, counters reconcile.
     json_of(&ringctl(&sock, &["--json", "shutdown"]));
-    let mut engine: Proc = engine;
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     while !engine.exited() {
         assert!(std::time::Instant::now() < deadline, "the engine did not stop");

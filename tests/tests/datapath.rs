@@ -667,7 +667,7 @@ fn the_classifier_table_changes_verdicts_in_place_on_sighup() {
         "cls",
         &config(&[entry(None, A, "drop"), entry(Some(105), A, "pass"), entry(None, C, "pass")]),
     );
-    let engine = start_engine(&ns_e, &cfg, dir.path());
+    let mut engine = start_engine(&ns_e, &cfg, dir.path());
     // C sends throughout, across the update.
     let steady = ringwire_tests::spawn_generator(
         &ns_g,
@@ -691,12 +691,10 @@ fn the_classifier_table_changes_verdicts_in_place_on_sighup() {
     let mut steady = steady;
     assert!(!steady.exited(), "C must still be sending when the table changes");
     engine.signal(libc::SIGHUP);
-    assert!(
-        engine.wait_for_stderr(
-            "classifier table updated in place: 1 added, 1 changed, 1 removed",
-            Duration::from_secs(5)
-        ),
-        "the reload was not applied"
+    engine.expect_stderr(
+        "classifier table updated in place: 1 added, 1 changed, 1 removed",
+        Duration::from_secs(5),
+        "the reload was not applied",
     );
     phase();
     let steady = steady.wait(Duration::from_secs(15));
@@ -951,7 +949,7 @@ fn sighup_reports_each_bad_ebpf_filter_and_keeps_the_one_in_force() {
     };
     let keep_udp = format!("ebpf:{}", ringwire_bpf::EXAMPLE_KEEP_UDP);
     let cfg = write_config(dir.path(), "hup", &config(&keep_udp));
-    let engine = start_engine(&ns_e, &cfg, dir.path());
+    let mut engine = start_engine(&ns_e, &cfg, dir.path());
     let not_elf = dir.path().join("not.bpf.o");
     std::fs::write(&not_elf, "this is not an ELF file\n").unwrap();
     let bad = [
@@ -964,26 +962,22 @@ fn sighup_reports_each_bad_ebpf_filter_and_keeps_the_one_in_force() {
     for (i, (filter, message)) in bad.iter().enumerate() {
         std::fs::write(&cfg, config(filter)).unwrap();
         engine.signal(libc::SIGHUP);
-        assert!(
-            engine.wait_for_stderr(message, Duration::from_secs(5)),
-            "bad filter {i} ({filter}): no `{message}` in the log"
-        );
+        engine.expect_stderr(message, Duration::from_secs(5), &format!("bad filter {i} ({filter})"));
     }
-    let mut running = engine;
-    assert!(!running.exited(), "the engine keeps running");
+    assert!(!engine.exited(), "the engine keeps running");
     // keep_udp is still in force: of 2000 frames half UDP, 1000 arrive.
     let rep = generate(&ns_g, &vg, &["--count", "2000", "--rate", "20000", "--vlan-every", "0"]);
     assert_eq!(u(&rep["sent"]), 2000);
     // Now a good one: the classifier keeps only frames to ...:0b.
     std::fs::write(&cfg, config("classifier")).unwrap();
-    running.signal(libc::SIGHUP);
-    assert!(running.wait_for_stderr("kernel filter now classifier", Duration::from_secs(5)), "the swap");
+    engine.signal(libc::SIGHUP);
+    engine.expect_stderr("kernel filter now classifier", Duration::from_secs(5), "the swap");
     for mac in ["02:00:00:00:00:0b", "02:00:00:00:00:0c"] {
         let rep = generate(&ns_g, &vg, &["--count", "500", "--rate", "20000", "--vlan-every", "0", "--dst-mac", mac]);
         assert_eq!(u(&rep["sent"]), 500);
     }
     std::thread::sleep(Duration::from_millis(300));
-    let _ = stop_engine(running);
+    let _ = stop_engine(engine);
     let s = stats(&st);
     assert_reconciles(&s);
     let port = &s["ports"][0];
