@@ -15,14 +15,11 @@ use crossbeam_queue::ArrayQueue;
 use ringwire_filters::{compile_expression, CompileTarget, FilterError, FilterFactory, QuarantinePolicy};
 
 use crate::{
-    config::{Config, ConfigError, ConsumerKind, FilterList, Pace, PortKind},
+    config::{Config, ConfigError, ConsumerConfig, ConsumerKind, Pace, PortConfig, PortKind},
     consumer::{error_chain, run_sink, Channel, PcapOutput, Producer, SinkOutput, SinkTask, SinkWaker, MIN_CHUNK},
     pcapio::{PcapIoError, PcapReader, SharedPcapReader},
     ring::{RingError, RxRing, RxRingOptions, TxRing, TxRingOptions},
-    stats::{
-        consumer as cc, port as pc, sink, Cells, ConsumerSnap, PortSnap, Snapshot, StageSnap, WorkerCounters,
-        WorkerSnap,
-    },
+    stats::{consumer as cc, port as pc, sink, Cells, ConsumerSnap, PortSnap, Snapshot, StageSnap, WorkerSnap},
     sys,
     worker::{Command, ConsumerInst, Delivery, Dispatch, FileReader, Source, Worker, WorkerResult, BATCH, SEGMENT},
 };
@@ -109,63 +106,127 @@ pub struct Report {
     pub unread_at_close: Vec<(String, u64)>,
 }
 
-/// The filters in force, for swaps and counters.
-struct FilterState {
-    consumers: Vec<Option<Arc<FilterFactory>>>,
-    consumer_text: Vec<Option<FilterList>>,
-    port_text: Vec<Option<String>>,
-    /// Per port: its kernel filter (an eBPF one is read for its counters,
-    /// the classifier's table is updated in place).
-    port_filters: Vec<Option<Arc<PortFilter>>>,
-    /// Commands sent to each worker so far.
-    sent: Vec<u64>,
-    config: Config,
+/// A port: configured at start or added at run time. A slot is never
+/// reused: a removed port keeps its final counters under its index.
+pub(crate) struct PortSlot {
+    pub(crate) config: PortConfig,
+    pub(crate) kind: PortKind,
+    pub(crate) removed: bool,
+    /// Its counters, one set per worker.
+    pub(crate) cells: Vec<Arc<Cells<{ pc::N }>>>,
+    /// Its kernel filter (afpacket ports with a filter).
+    pub(crate) filter: Option<Arc<PortFilter>>,
+    /// Whether every worker has a TX ring on it (a forwarding target).
+    pub(crate) has_tx: bool,
 }
 
-impl FilterState {
+/// A queued consumer's thread and what the engine keeps of it.
+pub(crate) struct SinkHandle {
+    pub(crate) cells: Arc<Cells<{ sink::N }>>,
+    pub(crate) waker: Arc<SinkWaker>,
+    /// Raised once no worker will produce for it again: drain, flush, stop.
+    pub(crate) done: Arc<AtomicBool>,
+    pub(crate) limit_hit: Arc<AtomicBool>,
+    pub(crate) thread: Option<SinkThread>,
+}
+
+/// A queued consumer's thread: it returns the files it wrote.
+pub(crate) type SinkThread = JoinHandle<Result<Vec<PathBuf>, String>>;
+
+impl SinkHandle {
+    /// Tell the thread no more frames come, and wait for it to flush.
+    pub(crate) fn finish(&mut self, files: &mut Vec<PathBuf>, errors: &mut Vec<String>) {
+        self.done.store(true, Ordering::Release);
+        self.waker.unpark();
+        if let Some(h) = self.thread.take() {
+            match h.join() {
+                Ok(Ok(f)) => files.extend(f),
+                Ok(Err(e)) => errors.push(e),
+                Err(_) => errors.push("a consumer thread panicked".into()),
+            }
+        }
+    }
+}
+
+/// A consumer: configured at start or added at run time; never reused.
+pub(crate) struct ConsumerSlot {
+    pub(crate) config: ConsumerConfig,
+    pub(crate) removed: bool,
+    /// The port slots it takes frames from.
+    pub(crate) ports: Vec<usize>,
+    /// Its counters, one set per worker.
+    pub(crate) cells: Vec<Arc<Cells<{ cc::N }>>>,
+    /// Its filter in force.
+    pub(crate) factory: Option<Arc<FilterFactory>>,
+    pub(crate) sink: Option<SinkHandle>,
+}
+
+/// Everything that changes while the engine runs. Changes are serialized
+/// by the lock; the workers learn of them through their command queues.
+pub(crate) struct State {
+    pub(crate) ports: Vec<PortSlot>,
+    pub(crate) consumers: Vec<ConsumerSlot>,
+    /// The settings in force (engine, rings, control, classifier); its
+    /// ports and consumers lists are unused: the slots are the truth.
+    pub(crate) base: Config,
+    /// Commands sent to each worker so far.
+    pub(crate) sent: Vec<u64>,
+    /// Whether forward consumers send (`forwarding.start` / `stop`).
+    pub(crate) forwarding: bool,
+    /// Filters loaded by name from the control socket.
+    pub(crate) named: std::collections::BTreeMap<String, crate::live::NamedFilter>,
+    /// Files written and errors met by consumers removed at run time.
+    pub(crate) files: Vec<PathBuf>,
+    pub(crate) errors: Vec<String>,
+}
+
+impl State {
     /// The ports running the classifier: (port index, its classifier).
-    fn classifiers(&self) -> impl Iterator<Item = (usize, &ringwire_bpf::Classifier)> {
-        self.port_filters.iter().enumerate().filter_map(|(pi, f)| match f.as_deref() {
+    pub(crate) fn classifiers(&self) -> impl Iterator<Item = (usize, &ringwire_bpf::Classifier)> {
+        self.ports.iter().enumerate().filter(|(_, p)| !p.removed).filter_map(|(pi, p)| match p.filter.as_deref() {
             Some(PortFilter::Classifier(c)) => Some((pi, c)),
             _ => None,
         })
+    }
+
+    /// The active port named `name`.
+    pub(crate) fn port_index(&self, name: &str) -> Option<usize> {
+        self.ports.iter().position(|p| !p.removed && p.config.display_name() == name)
+    }
+
+    /// The active consumer named `name`.
+    pub(crate) fn consumer_index(&self, name: &str) -> Option<usize> {
+        self.consumers.iter().position(|c| !c.removed && c.config.name == name)
+    }
+
+    /// The configuration in force: the settings and the active ports and consumers.
+    pub(crate) fn config(&self) -> Config {
+        let mut c = self.base.clone();
+        c.ports = self.ports.iter().filter(|p| !p.removed).map(|p| p.config.clone()).collect();
+        c.consumers = self.consumers.iter().filter(|c| !c.removed).map(|c| c.config.clone()).collect();
+        c
     }
 }
 
 /// Places in a worker's command queue.
 const COMMAND_QUEUE: usize = 1024;
 
-struct ConsumerMeta {
-    name: String,
-    kind: ConsumerKind,
-    ports: Vec<usize>,
-    sink: Option<Arc<Cells<{ sink::N }>>>,
-}
-
 /// A running engine.
 pub struct Engine {
-    port_names: Vec<String>,
-    port_is_afpacket: Vec<bool>,
-    consumers: Vec<ConsumerMeta>,
-    counters: Vec<Arc<WorkerCounters>>,
+    cores: Vec<usize>,
     stop: Arc<AtomicBool>,
     wakes: Vec<OwnedFd>,
     workers: Vec<JoinHandle<WorkerResult>>,
     exhausted: Vec<Arc<AtomicBool>>,
-    producers_done: Arc<AtomicBool>,
-    /// One per queued consumer: raised when its limit is reached or its output closed.
-    limit_hits: Vec<Arc<AtomicBool>>,
-    sink_wakers: Vec<Arc<SinkWaker>>,
     /// Per worker: changes applied between batches, and how many it applied.
     commands: Vec<Arc<ArrayQueue<Command>>>,
     applied: Vec<Arc<AtomicU64>>,
-    /// Filter state, changed only by [`Engine::reload_filters`] (serialized by the lock).
-    filters: Mutex<FilterState>,
-    sinks: Vec<JoinHandle<Result<Vec<PathBuf>, String>>>,
+    /// Ports, consumers and filters in force (see [`State`]).
+    pub(crate) state: Mutex<State>,
     started: Instant,
     finite: bool,
-    /// The fanout group's steering program, if `ebpf-symmetric`.
-    _steer: Option<ringwire_bpf::SymmetricSteer>,
+    /// The fanout groups' steering program, if `ebpf-symmetric`.
+    pub(crate) steer: Option<ringwire_bpf::SymmetricSteer>,
 }
 
 /// A port's filter as the kernel runs it.
@@ -182,7 +243,7 @@ impl PortFilter {
     /// Build the filter `p.filter` names for interface `iface`: load an eBPF
     /// object or the classifier (with `classifier`'s table), or compile a
     /// pcap-filter expression for the kernel.
-    fn build(
+    pub(crate) fn build(
         p: &crate::config::PortConfig,
         iface: &str,
         classifier: &crate::config::ClassifierConfig,
@@ -238,7 +299,7 @@ fn load_classifier(
 /// Bring a loaded classifier from table `old` to table `new` in place:
 /// entries gone are removed, new or changed ones written, the rest (and
 /// their hit counters) left alone. Returns (added, changed, removed).
-fn update_classifier(
+pub(crate) fn update_classifier(
     c: &ringwire_bpf::Classifier,
     default: ringwire_bpf::Action,
     old: &[(ringwire_bpf::ClassKey, ringwire_bpf::Action)],
@@ -269,7 +330,7 @@ fn update_classifier(
 }
 
 /// `ebpf:FILE.o[:PROGRAM]` → (file, program).
-fn ebpf_spec(filter: &Option<String>) -> Option<(&str, Option<&str>)> {
+pub(crate) fn ebpf_spec(filter: &Option<String>) -> Option<(&str, Option<&str>)> {
     let spec = filter.as_deref()?.trim().strip_prefix("ebpf:")?;
     // A program name never holds a `/` or a `.`; a path may hold `:`.
     Some(match spec.rsplit_once(':') {
@@ -305,136 +366,20 @@ impl Engine {
         }
         let nworkers = config.engine.workers.len();
         let ports = &config.ports;
-        let port_names: Vec<String> = ports.iter().map(|p| p.display_name().to_owned()).collect();
-        let kinds: Vec<PortKind> =
-            ports.iter().map(|p| p.kind().map_err(ConfigError::Invalid)).collect::<Result<_, _>>()?;
-        let port_idx = |name: &str| port_names.iter().position(|n| n == name);
-
-        // Port filters: compiled for where they run.
         let class_table = config.classifier.table().map_err(ConfigError::Invalid)?;
-        if !class_table.is_empty() && !ports.iter().any(crate::config::PortConfig::uses_classifier) {
+        if !class_table.is_empty() && !ports.iter().any(PortConfig::uses_classifier) {
             tracing::warn!(
                 entries = class_table.len(),
                 "[classifier] has entries but no port has filter = \"classifier\"; the table is not used"
             );
         }
-        let mut kernel_filters = Vec::with_capacity(ports.len());
-        let mut pcap_filters = Vec::with_capacity(ports.len());
-        for (p, kind) in ports.iter().zip(&kinds) {
-            match (kind, &p.filter) {
-                (PortKind::AfPacket(iface), Some(_)) => {
-                    if sys::if_index(iface).is_none() {
-                        return Err(EngineError::Port {
-                            port: p.display_name().into(),
-                            source: RingError::NoSuchInterface(iface.clone()),
-                        });
-                    }
-                    kernel_filters.push(Some(Arc::new(PortFilter::build(p, iface, &config.classifier)?)));
-                    pcap_filters.push(None);
-                }
-                (PortKind::Pcap(_), Some(expr)) => {
-                    kernel_filters.push(None);
-                    pcap_filters.push(Some(FilterFactory::new(expr, QuarantinePolicy::DropAll)?));
-                }
-                _ => {
-                    kernel_filters.push(None);
-                    pcap_filters.push(None);
-                }
-            }
-        }
-
-        // Consumers: filters, subscriptions, outputs, channels.
-        let rx_ports: Vec<usize> = (0..ports.len()).filter(|&i| ports[i].rx).collect();
-        let mut consumer_filters = Vec::new();
-        let mut metas = Vec::new();
-        let mut sink_tasks = Vec::new();
-        let mut channels: Vec<Vec<Option<Arc<Channel>>>> = vec![Vec::new(); nworkers];
-        let producers_done = Arc::new(AtomicBool::new(false));
-        let mut limit_hits = Vec::new();
-        let mut wakers = Vec::new();
-        for c in &config.consumers {
-            let live = config.live_iface_for(c);
-            consumer_filters.push(
-                c.filter
-                    .as_ref()
-                    .map(|f| FilterFactory::chain(&f.stages(), c.on_filter_failure.into(), live.as_deref()))
-                    .transpose()?
-                    .map(Arc::new),
-            );
-            let subscribed: Vec<usize> = if c.ports.is_empty() {
-                rx_ports.clone()
-            } else {
-                c.ports.iter().filter_map(|n| port_idx(n)).collect()
-            };
-            let mut sink_cells = None;
-            if c.kind.is_queued() {
-                let output = match c.kind {
-                    ConsumerKind::Pcap => {
-                        let path = c.path.clone().expect("validated: pcap consumers have a path");
-                        SinkOutput::Pcap(PcapOutput::create(
-                            path,
-                            c.snaplen,
-                            c.rotate_mb,
-                            c.split_by_worker.then_some(nworkers),
-                        )?)
-                    }
-                    _ => SinkOutput::Print { port_names: port_names.clone() },
-                };
-                let chunk = MIN_CHUNK.max((c.snaplen as usize + 16).next_power_of_two());
-                let chunks = ((c.queue_mb as usize) << 20).div_ceil(chunk).max(4);
-                let waker = Arc::new(SinkWaker::default());
-                wakers.push(waker.clone());
-                let chans: Vec<Arc<Channel>> =
-                    (0..nworkers).map(|_| Arc::new(Channel::new(chunks, chunk, waker.clone()))).collect();
-                for (w, ch) in chans.iter().enumerate() {
-                    channels[w].push(Some(ch.clone()));
-                }
-                let cells = Arc::new(Cells::default());
-                sink_cells = Some(cells.clone());
-                sink_tasks.push(SinkTask {
-                    name: c.name.clone(),
-                    output,
-                    channels: chans,
-                    counters: cells,
-                    producers_done: producers_done.clone(),
-                    waker,
-                    limit: c.limit,
-                    limit_hit: {
-                        let hit = Arc::new(AtomicBool::new(false));
-                        limit_hits.push(hit.clone());
-                        hit
-                    },
-                });
-            } else {
-                for ch in &mut channels {
-                    ch.push(None);
-                }
-            }
-            metas.push(ConsumerMeta { name: c.name.clone(), kind: c.kind, ports: subscribed, sink: sink_cells });
-        }
-        let forward_targets: Vec<usize> = config
-            .consumers
-            .iter()
-            .filter(|c| c.kind == ConsumerKind::Forward)
-            .filter_map(|c| c.to.as_deref().and_then(port_idx))
-            .collect();
-
         // Symmetric steering: one program for every port's fanout group.
         let steer = (nworkers > 1 && config.engine.fanout == crate::config::FanoutMode::EbpfSymmetric)
             .then(ringwire_bpf::SymmetricSteer::load)
             .transpose()
             .map_err(|e| setup(format!("loading the ebpf-symmetric steering program: {}", error_chain(&e))))?;
-
-        // Rings and sources, per worker.
-        let stop = Arc::new(AtomicBool::new(false));
-        let mut workers = Vec::with_capacity(nworkers);
-        let mut fanout_ids: Vec<Option<u16>> = vec![None; ports.len()];
-        let mut counters = Vec::new();
-        let mut exhausted = Vec::new();
-        let mut wakes = Vec::new();
-        let mut commands = Vec::new();
-        let mut applied = Vec::new();
-        let mut finite = true;
+        let kinds: Vec<PortKind> =
+            ports.iter().map(|p| p.kind().map_err(ConfigError::Invalid)).collect::<Result<_, _>>()?;
         // With several workers and only files replayed as fast as possible,
         // every worker reads every file, a segment at a time; the sinks put
         // the segments back in file order. Forwarding keeps one worker per
@@ -442,120 +387,62 @@ impl Engine {
         let share_files = nworkers > 1
             && ports.iter().zip(&kinds).all(|(p, k)| !p.rx || matches!(k, PortKind::Pcap(_)) && p.pace == Pace::Fast)
             && !config.consumers.iter().any(|c| matches!(c.kind, ConsumerKind::Forward));
-        let mut shared_files = Vec::with_capacity(ports.len());
-        for (p, kind) in ports.iter().zip(&kinds) {
-            shared_files.push(match kind {
-                PortKind::Pcap(path) if share_files && p.rx => {
-                    Some(Arc::new(SharedPcapReader::new(PcapReader::open(path)?)))
-                }
-                _ => None,
-            });
+        let finite = ports.iter().zip(&kinds).all(|(p, k)| !p.rx || matches!(k, PortKind::Pcap(_)));
+
+        let mut st = State {
+            ports: Vec::new(),
+            consumers: Vec::new(),
+            base: Config { ports: Vec::new(), consumers: Vec::new(), ..config.clone() },
+            sent: vec![0; nworkers],
+            forwarding: true,
+            named: std::collections::BTreeMap::new(),
+            files: Vec::new(),
+            errors: Vec::new(),
+        };
+        // Per worker: its sources, TX rings, consumer instances.
+        let mut sources: Vec<Vec<Source>> = (0..nworkers).map(|_| Vec::new()).collect();
+        let mut txs: Vec<Vec<Option<TxRing>>> =
+            (0..nworkers).map(|_| (0..ports.len()).map(|_| None).collect()).collect();
+        let mut insts: Vec<Vec<Option<ConsumerInst>>> = (0..nworkers).map(|_| Vec::new()).collect();
+        for (i, p) in ports.iter().enumerate() {
+            let opened = open_port(&st, p, i, nworkers, steer.as_ref(), share_files)?;
+            st.ports.push(opened.slot);
+            for (w, s) in opened.sources.into_iter().enumerate() {
+                sources[w].extend(s);
+            }
         }
-        for (w, &core) in config.engine.workers.iter().enumerate() {
-            let mut sources = Vec::new();
-            let mut tx: Vec<Option<TxRing>> = (0..ports.len()).map(|_| None).collect();
-            for (i, (p, kind)) in ports.iter().zip(&kinds).enumerate() {
-                let port_err = |source| EngineError::Port { port: p.display_name().into(), source };
-                match kind {
-                    PortKind::AfPacket(iface) => {
-                        if p.rx {
-                            finite = false;
-                            let fanout = (nworkers > 1).then(|| {
-                                let mut flags =
-                                    config.engine.fanout.kernel_mode() | sys::PACKET_FANOUT_FLAG_IGNORE_OUTGOING;
-                                if config.engine.fanout_defrag {
-                                    flags |= sys::PACKET_FANOUT_FLAG_DEFRAG;
-                                }
-                                match fanout_ids[i] {
-                                    Some(id) => u32::from(id) | (flags << 16),
-                                    None => (flags | sys::PACKET_FANOUT_FLAG_UNIQUEID) << 16,
-                                }
-                            });
-                            let ring = RxRing::open(&RxRingOptions {
-                                iface,
-                                geometry: config.ring.rx_geometry(),
-                                promisc: p.promisc,
-                                filter: kernel_filters[i].as_deref().map(PortFilter::kernel),
-                                fanout_program: steer.as_ref().map(ringwire_bpf::SymmetricSteer::fd),
-                                fanout,
-                            })
-                            .map_err(port_err)?;
-                            if fanout.is_some() && fanout_ids[i].is_none() {
-                                let id = ring
-                                    .fanout_id()
-                                    .map_err(|source| port_err(RingError::Sys { iface: iface.clone(), source }))?;
-                                fanout_ids[i] = Some(id);
-                            }
-                            if ring.geometry() != config.ring.rx_geometry() {
-                                tracing::warn!(
-                                    port = p.display_name(),
-                                    blocks = ring.geometry().block_count,
-                                    "RX ring shrunk"
-                                );
-                            }
-                            sources.push(Source::Ring { port: i, ring });
-                        }
-                        if forward_targets.contains(&i) {
-                            tx[i] = Some(
-                                TxRing::open(&TxRingOptions {
-                                    iface,
-                                    block_size: config.ring.tx_block_size,
-                                    block_count: config.ring.tx_block_count,
-                                    frame_size: config.ring.tx_frame_size,
-                                    pad_runts: true,
-                                    sndbuf: 16 << 20,
-                                })
-                                .map_err(port_err)?,
-                            );
-                        }
+        for c in &config.consumers {
+            if let Some(to) = c.to.as_deref().and_then(|n| st.port_index(n)) {
+                if !st.ports[to].has_tx {
+                    for (w, tx) in open_tx(&st, to)?.into_iter().enumerate() {
+                        txs[w][to] = Some(tx);
                     }
-                    PortKind::Pcap(path) => {
-                        let reader = match &shared_files[i] {
-                            Some(shared) => Some(FileReader::Shared {
-                                reader: Arc::clone(shared),
-                                refs: Vec::with_capacity(SEGMENT),
-                            }),
-                            None if p.rx && i % nworkers == w => Some(FileReader::Own(PcapReader::open(path)?)),
-                            None => None,
-                        };
-                        if let Some(reader) = reader {
-                            sources.push(Source::Pcap {
-                                port: i,
-                                reader,
-                                filter: pcap_filters[i].as_ref().map(FilterFactory::instance).transpose()?,
-                                pace: p.pace,
-                                clock: None,
-                                held: None,
-                                done: false,
-                            });
-                        }
-                    }
+                    st.ports[to].has_tx = true;
                 }
             }
-            let mut subs = vec![Vec::new(); ports.len()];
-            for (ci, m) in metas.iter().enumerate() {
-                for &p in &m.ports {
-                    subs[p].push(ci);
-                }
+        }
+        let mut sink_tasks = Vec::new();
+        for c in &config.consumers {
+            let built = build_consumer(&st, c, nworkers)?;
+            for (w, inst) in built.insts.into_iter().enumerate() {
+                insts[w].push(Some(inst));
             }
-            let mut consumers = Vec::with_capacity(config.consumers.len());
-            for (ci, c) in config.consumers.iter().enumerate() {
-                consumers.push(ConsumerInst {
-                    filter: consumer_filters[ci].as_deref().map(FilterFactory::instance).transpose()?,
-                    delivery: match c.kind {
-                        ConsumerKind::Counter => Delivery::Counter,
-                        ConsumerKind::Forward => Delivery::Forward {
-                            to_port: c.to.as_deref().and_then(port_idx).expect("validated: forward target exists"),
-                        },
-                        ConsumerKind::Pcap | ConsumerKind::Print => Delivery::Queued(Producer::new(
-                            channels[w][ci].clone().expect("queued consumers have channels"),
-                            c.snaplen as usize,
-                        )),
-                    },
-                });
+            sink_tasks.extend(built.task);
+            st.consumers.push(built.slot);
+        }
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut workers = Vec::with_capacity(nworkers);
+        let (mut exhausted, mut wakes, mut commands, mut applied) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut subs = vec![Vec::new(); ports.len()];
+        for (ci, c) in st.consumers.iter().enumerate() {
+            for &p in &c.ports {
+                subs[p].push(ci);
             }
-            let wc = Arc::new(WorkerCounters::new(core, ports.len(), config.consumers.len()));
-            counters.push(wc.clone());
+        }
+        for (w, ((&core, sources), (tx, consumers))) in
+            config.engine.workers.iter().zip(sources).zip(txs.into_iter().zip(insts)).enumerate()
+        {
             let ex = Arc::new(AtomicBool::new(false));
             exhausted.push(ex.clone());
             let wake = sys::eventfd().map_err(|e| setup(error_chain(&e)))?;
@@ -569,16 +456,20 @@ impl Engine {
                 dispatch: Dispatch {
                     index: w as u16,
                     consumers,
-                    subs,
+                    subs: subs.clone(),
                     tx,
-                    ports: vec![[0; pc::N]; ports.len()],
-                    cons: vec![[0; cc::N]; config.consumers.len()],
+                    ports: vec![[0; pc::N]; st.ports.len()],
+                    cons: vec![[0; cc::N]; st.consumers.len()],
                     verdicts: [ringwire_filters::Verdict::Pass; BATCH],
                     stop: stop.clone(),
+                    forwarding: true,
                 },
+                port_cells: st.ports.iter().map(|p| Some(p.cells[w].clone())).collect(),
+                cons_cells: st.consumers.iter().map(|c| Some(c.cells[w].clone())).collect(),
+                armed: Vec::new(),
+                cancels: Vec::new(),
                 commands: commands.last().expect("pushed above").clone(),
                 applied: applied.last().expect("pushed above").clone(),
-                counters: wc,
                 wait: config.engine.wait,
                 wake: wake_dup,
                 stop: stop.clone(),
@@ -586,44 +477,27 @@ impl Engine {
                 retire_timeout: Duration::from_millis(u64::from(config.ring.retire_timeout_ms)),
             });
         }
+        let (nports, nconsumers) = (st.ports.len(), st.consumers.len());
 
         // Built before any thread starts: if a spawn fails, dropping it stops
         // and joins whatever did start.
-        let mut engine = Self {
-            port_is_afpacket: kinds.iter().map(|k| matches!(k, PortKind::AfPacket(_))).collect(),
-            port_names,
-            consumers: metas,
-            counters,
+        let engine = Self {
+            cores: config.engine.workers.clone(),
             stop,
             wakes,
             workers: Vec::new(),
             exhausted,
-            producers_done,
-            limit_hits,
-            sink_wakers: wakers,
             commands,
             applied,
-            filters: Mutex::new(FilterState {
-                consumers: consumer_filters,
-                consumer_text: config.consumers.iter().map(|c| c.filter.clone()).collect(),
-                port_text: config.ports.iter().map(|p| p.filter.clone()).collect(),
-                port_filters: kernel_filters,
-                sent: vec![0; nworkers],
-                config: config.clone(),
-            }),
-            sinks: Vec::new(),
+            state: Mutex::new(st),
             started: Instant::now(),
             finite,
-            _steer: steer,
+            steer,
         };
+        let mut engine = engine;
         for t in sink_tasks {
-            let name = format!("rw-sink-{}", t.name);
-            engine.sinks.push(
-                std::thread::Builder::new()
-                    .name(name)
-                    .spawn(move || run_sink(t))
-                    .map_err(|e| setup(format!("spawn consumer thread: {e}")))?,
-            );
+            let (ci, h) = spawn_sink(t)?;
+            engine.lock().consumers[ci].sink.as_mut().expect("queued consumers have a sink").thread = Some(h);
         }
         for (i, w) in workers.into_iter().enumerate() {
             engine.workers.push(
@@ -633,208 +507,64 @@ impl Engine {
                     .map_err(|e| setup(format!("spawn worker: {e}")))?,
             );
         }
-        tracing::info!(workers = nworkers, ports = ports.len(), consumers = engine.consumers.len(), "engine started");
+        tracing::info!(workers = nworkers, ports = nports, consumers = nconsumers, "engine started");
         engine.started = Instant::now();
         Ok(engine)
     }
 
-    /// Swap filters to those in `new` while traffic flows: every changed
-    /// consumer filter and afpacket port filter is built first, off the hot
-    /// path (a failure changes nothing and returns the error); then each
-    /// worker applies the changes between two batches, so every frame meets
-    /// either the old or the new filter, never a half-built one and never
-    /// none. Returns a line per change; other differences in `new` (ports,
-    /// consumers, workers) are reported as needing a restart.
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The number of workers.
+    pub(crate) fn nworkers(&self) -> usize {
+        self.commands.len()
+    }
+
+    /// Send each worker its commands and wait (at most 10 s) until every
+    /// worker has applied them. All or nothing: if a queue lacks room for
+    /// its commands, nothing is sent.
+    ///
+    /// Returns `false` if a worker did not confirm in time (the commands
+    /// stay queued and apply when it gets to them).
     ///
     /// # Errors
-    /// The filter that does not compile / parse / load, unchanged state.
-    pub fn reload_filters(&self, new: &Config) -> Result<Vec<String>, EngineError> {
-        let mut st = self.filters.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let old = &st.config;
-        let mut notes = Vec::new();
-        let same_shape = old.engine == new.engine
-            && old.ring == new.ring
-            && old.ports.len() == new.ports.len()
-            && old.consumers.len() == new.consumers.len()
-            && old.ports.iter().zip(&new.ports).all(|(a, b)| a.display_name() == b.display_name() && a.uri == b.uri)
-            && old.consumers.iter().zip(&new.consumers).all(|(a, b)| {
-                let mut b = b.clone();
-                b.filter.clone_from(&a.filter);
-                b.on_filter_failure = a.on_filter_failure;
-                *a == b
-            });
-        if !same_shape {
-            notes.push("changes other than filters (ports, consumers, workers, rings) need a restart; only filters were reloaded".into());
-        }
-        new.validate()?;
-        let nworkers = self.commands.len();
-        // Build everything first.
-        let mut consumer_changes = Vec::new();
-        for (ci, c) in new.consumers.iter().enumerate().take(st.consumer_text.len()) {
-            let unchanged = st.consumer_text[ci] == c.filter
-                && st.config.consumers.get(ci).is_some_and(|o| o.on_filter_failure == c.on_filter_failure);
-            if unchanged || st.config.consumers.get(ci).is_none_or(|o| o.name != c.name) {
-                continue;
-            }
-            let live = new.live_iface_for(c);
-            let factory = c
-                .filter
-                .as_ref()
-                .map(|f| FilterFactory::chain(&f.stages(), c.on_filter_failure.into(), live.as_deref()))
-                .transpose()?
-                .map(Arc::new);
-            let instances = (0..nworkers)
-                .map(|_| factory.as_deref().map(FilterFactory::instance).transpose())
-                .collect::<Result<Vec<_>, _>>()?;
-            consumer_changes.push((ci, factory, instances, c.filter.clone()));
-        }
-        let mut port_changes = Vec::new();
-        for (pi, p) in new.ports.iter().enumerate().take(st.port_text.len()) {
-            if st.port_text[pi] == p.filter || st.config.ports.get(pi).is_none_or(|o| o.uri != p.uri) {
-                continue;
-            }
-            match p.kind() {
-                Ok(PortKind::AfPacket(iface)) => {
-                    // Loaded (or compiled) here, off the hot path: an error leaves the filter in force.
-                    let filter = Arc::new(PortFilter::build(p, &iface, &new.classifier)?);
-                    port_changes.push((pi, filter, p.filter.clone()));
-                }
-                _ => notes.push(format!("port `{}`: a pcap port's filter changes on restart", p.display_name())),
-            }
-        }
-        // Then hand them to the workers: all or nothing, so first make sure
-        // every worker's queue has room for every change.
-        let needed = consumer_changes.len() + port_changes.len();
-        if let Some(w) = self.commands.iter().position(|q| q.capacity() - q.len() < needed) {
+    /// A queue is full: nothing was sent.
+    pub(crate) fn send_and_wait(&self, st: &mut State, per_worker: Vec<Vec<Command>>) -> Result<bool, EngineError> {
+        if let Some(w) = self.commands.iter().zip(&per_worker).position(|(q, c)| q.capacity() - q.len() < c.len()) {
             return Err(setup(format!("worker {w} has not applied earlier changes yet; nothing changed, try again")));
         }
-        // The classifier's table changes in the maps the attached programs
-        // read: the next frame meets the new entries, nothing is reattached.
-        if st.config.classifier != new.classifier {
-            let (old_table, new_table) = (
-                st.config.classifier.table().unwrap_or_default(),
-                new.classifier.table().map_err(ConfigError::Invalid)?,
-            );
-            let default = new.classifier.default.into();
-            let mut used = false;
-            for (pi, c) in st.classifiers() {
-                used = true;
-                let (added, changed, removed) = update_classifier(c, default, &old_table, &new_table)
-                    .map_err(|source| EngineError::Bpf { port: self.port_names[pi].clone(), source })?;
-                notes.push(format!(
-                    "port `{}`: classifier table updated in place: {added} added, {changed} changed, {removed} removed, default {:?}",
-                    self.port_names[pi], new.classifier.default
-                ));
+        for (w, cmds) in per_worker.into_iter().enumerate() {
+            for cmd in cmds {
+                if self.commands[w].push(cmd).is_ok() {
+                    st.sent[w] += 1;
+                } else {
+                    tracing::error!(worker = w, "command queue full despite the room check; change not sent");
+                }
             }
-            if !used {
-                notes.push("classifier table stored; no port has filter = \"classifier\"".into());
-            }
-            st.config.classifier = new.classifier.clone();
+            sys::eventfd_signal(self.wakes[w].as_raw_fd());
         }
-        let mut sent = st.sent.clone();
-        for (ci, factory, instances, text) in consumer_changes {
-            for (w, filter) in instances.into_iter().enumerate() {
-                self.send(w, Command::SetFilter { consumer: ci, filter }, &mut sent);
-            }
-            notes.push(format!(
-                "consumer `{}`: filter now {}",
-                new.consumers[ci].name,
-                text.as_ref().map_or_else(|| "(none)".to_owned(), FilterList::display)
-            ));
-            st.consumers[ci] = factory;
-            st.consumer_text[ci] = text;
-        }
-        for (pi, filter, text) in port_changes {
-            for w in 0..nworkers {
-                self.send(w, Command::SetPortFilter { port: pi, filter: filter.clone() }, &mut sent);
-            }
-            st.port_filters[pi] = Some(filter);
-            notes.push(format!(
-                "port `{}`: kernel filter now {}",
-                new.ports[pi].display_name(),
-                text.as_deref().unwrap_or("(none)")
-            ));
-            st.port_text[pi] = text;
-        }
-        for w in &self.wakes {
-            sys::eventfd_signal(w.as_raw_fd());
-        }
-        // Wait (bounded) until every worker has applied them.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while self.applied.iter().zip(&sent).any(|(a, s)| a.load(Ordering::Acquire) < *s) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.applied.iter().zip(&st.sent).any(|(a, s)| a.load(Ordering::Acquire) < *s) {
             if Instant::now() > deadline || self.workers.iter().any(JoinHandle::is_finished) {
-                notes.push("not every worker confirmed the swap within 5 s".into());
-                break;
+                return Ok(false);
             }
             std::thread::sleep(Duration::from_millis(1));
         }
-        st.sent = sent;
-        st.config.consumers.iter_mut().zip(&new.consumers).for_each(|(o, n)| {
-            o.filter.clone_from(&n.filter);
-            o.on_filter_failure = n.on_filter_failure;
-        });
-        st.config.ports.iter_mut().zip(&new.ports).for_each(|(o, n)| o.filter.clone_from(&n.filter));
-        Ok(notes)
+        Ok(true)
     }
 
-    /// The configuration in force (filters and the classifier table as last
-    /// changed by a reload or the control socket).
+    /// The configuration in force: ports, consumers, filters and the
+    /// classifier table as last changed by a reload or the control socket.
     #[must_use]
     pub fn current_config(&self) -> Config {
-        self.filters.lock().unwrap_or_else(std::sync::PoisonError::into_inner).config.clone()
+        self.lock().config()
     }
 
-    /// Add or change a classifier entry on every port running the
-    /// classifier, in place. Returns the ports changed (none: no port runs it).
-    ///
-    /// # Errors
-    /// A map update failed (the port named); ports before it were changed.
-    pub fn classifier_set(
-        &self,
-        key: ringwire_bpf::ClassKey,
-        action: ringwire_bpf::Action,
-    ) -> Result<Vec<String>, EngineError> {
-        let mut st = self.filters.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut ports = Vec::new();
-        for (pi, c) in st.classifiers() {
-            c.insert(key, action).map_err(|source| EngineError::Bpf { port: self.port_names[pi].clone(), source })?;
-            ports.push(self.port_names[pi].clone());
-        }
-        st.config.classifier.set(key, action);
-        Ok(ports)
-    }
-
-    /// Remove a classifier entry from every port running the classifier.
-    /// Returns the ports it was removed from.
-    ///
-    /// # Errors
-    /// A map operation failed (the port named).
-    pub fn classifier_remove(&self, key: ringwire_bpf::ClassKey) -> Result<Vec<String>, EngineError> {
-        let mut st = self.filters.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut ports = Vec::new();
-        for (pi, c) in st.classifiers() {
-            if c.remove(key).map_err(|source| EngineError::Bpf { port: self.port_names[pi].clone(), source })? {
-                ports.push(self.port_names[pi].clone());
-            }
-        }
-        st.config.classifier.remove(key);
-        Ok(ports)
-    }
-
-    /// Whether any port runs the classifier.
+    /// The cores of the workers, in worker order.
     #[must_use]
-    pub fn runs_classifier(&self) -> bool {
-        self.filters.lock().unwrap_or_else(std::sync::PoisonError::into_inner).classifiers().next().is_some()
-    }
-
-    /// Queue a command (room was checked for the whole reload first, and
-    /// reloads are serialized, so the queue cannot be full here).
-    fn send(&self, worker: usize, cmd: Command, sent: &mut [u64]) {
-        if self.commands[worker].push(cmd).is_ok() {
-            sent[worker] += 1;
-        } else {
-            tracing::error!(worker, "command queue full despite the room check; change not sent");
-        }
+    pub fn worker_cores(&self) -> &[usize] {
+        &self.cores
     }
 
     /// Whether every source is a file (the engine ends by itself).
@@ -846,7 +576,9 @@ impl Engine {
     /// Whether the engine should be stopped now, and why.
     #[must_use]
     pub fn should_stop(&self) -> Option<StopReason> {
-        if self.limit_hits.iter().any(|h| h.load(Ordering::Relaxed)) {
+        let limit =
+            self.lock().consumers.iter().filter_map(|c| c.sink.as_ref()).any(|s| s.limit_hit.load(Ordering::Relaxed));
+        if limit {
             Some(StopReason::LimitReached)
         } else if self.finite && self.exhausted.iter().all(|e| e.load(Ordering::Acquire)) {
             Some(StopReason::SourcesExhausted)
@@ -864,19 +596,19 @@ impl Engine {
     }
 
     fn snapshot_with(&self, drained: bool) -> Snapshot {
-        let mut ports: Vec<PortSnap> =
-            self.port_names.iter().map(|n| PortSnap { name: n.clone(), ..Default::default() }).collect();
-        let mut workers = Vec::new();
-        let mut consumers: Vec<ConsumerSnap> = self
-            .consumers
+        let st = self.lock();
+        let mut workers: Vec<WorkerSnap> = self
+            .cores
             .iter()
-            .map(|m| ConsumerSnap { name: m.name.clone(), kind: kind_name(m.kind).into(), ..Default::default() })
+            .enumerate()
+            .map(|(index, &core)| WorkerSnap { index, core, ..Default::default() })
             .collect();
-        for (w, wc) in self.counters.iter().enumerate() {
-            let mut ws = WorkerSnap { index: w, core: wc.core, ..Default::default() };
-            for (p, cells) in wc.ports.iter().enumerate() {
+        let mut ports = Vec::with_capacity(st.ports.len());
+        for slot in &st.ports {
+            let mut s =
+                PortSnap { name: slot.config.display_name().to_owned(), removed: slot.removed, ..Default::default() };
+            for (ws, cells) in workers.iter_mut().zip(&slot.cells) {
                 let v = cells.load();
-                let s = &mut ports[p];
                 s.received += v[pc::RECEIVED];
                 s.bytes += v[pc::BYTES];
                 s.vlan_restored += v[pc::VLAN_RESTORED];
@@ -891,21 +623,45 @@ impl Engine {
                 ws.kernel_drops += v[pc::KERNEL_DROPS];
                 ws.kernel_packets += v[pc::KERNEL_PACKETS];
             }
-            for (c, cells) in wc.consumers.iter().enumerate() {
+            if let Some(f) = slot.filter.as_deref() {
+                if let Some(prog) = f.ebpf() {
+                    s.ebpf = prog.counters().map(|(seen, passed)| crate::stats::EbpfSnap {
+                        seen,
+                        passed,
+                        filtered: seen.saturating_sub(passed),
+                    });
+                }
+                if let PortFilter::Classifier(c) = f {
+                    match c.entries() {
+                        Ok(entries) => s.classifier = entries.iter().map(crate::stats::ClassSnap::from).collect(),
+                        Err(e) => {
+                            tracing::warn!(port = %s.name, error = %error_chain(&e), "cannot read the classifier table")
+                        }
+                    }
+                }
+            }
+            ports.push(s);
+        }
+        let mut consumers = Vec::with_capacity(st.consumers.len());
+        for slot in &st.consumers {
+            let mut s = ConsumerSnap {
+                name: slot.config.name.clone(),
+                kind: kind_name(slot.config.kind).into(),
+                removed: slot.removed,
+                ..Default::default()
+            };
+            for cells in &slot.cells {
                 let v = cells.load();
-                let s = &mut consumers[c];
                 s.seen += v[cc::SEEN];
                 s.passed += v[cc::PASSED];
                 s.filtered += v[cc::FILTERED];
                 s.delivered += v[cc::DELIVERED];
                 s.queue_dropped += v[cc::QUEUE_DROPPED];
+                s.paused += v[cc::PAUSED];
+                s.before_added += v[cc::JOINED];
                 s.per_worker.push(v[cc::DELIVERED]);
             }
-            workers.push(ws);
-        }
-        let st = self.filters.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        for (s, f) in consumers.iter_mut().zip(&st.consumers) {
-            if let Some(f) = f {
+            if let Some(f) = &slot.factory {
                 s.filter = Some(f.text().to_owned());
                 s.filter_stages = f
                     .stage_stats()
@@ -922,44 +678,34 @@ impl Engine {
                     s.filter_quarantined = h.quarantined;
                 }
             }
-        }
-        for (s, f) in ports.iter_mut().zip(&st.port_filters) {
-            let Some(f) = f.as_deref() else { continue };
-            if let Some(prog) = f.ebpf() {
-                s.ebpf = prog.counters().map(|(seen, passed)| crate::stats::EbpfSnap {
-                    seen,
-                    passed,
-                    filtered: seen.saturating_sub(passed),
-                });
-            }
-            if let PortFilter::Classifier(c) = f {
-                match c.entries() {
-                    Ok(entries) => s.classifier = entries.iter().map(crate::stats::ClassSnap::from).collect(),
-                    Err(e) => {
-                        tracing::warn!(port = %s.name, error = %error_chain(&e), "cannot read the classifier table")
-                    }
-                }
-            }
-        }
-        drop(st);
-        for (s, m) in consumers.iter_mut().zip(&self.consumers) {
-            if let Some(cells) = &m.sink {
-                let v = cells.load();
+            if let Some(sink) = &slot.sink {
+                let v = sink.cells.load();
                 s.written = v[sink::WRITTEN];
                 s.written_bytes = v[sink::BYTES];
                 s.over_limit = v[sink::OVER_LIMIT];
                 s.write_errors = v[sink::WRITE_ERRORS];
             }
+            consumers.push(s);
         }
         Snapshot { elapsed_s: self.started.elapsed().as_secs_f64(), ports, workers, consumers, drained }
     }
 
-    /// Frames each consumer should have seen: the frames its ports passed on.
+    /// Frames each consumer should have seen: those its ports passed on
+    /// while it was subscribed (from when it was added, until it was removed).
     #[must_use]
     pub fn expected_seen(&self, snap: &Snapshot) -> Vec<u64> {
-        self.consumers
+        let st = self.lock();
+        st.consumers
             .iter()
-            .map(|m| m.ports.iter().map(|&p| snap.ports[p].received - snap.ports[p].filtered).sum())
+            .map(|c| {
+                let sum = |i: usize| c.cells.iter().map(|cells| cells.load()[i]).sum::<u64>();
+                let until = if c.removed {
+                    sum(cc::LEFT)
+                } else {
+                    c.ports.iter().map(|&p| snap.ports[p].received - snap.ports[p].filtered).sum()
+                };
+                until - sum(cc::JOINED)
+            })
             .collect()
     }
 
@@ -967,10 +713,11 @@ impl Engine {
     /// (still in the ring when it closed).
     #[must_use]
     pub fn unread_at_close(&self, snap: &Snapshot) -> Vec<(String, u64)> {
+        let st = self.lock();
         snap.ports
             .iter()
-            .zip(&self.port_is_afpacket)
-            .filter(|(_, a)| **a)
+            .zip(&st.ports)
+            .filter(|(_, slot)| matches!(slot.kind, PortKind::AfPacket(_)))
             .map(|(p, _)| (p.name.clone(), p.kernel_packets.saturating_sub(p.kernel_drops + p.received)))
             .filter(|(_, n)| *n > 0)
             .collect()
@@ -989,14 +736,15 @@ impl Engine {
                 Err(_) => errors.push(format!("worker {i} panicked")),
             }
         }
-        self.producers_done.store(true, Ordering::Release);
-        self.sink_wakers.iter().for_each(|w| w.unpark());
         let mut files = Vec::new();
-        for h in std::mem::take(&mut self.sinks) {
-            match h.join() {
-                Ok(Ok(f)) => files.extend(f),
-                Ok(Err(e)) => errors.push(e),
-                Err(_) => errors.push("a consumer thread panicked".into()),
+        {
+            let mut st = self.lock();
+            files.append(&mut st.files);
+            errors.append(&mut st.errors);
+            for c in &mut st.consumers {
+                if let Some(s) = &mut c.sink {
+                    s.finish(&mut files, &mut errors);
+                }
             }
         }
         let snapshot = self.snapshot_with(true);
@@ -1021,15 +769,265 @@ impl Drop for Engine {
         for h in std::mem::take(&mut self.workers) {
             let _ = h.join();
         }
-        self.producers_done.store(true, Ordering::Release);
-        self.sink_wakers.iter().for_each(|w| w.unpark());
-        for h in std::mem::take(&mut self.sinks) {
-            let _ = h.join();
+        let mut st = self.lock();
+        let (mut files, mut errors) = (Vec::new(), Vec::new());
+        for c in &mut st.consumers {
+            if let Some(s) = &mut c.sink {
+                s.finish(&mut files, &mut errors);
+            }
         }
     }
 }
 
-fn kind_name(k: ConsumerKind) -> &'static str {
+/// What opening a port gives: its slot and, per worker, its source there.
+pub(crate) struct OpenedPort {
+    pub(crate) slot: PortSlot,
+    pub(crate) sources: Vec<Option<Source>>,
+}
+
+/// Open port `p` as slot `index`: build its kernel filter, open one RX ring
+/// per worker in a fanout group of their own (afpacket), or give the file
+/// to one worker (or, `share_files`, to all in turn).
+pub(crate) fn open_port(
+    st: &State,
+    p: &PortConfig,
+    index: usize,
+    nworkers: usize,
+    steer: Option<&ringwire_bpf::SymmetricSteer>,
+    share_files: bool,
+) -> Result<OpenedPort, EngineError> {
+    let kind = p.kind().map_err(ConfigError::Invalid)?;
+    let config = &st.base;
+    let mut sources: Vec<Option<Source>> = (0..nworkers).map(|_| None).collect();
+    let mut filter = None;
+    match &kind {
+        PortKind::AfPacket(iface) => {
+            if sys::if_index(iface).is_none() {
+                return Err(EngineError::Port {
+                    port: p.display_name().into(),
+                    source: RingError::NoSuchInterface(iface.clone()),
+                });
+            }
+            if p.filter.is_some() {
+                filter = Some(Arc::new(PortFilter::build(p, iface, &config.classifier)?));
+            }
+            if p.rx {
+                let port_err = |source| EngineError::Port { port: p.display_name().into(), source };
+                let mut fanout_id: Option<u16> = None;
+                for source in &mut sources {
+                    let fanout = (nworkers > 1).then(|| {
+                        let mut flags = config.engine.fanout.kernel_mode() | sys::PACKET_FANOUT_FLAG_IGNORE_OUTGOING;
+                        if config.engine.fanout_defrag {
+                            flags |= sys::PACKET_FANOUT_FLAG_DEFRAG;
+                        }
+                        match fanout_id {
+                            Some(id) => u32::from(id) | (flags << 16),
+                            None => (flags | sys::PACKET_FANOUT_FLAG_UNIQUEID) << 16,
+                        }
+                    });
+                    let ring = RxRing::open(&RxRingOptions {
+                        iface,
+                        geometry: config.ring.rx_geometry(),
+                        promisc: p.promisc,
+                        filter: filter.as_deref().map(PortFilter::kernel),
+                        fanout_program: steer.map(ringwire_bpf::SymmetricSteer::fd),
+                        fanout,
+                    })
+                    .map_err(port_err)?;
+                    if fanout.is_some() && fanout_id.is_none() {
+                        let id = ring
+                            .fanout_id()
+                            .map_err(|source| port_err(RingError::Sys { iface: iface.clone(), source }))?;
+                        fanout_id = Some(id);
+                    }
+                    if ring.geometry() != config.ring.rx_geometry() {
+                        tracing::warn!(port = p.display_name(), blocks = ring.geometry().block_count, "RX ring shrunk");
+                    }
+                    *source = Some(Source::Ring { port: index, ring, closing: None });
+                }
+            }
+        }
+        PortKind::Pcap(path) if p.rx => {
+            let pcap_filter =
+                p.filter.as_deref().map(|f| FilterFactory::new(f, QuarantinePolicy::DropAll)).transpose()?;
+            let source = |reader| -> Result<Source, EngineError> {
+                Ok(Source::Pcap {
+                    port: index,
+                    reader,
+                    filter: pcap_filter.as_ref().map(FilterFactory::instance).transpose()?,
+                    pace: p.pace,
+                    clock: None,
+                    held: None,
+                    done: false,
+                })
+            };
+            if share_files {
+                let shared = Arc::new(SharedPcapReader::new(PcapReader::open(path)?));
+                for s in &mut sources {
+                    *s = Some(source(FileReader::Shared {
+                        reader: Arc::clone(&shared),
+                        refs: Vec::with_capacity(SEGMENT),
+                    })?);
+                }
+            } else {
+                sources[index % nworkers] = Some(source(FileReader::Own(PcapReader::open(path)?))?);
+            }
+        }
+        PortKind::Pcap(_) => {}
+    }
+    Ok(OpenedPort {
+        slot: PortSlot {
+            config: p.clone(),
+            kind,
+            removed: false,
+            cells: (0..nworkers).map(|_| Arc::default()).collect(),
+            filter,
+            has_tx: false,
+        },
+        sources,
+    })
+}
+
+/// One TX ring per worker on port `port` (an afpacket port).
+pub(crate) fn open_tx(st: &State, port: usize) -> Result<Vec<TxRing>, EngineError> {
+    let p = &st.ports[port];
+    let PortKind::AfPacket(iface) = &p.kind else {
+        return Err(ConfigError::Invalid(format!("port `{}` is not an afpacket port", p.config.display_name())).into());
+    };
+    let ring = &st.base.ring;
+    (0..st.sent.len())
+        .map(|_| {
+            TxRing::open(&TxRingOptions {
+                iface,
+                block_size: ring.tx_block_size,
+                block_count: ring.tx_block_count,
+                frame_size: ring.tx_frame_size,
+                pad_runts: true,
+                sndbuf: 16 << 20,
+            })
+            .map_err(|source| EngineError::Port { port: p.config.display_name().into(), source })
+        })
+        .collect()
+}
+
+/// What building a consumer gives: its slot, an instance per worker, and
+/// the task of its thread (queued consumers).
+pub(crate) struct BuiltConsumer {
+    pub(crate) slot: ConsumerSlot,
+    pub(crate) insts: Vec<ConsumerInst>,
+    pub(crate) task: Option<(usize, SinkTask)>,
+}
+
+/// Build consumer `c` as the next slot: its filter (compiled for the live
+/// ports it takes frames from), its subscriptions, its queues and output.
+/// Forward targets must already have their TX rings.
+pub(crate) fn build_consumer(st: &State, c: &ConsumerConfig, nworkers: usize) -> Result<BuiltConsumer, EngineError> {
+    let index = st.consumers.len();
+    let live = st.config().live_iface_for(c);
+    let factory = c
+        .filter
+        .as_ref()
+        .map(|f| FilterFactory::chain(&f.stages(), c.on_filter_failure.into(), live.as_deref()))
+        .transpose()?
+        .map(Arc::new);
+    let ports: Vec<usize> = if c.ports.is_empty() {
+        (0..st.ports.len()).filter(|&i| !st.ports[i].removed && st.ports[i].config.rx).collect()
+    } else {
+        c.ports.iter().filter_map(|n| st.port_index(n)).collect()
+    };
+    let port_names: Vec<String> = st.ports.iter().map(|p| p.config.display_name().to_owned()).collect();
+    let mut sink_handle = None;
+    let mut task = None;
+    let mut channels = Vec::new();
+    if c.kind.is_queued() {
+        let output = match c.kind {
+            ConsumerKind::Pcap => {
+                let path = c.path.clone().ok_or_else(|| {
+                    ConfigError::Invalid(format!("consumer `{}`: path is required for kind = \"pcap\"", c.name))
+                })?;
+                SinkOutput::Pcap(PcapOutput::create(
+                    path,
+                    c.snaplen,
+                    c.rotate_mb,
+                    c.split_by_worker.then_some(nworkers),
+                )?)
+            }
+            _ => SinkOutput::Print { port_names },
+        };
+        let chunk = MIN_CHUNK.max((c.snaplen as usize + 16).next_power_of_two());
+        let chunks = ((c.queue_mb as usize) << 20).div_ceil(chunk).max(4);
+        let waker = Arc::new(SinkWaker::default());
+        channels = (0..nworkers).map(|_| Arc::new(Channel::new(chunks, chunk, waker.clone()))).collect();
+        let handle = SinkHandle {
+            cells: Arc::default(),
+            waker: waker.clone(),
+            done: Arc::new(AtomicBool::new(false)),
+            limit_hit: Arc::new(AtomicBool::new(false)),
+            thread: None,
+        };
+        task = Some((
+            index,
+            SinkTask {
+                name: c.name.clone(),
+                output,
+                channels: channels.clone(),
+                counters: handle.cells.clone(),
+                producers_done: handle.done.clone(),
+                waker,
+                limit: c.limit,
+                limit_hit: handle.limit_hit.clone(),
+            },
+        ));
+        sink_handle = Some(handle);
+    }
+    let mut insts = Vec::with_capacity(nworkers);
+    for w in 0..nworkers {
+        let channel = channels.get(w).cloned();
+        insts.push(ConsumerInst {
+            filter: factory.as_deref().map(FilterFactory::instance).transpose()?,
+            delivery: match c.kind {
+                ConsumerKind::Counter => Delivery::Counter,
+                ConsumerKind::Forward => Delivery::Forward {
+                    to_port: c.to.as_deref().and_then(|n| st.port_index(n)).ok_or_else(|| {
+                        ConfigError::Invalid(format!(
+                            "consumer `{}`: to: no port named `{}`",
+                            c.name,
+                            c.to.as_deref().unwrap_or_default()
+                        ))
+                    })?,
+                },
+                ConsumerKind::Pcap | ConsumerKind::Print => Delivery::Queued(Producer::new(
+                    channel.expect("queued consumers have a channel per worker"),
+                    c.snaplen as usize,
+                )),
+            },
+        });
+    }
+    Ok(BuiltConsumer {
+        slot: ConsumerSlot {
+            config: c.clone(),
+            removed: false,
+            ports,
+            cells: (0..nworkers).map(|_| Arc::default()).collect(),
+            factory,
+            sink: sink_handle,
+        },
+        insts,
+        task,
+    })
+}
+
+/// Start a queued consumer's thread; returns its slot and handle.
+pub(crate) fn spawn_sink((index, t): (usize, SinkTask)) -> Result<(usize, SinkThread), EngineError> {
+    let name = format!("rw-sink-{}", t.name);
+    let h = std::thread::Builder::new()
+        .name(name)
+        .spawn(move || run_sink(t))
+        .map_err(|e| setup(format!("spawn consumer thread: {e}")))?;
+    Ok((index, h))
+}
+
+pub(crate) fn kind_name(k: ConsumerKind) -> &'static str {
     match k {
         ConsumerKind::Counter => "counter",
         ConsumerKind::Forward => "forward",

@@ -22,6 +22,7 @@ pub mod consumer;
 pub mod control;
 pub mod engine;
 pub mod lab;
+pub mod live;
 pub mod pcapio;
 pub mod ring;
 pub mod stats;

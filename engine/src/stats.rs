@@ -70,8 +70,14 @@ pub mod consumer {
     pub const DELIVERED: usize = 3;
     /// Frames dropped because its queue / TX ring was full or the frame did not fit.
     pub const QUEUE_DROPPED: usize = 4;
+    /// `forward`: frames passed while forwarding was stopped (not sent).
+    pub const PAUSED: usize = 5;
+    /// Frames its ports had passed on before it was added (not seen by it).
+    pub const JOINED: usize = 6;
+    /// Frames its ports had passed on when it was removed (0 while it runs).
+    pub const LEFT: usize = 7;
     /// Number of consumer counters.
-    pub const N: usize = 5;
+    pub const N: usize = 8;
 }
 
 /// Indexes of counters kept by a queued consumer's own thread.
@@ -90,34 +96,14 @@ pub mod sink {
     pub const N: usize = 5;
 }
 
-/// The counters one worker writes.
-#[derive(Debug)]
-pub struct WorkerCounters {
-    /// Core the worker is pinned to.
-    pub core: usize,
-    /// Per port (indexed like the config's ports).
-    pub ports: Vec<Cells<{ port::N }>>,
-    /// Per consumer (indexed like the config's consumers).
-    pub consumers: Vec<Cells<{ consumer::N }>>,
-}
-
-impl WorkerCounters {
-    /// Zeroed counters for `ports` ports and `consumers` consumers.
-    #[must_use]
-    pub fn new(core: usize, ports: usize, consumers: usize) -> Self {
-        Self {
-            core,
-            ports: (0..ports).map(|_| Cells::default()).collect(),
-            consumers: (0..consumers).map(|_| Cells::default()).collect(),
-        }
-    }
-}
-
 /// Counters of one port, summed over workers.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, Default)]
 pub struct PortSnap {
     /// Port name.
     pub name: String,
+    /// Removed at run time (its counters are final).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub removed: bool,
     /// Frames taken from the rings / file.
     pub received: u64,
     /// Wire bytes of those frames.
@@ -216,6 +202,9 @@ pub struct ConsumerSnap {
     pub name: String,
     /// Kind (`counter`, `forward`, `pcap`, `print`).
     pub kind: String,
+    /// Removed at run time (its counters are final).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub removed: bool,
     /// Frames from its ports.
     pub seen: u64,
     /// Frames its filter passed.
@@ -226,6 +215,12 @@ pub struct ConsumerSnap {
     pub delivered: u64,
     /// Frames dropped on a full queue or TX ring.
     pub queue_dropped: u64,
+    /// `forward`: frames passed while forwarding was stopped (not sent).
+    pub paused: u64,
+    /// Added at run time: frames its ports had passed on before it was
+    /// added, which it never saw.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub before_added: u64,
     /// Queued consumers: frames written by its thread.
     pub written: u64,
     /// Queued consumers: bytes written.
@@ -259,6 +254,19 @@ pub struct StageSnap {
     pub dropped: u64,
 }
 
+/// A name, marked when its port or consumer was removed.
+fn removed_mark(name: &str, removed: bool) -> String {
+    if removed {
+        format!("{name} (removed)")
+    } else {
+        name.to_owned()
+    }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 /// Every counter at one moment.
 #[derive(Debug, Clone, Serialize, PartialEq, Default)]
 pub struct Snapshot {
@@ -276,9 +284,69 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// The counts since `base` (an earlier snapshot of the same engine):
+    /// each counter minus its value then; ports and consumers added since
+    /// count from zero. Identities that hold for both hold for the difference.
+    #[must_use]
+    pub fn since(&self, base: &Self) -> Self {
+        let d = |a: &mut u64, b: u64| *a = a.saturating_sub(b);
+        let mut s = self.clone();
+        for (p, b) in s.ports.iter_mut().zip(&base.ports) {
+            d(&mut p.received, b.received);
+            d(&mut p.bytes, b.bytes);
+            d(&mut p.vlan_restored, b.vlan_restored);
+            d(&mut p.filtered, b.filtered);
+            d(&mut p.kernel_packets, b.kernel_packets);
+            d(&mut p.kernel_drops, b.kernel_drops);
+            d(&mut p.kernel_freezes, b.kernel_freezes);
+            d(&mut p.tx_frames, b.tx_frames);
+            d(&mut p.tx_busy, b.tx_busy);
+            if let (Some(e), Some(f)) = (&mut p.ebpf, &b.ebpf) {
+                d(&mut e.seen, f.seen);
+                d(&mut e.passed, f.passed);
+                d(&mut e.filtered, f.filtered);
+            }
+            for c in &mut p.classifier {
+                if let Some(o) = b.classifier.iter().find(|o| o.vlan == c.vlan && o.mac == c.mac) {
+                    d(&mut c.hits, o.hits);
+                }
+            }
+        }
+        for (w, b) in s.workers.iter_mut().zip(&base.workers) {
+            d(&mut w.received, b.received);
+            d(&mut w.bytes, b.bytes);
+            d(&mut w.kernel_packets, b.kernel_packets);
+            d(&mut w.kernel_drops, b.kernel_drops);
+        }
+        for (c, b) in s.consumers.iter_mut().zip(&base.consumers) {
+            d(&mut c.seen, b.seen);
+            d(&mut c.passed, b.passed);
+            d(&mut c.filtered, b.filtered);
+            d(&mut c.delivered, b.delivered);
+            d(&mut c.queue_dropped, b.queue_dropped);
+            d(&mut c.paused, b.paused);
+            d(&mut c.written, b.written);
+            d(&mut c.written_bytes, b.written_bytes);
+            d(&mut c.over_limit, b.over_limit);
+            d(&mut c.write_errors, b.write_errors);
+            d(&mut c.filter_errors, b.filter_errors);
+            for (x, y) in c.per_worker.iter_mut().zip(&b.per_worker) {
+                d(x, *y);
+            }
+            if c.filter == b.filter {
+                for (x, y) in c.filter_stages.iter_mut().zip(&b.filter_stages) {
+                    d(&mut x.evaluated, y.evaluated);
+                    d(&mut x.passed, y.passed);
+                    d(&mut x.dropped, y.dropped);
+                }
+            }
+        }
+        s
+    }
+
     /// Check the accounting identities; each broken one is returned as a sentence.
     ///
-    /// - consumer: seen = passed + filtered; passed = delivered + queue_dropped;
+    /// - consumer: seen = passed + filtered; passed = delivered + queue_dropped + paused;
     /// - drained queued consumer: delivered = written + over_limit + write_errors;
     /// - consumer: seen = the sum of its ports' received frames (checked by the caller
     ///   through `expected_seen`, since only it knows the subscriptions).
@@ -289,10 +357,10 @@ impl Snapshot {
             if c.seen != c.passed + c.filtered {
                 errs.push(format!("{}: seen {} != passed {} + filtered {}", c.name, c.seen, c.passed, c.filtered));
             }
-            if c.passed != c.delivered + c.queue_dropped {
+            if c.passed != c.delivered + c.queue_dropped + c.paused {
                 errs.push(format!(
-                    "{}: passed {} != delivered {} + queue_dropped {}",
-                    c.name, c.passed, c.delivered, c.queue_dropped
+                    "{}: passed {} != delivered {} + queue_dropped {} + paused {}",
+                    c.name, c.passed, c.delivered, c.queue_dropped, c.paused
                 ));
             }
             if self.drained
@@ -328,7 +396,7 @@ impl Snapshot {
             let _ = writeln!(
                 s,
                 "  {:<24} {:>12} {:>14} {:>10} {:>10} {:>12} {:>10} {:>8} {:>10} {:>9}",
-                p.name,
+                removed_mark(&p.name, p.removed),
                 p.received,
                 p.bytes,
                 p.vlan_restored,
@@ -368,14 +436,23 @@ impl Snapshot {
         let _ = writeln!(s, "consumers:");
         let _ = writeln!(
             s,
-            "  {:<16} {:<8} {:>11} {:>11} {:>11} {:>11} {:>9} {:>11} {:>9}",
-            "name", "kind", "seen", "passed", "filtered", "delivered", "q_dropped", "written", "over_lim"
+            "  {:<16} {:<8} {:>11} {:>11} {:>11} {:>11} {:>9} {:>9} {:>11} {:>9}",
+            "name", "kind", "seen", "passed", "filtered", "delivered", "q_dropped", "paused", "written", "over_lim"
         );
         for c in &self.consumers {
             let _ = writeln!(
                 s,
-                "  {:<16} {:<8} {:>11} {:>11} {:>11} {:>11} {:>9} {:>11} {:>9}",
-                c.name, c.kind, c.seen, c.passed, c.filtered, c.delivered, c.queue_dropped, c.written, c.over_limit
+                "  {:<16} {:<8} {:>11} {:>11} {:>11} {:>11} {:>9} {:>9} {:>11} {:>9}",
+                removed_mark(&c.name, c.removed),
+                c.kind,
+                c.seen,
+                c.passed,
+                c.filtered,
+                c.delivered,
+                c.queue_dropped,
+                c.paused,
+                c.written,
+                c.over_limit
             );
         }
         s

@@ -20,7 +20,7 @@ use crate::{
     consumer::{error_chain, Producer},
     pcapio::{Claim, PcapReader, RecordRef, SharedPcapReader},
     ring::{RxRing, TxRing},
-    stats::{consumer as cc, port as pc, WorkerCounters},
+    stats::{consumer as cc, port as pc, Cells},
     sys,
 };
 
@@ -29,11 +29,16 @@ const BLOCKS_PER_PASS: usize = 8;
 /// How often kernel statistics are read.
 const KSTATS_EVERY: Duration = Duration::from_millis(100);
 const WAKE_TOKEN: u64 = u64::MAX;
+/// The completion of a cancelled poll (a removed port's ring).
+const CANCEL_TOKEN: u64 = u64::MAX - 1;
 
 pub(crate) enum Source {
     Ring {
         port: usize,
         ring: RxRing,
+        /// The port is being removed: its intake is stopped and the ring is
+        /// read until it is empty or this deadline passes, then closed.
+        closing: Option<Instant>,
     },
     Pcap {
         port: usize,
@@ -83,9 +88,11 @@ pub(crate) struct ConsumerInst {
 }
 
 /// Everything a frame touches, apart from the source it came from.
+/// Ports and consumers are indexed by slot: a slot is never reused, so a
+/// removed one leaves `None` (or an empty subscription) behind.
 pub(crate) struct Dispatch {
     pub(crate) index: u16,
-    pub(crate) consumers: Vec<ConsumerInst>,
+    pub(crate) consumers: Vec<Option<ConsumerInst>>,
     /// By port: consumer indexes subscribed to it.
     pub(crate) subs: Vec<Vec<usize>>,
     /// By port: this worker's TX ring, if the port is a forwarding target.
@@ -96,6 +103,9 @@ pub(crate) struct Dispatch {
     pub(crate) verdicts: [Verdict; BATCH],
     /// The engine's stop flag: a lossless wait ends when it is raised.
     pub(crate) stop: Arc<AtomicBool>,
+    /// Forward consumers send only while this is set (`forwarding.stop`
+    /// clears it; what they pass meanwhile is counted as `paused`).
+    pub(crate) forwarding: bool,
 }
 
 /// A change applied by a worker between two batches.
@@ -114,6 +124,19 @@ pub(crate) enum Command {
         /// The filter, built (compiled or loaded) off the hot path.
         filter: Arc<crate::engine::PortFilter>,
     },
+    /// A new port: its source on this worker (if it has one), its counters,
+    /// and the consumers that take its frames.
+    AddPort { port: usize, source: Option<Source>, cells: Arc<Cells<{ pc::N }>>, subscribers: Vec<usize> },
+    /// Remove a port: a ring stops taking frames, is read empty and closed.
+    RemovePort { port: usize },
+    /// A TX ring for a port that became a forwarding target.
+    AddTx { port: usize, tx: TxRing },
+    /// A new consumer on `ports`, with its counters.
+    AddConsumer { consumer: usize, inst: ConsumerInst, cells: Arc<Cells<{ cc::N }>>, ports: Vec<usize> },
+    /// Remove a consumer: what it holds is handed over, then it is dropped.
+    RemoveConsumer { consumer: usize },
+    /// Start or stop forwarding.
+    SetForwarding(bool),
 }
 
 /// How long a file source waits for a stalled consumer before dropping.
@@ -132,8 +155,9 @@ impl Dispatch {
         debug_assert!(pkts.len() <= BATCH);
         let Self { consumers, subs, tx, cons, verdicts, stop, .. } = self;
         let verdicts = &mut verdicts[..pkts.len()];
+        let forwarding = self.forwarding;
         for &ci in &subs[port] {
-            let c = &mut consumers[ci];
+            let Some(c) = consumers[ci].as_mut() else { continue };
             let n = &mut cons[ci];
             // A consumer that stayed full for the whole patience is not waited
             // for again in this batch (a stalled consumer costs one wait per batch).
@@ -151,6 +175,10 @@ impl Dispatch {
                 n[cc::PASSED] += 1;
                 let delivered = match &mut c.delivery {
                     Delivery::Counter => true,
+                    Delivery::Forward { .. } if !forwarding => {
+                        n[cc::PAUSED] += 1;
+                        continue;
+                    }
                     Delivery::Forward { to_port } => tx[*to_port].as_mut().is_some_and(|t| {
                         if wait {
                             let ok = t.push_waiting(p.data, LOSSLESS_PATIENCE, stop);
@@ -186,7 +214,7 @@ impl Dispatch {
     /// shared file on `port`.
     fn begin_segment(&mut self, port: usize, seq: u64) {
         for &ci in &self.subs[port] {
-            if let Delivery::Queued(p) = &mut self.consumers[ci].delivery {
+            if let Some(ConsumerInst { delivery: Delivery::Queued(p), .. }) = &mut self.consumers[ci] {
                 p.begin_segment(port as u16, seq);
             }
         }
@@ -195,37 +223,12 @@ impl Dispatch {
     /// The segment begun last is complete: tell the queued consumers.
     fn end_segment(&mut self, port: usize) {
         for &ci in &self.subs[port] {
-            if let Delivery::Queued(p) = &mut self.consumers[ci].delivery {
+            if let Some(ConsumerInst { delivery: Delivery::Queued(p), .. }) = &mut self.consumers[ci] {
                 if !p.end_segment(LOSSLESS_PATIENCE, &self.stop) {
                     tracing::warn!(
                         consumer = ci,
                         "no free chunk for a segment's end mark; later segments are held back until the end of the run"
                     );
-                }
-            }
-        }
-    }
-
-    /// Apply a command between batches.
-    fn apply(&mut self, cmd: Command, sources: &[Source]) {
-        match cmd {
-            Command::SetFilter { consumer, filter } => {
-                if let Some(c) = self.consumers.get_mut(consumer) {
-                    // The old filter (and a plugin's state) is dropped here, off any batch.
-                    c.filter = filter;
-                }
-            }
-            Command::SetPortFilter { port, filter } => {
-                for s in sources {
-                    if let Source::Ring { port: p, ring } = s {
-                        if *p == port {
-                            // SO_ATTACH_FILTER / SO_ATTACH_BPF swap the socket's program
-                            // atomically (RCU): every frame meets the old or the new one, never none.
-                            if let Err(e) = ring.set_filter(filter.kernel()) {
-                                tracing::error!(error = %e, port, "could not swap the port filter; the previous one stays");
-                            }
-                        }
-                    }
                 }
             }
         }
@@ -239,7 +242,7 @@ impl Dispatch {
     /// go as soon as they fill).
     fn end_batch(&mut self, publish: bool, errors: &mut RateLimited) {
         if publish {
-            for c in &mut self.consumers {
+            for c in self.consumers.iter_mut().flatten() {
                 if let Delivery::Queued(p) = &mut c.delivery {
                     p.publish();
                 }
@@ -278,7 +281,13 @@ pub(crate) struct Worker {
     pub(crate) core: usize,
     pub(crate) sources: Vec<Source>,
     pub(crate) dispatch: Dispatch,
-    pub(crate) counters: Arc<WorkerCounters>,
+    /// Where the counters are published, by port and consumer slot (`None`:
+    /// removed, its last values published).
+    pub(crate) port_cells: Vec<Option<Arc<Cells<{ pc::N }>>>>,
+    pub(crate) cons_cells: Vec<Option<Arc<Cells<{ cc::N }>>>>,
+    /// io_uring polls in flight, by port slot; polls of removed ports to cancel.
+    pub(crate) armed: Vec<bool>,
+    pub(crate) cancels: Vec<u64>,
     pub(crate) wait: WaitMode,
     pub(crate) wake: OwnedFd,
     pub(crate) stop: Arc<AtomicBool>,
@@ -303,7 +312,6 @@ impl Worker {
             WaitMode::IoUring => Some(IoUring::new(64).map_err(|e| format!("io_uring setup: {e}"))?),
             WaitMode::BusyPoll => None,
         };
-        let mut armed = vec![false; self.sources.len()];
         let mut wake_armed = false;
         let mut last_kstats = Instant::now();
         let mut tx_errors = RateLimited { last: None };
@@ -313,12 +321,18 @@ impl Worker {
         self.check_exhausted();
         loop {
             // Between batches: filter swaps and the like.
+            let mut changed = false;
             while let Some(cmd) = self.commands.pop() {
                 // Draining: the rings' intake is stopped; a new kernel filter would reopen it.
                 if drain_deadline.is_none() || !matches!(cmd, Command::SetPortFilter { .. }) {
-                    self.dispatch.apply(cmd, &self.sources);
+                    self.apply(cmd);
+                    changed = true;
                 }
                 self.applied.fetch_add(1, Ordering::Release);
+            }
+            if changed {
+                self.publish();
+                self.check_exhausted();
             }
             let mut work = 0usize;
             let stopping = self.stop.load(Ordering::Acquire);
@@ -382,10 +396,18 @@ impl Worker {
                     break;
                 }
             }
+            if work == 0 && self.sources.iter().any(|s| matches!(s, Source::Ring { closing: Some(_), .. })) {
+                self.retire_closing();
+            }
             if work == 0 {
-                let timeout = if stopping { Duration::from_millis(2) } else { self.idle_timeout() };
+                let timeout =
+                    if stopping || self.sources.iter().any(|s| matches!(s, Source::Ring { closing: Some(_), .. })) {
+                        Duration::from_millis(2)
+                    } else {
+                        self.idle_timeout()
+                    };
                 match uring.as_mut() {
-                    Some(ring) => self.wait_uring(ring, &mut armed, &mut wake_armed, timeout)?,
+                    Some(ring) => self.wait_uring(ring, &mut wake_armed, timeout)?,
                     None => std::hint::spin_loop(),
                 }
             }
@@ -425,8 +447,141 @@ impl Worker {
             Source::Pcap { done, .. } => *done,
             Source::Ring { .. } => false,
         });
-        if all_done && self.sources.iter().all(Source::is_finite) {
-            self.exhausted.store(true, Ordering::Release);
+        // A port added at run time can make an exhausted worker busy again.
+        self.exhausted.store(all_done && self.sources.iter().all(Source::is_finite), Ordering::Release);
+    }
+
+    /// Apply a command between batches.
+    fn apply(&mut self, cmd: Command) {
+        let d = &mut self.dispatch;
+        match cmd {
+            Command::SetFilter { consumer, filter } => {
+                if let Some(Some(c)) = d.consumers.get_mut(consumer) {
+                    // The old filter (and a plugin's state) is dropped here, off any batch.
+                    c.filter = filter;
+                }
+            }
+            Command::SetPortFilter { port, filter } => {
+                for s in &self.sources {
+                    if let Source::Ring { port: p, ring, closing: None } = s {
+                        if *p == port {
+                            // SO_ATTACH_FILTER / SO_ATTACH_BPF swap the socket's program
+                            // atomically (RCU): every frame meets the old or the new one, never none.
+                            if let Err(e) = ring.set_filter(filter.kernel()) {
+                                tracing::error!(error = %e, port, "could not swap the port filter; the previous one stays");
+                            }
+                        }
+                    }
+                }
+            }
+            Command::AddPort { port, source, cells, subscribers } => {
+                grow(&mut d.ports, port + 1, || [0; pc::N]);
+                grow(&mut d.subs, port + 1, Vec::new);
+                grow(&mut d.tx, port + 1, || None);
+                grow(&mut self.port_cells, port + 1, || None);
+                self.port_cells[port] = Some(cells);
+                d.subs[port] = subscribers;
+                self.sources.extend(source);
+            }
+            Command::RemovePort { port } => {
+                d.tx.get_mut(port).map(Option::take);
+                let deadline = Instant::now() + self.retire_timeout * 3 + Duration::from_millis(100);
+                let mut i = 0;
+                while i < self.sources.len() {
+                    match &mut self.sources[i] {
+                        Source::Ring { port: p, ring, closing } if *p == port => {
+                            // The kernel stops filling the ring; what it accepted is read
+                            // out (and counted) before the ring closes.
+                            if let Err(e) = ring.stop_intake() {
+                                tracing::warn!(error = %e, port, "could not stop the ring's intake");
+                            }
+                            *closing = Some(deadline);
+                            i += 1;
+                        }
+                        Source::Pcap { port: p, .. } if *p == port => {
+                            self.sources.remove(i);
+                            d.subs[port].clear();
+                            self.port_cells[port] = None;
+                        }
+                        _ => i += 1,
+                    }
+                }
+            }
+            Command::AddTx { port, tx } => {
+                grow(&mut d.tx, port + 1, || None);
+                d.tx[port] = Some(tx);
+            }
+            Command::AddConsumer { consumer, inst, cells, ports } => {
+                grow(&mut d.consumers, consumer + 1, || None);
+                grow(&mut d.cons, consumer + 1, || [0; cc::N]);
+                grow(&mut self.cons_cells, consumer + 1, || None);
+                // Frames its ports passed on before it joined: it never saw them.
+                d.cons[consumer][cc::JOINED] = ports.iter().map(|&p| port_output(&d.ports, p)).sum();
+                for &p in &ports {
+                    if let Some(s) = d.subs.get_mut(p) {
+                        s.push(consumer);
+                    }
+                }
+                d.consumers[consumer] = Some(inst);
+                self.cons_cells[consumer] = Some(cells);
+            }
+            Command::RemoveConsumer { consumer } => {
+                let Some(Some(mut inst)) = d.consumers.get_mut(consumer).map(Option::take) else { return };
+                let mut left = 0;
+                for (p, subs) in d.subs.iter_mut().enumerate() {
+                    if let Some(at) = subs.iter().position(|&c| c == consumer) {
+                        subs.remove(at);
+                        left += port_output(&d.ports, p);
+                    }
+                }
+                // Frames its ports had passed on when it left: with `JOINED`, what it should have seen.
+                d.cons[consumer][cc::LEFT] = left;
+                if let Delivery::Queued(p) = &mut inst.delivery {
+                    p.publish();
+                }
+                if let Some(Some(cells)) = self.cons_cells.get_mut(consumer).map(Option::take) {
+                    cells.publish(&d.cons[consumer]);
+                }
+            }
+            Command::SetForwarding(on) => d.forwarding = on,
+        }
+    }
+
+    /// Close the rings of removed ports that are read empty (or out of time).
+    fn retire_closing(&mut self) {
+        let mut i = 0;
+        while i < self.sources.len() {
+            let Source::Ring { port, ring, closing: Some(deadline) } = &self.sources[i] else {
+                i += 1;
+                continue;
+            };
+            let (port, deadline) = (*port, *deadline);
+            let counts = &mut self.dispatch.ports[port];
+            match ring.take_kernel_stats() {
+                Ok((packets, drops, freezes)) => {
+                    counts[pc::KERNEL_PACKETS] += packets;
+                    counts[pc::KERNEL_DROPS] += drops;
+                    counts[pc::KERNEL_FREEZES] += freezes;
+                }
+                Err(e) => tracing::warn!(error = %e, "PACKET_STATISTICS failed"),
+            }
+            let drained = counts[pc::RECEIVED] >= counts[pc::KERNEL_PACKETS].saturating_sub(counts[pc::KERNEL_DROPS]);
+            if !drained && Instant::now() < deadline {
+                i += 1;
+                continue;
+            }
+            if !drained {
+                tracing::warn!(port, "removed port: deadline passed with frames still in the ring");
+            }
+            self.sources.remove(i);
+            self.dispatch.subs[port].clear();
+            if self.wait == WaitMode::IoUring && self.armed.get(port).copied().unwrap_or(false) {
+                self.cancels.push(port as u64);
+            }
+            if let Some(cells) = self.port_cells[port].take() {
+                cells.publish(&self.dispatch.ports[port]);
+            }
+            tracing::debug!(port, "removed port closed");
         }
     }
 
@@ -440,17 +595,21 @@ impl Worker {
     }
 
     fn publish(&self) {
-        for (cells, local) in self.counters.ports.iter().zip(&self.dispatch.ports) {
-            cells.publish(local);
+        for (cells, local) in self.port_cells.iter().zip(&self.dispatch.ports) {
+            if let Some(cells) = cells {
+                cells.publish(local);
+            }
         }
-        for (cells, local) in self.counters.consumers.iter().zip(&self.dispatch.cons) {
-            cells.publish(local);
+        for (cells, local) in self.cons_cells.iter().zip(&self.dispatch.cons) {
+            if let Some(cells) = cells {
+                cells.publish(local);
+            }
         }
     }
 
     fn read_kernel_stats(&mut self) {
         for src in &self.sources {
-            if let Source::Ring { port, ring } = src {
+            if let Source::Ring { port, ring, .. } = src {
                 match ring.take_kernel_stats() {
                     Ok((packets, drops, freezes)) => {
                         let p = &mut self.dispatch.ports[*port];
@@ -467,7 +626,7 @@ impl Worker {
     /// Process what one source has ready; returns the number of frames.
     fn poll_source(src: &mut Source, d: &mut Dispatch, stopping: bool) -> Result<usize, String> {
         match src {
-            Source::Ring { port, ring } => {
+            Source::Ring { port, ring, .. } => {
                 let port = *port;
                 let mut frames = 0;
                 for _ in 0..BLOCKS_PER_PASS {
@@ -600,24 +759,30 @@ impl Worker {
         }
     }
 
-    fn wait_uring(
-        &mut self,
-        ring: &mut IoUring,
-        armed: &mut [bool],
-        wake_armed: &mut bool,
-        timeout: Duration,
-    ) -> WorkerResult {
+    fn wait_uring(&mut self, ring: &mut IoUring, wake_armed: &mut bool, timeout: Duration) -> WorkerResult {
+        grow(&mut self.armed, self.dispatch.ports.len(), || false);
         {
             let mut sq = ring.submission();
-            for (i, src) in self.sources.iter().enumerate() {
-                if let Source::Ring { ring: rx, .. } = src {
-                    if !armed[i] {
+            // Polls on the sockets of removed ports: cancelled, so io_uring lets go of them.
+            while let Some(&ud) = self.cancels.last() {
+                let e = opcode::AsyncCancel::new(ud).build().user_data(CANCEL_TOKEN);
+                // SAFETY: a cancel entry holds no pointer or fd, only the user data to match.
+                if unsafe { sq.push(&e) }.is_err() {
+                    break;
+                }
+                self.cancels.pop();
+                self.armed[ud as usize] = false;
+            }
+            for src in &self.sources {
+                if let Source::Ring { ring: rx, port, .. } = src {
+                    if !self.armed[*port] {
                         let e = opcode::PollAdd::new(types::Fd(rx.raw_fd()), libc::POLLIN as u32)
                             .build()
-                            .user_data(i as u64);
-                        // SAFETY: the entry references only an fd that outlives the ring's use of it (the worker owns both).
+                            .user_data(*port as u64);
+                        // SAFETY: the entry references only an fd the worker owns; io_uring takes its own
+                        // reference to the file at submission, so closing a removed port's ring is safe too.
                         if unsafe { sq.push(&e) }.is_ok() {
-                            armed[i] = true;
+                            self.armed[*port] = true;
                         }
                     }
                 }
@@ -644,7 +809,8 @@ impl Worker {
             if ud == WAKE_TOKEN {
                 *wake_armed = false;
                 sys::eventfd_clear(self.wake.as_raw_fd());
-            } else if let Some(a) = armed.get_mut(ud as usize) {
+            } else if ud == CANCEL_TOKEN {
+            } else if let Some(a) = self.armed.get_mut(ud as usize) {
                 *a = false;
             }
         }
@@ -663,13 +829,16 @@ impl BenchDispatch {
     pub fn counters(consumers: usize, mut filter: impl FnMut() -> Option<Box<dyn Filter>>) -> Self {
         Self(Dispatch {
             index: 0,
-            consumers: (0..consumers).map(|_| ConsumerInst { filter: filter(), delivery: Delivery::Counter }).collect(),
+            consumers: (0..consumers)
+                .map(|_| Some(ConsumerInst { filter: filter(), delivery: Delivery::Counter }))
+                .collect(),
             subs: vec![(0..consumers).collect()],
             tx: vec![None],
             ports: vec![[0; pc::N]],
             cons: vec![[0; cc::N]; consumers],
             verdicts: [Verdict::Pass; BATCH],
             stop: Arc::default(),
+            forwarding: true,
         })
     }
 
@@ -683,4 +852,16 @@ impl BenchDispatch {
     pub fn passed(&self, i: usize) -> u64 {
         self.0.cons[i][cc::PASSED]
     }
+}
+
+/// Make `v` at least `len` long.
+fn grow<T>(v: &mut Vec<T>, len: usize, fill: impl FnMut() -> T) {
+    if v.len() < len {
+        v.resize_with(len, fill);
+    }
+}
+
+/// Frames port `p` has passed on to its consumers on this worker.
+fn port_output(ports: &[[u64; pc::N]], p: usize) -> u64 {
+    ports.get(p).map_or(0, |c| c[pc::RECEIVED] - c[pc::FILTERED])
 }

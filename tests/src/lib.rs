@@ -340,7 +340,11 @@ pub fn assert_reconciles(stats: &serde_json::Value) {
     for c in stats["consumers"].as_array().expect("consumers") {
         let g = |k: &str| c[k].as_u64().unwrap_or_else(|| panic!("{k} missing"));
         assert_eq!(g("seen"), g("passed") + g("filtered"), "seen = passed + filtered for {c}");
-        assert_eq!(g("passed"), g("delivered") + g("queue_dropped"), "passed = delivered + queue_dropped for {c}");
+        assert_eq!(
+            g("passed"),
+            g("delivered") + g("queue_dropped") + g("paused"),
+            "passed = delivered + queue_dropped + paused for {c}"
+        );
         if c["kind"] == "pcap" {
             assert_eq!(
                 g("delivered"),

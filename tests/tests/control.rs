@@ -216,3 +216,178 @@ fn ringctl_exit_codes_for_scripts() {
     assert_eq!(ringctl(&missing, &["frobnicate"]).status.code(), Some(2), "usage");
     assert_eq!(ringctl(&missing, &["classifier", "add", "--mac", "x"]).status.code(), Some(2), "usage");
 }
+
+/// Ports, consumers, filters and patches changed through `ringctl` while
+/// traffic flows: a consumer that takes every frame throughout loses none,
+/// a consumer added and removed sees exactly what came while it was there,
+/// a filter swapped under traffic leaves no gap, a port added and removed
+/// is read empty, a patch forwards, pauses and resumes, and at the end every
+/// counter reconciles.
+#[test]
+fn ringctl_reconfigures_a_running_engine_under_traffic() {
+    if !privileged("ringctl_reconfigures_a_running_engine_under_traffic") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Pair { mut lab, ns_gen: ns_g, ns_eng: ns_e, if_gen: vg, if_eng: ve } = Pair::new();
+    let (vg2, ve2) = lab.veth(&ns_g, &ns_e).expect("a second veth pair");
+    let st = dir.path().join("stats.json");
+    let cfg = dir.path().join("live.toml");
+    let workers = if ringwire_tests::cores() >= 2 { "[0, 1]" } else { "[0]" };
+    std::fs::write(
+        &cfg,
+        format!(
+            "[engine]\nworkers = {workers}\nstats_json = \"{}\"\n\
+             [[ports]]\nname = \"p\"\nuri = \"afpacket:{ve}\"\n\
+             [[consumers]]\nname = \"steady\"\nkind = \"counter\"\n\
+             [control]\nidle_timeout_s = 1\n",
+            st.display()
+        ),
+    )
+    .unwrap();
+    let engine = start_engine(&ns_e, &cfg, dir.path());
+    let sock = control_socket(&cfg);
+    let ok = |args: &[&str]| {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        json_of(&ringctl(&sock, &all))
+    };
+    let refused = |args: &[&str], class: &str| {
+        let out = ringctl(&sock, args);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(1), "{args:?} should be refused: {err}");
+        assert!(err.contains(class), "{args:?}: `{class}` expected in: {err}");
+        err
+    };
+
+    // A consumer added and removed, and a filter swapped, while 30 000 frames flow.
+    let tap = dir.path().join("tap.pcap");
+    let flow =
+        ringwire_tests::spawn_generator(&ns_g, &vg, &["--count", "30000", "--rate", "10000", "--vlan-every", "0"]);
+    std::thread::sleep(Duration::from_millis(500));
+    ok(&[
+        "consumers",
+        "add",
+        "tap",
+        "--kind",
+        "pcap",
+        "--path",
+        tap.to_str().unwrap(),
+        "--port",
+        "p",
+        "--filter",
+        "udp",
+    ]);
+    ok(&["filters", "load", "f", "udp"]);
+    refused(&["filters", "load", "f", "tcp"], "conflict");
+    refused(&["filters", "load", "g", "frobnicate the"], "invalid");
+    ok(&["filters", "attach", "f", "--consumer", "tap"]);
+    std::thread::sleep(Duration::from_millis(700));
+    let swap = ok(&["filters", "swap", "f", "not udp"]);
+    assert!(swap["notes"][0].as_str().unwrap().contains("consumer `tap`: filter now not udp"), "{swap}");
+    refused(&["filters", "unload", "f"], "conflict");
+    refused(&["ports", "del", "p"], "conflict"); // tap names it
+    std::thread::sleep(Duration::from_millis(700));
+    let gone = ok(&["consumers", "del", "tap"]);
+    assert_eq!(gone["files"][0], tap.to_str().unwrap(), "{gone}");
+    let tap_counts = &gone["counters"];
+    ok(&["filters", "unload", "f"]);
+    let flow = flow.wait(Duration::from_secs(30));
+    assert!(flow.status.success(), "{}", String::from_utf8_lossy(&flow.stderr));
+    // The tap's file: UDP frames, then (after the swap) only others, nothing lost between.
+    let frames = read_pcap(&tap);
+    assert_eq!(frames.len() as u64, tap_counts["written"].as_u64().unwrap(), "{tap_counts}");
+    assert_eq!(tap_counts["passed"], tap_counts["written"], "{tap_counts}");
+    let udp = |r: &ringwire_tests::Rec| ringwire_filters::headers::Headers::parse(&r.data).proto == Some(17);
+    let first_other = frames.iter().position(|r| !udp(r)).expect("frames after the swap");
+    assert!(first_other > 100, "UDP frames before the swap ({first_other})");
+    assert!(frames[first_other..].iter().all(|r| !udp(r)), "no UDP frame after the swap");
+    let tap_seen = tap_counts["seen"].as_u64().unwrap();
+    assert!(tap_seen > 5_000 && tap_seen < 30_000, "it saw the traffic while it was there: {tap_counts}");
+
+    // A port added at run time: its frames reach the consumer of every port; removed, it is read empty.
+    refused(&["ports", "add", "afpacket:rwt-nosuch0"], "not_found");
+    ok(&["ports", "add", &format!("afpacket:{ve2}"), "--name", "q"]);
+    refused(&["ports", "add", &format!("afpacket:{ve2}"), "--name", "q"], "conflict");
+    let listed = ok(&["ports", "list"]);
+    assert_eq!(listed["ports"].as_array().unwrap().len(), 2, "{listed}");
+    assert_eq!(generate(&ns_g, &vg2, &["--count", "1000", "--rate", "20000", "--vlan-every", "0"])["sent"], 1000);
+
+    // A patch from q out of p: forwards, pauses (counted as paused) and resumes.
+    ok(&["patches", "add", "fw", "--from", "q", "--to", "p"]);
+    refused(&["ports", "del", "q"], "conflict"); // the patch takes its frames
+    let send_q = |n: u64| {
+        let n_s = n.to_string();
+        assert_eq!(generate(&ns_g, &vg2, &["--count", &n_s, "--rate", "20000", "--vlan-every", "0"])["sent"], n);
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    send_q(500);
+    ok(&["forwarding", "stop"]);
+    send_q(400);
+    ok(&["forwarding", "start"]);
+    send_q(300);
+    let patches = ok(&["patches", "list"]);
+    assert_eq!(patches["forwarding"], true);
+    assert_eq!(patches["patches"][0]["name"], "fw");
+    let reset = ok(&["patches", "reset"]);
+    assert_eq!(reset["removed"][0], "fw");
+    let fw = &reset_counters(&ok(&["stats"]), "fw");
+    assert_eq!((fw["seen"].as_u64(), fw["paused"].as_u64()), (Some(1200), Some(400)), "{fw}");
+    assert_eq!(fw["delivered"].as_u64().unwrap() + fw["queue_dropped"].as_u64().unwrap(), 800, "{fw}");
+    ok(&["ports", "del", "q"]);
+    refused(&["ports", "del", "q"], "not_found");
+    assert_eq!(ok(&["ports", "list"])["ports"].as_array().unwrap().len(), 1);
+
+    // A pcap port added at run time replays its file to the consumer of every port.
+    ok(&["ports", "add", &format!("pcap:{}", tap.display()), "--name", "replay"]);
+    std::thread::sleep(Duration::from_millis(500));
+    ok(&["ports", "del", "replay"]);
+
+    // stats.reset: counts start again from zero; the final report still counts everything.
+    ok(&["stats", "reset"]);
+    assert_eq!(generate(&ns_g, &vg, &["--count", "300", "--rate", "20000", "--vlan-every", "0"])["sent"], 300);
+    std::thread::sleep(Duration::from_millis(300));
+    let after = ok(&["stats"]);
+    assert_eq!(after["counters"]["ports"][0]["received"], 300, "{after}");
+    assert_eq!(reset_counters(&after, "steady")["seen"], 300, "{after}");
+
+    // Bad requests name the field.
+    assert!(refused(&["consumers", "add", "x", "--kind", "pcap"], "invalid").contains("path"));
+    assert!(refused(&["consumers", "add", "x", "--kind", "forward", "--to", "nope"], "invalid").contains("nope"));
+    refused(&["consumers", "add", "steady", "--kind", "counter"], "conflict");
+    refused(&["consumers", "del", "nope"], "not_found");
+    refused(&["filters", "attach", "nope", "--port", "p"], "not_found");
+    let mut raw = connect(&sock);
+    let r = ask(
+        &mut raw,
+        br#"{"id":1,"cmd":"consumers.add","args":{"name":"x","kind":"counter","snaplen":"big"}}
+"#,
+    );
+    assert!(r["error"]["message"].as_str().unwrap().starts_with("args.snaplen:"), "{r}");
+    // An idle client is closed after idle_timeout_s (checked once a second).
+    std::thread::sleep(Duration::from_millis(2500));
+    let mut rest = String::new();
+    assert_eq!(raw.read_line(&mut rest).unwrap(), 0, "an idle client is closed: {rest}");
+
+    let _ = ringwire_tests::stop_engine(engine);
+    let s = stats(&st);
+    assert_reconciles(&s);
+    let port = |name: &str| s["ports"].as_array().unwrap().iter().find(|p| p["name"] == name).unwrap().clone();
+    let (p, q, replay) = (port("p"), port("q"), port("replay"));
+    assert_eq!(p["received"], 30_300, "{p}");
+    assert_eq!(p["kernel_drops"], 0, "{p}");
+    assert_eq!((q["received"].as_u64(), q["removed"].as_bool()), (Some(2200), Some(true)), "{q}");
+    assert_eq!(replay["received"].as_u64(), Some(frames.len() as u64), "{replay}");
+    let steady = &s["consumers"][0];
+    assert_eq!(steady["name"], "steady");
+    assert_eq!(
+        steady["delivered"].as_u64(),
+        Some(30_300 + 2200 + frames.len() as u64),
+        "zero loss on the steady consumer: {steady}"
+    );
+}
+
+/// A consumer's counters in a `ringctl --json stats` answer.
+fn reset_counters(stats: &serde_json::Value, name: &str) -> serde_json::Value {
+    stats["counters"]["consumers"].as_array().unwrap().iter().rev().find(|c| c["name"] == name).cloned().unwrap()
+}

@@ -1,6 +1,6 @@
-//! The control socket: live statistics, classifier changes, log levels and
-//! shutdown for a running engine, one JSON object per line (see
-//! `docs/control.md`). [`server`] does the I/O on its own thread;
+//! The control socket: statistics, ports, consumers, filters, patches,
+//! the classifier table, log levels and shutdown of a running engine, one
+//! JSON object per line (see `docs/control.md`). [`server`] does the I/O on its own thread;
 //! [`Handler::handle`] applies requests on the engine's main thread, one at
 //! a time and in arrival order, so state changes are serialized.
 
@@ -15,7 +15,12 @@ use self::{
     protocol::{Command, ControlError, Response},
     server::Incoming,
 };
-use crate::{stats::Snapshot, Engine};
+use crate::{
+    config::ConsumerKind,
+    live::{is_not_found, ChangeError},
+    stats::Snapshot,
+    Engine,
+};
 
 /// What a handled request asks of the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +38,8 @@ pub type SetLog = Box<dyn Fn(&str) -> Result<(), String> + Send>;
 pub struct Handler {
     started: Instant,
     last_stats: Option<(Instant, Snapshot)>,
+    /// Counters at the last `stats.reset`: `stats` reports what came since.
+    base: Option<Snapshot>,
     set_log: SetLog,
 }
 
@@ -40,7 +47,7 @@ impl Handler {
     /// A handler; `set_log` replaces the process's log filter.
     #[must_use]
     pub fn new(set_log: SetLog) -> Self {
-        Self { started: Instant::now(), last_stats: None, set_log }
+        Self { started: Instant::now(), last_stats: None, base: None, set_log }
     }
 
     /// Apply one request and build its answer.
@@ -81,6 +88,70 @@ impl Handler {
                 after = After::Shutdown;
                 Ok(json!({ "stopping": true }))
             }
+            Command::StatsReset => {
+                self.base = Some(engine.snapshot());
+                self.last_stats = None;
+                Ok(json!({ "reset": true }))
+            }
+            Command::PortsList => Ok(ports_list(engine)),
+            Command::PortsAdd(p) => {
+                let name = p.display_name().to_owned();
+                engine.add_port(p.clone()).map(|()| json!({ "added": name })).map_err(change_error)
+            }
+            Command::PortsDel { name } => {
+                engine.remove_port(name).map(|()| json!({ "removed": name })).map_err(change_error)
+            }
+            Command::ConsumersList => Ok(consumers_list(engine, |_| true)),
+            Command::ConsumersAdd(c) | Command::PatchesAdd(c) => {
+                engine.add_consumer(c.clone()).map(|()| json!({ "added": c.name })).map_err(change_error)
+            }
+            Command::ConsumersDel { name } => remove_consumer(engine, name),
+            Command::PatchesDel { name } => {
+                let config = engine.current_config();
+                match config.consumers.iter().find(|c| c.name == *name) {
+                    Some(c) if c.kind == ConsumerKind::Forward => remove_consumer(engine, name),
+                    Some(_) => Err(ControlError::conflict(format!(
+                        "name: `{name}` is not a patch (a forward consumer); use consumers.del"
+                    ))),
+                    None => Err(ControlError::not_found(format!("name: no patch named `{name}`"))),
+                }
+            }
+            Command::PatchesReset => {
+                let names: Vec<String> = engine
+                    .current_config()
+                    .consumers
+                    .into_iter()
+                    .filter(|c| c.kind == ConsumerKind::Forward)
+                    .map(|c| c.name)
+                    .collect();
+                names
+                    .iter()
+                    .try_for_each(|n| remove_consumer(engine, n).map(drop))
+                    .map(|()| json!({ "removed": names }))
+            }
+            Command::PatchesList => Ok(json!({
+                "forwarding": engine.forwarding(),
+                "patches": consumers_list(engine, |k| k == ConsumerKind::Forward)["consumers"],
+            })),
+            Command::Forwarding(on) => {
+                engine.set_forwarding(*on).map(|was| json!({ "forwarding": on, "was": was })).map_err(change_error)
+            }
+            Command::FiltersList => Ok(filters_list(engine)),
+            Command::FiltersLoad { name, filter } => {
+                engine.filter_load(name, filter).map(|()| json!({ "loaded": name })).map_err(change_error)
+            }
+            Command::FiltersUnload { name } => {
+                engine.filter_unload(name).map(|()| json!({ "unloaded": name })).map_err(change_error)
+            }
+            Command::FiltersAttach { name, target } => {
+                engine.filter_attach(name, target).map(|note| json!({ "note": note })).map_err(change_error)
+            }
+            Command::FiltersDetach { target } => {
+                engine.filter_detach(target).map(|note| json!({ "note": note })).map_err(change_error)
+            }
+            Command::FiltersSwap { name, filter } => {
+                engine.filter_swap(name, filter).map(|notes| json!({ "notes": notes })).map_err(change_error)
+            }
         };
         (Response::new(Some(inc.request.id), outcome), after)
     }
@@ -100,12 +171,17 @@ impl Handler {
                 "name": c.name, "kind": c.kind, "filter": c.filter.as_ref().map(crate::config::FilterList::display),
             })).collect::<Vec<_>>(),
             "fanout": config.engine.fanout,
+            "forwarding": engine.forwarding(),
+            "filters": engine.named_filters(),
         })
     }
 
     fn stats(&mut self, engine: &Engine) -> Value {
         let now = Instant::now();
-        let snap = engine.snapshot();
+        let mut snap = engine.snapshot();
+        if let Some(base) = &self.base {
+            snap = snap.since(base);
+        }
         let rates = self.last_stats.as_ref().map(|(t, prev)| {
             let dt = now.duration_since(*t).as_secs_f64().max(1e-9);
             let rate = |a: u64, b: u64| a.saturating_sub(b) as f64 / dt;
@@ -148,4 +224,90 @@ fn classifier_list(engine: &Engine) -> Result<Value, ControlError> {
         "ports": snap.ports.iter().filter(|p| runs(&p.name))
             .map(|p| json!({ "name": p.name, "entries": p.classifier })).collect::<Vec<_>>(),
     }))
+}
+
+/// The control class of a failed change: a bad request is `invalid`, a
+/// missing name `not_found`, a clash `conflict`, a failure to do it `internal`.
+fn change_error(e: ChangeError) -> ControlError {
+    let message = crate::live::describe(&e);
+    match &e {
+        _ if is_not_found(&e) => ControlError::not_found(message),
+        ChangeError::Conflict(_) => ControlError::conflict(message),
+        ChangeError::Engine(
+            crate::EngineError::Config(_)
+            | crate::EngineError::Filter(_)
+            | crate::EngineError::Bpf { .. }
+            | crate::EngineError::Pcap(_),
+        ) => ControlError::invalid(message),
+        _ => ControlError::internal(message),
+    }
+}
+
+fn remove_consumer(engine: &Engine, name: &str) -> Result<Value, ControlError> {
+    let files = engine.remove_consumer(name).map_err(change_error)?;
+    let snap = engine.snapshot();
+    let counters = snap.consumers.iter().rev().find(|c| c.name == name && c.removed);
+    Ok(json!({ "removed": name, "files": files, "counters": counters }))
+}
+
+fn ports_list(engine: &Engine) -> Value {
+    let config = engine.current_config();
+    let snap = engine.snapshot();
+    let ports: Vec<Value> = config
+        .ports
+        .iter()
+        .map(|p| {
+            let counters = snap.ports.iter().find(|s| s.name == p.display_name() && !s.removed);
+            json!({
+                "name": p.display_name(), "uri": p.uri, "filter": p.filter, "rx": p.rx,
+                "received": counters.map(|c| c.received), "kernel_drops": counters.map(|c| c.kernel_drops),
+            })
+        })
+        .collect();
+    json!({ "ports": ports })
+}
+
+fn consumers_list(engine: &Engine, which: impl Fn(ConsumerKind) -> bool) -> Value {
+    let config = engine.current_config();
+    let snap = engine.snapshot();
+    let consumers: Vec<Value> = config
+        .consumers
+        .iter()
+        .filter(|c| which(c.kind))
+        .map(|c| {
+            let counters = snap.consumers.iter().find(|s| s.name == c.name && !s.removed);
+            json!({
+                "name": c.name, "kind": c.kind, "ports": c.ports, "to": c.to, "path": c.path,
+                "filter": c.filter.as_ref().map(crate::config::FilterList::display),
+                "seen": counters.map(|s| s.seen), "delivered": counters.map(|s| s.delivered),
+            })
+        })
+        .collect();
+    json!({ "consumers": consumers })
+}
+
+fn filters_list(engine: &Engine) -> Value {
+    let config = engine.current_config();
+    let snap = engine.snapshot();
+    let named = engine.named_filters();
+    let name_of = |t: &crate::live::Target| named.iter().find(|(_, f)| f.attached.contains(t)).map(|(n, _)| n.clone());
+    let mut in_force = Vec::new();
+    for p in config.ports.iter().filter(|p| p.filter.is_some()) {
+        let s = snap.ports.iter().find(|s| s.name == p.display_name() && !s.removed);
+        in_force.push(json!({
+            "port": p.display_name(), "filter": p.filter,
+            "name": name_of(&crate::live::Target::Port(p.display_name().to_owned())),
+            "ebpf": s.and_then(|s| s.ebpf),
+        }));
+    }
+    for c in config.consumers.iter().filter(|c| c.filter.is_some()) {
+        let s = snap.consumers.iter().find(|s| s.name == c.name && !s.removed);
+        in_force.push(json!({
+            "consumer": c.name, "filter": c.filter.as_ref().map(crate::config::FilterList::display),
+            "name": name_of(&crate::live::Target::Consumer(c.name.clone())),
+            "seen": s.map(|s| s.seen), "passed": s.map(|s| s.passed), "filtered": s.map(|s| s.filtered),
+            "stages": s.map(|s| &s.filter_stages),
+        }));
+    }
+    json!({ "loaded": named, "in_force": in_force })
 }

@@ -9,6 +9,11 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::{
+    config::{ConsumerConfig, ConsumerKind, FilterList, PortConfig},
+    live::Target,
+};
+
 /// The longest request line accepted, newline excluded.
 pub const MAX_REQUEST: usize = 64 << 10;
 
@@ -150,19 +155,120 @@ pub enum Command {
     },
     /// Stop the engine as SIGTERM does.
     Shutdown,
+    /// Zero the counters `stats` reports (the final report still counts the whole run).
+    StatsReset,
+    /// The ports in force.
+    PortsList,
+    /// Add a port (a `[[ports]]` table).
+    PortsAdd(PortConfig),
+    /// Remove a port.
+    PortsDel {
+        /// Its name.
+        name: String,
+    },
+    /// The consumers in force.
+    ConsumersList,
+    /// Add a consumer (a `[[consumers]]` table).
+    ConsumersAdd(ConsumerConfig),
+    /// Remove a consumer.
+    ConsumersDel {
+        /// Its name.
+        name: String,
+    },
+    /// Named filters and the filters in force on every port and consumer.
+    FiltersList,
+    /// Load a filter under a name.
+    FiltersLoad {
+        /// Its name.
+        name: String,
+        /// The filter, as in a config file.
+        filter: String,
+    },
+    /// Unload a named filter attached nowhere.
+    FiltersUnload {
+        /// Its name.
+        name: String,
+    },
+    /// Put a named filter in force on a port or consumer.
+    FiltersAttach {
+        /// The filter's name.
+        name: String,
+        /// Where.
+        target: Target,
+    },
+    /// Take a port's or consumer's filter away.
+    FiltersDetach {
+        /// Where.
+        target: Target,
+    },
+    /// Replace a named filter by a new version wherever it is attached.
+    FiltersSwap {
+        /// The filter's name.
+        name: String,
+        /// The new version.
+        filter: String,
+    },
+    /// The patches (forward consumers) and whether forwarding runs.
+    PatchesList,
+    /// Forward frames from ports to a port.
+    PatchesAdd(ConsumerConfig),
+    /// Remove a patch.
+    PatchesDel {
+        /// Its name.
+        name: String,
+    },
+    /// Remove every patch.
+    PatchesReset,
+    /// Start (`true`) or stop forwarding on every patch.
+    Forwarding(bool),
 }
 
 impl Command {
     /// Whether the command changes the engine's state (logged with the peer).
     #[must_use]
     pub fn changes_state(&self) -> bool {
-        !matches!(self, Self::Status | Self::Stats | Self::ClassifierList)
+        !matches!(
+            self,
+            Self::Status
+                | Self::Stats
+                | Self::ClassifierList
+                | Self::PortsList
+                | Self::ConsumersList
+                | Self::FiltersList
+                | Self::PatchesList
+        )
     }
 }
 
 /// The commands, for `invalid` answers and `ringctl`.
-pub const COMMANDS: &[&str] =
-    &["status", "stats", "classifier.list", "classifier.add", "classifier.del", "log.level", "shutdown"];
+pub const COMMANDS: &[&str] = &[
+    "status",
+    "stats",
+    "stats.reset",
+    "ports.list",
+    "ports.add",
+    "ports.del",
+    "consumers.list",
+    "consumers.add",
+    "consumers.del",
+    "filters.list",
+    "filters.load",
+    "filters.unload",
+    "filters.attach",
+    "filters.detach",
+    "filters.swap",
+    "patches.list",
+    "patches.add",
+    "patches.del",
+    "patches.reset",
+    "forwarding.start",
+    "forwarding.stop",
+    "classifier.list",
+    "classifier.add",
+    "classifier.del",
+    "log.level",
+    "shutdown",
+];
 
 /// Parse one request line (without its newline). On failure the error
 /// comes with whatever id could be read, so the client can match it.
@@ -238,18 +344,132 @@ impl Args<'_> {
     fn mac(&self) -> Result<[u8; 6], String> {
         ringwire_filters::parse_mac(self.str("mac")?).map_err(|m| format!("args.mac: {m}"))
     }
+
+    /// A non-empty name of at most 64 printable characters.
+    fn name(&self, field: &str) -> Result<String, String> {
+        let n = self.str(field)?;
+        if n.is_empty() || n.len() > 64 || n.chars().any(char::is_control) {
+            return Err(format!("args.{field}: 1 to 64 printable characters"));
+        }
+        Ok(n.to_owned())
+    }
+
+    /// A filter text (at most 16 KiB).
+    fn filter(&self, field: &str) -> Result<String, String> {
+        let f = self.str(field)?.trim();
+        if f.is_empty() || f.len() > 16 << 10 {
+            return Err(format!("args.{field}: 1 byte to 16 KiB"));
+        }
+        Ok(f.to_owned())
+    }
+
+    /// The whole object as a config table, errors naming the field.
+    fn table<T: serde::de::DeserializeOwned>(&self) -> Result<T, String> {
+        serde_path_to_error::deserialize(Value::Object(self.0.clone())).map_err(|e| {
+            let path = e.path().to_string();
+            if path == "." {
+                format!("args: {}", e.inner())
+            } else {
+                format!("args.{path}: {}", e.inner())
+            }
+        })
+    }
+
+    /// `port` or `consumer` (exactly one).
+    fn target(&self) -> Result<Target, String> {
+        match (self.0.contains_key("port"), self.0.contains_key("consumer")) {
+            (true, false) => Ok(Target::Port(self.name("port")?)),
+            (false, true) => Ok(Target::Consumer(self.name("consumer")?)),
+            _ => Err("args: give one of port, consumer".into()),
+        }
+    }
+}
+
+/// A forward consumer with every other field at its default.
+fn patch_defaults() -> ConsumerConfig {
+    toml::from_str("name = \"\"\nkind = \"forward\"").expect("a valid consumer table")
 }
 
 fn parse_command(cmd: &str, a: &Args<'_>) -> Result<Command, String> {
     Ok(match cmd {
-        "status" | "stats" | "classifier.list" | "shutdown" => {
+        "status" | "stats" | "stats.reset" | "ports.list" | "consumers.list" | "filters.list" | "patches.list"
+        | "patches.reset" | "forwarding.start" | "forwarding.stop" | "classifier.list" | "shutdown" => {
             a.only(cmd, &[])?;
             match cmd {
                 "status" => Command::Status,
                 "stats" => Command::Stats,
+                "stats.reset" => Command::StatsReset,
+                "ports.list" => Command::PortsList,
+                "consumers.list" => Command::ConsumersList,
+                "filters.list" => Command::FiltersList,
+                "patches.list" => Command::PatchesList,
+                "patches.reset" => Command::PatchesReset,
+                "forwarding.start" => Command::Forwarding(true),
+                "forwarding.stop" => Command::Forwarding(false),
                 "classifier.list" => Command::ClassifierList,
                 _ => Command::Shutdown,
             }
+        }
+        "ports.add" => {
+            let p: PortConfig = a.table()?;
+            p.kind().map_err(|m| format!("args.uri: {m}"))?;
+            Command::PortsAdd(p)
+        }
+        "consumers.add" => Command::ConsumersAdd(a.table()?),
+        "ports.del" | "consumers.del" | "patches.del" | "filters.unload" => {
+            a.only(cmd, &["name"])?;
+            let name = a.name("name")?;
+            match cmd {
+                "ports.del" => Command::PortsDel { name },
+                "consumers.del" => Command::ConsumersDel { name },
+                "patches.del" => Command::PatchesDel { name },
+                _ => Command::FiltersUnload { name },
+            }
+        }
+        "filters.load" | "filters.swap" => {
+            a.only(cmd, &["name", "filter"])?;
+            let (name, filter) = (a.name("name")?, a.filter("filter")?);
+            if cmd == "filters.load" {
+                Command::FiltersLoad { name, filter }
+            } else {
+                Command::FiltersSwap { name, filter }
+            }
+        }
+        "filters.attach" => {
+            a.only(cmd, &["name", "port", "consumer"])?;
+            Command::FiltersAttach { name: a.name("name")?, target: a.target()? }
+        }
+        "filters.detach" => {
+            a.only(cmd, &["port", "consumer"])?;
+            Command::FiltersDetach { target: a.target()? }
+        }
+        "patches.add" => {
+            a.only(cmd, &["name", "from", "to", "filter"])?;
+            let from = match a.0.get("from") {
+                Some(Value::String(s)) => vec![s.clone()],
+                Some(Value::Array(v)) => v
+                    .iter()
+                    .map(|p| {
+                        p.as_str()
+                            .map(str::to_owned)
+                            .ok_or_else(|| "args.from: a port name or a list of them".to_owned())
+                    })
+                    .collect::<Result<_, _>>()?,
+                Some(_) => return Err("args.from: a port name or a list of them".into()),
+                None => return Err("args.from: missing".into()),
+            };
+            if from.is_empty() {
+                return Err("args.from: at least one port".into());
+            }
+            let filter = a.0.contains_key("filter").then(|| a.filter("filter")).transpose()?;
+            Command::PatchesAdd(ConsumerConfig {
+                name: a.name("name")?,
+                kind: ConsumerKind::Forward,
+                ports: from,
+                filter: filter.map(FilterList::One),
+                to: Some(a.name("to")?),
+                ..patch_defaults()
+            })
         }
         "classifier.add" => {
             a.only(cmd, &["vlan", "mac", "action"])?;

@@ -29,7 +29,7 @@ struct Cli {
 enum Cmd {
     /// Version, uptime, workers, ports, consumers and their filters.
     Status,
-    /// Counters, with rates since the previous read.
+    /// Counters, with rates since the previous read (`stats reset`: count from zero).
     Stats {
         /// Refresh in place every --interval seconds (until Ctrl-C, or --count times).
         #[arg(long)]
@@ -40,6 +40,26 @@ enum Cmd {
         /// With --watch: stop after this many reads.
         #[arg(long)]
         count: Option<u64>,
+        #[command(subcommand)]
+        action: Option<StatsCmd>,
+    },
+    /// Ports: list, add, del.
+    #[command(subcommand)]
+    Ports(PortsCmd),
+    /// Consumers: list, add, del.
+    #[command(subcommand)]
+    Consumers(ConsumersCmd),
+    /// Filters: list, load, unload, attach, detach, swap.
+    #[command(subcommand)]
+    Filters(FiltersCmd),
+    /// Patches (frames forwarded from ports to a port): list, add, del, reset.
+    #[command(subcommand)]
+    Patches(PatchesCmd),
+    /// Start or stop forwarding on every patch.
+    Forwarding {
+        /// start or stop.
+        #[arg(value_parser = ["start", "stop"])]
+        action: String,
     },
     /// The eBPF classifier table.
     #[command(subcommand)]
@@ -51,6 +71,158 @@ enum Cmd {
     },
     /// Stop the engine gracefully (as SIGTERM: queues drained, files flushed).
     Shutdown,
+}
+
+#[derive(Subcommand)]
+enum StatsCmd {
+    /// Zero the counters `stats` reports (the engine's final report still counts the whole run).
+    Reset,
+}
+
+#[derive(Subcommand)]
+enum PortsCmd {
+    /// The ports in force.
+    List,
+    /// Add a port while the engine runs.
+    Add {
+        /// `afpacket:IFACE` or `pcap:FILE`.
+        uri: String,
+        /// Its name (default: the URI).
+        #[arg(long)]
+        name: Option<String>,
+        /// Its filter (on an interface: pcap-filter text, `ebpf:FILE.o[:PROG]` or `classifier`).
+        #[arg(long)]
+        filter: Option<String>,
+        /// Leave the interface's promiscuous mode alone.
+        #[arg(long)]
+        no_promisc: bool,
+        /// A forwarding target only: do not receive on it.
+        #[arg(long)]
+        no_rx: bool,
+        /// pcap: replay at the recorded pace.
+        #[arg(long)]
+        recorded: bool,
+    },
+    /// Remove a port (its ring is read empty first).
+    Del {
+        /// The port's name.
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConsumersCmd {
+    /// The consumers in force.
+    List,
+    /// Add a consumer while the engine runs.
+    Add {
+        /// Its name.
+        name: String,
+        /// pcap, counter, forward or print.
+        #[arg(long, value_parser = ["pcap", "counter", "forward", "print"])]
+        kind: String,
+        /// A port it takes frames from (repeat; default: every receiving port).
+        #[arg(long = "port")]
+        ports: Vec<String>,
+        /// Its filter (pcap-filter text, `builtin:...`, `plugin:FILE.so[:CONFIG]`).
+        #[arg(long)]
+        filter: Option<String>,
+        /// pcap: the output file.
+        #[arg(long)]
+        path: Option<PathBuf>,
+        /// forward: the port to send out of.
+        #[arg(long)]
+        to: Option<String>,
+        /// pcap, print: bytes kept per frame.
+        #[arg(long)]
+        snaplen: Option<u32>,
+        /// pcap, print: stop the engine after this many frames.
+        #[arg(long)]
+        limit: Option<u64>,
+        /// Queued consumers: MiB of buffer per worker.
+        #[arg(long)]
+        queue_mb: Option<u32>,
+    },
+    /// Remove a consumer (its queue is written out and its files closed first).
+    Del {
+        /// The consumer's name.
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum FiltersCmd {
+    /// Named filters, and the filter in force on each port and consumer.
+    List,
+    /// Load (compile, or load and verify) a filter under a name.
+    Load {
+        /// Its name.
+        name: String,
+        /// The filter, as in a config file.
+        filter: String,
+    },
+    /// Unload a named filter attached nowhere.
+    Unload {
+        /// Its name.
+        name: String,
+    },
+    /// Put a named filter in force on a port or a consumer.
+    Attach {
+        /// The filter's name.
+        name: String,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Take a port's or consumer's filter away.
+    Detach {
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Replace a named filter by a new version wherever it is attached.
+    Swap {
+        /// The filter's name.
+        name: String,
+        /// The new version.
+        filter: String,
+    },
+}
+
+#[derive(clap::Args)]
+#[group(required = true, multiple = false)]
+struct TargetArgs {
+    /// A port.
+    #[arg(long)]
+    port: Option<String>,
+    /// A consumer.
+    #[arg(long)]
+    consumer: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum PatchesCmd {
+    /// The patches and whether forwarding runs.
+    List,
+    /// Forward frames from ports to a port.
+    Add {
+        /// The patch's name.
+        name: String,
+        /// A port to take frames from (repeat).
+        #[arg(long = "from", required = true)]
+        from: Vec<String>,
+        /// The port to send them out of.
+        #[arg(long)]
+        to: String,
+        /// Forward only the frames this filter passes.
+        #[arg(long)]
+        filter: Option<String>,
+    },
+    /// Remove a patch.
+    Del {
+        /// The patch's name.
+        name: String,
+    },
+    /// Remove every patch.
+    Reset,
 }
 
 #[derive(Subcommand)]
@@ -89,19 +261,9 @@ fn main() -> ExitCode {
             return ExitCode::from(3);
         }
     };
-    let (cmd, args) = match &cli.cmd {
-        Cmd::Status => ("status", json!({})),
-        Cmd::Stats { .. } => ("stats", json!({})),
-        Cmd::Classifier(ClassCmd::List) => ("classifier.list", json!({})),
-        Cmd::Classifier(ClassCmd::Add { mac, vlan, action }) => {
-            ("classifier.add", json!({ "mac": mac, "vlan": vlan, "action": action }))
-        }
-        Cmd::Classifier(ClassCmd::Del { mac, vlan }) => ("classifier.del", json!({ "mac": mac, "vlan": vlan })),
-        Cmd::Log { filter } => ("log.level", json!({ "filter": filter })),
-        Cmd::Shutdown => ("shutdown", json!({})),
-    };
+    let (cmd, args) = request(&cli.cmd);
     let reads = match &cli.cmd {
-        Cmd::Stats { watch: true, count, .. } => count.unwrap_or(u64::MAX),
+        Cmd::Stats { watch: true, count, action: None, .. } => count.unwrap_or(u64::MAX),
         _ => 1,
     };
     let interval = match &cli.cmd {
@@ -141,6 +303,68 @@ fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// The request a command line makes: (command, arguments).
+fn request(cmd: &Cmd) -> (&'static str, Value) {
+    let target = |t: &TargetArgs| match (&t.port, &t.consumer) {
+        (Some(p), _) => json!({ "port": p }),
+        (None, c) => json!({ "consumer": c }),
+    };
+    let drop_nulls = |mut v: Value| {
+        if let Value::Object(m) = &mut v {
+            m.retain(|_, x| !x.is_null());
+        }
+        v
+    };
+    match cmd {
+        Cmd::Status => ("status", json!({})),
+        Cmd::Stats { action: Some(StatsCmd::Reset), .. } => ("stats.reset", json!({})),
+        Cmd::Stats { .. } => ("stats", json!({})),
+        Cmd::Ports(PortsCmd::List) => ("ports.list", json!({})),
+        Cmd::Ports(PortsCmd::Add { uri, name, filter, no_promisc, no_rx, recorded }) => (
+            "ports.add",
+            drop_nulls(json!({
+                "uri": uri, "name": name, "filter": filter, "promisc": !no_promisc, "rx": !no_rx,
+                "pace": if *recorded { "recorded" } else { "fast" },
+            })),
+        ),
+        Cmd::Ports(PortsCmd::Del { name }) => ("ports.del", json!({ "name": name })),
+        Cmd::Consumers(ConsumersCmd::List) => ("consumers.list", json!({})),
+        Cmd::Consumers(ConsumersCmd::Add { name, kind, ports, filter, path, to, snaplen, limit, queue_mb }) => (
+            "consumers.add",
+            drop_nulls(json!({
+                "name": name, "kind": kind, "ports": ports, "filter": filter, "path": path, "to": to,
+                "snaplen": snaplen, "limit": limit, "queue_mb": queue_mb,
+            })),
+        ),
+        Cmd::Consumers(ConsumersCmd::Del { name }) => ("consumers.del", json!({ "name": name })),
+        Cmd::Filters(FiltersCmd::List) => ("filters.list", json!({})),
+        Cmd::Filters(FiltersCmd::Load { name, filter }) => ("filters.load", json!({ "name": name, "filter": filter })),
+        Cmd::Filters(FiltersCmd::Unload { name }) => ("filters.unload", json!({ "name": name })),
+        Cmd::Filters(FiltersCmd::Attach { name, target: t }) => {
+            let mut args = target(t);
+            args["name"] = json!(name);
+            ("filters.attach", args)
+        }
+        Cmd::Filters(FiltersCmd::Detach { target: t }) => ("filters.detach", target(t)),
+        Cmd::Filters(FiltersCmd::Swap { name, filter }) => ("filters.swap", json!({ "name": name, "filter": filter })),
+        Cmd::Patches(PatchesCmd::List) => ("patches.list", json!({})),
+        Cmd::Patches(PatchesCmd::Add { name, from, to, filter }) => {
+            ("patches.add", drop_nulls(json!({ "name": name, "from": from, "to": to, "filter": filter })))
+        }
+        Cmd::Patches(PatchesCmd::Del { name }) => ("patches.del", json!({ "name": name })),
+        Cmd::Patches(PatchesCmd::Reset) => ("patches.reset", json!({})),
+        Cmd::Forwarding { action } if action == "start" => ("forwarding.start", json!({})),
+        Cmd::Forwarding { .. } => ("forwarding.stop", json!({})),
+        Cmd::Classifier(ClassCmd::List) => ("classifier.list", json!({})),
+        Cmd::Classifier(ClassCmd::Add { mac, vlan, action }) => {
+            ("classifier.add", json!({ "mac": mac, "vlan": vlan, "action": action }))
+        }
+        Cmd::Classifier(ClassCmd::Del { mac, vlan }) => ("classifier.del", json!({ "mac": mac, "vlan": vlan })),
+        Cmd::Log { filter } => ("log.level", json!({ "filter": filter })),
+        Cmd::Shutdown => ("shutdown", json!({})),
+    }
+}
+
 fn render(cmd: &str, v: &Value) -> String {
     match cmd {
         "status" => render_status(v),
@@ -149,6 +373,41 @@ fn render(cmd: &str, v: &Value) -> String {
         "classifier.add" | "classifier.del" => format!("ok: ports {}\n", list(&v["ports"])),
         "log.level" => format!("ok: log filter now {}\n", v["filter"].as_str().unwrap_or("")),
         "shutdown" => "ok: the engine is stopping\n".into(),
+        "stats.reset" => "ok: counters reset\n".into(),
+        "ports.list" => table(
+            &v["ports"],
+            &[("name", 20), ("uri", 28), ("rx", 5), ("received", 12), ("kernel_drops", 12), ("filter", 0)],
+        ),
+        "consumers.list" => table(
+            &v["consumers"],
+            &[("name", 16), ("kind", 8), ("ports", 16), ("seen", 12), ("delivered", 12), ("filter", 0)],
+        ),
+        "patches.list" => format!(
+            "forwarding {}\n{}",
+            if v["forwarding"] == json!(true) { "on" } else { "stopped" },
+            table(
+                &v["patches"],
+                &[("name", 16), ("ports", 20), ("to", 12), ("seen", 12), ("delivered", 12), ("filter", 0)]
+            )
+        ),
+        "filters.list" => render_filters(v),
+        "ports.add" | "consumers.add" | "patches.add" => format!("ok: added {}\n", text(&v["added"])),
+        "ports.del" | "consumers.del" | "patches.del" => {
+            let files = list(&v["files"]);
+            let mut s = format!("ok: removed {}\n", text(&v["removed"]));
+            if !files.is_empty() {
+                s.push_str(&format!("wrote {files}\n"));
+            }
+            s
+        }
+        "patches.reset" => format!("ok: removed {}\n", list(&v["removed"])),
+        "forwarding.start" | "forwarding.stop" => {
+            format!("ok: forwarding {}\n", if v["forwarding"] == json!(true) { "on" } else { "stopped" })
+        }
+        "filters.load" => format!("ok: loaded {}\n", text(&v["loaded"])),
+        "filters.unload" => format!("ok: unloaded {}\n", text(&v["unloaded"])),
+        "filters.attach" | "filters.detach" => format!("ok: {}\n", text(&v["note"])),
+        "filters.swap" => format!("ok: {}\n", list(&v["notes"])),
         _ => format!("{v}\n"),
     }
 }
@@ -255,6 +514,61 @@ fn render_classifier(v: &Value) -> String {
                 text(&e["hits"])
             ));
         }
+    }
+    s
+}
+
+/// Rows of objects as a table of the given (key, width) columns; a width
+/// of 0 is the last column, unpadded. Lists are joined with commas.
+fn table(rows: &Value, cols: &[(&str, usize)]) -> String {
+    let cell = |v: &Value| match v {
+        Value::Array(a) => a.iter().map(text).collect::<Vec<_>>().join(","),
+        other => text(other),
+    };
+    let mut s = String::new();
+    let line = |cells: Vec<String>| {
+        let mut l = String::from(" ");
+        for ((_, w), c) in cols.iter().zip(cells) {
+            l.push(' ');
+            l.push_str(&if *w == 0 { c } else { format!("{c:<w$}") });
+        }
+        l.trim_end().to_owned() + "\n"
+    };
+    s.push_str(&line(cols.iter().map(|(k, _)| (*k).to_owned()).collect()));
+    for r in rows.as_array().cloned().unwrap_or_default() {
+        s.push_str(&line(cols.iter().map(|(k, _)| cell(&r[*k])).collect()));
+    }
+    s
+}
+
+fn render_filters(v: &Value) -> String {
+    let mut s = String::from("loaded:\n");
+    let loaded = v["loaded"].as_object().cloned().unwrap_or_default();
+    s.push_str(&format!("  {:<16} {:<32} {}\n", "name", "attached", "filter"));
+    for (name, f) in &loaded {
+        let attached: Vec<String> = f["attached"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|t| format!("{}:{}", text(&t["kind"]), text(&t["name"])))
+            .collect();
+        let attached = if attached.is_empty() { "-".to_owned() } else { attached.join(",") };
+        s.push_str(&format!("  {name:<16} {attached:<32} {}\n", text(&f["text"])));
+    }
+    s.push_str("in force:\n");
+    s.push_str(&format!("  {:<24} {:<16} {:>12} {:>12} {}\n", "on", "name", "seen", "filtered", "filter"));
+    for f in v["in_force"].as_array().cloned().unwrap_or_default() {
+        let on = match (&f["port"], &f["consumer"]) {
+            (Value::String(p), _) => format!("port:{p}"),
+            (_, c) => format!("consumer:{}", text(c)),
+        };
+        let (seen, filtered) = if f["ebpf"].is_object() {
+            (text(&f["ebpf"]["seen"]), text(&f["ebpf"]["filtered"]))
+        } else {
+            (text(&f["seen"]), text(&f["filtered"]))
+        };
+        s.push_str(&format!("  {on:<24} {:<16} {seen:>12} {filtered:>12} {}\n", text(&f["name"]), text(&f["filter"])));
     }
     s
 }

@@ -1,0 +1,683 @@
+//! Changes to a running engine: filters (a SIGHUP reload, named filters
+//! from the control socket), the classifier table, ports, consumers and
+//! forwarding. Each change is built off the hot path (a failure changes
+//! nothing), then handed to every worker, which applies it between two
+//! batches; the caller waits until every worker has.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::PathBuf,
+    sync::Arc,
+};
+
+use ringwire_filters::{FilterFactory, QuarantinePolicy};
+
+use crate::{
+    config::{
+        ConfigError, ConsumerConfig, ConsumerKind, FilterList, OnFilterFailure, PortConfig, PortKind, CLASSIFIER_FILTER,
+    },
+    consumer::error_chain,
+    engine::{
+        build_consumer, ebpf_spec, open_port, open_tx, spawn_sink, update_classifier, Engine, EngineError, PortFilter,
+        State,
+    },
+    ring::RingError,
+    worker::Command,
+    Config,
+};
+
+/// Why a change to a running engine was refused or failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChangeError {
+    /// It names a port, consumer or filter that does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// It conflicts with the state (a name in use, a port still used).
+    #[error("{0}")]
+    Conflict(String),
+    /// Building or applying it failed (a bad filter, a missing interface).
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+impl From<ConfigError> for ChangeError {
+    fn from(e: ConfigError) -> Self {
+        Self::Engine(e.into())
+    }
+}
+
+/// Where a filter is attached.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(tag = "kind", content = "name", rename_all = "snake_case")]
+pub enum Target {
+    /// A port (its kernel filter).
+    Port(String),
+    /// A consumer (its userspace filter).
+    Consumer(String),
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Port(n) => write!(f, "port `{n}`"),
+            Self::Consumer(n) => write!(f, "consumer `{n}`"),
+        }
+    }
+}
+
+/// A filter loaded by name (`filters.load`), and where it is attached.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct NamedFilter {
+    /// The filter as written.
+    pub text: String,
+    /// Ports and consumers running it.
+    pub attached: BTreeSet<Target>,
+}
+
+/// A filter to put in force.
+enum FilterChange {
+    Consumer { slot: usize, filter: Option<FilterList>, on_failure: OnFilterFailure },
+    Port { slot: usize, filter: Option<String> },
+}
+
+/// A consumer's new filter: (slot, built filter, text, failure policy).
+type ConsumerFilter = (usize, Option<Arc<FilterFactory>>, Option<FilterList>, OnFilterFailure);
+
+/// Filter changes built and ready to send.
+struct BuiltChanges {
+    per_worker: Vec<Vec<Command>>,
+    consumers: Vec<ConsumerFilter>,
+    ports: Vec<(usize, Arc<PortFilter>, Option<String>)>,
+}
+
+/// Check that `text` loads as a filter of some kind: an eBPF object (loaded
+/// and verified), the classifier, or a userspace filter or chain stage.
+fn check_filter(text: &str) -> Result<(), ChangeError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(ConfigError::Invalid("filter: empty".into()).into());
+    }
+    let owned = Some(text.to_owned());
+    if let Some((path, program)) = ebpf_spec(&owned) {
+        ringwire_bpf::SocketFilter::load_file(std::path::Path::new(path), program)
+            .map_err(|source| EngineError::Bpf { port: "(none)".into(), source })?;
+    } else if text != CLASSIFIER_FILTER {
+        FilterFactory::chain(&[text], QuarantinePolicy::DropAll, None).map_err(EngineError::from)?;
+    }
+    Ok(())
+}
+
+impl Engine {
+    /// Build filter changes: everything compiled, loaded and instantiated
+    /// for every worker, nothing sent.
+    fn build_filter_changes(&self, st: &State, changes: Vec<FilterChange>) -> Result<BuiltChanges, EngineError> {
+        let nworkers = self.nworkers();
+        let config = st.config();
+        let mut b = BuiltChanges {
+            per_worker: (0..nworkers).map(|_| Vec::new()).collect(),
+            consumers: Vec::new(),
+            ports: Vec::new(),
+        };
+        for change in changes {
+            match change {
+                FilterChange::Consumer { slot, filter, on_failure } => {
+                    let mut c = st.consumers[slot].config.clone();
+                    c.filter.clone_from(&filter);
+                    let live = config.live_iface_for(&c);
+                    let factory = filter
+                        .as_ref()
+                        .map(|f| FilterFactory::chain(&f.stages(), on_failure.into(), live.as_deref()))
+                        .transpose()?
+                        .map(Arc::new);
+                    for cmds in &mut b.per_worker {
+                        let filter = factory.as_deref().map(FilterFactory::instance).transpose()?;
+                        cmds.push(Command::SetFilter { consumer: slot, filter });
+                    }
+                    b.consumers.push((slot, factory, filter, on_failure));
+                }
+                FilterChange::Port { slot, filter } => {
+                    let p = &st.ports[slot];
+                    let PortKind::AfPacket(iface) = &p.kind else {
+                        return Err(ConfigError::Invalid(format!(
+                            "port `{}`: a pcap port's filter changes on restart",
+                            p.config.display_name()
+                        ))
+                        .into());
+                    };
+                    let mut cfg = p.config.clone();
+                    cfg.filter.clone_from(&filter);
+                    // Loaded (or compiled) here, off the hot path: an error leaves the filter in force.
+                    let built = Arc::new(PortFilter::build(&cfg, iface, &st.base.classifier)?);
+                    for cmds in &mut b.per_worker {
+                        cmds.push(Command::SetPortFilter { port: slot, filter: built.clone() });
+                    }
+                    b.ports.push((slot, built, filter));
+                }
+            }
+        }
+        Ok(b)
+    }
+
+    /// Send built filter changes and record them; returns a line per change.
+    fn commit_filter_changes(&self, st: &mut State, b: BuiltChanges) -> Result<Vec<String>, EngineError> {
+        let mut notes = Vec::new();
+        if b.per_worker.iter().all(Vec::is_empty) {
+            return Ok(notes);
+        }
+        if !self.send_and_wait(st, b.per_worker)? {
+            notes.push("not every worker confirmed the swap within 10 s; it applies when they do".into());
+        }
+        for (slot, factory, text, on_failure) in b.consumers {
+            let c = &mut st.consumers[slot];
+            notes.push(format!(
+                "consumer `{}`: filter now {}",
+                c.config.name,
+                text.as_ref().map_or_else(|| "(none)".to_owned(), FilterList::display)
+            ));
+            c.factory = factory;
+            c.config.filter = text;
+            c.config.on_filter_failure = on_failure;
+        }
+        for (slot, filter, text) in b.ports {
+            let p = &mut st.ports[slot];
+            notes.push(format!(
+                "port `{}`: kernel filter now {}",
+                p.config.display_name(),
+                text.as_deref().unwrap_or("(none)")
+            ));
+            p.filter = Some(filter);
+            p.config.filter = text;
+        }
+        // A named filter stays attached where its text is still in force.
+        let current: Vec<(crate::live::Target, Option<String>)> =
+            st.ports
+                .iter()
+                .filter(|p| !p.removed)
+                .map(|p| (Target::Port(p.config.display_name().to_owned()), p.config.filter.clone()))
+                .chain(st.consumers.iter().filter(|c| !c.removed).map(|c| {
+                    (Target::Consumer(c.config.name.clone()), c.config.filter.as_ref().map(FilterList::display))
+                }))
+                .collect();
+        for nf in st.named.values_mut() {
+            nf.attached.retain(|t| current.iter().any(|(u, text)| u == t && text.as_deref() == Some(nf.text.as_str())));
+        }
+        Ok(notes)
+    }
+
+    /// Swap filters to those in `new` while traffic flows: every changed
+    /// consumer filter and afpacket port filter is built first, off the hot
+    /// path (a failure changes nothing and returns the error); then each
+    /// worker applies the changes between two batches, so every frame meets
+    /// either the old or the new filter, never a half-built one and never
+    /// none. Ports and consumers are matched by name. Returns a line per
+    /// change; other differences in `new` (ports, consumers, workers) are
+    /// reported as needing a restart.
+    ///
+    /// # Errors
+    /// The filter that does not compile / parse / load, unchanged state.
+    pub fn reload_filters(&self, new: &Config) -> Result<Vec<String>, EngineError> {
+        let mut st = self.lock();
+        let old = st.config();
+        let mut notes = Vec::new();
+        let strip = |c: &ConsumerConfig| ConsumerConfig {
+            filter: None,
+            on_filter_failure: OnFilterFailure::default(),
+            ..c.clone()
+        };
+        let same_shape = old.engine == new.engine
+            && old.ring == new.ring
+            && old.ports.len() == new.ports.len()
+            && old.consumers.len() == new.consumers.len()
+            && old.ports.iter().zip(&new.ports).all(|(a, b)| a.display_name() == b.display_name() && a.uri == b.uri)
+            && old.consumers.iter().zip(&new.consumers).all(|(a, b)| strip(a) == strip(b));
+        if !same_shape {
+            notes.push("changes other than filters (ports, consumers, workers, rings) need a restart or the control socket; only filters were reloaded".into());
+        }
+        new.validate()?;
+        let mut changes = Vec::new();
+        for c in &new.consumers {
+            let Some(slot) = st.consumer_index(&c.name) else { continue };
+            let o = &st.consumers[slot].config;
+            if o.filter != c.filter || o.on_filter_failure != c.on_filter_failure {
+                changes.push(FilterChange::Consumer {
+                    slot,
+                    filter: c.filter.clone(),
+                    on_failure: c.on_filter_failure,
+                });
+            }
+        }
+        for p in &new.ports {
+            let Some(slot) = st.port_index(p.display_name()) else { continue };
+            let o = &st.ports[slot];
+            if o.config.uri != p.uri || o.config.filter == p.filter {
+                continue;
+            }
+            if matches!(o.kind, PortKind::AfPacket(_)) {
+                changes.push(FilterChange::Port { slot, filter: p.filter.clone() });
+            } else {
+                notes.push(format!("port `{}`: a pcap port's filter changes on restart", p.display_name()));
+            }
+        }
+        let built = self.build_filter_changes(&st, changes)?;
+        // The classifier's table changes in the maps the attached programs
+        // read: the next frame meets the new entries, nothing is reattached.
+        if st.base.classifier != new.classifier {
+            let (old_table, new_table) =
+                (st.base.classifier.table().unwrap_or_default(), new.classifier.table().map_err(ConfigError::Invalid)?);
+            let default = new.classifier.default.into();
+            let mut used = false;
+            for (pi, c) in st.classifiers() {
+                used = true;
+                let name = st.ports[pi].config.display_name();
+                let (added, changed, removed) = update_classifier(c, default, &old_table, &new_table)
+                    .map_err(|source| EngineError::Bpf { port: name.to_owned(), source })?;
+                notes.push(format!(
+                    "port `{name}`: classifier table updated in place: {added} added, {changed} changed, {removed} removed, default {:?}",
+                    new.classifier.default
+                ));
+            }
+            if !used {
+                notes.push("classifier table stored; no port has filter = \"classifier\"".into());
+            }
+            st.base.classifier = new.classifier.clone();
+        }
+        notes.extend(self.commit_filter_changes(&mut st, built)?);
+        Ok(notes)
+    }
+
+    /// Add or change a classifier entry on every port running the
+    /// classifier, in place. Returns the ports changed (none: no port runs it).
+    ///
+    /// # Errors
+    /// A map update failed (the port named); ports before it were changed.
+    pub fn classifier_set(
+        &self,
+        key: ringwire_bpf::ClassKey,
+        action: ringwire_bpf::Action,
+    ) -> Result<Vec<String>, EngineError> {
+        let mut st = self.lock();
+        let mut ports = Vec::new();
+        for (pi, c) in st.classifiers() {
+            let name = st.ports[pi].config.display_name().to_owned();
+            c.insert(key, action).map_err(|source| EngineError::Bpf { port: name.clone(), source })?;
+            ports.push(name);
+        }
+        st.base.classifier.set(key, action);
+        Ok(ports)
+    }
+
+    /// Remove a classifier entry from every port running the classifier.
+    /// Returns the ports it was removed from.
+    ///
+    /// # Errors
+    /// A map operation failed (the port named).
+    pub fn classifier_remove(&self, key: ringwire_bpf::ClassKey) -> Result<Vec<String>, EngineError> {
+        let mut st = self.lock();
+        let mut ports = Vec::new();
+        for (pi, c) in st.classifiers() {
+            let name = st.ports[pi].config.display_name().to_owned();
+            if c.remove(key).map_err(|source| EngineError::Bpf { port: name.clone(), source })? {
+                ports.push(name);
+            }
+        }
+        st.base.classifier.remove(key);
+        Ok(ports)
+    }
+
+    /// Whether any port runs the classifier.
+    #[must_use]
+    pub fn runs_classifier(&self) -> bool {
+        self.lock().classifiers().next().is_some()
+    }
+
+    /// Add a port while traffic flows: its rings (one per worker, in a
+    /// fanout group of their own) or its file are opened here, then every
+    /// worker starts reading it; consumers that take frames from every port
+    /// (no `ports` list) take its frames too.
+    ///
+    /// # Errors
+    /// The name is taken, the config is invalid, or it cannot be opened; nothing changed.
+    pub fn add_port(&self, p: PortConfig) -> Result<(), ChangeError> {
+        let mut st = self.lock();
+        if st.port_index(p.display_name()).is_some() {
+            return Err(ChangeError::Conflict(format!("name: a port named `{}` exists", p.display_name())));
+        }
+        let mut candidate = st.config();
+        candidate.ports.push(p.clone());
+        candidate.validate()?;
+        let index = st.ports.len();
+        let opened = open_port(&st, &p, index, self.nworkers(), self.steer.as_ref(), false)?;
+        let subscribers: Vec<usize> = if p.rx {
+            (0..st.consumers.len())
+                .filter(|&c| !st.consumers[c].removed && st.consumers[c].config.ports.is_empty())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let per_worker = opened
+            .sources
+            .into_iter()
+            .zip(&opened.slot.cells)
+            .map(|(source, cells)| {
+                vec![Command::AddPort { port: index, source, cells: cells.clone(), subscribers: subscribers.clone() }]
+            })
+            .collect();
+        st.ports.push(opened.slot);
+        for &c in &subscribers {
+            st.consumers[c].ports.push(index);
+        }
+        if !self.send_and_wait(&mut st, per_worker)? {
+            tracing::warn!(port = p.display_name(), "not every worker confirmed the new port within 10 s");
+        }
+        tracing::info!(port = p.display_name(), uri = %p.uri, "port added");
+        Ok(())
+    }
+
+    /// Remove a port while traffic flows: its rings stop taking frames, are
+    /// read empty (so its counters reconcile) and closed. Refused while a
+    /// consumer names it in `ports` or forwards to it.
+    ///
+    /// # Errors
+    /// No such port, or it is still used.
+    pub fn remove_port(&self, name: &str) -> Result<(), ChangeError> {
+        let mut st = self.lock();
+        let slot = st.port_index(name).ok_or_else(|| ChangeError::NotFound(format!("name: no port named `{name}`")))?;
+        if let Some(c) = st
+            .consumers
+            .iter()
+            .find(|c| !c.removed && (c.config.ports.iter().any(|p| p == name) || c.config.to.as_deref() == Some(name)))
+        {
+            return Err(ChangeError::Conflict(format!(
+                "name: consumer `{}` uses port `{name}`; remove it first",
+                c.config.name
+            )));
+        }
+        let per_worker = (0..self.nworkers()).map(|_| vec![Command::RemovePort { port: slot }]).collect();
+        let confirmed = self.send_and_wait(&mut st, per_worker)?;
+        st.ports[slot].removed = true;
+        st.named.values_mut().for_each(|nf| {
+            nf.attached.remove(&Target::Port(name.to_owned()));
+        });
+        if !confirmed {
+            tracing::warn!(port = name, "not every worker confirmed the removal within 10 s");
+        }
+        tracing::info!(port = name, "port removed");
+        Ok(())
+    }
+
+    /// Add a consumer while traffic flows: its filter, queues, output file
+    /// and thread are set up here, then every worker starts handing it the
+    /// frames of its ports from the next batch on.
+    ///
+    /// # Errors
+    /// The name is taken, the config is invalid, or its output cannot be created.
+    pub fn add_consumer(&self, c: ConsumerConfig) -> Result<(), ChangeError> {
+        let mut st = self.lock();
+        if st.consumer_index(&c.name).is_some() {
+            return Err(ChangeError::Conflict(format!("name: a consumer named `{}` exists", c.name)));
+        }
+        let mut candidate = st.config();
+        candidate.consumers.push(c.clone());
+        candidate.validate()?;
+        let nworkers = self.nworkers();
+        let mut per_worker: Vec<Vec<Command>> = (0..nworkers).map(|_| Vec::new()).collect();
+        let mut new_tx = None;
+        if let Some(to) = c.to.as_deref().and_then(|n| st.port_index(n)) {
+            if !st.ports[to].has_tx {
+                for (cmds, tx) in per_worker.iter_mut().zip(open_tx(&st, to)?) {
+                    cmds.push(Command::AddTx { port: to, tx });
+                }
+                new_tx = Some(to);
+            }
+        }
+        let built = build_consumer(&st, &c, nworkers)?;
+        let index = st.consumers.len();
+        for ((cmds, inst), cells) in per_worker.iter_mut().zip(built.insts).zip(&built.slot.cells) {
+            cmds.push(Command::AddConsumer {
+                consumer: index,
+                inst,
+                cells: cells.clone(),
+                ports: built.slot.ports.clone(),
+            });
+        }
+        let mut slot = built.slot;
+        if let Some(task) = built.task {
+            let (_, h) = spawn_sink(task)?;
+            slot.sink.as_mut().expect("queued consumers have a sink").thread = Some(h);
+        }
+        st.consumers.push(slot);
+        if let Some(to) = new_tx {
+            st.ports[to].has_tx = true;
+        }
+        if let Err(e) = self.send_and_wait(&mut st, per_worker) {
+            // Nothing was sent: the consumer never ran; its thread ends now.
+            let slot = st.consumers.pop().expect("pushed above");
+            if let Some(to) = new_tx {
+                st.ports[to].has_tx = false;
+            }
+            let (mut files, mut errors) = (Vec::new(), Vec::new());
+            if let Some(mut sink) = slot.sink {
+                sink.finish(&mut files, &mut errors);
+            }
+            return Err(e.into());
+        }
+        tracing::info!(consumer = %c.name, kind = ?c.kind, "consumer added");
+        Ok(())
+    }
+
+    /// Remove a consumer while traffic flows: every worker stops handing it
+    /// frames between two batches and hands over what it holds; its thread
+    /// then writes everything queued, flushes and closes its files. Returns
+    /// the files it wrote.
+    ///
+    /// # Errors
+    /// No such consumer, or its thread reported an error (it is removed all the same).
+    pub fn remove_consumer(&self, name: &str) -> Result<Vec<PathBuf>, ChangeError> {
+        let mut st = self.lock();
+        let slot = st
+            .consumer_index(name)
+            .ok_or_else(|| ChangeError::NotFound(format!("name: no consumer named `{name}`")))?;
+        let per_worker = (0..self.nworkers()).map(|_| vec![Command::RemoveConsumer { consumer: slot }]).collect();
+        let confirmed = self.send_and_wait(&mut st, per_worker)?;
+        st.consumers[slot].removed = true;
+        st.named.values_mut().for_each(|nf| {
+            nf.attached.remove(&Target::Consumer(name.to_owned()));
+        });
+        let (mut files, mut errors) = (Vec::new(), Vec::new());
+        if confirmed {
+            if let Some(sink) = &mut st.consumers[slot].sink {
+                sink.finish(&mut files, &mut errors);
+            }
+        } else {
+            // A worker still holds its producer: the thread is finished at stop.
+            tracing::warn!(
+                consumer = name,
+                "not every worker confirmed the removal within 10 s; its files close at stop"
+            );
+        }
+        st.files.extend(files.iter().cloned());
+        tracing::info!(consumer = name, "consumer removed");
+        match errors.pop() {
+            Some(e) => {
+                st.errors.push(e.clone());
+                Err(EngineError::Setup { what: e }.into())
+            }
+            None => Ok(files),
+        }
+    }
+
+    /// Start (`true`) or stop forwarding: forward consumers keep counting
+    /// what they pass, as `paused` while stopped. Returns the previous state.
+    ///
+    /// # Errors
+    /// A worker's queue is full (nothing changed).
+    pub fn set_forwarding(&self, on: bool) -> Result<bool, ChangeError> {
+        let mut st = self.lock();
+        let was = st.forwarding;
+        let per_worker = (0..self.nworkers()).map(|_| vec![Command::SetForwarding(on)]).collect();
+        self.send_and_wait(&mut st, per_worker)?;
+        st.forwarding = on;
+        Ok(was)
+    }
+
+    /// Whether forward consumers send.
+    #[must_use]
+    pub fn forwarding(&self) -> bool {
+        self.lock().forwarding
+    }
+
+    /// Load a filter under `name` (checked: an eBPF object is loaded and
+    /// verified, anything else compiled), to attach later.
+    ///
+    /// # Errors
+    /// The name is taken, or the filter does not load.
+    pub fn filter_load(&self, name: &str, text: &str) -> Result<(), ChangeError> {
+        let mut st = self.lock();
+        if st.named.contains_key(name) {
+            return Err(ChangeError::Conflict(format!("name: a filter named `{name}` is loaded")));
+        }
+        check_filter(text)?;
+        st.named.insert(name.to_owned(), NamedFilter { text: text.trim().to_owned(), attached: BTreeSet::new() });
+        Ok(())
+    }
+
+    /// Unload a named filter that is attached nowhere.
+    ///
+    /// # Errors
+    /// No such filter, or it is still attached.
+    pub fn filter_unload(&self, name: &str) -> Result<(), ChangeError> {
+        let mut st = self.lock();
+        let nf = st.named.get(name).ok_or_else(|| ChangeError::NotFound(format!("name: no filter named `{name}`")))?;
+        if let Some(t) = nf.attached.first() {
+            return Err(ChangeError::Conflict(format!("name: filter `{name}` is attached to {t}; detach it first")));
+        }
+        st.named.remove(name);
+        Ok(())
+    }
+
+    /// The named filters.
+    #[must_use]
+    pub fn named_filters(&self) -> BTreeMap<String, NamedFilter> {
+        self.lock().named.clone()
+    }
+
+    /// Put named filter `name` in force on `target`, atomically between batches.
+    ///
+    /// # Errors
+    /// No such filter or target, or the filter does not fit the target (an
+    /// eBPF program on a consumer, a userspace filter on an afpacket port).
+    pub fn filter_attach(&self, name: &str, target: &Target) -> Result<String, ChangeError> {
+        let mut st = self.lock();
+        let text = st
+            .named
+            .get(name)
+            .ok_or_else(|| ChangeError::NotFound(format!("name: no filter named `{name}`")))?
+            .text
+            .clone();
+        let change = self.target_change(&st, target, Some(text))?;
+        let built = self.build_filter_changes(&st, vec![change])?;
+        let notes = self.commit_filter_changes(&mut st, built)?;
+        for nf in st.named.values_mut() {
+            nf.attached.remove(target);
+        }
+        st.named.get_mut(name).expect("checked above").attached.insert(target.clone());
+        Ok(notes.join("; "))
+    }
+
+    /// Take `target`'s filter away (a port then takes every frame, a
+    /// consumer passes every frame).
+    ///
+    /// # Errors
+    /// No such target.
+    pub fn filter_detach(&self, target: &Target) -> Result<String, ChangeError> {
+        let mut st = self.lock();
+        let change = self.target_change(&st, target, None)?;
+        let built = self.build_filter_changes(&st, vec![change])?;
+        let notes = self.commit_filter_changes(&mut st, built)?;
+        for nf in st.named.values_mut() {
+            nf.attached.remove(target);
+        }
+        Ok(notes.join("; "))
+    }
+
+    /// Replace named filter `name` by a new version everywhere it is
+    /// attached: all built first, then swapped between batches.
+    ///
+    /// # Errors
+    /// No such filter, or the new version does not load (the old stays).
+    pub fn filter_swap(&self, name: &str, text: &str) -> Result<Vec<String>, ChangeError> {
+        let mut st = self.lock();
+        let nf =
+            st.named.get(name).ok_or_else(|| ChangeError::NotFound(format!("name: no filter named `{name}`")))?.clone();
+        check_filter(text)?;
+        let text = text.trim().to_owned();
+        let changes = nf
+            .attached
+            .iter()
+            .map(|t| self.target_change(&st, t, Some(text.clone())))
+            .collect::<Result<Vec<_>, _>>()?;
+        let built = self.build_filter_changes(&st, changes)?;
+        let entry = st.named.get_mut(name).expect("checked above");
+        entry.text.clone_from(&text);
+        let notes = self.commit_filter_changes(&mut st, built)?;
+        // Every attachment now runs the new text: keep them all.
+        st.named.get_mut(name).expect("checked above").attached = nf.attached;
+        Ok(notes)
+    }
+
+    /// The change that puts `text` in force on `target`, checked against the
+    /// config rules (what runs where).
+    fn target_change(&self, st: &State, target: &Target, text: Option<String>) -> Result<FilterChange, ChangeError> {
+        let mut candidate = st.config();
+        let change = match target {
+            Target::Port(n) => {
+                let slot =
+                    st.port_index(n).ok_or_else(|| ChangeError::NotFound(format!("port: no port named `{n}`")))?;
+                if let Some(p) = candidate.ports.iter_mut().find(|p| p.display_name() == n) {
+                    p.filter.clone_from(&text);
+                }
+                FilterChange::Port { slot, filter: text }
+            }
+            Target::Consumer(n) => {
+                let slot = st
+                    .consumer_index(n)
+                    .ok_or_else(|| ChangeError::NotFound(format!("consumer: no consumer named `{n}`")))?;
+                if text.as_deref().is_some_and(|t| t == CLASSIFIER_FILTER || t.starts_with("ebpf:")) {
+                    return Err(ConfigError::Invalid(format!(
+                        "consumer `{n}`: an eBPF program runs in the kernel: attach it to an afpacket port"
+                    ))
+                    .into());
+                }
+                let filter = text.map(FilterList::One);
+                if let Some(c) = candidate.consumers.iter_mut().find(|c| c.name == *n) {
+                    c.filter.clone_from(&filter);
+                }
+                FilterChange::Consumer { slot, filter, on_failure: st.consumers[slot].config.on_filter_failure }
+            }
+        };
+        candidate.validate()?;
+        Ok(change)
+    }
+}
+
+/// The class of a failed change, for the control socket.
+#[must_use]
+pub fn is_not_found(e: &ChangeError) -> bool {
+    matches!(
+        e,
+        ChangeError::NotFound(_) | ChangeError::Engine(EngineError::Port { source: RingError::NoSuchInterface(_), .. })
+    )
+}
+
+/// A change error on one line, its causes included.
+#[must_use]
+pub fn describe(e: &ChangeError) -> String {
+    error_chain(e)
+}
+
+/// Whether `kind` is a forwarding consumer (a patch).
+#[must_use]
+pub fn is_patch(kind: ConsumerKind) -> bool {
+    kind == ConsumerKind::Forward
+}
