@@ -940,6 +940,18 @@ pub(crate) fn build_consumer(st: &State, c: &ConsumerConfig, nworkers: usize) ->
     let mut task = None;
     let mut channels = Vec::new();
     if c.kind.is_queued() {
+        // Queues are allocated up front: refuse what would exhaust memory
+        // (half of what is available) rather than abort on allocation.
+        let queues = (u64::from(c.queue_mb) << 20) * nworkers as u64;
+        if let Some(avail) = sys::mem_available().filter(|&a| queues > a / 2) {
+            return Err(ConfigError::Invalid(format!(
+                "consumer `{}`: queue_mb: {} MiB per worker x {nworkers} workers is more than half the memory available ({} MiB)",
+                c.name,
+                c.queue_mb,
+                avail >> 20
+            ))
+            .into());
+        }
         let output = match c.kind {
             ConsumerKind::Pcap => {
                 let path = c.path.clone().ok_or_else(|| {

@@ -12,8 +12,8 @@ use std::time::Instant;
 use serde_json::{json, Value};
 
 use self::{
-    protocol::{Command, ControlError, Response},
-    server::Incoming,
+    protocol::{Command, ControlError, Request, Response},
+    server::{Incoming, Peer},
 };
 use crate::{
     config::ConsumerKind,
@@ -52,9 +52,14 @@ impl Handler {
 
     /// Apply one request and build its answer.
     pub fn handle(&mut self, engine: &Engine, inc: &Incoming) -> (Response, After) {
-        let cmd = &inc.request.cmd;
+        self.handle_request(engine, &inc.request, inc.peer)
+    }
+
+    /// Apply one parsed request from `peer` and build its answer.
+    pub fn handle_request(&mut self, engine: &Engine, request: &Request, peer: Peer) -> (Response, After) {
+        let cmd = &request.cmd;
         if cmd.changes_state() {
-            tracing::info!(uid = inc.peer.uid, pid = inc.peer.pid, command = ?cmd, "control: state change");
+            tracing::info!(uid = peer.uid, pid = peer.pid, command = ?cmd, "control: state change");
         }
         let mut after = After::Continue;
         let outcome = match cmd {
@@ -153,7 +158,7 @@ impl Handler {
                 engine.filter_swap(name, filter).map(|notes| json!({ "notes": notes })).map_err(change_error)
             }
         };
-        (Response::new(Some(inc.request.id), outcome), after)
+        (Response::new(Some(request.id), outcome), after)
     }
 
     fn status(&self, engine: &Engine) -> Value {

@@ -553,6 +553,59 @@ mod tests {
     }
 
     #[test]
+    fn reconfiguration_requests_parse_and_name_the_bad_field() {
+        let cmd = |line: &str| parse(line.as_bytes()).unwrap().cmd;
+        let Command::PortsAdd(p) = cmd(r#"{"id":1,"cmd":"ports.add","args":{"uri":"afpacket:eth1","name":"q"}}"#)
+        else {
+            panic!("ports.add")
+        };
+        assert_eq!((p.display_name(), p.rx, p.promisc), ("q", true, true));
+        let Command::ConsumersAdd(c) = cmd(
+            r#"{"id":1,"cmd":"consumers.add","args":{"name":"t","kind":"pcap","path":"/tmp/t.pcap","ports":["q"]}}"#,
+        ) else {
+            panic!("consumers.add")
+        };
+        assert_eq!((c.kind, c.ports.clone(), c.snaplen), (ConsumerKind::Pcap, vec!["q".to_owned()], 262_144));
+        let Command::PatchesAdd(fw) = cmd(r#"{"id":1,"cmd":"patches.add","args":{"name":"fw","from":"a","to":"b"}}"#)
+        else {
+            panic!("patches.add")
+        };
+        assert_eq!((fw.kind, fw.ports, fw.to), (ConsumerKind::Forward, vec!["a".to_owned()], Some("b".to_owned())));
+        assert_eq!(
+            cmd(r#"{"id":1,"cmd":"filters.attach","args":{"name":"f","consumer":"t"}}"#),
+            Command::FiltersAttach { name: "f".into(), target: Target::Consumer("t".into()) }
+        );
+        assert_eq!(cmd(r#"{"id":1,"cmd":"forwarding.stop"}"#), Command::Forwarding(false));
+        assert!(cmd(r#"{"id":1,"cmd":"stats.reset"}"#).changes_state());
+        assert!(!cmd(r#"{"id":1,"cmd":"ports.list"}"#).changes_state());
+
+        let bad = |cmd: &str, args: &str| err(&format!(r#"{{"id":7,"cmd":"{cmd}","args":{args}}}"#)).1;
+        assert!(
+            bad("ports.add", r#"{"name":"q"}"#).starts_with("args: missing field `uri`"),
+            "{}",
+            bad("ports.add", r#"{"name":"q"}"#)
+        );
+        assert!(bad("ports.add", r#"{"uri":"eth1"}"#).starts_with("args.uri:"));
+        assert!(bad("ports.add", r#"{"uri":"afpacket:x","promisc":"yes"}"#).starts_with("args.promisc:"));
+        assert!(bad("consumers.add", r#"{"name":"t","kind":"pcap","snaplen":-1}"#).starts_with("args.snaplen:"));
+        assert!(bad("consumers.add", r#"{"name":"t","kind":"tap"}"#).starts_with("args.kind:"));
+        assert!(bad("consumers.add", r#"{"name":"t","kind":"counter","colour":1}"#).contains("colour"));
+        assert_eq!(bad("consumers.del", r#"{"name":""}"#), "args.name: 1 to 64 printable characters");
+        assert_eq!(
+            bad("filters.attach", r#"{"name":"f","port":"p","consumer":"c"}"#),
+            "args: give one of port, consumer"
+        );
+        assert_eq!(bad("filters.detach", r#"{}"#), "args: give one of port, consumer");
+        assert_eq!(bad("filters.load", r#"{"name":"f","filter":"  "}"#), "args.filter: 1 byte to 16 KiB");
+        assert_eq!(bad("patches.add", r#"{"name":"fw","from":[],"to":"b"}"#), "args.from: at least one port");
+        assert_eq!(
+            bad("patches.add", r#"{"name":"fw","from":[1],"to":"b"}"#),
+            "args.from: a port name or a list of them"
+        );
+        assert_eq!(bad("patches.add", r#"{"name":"fw","to":"b"}"#), "args.from: missing");
+    }
+
+    #[test]
     fn answers_are_one_line() {
         let ok = Response::new(Some(3), Ok(serde_json::json!({"a": "x\ny"})));
         let line = ok.line();
