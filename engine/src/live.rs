@@ -478,7 +478,10 @@ impl Engine {
         let slot = st
             .consumer_index(name)
             .ok_or_else(|| ChangeError::NotFound(format!("name: no consumer named `{name}`")))?;
-        let per_worker = (0..self.nworkers()).map(|_| vec![Command::RemoveConsumer { consumer: slot }]).collect();
+        let ports = st.consumers[slot].ports.clone();
+        let per_worker = (0..self.nworkers())
+            .map(|_| vec![Command::RemoveConsumer { consumer: slot, ports: ports.clone() }])
+            .collect();
         let confirmed = self.send_and_wait(&mut st, per_worker)?;
         st.consumers[slot].removed = true;
         st.named.values_mut().for_each(|nf| {

@@ -134,7 +134,8 @@ pub(crate) enum Command {
     /// A new consumer on `ports`, with its counters.
     AddConsumer { consumer: usize, inst: ConsumerInst, cells: Arc<Cells<{ cc::N }>>, ports: Vec<usize> },
     /// Remove a consumer: what it holds is handed over, then it is dropped.
-    RemoveConsumer { consumer: usize },
+    /// `ports`: every port it took frames from (removed ones included).
+    RemoveConsumer { consumer: usize, ports: Vec<usize> },
     /// Start or stop forwarding.
     SetForwarding(bool),
 }
@@ -525,17 +526,14 @@ impl Worker {
                 d.consumers[consumer] = Some(inst);
                 self.cons_cells[consumer] = Some(cells);
             }
-            Command::RemoveConsumer { consumer } => {
+            Command::RemoveConsumer { consumer, ports } => {
                 let Some(Some(mut inst)) = d.consumers.get_mut(consumer).map(Option::take) else { return };
-                let mut left = 0;
-                for (p, subs) in d.subs.iter_mut().enumerate() {
-                    if let Some(at) = subs.iter().position(|&c| c == consumer) {
-                        subs.remove(at);
-                        left += port_output(&d.ports, p);
-                    }
+                for subs in &mut d.subs {
+                    subs.retain(|&c| c != consumer);
                 }
-                // Frames its ports had passed on when it left: with `JOINED`, what it should have seen.
-                d.cons[consumer][cc::LEFT] = left;
+                // Frames its ports had passed on when it left (a port removed before it
+                // counts in full): with `JOINED`, what it should have seen.
+                d.cons[consumer][cc::LEFT] = ports.iter().map(|&p| port_output(&d.ports, p)).sum();
                 if let Delivery::Queued(p) = &mut inst.delivery {
                     p.publish();
                 }

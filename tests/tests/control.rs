@@ -282,6 +282,16 @@ fn ringctl_reconfigures_a_running_engine_under_traffic() {
     refused(&["filters", "load", "f", "tcp"], "conflict");
     refused(&["filters", "load", "g", "frobnicate the"], "invalid");
     ok(&["filters", "attach", "f", "--consumer", "tap"]);
+    let filters = ok(&["filters", "list"]);
+    assert_eq!(
+        filters["loaded"]["f"]["attached"][0],
+        serde_json::json!({"kind": "consumer", "name": "tap"}),
+        "{filters}"
+    );
+    assert_eq!(filters["in_force"][0]["name"], "f", "{filters}");
+    let consumers = ok(&["consumers", "list"]);
+    let names: Vec<_> = consumers["consumers"].as_array().unwrap().iter().map(|c| c["name"].clone()).collect();
+    assert_eq!(names, ["steady", "tap"], "{consumers}");
     std::thread::sleep(Duration::from_millis(700));
     let swap = ok(&["filters", "swap", "f", "not udp"]);
     assert!(swap["notes"][0].as_str().unwrap().contains("consumer `tap`: filter now not udp"), "{swap}");
@@ -309,6 +319,8 @@ fn ringctl_reconfigures_a_running_engine_under_traffic() {
     refused(&["ports", "add", "afpacket:rwt-nosuch0"], "not_found");
     ok(&["ports", "add", &format!("afpacket:{ve2}"), "--name", "q"]);
     refused(&["ports", "add", &format!("afpacket:{ve2}"), "--name", "q"], "conflict");
+    // A consumer of every port, added now and removed after q: it saw q's frames.
+    ok(&["consumers", "add", "every", "--kind", "counter"]);
     let listed = ok(&["ports", "list"]);
     assert_eq!(listed["ports"].as_array().unwrap().len(), 2, "{listed}");
     assert_eq!(generate(&ns_g, &vg2, &["--count", "1000", "--rate", "20000", "--vlan-every", "0"])["sent"], 1000);
@@ -326,6 +338,9 @@ fn ringctl_reconfigures_a_running_engine_under_traffic() {
     send_q(400);
     ok(&["forwarding", "start"]);
     send_q(300);
+    ok(&["patches", "add", "fw2", "--from", "q", "--to", "p", "--filter", "udp"]);
+    assert_eq!(ok(&["patches", "del", "fw2"])["counters"]["seen"], 0);
+    refused(&["patches", "del", "steady"], "conflict");
     let patches = ok(&["patches", "list"]);
     assert_eq!(patches["forwarding"], true);
     assert_eq!(patches["patches"][0]["name"], "fw");
@@ -336,6 +351,8 @@ fn ringctl_reconfigures_a_running_engine_under_traffic() {
     assert_eq!(fw["delivered"].as_u64().unwrap() + fw["queue_dropped"].as_u64().unwrap(), 800, "{fw}");
     ok(&["ports", "del", "q"]);
     refused(&["ports", "del", "q"], "not_found");
+    let every = &ok(&["consumers", "del", "every"])["counters"];
+    assert_eq!(every["seen"].as_u64(), Some(2200), "q's frames, none of p's (quiet meanwhile): {every}");
     assert_eq!(ok(&["ports", "list"])["ports"].as_array().unwrap().len(), 1);
 
     // A pcap port added at run time replays its file to the consumer of every port.
@@ -350,6 +367,18 @@ fn ringctl_reconfigures_a_running_engine_under_traffic() {
     let after = ok(&["stats"]);
     assert_eq!(after["counters"]["ports"][0]["received"], 300, "{after}");
     assert_eq!(reset_counters(&after, "steady")["seen"], 300, "{after}");
+
+    // An eBPF object loaded by name and attached to a port in the kernel, then detached.
+    ok(&["filters", "load", "k", &format!("ebpf:{}", ringwire_bpf::EXAMPLE_KEEP_UDP)]);
+    refused(&["filters", "attach", "k", "--consumer", "steady"], "invalid");
+    ok(&["filters", "attach", "k", "--port", "p"]);
+    assert_eq!(generate(&ns_g, &vg, &["--count", "400", "--rate", "20000", "--vlan-every", "0"])["sent"], 400);
+    std::thread::sleep(Duration::from_millis(300));
+    let kept = ok(&["stats"]);
+    assert_eq!(kept["counters"]["ports"][0]["received"], 500, "300 + the 200 UDP frames of 400: {kept}");
+    assert_eq!(kept["counters"]["ports"][0]["ebpf"]["filtered"], 200, "{kept}");
+    ok(&["filters", "detach", "--port", "p"]);
+    ok(&["filters", "unload", "k"]);
 
     // Bad requests name the field.
     assert!(refused(&["consumers", "add", "x", "--kind", "pcap"], "invalid").contains("path"));
@@ -374,7 +403,7 @@ fn ringctl_reconfigures_a_running_engine_under_traffic() {
     assert_reconciles(&s);
     let port = |name: &str| s["ports"].as_array().unwrap().iter().find(|p| p["name"] == name).unwrap().clone();
     let (p, q, replay) = (port("p"), port("q"), port("replay"));
-    assert_eq!(p["received"], 30_300, "{p}");
+    assert_eq!(p["received"], 30_500, "{p}");
     assert_eq!(p["kernel_drops"], 0, "{p}");
     assert_eq!((q["received"].as_u64(), q["removed"].as_bool()), (Some(2200), Some(true)), "{q}");
     assert_eq!(replay["received"].as_u64(), Some(frames.len() as u64), "{replay}");
@@ -382,7 +411,7 @@ fn ringctl_reconfigures_a_running_engine_under_traffic() {
     assert_eq!(steady["name"], "steady");
     assert_eq!(
         steady["delivered"].as_u64(),
-        Some(30_300 + 2200 + frames.len() as u64),
+        Some(30_500 + 2200 + frames.len() as u64),
         "zero loss on the steady consumer: {steady}"
     );
 }
