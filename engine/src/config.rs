@@ -405,8 +405,11 @@ pub struct ConsumerConfig {
     pub limit: Option<u64>,
 }
 
+/// The largest `snaplen` (as tcpdump's): no frame is longer.
+pub const MAX_SNAPLEN: u32 = 262_144;
+
 fn default_snaplen() -> u32 {
-    262_144
+    MAX_SNAPLEN
 }
 
 fn default_queue_mb() -> u32 {
@@ -596,7 +599,10 @@ impl Config {
             if !cnames.insert(c.name.as_str()) {
                 return bad(format!("{ctx}: the name is used twice"));
             }
-            for p in &c.ports {
+            for (i, p) in c.ports.iter().enumerate() {
+                if c.ports[..i].contains(p) {
+                    return bad(format!("{ctx}: ports: `{p}` is listed twice"));
+                }
                 if !names.contains(p.as_str()) {
                     return bad(format!("{ctx}: ports: no port named `{p}`"));
                 }
@@ -630,6 +636,9 @@ impl Config {
             }
             if c.snaplen < 14 {
                 return bad(format!("{ctx}: snaplen must be at least 14"));
+            }
+            if c.snaplen > MAX_SNAPLEN {
+                return bad(format!("{ctx}: snaplen: {} is over the largest frame kept ({MAX_SNAPLEN})", c.snaplen));
             }
         }
         Ok(())
@@ -706,6 +715,14 @@ mod tests {
         assert!(c.validate().is_err());
         let c = Config::parse("[engine]\nworkers = [1, 1]\n[[ports]]\nuri = \"pcap:x\"\n").unwrap();
         assert!(c.validate().unwrap_err().to_string().contains("twice"));
+        let mut c = Config::parse(
+            "[[ports]]\nname = \"a\"\nuri = \"pcap:x\"\n[[consumers]]\nname = \"c\"\nkind = \"print\"\nports = [\"a\", \"a\"]\n",
+        )
+        .unwrap();
+        assert!(c.validate().unwrap_err().to_string().contains("ports: `a` is listed twice"));
+        c.consumers[0].ports.pop();
+        c.consumers[0].snaplen = u32::MAX;
+        assert!(c.validate().unwrap_err().to_string().contains("snaplen: 4294967295 is over"));
     }
 
     #[test]

@@ -138,6 +138,31 @@ impl SinkHandle {
     pub(crate) fn finish(&mut self, files: &mut Vec<PathBuf>, errors: &mut Vec<String>) {
         self.done.store(true, Ordering::Release);
         self.waker.unpark();
+        self.join(files, errors);
+    }
+
+    /// Like [`SinkHandle::finish`], but wait at most `limit`; `false` if the
+    /// thread is still writing (it is joined by a later `finish`).
+    pub(crate) fn finish_within(
+        &mut self,
+        limit: Duration,
+        files: &mut Vec<PathBuf>,
+        errors: &mut Vec<String>,
+    ) -> bool {
+        self.done.store(true, Ordering::Release);
+        self.waker.unpark();
+        let deadline = Instant::now() + limit;
+        while self.thread.as_ref().is_some_and(|h| !h.is_finished()) {
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        self.join(files, errors);
+        true
+    }
+
+    fn join(&mut self, files: &mut Vec<PathBuf>, errors: &mut Vec<String>) {
         if let Some(h) = self.thread.take() {
             match h.join() {
                 Ok(Ok(f)) => files.extend(f),
@@ -178,6 +203,8 @@ pub(crate) struct State {
     /// Files written and errors met by consumers removed at run time.
     pub(crate) files: Vec<PathBuf>,
     pub(crate) errors: Vec<String>,
+    /// Every worker reads every file a segment at a time (see `Engine::start`).
+    pub(crate) share_files: bool,
 }
 
 impl State {
@@ -398,6 +425,7 @@ impl Engine {
             named: std::collections::BTreeMap::new(),
             files: Vec::new(),
             errors: Vec::new(),
+            share_files,
         };
         // Per worker: its sources, TX rings, consumer instances.
         let mut sources: Vec<Vec<Source>> = (0..nworkers).map(|_| Vec::new()).collect();
@@ -704,7 +732,7 @@ impl Engine {
                 } else {
                     c.ports.iter().map(|&p| snap.ports[p].received - snap.ports[p].filtered).sum()
                 };
-                until - sum(cc::JOINED)
+                until.saturating_sub(sum(cc::JOINED))
             })
             .collect()
     }
@@ -940,9 +968,11 @@ pub(crate) fn build_consumer(st: &State, c: &ConsumerConfig, nworkers: usize) ->
     let mut task = None;
     let mut channels = Vec::new();
     if c.kind.is_queued() {
+        let chunk = MIN_CHUNK.max((c.snaplen as usize + 16).next_power_of_two());
+        let chunks = ((c.queue_mb as usize) << 20).div_ceil(chunk).max(4);
         // Queues are allocated up front: refuse what would exhaust memory
         // (half of what is available) rather than abort on allocation.
-        let queues = (u64::from(c.queue_mb) << 20) * nworkers as u64;
+        let queues = (chunks * chunk) as u64 * nworkers as u64;
         if let Some(avail) = sys::mem_available().filter(|&a| queues > a / 2) {
             return Err(ConfigError::Invalid(format!(
                 "consumer `{}`: queue_mb: {} MiB per worker x {nworkers} workers is more than half the memory available ({} MiB)",
@@ -966,8 +996,6 @@ pub(crate) fn build_consumer(st: &State, c: &ConsumerConfig, nworkers: usize) ->
             }
             _ => SinkOutput::Print { port_names },
         };
-        let chunk = MIN_CHUNK.max((c.snaplen as usize + 16).next_power_of_two());
-        let chunks = ((c.queue_mb as usize) << 20).div_ceil(chunk).max(4);
         let waker = Arc::new(SinkWaker::default());
         channels = (0..nworkers).map(|_| Arc::new(Channel::new(chunks, chunk, waker.clone()))).collect();
         let handle = SinkHandle {

@@ -26,6 +26,13 @@ use crate::{
     Config,
 };
 
+/// Ports (and consumers, and named filters) an engine takes over its life:
+/// slots are never reused, so this bounds what a control client can make it keep.
+pub const MAX_SLOTS: usize = 4096;
+
+/// How long removing a consumer waits for its thread to write out its queue.
+const SINK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Why a change to a running engine was refused or failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -347,6 +354,11 @@ impl Engine {
         candidate.ports.push(p.clone());
         candidate.validate()?;
         let index = st.ports.len();
+        if index >= MAX_SLOTS {
+            return Err(ChangeError::Conflict(format!(
+                "ports: {MAX_SLOTS} ports were added over this engine's life; restart it to add more"
+            )));
+        }
         let opened = open_port(&st, &p, index, self.nworkers(), self.steer.as_ref(), false)?;
         let subscribers: Vec<usize> = if p.rx {
             (0..st.consumers.len())
@@ -363,11 +375,13 @@ impl Engine {
                 vec![Command::AddPort { port: index, source, cells: cells.clone(), subscribers: subscribers.clone() }]
             })
             .collect();
+        // Recorded once sent (a full queue sends nothing and changes nothing).
+        let confirmed = self.send_and_wait(&mut st, per_worker)?;
         st.ports.push(opened.slot);
         for &c in &subscribers {
             st.consumers[c].ports.push(index);
         }
-        if !self.send_and_wait(&mut st, per_worker)? {
+        if !confirmed {
             tracing::warn!(port = p.display_name(), "not every worker confirmed the new port within 10 s");
         }
         tracing::info!(port = p.display_name(), uri = %p.uri, "port added");
@@ -396,6 +410,8 @@ impl Engine {
         let per_worker = (0..self.nworkers()).map(|_| vec![Command::RemovePort { port: slot }]).collect();
         let confirmed = self.send_and_wait(&mut st, per_worker)?;
         st.ports[slot].removed = true;
+        // Its program and maps (file descriptors) go once the workers let go of the rings.
+        st.ports[slot].filter = None;
         st.named.values_mut().for_each(|nf| {
             nf.attached.remove(&Target::Port(name.to_owned()));
         });
@@ -416,6 +432,18 @@ impl Engine {
         let mut st = self.lock();
         if st.consumer_index(&c.name).is_some() {
             return Err(ChangeError::Conflict(format!("name: a consumer named `{}` exists", c.name)));
+        }
+        if st.consumers.len() >= MAX_SLOTS {
+            return Err(ChangeError::Conflict(format!(
+                "consumers: {MAX_SLOTS} consumers were added over this engine's life; restart it to add more"
+            )));
+        }
+        let ordered = c.kind == ConsumerKind::Print || c.kind == ConsumerKind::Pcap && !c.split_by_worker;
+        if st.share_files && ordered {
+            return Err(ChangeError::Conflict(format!(
+                "kind: the workers replay files a segment at a time; a {:?} consumer added now would wait for segments it never saw (set split_by_worker, or add it in the config)",
+                c.kind
+            )));
         }
         let mut candidate = st.config();
         candidate.consumers.push(c.clone());
@@ -490,8 +518,16 @@ impl Engine {
         let (mut files, mut errors) = (Vec::new(), Vec::new());
         if confirmed {
             if let Some(sink) = &mut st.consumers[slot].sink {
-                sink.finish(&mut files, &mut errors);
+                // Bounded: a sink stuck on a slow disk or a full pipe is left to finish by `stop`.
+                if !sink.finish_within(SINK_PATIENCE, &mut files, &mut errors) {
+                    tracing::warn!(
+                        consumer = name,
+                        "its thread is still writing after {SINK_PATIENCE:?}; its files close at stop"
+                    );
+                }
             }
+            // Its filter (a plugin's code) goes with it.
+            st.consumers[slot].factory = None;
         } else {
             // A worker still holds its producer: the thread is finished at stop.
             tracing::warn!(
@@ -539,6 +575,9 @@ impl Engine {
         let mut st = self.lock();
         if st.named.contains_key(name) {
             return Err(ChangeError::Conflict(format!("name: a filter named `{name}` is loaded")));
+        }
+        if st.named.len() >= MAX_SLOTS {
+            return Err(ChangeError::Conflict(format!("name: {MAX_SLOTS} filters are loaded; unload some first")));
         }
         check_filter(text)?;
         st.named.insert(name.to_owned(), NamedFilter { text: text.trim().to_owned(), attached: BTreeSet::new() });
@@ -621,11 +660,11 @@ impl Engine {
             .map(|t| self.target_change(&st, t, Some(text.clone())))
             .collect::<Result<Vec<_>, _>>()?;
         let built = self.build_filter_changes(&st, changes)?;
-        let entry = st.named.get_mut(name).expect("checked above");
-        entry.text.clone_from(&text);
         let notes = self.commit_filter_changes(&mut st, built)?;
         // Every attachment now runs the new text: keep them all.
-        st.named.get_mut(name).expect("checked above").attached = nf.attached;
+        let entry = st.named.get_mut(name).expect("checked above");
+        entry.text = text;
+        entry.attached = nf.attached;
         Ok(notes)
     }
 

@@ -9,6 +9,7 @@
 use std::{
     fs::File,
     io::{self, Write},
+    os::unix::fs::OpenOptionsExt,
     path::{Path, PathBuf},
     sync::{
         atomic::{AtomicBool, AtomicUsize, Ordering},
@@ -40,6 +41,18 @@ pub enum PcapIoError {
         /// The OS error.
         #[source]
         source: io::Error,
+    },
+    /// Not a regular file (a FIFO or device cannot be mapped).
+    #[error("{path}: not a regular file (pcap sources are mapped; replay a file)")]
+    NotRegular {
+        /// The path.
+        path: PathBuf,
+    },
+    /// A FIFO output nobody reads yet (opening it would block).
+    #[error("{path}: a FIFO with no reader (start the reader first)")]
+    NoFifoReader {
+        /// The path.
+        path: PathBuf,
     },
     /// Not a pcap file.
     #[error("{path}: not a pcap file (magic {magic:#010x}){hint}")]
@@ -204,7 +217,15 @@ impl PcapReader {
     /// # Errors
     /// [`PcapIoError`] naming the file and the problem.
     pub fn open(path: &Path) -> Result<Self, PcapIoError> {
-        let f = File::open(path).map_err(|source| PcapIoError::Open { path: path.into(), source })?;
+        // Non-blocking: opening a FIFO must not hang whoever asked (the control socket's caller).
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+            .map_err(|source| PcapIoError::Open { path: path.into(), source })?;
+        if !f.metadata().is_ok_and(|m| m.is_file()) {
+            return Err(PcapIoError::NotRegular { path: path.into() });
+        }
         // SAFETY: the mapping is read-only and private to this reader; a file
         // truncated by someone else while mapped could fault on access, the
         // same risk every mmap-based reader accepts for files it was asked to read.
@@ -434,7 +455,19 @@ impl PcapWriter {
     /// # Errors
     /// [`PcapIoError::Open`] / [`PcapIoError::Io`] naming the file.
     pub fn create(path: &Path, snaplen: u32) -> Result<Self, PcapIoError> {
-        let mut file = File::create(path).map_err(|source| PcapIoError::Open { path: path.into(), source })?;
+        // Non-blocking open: a FIFO without a reader fails at once (ENXIO)
+        // instead of hanging; writes then block as usual.
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+            .map_err(|source| match source.raw_os_error() {
+                Some(libc::ENXIO) => PcapIoError::NoFifoReader { path: path.into() },
+                _ => PcapIoError::Open { path: path.into(), source },
+            })?;
+        clear_nonblocking(&file).map_err(|source| PcapIoError::Io { path: path.into(), source })?;
         let snaplen = snaplen.min(MAX_SNAPLEN);
         let mut hdr = [0u8; 24];
         hdr[0..4].copy_from_slice(&MAGIC_NS.to_le_bytes());
@@ -535,6 +568,22 @@ pub fn output_name(base: &Path, worker: Option<usize>, rotation: u32) -> PathBuf
     name.push('.');
     name.push_str(&ext);
     base.with_file_name(name)
+}
+
+/// Make writes to `file` block again (it was opened non-blocking).
+fn clear_nonblocking(file: &File) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let fd = file.as_raw_fd();
+    // SAFETY: fcntl on a descriptor this function borrows; F_GETFL/F_SETFL touch only its flags.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: as above.
+    if unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -683,6 +732,17 @@ mod tests {
         }
         assert_eq!(refs.len(), 49);
         assert!(matches!(shared.claim(100, &mut refs), Claim::End));
+    }
+
+    #[test]
+    fn a_fifo_neither_hangs_a_reader_nor_a_writer_without_a_reader() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo with a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        assert!(matches!(PcapReader::open(&fifo), Err(PcapIoError::NotRegular { .. })));
+        assert!(matches!(PcapWriter::create(&fifo, 100), Err(PcapIoError::NoFifoReader { .. })));
     }
 
     #[test]

@@ -364,7 +364,8 @@ impl Worker {
                 // A file ended: say so now, not at the next statistics tick.
                 self.check_exhausted();
             }
-            if last_kstats.elapsed() >= KSTATS_EVERY {
+            let tick = last_kstats.elapsed() >= KSTATS_EVERY;
+            if tick {
                 self.read_kernel_stats();
                 self.dispatch.flush_tx(&mut tx_errors); // retry kicks that hit a full socket buffer
                 self.publish();
@@ -397,7 +398,8 @@ impl Worker {
                     break;
                 }
             }
-            if work == 0 && self.sources.iter().any(|s| matches!(s, Source::Ring { closing: Some(_), .. })) {
+            // Removed ports' rings: closed once read empty (or out of time), also under load.
+            if (work == 0 || tick) && self.sources.iter().any(|s| matches!(s, Source::Ring { closing: Some(_), .. })) {
                 self.retire_closing();
             }
             if work == 0 {
@@ -509,6 +511,9 @@ impl Worker {
                 }
             }
             Command::AddTx { port, tx } => {
+                grow(&mut d.ports, port + 1, || [0; pc::N]);
+                grow(&mut d.subs, port + 1, Vec::new);
+                grow(&mut self.port_cells, port + 1, || None);
                 grow(&mut d.tx, port + 1, || None);
                 d.tx[port] = Some(tx);
             }
