@@ -36,9 +36,14 @@ struct Args {
     #[arg(short = 'd', long)]
     duration: Option<f64>,
     /// Frames per second; 0 sends flat out.
-    #[arg(short = 'r', long, default_value_t = 0)]
+    #[arg(short = 'r', long, default_value_t = 0, conflicts_with = "bitrate")]
     rate: u64,
-    /// Frame size: `mix` (60-1514), a number, or MIN-MAX (eight sizes across the range).
+    /// Rate in bits per second of frame bytes (as sent, without preamble, gap
+    /// and FCS), e.g. `500M`, `2.5G`: turned into frames/s for the size mix.
+    #[arg(long, value_parser = parse_bitrate)]
+    bitrate: Option<f64>,
+    /// Frame size: `mix` (60-1514), `imix` (60, 590 and 1514 bytes 7:4:1: IP
+    /// packets of 40, 576, 1500), a number, or MIN-MAX (eight sizes across the range).
     #[arg(short = 's', long, default_value = "mix")]
     size: String,
     /// Number of flows.
@@ -83,9 +88,37 @@ struct Args {
     progress: bool,
 }
 
+/// Simple IMIX, interleaved so no size comes in a burst: 7 × 60, 4 × 590, 1 × 1514.
+const IMIX: [usize; 12] = [60, 590, 60, 60, 590, 60, 1514, 60, 590, 60, 60, 590];
+
+/// `500M`, `2.5G`, `10k`, `1e9`: bits per second.
+fn parse_bitrate(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&t[..i], 1e3),
+        Some((i, 'm' | 'M')) => (&t[..i], 1e6),
+        Some((i, 'g' | 'G')) => (&t[..i], 1e9),
+        _ => (t, 1.0),
+    };
+    let v = num.parse::<f64>().map_err(|_| format!("`{s}` is not a rate (e.g. 500M, 2.5G)"))? * mult;
+    if !(1.0..=1e12).contains(&v) {
+        return Err(format!("`{s}` is out of range (1 bit/s to 1 Tbit/s)"));
+    }
+    Ok(v)
+}
+
+/// Frames per second that carry `bits_per_s` of frames of the `sizes` mix
+/// (sent in turn), at least 1.
+fn frames_per_s(bits_per_s: f64, sizes: &[usize]) -> u64 {
+    let mean = sizes.iter().sum::<usize>() as f64 / sizes.len().max(1) as f64;
+    ((bits_per_s / (mean * 8.0)).round() as u64).max(1)
+}
+
 fn sizes(spec: &str) -> Result<Vec<usize>> {
     let v: Vec<usize> = if spec == "mix" {
         MIX_SIZES.to_vec()
+    } else if spec == "imix" {
+        IMIX.to_vec()
     } else if let Some((a, b)) = spec.split_once('-') {
         let (a, b): (usize, usize) = (a.trim().parse().context("--size MIN")?, b.trim().parse().context("--size MAX")?);
         if a > b {
@@ -93,7 +126,7 @@ fn sizes(spec: &str) -> Result<Vec<usize>> {
         }
         (0..8).map(|k| a + (b - a) * k / 7).collect()
     } else {
-        vec![spec.parse().with_context(|| format!("--size `{spec}`: expected mix, N or MIN-MAX"))?]
+        vec![spec.parse().with_context(|| format!("--size `{spec}`: expected mix, imix, N or MIN-MAX"))?]
     };
     if let Some(bad) = v.iter().find(|&&s| !(14..=9000).contains(&s)) {
         bail!("--size: {bad} bytes is out of range (14..=9000)");
@@ -129,7 +162,10 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run() -> Result<()> {
-    let a = Args::parse();
+    let mut a = Args::parse();
+    if let Some(bps) = a.bitrate {
+        a.rate = frames_per_s(bps, &sizes(&a.size)?);
+    }
     if a.flows == 0 || a.flows > 1_000_000 {
         bail!("--flows must be between 1 and 1000000");
     }
@@ -297,4 +333,32 @@ fn run() -> Result<()> {
         println!("{}", serde_json::to_string(&report)?);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn imix_is_seven_four_one_and_interleaved() {
+        let v = sizes("imix").unwrap();
+        let n = |s: usize| v.iter().filter(|&&x| x == s).count();
+        assert_eq!((n(60), n(590), n(1514)), (7, 4, 1));
+        assert!(v.windows(3).all(|w| !(w[0] == w[1] && w[1] == w[2])), "no size three times in a row: {v:?}");
+    }
+
+    #[test]
+    fn bitrates_parse_and_turn_into_frames_per_second() {
+        assert_eq!(parse_bitrate("500M").unwrap(), 500e6);
+        assert_eq!(parse_bitrate("2.5G").unwrap(), 2.5e9);
+        assert_eq!(parse_bitrate("10k").unwrap(), 10e3);
+        assert!(parse_bitrate("fast").is_err());
+        assert!(parse_bitrate("0").is_err());
+        assert!(parse_bitrate("-1G").is_err());
+        assert!(parse_bitrate("NaN").is_err());
+        // 1 Gbit/s of 1000-byte frames: 125 000 frames/s; of IMIX (mean 4294 / 12 = 357.8 B): 349 325.
+        assert_eq!(frames_per_s(1e9, &[1000]), 125_000);
+        assert_eq!(frames_per_s(1e9, &IMIX), 349_325);
+        assert_eq!(frames_per_s(1.0, &[1514]), 1);
+    }
 }

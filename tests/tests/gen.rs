@@ -1,0 +1,42 @@
+//! ringwire-gen's size mixes and rates, as a user runs it.
+
+use std::process::Command;
+
+use ringwire_tests::{bin, generate, privileged, read_pcap, Pair};
+
+/// `--size imix`: 60, 590 and 1514-byte frames, 7:4:1.
+#[test]
+fn imix_sends_seven_small_four_medium_one_large() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("imix.pcap");
+    let gen = Command::new(bin("ringwire-gen"))
+        .args(["--count", "120", "--flows", "1", "--size", "imix", "--pcap-out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(gen.status.success(), "{}", String::from_utf8_lossy(&gen.stderr));
+    let frames = read_pcap(&out);
+    let n = |len: usize| frames.iter().filter(|r| r.data.len() == len).count();
+    assert_eq!((n(60), n(590), n(1514)), (70, 40, 10));
+    let bad = Command::new(bin("ringwire-gen")).args(["-i", "lo", "--bitrate", "fast"]).output().unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not a rate"), "{bad:?}");
+    let both = Command::new(bin("ringwire-gen")).args(["-i", "lo", "--bitrate", "1M", "--rate", "5"]).output().unwrap();
+    assert_eq!(both.status.code(), Some(2), "--rate and --bitrate together are a usage error");
+}
+
+/// `--bitrate`: frames/s derived from the size; the achieved rate matches.
+#[test]
+fn bitrate_paces_frames_per_second_for_the_size() {
+    if !privileged("bitrate_paces_frames_per_second_for_the_size") {
+        return;
+    }
+    let Pair { lab: _lab, ns_gen, if_gen, .. } = Pair::new();
+    // 8 Mbit/s of 1000-byte frames: 1000 frames/s, so 1500 frames take ~1.5 s.
+    let rep = generate(&ns_gen, &if_gen, &["--count", "1500", "--size", "1000", "--bitrate", "8M"]);
+    assert_eq!(rep["sent"], 1500);
+    let pps = rep["rate_pps"].as_f64().unwrap();
+    assert!((900.0..=1100.0).contains(&pps), "about 1000 frames/s: {rep}");
+    let gbps = rep["rate_gbps"].as_f64().unwrap();
+    assert!((0.0072..=0.0088).contains(&gbps), "about 8 Mbit/s: {rep}");
+}
