@@ -509,7 +509,7 @@ impl Engine {
 
         // Built before any thread starts: if a spawn fails, dropping it stops
         // and joins whatever did start.
-        let engine = Self {
+        let mut engine = Self {
             cores: config.engine.workers.clone(),
             stop,
             wakes,
@@ -522,7 +522,6 @@ impl Engine {
             finite,
             steer,
         };
-        let mut engine = engine;
         for t in sink_tasks {
             let (ci, h) = spawn_sink(t)?;
             engine.lock().consumers[ci].sink.as_mut().expect("queued consumers have a sink").thread = Some(h);

@@ -16,12 +16,10 @@ use crate::{
     config::{
         ConfigError, ConsumerConfig, ConsumerKind, FilterList, OnFilterFailure, PortConfig, PortKind, CLASSIFIER_FILTER,
     },
-    consumer::error_chain,
     engine::{
         build_consumer, ebpf_spec, open_port, open_tx, spawn_sink, update_classifier, Engine, EngineError, PortFilter,
         State,
     },
-    ring::RingError,
     worker::Command,
     Config,
 };
@@ -474,21 +472,16 @@ impl Engine {
             let (_, h) = spawn_sink(task)?;
             slot.sink.as_mut().expect("queued consumers have a sink").thread = Some(h);
         }
+        // Recorded once sent, as ports are; a full queue sends nothing, and the thread ends now.
+        if let Err(e) = self.send_and_wait(&mut st, per_worker) {
+            if let Some(sink) = &mut slot.sink {
+                sink.finish(&mut Vec::new(), &mut Vec::new());
+            }
+            return Err(e.into());
+        }
         st.consumers.push(slot);
         if let Some(to) = new_tx {
             st.ports[to].has_tx = true;
-        }
-        if let Err(e) = self.send_and_wait(&mut st, per_worker) {
-            // Nothing was sent: the consumer never ran; its thread ends now.
-            let slot = st.consumers.pop().expect("pushed above");
-            if let Some(to) = new_tx {
-                st.ports[to].has_tx = false;
-            }
-            let (mut files, mut errors) = (Vec::new(), Vec::new());
-            if let Some(mut sink) = slot.sink {
-                sink.finish(&mut files, &mut errors);
-            }
-            return Err(e.into());
         }
         tracing::info!(consumer = %c.name, kind = ?c.kind, "consumer added");
         Ok(())
@@ -701,25 +694,4 @@ impl Engine {
         candidate.validate()?;
         Ok(change)
     }
-}
-
-/// The class of a failed change, for the control socket.
-#[must_use]
-pub fn is_not_found(e: &ChangeError) -> bool {
-    matches!(
-        e,
-        ChangeError::NotFound(_) | ChangeError::Engine(EngineError::Port { source: RingError::NoSuchInterface(_), .. })
-    )
-}
-
-/// A change error on one line, its causes included.
-#[must_use]
-pub fn describe(e: &ChangeError) -> String {
-    error_chain(e)
-}
-
-/// Whether `kind` is a forwarding consumer (a patch).
-#[must_use]
-pub fn is_patch(kind: ConsumerKind) -> bool {
-    kind == ConsumerKind::Forward
 }

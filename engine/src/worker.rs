@@ -399,16 +399,12 @@ impl Worker {
                 }
             }
             // Removed ports' rings: closed once read empty (or out of time), also under load.
-            if (work == 0 || tick) && self.sources.iter().any(|s| matches!(s, Source::Ring { closing: Some(_), .. })) {
+            let closing = self.sources.iter().any(|s| matches!(s, Source::Ring { closing: Some(_), .. }));
+            if closing && (work == 0 || tick) {
                 self.retire_closing();
             }
             if work == 0 {
-                let timeout =
-                    if stopping || self.sources.iter().any(|s| matches!(s, Source::Ring { closing: Some(_), .. })) {
-                        Duration::from_millis(2)
-                    } else {
-                        self.idle_timeout()
-                    };
+                let timeout = if stopping || closing { Duration::from_millis(2) } else { self.idle_timeout() };
                 match uring.as_mut() {
                     Some(ring) => self.wait_uring(ring, &mut wake_armed, timeout)?,
                     None => std::hint::spin_loop(),
@@ -437,10 +433,7 @@ impl Worker {
     /// Whether every ring has handed over every frame the kernel accepted.
     fn rings_drained(&self) -> bool {
         self.sources.iter().all(|s| match s {
-            Source::Ring { port, .. } => {
-                let p = &self.dispatch.ports[*port];
-                p[pc::RECEIVED] >= p[pc::KERNEL_PACKETS].saturating_sub(p[pc::KERNEL_DROPS])
-            }
+            Source::Ring { port, .. } => ring_drained(&self.dispatch.ports[*port]),
             Source::Pcap { .. } => true,
         })
     }
@@ -559,16 +552,8 @@ impl Worker {
                 continue;
             };
             let (port, deadline) = (*port, *deadline);
-            let counts = &mut self.dispatch.ports[port];
-            match ring.take_kernel_stats() {
-                Ok((packets, drops, freezes)) => {
-                    counts[pc::KERNEL_PACKETS] += packets;
-                    counts[pc::KERNEL_DROPS] += drops;
-                    counts[pc::KERNEL_FREEZES] += freezes;
-                }
-                Err(e) => tracing::warn!(error = %e, "PACKET_STATISTICS failed"),
-            }
-            let drained = counts[pc::RECEIVED] >= counts[pc::KERNEL_PACKETS].saturating_sub(counts[pc::KERNEL_DROPS]);
+            add_kernel_stats(&mut self.dispatch.ports[port], ring);
+            let drained = ring_drained(&self.dispatch.ports[port]);
             if !drained && Instant::now() < deadline {
                 i += 1;
                 continue;
@@ -613,15 +598,7 @@ impl Worker {
     fn read_kernel_stats(&mut self) {
         for src in &self.sources {
             if let Source::Ring { port, ring, .. } = src {
-                match ring.take_kernel_stats() {
-                    Ok((packets, drops, freezes)) => {
-                        let p = &mut self.dispatch.ports[*port];
-                        p[pc::KERNEL_PACKETS] += packets;
-                        p[pc::KERNEL_DROPS] += drops;
-                        p[pc::KERNEL_FREEZES] += freezes;
-                    }
-                    Err(e) => tracing::warn!(error = %e, "PACKET_STATISTICS failed"),
-                }
+                add_kernel_stats(&mut self.dispatch.ports[*port], ring);
             }
         }
     }
@@ -867,4 +844,21 @@ fn grow<T>(v: &mut Vec<T>, len: usize, fill: impl FnMut() -> T) {
 /// Frames port `p` has passed on to its consumers on this worker.
 fn port_output(ports: &[[u64; pc::N]], p: usize) -> u64 {
     ports.get(p).map_or(0, |c| c[pc::RECEIVED] - c[pc::FILTERED])
+}
+
+/// Add the kernel's counts for `ring` since the last read to `counts`.
+fn add_kernel_stats(counts: &mut [u64; pc::N], ring: &RxRing) {
+    match ring.take_kernel_stats() {
+        Ok((packets, drops, freezes)) => {
+            counts[pc::KERNEL_PACKETS] += packets;
+            counts[pc::KERNEL_DROPS] += drops;
+            counts[pc::KERNEL_FREEZES] += freezes;
+        }
+        Err(e) => tracing::warn!(error = %e, "PACKET_STATISTICS failed"),
+    }
+}
+
+/// Whether a ring has handed over every frame its kernel accepted.
+fn ring_drained(counts: &[u64; pc::N]) -> bool {
+    counts[pc::RECEIVED] >= counts[pc::KERNEL_PACKETS].saturating_sub(counts[pc::KERNEL_DROPS])
 }

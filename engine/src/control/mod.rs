@@ -15,12 +15,7 @@ use self::{
     protocol::{Command, ControlError, Request, Response},
     server::{Incoming, Peer},
 };
-use crate::{
-    config::ConsumerKind,
-    live::{is_not_found, ChangeError},
-    stats::Snapshot,
-    Engine,
-};
+use crate::{config::ConsumerKind, live::ChangeError, stats::Snapshot, Engine};
 
 /// What a handled request asks of the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -234,15 +229,16 @@ fn classifier_list(engine: &Engine) -> Result<Value, ControlError> {
 /// The control class of a failed change: a bad request is `invalid`, a
 /// missing name `not_found`, a clash `conflict`, a failure to do it `internal`.
 fn change_error(e: ChangeError) -> ControlError {
-    let message = crate::live::describe(&e);
+    use crate::{ring::RingError, EngineError};
+    let message = crate::consumer::error_chain(&e);
     match &e {
-        _ if is_not_found(&e) => ControlError::not_found(message),
+        ChangeError::NotFound(_)
+        | ChangeError::Engine(EngineError::Port { source: RingError::NoSuchInterface(_), .. }) => {
+            ControlError::not_found(message)
+        }
         ChangeError::Conflict(_) => ControlError::conflict(message),
         ChangeError::Engine(
-            crate::EngineError::Config(_)
-            | crate::EngineError::Filter(_)
-            | crate::EngineError::Bpf { .. }
-            | crate::EngineError::Pcap(_),
+            EngineError::Config(_) | EngineError::Filter(_) | EngineError::Bpf { .. } | EngineError::Pcap(_),
         ) => ControlError::invalid(message),
         _ => ControlError::internal(message),
     }

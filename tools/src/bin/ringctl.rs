@@ -432,19 +432,12 @@ fn render_status(v: &Value) -> String {
         v["uptime_s"].as_f64().unwrap_or(0.0),
         text(&v["fanout"])
     );
-    let arr = |k: &str| v[k].as_array().cloned().unwrap_or_default();
     s.push_str("workers:\n");
-    for w in arr("workers") {
-        s.push_str(&format!("  {:<6} core {}\n", text(&w["index"]), text(&w["core"])));
-    }
-    s.push_str(&format!("ports:\n  {:<20} {:<28} {}\n", "name", "uri", "filter"));
-    for p in arr("ports") {
-        s.push_str(&format!("  {:<20} {:<28} {}\n", text(&p["name"]), text(&p["uri"]), text(&p["filter"])));
-    }
-    s.push_str(&format!("consumers:\n  {:<20} {:<10} {}\n", "name", "kind", "filter"));
-    for c in arr("consumers") {
-        s.push_str(&format!("  {:<20} {:<10} {}\n", text(&c["name"]), text(&c["kind"]), text(&c["filter"])));
-    }
+    s.push_str(&table(&v["workers"], &[("index", 6), ("core", 0)]));
+    s.push_str("ports:\n");
+    s.push_str(&table(&v["ports"], &[("name", 20), ("uri", 28), ("filter", 0)]));
+    s.push_str("consumers:\n");
+    s.push_str(&table(&v["consumers"], &[("name", 20), ("kind", 10), ("filter", 0)]));
     s
 }
 
