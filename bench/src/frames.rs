@@ -8,21 +8,7 @@
 
 use etherparse::PacketBuilder;
 
-/// Payload magic: "RWG1".
-pub const MAGIC: [u8; 4] = *b"RWG1";
-/// Bytes of the stamp at the start of the payload.
-pub const STAMP_LEN: usize = 24;
-
-/// What a payload stamp says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stamp {
-    /// Flow index.
-    pub flow: u32,
-    /// Sequence number (per generator run, over all flows).
-    pub seq: u64,
-    /// Send time, CLOCK_MONOTONIC ns.
-    pub ts_ns: u64,
-}
+pub use ringwire_engine::probe::{find_stamp as read_stamp, Stamp, MAGIC, STAMP_LEN};
 
 /// IP version of a flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,11 +98,19 @@ impl MixSpec {
         Ok(out)
     }
 
-    /// Which template frame `seq` uses: stream `seq % streams`, size `(seq / streams) % sizes`.
+    /// Which template frame `k` of a single sender uses: stream `k % streams`,
+    /// size `(k / streams) % sizes`.
     #[must_use]
-    pub fn template_index(&self, seq: u64) -> usize {
+    pub fn template_index(&self, k: u64) -> usize {
         let streams = u64::from(self.streams());
-        ((seq / streams) as usize % self.sizes.len()) * self.streams() as usize + (seq % streams) as usize
+        self.stream_template((k % streams) as u32, k / streams)
+    }
+
+    /// The template of the `seq`-th frame of stream `s`: the stream's
+    /// frames go through the sizes in turn.
+    #[must_use]
+    pub fn stream_template(&self, s: u32, seq: u64) -> usize {
+        (seq as usize % self.sizes.len()) * self.streams() as usize + s as usize
     }
 
     /// Directed flows: the flows, twice when bidirectional.
@@ -264,11 +258,7 @@ pub fn build(mix: &MixSpec, flow: FlowSpec, size: usize) -> Result<Template, Fra
 #[inline]
 pub fn stamp(t: &Template, frame: &mut [u8], stamp: &Stamp) {
     let Some(at) = t.stamp_at else { return };
-    let mut s = [0u8; STAMP_LEN];
-    s[0..4].copy_from_slice(&MAGIC);
-    s[4..8].copy_from_slice(&stamp.flow.to_be_bytes());
-    s[8..16].copy_from_slice(&stamp.seq.to_be_bytes());
-    s[16..24].copy_from_slice(&stamp.ts_ns.to_be_bytes());
+    let s = stamp.to_bytes();
     // RFC 1624: HC' = ~(~HC + ~m + m') over the changed 16-bit words. The
     // stamp starts at an even offset from the L4 header, so words align.
     let old = u16::from_be_bytes([frame[t.csum_at], frame[t.csum_at + 1]]);
@@ -286,25 +276,6 @@ pub fn stamp(t: &Template, frame: &mut [u8], stamp: &Stamp) {
     }
     frame[at..at + STAMP_LEN].copy_from_slice(&s);
     frame[t.csum_at..t.csum_at + 2].copy_from_slice(&csum.to_be_bytes());
-}
-
-/// Read the stamp of a frame sent by ringwire-gen, wherever its headers put it.
-#[must_use]
-pub fn read_stamp(frame: &[u8]) -> Option<Stamp> {
-    let p = etherparse::SlicedPacket::from_ethernet(frame).ok()?;
-    let payload = match p.transport? {
-        etherparse::TransportSlice::Udp(u) => u.payload(),
-        etherparse::TransportSlice::Tcp(t) => t.payload(),
-        _ => return None,
-    };
-    if payload.len() < STAMP_LEN || payload[0..4] != MAGIC {
-        return None;
-    }
-    Some(Stamp {
-        flow: u32::from_be_bytes(payload[4..8].try_into().ok()?),
-        seq: u64::from_be_bytes(payload[8..16].try_into().ok()?),
-        ts_ns: u64::from_be_bytes(payload[16..24].try_into().ok()?),
-    })
 }
 
 #[cfg(test)]

@@ -308,6 +308,12 @@ pub struct PortConfig {
     /// Receive on this port (false: a forwarding target only). Default: true.
     #[serde(default = "yes")]
     pub rx: bool,
+    /// Low-latency capture (afpacket): a TPACKET_V2 ring that hands each
+    /// frame over as soon as the kernel has written it, instead of a V3
+    /// block that waits until it is full or `retire_timeout_ms` passes.
+    /// Costs a wake-up per frame at low rates. Default: false.
+    #[serde(default)]
+    pub low_latency: bool,
 }
 
 fn yes() -> bool {
@@ -475,6 +481,9 @@ pub enum ConsumerKind {
     Pcap,
     /// Print one summary line per frame to stdout (queued, own thread).
     Print,
+    /// Measure one-way latency and per-flow loss of `ringwire-gen` frames
+    /// from their payload stamps (inline, no copy; see [`crate::probe`]).
+    Latency,
 }
 
 impl ConsumerKind {

@@ -184,6 +184,8 @@ pub(crate) struct ConsumerSlot {
     /// Its filter in force.
     pub(crate) factory: Option<Arc<FilterFactory>>,
     pub(crate) sink: Option<SinkHandle>,
+    /// A latency probe's published histograms and counters.
+    pub(crate) probe: Option<Arc<crate::probe::ProbeShared>>,
 }
 
 /// Everything that changes while the engine runs. Changes are serialized
@@ -712,6 +714,7 @@ impl Engine {
                 s.over_limit = v[sink::OVER_LIMIT];
                 s.write_errors = v[sink::WRITE_ERRORS];
             }
+            s.latency = slot.probe.as_ref().map(|p| p.snapshot());
             consumers.push(s);
         }
         Snapshot { elapsed_s: self.started.elapsed().as_secs_f64(), ports, workers, consumers, drained }
@@ -859,6 +862,7 @@ pub(crate) fn open_port(
                         filter: filter.as_deref().map(PortFilter::kernel),
                         fanout_program: steer.map(ringwire_bpf::SymmetricSteer::fd),
                         fanout,
+                        low_latency: p.low_latency,
                     })
                     .map_err(port_err)?;
                     if fanout.is_some() && fanout_id.is_none() {
@@ -1019,6 +1023,7 @@ pub(crate) fn build_consumer(st: &State, c: &ConsumerConfig, nworkers: usize) ->
         ));
         sink_handle = Some(handle);
     }
+    let probe = (c.kind == ConsumerKind::Latency).then(|| crate::probe::ProbeShared::new(nworkers));
     let mut insts = Vec::with_capacity(nworkers);
     for w in 0..nworkers {
         let channel = channels.get(w).cloned();
@@ -1026,6 +1031,10 @@ pub(crate) fn build_consumer(st: &State, c: &ConsumerConfig, nworkers: usize) ->
             filter: factory.as_deref().map(FilterFactory::instance).transpose()?,
             delivery: match c.kind {
                 ConsumerKind::Counter => Delivery::Counter,
+                ConsumerKind::Latency => Delivery::Latency(Box::new(crate::probe::Probe::new(
+                    probe.clone().expect("built above for latency consumers"),
+                    w,
+                ))),
                 ConsumerKind::Forward => Delivery::Forward {
                     to_port: c.to.as_deref().and_then(|n| st.port_index(n)).ok_or_else(|| {
                         ConfigError::Invalid(format!(
@@ -1050,6 +1059,7 @@ pub(crate) fn build_consumer(st: &State, c: &ConsumerConfig, nworkers: usize) ->
             cells: (0..nworkers).map(|_| Arc::default()).collect(),
             factory,
             sink: sink_handle,
+            probe,
         },
         insts,
         task,
@@ -1072,5 +1082,6 @@ pub(crate) fn kind_name(k: ConsumerKind) -> &'static str {
         ConsumerKind::Forward => "forward",
         ConsumerKind::Pcap => "pcap",
         ConsumerKind::Print => "print",
+        ConsumerKind::Latency => "latency",
     }
 }

@@ -8,7 +8,7 @@
 //! ```text
 //! Config ──> Engine::start ──> one Worker per core ──> RxRing blocks / pcap records
 //!                                    │ frame view (in place, VLAN restored)
-//!                                    ├─ inline consumers: counter, forward (TX ring)
+//!                                    ├─ inline consumers: counter, forward (TX ring), latency probe
 //!                                    └─ queued consumers: copy into a pooled slot ─> queue ─> thread
 //! Engine::stop ──> workers drain rings ──> consumers drain queues, flush ──> final Snapshot
 //! ```
@@ -24,6 +24,7 @@ pub mod engine;
 pub mod lab;
 pub mod live;
 pub mod pcapio;
+pub mod probe;
 pub mod ring;
 pub mod stats;
 pub mod sys;

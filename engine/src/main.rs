@@ -75,6 +75,10 @@ struct CaptureArgs {
     /// Do not put the interface in promiscuous mode.
     #[arg(short = 'p', long = "no-promiscuous-mode")]
     no_promisc: bool,
+    /// Hand each frame over as soon as it arrives (a TPACKET_V2 ring)
+    /// instead of in blocks, as tcpdump's option of the same name does.
+    #[arg(long = "immediate-mode")]
+    immediate: bool,
     /// Fanout mode across workers.
     #[arg(long, value_enum, default_value_t = FanoutMode::Hash)]
     fanout: FanoutMode,
@@ -350,6 +354,7 @@ fn capture_config(a: &CaptureArgs) -> Result<Config> {
             promisc: !a.no_promisc,
             pace: Default::default(),
             rx: true,
+            low_latency: a.immediate,
         });
     }
     for r in &a.reads {
@@ -360,6 +365,7 @@ fn capture_config(a: &CaptureArgs) -> Result<Config> {
             promisc: false,
             pace: Default::default(),
             rx: true,
+            low_latency: false,
         });
     }
     config.consumers.push(ConsumerConfig {

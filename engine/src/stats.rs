@@ -239,6 +239,9 @@ pub struct ConsumerSnap {
     pub filter_quarantined: Option<String>,
     /// A chain's stages, each with what it evaluated, passed and dropped.
     pub filter_stages: Vec<StageSnap>,
+    /// `latency`: one-way latency percentiles and per-flow sequence counters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency: Option<crate::probe::LatencySnap>,
 }
 
 /// One stage of a consumer's filter chain.
@@ -454,6 +457,39 @@ impl Snapshot {
                 c.written,
                 c.over_limit
             );
+        }
+        let probes: Vec<_> = self.consumers.iter().filter_map(|c| c.latency.map(|l| (c, l))).collect();
+        if !probes.is_empty() {
+            let _ = writeln!(s, "latency (one-way from the generator's stamp, microseconds):");
+            let _ = writeln!(
+                s,
+                "  {:<16} {:<9} {:>11} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+                "consumer", "to", "frames", "p50", "p90", "p99", "p99.9", "p99.99", "max"
+            );
+            let us = |ns: u64| format!("{:.1}", ns as f64 / 1e3);
+            for (c, l) in &probes {
+                for (to, h) in [("kernel", l.kernel), ("consumer", l.consumer)] {
+                    let _ = writeln!(
+                        s,
+                        "  {:<16} {:<9} {:>11} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+                        c.name,
+                        to,
+                        h.count,
+                        us(h.p50),
+                        us(h.p90),
+                        us(h.p99),
+                        us(h.p999),
+                        us(h.p9999),
+                        us(h.max)
+                    );
+                }
+                let n = l.counters;
+                let _ = writeln!(
+                    s,
+                    "  {:<16} flows {}, lost {}, duplicates {}, reordered {}, unstamped {}",
+                    c.name, n.flows, n.lost, n.duplicates, n.reordered, n.unstamped
+                );
+            }
         }
         s
     }

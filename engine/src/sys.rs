@@ -97,7 +97,6 @@ pub(crate) mod block_desc {
     pub(crate) const BLOCK_STATUS: usize = 8;
     pub(crate) const NUM_PKTS: usize = 12;
     pub(crate) const OFFSET_TO_FIRST_PKT: usize = 16;
-    pub(crate) const BLK_LEN: usize = 20;
     pub(crate) const SEQ_NUM: usize = 24;
 }
 

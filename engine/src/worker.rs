@@ -80,6 +80,7 @@ pub(crate) enum Delivery {
     Counter,
     Forward { to_port: usize },
     Queued(Producer),
+    Latency(Box<crate::probe::Probe>),
 }
 
 pub(crate) struct ConsumerInst {
@@ -168,6 +169,13 @@ impl Dispatch {
                 Some(f) => f.verdict_batch(pkts, verdicts),
                 None => verdicts.fill(Verdict::Pass),
             }
+            // The probe's clocks, read once per batch: the time the batch
+            // reached it, and CLOCK_REALTIME - CLOCK_MONOTONIC for turning
+            // kernel timestamps into the generator's clock.
+            let clocks = matches!(c.delivery, Delivery::Latency(_)).then(|| {
+                let now = crate::sys::monotonic_ns();
+                (now, crate::sys::realtime_ns().wrapping_sub(now))
+            });
             for (p, v) in pkts.iter().zip(verdicts.iter()) {
                 if *v == Verdict::Drop {
                     n[cc::FILTERED] += 1;
@@ -176,6 +184,13 @@ impl Dispatch {
                 n[cc::PASSED] += 1;
                 let delivered = match &mut c.delivery {
                     Delivery::Counter => true,
+                    Delivery::Latency(probe) => {
+                        let times = clocks
+                            .filter(|_| matches!(p.origin, Origin::Kernel { .. }))
+                            .map(|(now, offset)| (p.ts_ns.wrapping_sub(offset), now));
+                        probe.record(p.data, times);
+                        true
+                    }
                     Delivery::Forward { .. } if !forwarding => {
                         n[cc::PAUSED] += 1;
                         continue;
@@ -250,6 +265,15 @@ impl Dispatch {
             }
         }
         self.flush_tx(errors);
+    }
+
+    /// Latency probes copy their histograms out (statistics tick, exit).
+    fn publish_probes(&self) {
+        for c in self.consumers.iter().flatten() {
+            if let Delivery::Latency(probe) = &c.delivery {
+                probe.publish();
+            }
+        }
     }
 
     fn flush_tx(&mut self, errors: &mut RateLimited) {
@@ -368,6 +392,7 @@ impl Worker {
             if tick {
                 self.read_kernel_stats();
                 self.dispatch.flush_tx(&mut tx_errors); // retry kicks that hit a full socket buffer
+                self.dispatch.publish_probes();
                 self.publish();
                 last_kstats = Instant::now();
                 self.check_exhausted();
@@ -420,6 +445,7 @@ impl Worker {
             std::thread::sleep(Duration::from_millis(1));
         }
         self.read_kernel_stats();
+        self.dispatch.publish_probes();
         self.publish();
         tracing::debug!(ports = ?self.port_totals(), "worker stopped");
         failure.map_or(Ok(()), Err)
@@ -532,8 +558,10 @@ impl Worker {
                 // Frames its ports had passed on when it left (a port removed before it
                 // counts in full): with `JOINED`, what it should have seen.
                 d.cons[consumer][cc::LEFT] = ports.iter().map(|&p| port_output(&d.ports, p)).sum();
-                if let Delivery::Queued(p) = &mut inst.delivery {
-                    p.publish();
+                match &mut inst.delivery {
+                    Delivery::Queued(p) => p.publish(),
+                    Delivery::Latency(probe) => probe.publish(),
+                    Delivery::Counter | Delivery::Forward { .. } => {}
                 }
                 if let Some(Some(cells)) = self.cons_cells.get_mut(consumer).map(Option::take) {
                     cells.publish(&d.cons[consumer]);

@@ -290,7 +290,7 @@ fn start_and_stop_under_traffic_neither_duplicate_nor_lose_count() {
     for w in 0..2 {
         for r in read_pcap(&dir.path().join(format!("dup.w{w}.pcap"))) {
             let s = read_stamp(&r.data).expect("a generated frame");
-            assert!(seen.insert(s.seq), "frame {} captured twice", s.seq);
+            assert!(seen.insert((s.flow, s.seq)), "frame {} of flow {} captured twice", s.seq, s.flow);
         }
     }
     assert!(seen.len() > 10_000, "traffic was captured: {}", seen.len());

@@ -1,12 +1,17 @@
 //! `ringwire-gen`: send a mix of flows from a PACKET_TX_RING with qdisc bypass.
 //!
-//! Each frame carries a stamp (flow id, sequence number, CLOCK_MONOTONIC send
-//! time). Rate pacing is by batch against the monotonic clock; `--rate 0`
-//! sends flat out.
+//! Each frame carries a stamp (flow id, its own sequence number within the
+//! flow, CLOCK_MONOTONIC send time). Rate pacing is by batch against the
+//! monotonic clock; `--rate 0` sends flat out. With several threads each
+//! sends its own flows from its own TX ring, so a flow's sequence numbers
+//! stay in order.
 
 use std::{
     path::PathBuf,
-    sync::{atomic::AtomicBool, Arc},
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc,
+    },
     time::{Duration, Instant},
 };
 
@@ -74,9 +79,14 @@ struct Args {
     /// Send frames shorter than 60 bytes as they are (no padding).
     #[arg(long)]
     runts: bool,
-    /// Pin the sending thread to this core.
+    /// Cores to pin the sending threads to, one per thread (`--cores 0,1`
+    /// sends from two threads). `--core` is the same.
+    #[arg(long, alias = "core", value_delimiter = ',')]
+    cores: Vec<usize>,
+    /// Sending threads, each with its own TX ring and its share of the
+    /// flows, frames and rate (default: one per core in --cores, else 1).
     #[arg(long)]
-    core: Option<usize>,
+    threads: Option<usize>,
     /// Record every frame sent (as sent) into this pcap file.
     #[arg(long)]
     record: Option<PathBuf>,
@@ -147,8 +157,71 @@ struct Report {
     busy_kicks: u64,
     /// Frames not sent because they exceed the interface's MTU.
     oversize: u64,
-    first_seq: u64,
-    last_seq: Option<u64>,
+    /// Directed flows (each has its own sequence numbers, from 0).
+    streams: u32,
+    /// Per sending thread.
+    threads: Vec<ThreadReport>,
+}
+
+/// What one sending thread did.
+#[derive(serde::Serialize, Default)]
+struct ThreadReport {
+    core: Option<usize>,
+    sent: u64,
+    bytes: u64,
+    ring_full_waits: u64,
+    busy_kicks: u64,
+    oversize: u64,
+    /// Frames still in the TX ring at exit (not counted as sent).
+    left: u64,
+}
+
+/// One sending thread's share: its streams, frames, rate and core.
+struct Plan {
+    streams: Vec<u32>,
+    count: u64,
+    rate: u64,
+    core: Option<usize>,
+}
+
+impl Plan {
+    /// Frame `j` of this thread: its template and stamp sequence number.
+    fn frame(&self, mix: &MixSpec, j: u64) -> (usize, u32, u64) {
+        let n = self.streams.len() as u64;
+        let s = self.streams[(j % n) as usize];
+        let seq = j / n;
+        (mix.stream_template(s, seq), s, seq)
+    }
+}
+
+/// Split `total` into `parts` shares that differ by at most one.
+fn share(total: u64, parts: usize, i: usize) -> u64 {
+    let p = parts as u64;
+    total / p + u64::from((i as u64) < total % p)
+}
+
+/// Split the work over threads: thread `t` sends streams `t, t + T, ...`.
+fn plans(streams: u32, threads: usize, cores: &[usize], count: u64, rate: u64) -> Result<Vec<Plan>> {
+    if threads == 0 || threads > 64 {
+        bail!("--threads must be between 1 and 64");
+    }
+    if !cores.is_empty() && cores.len() != threads {
+        bail!("--threads {threads} with {} cores in --cores: give one core per thread", cores.len());
+    }
+    if streams < threads as u32 {
+        bail!("{threads} threads need at least as many flows (have {streams} directed flows)");
+    }
+    if rate > 0 && rate < threads as u64 {
+        bail!("--rate {rate} is lower than the number of threads ({threads})");
+    }
+    Ok((0..threads)
+        .map(|t| Plan {
+            streams: (t as u32..streams).step_by(threads).collect(),
+            count: if count == u64::MAX { u64::MAX } else { share(count, threads, t) },
+            rate: share(rate, threads, t),
+            core: cores.get(t).copied(),
+        })
+        .collect())
 }
 
 fn main() -> std::process::ExitCode {
@@ -177,6 +250,10 @@ fn run() -> Result<()> {
             bail!("--duration must be between 0 and 86400 seconds");
         }
     }
+    let ncores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    if let Some(c) = a.cores.iter().find(|&&c| c >= ncores) {
+        bail!("--cores: core {c} does not exist (this machine has {ncores})");
+    }
     let duration = match (a.count, a.duration) {
         (None, None) => Some(Duration::from_secs(10)),
         (_, d) => d.map(Duration::from_secs_f64),
@@ -194,20 +271,23 @@ fn run() -> Result<()> {
         dst_macs: a.dst_macs,
     };
     let templates: Vec<Template> = mix.templates()?;
+    let threads = a.threads.unwrap_or(a.cores.len().max(1));
     if let Some(path) = &a.pcap_out {
         let Some(n) = a.count else { bail!("--pcap-out needs --count") };
+        let plan = &plans(mix.streams(), 1, &[], n, 0)?[0];
         let mut w = PcapWriter::create(path, 65535)?;
         let mut frame = Vec::with_capacity(9000);
         let t0 = sys::realtime_ns();
-        for seq in 0..n {
-            let t = &templates[mix.template_index(seq)];
+        for j in 0..n {
+            let (ti, s, seq) = plan.frame(&mix, j);
+            let t = &templates[ti];
             frame.clear();
             frame.extend_from_slice(&t.bytes);
             if frame.len() < 60 && !a.runts {
                 frame.resize(60, 0);
             }
-            let ts = t0 + seq * 1000;
-            frames::stamp(t, &mut frame, &Stamp { flow: t.flow.stream(), seq, ts_ns: ts });
+            let ts = t0 + j * 1000;
+            frames::stamp(t, &mut frame, &Stamp { flow: mix.flow(s).stream(), seq, ts_ns: ts });
             w.write(ts, frame.len() as u32, &frame)?;
         }
         w.flush()?;
@@ -215,103 +295,69 @@ fn run() -> Result<()> {
         return Ok(());
     }
     let iface = a.interface.clone().expect("clap requires --interface without --pcap-out");
-    if let Some(c) = a.core {
-        if !core_affinity::set_for_current(core_affinity::CoreId { id: c }) {
-            bail!("--core {c}: cannot pin to that core");
-        }
+    let plans = plans(mix.streams(), threads, &a.cores, count, a.rate)?;
+    if a.record.is_some() && threads > 1 {
+        bail!("--record needs a single thread (frames of several threads have no one order)");
     }
-    let mut tx = TxRing::open(&TxRingOptions {
-        iface: &iface,
-        block_size: 1 << 20,
-        block_count: 8,
-        frame_size: u32::try_from(2048.max(mix.sizes.iter().max().copied().unwrap_or(0) + 32).next_power_of_two())
-            .unwrap_or(16384),
-        pad_runts: !a.runts,
-        sndbuf: 64 << 20,
-    })
-    .with_context(|| format!("opening a TX ring on {iface}"))?;
-    let mut recorder = a.record.as_deref().map(|p| PcapWriter::create(p, 65535)).transpose()?;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone())?;
     }
-
+    let progress: Vec<Arc<AtomicU64>> = plans.iter().map(|_| Arc::default()).collect();
     let start = Instant::now();
-    let (mut sent, mut bytes, mut full_waits) = (0u64, 0u64, 0u64);
-    let mut next_progress = Duration::from_secs(1);
-    let mut record_err = None;
-    while sent < count && !stop.load(std::sync::atomic::Ordering::Relaxed) {
-        let elapsed = start.elapsed();
-        if duration.is_some_and(|d| elapsed >= d) {
-            break;
-        }
-        if a.progress && elapsed >= next_progress {
-            eprintln!(
-                "[{:5.1}s] sent {sent} ({:.1} kpps)",
-                elapsed.as_secs_f64(),
-                sent as f64 / elapsed.as_secs_f64() / 1e3
-            );
-            next_progress += Duration::from_secs(1);
-        }
-        let due =
-            if a.rate == 0 { count } else { ((elapsed.as_nanos() * u128::from(a.rate)) / 1_000_000_000) as u64 + 1 };
-        let mut batch = 0;
-        while sent < due.min(count) && batch < 256 {
-            let t = &templates[mix.template_index(sent)];
-            let st = Stamp { flow: t.flow.stream(), seq: sent, ts_ns: sys::monotonic_ns() };
-            let mut len = 0;
-            let pushed = tx.push_with(&t.bytes, |slot| {
-                frames::stamp(t, slot, &st);
-                len = slot.len();
-                if let Some(r) = recorder.as_mut() {
-                    if let Err(e) = r.write(sys::realtime_ns(), slot.len() as u32, slot) {
-                        record_err.get_or_insert(e);
+    let results: Vec<Result<ThreadReport>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = plans
+            .iter()
+            .zip(&progress)
+            .map(|(plan, sent)| {
+                let job = Job {
+                    plan,
+                    mix: &mix,
+                    templates: &templates,
+                    iface: &iface,
+                    runts: a.runts,
+                    record: a.record.as_deref(),
+                    stop: &stop,
+                    start,
+                    duration,
+                    sent,
+                };
+                scope.spawn(move || {
+                    let r = job.send();
+                    if r.is_err() {
+                        // One thread failing ends the run for all.
+                        job.stop.store(true, Ordering::Relaxed);
                     }
-                }
-            });
-            if !pushed {
-                if tx.oversize() > 0 {
-                    bail!("{}-byte frames exceed the MTU of {iface}", t.bytes.len());
-                }
-                full_waits += 1;
-                break;
+                    r
+                })
+            })
+            .collect();
+        let mut next_progress = Duration::from_secs(1);
+        while !handles.iter().all(std::thread::ScopedJoinHandle::is_finished) {
+            std::thread::sleep(Duration::from_millis(20));
+            let elapsed = start.elapsed();
+            if a.progress && elapsed >= next_progress {
+                let sent: u64 = progress.iter().map(|p| p.load(Ordering::Relaxed)).sum();
+                eprintln!(
+                    "[{:5.1}s] sent {sent} ({:.1} kpps)",
+                    elapsed.as_secs_f64(),
+                    sent as f64 / elapsed.as_secs_f64() / 1e3
+                );
+                next_progress += Duration::from_secs(1);
             }
-            sent += 1;
-            bytes += len as u64;
-            batch += 1;
         }
-        if let Some(e) = record_err.take() {
-            return Err(e).context("recording sent frames");
-        }
-        if batch > 0 {
-            tx.flush().context("kicking the TX ring")?;
-        } else if sent >= due && a.rate > 0 {
-            // Ahead of schedule: sleep until the next frame is due (short sleeps keep pacing even).
-            let next = Duration::from_nanos((sent * 1_000_000_000) / a.rate);
-            if let Some(wait) = next.checked_sub(start.elapsed()) {
-                std::thread::sleep(wait.min(Duration::from_millis(1)));
-            }
-        } else {
-            // Ring full: the kernel is still sending; kick and yield.
-            tx.flush().context("kicking the TX ring")?;
-            std::thread::yield_now();
-        }
-    }
-    // Wait for the kernel to take everything (bounded).
-    let until = Instant::now() + Duration::from_secs(3);
-    while tx.in_flight() > 0 && Instant::now() < until {
-        tx.flush().context("kicking the TX ring")?;
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    let left = tx.in_flight() as u64;
-    if left > 0 {
-        eprintln!("ringwire-gen: warning: {left} frames still queued in the TX ring at exit");
-    }
-    if let Some(mut r) = recorder {
-        r.flush()?;
-    }
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a sending thread panicked"))))
+            .collect()
+    });
     let elapsed = start.elapsed().as_secs_f64();
-    let sent = sent - left;
+    let threads: Vec<ThreadReport> = results.into_iter().collect::<Result<_>>()?;
+    let sum = |f: fn(&ThreadReport) -> u64| threads.iter().map(f).sum::<u64>();
+    let (sent, bytes, left) = (sum(|t| t.sent), sum(|t| t.bytes), sum(|t| t.left));
+    if left > 0 {
+        eprintln!("ringwire-gen: warning: {left} frames still queued in the TX rings at exit");
+    }
     let report = Report {
         interface: iface.clone(),
         sent,
@@ -319,20 +365,141 @@ fn run() -> Result<()> {
         elapsed_s: elapsed,
         rate_pps: sent as f64 / elapsed,
         rate_gbps: bytes as f64 * 8.0 / elapsed / 1e9,
-        ring_full_waits: full_waits,
-        busy_kicks: tx.busy(),
-        oversize: tx.oversize(),
-        first_seq: 0,
-        last_seq: sent.checked_sub(1),
+        ring_full_waits: sum(|t| t.ring_full_waits),
+        busy_kicks: sum(|t| t.busy_kicks),
+        oversize: sum(|t| t.oversize),
+        streams: mix.streams(),
+        threads,
     };
     eprintln!(
-        "ringwire-gen: sent {} frames ({} bytes) on {} in {:.3} s: {:.1} kpps, {:.3} Gbit/s; ring-full waits {}, busy kicks {}",
-        report.sent, report.bytes, report.interface, elapsed, report.rate_pps / 1e3, report.rate_gbps, full_waits, report.busy_kicks
+        "ringwire-gen: sent {} frames ({} bytes) on {} in {:.3} s with {} thread(s): {:.1} kpps, {:.3} Gbit/s; ring-full waits {}, busy kicks {}",
+        report.sent,
+        report.bytes,
+        report.interface,
+        elapsed,
+        report.threads.len(),
+        report.rate_pps / 1e3,
+        report.rate_gbps,
+        report.ring_full_waits,
+        report.busy_kicks
     );
     if a.json {
         println!("{}", serde_json::to_string(&report)?);
     }
     Ok(())
+}
+
+/// What a sending thread needs.
+#[derive(Clone, Copy)]
+struct Job<'a> {
+    plan: &'a Plan,
+    mix: &'a MixSpec,
+    templates: &'a [Template],
+    iface: &'a str,
+    runts: bool,
+    record: Option<&'a std::path::Path>,
+    stop: &'a AtomicBool,
+    start: Instant,
+    duration: Option<Duration>,
+    /// Frames sent so far, for the progress line (updated once per batch).
+    sent: &'a AtomicU64,
+}
+
+impl Job<'_> {
+    /// Send this thread's share from its own TX ring; pacing is by batch
+    /// against the shared start time.
+    fn send(self) -> Result<ThreadReport> {
+        let Job { plan, mix, templates, iface, .. } = self;
+        if let Some(c) = plan.core {
+            if !core_affinity::set_for_current(core_affinity::CoreId { id: c }) {
+                bail!("--cores {c}: cannot pin to that core");
+            }
+        }
+        let mut tx = TxRing::open(&TxRingOptions {
+            iface,
+            block_size: 1 << 20,
+            block_count: 8,
+            frame_size: u32::try_from(2048.max(mix.sizes.iter().max().copied().unwrap_or(0) + 32).next_power_of_two())
+                .unwrap_or(16384),
+            pad_runts: !self.runts,
+            sndbuf: 64 << 20,
+        })
+        .with_context(|| format!("opening a TX ring on {iface}"))?;
+        let mut recorder = self.record.map(|p| PcapWriter::create(p, 65535)).transpose()?;
+        let (count, rate) = (plan.count, plan.rate);
+        let (mut sent, mut bytes, mut full_waits) = (0u64, 0u64, 0u64);
+        let mut record_err = None;
+        while sent < count && !self.stop.load(Ordering::Relaxed) {
+            let elapsed = self.start.elapsed();
+            if self.duration.is_some_and(|d| elapsed >= d) {
+                break;
+            }
+            let due =
+                if rate == 0 { count } else { ((elapsed.as_nanos() * u128::from(rate)) / 1_000_000_000) as u64 + 1 };
+            let mut batch = 0;
+            while sent < due.min(count) && batch < 256 {
+                let (ti, s, seq) = plan.frame(mix, sent);
+                let t = &templates[ti];
+                let st = Stamp { flow: mix.flow(s).stream(), seq, ts_ns: sys::monotonic_ns() };
+                let mut len = 0;
+                let pushed = tx.push_with(&t.bytes, |slot| {
+                    frames::stamp(t, slot, &st);
+                    len = slot.len();
+                    if let Some(r) = recorder.as_mut() {
+                        if let Err(e) = r.write(sys::realtime_ns(), slot.len() as u32, slot) {
+                            record_err.get_or_insert(e);
+                        }
+                    }
+                });
+                if !pushed {
+                    if tx.oversize() > 0 {
+                        bail!("{}-byte frames exceed the MTU of {iface}", t.bytes.len());
+                    }
+                    full_waits += 1;
+                    break;
+                }
+                sent += 1;
+                bytes += len as u64;
+                batch += 1;
+            }
+            if let Some(e) = record_err.take() {
+                return Err(e).context("recording sent frames");
+            }
+            if batch > 0 {
+                tx.flush().context("kicking the TX ring")?;
+                self.sent.store(sent, Ordering::Relaxed);
+            } else if sent >= due && rate > 0 {
+                // Ahead of schedule: sleep until the next frame is due (short sleeps keep pacing even).
+                let next = Duration::from_nanos((sent * 1_000_000_000) / rate);
+                if let Some(wait) = next.checked_sub(self.start.elapsed()) {
+                    std::thread::sleep(wait.min(Duration::from_millis(1)));
+                }
+            } else {
+                // Ring full: the kernel is still sending; kick and yield.
+                tx.flush().context("kicking the TX ring")?;
+                std::thread::yield_now();
+            }
+        }
+        // Wait for the kernel to take everything (bounded).
+        let until = Instant::now() + Duration::from_secs(3);
+        while tx.in_flight() > 0 && Instant::now() < until {
+            tx.flush().context("kicking the TX ring")?;
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        if let Some(mut r) = recorder {
+            r.flush()?;
+        }
+        let left = tx.in_flight() as u64;
+        Ok(ThreadReport {
+            core: plan.core,
+            sent: sent - left,
+            bytes,
+            ring_full_waits: full_waits,
+            busy_kicks: tx.busy(),
+            oversize: tx.oversize(),
+            left,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -360,5 +527,44 @@ mod tests {
         assert_eq!(frames_per_s(1e9, &[1000]), 125_000);
         assert_eq!(frames_per_s(1e9, &IMIX), 349_325);
         assert_eq!(frames_per_s(1.0, &[1514]), 1);
+    }
+
+    #[test]
+    fn threads_split_flows_frames_and_rate_and_keep_each_flow_in_sequence() {
+        let p = plans(10, 3, &[], 100, 1000).unwrap();
+        assert_eq!(
+            p.iter().map(|p| p.streams.clone()).collect::<Vec<_>>(),
+            [vec![0, 3, 6, 9], vec![1, 4, 7], vec![2, 5, 8]]
+        );
+        assert_eq!(p.iter().map(|p| p.count).sum::<u64>(), 100);
+        assert_eq!(p.iter().map(|p| p.rate).collect::<Vec<_>>(), [334, 333, 333]);
+        let mix = MixSpec {
+            flows: 10,
+            vlan_every: 0,
+            ip: None,
+            l4: None,
+            sizes: vec![60, 100],
+            src_mac: [2, 0, 0, 0, 0, 1],
+            dst_mac: [2, 0, 0, 0, 0, 2],
+            bidirectional: false,
+            dst_macs: 1,
+        };
+        // Every thread numbers each of its flows 0, 1, 2, ... and goes through the sizes per flow.
+        for plan in &p {
+            let mut next = std::collections::HashMap::new();
+            for j in 0..40 {
+                let (ti, s, seq) = plan.frame(&mix, j);
+                let want = next.entry(s).or_insert(0u64);
+                assert_eq!(seq, *want);
+                *want += 1;
+                assert_eq!(ti, mix.stream_template(s, seq));
+            }
+        }
+        // One thread is the single sender of before.
+        let one = &plans(10, 1, &[], u64::MAX, 0).unwrap()[0];
+        assert!((0..50).all(|k| one.frame(&mix, k).0 == mix.template_index(k)));
+        assert!(plans(2, 3, &[], 10, 0).is_err(), "more threads than flows");
+        assert!(plans(10, 2, &[0], 10, 0).is_err(), "a core per thread");
+        assert!(plans(10, 2, &[], 10, 1).is_err(), "a rate below one frame/s per thread");
     }
 }

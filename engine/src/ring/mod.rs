@@ -1,5 +1,5 @@
-//! AF_PACKET PACKET_MMAP rings: a TPACKET_V3 receive ring and a TPACKET_V2
-//! transmit ring.
+//! AF_PACKET PACKET_MMAP rings: a TPACKET_V3 receive ring (TPACKET_V2 in
+//! low-latency mode) and a TPACKET_V2 transmit ring.
 //!
 //! ```text
 //!  RxRing::open ── socket ─ version ─ reserve ─ filter ─ RX_RING ─ mmap ─ bind ─ fanout
@@ -15,7 +15,7 @@
 mod rx;
 mod tx;
 
-pub use rx::{Block, BlockRing, Frame, FrameIter, KernelFilter, RingGeometry, RxRing, RxRingOptions};
+pub use rx::{Block, BlockRing, Frame, FrameIter, FrameRing, KernelFilter, RingGeometry, RxRing, RxRingOptions};
 pub use tx::{TxRing, TxRingOptions, MIN_FRAME};
 
 /// Ring errors.

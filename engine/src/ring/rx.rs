@@ -1,4 +1,6 @@
-//! The TPACKET_V3 receive ring.
+//! The receive ring: TPACKET_V3 (blocks of frames, the default) or, in
+//! low-latency mode, TPACKET_V2 (each frame handed over as soon as it is
+//! written, with no block retire timeout to wait for).
 
 use std::{
     marker::PhantomData,
@@ -10,7 +12,7 @@ use std::{
 use memmap2::{MmapOptions, MmapRaw};
 
 use super::RingError;
-use crate::sys::{self, block_desc, Tpacket3Hdr, TpacketReq3, TpacketStatsV3};
+use crate::sys::{self, block_desc, Tpacket2Hdr, Tpacket3Hdr, TpacketReq3, TpacketStatsV3};
 
 /// Size of `struct tpacket3_hdr`.
 const HDR_LEN: usize = std::mem::size_of::<Tpacket3Hdr>();
@@ -18,6 +20,10 @@ const HDR_LEN: usize = std::mem::size_of::<Tpacket3Hdr>();
 /// A frame's MAC header must start at least [`VLAN_LEN`] past this for a tag
 /// to be re-inserted in the slot's own headroom (`PACKET_RESERVE` guarantees it).
 const TPACKET3_HDRLEN: usize = HDR_LEN + 20;
+/// `TPACKET2_HDRLEN`: the V2 header (32 bytes, already aligned) plus the `sockaddr_ll`.
+const TPACKET2_HDRLEN: usize = std::mem::size_of::<Tpacket2Hdr>() + 20;
+/// Frames of a V2 ring handed over per `next_block` at most (one dispatch batch).
+const V2_RUN: usize = 256;
 const VLAN_LEN: usize = 4;
 /// `ret #0`: a socket filter that accepts nothing.
 const DROP_ALL: [ringwire_filters::Insn; 1] = [ringwire_filters::Insn { code: 0x06, jt: 0, jf: 0, k: 0 }];
@@ -102,6 +108,10 @@ pub struct RxRingOptions<'a> {
     pub fanout_program: Option<BorrowedFd<'a>>,
     /// `PACKET_FANOUT` argument (group id | mode << 16), if joining a group.
     pub fanout: Option<u32>,
+    /// Low-latency mode: a TPACKET_V2 ring of `frame_size` slots, each frame
+    /// handed over as soon as the kernel has written it (no block timeout);
+    /// costs a wake-up per frame at low rates and has no rxhash.
+    pub low_latency: bool,
 }
 
 /// A TPACKET_V3 RX ring on a packet socket.
@@ -109,7 +119,7 @@ pub struct RxRingOptions<'a> {
 /// Field order fixes teardown: the walker (raw pointers into the map), then
 /// the map, then the socket.
 pub struct RxRing {
-    walker: BlockRing,
+    walker: Walker,
     _map: MmapRaw,
     fd: OwnedFd,
     geometry: RingGeometry,
@@ -132,7 +142,8 @@ impl RxRing {
         opts.geometry.validate().map_err(RingError::Geometry)?;
         let ifindex = sys::if_index(iface).ok_or_else(|| RingError::NoSuchInterface(iface.to_owned()))?;
         let fd = sys::packet_socket().map_err(sys_err)?;
-        sys::setsockopt(&fd, sys::SOL_PACKET, sys::PACKET_VERSION, &sys::TPACKET_V3, "setsockopt(PACKET_VERSION)")
+        let version = if opts.low_latency { sys::TPACKET_V2 } else { sys::TPACKET_V3 };
+        sys::setsockopt(&fd, sys::SOL_PACKET, sys::PACKET_VERSION, &version, "setsockopt(PACKET_VERSION)")
             .map_err(sys_err)?;
         // Headroom in front of the MAC header for putting a stripped VLAN tag back.
         sys::setsockopt(&fd, sys::SOL_PACKET, sys::PACKET_RESERVE, &(VLAN_LEN as u32), "setsockopt(PACKET_RESERVE)")
@@ -162,7 +173,14 @@ impl RxRing {
                 tp_sizeof_priv: 0,
                 tp_feature_req_word: sys::TP_FT_REQ_FILL_RXHASH,
             };
-            match sys::setsockopt(&fd, sys::SOL_PACKET, sys::PACKET_RX_RING, &req, "setsockopt(PACKET_RX_RING)") {
+            let set = if opts.low_latency {
+                // `struct tpacket_req`: the first four fields of `tpacket_req3`.
+                let v2 = [req.tp_block_size, req.tp_block_nr, req.tp_frame_size, req.tp_frame_nr];
+                sys::setsockopt(&fd, sys::SOL_PACKET, sys::PACKET_RX_RING, &v2, "setsockopt(PACKET_RX_RING)")
+            } else {
+                sys::setsockopt(&fd, sys::SOL_PACKET, sys::PACKET_RX_RING, &req, "setsockopt(PACKET_RX_RING)")
+            };
+            match set {
                 Ok(()) => break,
                 Err(e) if e.io_error.raw_os_error() == Some(libc::ENOMEM) && geometry.block_count > 2 => {
                     let smaller = geometry.block_count / 2;
@@ -207,13 +225,34 @@ impl RxRing {
         // SAFETY: `base` maps `block_count` blocks of `block_size` bytes shared
         // with the kernel, and the mapping lives as long as `walker` (same struct,
         // dropped after it).
-        let walker = unsafe { BlockRing::new(base, geometry.block_size as usize, geometry.block_count as usize) };
+        let walker = unsafe {
+            if opts.low_latency {
+                Walker::Frames(FrameRing::new(
+                    base,
+                    geometry.block_size as usize,
+                    geometry.block_count as usize,
+                    geometry.frame_size as usize,
+                ))
+            } else {
+                Walker::Blocks(BlockRing::new(base, geometry.block_size as usize, geometry.block_count as usize))
+            }
+        };
         Ok(Self { walker, _map: map, fd, geometry })
     }
 
-    /// The next block the kernel has retired to us, if any.
+    /// The next block the kernel has retired to us (V3), or the run of
+    /// frames it has written since the last call (V2, low latency), if any.
     pub fn next_block(&mut self) -> Option<Block<'_>> {
-        self.walker.next_block()
+        match &mut self.walker {
+            Walker::Blocks(w) => w.next_block(),
+            Walker::Frames(w) => w.next_run(),
+        }
+    }
+
+    /// Whether this is a low-latency (TPACKET_V2) ring.
+    #[must_use]
+    pub fn is_low_latency(&self) -> bool {
+        matches!(self.walker, Walker::Frames(_))
     }
 
     /// The geometry in force (after any ENOMEM shrinking).
@@ -267,6 +306,12 @@ impl RxRing {
     }
 }
 
+/// How a ring's memory is walked.
+enum Walker {
+    Blocks(BlockRing),
+    Frames(FrameRing),
+}
+
 /// Walks the blocks of a V3 ring in memory shared with a producer (the kernel,
 /// or a test playing it). Knows nothing of sockets.
 pub struct BlockRing {
@@ -304,11 +349,10 @@ impl BlockRing {
         }
         // SAFETY: the block is ours until we store TP_STATUS_KERNEL; the fields
         // lie inside the descriptor.
-        let (num_pkts, first, blk_len, seq) = unsafe {
+        let (num_pkts, first, seq) = unsafe {
             (
                 desc.add(block_desc::NUM_PKTS).cast::<u32>().read(),
                 desc.add(block_desc::OFFSET_TO_FIRST_PKT).cast::<u32>().read(),
-                desc.add(block_desc::BLK_LEN).cast::<u32>().read(),
                 desc.add(block_desc::SEQ_NUM).cast::<u64>().read(),
             )
         };
@@ -319,39 +363,92 @@ impl BlockRing {
         );
         self.last_seq = Some(seq);
         Some(Block {
-            desc,
-            block_size: self.block_size,
-            num_pkts,
-            first: first as usize,
-            blk_len: blk_len as usize,
+            kind: BlockKind::V3 { desc, block_size: self.block_size, num_pkts, first: first as usize, ring: self },
             walked: false,
-            ring: self,
         })
     }
 }
 
-/// A block retired by the kernel; handed back when dropped.
-pub struct Block<'ring> {
-    desc: *mut u8,
+/// Walks the frame slots of a V2 ring (low-latency mode) in memory shared
+/// with a producer. Knows nothing of sockets.
+pub struct FrameRing {
+    base: NonNull<u8>,
     block_size: usize,
-    num_pkts: u32,
-    first: usize,
-    blk_len: usize,
+    per_block: usize,
+    frame_size: usize,
+    frames: usize,
+    next: usize,
+}
+
+impl FrameRing {
+    /// Wrap the `block_count` blocks of `block_size` bytes at `base`, each
+    /// holding `block_size / frame_size` slots of `frame_size` bytes.
+    ///
+    /// # Safety
+    /// `base` must point to `block_size * block_count` bytes, 16-byte
+    /// aligned, readable and writable, valid for the life of the
+    /// `FrameRing`, whose slots follow the TPACKET_V2 protocol: a slot's
+    /// status word is only set to `TP_STATUS_USER` (with Release) once its
+    /// frame is complete. `frame_size` is a multiple of 16, at most `block_size`.
+    #[must_use]
+    pub unsafe fn new(base: NonNull<u8>, block_size: usize, block_count: usize, frame_size: usize) -> Self {
+        let per_block = block_size / frame_size;
+        Self { base, block_size, per_block, frame_size, frames: per_block * block_count, next: 0 }
+    }
+
+    fn slot(&self, i: usize) -> *mut u8 {
+        // SAFETY: `i < frames`, so the slot lies inside the ring (`new`'s contract).
+        unsafe {
+            self.base.as_ptr().add((i / self.per_block) * self.block_size + (i % self.per_block) * self.frame_size)
+        }
+    }
+
+    fn status(&self, i: usize) -> &AtomicU32 {
+        // SAFETY: `tp_status` is the slot's first word, 4-byte aligned (slots are
+        // 16-byte aligned), written concurrently by the kernel: read atomically.
+        unsafe { &*self.slot(i).cast::<AtomicU32>() }
+    }
+
+    /// The frames the kernel has handed over since the last run (at most
+    /// [`V2_RUN`]), or `None` if the next slot is still the kernel's.
+    pub fn next_run(&mut self) -> Option<Block<'_>> {
+        let mut count = 0;
+        // Acquire pairs with the kernel's smp_wmb() + status store in tpacket_rcv().
+        while count < V2_RUN.min(self.frames)
+            && self.status((self.next + count) % self.frames).load(Ordering::Acquire) & sys::TP_STATUS_USER != 0
+        {
+            count += 1;
+        }
+        (count > 0).then(|| Block { kind: BlockKind::V2 { start: self.next, count, ring: self }, walked: false })
+    }
+}
+
+/// Frames handed to userspace: a V3 block retired by the kernel, or a run of
+/// V2 slots. Handed back when dropped.
+pub struct Block<'ring> {
+    kind: BlockKind<'ring>,
     walked: bool,
-    ring: &'ring mut BlockRing,
+}
+
+enum BlockKind<'ring> {
+    V3 { desc: *mut u8, block_size: usize, num_pkts: u32, first: usize, ring: &'ring mut BlockRing },
+    V2 { start: usize, count: usize, ring: &'ring mut FrameRing },
 }
 
 impl Block<'_> {
     /// Number of frames in the block.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.num_pkts as usize
+        match &self.kind {
+            BlockKind::V3 { num_pkts, .. } => *num_pkts as usize,
+            BlockKind::V2 { count, .. } => *count,
+        }
     }
 
     /// Whether the block holds no frame (a retired empty block).
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.num_pkts == 0
+        self.len() == 0
     }
 
     /// The block's frames, read in place. A VLAN tag the kernel stripped is
@@ -359,21 +456,41 @@ impl Block<'_> {
     /// yielded. The walk rewrites the block, so it happens once: a second
     /// call yields nothing.
     pub fn frames(&mut self) -> FrameIter<'_> {
-        let left = if self.walked { 0 } else { self.num_pkts };
-        self.walked = true;
-        FrameIter { desc: self.desc, block_size: self.block_size, offset: self.first, left, _block: PhantomData }
+        let walked = std::mem::replace(&mut self.walked, true);
+        let kind = match &self.kind {
+            BlockKind::V3 { desc, block_size, num_pkts, first, .. } => IterKind::V3 {
+                desc: *desc,
+                block_size: *block_size,
+                offset: *first,
+                left: if walked { 0 } else { *num_pkts },
+            },
+            BlockKind::V2 { start, count, ring } => {
+                IterKind::V2 { ring, next: *start, left: if walked { 0 } else { *count } }
+            }
+        };
+        FrameIter { kind, _block: PhantomData }
     }
 }
 
 impl Drop for Block<'_> {
     fn drop(&mut self) {
-        // SAFETY: the status word is inside the descriptor and aligned; the
-        // Release store publishes that we are done with the block's memory
-        // (including our in-place VLAN writes) before the kernel reuses it.
-        let status = unsafe { &*self.desc.add(block_desc::BLOCK_STATUS).cast::<AtomicU32>() };
-        status.store(sys::TP_STATUS_KERNEL, Ordering::Release);
-        let _ = self.blk_len;
-        self.ring.next = (self.ring.next + 1) % self.ring.block_count;
+        match &mut self.kind {
+            BlockKind::V3 { desc, ring, .. } => {
+                // SAFETY: the status word is inside the descriptor and aligned; the
+                // Release store publishes that we are done with the block's memory
+                // (including our in-place VLAN writes) before the kernel reuses it.
+                let status = unsafe { &*desc.add(block_desc::BLOCK_STATUS).cast::<AtomicU32>() };
+                status.store(sys::TP_STATUS_KERNEL, Ordering::Release);
+                ring.next = (ring.next + 1) % ring.block_count;
+            }
+            BlockKind::V2 { start, count, ring } => {
+                for k in 0..*count {
+                    // Release: our reads and VLAN writes of the slot happen before the kernel reuses it.
+                    ring.status((*start + k) % ring.frames).store(sys::TP_STATUS_KERNEL, Ordering::Release);
+                }
+                ring.next = (*start + *count) % ring.frames;
+            }
+        }
     }
 }
 
@@ -386,7 +503,7 @@ pub struct Frame<'a> {
     pub wire_len: u32,
     /// Kernel receive timestamp, ns since the epoch.
     pub ts_ns: u64,
-    /// The kernel's flow hash (`skb->hash`).
+    /// The kernel's flow hash (`skb->hash`; 0 in low-latency mode).
     pub rxhash: u32,
     /// The VLAN tag the kernel stripped, now put back at bytes 12..16.
     pub vlan: Option<ringwire_filters::VlanTag>,
@@ -394,54 +511,56 @@ pub struct Frame<'a> {
 
 /// Iterator over a block's frames.
 pub struct FrameIter<'a> {
-    desc: *mut u8,
-    block_size: usize,
-    offset: usize,
-    left: u32,
+    kind: IterKind<'a>,
     _block: PhantomData<&'a mut Block<'a>>,
 }
 
-impl<'a> Iterator for FrameIter<'a> {
-    type Item = Frame<'a>;
+enum IterKind<'a> {
+    V3 { desc: *mut u8, block_size: usize, offset: usize, left: u32 },
+    V2 { ring: &'a FrameRing, next: usize, left: usize },
+}
 
-    fn next(&mut self) -> Option<Frame<'a>> {
-        if self.left == 0 || self.offset + HDR_LEN > self.block_size {
-            return None;
-        }
-        self.left -= 1;
-        // SAFETY: `offset + HDR_LEN <= block_size` (checked above), and the
-        // block is owned by us while the iterator lives.
-        let hdr: Tpacket3Hdr = unsafe { self.desc.add(self.offset).cast::<Tpacket3Hdr>().read_unaligned() };
-        let frame_start = self.offset;
-        self.offset = if hdr.tp_next_offset == 0 {
-            self.block_size // last frame: stop after this one
-        } else {
-            self.offset + hdr.tp_next_offset as usize
-        };
-        let mut mac = frame_start + usize::from(hdr.tp_mac);
-        let mut caplen = hdr.tp_snaplen as usize;
-        let mut wire_len = hdr.tp_len;
-        if mac + caplen > self.block_size {
+/// A frame's header fields, from either header version.
+struct RawFrame {
+    /// The frame's slot (V2) or block (V3), and its length.
+    area: *mut u8,
+    area_len: usize,
+    /// Offset of the MAC header in the area, and whether the slot's own
+    /// headroom in front of it has room for a tag.
+    mac: usize,
+    headroom: bool,
+    caplen: usize,
+    wire_len: u32,
+    status: u32,
+    tci: u16,
+    tpid: u16,
+    ts_ns: u64,
+    rxhash: u32,
+}
+
+impl RawFrame {
+    /// The frame, with a stripped VLAN tag written back in place.
+    ///
+    /// # Safety
+    /// `area .. area + area_len` is memory of a block or slot we own (handed
+    /// over by the kernel, not yet handed back), borrowed for `'a`.
+    unsafe fn restore<'a>(self) -> Option<Frame<'a>> {
+        let RawFrame { area, area_len, mut mac, headroom, mut caplen, mut wire_len, .. } = self;
+        if mac + caplen > area_len {
             // A malformed header: never read outside the block.
-            debug_assert!(false, "frame at {frame_start} overruns its block");
+            debug_assert!(false, "frame at {mac} overruns its area of {area_len}");
             return None;
         }
         let mut vlan = None;
-        if hdr.tp_status & sys::TP_STATUS_VLAN_VALID != 0
-            && caplen >= 12
-            && usize::from(hdr.tp_mac) >= TPACKET3_HDRLEN + VLAN_LEN
-        {
-            let tpid = if hdr.tp_status & sys::TP_STATUS_VLAN_TPID_VALID != 0 && hdr.tp_vlan_tpid != 0 {
-                hdr.tp_vlan_tpid
-            } else {
-                0x8100
-            };
-            let tci = (hdr.tp_vlan_tci & 0xffff) as u16;
+        if self.status & sys::TP_STATUS_VLAN_VALID != 0 && caplen >= 12 && headroom {
+            let tpid =
+                if self.status & sys::TP_STATUS_VLAN_TPID_VALID != 0 && self.tpid != 0 { self.tpid } else { 0x8100 };
+            let tci = self.tci;
             // SAFETY: `mac - 4 .. mac + caplen` lies inside this frame's slot
-            // in the block (the headroom is PACKET_RESERVE'd and checked above);
-            // we own the block; `copy` handles the overlap.
+            // in the area (the headroom is PACKET_RESERVE'd and checked by
+            // the caller); we own the area; `copy` handles the overlap.
             unsafe {
-                let p = self.desc.add(mac);
+                let p = area.add(mac);
                 std::ptr::copy(p, p.sub(VLAN_LEN), 12);
                 let tag = p.add(12 - VLAN_LEN);
                 tag.cast::<[u8; 2]>().write_unaligned(tpid.to_be_bytes());
@@ -452,17 +571,78 @@ impl<'a> Iterator for FrameIter<'a> {
             wire_len += VLAN_LEN as u32;
             vlan = Some(ringwire_filters::VlanTag { tci, tpid });
         }
-        // SAFETY: `mac .. mac + caplen` lies inside the block (checked above,
+        // SAFETY: `mac .. mac + caplen` lies inside the area (checked above,
         // and the tag moved `mac` back into our own headroom); no other
         // reference to these bytes exists while the block is borrowed.
-        let data = unsafe { std::slice::from_raw_parts(self.desc.add(mac), caplen) };
-        Some(Frame {
-            data,
-            wire_len,
-            ts_ns: u64::from(hdr.tp_sec) * 1_000_000_000 + u64::from(hdr.tp_nsec),
-            rxhash: hdr.tp_rxhash,
-            vlan,
-        })
+        let data = unsafe { std::slice::from_raw_parts(area.add(mac), caplen) };
+        Some(Frame { data, wire_len, ts_ns: self.ts_ns, rxhash: self.rxhash, vlan })
+    }
+}
+
+fn ts(sec: u32, nsec: u32) -> u64 {
+    u64::from(sec) * 1_000_000_000 + u64::from(nsec)
+}
+
+impl<'a> Iterator for FrameIter<'a> {
+    type Item = Frame<'a>;
+
+    fn next(&mut self) -> Option<Frame<'a>> {
+        let raw = match &mut self.kind {
+            IterKind::V3 { desc, block_size, offset, left } => {
+                if *left == 0 || *offset + HDR_LEN > *block_size {
+                    return None;
+                }
+                *left -= 1;
+                // SAFETY: `offset + HDR_LEN <= block_size` (checked above), and the
+                // block is owned by us while the iterator lives.
+                let hdr: Tpacket3Hdr = unsafe { desc.add(*offset).cast::<Tpacket3Hdr>().read_unaligned() };
+                let frame_start = *offset;
+                *offset = if hdr.tp_next_offset == 0 {
+                    *block_size // last frame: stop after this one
+                } else {
+                    *offset + hdr.tp_next_offset as usize
+                };
+                RawFrame {
+                    area: *desc,
+                    area_len: *block_size,
+                    mac: frame_start + usize::from(hdr.tp_mac),
+                    headroom: usize::from(hdr.tp_mac) >= TPACKET3_HDRLEN + VLAN_LEN,
+                    caplen: hdr.tp_snaplen as usize,
+                    wire_len: hdr.tp_len,
+                    status: hdr.tp_status,
+                    tci: (hdr.tp_vlan_tci & 0xffff) as u16,
+                    tpid: hdr.tp_vlan_tpid,
+                    ts_ns: ts(hdr.tp_sec, hdr.tp_nsec),
+                    rxhash: hdr.tp_rxhash,
+                }
+            }
+            IterKind::V2 { ring, next, left } => {
+                if *left == 0 {
+                    return None;
+                }
+                *left -= 1;
+                let slot = ring.slot(*next);
+                *next = (*next + 1) % ring.frames;
+                // SAFETY: the slot is `frame_size` bytes, at least the header's, and
+                // ours (TP_STATUS_USER, read with Acquire) while the iterator lives.
+                let hdr: Tpacket2Hdr = unsafe { slot.cast::<Tpacket2Hdr>().read_unaligned() };
+                RawFrame {
+                    area: slot,
+                    area_len: ring.frame_size,
+                    mac: usize::from(hdr.tp_mac),
+                    headroom: usize::from(hdr.tp_mac) >= TPACKET2_HDRLEN + VLAN_LEN,
+                    caplen: hdr.tp_snaplen as usize,
+                    wire_len: hdr.tp_len,
+                    status: hdr.tp_status,
+                    tci: hdr.tp_vlan_tci,
+                    tpid: hdr.tp_vlan_tpid,
+                    ts_ns: ts(hdr.tp_sec, hdr.tp_nsec),
+                    rxhash: 0,
+                }
+            }
+        };
+        // SAFETY: the area is the block or slot this iterator's block owns.
+        unsafe { raw.restore() }
     }
 }
 
@@ -599,6 +779,88 @@ mod tests {
         assert_eq!(&f.data[12..16], &[0x81, 0x00, 0x20, 0x64]);
         assert_eq!(&f.data[16..], &untagged[12..]);
         assert_eq!(blk.frames().count(), 0, "a block is walked (and rewritten) once");
+    }
+
+    /// A V2 ring of 2 blocks x 4 slots of 1024 bytes, filled the way the kernel does.
+    struct FakeV2 {
+        mem: Vec<u64>,
+    }
+
+    impl FakeV2 {
+        const FS: usize = 1024;
+        fn new() -> Self {
+            Self { mem: vec![0u64; BS * 2 / 8] }
+        }
+        fn bytes(&mut self) -> &mut [u8] {
+            // SAFETY: reinterpreting a u64 buffer as bytes is always valid.
+            unsafe { std::slice::from_raw_parts_mut(self.mem.as_mut_ptr().cast::<u8>(), BS * 2) }
+        }
+        fn fill(&mut self, slot: usize, payload: &[u8], vlan: Option<u16>) {
+            let at = (slot / 4) * BS + (slot % 4) * Self::FS;
+            let mac = 64 + 4; // TPACKET_ALIGN(52) rounded for the MAC header, plus PACKET_RESERVE 4
+            let mut status = sys::TP_STATUS_USER;
+            if vlan.is_some() {
+                status |= sys::TP_STATUS_VLAN_VALID | sys::TP_STATUS_VLAN_TPID_VALID;
+            }
+            let hdr = Tpacket2Hdr {
+                tp_status: status,
+                tp_len: payload.len() as u32,
+                tp_snaplen: payload.len() as u32,
+                tp_mac: mac as u16,
+                tp_net: (mac + 14) as u16,
+                tp_sec: 3,
+                tp_nsec: 9,
+                tp_vlan_tci: vlan.unwrap_or(0),
+                tp_vlan_tpid: if vlan.is_some() { 0x8100 } else { 0 },
+                tp_padding: [0; 4],
+            };
+            let b = self.bytes();
+            b[at + mac..at + mac + payload.len()].copy_from_slice(payload);
+            // SAFETY: plain-old-data header written into a byte buffer with room for it.
+            unsafe { b.as_mut_ptr().add(at).cast::<Tpacket2Hdr>().write_unaligned(hdr) };
+        }
+        fn status(&mut self, slot: usize) -> u32 {
+            let at = (slot / 4) * BS + (slot % 4) * Self::FS;
+            u32::from_ne_bytes(self.bytes()[at..at + 4].try_into().unwrap())
+        }
+        fn ring(&mut self) -> FrameRing {
+            let base = NonNull::new(self.mem.as_mut_ptr().cast::<u8>()).unwrap();
+            // SAFETY: the buffer holds 2 blocks of BS bytes, is 8-byte aligned
+            // (16 for the slots' status words is not needed by the fake) and
+            // outlives the ring in every test.
+            unsafe { FrameRing::new(base, BS, 2, Self::FS) }
+        }
+    }
+
+    #[test]
+    fn a_v2_ring_hands_over_each_frame_as_written_and_wraps() {
+        let mut k = FakeV2::new();
+        let mut ring = k.ring();
+        assert!(ring.next_run().is_none(), "nothing written yet");
+        let a = eth(0x0800, 0xaa, 60);
+        let b = eth(0x86dd, 0xbb, 900);
+        k.fill(0, &a, None);
+        k.fill(1, &b, Some(0x0064));
+        {
+            let mut run = ring.next_run().expect("two frames written");
+            assert_eq!(run.len(), 2);
+            let got: Vec<_> = run.frames().map(|f| (f.data.to_vec(), f.wire_len, f.ts_ns, f.vlan)).collect();
+            assert_eq!(got[0], (a.clone(), 60, 3_000_000_009, None));
+            assert_eq!(got[1].1, 904);
+            assert_eq!(&got[1].0[12..16], &[0x81, 0x00, 0x00, 0x64]);
+            assert_eq!(&got[1].0[16..], &b[12..]);
+            assert_eq!(run.frames().count(), 0, "walked once");
+        }
+        assert_eq!((k.status(0), k.status(1)), (sys::TP_STATUS_KERNEL, sys::TP_STATUS_KERNEL), "handed back");
+        assert!(ring.next_run().is_none());
+        // Slots 2..8 then 0 again: a run stops at the first slot the kernel still owns, and wraps.
+        for (i, slot) in (2..8).chain(0..1).enumerate() {
+            k.fill(slot, &eth(0x0800, i as u8, 100), None);
+        }
+        let mut run = ring.next_run().expect("seven frames");
+        assert_eq!(run.len(), 7);
+        let fills: Vec<u8> = run.frames().map(|f| f.data[20]).collect();
+        assert_eq!(fills, [0, 1, 2, 3, 4, 5, 6]);
     }
 
     #[test]

@@ -1,0 +1,432 @@
+//! The latency probe: an inline consumer that reads the stamp `ringwire-gen`
+//! puts in each payload and measures one-way latency and per-flow loss.
+//!
+//! ```text
+//! frame ─ find_stamp ─┬─ kernel:   kernel RX time (CLOCK_REALTIME - offset) - send time ─> histogram
+//!                     ├─ consumer: CLOCK_MONOTONIC at the batch            - send time ─> histogram
+//!                     └─ flow table[stream]: highest sequence + a 64-bit window ─> lost / duplicate / reordered
+//! ```
+//! Each worker keeps its own [`ProbeData`] (histograms and flow table are
+//! allocated when the consumer is built, nothing is allocated per frame)
+//! and copies it into its shared slot on the statistics tick; a snapshot
+//! merges the slots. A flow is expected to stay on one worker (hash or
+//! `ebpf-symmetric` fanout): with `lb` or `rollover` fanout the per-flow
+//! counters of a flow split over workers are not meaningful.
+
+use std::sync::{Arc, Mutex};
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// Payload magic of a stamped frame: "RWG1".
+pub const MAGIC: [u8; 4] = *b"RWG1";
+/// Bytes of the stamp at the start of the L4 payload.
+pub const STAMP_LEN: usize = 24;
+/// Directed flows (streams) tracked per worker; frames of streams beyond are
+/// timed but not sequence-checked (counted as `untracked`).
+pub const MAX_STREAMS: usize = 1 << 16;
+/// Highest latency recorded; larger values are clamped to it.
+const MAX_NS: u64 = 100_000_000_000;
+/// Sequence numbers behind the highest seen for which a duplicate is told
+/// from a late (reordered) frame.
+const WINDOW: u64 = 64;
+
+/// The stamp in a generated frame's payload (big-endian on the wire):
+/// magic, flow id, sequence number, send time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    /// Stream id: the flow index, with the top bit set for the reverse direction.
+    pub flow: u32,
+    /// Sequence number within the stream, from 0.
+    pub seq: u64,
+    /// Send time, CLOCK_MONOTONIC ns.
+    pub ts_ns: u64,
+}
+
+impl Stamp {
+    /// The stamp's bytes.
+    #[must_use]
+    pub fn to_bytes(&self) -> [u8; STAMP_LEN] {
+        let mut s = [0u8; STAMP_LEN];
+        s[0..4].copy_from_slice(&MAGIC);
+        s[4..8].copy_from_slice(&self.flow.to_be_bytes());
+        s[8..16].copy_from_slice(&self.seq.to_be_bytes());
+        s[16..24].copy_from_slice(&self.ts_ns.to_be_bytes());
+        s
+    }
+}
+
+fn be16(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes(b.get(at..at + 2)?.try_into().ok()?))
+}
+
+/// Find the stamp of a frame sent by `ringwire-gen`: Ethernet, up to two
+/// VLAN tags, IPv4 (any header length, first fragment) or IPv6 (no
+/// extension headers), UDP or TCP, then the magic. `None` for anything else.
+#[must_use]
+pub fn find_stamp(frame: &[u8]) -> Option<Stamp> {
+    let mut at = 12;
+    let mut ethertype = be16(frame, at)?;
+    for _ in 0..2 {
+        if ethertype != 0x8100 && ethertype != 0x88a8 {
+            break;
+        }
+        at += 4;
+        ethertype = be16(frame, at)?;
+    }
+    at += 2;
+    let proto = match ethertype {
+        0x0800 => {
+            let vihl = *frame.get(at)?;
+            let ihl = usize::from(vihl & 0x0f) * 4;
+            if vihl >> 4 != 4 || ihl < 20 || be16(frame, at + 6)? & 0x1fff != 0 {
+                return None;
+            }
+            let p = *frame.get(at + 9)?;
+            at += ihl;
+            p
+        }
+        0x86dd => {
+            let p = *frame.get(at + 6)?;
+            at += 40;
+            p
+        }
+        _ => return None,
+    };
+    at += match proto {
+        17 => 8,
+        6 => usize::from(*frame.get(at + 12)? >> 4) * 4,
+        _ => return None,
+    };
+    let s = frame.get(at..at + STAMP_LEN)?;
+    if s[0..4] != MAGIC {
+        return None;
+    }
+    Some(Stamp {
+        flow: u32::from_be_bytes(s[4..8].try_into().ok()?),
+        seq: u64::from_be_bytes(s[8..16].try_into().ok()?),
+        ts_ns: u64::from_be_bytes(s[16..24].try_into().ok()?),
+    })
+}
+
+/// A stream's sequence state: the next sequence expected (highest + 1) and
+/// which of the [`WINDOW`] sequences below it have arrived (bit `d`: `next - 1 - d`).
+#[derive(Debug, Clone, Copy, Default)]
+struct FlowTrack {
+    next: u64,
+    window: u64,
+    received: u64,
+}
+
+/// Per-flow counters, summed over flows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct SeqCounters {
+    /// Frames with a stamp.
+    pub stamped: u64,
+    /// Frames without one (not from ringwire-gen): not timed.
+    pub unstamped: u64,
+    /// Sequence numbers skipped and not (yet) arrived, counted from each
+    /// stream's first frame seen (frames lost before it, or after the last,
+    /// are not visible here: compare with the generator's count).
+    pub lost: u64,
+    /// Frames whose sequence number had already arrived.
+    pub duplicates: u64,
+    /// Frames that arrived after a higher sequence number of their stream.
+    pub reordered: u64,
+    /// Streams seen.
+    pub flows: u64,
+    /// Frames of streams beyond the table ([`MAX_STREAMS`]): timed, not sequence-checked.
+    pub untracked: u64,
+    /// Frames stamped later than they were seen (clocks disagree): recorded as 0.
+    pub negative: u64,
+}
+
+impl SeqCounters {
+    fn add(&mut self, o: &Self) {
+        self.stamped += o.stamped;
+        self.unstamped += o.unstamped;
+        self.lost += o.lost;
+        self.duplicates += o.duplicates;
+        self.reordered += o.reordered;
+        self.flows += o.flows;
+        self.untracked += o.untracked;
+        self.negative += o.negative;
+    }
+}
+
+/// What one worker measured for one probe.
+#[derive(Debug, Clone)]
+pub struct ProbeData {
+    /// Send → kernel receive timestamp, ns.
+    pub kernel: Histogram<u64>,
+    /// Send → the consumer, ns.
+    pub consumer: Histogram<u64>,
+    /// Sequence counters.
+    pub seq: SeqCounters,
+}
+
+impl ProbeData {
+    fn new() -> Self {
+        let h = || Histogram::new_with_bounds(1, MAX_NS, 3).expect("static histogram bounds are valid");
+        Self { kernel: h(), consumer: h(), seq: SeqCounters::default() }
+    }
+
+    fn copy_from(&mut self, o: &Self) {
+        self.kernel.reset();
+        self.consumer.reset();
+        // Same bounds on both sides: adding cannot fail nor grow.
+        let _ = self.kernel.add(&o.kernel);
+        let _ = self.consumer.add(&o.consumer);
+        self.seq = o.seq;
+    }
+}
+
+/// The workers' published data of one probe.
+#[derive(Debug)]
+pub struct ProbeShared {
+    slots: Vec<Mutex<ProbeData>>,
+}
+
+impl ProbeShared {
+    /// Slots for `workers` workers.
+    #[must_use]
+    pub fn new(workers: usize) -> Arc<Self> {
+        Arc::new(Self { slots: (0..workers).map(|_| Mutex::new(ProbeData::new())).collect() })
+    }
+
+    /// Every worker's data, merged.
+    #[must_use]
+    pub fn merged(&self) -> ProbeData {
+        let mut all = ProbeData::new();
+        for s in &self.slots {
+            let d = s.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let _ = all.kernel.add(&d.kernel);
+            let _ = all.consumer.add(&d.consumer);
+            all.seq.add(&d.seq);
+        }
+        all
+    }
+
+    /// The merged data as it appears in statistics.
+    #[must_use]
+    pub fn snapshot(&self) -> LatencySnap {
+        let d = self.merged();
+        LatencySnap { kernel: HistSnap::of(&d.kernel), consumer: HistSnap::of(&d.consumer), counters: d.seq }
+    }
+}
+
+/// A worker's instance of a probe: its own data and flow table.
+#[derive(Debug)]
+pub struct Probe {
+    data: ProbeData,
+    flows: Vec<FlowTrack>,
+    shared: Arc<ProbeShared>,
+    worker: usize,
+}
+
+impl Probe {
+    /// Worker `worker`'s instance of the probe publishing into `shared`.
+    #[must_use]
+    pub fn new(shared: Arc<ProbeShared>, worker: usize) -> Self {
+        Self { data: ProbeData::new(), flows: vec![FlowTrack::default(); MAX_STREAMS], shared, worker }
+    }
+
+    /// Record one frame. `times`: for a frame from an interface, its kernel
+    /// receive time turned into CLOCK_MONOTONIC and CLOCK_MONOTONIC when its
+    /// batch reached the consumer; `None` for a frame read from a file, whose
+    /// sequence is checked but which is not timed.
+    #[inline]
+    pub fn record(&mut self, frame: &[u8], times: Option<(u64, u64)>) {
+        let Some(st) = find_stamp(frame) else {
+            self.data.seq.unstamped += 1;
+            return;
+        };
+        let d = &mut self.data;
+        d.seq.stamped += 1;
+        let mut lat = |h: &mut Histogram<u64>, at: u64| {
+            let v = at.checked_sub(st.ts_ns).unwrap_or_else(|| {
+                d.seq.negative += 1;
+                0
+            });
+            h.saturating_record(v.clamp(1, MAX_NS));
+        };
+        if let Some((kernel_ns, now_ns)) = times {
+            lat(&mut d.kernel, kernel_ns);
+            lat(&mut d.consumer, now_ns);
+        }
+        // Stream id: index * 2 + direction, so both directions of a flow are tracked.
+        let idx = ((st.flow & 0x7fff_ffff) as usize) << 1 | (st.flow >> 31) as usize;
+        match self.flows.get_mut(idx) {
+            Some(f) => track(f, st.seq, &mut d.seq),
+            None => d.seq.untracked += 1,
+        }
+    }
+
+    /// Copy what this worker measured into its shared slot (statistics tick).
+    pub fn publish(&self) {
+        if let Some(slot) = self.shared.slots.get(self.worker) {
+            slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner).copy_from(&self.data);
+        }
+    }
+}
+
+/// Account sequence number `seq` of a stream.
+fn track(f: &mut FlowTrack, seq: u64, c: &mut SeqCounters) {
+    if f.received == 0 {
+        c.flows += 1;
+        *f = FlowTrack { next: seq + 1, window: 1, received: 1 };
+        return;
+    }
+    f.received += 1;
+    if seq >= f.next {
+        let gap = seq - f.next;
+        c.lost += gap;
+        let shift = gap + 1;
+        f.window = if shift >= WINDOW { 0 } else { f.window << shift };
+        f.window |= 1;
+        f.next = seq + 1;
+        return;
+    }
+    let d = f.next - 1 - seq;
+    if d < WINDOW {
+        if f.window & (1 << d) != 0 {
+            c.duplicates += 1;
+            return;
+        }
+        f.window |= 1 << d;
+    }
+    // A late frame fills a gap counted as lost.
+    c.reordered += 1;
+    c.lost = c.lost.saturating_sub(1);
+}
+
+/// Percentiles of a latency histogram, in ns.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct HistSnap {
+    /// Values recorded.
+    pub count: u64,
+    /// Smallest.
+    pub min: u64,
+    /// Median.
+    pub p50: u64,
+    /// 90th percentile.
+    pub p90: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// 99.9th percentile.
+    pub p999: u64,
+    /// 99.99th percentile.
+    pub p9999: u64,
+    /// Largest.
+    pub max: u64,
+    /// Mean, rounded.
+    pub mean: u64,
+}
+
+impl HistSnap {
+    /// The percentiles of `h` (all zero when it is empty).
+    #[must_use]
+    pub fn of(h: &Histogram<u64>) -> Self {
+        if h.is_empty() {
+            return Self::default();
+        }
+        let q = |p: f64| h.value_at_quantile(p);
+        Self {
+            count: h.len(),
+            min: h.min(),
+            p50: q(0.5),
+            p90: q(0.9),
+            p99: q(0.99),
+            p999: q(0.999),
+            p9999: q(0.9999),
+            max: h.max(),
+            mean: h.mean().round() as u64,
+        }
+    }
+}
+
+/// A latency probe's figures in statistics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct LatencySnap {
+    /// Send → kernel receive timestamp.
+    pub kernel: HistSnap,
+    /// Send → consumer.
+    pub consumer: HistSnap,
+    /// Sequence counters, over every stream.
+    pub counters: SeqCounters,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn udp4(payload: &[u8], vlan: bool) -> Vec<u8> {
+        let mut f = vec![0u8; 12];
+        if vlan {
+            f.extend_from_slice(&[0x81, 0x00, 0x00, 0x05]);
+        }
+        f.extend_from_slice(&[0x08, 0x00]);
+        f.extend_from_slice(&[0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+        f.extend_from_slice(&[0x13, 0x88, 0x13, 0x89, 0, 0, 0, 0]);
+        f.extend_from_slice(payload);
+        f
+    }
+
+    #[test]
+    fn stamps_are_found_behind_tags_and_refused_elsewhere() {
+        let st = Stamp { flow: 0x8000_0003, seq: 42, ts_ns: 1_000 };
+        assert_eq!(find_stamp(&udp4(&st.to_bytes(), false)), Some(st));
+        assert_eq!(find_stamp(&udp4(&st.to_bytes(), true)), Some(st));
+        let mut bad = st.to_bytes();
+        bad[0] = b'X';
+        assert_eq!(find_stamp(&udp4(&bad, false)), None);
+        assert_eq!(find_stamp(&udp4(&st.to_bytes()[..20], false)), None, "a short payload");
+        let mut frag = udp4(&st.to_bytes(), false);
+        frag[14 + 7] = 1; // a non-first fragment: its payload is not an L4 header
+        assert_eq!(find_stamp(&frag), None);
+        for n in 0..40 {
+            assert_eq!(find_stamp(&udp4(&st.to_bytes(), false)[..n]), None);
+        }
+    }
+
+    #[test]
+    fn sequence_tracking_counts_loss_duplicates_and_reordering() {
+        let mut f = FlowTrack::default();
+        let mut c = SeqCounters::default();
+        for s in [0, 1, 2, 5, 3, 3, 6, 6, 200, 4] {
+            track(&mut f, s, &mut c);
+        }
+        // 4 and 5 skipped at 5 (then 3 came late, 4 came late but outside the window
+        // of 200), 7..=199 skipped at 200.
+        assert_eq!(c.flows, 1);
+        assert_eq!(c.duplicates, 2, "3 and 6 twice");
+        assert_eq!(c.reordered, 2, "3 and 4 after higher numbers");
+        assert_eq!(c.lost, 2 + 193 - 2);
+    }
+
+    #[test]
+    fn probes_time_frames_and_merge_over_workers() {
+        let shared = ProbeShared::new(2);
+        let mut a = Probe::new(shared.clone(), 0);
+        let mut b = Probe::new(shared.clone(), 1);
+        for seq in 0..100u64 {
+            let st = Stamp { flow: 1, seq, ts_ns: 1_000_000 };
+            a.record(&udp4(&st.to_bytes(), false), Some((1_010_000, 1_000_000 + 20_000 + seq * 100)));
+        }
+        b.record(&udp4(&Stamp { flow: 2, seq: 7, ts_ns: 5_000 }.to_bytes(), false), Some((6_000, 4_000)));
+        b.record(&udp4(&Stamp { flow: 3, seq: 0, ts_ns: 5_000 }.to_bytes(), false), None);
+        b.record(&[0u8; 60], None);
+        a.publish();
+        b.publish();
+        let s = shared.snapshot();
+        assert_eq!(s.kernel.count, 101);
+        assert!((9_990..=10_010).contains(&s.kernel.p50), "{:?}", s.kernel);
+        assert_eq!(s.consumer.count, 101);
+        assert!((24_900..=25_100).contains(&s.consumer.p50), "{:?}", s.consumer);
+        assert!((29_800..=30_000).contains(&s.consumer.max), "{:?}", s.consumer);
+        assert_eq!(s.counters.stamped, 102, "the file frame counts, untimed");
+        assert_eq!(s.counters.unstamped, 1);
+        assert_eq!(s.counters.negative, 1, "seen 1 µs before it was sent: recorded as 0");
+        assert_eq!((s.counters.flows, s.counters.lost), (3, 0));
+    }
+}
