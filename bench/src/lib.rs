@@ -7,3 +7,5 @@
 //! sending and its pcap writer for recording what was sent.
 
 pub mod frames;
+pub mod plot;
+pub mod stream;

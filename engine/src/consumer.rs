@@ -146,11 +146,13 @@ impl Channel {
         Self { full: ArrayQueue::new(chunks), free, chunk_size, waker }
     }
 
-    fn take(&self) -> Option<Box<Chunk>> {
+    /// The consumer's side: the oldest published chunk, if any.
+    pub fn take(&self) -> Option<Box<Chunk>> {
         self.full.pop()
     }
 
-    fn give_back(&self, mut chunk: Box<Chunk>) {
+    /// The consumer's side: return a chunk, once written, to the producer's pool.
+    pub fn give_back(&self, mut chunk: Box<Chunk>) {
         chunk.clear();
         let _ = self.free.push(chunk);
     }

@@ -16,7 +16,7 @@
 use std::sync::{Arc, Mutex};
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Payload magic of a stamped frame: "RWG1".
 pub const MAGIC: [u8; 4] = *b"RWG1";
@@ -119,7 +119,7 @@ struct FlowTrack {
 }
 
 /// Per-flow counters, summed over flows.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SeqCounters {
     /// Frames with a stamp.
     pub stamped: u64,
@@ -301,7 +301,7 @@ fn track(f: &mut FlowTrack, seq: u64, c: &mut SeqCounters) {
 }
 
 /// Percentiles of a latency histogram, in ns.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistSnap {
     /// Values recorded.
     pub count: u64,
@@ -346,7 +346,7 @@ impl HistSnap {
 }
 
 /// A latency probe's figures in statistics.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LatencySnap {
     /// Send → kernel receive timestamp.
     pub kernel: HistSnap,

@@ -1,26 +1,40 @@
-//! `ringwire-bench`: capture throughput of ringwire beside tcpdump and
-//! netsniff-ng, measured in one run on a veth lab of its own.
+//! `ringwire-bench`: capture throughput and latency of ringwire beside
+//! tcpdump and netsniff-ng, measured in one run on a veth lab of its own.
 //!
 //! The lab is made NIC-like (GRO on the receiving end, TSO off on the
 //! sending end, threaded NAPI pinned to the capture core), so the receive
 //! work lands on the capture core as it would with a real NIC. The
-//! generator (`ringwire-gen`, flat out) is pinned to one core, every
-//! receiver to the other; receivers are measured alternately, round after
-//! round, and medians are reported.
+//! generator (`ringwire-gen`, flat out or at each rate of a sweep) is pinned
+//! to one core, every receiver to the other; receivers are measured
+//! alternately, round after round, and medians are reported as a table, a
+//! JSON file and an SVG plot. `--gen-compare` measures ringwire-gen against
+//! trafgen instead; `--report FILE.json` renders an earlier run's file.
 
 use std::{
     collections::BTreeMap,
     io::{BufRead as _, BufReader},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
     time::{Duration, Instant},
 };
 
+use std::os::unix::process::CommandExt as _;
+
 use anyhow::{bail, Context as _, Result};
 use clap::Parser;
+use ringwire_bench::{
+    frames::{Ip, MixSpec, L4},
+    plot::{Chart, Series},
+    stream::{self, StreamError, StreamLatency},
+};
 use ringwire_engine::{
     lab::{self, Lab},
     pcapio::{PcapIoError, PcapReader},
+    probe::HistSnap,
 };
 
 /// Measure capture throughput of ringwire, tcpdump and netsniff-ng side by side.
@@ -39,7 +53,10 @@ struct Args {
     /// Receivers: none, ringwire-count, ringwire-pcap, tcpdump, netsniff-ng;
     /// ringwire-kclass and ringwire-uclass count the frames to the first
     /// destination MAC, selected by the eBPF classifier in the kernel or by a
-    /// pcap-filter in userspace (use with --dst-macs).
+    /// pcap-filter in userspace (use with --dst-macs). With latency:
+    /// ringwire-latency (block ring, latency probe), ringwire-lowlat
+    /// (low-latency frame ring, latency probe), tcpdump-stream (`tcpdump -U
+    /// -w -`, its output timed as it is read).
     #[arg(long, value_delimiter = ',', default_value = "none,ringwire-count,ringwire-pcap,tcpdump,netsniff-ng")]
     tools: Vec<String>,
     /// Core for the generator.
@@ -54,9 +71,27 @@ struct Args {
     /// Write all runs and medians as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
-    /// Offered rate in frames per second (0: the generator's maximum).
-    #[arg(long, default_value_t = 0)]
-    rate: u64,
+    /// Offered rates to sweep: frames/s, `N%` of the generator's maximum
+    /// at that size (measured first, with no receiver), or 0 for flat out.
+    #[arg(long, alias = "rate", value_delimiter = ',', default_value = "0")]
+    rates: Vec<String>,
+    /// Write an SVG plot (received vs offered rate; latency percentiles) here.
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// Render the tables (and `--plot`) of an earlier run's JSON file; measure nothing.
+    #[arg(long, conflicts_with = "gen_compare")]
+    report: Option<PathBuf>,
+    /// Measure ringwire-gen against trafgen (netsniff-ng's generator), flat
+    /// out on the same core of the same lab, instead of the receivers.
+    #[arg(long)]
+    gen_compare: bool,
+    /// ringwire receivers: the RX block retire timeout in ms (block mode).
+    #[arg(long)]
+    retire_ms: Option<u32>,
+    /// ringwire-lowlat: how its worker waits (io-uring sleeps, busy-poll spins
+    /// on the capture core, which it then shares with the veth NAPI thread).
+    #[arg(long, default_value = "io-uring", value_parser = ["io-uring", "busy-poll"])]
+    lowlat_wait: String,
     /// ringwire: RX block size in KiB (default: the engine's default).
     #[arg(long)]
     block_kib: Option<u32>,
@@ -69,13 +104,20 @@ struct Args {
     dst_macs: u32,
 }
 
+/// Smallest frame (IPv4, UDP) with room for the payload stamp.
+const MIN_STAMPED: usize = 42 + ringwire_bench::frames::STAMP_LEN;
+
 /// The generator's first destination MAC: the one the classifier receivers keep.
 const KEEP_MAC: &str = "02:00:00:00:00:02";
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize)]
 struct Run {
     tool: String,
     size: usize,
+    /// The rate asked of the generator (frames/s; 0: flat out).
+    rate: u64,
+    /// How the rate was given (`0`, `1000`, `50%`).
+    rate_spec: String,
     round: usize,
     /// Frames the generator offered: sender veth tx_packets + tx_dropped.
     offered: u64,
@@ -95,15 +137,31 @@ struct Run {
     sys_ns_per_frame: f64,
     /// Captured frames per second.
     captured_pps: f64,
+    /// Offered frames per second.
+    offered_pps: f64,
     /// Tool's user CPU time, ns per offered frame.
     user_ns_per_offered: f64,
     /// Tool's system CPU time, ns per offered frame.
     sys_ns_per_offered: f64,
+    /// One-way latency, for the receivers that measure it.
+    latency: Option<Latency>,
+    /// Why this measurement failed (the report is then partial).
+    error: Option<String>,
+}
+
+/// Latency of one measurement, ns.
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+struct Latency {
+    /// Send → the consumer (ringwire's probe; the bench reading a peer's stream).
+    consumer: HistSnap,
+    /// Send → the kernel's receive timestamp.
+    kernel: HistSnap,
 }
 
 fn main() -> std::process::ExitCode {
     match run() {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(true) => std::process::ExitCode::SUCCESS,
+        Ok(false) => std::process::ExitCode::from(2),
         Err(e) => {
             eprintln!("ringwire-bench: error: {}", format!("{e:#}").replace('\n', " "));
             std::process::ExitCode::FAILURE
@@ -136,11 +194,15 @@ struct Lab2 {
     vc: String,
 }
 
-fn build_lab(cap_core: usize) -> Result<Lab2> {
+/// The lab: two namespaces joined by a veth pair, NIC-like unless `plain`.
+fn build_lab(cap_core: usize, plain: bool) -> Result<Lab2> {
     let mut lab = Lab::new("rwb");
     let ns_g = lab.namespace("gen")?;
     let ns_c = lab.namespace("cap")?;
     let (vg, vc) = lab.veth(&ns_g, &ns_c)?;
+    if plain {
+        return Ok(Lab2 { _lab: lab, ns_g, ns_c, vg, vc });
+    }
     // NIC-like veth (../shared/NOTES.md): NAPI on the receiver, TSO off on the sender.
     lab::run(&["ip", "netns", "exec", &ns_c, "ethtool", "-K", &vc, "gro", "on"])?;
     lab::run(&["ip", "netns", "exec", &ns_g, "ethtool", "-K", &vg, "tso", "off"])?;
@@ -184,6 +246,19 @@ struct Receiver {
     stats_json: Option<PathBuf>,
     /// The pcap file it writes, if it writes one.
     file: Option<PathBuf>,
+    /// tcpdump-stream: the thread reading and timing its output.
+    stream: Option<std::thread::JoinHandle<Result<StreamLatency, StreamError>>>,
+}
+
+impl Drop for Receiver {
+    /// A receiver left running by an error or an interruption is killed, so
+    /// no stray process outlives the run (its namespace goes with the lab).
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
 }
 
 /// Count the records of a pcap file with the engine's reader. A record cut
@@ -200,6 +275,60 @@ fn count_records(path: &Path) -> Result<u64> {
     }
 }
 
+/// Every receiver this bench knows.
+const TOOLS: [&str; 11] = [
+    "none",
+    "ringwire-count",
+    "ringwire-pcap",
+    "ringwire-kclass",
+    "ringwire-uclass",
+    "ringwire-latency",
+    "ringwire-lowlat",
+    "tcpdump",
+    "tcpdump-stream",
+    "netsniff-ng",
+    "trafgen",
+];
+
+/// The ringwire config of a ringwire receiver.
+fn ringwire_config(tool: &str, l: &Lab2, a: &Args, file: &Path, stats: &Path) -> String {
+    let core = a.cap_core;
+    let counter = "[[consumers]]\nname = \"count\"\nkind = \"counter\"\n";
+    let latency = "[[consumers]]\nname = \"lat\"\nkind = \"latency\"\n";
+    let (port_extra, consumer) = match tool {
+        "ringwire-count" => (String::new(), counter.to_owned()),
+        "ringwire-kclass" => (
+            "filter = \"classifier\"\n".to_owned(),
+            format!(
+                "{counter}[classifier]\ndefault = \"drop\"\n\
+                 [[classifier.entries]]\nmac = \"{KEEP_MAC}\"\naction = \"pass\"\n"
+            ),
+        ),
+        "ringwire-uclass" => (String::new(), format!("{counter}filter = \"ether dst {KEEP_MAC}\"\n")),
+        "ringwire-latency" => (String::new(), latency.to_owned()),
+        "ringwire-lowlat" => ("low_latency = true\n".to_owned(), latency.to_owned()),
+        _ => {
+            (String::new(), format!("[[consumers]]\nname = \"pcap\"\nkind = \"pcap\"\npath = \"{}\"\n", file.display()))
+        }
+    };
+    let wait = if tool == "ringwire-lowlat" { a.lowlat_wait.as_str() } else { "io-uring" };
+    let mut ring = String::from("[ring]\n");
+    if let Some(k) = a.block_kib {
+        ring.push_str(&format!("block_size = {}\n", k * 1024));
+    }
+    if let Some(n) = a.blocks {
+        ring.push_str(&format!("block_count = {n}\n"));
+    }
+    if let Some(ms) = a.retire_ms {
+        ring.push_str(&format!("retire_timeout_ms = {ms}\n"));
+    }
+    format!(
+        "[engine]\nworkers = [{core}]\nwait = \"{wait}\"\nstats_json = \"{}\"\n{ring}[[ports]]\nuri = \"afpacket:{}\"\n{port_extra}{consumer}",
+        stats.display(),
+        l.vc
+    )
+}
+
 fn start_receiver(tool: &str, l: &Lab2, a: &Args, size: usize) -> Result<Receiver> {
     let core = a.cap_core.to_string();
     let file = a.out_dir.join(format!("rwbench-{tool}-{size}.pcap"));
@@ -210,36 +339,9 @@ fn start_receiver(tool: &str, l: &Lab2, a: &Args, size: usize) -> Result<Receive
     cmd.args(["netns", "exec", &l.ns_c, "taskset", "-c", &core]);
     let mut stats_json = None;
     match tool {
-        "ringwire-count" | "ringwire-pcap" | "ringwire-kclass" | "ringwire-uclass" => {
-            let counter = "[[consumers]]\nname = \"count\"\nkind = \"counter\"\n";
-            let (port_filter, consumer) = match tool {
-                "ringwire-count" => ("", counter.to_owned()),
-                "ringwire-kclass" => (
-                    "filter = \"classifier\"\n",
-                    format!(
-                        "{counter}[classifier]\ndefault = \"drop\"\n\
-                         [[classifier.entries]]\nmac = \"{KEEP_MAC}\"\naction = \"pass\"\n"
-                    ),
-                ),
-                "ringwire-uclass" => ("", format!("{counter}filter = \"ether dst {KEEP_MAC}\"\n")),
-                _ => ("", format!("[[consumers]]\nname = \"pcap\"\nkind = \"pcap\"\npath = \"{}\"\n", file.display())),
-            };
-            let mut ring = String::from("[ring]\n");
-            if let Some(k) = a.block_kib {
-                ring.push_str(&format!("block_size = {}\n", k * 1024));
-            }
-            if let Some(n) = a.blocks {
-                ring.push_str(&format!("block_count = {n}\n"));
-            }
+        t if t.starts_with("ringwire-") => {
             let cfg = a.out_dir.join(format!("rwbench-{tool}-{size}.toml"));
-            std::fs::write(
-                &cfg,
-                format!(
-                    "[engine]\nworkers = [{core}]\nstats_json = \"{}\"\n{ring}[[ports]]\nuri = \"afpacket:{}\"\n{port_filter}{consumer}",
-                    stats.display(),
-                    l.vc
-                ),
-            )?;
+            std::fs::write(&cfg, ringwire_config(tool, l, a, &file, &stats))?;
             cmd.arg(sibling("ringwire")?)
                 .args(["run", "--log", "warn", "--control-socket", "none"])
                 .arg(&cfg)
@@ -250,6 +352,11 @@ fn start_receiver(tool: &str, l: &Lab2, a: &Args, size: usize) -> Result<Receive
         "tcpdump" => {
             cmd.args(["tcpdump", "-n", "-i", &l.vc, "-w"]).arg(&file);
         }
+        "tcpdump-stream" => {
+            // Packet-buffered output to a pipe read by this process: what a
+            // program downstream of tcpdump sees, block timeout included.
+            cmd.args(["tcpdump", "-n", "-U", "-i", &l.vc, "-w", "-"]);
+        }
         "netsniff-ng" => {
             cmd.args(["netsniff-ng", "--in", &l.vc, "--out"]).arg(&file).args(["--silent", "--bind-cpu", &core]);
         }
@@ -257,92 +364,118 @@ fn start_receiver(tool: &str, l: &Lab2, a: &Args, size: usize) -> Result<Receive
     }
     let mut child =
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().with_context(|| format!("starting {tool}"))?;
-    // Summaries come on stderr (tcpdump) or stdout (netsniff-ng): read both.
+    // Summaries come on stderr (tcpdump) or stdout (netsniff-ng): read both,
+    // unless stdout is the capture stream itself.
     let (tx, rx) = std::sync::mpsc::channel();
-    let out: Box<dyn std::io::Read + Send> = Box::new(child.stdout.take().expect("piped"));
+    let out = child.stdout.take().expect("piped");
     let err: Box<dyn std::io::Read + Send> = Box::new(child.stderr.take().expect("piped"));
-    for stream in [out, err] {
+    let mut stream = None;
+    let mut texts = vec![err];
+    if tool == "tcpdump-stream" {
+        let cap_core = a.cap_core;
+        stream = Some(std::thread::spawn(move || {
+            // The reader is the stream's consumer: it runs on the capture core too.
+            core_affinity::set_for_current(core_affinity::CoreId { id: cap_core });
+            stream::measure(std::io::BufReader::with_capacity(1 << 16, out))
+        }));
+    } else {
+        texts.push(Box::new(out));
+    }
+    for text in texts {
         let tx = tx.clone();
         std::thread::spawn(move || {
-            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            for line in BufReader::new(text).lines().map_while(Result::ok) {
                 for part in line.split('\r') {
                     let _ = tx.send(part.trim().to_owned());
                 }
             }
         });
     }
-    // Ready: ringwire's ready file; the peers' "listening" banner; a second at most.
+    let mut r = Receiver { child: Some(child), stderr_lines: rx, stats_json, file: None, stream };
+    // Ready: ringwire's ready file; the peers' "listening" banner; five seconds at most.
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         if ready.exists() {
             break;
         }
-        if let Ok(l) = rx.recv_timeout(Duration::from_millis(20)) {
+        if let Ok(l) = r.stderr_lines.recv_timeout(Duration::from_millis(20)) {
             if l.contains("listening on") || l.contains("Running!") {
                 break;
             }
         }
-        if let Some(st) = child.try_wait()? {
-            bail!("{tool} exited at start ({st})");
+        if let Some(st) = r.child.as_mut().expect("running").try_wait()? {
+            r.child = None;
+            let lines: Vec<String> = r.stderr_lines.try_iter().collect();
+            bail!("{tool} exited at start ({st}): {}", lines.join(" | "));
         }
         if Instant::now() > deadline {
             break;
         }
     }
     std::thread::sleep(Duration::from_millis(300));
-    let file = (tool == "ringwire-pcap" || !tool.starts_with("ringwire")).then_some(file);
-    Ok(Receiver { child: Some(child), stderr_lines: rx, stats_json, file })
+    r.file = (tool == "ringwire-pcap" || tool == "tcpdump" || tool == "netsniff-ng").then_some(file);
+    Ok(r)
 }
 
 fn number_before(lines: &[String], needle: &str) -> Option<u64> {
     lines.iter().find(|l| l.contains(needle)).and_then(|l| l.split_whitespace().next()).and_then(|n| n.parse().ok())
 }
 
-fn measure(tool: &str, l: &Lab2, a: &Args, size: usize, round: usize) -> Result<Run> {
+/// The generator's command for a measurement.
+fn gen_command(l: &Lab2, a: &Args, size: usize, rate: u64, duration: f64) -> Result<Command> {
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", &l.ns_g])
+        .arg(sibling("ringwire-gen")?)
+        .args(["-i", &l.vg, "--rate", &rate.to_string(), "--size", &size.to_string()])
+        .args(["--ip", "4", "--l4", "udp", "--vlan-every", "0", "--flows", "64"])
+        .args(["--duration", &duration.to_string(), "--cores", &a.gen_core.to_string()])
+        .args(["--dst-mac", KEEP_MAC, "--dst-macs", &a.dst_macs.to_string()]);
+    Ok(c)
+}
+
+/// Sender veth counters: (tx_packets, tx_dropped).
+fn tx_counters(l: &Lab2) -> Result<(u64, u64)> {
+    let p = format!("/sys/class/net/{}/statistics/", l.vg);
+    Ok((ns_read(&l.ns_g, &(p.clone() + "tx_packets"))?, ns_read(&l.ns_g, &(p + "tx_dropped"))?))
+}
+
+fn measure(tool: &str, l: &Lab2, a: &Args, size: usize, rate: (u64, &str), round: usize) -> Result<Run> {
     let mut rcv = if tool == "none" { None } else { Some(start_receiver(tool, l, a, size)?) };
-    let sent_path = format!("/sys/class/net/{}/statistics/", l.vg);
     let rcv_path = format!("/sys/class/net/{}/statistics/", l.vc);
-    let tx0 = ns_read(&l.ns_g, &(sent_path.clone() + "tx_packets"))?;
-    let txd0 = ns_read(&l.ns_g, &(sent_path.clone() + "tx_dropped"))?;
+    let (tx0, txd0) = tx_counters(l)?;
     let rx0 = ns_read(&l.ns_c, &(rcv_path.clone() + "rx_packets"))?;
     let rxd0 = ns_read(&l.ns_c, &(rcv_path.clone() + "rx_dropped"))?;
-    let gen = Command::new("ip")
-        .args(["netns", "exec", &l.ns_g])
-        .arg(sibling("ringwire-gen")?)
-        .args([
-            "-i",
-            &l.vg,
-            "--rate",
-            &a.rate.to_string(),
-            "--size",
-            &size.to_string(),
-            "--ip",
-            "4",
-            "--l4",
-            "udp",
-            "--vlan-every",
-            "0",
-        ])
-        .args(["--flows", "64", "--duration", &a.duration.to_string(), "--core", &a.gen_core.to_string()])
-        .args(["--dst-mac", KEEP_MAC, "--dst-macs", &a.dst_macs.to_string()])
+    let gen = gen_command(l, a, size, rate.0, a.duration)?
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
+        .stderr(Stdio::piped())
+        .output()
         .context("running ringwire-gen")?;
-    if !gen.success() {
-        bail!("ringwire-gen failed ({gen})");
+    if !gen.status.success() {
+        bail!("ringwire-gen failed ({}): {}", gen.status, String::from_utf8_lossy(&gen.stderr).trim());
     }
     std::thread::sleep(Duration::from_millis(500));
-    let offered = ns_read(&l.ns_g, &(sent_path.clone() + "tx_packets"))? - tx0
-        + ns_read(&l.ns_g, &(sent_path + "tx_dropped"))?
-        - txd0;
+    let (tx1, txd1) = tx_counters(l)?;
+    let offered = tx1 - tx0 + txd1 - txd0;
     let delivered = ns_read(&l.ns_c, &(rcv_path.clone() + "rx_packets"))? - rx0;
-    let veth_drops = ns_read(&l.ns_g, &format!("/sys/class/net/{}/statistics/tx_dropped", l.vg))? - txd0
-        + ns_read(&l.ns_c, &(rcv_path + "rx_dropped"))?
-        - rxd0;
-    let (mut captured, mut claimed, mut tool_drops, mut user, mut sys) = (0, 0, 0, 0, 0);
+    let veth_drops = txd1 - txd0 + ns_read(&l.ns_c, &(rcv_path + "rx_dropped"))? - rxd0;
+    let mut run = Run {
+        tool: tool.into(),
+        size,
+        rate: rate.0,
+        rate_spec: rate.1.to_owned(),
+        round,
+        offered,
+        delivered_to_iface: delivered,
+        veth_drops,
+        offered_pps: offered as f64 / a.duration,
+        ..Default::default()
+    };
+    let (mut user, mut sys) = (0, 0);
     if let Some(r) = rcv.as_mut() {
         let mut child = r.child.take().expect("running");
+        if let Some(st) = child.try_wait()? {
+            bail!("{tool} died during the run ({st}): {}", r.stderr_lines.try_iter().collect::<Vec<_>>().join(" | "));
+        }
         // SAFETY: signalling our own child.
         unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
         let (ok, u, s) = wait_rusage(&mut child)?;
@@ -355,43 +488,43 @@ fn measure(tool: &str, l: &Lab2, a: &Args, size: usize, round: usize) -> Result<
             }
             let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(stats)?)?;
             let c = &v["consumers"][0];
-            claimed =
+            run.claimed =
                 if tool == "ringwire-pcap" { c["written"].as_u64() } else { c["delivered"].as_u64() }.unwrap_or(0);
-            tool_drops = v["ports"][0]["kernel_drops"].as_u64().unwrap_or(0) + c["queue_dropped"].as_u64().unwrap_or(0);
-        } else if tool == "tcpdump" {
-            claimed = number_before(&lines, "packets captured").context("tcpdump's summary")?;
-            tool_drops = number_before(&lines, "dropped by kernel").unwrap_or(0);
+            run.tool_drops =
+                v["ports"][0]["kernel_drops"].as_u64().unwrap_or(0) + c["queue_dropped"].as_u64().unwrap_or(0);
+            if !c["latency"].is_null() {
+                run.latency = Some(serde_json::from_value(c["latency"].clone()).context("the probe's figures")?);
+            }
+        } else if tool.starts_with("tcpdump") {
+            run.claimed = number_before(&lines, "packets captured").context("tcpdump's summary")?;
+            run.tool_drops = number_before(&lines, "dropped by kernel").unwrap_or(0);
         } else {
-            claimed = number_before(&lines, "packets passed filter").context("netsniff-ng's summary")?;
-            tool_drops = number_before(&lines, "packets failed filter").unwrap_or(0);
+            run.claimed = number_before(&lines, "packets passed filter").context("netsniff-ng's summary")?;
+            run.tool_drops = number_before(&lines, "packets failed filter").unwrap_or(0);
         }
         // Trust the file, not the summary: count what was written.
-        captured = match &r.file {
-            Some(f) => count_records(f)?,
-            None => claimed,
+        run.captured = match (&r.file, r.stream.take()) {
+            (Some(f), _) => count_records(f)?,
+            (None, Some(h)) => {
+                let s = h.join().map_err(|_| anyhow::anyhow!("the stream reader panicked"))??;
+                run.latency = Some(Latency { consumer: s.consumer_snap(), kernel: s.kernel_snap() });
+                s.records
+            }
+            (None, None) => run.claimed,
         };
         if let Some(f) = &r.file {
             let _ = std::fs::remove_file(f);
         }
     }
+    let captured = run.captured;
     let per = |ns: u64| if captured == 0 { 0.0 } else { ns as f64 / captured as f64 };
     let per_offered = |ns: u64| if offered == 0 { 0.0 } else { ns as f64 / offered as f64 };
-    Ok(Run {
-        tool: tool.into(),
-        size,
-        round,
-        offered,
-        delivered_to_iface: delivered,
-        captured,
-        claimed,
-        tool_drops,
-        veth_drops,
-        user_ns_per_frame: per(user),
-        sys_ns_per_frame: per(sys),
-        captured_pps: captured as f64 / a.duration,
-        user_ns_per_offered: per_offered(user),
-        sys_ns_per_offered: per_offered(sys),
-    })
+    run.user_ns_per_frame = per(user);
+    run.sys_ns_per_frame = per(sys);
+    run.captured_pps = captured as f64 / a.duration;
+    run.user_ns_per_offered = per_offered(user);
+    run.sys_ns_per_offered = per_offered(sys);
+    Ok(run)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -403,23 +536,431 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-fn run() -> Result<()> {
-    let a = Args::parse();
-    if !ringwire_engine::sys::is_root() {
-        bail!("needs root: it builds network namespaces and opens packet sockets");
+/// Namespaces of an earlier run that was killed before it could remove
+/// its lab: `rwb*` namespaces while no other ringwire-bench runs.
+fn remove_stale_labs() -> Result<()> {
+    let me = std::process::id().to_string();
+    let others = lab::run(&["ps", "-eo", "pid=,comm="])?
+        .lines()
+        .filter_map(|l| l.split_once(char::is_whitespace).map(|(p, c)| (p.trim().to_owned(), c.trim().to_owned())))
+        .any(|(pid, comm)| comm == "ringwire-bench" && pid != me);
+    if others {
+        return Ok(());
     }
+    for line in lab::run(&["ip", "netns", "list"])?.lines() {
+        let Some(ns) = line.split_whitespace().next() else { continue };
+        if ns.starts_with("rwb") && ns.contains('x') && ns.contains('-') {
+            eprintln!("note: removing namespace {ns}, left behind by an earlier run that was killed");
+            lab::run(&["ip", "netns", "del", ns])?;
+        }
+    }
+    Ok(())
+}
+
+/// A rate of the sweep: frames/s, or a share of `max` (the generator's
+/// flat-out rate at this size).
+fn resolve_rate(spec: &str, max: Option<f64>) -> Result<u64> {
+    if let Some(p) = spec.strip_suffix('%') {
+        let p: f64 = p.trim().parse().with_context(|| format!("--rates `{spec}`: not a percentage"))?;
+        if !(p > 0.0 && p <= 100.0) {
+            bail!("--rates `{spec}`: a percentage between 0 and 100");
+        }
+        let max = max.context("a percentage needs the flat-out rate")?;
+        return Ok(((max * p / 100.0).round() as u64).max(1));
+    }
+    let r: u64 = spec.trim().parse().with_context(|| format!("--rates `{spec}`: frames/s, N% or 0"))?;
+    if r > 100_000_000 {
+        bail!("--rates `{spec}`: at most 100000000 frames/s");
+    }
+    Ok(r)
+}
+
+/// ringwire-gen against trafgen, flat out, same core, same lab.
+fn gen_compare(l: &Lab2, a: &Args, stop: &AtomicBool) -> Result<serde_json::Value> {
+    let mut rows = Vec::new();
+    for &size in &a.sizes {
+        let mix = MixSpec {
+            flows: 1,
+            vlan_every: 0,
+            ip: Some(Ip::V4),
+            l4: Some(L4::Udp),
+            sizes: vec![size],
+            src_mac: [2, 0, 0, 0, 0, 1],
+            dst_mac: [2, 0, 0, 0, 0, 2],
+            bidirectional: false,
+            dst_macs: 1,
+        };
+        let frame = mix.templates()?[0].bytes.clone();
+        let packet = format!("{{ {} }}", frame.iter().map(|b| format!("{b:#04x}")).collect::<Vec<_>>().join(", "));
+        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        for round in 0..a.rounds {
+            for tool in if round % 2 == 0 { ["ringwire-gen", "trafgen"] } else { ["trafgen", "ringwire-gen"] } {
+                if stop.load(Ordering::Relaxed) {
+                    bail!("interrupted");
+                }
+                let (tx0, d0) = tx_counters(l)?;
+                let start = Instant::now();
+                if tool == "ringwire-gen" {
+                    let out = gen_command(l, a, size, 0, a.duration)?
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::piped())
+                        .output()?;
+                    if !out.status.success() {
+                        bail!("ringwire-gen failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+                    }
+                } else {
+                    let mut child = Command::new("ip")
+                        .args(["netns", "exec", &l.ns_g, "taskset", "-c", &a.gen_core.to_string()])
+                        .args(["trafgen", "-o", &l.vg, "-P", "1", "--no-cpu-stats", "--notouch-irq"])
+                        .arg(&packet)
+                        // Its own process group: trafgen signals its whole group when it stops.
+                        .process_group(0)
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::piped())
+                        .spawn()
+                        .context("starting trafgen")?;
+                    let until = start + Duration::from_secs_f64(a.duration);
+                    while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+                        if let Some(st) = child.try_wait()? {
+                            let mut err = String::new();
+                            if let Some(mut e) = child.stderr.take() {
+                                let _ = std::io::Read::read_to_string(&mut e, &mut err);
+                            }
+                            bail!("trafgen exited early ({st}): {}", err.trim());
+                        }
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    // trafgen forks its sender: stop the whole group it leads, then make sure.
+                    let group = -(child.id() as libc::pid_t);
+                    // SAFETY: signalling the process group of our own child.
+                    unsafe { libc::kill(group, libc::SIGINT) };
+                    let until = Instant::now() + Duration::from_secs(3);
+                    while child.try_wait()?.is_none() && Instant::now() < until {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    // SAFETY: as above; a group already gone makes this a no-op.
+                    unsafe { libc::kill(group, libc::SIGKILL) };
+                    let _ = child.wait();
+                }
+                let secs = start.elapsed().as_secs_f64();
+                std::thread::sleep(Duration::from_millis(200));
+                let (tx1, d1) = tx_counters(l)?;
+                // What the generator got into the device: sent on, or dropped at the peer's full backlog.
+                let pps = (tx1 - tx0 + d1 - d0) as f64 / secs;
+                eprintln!(
+                    "round {} {size:>5} B {tool:<13} {:.3} Mpps into the sender veth ({} of them dropped at the receiver's backlog)",
+                    round + 1,
+                    pps / 1e6,
+                    d1 - d0
+                );
+                if tool == "trafgen" { &mut theirs } else { &mut ours }.push(pps);
+            }
+        }
+        let (o, t) = (median(ours.clone()), median(theirs.clone()));
+        rows.push(serde_json::json!({"size": size, "ringwire_gen_mpps": o / 1e6, "trafgen_mpps": t / 1e6,
+            "ratio": if t > 0.0 { o / t } else { 0.0 }, "ringwire_gen_runs": ours, "trafgen_runs": theirs}));
+    }
+    Ok(serde_json::Value::Array(rows))
+}
+
+/// The machine a run was made on.
+fn machine() -> serde_json::Value {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_default();
+    let kernel = lab::run(&["uname", "-r"]).map(|s| s.trim().to_owned()).unwrap_or_default();
+    let date = lab::run(&["date", "-u", "+%Y-%m-%d"]).map(|s| s.trim().to_owned()).unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
+    serde_json::json!({"cpu": cpu, "cores": cores, "kernel": kernel, "date": date})
+}
+
+/// The median of each percentile over rounds.
+fn median_hist(h: &[HistSnap]) -> HistSnap {
+    let q = |g: fn(&HistSnap) -> u64| median(h.iter().map(|x| g(x) as f64).collect()) as u64;
+    HistSnap {
+        count: q(|x| x.count),
+        min: q(|x| x.min),
+        p50: q(|x| x.p50),
+        p90: q(|x| x.p90),
+        p99: q(|x| x.p99),
+        p999: q(|x| x.p999),
+        p9999: q(|x| x.p9999),
+        max: q(|x| x.max),
+        mean: q(|x| x.mean),
+    }
+}
+
+/// Medians over rounds, per size, rate and receiver (failed runs left out).
+fn medians(runs: &[Run], sizes: &[usize], rates: &[String], tools: &[String]) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    for &size in sizes {
+        for rate in rates {
+            for t in tools {
+                let rs: Vec<&Run> = runs
+                    .iter()
+                    .filter(|r| r.size == size && &r.rate_spec == rate && &r.tool == t && r.error.is_none())
+                    .collect();
+                if rs.is_empty() {
+                    continue;
+                }
+                let m = |f: &dyn Fn(&Run) -> f64| median(rs.iter().map(|r| f(r)).collect());
+                let lo = rs.iter().map(|r| r.captured_pps).fold(f64::INFINITY, f64::min) / 1e6;
+                let hi = rs.iter().map(|r| r.captured_pps).fold(0.0, f64::max) / 1e6;
+                let mut v = serde_json::json!({"size": size, "rate": rate, "tool": t, "rounds": rs.len(),
+                    "offered_mpps": m(&|r| r.offered_pps) / 1e6, "captured_mpps": m(&|r| r.captured_pps) / 1e6,
+                    "captured_min_mpps": lo, "captured_max_mpps": hi,
+                    "captured_ratio": m(&|r| if r.offered == 0 { 0.0 } else { r.captured as f64 / r.offered as f64 }),
+                    "tool_drops": m(&|r| r.tool_drops as f64), "veth_drops": m(&|r| r.veth_drops as f64),
+                    "user_ns_per_frame": m(&|r| r.user_ns_per_frame), "sys_ns_per_frame": m(&|r| r.sys_ns_per_frame),
+                    "user_ns_per_offered": m(&|r| r.user_ns_per_offered), "sys_ns_per_offered": m(&|r| r.sys_ns_per_offered)});
+                let lat: Vec<Latency> = rs.iter().filter_map(|r| r.latency).collect();
+                if !lat.is_empty() {
+                    let consumer: Vec<HistSnap> = lat.iter().map(|l| l.consumer).collect();
+                    let kernel: Vec<HistSnap> = lat.iter().map(|l| l.kernel).collect();
+                    v["latency"] =
+                        serde_json::json!({"consumer": median_hist(&consumer), "kernel": median_hist(&kernel)});
+                }
+                out.push(v);
+            }
+        }
+    }
+    out
+}
+
+fn num(v: &serde_json::Value) -> f64 {
+    v.as_f64().unwrap_or(0.0)
+}
+
+fn rate_label(r: &str) -> String {
+    if r == "0" {
+        "flat out".to_owned()
+    } else {
+        r.to_owned()
+    }
+}
+
+/// The markdown tables of a run's JSON document.
+fn markdown(doc: &serde_json::Value) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let medians = doc["medians"].as_array().cloned().unwrap_or_default();
+    if !medians.is_empty() {
+        let _ = writeln!(
+            s,
+            "| size | rate | receiver | offered Mpps | captured Mpps (min-max) | captured/offered | tool drops | veth drops | user ns/frame | sys ns/frame | user ns/offered |"
+        );
+        let _ = writeln!(s, "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        for m in &medians {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {:.3} | {:.3} ({:.3}-{:.3}) | {:.1} % | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} |",
+                m["size"],
+                rate_label(m["rate"].as_str().unwrap_or("0")),
+                m["tool"].as_str().unwrap_or(""),
+                num(&m["offered_mpps"]),
+                num(&m["captured_mpps"]),
+                num(&m["captured_min_mpps"]),
+                num(&m["captured_max_mpps"]),
+                num(&m["captured_ratio"]) * 100.0,
+                num(&m["tool_drops"]),
+                num(&m["veth_drops"]),
+                num(&m["user_ns_per_frame"]),
+                num(&m["sys_ns_per_frame"]),
+                num(&m["user_ns_per_offered"])
+            );
+        }
+    }
+    let lat: Vec<&serde_json::Value> = medians.iter().filter(|m| !m["latency"].is_null()).collect();
+    if !lat.is_empty() {
+        let _ = writeln!(s, "\nOne-way latency from the generator's send stamp, microseconds:\n");
+        let _ =
+            writeln!(s, "| size | rate | receiver | offered kframes/s | to | p50 | p90 | p99 | p99.9 | p99.99 | max |");
+        let _ = writeln!(s, "|---:|---:|---|---:|---|---:|---:|---:|---:|---:|---:|");
+        for m in lat {
+            for to in ["kernel", "consumer"] {
+                let h = &m["latency"][to];
+                let us = |k: &str| format!("{:.1}", num(&h[k]) / 1e3);
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {:.1} | {} | {} | {} | {} | {} | {} | {} |",
+                    m["size"],
+                    rate_label(m["rate"].as_str().unwrap_or("0")),
+                    m["tool"].as_str().unwrap_or(""),
+                    num(&m["offered_mpps"]) * 1e3,
+                    if to == "kernel" { "kernel timestamp" } else { "consumer" },
+                    us("p50"),
+                    us("p90"),
+                    us("p99"),
+                    us("p999"),
+                    us("p9999"),
+                    us("max")
+                );
+            }
+        }
+    }
+    if let Some(rows) = doc["gen_compare"].as_array() {
+        let _ = writeln!(s, "| size | ringwire-gen Mpps | trafgen Mpps | ringwire-gen / trafgen |");
+        let _ = writeln!(s, "|---:|---:|---:|---:|");
+        for r in rows {
+            let _ = writeln!(
+                s,
+                "| {} | {:.3} | {:.3} | {:.2}x |",
+                r["size"],
+                num(&r["ringwire_gen_mpps"]),
+                num(&r["trafgen_mpps"]),
+                num(&r["ratio"])
+            );
+        }
+    }
+    let a = &doc["args"];
+    let mch = &doc["machine"];
+    let _ = writeln!(
+        s,
+        "\nMedians of {} rounds of {} s; generator on core {}, receivers on core {}; {} ({} cores), Linux {}, {}.{}",
+        a["rounds"],
+        a["duration_s"],
+        a["gen_core"],
+        a["cap_core"],
+        mch["cpu"].as_str().unwrap_or("?"),
+        mch["cores"],
+        mch["kernel"].as_str().unwrap_or("?"),
+        mch["date"].as_str().unwrap_or("?"),
+        if doc["partial"].as_bool() == Some(true) {
+            " PARTIAL: some measurements failed or the run was interrupted (see `runs[].error`)."
+        } else {
+            ""
+        }
+    );
+    let _ = writeln!(s, "Command: `{}`", doc["command"].as_str().unwrap_or("?"));
+    s
+}
+
+/// The SVG plot of a run's JSON document: captured against offered rate,
+/// and latency percentiles against offered rate, per size.
+fn plot(doc: &serde_json::Value) -> String {
+    let medians = doc["medians"].as_array().cloned().unwrap_or_default();
+    let mut sizes: Vec<u64> = medians.iter().filter_map(|m| m["size"].as_u64()).collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    let mut charts = Vec::new();
+    for size in sizes {
+        let at: Vec<&serde_json::Value> = medians.iter().filter(|m| m["size"].as_u64() == Some(size)).collect();
+        let mut tools: Vec<&str> = at.iter().filter_map(|m| m["tool"].as_str()).collect();
+        tools.sort_unstable();
+        tools.dedup();
+        let series = |tool: &str, y: &dyn Fn(&serde_json::Value) -> f64| {
+            let mut pts: Vec<(f64, f64)> = at
+                .iter()
+                .filter(|m| m["tool"].as_str() == Some(tool))
+                .map(|m| (num(&m["offered_mpps"]) * 1e3, y(m)))
+                .collect();
+            pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+            pts
+        };
+        charts.push(Chart {
+            title: format!("{size}-byte frames: captured against offered"),
+            x_label: "offered kframes/s".into(),
+            y_label: "captured kframes/s".into(),
+            log_y: false,
+            series: tools
+                .iter()
+                .filter(|t| **t != "none")
+                .map(|t| Series { name: (*t).to_owned(), points: series(t, &|m| num(&m["captured_mpps"]) * 1e3) })
+                .collect(),
+        });
+        let lat_tools: Vec<&str> = tools
+            .iter()
+            .copied()
+            .filter(|t| at.iter().any(|m| m["tool"].as_str() == Some(*t) && !m["latency"].is_null()))
+            .collect();
+        if !lat_tools.is_empty() {
+            let mut series_l = Vec::new();
+            for t in &lat_tools {
+                for (q, name) in [("p50", "p50"), ("p99", "p99"), ("p999", "p99.9")] {
+                    series_l.push(Series {
+                        name: format!("{t} {name}"),
+                        points: series(t, &|m| num(&m["latency"]["consumer"][q]) / 1e3),
+                    });
+                }
+            }
+            charts.push(Chart {
+                title: format!("{size}-byte frames: latency send -> consumer"),
+                x_label: "offered kframes/s".into(),
+                y_label: "microseconds (log)".into(),
+                log_y: true,
+                series: series_l,
+            });
+        }
+    }
+    let m = &doc["machine"];
+    ringwire_bench::plot::svg(
+        &charts,
+        2,
+        &format!(
+            "ringwire-bench, {}: {} ({} cores), Linux {}. {}",
+            m["date"].as_str().unwrap_or("?"),
+            m["cpu"].as_str().unwrap_or("?"),
+            m["cores"],
+            m["kernel"].as_str().unwrap_or("?"),
+            doc["command"].as_str().unwrap_or("")
+        ),
+    )
+}
+
+/// Render an earlier run's JSON: the tables on stdout, the plot if asked.
+fn report(a: &Args, path: &Path) -> Result<bool> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let doc: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{}: not a ringwire-bench JSON file", path.display()))?;
+    if !doc["args"].is_object() {
+        bail!("{}: not a ringwire-bench JSON file (no `args`)", path.display());
+    }
+    print!("{}", markdown(&doc));
+    if let Some(p) = &a.plot {
+        std::fs::write(p, plot(&doc)).with_context(|| format!("writing {}", p.display()))?;
+    }
+    Ok(doc["partial"].as_bool() != Some(true))
+}
+
+/// Check the arguments before anything is built; returns the receivers to run.
+fn check_args(a: &Args) -> Result<Vec<String>> {
     if a.gen_core == a.cap_core {
         bail!("--gen-core and --cap-core must differ: on one core the run measures contention, not capture");
+    }
+    let ncores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    if a.gen_core >= ncores || a.cap_core >= ncores {
+        bail!("--gen-core and --cap-core must be cores of this machine (0..{ncores})");
     }
     if !(0.5..=600.0).contains(&a.duration) || a.rounds == 0 || a.rounds > 50 {
         bail!("--duration must be 0.5..=600 s and --rounds 1..=50");
     }
+    for s in &a.sizes {
+        if !(60..=1514).contains(s) {
+            bail!("--sizes: {s} is out of range (60..=1514)");
+        }
+    }
+    for r in &a.rates {
+        resolve_rate(r, Some(1.0))?;
+    }
+    let timed = a.tools.iter().any(|t| matches!(t.as_str(), "ringwire-latency" | "ringwire-lowlat" | "tcpdump-stream"));
+    if let Some(s) = a.sizes.iter().find(|&&s| timed && s < MIN_STAMPED) {
+        bail!(
+            "--sizes {s}: latency receivers need frames of {MIN_STAMPED} bytes or more (the {}-byte stamp follows 42 bytes of Ethernet, IPv4 and UDP headers)",
+            ringwire_bench::frames::STAMP_LEN
+        );
+    }
     let mut tools = Vec::new();
     for t in &a.tools {
+        if !TOOLS.contains(&t.as_str()) || t == "trafgen" {
+            bail!("unknown receiver `{t}` (one of: {})", TOOLS[..TOOLS.len() - 1].join(", "));
+        }
         let bin = match t.as_str() {
-            "tcpdump" | "netsniff-ng" => t.as_str(),
-            "none" | "ringwire-count" | "ringwire-pcap" | "ringwire-kclass" | "ringwire-uclass" => "true",
-            other => bail!("unknown tool `{other}`"),
+            "tcpdump" | "tcpdump-stream" => "tcpdump",
+            "netsniff-ng" => "netsniff-ng",
+            _ => "true",
         };
         if have(bin) {
             tools.push(t.clone());
@@ -427,88 +968,152 @@ fn run() -> Result<()> {
             eprintln!("note: {t} is not installed; skipped");
         }
     }
-    for s in &a.sizes {
-        if !(60..=1514).contains(s) {
-            bail!("--sizes: {s} is out of range (60..=1514)");
+    if a.gen_compare {
+        if !have("trafgen") {
+            bail!("--gen-compare needs trafgen (Debian package netsniff-ng)");
+        }
+        if a.gen_core != 0 {
+            bail!("--gen-compare needs --gen-core 0: trafgen -P 1 pins its sender to CPU 0");
         }
     }
-    let lab = build_lab(a.cap_core)?;
-    eprintln!(
-        "lab: {} (gen, core {}) -> {} (capture, core {}); NIC-like veth: GRO on, TSO off, threaded NAPI pinned",
-        lab.vg, a.gen_core, lab.vc, a.cap_core
-    );
+    Ok(tools)
+}
+
+/// Every round of every size, rate and receiver; a failed measurement is
+/// recorded with its error and the run goes on (the report is then partial).
+fn sweep(
+    lab: &Lab2,
+    a: &Args,
+    tools: &[String],
+    max: &BTreeMap<usize, f64>,
+    stop: &AtomicBool,
+) -> Result<(Vec<Run>, bool)> {
     let mut runs = Vec::new();
+    let mut partial = false;
     for round in 0..a.rounds {
         for &size in &a.sizes {
-            // Alternate the order every round so drift in the host does not favour one tool.
-            let mut order = tools.clone();
-            if round % 2 == 1 {
-                order.reverse();
-            }
-            for t in &order {
-                let r = measure(t, &lab, &a, size, round).with_context(|| format!("{t} at {size} bytes"))?;
-                eprintln!(
-                    "round {} {:>5} B {:<15} offered {:>9} captured {:>9} drops {:>8} veth-drops {:>8} user {:>6.0} ns/f sys {:>6.0} ns/f",
-                    round + 1,
-                    size,
-                    t,
-                    r.offered,
-                    r.captured,
-                    r.tool_drops,
-                    r.veth_drops,
-                    r.user_ns_per_frame,
-                    r.sys_ns_per_frame
-                );
-                runs.push(r);
+            for spec in &a.rates {
+                let rate = resolve_rate(spec, max.get(&size).copied())?;
+                // Alternate the order every round so drift in the host does not favour one tool.
+                let mut order = tools.to_vec();
+                if round % 2 == 1 {
+                    order.reverse();
+                }
+                for t in &order {
+                    if stop.load(Ordering::Relaxed) {
+                        eprintln!("interrupted: reporting what was measured");
+                        return Ok((runs, true));
+                    }
+                    let r = match measure(t, lab, a, size, (rate, spec), round) {
+                        Ok(r) => r,
+                        Err(e) => {
+                            let msg = format!("{e:#}");
+                            eprintln!("round {} {size:>5} B {t}: FAILED: {msg}", round + 1);
+                            partial = true;
+                            runs.push(Run {
+                                tool: t.clone(),
+                                size,
+                                rate,
+                                rate_spec: spec.clone(),
+                                round,
+                                error: Some(msg),
+                                ..Default::default()
+                            });
+                            continue;
+                        }
+                    };
+                    let lat = r.latency.map_or(String::new(), |l| {
+                        format!(
+                            " latency p50 {:.1} p99 {:.1} µs",
+                            l.consumer.p50 as f64 / 1e3,
+                            l.consumer.p99 as f64 / 1e3
+                        )
+                    });
+                    eprintln!(
+                        "round {} {:>5} B {:>9} {:<16} offered {:>9} captured {:>9} drops {:>8} veth-drops {:>8} user {:>6.0} ns/f{lat}",
+                        round + 1,
+                        size,
+                        rate_label(spec),
+                        t,
+                        r.offered,
+                        r.captured,
+                        r.tool_drops,
+                        r.veth_drops,
+                        r.user_ns_per_frame,
+                    );
+                    runs.push(r);
+                }
             }
         }
     }
-    let mut table: BTreeMap<(usize, usize), serde_json::Value> = BTreeMap::new();
-    println!(
-        "\n| size | receiver | offered Mpps | captured Mpps (min-max) | captured/offered | tool drops | veth drops | user ns/frame | sys ns/frame | user ns/offered | sys ns/offered |"
-    );
-    println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for &size in &a.sizes {
-        for (ti, t) in tools.iter().enumerate() {
-            let rs: Vec<&Run> = runs.iter().filter(|r| r.size == size && &r.tool == t).collect();
-            let m = |f: &dyn Fn(&Run) -> f64| median(rs.iter().map(|r| f(r)).collect());
-            let offered = m(&|r| r.offered as f64) / a.duration / 1e6;
-            let captured = m(&|r| r.captured_pps) / 1e6;
-            let lo = rs.iter().map(|r| r.captured_pps).fold(f64::INFINITY, f64::min) / 1e6;
-            let hi = rs.iter().map(|r| r.captured_pps).fold(0.0, f64::max) / 1e6;
-            let ratio = m(&|r| if r.offered == 0 { 0.0 } else { r.captured as f64 / r.offered as f64 });
-            let drops = m(&|r| r.tool_drops as f64);
-            let vdrops = m(&|r| r.veth_drops as f64);
-            let user = m(&|r| r.user_ns_per_frame);
-            let sys = m(&|r| r.sys_ns_per_frame);
-            let user_off = m(&|r| r.user_ns_per_offered);
-            let sys_off = m(&|r| r.sys_ns_per_offered);
-            println!(
-                "| {size} | {t} | {offered:.3} | {captured:.3} ({lo:.3}-{hi:.3}) | {:.1} % | {drops:.0} | {vdrops:.0} | {user:.0} | {sys:.0} | {user_off:.0} | {sys_off:.0} |",
-                ratio * 100.0
-            );
-            table.insert(
-                (size, ti),
-                serde_json::json!({"size": size, "tool": t, "offered_mpps": offered, "captured_mpps": captured,
-                    "captured_ratio": ratio, "tool_drops": drops, "veth_drops": vdrops,
-                    "user_ns_per_frame": user, "sys_ns_per_frame": sys,
-                    "user_ns_per_offered": user_off, "sys_ns_per_offered": sys_off}),
-            );
-        }
+    Ok((runs, partial))
+}
+
+fn run() -> Result<bool> {
+    let a = Args::parse();
+    if let Some(path) = &a.report {
+        return report(&a, path);
     }
-    println!(
-        "\nmedians of {} rounds, {} s each; generator ringwire-gen {} on core {}, receivers on core {}",
-        a.rounds,
-        a.duration,
-        if a.rate == 0 { "flat out".to_owned() } else { format!("at {} frames/s", a.rate) },
+    let tools = check_args(&a)?;
+    if !ringwire_engine::sys::is_root() {
+        bail!("needs root: it builds network namespaces and opens packet sockets");
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone())?;
+    }
+    remove_stale_labs()?;
+    // trafgen 0.6.8 ends at the first EAGAIN from a full TX path, which a
+    // NIC-like veth (a NAPI ring of its own) returns when flooded: generators
+    // are compared on a plain veth pair, both under the same conditions.
+    let lab = build_lab(a.cap_core, a.gen_compare)?;
+    eprintln!(
+        "lab: {} (gen, core {}) -> {} (capture, core {}); {}",
+        lab.vg,
         a.gen_core,
-        a.cap_core
+        lab.vc,
+        a.cap_core,
+        if a.gen_compare { "plain veth" } else { "NIC-like veth: GRO on, TSO off, threaded NAPI pinned" }
     );
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let mut doc = serde_json::json!({"args": {"sizes": a.sizes, "duration_s": a.duration, "rounds": a.rounds,
+        "gen_core": a.gen_core, "cap_core": a.cap_core, "rates": a.rates, "dst_macs": a.dst_macs, "tools": tools},
+        "machine": machine(), "command": command});
+    let mut partial = false;
+    if a.gen_compare {
+        match gen_compare(&lab, &a, &stop) {
+            Ok(rows) => doc["gen_compare"] = rows,
+            Err(e) => {
+                eprintln!("gen-compare: {e:#}");
+                partial = true;
+            }
+        }
+    } else {
+        // Percent rates: the generator's flat-out rate at each size, with nobody capturing.
+        let mut max = BTreeMap::new();
+        if a.rates.iter().any(|r| r.ends_with('%')) {
+            for &size in &a.sizes {
+                let r = measure("none", &lab, &a, size, (0, "0"), 0)
+                    .with_context(|| format!("calibrating at {size} bytes"))?;
+                eprintln!("calibration: {size} B flat out offers {:.3} Mpps", r.offered_pps / 1e6);
+                max.insert(size, r.offered_pps);
+            }
+        }
+        let (runs, failed) = sweep(&lab, &a, &tools, &max, &stop)?;
+        partial |= failed;
+        doc["medians"] = serde_json::Value::Array(medians(&runs, &a.sizes, &a.rates, &tools));
+        doc["runs"] = serde_json::to_value(&runs)?;
+        doc["calibration_mpps"] =
+            serde_json::json!(max.iter().map(|(s, r)| (s.to_string(), r / 1e6)).collect::<BTreeMap<_, _>>());
+    }
+    doc["partial"] = serde_json::json!(partial);
+    println!("\n{}", markdown(&doc));
     if let Some(p) = &a.json {
-        let doc = serde_json::json!({"args": {"sizes": a.sizes, "duration_s": a.duration, "rounds": a.rounds,
-            "gen_core": a.gen_core, "cap_core": a.cap_core, "rate": a.rate, "dst_macs": a.dst_macs}, "medians": table.values().collect::<Vec<_>>(), "runs": runs});
         std::fs::write(p, serde_json::to_string_pretty(&doc)? + "\n")
             .with_context(|| format!("writing {}", p.display()))?;
+    }
+    if let Some(p) = &a.plot {
+        std::fs::write(p, plot(&doc)).with_context(|| format!("writing {}", p.display()))?;
     }
     for t in &tools {
         for s in &a.sizes {
@@ -517,5 +1122,5 @@ fn run() -> Result<()> {
             }
         }
     }
-    Ok(())
+    Ok(!partial)
 }

@@ -87,6 +87,10 @@ struct Args {
     /// flows, frames and rate (default: one per core in --cores, else 1).
     #[arg(long)]
     threads: Option<usize>,
+    /// TX ring size per thread in KiB: small rings stay in the CPU's cache
+    /// (the kernel reads each frame right after it is written).
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(64..=1048576))]
+    ring_kib: u32,
     /// Record every frame sent (as sent) into this pcap file.
     #[arg(long)]
     record: Option<PathBuf>,
@@ -316,6 +320,7 @@ fn run() -> Result<()> {
                     templates: &templates,
                     iface: &iface,
                     runts: a.runts,
+                    ring_kib: a.ring_kib,
                     record: a.record.as_deref(),
                     stop: &stop,
                     start,
@@ -397,6 +402,7 @@ struct Job<'a> {
     templates: &'a [Template],
     iface: &'a str,
     runts: bool,
+    ring_kib: u32,
     record: Option<&'a std::path::Path>,
     stop: &'a AtomicBool,
     start: Instant,
@@ -417,8 +423,8 @@ impl Job<'_> {
         }
         let mut tx = TxRing::open(&TxRingOptions {
             iface,
-            block_size: 1 << 20,
-            block_count: 8,
+            block_size: (self.ring_kib * 1024).min(1 << 20).next_power_of_two(),
+            block_count: (self.ring_kib * 1024).div_ceil(1 << 20).max(1),
             frame_size: u32::try_from(2048.max(mix.sizes.iter().max().copied().unwrap_or(0) + 32).next_power_of_two())
                 .unwrap_or(16384),
             pad_runts: !self.runts,

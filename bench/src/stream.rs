@@ -1,0 +1,188 @@
+//! Latency of a peer capture tool, measured by reading its pcap output as it
+//! arrives (`tcpdump -U -w -`): each record's stamp is timed against
+//! CLOCK_MONOTONIC when the record is read (send → the tool's output) and
+//! against the record's own timestamp (send → the kernel's receive time),
+//! so the tool's buffering shows as it would to a program downstream.
+
+use std::io::Read;
+
+use hdrhistogram::Histogram;
+use ringwire_engine::{
+    probe::{find_stamp, HistSnap},
+    sys,
+};
+
+/// Largest latency recorded (larger values are clamped).
+const MAX_NS: u64 = 100_000_000_000;
+
+/// What reading a stream measured.
+#[derive(Debug, Clone)]
+pub struct StreamLatency {
+    /// Records read.
+    pub records: u64,
+    /// Records with a stamp.
+    pub stamped: u64,
+    /// Send → reading the record.
+    pub consumer: Histogram<u64>,
+    /// Send → the record's timestamp (the kernel's receive time).
+    pub kernel: Histogram<u64>,
+    /// Whether the stream ended in the middle of a record (the tool was stopped mid-write).
+    pub truncated: bool,
+}
+
+impl StreamLatency {
+    fn new() -> Self {
+        let h = || Histogram::new_with_bounds(1, MAX_NS, 3).expect("static histogram bounds are valid");
+        Self { records: 0, stamped: 0, consumer: h(), kernel: h(), truncated: false }
+    }
+
+    /// Percentiles of send → reading.
+    #[must_use]
+    pub fn consumer_snap(&self) -> HistSnap {
+        HistSnap::of(&self.consumer)
+    }
+
+    /// Percentiles of send → kernel timestamp.
+    #[must_use]
+    pub fn kernel_snap(&self) -> HistSnap {
+        HistSnap::of(&self.kernel)
+    }
+}
+
+/// Errors reading a capture stream.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    /// Reading failed.
+    #[error("reading the capture stream")]
+    Io(#[from] std::io::Error),
+    /// The stream does not start with a pcap header.
+    #[error("not a pcap stream (magic {0:#010x})")]
+    Magic(u32),
+    /// A record claims more bytes than any capture holds.
+    #[error("a record of {0} bytes: the stream is corrupt")]
+    Record(u32),
+}
+
+/// Fill `buf` from `r`; `Ok(false)` at a clean end of stream before any byte.
+fn fill(r: &mut impl Read, buf: &mut [u8]) -> Result<bool, std::io::Error> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) if got == 0 => return Ok(false),
+            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
+}
+
+/// Read a pcap stream (micro- or nanosecond, either byte order) to its end,
+/// timing every stamped record as it is read.
+///
+/// # Errors
+/// A stream that is not pcap, a corrupt record, or a read error. A record
+/// cut off at the end is not an error (`truncated`).
+pub fn measure(mut r: impl Read) -> Result<StreamLatency, StreamError> {
+    let mut out = StreamLatency::new();
+    let mut hdr = [0u8; 24];
+    if !fill(&mut r, &mut hdr)? {
+        return Ok(out);
+    }
+    let magic = u32::from_le_bytes(hdr[0..4].try_into().expect("4 bytes"));
+    let (le, nano) = match magic {
+        0xa1b2_c3d4 => (true, false),
+        0xa1b2_3c4d => (true, true),
+        0xd4c3_b2a1 => (false, false),
+        0x4d3c_b2a1 => (false, true),
+        m => return Err(StreamError::Magic(m)),
+    };
+    let word = |b: &[u8]| {
+        let a: [u8; 4] = b.try_into().expect("4 bytes");
+        if le {
+            u32::from_le_bytes(a)
+        } else {
+            u32::from_be_bytes(a)
+        }
+    };
+    let mut data = vec![0u8; 262_144];
+    let mut rec = [0u8; 16];
+    loop {
+        match fill(&mut r, &mut rec) {
+            Ok(true) => {}
+            Ok(false) => return Ok(out),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                out.truncated = true;
+                return Ok(out);
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let (sec, frac, incl) = (word(&rec[0..4]), word(&rec[4..8]), word(&rec[8..12]));
+        let n = incl as usize;
+        if n > data.len() {
+            return Err(StreamError::Record(incl));
+        }
+        match fill(&mut r, &mut data[..n]) {
+            Ok(true) => {}
+            Ok(false) | Err(_) => {
+                out.truncated = true;
+                return Ok(out);
+            }
+        }
+        let now = sys::monotonic_ns();
+        out.records += 1;
+        if let Some(st) = find_stamp(&data[..n]) {
+            out.stamped += 1;
+            let offset = sys::realtime_ns().wrapping_sub(sys::monotonic_ns());
+            let ts = u64::from(sec) * 1_000_000_000 + u64::from(frac) * if nano { 1 } else { 1000 };
+            out.consumer.saturating_record(now.saturating_sub(st.ts_ns).clamp(1, MAX_NS));
+            out.kernel.saturating_record(ts.wrapping_sub(offset).saturating_sub(st.ts_ns).clamp(1, MAX_NS));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ringwire_engine::probe::Stamp;
+
+    fn record(out: &mut Vec<u8>, ts_us: (u32, u32), frame: &[u8]) {
+        for w in [ts_us.0, ts_us.1, frame.len() as u32, frame.len() as u32] {
+            out.extend_from_slice(&w.to_le_bytes());
+        }
+        out.extend_from_slice(frame);
+    }
+
+    fn udp_frame(st: &Stamp) -> Vec<u8> {
+        let mut f = vec![0u8; 12];
+        f.extend_from_slice(&[0x08, 0x00, 0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+        f.extend_from_slice(&[0x13, 0x88, 0x13, 0x89, 0, 0, 0, 0]);
+        f.extend_from_slice(&st.to_bytes());
+        f
+    }
+
+    #[test]
+    fn a_stream_is_timed_record_by_record_and_a_cut_record_is_not_an_error() {
+        let mut s = Vec::new();
+        for w in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 65535, 1] {
+            s.extend_from_slice(&w.to_le_bytes());
+        }
+        s.truncate(24);
+        let now = sys::monotonic_ns();
+        let st = Stamp { flow: 1, seq: 0, ts_ns: now - 5_000_000 };
+        let rt = sys::realtime_ns();
+        record(&mut s, ((rt / 1_000_000_000) as u32, (rt % 1_000_000_000 / 1000) as u32), &udp_frame(&st));
+        record(&mut s, (0, 0), &[0u8; 60]);
+        let r = measure(&s[..]).unwrap();
+        assert_eq!((r.records, r.stamped, r.truncated), (2, 1, false));
+        let c = r.consumer_snap();
+        assert!(c.p50 >= 5_000_000 && c.p50 < 5_000_000 + 1_000_000_000, "{c:?}");
+        let k = r.kernel_snap();
+        assert!(k.p50 >= 4_000_000 && k.p50 <= c.p50 + 1_000_000, "{k:?}");
+        let cut = measure(&s[..s.len() - 10]).unwrap();
+        assert_eq!((cut.records, cut.truncated), (1, true));
+        assert!(matches!(measure(&[0u8; 24][..]), Err(StreamError::Magic(0))));
+        assert_eq!(measure(&[][..]).unwrap().records, 0);
+    }
+}

@@ -1,0 +1,179 @@
+//! `ringwire-bench` as a user runs it: a short latency run beside tcpdump,
+//! a peer that crashes, a lab left behind by a killed run, and bad input.
+
+use std::{os::unix::fs::PermissionsExt as _, path::Path, process::Command};
+
+use ringwire_tests::{bin, privileged};
+
+fn bench(args: &[&str], path_prefix: Option<&Path>) -> std::process::Output {
+    let mut c = Command::new(bin("ringwire-bench"));
+    c.args(args).args(["--out-dir", std::env::temp_dir().to_str().unwrap()]);
+    if let Some(p) = path_prefix {
+        c.env("PATH", format!("{}:{}", p.display(), std::env::var("PATH").unwrap_or_default()));
+    }
+    c.output().expect("running ringwire-bench")
+}
+
+/// Namespaces whose name starts with `prefix`.
+fn namespaces(prefix: &str) -> Vec<String> {
+    let out = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| n.starts_with(prefix))
+        .map(str::to_owned)
+        .collect()
+}
+
+fn u(v: &serde_json::Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+/// Both ringwire latency receivers and tcpdump's stream at 500 frames/s:
+/// every frame timed, the frame ring faster than the block ring, a JSON file,
+/// a plot and the same tables again from `--report`; a namespace left by a
+/// killed run is removed first and nothing of the lab stays behind.
+#[test]
+fn a_latency_run_beside_tcpdump_reports_tables_json_and_a_plot_and_leaves_no_lab() {
+    if !privileged("a_latency_run_beside_tcpdump_reports_tables_json_and_a_plot_and_leaves_no_lab") {
+        return;
+    }
+    // Another test of this file may be running a bench: wait for it, so the
+    // stale namespace below is removed by this run (a bench running leaves others alone).
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let stale = "rwb424242x7-gen";
+    assert!(Command::new("ip").args(["netns", "add", stale]).status().unwrap().success());
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("lat.json");
+    let svg = dir.path().join("lat.svg");
+    let out = bench(
+        &[
+            "--sizes",
+            "128",
+            "--rounds",
+            "1",
+            "--duration",
+            "2",
+            "--rates",
+            "500",
+            "--tools",
+            "ringwire-lowlat,ringwire-latency,tcpdump-stream",
+            "--json",
+            json.to_str().unwrap(),
+            "--plot",
+            svg.to_str().unwrap(),
+        ],
+        None,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stderr}\n{stdout}");
+    assert!(stderr.contains(&format!("removing namespace {stale}")), "{stderr}");
+    assert!(namespaces("rwb").is_empty(), "the lab is removed: {:?}", namespaces("rwb"));
+    assert!(stdout.contains("One-way latency"), "{stdout}");
+
+    let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(doc["partial"], false);
+    assert!(doc["machine"]["cores"].as_u64().unwrap() >= 2, "{}", doc["machine"]);
+    let med = doc["medians"].as_array().unwrap();
+    assert_eq!(med.len(), 3, "{med:?}");
+    let p50 = |tool: &str| {
+        let m = med.iter().find(|m| m["tool"] == tool).unwrap_or_else(|| panic!("no {tool}"));
+        let c = &m["latency"]["consumer"];
+        // tcpdump loses the frames of the block still open when it is stopped.
+        let least = if tool.starts_with("ringwire") { 990 } else { 500 };
+        assert!(u(&c["count"]) >= least, "{tool}: about 1000 frames timed: {m}");
+        assert!(u(&c["p50"]) <= u(&c["p99"]) && u(&c["p99"]) <= u(&c["max"]), "{tool}: {c}");
+        assert!(u(&m["latency"]["kernel"]["p50"]) <= u(&c["p50"]), "{tool}: the kernel's timestamp comes first: {m}");
+        u(&c["p50"])
+    };
+    let (frames, blocks, tcpdump) = (p50("ringwire-lowlat"), p50("ringwire-latency"), p50("tcpdump-stream"));
+    assert!(frames * 4 < blocks, "frame ring p50 {frames} ns against block ring {blocks} ns");
+    assert!(frames * 4 < tcpdump, "frame ring p50 {frames} ns against tcpdump's stream {tcpdump} ns");
+    let plot = std::fs::read_to_string(&svg).unwrap();
+    assert!(plot.starts_with("<svg") && plot.contains("latency send -&gt; consumer"), "{plot}");
+
+    let again = bench(&["--report", json.to_str().unwrap()], None);
+    assert!(again.status.success());
+    let table = String::from_utf8_lossy(&again.stdout);
+    assert!(table.contains("| 128 | 500 | ringwire-lowlat |"), "{table}");
+    assert!(table.contains("Command: `"), "{table}");
+}
+
+/// Serializes the tests of this file that run a bench (each takes both cores).
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A peer that dies during its measurement: the run goes on, the report is
+/// marked partial (exit status 2), and neither namespaces nor processes stay.
+#[test]
+fn a_peer_that_crashes_mid_run_gives_a_partial_report() {
+    if !privileged("a_peer_that_crashes_mid_run_gives_a_partial_report") {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let dir = tempfile::tempdir().unwrap();
+    // A tcpdump that starts, says it listens, and crashes half a second later.
+    let fake = dir.path().join("tcpdump");
+    std::fs::write(&fake, "#!/bin/sh\necho \"listening on fake\" >&2\nsleep 0.5\nkill -SEGV $$\n").unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let json = dir.path().join("crash.json");
+    let out = bench(
+        &[
+            "--sizes",
+            "128",
+            "--rounds",
+            "1",
+            "--duration",
+            "1",
+            "--rates",
+            "1000",
+            "--tools",
+            "ringwire-count,tcpdump",
+            "--json",
+            json.to_str().unwrap(),
+        ],
+        Some(dir.path()),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}\n{stdout}");
+    assert!(stdout.contains("PARTIAL"), "{stdout}");
+    assert!(stderr.contains("tcpdump: FAILED") && stderr.contains("died during the run"), "{stderr}");
+    let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(doc["partial"], true);
+    let failed: Vec<_> = doc["runs"].as_array().unwrap().iter().filter(|r| !r["error"].is_null()).collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0]["tool"], "tcpdump");
+    let med = doc["medians"].as_array().unwrap();
+    assert!(med.iter().any(|m| m["tool"] == "ringwire-count" && u(&m["rounds"]) == 1), "{med:?}");
+    assert!(namespaces("rwb").is_empty(), "the lab is removed: {:?}", namespaces("rwb"));
+    let left = Command::new("pgrep").args(["-f", &fake.display().to_string()]).output().unwrap();
+    assert!(left.stdout.is_empty(), "no fake tcpdump left: {}", String::from_utf8_lossy(&left.stdout));
+}
+
+/// Out-of-range arguments and files that are not reports: one clear line,
+/// nothing built.
+#[test]
+fn bad_arguments_are_refused_before_anything_is_built() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_report = dir.path().join("x.json");
+    std::fs::write(&not_report, "{}").unwrap();
+    let missing = dir.path().join("missing.json");
+    for (args, says) in [
+        (vec!["--rates", "150%"], "a percentage between 0 and 100"),
+        (vec!["--rates", "fast"], "frames/s, N% or 0"),
+        (vec!["--sizes", "64", "--tools", "ringwire-latency"], "need frames of 66 bytes or more"),
+        (vec!["--sizes", "9000"], "out of range"),
+        (vec!["--tools", "wireshark"], "unknown receiver `wireshark`"),
+        (vec!["--gen-core", "1", "--cap-core", "1"], "must differ"),
+        (vec!["--rounds", "0"], "--rounds 1..=50"),
+        (vec!["--report", not_report.to_str().unwrap()], "not a ringwire-bench JSON file"),
+        (vec!["--report", missing.to_str().unwrap()], "reading"),
+    ] {
+        let out = bench(&args, None);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: one line: {err}");
+    }
+}
