@@ -13,6 +13,10 @@ pub struct Series {
     pub name: String,
     /// (x, y) points, drawn in the order given.
     pub points: Vec<(f64, f64)>,
+    /// Colour index (series of one tool share a colour).
+    pub color: usize,
+    /// Line style: 0 solid, 1 dashed, 2 dotted.
+    pub dash: usize,
 }
 
 /// One chart.
@@ -30,10 +34,11 @@ pub struct Chart {
     pub series: Vec<Series>,
 }
 
-const W: f64 = 560.0;
+const W: f64 = 720.0;
 const H: f64 = 360.0;
 const LEFT: f64 = 70.0;
-const RIGHT: f64 = 20.0;
+/// Room right of the plot for the legend.
+const RIGHT: f64 = 190.0;
 const TOP: f64 = 40.0;
 const BOTTOM: f64 = 50.0;
 const COLORS: [&str; 8] = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"];
@@ -153,7 +158,8 @@ fn chart(out: &mut String, c: &Chart, ox: f64, oy: f64) {
         esc(&c.y_label)
     );
     for (i, s) in c.series.iter().enumerate() {
-        let color = COLORS[i % COLORS.len()];
+        let color = COLORS[s.color % COLORS.len()];
+        let dash = ["", r#" stroke-dasharray="7,4""#, r#" stroke-dasharray="2,3""#][s.dash.min(2)];
         let p: Vec<String> = s
             .points
             .iter()
@@ -161,16 +167,25 @@ fn chart(out: &mut String, c: &Chart, ox: f64, oy: f64) {
             .map(|&(x, y)| format!("{:.1},{:.1}", sx(x), sy(y)))
             .collect();
         if p.len() > 1 {
-            let _ =
-                writeln!(out, r#"<polyline points="{}" fill="none" stroke="{color}" stroke-width="2"/>"#, p.join(" "));
+            let _ = writeln!(
+                out,
+                r#"<polyline points="{}" fill="none" stroke="{color}" stroke-width="2"{dash}/>"#,
+                p.join(" ")
+            );
         }
         for xy in &p {
             let (x, y) = xy.split_once(',').unwrap_or(("0", "0"));
             let _ = writeln!(out, r#"<circle cx="{x}" cy="{y}" r="3.5" fill="{color}"/>"#);
         }
-        let ly = TOP + 14.0 + 16.0 * i as f64;
-        let _ = writeln!(out, r#"<rect x="{}" y="{}" width="12" height="4" fill="{color}"/>"#, LEFT + 10.0, ly - 6.0);
-        let _ = writeln!(out, r#"<text x="{}" y="{ly}" font-size="11">{}</text>"#, LEFT + 28.0, esc(&s.name));
+        let (lx, ly) = (LEFT + pw + 12.0, TOP + 8.0 + 16.0 * i as f64);
+        let _ = writeln!(
+            out,
+            r#"<line x1="{lx}" x2="{}" y1="{:.1}" y2="{:.1}" stroke="{color}" stroke-width="2"{dash}/>"#,
+            lx + 22.0,
+            ly - 4.0,
+            ly - 4.0
+        );
+        let _ = writeln!(out, r#"<text x="{}" y="{ly}" font-size="11">{}</text>"#, lx + 28.0, esc(&s.name));
     }
     let _ = writeln!(out, "</g>");
 }
@@ -180,14 +195,30 @@ fn chart(out: &mut String, c: &Chart, ox: f64, oy: f64) {
 pub fn svg(charts: &[Chart], columns: usize, caption: &str) -> String {
     let columns = columns.max(1);
     let rows = charts.len().div_ceil(columns).max(1);
-    let (w, h) = (W * columns as f64 + 10.0 * (columns as f64 + 1.0), (H + 10.0) * rows as f64 + 40.0);
+    let (w, h) = (W * columns as f64 + 10.0 * (columns as f64 + 1.0), (H + 10.0) * rows as f64 + 54.0);
     let mut out = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\">\n<rect width=\"{w}\" height=\"{h}\" fill=\"#fafafa\"/>\n"
     );
     for (i, c) in charts.iter().enumerate() {
         chart(&mut out, c, 10.0 + (W + 10.0) * (i % columns) as f64, 10.0 + (H + 10.0) * (i / columns) as f64);
     }
-    let _ = writeln!(out, r#"<text x="10" y="{}" font-size="12">{}</text>"#, h - 14.0, esc(caption));
+    // The caption, broken into lines that fit the width.
+    let per_line = (w / 6.5) as usize;
+    let mut lines = vec![String::new()];
+    for word in caption.split(' ') {
+        let last = lines.last_mut().expect("one line at least");
+        if !last.is_empty() && last.len() + word.len() + 1 > per_line {
+            lines.push(word.to_owned());
+        } else {
+            if !last.is_empty() {
+                last.push(' ');
+            }
+            last.push_str(word);
+        }
+    }
+    for (i, l) in lines.iter().enumerate() {
+        let _ = writeln!(out, r#"<text x="10" y="{}" font-size="11">{}</text>"#, h - 26.0 + 14.0 * i as f64, esc(l));
+    }
     out.push_str("</svg>\n");
     out
 }
@@ -214,8 +245,8 @@ mod tests {
             y_label: "µs".into(),
             log_y: true,
             series: vec![
-                Series { name: "ringwire".into(), points: vec![(1000.0, 12.0), (500_000.0, 30.0)] },
-                Series { name: "tcpdump".into(), points: vec![(1000.0, 0.0), (500_000.0, 9000.0)] },
+                Series { name: "ringwire".into(), points: vec![(1000.0, 12.0), (500_000.0, 30.0)], color: 0, dash: 0 },
+                Series { name: "tcpdump".into(), points: vec![(1000.0, 0.0), (500_000.0, 9000.0)], color: 1, dash: 1 },
             ],
         };
         let s = svg(&[c.clone(), Chart { series: vec![], ..c }], 2, "caption & more");

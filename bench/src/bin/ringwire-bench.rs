@@ -85,6 +85,10 @@ struct Args {
     /// out on the same core of the same lab, instead of the receivers.
     #[arg(long)]
     gen_compare: bool,
+    /// ringwire receivers: a consumer filter (pcap-filter, `builtin:` or
+    /// `plugin:`) on the counting, writing and latency consumers.
+    #[arg(long)]
+    ringwire_filter: Option<String>,
     /// ringwire receivers: the RX block retire timeout in ms (block mode).
     #[arg(long)]
     retire_ms: Option<u32>,
@@ -290,6 +294,11 @@ const TOOLS: [&str; 11] = [
     "trafgen",
 ];
 
+/// A TOML basic string.
+fn toml_string(s: &str) -> String {
+    serde_json::Value::String(s.to_owned()).to_string()
+}
+
 /// The ringwire config of a ringwire receiver.
 fn ringwire_config(tool: &str, l: &Lab2, a: &Args, file: &Path, stats: &Path) -> String {
     let core = a.cap_core;
@@ -310,6 +319,12 @@ fn ringwire_config(tool: &str, l: &Lab2, a: &Args, file: &Path, stats: &Path) ->
         _ => {
             (String::new(), format!("[[consumers]]\nname = \"pcap\"\nkind = \"pcap\"\npath = \"{}\"\n", file.display()))
         }
+    };
+    let consumer = match (&a.ringwire_filter, tool) {
+        (Some(f), "ringwire-count" | "ringwire-pcap" | "ringwire-latency" | "ringwire-lowlat") => {
+            format!("{consumer}filter = {}\n", toml_string(f))
+        }
+        _ => consumer,
     };
     let wait = if tool == "ringwire-lowlat" { a.lowlat_wait.as_str() } else { "io-uring" };
     let mut ring = String::from("[ring]\n");
@@ -750,13 +765,15 @@ fn markdown(doc: &serde_json::Value) -> String {
     if !medians.is_empty() {
         let _ = writeln!(
             s,
-            "| size | rate | receiver | offered Mpps | captured Mpps (min-max) | captured/offered | tool drops | veth drops | user ns/frame | sys ns/frame | user ns/offered |"
+            "| size | rate | receiver | offered Mpps | captured Mpps (min-max) | captured Gbit/s | captured/offered | tool drops | veth drops | user ns/frame | sys ns/frame | user ns/offered |"
         );
-        let _ = writeln!(s, "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(s, "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         for m in &medians {
+            // Frame bytes as sent (no preamble, gap or FCS).
+            let gbps = num(&m["captured_mpps"]) * num(&m["size"]) * 8.0 / 1e3;
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {:.3} | {:.3} ({:.3}-{:.3}) | {:.1} % | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} |",
+                "| {} | {} | {} | {:.3} | {:.3} ({:.3}-{:.3}) | {gbps:.2} | {:.1} % | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} |",
                 m["size"],
                 rate_label(m["rate"].as_str().unwrap_or("0")),
                 m["tool"].as_str().unwrap_or(""),
@@ -868,7 +885,13 @@ fn plot(doc: &serde_json::Value) -> String {
             series: tools
                 .iter()
                 .filter(|t| **t != "none")
-                .map(|t| Series { name: (*t).to_owned(), points: series(t, &|m| num(&m["captured_mpps"]) * 1e3) })
+                .enumerate()
+                .map(|(i, t)| Series {
+                    name: (*t).to_owned(),
+                    points: series(t, &|m| num(&m["captured_mpps"]) * 1e3),
+                    color: i,
+                    dash: 0,
+                })
                 .collect(),
         });
         let lat_tools: Vec<&str> = tools
@@ -879,10 +902,13 @@ fn plot(doc: &serde_json::Value) -> String {
         if !lat_tools.is_empty() {
             let mut series_l = Vec::new();
             for t in &lat_tools {
-                for (q, name) in [("p50", "p50"), ("p99", "p99"), ("p999", "p99.9")] {
+                let color = tools.iter().filter(|x| **x != "none").position(|x| x == t).unwrap_or(0);
+                for (dash, (q, name)) in [("p50", "p50"), ("p99", "p99"), ("p999", "p99.9")].into_iter().enumerate() {
                     series_l.push(Series {
                         name: format!("{t} {name}"),
                         points: series(t, &|m| num(&m["latency"]["consumer"][q]) / 1e3),
+                        color,
+                        dash,
                     });
                 }
             }
@@ -990,6 +1016,15 @@ fn sweep(
 ) -> Result<(Vec<Run>, bool)> {
     let mut runs = Vec::new();
     let mut partial = false;
+    let total = (a.rounds * a.sizes.len() * a.rates.len() * tools.len()) as u64;
+    let bar = indicatif::ProgressBar::new(total).with_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:32} {pos}/{len} measurements, {elapsed} (about {eta} left) {msg}",
+        )
+        .expect("a valid template"),
+    );
+    // Lines above the bar on a terminal; plain lines otherwise (the bar is hidden).
+    let say = |line: String| if bar.is_hidden() { eprintln!("{line}") } else { bar.println(line) };
     for round in 0..a.rounds {
         for &size in &a.sizes {
             for spec in &a.rates {
@@ -1001,14 +1036,18 @@ fn sweep(
                 }
                 for t in &order {
                     if stop.load(Ordering::Relaxed) {
+                        bar.finish_and_clear();
                         eprintln!("interrupted: reporting what was measured");
                         return Ok((runs, true));
                     }
-                    let r = match measure(t, lab, a, size, (rate, spec), round) {
+                    bar.set_message(format!("(round {}, {size} B, {}, {t})", round + 1, rate_label(spec)));
+                    let r = measure(t, lab, a, size, (rate, spec), round);
+                    bar.inc(1);
+                    let r = match r {
                         Ok(r) => r,
                         Err(e) => {
                             let msg = format!("{e:#}");
-                            eprintln!("round {} {size:>5} B {t}: FAILED: {msg}", round + 1);
+                            say(format!("round {} {size:>5} B {t}: FAILED: {msg}", round + 1));
                             partial = true;
                             runs.push(Run {
                                 tool: t.clone(),
@@ -1029,7 +1068,7 @@ fn sweep(
                             l.consumer.p99 as f64 / 1e3
                         )
                     });
-                    eprintln!(
+                    say(format!(
                         "round {} {:>5} B {:>9} {:<16} offered {:>9} captured {:>9} drops {:>8} veth-drops {:>8} user {:>6.0} ns/f{lat}",
                         round + 1,
                         size,
@@ -1040,12 +1079,13 @@ fn sweep(
                         r.tool_drops,
                         r.veth_drops,
                         r.user_ns_per_frame,
-                    );
+                    ));
                     runs.push(r);
                 }
             }
         }
     }
+    bar.finish_and_clear();
     Ok((runs, partial))
 }
 

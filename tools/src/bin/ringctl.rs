@@ -118,8 +118,8 @@ enum ConsumersCmd {
     Add {
         /// Its name.
         name: String,
-        /// pcap, counter, forward or print.
-        #[arg(long, value_parser = ["pcap", "counter", "forward", "print"])]
+        /// pcap, counter, forward, print or latency.
+        #[arg(long, value_parser = ["pcap", "counter", "forward", "print", "latency"])]
         kind: String,
         /// A port it takes frames from (repeat; default: every receiving port).
         #[arg(long = "port")]
@@ -481,6 +481,37 @@ fn render_stats(v: &Value) -> String {
             n(&k["queue_dropped"]),
             rate("consumers", &k["name"], "delivered_per_s"),
         ));
+    }
+    let probes: Vec<Value> = c["consumers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|k| !k["latency"].is_null())
+        .collect();
+    if !probes.is_empty() {
+        s.push_str(&format!(
+            "latency (microseconds, since the engine started):\n  {:<20} {:<9} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9}\n",
+            "consumer", "to", "frames", "p50", "p99", "p99.9", "max", "lost"
+        ));
+        let us = |x: &Value| format!("{:.1}", x.as_f64().unwrap_or(0.0) / 1e3);
+        for k in probes {
+            let l = &k["latency"];
+            for to in ["kernel", "consumer"] {
+                let h = &l[to];
+                s.push_str(&format!(
+                    "  {:<20} {:<9} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9}\n",
+                    text(&k["name"]),
+                    to,
+                    n(&h["count"]),
+                    us(&h["p50"]),
+                    us(&h["p99"]),
+                    us(&h["p999"]),
+                    us(&h["max"]),
+                    n(&l["counters"]["lost"]),
+                ));
+            }
+        }
     }
     s
 }
