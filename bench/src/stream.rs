@@ -8,12 +8,9 @@ use std::io::Read;
 
 use hdrhistogram::Histogram;
 use ringwire_engine::{
-    probe::{find_stamp, HistSnap},
+    probe::{find_stamp, histogram, HistSnap, MAX_NS},
     sys,
 };
-
-/// Largest latency recorded (larger values are clamped).
-const MAX_NS: u64 = 100_000_000_000;
 
 /// What reading a stream measured.
 #[derive(Debug, Clone)]
@@ -32,8 +29,7 @@ pub struct StreamLatency {
 
 impl StreamLatency {
     fn new() -> Self {
-        let h = || Histogram::new_with_bounds(1, MAX_NS, 3).expect("static histogram bounds are valid");
-        Self { records: 0, stamped: 0, consumer: h(), kernel: h(), truncated: false }
+        Self { records: 0, stamped: 0, consumer: histogram(), kernel: histogram(), truncated: false }
     }
 
     /// Percentiles of send → reading.

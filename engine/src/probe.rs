@@ -26,7 +26,7 @@ pub const STAMP_LEN: usize = 24;
 /// timed but not sequence-checked (counted as `untracked`).
 pub const MAX_STREAMS: usize = 1 << 16;
 /// Highest latency recorded; larger values are clamped to it.
-const MAX_NS: u64 = 100_000_000_000;
+pub const MAX_NS: u64 = 100_000_000_000;
 /// Sequence numbers behind the highest seen for which a duplicate is told
 /// from a late (reordered) frame.
 const WINDOW: u64 = 64;
@@ -165,10 +165,15 @@ pub struct ProbeData {
     pub seq: SeqCounters,
 }
 
+/// An empty latency histogram: 1 ns to [`MAX_NS`], 3 significant digits.
+#[must_use]
+pub fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_NS, 3).expect("static histogram bounds are valid")
+}
+
 impl ProbeData {
     fn new() -> Self {
-        let h = || Histogram::new_with_bounds(1, MAX_NS, 3).expect("static histogram bounds are valid");
-        Self { kernel: h(), consumer: h(), seq: SeqCounters::default() }
+        Self { kernel: histogram(), consumer: histogram(), seq: SeqCounters::default() }
     }
 
     fn copy_from(&mut self, o: &Self) {
