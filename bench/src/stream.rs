@@ -121,6 +121,7 @@ pub fn measure(mut r: impl Read) -> Result<StreamLatency, StreamError> {
         }
         match fill(&mut r, &mut data[..n]) {
             Ok(true) => {}
+            Err(e) if e.kind() != std::io::ErrorKind::UnexpectedEof => return Err(e.into()),
             Ok(false) | Err(_) => {
                 out.truncated = true;
                 return Ok(out);

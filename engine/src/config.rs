@@ -585,6 +585,9 @@ impl Config {
                 }
             }
             let kind = p.kind().map_err(ConfigError::Invalid)?;
+            if p.low_latency && !matches!(kind, PortKind::AfPacket(_)) {
+                return bad(format!("port `{}`: low_latency applies to afpacket ports only", p.display_name()));
+            }
             if p.uses_classifier() && !matches!(kind, PortKind::AfPacket(_)) {
                 return bad(format!(
                     "port `{}`: filter: the classifier runs in the kernel, on afpacket ports only",
@@ -732,6 +735,8 @@ mod tests {
         c.consumers[0].ports.pop();
         c.consumers[0].snaplen = u32::MAX;
         assert!(c.validate().unwrap_err().to_string().contains("snaplen: 4294967295 is over"));
+        let c = Config::parse("[[ports]]\nuri = \"pcap:x\"\nlow_latency = true\n").unwrap();
+        assert!(c.validate().unwrap_err().to_string().contains("low_latency applies to afpacket ports only"));
     }
 
     #[test]

@@ -109,13 +109,20 @@ pub fn find_stamp(frame: &[u8]) -> Option<Stamp> {
     })
 }
 
-/// A stream's sequence state: the next sequence expected (highest + 1) and
-/// which of the [`WINDOW`] sequences below it have arrived (bit `d`: `next - 1 - d`).
+/// A jump ahead of this many sequence numbers starts a stream over (a new
+/// generator run, or a number that is not one) instead of counting them lost.
+const RESTART: u64 = 1 << 32;
+
+/// A stream's sequence state: the next sequence expected (highest + 1),
+/// which of the [`WINDOW`] sequences below it have arrived (bit `d`:
+/// `next - 1 - d`), the first one seen and its own count of missing ones.
 #[derive(Debug, Clone, Copy, Default)]
 struct FlowTrack {
     next: u64,
     window: u64,
     received: u64,
+    first: u64,
+    lost: u64,
 }
 
 /// Per-flow counters, summed over flows.
@@ -139,6 +146,8 @@ pub struct SeqCounters {
     pub untracked: u64,
     /// Frames stamped later than they were seen (clocks disagree): recorded as 0.
     pub negative: u64,
+    /// Streams that jumped ahead by 2^32 or more and were started over.
+    pub restarts: u64,
 }
 
 impl SeqCounters {
@@ -151,6 +160,7 @@ impl SeqCounters {
         self.flows += o.flows;
         self.untracked += o.untracked;
         self.negative += o.negative;
+        self.restarts += o.restarts;
     }
 }
 
@@ -267,31 +277,50 @@ impl Probe {
         }
     }
 
-    /// Copy what this worker measured into its shared slot (statistics tick).
-    pub fn publish(&self) {
-        if let Some(slot) = self.shared.slots.get(self.worker) {
-            slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner).copy_from(&self.data);
+    /// Copy what this worker measured into its shared slot. On the
+    /// statistics tick (`wait` false) a slot a reader holds is skipped, so a
+    /// snapshot never stalls the worker; the final copy (`wait` true) waits.
+    pub fn publish(&self, wait: bool) {
+        let Some(slot) = self.shared.slots.get(self.worker) else { return };
+        match slot.try_lock() {
+            Ok(mut g) => g.copy_from(&self.data),
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner().copy_from(&self.data),
+            Err(std::sync::TryLockError::WouldBlock) if wait => {
+                slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner).copy_from(&self.data);
+            }
+            Err(std::sync::TryLockError::WouldBlock) => {}
         }
     }
 }
 
 /// Account sequence number `seq` of a stream.
 fn track(f: &mut FlowTrack, seq: u64, c: &mut SeqCounters) {
+    let start = |f: &mut FlowTrack| {
+        *f = FlowTrack { next: seq.saturating_add(1), window: 1, received: f.received + 1, first: seq, lost: 0 };
+    };
     if f.received == 0 {
         c.flows += 1;
-        *f = FlowTrack { next: seq + 1, window: 1, received: 1 };
+        start(f);
         return;
     }
-    f.received += 1;
     if seq >= f.next {
         let gap = seq - f.next;
+        if gap >= RESTART {
+            // Its earlier gaps stay counted; the new run starts clean.
+            c.restarts += 1;
+            start(f);
+            return;
+        }
+        f.received += 1;
         c.lost += gap;
+        f.lost += gap;
         let shift = gap + 1;
         f.window = if shift >= WINDOW { 0 } else { f.window << shift };
         f.window |= 1;
-        f.next = seq + 1;
+        f.next = seq.saturating_add(1);
         return;
     }
+    f.received += 1;
     let d = f.next - 1 - seq;
     if d < WINDOW {
         if f.window & (1 << d) != 0 {
@@ -300,9 +329,13 @@ fn track(f: &mut FlowTrack, seq: u64, c: &mut SeqCounters) {
         }
         f.window |= 1 << d;
     }
-    // A late frame fills a gap counted as lost.
     c.reordered += 1;
-    c.lost = c.lost.saturating_sub(1);
+    // A late frame fills a gap this stream counted as lost (not one from
+    // before its first frame seen, which was never counted).
+    if seq > f.first && f.lost > 0 {
+        f.lost -= 1;
+        c.lost -= 1;
+    }
 }
 
 /// Percentiles of a latency histogram, in ns.
@@ -407,6 +440,15 @@ mod tests {
         assert_eq!(c.duplicates, 2, "3 and 6 twice");
         assert_eq!(c.reordered, 2, "3 and 4 after higher numbers");
         assert_eq!(c.lost, 2 + 193 - 2);
+
+        // A stream first seen at 5: 3 is late but was never counted lost; a
+        // jump of 2^40 starts it over, and so does u64::MAX (no overflow),
+        // after which 0 is late.
+        let (mut g, mut c) = (FlowTrack::default(), SeqCounters::default());
+        for s in [5, 3, 6, 8, 1 << 40, (1 << 40) + 1, u64::MAX, 0] {
+            track(&mut g, s, &mut c);
+        }
+        assert_eq!((c.lost, c.reordered, c.restarts, c.flows), (1, 2, 2, 1), "{c:?}");
     }
 
     #[test]
@@ -421,8 +463,8 @@ mod tests {
         b.record(&udp4(&Stamp { flow: 2, seq: 7, ts_ns: 5_000 }.to_bytes(), false), Some((6_000, 4_000)));
         b.record(&udp4(&Stamp { flow: 3, seq: 0, ts_ns: 5_000 }.to_bytes(), false), None);
         b.record(&[0u8; 60], None);
-        a.publish();
-        b.publish();
+        a.publish(true);
+        b.publish(false);
         let s = shared.snapshot();
         assert_eq!(s.kernel.count, 101);
         assert!((9_990..=10_010).contains(&s.kernel.p50), "{:?}", s.kernel);

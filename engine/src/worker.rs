@@ -267,11 +267,12 @@ impl Dispatch {
         self.flush_tx(errors);
     }
 
-    /// Latency probes copy their histograms out (statistics tick, exit).
-    fn publish_probes(&self) {
+    /// Latency probes copy their histograms out: on the statistics tick
+    /// (skipped where a reader holds the slot) and, `last`, at exit.
+    fn publish_probes(&self, last: bool) {
         for c in self.consumers.iter().flatten() {
             if let Delivery::Latency(probe) = &c.delivery {
-                probe.publish();
+                probe.publish(last);
             }
         }
     }
@@ -392,7 +393,7 @@ impl Worker {
             if tick {
                 self.read_kernel_stats();
                 self.dispatch.flush_tx(&mut tx_errors); // retry kicks that hit a full socket buffer
-                self.dispatch.publish_probes();
+                self.dispatch.publish_probes(false);
                 self.publish();
                 last_kstats = Instant::now();
                 self.check_exhausted();
@@ -445,7 +446,7 @@ impl Worker {
             std::thread::sleep(Duration::from_millis(1));
         }
         self.read_kernel_stats();
-        self.dispatch.publish_probes();
+        self.dispatch.publish_probes(true);
         self.publish();
         tracing::debug!(ports = ?self.port_totals(), "worker stopped");
         failure.map_or(Ok(()), Err)
@@ -560,7 +561,7 @@ impl Worker {
                 d.cons[consumer][cc::LEFT] = ports.iter().map(|&p| port_output(&d.ports, p)).sum();
                 match &mut inst.delivery {
                     Delivery::Queued(p) => p.publish(),
-                    Delivery::Latency(probe) => probe.publish(),
+                    Delivery::Latency(probe) => probe.publish(true),
                     Delivery::Counter | Delivery::Forward { .. } => {}
                 }
                 if let Some(Some(cells)) = self.cons_cells.get_mut(consumer).map(Option::take) {

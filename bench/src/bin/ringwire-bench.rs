@@ -229,19 +229,48 @@ fn build_lab(cap_core: usize, plain: bool) -> Result<Lab2> {
     Ok(Lab2 { _lab: lab, ns_g, ns_c, vg, vc })
 }
 
-/// Wait for a child and return (exit ok, user ns, sys ns).
+/// How long a receiver may take to stop after SIGINT before it is killed.
+const STOP_PATIENCE: Duration = Duration::from_secs(15);
+
+/// Wait for a child that was asked to stop and return (exit ok, user ns, sys
+/// ns); after [`STOP_PATIENCE`] it is killed and that is an error.
 fn wait_rusage(child: &mut Child) -> Result<(bool, u64, u64)> {
     let pid = child.id() as libc::pid_t;
+    let deadline = Instant::now() + STOP_PATIENCE;
     let mut status = 0;
     // SAFETY: rusage is plain old data; all-zero is valid.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: waits for our own child; `status` and `ru` are valid out-pointers.
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
-    if r != pid {
-        bail!("wait4: {}", std::io::Error::last_os_error());
+    loop {
+        // SAFETY: polls our own child; `status` and `ru` are valid out-pointers.
+        let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut ru) };
+        if r == pid {
+            break;
+        }
+        if r < 0 {
+            bail!("wait4: {}", std::io::Error::last_os_error());
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("it did not stop within {} s of SIGINT and was killed", STOP_PATIENCE.as_secs());
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
     let tv = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1000;
     Ok((libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, tv(ru.ru_utime), tv(ru.ru_stime)))
+}
+
+/// Every line the receiver printed, once both its output streams ended (2 s at most).
+fn all_lines(rx: &std::sync::mpsc::Receiver<String>) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut lines = Vec::new();
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(l) => lines.push(l),
+            Err(_) => break, // disconnected (both readers done) or out of time
+        }
+    }
+    lines
 }
 
 struct Receiver {
@@ -487,16 +516,19 @@ fn measure(tool: &str, l: &Lab2, a: &Args, size: usize, rate: (u64, &str), round
     };
     let (mut user, mut sys) = (0, 0);
     if let Some(r) = rcv.as_mut() {
-        let mut child = r.child.take().expect("running");
+        // The child stays in `r` (killed by its Drop on any error) until it has been reaped.
+        let child = r.child.as_mut().expect("running");
         if let Some(st) = child.try_wait()? {
-            bail!("{tool} died during the run ({st}): {}", r.stderr_lines.try_iter().collect::<Vec<_>>().join(" | "));
+            r.child = None;
+            bail!("{tool} died during the run ({st}): {}", all_lines(&r.stderr_lines).join(" | "));
         }
         // SAFETY: signalling our own child.
         unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
-        let (ok, u, s) = wait_rusage(&mut child)?;
+        let waited = wait_rusage(child);
+        r.child = None;
+        let (ok, u, s) = waited.with_context(|| format!("stopping {tool}"))?;
         (user, sys) = (u, s);
-        std::thread::sleep(Duration::from_millis(50));
-        let lines: Vec<String> = r.stderr_lines.try_iter().collect();
+        let lines = all_lines(&r.stderr_lines);
         if let Some(stats) = &r.stats_json {
             if !ok {
                 bail!("{tool} failed: {}", lines.join(" | "));
@@ -544,27 +576,41 @@ fn measure(tool: &str, l: &Lab2, a: &Args, size: usize, rate: (u64, &str), round
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
-    if v.is_empty() {
-        0.0
-    } else {
-        v[v.len() / 2]
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
     }
 }
 
+/// Whether `ns` is a name [`build_lab`] gives: `rwb<digits>x<digits>-gen` or `-cap`.
+fn is_lab_name(ns: &str) -> bool {
+    let Some(rest) = ns.strip_prefix("rwb") else { return false };
+    let Some((tag, role)) = rest.split_once('-') else { return false };
+    let Some((pid, n)) = tag.split_once('x') else { return false };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    digits(pid) && digits(n) && (role == "gen" || role == "cap")
+}
+
 /// Namespaces of an earlier run that was killed before it could remove
-/// its lab: `rwb*` namespaces while no other ringwire-bench runs.
+/// its lab: lab-named namespaces, while no other ringwire-bench runs (a
+/// running one's lab is left alone).
 fn remove_stale_labs() -> Result<()> {
     let me = std::process::id().to_string();
     let others = lab::run(&["ps", "-eo", "pid=,comm="])?
         .lines()
-        .filter_map(|l| l.split_once(char::is_whitespace).map(|(p, c)| (p.trim().to_owned(), c.trim().to_owned())))
+        .filter_map(|l| {
+            let mut it = l.split_whitespace();
+            Some((it.next()?.to_owned(), it.next()?.to_owned()))
+        })
         .any(|(pid, comm)| comm == "ringwire-bench" && pid != me);
     if others {
+        eprintln!("note: another ringwire-bench is running; its namespaces are left alone");
         return Ok(());
     }
     for line in lab::run(&["ip", "netns", "list"])?.lines() {
         let Some(ns) = line.split_whitespace().next() else { continue };
-        if ns.starts_with("rwb") && ns.contains('x') && ns.contains('-') {
+        if is_lab_name(ns) {
             eprintln!("note: removing namespace {ns}, left behind by an earlier run that was killed");
             lab::run(&["ip", "netns", "del", ns])?;
         }
@@ -588,6 +634,26 @@ fn resolve_rate(spec: &str, max: Option<f64>) -> Result<u64> {
         bail!("--rates `{spec}`: at most 100000000 frames/s");
     }
     Ok(r)
+}
+
+/// A child leading its own process group (trafgen forks its sender): the
+/// whole group is stopped when this is dropped, on every path: SIGINT, up to
+/// 3 s to exit, then SIGKILL.
+struct ProcessGroup(Child);
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        let group = -(self.0.id() as libc::pid_t);
+        // SAFETY: signalling the process group our own child leads.
+        unsafe { libc::kill(group, libc::SIGINT) };
+        let until = Instant::now() + Duration::from_secs(3);
+        while matches!(self.0.try_wait(), Ok(None)) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // SAFETY: as above; signalling a group that is gone is a no-op.
+        unsafe { libc::kill(group, libc::SIGKILL) };
+        let _ = self.0.wait();
+    }
 }
 
 /// ringwire-gen against trafgen, flat out, same core, same lab.
@@ -624,38 +690,30 @@ fn gen_compare(l: &Lab2, a: &Args, stop: &AtomicBool) -> Result<serde_json::Valu
                         bail!("ringwire-gen failed: {}", String::from_utf8_lossy(&out.stderr).trim());
                     }
                 } else {
-                    let mut child = Command::new("ip")
-                        .args(["netns", "exec", &l.ns_g, "taskset", "-c", &a.gen_core.to_string()])
-                        .args(["trafgen", "-o", &l.vg, "-P", "1", "--no-cpu-stats", "--notouch-irq"])
-                        .arg(&packet)
-                        // Its own process group: trafgen signals its whole group when it stops.
-                        .process_group(0)
-                        .stdout(Stdio::null())
-                        .stderr(Stdio::piped())
-                        .spawn()
-                        .context("starting trafgen")?;
+                    let mut group = ProcessGroup(
+                        Command::new("ip")
+                            .args(["netns", "exec", &l.ns_g, "taskset", "-c", &a.gen_core.to_string()])
+                            .args(["trafgen", "-o", &l.vg, "-P", "1", "--no-cpu-stats", "--notouch-irq"])
+                            .arg(&packet)
+                            // Its own process group: trafgen signals its whole group when it stops.
+                            .process_group(0)
+                            .stdout(Stdio::null())
+                            .stderr(Stdio::piped())
+                            .spawn()
+                            .context("starting trafgen")?,
+                    );
                     let until = start + Duration::from_secs_f64(a.duration);
                     while Instant::now() < until && !stop.load(Ordering::Relaxed) {
-                        if let Some(st) = child.try_wait()? {
+                        if let Some(st) = group.0.try_wait()? {
                             let mut err = String::new();
-                            if let Some(mut e) = child.stderr.take() {
+                            if let Some(mut e) = group.0.stderr.take() {
                                 let _ = std::io::Read::read_to_string(&mut e, &mut err);
                             }
                             bail!("trafgen exited early ({st}): {}", err.trim());
                         }
                         std::thread::sleep(Duration::from_millis(20));
                     }
-                    // trafgen forks its sender: stop the whole group it leads, then make sure.
-                    let group = -(child.id() as libc::pid_t);
-                    // SAFETY: signalling the process group of our own child.
-                    unsafe { libc::kill(group, libc::SIGINT) };
-                    let until = Instant::now() + Duration::from_secs(3);
-                    while child.try_wait()?.is_none() && Instant::now() < until {
-                        std::thread::sleep(Duration::from_millis(20));
-                    }
-                    // SAFETY: as above; a group already gone makes this a no-op.
-                    unsafe { libc::kill(group, libc::SIGKILL) };
-                    let _ = child.wait();
+                    drop(group);
                 }
                 let secs = start.elapsed().as_secs_f64();
                 std::thread::sleep(Duration::from_millis(200));
@@ -1163,4 +1221,34 @@ fn run() -> Result<bool> {
         }
     }
     Ok(!partial)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_lab_names_count_as_stale_labs() {
+        assert!(is_lab_name("rwb4242x7-gen") && is_lab_name("rwb1x0-cap"));
+        for other in ["rwbox-test", "rwb-gen", "rwb12x-gen", "rwbx3-cap", "rwb1x2-gen2", "rwt1x2-gen", "rwb1x2"] {
+            assert!(!is_lab_name(other), "{other}");
+        }
+    }
+
+    #[test]
+    fn medians_of_even_counts_average_the_middle_two() {
+        assert_eq!(median(vec![4.0, 1.0, 3.0]), 3.0);
+        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median(vec![]), 0.0);
+    }
+
+    #[test]
+    fn rates_resolve_to_frames_per_second() {
+        assert_eq!(resolve_rate("50%", Some(1_000_000.0)).unwrap(), 500_000);
+        assert_eq!(resolve_rate("1000", None).unwrap(), 1000);
+        assert_eq!(resolve_rate("0", None).unwrap(), 0);
+        assert!(resolve_rate("0%", Some(1.0)).is_err());
+        assert!(resolve_rate("50%", None).is_err());
+        assert!(resolve_rate("200000000", None).is_err());
+    }
 }

@@ -476,7 +476,9 @@ impl Job<'_> {
                 self.sent.store(sent, Ordering::Relaxed);
             } else if sent >= due && rate > 0 {
                 // Ahead of schedule: sleep until the next frame is due (short sleeps keep pacing even).
-                let next = Duration::from_nanos((sent * 1_000_000_000) / rate);
+                let next = Duration::from_nanos(
+                    u64::try_from(u128::from(sent) * 1_000_000_000 / u128::from(rate)).unwrap_or(u64::MAX),
+                );
                 if let Some(wait) = next.checked_sub(self.start.elapsed()) {
                     std::thread::sleep(wait.min(Duration::from_millis(1)));
                 }

@@ -389,9 +389,11 @@ impl FrameRing {
     /// aligned, readable and writable, valid for the life of the
     /// `FrameRing`, whose slots follow the TPACKET_V2 protocol: a slot's
     /// status word is only set to `TP_STATUS_USER` (with Release) once its
-    /// frame is complete. `frame_size` is a multiple of 16, at most `block_size`.
+    /// frame is complete. `frame_size` is a multiple of 16, at least the
+    /// 32-byte `tpacket2_hdr` and at most `block_size`; `block_count` is at least 1.
     #[must_use]
     pub unsafe fn new(base: NonNull<u8>, block_size: usize, block_count: usize, frame_size: usize) -> Self {
+        debug_assert!(frame_size >= std::mem::size_of::<Tpacket2Hdr>() && frame_size <= block_size && block_count > 0);
         let per_block = block_size / frame_size;
         Self { base, block_size, per_block, frame_size, frames: per_block * block_count, next: 0 }
     }
