@@ -26,7 +26,7 @@ pub const STAMP_LEN: usize = 24;
 /// timed but not sequence-checked (counted as `untracked`).
 pub const MAX_STREAMS: usize = 1 << 16;
 /// Highest latency recorded; larger values are clamped to it.
-pub const MAX_NS: u64 = 100_000_000_000;
+const MAX_NS: u64 = 100_000_000_000;
 /// Sequence numbers behind the highest seen for which a duplicate is told
 /// from a late (reordered) frame.
 const WINDOW: u64 = 64;
@@ -113,14 +113,14 @@ pub fn find_stamp(frame: &[u8]) -> Option<Stamp> {
 /// generator run, or a number that is not one) instead of counting them lost.
 const RESTART: u64 = 1 << 32;
 
-/// A stream's sequence state: the next sequence expected (highest + 1),
-/// which of the [`WINDOW`] sequences below it have arrived (bit `d`:
-/// `next - 1 - d`), the first one seen and its own count of missing ones.
+/// A stream's sequence state: the next sequence expected (highest + 1; 0
+/// before its first frame), which of the [`WINDOW`] sequences below it have
+/// arrived (bit `d`: `next - 1 - d`), the first one seen and its own count
+/// of missing ones.
 #[derive(Debug, Clone, Copy, Default)]
 struct FlowTrack {
     next: u64,
     window: u64,
-    received: u64,
     first: u64,
     lost: u64,
 }
@@ -176,8 +176,7 @@ pub struct ProbeData {
 }
 
 /// An empty latency histogram: 1 ns to [`MAX_NS`], 3 significant digits.
-#[must_use]
-pub fn histogram() -> Histogram<u64> {
+fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_NS, 3).expect("static histogram bounds are valid")
 }
 
@@ -237,13 +236,15 @@ pub struct Probe {
     flows: Vec<FlowTrack>,
     shared: Arc<ProbeShared>,
     worker: usize,
+    /// Frames recorded when the data was last copied out.
+    published: u64,
 }
 
 impl Probe {
     /// Worker `worker`'s instance of the probe publishing into `shared`.
     #[must_use]
     pub fn new(shared: Arc<ProbeShared>, worker: usize) -> Self {
-        Self { data: ProbeData::new(), flows: vec![FlowTrack::default(); MAX_STREAMS], shared, worker }
+        Self { data: ProbeData::new(), flows: vec![FlowTrack::default(); MAX_STREAMS], shared, worker, published: 0 }
     }
 
     /// Record one frame. `times`: for a frame from an interface, its kernel
@@ -277,28 +278,33 @@ impl Probe {
         }
     }
 
-    /// Copy what this worker measured into its shared slot. On the
-    /// statistics tick (`wait` false) a slot a reader holds is skipped, so a
-    /// snapshot never stalls the worker; the final copy (`wait` true) waits.
-    pub fn publish(&self, wait: bool) {
-        let Some(slot) = self.shared.slots.get(self.worker) else { return };
-        match slot.try_lock() {
-            Ok(mut g) => g.copy_from(&self.data),
-            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner().copy_from(&self.data),
+    /// Copy what this worker measured into its shared slot, if it recorded
+    /// anything since the last copy (the histograms are a few hundred KiB).
+    /// On the statistics tick (`wait` false) a slot a reader holds is
+    /// skipped, so a snapshot never stalls the worker; the final copy
+    /// (`wait` true) waits.
+    pub fn publish(&mut self, wait: bool) {
+        let frames = self.data.seq.stamped + self.data.seq.unstamped;
+        let Some(slot) = self.shared.slots.get(self.worker).filter(|_| frames != self.published) else { return };
+        let mut guard = match slot.try_lock() {
+            Ok(g) => g,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
             Err(std::sync::TryLockError::WouldBlock) if wait => {
-                slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner).copy_from(&self.data);
+                slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
             }
-            Err(std::sync::TryLockError::WouldBlock) => {}
-        }
+            Err(std::sync::TryLockError::WouldBlock) => return,
+        };
+        guard.copy_from(&self.data);
+        self.published = frames;
     }
 }
 
 /// Account sequence number `seq` of a stream.
 fn track(f: &mut FlowTrack, seq: u64, c: &mut SeqCounters) {
     let start = |f: &mut FlowTrack| {
-        *f = FlowTrack { next: seq.saturating_add(1), window: 1, received: f.received + 1, first: seq, lost: 0 };
+        *f = FlowTrack { next: seq.saturating_add(1), window: 1, first: seq, lost: 0 };
     };
-    if f.received == 0 {
+    if f.next == 0 {
         c.flows += 1;
         start(f);
         return;
@@ -311,7 +317,6 @@ fn track(f: &mut FlowTrack, seq: u64, c: &mut SeqCounters) {
             start(f);
             return;
         }
-        f.received += 1;
         c.lost += gap;
         f.lost += gap;
         let shift = gap + 1;
@@ -320,7 +325,6 @@ fn track(f: &mut FlowTrack, seq: u64, c: &mut SeqCounters) {
         f.next = seq.saturating_add(1);
         return;
     }
-    f.received += 1;
     let d = f.next - 1 - seq;
     if d < WINDOW {
         if f.window & (1 << d) != 0 {

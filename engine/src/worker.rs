@@ -12,6 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use arrayvec::ArrayVec;
 use io_uring::{opcode, types, IoUring};
 use ringwire_filters::{Filter, Origin, Packet, Verdict};
 
@@ -172,7 +173,9 @@ impl Dispatch {
             // The probe's clocks, read once per batch: the time the batch
             // reached it, and CLOCK_REALTIME - CLOCK_MONOTONIC for turning
             // kernel timestamps into the generator's clock.
-            let clocks = matches!(c.delivery, Delivery::Latency(_)).then(|| {
+            // A batch comes from one port: frames from a file are not timed.
+            let timed = pkts.first().is_some_and(|p| matches!(p.origin, Origin::Kernel { .. }));
+            let clocks = (timed && matches!(c.delivery, Delivery::Latency(_))).then(|| {
                 let now = crate::sys::monotonic_ns();
                 (now, crate::sys::realtime_ns().wrapping_sub(now))
             });
@@ -185,9 +188,7 @@ impl Dispatch {
                 let delivered = match &mut c.delivery {
                     Delivery::Counter => true,
                     Delivery::Latency(probe) => {
-                        let times = clocks
-                            .filter(|_| matches!(p.origin, Origin::Kernel { .. }))
-                            .map(|(now, offset)| (p.ts_ns.wrapping_sub(offset), now));
+                        let times = clocks.map(|(now, offset)| (p.ts_ns.wrapping_sub(offset), now));
                         probe.record(p.data, times);
                         true
                     }
@@ -269,9 +270,9 @@ impl Dispatch {
 
     /// Latency probes copy their histograms out: on the statistics tick
     /// (skipped where a reader holds the slot) and, `last`, at exit.
-    fn publish_probes(&self, last: bool) {
-        for c in self.consumers.iter().flatten() {
-            if let Delivery::Latency(probe) = &c.delivery {
+    fn publish_probes(&mut self, last: bool) {
+        for c in self.consumers.iter_mut().flatten() {
+            if let Delivery::Latency(probe) = &mut c.delivery {
                 probe.publish(last);
             }
         }
@@ -641,26 +642,25 @@ impl Worker {
                 for _ in 0..BLOCKS_PER_PASS {
                     let Some(mut block) = ring.next_block() else { break };
                     let (mut n, mut bytes, mut vlan) = (0u64, 0u64, 0u64);
-                    let mut pkts = [Packet::EMPTY; BATCH];
-                    let mut k = 0;
+                    // Not zeroed up front: a low-latency run is often a single frame.
+                    let mut pkts = ArrayVec::<Packet<'_>, BATCH>::new();
                     for f in block.frames() {
                         n += 1;
                         bytes += u64::from(f.wire_len);
                         vlan += u64::from(f.vlan.is_some());
-                        pkts[k] = Packet {
+                        pkts.push(Packet {
                             data: f.data,
                             wire_len: f.wire_len,
                             ts_ns: f.ts_ns,
                             origin: Origin::Kernel { stripped: f.vlan },
-                        };
-                        k += 1;
-                        if k == BATCH {
+                        });
+                        if pkts.is_full() {
                             d.batch(port, &pkts, false);
-                            k = 0;
+                            pkts.clear();
                         }
                     }
-                    if k > 0 {
-                        d.batch(port, &pkts[..k], false);
+                    if !pkts.is_empty() {
+                        d.batch(port, &pkts, false);
                     }
                     let p = &mut d.ports[port];
                     p[pc::RECEIVED] += n;
@@ -695,10 +695,9 @@ impl Worker {
                     return Ok(0);
                 }
                 let port = *port;
-                let mut refs = [RecordRef::default(); BATCH];
-                let mut n = 0;
+                let mut refs = ArrayVec::<RecordRef, BATCH>::new();
                 let mut failure = None;
-                while n < BATCH {
+                while !refs.is_full() {
                     let next = match held.take() {
                         Some(r) => Ok(Some(r)),
                         None => reader.next_ref(),
@@ -714,8 +713,7 @@ impl Worker {
                                     break;
                                 }
                             }
-                            refs[n] = r;
-                            n += 1;
+                            refs.push(r);
                         }
                         Ok(None) => {
                             *done = true;
@@ -729,10 +727,11 @@ impl Worker {
                 }
                 // Every record of the batch borrows the mapped file at once.
                 let reader: &PcapReader = reader;
-                Self::dispatch_records(d, port, filter, &refs[..n], |r| reader.data(r));
+                Self::dispatch_records(d, port, filter, &refs, |r| reader.data(r));
                 if let Some(e) = failure {
                     return Err(e);
                 }
+                let n = refs.len();
                 // A pass that only read filtered records still did work.
                 Ok(if *pace == Pace::Fast { n.max(usize::from(!*done)) } else { n })
             }
@@ -747,8 +746,7 @@ impl Worker {
         refs: &[RecordRef],
         data: impl Fn(&RecordRef) -> &'a [u8],
     ) {
-        let mut pkts = [Packet::EMPTY; BATCH];
-        let mut k = 0;
+        let mut pkts = ArrayVec::<Packet<'a>, BATCH>::new();
         let counts = &mut d.ports[port];
         for r in refs {
             counts[pc::RECEIVED] += 1;
@@ -760,11 +758,10 @@ impl Worker {
                     continue;
                 }
             }
-            pkts[k] = pkt;
-            k += 1;
+            pkts.push(pkt);
         }
-        if k > 0 {
-            d.batch(port, &pkts[..k], true);
+        if !pkts.is_empty() {
+            d.batch(port, &pkts, true);
         }
     }
 

@@ -47,8 +47,14 @@ enum Prim {
     Port(Dir, Vec<(u16, u16)>),
     /// 1 in N; index of its counter.
     Sample(u64, usize),
-    /// Frames per second; index of its bucket.
-    Rate(u64, usize),
+    /// A token bucket: ns of credit one frame costs (1 s / frames per
+    /// second), the most credit kept (a tenth of a second's frames), and the
+    /// index of its bucket. Worked out once, at parse time.
+    Rate {
+        cost_ns: u64,
+        cap_ns: u64,
+        idx: usize,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,7 +100,7 @@ fn tokenize(s: &str) -> Vec<&str> {
             if let Some(b) = start.take() {
                 out.push(&s[b..i]);
             }
-            if c != ' ' && !c.is_whitespace() {
+            if !c.is_whitespace() {
                 out.push(&s[i..i + 1]);
             }
         } else if start.is_none() {
@@ -204,7 +210,8 @@ impl<'a> Parser<'a> {
             "rate" => {
                 let n = self.positive("frames per second", "rate 0: use `not ...` to drop everything")?;
                 self.buckets += 1;
-                Prim::Rate(n, self.buckets - 1)
+                let cost_ns = 1_000_000_000 / n;
+                Prim::Rate { cost_ns, cap_ns: (cost_ns * (n / 10).max(1)).max(cost_ns), idx: self.buckets - 1 }
             }
             other => return Err(format!("unknown filter `{other}`")),
         };
@@ -359,10 +366,8 @@ impl BuiltinFilter {
                         false
                     }
                 }
-                Prim::Rate(fps, i) => {
-                    let b = &mut buckets[*i];
-                    let cost = 1_000_000_000 / fps;
-                    let cap = (cost * (fps / 10).max(1)).max(cost);
+                &Prim::Rate { cost_ns: cost, cap_ns: cap, idx } => {
+                    let b = &mut buckets[idx];
                     let gained = b.last_ns.map_or(cap, |l| ts.saturating_sub(l));
                     b.last_ns = Some(ts);
                     b.credit_ns = b.credit_ns.saturating_add(gained).min(cap);

@@ -65,10 +65,16 @@ impl Filter for ChainFilter {
                 if n == 0 {
                     break;
                 }
-                for (v, &i) in view.iter_mut().zip(&alive[..n]) {
-                    *v = ps[usize::from(i)];
-                }
-                stage.verdict_batch(&view[..n], &mut out[..n]);
+                // Until a stage drops a frame, `alive` is the identity: the stage reads `ps` itself.
+                let input = if n == ps.len() {
+                    ps
+                } else {
+                    for (v, &i) in view.iter_mut().zip(&alive[..n]) {
+                        *v = ps[usize::from(i)];
+                    }
+                    &view[..n]
+                };
+                stage.verdict_batch(input, &mut out[..n]);
                 let mut kept = 0;
                 for j in 0..n {
                     if out[j] == Verdict::Pass {

@@ -283,7 +283,7 @@ fn run() -> Result<()> {
         let mut frame = Vec::with_capacity(9000);
         let t0 = sys::realtime_ns();
         for j in 0..n {
-            let (ti, s, seq) = plan.frame(&mix, j);
+            let (ti, _, seq) = plan.frame(&mix, j);
             let t = &templates[ti];
             frame.clear();
             frame.extend_from_slice(&t.bytes);
@@ -291,7 +291,7 @@ fn run() -> Result<()> {
                 frame.resize(60, 0);
             }
             let ts = t0 + j * 1000;
-            frames::stamp(t, &mut frame, &Stamp { flow: mix.flow(s).stream(), seq, ts_ns: ts });
+            frames::stamp(t, &mut frame, &Stamp { flow: t.flow.stream(), seq, ts_ns: ts });
             w.write(ts, frame.len() as u32, &frame)?;
         }
         w.flush()?;
@@ -307,7 +307,7 @@ fn run() -> Result<()> {
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone())?;
     }
-    let progress: Vec<Arc<AtomicU64>> = plans.iter().map(|_| Arc::default()).collect();
+    let progress: Vec<AtomicU64> = plans.iter().map(|_| AtomicU64::new(0)).collect();
     let start = Instant::now();
     let results: Vec<Result<ThreadReport>> = std::thread::scope(|scope| {
         let handles: Vec<_> = plans
@@ -444,9 +444,9 @@ impl Job<'_> {
                 if rate == 0 { count } else { ((elapsed.as_nanos() * u128::from(rate)) / 1_000_000_000) as u64 + 1 };
             let mut batch = 0;
             while sent < due.min(count) && batch < 256 {
-                let (ti, s, seq) = plan.frame(mix, sent);
+                let (ti, _, seq) = plan.frame(mix, sent);
                 let t = &templates[ti];
-                let st = Stamp { flow: mix.flow(s).stream(), seq, ts_ns: sys::monotonic_ns() };
+                let st = Stamp { flow: t.flow.stream(), seq, ts_ns: sys::monotonic_ns() };
                 let mut len = 0;
                 let pushed = tx.push_with(&t.bytes, |slot| {
                     frames::stamp(t, slot, &st);

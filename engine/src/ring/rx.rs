@@ -249,12 +249,6 @@ impl RxRing {
         }
     }
 
-    /// Whether this is a low-latency (TPACKET_V2) ring.
-    #[must_use]
-    pub fn is_low_latency(&self) -> bool {
-        matches!(self.walker, Walker::Frames(_))
-    }
-
     /// The geometry in force (after any ENOMEM shrinking).
     #[must_use]
     pub fn geometry(&self) -> RingGeometry {
@@ -376,6 +370,8 @@ pub struct FrameRing {
     block_size: usize,
     per_block: usize,
     frame_size: usize,
+    /// `frame_size` divides `block_size`: slots follow each other across blocks.
+    contiguous: bool,
     frames: usize,
     next: usize,
 }
@@ -395,13 +391,27 @@ impl FrameRing {
     pub unsafe fn new(base: NonNull<u8>, block_size: usize, block_count: usize, frame_size: usize) -> Self {
         debug_assert!(frame_size >= std::mem::size_of::<Tpacket2Hdr>() && frame_size <= block_size && block_count > 0);
         let per_block = block_size / frame_size;
-        Self { base, block_size, per_block, frame_size, frames: per_block * block_count, next: 0 }
+        let contiguous = block_size % frame_size == 0;
+        Self { base, block_size, per_block, frame_size, contiguous, frames: per_block * block_count, next: 0 }
     }
 
     fn slot(&self, i: usize) -> *mut u8 {
+        let at = if self.contiguous {
+            // Blocks are back to back and filled exactly: slot `i` is `i` slots in.
+            i * self.frame_size
+        } else {
+            (i / self.per_block) * self.block_size + (i % self.per_block) * self.frame_size
+        };
         // SAFETY: `i < frames`, so the slot lies inside the ring (`new`'s contract).
-        unsafe {
-            self.base.as_ptr().add((i / self.per_block) * self.block_size + (i % self.per_block) * self.frame_size)
+        unsafe { self.base.as_ptr().add(at) }
+    }
+
+    /// Slot `i` of a walk that started at most a ring's length back: `i < 2 * frames`.
+    fn wrap(&self, i: usize) -> usize {
+        if i >= self.frames {
+            i - self.frames
+        } else {
+            i
         }
     }
 
@@ -417,7 +427,7 @@ impl FrameRing {
         let mut count = 0;
         // Acquire pairs with the kernel's smp_wmb() + status store in tpacket_rcv().
         while count < V2_RUN.min(self.frames)
-            && self.status((self.next + count) % self.frames).load(Ordering::Acquire) & sys::TP_STATUS_USER != 0
+            && self.status(self.wrap(self.next + count)).load(Ordering::Acquire) & sys::TP_STATUS_USER != 0
         {
             count += 1;
         }
@@ -488,9 +498,9 @@ impl Drop for Block<'_> {
             BlockKind::V2 { start, count, ring } => {
                 for k in 0..*count {
                     // Release: our reads and VLAN writes of the slot happen before the kernel reuses it.
-                    ring.status((*start + k) % ring.frames).store(sys::TP_STATUS_KERNEL, Ordering::Release);
+                    ring.status(ring.wrap(*start + k)).store(sys::TP_STATUS_KERNEL, Ordering::Release);
                 }
-                ring.next = (*start + *count) % ring.frames;
+                ring.next = ring.wrap(*start + *count);
             }
         }
     }
@@ -624,7 +634,7 @@ impl<'a> Iterator for FrameIter<'a> {
                 }
                 *left -= 1;
                 let slot = ring.slot(*next);
-                *next = (*next + 1) % ring.frames;
+                *next = ring.wrap(*next + 1);
                 // SAFETY: the slot is `frame_size` bytes, at least the header's, and
                 // ours (TP_STATUS_USER, read with Acquire) while the iterator lives.
                 let hdr: Tpacket2Hdr = unsafe { slot.cast::<Tpacket2Hdr>().read_unaligned() };
