@@ -159,22 +159,22 @@ fn chart(out: &mut String, c: &Chart, ox: f64, oy: f64) {
     for (i, s) in c.series.iter().enumerate() {
         let color = COLORS[s.color % COLORS.len()];
         let dash = ["", r#" stroke-dasharray="7,4""#, r#" stroke-dasharray="2,3""#][s.dash.min(2)];
-        let p: Vec<String> = s
+        let p: Vec<(f64, f64)> = s
             .points
             .iter()
             .filter(|&&(x, y)| x.is_finite() && y.is_finite() && (!c.log_y || y > 0.0))
-            .map(|&(x, y)| format!("{:.1},{:.1}", sx(x), sy(y)))
+            .map(|&(x, y)| (sx(x), sy(y)))
             .collect();
         if p.len() > 1 {
+            let line: Vec<String> = p.iter().map(|(x, y)| format!("{x:.1},{y:.1}")).collect();
             let _ = writeln!(
                 out,
                 r#"<polyline points="{}" fill="none" stroke="{color}" stroke-width="2"{dash}/>"#,
-                p.join(" ")
+                line.join(" ")
             );
         }
-        for xy in &p {
-            let (x, y) = xy.split_once(',').unwrap_or(("0", "0"));
-            let _ = writeln!(out, r#"<circle cx="{x}" cy="{y}" r="3.5" fill="{color}"/>"#);
+        for (x, y) in &p {
+            let _ = writeln!(out, r#"<circle cx="{x:.1}" cy="{y:.1}" r="3.5" fill="{color}"/>"#);
         }
         let (lx, ly) = (LEFT + pw + 12.0, TOP + 8.0 + 16.0 * i as f64);
         let _ = writeln!(

@@ -6,9 +6,8 @@
 
 use std::io::Read;
 
-use hdrhistogram::Histogram;
 use ringwire_engine::{
-    probe::{find_stamp, histogram, HistSnap, MAX_NS},
+    probe::{LatencySnap, Probe, ProbeShared},
     sys,
 };
 
@@ -17,32 +16,12 @@ use ringwire_engine::{
 pub struct StreamLatency {
     /// Records read.
     pub records: u64,
-    /// Records with a stamp.
-    pub stamped: u64,
-    /// Send → reading the record.
-    pub consumer: Histogram<u64>,
-    /// Send → the record's timestamp (the kernel's receive time).
-    pub kernel: Histogram<u64>,
+    /// The engine's latency probe over the records: send → reading the
+    /// record (`consumer`), send → the record's timestamp (`kernel`), and
+    /// the per-flow sequence counters.
+    pub latency: LatencySnap,
     /// Whether the stream ended in the middle of a record (the tool was stopped mid-write).
     pub truncated: bool,
-}
-
-impl StreamLatency {
-    fn new() -> Self {
-        Self { records: 0, stamped: 0, consumer: histogram(), kernel: histogram(), truncated: false }
-    }
-
-    /// Percentiles of send → reading.
-    #[must_use]
-    pub fn consumer_snap(&self) -> HistSnap {
-        HistSnap::of(&self.consumer)
-    }
-
-    /// Percentiles of send → kernel timestamp.
-    #[must_use]
-    pub fn kernel_snap(&self) -> HistSnap {
-        HistSnap::of(&self.kernel)
-    }
 }
 
 /// Errors reading a capture stream.
@@ -80,11 +59,26 @@ fn fill(r: &mut impl Read, buf: &mut [u8]) -> Result<bool, std::io::Error> {
 /// # Errors
 /// A stream that is not pcap, a corrupt record, or a read error. A record
 /// cut off at the end is not an error (`truncated`).
-pub fn measure(mut r: impl Read) -> Result<StreamLatency, StreamError> {
-    let mut out = StreamLatency::new();
+pub fn measure(r: impl Read) -> Result<StreamLatency, StreamError> {
+    let shared = ProbeShared::new(1);
+    let mut probe = Probe::new(shared.clone(), 0);
+    let (records, truncated) = read_records(r, |ts, data| {
+        let now = sys::monotonic_ns();
+        let offset = sys::realtime_ns().wrapping_sub(now);
+        probe.record(data, Some((ts.wrapping_sub(offset), now)));
+    })?;
+    probe.publish(true);
+    Ok(StreamLatency { records, latency: shared.snapshot(), truncated })
+}
+
+/// Hand every record of a pcap stream (micro- or nanosecond, either byte
+/// order) to `each` as it is read, with its timestamp in ns; returns the
+/// records read and whether the last one was cut off.
+fn read_records(mut r: impl Read, mut each: impl FnMut(u64, &[u8])) -> Result<(u64, bool), StreamError> {
+    let mut records = 0;
     let mut hdr = [0u8; 24];
     if !fill(&mut r, &mut hdr)? {
-        return Ok(out);
+        return Ok((records, false));
     }
     let magic = u32::from_le_bytes(hdr[0..4].try_into().expect("4 bytes"));
     let (le, nano) = match magic {
@@ -107,11 +101,8 @@ pub fn measure(mut r: impl Read) -> Result<StreamLatency, StreamError> {
     loop {
         match fill(&mut r, &mut rec) {
             Ok(true) => {}
-            Ok(false) => return Ok(out),
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                out.truncated = true;
-                return Ok(out);
-            }
+            Ok(false) => return Ok((records, false)),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok((records, true)),
             Err(e) => return Err(e.into()),
         }
         let (sec, frac, incl) = (word(&rec[0..4]), word(&rec[4..8]), word(&rec[8..12]));
@@ -122,20 +113,10 @@ pub fn measure(mut r: impl Read) -> Result<StreamLatency, StreamError> {
         match fill(&mut r, &mut data[..n]) {
             Ok(true) => {}
             Err(e) if e.kind() != std::io::ErrorKind::UnexpectedEof => return Err(e.into()),
-            Ok(false) | Err(_) => {
-                out.truncated = true;
-                return Ok(out);
-            }
+            Ok(false) | Err(_) => return Ok((records, true)),
         }
-        let now = sys::monotonic_ns();
-        out.records += 1;
-        if let Some(st) = find_stamp(&data[..n]) {
-            out.stamped += 1;
-            let offset = sys::realtime_ns().wrapping_sub(sys::monotonic_ns());
-            let ts = u64::from(sec) * 1_000_000_000 + u64::from(frac) * if nano { 1 } else { 1000 };
-            out.consumer.saturating_record(now.saturating_sub(st.ts_ns).clamp(1, MAX_NS));
-            out.kernel.saturating_record(ts.wrapping_sub(offset).saturating_sub(st.ts_ns).clamp(1, MAX_NS));
-        }
+        records += 1;
+        each(u64::from(sec) * 1_000_000_000 + u64::from(frac) * if nano { 1 } else { 1000 }, &data[..n]);
     }
 }
 
@@ -172,10 +153,10 @@ mod tests {
         record(&mut s, ((rt / 1_000_000_000) as u32, (rt % 1_000_000_000 / 1000) as u32), &udp_frame(&st));
         record(&mut s, (0, 0), &[0u8; 60]);
         let r = measure(&s[..]).unwrap();
-        assert_eq!((r.records, r.stamped, r.truncated), (2, 1, false));
-        let c = r.consumer_snap();
+        assert_eq!((r.records, r.latency.counters.stamped, r.truncated), (2, 1, false));
+        let c = r.latency.consumer;
         assert!(c.p50 >= 5_000_000 && c.p50 < 5_000_000 + 1_000_000_000, "{c:?}");
-        let k = r.kernel_snap();
+        let k = r.latency.kernel;
         assert!(k.p50 >= 4_000_000 && k.p50 <= c.p50 + 1_000_000, "{k:?}");
         let cut = measure(&s[..s.len() - 10]).unwrap();
         assert_eq!((cut.records, cut.truncated), (1, true));

@@ -136,27 +136,28 @@ pub(crate) type SinkThread = JoinHandle<Result<Vec<PathBuf>, String>>;
 impl SinkHandle {
     /// Tell the thread no more frames come, and wait for it to flush.
     pub(crate) fn finish(&mut self, files: &mut Vec<PathBuf>, errors: &mut Vec<String>) {
-        self.done.store(true, Ordering::Release);
-        self.waker.unpark();
-        self.join(files, errors);
+        self.finish_within(None, files, errors);
     }
 
-    /// Like [`SinkHandle::finish`], but wait at most `limit`; `false` if the
-    /// thread is still writing (it is joined by a later `finish`).
+    /// Like [`SinkHandle::finish`], but wait at most `limit` (`None`: as
+    /// long as it takes); `false` if the thread is still writing (it is
+    /// joined by a later `finish`).
     pub(crate) fn finish_within(
         &mut self,
-        limit: Duration,
+        limit: Option<Duration>,
         files: &mut Vec<PathBuf>,
         errors: &mut Vec<String>,
     ) -> bool {
         self.done.store(true, Ordering::Release);
         self.waker.unpark();
-        let deadline = Instant::now() + limit;
-        while self.thread.as_ref().is_some_and(|h| !h.is_finished()) {
-            if Instant::now() > deadline {
-                return false;
+        if let Some(limit) = limit {
+            let deadline = Instant::now() + limit;
+            while self.thread.as_ref().is_some_and(|h| !h.is_finished()) {
+                if Instant::now() > deadline {
+                    return false;
+                }
+                std::thread::sleep(Duration::from_millis(1));
             }
-            std::thread::sleep(Duration::from_millis(1));
         }
         self.join(files, errors);
         true
@@ -380,7 +381,7 @@ impl Engine {
     /// [`EngineError`] naming the port, consumer, core or file at fault.
     pub fn start(config: &Config) -> Result<Self, EngineError> {
         config.validate()?;
-        let cores: Vec<usize> = core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|c| c.id).collect();
+        let cores = sys::usable_cores();
         let available = match (cores.first(), cores.last()) {
             (Some(a), Some(b)) => format!("{a}-{b}"),
             _ => "none".into(),

@@ -72,6 +72,16 @@ impl Lab {
         Self { tag, namespaces: Vec::new() }
     }
 
+    /// The role (`gen` in `rwb12x3-gen`) of a namespace named by a lab of
+    /// `prefix` (`<prefix><pid>x<n>-<role>`), or `None` if `ns` is not one.
+    #[must_use]
+    pub fn namespace_role<'a>(ns: &'a str, prefix: &str) -> Option<&'a str> {
+        let (tag, role) = ns.strip_prefix(prefix)?.split_once('-')?;
+        let (pid, n) = tag.split_once('x')?;
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        (digits(pid) && digits(n) && !role.is_empty()).then_some(role)
+    }
+
     /// Create a namespace named after the lab; returns its name.
     ///
     /// # Errors

@@ -512,7 +512,7 @@ impl Engine {
         if confirmed {
             if let Some(sink) = &mut st.consumers[slot].sink {
                 // Bounded: a sink stuck on a slow disk or a full pipe is left to finish by `stop`.
-                if !sink.finish_within(SINK_PATIENCE, &mut files, &mut errors) {
+                if !sink.finish_within(Some(SINK_PATIENCE), &mut files, &mut errors) {
                     tracing::warn!(
                         consumer = name,
                         "its thread is still writing after {SINK_PATIENCE:?}; its files close at stop"

@@ -336,12 +336,16 @@ fn capture_config(a: &CaptureArgs) -> Result<Config> {
     let expression = a.expression.join(" ");
     let filter = (!expression.trim().is_empty()).then_some(expression);
     let mut config = Config::default();
+    // Defaults are cores this process may use (under `taskset` they need not start at 0).
+    let usable = sys::usable_cores();
     config.engine.workers = if !a.workers.is_empty() {
         a.workers.clone()
     } else if a.reads.is_empty() {
+        usable.first().map_or_else(|| vec![0], |&c| vec![c])
+    } else if usable.is_empty() {
         vec![0]
     } else {
-        (0..core_affinity::get_core_ids().unwrap_or_default().len().max(1)).collect()
+        usable
     };
     config.engine.fanout = a.fanout;
     config.engine.wait = a.wait;
@@ -423,8 +427,11 @@ fn cmd_demo(a: &DemoArgs) -> Result<ExitCode> {
         bail!("the demo creates network namespaces and needs root (try: sudo ringwire demo)");
     }
     let gen = sibling_binary("ringwire-gen")?;
-    let cores = core_affinity::get_core_ids().unwrap_or_default().len().max(1);
-    let workers: Vec<usize> = (0..cores.min(2)).collect();
+    let mut workers = sys::usable_cores();
+    workers.truncate(2);
+    if workers.is_empty() {
+        workers.push(0);
+    }
     let out_dir = match &a.out_dir {
         Some(d) => d.clone(),
         None => std::env::temp_dir().join(format!("ringwire-demo-{}", std::process::id())),

@@ -273,6 +273,12 @@ pub(crate) fn kick_tx(fd: RawFd) -> io::Result<()> {
     }
 }
 
+/// The cores this process may run on (its affinity mask), in order.
+#[must_use]
+pub fn usable_cores() -> Vec<usize> {
+    core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|c| c.id).collect()
+}
+
 /// A non-blocking eventfd used to wake a waiting worker.
 pub(crate) fn eventfd() -> SysResult<OwnedFd> {
     // SAFETY: plain eventfd(2) call; the result is checked.

@@ -104,17 +104,7 @@ impl FilterFactory {
     /// # Errors
     /// libpcap's message, the built-in parser's, or the plugin loader's.
     pub fn new(text: &str, policy: QuarantinePolicy) -> Result<Self, FilterError> {
-        Self::with_live(text, policy, None)
-    }
-
-    /// Like [`FilterFactory::new`], for a consumer that also takes frames from
-    /// live interfaces: a pcap-filter expression is then compiled for `iface`
-    /// as well, so it means on those frames what it means to `tcpdump -i`.
-    ///
-    /// # Errors
-    /// As [`FilterFactory::new`].
-    pub fn with_live(text: &str, policy: QuarantinePolicy, live_iface: Option<&str>) -> Result<Self, FilterError> {
-        Self::chain(&[text], policy, live_iface)
+        Self::chain(&[text], policy, None)
     }
 
     /// A chain: a frame passes when every stage passes it, each stage seeing

@@ -108,6 +108,9 @@ struct Args {
     dst_macs: u32,
 }
 
+/// What this tool's lab names start with.
+const LAB_PREFIX: &str = "rwb";
+
 /// Smallest frame (IPv4, UDP) with room for the payload stamp.
 const MIN_STAMPED: usize = 42 + ringwire_bench::frames::STAMP_LEN;
 
@@ -198,9 +201,20 @@ struct Lab2 {
     vc: String,
 }
 
+/// Every process: (pid, command name).
+fn processes() -> Result<Vec<(String, String)>> {
+    Ok(lab::run(&["ps", "-eo", "pid=,comm="])?
+        .lines()
+        .filter_map(|l| {
+            let mut it = l.split_whitespace();
+            Some((it.next()?.to_owned(), it.next()?.to_owned()))
+        })
+        .collect())
+}
+
 /// The lab: two namespaces joined by a veth pair, NIC-like unless `plain`.
 fn build_lab(cap_core: usize, plain: bool) -> Result<Lab2> {
-    let mut lab = Lab::new("rwb");
+    let mut lab = Lab::new(LAB_PREFIX);
     let ns_g = lab.namespace("gen")?;
     let ns_c = lab.namespace("cap")?;
     let (vg, vc) = lab.veth(&ns_g, &ns_c)?;
@@ -212,15 +226,11 @@ fn build_lab(cap_core: usize, plain: bool) -> Result<Lab2> {
     lab::run(&["ip", "netns", "exec", &ns_g, "ethtool", "-K", &vg, "tso", "off"])?;
     lab::run(&["ip", "netns", "exec", &ns_c, "sh", "-c", &format!("echo 1 > /sys/class/net/{vc}/threaded")])?;
     std::thread::sleep(Duration::from_millis(200));
-    let ps = lab::run(&["ps", "-eo", "pid=,comm="])?;
     let mut pinned = 0;
-    for line in ps.lines() {
-        let mut it = line.split_whitespace();
-        if let (Some(pid), Some(comm)) = (it.next(), it.next()) {
-            if comm.starts_with(&format!("napi/{vc}-")) {
-                lab::run(&["taskset", "-pc", &cap_core.to_string(), pid])?;
-                pinned += 1;
-            }
+    for (pid, comm) in processes()? {
+        if comm.starts_with(&format!("napi/{vc}-")) {
+            lab::run(&["taskset", "-pc", &cap_core.to_string(), &pid])?;
+            pinned += 1;
         }
     }
     if pinned == 0 {
@@ -554,7 +564,7 @@ fn measure(tool: &str, l: &Lab2, a: &Args, size: usize, rate: (u64, &str), round
             (Some(f), _) => count_records(f)?,
             (None, Some(h)) => {
                 let s = h.join().map_err(|_| anyhow::anyhow!("the stream reader panicked"))??;
-                run.latency = Some(Latency { consumer: s.consumer_snap(), kernel: s.kernel_snap() });
+                run.latency = Some(Latency { consumer: s.latency.consumer, kernel: s.latency.kernel });
                 s.records
             }
             (None, None) => run.claimed,
@@ -585,11 +595,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// Whether `ns` is a name [`build_lab`] gives: `rwb<digits>x<digits>-gen` or `-cap`.
 fn is_lab_name(ns: &str) -> bool {
-    let Some(rest) = ns.strip_prefix("rwb") else { return false };
-    let Some((tag, role)) = rest.split_once('-') else { return false };
-    let Some((pid, n)) = tag.split_once('x') else { return false };
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    digits(pid) && digits(n) && (role == "gen" || role == "cap")
+    matches!(Lab::namespace_role(ns, LAB_PREFIX), Some("gen" | "cap"))
 }
 
 /// Namespaces of an earlier run that was killed before it could remove
@@ -597,13 +603,7 @@ fn is_lab_name(ns: &str) -> bool {
 /// running one's lab is left alone).
 fn remove_stale_labs() -> Result<()> {
     let me = std::process::id().to_string();
-    let others = lab::run(&["ps", "-eo", "pid=,comm="])?
-        .lines()
-        .filter_map(|l| {
-            let mut it = l.split_whitespace();
-            Some((it.next()?.to_owned(), it.next()?.to_owned()))
-        })
-        .any(|(pid, comm)| comm == "ringwire-bench" && pid != me);
+    let others = processes()?.into_iter().any(|(pid, comm)| comm == "ringwire-bench" && pid != me);
     if others {
         eprintln!("note: another ringwire-bench is running; its namespaces are left alone");
         return Ok(());

@@ -158,12 +158,11 @@ impl Handler {
 
     fn status(&self, engine: &Engine) -> Value {
         let config = engine.current_config();
-        let snap = engine.snapshot();
         json!({
             "version": env!("CARGO_PKG_VERSION"),
             "pid": std::process::id(),
             "uptime_s": self.started.elapsed().as_secs_f64(),
-            "workers": snap.workers.iter().map(|w| json!({ "index": w.index, "core": w.core })).collect::<Vec<_>>(),
+            "workers": engine.worker_cores().iter().enumerate().map(|(index, core)| json!({ "index": index, "core": core })).collect::<Vec<_>>(),
             "ports": config.ports.iter().map(|p| json!({
                 "name": p.display_name(), "uri": p.uri, "filter": p.filter,
             })).collect::<Vec<_>>(),

@@ -15,7 +15,7 @@ use std::{
         fd::{AsRawFd, FromRawFd, OwnedFd, RawFd},
         unix::net::{UnixListener, UnixStream},
     },
-    path::{Path, PathBuf},
+    path::PathBuf,
     sync::{
         atomic::{AtomicBool, Ordering},
         mpsc, Arc,
@@ -171,12 +171,6 @@ impl Server {
         if self.answers.send((client, response.line())).is_ok() {
             sys::eventfd_signal(self.wake.as_raw_fd());
         }
-    }
-
-    /// The socket path.
-    #[must_use]
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 }
 

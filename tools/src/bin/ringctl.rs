@@ -450,94 +450,123 @@ fn render_stats(v: &Value) -> String {
             .and_then(|r| r[key].as_f64())
             .map_or_else(|| "-".to_owned(), |x| format!("{x:.0}"))
     };
-    let n = |x: &Value| x.as_u64().unwrap_or(0);
+    let n = |x: &Value| x.as_u64().unwrap_or(0).to_string();
+    let list = |x: &Value| x.as_array().cloned().unwrap_or_default();
     let mut s = format!("elapsed {:.1} s\n", c["elapsed_s"].as_f64().unwrap_or(0.0));
-    s.push_str(&format!(
-        "ports:\n  {:<20} {:>12} {:>12} {:>10} {:>10} {:>10}\n",
-        "name", "received", "frames/s", "filtered", "k_drops", "drops/s"
+    s.push_str("ports:\n");
+    s.push_str(&grid(
+        &[
+            ("name", 20, false),
+            ("received", 12, true),
+            ("frames/s", 12, true),
+            ("filtered", 10, true),
+            ("k_drops", 10, true),
+            ("drops/s", 10, true),
+        ],
+        list(&c["ports"]).iter().map(|p| {
+            let filtered = p["filtered"].as_u64().unwrap_or(0) + p["ebpf"]["filtered"].as_u64().unwrap_or(0);
+            vec![
+                text(&p["name"]),
+                n(&p["received"]),
+                rate("ports", &p["name"], "received_per_s"),
+                filtered.to_string(),
+                n(&p["kernel_drops"]),
+                rate("ports", &p["name"], "kernel_drops_per_s"),
+            ]
+        }),
     ));
-    for p in c["ports"].as_array().cloned().unwrap_or_default() {
-        s.push_str(&format!(
-            "  {:<20} {:>12} {:>12} {:>10} {:>10} {:>10}\n",
-            text(&p["name"]),
-            n(&p["received"]),
-            rate("ports", &p["name"], "received_per_s"),
-            n(&p["filtered"]) + p["ebpf"]["filtered"].as_u64().unwrap_or(0),
-            n(&p["kernel_drops"]),
-            rate("ports", &p["name"], "kernel_drops_per_s"),
-        ));
-    }
-    s.push_str(&format!(
-        "consumers:\n  {:<20} {:>12} {:>12} {:>12} {:>10} {:>12}\n",
-        "name", "seen", "passed", "delivered", "q_dropped", "delivered/s"
+    s.push_str("consumers:\n");
+    s.push_str(&grid(
+        &[
+            ("name", 20, false),
+            ("seen", 12, true),
+            ("passed", 12, true),
+            ("delivered", 12, true),
+            ("q_dropped", 10, true),
+            ("delivered/s", 12, true),
+        ],
+        list(&c["consumers"]).iter().map(|k| {
+            vec![
+                text(&k["name"]),
+                n(&k["seen"]),
+                n(&k["passed"]),
+                n(&k["delivered"]),
+                n(&k["queue_dropped"]),
+                rate("consumers", &k["name"], "delivered_per_s"),
+            ]
+        }),
     ));
-    for k in c["consumers"].as_array().cloned().unwrap_or_default() {
-        s.push_str(&format!(
-            "  {:<20} {:>12} {:>12} {:>12} {:>10} {:>12}\n",
-            text(&k["name"]),
-            n(&k["seen"]),
-            n(&k["passed"]),
-            n(&k["delivered"]),
-            n(&k["queue_dropped"]),
-            rate("consumers", &k["name"], "delivered_per_s"),
-        ));
-    }
-    let probes: Vec<Value> = c["consumers"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|k| !k["latency"].is_null())
-        .collect();
+    let probes: Vec<Value> = list(&c["consumers"]).into_iter().filter(|k| !k["latency"].is_null()).collect();
     if !probes.is_empty() {
-        s.push_str(&format!(
-            "latency (microseconds, since the engine started):\n  {:<20} {:<9} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9}\n",
-            "consumer", "to", "frames", "p50", "p99", "p99.9", "max", "lost"
-        ));
+        s.push_str("latency (microseconds, since the engine started):\n");
         let us = |x: &Value| format!("{:.1}", x.as_f64().unwrap_or(0.0) / 1e3);
-        for k in probes {
-            let l = &k["latency"];
-            for to in ["kernel", "consumer"] {
-                let h = &l[to];
-                s.push_str(&format!(
-                    "  {:<20} {:<9} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9}\n",
-                    text(&k["name"]),
-                    to,
-                    n(&h["count"]),
-                    us(&h["p50"]),
-                    us(&h["p99"]),
-                    us(&h["p999"]),
-                    us(&h["max"]),
-                    n(&l["counters"]["lost"]),
-                ));
-            }
-        }
+        s.push_str(&grid(
+            &[
+                ("consumer", 20, false),
+                ("to", 9, false),
+                ("frames", 10, true),
+                ("p50", 9, true),
+                ("p99", 9, true),
+                ("p99.9", 9, true),
+                ("max", 9, true),
+                ("lost", 9, true),
+            ],
+            probes.iter().flat_map(|k| {
+                ["kernel", "consumer"].map(|to| {
+                    let (l, h) = (&k["latency"], &k["latency"][to]);
+                    vec![
+                        text(&k["name"]),
+                        to.to_owned(),
+                        n(&h["count"]),
+                        us(&h["p50"]),
+                        us(&h["p99"]),
+                        us(&h["p999"]),
+                        us(&h["max"]),
+                        n(&l["counters"]["lost"]),
+                    ]
+                })
+            }),
+        ));
     }
     s
 }
 
 fn render_classifier(v: &Value) -> String {
-    let mut s = format!(
-        "default {}\n  {:<20} {:>9} {:<17} {:<6} {:>12}\n",
-        text(&v["default"]),
-        "port",
-        "vlan",
-        "mac",
-        "action",
-        "hits"
-    );
-    for p in v["ports"].as_array().cloned().unwrap_or_default() {
-        for e in p["entries"].as_array().cloned().unwrap_or_default() {
+    let ports = v["ports"].as_array().cloned().unwrap_or_default();
+    let rows = ports.iter().flat_map(|p| {
+        p["entries"].as_array().cloned().unwrap_or_default().into_iter().map(|e| {
             let vlan = e["vlan"].as_u64().map_or_else(|| "untagged".to_owned(), |x| x.to_string());
-            s.push_str(&format!(
-                "  {:<20} {:>9} {:<17} {:<6} {:>12}\n",
-                text(&p["name"]),
-                vlan,
-                text(&e["mac"]),
-                text(&e["action"]),
-                text(&e["hits"])
-            ));
+            vec![text(&p["name"]), vlan, text(&e["mac"]), text(&e["action"]), text(&e["hits"])]
+        })
+    });
+    format!(
+        "default {}\n{}",
+        text(&v["default"]),
+        grid(
+            &[("port", 20, false), ("vlan", 9, true), ("mac", 17, false), ("action", 6, false), ("hits", 12, true)],
+            rows
+        )
+    )
+}
+
+/// Rows of cells under their headings, each column `(heading, width,
+/// right-aligned)`; a width of 0 is the last column, unpadded.
+fn grid(cols: &[(&str, usize, bool)], rows: impl IntoIterator<Item = Vec<String>>) -> String {
+    let line = |cells: Vec<String>| {
+        let mut l = String::from(" ");
+        for (&(_, w, right), c) in cols.iter().zip(cells) {
+            l.push(' ');
+            l.push_str(&match (w, right) {
+                (0, _) => c,
+                (_, true) => format!("{c:>w$}"),
+                (_, false) => format!("{c:<w$}"),
+            });
         }
+        l.trim_end().to_owned() + "\n"
+    };
+    let mut s = line(cols.iter().map(|(h, _, _)| (*h).to_owned()).collect());
+    for r in rows {
+        s.push_str(&line(r));
     }
     s
 }
@@ -549,27 +578,16 @@ fn table(rows: &Value, cols: &[(&str, usize)]) -> String {
         Value::Array(a) => a.iter().map(text).collect::<Vec<_>>().join(","),
         other => text(other),
     };
-    let mut s = String::new();
-    let line = |cells: Vec<String>| {
-        let mut l = String::from(" ");
-        for ((_, w), c) in cols.iter().zip(cells) {
-            l.push(' ');
-            l.push_str(&if *w == 0 { c } else { format!("{c:<w$}") });
-        }
-        l.trim_end().to_owned() + "\n"
-    };
-    s.push_str(&line(cols.iter().map(|(k, _)| (*k).to_owned()).collect()));
-    for r in rows.as_array().cloned().unwrap_or_default() {
-        s.push_str(&line(cols.iter().map(|(k, _)| cell(&r[*k])).collect()));
-    }
-    s
+    let left: Vec<(&str, usize, bool)> = cols.iter().map(|&(k, w)| (k, w, false)).collect();
+    grid(
+        &left,
+        rows.as_array().cloned().unwrap_or_default().iter().map(|r| cols.iter().map(|(k, _)| cell(&r[*k])).collect()),
+    )
 }
 
 fn render_filters(v: &Value) -> String {
-    let mut s = String::from("loaded:\n");
     let loaded = v["loaded"].as_object().cloned().unwrap_or_default();
-    s.push_str(&format!("  {:<16} {:<32} {}\n", "name", "attached", "filter"));
-    for (name, f) in &loaded {
+    let loaded = loaded.iter().map(|(name, f)| {
         let attached: Vec<String> = f["attached"]
             .as_array()
             .cloned()
@@ -578,21 +596,23 @@ fn render_filters(v: &Value) -> String {
             .map(|t| format!("{}:{}", text(&t["kind"]), text(&t["name"])))
             .collect();
         let attached = if attached.is_empty() { "-".to_owned() } else { attached.join(",") };
-        s.push_str(&format!("  {name:<16} {attached:<32} {}\n", text(&f["text"])));
-    }
-    s.push_str("in force:\n");
-    s.push_str(&format!("  {:<24} {:<16} {:>12} {:>12} {}\n", "on", "name", "seen", "filtered", "filter"));
-    for f in v["in_force"].as_array().cloned().unwrap_or_default() {
+        vec![name.clone(), attached, text(&f["text"])]
+    });
+    let in_force = v["in_force"].as_array().cloned().unwrap_or_default();
+    let in_force = in_force.iter().map(|f| {
         let on = match (&f["port"], &f["consumer"]) {
             (Value::String(p), _) => format!("port:{p}"),
             (_, c) => format!("consumer:{}", text(c)),
         };
-        let (seen, filtered) = if f["ebpf"].is_object() {
-            (text(&f["ebpf"]["seen"]), text(&f["ebpf"]["filtered"]))
-        } else {
-            (text(&f["seen"]), text(&f["filtered"]))
-        };
-        s.push_str(&format!("  {on:<24} {:<16} {seen:>12} {filtered:>12} {}\n", text(&f["name"]), text(&f["filter"])));
-    }
-    s
+        let counts = if f["ebpf"].is_object() { &f["ebpf"] } else { f };
+        vec![on, text(&f["name"]), text(&counts["seen"]), text(&counts["filtered"]), text(&f["filter"])]
+    });
+    format!(
+        "loaded:\n{}in force:\n{}",
+        grid(&[("name", 16, false), ("attached", 32, false), ("filter", 0, false)], loaded),
+        grid(
+            &[("on", 24, false), ("name", 16, false), ("seen", 12, true), ("filtered", 12, true), ("filter", 0, false)],
+            in_force
+        )
+    )
 }
