@@ -16,7 +16,7 @@ use ringwire_filters::{compile_expression, CompileTarget, FilterError, FilterFac
 
 use crate::{
     config::{Config, ConfigError, ConsumerConfig, ConsumerKind, Pace, PortConfig, PortKind},
-    consumer::{error_chain, run_sink, Channel, PcapOutput, Producer, SinkOutput, SinkTask, SinkWaker, MIN_CHUNK},
+    consumer::{chunk_size, error_chain, run_sink, Channel, PcapOutput, Producer, SinkOutput, SinkTask, SinkWaker},
     pcapio::{PcapIoError, PcapReader, SharedPcapReader},
     ring::{RingError, RxRing, RxRingOptions, TxRing, TxRingOptions},
     stats::{consumer as cc, port as pc, sink, Cells, ConsumerSnap, PortSnap, Snapshot, StageSnap, WorkerSnap},
@@ -972,7 +972,7 @@ pub(crate) fn build_consumer(st: &State, c: &ConsumerConfig, nworkers: usize) ->
     let mut task = None;
     let mut channels = Vec::new();
     if c.kind.is_queued() {
-        let chunk = MIN_CHUNK.max((c.snaplen as usize + 16).next_power_of_two());
+        let chunk = chunk_size(c.snaplen);
         let chunks = ((c.queue_mb as usize) << 20).div_ceil(chunk).max(4);
         // Queues are allocated up front: refuse what would exhaust memory
         // (half of what is available) rather than abort on allocation.
