@@ -57,7 +57,7 @@ fn a_latency_run_beside_tcpdump_reports_tables_json_and_a_plot_and_leaves_no_lab
             "--rates",
             "500",
             "--tools",
-            "ringwire-lowlat,ringwire-latency,tcpdump-stream",
+            "ringwire-lowlat,ringwire-latency,tcpdump-stream,netsniff-ng-stream",
             "--json",
             json.to_str().unwrap(),
             "--plot",
@@ -76,11 +76,11 @@ fn a_latency_run_beside_tcpdump_reports_tables_json_and_a_plot_and_leaves_no_lab
     assert_eq!(doc["partial"], false);
     assert!(doc["machine"]["cores"].as_u64().unwrap() >= 2, "{}", doc["machine"]);
     let med = doc["medians"].as_array().unwrap();
-    assert_eq!(med.len(), 3, "{med:?}");
+    assert_eq!(med.len(), 4, "{med:?}");
     let p50 = |tool: &str| {
         let m = med.iter().find(|m| m["tool"] == tool).unwrap_or_else(|| panic!("no {tool}"));
         let c = &m["latency"]["consumer"];
-        // tcpdump loses the frames of the block still open when it is stopped.
+        // The peers lose the frames they still hold when they are stopped.
         let least = if tool.starts_with("ringwire") { 990 } else { 500 };
         assert!(u(&c["count"]) >= least, "{tool}: about 1000 frames timed: {m}");
         assert!(u(&c["p50"]) <= u(&c["p99"]) && u(&c["p99"]) <= u(&c["max"]), "{tool}: {c}");
@@ -90,6 +90,14 @@ fn a_latency_run_beside_tcpdump_reports_tables_json_and_a_plot_and_leaves_no_lab
     let (frames, blocks, tcpdump) = (p50("ringwire-lowlat"), p50("ringwire-latency"), p50("tcpdump-stream"));
     assert!(frames * 4 < blocks, "frame ring p50 {frames} ns against block ring {blocks} ns");
     assert!(frames * 4 < tcpdump, "frame ring p50 {frames} ns against tcpdump's stream {tcpdump} ns");
+    let netsniff = p50("netsniff-ng-stream");
+    assert!(frames * 4 < netsniff, "frame ring p50 {frames} ns against netsniff-ng's stream {netsniff} ns");
+    // Each receiver's mapped packet ring, read from /proc: ringwire's
+    // default block ring is 64 MiB, tcpdump's buffer 2 MiB.
+    let ring = |tool: &str| med.iter().find(|m| m["tool"] == tool).unwrap()["ring_mib"].as_f64().unwrap();
+    assert!((63.0..=65.0).contains(&ring("ringwire-latency")), "{med:?}");
+    assert!((1.0..=4.0).contains(&ring("tcpdump-stream")), "{med:?}");
+    assert!(ring("netsniff-ng-stream") > 0.0 && ring("ringwire-lowlat") > 0.0, "{med:?}");
     let plot = std::fs::read_to_string(&svg).unwrap();
     assert!(plot.starts_with("<svg") && plot.contains("latency send -&gt; consumer"), "{plot}");
 

@@ -56,7 +56,9 @@ struct Args {
     /// pcap-filter in userspace (use with --dst-macs). With latency:
     /// ringwire-latency (block ring, latency probe), ringwire-lowlat
     /// (low-latency frame ring, latency probe), tcpdump-stream (`tcpdump -U
-    /// -w -`, its output timed as it is read).
+    /// -w -`, its output timed as it is read), netsniff-ng-stream
+    /// (`netsniff-ng --out -`, timed the same way; it prints no summary
+    /// then, so its drops are not known).
     #[arg(long, value_delimiter = ',', default_value = "none,ringwire-count,ringwire-pcap,tcpdump,netsniff-ng")]
     tools: Vec<String>,
     /// Core for the generator.
@@ -102,6 +104,11 @@ struct Args {
     /// ringwire: RX blocks per ring (default: the engine's default).
     #[arg(long)]
     blocks: Option<u32>,
+    /// ringwire-pcap: the pcap consumer's queue in MiB (default: the engine's
+    /// default); to compare at the memory a peer holds (netsniff-ng sizes its
+    /// ring from the link speed: 2.3 GiB on a 10 Gbit/s veth).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    queue_mb: Option<u32>,
     /// The generator spreads its flows over this many destination MACs
     /// (10: the classifier receivers keep one frame in ten).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
@@ -138,6 +145,8 @@ struct Run {
     tool_drops: u64,
     /// Frames the NIC-like veth ring dropped (sender tx_dropped + receiver rx_dropped).
     veth_drops: u64,
+    /// MiB of packet rings the tool mapped.
+    ring_mib: f64,
     /// Tool's user CPU time, ns per captured frame.
     user_ns_per_frame: f64,
     /// Tool's system CPU time, ns per captured frame.
@@ -291,6 +300,27 @@ struct Receiver {
     file: Option<PathBuf>,
     /// tcpdump-stream: the thread reading and timing its output.
     stream: Option<std::thread::JoinHandle<Result<StreamLatency, StreamError>>>,
+    /// MiB of packet rings it mapped, read once it was ready.
+    ring_mib: f64,
+}
+
+/// MiB of packet rings process `pid` has mapped: its `socket:[...]`
+/// mappings (an AF_PACKET RX or TX ring is the only kind of socket a
+/// process maps). What a receiver holds in the kernel to ride out a burst:
+/// tcpdump's default is 2 MiB, netsniff-ng sizes its ring from the link
+/// speed (2.3 GiB for a 10 Gbit/s veth), ringwire's default is 64 MiB per
+/// worker (plus, for pcap writing, the consumer's 32 MiB queue).
+fn mapped_ring_mib(pid: u32) -> f64 {
+    let Ok(maps) = std::fs::read_to_string(format!("/proc/{pid}/maps")) else { return 0.0 };
+    let bytes: u64 = maps
+        .lines()
+        .filter(|l| l.contains(" socket:["))
+        .filter_map(|l| {
+            let (lo, hi) = l.split_whitespace().next()?.split_once('-')?;
+            u64::from_str_radix(hi, 16).ok()?.checked_sub(u64::from_str_radix(lo, 16).ok()?)
+        })
+        .sum();
+    bytes as f64 / f64::from(1u32 << 20)
 }
 
 impl Drop for Receiver {
@@ -319,7 +349,7 @@ fn count_records(path: &Path) -> Result<u64> {
 }
 
 /// Every receiver this bench knows.
-const TOOLS: [&str; 11] = [
+const TOOLS: [&str; 12] = [
     "none",
     "ringwire-count",
     "ringwire-pcap",
@@ -330,6 +360,7 @@ const TOOLS: [&str; 11] = [
     "tcpdump",
     "tcpdump-stream",
     "netsniff-ng",
+    "netsniff-ng-stream",
     "trafgen",
 ];
 
@@ -356,7 +387,11 @@ fn ringwire_config(tool: &str, l: &Lab2, a: &Args, file: &Path, stats: &Path) ->
         "ringwire-latency" => (String::new(), latency.to_owned()),
         "ringwire-lowlat" => ("low_latency = true\n".to_owned(), latency.to_owned()),
         _ => {
-            (String::new(), format!("[[consumers]]\nname = \"pcap\"\nkind = \"pcap\"\npath = \"{}\"\n", file.display()))
+            let queue = a.queue_mb.map(|q| format!("queue_mb = {q}\n")).unwrap_or_default();
+            (
+                String::new(),
+                format!("[[consumers]]\nname = \"pcap\"\nkind = \"pcap\"\npath = \"{}\"\n{queue}", file.display()),
+            )
         }
     };
     let consumer = match (&a.ringwire_filter, tool) {
@@ -414,6 +449,12 @@ fn start_receiver(tool: &str, l: &Lab2, a: &Args, size: usize) -> Result<Receive
         "netsniff-ng" => {
             cmd.args(["netsniff-ng", "--in", &l.vc, "--out"]).arg(&file).args(["--silent", "--bind-cpu", &core]);
         }
+        "netsniff-ng-stream" => {
+            // pcap on stdout, written as netsniff-ng sees fit to flush it.
+            // --no-sock-mem: the sysctls are read-only in a namespace, and
+            // its complaint about that would land in the stream at exit.
+            cmd.args(["netsniff-ng", "--in", &l.vc, "--out", "-", "--silent", "--no-sock-mem", "--bind-cpu", &core]);
+        }
         other => bail!("unknown tool {other}"),
     }
     let mut child =
@@ -425,7 +466,7 @@ fn start_receiver(tool: &str, l: &Lab2, a: &Args, size: usize) -> Result<Receive
     let err: Box<dyn std::io::Read + Send> = Box::new(child.stderr.take().expect("piped"));
     let mut stream = None;
     let mut texts = vec![err];
-    if tool == "tcpdump-stream" {
+    if tool.ends_with("-stream") {
         let cap_core = a.cap_core;
         stream = Some(std::thread::spawn(move || {
             // The reader is the stream's consumer: it runs on the capture core too.
@@ -445,7 +486,7 @@ fn start_receiver(tool: &str, l: &Lab2, a: &Args, size: usize) -> Result<Receive
             }
         });
     }
-    let mut r = Receiver { child: Some(child), stderr_lines: rx, stats_json, file: None, stream };
+    let mut r = Receiver { child: Some(child), stderr_lines: rx, stats_json, file: None, stream, ring_mib: 0.0 };
     // Ready: ringwire's ready file; the peers' "listening" banner; five seconds at most.
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
@@ -457,6 +498,11 @@ fn start_receiver(tool: &str, l: &Lab2, a: &Args, size: usize) -> Result<Receive
                 break;
             }
         }
+        // netsniff-ng prints no banner when its stdout is the stream: ready
+        // once its ring is mapped (it binds right after).
+        if tool == "netsniff-ng-stream" && mapped_ring_mib(r.child.as_ref().expect("running").id()) > 0.0 {
+            break;
+        }
         if let Some(st) = r.child.as_mut().expect("running").try_wait()? {
             r.child = None;
             let lines: Vec<String> = r.stderr_lines.try_iter().collect();
@@ -467,6 +513,8 @@ fn start_receiver(tool: &str, l: &Lab2, a: &Args, size: usize) -> Result<Receive
         }
     }
     std::thread::sleep(Duration::from_millis(300));
+    // `ip netns exec` and `taskset` exec the tool: the child is the tool.
+    r.ring_mib = mapped_ring_mib(r.child.as_ref().expect("running").id());
     r.file = (tool == "ringwire-pcap" || tool == "tcpdump" || tool == "netsniff-ng").then_some(file);
     Ok(r)
 }
@@ -526,6 +574,7 @@ fn measure(tool: &str, l: &Lab2, a: &Args, size: usize, rate: (u64, &str), round
     };
     let (mut user, mut sys) = (0, 0);
     if let Some(r) = rcv.as_mut() {
+        run.ring_mib = r.ring_mib;
         // The child stays in `r` (killed by its Drop on any error) until it has been reaped.
         let child = r.child.as_mut().expect("running");
         if let Some(st) = child.try_wait()? {
@@ -555,7 +604,7 @@ fn measure(tool: &str, l: &Lab2, a: &Args, size: usize, rate: (u64, &str), round
         } else if tool.starts_with("tcpdump") {
             run.claimed = number_before(&lines, "packets captured").context("tcpdump's summary")?;
             run.tool_drops = number_before(&lines, "dropped by kernel").unwrap_or(0);
-        } else {
+        } else if tool == "netsniff-ng" {
             run.claimed = number_before(&lines, "packets passed filter").context("netsniff-ng's summary")?;
             run.tool_drops = number_before(&lines, "packets failed filter").unwrap_or(0);
         }
@@ -569,6 +618,10 @@ fn measure(tool: &str, l: &Lab2, a: &Args, size: usize, rate: (u64, &str), round
             }
             (None, None) => run.claimed,
         };
+        if tool == "netsniff-ng-stream" {
+            // No summary to compare with: what it wrote is what it claims.
+            run.claimed = run.captured;
+        }
         if let Some(f) = &r.file {
             let _ = std::fs::remove_file(f);
         }
@@ -787,6 +840,7 @@ fn medians(runs: &[Run], sizes: &[usize], rates: &[String], tools: &[String]) ->
                     "captured_min_mpps": lo, "captured_max_mpps": hi,
                     "captured_ratio": m(&|r| if r.offered == 0 { 0.0 } else { r.captured as f64 / r.offered as f64 }),
                     "tool_drops": m(&|r| r.tool_drops as f64), "veth_drops": m(&|r| r.veth_drops as f64),
+                    "ring_mib": m(&|r| r.ring_mib),
                     "user_ns_per_frame": m(&|r| r.user_ns_per_frame), "sys_ns_per_frame": m(&|r| r.sys_ns_per_frame),
                     "user_ns_per_offered": m(&|r| r.user_ns_per_offered), "sys_ns_per_offered": m(&|r| r.sys_ns_per_offered)});
                 let lat: Vec<Latency> = rs.iter().filter_map(|r| r.latency).collect();
@@ -823,15 +877,15 @@ fn markdown(doc: &serde_json::Value) -> String {
     if !medians.is_empty() {
         let _ = writeln!(
             s,
-            "| size | rate | receiver | offered Mpps | captured Mpps (min-max) | captured Gbit/s | captured/offered | tool drops | veth drops | user ns/frame | sys ns/frame | user ns/offered |"
+            "| size | rate | receiver | offered Mpps | captured Mpps (min-max) | captured Gbit/s | captured/offered | tool drops | veth drops | user ns/frame | sys ns/frame | user ns/offered | ring MiB |"
         );
-        let _ = writeln!(s, "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(s, "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         for m in &medians {
             // Frame bytes as sent (no preamble, gap or FCS).
             let gbps = num(&m["captured_mpps"]) * num(&m["size"]) * 8.0 / 1e3;
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {:.3} | {:.3} ({:.3}-{:.3}) | {gbps:.2} | {:.1} % | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} |",
+                "| {} | {} | {} | {:.3} | {:.3} ({:.3}-{:.3}) | {gbps:.2} | {:.1} % | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {} |",
                 m["size"],
                 rate_label(m["rate"].as_str().unwrap_or("0")),
                 m["tool"].as_str().unwrap_or(""),
@@ -844,7 +898,9 @@ fn markdown(doc: &serde_json::Value) -> String {
                 num(&m["veth_drops"]),
                 num(&m["user_ns_per_frame"]),
                 num(&m["sys_ns_per_frame"]),
-                num(&m["user_ns_per_offered"])
+                num(&m["user_ns_per_offered"]),
+                // Runs recorded before the column existed have none.
+                m["ring_mib"].as_f64().map_or("-".to_owned(), |v| format!("{v:.0}"))
             );
         }
     }
@@ -1029,7 +1085,9 @@ fn check_args(a: &Args) -> Result<Vec<String>> {
     for r in &a.rates {
         resolve_rate(r, Some(1.0))?;
     }
-    let timed = a.tools.iter().any(|t| matches!(t.as_str(), "ringwire-latency" | "ringwire-lowlat" | "tcpdump-stream"));
+    let timed = a.tools.iter().any(|t| {
+        matches!(t.as_str(), "ringwire-latency" | "ringwire-lowlat" | "tcpdump-stream" | "netsniff-ng-stream")
+    });
     if let Some(s) = a.sizes.iter().find(|&&s| timed && s < MIN_STAMPED) {
         bail!(
             "--sizes {s}: latency receivers need frames of {MIN_STAMPED} bytes or more (the {}-byte stamp follows 42 bytes of Ethernet, IPv4 and UDP headers)",
@@ -1043,7 +1101,7 @@ fn check_args(a: &Args) -> Result<Vec<String>> {
         }
         let bin = match t.as_str() {
             "tcpdump" | "tcpdump-stream" => "tcpdump",
-            "netsniff-ng" => "netsniff-ng",
+            "netsniff-ng" | "netsniff-ng-stream" => "netsniff-ng",
             _ => "true",
         };
         if have(bin) {
