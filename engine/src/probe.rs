@@ -6,6 +6,10 @@
 //!                     ├─ consumer: CLOCK_MONOTONIC at the batch            - send time ─> histogram
 //!                     └─ flow table[stream]: highest sequence + a 64-bit window ─> lost / duplicate / reordered
 //! ```
+//! Besides the totals, the first [`LISTED_STREAMS`] streams per worker to
+//! lose, repeat or reorder a frame are listed with their own counters
+//! (statistics show the [`SHOWN_STREAMS`] that lost most): which flow
+//! suffers, not only how much.
 //! Each worker keeps its own [`ProbeData`] (histograms and flow table are
 //! allocated when the consumer is built, nothing is allocated per frame)
 //! and copies it into its shared slot on the statistics tick; a snapshot
@@ -25,6 +29,11 @@ pub const STAMP_LEN: usize = 24;
 /// Directed flows (streams) tracked per worker; frames of streams beyond are
 /// timed but not sequence-checked (counted as `untracked`).
 pub const MAX_STREAMS: usize = 1 << 16;
+/// Irregular streams (lost, repeated or reordered a frame) listed with
+/// their own counters, per worker; more are counted, not listed.
+pub const LISTED_STREAMS: usize = 256;
+/// Irregular streams in a snapshot: those that lost most.
+pub const SHOWN_STREAMS: usize = 16;
 /// Highest latency recorded; larger values are clamped to it.
 const MAX_NS: u64 = 100_000_000_000;
 /// Sequence numbers behind the highest seen for which a duplicate is told
@@ -116,13 +125,33 @@ const RESTART: u64 = 1 << 32;
 /// A stream's sequence state: the next sequence expected (highest + 1; 0
 /// before its first frame), which of the [`WINDOW`] sequences below it have
 /// arrived (bit `d`: `next - 1 - d`), the first one seen and its own count
-/// of missing ones.
+/// of missing ones (since it last started over); its own duplicates and
+/// late frames, and whether it is listed as irregular.
 #[derive(Debug, Clone, Copy, Default)]
 struct FlowTrack {
     next: u64,
     window: u64,
     first: u64,
     lost: u64,
+    duplicates: u32,
+    reordered: u32,
+    listed: bool,
+}
+
+/// One stream's own sequence counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamCounters {
+    /// The generator's flow number.
+    pub flow: u32,
+    /// The flow's reverse direction.
+    pub reverse: bool,
+    /// Sequence numbers skipped and not (yet) arrived, since the stream
+    /// (last) started.
+    pub lost: u64,
+    /// Frames whose sequence number had already arrived.
+    pub duplicates: u64,
+    /// Frames that arrived after a higher sequence number.
+    pub reordered: u64,
 }
 
 /// Per-flow counters, summed over flows.
@@ -148,6 +177,9 @@ pub struct SeqCounters {
     pub negative: u64,
     /// Streams that jumped ahead by 2^32 or more and were started over.
     pub restarts: u64,
+    /// Streams that lost, repeated or reordered a frame.
+    #[serde(default)]
+    pub irregular: u64,
 }
 
 impl SeqCounters {
@@ -161,6 +193,7 @@ impl SeqCounters {
         self.untracked += o.untracked;
         self.negative += o.negative;
         self.restarts += o.restarts;
+        self.irregular += o.irregular;
     }
 }
 
@@ -173,6 +206,8 @@ pub struct ProbeData {
     pub consumer: Histogram<u64>,
     /// Sequence counters.
     pub seq: SeqCounters,
+    /// Irregular streams' own counters (filled when published).
+    pub streams: Vec<StreamCounters>,
 }
 
 /// An empty latency histogram: 1 ns to [`MAX_NS`], 3 significant digits.
@@ -182,7 +217,12 @@ fn histogram() -> Histogram<u64> {
 
 impl ProbeData {
     fn new() -> Self {
-        Self { kernel: histogram(), consumer: histogram(), seq: SeqCounters::default() }
+        Self {
+            kernel: histogram(),
+            consumer: histogram(),
+            seq: SeqCounters::default(),
+            streams: Vec::with_capacity(LISTED_STREAMS),
+        }
     }
 
     fn copy_from(&mut self, o: &Self) {
@@ -192,6 +232,9 @@ impl ProbeData {
         let _ = self.kernel.add(&o.kernel);
         let _ = self.consumer.add(&o.consumer);
         self.seq = o.seq;
+        // Both hold at most LISTED_STREAMS: no reallocation.
+        self.streams.clear();
+        self.streams.extend_from_slice(&o.streams);
     }
 }
 
@@ -217,15 +260,34 @@ impl ProbeShared {
             let _ = all.kernel.add(&d.kernel);
             let _ = all.consumer.add(&d.consumer);
             all.seq.add(&d.seq);
+            // A stream split over workers (lb fanout) is summed.
+            for s in &d.streams {
+                match all.streams.iter_mut().find(|a| (a.flow, a.reverse) == (s.flow, s.reverse)) {
+                    Some(a) => {
+                        a.lost += s.lost;
+                        a.duplicates += s.duplicates;
+                        a.reordered += s.reordered;
+                    }
+                    None => all.streams.push(*s),
+                }
+            }
         }
         all
     }
 
-    /// The merged data as it appears in statistics.
+    /// The merged data as it appears in statistics: the irregular streams
+    /// that lost most (then repeated or reordered most) first.
     #[must_use]
     pub fn snapshot(&self) -> LatencySnap {
-        let d = self.merged();
-        LatencySnap { kernel: HistSnap::of(&d.kernel), consumer: HistSnap::of(&d.consumer), counters: d.seq }
+        let mut d = self.merged();
+        d.streams.sort_by_key(|s| (std::cmp::Reverse(s.lost), std::cmp::Reverse(s.duplicates + s.reordered), s.flow));
+        d.streams.truncate(SHOWN_STREAMS);
+        LatencySnap {
+            kernel: HistSnap::of(&d.kernel),
+            consumer: HistSnap::of(&d.consumer),
+            counters: d.seq,
+            streams: d.streams,
+        }
     }
 }
 
@@ -234,6 +296,8 @@ impl ProbeShared {
 pub struct Probe {
     data: ProbeData,
     flows: Vec<FlowTrack>,
+    /// Indices into `flows` of the irregular streams listed.
+    listed: Vec<u32>,
     shared: Arc<ProbeShared>,
     worker: usize,
     /// Frames recorded when the data was last copied out.
@@ -244,7 +308,14 @@ impl Probe {
     /// Worker `worker`'s instance of the probe publishing into `shared`.
     #[must_use]
     pub fn new(shared: Arc<ProbeShared>, worker: usize) -> Self {
-        Self { data: ProbeData::new(), flows: vec![FlowTrack::default(); MAX_STREAMS], shared, worker, published: 0 }
+        Self {
+            data: ProbeData::new(),
+            flows: vec![FlowTrack::default(); MAX_STREAMS],
+            listed: Vec::with_capacity(LISTED_STREAMS),
+            shared,
+            worker,
+            published: 0,
+        }
     }
 
     /// Record one frame. `times`: for a frame from an interface, its kernel
@@ -273,7 +344,15 @@ impl Probe {
         // Stream id: index * 2 + direction, so both directions of a flow are tracked.
         let idx = ((st.flow & 0x7fff_ffff) as usize) << 1 | (st.flow >> 31) as usize;
         match self.flows.get_mut(idx) {
-            Some(f) => track(f, st.seq, &mut d.seq),
+            Some(f) => {
+                if track(f, st.seq, &mut d.seq) && !f.listed {
+                    f.listed = true;
+                    d.seq.irregular += 1;
+                    if self.listed.len() < LISTED_STREAMS {
+                        self.listed.push(idx as u32);
+                    }
+                }
+            }
             None => d.seq.untracked += 1,
         }
     }
@@ -294,20 +373,33 @@ impl Probe {
             }
             Err(std::sync::TryLockError::WouldBlock) => return,
         };
+        self.data.streams.clear();
+        for &i in &self.listed {
+            let f = &self.flows[i as usize];
+            self.data.streams.push(StreamCounters {
+                flow: i >> 1,
+                reverse: i & 1 == 1,
+                lost: f.lost,
+                duplicates: u64::from(f.duplicates),
+                reordered: u64::from(f.reordered),
+            });
+        }
         guard.copy_from(&self.data);
         self.published = frames;
     }
 }
 
-/// Account sequence number `seq` of a stream.
-fn track(f: &mut FlowTrack, seq: u64, c: &mut SeqCounters) {
+/// Account sequence number `seq` of a stream; `true` if the frame was
+/// irregular (after a gap, a duplicate, or late).
+fn track(f: &mut FlowTrack, seq: u64, c: &mut SeqCounters) -> bool {
+    // Its own duplicate and late counts, and its listing, survive a restart.
     let start = |f: &mut FlowTrack| {
-        *f = FlowTrack { next: seq.saturating_add(1), window: 1, first: seq, lost: 0 };
+        (f.next, f.window, f.first, f.lost) = (seq.saturating_add(1), 1, seq, 0);
     };
     if f.next == 0 {
         c.flows += 1;
         start(f);
-        return;
+        return false;
     }
     if seq >= f.next {
         let gap = seq - f.next;
@@ -315,7 +407,7 @@ fn track(f: &mut FlowTrack, seq: u64, c: &mut SeqCounters) {
             // Its earlier gaps stay counted; the new run starts clean.
             c.restarts += 1;
             start(f);
-            return;
+            return false;
         }
         c.lost += gap;
         f.lost += gap;
@@ -323,23 +415,26 @@ fn track(f: &mut FlowTrack, seq: u64, c: &mut SeqCounters) {
         f.window = if shift >= WINDOW { 0 } else { f.window << shift };
         f.window |= 1;
         f.next = seq.saturating_add(1);
-        return;
+        return gap > 0;
     }
     let d = f.next - 1 - seq;
     if d < WINDOW {
         if f.window & (1 << d) != 0 {
             c.duplicates += 1;
-            return;
+            f.duplicates = f.duplicates.saturating_add(1);
+            return true;
         }
         f.window |= 1 << d;
     }
     c.reordered += 1;
+    f.reordered = f.reordered.saturating_add(1);
     // A late frame fills a gap this stream counted as lost (not one from
     // before its first frame seen, which was never counted).
     if seq > f.first && f.lost > 0 {
         f.lost -= 1;
         c.lost -= 1;
     }
+    true
 }
 
 /// Percentiles of a latency histogram, in ns.
@@ -388,7 +483,7 @@ impl HistSnap {
 }
 
 /// A latency probe's figures in statistics.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LatencySnap {
     /// Send → kernel receive timestamp.
     pub kernel: HistSnap,
@@ -396,6 +491,10 @@ pub struct LatencySnap {
     pub consumer: HistSnap,
     /// Sequence counters, over every stream.
     pub counters: SeqCounters,
+    /// The irregular streams that lost most (at most [`SHOWN_STREAMS`]),
+    /// with their own counters; `counters.irregular` says how many there are.
+    #[serde(default)]
+    pub streams: Vec<StreamCounters>,
 }
 
 #[cfg(test)]
@@ -453,6 +552,40 @@ mod tests {
             track(&mut g, s, &mut c);
         }
         assert_eq!((c.lost, c.reordered, c.restarts, c.flows), (1, 2, 2, 1), "{c:?}");
+    }
+
+    #[test]
+    fn irregular_streams_are_listed_up_to_a_bound_merged_and_shown_most_lost_first() {
+        let shared = ProbeShared::new(2);
+        let (mut a, mut b) = (Probe::new(shared.clone(), 0), Probe::new(shared.clone(), 1));
+        let frame = |flow: u32, seq: u64| udp4(&Stamp { flow, seq, ts_ns: 1 }.to_bytes(), false);
+        // Flows 0..300 on worker 0, each losing `flow % 7` frames (after a
+        // first frame): more irregular streams than are listed.
+        for flow in 0..300u32 {
+            a.record(&frame(flow, 0), None);
+            a.record(&frame(flow, 1 + u64::from(flow % 7)), None);
+        }
+        // The reverse direction of flow 1 on worker 1 repeats a frame, and
+        // flow 6 (which lost 6 on worker 0) loses 10 more there: summed.
+        for seq in [0, 1, 1] {
+            b.record(&frame(0x8000_0001, seq), None);
+        }
+        b.record(&frame(6, 0), None);
+        b.record(&frame(6, 11), None);
+        a.publish(true);
+        b.publish(true);
+        let s = shared.snapshot();
+        let irregular = (0..300).filter(|f| f % 7 != 0).count() as u64;
+        assert_eq!(s.counters.irregular, irregular + 2, "{:?}", s.counters);
+        assert_eq!(s.streams.len(), SHOWN_STREAMS);
+        let top = s.streams[0];
+        assert_eq!((top.flow, top.reverse, top.lost), (6, false, 16), "{:?}", s.streams);
+        assert!(s.streams.windows(2).all(|w| w[0].lost >= w[1].lost), "{:?}", s.streams);
+        // Listed per worker: at most LISTED_STREAMS from worker 0.
+        let merged = shared.merged();
+        assert_eq!(merged.streams.len(), LISTED_STREAMS + 1, "worker 0's first 256, and worker 1's reverse flow 1");
+        let rev = merged.streams.iter().find(|s| s.reverse).expect("the reverse stream");
+        assert_eq!((rev.flow, rev.lost, rev.duplicates), (1, 0, 1));
     }
 
     #[test]

@@ -458,7 +458,7 @@ impl Snapshot {
                 c.over_limit
             );
         }
-        let probes: Vec<_> = self.consumers.iter().filter_map(|c| c.latency.map(|l| (c, l))).collect();
+        let probes: Vec<_> = self.consumers.iter().filter_map(|c| c.latency.as_ref().map(|l| (c, l))).collect();
         if !probes.is_empty() {
             let _ = writeln!(s, "latency (one-way from the generator's stamp, microseconds):");
             let _ = writeln!(
@@ -489,6 +489,25 @@ impl Snapshot {
                     "  {:<16} flows {}, lost {}, duplicates {}, reordered {}, unstamped {}",
                     c.name, n.flows, n.lost, n.duplicates, n.reordered, n.unstamped
                 );
+                if n.irregular > 0 {
+                    let _ = writeln!(
+                        s,
+                        "  {:<16} {} flow(s) lost, repeated or reordered frames; most lost first:",
+                        c.name, n.irregular
+                    );
+                    for st in &l.streams {
+                        let _ = writeln!(
+                            s,
+                            "  {:<16}   flow {}{}: lost {}, duplicates {}, reordered {}",
+                            "",
+                            st.flow,
+                            if st.reverse { " (reverse)" } else { "" },
+                            st.lost,
+                            st.duplicates,
+                            st.reordered
+                        );
+                    }
+                }
             }
         }
         s

@@ -139,3 +139,70 @@ fn a_latency_probe_counts_the_flows_of_a_recorded_file() {
     assert_eq!(u(&l["counters"]["lost"]), 0, "{l}");
     assert_eq!(u(&l["kernel"]["count"]), 0, "a file has no kernel receive time: {l}");
 }
+
+/// A recording doctored so that flow 3 loses five frames, flow 7 repeats
+/// one and flow 5 has two swapped: the probe names those three flows, with
+/// their own counters, most lost first, in the stats file, the final table
+/// and nowhere else.
+#[test]
+fn a_latency_probe_names_the_flows_that_lost_repeated_or_reordered_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    let clean = dir.path().join("gen.pcap");
+    let ok = Command::new(bin("ringwire-gen"))
+        .args(["--pcap-out", clean.to_str().unwrap(), "--count", "1000", "--flows", "10", "--size", "200"])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let mut frames: Vec<Vec<u8>> = Vec::new();
+    let stamp = |f: &[u8]| ringwire_engine::probe::find_stamp(f).expect("a stamped frame");
+    let mut swapped = None;
+    for rec in ringwire_tests::read_pcap(&clean) {
+        let st = stamp(&rec.data);
+        match (st.flow, st.seq) {
+            (3, 10..=14) => continue,
+            (7, 20) => frames.extend([rec.data.clone(), rec.data]),
+            (5, 30) => swapped = Some(rec.data),
+            (5, 31) => frames.extend([rec.data, swapped.take().expect("30 came first")]),
+            _ => frames.push(rec.data),
+        }
+    }
+    let file = dir.path().join("doctored.pcap");
+    let mut w = pcap_file::pcap::PcapWriter::new(std::fs::File::create(&file).unwrap()).unwrap();
+    for (i, f) in frames.iter().enumerate() {
+        let ts = Duration::from_micros(i as u64);
+        w.write_packet(&pcap_file::pcap::PcapPacket::new(ts, f.len() as u32, f)).unwrap();
+    }
+    drop(w);
+    let st = dir.path().join("stats.json");
+    let cfg = dir.path().join("file.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[engine]\nworkers = [0]\nstats_json = \"{}\"\n\
+             [[ports]]\nuri = \"pcap:{}\"\n\
+             [[consumers]]\nname = \"lat\"\nkind = \"latency\"\n",
+            st.display(),
+            file.display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(bin("ringwire")).arg("run").arg(&cfg).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let s = stats(Path::new(&st));
+    let l = &consumer(&s, "lat")["latency"];
+    let n = &l["counters"];
+    assert_eq!((u(&n["lost"]), u(&n["duplicates"]), u(&n["reordered"]), u(&n["irregular"])), (5, 1, 1, 3), "{l}");
+    let streams: Vec<(u64, u64, u64, u64)> = l["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            assert_eq!(s["reverse"], false, "{s}");
+            (u(&s["flow"]), u(&s["lost"]), u(&s["duplicates"]), u(&s["reordered"]))
+        })
+        .collect();
+    assert_eq!(streams, [(3, 5, 0, 0), (5, 0, 0, 1), (7, 0, 1, 0)], "{l}");
+    assert!(stdout.contains("3 flow(s) lost, repeated or reordered frames"), "{stdout}");
+    assert!(stdout.contains("flow 3: lost 5, duplicates 0, reordered 0"), "{stdout}");
+}

@@ -527,6 +527,34 @@ fn render_stats(v: &Value) -> String {
                 })
             }),
         ));
+        let streams: Vec<Vec<String>> = probes
+            .iter()
+            .flat_map(|k| {
+                list(&k["latency"]["streams"]).into_iter().map(move |st| {
+                    let dir = if st["reverse"] == Value::Bool(true) { " reverse" } else { "" };
+                    vec![
+                        text(&k["name"]),
+                        format!("{}{dir}", n(&st["flow"])),
+                        n(&st["lost"]),
+                        n(&st["duplicates"]),
+                        n(&st["reordered"]),
+                    ]
+                })
+            })
+            .collect();
+        if !streams.is_empty() {
+            s.push_str("flows that lost, repeated or reordered frames (most lost first):\n");
+            s.push_str(&grid(
+                &[
+                    ("consumer", 20, false),
+                    ("flow", 12, false),
+                    ("lost", 9, true),
+                    ("duplicates", 10, true),
+                    ("reordered", 9, true),
+                ],
+                streams,
+            ));
+        }
     }
     s
 }
@@ -615,4 +643,34 @@ fn render_filters(v: &Value) -> String {
             in_force
         )
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_name_the_flows_a_probe_saw_lose_repeat_or_reorder() {
+        let v = serde_json::json!({"counters": {"elapsed_s": 1.0, "ports": [], "workers": [], "consumers": [
+        {"name": "lat", "kind": "latency", "latency": {
+            "kernel": {"count": 10}, "consumer": {"count": 10},
+            "counters": {"lost": 5, "irregular": 2},
+            "streams": [
+                {"flow": 3, "reverse": false, "lost": 5, "duplicates": 0, "reordered": 0},
+                {"flow": 9, "reverse": true, "lost": 0, "duplicates": 2, "reordered": 1}
+            ]}}]}});
+        let s = render_stats(&v);
+        assert!(s.contains("flows that lost, repeated or reordered frames"), "{s}");
+        let rows: Vec<Vec<&str>> = s
+            .lines()
+            .skip_while(|l| !l.starts_with("flows that lost"))
+            .skip(2)
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(rows, [vec!["lat", "3", "5", "0", "0"], vec!["lat", "9", "reverse", "0", "2", "1"]], "{s}");
+        // No irregular stream: no such section.
+        let mut quiet = v.clone();
+        quiet["counters"]["consumers"][0]["latency"]["streams"] = serde_json::json!([]);
+        assert!(!render_stats(&quiet).contains("flows that lost"));
+    }
 }
