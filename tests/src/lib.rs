@@ -293,6 +293,28 @@ pub fn read_pcap(path: &Path) -> Vec<Rec> {
     out
 }
 
+/// Record `ringwire-gen`'s frames to the pcap file `path` (`args`: count,
+/// sizes, flows, ...), without a network.
+///
+/// # Panics
+/// If the generator fails.
+pub fn record(path: &Path, args: &[&str]) {
+    let out = Command::new(bin("ringwire-gen")).arg("--pcap-out").arg(path).args(args).output().unwrap();
+    assert!(out.status.success(), "ringwire-gen: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Write `frames` (timestamp, bytes) to the pcap file `path` with `pcap-file`.
+///
+/// # Panics
+/// If the file cannot be written.
+pub fn write_pcap<'a>(path: &Path, frames: impl IntoIterator<Item = (std::time::Duration, &'a [u8])>) {
+    let f = std::fs::File::create(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut w = pcap_file::pcap::PcapWriter::new(f).unwrap();
+    for (ts, data) in frames {
+        w.write_packet(&pcap_file::pcap::PcapPacket::new(ts, data.len() as u32, data)).unwrap();
+    }
+}
+
 /// Whether tcpdump and tshark both read `path` without a warning and see
 /// the same number of records; returns that number.
 ///

@@ -297,14 +297,11 @@ fn truncated_pcap_source_fails_after_keeping_what_was_read() {
 fn recorded_pace_replays_at_the_recorded_intervals() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("paced.pcap");
-    let f = std::fs::File::create(&input).unwrap();
-    let mut w = pcap_file::pcap::PcapWriter::new(f).unwrap();
     let frame = eth(MAC_B, 0x0800, &[0u8; 50]);
-    for i in 0..4u32 {
-        let ts = Duration::from_millis(1_700_000_000_000 + u64::from(i) * 250);
-        w.write_packet(&pcap_file::pcap::PcapPacket::new(ts, frame.len() as u32, &frame)).unwrap();
-    }
-    drop(w);
+    ringwire_tests::write_pcap(
+        &input,
+        (0..4u64).map(|i| (Duration::from_millis(1_700_000_000_000 + i * 250), frame.as_slice())),
+    );
     let out = dir.path().join("out.pcap");
     let cfg = dir.path().join("paced.toml");
     std::fs::write(
@@ -334,11 +331,7 @@ fn recorded_pace_replays_at_the_recorded_intervals() {
 fn file_sources_are_lossless_even_through_a_tiny_queue() {
     let dir = tempfile::tempdir().unwrap();
     let big = dir.path().join("big.pcap");
-    let gen = Command::new(bin("ringwire-gen"))
-        .args(["--pcap-out", big.to_str().unwrap(), "-n", "200000", "--size", "64-1514"])
-        .output()
-        .unwrap();
-    assert!(gen.status.success(), "{}", String::from_utf8_lossy(&gen.stderr));
+    ringwire_tests::record(&big, &["-n", "200000", "--size", "64-1514"]);
     let a = read_pcap(&big);
     let workers: &[&str] = if ringwire_tests::cores() >= 2 { &["[0]", "[0, 1]"] } else { &["[0]"] };
     for w in workers {
@@ -382,11 +375,7 @@ fn a_file_read_by_two_workers_keeps_its_order() {
     let dir = tempfile::tempdir().unwrap();
     let big = dir.path().join("big.pcap");
     // About 50 segments, with tagged frames, both IP versions, TCP and UDP.
-    let gen = Command::new(bin("ringwire-gen"))
-        .args(["--pcap-out", big.to_str().unwrap(), "-n", "100000", "--size", "64-1514", "--flows", "32"])
-        .output()
-        .unwrap();
-    assert!(gen.status.success(), "{}", String::from_utf8_lossy(&gen.stderr));
+    ringwire_tests::record(&big, &["-n", "100000", "--size", "64-1514", "--flows", "32"]);
     let path = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
     let tcpdump = |extra: &[&str], expr: &str, out: &str| {
         let t = Command::new("tcpdump")

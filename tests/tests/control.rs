@@ -191,8 +191,7 @@ fn ringctl_drives_a_running_engine_and_bad_clients_do_not_hurt_it() {
 fn a_stale_socket_file_is_replaced() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.pcap");
-    let gen = Command::new(bin("ringwire-gen")).args(["--count", "100", "--pcap-out"]).arg(&input).output().unwrap();
-    assert!(gen.status.success(), "{gen:?}");
+    ringwire_tests::record(&input, &["--count", "100"]);
     let sock = dir.path().join("stale.sock");
     drop(std::os::unix::net::UnixListener::bind(&sock).unwrap());
     assert!(sock.exists(), "a socket file nobody listens on");

@@ -106,19 +106,11 @@ fn latency_probes_time_every_frame_and_a_low_latency_port_skips_the_block_timeou
     assert!(stdout.contains("lat_frames       kernel"), "{stdout}");
 }
 
-/// A latency probe on a pcap file: nothing to time against the kernel, the
-/// sequence counters still work (a file recorded by `ringwire-gen --pcap-out`).
-#[test]
-fn a_latency_probe_counts_the_flows_of_a_recorded_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("gen.pcap");
-    let ok = Command::new(bin("ringwire-gen"))
-        .args(["--pcap-out", file.to_str().unwrap(), "--count", "1000", "--flows", "10", "--size", "200"])
-        .status()
-        .unwrap();
-    assert!(ok.success());
-    let st = dir.path().join("stats.json");
-    let cfg = dir.path().join("file.toml");
+/// Run a `latency` consumer over the pcap file `file`: its figures from
+/// the stats file, and the final table.
+fn probe_file(dir: &Path, file: &Path) -> (serde_json::Value, String) {
+    let st = dir.join("stats.json");
+    let cfg = dir.join("file.toml");
     std::fs::write(
         &cfg,
         format!(
@@ -132,8 +124,18 @@ fn a_latency_probe_counts_the_flows_of_a_recorded_file() {
     .unwrap();
     let out = Command::new(bin("ringwire")).arg("run").arg(&cfg).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let s = stats(Path::new(&st));
-    let l = &consumer(&s, "lat")["latency"];
+    let s = stats(&st);
+    (consumer(&s, "lat")["latency"].clone(), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// A latency probe on a pcap file: nothing to time against the kernel, the
+/// sequence counters still work (a file recorded by `ringwire-gen --pcap-out`).
+#[test]
+fn a_latency_probe_counts_the_flows_of_a_recorded_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("gen.pcap");
+    ringwire_tests::record(&file, &["--count", "1000", "--flows", "10", "--size", "200"]);
+    let (l, _) = probe_file(dir.path(), &file);
     assert_eq!(u(&l["counters"]["stamped"]), 1000, "{l}");
     assert_eq!(u(&l["counters"]["flows"]), 10, "{l}");
     assert_eq!(u(&l["counters"]["lost"]), 0, "{l}");
@@ -148,11 +150,7 @@ fn a_latency_probe_counts_the_flows_of_a_recorded_file() {
 fn a_latency_probe_names_the_flows_that_lost_repeated_or_reordered_frames() {
     let dir = tempfile::tempdir().unwrap();
     let clean = dir.path().join("gen.pcap");
-    let ok = Command::new(bin("ringwire-gen"))
-        .args(["--pcap-out", clean.to_str().unwrap(), "--count", "1000", "--flows", "10", "--size", "200"])
-        .status()
-        .unwrap();
-    assert!(ok.success());
+    ringwire_tests::record(&clean, &["--count", "1000", "--flows", "10", "--size", "200"]);
     let mut frames: Vec<Vec<u8>> = Vec::new();
     let stamp = |f: &[u8]| ringwire_engine::probe::find_stamp(f).expect("a stamped frame");
     let mut swapped = None;
@@ -167,30 +165,11 @@ fn a_latency_probe_names_the_flows_that_lost_repeated_or_reordered_frames() {
         }
     }
     let file = dir.path().join("doctored.pcap");
-    let mut w = pcap_file::pcap::PcapWriter::new(std::fs::File::create(&file).unwrap()).unwrap();
-    for (i, f) in frames.iter().enumerate() {
-        let ts = Duration::from_micros(i as u64);
-        w.write_packet(&pcap_file::pcap::PcapPacket::new(ts, f.len() as u32, f)).unwrap();
-    }
-    drop(w);
-    let st = dir.path().join("stats.json");
-    let cfg = dir.path().join("file.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[engine]\nworkers = [0]\nstats_json = \"{}\"\n\
-             [[ports]]\nuri = \"pcap:{}\"\n\
-             [[consumers]]\nname = \"lat\"\nkind = \"latency\"\n",
-            st.display(),
-            file.display()
-        ),
-    )
-    .unwrap();
-    let out = Command::new(bin("ringwire")).arg("run").arg(&cfg).output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let s = stats(Path::new(&st));
-    let l = &consumer(&s, "lat")["latency"];
+    ringwire_tests::write_pcap(
+        &file,
+        frames.iter().enumerate().map(|(i, f)| (Duration::from_micros(i as u64), f.as_slice())),
+    );
+    let (l, stdout) = probe_file(dir.path(), &file);
     let n = &l["counters"];
     assert_eq!((u(&n["lost"]), u(&n["duplicates"]), u(&n["reordered"]), u(&n["irregular"])), (5, 1, 1, 3), "{l}");
     let streams: Vec<(u64, u64, u64, u64)> = l["streams"]
