@@ -160,6 +160,9 @@ impl ClassifierConfig {
     }
 }
 
+/// The largest `engine.cpu_latency_us`: a request above a second asks for nothing.
+pub const MAX_CPU_LATENCY_US: u32 = 1_000_000;
+
 /// `[engine]`.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -176,6 +179,14 @@ pub struct EngineConfig {
     pub progress_ms: u64,
     /// Write the final counters as JSON to this file on exit.
     pub stats_json: Option<PathBuf>,
+    /// Hold a PM QoS CPU latency request of this many microseconds
+    /// (`/dev/cpu_dma_latency`) while the engine runs. At 0 idle cores poll
+    /// instead of halting, so waking the kernel's receive thread or a
+    /// sleeping worker does not wait for a core to leave an idle state (tens
+    /// of microseconds on a VM). It applies to every core and costs their
+    /// idle power; the kernel drops it when the engine exits, even on a
+    /// crash. Default: none.
+    pub cpu_latency_us: Option<u32>,
 }
 
 impl Default for EngineConfig {
@@ -187,6 +198,7 @@ impl Default for EngineConfig {
             wait: WaitMode::IoUring,
             progress_ms: 0,
             stats_json: None,
+            cpu_latency_us: None,
         }
     }
 }
@@ -570,6 +582,11 @@ impl Config {
                 return bad(format!("engine.workers: core {c} is listed twice"));
             }
         }
+        if let Some(us) = self.engine.cpu_latency_us {
+            if us > MAX_CPU_LATENCY_US {
+                return bad(format!("engine.cpu_latency_us: {us} is above the limit of {MAX_CPU_LATENCY_US} (1 s)"));
+            }
+        }
         self.ring.rx_geometry().validate().map_err(|m| ConfigError::Invalid(format!("ring: {m}")))?;
         if self.ports.is_empty() {
             return bad("no ports: add a [[ports]] entry (uri = \"afpacket:IFACE\" or \"pcap:FILE\")".into());
@@ -737,6 +754,21 @@ mod tests {
         assert!(c.validate().unwrap_err().to_string().contains("snaplen: 4294967295 is over"));
         let c = Config::parse("[[ports]]\nuri = \"pcap:x\"\nlow_latency = true\n").unwrap();
         assert!(c.validate().unwrap_err().to_string().contains("low_latency applies to afpacket ports only"));
+    }
+
+    #[test]
+    fn a_cpu_latency_request_is_optional_and_bounded() {
+        let port = "[[ports]]\nuri = \"pcap:x\"\n";
+        assert_eq!(Config::parse(port).unwrap().engine.cpu_latency_us, None);
+        let c = Config::parse(&format!("[engine]\ncpu_latency_us = 0\n{port}")).unwrap();
+        assert_eq!(c.engine.cpu_latency_us, Some(0));
+        c.validate().unwrap();
+        let c = Config::parse(&format!("[engine]\ncpu_latency_us = 1000000\n{port}")).unwrap();
+        c.validate().unwrap();
+        let c = Config::parse(&format!("[engine]\ncpu_latency_us = 1000001\n{port}")).unwrap();
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("engine.cpu_latency_us: 1000001 is above the limit of 1000000"), "{err}");
+        assert!(Config::parse("[engine]\ncpu_latency_us = -1\n").is_err());
     }
 
     #[test]

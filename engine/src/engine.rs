@@ -257,6 +257,8 @@ pub struct Engine {
     finite: bool,
     /// The fanout groups' steering program, if `ebpf-symmetric`.
     pub(crate) steer: Option<ringwire_bpf::SymmetricSteer>,
+    /// `engine.cpu_latency_us`, held until the engine is dropped.
+    _cpu_latency: Option<sys::CpuLatencyRequest>,
 }
 
 /// A port's filter as the kernel runs it.
@@ -395,6 +397,19 @@ impl Engine {
             return Err(EngineError::TooManyWorkers { workers: config.engine.workers.len(), cores: cores.len() });
         }
         let nworkers = config.engine.workers.len();
+        let cpu_latency = config
+            .engine
+            .cpu_latency_us
+            .map(|us| {
+                let held = sys::CpuLatencyRequest::hold(us).map_err(|e| {
+                    setup(format!(
+                        "engine.cpu_latency_us: cannot hold a CPU latency request (/dev/cpu_dma_latency): {e}"
+                    ))
+                })?;
+                tracing::info!(us, "holding a CPU latency request: idle cores stay within it");
+                Ok::<_, EngineError>(held)
+            })
+            .transpose()?;
         let ports = &config.ports;
         let class_table = config.classifier.table().map_err(ConfigError::Invalid)?;
         if !class_table.is_empty() && !ports.iter().any(PortConfig::uses_classifier) {
@@ -524,6 +539,7 @@ impl Engine {
             started: Instant::now(),
             finite,
             steer,
+            _cpu_latency: cpu_latency,
         };
         for t in sink_tasks {
             let (ci, h) = spawn_sink(t)?;

@@ -336,3 +336,45 @@ pub fn mem_available() -> Option<u64> {
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib << 10)
 }
+
+/// The kernel's PM QoS CPU latency interface.
+const CPU_DMA_LATENCY: &str = "/dev/cpu_dma_latency";
+
+/// A held PM QoS CPU latency request (`/dev/cpu_dma_latency`): while it is
+/// held, no core enters an idle state whose exit latency is above the
+/// request, so at 0 idle cores poll instead of halting and a wake-up does not
+/// wait for a core to come back. The kernel drops the request when the file
+/// is closed: on drop, and also when the process dies. cyclictest and tuned's
+/// latency-performance profile use the same interface.
+#[derive(Debug)]
+pub struct CpuLatencyRequest {
+    _file: std::fs::File,
+}
+
+impl CpuLatencyRequest {
+    /// Ask that no core take longer than `us` microseconds to leave an idle state.
+    ///
+    /// # Errors
+    /// The device cannot be opened (not root, or no PM QoS in this kernel), or
+    /// `us` is above what the kernel takes (`i32::MAX`).
+    pub fn hold(us: u32) -> io::Result<Self> {
+        use std::io::Write;
+        let value = i32::try_from(us).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        let mut file = std::fs::OpenOptions::new().write(true).open(CPU_DMA_LATENCY)?;
+        // Four bytes are taken as a binary s32; anything else as a hex string.
+        file.write_all(&value.to_ne_bytes())?;
+        Ok(Self { _file: file })
+    }
+
+    /// The limit in force now over all requests, in microseconds
+    /// (2 000 000 000 when nobody asked for one).
+    ///
+    /// # Errors
+    /// The device cannot be opened or read.
+    pub fn current() -> io::Result<i32> {
+        use std::io::Read;
+        let mut b = [0u8; 4];
+        std::fs::File::open(CPU_DMA_LATENCY)?.read_exact(&mut b)?;
+        Ok(i32::from_ne_bytes(b))
+    }
+}

@@ -106,6 +106,9 @@ fn a_latency_run_beside_tcpdump_reports_tables_json_and_a_plot_and_leaves_no_lab
     let table = String::from_utf8_lossy(&again.stdout);
     assert!(table.contains("| 128 | 500 | ringwire-lowlat |"), "{table}");
     assert!(table.contains("Command: `"), "{table}");
+    // The low-latency receiver's engine held its CPU latency request (by default 0 µs).
+    assert_eq!(doc["args"]["lowlat_cpu_latency_us"], 0, "{}", doc["args"]);
+    assert!(table.contains("ringwire-lowlat held a CPU latency request of 0 µs"), "{table}");
 }
 
 /// Serializes the tests of this file that run a bench (each takes both cores).
@@ -183,5 +186,12 @@ fn bad_arguments_are_refused_before_anything_is_built() {
         assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
         assert!(err.contains(says), "{args:?}: {err}");
         assert_eq!(err.lines().count(), 1, "{args:?}: one line: {err}");
+    }
+    // Refused by the argument parser (its usage line follows).
+    for args in [["--lowlat-cpu-latency", "soon"], ["--cpu-latency-us", "2000000"]] {
+        let out = bench(&args, None);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(&format!("invalid value '{}' for '{}", args[1], args[0])), "{args:?}: {err}");
     }
 }

@@ -106,6 +106,50 @@ fn latency_probes_time_every_frame_and_a_low_latency_port_skips_the_block_timeou
     assert!(stdout.contains("lat_frames       kernel"), "{stdout}");
 }
 
+/// `engine.cpu_latency_us` holds a PM QoS request for exactly as long as the
+/// engine runs: the kernel's limit is the request while it runs and what it
+/// was before once it has exited. (Test binaries run one after another and no
+/// other test of this one asks for a CPU latency.)
+#[test]
+fn the_engine_holds_its_cpu_latency_request_while_it_runs() {
+    if !privileged("the_engine_holds_its_cpu_latency_request_while_it_runs") {
+        return;
+    }
+    use ringwire_engine::sys::CpuLatencyRequest;
+    let dir = tempfile::tempdir().unwrap();
+    let Pair { lab: _lab, ns_gen: ns_g, ns_eng: ns_e, if_gen: vg, if_eng: ve } = Pair::new();
+    let st = dir.path().join("stats.json");
+    let cfg = dir.path().join("qos.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[engine]\nworkers = [0]\ncpu_latency_us = 5\nstats_json = \"{}\"\n\
+             [[ports]]\nuri = \"afpacket:{ve}\"\nlow_latency = true\n\
+             [[consumers]]\nname = \"lat\"\nkind = \"latency\"\n",
+            st.display()
+        ),
+    )
+    .unwrap();
+    let before = CpuLatencyRequest::current().expect("reading /dev/cpu_dma_latency");
+    assert!(before > 5, "nobody else holds a request this low: {before}");
+    let engine = start_engine(&ns_e, &cfg, dir.path());
+    assert_eq!(CpuLatencyRequest::current().unwrap(), 5, "the engine's request is in force");
+    let rep = generate(&ns_g, &vg, &["--count", "100", "--rate", "1000", "--size", "128"]);
+    assert_eq!(u(&rep["sent"]), 100);
+    std::thread::sleep(Duration::from_millis(100));
+    let _ = stop_engine(engine);
+    assert_eq!(CpuLatencyRequest::current().unwrap(), before, "the request went with the engine");
+    let s = stats(&st);
+    assert_eq!(u(&consumer(&s, "lat")["latency"]["consumer"]["count"]), 100, "{s}");
+    // A request the kernel would not take is refused before anything starts.
+    std::fs::write(&cfg, format!("[engine]\ncpu_latency_us = 2000000\n[[ports]]\nuri = \"afpacket:{ve}\"\n")).unwrap();
+    let out =
+        Command::new("ip").args(["netns", "exec", &ns_e]).arg(bin("ringwire")).arg("run").arg(&cfg).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("engine.cpu_latency_us: 2000000 is above the limit"), "{err}");
+}
+
 /// Run a `latency` consumer over the pcap file `file`: its figures from
 /// the stats file, and the final table.
 fn probe_file(dir: &Path, file: &Path) -> (serde_json::Value, String) {

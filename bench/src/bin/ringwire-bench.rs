@@ -98,6 +98,17 @@ struct Args {
     /// on the capture core, which it then shares with the veth NAPI thread).
     #[arg(long, default_value = "io-uring", value_parser = ["io-uring", "busy-poll"])]
     lowlat_wait: String,
+    /// ringwire-lowlat: the CPU latency request its engine holds while it
+    /// runs, in microseconds (`engine.cpu_latency_us`: at 0 idle cores poll
+    /// instead of halting), or `off`.
+    #[arg(long, default_value = "0", value_parser = parse_cpu_latency)]
+    lowlat_cpu_latency: CpuLatency,
+    /// Hold a CPU latency request of this many microseconds
+    /// (/dev/cpu_dma_latency) during the whole run, for every receiver and
+    /// the generator alike: compares peers under the condition ringwire's
+    /// low-latency mode sets for itself.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    cpu_latency_us: Option<u32>,
     /// ringwire: RX block size in KiB (default: the engine's default).
     #[arg(long)]
     block_kib: Option<u32>,
@@ -113,6 +124,20 @@ struct Args {
     /// (10: the classifier receivers keep one frame in ten).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
     dst_macs: u32,
+}
+
+/// `--lowlat-cpu-latency`: microseconds, or none (`off`).
+#[derive(Debug, Clone, Copy)]
+struct CpuLatency(Option<u32>);
+
+fn parse_cpu_latency(s: &str) -> Result<CpuLatency, String> {
+    if s == "off" {
+        return Ok(CpuLatency(None));
+    }
+    match s.parse::<u32>() {
+        Ok(us) if us <= ringwire_engine::config::MAX_CPU_LATENCY_US => Ok(CpuLatency(Some(us))),
+        _ => Err(format!("`{s}`: microseconds (0..={}) or `off`", ringwire_engine::config::MAX_CPU_LATENCY_US)),
+    }
 }
 
 /// What this tool's lab names start with.
@@ -400,7 +425,11 @@ fn ringwire_config(tool: &str, l: &Lab2, a: &Args, file: &Path, stats: &Path) ->
         }
         _ => consumer,
     };
-    let wait = if tool == "ringwire-lowlat" { a.lowlat_wait.as_str() } else { "io-uring" };
+    let (wait, qos) = match (tool, a.lowlat_cpu_latency.0) {
+        ("ringwire-lowlat", Some(us)) => (a.lowlat_wait.as_str(), format!("cpu_latency_us = {us}\n")),
+        ("ringwire-lowlat", None) => (a.lowlat_wait.as_str(), String::new()),
+        _ => ("io-uring", String::new()),
+    };
     let mut ring = String::from("[ring]\n");
     if let Some(k) = a.block_kib {
         ring.push_str(&format!("block_size = {}\n", k * 1024));
@@ -412,7 +441,7 @@ fn ringwire_config(tool: &str, l: &Lab2, a: &Args, file: &Path, stats: &Path) ->
         ring.push_str(&format!("retire_timeout_ms = {ms}\n"));
     }
     format!(
-        "[engine]\nworkers = [{core}]\nwait = \"{wait}\"\nstats_json = \"{}\"\n{ring}[[ports]]\nuri = \"afpacket:{}\"\n{port_extra}{consumer}",
+        "[engine]\nworkers = [{core}]\nwait = \"{wait}\"\n{qos}stats_json = \"{}\"\n{ring}[[ports]]\nuri = \"afpacket:{}\"\n{port_extra}{consumer}",
         stats.display(),
         l.vc
     )
@@ -965,6 +994,18 @@ fn markdown(doc: &serde_json::Value) -> String {
             ""
         }
     );
+    match (a["cpu_latency_us"].as_u64(), a["lowlat_cpu_latency_us"].as_u64()) {
+        (Some(us), _) => {
+            let _ = writeln!(s, "A CPU latency request of {us} µs (/dev/cpu_dma_latency) was held for every receiver.");
+        }
+        (None, Some(us)) => {
+            let _ = writeln!(
+                s,
+                "ringwire-lowlat held a CPU latency request of {us} µs while it ran (engine.cpu_latency_us; it applies to both cores); the other receivers ran without one."
+            );
+        }
+        (None, None) => {}
+    }
     let _ = writeln!(s, "Command: `{}`", doc["command"].as_str().unwrap_or("?"));
     s
 }
@@ -1219,6 +1260,11 @@ fn run() -> Result<bool> {
         signal_hook::flag::register(sig, stop.clone())?;
     }
     remove_stale_labs()?;
+    let _qos = a
+        .cpu_latency_us
+        .map(ringwire_engine::sys::CpuLatencyRequest::hold)
+        .transpose()
+        .context("--cpu-latency-us: holding a request on /dev/cpu_dma_latency")?;
     // trafgen 0.6.8 ends at the first EAGAIN from a full TX path, which a
     // NIC-like veth (a NAPI ring of its own) returns when flooded: generators
     // are compared on a plain veth pair, both under the same conditions.
@@ -1233,7 +1279,9 @@ fn run() -> Result<bool> {
     );
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let mut doc = serde_json::json!({"args": {"sizes": a.sizes, "duration_s": a.duration, "rounds": a.rounds,
-        "gen_core": a.gen_core, "cap_core": a.cap_core, "rates": a.rates, "dst_macs": a.dst_macs, "tools": tools},
+        "gen_core": a.gen_core, "cap_core": a.cap_core, "rates": a.rates, "dst_macs": a.dst_macs, "tools": tools,
+        "cpu_latency_us": a.cpu_latency_us,
+        "lowlat_cpu_latency_us": tools.iter().any(|t| t == "ringwire-lowlat").then_some(a.lowlat_cpu_latency.0).flatten()},
         "machine": machine(), "command": command});
     let mut partial = false;
     if a.gen_compare {
