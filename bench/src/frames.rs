@@ -8,7 +8,7 @@
 
 use etherparse::PacketBuilder;
 
-pub use ringwire_engine::probe::{find_stamp as read_stamp, Stamp, MAGIC, STAMP_LEN};
+pub use ringwire_engine::probe::{find_stamp as read_stamp, Stamp, MAGIC, SHORT_STAMP_LEN, STAMP_LEN};
 
 /// IP version of a flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,6 +146,9 @@ pub struct Template {
     pub bytes: Vec<u8>,
     /// Offset of the stamp, if the frame is long enough to carry one.
     pub stamp_at: Option<usize>,
+    /// Its length: [`STAMP_LEN`], or [`SHORT_STAMP_LEN`] when the payload
+    /// has room for the short stamp only (0 without a stamp).
+    pub stamp_len: usize,
     /// Offset of the L4 checksum field.
     pub csum_at: usize,
     /// UDP over IPv4 may carry checksum 0; a computed 0 must then be sent as 0xffff.
@@ -245,8 +248,11 @@ pub fn build(mix: &MixSpec, flow: FlowSpec, size: usize) -> Result<Template, Fra
         out[at + 2..at + 4].copy_from_slice(&(label as u16).to_be_bytes());
     }
     let l4_at = hlen - if flow.l4 == L4::Udp { 8 } else { 20 };
+    let room = size.saturating_sub(hlen);
+    let stamp_len = [STAMP_LEN, SHORT_STAMP_LEN].into_iter().find(|&l| room >= l).unwrap_or(0);
     Ok(Template {
-        stamp_at: (size - hlen >= STAMP_LEN).then_some(hlen),
+        stamp_at: (stamp_len > 0).then_some(hlen),
+        stamp_len,
         csum_at: l4_at + if flow.l4 == L4::Udp { 6 } else { 16 },
         udp: flow.l4 == L4::Udp,
         bytes: out,
@@ -258,12 +264,19 @@ pub fn build(mix: &MixSpec, flow: FlowSpec, size: usize) -> Result<Template, Fra
 #[inline]
 pub fn stamp(t: &Template, frame: &mut [u8], stamp: &Stamp) {
     let Some(at) = t.stamp_at else { return };
-    let s = stamp.to_bytes();
+    let (full, short);
+    let s: &[u8] = if t.stamp_len == STAMP_LEN {
+        full = stamp.to_bytes();
+        &full
+    } else {
+        short = stamp.to_short_bytes();
+        &short
+    };
     // RFC 1624: HC' = ~(~HC + ~m + m') over the changed 16-bit words. The
     // stamp starts at an even offset from the L4 header, so words align.
     let old = u16::from_be_bytes([frame[t.csum_at], frame[t.csum_at + 1]]);
     let mut sum = u32::from(!old);
-    for (o, n) in frame[at..at + STAMP_LEN].chunks_exact(2).zip(s.chunks_exact(2)) {
+    for (o, n) in frame[at..at + s.len()].chunks_exact(2).zip(s.chunks_exact(2)) {
         sum += u32::from(!u16::from_be_bytes([o[0], o[1]]));
         sum += u32::from(u16::from_be_bytes([n[0], n[1]]));
     }
@@ -274,7 +287,7 @@ pub fn stamp(t: &Template, frame: &mut [u8], stamp: &Stamp) {
     if t.udp && csum == 0 {
         csum = 0xffff;
     }
-    frame[at..at + STAMP_LEN].copy_from_slice(&s);
+    frame[at..at + s.len()].copy_from_slice(s);
     frame[t.csum_at..t.csum_at + 2].copy_from_slice(&csum.to_be_bytes());
 }
 
@@ -328,11 +341,24 @@ mod tests {
                 let t = build(&m, f, size).unwrap();
                 assert_eq!(t.bytes.len(), size.max(header_len(&f)));
                 let mut frame = t.bytes.clone();
-                let st = Stamp { flow: i, seq: 0xdead_beef_0000 + u64::from(i), ts_ns: 123_456_789_012 };
+                // Within the short stamp's widths (sequence 40 bits, time 56).
+                let st = Stamp { flow: i, seq: 0xde_beef_0000 + u64::from(i), ts_ns: 123_456_789_012 };
                 stamp(&t, &mut frame, &st);
                 assert!(checksum_ok(&frame), "flow {f:?} size {size}");
+                let room = size.saturating_sub(header_len(&f));
+                assert_eq!(t.stamp_at.is_some(), room >= SHORT_STAMP_LEN, "flow {f:?} size {size}");
+                assert_eq!(
+                    t.stamp_len,
+                    if room >= STAMP_LEN {
+                        STAMP_LEN
+                    } else if room >= SHORT_STAMP_LEN {
+                        SHORT_STAMP_LEN
+                    } else {
+                        0
+                    }
+                );
                 if t.stamp_at.is_some() {
-                    assert_eq!(read_stamp(&frame), Some(st));
+                    assert_eq!(read_stamp(&frame), Some(st), "flow {f:?} size {size}");
                 }
             }
         }

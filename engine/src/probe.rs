@@ -26,6 +26,17 @@ use serde::{Deserialize, Serialize};
 pub const MAGIC: [u8; 4] = *b"RWG1";
 /// Bytes of the stamp at the start of the L4 payload.
 pub const STAMP_LEN: usize = 24;
+/// Payload magic of a short stamp: "RWg".
+pub const SHORT_MAGIC: [u8; 3] = *b"RWg";
+/// Bytes of the short stamp, for payloads too small for the full one: the
+/// 18 bytes a minimum (60-byte) IPv4 UDP frame carries. It holds the flow
+/// index in 23 bits (plus the direction), the sequence number in 40 bits
+/// (wrapping after 2^40 frames of a flow) and the low 56 bits of the send
+/// time (2.3 years of CLOCK_MONOTONIC), widened again on receipt from the
+/// receiver's clock, which is the sender's.
+pub const SHORT_STAMP_LEN: usize = 18;
+/// Send-time bits a short stamp keeps.
+const SHORT_TS_BITS: u32 = 56;
 /// Directed flows (streams) tracked per worker; frames of streams beyond are
 /// timed but not sequence-checked (counted as `untracked`).
 pub const MAX_STREAMS: usize = 1 << 16;
@@ -63,17 +74,69 @@ impl Stamp {
         s[16..24].copy_from_slice(&self.ts_ns.to_be_bytes());
         s
     }
+
+    /// The short stamp's bytes ([`SHORT_STAMP_LEN`]): flow index modulo
+    /// 2^23, sequence number modulo 2^40, send time modulo 2^56 ns.
+    #[must_use]
+    pub fn to_short_bytes(&self) -> [u8; SHORT_STAMP_LEN] {
+        let mut s = [0u8; SHORT_STAMP_LEN];
+        s[0..3].copy_from_slice(&SHORT_MAGIC);
+        let flow = (self.flow & 0x007f_ffff) | (self.flow >> 31) << 23;
+        s[3..6].copy_from_slice(&flow.to_be_bytes()[1..]);
+        s[6..11].copy_from_slice(&self.seq.to_be_bytes()[3..]);
+        s[11..18].copy_from_slice(&self.ts_ns.to_be_bytes()[1..]);
+        s
+    }
+
+    /// Read a short stamp; its send time is widened to the 2^56 ns period
+    /// nearest `near_ns` (a time of the same clock, taken near the send).
+    fn from_short_bytes(s: &[u8], near_ns: u64) -> Self {
+        let be = |b: &[u8]| b.iter().fold(0u64, |v, &x| v << 8 | u64::from(x));
+        let flow = be(&s[3..6]) as u32;
+        let low = be(&s[11..18]);
+        let period = 1u64 << SHORT_TS_BITS;
+        let mut ts = (near_ns & !(period - 1)) | low;
+        if ts > near_ns.saturating_add(period / 2) && ts >= period {
+            ts -= period;
+        } else if near_ns > ts.saturating_add(period / 2) {
+            ts = ts.saturating_add(period);
+        }
+        Self { flow: (flow & 0x007f_ffff) | (flow >> 23) << 31, seq: be(&s[6..11]), ts_ns: ts }
+    }
 }
 
 fn be16(b: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes(b.get(at..at + 2)?.try_into().ok()?))
 }
 
+/// Like [`find_stamp`], with the time a short stamp's send time is widened
+/// against ([`SHORT_STAMP_LEN`]); `near_ns` is only read for a short stamp.
+#[inline]
+pub fn find_stamp_near(frame: &[u8], near_ns: impl FnOnce() -> u64) -> Option<Stamp> {
+    let at = stamp_offset(frame)?;
+    let s = frame.get(at..)?;
+    if s.len() >= STAMP_LEN && s[0..4] == MAGIC {
+        return Some(Stamp {
+            flow: u32::from_be_bytes(s[4..8].try_into().ok()?),
+            seq: u64::from_be_bytes(s[8..16].try_into().ok()?),
+            ts_ns: u64::from_be_bytes(s[16..24].try_into().ok()?),
+        });
+    }
+    (s.len() >= SHORT_STAMP_LEN && s[0..3] == SHORT_MAGIC).then(|| Stamp::from_short_bytes(s, near_ns()))
+}
+
 /// Find the stamp of a frame sent by `ringwire-gen`: Ethernet, up to two
 /// VLAN tags, IPv4 (any header length, first fragment) or IPv6 (no
-/// extension headers), UDP or TCP, then the magic. `None` for anything else.
+/// extension headers), UDP or TCP, then the magic of a full stamp or of a
+/// short one ([`SHORT_STAMP_LEN`], widened against CLOCK_MONOTONIC now).
+/// `None` for anything else.
 #[must_use]
 pub fn find_stamp(frame: &[u8]) -> Option<Stamp> {
+    find_stamp_near(frame, crate::sys::monotonic_ns)
+}
+
+/// Where the L4 payload of a frame `find_stamp` reads begins.
+fn stamp_offset(frame: &[u8]) -> Option<usize> {
     let mut at = 12;
     let mut ethertype = be16(frame, at)?;
     for _ in 0..2 {
@@ -107,15 +170,7 @@ pub fn find_stamp(frame: &[u8]) -> Option<Stamp> {
         6 => usize::from(*frame.get(at + 12)? >> 4) * 4,
         _ => return None,
     };
-    let s = frame.get(at..at + STAMP_LEN)?;
-    if s[0..4] != MAGIC {
-        return None;
-    }
-    Some(Stamp {
-        flow: u32::from_be_bytes(s[4..8].try_into().ok()?),
-        seq: u64::from_be_bytes(s[8..16].try_into().ok()?),
-        ts_ns: u64::from_be_bytes(s[16..24].try_into().ok()?),
-    })
+    Some(at)
 }
 
 /// A jump ahead of this many sequence numbers starts a stream over (a new
@@ -324,7 +379,8 @@ impl Probe {
     /// sequence is checked but which is not timed.
     #[inline]
     pub fn record(&mut self, frame: &[u8], times: Option<(u64, u64)>) {
-        let Some(st) = find_stamp(frame) else {
+        // A short stamp's send time is widened against the consumer's time.
+        let Some(st) = find_stamp_near(frame, || times.map_or_else(crate::sys::monotonic_ns, |t| t.1)) else {
             self.data.seq.unstamped += 1;
             return;
         };
@@ -528,6 +584,40 @@ mod tests {
         for n in 0..40 {
             assert_eq!(find_stamp(&udp4(&st.to_bytes(), false)[..n]), None);
         }
+    }
+
+    #[test]
+    fn short_stamps_fit_a_minimum_frame_and_widen_their_send_time() {
+        let now = 5u64 << 56 | 123_456_789;
+        let st = Stamp { flow: 0x8000_0003, seq: (1 << 40) - 1, ts_ns: now - 1_000 };
+        let frame = udp4(&st.to_short_bytes(), false);
+        assert_eq!(frame.len(), 60, "a minimum Ethernet frame (without FCS) holds it");
+        assert_eq!(find_stamp_near(&frame, || now), Some(st));
+        assert_eq!(find_stamp_near(&udp4(&st.to_short_bytes(), true), || now), Some(st), "behind a tag");
+        // Fields beyond their widths wrap: flow modulo 2^23, sequence modulo 2^40.
+        let big = Stamp { flow: (1 << 23) + 9, seq: (1 << 40) + 7, ts_ns: now };
+        assert_eq!(
+            find_stamp_near(&udp4(&big.to_short_bytes(), false), || now),
+            Some(Stamp { flow: 9, seq: 7, ts_ns: now })
+        );
+        // The send time is taken from the 2^56 ns period nearest the receiver's clock,
+        // across a period boundary either way.
+        let p = 1u64 << 56;
+        for (sent, near) in [(3 * p - 10, 3 * p + 10), (3 * p + 10, 3 * p - 10), (42, 100), (p / 2 - 1, 0)] {
+            let st = Stamp { flow: 1, seq: 1, ts_ns: sent };
+            assert_eq!(
+                find_stamp_near(&udp4(&st.to_short_bytes(), false), || near).unwrap().ts_ns,
+                sent,
+                "{sent} near {near}"
+            );
+        }
+        // A full stamp is read as such, never widened; a wrong short magic is refused.
+        let full = Stamp { flow: 1, seq: 2, ts_ns: 3 };
+        assert_eq!(find_stamp_near(&udp4(&full.to_bytes(), false), || unreachable!()), Some(full));
+        let mut bad = st.to_short_bytes();
+        bad[2] = b'G';
+        assert_eq!(find_stamp(&udp4(&bad, false)), None);
+        assert_eq!(find_stamp(&udp4(&st.to_short_bytes()[..17], false)), None, "one byte short");
     }
 
     #[test]

@@ -184,6 +184,17 @@ fn a_latency_probe_counts_the_flows_of_a_recorded_file() {
     assert_eq!(u(&l["counters"]["flows"]), 10, "{l}");
     assert_eq!(u(&l["counters"]["lost"]), 0, "{l}");
     assert_eq!(u(&l["kernel"]["count"]), 0, "a file has no kernel receive time: {l}");
+    // Minimum frames (60 bytes, IPv4 UDP) carry the short stamp: every one is counted.
+    let small = dir.path().join("small.pcap");
+    ringwire_tests::record(
+        &small,
+        &["--count", "500", "--flows", "5", "--size", "60", "--ip", "4", "--l4", "udp", "--vlan-every", "0"],
+    );
+    assert!(ringwire_tests::read_pcap(&small).iter().all(|r| r.data.len() == 60));
+    let (l, _) = probe_file(dir.path(), &small);
+    let n = &l["counters"];
+    assert_eq!((u(&n["stamped"]), u(&n["unstamped"]), u(&n["flows"])), (500, 0, 5), "{l}");
+    assert_eq!((u(&n["lost"]), u(&n["duplicates"]), u(&n["reordered"])), (0, 0, 0), "{l}");
 }
 
 /// A recording doctored so that flow 3 loses five frames, flow 7 repeats

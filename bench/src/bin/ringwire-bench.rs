@@ -143,9 +143,6 @@ fn parse_cpu_latency(s: &str) -> Result<CpuLatency, String> {
 /// What this tool's lab names start with.
 const LAB_PREFIX: &str = "rwb";
 
-/// Smallest frame (IPv4, UDP) with room for the payload stamp.
-const MIN_STAMPED: usize = 42 + ringwire_bench::frames::STAMP_LEN;
-
 /// The generator's first destination MAC: the one the classifier receivers keep.
 const KEEP_MAC: &str = "02:00:00:00:00:02";
 
@@ -1125,15 +1122,6 @@ fn check_args(a: &Args) -> Result<Vec<String>> {
     }
     for r in &a.rates {
         resolve_rate(r, Some(1.0))?;
-    }
-    let timed = a.tools.iter().any(|t| {
-        matches!(t.as_str(), "ringwire-latency" | "ringwire-lowlat" | "tcpdump-stream" | "netsniff-ng-stream")
-    });
-    if let Some(s) = a.sizes.iter().find(|&&s| timed && s < MIN_STAMPED) {
-        bail!(
-            "--sizes {s}: latency receivers need frames of {MIN_STAMPED} bytes or more (the {}-byte stamp follows 42 bytes of Ethernet, IPv4 and UDP headers)",
-            ringwire_bench::frames::STAMP_LEN
-        );
     }
     let mut tools = Vec::new();
     for t in &a.tools {
