@@ -144,11 +144,10 @@ pub const MIX_SIZES: [usize; 7] = [60, 64, 128, 256, 512, 1024, 1514];
 pub struct Template {
     /// The frame bytes (stamp zeroed).
     pub bytes: Vec<u8>,
-    /// Offset of the stamp, if the frame is long enough to carry one.
-    pub stamp_at: Option<usize>,
-    /// Its length: [`STAMP_LEN`], or [`SHORT_STAMP_LEN`] when the payload
-    /// has room for the short stamp only (0 without a stamp).
-    pub stamp_len: usize,
+    /// Offset and length of the stamp, if the frame is long enough to carry
+    /// one: [`STAMP_LEN`], or [`SHORT_STAMP_LEN`] when the payload has room
+    /// for the short stamp only.
+    pub stamp: Option<(usize, usize)>,
     /// Offset of the L4 checksum field.
     pub csum_at: usize,
     /// UDP over IPv4 may carry checksum 0; a computed 0 must then be sent as 0xffff.
@@ -249,10 +248,8 @@ pub fn build(mix: &MixSpec, flow: FlowSpec, size: usize) -> Result<Template, Fra
     }
     let l4_at = hlen - if flow.l4 == L4::Udp { 8 } else { 20 };
     let room = size.saturating_sub(hlen);
-    let stamp_len = [STAMP_LEN, SHORT_STAMP_LEN].into_iter().find(|&l| room >= l).unwrap_or(0);
     Ok(Template {
-        stamp_at: (stamp_len > 0).then_some(hlen),
-        stamp_len,
+        stamp: [STAMP_LEN, SHORT_STAMP_LEN].into_iter().find(|&l| room >= l).map(|l| (hlen, l)),
         csum_at: l4_at + if flow.l4 == L4::Udp { 6 } else { 16 },
         udp: flow.l4 == L4::Udp,
         bytes: out,
@@ -263,9 +260,9 @@ pub fn build(mix: &MixSpec, flow: FlowSpec, size: usize) -> Result<Template, Fra
 /// Write `stamp` into a copy of `t` (in `frame`) and fix the L4 checksum.
 #[inline]
 pub fn stamp(t: &Template, frame: &mut [u8], stamp: &Stamp) {
-    let Some(at) = t.stamp_at else { return };
+    let Some((at, len)) = t.stamp else { return };
     let (full, short);
-    let s: &[u8] = if t.stamp_len == STAMP_LEN {
+    let s: &[u8] = if len == STAMP_LEN {
         full = stamp.to_bytes();
         &full
     } else {
@@ -346,9 +343,9 @@ mod tests {
                 stamp(&t, &mut frame, &st);
                 assert!(checksum_ok(&frame), "flow {f:?} size {size}");
                 let room = size.saturating_sub(header_len(&f));
-                assert_eq!(t.stamp_at.is_some(), room >= SHORT_STAMP_LEN, "flow {f:?} size {size}");
+                assert_eq!(t.stamp.is_some(), room >= SHORT_STAMP_LEN, "flow {f:?} size {size}");
                 assert_eq!(
-                    t.stamp_len,
+                    t.stamp.map_or(0, |(_, len)| len),
                     if room >= STAMP_LEN {
                         STAMP_LEN
                     } else if room >= SHORT_STAMP_LEN {
@@ -357,7 +354,7 @@ mod tests {
                         0
                     }
                 );
-                if t.stamp_at.is_some() {
+                if t.stamp.is_some() {
                     assert_eq!(read_stamp(&frame), Some(st), "flow {f:?} size {size}");
                 }
             }

@@ -107,7 +107,7 @@ struct Args {
     /// (/dev/cpu_dma_latency) during the whole run, for every receiver and
     /// the generator alike: compares peers under the condition ringwire's
     /// low-latency mode sets for itself.
-    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=i64::from(ringwire_engine::config::MAX_CPU_LATENCY_US)))]
     cpu_latency_us: Option<u32>,
     /// ringwire: RX block size in KiB (default: the engine's default).
     #[arg(long)]
@@ -422,11 +422,10 @@ fn ringwire_config(tool: &str, l: &Lab2, a: &Args, file: &Path, stats: &Path) ->
         }
         _ => consumer,
     };
-    let (wait, qos) = match (tool, a.lowlat_cpu_latency.0) {
-        ("ringwire-lowlat", Some(us)) => (a.lowlat_wait.as_str(), format!("cpu_latency_us = {us}\n")),
-        ("ringwire-lowlat", None) => (a.lowlat_wait.as_str(), String::new()),
-        _ => ("io-uring", String::new()),
-    };
+    let lowlat = tool == "ringwire-lowlat";
+    let wait = if lowlat { a.lowlat_wait.as_str() } else { "io-uring" };
+    let qos =
+        a.lowlat_cpu_latency.0.filter(|_| lowlat).map(|us| format!("cpu_latency_us = {us}\n")).unwrap_or_default();
     let mut ring = String::from("[ring]\n");
     if let Some(k) = a.block_kib {
         ring.push_str(&format!("block_size = {}\n", k * 1024));
