@@ -59,6 +59,14 @@ fn a_latency_run_beside_tcpdump_reports_tables_json_and_a_plot_and_leaves_no_lab
             "500",
             "--tools",
             "ringwire-lowlat,ringwire-latency,tcpdump-stream,netsniff-ng-stream",
+            // The low-latency layout: the veth's receive path off the capture
+            // core, preempting the generator as a NIC's softirq would, and
+            // the generator kicking at most 8 frames at a time.
+            "--napi-core",
+            "0",
+            "--napi-fifo",
+            "--gen-burst",
+            "8",
             "--json",
             json.to_str().unwrap(),
             "--plot",
@@ -110,6 +118,15 @@ fn a_latency_run_beside_tcpdump_reports_tables_json_and_a_plot_and_leaves_no_lab
     // The low-latency receiver's engine held its CPU latency request (by default 0 µs).
     assert_eq!(doc["args"]["lowlat_cpu_latency_us"], 0, "{}", doc["args"]);
     assert!(table.contains("ringwire-lowlat held a CPU latency request of 0 µs"), "{table}");
+    // The NAPI thread as the kernel reported it once placed.
+    let napi = &doc["lab"]["napi_threads"][0];
+    assert_eq!(
+        (napi["cpus"].as_str(), napi["policy"].as_str(), napi["rt_priority"].as_u64()),
+        (Some("0"), Some("SCHED_FIFO"), Some(50)),
+        "{napi}"
+    );
+    assert_eq!(doc["args"]["gen_burst"], 8, "{}", doc["args"]);
+    assert!(table.contains("the veth's NAPI thread on core 0 (SCHED_FIFO 50)"), "{table}");
 }
 
 /// Serializes the tests of this file that run a bench (each takes both cores).
@@ -158,6 +175,9 @@ fn a_peer_that_crashes_mid_run_gives_a_partial_report() {
     assert_eq!(failed[0]["tool"], "tcpdump");
     let med = doc["medians"].as_array().unwrap();
     assert!(med.iter().any(|m| m["tool"] == "ringwire-count" && u(&m["rounds"]) == 1), "{med:?}");
+    // The default layout: the NAPI thread on the capture core, default policy.
+    let napi = &doc["lab"]["napi_threads"][0];
+    assert_eq!((napi["cpus"].as_str(), napi["policy"].as_str()), (Some("1"), Some("SCHED_OTHER")), "{napi}");
     assert!(namespaces("rwb").is_empty(), "the lab is removed: {:?}", namespaces("rwb"));
     let left = Command::new("pgrep").args(["-f", &fake.display().to_string()]).output().unwrap();
     assert!(left.stdout.is_empty(), "no fake tcpdump left: {}", String::from_utf8_lossy(&left.stdout));
@@ -178,6 +198,8 @@ fn bad_arguments_are_refused_before_anything_is_built() {
         (vec!["--tools", "wireshark"], "unknown receiver `wireshark`"),
         (vec!["--gen-core", "1", "--cap-core", "1"], "must differ"),
         (vec!["--rounds", "0"], "--rounds 1..=50"),
+        (vec!["--napi-core", "64"], "must be cores of this machine"),
+        (vec!["--gen-compare", "--napi-fifo"], "--gen-compare runs on a plain veth"),
         (vec!["--report", not_report.to_str().unwrap()], "not a ringwire-bench JSON file"),
         (vec!["--report", missing.to_str().unwrap()], "reading"),
     ] {
@@ -188,7 +210,7 @@ fn bad_arguments_are_refused_before_anything_is_built() {
         assert_eq!(err.lines().count(), 1, "{args:?}: one line: {err}");
     }
     // Refused by the argument parser (its usage line follows).
-    for args in [["--lowlat-cpu-latency", "soon"], ["--cpu-latency-us", "2000000"]] {
+    for args in [["--lowlat-cpu-latency", "soon"], ["--cpu-latency-us", "2000000"], ["--gen-burst", "0"]] {
         let out = bench(&args, None);
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");

@@ -40,3 +40,23 @@ fn bitrate_paces_frames_per_second_for_the_size() {
     let gbps = rep["rate_gbps"].as_f64().unwrap();
     assert!((0.0072..=0.0088).contains(&gbps), "about 8 Mbit/s: {rep}");
 }
+
+/// `--burst N`: no kick hands the kernel more than N frames (the report
+/// counts kicks); the default sends a flat-out run in a few large ones, and
+/// a burst of 0 is refused.
+#[test]
+fn burst_bounds_the_frames_per_kick() {
+    if !privileged("burst_bounds_the_frames_per_kick") {
+        return;
+    }
+    let Pair { lab: _lab, ns_gen, if_gen, .. } = Pair::new();
+    let small = generate(&ns_gen, &if_gen, &["--count", "400", "--size", "64", "--burst", "4"]);
+    assert_eq!(small["sent"], 400, "{small}");
+    assert!(small["kicks"].as_u64().unwrap() >= 100, "at most 4 frames a kick: {small}");
+    let large = generate(&ns_gen, &if_gen, &["--count", "400", "--size", "64"]);
+    assert_eq!(large["sent"], 400, "{large}");
+    assert!(large["kicks"].as_u64().unwrap() < 100, "up to 256 frames a kick: {large}");
+    let zero = Command::new(bin("ringwire-gen")).args(["-i", "lo", "--burst", "0"]).output().unwrap();
+    assert_eq!(zero.status.code(), Some(2), "{zero:?}");
+    assert!(String::from_utf8_lossy(&zero.stderr).contains("--burst"), "{zero:?}");
+}

@@ -64,9 +64,23 @@ struct Args {
     /// Core for the generator.
     #[arg(long, default_value_t = 0)]
     gen_core: usize,
-    /// Core for the receiver (and the veth NAPI thread).
+    /// Core for the receiver (and, unless --napi-core, the veth NAPI thread).
     #[arg(long, default_value_t = 1)]
     cap_core: usize,
+    /// Core for the veth's NAPI thread, the receive path a NIC's interrupt
+    /// would run (default: the capture core, as a NIC whose interrupts land
+    /// there). Moving it to the generator's core models the low-latency
+    /// layout where interrupts are kept off the core a capture busy-polls.
+    #[arg(long)]
+    napi_core: Option<usize>,
+    /// Run the veth's NAPI thread under SCHED_FIFO (priority 50), as a NIC's
+    /// receive softirq preempts whatever task runs on its core. Under
+    /// SCHED_OTHER a busy generator on that core delays it.
+    #[arg(long)]
+    napi_fifo: bool,
+    /// Most frames ringwire-gen hands the kernel per kick (its --burst).
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    gen_burst: u32,
     /// Directory for capture files (tmpfs keeps the disk out of the measurement).
     #[arg(long, default_value = "/dev/shm")]
     out_dir: PathBuf,
@@ -230,6 +244,52 @@ struct Lab2 {
     ns_c: String,
     vg: String,
     vc: String,
+    /// The veth's NAPI threads as the kernel reports them once pinned.
+    napi: Vec<NapiThread>,
+}
+
+/// A NAPI thread's placement and scheduling, read back from `/proc`.
+#[derive(serde::Serialize)]
+struct NapiThread {
+    name: String,
+    /// `Cpus_allowed_list` from /proc/PID/status.
+    cpus: String,
+    /// `SCHED_OTHER`, `SCHED_FIFO`, ... (from the policy field of /proc/PID/stat).
+    policy: &'static str,
+    /// The real-time priority (0 under SCHED_OTHER).
+    rt_priority: u32,
+}
+
+impl NapiThread {
+    /// Read thread `pid`'s CPU list and scheduling policy from `/proc`.
+    fn read(pid: &str, name: &str) -> Result<Self> {
+        let status =
+            std::fs::read_to_string(format!("/proc/{pid}/status")).context("reading a NAPI thread's status")?;
+        let cpus = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+            .map(|v| v.trim().to_owned())
+            .context("no Cpus_allowed_list in a NAPI thread's status")?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).context("reading a NAPI thread's stat")?;
+        // Fields after the command name (which ends at the last ')'): the
+        // state is field 3, rt_priority field 40 and policy field 41.
+        let fields: Vec<&str> =
+            stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+        let field = |n: usize| fields.get(n - 3).and_then(|v| v.parse::<u32>().ok());
+        let (Some(rt_priority), Some(policy)) = (field(40), field(41)) else {
+            bail!("unexpected /proc/{pid}/stat: {stat}");
+        };
+        let policy = match policy {
+            0 => "SCHED_OTHER",
+            1 => "SCHED_FIFO",
+            2 => "SCHED_RR",
+            3 => "SCHED_BATCH",
+            5 => "SCHED_IDLE",
+            6 => "SCHED_DEADLINE",
+            _ => "unknown",
+        };
+        Ok(Self { name: name.to_owned(), cpus, policy, rt_priority })
+    }
 }
 
 /// Every process: (pid, command name).
@@ -243,31 +303,39 @@ fn processes() -> Result<Vec<(String, String)>> {
         .collect())
 }
 
-/// The lab: two namespaces joined by a veth pair, NIC-like unless `plain`.
-fn build_lab(cap_core: usize, plain: bool) -> Result<Lab2> {
+/// The real-time priority `--napi-fifo` gives the veth's NAPI thread (the
+/// kernel's default for threaded IRQ handlers).
+const NAPI_FIFO_PRIORITY: u32 = 50;
+
+/// The lab: two namespaces joined by a veth pair, NIC-like (its NAPI thread
+/// pinned to `napi_core`) unless `plain`.
+fn build_lab(napi_core: usize, fifo: bool, plain: bool) -> Result<Lab2> {
     let mut lab = Lab::new(LAB_PREFIX);
     let ns_g = lab.namespace("gen")?;
     let ns_c = lab.namespace("cap")?;
     let (vg, vc) = lab.veth(&ns_g, &ns_c)?;
     if plain {
-        return Ok(Lab2 { _lab: lab, ns_g, ns_c, vg, vc });
+        return Ok(Lab2 { _lab: lab, ns_g, ns_c, vg, vc, napi: Vec::new() });
     }
     // NIC-like veth (../shared/NOTES.md): NAPI on the receiver, TSO off on the sender.
     lab::run(&["ip", "netns", "exec", &ns_c, "ethtool", "-K", &vc, "gro", "on"])?;
     lab::run(&["ip", "netns", "exec", &ns_g, "ethtool", "-K", &vg, "tso", "off"])?;
     lab::run(&["ip", "netns", "exec", &ns_c, "sh", "-c", &format!("echo 1 > /sys/class/net/{vc}/threaded")])?;
     std::thread::sleep(Duration::from_millis(200));
-    let mut pinned = 0;
+    let mut napi = Vec::new();
     for (pid, comm) in processes()? {
         if comm.starts_with(&format!("napi/{vc}-")) {
-            lab::run(&["taskset", "-pc", &cap_core.to_string(), &pid])?;
-            pinned += 1;
+            lab::run(&["taskset", "-pc", &napi_core.to_string(), &pid])?;
+            if fifo {
+                lab::run(&["chrt", "-f", "-p", &NAPI_FIFO_PRIORITY.to_string(), &pid])?;
+            }
+            napi.push(NapiThread::read(&pid, &comm)?);
         }
     }
-    if pinned == 0 {
+    if napi.is_empty() {
         bail!("no napi/{vc}-* thread found: threaded NAPI did not start");
     }
-    Ok(Lab2 { _lab: lab, ns_g, ns_c, vg, vc })
+    Ok(Lab2 { _lab: lab, ns_g, ns_c, vg, vc, napi })
 }
 
 /// How long a receiver may take to stop after SIGINT before it is killed.
@@ -556,6 +624,7 @@ fn gen_command(l: &Lab2, a: &Args, size: usize, rate: u64, duration: f64) -> Res
         .args(["-i", &l.vg, "--rate", &rate.to_string(), "--size", &size.to_string()])
         .args(["--ip", "4", "--l4", "udp", "--vlan-every", "0", "--flows", "64"])
         .args(["--duration", &duration.to_string(), "--cores", &a.gen_core.to_string()])
+        .args(["--burst", &a.gen_burst.to_string()])
         .args(["--dst-mac", KEEP_MAC, "--dst-macs", &a.dst_macs.to_string()]);
     Ok(c)
 }
@@ -975,11 +1044,12 @@ fn markdown(doc: &serde_json::Value) -> String {
     let mch = &doc["machine"];
     let _ = writeln!(
         s,
-        "\nMedians of {} rounds of {} s; generator on core {}, receivers on core {}; {} ({} cores), Linux {}, {}.{}",
+        "\nMedians of {} rounds of {} s; generator on core {}, receivers on core {}{}; {} ({} cores), Linux {}, {}.{}",
         a["rounds"],
         a["duration_s"],
         a["gen_core"],
         a["cap_core"],
+        napi_placement(&doc["lab"]["napi_threads"][0], &a["cap_core"]),
         mch["cpu"].as_str().unwrap_or("?"),
         mch["cores"],
         mch["kernel"].as_str().unwrap_or("?"),
@@ -1102,14 +1172,30 @@ fn report(a: &Args, path: &Path) -> Result<bool> {
     Ok(doc["partial"].as_bool() != Some(true))
 }
 
+/// The footnote's words for where the veth's NAPI thread ran, when that is
+/// not the capture core under the default policy (older files: nothing).
+fn napi_placement(napi: &serde_json::Value, cap_core: &serde_json::Value) -> String {
+    let (Some(cpus), Some(policy)) = (napi["cpus"].as_str(), napi["policy"].as_str()) else {
+        return String::new();
+    };
+    if Some(cpus) == cap_core.as_u64().map(|c| c.to_string()).as_deref() && policy == "SCHED_OTHER" {
+        return String::new();
+    }
+    let prio = napi["rt_priority"].as_u64().filter(|&p| p > 0).map(|p| format!(" {p}")).unwrap_or_default();
+    format!(", the veth's NAPI thread on core {cpus} ({policy}{prio})")
+}
+
 /// Check the arguments before anything is built; returns the receivers to run.
 fn check_args(a: &Args) -> Result<Vec<String>> {
     if a.gen_core == a.cap_core {
         bail!("--gen-core and --cap-core must differ: on one core the run measures contention, not capture");
     }
     let ncores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    if a.gen_core >= ncores || a.cap_core >= ncores {
-        bail!("--gen-core and --cap-core must be cores of this machine (0..{ncores})");
+    if a.gen_core >= ncores || a.cap_core >= ncores || a.napi_core.is_some_and(|c| c >= ncores) {
+        bail!("--gen-core, --cap-core and --napi-core must be cores of this machine (0..{ncores})");
+    }
+    if a.gen_compare && (a.napi_core.is_some() || a.napi_fifo) {
+        bail!("--napi-core and --napi-fifo place the NIC-like veth's NAPI thread; --gen-compare runs on a plain veth");
     }
     if !(0.5..=600.0).contains(&a.duration) || a.rounds == 0 || a.rounds > 50 {
         bail!("--duration must be 0.5..=600 s and --rounds 1..=50");
@@ -1255,20 +1341,28 @@ fn run() -> Result<bool> {
     // trafgen 0.6.8 ends at the first EAGAIN from a full TX path, which a
     // NIC-like veth (a NAPI ring of its own) returns when flooded: generators
     // are compared on a plain veth pair, both under the same conditions.
-    let lab = build_lab(a.cap_core, a.gen_compare)?;
+    let lab = build_lab(a.napi_core.unwrap_or(a.cap_core), a.napi_fifo, a.gen_compare)?;
     eprintln!(
         "lab: {} (gen, core {}) -> {} (capture, core {}); {}",
         lab.vg,
         a.gen_core,
         lab.vc,
         a.cap_core,
-        if a.gen_compare { "plain veth" } else { "NIC-like veth: GRO on, TSO off, threaded NAPI pinned" }
+        if a.gen_compare {
+            "plain veth".to_owned()
+        } else {
+            format!(
+                "NIC-like veth: GRO on, TSO off, threaded NAPI pinned to core {}",
+                a.napi_core.unwrap_or(a.cap_core)
+            )
+        }
     );
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let mut doc = serde_json::json!({"args": {"sizes": a.sizes, "duration_s": a.duration, "rounds": a.rounds,
-        "gen_core": a.gen_core, "cap_core": a.cap_core, "rates": a.rates, "dst_macs": a.dst_macs, "tools": tools,
+        "gen_core": a.gen_core, "cap_core": a.cap_core, "napi_core": a.napi_core.unwrap_or(a.cap_core), "gen_burst": a.gen_burst, "napi_fifo": a.napi_fifo, "rates": a.rates, "dst_macs": a.dst_macs, "tools": tools,
         "cpu_latency_us": a.cpu_latency_us,
         "lowlat_cpu_latency_us": tools.iter().any(|t| t == "ringwire-lowlat").then_some(a.lowlat_cpu_latency.0).flatten()},
+        "lab": {"napi_threads": lab.napi},
         "machine": machine(), "command": command});
     let mut partial = false;
     if a.gen_compare {

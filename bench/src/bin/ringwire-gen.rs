@@ -91,6 +91,11 @@ struct Args {
     /// (the kernel reads each frame right after it is written).
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(64..=1048576))]
     ring_kib: u32,
+    /// Most frames per kick of the TX ring. Smaller bursts hand each frame to
+    /// the kernel sooner after its send stamp (a latency measurement at a
+    /// high paced rate), at the cost of more system calls per frame.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    burst: u32,
     /// Record every frame sent (as sent) into this pcap file.
     #[arg(long)]
     record: Option<PathBuf>,
@@ -157,6 +162,9 @@ struct Report {
     rate_pps: f64,
     rate_gbps: f64,
     ring_full_waits: u64,
+    /// Kicks of the TX ring that handed the kernel new frames (at most
+    /// `--burst` frames each).
+    kicks: u64,
     /// Kicks the device answered "busy" (backpressure; the frames waited and were sent).
     busy_kicks: u64,
     /// Frames not sent because they exceed the interface's MTU.
@@ -174,6 +182,7 @@ struct ThreadReport {
     sent: u64,
     bytes: u64,
     ring_full_waits: u64,
+    kicks: u64,
     busy_kicks: u64,
     oversize: u64,
     /// Frames still in the TX ring at exit (not counted as sent).
@@ -321,6 +330,7 @@ fn run() -> Result<()> {
                     iface: &iface,
                     runts: a.runts,
                     ring_kib: a.ring_kib,
+                    burst: a.burst,
                     record: a.record.as_deref(),
                     stop: &stop,
                     start,
@@ -371,13 +381,14 @@ fn run() -> Result<()> {
         rate_pps: sent as f64 / elapsed,
         rate_gbps: bytes as f64 * 8.0 / elapsed / 1e9,
         ring_full_waits: sum(|t| t.ring_full_waits),
+        kicks: sum(|t| t.kicks),
         busy_kicks: sum(|t| t.busy_kicks),
         oversize: sum(|t| t.oversize),
         streams: mix.streams(),
         threads,
     };
     eprintln!(
-        "ringwire-gen: sent {} frames ({} bytes) on {} in {:.3} s with {} thread(s): {:.1} kpps, {:.3} Gbit/s; ring-full waits {}, busy kicks {}",
+        "ringwire-gen: sent {} frames ({} bytes) on {} in {:.3} s with {} thread(s): {:.1} kpps, {:.3} Gbit/s; kicks {}, ring-full waits {}, busy kicks {}",
         report.sent,
         report.bytes,
         report.interface,
@@ -385,6 +396,7 @@ fn run() -> Result<()> {
         report.threads.len(),
         report.rate_pps / 1e3,
         report.rate_gbps,
+        report.kicks,
         report.ring_full_waits,
         report.busy_kicks
     );
@@ -403,6 +415,7 @@ struct Job<'a> {
     iface: &'a str,
     runts: bool,
     ring_kib: u32,
+    burst: u32,
     record: Option<&'a std::path::Path>,
     stop: &'a AtomicBool,
     start: Instant,
@@ -433,7 +446,7 @@ impl Job<'_> {
         .with_context(|| format!("opening a TX ring on {iface}"))?;
         let mut recorder = self.record.map(|p| PcapWriter::create(p, 65535)).transpose()?;
         let (count, rate) = (plan.count, plan.rate);
-        let (mut sent, mut bytes, mut full_waits) = (0u64, 0u64, 0u64);
+        let (mut sent, mut bytes, mut full_waits, mut kicks) = (0u64, 0u64, 0u64, 0u64);
         let mut record_err = None;
         while sent < count && !self.stop.load(Ordering::Relaxed) {
             let elapsed = self.start.elapsed();
@@ -443,7 +456,7 @@ impl Job<'_> {
             let due =
                 if rate == 0 { count } else { ((elapsed.as_nanos() * u128::from(rate)) / 1_000_000_000) as u64 + 1 };
             let mut batch = 0;
-            while sent < due.min(count) && batch < 256 {
+            while sent < due.min(count) && batch < self.burst {
                 let (ti, _, seq) = plan.frame(mix, sent);
                 let t = &templates[ti];
                 let st = Stamp { flow: t.flow.stream(), seq, ts_ns: sys::monotonic_ns() };
@@ -473,6 +486,7 @@ impl Job<'_> {
             }
             if batch > 0 {
                 tx.flush().context("kicking the TX ring")?;
+                kicks += 1;
                 self.sent.store(sent, Ordering::Relaxed);
             } else if sent >= due && rate > 0 {
                 // Ahead of schedule: sleep until the next frame is due (short sleeps keep pacing even).
@@ -503,6 +517,7 @@ impl Job<'_> {
             sent: sent - left,
             bytes,
             ring_full_waits: full_waits,
+            kicks,
             busy_kicks: tx.busy(),
             oversize: tx.oversize(),
             left,
