@@ -273,6 +273,15 @@ pub(crate) fn kick_tx(fd: RawFd) -> io::Result<()> {
     }
 }
 
+/// The machine's online cores, whatever this process's affinity mask (a
+/// process started under `taskset` still reports the whole machine).
+#[must_use]
+pub fn online_cores() -> usize {
+    // SAFETY: sysconf reads a system constant; it takes no pointers.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    usize::try_from(n).unwrap_or(0).max(1)
+}
+
 /// The cores this process may run on (its affinity mask), in order.
 #[must_use]
 pub fn usable_cores() -> Vec<usize> {

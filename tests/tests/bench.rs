@@ -158,6 +158,12 @@ fn a_peer_that_crashes_mid_run_gives_a_partial_report() {
             "1000",
             "--tools",
             "ringwire-count,tcpdump",
+            // The cores the other way round: the bench keeps itself and the
+            // generator on the generator's core, which must not hide core 0.
+            "--gen-core",
+            "1",
+            "--cap-core",
+            "0",
             "--json",
             json.to_str().unwrap(),
         ],
@@ -177,7 +183,8 @@ fn a_peer_that_crashes_mid_run_gives_a_partial_report() {
     assert!(med.iter().any(|m| m["tool"] == "ringwire-count" && u(&m["rounds"]) == 1), "{med:?}");
     // The default layout: the NAPI thread on the capture core, default policy.
     let napi = &doc["lab"]["napi_threads"][0];
-    assert_eq!((napi["cpus"].as_str(), napi["policy"].as_str()), (Some("1"), Some("SCHED_OTHER")), "{napi}");
+    assert_eq!((napi["cpus"].as_str(), napi["policy"].as_str()), (Some("0"), Some("SCHED_OTHER")), "{napi}");
+    assert!(u(&doc["machine"]["cores"]) >= 2, "the machine's cores, not the bench's mask: {}", doc["machine"]);
     assert!(namespaces("rwb").is_empty(), "the lab is removed: {:?}", namespaces("rwb"));
     let left = Command::new("pgrep").args(["-f", &fake.display().to_string()]).output().unwrap();
     assert!(left.stdout.is_empty(), "no fake tcpdump left: {}", String::from_utf8_lossy(&left.stdout));

@@ -893,7 +893,7 @@ fn machine() -> serde_json::Value {
         .unwrap_or_default();
     let kernel = lab::run(&["uname", "-r"]).map(|s| s.trim().to_owned()).unwrap_or_default();
     let date = lab::run(&["date", "-u", "+%Y-%m-%d"]).map(|s| s.trim().to_owned()).unwrap_or_default();
-    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
+    let cores = ringwire_engine::sys::online_cores();
     serde_json::json!({"cpu": cpu, "cores": cores, "kernel": kernel, "date": date})
 }
 
@@ -1190,7 +1190,7 @@ fn check_args(a: &Args) -> Result<Vec<String>> {
     if a.gen_core == a.cap_core {
         bail!("--gen-core and --cap-core must differ: on one core the run measures contention, not capture");
     }
-    let ncores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let ncores = ringwire_engine::sys::online_cores();
     if a.gen_core >= ncores || a.cap_core >= ncores || a.napi_core.is_some_and(|c| c >= ncores) {
         bail!("--gen-core, --cap-core and --napi-core must be cores of this machine (0..{ncores})");
     }
@@ -1333,6 +1333,12 @@ fn run() -> Result<bool> {
         signal_hook::flag::register(sig, stop.clone())?;
     }
     remove_stale_labs()?;
+    // The bench itself and everything it starts (the generator, the `ip`
+    // commands) stay off the capture core: only the receiver runs there.
+    // Receivers are moved to it with `taskset`, the stream reader pins itself.
+    if !core_affinity::set_for_current(core_affinity::CoreId { id: a.gen_core }) {
+        bail!("could not pin ringwire-bench to core {}", a.gen_core);
+    }
     let _qos = a
         .cpu_latency_us
         .map(ringwire_engine::sys::CpuLatencyRequest::hold)

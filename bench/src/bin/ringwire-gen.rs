@@ -263,7 +263,7 @@ fn run() -> Result<()> {
             bail!("--duration must be between 0 and 86400 seconds");
         }
     }
-    let ncores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let ncores = sys::online_cores();
     if let Some(c) = a.cores.iter().find(|&&c| c >= ncores) {
         bail!("--cores: core {c} does not exist (this machine has {ncores})");
     }
