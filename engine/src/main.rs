@@ -146,14 +146,41 @@ fn main() -> ExitCode {
     }
 }
 
-/// Signals that end a run cleanly.
+/// Signals that end a run cleanly; they also wake the calling thread, the
+/// one that will [`supervise`].
 fn stop_flag() -> Result<Arc<AtomicBool>> {
     let flag = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+    let sigs = [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM];
+    for sig in sigs {
         signal_hook::flag::register(sig, flag.clone()).context("installing signal handlers")?;
     }
+    wake_on(&sigs)?;
     Ok(flag)
 }
+
+/// Unpark the calling thread whenever one of `sigs` arrives. Register the
+/// signals' flags first: signal-hook runs a signal's actions in the order
+/// they were registered, so the flag is set before the thread is woken.
+fn wake_on(sigs: &[std::ffi::c_int]) -> Result<()> {
+    let mut signals = signal_hook::iterator::Signals::new(sigs).context("installing signal handlers")?;
+    let supervisor = std::thread::current();
+    std::thread::Builder::new()
+        .name("rw-signals".into())
+        .spawn(move || {
+            for _ in signals.forever() {
+                supervisor.unpark();
+            }
+        })
+        .context("starting the signal thread")?;
+    Ok(())
+}
+
+/// How often [`supervise`] looks at what nobody wakes it for: a worker that
+/// exited, a capture's count reached, the demo's generator done. Signals
+/// and control requests wake it at once. Sleeping this long between looks
+/// (not a few milliseconds) matters when it shares a core with a worker
+/// that busy-polls: each wake-up preempts that worker.
+const SUPERVISOR_TICK: Duration = Duration::from_millis(100);
 
 /// Run until a signal, a stop reason, or `extra()` says so; print progress.
 fn supervise(engine: Engine, progress_ms: u64, signals: &AtomicBool, mut extra: impl FnMut(&Engine) -> bool) -> Report {
@@ -180,7 +207,10 @@ fn supervise(engine: Engine, progress_ms: u64, signals: &AtomicBool, mut extra: 
             next_progress += Duration::from_millis(progress_ms);
         }
         // Replaying files, the end comes as soon as they are read: notice it quickly.
-        std::thread::sleep(Duration::from_millis(if engine.is_finite() { 1 } else { 5 }));
+        let tick = if engine.is_finite() { Duration::from_millis(1) } else { SUPERVISOR_TICK };
+        let wait =
+            if progress_ms > 0 { next_progress.saturating_duration_since(Instant::now()).min(tick) } else { tick };
+        std::thread::park_timeout(wait);
     }
     engine.stop()
 }
@@ -279,6 +309,7 @@ fn cmd_run(
     // ready file appears never meets the default action (terminate).
     let hup = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone()).context("installing signal handlers")?;
+    wake_on(&[signal_hook::consts::SIGHUP])?;
     let engine = Engine::start(&config)?;
     let control = if config.control.enabled {
         let started =
@@ -286,6 +317,7 @@ fn cmd_run(
                 path: config.control.socket.clone(),
                 max_clients: config.control.max_clients,
                 idle_timeout: Duration::from_secs(config.control.idle_timeout_s),
+                notify: Some(std::thread::current()),
             });
         match started {
             Ok(s) => Some(s),

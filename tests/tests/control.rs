@@ -422,3 +422,52 @@ fn ringctl_reconfigures_a_running_engine_under_traffic() {
 fn reset_counters(stats: &serde_json::Value, name: &str) -> serde_json::Value {
     stats["counters"]["consumers"].as_array().unwrap().iter().rev().find(|c| c["name"] == name).cloned().unwrap()
 }
+
+/// Voluntary and involuntary context switches of thread `tid` of `pid`.
+fn switches(pid: u32, tid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")).unwrap();
+    status
+        .lines()
+        .filter(|l| l.contains("ctxt_switches:"))
+        .map(|l| l.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap())
+        .sum()
+}
+
+/// An idle engine's main thread sleeps until there is work, instead of
+/// waking every few milliseconds (each wake-up would preempt a busy-polling
+/// worker sharing its core), and a control request still wakes it at once.
+#[test]
+fn the_supervisor_sleeps_until_a_signal_or_a_request_wakes_it() {
+    if !privileged("the_supervisor_sleeps_until_a_signal_or_a_request_wakes_it") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Pair { lab: _lab, ns_eng, if_eng, .. } = Pair::new();
+    let cfg = dir.path().join("idle.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[engine]\nworkers = [0]\nprogress_ms = 0\n\
+             [[ports]]\nname = \"p\"\nuri = \"afpacket:{if_eng}\"\n\
+             [[consumers]]\nname = \"all\"\nkind = \"counter\"\n"
+        ),
+    )
+    .unwrap();
+    let engine = start_engine(&ns_eng, &cfg, dir.path());
+    let pid = engine.pid();
+    let before = switches(pid, pid);
+    std::thread::sleep(Duration::from_secs(2));
+    let idle = switches(pid, pid) - before;
+    // One look every 100 ms is 20 in 2 s; polling every 5 ms was 400.
+    assert!(idle <= 60, "the main thread woke {idle} times in 2 s");
+    // A request is answered at once, not at the next look (50 ms on average).
+    let mut conn = connect(&control_socket(&cfg));
+    let start = std::time::Instant::now();
+    for id in 0..20 {
+        let answer = ask(&mut conn, format!("{{\"id\":{id},\"cmd\":\"stats\"}}\n").as_bytes());
+        assert_eq!(answer["id"], id, "{answer}");
+    }
+    let all = start.elapsed();
+    assert!(all < Duration::from_millis(500), "20 requests took {all:?}: they wait for the next look");
+    let _ = ringwire_tests::stop_engine(engine);
+}

@@ -64,6 +64,9 @@ pub struct ServerOptions {
     pub max_clients: usize,
     /// A client that sends nothing for this long is closed.
     pub idle_timeout: Duration,
+    /// A thread to unpark whenever a request arrives: the one that calls
+    /// [`Server::poll`], so it can sleep until there is work.
+    pub notify: Option<std::thread::Thread>,
 }
 
 /// Who sent a request (`SO_PEERCRED`).
@@ -143,6 +146,7 @@ impl Server {
             wake: wake.clone(),
             stop: stop.clone(),
             requests: req_tx,
+            notify: opts.notify.clone(),
             answers: ans_rx,
             clients: Vec::new(),
             generation: 0,
@@ -216,6 +220,7 @@ struct Loop {
     wake: Arc<OwnedFd>,
     stop: Arc<AtomicBool>,
     requests: mpsc::Sender<Incoming>,
+    notify: Option<std::thread::Thread>,
     answers: mpsc::Receiver<(ClientRef, String)>,
     clients: Vec<Option<Box<Client>>>,
     generation: u64,
@@ -401,6 +406,9 @@ impl Loop {
                     Ok(request) => {
                         let client = ClientRef { slot, generation: c.generation };
                         let _ = self.requests.send(Incoming { client, peer: c.peer, request });
+                        if let Some(t) = &self.notify {
+                            t.unpark();
+                        }
                     }
                     Err((id, e)) => replies.push(Response::new(id, Err(e)).line()),
                 }
