@@ -146,23 +146,22 @@ fn main() -> ExitCode {
     }
 }
 
-/// Signals that end a run cleanly; they also wake the calling thread, the
-/// one that will [`supervise`].
-fn stop_flag() -> Result<Arc<AtomicBool>> {
+/// Signals that end a run cleanly, and SIGHUP setting `hup` when given.
+/// Each also wakes the calling thread, the one that will [`supervise`]: one
+/// thread waits for them all and unparks it. The flags are registered
+/// first, and signal-hook runs a signal's actions in the order they were
+/// registered, so a flag is set before the supervisor is woken.
+fn stop_flag(hup: Option<&Arc<AtomicBool>>) -> Result<Arc<AtomicBool>> {
     let flag = Arc::new(AtomicBool::new(false));
-    let sigs = [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM];
-    for sig in sigs {
+    let mut sigs = vec![signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM];
+    for &sig in &sigs {
         signal_hook::flag::register(sig, flag.clone()).context("installing signal handlers")?;
     }
-    wake_on(&sigs)?;
-    Ok(flag)
-}
-
-/// Unpark the calling thread whenever one of `sigs` arrives. Register the
-/// signals' flags first: signal-hook runs a signal's actions in the order
-/// they were registered, so the flag is set before the thread is woken.
-fn wake_on(sigs: &[std::ffi::c_int]) -> Result<()> {
-    let mut signals = signal_hook::iterator::Signals::new(sigs).context("installing signal handlers")?;
+    if let Some(hup) = hup {
+        signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone()).context("installing signal handlers")?;
+        sigs.push(signal_hook::consts::SIGHUP);
+    }
+    let mut signals = signal_hook::iterator::Signals::new(&sigs).context("installing signal handlers")?;
     let supervisor = std::thread::current();
     std::thread::Builder::new()
         .name("rw-signals".into())
@@ -172,7 +171,7 @@ fn wake_on(sigs: &[std::ffi::c_int]) -> Result<()> {
             }
         })
         .context("starting the signal thread")?;
-    Ok(())
+    Ok(flag)
 }
 
 /// How often [`supervise`] looks at what nobody wakes it for: a worker that
@@ -303,13 +302,11 @@ fn cmd_run(
         Some(p) => config.control.socket = p,
         None => {}
     }
-    let signals = stop_flag()?;
     // SIGHUP: reload the file and swap the filters that changed. Installed
     // before anything can signal readiness, so a reload sent as soon as the
     // ready file appears never meets the default action (terminate).
     let hup = Arc::new(AtomicBool::new(false));
-    signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone()).context("installing signal handlers")?;
-    wake_on(&[signal_hook::consts::SIGHUP])?;
+    let signals = stop_flag(Some(&hup))?;
     let engine = Engine::start(&config)?;
     let control = if config.control.enabled {
         let started =
@@ -424,7 +421,7 @@ fn capture_config(a: &CaptureArgs) -> Result<Config> {
 
 fn cmd_capture(a: CaptureArgs) -> Result<ExitCode> {
     let config = capture_config(&a)?;
-    let signals = stop_flag()?;
+    let signals = stop_flag(None)?;
     let engine = Engine::start(&config)?;
     let report = supervise(engine, 0, &signals, |_| false);
     let c = &report.snapshot.consumers[0];
@@ -505,7 +502,7 @@ fn cmd_demo(a: &DemoArgs) -> Result<ExitCode> {
     );
     let engine = Lab::within(&ns_eng, || Engine::start(&config))??;
 
-    let signals = stop_flag()?;
+    let signals = stop_flag(None)?;
     println!(
         "ringwire-gen: {} frames/s for {} s of mixed IPv4/IPv6 UDP/TCP, 1 in 8 flows 802.1Q-tagged, 60-1514 bytes",
         a.rate, a.duration

@@ -1347,7 +1347,8 @@ fn run() -> Result<bool> {
     // trafgen 0.6.8 ends at the first EAGAIN from a full TX path, which a
     // NIC-like veth (a NAPI ring of its own) returns when flooded: generators
     // are compared on a plain veth pair, both under the same conditions.
-    let lab = build_lab(a.napi_core.unwrap_or(a.cap_core), a.napi_fifo, a.gen_compare)?;
+    let napi_core = a.napi_core.unwrap_or(a.cap_core);
+    let lab = build_lab(napi_core, a.napi_fifo, a.gen_compare)?;
     eprintln!(
         "lab: {} (gen, core {}) -> {} (capture, core {}); {}",
         lab.vg,
@@ -1357,15 +1358,12 @@ fn run() -> Result<bool> {
         if a.gen_compare {
             "plain veth".to_owned()
         } else {
-            format!(
-                "NIC-like veth: GRO on, TSO off, threaded NAPI pinned to core {}",
-                a.napi_core.unwrap_or(a.cap_core)
-            )
+            format!("NIC-like veth: GRO on, TSO off, threaded NAPI pinned to core {napi_core}")
         }
     );
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let mut doc = serde_json::json!({"args": {"sizes": a.sizes, "duration_s": a.duration, "rounds": a.rounds,
-        "gen_core": a.gen_core, "cap_core": a.cap_core, "napi_core": a.napi_core.unwrap_or(a.cap_core), "gen_burst": a.gen_burst, "napi_fifo": a.napi_fifo, "rates": a.rates, "dst_macs": a.dst_macs, "tools": tools,
+        "gen_core": a.gen_core, "cap_core": a.cap_core, "gen_burst": a.gen_burst, "rates": a.rates, "dst_macs": a.dst_macs, "tools": tools,
         "cpu_latency_us": a.cpu_latency_us,
         "lowlat_cpu_latency_us": tools.iter().any(|t| t == "ringwire-lowlat").then_some(a.lowlat_cpu_latency.0).flatten()},
         "lab": {"napi_threads": lab.napi},
