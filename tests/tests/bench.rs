@@ -129,6 +129,51 @@ fn a_latency_run_beside_tcpdump_reports_tables_json_and_a_plot_and_leaves_no_lab
     assert!(table.contains("the veth's NAPI thread on core 0 (SCHED_FIFO 50)"), "{table}");
 }
 
+/// ringwire's pcap writer behind a 1 MiB queue, flat out at 1514 bytes on a
+/// shared core: its queue overflows, and the bench reports those drops as the
+/// engine's, apart from the socket's, with every frame that reached the
+/// interface accounted for as captured or dropped.
+#[test]
+fn drops_are_split_between_the_kernel_socket_and_the_engine() {
+    if !privileged("drops_are_split_between_the_kernel_socket_and_the_engine") {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("drops.json");
+    let out = bench(
+        &[
+            "--sizes",
+            "1514",
+            "--rounds",
+            "1",
+            "--duration",
+            "2",
+            "--rates",
+            "0",
+            "--tools",
+            "ringwire-pcap",
+            "--queue-mb",
+            "1",
+            "--json",
+            json.to_str().unwrap(),
+        ],
+        None,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}\n{stdout}", String::from_utf8_lossy(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let run = &doc["runs"][0];
+    let (engine, all) = (u(&run["engine_drops"]), u(&run["tool_drops"]));
+    assert!(engine > 0 && engine <= all, "the writer's queue overflowed: {run}");
+    // Frames that reached the interface before the bench read its counters
+    // (the lab's own IPv6 chatter) may add a few.
+    let (delivered, accounted) = (u(&run["delivered_to_iface"]), u(&run["captured"]) + all);
+    assert!(accounted.abs_diff(delivered) <= 16, "captured + dropped = delivered: {run}");
+    assert!(stdout.contains("| tool drops | of which engine |"), "{stdout}");
+    assert!(stdout.contains(&format!("| {all} | {engine} |")), "{stdout}");
+}
+
 /// Serializes the tests of this file that run a bench (each takes both cores).
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 

@@ -177,8 +177,13 @@ struct Run {
     captured: u64,
     /// What the tool itself reports it captured.
     claimed: u64,
-    /// Drops the tool reports (kernel ring full; for ringwire also queue drops).
+    /// Drops the tool reports: its kernel socket's ring was full, plus
+    /// `engine_drops`.
     tool_drops: u64,
+    /// Of `tool_drops`, frames the engine itself dropped after the kernel
+    /// gave them over: ringwire's consumer queue was full. Peers have no such
+    /// stage (0).
+    engine_drops: u64,
     /// Frames the NIC-like veth ring dropped (sender tx_dropped + receiver rx_dropped).
     veth_drops: u64,
     /// MiB of packet rings the tool mapped.
@@ -690,8 +695,8 @@ fn measure(tool: &str, l: &Lab2, a: &Args, size: usize, rate: (u64, &str), round
             let c = &v["consumers"][0];
             run.claimed =
                 if tool == "ringwire-pcap" { c["written"].as_u64() } else { c["delivered"].as_u64() }.unwrap_or(0);
-            run.tool_drops =
-                v["ports"][0]["kernel_drops"].as_u64().unwrap_or(0) + c["queue_dropped"].as_u64().unwrap_or(0);
+            run.engine_drops = c["queue_dropped"].as_u64().unwrap_or(0);
+            run.tool_drops = v["ports"][0]["kernel_drops"].as_u64().unwrap_or(0) + run.engine_drops;
             if !c["latency"].is_null() {
                 run.latency = Some(serde_json::from_value(c["latency"].clone()).context("the probe's figures")?);
             }
@@ -933,7 +938,8 @@ fn medians(runs: &[Run], sizes: &[usize], rates: &[String], tools: &[String]) ->
                     "offered_mpps": m(&|r| r.offered_pps) / 1e6, "captured_mpps": m(&|r| r.captured_pps) / 1e6,
                     "captured_min_mpps": lo, "captured_max_mpps": hi,
                     "captured_ratio": m(&|r| if r.offered == 0 { 0.0 } else { r.captured as f64 / r.offered as f64 }),
-                    "tool_drops": m(&|r| r.tool_drops as f64), "veth_drops": m(&|r| r.veth_drops as f64),
+                    "tool_drops": m(&|r| r.tool_drops as f64), "engine_drops": m(&|r| r.engine_drops as f64),
+                    "veth_drops": m(&|r| r.veth_drops as f64),
                     "ring_mib": m(&|r| r.ring_mib),
                     "user_ns_per_frame": m(&|r| r.user_ns_per_frame), "sys_ns_per_frame": m(&|r| r.sys_ns_per_frame),
                     "user_ns_per_offered": m(&|r| r.user_ns_per_offered), "sys_ns_per_offered": m(&|r| r.sys_ns_per_offered)});
@@ -971,15 +977,15 @@ fn markdown(doc: &serde_json::Value) -> String {
     if !medians.is_empty() {
         let _ = writeln!(
             s,
-            "| size | rate | receiver | offered Mpps | captured Mpps (min-max) | captured Gbit/s | captured/offered | tool drops | veth drops | user ns/frame | sys ns/frame | user ns/offered | ring MiB |"
+            "| size | rate | receiver | offered Mpps | captured Mpps (min-max) | captured Gbit/s | captured/offered | tool drops | of which engine | veth drops | user ns/frame | sys ns/frame | user ns/offered | ring MiB |"
         );
-        let _ = writeln!(s, "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(s, "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         for m in &medians {
             // Frame bytes as sent (no preamble, gap or FCS).
             let gbps = num(&m["captured_mpps"]) * num(&m["size"]) * 8.0 / 1e3;
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {:.3} | {:.3} ({:.3}-{:.3}) | {gbps:.2} | {:.1} % | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {} |",
+                "| {} | {} | {} | {:.3} | {:.3} ({:.3}-{:.3}) | {gbps:.2} | {:.1} % | {:.0} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {} |",
                 m["size"],
                 rate_label(m["rate"].as_str().unwrap_or("0")),
                 m["tool"].as_str().unwrap_or(""),
@@ -989,6 +995,8 @@ fn markdown(doc: &serde_json::Value) -> String {
                 num(&m["captured_max_mpps"]),
                 num(&m["captured_ratio"]) * 100.0,
                 num(&m["tool_drops"]),
+                // Runs recorded before the split have none.
+                m["engine_drops"].as_f64().map_or("-".to_owned(), |v| format!("{v:.0}")),
                 num(&m["veth_drops"]),
                 num(&m["user_ns_per_frame"]),
                 num(&m["sys_ns_per_frame"]),
@@ -1299,7 +1307,7 @@ fn sweep(
                         )
                     });
                     say(format!(
-                        "round {} {:>5} B {:>9} {:<16} offered {:>9} captured {:>9} drops {:>8} veth-drops {:>8} user {:>6.0} ns/f{lat}",
+                        "round {} {:>5} B {:>9} {:<16} offered {:>9} captured {:>9} drops {:>8} (engine {:>8}) veth-drops {:>8} user {:>6.0} ns/f{lat}",
                         round + 1,
                         size,
                         rate_label(spec),
@@ -1307,6 +1315,7 @@ fn sweep(
                         r.offered,
                         r.captured,
                         r.tool_drops,
+                        r.engine_drops,
                         r.veth_drops,
                         r.user_ns_per_frame,
                     ));
