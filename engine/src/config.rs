@@ -265,8 +265,15 @@ pub struct RingConfig {
     pub tx_block_size: u32,
     /// TX blocks per ring.
     pub tx_block_count: u32,
-    /// TX slot size in bytes (frames up to this minus 32 are sent).
+    /// TX slot size in bytes (frames up to this minus 42 are sent; minus 32
+    /// with `tx_copy_max = 0`).
     pub tx_frame_size: u32,
+    /// Frames up to this many bytes are copied into the kernel's socket
+    /// buffer when sent; longer ones are lent to it as TX ring pages, which
+    /// the kernel copies again into fresh pages when the buffer outlives the
+    /// slot (a veth, bridge or tap), while a NIC reads them in place (0: lend
+    /// every frame).
+    pub tx_copy_max: u32,
 }
 
 impl Default for RingConfig {
@@ -279,6 +286,7 @@ impl Default for RingConfig {
             tx_block_size: 1 << 16,
             tx_block_count: 64,
             tx_frame_size: 2048,
+            tx_copy_max: 65535,
         }
     }
 }

@@ -952,6 +952,7 @@ pub(crate) fn open_tx(st: &State, port: usize) -> Result<Vec<TxRing>, EngineErro
                 frame_size: ring.tx_frame_size,
                 pad_runts: true,
                 sndbuf: 16 << 20,
+                copy_max: ring.tx_copy_max as usize,
             })
             .map_err(|source| EngineError::Port { port: p.config.display_name().into(), source })
         })

@@ -45,6 +45,7 @@ pub(crate) const PACKET_FANOUT: libc::c_int = 18;
 /// `PACKET_FANOUT_DATA`: the eBPF program of a `PACKET_FANOUT_EBPF` group.
 pub(crate) const PACKET_FANOUT_DATA: libc::c_int = 22;
 pub(crate) const PACKET_QDISC_BYPASS: libc::c_int = 20;
+pub(crate) const PACKET_VNET_HDR: libc::c_int = 15;
 pub(crate) const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
 pub(crate) const PACKET_MR_PROMISC: u16 = 1;
 

@@ -91,6 +91,11 @@ struct Args {
     /// (the kernel reads each frame right after it is written).
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(64..=1048576))]
     ring_kib: u32,
+    /// Frames up to this many bytes are copied into the kernel's socket
+    /// buffer rather than lent to it as TX ring pages, which the kernel would
+    /// otherwise copy into fresh pages on a veth, bridge or tap (0: lend all).
+    #[arg(long, default_value_t = 65535)]
+    copy_max: usize,
     /// Most frames per kick of the TX ring. Smaller bursts hand each frame to
     /// the kernel sooner after its send stamp (a latency measurement at a
     /// high paced rate), at the cost of more system calls per frame.
@@ -330,6 +335,7 @@ fn run() -> Result<()> {
                     iface: &iface,
                     runts: a.runts,
                     ring_kib: a.ring_kib,
+                    copy_max: a.copy_max,
                     burst: a.burst,
                     record: a.record.as_deref(),
                     stop: &stop,
@@ -415,6 +421,7 @@ struct Job<'a> {
     iface: &'a str,
     runts: bool,
     ring_kib: u32,
+    copy_max: usize,
     burst: u32,
     record: Option<&'a std::path::Path>,
     stop: &'a AtomicBool,
@@ -438,10 +445,12 @@ impl Job<'_> {
             iface,
             block_size: (self.ring_kib * 1024).min(1 << 20).next_power_of_two(),
             block_count: (self.ring_kib * 1024).div_ceil(1 << 20).max(1),
-            frame_size: u32::try_from(2048.max(mix.sizes.iter().max().copied().unwrap_or(0) + 32).next_power_of_two())
+            // Room for the slot header (32 bytes) and the vnet header (10).
+            frame_size: u32::try_from(2048.max(mix.sizes.iter().max().copied().unwrap_or(0) + 42).next_power_of_two())
                 .unwrap_or(16384),
             pad_runts: !self.runts,
             sndbuf: 64 << 20,
+            copy_max: self.copy_max,
         })
         .with_context(|| format!("opening a TX ring on {iface}"))?;
         let mut recorder = self.record.map(|p| PcapWriter::create(p, 65535)).transpose()?;

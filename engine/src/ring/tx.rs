@@ -26,13 +26,28 @@ pub struct TxRingOptions<'a> {
     pub block_size: u32,
     /// Number of blocks.
     pub block_count: u32,
-    /// Bytes per slot; frames up to `frame_size - 32` fit.
+    /// Bytes per slot; frames up to `frame_size - 42` fit (`frame_size - 32`
+    /// with `copy_max` 0).
     pub frame_size: u32,
     /// Pad frames shorter than 60 bytes with zeros.
     pub pad_runts: bool,
     /// `SO_SNDBUFFORCE` in bytes (0: leave the default).
     pub sndbuf: u32,
+    /// Frames up to this many bytes are copied into the kernel's socket
+    /// buffer instead of being lent to it as ring pages (0: lend every frame).
+    ///
+    /// The kernel attaches a TX ring frame to its socket buffer as page
+    /// fragments, and must copy those into fresh pages (`skb_copy_ubufs`: a
+    /// page allocated and freed per frame) wherever the buffer outlives the
+    /// ring slot: a veth, a bridge, a tap, a second packet socket. A frame
+    /// copied into the buffer's head skips that. It is asked for through
+    /// `PACKET_VNET_HDR`: each slot then starts with a `virtio_net_hdr`
+    /// whose `hdr_len` covers the whole frame.
+    pub copy_max: usize,
 }
+
+/// `struct virtio_net_hdr`: flags, gso_type, hdr_len, gso_size, csum_start, csum_offset.
+const VNET_HDR_LEN: usize = 10;
 
 /// A TX ring on a packet socket bound to one interface.
 pub struct TxRing {
@@ -42,6 +57,9 @@ pub struct TxRing {
     frames_per_block: usize,
     block_size: usize,
     frame_size: usize,
+    /// Where a frame starts in its slot (after the vnet header, if any).
+    data_offset: usize,
+    copy_max: usize,
     slots: usize,
     next: usize,
     pending: usize,
@@ -58,7 +76,8 @@ pub struct TxRing {
 unsafe impl Send for TxRing {}
 
 impl TxRing {
-    /// Open a TX ring: socket → version → loss → qdisc bypass → TX_RING → mmap → bind.
+    /// Open a TX ring: socket → version → loss → qdisc bypass → vnet header
+    /// (with `copy_max`) → TX_RING → mmap → bind.
     ///
     /// # Errors
     /// [`RingError`] naming the interface and the failed step.
@@ -100,6 +119,12 @@ impl TxRing {
                 tracing::debug!(iface, error = %e.io_error, "SO_SNDBUFFORCE refused; keeping the default send buffer");
             }
         }
+        // Before the ring: the kernel refuses it once a ring exists.
+        let vnet = opts.copy_max > 0;
+        if vnet {
+            sys::setsockopt(&fd, sys::SOL_PACKET, sys::PACKET_VNET_HDR, &one, "setsockopt(PACKET_VNET_HDR)")
+                .map_err(sys_err)?;
+        }
         let frames_per_block = (opts.block_size / opts.frame_size) as usize;
         let slots = frames_per_block * opts.block_count as usize;
         let req = libc::tpacket_req {
@@ -126,6 +151,8 @@ impl TxRing {
             frames_per_block,
             block_size: opts.block_size as usize,
             frame_size: opts.frame_size as usize,
+            data_offset: TX_DATA_OFFSET + if vnet { VNET_HDR_LEN } else { 0 },
+            copy_max: opts.copy_max,
             slots,
             next: 0,
             pending: 0,
@@ -140,7 +167,7 @@ impl TxRing {
     /// Largest frame a slot holds.
     #[must_use]
     pub fn max_frame(&self) -> usize {
-        self.frame_size - TX_DATA_OFFSET
+        self.frame_size - self.data_offset
     }
 
     /// Largest frame the interface sends: MTU + 14, plus 4 for a tagged frame
@@ -192,13 +219,24 @@ impl TxRing {
         }
         let slot = self.slot(self.next);
         // SAFETY: the slot is AVAILABLE (or WRONG_FORMAT: the kernel is done
-        // with it), so we own its bytes; `TX_DATA_OFFSET + len <= frame_size`.
-        let data = unsafe { std::slice::from_raw_parts_mut(slot.add(TX_DATA_OFFSET), len) };
+        // with it), so we own its bytes; `data_offset + len <= frame_size` (`fits`).
+        let data = unsafe { std::slice::from_raw_parts_mut(slot.add(self.data_offset), len) };
         data[..frame.len()].copy_from_slice(frame);
         data[frame.len()..].fill(0);
         fill(data);
+        let mut tp_len = len;
+        if self.copy_max > 0 {
+            // No offloads; `hdr_len` bytes go into the socket buffer's head.
+            let hdr_len = u16::try_from(len).ok().filter(|_| len <= self.copy_max).unwrap_or(0);
+            let mut vnet = [0u8; VNET_HDR_LEN];
+            vnet[2..4].copy_from_slice(&hdr_len.to_ne_bytes());
+            // SAFETY: the header sits between the slot header and the frame,
+            // in the slot we own (`data_offset = TX_DATA_OFFSET + VNET_HDR_LEN`).
+            unsafe { std::ptr::copy_nonoverlapping(vnet.as_ptr(), slot.add(TX_DATA_OFFSET), VNET_HDR_LEN) };
+            tp_len += VNET_HDR_LEN;
+        }
         // SAFETY: `tp_len` is the second u32 of the slot header, which we own.
-        unsafe { slot.add(4).cast::<u32>().write(len as u32) };
+        unsafe { slot.add(4).cast::<u32>().write(tp_len as u32) };
         // Release: the frame bytes and tp_len are visible before the kernel sees SEND_REQUEST.
         self.status(self.next).store(sys::TP_STATUS_SEND_REQUEST, Ordering::Release);
         self.next = (self.next + 1) % self.slots;
