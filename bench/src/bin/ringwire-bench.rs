@@ -81,6 +81,11 @@ struct Args {
     /// Most frames ringwire-gen hands the kernel per kick (its --burst).
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=4096))]
     gen_burst: u32,
+    /// ringwire-gen's --copy-max: frames up to this many bytes are copied
+    /// into the kernel's socket buffer, longer ones lent to it as TX ring
+    /// pages (0: lend all; default: ringwire-gen's, copy all)
+    #[arg(long)]
+    gen_copy_max: Option<u32>,
     /// Directory for capture files (tmpfs keeps the disk out of the measurement).
     #[arg(long, default_value = "/dev/shm")]
     out_dir: PathBuf,
@@ -630,6 +635,7 @@ fn gen_command(l: &Lab2, a: &Args, size: usize, rate: u64, duration: f64) -> Res
         .args(["--ip", "4", "--l4", "udp", "--vlan-every", "0", "--flows", "64"])
         .args(["--duration", &duration.to_string(), "--cores", &a.gen_core.to_string()])
         .args(["--burst", &a.gen_burst.to_string()])
+        .args(a.gen_copy_max.iter().flat_map(|c| ["--copy-max".to_owned(), c.to_string()]))
         .args(["--dst-mac", KEEP_MAC, "--dst-macs", &a.dst_macs.to_string()]);
     Ok(c)
 }
@@ -1080,6 +1086,14 @@ fn markdown(doc: &serde_json::Value) -> String {
         }
         (None, None) => {}
     }
+    if let Some(c) = a["gen_copy_max"].as_u64() {
+        let how = if c == 0 {
+            "every frame lent as TX ring pages".to_owned()
+        } else {
+            format!("frames up to {c} bytes copied into the kernel's socket buffer")
+        };
+        let _ = writeln!(s, "ringwire-gen ran with --copy-max {c}: {how}.");
+    }
     let _ = writeln!(s, "Command: `{}`", doc["command"].as_str().unwrap_or("?"));
     s
 }
@@ -1372,7 +1386,7 @@ fn run() -> Result<bool> {
     );
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let mut doc = serde_json::json!({"args": {"sizes": a.sizes, "duration_s": a.duration, "rounds": a.rounds,
-        "gen_core": a.gen_core, "cap_core": a.cap_core, "gen_burst": a.gen_burst, "rates": a.rates, "dst_macs": a.dst_macs, "tools": tools,
+        "gen_core": a.gen_core, "cap_core": a.cap_core, "gen_burst": a.gen_burst, "gen_copy_max": a.gen_copy_max, "rates": a.rates, "dst_macs": a.dst_macs, "tools": tools,
         "cpu_latency_us": a.cpu_latency_us,
         "lowlat_cpu_latency_us": tools.iter().any(|t| t == "ringwire-lowlat").then_some(a.lowlat_cpu_latency.0).flatten()},
         "lab": {"napi_threads": lab.napi},
