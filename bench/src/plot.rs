@@ -116,11 +116,8 @@ fn chart(out: &mut String, c: &Chart, ox: f64, oy: f64) {
         (lo, hi, ticks(lo, hi))
     };
     let sx = |x: f64| LEFT + (x - x0) / (x1 - x0) * pw;
-    let sy = |y: f64| {
-        let v = if c.log_y { y.log10() } else { y };
-        TOP + ph - (v - y0) / (y1 - y0) * ph
-    };
     let sy_axis = |t: f64| TOP + ph - (t - y0) / (y1 - y0) * ph;
+    let sy = |y: f64| sy_axis(if c.log_y { y.log10() } else { y });
     for t in &yticks {
         let y = sy_axis(*t);
         let text = if c.log_y { label(10f64.powf(*t)) } else { label(*t) };

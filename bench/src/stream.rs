@@ -7,6 +7,7 @@
 use std::io::Read;
 
 use ringwire_engine::{
+    pcapio::{pcap_format, MAX_SNAPLEN},
     probe::{LatencySnap, Probe, ProbeShared},
     sys,
 };
@@ -81,22 +82,18 @@ fn read_records(mut r: impl Read, mut each: impl FnMut(u64, &[u8])) -> Result<(u
         return Ok((records, false));
     }
     let magic = u32::from_le_bytes(hdr[0..4].try_into().expect("4 bytes"));
-    let (le, nano) = match magic {
-        0xa1b2_c3d4 => (true, false),
-        0xa1b2_3c4d => (true, true),
-        0xd4c3_b2a1 => (false, false),
-        0x4d3c_b2a1 => (false, true),
-        m => return Err(StreamError::Magic(m)),
+    let Some((nano, swapped)) = pcap_format(magic) else {
+        return Err(StreamError::Magic(magic));
     };
     let word = |b: &[u8]| {
         let a: [u8; 4] = b.try_into().expect("4 bytes");
-        if le {
-            u32::from_le_bytes(a)
-        } else {
+        if swapped {
             u32::from_be_bytes(a)
+        } else {
+            u32::from_le_bytes(a)
         }
     };
-    let mut data = vec![0u8; 262_144];
+    let mut data = vec![0u8; MAX_SNAPLEN as usize];
     let mut rec = [0u8; 16];
     loop {
         match fill(&mut r, &mut rec) {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::ring::RingGeometry;
+use crate::{pcapio::MAX_SNAPLEN, ring::RingGeometry};
 
 /// The whole configuration.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
@@ -430,9 +430,6 @@ pub struct ConsumerConfig {
     #[serde(default)]
     pub limit: Option<u64>,
 }
-
-/// The largest `snaplen` (as tcpdump's): no frame is longer.
-pub const MAX_SNAPLEN: u32 = 262_144;
 
 fn default_snaplen() -> u32 {
     MAX_SNAPLEN

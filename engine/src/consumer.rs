@@ -4,14 +4,13 @@
 //!
 //! ```text
 //! worker:   append record to its current chunk; at the end of each batch
-//!           full.push(chunk), free.pop() for the next   (no free chunk: count queue-dropped)
+//!           full.push(chunk), take a free chunk for the next   (none: count queue-dropped)
 //! consumer: full.pop() ─ write the chunk ─ free.push()
 //! ```
 //! The worker reuses the chunk freed last (see [`Producer`]), so while the
 //! consumer keeps up, the same few chunks circulate and stay in the cache;
 //! the rest of the pool is there for bursts.
-//! ```text
-//! ```
+//!
 //! A chunk holds records in pcap's own layout (16-byte record header, then
 //! the bytes), so the pcap writer writes a whole chunk with one `write`,
 //! and the queue is touched once per batch, not once per frame. Every chunk

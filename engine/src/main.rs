@@ -358,6 +358,17 @@ fn cmd_run(
     finish(&report, config.engine.stats_json.as_deref(), false)
 }
 
+/// The first `max` cores this process may use (under `taskset` they need
+/// not start at 0), or core 0 if none can be told.
+fn default_workers(max: usize) -> Vec<usize> {
+    let mut cores = sys::usable_cores();
+    cores.truncate(max);
+    if cores.is_empty() {
+        cores.push(0);
+    }
+    cores
+}
+
 fn capture_config(a: &CaptureArgs) -> Result<Config> {
     if a.interfaces.is_empty() == a.reads.is_empty() {
         bail!("give either -i IFACE (one or more) or -r FILE (one or more)");
@@ -365,16 +376,11 @@ fn capture_config(a: &CaptureArgs) -> Result<Config> {
     let expression = a.expression.join(" ");
     let filter = (!expression.trim().is_empty()).then_some(expression);
     let mut config = Config::default();
-    // Defaults are cores this process may use (under `taskset` they need not start at 0).
-    let usable = sys::usable_cores();
+    // One worker on an interface; replayed files spread over every usable core.
     config.engine.workers = if !a.workers.is_empty() {
         a.workers.clone()
-    } else if a.reads.is_empty() {
-        usable.first().map_or_else(|| vec![0], |&c| vec![c])
-    } else if usable.is_empty() {
-        vec![0]
     } else {
-        usable
+        default_workers(if a.reads.is_empty() { 1 } else { usize::MAX })
     };
     config.engine.fanout = a.fanout;
     config.engine.wait = a.wait;
@@ -456,11 +462,7 @@ fn cmd_demo(a: &DemoArgs) -> Result<ExitCode> {
         bail!("the demo creates network namespaces and needs root (try: sudo ringwire demo)");
     }
     let gen = sibling_binary("ringwire-gen")?;
-    let mut workers = sys::usable_cores();
-    workers.truncate(2);
-    if workers.is_empty() {
-        workers.push(0);
-    }
+    let workers = default_workers(2);
     let out_dir = match &a.out_dir {
         Some(d) => d.clone(),
         None => std::env::temp_dir().join(format!("ringwire-demo-{}", std::process::id())),

@@ -29,6 +29,19 @@ pub const RECORD_HEADER: usize = 16;
 /// Largest record libpcap reads (its `MAXIMUM_SNAPLEN`).
 pub const MAX_SNAPLEN: u32 = 262_144;
 
+/// A pcap file's format from the magic of its header, read little-endian:
+/// `(nanosecond timestamps, byte-swapped)`, or `None` if it is not pcap.
+#[must_use]
+pub fn pcap_format(magic: u32) -> Option<(bool, bool)> {
+    match magic {
+        MAGIC_US => Some((false, false)),
+        MAGIC_NS => Some((true, false)),
+        m if m.swap_bytes() == MAGIC_US => Some((false, true)),
+        m if m.swap_bytes() == MAGIC_NS => Some((true, true)),
+        _ => None,
+    }
+}
+
 /// pcap reading and writing errors.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -236,19 +249,16 @@ impl PcapReader {
             return Err(PcapIoError::Truncated { path: path.into(), record: 0, offset: map.len() as u64 });
         };
         let magic = u32::from_le_bytes(hdr[0..4].try_into().expect("4 bytes"));
-        let (nanos, swapped) = match magic {
-            MAGIC_US => (false, false),
-            MAGIC_NS => (true, false),
-            m if m.swap_bytes() == MAGIC_US => (false, true),
-            m if m.swap_bytes() == MAGIC_NS => (true, true),
-            MAGIC_PCAPNG => {
+        let (nanos, swapped) = match pcap_format(magic) {
+            Some(f) => f,
+            None if magic == MAGIC_PCAPNG => {
                 return Err(PcapIoError::NotPcap {
                     path: path.into(),
                     magic,
                     hint: "; it is pcapng: convert it with `editcap -F pcap`",
                 })
             }
-            _ => return Err(PcapIoError::NotPcap { path: path.into(), magic, hint: "" }),
+            None => return Err(PcapIoError::NotPcap { path: path.into(), magic, hint: "" }),
         };
         let word = u32::from_le_bytes(hdr[20..24].try_into().expect("4 bytes"));
         let linktype = if swapped { word.swap_bytes() } else { word } & 0x0fff_ffff;

@@ -194,7 +194,7 @@ struct FlowTrack {
 }
 
 /// One stream's own sequence counters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct StreamCounters {
     /// The generator's flow number.
     pub flow: u32,
@@ -210,7 +210,7 @@ pub struct StreamCounters {
 }
 
 /// Per-flow counters, summed over flows.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct SeqCounters {
     /// Frames with a stamp.
     pub stamped: u64,
@@ -233,7 +233,6 @@ pub struct SeqCounters {
     /// Streams that jumped ahead by 2^32 or more and were started over.
     pub restarts: u64,
     /// Streams that lost, repeated or reordered a frame.
-    #[serde(default)]
     pub irregular: u64,
 }
 
@@ -380,7 +379,8 @@ impl Probe {
     #[inline]
     pub fn record(&mut self, frame: &[u8], times: Option<(u64, u64)>) {
         // A short stamp's send time is widened against the consumer's time.
-        let Some(st) = find_stamp_near(frame, || times.map_or_else(crate::sys::monotonic_ns, |t| t.1)) else {
+        // A file's frames are not timed: no clock to read for them.
+        let Some(st) = find_stamp_near(frame, || times.map_or(0, |t| t.1)) else {
             self.data.seq.unstamped += 1;
             return;
         };
@@ -539,7 +539,7 @@ impl HistSnap {
 }
 
 /// A latency probe's figures in statistics.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct LatencySnap {
     /// Send → kernel receive timestamp.
     pub kernel: HistSnap,
@@ -549,7 +549,6 @@ pub struct LatencySnap {
     pub counters: SeqCounters,
     /// The irregular streams that lost most (at most [`SHOWN_STREAMS`]),
     /// with their own counters; `counters.irregular` says how many there are.
-    #[serde(default)]
     pub streams: Vec<StreamCounters>,
 }
 

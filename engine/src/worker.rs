@@ -159,6 +159,8 @@ impl Dispatch {
         let Self { consumers, subs, tx, cons, verdicts, stop, .. } = self;
         let verdicts = &mut verdicts[..pkts.len()];
         let forwarding = self.forwarding;
+        // A batch comes from one port: frames from a file are not timed.
+        let timed = pkts.first().is_some_and(|p| matches!(p.origin, Origin::Kernel { .. }));
         for &ci in &subs[port] {
             let Some(c) = consumers[ci].as_mut() else { continue };
             let n = &mut cons[ci];
@@ -173,8 +175,6 @@ impl Dispatch {
             // The probe's clocks, read once per batch: the time the batch
             // reached it, and CLOCK_REALTIME - CLOCK_MONOTONIC for turning
             // kernel timestamps into the generator's clock.
-            // A batch comes from one port: frames from a file are not timed.
-            let timed = pkts.first().is_some_and(|p| matches!(p.origin, Origin::Kernel { .. }));
             let clocks = (timed && matches!(c.delivery, Delivery::Latency(_))).then(|| {
                 let now = crate::sys::monotonic_ns();
                 (now, crate::sys::realtime_ns().wrapping_sub(now))

@@ -211,7 +211,7 @@ impl<'a> Parser<'a> {
                 let n = self.positive("frames per second", "rate 0: use `not ...` to drop everything")?;
                 self.buckets += 1;
                 let cost_ns = 1_000_000_000 / n;
-                Prim::Rate { cost_ns, cap_ns: (cost_ns * (n / 10).max(1)).max(cost_ns), idx: self.buckets - 1 }
+                Prim::Rate { cost_ns, cap_ns: cost_ns * (n / 10).max(1), idx: self.buckets - 1 }
             }
             other => return Err(format!("unknown filter `{other}`")),
         };

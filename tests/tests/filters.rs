@@ -7,13 +7,10 @@ use std::{path::Path, process::Command, time::Duration};
 use etherparse::{PacketBuilder, SlicedPacket, TransportSlice};
 use ringwire_tests::{assert_reconciles, bin, plugin, read_pcap, stats, Proc};
 
+/// `frames` 10 µs apart, through the shared pcap writer.
 fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
-    let f = std::fs::File::create(path).unwrap();
-    let mut w = pcap_file::pcap::PcapWriter::new(f).unwrap();
-    for (i, fr) in frames.iter().enumerate() {
-        let ts = Duration::from_micros(1_700_000_000_000_000 + i as u64 * 10);
-        w.write_packet(&pcap_file::pcap::PcapPacket::new(ts, fr.len() as u32, fr)).unwrap();
-    }
+    let at = |i: usize| Duration::from_micros(1_700_000_000_000_000 + i as u64 * 10);
+    ringwire_tests::write_pcap(path, frames.iter().enumerate().map(|(i, f)| (at(i), f.as_slice())));
 }
 
 fn dns_query(name: &str, vlan: Option<u16>) -> Vec<u8> {

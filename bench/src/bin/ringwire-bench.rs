@@ -449,7 +449,7 @@ fn count_records(path: &Path) -> Result<u64> {
 }
 
 /// Every receiver this bench knows.
-const TOOLS: [&str; 12] = [
+const TOOLS: [&str; 11] = [
     "none",
     "ringwire-count",
     "ringwire-pcap",
@@ -461,7 +461,6 @@ const TOOLS: [&str; 12] = [
     "tcpdump-stream",
     "netsniff-ng",
     "netsniff-ng-stream",
-    "trafgen",
 ];
 
 /// A TOML basic string.
@@ -1232,8 +1231,8 @@ fn check_args(a: &Args) -> Result<Vec<String>> {
     }
     let mut tools = Vec::new();
     for t in &a.tools {
-        if !TOOLS.contains(&t.as_str()) || t == "trafgen" {
-            bail!("unknown receiver `{t}` (one of: {})", TOOLS[..TOOLS.len() - 1].join(", "));
+        if !TOOLS.contains(&t.as_str()) {
+            bail!("unknown receiver `{t}` (one of: {})", TOOLS.join(", "));
         }
         let bin = match t.as_str() {
             "tcpdump" | "tcpdump-stream" => "tcpdump",

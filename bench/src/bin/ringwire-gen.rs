@@ -20,7 +20,7 @@ use clap::Parser;
 use ringwire_bench::frames::{self, Ip, MixSpec, Stamp, Template, L4, MIX_SIZES};
 use ringwire_engine::{
     pcapio::PcapWriter,
-    ring::{TxRing, TxRingOptions},
+    ring::{TxRing, TxRingOptions, SLOT_HEADROOM},
     sys,
 };
 
@@ -445,9 +445,10 @@ impl Job<'_> {
             iface,
             block_size: (self.ring_kib * 1024).min(1 << 20).next_power_of_two(),
             block_count: (self.ring_kib * 1024).div_ceil(1 << 20).max(1),
-            // Room for the slot header (32 bytes) and the vnet header (10).
-            frame_size: u32::try_from(2048.max(mix.sizes.iter().max().copied().unwrap_or(0) + 42).next_power_of_two())
-                .unwrap_or(16384),
+            frame_size: u32::try_from(
+                2048.max(mix.sizes.iter().max().copied().unwrap_or(0) + SLOT_HEADROOM).next_power_of_two(),
+            )
+            .unwrap_or(16384),
             pad_runts: !self.runts,
             sndbuf: 64 << 20,
             copy_max: self.copy_max,

@@ -16,7 +16,7 @@ mod rx;
 mod tx;
 
 pub use rx::{Block, BlockRing, Frame, FrameIter, FrameRing, KernelFilter, RingGeometry, RxRing, RxRingOptions};
-pub use tx::{TxRing, TxRingOptions, MIN_FRAME};
+pub use tx::{TxRing, TxRingOptions, MIN_FRAME, SLOT_HEADROOM};
 
 /// Ring errors.
 #[derive(Debug, thiserror::Error)]

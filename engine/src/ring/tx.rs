@@ -49,6 +49,11 @@ pub struct TxRingOptions<'a> {
 /// `struct virtio_net_hdr`: flags, gso_type, hdr_len, gso_size, csum_start, csum_offset.
 const VNET_HDR_LEN: usize = 10;
 
+/// Bytes of a slot before its frame when frames are copied (`copy_max` > 0):
+/// the slot header and the vnet header. A slot of `frame_size` bytes holds a
+/// frame of up to `frame_size - SLOT_HEADROOM`.
+pub const SLOT_HEADROOM: usize = TX_DATA_OFFSET + VNET_HDR_LEN;
+
 /// A TX ring on a packet socket bound to one interface.
 pub struct TxRing {
     base: NonNull<u8>,
@@ -151,8 +156,9 @@ impl TxRing {
             frames_per_block,
             block_size: opts.block_size as usize,
             frame_size: opts.frame_size as usize,
-            data_offset: TX_DATA_OFFSET + if vnet { VNET_HDR_LEN } else { 0 },
-            copy_max: opts.copy_max,
+            data_offset: if vnet { SLOT_HEADROOM } else { TX_DATA_OFFSET },
+            // `hdr_len` is 16 bits: no longer frame can be copied.
+            copy_max: opts.copy_max.min(usize::from(u16::MAX)),
             slots,
             next: 0,
             pending: 0,
@@ -227,11 +233,11 @@ impl TxRing {
         let mut tp_len = len;
         if self.copy_max > 0 {
             // No offloads; `hdr_len` bytes go into the socket buffer's head.
-            let hdr_len = u16::try_from(len).ok().filter(|_| len <= self.copy_max).unwrap_or(0);
+            let hdr_len = if len <= self.copy_max { len as u16 } else { 0 };
             let mut vnet = [0u8; VNET_HDR_LEN];
             vnet[2..4].copy_from_slice(&hdr_len.to_ne_bytes());
             // SAFETY: the header sits between the slot header and the frame,
-            // in the slot we own (`data_offset = TX_DATA_OFFSET + VNET_HDR_LEN`).
+            // in the slot we own (`data_offset = SLOT_HEADROOM`).
             unsafe { std::ptr::copy_nonoverlapping(vnet.as_ptr(), slot.add(TX_DATA_OFFSET), VNET_HDR_LEN) };
             tp_len += VNET_HDR_LEN;
         }
