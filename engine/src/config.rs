@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{pcapio::MAX_SNAPLEN, ring::RingGeometry};
+use crate::{
+    pcapio::MAX_SNAPLEN,
+    ring::{RingGeometry, RxHash},
+};
 
 /// The whole configuration.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
@@ -274,6 +277,9 @@ pub struct RingConfig {
     /// slot (a veth, bridge or tap), while a NIC reads them in place (0: lend
     /// every frame).
     pub tx_copy_max: u32,
+    /// When RX frames carry the kernel's flow hash: `auto` (when it is free:
+    /// the NIC hashes, or a hash fanout computed it), `on`, `off`.
+    pub rxhash: RxHash,
 }
 
 impl Default for RingConfig {
@@ -287,6 +293,7 @@ impl Default for RingConfig {
             tx_block_count: 64,
             tx_frame_size: 2048,
             tx_copy_max: 65535,
+            rxhash: RxHash::Auto,
         }
     }
 }
@@ -689,6 +696,9 @@ mod tests {
         assert_eq!(c, Config::default());
         assert_eq!(c.engine.workers, vec![0]);
         assert_eq!(c.ring.block_size, 1 << 20);
+        assert_eq!(c.ring.rxhash, RxHash::Auto);
+        let err = Config::parse("[ring]\nrxhash = \"sometimes\"\n").unwrap_err();
+        assert!(err.contains("sometimes") && err.contains("line 2"), "{err}");
     }
 
     #[test]
@@ -701,6 +711,7 @@ mod tests {
             wait = "busy-poll"
             [ring]
             block_count = 8
+            rxhash = "on"
             [[ports]]
             name = "in"
             uri = "afpacket:veth0"
@@ -714,6 +725,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.engine.fanout, FanoutMode::Lb);
+        assert_eq!(c.ring.rxhash, RxHash::On);
         assert_eq!(c.ports[0].kind().unwrap(), PortKind::AfPacket("veth0".into()));
         assert_eq!(c.consumers[0].kind, ConsumerKind::Pcap);
         assert!(c.ports[0].promisc);

@@ -880,6 +880,7 @@ pub(crate) fn open_port(
                         fanout_program: steer.map(ringwire_bpf::SymmetricSteer::fd),
                         fanout,
                         low_latency: p.low_latency,
+                        rxhash: config.ring.rxhash,
                     })
                     .map_err(port_err)?;
                     if fanout.is_some() && fanout_id.is_none() {

@@ -63,6 +63,8 @@ pub(crate) const TP_STATUS_SEND_REQUEST: u32 = 1;
 pub(crate) const TP_STATUS_WRONG_FORMAT: u32 = 4;
 pub(crate) const TP_FT_REQ_FILL_RXHASH: u32 = 1;
 
+/// `PACKET_FANOUT_HASH`: members chosen by the frame's flow hash.
+pub(crate) const PACKET_FANOUT_HASH: u32 = 0;
 pub(crate) const PACKET_FANOUT_FLAG_UNIQUEID: u32 = 0x2000;
 /// A fanout group's own `PACKET_IGNORE_OUTGOING` (the socket option does not
 /// apply to members of a group: the group's hook receives for them).
@@ -252,15 +254,50 @@ pub(crate) fn detach_filter(fd: &OwnedFd) -> SysResult<()> {
 /// The MTU of an interface, asked through a socket (so it is the socket's
 /// network namespace that answers, whatever /sys shows).
 pub(crate) fn if_mtu(fd: &OwnedFd, name: &str) -> SysResult<u32> {
+    let mut req = ifreq(name);
+    // SAFETY: SIOCGIFMTU reads ifr_name and writes ifr_ifru.ifru_mtu of a valid ifreq.
+    check("ioctl(SIOCGIFMTU)", unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFMTU, &mut req) })?;
+    // SAFETY: the kernel filled the mtu member of the union.
+    Ok(u32::try_from(unsafe { req.ifr_ifru.ifru_mtu }).unwrap_or(0))
+}
+
+/// An `ifreq` naming an interface (cut to `IFNAMSIZ - 1` bytes), the rest zero.
+fn ifreq(name: &str) -> libc::ifreq {
     // SAFETY: ifreq is plain old data; all-zero is valid.
     let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
     for (d, s) in req.ifr_name.iter_mut().zip(name.bytes().take(libc::IFNAMSIZ - 1)) {
         *d = s as libc::c_char;
     }
-    // SAFETY: SIOCGIFMTU reads ifr_name and writes ifr_ifru.ifru_mtu of a valid ifreq.
-    check("ioctl(SIOCGIFMTU)", unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFMTU, &mut req) })?;
-    // SAFETY: the kernel filled the mtu member of the union.
-    Ok(u32::try_from(unsafe { req.ifr_ifru.ifru_mtu }).unwrap_or(0))
+    req
+}
+
+/// `SIOCETHTOOL` (linux/sockios.h).
+const SIOCETHTOOL: libc::c_ulong = 0x8946;
+/// `ETHTOOL_GFLAGS`: read the device's legacy feature flags.
+const ETHTOOL_GFLAGS: u32 = 0x25;
+/// `ETH_FLAG_RXHASH`: the device gives each frame a receive hash (`NETIF_F_RXHASH`).
+const ETH_FLAG_RXHASH: u32 = 1 << 28;
+
+/// `struct ethtool_value`.
+#[repr(C)]
+struct EthtoolValue {
+    cmd: u32,
+    data: u32,
+}
+
+/// Whether the device hashes received frames itself (ethtool's
+/// `receive-hashing`), so the kernel has a frame's hash without computing it.
+/// Asked through a socket, so the socket's namespace answers. A device
+/// without ethtool support (or any error) counts as not hashing.
+pub(crate) fn if_rx_hashing(fd: &OwnedFd, name: &str) -> bool {
+    let mut value = EthtoolValue { cmd: ETHTOOL_GFLAGS, data: 0 };
+    let mut req = ifreq(name);
+    req.ifr_ifru.ifru_data = (&raw mut value).cast();
+    // SAFETY: SIOCETHTOOL reads ifr_name and the ethtool_value that ifru_data
+    // points to (alive and exclusively borrowed for the call), and writes its
+    // `data` for ETHTOOL_GFLAGS.
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), SIOCETHTOOL as _, &mut req) };
+    rc == 0 && value.data & ETH_FLAG_RXHASH != 0
 }
 
 /// Kick a TX ring: ask the kernel to send every frame marked for sending.

@@ -990,3 +990,75 @@ fn sighup_reports_each_bad_ebpf_filter_and_keeps_the_one_in_force() {
     assert!(before.iter().all(|r| proto(r) == Some(17)), "UDP only while keep_udp was in force");
     assert!(after.iter().all(|r| r.data[..6] == [2, 0, 0, 0, 0, 0x0b]), "then only frames to :0b");
 }
+
+/// A ring asks the kernel for each frame's flow hash only when it costs
+/// nothing (`rxhash = "auto"`): a veth does not hash, so a lone ring gets
+/// none, while a hash fanout member gets the hash the fanout computed anyway.
+/// `on` always has it, `off` never.
+#[test]
+fn rings_carry_the_flow_hash_when_asked_or_when_it_is_free() {
+    use ringwire_engine::{
+        lab::Lab,
+        ring::{RingGeometry, RxHash, RxRing, RxRingOptions},
+    };
+    if !privileged("rings_carry_the_flow_hash_when_asked_or_when_it_is_free") {
+        return;
+    }
+    let Pair { lab: _lab, ns_gen: ns_g, ns_eng: ns_e, if_gen: vg, if_eng: ve } = Pair::new();
+    let geometry = RingGeometry { block_size: 1 << 16, block_count: 4, frame_size: 2048, retire_timeout_ms: 5 };
+    // PACKET_FANOUT_HASH (mode 0) in a group of its own (PACKET_FANOUT_FLAG_UNIQUEID).
+    let hash_group = 0x2000 << 16;
+    let modes = [(RxHash::Off, None), (RxHash::Auto, None), (RxHash::On, None), (RxHash::Auto, Some(hash_group))];
+    let mut rings: Vec<RxRing> = Lab::within(&ns_e, || {
+        modes
+            .iter()
+            .map(|&(rxhash, fanout)| {
+                RxRing::open(&RxRingOptions {
+                    iface: &ve,
+                    geometry,
+                    promisc: false,
+                    filter: None,
+                    fanout_program: None,
+                    fanout,
+                    low_latency: false,
+                    rxhash,
+                })
+                .expect("open the ring")
+            })
+            .collect()
+    })
+    .expect("enter the engine's namespace");
+    let fills: Vec<bool> = rings.iter().map(RxRing::fills_rxhash).collect();
+    assert_eq!(fills, [false, false, true, true], "off, auto alone on a veth, on, auto in a hash group");
+
+    let rep = generate(
+        &ns_g,
+        &vg,
+        &["--count", "64", "--rate", "10000", "--flows", "16", "--vlan-every", "0", "--size", "128"],
+    );
+    assert_eq!(u(&rep["sent"]), 64);
+    let hashes: Vec<Vec<u32>> = rings
+        .iter_mut()
+        .map(|ring| {
+            let mut seen = Vec::new();
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while seen.len() < 64 && std::time::Instant::now() < deadline {
+                match ring.next_block() {
+                    Some(mut b) => {
+                        seen.extend(b.frames().filter(|f| read_stamp(f.data).is_some()).map(|f| f.rxhash));
+                    }
+                    None => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+            seen
+        })
+        .collect();
+    for (h, mode) in hashes.iter().zip(&modes) {
+        assert_eq!(h.len(), 64, "{mode:?}: every frame arrives");
+    }
+    assert!(hashes[0].iter().chain(&hashes[1]).all(|&h| h == 0), "no hash unless asked or free");
+    assert!(hashes[2].iter().all(|&h| h != 0), "on: every frame has its hash");
+    assert_eq!(hashes[3], hashes[2], "the fanout's hash is the same flow hash");
+    let distinct: std::collections::HashSet<u32> = hashes[2].iter().copied().collect();
+    assert!(distinct.len() > 1 && distinct.len() <= 16, "one hash per flow: {} distinct", distinct.len());
+}

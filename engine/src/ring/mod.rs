@@ -15,7 +15,9 @@
 mod rx;
 mod tx;
 
-pub use rx::{Block, BlockRing, Frame, FrameIter, FrameRing, KernelFilter, RingGeometry, RxRing, RxRingOptions};
+pub use rx::{
+    Block, BlockRing, Frame, FrameIter, FrameRing, KernelFilter, RingGeometry, RxHash, RxRing, RxRingOptions,
+};
 pub use tx::{TxRing, TxRingOptions, MIN_FRAME, SLOT_HEADROOM};
 
 /// Ring errors.
