@@ -542,7 +542,7 @@ impl Engine {
             _cpu_latency: cpu_latency,
         };
         for t in sink_tasks {
-            let (ci, h) = spawn_sink(t)?;
+            let (ci, h) = spawn_sink(t, config.engine.consumer_nice)?;
             engine.lock().consumers[ci].sink.as_mut().expect("queued consumers have a sink").thread = Some(h);
         }
         for (i, w) in workers.into_iter().enumerate() {
@@ -1085,12 +1085,26 @@ pub(crate) fn build_consumer(st: &State, c: &ConsumerConfig, nworkers: usize) ->
     })
 }
 
-/// Start a queued consumer's thread; returns its slot and handle.
-pub(crate) fn spawn_sink((index, t): (usize, SinkTask)) -> Result<(usize, SinkThread), EngineError> {
+/// Start a queued consumer's thread at nice value `nice` (0: as started);
+/// returns its slot and handle.
+pub(crate) fn spawn_sink((index, t): (usize, SinkTask), nice: i8) -> Result<(usize, SinkThread), EngineError> {
     let name = format!("rw-sink-{}", t.name);
     let h = std::thread::Builder::new()
         .name(name)
-        .spawn(move || run_sink(t))
+        .spawn(move || {
+            if nice != 0 {
+                if let Err(e) = sys::set_thread_nice(nice.into()) {
+                    tracing::warn!(
+                        consumer = t.name,
+                        nice,
+                        error = %e,
+                        "could not set the consumer thread's nice value (engine.consumer_nice; needs CAP_SYS_NICE \
+                         to raise it): under overload it may fall behind and drop frames at its queue"
+                    );
+                }
+            }
+            run_sink(t)
+        })
         .map_err(|e| setup(format!("spawn consumer thread: {e}")))?;
     Ok((index, h))
 }

@@ -348,6 +348,24 @@ pub(crate) fn eventfd_clear(fd: RawFd) {
     let _ = unsafe { libc::read(fd, std::ptr::from_mut(&mut v).cast(), 8) };
 }
 
+/// Set the calling thread's nice value (on Linux a thread has its own).
+///
+/// # Errors
+/// The OS error: `EPERM` for a value below the current one without
+/// `CAP_SYS_NICE` (or `RLIMIT_NICE`).
+pub fn set_thread_nice(nice: i32) -> io::Result<()> {
+    // SAFETY: gettid has no preconditions.
+    let tid = unsafe { libc::gettid() };
+    // SAFETY: PRIO_PROCESS with a thread id changes that thread's nice value
+    // only; no memory is passed.
+    let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, tid.unsigned_abs(), nice) };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
 /// CLOCK_MONOTONIC in nanoseconds.
 #[must_use]
 pub fn monotonic_ns() -> u64 {

@@ -377,6 +377,22 @@ pub fn assert_reconciles(stats: &serde_json::Value) {
     }
 }
 
+/// The nice value of process `pid`'s thread named `name` (`None`: no such
+/// thread). The name is the kernel's, cut to 15 bytes.
+#[must_use]
+pub fn thread_nice(pid: u32, name: &str) -> Option<i32> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    tasks.flatten().find_map(|t| {
+        let comm = std::fs::read_to_string(t.path().join("comm")).ok()?;
+        if comm.trim_end() != name {
+            return None;
+        }
+        let stat = std::fs::read_to_string(t.path().join("stat")).ok()?;
+        // After "pid (comm) ": state is field 3, nice field 19.
+        stat.rsplit_once(") ")?.1.split_whitespace().nth(16)?.parse().ok()
+    })
+}
+
 /// Two namespaces joined by a veth pair: a generator side and an engine side.
 /// Dropping it (the `lab` field) removes both.
 pub struct Pair {

@@ -6,7 +6,8 @@ use std::{collections::HashMap, path::Path, time::Duration};
 
 use ringwire_bench::frames::read_stamp;
 use ringwire_tests::{
-    assert_reconciles, cores, generate, privileged, read_pcap, start_engine, stats, stop_engine, tcpdump_count, Pair,
+    assert_reconciles, cores, generate, privileged, read_pcap, start_engine, stats, stop_engine, tcpdump_count,
+    thread_nice, Pair,
 };
 
 fn write_config(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
@@ -58,6 +59,7 @@ fn frames_arrive_byte_identical_with_vlan_tags() {
     );
     assert_eq!(u(&rep["sent"]), 3000);
     std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(thread_nice(engine.pid(), "rw-sink-cap"), Some(-5), "the writer runs at engine.consumer_nice's default");
     let _ = stop_engine(engine);
 
     let sent = read_pcap(&sent_file);
@@ -228,7 +230,7 @@ fn sigterm_under_load_leaves_a_valid_pcap_of_the_delivered_frames() {
         dir.path(),
         "sigterm",
         &format!(
-            "[engine]\nworkers = {workers}\nstats_json = \"{}\"\n[[ports]]\nuri = \"afpacket:{ve}\"\n\
+            "[engine]\nworkers = {workers}\nstats_json = \"{}\"\nconsumer_nice = 3\n[[ports]]\nuri = \"afpacket:{ve}\"\n\
              [[consumers]]\nname = \"cap\"\nkind = \"pcap\"\npath = \"{}\"\nfilter = \"udp or (vlan and udp)\"\n\
              [[consumers]]\nname = \"all\"\nkind = \"counter\"\n",
             st.display(),
@@ -238,6 +240,7 @@ fn sigterm_under_load_leaves_a_valid_pcap_of_the_delivered_frames() {
     let engine = start_engine(&ns_e, &cfg, dir.path());
     let gen = ringwire_tests::spawn_generator(&ns_g, &vg, &["--duration", "4", "--rate", "150000"]);
     std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(thread_nice(engine.pid(), "rw-sink-cap"), Some(3), "engine.consumer_nice");
     let _ = stop_engine(engine); // mid-traffic
     drop(gen);
 
