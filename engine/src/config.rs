@@ -198,8 +198,9 @@ pub struct EngineConfig {
     /// livelock). At -5 it weighs three times a nice-0 thread, so under
     /// overload the receive path falls behind instead, where a drop costs
     /// least (a NIC counts them: `ip -s link`), and what ringwire accepted is
-    /// written. Lowering it needs `CAP_SYS_NICE` (root has it); without, a
-    /// warning and the thread runs at 0. Default: -5.
+    /// written. Going below the current value needs `CAP_SYS_NICE` (root has
+    /// it); without, a warning and the thread keeps the value it started
+    /// with. Default: -5.
     pub consumer_nice: i8,
 }
 
@@ -290,7 +291,7 @@ pub struct RingConfig {
     /// every frame).
     pub tx_copy_max: u32,
     /// When RX frames carry the kernel's flow hash: `auto` (when it is free:
-    /// the NIC hashes, or a hash fanout computed it), `on`, `off`.
+    /// the NIC hashes), `on`, `off`.
     pub rxhash: RxHash,
 }
 

@@ -1098,8 +1098,9 @@ pub(crate) fn spawn_sink((index, t): (usize, SinkTask), nice: i8) -> Result<(usi
                         consumer = t.name,
                         nice,
                         error = %e,
-                        "could not set the consumer thread's nice value (engine.consumer_nice; needs CAP_SYS_NICE \
-                         to raise it): under overload it may fall behind and drop frames at its queue"
+                        "could not set the consumer thread's nice value (engine.consumer_nice; going below the \
+                         current value needs CAP_SYS_NICE): under overload it may fall behind and drop frames \
+                         at its queue"
                     );
                 }
             }

@@ -63,8 +63,6 @@ pub(crate) const TP_STATUS_SEND_REQUEST: u32 = 1;
 pub(crate) const TP_STATUS_WRONG_FORMAT: u32 = 4;
 pub(crate) const TP_FT_REQ_FILL_RXHASH: u32 = 1;
 
-/// `PACKET_FANOUT_HASH`: members chosen by the frame's flow hash.
-pub(crate) const PACKET_FANOUT_HASH: u32 = 0;
 pub(crate) const PACKET_FANOUT_FLAG_UNIQUEID: u32 = 0x2000;
 /// A fanout group's own `PACKET_IGNORE_OUTGOING` (the socket option does not
 /// apply to members of a group: the group's hook receives for them).
@@ -351,8 +349,8 @@ pub(crate) fn eventfd_clear(fd: RawFd) {
 /// Set the calling thread's nice value (on Linux a thread has its own).
 ///
 /// # Errors
-/// The OS error: `EPERM` for a value below the current one without
-/// `CAP_SYS_NICE` (or `RLIMIT_NICE`).
+/// The OS error: `EACCES` for a value below the current one without
+/// `CAP_SYS_NICE` (or a high enough `RLIMIT_NICE`).
 pub fn set_thread_nice(nice: i32) -> io::Result<()> {
     // SAFETY: gettid has no preconditions.
     let tid = unsafe { libc::gettid() };

@@ -393,6 +393,21 @@ pub fn thread_nice(pid: u32, name: &str) -> Option<i32> {
     })
 }
 
+/// The nice value of `pid`'s thread `name` once it is `want`, or whatever it
+/// is (or `i32::MIN` if the thread never appears) after two seconds: the
+/// thread names and prioritises itself after it starts.
+#[must_use]
+pub fn wait_thread_nice(pid: u32, name: &str, want: i32) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let now = thread_nice(pid, name);
+        if now == Some(want) || Instant::now() > deadline {
+            return now.unwrap_or(i32::MIN);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// Two namespaces joined by a veth pair: a generator side and an engine side.
 /// Dropping it (the `lab` field) removes both.
 pub struct Pair {

@@ -10,7 +10,8 @@ use std::{
 };
 
 use ringwire_tests::{
-    assert_reconciles, bin, control_socket, generate, privileged, read_pcap, start_engine, stats, thread_nice, Pair,
+    assert_reconciles, bin, control_socket, generate, privileged, read_pcap, start_engine, stats, wait_thread_nice,
+    Pair,
 };
 
 fn ringctl(sock: &Path, args: &[&str]) -> Output {
@@ -280,7 +281,7 @@ fn ringctl_reconfigures_a_running_engine_under_traffic() {
         "--filter",
         "udp",
     ]);
-    assert_eq!(thread_nice(engine.pid(), "rw-sink-tap"), Some(-5), "a consumer added at run time: consumer_nice");
+    assert_eq!(wait_thread_nice(engine.pid(), "rw-sink-tap", -5), -5, "a consumer added at run time: consumer_nice");
     ok(&["filters", "load", "f", "udp"]);
     refused(&["filters", "load", "f", "tcp"], "conflict");
     refused(&["filters", "load", "g", "frobnicate the"], "invalid");

@@ -96,15 +96,15 @@ impl KernelFilter<'_> {
 /// When the kernel writes each frame's flow hash into the ring
 /// (`TP_FT_REQ_FILL_RXHASH`).
 ///
-/// The hash is free when the device computes it (a NIC with receive hashing)
-/// or when a hash fanout group has already computed it to pick the member.
-/// Otherwise the kernel dissects every frame's headers to compute it: on a
-/// veth that is a tenth of the receiving core at 1.3 Mpps of 64-byte frames.
+/// The hash is free when the device computes it (a NIC with receive
+/// hashing). Otherwise the kernel dissects every frame's headers to compute
+/// it: on a veth that is a tenth of the receiving core at 1.3 Mpps of 64-byte
+/// frames. A hash fanout group does not make it free: it picks the member
+/// with a symmetric hash that it does not keep.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RxHash {
-    /// Only when it is free: the device hashes, or the ring is a member of a
-    /// `PACKET_FANOUT_HASH` group.
+    /// Only when it is free: the device hashes received frames.
     #[default]
     Auto,
     /// Always, computed by the kernel if the device gives none.
@@ -185,12 +185,11 @@ impl RxRing {
         sys::setsockopt(&fd, sys::SOL_PACKET, sys::PACKET_IGNORE_OUTGOING, &one, "setsockopt(PACKET_IGNORE_OUTGOING)")
             .map_err(sys_err)?;
 
-        let hash_fanout = opts.fanout.is_some_and(|arg| (arg >> 16) & 0xff == sys::PACKET_FANOUT_HASH);
         let rxhash = !opts.low_latency
             && match opts.rxhash {
                 RxHash::On => true,
                 RxHash::Off => false,
-                RxHash::Auto => hash_fanout || sys::if_rx_hashing(&fd, iface),
+                RxHash::Auto => sys::if_rx_hashing(&fd, iface),
             };
         let mut geometry = opts.geometry;
         loop {
