@@ -410,6 +410,8 @@ pub struct SinkTask {
     pub limit: Option<u64>,
     /// Raised when the limit is reached or the output is gone (stdout closed).
     pub limit_hit: Arc<AtomicBool>,
+    /// The thread's nice value (`engine.consumer_nice`; 0: as started).
+    pub nice: i8,
 }
 
 /// A sink's output and what it has counted.

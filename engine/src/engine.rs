@@ -542,7 +542,7 @@ impl Engine {
             _cpu_latency: cpu_latency,
         };
         for t in sink_tasks {
-            let (ci, h) = spawn_sink(t, config.engine.consumer_nice)?;
+            let (ci, h) = spawn_sink(t)?;
             engine.lock().consumers[ci].sink.as_mut().expect("queued consumers have a sink").thread = Some(h);
         }
         for (i, w) in workers.into_iter().enumerate() {
@@ -1038,6 +1038,7 @@ pub(crate) fn build_consumer(st: &State, c: &ConsumerConfig, nworkers: usize) ->
                 waker,
                 limit: c.limit,
                 limit_hit: handle.limit_hit.clone(),
+                nice: st.base.engine.consumer_nice,
             },
         ));
         sink_handle = Some(handle);
@@ -1085,18 +1086,17 @@ pub(crate) fn build_consumer(st: &State, c: &ConsumerConfig, nworkers: usize) ->
     })
 }
 
-/// Start a queued consumer's thread at nice value `nice` (0: as started);
-/// returns its slot and handle.
-pub(crate) fn spawn_sink((index, t): (usize, SinkTask), nice: i8) -> Result<(usize, SinkThread), EngineError> {
+/// Start a queued consumer's thread; returns its slot and handle.
+pub(crate) fn spawn_sink((index, t): (usize, SinkTask)) -> Result<(usize, SinkThread), EngineError> {
     let name = format!("rw-sink-{}", t.name);
     let h = std::thread::Builder::new()
         .name(name)
         .spawn(move || {
-            if nice != 0 {
-                if let Err(e) = sys::set_thread_nice(nice.into()) {
+            if t.nice != 0 {
+                if let Err(e) = sys::set_thread_nice(t.nice.into()) {
                     tracing::warn!(
                         consumer = t.name,
-                        nice,
+                        nice = t.nice,
                         error = %e,
                         "could not set the consumer thread's nice value (engine.consumer_nice; going below the \
                          current value needs CAP_SYS_NICE): under overload it may fall behind and drop frames \

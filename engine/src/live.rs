@@ -469,7 +469,7 @@ impl Engine {
         }
         let mut slot = built.slot;
         if let Some(task) = built.task {
-            let (_, h) = spawn_sink(task, st.base.engine.consumer_nice)?;
+            let (_, h) = spawn_sink(task)?;
             slot.sink.as_mut().expect("queued consumers have a sink").thread = Some(h);
         }
         // Recorded once sent, as ports are; a full queue sends nothing, and the thread ends now.

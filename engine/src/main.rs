@@ -147,26 +147,27 @@ fn main() -> ExitCode {
 }
 
 /// Signals that end a run cleanly, and SIGHUP setting `hup` when given.
-/// Each also wakes the calling thread, the one that will [`supervise`]: one
-/// thread waits for them all and unparks it. The flags are registered
-/// first, and signal-hook runs a signal's actions in the order they were
-/// registered, so a flag is set before the supervisor is woken.
+/// One thread waits for them (their handlers are installed before this
+/// returns), sets the signal's flag and wakes the calling thread, the one
+/// that will [`supervise`].
 fn stop_flag(hup: Option<&Arc<AtomicBool>>) -> Result<Arc<AtomicBool>> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let flag = Arc::new(AtomicBool::new(false));
-    let mut sigs = vec![signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM];
-    for &sig in &sigs {
-        signal_hook::flag::register(sig, flag.clone()).context("installing signal handlers")?;
-    }
-    if let Some(hup) = hup {
-        signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone()).context("installing signal handlers")?;
-        sigs.push(signal_hook::consts::SIGHUP);
+    let mut sigs = vec![SIGINT, SIGTERM];
+    if hup.is_some() {
+        sigs.push(SIGHUP);
     }
     let mut signals = signal_hook::iterator::Signals::new(&sigs).context("installing signal handlers")?;
     let supervisor = std::thread::current();
+    let (stop, hup) = (flag.clone(), hup.cloned());
     std::thread::Builder::new()
         .name("rw-signals".into())
         .spawn(move || {
-            for _ in signals.forever() {
+            for sig in signals.forever() {
+                match (&hup, sig) {
+                    (Some(hup), SIGHUP) => hup.store(true, std::sync::atomic::Ordering::SeqCst),
+                    _ => stop.store(true, std::sync::atomic::Ordering::SeqCst),
+                }
                 supervisor.unpark();
             }
         })

@@ -260,7 +260,7 @@ pub struct ProbeData {
     pub consumer: Histogram<u64>,
     /// Sequence counters.
     pub seq: SeqCounters,
-    /// Irregular streams' own counters (filled when published).
+    /// Irregular streams' own counters (filled in the shared slots when published).
     pub streams: Vec<StreamCounters>,
 }
 
@@ -286,9 +286,6 @@ impl ProbeData {
         let _ = self.kernel.add(&o.kernel);
         let _ = self.consumer.add(&o.consumer);
         self.seq = o.seq;
-        // Both hold at most LISTED_STREAMS: no reallocation.
-        self.streams.clear();
-        self.streams.extend_from_slice(&o.streams);
     }
 }
 
@@ -314,18 +311,19 @@ impl ProbeShared {
             let _ = all.kernel.add(&d.kernel);
             let _ = all.consumer.add(&d.consumer);
             all.seq.add(&d.seq);
-            // A stream split over workers (lb fanout) is summed.
-            for s in &d.streams {
-                match all.streams.iter_mut().find(|a| (a.flow, a.reverse) == (s.flow, s.reverse)) {
-                    Some(a) => {
-                        a.lost += s.lost;
-                        a.duplicates += s.duplicates;
-                        a.reordered += s.reordered;
-                    }
-                    None => all.streams.push(*s),
-                }
-            }
+            all.streams.extend_from_slice(&d.streams);
         }
+        // A stream split over workers (lb fanout) is summed.
+        all.streams.sort_unstable_by_key(|s| (s.flow, s.reverse));
+        all.streams.dedup_by(|later, kept| {
+            let same = (later.flow, later.reverse) == (kept.flow, kept.reverse);
+            if same {
+                kept.lost += later.lost;
+                kept.duplicates += later.duplicates;
+                kept.reordered += later.reordered;
+            }
+            same
+        });
         all
     }
 
@@ -397,8 +395,7 @@ impl Probe {
             lat(&mut d.kernel, kernel_ns);
             lat(&mut d.consumer, now_ns);
         }
-        // Stream id: index * 2 + direction, so both directions of a flow are tracked.
-        let idx = ((st.flow & 0x7fff_ffff) as usize) << 1 | (st.flow >> 31) as usize;
+        let idx = stream_index(st.flow);
         match self.flows.get_mut(idx) {
             Some(f) => {
                 if track(f, st.seq, &mut d.seq) && !f.listed {
@@ -429,20 +426,33 @@ impl Probe {
             }
             Err(std::sync::TryLockError::WouldBlock) => return,
         };
-        self.data.streams.clear();
-        for &i in &self.listed {
+        guard.copy_from(&self.data);
+        // Both hold at most LISTED_STREAMS: no reallocation.
+        guard.streams.clear();
+        guard.streams.extend(self.listed.iter().map(|&i| {
             let f = &self.flows[i as usize];
-            self.data.streams.push(StreamCounters {
-                flow: i >> 1,
-                reverse: i & 1 == 1,
+            let (flow, reverse) = stream_of(i as usize);
+            StreamCounters {
+                flow,
+                reverse,
                 lost: f.lost,
                 duplicates: u64::from(f.duplicates),
                 reordered: u64::from(f.reordered),
-            });
-        }
-        guard.copy_from(&self.data);
+            }
+        }));
         self.published = frames;
     }
+}
+
+/// A stream's index in a probe's table: the flow number * 2 + its
+/// direction bit (bit 31), so both directions of a flow are tracked.
+fn stream_index(flow: u32) -> usize {
+    ((flow & 0x7fff_ffff) as usize) << 1 | (flow >> 31) as usize
+}
+
+/// The (flow number, reverse direction) of a [`stream_index`].
+fn stream_of(index: usize) -> (u32, bool) {
+    ((index >> 1) as u32, index & 1 == 1)
 }
 
 /// Account sequence number `seq` of a stream; `true` if the frame was

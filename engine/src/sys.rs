@@ -357,11 +357,7 @@ pub fn set_thread_nice(nice: i32) -> io::Result<()> {
     // SAFETY: PRIO_PROCESS with a thread id changes that thread's nice value
     // only; no memory is passed.
     let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, tid.unsigned_abs(), nice) };
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    check("setpriority", rc).map(drop).map_err(|e| e.io_error)
 }
 
 /// CLOCK_MONOTONIC in nanoseconds.
