@@ -1,5 +1,5 @@
 //! Latency of a peer capture tool, measured by reading its pcap output as it
-//! arrives (`tcpdump -U -w -`): each record's stamp is timed against
+//! arrives (`tcpdump -U -w -`, `netsniff-ng --out -`): each record's stamp is timed against
 //! CLOCK_MONOTONIC when the record is read (send → the tool's output) and
 //! against the record's own timestamp (send → the kernel's receive time),
 //! so the tool's buffering shows as it would to a program downstream.
@@ -7,7 +7,7 @@
 use std::io::Read;
 
 use ringwire_engine::{
-    pcapio::{pcap_format, MAX_SNAPLEN},
+    pcapio::{pcap_format, record_words, MAX_SNAPLEN},
     probe::{LatencySnap, Probe, ProbeShared},
     sys,
 };
@@ -63,10 +63,11 @@ fn fill(r: &mut impl Read, buf: &mut [u8]) -> Result<bool, std::io::Error> {
 pub fn measure(r: impl Read) -> Result<StreamLatency, StreamError> {
     let shared = ProbeShared::new(1);
     let mut probe = Probe::new(shared.clone(), 0);
+    // Record timestamps are wall-clock time, stamps monotonic: the offset
+    // between the clocks, read once for the stream.
+    let offset = sys::realtime_ns().wrapping_sub(sys::monotonic_ns());
     let (records, truncated) = read_records(r, |ts, data| {
-        let now = sys::monotonic_ns();
-        let offset = sys::realtime_ns().wrapping_sub(now);
-        probe.record(data, Some((ts.wrapping_sub(offset), now)));
+        probe.record(data, Some((ts.wrapping_sub(offset), sys::monotonic_ns())));
     })?;
     probe.publish(true);
     Ok(StreamLatency { records, latency: shared.snapshot(), truncated })
@@ -85,14 +86,6 @@ fn read_records(mut r: impl Read, mut each: impl FnMut(u64, &[u8])) -> Result<(u
     let Some((nano, swapped)) = pcap_format(magic) else {
         return Err(StreamError::Magic(magic));
     };
-    let word = |b: &[u8]| {
-        let a: [u8; 4] = b.try_into().expect("4 bytes");
-        if swapped {
-            u32::from_be_bytes(a)
-        } else {
-            u32::from_le_bytes(a)
-        }
-    };
     let mut data = vec![0u8; MAX_SNAPLEN as usize];
     let mut rec = [0u8; 16];
     loop {
@@ -102,7 +95,7 @@ fn read_records(mut r: impl Read, mut each: impl FnMut(u64, &[u8])) -> Result<(u
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok((records, true)),
             Err(e) => return Err(e.into()),
         }
-        let (sec, frac, incl) = (word(&rec[0..4]), word(&rec[4..8]), word(&rec[8..12]));
+        let [sec, frac, incl, _] = record_words(&rec, swapped);
         let n = incl as usize;
         if n > data.len() {
             return Err(StreamError::Record(incl));

@@ -42,6 +42,20 @@ pub fn pcap_format(magic: u32) -> Option<(bool, bool)> {
     }
 }
 
+/// A record header's four words (seconds, sub-second part, captured length,
+/// original length) in a file of byte order `swapped` ([`pcap_format`]).
+#[must_use]
+pub fn record_words(h: &[u8; 16], swapped: bool) -> [u32; 4] {
+    std::array::from_fn(|i| {
+        let v = u32::from_le_bytes(h[4 * i..4 * i + 4].try_into().expect("4 bytes"));
+        if swapped {
+            v.swap_bytes()
+        } else {
+            v
+        }
+    })
+}
+
 /// pcap reading and writing errors.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -280,22 +294,14 @@ impl PcapReader {
             return Ok(None);
         }
         self.record += 1;
-        let Some(h) = self.map.get(at..at + 16) else {
+        let Some(h) = self.map.get(at..at + 16).and_then(|h| <&[u8; 16]>::try_from(h).ok()) else {
             return Err(PcapIoError::Truncated {
                 path: self.path.clone(),
                 record: self.record,
                 offset: self.map.len() as u64,
             });
         };
-        let w = |i: usize| {
-            let v = u32::from_le_bytes(h[i..i + 4].try_into().expect("4 bytes"));
-            if self.swapped {
-                v.swap_bytes()
-            } else {
-                v
-            }
-        };
-        let (sec, frac, incl, orig) = (w(0), w(4), w(8), w(12));
+        let [sec, frac, incl, orig] = record_words(h, self.swapped);
         let corrupt = |reason: String| PcapIoError::Corrupt {
             path: self.path.clone(),
             record: self.record,

@@ -350,8 +350,17 @@ pub fn tcpdump_count(path: &Path) -> usize {
 /// If the file is missing or not JSON.
 #[must_use]
 pub fn stats(path: &Path) -> serde_json::Value {
+    read_json(path)
+}
+
+/// A JSON file (a bench report, a generator's report), parsed.
+///
+/// # Panics
+/// If the file is missing or not JSON.
+#[must_use]
+pub fn read_json(path: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).expect("stats json")
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// Check the accounting identities in a stats JSON for every consumer.
@@ -380,7 +389,7 @@ pub fn assert_reconciles(stats: &serde_json::Value) {
 /// The nice value of process `pid`'s thread named `name` (`None`: no such
 /// thread). The name is the kernel's, cut to 15 bytes.
 #[must_use]
-pub fn thread_nice(pid: u32, name: &str) -> Option<i32> {
+fn thread_nice(pid: u32, name: &str) -> Option<i32> {
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
     tasks.flatten().find_map(|t| {
         let comm = std::fs::read_to_string(t.path().join("comm")).ok()?;

@@ -3,7 +3,7 @@
 
 use std::{os::unix::fs::PermissionsExt as _, path::Path, process::Command};
 
-use ringwire_tests::{bin, privileged};
+use ringwire_tests::{bin, privileged, read_json};
 
 fn bench(args: &[&str], path_prefix: Option<&Path>) -> std::process::Output {
     let mut c = Command::new(bin("ringwire-bench"));
@@ -81,7 +81,7 @@ fn a_latency_run_beside_tcpdump_reports_tables_json_and_a_plot_and_leaves_no_lab
     assert!(namespaces("rwb").is_empty(), "the lab is removed: {:?}", namespaces("rwb"));
     assert!(stdout.contains("One-way latency"), "{stdout}");
 
-    let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let doc = read_json(&json);
     assert_eq!(doc["partial"], false);
     assert!(doc["machine"]["cores"].as_u64().unwrap() >= 2, "{}", doc["machine"]);
     let med = doc["medians"].as_array().unwrap();
@@ -162,7 +162,7 @@ fn drops_are_split_between_the_kernel_socket_and_the_engine() {
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}\n{stdout}", String::from_utf8_lossy(&out.stderr));
-    let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let doc = read_json(&json);
     let run = &doc["runs"][0];
     let (engine, all) = (u(&run["engine_drops"]), u(&run["tool_drops"]));
     assert!(engine > 0 && engine <= all, "the writer's queue overflowed: {run}");
@@ -219,7 +219,7 @@ fn a_peer_that_crashes_mid_run_gives_a_partial_report() {
     assert_eq!(out.status.code(), Some(2), "{stderr}\n{stdout}");
     assert!(stdout.contains("PARTIAL"), "{stdout}");
     assert!(stderr.contains("tcpdump: FAILED") && stderr.contains("died during the run"), "{stderr}");
-    let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let doc = read_json(&json);
     assert_eq!(doc["partial"], true);
     let failed: Vec<_> = doc["runs"].as_array().unwrap().iter().filter(|r| !r["error"].is_null()).collect();
     assert_eq!(failed.len(), 1, "{failed:?}");

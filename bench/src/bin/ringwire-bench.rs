@@ -32,9 +32,11 @@ use ringwire_bench::{
     stream::{self, StreamError, StreamLatency},
 };
 use ringwire_engine::{
+    config::MAX_CPU_LATENCY_US,
     lab::{self, Lab},
     pcapio::{PcapIoError, PcapReader},
     probe::HistSnap,
+    sys,
 };
 
 /// Measure capture throughput of ringwire, tcpdump and netsniff-ng side by side.
@@ -126,7 +128,7 @@ struct Args {
     /// (/dev/cpu_dma_latency) during the whole run, for every receiver and
     /// the generator alike: compares peers under the condition ringwire's
     /// low-latency mode sets for itself.
-    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=i64::from(ringwire_engine::config::MAX_CPU_LATENCY_US)))]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_CPU_LATENCY_US)))]
     cpu_latency_us: Option<u32>,
     /// ringwire: RX block size in KiB (default: the engine's default).
     #[arg(long)]
@@ -154,8 +156,8 @@ fn parse_cpu_latency(s: &str) -> Result<CpuLatency, String> {
         return Ok(CpuLatency(None));
     }
     match s.parse::<u32>() {
-        Ok(us) if us <= ringwire_engine::config::MAX_CPU_LATENCY_US => Ok(CpuLatency(Some(us))),
-        _ => Err(format!("`{s}`: microseconds (0..={}) or `off`", ringwire_engine::config::MAX_CPU_LATENCY_US)),
+        Ok(us) if us <= MAX_CPU_LATENCY_US => Ok(CpuLatency(Some(us))),
+        _ => Err(format!("`{s}`: microseconds (0..={}) or `off`", MAX_CPU_LATENCY_US)),
     }
 }
 
@@ -289,13 +291,13 @@ impl NapiThread {
         let (Some(rt_priority), Some(policy)) = (field(40), field(41)) else {
             bail!("unexpected /proc/{pid}/stat: {stat}");
         };
-        let policy = match policy {
-            0 => "SCHED_OTHER",
-            1 => "SCHED_FIFO",
-            2 => "SCHED_RR",
-            3 => "SCHED_BATCH",
-            5 => "SCHED_IDLE",
-            6 => "SCHED_DEADLINE",
+        let policy = match policy as libc::c_int {
+            libc::SCHED_OTHER => "SCHED_OTHER",
+            libc::SCHED_FIFO => "SCHED_FIFO",
+            libc::SCHED_RR => "SCHED_RR",
+            libc::SCHED_BATCH => "SCHED_BATCH",
+            libc::SCHED_IDLE => "SCHED_IDLE",
+            6 => "SCHED_DEADLINE", // not in libc
             _ => "unknown",
         };
         Ok(Self { name: name.to_owned(), cpus, policy, rt_priority })
@@ -398,10 +400,8 @@ struct Receiver {
     stats_json: Option<PathBuf>,
     /// The pcap file it writes, if it writes one.
     file: Option<PathBuf>,
-    /// tcpdump-stream: the thread reading and timing its output.
+    /// The `-stream` peers: the thread reading and timing their output.
     stream: Option<std::thread::JoinHandle<Result<StreamLatency, StreamError>>>,
-    /// MiB of packet rings it mapped, read once it was ready.
-    ring_mib: f64,
 }
 
 /// MiB of packet rings process `pid` has mapped: its `socket:[...]`
@@ -588,7 +588,7 @@ fn start_receiver(tool: &str, l: &Lab2, a: &Args, size: usize) -> Result<Receive
             }
         });
     }
-    let mut r = Receiver { child: Some(child), stderr_lines: rx, stats_json, file: None, stream, ring_mib: 0.0 };
+    let mut r = Receiver { child: Some(child), stderr_lines: rx, stats_json, file: None, stream };
     // Ready: ringwire's ready file; the peers' "listening" banner; five seconds at most.
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
@@ -615,8 +615,6 @@ fn start_receiver(tool: &str, l: &Lab2, a: &Args, size: usize) -> Result<Receive
         }
     }
     std::thread::sleep(Duration::from_millis(300));
-    // `ip netns exec` and `taskset` exec the tool: the child is the tool.
-    r.ring_mib = mapped_ring_mib(r.child.as_ref().expect("running").id());
     r.file = (tool == "ringwire-pcap" || tool == "tcpdump" || tool == "netsniff-ng").then_some(file);
     Ok(r)
 }
@@ -678,13 +676,15 @@ fn measure(tool: &str, l: &Lab2, a: &Args, size: usize, rate: (u64, &str), round
     };
     let (mut user, mut sys) = (0, 0);
     if let Some(r) = rcv.as_mut() {
-        run.ring_mib = r.ring_mib;
         // The child stays in `r` (killed by its Drop on any error) until it has been reaped.
         let child = r.child.as_mut().expect("running");
         if let Some(st) = child.try_wait()? {
             r.child = None;
             bail!("{tool} died during the run ({st}): {}", all_lines(&r.stderr_lines).join(" | "));
         }
+        // `ip netns exec` and `taskset` exec the tool: the child is the tool,
+        // and its rings are still mapped until it is stopped below.
+        run.ring_mib = mapped_ring_mib(child.id());
         // SAFETY: signalling our own child.
         unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
         let waited = wait_rusage(child);
@@ -903,7 +903,7 @@ fn machine() -> serde_json::Value {
         .unwrap_or_default();
     let kernel = lab::run(&["uname", "-r"]).map(|s| s.trim().to_owned()).unwrap_or_default();
     let date = lab::run(&["date", "-u", "+%Y-%m-%d"]).map(|s| s.trim().to_owned()).unwrap_or_default();
-    let cores = ringwire_engine::sys::online_cores();
+    let cores = sys::online_cores();
     serde_json::json!({"cpu": cpu, "cores": cores, "kernel": kernel, "date": date})
 }
 
@@ -1211,7 +1211,7 @@ fn check_args(a: &Args) -> Result<Vec<String>> {
     if a.gen_core == a.cap_core {
         bail!("--gen-core and --cap-core must differ: on one core the run measures contention, not capture");
     }
-    let ncores = ringwire_engine::sys::online_cores();
+    let ncores = sys::online_cores();
     if a.gen_core >= ncores || a.cap_core >= ncores || a.napi_core.is_some_and(|c| c >= ncores) {
         bail!("--gen-core, --cap-core and --napi-core must be cores of this machine (0..{ncores})");
     }
@@ -1347,7 +1347,7 @@ fn run() -> Result<bool> {
         return report(&a, path);
     }
     let tools = check_args(&a)?;
-    if !ringwire_engine::sys::is_root() {
+    if !sys::is_root() {
         bail!("needs root: it builds network namespaces and opens packet sockets");
     }
     let stop = Arc::new(AtomicBool::new(false));
@@ -1363,7 +1363,7 @@ fn run() -> Result<bool> {
     }
     let _qos = a
         .cpu_latency_us
-        .map(ringwire_engine::sys::CpuLatencyRequest::hold)
+        .map(sys::CpuLatencyRequest::hold)
         .transpose()
         .context("--cpu-latency-us: holding a request on /dev/cpu_dma_latency")?;
     // trafgen 0.6.8 ends at the first EAGAIN from a full TX path, which a
