@@ -448,20 +448,101 @@ fn count_records(path: &Path) -> Result<u64> {
     }
 }
 
+/// Where the frames a receiver captures are counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Output {
+    /// Nowhere: nobody captures.
+    Nothing,
+    /// ringwire's consumer counters (its stats file).
+    Counter,
+    /// A pcap file, whose records the bench counts.
+    File,
+    /// A pcap stream on the tool's stdout, read and timed by the bench.
+    Stream,
+}
+
+/// When a started receiver is ready for traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ready {
+    /// Nobody to wait for.
+    Now,
+    /// ringwire writes its ready file.
+    File,
+    /// The peer prints its "listening" banner.
+    Banner,
+    /// The peer prints nothing (its stdout is the stream): once its packet
+    /// ring is mapped (it binds right after).
+    RingMapped,
+}
+
+/// What the bench knows of a receiver.
+#[derive(Debug, Clone, Copy)]
+struct Tool {
+    /// Its name on the command line and in the reports.
+    name: &'static str,
+    /// The program it needs installed (`None`: ringwire's own, or nobody).
+    program: Option<&'static str>,
+    /// Where its captured frames are counted.
+    output: Output,
+    /// When it is ready.
+    ready: Ready,
+    /// The words after the numbers in its summary: (frames it says it
+    /// captured, frames it says it dropped). `None`: it prints no summary.
+    summary: Option<(&'static str, &'static str)>,
+}
+
+const fn ringwire(name: &'static str, output: Output) -> Tool {
+    Tool { name, program: None, output, ready: Ready::File, summary: None }
+}
+
+const TCPDUMP_SUMMARY: Option<(&str, &str)> = Some(("packets captured", "dropped by kernel"));
+
 /// Every receiver this bench knows.
-const TOOLS: [&str; 11] = [
-    "none",
-    "ringwire-count",
-    "ringwire-pcap",
-    "ringwire-kclass",
-    "ringwire-uclass",
-    "ringwire-latency",
-    "ringwire-lowlat",
-    "tcpdump",
-    "tcpdump-stream",
-    "netsniff-ng",
-    "netsniff-ng-stream",
+const TOOLS: [Tool; 11] = [
+    Tool { name: "none", program: None, output: Output::Nothing, ready: Ready::Now, summary: None },
+    ringwire("ringwire-count", Output::Counter),
+    ringwire("ringwire-pcap", Output::File),
+    ringwire("ringwire-kclass", Output::Counter),
+    ringwire("ringwire-uclass", Output::Counter),
+    ringwire("ringwire-latency", Output::Counter),
+    ringwire("ringwire-lowlat", Output::Counter),
+    Tool {
+        name: "tcpdump",
+        program: Some("tcpdump"),
+        output: Output::File,
+        ready: Ready::Banner,
+        summary: TCPDUMP_SUMMARY,
+    },
+    Tool {
+        name: "tcpdump-stream",
+        program: Some("tcpdump"),
+        output: Output::Stream,
+        ready: Ready::Banner,
+        summary: TCPDUMP_SUMMARY,
+    },
+    Tool {
+        name: "netsniff-ng",
+        program: Some("netsniff-ng"),
+        output: Output::File,
+        ready: Ready::Banner,
+        summary: Some(("packets passed filter", "packets failed filter")),
+    },
+    Tool {
+        name: "netsniff-ng-stream",
+        program: Some("netsniff-ng"),
+        output: Output::Stream,
+        ready: Ready::RingMapped,
+        summary: None,
+    },
 ];
+
+/// The receiver named `name`.
+fn tool(name: &str) -> Result<&'static Tool> {
+    TOOLS
+        .iter()
+        .find(|t| t.name == name)
+        .with_context(|| format!("unknown receiver `{name}` (one of: {})", TOOLS.map(|t| t.name).join(", ")))
+}
 
 /// A TOML basic string.
 fn toml_string(s: &str) -> String {
@@ -521,6 +602,7 @@ fn ringwire_config(tool: &str, l: &Lab2, a: &Args, file: &Path, stats: &Path) ->
 }
 
 fn start_receiver(tool: &str, l: &Lab2, a: &Args, size: usize) -> Result<Receiver> {
+    let spec = self::tool(tool)?;
     let core = a.cap_core.to_string();
     let file = a.out_dir.join(format!("rwbench-{tool}-{size}.pcap"));
     let stats = a.out_dir.join(format!("rwbench-{tool}-{size}.json"));
@@ -568,7 +650,7 @@ fn start_receiver(tool: &str, l: &Lab2, a: &Args, size: usize) -> Result<Receive
     let err: Box<dyn std::io::Read + Send> = Box::new(child.stderr.take().expect("piped"));
     let mut stream = None;
     let mut texts = vec![err];
-    if tool.ends_with("-stream") {
+    if spec.output == Output::Stream {
         let cap_core = a.cap_core;
         stream = Some(std::thread::spawn(move || {
             // The reader is the stream's consumer: it runs on the capture core too.
@@ -589,20 +671,17 @@ fn start_receiver(tool: &str, l: &Lab2, a: &Args, size: usize) -> Result<Receive
         });
     }
     let mut r = Receiver { child: Some(child), stderr_lines: rx, stats_json, file: None, stream };
-    // Ready: ringwire's ready file; the peers' "listening" banner; five seconds at most.
+    // Ready as the tool tells (see `Ready`); five seconds at most.
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        if ready.exists() {
-            break;
-        }
-        if let Ok(l) = r.stderr_lines.recv_timeout(Duration::from_millis(20)) {
-            if l.contains("listening on") || l.contains("Running!") {
-                break;
-            }
-        }
-        // netsniff-ng prints no banner when its stdout is the stream: ready
-        // once its ring is mapped (it binds right after).
-        if tool == "netsniff-ng-stream" && mapped_ring_mib(r.child.as_ref().expect("running").id()) > 0.0 {
+        let line = r.stderr_lines.recv_timeout(Duration::from_millis(20)).ok();
+        let pid = r.child.as_ref().expect("running").id();
+        if match spec.ready {
+            Ready::Now => true,
+            Ready::File => ready.exists(),
+            Ready::Banner => line.is_some_and(|l| l.contains("listening on") || l.contains("Running!")),
+            Ready::RingMapped => mapped_ring_mib(pid) > 0.0,
+        } {
             break;
         }
         if let Some(st) = r.child.as_mut().expect("running").try_wait()? {
@@ -615,7 +694,7 @@ fn start_receiver(tool: &str, l: &Lab2, a: &Args, size: usize) -> Result<Receive
         }
     }
     std::thread::sleep(Duration::from_millis(300));
-    r.file = (tool == "ringwire-pcap" || tool == "tcpdump" || tool == "netsniff-ng").then_some(file);
+    r.file = (spec.output == Output::File).then_some(file);
     Ok(r)
 }
 
@@ -644,7 +723,8 @@ fn tx_counters(l: &Lab2) -> Result<(u64, u64)> {
 }
 
 fn measure(tool: &str, l: &Lab2, a: &Args, size: usize, rate: (u64, &str), round: usize) -> Result<Run> {
-    let mut rcv = if tool == "none" { None } else { Some(start_receiver(tool, l, a, size)?) };
+    let spec = self::tool(tool)?;
+    let mut rcv = if spec.output == Output::Nothing { None } else { Some(start_receiver(tool, l, a, size)?) };
     let rcv_path = format!("/sys/class/net/{}/statistics/", l.vc);
     let (tx0, txd0) = tx_counters(l)?;
     let rx0 = ns_read(&l.ns_c, &(rcv_path.clone() + "rx_packets"))?;
@@ -698,19 +778,15 @@ fn measure(tool: &str, l: &Lab2, a: &Args, size: usize, rate: (u64, &str), round
             }
             let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(stats)?)?;
             let c = &v["consumers"][0];
-            run.claimed =
-                if tool == "ringwire-pcap" { c["written"].as_u64() } else { c["delivered"].as_u64() }.unwrap_or(0);
+            run.claimed = c[if spec.output == Output::File { "written" } else { "delivered" }].as_u64().unwrap_or(0);
             run.engine_drops = c["queue_dropped"].as_u64().unwrap_or(0);
             run.tool_drops = v["ports"][0]["kernel_drops"].as_u64().unwrap_or(0) + run.engine_drops;
             if !c["latency"].is_null() {
                 run.latency = Some(serde_json::from_value(c["latency"].clone()).context("the probe's figures")?);
             }
-        } else if tool.starts_with("tcpdump") {
-            run.claimed = number_before(&lines, "packets captured").context("tcpdump's summary")?;
-            run.tool_drops = number_before(&lines, "dropped by kernel").unwrap_or(0);
-        } else if tool == "netsniff-ng" {
-            run.claimed = number_before(&lines, "packets passed filter").context("netsniff-ng's summary")?;
-            run.tool_drops = number_before(&lines, "packets failed filter").unwrap_or(0);
+        } else if let Some((claimed, dropped)) = spec.summary {
+            run.claimed = number_before(&lines, claimed).with_context(|| format!("{tool}'s summary"))?;
+            run.tool_drops = number_before(&lines, dropped).unwrap_or(0);
         }
         // Trust the file, not the summary: count what was written.
         run.captured = match (&r.file, r.stream.take()) {
@@ -722,7 +798,7 @@ fn measure(tool: &str, l: &Lab2, a: &Args, size: usize, rate: (u64, &str), round
             }
             (None, None) => run.claimed,
         };
-        if tool == "netsniff-ng-stream" {
+        if r.stats_json.is_none() && spec.summary.is_none() {
             // No summary to compare with: what it wrote is what it claims.
             run.claimed = run.captured;
         }
@@ -1231,15 +1307,7 @@ fn check_args(a: &Args) -> Result<Vec<String>> {
     }
     let mut tools = Vec::new();
     for t in &a.tools {
-        if !TOOLS.contains(&t.as_str()) {
-            bail!("unknown receiver `{t}` (one of: {})", TOOLS.join(", "));
-        }
-        let bin = match t.as_str() {
-            "tcpdump" | "tcpdump-stream" => "tcpdump",
-            "netsniff-ng" | "netsniff-ng-stream" => "netsniff-ng",
-            _ => "true",
-        };
-        if have(bin) {
+        if tool(t)?.program.is_none_or(have) {
             tools.push(t.clone());
         } else {
             eprintln!("note: {t} is not installed; skipped");
