@@ -180,18 +180,46 @@ const RESTART: u64 = 1 << 32;
 /// A stream's sequence state: the next sequence expected (highest + 1; 0
 /// before its first frame), which of the [`WINDOW`] sequences below it have
 /// arrived (bit `d`: `next - 1 - d`), the first one seen and its own count
-/// of missing ones (since it last started over); its own duplicates and
-/// late frames, and whether it is listed as irregular.
+/// of missing ones (since it last started over). 32 bytes, aligned to 32, so
+/// a stream's state is one cache line however large the table (its own
+/// duplicate and late counts, needed only for listed streams, are kept
+/// beside the list: [`Listed`]).
 #[derive(Debug, Clone, Copy, Default)]
+#[repr(C, align(32))]
 struct FlowTrack {
     next: u64,
     window: u64,
     first: u64,
     lost: u64,
+}
+
+/// What [`track`] made of a frame's sequence number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seq {
+    /// The next one, the stream's first, or a restart.
+    InOrder,
+    /// After a gap (the numbers between are counted lost).
+    Gap,
+    /// One that had already arrived.
+    Duplicate,
+    /// One that arrived after a higher number.
+    Late,
+}
+
+/// A listed irregular stream: its index in the flow table and its own
+/// duplicate and late counts (its loss is in the table).
+#[derive(Debug, Clone, Copy)]
+struct Listed {
+    index: u32,
     duplicates: u32,
     reordered: u32,
-    listed: bool,
 }
+
+/// A stream's entry in [`Probe::listing`]: not irregular so far.
+const REGULAR: u16 = u16::MAX;
+/// A stream's entry in [`Probe::listing`]: irregular, not listed (the list was full).
+const UNLISTED: u16 = u16::MAX - 1;
+const _: () = assert!(LISTED_STREAMS < UNLISTED as usize);
 
 /// One stream's own sequence counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -348,8 +376,11 @@ impl ProbeShared {
 pub struct Probe {
     data: ProbeData,
     flows: Vec<FlowTrack>,
-    /// Indices into `flows` of the irregular streams listed.
-    listed: Vec<u32>,
+    /// Per stream: its place in `listed`, or [`REGULAR`] / [`UNLISTED`].
+    /// Read only for irregular frames.
+    listing: Vec<u16>,
+    /// The irregular streams listed, in the order they turned irregular.
+    listed: Vec<Listed>,
     shared: Arc<ProbeShared>,
     worker: usize,
     /// Frames recorded when the data was last copied out.
@@ -363,6 +394,7 @@ impl Probe {
         Self {
             data: ProbeData::new(),
             flows: vec![FlowTrack::default(); MAX_STREAMS],
+            listing: vec![REGULAR; MAX_STREAMS],
             listed: Vec::with_capacity(LISTED_STREAMS),
             shared,
             worker,
@@ -397,16 +429,35 @@ impl Probe {
         }
         let idx = stream_index(st.flow);
         match self.flows.get_mut(idx) {
-            Some(f) => {
-                if track(f, st.seq, &mut d.seq) && !f.listed {
-                    f.listed = true;
-                    d.seq.irregular += 1;
-                    if self.listed.len() < LISTED_STREAMS {
-                        self.listed.push(idx as u32);
-                    }
-                }
-            }
+            Some(f) => match track(f, st.seq, &mut d.seq) {
+                Seq::InOrder => {}
+                seen => self.irregular(idx, seen),
+            },
             None => d.seq.untracked += 1,
+        }
+    }
+
+    /// Stream `idx` had an irregular frame: count the stream as irregular
+    /// the first time (and list it while the list has room), and count a
+    /// duplicate or late frame against a listed stream.
+    #[cold]
+    fn irregular(&mut self, idx: usize, seen: Seq) {
+        let place = &mut self.listing[idx];
+        if *place == REGULAR {
+            self.data.seq.irregular += 1;
+            *place = if self.listed.len() < LISTED_STREAMS {
+                self.listed.push(Listed { index: idx as u32, duplicates: 0, reordered: 0 });
+                (self.listed.len() - 1) as u16
+            } else {
+                UNLISTED
+            };
+        }
+        if let Some(l) = self.listed.get_mut(usize::from(*place)) {
+            match seen {
+                Seq::Duplicate => l.duplicates = l.duplicates.saturating_add(1),
+                Seq::Late => l.reordered = l.reordered.saturating_add(1),
+                Seq::InOrder | Seq::Gap => {}
+            }
         }
     }
 
@@ -429,15 +480,14 @@ impl Probe {
         guard.copy_from(&self.data);
         // Both hold at most LISTED_STREAMS: no reallocation.
         guard.streams.clear();
-        guard.streams.extend(self.listed.iter().map(|&i| {
-            let f = &self.flows[i as usize];
-            let (flow, reverse) = stream_of(i as usize);
+        guard.streams.extend(self.listed.iter().map(|l| {
+            let (flow, reverse) = stream_of(l.index as usize);
             StreamCounters {
                 flow,
                 reverse,
-                lost: f.lost,
-                duplicates: u64::from(f.duplicates),
-                reordered: u64::from(f.reordered),
+                lost: self.flows[l.index as usize].lost,
+                duplicates: u64::from(l.duplicates),
+                reordered: u64::from(l.reordered),
             }
         }));
         self.published = frames;
@@ -455,17 +505,16 @@ fn stream_of(index: usize) -> (u32, bool) {
     ((index >> 1) as u32, index & 1 == 1)
 }
 
-/// Account sequence number `seq` of a stream; `true` if the frame was
-/// irregular (after a gap, a duplicate, or late).
-fn track(f: &mut FlowTrack, seq: u64, c: &mut SeqCounters) -> bool {
-    // Its own duplicate and late counts, and its listing, survive a restart.
+/// Account sequence number `seq` of a stream in the totals `c` and the
+/// stream's state `f`, and say what it was.
+fn track(f: &mut FlowTrack, seq: u64, c: &mut SeqCounters) -> Seq {
     let start = |f: &mut FlowTrack| {
         (f.next, f.window, f.first, f.lost) = (seq.saturating_add(1), 1, seq, 0);
     };
     if f.next == 0 {
         c.flows += 1;
         start(f);
-        return false;
+        return Seq::InOrder;
     }
     if seq >= f.next {
         let gap = seq - f.next;
@@ -473,7 +522,7 @@ fn track(f: &mut FlowTrack, seq: u64, c: &mut SeqCounters) -> bool {
             // Its earlier gaps stay counted; the new run starts clean.
             c.restarts += 1;
             start(f);
-            return false;
+            return Seq::InOrder;
         }
         c.lost += gap;
         f.lost += gap;
@@ -481,26 +530,24 @@ fn track(f: &mut FlowTrack, seq: u64, c: &mut SeqCounters) -> bool {
         f.window = if shift >= WINDOW { 0 } else { f.window << shift };
         f.window |= 1;
         f.next = seq.saturating_add(1);
-        return gap > 0;
+        return if gap > 0 { Seq::Gap } else { Seq::InOrder };
     }
     let d = f.next - 1 - seq;
     if d < WINDOW {
         if f.window & (1 << d) != 0 {
             c.duplicates += 1;
-            f.duplicates = f.duplicates.saturating_add(1);
-            return true;
+            return Seq::Duplicate;
         }
         f.window |= 1 << d;
     }
     c.reordered += 1;
-    f.reordered = f.reordered.saturating_add(1);
     // A late frame fills a gap this stream counted as lost (not one from
     // before its first frame seen, which was never counted).
     if seq > f.first && f.lost > 0 {
         f.lost -= 1;
         c.lost -= 1;
     }
-    true
+    Seq::Late
 }
 
 /// Percentiles of a latency histogram, in ns.
@@ -633,9 +680,9 @@ mod tests {
     fn sequence_tracking_counts_loss_duplicates_and_reordering() {
         let mut f = FlowTrack::default();
         let mut c = SeqCounters::default();
-        for s in [0, 1, 2, 5, 3, 3, 6, 6, 200, 4] {
-            track(&mut f, s, &mut c);
-        }
+        let seen: Vec<Seq> = [0, 1, 2, 5, 3, 3, 6, 6, 200, 4].into_iter().map(|s| track(&mut f, s, &mut c)).collect();
+        use Seq::{Duplicate as D, Gap as G, InOrder as I, Late as L};
+        assert_eq!(seen, [I, I, I, G, L, D, I, D, G, L]);
         // 4 and 5 skipped at 5 (then 3 came late, 4 came late but outside the window
         // of 200), 7..=199 skipped at 200.
         assert_eq!(c.flows, 1);
@@ -671,11 +718,15 @@ mod tests {
         }
         b.record(&frame(6, 0), None);
         b.record(&frame(6, 11), None);
+        // Flow 9 (which lost 2 on worker 0) skips 1 and then receives it late there.
+        for seq in [0, 2, 1] {
+            b.record(&frame(9, seq), None);
+        }
         a.publish(true);
         b.publish(true);
         let s = shared.snapshot();
         let irregular = (0..300).filter(|f| f % 7 != 0).count() as u64;
-        assert_eq!(s.counters.irregular, irregular + 2, "{:?}", s.counters);
+        assert_eq!(s.counters.irregular, irregular + 3, "{:?}", s.counters);
         assert_eq!(s.streams.len(), SHOWN_STREAMS);
         let top = s.streams[0];
         assert_eq!((top.flow, top.reverse, top.lost), (6, false, 16), "{:?}", s.streams);
@@ -685,6 +736,10 @@ mod tests {
         assert_eq!(merged.streams.len(), LISTED_STREAMS + 1, "worker 0's first 256, and worker 1's reverse flow 1");
         let rev = merged.streams.iter().find(|s| s.reverse).expect("the reverse stream");
         assert_eq!((rev.flow, rev.lost, rev.duplicates), (1, 0, 1));
+        let nine = merged.streams.iter().find(|s| s.flow == 9).expect("flow 9");
+        assert_eq!((nine.lost, nine.duplicates, nine.reordered), (2, 0, 1), "{nine:?}");
+        // Streams beyond the list are counted irregular, not listed.
+        assert!(a.listed.len() == LISTED_STREAMS && a.listing.iter().filter(|&&p| p == UNLISTED).count() > 0);
     }
 
     #[test]
