@@ -428,7 +428,8 @@ pub struct ConsumerConfig {
     /// What happens to frames once the filter (a plugin) is quarantined.
     #[serde(default)]
     pub on_filter_failure: OnFilterFailure,
-    /// `pcap`: the output file.
+    /// `pcap`: the output file; `-` is standard output (one stream: no
+    /// rotation, no split, and no other consumer writing there).
     #[serde(default)]
     pub path: Option<PathBuf>,
     /// `pcap`, `print`: bytes kept per frame. Default 262144.
@@ -449,6 +450,14 @@ pub struct ConsumerConfig {
     /// `pcap`, `print`: stop the engine after this many frames are written.
     #[serde(default)]
     pub limit: Option<u64>,
+}
+
+impl ConsumerConfig {
+    /// A pcap consumer writing to standard output (`path = "-"`).
+    #[must_use]
+    pub fn writes_stdout(&self) -> bool {
+        self.kind == ConsumerKind::Pcap && self.path.as_deref().is_some_and(|p| p.as_os_str() == "-")
+    }
 }
 
 fn default_snaplen() -> u32 {
@@ -651,6 +660,15 @@ impl Config {
             return bad("control.idle_timeout_s: must be at least 1".into());
         }
         let mut cnames = std::collections::HashSet::new();
+        // pcap records on standard output leave no room for anyone else's bytes there.
+        if let Some(c) = self.consumers.iter().find(|c| c.writes_stdout()) {
+            if self.consumers.iter().filter(|c| c.writes_stdout() || c.kind == ConsumerKind::Print).count() > 1 {
+                return bad(format!(
+                    "consumer `{}`: path = \"-\" writes pcap to standard output, so no other consumer may write there (kind = \"print\" or another path = \"-\")",
+                    c.name
+                ));
+            }
+        }
         for c in &self.consumers {
             let ctx = format!("consumer `{}`", c.name);
             if !cnames.insert(c.name.as_str()) {
@@ -663,6 +681,11 @@ impl Config {
                 if !names.contains(p.as_str()) {
                     return bad(format!("{ctx}: ports: no port named `{p}`"));
                 }
+            }
+            if c.writes_stdout() && (c.rotate_mb != 0 || c.split_by_worker) {
+                return bad(format!(
+                    "{ctx}: path = \"-\" is standard output, one stream: rotate_mb and split_by_worker do not apply"
+                ));
             }
             match c.kind {
                 ConsumerKind::Pcap if c.path.is_none() => {
@@ -761,6 +784,24 @@ mod tests {
     fn wrong_type_is_an_error() {
         let err = Config::parse("[engine]\nworkers = \"zero\"\n").unwrap_err();
         assert!(err.contains("line 2"), "{err}");
+    }
+
+    /// `path = "-"` is standard output: one stream, nobody else writing there.
+    #[test]
+    fn a_pcap_on_standard_output_is_alone_there() {
+        let base = "[[ports]]\nuri = \"pcap:in.pcap\"\n[[consumers]]\nname = \"w\"\nkind = \"pcap\"\npath = \"-\"\n";
+        let mut c = Config::parse(base).unwrap();
+        c.validate().unwrap();
+        c.consumers[0].rotate_mb = 10;
+        assert!(c.validate().unwrap_err().to_string().contains("rotate_mb and split_by_worker do not apply"));
+        for other in ["kind = \"print\"", "kind = \"pcap\"\npath = \"-\""] {
+            let c = Config::parse(&format!("{base}[[consumers]]\nname = \"o\"\n{other}\n")).unwrap();
+            let err = c.validate().unwrap_err().to_string();
+            assert!(err.contains("no other consumer may write there"), "{other}: {err}");
+        }
+        let c =
+            Config::parse(&format!("{base}[[consumers]]\nname = \"o\"\nkind = \"pcap\"\npath = \"o.pcap\"\n")).unwrap();
+        c.validate().unwrap();
     }
 
     #[test]

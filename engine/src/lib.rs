@@ -23,6 +23,7 @@ pub mod control;
 pub mod engine;
 pub mod lab;
 pub mod live;
+pub mod mapguard;
 pub mod pcapio;
 pub mod probe;
 pub mod ring;

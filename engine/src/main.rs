@@ -59,7 +59,8 @@ struct CaptureArgs {
     /// pcap file to read instead (repeatable).
     #[arg(short = 'r', long = "read")]
     reads: Vec<PathBuf>,
-    /// Write frames to this pcap file instead of printing a line per frame.
+    /// Write frames to this pcap file instead of printing a line per frame
+    /// (`-`: to standard output, for a pipe into another program).
     #[arg(short = 'w', long = "write")]
     write: Option<PathBuf>,
     /// Stop after this many frames.
@@ -69,8 +70,8 @@ struct CaptureArgs {
     /// which the workers then read a segment at a time, keeping the file's order].
     #[arg(long, value_delimiter = ',')]
     workers: Vec<usize>,
-    /// Bytes kept per frame.
-    #[arg(short = 's', long, default_value_t = 262_144)]
+    /// Bytes kept per frame (0: the default, 262144, as tcpdump's -s 0).
+    #[arg(short = 's', long, default_value_t = DEFAULT_SNAPLEN)]
     snaplen: u32,
     /// Do not put the interface in promiscuous mode.
     #[arg(short = 'p', long = "no-promiscuous-mode")]
@@ -108,11 +109,24 @@ fn main() -> ExitCode {
         Cmd::Run { .. } => "info",
         _ => "warn",
     };
-    let filter = cli.log.clone().or_else(|| std::env::var("RUST_LOG").ok()).unwrap_or_else(|| default_level.into());
+    // A bad --log is refused; a bad RUST_LOG (set for some other program
+    // too, perhaps) is named and the default level used.
+    let (filter, bad_env) = match (&cli.log, std::env::var("RUST_LOG").ok()) {
+        (Some(log), _) => match tracing_subscriber::EnvFilter::try_new(log) {
+            Ok(f) => (f, None),
+            Err(e) => {
+                eprintln!("ringwire: error: --log {log}: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        (None, Some(env)) => match tracing_subscriber::EnvFilter::try_new(&env) {
+            Ok(f) => (f, None),
+            Err(e) => (tracing_subscriber::EnvFilter::new(default_level), Some(format!("RUST_LOG={env}: {e}"))),
+        },
+        (None, None) => (tracing_subscriber::EnvFilter::new(default_level), None),
+    };
     // The filter sits behind a reload handle: the control socket's `log.level` replaces it.
-    let (env_filter, log_handle) = tracing_subscriber::reload::Layer::new(
-        tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| "warn".into()),
-    );
+    let (env_filter, log_handle) = tracing_subscriber::reload::Layer::new(filter);
     {
         use tracing_subscriber::layer::SubscriberExt as _;
         use tracing_subscriber::util::SubscriberInitExt as _;
@@ -125,6 +139,9 @@ fn main() -> ExitCode {
                     .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
             )
             .init();
+    }
+    if let Some(bad) = bad_env {
+        tracing::warn!("ignoring {bad}; logging at {default_level}");
     }
     let set_log: ringwire_engine::control::SetLog = Box::new(move |directives: &str| {
         let f = tracing_subscriber::EnvFilter::try_new(directives).map_err(|e| e.to_string())?;
@@ -306,6 +323,9 @@ fn cmd_run(
     // SIGHUP: reload the file and swap the filters that changed. Installed
     // before anything can signal readiness, so a reload sent as soon as the
     // ready file appears never meets the default action (terminate).
+    if let Some(stats) = &config.engine.stats_json {
+        check_writable(stats).context("engine.stats_json")?;
+    }
     let hup = Arc::new(AtomicBool::new(false));
     let signals = stop_flag(Some(&hup))?;
     let engine = Engine::start(&config)?;
@@ -370,9 +390,22 @@ fn default_workers(max: usize) -> Vec<usize> {
     cores
 }
 
+/// Bytes kept per frame by `capture` unless -s says otherwise (tcpdump's default).
+const DEFAULT_SNAPLEN: u32 = 262_144;
+
 fn capture_config(a: &CaptureArgs) -> Result<Config> {
     if a.interfaces.is_empty() == a.reads.is_empty() {
         bail!("give either -i IFACE (one or more) or -r FILE (one or more)");
+    }
+    if a.reads.iter().any(|r| r.as_os_str() == "-") {
+        bail!("-r -: reading a capture from standard input is not supported (pcap sources are mapped files): save it to a file and give that");
+    }
+    if a.count == Some(0) {
+        bail!("-c 0: the frame count must be at least 1");
+    }
+    if a.write.as_deref().is_some_and(|w| w.as_os_str() == "-") && std::io::IsTerminal::is_terminal(&std::io::stdout())
+    {
+        bail!("-w -: standard output is a terminal; redirect it to a file or pipe it into a program");
     }
     let expression = a.expression.join(" ");
     let filter = (!expression.trim().is_empty()).then_some(expression);
@@ -416,7 +449,7 @@ fn capture_config(a: &CaptureArgs) -> Result<Config> {
         filter: if a.reads.is_empty() { None } else { filter.map(FilterList::One) },
         on_filter_failure: Default::default(),
         path: a.write.clone(),
-        snaplen: a.snaplen,
+        snaplen: if a.snaplen == 0 { DEFAULT_SNAPLEN } else { a.snaplen },
         rotate_mb: 0,
         split_by_worker: false,
         queue_mb: 32,
@@ -434,8 +467,12 @@ fn cmd_capture(a: CaptureArgs) -> Result<ExitCode> {
     let c = &report.snapshot.consumers[0];
     let drops: u64 = report.snapshot.ports.iter().map(|p| p.kernel_drops).sum();
     eprintln!(
-        "{} frames captured, {} received by filter, {} dropped by kernel, {} dropped on a full queue",
-        c.written, c.passed, drops, c.queue_dropped
+        "{} frames captured, {} received by filter, {} dropped by kernel, {} dropped on a full queue{}",
+        c.written,
+        c.passed,
+        drops,
+        c.queue_dropped,
+        if c.write_errors > 0 { format!(", {} lost to write errors", c.write_errors) } else { String::new() }
     );
     if std::env::var_os("RINGWIRE_VERBOSE").is_some() {
         eprint!("{}", report.snapshot.table());
@@ -447,6 +484,21 @@ fn cmd_capture(a: CaptureArgs) -> Result<ExitCode> {
         eprintln!("ringwire: accounting mismatch: {u}");
     }
     Ok(if report.errors.is_empty() && report.unreconciled.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// Fail now, not after the run, if `path` cannot be written: opened for
+/// appending (nothing in it changes), and removed again if this made it.
+fn check_writable(path: &Path) -> Result<()> {
+    let existed = path.exists();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .with_context(|| format!("{}: cannot be written", path.display()))?;
+    if !existed {
+        let _ = std::fs::remove_file(path);
+    }
+    Ok(())
 }
 
 fn sibling_binary(name: &str) -> Result<PathBuf> {

@@ -6,10 +6,11 @@
 //! every capture made with `tcpdump -s N` — and because the writer sits on
 //! the pcap consumer's path where one buffered write per record is all we want.
 
+use crate::mapguard::Guard;
 use std::{
     fs::File,
     io::{self, Write},
-    os::unix::fs::OpenOptionsExt,
+    os::unix::fs::{MetadataExt as _, OpenOptionsExt},
     path::{Path, PathBuf},
     sync::{
         atomic::{AtomicBool, AtomicUsize, Ordering},
@@ -121,6 +122,27 @@ pub enum PcapIoError {
         /// What is wrong.
         reason: String,
     },
+    /// The file shrank while it was read (another program truncated or
+    /// rewrote it).
+    #[error(
+        "{path}: shrank to {size} bytes while being read, at record {record} (another program truncated or rewrote it): the records after that are lost, and frames read as it shrank may hold zeros in place of bytes that were gone"
+    )]
+    Shrunk {
+        /// The file.
+        path: PathBuf,
+        /// Its size now.
+        size: u64,
+        /// 1-based number of the record being read when it was noticed.
+        record: u64,
+    },
+    /// An output would be created over a pcap source being read.
+    #[error(
+        "{path}: is a pcap source being read; writing it would truncate it under its reader: write to another file"
+    )]
+    OverSource {
+        /// The output path.
+        path: PathBuf,
+    },
     /// A read or write failed.
     #[error("{path}: i/o error")]
     Io {
@@ -180,6 +202,9 @@ pub struct PcapReader {
     record: u64,
     offset: usize,
     ahead: Option<ReadAhead>,
+    /// Last: the mapping is unregistered after the read-ahead thread,
+    /// which holds it too, has ended.
+    guard: Guard,
 }
 
 /// How far ahead of the reader the read-ahead thread maps the file.
@@ -253,11 +278,14 @@ impl PcapReader {
         if !f.metadata().is_ok_and(|m| m.is_file()) {
             return Err(PcapIoError::NotRegular { path: path.into() });
         }
-        // SAFETY: the mapping is read-only and private to this reader; a file
-        // truncated by someone else while mapped could fault on access, the
-        // same risk every mmap-based reader accepts for files it was asked to read.
+        let meta = f.metadata().map_err(|source| PcapIoError::Open { path: path.into(), source })?;
+        // SAFETY: the mapping is read-only and private to this reader. A file
+        // truncated by someone else while mapped faults on access past its new
+        // end: the guard registered below turns that fault into a page of
+        // zeros and a mark the reader checks (see crate::mapguard).
         let map = unsafe { memmap2::Mmap::map(&f) };
         let map = map.map_err(|source| PcapIoError::Open { path: path.into(), source })?;
+        let guard = Guard::register(map.as_ptr() as usize, map.len(), meta.dev(), meta.ino());
         let _ = map.advise(memmap2::Advice::Sequential);
         let Some(hdr) = map.get(..24) else {
             return Err(PcapIoError::Truncated { path: path.into(), record: 0, offset: map.len() as u64 });
@@ -281,14 +309,35 @@ impl PcapReader {
         }
         let map = Arc::new(map);
         let ahead = ReadAhead::start(&map);
-        Ok(Self { map, path: path.into(), nanos, swapped, record: 0, offset: 24, ahead })
+        Ok(Self { map, path: path.into(), nanos, swapped, record: 0, offset: 24, ahead, guard })
     }
 
     /// Where the next record lies, `Ok(None)` at a clean end of file.
     ///
     /// # Errors
-    /// [`PcapIoError::Truncated`] or [`PcapIoError::Corrupt`] with the record number.
+    /// [`PcapIoError::Truncated`] or [`PcapIoError::Corrupt`] with the record
+    /// number; [`PcapIoError::Shrunk`] once the file has shrunk under the
+    /// reader (from then on).
+    #[inline]
     pub fn next_ref(&mut self) -> Result<Option<RecordRef>, PcapIoError> {
+        let next = self.parse_next();
+        // Checked after the parse, whose reads are what fault: a header read
+        // from a page that is gone reads as zeros and must not count.
+        if self.guard.faulted() {
+            return Err(self.shrunk());
+        }
+        next
+    }
+
+    fn shrunk(&self) -> PcapIoError {
+        PcapIoError::Shrunk {
+            path: self.path.clone(),
+            size: std::fs::metadata(&self.path).map_or(0, |m| m.len()),
+            record: self.record,
+        }
+    }
+
+    fn parse_next(&mut self) -> Result<Option<RecordRef>, PcapIoError> {
         let at = self.offset;
         if at == self.map.len() {
             return Ok(None);
@@ -301,6 +350,12 @@ impl PcapReader {
                 offset: self.map.len() as u64,
             });
         };
+        // Past the end of a file that shrank, the rest of the last page reads
+        // as zeros without a fault: an all-zero header is checked against
+        // the file's size now (a rare header: it costs one stat).
+        if h == &[0; 16] && std::fs::metadata(&self.path).is_ok_and(|m| m.len() < (at + 16) as u64) {
+            return Err(self.shrunk());
+        }
         let [sec, frac, incl, orig] = record_words(h, self.swapped);
         let corrupt = |reason: String| PcapIoError::Corrupt {
             path: self.path.clone(),
@@ -382,6 +437,8 @@ struct SharedState {
     reader: PcapReader,
     next_seq: u64,
     ended: bool,
+    /// The file's shrinking was reported.
+    shrink_told: bool,
 }
 
 /// What a claim on a [`SharedPcapReader`] got.
@@ -404,7 +461,7 @@ impl SharedPcapReader {
     #[must_use]
     pub fn new(reader: PcapReader) -> Self {
         let map = Arc::clone(&reader.map);
-        Self { state: Mutex::new(SharedState { reader, next_seq: 0, ended: false }), map }
+        Self { state: Mutex::new(SharedState { reader, next_seq: 0, ended: false, shrink_told: false }), map }
     }
 
     /// Claim the next segment of at most `max` records, written to `refs`
@@ -415,6 +472,13 @@ impl SharedPcapReader {
         // inconsistent (it only ever moves forward over whole records).
         let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         if s.ended {
+            // Frames of the last segments are read after the last claim: a
+            // file that shrank under them is reported once, at the end.
+            if s.reader.guard.faulted() && !std::mem::replace(&mut s.shrink_told, true) {
+                let seq = s.next_seq;
+                s.next_seq += 1;
+                return Claim::Segment { seq, error: Some(s.reader.shrunk()) };
+            }
             return Claim::End;
         }
         let mut error = None;
@@ -471,9 +535,18 @@ impl PcapWriter {
     /// # Errors
     /// [`PcapIoError::Open`] / [`PcapIoError::Io`] naming the file.
     pub fn create(path: &Path, snaplen: u32) -> Result<Self, PcapIoError> {
+        if path.as_os_str() == "-" {
+            let fd = std::os::fd::AsFd::as_fd(&std::io::stdout()).try_clone_to_owned();
+            let fd = fd.map_err(|source| PcapIoError::Open { path: path.into(), source })?;
+            return Self::start(File::from(fd), path, snaplen);
+        }
+        // Creating the file would truncate a source still being read from it.
+        if std::fs::metadata(path).is_ok_and(|m| crate::mapguard::is_source(m.dev(), m.ino())) {
+            return Err(PcapIoError::OverSource { path: path.into() });
+        }
         // Non-blocking open: a FIFO without a reader fails at once (ENXIO)
         // instead of hanging; writes then block as usual.
-        let mut file = std::fs::OpenOptions::new()
+        let file = std::fs::OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
@@ -484,6 +557,11 @@ impl PcapWriter {
                 _ => PcapIoError::Open { path: path.into(), source },
             })?;
         clear_nonblocking(&file).map_err(|source| PcapIoError::Io { path: path.into(), source })?;
+        Self::start(file, path, snaplen)
+    }
+
+    /// Write the file header to `file`, opened for `path`.
+    fn start(mut file: File, path: &Path, snaplen: u32) -> Result<Self, PcapIoError> {
         let snaplen = snaplen.min(MAX_SNAPLEN);
         let mut hdr = [0u8; 24];
         hdr[0..4].copy_from_slice(&MAGIC_NS.to_le_bytes());
@@ -620,6 +698,75 @@ mod tests {
         let b = r.next_record().unwrap().unwrap();
         assert_eq!((b.ts_ns, b.orig_len, b.data.len()), (1_500_000_001_000_000_001, 1514, 100));
         assert!(r.next_record().unwrap().is_none());
+    }
+
+    /// A source truncated by someone else while it is read: read up to where
+    /// it now ends, then [`PcapIoError::Shrunk`]; no fault kills the process
+    /// and no zero-length record comes out of the bytes that are gone. Cut at
+    /// a page boundary (the next header is on a page that is gone: a SIGBUS,
+    /// caught) and inside a page (the rest of that page reads as zeros).
+    #[test]
+    fn a_source_that_shrinks_while_read_is_reported_and_survived() {
+        for cut_at_page in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("shrinks.pcap");
+            let mut w = PcapWriter::create(&path, 65_535).unwrap();
+            for i in 0..1000u32 {
+                w.write(u64::from(i) * 1000, 1000, &[i as u8 | 1; 1000]).unwrap();
+            }
+            w.flush().unwrap();
+            drop(w);
+            let mut r = PcapReader::open(&path).unwrap();
+            for _ in 0..5 {
+                r.next_ref().unwrap().unwrap();
+            }
+            let cut: u64 = if cut_at_page { 256 << 10 } else { (256 << 10) + 100 };
+            std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(cut).unwrap();
+            let mut good = 5u64;
+            let err = loop {
+                match r.next_ref() {
+                    Ok(Some(rec)) => {
+                        assert!(rec.len == 1000 && rec.offset as u64 <= cut, "record {} at {}", good + 1, rec.offset);
+                        good += 1;
+                    }
+                    Ok(None) => panic!("a clean end after {good} records"),
+                    Err(e) => break e,
+                }
+            };
+            // Records wholly before the cut, and at most the one the cut goes through.
+            let whole = (cut - 24) / 1016;
+            assert!(good == whole || good == whole + 1, "{good} records, {whole} before the cut");
+            match err {
+                PcapIoError::Shrunk { size, .. } => assert_eq!(size, cut),
+                e => panic!("{e}"),
+            }
+            // A cut at a page boundary was met by a fault; one inside a page, by zeros.
+            assert_eq!(r.guard.faulted(), cut_at_page);
+            // From then on, the same answer.
+            assert!(matches!(r.next_ref(), Err(PcapIoError::Shrunk { .. })));
+        }
+    }
+
+    /// An output is never created over a source being read (that would
+    /// truncate it under its reader); once the reader is gone, it may be.
+    #[test]
+    fn an_output_over_a_source_being_read_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("source.pcap");
+        let mut w = PcapWriter::create(&path, 65_535).unwrap();
+        w.write(1, 60, &[7; 60]).unwrap();
+        w.flush().unwrap();
+        drop(w);
+        let before = std::fs::read(&path).unwrap();
+        let r = PcapReader::open(&path).unwrap();
+        let link = dir.path().join("link.pcap");
+        std::fs::hard_link(&path, &link).unwrap();
+        for p in [&path, &link] {
+            assert!(matches!(PcapWriter::create(p, 65_535), Err(PcapIoError::OverSource { .. })), "{}", p.display());
+        }
+        assert_eq!(std::fs::read(&path).unwrap(), before, "the source is untouched");
+        drop(r);
+        PcapWriter::create(&path, 65_535).expect("no longer read");
     }
 
     #[test]

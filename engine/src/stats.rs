@@ -439,13 +439,23 @@ impl Snapshot {
         let _ = writeln!(s, "consumers:");
         let _ = writeln!(
             s,
-            "  {:<16} {:<8} {:>11} {:>11} {:>11} {:>11} {:>9} {:>9} {:>11} {:>9}",
-            "name", "kind", "seen", "passed", "filtered", "delivered", "q_dropped", "paused", "written", "over_lim"
+            "  {:<16} {:<8} {:>11} {:>11} {:>11} {:>11} {:>9} {:>9} {:>11} {:>9} {:>9}",
+            "name",
+            "kind",
+            "seen",
+            "passed",
+            "filtered",
+            "delivered",
+            "q_dropped",
+            "paused",
+            "written",
+            "over_lim",
+            "write_err"
         );
         for c in &self.consumers {
             let _ = writeln!(
                 s,
-                "  {:<16} {:<8} {:>11} {:>11} {:>11} {:>11} {:>9} {:>9} {:>11} {:>9}",
+                "  {:<16} {:<8} {:>11} {:>11} {:>11} {:>11} {:>9} {:>9} {:>11} {:>9} {:>9}",
                 removed_mark(&c.name, c.removed),
                 c.kind,
                 c.seen,
@@ -455,7 +465,8 @@ impl Snapshot {
                 c.queue_dropped,
                 c.paused,
                 c.written,
-                c.over_limit
+                c.over_limit,
+                c.write_errors
             );
         }
         let probes: Vec<_> = self.consumers.iter().filter_map(|c| c.latency.as_ref().map(|l| (c, l))).collect();

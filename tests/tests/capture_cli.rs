@@ -251,6 +251,12 @@ fn bad_inputs_get_one_clear_line_and_a_nonzero_exit() {
 
     refused(&["capture", "-i", "rwnosuchif0"], "no such interface `rwnosuchif0`");
     refused(&["capture", "-r", g, "--workers", "0,4096"], "core 4096 does not exist");
+    refused(&["capture", "-r", g, "-c", "0"], "-c 0: the frame count must be at least 1");
+    refused(&["capture", "-r", "-"], "reading a capture from standard input is not supported");
+    // A file read and written at once would be truncated under its reader.
+    let before = std::fs::read(&good).unwrap();
+    refused(&["capture", "-r", g, "-w", g], "is a pcap source being read");
+    assert_eq!(std::fs::read(&good).unwrap(), before, "the source is untouched");
     refused(&["capture", "-r", g, "udp and portt 53"], "syntax error");
     refused(&["capture", "-r", g, "-w", "/nonexistent-dir/x.pcap"], "/nonexistent-dir/x.pcap: cannot open");
     refused(&["capture", "-r", "/nonexistent.pcap"], "/nonexistent.pcap: cannot open");
@@ -266,11 +272,49 @@ fn bad_inputs_get_one_clear_line_and_a_nonzero_exit() {
     refused(&["run", cfg.to_str().unwrap()], "line 3");
     std::fs::write(&cfg, "[engine\nworkers = [0]\n").unwrap();
     refused(&["run", cfg.to_str().unwrap()], "line 1");
+    // An unwritable stats file is refused before the run, not after it.
+    std::fs::write(
+        &cfg,
+        format!("[engine]\nstats_json = \"/nonexistent-dir/s.json\"\n[[ports]]\nuri = \"pcap:{g}\"\n"),
+    )
+    .unwrap();
+    refused(&["run", cfg.to_str().unwrap()], "engine.stats_json: /nonexistent-dir/s.json: cannot be written");
     // More workers than cores.
     let too_many: Vec<String> = (0..=ringwire_tests::cores()).map(|c| c.to_string()).collect();
     std::fs::write(&cfg, format!("[engine]\nworkers = [{}]\n[[ports]]\nuri = \"pcap:{g}\"\n", too_many.join(", ")))
         .unwrap();
     refused(&["run", cfg.to_str().unwrap()], "does not exist");
+}
+
+/// `--log` with a filter tracing cannot parse is refused (status 2), not
+/// silently replaced.
+#[test]
+fn a_bad_log_filter_is_refused() {
+    let out = ringwire(&["--log", "not[valid", "capture", "-r", "/nonexistent.pcap"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("--log not[valid"), "{err}");
+}
+
+/// `-w -` writes the pcap to standard output (for a pipe), the same bytes
+/// `-w FILE` writes; `-s 0` keeps the default snaplen, as in tcpdump.
+#[test]
+fn capture_writes_pcap_to_standard_output_with_w_dash() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.pcap");
+    let n = write_corpus(&input);
+    let file = dir.path().join("out.pcap");
+    let i = input.to_str().unwrap();
+    let to_file = ringwire(&["capture", "-r", i, "-w", file.to_str().unwrap()]);
+    assert!(to_file.status.success(), "{}", String::from_utf8_lossy(&to_file.stderr));
+    let to_stdout = ringwire(&["capture", "-r", i, "-w", "-", "-s", "0"]);
+    assert!(to_stdout.status.success(), "{}", String::from_utf8_lossy(&to_stdout.stderr));
+    assert_eq!(to_stdout.stdout, std::fs::read(&file).unwrap(), "the same pcap bytes");
+    assert!(!dir.path().join("-").exists() && !Path::new("-").exists(), "no file named -");
+    let piped = dir.path().join("piped.pcap");
+    std::fs::write(&piped, &to_stdout.stdout).unwrap();
+    assert_eq!(read_pcap(&piped).len(), n);
+    assert!(String::from_utf8_lossy(&to_stdout.stderr).contains(&format!("{n} frames captured")));
 }
 
 #[test]
@@ -321,6 +365,55 @@ fn recorded_pace_replays_at_the_recorded_intervals() {
     let recs = read_pcap(&out);
     assert_eq!(recs.len(), 4);
     assert!(recs.iter().all(|r| r.data == frame));
+}
+
+/// A source another program truncates while the engine replays it (paced,
+/// so the cut comes mid-file): the engine does not die of the fault on the
+/// pages that are gone; it stops reading at the cut, says the file shrank,
+/// writes every record before the cut, reconciles and exits with status 1.
+#[test]
+fn a_source_truncated_while_replayed_ends_the_run_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("shrinking.pcap");
+    let frames: Vec<Vec<u8>> = (0..400u32).map(|i| eth(MAC_B, 0x0800, &[(i % 251) as u8 | 1; 986])).collect();
+    ringwire_tests::write_pcap(
+        &input,
+        frames
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (Duration::from_millis(1_700_000_000_000 + i as u64 * 10), f.as_slice())),
+    );
+    let out = dir.path().join("out.pcap");
+    let stats = dir.path().join("stats.json");
+    let cfg = dir.path().join("shrinking.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[engine]\nstats_json = \"{}\"\n[[ports]]\nuri = \"pcap:{}\"\npace = \"recorded\"\n[[consumers]]\nname = \"w\"\nkind = \"pcap\"\npath = \"{}\"\n",
+            stats.display(),
+            input.display(),
+            out.display()
+        ),
+    )
+    .unwrap();
+    let engine = Proc::spawn(
+        "ringwire",
+        Command::new(bin("ringwire")).args(["run", cfg.to_str().unwrap(), "--control-socket", "none"]),
+    );
+    // 400 records 10 ms apart: at 1.2 s about 120 are read; cut at 200 KiB (record 202 of 1016 bytes each).
+    std::thread::sleep(Duration::from_millis(1200));
+    let cut = 200u64 << 10;
+    std::fs::OpenOptions::new().write(true).open(&input).unwrap().set_len(cut).unwrap();
+    let res = engine.wait(Duration::from_secs(20));
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert_eq!(res.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("shrank to {cut} bytes while being read")), "{err}");
+    let recs = read_pcap(&out);
+    let whole = ((cut - 24) / 1016) as usize;
+    // Every record wholly before the cut; the one the cut goes through may be there, zero-filled.
+    assert!(recs.len() == whole || recs.len() == whole + 1, "{} records written, {whole} before the cut", recs.len());
+    assert!(recs.iter().zip(&frames).take(whole).all(|(r, f)| &r.data == f), "records before the cut are intact");
+    ringwire_tests::assert_reconciles(&ringwire_tests::read_json(&stats));
 }
 
 /// Replaying a file has no deadline, so a full queue slows the reading down
