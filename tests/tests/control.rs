@@ -220,6 +220,24 @@ fn ringctl_exit_codes_for_scripts() {
     assert_eq!(ringctl(&missing, &["classifier", "add", "--mac", "x"]).status.code(), Some(2), "usage");
 }
 
+/// A socket that takes the connection but never answers: after `--timeout`
+/// ringctl says so in one line (not an OS error), with exit status 3.
+#[test]
+fn ringctl_says_when_the_engine_does_not_answer_in_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("mute.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    // Accept and hold the connection, reading nothing and answering nothing.
+    let holder = std::thread::spawn(move || listener.accept().map(|(conn, _)| conn));
+    let started = std::time::Instant::now();
+    let out = ringctl(&sock, &["--timeout", "1", "status"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert_eq!(err.trim(), format!("ringctl: no answer from {} within 1 s (--timeout)", sock.display()));
+    assert!(started.elapsed() >= Duration::from_secs(1), "it waited the timeout");
+    drop(holder.join().unwrap());
+}
+
 /// Ports, consumers, filters and patches changed through `ringctl` while
 /// traffic flows: a consumer that takes every frame throughout loses none,
 /// a consumer added and removed sees exactly what came while it was there,

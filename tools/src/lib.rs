@@ -19,6 +19,7 @@ pub struct Client {
     reader: BufReader<UnixStream>,
     writer: UnixStream,
     next_id: u64,
+    timeout: Duration,
 }
 
 /// Why a request did not get an answer.
@@ -31,6 +32,9 @@ pub enum ClientError {
     /// The connection failed or the answer was not one.
     #[error("{0}")]
     Io(String),
+    /// No answer (or the request could not be sent) within the timeout.
+    #[error("no answer within {} s", .0.as_secs_f64())]
+    Timeout(Duration),
 }
 
 impl Client {
@@ -43,25 +47,32 @@ impl Client {
         s.set_read_timeout(Some(timeout)).map_err(ClientError::Connect)?;
         s.set_write_timeout(Some(timeout)).map_err(ClientError::Connect)?;
         let writer = s.try_clone().map_err(ClientError::Connect)?;
-        Ok(Self { reader: BufReader::new(s), writer, next_id: 1 })
+        Ok(Self { reader: BufReader::new(s), writer, next_id: 1, timeout })
     }
 
     /// Send `cmd` with `args` and wait for its answer.
     ///
     /// # Errors
-    /// [`ClientError::Io`] when the engine does not answer.
+    /// [`ClientError::Timeout`] when the engine does not answer in time,
+    /// [`ClientError::Io`] when the connection fails or the answer is not one.
     pub fn call(&mut self, cmd: &str, args: Value) -> Result<Response, ClientError> {
+        // A socket timeout shows as EAGAIN (or ETIMEDOUT).
+        let timeout = self.timeout;
+        let io = move |what: &str, e: std::io::Error| match e.kind() {
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => ClientError::Timeout(timeout),
+            _ => ClientError::Io(format!("{what}: {e}")),
+        };
         let id = self.next_id;
         self.next_id += 1;
         let mut line = serde_json::json!({ "id": id, "cmd": cmd, "args": args }).to_string();
         line.push('\n');
-        self.writer.write_all(line.as_bytes()).map_err(|e| ClientError::Io(format!("sending: {e}")))?;
+        self.writer.write_all(line.as_bytes()).map_err(|e| io("sending", e))?;
         loop {
             let mut answer = String::new();
             match self.reader.read_line(&mut answer) {
                 Ok(0) => return Err(ClientError::Io("the engine closed the connection".into())),
                 Ok(_) => {}
-                Err(e) => return Err(ClientError::Io(format!("reading the answer: {e}"))),
+                Err(e) => return Err(io("reading the answer", e)),
             }
             let r: Response = serde_json::from_str(&answer)
                 .map_err(|e| ClientError::Io(format!("not an answer ({e}): {}", answer.trim())))?;

@@ -491,7 +491,7 @@ fn parse_command(cmd: &str, a: &Args<'_>) -> Result<Command, String> {
                 return Err("args.filter: empty".into());
             }
             // Checked here so a bad directive is `invalid`, not a failed reload.
-            tracing_subscriber::EnvFilter::try_new(filter).map_err(|e| format!("args.filter: {e}"))?;
+            tracing_subscriber::EnvFilter::try_new(filter).map_err(|e| format!("args.filter: `{filter}`: {e}"))?;
             Command::LogLevel { filter: filter.to_owned() }
         }
         other => return Err(format!("cmd: unknown command `{other}` (commands: {})", COMMANDS.join(", "))),
@@ -545,7 +545,7 @@ mod tests {
         assert_eq!(add(r#"{"mac":"02:00:00:00:00:01","action":"pass","vlan":"3"}"#), "args.vlan: not a number");
         assert!(add(r#"{"mac":"zz","action":"pass"}"#).starts_with("args.mac:"));
         assert!(add(r#"{"mac":7,"action":"pass"}"#).starts_with("args.mac: not a string"));
-        assert!(err(r#"{"id":7,"cmd":"log.level","args":{"filter":"=[{"}}"#).1.starts_with("args.filter:"));
+        assert!(err(r#"{"id":7,"cmd":"log.level","args":{"filter":"=[{"}}"#).1.starts_with("args.filter: `=[{`:"));
         // Deep nesting: serde_json's recursion limit, not a stack overflow.
         let deep =
             format!(r#"{{"id":7,"cmd":"status","args":{{"a":{}{}}}}}"#, "[".repeat(100_000), "]".repeat(100_000));

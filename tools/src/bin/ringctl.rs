@@ -1,7 +1,7 @@
 //! `ringctl`: drive a running ringwire engine through its control socket.
 //!
 //! Exit codes: 0 done, 1 the engine refused (its message on stderr), 2 usage,
-//! 3 the engine cannot be reached.
+//! 3 the engine cannot be reached or did not answer within `--timeout`.
 
 use std::{io::IsTerminal, path::PathBuf, process::ExitCode, time::Duration};
 
@@ -254,7 +254,8 @@ enum ClassCmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let mut client = match Client::connect(&cli.socket, Duration::from_secs(cli.timeout.max(1))) {
+    let timeout = Duration::from_secs(cli.timeout.max(1));
+    let mut client = match Client::connect(&cli.socket, timeout) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("ringctl: {}: {e}", cli.socket.display());
@@ -278,7 +279,7 @@ fn main() -> ExitCode {
         let answer = match client.call(cmd, args.clone()) {
             Ok(a) => a,
             Err(e) => {
-                eprintln!("ringctl: {}: {e}", cli.socket.display());
+                eprintln!("ringctl: {}", call_failure(&cli.socket, &e));
                 return ExitCode::from(3);
             }
         };
@@ -301,6 +302,16 @@ fn main() -> ExitCode {
         print!("{}", render(cmd, &result));
     }
     ExitCode::SUCCESS
+}
+
+/// Why a request got no answer, as one line.
+fn call_failure(socket: &std::path::Path, e: &ringwire_tools::ClientError) -> String {
+    match e {
+        ringwire_tools::ClientError::Timeout(t) => {
+            format!("no answer from {} within {} s (--timeout)", socket.display(), t.as_secs())
+        }
+        e => format!("{}: {e}", socket.display()),
+    }
 }
 
 /// The request a command line makes: (command, arguments).
@@ -648,6 +659,15 @@ fn render_filters(v: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_request_that_outlasts_the_timeout_says_no_answer_in_time() {
+        let sock = std::path::Path::new("/run/x.sock");
+        let e = ringwire_tools::ClientError::Timeout(Duration::from_secs(2));
+        assert_eq!(call_failure(sock, &e), "no answer from /run/x.sock within 2 s (--timeout)");
+        let closed = ringwire_tools::ClientError::Io("the engine closed the connection".into());
+        assert_eq!(call_failure(sock, &closed), "/run/x.sock: the engine closed the connection");
+    }
 
     #[test]
     fn stats_name_the_flows_a_probe_saw_lose_repeat_or_reorder() {
