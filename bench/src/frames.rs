@@ -51,6 +51,18 @@ impl FlowSpec {
         self.index | if self.reverse { 1 << 31 } else { 0 }
     }
 
+    /// Its headers as messages name them: `IPv4/UDP`, `IPv6/TCP`, with
+    /// `802.1Q ` in front when tagged.
+    #[must_use]
+    pub fn kind(&self) -> String {
+        format!(
+            "{}{}/{}",
+            if self.vlan.is_some() { "802.1Q " } else { "" },
+            if self.ip == Ip::V4 { "IPv4" } else { "IPv6" },
+            if self.l4 == L4::Udp { "UDP" } else { "TCP" }
+        )
+    }
+
     /// The IPv6 flow label of this direction: never 0, and different each
     /// way, as Linux's automatic flow labels are (a label is per socket).
     #[must_use]
@@ -111,6 +123,24 @@ impl MixSpec {
     #[must_use]
     pub fn stream_template(&self, s: u32, seq: u64) -> usize {
         (seq as usize % self.sizes.len()) * self.streams() as usize + s as usize
+    }
+
+    /// One flow of each kind of headers in the mix (IP version, transport,
+    /// tagged or not), in the order they first come.
+    #[must_use]
+    pub fn header_kinds(&self) -> Vec<FlowSpec> {
+        let mut out: Vec<FlowSpec> = Vec::new();
+        // At most 8 kinds (2 x 2 x 2): stop looking once all are seen.
+        for s in 0..self.streams() {
+            let f = self.flow(s);
+            if !out.iter().any(|k| (k.ip, k.l4, k.vlan.is_some()) == (f.ip, f.l4, f.vlan.is_some())) {
+                out.push(f);
+                if out.len() == 8 {
+                    break;
+                }
+            }
+        }
+        out
     }
 
     /// Directed flows: the flows, twice when bidirectional.
@@ -178,6 +208,19 @@ pub fn header_len(f: &FlowSpec) -> usize {
         + if f.l4 == L4::Udp { 8 } else { 20 }
 }
 
+/// The length of `flow`'s frame built for `size` bytes: `size`, or its
+/// headers when they are longer (see [`build`]).
+#[must_use]
+pub fn frame_len(f: &FlowSpec, size: usize) -> usize {
+    size.max(header_len(f))
+}
+
+/// The shortest frame of `flow` that carries a stamp (the short one).
+#[must_use]
+pub fn min_stamped_len(f: &FlowSpec) -> usize {
+    header_len(f) + SHORT_STAMP_LEN
+}
+
 /// `mac + n`, carrying over the low three bytes (the device part).
 #[must_use]
 pub fn mac_plus(mac: [u8; 6], n: u32) -> [u8; 6] {
@@ -204,11 +247,14 @@ pub fn build(mix: &MixSpec, flow: FlowSpec, size: usize) -> Result<Template, Fra
     let mut dport = 5_000 + (i % 16) as u16;
     let mut v4s = [10, 0, (i >> 8) as u8, i as u8];
     let mut v4d = [10, 1, 0, 1];
+    // Sources in one /64, the destination in the next: as 10.0.x.x against
+    // 10.1.0.1, no flow's source is its destination (fd00::1 was flow 1's).
     let mut v6s = [0u8; 16];
     v6s[0] = 0xfd;
     v6s[12..16].copy_from_slice(&i.to_be_bytes());
     let mut v6d = [0u8; 16];
     v6d[0] = 0xfd;
+    v6d[7] = 1;
     v6d[15] = 1;
     if flow.reverse {
         std::mem::swap(&mut smac, &mut dmac);
@@ -394,6 +440,49 @@ mod tests {
             _ => panic!("UDP or TCP"),
         };
         (eth.source(), eth.destination(), src, dst, sp, dp, label)
+    }
+
+    #[test]
+    fn no_flow_sends_from_its_own_destination_address() {
+        for ip in [Ip::V4, Ip::V6] {
+            let mut m = mix();
+            m.ip = Some(ip);
+            m.vlan_every = 0;
+            m.bidirectional = true;
+            // Every flow index up to past the 16-bit boundaries, then a sample up to the 1 000 000 allowed.
+            let flows = (0..70_000).chain((70_000..1_000_000).step_by(997)).chain([999_999]);
+            for i in flows {
+                for reverse in [false, true] {
+                    let f = FlowSpec { index: i, ip, l4: L4::Udp, vlan: None, reverse };
+                    let e = endpoints(&build(&m, f, 64).unwrap().bytes);
+                    assert_ne!(e.2, e.3, "{ip:?} flow {i} reverse {reverse}: source = destination");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn header_kinds_are_one_flow_of_each_kind() {
+        let m = mix();
+        let kinds: Vec<String> = m.header_kinds().iter().map(FlowSpec::kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                "IPv4/UDP",
+                "IPv6/UDP",
+                "IPv4/TCP",
+                "IPv6/TCP",
+                "802.1Q IPv4/UDP",
+                "802.1Q IPv6/UDP",
+                "802.1Q IPv4/TCP",
+                "802.1Q IPv6/TCP"
+            ]
+        );
+        let mut v6tcp = mix();
+        (v6tcp.ip, v6tcp.l4, v6tcp.vlan_every) = (Some(Ip::V6), Some(L4::Tcp), 0);
+        let k = v6tcp.header_kinds();
+        assert_eq!(k.len(), 1);
+        assert_eq!((frame_len(&k[0], 64), min_stamped_len(&k[0])), (74, 92));
     }
 
     #[test]

@@ -249,7 +249,19 @@ fn bad_arguments_are_refused_before_anything_is_built() {
         (vec!["--sizes", "9000"], "out of range"),
         (vec!["--tools", "wireshark"], "unknown receiver `wireshark`"),
         (vec!["--gen-core", "1", "--cap-core", "1"], "must differ"),
-        (vec!["--rounds", "0"], "--rounds 1..=50"),
+        (vec!["--rounds", "0"], "--rounds 0 is out of range (1..=50)"),
+        (vec!["--duration", "0"], "--duration 0 is out of range (0.5..=600 s)"),
+        (vec!["--json", "/proc/nope/x.json"], "--json /proc/nope/x.json: cannot write there"),
+        (vec!["--plot", "/proc/nope/x.svg"], "--plot /proc/nope/x.svg: cannot write there"),
+        (vec!["--json", dir.path().to_str().unwrap()], "cannot write there: Is a directory"),
+        (vec!["--block-kib", "6"], "--block-kib 6: must be a power of two from the page size"),
+        (vec!["--block-kib", "2"], "--block-kib 2: must be a power of two from the page size"),
+        (vec!["--block-kib", "4194304"], "--block-kib 4194304: must be a power of two"),
+        (vec!["--blocks", "0"], "--blocks 0: at least 1 block"),
+        (vec!["--retire-ms", "0"], "--retire-ms 0: must be at least 1 ms"),
+        (vec!["--ringwire-filter", "udp and and"], "--ringwire-filter `udp and and`"),
+        (vec!["--ringwire-filter", "builtin:vlan 5000"], "--ringwire-filter `builtin:vlan 5000`"),
+        (vec!["--ringwire-filter", "plugin:/nonexistent/libx.so"], "--ringwire-filter `plugin:/nonexistent/libx.so`"),
         (vec!["--napi-core", "64"], "must be cores of this machine"),
         (vec!["--gen-compare", "--napi-fifo"], "--gen-compare runs on a plain veth"),
         (vec!["--report", not_report.to_str().unwrap()], "not a ringwire-bench JSON file"),
@@ -261,6 +273,30 @@ fn bad_arguments_are_refused_before_anything_is_built() {
         assert!(err.contains(says), "{args:?}: {err}");
         assert_eq!(err.lines().count(), 1, "{args:?}: one line: {err}");
     }
+    // A file the checks created is removed again; one that was there stays.
+    assert!(!dir.path().join("new.json").exists());
+    let kept = dir.path().join("kept.svg");
+    std::fs::write(&kept, "old").unwrap();
+    // (Both checked, then refused for an unknown receiver.)
+    let out = bench(&["--json", dir.path().join("new.json").to_str().unwrap(), "--tools", "wireshark"], None);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown receiver"), "{out:?}");
+    let out = bench(&["--plot", kept.to_str().unwrap(), "--tools", "wireshark"], None);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown receiver"), "{out:?}");
+    assert!(!dir.path().join("new.json").exists(), "the check leaves no file behind");
+    assert_eq!(std::fs::read_to_string(&kept).unwrap(), "old", "nor changes one that was there");
+    // --out-dir: a directory the bench can write to (bench() sets it, so not through it).
+    let missing_dir = dir.path().join("nodir");
+    for (out_dir, says) in [(&missing_dir, "No such file or directory"), (&not_report, "not a directory")] {
+        let out = Command::new(bin("ringwire-bench")).arg("--out-dir").arg(out_dir).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains(&format!("--out-dir {}", out_dir.display())) && err.contains(says), "{err}");
+    }
+    // Each binary of the crate says what it is in --help.
+    let help = Command::new(bin("ringwire-bench")).arg("--help").output().unwrap();
+    let first = String::from_utf8_lossy(&help.stdout).lines().next().unwrap_or("").to_owned();
+    assert!(first.contains("beside tcpdump and netsniff-ng") && !first.contains("generator"), "{first}");
+
     // Refused by the argument parser (its usage line follows).
     for args in [["--lowlat-cpu-latency", "soon"], ["--cpu-latency-us", "2000000"], ["--gen-burst", "0"]] {
         let out = bench(&args, None);

@@ -117,3 +117,60 @@ fn copied_and_lent_frames_arrive_as_sent() {
     }
     assert!(sent.iter().any(|r| r.data.len() == 1514) && sent.iter().any(|r| r.data[12..14] == [0x81, 0x00]));
 }
+
+fn gen(args: &[&str]) -> std::process::Output {
+    Command::new(bin("ringwire-gen")).args(args).output().expect("running ringwire-gen")
+}
+
+/// `--size` below what some flows' headers and stamp need: one warning line
+/// naming the sizes those flows get, and frames of exactly those sizes; below
+/// every flow's headers: refused with the range really accepted.
+#[test]
+fn sizes_too_short_for_some_flows_are_warned_about_and_for_all_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("short.pcap");
+    // Flows 0-3: IPv4/UDP, IPv6/UDP, IPv4/TCP, IPv6/TCP.
+    let to = out.to_str().unwrap();
+    let run = gen(&["--count", "4", "--flows", "4", "--vlan-every", "0", "--size", "64", "--pcap-out", to]);
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{err}");
+    let warnings: Vec<&str> = err.lines().filter(|l| l.contains("warning")).collect();
+    assert_eq!(warnings.len(), 1, "one warning line: {err}");
+    assert!(warnings[0].contains("IPv6/TCP 74 B (its headers) unstamped"), "{err}");
+    assert!(warnings[0].contains("IPv4/TCP 64 B unstamped"), "{err}");
+    let lens: Vec<usize> = read_pcap(&out).iter().map(|r| r.data.len()).collect();
+    assert_eq!(lens, [64, 64, 64, 74]);
+
+    // 59 without --runts: 60 is what is sent, and said.
+    let run = gen(&["--count", "1", "--flows", "1", "--size", "59", "--pcap-out", to]);
+    assert!(run.status.success());
+    assert!(String::from_utf8_lossy(&run.stderr).contains("IPv4/UDP 60 B (padded"), "{run:?}");
+    assert_eq!(read_pcap(&out)[0].data.len(), 60);
+    // Room for the stamp in every flow: no warning.
+    let run = gen(&["--count", "4", "--flows", "4", "--size", "128", "--pcap-out", to]);
+    assert!(run.status.success() && !String::from_utf8_lossy(&run.stderr).contains("warning"), "{run:?}");
+
+    for (args, says) in [
+        (vec!["-i", "lo", "--size", "20", "--runts"], "--size: 20 bytes is out of range for these flows (42..=9000"),
+        (vec!["-i", "lo", "--size", "9001"], "out of range (at most 9000)"),
+        (vec!["-i", "lo", "--ip", "6", "--size", "60", "--runts"], "(62..=9000: IPv6/UDP headers take 62 bytes)"),
+        (vec!["-i", "lo", "-d", "0"], "--duration 0: must be more than 0 and at most 86400 seconds"),
+        (vec!["-i", "lo", "--cores", "0,0"], "--cores: core 0 is listed twice"),
+    ] {
+        let run = gen(&args);
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: one line: {err}");
+    }
+}
+
+/// `--help` says what this binary is, not what the crate holds.
+#[test]
+fn help_describes_the_generator() {
+    let help = gen(&["--help"]);
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(help.status.success());
+    assert!(text.lines().next().unwrap_or("").contains("traffic generator"), "{text}");
+    assert!(!text.contains("benchmark"), "{text}");
+}

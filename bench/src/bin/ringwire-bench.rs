@@ -32,7 +32,7 @@ use ringwire_bench::{
     stream::{self, StreamError, StreamLatency},
 };
 use ringwire_engine::{
-    config::MAX_CPU_LATENCY_US,
+    config::{RingConfig, MAX_CPU_LATENCY_US},
     lab::{self, Lab},
     pcapio::{PcapIoError, PcapReader},
     probe::HistSnap,
@@ -41,7 +41,10 @@ use ringwire_engine::{
 
 /// Measure capture throughput of ringwire, tcpdump and netsniff-ng side by side.
 #[derive(Parser)]
-#[command(version, about)]
+#[command(
+    version,
+    about = "Capture throughput and latency of ringwire beside tcpdump and netsniff-ng, on a veth lab of its own"
+)]
 struct Args {
     /// Frame sizes to test (bytes without FCS).
     #[arg(long, value_delimiter = ',', default_value = "64,1514")]
@@ -1294,8 +1297,11 @@ fn check_args(a: &Args) -> Result<Vec<String>> {
     if a.gen_compare && (a.napi_core.is_some() || a.napi_fifo) {
         bail!("--napi-core and --napi-fifo place the NIC-like veth's NAPI thread; --gen-compare runs on a plain veth");
     }
-    if !(0.5..=600.0).contains(&a.duration) || a.rounds == 0 || a.rounds > 50 {
-        bail!("--duration must be 0.5..=600 s and --rounds 1..=50");
+    if !(0.5..=600.0).contains(&a.duration) {
+        bail!("--duration {} is out of range (0.5..=600 s)", a.duration);
+    }
+    if !(1..=50).contains(&a.rounds) {
+        bail!("--rounds {} is out of range (1..=50)", a.rounds);
     }
     for s in &a.sizes {
         if !(60..=1514).contains(s) {
@@ -1305,6 +1311,14 @@ fn check_args(a: &Args) -> Result<Vec<String>> {
     for r in &a.rates {
         resolve_rate(r, Some(1.0))?;
     }
+    check_ring(a)?;
+    if let Some(f) = &a.ringwire_filter {
+        // As the engine builds a consumer's filter (its interface is not there
+        // yet, so a pcap-filter is compiled for Ethernet, as for a pcap port).
+        ringwire_filters::FilterFactory::new(f, ringwire_filters::QuarantinePolicy::DropAll)
+            .with_context(|| format!("--ringwire-filter `{f}`"))?;
+    }
+    check_outputs(a)?;
     let mut tools = Vec::new();
     for t in &a.tools {
         if tool(t)?.program.is_none_or(have) {
@@ -1322,6 +1336,80 @@ fn check_args(a: &Args) -> Result<Vec<String>> {
         }
     }
     Ok(tools)
+}
+
+/// `--block-kib`, `--blocks` and `--retire-ms` as the engine takes them
+/// (`[ring]`: a block a power of two of at least a page, at least one block,
+/// a retire timeout of at least 1 ms).
+fn check_ring(a: &Args) -> Result<()> {
+    // SAFETY: sysconf has no preconditions.
+    let page = u32::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+    let mut ring = RingConfig::default();
+    if let Some(k) = a.block_kib {
+        let bytes = k.checked_mul(1024).filter(|b| b.is_power_of_two() && *b >= page);
+        let Some(bytes) = bytes else {
+            bail!(
+                "--block-kib {k}: must be a power of two from the page size ({} KiB) to {} KiB",
+                page / 1024,
+                1u32 << 21
+            );
+        };
+        ring.block_size = bytes;
+    }
+    if let Some(n) = a.blocks {
+        if n == 0 {
+            bail!("--blocks 0: at least 1 block is needed");
+        }
+        ring.block_count = n;
+    }
+    if let Some(ms) = a.retire_ms {
+        if ms == 0 {
+            bail!("--retire-ms 0: must be at least 1 ms");
+        }
+        ring.retire_timeout_ms = ms;
+    }
+    // Whatever else the engine checks of the ring (the frame fits a block).
+    ring.rx_geometry().validate().map_err(|m| anyhow::anyhow!("--block-kib/--blocks/--retire-ms: {m}"))
+}
+
+/// Whether `path` can be written: opened for appending (created, and removed
+/// again, when it was not there), so a run does not end in a failed write.
+fn check_writable(opt: &str, path: &Path) -> Result<()> {
+    let existed = std::fs::symlink_metadata(path).is_ok();
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("{opt} {}: cannot write there", path.display()))?;
+    if !existed {
+        let _ = std::fs::remove_file(path);
+    }
+    Ok(())
+}
+
+/// `--json` and `--plot` can be written and `--out-dir` is a writable
+/// directory, before anything is measured.
+fn check_outputs(a: &Args) -> Result<()> {
+    let dir = &a.out_dir;
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => bail!("--out-dir {}: not a directory", dir.display()),
+        Err(e) => return Err(e).with_context(|| format!("--out-dir {}", dir.display())),
+    }
+    let probe = dir.join(format!("rwbench-probe-{}", std::process::id()));
+    std::fs::OpenOptions::new()
+        .create_new(true)
+        .write(true)
+        .open(&probe)
+        .with_context(|| format!("--out-dir {}: cannot write there", dir.display()))?;
+    let _ = std::fs::remove_file(&probe);
+    if let Some(p) = &a.json {
+        check_writable("--json", p)?;
+    }
+    if let Some(p) = &a.plot {
+        check_writable("--plot", p)?;
+    }
+    Ok(())
 }
 
 /// Every round of every size, rate and receiver; a failed measurement is

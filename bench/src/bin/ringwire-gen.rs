@@ -17,7 +17,7 @@ use std::{
 
 use anyhow::{bail, Context as _, Result};
 use clap::Parser;
-use ringwire_bench::frames::{self, Ip, MixSpec, Stamp, Template, L4, MIX_SIZES};
+use ringwire_bench::frames::{self, FlowSpec, Ip, MixSpec, Stamp, Template, L4, MIX_SIZES, SHORT_STAMP_LEN};
 use ringwire_engine::{
     pcapio::PcapWriter,
     ring::{TxRing, TxRingOptions, SLOT_HEADROOM},
@@ -26,7 +26,7 @@ use ringwire_engine::{
 
 /// Send generated traffic out of an interface.
 #[derive(Parser)]
-#[command(version, about)]
+#[command(version, about = "ringwire's traffic generator: stamped flows sent from a PACKET_TX_RING")]
 struct Args {
     /// Interface to send on.
     #[arg(short = 'i', long, required_unless_present = "pcap_out")]
@@ -48,7 +48,10 @@ struct Args {
     #[arg(long, value_parser = parse_bitrate)]
     bitrate: Option<f64>,
     /// Frame size: `mix` (60-1514), `imix` (60, 590 and 1514 bytes 7:4:1: IP
-    /// packets of 40, 576, 1500), a number, or MIN-MAX (eight sizes across the range).
+    /// packets of 40, 576, 1500), a number, or MIN-MAX (eight sizes across the
+    /// range). A flow's frames are never shorter than its headers, nor than
+    /// 60 bytes without --runts; a number or range that is shorter for some
+    /// flows, or leaves them no room for the 18-byte stamp, is warned about.
     #[arg(short = 's', long, default_value = "mix")]
     size: String,
     /// Number of flows.
@@ -138,6 +141,19 @@ fn frames_per_s(bits_per_s: f64, sizes: &[usize]) -> u64 {
     ((bits_per_s / (mean * 8.0)).round() as u64).max(1)
 }
 
+/// The largest frame `--size` takes.
+const MAX_SIZE: usize = 9000;
+
+/// The shortest frame sent without `--runts` (shorter ones are padded).
+const MIN_PADDED: usize = 60;
+
+/// Whether `--size` names a preset mix (its entries are raised to a flow's
+/// headers without a warning) rather than sizes of the user's.
+fn is_preset(spec: &str) -> bool {
+    spec == "mix" || spec == "imix"
+}
+
+/// The sizes `--size` asks for (not yet checked against the flows: see [`fit_sizes`]).
 fn sizes(spec: &str) -> Result<Vec<usize>> {
     let v: Vec<usize> = if spec == "mix" {
         MIX_SIZES.to_vec()
@@ -152,10 +168,76 @@ fn sizes(spec: &str) -> Result<Vec<usize>> {
     } else {
         vec![spec.parse().with_context(|| format!("--size `{spec}`: expected mix, imix, N or MIN-MAX"))?]
     };
-    if let Some(bad) = v.iter().find(|&&s| !(14..=9000).contains(&s)) {
-        bail!("--size: {bad} bytes is out of range (14..=9000)");
+    if let Some(bad) = v.iter().find(|&&s| s > MAX_SIZE) {
+        bail!("--size: {bad} bytes is out of range (at most {MAX_SIZE})");
     }
     Ok(v)
+}
+
+/// The sizes to build the flows' frames with, and a warning line for the
+/// flows whose frames are not as asked or carry no stamp.
+///
+/// A size shorter than every kind of flow's headers (`kinds`, from
+/// [`MixSpec::header_kinds`]) is refused: no frame fits. One shorter than
+/// some flows' headers, or without room for the 18-byte stamp after them,
+/// is warned about with the size those flows get; without `runts`, sizes
+/// below 60 become 60, which is what is sent. Presets warn about nothing.
+fn fit_sizes(spec: &str, asked: &[usize], kinds: &[FlowSpec], runts: bool) -> Result<(Vec<usize>, Option<String>)> {
+    let Some(smallest) = kinds.iter().min_by_key(|f| frames::header_len(f)) else {
+        bail!("no flows");
+    };
+    let lo = frames::header_len(smallest);
+    let preset = is_preset(spec);
+    if !preset {
+        if let Some(bad) = asked.iter().find(|&&s| s < lo) {
+            bail!(
+                "--size: {bad} bytes is out of range for these flows ({lo}..={MAX_SIZE}: {} headers take {lo} bytes)",
+                smallest.kind()
+            );
+        }
+    }
+    let used: Vec<usize> = asked.iter().map(|&s| if runts { s } else { s.max(MIN_PADDED) }).collect();
+    if preset {
+        return Ok((used, None));
+    }
+    let mut notes = Vec::new();
+    let mut seen = Vec::new();
+    for (&s, &u) in asked.iter().zip(&used) {
+        if seen.contains(&s) {
+            continue;
+        }
+        seen.push(s);
+        let odd: Vec<String> = kinds
+            .iter()
+            .filter_map(|f| {
+                let len = frames::frame_len(f, u);
+                let stamped = len >= frames::min_stamped_len(f);
+                if len == s && stamped {
+                    return None;
+                }
+                let why = if len == s {
+                    ""
+                } else if len == frames::header_len(f) {
+                    " (its headers)"
+                } else {
+                    " (padded; --runts sends runts)"
+                };
+                Some(format!("{} {len} B{why}{}", f.kind(), if stamped { "" } else { " unstamped" }))
+            })
+            .collect();
+        if !odd.is_empty() {
+            let at = if asked.len() > 1 { format!("at {s} B: ") } else { String::new() };
+            notes.push(format!("{at}{}", odd.join(", ")));
+        }
+    }
+    let warning = (!notes.is_empty()).then(|| {
+        format!(
+            "--size {spec} is too short for some flows (their headers and the {SHORT_STAMP_LEN}-byte stamp{}); they send {}",
+            if runts { "" } else { ", or 60 bytes without --runts" },
+            notes.join("; ")
+        )
+    });
+    Ok((used, warning))
 }
 
 #[derive(serde::Serialize)]
@@ -254,41 +336,51 @@ fn main() -> std::process::ExitCode {
 
 fn run() -> Result<()> {
     let mut a = Args::parse();
-    if let Some(bps) = a.bitrate {
-        a.rate = frames_per_s(bps, &sizes(&a.size)?);
-    }
     if a.flows == 0 || a.flows > 1_000_000 {
         bail!("--flows must be between 1 and 1000000");
     }
-    if a.rate > 100_000_000 {
-        bail!("--rate {} is beyond anything a TX ring sends (max 100000000)", a.rate);
-    }
     if let Some(d) = a.duration {
-        if !(d > 0.0 && d < 86_400.0) {
-            bail!("--duration must be between 0 and 86400 seconds");
+        if !(d > 0.0 && d <= 86_400.0) {
+            bail!("--duration {d}: must be more than 0 and at most 86400 seconds");
         }
     }
     let ncores = sys::online_cores();
     if let Some(c) = a.cores.iter().find(|&&c| c >= ncores) {
         bail!("--cores: core {c} does not exist (this machine has {ncores})");
     }
+    if let Some(c) = a.cores.iter().enumerate().find_map(|(i, c)| a.cores[..i].contains(c).then_some(c)) {
+        bail!("--cores: core {c} is listed twice (one sending thread per core)");
+    }
     let duration = match (a.count, a.duration) {
         (None, None) => Some(Duration::from_secs(10)),
         (_, d) => d.map(Duration::from_secs_f64),
     };
     let count = a.count.unwrap_or(u64::MAX);
-    let mix = MixSpec {
+    let mut mix = MixSpec {
         flows: a.flows,
         vlan_every: a.vlan_every,
         ip: a.ip.as_deref().map(|v| if v == "4" { Ip::V4 } else { Ip::V6 }),
         l4: a.l4.as_deref().map(|v| if v == "udp" { L4::Udp } else { L4::Tcp }),
-        sizes: sizes(&a.size)?,
+        sizes: Vec::new(),
         src_mac: a.src_mac,
         dst_mac: a.dst_mac,
         bidirectional: a.bidirectional,
         dst_macs: a.dst_macs,
     };
+    let (used, warning) = fit_sizes(&a.size, &sizes(&a.size)?, &mix.header_kinds(), a.runts)?;
+    mix.sizes = used;
     let templates: Vec<Template> = mix.templates()?;
+    if let Some(w) = warning {
+        eprintln!("ringwire-gen: warning: {w}");
+    }
+    if let Some(bps) = a.bitrate {
+        // The mean of the frames as sent: every stream goes through every size.
+        let lens: Vec<usize> = templates.iter().map(|t| t.bytes.len()).collect();
+        a.rate = frames_per_s(bps, &lens);
+    }
+    if a.rate > 100_000_000 {
+        bail!("--rate {} is beyond anything a TX ring sends (max 100000000)", a.rate);
+    }
     let threads = a.threads.unwrap_or(a.cores.len().max(1));
     if let Some(path) = &a.pcap_out {
         let Some(n) = a.count else { bail!("--pcap-out needs --count") };
@@ -545,6 +637,57 @@ mod tests {
         let n = |s: usize| v.iter().filter(|&&x| x == s).count();
         assert_eq!((n(60), n(590), n(1514)), (7, 4, 1));
         assert!(v.windows(3).all(|w| !(w[0] == w[1] && w[1] == w[2])), "no size three times in a row: {v:?}");
+    }
+
+    fn kinds(ip: Option<Ip>, l4: Option<L4>, vlan_every: u32) -> Vec<FlowSpec> {
+        MixSpec {
+            flows: 64,
+            vlan_every,
+            ip,
+            l4,
+            sizes: vec![60],
+            src_mac: [2, 0, 0, 0, 0, 1],
+            dst_mac: [2, 0, 0, 0, 0, 2],
+            bidirectional: false,
+            dst_macs: 1,
+        }
+        .header_kinds()
+    }
+
+    #[test]
+    fn sizes_too_short_for_some_flows_are_named_and_for_all_refused() {
+        let all = kinds(None, None, 8);
+        // 64 bytes: IPv4/UDP carries the stamp; IPv6/TCP is raised to its 74 bytes of headers.
+        let (used, w) = fit_sizes("64", &[64], &all, false).unwrap();
+        assert_eq!(used, [64]);
+        let w = w.expect("a warning");
+        assert!(w.contains("IPv6/TCP 74 B (its headers) unstamped"), "{w}");
+        assert!(w.contains("802.1Q IPv6/TCP 78 B (its headers) unstamped"), "{w}");
+        assert!(w.contains("IPv6/UDP 64 B unstamped"), "{w}");
+        assert!(!w.contains(", IPv4/UDP") && !w.contains("send IPv4/UDP"), "IPv4/UDP is as asked: {w}");
+        assert!(!w.contains('\n'), "one line: {w}");
+        // 59 without --runts: padded to 60, which holds IPv4/UDP's headers and short stamp.
+        let v4 = kinds(Some(Ip::V4), Some(L4::Udp), 0);
+        let (used, w) = fit_sizes("59", &[59], &v4, false).unwrap();
+        assert_eq!(used, [60]);
+        assert!(w.unwrap().contains("IPv4/UDP 60 B (padded; --runts sends runts)"));
+        // With --runts it is sent as asked, without a stamp.
+        let (used, w) = fit_sizes("59", &[59], &v4, true).unwrap();
+        assert_eq!(used, [59]);
+        assert!(w.unwrap().contains("IPv4/UDP 59 B unstamped"));
+        // Room for the stamp everywhere: no warning.
+        assert!(fit_sizes("128", &[128], &all, false).unwrap().1.is_none());
+        // Shorter than every flow's headers: refused, naming the real range.
+        let e = fit_sizes("20", &[20], &all, true).unwrap_err().to_string();
+        assert!(e.contains("(42..=9000"), "{e}");
+        let v6 = kinds(Some(Ip::V6), None, 0);
+        let e = fit_sizes("40-60", &sizes("40-60").unwrap(), &v6, true).unwrap_err().to_string();
+        assert!(e.contains("(62..=9000: IPv6/UDP headers take 62 bytes)"), "{e}");
+        // A range names each size it warns about; presets never warn.
+        let (_, w) = fit_sizes("62-69", &sizes("62-69").unwrap(), &v6, true).unwrap();
+        assert!(w.unwrap().contains("at 62 B: IPv6/UDP 62 B unstamped"));
+        assert_eq!(fit_sizes("mix", &MIX_SIZES, &all, false).unwrap(), (MIX_SIZES.to_vec(), None));
+        assert!(sizes("9001").is_err());
     }
 
     #[test]
