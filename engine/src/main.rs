@@ -324,7 +324,8 @@ fn cmd_run(
     // before anything can signal readiness, so a reload sent as soon as the
     // ready file appears never meets the default action (terminate).
     if let Some(stats) = &config.engine.stats_json {
-        check_writable(stats).context("engine.stats_json")?;
+        sys::check_writable(stats)
+            .with_context(|| format!("engine.stats_json: {}: cannot be written", stats.display()))?;
     }
     let hup = Arc::new(AtomicBool::new(false));
     let signals = stop_flag(Some(&hup))?;
@@ -484,21 +485,6 @@ fn cmd_capture(a: CaptureArgs) -> Result<ExitCode> {
         eprintln!("ringwire: accounting mismatch: {u}");
     }
     Ok(if report.errors.is_empty() && report.unreconciled.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
-}
-
-/// Fail now, not after the run, if `path` cannot be written: opened for
-/// appending (nothing in it changes), and removed again if this made it.
-fn check_writable(path: &Path) -> Result<()> {
-    let existed = path.exists();
-    std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(path)
-        .with_context(|| format!("{}: cannot be written", path.display()))?;
-    if !existed {
-        let _ = std::fs::remove_file(path);
-    }
-    Ok(())
 }
 
 fn sibling_binary(name: &str) -> Result<PathBuf> {

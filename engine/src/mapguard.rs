@@ -119,10 +119,9 @@ fn install() {
         if page > 0 {
             PAGE.store(page as usize, Ordering::Relaxed);
         }
-        // SAFETY: a zeroed sigaction is a valid value to fill in; sigaction
-        // reads `new` and writes `old`, both valid for the call. PREVIOUS is
-        // written here once, inside call_once, before the handler that reads
-        // it can run (it is installed by this same call).
+        // PREVIOUS is written here once, inside call_once, before the
+        // handler that reads it can run (it is installed by this same call).
+        // SAFETY: a zeroed sigaction is valid to fill in, `new` and `old` are valid for the call, and PREVIOUS is written before any reader exists.
         unsafe {
             let mut new: libc::sigaction = std::mem::zeroed();
             new.sa_sigaction = on_sigbus as *const () as usize;
@@ -152,11 +151,12 @@ extern "C" fn on_sigbus(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
         if end == 0 || addr < s.start.load(Ordering::Relaxed) || addr >= end {
             continue;
         }
-        // SAFETY: the page lies inside a live mapping this process made of a
-        // file it only reads; replacing it with an anonymous read-only page
-        // (mmap is a plain system call, safe in a signal handler) changes
-        // what that mapping reads, nothing else. The faulting load is then
-        // retried and reads zeros, which the reader discards (it sees the mark).
+        // The page lies inside a live mapping this process made of a file it
+        // only reads; replacing it with an anonymous read-only page (mmap is
+        // a plain system call, safe in a signal handler) changes what that
+        // mapping reads, nothing else. The faulting load is then retried and
+        // reads zeros, which the reader discards (it sees the mark).
+        // SAFETY: MAP_FIXED replaces one page of a live, registered, read-only file mapping of our own, nothing else.
         let p = unsafe {
             libc::mmap(
                 (addr & !(page - 1)) as *mut libc::c_void,
@@ -174,10 +174,11 @@ extern "C" fn on_sigbus(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
         break;
     }
     // Not ours (or the page could not be replaced): what was there before.
-    // SAFETY: PREVIOUS was written before this handler was installed and is
-    // never written again. A previous SA_SIGINFO handler is called with the
+    // PREVIOUS was written before this handler was installed and is never
+    // written again. A previous SA_SIGINFO handler is called with the
     // arguments this one got; SIG_DFL / SIG_IGN are restored, and returning
     // retries the access, which faults again under that action.
+    // SAFETY: PREVIOUS is not written once this handler is installed; a previous handler gets the arguments this one got.
     unsafe {
         let prev = *std::ptr::addr_of!(PREVIOUS);
         match prev {

@@ -275,14 +275,14 @@ impl PcapReader {
             .custom_flags(libc::O_NONBLOCK)
             .open(path)
             .map_err(|source| PcapIoError::Open { path: path.into(), source })?;
-        if !f.metadata().is_ok_and(|m| m.is_file()) {
+        let meta = f.metadata().map_err(|source| PcapIoError::Open { path: path.into(), source })?;
+        if !meta.is_file() {
             return Err(PcapIoError::NotRegular { path: path.into() });
         }
-        let meta = f.metadata().map_err(|source| PcapIoError::Open { path: path.into(), source })?;
-        // SAFETY: the mapping is read-only and private to this reader. A file
-        // truncated by someone else while mapped faults on access past its new
-        // end: the guard registered below turns that fault into a page of
-        // zeros and a mark the reader checks (see crate::mapguard).
+        // A file truncated by someone else while mapped faults on access past
+        // its new end: the guard registered below turns that fault into a
+        // page of zeros and a mark the reader checks (see crate::mapguard).
+        // SAFETY: a read-only mapping private to this reader; a file shrinking under it is survived (above).
         let map = unsafe { memmap2::Mmap::map(&f) };
         let map = map.map_err(|source| PcapIoError::Open { path: path.into(), source })?;
         let guard = Guard::register(map.as_ptr() as usize, map.len(), meta.dev(), meta.ino());

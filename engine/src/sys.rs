@@ -309,6 +309,20 @@ pub(crate) fn kick_tx(fd: RawFd) -> io::Result<()> {
     }
 }
 
+/// Fail now, not after a run, if `path` cannot be written: it is opened
+/// for appending (nothing in it changes), and removed again if this created it.
+///
+/// # Errors
+/// Why it cannot be opened for writing.
+pub fn check_writable(path: &std::path::Path) -> io::Result<()> {
+    let existed = std::fs::symlink_metadata(path).is_ok();
+    std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    if !existed {
+        let _ = std::fs::remove_file(path);
+    }
+    Ok(())
+}
+
 /// The machine's online cores, whatever this process's affinity mask (a
 /// process started under `taskset` still reports the whole machine).
 #[must_use]

@@ -1372,19 +1372,9 @@ fn check_ring(a: &Args) -> Result<()> {
     ring.rx_geometry().validate().map_err(|m| anyhow::anyhow!("--block-kib/--blocks/--retire-ms: {m}"))
 }
 
-/// Whether `path` can be written: opened for appending (created, and removed
-/// again, when it was not there), so a run does not end in a failed write.
+/// `path` can be written (see [`sys::check_writable`]), or the option says why not.
 fn check_writable(opt: &str, path: &Path) -> Result<()> {
-    let existed = std::fs::symlink_metadata(path).is_ok();
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .with_context(|| format!("{opt} {}: cannot write there", path.display()))?;
-    if !existed {
-        let _ = std::fs::remove_file(path);
-    }
-    Ok(())
+    sys::check_writable(path).with_context(|| format!("{opt} {}: cannot write there", path.display()))
 }
 
 /// `--json` and `--plot` can be written and `--out-dir` is a writable
