@@ -166,6 +166,9 @@ impl ClassifierConfig {
 /// The largest `engine.cpu_latency_us`: a request above a second asks for nothing.
 pub const MAX_CPU_LATENCY_US: u32 = 1_000_000;
 
+/// Highest `SCHED_FIFO` priority Linux has.
+pub const MAX_RT_PRIORITY: u8 = 99;
+
 /// `[engine]`.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -191,17 +194,33 @@ pub struct EngineConfig {
     /// crash. Default: none.
     pub cpu_latency_us: Option<u32>,
     /// Nice value of the queued consumers' threads (the pcap writer), -20 to
-    /// 19; 0 leaves them as started. A queued consumer is the last stage of
-    /// the pipeline: when it gets less of a shared core than the kernel's
-    /// receive path and the worker that feed it, frames are dropped at its
-    /// queue after all the work of receiving them was done (receive
-    /// livelock). At -5 it weighs three times a nice-0 thread, so under
-    /// overload the receive path falls behind instead, where a drop costs
-    /// least (a NIC counts them: `ip -s link`), and what ringwire accepted is
-    /// written. Going below the current value needs `CAP_SYS_NICE` (root has
-    /// it); without, a warning and the thread keeps the value it started
-    /// with. Default: -5.
+    /// 19; 0 leaves them as started. It orders them against the engine's
+    /// other threads, and against the kernel's receive path only where
+    /// `consumer_rt_priority` does not apply: a nice value weighs a thread
+    /// within its scheduling group, and with autogroups (every process of a
+    /// session shares one) or cgroups the whole engine is one group that
+    /// gets at most half a core it shares with a kernel thread such as a
+    /// threaded NAPI poller, whatever its threads' nice values. Going below
+    /// the current value needs `CAP_SYS_NICE` (root has it); without, a
+    /// warning and the thread keeps the value it started with. Default: -5.
     pub consumer_nice: i8,
+    /// Real-time priority of the queued consumers' threads while the engine
+    /// has a port on an interface, 1 to 99: they run under `SCHED_FIFO`,
+    /// ahead of every normally scheduled thread, the kernel's receive
+    /// threads included (threaded NAPI, ksoftirqd; interrupt threads run at
+    /// 50). A queued consumer is the pipeline's last stage: when it gets less
+    /// of a shared core than the receive path and the worker that feed it,
+    /// frames are dropped at its queue after all the work of receiving them
+    /// was done (receive livelock). Ahead of them, it writes what ringwire
+    /// accepted, and under overload the receive path falls behind instead,
+    /// where a drop costs least (a NIC counts them: `ip -s link`). The
+    /// thread sleeps when its queue is empty, and the kernel keeps a share of
+    /// every core for other threads (`sched_rt_runtime_us`). 0 leaves the
+    /// threads under the normal scheduler, at `consumer_nice`; so do file
+    /// sources only, which wait for a full queue instead of dropping. Needs
+    /// `CAP_SYS_NICE` or an `RLIMIT_RTPRIO`; without, a warning and
+    /// `consumer_nice` applies. Default: 1.
+    pub consumer_rt_priority: u8,
 }
 
 impl Default for EngineConfig {
@@ -215,6 +234,7 @@ impl Default for EngineConfig {
             stats_json: None,
             cpu_latency_us: None,
             consumer_nice: -5,
+            consumer_rt_priority: 1,
         }
     }
 }
@@ -624,6 +644,12 @@ impl Config {
         if !(-20..=19).contains(&self.engine.consumer_nice) {
             return bad(format!("engine.consumer_nice: {} is outside -20..=19", self.engine.consumer_nice));
         }
+        if self.engine.consumer_rt_priority > MAX_RT_PRIORITY {
+            return bad(format!(
+                "engine.consumer_rt_priority: {} is above {MAX_RT_PRIORITY} (0 turns it off)",
+                self.engine.consumer_rt_priority
+            ));
+        }
         self.ring.rx_geometry().validate().map_err(|m| ConfigError::Invalid(format!("ring: {m}")))?;
         if self.ports.is_empty() {
             return bad("no ports: add a [[ports]] entry (uri = \"afpacket:IFACE\" or \"pcap:FILE\")".into());
@@ -737,6 +763,7 @@ mod tests {
         assert_eq!(c.ring.block_size, 1 << 20);
         assert_eq!(c.ring.rxhash, RxHash::Auto);
         assert_eq!(c.engine.consumer_nice, -5);
+        assert_eq!(c.engine.consumer_rt_priority, 1);
         let err = Config::parse("[ring]\nrxhash = \"sometimes\"\n").unwrap_err();
         assert!(err.contains("sometimes") && err.contains("line 2"), "{err}");
     }
@@ -844,6 +871,14 @@ mod tests {
             let c = Config::parse(&format!("[engine]\nconsumer_nice = {nice}\n{port}")).unwrap();
             assert_eq!(c.validate().is_ok(), ok, "consumer_nice = {nice}");
         }
+        for (prio, ok) in [(0, true), (1, true), (99, true), (100, false)] {
+            let c = Config::parse(&format!("[engine]\nconsumer_rt_priority = {prio}\n{port}")).unwrap();
+            assert_eq!(c.validate().is_ok(), ok, "consumer_rt_priority = {prio}");
+        }
+        let c = Config::parse(&format!("[engine]\nconsumer_rt_priority = 100\n{port}")).unwrap();
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("engine.consumer_rt_priority: 100 is above 99"), "{err}");
+        assert!(Config::parse(&format!("[engine]\nconsumer_rt_priority = -1\n{port}")).is_err());
         let err = Config::parse(&format!("[engine]\nconsumer_nice = 200\n{port}")).unwrap_err();
         assert!(err.contains("line 2"), "{err}");
         let c = Config::parse(&format!("[engine]\ncpu_latency_us = 1000001\n{port}")).unwrap();

@@ -412,6 +412,9 @@ pub struct SinkTask {
     pub limit_hit: Arc<AtomicBool>,
     /// The thread's nice value (`engine.consumer_nice`; 0: as started).
     pub nice: i8,
+    /// The thread's `SCHED_FIFO` priority (`engine.consumer_rt_priority`
+    /// when a port is an interface; 0: normally scheduled).
+    pub rt_priority: u8,
 }
 
 /// A sink's output and what it has counted.

@@ -1039,6 +1039,7 @@ pub(crate) fn build_consumer(st: &State, c: &ConsumerConfig, nworkers: usize) ->
                 limit: c.limit,
                 limit_hit: handle.limit_hit.clone(),
                 nice: st.base.engine.consumer_nice,
+                rt_priority: consumer_rt_priority(st),
             },
         ));
         sink_handle = Some(handle);
@@ -1086,6 +1087,18 @@ pub(crate) fn build_consumer(st: &State, c: &ConsumerConfig, nworkers: usize) ->
     })
 }
 
+/// The real-time priority for a queued consumer's thread started now: the
+/// configured one while the engine receives from an interface, else 0 (a
+/// file source waits for a full queue instead of dropping: nothing to gain).
+fn consumer_rt_priority(st: &State) -> u8 {
+    let live = st.ports.iter().any(|p| !p.removed && p.config.rx && matches!(p.kind, PortKind::AfPacket(_)));
+    if live {
+        st.base.engine.consumer_rt_priority
+    } else {
+        0
+    }
+}
+
 /// Start a queued consumer's thread; returns its slot and handle.
 pub(crate) fn spawn_sink((index, t): (usize, SinkTask)) -> Result<(usize, SinkThread), EngineError> {
     let name = format!("rw-sink-{}", t.name);
@@ -1099,9 +1112,23 @@ pub(crate) fn spawn_sink((index, t): (usize, SinkTask)) -> Result<(usize, SinkTh
                         nice = t.nice,
                         error = %e,
                         "could not set the consumer thread's nice value (engine.consumer_nice; going below the \
-                         current value needs CAP_SYS_NICE): under overload it may fall behind and drop frames \
-                         at its queue"
+                         current value needs CAP_SYS_NICE)"
                     );
+                }
+            }
+            if t.rt_priority > 0 {
+                match sys::set_thread_fifo(t.rt_priority.into()) {
+                    Ok(()) => {
+                        tracing::debug!(consumer = t.name, priority = t.rt_priority, "consumer thread under SCHED_FIFO")
+                    }
+                    Err(e) => tracing::warn!(
+                        consumer = t.name,
+                        priority = t.rt_priority,
+                        error = %e,
+                        "could not run the consumer thread under SCHED_FIFO (engine.consumer_rt_priority; needs \
+                         CAP_SYS_NICE or an RLIMIT_RTPRIO): it is scheduled as a normal thread, and under overload \
+                         may fall behind the kernel's receive path and drop frames at its queue"
+                    ),
                 }
             }
             run_sink(t)

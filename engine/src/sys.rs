@@ -374,6 +374,21 @@ pub fn set_thread_nice(nice: i32) -> io::Result<()> {
     check("setpriority", rc).map(drop).map_err(|e| e.io_error)
 }
 
+/// Run the calling thread under `SCHED_FIFO` at `priority` (1-99), with
+/// `SCHED_RESET_ON_FORK`: a process or thread it starts is normally
+/// scheduled.
+///
+/// # Errors
+/// The OS error: `EPERM` without `CAP_SYS_NICE` or a high enough
+/// `RLIMIT_RTPRIO`, `EINVAL` for a priority out of range.
+pub fn set_thread_fifo(priority: i32) -> io::Result<()> {
+    let param = libc::sched_param { sched_priority: priority };
+    // SAFETY: pid 0 is the calling thread; `param` is a valid sched_param
+    // that outlives the call.
+    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO | libc::SCHED_RESET_ON_FORK, &param) };
+    check("sched_setscheduler", rc).map(drop).map_err(|e| e.io_error)
+}
+
 /// CLOCK_MONOTONIC in nanoseconds.
 #[must_use]
 pub fn monotonic_ns() -> u64 {

@@ -386,10 +386,35 @@ pub fn assert_reconciles(stats: &serde_json::Value) {
     }
 }
 
-/// The nice value of process `pid`'s thread named `name` (`None`: no such
+/// How a thread is scheduled, as `/proc/PID/task/TID/stat` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThreadSched {
+    /// `SCHED_OTHER` (0), `SCHED_FIFO` (1), ...
+    pub policy: u32,
+    /// Real-time priority (0 for a normal policy).
+    pub rt_priority: u32,
+    /// Nice value.
+    pub nice: i32,
+}
+
+impl ThreadSched {
+    /// A normally scheduled thread at `nice`.
+    #[must_use]
+    pub fn normal(nice: i32) -> Self {
+        Self { policy: libc::SCHED_OTHER as u32, rt_priority: 0, nice }
+    }
+
+    /// A `SCHED_FIFO` thread at `rt_priority`, with `nice` kept beside it.
+    #[must_use]
+    pub fn fifo(rt_priority: u32, nice: i32) -> Self {
+        Self { policy: libc::SCHED_FIFO as u32, rt_priority, nice }
+    }
+}
+
+/// How process `pid`'s thread named `name` is scheduled (`None`: no such
 /// thread). The name is the kernel's, cut to 15 bytes.
 #[must_use]
-fn thread_nice(pid: u32, name: &str) -> Option<i32> {
+fn thread_sched(pid: u32, name: &str) -> Option<ThreadSched> {
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
     tasks.flatten().find_map(|t| {
         let comm = std::fs::read_to_string(t.path().join("comm")).ok()?;
@@ -397,21 +422,27 @@ fn thread_nice(pid: u32, name: &str) -> Option<i32> {
             return None;
         }
         let stat = std::fs::read_to_string(t.path().join("stat")).ok()?;
-        // After "pid (comm) ": state is field 3, nice field 19.
-        stat.rsplit_once(") ")?.1.split_whitespace().nth(16)?.parse().ok()
+        // After "pid (comm) ", state is field 3: nice is field 19,
+        // rt_priority 40 and policy 41.
+        let f: Vec<&str> = stat.rsplit_once(") ")?.1.split_whitespace().collect();
+        Some(ThreadSched {
+            nice: f.get(16)?.parse().ok()?,
+            rt_priority: f.get(37)?.parse().ok()?,
+            policy: f.get(38)?.parse().ok()?,
+        })
     })
 }
 
-/// The nice value of `pid`'s thread `name` once it is `want`, or whatever it
-/// is (or `i32::MIN` if the thread never appears) after two seconds: the
-/// thread names and prioritises itself after it starts.
+/// How `pid`'s thread `name` is scheduled once it is `want`, or however it
+/// is (`None` if the thread never appears) after two seconds: the thread
+/// names and schedules itself after it starts.
 #[must_use]
-pub fn wait_thread_nice(pid: u32, name: &str, want: i32) -> i32 {
+pub fn wait_thread_sched(pid: u32, name: &str, want: ThreadSched) -> Option<ThreadSched> {
     let deadline = Instant::now() + Duration::from_secs(2);
     loop {
-        let now = thread_nice(pid, name);
+        let now = thread_sched(pid, name);
         if now == Some(want) || Instant::now() > deadline {
-            return now.unwrap_or(i32::MIN);
+            return now;
         }
         std::thread::sleep(Duration::from_millis(10));
     }

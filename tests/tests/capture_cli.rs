@@ -5,7 +5,7 @@
 use std::{path::Path, process::Command, time::Duration};
 
 use etherparse::PacketBuilder;
-use ringwire_tests::{bin, read_pcap, Proc, Rec};
+use ringwire_tests::{bin, read_pcap, Proc, Rec, ThreadSched};
 
 const MAC_A: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0a];
 const MAC_B: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0b];
@@ -400,8 +400,13 @@ fn a_source_truncated_while_replayed_ends_the_run_cleanly() {
         "ringwire",
         Command::new(bin("ringwire")).args(["run", cfg.to_str().unwrap(), "--control-socket", "none"]),
     );
+    let started = std::time::Instant::now();
+    // File sources only: the writer is not made real-time (engine.consumer_rt_priority applies
+    // to runs that receive from an interface); its nice value is -5 where it may be lowered.
+    let sched = ringwire_tests::wait_thread_sched(engine.pid(), "rw-sink-w", ThreadSched::normal(-5));
+    assert_eq!(sched.map(|s| s.policy), Some(libc::SCHED_OTHER as u32), "{sched:?}");
     // 400 records 10 ms apart: at 1.2 s about 120 are read; cut at 200 KiB (record 202 of 1016 bytes each).
-    std::thread::sleep(Duration::from_millis(1200));
+    std::thread::sleep(Duration::from_millis(1200).saturating_sub(started.elapsed()));
     let cut = 200u64 << 10;
     std::fs::OpenOptions::new().write(true).open(&input).unwrap().set_len(cut).unwrap();
     let res = engine.wait(Duration::from_secs(20));

@@ -10,8 +10,8 @@ use std::{
 };
 
 use ringwire_tests::{
-    assert_reconciles, bin, control_socket, generate, privileged, read_pcap, start_engine, stats, wait_thread_nice,
-    Pair,
+    assert_reconciles, bin, control_socket, generate, privileged, read_pcap, start_engine, stats, wait_thread_sched,
+    Pair, ThreadSched,
 };
 
 fn ringctl(sock: &Path, args: &[&str]) -> Output {
@@ -299,7 +299,12 @@ fn ringctl_reconfigures_a_running_engine_under_traffic() {
         "--filter",
         "udp",
     ]);
-    assert_eq!(wait_thread_nice(engine.pid(), "rw-sink-tap", -5), -5, "a consumer added at run time: consumer_nice");
+    let want = ThreadSched::fifo(1, -5);
+    assert_eq!(
+        wait_thread_sched(engine.pid(), "rw-sink-tap", want),
+        Some(want),
+        "a consumer added at run time: consumer_rt_priority and consumer_nice"
+    );
     ok(&["filters", "load", "f", "udp"]);
     refused(&["filters", "load", "f", "tcp"], "conflict");
     refused(&["filters", "load", "g", "frobnicate the"], "invalid");

@@ -7,7 +7,7 @@ use std::{collections::HashMap, path::Path, time::Duration};
 use ringwire_bench::frames::read_stamp;
 use ringwire_tests::{
     assert_reconciles, cores, generate, privileged, read_pcap, start_engine, stats, stop_engine, tcpdump_count,
-    wait_thread_nice, Pair,
+    wait_thread_sched, Pair, ThreadSched,
 };
 
 fn write_config(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
@@ -59,10 +59,11 @@ fn frames_arrive_byte_identical_with_vlan_tags() {
     );
     assert_eq!(u(&rep["sent"]), 3000);
     std::thread::sleep(Duration::from_millis(300));
+    let want = ThreadSched::fifo(1, -5);
     assert_eq!(
-        wait_thread_nice(engine.pid(), "rw-sink-cap", -5),
-        -5,
-        "the writer runs at engine.consumer_nice's default"
+        wait_thread_sched(engine.pid(), "rw-sink-cap", want),
+        Some(want),
+        "the writer runs under SCHED_FIFO at engine.consumer_rt_priority's default (and consumer_nice's)"
     );
     let _ = stop_engine(engine);
 
@@ -234,7 +235,7 @@ fn sigterm_under_load_leaves_a_valid_pcap_of_the_delivered_frames() {
         dir.path(),
         "sigterm",
         &format!(
-            "[engine]\nworkers = {workers}\nstats_json = \"{}\"\nconsumer_nice = 3\n[[ports]]\nuri = \"afpacket:{ve}\"\n\
+            "[engine]\nworkers = {workers}\nstats_json = \"{}\"\nconsumer_nice = 3\nconsumer_rt_priority = 0\n[[ports]]\nuri = \"afpacket:{ve}\"\n\
              [[consumers]]\nname = \"cap\"\nkind = \"pcap\"\npath = \"{}\"\nfilter = \"udp or (vlan and udp)\"\n\
              [[consumers]]\nname = \"all\"\nkind = \"counter\"\n",
             st.display(),
@@ -244,7 +245,12 @@ fn sigterm_under_load_leaves_a_valid_pcap_of_the_delivered_frames() {
     let engine = start_engine(&ns_e, &cfg, dir.path());
     let gen = ringwire_tests::spawn_generator(&ns_g, &vg, &["--duration", "4", "--rate", "150000"]);
     std::thread::sleep(Duration::from_millis(1500));
-    assert_eq!(wait_thread_nice(engine.pid(), "rw-sink-cap", 3), 3, "engine.consumer_nice");
+    let want = ThreadSched::normal(3);
+    assert_eq!(
+        wait_thread_sched(engine.pid(), "rw-sink-cap", want),
+        Some(want),
+        "consumer_rt_priority = 0: normally scheduled at engine.consumer_nice"
+    );
     let _ = stop_engine(engine); // mid-traffic
     drop(gen);
 

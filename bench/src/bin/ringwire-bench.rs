@@ -144,6 +144,11 @@ struct Args {
     /// ring from the link speed: 2.3 GiB on a 10 Gbit/s veth).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=65536))]
     queue_mb: Option<u32>,
+    /// ringwire-pcap: the pcap writer's real-time priority
+    /// (`engine.consumer_rt_priority`; 0: normally scheduled, at
+    /// `consumer_nice`; default: the engine's default).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=99))]
+    consumer_rt_priority: Option<u8>,
     /// The generator spreads its flows over this many destination MACs
     /// (10: the classifier receivers keep one frame in ten).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
@@ -553,7 +558,8 @@ fn toml_string(s: &str) -> String {
 }
 
 /// The ringwire config of a ringwire receiver.
-fn ringwire_config(tool: &str, l: &Lab2, a: &Args, file: &Path, stats: &Path) -> String {
+/// The engine's config for ringwire receiver `tool` on interface `iface`.
+fn ringwire_config(tool: &str, iface: &str, a: &Args, file: &Path, stats: &Path) -> String {
     let core = a.cap_core;
     let counter = "[[consumers]]\nname = \"count\"\nkind = \"counter\"\n";
     let latency = "[[consumers]]\nname = \"lat\"\nkind = \"latency\"\n";
@@ -585,8 +591,11 @@ fn ringwire_config(tool: &str, l: &Lab2, a: &Args, file: &Path, stats: &Path) ->
     };
     let lowlat = tool == "ringwire-lowlat";
     let wait = if lowlat { a.lowlat_wait.as_str() } else { "io-uring" };
-    let qos =
+    let mut qos =
         a.lowlat_cpu_latency.0.filter(|_| lowlat).map(|us| format!("cpu_latency_us = {us}\n")).unwrap_or_default();
+    if let Some(p) = a.consumer_rt_priority {
+        qos.push_str(&format!("consumer_rt_priority = {p}\n"));
+    }
     let mut ring = String::from("[ring]\n");
     if let Some(k) = a.block_kib {
         ring.push_str(&format!("block_size = {}\n", k * 1024));
@@ -600,7 +609,7 @@ fn ringwire_config(tool: &str, l: &Lab2, a: &Args, file: &Path, stats: &Path) ->
     format!(
         "[engine]\nworkers = [{core}]\nwait = \"{wait}\"\n{qos}stats_json = \"{}\"\n{ring}[[ports]]\nuri = \"afpacket:{}\"\n{port_extra}{consumer}",
         stats.display(),
-        l.vc
+        iface
     )
 }
 
@@ -617,7 +626,7 @@ fn start_receiver(tool: &str, l: &Lab2, a: &Args, size: usize) -> Result<Receive
     match tool {
         t if t.starts_with("ringwire-") => {
             let cfg = a.out_dir.join(format!("rwbench-{tool}-{size}.toml"));
-            std::fs::write(&cfg, ringwire_config(tool, l, a, &file, &stats))?;
+            std::fs::write(&cfg, ringwire_config(tool, &l.vc, a, &file, &stats))?;
             cmd.arg(sibling("ringwire")?)
                 .args(["run", "--log", "warn", "--control-socket", "none"])
                 .arg(&cfg)
@@ -1599,6 +1608,33 @@ mod tests {
         assert_eq!(median(vec![4.0, 1.0, 3.0]), 3.0);
         assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 2.5);
         assert_eq!(median(vec![]), 0.0);
+    }
+
+    #[test]
+    fn ringwire_receivers_get_configs_the_engine_accepts() {
+        let (file, stats) = (Path::new("/dev/shm/x.pcap"), Path::new("/dev/shm/x.json"));
+        for tool in [
+            "ringwire-count",
+            "ringwire-pcap",
+            "ringwire-kclass",
+            "ringwire-uclass",
+            "ringwire-latency",
+            "ringwire-lowlat",
+        ] {
+            for args in [&["ringwire-bench"][..], &["ringwire-bench", "--consumer-rt-priority", "0", "--queue-mb", "8"]]
+            {
+                let a = Args::parse_from(args);
+                let text = ringwire_config(tool, "veth0", &a, file, stats);
+                let c = ringwire_engine::config::Config::parse(&text).unwrap_or_else(|e| panic!("{tool}: {e}\n{text}"));
+                c.validate().unwrap_or_else(|e| panic!("{tool}: {e}\n{text}"));
+                let want = if args.len() > 1 {
+                    0
+                } else {
+                    ringwire_engine::config::EngineConfig::default().consumer_rt_priority
+                };
+                assert_eq!(c.engine.consumer_rt_priority, want, "{tool} {args:?}");
+            }
+        }
     }
 
     #[test]
