@@ -100,7 +100,15 @@ pub enum PcapIoError {
         /// The file's link type.
         linktype: u32,
     },
-    /// The file ends inside a header or record.
+    /// The file is shorter than a pcap file header.
+    #[error("{path}: {}", too_short(*.size))]
+    TooShort {
+        /// The file.
+        path: PathBuf,
+        /// Its size.
+        size: u64,
+    },
+    /// The file ends inside a record.
     #[error("{path}: truncated: record {record} is cut off at byte {offset}")]
     Truncated {
         /// The file.
@@ -152,6 +160,15 @@ pub enum PcapIoError {
         #[source]
         source: io::Error,
     },
+}
+
+/// What a file too short for a pcap file header is.
+fn too_short(size: u64) -> String {
+    if size == 0 {
+        "the file is empty: not a pcap file".to_owned()
+    } else {
+        format!("{size} bytes: too short for a pcap file (its file header alone is 24 bytes)")
+    }
 }
 
 /// One record read from a file.
@@ -288,7 +305,7 @@ impl PcapReader {
         let guard = Guard::register(map.as_ptr() as usize, map.len(), meta.dev(), meta.ino());
         let _ = map.advise(memmap2::Advice::Sequential);
         let Some(hdr) = map.get(..24) else {
-            return Err(PcapIoError::Truncated { path: path.into(), record: 0, offset: map.len() as u64 });
+            return Err(PcapIoError::TooShort { path: path.into(), size: map.len() as u64 });
         };
         let magic = u32::from_le_bytes(hdr[0..4].try_into().expect("4 bytes"));
         let (nanos, swapped) = match pcap_format(magic) {
@@ -794,7 +811,15 @@ mod tests {
         std::fs::write(&p, b"hello world, not a pcap file").unwrap();
         assert!(matches!(PcapReader::open(&p).unwrap_err(), PcapIoError::NotPcap { .. }));
         std::fs::write(&p, b"abc").unwrap();
-        assert!(matches!(PcapReader::open(&p).unwrap_err(), PcapIoError::Truncated { .. }));
+        let e = PcapReader::open(&p).unwrap_err();
+        assert!(matches!(e, PcapIoError::TooShort { size: 3, .. }), "{e}");
+        assert!(
+            e.to_string().ends_with(": 3 bytes: too short for a pcap file (its file header alone is 24 bytes)"),
+            "{e}"
+        );
+        std::fs::write(&p, b"").unwrap();
+        let e = PcapReader::open(&p).unwrap_err().to_string();
+        assert!(e.ends_with(": the file is empty: not a pcap file"), "{e}");
     }
 
     #[test]

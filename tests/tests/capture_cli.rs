@@ -264,6 +264,12 @@ fn bad_inputs_get_one_clear_line_and_a_nonzero_exit() {
     let garbage = dir.path().join("garbage.pcap");
     std::fs::write(&garbage, b"this is not a capture file at all").unwrap();
     refused(&["capture", "-r", garbage.to_str().unwrap()], "not a pcap file");
+    let empty = dir.path().join("empty.pcap");
+    std::fs::write(&empty, b"").unwrap();
+    refused(&["capture", "-r", empty.to_str().unwrap()], "empty.pcap: the file is empty: not a pcap file");
+    let short = dir.path().join("short.pcap");
+    std::fs::write(&short, 0xa1b2_c3d4u32.to_le_bytes()).unwrap();
+    refused(&["capture", "-r", short.to_str().unwrap()], "short.pcap: 4 bytes: too short for a pcap file");
 
     // Unknown field in a config: named, with its line.
     let cfg = dir.path().join("bad.toml");
