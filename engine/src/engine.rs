@@ -432,7 +432,7 @@ impl Engine {
         let share_files = nworkers > 1
             && ports.iter().zip(&kinds).all(|(p, k)| !p.rx || matches!(k, PortKind::Pcap(_)) && p.pace == Pace::Fast)
             && !config.consumers.iter().any(|c| matches!(c.kind, ConsumerKind::Forward));
-        let finite = ports.iter().zip(&kinds).all(|(p, k)| !p.rx || matches!(k, PortKind::Pcap(_)));
+        let finite = !ports.iter().zip(&kinds).any(|(p, k)| receives_live(p.rx, k));
 
         let mut st = State {
             ports: Vec::new(),
@@ -1087,11 +1087,17 @@ pub(crate) fn build_consumer(st: &State, c: &ConsumerConfig, nworkers: usize) ->
     })
 }
 
+/// Whether a port receives from an interface (rather than a file, or only
+/// sending): a run with one never ends on its own.
+fn receives_live(rx: bool, kind: &PortKind) -> bool {
+    rx && matches!(kind, PortKind::AfPacket(_))
+}
+
 /// The real-time priority for a queued consumer's thread started now: the
 /// configured one while the engine receives from an interface, else 0 (a
 /// file source waits for a full queue instead of dropping: nothing to gain).
 fn consumer_rt_priority(st: &State) -> u8 {
-    let live = st.ports.iter().any(|p| !p.removed && p.config.rx && matches!(p.kind, PortKind::AfPacket(_)));
+    let live = st.ports.iter().any(|p| !p.removed && receives_live(p.config.rx, &p.kind));
     if live {
         st.base.engine.consumer_rt_priority
     } else {

@@ -14,6 +14,7 @@ use ringwire_engine::{
     config::{ConsumerConfig, ConsumerKind, FanoutMode, FilterList, PortConfig, WaitMode},
     engine::{Report, StopReason},
     lab::Lab,
+    pcapio::MAX_SNAPLEN,
     stats::Snapshot,
     sys, Config, Engine,
 };
@@ -70,8 +71,8 @@ struct CaptureArgs {
     /// which the workers then read a segment at a time, keeping the file's order].
     #[arg(long, value_delimiter = ',')]
     workers: Vec<usize>,
-    /// Bytes kept per frame (0: the default, 262144, as tcpdump's -s 0).
-    #[arg(short = 's', long, default_value_t = DEFAULT_SNAPLEN)]
+    /// Bytes kept per frame (0: the default, 262144, tcpdump's default, as its -s 0).
+    #[arg(short = 's', long, default_value_t = MAX_SNAPLEN)]
     snaplen: u32,
     /// Do not put the interface in promiscuous mode.
     #[arg(short = 'p', long = "no-promiscuous-mode")]
@@ -320,13 +321,13 @@ fn cmd_run(
         Some(p) => config.control.socket = p,
         None => {}
     }
-    // SIGHUP: reload the file and swap the filters that changed. Installed
-    // before anything can signal readiness, so a reload sent as soon as the
-    // ready file appears never meets the default action (terminate).
     if let Some(stats) = &config.engine.stats_json {
         sys::check_writable(stats)
             .with_context(|| format!("engine.stats_json: {}: cannot be written", stats.display()))?;
     }
+    // SIGHUP: reload the file and swap the filters that changed. Installed
+    // before anything can signal readiness, so a reload sent as soon as the
+    // ready file appears never meets the default action (terminate).
     let hup = Arc::new(AtomicBool::new(false));
     let signals = stop_flag(Some(&hup))?;
     let engine = Engine::start(&config)?;
@@ -391,9 +392,6 @@ fn default_workers(max: usize) -> Vec<usize> {
     cores
 }
 
-/// Bytes kept per frame by `capture` unless -s says otherwise (tcpdump's default).
-const DEFAULT_SNAPLEN: u32 = 262_144;
-
 fn capture_config(a: &CaptureArgs) -> Result<Config> {
     if a.interfaces.is_empty() == a.reads.is_empty() {
         bail!("give either -i IFACE (one or more) or -r FILE (one or more)");
@@ -450,7 +448,7 @@ fn capture_config(a: &CaptureArgs) -> Result<Config> {
         filter: if a.reads.is_empty() { None } else { filter.map(FilterList::One) },
         on_filter_failure: Default::default(),
         path: a.write.clone(),
-        snaplen: if a.snaplen == 0 { DEFAULT_SNAPLEN } else { a.snaplen },
+        snaplen: if a.snaplen == 0 { MAX_SNAPLEN } else { a.snaplen },
         rotate_mb: 0,
         split_by_worker: false,
         queue_mb: 32,

@@ -114,23 +114,17 @@ pub fn is_source(dev: u64, ino: u64) -> bool {
 
 fn install() {
     INSTALL.call_once(|| {
-        // SAFETY: sysconf has no preconditions.
-        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-        if page > 0 {
-            PAGE.store(page as usize, Ordering::Relaxed);
-        }
-        // PREVIOUS is written here once, inside call_once, before the
-        // handler that reads it can run (it is installed by this same call).
-        // SAFETY: a zeroed sigaction is valid to fill in, `new` and `old` are valid for the call, and PREVIOUS is written before any reader exists.
+        PAGE.store(crate::sys::page_size(), Ordering::Relaxed);
+        // SAFETY: zeroed sigactions are valid to fill in and `new`/`old` are valid for the calls; PREVIOUS is written once, here, from the action in force, before `on_sigbus` (its only reader) is installed.
         unsafe {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            libc::sigaction(libc::SIGBUS, std::ptr::null(), &mut old);
+            PREVIOUS = Some(old);
             let mut new: libc::sigaction = std::mem::zeroed();
             new.sa_sigaction = on_sigbus as *const () as usize;
             new.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
             libc::sigemptyset(&mut new.sa_mask);
-            let mut old: libc::sigaction = std::mem::zeroed();
-            if libc::sigaction(libc::SIGBUS, &new, &mut old) == 0 {
-                PREVIOUS = Some(old);
-            } else {
+            if libc::sigaction(libc::SIGBUS, &new, std::ptr::null_mut()) != 0 {
                 tracing::warn!(
                     error = %std::io::Error::last_os_error(),
                     "no SIGBUS handler: a pcap source that shrinks while read stops the process"
@@ -174,11 +168,10 @@ extern "C" fn on_sigbus(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
         break;
     }
     // Not ours (or the page could not be replaced): what was there before.
-    // PREVIOUS was written before this handler was installed and is never
-    // written again. A previous SA_SIGINFO handler is called with the
-    // arguments this one got; SIG_DFL / SIG_IGN are restored, and returning
-    // retries the access, which faults again under that action.
-    // SAFETY: PREVIOUS is not written once this handler is installed; a previous handler gets the arguments this one got.
+    // A previous SA_SIGINFO handler is called with the arguments this one
+    // got; SIG_DFL / SIG_IGN are restored, and returning retries the access,
+    // which faults again under that action.
+    // SAFETY: PREVIOUS was written before this handler was installed and never is again; a previous handler gets the arguments this one got.
     unsafe {
         let prev = *std::ptr::addr_of!(PREVIOUS);
         match prev {

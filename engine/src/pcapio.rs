@@ -47,14 +47,17 @@ pub fn pcap_format(magic: u32) -> Option<(bool, bool)> {
 /// original length) in a file of byte order `swapped` ([`pcap_format`]).
 #[must_use]
 pub fn record_words(h: &[u8; 16], swapped: bool) -> [u32; 4] {
-    std::array::from_fn(|i| {
-        let v = u32::from_le_bytes(h[4 * i..4 * i + 4].try_into().expect("4 bytes"));
-        if swapped {
-            v.swap_bytes()
-        } else {
-            v
-        }
-    })
+    std::array::from_fn(|i| file_word(h[4 * i..4 * i + 4].try_into().expect("4 bytes"), swapped))
+}
+
+/// A 32-bit word of a pcap file, in a file of the other byte order if `swapped`.
+fn file_word(b: [u8; 4], swapped: bool) -> u32 {
+    let v = u32::from_le_bytes(b);
+    if swapped {
+        v.swap_bytes()
+    } else {
+        v
+    }
 }
 
 /// pcap reading and writing errors.
@@ -319,8 +322,7 @@ impl PcapReader {
             }
             None => return Err(PcapIoError::NotPcap { path: path.into(), magic, hint: "" }),
         };
-        let word = u32::from_le_bytes(hdr[20..24].try_into().expect("4 bytes"));
-        let linktype = if swapped { word.swap_bytes() } else { word } & 0x0fff_ffff;
+        let linktype = file_word(hdr[20..24].try_into().expect("4 bytes"), swapped) & 0x0fff_ffff;
         if linktype != LINKTYPE_ETHERNET {
             return Err(PcapIoError::Linktype { path: path.into(), linktype });
         }
@@ -508,6 +510,8 @@ impl SharedPcapReader {
                 }
                 Err(e) => {
                     s.ended = true;
+                    // Reported here: not again at the end.
+                    s.shrink_told |= matches!(e, PcapIoError::Shrunk { .. });
                     error = Some(e);
                     break;
                 }

@@ -298,12 +298,13 @@ fn histogram() -> Histogram<u64> {
 }
 
 impl ProbeData {
-    fn new() -> Self {
+    /// Empty data with room for `streams` irregular streams.
+    fn new(streams: usize) -> Self {
         Self {
             kernel: histogram(),
             consumer: histogram(),
             seq: SeqCounters::default(),
-            streams: Vec::with_capacity(LISTED_STREAMS),
+            streams: Vec::with_capacity(streams),
         }
     }
 
@@ -327,13 +328,13 @@ impl ProbeShared {
     /// Slots for `workers` workers.
     #[must_use]
     pub fn new(workers: usize) -> Arc<Self> {
-        Arc::new(Self { slots: (0..workers).map(|_| Mutex::new(ProbeData::new())).collect() })
+        Arc::new(Self { slots: (0..workers).map(|_| Mutex::new(ProbeData::new(LISTED_STREAMS))).collect() })
     }
 
     /// Every worker's data, merged.
     #[must_use]
     pub fn merged(&self) -> ProbeData {
-        let mut all = ProbeData::new();
+        let mut all = ProbeData::new(LISTED_STREAMS);
         for s in &self.slots {
             let d = s.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let _ = all.kernel.add(&d.kernel);
@@ -392,7 +393,8 @@ impl Probe {
     #[must_use]
     pub fn new(shared: Arc<ProbeShared>, worker: usize) -> Self {
         Self {
-            data: ProbeData::new(),
+            // Its streams are published from `listed`, not kept here.
+            data: ProbeData::new(0),
             flows: vec![FlowTrack::default(); MAX_STREAMS],
             listing: vec![REGULAR; MAX_STREAMS],
             listed: Vec::with_capacity(LISTED_STREAMS),

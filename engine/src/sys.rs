@@ -159,8 +159,8 @@ pub(crate) fn if_index(name: &str) -> Option<u32> {
 /// receives nothing until [`bind`] (filters and rings go on first).
 pub(crate) fn packet_socket() -> SysResult<OwnedFd> {
     // SAFETY: plain socket(2) call; the returned fd is checked before use.
-    let fd =
-        check("socket(AF_PACKET)", unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) })?;
+    let rc = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+    let fd = check("socket(AF_PACKET)", rc)?;
     // SAFETY: `fd` was just returned by socket(2) and is owned by nobody else.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
@@ -321,6 +321,14 @@ pub fn check_writable(path: &std::path::Path) -> io::Result<()> {
         let _ = std::fs::remove_file(path);
     }
     Ok(())
+}
+
+/// The size of a memory page in bytes (4096 if the system does not say).
+#[must_use]
+pub fn page_size() -> usize {
+    // SAFETY: sysconf reads a system constant; it takes no pointers.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(n).ok().filter(|&n| n > 0).unwrap_or(4096)
 }
 
 /// The machine's online cores, whatever this process's affinity mask (a

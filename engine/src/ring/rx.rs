@@ -49,8 +49,7 @@ impl RingGeometry {
     /// # Errors
     /// A message naming the first rule broken.
     pub fn validate(&self) -> Result<(), String> {
-        // SAFETY: sysconf has no preconditions.
-        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+        let page = crate::sys::page_size();
         let bs = self.block_size as usize;
         if !bs.is_power_of_two() || bs < page {
             return Err(format!("block_size {bs} must be a power of two and at least the page size ({page})"));

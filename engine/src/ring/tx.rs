@@ -41,8 +41,9 @@ pub struct TxRingOptions<'a> {
     /// page allocated and freed per frame) wherever the buffer outlives the
     /// ring slot: a veth, a bridge, a tap, a second packet socket. A frame
     /// copied into the buffer's head skips that. It is asked for through
-    /// `PACKET_VNET_HDR`: each slot then starts with a `virtio_net_hdr`
-    /// whose `hdr_len` covers the whole frame.
+    /// `PACKET_VNET_HDR`: each frame in its slot is then preceded by a
+    /// `virtio_net_hdr` (after the slot header) whose `hdr_len` covers the
+    /// whole frame.
     pub copy_max: usize,
 }
 
@@ -62,8 +63,8 @@ pub struct TxRing {
     frames_per_block: usize,
     block_size: usize,
     frame_size: usize,
-    /// Where a frame starts in its slot (after the vnet header, if any).
-    data_offset: usize,
+    /// Frames up to this long go into the socket buffer's head (0: no vnet
+    /// header, every frame lent as pages).
     copy_max: usize,
     slots: usize,
     next: usize,
@@ -89,8 +90,7 @@ impl TxRing {
     pub fn open(opts: &TxRingOptions<'_>) -> Result<Self, RingError> {
         let iface = opts.iface;
         let sys_err = |source| RingError::Sys { iface: iface.to_owned(), source };
-        // SAFETY: sysconf has no preconditions.
-        let page = u32::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+        let page = u32::try_from(crate::sys::page_size()).unwrap_or(4096);
         if !opts.block_size.is_power_of_two()
             || opts.block_size < page
             || opts.frame_size < 128
@@ -156,7 +156,6 @@ impl TxRing {
             frames_per_block,
             block_size: opts.block_size as usize,
             frame_size: opts.frame_size as usize,
-            data_offset: if vnet { SLOT_HEADROOM } else { TX_DATA_OFFSET },
             // `hdr_len` is 16 bits: no longer frame can be copied.
             copy_max: opts.copy_max.min(usize::from(u16::MAX)),
             slots,
@@ -170,10 +169,21 @@ impl TxRing {
         })
     }
 
+    /// Where a frame starts in its slot: after the vnet header, if frames
+    /// are copied.
+    #[inline]
+    fn data_offset(&self) -> usize {
+        if self.copy_max > 0 {
+            SLOT_HEADROOM
+        } else {
+            TX_DATA_OFFSET
+        }
+    }
+
     /// Largest frame a slot holds.
     #[must_use]
     pub fn max_frame(&self) -> usize {
-        self.frame_size - self.data_offset
+        self.frame_size - self.data_offset()
     }
 
     /// Largest frame the interface sends: MTU + 14, plus 4 for a tagged frame
@@ -226,7 +236,7 @@ impl TxRing {
         let slot = self.slot(self.next);
         // SAFETY: the slot is AVAILABLE (or WRONG_FORMAT: the kernel is done
         // with it), so we own its bytes; `data_offset + len <= frame_size` (`fits`).
-        let data = unsafe { std::slice::from_raw_parts_mut(slot.add(self.data_offset), len) };
+        let data = unsafe { std::slice::from_raw_parts_mut(slot.add(self.data_offset()), len) };
         data[..frame.len()].copy_from_slice(frame);
         data[frame.len()..].fill(0);
         fill(data);
@@ -237,7 +247,7 @@ impl TxRing {
             let mut vnet = [0u8; VNET_HDR_LEN];
             vnet[2..4].copy_from_slice(&hdr_len.to_ne_bytes());
             // SAFETY: the header sits between the slot header and the frame,
-            // in the slot we own (`data_offset = SLOT_HEADROOM`).
+            // in the slot we own (`data_offset()` is `SLOT_HEADROOM`).
             unsafe { std::ptr::copy_nonoverlapping(vnet.as_ptr(), slot.add(TX_DATA_OFFSET), VNET_HDR_LEN) };
             tp_len += VNET_HDR_LEN;
         }
