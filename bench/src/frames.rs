@@ -186,12 +186,15 @@ pub struct Template {
     pub flow: FlowSpec,
 }
 
+/// The largest frame built (a jumbo frame).
+pub const MAX_FRAME_SIZE: usize = 9000;
+
 /// Errors building templates.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum FrameError {
     /// A size the frame cannot have.
-    #[error("frame size {size} is out of range ({min}..=9000 for this flow)")]
+    #[error("frame size {size} is out of range ({min}..={MAX_FRAME_SIZE} for this flow)")]
     Size {
         /// Requested size.
         size: usize,
@@ -232,13 +235,13 @@ pub fn mac_plus(mac: [u8; 6], n: u32) -> [u8; 6] {
 /// length when smaller, as for the mix's 60-byte entry on long headers).
 ///
 /// # Errors
-/// [`FrameError::Size`] above 9000 bytes.
+/// [`FrameError::Size`] above [`MAX_FRAME_SIZE`].
 pub fn build(mix: &MixSpec, flow: FlowSpec, size: usize) -> Result<Template, FrameError> {
     let hlen = header_len(&flow);
-    if size > 9000 {
+    if size > MAX_FRAME_SIZE {
         return Err(FrameError::Size { size, min: hlen });
     }
-    let size = size.max(hlen);
+    let size = frame_len(&flow, size);
     let payload = vec![0u8; size - hlen];
     let i = flow.index;
     let mut out = Vec::with_capacity(size);

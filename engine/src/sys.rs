@@ -382,6 +382,59 @@ pub fn set_thread_nice(nice: i32) -> io::Result<()> {
     check("setpriority", rc).map(drop).map_err(|e| e.io_error)
 }
 
+/// How a task (process or thread) is scheduled, as its `/proc/.../stat`
+/// line says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThreadSched {
+    /// `SCHED_OTHER` (0), `SCHED_FIFO` (1), ...
+    pub policy: u32,
+    /// Real-time priority (0 for a normal policy).
+    pub rt_priority: u32,
+    /// Nice value.
+    pub nice: i32,
+}
+
+impl ThreadSched {
+    /// A normally scheduled task at `nice`.
+    #[must_use]
+    pub fn normal(nice: i32) -> Self {
+        Self { policy: libc::SCHED_OTHER as u32, rt_priority: 0, nice }
+    }
+
+    /// A `SCHED_FIFO` task at `rt_priority`, with `nice` kept beside it.
+    #[must_use]
+    pub fn fifo(rt_priority: u32, nice: i32) -> Self {
+        Self { policy: libc::SCHED_FIFO as u32, rt_priority, nice }
+    }
+
+    /// Read from a `/proc/PID/stat` (or `/proc/PID/task/TID/stat`) line:
+    /// after the command name, which ends at the last `)`, the state is
+    /// field 3, nice field 19, rt_priority 40 and policy 41.
+    #[must_use]
+    pub fn parse(stat: &str) -> Option<Self> {
+        let f: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        Some(Self {
+            nice: f.get(19 - 3)?.parse().ok()?,
+            rt_priority: f.get(40 - 3)?.parse().ok()?,
+            policy: f.get(41 - 3)?.parse().ok()?,
+        })
+    }
+
+    /// The policy's name (`SCHED_OTHER`, `SCHED_FIFO`, ...).
+    #[must_use]
+    pub fn policy_name(&self) -> &'static str {
+        match self.policy as libc::c_int {
+            libc::SCHED_OTHER => "SCHED_OTHER",
+            libc::SCHED_FIFO => "SCHED_FIFO",
+            libc::SCHED_RR => "SCHED_RR",
+            libc::SCHED_BATCH => "SCHED_BATCH",
+            libc::SCHED_IDLE => "SCHED_IDLE",
+            libc::SCHED_DEADLINE => "SCHED_DEADLINE",
+            _ => "unknown",
+        }
+    }
+}
+
 /// Run the calling thread under `SCHED_FIFO` at `priority` (1-99), with
 /// `SCHED_RESET_ON_FORK`: a process or thread it starts is normally
 /// scheduled.

@@ -386,30 +386,7 @@ pub fn assert_reconciles(stats: &serde_json::Value) {
     }
 }
 
-/// How a thread is scheduled, as `/proc/PID/task/TID/stat` says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ThreadSched {
-    /// `SCHED_OTHER` (0), `SCHED_FIFO` (1), ...
-    pub policy: u32,
-    /// Real-time priority (0 for a normal policy).
-    pub rt_priority: u32,
-    /// Nice value.
-    pub nice: i32,
-}
-
-impl ThreadSched {
-    /// A normally scheduled thread at `nice`.
-    #[must_use]
-    pub fn normal(nice: i32) -> Self {
-        Self { policy: libc::SCHED_OTHER as u32, rt_priority: 0, nice }
-    }
-
-    /// A `SCHED_FIFO` thread at `rt_priority`, with `nice` kept beside it.
-    #[must_use]
-    pub fn fifo(rt_priority: u32, nice: i32) -> Self {
-        Self { policy: libc::SCHED_FIFO as u32, rt_priority, nice }
-    }
-}
+pub use ringwire_engine::sys::ThreadSched;
 
 /// How process `pid`'s thread named `name` is scheduled (`None`: no such
 /// thread). The name is the kernel's, cut to 15 bytes.
@@ -421,15 +398,7 @@ fn thread_sched(pid: u32, name: &str) -> Option<ThreadSched> {
         if comm.trim_end() != name {
             return None;
         }
-        let stat = std::fs::read_to_string(t.path().join("stat")).ok()?;
-        // After "pid (comm) ", state is field 3: nice is field 19,
-        // rt_priority 40 and policy 41.
-        let f: Vec<&str> = stat.rsplit_once(") ")?.1.split_whitespace().collect();
-        Some(ThreadSched {
-            nice: f.get(16)?.parse().ok()?,
-            rt_priority: f.get(37)?.parse().ok()?,
-            policy: f.get(38)?.parse().ok()?,
-        })
+        ThreadSched::parse(&std::fs::read_to_string(t.path().join("stat")).ok()?)
     })
 }
 

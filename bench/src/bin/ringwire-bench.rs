@@ -291,23 +291,10 @@ impl NapiThread {
             .map(|v| v.trim().to_owned())
             .context("no Cpus_allowed_list in a NAPI thread's status")?;
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).context("reading a NAPI thread's stat")?;
-        // Fields after the command name (which ends at the last ')'): the
-        // state is field 3, rt_priority field 40 and policy field 41.
-        let fields: Vec<&str> =
-            stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
-        let field = |n: usize| fields.get(n - 3).and_then(|v| v.parse::<u32>().ok());
-        let (Some(rt_priority), Some(policy)) = (field(40), field(41)) else {
+        let Some(sched) = sys::ThreadSched::parse(&stat) else {
             bail!("unexpected /proc/{pid}/stat: {stat}");
         };
-        let policy = match policy as libc::c_int {
-            libc::SCHED_OTHER => "SCHED_OTHER",
-            libc::SCHED_FIFO => "SCHED_FIFO",
-            libc::SCHED_RR => "SCHED_RR",
-            libc::SCHED_BATCH => "SCHED_BATCH",
-            libc::SCHED_IDLE => "SCHED_IDLE",
-            6 => "SCHED_DEADLINE", // not in libc
-            _ => "unknown",
-        };
+        let (policy, rt_priority) = (sched.policy_name(), sched.rt_priority);
         Ok(Self { name: name.to_owned(), cpus, policy, rt_priority })
     }
 }
@@ -557,7 +544,6 @@ fn toml_string(s: &str) -> String {
     serde_json::Value::String(s.to_owned()).to_string()
 }
 
-/// The ringwire config of a ringwire receiver.
 /// The engine's config for ringwire receiver `tool` on interface `iface`.
 fn ringwire_config(tool: &str, iface: &str, a: &Args, file: &Path, stats: &Path) -> String {
     let core = a.cap_core;
@@ -613,8 +599,8 @@ fn ringwire_config(tool: &str, iface: &str, a: &Args, file: &Path, stats: &Path)
     )
 }
 
-fn start_receiver(tool: &str, l: &Lab2, a: &Args, size: usize) -> Result<Receiver> {
-    let spec = self::tool(tool)?;
+fn start_receiver(spec: &Tool, l: &Lab2, a: &Args, size: usize) -> Result<Receiver> {
+    let tool = spec.name;
     let core = a.cap_core.to_string();
     let file = a.out_dir.join(format!("rwbench-{tool}-{size}.pcap"));
     let stats = a.out_dir.join(format!("rwbench-{tool}-{size}.json"));
@@ -736,7 +722,7 @@ fn tx_counters(l: &Lab2) -> Result<(u64, u64)> {
 
 fn measure(tool: &str, l: &Lab2, a: &Args, size: usize, rate: (u64, &str), round: usize) -> Result<Run> {
     let spec = self::tool(tool)?;
-    let mut rcv = if spec.output == Output::Nothing { None } else { Some(start_receiver(tool, l, a, size)?) };
+    let mut rcv = if spec.output == Output::Nothing { None } else { Some(start_receiver(spec, l, a, size)?) };
     let rcv_path = format!("/sys/class/net/{}/statistics/", l.vc);
     let (tx0, txd0) = tx_counters(l)?;
     let rx0 = ns_read(&l.ns_c, &(rcv_path.clone() + "rx_packets"))?;
@@ -1351,8 +1337,7 @@ fn check_args(a: &Args) -> Result<Vec<String>> {
 /// (`[ring]`: a block a power of two of at least a page, at least one block,
 /// a retire timeout of at least 1 ms).
 fn check_ring(a: &Args) -> Result<()> {
-    // SAFETY: sysconf has no preconditions.
-    let page = u32::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+    let page = u32::try_from(sys::page_size()).unwrap_or(4096);
     let mut ring = RingConfig::default();
     if let Some(k) = a.block_kib {
         let bytes = k.checked_mul(1024).filter(|b| b.is_power_of_two() && *b >= page);
@@ -1396,12 +1381,7 @@ fn check_outputs(a: &Args) -> Result<()> {
         Err(e) => return Err(e).with_context(|| format!("--out-dir {}", dir.display())),
     }
     let probe = dir.join(format!("rwbench-probe-{}", std::process::id()));
-    std::fs::OpenOptions::new()
-        .create_new(true)
-        .write(true)
-        .open(&probe)
-        .with_context(|| format!("--out-dir {}: cannot write there", dir.display()))?;
-    let _ = std::fs::remove_file(&probe);
+    sys::check_writable(&probe).with_context(|| format!("--out-dir {}: cannot write there", dir.display()))?;
     if let Some(p) = &a.json {
         check_writable("--json", p)?;
     }
@@ -1613,14 +1593,7 @@ mod tests {
     #[test]
     fn ringwire_receivers_get_configs_the_engine_accepts() {
         let (file, stats) = (Path::new("/dev/shm/x.pcap"), Path::new("/dev/shm/x.json"));
-        for tool in [
-            "ringwire-count",
-            "ringwire-pcap",
-            "ringwire-kclass",
-            "ringwire-uclass",
-            "ringwire-latency",
-            "ringwire-lowlat",
-        ] {
+        for tool in TOOLS.iter().map(|t| t.name).filter(|n| n.starts_with("ringwire-")) {
             for args in [&["ringwire-bench"][..], &["ringwire-bench", "--consumer-rt-priority", "0", "--queue-mb", "8"]]
             {
                 let a = Args::parse_from(args);

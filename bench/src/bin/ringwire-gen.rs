@@ -17,10 +17,12 @@ use std::{
 
 use anyhow::{bail, Context as _, Result};
 use clap::Parser;
-use ringwire_bench::frames::{self, FlowSpec, Ip, MixSpec, Stamp, Template, L4, MIX_SIZES, SHORT_STAMP_LEN};
+use ringwire_bench::frames::{
+    self, FlowSpec, Ip, MixSpec, Stamp, Template, L4, MAX_FRAME_SIZE, MIX_SIZES, SHORT_STAMP_LEN,
+};
 use ringwire_engine::{
     pcapio::PcapWriter,
-    ring::{TxRing, TxRingOptions, SLOT_HEADROOM},
+    ring::{TxRing, TxRingOptions, MIN_FRAME, SLOT_HEADROOM},
     sys,
 };
 
@@ -141,12 +143,6 @@ fn frames_per_s(bits_per_s: f64, sizes: &[usize]) -> u64 {
     ((bits_per_s / (mean * 8.0)).round() as u64).max(1)
 }
 
-/// The largest frame `--size` takes.
-const MAX_SIZE: usize = 9000;
-
-/// The shortest frame sent without `--runts` (shorter ones are padded).
-const MIN_PADDED: usize = 60;
-
 /// Whether `--size` names a preset mix (its entries are raised to a flow's
 /// headers without a warning) rather than sizes of the user's.
 fn is_preset(spec: &str) -> bool {
@@ -168,8 +164,8 @@ fn sizes(spec: &str) -> Result<Vec<usize>> {
     } else {
         vec![spec.parse().with_context(|| format!("--size `{spec}`: expected mix, imix, N or MIN-MAX"))?]
     };
-    if let Some(bad) = v.iter().find(|&&s| s > MAX_SIZE) {
-        bail!("--size: {bad} bytes is out of range (at most {MAX_SIZE})");
+    if let Some(bad) = v.iter().find(|&&s| s > MAX_FRAME_SIZE) {
+        bail!("--size: {bad} bytes is out of range (at most {MAX_FRAME_SIZE})");
     }
     Ok(v)
 }
@@ -187,18 +183,15 @@ fn fit_sizes(spec: &str, asked: &[usize], kinds: &[FlowSpec], runts: bool) -> Re
         bail!("no flows");
     };
     let lo = frames::header_len(smallest);
-    let preset = is_preset(spec);
-    if !preset {
-        if let Some(bad) = asked.iter().find(|&&s| s < lo) {
-            bail!(
-                "--size: {bad} bytes is out of range for these flows ({lo}..={MAX_SIZE}: {} headers take {lo} bytes)",
-                smallest.kind()
-            );
-        }
-    }
-    let used: Vec<usize> = asked.iter().map(|&s| if runts { s } else { s.max(MIN_PADDED) }).collect();
-    if preset {
+    let used: Vec<usize> = asked.iter().map(|&s| if runts { s } else { s.max(MIN_FRAME) }).collect();
+    if is_preset(spec) {
         return Ok((used, None));
+    }
+    if let Some(bad) = asked.iter().find(|&&s| s < lo) {
+        bail!(
+            "--size: {bad} bytes is out of range for these flows ({lo}..={MAX_FRAME_SIZE}: {} headers take {lo} bytes)",
+            smallest.kind()
+        );
     }
     let mut notes = Vec::new();
     let mut seen = Vec::new();
@@ -233,7 +226,7 @@ fn fit_sizes(spec: &str, asked: &[usize], kinds: &[FlowSpec], runts: bool) -> Re
     let warning = (!notes.is_empty()).then(|| {
         format!(
             "--size {spec} is too short for some flows (their headers and the {SHORT_STAMP_LEN}-byte stamp{}); they send {}",
-            if runts { "" } else { ", or 60 bytes without --runts" },
+            if runts { String::new() } else { format!(", or {MIN_FRAME} bytes without --runts") },
             notes.join("; ")
         )
     });
@@ -393,8 +386,8 @@ fn run() -> Result<()> {
             let t = &templates[ti];
             frame.clear();
             frame.extend_from_slice(&t.bytes);
-            if frame.len() < 60 && !a.runts {
-                frame.resize(60, 0);
+            if frame.len() < MIN_FRAME && !a.runts {
+                frame.resize(MIN_FRAME, 0);
             }
             let ts = t0 + j * 1000;
             frames::stamp(t, &mut frame, &Stamp { flow: t.flow.stream(), seq, ts_ns: ts });
