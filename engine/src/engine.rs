@@ -517,6 +517,8 @@ impl Engine {
                 commands: commands.last().expect("pushed above").clone(),
                 applied: applied.last().expect("pushed above").clone(),
                 wait: config.engine.wait,
+                rt_priority: config.engine.worker_rt_priority,
+                fifo: false,
                 wake: wake_dup,
                 stop: stop.clone(),
                 exhausted: ex,

@@ -450,6 +450,19 @@ pub fn set_thread_fifo(priority: i32) -> io::Result<()> {
     check("sched_setscheduler", rc).map(drop).map_err(|e| e.io_error)
 }
 
+/// Run the calling thread under the normal scheduler (`SCHED_OTHER`),
+/// keeping its nice value: undoes [`set_thread_fifo`].
+///
+/// # Errors
+/// The OS error.
+pub fn set_thread_normal() -> io::Result<()> {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: pid 0 is the calling thread; `param` is a valid sched_param
+    // that outlives the call.
+    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_OTHER, &param) };
+    check("sched_setscheduler", rc).map(drop).map_err(|e| e.io_error)
+}
+
 /// CLOCK_MONOTONIC in nanoseconds.
 #[must_use]
 pub fn monotonic_ns() -> u64 {

@@ -316,6 +316,10 @@ pub(crate) struct Worker {
     pub(crate) armed: Vec<bool>,
     pub(crate) cancels: Vec<u64>,
     pub(crate) wait: WaitMode,
+    /// `engine.worker_rt_priority` (0: always normally scheduled).
+    pub(crate) rt_priority: u8,
+    /// Whether the thread runs under `SCHED_FIFO` now.
+    pub(crate) fifo: bool,
     pub(crate) wake: OwnedFd,
     pub(crate) stop: Arc<AtomicBool>,
     /// Raised when every source of this worker is finite and exhausted.
@@ -346,6 +350,7 @@ impl Worker {
         let mut drain_deadline: Option<Instant> = None;
         tracing::debug!(sources = self.sources.len(), "worker started");
         self.check_exhausted();
+        self.update_sched();
         loop {
             // Between batches: filter swaps and the like.
             let mut changed = false;
@@ -360,6 +365,7 @@ impl Worker {
             if changed {
                 self.publish();
                 self.check_exhausted();
+                self.update_sched();
             }
             let mut work = 0usize;
             let stopping = self.stop.load(Ordering::Acquire);
@@ -464,6 +470,43 @@ impl Worker {
             Source::Ring { port, .. } => ring_drained(&self.dispatch.ports[*port]),
             Source::Pcap { .. } => true,
         })
+    }
+
+    /// Whether the thread should run under `SCHED_FIFO`: it receives from
+    /// an interface, sleeps in io_uring when idle, and has no file source (a
+    /// replay flat out never sleeps: a real-time thread would starve the core).
+    fn wants_fifo(&self) -> bool {
+        self.rt_priority > 0
+            && self.wait == WaitMode::IoUring
+            && self.sources.iter().any(|s| matches!(s, Source::Ring { .. }))
+            && !self.sources.iter().any(|s| matches!(s, Source::Pcap { .. }))
+    }
+
+    /// Apply `engine.worker_rt_priority` when the sources call for a change
+    /// (at start, and when ports come and go).
+    fn update_sched(&mut self) {
+        let want = self.wants_fifo();
+        if want == self.fifo {
+            return;
+        }
+        let r = if want { sys::set_thread_fifo(self.rt_priority.into()) } else { sys::set_thread_normal() };
+        match r {
+            Ok(()) => {
+                self.fifo = want;
+                tracing::debug!(fifo = want, priority = self.rt_priority, "worker scheduling changed");
+            }
+            Err(e) if want => {
+                tracing::warn!(
+                    priority = self.rt_priority,
+                    error = %e,
+                    "could not run the worker under SCHED_FIFO (engine.worker_rt_priority; needs CAP_SYS_NICE or \
+                     an RLIMIT_RTPRIO): it is scheduled as a normal thread and reads blocks when it gets a time slice"
+                );
+                // Not tried again: one warning is enough.
+                self.rt_priority = 0;
+            }
+            Err(e) => tracing::warn!(error = %e, "could not return the worker to the normal scheduler"),
+        }
     }
 
     fn check_exhausted(&self) {

@@ -411,6 +411,11 @@ fn a_source_truncated_while_replayed_ends_the_run_cleanly() {
     // to runs that receive from an interface); its nice value is -5 where it may be lowered.
     let sched = ringwire_tests::wait_thread_sched(engine.pid(), "rw-sink-w", ThreadSched::normal(-5));
     assert_eq!(sched.map(|s| s.policy), Some(libc::SCHED_OTHER as u32), "{sched:?}");
+    // Nor is the worker (engine.worker_rt_priority): a replay never sleeps. Looked at once it
+    // has been running a while, so a change at its start cannot be missed.
+    std::thread::sleep(Duration::from_millis(300).saturating_sub(started.elapsed()));
+    let sched = ringwire_tests::wait_thread_sched(engine.pid(), "rw-worker-0", ThreadSched::normal(0));
+    assert_eq!(sched, Some(ThreadSched::normal(0)), "a worker with a file source stays normally scheduled");
     // 400 records 10 ms apart: at 1.2 s about 120 are read; cut at 200 KiB (record 202 of 1016 bytes each).
     std::thread::sleep(Duration::from_millis(1200).saturating_sub(started.elapsed()));
     let cut = 200u64 << 10;

@@ -383,9 +383,18 @@ fn ringctl_reconfigures_a_running_engine_under_traffic() {
     assert_eq!(ok(&["ports", "list"])["ports"].as_array().unwrap().len(), 1);
 
     // A pcap port added at run time replays its file to the consumer of every port.
+    // A worker is real-time (engine.worker_rt_priority) only while it has no file source to replay.
+    let nworkers = if ringwire_tests::cores() >= 2 { 2 } else { 1 };
+    let sched = |w: usize, want: ThreadSched| wait_thread_sched(engine.pid(), &format!("rw-worker-{w}"), want);
+    let fifo = ThreadSched::fifo(1, 0);
+    assert!((0..nworkers).all(|w| sched(w, fifo) == Some(fifo)), "receiving from interfaces: SCHED_FIFO");
     ok(&["ports", "add", &format!("pcap:{}", tap.display()), "--name", "replay"]);
     std::thread::sleep(Duration::from_millis(500));
+    let normal = ThreadSched::normal(0);
+    let replaying = (0..nworkers).filter(|&w| sched(w, normal) == Some(normal)).count();
+    assert_eq!(replaying, 1, "the worker replaying the file is normally scheduled, the other is not");
     ok(&["ports", "del", "replay"]);
+    assert!((0..nworkers).all(|w| sched(w, fifo) == Some(fifo)), "the file port gone: SCHED_FIFO again");
 
     // stats.reset: counts start again from zero; the final report still counts everything.
     ok(&["stats", "reset"]);

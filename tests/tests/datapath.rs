@@ -65,6 +65,13 @@ fn frames_arrive_byte_identical_with_vlan_tags() {
         Some(want),
         "the writer runs under SCHED_FIFO at engine.consumer_rt_priority's default (and consumer_nice's)"
     );
+    let want = ThreadSched::fifo(1, 0);
+    assert_eq!(
+        wait_thread_sched(engine.pid(), "rw-worker-0", want),
+        Some(want),
+        "the worker, receiving from an interface and waiting in io_uring, runs under SCHED_FIFO at \
+         engine.worker_rt_priority's default"
+    );
     let _ = stop_engine(engine);
 
     let sent = read_pcap(&sent_file);
@@ -165,7 +172,8 @@ fn forward_patch_is_byte_identical_and_pads_runts() {
         dir.path(),
         "far",
         &format!(
-            "[engine]\nworkers = [0]\n[[ports]]\nuri = \"afpacket:{vs}\"\n[[consumers]]\nname = \"cap\"\nkind = \"pcap\"\npath = \"{}\"\n",
+            "[engine]\nworkers = [0]\nworker_rt_priority = 0\n[[ports]]\nuri = \"afpacket:{vs}\"\n\
+             [[consumers]]\nname = \"cap\"\nkind = \"pcap\"\npath = \"{}\"\n",
             far.display()
         ),
     );
@@ -197,6 +205,12 @@ fn forward_patch_is_byte_identical_and_pads_runts() {
     let r2 = generate(&ns_g, &vg, &["--count", "1500", "--rate", "20000", "--record", mixed.to_str().unwrap()]);
     assert_eq!(u(&r1["sent"]) + u(&r2["sent"]), 2000);
     std::thread::sleep(Duration::from_millis(300));
+    // Both engines have been receiving for a while: neither worker was made real-time.
+    let normal = Some(ThreadSched::normal(0));
+    let patch = wait_thread_sched(engine.pid(), "rw-worker-0", ThreadSched::normal(0));
+    assert_eq!(patch, normal, "a busy-poll worker stays normally scheduled (it never sleeps)");
+    let far_worker = wait_thread_sched(sink.pid(), "rw-worker-0", ThreadSched::normal(0));
+    assert_eq!(far_worker, normal, "worker_rt_priority = 0: normally scheduled");
     let _ = stop_engine(engine);
     std::thread::sleep(Duration::from_millis(100));
     let _ = stop_engine(sink);
@@ -235,7 +249,7 @@ fn sigterm_under_load_leaves_a_valid_pcap_of_the_delivered_frames() {
         dir.path(),
         "sigterm",
         &format!(
-            "[engine]\nworkers = {workers}\nstats_json = \"{}\"\nconsumer_nice = 3\nconsumer_rt_priority = 0\n[[ports]]\nuri = \"afpacket:{ve}\"\n\
+            "[engine]\nworkers = {workers}\nstats_json = \"{}\"\nconsumer_nice = 3\nconsumer_rt_priority = 0\nworker_rt_priority = 2\n[[ports]]\nuri = \"afpacket:{ve}\"\n\
              [[consumers]]\nname = \"cap\"\nkind = \"pcap\"\npath = \"{}\"\nfilter = \"udp or (vlan and udp)\"\n\
              [[consumers]]\nname = \"all\"\nkind = \"counter\"\n",
             st.display(),
@@ -251,6 +265,8 @@ fn sigterm_under_load_leaves_a_valid_pcap_of_the_delivered_frames() {
         Some(want),
         "consumer_rt_priority = 0: normally scheduled at engine.consumer_nice"
     );
+    let want = ThreadSched::fifo(2, 0);
+    assert_eq!(wait_thread_sched(engine.pid(), "rw-worker-0", want), Some(want), "worker_rt_priority = 2");
     let _ = stop_engine(engine); // mid-traffic
     drop(gen);
 

@@ -149,6 +149,11 @@ struct Args {
     /// `consumer_nice`; default: the engine's default).
     #[arg(long, value_parser = clap::value_parser!(u8).range(0..=99))]
     consumer_rt_priority: Option<u8>,
+    /// ringwire receivers: the workers' real-time priority
+    /// (`engine.worker_rt_priority`; 0: normally scheduled; default: the
+    /// engine's default).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=99))]
+    worker_rt_priority: Option<u8>,
     /// The generator spreads its flows over this many destination MACs
     /// (10: the classifier receivers keep one frame in ten).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
@@ -581,6 +586,9 @@ fn ringwire_config(tool: &str, iface: &str, a: &Args, file: &Path, stats: &Path)
         a.lowlat_cpu_latency.0.filter(|_| lowlat).map(|us| format!("cpu_latency_us = {us}\n")).unwrap_or_default();
     if let Some(p) = a.consumer_rt_priority {
         qos.push_str(&format!("consumer_rt_priority = {p}\n"));
+    }
+    if let Some(p) = a.worker_rt_priority {
+        qos.push_str(&format!("worker_rt_priority = {p}\n"));
     }
     let mut ring = String::from("[ring]\n");
     if let Some(k) = a.block_kib {
@@ -1594,18 +1602,16 @@ mod tests {
     fn ringwire_receivers_get_configs_the_engine_accepts() {
         let (file, stats) = (Path::new("/dev/shm/x.pcap"), Path::new("/dev/shm/x.json"));
         for tool in TOOLS.iter().map(|t| t.name).filter(|n| n.starts_with("ringwire-")) {
-            for args in [&["ringwire-bench"][..], &["ringwire-bench", "--consumer-rt-priority", "0", "--queue-mb", "8"]]
-            {
+            let set = ["ringwire-bench", "--consumer-rt-priority", "0", "--worker-rt-priority", "7", "--queue-mb", "8"];
+            for args in [&["ringwire-bench"][..], &set[..]] {
                 let a = Args::parse_from(args);
                 let text = ringwire_config(tool, "veth0", &a, file, stats);
                 let c = ringwire_engine::config::Config::parse(&text).unwrap_or_else(|e| panic!("{tool}: {e}\n{text}"));
                 c.validate().unwrap_or_else(|e| panic!("{tool}: {e}\n{text}"));
-                let want = if args.len() > 1 {
-                    0
-                } else {
-                    ringwire_engine::config::EngineConfig::default().consumer_rt_priority
-                };
-                assert_eq!(c.engine.consumer_rt_priority, want, "{tool} {args:?}");
+                let default = ringwire_engine::config::EngineConfig::default();
+                let want =
+                    if args.len() > 1 { (0, 7) } else { (default.consumer_rt_priority, default.worker_rt_priority) };
+                assert_eq!((c.engine.consumer_rt_priority, c.engine.worker_rt_priority), want, "{tool} {args:?}");
             }
         }
     }
