@@ -443,11 +443,7 @@ impl ThreadSched {
 /// The OS error: `EPERM` without `CAP_SYS_NICE` or a high enough
 /// `RLIMIT_RTPRIO`, `EINVAL` for a priority out of range.
 pub fn set_thread_fifo(priority: i32) -> io::Result<()> {
-    let param = libc::sched_param { sched_priority: priority };
-    // SAFETY: pid 0 is the calling thread; `param` is a valid sched_param
-    // that outlives the call.
-    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO | libc::SCHED_RESET_ON_FORK, &param) };
-    check("sched_setscheduler", rc).map(drop).map_err(|e| e.io_error)
+    set_scheduler(libc::SCHED_FIFO | libc::SCHED_RESET_ON_FORK, priority)
 }
 
 /// Run the calling thread under the normal scheduler (`SCHED_OTHER`),
@@ -456,10 +452,15 @@ pub fn set_thread_fifo(priority: i32) -> io::Result<()> {
 /// # Errors
 /// The OS error.
 pub fn set_thread_normal() -> io::Result<()> {
-    let param = libc::sched_param { sched_priority: 0 };
+    set_scheduler(libc::SCHED_OTHER, 0)
+}
+
+/// `sched_setscheduler` for the calling thread.
+fn set_scheduler(policy: libc::c_int, priority: i32) -> io::Result<()> {
+    let param = libc::sched_param { sched_priority: priority };
     // SAFETY: pid 0 is the calling thread; `param` is a valid sched_param
     // that outlives the call.
-    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_OTHER, &param) };
+    let rc = unsafe { libc::sched_setscheduler(0, policy, &param) };
     check("sched_setscheduler", rc).map(drop).map_err(|e| e.io_error)
 }
 

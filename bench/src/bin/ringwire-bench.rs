@@ -584,11 +584,11 @@ fn ringwire_config(tool: &str, iface: &str, a: &Args, file: &Path, stats: &Path)
     let wait = if lowlat { a.lowlat_wait.as_str() } else { "io-uring" };
     let mut qos =
         a.lowlat_cpu_latency.0.filter(|_| lowlat).map(|us| format!("cpu_latency_us = {us}\n")).unwrap_or_default();
-    if let Some(p) = a.consumer_rt_priority {
-        qos.push_str(&format!("consumer_rt_priority = {p}\n"));
-    }
-    if let Some(p) = a.worker_rt_priority {
-        qos.push_str(&format!("worker_rt_priority = {p}\n"));
+    for (key, prio) in [("consumer_rt_priority", a.consumer_rt_priority), ("worker_rt_priority", a.worker_rt_priority)]
+    {
+        if let Some(p) = prio {
+            qos.push_str(&format!("{key} = {p}\n"));
+        }
     }
     let mut ring = String::from("[ring]\n");
     if let Some(k) = a.block_kib {
