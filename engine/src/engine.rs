@@ -18,7 +18,7 @@ use crate::{
     config::{Config, ConfigError, ConsumerConfig, ConsumerKind, Pace, PortConfig, PortKind},
     consumer::{chunk_size, error_chain, run_sink, Channel, PcapOutput, Producer, SinkOutput, SinkTask, SinkWaker},
     pcapio::{PcapIoError, PcapReader, SharedPcapReader},
-    ring::{RingError, RxRing, RxRingOptions, TxRing, TxRingOptions},
+    ring::{Link, RingError, RxRing, RxRingOptions, TxRing, TxRingOptions},
     stats::{consumer as cc, port as pc, sink, Cells, ConsumerSnap, PortSnap, Snapshot, StageSnap, WorkerSnap},
     sys,
     worker::{Command, ConsumerInst, Delivery, Dispatch, FileReader, Source, Worker, WorkerResult, BATCH, SEGMENT},
@@ -118,6 +118,9 @@ pub(crate) struct PortSlot {
     pub(crate) filter: Option<Arc<PortFilter>>,
     /// Whether every worker has a TX ring on it (a forwarding target).
     pub(crate) has_tx: bool,
+    /// Why its interface, gone and back, could not be re-opened last time
+    /// (logged once per distinct error).
+    pub(crate) reattach_error: Option<String>,
 }
 
 /// A queued consumer's thread and what the engine keeps of it.
@@ -621,6 +624,18 @@ impl Engine {
         self.finite
     }
 
+    /// Whether the engine receives from interfaces and every one of them is
+    /// gone (deleted, or moved to another network namespace), with every
+    /// file source read: nothing can arrive any more. `ringwire capture`
+    /// then ends, as tcpdump does; `ringwire run` keeps serving its control
+    /// socket, where the port can be removed and added again.
+    #[must_use]
+    pub fn interfaces_gone(&self) -> bool {
+        !self.finite
+            && self.exhausted.iter().all(|e| e.load(Ordering::Acquire))
+            && self.snapshot().ports.iter().any(|p| !p.removed && p.link == Some("gone"))
+    }
+
     /// Whether the engine should be stopped now, and why.
     #[must_use]
     pub fn should_stop(&self) -> Option<StopReason> {
@@ -655,6 +670,7 @@ impl Engine {
         for slot in &st.ports {
             let mut s =
                 PortSnap { name: slot.config.display_name().to_owned(), removed: slot.removed, ..Default::default() };
+            let mut link = 0;
             for (ws, cells) in workers.iter_mut().zip(&slot.cells) {
                 let v = cells.load();
                 s.received += v[pc::RECEIVED];
@@ -666,10 +682,20 @@ impl Engine {
                 s.kernel_freezes += v[pc::KERNEL_FREEZES];
                 s.tx_frames += v[pc::TX_FRAMES];
                 s.tx_busy += v[pc::TX_BUSY];
+                // Each worker's socket sees the same interface: the worst state, and one count.
+                s.link_downs = s.link_downs.max(v[pc::LINK_DOWNS]);
+                link = link.max(v[pc::LINK]);
                 ws.received += v[pc::RECEIVED];
                 ws.bytes += v[pc::BYTES];
                 ws.kernel_drops += v[pc::KERNEL_DROPS];
                 ws.kernel_packets += v[pc::KERNEL_PACKETS];
+            }
+            if receives_live(slot.config.rx, &slot.kind) {
+                s.link = Some(match link {
+                    0 => "up",
+                    1 => "down",
+                    _ => "gone",
+                });
             }
             if let Some(f) = slot.filter.as_deref() {
                 if let Some(prog) = f.ebpf() {
@@ -797,6 +823,12 @@ impl Engine {
             }
         }
         let snapshot = self.snapshot_with(true);
+        for p in snapshot.ports.iter().filter(|p| !p.removed && p.link == Some("gone")) {
+            errors.push(format!(
+                "port `{}`: the interface disappeared (deleted, or moved to another network namespace)",
+                p.name
+            ));
+        }
         let unreconciled = snapshot.reconcile(&self.expected_seen(&snapshot));
         let unread_at_close = self.unread_at_close(&snapshot);
         Report { snapshot, errors, files, unreconciled, unread_at_close }
@@ -894,7 +926,7 @@ pub(crate) fn open_port(
                     if ring.geometry() != config.ring.rx_geometry() {
                         tracing::warn!(port = p.display_name(), blocks = ring.geometry().block_count, "RX ring shrunk");
                     }
-                    *source = Some(Source::Ring { port: index, ring, closing: None });
+                    *source = Some(Source::Ring { port: index, ring, closing: None, link: Link::Up });
                 }
             }
         }
@@ -934,6 +966,7 @@ pub(crate) fn open_port(
             cells: (0..nworkers).map(|_| Arc::default()).collect(),
             filter,
             has_tx: false,
+            reattach_error: None,
         },
         sources,
     })

@@ -420,6 +420,72 @@ impl Engine {
         Ok(())
     }
 
+    /// Re-open the rings of every interface port whose interface was gone
+    /// (deleted, or moved to another network namespace) and is back under
+    /// the same name (a link recreated, a container restarted). The port
+    /// keeps its slot, counters, consumers and filter; its workers get new
+    /// sockets in a new fanout group, and new TX rings if it is a
+    /// forwarding target. `ringwire run` calls this every second. Returns
+    /// the names of the ports re-opened; a port that cannot be re-opened
+    /// yet is logged once per distinct error and tried again next time.
+    pub fn reattach_ports(&self) -> Vec<String> {
+        let mut st = self.lock();
+        let mut done = Vec::new();
+        for i in 0..st.ports.len() {
+            let slot = &st.ports[i];
+            if slot.removed
+                || !slot.cells.iter().any(|c| c.load()[crate::stats::port::LINK] == crate::stats::port::LINK_GONE)
+            {
+                continue;
+            }
+            let PortKind::AfPacket(iface) = &st.ports[i].kind else { continue };
+            if crate::sys::if_index(iface).is_none() {
+                continue;
+            }
+            let config = st.ports[i].config.clone();
+            let name = config.display_name().to_owned();
+            let opened = open_port(&st, &config, i, self.nworkers(), self.steer.as_ref(), false)
+                .and_then(|o| Ok((o, if st.ports[i].has_tx { Some(open_tx(&st, i)?) } else { None })));
+            let (opened, tx) = match opened {
+                Ok(o) => o,
+                Err(e) => {
+                    let e = crate::consumer::error_chain(&e);
+                    if st.ports[i].reattach_error.as_deref() != Some(e.as_str()) {
+                        tracing::warn!(port = %name, error = %e, "the interface is back but the port cannot be re-opened yet");
+                        st.ports[i].reattach_error = Some(e);
+                    }
+                    continue;
+                }
+            };
+            let mut tx = tx.map(Vec::into_iter);
+            let per_worker = opened
+                .sources
+                .into_iter()
+                .map(|source| {
+                    let ring = match source {
+                        Some(crate::worker::Source::Ring { ring, .. }) => Some(ring),
+                        _ => None,
+                    };
+                    vec![Command::Reattach { port: i, ring, tx: tx.as_mut().and_then(Iterator::next) }]
+                })
+                .collect();
+            match self.send_and_wait(&mut st, per_worker) {
+                Ok(confirmed) => {
+                    if !confirmed {
+                        tracing::warn!(port = %name, "not every worker confirmed the re-opened port within 10 s");
+                    }
+                    // The filter the new sockets run (an eBPF program loaded anew).
+                    st.ports[i].filter = opened.slot.filter;
+                    st.ports[i].reattach_error = None;
+                    tracing::warn!(port = %name, "the interface is back: the port receives again");
+                    done.push(name);
+                }
+                Err(e) => tracing::warn!(port = %name, error = %e, "could not re-open the port; trying again"),
+            }
+        }
+        done
+    }
+
     /// Add a consumer while traffic flows: its filter, queues, output file
     /// and thread are set up here, then every worker starts handing it the
     /// frames of its ports from the next batch on.

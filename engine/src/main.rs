@@ -357,6 +357,7 @@ fn cmd_run(
     if let Some(f) = ready_file {
         std::fs::write(f, format!("{}\n", std::process::id())).with_context(|| format!("writing {}", f.display()))?;
     }
+    let mut last_reattach = Instant::now();
     let report = supervise(engine, progress_ms.unwrap_or(config.engine.progress_ms), &signals, |engine| {
         // Control requests: applied here, one at a time, in arrival order.
         if let Some(server) = &control {
@@ -368,6 +369,11 @@ fn cmd_run(
                     return true;
                 }
             }
+        }
+        // An interface that went away and is back: its port receives again.
+        if last_reattach.elapsed() >= Duration::from_secs(1) {
+            last_reattach = Instant::now();
+            engine.reattach_ports();
         }
         if hup.swap(false, std::sync::atomic::Ordering::Relaxed) {
             match Config::load(path).map_err(anyhow::Error::from).and_then(|c| Ok(engine.reload_filters(&c)?)) {
@@ -462,7 +468,8 @@ fn cmd_capture(a: CaptureArgs) -> Result<ExitCode> {
     let config = capture_config(&a)?;
     let signals = stop_flag(None)?;
     let engine = Engine::start(&config)?;
-    let report = supervise(engine, 0, &signals, |_| false);
+    // An interface that disappears ends the capture, as it ends tcpdump's.
+    let report = supervise(engine, 0, &signals, Engine::interfaces_gone);
     let c = &report.snapshot.consumers[0];
     let drops: u64 = report.snapshot.ports.iter().map(|p| p.kernel_drops).sum();
     eprintln!(

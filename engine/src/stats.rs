@@ -54,8 +54,15 @@ pub mod port {
     pub const TX_FRAMES: usize = 7;
     /// TX kicks answered "busy" (the device pushed back; frames waited in the ring).
     pub const TX_BUSY: usize = 8;
+    /// Times this worker's socket saw the interface go down.
+    pub const LINK_DOWNS: usize = 9;
+    /// The interface's state as this worker's socket last saw it: 0 up
+    /// (or not an interface), 1 down, 2 gone.
+    pub const LINK: usize = 10;
     /// Number of port counters.
-    pub const N: usize = 9;
+    pub const N: usize = 11;
+    /// [`LINK`]'s value for an interface that is gone.
+    pub const LINK_GONE: u64 = 2;
 }
 
 /// Indexes of per-consumer counters kept by workers.
@@ -122,6 +129,14 @@ pub struct PortSnap {
     pub tx_frames: u64,
     /// TX kicks the device answered "busy" (frames waited in the ring, none lost).
     pub tx_busy: u64,
+    /// Interface ports: `up`, `down` (administratively: no frames until it
+    /// is up again) or `gone` (deleted, or moved to another network
+    /// namespace: the port receives nothing more).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link: Option<&'static str>,
+    /// Times the interface went down during the run.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub link_downs: u64,
     /// An eBPF port filter's own counters, if it keeps them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ebpf: Option<EbpfSnap>,
@@ -266,6 +281,14 @@ fn removed_mark(name: &str, removed: bool) -> String {
     }
 }
 
+/// A port's name, with its interface's state when that is not `up`.
+fn port_mark(p: &PortSnap) -> String {
+    match p.link {
+        Some(link) if link != "up" && !p.removed => format!("{} ({link})", p.name),
+        _ => removed_mark(&p.name, p.removed),
+    }
+}
+
 fn is_zero(n: &u64) -> bool {
     *n == 0
 }
@@ -399,7 +422,7 @@ impl Snapshot {
             let _ = writeln!(
                 s,
                 "  {:<24} {:>12} {:>14} {:>10} {:>10} {:>12} {:>10} {:>8} {:>10} {:>9}",
-                removed_mark(&p.name, p.removed),
+                port_mark(p),
                 p.received,
                 p.bytes,
                 p.vlan_restored,

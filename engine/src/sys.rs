@@ -259,6 +259,43 @@ pub(crate) fn if_mtu(fd: &OwnedFd, name: &str) -> SysResult<u32> {
     Ok(u32::try_from(unsafe { req.ifr_ifru.ifru_mtu }).unwrap_or(0))
 }
 
+/// Read and clear the socket's pending error (`SO_ERROR`): 0 when none.
+/// The kernel raises one on a packet socket when its interface goes down
+/// or away (`ENETDOWN`), and polls report `POLLERR` until it is read.
+pub(crate) fn take_socket_error(fd: &OwnedFd) -> SysResult<i32> {
+    getsockopt(fd, libc::SOL_SOCKET, libc::SO_ERROR, "getsockopt(SO_ERROR)")
+}
+
+/// The interface index a packet socket is bound to; -1 once that interface
+/// is gone (unregistered: deleted, or moved to another network namespace).
+pub(crate) fn bound_ifindex(fd: &OwnedFd) -> SysResult<i32> {
+    // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
+    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    let mut len = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+    // SAFETY: `sll` has room for `len` bytes; the kernel writes at most `len`.
+    check("getsockname(AF_PACKET)", unsafe {
+        libc::getsockname(fd.as_raw_fd(), std::ptr::from_mut(&mut sll).cast(), &mut len)
+    })?;
+    Ok(sll.sll_ifindex)
+}
+
+/// Whether the interface with index `ifindex` is administratively up,
+/// asked through a socket (its network namespace answers).
+pub(crate) fn if_up(fd: &OwnedFd, ifindex: i32) -> SysResult<bool> {
+    let mut name = [0 as libc::c_char; libc::IF_NAMESIZE];
+    // SAFETY: `name` has the IF_NAMESIZE bytes if_indextoname writes at most.
+    if unsafe { libc::if_indextoname(ifindex as libc::c_uint, name.as_mut_ptr()) }.is_null() {
+        return Err(SyscallError { call: "if_indextoname", io_error: io::Error::last_os_error() });
+    }
+    // SAFETY: ifreq is plain old data; all-zero is valid.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    req.ifr_name = name;
+    // SAFETY: SIOCGIFFLAGS reads ifr_name and writes ifr_ifru.ifru_flags of a valid ifreq.
+    check("ioctl(SIOCGIFFLAGS)", unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) })?;
+    // SAFETY: the kernel filled the flags member of the union.
+    Ok(i32::from(unsafe { req.ifr_ifru.ifru_flags }) & libc::IFF_UP != 0)
+}
+
 /// An `ifreq` naming an interface (cut to `IFNAMSIZ - 1` bytes), the rest zero.
 fn ifreq(name: &str) -> libc::ifreq {
     // SAFETY: ifreq is plain old data; all-zero is valid.

@@ -20,7 +20,7 @@ use crate::{
     config::{Pace, WaitMode},
     consumer::{error_chain, Producer},
     pcapio::{Claim, PcapReader, RecordRef, SharedPcapReader},
-    ring::{RxRing, TxRing},
+    ring::{Link, RxRing, TxRing},
     stats::{consumer as cc, port as pc, Cells},
     sys,
 };
@@ -40,6 +40,8 @@ pub(crate) enum Source {
         /// The port is being removed: its intake is stopped and the ring is
         /// read until it is empty or this deadline passes, then closed.
         closing: Option<Instant>,
+        /// Its interface's state, as last seen.
+        link: Link,
     },
     Pcap {
         port: usize,
@@ -72,8 +74,13 @@ pub(crate) enum FileReader {
 pub(crate) const SEGMENT: usize = 2048;
 
 impl Source {
-    fn is_finite(&self) -> bool {
-        matches!(self, Self::Pcap { .. })
+    /// Whether the source will give no more frames: a file read to the
+    /// end, or a ring whose interface is gone.
+    fn is_spent(&self) -> bool {
+        match self {
+            Self::Pcap { done, .. } => *done,
+            Self::Ring { link, .. } => *link == Link::Gone,
+        }
     }
 }
 
@@ -133,6 +140,9 @@ pub(crate) enum Command {
     RemovePort { port: usize },
     /// A TX ring for a port that became a forwarding target.
     AddTx { port: usize, tx: TxRing },
+    /// A port whose interface was gone and is back: its new ring (and TX
+    /// ring, if it is a forwarding target) replace the dead ones.
+    Reattach { port: usize, ring: Option<RxRing>, tx: Option<TxRing> },
     /// A new consumer on `ports`, with its counters.
     AddConsumer { consumer: usize, inst: ConsumerInst, cells: Arc<Cells<{ cc::N }>>, ports: Vec<usize> },
     /// Remove a consumer: what it holds is handed over, then it is dropped.
@@ -346,6 +356,9 @@ impl Worker {
         let mut wake_armed = false;
         let mut last_kstats = Instant::now();
         let mut tx_errors = RateLimited { last: None };
+        let mut link_errors = RateLimited { last: None };
+        // Ports whose last poll reported an error: not polled again before the next tick.
+        let mut parked: Vec<usize> = Vec::new();
         let mut failure: Option<String> = None;
         let mut drain_deadline: Option<Instant> = None;
         tracing::debug!(sources = self.sources.len(), "worker started");
@@ -398,6 +411,12 @@ impl Worker {
             }
             let tick = last_kstats.elapsed() >= KSTATS_EVERY;
             if tick {
+                self.check_links(&mut link_errors);
+                for p in parked.drain(..) {
+                    if let Some(a) = self.armed.get_mut(p) {
+                        *a = false;
+                    }
+                }
                 self.read_kernel_stats();
                 self.dispatch.flush_tx(&mut tx_errors); // retry kicks that hit a full socket buffer
                 self.dispatch.publish_probes(false);
@@ -439,7 +458,13 @@ impl Worker {
             if work == 0 {
                 let timeout = if stopping || closing { Duration::from_millis(2) } else { self.idle_timeout() };
                 match uring.as_mut() {
-                    Some(ring) => self.wait_uring(ring, &mut wake_armed, timeout)?,
+                    Some(ring) => {
+                        let before = parked.len();
+                        self.wait_uring(ring, &mut wake_armed, &mut parked, timeout)?;
+                        if parked.len() > before {
+                            self.check_links(&mut link_errors);
+                        }
+                    }
                     None => std::hint::spin_loop(),
                 }
             }
@@ -510,12 +535,71 @@ impl Worker {
     }
 
     fn check_exhausted(&self) {
-        let all_done = self.sources.iter().all(|s| match s {
-            Source::Pcap { done, .. } => *done,
-            Source::Ring { .. } => false,
-        });
         // A port added at run time can make an exhausted worker busy again.
-        self.exhausted.store(all_done && self.sources.iter().all(Source::is_finite), Ordering::Release);
+        self.exhausted.store(self.sources.iter().all(Source::is_spent), Ordering::Release);
+    }
+
+    /// Look at each ring's interface: log and count it going down, coming
+    /// back up, or going away. Called on every statistics tick, and at once
+    /// when a poll reports an error on a ring (reading the socket's error
+    /// clears it, so the next poll sleeps again). A ring whose interface is
+    /// up costs one getsockopt: going down or away raises a socket error.
+    fn check_links(&mut self, errors: &mut RateLimited) {
+        let first = self.dispatch.index == 0;
+        let mut gone = false;
+        for src in &mut self.sources {
+            let Source::Ring { port, ring, link, closing: None } = src else { continue };
+            if *link == Link::Gone {
+                continue;
+            }
+            // An interface that stays up raises no error: one getsockopt a tick.
+            let error = ring.take_error().unwrap_or(0);
+            if error != 0 && error != libc::ENETDOWN {
+                let error = std::io::Error::from_raw_os_error(error);
+                errors.log(|| tracing::warn!(iface = ring.iface(), %error, "socket error"));
+            }
+            if error == 0 && *link == Link::Up {
+                continue;
+            }
+            let now = match ring.link() {
+                Ok(l) => l,
+                Err(e) => {
+                    errors
+                        .log(|| tracing::warn!(iface = ring.iface(), error = %e, "cannot read the interface's state"));
+                    continue;
+                }
+            };
+            if now == *link {
+                continue;
+            }
+            let counts = &mut self.dispatch.ports[*port];
+            // Every worker has a socket on the interface: the first one tells.
+            match now {
+                Link::Gone if first => tracing::error!(
+                    iface = ring.iface(),
+                    "the interface is gone (deleted, or moved to another network namespace)"
+                ),
+                Link::Down if first => {
+                    tracing::warn!(iface = ring.iface(), "the interface went down: no frames until it is up again");
+                }
+                Link::Up if first => tracing::info!(iface = ring.iface(), "the interface is up again"),
+                _ => {}
+            }
+            if now == Link::Down {
+                counts[pc::LINK_DOWNS] += 1;
+            }
+            counts[pc::LINK] = match now {
+                Link::Up => 0,
+                Link::Down => 1,
+                Link::Gone => pc::LINK_GONE,
+            };
+            gone |= now == Link::Gone;
+            *link = now;
+        }
+        if gone {
+            self.publish();
+            self.check_exhausted();
+        }
     }
 
     /// Apply a command between batches.
@@ -530,7 +614,7 @@ impl Worker {
             }
             Command::SetPortFilter { port, filter } => {
                 for s in &self.sources {
-                    if let Source::Ring { port: p, ring, closing: None } = s {
+                    if let Source::Ring { port: p, ring, closing: None, .. } = s {
                         if *p == port {
                             // SO_ATTACH_FILTER / SO_ATTACH_BPF swap the socket's program
                             // atomically (RCU): every frame meets the old or the new one, never none.
@@ -556,7 +640,7 @@ impl Worker {
                 let mut i = 0;
                 while i < self.sources.len() {
                     match &mut self.sources[i] {
-                        Source::Ring { port: p, ring, closing } if *p == port => {
+                        Source::Ring { port: p, ring, closing, .. } if *p == port => {
                             // The kernel stops filling the ring; what it accepted is read
                             // out (and counted) before the ring closes.
                             if let Err(e) = ring.stop_intake() {
@@ -580,6 +664,31 @@ impl Worker {
                 grow(&mut self.port_cells, port + 1, || None);
                 grow(&mut d.tx, port + 1, || None);
                 d.tx[port] = Some(tx);
+            }
+            Command::Reattach { port, mut ring, tx } => {
+                for s in &mut self.sources {
+                    let Source::Ring { port: p, ring: old, link, closing: None } = s else { continue };
+                    if *p != port {
+                        continue;
+                    }
+                    let Some(new) = ring.take() else { break };
+                    // The old socket's last kernel counts, before it closes. Its blocks were
+                    // read on every pass since the interface went.
+                    add_kernel_stats(&mut d.ports[port], old);
+                    *old = new;
+                    *link = Link::Up;
+                    d.ports[port][pc::LINK] = 0;
+                    // The poll on the old socket would never complete.
+                    if self.wait == WaitMode::IoUring && self.armed.get(port).copied().unwrap_or(false) {
+                        self.cancels.push(port as u64);
+                    }
+                }
+                if let Some(mut tx) = tx {
+                    if let Some(old) = d.tx.get(port).and_then(Option::as_ref) {
+                        tx.carry_counts(old);
+                    }
+                    d.tx[port] = Some(tx);
+                }
             }
             Command::AddConsumer { consumer, inst, cells, ports } => {
                 grow(&mut d.consumers, consumer + 1, || None);
@@ -620,7 +729,7 @@ impl Worker {
     fn retire_closing(&mut self) {
         let mut i = 0;
         while i < self.sources.len() {
-            let Source::Ring { port, ring, closing: Some(deadline) } = &self.sources[i] else {
+            let Source::Ring { port, ring, closing: Some(deadline), .. } = &self.sources[i] else {
                 i += 1;
                 continue;
             };
@@ -808,7 +917,19 @@ impl Worker {
         }
     }
 
-    fn wait_uring(&mut self, ring: &mut IoUring, wake_armed: &mut bool, timeout: Duration) -> WorkerResult {
+    /// Sleep in io_uring until a ring has a block, the wake-up eventfd is
+    /// signalled, or `timeout` passes. A ring's poll that completes with an
+    /// error condition (`POLLERR`: its interface went down or away) is
+    /// added to `parked` and left marked armed, so it is not polled again
+    /// before the caller has looked at it and the next tick: a condition
+    /// that does not clear can never make the worker spin.
+    fn wait_uring(
+        &mut self,
+        ring: &mut IoUring,
+        wake_armed: &mut bool,
+        parked: &mut Vec<usize>,
+        timeout: Duration,
+    ) -> WorkerResult {
         grow(&mut self.armed, self.dispatch.ports.len(), || false);
         {
             let mut sq = ring.submission();
@@ -860,7 +981,16 @@ impl Worker {
                 sys::eventfd_clear(self.wake.as_raw_fd());
             } else if ud == CANCEL_TOKEN {
             } else if let Some(a) = self.armed.get_mut(ud as usize) {
-                *a = false;
+                const ERROR: i32 = (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) as i32;
+                let r = cqe.result();
+                if r == -libc::ECANCELED {
+                    // A cancelled poll on a closed or replaced socket: its slot was
+                    // disarmed when the cancel went in, and may be armed anew since.
+                } else if r >= 0 && r & ERROR != 0 {
+                    parked.push(ud as usize);
+                } else {
+                    *a = false;
+                }
             }
         }
         Ok(())

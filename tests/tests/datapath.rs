@@ -1090,3 +1090,75 @@ fn rings_carry_the_flow_hash_when_asked_or_when_it_is_free() {
     let distinct: std::collections::HashSet<u32> = hashes[2].iter().copied().collect();
     assert!(distinct.len() > 1 && distinct.len() <= 16, "one hash per flow: {} distinct", distinct.len());
 }
+
+/// CPU time (user + system) of process `pid` so far, from /proc.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // The fields after the command name (which may hold spaces), from state on.
+    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    Duration::from_millis(ticks * 1000 / hz)
+}
+
+/// A bad day for the interface under `ringwire capture`: it goes down (the
+/// capture says so and sleeps, where it used to spin a core at 100 %), comes
+/// back up (frames flow again, into the same file), then disappears: the
+/// capture ends by itself, as tcpdump does, with the file complete, the
+/// summary, one error line and exit status 1.
+#[test]
+fn capture_survives_its_interface_going_down_and_ends_when_it_disappears() {
+    if !privileged("capture_survives_its_interface_going_down_and_ends_when_it_disappears") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Pair { lab: _lab, ns_gen: ns_g, ns_eng: ns_e, if_gen: vg, if_eng: ve } = Pair::new();
+    let out = dir.path().join("flap.pcap");
+    let mut cap =
+        ringwire_tests::Proc::spawn(
+            "ringwire capture",
+            std::process::Command::new("ip")
+                .args(["netns", "exec", &ns_e])
+                .arg(ringwire_tests::bin("ringwire"))
+                .args(["capture", "-i", &ve, "-w", out.to_str().unwrap(), "udp", "or", "tcp"]),
+        );
+    std::thread::sleep(Duration::from_millis(1500)); // rings up (no ready file for capture)
+    let ip = |args: &[&str]| {
+        let st = std::process::Command::new("ip").args(["-n", &ns_e, "link"]).args(args).status().unwrap();
+        assert!(st.success(), "ip link {args:?}");
+    };
+    let send = |name: &str| {
+        let file = dir.path().join(name);
+        let rep = generate(&ns_g, &vg, &["--count", "1000", "--rate", "20000", "--record", file.to_str().unwrap()]);
+        assert_eq!(u(&rep["sent"]), 1000);
+        std::thread::sleep(Duration::from_millis(300));
+        read_pcap(&file).into_iter().map(|r| r.data).collect::<Vec<_>>()
+    };
+    let mut want = send("before.pcap");
+
+    ip(&["set", &ve, "down"]);
+    cap.expect_stderr("the interface went down", Duration::from_secs(5), "link down");
+    let (t0, cpu0) = (std::time::Instant::now(), cpu_time(cap.pid()));
+    std::thread::sleep(Duration::from_secs(1));
+    let busy = (cpu_time(cap.pid()) - cpu0).as_secs_f64() / t0.elapsed().as_secs_f64();
+    assert!(busy < 0.3, "the capture used {:.0} % of a core while its interface was down", busy * 100.0);
+
+    ip(&["set", &ve, "up"]);
+    std::thread::sleep(Duration::from_millis(500));
+    want.extend(send("after.pcap"));
+
+    ip(&["del", &ve]);
+    let res = cap.wait(Duration::from_secs(10));
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert_eq!(res.status.code(), Some(1), "exit status; stderr:\n{err}");
+    assert!(err.contains("the interface is gone"), "the worker's log: {err}");
+    assert!(
+        err.contains(&format!("ringwire: error: port `{ve}`: the interface disappeared")),
+        "one error line naming the port: {err}"
+    );
+    assert!(err.contains("2000 frames captured"), "summary: {err}");
+    let got: Vec<Vec<u8>> = read_pcap(&out).into_iter().map(|r| r.data).collect();
+    assert_eq!(got.len(), want.len(), "frames in the file");
+    assert!(got == want, "the file holds the frames sent before the link went down and after it came back");
+}

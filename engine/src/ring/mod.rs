@@ -16,7 +16,7 @@ mod rx;
 mod tx;
 
 pub use rx::{
-    Block, BlockRing, Frame, FrameIter, FrameRing, KernelFilter, RingGeometry, RxHash, RxRing, RxRingOptions,
+    Block, BlockRing, Frame, FrameIter, FrameRing, KernelFilter, Link, RingGeometry, RxHash, RxRing, RxRingOptions,
 };
 pub use tx::{TxRing, TxRingOptions, MIN_FRAME, SLOT_HEADROOM};
 

@@ -145,6 +145,22 @@ pub struct RxRing {
     fd: OwnedFd,
     geometry: RingGeometry,
     rxhash: bool,
+    /// The interface it was opened on: its name then, and its index.
+    iface: String,
+    ifindex: u32,
+}
+
+/// What became of a ring's interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Link {
+    /// Up: the kernel delivers its frames.
+    Up,
+    /// Administratively down: no frames until it is up again, when the
+    /// kernel resumes delivering to the same socket by itself.
+    Down,
+    /// Gone (deleted, or moved to another network namespace): the socket
+    /// will never receive again.
+    Gone,
 }
 
 // SAFETY: the ring exclusively owns its socket and mapping; the raw pointers
@@ -265,7 +281,7 @@ impl RxRing {
                 Walker::Blocks(BlockRing::new(base, geometry.block_size as usize, geometry.block_count as usize))
             }
         };
-        Ok(Self { walker, _map: map, fd, geometry, rxhash })
+        Ok(Self { walker, _map: map, fd, geometry, rxhash, iface: iface.to_owned(), ifindex })
     }
 
     /// The next block the kernel has retired to us (V3), or the run of
@@ -287,6 +303,39 @@ impl RxRing {
     #[must_use]
     pub fn fills_rxhash(&self) -> bool {
         self.rxhash
+    }
+
+    /// The interface's name when the ring was opened.
+    #[must_use]
+    pub fn iface(&self) -> &str {
+        &self.iface
+    }
+
+    /// Read, and so clear, the socket's pending error (0: none). A down or
+    /// vanished interface raises `ENETDOWN`, which polls report as
+    /// `POLLERR` until it is read.
+    ///
+    /// # Errors
+    /// The getsockopt failure.
+    pub fn take_error(&self) -> Result<i32, sys::SyscallError> {
+        sys::take_socket_error(&self.fd)
+    }
+
+    /// The state of the ring's interface.
+    ///
+    /// # Errors
+    /// The getsockname or ioctl failure.
+    pub fn link(&self) -> Result<Link, sys::SyscallError> {
+        if sys::bound_ifindex(&self.fd)? < 0 {
+            return Ok(Link::Gone);
+        }
+        match sys::if_up(&self.fd, self.ifindex as i32) {
+            Ok(true) => Ok(Link::Up),
+            Ok(false) => Ok(Link::Down),
+            // Unregistered between the two questions.
+            Err(e) if matches!(e.io_error.raw_os_error(), Some(libc::ENXIO | libc::ENODEV)) => Ok(Link::Gone),
+            Err(e) => Err(e),
+        }
     }
 
     /// The socket's fd (for polling).

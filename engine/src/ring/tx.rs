@@ -347,6 +347,13 @@ impl TxRing {
         self.pushed
     }
 
+    /// Take over the counts of the ring this one replaces (its interface
+    /// went away and came back), so a port's counters carry on.
+    pub fn carry_counts(&mut self, old: &TxRing) {
+        self.pushed += old.pushed;
+        self.busy += old.busy;
+    }
+
     /// Kicks the kernel answered with "busy" (ENOBUFS / EAGAIN): frames waited in the ring.
     #[must_use]
     pub fn busy(&self) -> u64 {

@@ -387,7 +387,7 @@ fn render(cmd: &str, v: &Value) -> String {
         "stats.reset" => "ok: counters reset\n".into(),
         "ports.list" => table(
             &v["ports"],
-            &[("name", 20), ("uri", 28), ("rx", 5), ("received", 12), ("kernel_drops", 12), ("filter", 0)],
+            &[("name", 20), ("uri", 28), ("rx", 5), ("link", 5), ("received", 12), ("kernel_drops", 12), ("filter", 0)],
         ),
         "consumers.list" => table(
             &v["consumers"],
