@@ -54,7 +54,7 @@ pub mod port {
     pub const TX_FRAMES: usize = 7;
     /// TX kicks answered "busy" (the device pushed back; frames waited in the ring).
     pub const TX_BUSY: usize = 8;
-    /// Times this worker's socket saw the interface go down.
+    /// Times this worker found the interface down (at start, or going down).
     pub const LINK_DOWNS: usize = 9;
     /// The interface's state as this worker's socket last saw it: 0 up
     /// (or not an interface), 1 down, 2 gone.
@@ -134,7 +134,7 @@ pub struct PortSnap {
     /// namespace: the port receives nothing more).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub link: Option<&'static str>,
-    /// Times the interface went down during the run.
+    /// Times the interface was found down (down at start, or going down).
     #[serde(skip_serializing_if = "is_zero")]
     pub link_downs: u64,
     /// An eBPF port filter's own counters, if it keeps them.

@@ -362,6 +362,7 @@ impl Worker {
         let mut failure: Option<String> = None;
         let mut drain_deadline: Option<Instant> = None;
         tracing::debug!(sources = self.sources.len(), "worker started");
+        self.check_links(&mut link_errors, true);
         self.check_exhausted();
         self.update_sched();
         loop {
@@ -376,6 +377,7 @@ impl Worker {
                 self.applied.fetch_add(1, Ordering::Release);
             }
             if changed {
+                self.check_links(&mut link_errors, true);
                 self.publish();
                 self.check_exhausted();
                 self.update_sched();
@@ -411,7 +413,7 @@ impl Worker {
             }
             let tick = last_kstats.elapsed() >= KSTATS_EVERY;
             if tick {
-                self.check_links(&mut link_errors);
+                self.check_links(&mut link_errors, false);
                 for p in parked.drain(..) {
                     if let Some(a) = self.armed.get_mut(p) {
                         *a = false;
@@ -462,7 +464,7 @@ impl Worker {
                         let before = parked.len();
                         self.wait_uring(ring, &mut wake_armed, &mut parked, timeout)?;
                         if parked.len() > before {
-                            self.check_links(&mut link_errors);
+                            self.check_links(&mut link_errors, false);
                         }
                     }
                     None => std::hint::spin_loop(),
@@ -544,7 +546,9 @@ impl Worker {
     /// when a poll reports an error on a ring (reading the socket's error
     /// clears it, so the next poll sleeps again). A ring whose interface is
     /// up costs one getsockopt: going down or away raises a socket error.
-    fn check_links(&mut self, errors: &mut RateLimited) {
+    /// `all`: look at every ring's interface whatever its error (new rings:
+    /// an interface may be down from the start).
+    fn check_links(&mut self, errors: &mut RateLimited, all: bool) {
         let first = self.dispatch.index == 0;
         let mut gone = false;
         for src in &mut self.sources {
@@ -558,7 +562,7 @@ impl Worker {
                 let error = std::io::Error::from_raw_os_error(error);
                 errors.log(|| tracing::warn!(iface = ring.iface(), %error, "socket error"));
             }
-            if error == 0 && *link == Link::Up {
+            if error == 0 && *link == Link::Up && !all {
                 continue;
             }
             let now = match ring.link() {
@@ -580,7 +584,7 @@ impl Worker {
                     "the interface is gone (deleted, or moved to another network namespace)"
                 ),
                 Link::Down if first => {
-                    tracing::warn!(iface = ring.iface(), "the interface went down: no frames until it is up again");
+                    tracing::warn!(iface = ring.iface(), "the interface is down: no frames until it is up again");
                 }
                 Link::Up if first => tracing::info!(iface = ring.iface(), "the interface is up again"),
                 _ => {}

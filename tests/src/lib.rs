@@ -129,7 +129,7 @@ impl Proc {
     pub fn expect_stderr(&mut self, needle: &str, limit: Duration, what: &str) {
         let deadline = Instant::now() + limit;
         loop {
-            let text = self.stderr.as_ref().map(Drained::text).unwrap_or_default();
+            let text = self.stderr_text();
             if text.contains(needle) {
                 return;
             }
@@ -142,6 +142,12 @@ impl Proc {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// Its stderr so far.
+    #[must_use]
+    pub fn stderr_text(&self) -> String {
+        self.stderr.as_ref().map(Drained::text).unwrap_or_default()
     }
 
     /// Whether it has exited.
