@@ -430,6 +430,18 @@ struct SinkState {
     dirty: bool,
 }
 
+/// Whether `e` comes from writing to a pipe whose reader is gone (`EPIPE`).
+fn broken_pipe(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
 impl SinkState {
     /// Write a chunk from worker `worker` (up to the limit), and count it.
     fn write(&mut self, worker: usize, chunk: &Chunk) {
@@ -447,7 +459,15 @@ impl SinkState {
         let res = match &mut self.output {
             SinkOutput::Pcap(p) => {
                 let files = p.files.len();
-                let r = p.write(worker, chunk, take as usize).map_err(|e| error_chain(&e));
+                let r = p.write(worker, chunk, take as usize).map_err(|e| {
+                    if broken_pipe(&e) {
+                        // The reader of `-w -` or of a FIFO went away: stop quietly, as printing does.
+                        self.limit_hit.store(true, Ordering::Relaxed);
+                        String::new()
+                    } else {
+                        error_chain(&e)
+                    }
+                });
                 self.local[sink::FILES] += (p.files.len() - files) as u64;
                 r
             }

@@ -522,3 +522,40 @@ fn a_file_read_by_two_workers_keeps_its_order() {
     assert!(two.len() > 100_000);
     assert!(two == one, "printed lines differ between one and two workers");
 }
+
+/// `-w -` into a reader that leaves early (`| head -c 1000`): the capture
+/// stops there, quietly and with exit status 0, as printing does, instead
+/// of reading on and counting every later frame as a write error.
+#[test]
+fn capture_to_a_pipe_stops_quietly_when_the_reader_leaves() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.pcap");
+    let gen = Command::new(bin("ringwire-gen"))
+        .args(["--pcap-out", big.to_str().unwrap(), "-n", "20000", "--size", "1514"])
+        .output()
+        .unwrap();
+    assert!(gen.status.success(), "{}", String::from_utf8_lossy(&gen.stderr));
+    let mut child = Command::new(bin("ringwire"))
+        .args(["capture", "-r", big.to_str().unwrap(), "-w", "-"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut head = [0u8; 1000];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut head).unwrap();
+    assert_eq!(&head[..4], &0xa1b2_3c4d_u32.to_le_bytes(), "a nanosecond pcap header first");
+    drop(child.stdout.take());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the capture did not end after its reader left");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(!err.contains("ERROR") && !err.contains("ringwire: error"), "quiet: {err}");
+    assert!(err.contains("frames captured"), "the summary: {err}");
+}
