@@ -367,6 +367,12 @@ impl PcapOutput {
         })
     }
 
+    /// Whether it writes to standard output (`-`).
+    #[must_use]
+    pub fn is_stdout(&self) -> bool {
+        self.base.as_os_str() == "-"
+    }
+
     /// Every file written so far.
     #[must_use]
     pub fn files(&self) -> &[PathBuf] {
@@ -447,8 +453,9 @@ impl SinkState {
     fn write(&mut self, worker: usize, chunk: &Chunk) {
         let n = chunk.records() as u64;
         let room = match self.limit {
+            // Output gone (stdout closed), or the limit reached.
+            _ if self.limit_hit.load(Ordering::Relaxed) => 0,
             Some(l) => l.saturating_sub(self.local[sink::WRITTEN]),
-            None if self.limit_hit.load(Ordering::Relaxed) => 0, // output gone (stdout closed)
             None => n,
         };
         let take = n.min(room);
@@ -459,9 +466,11 @@ impl SinkState {
         let res = match &mut self.output {
             SinkOutput::Pcap(p) => {
                 let files = p.files.len();
+                let stdout = p.is_stdout();
                 let r = p.write(worker, chunk, take as usize).map_err(|e| {
-                    if broken_pipe(&e) {
-                        // The reader of `-w -` or of a FIFO went away: stop quietly, as printing does.
+                    if stdout && broken_pipe(&e) {
+                        // The reader of `-w -` went away: stop quietly, as printing does. (A FIFO's
+                        // writes fail until a new reader opens it: counted as write errors.)
                         self.limit_hit.store(true, Ordering::Relaxed);
                         String::new()
                     } else {

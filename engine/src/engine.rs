@@ -517,6 +517,7 @@ impl Engine {
                 cons_cells: st.consumers.iter().map(|c| Some(c.cells[w].clone())).collect(),
                 armed: Vec::new(),
                 cancels: Vec::new(),
+                polls: 0,
                 commands: commands.last().expect("pushed above").clone(),
                 applied: applied.last().expect("pushed above").clone(),
                 wait: config.engine.wait,

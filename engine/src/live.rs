@@ -477,7 +477,7 @@ impl Engine {
                     // The filter the new sockets run (an eBPF program loaded anew).
                     st.ports[i].filter = opened.slot.filter;
                     st.ports[i].reattach_error = None;
-                    tracing::warn!(port = %name, "the interface is back: the port receives again");
+                    tracing::warn!(port = %name, "the interface is back: the port is open on it again");
                     done.push(name);
                 }
                 Err(e) => tracing::warn!(port = %name, error = %e, "could not re-open the port; trying again"),

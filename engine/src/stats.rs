@@ -327,6 +327,7 @@ impl Snapshot {
             d(&mut p.kernel_freezes, b.kernel_freezes);
             d(&mut p.tx_frames, b.tx_frames);
             d(&mut p.tx_busy, b.tx_busy);
+            d(&mut p.link_downs, b.link_downs);
             if let (Some(e), Some(f)) = (&mut p.ebpf, &b.ebpf) {
                 d(&mut e.seen, f.seen);
                 d(&mut e.passed, f.passed);

@@ -280,16 +280,13 @@ pub(crate) fn bound_ifindex(fd: &OwnedFd) -> SysResult<i32> {
 }
 
 /// Whether the interface with index `ifindex` is administratively up,
-/// asked through a socket (its network namespace answers).
+/// asked through the socket `fd` (its network namespace answers both the
+/// name and the flags).
 pub(crate) fn if_up(fd: &OwnedFd, ifindex: i32) -> SysResult<bool> {
-    let mut name = [0 as libc::c_char; libc::IF_NAMESIZE];
-    // SAFETY: `name` has the IF_NAMESIZE bytes if_indextoname writes at most.
-    if unsafe { libc::if_indextoname(ifindex as libc::c_uint, name.as_mut_ptr()) }.is_null() {
-        return Err(SyscallError { call: "if_indextoname", io_error: io::Error::last_os_error() });
-    }
-    // SAFETY: ifreq is plain old data; all-zero is valid.
-    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-    req.ifr_name = name;
+    let mut req = ifreq("");
+    req.ifr_ifru.ifru_ifindex = ifindex;
+    // SAFETY: SIOCGIFNAME reads ifr_ifru.ifru_ifindex and writes ifr_name of a valid ifreq.
+    check("ioctl(SIOCGIFNAME)", unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFNAME, &mut req) })?;
     // SAFETY: SIOCGIFFLAGS reads ifr_name and writes ifr_ifru.ifru_flags of a valid ifreq.
     check("ioctl(SIOCGIFFLAGS)", unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) })?;
     // SAFETY: the kernel filled the flags member of the union.

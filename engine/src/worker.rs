@@ -322,9 +322,13 @@ pub(crate) struct Worker {
     /// removed, its last values published).
     pub(crate) port_cells: Vec<Option<Arc<Cells<{ pc::N }>>>>,
     pub(crate) cons_cells: Vec<Option<Arc<Cells<{ cc::N }>>>>,
-    /// io_uring polls in flight, by port slot; polls of removed ports to cancel.
-    pub(crate) armed: Vec<bool>,
+    /// io_uring polls in flight, by port slot: the poll's user data (see
+    /// [`poll_ud`]); polls to cancel (of removed or replaced sockets).
+    pub(crate) armed: Vec<Option<u64>>,
     pub(crate) cancels: Vec<u64>,
+    /// Polls submitted so far: each poll's user data is unique, so the
+    /// completion of a poll on a socket since replaced is told apart.
+    pub(crate) polls: u32,
     pub(crate) wait: WaitMode,
     /// `engine.worker_rt_priority` (0: always normally scheduled).
     pub(crate) rt_priority: u8,
@@ -357,8 +361,8 @@ impl Worker {
         let mut last_kstats = Instant::now();
         let mut tx_errors = RateLimited { last: None };
         let mut link_errors = RateLimited { last: None };
-        // Ports whose last poll reported an error: not polled again before the next tick.
-        let mut parked: Vec<usize> = Vec::new();
+        // Polls that reported an error: their ports are not polled again before the next tick.
+        let mut parked: Vec<u64> = Vec::new();
         let mut failure: Option<String> = None;
         let mut drain_deadline: Option<Instant> = None;
         tracing::debug!(sources = self.sources.len(), "worker started");
@@ -414,9 +418,10 @@ impl Worker {
             let tick = last_kstats.elapsed() >= KSTATS_EVERY;
             if tick {
                 self.check_links(&mut link_errors, false);
-                for p in parked.drain(..) {
-                    if let Some(a) = self.armed.get_mut(p) {
-                        *a = false;
+                for ud in parked.drain(..) {
+                    // Unless the port's socket was replaced (and polled anew) meanwhile.
+                    if let Some(a) = self.armed.get_mut(ud_port(ud)).filter(|a| **a == Some(ud)) {
+                        *a = None;
                     }
                 }
                 self.read_kernel_stats();
@@ -669,23 +674,35 @@ impl Worker {
                 grow(&mut d.tx, port + 1, || None);
                 d.tx[port] = Some(tx);
             }
-            Command::Reattach { port, mut ring, tx } => {
-                for s in &mut self.sources {
-                    let Source::Ring { port: p, ring: old, link, closing: None } = s else { continue };
-                    if *p != port {
-                        continue;
+            Command::Reattach { port, ring, tx } => {
+                let live = |s: &Source| matches!(s, Source::Ring { port: p, closing: None, .. } if *p == port);
+                if let (Some(new), Some(i)) = (ring, self.sources.iter().position(live)) {
+                    // Read what the old socket still holds (the block its retire timer handed
+                    // over once the interface went), so its counts reconcile before it closes.
+                    let deadline = Instant::now() + self.retire_timeout * 3 + Duration::from_millis(100);
+                    loop {
+                        if Self::poll_source(&mut self.sources[i], d, false).unwrap_or(0) > 0 {
+                            continue;
+                        }
+                        if let Source::Ring { ring: old, .. } = &self.sources[i] {
+                            add_kernel_stats(&mut d.ports[port], old);
+                        }
+                        if ring_drained(&d.ports[port]) || Instant::now() >= deadline {
+                            break;
+                        }
+                        std::thread::sleep(Duration::from_millis(1));
                     }
-                    let Some(new) = ring.take() else { break };
-                    // The old socket's last kernel counts, before it closes. Its blocks were
-                    // read on every pass since the interface went.
-                    add_kernel_stats(&mut d.ports[port], old);
-                    *old = new;
-                    *link = Link::Up;
+                    d.end_batch(true, &mut RateLimited { last: None });
+                    if !ring_drained(&d.ports[port]) {
+                        tracing::warn!(port, "re-opened port: frames the old socket accepted were never handed over");
+                    }
+                    if let Source::Ring { ring: old, link, .. } = &mut self.sources[i] {
+                        *old = new;
+                        *link = Link::Up;
+                    }
                     d.ports[port][pc::LINK] = 0;
                     // The poll on the old socket would never complete.
-                    if self.wait == WaitMode::IoUring && self.armed.get(port).copied().unwrap_or(false) {
-                        self.cancels.push(port as u64);
-                    }
+                    cancel_poll(&mut self.armed, &mut self.cancels, port);
                 }
                 if let Some(mut tx) = tx {
                     if let Some(old) = d.tx.get(port).and_then(Option::as_ref) {
@@ -749,9 +766,7 @@ impl Worker {
             }
             self.sources.remove(i);
             self.dispatch.subs[port].clear();
-            if self.wait == WaitMode::IoUring && self.armed.get(port).copied().unwrap_or(false) {
-                self.cancels.push(port as u64);
-            }
+            cancel_poll(&mut self.armed, &mut self.cancels, port);
             if let Some(cells) = self.port_cells[port].take() {
                 cells.publish(&self.dispatch.ports[port]);
             }
@@ -931,10 +946,10 @@ impl Worker {
         &mut self,
         ring: &mut IoUring,
         wake_armed: &mut bool,
-        parked: &mut Vec<usize>,
+        parked: &mut Vec<u64>,
         timeout: Duration,
     ) -> WorkerResult {
-        grow(&mut self.armed, self.dispatch.ports.len(), || false);
+        grow(&mut self.armed, self.dispatch.ports.len(), || None);
         {
             let mut sq = ring.submission();
             // Polls on the sockets of removed ports: cancelled, so io_uring lets go of them.
@@ -945,18 +960,17 @@ impl Worker {
                     break;
                 }
                 self.cancels.pop();
-                self.armed[ud as usize] = false;
             }
             for src in &self.sources {
                 if let Source::Ring { ring: rx, port, .. } = src {
-                    if !self.armed[*port] {
-                        let e = opcode::PollAdd::new(types::Fd(rx.raw_fd()), libc::POLLIN as u32)
-                            .build()
-                            .user_data(*port as u64);
+                    if self.armed[*port].is_none() {
+                        let ud = poll_ud(*port, self.polls);
+                        let e = opcode::PollAdd::new(types::Fd(rx.raw_fd()), libc::POLLIN as u32).build().user_data(ud);
                         // SAFETY: the entry references only an fd the worker owns; io_uring takes its own
                         // reference to the file at submission, so closing a removed port's ring is safe too.
                         if unsafe { sq.push(&e) }.is_ok() {
-                            self.armed[*port] = true;
+                            self.armed[*port] = Some(ud);
+                            self.polls = self.polls.wrapping_add(1);
                         }
                     }
                 }
@@ -984,16 +998,15 @@ impl Worker {
                 *wake_armed = false;
                 sys::eventfd_clear(self.wake.as_raw_fd());
             } else if ud == CANCEL_TOKEN {
-            } else if let Some(a) = self.armed.get_mut(ud as usize) {
+            } else if let Some(a) = self.armed.get_mut(ud_port(ud)).filter(|a| **a == Some(ud)) {
+                // (Any other completion is a cancelled or stale poll on a closed or
+                // replaced socket: its port was disarmed when the cancel went in.)
                 const ERROR: i32 = (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) as i32;
                 let r = cqe.result();
-                if r == -libc::ECANCELED {
-                    // A cancelled poll on a closed or replaced socket: its slot was
-                    // disarmed when the cancel went in, and may be armed anew since.
-                } else if r >= 0 && r & ERROR != 0 {
-                    parked.push(ud as usize);
+                if r >= 0 && r & ERROR != 0 {
+                    parked.push(ud);
                 } else {
-                    *a = false;
+                    *a = None;
                 }
             }
         }
@@ -1034,6 +1047,24 @@ impl BenchDispatch {
     #[must_use]
     pub fn passed(&self, i: usize) -> u64 {
         self.0.cons[i][cc::PASSED]
+    }
+}
+
+/// The user data of poll number `id` on port `port`'s ring.
+fn poll_ud(port: usize, id: u32) -> u64 {
+    port as u64 | u64::from(id) << 32
+}
+
+/// The port a poll's user data names.
+fn ud_port(ud: u64) -> usize {
+    (ud & 0xffff_ffff) as usize
+}
+
+/// Cancel the poll in flight on `port`'s ring, if any (its socket is being
+/// closed or replaced): the port counts as not polled from now on.
+fn cancel_poll(armed: &mut [Option<u64>], cancels: &mut Vec<u64>, port: usize) {
+    if let Some(ud) = armed.get_mut(port).and_then(Option::take) {
+        cancels.push(ud);
     }
 }
 
