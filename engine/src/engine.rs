@@ -123,6 +123,14 @@ pub(crate) struct PortSlot {
     pub(crate) reattach_error: Option<String>,
 }
 
+impl PortSlot {
+    /// Its interface's state: the worst any worker's socket saw (up for a
+    /// port on no interface).
+    pub(crate) fn link(&self) -> Link {
+        Link::from_code(self.cells.iter().map(|c| c.load()[pc::LINK]).max().unwrap_or(0))
+    }
+}
+
 /// A queued consumer's thread and what the engine keeps of it.
 pub(crate) struct SinkHandle {
     pub(crate) cells: Arc<Cells<{ sink::N }>>,
@@ -634,7 +642,7 @@ impl Engine {
     pub fn interfaces_gone(&self) -> bool {
         !self.finite
             && self.exhausted.iter().all(|e| e.load(Ordering::Acquire))
-            && self.snapshot().ports.iter().any(|p| !p.removed && p.link == Some("gone"))
+            && self.lock().ports.iter().any(|p| !p.removed && p.link() == Link::Gone)
     }
 
     /// Whether the engine should be stopped now, and why.
@@ -671,7 +679,6 @@ impl Engine {
         for slot in &st.ports {
             let mut s =
                 PortSnap { name: slot.config.display_name().to_owned(), removed: slot.removed, ..Default::default() };
-            let mut link = 0;
             for (ws, cells) in workers.iter_mut().zip(&slot.cells) {
                 let v = cells.load();
                 s.received += v[pc::RECEIVED];
@@ -683,20 +690,15 @@ impl Engine {
                 s.kernel_freezes += v[pc::KERNEL_FREEZES];
                 s.tx_frames += v[pc::TX_FRAMES];
                 s.tx_busy += v[pc::TX_BUSY];
-                // Each worker's socket sees the same interface: the worst state, and one count.
+                // Each worker's socket sees the same interface: one count.
                 s.link_downs = s.link_downs.max(v[pc::LINK_DOWNS]);
-                link = link.max(v[pc::LINK]);
                 ws.received += v[pc::RECEIVED];
                 ws.bytes += v[pc::BYTES];
                 ws.kernel_drops += v[pc::KERNEL_DROPS];
                 ws.kernel_packets += v[pc::KERNEL_PACKETS];
             }
             if receives_live(slot.config.rx, &slot.kind) {
-                s.link = Some(match link {
-                    0 => "up",
-                    1 => "down",
-                    _ => "gone",
-                });
+                s.link = Some(slot.link());
             }
             if let Some(f) = slot.filter.as_deref() {
                 if let Some(prog) = f.ebpf() {
@@ -824,7 +826,7 @@ impl Engine {
             }
         }
         let snapshot = self.snapshot_with(true);
-        for p in snapshot.ports.iter().filter(|p| !p.removed && p.link == Some("gone")) {
+        for p in snapshot.ports.iter().filter(|p| !p.removed && p.link == Some(Link::Gone)) {
             errors.push(format!(
                 "port `{}`: the interface disappeared (deleted, or moved to another network namespace)",
                 p.name

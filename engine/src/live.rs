@@ -433,12 +433,10 @@ impl Engine {
         let mut done = Vec::new();
         for i in 0..st.ports.len() {
             let slot = &st.ports[i];
-            if slot.removed
-                || !slot.cells.iter().any(|c| c.load()[crate::stats::port::LINK] == crate::stats::port::LINK_GONE)
-            {
+            if slot.removed || slot.link() != crate::ring::Link::Gone {
                 continue;
             }
-            let PortKind::AfPacket(iface) = &st.ports[i].kind else { continue };
+            let PortKind::AfPacket(iface) = &slot.kind else { continue };
             if crate::sys::if_index(iface).is_none() {
                 continue;
             }

@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crossbeam_utils::CachePadded;
 use serde::Serialize;
 
+use crate::ring::Link;
+
 /// A fixed set of counters owned by one writer thread.
 #[derive(Debug)]
 pub struct Cells<const N: usize>(CachePadded<[AtomicU64; N]>);
@@ -56,13 +58,11 @@ pub mod port {
     pub const TX_BUSY: usize = 8;
     /// Times this worker found the interface down (at start, or going down).
     pub const LINK_DOWNS: usize = 9;
-    /// The interface's state as this worker's socket last saw it: 0 up
-    /// (or not an interface), 1 down, 2 gone.
+    /// The interface's state as this worker's socket last saw it
+    /// ([`crate::ring::Link::code`]; up when not an interface).
     pub const LINK: usize = 10;
     /// Number of port counters.
     pub const N: usize = 11;
-    /// [`LINK`]'s value for an interface that is gone.
-    pub const LINK_GONE: u64 = 2;
 }
 
 /// Indexes of per-consumer counters kept by workers.
@@ -133,7 +133,7 @@ pub struct PortSnap {
     /// is up again) or `gone` (deleted, or moved to another network
     /// namespace: the port receives nothing more).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub link: Option<&'static str>,
+    pub link: Option<Link>,
     /// Times the interface was found down (down at start, or going down).
     #[serde(skip_serializing_if = "is_zero")]
     pub link_downs: u64,
@@ -284,7 +284,7 @@ fn removed_mark(name: &str, removed: bool) -> String {
 /// A port's name, with its interface's state when that is not `up`.
 fn port_mark(p: &PortSnap) -> String {
     match p.link {
-        Some(link) if link != "up" && !p.removed => format!("{} ({link})", p.name),
+        Some(link) if link != Link::Up && !p.removed => format!("{} ({})", p.name, link.name()),
         _ => removed_mark(&p.name, p.removed),
     }
 }

@@ -442,7 +442,7 @@ impl Worker {
                             }
                         }
                     }
-                    Instant::now() + self.retire_timeout * 3 + Duration::from_millis(100)
+                    drain_until(self.retire_timeout)
                 });
                 if work == 0 {
                     self.read_kernel_stats();
@@ -597,11 +597,7 @@ impl Worker {
             if now == Link::Down {
                 counts[pc::LINK_DOWNS] += 1;
             }
-            counts[pc::LINK] = match now {
-                Link::Up => 0,
-                Link::Down => 1,
-                Link::Gone => pc::LINK_GONE,
-            };
+            counts[pc::LINK] = now.code();
             gone |= now == Link::Gone;
             *link = now;
         }
@@ -645,7 +641,7 @@ impl Worker {
             }
             Command::RemovePort { port } => {
                 d.tx.get_mut(port).map(Option::take);
-                let deadline = Instant::now() + self.retire_timeout * 3 + Duration::from_millis(100);
+                let deadline = drain_until(self.retire_timeout);
                 let mut i = 0;
                 while i < self.sources.len() {
                     match &mut self.sources[i] {
@@ -679,7 +675,7 @@ impl Worker {
                 if let (Some(new), Some(i)) = (ring, self.sources.iter().position(live)) {
                     // Read what the old socket still holds (the block its retire timer handed
                     // over once the interface went), so its counts reconcile before it closes.
-                    let deadline = Instant::now() + self.retire_timeout * 3 + Duration::from_millis(100);
+                    let deadline = drain_until(self.retire_timeout);
                     loop {
                         if Self::poll_source(&mut self.sources[i], d, false).unwrap_or(0) > 0 {
                             continue;
@@ -700,7 +696,7 @@ impl Worker {
                         *old = new;
                         *link = Link::Up;
                     }
-                    d.ports[port][pc::LINK] = 0;
+                    d.ports[port][pc::LINK] = Link::Up.code();
                     // The poll on the old socket would never complete.
                     cancel_poll(&mut self.armed, &mut self.cancels, port);
                 }
@@ -1066,6 +1062,12 @@ fn cancel_poll(armed: &mut [Option<u64>], cancels: &mut Vec<u64>, port: usize) {
     if let Some(ud) = armed.get_mut(port).and_then(Option::take) {
         cancels.push(ud);
     }
+}
+
+/// Until when a ring is read for what its kernel accepted before it
+/// closes: long enough for its last partly filled block to be retired.
+fn drain_until(retire_timeout: Duration) -> Instant {
+    Instant::now() + retire_timeout * 3 + Duration::from_millis(100)
 }
 
 /// Make `v` at least `len` long.

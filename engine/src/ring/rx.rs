@@ -150,17 +150,46 @@ pub struct RxRing {
     ifindex: u32,
 }
 
-/// What became of a ring's interface.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What became of a ring's interface, from best to worst.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Link {
     /// Up: the kernel delivers its frames.
-    Up,
+    Up = 0,
     /// Administratively down: no frames until it is up again, when the
     /// kernel resumes delivering to the same socket by itself.
-    Down,
+    Down = 1,
     /// Gone (deleted, or moved to another network namespace): the socket
     /// will never receive again.
-    Gone,
+    Gone = 2,
+}
+
+impl Link {
+    /// As a counter's value (workers publish it with their port counters).
+    #[must_use]
+    pub const fn code(self) -> u64 {
+        self as u64
+    }
+
+    /// Back from [`Link::code`].
+    #[must_use]
+    pub const fn from_code(code: u64) -> Self {
+        match code {
+            0 => Self::Up,
+            1 => Self::Down,
+            _ => Self::Gone,
+        }
+    }
+
+    /// `up`, `down` or `gone`.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Up => "up",
+            Self::Down => "down",
+            Self::Gone => "gone",
+        }
+    }
 }
 
 // SAFETY: the ring exclusively owns its socket and mapping; the raw pointers
