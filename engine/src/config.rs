@@ -489,7 +489,7 @@ impl ConsumerConfig {
     /// A pcap consumer writing to standard output (`path = "-"`).
     #[must_use]
     pub fn writes_stdout(&self) -> bool {
-        self.kind == ConsumerKind::Pcap && self.path.as_deref().is_some_and(|p| p.as_os_str() == "-")
+        self.kind == ConsumerKind::Pcap && self.path.as_deref().is_some_and(crate::pcapio::is_stdio)
     }
 }
 

@@ -370,7 +370,7 @@ impl PcapOutput {
     /// Whether it writes to standard output (`-`).
     #[must_use]
     pub fn is_stdout(&self) -> bool {
-        self.base.as_os_str() == "-"
+        crate::pcapio::is_stdio(&self.base)
     }
 
     /// Every file written so far.

@@ -14,7 +14,7 @@ use ringwire_engine::{
     config::{ConsumerConfig, ConsumerKind, FanoutMode, FilterList, PortConfig, WaitMode},
     engine::{Report, StopReason},
     lab::Lab,
-    pcapio::MAX_SNAPLEN,
+    pcapio::{self, MAX_SNAPLEN},
     stats::Snapshot,
     sys, Config, Engine,
 };
@@ -402,14 +402,13 @@ fn capture_config(a: &CaptureArgs) -> Result<Config> {
     if a.interfaces.is_empty() == a.reads.is_empty() {
         bail!("give either -i IFACE (one or more) or -r FILE (one or more)");
     }
-    if a.reads.iter().any(|r| r.as_os_str() == "-") {
+    if a.reads.iter().any(|r| pcapio::is_stdio(r)) {
         bail!("-r -: reading a capture from standard input is not supported (pcap sources are mapped files): save it to a file and give that");
     }
     if a.count == Some(0) {
         bail!("-c 0: the frame count must be at least 1");
     }
-    if a.write.as_deref().is_some_and(|w| w.as_os_str() == "-") && std::io::IsTerminal::is_terminal(&std::io::stdout())
-    {
+    if a.write.as_deref().is_some_and(pcapio::is_stdio) && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
         bail!("-w -: standard output is a terminal; redirect it to a file or pipe it into a program");
     }
     let expression = a.expression.join(" ");

@@ -556,7 +556,7 @@ impl PcapWriter {
     /// # Errors
     /// [`PcapIoError::Open`] / [`PcapIoError::Io`] naming the file.
     pub fn create(path: &Path, snaplen: u32) -> Result<Self, PcapIoError> {
-        if path.as_os_str() == "-" {
+        if is_stdio(path) {
             let fd = std::os::fd::AsFd::as_fd(&std::io::stdout()).try_clone_to_owned();
             let fd = fd.map_err(|source| PcapIoError::Open { path: path.into(), source })?;
             return Self::start(File::from(fd), path, snaplen);
@@ -662,6 +662,12 @@ impl PcapWriter {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// Whether `path` names standard input or output (`-`), as tcpdump's `-w -`.
+#[must_use]
+pub fn is_stdio(path: &Path) -> bool {
+    path.as_os_str() == "-"
 }
 
 /// The name of a pcap output file: `base` itself for the first file of an

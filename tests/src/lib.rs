@@ -350,16 +350,7 @@ pub fn tcpdump_count(path: &Path) -> usize {
     n
 }
 
-/// The final counters an engine wrote with `stats_json`.
-///
-/// # Panics
-/// If the file is missing or not JSON.
-#[must_use]
-pub fn stats(path: &Path) -> serde_json::Value {
-    read_json(path)
-}
-
-/// A JSON file (a bench report, a generator's report), parsed.
+/// A JSON file (an engine's `stats_json` counters, a bench report, a generator's report), parsed.
 ///
 /// # Panics
 /// If the file is missing or not JSON.

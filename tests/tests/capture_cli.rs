@@ -460,7 +460,7 @@ fn file_sources_are_lossless_even_through_a_tiny_queue() {
         .unwrap();
         let res = ringwire(&["run", cfg.to_str().unwrap(), "--control-socket", "none"]);
         assert!(res.status.success(), "workers {w}: {}", String::from_utf8_lossy(&res.stderr));
-        let s = ringwire_tests::stats(&st);
+        let s = ringwire_tests::read_json(&st);
         ringwire_tests::assert_reconciles(&s);
         assert_eq!(s["consumers"][0]["queue_dropped"], 0, "workers {w}: {s}");
         assert_eq!(s["consumers"][0]["written"], 200_000, "workers {w}");

@@ -10,8 +10,8 @@ use std::{
 };
 
 use ringwire_tests::{
-    assert_reconciles, bin, control_socket, generate, privileged, read_pcap, start_engine, stats, wait_thread_sched,
-    Pair, ThreadSched,
+    assert_reconciles, bin, control_socket, generate, privileged, read_json, read_pcap, start_engine,
+    wait_thread_sched, Pair, ThreadSched,
 };
 
 fn ringctl(sock: &Path, args: &[&str]) -> Output {
@@ -180,7 +180,7 @@ fn ringctl_drives_a_running_engine_and_bad_clients_do_not_hurt_it() {
     assert!(done.status.success(), "{log}");
     // Of the two SIGHUPs, only the one sent at `info` left its line.
     assert_eq!(log.matches("SIGHUP: no filter changed").count(), 1, "{log}");
-    let s = stats(&st);
+    let s = read_json(&st);
     assert_reconciles(&s);
     assert_eq!(read_pcap(&out).len() as u64, s["consumers"][0]["written"].as_u64().unwrap());
     assert_eq!(s["consumers"][0]["written"], 700);
@@ -435,7 +435,7 @@ fn ringctl_reconfigures_a_running_engine_under_traffic() {
     assert_eq!(raw.read_line(&mut rest).unwrap(), 0, "an idle client is closed: {rest}");
 
     let _ = ringwire_tests::stop_engine(engine);
-    let s = stats(&st);
+    let s = read_json(&st);
     assert_reconciles(&s);
     let port = |name: &str| s["ports"].as_array().unwrap().iter().find(|p| p["name"] == name).unwrap().clone();
     let (p, q, replay) = (port("p"), port("q"), port("replay"));
@@ -577,7 +577,7 @@ fn run_reopens_a_port_whose_interface_is_deleted_and_created_again() {
 
     let res = ringwire_tests::stop_engine(engine);
     assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
-    let s = stats(&st);
+    let s = read_json(&st);
     assert_reconciles(&s);
     assert_eq!(s["ports"][0]["link"], "up");
     assert_eq!(s["ports"][0]["received"], 2000, "the kernel filter is back on the new sockets: {s}");

@@ -6,7 +6,7 @@ use std::{collections::HashMap, path::Path, time::Duration};
 
 use ringwire_bench::frames::read_stamp;
 use ringwire_tests::{
-    assert_reconciles, cores, generate, privileged, read_pcap, start_engine, stats, stop_engine, tcpdump_count,
+    assert_reconciles, cores, generate, privileged, read_json, read_pcap, start_engine, stop_engine, tcpdump_count,
     wait_thread_sched, Pair, ThreadSched,
 };
 
@@ -86,7 +86,7 @@ fn frames_arrive_byte_identical_with_vlan_tags() {
     assert_eq!(tagged(&got), tagged(&sent), "tags come out of the pcap");
     assert_eq!(tcpdump_count(&out), 3000);
 
-    let s = stats(&st);
+    let s = read_json(&st);
     assert_reconciles(&s);
     assert_eq!(u(&s["ports"][0]["received"]), 3000);
     assert_eq!(u(&s["ports"][0]["vlan_restored"]) as usize, tagged(&sent));
@@ -138,7 +138,7 @@ fn hash_fanout_keeps_each_flow_on_one_worker() {
     assert_eq!(worker_of.len(), 128, "every flow arrived");
     assert_eq!(per_worker[0] + per_worker[1], 6400);
     assert!(per_worker[0] > 0 && per_worker[1] > 0, "both workers got flows: {per_worker:?}");
-    let s = stats(&st);
+    let s = read_json(&st);
     assert_reconciles(&s);
     assert_eq!(u(&s["workers"][0]["received"]) as usize, per_worker[0]);
 }
@@ -228,7 +228,7 @@ fn forward_patch_is_byte_identical_and_pads_runts() {
             assert_eq!(g.data, s.data, "frame {i} differs");
         }
     }
-    let s = stats(&st);
+    let s = read_json(&st);
     assert_reconciles(&s);
     assert_eq!(u(&s["consumers"][0]["delivered"]), 2000);
 }
@@ -270,7 +270,7 @@ fn sigterm_under_load_leaves_a_valid_pcap_of_the_delivered_frames() {
     let _ = stop_engine(engine); // mid-traffic
     drop(gen);
 
-    let s = stats(&st);
+    let s = read_json(&st);
     assert_reconciles(&s);
     let cap = &s["consumers"][0];
     assert!(u(&cap["delivered"]) > 10_000, "traffic was flowing: {cap}");
@@ -323,7 +323,7 @@ fn start_and_stop_under_traffic_neither_duplicate_nor_lose_count() {
         }
     }
     assert!(seen.len() > 10_000, "traffic was captured: {}", seen.len());
-    let s = stats(&st);
+    let s = read_json(&st);
     assert_reconciles(&s);
     let p = &s["ports"][0];
     assert_eq!(
@@ -364,7 +364,7 @@ fn forwarded_frames_are_not_captured_on_the_egress_port() {
     assert_eq!(u(&rep["sent"]), 2000);
     std::thread::sleep(Duration::from_millis(300));
     let _ = stop_engine(engine);
-    let s = stats(&st);
+    let s = read_json(&st);
     assert_reconciles(&s);
     assert_eq!(u(&s["consumers"][0]["delivered"]), 2000);
     assert_eq!(u(&s["ports"][1]["tx_frames"]), 2000);
@@ -461,7 +461,7 @@ fn sighup_swaps_a_consumer_filter_under_traffic_without_a_gap() {
         .map(|r| ringwire_filters::headers::Headers::parse(&r.data).proto.expect("IP frames"))
         .collect();
     assert_one_switch(&protos);
-    let s = stats(&st);
+    let s = read_json(&st);
     assert_reconciles(&s);
     assert_eq!(s["consumers"][0]["filter"], "builtin:proto tcp");
     assert_eq!(u(&s["consumers"][0]["seen"]), u(&s["ports"][0]["received"]));
@@ -590,7 +590,7 @@ fn a_ring_the_kernel_refuses_for_memory_is_shrunk_and_captures() {
     assert!(err.contains("not enough memory for the RX ring; shrinking it"), "{err}");
     assert!(err.contains("to_blocks=262144"), "{err}");
     assert!(err.contains("RX ring shrunk"), "{err}");
-    let s = stats(&st);
+    let s = read_json(&st);
     assert_reconciles(&s);
     assert_eq!(u(&s["ports"][0]["received"]), 2000);
     assert_eq!(u(&s["consumers"][0]["delivered"]), 2000);
@@ -625,7 +625,7 @@ fn an_ebpf_port_filter_drops_in_the_kernel_and_counts() {
     assert_eq!(u(&rep["sent"]), 4000);
     std::thread::sleep(Duration::from_millis(300));
     let _ = stop_engine(engine);
-    let s = stats(&st);
+    let s = read_json(&st);
     assert_reconciles(&s);
     let port = &s["ports"][0];
     assert_eq!(u(&port["received"]), 2000, "{port}");
@@ -748,7 +748,7 @@ fn the_classifier_table_changes_verdicts_in_place_on_sighup() {
     .collect();
     assert_eq!(counts, want);
 
-    let s = stats(&st);
+    let s = read_json(&st);
     assert_reconciles(&s);
     let port = &s["ports"][0];
     let kept = 2100 + c_sent;
@@ -893,7 +893,7 @@ fn flows_by_worker(fanout: &str) -> HashMap<FlowKey, FlowSeen> {
     assert_eq!(u(&rep["sent"]), sent);
     std::thread::sleep(Duration::from_millis(300));
     let _ = stop_engine(engine);
-    let s = stats(&st);
+    let s = read_json(&st);
     assert_reconciles(&s);
     assert_eq!(u(&s["ports"][0]["received"]), sent, "every frame captured");
     let mut flows: HashMap<FlowKey, FlowSeen> = HashMap::new();
@@ -1007,7 +1007,7 @@ fn sighup_reports_each_bad_ebpf_filter_and_keeps_the_one_in_force() {
     }
     std::thread::sleep(Duration::from_millis(300));
     let _ = stop_engine(engine);
-    let s = stats(&st);
+    let s = read_json(&st);
     assert_reconciles(&s);
     let port = &s["ports"][0];
     assert_eq!(u(&port["received"]), 1500, "{port}");

@@ -5,7 +5,7 @@
 use std::{path::Path, process::Command, time::Duration};
 
 use etherparse::{PacketBuilder, SlicedPacket, TransportSlice};
-use ringwire_tests::{assert_reconciles, bin, plugin, read_pcap, stats, Proc};
+use ringwire_tests::{assert_reconciles, bin, plugin, read_json, read_pcap, Proc};
 
 /// `frames` 10 µs apart, through the shared pcap writer.
 fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
@@ -116,7 +116,7 @@ fn builtin_filters_keep_what_an_independent_decoder_selects() {
         let got: Vec<Vec<u8>> = read_pcap(&out).into_iter().map(|r| r.data).collect();
         assert!(!want.is_empty(), "{filter}: the corpus has matches");
         assert_eq!(got.iter().collect::<Vec<_>>(), want, "{filter}");
-        let s = stats(&st);
+        let s = read_json(&st);
         assert_reconciles(&s);
         assert_eq!(s["consumers"][0]["filter"], filter);
         assert_eq!(s["consumers"][1]["seen"], 600);
@@ -137,7 +137,7 @@ fn dns_plugin_keeps_the_configured_domains() {
     let got: Vec<Vec<u8>> = read_pcap(&out).into_iter().map(|r| r.data).collect();
     let want: Vec<Vec<u8>> = [0, 1, 3, 5].iter().map(|&i| frames[i].clone()).collect();
     assert_eq!(got, want);
-    let s = stats(&st);
+    let s = read_json(&st);
     assert_reconciles(&s);
     assert_eq!(s["consumers"][0]["filter_errors"], 0);
     assert!(s["consumers"][0]["filter_quarantined"].is_null());
@@ -153,7 +153,7 @@ fn top_talkers_plugin_loads_and_filters() {
     let filter = format!("plugin:{}:n=2,k=16", plugin("rw-plugin-top-talkers").display());
     let res = run(dir.path(), &config(&input, &out, &st, &filter, ""));
     assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
-    let s = stats(&st);
+    let s = read_json(&st);
     assert_reconciles(&s);
     let passed = s["consumers"][0]["passed"].as_u64().unwrap();
     assert!(passed > 0 && passed < 900, "top-2 of many senders keeps some, not all: {passed}");
@@ -175,7 +175,7 @@ fn a_panicking_plugin_is_quarantined_and_the_engine_carries_on() {
         assert!(res.status.success(), "the engine survives: {err}");
         assert!(!err.contains("panicked at") || err.contains("panicky plugin: limit reached"), "{err}");
         assert!(text.contains("quarantined"), "the report says so: {text}");
-        let s = stats(&st);
+        let s = read_json(&st);
         assert_reconciles(&s);
         let c = &s["consumers"][0];
         assert!(c["filter_quarantined"].as_str().unwrap().contains("panicky plugin: limit reached"), "{c}");
@@ -247,7 +247,7 @@ fn a_filter_chain_applies_stages_in_order_and_counts_each() {
     let want: Vec<&Vec<u8>> = frames.iter().step_by(3).skip(1).step_by(2).collect();
     let got: Vec<Vec<u8>> = read_pcap(&out).into_iter().map(|r| r.data).collect();
     assert_eq!(got.iter().collect::<Vec<_>>(), want);
-    let s = stats(&st);
+    let s = read_json(&st);
     assert_reconciles(&s);
     let stages = s["consumers"][0]["filter_stages"].as_array().unwrap();
     let row = |i: usize| {

@@ -4,7 +4,7 @@
 use std::{path::Path, process::Command, time::Duration};
 
 use ringwire_tests::{
-    assert_reconciles, bin, control_socket, generate, privileged, start_engine, stats, stop_engine, Pair,
+    assert_reconciles, bin, control_socket, generate, privileged, read_json, start_engine, stop_engine, Pair,
 };
 
 fn u(v: &serde_json::Value) -> u64 {
@@ -68,7 +68,7 @@ fn latency_probes_time_every_frame_and_a_low_latency_port_skips_the_block_timeou
     assert_eq!(u(&consumer(&live["counters"], "lat_frames")["latency"]["consumer"]["count"]), 600, "{live}");
     let out = stop_engine(engine);
 
-    let s = stats(&st);
+    let s = read_json(&st);
     assert_reconciles(&s);
     let mut p50 = Vec::new();
     for name in ["lat_blocks", "lat_frames"] {
@@ -139,7 +139,7 @@ fn the_engine_holds_its_cpu_latency_request_while_it_runs() {
     std::thread::sleep(Duration::from_millis(100));
     let _ = stop_engine(engine);
     assert_eq!(CpuLatencyRequest::current().unwrap(), before, "the request went with the engine");
-    let s = stats(&st);
+    let s = read_json(&st);
     assert_eq!(u(&consumer(&s, "lat")["latency"]["consumer"]["count"]), 100, "{s}");
     // A request the kernel would not take is refused before anything starts.
     std::fs::write(&cfg, format!("[engine]\ncpu_latency_us = 2000000\n[[ports]]\nuri = \"afpacket:{ve}\"\n")).unwrap();
@@ -167,7 +167,7 @@ fn probe_file(dir: &Path, file: &Path) -> (serde_json::Value, String) {
     .unwrap();
     let out = Command::new(bin("ringwire")).arg("run").arg(&cfg).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let s = stats(&st);
+    let s = read_json(&st);
     (consumer(&s, "lat")["latency"].clone(), String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
