@@ -20,7 +20,7 @@ use std::{
     io::Write as _,
     path::PathBuf,
     sync::{
-        atomic::{fence, AtomicBool, Ordering},
+        atomic::{fence, AtomicBool, AtomicU8, Ordering},
         Arc, OnceLock,
     },
     thread::Thread,
@@ -32,6 +32,7 @@ use crossbeam_queue::ArrayQueue;
 use crate::{
     pcapio::{output_name, PcapIoError, PcapWriter, RECORD_HEADER},
     stats::{sink, Cells},
+    sys,
 };
 
 /// Smallest chunk: large enough that a chunk's write is one efficient
@@ -419,8 +420,49 @@ pub struct SinkTask {
     /// The thread's nice value (`engine.consumer_nice`; 0: as started).
     pub nice: i8,
     /// The thread's `SCHED_FIFO` priority (`engine.consumer_rt_priority`
-    /// when a port is an interface; 0: normally scheduled).
-    pub rt_priority: u8,
+    /// while a port is an interface; 0: normally scheduled). The engine
+    /// changes it when ports come and go, and wakes the thread, which
+    /// applies it before its next drain.
+    pub rt_priority: Arc<AtomicU8>,
+}
+
+/// How a sink thread is scheduled: it follows [`SinkTask::rt_priority`].
+struct SinkSched {
+    /// The priority in force (0: normally scheduled).
+    applied: u8,
+    /// `SCHED_FIFO` was refused once: warned, not tried again.
+    refused: bool,
+}
+
+impl SinkSched {
+    /// Apply `want` if it is not what is in force.
+    fn update(&mut self, want: u8, consumer: &str) {
+        let want = if self.refused { 0 } else { want };
+        if want == self.applied {
+            return;
+        }
+        let r = if want > 0 { sys::set_thread_fifo(want.into()) } else { sys::set_thread_normal() };
+        match r {
+            Ok(()) => {
+                self.applied = want;
+                tracing::debug!(consumer, priority = want, "consumer thread scheduling changed (0: normal)");
+            }
+            Err(e) if want > 0 => {
+                tracing::warn!(
+                    consumer,
+                    priority = want,
+                    error = %e,
+                    "could not run the consumer thread under SCHED_FIFO (engine.consumer_rt_priority; needs \
+                     CAP_SYS_NICE or an RLIMIT_RTPRIO): it is scheduled as a normal thread, and under overload \
+                     may fall behind the kernel's receive path and drop frames at its queue"
+                );
+                self.refused = true;
+            }
+            Err(e) => {
+                tracing::warn!(consumer, error = %e, "could not return the consumer thread to the normal scheduler")
+            }
+        }
+    }
 }
 
 /// A sink's output and what it has counted.
@@ -623,7 +665,9 @@ pub fn run_sink(t: SinkTask) -> Result<Vec<PathBuf>, String> {
     };
     let mut reorder = Reorder::default();
     let mut idle_parks = 0u32;
+    let mut sched = SinkSched { applied: 0, refused: false };
     loop {
+        sched.update(t.rt_priority.load(Ordering::Relaxed), &s.name);
         // Read the flag before draining: if it was set, everything the workers
         // will ever queue is already visible to this drain.
         let done = t.producers_done.load(Ordering::Acquire);

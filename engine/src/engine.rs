@@ -4,7 +4,7 @@ use std::{
     os::fd::{AsRawFd, OwnedFd},
     path::{Path, PathBuf},
     sync::{
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering},
         Arc, Mutex,
     },
     thread::JoinHandle,
@@ -138,6 +138,8 @@ pub(crate) struct SinkHandle {
     /// Raised once no worker will produce for it again: drain, flush, stop.
     pub(crate) done: Arc<AtomicBool>,
     pub(crate) limit_hit: Arc<AtomicBool>,
+    /// The thread's `SCHED_FIFO` priority, which it follows (see [`consumer_rt_priority`]).
+    pub(crate) rt_priority: Arc<AtomicU8>,
     pub(crate) thread: Option<SinkThread>,
 }
 
@@ -1063,6 +1065,7 @@ pub(crate) fn build_consumer(st: &State, c: &ConsumerConfig, nworkers: usize) ->
             waker: waker.clone(),
             done: Arc::new(AtomicBool::new(false)),
             limit_hit: Arc::new(AtomicBool::new(false)),
+            rt_priority: Arc::new(AtomicU8::new(consumer_rt_priority(st))),
             thread: None,
         };
         task = Some((
@@ -1077,7 +1080,7 @@ pub(crate) fn build_consumer(st: &State, c: &ConsumerConfig, nworkers: usize) ->
                 limit: c.limit,
                 limit_hit: handle.limit_hit.clone(),
                 nice: st.base.engine.consumer_nice,
-                rt_priority: consumer_rt_priority(st),
+                rt_priority: handle.rt_priority.clone(),
             },
         ));
         sink_handle = Some(handle);
@@ -1131,7 +1134,7 @@ fn receives_live(rx: bool, kind: &PortKind) -> bool {
     rx && matches!(kind, PortKind::AfPacket(_))
 }
 
-/// The real-time priority for a queued consumer's thread started now: the
+/// The real-time priority for the queued consumers' threads: the
 /// configured one while the engine receives from an interface, else 0 (a
 /// file source waits for a full queue instead of dropping: nothing to gain).
 fn consumer_rt_priority(st: &State) -> u8 {
@@ -1140,6 +1143,18 @@ fn consumer_rt_priority(st: &State) -> u8 {
         st.base.engine.consumer_rt_priority
     } else {
         0
+    }
+}
+
+/// Re-decide the queued consumers' real-time priority after ports came or
+/// went (a first interface port, or the last one removed), and wake their
+/// threads so they apply it now rather than with their next frames.
+pub(crate) fn update_consumer_sched(st: &State) {
+    let want = consumer_rt_priority(st);
+    for sink in st.consumers.iter().filter(|c| !c.removed).filter_map(|c| c.sink.as_ref()) {
+        if sink.rt_priority.swap(want, Ordering::Relaxed) != want {
+            sink.waker.unpark();
+        }
     }
 }
 
@@ -1158,21 +1173,6 @@ pub(crate) fn spawn_sink((index, t): (usize, SinkTask)) -> Result<(usize, SinkTh
                         "could not set the consumer thread's nice value (engine.consumer_nice; going below the \
                          current value needs CAP_SYS_NICE)"
                     );
-                }
-            }
-            if t.rt_priority > 0 {
-                match sys::set_thread_fifo(t.rt_priority.into()) {
-                    Ok(()) => {
-                        tracing::debug!(consumer = t.name, priority = t.rt_priority, "consumer thread under SCHED_FIFO")
-                    }
-                    Err(e) => tracing::warn!(
-                        consumer = t.name,
-                        priority = t.rt_priority,
-                        error = %e,
-                        "could not run the consumer thread under SCHED_FIFO (engine.consumer_rt_priority; needs \
-                         CAP_SYS_NICE or an RLIMIT_RTPRIO): it is scheduled as a normal thread, and under overload \
-                         may fall behind the kernel's receive path and drop frames at its queue"
-                    ),
                 }
             }
             run_sink(t)

@@ -379,6 +379,7 @@ impl Engine {
         for &c in &subscribers {
             st.consumers[c].ports.push(index);
         }
+        crate::engine::update_consumer_sched(&st);
         if !confirmed {
             tracing::warn!(port = p.display_name(), "not every worker confirmed the new port within 10 s");
         }
@@ -408,6 +409,7 @@ impl Engine {
         let per_worker = (0..self.nworkers()).map(|_| vec![Command::RemovePort { port: slot }]).collect();
         let confirmed = self.send_and_wait(&mut st, per_worker)?;
         st.ports[slot].removed = true;
+        crate::engine::update_consumer_sched(&st);
         // Its program and maps (file descriptors) go once the workers let go of the rings.
         st.ports[slot].filter = None;
         st.named.values_mut().for_each(|nf| {

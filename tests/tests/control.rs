@@ -592,3 +592,48 @@ fn run_reopens_a_port_whose_interface_is_deleted_and_created_again() {
     want.sort();
     assert!(got == want, "the file holds the frames sent before the interface went and after it came back");
 }
+
+/// The pcap writer runs under `SCHED_FIFO` (`engine.consumer_rt_priority`)
+/// only while an interface feeds it: normal once the engine's last
+/// interface port is removed at run time, real-time again when one is added.
+#[test]
+fn the_writer_is_real_time_only_while_an_interface_port_feeds_it() {
+    if !privileged("the_writer_is_real_time_only_while_an_interface_port_feeds_it") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Pair { lab: _lab, ns_gen: ns_g, ns_eng: ns_e, if_gen: vg, if_eng: ve } = Pair::new();
+    let (out, cfg) = (dir.path().join("out.pcap"), dir.path().join("w.toml"));
+    std::fs::write(
+        &cfg,
+        format!(
+            "[engine]\nworkers = [0]\n\
+             [[ports]]\nname = \"p\"\nuri = \"afpacket:{ve}\"\n\
+             [[consumers]]\nname = \"cap\"\nkind = \"pcap\"\npath = \"{}\"\n",
+            out.display()
+        ),
+    )
+    .unwrap();
+    let engine = start_engine(&ns_e, &cfg, dir.path());
+    let sock = control_socket(&cfg);
+    let (normal, fifo) = (ThreadSched::normal(-5), ThreadSched::fifo(1, -5));
+    let sched = |want| wait_thread_sched(engine.pid(), "rw-sink-cap", want);
+    let ok = |args: &[&str]| {
+        let o = ringctl(&sock, args);
+        assert!(o.status.success(), "ringctl {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    };
+    let send = || {
+        assert_eq!(generate(&ns_g, &vg, &["--count", "200", "--rate", "20000"])["sent"], 200);
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert_eq!(sched(fifo), Some(fifo), "an interface port: SCHED_FIFO");
+    send();
+    ok(&["ports", "del", "p"]);
+    assert_eq!(sched(normal), Some(normal), "no interface port left: normal");
+    ok(&["ports", "add", &format!("afpacket:{ve}"), "--name", "p2"]);
+    assert_eq!(sched(fifo), Some(fifo), "an interface port added: SCHED_FIFO again");
+    send();
+    let res = ringwire_tests::stop_engine(engine);
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    assert_eq!(read_pcap(&out).len(), 400, "the frames of both ports");
+}
