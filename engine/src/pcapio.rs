@@ -216,6 +216,8 @@ impl RecordRef {
 #[derive(Debug)]
 pub struct PcapReader {
     map: Arc<memmap2::Mmap>,
+    /// The mapped file, for its size: the path may name another file by now.
+    file: std::fs::File,
     path: PathBuf,
     nanos: bool,
     swapped: bool,
@@ -328,7 +330,7 @@ impl PcapReader {
         }
         let map = Arc::new(map);
         let ahead = ReadAhead::start(&map);
-        Ok(Self { map, path: path.into(), nanos, swapped, record: 0, offset: 24, ahead, guard })
+        Ok(Self { map, file: f, path: path.into(), nanos, swapped, record: 0, offset: 24, ahead, guard })
     }
 
     /// Where the next record lies, `Ok(None)` at a clean end of file.
@@ -351,7 +353,7 @@ impl PcapReader {
     fn shrunk(&self) -> PcapIoError {
         PcapIoError::Shrunk {
             path: self.path.clone(),
-            size: std::fs::metadata(&self.path).map_or(0, |m| m.len()),
+            size: self.file.metadata().map_or(0, |m| m.len()),
             record: self.record,
         }
     }
@@ -372,7 +374,7 @@ impl PcapReader {
         // Past the end of a file that shrank, the rest of the last page reads
         // as zeros without a fault: an all-zero header is checked against
         // the file's size now (a rare header: it costs one stat).
-        if h == &[0; 16] && std::fs::metadata(&self.path).is_ok_and(|m| m.len() < (at + 16) as u64) {
+        if h == &[0; 16] && self.file.metadata().is_ok_and(|m| m.len() < (at + 16) as u64) {
             return Err(self.shrunk());
         }
         let [sec, frac, incl, orig] = record_words(h, self.swapped);
@@ -731,10 +733,12 @@ mod tests {
     /// it now ends, then [`PcapIoError::Shrunk`]; no fault kills the process
     /// and no zero-length record comes out of the bytes that are gone. Cut at
     /// a page boundary (the next header is on a page that is gone: a SIGBUS,
-    /// caught) and inside a page (the rest of that page reads as zeros).
+    /// caught) and inside a page (the rest of that page reads as zeros), the
+    /// latter also with a larger file renamed over its path meanwhile (as a
+    /// rotation does): the size is the mapped file's, not the path's.
     #[test]
     fn a_source_that_shrinks_while_read_is_reported_and_survived() {
-        for cut_at_page in [true, false] {
+        for (cut_at_page, replaced) in [(true, false), (false, false), (false, true)] {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("shrinks.pcap");
             let mut w = PcapWriter::create(&path, 65_535).unwrap();
@@ -749,6 +753,11 @@ mod tests {
             }
             let cut: u64 = if cut_at_page { 256 << 10 } else { (256 << 10) + 100 };
             std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(cut).unwrap();
+            if replaced {
+                let other = dir.path().join("other.pcap");
+                std::fs::write(&other, vec![0u8; 2 << 20]).unwrap();
+                std::fs::rename(&other, &path).unwrap();
+            }
             let mut good = 5u64;
             let err = loop {
                 match r.next_ref() {
