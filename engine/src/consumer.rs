@@ -451,7 +451,7 @@ impl SinkSched {
                 tracing::warn!(
                     consumer,
                     priority = want,
-                    error = %e,
+                    error = %error_chain(&e),
                     "could not run the consumer thread under SCHED_FIFO (engine.consumer_rt_priority; needs \
                      CAP_SYS_NICE or an RLIMIT_RTPRIO): it is scheduled as a normal thread, and under overload \
                      may fall behind the kernel's receive path and drop frames at its queue"
@@ -459,7 +459,7 @@ impl SinkSched {
                 self.refused = true;
             }
             Err(e) => {
-                tracing::warn!(consumer, error = %e, "could not return the consumer thread to the normal scheduler")
+                tracing::warn!(consumer, error = %error_chain(&e), "could not return the consumer thread to the normal scheduler")
             }
         }
     }

@@ -1169,7 +1169,7 @@ pub(crate) fn spawn_sink((index, t): (usize, SinkTask)) -> Result<(usize, SinkTh
                     tracing::warn!(
                         consumer = t.name,
                         nice = t.nice,
-                        error = %e,
+                        error = %error_chain(&e),
                         "could not set the consumer thread's nice value (engine.consumer_nice; going below the \
                          current value needs CAP_SYS_NICE)"
                     );

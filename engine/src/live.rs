@@ -480,7 +480,9 @@ impl Engine {
                     tracing::warn!(port = %name, "the interface is back: the port is open on it again");
                     done.push(name);
                 }
-                Err(e) => tracing::warn!(port = %name, error = %e, "could not re-open the port; trying again"),
+                Err(e) => {
+                    tracing::warn!(port = %name, error = %crate::consumer::error_chain(&e), "could not re-open the port; trying again")
+                }
             }
         }
         done

@@ -407,13 +407,13 @@ pub(crate) fn eventfd_clear(fd: RawFd) {
 /// # Errors
 /// The OS error: `EACCES` for a value below the current one without
 /// `CAP_SYS_NICE` (or a high enough `RLIMIT_NICE`).
-pub fn set_thread_nice(nice: i32) -> io::Result<()> {
+pub fn set_thread_nice(nice: i32) -> Result<(), SyscallError> {
     // SAFETY: gettid has no preconditions.
     let tid = unsafe { libc::gettid() };
     // SAFETY: PRIO_PROCESS with a thread id changes that thread's nice value
     // only; no memory is passed.
     let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, tid.unsigned_abs(), nice) };
-    check("setpriority", rc).map(drop).map_err(|e| e.io_error)
+    check("setpriority", rc).map(drop)
 }
 
 /// How a task (process or thread) is scheduled, as its `/proc/.../stat`
@@ -476,7 +476,7 @@ impl ThreadSched {
 /// # Errors
 /// The OS error: `EPERM` without `CAP_SYS_NICE` or a high enough
 /// `RLIMIT_RTPRIO`, `EINVAL` for a priority out of range.
-pub fn set_thread_fifo(priority: i32) -> io::Result<()> {
+pub fn set_thread_fifo(priority: i32) -> Result<(), SyscallError> {
     set_scheduler(libc::SCHED_FIFO | libc::SCHED_RESET_ON_FORK, priority)
 }
 
@@ -485,17 +485,17 @@ pub fn set_thread_fifo(priority: i32) -> io::Result<()> {
 ///
 /// # Errors
 /// The OS error.
-pub fn set_thread_normal() -> io::Result<()> {
+pub fn set_thread_normal() -> Result<(), SyscallError> {
     set_scheduler(libc::SCHED_OTHER, 0)
 }
 
 /// `sched_setscheduler` for the calling thread.
-fn set_scheduler(policy: libc::c_int, priority: i32) -> io::Result<()> {
+fn set_scheduler(policy: libc::c_int, priority: i32) -> SysResult<()> {
     let param = libc::sched_param { sched_priority: priority };
     // SAFETY: pid 0 is the calling thread; `param` is a valid sched_param
     // that outlives the call.
     let rc = unsafe { libc::sched_setscheduler(0, policy, &param) };
-    check("sched_setscheduler", rc).map(drop).map_err(|e| e.io_error)
+    check("sched_setscheduler", rc).map(drop)
 }
 
 /// CLOCK_MONOTONIC in nanoseconds.

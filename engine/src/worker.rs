@@ -292,7 +292,8 @@ impl Dispatch {
         for (port, t) in self.tx.iter_mut().enumerate() {
             let Some(t) = t else { continue };
             if let Err(e) = t.flush() {
-                errors.log(|| tracing::warn!(error = %e, "TX kick failed; frames stay queued in the ring"));
+                errors
+                    .log(|| tracing::warn!(error = %error_chain(&e), "TX kick failed; frames stay queued in the ring"));
             }
             self.ports[port][pc::TX_FRAMES] = t.pushed();
             self.ports[port][pc::TX_BUSY] = t.busy();
@@ -438,7 +439,7 @@ impl Worker {
                     for src in &self.sources {
                         if let Source::Ring { ring, .. } = src {
                             if let Err(e) = ring.stop_intake() {
-                                tracing::warn!(error = %e, "could not stop the ring's intake; the drain may be inexact");
+                                tracing::warn!(error = %error_chain(&e), "could not stop the ring's intake; the drain may be inexact");
                             }
                         }
                     }
@@ -530,14 +531,14 @@ impl Worker {
             Err(e) if want => {
                 tracing::warn!(
                     priority = self.rt_priority,
-                    error = %e,
+                    error = %error_chain(&e),
                     "could not run the worker under SCHED_FIFO (engine.worker_rt_priority; needs CAP_SYS_NICE or \
                      an RLIMIT_RTPRIO): it is scheduled as a normal thread and reads blocks when it gets a time slice"
                 );
                 // Not tried again: one warning is enough.
                 self.rt_priority = 0;
             }
-            Err(e) => tracing::warn!(error = %e, "could not return the worker to the normal scheduler"),
+            Err(e) => tracing::warn!(error = %error_chain(&e), "could not return the worker to the normal scheduler"),
         }
     }
 
@@ -574,7 +575,7 @@ impl Worker {
                 Ok(l) => l,
                 Err(e) => {
                     errors
-                        .log(|| tracing::warn!(iface = ring.iface(), error = %e, "cannot read the interface's state"));
+                        .log(|| tracing::warn!(iface = ring.iface(), error = %error_chain(&e), "cannot read the interface's state"));
                     continue;
                 }
             };
@@ -624,7 +625,7 @@ impl Worker {
                             // SO_ATTACH_FILTER / SO_ATTACH_BPF swap the socket's program
                             // atomically (RCU): every frame meets the old or the new one, never none.
                             if let Err(e) = ring.set_filter(filter.kernel()) {
-                                tracing::error!(error = %e, port, "could not swap the port filter; the previous one stays");
+                                tracing::error!(error = %error_chain(&e), port, "could not swap the port filter; the previous one stays");
                             }
                         }
                     }
@@ -649,7 +650,7 @@ impl Worker {
                             // The kernel stops filling the ring; what it accepted is read
                             // out (and counted) before the ring closes.
                             if let Err(e) = ring.stop_intake() {
-                                tracing::warn!(error = %e, port, "could not stop the ring's intake");
+                                tracing::warn!(error = %error_chain(&e), port, "could not stop the ring's intake");
                             }
                             *closing = Some(deadline);
                             i += 1;
@@ -1090,7 +1091,7 @@ fn add_kernel_stats(counts: &mut [u64; pc::N], ring: &RxRing) {
             counts[pc::KERNEL_DROPS] += drops;
             counts[pc::KERNEL_FREEZES] += freezes;
         }
-        Err(e) => tracing::warn!(error = %e, "PACKET_STATISTICS failed"),
+        Err(e) => tracing::warn!(error = %error_chain(&e), "PACKET_STATISTICS failed"),
     }
 }
 
