@@ -699,7 +699,8 @@ impl Engine {
                 ws.kernel_drops += v[pc::KERNEL_DROPS];
                 ws.kernel_packets += v[pc::KERNEL_PACKETS];
             }
-            if receives_live(slot.config.rx, &slot.kind) {
+            // Watched where the engine has a socket on the interface: to receive, or to forward to.
+            if matches!(slot.kind, PortKind::AfPacket(_)) && (slot.config.rx || slot.has_tx) {
                 s.link = Some(slot.link());
             }
             if let Some(f) = slot.filter.as_deref() {

@@ -129,7 +129,7 @@ pub struct PortSnap {
     pub tx_frames: u64,
     /// TX kicks the device answered "busy" (frames waited in the ring, none lost).
     pub tx_busy: u64,
-    /// Interface ports: `up`, `down` (administratively: no frames until it
+    /// Interface ports that receive or are forwarded to: `up`, `down` (administratively: no frames until it
     /// is up again) or `gone` (deleted, or moved to another network
     /// namespace: the port receives nothing more).
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -582,25 +582,31 @@ impl Worker {
             if now == *link {
                 continue;
             }
-            let counts = &mut self.dispatch.ports[*port];
-            // Every worker has a socket on the interface: the first one tells.
-            match now {
-                Link::Gone if first => tracing::error!(
-                    iface = ring.iface(),
-                    "the interface is gone (deleted, or moved to another network namespace)"
-                ),
-                Link::Down if first => {
-                    tracing::warn!(iface = ring.iface(), "the interface is down: no frames until it is up again");
-                }
-                Link::Up if first => tracing::info!(iface = ring.iface(), "the interface is up again"),
-                _ => {}
-            }
-            if now == Link::Down {
-                counts[pc::LINK_DOWNS] += 1;
-            }
-            counts[pc::LINK] = now.code();
+            note_link(&mut self.dispatch.ports[*port], ring.iface(), now, first);
             gone |= now == Link::Gone;
             *link = now;
+        }
+        // Ports this worker only sends to: a sending socket gets no error
+        // when its interface goes, so the interface is asked every tick.
+        for (port, tx) in self.dispatch.tx.iter().enumerate() {
+            let Some(tx) = tx else { continue };
+            if self.sources.iter().any(|s| matches!(s, Source::Ring { port: p, .. } if *p == port)) {
+                continue;
+            }
+            let counts = &mut self.dispatch.ports[port];
+            let was = Link::from_code(counts[pc::LINK]);
+            if was == Link::Gone {
+                continue;
+            }
+            match tx.link() {
+                Ok(now) if now != was => {
+                    note_link(counts, tx.iface(), now, first);
+                    gone |= now == Link::Gone;
+                }
+                Ok(_) => {}
+                Err(e) => errors
+                    .log(|| tracing::warn!(iface = tx.iface(), error = %error_chain(&e), "cannot read the interface's state")),
+            }
         }
         if gone {
             self.publish();
@@ -703,9 +709,20 @@ impl Worker {
                 }
                 if let Some(mut tx) = tx {
                     if let Some(old) = d.tx.get(port).and_then(Option::as_ref) {
-                        tx.carry_counts(old);
+                        let unsent = tx.carry_counts(old);
+                        if unsent > 0 {
+                            tracing::warn!(
+                                iface = old.iface(),
+                                unsent,
+                                "frames left in the TX ring when the interface went were never sent (not counted in tx_frames)"
+                            );
+                        }
                     }
                     d.tx[port] = Some(tx);
+                    // A port only sent to: its state is its TX ring's (the next tick tells if it is down).
+                    if !self.sources.iter().any(|s| matches!(s, Source::Ring { port: p, .. } if *p == port)) {
+                        d.ports[port][pc::LINK] = Link::Up.code();
+                    }
                 }
             }
             Command::AddConsumer { consumer, inst, cells, ports } => {
@@ -1055,6 +1072,23 @@ fn poll_ud(port: usize, id: u32) -> u64 {
 /// The port a poll's user data names.
 fn ud_port(ud: u64) -> usize {
     (ud & 0xffff_ffff) as usize
+}
+
+/// Record (and, on the first worker, log) a port's interface changing to `now`.
+fn note_link(counts: &mut [u64; pc::N], iface: &str, now: Link, first: bool) {
+    // Every worker has a socket on the interface: the first one tells.
+    match now {
+        Link::Gone if first => {
+            tracing::error!(iface, "the interface is gone (deleted, or moved to another network namespace)");
+        }
+        Link::Down if first => tracing::warn!(iface, "the interface is down: no frames until it is up again"),
+        Link::Up if first => tracing::info!(iface, "the interface is up again"),
+        _ => {}
+    }
+    if now == Link::Down {
+        counts[pc::LINK_DOWNS] += 1;
+    }
+    counts[pc::LINK] = now.code();
 }
 
 /// Cancel the poll in flight on `port`'s ring, if any (its socket is being

@@ -506,12 +506,12 @@ fn the_supervisor_sleeps_until_a_signal_or_a_request_wakes_it() {
     let _ = ringwire_tests::stop_engine(engine);
 }
 
-/// The state of the only port as `ringctl ports list --json` tells it, once
-/// it is `want` (at most 5 s; then whatever it is).
-fn wait_link(sock: &Path, want: &str) -> serde_json::Value {
+/// Port `index` as `ringctl ports list --json` tells it, once its link is
+/// `want` (at most 5 s; then whatever it is).
+fn wait_link(sock: &Path, index: usize, want: &str) -> serde_json::Value {
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
-        let port = json_of(&ringctl(sock, &["--json", "ports", "list"]))["ports"][0].clone();
+        let port = json_of(&ringctl(sock, &["--json", "ports", "list"]))["ports"][index].clone();
         if port["link"] == want || std::time::Instant::now() > deadline {
             return port;
         }
@@ -547,7 +547,7 @@ fn run_reopens_a_port_whose_interface_is_deleted_and_created_again() {
     .unwrap();
     let mut engine = start_engine(&ns_e, &cfg, dir.path());
     let sock = control_socket(&cfg);
-    assert_eq!(wait_link(&sock, "up")["link"], "up");
+    assert_eq!(wait_link(&sock, 0, "up")["link"], "up");
     let send = |name: &str| {
         let file = dir.path().join(name);
         let rep = generate(&ns_g, &vg, &["--count", "1000", "--rate", "20000", "--record", file.to_str().unwrap()]);
@@ -562,7 +562,7 @@ fn run_reopens_a_port_whose_interface_is_deleted_and_created_again() {
         assert!(s.success(), "ip -n {ns} link {args:?}");
     };
     ip(&ns_e, &["del", &ve]);
-    let port = wait_link(&sock, "gone");
+    let port = wait_link(&sock, 0, "gone");
     assert_eq!(port["link"], "gone", "{port}");
     engine.expect_stderr("the interface is gone", Duration::from_secs(5), "gone");
     assert!(!engine.exited(), "the engine keeps running without its interface");
@@ -570,7 +570,7 @@ fn run_reopens_a_port_whose_interface_is_deleted_and_created_again() {
     ip(&ns_g, &["add", &vg, "type", "veth", "peer", "name", &ve, "netns", &ns_e]);
     ip(&ns_g, &["set", &vg, "up"]);
     ip(&ns_e, &["set", &ve, "up"]);
-    let port = wait_link(&sock, "up");
+    let port = wait_link(&sock, 0, "up");
     assert_eq!(port["link"], "up", "re-opened within 5 s: {port}");
     engine.expect_stderr("the interface is back", Duration::from_secs(5), "back");
     want.extend(send("after.pcap"));
@@ -591,6 +591,93 @@ fn run_reopens_a_port_whose_interface_is_deleted_and_created_again() {
     got.sort();
     want.sort();
     assert!(got == want, "the file holds the frames sent before the interface went and after it came back");
+}
+
+/// A patch into a port that only sends (`rx = false`) whose interface is
+/// deleted and created again: the port shows `gone`, then the engine
+/// re-opens its TX rings by itself and forwarding resumes. Frames forwarded
+/// while it was gone sat in the old rings and were never sent: a warning
+/// says so and `tx_frames` leaves them out.
+#[test]
+fn run_forwards_again_once_a_send_only_port_is_back() {
+    if !privileged("run_forwards_again_once_a_send_only_port_is_back") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Pair { mut lab, ns_gen: ns_g, ns_eng: ns_e, if_gen: vg, if_eng: ve } = Pair::new();
+    let ns_s = lab.namespace("s").unwrap();
+    let (out, vs) = lab.veth(&ns_e, &ns_s).unwrap();
+    let (st, cfg) = (dir.path().join("stats.json"), dir.path().join("patch.toml"));
+    let workers = (0..ringwire_tests::cores().min(2)).map(|c| c.to_string()).collect::<Vec<_>>().join(", ");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[engine]\nworkers = [{workers}]\nstats_json = \"{}\"\n\
+             [[ports]]\nname = \"a\"\nuri = \"afpacket:{ve}\"\n\
+             [[ports]]\nname = \"b\"\nuri = \"afpacket:{out}\"\nrx = false\n\
+             [[consumers]]\nname = \"fw\"\nkind = \"forward\"\nports = [\"a\"]\nto = \"b\"\n",
+            st.display()
+        ),
+    )
+    .unwrap();
+    // The far side: an engine of its own (its port re-opens too when the pair comes back).
+    let (far, far_cfg) = (dir.path().join("far.pcap"), dir.path().join("far.toml"));
+    std::fs::write(
+        &far_cfg,
+        format!(
+            "[engine]\nworkers = [0]\n[[ports]]\nuri = \"afpacket:{vs}\"\n\
+             [[consumers]]\nname = \"cap\"\nkind = \"pcap\"\npath = \"{}\"\n",
+            far.display()
+        ),
+    )
+    .unwrap();
+    let sink = start_engine(&ns_s, &far_cfg, dir.path());
+    let mut engine = start_engine(&ns_e, &cfg, dir.path());
+    let (sock, far_sock) = (control_socket(&cfg), control_socket(&far_cfg));
+    let send = |name: &str, n: u64| {
+        let file = dir.path().join(name);
+        let rep =
+            generate(&ns_g, &vg, &["--count", &n.to_string(), "--rate", "20000", "--record", file.to_str().unwrap()]);
+        assert_eq!(rep["sent"], n);
+        std::thread::sleep(Duration::from_millis(300));
+        read_pcap(&file).into_iter().map(|r| r.data).collect::<Vec<_>>()
+    };
+    let mut want = send("before.pcap", 1000);
+
+    let ip = |ns: &str, args: &[&str]| {
+        let s = Command::new("ip").args(["-n", ns, "link"]).args(args).status().unwrap();
+        assert!(s.success(), "ip -n {ns} link {args:?}");
+    };
+    ip(&ns_e, &["del", &out]);
+    let port = wait_link(&sock, 1, "gone");
+    assert_eq!(port["link"], "gone", "a port only sent to is watched too: {port}");
+    engine.expect_stderr("the interface is gone", Duration::from_secs(5), "gone");
+    // Forwarded into rings whose interface is gone: never sent.
+    send("lost.pcap", 500);
+
+    ip(&ns_e, &["add", &out, "type", "veth", "peer", "name", &vs, "netns", &ns_s]);
+    ip(&ns_e, &["set", &out, "up"]);
+    ip(&ns_s, &["set", &vs, "up"]);
+    let port = wait_link(&sock, 1, "up");
+    assert_eq!(port["link"], "up", "re-opened within 5 s: {port}");
+    assert_eq!(wait_link(&far_sock, 0, "up")["link"], "up");
+    engine.expect_stderr("were never sent", Duration::from_secs(5), "the unsent frames told");
+    want.extend(send("after.pcap", 1000));
+
+    let res = ringwire_tests::stop_engine(engine);
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    std::thread::sleep(Duration::from_millis(100));
+    let far_res = ringwire_tests::stop_engine(sink);
+    assert!(far_res.status.success(), "{}", String::from_utf8_lossy(&far_res.stderr));
+    let s = read_json(&st);
+    assert_reconciles(&s);
+    assert_eq!(s["ports"][1]["link"], "up", "{s}");
+    assert_eq!(s["consumers"][0]["delivered"], 2500, "handed to a TX ring: {s}");
+    assert_eq!(s["ports"][1]["tx_frames"], 2000, "sent: {s}");
+    let mut got: Vec<Vec<u8>> = read_pcap(&far).into_iter().map(|r| r.data).collect();
+    got.sort();
+    want.sort();
+    assert!(got == want, "the far side got the frames sent before the interface went and after it came back");
 }
 
 /// The pcap writer runs under `SCHED_FIFO` (`engine.consumer_rt_priority`)

@@ -181,6 +181,25 @@ impl Link {
         }
     }
 
+    /// The state of the interface packet socket `fd` is bound to
+    /// (`ifindex`): gone once the kernel has unbound it (its ifindex reads
+    /// -1), else up or down as the interface's flags say.
+    ///
+    /// # Errors
+    /// The getsockname or ioctl failure.
+    pub(crate) fn of_socket(fd: &OwnedFd, ifindex: u32) -> Result<Self, sys::SyscallError> {
+        if sys::bound_ifindex(fd)? < 0 {
+            return Ok(Self::Gone);
+        }
+        match sys::if_up(fd, ifindex as i32) {
+            Ok(true) => Ok(Self::Up),
+            Ok(false) => Ok(Self::Down),
+            // Unregistered between the two questions.
+            Err(e) if matches!(e.io_error.raw_os_error(), Some(libc::ENXIO | libc::ENODEV)) => Ok(Self::Gone),
+            Err(e) => Err(e),
+        }
+    }
+
     /// `up`, `down` or `gone`.
     #[must_use]
     pub const fn name(self) -> &'static str {
@@ -355,16 +374,7 @@ impl RxRing {
     /// # Errors
     /// The getsockname or ioctl failure.
     pub fn link(&self) -> Result<Link, sys::SyscallError> {
-        if sys::bound_ifindex(&self.fd)? < 0 {
-            return Ok(Link::Gone);
-        }
-        match sys::if_up(&self.fd, self.ifindex as i32) {
-            Ok(true) => Ok(Link::Up),
-            Ok(false) => Ok(Link::Down),
-            // Unregistered between the two questions.
-            Err(e) if matches!(e.io_error.raw_os_error(), Some(libc::ENXIO | libc::ENODEV)) => Ok(Link::Gone),
-            Err(e) => Err(e),
-        }
+        Link::of_socket(&self.fd, self.ifindex)
     }
 
     /// The socket's fd (for polling).

@@ -75,6 +75,8 @@ pub struct TxRing {
     pushed: u64,
     busy: u64,
     oversize: u64,
+    iface: String,
+    ifindex: u32,
 }
 
 // SAFETY: the ring exclusively owns its socket and mapping; `base` points into
@@ -166,6 +168,8 @@ impl TxRing {
             pushed: 0,
             busy: 0,
             oversize: 0,
+            iface: iface.to_owned(),
+            ifindex,
         })
     }
 
@@ -178,6 +182,21 @@ impl TxRing {
         } else {
             TX_DATA_OFFSET
         }
+    }
+
+    /// The interface it sends on.
+    #[must_use]
+    pub fn iface(&self) -> &str {
+        &self.iface
+    }
+
+    /// The state of the ring's interface (a sending socket has no pending
+    /// error to tell a change: this asks the kernel each time).
+    ///
+    /// # Errors
+    /// The getsockname or ioctl failure.
+    pub fn link(&self) -> Result<super::Link, sys::SyscallError> {
+        super::Link::of_socket(&self.fd, self.ifindex)
     }
 
     /// Largest frame a slot holds.
@@ -348,10 +367,14 @@ impl TxRing {
     }
 
     /// Take over the counts of the ring this one replaces (its interface
-    /// went away and came back), so a port's counters carry on.
-    pub fn carry_counts(&mut self, old: &TxRing) {
-        self.pushed += old.pushed;
+    /// went away and came back), so a port's counters carry on. Frames the
+    /// kernel never took from the old ring were never sent: they are not
+    /// carried over, and their number is returned.
+    pub fn carry_counts(&mut self, old: &TxRing) -> u64 {
+        let unsent = (old.in_flight() as u64).min(old.pushed);
+        self.pushed += old.pushed - unsent;
         self.busy += old.busy;
+        unsent
     }
 
     /// Kicks the kernel answered with "busy" (ENOBUFS / EAGAIN): frames waited in the ring.
