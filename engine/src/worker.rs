@@ -485,6 +485,12 @@ impl Worker {
             self.dispatch.flush_tx(&mut tx_errors);
             std::thread::sleep(Duration::from_millis(1));
         }
+        for (port, t) in self.dispatch.tx.iter_mut().enumerate() {
+            if let Some(t) = t {
+                forget_unsent(t, "at exit (its interface down or gone)");
+                self.dispatch.ports[port][pc::TX_FRAMES] = t.pushed();
+            }
+        }
         self.read_kernel_stats();
         self.dispatch.publish_probes(true);
         self.publish();
@@ -708,15 +714,9 @@ impl Worker {
                     cancel_poll(&mut self.armed, &mut self.cancels, port);
                 }
                 if let Some(mut tx) = tx {
-                    if let Some(old) = d.tx.get(port).and_then(Option::as_ref) {
-                        let unsent = tx.carry_counts(old);
-                        if unsent > 0 {
-                            tracing::warn!(
-                                iface = old.iface(),
-                                unsent,
-                                "frames left in the TX ring when the interface went were never sent (not counted in tx_frames)"
-                            );
-                        }
+                    if let Some(mut old) = d.tx.get_mut(port).and_then(Option::take) {
+                        forget_unsent(&mut old, "when the interface went");
+                        tx.carry_counts(&old);
                     }
                     d.tx[port] = Some(tx);
                     // A port only sent to: its state is its TX ring's (the next tick tells if it is down).
@@ -1072,6 +1072,19 @@ fn poll_ud(port: usize, id: u32) -> u64 {
 /// The port a poll's user data names.
 fn ud_port(ud: u64) -> usize {
     (ud & 0xffff_ffff) as usize
+}
+
+/// A TX ring is done with: what the kernel did not send is told and no
+/// longer counted as sent (see [`TxRing::forget_unsent`]).
+fn forget_unsent(t: &mut TxRing, when: &str) {
+    let unsent = t.forget_unsent();
+    if unsent > 0 {
+        tracing::warn!(
+            iface = t.iface(),
+            unsent,
+            "frames left in the TX ring {when} were never sent (not counted in tx_frames)"
+        );
+    }
 }
 
 /// Record (and, on the first worker, log) a port's interface changing to `now`.

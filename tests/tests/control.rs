@@ -596,8 +596,9 @@ fn run_reopens_a_port_whose_interface_is_deleted_and_created_again() {
 /// A patch into a port that only sends (`rx = false`) whose interface is
 /// deleted and created again: the port shows `gone`, then the engine
 /// re-opens its TX rings by itself and forwarding resumes. Frames forwarded
-/// while it was gone sat in the old rings and were never sent: a warning
-/// says so and `tx_frames` leaves them out.
+/// while it was gone sat in the old rings and were never sent, nor were
+/// those forwarded while it is down at exit: a warning says so each time
+/// and `tx_frames` leaves them out.
 #[test]
 fn run_forwards_again_once_a_send_only_port_is_back() {
     if !privileged("run_forwards_again_once_a_send_only_port_is_back") {
@@ -663,16 +664,22 @@ fn run_forwards_again_once_a_send_only_port_is_back() {
     assert_eq!(wait_link(&far_sock, 0, "up")["link"], "up");
     engine.expect_stderr("were never sent", Duration::from_secs(5), "the unsent frames told");
     want.extend(send("after.pcap", 1000));
+    // Down at exit: what waits in the rings then was never sent either.
+    ip(&ns_e, &["set", &out, "down"]);
+    assert_eq!(wait_link(&sock, 1, "down")["link"], "down");
+    send("held.pcap", 300);
 
     let res = ringwire_tests::stop_engine(engine);
-    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(res.status.success(), "{stderr}");
+    assert!(stderr.contains("at exit (its interface down or gone) were never sent"), "{stderr}");
     std::thread::sleep(Duration::from_millis(100));
     let far_res = ringwire_tests::stop_engine(sink);
     assert!(far_res.status.success(), "{}", String::from_utf8_lossy(&far_res.stderr));
     let s = read_json(&st);
     assert_reconciles(&s);
-    assert_eq!(s["ports"][1]["link"], "up", "{s}");
-    assert_eq!(s["consumers"][0]["delivered"], 2500, "handed to a TX ring: {s}");
+    assert_eq!((&s["ports"][1]["link"], &s["ports"][1]["link_downs"]), (&"down".into(), &1.into()), "{s}");
+    assert_eq!(s["consumers"][0]["delivered"], 2800, "handed to a TX ring: {s}");
     assert_eq!(s["ports"][1]["tx_frames"], 2000, "sent: {s}");
     let mut got: Vec<Vec<u8>> = read_pcap(&far).into_iter().map(|r| r.data).collect();
     got.sort();

@@ -366,15 +366,20 @@ impl TxRing {
         self.pushed
     }
 
-    /// Take over the counts of the ring this one replaces (its interface
-    /// went away and came back), so a port's counters carry on. Frames the
-    /// kernel never took from the old ring were never sent: they are not
-    /// carried over, and their number is returned.
-    pub fn carry_counts(&mut self, old: &TxRing) -> u64 {
-        let unsent = (old.in_flight() as u64).min(old.pushed);
-        self.pushed += old.pushed - unsent;
-        self.busy += old.busy;
+    /// The ring is done with (closing, or replaced): the frames the kernel
+    /// has not sent by now never will be. They no longer count in
+    /// [`TxRing::pushed`]; returns their number.
+    pub fn forget_unsent(&mut self) -> u64 {
+        let unsent = (self.in_flight() as u64).min(self.pushed);
+        self.pushed -= unsent;
         unsent
+    }
+
+    /// Take over the counts of the ring this one replaces (its interface
+    /// went away and came back), so a port's counters carry on.
+    pub fn carry_counts(&mut self, old: &TxRing) {
+        self.pushed += old.pushed;
+        self.busy += old.busy;
     }
 
     /// Kicks the kernel answered with "busy" (ENOBUFS / EAGAIN): frames waited in the ring.
