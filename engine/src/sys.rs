@@ -283,14 +283,30 @@ pub(crate) fn bound_ifindex(fd: &OwnedFd) -> SysResult<i32> {
 /// asked through the socket `fd` (its network namespace answers both the
 /// name and the flags).
 pub(crate) fn if_up(fd: &OwnedFd, ifindex: i32) -> SysResult<bool> {
-    let mut req = ifreq("");
-    req.ifr_ifru.ifru_ifindex = ifindex;
-    // SAFETY: SIOCGIFNAME reads ifr_ifru.ifru_ifindex and writes ifr_name of a valid ifreq.
-    check("ioctl(SIOCGIFNAME)", unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFNAME, &mut req) })?;
+    let mut req = ifreq_of_index(fd, ifindex)?;
     // SAFETY: SIOCGIFFLAGS reads ifr_name and writes ifr_ifru.ifru_flags of a valid ifreq.
     check("ioctl(SIOCGIFFLAGS)", unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) })?;
     // SAFETY: the kernel filled the flags member of the union.
     Ok(i32::from(unsafe { req.ifr_ifru.ifru_flags }) & libc::IFF_UP != 0)
+}
+
+/// The MTU of interface `ifindex` now, asked through `fd` (by index: a
+/// renamed interface is still found).
+pub(crate) fn if_mtu_of_index(fd: &OwnedFd, ifindex: i32) -> SysResult<u32> {
+    let mut req = ifreq_of_index(fd, ifindex)?;
+    // SAFETY: SIOCGIFMTU reads ifr_name and writes ifr_ifru.ifru_mtu of a valid ifreq.
+    check("ioctl(SIOCGIFMTU)", unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFMTU, &mut req) })?;
+    // SAFETY: the kernel filled the mtu member of the union.
+    Ok(u32::try_from(unsafe { req.ifr_ifru.ifru_mtu }).unwrap_or(0))
+}
+
+/// An `ifreq` naming interface `ifindex` (`SIOCGIFNAME`; `ENODEV` once it is gone).
+fn ifreq_of_index(fd: &OwnedFd, ifindex: i32) -> SysResult<libc::ifreq> {
+    let mut req = ifreq("");
+    req.ifr_ifru.ifru_ifindex = ifindex;
+    // SAFETY: SIOCGIFNAME reads ifr_ifru.ifru_ifindex and writes ifr_name of a valid ifreq.
+    check("ioctl(SIOCGIFNAME)", unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFNAME, &mut req) })?;
+    Ok(req)
 }
 
 /// An `ifreq` naming an interface (cut to `IFNAMSIZ - 1` bytes), the rest zero.

@@ -592,10 +592,16 @@ impl Worker {
             gone |= now == Link::Gone;
             *link = now;
         }
-        // Ports this worker only sends to: a sending socket gets no error
-        // when its interface goes, so the interface is asked every tick.
-        for (port, tx) in self.dispatch.tx.iter().enumerate() {
+        for (port, tx) in self.dispatch.tx.iter_mut().enumerate() {
             let Some(tx) = tx else { continue };
+            // The MTU can change while frames are forwarded (gone: nothing to send anyway).
+            if let Err(e) = tx.refresh_mtu() {
+                if !matches!(e.io_error.raw_os_error(), Some(libc::ENODEV | libc::ENXIO)) {
+                    errors.log(|| tracing::warn!(iface = tx.iface(), error = %error_chain(&e), "cannot read the interface's MTU"));
+                }
+            }
+            // Ports this worker only sends to: a sending socket gets no error
+            // when its interface goes, so the interface is asked every tick.
             if self.sources.iter().any(|s| matches!(s, Source::Ring { port: p, .. } if *p == port)) {
                 continue;
             }

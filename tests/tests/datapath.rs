@@ -233,6 +233,65 @@ fn forward_patch_is_byte_identical_and_pads_runts() {
     assert_eq!(u(&s["consumers"][0]["delivered"]), 2000);
 }
 
+/// The egress MTU lowered while a patch forwards: frames over it are
+/// refused before the TX ring and counted as `queue_dropped`, instead of
+/// being counted as sent and then dropped by the kernel without a word.
+#[test]
+fn forwarding_follows_an_egress_mtu_changed_at_run_time() {
+    if !privileged("forwarding_follows_an_egress_mtu_changed_at_run_time") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Pair { mut lab, ns_gen: ns_g, ns_eng: ns_e, if_gen: vg, if_eng: ve_in } = Pair::new();
+    let ns_s = lab.namespace("s").unwrap();
+    let (ve_out, vs) = lab.veth(&ns_e, &ns_s).unwrap();
+    let st = dir.path().join("stats.json");
+    let cfg = write_config(
+        dir.path(),
+        "patch",
+        &format!(
+            "[engine]\nworkers = [0]\nstats_json = \"{}\"\n\
+             [[ports]]\nname = \"a\"\nuri = \"afpacket:{ve_in}\"\n\
+             [[ports]]\nname = \"b\"\nuri = \"afpacket:{ve_out}\"\nrx = false\n\
+             [[consumers]]\nname = \"a-to-b\"\nkind = \"forward\"\nports = [\"a\"]\nto = \"b\"\n",
+            st.display()
+        ),
+    );
+    let far = dir.path().join("far.pcap");
+    let far_cfg = write_config(
+        dir.path(),
+        "far",
+        &format!(
+            "[engine]\nworkers = [0]\n[[ports]]\nuri = \"afpacket:{vs}\"\n\
+             [[consumers]]\nname = \"cap\"\nkind = \"pcap\"\npath = \"{}\"\n",
+            far.display()
+        ),
+    );
+    let sink = start_engine(&ns_s, &far_cfg, dir.path());
+    let engine = start_engine(&ns_e, &cfg, dir.path());
+    let send = |size: &str| {
+        let r = generate(&ns_g, &vg, &["--count", "500", "--rate", "20000", "--size", size, "--vlan-every", "0"]);
+        assert_eq!(u(&r["sent"]), 500);
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    send("1000");
+    let mtu = std::process::Command::new("ip").args(["-n", &ns_e, "link", "set", &ve_out, "mtu", "900"]).status();
+    assert!(mtu.unwrap().success());
+    std::thread::sleep(Duration::from_millis(300)); // a worker tick reads it
+    send("1000"); // now over the MTU
+    send("600");
+    let _ = stop_engine(engine);
+    std::thread::sleep(Duration::from_millis(100));
+    let _ = stop_engine(sink);
+    let got = read_pcap(&far);
+    let s = read_json(&st);
+    assert_reconciles(&s);
+    let fw = &s["consumers"][0];
+    assert_eq!((u(&fw["delivered"]), u(&fw["queue_dropped"])), (1000, 500), "{s}");
+    assert_eq!(u(&s["ports"][1]["tx_frames"]), 1000, "what was sent, and only that: {s}");
+    assert_eq!(got.len(), 1000, "the frames under the MTU crossed");
+}
+
 /// SIGTERM while traffic flows: the engine exits 0, the counters reconcile,
 /// and the pcap file is valid and holds exactly the frames counted as delivered.
 #[test]

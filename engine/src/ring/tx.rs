@@ -199,6 +199,19 @@ impl TxRing {
         super::Link::of_socket(&self.fd, self.ifindex)
     }
 
+    /// Read the interface's MTU again: it may change while frames are
+    /// forwarded, and the kernel drops a frame over it without a word once
+    /// it is in the ring (where it counted as sent). Frames over the MTU
+    /// read here are refused before the ring instead ([`TxRing::oversize`]).
+    ///
+    /// # Errors
+    /// The ioctl failure (`ENODEV` once the interface is gone).
+    pub fn refresh_mtu(&mut self) -> Result<(), sys::SyscallError> {
+        let mtu = sys::if_mtu_of_index(&self.fd, self.ifindex as i32)?;
+        self.max_len = mtu as usize + 14;
+        Ok(())
+    }
+
     /// Largest frame a slot holds.
     #[must_use]
     pub fn max_frame(&self) -> usize {
