@@ -961,7 +961,7 @@ mod tests {
     }
 
     #[test]
-    fn shipped_example_configs_parse_and_validate() {
+    fn shipped_example_configs_parse_validate_and_write_back() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
         let mut n = 0;
         for entry in std::fs::read_dir(&dir).unwrap() {
@@ -969,6 +969,10 @@ mod tests {
             if path.extension().is_some_and(|e| e == "toml") {
                 let c = Config::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
                 c.validate().unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                // Written back as TOML (`config.show`), it reads as the same config.
+                let text = toml::to_string(&c).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                let back: Config = toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}\n{text}", path.display()));
+                assert_eq!(back, c, "{}: written as\n{text}", path.display());
                 n += 1;
             }
         }

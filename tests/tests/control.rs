@@ -731,3 +731,59 @@ fn the_writer_is_real_time_only_while_an_interface_port_feeds_it() {
     assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
     assert_eq!(read_pcap(&out).len(), 400, "the frames of both ports");
 }
+
+/// `ringctl config show` prints the configuration in force, changes made
+/// through the control socket included, as a config file that `ringwire
+/// run` starts from as it is.
+#[test]
+fn config_show_prints_the_configuration_in_force() {
+    if !privileged("config_show_prints_the_configuration_in_force") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Pair { lab: _lab, ns_gen: ns_g, ns_eng: ns_e, if_gen: vg, if_eng: ve } = Pair::new();
+    let (st, out, cfg) = (dir.path().join("stats.json"), dir.path().join("cap.pcap"), dir.path().join("first.toml"));
+    std::fs::write(
+        &cfg,
+        format!(
+            "[engine]\nworkers = [0]\nstats_json = \"{}\"\n\
+             [[ports]]\nname = \"p\"\nuri = \"afpacket:{ve}\"\n\
+             [[consumers]]\nname = \"cap\"\nkind = \"pcap\"\npath = \"{}\"\n",
+            st.display(),
+            out.display()
+        ),
+    )
+    .unwrap();
+    let engine = start_engine(&ns_e, &cfg, dir.path());
+    let sock = control_socket(&cfg);
+    let ok = |args: &[&str]| {
+        let o = ringctl(&sock, args);
+        assert!(o.status.success(), "ringctl {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    ok(&["consumers", "add", "cnt", "--kind", "counter", "--filter", "udp"]);
+    ok(&["filters", "load", "f", "tcp"]);
+    ok(&["filters", "attach", "f", "--consumer", "cap"]);
+    let shown = ok(&["config", "show"]);
+    let res = ringwire_tests::stop_engine(engine);
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+
+    let saved = dir.path().join("saved.toml");
+    std::fs::write(&saved, &shown).unwrap();
+    let c = ringwire_engine::config::Config::load(&saved).unwrap_or_else(|e| panic!("{e}:\n{shown}"));
+    let filters: Vec<_> =
+        c.consumers.iter().map(|c| (c.name.as_str(), c.filter.as_ref().map(|f| f.display()))).collect();
+    assert_eq!(filters, [("cap", Some("tcp".into())), ("cnt", Some("udp".into()))], "{shown}");
+    // Run from it: the same consumers, filters and counts.
+    let again = start_engine(&ns_e, &saved, dir.path());
+    let sent = generate(&ns_g, &vg, &["--count", "400", "--rate", "20000", "--vlan-every", "0", "--l4", "udp"]);
+    assert_eq!(sent["sent"], 400);
+    std::thread::sleep(Duration::from_millis(300));
+    let res = ringwire_tests::stop_engine(again);
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    let s = read_json(&st);
+    assert_reconciles(&s);
+    let counts: Vec<_> =
+        s["consumers"].as_array().unwrap().iter().map(|c| (c["name"].clone(), c["passed"].clone())).collect();
+    assert_eq!(counts, [("cap".into(), 0.into()), ("cnt".into(), 400.into())], "UDP frames: {s}");
+}

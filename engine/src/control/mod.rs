@@ -94,6 +94,9 @@ impl Handler {
                 Ok(json!({ "reset": true }))
             }
             Command::PortsList => Ok(ports_list(engine)),
+            Command::ConfigShow => toml::to_string(&engine.current_config())
+                .map(|text| json!({ "toml": text }))
+                .map_err(|e| ControlError::internal(format!("the configuration cannot be written as TOML: {e}"))),
             Command::PortsAdd(p) => {
                 let name = p.display_name().to_owned();
                 engine.add_port(p.clone()).map(|()| json!({ "added": name })).map_err(change_error)

@@ -221,6 +221,8 @@ pub enum Command {
     PatchesReset,
     /// Start (`true`) or stop forwarding on every patch.
     Forwarding(bool),
+    /// The configuration in force, as a TOML config file.
+    ConfigShow,
 }
 
 impl Command {
@@ -236,6 +238,7 @@ impl Command {
                 | Self::ConsumersList
                 | Self::FiltersList
                 | Self::PatchesList
+                | Self::ConfigShow
         )
     }
 }
@@ -267,6 +270,7 @@ pub const COMMANDS: &[&str] = &[
     "classifier.add",
     "classifier.del",
     "log.level",
+    "config.show",
     "shutdown",
 ];
 
@@ -393,7 +397,7 @@ fn patch_defaults() -> ConsumerConfig {
 fn parse_command(cmd: &str, a: &Args<'_>) -> Result<Command, String> {
     Ok(match cmd {
         "status" | "stats" | "stats.reset" | "ports.list" | "consumers.list" | "filters.list" | "patches.list"
-        | "patches.reset" | "forwarding.start" | "forwarding.stop" | "classifier.list" | "shutdown" => {
+        | "patches.reset" | "forwarding.start" | "forwarding.stop" | "classifier.list" | "config.show" | "shutdown" => {
             a.only(cmd, &[])?;
             match cmd {
                 "status" => Command::Status,
@@ -407,6 +411,7 @@ fn parse_command(cmd: &str, a: &Args<'_>) -> Result<Command, String> {
                 "forwarding.start" => Command::Forwarding(true),
                 "forwarding.stop" => Command::Forwarding(false),
                 "classifier.list" => Command::ClassifierList,
+                "config.show" => Command::ConfigShow,
                 _ => Command::Shutdown,
             }
         }

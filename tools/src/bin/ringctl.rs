@@ -69,8 +69,18 @@ enum Cmd {
         /// The directives.
         filter: String,
     },
+    /// The configuration in force (the file's, with every change made since), as a config file
+    /// for `ringwire run`: `ringctl config show > saved.toml`.
+    #[command(subcommand)]
+    Config(ConfigCmd),
     /// Stop the engine gracefully (as SIGTERM: queues drained, files flushed).
     Shutdown,
+}
+
+#[derive(Subcommand)]
+enum ConfigCmd {
+    /// Print it as TOML.
+    Show,
 }
 
 #[derive(Subcommand)]
@@ -372,6 +382,7 @@ fn request(cmd: &Cmd) -> (&'static str, Value) {
         }
         Cmd::Classifier(ClassCmd::Del { mac, vlan }) => ("classifier.del", json!({ "mac": mac, "vlan": vlan })),
         Cmd::Log { filter } => ("log.level", json!({ "filter": filter })),
+        Cmd::Config(ConfigCmd::Show) => ("config.show", json!({})),
         Cmd::Shutdown => ("shutdown", json!({})),
     }
 }
@@ -384,6 +395,7 @@ fn render(cmd: &str, v: &Value) -> String {
         "classifier.add" | "classifier.del" => format!("ok: ports {}\n", list(&v["ports"])),
         "log.level" => format!("ok: log filter now {}\n", v["filter"].as_str().unwrap_or("")),
         "shutdown" => "ok: the engine is stopping\n".into(),
+        "config.show" => text(&v["toml"]),
         "stats.reset" => "ok: counters reset\n".into(),
         "ports.list" => table(
             &v["ports"],
