@@ -471,6 +471,11 @@ pub struct ConsumerConfig {
     /// `pcap`: start a new file after this many MiB (0: never).
     #[serde(default)]
     pub rotate_mb: u64,
+    /// `pcap`, with `rotate_mb`: keep at most this many files (per worker
+    /// with `split_by_worker`), removing the oldest when a new one starts,
+    /// so a long capture takes bounded space (0: keep every file).
+    #[serde(default)]
+    pub rotate_files: u32,
     /// `pcap`: one file per worker (`NAME.wN.pcap`).
     #[serde(default)]
     pub split_by_worker: bool,
@@ -745,6 +750,9 @@ impl Config {
                     }
                 }
                 _ => {}
+            }
+            if c.rotate_files != 0 && c.rotate_mb == 0 {
+                return bad(format!("{ctx}: rotate_files needs rotate_mb (files are only started by size)"));
             }
             if c.kind != ConsumerKind::Pcap && (c.path.is_some() || c.rotate_mb != 0 || c.split_by_worker) {
                 return bad(format!("{ctx}: path, rotate_mb and split_by_worker only apply to kind = \"pcap\""));

@@ -100,12 +100,20 @@ impl Chunk {
 
     /// Bytes of the first `n` records.
     fn prefix_len(&self, n: usize) -> usize {
-        let mut off = 0;
-        for _ in 0..n {
-            let incl = u32::from_le_bytes(self.buf[off + 8..off + 12].try_into().expect("4 bytes")) as usize;
-            off += RECORD_HEADER + incl;
+        self.span(0, n, usize::MAX).1
+    }
+
+    /// From the record at byte `off`: how many records, at most `max`, and
+    /// their bytes, up to and including the one that reaches `room` bytes.
+    fn span(&self, off: usize, max: usize, room: usize) -> (usize, usize) {
+        let (mut n, mut len) = (0, 0);
+        while n < max && len < room {
+            let at = off + len;
+            let incl = u32::from_le_bytes(self.buf[at + 8..at + 12].try_into().expect("4 bytes")) as usize;
+            len += RECORD_HEADER + incl;
+            n += 1;
         }
-        off
+        (n, len)
     }
 }
 
@@ -332,9 +340,12 @@ pub struct PcapOutput {
     base: PathBuf,
     snaplen: u32,
     rotate_bytes: u64,
+    /// Files kept per writer (0: all).
+    keep: u32,
     split: bool,
     writers: Vec<PcapWriter>,
     rotations: Vec<u32>,
+    /// Every file written and not removed, in the order they were started.
     files: Vec<PathBuf>,
 }
 
@@ -347,6 +358,7 @@ impl PcapOutput {
         base: PathBuf,
         snaplen: u32,
         rotate_mb: u64,
+        rotate_files: u32,
         split_workers: Option<usize>,
     ) -> Result<Self, PcapIoError> {
         let n = split_workers.unwrap_or(1);
@@ -361,6 +373,7 @@ impl PcapOutput {
             base,
             snaplen,
             rotate_bytes: rotate_mb.saturating_mul(1 << 20),
+            keep: rotate_files,
             split: split_workers.is_some(),
             rotations: vec![0; n],
             writers,
@@ -374,24 +387,56 @@ impl PcapOutput {
         crate::pcapio::is_stdio(&self.base)
     }
 
-    /// Every file written so far.
+    /// Every file written so far (and not removed by `rotate_files`).
     #[must_use]
     pub fn files(&self) -> &[PathBuf] {
         &self.files
     }
 
     /// Write the first `records` records of a chunk from worker `worker`.
+    /// With rotation, a file ends with the record that brings it to the
+    /// size (as tcpdump's -C), even within a chunk.
     fn write(&mut self, worker: usize, chunk: &Chunk, records: usize) -> Result<(), PcapIoError> {
         let i = if self.split { worker.min(self.writers.len() - 1) } else { 0 };
-        if self.rotate_bytes > 0 && self.writers[i].bytes() >= self.rotate_bytes {
+        if self.rotate_bytes == 0 {
+            let len = if records == chunk.records() { chunk.buf.len() } else { chunk.prefix_len(records) };
+            return self.writers[i].write_records(&chunk.buf[..len]);
+        }
+        let (mut done, mut off) = (0, 0);
+        while done < records {
+            self.rotate_if_full(i)?;
+            let room = usize::try_from(self.rotate_bytes - self.writers[i].bytes()).unwrap_or(usize::MAX);
+            let (n, len) = chunk.span(off, records - done, room);
+            self.writers[i].write_records(&chunk.buf[off..off + len])?;
+            (done, off) = (done + n, off + len);
+        }
+        Ok(())
+    }
+
+    /// Start writer `i`'s next file if this one has reached the size.
+    fn rotate_if_full(&mut self, i: usize) -> Result<(), PcapIoError> {
+        if self.writers[i].bytes() >= self.rotate_bytes {
             self.writers[i].flush()?;
             self.rotations[i] += 1;
-            let path = output_name(&self.base, self.split.then_some(i), self.rotations[i]);
+            let worker = self.split.then_some(i);
+            let path = output_name(&self.base, worker, self.rotations[i]);
             self.writers[i] = PcapWriter::create(&path, self.snaplen)?;
             self.files.push(path);
+            if self.keep > 0 && self.rotations[i] >= self.keep {
+                // The oldest of this writer's files still there.
+                let oldest = output_name(&self.base, worker, self.rotations[i] - self.keep);
+                match std::fs::remove_file(&oldest) {
+                    Ok(()) => self.files.retain(|f| *f != oldest),
+                    // Removed by someone else: as wanted.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => self.files.retain(|f| *f != oldest),
+                    // Kept (and listed); writing goes on in the new file.
+                    Err(e) => {
+                        tracing::warn!(file = %oldest.display(), error = %e, "rotate_files: cannot remove the oldest file")
+                    }
+                }
+            }
         }
-        let len = if records == chunk.records() { chunk.buf.len() } else { chunk.prefix_len(records) };
-        self.writers[i].write_records(&chunk.buf[..len])
+        Ok(())
     }
 
     fn flush(&mut self) -> Result<(), PcapIoError> {
@@ -946,7 +991,7 @@ mod tests {
     fn pcap_output_rotates_by_size_and_keeps_every_record() {
         let dir = tempfile::tempdir().unwrap();
         let base = dir.path().join("rot.pcap");
-        let mut out = PcapOutput::create(base.clone(), 65535, 1, None).unwrap();
+        let mut out = PcapOutput::create(base.clone(), 65535, 1, 0, None).unwrap();
         let ch = Arc::new(Channel::new(8, MIN_CHUNK, Arc::default()));
         let mut p = Producer::new(ch.clone(), 65535);
         let frame = [7u8; 1000];
@@ -968,6 +1013,11 @@ mod tests {
         assert!(files.len() >= 3, "{files:?}");
         assert_eq!(files[0], base);
         assert_eq!(files[1], dir.path().join("rot.1.pcap"));
+        // A file ends with the record that brings it to 1 MiB, even within a chunk.
+        for f in &files[..files.len() - 1] {
+            let size = std::fs::metadata(f).unwrap().len();
+            assert!(((1 << 20)..(1 << 20) + 1016).contains(&size), "{}: {size} bytes", f.display());
+        }
         let mut total = 0;
         for f in &files {
             let mut r = crate::pcapio::PcapReader::open(f).unwrap();
@@ -979,10 +1029,43 @@ mod tests {
         assert_eq!(total, sent);
     }
 
+    /// With `rotate_files`, the oldest files go as new ones start: at most
+    /// that many are on disk, the newest, and they are the ones listed.
+    #[test]
+    fn pcap_output_keeps_at_most_rotate_files_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("ring.pcap");
+        let mut out = PcapOutput::create(base.clone(), 65535, 1, 2, None).unwrap();
+        let ch = Arc::new(Channel::new(8, MIN_CHUNK, Arc::default()));
+        let mut p = Producer::new(ch.clone(), 65535);
+        let frame = [9u8; 1000];
+        // ~5 MiB, in chunks of ~0.8 MiB: five or more files started.
+        for _ in 0..6 {
+            for _ in 0..850 {
+                assert!(p.offer(&frame, 1000, 5, 0));
+            }
+            p.publish();
+            while let Some(c) = ch.take() {
+                out.write(0, &c, c.records()).unwrap();
+                ch.give_back(c);
+            }
+        }
+        out.flush().unwrap();
+        let last = out.rotations[0];
+        assert!(last >= 4, "{last} rotations");
+        let want: Vec<PathBuf> = (last - 1..=last).map(|r| output_name(&base, None, r)).collect();
+        assert_eq!(out.files(), &want[..]);
+        let mut on_disk: Vec<PathBuf> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()).collect();
+        let mut newest = want.clone();
+        on_disk.sort();
+        newest.sort();
+        assert_eq!(on_disk, newest, "only the two newest files are left");
+    }
+
     #[test]
     fn sink_counts_written_frame_bytes_whole_chunks_and_up_to_a_limit() {
         let dir = tempfile::tempdir().unwrap();
-        let out = PcapOutput::create(dir.path().join("b.pcap"), 65535, 0, None).unwrap();
+        let out = PcapOutput::create(dir.path().join("b.pcap"), 65535, 0, 0, None).unwrap();
         let mut s = SinkState {
             name: "t".into(),
             output: SinkOutput::Pcap(out),

@@ -1054,6 +1054,7 @@ pub(crate) fn build_consumer(st: &State, c: &ConsumerConfig, nworkers: usize) ->
                     path,
                     c.snaplen,
                     c.rotate_mb,
+                    c.rotate_files,
                     c.split_by_worker.then_some(nworkers),
                 )?)
             }

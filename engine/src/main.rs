@@ -87,6 +87,30 @@ struct CaptureArgs {
     /// How workers wait.
     #[arg(long, value_enum, default_value_t = WaitMode::IoUring)]
     wait: WaitMode,
+    /// With -w: start a new file after this many MiB (tcpdump's -C counts
+    /// millions of bytes): OUT, OUT.1.pcap, OUT.2.pcap, ...
+    #[arg(short = 'C', long = "file-size", value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..))]
+    rotate_mb: Option<u64>,
+    /// With -C: keep at most this many files, removing the oldest as a new
+    /// one starts, so a long capture takes bounded space.
+    #[arg(short = 'W', long = "file-count", value_name = "N", requires = "rotate_mb", value_parser = clap::value_parser!(u32).range(1..))]
+    rotate_files: Option<u32>,
+    /// Size of each worker's kernel ring, in KiB (as tcpdump's -B), in whole
+    /// blocks of 1 MiB [default: 65536, 64 MiB].
+    #[arg(short = 'B', long = "buffer-size", value_name = "KIB", value_parser = clap::value_parser!(u32).range(1..))]
+    buffer_kib: Option<u32>,
+    /// Accepted as tcpdump takes it (-n, -nn): ringwire never resolves
+    /// addresses or port numbers to names.
+    #[arg(short = 'n', action = clap::ArgAction::Count, hide_short_help = true)]
+    numeric: u8,
+    /// Accepted as tcpdump takes it (-U, packet-buffered): each batch of
+    /// frames is written out as it arrives, whatever this says.
+    #[arg(short = 'U', long = "packet-buffered", hide_short_help = true)]
+    packet_buffered: bool,
+    /// Accepted as tcpdump takes it (-l, line-buffered): printed lines are
+    /// written out as each batch arrives, whatever this says.
+    #[arg(short = 'l', hide_short_help = true)]
+    line_buffered: bool,
     /// pcap-filter expression (as tcpdump takes it).
     expression: Vec<String>,
 }
@@ -420,8 +444,14 @@ fn capture_config(a: &CaptureArgs) -> Result<Config> {
     } else {
         default_workers(if a.reads.is_empty() { 1 } else { usize::MAX })
     };
+    if a.rotate_mb.is_some() && a.write.as_deref().is_none_or(pcapio::is_stdio) {
+        bail!("-C: rotating files needs -w FILE (standard output is one stream)");
+    }
     config.engine.fanout = a.fanout;
     config.engine.wait = a.wait;
+    if let Some(kib) = a.buffer_kib {
+        config.ring.block_count = (u64::from(kib) << 10).div_ceil(u64::from(config.ring.block_size)) as u32;
+    }
     for i in &a.interfaces {
         // On an interface, the expression runs in the kernel: unwanted frames never reach the ring.
         config.ports.push(PortConfig {
@@ -454,7 +484,8 @@ fn capture_config(a: &CaptureArgs) -> Result<Config> {
         on_filter_failure: Default::default(),
         path: a.write.clone(),
         snaplen: if a.snaplen == 0 { MAX_SNAPLEN } else { a.snaplen },
-        rotate_mb: 0,
+        rotate_mb: a.rotate_mb.unwrap_or(0),
+        rotate_files: a.rotate_files.unwrap_or(0),
         split_by_worker: false,
         queue_mb: 32,
         to: None,

@@ -559,3 +559,44 @@ fn capture_to_a_pipe_stops_quietly_when_the_reader_leaves() {
     assert!(!err.contains("ERROR") && !err.contains("ringwire: error"), "quiet: {err}");
     assert!(err.contains("frames captured"), "the summary: {err}");
 }
+
+/// tcpdump's fingers: `-nn -U -C 1 -W 3 -w OUT` rotates every MiB and keeps
+/// the three newest files: each (but the last) ends with the record that
+/// brings it to 1 MiB, tcpdump reads them, and together they hold the tail
+/// of the capture, in order.
+#[test]
+fn capture_rotates_files_and_keeps_the_newest_as_tcpdump_s_c_and_w() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src.pcap");
+    ringwire_tests::record(&src, &["-n", "10000", "--size", "1000"]);
+    let sent: Vec<Rec> = read_pcap(&src);
+    let out = dir.path().join("out").join("rot.pcap");
+    std::fs::create_dir(out.parent().unwrap()).unwrap();
+    let args = ["capture", "-nn", "-U", "-r", src.to_str().unwrap(), "-C", "1", "-W", "3", "-w", out.to_str().unwrap()];
+    let res = ringwire(&args);
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    // 10000 records of 1016 bytes: 9.7 MiB, ten files started, the last three kept.
+    let names: Vec<String> = (7..=9).map(|r| format!("rot.{r}.pcap")).collect();
+    let mut left: Vec<String> = std::fs::read_dir(out.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, names);
+    let mut kept = Vec::new();
+    for (i, n) in names.iter().enumerate() {
+        let f = out.with_file_name(n);
+        let size = std::fs::metadata(&f).unwrap().len();
+        if i < 2 {
+            assert!(((1 << 20)..(1 << 20) + 1016).contains(&size), "{n}: {size} bytes");
+        }
+        assert_eq!(ringwire_tests::tcpdump_count(&f), read_pcap(&f).len(), "{n}");
+        kept.extend(read_pcap(&f));
+    }
+    assert!(kept.len() > 2000, "{} frames kept", kept.len());
+    assert!(kept[..] == sent[sent.len() - kept.len()..], "the newest frames, in order");
+
+    refused(&["capture", "-r", src.to_str().unwrap(), "-C", "1"], "-C: rotating files needs -w FILE");
+    let usage = ringwire(&["capture", "-r", src.to_str().unwrap(), "-W", "3", "-w", out.to_str().unwrap()]);
+    assert_eq!(usage.status.code(), Some(2), "-W without -C is a usage error");
+}
