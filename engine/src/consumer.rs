@@ -347,6 +347,8 @@ pub struct PcapOutput {
     rotations: Vec<u32>,
     /// Every file written and not removed, in the order they were started.
     files: Vec<PathBuf>,
+    /// Files opened, removed ones included.
+    opened: u64,
 }
 
 impl PcapOutput {
@@ -377,6 +379,7 @@ impl PcapOutput {
             split: split_workers.is_some(),
             rotations: vec![0; n],
             writers,
+            opened: files.len() as u64,
             files,
         })
     }
@@ -422,6 +425,7 @@ impl PcapOutput {
             let path = output_name(&self.base, worker, self.rotations[i]);
             self.writers[i] = PcapWriter::create(&path, self.snaplen)?;
             self.files.push(path);
+            self.opened += 1;
             if self.keep > 0 && self.rotations[i] >= self.keep {
                 // The oldest of this writer's files still there.
                 let oldest = output_name(&self.base, worker, self.rotations[i] - self.keep);
@@ -552,7 +556,6 @@ impl SinkState {
         }
         let res = match &mut self.output {
             SinkOutput::Pcap(p) => {
-                let files = p.files.len();
                 let stdout = p.is_stdout();
                 let r = p.write(worker, chunk, take as usize).map_err(|e| {
                     if stdout && broken_pipe(&e) {
@@ -564,7 +567,7 @@ impl SinkState {
                         error_chain(&e)
                     }
                 });
-                self.local[sink::FILES] += (p.files.len() - files) as u64;
+                self.local[sink::FILES] = p.opened;
                 r
             }
             SinkOutput::Print { port_names } => {
@@ -705,7 +708,7 @@ pub fn run_sink(t: SinkTask) -> Result<Vec<PathBuf>, String> {
         limit_hit: t.limit_hit,
     };
     s.local[sink::FILES] = match &s.output {
-        SinkOutput::Pcap(p) => p.files.len() as u64,
+        SinkOutput::Pcap(p) => p.opened,
         SinkOutput::Print { .. } => 0,
     };
     let mut reorder = Reorder::default();
@@ -1053,6 +1056,7 @@ mod tests {
         out.flush().unwrap();
         let last = out.rotations[0];
         assert!(last >= 4, "{last} rotations");
+        assert_eq!(out.opened, u64::from(last) + 1, "files opened, the removed ones included");
         let want: Vec<PathBuf> = (last - 1..=last).map(|r| output_name(&base, None, r)).collect();
         assert_eq!(out.files(), &want[..]);
         let mut on_disk: Vec<PathBuf> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()).collect();

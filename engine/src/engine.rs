@@ -764,6 +764,7 @@ impl Engine {
                 s.written_bytes = v[sink::BYTES];
                 s.over_limit = v[sink::OVER_LIMIT];
                 s.write_errors = v[sink::WRITE_ERRORS];
+                s.files = v[sink::FILES];
             }
             s.latency = slot.probe.as_ref().map(|p| p.snapshot());
             consumers.push(s);

@@ -244,6 +244,10 @@ pub struct ConsumerSnap {
     pub over_limit: u64,
     /// Queued consumers: frames lost to write errors.
     pub write_errors: u64,
+    /// `pcap` consumers: files opened (rotation and per-worker split
+    /// included; removed ones too, with `rotate_files`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub files: u64,
     /// Frames delivered per worker.
     pub per_worker: Vec<u64>,
     /// The filter in force, as written.
@@ -356,6 +360,7 @@ impl Snapshot {
             d(&mut c.written_bytes, b.written_bytes);
             d(&mut c.over_limit, b.over_limit);
             d(&mut c.write_errors, b.write_errors);
+            d(&mut c.files, b.files);
             d(&mut c.filter_errors, b.filter_errors);
             for (x, y) in c.per_worker.iter_mut().zip(&b.per_worker) {
                 d(x, *y);
