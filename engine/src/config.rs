@@ -488,6 +488,27 @@ pub struct ConsumerConfig {
     /// `pcap`, `print`: stop the engine after this many frames are written.
     #[serde(default)]
     pub limit: Option<u64>,
+    /// `print`: each line also shows the frame's link-level header (MAC
+    /// addresses, ethertype, length), as tcpdump's `-e`.
+    #[serde(default)]
+    pub print_link: bool,
+    /// `print`: under each line, the frame's bytes (link-level header
+    /// included) in hex, or hex and ASCII, as tcpdump's `-xx` and `-XX`.
+    #[serde(default)]
+    pub print_hex: PrintHex,
+}
+
+/// How a `print` consumer dumps each frame's bytes.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum PrintHex {
+    /// Not at all.
+    #[default]
+    None,
+    /// In hex, 16 bytes a line.
+    Hex,
+    /// In hex and printable ASCII.
+    HexAscii,
 }
 
 impl ConsumerConfig {
@@ -751,6 +772,9 @@ impl Config {
                 }
                 _ => {}
             }
+            if c.kind != ConsumerKind::Print && (c.print_link || c.print_hex != PrintHex::None) {
+                return bad(format!("{ctx}: print_link and print_hex only apply to kind = \"print\""));
+            }
             if c.rotate_files != 0 && c.rotate_mb == 0 {
                 return bad(format!("{ctx}: rotate_files needs rotate_mb (files are only started by size)"));
             }
@@ -835,6 +859,23 @@ mod tests {
     fn wrong_type_is_an_error() {
         let err = Config::parse("[engine]\nworkers = \"zero\"\n").unwrap_err();
         assert!(err.contains("line 2"), "{err}");
+    }
+
+    /// Options of one kind of consumer are refused on another, and
+    /// `rotate_files` without `rotate_mb`, by name.
+    #[test]
+    fn kind_specific_fields_are_refused_elsewhere() {
+        let base = "[[ports]]\nuri = \"pcap:in.pcap\"\n[[consumers]]\nname = \"c\"\n";
+        for (fields, needle) in [
+            ("kind = \"pcap\"\npath = \"o.pcap\"\nprint_hex = \"hex-ascii\"", "print_link and print_hex only apply"),
+            ("kind = \"counter\"\nprint_link = true", "print_link and print_hex only apply"),
+            ("kind = \"pcap\"\npath = \"o.pcap\"\nrotate_files = 3", "rotate_files needs rotate_mb"),
+        ] {
+            let err = Config::parse(&format!("{base}{fields}\n")).unwrap().validate().unwrap_err().to_string();
+            assert!(err.contains(needle), "{fields}: {err}");
+        }
+        let ok = "kind = \"print\"\nprint_link = true\nprint_hex = \"hex\"";
+        Config::parse(&format!("{base}{ok}\n")).unwrap().validate().unwrap();
     }
 
     /// `path = "-"` is standard output: one stream, nobody else writing there.

@@ -30,6 +30,7 @@ use std::{
 use crossbeam_queue::ArrayQueue;
 
 use crate::{
+    config::PrintHex,
     pcapio::{output_name, PcapIoError, PcapWriter, RECORD_HEADER},
     stats::{sink, Cells},
     sys,
@@ -332,7 +333,18 @@ pub enum SinkOutput {
     Print {
         /// Port names, for the lines.
         port_names: Vec<String>,
+        /// What else each line shows.
+        options: PrintOptions,
     },
+}
+
+/// What a printed line shows besides its summary (tcpdump's `-e`, `-xx`, `-XX`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PrintOptions {
+    /// The link-level header: MAC addresses, ethertype, length.
+    pub link: bool,
+    /// The frame's bytes under the line.
+    pub hex: PrintHex,
 }
 
 /// pcap output with optional rotation and per-worker split.
@@ -570,12 +582,12 @@ impl SinkState {
                 self.local[sink::FILES] = p.opened;
                 r
             }
-            SinkOutput::Print { port_names } => {
+            SinkOutput::Print { port_names, options } => {
                 let mut r = Ok(());
                 for (port, ts_ns, wire_len, data) in chunk.iter().take(take as usize) {
                     self.line.clear();
                     let port = port_names.get(usize::from(port)).map_or("?", String::as_str);
-                    summary_line(&mut self.line, ts_ns, wire_len, data, port);
+                    summary_line(&mut self.line, ts_ns, wire_len, data, port, *options);
                     if let Err(e) = self.stdout.write_all(self.line.as_bytes()) {
                         r = Err(if e.kind() == std::io::ErrorKind::BrokenPipe {
                             // The reader went away (`| head`): stop quietly.
@@ -802,13 +814,62 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 /// A tcpdump-like one-line summary of a frame (UTC time of day).
-pub fn summary_line(out: &mut String, ts_ns: u64, wire_len: u32, data: &[u8], port: &str) {
+pub fn summary_line(out: &mut String, ts_ns: u64, wire_len: u32, data: &[u8], port: &str, options: PrintOptions) {
     use std::fmt::Write as _;
     let day = (ts_ns / 1_000_000_000) % 86_400;
     let _ =
         write!(out, "{:02}:{:02}:{:02}.{:09} {port} ", day / 3600, (day / 60) % 60, day % 60, ts_ns % 1_000_000_000);
+    if options.link {
+        link_header(out, data, wire_len);
+    }
     describe(out, data);
     let _ = writeln!(out, ", length {wire_len}");
+    if options.hex != PrintHex::None {
+        hex_dump(out, data, options.hex == PrintHex::HexAscii);
+    }
+}
+
+/// The link-level header as tcpdump's `-e` prints it:
+/// `SRC > DST, ethertype IPv4 (0x0800), length N: `.
+fn link_header(out: &mut String, frame: &[u8], wire_len: u32) {
+    use std::fmt::Write as _;
+    let Some(h) = frame.get(..14) else { return };
+    let mac = |m: &[u8]| m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":");
+    let et = u16::from_be_bytes([h[12], h[13]]);
+    let name = match et {
+        0x0800 => "IPv4",
+        0x86dd => "IPv6",
+        0x0806 => "ARP",
+        0x8100 => "802.1Q",
+        0x88a8 => "802.1Q-QinQ",
+        0x88cc => "LLDP",
+        _ => "Unknown",
+    };
+    let _ = write!(out, "{} > {}, ethertype {name} ({et:#06x}), length {wire_len}: ", mac(&h[6..12]), mac(&h[..6]));
+}
+
+/// The frame's bytes, 16 a line, as tcpdump's `-xx` (and with `ascii`,
+/// `-XX`): `\t0x0000:  4500 0054 ...  E..T`.
+fn hex_dump(out: &mut String, data: &[u8], ascii: bool) {
+    use std::fmt::Write as _;
+    for (i, row) in data.chunks(16).enumerate() {
+        let _ = write!(out, "\t0x{:04x}:  ", i * 16);
+        for (j, pair) in row.chunks(2).enumerate() {
+            if j > 0 {
+                out.push(' ');
+            }
+            for b in pair {
+                let _ = write!(out, "{b:02x}");
+            }
+        }
+        if ascii {
+            // Two spaces after a full row's 39 columns; a short last row is padded to line up.
+            let width = row.len() * 2 + row.len().div_ceil(2) - 1;
+            out.extend(std::iter::repeat_n(' ', 41 - width));
+            out.extend(row.iter().map(|&b| if b.is_ascii_graphic() || b == b' ' { b as char } else { '.' }));
+        }
+        out.push('\n');
+    }
 }
 
 /// A short decode of an Ethernet frame.

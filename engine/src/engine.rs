@@ -1059,7 +1059,10 @@ pub(crate) fn build_consumer(st: &State, c: &ConsumerConfig, nworkers: usize) ->
                     c.split_by_worker.then_some(nworkers),
                 )?)
             }
-            _ => SinkOutput::Print { port_names },
+            _ => SinkOutput::Print {
+                port_names,
+                options: crate::consumer::PrintOptions { link: c.print_link, hex: c.print_hex },
+            },
         };
         let waker = Arc::new(SinkWaker::default());
         channels = (0..nworkers).map(|_| Arc::new(Channel::new(chunks, chunk, waker.clone()))).collect();

@@ -11,7 +11,7 @@ use std::{
 use anyhow::{bail, Context as _, Result};
 use clap::{Parser, Subcommand};
 use ringwire_engine::{
-    config::{ConsumerConfig, ConsumerKind, FanoutMode, FilterList, PortConfig, WaitMode},
+    config::{ConsumerConfig, ConsumerKind, FanoutMode, FilterList, PortConfig, PrintHex, WaitMode},
     engine::{Report, StopReason},
     lab::Lab,
     pcapio::{self, MAX_SNAPLEN},
@@ -99,6 +99,17 @@ struct CaptureArgs {
     /// blocks of 1 MiB [default: 65536, 64 MiB].
     #[arg(short = 'B', long = "buffer-size", value_name = "KIB", value_parser = clap::value_parser!(u32).range(1..))]
     buffer_kib: Option<u32>,
+    /// Printing: show each frame's link-level header (MAC addresses, ethertype), as tcpdump's -e.
+    #[arg(short = 'e')]
+    link_header: bool,
+    /// Printing: dump each frame in hex under its line, link-level header
+    /// included (as tcpdump's -xx; -x and -xx do the same here).
+    #[arg(short = 'x', action = clap::ArgAction::Count)]
+    hex: u8,
+    /// Printing: dump each frame in hex and ASCII under its line, link-level
+    /// header included (as tcpdump's -XX; -X and -XX do the same here).
+    #[arg(short = 'X', action = clap::ArgAction::Count)]
+    hex_ascii: u8,
     /// Accepted as tcpdump takes it (-n, -nn): ringwire never resolves
     /// addresses or port numbers to names.
     #[arg(short = 'n', action = clap::ArgAction::Count, hide_short_help = true)]
@@ -444,6 +455,9 @@ fn capture_config(a: &CaptureArgs) -> Result<Config> {
     } else {
         default_workers(if a.reads.is_empty() { 1 } else { usize::MAX })
     };
+    if a.write.is_some() && (a.link_header || a.hex > 0 || a.hex_ascii > 0) {
+        bail!("-e, -x and -X change the printed lines: they do not apply with -w");
+    }
     if a.rotate_mb.is_some() && a.write.as_deref().is_none_or(pcapio::is_stdio) {
         bail!("-C: rotating files needs -w FILE (standard output is one stream)");
     }
@@ -486,6 +500,12 @@ fn capture_config(a: &CaptureArgs) -> Result<Config> {
         snaplen: if a.snaplen == 0 { MAX_SNAPLEN } else { a.snaplen },
         rotate_mb: a.rotate_mb.unwrap_or(0),
         rotate_files: a.rotate_files.unwrap_or(0),
+        print_link: a.link_header,
+        print_hex: match (a.hex, a.hex_ascii) {
+            (_, 1..) => PrintHex::HexAscii,
+            (1.., 0) => PrintHex::Hex,
+            _ => PrintHex::None,
+        },
         split_by_worker: false,
         queue_mb: 32,
         to: None,

@@ -600,3 +600,46 @@ fn capture_rotates_files_and_keeps_the_newest_as_tcpdump_s_c_and_w() {
     let usage = ringwire(&["capture", "-r", src.to_str().unwrap(), "-W", "3", "-w", out.to_str().unwrap()]);
     assert_eq!(usage.status.code(), Some(2), "-W without -C is a usage error");
 }
+
+/// Printing with tcpdump's `-e` and `-XX` (`-xx`): each line shows the
+/// link-level header as tcpdump does, and the hex dump under it is
+/// tcpdump's, byte for byte, on the varied corpus.
+#[test]
+fn printing_shows_link_headers_and_hex_dumps_as_tcpdump_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("corpus.pcap");
+    let n = write_corpus(&src);
+    let s = src.to_str().unwrap();
+    let tcpdump = |flag: &str| {
+        let t = Command::new("tcpdump").args(["-nn", flag, "-r", s]).output().expect("tcpdump");
+        assert!(t.status.success(), "tcpdump: {}", String::from_utf8_lossy(&t.stderr));
+        String::from_utf8(t.stdout).unwrap()
+    };
+    let ours = |flag: &str| {
+        let out = ringwire(&["capture", "--workers", "0", flag, "-r", s]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    // `-e`: "SRC > DST, ethertype NAME (0xNNNN), length N: " after the time (and, here, the port).
+    let link = |text: &str, skip: usize| -> Vec<String> {
+        // (tcpdump dumps the payload of an unknown ethertype even without -X.)
+        text.lines()
+            .filter(|l| !l.starts_with('\t'))
+            .map(|l| {
+                let rest = l.splitn(skip + 1, ' ').nth(skip).unwrap_or_default();
+                rest.find(": ").map_or_else(|| rest.to_owned(), |i| rest[..i + 2].to_owned())
+            })
+            .collect()
+    };
+    let (a, b) = (link(&ours("-e"), 2), link(&tcpdump("-e"), 1));
+    assert_eq!(a.len(), n);
+    assert_eq!(a, b, "-e: the link-level header as tcpdump prints it");
+    // `-XX` and `-xx`: the dump lines (tab-indented), identical.
+    for flag in ["-XX", "-xx"] {
+        let dump = |text: String| text.lines().filter(|l| l.starts_with('\t')).map(str::to_owned).collect::<Vec<_>>();
+        let (a, b) = (dump(ours(flag)), dump(tcpdump(flag)));
+        assert!(a.len() > n, "{flag}: {} dump lines", a.len());
+        assert!(a == b, "{flag}: the dump differs from tcpdump's");
+    }
+    refused(&["capture", "-r", s, "-w", dir.path().join("o.pcap").to_str().unwrap(), "-X"], "do not apply with -w");
+}
