@@ -496,6 +496,28 @@ pub struct ConsumerConfig {
     /// included) in hex, or hex and ASCII, as tcpdump's `-xx` and `-XX`.
     #[serde(default)]
     pub print_hex: PrintHex,
+    /// `print`: how each line's time is shown.
+    #[serde(default)]
+    pub print_time: PrintTime,
+}
+
+/// How a `print` consumer shows each frame's time (UTC), as tcpdump's `-t` options do.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum PrintTime {
+    /// The time of day, `HH:MM:SS.nnnnnnnnn` (tcpdump's default).
+    #[default]
+    Time,
+    /// No time (`-t`).
+    None,
+    /// Seconds since the epoch, `S.nnnnnnnnn` (`-tt`).
+    Epoch,
+    /// Since the previous frame printed, `HH:MM:SS.nnnnnnnnn` (`-ttt`).
+    Delta,
+    /// The date and time of day, `YYYY-MM-DD HH:MM:SS.nnnnnnnnn` (`-tttt`).
+    Date,
+    /// Since the first frame printed (`-ttttt`).
+    SinceFirst,
 }
 
 /// How a `print` consumer dumps each frame's bytes.
@@ -772,8 +794,10 @@ impl Config {
                 }
                 _ => {}
             }
-            if c.kind != ConsumerKind::Print && (c.print_link || c.print_hex != PrintHex::None) {
-                return bad(format!("{ctx}: print_link and print_hex only apply to kind = \"print\""));
+            if c.kind != ConsumerKind::Print
+                && (c.print_link || c.print_hex != PrintHex::None || c.print_time != PrintTime::Time)
+            {
+                return bad(format!("{ctx}: print_link, print_hex and print_time only apply to kind = \"print\""));
             }
             if c.rotate_files != 0 && c.rotate_mb == 0 {
                 return bad(format!("{ctx}: rotate_files needs rotate_mb (files are only started by size)"));
@@ -867,14 +891,18 @@ mod tests {
     fn kind_specific_fields_are_refused_elsewhere() {
         let base = "[[ports]]\nuri = \"pcap:in.pcap\"\n[[consumers]]\nname = \"c\"\n";
         for (fields, needle) in [
-            ("kind = \"pcap\"\npath = \"o.pcap\"\nprint_hex = \"hex-ascii\"", "print_link and print_hex only apply"),
-            ("kind = \"counter\"\nprint_link = true", "print_link and print_hex only apply"),
+            (
+                "kind = \"pcap\"\npath = \"o.pcap\"\nprint_hex = \"hex-ascii\"",
+                "print_link, print_hex and print_time only apply",
+            ),
+            ("kind = \"counter\"\nprint_link = true", "print_link, print_hex and print_time only apply"),
+            ("kind = \"pcap\"\npath = \"o.pcap\"\nprint_time = \"epoch\"", "print_time only apply"),
             ("kind = \"pcap\"\npath = \"o.pcap\"\nrotate_files = 3", "rotate_files needs rotate_mb"),
         ] {
             let err = Config::parse(&format!("{base}{fields}\n")).unwrap().validate().unwrap_err().to_string();
             assert!(err.contains(needle), "{fields}: {err}");
         }
-        let ok = "kind = \"print\"\nprint_link = true\nprint_hex = \"hex\"";
+        let ok = "kind = \"print\"\nprint_link = true\nprint_hex = \"hex\"\nprint_time = \"since-first\"";
         Config::parse(&format!("{base}{ok}\n")).unwrap().validate().unwrap();
     }
 

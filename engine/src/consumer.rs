@@ -30,7 +30,7 @@ use std::{
 use crossbeam_queue::ArrayQueue;
 
 use crate::{
-    config::PrintHex,
+    config::{PrintHex, PrintTime},
     pcapio::{output_name, PcapIoError, PcapWriter, RECORD_HEADER},
     stats::{sink, Cells},
     sys,
@@ -345,6 +345,48 @@ pub struct PrintOptions {
     pub link: bool,
     /// The frame's bytes under the line.
     pub hex: PrintHex,
+    /// How the time is shown.
+    pub time: PrintTime,
+}
+
+/// The timestamps a printed line's time may be relative to.
+#[derive(Debug, Default)]
+pub struct PrintClock {
+    first: Option<u64>,
+    previous: Option<u64>,
+}
+
+impl PrintClock {
+    /// Write the time of a frame at `ts_ns` as `format` says, then a space
+    /// (nothing for [`PrintTime::None`]).
+    pub fn write(&mut self, out: &mut String, ts_ns: u64, format: PrintTime) {
+        use std::fmt::Write as _;
+        let since = |t0: Option<u64>| ts_ns.saturating_sub(t0.unwrap_or(ts_ns));
+        let clock = |out: &mut String, ns: u64| {
+            let s = ns / 1_000_000_000;
+            let _ = write!(out, "{:02}:{:02}:{:02}.{:09} ", s / 3600, (s / 60) % 60, s % 60, ns % 1_000_000_000);
+        };
+        match format {
+            PrintTime::None => {}
+            PrintTime::Time => clock(out, ts_ns % (86_400 * 1_000_000_000)),
+            PrintTime::Epoch => {
+                let _ = write!(out, "{}.{:09} ", ts_ns / 1_000_000_000, ts_ns % 1_000_000_000);
+            }
+            PrintTime::Delta => clock(out, since(self.previous)),
+            PrintTime::SinceFirst => clock(out, since(self.first)),
+            PrintTime::Date => {
+                let secs = i64::try_from(ts_ns / 1_000_000_000).unwrap_or(i64::MAX);
+                match chrono::DateTime::from_timestamp(secs, (ts_ns % 1_000_000_000) as u32) {
+                    Some(t) => {
+                        let _ = write!(out, "{} ", t.format("%Y-%m-%d %H:%M:%S%.9f"));
+                    }
+                    None => clock(out, ts_ns % (86_400 * 1_000_000_000)),
+                }
+            }
+        }
+        self.first.get_or_insert(ts_ns);
+        self.previous = Some(ts_ns);
+    }
 }
 
 /// pcap output with optional rotation and per-worker split.
@@ -535,6 +577,8 @@ struct SinkState {
     local: [u64; sink::N],
     stdout: std::io::BufWriter<std::io::Stdout>,
     line: String,
+    /// Times printed lines may be relative to.
+    clock: PrintClock,
     first_error: Option<String>,
     dirty: bool,
 }
@@ -587,7 +631,7 @@ impl SinkState {
                 for (port, ts_ns, wire_len, data) in chunk.iter().take(take as usize) {
                     self.line.clear();
                     let port = port_names.get(usize::from(port)).map_or("?", String::as_str);
-                    summary_line(&mut self.line, ts_ns, wire_len, data, port, *options);
+                    summary_line(&mut self.line, &mut self.clock, (ts_ns, wire_len, data), port, *options);
                     if let Err(e) = self.stdout.write_all(self.line.as_bytes()) {
                         r = Err(if e.kind() == std::io::ErrorKind::BrokenPipe {
                             // The reader went away (`| head`): stop quietly.
@@ -712,6 +756,7 @@ pub fn run_sink(t: SinkTask) -> Result<Vec<PathBuf>, String> {
         // thread can still print between flushes.
         stdout: std::io::BufWriter::with_capacity(1 << 16, std::io::stdout()),
         line: String::with_capacity(256),
+        clock: PrintClock::default(),
         first_error: None,
         dirty: false,
         name: t.name,
@@ -814,11 +859,16 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 /// A tcpdump-like one-line summary of a frame (UTC time of day).
-pub fn summary_line(out: &mut String, ts_ns: u64, wire_len: u32, data: &[u8], port: &str, options: PrintOptions) {
+pub fn summary_line(
+    out: &mut String,
+    clock: &mut PrintClock,
+    (ts_ns, wire_len, data): (u64, u32, &[u8]),
+    port: &str,
+    options: PrintOptions,
+) {
     use std::fmt::Write as _;
-    let day = (ts_ns / 1_000_000_000) % 86_400;
-    let _ =
-        write!(out, "{:02}:{:02}:{:02}.{:09} {port} ", day / 3600, (day / 60) % 60, day % 60, ts_ns % 1_000_000_000);
+    clock.write(out, ts_ns, options.time);
+    let _ = write!(out, "{port} ");
     if options.link {
         link_header(out, data, wire_len);
     }
@@ -1139,6 +1189,7 @@ mod tests {
             local: [0; sink::N],
             stdout: std::io::BufWriter::new(std::io::stdout()),
             line: String::new(),
+            clock: PrintClock::default(),
             first_error: None,
             dirty: false,
         };

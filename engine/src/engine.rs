@@ -1061,7 +1061,7 @@ pub(crate) fn build_consumer(st: &State, c: &ConsumerConfig, nworkers: usize) ->
             }
             _ => SinkOutput::Print {
                 port_names,
-                options: crate::consumer::PrintOptions { link: c.print_link, hex: c.print_hex },
+                options: crate::consumer::PrintOptions { link: c.print_link, hex: c.print_hex, time: c.print_time },
             },
         };
         let waker = Arc::new(SinkWaker::default());

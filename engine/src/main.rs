@@ -11,7 +11,7 @@ use std::{
 use anyhow::{bail, Context as _, Result};
 use clap::{Parser, Subcommand};
 use ringwire_engine::{
-    config::{ConsumerConfig, ConsumerKind, FanoutMode, FilterList, PortConfig, PrintHex, WaitMode},
+    config::{ConsumerConfig, ConsumerKind, FanoutMode, FilterList, PortConfig, PrintHex, PrintTime, WaitMode},
     engine::{Report, StopReason},
     lab::Lab,
     pcapio::{self, MAX_SNAPLEN},
@@ -99,6 +99,11 @@ struct CaptureArgs {
     /// blocks of 1 MiB [default: 65536, 64 MiB].
     #[arg(short = 'B', long = "buffer-size", value_name = "KIB", value_parser = clap::value_parser!(u32).range(1..))]
     buffer_kib: Option<u32>,
+    /// Printing: the time on each line, as tcpdump's -t options (UTC): -t
+    /// none, -tt seconds since the epoch, -ttt since the previous frame,
+    /// -tttt date and time, -ttttt since the first frame.
+    #[arg(short = 't', action = clap::ArgAction::Count)]
+    time: u8,
     /// Printing: show each frame's link-level header (MAC addresses, ethertype), as tcpdump's -e.
     #[arg(short = 'e')]
     link_header: bool,
@@ -455,8 +460,8 @@ fn capture_config(a: &CaptureArgs) -> Result<Config> {
     } else {
         default_workers(if a.reads.is_empty() { 1 } else { usize::MAX })
     };
-    if a.write.is_some() && (a.link_header || a.hex > 0 || a.hex_ascii > 0) {
-        bail!("-e, -x and -X change the printed lines: they do not apply with -w");
+    if a.write.is_some() && (a.link_header || a.hex > 0 || a.hex_ascii > 0 || a.time > 0) {
+        bail!("-e, -t, -x and -X change the printed lines: they do not apply with -w");
     }
     if a.rotate_mb.is_some() && a.write.as_deref().is_none_or(pcapio::is_stdio) {
         bail!("-C: rotating files needs -w FILE (standard output is one stream)");
@@ -501,6 +506,14 @@ fn capture_config(a: &CaptureArgs) -> Result<Config> {
         rotate_mb: a.rotate_mb.unwrap_or(0),
         rotate_files: a.rotate_files.unwrap_or(0),
         print_link: a.link_header,
+        print_time: match a.time {
+            0 => PrintTime::Time,
+            1 => PrintTime::None,
+            2 => PrintTime::Epoch,
+            3 => PrintTime::Delta,
+            4 => PrintTime::Date,
+            _ => PrintTime::SinceFirst,
+        },
         print_hex: match (a.hex, a.hex_ascii) {
             (_, 1..) => PrintHex::HexAscii,
             (1.., 0) => PrintHex::Hex,

@@ -601,11 +601,11 @@ fn capture_rotates_files_and_keeps_the_newest_as_tcpdump_s_c_and_w() {
     assert_eq!(usage.status.code(), Some(2), "-W without -C is a usage error");
 }
 
-/// Printing with tcpdump's `-e` and `-XX` (`-xx`): each line shows the
-/// link-level header as tcpdump does, and the hex dump under it is
-/// tcpdump's, byte for byte, on the varied corpus.
+/// Printing with tcpdump's `-e`, `-XX` (`-xx`) and `-t` options: each line
+/// shows the link-level header and the time as tcpdump does, and the hex
+/// dump under it is tcpdump's, byte for byte, on the varied corpus.
 #[test]
-fn printing_shows_link_headers_and_hex_dumps_as_tcpdump_does() {
+fn printing_shows_link_headers_times_and_hex_dumps_as_tcpdump_does() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("corpus.pcap");
     let n = write_corpus(&src);
@@ -642,4 +642,20 @@ fn printing_shows_link_headers_and_hex_dumps_as_tcpdump_does() {
         assert!(a == b, "{flag}: the dump differs from tcpdump's");
     }
     refused(&["capture", "-r", s, "-w", dir.path().join("o.pcap").to_str().unwrap(), "-X"], "do not apply with -w");
+
+    // The `-t` family: the same times as tcpdump's (at nanosecond precision; it puts a space before deltas).
+    assert!(ours("-t").lines().all(|l| l.starts_with(s)), "-t: no time");
+    for flag in ["-tt", "-ttt", "-tttt", "-ttttt"] {
+        let ours: Vec<String> =
+            ours(flag).lines().map(|l| l[..l.find(&format!(" {s} ")).unwrap()].to_owned()).collect();
+        let words = ours[0].split(' ').count();
+        let t = Command::new("tcpdump").args(["-nn", "--time-stamp-precision=nano", flag, "-r", s]).output().unwrap();
+        let theirs: Vec<String> = String::from_utf8(t.stdout)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with('\t'))
+            .map(|l| l.trim_start().split(' ').take(words).collect::<Vec<_>>().join(" "))
+            .collect();
+        assert_eq!(ours, theirs, "{flag}");
+    }
 }
