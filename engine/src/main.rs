@@ -208,7 +208,7 @@ fn main() -> ExitCode {
 /// One thread waits for them (their handlers are installed before this
 /// returns), sets the signal's flag and wakes the calling thread, the one
 /// that will [`supervise`].
-fn stop_flag(hup: Option<&Arc<AtomicBool>>) -> Result<Arc<AtomicBool>> {
+fn stop_flag(hup: Option<&Arc<AtomicBool>>, force: Force) -> Result<Arc<AtomicBool>> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let flag = Arc::new(AtomicBool::new(false));
     let mut sigs = vec![SIGINT, SIGTERM];
@@ -224,6 +224,16 @@ fn stop_flag(hup: Option<&Arc<AtomicBool>>) -> Result<Arc<AtomicBool>> {
             for sig in signals.forever() {
                 match (&hup, sig) {
                     (Some(hup), SIGHUP) => hup.store(true, std::sync::atomic::Ordering::SeqCst),
+                    // A second one while stopping: the user gives up on a stop that
+                    // waits (a pipe's reader that no longer reads, a stalled disk).
+                    _ if force == Force::OnSecondSignal && stop.swap(true, std::sync::atomic::Ordering::SeqCst) => {
+                        eprintln!(
+                            "ringwire: a second {} while stopping: exiting now; what the queues still held is not \
+                             written, and the counters are not printed",
+                            if sig == SIGINT { "SIGINT" } else { "SIGTERM" }
+                        );
+                        std::process::exit(128 + sig);
+                    }
                     _ => stop.store(true, std::sync::atomic::Ordering::SeqCst),
                 }
                 supervisor.unpark();
@@ -231,6 +241,15 @@ fn stop_flag(hup: Option<&Arc<AtomicBool>>) -> Result<Arc<AtomicBool>> {
         })
         .context("starting the signal thread")?;
     Ok(flag)
+}
+
+/// What a second SIGINT or SIGTERM does while the engine stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Force {
+    /// Exit at once (status 128 + the signal), without waiting for the stop.
+    OnSecondSignal,
+    /// Nothing more: the stop finishes (the demo must remove its lab).
+    Never,
 }
 
 /// How often [`supervise`] looks at what nobody wakes it for: a worker that
@@ -369,7 +388,7 @@ fn cmd_run(
     // before anything can signal readiness, so a reload sent as soon as the
     // ready file appears never meets the default action (terminate).
     let hup = Arc::new(AtomicBool::new(false));
-    let signals = stop_flag(Some(&hup))?;
+    let signals = stop_flag(Some(&hup), Force::OnSecondSignal)?;
     let engine = Engine::start(&config)?;
     let control = if config.control.enabled {
         let started =
@@ -529,7 +548,7 @@ fn capture_config(a: &CaptureArgs) -> Result<Config> {
 
 fn cmd_capture(a: CaptureArgs) -> Result<ExitCode> {
     let config = capture_config(&a)?;
-    let signals = stop_flag(None)?;
+    let signals = stop_flag(None, Force::OnSecondSignal)?;
     let engine = Engine::start(&config)?;
     // An interface that disappears ends the capture, as it ends tcpdump's.
     let report = supervise(engine, 0, &signals, Engine::interfaces_gone);
@@ -611,7 +630,7 @@ fn cmd_demo(a: &DemoArgs) -> Result<ExitCode> {
     );
     let engine = Lab::within(&ns_eng, || Engine::start(&config))??;
 
-    let signals = stop_flag(None)?;
+    let signals = stop_flag(None, Force::Never)?;
     println!(
         "ringwire-gen: {} frames/s for {} s of mixed IPv4/IPv6 UDP/TCP, 1 in 8 flows 802.1Q-tagged, 60-1514 bytes",
         a.rate, a.duration

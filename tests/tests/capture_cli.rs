@@ -659,3 +659,33 @@ fn printing_shows_link_headers_times_and_hex_dumps_as_tcpdump_does() {
         assert_eq!(ours, theirs, "{flag}");
     }
 }
+
+/// A second Ctrl-C while a capture stops ends it at once (status 130, one
+/// line saying what is lost): here the reader of its FIFO keeps it open
+/// without reading, so the final write-out would wait forever.
+#[test]
+fn a_second_interrupt_ends_a_stop_that_waits() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src.pcap");
+    ringwire_tests::record(&src, &["-n", "20000", "--size", "1000"]);
+    let fifo = dir.path().join("out.fifo");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    // Opens the FIFO for reading, then never reads.
+    let mut holder =
+        Command::new("sh").arg("-c").arg(format!("exec 3<'{}'; sleep 30", fifo.display())).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let capture = Proc::spawn(
+        "ringwire capture",
+        Command::new(bin("ringwire")).args(["capture", "--workers", "0", "-r", src.to_str().unwrap(), "-w"]).arg(&fifo),
+    );
+    std::thread::sleep(Duration::from_millis(700)); // the pipe is full: the writer waits
+    capture.signal(libc::SIGINT);
+    std::thread::sleep(Duration::from_millis(500));
+    capture.signal(libc::SIGINT);
+    let out = capture.wait(Duration::from_secs(5));
+    let _ = holder.kill();
+    let _ = holder.wait();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("a second SIGINT while stopping: exiting now"), "{err}");
+}
