@@ -361,10 +361,17 @@ impl PrintClock {
     /// (nothing for [`PrintTime::None`]).
     pub fn write(&mut self, out: &mut String, ts_ns: u64, format: PrintTime) {
         use std::fmt::Write as _;
-        let since = |t0: Option<u64>| ts_ns.saturating_sub(t0.unwrap_or(ts_ns));
         let clock = |out: &mut String, ns: u64| {
             let s = ns / 1_000_000_000;
             let _ = write!(out, "{:02}:{:02}:{:02}.{:09} ", s / 3600, (s / 60) % 60, s % 60, ns % 1_000_000_000);
+        };
+        // Negative when frames are not printed in time order (several ports or workers).
+        let since = |out: &mut String, t0: Option<u64>| {
+            let t0 = t0.unwrap_or(ts_ns);
+            if ts_ns < t0 {
+                out.push('-');
+            }
+            clock(out, ts_ns.abs_diff(t0));
         };
         match format {
             PrintTime::None => {}
@@ -372,8 +379,8 @@ impl PrintClock {
             PrintTime::Epoch => {
                 let _ = write!(out, "{}.{:09} ", ts_ns / 1_000_000_000, ts_ns % 1_000_000_000);
             }
-            PrintTime::Delta => clock(out, since(self.previous)),
-            PrintTime::SinceFirst => clock(out, since(self.first)),
+            PrintTime::Delta => since(out, self.previous),
+            PrintTime::SinceFirst => since(out, self.first),
             PrintTime::Date => {
                 let secs = i64::try_from(ts_ns / 1_000_000_000).unwrap_or(i64::MAX);
                 match chrono::DateTime::from_timestamp(secs, (ts_ns % 1_000_000_000) as u32) {
@@ -797,6 +804,11 @@ pub fn run_sink(t: SinkTask) -> Result<Vec<PathBuf>, String> {
         t.counters.publish(&s.local);
         if got > 0 {
             idle_parks = 0;
+            // Printed lines go out as each batch arrives (tcpdump's -l), not
+            // in 64 KiB bursts while traffic lasts.
+            if s.dirty && matches!(s.output, SinkOutput::Print { .. }) {
+                s.flush();
+            }
         }
         if got == 0 {
             if done {
@@ -886,6 +898,11 @@ fn link_header(out: &mut String, frame: &[u8], wire_len: u32) {
     let Some(h) = frame.get(..14) else { return };
     let mac = |m: &[u8]| m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":");
     let et = u16::from_be_bytes([h[12], h[13]]);
+    if et <= 1500 {
+        // A length, not an ethertype: IEEE 802.3 (LLC follows); tcpdump shows that length.
+        let _ = write!(out, "{} > {}, 802.3, length {et}: ", mac(&h[6..12]), mac(&h[..6]));
+        return;
+    }
     let name = match et {
         0x0800 => "IPv4",
         0x86dd => "IPv6",
@@ -916,7 +933,8 @@ fn hex_dump(out: &mut String, data: &[u8], ascii: bool) {
             // Two spaces after a full row's 39 columns; a short last row is padded to line up.
             let width = row.len() * 2 + row.len().div_ceil(2) - 1;
             out.extend(std::iter::repeat_n(' ', 41 - width));
-            out.extend(row.iter().map(|&b| if b.is_ascii_graphic() || b == b' ' { b as char } else { '.' }));
+            // As tcpdump: graphic characters only (a space is a dot too).
+            out.extend(row.iter().map(|&b| if b.is_ascii_graphic() { b as char } else { '.' }));
         }
         out.push('\n');
     }

@@ -607,8 +607,27 @@ fn capture_rotates_files_and_keeps_the_newest_as_tcpdump_s_c_and_w() {
 #[test]
 fn printing_shows_link_headers_times_and_hex_dumps_as_tcpdump_does() {
     let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("corpus.pcap");
-    let n = write_corpus(&src);
+    let src = dir.path().join("print.pcap");
+    // The corpus, and text with spaces (tcpdump's ASCII column shows a space as a dot) and an
+    // IEEE 802.3 frame (a length where the ethertype would be: a spanning-tree BPDU).
+    let mut frames: Vec<Vec<u8>> = corpus().into_iter().map(|(d, _)| d).collect();
+    let mut http = Vec::new();
+    PacketBuilder::ethernet2(MAC_A, MAC_B)
+        .ipv4([10, 0, 0, 1], [10, 1, 0, 2], 64)
+        .tcp(40000, 80, 1, 1000)
+        .write(&mut http, b"GET /index.html HTTP/1.1\r\nHost: example\r\n\r\n")
+        .unwrap();
+    frames.push(http);
+    let mut bpdu = [0x01, 0x80, 0xc2, 0, 0, 0].to_vec();
+    bpdu.extend_from_slice(&MAC_A);
+    bpdu.extend_from_slice(&[0x00, 0x26, 0x42, 0x42, 0x03]);
+    bpdu.resize(60, 0);
+    frames.push(bpdu);
+    ringwire_tests::write_pcap(
+        &src,
+        frames.iter().enumerate().map(|(i, f)| (Duration::new(1_700_000_000 + i as u64, i as u32 * 1000), &f[..])),
+    );
+    let n = frames.len();
     let s = src.to_str().unwrap();
     let tcpdump = |flag: &str| {
         let t = Command::new("tcpdump").args(["-nn", flag, "-r", s]).output().expect("tcpdump");
