@@ -410,6 +410,16 @@ pub struct PcapOutput {
     files: Vec<PathBuf>,
     /// Files opened, removed ones included.
     opened: u64,
+    /// The removal of the oldest file in progress (`rotate_files`).
+    unlinking: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for PcapOutput {
+    fn drop(&mut self) {
+        if let Some(h) = self.unlinking.take() {
+            let _ = h.join();
+        }
+    }
 }
 
 impl PcapOutput {
@@ -442,6 +452,7 @@ impl PcapOutput {
             writers,
             opened: files.len() as u64,
             files,
+            unlinking: None,
         })
     }
 
@@ -460,46 +471,56 @@ impl PcapOutput {
     /// Write the first `records` records of a chunk from worker `worker`.
     /// With rotation, a file ends with the record that brings it to the
     /// size (as tcpdump's -C), even within a chunk.
-    fn write(&mut self, worker: usize, chunk: &Chunk, records: usize) -> Result<(), PcapIoError> {
+    /// On failure, how many records were written before it, and the error.
+    fn write(&mut self, worker: usize, chunk: &Chunk, records: usize) -> Result<(), (usize, PcapIoError)> {
         let i = if self.split { worker.min(self.writers.len() - 1) } else { 0 };
         if self.rotate_bytes == 0 {
             let len = if records == chunk.records() { chunk.buf.len() } else { chunk.prefix_len(records) };
-            return self.writers[i].write_records(&chunk.buf[..len]);
+            return self.writers[i].write_records(&chunk.buf[..len]).map_err(|e| (0, e));
         }
         let (mut done, mut off) = (0, 0);
         while done < records {
-            self.rotate_if_full(i)?;
+            self.rotate_if_full(i).map_err(|e| (done, e))?;
             let room = usize::try_from(self.rotate_bytes - self.writers[i].bytes()).unwrap_or(usize::MAX);
             let (n, len) = chunk.span(off, records - done, room);
-            self.writers[i].write_records(&chunk.buf[off..off + len])?;
+            self.writers[i].write_records(&chunk.buf[off..off + len]).map_err(|e| (done, e))?;
             (done, off) = (done + n, off + len);
         }
         Ok(())
     }
 
-    /// Start writer `i`'s next file if this one has reached the size.
+    /// Start writer `i`'s next file if this one has reached the size. A
+    /// file that cannot be created is tried again, under the same number,
+    /// with the next records.
     fn rotate_if_full(&mut self, i: usize) -> Result<(), PcapIoError> {
-        if self.writers[i].bytes() >= self.rotate_bytes {
-            self.writers[i].flush()?;
-            self.rotations[i] += 1;
-            let worker = self.split.then_some(i);
-            let path = output_name(&self.base, worker, self.rotations[i]);
-            self.writers[i] = PcapWriter::create(&path, self.snaplen)?;
-            self.files.push(path);
-            self.opened += 1;
-            if self.keep > 0 && self.rotations[i] >= self.keep {
-                // The oldest of this writer's files still there.
-                let oldest = output_name(&self.base, worker, self.rotations[i] - self.keep);
-                match std::fs::remove_file(&oldest) {
-                    Ok(()) => self.files.retain(|f| *f != oldest),
-                    // Removed by someone else: as wanted.
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => self.files.retain(|f| *f != oldest),
-                    // Kept (and listed); writing goes on in the new file.
-                    Err(e) => {
-                        tracing::warn!(file = %oldest.display(), error = %e, "rotate_files: cannot remove the oldest file")
-                    }
-                }
+        if self.writers[i].bytes() < self.rotate_bytes {
+            return Ok(());
+        }
+        self.writers[i].flush()?;
+        let (worker, next) = (self.split.then_some(i), self.rotations[i] + 1);
+        let path = output_name(&self.base, worker, next);
+        self.writers[i] = PcapWriter::create(&path, self.snaplen)?;
+        self.rotations[i] = next;
+        self.files.push(path);
+        self.opened += 1;
+        if self.keep > 0 && next >= self.keep {
+            // The oldest of this writer's files still there.
+            let oldest = output_name(&self.base, worker, next - self.keep);
+            self.files.retain(|f| *f != oldest);
+            // Unlinking a large file takes a while: not on this thread, which
+            // may be real-time and has frames waiting.
+            if let Some(h) = self.unlinking.take() {
+                let _ = h.join();
             }
+            let unlink = move || match std::fs::remove_file(&oldest) {
+                // Removed by someone else: as wanted.
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(file = %oldest.display(), error = %e, "rotate_files: cannot remove the oldest file")
+                }
+            };
+            self.unlinking = std::thread::Builder::new().name("rw-unlink".into()).spawn(unlink).ok();
         }
         Ok(())
     }
@@ -540,15 +561,15 @@ pub struct SinkTask {
 struct SinkSched {
     /// The priority in force (0: normally scheduled).
     applied: u8,
-    /// `SCHED_FIFO` was refused once: warned, not tried again.
+    /// A change was refused once: warned, not tried again (this runs
+    /// before every drain).
     refused: bool,
 }
 
 impl SinkSched {
     /// Apply `want` if it is not what is in force.
     fn update(&mut self, want: u8, consumer: &str) {
-        let want = if self.refused { 0 } else { want };
-        if want == self.applied {
+        if self.refused || want == self.applied {
             return;
         }
         let r = if want > 0 { sys::set_thread_fifo(want.into()) } else { sys::set_thread_normal() };
@@ -569,7 +590,8 @@ impl SinkSched {
                 self.refused = true;
             }
             Err(e) => {
-                tracing::warn!(consumer, error = %error_chain(&e), "could not return the consumer thread to the normal scheduler")
+                tracing::warn!(consumer, error = %error_chain(&e), "could not return the consumer thread to the normal scheduler");
+                self.refused = true;
             }
         }
     }
@@ -617,60 +639,66 @@ impl SinkState {
         if take == 0 {
             return;
         }
-        let res = match &mut self.output {
+        // Records written, and the error that stopped the rest.
+        let (wrote, res) = match &mut self.output {
             SinkOutput::Pcap(p) => {
                 let stdout = p.is_stdout();
-                let r = p.write(worker, chunk, take as usize).map_err(|e| {
-                    if stdout && broken_pipe(&e) {
-                        // The reader of `-w -` went away: stop quietly, as printing does. (A FIFO's
-                        // writes fail until a new reader opens it: counted as write errors.)
-                        self.limit_hit.store(true, Ordering::Relaxed);
-                        String::new()
-                    } else {
-                        error_chain(&e)
-                    }
-                });
+                let r = match p.write(worker, chunk, take as usize) {
+                    Ok(()) => (take, Ok(())),
+                    Err((done, e)) => (
+                        done as u64,
+                        Err(if stdout && broken_pipe(&e) {
+                            // The reader of `-w -` went away: stop quietly, as printing does. (A FIFO's
+                            // writes fail until a new reader opens it: counted as write errors.)
+                            self.limit_hit.store(true, Ordering::Relaxed);
+                            String::new()
+                        } else {
+                            error_chain(&e)
+                        }),
+                    ),
+                };
                 self.local[sink::FILES] = p.opened;
                 r
             }
             SinkOutput::Print { port_names, options } => {
-                let mut r = Ok(());
-                for (port, ts_ns, wire_len, data) in chunk.iter().take(take as usize) {
+                let mut r = (take, Ok(()));
+                for (i, (port, ts_ns, wire_len, data)) in chunk.iter().take(take as usize).enumerate() {
                     self.line.clear();
                     let port = port_names.get(usize::from(port)).map_or("?", String::as_str);
                     summary_line(&mut self.line, &mut self.clock, (ts_ns, wire_len, data), port, *options);
                     if let Err(e) = self.stdout.write_all(self.line.as_bytes()) {
-                        r = Err(if e.kind() == std::io::ErrorKind::BrokenPipe {
-                            // The reader went away (`| head`): stop quietly.
-                            self.limit_hit.store(true, Ordering::Relaxed);
-                            String::new()
-                        } else {
-                            format!("stdout: {e}")
-                        });
+                        r = (
+                            i as u64,
+                            Err(if e.kind() == std::io::ErrorKind::BrokenPipe {
+                                // The reader went away (`| head`): stop quietly.
+                                self.limit_hit.store(true, Ordering::Relaxed);
+                                String::new()
+                            } else {
+                                format!("stdout: {e}")
+                            }),
+                        );
                         break;
                     }
                 }
                 r
             }
         };
-        match res {
-            Ok(()) => {
-                self.local[sink::WRITTEN] += take;
-                // Frame bytes are the chunk's bytes less its record headers,
-                // without walking the records (unless only some were taken).
-                self.local[sink::BYTES] += if take == n {
-                    (chunk.buf.len() - chunk.records() * RECORD_HEADER) as u64
-                } else {
-                    chunk.iter().take(take as usize).map(|r| r.3.len() as u64).sum::<u64>()
-                };
-                self.dirty = true;
-            }
-            Err(e) => {
-                self.local[sink::WRITE_ERRORS] += take;
-                if self.first_error.is_none() && !e.is_empty() {
-                    tracing::error!(consumer = %self.name, error = %e, "write failed; further failures are counted");
-                    self.first_error = Some(e);
-                }
+        if wrote > 0 {
+            self.local[sink::WRITTEN] += wrote;
+            // Frame bytes are the chunk's bytes less its record headers,
+            // without walking the records (unless only some were written).
+            self.local[sink::BYTES] += if wrote == n {
+                (chunk.buf.len() - chunk.records() * RECORD_HEADER) as u64
+            } else {
+                chunk.iter().take(wrote as usize).map(|r| r.3.len() as u64).sum::<u64>()
+            };
+            self.dirty = true;
+        }
+        if let Err(e) = res {
+            self.local[sink::WRITE_ERRORS] += take - wrote;
+            if self.first_error.is_none() && !e.is_empty() {
+                tracing::error!(consumer = %self.name, error = %e, "write failed; further failures are counted");
+                self.first_error = Some(e);
             }
         }
         if self.limit.is_some_and(|l| self.local[sink::WRITTEN] >= l) {
@@ -853,7 +881,7 @@ pub fn run_sink(t: SinkTask) -> Result<Vec<PathBuf>, String> {
         return Err(format!("consumer `{}`: {e}", s.name));
     }
     Ok(match s.output {
-        SinkOutput::Pcap(p) => p.files,
+        SinkOutput::Pcap(mut p) => std::mem::take(&mut p.files),
         SinkOutput::Print { .. } => Vec::new(),
     })
 }
@@ -1188,11 +1216,55 @@ mod tests {
         assert_eq!(out.opened, u64::from(last) + 1, "files opened, the removed ones included");
         let want: Vec<PathBuf> = (last - 1..=last).map(|r| output_name(&base, None, r)).collect();
         assert_eq!(out.files(), &want[..]);
+        drop(out); // waits for the last removal
         let mut on_disk: Vec<PathBuf> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()).collect();
         let mut newest = want.clone();
         on_disk.sort();
         newest.sort();
         assert_eq!(on_disk, newest, "only the two newest files are left");
+    }
+
+    /// A next file that cannot be created fails the records meant for it
+    /// (the ones before went out and say so), and is tried again under the
+    /// same number: no gap in the names, so `rotate_files` keeps counting right.
+    #[test]
+    fn a_rotation_that_fails_is_tried_again_under_the_same_number() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("r.pcap");
+        let blocker = dir.path().join("r.1.pcap");
+        std::fs::create_dir(&blocker).unwrap(); // cannot be created as a file
+        let mut out = PcapOutput::create(base.clone(), 65535, 1, 2, None).unwrap();
+        let ch = Arc::new(Channel::new(8, MIN_CHUNK, Arc::default()));
+        let mut p = Producer::new(ch.clone(), 65535);
+        // Chunks of `n` records each, written in turn.
+        let mut write_all = |out: &mut PcapOutput, chunks: usize, n: usize| {
+            let mut res = Vec::new();
+            for _ in 0..chunks {
+                for _ in 0..n {
+                    assert!(p.offer(&[3u8; 1000], 1000, 5, 0));
+                }
+                p.publish();
+                while let Some(c) = ch.take() {
+                    res.push(out.write(0, &c, c.records()).map_err(|(done, _)| done));
+                    ch.give_back(c);
+                }
+            }
+            res
+        };
+        // Records of 1016 bytes: the 1033rd brings the file to 1 MiB (24 + 1032 x 1016 < 1 MiB),
+        // so the 11th chunk of 100 writes 33 and fails on the rotation.
+        let res = write_all(&mut out, 11, 100);
+        assert_eq!(res[..10], [Ok(()); 10]);
+        assert_eq!(res[10], Err(33), "the records before the failed rotation were written");
+        std::fs::remove_dir(&blocker).unwrap();
+        assert_eq!(write_all(&mut out, 1, 10), [Ok(())]);
+        assert_eq!(out.files(), &[base.clone(), blocker.clone()], "r.1.pcap, not r.2.pcap");
+        assert_eq!((out.rotations[0], out.opened), (1, 2));
+        let count = |f: &std::path::Path| {
+            let mut r = crate::pcapio::PcapReader::open(f).unwrap();
+            std::iter::from_fn(|| r.next_record().unwrap().map(drop)).count()
+        };
+        assert_eq!((count(&base), count(&blocker)), (1033, 10));
     }
 
     #[test]
