@@ -692,6 +692,7 @@ impl Engine {
                 s.kernel_freezes += v[pc::KERNEL_FREEZES];
                 s.tx_frames += v[pc::TX_FRAMES];
                 s.tx_busy += v[pc::TX_BUSY];
+                s.tx_unsent += v[pc::TX_UNSENT];
                 // Each worker's socket sees the same interface: one count.
                 s.link_downs = s.link_downs.max(v[pc::LINK_DOWNS]);
                 ws.received += v[pc::RECEIVED];

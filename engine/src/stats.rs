@@ -61,8 +61,11 @@ pub mod port {
     /// The interface's state as this worker's socket last saw it
     /// ([`crate::ring::Link::code`]; up when not an interface).
     pub const LINK: usize = 10;
+    /// Of `TX_FRAMES`, those the kernel never sent: still in a TX ring
+    /// closed or replaced with its interface down or gone.
+    pub const TX_UNSENT: usize = 11;
     /// Number of port counters.
-    pub const N: usize = 11;
+    pub const N: usize = 12;
 }
 
 /// Indexes of per-consumer counters kept by workers.
@@ -129,6 +132,10 @@ pub struct PortSnap {
     pub tx_frames: u64,
     /// TX kicks the device answered "busy" (frames waited in the ring, none lost).
     pub tx_busy: u64,
+    /// Of `tx_frames`, those the kernel never sent (left in a TX ring closed
+    /// or replaced while its interface was down or gone).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub tx_unsent: u64,
     /// Interface ports that receive or are forwarded to: `up`, `down` (administratively: no frames until it
     /// is up again) or `gone` (deleted, or moved to another network
     /// namespace: the port receives nothing more).
@@ -331,6 +338,7 @@ impl Snapshot {
             d(&mut p.kernel_freezes, b.kernel_freezes);
             d(&mut p.tx_frames, b.tx_frames);
             d(&mut p.tx_busy, b.tx_busy);
+            d(&mut p.tx_unsent, b.tx_unsent);
             d(&mut p.link_downs, b.link_downs);
             if let (Some(e), Some(f)) = (&mut p.ebpf, &b.ebpf) {
                 d(&mut e.seen, f.seen);

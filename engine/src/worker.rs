@@ -297,6 +297,7 @@ impl Dispatch {
             }
             self.ports[port][pc::TX_FRAMES] = t.pushed();
             self.ports[port][pc::TX_BUSY] = t.busy();
+            self.ports[port][pc::TX_UNSENT] = t.unsent();
         }
     }
 }
@@ -487,8 +488,8 @@ impl Worker {
         }
         for (port, t) in self.dispatch.tx.iter_mut().enumerate() {
             if let Some(t) = t {
-                forget_unsent(t, "at exit (its interface down or gone)");
-                self.dispatch.ports[port][pc::TX_FRAMES] = t.pushed();
+                forget_unsent(t, "at exit (its interface down or gone, or the device too slow)");
+                self.dispatch.ports[port][pc::TX_UNSENT] = t.unsent();
             }
         }
         self.read_kernel_stats();
@@ -659,7 +660,11 @@ impl Worker {
                 self.sources.extend(source);
             }
             Command::RemovePort { port } => {
-                d.tx.get_mut(port).map(Option::take);
+                if let Some(mut tx) = d.tx.get_mut(port).and_then(Option::take) {
+                    forget_unsent(&mut tx, "when the port was removed");
+                    d.ports[port][pc::TX_FRAMES] = tx.pushed();
+                    d.ports[port][pc::TX_UNSENT] = tx.unsent();
+                }
                 let deadline = drain_until(self.retire_timeout);
                 let mut i = 0;
                 while i < self.sources.len() {
@@ -1085,11 +1090,7 @@ fn ud_port(ud: u64) -> usize {
 fn forget_unsent(t: &mut TxRing, when: &str) {
     let unsent = t.forget_unsent();
     if unsent > 0 {
-        tracing::warn!(
-            iface = t.iface(),
-            unsent,
-            "frames left in the TX ring {when} were never sent (not counted in tx_frames)"
-        );
+        tracing::warn!(iface = t.iface(), unsent, "frames left in the TX ring {when} were never sent (tx_unsent)");
     }
 }
 

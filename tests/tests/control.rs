@@ -598,7 +598,7 @@ fn run_reopens_a_port_whose_interface_is_deleted_and_created_again() {
 /// re-opens its TX rings by itself and forwarding resumes. Frames forwarded
 /// while it was gone sat in the old rings and were never sent, nor were
 /// those forwarded while it is down at exit: a warning says so each time
-/// and `tx_frames` leaves them out.
+/// and `tx_unsent` counts them.
 #[test]
 fn run_forwards_again_once_a_send_only_port_is_back() {
     if !privileged("run_forwards_again_once_a_send_only_port_is_back") {
@@ -672,15 +672,18 @@ fn run_forwards_again_once_a_send_only_port_is_back() {
     let res = ringwire_tests::stop_engine(engine);
     let stderr = String::from_utf8_lossy(&res.stderr);
     assert!(res.status.success(), "{stderr}");
-    assert!(stderr.contains("at exit (its interface down or gone) were never sent"), "{stderr}");
+    assert!(stderr.contains("frames left in the TX ring at exit"), "{stderr}");
     std::thread::sleep(Duration::from_millis(100));
     let far_res = ringwire_tests::stop_engine(sink);
     assert!(far_res.status.success(), "{}", String::from_utf8_lossy(&far_res.stderr));
     let s = read_json(&st);
     assert_reconciles(&s);
-    assert_eq!((&s["ports"][1]["link"], &s["ports"][1]["link_downs"]), (&"down".into(), &1.into()), "{s}");
+    // (Down once at the end; perhaps also for a moment while the pair was recreated.)
+    assert_eq!(s["ports"][1]["link"], "down", "{s}");
+    assert!(s["ports"][1]["link_downs"].as_u64().is_some_and(|n| n >= 1), "{s}");
     assert_eq!(s["consumers"][0]["delivered"], 2800, "handed to a TX ring: {s}");
-    assert_eq!(s["ports"][1]["tx_frames"], 2000, "sent: {s}");
+    let (tx, unsent) = (&s["ports"][1]["tx_frames"], &s["ports"][1]["tx_unsent"]);
+    assert_eq!((tx, unsent), (&2800.into(), &800.into()), "handed to the rings, and never sent: {s}");
     let mut got: Vec<Vec<u8>> = read_pcap(&far).into_iter().map(|r| r.data).collect();
     got.sort();
     want.sort();

@@ -75,6 +75,7 @@ pub struct TxRing {
     pushed: u64,
     busy: u64,
     oversize: u64,
+    unsent: u64,
     iface: String,
     ifindex: u32,
 }
@@ -168,6 +169,7 @@ impl TxRing {
             pushed: 0,
             busy: 0,
             oversize: 0,
+            unsent: 0,
             iface: iface.to_owned(),
             ifindex,
         })
@@ -379,13 +381,22 @@ impl TxRing {
         self.pushed
     }
 
-    /// The ring is done with (closing, or replaced): the frames the kernel
-    /// has not sent by now never will be. They no longer count in
-    /// [`TxRing::pushed`]; returns their number.
+    /// The ring is done with (closing, or replaced): the frames still
+    /// waiting for the kernel to take them (not those it is sending, which
+    /// it finishes after the socket closes) never will be sent. They are
+    /// added to [`TxRing::unsent`]; returns their number.
     pub fn forget_unsent(&mut self) -> u64 {
-        let unsent = (self.in_flight() as u64).min(self.pushed);
-        self.pushed -= unsent;
-        unsent
+        let waiting = (0..self.slots)
+            .filter(|&i| self.status(i).load(Ordering::Acquire) == sys::TP_STATUS_SEND_REQUEST)
+            .count() as u64;
+        self.unsent += waiting;
+        waiting
+    }
+
+    /// Of the frames pushed, those never sent (see [`TxRing::forget_unsent`]).
+    #[must_use]
+    pub fn unsent(&self) -> u64 {
+        self.unsent
     }
 
     /// Take over the counts of the ring this one replaces (its interface
@@ -393,6 +404,7 @@ impl TxRing {
     pub fn carry_counts(&mut self, old: &TxRing) {
         self.pushed += old.pushed;
         self.busy += old.busy;
+        self.unsent += old.unsent;
     }
 
     /// Kicks the kernel answered with "busy" (ENOBUFS / EAGAIN): frames waited in the ring.
