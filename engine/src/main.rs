@@ -461,6 +461,12 @@ fn capture_config(a: &CaptureArgs) -> Result<Config> {
     if a.interfaces.is_empty() == a.reads.is_empty() {
         bail!("give either -i IFACE (one or more) or -r FILE (one or more)");
     }
+    if a.interfaces.iter().any(|i| i == "any") && sys::if_index("any").is_none() {
+        bail!(
+            "-i any: libpcap's pseudo-interface (every interface, link headers replaced) is not supported: \
+             ringwire captures whole Ethernet frames from named interfaces; give each with -i (`ip -br link` lists them)"
+        );
+    }
     if a.reads.iter().any(|r| pcapio::is_stdio(r)) {
         bail!("-r -: reading a capture from standard input is not supported (pcap sources are mapped files): save it to a file and give that");
     }

@@ -147,8 +147,8 @@ const _: () = assert!(size_of::<Tpacket2Hdr>() == 32);
 const _: () = assert!(std::mem::offset_of!(Tpacket3Hdr, tp_mac) == 24);
 const _: () = assert!(std::mem::offset_of!(Tpacket3Hdr, tp_rxhash) == 28);
 
-/// Interface index of `name`.
-pub(crate) fn if_index(name: &str) -> Option<u32> {
+/// Interface index of `name` in this network namespace (`None`: no such interface).
+pub fn if_index(name: &str) -> Option<u32> {
     let c = CString::new(name).ok()?;
     // SAFETY: `c` is a valid NUL-terminated string for the duration of the call.
     let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };

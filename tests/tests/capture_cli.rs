@@ -250,6 +250,7 @@ fn bad_inputs_get_one_clear_line_and_a_nonzero_exit() {
     let g = good.to_str().unwrap();
 
     refused(&["capture", "-i", "rwnosuchif0"], "no such interface `rwnosuchif0`");
+    refused(&["capture", "-i", "any"], "-i any: libpcap's pseudo-interface");
     refused(&["capture", "-r", g, "--workers", "0,4096"], "core 4096 does not exist");
     refused(&["capture", "-r", g, "-c", "0"], "-c 0: the frame count must be at least 1");
     refused(&["capture", "-r", "-"], "reading a capture from standard input is not supported");
