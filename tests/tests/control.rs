@@ -104,6 +104,19 @@ fn ringctl_drives_a_running_engine_and_bad_clients_do_not_hurt_it() {
     // Stats: the second read has rates since the first.
     let first = json_of(&ringctl(&sock, &["--json", "stats"]));
     assert!(first["counters"]["ports"][0]["received"].as_u64().unwrap() >= 700);
+    // For Prometheus: the same counts, labelled (no traffic meanwhile).
+    let prom = String::from_utf8(ringctl(&sock, &["stats", "--prometheus"]).stdout).unwrap();
+    let received = first["counters"]["ports"][0]["received"].as_u64().unwrap();
+    for line in [
+        format!("ringwire_port_received_total{{port=\"p\"}} {received}"),
+        "ringwire_port_link{port=\"p\",state=\"up\"} 1".to_owned(),
+        format!(
+            "ringwire_consumer_delivered_total{{consumer=\"all\",kind=\"counter\"}} {}",
+            first["counters"]["consumers"][1]["delivered"]
+        ),
+    ] {
+        assert!(prom.lines().any(|l| l == line), "`{line}` in:\n{prom}");
+    }
     let watch = ringctl(&sock, &["--json", "stats", "--watch", "--count", "2", "--interval", "0.2"]);
     let lines: Vec<serde_json::Value> =
         String::from_utf8_lossy(&watch.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();

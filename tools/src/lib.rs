@@ -2,7 +2,8 @@
 //! control socket, and the small client library it is built on.
 //!
 //! [`Client`] sends one request line and reads its answer; the protocol's
-//! types come from `ringwire_engine::control::protocol`.
+//! types come from `ringwire_engine::control::protocol`. [`prometheus`]
+//! renders the engine's counters for a Prometheus scraper.
 
 use std::{
     io::{BufRead, BufReader, Write},
@@ -10,6 +11,8 @@ use std::{
     path::Path,
     time::Duration,
 };
+
+pub mod prometheus;
 
 use ringwire_engine::control::protocol::Response;
 use serde_json::Value;

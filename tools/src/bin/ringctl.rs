@@ -40,6 +40,10 @@ enum Cmd {
         /// With --watch: stop after this many reads.
         #[arg(long)]
         count: Option<u64>,
+        /// Print the counters in Prometheus' text format (for a scraper, or
+        /// node_exporter's textfile collector).
+        #[arg(long, conflicts_with = "watch")]
+        prometheus: bool,
         #[command(subcommand)]
         action: Option<StatsCmd>,
     },
@@ -301,6 +305,10 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
         let result = answer.result.unwrap_or(Value::Null);
+        if matches!(cli.cmd, Cmd::Stats { prometheus: true, action: None, .. }) {
+            print!("{}", ringwire_tools::prometheus::render(&result["counters"]));
+            continue;
+        }
         if cli.json {
             println!("{result}");
             continue;

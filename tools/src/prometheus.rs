@@ -1,0 +1,167 @@
+//! The engine's counters in Prometheus' text exposition format, for a
+//! scraper or node_exporter's textfile collector
+//! (`ringctl stats --prometheus > /var/lib/node_exporter/ringwire.prom`).
+//!
+//! Every count of the `stats` answer becomes a counter (`_total`) labelled
+//! with the port, worker or consumer it belongs to; a port's interface
+//! state, a latency probe's percentiles and the run's age become gauges.
+
+use std::{collections::BTreeMap, fmt::Write as _};
+
+use serde_json::Value;
+
+/// One metric: its type and its samples (labels, value).
+#[derive(Default)]
+struct Family {
+    counter: bool,
+    samples: Vec<(String, f64)>,
+}
+
+/// The metrics being gathered, by name.
+#[derive(Default)]
+struct Metrics(BTreeMap<String, Family>);
+
+impl Metrics {
+    fn add(&mut self, name: &str, counter: bool, labels: &[(&str, String)], value: f64) {
+        let name = if counter { format!("ringwire_{name}_total") } else { format!("ringwire_{name}") };
+        let f = self.0.entry(name).or_default();
+        f.counter = counter;
+        let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{}\"", escape(v))).collect();
+        f.samples.push((labels.join(","), value));
+    }
+
+    /// Every number of `obj` (and of the objects in it, by `parent_child`
+    /// names) as a counter, except the fields named in `skip`.
+    fn counts(&mut self, prefix: &str, obj: &Value, labels: &[(&str, String)], skip: &[&str]) {
+        let Some(map) = obj.as_object() else { return };
+        for (k, v) in map {
+            if skip.contains(&k.as_str()) {
+                continue;
+            }
+            match v {
+                Value::Number(n) => self.add(&format!("{prefix}_{k}"), true, labels, n.as_f64().unwrap_or(0.0)),
+                Value::Object(_) => self.counts(&format!("{prefix}_{k}"), v, labels, &[]),
+                _ => {}
+            }
+        }
+    }
+
+    fn render(self) -> String {
+        let mut out = String::new();
+        for (name, f) in self.0 {
+            let _ = writeln!(out, "# TYPE {name} {}", if f.counter { "counter" } else { "gauge" });
+            for (labels, value) in f.samples {
+                if labels.is_empty() {
+                    let _ = writeln!(out, "{name} {value}");
+                } else {
+                    let _ = writeln!(out, "{name}{{{labels}}} {value}");
+                }
+            }
+        }
+        out
+    }
+}
+
+/// A label value with `\`, `"` and newlines escaped.
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// Render the `counters` of a `stats` answer (a `Snapshot` as JSON).
+#[must_use]
+pub fn render(counters: &Value) -> String {
+    let mut m = Metrics::default();
+    if let Some(s) = counters["elapsed_s"].as_f64() {
+        m.add("elapsed_seconds", false, &[], s);
+    }
+    for p in counters["ports"].as_array().into_iter().flatten() {
+        let labels = [("port", text(&p["name"]))];
+        m.counts("port", p, &labels, &["name", "uri", "filter", "rx", "removed", "link"]);
+        if let Some(state) = p["link"].as_str() {
+            for s in ["up", "down", "gone"] {
+                let l = [("port", text(&p["name"])), ("state", s.to_owned())];
+                m.add("port_link", false, &l, f64::from(u8::from(state == s)));
+            }
+        }
+    }
+    for w in counters["workers"].as_array().into_iter().flatten() {
+        let labels = [("worker", text(&w["index"])), ("core", text(&w["core"]))];
+        m.counts("worker", w, &labels, &["index", "core"]);
+    }
+    for c in counters["consumers"].as_array().into_iter().flatten() {
+        let labels = [("consumer", text(&c["name"])), ("kind", text(&c["kind"]))];
+        m.counts("consumer", c, &labels, &["name", "kind", "filter", "latency", "removed", "filter_quarantined"]);
+        for (i, n) in c["per_worker"].as_array().into_iter().flatten().enumerate() {
+            let l = [labels[0].clone(), labels[1].clone(), ("worker", i.to_string())];
+            m.add("consumer_delivered_per_worker", true, &l, n.as_f64().unwrap_or(0.0));
+        }
+        for stage in ["kernel", "consumer"] {
+            let h = &c["latency"][stage];
+            for (q, key) in [("0.5", "p50"), ("0.9", "p90"), ("0.99", "p99"), ("0.999", "p999"), ("0.9999", "p9999")] {
+                if let Some(v) = h[key].as_f64() {
+                    let l = [labels[0].clone(), ("stage", stage.to_owned()), ("quantile", q.to_owned())];
+                    m.add("consumer_latency_seconds", false, &l, v / 1e9);
+                }
+            }
+        }
+        m.counts("consumer_latency", &c["latency"]["counters"], &labels[..1], &[]);
+    }
+    m.render()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn renders_counts_as_labelled_counters_and_states_as_gauges() {
+        let stats = json!({
+            "elapsed_s": 2.5,
+            "ports": [{"name": "p\"1", "uri": "afpacket:x", "received": 10, "link": "down", "ebpf": {"seen": 4}}],
+            "workers": [{"index": 0, "core": 1, "received": 10}],
+            "consumers": [{"name": "cap", "kind": "pcap", "delivered": 7, "per_worker": [7], "filter": "udp",
+                           "latency": {"kernel": {"p99": 1500.0}, "counters": {"lost": 2}}}]
+        });
+        let text = render(&stats);
+        for line in [
+            "# TYPE ringwire_port_received_total counter",
+            "ringwire_port_received_total{port=\"p\\\"1\"} 10",
+            "ringwire_port_ebpf_seen_total{port=\"p\\\"1\"} 4",
+            "ringwire_port_link{port=\"p\\\"1\",state=\"down\"} 1",
+            "ringwire_port_link{port=\"p\\\"1\",state=\"up\"} 0",
+            "ringwire_worker_received_total{worker=\"0\",core=\"1\"} 10",
+            "ringwire_consumer_delivered_total{consumer=\"cap\",kind=\"pcap\"} 7",
+            "ringwire_consumer_delivered_per_worker_total{consumer=\"cap\",kind=\"pcap\",worker=\"0\"} 7",
+            "ringwire_consumer_latency_seconds{consumer=\"cap\",stage=\"kernel\",quantile=\"0.99\"} 0.0000015",
+            "ringwire_consumer_latency_lost_total{consumer=\"cap\"} 2",
+            "# TYPE ringwire_elapsed_seconds gauge",
+            "ringwire_elapsed_seconds 2.5",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing `{line}` in:\n{text}");
+        }
+        assert!(!text.contains("uri") && !text.contains("filter"), "{text}");
+        // Every sample line: a name, labels, a number; every family typed once.
+        let mut typed = std::collections::HashSet::new();
+        for l in text.lines() {
+            if let Some(t) = l.strip_prefix("# TYPE ") {
+                assert!(typed.insert(t.split(' ').next().unwrap().to_owned()), "typed twice: {l}");
+            } else {
+                let (series, value) = l.rsplit_once(' ').unwrap();
+                let name = series.split('{').next().unwrap();
+                assert!(typed.contains(name), "{l}");
+                assert!(!series.contains('{') || series.ends_with('}'), "{l}");
+                value.parse::<f64>().unwrap();
+            }
+        }
+    }
+}
