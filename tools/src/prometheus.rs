@@ -82,7 +82,9 @@ pub fn render(counters: &Value) -> String {
     if let Some(s) = counters["elapsed_s"].as_f64() {
         m.add("elapsed_seconds", false, &[], s);
     }
-    for p in counters["ports"].as_array().into_iter().flatten() {
+    // Removed ports and consumers end their series (a new one may take the name).
+    let live = |v: &&Value| v["removed"] != Value::Bool(true);
+    for p in counters["ports"].as_array().into_iter().flatten().filter(live) {
         let labels = [("port", text(&p["name"]))];
         m.counts("port", p, &labels, &["name", "uri", "filter", "rx", "removed", "link"]);
         if let Some(state) = p["link"].as_str() {
@@ -96,7 +98,7 @@ pub fn render(counters: &Value) -> String {
         let labels = [("worker", text(&w["index"])), ("core", text(&w["core"]))];
         m.counts("worker", w, &labels, &["index", "core"]);
     }
-    for c in counters["consumers"].as_array().into_iter().flatten() {
+    for c in counters["consumers"].as_array().into_iter().flatten().filter(live) {
         let labels = [("consumer", text(&c["name"])), ("kind", text(&c["kind"]))];
         m.counts("consumer", c, &labels, &["name", "kind", "filter", "latency", "removed", "filter_quarantined"]);
         for (i, n) in c["per_worker"].as_array().into_iter().flatten().enumerate() {
@@ -127,7 +129,8 @@ mod tests {
     fn renders_counts_as_labelled_counters_and_states_as_gauges() {
         let stats = json!({
             "elapsed_s": 2.5,
-            "ports": [{"name": "p\"1", "uri": "afpacket:x", "received": 10, "link": "down", "ebpf": {"seen": 4}}],
+            "ports": [{"name": "p\"1", "uri": "afpacket:x", "received": 10, "link": "down", "ebpf": {"seen": 4}},
+                      {"name": "old", "removed": true, "received": 3}],
             "workers": [{"index": 0, "core": 1, "received": 10}],
             "consumers": [{"name": "cap", "kind": "pcap", "delivered": 7, "per_worker": [7], "filter": "udp",
                            "latency": {"kernel": {"p99": 1500.0}, "counters": {"lost": 2}}}]
@@ -149,7 +152,7 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == line), "missing `{line}` in:\n{text}");
         }
-        assert!(!text.contains("uri") && !text.contains("filter"), "{text}");
+        assert!(!text.contains("uri") && !text.contains("filter") && !text.contains("\"old\""), "{text}");
         // Every sample line: a name, labels, a number; every family typed once.
         let mut typed = std::collections::HashSet::new();
         for l in text.lines() {
