@@ -698,7 +698,18 @@ fn a_second_interrupt_ends_a_stop_that_waits() {
         "ringwire capture",
         Command::new(bin("ringwire")).args(["capture", "--workers", "0", "-r", src.to_str().unwrap(), "-w"]).arg(&fifo),
     );
-    std::thread::sleep(Duration::from_millis(700)); // the pipe is full: the writer waits
+    // Its SIGINT handler is in place (on a loaded machine start-up takes a while),
+    // and the pipe is full: the writer waits.
+    let caught = |pid: u32| {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let mask = status.lines().find_map(|l| l.strip_prefix("SigCgt:")).unwrap_or("0").trim().to_owned();
+        u64::from_str_radix(&mask, 16).is_ok_and(|m| m & (1 << (libc::SIGINT - 1)) != 0)
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !caught(capture.pid()) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(700));
     capture.signal(libc::SIGINT);
     std::thread::sleep(Duration::from_millis(500));
     capture.signal(libc::SIGINT);
