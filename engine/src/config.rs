@@ -387,6 +387,12 @@ pub struct PortConfig {
     /// Costs a wake-up per frame at low rates. Default: false.
     #[serde(default)]
     pub low_latency: bool,
+    /// `afpacket`: also receive the frames this host sends out of the
+    /// interface (tcpdump's default, `-Q inout`). Off: only the frames that
+    /// arrive (`PACKET_IGNORE_OUTGOING`). Refused on a port the engine
+    /// forwards to, which would receive its own transmissions. Default: false.
+    #[serde(default)]
+    pub outgoing: bool,
 }
 
 fn yes() -> bool {
@@ -789,6 +795,12 @@ impl Config {
                         Some(p) if !matches!(p.kind(), Ok(PortKind::AfPacket(_))) => {
                             return bad(format!("{ctx}: to: port `{to}` is not an afpacket port"))
                         }
+                        Some(p) if p.outgoing && p.rx => {
+                            return bad(format!(
+                                "{ctx}: to: port `{to}` receives outgoing frames too (outgoing = true): it would \
+                                 receive every frame forwarded out of it again"
+                            ))
+                        }
                         Some(_) => {}
                     }
                 }
@@ -904,6 +916,22 @@ mod tests {
         }
         let ok = "kind = \"print\"\nprint_link = true\nprint_hex = \"hex\"\nprint_time = \"since-first\"";
         Config::parse(&format!("{base}{ok}\n")).unwrap().validate().unwrap();
+    }
+
+    /// A port that receives its outgoing frames cannot be forwarded to: it
+    /// would receive every forwarded frame again.
+    #[test]
+    fn forwarding_to_a_port_that_receives_outgoing_frames_is_refused() {
+        let text = |outgoing: bool| {
+            format!(
+                "[[ports]]\nname = \"a\"\nuri = \"afpacket:a0\"\n\
+                 [[ports]]\nname = \"b\"\nuri = \"afpacket:b0\"\noutgoing = {outgoing}\n\
+                 [[consumers]]\nname = \"fw\"\nkind = \"forward\"\nports = [\"a\"]\nto = \"b\"\n"
+            )
+        };
+        Config::parse(&text(false)).unwrap().validate().unwrap();
+        let err = Config::parse(&text(true)).unwrap().validate().unwrap_err().to_string();
+        assert!(err.contains("receives outgoing frames too"), "{err}");
     }
 
     /// `path = "-"` is standard output: one stream, nobody else writing there.

@@ -905,7 +905,10 @@ pub(crate) fn open_port(
                 let mut fanout_id: Option<u16> = None;
                 for source in &mut sources {
                     let fanout = (nworkers > 1).then(|| {
-                        let mut flags = config.engine.fanout.kernel_mode() | sys::PACKET_FANOUT_FLAG_IGNORE_OUTGOING;
+                        let mut flags = config.engine.fanout.kernel_mode();
+                        if !p.outgoing {
+                            flags |= sys::PACKET_FANOUT_FLAG_IGNORE_OUTGOING;
+                        }
                         if config.engine.fanout_defrag {
                             flags |= sys::PACKET_FANOUT_FLAG_DEFRAG;
                         }
@@ -923,6 +926,7 @@ pub(crate) fn open_port(
                         fanout,
                         low_latency: p.low_latency,
                         rxhash: config.ring.rxhash,
+                        outgoing: p.outgoing,
                     })
                     .map_err(port_err)?;
                     if fanout.is_some() && fanout_id.is_none() {

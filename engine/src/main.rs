@@ -99,6 +99,11 @@ struct CaptureArgs {
     /// blocks of 1 MiB [default: 65536, 64 MiB].
     #[arg(short = 'B', long = "buffer-size", value_name = "KIB", value_parser = clap::value_parser!(u32).range(1..))]
     buffer_kib: Option<u32>,
+    /// Which frames of an interface to capture, as tcpdump's -Q: those that
+    /// arrive (ringwire's default), those the host sends, or both
+    /// (tcpdump's default).
+    #[arg(short = 'Q', long = "direction", value_enum, default_value_t = Direction::In)]
+    direction: Direction,
     /// Printing: the time on each line, as tcpdump's -t options (UTC): -t
     /// none, -tt seconds since the epoch, -ttt since the previous frame,
     /// -tttt date and time, -ttttt since the first frame.
@@ -129,6 +134,17 @@ struct CaptureArgs {
     line_buffered: bool,
     /// pcap-filter expression (as tcpdump takes it).
     expression: Vec<String>,
+}
+
+/// `capture -Q`: which frames of an interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Direction {
+    /// Frames that arrive.
+    In,
+    /// Frames the host sends (the expression `outbound`, in the kernel).
+    Out,
+    /// Both.
+    Inout,
 }
 
 #[derive(clap::Args)]
@@ -476,7 +492,15 @@ fn capture_config(a: &CaptureArgs) -> Result<Config> {
     if a.write.as_deref().is_some_and(pcapio::is_stdio) && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
         bail!("-w -: standard output is a terminal; redirect it to a file or pipe it into a program");
     }
-    let expression = a.expression.join(" ");
+    if a.direction != Direction::In && a.interfaces.is_empty() {
+        bail!("-Q: a direction applies to interfaces (-i), not to files");
+    }
+    let mut expression = a.expression.join(" ");
+    if a.direction == Direction::Out {
+        // libpcap compiles `outbound` to the kernel's packet type, in the port's filter.
+        expression =
+            if expression.trim().is_empty() { "outbound".to_owned() } else { format!("outbound and ({expression})") };
+    }
     let filter = (!expression.trim().is_empty()).then_some(expression);
     let mut config = Config::default();
     // One worker on an interface; replayed files spread over every usable core.
@@ -506,6 +530,7 @@ fn capture_config(a: &CaptureArgs) -> Result<Config> {
             pace: Default::default(),
             rx: true,
             low_latency: a.immediate,
+            outgoing: a.direction != Direction::In,
         });
     }
     for r in &a.reads {
@@ -517,6 +542,7 @@ fn capture_config(a: &CaptureArgs) -> Result<Config> {
             pace: Default::default(),
             rx: true,
             low_latency: false,
+            outgoing: false,
         });
     }
     config.consumers.push(ConsumerConfig {

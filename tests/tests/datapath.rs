@@ -1110,6 +1110,7 @@ fn rings_carry_the_flow_hash_when_asked_or_when_it_is_free() {
                     fanout,
                     low_latency: false,
                     rxhash,
+                    outgoing: false,
                 })
                 .expect("open the ring")
             })
@@ -1237,4 +1238,67 @@ fn capture_survives_its_interface_going_down_and_ends_when_it_disappears() {
         .collect();
     assert_eq!(got.len(), want.len(), "frames in the file");
     assert!(got == want, "the file holds the frames sent before the link went down and after it came back");
+}
+
+/// `capture -Q`, as tcpdump's: by default only the frames that arrive
+/// (`PACKET_IGNORE_OUTGOING`), `-Q inout` also those the host sends out of
+/// the interface, `-Q out` only those. UDP datagrams go both ways over the
+/// veth between two addressed namespaces.
+#[test]
+fn capture_direction_follows_tcpdump_s_q() {
+    if !privileged("capture_direction_follows_tcpdump_s_q") {
+        return;
+    }
+    use ringwire_engine::lab::Lab;
+    let dir = tempfile::tempdir().unwrap();
+    let Pair { lab: _lab, ns_gen: ns_g, ns_eng: ns_e, if_gen: vg, if_eng: ve } = Pair::new();
+    let addr = |ns: &str, ip: &str, dev: &str| {
+        let st = std::process::Command::new("ip").args(["-n", ns, "addr", "add", ip, "dev", dev]).status().unwrap();
+        assert!(st.success(), "ip addr add {ip}");
+    };
+    addr(&ns_e, "10.77.0.2/24", &ve);
+    addr(&ns_g, "10.77.0.1/24", &vg);
+    let send = |ns: &str, from: &str, to: &str| {
+        Lab::within(ns, || {
+            let s = std::net::UdpSocket::bind(format!("{from}:0")).unwrap();
+            for i in 0..40u8 {
+                s.send_to(&[i; 32], format!("{to}:9")).unwrap();
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        })
+        .unwrap();
+    };
+    for (q, outgoing, incoming) in [(None, 0, 40), (Some("inout"), 40, 40), (Some("out"), 40, 0)] {
+        let out = dir.path().join(format!("{}.pcap", q.unwrap_or("default")));
+        let mut args = vec!["capture", "-i", &ve, "-w", out.to_str().unwrap()];
+        if let Some(q) = q {
+            args.extend(["-Q", q]);
+        }
+        args.push("udp");
+        let cap = ringwire_tests::Proc::spawn(
+            "ringwire capture",
+            std::process::Command::new("ip")
+                .args(["netns", "exec", &ns_e])
+                .arg(ringwire_tests::bin("ringwire"))
+                .args(&args),
+        );
+        // Its ring is mapped (and bound right after).
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !std::fs::read_to_string(format!("/proc/{}/maps", cap.pid())).unwrap_or_default().contains("socket:[")
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        send(&ns_e, "10.77.0.2", "10.77.0.1"); // out of the captured interface
+        send(&ns_g, "10.77.0.1", "10.77.0.2"); // into it
+        std::thread::sleep(Duration::from_millis(300));
+        cap.signal(libc::SIGINT);
+        let res = cap.wait(Duration::from_secs(10));
+        assert!(res.status.success(), "{q:?}: {}", String::from_utf8_lossy(&res.stderr));
+        let frames = read_pcap(&out);
+        // The source address (bytes 26..30 of an untagged IPv4 frame) tells the direction.
+        let from_us = frames.iter().filter(|r| r.data[26..30] == [10, 77, 0, 2]).count();
+        assert_eq!((from_us, frames.len() - from_us), (outgoing, incoming), "-Q {q:?}: (outgoing, incoming)");
+    }
 }

@@ -133,6 +133,9 @@ pub struct RxRingOptions<'a> {
     pub low_latency: bool,
     /// Whether frames carry the kernel's flow hash.
     pub rxhash: RxHash,
+    /// Also receive the frames the host sends out of the interface (else
+    /// `PACKET_IGNORE_OUTGOING`: only what arrives).
+    pub outgoing: bool,
 }
 
 /// A TPACKET_V3 RX ring on a packet socket.
@@ -244,9 +247,18 @@ impl RxRing {
             (None, None) => {}
         }
         let one: libc::c_int = 1;
-        // Do not see our own transmissions (forwarding, generators in the same namespace).
-        sys::setsockopt(&fd, sys::SOL_PACKET, sys::PACKET_IGNORE_OUTGOING, &one, "setsockopt(PACKET_IGNORE_OUTGOING)")
+        // Unless asked: do not see outgoing frames (our own transmissions when
+        // forwarding, a generator in the same namespace, the host's traffic).
+        if !opts.outgoing {
+            sys::setsockopt(
+                &fd,
+                sys::SOL_PACKET,
+                sys::PACKET_IGNORE_OUTGOING,
+                &one,
+                "setsockopt(PACKET_IGNORE_OUTGOING)",
+            )
             .map_err(sys_err)?;
+        }
 
         let rxhash = !opts.low_latency
             && match opts.rxhash {
