@@ -737,6 +737,9 @@ impl Config {
             if p.low_latency && !matches!(kind, PortKind::AfPacket(_)) {
                 return bad(format!("port `{}`: low_latency applies to afpacket ports only", p.display_name()));
             }
+            if p.outgoing && !matches!(kind, PortKind::AfPacket(_)) {
+                return bad(format!("port `{}`: outgoing applies to afpacket ports only", p.display_name()));
+            }
             if p.uses_classifier() && !matches!(kind, PortKind::AfPacket(_)) {
                 return bad(format!(
                     "port `{}`: filter: the classifier runs in the kernel, on afpacket ports only",
@@ -795,13 +798,18 @@ impl Config {
                         Some(p) if !matches!(p.kind(), Ok(PortKind::AfPacket(_))) => {
                             return bad(format!("{ctx}: to: port `{to}` is not an afpacket port"))
                         }
-                        Some(p) if p.outgoing && p.rx => {
-                            return bad(format!(
-                                "{ctx}: to: port `{to}` receives outgoing frames too (outgoing = true): it would \
-                                 receive every frame forwarded out of it again"
-                            ))
+                        Some(p) => {
+                            // Any port receiving the outgoing frames of that interface would
+                            // receive every forwarded frame again.
+                            let iface = p.kind().ok();
+                            if let Some(o) = self.ports.iter().find(|o| o.outgoing && o.rx && o.kind().ok() == iface) {
+                                return bad(format!(
+                                    "{ctx}: to: port `{to}`: port `{}` receives the outgoing frames of its interface \
+                                     (outgoing = true) and would receive every forwarded frame again",
+                                    o.display_name()
+                                ));
+                            }
                         }
-                        Some(_) => {}
                     }
                 }
                 _ => {}
@@ -931,7 +939,14 @@ mod tests {
         };
         Config::parse(&text(false)).unwrap().validate().unwrap();
         let err = Config::parse(&text(true)).unwrap().validate().unwrap_err().to_string();
-        assert!(err.contains("receives outgoing frames too"), "{err}");
+        assert!(err.contains("port `b` receives the outgoing frames"), "{err}");
+        // Another port on the same interface counts too.
+        let other = "[[ports]]\nname = \"bm\"\nuri = \"afpacket:b0\"\noutgoing = true\n";
+        let err = Config::parse(&format!("{other}{}", text(false))).unwrap().validate().unwrap_err().to_string();
+        assert!(err.contains("port `bm` receives the outgoing frames"), "{err}");
+        // Outgoing frames belong to interfaces.
+        let err = Config::parse("[[ports]]\nuri = \"pcap:x.pcap\"\noutgoing = true\n").unwrap().validate().unwrap_err();
+        assert!(err.to_string().contains("outgoing applies to afpacket ports"), "{err}");
     }
 
     /// `path = "-"` is standard output: one stream, nobody else writing there.

@@ -498,31 +498,52 @@ impl PcapOutput {
         }
         self.writers[i].flush()?;
         let (worker, next) = (self.split.then_some(i), self.rotations[i] + 1);
+        // The oldest file goes first: on a full disk, its space is what the next one needs.
+        if self.keep > 0 && next >= self.keep {
+            let oldest = output_name(&self.base, worker, next - self.keep);
+            if self.files.contains(&oldest) {
+                self.files.retain(|f| *f != oldest);
+                self.remove(oldest);
+            }
+        }
         let path = output_name(&self.base, worker, next);
-        self.writers[i] = PcapWriter::create(&path, self.snaplen)?;
+        let writer = PcapWriter::create(&path, self.snaplen).or_else(|e| match self.unlinking.take() {
+            // The disk may be full until that removal is done.
+            Some(h) => {
+                let _ = h.join();
+                PcapWriter::create(&path, self.snaplen)
+            }
+            None => Err(e),
+        })?;
+        self.writers[i] = writer;
         self.rotations[i] = next;
         self.files.push(path);
         self.opened += 1;
-        if self.keep > 0 && next >= self.keep {
-            // The oldest of this writer's files still there.
-            let oldest = output_name(&self.base, worker, next - self.keep);
-            self.files.retain(|f| *f != oldest);
-            // Unlinking a large file takes a while: not on this thread, which
-            // may be real-time and has frames waiting.
-            if let Some(h) = self.unlinking.take() {
-                let _ = h.join();
-            }
-            let unlink = move || match std::fs::remove_file(&oldest) {
+        Ok(())
+    }
+
+    /// Remove a file `rotate_files` no longer keeps: on a helper thread, as
+    /// unlinking a large file takes a while and this thread may be
+    /// real-time with frames waiting (here if no thread can be started).
+    fn remove(&mut self, path: PathBuf) {
+        fn unlink(path: &std::path::Path) {
+            match std::fs::remove_file(path) {
                 // Removed by someone else: as wanted.
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => {
-                    tracing::warn!(file = %oldest.display(), error = %e, "rotate_files: cannot remove the oldest file")
+                    tracing::warn!(file = %path.display(), error = %e, "rotate_files: cannot remove the oldest file")
                 }
-            };
-            self.unlinking = std::thread::Builder::new().name("rw-unlink".into()).spawn(unlink).ok();
+            }
         }
-        Ok(())
+        if let Some(h) = self.unlinking.take() {
+            let _ = h.join();
+        }
+        let p = path.clone();
+        match std::thread::Builder::new().name("rw-unlink".into()).spawn(move || unlink(&p)) {
+            Ok(h) => self.unlinking = Some(h),
+            Err(_) => unlink(&path),
+        }
     }
 
     fn flush(&mut self) -> Result<(), PcapIoError> {

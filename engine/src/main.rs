@@ -496,6 +496,10 @@ fn capture_config(a: &CaptureArgs) -> Result<Config> {
         bail!("-Q: a direction applies to interfaces (-i), not to files");
     }
     let mut expression = a.expression.join(" ");
+    let pcap_expr = |e: &str| matches!(ringwire_filters::FilterSpec::parse(e), ringwire_filters::FilterSpec::Pcap(_));
+    if a.direction == Direction::Out && !expression.trim().is_empty() && !pcap_expr(&expression) {
+        bail!("-Q out: the expression must be a pcap-filter expression (it is combined with `outbound`)");
+    }
     if a.direction == Direction::Out {
         // libpcap compiles `outbound` to the kernel's packet type, in the port's filter.
         expression =

@@ -661,6 +661,12 @@ impl Worker {
             }
             Command::RemovePort { port } => {
                 if let Some(mut tx) = d.tx.get_mut(port).and_then(Option::take) {
+                    // An interface that is up sends what waits (as at exit); one down or gone never will.
+                    let until = Instant::now() + Duration::from_millis(200);
+                    while tx.in_flight() > 0 && Instant::now() < until && matches!(tx.link(), Ok(Link::Up)) {
+                        let _ = tx.flush();
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
                     forget_unsent(&mut tx, "when the port was removed");
                     d.ports[port][pc::TX_FRAMES] = tx.pushed();
                     d.ports[port][pc::TX_UNSENT] = tx.unsent();

@@ -242,6 +242,9 @@ fn a_peer_that_crashes_mid_run_gives_a_partial_report() {
 /// nothing built.
 #[test]
 fn bad_arguments_are_refused_before_anything_is_built() {
+    // Its benches are refused at once, but while one runs, a bench of another
+    // test sees "another ringwire-bench" and leaves stale namespaces alone.
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let dir = tempfile::tempdir().unwrap();
     let not_report = dir.path().join("x.json");
     std::fs::write(&not_report, "{}").unwrap();

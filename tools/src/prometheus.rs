@@ -46,6 +46,14 @@ impl Metrics {
         }
     }
 
+    /// A count the engine leaves out of its JSON while it is zero, as 0:
+    /// a series that first appears at N hides that first increase.
+    fn zero_if_absent(&mut self, prefix: &str, obj: &Value, key: &str, labels: &[(&str, String)]) {
+        if obj.get(key).is_none() {
+            self.add(&format!("{prefix}_{key}"), true, labels, 0.0);
+        }
+    }
+
     fn render(self) -> String {
         let mut out = String::new();
         for (name, f) in self.0 {
@@ -87,7 +95,9 @@ pub fn render(counters: &Value) -> String {
     for p in counters["ports"].as_array().into_iter().flatten().filter(live) {
         let labels = [("port", text(&p["name"]))];
         m.counts("port", p, &labels, &["name", "uri", "filter", "rx", "removed", "link"]);
+        m.zero_if_absent("port", p, "tx_unsent", &labels);
         if let Some(state) = p["link"].as_str() {
+            m.zero_if_absent("port", p, "link_downs", &labels);
             for s in ["up", "down", "gone"] {
                 let l = [("port", text(&p["name"])), ("state", s.to_owned())];
                 m.add("port_link", false, &l, f64::from(u8::from(state == s)));
@@ -101,6 +111,10 @@ pub fn render(counters: &Value) -> String {
     for c in counters["consumers"].as_array().into_iter().flatten().filter(live) {
         let labels = [("consumer", text(&c["name"])), ("kind", text(&c["kind"]))];
         m.counts("consumer", c, &labels, &["name", "kind", "filter", "latency", "removed", "filter_quarantined"]);
+        m.zero_if_absent("consumer", c, "before_added", &labels);
+        if c["kind"] == "pcap" {
+            m.zero_if_absent("consumer", c, "files", &labels);
+        }
         for (i, n) in c["per_worker"].as_array().into_iter().flatten().enumerate() {
             let l = [labels[0].clone(), labels[1].clone(), ("worker", i.to_string())];
             m.add("consumer_delivered_per_worker", true, &l, n.as_f64().unwrap_or(0.0));
@@ -142,6 +156,9 @@ mod tests {
             "ringwire_port_ebpf_seen_total{port=\"p\\\"1\"} 4",
             "ringwire_port_link{port=\"p\\\"1\",state=\"down\"} 1",
             "ringwire_port_link{port=\"p\\\"1\",state=\"up\"} 0",
+            "ringwire_port_tx_unsent_total{port=\"p\\\"1\"} 0",
+            "ringwire_port_link_downs_total{port=\"p\\\"1\"} 0",
+            "ringwire_consumer_files_total{consumer=\"cap\",kind=\"pcap\"} 0",
             "ringwire_worker_received_total{worker=\"0\",core=\"1\"} 10",
             "ringwire_consumer_delivered_total{consumer=\"cap\",kind=\"pcap\"} 7",
             "ringwire_consumer_delivered_per_worker_total{consumer=\"cap\",kind=\"pcap\",worker=\"0\"} 7",
