@@ -778,6 +778,9 @@ fn config_show_prints_the_configuration_in_force() {
         String::from_utf8(o.stdout).unwrap()
     };
     ok(&["consumers", "add", "cnt", "--kind", "counter", "--filter", "udp"]);
+    let ring = dir.path().join("ring.pcap");
+    let ring_s = ring.to_str().unwrap();
+    ok(&["consumers", "add", "ring", "--kind", "pcap", "--path", ring_s, "--rotate-mb", "1", "--rotate-files", "2"]);
     ok(&["filters", "load", "f", "tcp"]);
     ok(&["filters", "attach", "f", "--consumer", "cap"]);
     let shown = ok(&["config", "show"]);
@@ -789,7 +792,8 @@ fn config_show_prints_the_configuration_in_force() {
     let c = ringwire_engine::config::Config::load(&saved).unwrap_or_else(|e| panic!("{e}:\n{shown}"));
     let filters: Vec<_> =
         c.consumers.iter().map(|c| (c.name.as_str(), c.filter.as_ref().map(|f| f.display()))).collect();
-    assert_eq!(filters, [("cap", Some("tcp".into())), ("cnt", Some("udp".into()))], "{shown}");
+    assert_eq!(filters, [("cap", Some("tcp".into())), ("cnt", Some("udp".into())), ("ring", None)], "{shown}");
+    assert_eq!((c.consumers[2].rotate_mb, c.consumers[2].rotate_files), (1, 2), "{shown}");
     // Run from it: the same consumers, filters and counts.
     let again = start_engine(&ns_e, &saved, dir.path());
     let sent = generate(&ns_g, &vg, &["--count", "400", "--rate", "20000", "--vlan-every", "0", "--l4", "udp"]);
@@ -801,5 +805,9 @@ fn config_show_prints_the_configuration_in_force() {
     assert_reconciles(&s);
     let counts: Vec<_> =
         s["consumers"].as_array().unwrap().iter().map(|c| (c["name"].clone(), c["passed"].clone())).collect();
-    assert_eq!(counts, [("cap".into(), 0.into()), ("cnt".into(), 400.into())], "UDP frames: {s}");
+    assert_eq!(
+        counts,
+        [("cap".into(), 0.into()), ("cnt".into(), 400.into()), ("ring".into(), 400.into())],
+        "UDP frames: {s}"
+    );
 }

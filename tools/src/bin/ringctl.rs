@@ -156,6 +156,15 @@ enum ConsumersCmd {
         /// Queued consumers: MiB of buffer per worker.
         #[arg(long)]
         queue_mb: Option<u32>,
+        /// pcap: start a new file after this many MiB.
+        #[arg(long)]
+        rotate_mb: Option<u64>,
+        /// pcap, with --rotate-mb: keep at most this many files, removing the oldest.
+        #[arg(long)]
+        rotate_files: Option<u32>,
+        /// pcap: one file per worker.
+        #[arg(long)]
+        split_by_worker: bool,
     },
     /// Remove a consumer (its queue is written out and its files closed first).
     Del {
@@ -358,11 +367,25 @@ fn request(cmd: &Cmd) -> (&'static str, Value) {
         ),
         Cmd::Ports(PortsCmd::Del { name }) => ("ports.del", json!({ "name": name })),
         Cmd::Consumers(ConsumersCmd::List) => ("consumers.list", json!({})),
-        Cmd::Consumers(ConsumersCmd::Add { name, kind, ports, filter, path, to, snaplen, limit, queue_mb }) => (
+        Cmd::Consumers(ConsumersCmd::Add {
+            name,
+            kind,
+            ports,
+            filter,
+            path,
+            to,
+            snaplen,
+            limit,
+            queue_mb,
+            rotate_mb,
+            rotate_files,
+            split_by_worker,
+        }) => (
             "consumers.add",
             drop_nulls(json!({
                 "name": name, "kind": kind, "ports": ports, "filter": filter, "path": path, "to": to,
-                "snaplen": snaplen, "limit": limit, "queue_mb": queue_mb,
+                "snaplen": snaplen, "limit": limit, "queue_mb": queue_mb, "rotate_mb": rotate_mb,
+                "rotate_files": rotate_files, "split_by_worker": split_by_worker,
             })),
         ),
         Cmd::Consumers(ConsumersCmd::Del { name }) => ("consumers.del", json!({ "name": name })),
