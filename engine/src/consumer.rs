@@ -578,46 +578,6 @@ pub struct SinkTask {
     pub rt_priority: Arc<AtomicU8>,
 }
 
-/// How a sink thread is scheduled: it follows [`SinkTask::rt_priority`].
-struct SinkSched {
-    /// The priority in force (0: normally scheduled).
-    applied: u8,
-    /// A change was refused once: warned, not tried again (this runs
-    /// before every drain).
-    refused: bool,
-}
-
-impl SinkSched {
-    /// Apply `want` if it is not what is in force.
-    fn update(&mut self, want: u8, consumer: &str) {
-        if self.refused || want == self.applied {
-            return;
-        }
-        let r = if want > 0 { sys::set_thread_fifo(want.into()) } else { sys::set_thread_normal() };
-        match r {
-            Ok(()) => {
-                self.applied = want;
-                tracing::debug!(consumer, priority = want, "consumer thread scheduling changed (0: normal)");
-            }
-            Err(e) if want > 0 => {
-                tracing::warn!(
-                    consumer,
-                    priority = want,
-                    error = %error_chain(&e),
-                    "could not run the consumer thread under SCHED_FIFO (engine.consumer_rt_priority; needs \
-                     CAP_SYS_NICE or an RLIMIT_RTPRIO): it is scheduled as a normal thread, and under overload \
-                     may fall behind the kernel's receive path and drop frames at its queue"
-                );
-                self.refused = true;
-            }
-            Err(e) => {
-                tracing::warn!(consumer, error = %error_chain(&e), "could not return the consumer thread to the normal scheduler");
-                self.refused = true;
-            }
-        }
-    }
-}
-
 /// A sink's output and what it has counted.
 struct SinkState {
     name: String,
@@ -826,9 +786,16 @@ pub fn run_sink(t: SinkTask) -> Result<Vec<PathBuf>, String> {
     };
     let mut reorder = Reorder::default();
     let mut idle_parks = 0u32;
-    let mut sched = SinkSched { applied: 0, refused: false };
+    // It follows `rt_priority`, which the engine changes when ports come and go.
+    let (mut sched, who) = (sys::RtSched::default(), format!("consumer thread of `{}`", s.name));
     loop {
-        sched.update(t.rt_priority.load(Ordering::Relaxed), &s.name);
+        sched.update(
+            t.rt_priority.load(Ordering::Relaxed),
+            &who,
+            "engine.consumer_rt_priority",
+            "it is scheduled as a normal thread, and under overload may fall behind the kernel's receive path and \
+             drop frames at its queue",
+        );
         // Read the flag before draining: if it was set, everything the workers
         // will ever queue is already visible to this drain.
         let done = t.producers_done.load(Ordering::Acquire);
@@ -945,7 +912,7 @@ pub fn summary_line(
 fn link_header(out: &mut String, frame: &[u8], wire_len: u32) {
     use std::fmt::Write as _;
     let Some(h) = frame.get(..14) else { return };
-    let mac = |m: &[u8]| m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":");
+    let mac = |m: &[u8]| crate::stats::format_mac(m.try_into().expect("six bytes"));
     let et = u16::from_be_bytes([h[12], h[13]]);
     if et <= 1500 {
         // A length, not an ethertype: IEEE 802.3 (LLC follows); tcpdump shows that length.
@@ -1168,27 +1135,36 @@ mod tests {
         assert!(chunk_size(200_000) >= 200_000 + RECORD_HEADER);
     }
 
+    /// Writes `chunks` batches of `n` copies of a 1000-byte frame (records
+    /// of 1016 bytes) through a producer's channel into `out`; each chunk's
+    /// result (a batch may fill several), with the records written before a
+    /// failure.
+    fn feed(out: &mut PcapOutput, chunks: usize, n: usize, byte: u8) -> Vec<Result<(), usize>> {
+        let ch = Arc::new(Channel::new(8, MIN_CHUNK, Arc::default()));
+        let mut p = Producer::new(ch.clone(), 65535);
+        let mut res = Vec::new();
+        for _ in 0..chunks {
+            for _ in 0..n {
+                assert!(p.offer(&[byte; 1000], 1000, 5, 0));
+            }
+            p.publish();
+            while let Some(c) = ch.take() {
+                res.push(out.write(0, &c, c.records()).map_err(|(done, _)| done));
+                ch.give_back(c);
+            }
+        }
+        res
+    }
+
     #[test]
     fn pcap_output_rotates_by_size_and_keeps_every_record() {
         let dir = tempfile::tempdir().unwrap();
         let base = dir.path().join("rot.pcap");
         let mut out = PcapOutput::create(base.clone(), 65535, 1, 0, None).unwrap();
-        let ch = Arc::new(Channel::new(8, MIN_CHUNK, Arc::default()));
-        let mut p = Producer::new(ch.clone(), 65535);
         let frame = [7u8; 1000];
-        let mut sent = 0;
-        for _ in 0..3 {
-            // ~2.5 MiB in total: at least three files of 1 MiB.
-            for _ in 0..850 {
-                assert!(p.offer(&frame, 1000, 5, 0));
-                sent += 1;
-            }
-            p.publish();
-            while let Some(c) = ch.take() {
-                out.write(0, &c, c.records()).unwrap();
-                ch.give_back(c);
-            }
-        }
+        // ~2.5 MiB in total: at least three files of 1 MiB.
+        assert!(feed(&mut out, 3, 850, 7).iter().all(Result::is_ok));
+        let sent = 3 * 850;
         out.flush().unwrap();
         let files = out.files().to_vec();
         assert!(files.len() >= 3, "{files:?}");
@@ -1217,20 +1193,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let base = dir.path().join("ring.pcap");
         let mut out = PcapOutput::create(base.clone(), 65535, 1, 2, None).unwrap();
-        let ch = Arc::new(Channel::new(8, MIN_CHUNK, Arc::default()));
-        let mut p = Producer::new(ch.clone(), 65535);
-        let frame = [9u8; 1000];
         // ~5 MiB, in chunks of ~0.8 MiB: five or more files started.
-        for _ in 0..6 {
-            for _ in 0..850 {
-                assert!(p.offer(&frame, 1000, 5, 0));
-            }
-            p.publish();
-            while let Some(c) = ch.take() {
-                out.write(0, &c, c.records()).unwrap();
-                ch.give_back(c);
-            }
-        }
+        assert!(feed(&mut out, 6, 850, 9).iter().all(Result::is_ok));
         out.flush().unwrap();
         let last = out.rotations[0];
         assert!(last >= 4, "{last} rotations");
@@ -1255,30 +1219,13 @@ mod tests {
         let blocker = dir.path().join("r.1.pcap");
         std::fs::create_dir(&blocker).unwrap(); // cannot be created as a file
         let mut out = PcapOutput::create(base.clone(), 65535, 1, 2, None).unwrap();
-        let ch = Arc::new(Channel::new(8, MIN_CHUNK, Arc::default()));
-        let mut p = Producer::new(ch.clone(), 65535);
-        // Chunks of `n` records each, written in turn.
-        let mut write_all = |out: &mut PcapOutput, chunks: usize, n: usize| {
-            let mut res = Vec::new();
-            for _ in 0..chunks {
-                for _ in 0..n {
-                    assert!(p.offer(&[3u8; 1000], 1000, 5, 0));
-                }
-                p.publish();
-                while let Some(c) = ch.take() {
-                    res.push(out.write(0, &c, c.records()).map_err(|(done, _)| done));
-                    ch.give_back(c);
-                }
-            }
-            res
-        };
         // Records of 1016 bytes: the 1033rd brings the file to 1 MiB (24 + 1032 x 1016 < 1 MiB),
         // so the 11th chunk of 100 writes 33 and fails on the rotation.
-        let res = write_all(&mut out, 11, 100);
+        let res = feed(&mut out, 11, 100, 3);
         assert_eq!(res[..10], [Ok(()); 10]);
         assert_eq!(res[10], Err(33), "the records before the failed rotation were written");
         std::fs::remove_dir(&blocker).unwrap();
-        assert_eq!(write_all(&mut out, 1, 10), [Ok(())]);
+        assert_eq!(feed(&mut out, 1, 10, 3), [Ok(())]);
         assert_eq!(out.files(), &[base.clone(), blocker.clone()], "r.1.pcap, not r.2.pcap");
         assert_eq!((out.rotations[0], out.opened), (1, 2));
         let count = |f: &std::path::Path| {

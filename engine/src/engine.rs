@@ -532,7 +532,7 @@ impl Engine {
                 applied: applied.last().expect("pushed above").clone(),
                 wait: config.engine.wait,
                 rt_priority: config.engine.worker_rt_priority,
-                fifo: false,
+                sched: sys::RtSched::default(),
                 wake: wake_dup,
                 stop: stop.clone(),
                 exhausted: ex,

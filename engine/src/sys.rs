@@ -249,16 +249,6 @@ pub(crate) fn detach_filter(fd: &OwnedFd) -> SysResult<()> {
     setsockopt(fd, libc::SOL_SOCKET, libc::SO_DETACH_FILTER, &zero, "setsockopt(SO_DETACH_FILTER)")
 }
 
-/// The MTU of an interface, asked through a socket (so it is the socket's
-/// network namespace that answers, whatever /sys shows).
-pub(crate) fn if_mtu(fd: &OwnedFd, name: &str) -> SysResult<u32> {
-    let mut req = ifreq(name);
-    // SAFETY: SIOCGIFMTU reads ifr_name and writes ifr_ifru.ifru_mtu of a valid ifreq.
-    check("ioctl(SIOCGIFMTU)", unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFMTU, &mut req) })?;
-    // SAFETY: the kernel filled the mtu member of the union.
-    Ok(u32::try_from(unsafe { req.ifr_ifru.ifru_mtu }).unwrap_or(0))
-}
-
 /// Read and clear the socket's pending error (`SO_ERROR`): 0 when none.
 /// The kernel raises one on a packet socket when its interface goes down
 /// or away (`ENETDOWN`), and polls report `POLLERR` until it is read.
@@ -290,9 +280,10 @@ pub(crate) fn if_up(fd: &OwnedFd, ifindex: i32) -> SysResult<bool> {
     Ok(i32::from(unsafe { req.ifr_ifru.ifru_flags }) & libc::IFF_UP != 0)
 }
 
-/// The MTU of interface `ifindex` now, asked through `fd` (by index: a
-/// renamed interface is still found).
-pub(crate) fn if_mtu_of_index(fd: &OwnedFd, ifindex: i32) -> SysResult<u32> {
+/// The MTU of interface `ifindex` now, asked through `fd`: the socket's
+/// network namespace answers, whatever /sys shows, and by index a renamed
+/// interface is still found.
+pub(crate) fn if_mtu(fd: &OwnedFd, ifindex: i32) -> SysResult<u32> {
     let mut req = ifreq_of_index(fd, ifindex)?;
     // SAFETY: SIOCGIFMTU reads ifr_name and writes ifr_ifru.ifru_mtu of a valid ifreq.
     check("ioctl(SIOCGIFMTU)", unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFMTU, &mut req) })?;
@@ -503,6 +494,47 @@ pub fn set_thread_fifo(priority: i32) -> Result<(), SyscallError> {
 /// The OS error.
 pub fn set_thread_normal() -> Result<(), SyscallError> {
     set_scheduler(libc::SCHED_OTHER, 0)
+}
+
+/// A thread's `SCHED_FIFO` priority as it follows what its work calls for
+/// (0: normally scheduled): the scheduler is asked only on a change, and
+/// once it refuses one, the thread stays as it is (one warning).
+#[derive(Debug, Default)]
+pub(crate) struct RtSched {
+    applied: u8,
+    refused: bool,
+}
+
+impl RtSched {
+    /// Run the calling thread at `want`. For the warning: `who` names the
+    /// thread, `setting` the config key, `then` what being normally
+    /// scheduled means for it.
+    pub(crate) fn update(&mut self, want: u8, who: &str, setting: &str, then: &str) {
+        if self.refused || want == self.applied {
+            return;
+        }
+        let r = if want > 0 { set_thread_fifo(want.into()) } else { set_thread_normal() };
+        match r {
+            Ok(()) => {
+                self.applied = want;
+                tracing::debug!(thread = who, priority = want, "scheduling changed (0: normal)");
+            }
+            Err(e) => {
+                self.refused = true;
+                let error = crate::consumer::error_chain(&e);
+                if want > 0 {
+                    tracing::warn!(
+                        priority = want,
+                        %error,
+                        "could not run the {who} under SCHED_FIFO ({setting}; needs CAP_SYS_NICE or an \
+                         RLIMIT_RTPRIO): {then}"
+                    );
+                } else {
+                    tracing::warn!(%error, "could not return the {who} to the normal scheduler");
+                }
+            }
+        }
+    }
 }
 
 /// `sched_setscheduler` for the calling thread.

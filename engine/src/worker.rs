@@ -334,8 +334,8 @@ pub(crate) struct Worker {
     pub(crate) wait: WaitMode,
     /// `engine.worker_rt_priority` (0: always normally scheduled).
     pub(crate) rt_priority: u8,
-    /// Whether the thread runs under `SCHED_FIFO` now.
-    pub(crate) fifo: bool,
+    /// How the thread is scheduled now.
+    pub(crate) sched: sys::RtSched,
     pub(crate) wake: OwnedFd,
     pub(crate) stop: Arc<AtomicBool>,
     /// Raised when every source of this worker is finite and exhausted.
@@ -480,16 +480,11 @@ impl Worker {
         }
         // Nothing stays in a half-filled chunk.
         self.dispatch.end_batch(true, &mut tx_errors);
-        // Let the kernel finish sending what we forwarded.
+        // Let the kernel finish sending what we forwarded (200 ms in all).
         let until = Instant::now() + Duration::from_millis(200);
-        while self.dispatch.tx.iter().flatten().any(|t| t.in_flight() > 0) && Instant::now() < until {
-            self.dispatch.flush_tx(&mut tx_errors);
-            std::thread::sleep(Duration::from_millis(1));
-        }
         for (port, t) in self.dispatch.tx.iter_mut().enumerate() {
             if let Some(t) = t {
-                forget_unsent(t, "at exit (its interface down or gone, or the device too slow)");
-                self.dispatch.ports[port][pc::TX_UNSENT] = t.unsent();
+                retire_tx(t, &mut self.dispatch.ports[port], until, "at exit");
             }
         }
         self.read_kernel_stats();
@@ -525,28 +520,13 @@ impl Worker {
     /// Apply `engine.worker_rt_priority` when the sources call for a change
     /// (at start, and when ports come and go).
     fn update_sched(&mut self) {
-        let want = self.wants_fifo();
-        if want == self.fifo {
-            return;
-        }
-        let r = if want { sys::set_thread_fifo(self.rt_priority.into()) } else { sys::set_thread_normal() };
-        match r {
-            Ok(()) => {
-                self.fifo = want;
-                tracing::debug!(fifo = want, priority = self.rt_priority, "worker scheduling changed");
-            }
-            Err(e) if want => {
-                tracing::warn!(
-                    priority = self.rt_priority,
-                    error = %error_chain(&e),
-                    "could not run the worker under SCHED_FIFO (engine.worker_rt_priority; needs CAP_SYS_NICE or \
-                     an RLIMIT_RTPRIO): it is scheduled as a normal thread and reads blocks when it gets a time slice"
-                );
-                // Not tried again: one warning is enough.
-                self.rt_priority = 0;
-            }
-            Err(e) => tracing::warn!(error = %error_chain(&e), "could not return the worker to the normal scheduler"),
-        }
+        let want = if self.wants_fifo() { self.rt_priority } else { 0 };
+        self.sched.update(
+            want,
+            "worker",
+            "engine.worker_rt_priority",
+            "it is scheduled as a normal thread and reads blocks when it gets a time slice",
+        );
     }
 
     fn check_exhausted(&self) {
@@ -603,7 +583,7 @@ impl Worker {
             }
             // Ports this worker only sends to: a sending socket gets no error
             // when its interface goes, so the interface is asked every tick.
-            if self.sources.iter().any(|s| matches!(s, Source::Ring { port: p, .. } if *p == port)) {
+            if receives(&self.sources, port) {
                 continue;
             }
             let counts = &mut self.dispatch.ports[port];
@@ -661,15 +641,8 @@ impl Worker {
             }
             Command::RemovePort { port } => {
                 if let Some(mut tx) = d.tx.get_mut(port).and_then(Option::take) {
-                    // An interface that is up sends what waits (as at exit); one down or gone never will.
                     let until = Instant::now() + Duration::from_millis(200);
-                    while tx.in_flight() > 0 && Instant::now() < until && matches!(tx.link(), Ok(Link::Up)) {
-                        let _ = tx.flush();
-                        std::thread::sleep(Duration::from_millis(1));
-                    }
-                    forget_unsent(&mut tx, "when the port was removed");
-                    d.ports[port][pc::TX_FRAMES] = tx.pushed();
-                    d.ports[port][pc::TX_UNSENT] = tx.unsent();
+                    retire_tx(&mut tx, &mut d.ports[port], until, "when the port was removed");
                 }
                 let deadline = drain_until(self.retire_timeout);
                 let mut i = 0;
@@ -732,12 +705,13 @@ impl Worker {
                 }
                 if let Some(mut tx) = tx {
                     if let Some(mut old) = d.tx.get_mut(port).and_then(Option::take) {
-                        forget_unsent(&mut old, "when the interface went");
+                        // Its interface went away: nothing to wait for.
+                        retire_tx(&mut old, &mut d.ports[port], Instant::now(), "when the interface went");
                         tx.carry_counts(&old);
                     }
                     d.tx[port] = Some(tx);
                     // A port only sent to: its state is its TX ring's (the next tick tells if it is down).
-                    if !self.sources.iter().any(|s| matches!(s, Source::Ring { port: p, .. } if *p == port)) {
+                    if !receives(&self.sources, port) {
                         d.ports[port][pc::LINK] = Link::Up.code();
                     }
                 }
@@ -1091,13 +1065,27 @@ fn ud_port(ud: u64) -> usize {
     (ud & 0xffff_ffff) as usize
 }
 
-/// A TX ring is done with: what the kernel did not send is told and no
-/// longer counted as sent (see [`TxRing::forget_unsent`]).
-fn forget_unsent(t: &mut TxRing, when: &str) {
+/// A TX ring is done with (at exit, its port removed, or replaced on
+/// re-open): while its interface is up, the kernel may send what waits
+/// until `until`; what it never sent is told and counted in `tx_unsent`
+/// (see [`TxRing::forget_unsent`]). Its counts go to the port's `counts`.
+fn retire_tx(t: &mut TxRing, counts: &mut [u64; pc::N], until: Instant, when: &str) {
+    while t.in_flight() > 0 && Instant::now() < until && matches!(t.link(), Ok(Link::Up)) {
+        let _ = t.flush();
+        std::thread::sleep(Duration::from_millis(1));
+    }
     let unsent = t.forget_unsent();
     if unsent > 0 {
         tracing::warn!(iface = t.iface(), unsent, "frames left in the TX ring {when} were never sent (tx_unsent)");
     }
+    counts[pc::TX_FRAMES] = t.pushed();
+    counts[pc::TX_BUSY] = t.busy();
+    counts[pc::TX_UNSENT] = t.unsent();
+}
+
+/// Whether `sources` receive from `port` (else this worker only sends to it).
+fn receives(sources: &[Source], port: usize) -> bool {
+    sources.iter().any(|s| matches!(s, Source::Ring { port: p, .. } if *p == port))
 }
 
 /// Record (and, on the first worker, log) a port's interface changing to `now`.

@@ -110,7 +110,7 @@ impl TxRing {
         let fd = sys::packet_socket().map_err(sys_err)?;
         sys::setsockopt(&fd, sys::SOL_PACKET, sys::PACKET_VERSION, &sys::TPACKET_V2, "setsockopt(PACKET_VERSION)")
             .map_err(sys_err)?;
-        let mtu = sys::if_mtu(&fd, iface).map_err(sys_err)? as usize;
+        let mtu = sys::if_mtu(&fd, ifindex as i32).map_err(sys_err)? as usize;
         let one: libc::c_int = 1;
         // Malformed frames are skipped (status back to AVAILABLE) instead of stalling the ring.
         sys::setsockopt(&fd, sys::SOL_PACKET, sys::PACKET_LOSS, &one, "setsockopt(PACKET_LOSS)").map_err(sys_err)?;
@@ -209,7 +209,7 @@ impl TxRing {
     /// # Errors
     /// The ioctl failure (`ENODEV` once the interface is gone).
     pub fn refresh_mtu(&mut self) -> Result<(), sys::SyscallError> {
-        let mtu = sys::if_mtu_of_index(&self.fd, self.ifindex as i32)?;
+        let mtu = sys::if_mtu(&self.fd, self.ifindex as i32)?;
         self.max_len = mtu as usize + 14;
         Ok(())
     }
