@@ -450,6 +450,69 @@ impl Default for Pair {
     }
 }
 
+/// A patch across three namespaces: the generator's frames arrive on port
+/// `a` (the [`Pair`]'s `if_eng`) and a `forward` consumer sends them out of
+/// port `b` (`if_out`, `rx = false`) into a third namespace, where an engine
+/// of its own writes what arrives (on `if_far`) to `far`.
+pub struct Patch {
+    /// The generator and engine namespaces, and the lab holding all three.
+    pub pair: Pair,
+    /// The far namespace.
+    pub ns_far: String,
+    /// The engine's end of the second veth pair (port `b`).
+    pub if_out: String,
+    /// The far end of it.
+    pub if_far: String,
+    /// The patch engine's config.
+    pub config: PathBuf,
+    /// The far engine's config.
+    pub far_config: PathBuf,
+    /// The far engine's pcap file.
+    pub far: PathBuf,
+}
+
+impl Patch {
+    /// Build it and write both configs in `dir`: `engine` and `far_engine`
+    /// are the lines of each `[engine]` table; `forward` names the consumer.
+    ///
+    /// # Panics
+    /// If iproute2 fails or a file cannot be written.
+    #[must_use]
+    pub fn new(dir: &Path, engine: &str, far_engine: &str, forward: &str) -> Self {
+        let mut pair = Pair::new();
+        let ns_far = pair.lab.namespace("s").expect("far namespace");
+        let (if_out, if_far) = pair.lab.veth(&pair.ns_eng, &ns_far).expect("second veth pair");
+        let (config, far_config, far) = (dir.join("patch.toml"), dir.join("far.toml"), dir.join("far.pcap"));
+        let if_in = &pair.if_eng;
+        std::fs::write(
+            &config,
+            format!(
+                "[engine]\n{engine}\n\
+                 [[ports]]\nname = \"a\"\nuri = \"afpacket:{if_in}\"\n\
+                 [[ports]]\nname = \"b\"\nuri = \"afpacket:{if_out}\"\nrx = false\n\
+                 [[consumers]]\nname = \"{forward}\"\nkind = \"forward\"\nports = [\"a\"]\nto = \"b\"\n"
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            &far_config,
+            format!(
+                "[engine]\n{far_engine}\n[[ports]]\nuri = \"afpacket:{if_far}\"\n\
+                 [[consumers]]\nname = \"cap\"\nkind = \"pcap\"\npath = \"{}\"\n",
+                far.display()
+            ),
+        )
+        .unwrap();
+        Self { pair, ns_far, if_out, if_far, config, far_config, far }
+    }
+
+    /// Start the far engine, then the patch engine: (far, patch).
+    #[must_use]
+    pub fn start(&self, dir: &Path) -> (Proc, Proc) {
+        (start_engine(&self.ns_far, &self.far_config, dir), start_engine(&self.pair.ns_eng, &self.config, dir))
+    }
+}
+
 /// Path of a plugin library built in this workspace (`lib<crate>.so`).
 ///
 /// # Panics

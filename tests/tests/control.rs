@@ -11,7 +11,7 @@ use std::{
 
 use ringwire_tests::{
     assert_reconciles, bin, control_socket, generate, privileged, read_json, read_pcap, start_engine,
-    wait_thread_sched, Pair, ThreadSched,
+    wait_thread_sched, Pair, Patch, ThreadSched,
 };
 
 fn ringctl(sock: &Path, args: &[&str]) -> Output {
@@ -618,40 +618,23 @@ fn run_forwards_again_once_a_send_only_port_is_back() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let Pair { mut lab, ns_gen: ns_g, ns_eng: ns_e, if_gen: vg, if_eng: ve } = Pair::new();
-    let ns_s = lab.namespace("s").unwrap();
-    let (out, vs) = lab.veth(&ns_e, &ns_s).unwrap();
-    let (st, cfg) = (dir.path().join("stats.json"), dir.path().join("patch.toml"));
+    let st = dir.path().join("stats.json");
     let workers = (0..ringwire_tests::cores().min(2)).map(|c| c.to_string()).collect::<Vec<_>>().join(", ");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[engine]\nworkers = [{workers}]\nstats_json = \"{}\"\n\
-             [[ports]]\nname = \"a\"\nuri = \"afpacket:{ve}\"\n\
-             [[ports]]\nname = \"b\"\nuri = \"afpacket:{out}\"\nrx = false\n\
-             [[consumers]]\nname = \"fw\"\nkind = \"forward\"\nports = [\"a\"]\nto = \"b\"\n",
-            st.display()
-        ),
-    )
-    .unwrap();
     // The far side: an engine of its own (its port re-opens too when the pair comes back).
-    let (far, far_cfg) = (dir.path().join("far.pcap"), dir.path().join("far.toml"));
-    std::fs::write(
-        &far_cfg,
-        format!(
-            "[engine]\nworkers = [0]\n[[ports]]\nuri = \"afpacket:{vs}\"\n\
-             [[consumers]]\nname = \"cap\"\nkind = \"pcap\"\npath = \"{}\"\n",
-            far.display()
-        ),
-    )
-    .unwrap();
-    let sink = start_engine(&ns_s, &far_cfg, dir.path());
-    let mut engine = start_engine(&ns_e, &cfg, dir.path());
-    let (sock, far_sock) = (control_socket(&cfg), control_socket(&far_cfg));
+    let patch = Patch::new(
+        dir.path(),
+        &format!("workers = [{workers}]\nstats_json = \"{}\"", st.display()),
+        "workers = [0]",
+        "fw",
+    );
+    let (ns_g, ns_e, ns_s, vg) = (&patch.pair.ns_gen, &patch.pair.ns_eng, &patch.ns_far, &patch.pair.if_gen);
+    let (out, vs, far, cfg, far_cfg) = (&patch.if_out, &patch.if_far, &patch.far, &patch.config, &patch.far_config);
+    let (sink, mut engine) = patch.start(dir.path());
+    let (sock, far_sock) = (control_socket(cfg), control_socket(far_cfg));
     let send = |name: &str, n: u64| {
         let file = dir.path().join(name);
         let rep =
-            generate(&ns_g, &vg, &["--count", &n.to_string(), "--rate", "20000", "--record", file.to_str().unwrap()]);
+            generate(ns_g, vg, &["--count", &n.to_string(), "--rate", "20000", "--record", file.to_str().unwrap()]);
         assert_eq!(rep["sent"], n);
         std::thread::sleep(Duration::from_millis(300));
         read_pcap(&file).into_iter().map(|r| r.data).collect::<Vec<_>>()
@@ -662,23 +645,23 @@ fn run_forwards_again_once_a_send_only_port_is_back() {
         let s = Command::new("ip").args(["-n", ns, "link"]).args(args).status().unwrap();
         assert!(s.success(), "ip -n {ns} link {args:?}");
     };
-    ip(&ns_e, &["del", &out]);
+    ip(ns_e, &["del", out]);
     let port = wait_link(&sock, 1, "gone");
     assert_eq!(port["link"], "gone", "a port only sent to is watched too: {port}");
     engine.expect_stderr("the interface is gone", Duration::from_secs(5), "gone");
     // Forwarded into rings whose interface is gone: never sent.
     send("lost.pcap", 500);
 
-    ip(&ns_e, &["add", &out, "type", "veth", "peer", "name", &vs, "netns", &ns_s]);
-    ip(&ns_e, &["set", &out, "up"]);
-    ip(&ns_s, &["set", &vs, "up"]);
+    ip(ns_e, &["add", out, "type", "veth", "peer", "name", vs, "netns", ns_s]);
+    ip(ns_e, &["set", out, "up"]);
+    ip(ns_s, &["set", vs, "up"]);
     let port = wait_link(&sock, 1, "up");
     assert_eq!(port["link"], "up", "re-opened within 5 s: {port}");
     assert_eq!(wait_link(&far_sock, 0, "up")["link"], "up");
     engine.expect_stderr("were never sent", Duration::from_secs(5), "the unsent frames told");
     want.extend(send("after.pcap", 1000));
     // Down at exit: what waits in the rings then was never sent either.
-    ip(&ns_e, &["set", &out, "down"]);
+    ip(ns_e, &["set", out, "down"]);
     assert_eq!(wait_link(&sock, 1, "down")["link"], "down");
     send("held.pcap", 300);
 
@@ -697,7 +680,7 @@ fn run_forwards_again_once_a_send_only_port_is_back() {
     assert_eq!(s["consumers"][0]["delivered"], 2800, "handed to a TX ring: {s}");
     let (tx, unsent) = (&s["ports"][1]["tx_frames"], &s["ports"][1]["tx_unsent"]);
     assert_eq!((tx, unsent), (&2800.into(), &800.into()), "handed to the rings, and never sent: {s}");
-    let mut got: Vec<Vec<u8>> = read_pcap(&far).into_iter().map(|r| r.data).collect();
+    let mut got: Vec<Vec<u8>> = read_pcap(far).into_iter().map(|r| r.data).collect();
     got.sort();
     want.sort();
     assert!(got == want, "the far side got the frames sent before the interface went and after it came back");

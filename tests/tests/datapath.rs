@@ -7,7 +7,7 @@ use std::{collections::HashMap, path::Path, time::Duration};
 use ringwire_bench::frames::read_stamp;
 use ringwire_tests::{
     assert_reconciles, cores, generate, privileged, read_json, read_pcap, start_engine, stop_engine, tcpdump_count,
-    wait_thread_sched, Pair, ThreadSched,
+    wait_thread_sched, Pair, Patch, ThreadSched,
 };
 
 fn write_config(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
@@ -151,39 +151,17 @@ fn forward_patch_is_byte_identical_and_pads_runts() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let Pair { mut lab, ns_gen: ns_g, ns_eng: ns_e, if_gen: vg, if_eng: ve_in } = Pair::new();
-    let ns_s = lab.namespace("s").unwrap();
-    let (ve_out, vs) = lab.veth(&ns_e, &ns_s).unwrap();
     let st = dir.path().join("stats.json");
-    let cfg = write_config(
-        dir.path(),
-        "patch",
-        &format!(
-            "[engine]\nworkers = [0]\nwait = \"busy-poll\"\nstats_json = \"{}\"\n\
-             [[ports]]\nname = \"a\"\nuri = \"afpacket:{ve_in}\"\n\
-             [[ports]]\nname = \"b\"\nuri = \"afpacket:{ve_out}\"\nrx = false\n\
-             [[consumers]]\nname = \"a-to-b\"\nkind = \"forward\"\nports = [\"a\"]\nto = \"b\"\n",
-            st.display()
-        ),
-    );
     // The far side captures with its own engine.
-    let far = dir.path().join("far.pcap");
-    let far_cfg = write_config(
-        dir.path(),
-        "far",
-        &format!(
-            "[engine]\nworkers = [0]\nworker_rt_priority = 0\n[[ports]]\nuri = \"afpacket:{vs}\"\n\
-             [[consumers]]\nname = \"cap\"\nkind = \"pcap\"\npath = \"{}\"\n",
-            far.display()
-        ),
-    );
-    let sink = start_engine(&ns_s, &far_cfg, dir.path());
-    let engine = start_engine(&ns_e, &cfg, dir.path());
+    let engine_lines = format!("workers = [0]\nwait = \"busy-poll\"\nstats_json = \"{}\"", st.display());
+    let patch = Patch::new(dir.path(), &engine_lines, "workers = [0]\nworker_rt_priority = 0", "a-to-b");
+    let (ns_g, vg, far) = (&patch.pair.ns_gen, &patch.pair.if_gen, &patch.far);
+    let (sink, engine) = patch.start(dir.path());
     let runts = dir.path().join("runts.pcap");
     let mixed = dir.path().join("mixed.pcap");
     let r1 = generate(
-        &ns_g,
-        &vg,
+        ns_g,
+        vg,
         &[
             "--count",
             "500",
@@ -202,7 +180,7 @@ fn forward_patch_is_byte_identical_and_pads_runts() {
             runts.to_str().unwrap(),
         ],
     );
-    let r2 = generate(&ns_g, &vg, &["--count", "1500", "--rate", "20000", "--record", mixed.to_str().unwrap()]);
+    let r2 = generate(ns_g, vg, &["--count", "1500", "--rate", "20000", "--record", mixed.to_str().unwrap()]);
     assert_eq!(u(&r1["sent"]) + u(&r2["sent"]), 2000);
     std::thread::sleep(Duration::from_millis(300));
     // Both engines have been receiving for a while: neither worker was made real-time.
@@ -217,7 +195,7 @@ fn forward_patch_is_byte_identical_and_pads_runts() {
 
     let sent: Vec<_> = read_pcap(&runts).into_iter().chain(read_pcap(&mixed)).collect();
     assert!(sent[..500].iter().all(|r| r.data.len() == 42), "the generator sent 42-byte runts");
-    let got = read_pcap(&far);
+    let got = read_pcap(far);
     assert_eq!(got.len(), 2000, "every frame crossed the patch");
     for (i, (g, s)) in got.iter().zip(&sent).enumerate() {
         if s.data.len() < 60 {
@@ -242,40 +220,19 @@ fn forwarding_follows_an_egress_mtu_changed_at_run_time() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let Pair { mut lab, ns_gen: ns_g, ns_eng: ns_e, if_gen: vg, if_eng: ve_in } = Pair::new();
-    let ns_s = lab.namespace("s").unwrap();
-    let (ve_out, vs) = lab.veth(&ns_e, &ns_s).unwrap();
     let st = dir.path().join("stats.json");
-    let cfg = write_config(
-        dir.path(),
-        "patch",
-        &format!(
-            "[engine]\nworkers = [0]\nstats_json = \"{}\"\n\
-             [[ports]]\nname = \"a\"\nuri = \"afpacket:{ve_in}\"\n\
-             [[ports]]\nname = \"b\"\nuri = \"afpacket:{ve_out}\"\nrx = false\n\
-             [[consumers]]\nname = \"a-to-b\"\nkind = \"forward\"\nports = [\"a\"]\nto = \"b\"\n",
-            st.display()
-        ),
-    );
-    let far = dir.path().join("far.pcap");
-    let far_cfg = write_config(
-        dir.path(),
-        "far",
-        &format!(
-            "[engine]\nworkers = [0]\n[[ports]]\nuri = \"afpacket:{vs}\"\n\
-             [[consumers]]\nname = \"cap\"\nkind = \"pcap\"\npath = \"{}\"\n",
-            far.display()
-        ),
-    );
-    let sink = start_engine(&ns_s, &far_cfg, dir.path());
-    let engine = start_engine(&ns_e, &cfg, dir.path());
+    let patch =
+        Patch::new(dir.path(), &format!("workers = [0]\nstats_json = \"{}\"", st.display()), "workers = [0]", "a-to-b");
+    let (ns_g, ns_e, vg, ve_out, far) =
+        (&patch.pair.ns_gen, &patch.pair.ns_eng, &patch.pair.if_gen, &patch.if_out, &patch.far);
+    let (sink, engine) = patch.start(dir.path());
     let send = |size: &str| {
-        let r = generate(&ns_g, &vg, &["--count", "500", "--rate", "20000", "--size", size, "--vlan-every", "0"]);
+        let r = generate(ns_g, vg, &["--count", "500", "--rate", "20000", "--size", size, "--vlan-every", "0"]);
         assert_eq!(u(&r["sent"]), 500);
         std::thread::sleep(Duration::from_millis(300));
     };
     send("1000");
-    let mtu = std::process::Command::new("ip").args(["-n", &ns_e, "link", "set", &ve_out, "mtu", "900"]).status();
+    let mtu = std::process::Command::new("ip").args(["-n", ns_e, "link", "set", ve_out, "mtu", "900"]).status();
     assert!(mtu.unwrap().success());
     std::thread::sleep(Duration::from_millis(300)); // a worker tick reads it
     send("1000"); // now over the MTU
@@ -283,7 +240,7 @@ fn forwarding_follows_an_egress_mtu_changed_at_run_time() {
     let _ = stop_engine(engine);
     std::thread::sleep(Duration::from_millis(100));
     let _ = stop_engine(sink);
-    let got = read_pcap(&far);
+    let got = read_pcap(far);
     let s = read_json(&st);
     assert_reconciles(&s);
     let fw = &s["consumers"][0];
