@@ -6,6 +6,7 @@
 //! engine only through its binaries; it reuses the engine's ring code for
 //! sending and its pcap writer for recording what was sent.
 
+pub mod cpusample;
 pub mod frames;
 pub mod plot;
 pub mod stream;

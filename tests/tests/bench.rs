@@ -107,6 +107,15 @@ fn a_latency_run_beside_tcpdump_reports_tables_json_and_a_plot_and_leaves_no_lab
     assert!((63.0..=65.0).contains(&ring("ringwire-latency")), "{med:?}");
     assert!((1.0..=4.0).contains(&ring("tcpdump-stream")), "{med:?}");
     assert!(ring("netsniff-ng-stream") > 0.0 && ring("ringwire-lowlat") > 0.0, "{med:?}");
+    // CPU time by sampling the capture core (every 100 µs by default), for
+    // every receiver; getrusage's beside it.
+    assert_eq!(doc["args"]["cpu_sample_us"], 100, "{}", doc["args"]);
+    for r in doc["runs"].as_array().unwrap() {
+        assert_eq!(r["cpu_source"], "sampled", "{r}");
+        let f = |k: &str| r[k].as_f64().unwrap();
+        assert!(f("user_ns_per_frame") + f("sys_ns_per_frame") > 0.0, "{r}");
+        assert!(f("rusage_user_ns_per_frame") + f("rusage_sys_ns_per_frame") > 0.0, "{r}");
+    }
     let plot = std::fs::read_to_string(&svg).unwrap();
     assert!(plot.starts_with("<svg") && plot.contains("latency send -&gt; consumer"), "{plot}");
 
@@ -115,6 +124,7 @@ fn a_latency_run_beside_tcpdump_reports_tables_json_and_a_plot_and_leaves_no_lab
     let table = String::from_utf8_lossy(&again.stdout);
     assert!(table.contains("| 64 | 500 | ringwire-lowlat |"), "{table}");
     assert!(table.contains("Command: `"), "{table}");
+    assert!(table.contains("CPU time sampled on the capture core every 100 µs"), "{table}");
     // The low-latency receiver's engine held its CPU latency request (by default 0 µs).
     assert_eq!(doc["args"]["lowlat_cpu_latency_us"], 0, "{}", doc["args"]);
     assert!(table.contains("ringwire-lowlat held a CPU latency request of 0 µs"), "{table}");

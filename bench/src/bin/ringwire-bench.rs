@@ -27,6 +27,7 @@ use std::os::unix::process::CommandExt as _;
 use anyhow::{bail, Context as _, Result};
 use clap::Parser;
 use ringwire_bench::{
+    cpusample::CoreSampler,
     frames::{Ip, MixSpec, L4},
     plot::{Chart, Series},
     stream::{self, StreamError, StreamLatency},
@@ -158,6 +159,14 @@ struct Args {
     /// (10: the classifier receivers keep one frame in ten).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
     dst_macs: u32,
+    /// Measure receivers' CPU time by sampling the capture core every this
+    /// many microseconds of CPU (perf's software clock), from the
+    /// generator's start until the receiver has exited; 0: from getrusage
+    /// alone, which on this kind of kernel is itself sampled, 250 times a
+    /// second, over the receiver's whole life. The getrusage figures are
+    /// always in the JSON (`rusage_*`).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    cpu_sample_us: u32,
 }
 
 /// `--lowlat-cpu-latency`: microseconds, or none (`off`).
@@ -208,10 +217,20 @@ struct Run {
     veth_drops: u64,
     /// MiB of packet rings the tool mapped.
     ring_mib: f64,
-    /// Tool's user CPU time, ns per captured frame.
+    /// Tool's user CPU time, ns per captured frame (sampled, see `cpu_source`).
     user_ns_per_frame: f64,
-    /// Tool's system CPU time, ns per captured frame.
+    /// Tool's system CPU time, ns per captured frame (sampled, see `cpu_source`).
     sys_ns_per_frame: f64,
+    /// Where the CPU figures come from: `sampled` (the capture core, every
+    /// `--cpu-sample-us`, while traffic ran and the tool stopped) or
+    /// `rusage` (getrusage over the tool's whole life).
+    cpu_source: String,
+    /// Samples the kernel could not store: the sampled figures are low by this many periods.
+    cpu_samples_lost: u64,
+    /// getrusage's user CPU time over the tool's life, ns per captured frame.
+    rusage_user_ns_per_frame: f64,
+    /// getrusage's system CPU time over the tool's life, ns per captured frame.
+    rusage_sys_ns_per_frame: f64,
     /// Captured frames per second.
     captured_pps: f64,
     /// Offered frames per second.
@@ -735,6 +754,16 @@ fn measure(tool: &str, l: &Lab2, a: &Args, size: usize, rate: (u64, &str), round
     let (tx0, txd0) = tx_counters(l)?;
     let rx0 = ns_read(&l.ns_c, &(rcv_path.clone() + "rx_packets"))?;
     let rxd0 = ns_read(&l.ns_c, &(rcv_path.clone() + "rx_dropped"))?;
+    let sampler = match (&rcv, a.cpu_sample_us) {
+        (None, _) | (_, 0) => None,
+        _ => match CoreSampler::start(&[a.cap_core], Duration::from_micros(a.cpu_sample_us.into())) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                eprintln!("{tool}: CPU time from getrusage only: {e}");
+                None
+            }
+        },
+    };
     let gen = gen_command(l, a, size, rate.0, a.duration)?
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -761,6 +790,7 @@ fn measure(tool: &str, l: &Lab2, a: &Args, size: usize, rate: (u64, &str), round
         ..Default::default()
     };
     let (mut user, mut sys) = (0, 0);
+    let mut pid = None;
     if let Some(r) = rcv.as_mut() {
         // The child stays in `r` (killed by its Drop on any error) until it has been reaped.
         let child = r.child.as_mut().expect("running");
@@ -771,6 +801,7 @@ fn measure(tool: &str, l: &Lab2, a: &Args, size: usize, rate: (u64, &str), round
         // `ip netns exec` and `taskset` exec the tool: the child is the tool,
         // and its rings are still mapped until it is stopped below.
         run.ring_mib = mapped_ring_mib(child.id());
+        pid = Some(child.id());
         // SAFETY: signalling our own child.
         unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
         let waited = wait_rusage(child);
@@ -815,6 +846,15 @@ fn measure(tool: &str, l: &Lab2, a: &Args, size: usize, rate: (u64, &str), round
     let captured = run.captured;
     let per = |ns: u64| if captured == 0 { 0.0 } else { ns as f64 / captured as f64 };
     let per_offered = |ns: u64| if offered == 0 { 0.0 } else { ns as f64 / offered as f64 };
+    run.rusage_user_ns_per_frame = per(user);
+    run.rusage_sys_ns_per_frame = per(sys);
+    run.cpu_source = "rusage".into();
+    if let (Some(s), Some(pid)) = (sampler, pid) {
+        let samples = s.finish();
+        (user, sys) = samples.cpu_ns(pid);
+        run.cpu_source = "sampled".into();
+        run.cpu_samples_lost = samples.lost;
+    }
     run.user_ns_per_frame = per(user);
     run.sys_ns_per_frame = per(sys);
     run.captured_pps = captured as f64 / a.duration;
@@ -1029,7 +1069,10 @@ fn medians(runs: &[Run], sizes: &[usize], rates: &[String], tools: &[String]) ->
                     "veth_drops": m(&|r| r.veth_drops as f64),
                     "ring_mib": m(&|r| r.ring_mib),
                     "user_ns_per_frame": m(&|r| r.user_ns_per_frame), "sys_ns_per_frame": m(&|r| r.sys_ns_per_frame),
-                    "user_ns_per_offered": m(&|r| r.user_ns_per_offered), "sys_ns_per_offered": m(&|r| r.sys_ns_per_offered)});
+                    "user_ns_per_offered": m(&|r| r.user_ns_per_offered), "sys_ns_per_offered": m(&|r| r.sys_ns_per_offered),
+                    "rusage_user_ns_per_frame": m(&|r| r.rusage_user_ns_per_frame),
+                    "rusage_sys_ns_per_frame": m(&|r| r.rusage_sys_ns_per_frame),
+                    "cpu_source": if rs.iter().all(|r| r.cpu_source == "sampled") { "sampled" } else { "rusage" }});
                 let lat: Vec<Latency> = rs.iter().filter_map(|r| r.latency).collect();
                 if !lat.is_empty() {
                     let consumer: Vec<HistSnap> = lat.iter().map(|l| l.consumer).collect();
@@ -1167,6 +1210,9 @@ fn markdown(doc: &serde_json::Value) -> String {
         }
         (None, None) => {}
     }
+    if !medians.is_empty() {
+        let _ = writeln!(s, "{}", cpu_note(&medians, a));
+    }
     if let Some(c) = a["gen_copy_max"].as_u64() {
         let how = if c == 0 {
             "every frame lent as TX ring pages".to_owned()
@@ -1177,6 +1223,23 @@ fn markdown(doc: &serde_json::Value) -> String {
     }
     let _ = writeln!(s, "Command: `{}`", doc["command"].as_str().unwrap_or("?"));
     s
+}
+
+/// How the table's CPU columns were measured.
+fn cpu_note(medians: &[serde_json::Value], args: &serde_json::Value) -> String {
+    let sampled = medians.iter().filter(|m| m["cpu_source"] == "sampled").count();
+    let every = args["cpu_sample_us"].as_u64().unwrap_or(0);
+    let how = format!(
+        "CPU time sampled on the capture core every {every} µs of CPU (perf's software clock), from the generator's start until the receiver exited"
+    );
+    let rusage = "getrusage over the receiver's whole life (on this kernel a tick sample, 250 a second)";
+    if sampled == medians.len() {
+        format!("{how}; getrusage's figures are in the JSON (`rusage_*`).")
+    } else if sampled == 0 {
+        format!("CPU time from {rusage}.")
+    } else {
+        format!("{how} where the JSON's `cpu_source` says `sampled`, elsewhere from {rusage}.")
+    }
 }
 
 /// The SVG plot of a run's JSON document: captured against offered rate,
@@ -1529,7 +1592,7 @@ fn run() -> Result<bool> {
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let mut doc = serde_json::json!({"args": {"sizes": a.sizes, "duration_s": a.duration, "rounds": a.rounds,
         "gen_core": a.gen_core, "cap_core": a.cap_core, "gen_burst": a.gen_burst, "gen_copy_max": a.gen_copy_max, "rates": a.rates, "dst_macs": a.dst_macs, "tools": tools,
-        "cpu_latency_us": a.cpu_latency_us,
+        "cpu_latency_us": a.cpu_latency_us, "cpu_sample_us": a.cpu_sample_us,
         "lowlat_cpu_latency_us": tools.iter().any(|t| t == "ringwire-lowlat").then_some(a.lowlat_cpu_latency.0).flatten()},
         "lab": {"napi_threads": lab.napi},
         "machine": machine(), "command": command});
