@@ -331,8 +331,11 @@ pub struct RingConfig {
 impl Default for RingConfig {
     fn default() -> Self {
         Self {
-            block_size: 1 << 20,
-            block_count: 64,
+            // 256 KiB: a block is read while most of it is still in the
+            // core's cache (1 MiB blocks cost a fifth more user CPU a
+            // frame at 64 B); 256 of them keep the ring at 64 MiB.
+            block_size: 1 << 18,
+            block_count: 256,
             frame_size: 2048,
             retire_timeout_ms: 10,
             tx_block_size: 1 << 16,
@@ -851,7 +854,8 @@ mod tests {
         let c = Config::parse("").unwrap();
         assert_eq!(c, Config::default());
         assert_eq!(c.engine.workers, vec![0]);
-        assert_eq!(c.ring.block_size, 1 << 20);
+        assert_eq!(c.ring.block_size, 1 << 18);
+        assert_eq!(u64::from(c.ring.block_size) * u64::from(c.ring.block_count), 64 << 20);
         assert_eq!(c.ring.rxhash, RxHash::Auto);
         assert_eq!(c.engine.consumer_nice, -5);
         assert_eq!(c.engine.consumer_rt_priority, 1);

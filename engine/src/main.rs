@@ -96,7 +96,7 @@ struct CaptureArgs {
     #[arg(short = 'W', long = "file-count", value_name = "N", requires = "rotate_mb", value_parser = clap::value_parser!(u32).range(1..))]
     rotate_files: Option<u32>,
     /// Size of each worker's kernel ring, in KiB (as tcpdump's -B), in whole
-    /// blocks of 1 MiB [default: 65536, 64 MiB].
+    /// blocks of 256 KiB [default: 65536, 64 MiB].
     #[arg(short = 'B', long = "buffer-size", value_name = "KIB", value_parser = clap::value_parser!(u32).range(1..))]
     buffer_kib: Option<u32>,
     /// Which frames of an interface to capture, as tcpdump's -Q: those that
