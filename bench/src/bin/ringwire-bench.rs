@@ -848,7 +848,7 @@ fn measure(tool: &str, l: &Lab2, a: &Args, size: usize, rate: (u64, &str), round
     let per_offered = |ns: u64| if offered == 0 { 0.0 } else { ns as f64 / offered as f64 };
     run.rusage_user_ns_per_frame = per(user);
     run.rusage_sys_ns_per_frame = per(sys);
-    run.cpu_source = "rusage".into();
+    run.cpu_source = if rcv.is_some() { "rusage" } else { "none" }.into();
     if let (Some(s), Some(pid)) = (sampler, pid) {
         let samples = s.finish();
         (user, sys) = samples.cpu_ns(pid);
@@ -1045,6 +1045,12 @@ fn median_hist(h: &[HistSnap]) -> HistSnap {
     }
 }
 
+/// Where the CPU figures of these rounds come from: `sampled` or `none`
+/// when all agree, else `rusage`.
+fn cpu_source(rs: &[&Run]) -> &'static str {
+    ["sampled", "none"].into_iter().find(|&k| rs.iter().all(|r| r.cpu_source == k)).unwrap_or("rusage")
+}
+
 /// Medians over rounds, per size, rate and receiver (failed runs left out).
 fn medians(runs: &[Run], sizes: &[usize], rates: &[String], tools: &[String]) -> Vec<serde_json::Value> {
     let mut out = Vec::new();
@@ -1072,7 +1078,7 @@ fn medians(runs: &[Run], sizes: &[usize], rates: &[String], tools: &[String]) ->
                     "user_ns_per_offered": m(&|r| r.user_ns_per_offered), "sys_ns_per_offered": m(&|r| r.sys_ns_per_offered),
                     "rusage_user_ns_per_frame": m(&|r| r.rusage_user_ns_per_frame),
                     "rusage_sys_ns_per_frame": m(&|r| r.rusage_sys_ns_per_frame),
-                    "cpu_source": if rs.iter().all(|r| r.cpu_source == "sampled") { "sampled" } else { "rusage" }});
+                    "cpu_source": cpu_source(&rs)});
                 let lat: Vec<Latency> = rs.iter().filter_map(|r| r.latency).collect();
                 if !lat.is_empty() {
                     let consumer: Vec<HistSnap> = lat.iter().map(|l| l.consumer).collect();
@@ -1227,13 +1233,15 @@ fn markdown(doc: &serde_json::Value) -> String {
 
 /// How the table's CPU columns were measured.
 fn cpu_note(medians: &[serde_json::Value], args: &serde_json::Value) -> String {
-    let sampled = medians.iter().filter(|m| m["cpu_source"] == "sampled").count();
+    // Nobody runs in `none`: nothing to measure.
+    let measured: Vec<_> = medians.iter().filter(|m| m["tool"] != "none").collect();
+    let sampled = measured.iter().filter(|m| m["cpu_source"] == "sampled").count();
     let every = args["cpu_sample_us"].as_u64().unwrap_or(0);
     let how = format!(
         "CPU time sampled on the capture core every {every} µs of CPU (perf's software clock), from the generator's start until the receiver exited"
     );
     let rusage = "getrusage over the receiver's whole life (on this kernel a tick sample, 250 a second)";
-    if sampled == medians.len() {
+    if sampled == measured.len() {
         format!("{how}; getrusage's figures are in the JSON (`rusage_*`).")
     } else if sampled == 0 {
         format!("CPU time from {rusage}.")
