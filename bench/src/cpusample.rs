@@ -102,10 +102,11 @@ const CPUMODE_KERNEL: u16 = 1;
 const CPUMODE_USER: u16 = 2;
 
 /// Samples the given cores every `period` of CPU time, on a thread of its
-/// own, until [`CoreSampler::finish`].
+/// own, until [`CoreSampler::finish`] or until dropped (a measurement that
+/// failed half-way must not leave the core sampled for the next one).
 pub struct CoreSampler {
     stop: Arc<AtomicBool>,
-    thread: JoinHandle<Samples>,
+    thread: Option<JoinHandle<Samples>>,
 }
 
 impl CoreSampler {
@@ -155,15 +156,27 @@ impl CoreSampler {
                 }
             })
             .map_err(SampleError::Thread)?;
-        Ok(Self { stop, thread })
+        Ok(Self { stop, thread: Some(thread) })
     }
 
     /// Stop sampling and return what was seen.
-    pub fn finish(self) -> Samples {
+    pub fn finish(mut self) -> Samples {
+        self.stop_thread().unwrap_or_default()
+    }
+
+    /// Tell the thread to stop, and wait for what it saw.
+    fn stop_thread(&mut self) -> Option<Samples> {
+        let thread = self.thread.take()?;
         self.stop.store(true, Ordering::Release);
-        self.thread.thread().unpark();
+        thread.thread().unpark();
         // The thread cannot panic: it only reads the rings.
-        self.thread.join().unwrap_or_default()
+        thread.join().ok()
+    }
+}
+
+impl Drop for CoreSampler {
+    fn drop(&mut self) {
+        self.stop_thread();
     }
 }
 
@@ -253,6 +266,26 @@ mod tests {
             assert!(other < busy / 4, "user {user} ns, kernel {kernel} ns");
         }
         let (p_user, p_kernel) = got.cpu_ns(std::process::id());
+        // Dropped without `finish` (a measurement that failed): its thread
+        // and its events end with it.
+        let samplers = || {
+            std::fs::read_dir("/proc/self/task")
+                .expect("tasks")
+                .filter(|t| {
+                    let comm = t.as_ref().map(|t| t.path().join("comm")).ok();
+                    comm.and_then(|c| std::fs::read_to_string(c).ok()).is_some_and(|c| c.trim() == "rw-cpusample")
+                })
+                .count()
+        };
+        let s = CoreSampler::start(&[core], Duration::from_micros(100)).expect("sampler");
+        // The thread names itself once it runs.
+        let named = std::time::Instant::now();
+        while samplers() == 0 && named.elapsed() < Duration::from_secs(2) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(samplers(), 1);
+        drop(s);
+        assert_eq!(samplers(), 0, "the sampler's thread ended with it");
         let (t_user, _) = got.thread_cpu_ns(in_user);
         let (_, t_kernel) = got.thread_cpu_ns(in_kernel);
         assert!(p_user >= t_user && p_kernel >= t_kernel, "the process holds its threads' samples");
