@@ -235,6 +235,15 @@ pub fn control_socket(config: &Path) -> PathBuf {
     config.with_extension("sock")
 }
 
+/// Run `ip -n NS ARGS...` in a namespace the test made; a failure panics
+/// with the command and its message.
+pub fn ip(ns: &str, args: &[&str]) {
+    let cmd: Vec<&str> = ["ip", "-n", ns].into_iter().chain(args.iter().copied()).collect();
+    if let Err(e) = ringwire_engine::lab::run(&cmd) {
+        panic!("{e}");
+    }
+}
+
 /// Run ringwire-gen inside `ns` with `args`; returns its JSON report.
 ///
 /// # Panics

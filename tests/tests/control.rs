@@ -570,19 +570,15 @@ fn run_reopens_a_port_whose_interface_is_deleted_and_created_again() {
     };
     let mut want = send("before.pcap");
 
-    let ip = |ns: &str, args: &[&str]| {
-        let s = Command::new("ip").args(["-n", ns, "link"]).args(args).status().unwrap();
-        assert!(s.success(), "ip -n {ns} link {args:?}");
-    };
-    ip(&ns_e, &["del", &ve]);
+    ringwire_tests::ip(&ns_e, &["link", "del", &ve]);
     let port = wait_link(&sock, 0, "gone");
     assert_eq!(port["link"], "gone", "{port}");
     engine.expect_stderr("the interface is gone", Duration::from_secs(5), "gone");
     assert!(!engine.exited(), "the engine keeps running without its interface");
 
-    ip(&ns_g, &["add", &vg, "type", "veth", "peer", "name", &ve, "netns", &ns_e]);
-    ip(&ns_g, &["set", &vg, "up"]);
-    ip(&ns_e, &["set", &ve, "up"]);
+    ringwire_tests::ip(&ns_g, &["link", "add", &vg, "type", "veth", "peer", "name", &ve, "netns", &ns_e]);
+    ringwire_tests::ip(&ns_g, &["link", "set", &vg, "up"]);
+    ringwire_tests::ip(&ns_e, &["link", "set", &ve, "up"]);
     let port = wait_link(&sock, 0, "up");
     assert_eq!(port["link"], "up", "re-opened within 5 s: {port}");
     engine.expect_stderr("the interface is back", Duration::from_secs(5), "back");
@@ -641,27 +637,23 @@ fn run_forwards_again_once_a_send_only_port_is_back() {
     };
     let mut want = send("before.pcap", 1000);
 
-    let ip = |ns: &str, args: &[&str]| {
-        let s = Command::new("ip").args(["-n", ns, "link"]).args(args).status().unwrap();
-        assert!(s.success(), "ip -n {ns} link {args:?}");
-    };
-    ip(ns_e, &["del", out]);
+    ringwire_tests::ip(ns_e, &["link", "del", out]);
     let port = wait_link(&sock, 1, "gone");
     assert_eq!(port["link"], "gone", "a port only sent to is watched too: {port}");
     engine.expect_stderr("the interface is gone", Duration::from_secs(5), "gone");
     // Forwarded into rings whose interface is gone: never sent.
     send("lost.pcap", 500);
 
-    ip(ns_e, &["add", out, "type", "veth", "peer", "name", vs, "netns", ns_s]);
-    ip(ns_e, &["set", out, "up"]);
-    ip(ns_s, &["set", vs, "up"]);
+    ringwire_tests::ip(ns_e, &["link", "add", out, "type", "veth", "peer", "name", vs, "netns", ns_s]);
+    ringwire_tests::ip(ns_e, &["link", "set", out, "up"]);
+    ringwire_tests::ip(ns_s, &["link", "set", vs, "up"]);
     let port = wait_link(&sock, 1, "up");
     assert_eq!(port["link"], "up", "re-opened within 5 s: {port}");
     assert_eq!(wait_link(&far_sock, 0, "up")["link"], "up");
     engine.expect_stderr("were never sent", Duration::from_secs(5), "the unsent frames told");
     want.extend(send("after.pcap", 1000));
     // Down at exit: what waits in the rings then was never sent either.
-    ip(ns_e, &["set", out, "down"]);
+    ringwire_tests::ip(ns_e, &["link", "set", out, "down"]);
     assert_eq!(wait_link(&sock, 1, "down")["link"], "down");
     send("held.pcap", 300);
 

@@ -232,8 +232,7 @@ fn forwarding_follows_an_egress_mtu_changed_at_run_time() {
         std::thread::sleep(Duration::from_millis(300));
     };
     send("1000");
-    let mtu = std::process::Command::new("ip").args(["-n", ns_e, "link", "set", ve_out, "mtu", "900"]).status();
-    assert!(mtu.unwrap().success());
+    ringwire_tests::ip(ns_e, &["link", "set", ve_out, "mtu", "900"]);
     std::thread::sleep(Duration::from_millis(300)); // a worker tick reads it
     send("1000"); // now over the MTU
     send("600");
@@ -1132,10 +1131,7 @@ fn capture_survives_its_interface_going_down_and_ends_when_it_disappears() {
     }
     let dir = tempfile::tempdir().unwrap();
     let Pair { lab: _lab, ns_gen: ns_g, ns_eng: ns_e, if_gen: vg, if_eng: ve } = Pair::new();
-    let ip = |args: &[&str]| {
-        let st = std::process::Command::new("ip").args(["-n", &ns_e, "link"]).args(args).status().unwrap();
-        assert!(st.success(), "ip link {args:?}");
-    };
+    let ip = |args: &[&str]| ringwire_tests::ip(&ns_e, &[&["link"], args].concat());
     ip(&["set", &ve, "down"]);
     let out = dir.path().join("flap.pcap");
     let mut cap = ringwire_tests::Proc::spawn(
@@ -1209,10 +1205,7 @@ fn capture_direction_follows_tcpdump_s_q() {
     use ringwire_engine::lab::Lab;
     let dir = tempfile::tempdir().unwrap();
     let Pair { lab: _lab, ns_gen: ns_g, ns_eng: ns_e, if_gen: vg, if_eng: ve } = Pair::new();
-    let addr = |ns: &str, ip: &str, dev: &str| {
-        let st = std::process::Command::new("ip").args(["-n", ns, "addr", "add", ip, "dev", dev]).status().unwrap();
-        assert!(st.success(), "ip addr add {ip}");
-    };
+    let addr = |ns: &str, ip: &str, dev: &str| ringwire_tests::ip(ns, &["addr", "add", ip, "dev", dev]);
     addr(&ns_e, "10.77.0.2/24", &ve);
     addr(&ns_g, "10.77.0.1/24", &vg);
     let send = |ns: &str, from: &str, to: &str| {
