@@ -18,6 +18,7 @@
 
 use std::{
     io::Write as _,
+    mem::MaybeUninit,
     path::PathBuf,
     sync::{
         atomic::{fence, AtomicBool, AtomicU8, Ordering},
@@ -31,7 +32,7 @@ use crossbeam_queue::ArrayQueue;
 
 use crate::{
     config::{PrintHex, PrintTime},
-    pcapio::{output_name, PcapIoError, PcapWriter, RECORD_HEADER},
+    pcapio::{output_name, record_header, PcapIoError, PcapWriter, RECORD_HEADER},
     stats::{sink, Cells},
     sys,
 };
@@ -46,6 +47,15 @@ pub const MIN_CHUNK: usize = 128 << 10;
 #[must_use]
 pub fn chunk_size(snaplen: u32) -> usize {
     MIN_CHUNK.max((snaplen as usize + RECORD_HEADER).next_multiple_of(4096))
+}
+
+/// Copy `src` to the start of `dst` (uninitialised spare capacity).
+#[inline(always)]
+fn put(dst: &mut [MaybeUninit<u8>], src: &[u8]) {
+    let dst = &mut dst[..src.len()];
+    // SAFETY: `MaybeUninit<u8>` has the layout of `u8`; `dst` is exactly
+    // `src.len()` bytes (sliced above), and a `&mut` never overlaps `src`.
+    unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst.as_mut_ptr().cast::<u8>(), src.len()) }
 }
 
 /// Records laid end to end in pcap layout, with each record's port.
@@ -224,25 +234,62 @@ impl Producer {
     /// Append a frame; `false` when no chunk has room (the frame is dropped).
     #[inline]
     pub fn offer(&mut self, data: &[u8], wire_len: u32, ts_ns: u64, port: u16) -> bool {
-        let incl = data.len().min(self.snaplen);
-        let need = RECORD_HEADER + incl;
-        if self.current.as_ref().is_none_or(|c| c.buf.capacity() - c.buf.len() < need) {
-            self.publish();
-            if self.current.is_none() {
-                self.current = self.next_free();
+        self.offer_batch(std::iter::once((data, wire_len, ts_ns)), port) == 1
+    }
+
+    /// Append frames of one port, `(data, wire_len, ts_ns)`, in order, and
+    /// say how many were taken: the first ones, up to the frame for which
+    /// no chunk had room (that one and the rest are dropped; the caller
+    /// counts them). The chunk's lengths are brought up to date once a
+    /// chunk, not once a frame.
+    #[inline]
+    pub fn offer_batch<'a>(&mut self, frames: impl IntoIterator<Item = (&'a [u8], u32, u64)>, port: u16) -> u64 {
+        let snaplen = self.snaplen;
+        let mut frames = frames.into_iter();
+        let Some(mut next) = frames.next() else { return 0 };
+        let mut taken = 0;
+        loop {
+            let need = RECORD_HEADER + next.0.len().min(snaplen);
+            let mut fresh = false;
+            if self.current.as_ref().is_none_or(|c| c.buf.capacity() - c.buf.len() < need) {
+                self.publish();
+                if self.current.is_none() {
+                    self.current = self.next_free();
+                    fresh = true;
+                }
+            }
+            let Some(c) = self.current.as_mut() else { return taken };
+            let start = c.buf.len();
+            let spare = c.buf.spare_capacity_mut();
+            let (mut off, mut n) = (0, 0);
+            let more = loop {
+                let (data, wire_len, ts_ns) = next;
+                let incl = data.len().min(snaplen);
+                let end = off + RECORD_HEADER + incl;
+                if end > spare.len() {
+                    break true;
+                }
+                put(&mut spare[off..], &record_header(ts_ns, incl, wire_len));
+                put(&mut spare[off + RECORD_HEADER..], &data[..incl]);
+                (off, n) = (end, n + 1);
+                match frames.next() {
+                    Some(f) => next = f,
+                    None => break false,
+                }
+            };
+            // SAFETY: the `off` bytes after `start` were written just above,
+            // within the spare capacity (`end <= spare.len()`).
+            unsafe { c.buf.set_len(start + off) };
+            // Every record takes at least RECORD_HEADER bytes, and `ports`
+            // was made with room for that many: no reallocation.
+            c.ports.resize(c.ports.len() + n, port);
+            taken += n as u64;
+            // A fresh chunk has room for any record (`snaplen` is capped
+            // below the chunk size): no progress there means nothing would fit.
+            if !more || (fresh && n == 0) {
+                return taken;
             }
         }
-        let Some(c) = self.current.as_mut() else { return false };
-        let mut h = [0u8; RECORD_HEADER];
-        h[0..4].copy_from_slice(&((ts_ns / 1_000_000_000) as u32).to_le_bytes());
-        h[4..8].copy_from_slice(&((ts_ns % 1_000_000_000) as u32).to_le_bytes());
-        h[8..12].copy_from_slice(&(incl as u32).to_le_bytes());
-        h[12..16].copy_from_slice(&wire_len.max(incl as u32).to_le_bytes());
-        // Within capacity (checked above): no reallocation.
-        c.buf.extend_from_slice(&h);
-        c.buf.extend_from_slice(&data[..incl]);
-        c.ports.push(port);
-        true
     }
 
     /// Like [`Producer::offer`], but when no chunk is free, wake the consumer
@@ -1092,6 +1139,38 @@ mod tests {
         assert_eq!((port, wire_len, data.len()), (1, 300, 48));
         ch.give_back(first);
         assert!(p.offer(&[6; 10], 10, 6, 0), "a returned chunk is reused");
+    }
+
+    #[test]
+    fn a_batch_fills_chunks_in_order_and_says_how_many_it_took() {
+        // Three chunks of 128 bytes; records of 16 + 40 bytes: two a chunk.
+        let ch = Arc::new(Channel::new(3, 128, Arc::default()));
+        let mut p = Producer::new(ch.clone(), 1000);
+        let frames: Vec<Vec<u8>> = (0..9u8).map(|i| vec![i; 40]).collect();
+        let batch = frames.iter().enumerate().map(|(i, f)| (&f[..], 60, i as u64 * 1_000_000_001));
+        // Six fit in the three chunks; the seventh finds none free, and the
+        // rest are not taken either.
+        assert_eq!(p.offer_batch(batch, 7), 6);
+        p.publish();
+        let mut got = Vec::new();
+        while let Some(c) = ch.take() {
+            assert_eq!(c.records(), 2, "a chunk is filled before the next is taken");
+            got.extend(c.iter().map(|(port, ts, len, d)| (port, ts, len, d.to_vec())));
+            ch.give_back(c);
+        }
+        let want: Vec<_> = (0..6u8).map(|i| (7, u64::from(i) * 1_000_000_001, 60, vec![i; 40])).collect();
+        assert_eq!(got, want);
+        // Chunks back: the batch goes on where there is room, snaplen applied.
+        let mut p = Producer::new(ch.clone(), 20);
+        assert_eq!(p.offer_batch(frames.iter().map(|f| (&f[..], 40, 5)), 1), 9);
+        assert_eq!(p.offer_batch(std::iter::empty(), 1), 0);
+        p.publish();
+        let mut n = 0;
+        while let Some(c) = ch.take() {
+            assert!(c.iter().all(|(_, _, len, d)| len == 40 && d.len() == 20));
+            n += c.records();
+        }
+        assert_eq!(n, 9);
     }
 
     #[test]

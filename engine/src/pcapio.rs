@@ -27,6 +27,20 @@ const MAGIC_PCAPNG: u32 = 0x0a0d_0d0a;
 pub const LINKTYPE_ETHERNET: u32 = 1;
 /// Bytes of a pcap record header.
 pub const RECORD_HEADER: usize = 16;
+
+/// The pcap record header of a frame received at `ts_ns` (ns since the
+/// epoch), `wire_len` bytes long on the wire, of which `incl` are kept.
+#[inline]
+#[must_use]
+pub fn record_header(ts_ns: u64, incl: usize, wire_len: u32) -> [u8; RECORD_HEADER] {
+    let mut h = [0u8; RECORD_HEADER];
+    h[0..4].copy_from_slice(&((ts_ns / 1_000_000_000) as u32).to_le_bytes());
+    h[4..8].copy_from_slice(&((ts_ns % 1_000_000_000) as u32).to_le_bytes());
+    h[8..12].copy_from_slice(&(incl as u32).to_le_bytes());
+    h[12..16].copy_from_slice(&wire_len.max(incl as u32).to_le_bytes());
+    h
+}
+
 /// Largest record libpcap reads (its `MAXIMUM_SNAPLEN`).
 pub const MAX_SNAPLEN: u32 = 262_144;
 
@@ -606,10 +620,7 @@ impl PcapWriter {
         if self.buf.len() + RECORD_HEADER + incl > WRITE_BUFFER {
             self.flush()?;
         }
-        self.buf.extend_from_slice(&((ts_ns / 1_000_000_000) as u32).to_le_bytes());
-        self.buf.extend_from_slice(&((ts_ns % 1_000_000_000) as u32).to_le_bytes());
-        self.buf.extend_from_slice(&(incl as u32).to_le_bytes());
-        self.buf.extend_from_slice(&orig_len.max(incl as u32).to_le_bytes());
+        self.buf.extend_from_slice(&record_header(ts_ns, incl, orig_len));
         self.buf.extend_from_slice(&data[..incl]);
         Ok(())
     }

@@ -185,6 +185,17 @@ impl Dispatch {
             // The probe's clocks, read once per batch: the time the batch
             // reached it, and CLOCK_REALTIME - CLOCK_MONOTONIC for turning
             // kernel timestamps into the generator's clock.
+            // A queued consumer that may drop takes the batch at once.
+            if let (Delivery::Queued(producer), false) = (&mut c.delivery, wait) {
+                let passed = verdicts.iter().filter(|v| **v == Verdict::Pass).count() as u64;
+                let frames = pkts.iter().zip(verdicts.iter()).filter(|(_, v)| **v == Verdict::Pass);
+                let delivered = producer.offer_batch(frames.map(|(p, _)| (p.data, p.wire_len, p.ts_ns)), port as u16);
+                n[cc::FILTERED] += pkts.len() as u64 - passed;
+                n[cc::PASSED] += passed;
+                n[cc::DELIVERED] += delivered;
+                n[cc::QUEUE_DROPPED] += passed - delivered;
+                continue;
+            }
             let clocks = (timed && matches!(c.delivery, Delivery::Latency(_))).then(|| {
                 let now = crate::sys::monotonic_ns();
                 (now, crate::sys::realtime_ns().wrapping_sub(now))
@@ -1019,6 +1030,24 @@ impl Worker {
     }
 }
 
+impl Dispatch {
+    /// A dispatch of one receiving port, without TX rings, to `consumers`.
+    fn one_port(consumers: Vec<ConsumerInst>) -> Self {
+        let n = consumers.len();
+        Self {
+            index: 0,
+            consumers: consumers.into_iter().map(Some).collect(),
+            subs: vec![(0..n).collect()],
+            tx: vec![None],
+            ports: vec![[0; pc::N]],
+            cons: vec![[0; cc::N]; n],
+            verdicts: [Verdict::Pass; BATCH],
+            stop: Arc::default(),
+            forwarding: true,
+        }
+    }
+}
+
 /// Benchmark support: a worker's dispatch of batches to counting consumers,
 /// without rings or threads (`cargo bench -p ringwire-engine`).
 #[doc(hidden)]
@@ -1028,19 +1057,9 @@ impl BenchDispatch {
     /// `consumers` counting consumers on one port, each with `filter()` (if any).
     #[must_use]
     pub fn counters(consumers: usize, mut filter: impl FnMut() -> Option<Box<dyn Filter>>) -> Self {
-        Self(Dispatch {
-            index: 0,
-            consumers: (0..consumers)
-                .map(|_| Some(ConsumerInst { filter: filter(), delivery: Delivery::Counter }))
-                .collect(),
-            subs: vec![(0..consumers).collect()],
-            tx: vec![None],
-            ports: vec![[0; pc::N]],
-            cons: vec![[0; cc::N]; consumers],
-            verdicts: [Verdict::Pass; BATCH],
-            stop: Arc::default(),
-            forwarding: true,
-        })
+        Self(Dispatch::one_port(
+            (0..consumers).map(|_| ConsumerInst { filter: filter(), delivery: Delivery::Counter }).collect(),
+        ))
     }
 
     /// Dispatch one batch (at most 256 frames), as a worker does per block.
@@ -1146,4 +1165,44 @@ fn add_kernel_stats(counts: &mut [u64; pc::N], ring: &RxRing) {
 /// Whether a ring has handed over every frame its kernel accepted.
 fn ring_drained(counts: &[u64; pc::N]) -> bool {
     counts[pc::RECEIVED] >= counts[pc::KERNEL_PACKETS].saturating_sub(counts[pc::KERNEL_DROPS])
+}
+
+#[cfg(test)]
+mod tests {
+    use ringwire_filters::{FilterFactory, QuarantinePolicy};
+
+    use super::*;
+    use crate::consumer::Channel;
+
+    #[test]
+    fn a_queued_consumer_counts_every_frame_of_a_batch_once() {
+        // A UDP frame and an ARP frame, 60 bytes each.
+        let mut udp = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 8, 0];
+        udp.extend_from_slice(&[0x45, 0, 0, 46, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+        udp.extend_from_slice(&[0x14, 0xe9, 0, 53, 0, 26, 0, 0]);
+        udp.resize(60, 0);
+        let mut arp = udp.clone();
+        arp[12..14].copy_from_slice(&[8, 6]);
+        let pkts: Vec<_> = (0..10).map(|i| Packet::whole(if i % 2 == 0 { &udp } else { &arp })).collect();
+        // Two chunks of 256 bytes hold three 76-byte records each: six of
+        // the ten UDP frames of two batches fit while nothing is written.
+        let ch = Arc::new(Channel::new(2, 256, Arc::default()));
+        let filter = FilterFactory::new("builtin:proto udp", QuarantinePolicy::DropAll).unwrap().instance().unwrap();
+        let delivery = Delivery::Queued(Producer::new(ch.clone(), 1000));
+        let mut d = Dispatch::one_port(vec![ConsumerInst { filter: Some(filter), delivery }]);
+        d.batch(0, &pkts, false);
+        d.batch(0, &pkts, false);
+        let n = d.cons[0];
+        assert_eq!((n[cc::SEEN], n[cc::FILTERED], n[cc::PASSED]), (20, 10, 10));
+        assert_eq!((n[cc::DELIVERED], n[cc::QUEUE_DROPPED]), (6, 4));
+        if let Some(ConsumerInst { delivery: Delivery::Queued(p), .. }) = &mut d.consumers[0] {
+            p.publish();
+        }
+        let mut written = 0;
+        while let Some(c) = ch.take() {
+            assert!(c.iter().all(|(_, _, len, data)| len == 60 && data == &udp[..]));
+            written += c.records();
+        }
+        assert_eq!(written, 6, "what was counted delivered is what the consumer got");
+    }
 }
