@@ -135,9 +135,9 @@ fn queue_hop(c: &mut Criterion) {
         g.throughput(Throughput::Elements(256));
         g.bench_function(format!("{len} B frames"), |b| {
             b.iter(|| {
-                for i in 0..256u64 {
-                    assert!(producer.offer(black_box(&f), len as u32, i, 0));
-                }
+                // A worker's batch: the frames of a block, offered at once.
+                let frames = (0..256u64).map(|i| (black_box(&f[..]), len as u32, i));
+                assert_eq!(producer.offer_batch(frames, 0), 256);
                 producer.publish();
                 let chunk = channel.take().expect("a published chunk");
                 black_box(chunk.records());

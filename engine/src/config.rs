@@ -230,8 +230,11 @@ pub struct EngineConfig {
     /// costs half as much). It sleeps whenever its rings are empty. Busy-poll
     /// workers and workers with a file source stay normally scheduled: a
     /// real-time thread that never sleeps would starve the core. 0: always
-    /// normally scheduled. Needs `CAP_SYS_NICE` or an `RLIMIT_RTPRIO`;
-    /// without, a warning. Default: 1.
+    /// normally scheduled. Above `consumer_rt_priority` (as by default), a
+    /// worker also takes the core from the pcap writer in the middle of a
+    /// write: threads of equal `SCHED_FIFO` priority do not take turns
+    /// until one sleeps. Needs `CAP_SYS_NICE` or an `RLIMIT_RTPRIO`;
+    /// without, a warning. Default: 2.
     pub worker_rt_priority: u8,
 }
 
@@ -247,7 +250,7 @@ impl Default for EngineConfig {
             cpu_latency_us: None,
             consumer_nice: -5,
             consumer_rt_priority: 1,
-            worker_rt_priority: 1,
+            worker_rt_priority: 2,
         }
     }
 }
@@ -859,7 +862,7 @@ mod tests {
         assert_eq!(c.ring.rxhash, RxHash::Auto);
         assert_eq!(c.engine.consumer_nice, -5);
         assert_eq!(c.engine.consumer_rt_priority, 1);
-        assert_eq!(c.engine.worker_rt_priority, 1);
+        assert_eq!(c.engine.worker_rt_priority, 2);
         let err = Config::parse("[ring]\nrxhash = \"sometimes\"\n").unwrap_err();
         assert!(err.contains("sometimes") && err.contains("line 2"), "{err}");
     }

@@ -399,7 +399,7 @@ fn ringctl_reconfigures_a_running_engine_under_traffic() {
     // A worker is real-time (engine.worker_rt_priority) only while it has no file source to replay.
     let nworkers = ringwire_tests::cores().min(2); // as `workers` above
     let sched = |w: usize, want: ThreadSched| wait_thread_sched(engine.pid(), &format!("rw-worker-{w}"), want);
-    let fifo = ThreadSched::fifo(1, 0);
+    let fifo = ThreadSched::fifo(2, 0);
     assert!((0..nworkers).all(|w| sched(w, fifo) == Some(fifo)), "receiving from interfaces: SCHED_FIFO");
     ok(&["ports", "add", &format!("pcap:{}", tap.display()), "--name", "replay"]);
     std::thread::sleep(Duration::from_millis(500));

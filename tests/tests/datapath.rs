@@ -65,7 +65,7 @@ fn frames_arrive_byte_identical_with_vlan_tags() {
         Some(want),
         "the writer runs under SCHED_FIFO at engine.consumer_rt_priority's default (and consumer_nice's)"
     );
-    let want = ThreadSched::fifo(1, 0);
+    let want = ThreadSched::fifo(2, 0);
     assert_eq!(
         wait_thread_sched(engine.pid(), "rw-worker-0", want),
         Some(want),
