@@ -1090,7 +1090,21 @@ fn medians(runs: &[Run], sizes: &[usize], rates: &[String], tools: &[String]) ->
             }
         }
     }
+    let kept: Vec<Option<f64>> = out.iter().map(|m| sender_kept(&out, m)).collect();
+    for (m, k) in out.iter_mut().zip(kept) {
+        m["sender_kept"] = k.map_or(serde_json::Value::Null, serde_json::Value::from);
+    }
     out
+}
+
+/// The rate the sender delivered while this receiver captured, as a share
+/// of the rate with nobody capturing (`none`) at the same size and rate:
+/// how much the capture slowed the sender, as the capture core's receive
+/// path lost the CPU the receiver took. `None` without a `none` row.
+fn sender_kept(medians: &[serde_json::Value], m: &serde_json::Value) -> Option<f64> {
+    let none = medians.iter().find(|n| n["tool"] == "none" && n["size"] == m["size"] && n["rate"] == m["rate"])?;
+    let base = num(&none["offered_mpps"]);
+    (base > 0.0 && m["tool"] != "none").then(|| num(&m["offered_mpps"]) / base)
 }
 
 fn num(v: &serde_json::Value) -> f64 {
@@ -1113,15 +1127,15 @@ fn markdown(doc: &serde_json::Value) -> String {
     if !medians.is_empty() {
         let _ = writeln!(
             s,
-            "| size | rate | receiver | offered Mpps | captured Mpps (min-max) | captured Gbit/s | captured/offered | tool drops | of which engine | veth drops | user ns/frame | sys ns/frame | user ns/offered | ring MiB |"
+            "| size | rate | receiver | offered Mpps | captured Mpps (min-max) | captured Gbit/s | captured/offered | tool drops | of which engine | veth drops | user ns/frame | sys ns/frame | user ns/offered | ring MiB | offered / none |"
         );
-        let _ = writeln!(s, "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(s, "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         for m in &medians {
             // Frame bytes as sent (no preamble, gap or FCS).
             let gbps = num(&m["captured_mpps"]) * num(&m["size"]) * 8.0 / 1e3;
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {:.3} | {:.3} ({:.3}-{:.3}) | {gbps:.2} | {:.1} % | {:.0} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {} |",
+                "| {} | {} | {} | {:.3} | {:.3} ({:.3}-{:.3}) | {gbps:.2} | {:.1} % | {:.0} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {} | {} |",
                 m["size"],
                 rate_label(m["rate"].as_str().unwrap_or("0")),
                 m["tool"].as_str().unwrap_or(""),
@@ -1138,7 +1152,8 @@ fn markdown(doc: &serde_json::Value) -> String {
                 num(&m["sys_ns_per_frame"]),
                 num(&m["user_ns_per_offered"]),
                 // Runs recorded before the column existed have none.
-                m["ring_mib"].as_f64().map_or("-".to_owned(), |v| format!("{v:.0}"))
+                m["ring_mib"].as_f64().map_or("-".to_owned(), |v| format!("{v:.0}")),
+                sender_kept(&medians, m).map_or("-".to_owned(), |k| format!("{:.0} %", k * 100.0))
             );
         }
     }
@@ -1660,6 +1675,28 @@ mod tests {
         for other in ["rwbox-test", "rwb-gen", "rwb12x-gen", "rwbx3-cap", "rwb1x2-gen2", "rwt1x2-gen", "rwb1x2"] {
             assert!(!is_lab_name(other), "{other}");
         }
+    }
+
+    #[test]
+    fn the_table_says_how_much_each_receiver_slowed_the_sender() {
+        let run = |tool: &str, size: usize, offered_pps: f64| Run {
+            tool: tool.into(),
+            size,
+            rate_spec: "0".into(),
+            offered_pps,
+            ..Run::default()
+        };
+        let runs = [run("none", 64, 1.5e6), run("tcpdump", 64, 1.2e6), run("tcpdump", 1514, 0.5e6)];
+        let m = medians(&runs, &[64, 1514], &["0".into()], &["none".into(), "tcpdump".into()]);
+        let kept: Vec<_> = m.iter().map(|m| m["sender_kept"].as_f64().map(|k| (k * 100.0).round())).collect();
+        // Nobody capturing is the base; at 1514 B there is no base to compare with.
+        assert_eq!(kept, [None, Some(80.0), None]);
+        let table = markdown(&serde_json::json!({"medians": m}));
+        assert!(table.contains("| ring MiB | offered / none |"), "{table}");
+        let row =
+            |size: &str| table.lines().find(|l| l.starts_with(&format!("| {size} | flat out | tcpdump"))).unwrap();
+        assert!(row("64").ends_with("| 80 % |"), "{table}");
+        assert!(row("1514").ends_with("| - |"), "{table}");
     }
 
     #[test]
