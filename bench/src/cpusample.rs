@@ -20,6 +20,7 @@ use std::time::Duration;
 use perf_event::data::Record;
 use perf_event::events::Software;
 use perf_event::{Builder, SampleFlag, Sampler};
+use perf_event_open_sys::bindings::{PERF_RECORD_MISC_CPUMODE_MASK, PERF_RECORD_MISC_KERNEL, PERF_RECORD_MISC_USER};
 
 /// What went wrong setting up sampling.
 #[derive(Debug, thiserror::Error)]
@@ -91,15 +92,6 @@ const RING_BYTES: usize = 1 << 20;
 
 /// How often the thread empties the rings.
 const DRAIN_EVERY: Duration = Duration::from_millis(50);
-
-/// `perf_event_header.type` of a sample, and of a count of lost records.
-const RECORD_SAMPLE: u32 = 9;
-const RECORD_LOST: u32 = 2;
-
-/// `perf_event_header.misc` CPU mode bits, and their values for user and kernel.
-const CPUMODE_MASK: u16 = 7;
-const CPUMODE_KERNEL: u16 = 1;
-const CPUMODE_USER: u16 = 2;
 
 /// Samples the given cores every `period` of CPU time, on a thread of its
 /// own, until [`CoreSampler::finish`] or until dropped (a measurement that
@@ -183,17 +175,15 @@ impl Drop for CoreSampler {
 /// Count every record waiting in `s` into `out`.
 fn drain(s: &mut Sampler, out: &mut Samples) {
     while let Some(r) = s.next_record() {
-        let (ty, misc) = (r.ty(), r.misc());
-        if ty != RECORD_SAMPLE && ty != RECORD_LOST {
-            continue;
-        }
+        // The mode the CPU was in when the sample was taken.
+        let mode = u32::from(r.misc()) & PERF_RECORD_MISC_CPUMODE_MASK;
         match r.parse_record() {
             Ok(Record::Sample(sample)) => {
                 let (Some(pid), Some(tid)) = (sample.pid(), sample.tid()) else { continue };
                 for e in [out.by_pid.entry(pid).or_default(), out.by_tid.entry(tid).or_default()] {
-                    match misc & CPUMODE_MASK {
-                        CPUMODE_USER => e.user += 1,
-                        CPUMODE_KERNEL => e.kernel += 1,
+                    match mode {
+                        PERF_RECORD_MISC_USER => e.user += 1,
+                        PERF_RECORD_MISC_KERNEL => e.kernel += 1,
                         _ => {}
                     }
                 }

@@ -496,14 +496,15 @@ fn capture_config(a: &CaptureArgs) -> Result<Config> {
         bail!("-Q: a direction applies to interfaces (-i), not to files");
     }
     let mut expression = a.expression.join(" ");
-    let pcap_expr = |e: &str| matches!(ringwire_filters::FilterSpec::parse(e), ringwire_filters::FilterSpec::Pcap(_));
-    if a.direction == Direction::Out && !expression.trim().is_empty() && !pcap_expr(&expression) {
-        bail!("-Q out: the expression must be a pcap-filter expression (it is combined with `outbound`)");
-    }
     if a.direction == Direction::Out {
         // libpcap compiles `outbound` to the kernel's packet type, in the port's filter.
-        expression =
-            if expression.trim().is_empty() { "outbound".to_owned() } else { format!("outbound and ({expression})") };
+        expression = if expression.trim().is_empty() {
+            "outbound".to_owned()
+        } else if matches!(ringwire_filters::FilterSpec::parse(&expression), ringwire_filters::FilterSpec::Pcap(_)) {
+            format!("outbound and ({expression})")
+        } else {
+            bail!("-Q out: the expression must be a pcap-filter expression (it is combined with `outbound`)");
+        };
     }
     let filter = (!expression.trim().is_empty()).then_some(expression);
     let mut config = Config::default();

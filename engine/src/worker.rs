@@ -182,9 +182,6 @@ impl Dispatch {
                 Some(f) => f.verdict_batch(pkts, verdicts),
                 None => verdicts.fill(Verdict::Pass),
             }
-            // The probe's clocks, read once per batch: the time the batch
-            // reached it, and CLOCK_REALTIME - CLOCK_MONOTONIC for turning
-            // kernel timestamps into the generator's clock.
             // A queued consumer that may drop takes the batch at once.
             if let (Delivery::Queued(producer), false) = (&mut c.delivery, wait) {
                 let passed = verdicts.iter().filter(|v| **v == Verdict::Pass).count() as u64;
@@ -196,6 +193,9 @@ impl Dispatch {
                 n[cc::QUEUE_DROPPED] += passed - delivered;
                 continue;
             }
+            // The probe's clocks, read once per batch: the time the batch
+            // reached it, and CLOCK_REALTIME - CLOCK_MONOTONIC for turning
+            // kernel timestamps into the generator's clock.
             let clocks = (timed && matches!(c.delivery, Delivery::Latency(_))).then(|| {
                 let now = crate::sys::monotonic_ns();
                 (now, crate::sys::realtime_ns().wrapping_sub(now))
@@ -306,9 +306,7 @@ impl Dispatch {
                 errors
                     .log(|| tracing::warn!(error = %error_chain(&e), "TX kick failed; frames stay queued in the ring"));
             }
-            self.ports[port][pc::TX_FRAMES] = t.pushed();
-            self.ports[port][pc::TX_BUSY] = t.busy();
-            self.ports[port][pc::TX_UNSENT] = t.unsent();
+            tx_counts(t, &mut self.ports[port]);
         }
     }
 }
@@ -1097,6 +1095,11 @@ fn retire_tx(t: &mut TxRing, counts: &mut [u64; pc::N], until: Instant, when: &s
     if unsent > 0 {
         tracing::warn!(iface = t.iface(), unsent, "frames left in the TX ring {when} were never sent (tx_unsent)");
     }
+    tx_counts(t, counts);
+}
+
+/// Copy a TX ring's own counts into its port's counters.
+fn tx_counts(t: &TxRing, counts: &mut [u64; pc::N]) {
     counts[pc::TX_FRAMES] = t.pushed();
     counts[pc::TX_BUSY] = t.busy();
     counts[pc::TX_UNSENT] = t.unsent();

@@ -18,6 +18,13 @@ fn ringctl(sock: &Path, args: &[&str]) -> Output {
     Command::new(bin("ringctl")).arg("--socket").arg(sock).args(args).output().expect("running ringctl")
 }
 
+/// `ringctl ARGS` that must succeed: its output.
+fn ringctl_ok(sock: &Path, args: &[&str]) -> String {
+    let o = ringctl(sock, args);
+    assert!(o.status.success(), "ringctl {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout).expect("ringctl prints text")
+}
+
 fn json_of(out: &Output) -> serde_json::Value {
     assert_eq!(out.status.code(), Some(0), "ringctl failed: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).expect("ringctl --json prints JSON")
@@ -703,10 +710,7 @@ fn the_writer_is_real_time_only_while_an_interface_port_feeds_it() {
     let sock = control_socket(&cfg);
     let (normal, fifo) = (ThreadSched::normal(-5), ThreadSched::fifo(1, -5));
     let sched = |want| wait_thread_sched(engine.pid(), "rw-sink-cap", want);
-    let ok = |args: &[&str]| {
-        let o = ringctl(&sock, args);
-        assert!(o.status.success(), "ringctl {args:?}: {}", String::from_utf8_lossy(&o.stderr));
-    };
+    let ok = |args: &[&str]| ringctl_ok(&sock, args);
     let send = || {
         assert_eq!(generate(&ns_g, &vg, &["--count", "200", "--rate", "20000"])["sent"], 200);
         std::thread::sleep(Duration::from_millis(300));
@@ -747,11 +751,7 @@ fn config_show_prints_the_configuration_in_force() {
     .unwrap();
     let engine = start_engine(&ns_e, &cfg, dir.path());
     let sock = control_socket(&cfg);
-    let ok = |args: &[&str]| {
-        let o = ringctl(&sock, args);
-        assert!(o.status.success(), "ringctl {args:?}: {}", String::from_utf8_lossy(&o.stderr));
-        String::from_utf8(o.stdout).unwrap()
-    };
+    let ok = |args: &[&str]| ringctl_ok(&sock, args);
     ok(&["consumers", "add", "cnt", "--kind", "counter", "--filter", "udp"]);
     let ring = dir.path().join("ring.pcap");
     let ring_s = ring.to_str().unwrap();

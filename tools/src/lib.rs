@@ -17,6 +17,17 @@ pub mod prometheus;
 use ringwire_engine::control::protocol::Response;
 use serde_json::Value;
 
+/// A JSON value as text: a string without its quotes, `null` as `null_as`,
+/// anything else as JSON.
+#[must_use]
+pub fn value_text(v: &Value, null_as: &str) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => null_as.to_owned(),
+        other => other.to_string(),
+    }
+}
+
 /// A connection to an engine's control socket.
 pub struct Client {
     reader: BufReader<UnixStream>,

@@ -75,12 +75,9 @@ fn escape(v: &str) -> String {
     v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
+/// A label value from the JSON (empty for none).
 fn text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
-    }
+    crate::value_text(v, "")
 }
 
 /// Render the `counters` of a `stats` answer (a `Snapshot` as JSON).

@@ -471,11 +471,7 @@ fn list(v: &Value) -> String {
 }
 
 fn text(v: &Value) -> String {
-    match v {
-        Value::Null => "-".into(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
+    ringwire_tools::value_text(v, "-")
 }
 
 fn render_status(v: &Value) -> String {
