@@ -80,9 +80,11 @@ impl Samples {
         (s.user * self.period_ns, s.kernel * self.period_ns)
     }
 
-    /// All samples taken, of every process and of the idle task.
-    pub fn total(&self) -> u64 {
-        self.by_pid.values().map(|s| s.user + s.kernel).sum()
+    /// CPU time the sampled cores spent running anything at all, in
+    /// nanoseconds: every process, kernel threads (NAPI, softirqs) included.
+    /// The CPU clock stops while a core idles, so idle time takes no samples.
+    pub fn busy_ns(&self) -> u64 {
+        self.by_pid.values().map(|s| s.user + s.kernel).sum::<u64>() * self.period_ns
     }
 }
 
@@ -198,6 +200,17 @@ fn drain(s: &mut Sampler, out: &mut Samples) {
 mod tests {
     use super::*;
 
+    #[test]
+    fn busy_time_is_every_process_sample_times_the_period() {
+        let mut s = Samples { period_ns: 100_000, ..Default::default() };
+        s.by_pid.insert(7, ModeSamples { user: 3, kernel: 4 });
+        s.by_pid.insert(9, ModeSamples { user: 0, kernel: 10 });
+        // Threads are the same samples again, by thread: not counted twice.
+        s.by_tid.insert(7, ModeSamples { user: 3, kernel: 4 });
+        assert_eq!(s.busy_ns(), 17 * 100_000);
+        assert_eq!(Samples::default().busy_ns(), 0);
+    }
+
     /// Spin on `core` for `spin`, in user code or (`syscalls`) reading
     /// /dev/zero, whose kernel side does nearly all the work; the thread's id.
     fn spin_on(core: usize, spin: Duration, syscalls: bool) -> u32 {
@@ -239,11 +252,21 @@ mod tests {
             }
             Err(e) => panic!("{e}"),
         };
+        let started = std::time::Instant::now();
         let spin = Duration::from_millis(300);
         let in_user = spin_on(core, spin, false);
         let in_kernel = spin_on(core, spin, true);
+        let idle = Duration::from_millis(400);
+        std::thread::sleep(idle);
         let got = sampler.finish();
+        let window = started.elapsed().as_nanos() as u64;
         let spun = spin.as_nanos() as u64;
+        // The core ran both spinners, then idled while this thread slept:
+        // idle time takes no samples. Other tasks may have run there
+        // meanwhile, but not for most of it.
+        let busy = got.busy_ns();
+        eprintln!("the core was busy {busy} ns of {window}");
+        assert!(busy >= spun && busy < window - idle.as_nanos() as u64 / 2, "busy {busy} ns of {window} ns");
         for (tid, kernel_mode) in [(in_user, false), (in_kernel, true)] {
             let (user, kernel) = got.thread_cpu_ns(tid);
             eprintln!("spun {spun} ns (kernel mode: {kernel_mode}): sampled user {user} ns, kernel {kernel} ns");

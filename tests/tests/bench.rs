@@ -115,6 +115,9 @@ fn a_latency_run_beside_tcpdump_reports_tables_json_and_a_plot_and_leaves_no_lab
         let f = |k: &str| r[k].as_f64().unwrap();
         assert!(f("user_ns_per_frame") + f("sys_ns_per_frame") > 0.0, "{r}");
         assert!(f("rusage_user_ns_per_frame") + f("rusage_sys_ns_per_frame") > 0.0, "{r}");
+        // The capture core ran the receiver and the kernel's receive path
+        // for it (NAPI, the copy into its ring): more than the receiver alone.
+        assert!(f("core_ns_per_frame") > f("user_ns_per_frame") + f("sys_ns_per_frame"), "{r}");
     }
     let plot = std::fs::read_to_string(&svg).unwrap();
     assert!(plot.starts_with("<svg") && plot.contains("latency send -&gt; consumer"), "{plot}");
@@ -125,6 +128,7 @@ fn a_latency_run_beside_tcpdump_reports_tables_json_and_a_plot_and_leaves_no_lab
     assert!(table.contains("| 64 | 500 | ringwire-lowlat |"), "{table}");
     assert!(table.contains("Command: `"), "{table}");
     assert!(table.contains("CPU time sampled on the capture core every 100 µs"), "{table}");
+    assert!(table.contains("`capture core ns/frame` is all the capture core ran"), "{table}");
     // The low-latency receiver's engine held its CPU latency request (by default 0 µs).
     assert_eq!(doc["args"]["lowlat_cpu_latency_us"], 0, "{}", doc["args"]);
     assert!(table.contains("ringwire-lowlat held a CPU latency request of 0 µs"), "{table}");

@@ -221,6 +221,10 @@ struct Run {
     user_ns_per_frame: f64,
     /// Tool's system CPU time, ns per captured frame (sampled, see `cpu_source`).
     sys_ns_per_frame: f64,
+    /// Everything that ran on the capture core (the tool, the kernel's
+    /// receive path and anything else there), ns per captured frame; only
+    /// when sampled.
+    core_ns_per_frame: Option<f64>,
     /// Where the CPU figures come from: `sampled` (the capture core, every
     /// `--cpu-sample-us`, while traffic ran and the tool stopped) or
     /// `rusage` (getrusage over the tool's whole life).
@@ -854,6 +858,7 @@ fn measure(tool: &str, l: &Lab2, a: &Args, size: usize, rate: (u64, &str), round
         (user, sys) = samples.cpu_ns(pid);
         run.cpu_source = "sampled".into();
         run.cpu_samples_lost = samples.lost;
+        run.core_ns_per_frame = (captured > 0).then(|| per(samples.busy_ns()));
     }
     run.user_ns_per_frame = per(user);
     run.sys_ns_per_frame = per(sys);
@@ -1079,6 +1084,8 @@ fn medians(runs: &[Run], sizes: &[usize], rates: &[String], tools: &[String]) ->
                     "rusage_user_ns_per_frame": m(&|r| r.rusage_user_ns_per_frame),
                     "rusage_sys_ns_per_frame": m(&|r| r.rusage_sys_ns_per_frame),
                     "cpu_source": cpu_source(&rs)});
+                let core: Vec<f64> = rs.iter().filter_map(|r| r.core_ns_per_frame).collect();
+                v["core_ns_per_frame"] = if core.is_empty() { serde_json::Value::Null } else { median(core).into() };
                 let lat: Vec<Latency> = rs.iter().filter_map(|r| r.latency).collect();
                 if !lat.is_empty() {
                     let consumer: Vec<HistSnap> = lat.iter().map(|l| l.consumer).collect();
@@ -1127,15 +1134,15 @@ fn markdown(doc: &serde_json::Value) -> String {
     if !medians.is_empty() {
         let _ = writeln!(
             s,
-            "| size | rate | receiver | offered Mpps | captured Mpps (min-max) | captured Gbit/s | captured/offered | tool drops | of which engine | veth drops | user ns/frame | sys ns/frame | user ns/offered | ring MiB | offered / none |"
+            "| size | rate | receiver | offered Mpps | captured Mpps (min-max) | captured Gbit/s | captured/offered | tool drops | of which engine | veth drops | user ns/frame | sys ns/frame | user ns/offered | capture core ns/frame | ring MiB | offered / none |"
         );
-        let _ = writeln!(s, "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(s, "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         for m in &medians {
             // Frame bytes as sent (no preamble, gap or FCS).
             let gbps = num(&m["captured_mpps"]) * num(&m["size"]) * 8.0 / 1e3;
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {:.3} | {:.3} ({:.3}-{:.3}) | {gbps:.2} | {:.1} % | {:.0} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {} | {} |",
+                "| {} | {} | {} | {:.3} | {:.3} ({:.3}-{:.3}) | {gbps:.2} | {:.1} % | {:.0} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {} | {} | {} |",
                 m["size"],
                 rate_label(m["rate"].as_str().unwrap_or("0")),
                 m["tool"].as_str().unwrap_or(""),
@@ -1151,6 +1158,8 @@ fn markdown(doc: &serde_json::Value) -> String {
                 num(&m["user_ns_per_frame"]),
                 num(&m["sys_ns_per_frame"]),
                 num(&m["user_ns_per_offered"]),
+                // Sampled runs only (not getrusage's, not older files).
+                m["core_ns_per_frame"].as_f64().map_or("-".to_owned(), |v| format!("{v:.0}")),
                 // Runs recorded before the column existed have none.
                 m["ring_mib"].as_f64().map_or("-".to_owned(), |v| format!("{v:.0}")),
                 sender_kept(&medians, m).map_or("-".to_owned(), |k| format!("{:.0} %", k * 100.0))
@@ -1256,12 +1265,13 @@ fn cpu_note(medians: &[serde_json::Value], args: &serde_json::Value) -> String {
         "CPU time sampled on the capture core every {every} µs of CPU (perf's software clock), from the generator's start until the receiver exited"
     );
     let rusage = "getrusage over the receiver's whole life (on this kernel a tick sample, 250 a second)";
+    let core = "`capture core ns/frame` is all the capture core ran in that time (the receiver, the kernel's receive path, anything else), per frame captured";
     if sampled == measured.len() {
-        format!("{how}; getrusage's figures are in the JSON (`rusage_*`).")
+        format!("{how}; getrusage's figures are in the JSON (`rusage_*`). {core}.")
     } else if sampled == 0 {
         format!("CPU time from {rusage}.")
     } else {
-        format!("{how} where the JSON's `cpu_source` says `sampled`, elsewhere from {rusage}.")
+        format!("{how} where the JSON's `cpu_source` says `sampled`, elsewhere from {rusage}. {core}, where sampled.")
     }
 }
 
@@ -1548,8 +1558,9 @@ fn sweep(
                             l.consumer.p99 as f64 / 1e3
                         )
                     });
+                    let core = r.core_ns_per_frame.map_or(String::new(), |c| format!(" core {c:>6.0} ns/f"));
                     say(format!(
-                        "round {} {:>5} B {:>9} {:<16} offered {:>9} captured {:>9} drops {:>8} (engine {:>8}) veth-drops {:>8} user {:>6.0} ns/f{lat}",
+                        "round {} {:>5} B {:>9} {:<16} offered {:>9} captured {:>9} drops {:>8} (engine {:>8}) veth-drops {:>8} user {:>6.0} ns/f{core}{lat}",
                         round + 1,
                         size,
                         rate_label(spec),
@@ -1697,6 +1708,31 @@ mod tests {
             |size: &str| table.lines().find(|l| l.starts_with(&format!("| {size} | flat out | tcpdump"))).unwrap();
         assert!(row("64").ends_with("| 80 % |"), "{table}");
         assert!(row("1514").ends_with("| - |"), "{table}");
+    }
+
+    #[test]
+    fn the_capture_core_column_is_the_median_of_sampled_rounds_only() {
+        let run = |tool: &str, core: Option<f64>| Run {
+            tool: tool.into(),
+            size: 64,
+            rate_spec: "0".into(),
+            core_ns_per_frame: core,
+            ..Run::default()
+        };
+        let runs =
+            [run("tcpdump", Some(900.0)), run("tcpdump", None), run("tcpdump", Some(700.0)), run("netsniff-ng", None)];
+        let m = medians(&runs, &[64], &["0".into()], &["tcpdump".into(), "netsniff-ng".into()]);
+        assert_eq!(m[0]["core_ns_per_frame"], 800.0, "{m:?}");
+        assert!(m[1]["core_ns_per_frame"].is_null(), "{m:?}");
+        let table = markdown(&serde_json::json!({"medians": m}));
+        assert!(table.contains("| user ns/offered | capture core ns/frame | ring MiB |"), "{table}");
+        let row =
+            |tool: &str| table.lines().find(|l| l.contains(&format!("| flat out | {tool} |"))).unwrap().to_owned();
+        // Every row has as many cells as the header.
+        let cells = |l: &str| l.matches('|').count();
+        assert_eq!(cells(&row("tcpdump")), cells(table.lines().next().unwrap()), "{table}");
+        assert!(row("tcpdump").ends_with("| 0 | 800 | 0 | - |"), "{table}");
+        assert!(row("netsniff-ng").ends_with("| 0 | - | 0 | - |"), "{table}");
     }
 
     #[test]
