@@ -1114,6 +1114,12 @@ fn sender_kept(medians: &[serde_json::Value], m: &serde_json::Value) -> Option<f
     (base > 0.0 && m["tool"] != "none").then(|| num(&m["offered_mpps"]) / base)
 }
 
+/// A count or figure rounded to a whole number, or `-` where the file has
+/// none (older runs, or CPU not sampled).
+fn whole_or_dash(v: &serde_json::Value) -> String {
+    v.as_f64().map_or("-".to_owned(), |v| format!("{v:.0}"))
+}
+
 fn num(v: &serde_json::Value) -> f64 {
     v.as_f64().unwrap_or(0.0)
 }
@@ -1153,15 +1159,15 @@ fn markdown(doc: &serde_json::Value) -> String {
                 num(&m["captured_ratio"]) * 100.0,
                 num(&m["tool_drops"]),
                 // Runs recorded before the split have none.
-                m["engine_drops"].as_f64().map_or("-".to_owned(), |v| format!("{v:.0}")),
+                whole_or_dash(&m["engine_drops"]),
                 num(&m["veth_drops"]),
                 num(&m["user_ns_per_frame"]),
                 num(&m["sys_ns_per_frame"]),
                 num(&m["user_ns_per_offered"]),
                 // Sampled runs only (not getrusage's, not older files).
-                m["core_ns_per_frame"].as_f64().map_or("-".to_owned(), |v| format!("{v:.0}")),
+                whole_or_dash(&m["core_ns_per_frame"]),
                 // Runs recorded before the column existed have none.
-                m["ring_mib"].as_f64().map_or("-".to_owned(), |v| format!("{v:.0}")),
+                whole_or_dash(&m["ring_mib"]),
                 sender_kept(&medians, m).map_or("-".to_owned(), |k| format!("{:.0} %", k * 100.0))
             );
         }
