@@ -156,6 +156,8 @@ fn sizes_too_short_for_some_flows_are_warned_about_and_for_all_refused() {
         (vec!["-i", "lo", "--ip", "6", "--size", "60", "--runts"], "(62..=9000: IPv6/UDP headers take 62 bytes)"),
         (vec!["-i", "lo", "-d", "0"], "--duration 0: must be more than 0 and at most 86400 seconds"),
         (vec!["-i", "lo", "--cores", "0,0"], "--cores: core 0 is listed twice"),
+        (vec!["-i", "lo", "--count", "0"], "--count 0: must be at least 1"),
+        (vec!["--count", "0", "--pcap-out", "/dev/null"], "--count 0: must be at least 1"),
     ] {
         let run = gen(&args);
         let err = String::from_utf8_lossy(&run.stderr);

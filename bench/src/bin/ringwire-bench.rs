@@ -1416,6 +1416,9 @@ fn check_args(a: &Args) -> Result<Vec<String>> {
     for r in &a.rates {
         resolve_rate(r, Some(1.0))?;
     }
+    listed_once("--sizes", &a.sizes)?;
+    listed_once("--rates", &a.rates)?;
+    listed_once("--tools", &a.tools)?;
     check_ring(a)?;
     if let Some(f) = &a.ringwire_filter {
         // As the engine builds a consumer's filter (its interface is not there
@@ -1441,6 +1444,15 @@ fn check_args(a: &Args) -> Result<Vec<String>> {
         }
     }
     Ok(tools)
+}
+
+/// Refuse a list naming an item twice: its rounds would run twice and be
+/// merged into one row as if they were one item's.
+fn listed_once<T: PartialEq + std::fmt::Display>(opt: &str, items: &[T]) -> Result<()> {
+    match items.iter().enumerate().find(|(i, x)| items[..*i].contains(x)) {
+        Some((_, x)) => bail!("{opt}: `{x}` is listed twice"),
+        None => Ok(()),
+    }
 }
 
 /// `--block-kib`, `--blocks` and `--retire-ms` as the engine takes them

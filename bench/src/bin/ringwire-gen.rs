@@ -36,7 +36,7 @@ struct Args {
     /// Write the frames to this pcap file instead of sending them (needs --count).
     #[arg(long, conflicts_with_all = ["interface", "rate", "record"])]
     pcap_out: Option<PathBuf>,
-    /// Frames to send (default: unlimited, bounded by --duration).
+    /// Frames to send, at least 1 (default: unlimited, bounded by --duration).
     #[arg(short = 'n', long)]
     count: Option<u64>,
     /// Seconds to send for (default 10 when no --count is given).
@@ -343,6 +343,9 @@ fn run() -> Result<()> {
     }
     if let Some(c) = a.cores.iter().enumerate().find_map(|(i, c)| a.cores[..i].contains(c).then_some(c)) {
         bail!("--cores: core {c} is listed twice (one sending thread per core)");
+    }
+    if a.count == Some(0) {
+        bail!("--count 0: must be at least 1 (leave --count out to send until --duration ends)");
     }
     let duration = match (a.count, a.duration) {
         (None, None) => Some(Duration::from_secs(10)),
