@@ -43,7 +43,7 @@ const LOG_TAIL: usize = 25;
 #[non_exhaustive]
 pub enum BpfError {
     /// The object file does not exist or cannot be read.
-    #[error("{path}: cannot read: {source}")]
+    #[error("{path}: cannot read")]
     Read {
         /// The file.
         path: PathBuf,
@@ -98,7 +98,7 @@ pub enum BpfError {
         log: String,
     },
     /// A map operation failed.
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Map {
         /// What was being done.
         what: String,

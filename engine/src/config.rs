@@ -56,6 +56,14 @@ impl Default for ControlConfig {
 /// A port's `filter` value that attaches the eBPF classifier.
 pub const CLASSIFIER_FILTER: &str = "classifier";
 
+/// Whether a filter (or a stage of a chain) can only run in the kernel: an
+/// eBPF socket filter or the classifier, which ports take and consumers do not.
+#[must_use]
+pub fn runs_in_kernel(filter: &str) -> bool {
+    let f = filter.trim();
+    f == CLASSIFIER_FILTER || f.starts_with("ebpf:")
+}
+
 /// `[classifier]`: the soft-patch-panel table the eBPF classifier looks up,
 /// keyed by (VLAN id or untagged, destination MAC). Every port with
 /// `filter = "classifier"` runs it in the kernel; a reload (SIGHUP) changes
@@ -837,6 +845,18 @@ impl Config {
             if c.kind.is_queued() && !(1..=65536).contains(&c.queue_mb) {
                 return bad(format!("{ctx}: queue_mb must be between 1 and 65536"));
             }
+            if c.filter.as_ref().is_some_and(|f| f.stages().into_iter().any(runs_in_kernel)) {
+                return bad(format!(
+                    "{ctx}: filter: an eBPF program runs in the kernel: attach it to an afpacket port"
+                ));
+            }
+            match c.limit {
+                Some(_) if !matches!(c.kind, ConsumerKind::Pcap | ConsumerKind::Print) => {
+                    return bad(format!("{ctx}: limit only applies to kind = \"pcap\" and kind = \"print\""));
+                }
+                Some(0) => return bad(format!("{ctx}: limit must be at least 1 (leave it out for no limit)")),
+                _ => {}
+            }
             if c.snaplen < 14 {
                 return bad(format!("{ctx}: snaplen must be at least 14"));
             }
@@ -912,8 +932,9 @@ mod tests {
         assert!(err.contains("line 2"), "{err}");
     }
 
-    /// Options of one kind of consumer are refused on another, and
-    /// `rotate_files` without `rotate_mb`, by name.
+    /// Options of one kind of consumer are refused on another, `rotate_files`
+    /// without `rotate_mb`, a `limit` of 0 and a filter only the kernel runs,
+    /// by name.
     #[test]
     fn kind_specific_fields_are_refused_elsewhere() {
         let base = "[[ports]]\nuri = \"pcap:in.pcap\"\n[[consumers]]\nname = \"c\"\n";
@@ -925,12 +946,25 @@ mod tests {
             ("kind = \"counter\"\nprint_link = true", "print_link, print_hex and print_time only apply"),
             ("kind = \"pcap\"\npath = \"o.pcap\"\nprint_time = \"epoch\"", "print_time only apply"),
             ("kind = \"pcap\"\npath = \"o.pcap\"\nrotate_files = 3", "rotate_files needs rotate_mb"),
+            ("kind = \"latency\"\nlimit = 10", "limit only applies to kind = \"pcap\" and kind = \"print\""),
+            ("kind = \"counter\"\nlimit = 10", "limit only applies"),
+            ("kind = \"pcap\"\npath = \"o.pcap\"\nlimit = 0", "limit must be at least 1 (leave it out for no limit)"),
+            (
+                "kind = \"counter\"\nfilter = \"classifier\"",
+                "filter: an eBPF program runs in the kernel: attach it to an afpacket port",
+            ),
+            ("kind = \"counter\"\nfilter = \"ebpf:/x.o\"", "an eBPF program runs in the kernel"),
+            ("kind = \"counter\"\nfilter = [\"udp\", \" ebpf:/x.o:prog\"]", "an eBPF program runs in the kernel"),
         ] {
             let err = Config::parse(&format!("{base}{fields}\n")).unwrap().validate().unwrap_err().to_string();
             assert!(err.contains(needle), "{fields}: {err}");
         }
-        let ok = "kind = \"print\"\nprint_link = true\nprint_hex = \"hex\"\nprint_time = \"since-first\"";
-        Config::parse(&format!("{base}{ok}\n")).unwrap().validate().unwrap();
+        for ok in [
+            "kind = \"print\"\nprint_link = true\nprint_hex = \"hex\"\nprint_time = \"since-first\"\nlimit = 1",
+            "kind = \"pcap\"\npath = \"o.pcap\"\nlimit = 1",
+        ] {
+            Config::parse(&format!("{base}{ok}\n")).unwrap().validate().unwrap();
+        }
     }
 
     /// A port that receives its outgoing frames cannot be forwarded to: it

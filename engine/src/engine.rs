@@ -65,9 +65,36 @@ pub enum EngineError {
         #[source]
         source: ringwire_bpf::BpfError,
     },
+    /// An eBPF filter, checked before it is attached anywhere, did not load.
+    #[error("filter `{filter}`")]
+    BpfFilter {
+        /// The filter as given (`ebpf:FILE.o[:PROGRAM]`).
+        filter: String,
+        /// Why.
+        #[source]
+        source: Box<ringwire_bpf::BpfError>,
+    },
     /// A filter did not compile.
     #[error(transparent)]
     Filter(#[from] FilterError),
+    /// A consumer's filter did not compile.
+    #[error("consumer `{consumer}`")]
+    ConsumerFilter {
+        /// The consumer's name.
+        consumer: String,
+        /// Why.
+        #[source]
+        source: Box<FilterError>,
+    },
+    /// A consumer's output file could not be created.
+    #[error("consumer `{consumer}`")]
+    Output {
+        /// The consumer's name.
+        consumer: String,
+        /// Why.
+        #[source]
+        source: Box<PcapIoError>,
+    },
     /// A pcap file could not be opened, read or created.
     #[error(transparent)]
     Pcap(#[from] PcapIoError),
@@ -1025,7 +1052,8 @@ pub(crate) fn build_consumer(st: &State, c: &ConsumerConfig, nworkers: usize) ->
         .filter
         .as_ref()
         .map(|f| FilterFactory::chain(&f.stages(), c.on_filter_failure.into(), live.as_deref()))
-        .transpose()?
+        .transpose()
+        .map_err(|e| EngineError::ConsumerFilter { consumer: c.name.clone(), source: Box::new(e) })?
         .map(Arc::new);
     let ports: Vec<usize> = if c.ports.is_empty() {
         (0..st.ports.len()).filter(|&i| !st.ports[i].removed && st.ports[i].config.rx).collect()
@@ -1056,13 +1084,16 @@ pub(crate) fn build_consumer(st: &State, c: &ConsumerConfig, nworkers: usize) ->
                 let path = c.path.clone().ok_or_else(|| {
                     ConfigError::Invalid(format!("consumer `{}`: path is required for kind = \"pcap\"", c.name))
                 })?;
-                SinkOutput::Pcap(PcapOutput::create(
-                    path,
-                    c.snaplen,
-                    c.rotate_mb,
-                    c.rotate_files,
-                    c.split_by_worker.then_some(nworkers),
-                )?)
+                SinkOutput::Pcap(
+                    PcapOutput::create(
+                        path,
+                        c.snaplen,
+                        c.rotate_mb,
+                        c.rotate_files,
+                        c.split_by_worker.then_some(nworkers),
+                    )
+                    .map_err(|e| EngineError::Output { consumer: c.name.clone(), source: Box::new(e) })?,
+                )
             }
             _ => SinkOutput::Print {
                 port_names,

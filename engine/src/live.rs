@@ -106,7 +106,7 @@ fn check_filter(text: &str) -> Result<(), ChangeError> {
     let owned = Some(text.to_owned());
     if let Some((path, program)) = ebpf_spec(&owned) {
         ringwire_bpf::SocketFilter::load_file(std::path::Path::new(path), program)
-            .map_err(|source| EngineError::Bpf { port: "(none)".into(), source })?;
+            .map_err(|e| EngineError::BpfFilter { filter: text.to_owned(), source: Box::new(e) })?;
     } else if text != CLASSIFIER_FILTER {
         FilterFactory::chain(&[text], QuarantinePolicy::DropAll, None).map_err(EngineError::from)?;
     }
@@ -746,7 +746,7 @@ impl Engine {
                 let slot = st
                     .consumer_index(n)
                     .ok_or_else(|| ChangeError::NotFound(format!("consumer: no consumer named `{n}`")))?;
-                if text.as_deref().is_some_and(|t| t == CLASSIFIER_FILTER || t.starts_with("ebpf:")) {
+                if text.as_deref().is_some_and(crate::config::runs_in_kernel) {
                     return Err(ConfigError::Invalid(format!(
                         "consumer `{n}`: an eBPF program runs in the kernel: attach it to an afpacket port"
                     ))

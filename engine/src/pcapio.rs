@@ -168,6 +168,13 @@ pub enum PcapIoError {
         /// The output path.
         path: PathBuf,
     },
+    /// An output would be created over a file another writer of this
+    /// process is writing: their records would interleave into garbage.
+    #[error("{path}: another pcap consumer of this engine is writing this file: give each consumer its own path")]
+    OutputInUse {
+        /// The output path.
+        path: PathBuf,
+    },
     /// A read or write failed.
     #[error("{path}: i/o error")]
     Io {
@@ -548,6 +555,23 @@ impl SharedPcapReader {
     }
 }
 
+/// The regular files this process's pcap writers have open, by (device,
+/// inode), so that no second writer truncates and interleaves into one.
+static OUTPUTS: Mutex<Vec<(u64, u64)>> = Mutex::new(Vec::new());
+
+/// A writer's entry in [`OUTPUTS`]; dropping it (with the writer) frees the file.
+#[derive(Debug)]
+struct OutputClaim((u64, u64));
+
+impl Drop for OutputClaim {
+    fn drop(&mut self) {
+        let mut open = OUTPUTS.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(i) = open.iter().position(|f| *f == self.0) {
+            open.swap_remove(i);
+        }
+    }
+}
+
 /// Writes a nanosecond-resolution Ethernet pcap file.
 ///
 /// Single records ([`PcapWriter::write`]) are gathered in a small buffer;
@@ -562,6 +586,9 @@ pub struct PcapWriter {
     /// Bytes known to be in the file (complete records only).
     bytes: u64,
     buf: Vec<u8>,
+    /// Held while the writer lives (regular files only: two writers of
+    /// `/dev/null` or a terminal harm nobody).
+    _claim: Option<OutputClaim>,
 }
 
 const WRITE_BUFFER: usize = 64 << 10;
@@ -575,11 +602,19 @@ impl PcapWriter {
         if is_stdio(path) {
             let fd = std::os::fd::AsFd::as_fd(&std::io::stdout()).try_clone_to_owned();
             let fd = fd.map_err(|source| PcapIoError::Open { path: path.into(), source })?;
-            return Self::start(File::from(fd), path, snaplen);
+            return Self::start(File::from(fd), path, snaplen, None);
         }
-        // Creating the file would truncate a source still being read from it.
-        if std::fs::metadata(path).is_ok_and(|m| crate::mapguard::is_source(m.dev(), m.ino())) {
-            return Err(PcapIoError::OverSource { path: path.into() });
+        // Creating the file would truncate a source still being read from it,
+        // or a file another writer is writing. Held from the check until the
+        // claim is taken, so two writers starting at once cannot both pass.
+        let mut open = OUTPUTS.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Ok(m) = std::fs::metadata(path) {
+            if crate::mapguard::is_source(m.dev(), m.ino()) {
+                return Err(PcapIoError::OverSource { path: path.into() });
+            }
+            if open.contains(&(m.dev(), m.ino())) {
+                return Err(PcapIoError::OutputInUse { path: path.into() });
+            }
         }
         // Non-blocking open: a FIFO without a reader fails at once (ENXIO)
         // instead of hanging; writes then block as usual.
@@ -594,11 +629,17 @@ impl PcapWriter {
                 _ => PcapIoError::Open { path: path.into(), source },
             })?;
         clear_nonblocking(&file).map_err(|source| PcapIoError::Io { path: path.into(), source })?;
-        Self::start(file, path, snaplen)
+        let meta = file.metadata().map_err(|source| PcapIoError::Io { path: path.into(), source })?;
+        let claim = meta.is_file().then(|| {
+            open.push((meta.dev(), meta.ino()));
+            OutputClaim((meta.dev(), meta.ino()))
+        });
+        drop(open);
+        Self::start(file, path, snaplen, claim)
     }
 
     /// Write the file header to `file`, opened for `path`.
-    fn start(mut file: File, path: &Path, snaplen: u32) -> Result<Self, PcapIoError> {
+    fn start(mut file: File, path: &Path, snaplen: u32, claim: Option<OutputClaim>) -> Result<Self, PcapIoError> {
         let snaplen = snaplen.min(MAX_SNAPLEN);
         let mut hdr = [0u8; 24];
         hdr[0..4].copy_from_slice(&MAGIC_NS.to_le_bytes());
@@ -607,7 +648,7 @@ impl PcapWriter {
         hdr[16..20].copy_from_slice(&snaplen.to_le_bytes());
         hdr[20..24].copy_from_slice(&LINKTYPE_ETHERNET.to_le_bytes());
         file.write_all(&hdr).map_err(|source| PcapIoError::Io { path: path.into(), source })?;
-        Ok(Self { file, path: path.into(), snaplen, bytes: 24, buf: Vec::with_capacity(WRITE_BUFFER) })
+        Ok(Self { file, path: path.into(), snaplen, bytes: 24, buf: Vec::with_capacity(WRITE_BUFFER), _claim: claim })
     }
 
     /// Append one record, truncated to the snaplen (buffered).
@@ -814,6 +855,41 @@ mod tests {
         assert_eq!(std::fs::read(&path).unwrap(), before, "the source is untouched");
         drop(r);
         PcapWriter::create(&path, 65_535).expect("no longer read");
+    }
+
+    /// A second writer of a file another writer has open is refused before
+    /// it truncates anything (through any name); devices are not claimed;
+    /// once the first writer is gone, the file may be written again.
+    #[test]
+    fn an_output_another_writer_has_open_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.pcap");
+        let mut w = PcapWriter::create(&path, 65_535).unwrap();
+        w.write(1, 60, &[7; 60]).unwrap();
+        w.flush().unwrap();
+        let before = std::fs::read(&path).unwrap();
+        let link = dir.path().join("link.pcap");
+        std::fs::hard_link(&path, &link).unwrap();
+        let dotted = dir.path().join(".").join("out.pcap");
+        for p in [&path, &link, &dotted] {
+            let e = PcapWriter::create(p, 65_535).unwrap_err();
+            assert!(matches!(e, PcapIoError::OutputInUse { .. }), "{}: {e}", p.display());
+            assert!(e.to_string().contains("another pcap consumer of this engine is writing this file"), "{e}");
+        }
+        assert_eq!(std::fs::read(&path).unwrap(), before, "the first writer's file is untouched");
+        w.write(2, 60, &[8; 60]).unwrap();
+        w.flush().unwrap();
+        let mut r = PcapReader::open(&path).unwrap();
+        assert_eq!(r.next_record().unwrap().unwrap().data, [7; 60]);
+        assert_eq!(r.next_record().unwrap().unwrap().data, [8; 60]);
+        assert!(r.next_record().unwrap().is_none());
+        drop(r);
+        let (_a, _b) = (
+            PcapWriter::create(Path::new("/dev/null"), 100).unwrap(),
+            PcapWriter::create(Path::new("/dev/null"), 100).unwrap(),
+        );
+        drop(w);
+        PcapWriter::create(&path, 65_535).expect("no longer written");
     }
 
     #[test]

@@ -50,7 +50,12 @@ fn each_bad_object_gets_its_own_clear_error() {
     let load = |p: &Path, prog: Option<&str>| SocketFilter::load_file(p, prog).unwrap_err();
 
     let missing = dir.path().join("nope.bpf.o");
-    assert!(matches!(load(&missing, None), BpfError::Read { .. }));
+    let e = load(&missing, None);
+    assert!(matches!(e, BpfError::Read { .. }), "{e}");
+    // Said once: the message, then its cause (not the cause twice).
+    let said = ringwire_engine::consumer::error_chain(&e);
+    assert!(said.ends_with("nope.bpf.o: cannot read: No such file or directory (os error 2)"), "{said}");
+    assert_eq!(said.matches("os error").count(), 1, "{said}");
 
     let text = dir.path().join("text.bpf.o");
     std::fs::write(&text, "not an object\n").unwrap();
