@@ -172,7 +172,8 @@ fn probe_file(dir: &Path, file: &Path) -> (serde_json::Value, String) {
 }
 
 /// A latency probe on a pcap file: nothing to time against the kernel, the
-/// sequence counters still work (a file recorded by `ringwire-gen --pcap-out`).
+/// sequence counters still work (files recorded by `ringwire-gen --pcap-out`,
+/// one with frames too short for a stamp among the stamped ones of a flow).
 #[test]
 fn a_latency_probe_counts_the_flows_of_a_recorded_file() {
     let dir = tempfile::tempdir().unwrap();
@@ -193,6 +194,15 @@ fn a_latency_probe_counts_the_flows_of_a_recorded_file() {
     let (l, _) = probe_file(dir.path(), &small);
     let n = &l["counters"];
     assert_eq!((u(&n["stamped"]), u(&n["unstamped"]), u(&n["flows"])), (500, 0, 5), "{l}");
+    assert_eq!((u(&n["lost"]), u(&n["duplicates"]), u(&n["reordered"])), (0, 0, 0), "{l}");
+    // The default mix of sizes: in some flows the shortest frames have no room
+    // for a stamp. They are counted unstamped, and nothing is lost.
+    let mixed = dir.path().join("mixed.pcap");
+    ringwire_tests::record(&mixed, &["--count", "2000", "--flows", "8"]);
+    let (l, _) = probe_file(dir.path(), &mixed);
+    let n = &l["counters"];
+    assert_eq!(u(&n["stamped"]) + u(&n["unstamped"]), 2000, "{l}");
+    assert!(u(&n["unstamped"]) > 0 && u(&n["stamped"]) > 1000, "{l}");
     assert_eq!((u(&n["lost"]), u(&n["duplicates"]), u(&n["reordered"])), (0, 0, 0), "{l}");
 }
 

@@ -278,12 +278,39 @@ struct Plan {
 }
 
 impl Plan {
-    /// Frame `j` of this thread: its template and stamp sequence number.
-    fn frame(&self, mix: &MixSpec, j: u64) -> (usize, u32, u64) {
+    /// Frame `j` of this thread: its template, the position of its stream
+    /// among this thread's streams, and its number within that stream.
+    fn frame(&self, mix: &MixSpec, j: u64) -> (usize, usize, u64) {
         let n = self.streams.len() as u64;
-        let s = self.streams[(j % n) as usize];
-        let seq = j / n;
-        (mix.stream_template(s, seq), s, seq)
+        let pos = (j % n) as usize;
+        let k = j / n;
+        (mix.stream_template(self.streams[pos], k), pos, k)
+    }
+
+    /// A stamp sequence counter for each of this thread's streams.
+    fn stamp_seqs(&self) -> StampSeqs {
+        StampSeqs(vec![0; self.streams.len()])
+    }
+}
+
+/// The next stamp sequence number of each of a thread's streams. Only the
+/// frames that carry a stamp take a number (a frame too short for one
+/// carries none), so a receiver counting gaps in a flow's numbers counts
+/// frames lost, not frames sent without a stamp.
+struct StampSeqs(Vec<u64>);
+
+impl StampSeqs {
+    /// The number the next frame of the stream at `pos` carries.
+    #[inline]
+    fn next(&self, pos: usize) -> u64 {
+        self.0[pos]
+    }
+
+    /// A frame of the stream at `pos` was sent: if it carried its number,
+    /// the next frame carries the one after.
+    #[inline]
+    fn sent(&mut self, pos: usize, stamped: bool) {
+        self.0[pos] += u64::from(stamped);
     }
 }
 
@@ -384,9 +411,12 @@ fn run() -> Result<()> {
         let mut w = PcapWriter::create(path, 65535)?;
         let mut frame = Vec::with_capacity(9000);
         let t0 = sys::realtime_ns();
+        let mut seqs = plan.stamp_seqs();
         for j in 0..n {
-            let (ti, _, seq) = plan.frame(&mix, j);
+            let (ti, pos, _) = plan.frame(&mix, j);
             let t = &templates[ti];
+            let seq = seqs.next(pos);
+            seqs.sent(pos, t.stamp.is_some());
             frame.clear();
             // Never shorter than 60 bytes without --runts: fit_sizes raised the sizes.
             frame.extend_from_slice(&t.bytes);
@@ -544,6 +574,7 @@ impl Job<'_> {
         let (count, rate) = (plan.count, plan.rate);
         let (mut sent, mut bytes, mut full_waits, mut kicks) = (0u64, 0u64, 0u64, 0u64);
         let mut record_err = None;
+        let mut seqs = plan.stamp_seqs();
         while sent < count && !self.stop.load(Ordering::Relaxed) {
             let elapsed = self.start.elapsed();
             if self.duration.is_some_and(|d| elapsed >= d) {
@@ -553,9 +584,9 @@ impl Job<'_> {
                 if rate == 0 { count } else { ((elapsed.as_nanos() * u128::from(rate)) / 1_000_000_000) as u64 + 1 };
             let mut batch = 0;
             while sent < due.min(count) && batch < self.burst {
-                let (ti, _, seq) = plan.frame(mix, sent);
+                let (ti, pos, _) = plan.frame(mix, sent);
                 let t = &templates[ti];
-                let st = Stamp { flow: t.flow.stream(), seq, ts_ns: sys::monotonic_ns() };
+                let st = Stamp { flow: t.flow.stream(), seq: seqs.next(pos), ts_ns: sys::monotonic_ns() };
                 let mut len = 0;
                 let pushed = tx.push_with(&t.bytes, |slot| {
                     frames::stamp(t, slot, &st);
@@ -573,6 +604,7 @@ impl Job<'_> {
                     full_waits += 1;
                     break;
                 }
+                seqs.sent(pos, t.stamp.is_some());
                 sent += 1;
                 bytes += len as u64;
                 batch += 1;
@@ -699,6 +731,45 @@ mod tests {
         assert_eq!(frames_per_s(1.0, &[1514]), 1);
     }
 
+    /// Only stamped frames take a sequence number: a flow whose short
+    /// frames carry no stamp still numbers its stamped ones 0, 1, 2, ...
+    /// (they were numbered by frame, so a receiver counted every unstamped
+    /// frame as a lost one).
+    #[test]
+    fn stamp_numbers_skip_the_frames_too_short_for_a_stamp() {
+        // IPv6/TCP: 74 bytes of headers, so 60 (raised to 74) has no room; 200 has.
+        let mix = MixSpec {
+            flows: 3,
+            vlan_every: 0,
+            ip: Some(Ip::V6),
+            l4: Some(L4::Tcp),
+            sizes: vec![60, 200, 200],
+            src_mac: [2, 0, 0, 0, 0, 1],
+            dst_mac: [2, 0, 0, 0, 0, 2],
+            bidirectional: false,
+            dst_macs: 1,
+        };
+        let templates = mix.templates().unwrap();
+        let plan = &plans(3, 1, &[], 90, 0).unwrap()[0];
+        let mut seqs = plan.stamp_seqs();
+        let mut numbers = vec![Vec::new(); 3];
+        let mut unstamped = 0;
+        for j in 0..90 {
+            let (ti, pos, _) = plan.frame(&mix, j);
+            let stamped = templates[ti].stamp.is_some();
+            if stamped {
+                numbers[pos].push(seqs.next(pos));
+            } else {
+                unstamped += 1;
+            }
+            seqs.sent(pos, stamped);
+        }
+        assert_eq!(unstamped, 30, "a third of the frames are too short for a stamp");
+        for n in &numbers {
+            assert_eq!(*n, (0..20).collect::<Vec<u64>>(), "every flow's stamped frames, without gaps");
+        }
+    }
+
     #[test]
     fn threads_split_flows_frames_and_rate_and_keep_each_flow_in_sequence() {
         let p = plans(10, 3, &[], 100, 1000).unwrap();
@@ -719,15 +790,15 @@ mod tests {
             bidirectional: false,
             dst_macs: 1,
         };
-        // Every thread numbers each of its flows 0, 1, 2, ... and goes through the sizes per flow.
+        // Every thread counts the frames of each of its flows 0, 1, 2, ... and goes through the sizes per flow.
         for plan in &p {
             let mut next = std::collections::HashMap::new();
             for j in 0..40 {
-                let (ti, s, seq) = plan.frame(&mix, j);
-                let want = next.entry(s).or_insert(0u64);
-                assert_eq!(seq, *want);
+                let (ti, pos, k) = plan.frame(&mix, j);
+                let want = next.entry(pos).or_insert(0u64);
+                assert_eq!(k, *want);
                 *want += 1;
-                assert_eq!(ti, mix.stream_template(s, seq));
+                assert_eq!(ti, mix.stream_template(plan.streams[pos], k));
             }
         }
         // One thread is the single sender of before.
