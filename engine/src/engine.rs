@@ -756,6 +756,7 @@ impl Engine {
                 name: slot.config.name.clone(),
                 kind: kind_name(slot.config.kind).into(),
                 removed: slot.removed,
+                port_indices: slot.ports.clone(),
                 ..Default::default()
             };
             for cells in &slot.cells {

@@ -243,6 +243,9 @@ pub struct ConsumerSnap {
     /// added, which it never saw.
     #[serde(skip_serializing_if = "is_zero")]
     pub before_added: u64,
+    /// The indices of the ports it takes frames from (for [`Snapshot::since`]).
+    #[serde(skip)]
+    pub port_indices: Vec<usize>,
     /// Queued consumers: frames written by its thread.
     pub written: u64,
     /// Queued consumers: bytes written.
@@ -357,7 +360,16 @@ impl Snapshot {
             d(&mut w.kernel_packets, b.kernel_packets);
             d(&mut w.kernel_drops, b.kernel_drops);
         }
+        // A consumer added since `base` missed what its ports passed on
+        // before it came, of which what they had passed by `base` is not
+        // counted any more (those that were there then missed nothing since).
+        for c in s.consumers.iter_mut().skip(base.consumers.len()) {
+            let then: u64 =
+                c.port_indices.iter().filter_map(|&p| base.ports.get(p)).map(|p| p.received - p.filtered).sum();
+            d(&mut c.before_added, then);
+        }
         for (c, b) in s.consumers.iter_mut().zip(&base.consumers) {
+            d(&mut c.before_added, b.before_added);
             d(&mut c.seen, b.seen);
             d(&mut c.passed, b.passed);
             d(&mut c.filtered, b.filtered);
@@ -598,5 +610,40 @@ mod tests {
         assert_eq!(s.reconcile(&[10]).len(), 1);
         s.drained = false;
         assert!(s.reconcile(&[10]).is_empty());
+    }
+
+    /// After a reset, a consumer added since counts as missed only what its
+    /// ports passed on after the reset and before it came: its frames and
+    /// those add up to its ports' frames since the reset. One that was there
+    /// at the reset missed nothing since.
+    #[test]
+    fn counts_since_a_reset_rebase_what_a_later_consumer_missed() {
+        let port = |received, filtered| PortSnap { received, filtered, ..Default::default() };
+        let consumer = |name: &str, seen, before_added| ConsumerSnap {
+            name: name.into(),
+            seen,
+            passed: seen,
+            delivered: seen,
+            before_added,
+            port_indices: vec![0, 1],
+            ..Default::default()
+        };
+        // At the reset: 1000 + 500 frames passed on (100 filtered at port 1), "early" there since 200.
+        let base = Snapshot {
+            ports: vec![port(1000, 0), port(600, 100)],
+            consumers: vec![consumer("early", 1300, 200)],
+            ..Default::default()
+        };
+        // Then 500 more, "late" added after 200 of them: it missed 1500 + 200.
+        let now = Snapshot {
+            ports: vec![port(1300, 0), port(800, 100)],
+            consumers: vec![consumer("early", 1800, 200), consumer("late", 300, 1700)],
+            ..Default::default()
+        };
+        let d = now.since(&base);
+        let out: u64 = d.ports.iter().map(|p| p.received - p.filtered).sum();
+        assert_eq!(out, 500);
+        assert_eq!((d.consumers[0].seen, d.consumers[0].before_added), (500, 0));
+        assert_eq!((d.consumers[1].seen, d.consumers[1].before_added), (300, 200));
     }
 }
