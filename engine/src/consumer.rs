@@ -742,16 +742,33 @@ impl SinkState {
 
     /// Make what was written visible (a `tail -f`, a pipe reader).
     fn flush(&mut self) {
-        let r = match &mut self.output {
-            SinkOutput::Pcap(p) => p.flush().map_err(|e| error_chain(&e)),
-            SinkOutput::Print { .. } => self.stdout.flush().map_err(|e| e.to_string()),
-        };
-        if let Err(e) = r {
+        if let Err(e) = self.flush_output() {
             if self.first_error.is_none() && !self.limit_hit.load(Ordering::Relaxed) {
                 self.first_error = Some(e);
             }
         }
         self.dirty = false;
+    }
+
+    /// Write out what is buffered. When standard output's reader has gone
+    /// (`| head`), the output ends quietly: the limit is raised (the engine
+    /// stops, as after `-c`) and it is not an error.
+    fn flush_output(&mut self) -> Result<(), String> {
+        let (gone, e) = match &mut self.output {
+            SinkOutput::Pcap(p) => match p.flush() {
+                Ok(()) => return Ok(()),
+                Err(e) => (p.is_stdout() && broken_pipe(&e), error_chain(&e)),
+            },
+            SinkOutput::Print { .. } => match self.stdout.flush() {
+                Ok(()) => return Ok(()),
+                Err(e) => (e.kind() == std::io::ErrorKind::BrokenPipe, format!("stdout: {e}")),
+            },
+        };
+        if gone {
+            self.limit_hit.store(true, Ordering::Relaxed);
+            return Ok(());
+        }
+        Err(e)
     }
 }
 
@@ -903,14 +920,7 @@ pub fn run_sink(t: SinkTask) -> Result<Vec<PathBuf>, String> {
             t.waker.sleeping.store(false, Ordering::Relaxed);
         }
     }
-    let flushed = match &mut s.output {
-        SinkOutput::Pcap(p) => p.flush().map_err(|e| error_chain(&e)),
-        SinkOutput::Print { .. } => s
-            .stdout
-            .flush()
-            .or_else(|e| if e.kind() == std::io::ErrorKind::BrokenPipe { Ok(()) } else { Err(e) })
-            .map_err(|e| e.to_string()),
-    };
+    let flushed = s.flush_output();
     t.counters.publish(&s.local);
     if let Some(e) = s.first_error.or(flushed.err()) {
         return Err(format!("consumer `{}`: {e}", s.name));
@@ -947,8 +957,8 @@ pub fn summary_line(
     if options.link {
         link_header(out, data, wire_len);
     }
-    describe(out, data);
-    let _ = writeln!(out, ", length {wire_len}");
+    describe(out, data, wire_len);
+    out.push('\n');
     if options.hex != PrintHex::None {
         hex_dump(out, data, options.hex == PrintHex::HexAscii);
     }
@@ -1003,22 +1013,27 @@ fn hex_dump(out: &mut String, data: &[u8], ascii: bool) {
     }
 }
 
-/// A short decode of an Ethernet frame.
-pub fn describe(out: &mut String, frame: &[u8]) {
+/// A short decode of an Ethernet frame and, as tcpdump ends its line, its
+/// length: of the UDP or TCP payload, of the IP payload (ICMP and other
+/// protocols), of what follows the link-level header (ARP and other
+/// ethertypes), or of the frame (runts). Lengths come from the headers, so a
+/// frame cut short by the snap length is decoded as far as its bytes go and
+/// its lengths are those it had on the wire.
+pub fn describe(out: &mut String, frame: &[u8], wire_len: u32) {
     use std::fmt::Write as _;
 
-    use etherparse::{LinkSlice, NetSlice, SlicedPacket, TransportSlice, VlanSlice};
-    let Ok(p) = SlicedPacket::from_ethernet(frame) else {
-        if frame.len() >= 14 {
-            let _ = write!(out, "ethertype {:#06x} (undecodable)", u16::from_be_bytes([frame[12], frame[13]]));
-        } else {
-            let _ = write!(out, "runt ({} bytes)", frame.len());
-        }
+    use etherparse::{LaxNetSlice, LaxSlicedPacket, LinkSlice, TransportSlice, VlanSlice};
+    let Ok(p) = LaxSlicedPacket::from_ethernet(frame) else {
+        let _ = write!(out, "runt ({} bytes), length {wire_len}", frame.len());
         return;
     };
+    // Where a header starts within the frame.
+    let at = |header: &[u8]| (header.as_ptr() as usize).saturating_sub(frame.as_ptr() as usize);
+    let mut l2_len = 14;
     match &p.vlan {
         Some(VlanSlice::SingleVlan(v)) => {
             let _ = write!(out, "vlan {}, ", v.vlan_identifier().value());
+            l2_len += 4;
         }
         Some(VlanSlice::DoubleVlan(d)) => {
             let _ = write!(
@@ -1027,43 +1042,48 @@ pub fn describe(out: &mut String, frame: &[u8]) {
                 d.outer().vlan_identifier().value(),
                 d.inner().vlan_identifier().value()
             );
+            l2_len += 8;
         }
         None => {}
     }
-    let (src, dst, proto) = match &p.net {
-        Some(NetSlice::Ipv4(ip)) => {
+    // The IP header's addresses and protocol name, and where its payload ends on the wire.
+    let (src, dst, proto, ip_end) = match &p.net {
+        Some(LaxNetSlice::Ipv4(ip)) => {
             let h = ip.header();
-            (h.source_addr().to_string(), h.destination_addr().to_string(), "IP")
+            let end = at(h.slice()) + usize::from(h.total_len());
+            (h.source_addr().to_string(), h.destination_addr().to_string(), "IP", end)
         }
-        Some(NetSlice::Ipv6(ip)) => {
+        Some(LaxNetSlice::Ipv6(ip)) => {
             let h = ip.header();
-            (h.source_addr().to_string(), h.destination_addr().to_string(), "IP6")
+            let end = at(h.slice()) + 40 + usize::from(h.payload_length());
+            (h.source_addr().to_string(), h.destination_addr().to_string(), "IP6", end)
         }
-        _ => {
-            let et = match &p.link {
-                Some(LinkSlice::Ethernet2(e)) => e.ether_type().0,
-                _ => 0,
-            };
+        None => {
             let et = match &p.vlan {
                 Some(VlanSlice::SingleVlan(v)) => v.ether_type().0,
                 Some(VlanSlice::DoubleVlan(d)) => d.inner().ether_type().0,
-                None => et,
+                None => match &p.link {
+                    Some(LinkSlice::Ethernet2(e)) => e.ether_type().0,
+                    _ => 0,
+                },
             };
-            match et {
-                0x0806 => {
-                    let _ = write!(out, "ARP");
-                }
-                _ => {
-                    let _ = write!(out, "ethertype {et:#06x}");
-                }
-            }
+            let rest = (wire_len as usize).saturating_sub(l2_len);
+            let _ = match et {
+                0x0806 => write!(out, "ARP, length {rest}"),
+                _ => write!(out, "ethertype {et:#06x}, length {rest}"),
+            };
             return;
         }
     };
-    match &p.transport {
-        Some(TransportSlice::Udp(u)) => {
-            let _ = write!(out, "{proto} {src}.{} > {dst}.{}: UDP", u.source_port(), u.destination_port());
-        }
+    let payload_after = |header: &[u8]| ip_end.saturating_sub(at(header) + header.len());
+    let _ = match &p.transport {
+        Some(TransportSlice::Udp(u)) => write!(
+            out,
+            "{proto} {src}.{} > {dst}.{}: UDP, length {}",
+            u.source_port(),
+            u.destination_port(),
+            u.length().saturating_sub(8)
+        ),
         Some(TransportSlice::Tcp(t)) => {
             let mut flags = String::new();
             for (set, c) in [(t.syn(), 'S'), (t.fin(), 'F'), (t.rst(), 'R'), (t.psh(), 'P'), (t.ack(), '.')] {
@@ -1071,18 +1091,26 @@ pub fn describe(out: &mut String, frame: &[u8]) {
                     flags.push(c);
                 }
             }
-            let _ = write!(out, "{proto} {src}.{} > {dst}.{}: TCP [{flags}]", t.source_port(), t.destination_port());
+            let header = &t.slice()[..t.header_len()];
+            write!(
+                out,
+                "{proto} {src}.{} > {dst}.{}: TCP [{flags}], length {}",
+                t.source_port(),
+                t.destination_port(),
+                payload_after(header)
+            )
         }
-        Some(TransportSlice::Icmpv4(_)) => {
-            let _ = write!(out, "{proto} {src} > {dst}: ICMP");
+        Some(TransportSlice::Icmpv4(i)) => {
+            write!(out, "{proto} {src} > {dst}: ICMP, length {}", payload_after(&i.slice()[..0]))
         }
-        Some(TransportSlice::Icmpv6(_)) => {
-            let _ = write!(out, "{proto} {src} > {dst}: ICMP6");
+        Some(TransportSlice::Icmpv6(i)) => {
+            write!(out, "{proto} {src} > {dst}: ICMP6, length {}", payload_after(&i.slice()[..0]))
         }
         None => {
-            let _ = write!(out, "{proto} {src} > {dst}");
+            let len = p.ip_payload().map_or(0, |pl| payload_after(&pl.payload[..0]));
+            write!(out, "{proto} {src} > {dst}, length {len}")
         }
-    }
+    };
 }
 
 #[cfg(test)]
@@ -1361,10 +1389,55 @@ mod tests {
             .write(&mut f, &[0; 8])
             .unwrap();
         let mut s = String::new();
-        describe(&mut s, &f);
-        assert_eq!(s, "vlan 10, IP 10.0.0.1.1000 > 10.0.0.2.53: UDP");
+        describe(&mut s, &f, f.len() as u32);
+        assert_eq!(s, "vlan 10, IP 10.0.0.1.1000 > 10.0.0.2.53: UDP, length 8");
         s.clear();
-        describe(&mut s, &[0u8; 5]);
-        assert_eq!(s, "runt (5 bytes)");
+        describe(&mut s, &[0u8; 5], 5);
+        assert_eq!(s, "runt (5 bytes), length 5");
+    }
+
+    /// As tcpdump ends its lines: the length of the UDP or TCP payload, the
+    /// ICMP message, what follows the Ethernet header; and a frame cut by the
+    /// snap length is decoded from what is there, with its lengths on the wire.
+    #[test]
+    fn describes_lengths_as_tcpdump_and_frames_cut_by_the_snaplen() {
+        let line = |f: &[u8], wire: usize| {
+            let mut s = String::new();
+            describe(&mut s, f, wire as u32);
+            s
+        };
+        let mut udp = Vec::new();
+        etherparse::PacketBuilder::ethernet2([2; 6], [3; 6])
+            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .udp(1000, 2000)
+            .write(&mut udp, &[7; 1472])
+            .unwrap();
+        assert_eq!(udp.len(), 1514);
+        assert_eq!(line(&udp, 1514), "IP 10.0.0.1.1000 > 10.0.0.2.2000: UDP, length 1472");
+        assert_eq!(line(&udp[..96], 1514), "IP 10.0.0.1.1000 > 10.0.0.2.2000: UDP, length 1472", "cut at 96 bytes");
+        let mut tcp = Vec::new();
+        etherparse::PacketBuilder::ethernet2([2; 6], [3; 6])
+            .ipv6([1; 16], [2; 16], 64)
+            .tcp(443, 5555, 1, 1000)
+            .syn()
+            .ack(7)
+            .write(&mut tcp, &[1; 10])
+            .unwrap();
+        let want =
+            "IP6 101:101:101:101:101:101:101:101.443 > 202:202:202:202:202:202:202:202.5555: TCP [S.], length 10";
+        assert_eq!(line(&tcp, tcp.len()), want);
+        assert_eq!(line(&tcp[..80], tcp.len()), want, "cut just after the TCP header");
+        let mut icmp = Vec::new();
+        etherparse::PacketBuilder::ethernet2([2; 6], [3; 6])
+            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .icmpv4_echo_request(1, 1)
+            .write(&mut icmp, &[0; 56])
+            .unwrap();
+        assert_eq!(line(&icmp, icmp.len()), "IP 10.0.0.1 > 10.0.0.2: ICMP, length 64");
+        // An ARP request padded to 60 bytes: 46 after the Ethernet header, as tcpdump says.
+        let mut arp = vec![0xff; 12];
+        arp.extend_from_slice(&[0x08, 0x06]);
+        arp.resize(60, 0);
+        assert_eq!(line(&arp, 60), "ARP, length 46");
     }
 }

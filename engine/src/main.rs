@@ -237,9 +237,13 @@ fn stop_flag(hup: Option<&Arc<AtomicBool>>, force: Force) -> Result<Arc<AtomicBo
     std::thread::Builder::new()
         .name("rw-signals".into())
         .spawn(move || {
+            let mut first: Option<Instant> = None;
             for sig in signals.forever() {
                 match (&hup, sig) {
                     (Some(hup), SIGHUP) => hup.store(true, std::sync::atomic::Ordering::SeqCst),
+                    // The same request delivered twice: `timeout` and a shell's job
+                    // control signal both the process and its process group.
+                    _ if first.is_some_and(|t| t.elapsed() < SAME_SIGNAL) => {}
                     // A second one while stopping: the user gives up on a stop that
                     // waits (a pipe's reader that no longer reads, a stalled disk).
                     _ if force == Force::OnSecondSignal && stop.swap(true, std::sync::atomic::Ordering::SeqCst) => {
@@ -250,7 +254,10 @@ fn stop_flag(hup: Option<&Arc<AtomicBool>>, force: Force) -> Result<Arc<AtomicBo
                         );
                         std::process::exit(128 + sig);
                     }
-                    _ => stop.store(true, std::sync::atomic::Ordering::SeqCst),
+                    _ => {
+                        first = Some(Instant::now());
+                        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+                    }
                 }
                 supervisor.unpark();
             }
@@ -258,6 +265,11 @@ fn stop_flag(hup: Option<&Arc<AtomicBool>>, force: Force) -> Result<Arc<AtomicBo
         .context("starting the signal thread")?;
     Ok(flag)
 }
+
+/// A SIGINT or SIGTERM this soon after the one that began the stop is the
+/// same request delivered twice (`timeout` signals the process, then its
+/// process group), not a user's second Ctrl-C.
+const SAME_SIGNAL: Duration = Duration::from_millis(200);
 
 /// What a second SIGINT or SIGTERM does while the engine stops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -367,11 +379,11 @@ fn finish(report: &Report, engine_json: Option<&Path>, to_stderr: bool) -> Resul
     for f in &report.files {
         text.push_str(&format!("wrote {}\n", f.display()));
     }
-    if to_stderr {
+    // When standard output's reader has left (`| head`), the report goes to
+    // standard error rather than nowhere (or a panic of print!).
+    let mut stdout = std::io::stdout().lock();
+    if to_stderr || stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()).is_err() {
         eprint!("{text}");
-    } else {
-        print!("{text}");
-        std::io::stdout().flush().ok();
     }
     if let Some(path) = engine_json {
         let json = serde_json::to_string_pretty(&report.snapshot).context("serializing counters")?;

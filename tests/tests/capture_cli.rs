@@ -561,6 +561,56 @@ fn capture_to_a_pipe_stops_quietly_when_the_reader_leaves() {
     assert!(err.contains("frames captured"), "the summary: {err}");
 }
 
+/// Printing a few frames a second into a reader that leaves (`| head -1`):
+/// the line after it left finds the pipe closed, and the run stops there,
+/// quietly and with exit status 0, not when the traffic ends, nor with a
+/// "Broken pipe" error. (Slow frames are written one flush at a time, so
+/// the closed pipe shows when a flush fails, not a write.)
+#[test]
+fn printing_slow_frames_stops_quietly_when_the_reader_leaves() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("slow.pcap");
+    let frame = eth(MAC_B, 0x0800, &[0u8; 50]);
+    // 100 frames 100 ms apart: 10 s of replay at the recorded pace.
+    ringwire_tests::write_pcap(
+        &input,
+        (0..100u64).map(|i| (Duration::from_millis(1_700_000_000_000 + i * 100), frame.as_slice())),
+    );
+    let cfg = dir.path().join("slow.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[[ports]]\nuri = \"pcap:{}\"\npace = \"recorded\"\n[[consumers]]\nname = \"p\"\nkind = \"print\"\n",
+            input.display()
+        ),
+    )
+    .unwrap();
+    let t0 = std::time::Instant::now();
+    let mut child = Command::new(bin("ringwire"))
+        .args(["run", cfg.to_str().unwrap(), "--control-socket", "none"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 16];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut first).unwrap();
+    drop(child.stdout.take());
+    let deadline = t0 + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the run did not end after its reader left");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let took = t0.elapsed();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(!err.contains("ERROR") && !err.contains("error") && !err.contains("Broken pipe"), "quiet: {err}");
+    assert!(took < Duration::from_secs(5), "stopped {took:?} after the start, not at the end of the replay");
+}
+
 /// tcpdump's fingers: `-nn -U -C 1 -W 3 -w OUT` rotates every MiB and keeps
 /// the three newest files: each (but the last) ends with the record that
 /// brings it to 1 MiB, tcpdump reads them, and together they hold the tail
@@ -680,6 +730,65 @@ fn printing_shows_link_headers_times_and_hex_dumps_as_tcpdump_does() {
     }
 }
 
+/// Wait (up to 10 s: on a loaded machine start-up takes a while) until
+/// process `pid` catches SIGINT.
+fn wait_for_sigint_handler(pid: u32) {
+    let caught = || {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let mask = status.lines().find_map(|l| l.strip_prefix("SigCgt:")).unwrap_or("0").trim().to_owned();
+        u64::from_str_radix(&mask, 16).is_ok_and(|m| m & (1 << (libc::SIGINT - 1)) != 0)
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !caught() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(caught(), "process {pid} catches SIGINT within 10 s");
+}
+
+/// One stop request delivered twice at once (`timeout` signals the process
+/// and then its process group) is one request: the run stops cleanly, with
+/// its report and status 0, not as after a second Ctrl-C.
+#[test]
+fn a_signal_delivered_twice_at_once_is_one_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("slow.pcap");
+    let frame = eth(MAC_B, 0x0800, &[0u8; 50]);
+    ringwire_tests::write_pcap(
+        &input,
+        (0..100u64).map(|i| (Duration::from_millis(1_700_000_000_000 + i * 100), frame.as_slice())),
+    );
+    let (out_file, cfg) = (dir.path().join("out.pcap"), dir.path().join("slow.toml"));
+    std::fs::write(
+        &cfg,
+        format!(
+            "[[ports]]\nuri = \"pcap:{}\"\npace = \"recorded\"\n[[consumers]]\nname = \"w\"\nkind = \"pcap\"\npath = \"{}\"\n",
+            input.display(),
+            out_file.display()
+        ),
+    )
+    .unwrap();
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        let run = Proc::spawn(
+            "ringwire run",
+            Command::new(bin("ringwire")).args(["run", cfg.to_str().unwrap(), "--control-socket", "none"]),
+        );
+        wait_for_sigint_handler(run.pid());
+        std::thread::sleep(Duration::from_millis(300));
+        // 1 ms apart, so the first is handled before the second comes
+        // (at the same instant the kernel would merge them into one).
+        run.signal(sig);
+        std::thread::sleep(Duration::from_millis(1));
+        run.signal(sig);
+        let out = run.wait(Duration::from_secs(10));
+        let (stdout, err) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert_eq!(out.status.code(), Some(0), "signal {sig}: {err}");
+        assert!(!err.contains("exiting now"), "signal {sig}: {err}");
+        assert!(stdout.contains("all counters reconcile"), "signal {sig}: the report: {stdout}");
+        let written = read_pcap(&out_file).len();
+        assert!((1..100).contains(&written), "signal {sig}: stopped mid-replay, {written} frames written");
+    }
+}
+
 /// A second Ctrl-C while a capture stops ends it at once (status 130, one
 /// line saying what is lost): here the reader of its FIFO keeps it open
 /// without reading, so the final write-out would wait forever.
@@ -698,18 +807,8 @@ fn a_second_interrupt_ends_a_stop_that_waits() {
         "ringwire capture",
         Command::new(bin("ringwire")).args(["capture", "--workers", "0", "-r", src.to_str().unwrap(), "-w"]).arg(&fifo),
     );
-    // Its SIGINT handler is in place (on a loaded machine start-up takes a while),
-    // and the pipe is full: the writer waits.
-    let caught = |pid: u32| {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        let mask = status.lines().find_map(|l| l.strip_prefix("SigCgt:")).unwrap_or("0").trim().to_owned();
-        u64::from_str_radix(&mask, 16).is_ok_and(|m| m & (1 << (libc::SIGINT - 1)) != 0)
-    };
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !caught(capture.pid()) && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(caught(capture.pid()), "the capture's SIGINT handler within 10 s");
+    // Its SIGINT handler is in place, and the pipe is full: the writer waits.
+    wait_for_sigint_handler(capture.pid());
     std::thread::sleep(Duration::from_millis(700));
     // Again until it exits: two signals that arrive together count as one.
     let mut capture = capture;
