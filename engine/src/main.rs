@@ -78,7 +78,10 @@ struct CaptureArgs {
     #[arg(short = 'p', long = "no-promiscuous-mode")]
     no_promisc: bool,
     /// Hand each frame over as soon as it arrives (a TPACKET_V2 ring)
-    /// instead of in blocks, as tcpdump's option of the same name does.
+    /// instead of in blocks, as tcpdump's option of the same name does. Each
+    /// frame gets a slot with room for the snap length, up to a 64 KiB
+    /// offloaded (GSO, GRO) frame; longer ones, which only BIG TCP makes,
+    /// are cut there.
     #[arg(long = "immediate-mode")]
     immediate: bool,
     /// Fanout mode across workers.
@@ -485,6 +488,13 @@ fn default_workers(max: usize) -> Vec<usize> {
     cores
 }
 
+/// The largest frame `--immediate-mode` keeps whole: a 64 KiB GSO or GRO
+/// frame (the kernel's default limit) with its Ethernet header and two tags.
+const IMMEDIATE_LARGEST_FRAME: u32 = 65_535 + 14 + 8;
+/// Bytes of a TPACKET_V2 slot before the frame: its header and `sockaddr_ll`,
+/// aligned, less the Ethernet header (the kernel's `macoff`), rounded up.
+const V2_SLOT_HEADROOM: u32 = 80;
+
 fn capture_config(a: &CaptureArgs) -> Result<Config> {
     if a.interfaces.is_empty() == a.reads.is_empty() {
         bail!("give either -i IFACE (one or more) or -r FILE (one or more)");
@@ -534,6 +544,12 @@ fn capture_config(a: &CaptureArgs) -> Result<Config> {
     }
     config.engine.fanout = a.fanout;
     config.engine.wait = a.wait;
+    if a.immediate {
+        // A V2 ring's slots have one size: make it hold what tcpdump's would
+        // (the default 2048 cut jumbo and offloaded frames at 1978 bytes).
+        let keep = if a.snaplen == 0 { MAX_SNAPLEN } else { a.snaplen }.min(IMMEDIATE_LARGEST_FRAME);
+        config.ring.frame_size = (keep + V2_SLOT_HEADROOM).next_multiple_of(16);
+    }
     if let Some(kib) = a.buffer_kib {
         config.ring.block_count = (u64::from(kib) << 10).div_ceil(u64::from(config.ring.block_size)) as u32;
     }
