@@ -49,6 +49,37 @@ pub fn chunk_size(snaplen: u32) -> usize {
     MIN_CHUNK.max((snaplen as usize + RECORD_HEADER).next_multiple_of(4096))
 }
 
+/// How long a worker waits for room for a frame from a file (a queue's free
+/// chunk, a TX ring's slot) before it drops the frame: `patience`, or, once
+/// the engine stops, [`STOP_GRACE`] from then. A consumer that still frees
+/// room gets the frames of the file's segments in progress, so a stopped
+/// run's file is a prefix of its source without a gap; one that is stuck
+/// does not hold the stop up.
+pub struct LosslessWait<'a> {
+    deadline: std::time::Instant,
+    stop: &'a AtomicBool,
+}
+
+/// How long a lossless wait goes on once the engine stops.
+pub const STOP_GRACE: Duration = Duration::from_secs(1);
+
+impl<'a> LosslessWait<'a> {
+    /// A wait of `patience`, shortened when `stop` is raised.
+    #[must_use]
+    pub fn new(patience: Duration, stop: &'a AtomicBool) -> Self {
+        Self { deadline: std::time::Instant::now() + patience, stop }
+    }
+
+    /// Whether to give up now.
+    pub fn over(&mut self) -> bool {
+        let now = std::time::Instant::now();
+        if self.stop.load(Ordering::Relaxed) {
+            self.deadline = self.deadline.min(now + STOP_GRACE);
+        }
+        now > self.deadline
+    }
+}
+
 /// Copy `src` to the start of `dst` (uninitialised spare capacity).
 #[inline(always)]
 fn put(dst: &mut [MaybeUninit<u8>], src: &[u8]) {
@@ -309,16 +340,16 @@ impl Producer {
     }
 
     /// Retry `attempt` while the consumer is woken to free a chunk, until it
-    /// succeeds, `patience` has passed or `stop` is raised.
+    /// succeeds or the wait is over (see [`LosslessWait`]).
     fn retry(&mut self, patience: Duration, stop: &AtomicBool, mut attempt: impl FnMut(&mut Self) -> bool) -> bool {
-        let deadline = std::time::Instant::now() + patience;
+        let mut wait = LosslessWait::new(patience, stop);
         loop {
             self.channel.waker.unpark();
             std::thread::yield_now();
             if attempt(self) {
                 return true;
             }
-            if std::time::Instant::now() > deadline || stop.load(Ordering::Relaxed) {
+            if wait.over() {
                 return false;
             }
         }

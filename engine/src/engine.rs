@@ -548,6 +548,7 @@ impl Engine {
                     cons: vec![[0; cc::N]; st.consumers.len()],
                     verdicts: [ringwire_filters::Verdict::Pass; BATCH],
                     stop: stop.clone(),
+                    stuck_at_stop: false,
                     forwarding: true,
                 },
                 port_cells: st.ports.iter().map(|p| Some(p.cells[w].clone())).collect(),

@@ -110,8 +110,11 @@ pub(crate) struct Dispatch {
     pub(crate) cons: Vec<[u64; cc::N]>,
     /// Scratch verdicts for one batch.
     pub(crate) verdicts: [Verdict; BATCH],
-    /// The engine's stop flag: a lossless wait ends when it is raised.
+    /// The engine's stop flag: a lossless wait is shortened when it is raised.
     pub(crate) stop: Arc<AtomicBool>,
+    /// A lossless wait ran out while the engine stopped: a consumer is stuck,
+    /// and the rest of the stop does not wait for room again.
+    pub(crate) stuck_at_stop: bool,
     /// Forward consumers send only while this is set (`forwarding.stop`
     /// clears it; what they pass meanwhile is counted as `paused`).
     pub(crate) forwarding: bool,
@@ -166,7 +169,7 @@ impl Dispatch {
     #[inline]
     fn batch(&mut self, port: usize, pkts: &[Packet<'_>], lossless: bool) {
         debug_assert!(pkts.len() <= BATCH);
-        let Self { consumers, subs, tx, cons, verdicts, stop, .. } = self;
+        let Self { consumers, subs, tx, cons, verdicts, stop, stuck_at_stop, .. } = self;
         let verdicts = &mut verdicts[..pkts.len()];
         let forwarding = self.forwarding;
         // A batch comes from one port: frames from a file are not timed.
@@ -176,7 +179,7 @@ impl Dispatch {
             let n = &mut cons[ci];
             // A consumer that stayed full for the whole patience is not waited
             // for again in this batch (a stalled consumer costs one wait per batch).
-            let mut wait = lossless;
+            let mut wait = lossless && !*stuck_at_stop;
             n[cc::SEEN] += pkts.len() as u64;
             match c.filter.as_mut() {
                 Some(f) => f.verdict_batch(pkts, verdicts),
@@ -221,6 +224,7 @@ impl Dispatch {
                         if wait {
                             let ok = t.push_waiting(p.data, LOSSLESS_PATIENCE, stop);
                             wait = ok;
+                            *stuck_at_stop |= !ok && stop.load(Ordering::Relaxed);
                             ok
                         } else {
                             t.push(p.data)
@@ -237,6 +241,7 @@ impl Dispatch {
                                 stop,
                             );
                             wait = ok;
+                            *stuck_at_stop |= !ok && stop.load(Ordering::Relaxed);
                             ok
                         } else {
                             producer.offer(p.data, p.wire_len, p.ts_ns, port as u16)
@@ -262,7 +267,8 @@ impl Dispatch {
     fn end_segment(&mut self, port: usize) {
         for &ci in &self.subs[port] {
             if let Some(ConsumerInst { delivery: Delivery::Queued(p), .. }) = &mut self.consumers[ci] {
-                if !p.end_segment(LOSSLESS_PATIENCE, &self.stop) {
+                let patience = if self.stuck_at_stop { Duration::ZERO } else { LOSSLESS_PATIENCE };
+                if !p.end_segment(patience, &self.stop) {
                     tracing::warn!(
                         consumer = ci,
                         "no free chunk for a segment's end mark; later segments are held back until the end of the run"
@@ -1041,6 +1047,7 @@ impl Dispatch {
             cons: vec![[0; cc::N]; n],
             verdicts: [Verdict::Pass; BATCH],
             stop: Arc::default(),
+            stuck_at_stop: false,
             forwarding: true,
         }
     }

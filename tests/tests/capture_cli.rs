@@ -471,6 +471,57 @@ fn file_sources_are_lossless_even_through_a_tiny_queue() {
     }
 }
 
+/// Stopped (SIGINT) halfway through a file read by two workers through a
+/// 1 MiB queue: the workers finish the segments they were reading while the
+/// writer drains, so the output is the file's first N records, without a
+/// gap and without a frame counted dropped (they gave up at the stop, and
+/// the file missed the rest of a segment the other worker had passed).
+#[test]
+fn a_file_read_stopped_midway_is_written_up_to_a_point_without_a_gap() {
+    if ringwire_tests::cores() < 2 {
+        eprintln!("SKIP a_file_read_stopped_midway_is_written_up_to_a_point_without_a_gap: needs two cores");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.pcap");
+    ringwire_tests::record(&big, &["-n", "300000", "--size", "1000"]);
+    let (out, st, cfg) = (dir.path().join("out.pcap"), dir.path().join("st.json"), dir.path().join("stop.toml"));
+    std::fs::write(
+        &cfg,
+        format!(
+            "[engine]\nworkers = [0, 1]\nstats_json = \"{}\"\n[[ports]]\nuri = \"pcap:{}\"\n\
+             [[consumers]]\nname = \"w\"\nkind = \"pcap\"\npath = \"{}\"\nqueue_mb = 1\n",
+            st.display(),
+            big.display(),
+            out.display()
+        ),
+    )
+    .unwrap();
+    let run = Proc::spawn(
+        "ringwire run",
+        Command::new(bin("ringwire")).args(["run", cfg.to_str().unwrap(), "--control-socket", "none"]),
+    );
+    wait_for_sigint_handler(run.pid());
+    // Stopped once the output holds some 10 MiB of the file's 290 MiB.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::fs::metadata(&out).map_or(0, |m| m.len()) < 10 << 20 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    run.signal(libc::SIGINT);
+    let res = run.wait(Duration::from_secs(20));
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    let s = ringwire_tests::read_json(&st);
+    ringwire_tests::assert_reconciles(&s);
+    assert_eq!(s["consumers"][0]["queue_dropped"], 0, "{s}");
+    let (a, b) = (read_pcap(&big), read_pcap(&out));
+    assert!(b.len() < a.len(), "stopped before the end of the file ({} records written)", b.len());
+    assert_eq!(s["consumers"][0]["written"], b.len(), "{s}");
+    assert!(
+        a.iter().zip(&b).all(|(x, y)| x.data == y.data && x.ts_ns == y.ts_ns),
+        "the file's first records, in order"
+    );
+}
+
 /// With several workers, a file is read a segment at a time by each of them
 /// in turn; the output must still be the file's frames in the file's order:
 /// written files equal tcpdump's (also with `-c`, the first N), printed lines

@@ -317,14 +317,14 @@ impl TxRing {
         if frame.is_empty() || !self.fits(frame, len) {
             return false;
         }
-        let deadline = std::time::Instant::now() + patience;
+        let mut wait = crate::consumer::LosslessWait::new(patience, stop);
         loop {
             let _ = self.flush();
             std::thread::yield_now();
             if self.push(frame) {
                 return true;
             }
-            if std::time::Instant::now() > deadline || stop.load(std::sync::atomic::Ordering::Relaxed) {
+            if wait.over() {
                 return false;
             }
         }
