@@ -511,6 +511,12 @@ fn capture_config(a: &CaptureArgs) -> Result<Config> {
     if a.count == Some(0) {
         bail!("-c 0: the frame count must be at least 1");
     }
+    if let Some(i) = a.interfaces.iter().enumerate().find_map(|(k, i)| a.interfaces[..k].contains(i).then_some(i)) {
+        bail!("-i {i}: given twice");
+    }
+    if let Some(r) = a.reads.iter().enumerate().find_map(|(k, r)| a.reads[..k].contains(r).then_some(r)) {
+        bail!("-r {}: given twice", r.display());
+    }
     if a.write.as_deref().is_some_and(pcapio::is_stdio) && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
         bail!("-w -: standard output is a terminal; redirect it to a file or pipe it into a program");
     }
@@ -539,8 +545,11 @@ fn capture_config(a: &CaptureArgs) -> Result<Config> {
     if a.write.is_some() && (a.link_header || a.hex > 0 || a.hex_ascii > 0 || a.time > 0) {
         bail!("-e, -t, -x and -X change the printed lines: they do not apply with -w");
     }
-    if a.rotate_mb.is_some() && a.write.as_deref().is_none_or(pcapio::is_stdio) {
-        bail!("-C: rotating files needs -w FILE (standard output is one stream)");
+    match a.write.as_deref() {
+        _ if a.rotate_mb.is_none() => {}
+        None => bail!("-C: rotating files needs -w FILE"),
+        Some(w) if pcapio::is_stdio(w) => bail!("-C: -w - writes standard output, one stream: it cannot be rotated"),
+        Some(_) => {}
     }
     config.engine.fanout = a.fanout;
     config.engine.wait = a.wait;

@@ -254,6 +254,9 @@ fn bad_inputs_get_one_clear_line_and_a_nonzero_exit() {
     refused(&["capture", "-r", g, "--workers", "0,4096"], "core 4096 does not exist");
     refused(&["capture", "-r", g, "-c", "0"], "-c 0: the frame count must be at least 1");
     refused(&["capture", "-r", "-"], "reading a capture from standard input is not supported");
+    refused(&["capture", "-r", g, "-r", g], &format!("-r {g}: given twice"));
+    refused(&["capture", "-i", "lo", "-i", "lo"], "-i lo: given twice");
+    refused(&["capture", "-r", g, "-w", "-", "-C", "1"], "-C: -w - writes standard output, one stream");
     // A file read and written at once would be truncated under its reader.
     let before = std::fs::read(&good).unwrap();
     refused(&["capture", "-r", g, "-w", g], "is a pcap source being read");
