@@ -109,6 +109,16 @@ pub enum PcapIoError {
         /// A hint (pcapng).
         hint: &'static str,
     },
+    /// A file format version other than 2.x (as libpcap, which reads no other).
+    #[error("{path}: pcap format version {major}.{minor}: only version 2 files are read (a damaged header?)")]
+    Version {
+        /// The file.
+        path: PathBuf,
+        /// Its major version.
+        major: u16,
+        /// Its minor version.
+        minor: u16,
+    },
     /// A link type other than Ethernet.
     #[error("{path}: link type {linktype} is not Ethernet (1)")]
     Linktype {
@@ -345,6 +355,13 @@ impl PcapReader {
             }
             None => return Err(PcapIoError::NotPcap { path: path.into(), magic, hint: "" }),
         };
+        let version = file_word(hdr[4..8].try_into().expect("4 bytes"), swapped);
+        // Two 16-bit fields read as one word: the major is the first in the file's byte order.
+        let (major, minor) =
+            if swapped { ((version >> 16) as u16, version as u16) } else { (version as u16, (version >> 16) as u16) };
+        if major != 2 {
+            return Err(PcapIoError::Version { path: path.into(), major, minor });
+        }
         let linktype = file_word(hdr[20..24].try_into().expect("4 bytes"), swapped) & 0x0fff_ffff;
         if linktype != LINKTYPE_ETHERNET {
             return Err(PcapIoError::Linktype { path: path.into(), linktype });
@@ -913,6 +930,12 @@ mod tests {
         std::fs::write(&p, &bad).unwrap();
         let e = PcapReader::open(&p).unwrap().next_record().unwrap_err();
         assert!(matches!(e, PcapIoError::Corrupt { record: 1, .. }), "{e}");
+
+        let mut v3 = full.clone();
+        v3[4..8].copy_from_slice(&[3, 0, 4, 0]);
+        std::fs::write(&p, &v3).unwrap();
+        let e = PcapReader::open(&p).unwrap_err();
+        assert!(matches!(e, PcapIoError::Version { major: 3, minor: 4, .. }), "{e}");
 
         std::fs::write(&p, b"hello world, not a pcap file").unwrap();
         assert!(matches!(PcapReader::open(&p).unwrap_err(), PcapIoError::NotPcap { .. }));
