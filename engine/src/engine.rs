@@ -699,6 +699,11 @@ impl Engine {
 
     fn snapshot_with(&self, drained: bool) -> Snapshot {
         let st = self.lock();
+        // Consumers' counts first: a worker publishes its ports' counts before
+        // its consumers', so the ports read after are at least as new, and no
+        // consumer is seen to have taken more frames than its ports received.
+        let consumer_counts: Vec<Vec<[u64; cc::N]>> =
+            st.consumers.iter().map(|c| c.cells.iter().map(|cells| cells.load()).collect()).collect();
         let mut workers: Vec<WorkerSnap> = self
             .cores
             .iter()
@@ -752,7 +757,7 @@ impl Engine {
             ports.push(s);
         }
         let mut consumers = Vec::with_capacity(st.consumers.len());
-        for slot in &st.consumers {
+        for (ci, slot) in st.consumers.iter().enumerate() {
             let mut s = ConsumerSnap {
                 name: slot.config.name.clone(),
                 kind: kind_name(slot.config.kind).into(),
@@ -760,8 +765,7 @@ impl Engine {
                 port_indices: slot.ports.clone(),
                 ..Default::default()
             };
-            for cells in &slot.cells {
-                let v = cells.load();
+            for v in &consumer_counts[ci] {
                 s.seen += v[cc::SEEN];
                 s.passed += v[cc::PASSED];
                 s.filtered += v[cc::FILTERED];

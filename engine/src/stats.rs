@@ -21,18 +21,20 @@ impl<const N: usize> Default for Cells<N> {
 }
 
 impl<const N: usize> Cells<N> {
-    /// Publish the writer's local totals (plain stores: one writer per cell).
+    /// Publish the writer's local totals (one writer per cell). Release
+    /// stores (plain stores on x86): a reader that loads these sees every
+    /// count the writer published before them.
     #[inline]
     pub fn publish(&self, local: &[u64; N]) {
         for (cell, v) in self.0.iter().zip(local) {
-            cell.store(*v, Ordering::Relaxed);
+            cell.store(*v, Ordering::Release);
         }
     }
 
     /// Read all cells.
     #[must_use]
     pub fn load(&self) -> [u64; N] {
-        std::array::from_fn(|i| self.0[i].load(Ordering::Relaxed))
+        std::array::from_fn(|i| self.0[i].load(Ordering::Acquire))
     }
 }
 
