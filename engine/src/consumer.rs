@@ -988,7 +988,7 @@ pub fn summary_line(
     if options.link {
         link_header(out, data, wire_len);
     }
-    describe(out, data, wire_len);
+    describe(out, data, wire_len, options.link);
     out.push('\n');
     if options.hex != PrintHex::None {
         hex_dump(out, data, options.hex == PrintHex::HexAscii);
@@ -1049,8 +1049,10 @@ fn hex_dump(out: &mut String, data: &[u8], ascii: bool) {
 /// protocols), of what follows the link-level header (ARP and other
 /// ethertypes), or of the frame (runts). Lengths come from the headers, so a
 /// frame cut short by the snap length is decoded as far as its bytes go and
-/// its lengths are those it had on the wire.
-pub fn describe(out: &mut String, frame: &[u8], wire_len: u32) {
+/// its lengths are those it had on the wire. `after_link`: the line shows
+/// the link-level header already, which names the network protocol, so the
+/// decode leaves out `IP`/`IP6` (as tcpdump's `-e` does).
+pub fn describe(out: &mut String, frame: &[u8], wire_len: u32, after_link: bool) {
     use std::fmt::Write as _;
 
     use etherparse::{LaxNetSlice, LaxSlicedPacket, LinkSlice, TransportSlice, VlanSlice};
@@ -1082,12 +1084,12 @@ pub fn describe(out: &mut String, frame: &[u8], wire_len: u32) {
         Some(LaxNetSlice::Ipv4(ip)) => {
             let h = ip.header();
             let end = at(h.slice()) + usize::from(h.total_len());
-            (h.source_addr().to_string(), h.destination_addr().to_string(), "IP", end)
+            (h.source_addr().to_string(), h.destination_addr().to_string(), "IP ", end)
         }
         Some(LaxNetSlice::Ipv6(ip)) => {
             let h = ip.header();
             let end = at(h.slice()) + 40 + usize::from(h.payload_length());
-            (h.source_addr().to_string(), h.destination_addr().to_string(), "IP6", end)
+            (h.source_addr().to_string(), h.destination_addr().to_string(), "IP6 ", end)
         }
         None => {
             let et = match &p.vlan {
@@ -1106,11 +1108,12 @@ pub fn describe(out: &mut String, frame: &[u8], wire_len: u32) {
             return;
         }
     };
+    let proto = if after_link { "" } else { proto };
     let payload_after = |header: &[u8]| ip_end.saturating_sub(at(header) + header.len());
     let _ = match &p.transport {
         Some(TransportSlice::Udp(u)) => write!(
             out,
-            "{proto} {src}.{} > {dst}.{}: UDP, length {}",
+            "{proto}{src}.{} > {dst}.{}: UDP, length {}",
             u.source_port(),
             u.destination_port(),
             u.length().saturating_sub(8)
@@ -1125,21 +1128,21 @@ pub fn describe(out: &mut String, frame: &[u8], wire_len: u32) {
             let header = &t.slice()[..t.header_len()];
             write!(
                 out,
-                "{proto} {src}.{} > {dst}.{}: TCP [{flags}], length {}",
+                "{proto}{src}.{} > {dst}.{}: TCP [{flags}], length {}",
                 t.source_port(),
                 t.destination_port(),
                 payload_after(header)
             )
         }
         Some(TransportSlice::Icmpv4(i)) => {
-            write!(out, "{proto} {src} > {dst}: ICMP, length {}", payload_after(&i.slice()[..0]))
+            write!(out, "{proto}{src} > {dst}: ICMP, length {}", payload_after(&i.slice()[..0]))
         }
         Some(TransportSlice::Icmpv6(i)) => {
-            write!(out, "{proto} {src} > {dst}: ICMP6, length {}", payload_after(&i.slice()[..0]))
+            write!(out, "{proto}{src} > {dst}: ICMP6, length {}", payload_after(&i.slice()[..0]))
         }
         None => {
             let len = p.ip_payload().map_or(0, |pl| payload_after(&pl.payload[..0]));
-            write!(out, "{proto} {src} > {dst}, length {len}")
+            write!(out, "{proto}{src} > {dst}, length {len}")
         }
     };
 }
@@ -1420,10 +1423,10 @@ mod tests {
             .write(&mut f, &[0; 8])
             .unwrap();
         let mut s = String::new();
-        describe(&mut s, &f, f.len() as u32);
+        describe(&mut s, &f, f.len() as u32, false);
         assert_eq!(s, "vlan 10, IP 10.0.0.1.1000 > 10.0.0.2.53: UDP, length 8");
         s.clear();
-        describe(&mut s, &[0u8; 5], 5);
+        describe(&mut s, &[0u8; 5], 5, false);
         assert_eq!(s, "runt (5 bytes), length 5");
     }
 
@@ -1434,7 +1437,7 @@ mod tests {
     fn describes_lengths_as_tcpdump_and_frames_cut_by_the_snaplen() {
         let line = |f: &[u8], wire: usize| {
             let mut s = String::new();
-            describe(&mut s, f, wire as u32);
+            describe(&mut s, f, wire as u32, false);
             s
         };
         let mut udp = Vec::new();

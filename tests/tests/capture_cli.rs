@@ -791,6 +791,46 @@ fn printing_shows_link_headers_times_and_hex_dumps_as_tcpdump_does() {
     let (a, b) = (link(&ours("-e"), 2), link(&tcpdump("-e"), 1));
     assert_eq!(a.len(), n);
     assert_eq!(a, b, "-e: the link-level header as tcpdump prints it");
+    // After it, UDP over IPv4 and IPv6 reads as tcpdump's: addresses and ports
+    // (no `IP`: the header named it) and the UDP payload's length.
+    let plain = dir.path().join("udp.pcap");
+    let udp_frames: Vec<Vec<u8>> = [0usize, 18, 1000]
+        .iter()
+        .flat_map(|&len| {
+            let mut v4 = Vec::new();
+            PacketBuilder::ethernet2(MAC_A, MAC_B)
+                .ipv4([10, 0, 0, 1], [10, 1, 0, 2], 64)
+                .udp(10000, 20000)
+                .write(&mut v4, &vec![1; len])
+                .unwrap();
+            let mut v6 = Vec::new();
+            PacketBuilder::ethernet2(MAC_A, MAC_B)
+                .ipv6(
+                    [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+                    [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
+                    64,
+                )
+                .udp(10001, 20001)
+                .write(&mut v6, &vec![2; len])
+                .unwrap();
+            [v4, v6]
+        })
+        .collect();
+    ringwire_tests::write_pcap(&plain, udp_frames.iter().map(|f| (Duration::from_secs(1_700_000_000), &f[..])));
+    let after_link = |out: Vec<u8>, skip: usize| -> Vec<String> {
+        let text = String::from_utf8(out).unwrap();
+        text.lines()
+            .map(|l| {
+                let rest = l.splitn(skip + 1, ' ').nth(skip).unwrap_or_default();
+                rest.split_once(": ").map_or_else(String::new, |(_, decode)| decode.to_owned())
+            })
+            .collect()
+    };
+    let theirs = Command::new("tcpdump").args(["-nn", "-e", "-r", plain.to_str().unwrap()]).output().unwrap();
+    let ours_udp = ringwire(&["capture", "--workers", "0", "-e", "-r", plain.to_str().unwrap()]);
+    let (a, b) = (after_link(ours_udp.stdout, 2), after_link(theirs.stdout, 1));
+    assert_eq!(a.len(), 6);
+    assert_eq!(a, b, "-e: UDP lines after the link-level header");
     // `-XX` and `-xx`: the dump lines (tab-indented), identical.
     for flag in ["-XX", "-xx"] {
         let dump = |text: String| text.lines().filter(|l| l.starts_with('\t')).map(str::to_owned).collect::<Vec<_>>();
