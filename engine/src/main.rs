@@ -511,6 +511,9 @@ fn capture_config(a: &CaptureArgs) -> Result<Config> {
     if a.count == Some(0) {
         bail!("-c 0: the frame count must be at least 1");
     }
+    if a.time > 5 {
+        bail!("-{}: only -t, -tt, -ttt, -tttt and -ttttt exist, as in tcpdump", "t".repeat(usize::from(a.time)));
+    }
     if let Some(i) = a.interfaces.iter().enumerate().find_map(|(k, i)| a.interfaces[..k].contains(i).then_some(i)) {
         bail!("-i {i}: given twice");
     }

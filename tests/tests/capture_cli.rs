@@ -256,6 +256,7 @@ fn bad_inputs_get_one_clear_line_and_a_nonzero_exit() {
     refused(&["capture", "-r", "-"], "reading a capture from standard input is not supported");
     refused(&["capture", "-r", g, "-r", g], &format!("-r {g}: given twice"));
     refused(&["capture", "-i", "lo", "-i", "lo"], "-i lo: given twice");
+    refused(&["capture", "-r", g, "-tttttt"], "-tttttt: only -t, -tt, -ttt, -tttt and -ttttt exist");
     refused(&["capture", "-r", g, "-w", "-", "-C", "1"], "-C: -w - writes standard output, one stream");
     // A file read and written at once would be truncated under its reader.
     let before = std::fs::read(&good).unwrap();
