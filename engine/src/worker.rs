@@ -414,7 +414,9 @@ impl Worker {
                         if let Source::Pcap { done, .. } = src {
                             *done = true;
                         }
-                        tracing::error!(error = %e, "source failed");
+                        // Logged when it happens; it is the run's final error too, so
+                        // not an error here (a capture would say it twice).
+                        tracing::info!(error = %e, "source failed");
                         failure.get_or_insert(e);
                     }
                 }
@@ -877,7 +879,8 @@ impl Worker {
                 }
                 d.end_segment(port);
                 match error {
-                    Some(e) => Err(format!("port {port}: {}", error_chain(&e))),
+                    // The error names the file: the port's index would add nothing.
+                    Some(e) => Err(error_chain(&e)),
                     None => Ok(refs.len().max(1)),
                 }
             }
@@ -911,7 +914,7 @@ impl Worker {
                             break;
                         }
                         Err(e) => {
-                            failure = Some(format!("port {port}: {}", error_chain(&e)));
+                            failure = Some(error_chain(&e));
                             break;
                         }
                     }

@@ -341,6 +341,11 @@ fn truncated_pcap_source_fails_after_keeping_what_was_read() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(!err.contains("panicked"), "{err}");
+    // The summary, then one error line naming the file (said once, not also logged).
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 2, "{err}");
+    assert!(lines[0].contains(&format!("{} frames captured", n - 1)), "{err}");
+    assert!(lines[1].starts_with("ringwire: error: ") && lines[1].contains("cut.pcap: truncated: record"), "{err}");
     assert!(err.contains(&format!("truncated: record {n}")), "{err}");
     // Nothing already read is lost: every complete record was written.
     assert_eq!(read_pcap(&out_file).len(), n - 1);
