@@ -776,7 +776,11 @@ fn measure(tool: &str, l: &Lab2, a: &Args, size: usize, rate: (u64, &str), round
     if !gen.status.success() {
         bail!("ringwire-gen failed ({}): {}", gen.status, String::from_utf8_lossy(&gen.stderr).trim());
     }
-    std::thread::sleep(Duration::from_millis(500));
+    // Receivers get longer than libpcap's 1 s block timeout (tcpdump's
+    // `pcap_set_timeout`) to hand over the last frames before they are
+    // stopped: with 500 ms, tcpdump's last block, never retired, was lost on
+    // its stop, and showed as frames missing from no drop column.
+    std::thread::sleep(SETTLE);
     let (tx1, txd1) = tx_counters(l)?;
     let offered = tx1 - tx0 + txd1 - txd0;
     let delivered = ns_read(&l.ns_c, &(rcv_path.clone() + "rx_packets"))? - rx0;
@@ -877,15 +881,19 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
+/// How long after the generator ends a round's receiver runs on.
+const SETTLE: Duration = Duration::from_millis(1300);
+
 /// Whether `ns` is a name [`build_lab`] gives: `rwb<digits>x<digits>-gen` or `-cap`.
 fn is_lab_name(ns: &str) -> bool {
     matches!(Lab::namespace_role(ns, LAB_PREFIX), Some("gen" | "cap"))
 }
 
-/// Namespaces of an earlier run that was killed before it could remove
-/// its lab: lab-named namespaces, while no other ringwire-bench runs (a
-/// running one's lab is left alone).
-fn remove_stale_labs() -> Result<()> {
+/// What an earlier run that was killed before it could clean up left
+/// behind: lab-named namespaces, the receivers still running in them, and
+/// its files in `out_dir`; while no other ringwire-bench runs (a running
+/// one's lab and files are left alone).
+fn remove_stale_labs(out_dir: &Path) -> Result<()> {
     let me = std::process::id().to_string();
     let others = processes()?.into_iter().any(|(pid, comm)| comm == "ringwire-bench" && pid != me);
     if others {
@@ -896,10 +904,43 @@ fn remove_stale_labs() -> Result<()> {
         let Some(ns) = line.split_whitespace().next() else { continue };
         if is_lab_name(ns) {
             eprintln!("note: removing namespace {ns}, left behind by an earlier run that was killed");
+            stop_processes_in(ns);
             lab::run(&["ip", "netns", "del", ns])?;
         }
     }
+    if let Ok(dir) = std::fs::read_dir(out_dir) {
+        for f in dir.flatten().filter(|f| f.file_name().to_string_lossy().starts_with("rwbench-")) {
+            eprintln!("note: removing {}, left behind by an earlier run that was killed", f.path().display());
+            let _ = std::fs::remove_file(f.path());
+        }
+    }
     Ok(())
+}
+
+/// Stop every process in namespace `ns` (a receiver whose bench was killed
+/// runs on there, and would hold the capture core): SIGTERM, up to 3 s to
+/// exit, then SIGKILL.
+fn stop_processes_in(ns: &str) {
+    let pids = || -> Vec<libc::pid_t> {
+        lab::run(&["ip", "netns", "pids", ns])
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect()
+    };
+    let signal = |sig| {
+        for pid in pids() {
+            eprintln!("note: stopping process {pid}, left running in {ns}");
+            // SAFETY: kill(2) with a pid read from `ip netns pids`; no memory is involved.
+            unsafe { libc::kill(pid, sig) };
+        }
+    };
+    signal(libc::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while !pids().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    signal(libc::SIGKILL);
 }
 
 /// A rate of the sweep: frames/s, or a share of `max` (the generator's
@@ -1612,7 +1653,7 @@ fn run() -> Result<bool> {
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone())?;
     }
-    remove_stale_labs()?;
+    remove_stale_labs(&a.out_dir)?;
     // The bench itself and everything it starts (the generator, the `ip`
     // commands) stay off the capture core: only the receiver runs there.
     // Receivers are moved to it with `taskset`, the stream reader pins itself.
