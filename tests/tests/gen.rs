@@ -18,6 +18,22 @@ fn imix_sends_seven_small_four_medium_one_large() {
     let frames = read_pcap(&out);
     let n = |len: usize| frames.iter().filter(|r| r.data.len() == len).count();
     assert_eq!((n(60), n(590), n(1514)), (70, 40, 10));
+    // --vlan-every tags a group of four flows in N: too few flows for one is said.
+    let untagged = Command::new(bin("ringwire-gen"))
+        .args(["--count", "8", "--flows", "4", "--vlan-every", "2", "--pcap-out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&untagged.stderr).contains("4 flows have no tagged group (give at least 8 flows)"));
+    assert!(read_pcap(&out).iter().all(|r| r.data[12..14] != [0x81, 0x00]));
+    // --json with --pcap-out: what was written.
+    let json = Command::new(bin("ringwire-gen"))
+        .args(["--count", "120", "--flows", "1", "--size", "imix", "--json", "--pcap-out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let rep: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!((rep["written"].as_u64(), rep["bytes"].as_u64()), (Some(120), Some(70 * 60 + 40 * 590 + 10 * 1514)));
     let bad = Command::new(bin("ringwire-gen")).args(["-i", "lo", "--bitrate", "fast"]).output().unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("not a rate"), "{bad:?}");
@@ -39,6 +55,54 @@ fn bitrate_paces_frames_per_second_for_the_size() {
     assert!((900.0..=1100.0).contains(&pps), "about 1000 frames/s: {rep}");
     let gbps = rep["rate_gbps"].as_f64().unwrap();
     assert!((0.0072..=0.0088).contains(&gbps), "about 8 Mbit/s: {rep}");
+}
+
+/// A mix with a frame longer than the interface's MTU is refused before a
+/// frame is sent, not when that size's turn comes (a 500-byte MTU: the
+/// default mix went out for 256 frames, then failed).
+#[test]
+fn a_mix_too_long_for_the_mtu_is_refused_before_sending() {
+    if !privileged("a_mix_too_long_for_the_mtu_is_refused_before_sending") {
+        return;
+    }
+    let Pair { lab: _lab, ns_gen, if_gen, .. } = Pair::new();
+    ringwire_tests::ip(&ns_gen, &["link", "set", &if_gen, "mtu", "500"]);
+    let tx = || -> u64 {
+        let path = format!("/sys/class/net/{if_gen}/statistics/tx_packets");
+        let out = Command::new("ip").args(["netns", "exec", &ns_gen, "cat", &path]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    };
+    let before = tx();
+    for size in ["mix", "400-600"] {
+        let run = Command::new("ip")
+            .args(["netns", "exec", &ns_gen])
+            .arg(bin("ringwire-gen"))
+            .args(["-i", &if_gen, "-n", "2000", "--size", size])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(1), "{size}: {err}");
+        assert!(err.contains("-byte frames exceed the MTU of"), "{size}: {err}");
+    }
+    assert_eq!(tx(), before, "nothing was sent");
+}
+
+/// `--bitrate` below one frame a second, or beyond the generator, is refused
+/// (it was sent at 1 frame/s: 8 times 1 kbit/s of 1000-byte frames).
+#[test]
+fn a_bitrate_out_of_reach_is_refused() {
+    for (args, says) in [
+        (
+            ["--bitrate", "1000", "--size", "1000"],
+            "--bitrate 1000 bit/s is 0.125 frames/s of 1000-byte frames: below 1 frame/s",
+        ),
+        (["--bitrate", "1T", "--size", "64"], "beyond anything a TX ring sends"),
+    ] {
+        let run = Command::new(bin("ringwire-gen")).args(["-i", "lo"]).args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
 }
 
 /// `--burst N`: no kick hands the kernel more than N frames (the report

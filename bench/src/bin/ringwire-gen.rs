@@ -21,7 +21,7 @@ use ringwire_bench::frames::{
     self, FlowSpec, Ip, MixSpec, Stamp, Template, L4, MAX_FRAME_SIZE, MIX_SIZES, SHORT_STAMP_LEN,
 };
 use ringwire_engine::{
-    pcapio::PcapWriter,
+    pcapio::{PcapWriter, RECORD_HEADER},
     ring::{TxRing, TxRingOptions, MIN_FRAME, SLOT_HEADROOM},
     sys,
 };
@@ -49,8 +49,9 @@ struct Args {
     /// and FCS), e.g. `500M`, `2.5G`: turned into frames/s for the size mix.
     #[arg(long, value_parser = parse_bitrate)]
     bitrate: Option<f64>,
-    /// Frame size: `mix` (60-1514), `imix` (60, 590 and 1514 bytes 7:4:1: IP
-    /// packets of 40, 576, 1500), a number, or MIN-MAX (eight sizes across the
+    /// Frame size: `mix` (60-1514), `imix` (60, 590 and 1514 bytes 7:4:1:
+    /// IMIX's IP packets of 40, 576, 1500, the first as a minimum frame; each
+    /// flow goes through the sizes in turn), a number, or MIN-MAX (eight sizes across the
     /// range). A flow's frames are never shorter than its headers, nor than
     /// 60 bytes without --runts; a number or range that is shorter for some
     /// flows, or leaves them no room for the 18-byte stamp, is warned about.
@@ -59,9 +60,11 @@ struct Args {
     /// Number of flows.
     #[arg(long, default_value_t = 64)]
     flows: u32,
-    /// Tag one flow in N with 802.1Q (0: none).
-    #[arg(long, default_value_t = 8)]
-    vlan_every: u32,
+    /// Tag with 802.1Q one group in N of four flows (IPv4/IPv6 x UDP/TCP,
+    /// so tags cover each kind): the last group of every N, so with fewer
+    /// than 4 x N flows none is tagged (0: none) [default: 8]
+    #[arg(long)]
+    vlan_every: Option<u32>,
     /// Only IPv4 or only IPv6 (default: both).
     #[arg(long, value_parser = ["4", "6"])]
     ip: Option<String>,
@@ -109,7 +112,8 @@ struct Args {
     /// Record every frame sent (as sent) into this pcap file.
     #[arg(long)]
     record: Option<PathBuf>,
-    /// Print the final report as JSON on stdout.
+    /// Print the final report as JSON on stdout (with --pcap-out: the file,
+    /// the frames and bytes written, the streams).
     #[arg(long)]
     json: bool,
     /// Progress line every second on stderr.
@@ -127,6 +131,7 @@ fn parse_bitrate(s: &str) -> Result<f64, String> {
         Some((i, 'k' | 'K')) => (&t[..i], 1e3),
         Some((i, 'm' | 'M')) => (&t[..i], 1e6),
         Some((i, 'g' | 'G')) => (&t[..i], 1e9),
+        Some((i, 't' | 'T')) => (&t[..i], 1e12),
         _ => (t, 1.0),
     };
     let v = num.parse::<f64>().map_err(|_| format!("`{s}` is not a rate (e.g. 500M, 2.5G)"))? * mult;
@@ -381,7 +386,7 @@ fn run() -> Result<()> {
     let count = a.count.unwrap_or(u64::MAX);
     let mut mix = MixSpec {
         flows: a.flows,
-        vlan_every: a.vlan_every,
+        vlan_every: a.vlan_every.unwrap_or(8),
         ip: a.ip.as_deref().map(|v| if v == "4" { Ip::V4 } else { Ip::V6 }),
         l4: a.l4.as_deref().map(|v| if v == "udp" { L4::Udp } else { L4::Tcp }),
         sizes: Vec::new(),
@@ -396,9 +401,25 @@ fn run() -> Result<()> {
     if let Some(w) = warning {
         eprintln!("ringwire-gen: warning: {w}");
     }
+    // Said when asked for: with the default, few flows and no tags is usual.
+    if let Some(n) = a.vlan_every.filter(|&n| n > 0 && u64::from(a.flows) < 4 * u64::from(n)) {
+        eprintln!(
+            "ringwire-gen: warning: --vlan-every {n} tags one group of four flows in {n}: {f} flows have no tagged group (give at least {} flows)",
+            4 * u64::from(n),
+            f = a.flows
+        );
+    }
     if let Some(bps) = a.bitrate {
         // The mean of the frames as sent: every stream goes through every size.
         let lens: Vec<usize> = templates.iter().map(|t| t.bytes.len()).collect();
+        let mean = lens.iter().sum::<usize>() as f64 / lens.len().max(1) as f64;
+        let fps = bps / (mean * 8.0);
+        if fps < 1.0 {
+            bail!("--bitrate {bps} bit/s is {fps:.3} frames/s of {mean:.0}-byte frames: below 1 frame/s, the slowest pace sent");
+        }
+        if fps > 100_000_000.0 {
+            bail!("--bitrate {bps} bit/s is {fps:.0} frames/s of {mean:.0}-byte frames: beyond anything a TX ring sends (max 100000000)");
+        }
         a.rate = frames_per_s(bps, &lens);
     }
     if a.rate > 100_000_000 {
@@ -426,6 +447,13 @@ fn run() -> Result<()> {
         }
         w.flush()?;
         eprintln!("ringwire-gen: wrote {n} frames to {}", path.display());
+        if a.json {
+            let bytes = w.bytes() - 24 - n * RECORD_HEADER as u64;
+            println!(
+                "{}",
+                serde_json::json!({ "pcap_out": path, "written": n, "bytes": bytes, "streams": mix.streams() })
+            );
+        }
         return Ok(());
     }
     let iface = a.interface.clone().expect("clap requires --interface without --pcap-out");
@@ -570,6 +598,11 @@ impl Job<'_> {
             copy_max: self.copy_max,
         })
         .with_context(|| format!("opening a TX ring on {iface}"))?;
+        // Every frame of the mix is checked now, not when its turn comes
+        // after thousands of frames.
+        if let Some(t) = templates.iter().find(|t| !tx.takes(&t.bytes)) {
+            bail!("{}-byte frames exceed the MTU of {iface}", t.bytes.len());
+        }
         let mut recorder = self.record.map(|p| PcapWriter::create(p, 65535)).transpose()?;
         let (count, rate) = (plan.count, plan.rate);
         let (mut sent, mut bytes, mut full_waits, mut kicks) = (0u64, 0u64, 0u64, 0u64);
