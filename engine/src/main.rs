@@ -660,6 +660,21 @@ fn sibling_binary(name: &str) -> Result<PathBuf> {
     Ok(path)
 }
 
+/// Remove what earlier demos left in the temporary directory (each keeps its
+/// pcap file, some 400 MB, for the user to open): only the newest is kept, so
+/// demos run one after another do not fill the disk. A directory whose demo
+/// still runs (its process exists) is left alone.
+fn remove_earlier_demo_dirs() {
+    let Ok(dir) = std::fs::read_dir(std::env::temp_dir()) else { return };
+    for e in dir.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix("ringwire-demo-").and_then(|p| p.parse::<u32>().ok()) else { continue };
+        if !Path::new(&format!("/proc/{pid}")).exists() && std::fs::remove_dir_all(e.path()).is_ok() {
+            println!("removed {} (an earlier demo's files)", e.path().display());
+        }
+    }
+}
+
 fn cmd_demo(a: &DemoArgs) -> Result<ExitCode> {
     if !sys::is_root() {
         bail!("the demo creates network namespaces and needs root (try: sudo ringwire demo)");
@@ -668,7 +683,10 @@ fn cmd_demo(a: &DemoArgs) -> Result<ExitCode> {
     let workers = default_workers(2);
     let out_dir = match &a.out_dir {
         Some(d) => d.clone(),
-        None => std::env::temp_dir().join(format!("ringwire-demo-{}", std::process::id())),
+        None => {
+            remove_earlier_demo_dirs();
+            std::env::temp_dir().join(format!("ringwire-demo-{}", std::process::id()))
+        }
     };
     std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     let pcap = out_dir.join("demo.pcap");
