@@ -263,6 +263,48 @@ fn a_peer_that_crashes_mid_run_gives_a_partial_report() {
     assert!(left.stdout.is_empty(), "no fake tcpdump left: {}", String::from_utf8_lossy(&left.stdout));
 }
 
+/// SIGINT to the bench alone (a `kill`, not a terminal's Ctrl-C to the
+/// whole group) during its last measurement: the generator is stopped with
+/// it, so the run ends in seconds, not after --duration, and the report is
+/// marked partial, the measurement interrupted, the lab removed.
+#[test]
+fn a_signal_to_the_bench_alone_ends_the_run_partial_at_once() {
+    if !privileged("a_signal_to_the_bench_alone_ends_the_run_partial_at_once") {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("int.json");
+    let mut child = Command::new(bin("ringwire-bench"))
+        .args(["--sizes", "128", "--rounds", "1", "--duration", "30", "--rates", "1000", "--tools", "ringwire-count"])
+        .args(["--out-dir", std::env::temp_dir().to_str().unwrap(), "--json", json.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let t0 = std::time::Instant::now();
+    // SAFETY: kill(2) on our own child, still running (not yet waited for).
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let deadline = t0 + std::time::Duration::from_secs(15);
+    while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let ended = child.try_wait().unwrap().is_some();
+    if !ended {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(ended, "the run ended within 15 s of the signal: {stderr}");
+    assert_eq!(out.status.code(), Some(2), "{stderr}\n{stdout}");
+    assert!(stderr.contains("interrupted: reporting what was measured"), "{stderr}");
+    let doc = read_json(&json);
+    assert_eq!(doc["partial"], true);
+    assert_eq!(doc["runs"][0]["error"], "interrupted", "{doc}");
+    assert!(namespaces("rwb").is_empty(), "the lab is removed: {:?}", namespaces("rwb"));
+}
+
 /// Out-of-range arguments and files that are not reports: one clear line,
 /// nothing built.
 #[test]

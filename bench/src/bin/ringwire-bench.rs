@@ -751,7 +751,15 @@ fn tx_counters(l: &Lab2) -> Result<(u64, u64)> {
     Ok((ns_read(&l.ns_g, &(p.clone() + "tx_packets"))?, ns_read(&l.ns_g, &(p + "tx_dropped"))?))
 }
 
-fn measure(tool: &str, l: &Lab2, a: &Args, size: usize, rate: (u64, &str), round: usize) -> Result<Run> {
+fn measure(
+    tool: &str,
+    l: &Lab2,
+    a: &Args,
+    size: usize,
+    rate: (u64, &str),
+    round: usize,
+    stop: &AtomicBool,
+) -> Result<Run> {
     let spec = self::tool(tool)?;
     let mut rcv = if spec.output == Output::Nothing { None } else { Some(start_receiver(spec, l, a, size)?) };
     let rcv_path = format!("/sys/class/net/{}/statistics/", l.vc);
@@ -768,11 +776,26 @@ fn measure(tool: &str, l: &Lab2, a: &Args, size: usize, rate: (u64, &str), round
             }
         },
     };
-    let gen = gen_command(l, a, size, rate.0, a.duration)?
+    let mut child = gen_command(l, a, size, rate.0, a.duration)?
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
-        .output()
+        .spawn()
         .context("running ringwire-gen")?;
+    // A SIGINT or SIGTERM to the bench alone (not its process group) ends
+    // the generator too, and the round with it, instead of after --duration.
+    let mut interrupted = false;
+    while child.try_wait()?.is_none() {
+        if stop.load(Ordering::Relaxed) && !interrupted {
+            interrupted = true;
+            // SAFETY: kill(2) on our own child's pid, not yet reaped (try_wait said it runs).
+            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let gen = child.wait_with_output().context("waiting for ringwire-gen")?;
+    if interrupted {
+        bail!("interrupted");
+    }
     if !gen.status.success() {
         bail!("ringwire-gen failed ({}): {}", gen.status, String::from_utf8_lossy(&gen.stderr).trim());
     }
@@ -1590,7 +1613,7 @@ fn sweep(
                         return Ok((runs, true));
                     }
                     bar.set_message(format!("(round {}, {size} B, {}, {t})", round + 1, rate_label(spec)));
-                    let r = measure(t, lab, a, size, (rate, spec), round);
+                    let r = measure(t, lab, a, size, (rate, spec), round, stop);
                     bar.inc(1);
                     let r = match r {
                         Ok(r) => r,
@@ -1637,6 +1660,13 @@ fn sweep(
         }
     }
     bar.finish_and_clear();
+    // A signal during the last measurement: that one is recorded as
+    // interrupted above; say so here too, and mark the run partial.
+    if stop.load(Ordering::Relaxed) {
+        bar.finish_and_clear();
+        eprintln!("interrupted: reporting what was measured");
+        partial = true;
+    }
     Ok((runs, partial))
 }
 
@@ -1703,7 +1733,7 @@ fn run() -> Result<bool> {
         let mut max = BTreeMap::new();
         if a.rates.iter().any(|r| r.ends_with('%')) {
             for &size in &a.sizes {
-                let r = measure("none", &lab, &a, size, (0, "0"), 0)
+                let r = measure("none", &lab, &a, size, (0, "0"), 0, &stop)
                     .with_context(|| format!("calibrating at {size} bytes"))?;
                 eprintln!("calibration: {size} B flat out offers {:.3} Mpps", r.offered_pps / 1e6);
                 max.insert(size, r.offered_pps);
