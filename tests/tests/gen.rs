@@ -87,6 +87,34 @@ fn a_mix_too_long_for_the_mtu_is_refused_before_sending() {
     assert_eq!(tx(), before, "nothing was sent");
 }
 
+/// The interface going down while it sends ends the run with the report of
+/// what was sent (and its JSON), then the error: not the error alone.
+#[test]
+fn an_interface_going_down_ends_the_run_with_its_report() {
+    if !privileged("an_interface_going_down_ends_the_run_with_its_report") {
+        return;
+    }
+    let Pair { lab: _lab, ns_gen, if_gen, .. } = Pair::new();
+    let run = Command::new("ip")
+        .args(["netns", "exec", &ns_gen])
+        .arg(bin("ringwire-gen"))
+        .args(["-i", &if_gen, "--rate", "10000", "-d", "8", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    ringwire_tests::ip(&ns_gen, &["link", "set", &if_gen, "down"]);
+    let out = run.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("ringwire-gen: sent ") && err.contains("Network is down"), "{err}");
+    let rep: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let sent = rep["sent"].as_u64().unwrap();
+    assert!((5_000..40_000).contains(&sent), "about 1.5 s at 10 000 frames/s: {rep}");
+    assert!(rep["threads"][0]["error"].as_str().unwrap().contains("Network is down"), "{rep}");
+}
+
 /// `--bitrate` below one frame a second, or beyond the generator, is refused
 /// (it was sent at 1 frame/s: 8 times 1 kbit/s of 1000-byte frames).
 #[test]

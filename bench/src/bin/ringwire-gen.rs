@@ -272,6 +272,9 @@ struct ThreadReport {
     oversize: u64,
     /// Frames still in the TX ring at exit (not counted as sent).
     left: u64,
+    /// Why it stopped early, if it did (the report is printed, then this).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
 }
 
 /// One sending thread's share: its streams, frames, rate and core.
@@ -553,7 +556,10 @@ fn run() -> Result<()> {
     if a.json {
         println!("{}", serde_json::to_string(&report)?);
     }
-    Ok(())
+    match report.threads.iter().find_map(|t| t.error.as_deref()) {
+        Some(e) => bail!("{e}"),
+        None => Ok(()),
+    }
 }
 
 /// What a sending thread needs.
@@ -608,7 +614,11 @@ impl Job<'_> {
         let (mut sent, mut bytes, mut full_waits, mut kicks) = (0u64, 0u64, 0u64, 0u64);
         let mut record_err = None;
         let mut seqs = plan.stamp_seqs();
-        while sent < count && !self.stop.load(Ordering::Relaxed) {
+        // A failure while sending (the interface went down, a disk filled
+        // under --record) ends this thread with what it sent so far counted:
+        // the report is printed, then the error.
+        let mut failure: Option<anyhow::Error> = None;
+        'send: while sent < count && !self.stop.load(Ordering::Relaxed) {
             let elapsed = self.start.elapsed();
             if self.duration.is_some_and(|d| elapsed >= d) {
                 break;
@@ -632,7 +642,9 @@ impl Job<'_> {
                 });
                 if !pushed {
                     if tx.oversize() > 0 {
-                        bail!("{}-byte frames exceed the MTU of {iface}", t.bytes.len());
+                        // The MTU was lowered while sending (checked at the start).
+                        failure = Some(anyhow::anyhow!("{}-byte frames exceed the MTU of {iface}", t.bytes.len()));
+                        break 'send;
                     }
                     full_waits += 1;
                     break;
@@ -643,10 +655,16 @@ impl Job<'_> {
                 batch += 1;
             }
             if let Some(e) = record_err.take() {
-                return Err(e).context("recording sent frames");
+                failure = Some(anyhow::Error::new(e).context("recording sent frames"));
+                break;
+            }
+            if batch > 0 || !(sent >= due && rate > 0) {
+                if let Err(e) = tx.flush() {
+                    failure = Some(anyhow::Error::new(e).context("kicking the TX ring"));
+                    break;
+                }
             }
             if batch > 0 {
-                tx.flush().context("kicking the TX ring")?;
                 kicks += 1;
                 self.sent.store(sent, Ordering::Relaxed);
             } else if sent >= due && rate > 0 {
@@ -658,19 +676,22 @@ impl Job<'_> {
                     std::thread::sleep(wait.min(Duration::from_millis(1)));
                 }
             } else {
-                // Ring full: the kernel is still sending; kick and yield.
-                tx.flush().context("kicking the TX ring")?;
+                // Ring full: the kernel is still sending (kicked above); yield.
                 std::thread::yield_now();
             }
         }
         // Wait for the kernel to take everything (bounded).
         let until = Instant::now() + Duration::from_secs(3);
-        while tx.in_flight() > 0 && Instant::now() < until {
-            tx.flush().context("kicking the TX ring")?;
+        while failure.is_none() && tx.in_flight() > 0 && Instant::now() < until {
+            if let Err(e) = tx.flush() {
+                failure = Some(anyhow::Error::new(e).context("kicking the TX ring"));
+            }
             std::thread::sleep(Duration::from_millis(1));
         }
         if let Some(mut r) = recorder {
-            r.flush()?;
+            if let Err(e) = r.flush() {
+                failure.get_or_insert(anyhow::Error::new(e).context("recording sent frames"));
+            }
         }
         let left = tx.in_flight() as u64;
         Ok(ThreadReport {
@@ -682,6 +703,7 @@ impl Job<'_> {
             busy_kicks: tx.busy(),
             oversize: tx.oversize(),
             left,
+            error: failure.map(|e| format!("{e:#}")),
         })
     }
 }
