@@ -189,7 +189,8 @@ fn chart(out: &mut String, c: &Chart, ox: f64, oy: f64) {
 /// The charts laid out `columns` wide, with a caption under them, as one SVG document.
 #[must_use]
 pub fn svg(charts: &[Chart], columns: usize, caption: &str) -> String {
-    let columns = columns.max(1);
+    // No wider than the charts need: one chart is not drawn beside an empty column.
+    let columns = columns.clamp(1, charts.len().max(1));
     let rows = charts.len().div_ceil(columns).max(1);
     let (w, h) = (W * columns as f64 + 10.0 * (columns as f64 + 1.0), (H + 10.0) * rows as f64 + 54.0);
     let mut out = format!(
@@ -247,10 +248,14 @@ mod tests {
                 Series { name: "tcpdump".into(), points: vec![(1000.0, 0.0), (500_000.0, 9000.0)], color: 1, dash: 1 },
             ],
         };
-        let s = svg(&[c.clone(), Chart { series: vec![], ..c }], 2, "caption & more");
+        let s = svg(&[c.clone(), Chart { series: vec![], ..c.clone() }], 2, "caption & more");
         assert!(s.starts_with("<svg") && s.ends_with("</svg>\n"));
         assert_eq!(s.matches("<polyline").count(), 1, "tcpdump's 0 is off a log axis: one point left");
         assert_eq!(s.matches("<circle").count(), 3);
         assert!(s.contains("latency &lt;p99&gt;") && s.contains("caption &amp; more") && s.contains("no data"));
+        // One chart asked two columns wide is one column wide.
+        let width = |s: &str| s.split("width=\"").nth(1).and_then(|w| w.split('"').next()).map(str::to_owned);
+        assert_eq!(width(&svg(std::slice::from_ref(&c), 2, "")), Some(format!("{}", W + 20.0)));
+        assert_eq!(width(&svg(&[c.clone(), c], 2, "")), Some(format!("{}", 2.0 * W + 30.0)));
     }
 }

@@ -340,6 +340,7 @@ fn bad_arguments_are_refused_before_anything_is_built() {
         (vec!["--ringwire-filter", "plugin:/nonexistent/libx.so"], "--ringwire-filter `plugin:/nonexistent/libx.so`"),
         (vec!["--napi-core", "64"], "must be cores of this machine"),
         (vec!["--gen-compare", "--napi-fifo"], "--gen-compare runs on a plain veth"),
+        (vec!["--gen-compare", "--plot", "/tmp/x.svg"], "--gen-compare makes a table only"),
         (vec!["--report", not_report.to_str().unwrap()], "not a ringwire-bench JSON file"),
         (vec!["--report", missing.to_str().unwrap()], "reading"),
     ] {

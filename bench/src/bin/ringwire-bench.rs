@@ -1434,6 +1434,12 @@ fn report(a: &Args, path: &Path) -> Result<bool> {
     if !doc["args"].is_object() {
         bail!("{}: not a ringwire-bench JSON file (no `args`)", path.display());
     }
+    if a.plot.is_some() && doc["medians"].as_array().is_none_or(Vec::is_empty) {
+        bail!(
+            "--plot: {} has no capture or latency measurements to plot (a --gen-compare run's table is its result)",
+            path.display()
+        );
+    }
     print!("{}", markdown(&doc));
     if let Some(p) = &a.plot {
         std::fs::write(p, plot(&doc)).with_context(|| format!("writing {}", p.display()))?;
@@ -1462,6 +1468,9 @@ fn check_args(a: &Args) -> Result<Vec<String>> {
     let ncores = sys::online_cores();
     if a.gen_core >= ncores || a.cap_core >= ncores || a.napi_core.is_some_and(|c| c >= ncores) {
         bail!("--gen-core, --cap-core and --napi-core must be cores of this machine (0..{ncores})");
+    }
+    if a.gen_compare && a.plot.is_some() {
+        bail!("--plot draws capture and latency measurements; --gen-compare makes a table only");
     }
     if a.gen_compare && (a.napi_core.is_some() || a.napi_fifo) {
         bail!("--napi-core and --napi-fifo place the NIC-like veth's NAPI thread; --gen-compare runs on a plain veth");
