@@ -2,7 +2,11 @@
 //! refuse with a one-line error and a non-zero exit (no panic, no hang).
 //! These need no root: they run everywhere.
 
-use std::{path::Path, process::Command, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    time::Duration,
+};
 
 use etherparse::PacketBuilder;
 use ringwire_tests::{bin, read_pcap, Proc, Rec, ThreadSched};
@@ -351,28 +355,29 @@ fn truncated_pcap_source_fails_after_keeping_what_was_read() {
     assert_eq!(read_pcap(&out_file).len(), n - 1);
 }
 
+/// A config in `dir` replaying `frames` identical frames recorded `every_ms`
+/// apart, at their recorded pace, into the consumer `consumer` (TOML lines).
+fn paced_config(dir: &Path, frames: u64, every_ms: u64, consumer: &str) -> PathBuf {
+    let (input, cfg) = (dir.join("paced.pcap"), dir.join("paced.toml"));
+    let frame = eth(MAC_B, 0x0800, &[0u8; 50]);
+    ringwire_tests::write_pcap(
+        &input,
+        (0..frames).map(|i| (Duration::from_millis(1_700_000_000_000 + i * every_ms), frame.as_slice())),
+    );
+    let text =
+        format!("[[ports]]\nuri = \"pcap:{}\"\npace = \"recorded\"\n[[consumers]]\n{consumer}\n", input.display());
+    std::fs::write(&cfg, text).unwrap();
+    cfg
+}
+
 /// A pcap port replayed at its recorded pace takes the recorded time, and
 /// delivers every record unchanged.
 #[test]
 fn recorded_pace_replays_at_the_recorded_intervals() {
     let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("paced.pcap");
-    let frame = eth(MAC_B, 0x0800, &[0u8; 50]);
-    ringwire_tests::write_pcap(
-        &input,
-        (0..4u64).map(|i| (Duration::from_millis(1_700_000_000_000 + i * 250), frame.as_slice())),
-    );
     let out = dir.path().join("out.pcap");
-    let cfg = dir.path().join("paced.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[[ports]]\nuri = \"pcap:{}\"\npace = \"recorded\"\n[[consumers]]\nname = \"w\"\nkind = \"pcap\"\npath = \"{}\"\n",
-            input.display(),
-            out.display()
-        ),
-    )
-    .unwrap();
+    let cfg = paced_config(dir.path(), 4, 250, &format!("name = \"w\"\nkind = \"pcap\"\npath = \"{}\"", out.display()));
+    let frame = eth(MAC_B, 0x0800, &[0u8; 50]);
     let t0 = std::time::Instant::now();
     let res = ringwire(&["run", cfg.to_str().unwrap(), "--control-socket", "none"]);
     let took = t0.elapsed();
@@ -662,22 +667,8 @@ fn capture_to_a_pipe_stops_quietly_when_the_reader_leaves() {
 #[test]
 fn printing_slow_frames_stops_quietly_when_the_reader_leaves() {
     let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("slow.pcap");
-    let frame = eth(MAC_B, 0x0800, &[0u8; 50]);
     // 100 frames 100 ms apart: 10 s of replay at the recorded pace.
-    ringwire_tests::write_pcap(
-        &input,
-        (0..100u64).map(|i| (Duration::from_millis(1_700_000_000_000 + i * 100), frame.as_slice())),
-    );
-    let cfg = dir.path().join("slow.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[[ports]]\nuri = \"pcap:{}\"\npace = \"recorded\"\n[[consumers]]\nname = \"p\"\nkind = \"print\"\n",
-            input.display()
-        ),
-    )
-    .unwrap();
+    let cfg = paced_config(dir.path(), 100, 100, "name = \"p\"\nkind = \"print\"");
     let t0 = std::time::Instant::now();
     let mut child = Command::new(bin("ringwire"))
         .args(["run", cfg.to_str().unwrap(), "--control-socket", "none"])
@@ -884,22 +875,13 @@ fn wait_for_sigint_handler(pid: u32) {
 #[test]
 fn a_signal_delivered_twice_at_once_is_one_stop() {
     let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("slow.pcap");
-    let frame = eth(MAC_B, 0x0800, &[0u8; 50]);
-    ringwire_tests::write_pcap(
-        &input,
-        (0..100u64).map(|i| (Duration::from_millis(1_700_000_000_000 + i * 100), frame.as_slice())),
+    let out_file = dir.path().join("out.pcap");
+    let cfg = paced_config(
+        dir.path(),
+        100,
+        100,
+        &format!("name = \"w\"\nkind = \"pcap\"\npath = \"{}\"", out_file.display()),
     );
-    let (out_file, cfg) = (dir.path().join("out.pcap"), dir.path().join("slow.toml"));
-    std::fs::write(
-        &cfg,
-        format!(
-            "[[ports]]\nuri = \"pcap:{}\"\npace = \"recorded\"\n[[consumers]]\nname = \"w\"\nkind = \"pcap\"\npath = \"{}\"\n",
-            input.display(),
-            out_file.display()
-        ),
-    )
-    .unwrap();
     for sig in [libc::SIGINT, libc::SIGTERM] {
         let run = Proc::spawn(
             "ringwire run",

@@ -29,6 +29,14 @@ fn u(v: &serde_json::Value) -> u64 {
     v.as_u64().unwrap_or_else(|| panic!("not a number: {v}"))
 }
 
+/// `ringwire capture ARGS` (`args` begins with `capture`) run in namespace `ns`.
+fn spawn_capture(ns: &str, args: &[&str]) -> ringwire_tests::Proc {
+    ringwire_tests::Proc::spawn(
+        "ringwire capture",
+        std::process::Command::new("ip").args(["netns", "exec", ns]).arg(ringwire_tests::bin("ringwire")).args(args),
+    )
+}
+
 /// N frames at a moderate rate all arrive, byte-identical and in order, with
 /// their 802.1Q tags; counters reconcile.
 #[test]
@@ -397,14 +405,7 @@ fn live_capture_with_kernel_filter_ends_cleanly_on_ctrl_c() {
     let dir = tempfile::tempdir().unwrap();
     let Pair { lab: _lab, ns_gen: ns_g, ns_eng: ns_e, if_gen: vg, if_eng: ve } = Pair::new();
     let out = dir.path().join("live.pcap");
-    let cap =
-        ringwire_tests::Proc::spawn(
-            "ringwire capture",
-            std::process::Command::new("ip")
-                .args(["netns", "exec", &ns_e])
-                .arg(ringwire_tests::bin("ringwire"))
-                .args(["capture", "-i", &ve, "-w", out.to_str().unwrap(), "udp", "and", "not", "vlan"]),
-        );
+    let cap = spawn_capture(&ns_e, &["capture", "-i", &ve, "-w", out.to_str().unwrap(), "udp", "and", "not", "vlan"]);
     std::thread::sleep(Duration::from_millis(1500)); // rings up (no ready file for capture)
     let sent_file = dir.path().join("sent.pcap");
     let rep = generate(
@@ -497,14 +498,9 @@ fn kernel_and_userspace_evaluations_keep_the_same_frames() {
     let mut consumers = String::new();
     for (i, e) in exprs.iter().enumerate() {
         let k = dir.path().join(format!("kernel{i}.pcap"));
-        captures.push(ringwire_tests::Proc::spawn(
-            "ringwire capture",
-            std::process::Command::new("ip")
-                .args(["netns", "exec", &ns_e])
-                .arg(ringwire_tests::bin("ringwire"))
-                .args(["capture", "-i", &ve, "-w", k.to_str().unwrap()])
-                .args(e.split_whitespace()),
-        ));
+        let mut args = vec!["capture", "-i", &ve, "-w", k.to_str().unwrap()];
+        args.extend(e.split_whitespace());
+        captures.push(spawn_capture(&ns_e, &args));
         consumers.push_str(&format!(
             "[[consumers]]\nname = \"u{i}\"\nkind = \"pcap\"\npath = \"{}\"\nfilter = \"{e}\"\n",
             dir.path().join(format!("user{i}.pcap")).display()
@@ -1131,14 +1127,7 @@ fn immediate_mode_capture_keeps_jumbo_frames_whole() {
     ringwire_tests::ip(&ns_g, &["link", "set", &vg, "mtu", "9000"]);
     ringwire_tests::ip(&ns_e, &["link", "set", &ve, "mtu", "9000"]);
     let out = dir.path().join("jumbo.pcap");
-    let cap =
-        ringwire_tests::Proc::spawn(
-            "ringwire capture",
-            std::process::Command::new("ip")
-                .args(["netns", "exec", &ns_e])
-                .arg(ringwire_tests::bin("ringwire"))
-                .args(["capture", "--immediate-mode", "-i", &ve, "-w", out.to_str().unwrap(), "udp"]),
-        );
+    let cap = spawn_capture(&ns_e, &["capture", "--immediate-mode", "-i", &ve, "-w", out.to_str().unwrap(), "udp"]);
     std::thread::sleep(Duration::from_millis(1500)); // rings up (no ready file for capture)
     let sent_file = dir.path().join("sent.pcap");
     let rep = generate(
@@ -1188,14 +1177,8 @@ fn capture_survives_its_interface_going_down_and_ends_when_it_disappears() {
     let ip = |args: &[&str]| ringwire_tests::ip(&ns_e, &[&["link"], args].concat());
     ip(&["set", &ve, "down"]);
     let out = dir.path().join("flap.pcap");
-    let mut cap = ringwire_tests::Proc::spawn(
-        "ringwire capture",
-        std::process::Command::new("ip")
-            .args(["netns", "exec", &ns_e])
-            .arg(ringwire_tests::bin("ringwire"))
-            // No expression: like tcpdump's, its compilation needs the interface up.
-            .args(["capture", "-i", &ve, "-w", out.to_str().unwrap()]),
-    );
+    // No expression: like tcpdump's, its compilation needs the interface up.
+    let mut cap = spawn_capture(&ns_e, &["capture", "-i", &ve, "-w", out.to_str().unwrap()]);
     cap.expect_stderr("the interface is down", Duration::from_secs(5), "down at start");
     ip(&["set", &ve, "up"]);
     std::thread::sleep(Duration::from_millis(500));
@@ -1279,13 +1262,7 @@ fn capture_direction_follows_tcpdump_s_q() {
             args.extend(["-Q", q]);
         }
         args.push("udp");
-        let cap = ringwire_tests::Proc::spawn(
-            "ringwire capture",
-            std::process::Command::new("ip")
-                .args(["netns", "exec", &ns_e])
-                .arg(ringwire_tests::bin("ringwire"))
-                .args(&args),
-        );
+        let cap = spawn_capture(&ns_e, &args);
         // Its ring is mapped (and bound right after).
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while !std::fs::read_to_string(format!("/proc/{}/maps", cap.pid())).unwrap_or_default().contains("socket:[")
