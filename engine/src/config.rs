@@ -56,6 +56,13 @@ impl Default for ControlConfig {
 /// A port's `filter` value that attaches the eBPF classifier.
 pub const CLASSIFIER_FILTER: &str = "classifier";
 
+/// The first item of `items` that an earlier one equals, if any (a list
+/// option that names something twice).
+#[must_use]
+pub fn first_repeat<T: PartialEq>(items: &[T]) -> Option<&T> {
+    items.iter().enumerate().find_map(|(i, x)| items[..i].contains(x).then_some(x))
+}
+
 /// Whether a filter (or a stage of a chain) can only run in the kernel: an
 /// eBPF socket filter or the classifier, which ports take and consumers do not.
 #[must_use]

@@ -1055,18 +1055,16 @@ fn hex_dump(out: &mut String, data: &[u8], ascii: bool) {
 pub fn describe(out: &mut String, frame: &[u8], wire_len: u32, after_link: bool) {
     use std::fmt::Write as _;
 
-    use etherparse::{LaxNetSlice, LaxSlicedPacket, LinkSlice, TransportSlice, VlanSlice};
+    use etherparse::{LaxNetSlice, LaxSlicedPacket, TransportSlice, VlanSlice};
     let Ok(p) = LaxSlicedPacket::from_ethernet(frame) else {
         let _ = write!(out, "runt ({} bytes), length {wire_len}", frame.len());
         return;
     };
     // Where a header starts within the frame.
     let at = |header: &[u8]| (header.as_ptr() as usize).saturating_sub(frame.as_ptr() as usize);
-    let mut l2_len = 14;
     match &p.vlan {
         Some(VlanSlice::SingleVlan(v)) => {
             let _ = write!(out, "vlan {}, ", v.vlan_identifier().value());
-            l2_len += 4;
         }
         Some(VlanSlice::DoubleVlan(d)) => {
             let _ = write!(
@@ -1075,7 +1073,6 @@ pub fn describe(out: &mut String, frame: &[u8], wire_len: u32, after_link: bool)
                 d.outer().vlan_identifier().value(),
                 d.inner().vlan_identifier().value()
             );
-            l2_len += 8;
         }
         None => {}
     }
@@ -1092,15 +1089,10 @@ pub fn describe(out: &mut String, frame: &[u8], wire_len: u32, after_link: bool)
             (h.source_addr().to_string(), h.destination_addr().to_string(), "IP6 ", end)
         }
         None => {
-            let et = match &p.vlan {
-                Some(VlanSlice::SingleVlan(v)) => v.ether_type().0,
-                Some(VlanSlice::DoubleVlan(d)) => d.inner().ether_type().0,
-                None => match &p.link {
-                    Some(LinkSlice::Ethernet2(e)) => e.ether_type().0,
-                    _ => 0,
-                },
-            };
-            let rest = (wire_len as usize).saturating_sub(l2_len);
+            // What follows the Ethernet header and its tags, on the wire.
+            let (et, rest) = p
+                .ether_payload()
+                .map_or((0, 0), |e| (e.ether_type.0, (wire_len as usize).saturating_sub(at(e.payload))));
             let _ = match et {
                 0x0806 => write!(out, "ARP, length {rest}"),
                 _ => write!(out, "ethertype {et:#06x}, length {rest}"),

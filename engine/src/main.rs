@@ -11,7 +11,9 @@ use std::{
 use anyhow::{bail, Context as _, Result};
 use clap::{Parser, Subcommand};
 use ringwire_engine::{
-    config::{ConsumerConfig, ConsumerKind, FanoutMode, FilterList, PortConfig, PrintHex, PrintTime, WaitMode},
+    config::{
+        first_repeat, ConsumerConfig, ConsumerKind, FanoutMode, FilterList, PortConfig, PrintHex, PrintTime, WaitMode,
+    },
     engine::{Report, StopReason},
     lab::Lab,
     pcapio::{self, MAX_SNAPLEN},
@@ -491,9 +493,6 @@ fn default_workers(max: usize) -> Vec<usize> {
 /// The largest frame `--immediate-mode` keeps whole: a 64 KiB GSO or GRO
 /// frame (the kernel's default limit) with its Ethernet header and two tags.
 const IMMEDIATE_LARGEST_FRAME: u32 = 65_535 + 14 + 8;
-/// Bytes of a TPACKET_V2 slot before the frame: its header and `sockaddr_ll`,
-/// aligned, less the Ethernet header (the kernel's `macoff`), rounded up.
-const V2_SLOT_HEADROOM: u32 = 80;
 
 fn capture_config(a: &CaptureArgs) -> Result<Config> {
     if a.interfaces.is_empty() == a.reads.is_empty() {
@@ -514,10 +513,10 @@ fn capture_config(a: &CaptureArgs) -> Result<Config> {
     if a.time > 5 {
         bail!("-{}: only -t, -tt, -ttt, -tttt and -ttttt exist, as in tcpdump", "t".repeat(usize::from(a.time)));
     }
-    if let Some(i) = a.interfaces.iter().enumerate().find_map(|(k, i)| a.interfaces[..k].contains(i).then_some(i)) {
+    if let Some(i) = first_repeat(&a.interfaces) {
         bail!("-i {i}: given twice");
     }
-    if let Some(r) = a.reads.iter().enumerate().find_map(|(k, r)| a.reads[..k].contains(r).then_some(r)) {
+    if let Some(r) = first_repeat(&a.reads) {
         bail!("-r {}: given twice", r.display());
     }
     if a.write.as_deref().is_some_and(pcapio::is_stdio) && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
@@ -560,7 +559,7 @@ fn capture_config(a: &CaptureArgs) -> Result<Config> {
         // A V2 ring's slots have one size: make it hold what tcpdump's would
         // (the default 2048 cut jumbo and offloaded frames at 1978 bytes).
         let keep = if a.snaplen == 0 { MAX_SNAPLEN } else { a.snaplen }.min(IMMEDIATE_LARGEST_FRAME);
-        config.ring.frame_size = (keep + V2_SLOT_HEADROOM).next_multiple_of(16);
+        config.ring.frame_size = ringwire_engine::ring::v2_frame_size(keep);
     }
     if let Some(kib) = a.buffer_kib {
         config.ring.block_count = (u64::from(kib) << 10).div_ceil(u64::from(config.ring.block_size)) as u32;

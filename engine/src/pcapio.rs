@@ -355,10 +355,15 @@ impl PcapReader {
             }
             None => return Err(PcapIoError::NotPcap { path: path.into(), magic, hint: "" }),
         };
-        let version = file_word(hdr[4..8].try_into().expect("4 bytes"), swapped);
-        // Two 16-bit fields read as one word: the major is the first in the file's byte order.
-        let (major, minor) =
-            if swapped { ((version >> 16) as u16, version as u16) } else { (version as u16, (version >> 16) as u16) };
+        let half = |b: &[u8]| {
+            let v = u16::from_le_bytes([b[0], b[1]]);
+            if swapped {
+                v.swap_bytes()
+            } else {
+                v
+            }
+        };
+        let (major, minor) = (half(&hdr[4..6]), half(&hdr[6..8]));
         if major != 2 {
             return Err(PcapIoError::Version { path: path.into(), major, minor });
         }

@@ -222,32 +222,22 @@ impl Dispatch {
                     }
                     Delivery::Forward { to_port } => tx[*to_port].as_mut().is_some_and(|t| {
                         if wait {
-                            let ok = t.push_waiting(p.data, LOSSLESS_PATIENCE, stop);
-                            wait = ok;
-                            *stuck_at_stop |= !ok && stop.load(Ordering::Relaxed);
-                            ok
+                            t.push_waiting(p.data, LOSSLESS_PATIENCE, stop)
                         } else {
                             t.push(p.data)
                         }
                     }),
-                    Delivery::Queued(producer) => {
-                        if wait {
-                            let ok = producer.offer_waiting(
-                                p.data,
-                                p.wire_len,
-                                p.ts_ns,
-                                port as u16,
-                                LOSSLESS_PATIENCE,
-                                stop,
-                            );
-                            wait = ok;
-                            *stuck_at_stop |= !ok && stop.load(Ordering::Relaxed);
-                            ok
-                        } else {
-                            producer.offer(p.data, p.wire_len, p.ts_ns, port as u16)
-                        }
+                    Delivery::Queued(producer) if wait => {
+                        producer.offer_waiting(p.data, p.wire_len, p.ts_ns, port as u16, LOSSLESS_PATIENCE, stop)
                     }
+                    Delivery::Queued(producer) => producer.offer(p.data, p.wire_len, p.ts_ns, port as u16),
                 };
+                if wait && !delivered {
+                    // The wait ran out: not again in this batch, nor, if the
+                    // engine is stopping, for the rest of the stop.
+                    wait = false;
+                    *stuck_at_stop |= stop.load(Ordering::Relaxed);
+                }
                 n[if delivered { cc::DELIVERED } else { cc::QUEUE_DROPPED }] += 1;
             }
         }

@@ -958,12 +958,7 @@ fn stop_processes_in(ns: &str) {
             unsafe { libc::kill(pid, sig) };
         }
     };
-    signal(libc::SIGTERM);
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while !pids().is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    signal(libc::SIGKILL);
+    stop_then_kill(libc::SIGTERM, signal, || !pids().is_empty());
 }
 
 /// A rate of the sweep: frames/s, or a share of `max` (the generator's
@@ -992,16 +987,26 @@ struct ProcessGroup(Child);
 impl Drop for ProcessGroup {
     fn drop(&mut self) {
         let group = -(self.0.id() as libc::pid_t);
-        // SAFETY: signalling the process group our own child leads.
-        unsafe { libc::kill(group, libc::SIGINT) };
-        let until = Instant::now() + Duration::from_secs(3);
-        while matches!(self.0.try_wait(), Ok(None)) && Instant::now() < until {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        // SAFETY: as above; signalling a group that is gone is a no-op.
-        unsafe { libc::kill(group, libc::SIGKILL) };
+        let child = &mut self.0;
+        let signal = |sig| {
+            // SAFETY: signalling the process group our own child leads (a
+            // group that is gone already takes no signal).
+            unsafe { libc::kill(group, sig) };
+        };
+        stop_then_kill(libc::SIGINT, signal, || matches!(child.try_wait(), Ok(None)));
         let _ = self.0.wait();
     }
+}
+
+/// Ask with `first`, give `running()` up to 3 s to turn false, then SIGKILL:
+/// how the bench ends what it started, or found left running.
+fn stop_then_kill(first: libc::c_int, mut signal: impl FnMut(libc::c_int), mut running: impl FnMut() -> bool) {
+    signal(first);
+    let until = Instant::now() + Duration::from_secs(3);
+    while running() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    signal(libc::SIGKILL);
 }
 
 /// ringwire-gen against trafgen, flat out, same core, same lab.
@@ -1522,8 +1527,8 @@ fn check_args(a: &Args) -> Result<Vec<String>> {
 /// Refuse a list naming an item twice: its rounds would run twice and be
 /// merged into one row as if they were one item's.
 fn listed_once<T: PartialEq + std::fmt::Display>(opt: &str, items: &[T]) -> Result<()> {
-    match items.iter().enumerate().find(|(i, x)| items[..*i].contains(x)) {
-        Some((_, x)) => bail!("{opt}: `{x}` is listed twice"),
+    match ringwire_engine::config::first_repeat(items) {
+        Some(x) => bail!("{opt}: `{x}` is listed twice"),
         None => Ok(()),
     }
 }

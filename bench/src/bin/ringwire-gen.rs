@@ -21,7 +21,7 @@ use ringwire_bench::frames::{
     self, FlowSpec, Ip, MixSpec, Stamp, Template, L4, MAX_FRAME_SIZE, MIX_SIZES, SHORT_STAMP_LEN,
 };
 use ringwire_engine::{
-    pcapio::{PcapWriter, RECORD_HEADER},
+    pcapio::PcapWriter,
     ring::{TxRing, TxRingOptions, MIN_FRAME, SLOT_HEADROOM},
     sys,
 };
@@ -376,7 +376,7 @@ fn run() -> Result<()> {
     if let Some(c) = a.cores.iter().find(|&&c| c >= ncores) {
         bail!("--cores: core {c} does not exist (this machine has {ncores})");
     }
-    if let Some(c) = a.cores.iter().enumerate().find_map(|(i, c)| a.cores[..i].contains(c).then_some(c)) {
+    if let Some(c) = ringwire_engine::config::first_repeat(&a.cores) {
         bail!("--cores: core {c} is listed twice (one sending thread per core)");
     }
     if a.count == Some(0) {
@@ -436,6 +436,7 @@ fn run() -> Result<()> {
         let mut frame = Vec::with_capacity(9000);
         let t0 = sys::realtime_ns();
         let mut seqs = plan.stamp_seqs();
+        let mut bytes = 0u64;
         for j in 0..n {
             let (ti, pos, _) = plan.frame(&mix, j);
             let t = &templates[ti];
@@ -447,11 +448,11 @@ fn run() -> Result<()> {
             let ts = t0 + j * 1000;
             frames::stamp(t, &mut frame, &Stamp { flow: t.flow.stream(), seq, ts_ns: ts });
             w.write(ts, frame.len() as u32, &frame)?;
+            bytes += frame.len() as u64;
         }
         w.flush()?;
         eprintln!("ringwire-gen: wrote {n} frames to {}", path.display());
         if a.json {
-            let bytes = w.bytes() - 24 - n * RECORD_HEADER as u64;
             println!(
                 "{}",
                 serde_json::json!({ "pcap_out": path, "written": n, "bytes": bytes, "streams": mix.streams() })
@@ -658,7 +659,9 @@ impl Job<'_> {
                 failure = Some(anyhow::Error::new(e).context("recording sent frames"));
                 break;
             }
-            if batch > 0 || !(sent >= due && rate > 0) {
+            // Nothing queued, and nothing due yet: wait for the pace; else kick.
+            let ahead = batch == 0 && sent >= due && rate > 0;
+            if !ahead {
                 if let Err(e) = tx.flush() {
                     failure = Some(anyhow::Error::new(e).context("kicking the TX ring"));
                     break;
@@ -667,7 +670,7 @@ impl Job<'_> {
             if batch > 0 {
                 kicks += 1;
                 self.sent.store(sent, Ordering::Relaxed);
-            } else if sent >= due && rate > 0 {
+            } else if ahead {
                 // Ahead of schedule: sleep until the next frame is due (short sleeps keep pacing even).
                 let next = Duration::from_nanos(
                     u64::try_from(u128::from(sent) * 1_000_000_000 / u128::from(rate)).unwrap_or(u64::MAX),

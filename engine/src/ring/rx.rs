@@ -22,6 +22,16 @@ const HDR_LEN: usize = std::mem::size_of::<Tpacket3Hdr>();
 const TPACKET3_HDRLEN: usize = HDR_LEN + 20;
 /// `TPACKET2_HDRLEN`: the V2 header (32 bytes, already aligned) plus the `sockaddr_ll`.
 const TPACKET2_HDRLEN: usize = std::mem::size_of::<Tpacket2Hdr>() + 20;
+/// The frame size (slot) of a V2 ring that holds frames of up to `frame`
+/// bytes whole: the kernel puts an Ethernet frame's network header at
+/// `TPACKET_ALIGN(TPACKET2_HDRLEN + 16) + PACKET_RESERVE`, 14 bytes after
+/// the frame's start; rounded up as slots are (to 16).
+#[must_use]
+pub const fn v2_frame_size(frame: u32) -> u32 {
+    let net = (TPACKET2_HDRLEN + 16).next_multiple_of(16) + VLAN_LEN;
+    (frame + net as u32 - 14).next_multiple_of(16)
+}
+
 /// Frames of a V2 ring handed over per `next_block` at most (one dispatch batch).
 const V2_RUN: usize = 256;
 const VLAN_LEN: usize = 4;
@@ -825,6 +835,15 @@ mod tests {
     //! The test plays the kernel: it lays out blocks and frame headers in a
     //! heap buffer and flips block status words.
     use super::*;
+
+    /// A V2 slot holds the kernel's 70 bytes before an Ethernet frame
+    /// (`macoff` with `PACKET_RESERVE` 4) and the frame, rounded to 16.
+    #[test]
+    fn a_v2_slot_holds_the_headroom_and_the_frame() {
+        assert_eq!(v2_frame_size(1514), 1584);
+        assert_eq!(v2_frame_size(9000), (9070u32).next_multiple_of(16));
+        assert!(v2_frame_size(1) >= 71 && v2_frame_size(1) % 16 == 0);
+    }
 
     const BS: usize = 4096;
     const NB: usize = 4;
