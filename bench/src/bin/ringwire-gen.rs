@@ -39,7 +39,9 @@ struct Args {
     /// Frames to send, at least 1 (default: unlimited, bounded by --duration).
     #[arg(short = 'n', long)]
     count: Option<u64>,
-    /// Seconds to send for (default 10 when no --count is given).
+    /// Seconds to send for (default 10 when no --count is given). With a
+    /// rate, exactly the frames due in that time are sent (rate × seconds);
+    /// a run that falls behind its pace stops at most 50 ms late.
     #[arg(short = 'd', long)]
     duration: Option<f64>,
     /// Frames per second; 0 sends flat out.
@@ -119,6 +121,16 @@ struct Args {
     /// Progress line every second on stderr.
     #[arg(long)]
     progress: bool,
+}
+
+/// How late past `--duration` a paced run that fell behind its pace may go
+/// on catching up.
+const PACED_LATE: Duration = Duration::from_millis(50);
+
+/// The frames a pace of `rate` frames/s makes due within `d`: frame `i` is
+/// due at `i / rate` s, so those with `i / rate < d`.
+fn frames_due(d: Duration, rate: u64) -> u64 {
+    u64::try_from((d.as_nanos() * u128::from(rate)).div_ceil(1_000_000_000)).unwrap_or(u64::MAX)
 }
 
 /// Simple IMIX, interleaved so no size comes in a burst: 7 × 60, 4 × 590, 1 × 1514.
@@ -272,6 +284,8 @@ struct ThreadReport {
     oversize: u64,
     /// Frames still in the TX ring at exit (not counted as sent).
     left: u64,
+    /// Seconds from this thread's first frame to the kernel taking its last.
+    elapsed_s: f64,
     /// Why it stopped early, if it did (the report is printed, then this).
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
@@ -470,7 +484,7 @@ fn run() -> Result<()> {
         signal_hook::flag::register(sig, stop.clone())?;
     }
     let progress: Vec<AtomicU64> = plans.iter().map(|_| AtomicU64::new(0)).collect();
-    let start = Instant::now();
+    let ready = std::sync::Barrier::new(plans.len() + 1);
     let results: Vec<Result<ThreadReport>> = std::thread::scope(|scope| {
         let handles: Vec<_> = plans
             .iter()
@@ -487,7 +501,7 @@ fn run() -> Result<()> {
                     burst: a.burst,
                     record: a.record.as_deref(),
                     stop: &stop,
-                    start,
+                    ready: &ready,
                     duration,
                     sent,
                 };
@@ -501,6 +515,8 @@ fn run() -> Result<()> {
                 })
             })
             .collect();
+        ready.wait();
+        let start = Instant::now();
         let mut next_progress = Duration::from_secs(1);
         while !handles.iter().all(std::thread::ScopedJoinHandle::is_finished) {
             std::thread::sleep(Duration::from_millis(20));
@@ -520,8 +536,10 @@ fn run() -> Result<()> {
             .map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a sending thread panicked"))))
             .collect()
     });
-    let elapsed = start.elapsed().as_secs_f64();
     let threads: Vec<ThreadReport> = results.into_iter().collect::<Result<_>>()?;
+    // The longest thread's sending time (the main thread notices the end
+    // only at its next progress tick).
+    let elapsed = threads.iter().map(|t| t.elapsed_s).fold(f64::MIN_POSITIVE, f64::max);
     let sum = |f: fn(&ThreadReport) -> u64| threads.iter().map(f).sum::<u64>();
     let (sent, bytes, left) = (sum(|t| t.sent), sum(|t| t.bytes), sum(|t| t.left));
     if left > 0 {
@@ -576,23 +594,24 @@ struct Job<'a> {
     burst: u32,
     record: Option<&'a std::path::Path>,
     stop: &'a AtomicBool,
-    start: Instant,
+    /// Passed by every sending thread and the main thread once the rings are set up.
+    ready: &'a std::sync::Barrier,
     duration: Option<Duration>,
     /// Frames sent so far, for the progress line (updated once per batch).
     sent: &'a AtomicU64,
 }
 
 impl Job<'_> {
-    /// Send this thread's share from its own TX ring; pacing is by batch
-    /// against the shared start time.
-    fn send(self) -> Result<ThreadReport> {
-        let Job { plan, mix, templates, iface, .. } = self;
+    /// Pin this thread, open its TX ring, check the mix against the MTU and
+    /// open the recording.
+    fn prepare(&self) -> Result<(TxRing, Option<PcapWriter>)> {
+        let Job { plan, mix, templates, iface, .. } = *self;
         if let Some(c) = plan.core {
             if !core_affinity::set_for_current(core_affinity::CoreId { id: c }) {
                 bail!("--cores {c}: cannot pin to that core");
             }
         }
-        let mut tx = TxRing::open(&TxRingOptions {
+        let tx = TxRing::open(&TxRingOptions {
             iface,
             block_size: (self.ring_kib * 1024).min(1 << 20).next_power_of_two(),
             block_count: (self.ring_kib * 1024).div_ceil(1 << 20).max(1),
@@ -610,8 +629,28 @@ impl Job<'_> {
         if let Some(t) = templates.iter().find(|t| !tx.takes(&t.bytes)) {
             bail!("{}-byte frames exceed the MTU of {iface}", t.bytes.len());
         }
-        let mut recorder = self.record.map(|p| PcapWriter::create(p, 65535)).transpose()?;
-        let (count, rate) = (plan.count, plan.rate);
+        let recorder = self.record.map(|p| PcapWriter::create(p, 65535)).transpose()?;
+        Ok((tx, recorder))
+    }
+
+    /// Send this thread's share from its own TX ring; pacing is by batch
+    /// against the time the threads were all ready.
+    fn send(self) -> Result<ThreadReport> {
+        // Every thread sets up its ring before any sends: the pace starts
+        // then, so the time a ring takes to map is not made up in a burst.
+        let ready = self.prepare();
+        self.ready.wait();
+        let (mut tx, mut recorder) = ready?;
+        let Job { plan, mix, templates, iface, .. } = self;
+        let start = Instant::now();
+        let rate = plan.rate;
+        let count = match self.duration {
+            Some(d) if rate > 0 => plan.count.min(frames_due(d, rate)),
+            _ => plan.count,
+        };
+        // Flat out, the duration ends the run; paced, the count does, and
+        // the duration only bounds a run that fell behind its pace.
+        let stop_at = self.duration.map(|d| if rate > 0 { d + PACED_LATE } else { d });
         let (mut sent, mut bytes, mut full_waits, mut kicks) = (0u64, 0u64, 0u64, 0u64);
         let mut record_err = None;
         let mut seqs = plan.stamp_seqs();
@@ -620,8 +659,8 @@ impl Job<'_> {
         // the report is printed, then the error.
         let mut failure: Option<anyhow::Error> = None;
         'send: while sent < count && !self.stop.load(Ordering::Relaxed) {
-            let elapsed = self.start.elapsed();
-            if self.duration.is_some_and(|d| elapsed >= d) {
+            let elapsed = start.elapsed();
+            if stop_at.is_some_and(|d| elapsed >= d) {
                 break;
             }
             let due =
@@ -675,7 +714,7 @@ impl Job<'_> {
                 let next = Duration::from_nanos(
                     u64::try_from(u128::from(sent) * 1_000_000_000 / u128::from(rate)).unwrap_or(u64::MAX),
                 );
-                if let Some(wait) = next.checked_sub(self.start.elapsed()) {
+                if let Some(wait) = next.checked_sub(start.elapsed()) {
                     std::thread::sleep(wait.min(Duration::from_millis(1)));
                 }
             } else {
@@ -698,6 +737,7 @@ impl Job<'_> {
         }
         let left = tx.in_flight() as u64;
         Ok(ThreadReport {
+            elapsed_s: start.elapsed().as_secs_f64(),
             core: plan.core,
             sent: sent - left,
             bytes,
@@ -714,6 +754,15 @@ impl Job<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pace_makes_due_the_frames_before_the_end() {
+        let ms = Duration::from_millis;
+        assert_eq!(frames_due(ms(2000), 20_000), 40_000);
+        assert_eq!(frames_due(ms(1), 1500), 2, "frames 0 at 0 ms and 1 at 0.67 ms");
+        assert_eq!(frames_due(ms(1), 1000), 1, "frame 1 is due at the end, not before");
+        assert_eq!(frames_due(Duration::from_secs(86_400), 100_000_000), 8_640_000_000_000);
+    }
 
     #[test]
     fn imix_is_seven_four_one_and_interleaved() {
