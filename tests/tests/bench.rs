@@ -202,6 +202,58 @@ fn drops_are_split_between_the_kernel_socket_and_the_engine() {
     assert!(stdout.contains(&format!("| {all} | {engine} |")), "{stdout}");
 }
 
+/// A receiver that loses frames without counting them (here a tcpdump that
+/// filters out every frame of the generator's in the kernel, as a ring
+/// never written out at a stop does): its row shows them as lost
+/// uncounted, and ringwire's none.
+#[test]
+fn frames_a_receiver_loses_without_counting_are_shown() {
+    if !privileged("frames_a_receiver_loses_without_counting_are_shown") {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let dir = tempfile::tempdir().unwrap();
+    let real = String::from_utf8(Command::new("sh").args(["-c", "command -v tcpdump"]).output().unwrap().stdout)
+        .unwrap()
+        .trim()
+        .to_owned();
+    let fake = dir.path().join("tcpdump");
+    std::fs::write(&fake, format!("#!/bin/sh\nexec {real} \"$@\" icmp\n")).unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let json = dir.path().join("uncounted.json");
+    let out = bench(
+        &[
+            "--sizes",
+            "128",
+            "--rounds",
+            "1",
+            "--duration",
+            "1",
+            "--rates",
+            "1000",
+            "--tools",
+            "ringwire-pcap,tcpdump",
+            "--json",
+            json.to_str().unwrap(),
+        ],
+        Some(dir.path()),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}\n{stdout}", String::from_utf8_lossy(&out.stderr));
+    let doc = read_json(&json);
+    let run = |tool: &str| doc["runs"].as_array().unwrap().iter().find(|r| r["tool"] == tool).unwrap().clone();
+    let (ours, peer) = (run("ringwire-pcap"), run("tcpdump"));
+    assert!(u(&ours["captured"]) >= 990, "{ours}");
+    // The lab's own frames passing the interface may add a few either way.
+    assert!(ours["unaccounted"].as_i64().unwrap().abs() <= 16, "{ours}");
+    assert_eq!((u(&peer["captured"]), u(&peer["tool_drops"])), (0, 0), "{peer}");
+    let lost = peer["unaccounted"].as_i64().unwrap();
+    assert!(lost >= 990 && lost.abs_diff(u(&peer["delivered_to_iface"]) as i64) <= 16, "{peer}");
+    assert!(stdout.contains("| veth drops | lost uncounted |"), "{stdout}");
+    let row = stdout.lines().find(|l| l.starts_with("| 128 | 1000 | tcpdump |")).unwrap();
+    assert_eq!(row.split(" | ").nth(10), Some(lost.to_string().as_str()), "{row}");
+}
+
 /// Serializes the tests of this file that run a bench (each takes both cores).
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
