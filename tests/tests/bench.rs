@@ -217,27 +217,9 @@ fn frames_a_receiver_loses_without_counting_are_shown() {
         .unwrap()
         .trim()
         .to_owned();
-    let fake = dir.path().join("tcpdump");
-    std::fs::write(&fake, format!("#!/bin/sh\nexec {real} \"$@\" icmp\n")).unwrap();
-    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    fake_tcpdump(dir.path(), &format!("exec {real} \"$@\" icmp"));
     let json = dir.path().join("uncounted.json");
-    let out = bench(
-        &[
-            "--sizes",
-            "128",
-            "--rounds",
-            "1",
-            "--duration",
-            "1",
-            "--rates",
-            "1000",
-            "--tools",
-            "ringwire-pcap,tcpdump",
-            "--json",
-            json.to_str().unwrap(),
-        ],
-        Some(dir.path()),
-    );
+    let out = one_round_at_1000(&["--tools", "ringwire-pcap,tcpdump"], &json, dir.path());
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}\n{stdout}", String::from_utf8_lossy(&out.stderr));
     let doc = read_json(&json);
@@ -254,6 +236,23 @@ fn frames_a_receiver_loses_without_counting_are_shown() {
     assert_eq!(row.split(" | ").nth(10), Some(lost.to_string().as_str()), "{row}");
 }
 
+/// A `tcpdump` in `dir` (put first on the bench's PATH) running `body`; its path.
+fn fake_tcpdump(dir: &Path, body: &str) -> std::path::PathBuf {
+    let fake = dir.join("tcpdump");
+    std::fs::write(&fake, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    fake
+}
+
+/// One 1-second round of 128-byte frames at 1000 frames/s, with `args`
+/// added, the JSON to `json`, and `path_prefix` first on the PATH.
+fn one_round_at_1000(args: &[&str], json: &Path, path_prefix: &Path) -> std::process::Output {
+    let mut all = vec!["--sizes", "128", "--rounds", "1", "--duration", "1", "--rates", "1000", "--json"];
+    all.push(json.to_str().unwrap());
+    all.extend_from_slice(args);
+    bench(&all, Some(path_prefix))
+}
+
 /// Serializes the tests of this file that run a bench (each takes both cores).
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
@@ -267,20 +266,10 @@ fn a_peer_that_crashes_mid_run_gives_a_partial_report() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let dir = tempfile::tempdir().unwrap();
     // A tcpdump that starts, says it listens, and crashes half a second later.
-    let fake = dir.path().join("tcpdump");
-    std::fs::write(&fake, "#!/bin/sh\necho \"listening on fake\" >&2\nsleep 0.5\nkill -SEGV $$\n").unwrap();
-    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let fake = fake_tcpdump(dir.path(), "echo \"listening on fake\" >&2\nsleep 0.5\nkill -SEGV $$");
     let json = dir.path().join("crash.json");
-    let out = bench(
+    let out = one_round_at_1000(
         &[
-            "--sizes",
-            "128",
-            "--rounds",
-            "1",
-            "--duration",
-            "1",
-            "--rates",
-            "1000",
             "--tools",
             "ringwire-count,tcpdump",
             // The cores the other way round: the bench keeps itself and the
@@ -289,10 +278,9 @@ fn a_peer_that_crashes_mid_run_gives_a_partial_report() {
             "1",
             "--cap-core",
             "0",
-            "--json",
-            json.to_str().unwrap(),
         ],
-        Some(dir.path()),
+        &json,
+        dir.path(),
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
