@@ -1101,7 +1101,8 @@ pub fn describe(out: &mut String, frame: &[u8], wire_len: u32, after_link: bool)
         }
     };
     let proto = if after_link { "" } else { proto };
-    let payload_after = |header: &[u8]| ip_end.saturating_sub(at(header) + header.len());
+    // The bytes from `start` to the end of the IP payload, on the wire.
+    let from = |start: &[u8]| ip_end.saturating_sub(at(start));
     let _ = match &p.transport {
         Some(TransportSlice::Udp(u)) => write!(
             out,
@@ -1117,23 +1118,22 @@ pub fn describe(out: &mut String, frame: &[u8], wire_len: u32, after_link: bool)
                     flags.push(c);
                 }
             }
-            let header = &t.slice()[..t.header_len()];
             write!(
                 out,
                 "{proto}{src}.{} > {dst}.{}: TCP [{flags}], length {}",
                 t.source_port(),
                 t.destination_port(),
-                payload_after(header)
+                from(&t.slice()[t.header_len()..])
             )
         }
         Some(TransportSlice::Icmpv4(i)) => {
-            write!(out, "{proto}{src} > {dst}: ICMP, length {}", payload_after(&i.slice()[..0]))
+            write!(out, "{proto}{src} > {dst}: ICMP, length {}", from(i.slice()))
         }
         Some(TransportSlice::Icmpv6(i)) => {
-            write!(out, "{proto}{src} > {dst}: ICMP6, length {}", payload_after(&i.slice()[..0]))
+            write!(out, "{proto}{src} > {dst}: ICMP6, length {}", from(i.slice()))
         }
         None => {
-            let len = p.ip_payload().map_or(0, |pl| payload_after(&pl.payload[..0]));
+            let len = p.ip_payload().map_or(0, |pl| from(pl.payload));
             write!(out, "{proto}{src} > {dst}, length {len}")
         }
     };

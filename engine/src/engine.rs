@@ -21,7 +21,7 @@ use crate::{
     ring::{Link, RingError, RxRing, RxRingOptions, TxRing, TxRingOptions},
     stats::{consumer as cc, port as pc, sink, Cells, ConsumerSnap, PortSnap, Snapshot, StageSnap, WorkerSnap},
     sys,
-    worker::{Command, ConsumerInst, Delivery, Dispatch, FileReader, Source, Worker, WorkerResult, BATCH, SEGMENT},
+    worker::{Command, ConsumerInst, Delivery, Dispatch, FileReader, Source, Worker, WorkerResult, SEGMENT},
 };
 
 /// Why the engine could not start (or stopped badly).
@@ -539,18 +539,7 @@ impl Engine {
             workers.push(Worker {
                 core,
                 sources,
-                dispatch: Dispatch {
-                    index: w as u16,
-                    consumers,
-                    subs: subs.clone(),
-                    tx,
-                    ports: vec![[0; pc::N]; st.ports.len()],
-                    cons: vec![[0; cc::N]; st.consumers.len()],
-                    verdicts: [ringwire_filters::Verdict::Pass; BATCH],
-                    stop: stop.clone(),
-                    stuck_at_stop: false,
-                    forwarding: true,
-                },
+                dispatch: Dispatch::new(w as u16, consumers, subs.clone(), tx, stop.clone()),
                 port_cells: st.ports.iter().map(|p| Some(p.cells[w].clone())).collect(),
                 cons_cells: st.consumers.iter().map(|c| Some(c.cells[w].clone())).collect(),
                 armed: Vec::new(),

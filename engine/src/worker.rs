@@ -1028,21 +1028,33 @@ impl Worker {
 }
 
 impl Dispatch {
-    /// A dispatch of one receiving port, without TX rings, to `consumers`.
-    fn one_port(consumers: Vec<ConsumerInst>) -> Self {
-        let n = consumers.len();
+    /// Worker `index`'s dispatch: `subs` and `tx` by port, `consumers` by
+    /// slot, every count at zero, forwarding on.
+    pub(crate) fn new(
+        index: u16,
+        consumers: Vec<Option<ConsumerInst>>,
+        subs: Vec<Vec<usize>>,
+        tx: Vec<Option<TxRing>>,
+        stop: Arc<AtomicBool>,
+    ) -> Self {
         Self {
-            index: 0,
-            consumers: consumers.into_iter().map(Some).collect(),
-            subs: vec![(0..n).collect()],
-            tx: vec![None],
-            ports: vec![[0; pc::N]],
-            cons: vec![[0; cc::N]; n],
+            index,
+            ports: vec![[0; pc::N]; subs.len()],
+            cons: vec![[0; cc::N]; consumers.len()],
+            consumers,
+            subs,
+            tx,
             verdicts: [Verdict::Pass; BATCH],
-            stop: Arc::default(),
+            stop,
             stuck_at_stop: false,
             forwarding: true,
         }
+    }
+
+    /// A dispatch of one receiving port, without TX rings, to `consumers`.
+    fn one_port(consumers: Vec<ConsumerInst>) -> Self {
+        let n = consumers.len();
+        Self::new(0, consumers.into_iter().map(Some).collect(), vec![(0..n).collect()], vec![None], Arc::default())
     }
 }
 

@@ -1256,7 +1256,8 @@ fn markdown(doc: &serde_json::Value) -> String {
                 whole_or_dash(&m["core_ns_per_frame"]),
                 // Runs recorded before the column existed have none.
                 whole_or_dash(&m["ring_mib"]),
-                sender_kept(&medians, m).map_or("-".to_owned(), |k| format!("{:.0} %", k * 100.0))
+                // Computed with the medians (none without a `none` row).
+                m["sender_kept"].as_f64().map_or("-".to_owned(), |k| format!("{:.0} %", k * 100.0))
             );
         }
     }
@@ -1697,7 +1698,6 @@ fn sweep(
     // A signal during the last measurement: that one is recorded as
     // interrupted above; say so here too, and mark the run partial.
     if stop.load(Ordering::Relaxed) {
-        bar.finish_and_clear();
         eprintln!("interrupted: reporting what was measured");
         partial = true;
     }
