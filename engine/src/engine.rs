@@ -17,6 +17,7 @@ use ringwire_filters::{compile_expression, CompileTarget, FilterError, FilterFac
 use crate::{
     config::{Config, ConfigError, ConsumerConfig, ConsumerKind, Pace, PortConfig, PortKind},
     consumer::{chunk_size, error_chain, run_sink, Channel, PcapOutput, Producer, SinkOutput, SinkTask, SinkWaker},
+    ifstats::{IfDropTracker, LinkStats},
     pcapio::{PcapIoError, PcapReader, SharedPcapReader},
     ring::{Link, RingError, RxRing, RxRingOptions, TxRing, TxRingOptions},
     stats::{consumer as cc, port as pc, sink, Cells, ConsumerSnap, PortSnap, Snapshot, StageSnap, WorkerSnap},
@@ -148,6 +149,12 @@ pub(crate) struct PortSlot {
     /// Why its interface, gone and back, could not be re-opened last time
     /// (logged once per distinct error).
     pub(crate) reattach_error: Option<String>,
+    /// Receiving interface ports: the interface's receive drops since the
+    /// port opened (see [`crate::ifstats`]).
+    pub(crate) if_drops: Option<IfDropTracker>,
+    /// Why its interface's counters could not be read last time (logged
+    /// once per distinct error).
+    pub(crate) if_drops_error: Option<String>,
 }
 
 impl PortSlot {
@@ -248,6 +255,9 @@ pub(crate) struct State {
     pub(crate) errors: Vec<String>,
     /// Every worker reads every file a segment at a time (see `Engine::start`).
     pub(crate) share_files: bool,
+    /// The rtnetlink socket interface drops are read through, opened on
+    /// first use (`Err`: it could not be, said once).
+    pub(crate) link_stats: Option<Result<LinkStats, ()>>,
 }
 
 impl State {
@@ -257,6 +267,40 @@ impl State {
             Some(PortFilter::Classifier(c)) => Some((pi, c)),
             _ => None,
         })
+    }
+
+    /// Read the receive drops of every active receiving interface port's
+    /// interface (see [`crate::ifstats`]). Not on a worker: once per
+    /// snapshot, and when a port opens or is removed.
+    pub(crate) fn read_if_drops(&mut self) {
+        if !self.ports.iter().any(|p| !p.removed && p.if_drops.is_some()) {
+            return;
+        }
+        let stats = self.link_stats.get_or_insert_with(|| {
+            LinkStats::new().map_err(|e| {
+                tracing::warn!(
+                    error = %error_chain(&e),
+                    "cannot read interfaces' receive drops; ports report none (if_dropped, if_missed)"
+                );
+            })
+        });
+        let Ok(stats) = stats else { return };
+        for p in self.ports.iter_mut().filter(|p| !p.removed) {
+            let (Some(tracker), PortKind::AfPacket(iface)) = (p.if_drops.as_mut(), &p.kind) else { continue };
+            match stats.drops(iface) {
+                Ok(now) => {
+                    tracker.update(now);
+                    p.if_drops_error = None;
+                }
+                Err(e) => {
+                    let e = error_chain(&e);
+                    if p.if_drops_error.as_deref() != Some(e.as_str()) {
+                        tracing::warn!(port = p.config.display_name(), error = %e, "cannot read the interface's receive drops");
+                        p.if_drops_error = Some(e);
+                    }
+                }
+            }
+        }
     }
 
     /// The active port named `name`.
@@ -484,6 +528,7 @@ impl Engine {
             files: Vec::new(),
             errors: Vec::new(),
             share_files,
+            link_stats: None,
         };
         // Per worker: its sources, TX rings, consumer instances.
         let mut sources: Vec<Vec<Source>> = (0..nworkers).map(|_| Vec::new()).collect();
@@ -497,6 +542,7 @@ impl Engine {
                 sources[w].extend(s);
             }
         }
+        st.read_if_drops();
         for c in &config.consumers {
             if let Some(to) = c.to.as_deref().and_then(|n| st.port_index(n)) {
                 if !st.ports[to].has_tx {
@@ -687,7 +733,8 @@ impl Engine {
     }
 
     fn snapshot_with(&self, drained: bool) -> Snapshot {
-        let st = self.lock();
+        let mut st = self.lock();
+        st.read_if_drops();
         // Consumers' counts first: a worker publishes its ports' counts before
         // its consumers', so the ports read after are at least as new, and no
         // consumer is seen to have taken more frames than its ports received.
@@ -721,6 +768,10 @@ impl Engine {
                 ws.bytes += v[pc::BYTES];
                 ws.kernel_drops += v[pc::KERNEL_DROPS];
                 ws.kernel_packets += v[pc::KERNEL_PACKETS];
+            }
+            if let Some(t) = &slot.if_drops {
+                let d = t.total();
+                (s.if_dropped, s.if_missed) = (Some(d.dropped), Some(d.missed));
             }
             // Watched where the engine has a socket on the interface: to receive, or to forward to.
             if matches!(slot.kind, PortKind::AfPacket(_)) && (slot.config.rx || slot.has_tx) {
@@ -992,6 +1043,7 @@ pub(crate) fn open_port(
         }
         PortKind::Pcap(_) => {}
     }
+    let if_drops = (matches!(kind, PortKind::AfPacket(_)) && p.rx).then(IfDropTracker::default);
     Ok(OpenedPort {
         slot: PortSlot {
             config: p.clone(),
@@ -1001,6 +1053,8 @@ pub(crate) fn open_port(
             filter,
             has_tx: false,
             reattach_error: None,
+            if_drops,
+            if_drops_error: None,
         },
         sources,
     })

@@ -21,6 +21,7 @@ pub mod config;
 pub mod consumer;
 pub mod control;
 pub mod engine;
+pub mod ifstats;
 pub mod lab;
 pub mod live;
 pub mod mapguard;

@@ -376,6 +376,7 @@ impl Engine {
         // Recorded once sent (a full queue sends nothing and changes nothing).
         let confirmed = self.send_and_wait(&mut st, per_worker)?;
         st.ports.push(opened.slot);
+        st.read_if_drops();
         for &c in &subscribers {
             st.consumers[c].ports.push(index);
         }
@@ -408,6 +409,8 @@ impl Engine {
         }
         let per_worker = (0..self.nworkers()).map(|_| vec![Command::RemovePort { port: slot }]).collect();
         let confirmed = self.send_and_wait(&mut st, per_worker)?;
+        // Its interface's drops up to now are its last.
+        st.read_if_drops();
         st.ports[slot].removed = true;
         crate::engine::update_consumer_sched(&st);
         // Its program and maps (file descriptors) go once the workers let go of the rings.

@@ -325,6 +325,15 @@ fn supervise(engine: Engine, progress_ms: u64, signals: &AtomicBool, mut extra: 
     engine.stop()
 }
 
+/// Frames the receiving interfaces dropped before any socket saw them
+/// (`if_dropped + if_missed` of every port; `None`: no interface port).
+fn interface_drops(s: &Snapshot) -> Option<u64> {
+    s.ports
+        .iter()
+        .filter(|p| p.if_dropped.is_some())
+        .fold(None, |sum, p| Some(sum.unwrap_or(0) + p.if_dropped.unwrap_or(0) + p.if_missed.unwrap_or(0)))
+}
+
 fn progress_line(prev: &Snapshot, now: &Snapshot, dt: Duration) -> String {
     let rx = |s: &Snapshot| s.ports.iter().map(|p| p.received).sum::<u64>();
     let bytes = |s: &Snapshot| s.ports.iter().map(|p| p.bytes).sum::<u64>();
@@ -340,6 +349,9 @@ fn progress_line(prev: &Snapshot, now: &Snapshot, dt: Duration) -> String {
         bps / 1e9,
         drops
     );
+    if let Some(d) = interface_drops(now) {
+        line.push_str(&format!(", interface {d}"));
+    }
     for c in &now.consumers {
         line.push_str(&format!(" | {} {}", c.name, c.delivered));
         if c.queue_dropped > 0 {
@@ -631,11 +643,12 @@ fn cmd_capture(a: CaptureArgs) -> Result<ExitCode> {
     let c = &report.snapshot.consumers[0];
     let drops: u64 = report.snapshot.ports.iter().map(|p| p.kernel_drops).sum();
     eprintln!(
-        "{} frames captured, {} received by filter, {} dropped by kernel, {} dropped on a full queue{}",
+        "{} frames captured, {} received by filter, {} dropped by kernel, {} dropped on a full queue{}{}",
         c.written,
         c.passed,
         drops,
         c.queue_dropped,
+        interface_drops(&report.snapshot).map_or_else(String::new, |d| format!(", {d} dropped by interface")),
         if c.write_errors > 0 { format!(", {} lost to write errors", c.write_errors) } else { String::new() }
     );
     if std::env::var_os("RINGWIRE_VERBOSE").is_some() {
@@ -768,9 +781,11 @@ fn cmd_demo(a: &DemoArgs) -> Result<ExitCode> {
         let sent = g["sent"].as_u64().unwrap_or(0);
         let received: u64 = report.snapshot.ports.iter().map(|p| p.received).sum();
         let drops: u64 = report.snapshot.ports.iter().map(|p| p.kernel_drops).sum();
+        let if_drops = interface_drops(&report.snapshot).unwrap_or(0);
         println!(
-            "generator sent {sent} frames; engine received {received}, kernel dropped {drops}, lost elsewhere {}",
-            sent.saturating_sub(received + drops)
+            "generator sent {sent} frames; engine received {received}, kernel dropped {drops}, the interface dropped \
+             {if_drops}, lost elsewhere {}",
+            sent.saturating_sub(received + drops + if_drops)
         );
     }
     println!("pcap file: {}  (open it with: tcpdump -nr {} | head)", pcap.display(), pcap.display());

@@ -146,6 +146,16 @@ pub struct PortSnap {
     /// Times the interface was found down (down at start, or going down).
     #[serde(skip_serializing_if = "is_zero")]
     pub link_downs: u64,
+    /// Receiving interface ports: frames the interface's stack dropped on
+    /// receive (its `rx_dropped`) since the port opened: lost before any
+    /// socket saw them, and counted for all its traffic.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub if_dropped: Option<u64>,
+    /// Receiving interface ports: frames the device could not take (its
+    /// `rx_missed_errors + rx_fifo_errors`: tcpdump's "dropped by
+    /// interface") since the port opened.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub if_missed: Option<u64>,
     /// An eBPF port filter's own counters, if it keeps them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ebpf: Option<EbpfSnap>,
@@ -345,6 +355,11 @@ impl Snapshot {
             d(&mut p.tx_busy, b.tx_busy);
             d(&mut p.tx_unsent, b.tx_unsent);
             d(&mut p.link_downs, b.link_downs);
+            for (x, y) in [(&mut p.if_dropped, b.if_dropped), (&mut p.if_missed, b.if_missed)] {
+                if let (Some(x), Some(y)) = (x.as_mut(), y) {
+                    d(x, y);
+                }
+            }
             if let (Some(e), Some(f)) = (&mut p.ebpf, &b.ebpf) {
                 d(&mut e.seen, f.seen);
                 d(&mut e.passed, f.passed);
@@ -443,13 +458,25 @@ impl Snapshot {
         let _ = writeln!(s, "ports:");
         let _ = writeln!(
             s,
-            "  {:<24} {:>12} {:>14} {:>10} {:>10} {:>12} {:>10} {:>8} {:>10} {:>9}",
-            "name", "received", "bytes", "vlan_rest", "filtered", "kernel_pkts", "k_drops", "freezes", "tx", "tx_busy"
+            "  {:<24} {:>12} {:>14} {:>10} {:>10} {:>12} {:>10} {:>8} {:>10} {:>9} {:>10} {:>10}",
+            "name",
+            "received",
+            "bytes",
+            "vlan_rest",
+            "filtered",
+            "kernel_pkts",
+            "k_drops",
+            "freezes",
+            "tx",
+            "tx_busy",
+            "if_dropped",
+            "if_missed"
         );
+        let or_dash = |v: Option<u64>| v.map_or_else(|| "-".to_owned(), |v| v.to_string());
         for p in &self.ports {
             let _ = writeln!(
                 s,
-                "  {:<24} {:>12} {:>14} {:>10} {:>10} {:>12} {:>10} {:>8} {:>10} {:>9}",
+                "  {:<24} {:>12} {:>14} {:>10} {:>10} {:>12} {:>10} {:>8} {:>10} {:>9} {:>10} {:>10}",
                 port_mark(p),
                 p.received,
                 p.bytes,
@@ -459,7 +486,9 @@ impl Snapshot {
                 p.kernel_drops,
                 p.kernel_freezes,
                 p.tx_frames,
-                p.tx_busy
+                p.tx_busy,
+                or_dash(p.if_dropped),
+                or_dash(p.if_missed)
             );
         }
         if self.ports.iter().any(|p| p.ebpf.is_some()) {

@@ -117,6 +117,7 @@ fn ringctl_drives_a_running_engine_and_bad_clients_do_not_hurt_it() {
     for line in [
         format!("ringwire_port_received_total{{port=\"p\"}} {received}"),
         "ringwire_port_link{port=\"p\",state=\"up\"} 1".to_owned(),
+        format!("ringwire_port_if_dropped_total{{port=\"p\"}} {}", first["counters"]["ports"][0]["if_dropped"]),
         format!(
             "ringwire_consumer_delivered_total{{consumer=\"all\",kind=\"counter\"}} {}",
             first["counters"]["consumers"][1]["delivered"]
@@ -124,6 +125,8 @@ fn ringctl_drives_a_running_engine_and_bad_clients_do_not_hurt_it() {
     ] {
         assert!(prom.lines().any(|l| l == line), "`{line}` in:\n{prom}");
     }
+    let table = String::from_utf8(ringctl(&sock, &["stats"]).stdout).unwrap();
+    assert!(table.lines().any(|l| l.contains("k_drops") && l.contains("if_drops")), "{table}");
     let watch = ringctl(&sock, &["--json", "stats", "--watch", "--count", "2", "--interval", "0.2"]);
     let lines: Vec<serde_json::Value> =
         String::from_utf8_lossy(&watch.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();

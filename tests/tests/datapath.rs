@@ -1283,3 +1283,71 @@ fn capture_direction_follows_tcpdump_s_q() {
         assert_eq!((from_us, frames.len() - from_us), (outgoing, incoming), "-Q {q:?}: (outgoing, incoming)");
     }
 }
+
+/// Frames an interface drops before any socket sees them are counted: an
+/// ifb device drops every frame sent out of it directly (none came through
+/// a redirect) and counts it in its `rx_dropped`, so frames sent out of one
+/// show as the port's `if_dropped` in the engine's counters, counted from
+/// when the port opened, and in capture's summary as "dropped by
+/// interface", as tcpdump reports them.
+#[test]
+fn frames_the_interface_drops_before_any_socket_are_counted() {
+    if !privileged("frames_the_interface_drops_before_any_socket_are_counted") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut lab = ringwire_engine::lab::Lab::new("rwt");
+    let ns = lab.namespace("i").expect("namespace");
+    let ifb = format!("rwf{}", std::process::id() % 100_000);
+    ringwire_tests::ip(&ns, &["link", "add", &ifb, "type", "ifb"]);
+    // No IPv6 on it: its own solicitations would go out of it and be dropped too.
+    let off = std::process::Command::new("ip")
+        .args(["netns", "exec", &ns, "sh", "-c", &format!("echo 1 > /proc/sys/net/ipv6/conf/{ifb}/disable_ipv6")])
+        .status()
+        .unwrap();
+    assert!(off.success(), "IPv6 off on {ifb}");
+    ringwire_tests::ip(&ns, &["link", "set", &ifb, "up"]);
+    // Dropped before the engine starts: not the port's.
+    assert_eq!(u(&generate(&ns, &ifb, &["--count", "50", "--rate", "20000"])["sent"]), 50);
+
+    let st = dir.path().join("stats.json");
+    let cfg = write_config(
+        dir.path(),
+        "ifdrops",
+        &format!(
+            "[engine]\nworkers = [0]\nstats_json = \"{}\"\n[[ports]]\nname = \"p\"\nuri = \"afpacket:{ifb}\"\n\
+             [[consumers]]\nname = \"n\"\nkind = \"counter\"\n",
+            st.display()
+        ),
+    );
+    let engine = start_engine(&ns, &cfg, dir.path());
+    assert_eq!(u(&generate(&ns, &ifb, &["--count", "700", "--rate", "20000"])["sent"]), 700);
+    let out = stop_engine(engine);
+    let s = read_json(&st);
+    assert_reconciles(&s);
+    let p = &s["ports"][0];
+    assert_eq!((u(&p["received"]), u(&p["kernel_drops"])), (0, 0), "nothing reached the socket: {p}");
+    assert_eq!((u(&p["if_dropped"]), u(&p["if_missed"])), (700, 0), "{p}");
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("if_dropped"), "the exit table shows it: {table}");
+
+    let pcap = dir.path().join("ifb.pcap");
+    let cap = spawn_capture(&ns, &["capture", "-i", &ifb, "-w", pcap.to_str().unwrap()]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !std::fs::read_to_string(format!("/proc/{}/maps", cap.pid())).unwrap_or_default().contains("socket:[")
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(u(&generate(&ns, &ifb, &["--count", "300", "--rate", "20000"])["sent"]), 300);
+    std::thread::sleep(Duration::from_millis(200));
+    cap.signal(libc::SIGINT);
+    let res = cap.wait(Duration::from_secs(10));
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert!(res.status.success(), "capture failed: {err}");
+    assert!(
+        err.contains("0 frames captured, 0 received by filter, 0 dropped by kernel, 0 dropped on a full queue, 300 dropped by interface"),
+        "summary: {err}"
+    );
+}

@@ -29,7 +29,7 @@ fn the_demo_reconciles_removes_its_lab_and_keeps_only_the_newest_file() {
     assert!(stdout.contains(&format!("removed {}", earlier.display())), "{stdout}");
     assert!(stdout.contains("accounting: all counters reconcile"), "{stdout}");
     assert!(
-        stdout.contains("generator sent 40000 frames; engine received 40000, kernel dropped 0, lost elsewhere 0"),
+        stdout.contains("generator sent 40000 frames; engine received 40000, kernel dropped 0, the interface dropped 0, lost elsewhere 0"),
         "{stdout}"
     );
     assert!(stdout.trim_end().ends_with("lab removed"), "{stdout}");

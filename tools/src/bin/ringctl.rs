@@ -512,9 +512,14 @@ fn render_stats(v: &Value) -> String {
             ("filtered", 10, true),
             ("k_drops", 10, true),
             ("drops/s", 10, true),
+            ("if_drops", 10, true),
         ],
         list(&c["ports"]).iter().map(|p| {
             let filtered = p["filtered"].as_u64().unwrap_or(0) + p["ebpf"]["filtered"].as_u64().unwrap_or(0);
+            // The interface's own drops, for interface ports (see the README's counters).
+            let if_drops = p["if_dropped"]
+                .as_u64()
+                .map_or_else(|| "-".to_owned(), |d| (d + p["if_missed"].as_u64().unwrap_or(0)).to_string());
             vec![
                 text(&p["name"]),
                 n(&p["received"]),
@@ -522,6 +527,7 @@ fn render_stats(v: &Value) -> String {
                 filtered.to_string(),
                 n(&p["kernel_drops"]),
                 rate("ports", &p["name"], "kernel_drops_per_s"),
+                if_drops,
             ]
         }),
     ));
