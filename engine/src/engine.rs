@@ -769,10 +769,7 @@ impl Engine {
                 ws.kernel_drops += v[pc::KERNEL_DROPS];
                 ws.kernel_packets += v[pc::KERNEL_PACKETS];
             }
-            if let Some(t) = &slot.if_drops {
-                let d = t.total();
-                (s.if_dropped, s.if_missed) = (Some(d.dropped), Some(d.missed));
-            }
+            s.if_drops = slot.if_drops.as_ref().map(IfDropTracker::total);
             // Watched where the engine has a socket on the interface: to receive, or to forward to.
             if matches!(slot.kind, PortKind::AfPacket(_)) && (slot.config.rx || slot.has_tx) {
                 s.link = Some(slot.link());

@@ -41,18 +41,33 @@ pub enum IfStatsError {
     },
 }
 
-/// Receive drops of an interface.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Receive drops of an interface (in a port's counters: `if_dropped`, `if_missed`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct IfDrops {
     /// `rx_dropped`: frames the kernel's stack dropped on receive.
+    #[serde(rename = "if_dropped")]
     pub dropped: u64,
-    /// `rx_missed_errors + rx_fifo_errors`: frames the device could not take.
+    /// `rx_missed_errors + rx_fifo_errors`: frames the device could not take
+    /// (tcpdump's "dropped by interface").
+    #[serde(rename = "if_missed")]
     pub missed: u64,
 }
 
 impl IfDrops {
     fn plus(self, o: Self) -> Self {
         Self { dropped: self.dropped + o.dropped, missed: self.missed + o.missed }
+    }
+
+    /// Every count minus `base`'s, at least 0.
+    #[must_use]
+    pub fn saturating_sub(self, base: Self) -> Self {
+        Self { dropped: self.dropped.saturating_sub(base.dropped), missed: self.missed.saturating_sub(base.missed) }
+    }
+
+    /// Both counts together.
+    #[must_use]
+    pub fn sum(self) -> u64 {
+        self.dropped + self.missed
     }
 
     /// `self - base`, or `None` if a count went down (the device's counters were reset).

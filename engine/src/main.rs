@@ -328,10 +328,7 @@ fn supervise(engine: Engine, progress_ms: u64, signals: &AtomicBool, mut extra: 
 /// Frames the receiving interfaces dropped before any socket saw them
 /// (`if_dropped + if_missed` of every port; `None`: no interface port).
 fn interface_drops(s: &Snapshot) -> Option<u64> {
-    s.ports
-        .iter()
-        .filter(|p| p.if_dropped.is_some())
-        .fold(None, |sum, p| Some(sum.unwrap_or(0) + p.if_dropped.unwrap_or(0) + p.if_missed.unwrap_or(0)))
+    s.ports.iter().filter_map(|p| p.if_drops).fold(None, |sum, d| Some(sum.unwrap_or(0) + d.sum()))
 }
 
 fn progress_line(prev: &Snapshot, now: &Snapshot, dt: Duration) -> String {

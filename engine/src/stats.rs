@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crossbeam_utils::CachePadded;
 use serde::Serialize;
 
-use crate::ring::Link;
+use crate::{ifstats::IfDrops, ring::Link};
 
 /// A fixed set of counters owned by one writer thread.
 #[derive(Debug)]
@@ -146,16 +146,11 @@ pub struct PortSnap {
     /// Times the interface was found down (down at start, or going down).
     #[serde(skip_serializing_if = "is_zero")]
     pub link_downs: u64,
-    /// Receiving interface ports: frames the interface's stack dropped on
-    /// receive (its `rx_dropped`) since the port opened: lost before any
-    /// socket saw them, and counted for all its traffic.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub if_dropped: Option<u64>,
-    /// Receiving interface ports: frames the device could not take (its
-    /// `rx_missed_errors + rx_fifo_errors`: tcpdump's "dropped by
-    /// interface") since the port opened.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub if_missed: Option<u64>,
+    /// Receiving interface ports: frames the interface lost on receive since
+    /// the port opened, before any socket saw them, counted for all its
+    /// traffic (`if_dropped`, `if_missed` in the JSON).
+    #[serde(flatten)]
+    pub if_drops: Option<IfDrops>,
     /// An eBPF port filter's own counters, if it keeps them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ebpf: Option<EbpfSnap>,
@@ -355,10 +350,8 @@ impl Snapshot {
             d(&mut p.tx_busy, b.tx_busy);
             d(&mut p.tx_unsent, b.tx_unsent);
             d(&mut p.link_downs, b.link_downs);
-            for (x, y) in [(&mut p.if_dropped, b.if_dropped), (&mut p.if_missed, b.if_missed)] {
-                if let (Some(x), Some(y)) = (x.as_mut(), y) {
-                    d(x, y);
-                }
+            if let (Some(x), Some(y)) = (&mut p.if_drops, b.if_drops) {
+                *x = x.saturating_sub(y);
             }
             if let (Some(e), Some(f)) = (&mut p.ebpf, &b.ebpf) {
                 d(&mut e.seen, f.seen);
@@ -487,8 +480,8 @@ impl Snapshot {
                 p.kernel_freezes,
                 p.tx_frames,
                 p.tx_busy,
-                or_dash(p.if_dropped),
-                or_dash(p.if_missed)
+                or_dash(p.if_drops.map(|d| d.dropped)),
+                or_dash(p.if_drops.map(|d| d.missed))
             );
         }
         if self.ports.iter().any(|p| p.ebpf.is_some()) {

@@ -37,6 +37,16 @@ fn spawn_capture(ns: &str, args: &[&str]) -> ringwire_tests::Proc {
     )
 }
 
+/// Wait (at most 5 s) until a capture has mapped its ring; it is bound right after.
+fn wait_for_ring(cap: &ringwire_tests::Proc) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !std::fs::read_to_string(format!("/proc/{}/maps", cap.pid())).unwrap_or_default().contains("socket:[")
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// N frames at a moderate rate all arrive, byte-identical and in order, with
 /// their 802.1Q tags; counters reconcile.
 #[test]
@@ -1263,13 +1273,7 @@ fn capture_direction_follows_tcpdump_s_q() {
         }
         args.push("udp");
         let cap = spawn_capture(&ns_e, &args);
-        // Its ring is mapped (and bound right after).
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while !std::fs::read_to_string(format!("/proc/{}/maps", cap.pid())).unwrap_or_default().contains("socket:[")
-            && std::time::Instant::now() < deadline
-        {
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_for_ring(&cap);
         std::thread::sleep(Duration::from_millis(200));
         send(&ns_e, "10.77.0.2", "10.77.0.1"); // out of the captured interface
         send(&ns_g, "10.77.0.1", "10.77.0.2"); // into it
@@ -1333,12 +1337,7 @@ fn frames_the_interface_drops_before_any_socket_are_counted() {
 
     let pcap = dir.path().join("ifb.pcap");
     let cap = spawn_capture(&ns, &["capture", "-i", &ifb, "-w", pcap.to_str().unwrap()]);
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while !std::fs::read_to_string(format!("/proc/{}/maps", cap.pid())).unwrap_or_default().contains("socket:[")
-        && std::time::Instant::now() < deadline
-    {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_ring(&cap);
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(u(&generate(&ns, &ifb, &["--count", "300", "--rate", "20000"])["sent"]), 300);
     std::thread::sleep(Duration::from_millis(200));
