@@ -82,6 +82,20 @@ impl RingGeometry {
     fn bytes(&self) -> usize {
         self.block_size as usize * self.block_count as usize
     }
+
+    /// The block count halved, as on ENOMEM, until the ring takes at most
+    /// half of `available` bytes (never below 2 blocks). The kernel
+    /// allocates a ring at once, and one larger than the memory there is
+    /// wakes the OOM killer, which kills other processes before any ENOMEM
+    /// comes back.
+    #[must_use]
+    pub fn fit_in(self, available: u64) -> Self {
+        let mut g = self;
+        while g.bytes() as u64 > available / 2 && g.block_count > 2 {
+            g.block_count = (g.block_count / 2).max(2);
+        }
+        g
+    }
 }
 
 /// A program the kernel runs on each frame before the ring.
@@ -277,6 +291,19 @@ impl RxRing {
                 RxHash::Auto => sys::if_rx_hashing(&fd, iface),
             };
         let mut geometry = opts.geometry;
+        if let Some(fit) = sys::mem_available().map(|avail| (geometry.fit_in(avail), avail >> 20)) {
+            if fit.0 != geometry {
+                tracing::warn!(
+                    iface,
+                    from_blocks = geometry.block_count,
+                    to_blocks = fit.0.block_count,
+                    block_size = geometry.block_size,
+                    available_mib = fit.1,
+                    "the RX ring would take more than half the memory available; shrinking it"
+                );
+                geometry = fit.0;
+            }
+        }
         loop {
             let req = TpacketReq3 {
                 tp_block_size: geometry.block_size,
@@ -835,6 +862,23 @@ mod tests {
     //! The test plays the kernel: it lays out blocks and frame headers in a
     //! heap buffer and flips block status words.
     use super::*;
+
+    /// A ring asked for beyond the memory there is (`capture -B` with a
+    /// typo) is halved, as on ENOMEM, to at most half of what is available;
+    /// one that fits is left alone.
+    #[test]
+    fn a_ring_larger_than_memory_is_halved_to_fit() {
+        let g = RingGeometry { block_size: 1 << 18, block_count: 400_000, frame_size: 2048, retire_timeout_ms: 10 };
+        let avail = 24u64 << 30;
+        let fit = g.fit_in(avail);
+        assert!(fit.bytes() as u64 <= avail / 2, "{fit:?}");
+        assert!(fit.bytes() as u64 > avail / 4, "halved once too often: {fit:?}");
+        assert_eq!((fit.block_size, fit.frame_size), (g.block_size, g.frame_size));
+        let small = RingGeometry { block_count: 256, ..g };
+        assert_eq!(small.fit_in(avail), small);
+        // Never below two blocks, whatever is available.
+        assert_eq!(g.fit_in(0).block_count, 2);
+    }
 
     /// A V2 slot holds the kernel's 70 bytes before an Ethernet frame
     /// (`macoff` with `PACKET_RESERVE` 4) and the frame, rounded to 16.
