@@ -500,8 +500,25 @@ impl Drop for PcapOutput {
     }
 }
 
+impl SinkOutput {
+    /// Truncate the output file(s) opened for this sink and write their
+    /// headers: called as the sink starts, once everything else the engine
+    /// needed was built.
+    ///
+    /// # Errors
+    /// The file that could not be written.
+    pub fn begin(&mut self) -> Result<(), PcapIoError> {
+        match self {
+            Self::Pcap(p) => p.writers.iter_mut().try_for_each(PcapWriter::begin),
+            Self::Print { .. } => Ok(()),
+        }
+    }
+}
+
 impl PcapOutput {
-    /// Create the output file(s) now, so an unwritable path fails at start-up.
+    /// Open the output file(s) now, so an unwritable path fails at start-up;
+    /// they are truncated and written to from [`SinkOutput::begin`] on, once
+    /// the engine starts (until then an existing file is left as it was).
     ///
     /// # Errors
     /// The file that could not be created.
@@ -517,7 +534,7 @@ impl PcapOutput {
         let mut files = Vec::new();
         for w in 0..n {
             let path = output_name(&base, split_workers.map(|_| w), 0);
-            writers.push(PcapWriter::create(&path, snaplen)?);
+            writers.push(PcapWriter::open(&path, snaplen)?);
             files.push(path);
         }
         Ok(Self {
@@ -1143,6 +1160,12 @@ pub fn describe(out: &mut String, frame: &[u8], wire_len: u32, after_link: bool)
 mod tests {
     use super::*;
 
+    /// An output as the engine starts it (truncated, headers written).
+    fn begun(mut out: PcapOutput) -> PcapOutput {
+        out.writers.iter_mut().for_each(|w| w.begin().unwrap());
+        out
+    }
+
     /// Segments arriving in any order, some in several chunks, some empty,
     /// come out in (segment, chunk) order, and nothing comes out early.
     #[test]
@@ -1293,7 +1316,7 @@ mod tests {
     fn pcap_output_rotates_by_size_and_keeps_every_record() {
         let dir = tempfile::tempdir().unwrap();
         let base = dir.path().join("rot.pcap");
-        let mut out = PcapOutput::create(base.clone(), 65535, 1, 0, None).unwrap();
+        let mut out = begun(PcapOutput::create(base.clone(), 65535, 1, 0, None).unwrap());
         let frame = [7u8; 1000];
         // ~2.5 MiB in total: at least three files of 1 MiB.
         assert!(feed(&mut out, 3, 850, 7).iter().all(Result::is_ok));
@@ -1325,7 +1348,7 @@ mod tests {
     fn pcap_output_keeps_at_most_rotate_files_files() {
         let dir = tempfile::tempdir().unwrap();
         let base = dir.path().join("ring.pcap");
-        let mut out = PcapOutput::create(base.clone(), 65535, 1, 2, None).unwrap();
+        let mut out = begun(PcapOutput::create(base.clone(), 65535, 1, 2, None).unwrap());
         // ~5 MiB, in chunks of ~0.8 MiB: five or more files started.
         assert!(feed(&mut out, 6, 850, 9).iter().all(Result::is_ok));
         out.flush().unwrap();
@@ -1351,7 +1374,7 @@ mod tests {
         let base = dir.path().join("r.pcap");
         let blocker = dir.path().join("r.1.pcap");
         std::fs::create_dir(&blocker).unwrap(); // cannot be created as a file
-        let mut out = PcapOutput::create(base.clone(), 65535, 1, 2, None).unwrap();
+        let mut out = begun(PcapOutput::create(base.clone(), 65535, 1, 2, None).unwrap());
         // Records of 1016 bytes: the 1033rd brings the file to 1 MiB (24 + 1032 x 1016 < 1 MiB),
         // so the 11th chunk of 100 writes 33 and fails on the rotation.
         let res = feed(&mut out, 11, 100, 3);
@@ -1371,7 +1394,7 @@ mod tests {
     #[test]
     fn sink_counts_written_frame_bytes_whole_chunks_and_up_to_a_limit() {
         let dir = tempfile::tempdir().unwrap();
-        let out = PcapOutput::create(dir.path().join("b.pcap"), 65535, 0, 0, None).unwrap();
+        let out = begun(PcapOutput::create(dir.path().join("b.pcap"), 65535, 0, 0, None).unwrap());
         let mut s = SinkState {
             name: "t".into(),
             output: SinkOutput::Pcap(out),

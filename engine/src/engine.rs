@@ -1247,7 +1247,8 @@ pub(crate) fn update_consumer_sched(st: &State) {
 }
 
 /// Start a queued consumer's thread; returns its slot and handle.
-pub(crate) fn spawn_sink((index, t): (usize, SinkTask)) -> Result<(usize, SinkThread), EngineError> {
+pub(crate) fn spawn_sink((index, mut t): (usize, SinkTask)) -> Result<(usize, SinkThread), EngineError> {
+    t.output.begin().map_err(|e| EngineError::Output { consumer: t.name.clone(), source: Box::new(e) })?;
     let name = format!("rw-sink-{}", t.name);
     let h = std::thread::Builder::new()
         .name(name)

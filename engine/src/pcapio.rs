@@ -611,6 +611,17 @@ pub struct PcapWriter {
     /// Held while the writer lives (regular files only: two writers of
     /// `/dev/null` or a terminal harm nobody).
     _claim: Option<OutputClaim>,
+    /// Opened but not begun ([`PcapWriter::begin`]): whether opening created the file.
+    pending: Option<bool>,
+}
+
+impl Drop for PcapWriter {
+    fn drop(&mut self) {
+        // Never begun: the engine did not start. Leave no empty file behind.
+        if self.pending == Some(true) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
 }
 
 const WRITE_BUFFER: usize = 64 << 10;
@@ -621,29 +632,46 @@ impl PcapWriter {
     /// # Errors
     /// [`PcapIoError::Open`] / [`PcapIoError::Io`] naming the file.
     pub fn create(path: &Path, snaplen: u32) -> Result<Self, PcapIoError> {
+        let mut w = Self::open(path, snaplen)?;
+        w.begin()?;
+        Ok(w)
+    }
+
+    /// Open `path` for writing without touching what it holds: the file is
+    /// truncated and given its header by [`PcapWriter::begin`]. A writer
+    /// dropped before that leaves an existing file as it was, and removes
+    /// one it created, so an engine that fails to start after opening its
+    /// outputs destroys no earlier capture. Standard output (`-`) begins at once.
+    ///
+    /// # Errors
+    /// [`PcapIoError::Open`] / [`PcapIoError::Io`] naming the file.
+    pub fn open(path: &Path, snaplen: u32) -> Result<Self, PcapIoError> {
+        let snaplen = snaplen.min(MAX_SNAPLEN);
         if is_stdio(path) {
             let fd = std::os::fd::AsFd::as_fd(&std::io::stdout()).try_clone_to_owned();
             let fd = fd.map_err(|source| PcapIoError::Open { path: path.into(), source })?;
-            return Self::start(File::from(fd), path, snaplen, None);
+            let mut w = Self::new(File::from(fd), path, snaplen, None, false);
+            w.begin()?;
+            return Ok(w);
         }
         // Creating the file would truncate a source still being read from it,
         // or a file another writer is writing. Held from the check until the
         // claim is taken, so two writers starting at once cannot both pass.
         let mut open = OUTPUTS.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Ok(m) = std::fs::metadata(path) {
-            if crate::mapguard::is_source(m.dev(), m.ino()) {
+        let existed = match std::fs::metadata(path) {
+            Ok(m) if crate::mapguard::is_source(m.dev(), m.ino()) => {
                 return Err(PcapIoError::OverSource { path: path.into() });
             }
-            if open.contains(&(m.dev(), m.ino())) {
-                return Err(PcapIoError::OutputInUse { path: path.into() });
-            }
-        }
+            Ok(m) if open.contains(&(m.dev(), m.ino())) => return Err(PcapIoError::OutputInUse { path: path.into() }),
+            Ok(_) => true,
+            Err(_) => false,
+        };
         // Non-blocking open: a FIFO without a reader fails at once (ENXIO)
         // instead of hanging; writes then block as usual.
         let file = std::fs::OpenOptions::new()
             .write(true)
             .create(true)
-            .truncate(true)
+            .truncate(false)
             .custom_flags(libc::O_NONBLOCK)
             .open(path)
             .map_err(|source| match source.raw_os_error() {
@@ -657,20 +685,38 @@ impl PcapWriter {
             OutputClaim((meta.dev(), meta.ino()))
         });
         drop(open);
-        Self::start(file, path, snaplen, claim)
+        Ok(Self::new(file, path, snaplen, claim, !existed))
     }
 
-    /// Write the file header to `file`, opened for `path`.
-    fn start(mut file: File, path: &Path, snaplen: u32, claim: Option<OutputClaim>) -> Result<Self, PcapIoError> {
-        let snaplen = snaplen.min(MAX_SNAPLEN);
+    fn new(file: File, path: &Path, snaplen: u32, claim: Option<OutputClaim>, created: bool) -> Self {
+        let buf = Vec::with_capacity(WRITE_BUFFER);
+        Self { file, path: path.into(), snaplen, bytes: 0, buf, _claim: claim, pending: Some(created) }
+    }
+
+    /// Truncate the file opened by [`PcapWriter::open`] and write its
+    /// header (once; later calls do nothing).
+    ///
+    /// # Errors
+    /// [`PcapIoError::Io`] naming the file.
+    pub fn begin(&mut self) -> Result<(), PcapIoError> {
+        if self.pending.is_none() {
+            return Ok(());
+        }
+        let io = |source| PcapIoError::Io { path: self.path.clone(), source };
+        // Regular files only: a FIFO or a device has nothing to truncate.
+        if self.file.metadata().map_err(io)?.is_file() {
+            self.file.set_len(0).map_err(io)?;
+        }
         let mut hdr = [0u8; 24];
         hdr[0..4].copy_from_slice(&MAGIC_NS.to_le_bytes());
         hdr[4..6].copy_from_slice(&2u16.to_le_bytes());
         hdr[6..8].copy_from_slice(&4u16.to_le_bytes());
-        hdr[16..20].copy_from_slice(&snaplen.to_le_bytes());
+        hdr[16..20].copy_from_slice(&self.snaplen.to_le_bytes());
         hdr[20..24].copy_from_slice(&LINKTYPE_ETHERNET.to_le_bytes());
-        file.write_all(&hdr).map_err(|source| PcapIoError::Io { path: path.into(), source })?;
-        Ok(Self { file, path: path.into(), snaplen, bytes: 24, buf: Vec::with_capacity(WRITE_BUFFER), _claim: claim })
+        self.file.write_all(&hdr).map_err(io)?;
+        self.pending = None;
+        self.bytes = 24;
+        Ok(())
     }
 
     /// Append one record, truncated to the snaplen (buffered).

@@ -301,6 +301,62 @@ fn bad_inputs_get_one_clear_line_and_a_nonzero_exit() {
     refused(&["run", cfg.to_str().unwrap()], "does not exist");
 }
 
+/// A run that fails to start after opening some of its outputs leaves
+/// every earlier capture in them as it was, and no empty file where there
+/// was none: the outputs are truncated only once the engine starts.
+#[test]
+fn a_run_that_fails_to_start_destroys_no_earlier_capture() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.pcap");
+    write_corpus(&good);
+    let g = good.to_str().unwrap();
+    let precious = dir.path().join("precious.pcap");
+    std::fs::copy(&good, &precious).unwrap();
+    let before = std::fs::read(&precious).unwrap();
+    let fresh = dir.path().join("fresh.pcap");
+    let cfg = dir.path().join("clobber.toml");
+    // The consumers that come after the good ones fail in two ways: an
+    // output that cannot be opened, and a filter plugin that is not there.
+    for (bad, needle) in [
+        ("path = \"/nonexistent-dir/b.pcap\"", "/nonexistent-dir/b.pcap: cannot open"),
+        ("path = \"/dev/null\"\nfilter = \"plugin:/nonexistent/plugin.so:x\"", "/nonexistent/plugin.so"),
+    ] {
+        std::fs::write(
+            &cfg,
+            format!(
+                "[[ports]]\nuri = \"pcap:{g}\"\n\
+                 [[consumers]]\nname = \"a\"\nkind = \"pcap\"\npath = \"{}\"\n\
+                 [[consumers]]\nname = \"fresh\"\nkind = \"pcap\"\npath = \"{}\"\n\
+                 [[consumers]]\nname = \"b\"\nkind = \"pcap\"\n{bad}\n",
+                precious.display(),
+                fresh.display()
+            ),
+        )
+        .unwrap();
+        refused(&["run", cfg.to_str().unwrap(), "--control-socket", "none"], needle);
+        assert!(std::fs::read(&precious).unwrap() == before, "{bad}: the earlier capture was changed");
+        assert!(!fresh.exists(), "{bad}: an empty output was left behind");
+    }
+    // The same outputs, all good: the run truncates and writes them.
+    std::fs::write(
+        &cfg,
+        format!(
+            "[[ports]]\nuri = \"pcap:{g}\"\n[[consumers]]\nname = \"a\"\nkind = \"pcap\"\npath = \"{}\"\nfilter = \"udp\"\n",
+            precious.display()
+        ),
+    )
+    .unwrap();
+    let out = ringwire(&["run", cfg.to_str().unwrap(), "--control-socket", "none"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let after = std::fs::read(&precious).unwrap();
+    assert!(
+        after.len() >= 24 && after.len() < before.len(),
+        "not rewritten: {} bytes, {} before",
+        after.len(),
+        before.len()
+    );
+}
+
 /// `--log` with a filter tracing cannot parse is refused (status 2), not
 /// silently replaced.
 #[test]
