@@ -608,9 +608,10 @@ pub struct PcapWriter {
     /// Bytes known to be in the file (complete records only).
     bytes: u64,
     buf: Vec<u8>,
-    /// Held while the writer lives (regular files only: two writers of
-    /// `/dev/null` or a terminal harm nobody).
-    _claim: Option<OutputClaim>,
+    /// Held while the writer lives (regular files opened by path only: two
+    /// writers of `/dev/null` or a terminal harm nobody); so also what
+    /// [`PcapWriter::begin`] truncates.
+    claim: Option<OutputClaim>,
     /// Opened but not begun ([`PcapWriter::begin`]): whether opening created the file.
     pending: Option<bool>,
 }
@@ -690,7 +691,7 @@ impl PcapWriter {
 
     fn new(file: File, path: &Path, snaplen: u32, claim: Option<OutputClaim>, created: bool) -> Self {
         let buf = Vec::with_capacity(WRITE_BUFFER);
-        Self { file, path: path.into(), snaplen, bytes: 0, buf, _claim: claim, pending: Some(created) }
+        Self { file, path: path.into(), snaplen, bytes: 0, buf, claim, pending: Some(created) }
     }
 
     /// Truncate the file opened by [`PcapWriter::open`] and write its
@@ -703,8 +704,10 @@ impl PcapWriter {
             return Ok(());
         }
         let io = |source| PcapIoError::Io { path: self.path.clone(), source };
-        // Regular files only: a FIFO or a device has nothing to truncate.
-        if self.file.metadata().map_err(io)?.is_file() {
+        // Regular files opened by path only (those hold a claim): a FIFO or
+        // a device has nothing to truncate, and standard output redirected
+        // to a file is the shell's to truncate or append to.
+        if self.claim.is_some() {
             self.file.set_len(0).map_err(io)?;
         }
         let mut hdr = [0u8; 24];

@@ -98,6 +98,18 @@ impl RingGeometry {
     }
 }
 
+/// Take `geometry` down to `blocks` blocks, saying why (`why`) and by how much.
+fn shrink(iface: &str, geometry: &mut RingGeometry, blocks: u32, why: &str) {
+    tracing::warn!(
+        iface,
+        from_blocks = geometry.block_count,
+        to_blocks = blocks,
+        block_size = geometry.block_size,
+        "{why}; shrinking it"
+    );
+    geometry.block_count = blocks;
+}
+
 /// A program the kernel runs on each frame before the ring.
 #[derive(Debug, Clone, Copy)]
 pub enum KernelFilter<'a> {
@@ -291,17 +303,11 @@ impl RxRing {
                 RxHash::Auto => sys::if_rx_hashing(&fd, iface),
             };
         let mut geometry = opts.geometry;
-        if let Some(fit) = sys::mem_available().map(|avail| (geometry.fit_in(avail), avail >> 20)) {
-            if fit.0 != geometry {
-                tracing::warn!(
-                    iface,
-                    from_blocks = geometry.block_count,
-                    to_blocks = fit.0.block_count,
-                    block_size = geometry.block_size,
-                    available_mib = fit.1,
-                    "the RX ring would take more than half the memory available; shrinking it"
-                );
-                geometry = fit.0;
+        if let Some(avail) = sys::mem_available() {
+            let fit = geometry.fit_in(avail);
+            if fit != geometry {
+                let why = format!("the RX ring would take more than half the memory available ({} MiB)", avail >> 20);
+                shrink(iface, &mut geometry, fit.block_count, &why);
             }
         }
         loop {
@@ -325,14 +331,7 @@ impl RxRing {
                 Ok(()) => break,
                 Err(e) if e.io_error.raw_os_error() == Some(libc::ENOMEM) && geometry.block_count > 2 => {
                     let smaller = geometry.block_count / 2;
-                    tracing::warn!(
-                        iface,
-                        from_blocks = geometry.block_count,
-                        to_blocks = smaller,
-                        block_size = geometry.block_size,
-                        "not enough memory for the RX ring; shrinking it"
-                    );
-                    geometry.block_count = smaller;
+                    shrink(iface, &mut geometry, smaller, "not enough memory for the RX ring");
                 }
                 Err(e) => return Err(sys_err(e)),
             }
