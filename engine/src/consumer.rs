@@ -413,7 +413,80 @@ pub enum SinkOutput {
         port_names: Vec<String>,
         /// What else each line shows.
         options: PrintOptions,
+        /// Where the lines go.
+        lines: Lines,
     },
+}
+
+/// The lines a `print` consumer has made and not yet written out, and
+/// where they go (standard output). They go out with plain `write`s, so
+/// after a failure it is known which lines went out whole: only those
+/// count as written.
+pub struct Lines {
+    out: std::fs::File,
+    buf: Vec<u8>,
+    /// Per line: where it ends in `buf`, and its frame's captured length.
+    ends: Vec<(usize, usize)>,
+}
+
+/// What writing out the pending lines did.
+struct LinesOut {
+    /// Lines that went out whole, and their frames' bytes.
+    lines: u64,
+    bytes: u64,
+    /// Lines that did not, and why.
+    unsent: u64,
+    error: Option<std::io::Error>,
+}
+
+impl Lines {
+    /// Pending lines are written out once they reach this size.
+    const FLUSH_AT: usize = 64 << 10;
+
+    /// Lines for standard output.
+    ///
+    /// # Errors
+    /// Standard output cannot be duplicated (no descriptor left).
+    pub fn stdout() -> Result<Self, PcapIoError> {
+        let fd = std::os::fd::AsFd::as_fd(&std::io::stdout()).try_clone_to_owned();
+        let fd = fd.map_err(|source| PcapIoError::Open { path: "-".into(), source })?;
+        Ok(Self::new(fd.into()))
+    }
+
+    fn new(out: std::fs::File) -> Self {
+        Self { out, buf: Vec::with_capacity(Self::FLUSH_AT + 4096), ends: Vec::new() }
+    }
+
+    fn push(&mut self, line: &str, frame_len: usize) {
+        self.buf.extend_from_slice(line.as_bytes());
+        self.ends.push((self.buf.len(), frame_len));
+    }
+
+    fn pending(&self) -> u64 {
+        self.ends.len() as u64
+    }
+
+    fn write_out(&mut self) -> LinesOut {
+        let (mut sent, mut error) = (0, None);
+        while sent < self.buf.len() && error.is_none() {
+            match self.out.write(&self.buf[sent..]) {
+                Ok(0) => error = Some(std::io::ErrorKind::WriteZero.into()),
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => error = Some(e),
+            }
+        }
+        let whole = self.ends.partition_point(|&(end, _)| end <= sent);
+        let out = LinesOut {
+            lines: whole as u64,
+            bytes: self.ends[..whole].iter().map(|&(_, len)| len as u64).sum(),
+            unsent: (self.ends.len() - whole) as u64,
+            error,
+        };
+        self.buf.clear();
+        self.ends.clear();
+        out
+    }
 }
 
 /// What a printed line shows besides its summary (tcpdump's `-e`, `-xx`, `-XX`).
@@ -571,14 +644,14 @@ impl PcapOutput {
         let i = if self.split { worker.min(self.writers.len() - 1) } else { 0 };
         if self.rotate_bytes == 0 {
             let len = if records == chunk.records() { chunk.buf.len() } else { chunk.prefix_len(records) };
-            return self.writers[i].write_records(&chunk.buf[..len]).map_err(|e| (0, e));
+            return self.writers[i].write_records(&chunk.buf[..len]);
         }
         let (mut done, mut off) = (0, 0);
         while done < records {
             self.rotate_if_full(i).map_err(|e| (done, e))?;
             let room = usize::try_from(self.rotate_bytes - self.writers[i].bytes()).unwrap_or(usize::MAX);
             let (n, len) = chunk.span(off, records - done, room);
-            self.writers[i].write_records(&chunk.buf[off..off + len]).map_err(|e| (done, e))?;
+            self.writers[i].write_records(&chunk.buf[off..off + len]).map_err(|(n, e)| (done + n, e))?;
             (done, off) = (done + n, off + len);
         }
         Ok(())
@@ -680,7 +753,8 @@ struct SinkState {
     limit: Option<u64>,
     limit_hit: Arc<AtomicBool>,
     local: [u64; sink::N],
-    stdout: std::io::BufWriter<std::io::Stdout>,
+    /// The output's reader has gone: nothing more is written.
+    closed: bool,
     line: String,
     /// Times printed lines may be relative to.
     clock: PrintClock,
@@ -701,13 +775,37 @@ fn broken_pipe(e: &(dyn std::error::Error + 'static)) -> bool {
 }
 
 impl SinkState {
+    fn new(name: String, output: SinkOutput, limit: Option<u64>, limit_hit: Arc<AtomicBool>) -> Self {
+        let mut local = [0; sink::N];
+        if let SinkOutput::Pcap(p) = &output {
+            local[sink::FILES] = p.opened;
+        }
+        Self {
+            name,
+            output,
+            limit,
+            limit_hit,
+            local,
+            closed: false,
+            line: String::with_capacity(256),
+            clock: PrintClock::default(),
+            first_error: None,
+            dirty: false,
+        }
+    }
+
     /// Write a chunk from worker `worker` (up to the limit), and count it.
     fn write(&mut self, worker: usize, chunk: &Chunk) {
         let n = chunk.records() as u64;
+        if self.closed {
+            self.local[sink::OUTPUT_CLOSED] += n;
+            return;
+        }
+        // Frames taken so far: written, or in lines waiting to go out.
+        let taken = self.local[sink::WRITTEN] + self.pending_lines();
         let room = match self.limit {
-            // Output gone (stdout closed), or the limit reached.
             _ if self.limit_hit.load(Ordering::Relaxed) => 0,
-            Some(l) => l.saturating_sub(self.local[sink::WRITTEN]),
+            Some(l) => l.saturating_sub(taken),
             None => n,
         };
         let take = n.min(room);
@@ -715,70 +813,90 @@ impl SinkState {
         if take == 0 {
             return;
         }
-        // Records written, and the error that stopped the rest.
-        let (wrote, res) = match &mut self.output {
+        match &mut self.output {
             SinkOutput::Pcap(p) => {
-                let stdout = p.is_stdout();
-                let r = match p.write(worker, chunk, take as usize) {
-                    Ok(()) => (take, Ok(())),
-                    Err((done, e)) => (
-                        done as u64,
-                        Err(if stdout && broken_pipe(&e) {
-                            // The reader of `-w -` went away: stop quietly, as printing does. (A FIFO's
-                            // writes fail until a new reader opens it: counted as write errors.)
-                            self.limit_hit.store(true, Ordering::Relaxed);
-                            String::new()
-                        } else {
-                            error_chain(&e)
-                        }),
-                    ),
-                };
+                let r = p.write(worker, chunk, take as usize);
                 self.local[sink::FILES] = p.opened;
-                r
+                let stdout = p.is_stdout();
+                let wrote = match r {
+                    Ok(()) => take,
+                    Err((done, e)) => {
+                        let lost = take - done as u64;
+                        // The reader of `-w -` went away: stop quietly, as printing does. (A FIFO's
+                        // writes fail until a new reader opens it: counted as write errors.)
+                        if stdout && broken_pipe(&e) {
+                            self.close(lost);
+                        } else {
+                            self.failed(lost, error_chain(&e));
+                        }
+                        done as u64
+                    }
+                };
+                if wrote > 0 {
+                    self.local[sink::WRITTEN] += wrote;
+                    // Frame bytes are the chunk's bytes less its record headers,
+                    // without walking the records (unless only some were written).
+                    self.local[sink::BYTES] += if wrote == n {
+                        (chunk.buf.len() - chunk.records() * RECORD_HEADER) as u64
+                    } else {
+                        chunk.iter().take(wrote as usize).map(|r| r.3.len() as u64).sum::<u64>()
+                    };
+                }
             }
-            SinkOutput::Print { port_names, options } => {
-                let mut r = (take, Ok(()));
-                for (i, (port, ts_ns, wire_len, data)) in chunk.iter().take(take as usize).enumerate() {
+            SinkOutput::Print { port_names, options, lines } => {
+                for (port, ts_ns, wire_len, data) in chunk.iter().take(take as usize) {
                     self.line.clear();
                     let port = port_names.get(usize::from(port)).map_or("?", String::as_str);
                     summary_line(&mut self.line, &mut self.clock, (ts_ns, wire_len, data), port, *options);
-                    if let Err(e) = self.stdout.write_all(self.line.as_bytes()) {
-                        r = (
-                            i as u64,
-                            Err(if e.kind() == std::io::ErrorKind::BrokenPipe {
-                                // The reader went away (`| head`): stop quietly.
-                                self.limit_hit.store(true, Ordering::Relaxed);
-                                String::new()
-                            } else {
-                                format!("stdout: {e}")
-                            }),
-                        );
-                        break;
-                    }
+                    lines.push(&self.line, data.len());
                 }
-                r
-            }
-        };
-        if wrote > 0 {
-            self.local[sink::WRITTEN] += wrote;
-            // Frame bytes are the chunk's bytes less its record headers,
-            // without walking the records (unless only some were written).
-            self.local[sink::BYTES] += if wrote == n {
-                (chunk.buf.len() - chunk.records() * RECORD_HEADER) as u64
-            } else {
-                chunk.iter().take(wrote as usize).map(|r| r.3.len() as u64).sum::<u64>()
-            };
-            self.dirty = true;
-        }
-        if let Err(e) = res {
-            self.local[sink::WRITE_ERRORS] += take - wrote;
-            if self.first_error.is_none() && !e.is_empty() {
-                tracing::error!(consumer = %self.name, error = %e, "write failed; further failures are counted");
-                self.first_error = Some(e);
+                self.dirty = true;
+                if lines.buf.len() >= Lines::FLUSH_AT {
+                    self.write_lines();
+                }
             }
         }
-        if self.limit.is_some_and(|l| self.local[sink::WRITTEN] >= l) {
+        if self.limit.is_some_and(|l| self.local[sink::WRITTEN] + self.pending_lines() >= l) {
             self.limit_hit.store(true, Ordering::Relaxed);
+        }
+    }
+
+    fn pending_lines(&self) -> u64 {
+        match &self.output {
+            SinkOutput::Print { lines, .. } => lines.pending(),
+            SinkOutput::Pcap(_) => 0,
+        }
+    }
+
+    /// Write out the pending printed lines, and count them.
+    fn write_lines(&mut self) {
+        let SinkOutput::Print { lines, .. } = &mut self.output else { return };
+        let out = lines.write_out();
+        self.local[sink::WRITTEN] += out.lines;
+        self.local[sink::BYTES] += out.bytes;
+        match out.error {
+            // The reader went away (`| head`): stop quietly.
+            Some(e) if e.kind() == std::io::ErrorKind::BrokenPipe => self.close(out.unsent),
+            Some(e) => self.failed(out.unsent, format!("stdout: {e}")),
+            None => {}
+        }
+    }
+
+    /// The output's reader has gone, with `unsent` frames not written: the
+    /// limit is raised (the engine stops, as after `-c`) and it is not an error.
+    fn close(&mut self, unsent: u64) {
+        self.local[sink::OUTPUT_CLOSED] += unsent;
+        self.closed = true;
+        self.limit_hit.store(true, Ordering::Relaxed);
+    }
+
+    /// A write failed, losing `lost` frames: count them, and log the first
+    /// error (later ones are only counted).
+    fn failed(&mut self, lost: u64, e: String) {
+        self.local[sink::WRITE_ERRORS] += lost;
+        if self.first_error.is_none() {
+            tracing::error!(consumer = %self.name, error = %e, "write failed; further failures are counted");
+            self.first_error = Some(e);
         }
     }
 
@@ -791,7 +909,7 @@ impl SinkState {
     /// Make what was written visible (a `tail -f`, a pipe reader).
     fn flush(&mut self) {
         if let Err(e) = self.flush_output() {
-            if self.first_error.is_none() && !self.limit_hit.load(Ordering::Relaxed) {
+            if self.first_error.is_none() && !self.closed {
                 self.first_error = Some(e);
             }
         }
@@ -799,24 +917,21 @@ impl SinkState {
     }
 
     /// Write out what is buffered. When standard output's reader has gone
-    /// (`| head`), the output ends quietly: the limit is raised (the engine
-    /// stops, as after `-c`) and it is not an error.
+    /// (`| head`), the output ends quietly (see [`SinkState::close`]).
     fn flush_output(&mut self) -> Result<(), String> {
-        let (gone, e) = match &mut self.output {
-            SinkOutput::Pcap(p) => match p.flush() {
-                Ok(()) => return Ok(()),
-                Err(e) => (p.is_stdout() && broken_pipe(&e), error_chain(&e)),
-            },
-            SinkOutput::Print { .. } => match self.stdout.flush() {
-                Ok(()) => return Ok(()),
-                Err(e) => (e.kind() == std::io::ErrorKind::BrokenPipe, format!("stdout: {e}")),
-            },
-        };
-        if gone {
-            self.limit_hit.store(true, Ordering::Relaxed);
+        let SinkOutput::Pcap(p) = &mut self.output else {
+            // Its failures are counted and logged as they happen.
+            self.write_lines();
             return Ok(());
+        };
+        match p.flush() {
+            Ok(()) => Ok(()),
+            Err(e) if p.is_stdout() && broken_pipe(&e) => {
+                self.close(0);
+                Ok(())
+            }
+            Err(e) => Err(error_chain(&e)),
         }
-        Err(e)
     }
 }
 
@@ -878,24 +993,7 @@ pub fn run_sink(t: SinkTask) -> Result<Vec<PathBuf>, String> {
         SinkOutput::Pcap(p) => !p.split,
         SinkOutput::Print { .. } => true,
     };
-    let mut s = SinkState {
-        local: [0; sink::N],
-        // Not locked: BufWriter takes the lock once per 64 KiB flush, so the main
-        // thread can still print between flushes.
-        stdout: std::io::BufWriter::with_capacity(1 << 16, std::io::stdout()),
-        line: String::with_capacity(256),
-        clock: PrintClock::default(),
-        first_error: None,
-        dirty: false,
-        name: t.name,
-        output: t.output,
-        limit: t.limit,
-        limit_hit: t.limit_hit,
-    };
-    s.local[sink::FILES] = match &s.output {
-        SinkOutput::Pcap(p) => p.opened,
-        SinkOutput::Print { .. } => 0,
-    };
+    let mut s = SinkState::new(t.name, t.output, t.limit, t.limit_hit);
     let mut reorder = Reorder::default();
     let mut idle_parks = 0u32;
     // It follows `rt_priority`, which the engine changes when ports come and go.
@@ -1395,18 +1493,7 @@ mod tests {
     fn sink_counts_written_frame_bytes_whole_chunks_and_up_to_a_limit() {
         let dir = tempfile::tempdir().unwrap();
         let out = begun(PcapOutput::create(dir.path().join("b.pcap"), 65535, 0, 0, None).unwrap());
-        let mut s = SinkState {
-            name: "t".into(),
-            output: SinkOutput::Pcap(out),
-            limit: Some(5),
-            limit_hit: Arc::default(),
-            local: [0; sink::N],
-            stdout: std::io::BufWriter::new(std::io::stdout()),
-            line: String::new(),
-            clock: PrintClock::default(),
-            first_error: None,
-            dirty: false,
-        };
+        let mut s = SinkState::new("t".into(), SinkOutput::Pcap(out), Some(5), Arc::default());
         let ch = Arc::new(Channel::new(2, MIN_CHUNK, Arc::default()));
         let mut p = Producer::new(ch.clone(), 65535);
         // A whole chunk of three frames: 10 + 20 + 30 frame bytes.

@@ -835,6 +835,7 @@ impl Engine {
                 s.written_bytes = v[sink::BYTES];
                 s.over_limit = v[sink::OVER_LIMIT];
                 s.write_errors = v[sink::WRITE_ERRORS];
+                s.output_closed = v[sink::OUTPUT_CLOSED];
                 s.files = v[sink::FILES];
             }
             s.latency = slot.probe.as_ref().map(|p| p.snapshot());
@@ -1144,6 +1145,8 @@ pub(crate) fn build_consumer(st: &State, c: &ConsumerConfig, nworkers: usize) ->
             _ => SinkOutput::Print {
                 port_names,
                 options: crate::consumer::PrintOptions { link: c.print_link, hex: c.print_hex, time: c.print_time },
+                lines: crate::consumer::Lines::stdout()
+                    .map_err(|e| EngineError::Output { consumer: c.name.clone(), source: Box::new(e) })?,
             },
         };
         let waker = Arc::new(SinkWaker::default());

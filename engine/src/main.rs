@@ -640,13 +640,18 @@ fn cmd_capture(a: CaptureArgs) -> Result<ExitCode> {
     let c = &report.snapshot.consumers[0];
     let drops: u64 = report.snapshot.ports.iter().map(|p| p.kernel_drops).sum();
     eprintln!(
-        "{} frames captured, {} received by filter, {} dropped by kernel, {} dropped on a full queue{}{}",
+        "{} frames captured, {} received by filter, {} dropped by kernel, {} dropped on a full queue{}{}{}",
         c.written,
         c.passed,
         drops,
         c.queue_dropped,
         interface_drops(&report.snapshot).map_or_else(String::new, |d| format!(", {d} dropped by interface")),
-        if c.write_errors > 0 { format!(", {} lost to write errors", c.write_errors) } else { String::new() }
+        if c.write_errors > 0 { format!(", {} lost to write errors", c.write_errors) } else { String::new() },
+        if c.output_closed > 0 {
+            format!(", {} not written after the output was closed", c.output_closed)
+        } else {
+            String::new()
+        }
     );
     if std::env::var_os("RINGWIRE_VERBOSE").is_some() {
         eprint!("{}", report.snapshot.table());

@@ -41,6 +41,21 @@ pub fn record_header(ts_ns: u64, incl: usize, wire_len: u32) -> [u8; RECORD_HEAD
     h
 }
 
+/// How many complete records `bytes` (records in pcap layout, as this
+/// crate writes them) starts with, and their length.
+#[must_use]
+pub fn complete_records(bytes: &[u8]) -> (usize, usize) {
+    let (mut n, mut len) = (0, 0);
+    while let Some(h) = bytes.get(len..len + RECORD_HEADER) {
+        let incl = u32::from_le_bytes([h[8], h[9], h[10], h[11]]) as usize;
+        if bytes.len() - len - RECORD_HEADER < incl {
+            break;
+        }
+        (n, len) = (n + 1, len + RECORD_HEADER + incl);
+    }
+    (n, len)
+}
+
 /// Largest record libpcap reads (its `MAXIMUM_SNAPLEN`).
 pub const MAX_SNAPLEN: u32 = 262_144;
 
@@ -740,25 +755,42 @@ impl PcapWriter {
     /// Append records already in pcap layout (each no longer than the snaplen).
     ///
     /// # Errors
-    /// The write failure, naming the file; the file is cut back to its last complete record.
-    pub fn write_records(&mut self, records: &[u8]) -> Result<(), PcapIoError> {
-        self.flush()?;
+    /// The write failure, naming the file, with how many of `records` were
+    /// written whole before it. A file is cut back to its last complete
+    /// record; a pipe keeps what went into it.
+    pub fn write_records(&mut self, records: &[u8]) -> Result<(), (usize, PcapIoError)> {
+        self.flush().map_err(|e| (0, e))?;
         self.write_through(records)
     }
 
-    fn write_through(&mut self, bytes: &[u8]) -> Result<(), PcapIoError> {
-        match self.file.write_all(bytes) {
-            Ok(()) => {
-                self.bytes += bytes.len() as u64;
-                Ok(())
-            }
-            Err(source) => {
-                // Cut a torn record off so the file stays readable.
-                let _ = self.file.set_len(self.bytes);
-                let _ = std::io::Seek::seek(&mut self.file, std::io::SeekFrom::Start(self.bytes));
-                Err(PcapIoError::Io { path: self.path.clone(), source })
+    fn write_through(&mut self, bytes: &[u8]) -> Result<(), (usize, PcapIoError)> {
+        let mut sent = 0;
+        while sent < bytes.len() {
+            match self.file.write(&bytes[sent..]) {
+                Ok(0) => {
+                    let source = io::Error::from(io::ErrorKind::WriteZero);
+                    return Err(self.failed(bytes, sent, source));
+                }
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(source) => return Err(self.failed(bytes, sent, source)),
             }
         }
+        self.bytes += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// A write of `bytes` failed after `sent` of them: keep the complete
+    /// records among those, cut a torn one off (a file, so it stays
+    /// readable; a pipe cannot take bytes back), and say how many were kept.
+    fn failed(&mut self, bytes: &[u8], sent: usize, source: io::Error) -> (usize, PcapIoError) {
+        let (records, len) = complete_records(&bytes[..sent]);
+        self.bytes += len as u64;
+        if sent > len {
+            let _ = self.file.set_len(self.bytes);
+            let _ = io::Seek::seek(&mut self.file, io::SeekFrom::Start(self.bytes));
+        }
+        (records, PcapIoError::Io { path: self.path.clone(), source })
     }
 
     /// Bytes in the file so far (including buffered records).
@@ -770,7 +802,8 @@ impl PcapWriter {
     /// Write buffered records to the file.
     ///
     /// # Errors
-    /// The write failure, naming the file (the buffered records are lost).
+    /// The write failure, naming the file (the buffered records not written
+    /// whole are lost).
     pub fn flush(&mut self) -> Result<(), PcapIoError> {
         if self.buf.is_empty() {
             return Ok(());
@@ -779,7 +812,7 @@ impl PcapWriter {
         let r = self.write_through(&buf);
         self.buf = buf;
         self.buf.clear();
-        r
+        r.map_err(|(_, e)| e)
     }
 
     /// The file's path.
@@ -1103,6 +1136,45 @@ mod tests {
         }
         assert_eq!(refs.len(), 49);
         assert!(matches!(shared.claim(100, &mut refs), Claim::End));
+    }
+
+    /// A pipe whose reader leaves midway through a write: the records
+    /// that went into it whole are reported as written, not lost.
+    #[test]
+    fn a_write_cut_short_by_a_closed_pipe_reports_the_records_that_went_out() {
+        let (mut rx, tx) = std::os::unix::net::UnixStream::pair().unwrap();
+        let mut w = PcapWriter::new(File::from(std::os::fd::OwnedFd::from(tx)), Path::new("pipe"), 4096, None, false);
+        w.begin().unwrap();
+        let mut records = Vec::new();
+        for i in 0..2000u32 {
+            records.extend_from_slice(&record_header(u64::from(i), 2000, 2000));
+            records.extend_from_slice(&[i as u8; 2000]);
+        }
+        let reader = std::thread::spawn(move || {
+            let mut got = vec![0u8; 100_000];
+            io::Read::read_exact(&mut rx, &mut got).unwrap();
+            got // the socket closes here, with the writer blocked on a full buffer
+        });
+        let (whole, e) = w.write_records(&records).expect_err("the reader left");
+        let got = reader.join().unwrap();
+        assert!(matches!(&e, PcapIoError::Io { source, .. } if source.kind() == io::ErrorKind::BrokenPipe), "{e:?}");
+        let (read_whole, _) = complete_records(&got[24..]);
+        assert!(read_whole >= 49, "{read_whole}");
+        assert!((read_whole..2000).contains(&whole), "{whole} reported written, {read_whole} read whole");
+        assert_eq!(w.bytes(), 24 + whole as u64 * 2016);
+    }
+
+    #[test]
+    fn complete_records_stops_before_a_torn_one() {
+        let mut b = record_header(1, 3, 3).to_vec();
+        b.extend_from_slice(b"abc");
+        b.extend_from_slice(&record_header(2, 5, 5));
+        assert_eq!(complete_records(&b), (1, 19));
+        b.extend_from_slice(b"1234");
+        assert_eq!(complete_records(&b), (1, 19));
+        b.push(b'5');
+        assert_eq!(complete_records(&b), (2, 40));
+        assert_eq!(complete_records(&b[..10]), (0, 0));
     }
 
     #[test]

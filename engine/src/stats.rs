@@ -104,8 +104,10 @@ pub mod sink {
     pub const WRITE_ERRORS: usize = 3;
     /// Files opened (rotation, per-worker split).
     pub const FILES: usize = 4;
+    /// Frames not written because the output's reader had gone (`| head`).
+    pub const OUTPUT_CLOSED: usize = 5;
     /// Number of sink counters.
-    pub const N: usize = 5;
+    pub const N: usize = 6;
 }
 
 /// Counters of one port, summed over workers.
@@ -114,7 +116,6 @@ pub struct PortSnap {
     /// Port name.
     pub name: String,
     /// Removed at run time (its counters are final).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub removed: bool,
     /// Frames taken from the rings / file.
     pub received: u64,
@@ -136,7 +137,6 @@ pub struct PortSnap {
     pub tx_busy: u64,
     /// Of `tx_frames`, those the kernel never sent (left in a TX ring closed
     /// or replaced while its interface was down or gone).
-    #[serde(skip_serializing_if = "is_zero")]
     pub tx_unsent: u64,
     /// Interface ports that receive or are forwarded to: `up`, `down` (administratively: no frames until it
     /// is up again) or `gone` (deleted, or moved to another network
@@ -144,7 +144,6 @@ pub struct PortSnap {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub link: Option<Link>,
     /// Times the interface was found down (down at start, or going down).
-    #[serde(skip_serializing_if = "is_zero")]
     pub link_downs: u64,
     /// Receiving interface ports: frames the interface lost on receive since
     /// the port opened, before any socket saw them, counted for all its
@@ -232,7 +231,6 @@ pub struct ConsumerSnap {
     /// Kind (`counter`, `forward`, `pcap`, `print`).
     pub kind: String,
     /// Removed at run time (its counters are final).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub removed: bool,
     /// Frames from its ports.
     pub seen: u64,
@@ -248,7 +246,6 @@ pub struct ConsumerSnap {
     pub paused: u64,
     /// Added at run time: frames its ports had passed on before it was
     /// added, which it never saw.
-    #[serde(skip_serializing_if = "is_zero")]
     pub before_added: u64,
     /// The indices of the ports it takes frames from (for [`Snapshot::since`]).
     #[serde(skip)]
@@ -261,9 +258,11 @@ pub struct ConsumerSnap {
     pub over_limit: u64,
     /// Queued consumers: frames lost to write errors.
     pub write_errors: u64,
+    /// Queued consumers writing to standard output or a FIFO: frames not
+    /// written because its reader had gone (`| head`), which ends the run.
+    pub output_closed: u64,
     /// `pcap` consumers: files opened (rotation and per-worker split
     /// included; removed ones too, with `rotate_files`).
-    #[serde(skip_serializing_if = "is_zero")]
     pub files: u64,
     /// Frames delivered per worker.
     pub per_worker: Vec<u64>,
@@ -308,10 +307,6 @@ fn port_mark(p: &PortSnap) -> String {
         Some(link) if link != Link::Up && !p.removed => format!("{} ({})", p.name, link.name()),
         _ => removed_mark(&p.name, p.removed),
     }
-}
-
-fn is_zero(n: &u64) -> bool {
-    *n == 0
 }
 
 /// Every counter at one moment.
@@ -390,6 +385,7 @@ impl Snapshot {
             d(&mut c.written_bytes, b.written_bytes);
             d(&mut c.over_limit, b.over_limit);
             d(&mut c.write_errors, b.write_errors);
+            d(&mut c.output_closed, b.output_closed);
             d(&mut c.files, b.files);
             d(&mut c.filter_errors, b.filter_errors);
             for (x, y) in c.per_worker.iter_mut().zip(&b.per_worker) {
@@ -409,7 +405,7 @@ impl Snapshot {
     /// Check the accounting identities; each broken one is returned as a sentence.
     ///
     /// - consumer: seen = passed + filtered; passed = delivered + queue_dropped + paused;
-    /// - drained queued consumer: delivered = written + over_limit + write_errors;
+    /// - drained queued consumer: delivered = written + over_limit + write_errors + output_closed;
     /// - consumer: seen = the sum of its ports' received frames (checked by the caller
     ///   through `expected_seen`, since only it knows the subscriptions).
     #[must_use]
@@ -427,11 +423,11 @@ impl Snapshot {
             }
             if self.drained
                 && (c.kind == "pcap" || c.kind == "print")
-                && c.delivered != c.written + c.over_limit + c.write_errors
+                && c.delivered != c.written + c.over_limit + c.write_errors + c.output_closed
             {
                 errs.push(format!(
-                    "{}: delivered {} != written {} + over_limit {} + write_errors {}",
-                    c.name, c.delivered, c.written, c.over_limit, c.write_errors
+                    "{}: delivered {} != written {} + over_limit {} + write_errors {} + output_closed {}",
+                    c.name, c.delivered, c.written, c.over_limit, c.write_errors, c.output_closed
                 ));
             }
             if let Some(&want) = expected_seen.get(i) {
@@ -512,7 +508,7 @@ impl Snapshot {
         let _ = writeln!(s, "consumers:");
         let _ = writeln!(
             s,
-            "  {:<16} {:<8} {:>11} {:>11} {:>11} {:>11} {:>9} {:>9} {:>11} {:>9} {:>9}",
+            "  {:<16} {:<8} {:>11} {:>11} {:>11} {:>11} {:>9} {:>9} {:>11} {:>9} {:>9} {:>9}",
             "name",
             "kind",
             "seen",
@@ -523,12 +519,13 @@ impl Snapshot {
             "paused",
             "written",
             "over_lim",
-            "write_err"
+            "write_err",
+            "closed"
         );
         for c in &self.consumers {
             let _ = writeln!(
                 s,
-                "  {:<16} {:<8} {:>11} {:>11} {:>11} {:>11} {:>9} {:>9} {:>11} {:>9} {:>9}",
+                "  {:<16} {:<8} {:>11} {:>11} {:>11} {:>11} {:>9} {:>9} {:>11} {:>9} {:>9} {:>9}",
                 removed_mark(&c.name, c.removed),
                 c.kind,
                 c.seen,
@@ -539,7 +536,8 @@ impl Snapshot {
                 c.paused,
                 c.written,
                 c.over_limit,
-                c.write_errors
+                c.write_errors,
+                c.output_closed
             );
         }
         let probes: Vec<_> = self.consumers.iter().filter_map(|c| c.latency.as_ref().map(|l| (c, l))).collect();

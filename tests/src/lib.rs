@@ -385,7 +385,7 @@ pub fn assert_reconciles(stats: &serde_json::Value) {
         if c["kind"] == "pcap" {
             assert_eq!(
                 g("delivered"),
-                g("written") + g("over_limit") + g("write_errors"),
+                g("written") + g("over_limit") + g("write_errors") + g("output_closed"),
                 "delivered = written for {c}"
             );
         }

@@ -678,9 +678,51 @@ fn a_file_read_by_two_workers_keeps_its_order() {
     assert!(two == one, "printed lines differ between one and two workers");
 }
 
-/// `-w -` into a reader that leaves early (`| head -c 1000`): the capture
+/// The counts of `ringwire capture`'s summary line: frames captured,
+/// received by filter, lost to write errors, not written after the output
+/// was closed.
+fn summary_counts(stderr: &str) -> [u64; 4] {
+    let line = stderr.lines().find(|l| l.contains("frames captured")).expect("a summary line");
+    let count =
+        |what: &str| line.split(", ").find_map(|part| part.strip_suffix(what)).map_or(0, |n| n.trim().parse().unwrap());
+    [
+        count("frames captured"),
+        count("received by filter"),
+        count("lost to write errors"),
+        count("not written after the output was closed"),
+    ]
+}
+
+/// Spawn `ringwire ARGS` with standard output into a pipe, read `keep`
+/// bytes from it and close it, as `| head -c KEEP`; then wait (bounded)
+/// for the run to end. Returns the bytes read and the run's output.
+fn read_then_close(args: &[&str], keep: usize) -> (Vec<u8>, std::process::Output) {
+    let mut child = Command::new(bin("ringwire"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut head = vec![0u8; keep];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut head).unwrap();
+    drop(child.stdout.take());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("ringwire {args:?} did not end after its reader left");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    (head, child.wait_with_output().unwrap())
+}
+
+/// `-w -` into a reader that leaves early (`| head -c 100000`): the capture
 /// stops there, quietly and with exit status 0, as printing does, instead
-/// of reading on and counting every later frame as a write error.
+/// of reading on and counting every later frame as a write error. Its
+/// summary counts as captured every record that went into the pipe whole
+/// (at least those the reader read), and every other frame the filter
+/// passed as not written after the output was closed: none as a write error.
 #[test]
 fn capture_to_a_pipe_stops_quietly_when_the_reader_leaves() {
     let dir = tempfile::tempdir().unwrap();
@@ -690,29 +732,42 @@ fn capture_to_a_pipe_stops_quietly_when_the_reader_leaves() {
         .output()
         .unwrap();
     assert!(gen.status.success(), "{}", String::from_utf8_lossy(&gen.stderr));
-    let mut child = Command::new(bin("ringwire"))
-        .args(["capture", "-r", big.to_str().unwrap(), "-w", "-"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut head = [0u8; 1000];
-    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut head).unwrap();
+    let (head, out) = read_then_close(&["capture", "-r", big.to_str().unwrap(), "-w", "-"], 100_000);
     assert_eq!(&head[..4], &0xa1b2_3c4d_u32.to_le_bytes(), "a nanosecond pcap header first");
-    drop(child.stdout.take());
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while child.try_wait().unwrap().is_none() {
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the capture did not end after its reader left");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(!err.contains("ERROR") && !err.contains("ringwire: error"), "quiet: {err}");
-    assert!(err.contains("frames captured"), "the summary: {err}");
+    let [captured, passed, write_errors, closed] = summary_counts(&err);
+    let (read_whole, _) = ringwire_engine::pcapio::complete_records(&head[24..]);
+    assert!(read_whole >= 60, "{read_whole} records in the first 100 000 bytes");
+    assert!(captured >= read_whole as u64, "{captured} captured, but the reader read {read_whole} whole: {err}");
+    assert_eq!(write_errors, 0, "a closed output is not a write error: {err}");
+    assert_eq!(captured + closed, passed, "every frame passed is in a count: {err}");
+    assert!(closed > 0 && captured < 20_000, "the run stopped early: {err}");
+}
+
+/// Printing into a reader that leaves (`| head -c 5000`): every line that
+/// went out whole counts as captured (at least the lines the reader
+/// read), every other frame as not written after the output was closed.
+#[test]
+fn printing_into_a_reader_that_leaves_counts_every_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("p.pcap");
+    let gen = Command::new(bin("ringwire-gen"))
+        .args(["--pcap-out", pcap.to_str().unwrap(), "-n", "20000", "--size", "60"])
+        .output()
+        .unwrap();
+    assert!(gen.status.success(), "{}", String::from_utf8_lossy(&gen.stderr));
+    let (head, out) = read_then_close(&["capture", "-r", pcap.to_str().unwrap()], 5000);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let [captured, passed, write_errors, closed] = summary_counts(&err);
+    let lines_read = head.iter().filter(|&&b| b == b'\n').count() as u64;
+    assert!(lines_read >= 20, "{lines_read} lines in the first 5000 bytes");
+    assert!(captured >= lines_read, "{captured} captured, but the reader read {lines_read} lines: {err}");
+    assert_eq!(write_errors, 0, "{err}");
+    assert_eq!(captured + closed, passed, "every frame passed is in a count: {err}");
+    assert!(closed > 0, "{err}");
 }
 
 /// Printing a few frames a second into a reader that leaves (`| head -1`):
