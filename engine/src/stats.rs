@@ -600,6 +600,19 @@ impl Snapshot {
 mod tests {
     use super::*;
 
+    /// A script reading the stats JSON finds every counter, zero or not.
+    #[test]
+    fn the_json_has_every_counter_also_at_zero() {
+        let json = serde_json::to_value(ConsumerSnap::default()).unwrap();
+        for key in ["removed", "before_added", "written", "over_limit", "write_errors", "output_closed", "files"] {
+            assert!(json.get(key).is_some_and(|v| v == 0 || v == false), "{key}: {json}");
+        }
+        let json = serde_json::to_value(PortSnap::default()).unwrap();
+        for key in ["removed", "tx_unsent", "link_downs", "kernel_packets"] {
+            assert!(json.get(key).is_some_and(|v| v == 0 || v == false), "{key}: {json}");
+        }
+    }
+
     #[test]
     fn cells_publish_and_load() {
         let c = Cells::<3>::default();

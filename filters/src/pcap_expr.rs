@@ -6,7 +6,11 @@
 //! so a dead (file-like) handle's code is right; in the kernel the tag has been
 //! stripped into metadata, so the program is compiled against a live handle on
 //! the interface, which makes libpcap emit the kernel's VLAN ancillary loads
-//! (exactly what tcpdump attaches on that interface).
+//! (exactly what tcpdump attaches on that interface). Only expressions that
+//! test VLAN tags or the kernel's packet metadata (`inbound`, `outbound`,
+//! `ifindex`) need that handle: for the others libpcap emits the same code
+//! either way, so they are compiled on a dead handle, which also works for
+//! an interface that is down (libpcap cannot open one).
 
 use std::sync::Mutex;
 
@@ -38,13 +42,18 @@ pub fn compile_expression(expression: &str, target: CompileTarget<'_>) -> Result
     let text = {
         let _guard = COMPILE_LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let program = match target {
-            CompileTarget::Userspace => {
+            CompileTarget::Kernel { iface } if needs_live_handle(expression) => Capture::from_device(iface)
+                .and_then(|c| c.snaplen(65535).buffer_size(1 << 16).immediate_mode(true).open())
+                .map_err(|e| {
+                    compile_err(format!(
+                        "cannot open {iface} to compile for it (libpcap compiles VLAN, inbound, outbound and \
+                         ifindex tests against the interface, which must exist and be up): {e}"
+                    ))
+                })?
+                .compile(expression, true),
+            CompileTarget::Userspace | CompileTarget::Kernel { .. } => {
                 Capture::dead(Linktype::ETHERNET).map_err(|e| compile_err(e.to_string()))?.compile(expression, true)
             }
-            CompileTarget::Kernel { iface } => Capture::from_device(iface)
-                .and_then(|c| c.snaplen(65535).buffer_size(1 << 16).immediate_mode(true).open())
-                .map_err(|e| compile_err(format!("cannot open {iface} to compile for it: {e}")))?
-                .compile(expression, true),
         }
         .map_err(|e| compile_err(e.to_string()))?;
         // `BpfInstruction` displays as "code jt jf k"; reading that keeps this
@@ -58,6 +67,18 @@ pub fn compile_expression(expression: &str, target: CompileTarget<'_>) -> Result
         }
     })?;
     CbpfProgram::new(insns).map_err(|reason| FilterError::InvalidProgram { expression: expression.to_owned(), reason })
+}
+
+/// Whether libpcap compiles `expression` differently against a live Linux
+/// handle than against a dead one: it tests VLAN tags (`vlan`: ancillary
+/// loads of the tag the kernel stripped) or packet metadata only the
+/// kernel has (`inbound`, `outbound`, `ifindex`). Any word that could be
+/// one of those keywords counts (a host named `vlan` too): a needless live
+/// compile costs only a handle opened for a moment.
+fn needs_live_handle(expression: &str) -> bool {
+    expression
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .any(|w| ["vlan", "inbound", "outbound", "ifindex"].iter().any(|k| w.eq_ignore_ascii_case(k)))
 }
 
 fn parse_insn(line: &str) -> Option<Insn> {
@@ -169,6 +190,24 @@ mod tests {
                 let interpreted = f.program().run_interpreted(fr, fr.len() as u32) != 0;
                 assert_eq!(interpreted, reference.filter(fr), "interpreter, expression {e:?}");
             }
+        }
+    }
+
+    /// Expressions without VLAN or kernel-metadata tests compile for the
+    /// kernel without opening the interface (so for one that is down or
+    /// not there yet), to the same code as for userspace.
+    #[test]
+    fn only_vlan_and_metadata_tests_need_the_interface() {
+        for e in ["udp", "tcp port 80 or icmp", "ether host 02:00:00:00:00:01", "mpls", "ip[8] > 64"] {
+            assert!(!needs_live_handle(e), "{e}");
+            let kernel = compile_expression(e, CompileTarget::Kernel { iface: "rw-no-such-if" }).unwrap();
+            let user = compile_expression(e, CompileTarget::Userspace).unwrap();
+            assert_eq!(kernel.instructions(), user.instructions(), "{e}");
+        }
+        for e in ["vlan", "udp and vlan 10", "(VLAN)", "inbound", "outbound and udp", "ifindex 2"] {
+            assert!(needs_live_handle(e), "{e}");
+            let err = compile_expression(e, CompileTarget::Kernel { iface: "rw-no-such-if" }).unwrap_err();
+            assert!(err.to_string().contains("rw-no-such-if"), "{e}: {err}");
         }
     }
 
