@@ -750,13 +750,23 @@ impl Engine {
         for slot in &st.ports {
             let mut s =
                 PortSnap { name: slot.config.display_name().to_owned(), removed: slot.removed, ..Default::default() };
+            let afpacket = matches!(slot.kind, PortKind::AfPacket(_));
             for (ws, cells) in workers.iter_mut().zip(&slot.cells) {
                 let v = cells.load();
+                // A worker reads the kernel's count every 100 ms but counts
+                // frames as it takes them: mid-run, the kernel had accepted
+                // at least the frames taken and those it dropped, so its
+                // count is never shown below that (exact once drained).
+                let kernel_packets = if afpacket && !drained {
+                    v[pc::KERNEL_PACKETS].max(v[pc::RECEIVED] + v[pc::KERNEL_DROPS])
+                } else {
+                    v[pc::KERNEL_PACKETS]
+                };
                 s.received += v[pc::RECEIVED];
                 s.bytes += v[pc::BYTES];
                 s.vlan_restored += v[pc::VLAN_RESTORED];
                 s.filtered += v[pc::FILTERED];
-                s.kernel_packets += v[pc::KERNEL_PACKETS];
+                s.kernel_packets += kernel_packets;
                 s.kernel_drops += v[pc::KERNEL_DROPS];
                 s.kernel_freezes += v[pc::KERNEL_FREEZES];
                 s.tx_frames += v[pc::TX_FRAMES];
@@ -767,7 +777,7 @@ impl Engine {
                 ws.received += v[pc::RECEIVED];
                 ws.bytes += v[pc::BYTES];
                 ws.kernel_drops += v[pc::KERNEL_DROPS];
-                ws.kernel_packets += v[pc::KERNEL_PACKETS];
+                ws.kernel_packets += kernel_packets;
             }
             s.if_drops = slot.if_drops.as_ref().map(IfDropTracker::total);
             // Watched where the engine has a socket on the interface: to receive, or to forward to.

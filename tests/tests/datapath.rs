@@ -344,7 +344,27 @@ fn start_and_stop_under_traffic_neither_duplicate_nor_lose_count() {
     let gen = ringwire_tests::spawn_generator(&ns_g, &vg, &["--duration", "4", "--rate", "50000", "--size", "128-512"]);
     std::thread::sleep(Duration::from_millis(500));
     let engine = start_engine(&ns_e, &cfg, dir.path());
-    std::thread::sleep(Duration::from_millis(1000));
+    // Live snapshots while frames flow: the kernel's count (read every
+    // 100 ms) is never shown behind the frames taken from its rings.
+    let t0 = std::time::Instant::now();
+    let mut snapshots = 0;
+    while t0.elapsed() < Duration::from_millis(1000) {
+        let o = std::process::Command::new(ringwire_tests::bin("ringctl"))
+            .arg("--socket")
+            .arg(ringwire_tests::control_socket(&cfg))
+            .args(["--json", "stats"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "ringctl stats: {}", String::from_utf8_lossy(&o.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let c = &v["counters"];
+        for x in c["ports"].as_array().unwrap().iter().chain(c["workers"].as_array().unwrap()) {
+            assert!(u(&x["kernel_packets"]) >= u(&x["received"]) + u(&x["kernel_drops"]), "mid-run: {x}");
+        }
+        snapshots += 1;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(snapshots >= 5, "{snapshots} snapshots");
     let engine_out = stop_engine(engine);
     drop(gen);
 
