@@ -57,6 +57,34 @@ fn bitrate_paces_frames_per_second_for_the_size() {
     assert!((0.0072..=0.0088).contains(&gbps), "about 8 Mbit/s: {rep}");
 }
 
+/// The achieved rate counts the intervals between frames: three frames at
+/// 20 frames/s take 100 ms, a rate of 20 (it said 30); one frame has no
+/// rate. The report counts the default mix's frames too short for a stamp
+/// (IPv6 and TCP flows at 60 and 64 bytes): exactly those of the recorded
+/// frames that carry none.
+#[test]
+fn tiny_counts_report_their_true_rate_and_unstamped_frames_are_counted() {
+    if !privileged("tiny_counts_report_their_true_rate_and_unstamped_frames_are_counted") {
+        return;
+    }
+    let Pair { lab: _lab, ns_gen, if_gen, .. } = Pair::new();
+    let rep = generate(&ns_gen, &if_gen, &["--count", "3", "--rate", "20"]);
+    assert_eq!(rep["sent"], 3);
+    let pps = rep["rate_pps"].as_f64().unwrap();
+    assert!((18.0..=20.2).contains(&pps), "3 frames at 20/s: {rep}");
+    let one = generate(&ns_gen, &if_gen, &["--count", "1"]);
+    assert_eq!((one["sent"].as_u64(), one["rate_pps"].is_null()), (Some(1), true), "{one}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sent.pcap");
+    let rep = generate(&ns_gen, &if_gen, &["--count", "700", "--rate", "50000", "--record", file.to_str().unwrap()]);
+    let sent = read_pcap(&file);
+    assert_eq!(sent.len(), 700);
+    let unstamped = sent.iter().filter(|r| ringwire_bench::frames::read_stamp(&r.data).is_none()).count();
+    assert!(unstamped > 0, "the default mix has frames too short for a stamp");
+    assert_eq!(rep["unstamped"].as_u64(), Some(unstamped as u64), "{rep}");
+}
+
 /// `--rate` with `--duration`: exactly rate × duration frames, at the rate
 /// asked. The pace used to start before the TX rings were mapped (a burst
 /// to catch up, a rate reported 10 % low) and the last frame due before the
