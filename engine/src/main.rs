@@ -431,7 +431,8 @@ fn cmd_run(
     // ready file appears never meets the default action (terminate).
     let hup = Arc::new(AtomicBool::new(false));
     let signals = stop_flag(Some(&hup), Force::OnSecondSignal)?;
-    let engine = Engine::start(&config)?;
+    // The socket first: a path that cannot be used ends the run before the
+    // engine begins its outputs (truncating an existing capture).
     let control = if config.control.enabled {
         let started =
             ringwire_engine::control::server::Server::start(&ringwire_engine::control::server::ServerOptions {
@@ -454,6 +455,7 @@ fn cmd_run(
     } else {
         None
     };
+    let engine = Engine::start(&config)?;
     let mut handler = ringwire_engine::control::Handler::new(set_log);
     if let Some(f) = ready_file {
         std::fs::write(f, format!("{}\n", std::process::id())).with_context(|| format!("writing {}", f.display()))?;

@@ -200,6 +200,13 @@ pub enum PcapIoError {
         /// The output path.
         path: PathBuf,
     },
+    /// Another process holds the output open for writing (its lock): a
+    /// second engine or capture on the same path would truncate it.
+    #[error("{path}: another process is writing this file (it holds its lock): give each capture its own path")]
+    OutputLocked {
+        /// The output path.
+        path: PathBuf,
+    },
     /// A read or write failed.
     #[error("{path}: i/o error")]
     Io {
@@ -696,6 +703,12 @@ impl PcapWriter {
             })?;
         clear_nonblocking(&file).map_err(|source| PcapIoError::Io { path: path.into(), source })?;
         let meta = file.metadata().map_err(|source| PcapIoError::Io { path: path.into(), source })?;
+        if meta.is_file() {
+            lock_output(&file).map_err(|source| match source.kind() {
+                io::ErrorKind::WouldBlock => PcapIoError::OutputLocked { path: path.into() },
+                _ => PcapIoError::Io { path: path.into(), source },
+            })?;
+        }
         let claim = meta.is_file().then(|| {
             open.push((meta.dev(), meta.ino()));
             OutputClaim((meta.dev(), meta.ino()))
@@ -850,6 +863,18 @@ pub fn output_name(base: &Path, worker: Option<usize>, rotation: u32) -> PathBuf
 }
 
 /// Make writes to `file` block again (it was opened non-blocking).
+/// Take the exclusive advisory lock (`flock`) on an output file, without
+/// waiting: held while the file is open, so two processes of ringwire never
+/// write one file. (Other tools that take no lock are not kept out.)
+fn lock_output(file: &File) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a descriptor this function borrows; it changes only the lock on its open file.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 fn clear_nonblocking(file: &File) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     let fd = file.as_raw_fd();
@@ -964,6 +989,22 @@ mod tests {
     /// A second writer of a file another writer has open is refused before
     /// it truncates anything (through any name); devices are not claimed;
     /// once the first writer is gone, the file may be written again.
+    /// A file another process holds the lock of (here: another open file
+    /// description of this one's) is refused, and left as it was.
+    #[test]
+    fn an_output_locked_by_another_process_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("locked.pcap");
+        std::fs::write(&path, b"earlier capture").unwrap();
+        let other = File::open(&path).unwrap();
+        lock_output(&other).unwrap();
+        let e = PcapWriter::create(&path, 65_535).unwrap_err();
+        assert!(matches!(e, PcapIoError::OutputLocked { .. }), "{e}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"earlier capture");
+        drop(other);
+        PcapWriter::create(&path, 65_535).unwrap();
+    }
+
     #[test]
     fn an_output_another_writer_has_open_is_refused() {
         let dir = tempfile::tempdir().unwrap();

@@ -444,6 +444,43 @@ fn recorded_pace_replays_at_the_recorded_intervals() {
     assert!(recs.iter().all(|r| r.data == frame));
 }
 
+/// A second ringwire on the output of one that is running (a repeated
+/// command, two configs naming one path) is refused before it truncates
+/// the file, and so is a run whose control socket is in a directory that
+/// does not exist (refused, not created): the running capture goes on and
+/// its file ends whole.
+#[test]
+fn a_second_run_on_a_busy_output_or_a_bad_socket_path_truncates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("busy.pcap");
+    // 30 records 100 ms apart: 3 s of replay.
+    let cfg =
+        paced_config(dir.path(), 30, 100, &format!("name = \"w\"\nkind = \"pcap\"\npath = \"{}\"", out.display()));
+    let first = Proc::spawn(
+        "ringwire run",
+        Command::new(bin("ringwire")).args(["run", cfg.to_str().unwrap(), "--control-socket", "none"]),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::fs::metadata(&out).map_or(0, |m| m.len()) < 24 + 5 * 80 {
+        assert!(std::time::Instant::now() < deadline, "the first run wrote nothing");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let input = dir.path().join("paced.pcap");
+    let second = ringwire(&["capture", "-r", input.to_str().unwrap(), "-w", out.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(1), "{err}");
+    assert!(err.contains("another process is writing this file"), "{err}");
+    let nowhere = dir.path().join("no").join("such").join("x.sock");
+    let third = ringwire(&["run", cfg.to_str().unwrap(), "--control-socket", nowhere.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&third.stderr);
+    assert_eq!(third.status.code(), Some(1), "{err}");
+    assert!(err.contains("its directory does not exist"), "{err}");
+    assert!(!dir.path().join("no").exists(), "no directory was made");
+    let res = first.wait(Duration::from_secs(15));
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    assert_eq!(read_pcap(&out).len(), 30, "the first run's file is whole");
+}
+
 /// A source another program truncates while the engine replays it (paced,
 /// so the cut comes mid-file): the engine does not die of the fault on the
 /// pages that are gone; it stops reading at the cut, says the file shrank,

@@ -15,7 +15,7 @@ use std::{
         fd::{AsRawFd, FromRawFd, OwnedFd, RawFd},
         unix::net::{UnixListener, UnixStream},
     },
-    path::PathBuf,
+    path::{Path, PathBuf},
     sync::{
         atomic::{AtomicBool, Ordering},
         mpsc, Arc,
@@ -120,7 +120,14 @@ impl Server {
             move |source| ControlStartError::Io { path, what, source }
         };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(io_err("creating its directory"))?;
+            // The default's directory is the engine's to make, as a service's
+            // runtime directory; one the user named must exist (a typo in it
+            // would otherwise leave a socket nobody looks for).
+            if path == Path::new(crate::config::DEFAULT_CONTROL_SOCKET) {
+                std::fs::create_dir_all(dir).map_err(io_err("creating its directory"))?;
+            } else if !dir.is_dir() {
+                return Err(io_err("its directory does not exist")(io::ErrorKind::NotFound.into()));
+            }
         }
         if path.exists() {
             if UnixStream::connect(&path).is_ok() {
