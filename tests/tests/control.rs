@@ -309,19 +309,15 @@ fn ringctl_reconfigures_a_running_engine_under_traffic() {
     let flow =
         ringwire_tests::spawn_generator(&ns_g, &vg, &["--count", "30000", "--rate", "10000", "--vlan-every", "0"]);
     std::thread::sleep(Duration::from_millis(500));
-    ok(&[
-        "consumers",
-        "add",
-        "tap",
-        "--kind",
-        "pcap",
-        "--path",
-        tap.to_str().unwrap(),
-        "--port",
-        "p",
-        "--filter",
-        "udp",
-    ]);
+    // A relative path is the caller's: ringctl runs in the test's directory, the engine elsewhere.
+    let in_dir = Command::new(bin("ringctl"))
+        .current_dir(dir.path())
+        .arg("--socket")
+        .arg(&sock)
+        .args(["consumers", "add", "tap", "--kind", "pcap", "--path", "tap.pcap", "--port", "p", "--filter", "udp"])
+        .output()
+        .unwrap();
+    assert!(in_dir.status.success(), "{}", String::from_utf8_lossy(&in_dir.stderr));
     let want = ThreadSched::fifo(1, -5);
     assert_eq!(
         wait_thread_sched(engine.pid(), "rw-sink-tap", want),
@@ -331,6 +327,9 @@ fn ringctl_reconfigures_a_running_engine_under_traffic() {
     ok(&["filters", "load", "f", "udp"]);
     refused(&["filters", "load", "f", "tcp"], "conflict");
     refused(&["filters", "load", "g", "frobnicate the"], "invalid");
+    // The same bad filter is the same class wherever it is given; a file being written is a clash.
+    refused(&["consumers", "add", "x", "--kind", "counter", "--filter", "udp port"], "invalid");
+    refused(&["consumers", "add", "x", "--kind", "pcap", "--path", tap.to_str().unwrap()], "conflict");
     ok(&["filters", "attach", "f", "--consumer", "tap"]);
     let filters = ok(&["filters", "list"]);
     assert_eq!(

@@ -231,7 +231,7 @@ fn classifier_list(engine: &Engine) -> Result<Value, ControlError> {
 /// The control class of a failed change: a bad request is `invalid`, a
 /// missing name `not_found`, a clash `conflict`, a failure to do it `internal`.
 fn change_error(e: ChangeError) -> ControlError {
-    use crate::{ring::RingError, EngineError};
+    use crate::{pcapio::PcapIoError, ring::RingError, EngineError};
     let message = crate::consumer::error_chain(&e);
     match &e {
         ChangeError::NotFound(_)
@@ -239,8 +239,27 @@ fn change_error(e: ChangeError) -> ControlError {
             ControlError::not_found(message)
         }
         ChangeError::Conflict(_) => ControlError::conflict(message),
+        // Another consumer or process writes the file, or a port reads it.
+        ChangeError::Engine(EngineError::Output { source, .. })
+            if matches!(
+                **source,
+                PcapIoError::OutputInUse { .. } | PcapIoError::OutputLocked { .. } | PcapIoError::OverSource { .. }
+            ) =>
+        {
+            ControlError::conflict(message)
+        }
+        // What the request asked for cannot be: the same class wherever it is asked (a filter
+        // given to `consumers.add` as to `filters.load`).
         ChangeError::Engine(
-            EngineError::Config(_) | EngineError::Filter(_) | EngineError::Bpf { .. } | EngineError::Pcap(_),
+            EngineError::Config(_)
+            | EngineError::Filter(_)
+            | EngineError::ConsumerFilter { .. }
+            | EngineError::BpfFilter { .. }
+            | EngineError::Bpf { .. }
+            | EngineError::Pcap(_)
+            | EngineError::Output { .. }
+            | EngineError::NoSuchCore { .. }
+            | EngineError::TooManyWorkers { .. },
         ) => ControlError::invalid(message),
         _ => ControlError::internal(message),
     }

@@ -332,6 +332,32 @@ fn main() -> ExitCode {
 }
 
 /// Why a request got no answer, as one line.
+/// A path for the engine, resolved against this command's working
+/// directory: the engine runs in its own, where a relative path would lead
+/// elsewhere. `-` (the engine's standard output) stays as it is.
+fn path_from_here(path: &std::path::Path) -> PathBuf {
+    if path.is_absolute() || path.as_os_str() == "-" {
+        return path.to_path_buf();
+    }
+    std::env::current_dir().map_or_else(|_| path.to_path_buf(), |d| d.join(path))
+}
+
+/// A port URI or filter with a file (`pcap:FILE`, `plugin:FILE.so[:CONFIG]`,
+/// `ebpf:FILE.o[:PROGRAM]`) whose relative path is resolved as by
+/// [`path_from_here`]; any other text as it is.
+fn from_here(text: &str) -> String {
+    for prefix in ["pcap:", "plugin:", "ebpf:"] {
+        if let Some(rest) = text.trim_start().strip_prefix(prefix) {
+            if rest.is_empty() || rest.starts_with('/') {
+                break;
+            }
+            // The directory goes in front: what follows the file (a config, a program) stays as written.
+            return format!("{prefix}{}", path_from_here(std::path::Path::new(rest)).display());
+        }
+    }
+    text.to_owned()
+}
+
 fn call_failure(socket: &std::path::Path, e: &ringwire_tools::ClientError) -> String {
     match e {
         ringwire_tools::ClientError::Timeout(t) => {
@@ -361,7 +387,8 @@ fn request(cmd: &Cmd) -> (&'static str, Value) {
         Cmd::Ports(PortsCmd::Add { uri, name, filter, no_promisc, no_rx, recorded }) => (
             "ports.add",
             drop_nulls(json!({
-                "uri": uri, "name": name, "filter": filter, "promisc": !no_promisc, "rx": !no_rx,
+                "uri": from_here(uri), "name": name, "filter": filter.as_deref().map(from_here),
+                "promisc": !no_promisc, "rx": !no_rx,
                 "pace": if *recorded { "recorded" } else { "fast" },
             })),
         ),
@@ -383,14 +410,17 @@ fn request(cmd: &Cmd) -> (&'static str, Value) {
         }) => (
             "consumers.add",
             drop_nulls(json!({
-                "name": name, "kind": kind, "ports": ports, "filter": filter, "path": path, "to": to,
+                "name": name, "kind": kind, "ports": ports, "filter": filter.as_deref().map(from_here),
+                "path": path.as_deref().map(path_from_here), "to": to,
                 "snaplen": snaplen, "limit": limit, "queue_mb": queue_mb, "rotate_mb": rotate_mb,
                 "rotate_files": rotate_files, "split_by_worker": split_by_worker,
             })),
         ),
         Cmd::Consumers(ConsumersCmd::Del { name }) => ("consumers.del", json!({ "name": name })),
         Cmd::Filters(FiltersCmd::List) => ("filters.list", json!({})),
-        Cmd::Filters(FiltersCmd::Load { name, filter }) => ("filters.load", json!({ "name": name, "filter": filter })),
+        Cmd::Filters(FiltersCmd::Load { name, filter }) => {
+            ("filters.load", json!({ "name": name, "filter": from_here(filter) }))
+        }
         Cmd::Filters(FiltersCmd::Unload { name }) => ("filters.unload", json!({ "name": name })),
         Cmd::Filters(FiltersCmd::Attach { name, target: t }) => {
             let mut args = target(t);
@@ -398,9 +428,12 @@ fn request(cmd: &Cmd) -> (&'static str, Value) {
             ("filters.attach", args)
         }
         Cmd::Filters(FiltersCmd::Detach { target: t }) => ("filters.detach", target(t)),
-        Cmd::Filters(FiltersCmd::Swap { name, filter }) => ("filters.swap", json!({ "name": name, "filter": filter })),
+        Cmd::Filters(FiltersCmd::Swap { name, filter }) => {
+            ("filters.swap", json!({ "name": name, "filter": from_here(filter) }))
+        }
         Cmd::Patches(PatchesCmd::List) => ("patches.list", json!({})),
         Cmd::Patches(PatchesCmd::Add { name, from, to, filter }) => {
+            let filter = filter.as_deref().map(from_here);
             ("patches.add", drop_nulls(json!({ "name": name, "from": from, "to": to, "filter": filter })))
         }
         Cmd::Patches(PatchesCmd::Del { name }) => ("patches.del", json!({ "name": name })),
@@ -704,6 +737,20 @@ fn render_filters(v: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn relative_files_are_resolved_from_the_callers_directory() {
+        let here = std::env::current_dir().unwrap();
+        let at = |f: &str| here.join(f).display().to_string();
+        assert_eq!(from_here("plugin:lib/x.so:k=v"), format!("plugin:{}", at("lib/x.so:k=v")));
+        assert_eq!(from_here("ebpf:keep.bpf.o:prog"), format!("ebpf:{}", at("keep.bpf.o:prog")));
+        assert_eq!(from_here("pcap:in.pcap"), format!("pcap:{}", at("in.pcap")));
+        for same in ["plugin:/abs/x.so", "udp port 53", "afpacket:eth1", "builtin:vlan 10", "pcap:/x.pcap"] {
+            assert_eq!(from_here(same), same);
+        }
+        assert_eq!(path_from_here(std::path::Path::new("out.pcap")), here.join("out.pcap"));
+        assert_eq!(path_from_here(std::path::Path::new("-")), PathBuf::from("-"));
+    }
 
     #[test]
     fn a_request_that_outlasts_the_timeout_says_no_answer_in_time() {
