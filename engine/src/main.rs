@@ -73,7 +73,8 @@ struct CaptureArgs {
     /// which the workers then read a segment at a time, keeping the file's order].
     #[arg(long, value_delimiter = ',')]
     workers: Vec<usize>,
-    /// Bytes kept per frame (0: the default, 262144, tcpdump's default, as its -s 0).
+    /// Bytes kept per frame, at least 14 (0: the default, 262144, tcpdump's default, as its -s 0;
+    /// larger values are taken as 262144, as libpcap does).
     #[arg(short = 's', long, default_value_t = MAX_SNAPLEN)]
     snaplen: u32,
     /// Do not put the interface in promiscuous mode.
@@ -433,7 +434,7 @@ fn cmd_run(
     let signals = stop_flag(Some(&hup), Force::OnSecondSignal)?;
     // The socket first: a path that cannot be used ends the run before the
     // engine begins its outputs (truncating an existing capture).
-    let control = if config.control.enabled {
+    let (control, unused) = if config.control.enabled {
         let started =
             ringwire_engine::control::server::Server::start(&ringwire_engine::control::server::ServerOptions {
                 path: config.control.socket.clone(),
@@ -442,20 +443,27 @@ fn cmd_run(
                 notify: Some(std::thread::current()),
             });
         match started {
-            Ok(s) => Some(s),
+            Ok(s) => (Some(s), None),
             // The default path may be taken by another engine or not writable
-            // (not root): run without the socket and say so. A path the user
-            // chose must work.
+            // (not root): run without the socket (said once the engine runs).
+            // A path the user chose must work.
             Err(e) if config.control.socket == Path::new(ringwire_engine::config::DEFAULT_CONTROL_SOCKET) => {
-                tracing::warn!("{e}; running without a control socket (set control.socket or --control-socket)");
-                None
+                (None, Some(e))
             }
             Err(e) => return Err(e.into()),
         }
     } else {
-        None
+        (None, None)
     };
     let engine = Engine::start(&config)?;
+    // Said once the engine runs: a run that failed to start listened to nobody.
+    match (&control, unused) {
+        (Some(c), _) => tracing::info!(path = %c.path().display(), "control socket listening"),
+        (None, Some(e)) => {
+            tracing::warn!("{e}; running without a control socket (set control.socket or --control-socket)");
+        }
+        (None, None) => {}
+    }
     let mut handler = ringwire_engine::control::Handler::new(set_log);
     if let Some(f) = ready_file {
         std::fs::write(f, format!("{}\n", std::process::id())).with_context(|| format!("writing {}", f.display()))?;
@@ -506,6 +514,9 @@ fn default_workers(max: usize) -> Vec<usize> {
 const IMMEDIATE_LARGEST_FRAME: u32 = 65_535 + 14 + 8;
 
 fn capture_config(a: &CaptureArgs) -> Result<Config> {
+    if (1..14).contains(&a.snaplen) {
+        bail!("-s {}: at least the 14 bytes of the Ethernet header are kept (0 keeps whole frames)", a.snaplen);
+    }
     if a.interfaces.is_empty() == a.reads.is_empty() {
         bail!("give either -i IFACE (one or more) or -r FILE (one or more)");
     }
@@ -569,7 +580,7 @@ fn capture_config(a: &CaptureArgs) -> Result<Config> {
     if a.immediate {
         // A V2 ring's slots have one size: make it hold what tcpdump's would
         // (the default 2048 cut jumbo and offloaded frames at 1978 bytes).
-        let keep = if a.snaplen == 0 { MAX_SNAPLEN } else { a.snaplen }.min(IMMEDIATE_LARGEST_FRAME);
+        let keep = snaplen(a).min(IMMEDIATE_LARGEST_FRAME);
         config.ring.frame_size = ringwire_engine::ring::v2_frame_size(keep);
     }
     if let Some(kib) = a.buffer_kib {
@@ -608,7 +619,7 @@ fn capture_config(a: &CaptureArgs) -> Result<Config> {
         filter: if a.reads.is_empty() { None } else { filter.map(FilterList::One) },
         on_filter_failure: Default::default(),
         path: a.write.clone(),
-        snaplen: if a.snaplen == 0 { MAX_SNAPLEN } else { a.snaplen },
+        snaplen: snaplen(a),
         rotate_mb: a.rotate_mb.unwrap_or(0),
         rotate_files: a.rotate_files.unwrap_or(0),
         print_link: a.link_header,
@@ -631,6 +642,16 @@ fn capture_config(a: &CaptureArgs) -> Result<Config> {
         limit: a.count,
     });
     Ok(config)
+}
+
+/// The snap length `-s` asks for: 0 and anything over libpcap's largest
+/// are its largest, as tcpdump takes them.
+fn snaplen(a: &CaptureArgs) -> u32 {
+    if a.snaplen == 0 {
+        MAX_SNAPLEN
+    } else {
+        a.snaplen.min(MAX_SNAPLEN)
+    }
 }
 
 fn cmd_capture(a: CaptureArgs) -> Result<ExitCode> {

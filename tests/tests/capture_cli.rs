@@ -262,6 +262,10 @@ fn bad_inputs_get_one_clear_line_and_a_nonzero_exit() {
     refused(&["capture", "-i", "lo", "-i", "lo"], "-i lo: given twice");
     refused(&["capture", "-r", g, "-tttttt"], "-tttttt: only -t, -tt, -ttt, -tttt and -ttttt exist");
     refused(&["capture", "-r", g, "-w", "-", "-C", "1"], "-C: -w - writes standard output, one stream");
+    refused(&["capture", "-r", g, "-s", "13"], "-s 13: at least the 14 bytes of the Ethernet header are kept");
+    // Over libpcap's largest snap length: taken as the largest, as tcpdump does.
+    let big_s = ringwire(&["capture", "-r", g, "-s", "300000", "-c", "1"]);
+    assert!(big_s.status.success(), "{}", String::from_utf8_lossy(&big_s.stderr));
     // A file read and written at once would be truncated under its reader.
     let before = std::fs::read(&good).unwrap();
     refused(&["capture", "-r", g, "-w", g], "is a pcap source being read");

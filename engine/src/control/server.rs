@@ -108,6 +108,12 @@ pub struct Server {
 }
 
 impl Server {
+    /// The socket's path.
+    #[must_use]
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
     /// Bind the socket (mode 0660; a stale file is replaced, a live engine
     /// refused) and start the server thread.
     ///
@@ -167,7 +173,6 @@ impl Server {
             .name("rw-control".into())
             .spawn(move || looper.run())
             .map_err(io_err("starting its thread"))?;
-        tracing::info!(path = %opts.path.display(), "control socket listening");
         Ok(Self { thread: Some(thread), stop, wake, requests, answers, path: opts.path.clone() })
     }
 
