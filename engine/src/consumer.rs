@@ -17,11 +17,12 @@
 //! is allocated up front; nothing is allocated per frame.
 
 use std::{
+    collections::VecDeque,
     io::Write as _,
     mem::MaybeUninit,
     path::PathBuf,
     sync::{
-        atomic::{fence, AtomicBool, AtomicU8, Ordering},
+        atomic::{fence, AtomicBool, AtomicU64, AtomicU8, Ordering},
         Arc, OnceLock,
     },
     thread::Thread,
@@ -197,6 +198,10 @@ pub struct Channel {
     free: ArrayQueue<Box<Chunk>>,
     chunk_size: usize,
     waker: Arc<SinkWaker>,
+    /// The producer's promise: every frame from an interface it queues from
+    /// now on has a timestamp at or after this (ns since the epoch). A sink
+    /// merging several workers in time order writes what is older.
+    bound: AtomicU64,
 }
 
 impl Channel {
@@ -207,7 +212,14 @@ impl Channel {
         for _ in 0..chunks {
             let _ = free.push(Box::new(Chunk::new(chunk_size)));
         }
-        Self { full: ArrayQueue::new(chunks), free, chunk_size, waker }
+        Self { full: ArrayQueue::new(chunks), free, chunk_size, waker, bound: AtomicU64::new(0) }
+    }
+
+    /// The consumer's side: the producer's promise (see [`Producer::promise`]),
+    /// read before taking its chunks: every chunk published before it was
+    /// made is then visible.
+    pub fn bound(&self) -> u64 {
+        self.bound.load(Ordering::Acquire)
     }
 
     /// The consumer's side: the oldest published chunk, if any.
@@ -353,6 +365,14 @@ impl Producer {
                 return false;
             }
         }
+    }
+
+    /// Promise the consumer that every frame from an interface queued from
+    /// now on has a timestamp at or after `ts_ns` (made after publishing
+    /// the frames before it).
+    #[inline]
+    pub fn promise(&self, ts_ns: u64) {
+        self.channel.bound.store(ts_ns, Ordering::Release);
     }
 
     /// Hand the current chunk, if it holds anything, to the consumer thread.
@@ -983,6 +1003,115 @@ impl Reorder {
     }
 }
 
+/// Puts the records of several workers' chunks from interfaces in time
+/// order for an output that has one order (one file, printed lines). Each
+/// worker's chunks are in the order its rings delivered them; a record is
+/// written once no other worker can still bring an earlier one: each other
+/// worker has a record here at or after it, or has promised that all it
+/// queues from now on is (see [`Producer::promise`]). Records are copied
+/// into one chunk of the output's own and written from there. A worker
+/// with half its pool waiting here is not waited for: the records held are
+/// then written in order among themselves, so a worker that stops keeping
+/// its promise up to date costs order, never frames.
+struct TimeMerge {
+    /// By worker: chunks taken from its queue and not yet written out.
+    #[allow(clippy::vec_box)]
+    held: Vec<VecDeque<Box<Chunk>>>,
+    /// By worker: the front chunk's first record not yet written (index, byte offset).
+    next: Vec<(usize, usize)>,
+    /// By worker: its promise, read before its chunks were taken.
+    bounds: Vec<u64>,
+    /// The records being put in order.
+    out: Box<Chunk>,
+    /// Chunks of one worker held before the others are no longer waited for.
+    max_held: usize,
+}
+
+impl TimeMerge {
+    fn new(channels: &[Arc<Channel>]) -> Self {
+        let n = channels.len();
+        let (pool, size) = channels.first().map_or((2, MIN_CHUNK), |c| (c.full.capacity(), c.chunk_size));
+        Self {
+            held: (0..n).map(|_| VecDeque::with_capacity(pool)).collect(),
+            next: vec![(0, 0); n],
+            bounds: vec![0; n],
+            out: Box::new(Chunk::new(size)),
+            max_held: (pool / 2).max(1),
+        }
+    }
+
+    /// The timestamp of worker `w`'s first record not yet written.
+    fn head(&self, w: usize) -> Option<u64> {
+        let c = self.held[w].front()?;
+        let at = self.next[w].1;
+        let word = |i: usize| u32::from_le_bytes(c.buf[at + i..at + i + 4].try_into().expect("4 bytes"));
+        Some(u64::from(word(0)) * 1_000_000_000 + u64::from(word(4)))
+    }
+
+    /// Write every record that may be written now, in time order; with
+    /// `all`, every record held (the producers are done). `write` writes a
+    /// chunk of records, `give_back` returns a chunk to worker `w`'s pool.
+    fn drain(&mut self, all: bool, mut write: impl FnMut(&Chunk), mut give_back: impl FnMut(usize, Box<Chunk>)) {
+        loop {
+            let pressed = self.held.iter().any(|h| h.len() > self.max_held);
+            let Some((w, t)) =
+                (0..self.held.len()).filter_map(|w| self.head(w).map(|t| (w, t))).min_by_key(|&(_, t)| t)
+            else {
+                break;
+            };
+            // What the other workers may still bring: their first record held, or their promise.
+            let wait = !(all || pressed);
+            let limit = (0..self.held.len())
+                .filter(|&v| v != w)
+                .map(|v| self.head(v).unwrap_or(if wait { self.bounds[v] } else { u64::MAX }))
+                .min()
+                .unwrap_or(u64::MAX);
+            if t > limit {
+                break;
+            }
+            self.take(w, limit, &mut write);
+            let c = &self.held[w][0];
+            if self.next[w].0 == c.records() {
+                let c = self.held[w].pop_front().expect("the front chunk");
+                self.next[w] = (0, 0);
+                give_back(w, c);
+            }
+        }
+        if self.out.records() > 0 {
+            write(&self.out);
+            self.out.clear();
+        }
+    }
+
+    /// Copy worker `w`'s records from its front chunk up to `limit` (at
+    /// least one) into the output chunk, writing it out when full.
+    fn take(&mut self, w: usize, limit: u64, write: &mut impl FnMut(&Chunk)) {
+        let c = &self.held[w][0];
+        let (mut i, mut at) = self.next[w];
+        while i < c.records() {
+            let h = &c.buf[at..at + RECORD_HEADER];
+            let word = |k: usize| u32::from_le_bytes([h[k], h[k + 1], h[k + 2], h[k + 3]]);
+            let ts = u64::from(word(0)) * 1_000_000_000 + u64::from(word(4));
+            if ts > limit && i > self.next[w].0 {
+                break;
+            }
+            let len = RECORD_HEADER + word(8) as usize;
+            if self.out.buf.capacity() - self.out.buf.len() < len {
+                write(&self.out);
+                self.out.clear();
+            }
+            self.out.buf.extend_from_slice(&c.buf[at..at + len]);
+            self.out.ports.push(c.ports[i]);
+            (i, at) = (i + 1, at + len);
+        }
+        self.next[w] = (i, at);
+    }
+
+    fn holds(&self) -> bool {
+        self.held.iter().any(|h| !h.is_empty())
+    }
+}
+
 /// Run a sink until the producers are done and the queues are empty.
 ///
 /// # Errors
@@ -995,6 +1124,8 @@ pub fn run_sink(t: SinkTask) -> Result<Vec<PathBuf>, String> {
     };
     let mut s = SinkState::new(t.name, t.output, t.limit, t.limit_hit);
     let mut reorder = Reorder::default();
+    // Several workers into one order: their live records are merged by time.
+    let mut merge = (ordered && t.channels.len() > 1).then(|| TimeMerge::new(&t.channels));
     let mut idle_parks = 0u32;
     // It follows `rt_priority`, which the engine changes when ports come and go.
     let (mut sched, who) = (sys::RtSched::default(), format!("consumer thread of `{}`", s.name));
@@ -1011,6 +1142,9 @@ pub fn run_sink(t: SinkTask) -> Result<Vec<PathBuf>, String> {
         let done = t.producers_done.load(Ordering::Acquire);
         let mut got = 0u64;
         for (worker, ch) in t.channels.iter().enumerate() {
+            if let Some(m) = merge.as_mut() {
+                m.bounds[worker] = ch.bound();
+            }
             while let Some(chunk) = ch.take() {
                 got += 1;
                 match chunk.mark.filter(|_| ordered) {
@@ -1022,10 +1156,16 @@ pub fn run_sink(t: SinkTask) -> Result<Vec<PathBuf>, String> {
                         s.write_back(&t.channels, worker, chunk);
                         reorder.written(m, |w, c| s.write_back(&t.channels, w, c));
                     }
-                    None => s.write_back(&t.channels, worker, chunk),
+                    None => match merge.as_mut() {
+                        Some(m) => m.held[worker].push_back(chunk),
+                        None => s.write_back(&t.channels, worker, chunk),
+                    },
                 }
                 t.counters.publish(&s.local);
             }
+        }
+        if let Some(m) = merge.as_mut() {
+            m.drain(done, |c| s.write(0, c), |w, c| t.channels[w].give_back(c));
         }
         t.counters.publish(&s.local);
         if got > 0 {
@@ -1052,6 +1192,8 @@ pub fn run_sink(t: SinkTask) -> Result<Vec<PathBuf>, String> {
             t.waker.sleeping.store(true, Ordering::Relaxed);
             fence(Ordering::SeqCst);
             if t.channels.iter().all(|c| c.full.is_empty()) && !t.producers_done.load(Ordering::Relaxed) {
+                // Records held for their turn: back soon, as promises move on.
+                let holding = merge.as_ref().is_some_and(TimeMerge::holds);
                 // Woken by a producer's publish or by shutdown. The timeout
                 // bounds how long queued chunks can wait if that wake comes
                 // late: measured here (1514-byte frames at 150 kpps into
@@ -1059,7 +1201,8 @@ pub fn run_sink(t: SinkTask) -> Result<Vec<PathBuf>, String> {
                 // 100 ms bound and overflowed the queue, and none with 2 ms.
                 // So the bound is short while traffic flows and backs off
                 // after ~100 ms of idleness, when timer wake-ups would only cost CPU.
-                let bound = if idle_parks < 50 { Duration::from_millis(2) } else { Duration::from_millis(100) };
+                let bound =
+                    if idle_parks < 50 || holding { Duration::from_millis(2) } else { Duration::from_millis(100) };
                 std::thread::park_timeout(bound);
                 idle_parks += 1;
             }
@@ -1513,6 +1656,71 @@ mod tests {
         let c = ch.take().unwrap();
         s.write(0, &c);
         assert_eq!((s.local[sink::WRITTEN], s.local[sink::BYTES], s.local[sink::OVER_LIMIT]), (5, 150, 1));
+    }
+
+    /// Two workers' chunks: a record is written once the other worker has
+    /// a later one held or has promised nothing earlier; the rest waits, in
+    /// its pooled chunk, until a promise or the end lets it out. A worker
+    /// holding half its pool is no longer waited for.
+    #[test]
+    fn time_merge_writes_in_time_order_as_far_as_promises_allow() {
+        let channels: Vec<Arc<Channel>> =
+            (0..2).map(|_| Arc::new(Channel::new(8, MIN_CHUNK, Arc::default()))).collect();
+        let mut producers: Vec<Producer> = channels.iter().map(|c| Producer::new(c.clone(), 65535)).collect();
+        let mut merge = TimeMerge::new(&channels);
+        let send = |p: &mut Producer, times: &[u64]| {
+            for &t in times {
+                assert!(p.offer(&[t as u8; 60], 60, t, 0));
+            }
+            p.publish();
+        };
+        let take_all = |merge: &mut TimeMerge, all: bool| {
+            for (w, ch) in channels.iter().enumerate() {
+                merge.bounds[w] = ch.bound();
+                while let Some(c) = ch.take() {
+                    merge.held[w].push_back(c);
+                }
+            }
+            let mut out = Vec::new();
+            merge.drain(all, |c| out.extend(c.iter().map(|r| r.1)), |w, c| channels[w].give_back(c));
+            out
+        };
+        send(&mut producers[0], &[10, 30, 50]);
+        send(&mut producers[1], &[20, 40]);
+        assert_eq!(take_all(&mut merge, false), [10, 20, 30, 40], "50: worker 1 promised nothing yet");
+        producers[1].promise(45);
+        assert!(take_all(&mut merge, false).is_empty(), "45 < 50");
+        producers[1].promise(60);
+        assert_eq!(take_all(&mut merge, false), [50]);
+        assert!(!merge.holds());
+        // Ties and runs: a worker's records up to the other's next one go out together.
+        send(&mut producers[0], &[70, 71, 72, 90]);
+        send(&mut producers[1], &[72, 80]);
+        producers[1].promise(95);
+        assert_eq!(take_all(&mut merge, false), [70, 71, 72, 72, 80, 90]);
+        // A worker whose promise lags: the other's records wait only while
+        // it holds at most half its pool (4 chunks of 8) here.
+        for k in 0..5u64 {
+            send(&mut producers[0], &[100 + k]);
+        }
+        assert_eq!(take_all(&mut merge, false), [100], "the fifth chunk's wait is over");
+        producers[1].promise(110);
+        assert_eq!(take_all(&mut merge, false), [101, 102, 103, 104]);
+        assert!(!merge.holds());
+        // The end: everything held, in order.
+        send(&mut producers[0], &[200]);
+        send(&mut producers[1], &[150]);
+        producers[1].promise(0);
+        assert_eq!(take_all(&mut merge, false), [150]);
+        assert_eq!(take_all(&mut merge, true), [200]);
+        // Every chunk back in its pool: the producers can fill all eight again.
+        assert!(!merge.holds());
+        for p in &mut producers {
+            for k in 0..8u64 {
+                assert!(p.offer(&[0; 60], 60, k, 0), "chunk {k}");
+                p.publish();
+            }
+        }
     }
 
     #[test]

@@ -1019,7 +1019,13 @@ pub(crate) fn open_port(
                     if ring.geometry() != config.ring.rx_geometry() {
                         tracing::warn!(port = p.display_name(), blocks = ring.geometry().block_count, "RX ring shrunk");
                     }
-                    *source = Some(Source::Ring { port: index, ring, closing: None, link: Link::Up });
+                    *source = Some(Source::Ring {
+                        port: index,
+                        ring,
+                        closing: None,
+                        link: Link::Up,
+                        order: Default::default(),
+                    });
                 }
             }
         }

@@ -42,6 +42,8 @@ pub(crate) enum Source {
         closing: Option<Instant>,
         /// Its interface's state, as last seen.
         link: Link,
+        /// What the ring has shown of its frames' times.
+        order: RingOrder,
     },
     Pcap {
         port: usize,
@@ -55,6 +57,28 @@ pub(crate) enum Source {
         done: bool,
     },
 }
+
+/// What a ring has shown of its frames' times, for the promise a worker
+/// makes its merging consumers (see [`Worker::promise`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RingOrder {
+    /// The latest timestamp of a frame taken from it.
+    last_ts: u64,
+    /// Its last poll found no block ready (rather than stopping at
+    /// [`BLOCKS_PER_PASS`]).
+    drained: bool,
+}
+
+impl Default for RingOrder {
+    /// A new ring: as one just found empty.
+    fn default() -> Self {
+        Self { last_ts: 0, drained: true }
+    }
+}
+
+/// How far a ring's frames may be out of time order (frames received on
+/// different CPUs), as a promise allows for it.
+const ORDER_SLACK: Duration = Duration::from_millis(2);
 
 /// How a worker reads a pcap source.
 pub(crate) enum FileReader {
@@ -395,6 +419,7 @@ impl Worker {
             }
             let mut work = 0usize;
             let stopping = self.stop.load(Ordering::Acquire);
+            let pass_start = sys::realtime_ns();
             for src in &mut self.sources {
                 match Self::poll_source(src, &mut self.dispatch, stopping) {
                     Ok(n) => work += n,
@@ -420,6 +445,7 @@ impl Worker {
                 self.dispatch.end_batch(urgent, &mut tx_errors);
                 self.publish();
             }
+            self.promise(pass_start);
             if self.sources.iter().any(|s| matches!(s, Source::Pcap { done: true, .. })) {
                 // A file ended: say so now, not at the next statistics tick.
                 self.check_exhausted();
@@ -497,6 +523,8 @@ impl Worker {
         self.read_kernel_stats();
         self.dispatch.publish_probes(true);
         self.publish();
+        // Nothing more comes from this worker.
+        self.promise_all(u64::MAX);
         tracing::debug!(ports = ?self.port_totals(), "worker stopped");
         failure.map_or(Ok(()), Err)
     }
@@ -552,7 +580,7 @@ impl Worker {
         let first = self.dispatch.index == 0;
         let mut gone = false;
         for src in &mut self.sources {
-            let Source::Ring { port, ring, link, closing: None } = src else { continue };
+            let Source::Ring { port, ring, link, closing: None, .. } = src else { continue };
             if *link == Link::Gone {
                 continue;
             }
@@ -790,8 +818,43 @@ impl Worker {
         // A paced pcap source needs to wake up for its next record.
         if self.sources.iter().any(|s| matches!(s, Source::Pcap { pace: Pace::Recorded, done: false, .. })) {
             Duration::from_micros(200)
+        } else if self.sources.iter().any(|s| matches!(s, Source::Ring { .. })) {
+            // Often enough that the promise to merging consumers keeps up
+            // while this worker has nothing to do (see `promise`).
+            (self.retire_timeout * 2).clamp(Duration::from_millis(5), Duration::from_millis(100))
         } else {
             Duration::from_millis(100)
+        }
+    }
+
+    /// Promise every queued consumer, once the frames taken in a pass that
+    /// started at `pass_start` (ns since the epoch) are published, the
+    /// earliest timestamp a frame from a ring it queues later can have; a
+    /// consumer merging several workers in time order waits for it (see
+    /// `TimeMerge`). A ring's frames come in the order the kernel took them
+    /// (up to [`ORDER_SLACK`] apart across CPUs). A ring that had no block
+    /// ready has nothing older to come than the block the kernel is
+    /// filling, which it hands over within two block retire timeouts of its
+    /// first frame.
+    fn promise(&self, pass_start: u64) {
+        let retire = u64::try_from((self.retire_timeout * 2).as_nanos()).unwrap_or(u64::MAX);
+        let slack = u64::try_from(ORDER_SLACK.as_nanos()).unwrap_or(u64::MAX);
+        let mut bound = u64::MAX;
+        for src in &self.sources {
+            if let Source::Ring { order, .. } = src {
+                let seen =
+                    if order.drained { order.last_ts.max(pass_start.saturating_sub(retire)) } else { order.last_ts };
+                bound = bound.min(seen.saturating_sub(slack));
+            }
+        }
+        self.promise_all(bound);
+    }
+
+    fn promise_all(&self, bound: u64) {
+        for c in self.dispatch.consumers.iter().flatten() {
+            if let Delivery::Queued(p) = &c.delivery {
+                p.promise(bound);
+            }
         }
     }
 
@@ -819,16 +882,21 @@ impl Worker {
     /// Process what one source has ready; returns the number of frames.
     fn poll_source(src: &mut Source, d: &mut Dispatch, stopping: bool) -> Result<usize, String> {
         match src {
-            Source::Ring { port, ring, .. } => {
+            Source::Ring { port, ring, order, .. } => {
                 let port = *port;
                 let mut frames = 0;
+                order.drained = false;
                 for _ in 0..BLOCKS_PER_PASS {
-                    let Some(mut block) = ring.next_block() else { break };
+                    let Some(mut block) = ring.next_block() else {
+                        order.drained = true;
+                        break;
+                    };
                     let (mut n, mut bytes, mut vlan) = (0u64, 0u64, 0u64);
                     // Not zeroed up front: a low-latency run is often a single frame.
                     let mut pkts = ArrayVec::<Packet<'_>, BATCH>::new();
                     for f in block.frames() {
                         n += 1;
+                        order.last_ts = order.last_ts.max(f.ts_ns);
                         bytes += u64::from(f.wire_len);
                         vlan += u64::from(f.vlan.is_some());
                         pkts.push(Packet {
