@@ -734,6 +734,17 @@ fn summary_counts(stderr: &str) -> [u64; 4] {
     ]
 }
 
+/// A pcap file in `dir` of `n` generated frames of `size` bytes.
+fn generated(dir: &Path, n: u32, size: u32) -> PathBuf {
+    let path = dir.join(format!("gen-{n}-{size}.pcap"));
+    let gen = Command::new(bin("ringwire-gen"))
+        .args(["--pcap-out", path.to_str().unwrap(), "-n", &n.to_string(), "--size", &size.to_string()])
+        .output()
+        .unwrap();
+    assert!(gen.status.success(), "{}", String::from_utf8_lossy(&gen.stderr));
+    path
+}
+
 /// Spawn `ringwire ARGS` with standard output into a pipe, read `keep`
 /// bytes from it and close it, as `| head -c KEEP`; then wait (bounded)
 /// for the run to end. Returns the bytes read and the run's output.
@@ -767,12 +778,7 @@ fn read_then_close(args: &[&str], keep: usize) -> (Vec<u8>, std::process::Output
 #[test]
 fn capture_to_a_pipe_stops_quietly_when_the_reader_leaves() {
     let dir = tempfile::tempdir().unwrap();
-    let big = dir.path().join("big.pcap");
-    let gen = Command::new(bin("ringwire-gen"))
-        .args(["--pcap-out", big.to_str().unwrap(), "-n", "20000", "--size", "1514"])
-        .output()
-        .unwrap();
-    assert!(gen.status.success(), "{}", String::from_utf8_lossy(&gen.stderr));
+    let big = generated(dir.path(), 20_000, 1514);
     let (head, out) = read_then_close(&["capture", "-r", big.to_str().unwrap(), "-w", "-"], 100_000);
     assert_eq!(&head[..4], &0xa1b2_3c4d_u32.to_le_bytes(), "a nanosecond pcap header first");
     let err = String::from_utf8_lossy(&out.stderr);
@@ -793,12 +799,7 @@ fn capture_to_a_pipe_stops_quietly_when_the_reader_leaves() {
 #[test]
 fn printing_into_a_reader_that_leaves_counts_every_frame() {
     let dir = tempfile::tempdir().unwrap();
-    let pcap = dir.path().join("p.pcap");
-    let gen = Command::new(bin("ringwire-gen"))
-        .args(["--pcap-out", pcap.to_str().unwrap(), "-n", "20000", "--size", "60"])
-        .output()
-        .unwrap();
-    assert!(gen.status.success(), "{}", String::from_utf8_lossy(&gen.stderr));
+    let pcap = generated(dir.path(), 20_000, 60);
     let (head, out) = read_then_close(&["capture", "-r", pcap.to_str().unwrap()], 5000);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
