@@ -18,7 +18,6 @@
 
 use std::{
     collections::VecDeque,
-    io::Write as _,
     mem::MaybeUninit,
     path::PathBuf,
     sync::{
@@ -128,16 +127,22 @@ impl Chunk {
         self.ports.len()
     }
 
+    /// The record at byte `at`: (ts_ns, captured length, wire length).
+    #[inline]
+    fn header_at(&self, at: usize) -> (u64, usize, u32) {
+        let h = self.buf[at..at + RECORD_HEADER].try_into().expect("a record header");
+        let [sec, nsec, incl, orig] = crate::pcapio::record_words(h, false);
+        (u64::from(sec) * 1_000_000_000 + u64::from(nsec), incl as usize, orig)
+    }
+
     /// Iterate over (port, ts_ns, wire_len, bytes).
     pub fn iter(&self) -> impl Iterator<Item = (u16, u64, u32, &[u8])> {
         let mut off = 0;
         self.ports.iter().map(move |&port| {
-            let h = &self.buf[off..off + RECORD_HEADER];
-            let word = |i: usize| u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
-            let (sec, nsec, incl, orig) = (word(0), word(4), word(8) as usize, word(12));
+            let (ts_ns, incl, orig) = self.header_at(off);
             let data = &self.buf[off + RECORD_HEADER..off + RECORD_HEADER + incl];
             off += RECORD_HEADER + incl;
-            (port, u64::from(sec) * 1_000_000_000 + u64::from(nsec), orig, data)
+            (port, ts_ns, orig, data)
         })
     }
 
@@ -151,9 +156,7 @@ impl Chunk {
     fn span(&self, off: usize, max: usize, room: usize) -> (usize, usize) {
         let (mut n, mut len) = (0, 0);
         while n < max && len < room {
-            let at = off + len;
-            let incl = u32::from_le_bytes(self.buf[at + 8..at + 12].try_into().expect("4 bytes")) as usize;
-            len += RECORD_HEADER + incl;
+            len += RECORD_HEADER + self.header_at(off + len).1;
             n += 1;
         }
         (n, len)
@@ -468,9 +471,7 @@ impl Lines {
     /// # Errors
     /// Standard output cannot be duplicated (no descriptor left).
     pub fn stdout() -> Result<Self, PcapIoError> {
-        let fd = std::os::fd::AsFd::as_fd(&std::io::stdout()).try_clone_to_owned();
-        let fd = fd.map_err(|source| PcapIoError::Open { path: "-".into(), source })?;
-        Ok(Self::new(fd.into()))
+        Ok(Self::new(crate::pcapio::stdout_file()?))
     }
 
     fn new(out: std::fs::File) -> Self {
@@ -487,15 +488,7 @@ impl Lines {
     }
 
     fn write_out(&mut self) -> LinesOut {
-        let (mut sent, mut error) = (0, None);
-        while sent < self.buf.len() && error.is_none() {
-            match self.out.write(&self.buf[sent..]) {
-                Ok(0) => error = Some(std::io::ErrorKind::WriteZero.into()),
-                Ok(n) => sent += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => error = Some(e),
-            }
-        }
+        let (sent, error) = crate::pcapio::write_counted(&mut self.out, &self.buf);
         let whole = self.ends.partition_point(|&(end, _)| end <= sent);
         let out = LinesOut {
             lines: whole as u64,
@@ -1042,10 +1035,7 @@ impl TimeMerge {
 
     /// The timestamp of worker `w`'s first record not yet written.
     fn head(&self, w: usize) -> Option<u64> {
-        let c = self.held[w].front()?;
-        let at = self.next[w].1;
-        let word = |i: usize| u32::from_le_bytes(c.buf[at + i..at + i + 4].try_into().expect("4 bytes"));
-        Some(u64::from(word(0)) * 1_000_000_000 + u64::from(word(4)))
+        Some(self.held[w].front()?.header_at(self.next[w].1).0)
     }
 
     /// Write every record that may be written now, in time order; with
@@ -1089,13 +1079,11 @@ impl TimeMerge {
         let c = &self.held[w][0];
         let (mut i, mut at) = self.next[w];
         while i < c.records() {
-            let h = &c.buf[at..at + RECORD_HEADER];
-            let word = |k: usize| u32::from_le_bytes([h[k], h[k + 1], h[k + 2], h[k + 3]]);
-            let ts = u64::from(word(0)) * 1_000_000_000 + u64::from(word(4));
+            let (ts, incl, _) = c.header_at(at);
             if ts > limit && i > self.next[w].0 {
                 break;
             }
-            let len = RECORD_HEADER + word(8) as usize;
+            let len = RECORD_HEADER + incl;
             if self.out.buf.capacity() - self.out.buf.len() < len {
                 write(&self.out);
                 self.out.clear();

@@ -47,7 +47,7 @@ pub fn record_header(ts_ns: u64, incl: usize, wire_len: u32) -> [u8; RECORD_HEAD
 pub fn complete_records(bytes: &[u8]) -> (usize, usize) {
     let (mut n, mut len) = (0, 0);
     while let Some(h) = bytes.get(len..len + RECORD_HEADER) {
-        let incl = u32::from_le_bytes([h[8], h[9], h[10], h[11]]) as usize;
+        let incl = record_words(h.try_into().expect("a record header"), false)[2] as usize;
         if bytes.len() - len - RECORD_HEADER < incl {
             break;
         }
@@ -671,9 +671,7 @@ impl PcapWriter {
     pub fn open(path: &Path, snaplen: u32) -> Result<Self, PcapIoError> {
         let snaplen = snaplen.min(MAX_SNAPLEN);
         if is_stdio(path) {
-            let fd = std::os::fd::AsFd::as_fd(&std::io::stdout()).try_clone_to_owned();
-            let fd = fd.map_err(|source| PcapIoError::Open { path: path.into(), source })?;
-            let mut w = Self::new(File::from(fd), path, snaplen, None, false);
+            let mut w = Self::new(stdout_file()?, path, snaplen, None, false);
             w.begin()?;
             return Ok(w);
         }
@@ -777,20 +775,13 @@ impl PcapWriter {
     }
 
     fn write_through(&mut self, bytes: &[u8]) -> Result<(), (usize, PcapIoError)> {
-        let mut sent = 0;
-        while sent < bytes.len() {
-            match self.file.write(&bytes[sent..]) {
-                Ok(0) => {
-                    let source = io::Error::from(io::ErrorKind::WriteZero);
-                    return Err(self.failed(bytes, sent, source));
-                }
-                Ok(n) => sent += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(source) => return Err(self.failed(bytes, sent, source)),
+        match write_counted(&mut self.file, bytes) {
+            (_, None) => {
+                self.bytes += bytes.len() as u64;
+                Ok(())
             }
+            (sent, Some(source)) => Err(self.failed(bytes, sent, source)),
         }
-        self.bytes += bytes.len() as u64;
-        Ok(())
     }
 
     /// A write of `bytes` failed after `sent` of them: keep the complete
@@ -863,6 +854,31 @@ pub fn output_name(base: &Path, worker: Option<usize>, rotation: u32) -> PathBuf
 }
 
 /// Make writes to `file` block again (it was opened non-blocking).
+/// `write_all`, saying how many bytes went out before a failure (those stay
+/// written: a pipe cannot take them back).
+pub fn write_counted(file: &mut File, bytes: &[u8]) -> (usize, Option<io::Error>) {
+    let mut sent = 0;
+    while sent < bytes.len() {
+        match file.write(&bytes[sent..]) {
+            Ok(0) => return (sent, Some(io::ErrorKind::WriteZero.into())),
+            Ok(n) => sent += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return (sent, Some(e)),
+        }
+    }
+    (sent, None)
+}
+
+/// Standard output as a file of its own (a duplicate descriptor), written
+/// without the lock and buffer of [`std::io::Stdout`].
+///
+/// # Errors
+/// [`PcapIoError::Open`] of `-` when no descriptor is left.
+pub fn stdout_file() -> Result<File, PcapIoError> {
+    let fd = std::os::fd::AsFd::as_fd(&io::stdout()).try_clone_to_owned();
+    fd.map(File::from).map_err(|source| PcapIoError::Open { path: "-".into(), source })
+}
+
 /// Take the exclusive advisory lock (`flock`) on an output file, without
 /// waiting: held while the file is open, so two processes of ringwire never
 /// write one file. (Other tools that take no lock are not kept out.)

@@ -891,12 +891,12 @@ impl Worker {
                         order.drained = true;
                         break;
                     };
-                    let (mut n, mut bytes, mut vlan) = (0u64, 0u64, 0u64);
+                    let (mut n, mut bytes, mut vlan, mut last_ts) = (0u64, 0u64, 0u64, 0u64);
                     // Not zeroed up front: a low-latency run is often a single frame.
                     let mut pkts = ArrayVec::<Packet<'_>, BATCH>::new();
                     for f in block.frames() {
                         n += 1;
-                        order.last_ts = order.last_ts.max(f.ts_ns);
+                        last_ts = last_ts.max(f.ts_ns);
                         bytes += u64::from(f.wire_len);
                         vlan += u64::from(f.vlan.is_some());
                         pkts.push(Packet {
@@ -913,6 +913,7 @@ impl Worker {
                     if !pkts.is_empty() {
                         d.batch(port, &pkts, false);
                     }
+                    order.last_ts = order.last_ts.max(last_ts);
                     let p = &mut d.ports[port];
                     p[pc::RECEIVED] += n;
                     p[pc::BYTES] += bytes;

@@ -46,14 +46,6 @@ impl Metrics {
         }
     }
 
-    /// A count the engine leaves out of its JSON while it is zero, as 0:
-    /// a series that first appears at N hides that first increase.
-    fn zero_if_absent(&mut self, prefix: &str, obj: &Value, key: &str, labels: &[(&str, String)]) {
-        if obj.get(key).is_none() {
-            self.add(&format!("{prefix}_{key}"), true, labels, 0.0);
-        }
-    }
-
     fn render(self) -> String {
         let mut out = String::new();
         for (name, f) in self.0 {
@@ -92,9 +84,7 @@ pub fn render(counters: &Value) -> String {
     for p in counters["ports"].as_array().into_iter().flatten().filter(live) {
         let labels = [("port", text(&p["name"]))];
         m.counts("port", p, &labels, &["name", "uri", "filter", "rx", "removed", "link"]);
-        m.zero_if_absent("port", p, "tx_unsent", &labels);
         if let Some(state) = p["link"].as_str() {
-            m.zero_if_absent("port", p, "link_downs", &labels);
             for s in ["up", "down", "gone"] {
                 let l = [("port", text(&p["name"])), ("state", s.to_owned())];
                 m.add("port_link", false, &l, f64::from(u8::from(state == s)));
@@ -108,10 +98,6 @@ pub fn render(counters: &Value) -> String {
     for c in counters["consumers"].as_array().into_iter().flatten().filter(live) {
         let labels = [("consumer", text(&c["name"])), ("kind", text(&c["kind"]))];
         m.counts("consumer", c, &labels, &["name", "kind", "filter", "latency", "removed", "filter_quarantined"]);
-        m.zero_if_absent("consumer", c, "before_added", &labels);
-        if c["kind"] == "pcap" {
-            m.zero_if_absent("consumer", c, "files", &labels);
-        }
         for (i, n) in c["per_worker"].as_array().into_iter().flatten().enumerate() {
             let l = [labels[0].clone(), labels[1].clone(), ("worker", i.to_string())];
             m.add("consumer_delivered_per_worker", true, &l, n.as_f64().unwrap_or(0.0));
@@ -140,10 +126,11 @@ mod tests {
     fn renders_counts_as_labelled_counters_and_states_as_gauges() {
         let stats = json!({
             "elapsed_s": 2.5,
-            "ports": [{"name": "p\"1", "uri": "afpacket:x", "received": 10, "link": "down", "ebpf": {"seen": 4}},
+            "ports": [{"name": "p\"1", "uri": "afpacket:x", "received": 10, "tx_unsent": 0, "link": "down",
+                       "link_downs": 0, "ebpf": {"seen": 4}},
                       {"name": "old", "removed": true, "received": 3}],
             "workers": [{"index": 0, "core": 1, "received": 10}],
-            "consumers": [{"name": "cap", "kind": "pcap", "delivered": 7, "per_worker": [7], "filter": "udp",
+            "consumers": [{"name": "cap", "kind": "pcap", "delivered": 7, "files": 0, "per_worker": [7], "filter": "udp",
                            "latency": {"kernel": {"p99": 1500.0}, "counters": {"lost": 2}}}]
         });
         let text = render(&stats);
