@@ -173,24 +173,25 @@ fn stamp_offset(frame: &[u8]) -> Option<usize> {
     Some(at)
 }
 
-/// A jump ahead of this many sequence numbers starts a stream over (a new
-/// generator run, or a number that is not one) instead of counting them lost.
+/// A jump ahead of this many sequence numbers starts a stream over (a
+/// number that is not one) instead of counting them lost.
 const RESTART: u64 = 1 << 32;
 
 /// A stream's sequence state: the next sequence expected (highest + 1; 0
 /// before its first frame), which of the [`WINDOW`] sequences below it have
-/// arrived (bit `d`: `next - 1 - d`), the first one seen and its own count
-/// of missing ones (since it last started over). 32 bytes, aligned to 32, so
-/// a stream's state is one cache line however large the table (its own
-/// duplicate and late counts, needed only for listed streams, are kept
-/// beside the list: [`Listed`]).
+/// arrived (bit `d`: `next - 1 - d`), the first one seen, its own count of
+/// missing ones (since it last started over) and the send time of its
+/// highest. Aligned to 64, so a stream's state is one cache line however
+/// large the table (its own duplicate and late counts, needed only for
+/// listed streams, are kept beside the list: [`Listed`]).
 #[derive(Debug, Clone, Copy, Default)]
-#[repr(C, align(32))]
+#[repr(C, align(64))]
 struct FlowTrack {
     next: u64,
     window: u64,
     first: u64,
     lost: u64,
+    head_ts: u64,
 }
 
 /// What [`track`] made of a frame's sequence number.
@@ -258,7 +259,8 @@ pub struct SeqCounters {
     pub untracked: u64,
     /// Frames stamped later than they were seen (clocks disagree): recorded as 0.
     pub negative: u64,
-    /// Streams that jumped ahead by 2^32 or more and were started over.
+    /// Streams started over: a new generator run (a sequence number lower
+    /// than one seen, sent after it), or a jump ahead by 2^32 or more.
     pub restarts: u64,
     /// Streams that lost, repeated or reordered a frame.
     pub irregular: u64,
@@ -431,7 +433,7 @@ impl Probe {
         }
         let idx = stream_index(st.flow);
         match self.flows.get_mut(idx) {
-            Some(f) => match track(f, st.seq, &mut d.seq) {
+            Some(f) => match track(f, st.seq, st.ts_ns, &mut d.seq) {
                 Seq::InOrder => {}
                 seen => self.irregular(idx, seen),
             },
@@ -507,11 +509,18 @@ fn stream_of(index: usize) -> (u32, bool) {
     ((index >> 1) as u32, index & 1 == 1)
 }
 
-/// Account sequence number `seq` of a stream in the totals `c` and the
-/// stream's state `f`, and say what it was.
-fn track(f: &mut FlowTrack, seq: u64, c: &mut SeqCounters) -> Seq {
+/// Account sequence number `seq`, sent at `ts_ns`, of a stream in the
+/// totals `c` and the stream's state `f`, and say what it was.
+///
+/// A number below the highest seen is a duplicate or a late frame if it was
+/// sent before that highest one, as one sender's frames are: its number was
+/// taken before. Sent after it, it comes from a sender that started
+/// counting again (`ringwire-gen` run again on the same flows), and the
+/// stream starts over: its earlier loss stays counted, and the new run's
+/// frames are neither repeats nor late.
+fn track(f: &mut FlowTrack, seq: u64, ts_ns: u64, c: &mut SeqCounters) -> Seq {
     let start = |f: &mut FlowTrack| {
-        (f.next, f.window, f.first, f.lost) = (seq.saturating_add(1), 1, seq, 0);
+        (f.next, f.window, f.first, f.lost, f.head_ts) = (seq.saturating_add(1), 1, seq, 0, ts_ns);
     };
     if f.next == 0 {
         c.flows += 1;
@@ -532,7 +541,13 @@ fn track(f: &mut FlowTrack, seq: u64, c: &mut SeqCounters) -> Seq {
         f.window = if shift >= WINDOW { 0 } else { f.window << shift };
         f.window |= 1;
         f.next = seq.saturating_add(1);
+        f.head_ts = ts_ns;
         return if gap > 0 { Seq::Gap } else { Seq::InOrder };
+    }
+    if ts_ns > f.head_ts {
+        c.restarts += 1;
+        start(f);
+        return Seq::InOrder;
     }
     let d = f.next - 1 - seq;
     if d < WINDOW {
@@ -682,7 +697,8 @@ mod tests {
     fn sequence_tracking_counts_loss_duplicates_and_reordering() {
         let mut f = FlowTrack::default();
         let mut c = SeqCounters::default();
-        let seen: Vec<Seq> = [0, 1, 2, 5, 3, 3, 6, 6, 200, 4].into_iter().map(|s| track(&mut f, s, &mut c)).collect();
+        let seen: Vec<Seq> =
+            [0, 1, 2, 5, 3, 3, 6, 6, 200, 4].into_iter().map(|s| track(&mut f, s, 0, &mut c)).collect();
         use Seq::{Duplicate as D, Gap as G, InOrder as I, Late as L};
         assert_eq!(seen, [I, I, I, G, L, D, I, D, G, L]);
         // 4 and 5 skipped at 5 (then 3 came late, 4 came late but outside the window
@@ -697,9 +713,33 @@ mod tests {
         // after which 0 is late.
         let (mut g, mut c) = (FlowTrack::default(), SeqCounters::default());
         for s in [5, 3, 6, 8, 1 << 40, (1 << 40) + 1, u64::MAX, 0] {
-            track(&mut g, s, &mut c);
+            track(&mut g, s, 0, &mut c);
         }
         assert_eq!((c.lost, c.reordered, c.restarts, c.flows), (1, 2, 2, 1), "{c:?}");
+    }
+
+    #[test]
+    fn a_generator_run_again_starts_its_streams_over() {
+        // Run 1 sends 0..10 a frame per ms and loses 4; run 2, later, sends
+        // 0..6 and a late 3 after 4, then repeats 5.
+        let mut f = FlowTrack::default();
+        let mut c = SeqCounters::default();
+        let ms = 1_000_000;
+        for seq in (0..10u64).filter(|&s| s != 4) {
+            track(&mut f, seq, 100 * ms + seq * ms, &mut c);
+        }
+        assert_eq!((c.lost, c.restarts), (1, 0));
+        let run2 = [(0, 500), (1, 501), (2, 502), (4, 504), (3, 503), (5, 505), (5, 505)];
+        let seen: Vec<Seq> = run2.into_iter().map(|(seq, t)| track(&mut f, seq, t * ms, &mut c)).collect();
+        use Seq::{Duplicate as D, Gap as G, InOrder as I, Late as L};
+        assert_eq!(seen, [I, I, I, G, L, I, D]);
+        assert_eq!(c.restarts, 1, "{c:?}");
+        // Run 1's loss stays counted; run 2's late 3 filled its own gap.
+        assert_eq!((c.lost, c.duplicates, c.reordered, c.flows), (1, 1, 1, 1), "{c:?}");
+        // A frame of run 2 that comes back after run 2's highest, sent before
+        // it, is a duplicate, not another restart.
+        assert_eq!(track(&mut f, 0, 500 * ms, &mut c), D);
+        assert_eq!(c.restarts, 1);
     }
 
     #[test]
