@@ -447,7 +447,7 @@ impl Snapshot {
         let _ = writeln!(s, "ports:");
         let _ = writeln!(
             s,
-            "  {:<24} {:>12} {:>14} {:>10} {:>10} {:>12} {:>10} {:>8} {:>10} {:>9} {:>10} {:>10}",
+            "  {:<24} {:>12} {:>14} {:>10} {:>10} {:>12} {:>10} {:>8} {:>10} {:>9} {:>9} {:>10} {:>10}",
             "name",
             "received",
             "bytes",
@@ -458,6 +458,7 @@ impl Snapshot {
             "freezes",
             "tx",
             "tx_busy",
+            "tx_unsent",
             "if_dropped",
             "if_missed"
         );
@@ -465,7 +466,7 @@ impl Snapshot {
         for p in &self.ports {
             let _ = writeln!(
                 s,
-                "  {:<24} {:>12} {:>14} {:>10} {:>10} {:>12} {:>10} {:>8} {:>10} {:>9} {:>10} {:>10}",
+                "  {:<24} {:>12} {:>14} {:>10} {:>10} {:>12} {:>10} {:>8} {:>10} {:>9} {:>9} {:>10} {:>10}",
                 port_mark(p),
                 p.received,
                 p.bytes,
@@ -476,6 +477,7 @@ impl Snapshot {
                 p.kernel_freezes,
                 p.tx_frames,
                 p.tx_busy,
+                p.tx_unsent,
                 or_dash(p.if_drops.map(|d| d.dropped)),
                 or_dash(p.if_drops.map(|d| d.missed))
             );
@@ -554,7 +556,7 @@ impl Snapshot {
                     let _ = writeln!(
                         s,
                         "  {:<16} {:<9} {:>11} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
-                        c.name,
+                        removed_mark(&c.name, c.removed),
                         to,
                         h.count,
                         us(h.p50),
@@ -568,14 +570,21 @@ impl Snapshot {
                 let n = l.counters;
                 let _ = writeln!(
                     s,
-                    "  {:<16} flows {}, lost {}, duplicates {}, reordered {}, unstamped {}",
-                    c.name, n.flows, n.lost, n.duplicates, n.reordered, n.unstamped
+                    "  {:<16} flows {}, lost {}, duplicates {}, reordered {}, restarts {}, unstamped {}",
+                    removed_mark(&c.name, c.removed),
+                    n.flows,
+                    n.lost,
+                    n.duplicates,
+                    n.reordered,
+                    n.restarts,
+                    n.unstamped
                 );
                 if n.irregular > 0 {
                     let _ = writeln!(
                         s,
                         "  {:<16} {} flow(s) lost, repeated or reordered frames; most lost first:",
-                        c.name, n.irregular
+                        removed_mark(&c.name, c.removed),
+                        n.irregular
                     );
                     for st in &l.streams {
                         let _ = writeln!(
@@ -611,6 +620,42 @@ mod tests {
         for key in ["removed", "tx_unsent", "link_downs", "kernel_packets"] {
             assert!(json.get(key).is_some_and(|v| v == 0 || v == false), "{key}: {json}");
         }
+    }
+
+    /// The final table shows what a port never sent, and names a removed
+    /// consumer's latency figures as removed.
+    #[test]
+    fn the_table_shows_unsent_frames_and_marks_removed_probes() {
+        let mut lat = crate::probe::LatencySnap::default();
+        lat.counters.restarts = 4;
+        let s = Snapshot {
+            ports: vec![PortSnap {
+                name: "b".into(),
+                tx_frames: 2048,
+                tx_unsent: 2000,
+                link: Some(Link::Down),
+                ..Default::default()
+            }],
+            consumers: vec![ConsumerSnap {
+                name: "lat".into(),
+                kind: "latency".into(),
+                removed: true,
+                latency: Some(lat),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let t = s.table();
+        let cells = |start: &str| -> Vec<String> {
+            let line = t.lines().find(|l| l.trim_start().starts_with(start)).unwrap_or_else(|| panic!("{start}:\n{t}"));
+            line.split_whitespace().map(str::to_owned).collect()
+        };
+        let header = cells("name");
+        let at = header.iter().position(|h| h == "tx_unsent").expect("a tx_unsent column");
+        // "b (down)" takes two cells.
+        assert_eq!(cells("b (down)")[at + 1], "2000", "{t}");
+        assert!(t.lines().any(|l| l.trim_start().starts_with("lat (removed)") && l.contains("kernel")), "{t}");
+        assert!(t.contains("lat (removed)    flows 0, lost 0, duplicates 0, reordered 0, restarts 4"), "{t}");
     }
 
     #[test]

@@ -524,6 +524,16 @@ fn render_status(v: &Value) -> String {
     s
 }
 
+/// A port's or consumer's name, marked when it was removed at run time.
+fn removed(item: &Value) -> String {
+    let name = text(&item["name"]);
+    if item["removed"] == json!(true) {
+        format!("{name} (removed)")
+    } else {
+        name
+    }
+}
+
 fn render_stats(v: &Value) -> String {
     let c = &v["counters"];
     let rate = |section: &str, name: &Value, key: &str| {
@@ -546,6 +556,9 @@ fn render_stats(v: &Value) -> String {
             ("k_drops", 10, true),
             ("drops/s", 10, true),
             ("if_drops", 10, true),
+            ("tx", 12, true),
+            ("tx_unsent", 10, true),
+            ("link", 5, false),
         ],
         list(&c["ports"]).iter().map(|p| {
             let filtered = p["filtered"].as_u64().unwrap_or(0) + p["ebpf"]["filtered"].as_u64().unwrap_or(0);
@@ -554,13 +567,16 @@ fn render_stats(v: &Value) -> String {
                 .as_u64()
                 .map_or_else(|| "-".to_owned(), |d| (d + p["if_missed"].as_u64().unwrap_or(0)).to_string());
             vec![
-                text(&p["name"]),
+                removed(p),
                 n(&p["received"]),
                 rate("ports", &p["name"], "received_per_s"),
                 filtered.to_string(),
                 n(&p["kernel_drops"]),
                 rate("ports", &p["name"], "kernel_drops_per_s"),
                 if_drops,
+                n(&p["tx_frames"]),
+                n(&p["tx_unsent"]),
+                text(&p["link"]),
             ]
         }),
     ));
@@ -576,7 +592,7 @@ fn render_stats(v: &Value) -> String {
         ],
         list(&c["consumers"]).iter().map(|k| {
             vec![
-                text(&k["name"]),
+                removed(k),
                 n(&k["seen"]),
                 n(&k["passed"]),
                 n(&k["delivered"]),
@@ -587,7 +603,7 @@ fn render_stats(v: &Value) -> String {
     ));
     let probes: Vec<Value> = list(&c["consumers"]).into_iter().filter(|k| !k["latency"].is_null()).collect();
     if !probes.is_empty() {
-        s.push_str("latency (microseconds, since the engine started):\n");
+        s.push_str("latency (microseconds, since each consumer was added; `stats reset` does not reset it):\n");
         let us = |x: &Value| format!("{:.1}", x.as_f64().unwrap_or(0.0) / 1e3);
         s.push_str(&grid(
             &[
@@ -599,19 +615,26 @@ fn render_stats(v: &Value) -> String {
                 ("p99.9", 9, true),
                 ("max", 9, true),
                 ("lost", 9, true),
+                ("dups", 9, true),
+                ("late", 9, true),
+                ("restarts", 9, true),
             ],
             probes.iter().flat_map(|k| {
                 ["kernel", "consumer"].map(|to| {
                     let (l, h) = (&k["latency"], &k["latency"][to]);
+                    let c = &l["counters"];
                     vec![
-                        text(&k["name"]),
+                        removed(k),
                         to.to_owned(),
                         n(&h["count"]),
                         us(&h["p50"]),
                         us(&h["p99"]),
                         us(&h["p999"]),
                         us(&h["max"]),
-                        n(&l["counters"]["lost"]),
+                        n(&c["lost"]),
+                        n(&c["duplicates"]),
+                        n(&c["reordered"]),
+                        n(&c["restarts"]),
                     ]
                 })
             }),
@@ -622,7 +645,7 @@ fn render_stats(v: &Value) -> String {
                 list(&k["latency"]["streams"]).into_iter().map(move |st| {
                     let dir = if st["reverse"] == Value::Bool(true) { " reverse" } else { "" };
                     vec![
-                        text(&k["name"]),
+                        removed(k),
                         format!("{}{dir}", n(&st["flow"])),
                         n(&st["lost"]),
                         n(&st["duplicates"]),
@@ -784,5 +807,41 @@ mod tests {
         let mut quiet = v.clone();
         quiet["counters"]["consumers"][0]["latency"]["streams"] = serde_json::json!([]);
         assert!(!render_stats(&quiet).contains("flows that lost"));
+    }
+
+    #[test]
+    fn stats_show_what_a_port_sent_and_never_sent_its_link_and_what_was_removed() {
+        let v = serde_json::json!({"counters": {"elapsed_s": 1.0, "workers": [],
+        "ports": [
+            {"name": "a", "received": 3000, "kernel_drops": 0, "tx_frames": 0, "tx_unsent": 0, "link": "up"},
+            {"name": "b", "received": 0, "kernel_drops": 0, "tx_frames": 2048, "tx_unsent": 2048, "link": "down"},
+            {"name": "e1", "removed": true, "received": 7, "tx_frames": 0, "tx_unsent": 0}
+        ],
+        "consumers": [
+            {"name": "lat", "removed": true, "kind": "latency", "seen": 9, "passed": 9, "delivered": 9, "queue_dropped": 0,
+             "latency": {"kernel": {"count": 9}, "consumer": {"count": 9},
+                         "counters": {"lost": 1, "duplicates": 2, "reordered": 3, "restarts": 4}, "streams": []}}
+        ]}});
+        let s = render_stats(&v);
+        let row = |first: &str| -> Vec<String> {
+            s.lines()
+                .find(|l| l.trim_start().starts_with(first))
+                .unwrap_or_else(|| panic!("no row {first}:\n{s}"))
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect()
+        };
+        let header = row("name");
+        assert_eq!(header[header.len() - 3..], ["tx", "tx_unsent", "link"], "{s}");
+        assert_eq!(row("b")[row("b").len() - 3..], ["2048", "2048", "down"], "{s}");
+        assert_eq!(row("e1")[..2], ["e1", "(removed)"], "{s}");
+        let lat: Vec<&str> = s
+            .lines()
+            .find(|l| l.trim_start().starts_with("lat (removed)") && l.contains("kernel"))
+            .unwrap_or_else(|| panic!("no latency row:\n{s}"))
+            .split_whitespace()
+            .collect();
+        assert_eq!(lat[lat.len() - 4..], ["1", "2", "3", "4"], "lost, dups, late, restarts: {s}");
+        assert!(s.contains("restarts"), "{s}");
     }
 }
