@@ -155,6 +155,38 @@ pub(crate) struct PortSlot {
     /// Why its interface's counters could not be read last time (logged
     /// once per distinct error).
     pub(crate) if_drops_error: Option<String>,
+    /// A removed port's kernel filter counts as they were when it was
+    /// removed (its program and maps are gone).
+    pub(crate) final_filter_counts: FilterCounts,
+}
+
+/// A kernel port filter's own counts: an eBPF program's, or the
+/// classifier's entries with their hits.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct FilterCounts {
+    pub(crate) ebpf: Option<crate::stats::EbpfSnap>,
+    pub(crate) classifier: Vec<crate::stats::ClassSnap>,
+}
+
+impl FilterCounts {
+    /// Read port `port`'s filter `f`'s counts now.
+    pub(crate) fn read(f: &PortFilter, port: &str) -> Self {
+        let mut out = Self::default();
+        if let Some(prog) = f.ebpf() {
+            out.ebpf = prog.counters().map(|(seen, passed)| crate::stats::EbpfSnap {
+                seen,
+                passed,
+                filtered: seen.saturating_sub(passed),
+            });
+        }
+        if let PortFilter::Classifier(c) = f {
+            match c.entries() {
+                Ok(entries) => out.classifier = entries.iter().map(crate::stats::ClassSnap::from).collect(),
+                Err(e) => tracing::warn!(port, error = %error_chain(&e), "cannot read the classifier table"),
+            }
+        }
+        out
+    }
 }
 
 impl PortSlot {
@@ -784,23 +816,11 @@ impl Engine {
             if matches!(slot.kind, PortKind::AfPacket(_)) && (slot.config.rx || slot.has_tx) {
                 s.link = Some(slot.link());
             }
-            if let Some(f) = slot.filter.as_deref() {
-                if let Some(prog) = f.ebpf() {
-                    s.ebpf = prog.counters().map(|(seen, passed)| crate::stats::EbpfSnap {
-                        seen,
-                        passed,
-                        filtered: seen.saturating_sub(passed),
-                    });
-                }
-                if let PortFilter::Classifier(c) = f {
-                    match c.entries() {
-                        Ok(entries) => s.classifier = entries.iter().map(crate::stats::ClassSnap::from).collect(),
-                        Err(e) => {
-                            tracing::warn!(port = %s.name, error = %error_chain(&e), "cannot read the classifier table")
-                        }
-                    }
-                }
-            }
+            let counts = match slot.filter.as_deref() {
+                Some(f) => FilterCounts::read(f, &s.name),
+                None => slot.final_filter_counts.clone(),
+            };
+            (s.ebpf, s.classifier) = (counts.ebpf, counts.classifier);
             ports.push(s);
         }
         let mut consumers = Vec::with_capacity(st.consumers.len());
@@ -1069,6 +1089,7 @@ pub(crate) fn open_port(
             reattach_error: None,
             if_drops,
             if_drops_error: None,
+            final_filter_counts: FilterCounts::default(),
         },
         sources,
     })

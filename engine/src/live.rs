@@ -413,8 +413,11 @@ impl Engine {
         st.read_if_drops();
         st.ports[slot].removed = true;
         crate::engine::update_consumer_sched(&st);
-        // Its program and maps (file descriptors) go once the workers let go of the rings.
-        st.ports[slot].filter = None;
+        // Its program and maps (file descriptors) go once the workers let go
+        // of the rings; their counts stay, final.
+        if let Some(f) = st.ports[slot].filter.take() {
+            st.ports[slot].final_filter_counts = crate::engine::FilterCounts::read(&f, name);
+        }
         st.named.values_mut().for_each(|nf| {
             nf.attached.remove(&Target::Port(name.to_owned()));
         });

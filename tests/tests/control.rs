@@ -446,6 +446,17 @@ fn ringctl_reconfigures_a_running_engine_under_traffic() {
     assert_eq!(kept["counters"]["ports"][0]["ebpf"]["filtered"], 200, "{kept}");
     ok(&["filters", "detach", "--port", "p"]);
     ok(&["filters", "unload", "k"]);
+    // A port added with an eBPF filter and removed keeps its program's last counts.
+    let keep_udp = format!("ebpf:{}", ringwire_bpf::EXAMPLE_KEEP_UDP);
+    ok(&["ports", "add", &format!("afpacket:{ve}"), "--name", "e1", "--filter", &keep_udp]);
+    assert_eq!(generate(&ns_g, &vg, &["--count", "400", "--rate", "20000", "--vlan-every", "0"])["sent"], 400);
+    std::thread::sleep(Duration::from_millis(300));
+    ok(&["ports", "del", "e1"]);
+    let e1_of =
+        |ports: &serde_json::Value| ports.as_array().unwrap().iter().find(|p| p["name"] == "e1").cloned().unwrap();
+    let e1 = e1_of(&ok(&["stats"])["counters"]["ports"]);
+    assert_eq!((e1["removed"].as_bool(), e1["received"].as_u64()), (Some(true), Some(200)), "{e1}");
+    assert_eq!(e1["ebpf"], serde_json::json!({"seen": 400, "passed": 200, "filtered": 200}), "{e1}");
 
     // Bad requests name the field.
     assert!(refused(&["consumers", "add", "x", "--kind", "pcap"], "invalid").contains("path"));
@@ -470,7 +481,8 @@ fn ringctl_reconfigures_a_running_engine_under_traffic() {
     assert_reconciles(&s);
     let port = |name: &str| s["ports"].as_array().unwrap().iter().find(|p| p["name"] == name).unwrap().clone();
     let (p, q, replay) = (port("p"), port("q"), port("replay"));
-    assert_eq!(p["received"], 30_500, "{p}");
+    assert_eq!(p["received"], 30_900, "{p}");
+    assert_eq!(e1_of(&s["ports"])["ebpf"]["filtered"], 200, "the final report keeps a removed port's filter counts");
     assert_eq!(p["kernel_drops"], 0, "{p}");
     assert_eq!((q["received"].as_u64(), q["removed"].as_bool()), (Some(2200), Some(true)), "{q}");
     assert_eq!(replay["received"].as_u64(), Some(frames.len() as u64), "{replay}");
@@ -478,7 +490,7 @@ fn ringctl_reconfigures_a_running_engine_under_traffic() {
     assert_eq!(steady["name"], "steady");
     assert_eq!(
         steady["delivered"].as_u64(),
-        Some(30_500 + 2200 + frames.len() as u64),
+        Some(30_900 + 2200 + 200 + frames.len() as u64),
         "zero loss on the steady consumer: {steady}"
     );
 }
