@@ -135,6 +135,17 @@ fn frames_due(d: Duration, rate: u64) -> u64 {
     u64::try_from((d.as_nanos() * u128::from(rate)).div_ceil(1_000_000_000)).unwrap_or(u64::MAX)
 }
 
+/// The frames a run sends at most: `count`, and when paced for a duration,
+/// the frames due in it at the whole run's rate. Split over threads as
+/// such, so that threads with shares of the rate do not each round their
+/// own due frames up.
+fn paced_total(count: u64, duration: Option<Duration>, rate: u64) -> u64 {
+    match duration {
+        Some(d) if rate > 0 => count.min(frames_due(d, rate)),
+        _ => count,
+    }
+}
+
 /// Simple IMIX, interleaved so no size comes in a burst: 7 × 60, 4 × 590, 1 × 1514.
 const IMIX: [usize; 12] = [60, 590, 60, 60, 590, 60, 1514, 60, 590, 60, 60, 590];
 
@@ -488,7 +499,7 @@ fn run() -> Result<()> {
         return Ok(());
     }
     let iface = a.interface.clone().expect("clap requires --interface without --pcap-out");
-    let plans = plans(mix.streams(), threads, &a.cores, count, a.rate)?;
+    let plans = plans(mix.streams(), threads, &a.cores, paced_total(count, duration, a.rate), a.rate)?;
     if a.record.is_some() && threads > 1 {
         bail!("--record needs a single thread (frames of several threads have no one order)");
     }
@@ -937,6 +948,13 @@ mod tests {
                 assert_eq!(ti, mix.stream_template(plan.streams[pos], k));
             }
         }
+        // Paced for 0.3 s at 50 000 frames/s, three threads send 15 000 in all,
+        // not 5 001 + 5 001 + 5 000 (each thread's own due frames rounded up).
+        let d = Duration::from_millis(300);
+        let p = plans(10, 3, &[], paced_total(u64::MAX, Some(d), 50_000), 50_000).unwrap();
+        assert_eq!(p.iter().map(|p| p.count.min(frames_due(d, p.rate))).sum::<u64>(), 15_000);
+        assert_eq!(paced_total(100, Some(d), 50_000), 100, "a count below what is due");
+        assert_eq!(paced_total(u64::MAX, Some(d), 0), u64::MAX, "flat out: the duration ends the run");
         // One thread is the single sender of before.
         let one = &plans(10, 1, &[], u64::MAX, 0).unwrap()[0];
         assert!((0..50).all(|k| one.frame(&mix, k).0 == mix.template_index(k)));
