@@ -746,6 +746,9 @@ impl Config {
         }
         let mut names = std::collections::HashSet::new();
         for p in &self.ports {
+            if let Some(n) = &p.name {
+                check_name(n).map_err(|m| ConfigError::Invalid(format!("port `{}`: name: {m}", n.escape_debug())))?;
+            }
             if let (Ok(PortKind::AfPacket(_)), Some(f)) = (p.kind(), &p.filter) {
                 if !matches!(ringwire_filters::FilterSpec::parse(f), ringwire_filters::FilterSpec::Pcap(_)) {
                     return bad(format!(
@@ -790,6 +793,8 @@ impl Config {
         }
         for c in &self.consumers {
             let ctx = format!("consumer `{}`", c.name);
+            check_name(&c.name)
+                .map_err(|m| ConfigError::Invalid(format!("consumer `{}`: name: {m}", c.name.escape_debug())))?;
             if !cnames.insert(c.name.as_str()) {
                 return bad(format!("{ctx}: the name is used twice"));
             }
@@ -875,6 +880,18 @@ impl Config {
     }
 }
 
+/// A port's or consumer's name: what tables, `ringctl` and Prometheus
+/// labels show, one line each.
+fn check_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() || name.chars().count() > 64 {
+        Err("1 to 64 characters")
+    } else if name.chars().any(char::is_control) {
+        Err("no control characters (a newline, a tab) in a name")
+    } else {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -931,6 +948,29 @@ mod tests {
         assert!(err.contains("wrokers"), "{err}");
         assert!(err.contains("line 3"), "{err}");
         assert!(!err.contains('\n'), "one line: {err}");
+    }
+
+    /// Names are shown one a line in tables and as Prometheus labels: no
+    /// control characters, 1 to 64 characters; the message shows the name escaped.
+    #[test]
+    fn names_are_one_printable_line() {
+        let long = "n".repeat(65);
+        for (ports_name, consumer_name, needle) in [
+            ("p", "nl\\nx", "consumer `nl\\nx`: name: no control characters"),
+            ("tab\\tp", "c", "port `tab\\tp`: name: no control characters"),
+            ("p", "", "consumer ``: name: 1 to 64 characters"),
+            ("p", long.as_str(), "name: 1 to 64 characters"),
+        ] {
+            let text = format!(
+                "[[ports]]\nname = \"{ports_name}\"\nuri = \"pcap:in.pcap\"\n[[consumers]]\nname = \"{consumer_name}\"\nkind = \"counter\"\n"
+            );
+            let err = Config::parse(&text).unwrap().validate().unwrap_err().to_string();
+            assert!(err.contains(needle), "{needle}: {err}");
+            assert!(!err.contains('\n'), "one line: {err}");
+        }
+        let fine =
+            "[[ports]]\nname = \"ünï code\"\nuri = \"pcap:in.pcap\"\n[[consumers]]\nname = \"c\"\nkind = \"counter\"\n";
+        Config::parse(fine).unwrap().validate().unwrap();
     }
 
     #[test]
