@@ -34,6 +34,12 @@ pub const EXAMPLE_KEEP_UDP: &str = env!("RW_BPF_OBJ_KEEP_UDP");
 pub const FIXTURE_REJECTED: &str = env!("RW_BPF_OBJ_REJECTED");
 #[doc(hidden)]
 pub const FIXTURE_NOT_SOCKET: &str = env!("RW_BPF_OBJ_NOT_SOCKET");
+/// Path of the classifier's object as built, for tests that give it where a
+/// user's filter goes.
+#[doc(hidden)]
+pub const FIXTURE_CLASSIFIER: &str = env!("RW_BPF_OBJ_CLASSIFIER");
+/// The classifier's table: a user's object holding it is the classifier.
+const CLASSES_MAP: &str = "rw_classes";
 
 /// Lines of the verifier's log kept in an error: its end says why.
 const LOG_TAIL: usize = 25;
@@ -84,6 +90,15 @@ pub enum BpfError {
         name: String,
         /// Its type.
         kind: String,
+    },
+    /// The object is ringwire's own classifier, which runs with its table
+    /// (without it, it drops every frame).
+    #[error(
+        "{path}: this is ringwire's classifier; attach it with `filter = \"classifier\"` (or `--filter classifier`) and give it entries in [classifier] or with `ringctl classifier add`"
+    )]
+    OwnClassifier {
+        /// The file.
+        path: PathBuf,
     },
     /// The kernel refused the program; `log` is the end of the verifier's log.
     #[error("{path}: the kernel refused program `{name}`: {reason}\nverifier log (end):\n{log}")]
@@ -158,19 +173,20 @@ impl SocketFilter {
     /// the end of the verifier's log.
     pub fn load_file(path: &Path, program: Option<&str>) -> Result<Self, BpfError> {
         let bytes = std::fs::read(path).map_err(|source| BpfError::Read { path: path.into(), source })?;
-        Self::load_memory(path, &bytes, program)
+        Self::load_memory(path, &bytes, program, true)
     }
 
-    fn load_memory(path: &Path, bytes: &[u8], program: Option<&str>) -> Result<Self, BpfError> {
+    /// `user`: the object is a user's, not one of ringwire's own.
+    fn load_memory(path: &Path, bytes: &[u8], program: Option<&str>, user: bool) -> Result<Self, BpfError> {
         let _serial = LOAD_LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         LOAD_LOG.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
         let previous = libbpf_rs::set_print(Some((PrintLevel::Debug, collect_log)));
-        let res = Self::load_locked(path, bytes, program);
+        let res = Self::load_locked(path, bytes, program, user);
         libbpf_rs::set_print(previous);
         res
     }
 
-    fn load_locked(path: &Path, bytes: &[u8], program: Option<&str>) -> Result<Self, BpfError> {
+    fn load_locked(path: &Path, bytes: &[u8], program: Option<&str>, user: bool) -> Result<Self, BpfError> {
         let messages = || std::mem::take(&mut *LOAD_LOG.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("ringwire");
         let mut builder = ObjectBuilder::default();
@@ -187,6 +203,10 @@ impl SocketFilter {
                 }
             },
         })?;
+        // Loaded from a file, ringwire's classifier would run with an empty table.
+        if user && open.maps().any(|m| m.name().to_string_lossy() == CLASSES_MAP) {
+            return Err(BpfError::OwnClassifier { path: path.into() });
+        }
         let names: Vec<String> = open.progs().map(|p| p.name().to_string_lossy().into_owned()).collect();
         let chosen = match program {
             Some(p) if names.iter().any(|n| n == p) => p.to_owned(),
@@ -325,7 +345,7 @@ impl Classifier {
     /// # Errors
     /// The kernel refused the program or a map update failed.
     pub fn load(default: Action) -> Result<Self, BpfError> {
-        let filter = SocketFilter::load_memory(Path::new("classifier.bpf.o"), CLASSIFIER_OBJ, Some("classify"))?;
+        let filter = SocketFilter::load_memory(Path::new("classifier.bpf.o"), CLASSIFIER_OBJ, Some("classify"), false)?;
         let c = Self { filter };
         c.set_default(default)?;
         Ok(c)
@@ -427,7 +447,7 @@ impl SymmetricSteer {
     /// # Errors
     /// The kernel refused the program.
     pub fn load() -> Result<Self, BpfError> {
-        Ok(Self { filter: SocketFilter::load_memory(Path::new("steer.bpf.o"), STEER_OBJ, Some("steer"))? })
+        Ok(Self { filter: SocketFilter::load_memory(Path::new("steer.bpf.o"), STEER_OBJ, Some("steer"), false)? })
     }
 
     /// The program's fd, for `PACKET_FANOUT_DATA`.

@@ -480,9 +480,11 @@ pub(crate) fn update_classifier(
 /// `ebpf:FILE.o[:PROGRAM]` → (file, program).
 pub(crate) fn ebpf_spec(filter: &Option<String>) -> Option<(&str, Option<&str>)> {
     let spec = filter.as_deref()?.trim().strip_prefix("ebpf:")?;
-    // A program name never holds a `/` or a `.`; a path may hold `:`.
+    // A program name never holds a `/` or a `.`; a path may hold `:`. An
+    // empty name after the last `:` is the default program.
     Some(match spec.rsplit_once(':') {
-        Some((path, prog)) if !prog.is_empty() && !prog.contains(['/', '.']) => (path, Some(prog)),
+        Some((path, "")) => (path, None),
+        Some((path, prog)) if !prog.contains(['/', '.']) => (path, Some(prog)),
         _ => (spec, None),
     })
 }
@@ -1317,5 +1319,21 @@ pub(crate) fn kind_name(k: ConsumerKind) -> &'static str {
         ConsumerKind::Pcap => "pcap",
         ConsumerKind::Print => "print",
         ConsumerKind::Latency => "latency",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ebpf_spec;
+
+    #[test]
+    fn an_ebpf_filter_names_its_file_and_maybe_a_program() {
+        let spec = |s: &str| ebpf_spec(&Some(s.to_owned())).map(|(f, p)| (f.to_owned(), p.map(str::to_owned)));
+        let pair = |f: &str, p: Option<&str>| Some((f.to_owned(), p.map(str::to_owned)));
+        assert_eq!(spec("ebpf:/x/keep.bpf.o"), pair("/x/keep.bpf.o", None));
+        assert_eq!(spec("ebpf:/x/keep.bpf.o:keep_udp"), pair("/x/keep.bpf.o", Some("keep_udp")));
+        assert_eq!(spec(" ebpf:/x/keep.bpf.o: "), pair("/x/keep.bpf.o", None), "an empty program: the default");
+        assert_eq!(spec("ebpf:/a:b/keep.bpf.o"), pair("/a:b/keep.bpf.o", None), "a `:` in the path");
+        assert_eq!(spec("udp"), None);
     }
 }

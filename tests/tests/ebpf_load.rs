@@ -74,6 +74,12 @@ fn each_bad_object_gets_its_own_clear_error() {
     assert!(matches!(e, BpfError::NoSuchProgram { .. }), "{e}");
     assert!(e.to_string().contains("keep_udp"), "the error lists what is there: {e}");
 
+    // ringwire's own classifier given as a user's filter would drop every
+    // frame without its table: refused, saying how it is meant to run.
+    let e = load(Path::new(ringwire_bpf::FIXTURE_CLASSIFIER), None);
+    assert!(matches!(e, BpfError::OwnClassifier { .. }), "{e}");
+    assert!(e.to_string().contains("filter = \"classifier\""), "{e}");
+
     let e = load(Path::new(ringwire_bpf::FIXTURE_REJECTED), None);
     let BpfError::Rejected { log, .. } = &e else { panic!("{e}") };
     // The verifier's own explanation: no direct access to the frame from a socket filter.
