@@ -402,6 +402,13 @@ fn ringctl_reconfigures_a_running_engine_under_traffic() {
     let patches = ok(&["patches", "list"]);
     assert_eq!(patches["forwarding"], true);
     assert_eq!(patches["patches"][0]["name"], "fw");
+    assert_eq!(
+        (&patches["patches"][0]["to_link"], &patches["patches"][0]["to_unsent"]),
+        (&serde_json::json!("up"), &serde_json::json!(0)),
+        "{patches}"
+    );
+    let table = ringctl_ok(&sock, &["patches", "list"]);
+    assert!(table.lines().any(|l| l.contains("to_link") && l.contains("to_unsent")), "{table}");
     let reset = ok(&["patches", "reset"]);
     assert_eq!(reset["removed"][0], "fw");
     let fw = &reset_counters(&ok(&["stats"]), "fw");
@@ -673,6 +680,8 @@ fn run_forwards_again_once_a_send_only_port_is_back() {
     engine.expect_stderr("the interface is gone", Duration::from_secs(5), "gone");
     // Forwarded into rings whose interface is gone: never sent.
     send("lost.pcap", 500);
+    let listed = json_of(&ringctl(&sock, &["--json", "patches", "list"]));
+    assert_eq!(listed["patches"][0]["to_link"], "gone", "the patch shows where its frames go: {listed}");
 
     ringwire_tests::ip(ns_e, &["link", "add", out, "type", "veth", "peer", "name", vs, "netns", ns_s]);
     ringwire_tests::ip(ns_e, &["link", "set", out, "up"]);

@@ -299,11 +299,18 @@ fn consumers_list(engine: &Engine, which: impl Fn(ConsumerKind) -> bool) -> Valu
         .filter(|c| which(c.kind))
         .map(|c| {
             let counters = snap.consumers.iter().find(|s| s.name == c.name && !s.removed);
-            json!({
+            let mut entry = json!({
                 "name": c.name, "kind": c.kind, "ports": c.ports, "to": c.to, "path": c.path,
                 "filter": c.filter.as_ref().map(crate::config::FilterList::display),
                 "seen": counters.map(|s| s.seen), "delivered": counters.map(|s| s.delivered),
-            })
+            });
+            // A patch's frames are delivered to its target's TX ring: whether
+            // they left depends on that interface.
+            if let Some(to) = c.to.as_deref().and_then(|t| snap.ports.iter().find(|p| p.name == t && !p.removed)) {
+                entry["to_link"] = json!(to.link);
+                entry["to_unsent"] = json!(to.tx_unsent);
+            }
+            entry
         })
         .collect();
     json!({ "consumers": consumers })

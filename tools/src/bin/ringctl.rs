@@ -474,7 +474,16 @@ fn render(cmd: &str, v: &Value) -> String {
             if v["forwarding"] == json!(true) { "on" } else { "stopped" },
             table(
                 &v["patches"],
-                &[("name", 16), ("ports", 20), ("to", 12), ("seen", 12), ("delivered", 12), ("filter", 0)]
+                &[
+                    ("name", 16),
+                    ("ports", 20),
+                    ("to", 12),
+                    ("to_link", 8),
+                    ("seen", 12),
+                    ("delivered", 12),
+                    ("to_unsent", 10),
+                    ("filter", 0)
+                ]
             )
         ),
         "filters.list" => render_filters(v),
