@@ -205,6 +205,9 @@ pub struct Channel {
     /// now on has a timestamp at or after this (ns since the epoch). A sink
     /// merging several workers in time order writes what is older.
     bound: AtomicU64,
+    /// Its sink merges it with other workers' channels in time order (see
+    /// [`Channel::merged`]): only then is `bound` kept.
+    merged: bool,
 }
 
 impl Channel {
@@ -215,7 +218,16 @@ impl Channel {
         for _ in 0..chunks {
             let _ = free.push(Box::new(Chunk::new(chunk_size)));
         }
-        Self { full: ArrayQueue::new(chunks), free, chunk_size, waker, bound: AtomicU64::new(0) }
+        Self { full: ArrayQueue::new(chunks), free, chunk_size, waker, bound: AtomicU64::new(0), merged: false }
+    }
+
+    /// The channel of one of several workers into an output with one order
+    /// (see [`SinkOutput::one_order`]): its sink merges the workers' records
+    /// in time order, and the worker keeps its promise (see [`Producer::promise`]).
+    #[must_use]
+    pub fn merged(mut self, on: bool) -> Self {
+        self.merged = on;
+        self
     }
 
     /// The consumer's side: the producer's promise (see [`Producer::promise`]),
@@ -375,7 +387,15 @@ impl Producer {
     /// the frames before it).
     #[inline]
     pub fn promise(&self, ts_ns: u64) {
-        self.channel.bound.store(ts_ns, Ordering::Release);
+        if self.channel.merged {
+            self.channel.bound.store(ts_ns, Ordering::Release);
+        }
+    }
+
+    /// Whether its sink merges it with other workers' records in time order.
+    #[must_use]
+    pub fn merged(&self) -> bool {
+        self.channel.merged
     }
 
     /// Hand the current chunk, if it holds anything, to the consumer thread.
@@ -423,6 +443,18 @@ impl Producer {
             self.push(c);
         }
         true
+    }
+}
+
+impl SinkOutput {
+    /// Whether the output has one order of records (one file, printed
+    /// lines), rather than a file per worker.
+    #[must_use]
+    pub fn one_order(&self) -> bool {
+        match self {
+            Self::Pcap(p) => !p.split,
+            Self::Print { .. } => true,
+        }
     }
 }
 
@@ -1106,14 +1138,11 @@ impl TimeMerge {
 /// A description of the first write error (later ones are counted).
 pub fn run_sink(t: SinkTask) -> Result<Vec<PathBuf>, String> {
     let _ = t.waker.thread.set(std::thread::current());
-    let ordered = match &t.output {
-        SinkOutput::Pcap(p) => !p.split,
-        SinkOutput::Print { .. } => true,
-    };
+    let ordered = t.output.one_order();
     let mut s = SinkState::new(t.name, t.output, t.limit, t.limit_hit);
     let mut reorder = Reorder::default();
     // Several workers into one order: their live records are merged by time.
-    let mut merge = (ordered && t.channels.len() > 1).then(|| TimeMerge::new(&t.channels));
+    let mut merge = t.channels.iter().any(|c| c.merged).then(|| TimeMerge::new(&t.channels));
     let mut idle_parks = 0u32;
     // It follows `rt_priority`, which the engine changes when ports come and go.
     let (mut sched, who) = (sys::RtSched::default(), format!("consumer thread of `{}`", s.name));
@@ -1653,7 +1682,7 @@ mod tests {
     #[test]
     fn time_merge_writes_in_time_order_as_far_as_promises_allow() {
         let channels: Vec<Arc<Channel>> =
-            (0..2).map(|_| Arc::new(Channel::new(8, MIN_CHUNK, Arc::default()))).collect();
+            (0..2).map(|_| Arc::new(Channel::new(8, MIN_CHUNK, Arc::default()).merged(true))).collect();
         let mut producers: Vec<Producer> = channels.iter().map(|c| Producer::new(c.clone(), 65535)).collect();
         let mut merge = TimeMerge::new(&channels);
         let send = |p: &mut Producer, times: &[u64]| {

@@ -1189,7 +1189,9 @@ pub(crate) fn build_consumer(st: &State, c: &ConsumerConfig, nworkers: usize) ->
             },
         };
         let waker = Arc::new(SinkWaker::default());
-        channels = (0..nworkers).map(|_| Arc::new(Channel::new(chunks, chunk, waker.clone()))).collect();
+        // Several workers into one order: the sink merges them by time.
+        let merged = output.one_order() && nworkers > 1;
+        channels = (0..nworkers).map(|_| Arc::new(Channel::new(chunks, chunk, waker.clone()).merged(merged))).collect();
         let handle = SinkHandle {
             cells: Arc::default(),
             waker: waker.clone(),

@@ -419,7 +419,8 @@ impl Worker {
             }
             let mut work = 0usize;
             let stopping = self.stop.load(Ordering::Acquire);
-            let pass_start = sys::realtime_ns();
+            // Read only for a promise to a consumer that merges workers by time.
+            let pass_start = self.merging().then(sys::realtime_ns);
             for src in &mut self.sources {
                 match Self::poll_source(src, &mut self.dispatch, stopping) {
                     Ok(n) => work += n,
@@ -445,7 +446,9 @@ impl Worker {
                 self.dispatch.end_batch(urgent, &mut tx_errors);
                 self.publish();
             }
-            self.promise(pass_start);
+            if let Some(t) = pass_start {
+                self.promise(t);
+            }
             if self.sources.iter().any(|s| matches!(s, Source::Pcap { done: true, .. })) {
                 // A file ended: say so now, not at the next statistics tick.
                 self.check_exhausted();
@@ -818,7 +821,7 @@ impl Worker {
         // A paced pcap source needs to wake up for its next record.
         if self.sources.iter().any(|s| matches!(s, Source::Pcap { pace: Pace::Recorded, done: false, .. })) {
             Duration::from_micros(200)
-        } else if self.sources.iter().any(|s| matches!(s, Source::Ring { .. })) {
+        } else if self.merging() && self.sources.iter().any(|s| matches!(s, Source::Ring { .. })) {
             // Often enough that the promise to merging consumers keeps up
             // while this worker has nothing to do (see `promise`).
             (self.retire_timeout * 2).clamp(Duration::from_millis(5), Duration::from_millis(100))
@@ -848,6 +851,12 @@ impl Worker {
             }
         }
         self.promise_all(bound);
+    }
+
+    /// Whether a queued consumer merges this worker's records with other
+    /// workers' in time order, and so waits for its promise.
+    fn merging(&self) -> bool {
+        self.dispatch.consumers.iter().flatten().any(|c| matches!(&c.delivery, Delivery::Queued(p) if p.merged()))
     }
 
     fn promise_all(&self, bound: u64) {
