@@ -173,20 +173,24 @@ impl SocketFilter {
     /// the end of the verifier's log.
     pub fn load_file(path: &Path, program: Option<&str>) -> Result<Self, BpfError> {
         let bytes = std::fs::read(path).map_err(|source| BpfError::Read { path: path.into(), source })?;
-        Self::load_memory(path, &bytes, program, true)
+        let filter = Self::load_memory(path, &bytes, program)?;
+        // Loaded from a file, ringwire's classifier would run with an empty table.
+        if filter.object.maps().any(|m| m.name().to_string_lossy() == CLASSES_MAP) {
+            return Err(BpfError::OwnClassifier { path: path.into() });
+        }
+        Ok(filter)
     }
 
-    /// `user`: the object is a user's, not one of ringwire's own.
-    fn load_memory(path: &Path, bytes: &[u8], program: Option<&str>, user: bool) -> Result<Self, BpfError> {
+    fn load_memory(path: &Path, bytes: &[u8], program: Option<&str>) -> Result<Self, BpfError> {
         let _serial = LOAD_LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         LOAD_LOG.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
         let previous = libbpf_rs::set_print(Some((PrintLevel::Debug, collect_log)));
-        let res = Self::load_locked(path, bytes, program, user);
+        let res = Self::load_locked(path, bytes, program);
         libbpf_rs::set_print(previous);
         res
     }
 
-    fn load_locked(path: &Path, bytes: &[u8], program: Option<&str>, user: bool) -> Result<Self, BpfError> {
+    fn load_locked(path: &Path, bytes: &[u8], program: Option<&str>) -> Result<Self, BpfError> {
         let messages = || std::mem::take(&mut *LOAD_LOG.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("ringwire");
         let mut builder = ObjectBuilder::default();
@@ -203,10 +207,6 @@ impl SocketFilter {
                 }
             },
         })?;
-        // Loaded from a file, ringwire's classifier would run with an empty table.
-        if user && open.maps().any(|m| m.name().to_string_lossy() == CLASSES_MAP) {
-            return Err(BpfError::OwnClassifier { path: path.into() });
-        }
         let names: Vec<String> = open.progs().map(|p| p.name().to_string_lossy().into_owned()).collect();
         let chosen = match program {
             Some(p) if names.iter().any(|n| n == p) => p.to_owned(),
@@ -345,7 +345,7 @@ impl Classifier {
     /// # Errors
     /// The kernel refused the program or a map update failed.
     pub fn load(default: Action) -> Result<Self, BpfError> {
-        let filter = SocketFilter::load_memory(Path::new("classifier.bpf.o"), CLASSIFIER_OBJ, Some("classify"), false)?;
+        let filter = SocketFilter::load_memory(Path::new("classifier.bpf.o"), CLASSIFIER_OBJ, Some("classify"))?;
         let c = Self { filter };
         c.set_default(default)?;
         Ok(c)
@@ -447,7 +447,7 @@ impl SymmetricSteer {
     /// # Errors
     /// The kernel refused the program.
     pub fn load() -> Result<Self, BpfError> {
-        Ok(Self { filter: SocketFilter::load_memory(Path::new("steer.bpf.o"), STEER_OBJ, Some("steer"), false)? })
+        Ok(Self { filter: SocketFilter::load_memory(Path::new("steer.bpf.o"), STEER_OBJ, Some("steer"))? })
     }
 
     /// The program's fd, for `PACKET_FANOUT_DATA`.

@@ -880,9 +880,12 @@ impl Config {
     }
 }
 
-/// A port's or consumer's name: what tables, `ringctl` and Prometheus
-/// labels show, one line each.
-fn check_name(name: &str) -> Result<(), &'static str> {
+/// A port's, consumer's or named filter's name: what tables, `ringctl`
+/// and Prometheus labels show, one line each.
+///
+/// # Errors
+/// What is wrong with it.
+pub fn check_name(name: &str) -> Result<(), &'static str> {
     if name.is_empty() || name.chars().count() > 64 {
         Err("1 to 64 characters")
     } else if name.chars().any(char::is_control) {

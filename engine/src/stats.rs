@@ -293,7 +293,8 @@ pub struct StageSnap {
 }
 
 /// A name, marked when its port or consumer was removed.
-fn removed_mark(name: &str, removed: bool) -> String {
+#[must_use]
+pub fn removed_mark(name: &str, removed: bool) -> String {
     if removed {
         format!("{name} (removed)")
     } else {

@@ -352,9 +352,7 @@ impl Args<'_> {
     /// A non-empty name of at most 64 printable characters.
     fn name(&self, field: &str) -> Result<String, String> {
         let n = self.str(field)?;
-        if n.is_empty() || n.len() > 64 || n.chars().any(char::is_control) {
-            return Err(format!("args.{field}: 1 to 64 printable characters"));
-        }
+        crate::config::check_name(n).map_err(|_| format!("args.{field}: 1 to 64 printable characters"))?;
         Ok(n.to_owned())
     }
 

@@ -535,12 +535,7 @@ fn render_status(v: &Value) -> String {
 
 /// A port's or consumer's name, marked when it was removed at run time.
 fn removed(item: &Value) -> String {
-    let name = text(&item["name"]);
-    if item["removed"] == json!(true) {
-        format!("{name} (removed)")
-    } else {
-        name
-    }
+    ringwire_engine::stats::removed_mark(&text(&item["name"]), item["removed"] == json!(true))
 }
 
 fn render_stats(v: &Value) -> String {
