@@ -52,6 +52,18 @@ pub fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
 }
 
+/// Whether this machine has the two cores `test` needs for two workers.
+/// CI machines have two, so there it must; elsewhere a one-core machine
+/// skips the test and says why.
+pub fn two_cores(test: &str) -> bool {
+    if cores() >= 2 {
+        return true;
+    }
+    assert!(std::env::var("CI").map_or(true, |v| v != "true"), "{test}: needs 2 cores, and CI machines have 2");
+    eprintln!("skipping {test}: needs 2 cores for 2 workers, this machine has 1");
+    false
+}
+
 /// A child process killed (SIGKILL) if still running when dropped.
 /// Its stdout and stderr are read as it writes them, so a child that prints
 /// a lot never blocks on a full pipe.

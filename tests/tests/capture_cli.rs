@@ -622,8 +622,7 @@ fn a_live_snapshot_never_shows_a_consumer_ahead_of_its_port() {
 /// the file missed the rest of a segment the other worker had passed).
 #[test]
 fn a_file_read_stopped_midway_is_written_up_to_a_point_without_a_gap() {
-    if ringwire_tests::cores() < 2 {
-        eprintln!("SKIP a_file_read_stopped_midway_is_written_up_to_a_point_without_a_gap: needs two cores");
+    if !ringwire_tests::two_cores("a_file_read_stopped_midway_is_written_up_to_a_point_without_a_gap") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -672,9 +671,7 @@ fn a_file_read_stopped_midway_is_written_up_to_a_point_without_a_gap() {
 /// equal a single worker's.
 #[test]
 fn a_file_read_by_two_workers_keeps_its_order() {
-    if ringwire_tests::cores() < 2 {
-        assert!(std::env::var("CI").map_or(true, |v| v != "true"), "CI machines have 2 cores");
-        eprintln!("skipping: needs 2 cores for 2 workers");
+    if !ringwire_tests::two_cores("a_file_read_by_two_workers_keeps_its_order") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

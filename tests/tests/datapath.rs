@@ -7,7 +7,7 @@ use std::{collections::HashMap, path::Path, time::Duration};
 use ringwire_bench::frames::read_stamp;
 use ringwire_tests::{
     assert_reconciles, cores, generate, privileged, read_json, read_pcap, start_engine, stop_engine, tcpdump_count,
-    wait_thread_sched, Pair, Patch, ThreadSched,
+    two_cores, wait_thread_sched, Pair, Patch, ThreadSched,
 };
 
 fn write_config(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
@@ -119,8 +119,7 @@ fn hash_fanout_keeps_each_flow_on_one_worker() {
     if !privileged("hash_fanout_keeps_each_flow_on_one_worker") {
         return;
     }
-    if cores() < 2 {
-        eprintln!("skipping hash_fanout_keeps_each_flow_on_one_worker: needs 2 cores, this machine has 1");
+    if !two_cores("hash_fanout_keeps_each_flow_on_one_worker") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -171,8 +170,7 @@ fn two_workers_write_one_file_in_time_order() {
     if !privileged("two_workers_write_one_file_in_time_order") {
         return;
     }
-    if cores() < 2 {
-        eprintln!("skipping two_workers_write_one_file_in_time_order: needs 2 cores, this machine has 1");
+    if !two_cores("two_workers_write_one_file_in_time_order") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -373,8 +371,7 @@ fn start_and_stop_under_traffic_neither_duplicate_nor_lose_count() {
     if !privileged("start_and_stop_under_traffic_neither_duplicate_nor_lose_count") {
         return;
     }
-    if cores() < 2 {
-        eprintln!("skipping start_and_stop_under_traffic_neither_duplicate_nor_lose_count: needs 2 cores");
+    if !two_cores("start_and_stop_under_traffic_neither_duplicate_nor_lose_count") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -1018,8 +1015,7 @@ fn ebpf_symmetric_fanout_keeps_both_directions_of_a_flow_on_one_worker() {
     if !privileged("ebpf_symmetric_fanout_keeps_both_directions_of_a_flow_on_one_worker") {
         return;
     }
-    if cores() < 2 {
-        eprintln!("skipped: needs two cores for two workers");
+    if !two_cores("ebpf_symmetric_fanout_keeps_both_directions_of_a_flow_on_one_worker") {
         return;
     }
     let sym = flows_by_worker("ebpf-symmetric");
