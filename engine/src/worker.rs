@@ -395,7 +395,9 @@ impl Worker {
         // Polls that reported an error: their ports are not polled again before the next tick.
         let mut parked: Vec<u64> = Vec::new();
         let mut failure: Option<String> = None;
-        let mut drain_deadline: Option<Instant> = None;
+        // Draining: until when the rings are read if they stay empty, and
+        // the latest they are read at all.
+        let mut drain_deadline: Option<(Instant, Instant)> = None;
         tracing::debug!(sources = self.sources.len(), "worker started");
         self.check_links(&mut link_errors, true);
         self.check_exhausted();
@@ -470,7 +472,7 @@ impl Worker {
                 self.check_exhausted();
             }
             if stopping {
-                let deadline = *drain_deadline.get_or_insert_with(|| {
+                let (deadline, cap) = drain_deadline.get_or_insert_with(|| {
                     // The kernel stops filling the rings; what it accepted so far is then
                     // exactly received + dropped once the last blocks retire.
                     for src in &self.sources {
@@ -480,8 +482,14 @@ impl Worker {
                             }
                         }
                     }
-                    drain_until(self.retire_timeout)
+                    (drain_until(self.retire_timeout), Instant::now() + DRAIN_CAP)
                 });
+                if work > 0 {
+                    // Frames still coming out (a backlog a slow or busy machine left):
+                    // read on until the rings have been quiet that long again.
+                    *deadline = (*deadline).max(drain_until(self.retire_timeout)).min(*cap);
+                }
+                let deadline = *deadline;
                 if work == 0 {
                     self.read_kernel_stats();
                     self.publish();
@@ -1224,6 +1232,10 @@ fn cancel_poll(armed: &mut [Option<u64>], cancels: &mut Vec<u64>, port: usize) {
         cancels.push(ud);
     }
 }
+
+/// The longest a stopping worker reads its rings for what their kernels
+/// accepted before the stop, however much there is.
+const DRAIN_CAP: Duration = Duration::from_secs(5);
 
 /// Until when a ring is read for what its kernel accepted before it
 /// closes: long enough for its last partly filled block to be retired.
