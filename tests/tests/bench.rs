@@ -330,7 +330,14 @@ fn a_signal_to_the_bench_alone_ends_the_run_partial_at_once() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_secs(4));
+    // Signalled once its generator runs (a round is being measured), not
+    // after a fixed wait a slow machine may still spend building the lab.
+    let start = std::time::Instant::now();
+    let generating = || Command::new("pgrep").args(["-x", "ringwire-gen"]).output().is_ok_and(|o| o.status.success());
+    while !generating() && start.elapsed() < std::time::Duration::from_secs(60) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
     let t0 = std::time::Instant::now();
     // SAFETY: kill(2) on our own child, still running (not yet waited for).
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };

@@ -57,8 +57,8 @@ fn bitrate_paces_frames_per_second_for_the_size() {
     assert!((0.0072..=0.0088).contains(&gbps), "about 8 Mbit/s: {rep}");
 }
 
-/// The achieved rate counts the intervals between frames: three frames at
-/// 20 frames/s take 100 ms, a rate of 20 (it said 30); one frame has no
+/// The achieved rate counts the intervals between frames: eleven frames at
+/// 20 frames/s take 500 ms, a rate of 20 (it said 22); one frame has no
 /// rate. The report counts the default mix's frames too short for a stamp
 /// (IPv6 and TCP flows at 60 and 64 bytes): exactly those of the recorded
 /// frames that carry none.
@@ -68,10 +68,10 @@ fn tiny_counts_report_their_true_rate_and_unstamped_frames_are_counted() {
         return;
     }
     let Pair { lab: _lab, ns_gen, if_gen, .. } = Pair::new();
-    let rep = generate(&ns_gen, &if_gen, &["--count", "3", "--rate", "20"]);
-    assert_eq!(rep["sent"], 3);
+    let rep = generate(&ns_gen, &if_gen, &["--count", "11", "--rate", "20"]);
+    assert_eq!(rep["sent"], 11);
     let pps = rep["rate_pps"].as_f64().unwrap();
-    assert!((18.0..=20.2).contains(&pps), "3 frames at 20/s: {rep}");
+    assert!((18.0..=20.2).contains(&pps), "11 frames at 20/s: {rep}");
     let one = generate(&ns_gen, &if_gen, &["--count", "1"]);
     assert_eq!((one["sent"].as_u64(), one["rate_pps"].is_null()), (Some(1), true), "{one}");
 
@@ -97,8 +97,8 @@ fn a_paced_run_sends_rate_times_duration_at_that_rate() {
     }
     let Pair { lab: _lab, ns_gen, if_gen, .. } = Pair::new();
     for cores in ["0", "0,1", "1"] {
-        let rep = generate(&ns_gen, &if_gen, &["--rate", "50000", "--duration", "0.2", "--cores", cores]);
-        assert_eq!(rep["sent"], 10_000, "--cores {cores}: {rep}");
+        let rep = generate(&ns_gen, &if_gen, &["--rate", "50000", "--duration", "1", "--cores", cores]);
+        assert_eq!(rep["sent"], 50_000, "--cores {cores}: {rep}");
         let pps = rep["rate_pps"].as_f64().unwrap();
         assert!((47_500.0..=50_100.0).contains(&pps), "--cores {cores}: about 50 000 frames/s: {rep}");
     }
