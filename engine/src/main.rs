@@ -658,6 +658,15 @@ fn cmd_capture(a: CaptureArgs) -> Result<ExitCode> {
     let config = capture_config(&a)?;
     let signals = stop_flag(None, Force::OnSecondSignal)?;
     let engine = Engine::start(&config)?;
+    if !a.interfaces.is_empty() {
+        // tcpdump's line, once the rings are bound: from here on every frame
+        // is captured, which is what a script waits for before it sends.
+        eprintln!(
+            "ringwire: listening on {}, link-type EN10MB (Ethernet), snapshot length {} bytes",
+            a.interfaces.join(", "),
+            snaplen(&a)
+        );
+    }
     // An interface that disappears ends the capture, as it ends tcpdump's.
     let report = supervise(engine, 0, &signals, Engine::interfaces_gone);
     let c = &report.snapshot.consumers[0];

@@ -37,14 +37,10 @@ fn spawn_capture(ns: &str, args: &[&str]) -> ringwire_tests::Proc {
     )
 }
 
-/// Wait (at most 5 s) until a capture has mapped its ring; it is bound right after.
-fn wait_for_ring(cap: &ringwire_tests::Proc) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while !std::fs::read_to_string(format!("/proc/{}/maps", cap.pid())).unwrap_or_default().contains("socket:[")
-        && std::time::Instant::now() < deadline
-    {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+/// Wait (at most 10 s) until a capture says it listens, as tcpdump does
+/// once its rings are bound: every frame sent after that is captured.
+fn listening(cap: &mut ringwire_tests::Proc) {
+    cap.expect_stderr("ringwire: listening on ", Duration::from_secs(10), "the capture started");
 }
 
 /// N frames at a moderate rate all arrive, byte-identical and in order, with
@@ -525,8 +521,9 @@ fn live_capture_with_kernel_filter_ends_cleanly_on_ctrl_c() {
     let dir = tempfile::tempdir().unwrap();
     let Pair { lab: _lab, ns_gen: ns_g, ns_eng: ns_e, if_gen: vg, if_eng: ve } = Pair::new();
     let out = dir.path().join("live.pcap");
-    let cap = spawn_capture(&ns_e, &["capture", "-i", &ve, "-w", out.to_str().unwrap(), "udp", "and", "not", "vlan"]);
-    std::thread::sleep(Duration::from_millis(1500)); // rings up (no ready file for capture)
+    let mut cap =
+        spawn_capture(&ns_e, &["capture", "-i", &ve, "-w", out.to_str().unwrap(), "udp", "and", "not", "vlan"]);
+    listening(&mut cap);
     let sent_file = dir.path().join("sent.pcap");
     let rep = generate(
         &ns_g,
@@ -631,8 +628,10 @@ fn kernel_and_userspace_evaluations_keep_the_same_frames() {
         "user",
         &format!("[engine]\nworkers = [0]\n[[ports]]\nuri = \"afpacket:{ve}\"\n{consumers}"),
     );
+    for c in &mut captures {
+        listening(c);
+    }
     let engine = start_engine(&ns_e, &cfg, dir.path());
-    std::thread::sleep(Duration::from_millis(1500)); // the captures' rings are up
     let rep = generate(&ns_g, &vg, &["--count", "3000", "--rate", "20000", "--vlan-every", "2"]);
     assert_eq!(u(&rep["sent"]), 3000);
     std::thread::sleep(Duration::from_millis(300));
@@ -1246,8 +1245,8 @@ fn immediate_mode_capture_keeps_jumbo_frames_whole() {
     ringwire_tests::ip(&ns_g, &["link", "set", &vg, "mtu", "9000"]);
     ringwire_tests::ip(&ns_e, &["link", "set", &ve, "mtu", "9000"]);
     let out = dir.path().join("jumbo.pcap");
-    let cap = spawn_capture(&ns_e, &["capture", "--immediate-mode", "-i", &ve, "-w", out.to_str().unwrap(), "udp"]);
-    std::thread::sleep(Duration::from_millis(1500)); // rings up (no ready file for capture)
+    let mut cap = spawn_capture(&ns_e, &["capture", "--immediate-mode", "-i", &ve, "-w", out.to_str().unwrap(), "udp"]);
+    listening(&mut cap);
     let sent_file = dir.path().join("sent.pcap");
     let rep = generate(
         &ns_g,
@@ -1375,8 +1374,8 @@ fn capture_direction_follows_tcpdump_s_q() {
             args.extend(["-Q", q]);
         }
         args.push("udp");
-        let cap = spawn_capture(&ns_e, &args);
-        wait_for_ring(&cap);
+        let mut cap = spawn_capture(&ns_e, &args);
+        listening(&mut cap);
         std::thread::sleep(Duration::from_millis(200));
         send(&ns_e, "10.77.0.2", "10.77.0.1"); // out of the captured interface
         send(&ns_g, "10.77.0.1", "10.77.0.2"); // into it
@@ -1439,8 +1438,8 @@ fn frames_the_interface_drops_before_any_socket_are_counted() {
     assert!(table.contains("if_dropped"), "the exit table shows it: {table}");
 
     let pcap = dir.path().join("ifb.pcap");
-    let cap = spawn_capture(&ns, &["capture", "-i", &ifb, "-w", pcap.to_str().unwrap()]);
-    wait_for_ring(&cap);
+    let mut cap = spawn_capture(&ns, &["capture", "-i", &ifb, "-w", pcap.to_str().unwrap()]);
+    listening(&mut cap);
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(u(&generate(&ns, &ifb, &["--count", "300", "--rate", "20000"])["sent"]), 300);
     std::thread::sleep(Duration::from_millis(200));
