@@ -80,6 +80,12 @@ impl Default for RingOrder {
 /// different CPUs), as a promise allows for it.
 const ORDER_SLACK: Duration = Duration::from_millis(2);
 
+/// How late the kernel's block retire timer may fire beyond its two
+/// timeouts: it counts in jiffies, the timeout rounded up to one (10 ms at
+/// the coarsest clock, 100 Hz), and a timer fires a jiffy late or more on a
+/// busy machine.
+const RETIRE_LATE: Duration = Duration::from_millis(10);
+
 /// How a worker reads a pcap source.
 pub(crate) enum FileReader {
     /// The worker reads the whole file.
@@ -846,9 +852,9 @@ impl Worker {
     /// (up to [`ORDER_SLACK`] apart across CPUs). A ring that had no block
     /// ready has nothing older to come than the block the kernel is
     /// filling, which it hands over within two block retire timeouts of its
-    /// first frame.
+    /// first frame (and [`RETIRE_LATE`]).
     fn promise(&self, pass_start: u64) {
-        let retire = u64::try_from((self.retire_timeout * 2).as_nanos()).unwrap_or(u64::MAX);
+        let retire = u64::try_from((self.retire_timeout * 2 + RETIRE_LATE).as_nanos()).unwrap_or(u64::MAX);
         let slack = u64::try_from(ORDER_SLACK.as_nanos()).unwrap_or(u64::MAX);
         let mut bound = u64::MAX;
         for src in &self.sources {
