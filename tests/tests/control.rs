@@ -479,10 +479,12 @@ fn ringctl_reconfigures_a_running_engine_under_traffic() {
 "#,
     );
     assert!(r["error"]["message"].as_str().unwrap().starts_with("args.snaplen:"), "{r}");
-    // An idle client is closed after idle_timeout_s (checked once a second).
-    std::thread::sleep(Duration::from_millis(2500));
+    // An idle client is closed after idle_timeout_s (checked once a second):
+    // the read ends then, not at its own 10-s timeout.
+    let idle_since = std::time::Instant::now();
     let mut rest = String::new();
     assert_eq!(raw.read_line(&mut rest).unwrap(), 0, "an idle client is closed: {rest}");
+    assert!(idle_since.elapsed() >= Duration::from_millis(900), "closed before it was idle for 1 s");
 
     let _ = ringwire_tests::stop_engine(engine);
     let s = read_json(&st);
