@@ -435,7 +435,8 @@ fn start_and_stop_under_traffic_neither_duplicate_nor_lose_count() {
     // 100 ms) is never shown behind the frames taken from its rings.
     let t0 = std::time::Instant::now();
     let mut snapshots = 0;
-    while t0.elapsed() < Duration::from_millis(1000) {
+    // At least 1 s and 5 snapshots (10 s at most: a slow machine's ringctl).
+    while (t0.elapsed() < Duration::from_millis(1000) || snapshots < 5) && t0.elapsed() < Duration::from_secs(10) {
         let o = std::process::Command::new(ringwire_tests::bin("ringctl"))
             .arg("--socket")
             .arg(ringwire_tests::control_socket(&cfg))

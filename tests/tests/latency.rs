@@ -60,13 +60,24 @@ fn latency_probes_time_every_frame_and_a_low_latency_port_skips_the_block_timeou
     let plain =
         generate(&ns_g, &vg, &["--count", "50", "--rate", "1000", "--size", "60", "--l4", "tcp", "--vlan-every", "0"]);
     assert_eq!(u(&plain["sent"]), 50);
-    std::thread::sleep(Duration::from_millis(300));
 
-    let live =
-        Command::new(bin("ringctl")).arg("--socket").arg(control_socket(&cfg)).args(["--json", "stats"]).output();
-    let live = live.unwrap();
-    assert!(live.status.success(), "{}", String::from_utf8_lossy(&live.stderr));
-    let live: serde_json::Value = serde_json::from_slice(&live.stdout).unwrap();
+    // The probe's figures are published on the workers' 100-ms tick: asked
+    // until they show the 600 frames (5 s at most), then checked.
+    let stats = || {
+        let live =
+            Command::new(bin("ringctl")).arg("--socket").arg(control_socket(&cfg)).args(["--json", "stats"]).output();
+        let live = live.unwrap();
+        assert!(live.status.success(), "{}", String::from_utf8_lossy(&live.stderr));
+        serde_json::from_slice::<serde_json::Value>(&live.stdout).unwrap()
+    };
+    let t0 = std::time::Instant::now();
+    let mut live = stats();
+    while consumer(&live["counters"], "lat_frames")["latency"]["consumer"]["count"].as_u64().unwrap_or(0) < 600
+        && t0.elapsed() < Duration::from_secs(5)
+    {
+        std::thread::sleep(Duration::from_millis(50));
+        live = stats();
+    }
     assert_eq!(u(&consumer(&live["counters"], "lat_frames")["latency"]["consumer"]["count"]), 600, "{live}");
     let again = generate(
         &ns_g,
