@@ -150,7 +150,7 @@ fn an_interface_going_down_ends_the_run_with_its_report() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    std::thread::sleep(std::time::Duration::from_secs(3));
     ringwire_tests::ip(&ns_gen, &["link", "set", &if_gen, "down"]);
     let out = run.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
@@ -158,7 +158,8 @@ fn an_interface_going_down_ends_the_run_with_its_report() {
     assert!(err.contains("ringwire-gen: sent ") && err.contains("Network is down"), "{err}");
     let rep: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let sent = rep["sent"].as_u64().unwrap();
-    assert!((5_000..40_000).contains(&sent), "about 1.5 s at 10 000 frames/s: {rep}");
+    // About 3 s at 10 000 frames/s (less the generator's start), not the 8 s asked.
+    assert!((5_000..50_000).contains(&sent), "{rep}");
     assert!(rep["threads"][0]["error"].as_str().unwrap().contains("Network is down"), "{rep}");
 }
 
