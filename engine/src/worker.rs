@@ -38,8 +38,8 @@ pub(crate) enum Source {
         port: usize,
         ring: RxRing,
         /// The port is being removed: its intake is stopped and the ring is
-        /// read until it is empty or this deadline passes, then closed.
-        closing: Option<Instant>,
+        /// read until it is empty or its drain is over, then closed.
+        closing: Option<Drain>,
         /// Its interface's state, as last seen.
         link: Link,
         /// What the ring has shown of its frames' times.
@@ -401,9 +401,8 @@ impl Worker {
         // Polls that reported an error: their ports are not polled again before the next tick.
         let mut parked: Vec<u64> = Vec::new();
         let mut failure: Option<String> = None;
-        // Draining: until when the rings are read if they stay empty, and
-        // the latest they are read at all.
-        let mut drain_deadline: Option<(Instant, Instant)> = None;
+        // Stopping: the rings' drain, once begun.
+        let mut drain_deadline: Option<Drain> = None;
         tracing::debug!(sources = self.sources.len(), "worker started");
         self.check_links(&mut link_errors, true);
         self.check_exhausted();
@@ -431,7 +430,13 @@ impl Worker {
             let pass_start = self.merging().then(sys::realtime_ns);
             for src in &mut self.sources {
                 match Self::poll_source(src, &mut self.dispatch, stopping) {
-                    Ok(n) => work += n,
+                    Ok(n) => {
+                        work += n;
+                        // A removed port's ring giving frames: read on.
+                        if let (Source::Ring { closing: Some(drain), .. }, 1..) = (&mut *src, n) {
+                            drain.progress(self.retire_timeout);
+                        }
+                    }
                     Err(e) => {
                         // Frames dispatched before the error still end their batch.
                         work += 1;
@@ -478,7 +483,7 @@ impl Worker {
                 self.check_exhausted();
             }
             if stopping {
-                let (deadline, cap) = drain_deadline.get_or_insert_with(|| {
+                let drain = drain_deadline.get_or_insert_with(|| {
                     // The kernel stops filling the rings; what it accepted so far is then
                     // exactly received + dropped once the last blocks retire.
                     for src in &self.sources {
@@ -488,14 +493,12 @@ impl Worker {
                             }
                         }
                     }
-                    (drain_until(self.retire_timeout), Instant::now() + DRAIN_CAP)
+                    Drain::start(self.retire_timeout)
                 });
                 if work > 0 {
-                    // Frames still coming out (a backlog a slow or busy machine left):
-                    // read on until the rings have been quiet that long again.
-                    *deadline = (*deadline).max(drain_until(self.retire_timeout)).min(*cap);
+                    drain.progress(self.retire_timeout);
                 }
-                let deadline = *deadline;
+                let over = drain.over();
                 if work == 0 {
                     self.read_kernel_stats();
                     self.publish();
@@ -504,7 +507,7 @@ impl Worker {
                         break;
                     }
                 }
-                if Instant::now() >= deadline {
+                if over {
                     tracing::warn!(ports = ?self.port_totals(), "drain deadline passed with frames still in the ring");
                     break;
                 }
@@ -696,7 +699,7 @@ impl Worker {
                     let until = Instant::now() + Duration::from_millis(200);
                     retire_tx(&mut tx, &mut d.ports[port], until, "when the port was removed");
                 }
-                let deadline = drain_until(self.retire_timeout);
+                let drain = Drain::start(self.retire_timeout);
                 let mut i = 0;
                 while i < self.sources.len() {
                     match &mut self.sources[i] {
@@ -706,7 +709,7 @@ impl Worker {
                             if let Err(e) = ring.stop_intake() {
                                 tracing::warn!(error = %error_chain(&e), port, "could not stop the ring's intake");
                             }
-                            *closing = Some(deadline);
+                            *closing = Some(drain);
                             i += 1;
                         }
                         Source::Pcap { port: p, .. } if *p == port => {
@@ -807,14 +810,14 @@ impl Worker {
     fn retire_closing(&mut self) {
         let mut i = 0;
         while i < self.sources.len() {
-            let Source::Ring { port, ring, closing: Some(deadline), .. } = &self.sources[i] else {
+            let Source::Ring { port, ring, closing: Some(drain), .. } = &self.sources[i] else {
                 i += 1;
                 continue;
             };
-            let (port, deadline) = (*port, *deadline);
+            let (port, over) = (*port, drain.over());
             add_kernel_stats(&mut self.dispatch.ports[port], ring);
             let drained = ring_drained(&self.dispatch.ports[port]);
-            if !drained && Instant::now() < deadline {
+            if !drained && !over {
                 i += 1;
                 continue;
             }
@@ -1239,9 +1242,35 @@ fn cancel_poll(armed: &mut [Option<u64>], cancels: &mut Vec<u64>, port: usize) {
     }
 }
 
-/// The longest a stopping worker reads its rings for what their kernels
-/// accepted before the stop, however much there is.
+/// The longest a ring whose intake is stopped (the engine stopping, its
+/// port removed) is read for what its kernel accepted, however much there is.
 const DRAIN_CAP: Duration = Duration::from_secs(5);
+
+/// How long a ring whose intake is stopped is read before it closes: until
+/// it has been quiet for the time its last partly filled block takes to be
+/// retired ([`drain_until`]), however long a backlog takes to read (a slow
+/// or busy machine's, an engine held by SIGSTOP), up to [`DRAIN_CAP`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Drain {
+    quiet_until: Instant,
+    cap: Instant,
+}
+
+impl Drain {
+    fn start(retire_timeout: Duration) -> Self {
+        Self { quiet_until: drain_until(retire_timeout), cap: Instant::now() + DRAIN_CAP }
+    }
+
+    /// Frames came out of the ring: it is read until quiet that long again.
+    fn progress(&mut self, retire_timeout: Duration) {
+        self.quiet_until = self.quiet_until.max(drain_until(retire_timeout)).min(self.cap);
+    }
+
+    /// Whether the ring is read no longer.
+    fn over(&self) -> bool {
+        Instant::now() >= self.quiet_until
+    }
+}
 
 /// Until when a ring is read for what its kernel accepted before it
 /// closes: long enough for its last partly filled block to be retired.
@@ -1284,6 +1313,29 @@ mod tests {
 
     use super::*;
     use crate::consumer::Channel;
+
+    /// A drain lasts while frames keep coming out, ends once the ring has
+    /// been quiet for its window, and never outlasts its cap.
+    #[test]
+    fn a_drain_reads_on_while_frames_come_and_ends_when_quiet() {
+        let retire = Duration::from_millis(50); // a 250-ms window
+        let mut d = Drain::start(retire);
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_millis(600) {
+            assert!(!d.over(), "over after {:?} with frames still coming", start.elapsed());
+            d.progress(retire);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let quiet = Instant::now();
+        while !d.over() {
+            assert!(quiet.elapsed() < Duration::from_secs(2), "never over");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(quiet.elapsed() >= Duration::from_millis(200), "over {:?} after the last frames", quiet.elapsed());
+        let mut capped = Drain { quiet_until: Instant::now(), cap: Instant::now() + Duration::from_millis(50) };
+        capped.progress(retire);
+        assert!(capped.quiet_until <= capped.cap, "progress stays within the cap");
+    }
 
     #[test]
     fn a_queued_consumer_counts_every_frame_of_a_batch_once() {
