@@ -499,7 +499,7 @@ fn a_source_truncated_while_replayed_ends_the_run_cleanly() {
         frames
             .iter()
             .enumerate()
-            .map(|(i, f)| (Duration::from_millis(1_700_000_000_000 + i as u64 * 10), f.as_slice())),
+            .map(|(i, f)| (Duration::from_millis(1_700_000_000_000 + i as u64 * 20), f.as_slice())),
     );
     let out = dir.path().join("out.pcap");
     let stats = dir.path().join("stats.json");
@@ -528,7 +528,8 @@ fn a_source_truncated_while_replayed_ends_the_run_cleanly() {
     std::thread::sleep(Duration::from_millis(300).saturating_sub(started.elapsed()));
     let sched = ringwire_tests::wait_thread_sched(engine.pid(), "rw-worker-0", ThreadSched::normal(0));
     assert_eq!(sched, Some(ThreadSched::normal(0)), "a worker with a file source stays normally scheduled");
-    // 400 records 10 ms apart: at 1.2 s about 120 are read; cut at 200 KiB (record 202 of 1016 bytes each).
+    // 400 records 20 ms apart: at 1.2 s about 60 are read; cut at 200 KiB (record 202 of
+    // 1016 bytes each, read 4 s in: room for a slow machine's late cut).
     std::thread::sleep(Duration::from_millis(1200).saturating_sub(started.elapsed()));
     let cut = 200u64 << 10;
     std::fs::OpenOptions::new().write(true).open(&input).unwrap().set_len(cut).unwrap();
