@@ -402,7 +402,7 @@ impl Worker {
         let mut parked: Vec<u64> = Vec::new();
         let mut failure: Option<String> = None;
         // Stopping: the rings' drain, once begun.
-        let mut drain_deadline: Option<Drain> = None;
+        let mut drain: Option<Drain> = None;
         tracing::debug!(sources = self.sources.len(), "worker started");
         self.check_links(&mut link_errors, true);
         self.check_exhausted();
@@ -412,7 +412,7 @@ impl Worker {
             let mut changed = false;
             while let Some(cmd) = self.commands.pop() {
                 // Draining: the rings' intake is stopped; a new kernel filter would reopen it.
-                if drain_deadline.is_none() || !matches!(cmd, Command::SetPortFilter { .. }) {
+                if drain.is_none() || !matches!(cmd, Command::SetPortFilter { .. }) {
                     self.apply(cmd);
                     changed = true;
                 }
@@ -434,7 +434,7 @@ impl Worker {
                         work += n;
                         // A removed port's ring giving frames: read on.
                         if let (Source::Ring { closing: Some(drain), .. }, 1..) = (&mut *src, n) {
-                            drain.progress(self.retire_timeout);
+                            drain.progress();
                         }
                     }
                     Err(e) => {
@@ -483,7 +483,7 @@ impl Worker {
                 self.check_exhausted();
             }
             if stopping {
-                let drain = drain_deadline.get_or_insert_with(|| {
+                let drain = drain.get_or_insert_with(|| {
                     // The kernel stops filling the rings; what it accepted so far is then
                     // exactly received + dropped once the last blocks retire.
                     for src in &self.sources {
@@ -496,7 +496,7 @@ impl Worker {
                     Drain::start(self.retire_timeout)
                 });
                 if work > 0 {
-                    drain.progress(self.retire_timeout);
+                    drain.progress();
                 }
                 let over = drain.over();
                 if work == 0 {
@@ -733,15 +733,16 @@ impl Worker {
                 if let (Some(new), Some(i)) = (ring, self.sources.iter().position(live)) {
                     // Read what the old socket still holds (the block its retire timer handed
                     // over once the interface went), so its counts reconcile before it closes.
-                    let deadline = drain_until(self.retire_timeout);
+                    let mut drain = Drain::start(self.retire_timeout);
                     loop {
                         if Self::poll_source(&mut self.sources[i], d, false).unwrap_or(0) > 0 {
+                            drain.progress();
                             continue;
                         }
                         if let Source::Ring { ring: old, .. } = &self.sources[i] {
                             add_kernel_stats(&mut d.ports[port], old);
                         }
-                        if ring_drained(&d.ports[port]) || Instant::now() >= deadline {
+                        if ring_drained(&d.ports[port]) || drain.over() {
                             break;
                         }
                         std::thread::sleep(Duration::from_millis(1));
@@ -1248,22 +1249,25 @@ const DRAIN_CAP: Duration = Duration::from_secs(5);
 
 /// How long a ring whose intake is stopped is read before it closes: until
 /// it has been quiet for the time its last partly filled block takes to be
-/// retired ([`drain_until`]), however long a backlog takes to read (a slow
+/// retired ([`drain_window`]), however long a backlog takes to read (a slow
 /// or busy machine's, an engine held by SIGSTOP), up to [`DRAIN_CAP`].
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Drain {
+    /// How long the ring must be quiet.
+    window: Duration,
     quiet_until: Instant,
     cap: Instant,
 }
 
 impl Drain {
     fn start(retire_timeout: Duration) -> Self {
-        Self { quiet_until: drain_until(retire_timeout), cap: Instant::now() + DRAIN_CAP }
+        let (now, window) = (Instant::now(), drain_window(retire_timeout));
+        Self { window, quiet_until: now + window, cap: now + DRAIN_CAP }
     }
 
     /// Frames came out of the ring: it is read until quiet that long again.
-    fn progress(&mut self, retire_timeout: Duration) {
-        self.quiet_until = self.quiet_until.max(drain_until(retire_timeout)).min(self.cap);
+    fn progress(&mut self) {
+        self.quiet_until = (Instant::now() + self.window).min(self.cap);
     }
 
     /// Whether the ring is read no longer.
@@ -1272,10 +1276,10 @@ impl Drain {
     }
 }
 
-/// Until when a ring is read for what its kernel accepted before it
-/// closes: long enough for its last partly filled block to be retired.
-fn drain_until(retire_timeout: Duration) -> Instant {
-    Instant::now() + retire_timeout * 3 + Duration::from_millis(100)
+/// How long a ring whose intake is stopped must be quiet before it closes:
+/// long enough for its last partly filled block to be retired.
+fn drain_window(retire_timeout: Duration) -> Duration {
+    retire_timeout * 3 + Duration::from_millis(100)
 }
 
 /// Make `v` at least `len` long.
@@ -1323,7 +1327,7 @@ mod tests {
         let start = Instant::now();
         while start.elapsed() < Duration::from_millis(600) {
             assert!(!d.over(), "over after {:?} with frames still coming", start.elapsed());
-            d.progress(retire);
+            d.progress();
             std::thread::sleep(Duration::from_millis(20));
         }
         let quiet = Instant::now();
@@ -1332,8 +1336,9 @@ mod tests {
             std::thread::sleep(Duration::from_millis(5));
         }
         assert!(quiet.elapsed() >= Duration::from_millis(200), "over {:?} after the last frames", quiet.elapsed());
-        let mut capped = Drain { quiet_until: Instant::now(), cap: Instant::now() + Duration::from_millis(50) };
-        capped.progress(retire);
+        let mut capped = Drain::start(retire);
+        capped.cap = Instant::now() + Duration::from_millis(50);
+        capped.progress();
         assert!(capped.quiet_until <= capped.cap, "progress stays within the cap");
     }
 
