@@ -64,6 +64,23 @@ pub fn two_cores(test: &str) -> bool {
     false
 }
 
+/// Whether a privileged test that needs two workers may run: [`privileged`]
+/// and [`two_cores`].
+pub fn privileged_on_two_cores(test: &str) -> bool {
+    privileged(test) && two_cores(test)
+}
+
+/// `ringctl --socket SOCK --json ARGS`, which must succeed: its answer.
+///
+/// # Panics
+/// If ringctl fails or prints no JSON.
+#[must_use]
+pub fn ringctl_json(sock: &Path, args: &[&str]) -> serde_json::Value {
+    let out = Command::new(bin("ringctl")).arg("--socket").arg(sock).arg("--json").args(args).output().unwrap();
+    assert!(out.status.success(), "ringctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("ringctl --json prints JSON")
+}
+
 /// A child process killed (SIGKILL) if still running when dropped.
 /// Its stdout and stderr are read as it writes them, so a child that prints
 /// a lot never blocks on a full pipe.

@@ -6,8 +6,8 @@ use std::{collections::HashMap, path::Path, time::Duration};
 
 use ringwire_bench::frames::read_stamp;
 use ringwire_tests::{
-    assert_reconciles, cores, generate, privileged, read_json, read_pcap, start_engine, stop_engine, tcpdump_count,
-    two_cores, wait_thread_sched, Pair, Patch, ThreadSched,
+    assert_reconciles, cores, generate, privileged, privileged_on_two_cores, read_json, read_pcap, start_engine,
+    stop_engine, tcpdump_count, wait_thread_sched, Pair, Patch, ThreadSched,
 };
 
 fn write_config(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
@@ -112,10 +112,7 @@ fn frames_arrive_byte_identical_with_vlan_tags() {
 /// every flow stays on one worker.
 #[test]
 fn hash_fanout_keeps_each_flow_on_one_worker() {
-    if !privileged("hash_fanout_keeps_each_flow_on_one_worker") {
-        return;
-    }
-    if !two_cores("hash_fanout_keeps_each_flow_on_one_worker") {
+    if !privileged_on_two_cores("hash_fanout_keeps_each_flow_on_one_worker") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -163,10 +160,7 @@ fn hash_fanout_keeps_each_flow_on_one_worker() {
 /// of 20 000 in a faster run). Every frame is there, and each flow in its order.
 #[test]
 fn two_workers_write_one_file_in_time_order() {
-    if !privileged("two_workers_write_one_file_in_time_order") {
-        return;
-    }
-    if !two_cores("two_workers_write_one_file_in_time_order") {
+    if !privileged_on_two_cores("two_workers_write_one_file_in_time_order") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -408,10 +402,7 @@ fn sigterm_under_load_leaves_a_valid_pcap_of_the_delivered_frames() {
 /// equals what the kernel accepted.
 #[test]
 fn start_and_stop_under_traffic_neither_duplicate_nor_lose_count() {
-    if !privileged("start_and_stop_under_traffic_neither_duplicate_nor_lose_count") {
-        return;
-    }
-    if !two_cores("start_and_stop_under_traffic_neither_duplicate_nor_lose_count") {
+    if !privileged_on_two_cores("start_and_stop_under_traffic_neither_duplicate_nor_lose_count") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -437,14 +428,7 @@ fn start_and_stop_under_traffic_neither_duplicate_nor_lose_count() {
     let mut snapshots = 0;
     // At least 1 s and 5 snapshots (10 s at most: a slow machine's ringctl).
     while (t0.elapsed() < Duration::from_millis(1000) || snapshots < 5) && t0.elapsed() < Duration::from_secs(10) {
-        let o = std::process::Command::new(ringwire_tests::bin("ringctl"))
-            .arg("--socket")
-            .arg(ringwire_tests::control_socket(&cfg))
-            .args(["--json", "stats"])
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "ringctl stats: {}", String::from_utf8_lossy(&o.stderr));
-        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let v = ringwire_tests::ringctl_json(&ringwire_tests::control_socket(&cfg), &["stats"]);
         let c = &v["counters"];
         for x in c["ports"].as_array().unwrap().iter().chain(c["workers"].as_array().unwrap()) {
             assert!(u(&x["kernel_packets"]) >= u(&x["received"]) + u(&x["kernel_drops"]), "mid-run: {x}");
@@ -1056,10 +1040,7 @@ fn flows_by_worker(fanout: &str) -> HashMap<FlowKey, FlowSeen> {
 /// flow labels ignored), so on this kernel it splits no IP flow either.
 #[test]
 fn ebpf_symmetric_fanout_keeps_both_directions_of_a_flow_on_one_worker() {
-    if !privileged("ebpf_symmetric_fanout_keeps_both_directions_of_a_flow_on_one_worker") {
-        return;
-    }
-    if !two_cores("ebpf_symmetric_fanout_keeps_both_directions_of_a_flow_on_one_worker") {
+    if !privileged_on_two_cores("ebpf_symmetric_fanout_keeps_both_directions_of_a_flow_on_one_worker") {
         return;
     }
     let sym = flows_by_worker("ebpf-symmetric");

@@ -4,7 +4,8 @@
 use std::{path::Path, process::Command, time::Duration};
 
 use ringwire_tests::{
-    assert_reconciles, bin, control_socket, generate, privileged, read_json, start_engine, stop_engine, Pair,
+    assert_reconciles, bin, control_socket, generate, privileged, read_json, ringctl_json, start_engine, stop_engine,
+    Pair,
 };
 
 fn u(v: &serde_json::Value) -> u64 {
@@ -63,13 +64,7 @@ fn latency_probes_time_every_frame_and_a_low_latency_port_skips_the_block_timeou
 
     // The probe's figures are published on the workers' 100-ms tick: asked
     // until they show the 600 frames (5 s at most), then checked.
-    let stats = || {
-        let live =
-            Command::new(bin("ringctl")).arg("--socket").arg(control_socket(&cfg)).args(["--json", "stats"]).output();
-        let live = live.unwrap();
-        assert!(live.status.success(), "{}", String::from_utf8_lossy(&live.stderr));
-        serde_json::from_slice::<serde_json::Value>(&live.stdout).unwrap()
-    };
+    let stats = || ringctl_json(&control_socket(&cfg), &["stats"]);
     let t0 = std::time::Instant::now();
     let mut live = stats();
     while consumer(&live["counters"], "lat_frames")["latency"]["consumer"]["count"].as_u64().unwrap_or(0) < 600
