@@ -434,36 +434,36 @@ fn cmd_run(
     let signals = stop_flag(Some(&hup), Force::OnSecondSignal)?;
     // The socket first: a path that cannot be used ends the run before the
     // engine begins its outputs (truncating an existing capture).
-    let (control, unused) = if config.control.enabled {
-        let started =
-            ringwire_engine::control::server::Server::start(&ringwire_engine::control::server::ServerOptions {
-                path: config.control.socket.clone(),
-                max_clients: config.control.max_clients,
-                idle_timeout: Duration::from_secs(config.control.idle_timeout_s),
-                notify: Some(std::thread::current()),
-            });
-        match started {
-            Ok(s) => (Some(s), None),
-            // The default path may be taken by another engine or not writable
-            // (not root): run without the socket (said once the engine runs).
-            // A path the user chose must work.
-            Err(e) if config.control.socket == Path::new(ringwire_engine::config::DEFAULT_CONTROL_SOCKET) => {
-                (None, Some(e))
-            }
-            Err(e) => return Err(e.into()),
-        }
-    } else {
-        (None, None)
-    };
+    // The default path is the engine's own, a service's runtime directory
+    // it makes; it may be taken by another engine or not writable (not
+    // root), and then the run goes on without it. A path the user chose
+    // must work, in a directory that exists.
+    let default_socket = config.control.socket == Path::new(ringwire_engine::config::DEFAULT_CONTROL_SOCKET);
+    let started = config.control.enabled.then(|| {
+        ringwire_engine::control::server::Server::start(&ringwire_engine::control::server::ServerOptions {
+            path: config.control.socket.clone(),
+            max_clients: config.control.max_clients,
+            idle_timeout: Duration::from_secs(config.control.idle_timeout_s),
+            notify: Some(std::thread::current()),
+            create_dir: default_socket,
+        })
+    });
+    if let Some(Err(e)) = started.as_ref().filter(|_| !default_socket) {
+        return Err(anyhow::anyhow!("{e}"));
+    }
     let engine = Engine::start(&config)?;
     // Said once the engine runs: a run that failed to start listened to nobody.
-    match (&control, unused) {
-        (Some(c), _) => tracing::info!(path = %c.path().display(), "control socket listening"),
-        (None, Some(e)) => {
-            tracing::warn!("{e}; running without a control socket (set control.socket or --control-socket)");
+    let control = match started {
+        Some(Ok(s)) => {
+            tracing::info!(path = %config.control.socket.display(), "control socket listening");
+            Some(s)
         }
-        (None, None) => {}
-    }
+        Some(Err(e)) => {
+            tracing::warn!("{e}; running without a control socket (set control.socket or --control-socket)");
+            None
+        }
+        None => None,
+    };
     let mut handler = ringwire_engine::control::Handler::new(set_log);
     if let Some(f) = ready_file {
         std::fs::write(f, format!("{}\n", std::process::id())).with_context(|| format!("writing {}", f.display()))?;

@@ -15,7 +15,7 @@ use std::{
         fd::{AsRawFd, FromRawFd, OwnedFd, RawFd},
         unix::net::{UnixListener, UnixStream},
     },
-    path::{Path, PathBuf},
+    path::PathBuf,
     sync::{
         atomic::{AtomicBool, Ordering},
         mpsc, Arc,
@@ -67,6 +67,10 @@ pub struct ServerOptions {
     /// A thread to unpark whenever a request arrives: the one that calls
     /// [`Server::poll`], so it can sleep until there is work.
     pub notify: Option<std::thread::Thread>,
+    /// Make the socket's directory (the engine's default path, a service's
+    /// runtime directory); otherwise it must exist, as a path the user named
+    /// (a typo in it would leave a socket nobody looks for).
+    pub create_dir: bool,
 }
 
 /// Who sent a request (`SO_PEERCRED`).
@@ -108,12 +112,6 @@ pub struct Server {
 }
 
 impl Server {
-    /// The socket's path.
-    #[must_use]
-    pub fn path(&self) -> &std::path::Path {
-        &self.path
-    }
-
     /// Bind the socket (mode 0660; a stale file is replaced, a live engine
     /// refused) and start the server thread.
     ///
@@ -126,10 +124,7 @@ impl Server {
             move |source| ControlStartError::Io { path, what, source }
         };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            // The default's directory is the engine's to make, as a service's
-            // runtime directory; one the user named must exist (a typo in it
-            // would otherwise leave a socket nobody looks for).
-            if path == Path::new(crate::config::DEFAULT_CONTROL_SOCKET) {
+            if opts.create_dir {
                 std::fs::create_dir_all(dir).map_err(io_err("creating its directory"))?;
             } else if !dir.is_dir() {
                 return Err(io_err("its directory does not exist")(io::ErrorKind::NotFound.into()));
