@@ -683,10 +683,9 @@ impl Job<'_> {
         let Job { plan, mix, templates, iface, .. } = self;
         let start = Instant::now();
         let rate = plan.rate;
-        let count = match self.duration {
-            Some(d) if rate > 0 => plan.count.min(frames_due(d, rate)),
-            _ => plan.count,
-        };
+        // Its share of the run's count, paced runs' already capped at what is
+        // due in the duration (`paced_total`).
+        let count = plan.count;
         // Flat out, the duration ends the run; paced, the count does, and
         // the duration only bounds a run that fell behind its pace.
         let stop_at = self.duration.map(|d| if rate > 0 { d + PACED_LATE } else { d });
@@ -952,7 +951,7 @@ mod tests {
         // not 5 001 + 5 001 + 5 000 (each thread's own due frames rounded up).
         let d = Duration::from_millis(300);
         let p = plans(10, 3, &[], paced_total(u64::MAX, Some(d), 50_000), 50_000).unwrap();
-        assert_eq!(p.iter().map(|p| p.count.min(frames_due(d, p.rate))).sum::<u64>(), 15_000);
+        assert_eq!(p.iter().map(|p| p.count).sum::<u64>(), 15_000);
         assert_eq!(paced_total(100, Some(d), 50_000), 100, "a count below what is due");
         assert_eq!(paced_total(u64::MAX, Some(d), 0), u64::MAX, "flat out: the duration ends the run");
         // One thread is the single sender of before.
