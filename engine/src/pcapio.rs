@@ -853,7 +853,6 @@ pub fn output_name(base: &Path, worker: Option<usize>, rotation: u32) -> PathBuf
     base.with_file_name(name)
 }
 
-/// Make writes to `file` block again (it was opened non-blocking).
 /// `write_all`, saying how many bytes went out before a failure (those stay
 /// written: a pipe cannot take them back).
 pub fn write_counted(file: &mut File, bytes: &[u8]) -> (usize, Option<io::Error>) {
@@ -891,6 +890,7 @@ fn lock_output(file: &File) -> io::Result<()> {
     Ok(())
 }
 
+/// Make writes to `file` block again (it was opened non-blocking).
 fn clear_nonblocking(file: &File) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     let fd = file.as_raw_fd();
@@ -1002,9 +1002,6 @@ mod tests {
         PcapWriter::create(&path, 65_535).expect("no longer read");
     }
 
-    /// A second writer of a file another writer has open is refused before
-    /// it truncates anything (through any name); devices are not claimed;
-    /// once the first writer is gone, the file may be written again.
     /// A file another process holds the lock of (here: another open file
     /// description of this one's) is refused, and left as it was.
     #[test]
@@ -1021,6 +1018,9 @@ mod tests {
         PcapWriter::create(&path, 65_535).unwrap();
     }
 
+    /// A second writer of a file another writer has open is refused before
+    /// it truncates anything (through any name); devices are not claimed;
+    /// once the first writer is gone, the file may be written again.
     #[test]
     fn an_output_another_writer_has_open_is_refused() {
         let dir = tempfile::tempdir().unwrap();

@@ -331,7 +331,6 @@ fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Why a request got no answer, as one line.
 /// A path for the engine, resolved against this command's working
 /// directory: the engine runs in its own, where a relative path would lead
 /// elsewhere. `-` (the engine's standard output) stays as it is.
@@ -358,6 +357,7 @@ fn from_here(text: &str) -> String {
     text.to_owned()
 }
 
+/// Why a request got no answer, as one line.
 fn call_failure(socket: &std::path::Path, e: &ringwire_tools::ClientError) -> String {
     match e {
         ringwire_tools::ClientError::Timeout(t) => {
