@@ -448,9 +448,10 @@ fn cmd_run(
             create_dir: default_socket,
         })
     });
-    if let Some(Err(e)) = started.as_ref().filter(|_| !default_socket) {
-        return Err(anyhow::anyhow!("{e}"));
-    }
+    let started = match started {
+        Some(Err(e)) if !default_socket => return Err(e.into()),
+        s => s,
+    };
     let engine = Engine::start(&config)?;
     // Said once the engine runs: a run that failed to start listened to nobody.
     let control = match started {
