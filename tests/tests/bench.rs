@@ -99,10 +99,16 @@ fn a_latency_run_beside_tcpdump_reports_tables_json_and_a_plot_and_leaves_no_lab
         let m = med.iter().find(|m| m["tool"] == tool).unwrap_or_else(|| panic!("no {tool}"));
         let c = &m["latency"]["consumer"];
         // Every receiver but netsniff-ng hands over its last frames before
-        // the round stops it (tcpdump's within libpcap's 1 s block timeout;
-        // netsniff-ng loses what it still holds).
-        let least = if tool.starts_with("netsniff") { 500 } else { 990 };
-        assert!(u(&c["count"]) >= least, "{tool}: about 1000 frames timed: {m}");
+        // the round stops it (tcpdump's within libpcap's 1 s block timeout).
+        // netsniff-ng loses what it still holds when stopped, and how much
+        // that is depends on the machine (347 of 1000 on CI, over 500 here):
+        // the bench must show that loss, not hide it.
+        if tool.starts_with("netsniff") {
+            let shown = u(&c["count"]) as f64 + m["unaccounted"].as_f64().unwrap() + m["tool_drops"].as_f64().unwrap();
+            assert!(u(&c["count"]) > 0 && shown >= 990.0, "{tool}: every frame timed or shown as lost: {m}");
+        } else {
+            assert!(u(&c["count"]) >= 990, "{tool}: about 1000 frames timed: {m}");
+        }
         assert!(u(&c["p50"]) <= u(&c["p99"]) && u(&c["p99"]) <= u(&c["max"]), "{tool}: {c}");
         assert!(u(&m["latency"]["kernel"]["p50"]) <= u(&c["p50"]), "{tool}: the kernel's timestamp comes first: {m}");
         u(&c["p50"])
