@@ -569,8 +569,11 @@ impl Engine {
         let mut txs: Vec<Vec<Option<TxRing>>> =
             (0..nworkers).map(|_| (0..ports.len()).map(|_| None).collect()).collect();
         let mut insts: Vec<Vec<Option<ConsumerInst>>> = (0..nworkers).map(|_| Vec::new()).collect();
+        // Every RX ring's share of memory, decided before the first is allocated.
+        let rings = ports.iter().zip(&kinds).filter(|(p, k)| p.rx && matches!(k, PortKind::AfPacket(_))).count();
+        let budget = crate::ring::ring_budget(rings * nworkers);
         for (i, p) in ports.iter().enumerate() {
-            let opened = open_port(&st, p, i, nworkers, steer.as_ref(), share_files)?;
+            let opened = open_port(&st, p, i, nworkers, steer.as_ref(), share_files, budget)?;
             st.ports.push(opened.slot);
             for (w, s) in opened.sources.into_iter().enumerate() {
                 sources[w].extend(s);
@@ -978,8 +981,9 @@ pub(crate) struct OpenedPort {
 }
 
 /// Open port `p` as slot `index`: build its kernel filter, open one RX ring
-/// per worker in a fanout group of their own (afpacket), or give the file
-/// to one worker (or, `share_files`, to all in turn).
+/// per worker in a fanout group of their own (afpacket), each within
+/// `ring_budget` bytes, or give the file to one worker (or, `share_files`,
+/// to all in turn).
 pub(crate) fn open_port(
     st: &State,
     p: &PortConfig,
@@ -987,6 +991,7 @@ pub(crate) fn open_port(
     nworkers: usize,
     steer: Option<&ringwire_bpf::SymmetricSteer>,
     share_files: bool,
+    ring_budget: Option<u64>,
 ) -> Result<OpenedPort, EngineError> {
     let kind = p.kind().map_err(ConfigError::Invalid)?;
     let config = &st.base;
@@ -1030,6 +1035,7 @@ pub(crate) fn open_port(
                         low_latency: p.low_latency,
                         rxhash: config.ring.rxhash,
                         outgoing: p.outgoing,
+                        memory_budget: ring_budget,
                     })
                     .map_err(port_err)?;
                     if fanout.is_some() && fanout_id.is_none() {

@@ -357,7 +357,9 @@ impl Engine {
                 "ports: {MAX_SLOTS} ports were added over this engine's life; restart it to add more"
             )));
         }
-        let opened = open_port(&st, &p, index, self.nworkers(), self.steer.as_ref(), false)?;
+        // The added port's rings share half of what is available now.
+        let budget = crate::ring::ring_budget(self.nworkers());
+        let opened = open_port(&st, &p, index, self.nworkers(), self.steer.as_ref(), false, budget)?;
         let subscribers: Vec<usize> = if p.rx {
             (0..st.consumers.len())
                 .filter(|&c| !st.consumers[c].removed && st.consumers[c].config.ports.is_empty())
@@ -450,7 +452,8 @@ impl Engine {
             }
             let config = st.ports[i].config.clone();
             let name = config.display_name().to_owned();
-            let opened = open_port(&st, &config, i, self.nworkers(), self.steer.as_ref(), false)
+            let budget = crate::ring::ring_budget(self.nworkers());
+            let opened = open_port(&st, &config, i, self.nworkers(), self.steer.as_ref(), false, budget)
                 .and_then(|o| Ok((o, if st.ports[i].has_tx { Some(open_tx(&st, i)?) } else { None })));
             let (opened, tx) = match opened {
                 Ok(o) => o,

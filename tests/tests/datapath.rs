@@ -1164,6 +1164,7 @@ fn rings_carry_the_flow_hash_when_asked_or_when_it_is_free() {
                     low_latency: false,
                     rxhash,
                     outgoing: false,
+                    memory_budget: None,
                 })
                 .expect("open the ring")
             })

@@ -16,8 +16,8 @@ mod rx;
 mod tx;
 
 pub use rx::{
-    v2_frame_size, Block, BlockRing, Frame, FrameIter, FrameRing, KernelFilter, Link, RingGeometry, RxHash, RxRing,
-    RxRingOptions,
+    ring_budget, v2_frame_size, Block, BlockRing, Frame, FrameIter, FrameRing, KernelFilter, Link, RingGeometry,
+    RxHash, RxRing, RxRingOptions,
 };
 pub use tx::{TxRing, TxRingOptions, MIN_FRAME, SLOT_HEADROOM};
 

@@ -84,14 +84,13 @@ impl RingGeometry {
     }
 
     /// The block count halved, as on ENOMEM, until the ring takes at most
-    /// half of `available` bytes (never below 2 blocks). The kernel
-    /// allocates a ring at once, and one larger than the memory there is
-    /// wakes the OOM killer, which kills other processes before any ENOMEM
-    /// comes back.
+    /// `budget` bytes (never below 2 blocks). The kernel allocates a ring at
+    /// once, and one larger than the memory there is wakes the OOM killer,
+    /// which kills other processes before any ENOMEM comes back.
     #[must_use]
-    pub fn fit_in(self, available: u64) -> Self {
+    pub fn fit_in(self, budget: u64) -> Self {
         let mut g = self;
-        while g.bytes() as u64 > available / 2 && g.block_count > 2 {
+        while g.bytes() as u64 > budget && g.block_count > 2 {
             g.block_count = (g.block_count / 2).max(2);
         }
         g
@@ -172,6 +171,25 @@ pub struct RxRingOptions<'a> {
     /// Also receive the frames the host sends out of the interface (else
     /// `PACKET_IGNORE_OUTGOING`: only what arrives).
     pub outgoing: bool,
+    /// The most bytes the ring may take: a larger geometry is halved to fit,
+    /// with a warning. The engine gives each of its rings an equal share of
+    /// half the memory available ([`ring_budget`]); `None`: only the
+    /// kernel's ENOMEM limits it.
+    pub memory_budget: Option<u64>,
+}
+
+/// Each of `rings` rings' share of half the memory available now, or `None`
+/// when /proc/meminfo cannot be read. The rings are shared out before any is
+/// allocated: each ring taking half of what is left after the others would
+/// let N rings take all but 2^-N of the memory.
+#[must_use]
+pub fn ring_budget(rings: usize) -> Option<u64> {
+    sys::mem_available().map(|avail| share_of_half(avail, rings))
+}
+
+/// Each of `rings` rings' equal share of half of `avail` bytes.
+fn share_of_half(avail: u64, rings: usize) -> u64 {
+    avail / 2 / rings.max(1) as u64
 }
 
 /// A TPACKET_V3 RX ring on a packet socket.
@@ -303,10 +321,13 @@ impl RxRing {
                 RxHash::Auto => sys::if_rx_hashing(&fd, iface),
             };
         let mut geometry = opts.geometry;
-        if let Some(avail) = sys::mem_available() {
-            let fit = geometry.fit_in(avail);
+        if let Some(budget) = opts.memory_budget {
+            let fit = geometry.fit_in(budget);
             if fit != geometry {
-                let why = format!("the RX ring would take more than half the memory available ({} MiB)", avail >> 20);
+                let why = format!(
+                    "the RX ring would take more than its share of memory ({} MiB: half the memory available, shared among the engine's rings)",
+                    budget >> 20
+                );
                 shrink(iface, &mut geometry, fit.block_count, &why);
             }
         }
@@ -863,20 +884,50 @@ mod tests {
     use super::*;
 
     /// A ring asked for beyond the memory there is (`capture -B` with a
-    /// typo) is halved, as on ENOMEM, to at most half of what is available;
-    /// one that fits is left alone.
+    /// typo) is halved, as on ENOMEM, to at most its budget; one that fits
+    /// is left alone.
     #[test]
     fn a_ring_larger_than_memory_is_halved_to_fit() {
         let g = RingGeometry { block_size: 1 << 18, block_count: 400_000, frame_size: 2048, retire_timeout_ms: 10 };
-        let avail = 24u64 << 30;
+        let avail = 12u64 << 30;
         let fit = g.fit_in(avail);
-        assert!(fit.bytes() as u64 <= avail / 2, "{fit:?}");
-        assert!(fit.bytes() as u64 > avail / 4, "halved once too often: {fit:?}");
+        assert!(fit.bytes() as u64 <= avail, "{fit:?}");
+        assert!(fit.bytes() as u64 > avail / 2, "halved once too often: {fit:?}");
         assert_eq!((fit.block_size, fit.frame_size), (g.block_size, g.frame_size));
         let small = RingGeometry { block_count: 256, ..g };
         assert_eq!(small.fit_in(avail), small);
         // Never below two blocks, whatever is available.
         assert_eq!(g.fit_in(0).block_count, 2);
+    }
+
+    /// Rings opened one after another within their shares of half the
+    /// memory available at the start take at most half of it in all, however
+    /// many there are, and each the same; each taking half of what the
+    /// others left would take all but 2^-N of it.
+    #[test]
+    fn rings_opened_within_their_shares_take_at_most_half_the_memory() {
+        let block = 4u64 << 20;
+        let start = 22u64 << 30;
+        for rings in [1usize, 2, 3, 4, 8] {
+            let asked = RingGeometry {
+                block_size: block as u32,
+                block_count: (start / block) as u32,
+                frame_size: 2048,
+                retire_timeout_ms: 10,
+            };
+            let budget = share_of_half(start, rings);
+            let mut avail = start;
+            let mut taken = Vec::new();
+            for _ in 0..rings {
+                let g = asked.fit_in(budget);
+                avail -= g.bytes() as u64;
+                taken.push(g.bytes() as u64);
+            }
+            assert!(start - avail <= start / 2, "{rings} rings take {} of {start}", start - avail);
+            assert!(start - avail > start / 4, "{rings} rings halved once too often: {taken:?}");
+            assert!(taken.iter().all(|&t| t == taken[0]), "{taken:?}");
+        }
+        assert_eq!(share_of_half(start, 0), start / 2, "no rings: no division by zero");
     }
 
     /// A V2 slot holds the kernel's 70 bytes before an Ethernet frame
