@@ -267,6 +267,24 @@ pub struct SeqCounters {
 }
 
 impl SeqCounters {
+    /// The counts since `base`, an earlier reading of the same counters
+    /// (`lost` may have shrunk since, as late frames filled gaps: at least 0).
+    fn since(&self, base: &Self) -> Self {
+        let d = |a: u64, b: u64| a.saturating_sub(b);
+        Self {
+            stamped: d(self.stamped, base.stamped),
+            unstamped: d(self.unstamped, base.unstamped),
+            lost: d(self.lost, base.lost),
+            duplicates: d(self.duplicates, base.duplicates),
+            reordered: d(self.reordered, base.reordered),
+            flows: d(self.flows, base.flows),
+            untracked: d(self.untracked, base.untracked),
+            negative: d(self.negative, base.negative),
+            restarts: d(self.restarts, base.restarts),
+            irregular: d(self.irregular, base.irregular),
+        }
+    }
+
     fn add(&mut self, o: &Self) {
         self.stamped += o.stamped;
         self.unstamped += o.unstamped;
@@ -282,7 +300,7 @@ impl SeqCounters {
 }
 
 /// What one worker measured for one probe.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ProbeData {
     /// Send → kernel receive timestamp, ns.
     pub kernel: Histogram<u64>,
@@ -307,6 +325,41 @@ impl ProbeData {
             consumer: histogram(),
             seq: SeqCounters::default(),
             streams: Vec::with_capacity(streams),
+        }
+    }
+
+    /// What was recorded since `base`, an earlier merge of the same probe:
+    /// histograms and counters only grow, so each is the difference.
+    fn since(&self, base: &Self) -> Self {
+        let hist = |now: &Histogram<u64>, then: &Histogram<u64>| {
+            let mut h = now.clone();
+            // Same bounds, and every count of `then` is in `now`: it cannot
+            // fail; if it did, the figures stay whole rather than half-subtracted.
+            if h.subtract(then).is_err() {
+                tracing::debug!("a latency histogram shrank since the reset; shown whole");
+                return now.clone();
+            }
+            h
+        };
+        let streams = self
+            .streams
+            .iter()
+            .map(|s| {
+                let then = base.streams.iter().find(|b| (b.flow, b.reverse) == (s.flow, s.reverse));
+                then.map_or(*s, |b| StreamCounters {
+                    lost: s.lost.saturating_sub(b.lost),
+                    duplicates: s.duplicates.saturating_sub(b.duplicates),
+                    reordered: s.reordered.saturating_sub(b.reordered),
+                    ..*s
+                })
+            })
+            .filter(|s| s.lost + s.duplicates + s.reordered > 0)
+            .collect();
+        Self {
+            kernel: hist(&self.kernel, &base.kernel),
+            consumer: hist(&self.consumer, &base.consumer),
+            seq: self.seq.since(&base.seq),
+            streams,
         }
     }
 
@@ -358,19 +411,10 @@ impl ProbeShared {
         all
     }
 
-    /// The merged data as it appears in statistics: the irregular streams
-    /// that lost most (then repeated or reordered most) first.
+    /// The merged data as it appears in statistics (see [`LatencySnap::of`]).
     #[must_use]
     pub fn snapshot(&self) -> LatencySnap {
-        let mut d = self.merged();
-        d.streams.sort_by_key(|s| (std::cmp::Reverse(s.lost), std::cmp::Reverse(s.duplicates + s.reordered), s.flow));
-        d.streams.truncate(SHOWN_STREAMS);
-        LatencySnap {
-            kernel: HistSnap::of(&d.kernel),
-            consumer: HistSnap::of(&d.consumer),
-            counters: d.seq,
-            streams: d.streams,
-        }
+        LatencySnap::of(Arc::new(self.merged()))
     }
 }
 
@@ -613,7 +657,7 @@ impl HistSnap {
 }
 
 /// A latency probe's figures in statistics.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct LatencySnap {
     /// Send → kernel receive timestamp.
     pub kernel: HistSnap,
@@ -624,6 +668,37 @@ pub struct LatencySnap {
     /// The irregular streams that lost most (at most [`SHOWN_STREAMS`]),
     /// with their own counters; `counters.irregular` says how many there are.
     pub streams: Vec<StreamCounters>,
+    /// The merged data these figures were made from, for [`Self::since`].
+    #[serde(skip)]
+    data: Option<Arc<ProbeData>>,
+}
+
+impl LatencySnap {
+    /// The figures of `data`: the irregular streams that lost most (then
+    /// repeated or reordered most) first.
+    fn of(data: Arc<ProbeData>) -> Self {
+        let mut streams = data.streams.clone();
+        streams.sort_by_key(|s| (std::cmp::Reverse(s.lost), std::cmp::Reverse(s.duplicates + s.reordered), s.flow));
+        streams.truncate(SHOWN_STREAMS);
+        Self {
+            kernel: HistSnap::of(&data.kernel),
+            consumer: HistSnap::of(&data.consumer),
+            counters: data.seq,
+            streams,
+            data: Some(data),
+        }
+    }
+
+    /// The figures for what was recorded since `base`, an earlier snapshot
+    /// of the same probe (`stats.reset`): latencies, counters and streams of
+    /// that time only. Without the data behind either, these figures.
+    #[must_use]
+    pub fn since(&self, base: &Self) -> Self {
+        match (&self.data, &base.data) {
+            (Some(now), Some(then)) => Self::of(Arc::new(now.since(then))),
+            _ => self.clone(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -782,6 +857,48 @@ mod tests {
         assert_eq!((nine.lost, nine.duplicates, nine.reordered), (2, 0, 1), "{nine:?}");
         // Streams beyond the list are counted irregular, not listed.
         assert!(a.listed.len() == LISTED_STREAMS && a.listing.iter().filter(|&&p| p == UNLISTED).count() > 0);
+    }
+
+    /// Figures since an earlier snapshot (`stats.reset`) hold only what was
+    /// recorded after it: the latencies of that time (the large ones before
+    /// are gone from the percentiles and the maximum), the frames, flows and
+    /// losses counted since, and only the streams irregular since.
+    #[test]
+    fn figures_since_a_snapshot_hold_only_what_came_after_it() {
+        let shared = ProbeShared::new(1);
+        let mut p = Probe::new(shared.clone(), 0);
+        let frame = |flow: u32, seq: u64| udp4(&Stamp { flow, seq, ts_ns: 1_000_000 }.to_bytes(), false);
+        // Before: flow 1, 50 frames at 1 ms, losing sequence 10.
+        for seq in (0..51).filter(|&s| s != 10) {
+            p.record(&frame(1, seq), Some((2_000_000, 2_000_000)));
+        }
+        p.publish(true);
+        let base = shared.snapshot();
+        assert_eq!((base.consumer.count, base.counters.lost, base.streams.len()), (50, 1, 1));
+        // After: flow 1 goes on in order and flow 2 starts, losing 3 of its
+        // own, all at 20 µs.
+        for seq in 51..81 {
+            p.record(&frame(1, seq), Some((1_020_000, 1_020_000)));
+        }
+        for seq in [0, 1, 5] {
+            p.record(&frame(2, seq), Some((1_020_000, 1_020_000)));
+        }
+        p.publish(true);
+        let all = shared.snapshot();
+        assert!(all.consumer.max >= 999_000, "{:?}", all.consumer);
+        let s = all.since(&base);
+        assert_eq!((s.consumer.count, s.kernel.count), (33, 33), "{s:?}");
+        assert!((19_900..=20_100).contains(&s.consumer.max), "{:?}", s.consumer);
+        assert!((19_900..=20_100).contains(&s.kernel.p99), "{:?}", s.kernel);
+        assert_eq!((s.counters.stamped, s.counters.flows, s.counters.lost, s.counters.irregular), (33, 1, 3, 1));
+        assert_eq!(s.streams.len(), 1, "flow 1 was regular since: {:?}", s.streams);
+        assert_eq!((s.streams[0].flow, s.streams[0].lost), (2, 3));
+        // Serialized, the figures carry no trace of the data behind them.
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json.as_object().unwrap().len(), 4, "{json}");
+        // Without the data (built by hand), the figures as they are.
+        let bare = LatencySnap { data: None, ..all.clone() };
+        assert_eq!(bare.since(&base), bare);
     }
 
     #[test]

@@ -224,7 +224,7 @@ pub struct WorkerSnap {
 }
 
 /// Counters of one consumer.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
 pub struct ConsumerSnap {
     /// Consumer name.
     pub name: String,
@@ -328,8 +328,10 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// The counts since `base` (an earlier snapshot of the same engine):
-    /// each counter minus its value then; ports and consumers added since
-    /// count from zero. Identities that hold for both hold for the difference.
+    /// each counter minus its value then, and a latency probe's histograms
+    /// and sequence counters those of the frames recorded since; ports and
+    /// consumers added since count from zero. Identities that hold for both
+    /// hold for the difference.
     #[must_use]
     pub fn since(&self, base: &Self) -> Self {
         let d = |a: &mut u64, b: u64| *a = a.saturating_sub(b);
@@ -391,6 +393,9 @@ impl Snapshot {
             d(&mut c.filter_errors, b.filter_errors);
             for (x, y) in c.per_worker.iter_mut().zip(&b.per_worker) {
                 d(x, *y);
+            }
+            if let (Some(now), Some(then)) = (&c.latency, &b.latency) {
+                c.latency = Some(now.since(then));
             }
             if c.filter == b.filter {
                 for (x, y) in c.filter_stages.iter_mut().zip(&b.filter_stages) {

@@ -63,24 +63,49 @@ fn latency_probes_time_every_frame_and_a_low_latency_port_skips_the_block_timeou
     assert_eq!(u(&plain["sent"]), 50);
 
     // The probe's figures are published on the workers' 100-ms tick: asked
-    // until they show the 600 frames (5 s at most), then checked.
+    // until both probes show the 650 frames (5 s at most), then checked.
     let stats = || ringctl_json(&control_socket(&cfg), &["stats"]);
+    let seen = |s: &serde_json::Value, name: &str| {
+        let n = &consumer(&s["counters"], name)["latency"]["counters"];
+        n["stamped"].as_u64().unwrap_or(0) + n["unstamped"].as_u64().unwrap_or(0)
+    };
     let t0 = std::time::Instant::now();
     let mut live = stats();
-    while consumer(&live["counters"], "lat_frames")["latency"]["consumer"]["count"].as_u64().unwrap_or(0) < 600
-        && t0.elapsed() < Duration::from_secs(5)
+    while (seen(&live, "lat_frames") < 650 || seen(&live, "lat_blocks") < 650) && t0.elapsed() < Duration::from_secs(5)
     {
         std::thread::sleep(Duration::from_millis(50));
         live = stats();
     }
     assert_eq!(u(&consumer(&live["counters"], "lat_frames")["latency"]["consumer"]["count"]), 600, "{live}");
+    // `stats reset`: from here `ringctl stats` times only the frames that come after.
+    let reset = ringctl_json(&control_socket(&cfg), &["stats", "reset"]);
+    assert_eq!(reset["reset"], true, "{reset}");
+    let zero = stats();
+    assert_eq!(consumer(&zero["counters"], "lat_frames")["latency"]["consumer"]["count"], 0, "{zero}");
     let again = generate(
         &ns_g,
         &vg,
         &["--count", "80", "--rate", "1000", "--flows", "8", "--vlan-every", "2", "--size", "128"],
     );
     assert_eq!(u(&again["sent"]), 80);
-    std::thread::sleep(Duration::from_millis(300));
+    let t0 = std::time::Instant::now();
+    let mut live = stats();
+    while consumer(&live["counters"], "lat_frames")["latency"]["consumer"]["count"].as_u64().unwrap_or(0) < 80
+        && t0.elapsed() < Duration::from_secs(5)
+    {
+        std::thread::sleep(Duration::from_millis(50));
+        live = stats();
+    }
+    for name in ["lat_blocks", "lat_frames"] {
+        let l = &consumer(&live["counters"], name)["latency"];
+        let n = &l["counters"];
+        assert_eq!((u(&l["kernel"]["count"]), u(&l["consumer"]["count"])), (80, 80), "{name} since the reset: {l}");
+        assert_eq!(
+            (u(&n["stamped"]), u(&n["unstamped"]), u(&n["restarts"]), u(&n["flows"]), u(&n["lost"])),
+            (80, 0, 8, 0, 0),
+            "{name}: 80 frames since the reset, of the 8 flows seen before it, started over: {n}"
+        );
+    }
     let out = stop_engine(engine);
 
     let s = read_json(&st);
