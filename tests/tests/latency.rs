@@ -106,6 +106,22 @@ fn latency_probes_time_every_frame_and_a_low_latency_port_skips_the_block_timeou
             "{name}: 80 frames since the reset, of the 8 flows seen before it, started over: {n}"
         );
     }
+    // ringctl's table says so and shows the same 80 frames.
+    let text = std::process::Command::new(bin("ringctl"))
+        .arg("--socket")
+        .arg(control_socket(&cfg))
+        .arg("stats")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("since each consumer was added or the last `stats reset`"), "{text}");
+    let row: Vec<&str> = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("lat_frames") && l.contains("consumer"))
+        .unwrap_or_else(|| panic!("a lat_frames row:\n{text}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(row.get(2), Some(&"80"), "{text}");
     let out = stop_engine(engine);
 
     let s = read_json(&st);

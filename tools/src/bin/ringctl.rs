@@ -607,7 +607,7 @@ fn render_stats(v: &Value) -> String {
     ));
     let probes: Vec<Value> = list(&c["consumers"]).into_iter().filter(|k| !k["latency"].is_null()).collect();
     if !probes.is_empty() {
-        s.push_str("latency (microseconds, since each consumer was added; `stats reset` does not reset it):\n");
+        s.push_str("latency (microseconds, since each consumer was added or the last `stats reset`):\n");
         let us = |x: &Value| format!("{:.1}", x.as_f64().unwrap_or(0.0) / 1e3);
         s.push_str(&grid(
             &[
