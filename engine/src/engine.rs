@@ -570,7 +570,7 @@ impl Engine {
             (0..nworkers).map(|_| (0..ports.len()).map(|_| None).collect()).collect();
         let mut insts: Vec<Vec<Option<ConsumerInst>>> = (0..nworkers).map(|_| Vec::new()).collect();
         // Every RX ring's share of memory, decided before the first is allocated.
-        let rings = ports.iter().zip(&kinds).filter(|(p, k)| p.rx && matches!(k, PortKind::AfPacket(_))).count();
+        let rings = ports.iter().zip(&kinds).filter(|(p, k)| receives_live(p.rx, k)).count();
         let budget = crate::ring::ring_budget(rings * nworkers);
         for (i, p) in ports.iter().enumerate() {
             let opened = open_port(&st, p, i, nworkers, steer.as_ref(), share_files, budget)?;

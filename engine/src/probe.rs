@@ -345,11 +345,12 @@ impl ProbeData {
             .streams
             .iter()
             .map(|s| {
-                let then = base.streams.iter().find(|b| (b.flow, b.reverse) == (s.flow, s.reverse));
-                then.map_or(*s, |b| StreamCounters {
-                    lost: s.lost.saturating_sub(b.lost),
-                    duplicates: s.duplicates.saturating_sub(b.duplicates),
-                    reordered: s.reordered.saturating_sub(b.reordered),
+                // Both merged: sorted by (flow, reverse), one entry each.
+                let then = base.streams.binary_search_by_key(&(s.flow, s.reverse), |b| (b.flow, b.reverse));
+                then.map_or(*s, |i| StreamCounters {
+                    lost: s.lost.saturating_sub(base.streams[i].lost),
+                    duplicates: s.duplicates.saturating_sub(base.streams[i].duplicates),
+                    reordered: s.reordered.saturating_sub(base.streams[i].reordered),
                     ..*s
                 })
             })

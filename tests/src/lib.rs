@@ -70,13 +70,22 @@ pub fn privileged_on_two_cores(test: &str) -> bool {
     privileged(test) && two_cores(test)
 }
 
+/// `ringctl --socket SOCK ARGS`, run to its end.
+///
+/// # Panics
+/// If ringctl cannot be started.
+#[must_use]
+pub fn ringctl(sock: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(bin("ringctl")).arg("--socket").arg(sock).args(args).output().expect("running ringctl")
+}
+
 /// `ringctl --socket SOCK --json ARGS`, which must succeed: its answer.
 ///
 /// # Panics
 /// If ringctl fails or prints no JSON.
 #[must_use]
 pub fn ringctl_json(sock: &Path, args: &[&str]) -> serde_json::Value {
-    let out = Command::new(bin("ringctl")).arg("--socket").arg(sock).arg("--json").args(args).output().unwrap();
+    let out = ringctl(sock, &[&["--json"], args].concat());
     assert!(out.status.success(), "ringctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).expect("ringctl --json prints JSON")
 }

@@ -10,13 +10,9 @@ use std::{
 };
 
 use ringwire_tests::{
-    assert_reconciles, bin, control_socket, generate, privileged, read_json, read_pcap, start_engine,
+    assert_reconciles, bin, control_socket, generate, privileged, read_json, read_pcap, ringctl, start_engine,
     wait_thread_sched, Pair, Patch, ThreadSched,
 };
-
-fn ringctl(sock: &Path, args: &[&str]) -> Output {
-    Command::new(bin("ringctl")).arg("--socket").arg(sock).args(args).output().expect("running ringctl")
-}
 
 /// `ringctl ARGS` that must succeed: its output.
 fn ringctl_ok(sock: &Path, args: &[&str]) -> String {

@@ -2,13 +2,35 @@
 //! namespaces and veth pairs, runs the real `ringwire` and `ringwire-gen`,
 //! and checks frames byte for byte and counters exactly.
 
-use std::{collections::HashMap, path::Path, time::Duration};
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use ringwire_bench::frames::read_stamp;
 use ringwire_tests::{
     assert_reconciles, cores, generate, privileged, privileged_on_two_cores, read_json, read_pcap, start_engine,
     stop_engine, tcpdump_count, wait_thread_sched, Pair, Patch, ThreadSched,
 };
+
+/// A config of two workers on `ve` writing one pcap consumer (`cap`, with
+/// `extra` lines) to NAME.pcap, statistics to stats.json: (config, pcap, stats).
+fn two_workers_to_pcap(dir: &Path, ve: &str, name: &str, extra: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let out = dir.join(format!("{name}.pcap"));
+    let st = dir.join("stats.json");
+    let cfg = write_config(
+        dir,
+        name,
+        &format!(
+            "[engine]\nworkers = [0, 1]\nstats_json = \"{}\"\n[[ports]]\nuri = \"afpacket:{ve}\"\n\
+             [[consumers]]\nname = \"cap\"\nkind = \"pcap\"\npath = \"{}\"\n{extra}",
+            st.display(),
+            out.display()
+        ),
+    );
+    (cfg, out, st)
+}
 
 fn write_config(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
     let p = dir.join(format!("{name}.toml"));
@@ -165,18 +187,7 @@ fn two_workers_write_one_file_in_time_order() {
     }
     let dir = tempfile::tempdir().unwrap();
     let Pair { lab: _lab, ns_gen: ns_g, ns_eng: ns_e, if_gen: vg, if_eng: ve } = Pair::new();
-    let out = dir.path().join("one.pcap");
-    let st = dir.path().join("stats.json");
-    let cfg = write_config(
-        dir.path(),
-        "merge",
-        &format!(
-            "[engine]\nworkers = [0, 1]\nstats_json = \"{}\"\n[[ports]]\nuri = \"afpacket:{ve}\"\n\
-             [[consumers]]\nname = \"cap\"\nkind = \"pcap\"\npath = \"{}\"\n",
-            st.display(),
-            out.display()
-        ),
-    );
+    let (cfg, out, st) = two_workers_to_pcap(dir.path(), &ve, "merge", "");
     let engine = start_engine(&ns_e, &cfg, dir.path());
     let rep = generate(&ns_g, &vg, &["--count", "20000", "--rate", "50000", "--flows", "128", "--size", "128-512"]);
     assert_eq!(u(&rep["sent"]), 20_000);
@@ -407,18 +418,7 @@ fn start_and_stop_under_traffic_neither_duplicate_nor_lose_count() {
     }
     let dir = tempfile::tempdir().unwrap();
     let Pair { lab: _lab, ns_gen: ns_g, ns_eng: ns_e, if_gen: vg, if_eng: ve } = Pair::new();
-    let out = dir.path().join("dup.pcap");
-    let st = dir.path().join("stats.json");
-    let cfg = write_config(
-        dir.path(),
-        "dup",
-        &format!(
-            "[engine]\nworkers = [0, 1]\nstats_json = \"{}\"\n[[ports]]\nuri = \"afpacket:{ve}\"\n\
-             [[consumers]]\nname = \"cap\"\nkind = \"pcap\"\npath = \"{}\"\nsplit_by_worker = true\n",
-            st.display(),
-            out.display()
-        ),
-    );
+    let (cfg, _out, st) = two_workers_to_pcap(dir.path(), &ve, "dup", "split_by_worker = true\n");
     let gen = ringwire_tests::spawn_generator(&ns_g, &vg, &["--duration", "4", "--rate", "50000", "--size", "128-512"]);
     std::thread::sleep(Duration::from_millis(500));
     let engine = start_engine(&ns_e, &cfg, dir.path());

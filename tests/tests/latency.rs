@@ -4,8 +4,8 @@
 use std::{path::Path, process::Command, time::Duration};
 
 use ringwire_tests::{
-    assert_reconciles, bin, control_socket, generate, privileged, read_json, ringctl_json, start_engine, stop_engine,
-    Pair,
+    assert_reconciles, bin, control_socket, generate, privileged, read_json, ringctl, ringctl_json, start_engine,
+    stop_engine, Pair,
 };
 
 fn u(v: &serde_json::Value) -> u64 {
@@ -107,12 +107,7 @@ fn latency_probes_time_every_frame_and_a_low_latency_port_skips_the_block_timeou
         );
     }
     // ringctl's table says so and shows the same 80 frames.
-    let text = std::process::Command::new(bin("ringctl"))
-        .arg("--socket")
-        .arg(control_socket(&cfg))
-        .arg("stats")
-        .output()
-        .unwrap();
+    let text = ringctl(&control_socket(&cfg), &["stats"]);
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.contains("since each consumer was added or the last `stats reset`"), "{text}");
     let row: Vec<&str> = text
