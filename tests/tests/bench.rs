@@ -101,11 +101,11 @@ fn a_latency_run_beside_tcpdump_reports_tables_json_and_a_plot_and_leaves_no_lab
         // Every receiver but netsniff-ng hands over its last frames before
         // the round stops it (tcpdump's within libpcap's 1 s block timeout).
         // netsniff-ng loses what it still holds when stopped, and how much
-        // that is depends on the machine (347 of 1000 on CI, over 500 here):
-        // the bench must show that loss, not hide it.
+        // that is depends on the machine and the moment (347 of 1000 on CI,
+        // all 1000 or none here): the bench must show that loss, not hide it.
         if tool.starts_with("netsniff") {
             let shown = u(&c["count"]) as f64 + m["unaccounted"].as_f64().unwrap() + m["tool_drops"].as_f64().unwrap();
-            assert!(u(&c["count"]) > 0 && shown >= 990.0, "{tool}: every frame timed or shown as lost: {m}");
+            assert!(shown >= 990.0, "{tool}: every frame timed or shown as lost: {m}");
         } else {
             assert!(u(&c["count"]) >= 990, "{tool}: about 1000 frames timed: {m}");
         }
@@ -117,7 +117,11 @@ fn a_latency_run_beside_tcpdump_reports_tables_json_and_a_plot_and_leaves_no_lab
     assert!(frames * 4 < blocks, "frame ring p50 {frames} ns against block ring {blocks} ns");
     assert!(frames * 4 < tcpdump, "frame ring p50 {frames} ns against tcpdump's stream {tcpdump} ns");
     let netsniff = p50("netsniff-ng-stream");
-    assert!(frames * 4 < netsniff, "frame ring p50 {frames} ns against netsniff-ng's stream {netsniff} ns");
+    // Compared when it handed over any frame at all.
+    assert!(
+        netsniff == 0 || frames * 4 < netsniff,
+        "frame ring p50 {frames} ns against netsniff-ng's stream {netsniff} ns"
+    );
     // Each receiver's mapped packet ring, read from /proc: ringwire's
     // default block ring is 64 MiB, tcpdump's buffer 2 MiB.
     let ring = |tool: &str| med.iter().find(|m| m["tool"] == tool).unwrap()["ring_mib"].as_f64().unwrap();
@@ -130,6 +134,15 @@ fn a_latency_run_beside_tcpdump_reports_tables_json_and_a_plot_and_leaves_no_lab
     for r in doc["runs"].as_array().unwrap() {
         assert_eq!(r["cpu_source"], "sampled", "{r}");
         let f = |k: &str| r[k].as_f64().unwrap();
+        if r["captured"] == 0 {
+            // netsniff-ng handed over nothing: no per-frame figure, its CPU
+            // time shown per frame offered.
+            assert!(
+                r["tool"] == "netsniff-ng-stream" && f("user_ns_per_offered") + f("sys_ns_per_offered") > 0.0,
+                "{r}"
+            );
+            continue;
+        }
         assert!(f("user_ns_per_frame") + f("sys_ns_per_frame") > 0.0, "{r}");
         assert!(f("rusage_user_ns_per_frame") + f("rusage_sys_ns_per_frame") > 0.0, "{r}");
         // The capture core ran the receiver and the kernel's receive path
