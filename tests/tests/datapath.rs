@@ -47,6 +47,39 @@ fn assert_one_switch(protos: &[u8]) {
     assert!(protos[switch..].iter().all(|p| *p == 6), "only TCP after the swap");
 }
 
+/// Start the engine on `config(interface, first)` while 2 s of UDP and TCP flows
+/// arrive; for each of `swaps`, wait its milliseconds, rewrite the config
+/// with its filter and send SIGHUP; stop the engine when the traffic ends.
+/// The frames in the pcap `out` must show one switch from UDP to TCP.
+/// Returns the engine's standard error.
+fn swap_filters_on_sighup(
+    dir: &Path,
+    name: &str,
+    config: impl Fn(&str, &str) -> String,
+    first: &str,
+    swaps: &[(u64, &str)],
+    out: &Path,
+) -> String {
+    let Pair { lab: _lab, ns_gen: ns_g, ns_eng: ns_e, if_gen: vg, if_eng: ve } = Pair::new();
+    let cfg = write_config(dir, name, &config(&ve, first));
+    let engine = start_engine(&ns_e, &cfg, dir);
+    let gen = ringwire_tests::spawn_generator(&ns_g, &vg, &["--duration", "2", "--rate", "20000", "--vlan-every", "0"]);
+    for (pause_ms, filter) in swaps {
+        std::thread::sleep(Duration::from_millis(*pause_ms));
+        std::fs::write(&cfg, config(&ve, filter)).unwrap();
+        engine.signal(libc::SIGHUP);
+    }
+    let _ = gen.wait(Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(300));
+    let res = stop_engine(engine);
+    let protos: Vec<u8> = read_pcap(out)
+        .iter()
+        .map(|r| ringwire_filters::headers::Headers::parse(&r.data).proto.expect("IP frames"))
+        .collect();
+    assert_one_switch(&protos);
+    String::from_utf8_lossy(&res.stderr).into_owned()
+}
+
 fn u(v: &serde_json::Value) -> u64 {
     v.as_u64().unwrap_or_else(|| panic!("not a number: {v}"))
 }
@@ -547,10 +580,9 @@ fn sighup_swaps_a_consumer_filter_under_traffic_without_a_gap() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let Pair { lab: _lab, ns_gen: ns_g, ns_eng: ns_e, if_gen: vg, if_eng: ve } = Pair::new();
     let out = dir.path().join("swap.pcap");
     let st = dir.path().join("stats.json");
-    let text = |filter: &str| {
+    let text = |ve: &str, filter: &str| {
         format!(
             "[engine]\nworkers = [0]\nstats_json = \"{}\"\n[[ports]]\nuri = \"afpacket:{ve}\"\n\
              [[consumers]]\nname = \"cap\"\nkind = \"pcap\"\npath = \"{}\"\nfilter = \"{filter}\"\n",
@@ -558,28 +590,11 @@ fn sighup_swaps_a_consumer_filter_under_traffic_without_a_gap() {
             out.display()
         )
     };
-    let cfg = write_config(dir.path(), "swap", &text("builtin:proto udp"));
-    let engine = start_engine(&ns_e, &cfg, dir.path());
-    let gen = ringwire_tests::spawn_generator(&ns_g, &vg, &["--duration", "2", "--rate", "20000", "--vlan-every", "0"]);
-    std::thread::sleep(Duration::from_millis(700));
     // A broken filter first: refused, the old one stays.
-    std::fs::write(&cfg, text("builtin:proto nonsense")).unwrap();
-    engine.signal(libc::SIGHUP);
-    std::thread::sleep(Duration::from_millis(200));
-    std::fs::write(&cfg, text("builtin:proto tcp")).unwrap();
-    engine.signal(libc::SIGHUP);
-    let _ = gen.wait(Duration::from_secs(10));
-    std::thread::sleep(Duration::from_millis(300));
-    let res = stop_engine(engine);
-    let err = String::from_utf8_lossy(&res.stderr);
+    let swaps = [(700, "builtin:proto nonsense"), (200, "builtin:proto tcp")];
+    let err = swap_filters_on_sighup(dir.path(), "swap", text, "builtin:proto udp", &swaps, &out);
     assert!(err.contains("filter now builtin:proto tcp"), "{err}");
     assert!(err.contains("nonsense"), "the broken filter is reported: {err}");
-
-    let protos: Vec<u8> = read_pcap(&out)
-        .iter()
-        .map(|r| ringwire_filters::headers::Headers::parse(&r.data).proto.expect("IP frames"))
-        .collect();
-    assert_one_switch(&protos);
     let s = read_json(&st);
     assert_reconciles(&s);
     assert_eq!(s["consumers"][0]["filter"], "builtin:proto tcp");
@@ -647,30 +662,16 @@ fn sighup_swaps_a_kernel_port_filter_without_a_gap() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let Pair { lab: _lab, ns_gen: ns_g, ns_eng: ns_e, if_gen: vg, if_eng: ve } = Pair::new();
     let out = dir.path().join("kswap.pcap");
-    let text = |filter: &str| {
+    let text = |ve: &str, filter: &str| {
         format!(
             "[engine]\nworkers = [0]\n[[ports]]\nuri = \"afpacket:{ve}\"\nfilter = \"{filter}\"\n\
              [[consumers]]\nname = \"cap\"\nkind = \"pcap\"\npath = \"{}\"\n",
             out.display()
         )
     };
-    let cfg = write_config(dir.path(), "kswap", &text("udp"));
-    let engine = start_engine(&ns_e, &cfg, dir.path());
-    let gen = ringwire_tests::spawn_generator(&ns_g, &vg, &["--duration", "2", "--rate", "20000", "--vlan-every", "0"]);
-    std::thread::sleep(Duration::from_millis(900));
-    std::fs::write(&cfg, text("tcp")).unwrap();
-    engine.signal(libc::SIGHUP);
-    let _ = gen.wait(Duration::from_secs(10));
-    std::thread::sleep(Duration::from_millis(300));
-    let res = stop_engine(engine);
-    assert!(String::from_utf8_lossy(&res.stderr).contains("kernel filter now tcp"));
-    let protos: Vec<u8> = read_pcap(&out)
-        .iter()
-        .map(|r| ringwire_filters::headers::Headers::parse(&r.data).proto.expect("IP frames"))
-        .collect();
-    assert_one_switch(&protos);
+    let err = swap_filters_on_sighup(dir.path(), "kswap", text, "udp", &[(900, "tcp")], &out);
+    assert!(err.contains("kernel filter now tcp"), "{err}");
 }
 
 /// A ring the kernel cannot allocate is shrunk (halved until it fits) with a
