@@ -515,6 +515,18 @@ impl Engine {
             return Err(EngineError::TooManyWorkers { workers: config.engine.workers.len(), cores: cores.len() });
         }
         let nworkers = config.engine.workers.len();
+        if config.engine.wait == crate::config::WaitMode::BusyPoll {
+            let isolated = sys::isolated_cores();
+            let shared: Vec<usize> = config.engine.workers.iter().copied().filter(|c| !isolated.contains(c)).collect();
+            if !shared.is_empty() {
+                tracing::info!(
+                    cores = ?shared,
+                    "busy-poll workers on cores not isolated from the scheduler: other tasks run there in turn \
+                     and delay frames by their time slices (isolcpus= or an isolated cpuset partition keeps \
+                     them off)"
+                );
+            }
+        }
         let cpu_latency = config
             .engine
             .cpu_latency_us

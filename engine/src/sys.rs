@@ -381,6 +381,41 @@ pub fn online_cores() -> usize {
     usize::try_from(n).unwrap_or(0).max(1)
 }
 
+/// The cores of a kernel CPU list (`0-3,8,10-11`, as sysfs and
+/// `/proc/PID/status` write them; empty: none), in order, or `None` when the
+/// text is not one.
+#[must_use]
+pub fn parse_cpu_list(text: &str) -> Option<Vec<usize>> {
+    let mut cores = Vec::new();
+    for part in text.trim().split(',').filter(|p| !p.is_empty()) {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        let (a, b) = (a.parse::<usize>().ok()?, b.parse::<usize>().ok()?);
+        if a > b || b - a > 1 << 16 {
+            return None;
+        }
+        cores.extend(a..=b);
+    }
+    cores.sort_unstable();
+    cores.dedup();
+    Some(cores)
+}
+
+/// The cores the scheduler keeps other tasks off: booted with `isolcpus=`
+/// (`/sys/devices/system/cpu/isolated`) or in an isolated cgroup v2 cpuset
+/// partition (`/sys/fs/cgroup/cpuset.cpus.isolated`). A file that is
+/// missing or unreadable adds none.
+#[must_use]
+pub fn isolated_cores() -> Vec<usize> {
+    let mut cores: Vec<usize> = ["/sys/devices/system/cpu/isolated", "/sys/fs/cgroup/cpuset.cpus.isolated"]
+        .iter()
+        .filter_map(|f| parse_cpu_list(&std::fs::read_to_string(f).ok()?))
+        .flatten()
+        .collect();
+    cores.sort_unstable();
+    cores.dedup();
+    cores
+}
+
 /// The cores this process may run on (its affinity mask), in order.
 #[must_use]
 pub fn usable_cores() -> Vec<usize> {
@@ -621,5 +656,22 @@ impl CpuLatencyRequest {
         let mut b = [0u8; 4];
         std::fs::File::open(CPU_DMA_LATENCY)?.read_exact(&mut b)?;
         Ok(i32::from_ne_bytes(b))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_cpu_list;
+
+    #[test]
+    fn cpu_lists_read_as_the_kernel_writes_them() {
+        assert_eq!(parse_cpu_list(""), Some(vec![]));
+        assert_eq!(parse_cpu_list("\n"), Some(vec![]));
+        assert_eq!(parse_cpu_list("1\n"), Some(vec![1]));
+        assert_eq!(parse_cpu_list("0-3,8,10-11\n"), Some(vec![0, 1, 2, 3, 8, 10, 11]));
+        assert_eq!(parse_cpu_list("5,1-2,2"), Some(vec![1, 2, 5]));
+        for bad in ["a", "1-", "-1", "3-1", "1,,x", "0-999999999"] {
+            assert_eq!(parse_cpu_list(bad), None, "{bad}");
+        }
     }
 }

@@ -289,9 +289,16 @@ fn forward_patch_is_byte_identical_and_pads_runts() {
     assert_eq!(patch, normal, "a busy-poll worker stays normally scheduled (it never sleeps)");
     let far_worker = wait_thread_sched(sink.pid(), "rw-worker-0", ThreadSched::normal(0));
     assert_eq!(far_worker, normal, "worker_rt_priority = 0: normally scheduled");
-    let _ = stop_engine(engine);
+    let patch_out = stop_engine(engine);
     std::thread::sleep(Duration::from_millis(100));
-    let _ = stop_engine(sink);
+    let sink_out = stop_engine(sink);
+    // The busy-poll engine says that other tasks share its worker's core,
+    // unless the machine isolates core 0; the io_uring one says nothing of it.
+    let hint = "busy-poll workers on cores not isolated from the scheduler";
+    let shared = !ringwire_engine::sys::isolated_cores().contains(&0);
+    let patch_err = String::from_utf8_lossy(&patch_out.stderr);
+    assert_eq!(patch_err.contains(hint) && patch_err.contains("cores=[0]"), shared, "{patch_err}");
+    assert!(!String::from_utf8_lossy(&sink_out.stderr).contains(hint));
 
     let sent: Vec<_> = read_pcap(&runts).into_iter().chain(read_pcap(&mixed)).collect();
     assert!(sent[..500].iter().all(|r| r.data.len() == 42), "the generator sent 42-byte runts");
