@@ -267,35 +267,30 @@ pub struct SeqCounters {
 }
 
 impl SeqCounters {
-    /// The counts since `base`, an earlier reading of the same counters
-    /// (`lost` may have shrunk since, as late frames filled gaps: at least 0).
-    fn since(&self, base: &Self) -> Self {
-        let d = |a: u64, b: u64| a.saturating_sub(b);
+    /// Each counter of `self` and `o` combined by `f`.
+    fn zip(&self, o: &Self, f: impl Fn(u64, u64) -> u64) -> Self {
         Self {
-            stamped: d(self.stamped, base.stamped),
-            unstamped: d(self.unstamped, base.unstamped),
-            lost: d(self.lost, base.lost),
-            duplicates: d(self.duplicates, base.duplicates),
-            reordered: d(self.reordered, base.reordered),
-            flows: d(self.flows, base.flows),
-            untracked: d(self.untracked, base.untracked),
-            negative: d(self.negative, base.negative),
-            restarts: d(self.restarts, base.restarts),
-            irregular: d(self.irregular, base.irregular),
+            stamped: f(self.stamped, o.stamped),
+            unstamped: f(self.unstamped, o.unstamped),
+            lost: f(self.lost, o.lost),
+            duplicates: f(self.duplicates, o.duplicates),
+            reordered: f(self.reordered, o.reordered),
+            flows: f(self.flows, o.flows),
+            untracked: f(self.untracked, o.untracked),
+            negative: f(self.negative, o.negative),
+            restarts: f(self.restarts, o.restarts),
+            irregular: f(self.irregular, o.irregular),
         }
     }
 
+    /// The counts since `base`, an earlier reading of the same counters
+    /// (`lost` may have shrunk since, as late frames filled gaps: at least 0).
+    fn since(&self, base: &Self) -> Self {
+        self.zip(base, u64::saturating_sub)
+    }
+
     fn add(&mut self, o: &Self) {
-        self.stamped += o.stamped;
-        self.unstamped += o.unstamped;
-        self.lost += o.lost;
-        self.duplicates += o.duplicates;
-        self.reordered += o.reordered;
-        self.flows += o.flows;
-        self.untracked += o.untracked;
-        self.negative += o.negative;
-        self.restarts += o.restarts;
-        self.irregular += o.irregular;
+        *self = self.zip(o, |a, b| a + b);
     }
 }
 

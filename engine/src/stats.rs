@@ -558,11 +558,12 @@ impl Snapshot {
             );
             let us = |ns: u64| format!("{:.1}", ns as f64 / 1e3);
             for (c, l) in &probes {
+                let name = removed_mark(&c.name, c.removed);
                 for (to, h) in [("kernel", l.kernel), ("consumer", l.consumer)] {
                     let _ = writeln!(
                         s,
                         "  {:<16} {:<9} {:>11} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
-                        removed_mark(&c.name, c.removed),
+                        name,
                         to,
                         h.count,
                         us(h.p50),
@@ -577,20 +578,13 @@ impl Snapshot {
                 let _ = writeln!(
                     s,
                     "  {:<16} flows {}, lost {}, duplicates {}, reordered {}, restarts {}, unstamped {}",
-                    removed_mark(&c.name, c.removed),
-                    n.flows,
-                    n.lost,
-                    n.duplicates,
-                    n.reordered,
-                    n.restarts,
-                    n.unstamped
+                    name, n.flows, n.lost, n.duplicates, n.reordered, n.restarts, n.unstamped
                 );
                 if n.irregular > 0 {
                     let _ = writeln!(
                         s,
                         "  {:<16} {} flow(s) lost, repeated or reordered frames; most lost first:",
-                        removed_mark(&c.name, c.removed),
-                        n.irregular
+                        name, n.irregular
                     );
                     for st in &l.streams {
                         let _ = writeln!(

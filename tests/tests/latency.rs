@@ -63,19 +63,22 @@ fn latency_probes_time_every_frame_and_a_low_latency_port_skips_the_block_timeou
     assert_eq!(u(&plain["sent"]), 50);
 
     // The probe's figures are published on the workers' 100-ms tick: asked
-    // until both probes show the 650 frames (5 s at most), then checked.
+    // until both probes show the 650 frames (`stats_when`: 5 s at most), then checked.
     let stats = || ringctl_json(&control_socket(&cfg), &["stats"]);
+    let stats_when = |done: &dyn Fn(&serde_json::Value) -> bool| {
+        let t0 = std::time::Instant::now();
+        let mut live = stats();
+        while !done(&live) && t0.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(50));
+            live = stats();
+        }
+        live
+    };
     let seen = |s: &serde_json::Value, name: &str| {
         let n = &consumer(&s["counters"], name)["latency"]["counters"];
         n["stamped"].as_u64().unwrap_or(0) + n["unstamped"].as_u64().unwrap_or(0)
     };
-    let t0 = std::time::Instant::now();
-    let mut live = stats();
-    while (seen(&live, "lat_frames") < 650 || seen(&live, "lat_blocks") < 650) && t0.elapsed() < Duration::from_secs(5)
-    {
-        std::thread::sleep(Duration::from_millis(50));
-        live = stats();
-    }
+    let live = stats_when(&|s| seen(s, "lat_frames") >= 650 && seen(s, "lat_blocks") >= 650);
     assert_eq!(u(&consumer(&live["counters"], "lat_frames")["latency"]["consumer"]["count"]), 600, "{live}");
     // `stats reset`: from here `ringctl stats` times only the frames that come after.
     let reset = ringctl_json(&control_socket(&cfg), &["stats", "reset"]);
@@ -88,14 +91,8 @@ fn latency_probes_time_every_frame_and_a_low_latency_port_skips_the_block_timeou
         &["--count", "80", "--rate", "1000", "--flows", "8", "--vlan-every", "2", "--size", "128"],
     );
     assert_eq!(u(&again["sent"]), 80);
-    let t0 = std::time::Instant::now();
-    let mut live = stats();
-    while consumer(&live["counters"], "lat_frames")["latency"]["consumer"]["count"].as_u64().unwrap_or(0) < 80
-        && t0.elapsed() < Duration::from_secs(5)
-    {
-        std::thread::sleep(Duration::from_millis(50));
-        live = stats();
-    }
+    let live =
+        stats_when(&|s| consumer(&s["counters"], "lat_frames")["latency"]["consumer"]["count"].as_u64() >= Some(80));
     for name in ["lat_blocks", "lat_frames"] {
         let l = &consumer(&live["counters"], name)["latency"];
         let n = &l["counters"];

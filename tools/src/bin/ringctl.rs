@@ -827,25 +827,20 @@ mod tests {
                          "counters": {"lost": 1, "duplicates": 2, "reordered": 3, "restarts": 4}, "streams": []}}
         ]}});
         let s = render_stats(&v);
-        let row = |first: &str| -> Vec<String> {
+        // The cells of the first row that begins with `first` and holds `with`.
+        let row = |first: &str, with: &str| -> Vec<String> {
             s.lines()
-                .find(|l| l.trim_start().starts_with(first))
-                .unwrap_or_else(|| panic!("no row {first}:\n{s}"))
+                .find(|l| l.trim_start().starts_with(first) && l.contains(with))
+                .unwrap_or_else(|| panic!("no row {first} … {with}:\n{s}"))
                 .split_whitespace()
                 .map(str::to_owned)
                 .collect()
         };
-        let header = row("name");
-        assert_eq!(header[header.len() - 3..], ["tx", "tx_unsent", "link"], "{s}");
-        assert_eq!(row("b")[row("b").len() - 3..], ["2048", "2048", "down"], "{s}");
-        assert_eq!(row("e1")[..2], ["e1", "(removed)"], "{s}");
-        let lat: Vec<&str> = s
-            .lines()
-            .find(|l| l.trim_start().starts_with("lat (removed)") && l.contains("kernel"))
-            .unwrap_or_else(|| panic!("no latency row:\n{s}"))
-            .split_whitespace()
-            .collect();
-        assert_eq!(lat[lat.len() - 4..], ["1", "2", "3", "4"], "lost, dups, late, restarts: {s}");
+        let last = |cells: Vec<String>, n: usize| cells[cells.len() - n..].to_vec();
+        assert_eq!(last(row("name", ""), 3), ["tx", "tx_unsent", "link"], "{s}");
+        assert_eq!(last(row("b", ""), 3), ["2048", "2048", "down"], "{s}");
+        assert_eq!(row("e1", "")[..2], ["e1", "(removed)"], "{s}");
+        assert_eq!(last(row("lat (removed)", "kernel"), 4), ["1", "2", "3", "4"], "lost, dups, late, restarts: {s}");
         assert!(s.contains("restarts"), "{s}");
     }
 }
