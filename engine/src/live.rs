@@ -567,11 +567,13 @@ impl Engine {
     /// Remove a consumer while traffic flows: every worker stops handing it
     /// frames between two batches and hands over what it holds; its thread
     /// then writes everything queued, flushes and closes its files. Returns
-    /// the files it wrote.
+    /// the files it wrote, and the error its thread reported if it had one
+    /// (a failed write: the removal is done all the same, and the error is
+    /// also in the engine's final report).
     ///
     /// # Errors
-    /// No such consumer, or its thread reported an error (it is removed all the same).
-    pub fn remove_consumer(&self, name: &str) -> Result<Vec<PathBuf>, ChangeError> {
+    /// No such consumer, or the workers' change queues are full (nothing changed).
+    pub fn remove_consumer(&self, name: &str) -> Result<(Vec<PathBuf>, Option<String>), ChangeError> {
         let mut st = self.lock();
         let slot = st
             .consumer_index(name)
@@ -607,13 +609,9 @@ impl Engine {
         }
         st.files.extend(files.iter().cloned());
         tracing::info!(consumer = name, "consumer removed");
-        match errors.pop() {
-            Some(e) => {
-                st.errors.push(e.clone());
-                Err(EngineError::Setup { what: e }.into())
-            }
-            None => Ok(files),
-        }
+        let error = errors.pop();
+        st.errors.extend(error.iter().cloned());
+        Ok((files, error))
     }
 
     /// Start (`true`) or stop forwarding: forward consumers keep counting

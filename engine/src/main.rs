@@ -293,6 +293,10 @@ enum Force {
 /// that busy-polls: each wake-up preempts that worker.
 const SUPERVISOR_TICK: Duration = Duration::from_millis(100);
 
+/// How long the supervisor applies control requests in one pass before it
+/// looks at signals, stopped workers and SIGHUP again.
+const CONTROL_BUDGET: Duration = Duration::from_millis(50);
+
 /// Run until a signal, a stop reason, or `extra()` says so; print progress.
 fn supervise(engine: Engine, progress_ms: u64, signals: &AtomicBool, mut extra: impl FnMut(&Engine) -> bool) -> Report {
     let mut last = (Instant::now(), engine.snapshot());
@@ -471,14 +475,22 @@ fn cmd_run(
     }
     let mut last_reattach = Instant::now();
     let report = supervise(engine, progress_ms.unwrap_or(config.engine.progress_ms), &signals, |engine| {
-        // Control requests: applied here, one at a time, in arrival order.
+        // Control requests: applied here, one at a time, in arrival order;
+        // a signal is seen between two of them, and after a while of them the
+        // rest wait for the next pass, so the checks below still run.
         if let Some(server) = &control {
+            let budget = Instant::now() + CONTROL_BUDGET;
             while let Some(inc) = server.poll() {
                 let (answer, after) = handler.handle(engine, &inc);
                 server.answer(inc.client, &answer);
                 if after == ringwire_engine::control::After::Shutdown {
                     tracing::info!("shutdown requested on the control socket; stopping");
                     return true;
+                }
+                if signals.load(std::sync::atomic::Ordering::Relaxed) || Instant::now() >= budget {
+                    // Back at once for the rest (the supervisor's next wait does not sleep).
+                    std::thread::current().unpark();
+                    break;
                 }
             }
         }

@@ -252,7 +252,13 @@ fn ringctl_says_when_the_engine_does_not_answer_in_time() {
     let out = ringctl(&sock, &["--timeout", "1", "status"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{err}");
-    assert_eq!(err.trim(), format!("ringctl: no answer from {} within 1 s (--timeout)", sock.display()));
+    assert_eq!(
+        err.trim(),
+        format!(
+            "ringctl: no answer from {} within 1 s (--timeout); a change asked for may still be made: `ringctl status` shows",
+            sock.display()
+        )
+    );
     assert!(started.elapsed() >= Duration::from_secs(1), "it waited the timeout");
     drop(holder.join().unwrap());
 }
@@ -816,4 +822,159 @@ fn config_show_prints_the_configuration_in_force() {
         [("cap".into(), 0.into()), ("cnt".into(), 400.into()), ("ring".into(), 400.into())],
         "UDP frames: {s}"
     );
+}
+
+/// A file system mounted for one test (tmpfs of `size`), unmounted however the test ends.
+struct SmallFs(std::path::PathBuf);
+
+impl SmallFs {
+    fn mount(at: &Path, size: &str) -> Self {
+        std::fs::create_dir_all(at).unwrap();
+        let m = Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(at).output();
+        assert!(m.as_ref().is_ok_and(|o| o.status.success()), "mount tmpfs: {m:?}");
+        Self(at.to_path_buf())
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// A consumer whose writes failed (its file system is full) is removed all
+/// the same: the answer is `ok`, with the error beside the result, and the
+/// engine's final report still names it.
+#[test]
+fn removing_a_consumer_whose_writes_failed_says_so_and_removes_it() {
+    if !privileged("removing_a_consumer_whose_writes_failed_says_so_and_removes_it") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let full = SmallFs::mount(&dir.path().join("small"), "64k");
+    let Pair { lab: _lab, ns_gen: ns_g, ns_eng: ns_e, if_gen: vg, if_eng: ve } = Pair::new();
+    let cfg = dir.path().join("full.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[engine]\nworkers = [0]\n[[ports]]\nname = \"p\"\nuri = \"afpacket:{ve}\"\n\
+             [[consumers]]\nname = \"all\"\nkind = \"counter\"\n"
+        ),
+    )
+    .unwrap();
+    let engine = start_engine(&ns_e, &cfg, dir.path());
+    let sock = control_socket(&cfg);
+    let tap = full.0.join("tap.pcap");
+    json_of(&ringctl(&sock, &["--json", "consumers", "add", "tap", "--kind", "pcap", "--path", tap.to_str().unwrap()]));
+    // 2 MB of frames into 64 KiB.
+    let rep = generate(&ns_g, &vg, &["--count", "2000", "--rate", "20000", "--size", "1000"]);
+    assert_eq!(rep["sent"], 2000);
+    std::thread::sleep(Duration::from_millis(300));
+    let del = json_of(&ringctl(&sock, &["--json", "consumers", "del", "tap"]));
+    let error = del["error"].as_str().unwrap_or_else(|| panic!("the write error in the answer: {del}"));
+    assert!(error.contains("No space left on device"), "{error}");
+    assert_eq!(del["counters"]["removed"], true, "{del}");
+    assert!(del["counters"]["write_errors"].as_u64().unwrap() > 0, "{del}");
+    let list = json_of(&ringctl(&sock, &["--json", "consumers", "list"]));
+    assert!(list["consumers"].as_array().unwrap().iter().all(|c| c["name"] != "tap"), "removed: {list}");
+    // Asked again: it is gone, not failing.
+    let again = ringctl(&sock, &["consumers", "del", "tap"]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("not_found"), "{again:?}");
+    engine.signal(libc::SIGTERM);
+    let done = engine.wait(Duration::from_secs(15));
+    let log = String::from_utf8_lossy(&done.stderr);
+    assert_eq!(done.status.code(), Some(1), "a run with a write error ends with status 1: {log}");
+    assert!(log.contains("No space left on device"), "{log}");
+}
+
+/// Clients that pipeline thousands of requests, shut down their sending
+/// side after a request (`socat`, `echo ... | nc -N`), or send a line that
+/// never ends: each is served as it asked, and none holds up the others or
+/// a SIGTERM.
+#[test]
+fn flooding_half_closing_and_endless_clients_are_served_fairly() {
+    use std::io::Read;
+    use std::time::Instant;
+    if !privileged("flooding_half_closing_and_endless_clients_are_served_fairly") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Pair { lab: _lab, ns_gen: _g, ns_eng: ns_e, if_gen: _vg, if_eng: ve } = Pair::new();
+    let cfg = dir.path().join("fair.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[engine]\nworkers = [0]\n[[ports]]\nname = \"p\"\nuri = \"afpacket:{ve}\"\n\
+             [[consumers]]\nname = \"all\"\nkind = \"counter\"\n"
+        ),
+    )
+    .unwrap();
+    let engine = start_engine(&ns_e, &cfg, dir.path());
+    let sock = control_socket(&cfg);
+
+    // Half-closed after two requests, the last without its newline: both answered, then EOF.
+    let mut s = UnixStream::connect(&sock).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"{\"id\":1,\"cmd\":\"status\"}\n{\"id\":2,\"cmd\":\"ports.list\"}").unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut all = String::new();
+    s.read_to_string(&mut all).expect("answers, then the end of the connection");
+    let answers: Vec<serde_json::Value> = all.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(answers.len(), 2, "{all}");
+    assert_eq!((answers[0]["id"].clone(), answers[0]["ok"].clone()), (1.into(), true.into()), "{all}");
+    assert_eq!(answers[1]["result"]["ports"][0]["name"], "p", "{all}");
+
+    // A line that never ends is answered once, however much of it comes.
+    let mut endless = connect(&sock);
+    let chunk = vec![b'x'; 32 << 10];
+    for _ in 0..8 {
+        endless.get_mut().write_all(&chunk).unwrap();
+    }
+    let r = ask(&mut endless, b"\n{\"id\":7,\"cmd\":\"status\"}\n");
+    assert!(r["error"]["message"].as_str().unwrap_or("").contains("request over"), "{r}");
+    let mut next = String::new();
+    endless.read_line(&mut next).unwrap();
+    let next: serde_json::Value = serde_json::from_str(&next).unwrap();
+    assert_eq!(
+        (next["id"].clone(), next["ok"].clone()),
+        (7.into(), true.into()),
+        "one refusal, then the answer: {next}"
+    );
+
+    // A flood: 20 000 changes pipelined (each waits for the worker, about a
+    // millisecond: 20 s or more in all), read by their sender.
+    let flood_sock = sock.clone();
+    let flood = std::thread::spawn(move || {
+        let mut c = connect(&flood_sock);
+        let lines: String = (0..20_000).map(|i| format!("{{\"id\":{i},\"cmd\":\"forwarding.start\"}}\n")).collect();
+        let writer = c.get_ref().try_clone().unwrap();
+        let w = std::thread::spawn(move || {
+            let mut writer = writer;
+            let _ = writer.write_all(lines.as_bytes());
+        });
+        let mut answered = 0u64;
+        let mut line = String::new();
+        while c.read_line(&mut line).is_ok_and(|n| n > 0) {
+            answered += 1;
+            line.clear();
+        }
+        let _ = w.join();
+        answered
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    // Another client is answered after at most the flood's few requests in flight, not after all of them.
+    let t = Instant::now();
+    let mut other = connect(&sock);
+    let r = ask(&mut other, b"{\"id\":3,\"cmd\":\"status\"}\n");
+    assert_eq!(r["ok"], true, "{r}");
+    assert!(t.elapsed() < Duration::from_secs(3), "status waited {:?} behind another client's flood", t.elapsed());
+    // SIGTERM is acted on between two requests: the run ends with the flood unfinished.
+    let t = Instant::now();
+    engine.signal(libc::SIGTERM);
+    let done = engine.wait(Duration::from_secs(15));
+    assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+    assert!(t.elapsed() < Duration::from_secs(5), "SIGTERM took {:?} behind the flood", t.elapsed());
+    let answered = flood.join().unwrap();
+    assert!((1..20_000).contains(&answered), "the flood was served in part, then closed: {answered}");
 }

@@ -266,10 +266,11 @@ fn change_error(e: ChangeError) -> ControlError {
 }
 
 fn remove_consumer(engine: &Engine, name: &str) -> Result<Value, ControlError> {
-    let files = engine.remove_consumer(name).map_err(change_error)?;
+    let (files, error) = engine.remove_consumer(name).map_err(change_error)?;
     let snap = engine.snapshot();
     let counters = snap.consumers.iter().rev().find(|c| c.name == name && c.removed);
-    Ok(json!({ "removed": name, "files": files, "counters": counters }))
+    // Removed either way: a failed write is said beside the result, not as a refusal.
+    Ok(json!({ "removed": name, "files": files, "counters": counters, "error": error }))
 }
 
 fn ports_list(engine: &Engine) -> Value {

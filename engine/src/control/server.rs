@@ -5,9 +5,14 @@
 //!
 //! Limits: a bounded number of clients (the next is refused with a
 //! message), requests of at most [`MAX_REQUEST`] bytes, idle clients closed
-//! after a timeout, and at most [`MAX_PENDING_OUT`] bytes of answers waiting
+//! after a timeout, at most [`MAX_IN_FLIGHT`] requests of one client with
+//! the engine at a time (its further lines wait in the socket: a client
+//! that pipelines thousands cannot queue up the engine's main thread ahead
+//! of the others), and at most [`MAX_PENDING_OUT`] bytes of answers waiting
 //! for a client that does not read (it is then closed): no client can stall
-//! the server or the others.
+//! the server or the others. A client that shuts down its sending side
+//! (`socat`, `nc -N`) gets its answers before it is closed; a last request
+//! without its newline then counts too.
 
 use std::{
     io,
@@ -31,6 +36,10 @@ use crate::sys;
 
 /// Answers queued for a client that is not reading, before it is closed.
 pub const MAX_PENDING_OUT: usize = 4 << 20;
+
+/// Requests of one client handed to the engine and not yet answered; its
+/// further lines are read as answers go out.
+pub const MAX_IN_FLIGHT: usize = 16;
 
 /// Bytes read per receive.
 const READ_CHUNK: usize = 16 << 10;
@@ -204,6 +213,10 @@ struct Client {
     inbuf: Vec<u8>,
     /// Discarding an oversized request until its newline.
     skipping: bool,
+    /// Requests handed to the engine and not yet answered.
+    awaiting: usize,
+    /// The peer sends no more (it shut down its side): closed once answered.
+    read_done: bool,
     /// Bytes being sent (not touched while a send is in flight).
     sending: Vec<u8>,
     /// Bytes waiting for the next send.
@@ -282,7 +295,7 @@ impl Loop {
 
     fn arm_recv(&mut self, slot: usize) {
         let Some(c) = self.clients[slot].as_mut() else { return };
-        if c.recv_inflight || c.closing {
+        if c.recv_inflight || c.closing || c.read_done || c.awaiting >= MAX_IN_FLIGHT {
             return;
         }
         c.recv_inflight = true;
@@ -317,7 +330,9 @@ impl Loop {
         if c.closing {
             return;
         }
-        if c.pending.len() + c.sending.len() + line.len() > MAX_PENDING_OUT {
+        // One answer of any size goes to a client that has read the ones before.
+        let waiting = c.pending.len() + c.sending.len();
+        if waiting > 0 && waiting + line.len() > MAX_PENDING_OUT {
             tracing::warn!(pid = c.peer.pid, "control client does not read its answers; closing it");
             self.close(slot);
             return;
@@ -366,6 +381,8 @@ impl Loop {
             rbuf: vec![0u8; READ_CHUNK].into_boxed_slice(),
             inbuf: Vec::new(),
             skipping: false,
+            awaiting: 0,
+            read_done: false,
             sending: Vec::new(),
             pending: Vec::new(),
             send_inflight: false,
@@ -387,15 +404,41 @@ impl Loop {
     }
 
     fn received(&mut self, slot: usize, n: usize) {
-        let mut replies = Vec::new();
-        {
-            let Some(c) = self.clients[slot].as_mut() else { return };
+        if let Some(c) = self.clients[slot].as_mut() {
             c.last_active = Instant::now();
             c.inbuf.extend_from_slice(&c.rbuf[..n]);
+        }
+        self.take_lines(slot);
+        self.arm_recv(slot);
+    }
+
+    /// The peer shut down its sending side: what it sent is all there is.
+    fn half_closed(&mut self, slot: usize) {
+        if let Some(c) = self.clients[slot].as_mut() {
+            c.read_done = true;
+        }
+        self.take_lines(slot);
+        self.finish_if_done(slot);
+    }
+
+    /// Hand a client's complete request lines to the engine, up to
+    /// [`MAX_IN_FLIGHT`] unanswered (the rest stay buffered), and answer
+    /// malformed ones. Once the peer sends no more, a last line without its
+    /// newline is a request too.
+    fn take_lines(&mut self, slot: usize) {
+        let mut replies = Vec::new();
+        {
+            let Some(c) = self.clients[slot].as_mut().filter(|c| !c.closing) else { return };
             let mut start = 0;
-            while let Some(nl) = c.inbuf[start..].iter().position(|&b| b == b'\n') {
-                let mut line = &c.inbuf[start..start + nl];
-                start += nl + 1;
+            while c.awaiting < MAX_IN_FLIGHT {
+                let rest = &c.inbuf[start..];
+                let (len, used) = match rest.iter().position(|&b| b == b'\n') {
+                    Some(nl) => (nl, nl + 1),
+                    None if c.read_done && !rest.is_empty() => (rest.len(), rest.len()),
+                    None => break,
+                };
+                let mut line = &c.inbuf[start..start + len];
+                start += used;
                 if std::mem::take(&mut c.skipping) {
                     continue;
                 }
@@ -412,6 +455,7 @@ impl Loop {
                 match parse(line) {
                     Ok(request) => {
                         let client = ClientRef { slot, generation: c.generation };
+                        c.awaiting += 1;
                         let _ = self.requests.send(Incoming { client, peer: c.peer, request });
                         if let Some(t) = &self.notify {
                             t.unpark();
@@ -421,25 +465,40 @@ impl Loop {
                 }
             }
             c.inbuf.drain(..start);
-            if c.inbuf.len() > MAX_REQUEST {
+            if c.inbuf.len() > MAX_REQUEST && !c.inbuf.contains(&b'\n') {
                 // No newline within the limit: answer once, drop the rest of the line.
                 c.inbuf.clear();
-                c.skipping = true;
-                replies.push(too_long());
+                if !std::mem::replace(&mut c.skipping, true) {
+                    replies.push(too_long());
+                }
             }
         }
         for r in replies {
             self.queue(slot, &r);
         }
-        self.arm_recv(slot);
+    }
+
+    /// Close a client that sends no more once its answers are out.
+    fn finish_if_done(&mut self, slot: usize) {
+        if self.clients[slot].as_ref().is_some_and(|c| {
+            c.read_done && !c.closing && c.awaiting == 0 && c.pending.is_empty() && c.sending.is_empty()
+        }) {
+            self.close(slot);
+        }
     }
 
     fn deliver_answers(&mut self) {
         while let Ok((client, line)) = self.answers.try_recv() {
-            if self.clients.get(client.slot).and_then(Option::as_ref).is_some_and(|c| c.generation == client.generation)
-            {
-                self.queue(client.slot, &line);
+            let Some(c) = self.clients.get_mut(client.slot).and_then(Option::as_mut) else { continue };
+            if c.generation != client.generation {
+                continue;
             }
+            c.awaiting = c.awaiting.saturating_sub(1);
+            self.queue(client.slot, &line);
+            // Room for its next requests.
+            self.take_lines(client.slot);
+            self.arm_recv(client.slot);
+            self.finish_if_done(client.slot);
         }
     }
 
@@ -448,7 +507,7 @@ impl Loop {
         for slot in 0..self.clients.len() {
             if self.clients[slot]
                 .as_ref()
-                .is_some_and(|c| !c.closing && now.duration_since(c.last_active) > self.idle_timeout)
+                .is_some_and(|c| !c.closing && c.awaiting == 0 && now.duration_since(c.last_active) > self.idle_timeout)
             {
                 tracing::info!("control client idle; closing it");
                 self.close(slot);
@@ -530,10 +589,12 @@ impl Loop {
                     if let Some(c) = self.clients.get_mut(slot).and_then(Option::as_mut) {
                         c.recv_inflight = false;
                     }
-                    if res > 0 && !stopping {
-                        self.received(slot, res as usize);
-                    } else {
-                        self.close(slot);
+                    let open = self.clients.get(slot).and_then(Option::as_ref).is_some_and(|c| !c.closing);
+                    match res {
+                        _ if stopping || !open => self.close(slot),
+                        1.. => self.received(slot, res as usize),
+                        0 => self.half_closed(slot),
+                        _ => self.close(slot),
                     }
                 }
                 SEND => {
@@ -544,6 +605,7 @@ impl Loop {
                     } else {
                         c.sending.drain(..(res as usize).min(c.sending.len()));
                         self.arm_send(slot);
+                        self.finish_if_done(slot);
                         self.reap(slot);
                     }
                 }

@@ -18,8 +18,9 @@ struct Cli {
     /// Print the engine's JSON result instead of a table.
     #[arg(long, global = true)]
     json: bool,
-    /// Seconds to wait for an answer.
-    #[arg(long, global = true, default_value_t = 10)]
+    /// Seconds to wait for an answer (a removal waits for every worker and
+    /// for its queue to be written out: up to 20 s).
+    #[arg(long, global = true, default_value_t = 30)]
     timeout: u64,
     #[command(subcommand)]
     cmd: Cmd,
@@ -34,8 +35,8 @@ enum Cmd {
         /// Refresh in place every --interval seconds (until Ctrl-C, or --count times).
         #[arg(long)]
         watch: bool,
-        /// Seconds between refreshes.
-        #[arg(long, default_value_t = 1.0)]
+        /// Seconds between refreshes (0.01 to 86400).
+        #[arg(long, default_value_t = 1.0, value_parser = parse_interval)]
         interval: f64,
         /// With --watch: stop after this many reads.
         #[arg(long)]
@@ -291,7 +292,7 @@ fn main() -> ExitCode {
         _ => 1,
     };
     let interval = match &cli.cmd {
-        Cmd::Stats { interval, .. } if interval.is_finite() && *interval > 0.0 => Duration::from_secs_f64(*interval),
+        Cmd::Stats { interval, .. } => Duration::from_secs_f64(*interval),
         _ => Duration::from_secs(1),
     };
     let watching = reads > 1;
@@ -357,11 +358,24 @@ fn from_here(text: &str) -> String {
     text.to_owned()
 }
 
+/// `--interval`: seconds, from a hundredth to a day.
+fn parse_interval(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.01..=86_400.0).contains(&v) => Ok(v),
+        Ok(_) => Err("between 0.01 and 86400 seconds".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// Why a request got no answer, as one line.
 fn call_failure(socket: &std::path::Path, e: &ringwire_tools::ClientError) -> String {
     match e {
         ringwire_tools::ClientError::Timeout(t) => {
-            format!("no answer from {} within {} s (--timeout)", socket.display(), t.as_secs())
+            format!(
+                "no answer from {} within {} s (--timeout); a change asked for may still be made: `ringctl status` shows",
+                socket.display(),
+                t.as_secs()
+            )
         }
         e => format!("{}: {e}", socket.display()),
     }
@@ -493,6 +507,9 @@ fn render(cmd: &str, v: &Value) -> String {
             let mut s = format!("ok: removed {}\n", text(&v["removed"]));
             if !files.is_empty() {
                 s.push_str(&format!("wrote {files}\n"));
+            }
+            if let Some(e) = v["error"].as_str() {
+                s.push_str(&format!("its writer failed: {e}\n"));
             }
             s
         }
@@ -780,10 +797,22 @@ mod tests {
     }
 
     #[test]
+    fn watch_intervals_are_checked_not_trusted() {
+        assert_eq!(parse_interval("0.2"), Ok(0.2));
+        for bad in ["0", "-1", "1e300", "inf", "NaN", "86401"] {
+            assert!(parse_interval(bad).is_err(), "{bad}");
+        }
+        assert!(parse_interval("soon").is_err());
+    }
+
+    #[test]
     fn a_request_that_outlasts_the_timeout_says_no_answer_in_time() {
         let sock = std::path::Path::new("/run/x.sock");
         let e = ringwire_tools::ClientError::Timeout(Duration::from_secs(2));
-        assert_eq!(call_failure(sock, &e), "no answer from /run/x.sock within 2 s (--timeout)");
+        assert_eq!(
+            call_failure(sock, &e),
+            "no answer from /run/x.sock within 2 s (--timeout); a change asked for may still be made: `ringctl status` shows"
+        );
         let closed = ringwire_tools::ClientError::Io("the engine closed the connection".into());
         assert_eq!(call_failure(sock, &closed), "/run/x.sock: the engine closed the connection");
     }
