@@ -746,8 +746,17 @@ impl Config {
         }
         let mut names = std::collections::HashSet::new();
         for p in &self.ports {
-            if let Some(n) = &p.name {
-                check_name(n).map_err(|m| ConfigError::Invalid(format!("port `{}`: name: {m}", n.escape_debug())))?;
+            match &p.name {
+                Some(n) => check_name(n)
+                    .map_err(|m| ConfigError::Invalid(format!("port `{}`: name: {m}", n.escape_debug())))?,
+                // Its URI is its name in tables and logs, one line each.
+                None if p.uri.chars().any(char::is_control) => {
+                    return bad(format!(
+                        "port `{}`: a URI with control characters needs a name (name = \"...\")",
+                        p.uri.escape_debug()
+                    ))
+                }
+                None => {}
             }
             if let (Ok(PortKind::AfPacket(_)), Some(f)) = (p.kind(), &p.filter) {
                 if !matches!(ringwire_filters::FilterSpec::parse(f), ringwire_filters::FilterSpec::Pcap(_)) {
@@ -974,6 +983,29 @@ mod tests {
         let fine =
             "[[ports]]\nname = \"ünï code\"\nuri = \"pcap:in.pcap\"\n[[consumers]]\nname = \"c\"\nkind = \"counter\"\n";
         Config::parse(fine).unwrap().validate().unwrap();
+        // A port without a name is shown by its URI.
+        let err = Config::parse("[[ports]]\nuri = \"pcap:a\\nb.pcap\"\n").unwrap().validate().unwrap_err().to_string();
+        assert!(err.contains("port `pcap:a\\nb.pcap`: a URI with control characters needs a name"), "{err}");
+        let long = format!("[[ports]]\nuri = \"pcap:/{}.pcap\"\n", "d/".repeat(40));
+        Config::parse(&long).unwrap().validate().unwrap();
+    }
+
+    /// The kernel keeps a ring's block numbers and retire timeout in 16 bits.
+    #[test]
+    fn ring_geometry_stays_within_what_the_kernel_keeps() {
+        let port = "[[ports]]\nuri = \"pcap:in.pcap\"\n";
+        for (ring, needle) in [
+            ("block_count = 65536", "block_count 65536 must be between 1 and 65535"),
+            ("block_count = 0", "block_count 0 must be between 1 and 65535"),
+            ("retire_timeout_ms = 65536", "retire_timeout_ms 65536 must be between 1 and 65535"),
+        ] {
+            let err = Config::parse(&format!("[ring]\n{ring}\n{port}")).unwrap().validate().unwrap_err().to_string();
+            assert!(err.contains(needle), "{ring}: {err}");
+        }
+        Config::parse(&format!("[ring]\nblock_count = 65535\nretire_timeout_ms = 65535\n{port}"))
+            .unwrap()
+            .validate()
+            .unwrap();
     }
 
     #[test]

@@ -1138,6 +1138,20 @@ pub(crate) fn open_tx(st: &State, port: usize) -> Result<Vec<TxRing>, EngineErro
         .collect()
 }
 
+/// Chunks in each of a queued consumer's queues (one per worker).
+fn queue_chunks(c: &ConsumerConfig, chunk: usize) -> usize {
+    ((c.queue_mb as usize) << 20).div_ceil(chunk).max(4)
+}
+
+/// Bytes a consumer's queues hold once full, over all workers (0: not queued).
+fn queue_bytes(c: &ConsumerConfig, nworkers: usize) -> u64 {
+    if !c.kind.is_queued() {
+        return 0;
+    }
+    let chunk = chunk_size(c.snaplen);
+    (queue_chunks(c, chunk) * chunk) as u64 * nworkers as u64
+}
+
 /// What building a consumer gives: its slot, an instance per worker, and
 /// the task of its thread (queued consumers).
 pub(crate) struct BuiltConsumer {
@@ -1170,13 +1184,17 @@ pub(crate) fn build_consumer(st: &State, c: &ConsumerConfig, nworkers: usize) ->
     let mut channels = Vec::new();
     if c.kind.is_queued() {
         let chunk = chunk_size(c.snaplen);
-        let chunks = ((c.queue_mb as usize) << 20).div_ceil(chunk).max(4);
-        // Queues are allocated up front: refuse what would exhaust memory
-        // (half of what is available) rather than abort on allocation.
-        let queues = (chunks * chunk) as u64 * nworkers as u64;
-        if let Some(avail) = sys::mem_available().filter(|&a| queues > a / 2) {
+        let chunks = queue_chunks(c, chunk);
+        // Queues are allocated up front, and filled as traffic comes: refuse
+        // what would exhaust memory (all queues together over half of what
+        // is available) rather than abort on allocation or meet the OOM killer.
+        let queues = queue_bytes(c, nworkers);
+        let others: u64 = st.consumers.iter().filter(|s| !s.removed).map(|s| queue_bytes(&s.config, nworkers)).sum();
+        if let Some(avail) = sys::mem_available().filter(|&a| queues + others > a / 2) {
+            let with =
+                if others > 0 { format!(", with the other consumers' {} MiB,", others >> 20) } else { String::new() };
             return Err(ConfigError::Invalid(format!(
-                "consumer `{}`: queue_mb: {} MiB per worker x {nworkers} workers is more than half the memory available ({} MiB)",
+                "consumer `{}`: queue_mb: {} MiB per worker x {nworkers} workers{with} is more than half the memory available ({} MiB)",
                 c.name,
                 c.queue_mb,
                 avail >> 20

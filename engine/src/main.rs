@@ -522,6 +522,30 @@ fn default_workers(max: usize) -> Vec<usize> {
     cores
 }
 
+/// The port name of a file read with `-r`: its path, as tcpdump users know
+/// it; when that is no name (over 64 characters, control characters), its
+/// last 63 characters after `…`, control characters shown as `?`; and
+/// `#2`, `#3`... after a name another source has.
+fn source_name(path: &str, taken: &[&str]) -> String {
+    const MAX: usize = 64;
+    let clean: Vec<char> = path.chars().map(|c| if c.is_control() { '?' } else { c }).collect();
+    let tail = |keep: usize| -> String {
+        if clean.len() <= keep {
+            clean.iter().collect()
+        } else {
+            std::iter::once('…').chain(clean[clean.len() - (keep - 1)..].iter().copied()).collect()
+        }
+    };
+    let mut name = tail(MAX);
+    let mut k = 2;
+    while taken.contains(&name.as_str()) {
+        let suffix = format!("#{k}");
+        name = tail(MAX - suffix.len()) + &suffix;
+        k += 1;
+    }
+    name
+}
+
 /// The largest frame `--immediate-mode` keeps whole: a 64 KiB GSO or GRO
 /// frame (the kernel's default limit) with its Ethernet header and two tags.
 const IMMEDIATE_LARGEST_FRAME: u32 = 65_535 + 14 + 8;
@@ -613,9 +637,17 @@ fn capture_config(a: &CaptureArgs) -> Result<Config> {
         });
     }
     for r in &a.reads {
+        let Some(path) = r.to_str() else {
+            bail!(
+                "-r {}: the path is not valid UTF-8, which a port's URI must be: rename the file or link it",
+                r.display()
+            );
+        };
+        let taken: Vec<&str> = config.ports.iter().filter_map(|p| p.name.as_deref()).collect();
+        let name = source_name(path, &taken);
         config.ports.push(PortConfig {
-            name: Some(r.display().to_string()),
-            uri: format!("pcap:{}", r.display()),
+            name: Some(name),
+            uri: format!("pcap:{path}"),
             filter: None,
             promisc: false,
             pace: Default::default(),

@@ -389,7 +389,9 @@ impl PcapReader {
         if major != 2 {
             return Err(PcapIoError::Version { path: path.into(), major, minor });
         }
-        let linktype = file_word(hdr[20..24].try_into().expect("4 bytes"), swapped) & 0x0fff_ffff;
+        // The link type is the low 26 bits (libpcap's LT_LINKTYPE); above
+        // them, whether frames end with an FCS and how long it is.
+        let linktype = file_word(hdr[20..24].try_into().expect("4 bytes"), swapped) & 0x03ff_ffff;
         if linktype != LINKTYPE_ETHERNET {
             return Err(PcapIoError::Linktype { path: path.into(), linktype });
         }
@@ -1080,6 +1082,17 @@ mod tests {
         std::fs::write(&p, &v3).unwrap();
         let e = PcapReader::open(&p).unwrap_err();
         assert!(matches!(e, PcapIoError::Version { major: 3, minor: 4, .. }), "{e}");
+
+        // The link-type word's upper bits say whether frames end with an FCS
+        // (libpcap's LT_FCS_LENGTH): still Ethernet. Bits 16-25 are not.
+        let mut fcs = full.clone();
+        fcs[20..24].copy_from_slice(&0x2400_0001u32.to_le_bytes());
+        std::fs::write(&p, &fcs).unwrap();
+        assert!(PcapReader::open(&p).unwrap().next_record().unwrap().is_some());
+        fcs[20..24].copy_from_slice(&0x0001_0001u32.to_le_bytes());
+        std::fs::write(&p, &fcs).unwrap();
+        let e = PcapReader::open(&p).unwrap_err();
+        assert!(matches!(e, PcapIoError::Linktype { linktype: 0x0001_0001, .. }), "{e}");
 
         std::fs::write(&p, b"hello world, not a pcap file").unwrap();
         assert!(matches!(PcapReader::open(&p).unwrap_err(), PcapIoError::NotPcap { .. }));

@@ -1262,7 +1262,8 @@ pub(crate) struct Drain {
 impl Drain {
     fn start(retire_timeout: Duration) -> Self {
         let (now, window) = (Instant::now(), drain_window(retire_timeout));
-        Self { window, quiet_until: now + window, cap: now + DRAIN_CAP }
+        let cap = now + DRAIN_CAP;
+        Self { window, quiet_until: (now + window).min(cap), cap }
     }
 
     /// Frames came out of the ring: it is read until quiet that long again.
@@ -1340,6 +1341,9 @@ mod tests {
         capped.cap = Instant::now() + Duration::from_millis(50);
         capped.progress();
         assert!(capped.quiet_until <= capped.cap, "progress stays within the cap");
+        // A retire timeout whose window is longer than the cap: the cap still holds from the start.
+        let long = Drain::start(Duration::from_secs(60));
+        assert!(long.quiet_until <= long.cap, "a long retire timeout is capped at once");
     }
 
     #[test]

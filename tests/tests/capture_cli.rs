@@ -235,6 +235,96 @@ fn capture_prints_one_line_per_frame_and_honours_count() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("3 frames captured"));
 }
 
+/// `-r` takes the paths a shell hands it: a long one (its port is named by
+/// its end), the same file twice; one that is not UTF-8 is refused by name,
+/// not read as another.
+#[test]
+fn capture_reads_files_by_any_path() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    // Two files whose paths end in the same 70 characters.
+    let tail = "and-a-long-directory-name-below-it/capture-from-yesterday-evening.pcap";
+    let (one, two) = (dir.path().join("one").join(tail), dir.path().join("two").join(tail));
+    let mut n = 0;
+    for f in [&one, &two] {
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        n += write_corpus(f);
+    }
+    let input = one.clone();
+    let out_file = dir.path().join("both.pcap");
+    let out = ringwire(&[
+        "capture",
+        "-r",
+        one.to_str().unwrap(),
+        "-r",
+        two.to_str().unwrap(),
+        "-w",
+        out_file.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(read_pcap(&out_file).len(), n, "{err}");
+    // Printed, each line names its source: the end of its path, the second marked.
+    let out = ringwire(&["capture", "-r", one.to_str().unwrap(), "-r", two.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.contains(" …ong-directory-name-below-it/capture-from-yesterday-evening.pcap "))
+            .count(),
+        n / 2,
+        "{text}"
+    );
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.contains(" …g-directory-name-below-it/capture-from-yesterday-evening.pcap#2 "))
+            .count(),
+        n / 2,
+        "{text}"
+    );
+
+    let odd = dir.path().join(std::ffi::OsStr::from_bytes(b"caf\xe9.pcap"));
+    std::fs::copy(&input, &odd).unwrap();
+    let out = Command::new(bin("ringwire")).arg("capture").arg("-r").arg(&odd).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("caf\u{FFFD}.pcap: the path is not valid UTF-8"), "{err}");
+}
+
+/// Queues are filled as traffic comes: two consumers whose queues each fit
+/// in half the available memory, but not together, are refused at start.
+#[test]
+fn queues_together_are_held_to_half_the_available_memory() {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let avail_kib: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("MemAvailable in /proc/meminfo");
+    let each_mb = (avail_kib * 3 / 10) >> 10; // 30 % each: one fits, two do not
+    assert!((1..=65536).contains(&each_mb), "{each_mb} MiB");
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.pcap");
+    write_corpus(&input);
+    let cfg = dir.path().join("two.toml");
+    let consumer = |name: &str| {
+        format!(
+            "[[consumers]]\nname = \"{name}\"\nkind = \"pcap\"\npath = \"{}\"\nqueue_mb = {each_mb}\n",
+            dir.path().join(format!("{name}.pcap")).display()
+        )
+    };
+    let head =
+        format!("[engine]\nworkers = [0]\n[control]\nenabled = false\n[[ports]]\nuri = \"pcap:{}\"\n", input.display());
+    std::fs::write(&cfg, format!("{head}{}", consumer("one"))).unwrap();
+    let out = ringwire(&["run", cfg.to_str().unwrap()]);
+    assert!(out.status.success(), "one consumer fits: {}", String::from_utf8_lossy(&out.stderr));
+    std::fs::write(&cfg, format!("{head}{}{}", consumer("one"), consumer("two"))).unwrap();
+    refused(&["run", cfg.to_str().unwrap()], "consumer `two`: queue_mb");
+    let out = ringwire(&["run", cfg.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("with the other consumers'") && err.contains("more than half the memory available"), "{err}");
+}
+
 /// Every bad input: one line on stderr naming the problem, exit status 1, no panic.
 fn refused(args: &[&str], needle: &str) {
     let out = ringwire(args);

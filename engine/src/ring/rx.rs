@@ -40,6 +40,9 @@ const DROP_ALL: [ringwire_filters::Insn; 1] = [ringwire_filters::Insn { code: 0x
 /// Smallest frame the kernel accepts: `TPACKET3_HDRLEN + PACKET_RESERVE`, rounded up to 16.
 const MIN_FRAME_SIZE: u32 = 80;
 
+/// The largest block count and retire timeout the kernel keeps (`unsigned short`).
+const MAX_KERNEL_U16: u32 = u16::MAX as u32;
+
 /// Ring geometry for a TPACKET_V3 RX ring.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RingGeometry {
@@ -70,11 +73,20 @@ impl RingGeometry {
                 self.frame_size
             ));
         }
-        if self.block_count == 0 {
-            return Err("block_count must be at least 1".into());
+        // The kernel numbers blocks and keeps the retire timeout in 16 bits:
+        // past 65535 it would fill block 0 again while block 65536 is awaited,
+        // or use another timeout than the one asked for.
+        if !(1..=MAX_KERNEL_U16).contains(&self.block_count) {
+            return Err(format!(
+                "block_count {} must be between 1 and {MAX_KERNEL_U16} (the kernel numbers blocks in 16 bits; use larger blocks)",
+                self.block_count
+            ));
         }
-        if self.retire_timeout_ms == 0 {
-            return Err("retire_timeout_ms must be at least 1".into());
+        if !(1..=MAX_KERNEL_U16).contains(&self.retire_timeout_ms) {
+            return Err(format!(
+                "retire_timeout_ms {} must be between 1 and {MAX_KERNEL_U16} (the kernel keeps it in 16 bits)",
+                self.retire_timeout_ms
+            ));
         }
         Ok(())
     }
