@@ -770,6 +770,9 @@ impl Config {
             if p.low_latency && !matches!(kind, PortKind::AfPacket(_)) {
                 return bad(format!("port `{}`: low_latency applies to afpacket ports only", p.display_name()));
             }
+            if p.rx && !p.low_latency && matches!(kind, PortKind::AfPacket(_)) {
+                self.ring.rx_geometry().validate_v3().map_err(|m| ConfigError::Invalid(format!("ring: {m}")))?;
+            }
             if p.outgoing && !matches!(kind, PortKind::AfPacket(_)) {
                 return bad(format!("port `{}`: outgoing applies to afpacket ports only", p.display_name()));
             }
@@ -993,19 +996,23 @@ mod tests {
     /// The kernel keeps a ring's block numbers and retire timeout in 16 bits.
     #[test]
     fn ring_geometry_stays_within_what_the_kernel_keeps() {
-        let port = "[[ports]]\nuri = \"pcap:in.pcap\"\n";
+        let port = "[[ports]]\nuri = \"afpacket:eth9\"\n";
         for (ring, needle) in [
-            ("block_count = 65536", "block_count 65536 must be between 1 and 65535"),
-            ("block_count = 0", "block_count 0 must be between 1 and 65535"),
+            ("block_count = 65536", "block_count 65536 must be at most 65535 for a block ring"),
+            ("block_count = 0", "block_count must be at least 1"),
             ("retire_timeout_ms = 65536", "retire_timeout_ms 65536 must be between 1 and 65535"),
         ] {
             let err = Config::parse(&format!("[ring]\n{ring}\n{port}")).unwrap().validate().unwrap_err().to_string();
             assert!(err.contains(needle), "{ring}: {err}");
         }
-        Config::parse(&format!("[ring]\nblock_count = 65535\nretire_timeout_ms = 65535\n{port}"))
-            .unwrap()
-            .validate()
-            .unwrap();
+        for fine in [
+            format!("[ring]\nblock_count = 65535\nretire_timeout_ms = 65535\n{port}"),
+            // A low-latency (V2) ring is walked frame by frame; files have no ring.
+            format!("[ring]\nblock_count = 65536\n{port}low_latency = true\n"),
+            "[ring]\nblock_count = 65536\n[[ports]]\nuri = \"pcap:in.pcap\"\n".to_owned(),
+        ] {
+            Config::parse(&fine).unwrap().validate().unwrap();
+        }
     }
 
     #[test]

@@ -621,7 +621,16 @@ fn capture_config(a: &CaptureArgs) -> Result<Config> {
         config.ring.frame_size = ringwire_engine::ring::v2_frame_size(keep);
     }
     if let Some(kib) = a.buffer_kib {
-        config.ring.block_count = (u64::from(kib) << 10).div_ceil(u64::from(config.ring.block_size)) as u32;
+        let blocks = (u64::from(kib) << 10).div_ceil(u64::from(config.ring.block_size));
+        let most = u64::from(u16::MAX);
+        if blocks > most && !a.immediate && !a.interfaces.is_empty() {
+            bail!(
+                "-B {kib}: at most {} KiB ({most} blocks of {} KiB, as many as the kernel numbers in a block ring)",
+                most * u64::from(config.ring.block_size >> 10),
+                config.ring.block_size >> 10
+            );
+        }
+        config.ring.block_count = u32::try_from(blocks).unwrap_or(u32::MAX);
     }
     for i in &a.interfaces {
         // On an interface, the expression runs in the kernel: unwanted frames never reach the ring.
@@ -871,4 +880,29 @@ fn cmd_demo(a: &DemoArgs) -> Result<ExitCode> {
     drop(lab);
     println!("lab removed");
     Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::source_name;
+
+    #[test]
+    fn a_read_file_s_port_name_is_its_path_or_the_end_of_it() {
+        let p63 = format!("/{}", "a".repeat(62));
+        assert_eq!(source_name(&p63, &[]), p63);
+        let p64 = format!("/{}", "b".repeat(63));
+        assert_eq!(source_name(&p64, &[]), p64);
+        let p65 = format!("/{}x.pcap", "c".repeat(58));
+        let n = source_name(&p65, &[]);
+        assert_eq!(n.chars().count(), 64);
+        assert!(n.starts_with('…') && n.ends_with("cx.pcap"), "{n}");
+        assert_eq!(source_name("/tmp/a\nb.pcap", &[]), "/tmp/a?b.pcap");
+        // Taken names: numbered, still at most 64 characters.
+        assert_eq!(source_name("in.pcap", &["in.pcap"]), "in.pcap#2");
+        let taken: Vec<String> =
+            std::iter::once(p64.clone()).chain((2..10).map(|k| format!("…{}#{k}", &p64[p64.len() - 61..]))).collect();
+        let taken: Vec<&str> = taken.iter().map(String::as_str).collect();
+        let tenth = source_name(&p64, &taken);
+        assert!(tenth.ends_with("b#10") && tenth.starts_with('…') && tenth.chars().count() == 64, "{tenth}");
+    }
 }

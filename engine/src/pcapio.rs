@@ -142,6 +142,18 @@ pub enum PcapIoError {
         /// The file's link type.
         linktype: u32,
     },
+    /// Ethernet frames that end with their frame check sequence (the
+    /// link-type word's FCS flag): they would be forwarded and written with
+    /// it as payload.
+    #[error(
+        "{path}: its frames end with a {bytes}-byte FCS, which ringwire would treat as payload: cut it first (editcap -C -{bytes})"
+    )]
+    Fcs {
+        /// The file.
+        path: PathBuf,
+        /// Bytes of FCS at the end of each frame.
+        bytes: u32,
+    },
     /// The file is shorter than a pcap file header.
     #[error("{path}: {}", too_short(*.size))]
     TooShort {
@@ -390,10 +402,14 @@ impl PcapReader {
             return Err(PcapIoError::Version { path: path.into(), major, minor });
         }
         // The link type is the low 26 bits (libpcap's LT_LINKTYPE); above
-        // them, whether frames end with an FCS and how long it is.
-        let linktype = file_word(hdr[20..24].try_into().expect("4 bytes"), swapped) & 0x03ff_ffff;
+        // them, whether frames end with an FCS and its length in 16-bit words.
+        let word = file_word(hdr[20..24].try_into().expect("4 bytes"), swapped);
+        let linktype = word & 0x03ff_ffff;
         if linktype != LINKTYPE_ETHERNET {
             return Err(PcapIoError::Linktype { path: path.into(), linktype });
+        }
+        if word & 0x0400_0000 != 0 {
+            return Err(PcapIoError::Fcs { path: path.into(), bytes: (word >> 28) * 2 });
         }
         let map = Arc::new(map);
         let ahead = ReadAhead::start(&map);
@@ -1083,12 +1099,15 @@ mod tests {
         let e = PcapReader::open(&p).unwrap_err();
         assert!(matches!(e, PcapIoError::Version { major: 3, minor: 4, .. }), "{e}");
 
-        // The link-type word's upper bits say whether frames end with an FCS
-        // (libpcap's LT_FCS_LENGTH): still Ethernet. Bits 16-25 are not.
+        // The link-type word's upper bits say that frames end with an FCS
+        // (libpcap's LT_FCS_LENGTH): Ethernet, but not ours to read as it is.
+        // Bits 16-25 are part of the link type.
         let mut fcs = full.clone();
         fcs[20..24].copy_from_slice(&0x2400_0001u32.to_le_bytes());
         std::fs::write(&p, &fcs).unwrap();
-        assert!(PcapReader::open(&p).unwrap().next_record().unwrap().is_some());
+        let e = PcapReader::open(&p).unwrap_err();
+        assert!(matches!(e, PcapIoError::Fcs { bytes: 4, .. }), "{e}");
+        assert!(e.to_string().ends_with("cut it first (editcap -C -4)"), "{e}");
         fcs[20..24].copy_from_slice(&0x0001_0001u32.to_le_bytes());
         std::fs::write(&p, &fcs).unwrap();
         let e = PcapReader::open(&p).unwrap_err();

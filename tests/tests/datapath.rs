@@ -685,7 +685,8 @@ fn sighup_swaps_a_kernel_port_filter_without_a_gap() {
 /// warning, and the engine then captures as usual. The ENOMEM is real: the
 /// kernel keeps one pointer per block in a kcalloc'd array, which cannot
 /// exceed 4 MiB, so 524 289 blocks of 4 KiB fail at once without touching
-/// memory, and the halved ring (262 144 blocks, 1 GiB) fits.
+/// memory, and the halved ring (262 144 blocks, 1 GiB) fits. The port is a
+/// low-latency (V2) one: a block ring (V3) is held to 65 535 blocks.
 #[test]
 fn a_ring_the_kernel_refuses_for_memory_is_shrunk_and_captures() {
     if !privileged("a_ring_the_kernel_refuses_for_memory_is_shrunk_and_captures") {
@@ -700,7 +701,7 @@ fn a_ring_the_kernel_refuses_for_memory_is_shrunk_and_captures() {
         &format!(
             "[engine]\nworkers = [0]\nstats_json = \"{}\"\n\
              [ring]\nblock_size = 4096\nframe_size = 2048\nblock_count = 524289\n\
-             [[ports]]\nname = \"p\"\nuri = \"afpacket:{ve}\"\n\
+             [[ports]]\nname = \"p\"\nuri = \"afpacket:{ve}\"\nlow_latency = true\n\
              [[consumers]]\nname = \"n\"\nkind = \"counter\"\n",
             st.display()
         ),

@@ -494,6 +494,8 @@ impl Loop {
                 continue;
             }
             c.awaiting = c.awaiting.saturating_sub(1);
+            // An answer after a long change is activity: the idle clock starts again.
+            c.last_active = Instant::now();
             self.queue(client.slot, &line);
             // Room for its next requests.
             self.take_lines(client.slot);
@@ -604,6 +606,7 @@ impl Loop {
                         self.close(slot);
                     } else {
                         c.sending.drain(..(res as usize).min(c.sending.len()));
+                        c.last_active = Instant::now();
                         self.arm_send(slot);
                         self.finish_if_done(slot);
                         self.reap(slot);

@@ -73,19 +73,33 @@ impl RingGeometry {
                 self.frame_size
             ));
         }
-        // The kernel numbers blocks and keeps the retire timeout in 16 bits:
-        // past 65535 it would fill block 0 again while block 65536 is awaited,
-        // or use another timeout than the one asked for.
-        if !(1..=MAX_KERNEL_U16).contains(&self.block_count) {
-            return Err(format!(
-                "block_count {} must be between 1 and {MAX_KERNEL_U16} (the kernel numbers blocks in 16 bits; use larger blocks)",
-                self.block_count
-            ));
+        if self.block_count == 0 {
+            return Err("block_count must be at least 1".into());
         }
+        // The kernel keeps the retire timeout in 16 bits: past 65535 it would
+        // use another timeout than the one asked for.
         if !(1..=MAX_KERNEL_U16).contains(&self.retire_timeout_ms) {
             return Err(format!(
                 "retire_timeout_ms {} must be between 1 and {MAX_KERNEL_U16} (the kernel keeps it in 16 bits)",
                 self.retire_timeout_ms
+            ));
+        }
+        Ok(())
+    }
+
+    /// Check the geometry for a TPACKET_V3 ring (block by block): the
+    /// kernel numbers its blocks in 16 bits, so past 65535 it would fill
+    /// block 0 again while block 65536 is awaited, and the ring would stall
+    /// after one lap. (A V2 ring is walked frame by frame: no such limit.)
+    ///
+    /// # Errors
+    /// A message naming the first rule broken.
+    pub fn validate_v3(&self) -> Result<(), String> {
+        self.validate()?;
+        if self.block_count > MAX_KERNEL_U16 {
+            return Err(format!(
+                "block_count {} must be at most {MAX_KERNEL_U16} for a block ring (the kernel numbers its blocks in 16 bits; use larger blocks)",
+                self.block_count
             ));
         }
         Ok(())
@@ -294,7 +308,8 @@ impl RxRing {
     pub fn open(opts: &RxRingOptions<'_>) -> Result<Self, RingError> {
         let iface = opts.iface;
         let sys_err = |source| RingError::Sys { iface: iface.to_owned(), source };
-        opts.geometry.validate().map_err(RingError::Geometry)?;
+        if opts.low_latency { opts.geometry.validate() } else { opts.geometry.validate_v3() }
+            .map_err(RingError::Geometry)?;
         let ifindex = sys::if_index(iface).ok_or_else(|| RingError::NoSuchInterface(iface.to_owned()))?;
         let fd = sys::packet_socket().map_err(sys_err)?;
         let version = if opts.low_latency { sys::TPACKET_V2 } else { sys::TPACKET_V3 };
