@@ -824,6 +824,23 @@ fn config_show_prints_the_configuration_in_force() {
     );
 }
 
+/// An engine on `ve` (port `p`, one worker) with a counting consumer `all`,
+/// and its control socket.
+fn counting_engine(dir: &Path, name: &str, ns: &str, ve: &str) -> (ringwire_tests::Proc, std::path::PathBuf) {
+    let cfg = dir.join(format!("{name}.toml"));
+    std::fs::write(
+        &cfg,
+        format!(
+            "[engine]\nworkers = [0]\n[[ports]]\nname = \"p\"\nuri = \"afpacket:{ve}\"\n\
+             [[consumers]]\nname = \"all\"\nkind = \"counter\"\n"
+        ),
+    )
+    .unwrap();
+    let engine = start_engine(ns, &cfg, dir);
+    let sock = control_socket(&cfg);
+    (engine, sock)
+}
+
 /// A file system mounted for one test (tmpfs of `size`), unmounted however the test ends.
 struct SmallFs(std::path::PathBuf);
 
@@ -853,17 +870,7 @@ fn removing_a_consumer_whose_writes_failed_says_so_and_removes_it() {
     let dir = tempfile::tempdir().unwrap();
     let full = SmallFs::mount(&dir.path().join("small"), "64k");
     let Pair { lab: _lab, ns_gen: ns_g, ns_eng: ns_e, if_gen: vg, if_eng: ve } = Pair::new();
-    let cfg = dir.path().join("full.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[engine]\nworkers = [0]\n[[ports]]\nname = \"p\"\nuri = \"afpacket:{ve}\"\n\
-             [[consumers]]\nname = \"all\"\nkind = \"counter\"\n"
-        ),
-    )
-    .unwrap();
-    let engine = start_engine(&ns_e, &cfg, dir.path());
-    let sock = control_socket(&cfg);
+    let (engine, sock) = counting_engine(dir.path(), "full", &ns_e, &ve);
     let tap = full.0.join("tap.pcap");
     json_of(&ringctl(&sock, &["--json", "consumers", "add", "tap", "--kind", "pcap", "--path", tap.to_str().unwrap()]));
     // 2 MB of frames into 64 KiB.
@@ -901,17 +908,7 @@ fn flooding_half_closing_and_endless_clients_are_served_fairly() {
     }
     let dir = tempfile::tempdir().unwrap();
     let Pair { lab: _lab, ns_gen: _g, ns_eng: ns_e, if_gen: _vg, if_eng: ve } = Pair::new();
-    let cfg = dir.path().join("fair.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[engine]\nworkers = [0]\n[[ports]]\nname = \"p\"\nuri = \"afpacket:{ve}\"\n\
-             [[consumers]]\nname = \"all\"\nkind = \"counter\"\n"
-        ),
-    )
-    .unwrap();
-    let engine = start_engine(&ns_e, &cfg, dir.path());
-    let sock = control_socket(&cfg);
+    let (engine, sock) = counting_engine(dir.path(), "fair", &ns_e, &ve);
 
     // Half-closed after two requests, the last without its newline: both answered, then EOF.
     let mut s = UnixStream::connect(&sock).unwrap();
