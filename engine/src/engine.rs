@@ -268,6 +268,15 @@ pub(crate) struct ConsumerSlot {
     pub(crate) probe: Option<Arc<crate::probe::ProbeShared>>,
 }
 
+impl ConsumerSlot {
+    /// Whether its queues may still hold memory: it is in force, or it was
+    /// removed but its thread has not been joined (a worker did not confirm
+    /// the removal in time, or the thread was still writing).
+    pub(crate) fn holds_queues(&self) -> bool {
+        !self.removed || self.sink.as_ref().is_some_and(|s| s.thread.is_some())
+    }
+}
+
 /// Everything that changes while the engine runs. Changes are serialized
 /// by the lock; the workers learn of them through their command queues.
 pub(crate) struct State {
@@ -1189,7 +1198,8 @@ pub(crate) fn build_consumer(st: &State, c: &ConsumerConfig, nworkers: usize) ->
         // what would exhaust memory (all queues together over half of what
         // is available) rather than abort on allocation or meet the OOM killer.
         let queues = queue_bytes(c, nworkers);
-        let others: u64 = st.consumers.iter().filter(|s| !s.removed).map(|s| queue_bytes(&s.config, nworkers)).sum();
+        let others: u64 =
+            st.consumers.iter().filter(|s| s.holds_queues()).map(|s| queue_bytes(&s.config, nworkers)).sum();
         if let Some(avail) = sys::mem_available().filter(|&a| queues + others > a / 2) {
             let with =
                 if others > 0 { format!(", with the other consumers' {} MiB,", others >> 20) } else { String::new() };
