@@ -978,9 +978,9 @@ impl Worker {
                 let mut refs = ArrayVec::<RecordRef, BATCH>::new();
                 let mut failure = None;
                 while !refs.is_full() {
-                    let next = match held.take() {
-                        Some(r) => Ok(Some(r)),
-                        None => reader.next_ref(),
+                    let (next, was_held) = match held.take() {
+                        Some(r) => (Ok(Some(r)), true),
+                        None => (reader.next_ref(), false),
                     };
                     match next {
                         Ok(Some(r)) => {
@@ -988,7 +988,18 @@ impl Worker {
                                 // Never sleep here: a record not yet due waits in `held`
                                 // and the worker's idle wait brings us back.
                                 let (t0, start) = *clock.get_or_insert((r.ts_ns, Instant::now()));
-                                if Duration::from_nanos(r.ts_ns.saturating_sub(t0)) > start.elapsed() {
+                                let due = Duration::from_nanos(r.ts_ns.saturating_sub(t0));
+                                if due > start.elapsed() {
+                                    let wait = due - start.elapsed();
+                                    if !was_held && wait > LONG_PACE_WAIT {
+                                        // Once per record: the run seems to hang otherwise.
+                                        tracing::warn!(
+                                            port,
+                                            record_ns = r.ts_ns,
+                                            "recorded pace: the next record is due in {} s; waiting for it (a stop ends the wait)",
+                                            wait.as_secs()
+                                        );
+                                    }
                                     *held = Some(r);
                                     break;
                                 }
@@ -1242,6 +1253,10 @@ fn cancel_poll(armed: &mut [Option<u64>], cancels: &mut Vec<u64>, port: usize) {
         cancels.push(ud);
     }
 }
+
+/// A wait for a file record's recorded time longer than this is said (a
+/// capture paused for long, or a bad timestamp).
+const LONG_PACE_WAIT: Duration = Duration::from_secs(10);
 
 /// The longest a ring whose intake is stopped (the engine stopping, its
 /// port removed) is read for what its kernel accepted, however much there is.

@@ -542,6 +542,27 @@ fn recorded_pace_replays_at_the_recorded_intervals() {
     assert!(recs.iter().all(|r| r.data == frame));
 }
 
+/// A record due long after the one before (a paused capture, a bad
+/// timestamp) is waited for as recorded, and the wait is said, not silent;
+/// a stop ends it with what came before written.
+#[test]
+fn recorded_pace_says_when_it_waits_long_for_a_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.pcap");
+    // Two records 100 s apart.
+    let cfg =
+        paced_config(dir.path(), 2, 100_000, &format!("name = \"w\"\nkind = \"pcap\"\npath = \"{}\"", out.display()));
+    let mut run = Proc::spawn(
+        "ringwire",
+        Command::new(bin("ringwire")).args(["run", cfg.to_str().unwrap(), "--control-socket", "none"]),
+    );
+    run.expect_stderr("recorded pace: the next record is due in 99 s", Duration::from_secs(10), "the long wait said");
+    run.signal(libc::SIGTERM);
+    let done = run.wait(Duration::from_secs(10));
+    assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+    assert_eq!(read_pcap(&out).len(), 1, "the first record written, the second never due");
+}
+
 /// A second ringwire on the output of one that is running (a repeated
 /// command, two configs naming one path) is refused before it truncates
 /// the file, and so is a run whose control socket is in a directory that
