@@ -1355,12 +1355,20 @@ pub fn describe(out: &mut String, frame: &[u8], wire_len: u32, after_link: bool)
     let (src, dst, proto, ip_end) = match &p.net {
         Some(LaxNetSlice::Ipv4(ip)) => {
             let h = ip.header();
-            let end = at(h.slice()) + usize::from(h.total_len());
+            // A total length of 0 is a frame offloaded past 64 KiB (TSO, BIG
+            // TCP GRO): it ends with the frame, as tcpdump guesses too.
+            let end = match h.total_len() {
+                0 => wire_len as usize,
+                n => at(h.slice()) + usize::from(n),
+            };
             (h.source_addr().to_string(), h.destination_addr().to_string(), "IP ", end)
         }
         Some(LaxNetSlice::Ipv6(ip)) => {
             let h = ip.header();
-            let end = at(h.slice()) + 40 + usize::from(h.payload_length());
+            let end = match h.payload_length() {
+                0 => wire_len as usize,
+                n => at(h.slice()) + 40 + usize::from(n),
+            };
             (h.source_addr().to_string(), h.destination_addr().to_string(), "IP6 ", end)
         }
         None => {
