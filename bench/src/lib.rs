@@ -8,5 +8,6 @@
 
 pub mod cpusample;
 pub mod frames;
+pub mod offcore;
 pub mod plot;
 pub mod stream;

@@ -71,6 +71,9 @@ fn a_latency_run_beside_tcpdump_reports_tables_json_and_a_plot_and_leaves_no_lab
             "--napi-fifo",
             "--gen-burst",
             "8",
+            // The low-latency port's worker spins: the bench says what it lost of its core.
+            "--lowlat-wait",
+            "busy-poll",
             "--json",
             json.to_str().unwrap(),
             "--plot",
@@ -131,7 +134,17 @@ fn a_latency_run_beside_tcpdump_reports_tables_json_and_a_plot_and_leaves_no_lab
     // CPU time by sampling the capture core (every 100 µs by default), for
     // every receiver; getrusage's beside it.
     assert_eq!(doc["args"]["cpu_sample_us"], 100, "{}", doc["args"]);
+    assert!(stderr.contains("ringwire-lowlat") && stderr.contains("worker off its core"), "{stderr}");
     for r in doc["runs"].as_array().unwrap() {
+        let off = &r["worker_off_core"];
+        if r["tool"] == "ringwire-lowlat" {
+            // Over the generator's 2 s: what the spinning worker did not run, split in two.
+            let (wall, away) = (u(&off["wall_ns"]), u(&off["away_ns"]));
+            assert!((1_900_000_000..4_000_000_000).contains(&wall) && away < wall, "{off}");
+            assert_eq!(u(&off["preempted_ns"]) + u(&off["host_ns"]), away, "{off}");
+        } else {
+            assert!(off.is_null(), "only a busy-polling worker is watched: {r}");
+        }
         assert_eq!(r["cpu_source"], "sampled", "{r}");
         let f = |k: &str| r[k].as_f64().unwrap();
         if r["captured"] == 0 {

@@ -251,6 +251,9 @@ struct Run {
     sys_ns_per_offered: f64,
     /// One-way latency, for the receivers that measure it.
     latency: Option<Latency>,
+    /// A busy-polling ringwire worker: how long it was kept off its core
+    /// while the generator ran (other tasks, the hypervisor or interrupts).
+    worker_off_core: Option<ringwire_bench::offcore::OffCore>,
     /// Why this measurement failed (the report is then partial).
     error: Option<String>,
 }
@@ -782,6 +785,15 @@ fn measure(
             }
         },
     };
+    // A worker that busy-polls should run all the time: watch what it loses of its core.
+    let off_core = rcv
+        .as_ref()
+        .and_then(|r| r.child.as_ref())
+        .filter(|_| tool == "ringwire-lowlat" && a.lowlat_wait == "busy-poll")
+        .and_then(|c| {
+            let tid = *ringwire_bench::offcore::threads_named(c.id(), "rw-worker").first()?;
+            ringwire_bench::offcore::OffCoreProbe::start(c.id(), tid, a.cap_core).ok()
+        });
     let mut child = gen_command(l, a, size, rate.0, a.duration)?
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -805,6 +817,7 @@ fn measure(
     if !gen.status.success() {
         bail!("ringwire-gen failed ({}): {}", gen.status, String::from_utf8_lossy(&gen.stderr).trim());
     }
+    let worker_off_core = off_core.and_then(|p| p.finish().ok());
     // Receivers get longer than libpcap's 1 s block timeout (tcpdump's
     // `pcap_set_timeout`) to hand over the last frames before they are
     // stopped: with 500 ms, tcpdump's last block, never retired, was lost on
@@ -825,6 +838,7 @@ fn measure(
         delivered_to_iface: delivered,
         veth_drops,
         offered_pps: offered as f64 / a.duration,
+        worker_off_core,
         ..Default::default()
     };
     let (mut user, mut sys) = (0, 0);
@@ -1676,8 +1690,18 @@ fn sweep(
                         )
                     });
                     let core = r.core_ns_per_frame.map_or(String::new(), |c| format!(" core {c:>6.0} ns/f"));
+                    let off = r.worker_off_core.map_or(String::new(), |o| {
+                        let ms = |ns: u64| ns as f64 / 1e6;
+                        format!(
+                            "; worker off its core {:.1} ms ({:.1} other tasks, {:.1} host or interrupts; steal {:.0})",
+                            ms(o.away_ns),
+                            ms(o.preempted_ns),
+                            ms(o.host_ns),
+                            ms(o.steal_ns)
+                        )
+                    });
                     say(format!(
-                        "round {} {:>5} B {:>9} {:<16} offered {:>9} captured {:>9} drops {:>8} (engine {:>8}) veth-drops {:>8} uncounted {:>8} user {:>6.0} ns/f{core}{lat}",
+                        "round {} {:>5} B {:>9} {:<16} offered {:>9} captured {:>9} drops {:>8} (engine {:>8}) veth-drops {:>8} uncounted {:>8} user {:>6.0} ns/f{core}{lat}{off}",
                         round + 1,
                         size,
                         rate_label(spec),
