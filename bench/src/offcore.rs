@@ -12,21 +12,7 @@
 use std::io;
 use std::time::Instant;
 
-/// A thread's CPU time and time spent waiting to run, in nanoseconds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ThreadTimes {
-    /// Time it ran.
-    pub cpu_ns: u64,
-    /// Time it was runnable while another task had its core.
-    pub run_delay_ns: u64,
-}
-
-/// Parse `/proc/PID/task/TID/schedstat`: `cpu_ns run_delay_ns timeslices`.
-#[must_use]
-pub fn parse_schedstat(text: &str) -> Option<ThreadTimes> {
-    let mut f = text.split_whitespace().map(str::parse::<u64>);
-    Some(ThreadTimes { cpu_ns: f.next()?.ok()?, run_delay_ns: f.next()?.ok()? })
-}
+pub use ringwire_engine::sys::{parse_schedstat, ThreadTimes};
 
 /// A thread's times now.
 ///

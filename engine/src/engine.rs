@@ -376,6 +376,10 @@ pub struct Engine {
     /// Per worker: changes applied between batches, and how many it applied.
     commands: Vec<Arc<ArrayQueue<Command>>>,
     applied: Vec<Arc<AtomicU64>>,
+    /// Per worker: how its thread was scheduled (see [`crate::stats::worker`]).
+    sched_cells: Vec<Arc<Cells<{ crate::stats::worker::N }>>>,
+    /// Workers busy-poll: their time off the core is reported.
+    busy_poll: bool,
     /// Ports, consumers and filters in force (see [`State`]).
     pub(crate) state: Mutex<State>,
     started: Instant,
@@ -624,6 +628,7 @@ impl Engine {
         let stop = Arc::new(AtomicBool::new(false));
         let mut workers = Vec::with_capacity(nworkers);
         let (mut exhausted, mut wakes, mut commands, mut applied) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut sched_cells = Vec::with_capacity(nworkers);
         let mut subs = vec![Vec::new(); ports.len()];
         for (ci, c) in st.consumers.iter().enumerate() {
             for &p in &c.ports {
@@ -640,6 +645,7 @@ impl Engine {
             wakes.push(wake);
             commands.push(Arc::new(ArrayQueue::new(COMMAND_QUEUE)));
             applied.push(Arc::new(AtomicU64::new(0)));
+            sched_cells.push(Arc::new(Cells::default()));
             workers.push(Worker {
                 core,
                 sources,
@@ -651,6 +657,7 @@ impl Engine {
                 polls: 0,
                 commands: commands.last().expect("pushed above").clone(),
                 applied: applied.last().expect("pushed above").clone(),
+                sched_cells: sched_cells.last().expect("pushed above").clone(),
                 wait: config.engine.wait,
                 rt_priority: config.engine.worker_rt_priority,
                 sched: sys::RtSched::default(),
@@ -672,6 +679,8 @@ impl Engine {
             exhausted,
             commands,
             applied,
+            sched_cells,
+            busy_poll: config.engine.wait == crate::config::WaitMode::BusyPoll,
             state: Mutex::new(st),
             started: Instant::now(),
             finite,
@@ -802,7 +811,18 @@ impl Engine {
             .cores
             .iter()
             .enumerate()
-            .map(|(index, &core)| WorkerSnap { index, core, ..Default::default() })
+            .map(|(index, &core)| {
+                use crate::stats::worker as wk;
+                let v = self.sched_cells[index].load();
+                WorkerSnap {
+                    index,
+                    core,
+                    cpu_ns: v[wk::CPU_NS],
+                    waited_ns: v[wk::WAITED_NS],
+                    off_core_ns: self.busy_poll.then(|| v[wk::WALL_NS].saturating_sub(v[wk::CPU_NS])),
+                    ..Default::default()
+                }
+            })
             .collect();
         let mut ports = Vec::with_capacity(st.ports.len());
         for slot in &st.ports {

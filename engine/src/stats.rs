@@ -110,6 +110,20 @@ pub mod sink {
     pub const N: usize = 6;
 }
 
+/// Indexes of a worker's own counters: how it was scheduled, from the
+/// kernel's accounting of its thread (`/proc/thread-self/schedstat`),
+/// published every statistics tick and at exit.
+pub mod worker {
+    /// Nanoseconds it ran.
+    pub const CPU_NS: usize = 0;
+    /// Nanoseconds it was ready to run while another task had its core.
+    pub const WAITED_NS: usize = 1;
+    /// Nanoseconds since it started, at the last publication.
+    pub const WALL_NS: usize = 2;
+    /// Number of worker counters.
+    pub const N: usize = 3;
+}
+
 /// Counters of one port, summed over workers.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, Default)]
 pub struct PortSnap {
@@ -221,6 +235,16 @@ pub struct WorkerSnap {
     pub kernel_packets: u64,
     /// Kernel drops on its sockets.
     pub kernel_drops: u64,
+    /// Nanoseconds its thread ran.
+    pub cpu_ns: u64,
+    /// Nanoseconds its thread was ready to run while another task of this
+    /// machine had its core (the scheduler's `run_delay`).
+    pub waited_ns: u64,
+    /// Busy-poll workers, which should run all the time: nanoseconds their
+    /// thread did not run (`waited_ns`, plus what the hypervisor or
+    /// interrupts took, or a stop such as SIGSTOP). `None` for workers that
+    /// sleep when idle.
+    pub off_core_ns: Option<u64>,
 }
 
 /// Counters of one consumer.
@@ -367,6 +391,11 @@ impl Snapshot {
             d(&mut w.bytes, b.bytes);
             d(&mut w.kernel_packets, b.kernel_packets);
             d(&mut w.kernel_drops, b.kernel_drops);
+            d(&mut w.cpu_ns, b.cpu_ns);
+            d(&mut w.waited_ns, b.waited_ns);
+            if let (Some(o), Some(ob)) = (w.off_core_ns.as_mut(), b.off_core_ns) {
+                d(o, ob);
+            }
         }
         // A consumer added since `base` missed what its ports passed on
         // before it came, of which what they had passed by `base` is not
@@ -508,10 +537,25 @@ impl Snapshot {
             }
         }
         let _ = writeln!(s, "workers:");
-        let _ = writeln!(s, "  {:<8} {:>6} {:>12} {:>14} {:>10}", "worker", "core", "received", "bytes", "k_drops");
+        let _ = writeln!(
+            s,
+            "  {:<8} {:>6} {:>12} {:>14} {:>10} {:>10} {:>10} {:>11}",
+            "worker", "core", "received", "bytes", "k_drops", "cpu_ms", "waited_ms", "off_core_ms"
+        );
+        let ms = |ns: u64| format!("{:.1}", ns as f64 / 1e6);
         for w in &self.workers {
-            let _ =
-                writeln!(s, "  {:<8} {:>6} {:>12} {:>14} {:>10}", w.index, w.core, w.received, w.bytes, w.kernel_drops);
+            let _ = writeln!(
+                s,
+                "  {:<8} {:>6} {:>12} {:>14} {:>10} {:>10} {:>10} {:>11}",
+                w.index,
+                w.core,
+                w.received,
+                w.bytes,
+                w.kernel_drops,
+                ms(w.cpu_ns),
+                ms(w.waited_ns),
+                w.off_core_ns.map_or_else(|| "-".to_owned(), ms)
+            );
         }
         let _ = writeln!(s, "consumers:");
         let _ = writeln!(
@@ -725,5 +769,29 @@ mod tests {
         assert_eq!(out, 500);
         assert_eq!((d.consumers[0].seen, d.consumers[0].before_added), (500, 0));
         assert_eq!((d.consumers[1].seen, d.consumers[1].before_added), (300, 200));
+    }
+
+    /// A worker's scheduling times count from a reset too, and the table
+    /// shows them in milliseconds (off the core only for busy-poll workers).
+    #[test]
+    fn worker_times_since_a_reset_and_in_the_table() {
+        let w = |cpu_ns, waited_ns, off_core_ns| WorkerSnap { cpu_ns, waited_ns, off_core_ns, ..Default::default() };
+        let base =
+            Snapshot { workers: vec![w(1_000_000, 100_000, Some(2_000_000)), w(5, 5, None)], ..Default::default() };
+        let now = Snapshot {
+            workers: vec![w(3_500_000, 600_000, Some(14_500_000)), w(2_000_000, 1_000_000, None)],
+            ..Default::default()
+        };
+        let d = now.since(&base);
+        assert_eq!(
+            (d.workers[0].cpu_ns, d.workers[0].waited_ns, d.workers[0].off_core_ns),
+            (2_500_000, 500_000, Some(12_500_000))
+        );
+        assert_eq!(d.workers[1].off_core_ns, None);
+        let t = d.table();
+        let header = t.lines().find(|l| l.contains("off_core_ms")).expect("a worker header");
+        assert!(header.contains("cpu_ms") && header.contains("waited_ms"), "{t}");
+        assert!(t.contains("2.5        0.5        12.5"), "{t}");
+        assert!(t.lines().any(|l| l.trim_end().ends_with("1.0           -")), "{t}");
     }
 }

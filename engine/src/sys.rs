@@ -581,6 +581,46 @@ fn set_scheduler(policy: libc::c_int, priority: i32) -> SysResult<()> {
     check("sched_setscheduler", rc).map(drop)
 }
 
+/// A thread's CPU time and the time it spent ready to run while another
+/// task had its core, in nanoseconds (the kernel's `schedstat`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ThreadTimes {
+    /// Time it ran (hypervisor steal and interrupts left out).
+    pub cpu_ns: u64,
+    /// Time it waited on a run queue (`run_delay`).
+    pub run_delay_ns: u64,
+}
+
+/// Parse a `schedstat` file's text: `cpu_ns run_delay_ns timeslices`.
+#[must_use]
+pub fn parse_schedstat(text: &str) -> Option<ThreadTimes> {
+    let mut f = text.split_whitespace().map(str::parse::<u64>);
+    Some(ThreadTimes { cpu_ns: f.next()?.ok()?, run_delay_ns: f.next()?.ok()? })
+}
+
+/// The calling thread's `/proc/thread-self/schedstat`, kept open so each
+/// read is one `pread`.
+#[derive(Debug)]
+pub struct SchedStat(std::fs::File);
+
+impl SchedStat {
+    /// Open the calling thread's file (reads then describe this thread only).
+    ///
+    /// # Errors
+    /// procfs is not mounted, or the kernel has no schedstats.
+    pub fn open_self() -> io::Result<Self> {
+        std::fs::File::open("/proc/thread-self/schedstat").map(Self)
+    }
+
+    /// The thread's times now (`None`: the read failed or did not parse).
+    #[must_use]
+    pub fn read(&self) -> Option<ThreadTimes> {
+        let mut buf = [0u8; 96];
+        let n = std::os::unix::fs::FileExt::read_at(&self.0, &mut buf, 0).ok()?;
+        parse_schedstat(std::str::from_utf8(&buf[..n]).ok()?)
+    }
+}
+
 /// CLOCK_MONOTONIC in nanoseconds.
 #[must_use]
 pub fn monotonic_ns() -> u64 {

@@ -379,6 +379,8 @@ pub(crate) struct Worker {
     /// Changes to apply between batches, and how many were applied.
     pub(crate) commands: Arc<crossbeam_queue::ArrayQueue<Command>>,
     pub(crate) applied: Arc<std::sync::atomic::AtomicU64>,
+    /// Where how the thread was scheduled is published (see [`crate::stats::worker`]).
+    pub(crate) sched_cells: Arc<Cells<{ crate::stats::worker::N }>>,
 }
 
 /// How a worker ended.
@@ -396,6 +398,9 @@ impl Worker {
         };
         let mut wake_armed = false;
         let mut last_kstats = Instant::now();
+        // How this thread is scheduled, read every statistics tick.
+        let (started, schedstat) = (Instant::now(), sys::SchedStat::open_self().ok());
+        self.publish_sched(schedstat.as_ref(), started);
         let mut tx_errors = RateLimited { last: None };
         let mut link_errors = RateLimited { last: None };
         // Polls that reported an error: their ports are not polled again before the next tick.
@@ -479,6 +484,7 @@ impl Worker {
                 self.dispatch.flush_tx(&mut tx_errors); // retry kicks that hit a full socket buffer
                 self.dispatch.publish_probes(false);
                 self.publish();
+                self.publish_sched(schedstat.as_ref(), started);
                 last_kstats = Instant::now();
                 self.check_exhausted();
             }
@@ -543,10 +549,23 @@ impl Worker {
         self.read_kernel_stats();
         self.dispatch.publish_probes(true);
         self.publish();
+        self.publish_sched(schedstat.as_ref(), started);
         // Nothing more comes from this worker.
         self.promise_all(u64::MAX);
         tracing::debug!(ports = ?self.port_totals(), "worker stopped");
         failure.map_or(Ok(()), Err)
+    }
+
+    /// Publish the thread's CPU and run-queue times, and the time since it
+    /// started (without procfs' schedstat: only that time).
+    fn publish_sched(&self, schedstat: Option<&sys::SchedStat>, started: Instant) {
+        use crate::stats::worker as wk;
+        let t = schedstat.and_then(sys::SchedStat::read).unwrap_or_default();
+        let mut v = [0u64; wk::N];
+        v[wk::CPU_NS] = t.cpu_ns;
+        v[wk::WAITED_NS] = t.run_delay_ns;
+        v[wk::WALL_NS] = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.sched_cells.publish(&v);
     }
 
     /// (received, kernel packets, kernel drops) per port, for logs.

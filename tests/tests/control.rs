@@ -107,6 +107,9 @@ fn ringctl_drives_a_running_engine_and_bad_clients_do_not_hurt_it() {
     // Stats: the second read has rates since the first.
     let first = json_of(&ringctl(&sock, &["--json", "stats"]));
     assert!(first["counters"]["ports"][0]["received"].as_u64().unwrap() >= 700);
+    // How the worker was scheduled; time off its core only for a busy-poll worker.
+    let w = &first["counters"]["workers"][0];
+    assert!(w["cpu_ns"].as_u64().unwrap() > 0 && w["waited_ns"].is_u64() && w["off_core_ns"].is_null(), "{w}");
     // For Prometheus: the same counts, labelled (no traffic meanwhile).
     let prom = String::from_utf8(ringctl(&sock, &["stats", "--prometheus"]).stdout).unwrap();
     let received = first["counters"]["ports"][0]["received"].as_u64().unwrap();

@@ -289,6 +289,12 @@ fn forward_patch_is_byte_identical_and_pads_runts() {
     assert_eq!(patch, normal, "a busy-poll worker stays normally scheduled (it never sleeps)");
     let far_worker = wait_thread_sched(sink.pid(), "rw-worker-0", ThreadSched::normal(0));
     assert_eq!(far_worker, normal, "worker_rt_priority = 0: normally scheduled");
+    // The busy-poll worker held off its core for 300 ms (the engine stopped):
+    // its time off the core says so, and none of it was a wait for the core.
+    engine.signal(libc::SIGSTOP);
+    std::thread::sleep(Duration::from_millis(300));
+    engine.signal(libc::SIGCONT);
+    std::thread::sleep(Duration::from_millis(200));
     let patch_out = stop_engine(engine);
     std::thread::sleep(Duration::from_millis(100));
     let sink_out = stop_engine(sink);
@@ -316,6 +322,10 @@ fn forward_patch_is_byte_identical_and_pads_runts() {
     let s = read_json(&st);
     assert_reconciles(&s);
     assert_eq!(u(&s["consumers"][0]["delivered"]), 2000);
+    let w = &s["workers"][0];
+    let (cpu, waited, off) = (u(&w["cpu_ns"]), u(&w["waited_ns"]), u(&w["off_core_ns"]));
+    assert!(off >= 250_000_000, "a 300 ms stop is time off the core: {w}");
+    assert!(waited < off && cpu > 0, "{w}");
 }
 
 /// The egress MTU lowered while a patch forwards: frames over it are

@@ -601,6 +601,31 @@ fn render_stats(v: &Value) -> String {
             ]
         }),
     ));
+    // How each worker was scheduled (off the core: busy-poll workers only).
+    let ms = |x: &Value| x.as_f64().map_or_else(|| "-".to_owned(), |ns| format!("{:.1}", ns / 1e6));
+    s.push_str("workers:\n");
+    s.push_str(&grid(
+        &[
+            ("worker", 6, false),
+            ("core", 6, true),
+            ("received", 12, true),
+            ("k_drops", 10, true),
+            ("cpu_ms", 10, true),
+            ("waited_ms", 10, true),
+            ("off_core_ms", 11, true),
+        ],
+        list(&c["workers"]).iter().map(|w| {
+            vec![
+                n(&w["index"]),
+                n(&w["core"]),
+                n(&w["received"]),
+                n(&w["kernel_drops"]),
+                ms(&w["cpu_ns"]),
+                ms(&w["waited_ns"]),
+                ms(&w["off_core_ns"]),
+            ]
+        }),
+    ));
     s.push_str("consumers:\n");
     s.push_str(&grid(
         &[
@@ -844,7 +869,11 @@ mod tests {
 
     #[test]
     fn stats_show_what_a_port_sent_and_never_sent_its_link_and_what_was_removed() {
-        let v = serde_json::json!({"counters": {"elapsed_s": 1.0, "workers": [],
+        let v = serde_json::json!({"counters": {"elapsed_s": 1.0, "workers": [
+            {"index": 0, "core": 1, "received": 3000, "kernel_drops": 0, "cpu_ns": 2_500_000, "waited_ns": 500_000,
+             "off_core_ns": 12_500_000},
+            {"index": 1, "core": 0, "received": 0, "kernel_drops": 0, "cpu_ns": 1_000_000, "waited_ns": 0, "off_core_ns": null}
+        ],
         "ports": [
             {"name": "a", "received": 3000, "kernel_drops": 0, "tx_frames": 0, "tx_unsent": 0, "link": "up"},
             {"name": "b", "received": 0, "kernel_drops": 0, "tx_frames": 2048, "tx_unsent": 2048, "link": "down"},
@@ -871,5 +900,9 @@ mod tests {
         assert_eq!(row("e1", "")[..2], ["e1", "(removed)"], "{s}");
         assert_eq!(last(row("lat (removed)", "kernel"), 4), ["1", "2", "3", "4"], "lost, dups, late, restarts: {s}");
         assert!(s.contains("restarts"), "{s}");
+        // Workers: how each was scheduled; off the core only for a busy-poll one.
+        assert_eq!(last(row("worker", "cpu_ms"), 3), ["cpu_ms", "waited_ms", "off_core_ms"], "{s}");
+        assert_eq!(row("0", "12.5"), ["0", "1", "3000", "0", "2.5", "0.5", "12.5"], "{s}");
+        assert_eq!(row("1", "1.0"), ["1", "0", "0", "0", "1.0", "0.0", "-"], "{s}");
     }
 }
