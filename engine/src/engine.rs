@@ -819,7 +819,7 @@ impl Engine {
                     core,
                     cpu_ns: v[wk::CPU_NS],
                     waited_ns: v[wk::WAITED_NS],
-                    off_core_ns: self.busy_poll.then(|| v[wk::WALL_NS].saturating_sub(v[wk::CPU_NS])),
+                    off_core_ns: self.busy_poll.then_some(v[wk::OFF_NS]),
                     ..Default::default()
                 }
             })

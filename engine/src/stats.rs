@@ -118,8 +118,9 @@ pub mod worker {
     pub const CPU_NS: usize = 0;
     /// Nanoseconds it was ready to run while another task had its core.
     pub const WAITED_NS: usize = 1;
-    /// Nanoseconds since it started, at the last publication.
-    pub const WALL_NS: usize = 2;
+    /// Nanoseconds since it started that it did not run (wall time less
+    /// CPU time, both read at the same publication).
+    pub const OFF_NS: usize = 2;
     /// Number of worker counters.
     pub const N: usize = 3;
 }
@@ -242,8 +243,10 @@ pub struct WorkerSnap {
     pub waited_ns: u64,
     /// Busy-poll workers, which should run all the time: nanoseconds their
     /// thread did not run (`waited_ns`, plus what the hypervisor or
-    /// interrupts took, or a stop such as SIGSTOP). `None` for workers that
-    /// sleep when idle.
+    /// interrupts took, a stop such as SIGSTOP, and the worker's own short
+    /// waits: for its last frames to be sent at exit, for a ring to be read
+    /// out when its interface comes back). `None` for workers that sleep
+    /// when idle.
     pub off_core_ns: Option<u64>,
 }
 

@@ -560,11 +560,18 @@ impl Worker {
     /// started (without procfs' schedstat: only that time).
     fn publish_sched(&self, schedstat: Option<&sys::SchedStat>, started: Instant) {
         use crate::stats::worker as wk;
-        let t = schedstat.and_then(sys::SchedStat::read).unwrap_or_default();
+        // The thread's CPU clock is up to date (schedstat's CPU time lags
+        // by up to a scheduler tick for a running thread), and is there
+        // without schedstat; a failed read keeps the last waiting time.
+        let wall = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let cpu = sys::thread_cpu_ns();
+        let waited = schedstat
+            .and_then(sys::SchedStat::read)
+            .map_or_else(|| self.sched_cells.load()[wk::WAITED_NS], |t| t.run_delay_ns);
         let mut v = [0u64; wk::N];
-        v[wk::CPU_NS] = t.cpu_ns;
-        v[wk::WAITED_NS] = t.run_delay_ns;
-        v[wk::WALL_NS] = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        v[wk::CPU_NS] = cpu;
+        v[wk::WAITED_NS] = waited;
+        v[wk::OFF_NS] = wall.saturating_sub(cpu);
         self.sched_cells.publish(&v);
     }
 
@@ -1008,8 +1015,8 @@ impl Worker {
                                 // and the worker's idle wait brings us back.
                                 let (t0, start) = *clock.get_or_insert((r.ts_ns, Instant::now()));
                                 let due = Duration::from_nanos(r.ts_ns.saturating_sub(t0));
-                                if due > start.elapsed() {
-                                    let wait = due - start.elapsed();
+                                // One reading of the clock: a second could see the record due.
+                                if let Some(wait) = due.checked_sub(start.elapsed()).filter(|w| !w.is_zero()) {
                                     if !was_held && wait > LONG_PACE_WAIT {
                                         // Once per record: the run seems to hang otherwise.
                                         tracing::warn!(

@@ -791,8 +791,13 @@ fn measure(
         .and_then(|r| r.child.as_ref())
         .filter(|_| tool == "ringwire-lowlat" && a.lowlat_wait == "busy-poll")
         .and_then(|c| {
-            let tid = *ringwire_bench::offcore::threads_named(c.id(), "rw-worker").first()?;
-            ringwire_bench::offcore::OffCoreProbe::start(c.id(), tid, a.cap_core).ok()
+            let Some(&tid) = ringwire_bench::offcore::threads_named(c.id(), "rw-worker").first() else {
+                eprintln!("{tool}: no rw-worker thread found: its time off the core is not measured");
+                return None;
+            };
+            ringwire_bench::offcore::OffCoreProbe::start(c.id(), tid, a.cap_core)
+                .map_err(|e| eprintln!("{tool}: its worker's time off the core is not measured: {e}"))
+                .ok()
         });
     let mut child = gen_command(l, a, size, rate.0, a.duration)?
         .stdout(Stdio::null())
@@ -817,7 +822,9 @@ fn measure(
     if !gen.status.success() {
         bail!("ringwire-gen failed ({}): {}", gen.status, String::from_utf8_lossy(&gen.stderr).trim());
     }
-    let worker_off_core = off_core.and_then(|p| p.finish().ok());
+    let worker_off_core = off_core.and_then(|p| {
+        p.finish().map_err(|e| eprintln!("{tool}: its worker's time off the core is not measured: {e}")).ok()
+    });
     // Receivers get longer than libpcap's 1 s block timeout (tcpdump's
     // `pcap_set_timeout`) to hand over the last frames before they are
     // stopped: with 500 ms, tcpdump's last block, never retired, was lost on
