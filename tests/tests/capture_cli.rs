@@ -524,13 +524,18 @@ fn paced_config(dir: &Path, frames: u64, every_ms: u64, consumer: &str) -> PathB
     cfg
 }
 
+/// [`paced_config`] with a pcap consumer `w` writing `out`.
+fn paced_to_pcap(dir: &Path, frames: u64, every_ms: u64, out: &Path) -> PathBuf {
+    paced_config(dir, frames, every_ms, &format!("name = \"w\"\nkind = \"pcap\"\npath = \"{}\"", out.display()))
+}
+
 /// A pcap port replayed at its recorded pace takes the recorded time, and
 /// delivers every record unchanged.
 #[test]
 fn recorded_pace_replays_at_the_recorded_intervals() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.pcap");
-    let cfg = paced_config(dir.path(), 4, 250, &format!("name = \"w\"\nkind = \"pcap\"\npath = \"{}\"", out.display()));
+    let cfg = paced_to_pcap(dir.path(), 4, 250, &out);
     let frame = eth(MAC_B, 0x0800, &[0u8; 50]);
     let t0 = std::time::Instant::now();
     let res = ringwire(&["run", cfg.to_str().unwrap(), "--control-socket", "none"]);
@@ -550,8 +555,7 @@ fn recorded_pace_says_when_it_waits_long_for_a_record() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.pcap");
     // Two records 100 s apart.
-    let cfg =
-        paced_config(dir.path(), 2, 100_000, &format!("name = \"w\"\nkind = \"pcap\"\npath = \"{}\"", out.display()));
+    let cfg = paced_to_pcap(dir.path(), 2, 100_000, &out);
     let mut run = Proc::spawn(
         "ringwire",
         Command::new(bin("ringwire")).args(["run", cfg.to_str().unwrap(), "--control-socket", "none"]),
@@ -573,8 +577,7 @@ fn a_second_run_on_a_busy_output_or_a_bad_socket_path_truncates_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("busy.pcap");
     // 30 records 100 ms apart: 3 s of replay.
-    let cfg =
-        paced_config(dir.path(), 30, 100, &format!("name = \"w\"\nkind = \"pcap\"\npath = \"{}\"", out.display()));
+    let cfg = paced_to_pcap(dir.path(), 30, 100, &out);
     let first = Proc::spawn(
         "ringwire run",
         Command::new(bin("ringwire")).args(["run", cfg.to_str().unwrap(), "--control-socket", "none"]),
