@@ -5,13 +5,13 @@ use std::{
     io::{BufRead, BufReader, Write},
     os::unix::net::UnixStream,
     path::Path,
-    process::{Command, Output},
+    process::Command,
     time::Duration,
 };
 
 use ringwire_tests::{
-    assert_reconciles, bin, control_socket, generate, privileged, read_json, read_pcap, ringctl, start_engine,
-    wait_thread_sched, Pair, Patch, ThreadSched,
+    assert_reconciles, bin, control_socket, generate, privileged, read_json, read_pcap, ringctl, ringctl_json,
+    start_engine, wait_thread_sched, Pair, Patch, ThreadSched,
 };
 
 /// `ringctl ARGS` that must succeed: its output.
@@ -19,11 +19,6 @@ fn ringctl_ok(sock: &Path, args: &[&str]) -> String {
     let o = ringctl(sock, args);
     assert!(o.status.success(), "ringctl {args:?}: {}", String::from_utf8_lossy(&o.stderr));
     String::from_utf8(o.stdout).expect("ringctl prints text")
-}
-
-fn json_of(out: &Output) -> serde_json::Value {
-    assert_eq!(out.status.code(), Some(0), "ringctl failed: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).expect("ringctl --json prints JSON")
 }
 
 /// One request line on a raw connection, one answer line back.
@@ -83,7 +78,7 @@ fn ringctl_drives_a_running_engine_and_bad_clients_do_not_hurt_it() {
     assert_eq!(table.status.code(), Some(0));
     let t = String::from_utf8_lossy(&table.stdout);
     assert!(t.contains("afpacket:") && t.contains("classifier") && t.contains("cap"), "{t}");
-    let s = json_of(&ringctl(&sock, &["--json", "status"]));
+    let s = ringctl_json(&sock, &["status"]);
     assert_eq!(s["ports"][0]["name"], "p");
     assert_eq!(s["workers"][0]["core"], 0);
 
@@ -96,7 +91,7 @@ fn ringctl_drives_a_running_engine_and_bad_clients_do_not_hurt_it() {
     let rep = generate(&ns_g, &vg, &["--count", "700", "--rate", "20000", "--vlan-every", "0", "--dst-mac", a]);
     assert_eq!(rep["sent"], 700);
     std::thread::sleep(Duration::from_millis(200));
-    let l = json_of(&ringctl(&sock, &["--json", "classifier", "list"]));
+    let l = ringctl_json(&sock, &["classifier", "list"]);
     assert_eq!(l["ports"][0]["entries"][0]["hits"], 700, "{l}");
     assert_eq!(l["ports"][0]["entries"][0]["action"], "pass");
     // Deleting what is not there: the engine says no (exit 1) with the class.
@@ -105,7 +100,7 @@ fn ringctl_drives_a_running_engine_and_bad_clients_do_not_hurt_it() {
     assert!(String::from_utf8_lossy(&del.stderr).contains("not_found"), "{del:?}");
 
     // Stats: the second read has rates since the first.
-    let first = json_of(&ringctl(&sock, &["--json", "stats"]));
+    let first = ringctl_json(&sock, &["stats"]);
     assert!(first["counters"]["ports"][0]["received"].as_u64().unwrap() >= 700);
     // How the worker was scheduled; time off its core only for a busy-poll worker.
     let w = &first["counters"]["workers"][0];
@@ -133,10 +128,10 @@ fn ringctl_drives_a_running_engine_and_bad_clients_do_not_hurt_it() {
     assert!(lines[1]["rates"]["interval_s"].as_f64().unwrap() > 0.1, "{}", lines[1]);
 
     // The log level changes at run time: at `error` a SIGHUP's info line is gone, at `info` it is back.
-    json_of(&ringctl(&sock, &["--json", "log", "error"]));
+    let _ = ringctl_json(&sock, &["log", "error"]);
     engine.signal(libc::SIGHUP);
     std::thread::sleep(Duration::from_millis(500));
-    json_of(&ringctl(&sock, &["--json", "log", "info"]));
+    let _ = ringctl_json(&sock, &["log", "info"]);
     engine.signal(libc::SIGHUP);
     engine.expect_stderr("SIGHUP: no filter changed", Duration::from_secs(5), "a SIGHUP with the config unchanged");
     let bad_log = ringctl(&sock, &["log", "=[{"]);
@@ -191,7 +186,7 @@ fn ringctl_drives_a_running_engine_and_bad_clients_do_not_hurt_it() {
     assert_eq!(ringctl(&sock, &["status"]).status.code(), Some(0), "status still answers");
 
     // Shutdown through the socket: exit 0, files flushed, counters reconcile.
-    json_of(&ringctl(&sock, &["--json", "shutdown"]));
+    let _ = ringctl_json(&sock, &["shutdown"]);
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     while !engine.exited() {
         assert!(std::time::Instant::now() < deadline, "the engine did not stop");
@@ -296,11 +291,7 @@ fn ringctl_reconfigures_a_running_engine_under_traffic() {
     .unwrap();
     let engine = start_engine(&ns_e, &cfg, dir.path());
     let sock = control_socket(&cfg);
-    let ok = |args: &[&str]| {
-        let mut all = vec!["--json"];
-        all.extend_from_slice(args);
-        json_of(&ringctl(&sock, &all))
-    };
+    let ok = |args: &[&str]| ringctl_json(&sock, args);
     let refused = |args: &[&str], class: &str| {
         let out = ringctl(&sock, args);
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -569,7 +560,7 @@ fn the_supervisor_sleeps_until_a_signal_or_a_request_wakes_it() {
 fn wait_link(sock: &Path, index: usize, want: &str) -> serde_json::Value {
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
-        let port = json_of(&ringctl(sock, &["--json", "ports", "list"]))["ports"][index].clone();
+        let port = ringctl_json(sock, &["ports", "list"])["ports"][index].clone();
         if port["link"] == want || std::time::Instant::now() > deadline {
             return port;
         }
@@ -688,7 +679,7 @@ fn run_forwards_again_once_a_send_only_port_is_back() {
     engine.expect_stderr("the interface is gone", Duration::from_secs(5), "gone");
     // Forwarded into rings whose interface is gone: never sent.
     send("lost.pcap", 500);
-    let listed = json_of(&ringctl(&sock, &["--json", "patches", "list"]));
+    let listed = ringctl_json(&sock, &["patches", "list"]);
     assert_eq!(listed["patches"][0]["to_link"], "gone", "the patch shows where its frames go: {listed}");
 
     ringwire_tests::ip(ns_e, &["link", "add", out, "type", "veth", "peer", "name", vs, "netns", ns_s]);
@@ -875,17 +866,17 @@ fn removing_a_consumer_whose_writes_failed_says_so_and_removes_it() {
     let Pair { lab: _lab, ns_gen: ns_g, ns_eng: ns_e, if_gen: vg, if_eng: ve } = Pair::new();
     let (engine, sock) = counting_engine(dir.path(), "full", &ns_e, &ve);
     let tap = full.0.join("tap.pcap");
-    json_of(&ringctl(&sock, &["--json", "consumers", "add", "tap", "--kind", "pcap", "--path", tap.to_str().unwrap()]));
+    let _ = ringctl_json(&sock, &["consumers", "add", "tap", "--kind", "pcap", "--path", tap.to_str().unwrap()]);
     // 2 MB of frames into 64 KiB.
     let rep = generate(&ns_g, &vg, &["--count", "2000", "--rate", "20000", "--size", "1000"]);
     assert_eq!(rep["sent"], 2000);
     std::thread::sleep(Duration::from_millis(300));
-    let del = json_of(&ringctl(&sock, &["--json", "consumers", "del", "tap"]));
+    let del = ringctl_json(&sock, &["consumers", "del", "tap"]);
     let error = del["error"].as_str().unwrap_or_else(|| panic!("the write error in the answer: {del}"));
     assert!(error.contains("No space left on device"), "{error}");
     assert_eq!(del["counters"]["removed"], true, "{del}");
     assert!(del["counters"]["write_errors"].as_u64().unwrap() > 0, "{del}");
-    let list = json_of(&ringctl(&sock, &["--json", "consumers", "list"]));
+    let list = ringctl_json(&sock, &["consumers", "list"]);
     assert!(list["consumers"].as_array().unwrap().iter().all(|c| c["name"] != "tap"), "removed: {list}");
     // Asked again: it is gone, not failing.
     let again = ringctl(&sock, &["consumers", "del", "tap"]);
