@@ -378,8 +378,6 @@ pub struct Engine {
     applied: Vec<Arc<AtomicU64>>,
     /// Per worker: how its thread was scheduled (see [`crate::stats::worker`]).
     sched_cells: Vec<Arc<Cells<{ crate::stats::worker::N }>>>,
-    /// Workers busy-poll: their time off the core is reported.
-    busy_poll: bool,
     /// Ports, consumers and filters in force (see [`State`]).
     pub(crate) state: Mutex<State>,
     started: Instant,
@@ -658,6 +656,7 @@ impl Engine {
                 commands: commands.last().expect("pushed above").clone(),
                 applied: applied.last().expect("pushed above").clone(),
                 sched_cells: sched_cells.last().expect("pushed above").clone(),
+                merging: false,
                 wait: config.engine.wait,
                 rt_priority: config.engine.worker_rt_priority,
                 sched: sys::RtSched::default(),
@@ -680,7 +679,6 @@ impl Engine {
             commands,
             applied,
             sched_cells,
-            busy_poll: config.engine.wait == crate::config::WaitMode::BusyPoll,
             state: Mutex::new(st),
             started: Instant::now(),
             finite,
@@ -802,6 +800,8 @@ impl Engine {
     fn snapshot_with(&self, drained: bool) -> Snapshot {
         let mut st = self.lock();
         st.read_if_drops();
+        // Busy-poll workers' time off the core is reported.
+        let busy_poll = st.base.engine.wait == crate::config::WaitMode::BusyPoll;
         // Consumers' counts first: a worker publishes its ports' counts before
         // its consumers', so the ports read after are at least as new, and no
         // consumer is seen to have taken more frames than its ports received.
@@ -819,7 +819,7 @@ impl Engine {
                     core,
                     cpu_ns: v[wk::CPU_NS],
                     waited_ns: v[wk::WAITED_NS],
-                    off_core_ns: self.busy_poll.then_some(v[wk::OFF_NS]),
+                    off_core_ns: busy_poll.then_some(v[wk::OFF_NS]),
                     ..Default::default()
                 }
             })

@@ -622,7 +622,7 @@ fn capture_config(a: &CaptureArgs) -> Result<Config> {
     }
     if let Some(kib) = a.buffer_kib {
         let blocks = (u64::from(kib) << 10).div_ceil(u64::from(config.ring.block_size));
-        let most = u64::from(u16::MAX);
+        let most = u64::from(ringwire_engine::ring::MAX_BLOCK_RING_BLOCKS);
         if blocks > most && !a.immediate && !a.interfaces.is_empty() {
             bail!(
                 "-B {kib}: at most {} KiB ({most} blocks of {} KiB, as many as the kernel numbers in a block ring)",

@@ -381,6 +381,9 @@ pub(crate) struct Worker {
     pub(crate) applied: Arc<std::sync::atomic::AtomicU64>,
     /// Where how the thread was scheduled is published (see [`crate::stats::worker`]).
     pub(crate) sched_cells: Arc<Cells<{ crate::stats::worker::N }>>,
+    /// A queued consumer merges this worker's records with other workers'
+    /// in time order, and so waits for its promise (see [`Self::merges_by_time`]).
+    pub(crate) merging: bool,
 }
 
 /// How a worker ended.
@@ -409,6 +412,7 @@ impl Worker {
         // Stopping: the rings' drain, once begun.
         let mut drain: Option<Drain> = None;
         tracing::debug!(sources = self.sources.len(), "worker started");
+        self.merging = self.merges_by_time();
         self.check_links(&mut link_errors, true);
         self.check_exhausted();
         self.update_sched();
@@ -424,6 +428,8 @@ impl Worker {
                 self.applied.fetch_add(1, Ordering::Release);
             }
             if changed {
+                // Consumers come and go only with commands.
+                self.merging = self.merges_by_time();
                 self.check_links(&mut link_errors, true);
                 self.publish();
                 self.check_exhausted();
@@ -432,7 +438,7 @@ impl Worker {
             let mut work = 0usize;
             let stopping = self.stop.load(Ordering::Acquire);
             // Read only for a promise to a consumer that merges workers by time.
-            let pass_start = self.merging().then(sys::realtime_ns);
+            let pass_start = self.merging.then(sys::realtime_ns);
             for src in &mut self.sources {
                 match Self::poll_source(src, &mut self.dispatch, stopping) {
                     Ok(n) => {
@@ -865,7 +871,7 @@ impl Worker {
         // A paced pcap source needs to wake up for its next record.
         if self.sources.iter().any(|s| matches!(s, Source::Pcap { pace: Pace::Recorded, done: false, .. })) {
             Duration::from_micros(200)
-        } else if self.merging() && self.sources.iter().any(|s| matches!(s, Source::Ring { .. })) {
+        } else if self.merging && self.sources.iter().any(|s| matches!(s, Source::Ring { .. })) {
             // Often enough that the promise to merging consumers keeps up
             // while this worker has nothing to do (see `promise`).
             (self.retire_timeout * 2).clamp(Duration::from_millis(5), Duration::from_millis(100))
@@ -899,7 +905,7 @@ impl Worker {
 
     /// Whether a queued consumer merges this worker's records with other
     /// workers' in time order, and so waits for its promise.
-    fn merging(&self) -> bool {
+    fn merges_by_time(&self) -> bool {
         self.dispatch.consumers.iter().flatten().any(|c| matches!(&c.delivery, Delivery::Queued(p) if p.merged()))
     }
 

@@ -17,7 +17,7 @@ mod tx;
 
 pub use rx::{
     ring_budget, v2_frame_size, Block, BlockRing, Frame, FrameIter, FrameRing, KernelFilter, Link, RingGeometry,
-    RxHash, RxRing, RxRingOptions,
+    RxHash, RxRing, RxRingOptions, MAX_BLOCK_RING_BLOCKS,
 };
 pub use tx::{TxRing, TxRingOptions, MIN_FRAME, SLOT_HEADROOM};
 

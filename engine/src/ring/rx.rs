@@ -43,6 +43,10 @@ const MIN_FRAME_SIZE: u32 = 80;
 /// The largest block count and retire timeout the kernel keeps (`unsigned short`).
 const MAX_KERNEL_U16: u32 = u16::MAX as u32;
 
+/// The most blocks a TPACKET_V3 (block) ring may have: the kernel numbers
+/// them in 16 bits (see [`RingGeometry::validate_v3`]).
+pub const MAX_BLOCK_RING_BLOCKS: u32 = MAX_KERNEL_U16;
+
 /// Ring geometry for a TPACKET_V3 RX ring.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RingGeometry {
@@ -96,9 +100,9 @@ impl RingGeometry {
     /// A message naming the first rule broken.
     pub fn validate_v3(&self) -> Result<(), String> {
         self.validate()?;
-        if self.block_count > MAX_KERNEL_U16 {
+        if self.block_count > MAX_BLOCK_RING_BLOCKS {
             return Err(format!(
-                "block_count {} must be at most {MAX_KERNEL_U16} for a block ring (the kernel numbers its blocks in 16 bits; use larger blocks)",
+                "block_count {} must be at most {MAX_BLOCK_RING_BLOCKS} for a block ring (the kernel numbers its blocks in 16 bits; use larger blocks)",
                 self.block_count
             ));
         }
