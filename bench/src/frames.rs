@@ -99,8 +99,12 @@ impl MixSpec {
     /// Every template, flows x sizes: `templates()[template_index(k)]` is frame `k`.
     ///
     /// # Errors
-    /// A size out of range.
+    /// A size out of range, or more than [`MAX_TEMPLATE_BYTES`] of templates.
     pub fn templates(&self) -> Result<Vec<Template>, FrameError> {
+        let bytes = self.template_bytes();
+        if bytes > MAX_TEMPLATE_BYTES {
+            return Err(FrameError::TooLarge { streams: self.streams(), sizes: self.sizes.len(), mib: bytes >> 20 });
+        }
         let mut out = Vec::with_capacity(self.streams() as usize * self.sizes.len());
         for s in &self.sizes {
             for f in 0..self.streams() {
@@ -108,6 +112,14 @@ impl MixSpec {
             }
         }
         Ok(out)
+    }
+
+    /// About the memory [`MixSpec::templates`] takes: every directed flow's
+    /// frame at every size, and the bookkeeping of each.
+    #[must_use]
+    pub fn template_bytes(&self) -> u64 {
+        let per_stream: u64 = self.sizes.iter().map(|&s| (s + std::mem::size_of::<Template>()) as u64).sum();
+        per_stream * u64::from(self.streams())
     }
 
     /// Which template frame `k` of a single sender uses: stream `k % streams`,
@@ -201,7 +213,24 @@ pub enum FrameError {
         /// Smallest possible.
         min: usize,
     },
+    /// More templates than [`MAX_TEMPLATE_BYTES`] of memory.
+    #[error(
+        "{streams} directed flows x {sizes} sizes make {mib} MiB of frame templates, more than {} MiB: give fewer flows or sizes",
+        MAX_TEMPLATE_BYTES >> 20
+    )]
+    TooLarge {
+        /// Directed flows.
+        streams: u32,
+        /// Sizes each flow goes through.
+        sizes: usize,
+        /// Memory the templates would take.
+        mib: u64,
+    },
 }
+
+/// The most memory [`MixSpec::templates`] builds templates in (they are all
+/// built before the first frame is sent).
+pub const MAX_TEMPLATE_BYTES: u64 = 1 << 30;
 
 /// Header bytes of a flow's frames.
 #[must_use]
@@ -342,6 +371,28 @@ mod tests {
     use etherparse::{NetSlice, SlicedPacket, TransportSlice};
 
     use super::*;
+
+    #[test]
+    fn templates_beyond_their_memory_bound_are_refused_before_any_is_built() {
+        let mix = |flows: u32, sizes: Vec<usize>, bidirectional: bool| MixSpec {
+            flows,
+            vlan_every: 8,
+            ip: None,
+            l4: None,
+            sizes,
+            src_mac: [2, 0, 0, 0, 0, 1],
+            dst_mac: [2, 0, 0, 0, 0, 2],
+            bidirectional,
+            dst_macs: 1,
+        };
+        // A million flows of one small size fit; of the whole mix, both ways, they do not.
+        assert!(mix(1_000_000, vec![64], false).template_bytes() < MAX_TEMPLATE_BYTES);
+        let big = mix(1_000_000, MIX_SIZES.to_vec(), true);
+        assert!(big.template_bytes() > 4 * MAX_TEMPLATE_BYTES);
+        let e = big.templates().unwrap_err().to_string();
+        assert!(e.starts_with("2000000 directed flows x 7 sizes make ") && e.contains("more than 1024 MiB"), "{e}");
+        assert_eq!(mix(64, MIX_SIZES.to_vec(), false).templates().unwrap().len(), 64 * 7);
+    }
 
     fn mix() -> MixSpec {
         MixSpec {

@@ -343,6 +343,84 @@ fn a_peer_that_crashes_mid_run_gives_a_partial_report() {
     assert!(left.stdout.is_empty(), "no fake tcpdump left: {}", String::from_utf8_lossy(&left.stdout));
 }
 
+/// A receiver that fails at its start is reported with what it said (its
+/// last lines came after the bench had stopped reading), and an `--out-dir`
+/// whose name TOML would have to escape still works for ringwire and is
+/// left empty.
+#[test]
+fn a_receiver_failing_at_start_says_why_and_odd_paths_work() {
+    if !privileged("a_receiver_failing_at_start_says_why_and_odd_paths_work") {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let dir = tempfile::tempdir().unwrap();
+    fake_tcpdump(dir.path(), "sleep 0.2\necho \"tcpdump: fake failure at start\" >&2\nexit 1");
+    let out_dir = dir.path().join("q\"d\\u00");
+    std::fs::create_dir(&out_dir).unwrap();
+    let json = dir.path().join("start.json");
+    let out = Command::new(bin("ringwire-bench"))
+        .args(["--sizes", "128", "--rounds", "1", "--duration", "1", "--rates", "1000"])
+        .args(["--tools", "ringwire-pcap,tcpdump", "--json", json.to_str().unwrap()])
+        .arg("--out-dir")
+        .arg(&out_dir)
+        .env("PATH", format!("{}:{}", dir.path().display(), std::env::var("PATH").unwrap_or_default()))
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(2), "{stderr}\n{stdout}");
+    assert!(stderr.contains("tcpdump exited at start (exit status: 1): tcpdump: fake failure at start"), "{stderr}");
+    let doc = read_json(&json);
+    let run = |tool: &str| doc["runs"].as_array().unwrap().iter().find(|r| r["tool"] == tool).unwrap().clone();
+    assert!(run("ringwire-pcap")["error"].is_null(), "{doc}");
+    assert!(u(&run("ringwire-pcap")["captured"]) > 500, "{doc}");
+    assert!(run("tcpdump")["error"].as_str().unwrap().contains("fake failure at start"), "{doc}");
+    let left: Vec<_> = std::fs::read_dir(&out_dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.is_empty(), "the receivers' files are removed: {left:?}");
+    assert!(namespaces("rwb").is_empty(), "the lab is removed: {:?}", namespaces("rwb"));
+}
+
+/// `--gen-compare` whose trafgen fails at the second size keeps the first
+/// size's row, says what failed in the table's footnote and the JSON, and
+/// exits 2 (partial).
+#[test]
+fn a_generator_comparison_failing_midway_keeps_what_it_measured() {
+    if !privileged("a_generator_comparison_failing_midway_keeps_what_it_measured") {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let dir = tempfile::tempdir().unwrap();
+    // The first trafgen runs until the bench stops it; the second fails.
+    let fake = dir.path().join("trafgen");
+    let calls = dir.path().join("calls");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\necho x >> '{}'\nif [ $(wc -l < '{}') -gt 1 ]; then echo 'fake trafgen failure' >&2; exit 1; fi\nexec sleep 30\n",
+            calls.display(),
+            calls.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let json = dir.path().join("cmp.json");
+    let out = bench(
+        &["--gen-compare", "--sizes", "64,1514", "--rounds", "1", "--duration", "1", "--json", json.to_str().unwrap()],
+        Some(dir.path()),
+    );
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(2), "{stderr}\n{stdout}");
+    let doc = read_json(&json);
+    let rows = doc["gen_compare"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{doc}");
+    assert_eq!(rows[0]["size"], 64);
+    assert!(rows[0]["ringwire_gen_mpps"].as_f64().unwrap() > 0.0, "{doc}");
+    let error = doc["error"].as_str().unwrap();
+    assert!(error.starts_with("1514 bytes: trafgen exited early") && error.contains("fake trafgen failure"), "{doc}");
+    assert_eq!(doc["partial"], true);
+    assert!(stdout.contains("| 64 |") && stdout.contains("PARTIAL: 1514 bytes: trafgen exited early"), "{stdout}");
+    assert!(namespaces("rwb").is_empty(), "the lab is removed: {:?}", namespaces("rwb"));
+}
+
 /// SIGINT to the bench alone (a `kill`, not a terminal's Ctrl-C to the
 /// whole group) during its last measurement: the generator is stopped with
 /// it, so the run ends in seconds, not after --duration, and the report is
@@ -403,7 +481,11 @@ fn bad_arguments_are_refused_before_anything_is_built() {
     let not_report = dir.path().join("x.json");
     std::fs::write(&not_report, "{}").unwrap();
     let missing = dir.path().join("missing.json");
+    let wrong_shape = dir.path().join("shape.json");
+    std::fs::write(&wrong_shape, r#"{"args": {"rounds": "x"}, "medians": "no", "partial": "yes"}"#).unwrap();
     for (args, says) in [
+        (vec!["--report", "/dev/zero"], "/dev/zero: not a regular file"),
+        (vec!["--report", wrong_shape.to_str().unwrap()], "(`args.rounds` is not a whole number)"),
         (vec!["--rates", "150%"], "a percentage between 0 and 100"),
         (vec!["--rates", "fast"], "frames/s, N% or 0"),
         (vec!["--sizes", "9000"], "out of range"),

@@ -114,11 +114,7 @@ fn a_mix_too_long_for_the_mtu_is_refused_before_sending() {
     }
     let Pair { lab: _lab, ns_gen, if_gen, .. } = Pair::new();
     ringwire_tests::ip(&ns_gen, &["link", "set", &if_gen, "mtu", "500"]);
-    let tx = || -> u64 {
-        let path = format!("/sys/class/net/{if_gen}/statistics/tx_packets");
-        let out = Command::new("ip").args(["netns", "exec", &ns_gen, "cat", &path]).output().unwrap();
-        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
-    };
+    let tx = || tx_packets(&ns_gen, &if_gen);
     let before = tx();
     for size in ["mix", "400-600"] {
         let run = Command::new("ip")
@@ -161,6 +157,88 @@ fn an_interface_going_down_ends_the_run_with_its_report() {
     // About 3 s at 10 000 frames/s (less the generator's start), not the 8 s asked.
     assert!((5_000..50_000).contains(&sent), "{rep}");
     assert!(rep["threads"][0]["error"].as_str().unwrap().contains("Network is down"), "{rep}");
+}
+
+/// The interface's MTU lowered below the frames while they are sent ends
+/// the run with the error, and the report counts no more than the interface
+/// sent, give or take the frames of the last 10 ms (the kernel drops a frame
+/// over the MTU without a word once it is in the ring).
+#[test]
+fn an_mtu_lowered_while_sending_ends_the_run_counting_what_left() {
+    if !privileged("an_mtu_lowered_while_sending_ends_the_run_counting_what_left") {
+        return;
+    }
+    let Pair { lab: _lab, ns_gen, if_gen, .. } = Pair::new();
+    let before = tx_packets(&ns_gen, &if_gen);
+    let run = Command::new("ip")
+        .args(["netns", "exec", &ns_gen])
+        .arg(bin("ringwire-gen"))
+        .args(["-i", &if_gen, "--rate", "20000", "-d", "8", "--size", "1514", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    ringwire_tests::ip(&ns_gen, &["link", "set", &if_gen, "mtu", "500"]);
+    let out = run.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("1514-byte frames exceed the MTU of") && err.contains("lowered while sending"), "{err}");
+    let rep: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (sent, left) = (rep["sent"].as_u64().unwrap(), tx_packets(&ns_gen, &if_gen) - before);
+    assert!(sent >= left && sent <= left + 300, "counted {sent}, the interface sent {left}: {rep}");
+    assert!(sent > 10_000 && sent < 100_000, "stopped at the change, not after 8 s: {rep}");
+    assert!(rep["threads"][0]["error"].as_str().unwrap().contains("lowered while sending"), "{rep}");
+}
+
+/// Frames the kernel never takes (the interface is down from the start)
+/// count in no figure: not sent, no bytes, none unstamped.
+#[test]
+fn frames_that_never_left_count_in_no_figure() {
+    if !privileged("frames_that_never_left_count_in_no_figure") {
+        return;
+    }
+    let Pair { lab: _lab, ns_gen, if_gen, .. } = Pair::new();
+    ringwire_tests::ip(&ns_gen, &["link", "set", &if_gen, "down"]);
+    let out = Command::new("ip")
+        .args(["netns", "exec", &ns_gen])
+        .arg(bin("ringwire-gen"))
+        .args(["-i", &if_gen, "-n", "10", "--json"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let rep: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((rep["sent"].as_u64(), rep["bytes"].as_u64(), rep["unstamped"].as_u64()), (Some(0), Some(0), Some(0)));
+    assert!(err.contains("sent 0 frames (0 bytes)") && !err.contains("without one"), "{err}");
+}
+
+/// A pace the TX path cannot keep: the run ends on time and says how far
+/// it fell behind (sent of due), in its text and its JSON.
+#[test]
+fn a_pace_out_of_reach_says_it_fell_behind() {
+    if !privileged("a_pace_out_of_reach_says_it_fell_behind") {
+        return;
+    }
+    let Pair { lab: _lab, ns_gen, if_gen, .. } = Pair::new();
+    let out = Command::new("ip")
+        .args(["netns", "exec", &ns_gen])
+        .arg(bin("ringwire-gen"))
+        .args(["-i", &if_gen, "--rate", "100000000", "-d", "1", "--size", "64", "--json"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("fell behind the pace of 100000000 frames/s: sent "), "{err}");
+    let rep: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rep["due"].as_u64(), Some(100_000_000), "{rep}");
+    assert!(rep["sent"].as_u64().unwrap() < 100_000_000 && rep["interrupted"] == false, "{rep}");
+}
+
+fn tx_packets(ns: &str, iface: &str) -> u64 {
+    let path = format!("/sys/class/net/{iface}/statistics/tx_packets");
+    let out = Command::new("ip").args(["netns", "exec", ns, "cat", &path]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }
 
 /// `--bitrate` below one frame a second, or beyond the generator, is refused

@@ -602,7 +602,10 @@ fn ringwire_config(tool: &str, iface: &str, a: &Args, file: &Path, stats: &Path)
             let queue = a.queue_mb.map(|q| format!("queue_mb = {q}\n")).unwrap_or_default();
             (
                 String::new(),
-                format!("[[consumers]]\nname = \"pcap\"\nkind = \"pcap\"\npath = \"{}\"\n{queue}", file.display()),
+                format!(
+                    "[[consumers]]\nname = \"pcap\"\nkind = \"pcap\"\npath = {}\n{queue}",
+                    toml_string(&file.to_string_lossy())
+                ),
             )
         }
     };
@@ -633,9 +636,9 @@ fn ringwire_config(tool: &str, iface: &str, a: &Args, file: &Path, stats: &Path)
         ring.push_str(&format!("retire_timeout_ms = {ms}\n"));
     }
     format!(
-        "[engine]\nworkers = [{core}]\nwait = \"{wait}\"\n{qos}stats_json = \"{}\"\n{ring}[[ports]]\nuri = \"afpacket:{}\"\n{port_extra}{consumer}",
-        stats.display(),
-        iface
+        "[engine]\nworkers = [{core}]\nwait = \"{wait}\"\n{qos}stats_json = {}\n{ring}[[ports]]\nuri = {}\n{port_extra}{consumer}",
+        toml_string(&stats.to_string_lossy()),
+        toml_string(&format!("afpacket:{iface}"))
     )
 }
 
@@ -711,8 +714,11 @@ fn start_receiver(spec: &Tool, l: &Lab2, a: &Args, size: usize) -> Result<Receiv
     let mut r = Receiver { child: Some(child), stderr_lines: rx, stats_json, file: None, stream };
     // Ready as the tool tells (see `Ready`); five seconds at most.
     let deadline = Instant::now() + Duration::from_secs(5);
+    // What the tool said before it was ready: its error, if it exits.
+    let mut said: Vec<String> = Vec::new();
     loop {
         let line = r.stderr_lines.recv_timeout(Duration::from_millis(20)).ok();
+        said.extend(line.iter().filter(|l| !l.is_empty()).cloned());
         let pid = r.child.as_ref().expect("running").id();
         if match spec.ready {
             Ready::Now => true,
@@ -724,8 +730,17 @@ fn start_receiver(spec: &Tool, l: &Lab2, a: &Args, size: usize) -> Result<Receiv
         }
         if let Some(st) = r.child.as_mut().expect("running").try_wait()? {
             r.child = None;
-            let lines: Vec<String> = r.stderr_lines.try_iter().collect();
-            bail!("{tool} exited at start ({st}): {}", lines.join(" | "));
+            // The readers may still hold its last lines: take them until
+            // they have been quiet for 100 ms (a second at most).
+            let until = Instant::now() + Duration::from_secs(1);
+            while let Ok(l) = r.stderr_lines.recv_timeout(Duration::from_millis(100)) {
+                said.extend((!l.is_empty()).then_some(l));
+                if Instant::now() > until {
+                    break;
+                }
+            }
+            let why = if said.is_empty() { "it printed nothing".to_owned() } else { said.join(" | ") };
+            bail!("{tool} exited at start ({st}): {why}");
         }
         if Instant::now() > deadline {
             break;
@@ -1048,83 +1063,92 @@ fn stop_then_kill(first: libc::c_int, mut signal: impl FnMut(libc::c_int), mut r
 }
 
 /// ringwire-gen against trafgen, flat out, same core, same lab.
-fn gen_compare(l: &Lab2, a: &Args, stop: &AtomicBool) -> Result<serde_json::Value> {
+/// ringwire-gen against trafgen at every size: the rows of the sizes
+/// measured, and what stopped the comparison early, if anything (the sizes
+/// before it keep their rows).
+fn gen_compare(l: &Lab2, a: &Args, stop: &AtomicBool) -> (Vec<serde_json::Value>, Option<String>) {
     let mut rows = Vec::new();
     for &size in &a.sizes {
-        let mix = MixSpec {
-            flows: 1,
-            vlan_every: 0,
-            ip: Some(Ip::V4),
-            l4: Some(L4::Udp),
-            sizes: vec![size],
-            src_mac: [2, 0, 0, 0, 0, 1],
-            dst_mac: [2, 0, 0, 0, 0, 2],
-            bidirectional: false,
-            dst_macs: 1,
-        };
-        let frame = mix.templates()?[0].bytes.clone();
-        let packet = format!("{{ {} }}", frame.iter().map(|b| format!("{b:#04x}")).collect::<Vec<_>>().join(", "));
-        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-        for round in 0..a.rounds {
-            for tool in if round % 2 == 0 { ["ringwire-gen", "trafgen"] } else { ["trafgen", "ringwire-gen"] } {
-                if stop.load(Ordering::Relaxed) {
-                    bail!("interrupted");
+        match gen_compare_size(l, a, size, stop) {
+            Ok(row) => rows.push(row),
+            Err(e) => return (rows, Some(format!("{size} bytes: {e:#}"))),
+        }
+    }
+    (rows, None)
+}
+
+/// ringwire-gen against trafgen at one frame size, rounds alternated.
+fn gen_compare_size(l: &Lab2, a: &Args, size: usize, stop: &AtomicBool) -> Result<serde_json::Value> {
+    let mix = MixSpec {
+        flows: 1,
+        vlan_every: 0,
+        ip: Some(Ip::V4),
+        l4: Some(L4::Udp),
+        sizes: vec![size],
+        src_mac: [2, 0, 0, 0, 0, 1],
+        dst_mac: [2, 0, 0, 0, 0, 2],
+        bidirectional: false,
+        dst_macs: 1,
+    };
+    let frame = mix.templates()?[0].bytes.clone();
+    let packet = format!("{{ {} }}", frame.iter().map(|b| format!("{b:#04x}")).collect::<Vec<_>>().join(", "));
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for round in 0..a.rounds {
+        for tool in if round % 2 == 0 { ["ringwire-gen", "trafgen"] } else { ["trafgen", "ringwire-gen"] } {
+            if stop.load(Ordering::Relaxed) {
+                bail!("interrupted");
+            }
+            let (tx0, d0) = tx_counters(l)?;
+            let start = Instant::now();
+            if tool == "ringwire-gen" {
+                let out =
+                    gen_command(l, a, size, 0, a.duration)?.stdout(Stdio::null()).stderr(Stdio::piped()).output()?;
+                if !out.status.success() {
+                    bail!("ringwire-gen failed: {}", String::from_utf8_lossy(&out.stderr).trim());
                 }
-                let (tx0, d0) = tx_counters(l)?;
-                let start = Instant::now();
-                if tool == "ringwire-gen" {
-                    let out = gen_command(l, a, size, 0, a.duration)?
+            } else {
+                let mut group = ProcessGroup(
+                    Command::new("ip")
+                        .args(["netns", "exec", &l.ns_g, "taskset", "-c", &a.gen_core.to_string()])
+                        .args(["trafgen", "-o", &l.vg, "-P", "1", "--no-cpu-stats", "--notouch-irq"])
+                        .arg(&packet)
+                        // Its own process group: trafgen signals its whole group when it stops.
+                        .process_group(0)
                         .stdout(Stdio::null())
                         .stderr(Stdio::piped())
-                        .output()?;
-                    if !out.status.success() {
-                        bail!("ringwire-gen failed: {}", String::from_utf8_lossy(&out.stderr).trim());
-                    }
-                } else {
-                    let mut group = ProcessGroup(
-                        Command::new("ip")
-                            .args(["netns", "exec", &l.ns_g, "taskset", "-c", &a.gen_core.to_string()])
-                            .args(["trafgen", "-o", &l.vg, "-P", "1", "--no-cpu-stats", "--notouch-irq"])
-                            .arg(&packet)
-                            // Its own process group: trafgen signals its whole group when it stops.
-                            .process_group(0)
-                            .stdout(Stdio::null())
-                            .stderr(Stdio::piped())
-                            .spawn()
-                            .context("starting trafgen")?,
-                    );
-                    let until = start + Duration::from_secs_f64(a.duration);
-                    while Instant::now() < until && !stop.load(Ordering::Relaxed) {
-                        if let Some(st) = group.0.try_wait()? {
-                            let mut err = String::new();
-                            if let Some(mut e) = group.0.stderr.take() {
-                                let _ = std::io::Read::read_to_string(&mut e, &mut err);
-                            }
-                            bail!("trafgen exited early ({st}): {}", err.trim());
-                        }
-                        std::thread::sleep(Duration::from_millis(20));
-                    }
-                    drop(group);
-                }
-                let secs = start.elapsed().as_secs_f64();
-                std::thread::sleep(Duration::from_millis(200));
-                let (tx1, d1) = tx_counters(l)?;
-                // What the generator got into the device: sent on, or dropped at the peer's full backlog.
-                let pps = (tx1 - tx0 + d1 - d0) as f64 / secs;
-                eprintln!(
-                    "round {} {size:>5} B {tool:<13} {:.3} Mpps into the sender veth ({} of them dropped at the receiver's backlog)",
-                    round + 1,
-                    pps / 1e6,
-                    d1 - d0
+                        .spawn()
+                        .context("starting trafgen")?,
                 );
-                if tool == "trafgen" { &mut theirs } else { &mut ours }.push(pps);
+                let until = start + Duration::from_secs_f64(a.duration);
+                while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+                    if let Some(st) = group.0.try_wait()? {
+                        let mut err = String::new();
+                        if let Some(mut e) = group.0.stderr.take() {
+                            let _ = std::io::Read::read_to_string(&mut e, &mut err);
+                        }
+                        bail!("trafgen exited early ({st}): {}", err.trim());
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                drop(group);
             }
+            let secs = start.elapsed().as_secs_f64();
+            std::thread::sleep(Duration::from_millis(200));
+            let (tx1, d1) = tx_counters(l)?;
+            // What the generator got into the device: sent on, or dropped at the peer's full backlog.
+            let pps = (tx1 - tx0 + d1 - d0) as f64 / secs;
+            eprintln!(
+                "round {} {size:>5} B {tool:<13} {:.3} Mpps into the sender veth ({} of them dropped at the receiver's backlog)",
+                round + 1,
+                pps / 1e6,
+                d1 - d0
+            );
+            if tool == "trafgen" { &mut theirs } else { &mut ours }.push(pps);
         }
-        let (o, t) = (median(ours.clone()), median(theirs.clone()));
-        rows.push(serde_json::json!({"size": size, "ringwire_gen_mpps": o / 1e6, "trafgen_mpps": t / 1e6,
-            "ratio": if t > 0.0 { o / t } else { 0.0 }, "ringwire_gen_runs": ours, "trafgen_runs": theirs}));
     }
-    Ok(serde_json::Value::Array(rows))
+    let (o, t) = (median(ours.clone()), median(theirs.clone()));
+    Ok(serde_json::json!({"size": size, "ringwire_gen_mpps": o / 1e6, "trafgen_mpps": t / 1e6,
+        "ratio": if t > 0.0 { o / t } else { 0.0 }, "ringwire_gen_runs": ours, "trafgen_runs": theirs}))
 }
 
 /// The machine a run was made on.
@@ -1339,10 +1363,11 @@ fn markdown(doc: &serde_json::Value) -> String {
         mch["cores"],
         mch["kernel"].as_str().unwrap_or("?"),
         mch["date"].as_str().unwrap_or("?"),
-        if doc["partial"].as_bool() == Some(true) {
-            " PARTIAL: some measurements failed or the run was interrupted (see `runs[].error`)."
-        } else {
-            ""
+        match (doc["partial"].as_bool() == Some(true), doc["error"].as_str()) {
+            (true, Some(e)) => format!(" PARTIAL: {e}"),
+            (true, None) =>
+                " PARTIAL: some measurements failed or the run was interrupted (see `runs[].error`).".into(),
+            (false, _) => String::new(),
         }
     );
     match (a["cpu_latency_us"].as_u64(), a["lowlat_cpu_latency_us"].as_u64()) {
@@ -1475,12 +1500,19 @@ fn plot(doc: &serde_json::Value) -> String {
 
 /// Render an earlier run's JSON: the tables on stdout, the plot if asked.
 fn report(a: &Args, path: &Path) -> Result<bool> {
+    // A run's file is some kilobytes: a device, a FIFO or a huge file is
+    // refused before it is read (reading /dev/zero would never end).
+    let meta = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
+    if !meta.is_file() {
+        bail!("{}: not a regular file", path.display());
+    }
+    if meta.len() > MAX_REPORT_BYTES {
+        bail!("{}: {} bytes, more than a ringwire-bench JSON file holds", path.display(), meta.len());
+    }
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let doc: serde_json::Value =
         serde_json::from_str(&text).with_context(|| format!("{}: not a ringwire-bench JSON file", path.display()))?;
-    if !doc["args"].is_object() {
-        bail!("{}: not a ringwire-bench JSON file (no `args`)", path.display());
-    }
+    report_shape(&doc).map_err(|e| anyhow::anyhow!("{}: not a ringwire-bench JSON file ({e})", path.display()))?;
     if a.plot.is_some() && doc["medians"].as_array().is_none_or(Vec::is_empty) {
         bail!(
             "--plot: {} has no capture or latency measurements to plot (a --gen-compare run's table is its result)",
@@ -1492,6 +1524,86 @@ fn report(a: &Args, path: &Path) -> Result<bool> {
         std::fs::write(p, plot(&doc)).with_context(|| format!("writing {}", p.display()))?;
     }
     Ok(doc["partial"].as_bool() != Some(true))
+}
+
+/// The files the receivers of a run leave in `--out-dir` (their pcap files,
+/// stats, configs, ready files), removed when dropped: at the end of a run,
+/// and on an error that ends it early.
+struct ReceiverFiles {
+    dir: PathBuf,
+    tools: Vec<String>,
+    sizes: Vec<usize>,
+}
+
+impl Drop for ReceiverFiles {
+    fn drop(&mut self) {
+        for t in &self.tools {
+            for s in &self.sizes {
+                for ext in ["pcap", "json", "toml", "ready"] {
+                    let _ = std::fs::remove_file(self.dir.join(format!("rwbench-{t}-{s}.{ext}")));
+                }
+            }
+        }
+    }
+}
+
+/// The largest JSON file `--report` reads.
+const MAX_REPORT_BYTES: u64 = 64 << 20;
+
+/// Whether `doc` has the shape of a ringwire-bench run's JSON: what the
+/// tables print must be there with its type, so that a wrong file is refused
+/// instead of printed as nulls and zeros. Fields later versions added (the
+/// machine, `partial`, a row's `rate`) may be missing; when present, their
+/// type is checked too.
+fn report_shape(doc: &serde_json::Value) -> Result<(), String> {
+    use serde_json::Value;
+    let want = |v: &Value, what: &str, ok: fn(&Value) -> bool, kind: &str| {
+        if ok(v) {
+            Ok(())
+        } else {
+            Err(format!("`{what}` is not {kind}"))
+        }
+    };
+    let uint = |v: &Value, what: &str| want(v, what, |v| v.is_u64(), "a whole number");
+    let number = |v: &Value, what: &str| want(v, what, Value::is_number, "a number");
+    let text = |v: &Value, what: &str| want(v, what, Value::is_string, "a string");
+    let optional = |v: &Value, what: &str, ok: fn(&Value) -> bool, kind: &str| {
+        if v.is_null() {
+            Ok(())
+        } else {
+            want(v, what, ok, kind)
+        }
+    };
+    want(&doc["args"], "args", Value::is_object, "an object")?;
+    uint(&doc["args"]["rounds"], "args.rounds")?;
+    number(&doc["args"]["duration_s"], "args.duration_s")?;
+    uint(&doc["args"]["gen_core"], "args.gen_core")?;
+    uint(&doc["args"]["cap_core"], "args.cap_core")?;
+    optional(&doc["partial"], "partial", Value::is_boolean, "true or false")?;
+    optional(&doc["machine"], "machine", Value::is_object, "an object")?;
+    optional(&doc["medians"], "medians", Value::is_array, "a list")?;
+    optional(&doc["gen_compare"], "gen_compare", Value::is_array, "a list")?;
+    if doc["medians"].is_null() && doc["gen_compare"].is_null() {
+        return Err("no `medians` and no `gen_compare`".into());
+    }
+    for (i, m) in doc["medians"].as_array().into_iter().flatten().enumerate() {
+        let at = |k: &str| format!("medians[{i}].{k}");
+        uint(&m["size"], &at("size"))?;
+        text(&m["tool"], &at("tool"))?;
+        optional(&m["rate"], &at("rate"), Value::is_string, "a string")?;
+        for k in ["offered_mpps", "captured_mpps"] {
+            number(&m[k], &at(k))?;
+        }
+        optional(&m["latency"], &at("latency"), Value::is_object, "an object")?;
+    }
+    for (i, r) in doc["gen_compare"].as_array().into_iter().flatten().enumerate() {
+        let at = |k: &str| format!("gen_compare[{i}].{k}");
+        uint(&r["size"], &at("size"))?;
+        for k in ["ringwire_gen_mpps", "trafgen_mpps", "ratio"] {
+            number(&r[k], &at(k))?;
+        }
+    }
+    Ok(())
 }
 
 /// The footnote's words for where the veth's NAPI thread ran, when that is
@@ -1618,6 +1730,8 @@ fn check_writable(opt: &str, path: &Path) -> Result<()> {
 fn check_outputs(a: &Args) -> Result<()> {
     let dir = &a.out_dir;
     match std::fs::metadata(dir) {
+        // The path goes into the engine's TOML config, which holds text only.
+        Ok(_) if dir.to_str().is_none() => bail!("--out-dir {}: not a UTF-8 path", dir.display()),
         Ok(m) if m.is_dir() => {}
         Ok(_) => bail!("--out-dir {}: not a directory", dir.display()),
         Err(e) => return Err(e).with_context(|| format!("--out-dir {}", dir.display())),
@@ -1778,6 +1892,7 @@ fn run() -> Result<bool> {
             format!("NIC-like veth: GRO on, TSO off, threaded NAPI pinned to core {napi_core}")
         }
     );
+    let files = ReceiverFiles { dir: a.out_dir.clone(), tools: tools.clone(), sizes: a.sizes.clone() };
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let mut doc = serde_json::json!({"args": {"sizes": a.sizes, "duration_s": a.duration, "rounds": a.rounds,
         "gen_core": a.gen_core, "cap_core": a.cap_core, "gen_burst": a.gen_burst, "gen_copy_max": a.gen_copy_max, "rates": a.rates, "dst_macs": a.dst_macs, "tools": tools,
@@ -1787,12 +1902,12 @@ fn run() -> Result<bool> {
         "machine": machine(), "command": command});
     let mut partial = false;
     if a.gen_compare {
-        match gen_compare(&lab, &a, &stop) {
-            Ok(rows) => doc["gen_compare"] = rows,
-            Err(e) => {
-                eprintln!("gen-compare: {e:#}");
-                partial = true;
-            }
+        let (rows, error) = gen_compare(&lab, &a, &stop);
+        doc["gen_compare"] = serde_json::Value::Array(rows);
+        if let Some(e) = error {
+            eprintln!("gen-compare: {e}");
+            doc["error"] = serde_json::json!(e);
+            partial = true;
         }
     } else {
         // Percent rates: the generator's flat-out rate at each size, with nobody capturing.
@@ -1813,6 +1928,8 @@ fn run() -> Result<bool> {
             serde_json::json!(max.iter().map(|(s, r)| (s.to_string(), r / 1e6)).collect::<BTreeMap<_, _>>());
     }
     doc["partial"] = serde_json::json!(partial);
+    // The receivers' files go first: writing the results may fail.
+    drop(files);
     println!("\n{}", markdown(&doc));
     if let Some(p) = &a.json {
         std::fs::write(p, serde_json::to_string_pretty(&doc)? + "\n")
@@ -1820,13 +1937,6 @@ fn run() -> Result<bool> {
     }
     if let Some(p) = &a.plot {
         std::fs::write(p, plot(&doc)).with_context(|| format!("writing {}", p.display()))?;
-    }
-    for t in &tools {
-        for s in &a.sizes {
-            for ext in ["pcap", "json", "toml", "ready"] {
-                let _ = std::fs::remove_file(Path::new(&a.out_dir).join(format!("rwbench-{t}-{s}.{ext}")));
-            }
-        }
     }
     Ok(!partial)
 }
@@ -1899,7 +2009,8 @@ mod tests {
 
     #[test]
     fn ringwire_receivers_get_configs_the_engine_accepts() {
-        let (file, stats) = (Path::new("/dev/shm/x.pcap"), Path::new("/dev/shm/x.json"));
+        // Paths are TOML strings: quotes and backslashes in them are kept.
+        let (file, stats) = (Path::new("/tmp/q\"d\\u00/x.pcap"), Path::new("/tmp/q\"d\\u00/x.json"));
         for tool in TOOLS.iter().map(|t| t.name).filter(|n| n.starts_with("ringwire-")) {
             let set = ["ringwire-bench", "--consumer-rt-priority", "0", "--worker-rt-priority", "7", "--queue-mb", "8"];
             for args in [&["ringwire-bench"][..], &set[..]] {
@@ -1907,11 +2018,46 @@ mod tests {
                 let text = ringwire_config(tool, "veth0", &a, file, stats);
                 let c = ringwire_engine::config::Config::parse(&text).unwrap_or_else(|e| panic!("{tool}: {e}\n{text}"));
                 c.validate().unwrap_or_else(|e| panic!("{tool}: {e}\n{text}"));
+                assert_eq!(c.engine.stats_json.as_deref(), Some(stats), "{text}");
+                if tool == "ringwire-pcap" {
+                    assert_eq!(c.consumers[0].path.as_deref(), Some(file), "{text}");
+                }
                 let default = ringwire_engine::config::EngineConfig::default();
                 let want =
                     if args.len() > 1 { (0, 7) } else { (default.consumer_rt_priority, default.worker_rt_priority) };
                 assert_eq!((c.engine.consumer_rt_priority, c.engine.worker_rt_priority), want, "{tool} {args:?}");
             }
+        }
+    }
+
+    #[test]
+    fn reports_read_every_committed_run_and_refuse_other_shapes() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("results");
+        let mut read = 0;
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "json") {
+                let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+                report_shape(&doc).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+                read += 1;
+            }
+        }
+        assert!(read > 10, "{read} files in {}", dir.display());
+        let args = serde_json::json!({"rounds": 3, "duration_s": 3.0, "gen_core": 0, "cap_core": 1});
+        let row =
+            serde_json::json!({"size": 64, "tool": "tcpdump", "rate": "0", "offered_mpps": 1.0, "captured_mpps": 1.0});
+        assert_eq!(report_shape(&serde_json::json!({"args": args, "medians": [row]})), Ok(()));
+        for (doc, says) in [
+            (serde_json::json!({"args": {"rounds": "x"}, "medians": "notarray", "partial": "yes"}), "args.rounds"),
+            (serde_json::json!({"args": args, "medians": [row], "partial": "yes"}), "partial"),
+            (serde_json::json!({"args": args, "medians": "notarray"}), "medians"),
+            (serde_json::json!({"args": args}), "no `medians`"),
+            (serde_json::json!({"args": args, "medians": [{"size": "big", "tool": 3}]}), "medians[0].size"),
+            (serde_json::json!({"args": args, "medians": [{"size": 64, "tool": 3}]}), "medians[0].tool"),
+            (serde_json::json!({"args": args, "gen_compare": [{"size": 64, "ratio": 1.0}]}), "ringwire_gen_mpps"),
+        ] {
+            let e = report_shape(&doc).unwrap_err();
+            assert!(e.contains(says), "{doc}: {e}");
         }
     }
 

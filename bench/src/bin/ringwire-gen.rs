@@ -34,7 +34,10 @@ struct Args {
     #[arg(short = 'i', long, required_unless_present = "pcap_out")]
     interface: Option<String>,
     /// Write the frames to this pcap file instead of sending them (needs --count).
-    #[arg(long, conflicts_with_all = ["interface", "rate", "record"])]
+    /// (Sending options do not apply: the frames are stamped 1 µs apart.)
+    #[arg(long, conflicts_with_all = [
+        "interface", "rate", "bitrate", "duration", "record", "cores", "threads", "ring_kib", "copy_max", "burst", "progress",
+    ])]
     pcap_out: Option<PathBuf>,
     /// Frames to send, at least 1 (default: unlimited, bounded by --duration).
     #[arg(short = 'n', long)]
@@ -146,6 +149,9 @@ fn paced_total(count: u64, duration: Option<Duration>, rate: u64) -> u64 {
     }
 }
 
+/// How often a sending thread reads its interface's MTU again.
+const MTU_CHECK: Duration = Duration::from_millis(10);
+
 /// Simple IMIX, interleaved so no size comes in a burst: 7 × 60, 4 × 590, 1 × 1514.
 const IMIX: [usize; 12] = [60, 590, 60, 60, 590, 60, 1514, 60, 590, 60, 60, 590];
 
@@ -187,6 +193,9 @@ fn sizes(spec: &str) -> Result<Vec<usize>> {
         IMIX.to_vec()
     } else if let Some((a, b)) = spec.split_once('-') {
         let (a, b): (usize, usize) = (a.trim().parse().context("--size MIN")?, b.trim().parse().context("--size MAX")?);
+        if b > MAX_FRAME_SIZE {
+            bail!("--size {spec}: MAX {b} bytes is out of range (at most {MAX_FRAME_SIZE})");
+        }
         if a > b {
             bail!("--size {spec}: MIN is larger than MAX");
         }
@@ -285,6 +294,11 @@ struct Report {
     oversize: u64,
     /// Directed flows (each has its own sequence numbers, from 0).
     streams: u32,
+    /// Paced runs: the frames due at the pace in the run's count and
+    /// duration (`sent` falls short when the TX path could not keep up).
+    due: Option<u64>,
+    /// SIGINT or SIGTERM ended the run before its count or duration.
+    interrupted: bool,
     /// Per sending thread.
     threads: Vec<ThreadReport>,
 }
@@ -499,7 +513,8 @@ fn run() -> Result<()> {
         return Ok(());
     }
     let iface = a.interface.clone().expect("clap requires --interface without --pcap-out");
-    let plans = plans(mix.streams(), threads, &a.cores, paced_total(count, duration, a.rate), a.rate)?;
+    let total = paced_total(count, duration, a.rate);
+    let plans = plans(mix.streams(), threads, &a.cores, total, a.rate)?;
     if a.record.is_some() && threads > 1 {
         bail!("--record needs a single thread (frames of several threads have no one order)");
     }
@@ -589,6 +604,8 @@ fn run() -> Result<()> {
         busy_kicks: sum(|t| t.busy_kicks),
         oversize: sum(|t| t.oversize),
         streams: mix.streams(),
+        due: (a.rate > 0).then_some(total),
+        interrupted: stop.load(Ordering::Relaxed) && threads.iter().all(|t| t.error.is_none()),
         threads,
     };
     eprintln!(
@@ -611,6 +628,18 @@ fn run() -> Result<()> {
             String::new()
         }
     );
+    if report.interrupted {
+        eprintln!("ringwire-gen: interrupted: the figures above are up to the signal");
+    } else if let Some(due) =
+        report.due.filter(|&d| report.sent < d && report.threads.iter().all(|t| t.error.is_none()))
+    {
+        eprintln!(
+            "ringwire-gen: warning: fell behind the pace of {} frames/s: sent {} of the {due} frames due ({:.1} %); the TX path did not keep up",
+            a.rate,
+            report.sent,
+            report.sent as f64 * 100.0 / due as f64
+        );
+    }
     if a.json {
         println!("{}", serde_json::to_string(&report)?);
     }
@@ -696,10 +725,21 @@ impl Job<'_> {
         // under --record) ends this thread with what it sent so far counted:
         // the report is printed, then the error.
         let mut failure: Option<anyhow::Error> = None;
+        // The interface's MTU is read again every 10 ms: a frame over a
+        // lowered MTU is dropped by the kernel without a word once it is in
+        // the ring (PACKET_LOSS), so it must be refused before.
+        let mut next_mtu_check = MTU_CHECK;
         'send: while sent < count && !self.stop.load(Ordering::Relaxed) {
             let elapsed = start.elapsed();
             if stop_at.is_some_and(|d| elapsed >= d) {
                 break;
+            }
+            if elapsed >= next_mtu_check {
+                next_mtu_check = elapsed + MTU_CHECK;
+                if let Err(e) = tx.refresh_mtu() {
+                    failure = Some(anyhow::Error::new(e).context(format!("reading the MTU of {iface}")));
+                    break;
+                }
             }
             let due =
                 if rate == 0 { count } else { ((elapsed.as_nanos() * u128::from(rate)) / 1_000_000_000) as u64 + 1 };
@@ -721,7 +761,11 @@ impl Job<'_> {
                 if !pushed {
                     if tx.oversize() > 0 {
                         // The MTU was lowered while sending (checked at the start).
-                        failure = Some(anyhow::anyhow!("{}-byte frames exceed the MTU of {iface}", t.bytes.len()));
+                        failure = Some(anyhow::anyhow!(
+                            "{}-byte frames exceed the MTU of {iface}, lowered while sending (frames queued in the {} ms before may have been dropped by the kernel, uncounted)",
+                            t.bytes.len(),
+                            MTU_CHECK.as_millis()
+                        ));
                         break 'send;
                     }
                     full_waits += 1;
@@ -773,13 +817,21 @@ impl Job<'_> {
                 failure.get_or_insert(anyhow::Error::new(e).context("recording sent frames"));
             }
         }
+        // The frames the kernel did not take are the last ones queued: they
+        // count in none of the figures.
         let left = tx.in_flight() as u64;
+        let mut unstamped = seqs.unstamped;
+        for j in sent - left..sent {
+            let t = &templates[plan.frame(mix, j).0];
+            bytes -= (if self.runts { t.bytes.len() } else { t.bytes.len().max(MIN_FRAME) }) as u64;
+            unstamped -= u64::from(t.stamp.is_none());
+        }
         Ok(ThreadReport {
             elapsed_s: start.elapsed().as_secs_f64(),
             core: plan.core,
             sent: sent - left,
             bytes,
-            unstamped: seqs.unstamped,
+            unstamped,
             ring_full_waits: full_waits,
             kicks,
             busy_kicks: tx.busy(),
@@ -824,6 +876,33 @@ mod tests {
             dst_macs: 1,
         }
         .header_kinds()
+    }
+
+    #[test]
+    fn a_size_range_past_the_largest_frame_names_its_max() {
+        let e = sizes("60-18446744073709551615").unwrap_err().to_string();
+        assert_eq!(e, "--size 60-18446744073709551615: MAX 18446744073709551615 bytes is out of range (at most 9000)");
+        assert_eq!(sizes("60-74").unwrap(), [60, 62, 64, 66, 68, 70, 72, 74]);
+    }
+
+    #[test]
+    fn writing_a_file_refuses_the_options_of_sending() {
+        let base = ["ringwire-gen", "--pcap-out", "/tmp/x.pcap", "-n", "3"];
+        for extra in [
+            &["--bitrate", "1M"][..],
+            &["--threads", "2"],
+            &["--duration", "1"],
+            &["--cores", "0"],
+            &["--ring-kib", "512"],
+            &["--copy-max", "0"],
+            &["--burst", "8"],
+            &["--progress"],
+        ] {
+            let e =
+                Args::try_parse_from(base.iter().chain(extra)).err().unwrap_or_else(|| panic!("{extra:?} accepted"));
+            assert!(e.to_string().contains("cannot be used with"), "{extra:?}: {e}");
+        }
+        assert!(Args::try_parse_from(base).is_ok());
     }
 
     #[test]
