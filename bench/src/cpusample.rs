@@ -247,7 +247,7 @@ mod tests {
         let sampler = match CoreSampler::start(&[core], Duration::from_micros(100)) {
             Ok(s) => s,
             Err(e) if std::env::var_os("CI").is_none() => {
-                eprintln!("skipped: {e} (needs root or kernel.perf_event_paranoid <= 0)");
+                ringwire_engine::say!("skipped: {e} (needs root or kernel.perf_event_paranoid <= 0)");
                 return;
             }
             Err(e) => panic!("{e}"),
@@ -265,11 +265,13 @@ mod tests {
         // idle time takes no samples. Other tasks may have run there
         // meanwhile, but not for most of it.
         let busy = got.busy_ns();
-        eprintln!("the core was busy {busy} ns of {window}");
+        ringwire_engine::say!("the core was busy {busy} ns of {window}");
         assert!(busy >= spun && busy < window - idle.as_nanos() as u64 / 2, "busy {busy} ns of {window} ns");
         for (tid, kernel_mode) in [(in_user, false), (in_kernel, true)] {
             let (user, kernel) = got.thread_cpu_ns(tid);
-            eprintln!("spun {spun} ns (kernel mode: {kernel_mode}): sampled user {user} ns, kernel {kernel} ns");
+            ringwire_engine::say!(
+                "spun {spun} ns (kernel mode: {kernel_mode}): sampled user {user} ns, kernel {kernel} ns"
+            );
             let (busy, other) = if kernel_mode { (kernel, user) } else { (user, kernel) };
             // Other tasks may share the core on a busy machine: at least
             // half of the time is its own. It cannot have run for longer

@@ -153,7 +153,7 @@ impl Drop for Lab {
         // Deleting a namespace destroys the veth ends inside it.
         for ns in self.namespaces.drain(..).rev() {
             if let Err(e) = run(&["ip", "netns", "del", &ns]) {
-                eprintln!("ringwire lab: could not remove namespace {ns}: {e}");
+                crate::say!("ringwire lab: could not remove namespace {ns}: {e}");
             }
         }
     }

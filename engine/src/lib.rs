@@ -30,6 +30,7 @@ pub mod probe;
 pub mod ring;
 pub mod stats;
 pub mod sys;
+pub mod term;
 mod worker;
 
 pub use config::Config;

@@ -20,6 +20,7 @@ use ringwire_engine::{
     stats::Snapshot,
     sys, Config, Engine,
 };
+use ringwire_engine::{out, say, say_raw};
 
 /// ringwire: a userspace packet engine on AF_PACKET rings.
 #[derive(Parser)]
@@ -178,7 +179,7 @@ fn main() -> ExitCode {
         (Some(log), _) => match tracing_subscriber::EnvFilter::try_new(log) {
             Ok(f) => (f, None),
             Err(e) => {
-                eprintln!("ringwire: error: --log {log}: {e}");
+                say!("ringwire: error: --log {log}: {e}");
                 return ExitCode::from(2);
             }
         },
@@ -220,7 +221,7 @@ fn main() -> ExitCode {
     match res {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("ringwire: error: {}", format!("{e:#}").replace('\n', " "));
+            say!("ringwire: error: {}", format!("{e:#}").replace('\n', " "));
             ExitCode::FAILURE
         }
     }
@@ -253,7 +254,7 @@ fn stop_flag(hup: Option<&Arc<AtomicBool>>, force: Force) -> Result<Arc<AtomicBo
                     // A second one while stopping: the user gives up on a stop that
                     // waits (a pipe's reader that no longer reads, a stalled disk).
                     _ if force == Force::OnSecondSignal && stop.swap(true, std::sync::atomic::Ordering::SeqCst) => {
-                        eprintln!(
+                        say!(
                             "ringwire: a second {} while stopping: exiting now; what the queues still held is not \
                              written, and the counters are not printed",
                             if sig == SIGINT { "SIGINT" } else { "SIGTERM" }
@@ -317,7 +318,7 @@ fn supervise(engine: Engine, progress_ms: u64, signals: &AtomicBool, mut extra: 
         }
         if progress_ms > 0 && Instant::now() >= next_progress {
             let snap = engine.snapshot();
-            eprintln!("{}", progress_line(&last.1, &snap, last.0.elapsed()));
+            say!("{}", progress_line(&last.1, &snap, last.0.elapsed()));
             last = (Instant::now(), snap);
             next_progress += Duration::from_millis(progress_ms);
         }
@@ -402,14 +403,14 @@ fn finish(report: &Report, engine_json: Option<&Path>, to_stderr: bool) -> Resul
     // standard error rather than nowhere (or a panic of print!).
     let mut stdout = std::io::stdout().lock();
     if to_stderr || stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()).is_err() {
-        eprint!("{text}");
+        say_raw!("{text}");
     }
     if let Some(path) = engine_json {
         let json = serde_json::to_string_pretty(&report.snapshot).context("serializing counters")?;
         std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
     }
     for e in &report.errors {
-        eprintln!("ringwire: error: {e}");
+        say!("ringwire: error: {e}");
     }
     Ok(if report.errors.is_empty() && report.unreconciled.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
@@ -715,7 +716,7 @@ fn cmd_capture(a: CaptureArgs) -> Result<ExitCode> {
     if !a.interfaces.is_empty() {
         // tcpdump's line, once the rings are bound: from here on every frame
         // is captured, which is what a script waits for before it sends.
-        eprintln!(
+        say!(
             "ringwire: listening on {}, link-type EN10MB (Ethernet), snapshot length {} bytes",
             a.interfaces.join(", "),
             snaplen(&a)
@@ -725,7 +726,7 @@ fn cmd_capture(a: CaptureArgs) -> Result<ExitCode> {
     let report = supervise(engine, 0, &signals, Engine::interfaces_gone);
     let c = &report.snapshot.consumers[0];
     let drops: u64 = report.snapshot.ports.iter().map(|p| p.kernel_drops).sum();
-    eprintln!(
+    say!(
         "{} frames captured, {} received by filter, {} dropped by kernel, {} dropped on a full queue{}{}{}",
         c.written,
         c.passed,
@@ -740,13 +741,13 @@ fn cmd_capture(a: CaptureArgs) -> Result<ExitCode> {
         }
     );
     if std::env::var_os("RINGWIRE_VERBOSE").is_some() {
-        eprint!("{}", report.snapshot.table());
+        say_raw!("{}", report.snapshot.table());
     }
     for e in &report.errors {
-        eprintln!("ringwire: error: {e}");
+        say!("ringwire: error: {e}");
     }
     for u in &report.unreconciled {
-        eprintln!("ringwire: accounting mismatch: {u}");
+        say!("ringwire: accounting mismatch: {u}");
     }
     Ok(if report.errors.is_empty() && report.unreconciled.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
@@ -770,7 +771,7 @@ fn remove_earlier_demo_dirs() {
         let name = e.file_name().to_string_lossy().into_owned();
         let Some(pid) = name.strip_prefix("ringwire-demo-").and_then(|p| p.parse::<u32>().ok()) else { continue };
         if !Path::new(&format!("/proc/{pid}")).exists() && std::fs::remove_dir_all(e.path()).is_ok() {
-            println!("removed {} (an earlier demo's files)", e.path().display());
+            out!("removed {} (an earlier demo's files)", e.path().display());
         }
     }
 }
@@ -795,7 +796,7 @@ fn cmd_demo(a: &DemoArgs) -> Result<ExitCode> {
     let ns_gen = lab.namespace("gen")?;
     let ns_eng = lab.namespace("eng")?;
     let (veth_gen, veth_eng) = lab.veth(&ns_gen, &ns_eng)?;
-    println!("lab: namespaces {ns_gen} and {ns_eng}, veth {veth_gen} <-> {veth_eng}");
+    out!("lab: namespaces {ns_gen} and {ns_eng}, veth {veth_gen} <-> {veth_eng}");
 
     let config = Config::parse(&format!(
         r#"
@@ -818,7 +819,7 @@ fn cmd_demo(a: &DemoArgs) -> Result<ExitCode> {
         pcap.display()
     ))
     .map_err(anyhow::Error::msg)?;
-    println!(
+    out!(
         "engine: {} worker(s) on cores {workers:?}, hash fanout; consumers: pcap (udp) -> {}, counter (all)",
         workers.len(),
         pcap.display()
@@ -826,9 +827,10 @@ fn cmd_demo(a: &DemoArgs) -> Result<ExitCode> {
     let engine = Lab::within(&ns_eng, || Engine::start(&config))??;
 
     let signals = stop_flag(None, Force::Never)?;
-    println!(
+    out!(
         "ringwire-gen: {} frames/s for {} s of mixed IPv4/IPv6 UDP/TCP, 1 in 8 flows 802.1Q-tagged, 60-1514 bytes",
-        a.rate, a.duration
+        a.rate,
+        a.duration
     );
     let mut child = Command::new("ip")
         .args(["netns", "exec", &ns_gen])
@@ -863,22 +865,22 @@ fn cmd_demo(a: &DemoArgs) -> Result<ExitCode> {
     }
     let out = child.wait_with_output().context("waiting for ringwire-gen")?;
     let gen_report: Option<serde_json::Value> = serde_json::from_slice(&out.stdout).ok();
-    println!();
+    out!();
     let code = finish(&report, None, false)?;
     if let Some(g) = gen_report {
         let sent = g["sent"].as_u64().unwrap_or(0);
         let received: u64 = report.snapshot.ports.iter().map(|p| p.received).sum();
         let drops: u64 = report.snapshot.ports.iter().map(|p| p.kernel_drops).sum();
         let if_drops = interface_drops(&report.snapshot).unwrap_or(0);
-        println!(
+        out!(
             "generator sent {sent} frames; engine received {received}, kernel dropped {drops}, the interface dropped \
              {if_drops}, lost elsewhere {}",
             sent.saturating_sub(received + drops + if_drops)
         );
     }
-    println!("pcap file: {}  (open it with: tcpdump -nr {} | head)", pcap.display(), pcap.display());
+    out!("pcap file: {}  (open it with: tcpdump -nr {} | head)", pcap.display(), pcap.display());
     drop(lab);
-    println!("lab removed");
+    out!("lab removed");
     Ok(code)
 }
 

@@ -909,6 +909,25 @@ fn capture_to_a_pipe_stops_quietly_when_the_reader_leaves() {
     assert!(closed > 0 && captured < 20_000, "the run stopped early: {err}");
 }
 
+/// Standard error into the same pipe as the frames (`2>&1 | head`): once
+/// the reader leaves, the closing summary has nowhere to go either, and the
+/// run still ends with exit status 0 (it panicked writing the summary).
+#[test]
+fn a_capture_whose_stderr_reader_leaves_still_ends_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = generated(dir.path(), 20_000, 60);
+    for args in ["-xx", "-w -"] {
+        let script = format!(
+            "set -o pipefail; '{}' capture -r '{}' {args} 2>&1 | head -c 3000 > /dev/null; echo \"status ${{PIPESTATUS[0]}}\"",
+            bin("ringwire").display(),
+            pcap.display()
+        );
+        let out = Command::new("timeout").args(["60", "bash", "-c", &script]).output().unwrap();
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(said.trim(), "status 0", "{args}: {said} {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
 /// Printing into a reader that leaves (`| head -c 5000`): every line that
 /// went out whole counts as captured (at least the lines the reader
 /// read), every other frame as not written after the output was closed.

@@ -126,6 +126,18 @@ fn ringctl_drives_a_running_engine_and_bad_clients_do_not_hurt_it() {
         String::from_utf8_lossy(&watch.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 2);
     assert!(lines[1]["rates"]["interval_s"].as_f64().unwrap() > 0.1, "{}", lines[1]);
+    // Watching into a reader that leaves (`| head -1`) ends at its next
+    // write, quietly and with status 0, not at --count (it panicked there).
+    let script = format!(
+        "set -o pipefail; '{}' --socket '{}' stats --watch --interval 0.1 | head -1 > /dev/null; echo \"status ${{PIPESTATUS[0]}}\"",
+        bin("ringctl").display(),
+        sock.display()
+    );
+    let t0 = std::time::Instant::now();
+    let piped = Command::new("timeout").args(["30", "bash", "-c", &script]).output().unwrap();
+    let said = String::from_utf8_lossy(&piped.stdout);
+    assert_eq!(said.trim(), "status 0", "{}", String::from_utf8_lossy(&piped.stderr));
+    assert!(t0.elapsed() < Duration::from_secs(10), "ended once the reader left");
 
     // The log level changes at run time: at `error` a SIGHUP's info line is gone, at `info` it is back.
     let _ = ringctl_json(&sock, &["log", "error"]);

@@ -39,6 +39,7 @@ use ringwire_engine::{
     probe::HistSnap,
     sys,
 };
+use ringwire_engine::{out, out_raw, say};
 
 /// Measure capture throughput of ringwire, tcpdump and netsniff-ng side by side.
 #[derive(Parser)]
@@ -272,7 +273,7 @@ fn main() -> std::process::ExitCode {
         Ok(true) => std::process::ExitCode::SUCCESS,
         Ok(false) => std::process::ExitCode::from(2),
         Err(e) => {
-            eprintln!("ringwire-bench: error: {}", format!("{e:#}").replace('\n', " "));
+            say!("ringwire-bench: error: {}", format!("{e:#}").replace('\n', " "));
             std::process::ExitCode::FAILURE
         }
     }
@@ -795,7 +796,7 @@ fn measure(
         _ => match CoreSampler::start(&[a.cap_core], Duration::from_micros(a.cpu_sample_us.into())) {
             Ok(s) => Some(s),
             Err(e) => {
-                eprintln!("{tool}: CPU time from getrusage only: {e}");
+                say!("{tool}: CPU time from getrusage only: {e}");
                 None
             }
         },
@@ -807,11 +808,11 @@ fn measure(
         .filter(|_| tool == "ringwire-lowlat" && a.lowlat_wait == "busy-poll")
         .and_then(|c| {
             let Some(&tid) = ringwire_bench::offcore::threads_named(c.id(), "rw-worker").first() else {
-                eprintln!("{tool}: no rw-worker thread found: its time off the core is not measured");
+                say!("{tool}: no rw-worker thread found: its time off the core is not measured");
                 return None;
             };
             ringwire_bench::offcore::OffCoreProbe::start(c.id(), tid, a.cap_core)
-                .map_err(|e| eprintln!("{tool}: its worker's time off the core is not measured: {e}"))
+                .map_err(|e| say!("{tool}: its worker's time off the core is not measured: {e}"))
                 .ok()
         });
     let mut child = gen_command(l, a, size, rate.0, a.duration)?
@@ -837,9 +838,8 @@ fn measure(
     if !gen.status.success() {
         bail!("ringwire-gen failed ({}): {}", gen.status, String::from_utf8_lossy(&gen.stderr).trim());
     }
-    let worker_off_core = off_core.and_then(|p| {
-        p.finish().map_err(|e| eprintln!("{tool}: its worker's time off the core is not measured: {e}")).ok()
-    });
+    let worker_off_core = off_core
+        .and_then(|p| p.finish().map_err(|e| say!("{tool}: its worker's time off the core is not measured: {e}")).ok());
     // Receivers get longer than libpcap's 1 s block timeout (tcpdump's
     // `pcap_set_timeout`) to hand over the last frames before they are
     // stopped: with 500 ms, tcpdump's last block, never retired, was lost on
@@ -973,20 +973,20 @@ fn remove_stale_labs(out_dir: &Path) -> Result<()> {
     let me = std::process::id().to_string();
     let others = processes()?.into_iter().any(|(pid, comm)| comm == "ringwire-bench" && pid != me);
     if others {
-        eprintln!("note: another ringwire-bench is running; its namespaces are left alone");
+        say!("note: another ringwire-bench is running; its namespaces are left alone");
         return Ok(());
     }
     for line in lab::run(&["ip", "netns", "list"])?.lines() {
         let Some(ns) = line.split_whitespace().next() else { continue };
         if is_lab_name(ns) {
-            eprintln!("note: removing namespace {ns}, left behind by an earlier run that was killed");
+            say!("note: removing namespace {ns}, left behind by an earlier run that was killed");
             stop_processes_in(ns);
             lab::run(&["ip", "netns", "del", ns])?;
         }
     }
     if let Ok(dir) = std::fs::read_dir(out_dir) {
         for f in dir.flatten().filter(|f| f.file_name().to_string_lossy().starts_with("rwbench-")) {
-            eprintln!("note: removing {}, left behind by an earlier run that was killed", f.path().display());
+            say!("note: removing {}, left behind by an earlier run that was killed", f.path().display());
             let _ = std::fs::remove_file(f.path());
         }
     }
@@ -1006,7 +1006,7 @@ fn stop_processes_in(ns: &str) {
     };
     let signal = |sig| {
         for pid in pids() {
-            eprintln!("note: stopping process {pid}, left running in {ns}");
+            say!("note: stopping process {pid}, left running in {ns}");
             // SAFETY: kill(2) with a pid read from `ip netns pids`; no memory is involved.
             unsafe { libc::kill(pid, sig) };
         }
@@ -1137,7 +1137,7 @@ fn gen_compare_size(l: &Lab2, a: &Args, size: usize, stop: &AtomicBool) -> Resul
             let (tx1, d1) = tx_counters(l)?;
             // What the generator got into the device: sent on, or dropped at the peer's full backlog.
             let pps = (tx1 - tx0 + d1 - d0) as f64 / secs;
-            eprintln!(
+            say!(
                 "round {} {size:>5} B {tool:<13} {:.3} Mpps into the sender veth ({} of them dropped at the receiver's backlog)",
                 round + 1,
                 pps / 1e6,
@@ -1519,7 +1519,7 @@ fn report(a: &Args, path: &Path) -> Result<bool> {
             path.display()
         );
     }
-    print!("{}", markdown(&doc));
+    out_raw!("{}", markdown(&doc));
     if let Some(p) = &a.plot {
         std::fs::write(p, plot(&doc)).with_context(|| format!("writing {}", p.display()))?;
     }
@@ -1664,7 +1664,7 @@ fn check_args(a: &Args) -> Result<Vec<String>> {
         if tool(t)?.program.is_none_or(have) {
             tools.push(t.clone());
         } else {
-            eprintln!("note: {t} is not installed; skipped");
+            say!("note: {t} is not installed; skipped");
         }
     }
     if a.gen_compare {
@@ -1766,7 +1766,7 @@ fn sweep(
         .expect("a valid template"),
     );
     // Lines above the bar on a terminal; plain lines otherwise (the bar is hidden).
-    let say = |line: String| if bar.is_hidden() { eprintln!("{line}") } else { bar.println(line) };
+    let say = |line: String| if bar.is_hidden() { say!("{line}") } else { bar.println(line) };
     for round in 0..a.rounds {
         for &size in &a.sizes {
             for spec in &a.rates {
@@ -1779,7 +1779,7 @@ fn sweep(
                 for t in &order {
                     if stop.load(Ordering::Relaxed) {
                         bar.finish_and_clear();
-                        eprintln!("interrupted: reporting what was measured");
+                        say!("interrupted: reporting what was measured");
                         return Ok((runs, true));
                     }
                     bar.set_message(format!("(round {}, {size} B, {}, {t})", round + 1, rate_label(spec)));
@@ -1844,7 +1844,7 @@ fn sweep(
     // A signal during the last measurement: that one is recorded as
     // interrupted above; say so here too, and mark the run partial.
     if stop.load(Ordering::Relaxed) {
-        eprintln!("interrupted: reporting what was measured");
+        say!("interrupted: reporting what was measured");
         partial = true;
     }
     Ok((runs, partial))
@@ -1880,7 +1880,7 @@ fn run() -> Result<bool> {
     // are compared on a plain veth pair, both under the same conditions.
     let napi_core = a.napi_core.unwrap_or(a.cap_core);
     let lab = build_lab(napi_core, a.napi_fifo, a.gen_compare)?;
-    eprintln!(
+    say!(
         "lab: {} (gen, core {}) -> {} (capture, core {}); {}",
         lab.vg,
         a.gen_core,
@@ -1905,7 +1905,7 @@ fn run() -> Result<bool> {
         let (rows, error) = gen_compare(&lab, &a, &stop);
         doc["gen_compare"] = serde_json::Value::Array(rows);
         if let Some(e) = error {
-            eprintln!("gen-compare: {e}");
+            say!("gen-compare: {e}");
             doc["error"] = serde_json::json!(e);
             partial = true;
         }
@@ -1916,7 +1916,7 @@ fn run() -> Result<bool> {
             for &size in &a.sizes {
                 let r = measure("none", &lab, &a, size, (0, "0"), 0, &stop)
                     .with_context(|| format!("calibrating at {size} bytes"))?;
-                eprintln!("calibration: {size} B flat out offers {:.3} Mpps", r.offered_pps / 1e6);
+                say!("calibration: {size} B flat out offers {:.3} Mpps", r.offered_pps / 1e6);
                 max.insert(size, r.offered_pps);
             }
         }
@@ -1930,7 +1930,7 @@ fn run() -> Result<bool> {
     doc["partial"] = serde_json::json!(partial);
     // The receivers' files go first: writing the results may fail.
     drop(files);
-    println!("\n{}", markdown(&doc));
+    out!("\n{}", markdown(&doc));
     if let Some(p) = &a.json {
         std::fs::write(p, serde_json::to_string_pretty(&doc)? + "\n")
             .with_context(|| format!("writing {}", p.display()))?;

@@ -20,6 +20,7 @@ use clap::Parser;
 use ringwire_bench::frames::{
     self, FlowSpec, Ip, MixSpec, Stamp, Template, L4, MAX_FRAME_SIZE, MIX_SIZES, SHORT_STAMP_LEN,
 };
+use ringwire_engine::{out, say};
 use ringwire_engine::{
     pcapio::PcapWriter,
     ring::{TxRing, TxRingOptions, MIN_FRAME, SLOT_HEADROOM},
@@ -406,7 +407,7 @@ fn main() -> std::process::ExitCode {
     match run() {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("ringwire-gen: error: {}", format!("{e:#}").replace('\n', " "));
+            say!("ringwire-gen: error: {}", format!("{e:#}").replace('\n', " "));
             std::process::ExitCode::FAILURE
         }
     }
@@ -452,11 +453,11 @@ fn run() -> Result<()> {
     mix.sizes = used;
     let templates: Vec<Template> = mix.templates()?;
     if let Some(w) = warning {
-        eprintln!("ringwire-gen: warning: {w}");
+        say!("ringwire-gen: warning: {w}");
     }
     // Said when asked for: with the default, few flows and no tags is usual.
     if let Some(n) = a.vlan_every.filter(|&n| n > 0 && u64::from(a.flows) < 4 * u64::from(n)) {
-        eprintln!(
+        say!(
             "ringwire-gen: warning: --vlan-every {n} tags one group of four flows in {n}: {f} flows have no tagged group (give at least {} flows)",
             4 * u64::from(n),
             f = a.flows
@@ -501,9 +502,9 @@ fn run() -> Result<()> {
             bytes += frame.len() as u64;
         }
         w.flush()?;
-        eprintln!("ringwire-gen: wrote {n} frames to {}", path.display());
+        say!("ringwire-gen: wrote {n} frames to {}", path.display());
         if a.json {
-            println!(
+            out!(
                 "{}",
                 serde_json::json!({
                     "pcap_out": path, "written": n, "bytes": bytes, "unstamped": seqs.unstamped, "streams": mix.streams()
@@ -562,7 +563,7 @@ fn run() -> Result<()> {
             let elapsed = start.elapsed();
             if a.progress && elapsed >= next_progress {
                 let sent: u64 = progress.iter().map(|p| p.load(Ordering::Relaxed)).sum();
-                eprintln!(
+                say!(
                     "[{:5.1}s] sent {sent} ({:.1} kpps)",
                     elapsed.as_secs_f64(),
                     sent as f64 / elapsed.as_secs_f64() / 1e3
@@ -589,7 +590,7 @@ fn run() -> Result<()> {
         .collect();
     let rate_pps = (!intervals.is_empty()).then(|| intervals.iter().sum::<f64>());
     if left > 0 {
-        eprintln!("ringwire-gen: warning: {left} frames still queued in the TX rings at exit");
+        say!("ringwire-gen: warning: {left} frames still queued in the TX rings at exit");
     }
     let report = Report {
         interface: iface.clone(),
@@ -608,7 +609,7 @@ fn run() -> Result<()> {
         interrupted: stop.load(Ordering::Relaxed) && threads.iter().all(|t| t.error.is_none()),
         threads,
     };
-    eprintln!(
+    say!(
         "ringwire-gen: sent {} frames ({} bytes) on {} in {:.3} s with {} thread(s): {}; kicks {}, ring-full waits {}, busy kicks {}{}",
         report.sent,
         report.bytes,
@@ -629,11 +630,11 @@ fn run() -> Result<()> {
         }
     );
     if report.interrupted {
-        eprintln!("ringwire-gen: interrupted: the figures above are up to the signal");
+        say!("ringwire-gen: interrupted: the figures above are up to the signal");
     } else if let Some(due) =
         report.due.filter(|&d| report.sent < d && report.threads.iter().all(|t| t.error.is_none()))
     {
-        eprintln!(
+        say!(
             "ringwire-gen: warning: fell behind the pace of {} frames/s: sent {} of the {due} frames due ({:.1} %); the TX path did not keep up",
             a.rate,
             report.sent,
@@ -641,7 +642,7 @@ fn run() -> Result<()> {
         );
     }
     if a.json {
-        println!("{}", serde_json::to_string(&report)?);
+        out!("{}", serde_json::to_string(&report)?);
     }
     match report.threads.iter().find_map(|t| t.error.as_deref()) {
         Some(e) => bail!("{e}"),

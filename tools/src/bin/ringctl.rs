@@ -6,6 +6,7 @@
 use std::{io::IsTerminal, path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
+use ringwire_engine::{out, out_raw, say};
 use ringwire_tools::Client;
 use serde_json::{json, Value};
 
@@ -282,7 +283,7 @@ fn main() -> ExitCode {
     let mut client = match Client::connect(&cli.socket, timeout) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("ringctl: {}: {e}", cli.socket.display());
+            say!("ringctl: {}: {e}", cli.socket.display());
             return ExitCode::from(3);
         }
     };
@@ -303,31 +304,34 @@ fn main() -> ExitCode {
         let answer = match client.call(cmd, args.clone()) {
             Ok(a) => a,
             Err(e) => {
-                eprintln!("ringctl: {}", call_failure(&cli.socket, &e));
+                say!("ringctl: {}", call_failure(&cli.socket, &e));
                 return ExitCode::from(3);
             }
         };
         if !answer.ok {
             match answer.error {
-                Some(e) => eprintln!("ringctl: {cmd}: {e}"),
-                None => eprintln!("ringctl: {cmd}: the engine refused without a reason"),
+                Some(e) => say!("ringctl: {cmd}: {e}"),
+                None => say!("ringctl: {cmd}: the engine refused without a reason"),
             }
             return ExitCode::from(1);
         }
         let result = answer.result.unwrap_or(Value::Null);
-        if matches!(cli.cmd, Cmd::Stats { prometheus: true, action: None, .. }) {
-            print!("{}", ringwire_tools::prometheus::render(&result["counters"]));
-            continue;
+        // A reader that left (`ringctl stats --watch | head`) ends the
+        // command quietly, as it would a tool killed by SIGPIPE, but with 0.
+        let written = if matches!(cli.cmd, Cmd::Stats { prometheus: true, action: None, .. }) {
+            out_raw!("{}", ringwire_tools::prometheus::render(&result["counters"]))
+        } else if cli.json {
+            out!("{result}")
+        } else {
+            if watching && std::io::stdout().is_terminal() {
+                // Redraw in place.
+                let _ = out_raw!("\x1b[H\x1b[2J");
+            }
+            out_raw!("{}", render(cmd, &result))
+        };
+        if !written {
+            break;
         }
-        if cli.json {
-            println!("{result}");
-            continue;
-        }
-        if watching && std::io::stdout().is_terminal() {
-            // Redraw in place.
-            print!("\x1b[H\x1b[2J");
-        }
-        print!("{}", render(cmd, &result));
     }
     ExitCode::SUCCESS
 }
