@@ -263,13 +263,51 @@ pub(crate) struct ConsumerSlot {
     pub(crate) cells: Vec<Arc<Cells<{ cc::N }>>>,
     /// Its filter in force.
     pub(crate) factory: Option<Arc<FilterFactory>>,
+    /// What its filter had counted when it was dropped with the consumer
+    /// (its code, a plugin's, is unloaded): the counters go on saying which
+    /// filter made `passed` and `filtered`.
+    pub(crate) final_filter: Option<FilterReport>,
     pub(crate) sink: Option<SinkHandle>,
     /// A latency probe's published histograms and counters.
     pub(crate) probe: Option<Arc<crate::probe::ProbeShared>>,
 }
 
+/// A consumer filter's text and counters, as a snapshot shows them.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct FilterReport {
+    text: String,
+    stages: Vec<StageSnap>,
+    errors: u64,
+    quarantined: Option<String>,
+}
+
+impl FilterReport {
+    /// What filter `f` has counted so far.
+    pub(crate) fn of(f: &FilterFactory) -> Self {
+        let stages = f
+            .stage_stats()
+            .into_iter()
+            .map(|t| StageSnap {
+                filter: t.filter,
+                evaluated: t.evaluated,
+                passed: t.passed,
+                dropped: t.evaluated - t.passed,
+            })
+            .collect();
+        let (errors, quarantined) = f.health().map_or((0, None), |h| (h.errors, h.quarantined));
+        Self { text: f.text().to_owned(), stages, errors, quarantined }
+    }
+
+    fn fill(self, s: &mut ConsumerSnap) {
+        s.filter = Some(self.text);
+        s.filter_stages = self.stages;
+        s.filter_errors = self.errors;
+        s.filter_quarantined = self.quarantined;
+    }
+}
+
 impl ConsumerSlot {
-    /// Whether its queues may still hold memory: it is in force, or it was
+    // Whether its queues may still hold memory: it is in force, or it was
     /// removed but its thread has not been joined (a worker did not confirm
     /// the removal in time, or the thread was still writing).
     pub(crate) fn holds_queues(&self) -> bool {
@@ -888,22 +926,10 @@ impl Engine {
                 s.before_added += v[cc::JOINED];
                 s.per_worker.push(v[cc::DELIVERED]);
             }
-            if let Some(f) = &slot.factory {
-                s.filter = Some(f.text().to_owned());
-                s.filter_stages = f
-                    .stage_stats()
-                    .into_iter()
-                    .map(|t| StageSnap {
-                        filter: t.filter,
-                        evaluated: t.evaluated,
-                        passed: t.passed,
-                        dropped: t.evaluated - t.passed,
-                    })
-                    .collect();
-                if let Some(h) = f.health() {
-                    s.filter_errors = h.errors;
-                    s.filter_quarantined = h.quarantined;
-                }
+            match (&slot.factory, &slot.final_filter) {
+                (Some(f), _) => FilterReport::of(f).fill(&mut s),
+                (None, Some(r)) => r.clone().fill(&mut s),
+                (None, None) => {}
             }
             if let Some(sink) = &slot.sink {
                 let v = sink.cells.load();
@@ -1318,6 +1344,7 @@ pub(crate) fn build_consumer(st: &State, c: &ConsumerConfig, nworkers: usize) ->
             ports,
             cells: (0..nworkers).map(|_| Arc::default()).collect(),
             factory,
+            final_filter: None,
             sink: sink_handle,
             probe,
         },

@@ -598,8 +598,9 @@ impl Engine {
                     );
                 }
             }
-            // Its filter (a plugin's code) goes with it.
-            st.consumers[slot].factory = None;
+            // Its filter (a plugin's code) goes with it; what it counted stays.
+            let c = &mut st.consumers[slot];
+            c.final_filter = c.factory.take().map(|f| crate::engine::FilterReport::of(&f));
         } else {
             // A worker still holds its producer: the thread is finished at stop.
             tracing::warn!(

@@ -359,6 +359,12 @@ fn ringctl_reconfigures_a_running_engine_under_traffic() {
     let gone = ok(&["consumers", "del", "tap"]);
     assert_eq!(gone["files"][0], tap.to_str().unwrap(), "{gone}");
     let tap_counts = &gone["counters"];
+    // A removed consumer goes on saying which filter made its counts.
+    assert_eq!(tap_counts["filter"], "not udp", "{tap_counts}");
+    let later = ok(&["stats"]);
+    let removed = later["counters"]["consumers"].as_array().unwrap().iter().find(|c| c["name"] == "tap").cloned();
+    let removed = removed.unwrap_or_else(|| panic!("{later}"));
+    assert_eq!((removed["removed"].as_bool(), removed["filter"].as_str()), (Some(true), Some("not udp")), "{removed}");
     ok(&["filters", "unload", "f"]);
     let flow = flow.wait(Duration::from_secs(30));
     assert!(flow.status.success(), "{}", String::from_utf8_lossy(&flow.stderr));
