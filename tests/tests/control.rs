@@ -301,7 +301,7 @@ fn ringctl_reconfigures_a_running_engine_under_traffic() {
         ),
     )
     .unwrap();
-    let engine = start_engine(&ns_e, &cfg, dir.path());
+    let mut engine = start_engine(&ns_e, &cfg, dir.path());
     let sock = control_socket(&cfg);
     let ok = |args: &[&str]| ringctl_json(&sock, args);
     let refused = |args: &[&str], class: &str| {
@@ -391,6 +391,10 @@ fn ringctl_reconfigures_a_running_engine_under_traffic() {
     // A port added at run time: its frames reach the consumer of every port; removed, it is read empty.
     refused(&["ports", "add", "afpacket:rwt-nosuch0"], "not_found");
     ok(&["ports", "add", &format!("afpacket:{ve2}"), "--name", "q"]);
+    // The log tells a change made from one refused.
+    for line in ["control: state change refused", "class=not_found", "control: state changed"] {
+        engine.expect_stderr(line, Duration::from_secs(5), "changes logged with their outcome");
+    }
     refused(&["ports", "add", &format!("afpacket:{ve2}"), "--name", "q"], "conflict");
     // A consumer of every port, added now and removed after q: it saw q's frames.
     ok(&["consumers", "add", "every", "--kind", "counter"]);

@@ -53,9 +53,6 @@ impl Handler {
     /// Apply one parsed request from `peer` and build its answer.
     pub fn handle_request(&mut self, engine: &Engine, request: &Request, peer: Peer) -> (Response, After) {
         let cmd = &request.cmd;
-        if cmd.changes_state() {
-            tracing::info!(uid = peer.uid, pid = peer.pid, command = ?cmd, "control: state change");
-        }
         let mut after = After::Continue;
         let outcome = match cmd {
             Command::Status => Ok(self.status(engine)),
@@ -156,6 +153,21 @@ impl Handler {
                 engine.filter_swap(name, filter).map(|notes| json!({ "notes": notes })).map_err(change_error)
             }
         };
+        // Logged with its outcome, so that the log tells changes made from
+        // changes asked for and refused.
+        if cmd.changes_state() {
+            match &outcome {
+                Ok(_) => tracing::info!(uid = peer.uid, pid = peer.pid, command = ?cmd, "control: state changed"),
+                Err(e) => tracing::info!(
+                    uid = peer.uid,
+                    pid = peer.pid,
+                    command = ?cmd,
+                    class = %e.class,
+                    error = %e.message,
+                    "control: state change refused"
+                ),
+            }
+        }
         (Response::new(Some(request.id), outcome), after)
     }
 
