@@ -244,9 +244,7 @@ pub fn start_engine(ns: &str, config: &Path, dir: &Path) -> Proc {
     let _ = std::fs::remove_file(&ready);
     let mut p = Proc::spawn(
         "ringwire run",
-        Command::new("ip")
-            .args(["netns", "exec", ns])
-            .arg(bin("ringwire"))
+        in_ns(ns, "ringwire")
             .arg("run")
             .arg(config)
             .arg("--ready-file")
@@ -282,20 +280,21 @@ pub fn ip(ns: &str, args: &[&str]) {
     }
 }
 
+/// A command running this workspace's `binary` inside network namespace `ns`.
+#[must_use]
+pub fn in_ns(ns: &str, binary: &str) -> Command {
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", ns]).arg(bin(binary));
+    c
+}
+
 /// Run ringwire-gen inside `ns` with `args`; returns its JSON report.
 ///
 /// # Panics
 /// If it fails or runs over 60 s.
 #[must_use]
 pub fn generate(ns: &str, iface: &str, args: &[&str]) -> serde_json::Value {
-    let p = Proc::spawn(
-        "ringwire-gen",
-        Command::new("ip")
-            .args(["netns", "exec", ns])
-            .arg(bin("ringwire-gen"))
-            .args(["-i", iface, "--json"])
-            .args(args),
-    );
+    let p = Proc::spawn("ringwire-gen", in_ns(ns, "ringwire-gen").args(["-i", iface, "--json"]).args(args));
     let out = p.wait(Duration::from_secs(60));
     assert!(out.status.success(), "ringwire-gen failed: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).expect("ringwire-gen --json report")
@@ -576,8 +575,5 @@ pub fn plugin(crate_name: &str) -> PathBuf {
 /// Start ringwire-gen in the background inside `ns` (killed when dropped).
 #[must_use]
 pub fn spawn_generator(ns: &str, iface: &str, args: &[&str]) -> Proc {
-    Proc::spawn(
-        "ringwire-gen",
-        Command::new("ip").args(["netns", "exec", ns]).arg(bin("ringwire-gen")).args(["-i", iface]).args(args),
-    )
+    Proc::spawn("ringwire-gen", in_ns(ns, "ringwire-gen").args(["-i", iface]).args(args))
 }

@@ -257,7 +257,7 @@ fn frames_a_receiver_loses_without_counting_are_shown() {
         .unwrap()
         .trim()
         .to_owned();
-    fake_tcpdump(dir.path(), &format!("exec {real} \"$@\" icmp"));
+    fake_tool(dir.path(), "tcpdump", &format!("exec {real} \"$@\" icmp"));
     let json = dir.path().join("uncounted.json");
     let out = one_round_at_1000(&["--tools", "ringwire-pcap,tcpdump"], &json, dir.path());
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -276,9 +276,9 @@ fn frames_a_receiver_loses_without_counting_are_shown() {
     assert_eq!(row.split(" | ").nth(10), Some(lost.to_string().as_str()), "{row}");
 }
 
-/// A `tcpdump` in `dir` (put first on the bench's PATH) running `body`; its path.
-fn fake_tcpdump(dir: &Path, body: &str) -> std::path::PathBuf {
-    let fake = dir.join("tcpdump");
+/// A `name` (tcpdump, trafgen) in `dir` (put first on the bench's PATH) running `body`; its path.
+fn fake_tool(dir: &Path, name: &str, body: &str) -> std::path::PathBuf {
+    let fake = dir.join(name);
     std::fs::write(&fake, format!("#!/bin/sh\n{body}\n")).unwrap();
     std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
     fake
@@ -306,7 +306,7 @@ fn a_peer_that_crashes_mid_run_gives_a_partial_report() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let dir = tempfile::tempdir().unwrap();
     // A tcpdump that starts, says it listens, and crashes half a second later.
-    let fake = fake_tcpdump(dir.path(), "echo \"listening on fake\" >&2\nsleep 0.5\nkill -SEGV $$");
+    let fake = fake_tool(dir.path(), "tcpdump", "echo \"listening on fake\" >&2\nsleep 0.5\nkill -SEGV $$");
     let json = dir.path().join("crash.json");
     let out = one_round_at_1000(
         &[
@@ -354,7 +354,7 @@ fn a_receiver_failing_at_start_says_why_and_odd_paths_work() {
     }
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let dir = tempfile::tempdir().unwrap();
-    fake_tcpdump(dir.path(), "sleep 0.2\necho \"tcpdump: fake failure at start\" >&2\nexit 1");
+    fake_tool(dir.path(), "tcpdump", "sleep 0.2\necho \"tcpdump: fake failure at start\" >&2\nexit 1");
     let out_dir = dir.path().join("q\"d\\u00");
     std::fs::create_dir(&out_dir).unwrap();
     let json = dir.path().join("start.json");
@@ -390,18 +390,16 @@ fn a_generator_comparison_failing_midway_keeps_what_it_measured() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let dir = tempfile::tempdir().unwrap();
     // The first trafgen runs until the bench stops it; the second fails.
-    let fake = dir.path().join("trafgen");
     let calls = dir.path().join("calls");
-    std::fs::write(
-        &fake,
-        format!(
-            "#!/bin/sh\necho x >> '{}'\nif [ $(wc -l < '{}') -gt 1 ]; then echo 'fake trafgen failure' >&2; exit 1; fi\nexec sleep 30\n",
+    fake_tool(
+        dir.path(),
+        "trafgen",
+        &format!(
+            "echo x >> '{}'\nif [ $(wc -l < '{}') -gt 1 ]; then echo 'fake trafgen failure' >&2; exit 1; fi\nexec sleep 30",
             calls.display(),
             calls.display()
         ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    );
     let json = dir.path().join("cmp.json");
     let out = bench(
         &["--gen-compare", "--sizes", "64,1514", "--rounds", "1", "--duration", "1", "--json", json.to_str().unwrap()],

@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use ringwire_tests::{bin, generate, privileged, read_pcap, start_engine, stop_engine, Pair};
+use ringwire_tests::{bin, generate, in_ns, privileged, read_pcap, start_engine, stop_engine, Pair};
 
 /// `--size imix`: 60, 590 and 1514-byte frames, 7:4:1.
 #[test]
@@ -117,12 +117,7 @@ fn a_mix_too_long_for_the_mtu_is_refused_before_sending() {
     let tx = || tx_packets(&ns_gen, &if_gen);
     let before = tx();
     for size in ["mix", "400-600"] {
-        let run = Command::new("ip")
-            .args(["netns", "exec", &ns_gen])
-            .arg(bin("ringwire-gen"))
-            .args(["-i", &if_gen, "-n", "2000", "--size", size])
-            .output()
-            .unwrap();
+        let run = in_ns(&ns_gen, "ringwire-gen").args(["-i", &if_gen, "-n", "2000", "--size", size]).output().unwrap();
         let err = String::from_utf8_lossy(&run.stderr);
         assert_eq!(run.status.code(), Some(1), "{size}: {err}");
         assert!(err.contains("-byte frames exceed the MTU of"), "{size}: {err}");
@@ -138,9 +133,7 @@ fn an_interface_going_down_ends_the_run_with_its_report() {
         return;
     }
     let Pair { lab: _lab, ns_gen, if_gen, .. } = Pair::new();
-    let run = Command::new("ip")
-        .args(["netns", "exec", &ns_gen])
-        .arg(bin("ringwire-gen"))
+    let run = in_ns(&ns_gen, "ringwire-gen")
         .args(["-i", &if_gen, "--rate", "10000", "-d", "8", "--json"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -170,9 +163,7 @@ fn an_mtu_lowered_while_sending_ends_the_run_counting_what_left() {
     }
     let Pair { lab: _lab, ns_gen, if_gen, .. } = Pair::new();
     let before = tx_packets(&ns_gen, &if_gen);
-    let run = Command::new("ip")
-        .args(["netns", "exec", &ns_gen])
-        .arg(bin("ringwire-gen"))
+    let run = in_ns(&ns_gen, "ringwire-gen")
         .args(["-i", &if_gen, "--rate", "20000", "-d", "8", "--size", "1514", "--json"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -200,12 +191,7 @@ fn frames_that_never_left_count_in_no_figure() {
     }
     let Pair { lab: _lab, ns_gen, if_gen, .. } = Pair::new();
     ringwire_tests::ip(&ns_gen, &["link", "set", &if_gen, "down"]);
-    let out = Command::new("ip")
-        .args(["netns", "exec", &ns_gen])
-        .arg(bin("ringwire-gen"))
-        .args(["-i", &if_gen, "-n", "10", "--json"])
-        .output()
-        .unwrap();
+    let out = in_ns(&ns_gen, "ringwire-gen").args(["-i", &if_gen, "-n", "10", "--json"]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     let rep: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -221,9 +207,7 @@ fn a_pace_out_of_reach_says_it_fell_behind() {
         return;
     }
     let Pair { lab: _lab, ns_gen, if_gen, .. } = Pair::new();
-    let out = Command::new("ip")
-        .args(["netns", "exec", &ns_gen])
-        .arg(bin("ringwire-gen"))
+    let out = in_ns(&ns_gen, "ringwire-gen")
         .args(["-i", &if_gen, "--rate", "100000000", "-d", "1", "--size", "64", "--json"])
         .output()
         .unwrap();
