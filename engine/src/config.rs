@@ -892,13 +892,16 @@ impl Config {
     }
 }
 
+/// The most characters a port, consumer or filter name has.
+pub const MAX_NAME_CHARS: usize = 64;
+
 /// A port's, consumer's or named filter's name: what tables, `ringctl`
 /// and Prometheus labels show, one line each.
 ///
 /// # Errors
 /// What is wrong with it.
 pub fn check_name(name: &str) -> Result<(), &'static str> {
-    if name.is_empty() || name.chars().count() > 64 {
+    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
         Err("1 to 64 characters")
     } else if name.chars().any(char::is_control) {
         Err("no control characters (a newline, a tab) in a name")

@@ -273,7 +273,7 @@ pub(crate) struct ConsumerSlot {
 }
 
 /// A consumer filter's text and counters, as a snapshot shows them.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub(crate) struct FilterReport {
     text: String,
     stages: Vec<StageSnap>,

@@ -1,7 +1,6 @@
 //! `ringwire`: run the engine from a config, capture like tcpdump, or run the demo lab.
 
 use std::{
-    io::Write as _,
     path::{Path, PathBuf},
     process::{Command, ExitCode, Stdio},
     sync::{atomic::AtomicBool, Arc},
@@ -20,7 +19,7 @@ use ringwire_engine::{
     stats::Snapshot,
     sys, Config, Engine,
 };
-use ringwire_engine::{out, say, say_raw};
+use ringwire_engine::{out, out_raw, say, say_raw};
 
 /// ringwire: a userspace packet engine on AF_PACKET rings.
 #[derive(Parser)]
@@ -401,8 +400,7 @@ fn finish(report: &Report, engine_json: Option<&Path>, to_stderr: bool) -> Resul
     }
     // When standard output's reader has left (`| head`), the report goes to
     // standard error rather than nowhere (or a panic of print!).
-    let mut stdout = std::io::stdout().lock();
-    if to_stderr || stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()).is_err() {
+    if to_stderr || !out_raw!("{text}") {
         say_raw!("{text}");
     }
     if let Some(path) = engine_json {
@@ -528,7 +526,7 @@ fn default_workers(max: usize) -> Vec<usize> {
 /// last 63 characters after `…`, control characters shown as `?`; and
 /// `#2`, `#3`... after a name another source has.
 fn source_name(path: &str, taken: &[&str]) -> String {
-    const MAX: usize = 64;
+    const MAX: usize = ringwire_engine::config::MAX_NAME_CHARS;
     let clean: Vec<char> = path.chars().map(|c| if c.is_control() { '?' } else { c }).collect();
     let tail = |keep: usize| -> String {
         if clean.len() <= keep {

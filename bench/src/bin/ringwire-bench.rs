@@ -646,16 +646,16 @@ fn ringwire_config(tool: &str, iface: &str, a: &Args, file: &Path, stats: &Path)
 fn start_receiver(spec: &Tool, l: &Lab2, a: &Args, size: usize) -> Result<Receiver> {
     let tool = spec.name;
     let core = a.cap_core.to_string();
-    let file = a.out_dir.join(format!("rwbench-{tool}-{size}.pcap"));
-    let stats = a.out_dir.join(format!("rwbench-{tool}-{size}.json"));
-    let ready = a.out_dir.join(format!("rwbench-{tool}-{size}.ready"));
+    let file = receiver_file(&a.out_dir, tool, size, "pcap");
+    let stats = receiver_file(&a.out_dir, tool, size, "json");
+    let ready = receiver_file(&a.out_dir, tool, size, "ready");
     let _ = std::fs::remove_file(&ready);
     let mut cmd = Command::new("ip");
     cmd.args(["netns", "exec", &l.ns_c, "taskset", "-c", &core]);
     let mut stats_json = None;
     match tool {
         t if t.starts_with("ringwire-") => {
-            let cfg = a.out_dir.join(format!("rwbench-{tool}-{size}.toml"));
+            let cfg = receiver_file(&a.out_dir, tool, size, "toml");
             std::fs::write(&cfg, ringwire_config(tool, &l.vc, a, &file, &stats))?;
             cmd.arg(sibling("ringwire")?)
                 .args(["run", "--log", "warn", "--control-socket", "none"])
@@ -1526,6 +1526,15 @@ fn report(a: &Args, path: &Path) -> Result<bool> {
     Ok(doc["partial"].as_bool() != Some(true))
 }
 
+/// The kinds of file a receiver has in `--out-dir`: its capture, its
+/// stats, its config, its ready file.
+const RECEIVER_FILES: [&str; 4] = ["pcap", "json", "toml", "ready"];
+
+/// Receiver `tool`'s file of kind `ext` (see [`RECEIVER_FILES`]) at frame size `size`.
+fn receiver_file(dir: &Path, tool: &str, size: usize, ext: &str) -> PathBuf {
+    dir.join(format!("rwbench-{tool}-{size}.{ext}"))
+}
+
 /// The files the receivers of a run leave in `--out-dir` (their pcap files,
 /// stats, configs, ready files), removed when dropped: at the end of a run,
 /// and on an error that ends it early.
@@ -1539,8 +1548,8 @@ impl Drop for ReceiverFiles {
     fn drop(&mut self) {
         for t in &self.tools {
             for s in &self.sizes {
-                for ext in ["pcap", "json", "toml", "ready"] {
-                    let _ = std::fs::remove_file(self.dir.join(format!("rwbench-{t}-{s}.{ext}")));
+                for ext in RECEIVER_FILES {
+                    let _ = std::fs::remove_file(receiver_file(&self.dir, t, *s, ext));
                 }
             }
         }

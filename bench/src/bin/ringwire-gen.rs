@@ -582,6 +582,8 @@ fn run() -> Result<()> {
     let elapsed = threads.iter().map(|t| t.elapsed_s).fold(f64::MIN_POSITIVE, f64::max);
     let sum = |f: fn(&ThreadReport) -> u64| threads.iter().map(f).sum::<u64>();
     let (sent, bytes, left) = (sum(|t| t.sent), sum(|t| t.bytes), sum(|t| t.left));
+    // The first thread's failure ends the run with it (after the report).
+    let failure = threads.iter().find_map(|t| t.error.clone());
     // N frames sent at a pace span N - 1 intervals: `--rate 1 -n 3` takes 2 s.
     let intervals: Vec<f64> = threads
         .iter()
@@ -606,7 +608,7 @@ fn run() -> Result<()> {
         oversize: sum(|t| t.oversize),
         streams: mix.streams(),
         due: (a.rate > 0).then_some(total),
-        interrupted: stop.load(Ordering::Relaxed) && threads.iter().all(|t| t.error.is_none()),
+        interrupted: stop.load(Ordering::Relaxed) && failure.is_none(),
         threads,
     };
     say!(
@@ -631,9 +633,7 @@ fn run() -> Result<()> {
     );
     if report.interrupted {
         say!("ringwire-gen: interrupted: the figures above are up to the signal");
-    } else if let Some(due) =
-        report.due.filter(|&d| report.sent < d && report.threads.iter().all(|t| t.error.is_none()))
-    {
+    } else if let Some(due) = report.due.filter(|&d| report.sent < d && failure.is_none()) {
         say!(
             "ringwire-gen: warning: fell behind the pace of {} frames/s: sent {} of the {due} frames due ({:.1} %); the TX path did not keep up",
             a.rate,
@@ -644,7 +644,7 @@ fn run() -> Result<()> {
     if a.json {
         out!("{}", serde_json::to_string(&report)?);
     }
-    match report.threads.iter().find_map(|t| t.error.as_deref()) {
+    match failure {
         Some(e) => bail!("{e}"),
         None => Ok(()),
     }
@@ -824,7 +824,8 @@ impl Job<'_> {
         let mut unstamped = seqs.unstamped;
         for j in sent - left..sent {
             let t = &templates[plan.frame(mix, j).0];
-            bytes -= (if self.runts { t.bytes.len() } else { t.bytes.len().max(MIN_FRAME) }) as u64;
+            // Never shorter than 60 bytes without --runts: fit_sizes raised the sizes.
+            bytes -= t.bytes.len() as u64;
             unstamped -= u64::from(t.stamp.is_none());
         }
         Ok(ThreadReport {

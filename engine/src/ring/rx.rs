@@ -40,12 +40,12 @@ const DROP_ALL: [ringwire_filters::Insn; 1] = [ringwire_filters::Insn { code: 0x
 /// Smallest frame the kernel accepts: `TPACKET3_HDRLEN + PACKET_RESERVE`, rounded up to 16.
 const MIN_FRAME_SIZE: u32 = 80;
 
-/// The largest block count and retire timeout the kernel keeps (`unsigned short`).
-const MAX_KERNEL_U16: u32 = u16::MAX as u32;
+/// The longest block retire timeout: the kernel keeps it in 16 bits.
+const MAX_RETIRE_TIMEOUT_MS: u32 = u16::MAX as u32;
 
 /// The most blocks a TPACKET_V3 (block) ring may have: the kernel numbers
 /// them in 16 bits (see [`RingGeometry::validate_v3`]).
-pub const MAX_BLOCK_RING_BLOCKS: u32 = MAX_KERNEL_U16;
+pub const MAX_BLOCK_RING_BLOCKS: u32 = u16::MAX as u32;
 
 /// Ring geometry for a TPACKET_V3 RX ring.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,9 +82,9 @@ impl RingGeometry {
         }
         // The kernel keeps the retire timeout in 16 bits: past 65535 it would
         // use another timeout than the one asked for.
-        if !(1..=MAX_KERNEL_U16).contains(&self.retire_timeout_ms) {
+        if !(1..=MAX_RETIRE_TIMEOUT_MS).contains(&self.retire_timeout_ms) {
             return Err(format!(
-                "retire_timeout_ms {} must be between 1 and {MAX_KERNEL_U16} (the kernel keeps it in 16 bits)",
+                "retire_timeout_ms {} must be between 1 and {MAX_RETIRE_TIMEOUT_MS} (the kernel keeps it in 16 bits)",
                 self.retire_timeout_ms
             ));
         }
