@@ -219,6 +219,16 @@ pub enum PcapIoError {
         /// The output path.
         path: PathBuf,
     },
+    /// Records to be taken back from an output ([`PcapWriter::take_back`])
+    /// had already gone into a pipe, a device or standard output, which
+    /// cannot give them back.
+    #[error("{path}: the last {records} records were already written out and cannot be taken back (a pipe, a device or standard output)")]
+    Gone {
+        /// The output.
+        path: PathBuf,
+        /// How many records are still there that should not be.
+        records: usize,
+    },
     /// A read or write failed.
     #[error("{path}: i/o error")]
     Io {
@@ -837,6 +847,40 @@ impl PcapWriter {
         r.map_err(|(_, e)| e)
     }
 
+    /// Take back the last records written with [`PcapWriter::write`]: one
+    /// per item of `frames`, each the length of the frame as it was given.
+    /// Records still in the buffer are dropped from it; a regular file is
+    /// cut back to the record before them.
+    ///
+    /// # Errors
+    /// [`PcapIoError::Gone`] when some of them already went into a pipe, a
+    /// device or standard output (which keep them) or are not there, [`PcapIoError::Io`]
+    /// when the file cannot be cut.
+    pub fn take_back(&mut self, frames: impl IntoIterator<Item = usize>) -> Result<(), PcapIoError> {
+        let (mut records, mut bytes) = (0usize, 0u64);
+        for len in frames {
+            records += 1;
+            bytes += (RECORD_HEADER + len.min(self.snaplen as usize)) as u64;
+        }
+        let buffered = (self.buf.len() as u64).min(bytes);
+        self.buf.truncate(self.buf.len() - buffered as usize);
+        let rest = bytes - buffered;
+        if rest == 0 {
+            return Ok(());
+        }
+        // Regular files opened by path only (those hold a claim): the file
+        // starts with this writer's header there, where standard output
+        // redirected to a file may not.
+        if self.claim.is_none() || rest > self.bytes.saturating_sub(24) {
+            return Err(PcapIoError::Gone { path: self.path.clone(), records });
+        }
+        let io = |source| PcapIoError::Io { path: self.path.clone(), source };
+        self.bytes -= rest;
+        self.file.set_len(self.bytes).map_err(io)?;
+        io::Seek::seek(&mut self.file, io::SeekFrom::Start(self.bytes)).map_err(io)?;
+        Ok(())
+    }
+
     /// The file's path.
     #[must_use]
     pub fn path(&self) -> &Path {
@@ -942,6 +986,58 @@ mod tests {
         let b = r.next_record().unwrap().unwrap();
         assert_eq!((b.ts_ns, b.orig_len, b.data.len()), (1_500_000_001_000_000_001, 1514, 100));
         assert!(r.next_record().unwrap().is_none());
+    }
+
+    /// Records taken back leave the file as if they had never been
+    /// written: from the buffer, from the file (cut back, and written on
+    /// after), and refused past the file's header or on a FIFO once written.
+    #[test]
+    fn records_taken_back_are_gone_from_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("b.pcap");
+        let mut w = PcapWriter::create(&p, 100).unwrap();
+        for (i, len) in [60usize, 1514, 70, 80].into_iter().enumerate() {
+            w.write(i as u64, len as u32, &vec![i as u8; len]).unwrap();
+        }
+        w.take_back([80]).unwrap();
+        w.flush().unwrap();
+        // Two records from the file, the 1514-byte one stored as 100 bytes.
+        w.take_back([70, 1514]).unwrap();
+        w.write(9, 90, &[9; 90]).unwrap();
+        w.flush().unwrap();
+        let mut r = PcapReader::open(&p).unwrap();
+        let mut got = Vec::new();
+        while let Some(rec) = r.next_record().unwrap() {
+            got.push((rec.ts_ns, rec.data.len()));
+        }
+        assert_eq!(got, [(0, 60), (9, 90)]);
+        assert_eq!(std::fs::metadata(&p).unwrap().len(), 24 + 16 + 60 + 16 + 90);
+        assert!(matches!(w.take_back([60, 90, 60]), Err(PcapIoError::Gone { records: 3, .. })));
+
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path; mkfifo only creates the node.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let reader = std::thread::spawn({
+            let fifo = fifo.clone();
+            move || std::fs::read(fifo).unwrap()
+        });
+        // The reader may not have opened its end yet: the writer's open fails until it has.
+        let mut w = loop {
+            match PcapWriter::create(&fifo, 65_535) {
+                Ok(w) => break w,
+                Err(PcapIoError::NoFifoReader { .. }) => std::thread::sleep(std::time::Duration::from_millis(5)),
+                Err(e) => panic!("{e}"),
+            }
+        };
+        w.write(1, 60, &[1; 60]).unwrap();
+        w.write(2, 60, &[2; 60]).unwrap();
+        w.take_back([60]).unwrap();
+        w.flush().unwrap();
+        let e = w.take_back([60]).unwrap_err();
+        assert!(e.to_string().contains("the last 1 records were already written out"), "{e}");
+        drop(w);
+        assert_eq!(reader.join().unwrap().len(), 24 + 16 + 60, "one record went into the FIFO");
     }
 
     /// A source truncated by someone else while it is read: read up to where

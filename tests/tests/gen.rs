@@ -126,15 +126,19 @@ fn a_mix_too_long_for_the_mtu_is_refused_before_sending() {
 }
 
 /// The interface going down while it sends ends the run with the report of
-/// what was sent (and its JSON), then the error: not the error alone.
+/// what was sent (and its JSON), then the error: not the error alone. Its
+/// `--record` holds the frames sent.
 #[test]
 fn an_interface_going_down_ends_the_run_with_its_report() {
     if !privileged("an_interface_going_down_ends_the_run_with_its_report") {
         return;
     }
     let Pair { lab: _lab, ns_gen, if_gen, .. } = Pair::new();
+    let dir = tempfile::tempdir().unwrap();
+    let rec = dir.path().join("sent.pcap");
     let run = in_ns(&ns_gen, "ringwire-gen")
-        .args(["-i", &if_gen, "--rate", "10000", "-d", "8", "--json"])
+        .args(["-i", &if_gen, "--rate", "10000", "-d", "8", "--json", "--record"])
+        .arg(&rec)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -150,6 +154,8 @@ fn an_interface_going_down_ends_the_run_with_its_report() {
     // About 3 s at 10 000 frames/s (less the generator's start), not the 8 s asked.
     assert!((5_000..50_000).contains(&sent), "{rep}");
     assert!(rep["threads"][0]["error"].as_str().unwrap().contains("Network is down"), "{rep}");
+    // The recording holds what was sent, no more.
+    assert_eq!(read_pcap(&rec).len() as u64, sent, "{rep}");
 }
 
 /// The interface's MTU lowered below the frames while they are sent ends
@@ -191,12 +197,20 @@ fn frames_that_never_left_count_in_no_figure() {
     }
     let Pair { lab: _lab, ns_gen, if_gen, .. } = Pair::new();
     ringwire_tests::ip(&ns_gen, &["link", "set", &if_gen, "down"]);
-    let out = in_ns(&ns_gen, "ringwire-gen").args(["-i", &if_gen, "-n", "10", "--json"]).output().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let rec = dir.path().join("sent.pcap");
+    let out = in_ns(&ns_gen, "ringwire-gen")
+        .args(["-i", &if_gen, "-n", "10", "--json", "--record"])
+        .arg(&rec)
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     let rep: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!((rep["sent"].as_u64(), rep["bytes"].as_u64(), rep["unstamped"].as_u64()), (Some(0), Some(0), Some(0)));
     assert!(err.contains("sent 0 frames (0 bytes)") && !err.contains("without one"), "{err}");
+    // Nor in the recording of what was sent (it held all 10).
+    assert_eq!(read_pcap(&rec).len(), 0, "{err}");
 }
 
 /// A pace the TX path cannot keep: the run ends on time and says how far

@@ -117,7 +117,9 @@ struct Args {
     /// high paced rate), at the cost of more system calls per frame.
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=4096))]
     burst: u32,
-    /// Record every frame sent (as sent) into this pcap file.
+    /// Record every frame sent (as sent) into this pcap file. Frames the
+    /// kernel never took from the TX ring (the interface went down) are
+    /// taken out of it again, as they are out of the report.
     #[arg(long)]
     record: Option<PathBuf>,
     /// Print the final report as JSON on stdout (with --pcap-out: the file,
@@ -813,13 +815,8 @@ impl Job<'_> {
             }
             std::thread::sleep(Duration::from_millis(1));
         }
-        if let Some(mut r) = recorder {
-            if let Err(e) = r.flush() {
-                failure.get_or_insert(anyhow::Error::new(e).context("recording sent frames"));
-            }
-        }
         // The frames the kernel did not take are the last ones queued: they
-        // count in none of the figures.
+        // count in none of the figures, and are taken out of the recording.
         let left = tx.in_flight() as u64;
         let mut unstamped = seqs.unstamped;
         for j in sent - left..sent {
@@ -827,6 +824,12 @@ impl Job<'_> {
             // Never shorter than 60 bytes without --runts: fit_sizes raised the sizes.
             bytes -= t.bytes.len() as u64;
             unstamped -= u64::from(t.stamp.is_none());
+        }
+        if let Some(mut r) = recorder {
+            let unsent = (sent - left..sent).map(|j| templates[plan.frame(mix, j).0].bytes.len());
+            if let Err(e) = r.take_back(unsent).and_then(|()| r.flush()) {
+                failure.get_or_insert(anyhow::Error::new(e).context("recording sent frames"));
+            }
         }
         Ok(ThreadReport {
             elapsed_s: start.elapsed().as_secs_f64(),
