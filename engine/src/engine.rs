@@ -1198,8 +1198,11 @@ fn queue_chunks(c: &ConsumerConfig, chunk: usize) -> usize {
     ((c.queue_mb as usize) << 20).div_ceil(chunk).max(4)
 }
 
-/// Bytes a consumer's queues hold once full, over all workers (0: not queued).
-fn queue_bytes(c: &ConsumerConfig, nworkers: usize) -> u64 {
+/// Bytes a consumer's queues hold once full, over all workers (0: not
+/// queued). All queued consumers' together may be at most half the memory
+/// available when they are built.
+#[must_use]
+pub fn queue_bytes(c: &ConsumerConfig, nworkers: usize) -> u64 {
     if !c.kind.is_queued() {
         return 0;
     }

@@ -70,7 +70,8 @@ struct CaptureArgs {
     #[arg(short = 'c', long = "count")]
     count: Option<u64>,
     /// Cores for workers, comma-separated [default: 0 with -i; every core with -r,
-    /// which the workers then read a segment at a time, keeping the file's order].
+    /// which the workers then read a segment at a time, keeping the file's order;
+    /// fewer when their queues, 32 MiB each, would take over half the memory available].
     #[arg(long, value_delimiter = ',')]
     workers: Vec<usize>,
     /// Bytes kept per frame, at least 14 (0: the default, 262144, tcpdump's default, as its -s 0;
@@ -694,7 +695,34 @@ fn capture_config(a: &CaptureArgs) -> Result<Config> {
         to: None,
         limit: a.count,
     });
+    if a.workers.is_empty() && !a.reads.is_empty() {
+        let per_worker = ringwire_engine::engine::queue_bytes(&config.consumers[0], 1);
+        let cores = std::mem::take(&mut config.engine.workers);
+        config.engine.workers = workers_that_fit(cores, per_worker, sys::mem_available());
+    }
     Ok(config)
+}
+
+/// The default workers for files (every usable core), as many of them as
+/// one consumer's queues of `per_worker` bytes each fit in half the memory
+/// `avail`able, as the engine requires: on a machine of many cores and
+/// little memory, fewer workers rather than a refusal. At least one (the
+/// engine then says what does not fit).
+fn workers_that_fit(mut cores: Vec<usize>, per_worker: u64, avail: Option<u64>) -> Vec<usize> {
+    if let Some(avail) = avail {
+        let fit = usize::try_from(avail / 2 / per_worker.max(1)).unwrap_or(usize::MAX).max(1);
+        if fit < cores.len() {
+            tracing::info!(
+                cores = cores.len(),
+                workers = fit,
+                "fewer workers than cores: their queues ({} MiB each) fit in half the memory available ({} MiB)",
+                per_worker >> 20,
+                avail >> 20
+            );
+            cores.truncate(fit);
+        }
+    }
+    cores
 }
 
 /// The snap length `-s` asks for: 0 and anything over libpcap's largest
@@ -884,7 +912,20 @@ fn cmd_demo(a: &DemoArgs) -> Result<ExitCode> {
 
 #[cfg(test)]
 mod tests {
-    use super::source_name;
+    use super::{source_name, workers_that_fit};
+
+    /// Files' default workers: every core while their queues fit in half
+    /// the memory available; fewer, down to one, when they do not.
+    #[test]
+    fn files_get_as_many_workers_as_their_queues_fit() {
+        let mib = 1u64 << 20;
+        let cores: Vec<usize> = (0..64).collect();
+        assert_eq!(workers_that_fit(cores.clone(), 32 * mib, Some(24 << 30)).len(), 64);
+        assert_eq!(workers_that_fit(cores.clone(), 32 * mib, None).len(), 64, "memory unknown: as before");
+        // 1 GiB available: 512 MiB for queues, 16 workers of 32 MiB.
+        assert_eq!(workers_that_fit(cores.clone(), 32 * mib, Some(1 << 30)), (0..16).collect::<Vec<_>>());
+        assert_eq!(workers_that_fit(cores, 32 * mib, Some(20 * mib)), [0]);
+    }
 
     #[test]
     fn a_read_file_s_port_name_is_its_path_or_the_end_of_it() {
