@@ -127,11 +127,33 @@ pub struct Report {
     pub errors: Vec<String>,
     /// Files written by pcap consumers.
     pub files: Vec<PathBuf>,
-    /// Accounting identities that do not hold (should be empty).
+    /// Accounting identities that do not hold (should be empty), among
+    /// them an interface port's `kernel_packets != received + kernel_drops`.
     pub unreconciled: Vec<String>,
-    /// Per afpacket port: frames the kernel accepted that were still in the
-    /// ring when it closed (the drain ran out of time; should be empty).
-    pub unread_at_close: Vec<(String, u64)>,
+}
+
+/// For each port that reads an interface (`interface[i]`), whether what its
+/// kernel accepted is exactly what was read plus what the kernel dropped:
+/// at exit every ring has been read to its end (a mismatch is frames still
+/// in a ring when it closed, or frames read that the kernel did not count).
+fn kernel_mismatches(snap: &Snapshot, interface: &[bool]) -> Vec<String> {
+    snap.ports
+        .iter()
+        .zip(interface)
+        .filter(|&(p, &iface)| iface && p.kernel_packets != p.received + p.kernel_drops)
+        .map(|(p, _)| {
+            let read = p.received + p.kernel_drops;
+            let why = if p.kernel_packets > read {
+                format!("{} frames the kernel accepted were still in the ring at close", p.kernel_packets - read)
+            } else {
+                format!("{} frames read or dropped that the kernel did not count", read - p.kernel_packets)
+            };
+            format!(
+                "port `{}`: kernel_packets {} != received {} + kernel_drops {} ({why})",
+                p.name, p.kernel_packets, p.received, p.kernel_drops
+            )
+        })
+        .collect()
 }
 
 /// A port: configured at start or added at run time. A slot is never
@@ -965,18 +987,10 @@ impl Engine {
             .collect()
     }
 
-    /// Frames each afpacket port's kernel accepted that were never read
-    /// (still in the ring when it closed).
-    #[must_use]
-    pub fn unread_at_close(&self, snap: &Snapshot) -> Vec<(String, u64)> {
-        let st = self.lock();
-        snap.ports
-            .iter()
-            .zip(&st.ports)
-            .filter(|(_, slot)| matches!(slot.kind, PortKind::AfPacket(_)))
-            .map(|(p, _)| (p.name.clone(), p.kernel_packets.saturating_sub(p.kernel_drops + p.received)))
-            .filter(|(_, n)| *n > 0)
-            .collect()
+    /// Whether each port reads an interface (its kernel counters then
+    /// reconcile with what was read: [`kernel_mismatches`]).
+    fn interface_ports(&self) -> Vec<bool> {
+        self.lock().ports.iter().map(|slot| matches!(slot.kind, PortKind::AfPacket(_))).collect()
     }
 
     /// Stop: workers drain their rings and exit, consumers drain their
@@ -1010,9 +1024,9 @@ impl Engine {
                 p.name
             ));
         }
-        let unreconciled = snapshot.reconcile(&self.expected_seen(&snapshot));
-        let unread_at_close = self.unread_at_close(&snapshot);
-        Report { snapshot, errors, files, unreconciled, unread_at_close }
+        let mut unreconciled = snapshot.reconcile(&self.expected_seen(&snapshot));
+        unreconciled.extend(kernel_mismatches(&snapshot, &self.interface_ports()));
+        Report { snapshot, errors, files, unreconciled }
     }
 
     fn signal_stop(&self) {
@@ -1422,7 +1436,38 @@ pub(crate) fn kind_name(k: ConsumerKind) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use super::ebpf_spec;
+    use super::{ebpf_spec, kernel_mismatches};
+    use crate::stats::{PortSnap, Snapshot};
+
+    /// An interface port whose kernel accepted more than was read and
+    /// dropped, or fewer, is a mismatch; a file port is not checked.
+    #[test]
+    fn an_interface_port_s_kernel_count_reconciles_with_what_was_read() {
+        let port = |name: &str, kernel_packets, received, kernel_drops| PortSnap {
+            name: name.into(),
+            kernel_packets,
+            received,
+            kernel_drops,
+            ..Default::default()
+        };
+        let snap = Snapshot {
+            ports: vec![
+                port("ok", 100, 90, 10),
+                port("unread", 100, 80, 10),
+                port("over", 100, 95, 10),
+                port("file", 0, 50, 0),
+            ],
+            ..Default::default()
+        };
+        let found = kernel_mismatches(&snap, &[true, true, true, false]);
+        assert_eq!(
+            found,
+            [
+                "port `unread`: kernel_packets 100 != received 80 + kernel_drops 10 (10 frames the kernel accepted were still in the ring at close)",
+                "port `over`: kernel_packets 100 != received 95 + kernel_drops 10 (5 frames read or dropped that the kernel did not count)",
+            ]
+        );
+    }
 
     #[test]
     fn an_ebpf_filter_names_its_file_and_maybe_a_program() {

@@ -374,9 +374,6 @@ fn finish(report: &Report, engine_json: Option<&Path>, to_stderr: bool) -> Resul
             text.push_str(&format!("accounting: MISMATCH {u}\n"));
         }
     }
-    for (port, n) in &report.unread_at_close {
-        text.push_str(&format!("port `{port}`: {n} frames the kernel accepted were still in the ring at close\n"));
-    }
     for c in &report.snapshot.consumers {
         for (i, st) in c.filter_stages.iter().enumerate() {
             text.push_str(&format!(
@@ -755,7 +752,8 @@ fn cmd_capture(a: CaptureArgs) -> Result<ExitCode> {
     say!(
         "{} frames captured, {} received by filter, {} dropped by kernel, {} dropped on a full queue{}{}{}",
         c.written,
-        c.passed,
+        // As tcpdump's: every frame that passed the filter, the kernel's drops included.
+        c.passed + drops,
         drops,
         c.queue_dropped,
         interface_drops(&report.snapshot).map_or_else(String::new, |d| format!(", {d} dropped by interface")),

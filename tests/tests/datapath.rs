@@ -1456,3 +1456,56 @@ fn frames_the_interface_drops_before_any_socket_are_counted() {
         "summary: {err}"
     );
 }
+
+/// Capture's summary counts as tcpdump's: "received by filter" is every
+/// frame the kernel accepted for it, those it then dropped on a full ring
+/// included (the capture is stopped for a while, so its small ring
+/// overflows), and every one of them is captured or dropped somewhere
+/// named in the line; the file holds exactly those captured.
+#[test]
+fn capture_s_summary_counts_the_kernel_s_drops_as_received_by_filter() {
+    if !privileged("capture_s_summary_counts_the_kernel_s_drops_as_received_by_filter") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Pair { lab: _lab, ns_gen, ns_eng, if_gen, if_eng } = Pair::new();
+    let pcap = dir.path().join("drops.pcap");
+    let mut cap = spawn_capture(
+        &ns_eng,
+        &["capture", "-i", &if_eng, "--workers", "0", "-B", "1024", "-w", pcap.to_str().unwrap()],
+    );
+    listening(&mut cap);
+    let gen = ringwire_tests::spawn_generator(
+        &ns_gen,
+        &if_gen,
+        &["--rate", "40000", "--count", "40000", "--size", "1514", "--json"],
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    // Stopped for 400 ms: some 16 000 frames arrive for a ring of about 700.
+    cap.signal(libc::SIGSTOP);
+    std::thread::sleep(Duration::from_millis(400));
+    cap.signal(libc::SIGCONT);
+    let sent = gen.wait(Duration::from_secs(20));
+    assert!(sent.status.success(), "{}", String::from_utf8_lossy(&sent.stderr));
+    assert_eq!(u(&serde_json::from_slice::<serde_json::Value>(&sent.stdout).unwrap()["sent"]), 40_000);
+    std::thread::sleep(Duration::from_millis(300));
+    cap.signal(libc::SIGINT);
+    let res = cap.wait(Duration::from_secs(10));
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert!(res.status.success(), "capture failed: {err}");
+    let line = err.lines().find(|l| l.contains("frames captured")).expect("a summary line");
+    let count = |what: &str| -> u64 {
+        line.split(", ").find_map(|part| part.strip_suffix(what)).map_or(0, |n| n.trim().parse().unwrap())
+    };
+    let (captured, by_filter, kernel, queue) = (
+        count("frames captured"),
+        count("received by filter"),
+        count("dropped by kernel"),
+        count("dropped on a full queue"),
+    );
+    assert!(kernel > 1000, "the stopped capture's ring overflowed: {line}");
+    assert_eq!(by_filter, captured + kernel + queue, "{line}");
+    // The generator's frames, and at most a few of the veth's own (IPv6 neighbour discovery).
+    assert!((40_000..40_020).contains(&by_filter), "{line}");
+    assert_eq!(read_pcap(&pcap).len() as u64, captured, "{line}");
+}
