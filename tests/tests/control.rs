@@ -2,7 +2,7 @@
 //! traffic, and clients that misbehave.
 
 use std::{
-    io::{BufRead, BufReader, Write},
+    io::{BufRead, BufReader, Read, Write},
     os::unix::net::UnixStream,
     path::Path,
     process::Command,
@@ -192,6 +192,20 @@ fn ringctl_drives_a_running_engine_and_bad_clients_do_not_hurt_it() {
     let mut refusal = String::new();
     extra.read_line(&mut refusal).unwrap();
     assert!(refusal.contains("too many control clients"), "{refusal}");
+    // One that sends its request after the refusal was sent still can, and
+    // reads the refusal, then the end of the stream (not a broken pipe).
+    let mut late = connect(&sock);
+    std::thread::sleep(Duration::from_millis(100));
+    late.get_mut().write_all(b"{\"id\":1,\"cmd\":\"status\"}\n").expect("the request goes");
+    let mut rest = String::new();
+    late.read_to_string(&mut rest).expect("the refusal, then the end");
+    assert!(rest.lines().count() == 1 && rest.contains("too many control clients"), "{rest}");
+    // ringctl gives the refusal's exit status (1) and words, every time.
+    for _ in 0..5 {
+        let o = ringctl(&sock, &["status"]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.code() == Some(1) && err.contains("too many control clients"), "{:?}: {err}", o.status);
+    }
     drop(held);
     drop(hog);
     std::thread::sleep(Duration::from_millis(200));
@@ -216,7 +230,8 @@ fn ringctl_drives_a_running_engine_and_bad_clients_do_not_hurt_it() {
     assert!(!sock.exists(), "the socket file is removed on exit");
 }
 
-/// A socket file left by an engine that died is replaced, and removed on exit.
+/// A socket file left by an engine that died is replaced, and removed on
+/// exit; another kind of file at the path is refused and left alone.
 #[test]
 fn a_stale_socket_file_is_replaced() {
     let dir = tempfile::tempdir().unwrap();
@@ -238,6 +253,18 @@ fn a_stale_socket_file_is_replaced() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("control socket listening"));
     assert!(!sock.exists(), "removed on exit");
+
+    // A file that is no socket is somebody's: refused, and left as it was.
+    let precious = dir.path().join("precious.txt");
+    std::fs::write(&precious, "data\n").unwrap();
+    let out = Command::new(bin("ringwire"))
+        .args(["run", cfg.to_str().unwrap(), "--control-socket", precious.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("the path exists and is not a socket"), "{err}");
+    assert_eq!(std::fs::read_to_string(&precious).unwrap(), "data\n");
 }
 
 #[test]

@@ -80,7 +80,22 @@ impl Client {
         self.next_id += 1;
         let mut line = serde_json::json!({ "id": id, "cmd": cmd, "args": args }).to_string();
         line.push('\n');
-        self.writer.write_all(line.as_bytes()).map_err(|e| io("sending", e))?;
+        if let Err(e) = self.writer.write_all(line.as_bytes()) {
+            // An engine with no room for another client answers with a
+            // refusal and ends the connection, maybe before the request
+            // went: that refusal is the answer.
+            if matches!(e.kind(), std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset) {
+                let mut answer = String::new();
+                if self.reader.read_line(&mut answer).is_ok_and(|n| n > 0) {
+                    if let Ok(r) = serde_json::from_str::<Response>(&answer) {
+                        if r.id.is_none() {
+                            return Ok(r);
+                        }
+                    }
+                }
+            }
+            return Err(io("sending", e));
+        }
         loop {
             let mut answer = String::new();
             match self.reader.read_line(&mut answer) {

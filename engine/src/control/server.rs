@@ -15,6 +15,7 @@
 //! without its newline then counts too.
 
 use std::{
+    collections::VecDeque,
     io,
     os::{
         fd::{AsRawFd, FromRawFd, OwnedFd, RawFd},
@@ -51,6 +52,9 @@ pub enum ControlStartError {
     /// Another engine answers on the path.
     #[error("control socket {0}: an engine is already listening there")]
     InUse(PathBuf),
+    /// Something other than a socket is at the path (it is left alone).
+    #[error("control socket {0}: the path exists and is not a socket (it is left as it is: choose another path)")]
+    NotSocket(PathBuf),
     /// A system call failed.
     #[error("control socket {path}: {what}")]
     Io {
@@ -121,8 +125,8 @@ pub struct Server {
 }
 
 impl Server {
-    /// Bind the socket (mode 0660; a stale file is replaced, a live engine
-    /// refused) and start the server thread.
+    /// Bind the socket (mode 0660; a stale socket is replaced, a live
+    /// engine's or a file that is no socket refused) and start the server thread.
     ///
     /// # Errors
     /// [`ControlStartError`] naming the path.
@@ -139,7 +143,11 @@ impl Server {
                 return Err(io_err("its directory does not exist")(io::ErrorKind::NotFound.into()));
             }
         }
-        if path.exists() {
+        if let Ok(meta) = std::fs::symlink_metadata(&path) {
+            // Only a socket is replaced: any other file there is somebody's.
+            if !std::os::unix::fs::FileTypeExt::is_socket(&meta.file_type()) {
+                return Err(ControlStartError::NotSocket(path));
+            }
             if UnixStream::connect(&path).is_ok() {
                 return Err(ControlStartError::InUse(path));
             }
@@ -172,6 +180,7 @@ impl Server {
             wake_buf: Box::new(0),
             tick: Box::new(types::Timespec::new().sec(1)),
             inflight_fixed: 0,
+            refused: VecDeque::new(),
         };
         let thread = std::thread::Builder::new()
             .name("rw-control".into())
@@ -251,7 +260,17 @@ struct Loop {
     tick: Box<types::Timespec>,
     /// Accept, wake and tick operations in flight.
     inflight_fixed: usize,
+    /// Clients refused (too many), held a while with their refusal sent
+    /// and their sending side shut, and when: closed at once, a client
+    /// whose request is on its way would meet a broken pipe or a reset
+    /// instead of the refusal.
+    refused: VecDeque<(OwnedFd, Instant)>,
 }
+
+/// How long a refused client is held before its socket is closed.
+const REFUSED_HOLD: Duration = Duration::from_secs(1);
+/// The most refused clients held at once (the oldest is closed first).
+const MAX_REFUSED_HELD: usize = 256;
 
 impl Loop {
     /// Queue `entry`, submitting first if the queue is full. Every buffer an
@@ -366,10 +385,17 @@ impl Loop {
             let refusal =
                 ControlError::conflict(format!("too many control clients ({}); try again later", self.max_clients));
             let line = Response::new(None, Err(refusal)).line();
-            // SAFETY: a non-blocking send of a local buffer on our own socket.
+            // SAFETY: a non-blocking send of a local buffer on our own
+            // socket, then shutdown(2) of its sending side: the client reads
+            // the refusal, then the end of the stream.
             unsafe {
-                libc::send(fd.as_raw_fd(), line.as_ptr().cast(), line.len(), libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
+                libc::send(fd.as_raw_fd(), line.as_ptr().cast(), line.len(), libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL);
+                libc::shutdown(fd.as_raw_fd(), libc::SHUT_WR);
             };
+            if self.refused.len() >= MAX_REFUSED_HELD {
+                self.refused.pop_front();
+            }
+            self.refused.push_back((fd, Instant::now()));
             return;
         }
         let peer = peer_cred(&fd);
@@ -584,6 +610,10 @@ impl Loop {
                     self.inflight_fixed -= 1;
                     if !stopping {
                         self.close_idle();
+                        let now = Instant::now();
+                        while self.refused.front().is_some_and(|(_, at)| now.duration_since(*at) >= REFUSED_HOLD) {
+                            self.refused.pop_front();
+                        }
                         self.arm_tick();
                     }
                 }
