@@ -255,7 +255,7 @@ fn stop_flag(hup: Option<&Arc<AtomicBool>>, force: Force) -> Result<Arc<AtomicBo
                     // waits (a pipe's reader that no longer reads, a stalled disk).
                     _ if force == Force::OnSecondSignal && stop.swap(true, std::sync::atomic::Ordering::SeqCst) => {
                         say!(
-                            "ringwire: a second {} while stopping: exiting now; what the queues still held is not \
+                            "ringwire: {} while stopping: exiting now; what the queues still held is not \
                              written, and the counters are not printed",
                             if sig == SIGINT { "SIGINT" } else { "SIGTERM" }
                         );
@@ -299,7 +299,14 @@ const SUPERVISOR_TICK: Duration = Duration::from_millis(100);
 const CONTROL_BUDGET: Duration = Duration::from_millis(50);
 
 /// Run until a signal, a stop reason, or `extra()` says so; print progress.
-fn supervise(engine: Engine, progress_ms: u64, signals: &AtomicBool, mut extra: impl FnMut(&Engine) -> bool) -> Report {
+/// `stopping()` is called once, as the engine begins to stop.
+fn supervise(
+    engine: Engine,
+    progress_ms: u64,
+    signals: &AtomicBool,
+    mut extra: impl FnMut(&Engine) -> bool,
+    stopping: impl FnOnce(),
+) -> Report {
     let mut last = (Instant::now(), engine.snapshot());
     let mut next_progress = Instant::now() + Duration::from_millis(progress_ms.max(1));
     loop {
@@ -308,8 +315,12 @@ fn supervise(engine: Engine, progress_ms: u64, signals: &AtomicBool, mut extra: 
             break;
         }
         if let Some(r) = engine.should_stop() {
-            if r == StopReason::WorkerExited {
-                tracing::warn!("a worker exited; stopping");
+            match r {
+                StopReason::WorkerExited => tracing::warn!("a worker exited; stopping"),
+                StopReason::SourcesExhausted => tracing::info!("every source was read to its end; stopping"),
+                StopReason::LimitReached => {
+                    tracing::info!("a consumer reached its frame limit or its output was closed; stopping");
+                }
             }
             break;
         }
@@ -328,6 +339,10 @@ fn supervise(engine: Engine, progress_ms: u64, signals: &AtomicBool, mut extra: 
             if progress_ms > 0 { next_progress.saturating_duration_since(Instant::now()).min(tick) } else { tick };
         std::thread::park_timeout(wait);
     }
+    // Whatever began the stop, a SIGINT or SIGTERM from now on is a second
+    // one: it ends a stop that waits (a pipe's reader that no longer reads).
+    signals.store(true, std::sync::atomic::Ordering::SeqCst);
+    stopping();
     engine.stop()
 }
 
@@ -471,40 +486,54 @@ fn cmd_run(
         std::fs::write(f, format!("{}\n", std::process::id())).with_context(|| format!("writing {}", f.display()))?;
     }
     let mut last_reattach = Instant::now();
-    let report = supervise(engine, progress_ms.unwrap_or(config.engine.progress_ms), &signals, |engine| {
-        // Control requests: applied here, one at a time, in arrival order;
-        // a signal is seen between two of them, and after a while of them the
-        // rest wait for the next pass, so the checks below still run.
-        if let Some(server) = &control {
-            let budget = Instant::now() + CONTROL_BUDGET;
-            while let Some(inc) = server.poll() {
-                let (answer, after) = handler.handle(engine, &inc);
-                server.answer(inc.client, &answer);
-                if after == ringwire_engine::control::After::Shutdown {
-                    tracing::info!("shutdown requested on the control socket; stopping");
-                    return true;
-                }
-                if signals.load(std::sync::atomic::Ordering::Relaxed) || Instant::now() >= budget {
-                    // Back at once for the rest (the supervisor's next wait does not sleep).
-                    std::thread::current().unpark();
-                    break;
+    let report = supervise(
+        engine,
+        progress_ms.unwrap_or(config.engine.progress_ms),
+        &signals,
+        |engine| {
+            // Control requests: applied here, one at a time, in arrival order;
+            // a signal is seen between two of them, and after a while of them the
+            // rest wait for the next pass, so the checks below still run.
+            if let Some(server) = &control {
+                let budget = Instant::now() + CONTROL_BUDGET;
+                while let Some(inc) = server.poll() {
+                    let (answer, after) = handler.handle(engine, &inc);
+                    server.answer(inc.client, &answer);
+                    if after == ringwire_engine::control::After::Shutdown {
+                        tracing::info!("shutdown requested on the control socket; stopping");
+                        return true;
+                    }
+                    if signals.load(std::sync::atomic::Ordering::Relaxed) || Instant::now() >= budget {
+                        // Back at once for the rest (the supervisor's next wait does not sleep).
+                        std::thread::current().unpark();
+                        break;
+                    }
                 }
             }
-        }
-        // An interface that went away and is back: its port receives again.
-        if last_reattach.elapsed() >= Duration::from_secs(1) {
-            last_reattach = Instant::now();
-            engine.reattach_ports();
-        }
-        if hup.swap(false, std::sync::atomic::Ordering::Relaxed) {
-            match Config::load(path).map_err(anyhow::Error::from).and_then(|c| Ok(engine.reload_filters(&c)?)) {
-                Ok(notes) if notes.is_empty() => tracing::info!("SIGHUP: no filter changed"),
-                Ok(notes) => notes.iter().for_each(|n| tracing::info!("SIGHUP: {n}")),
-                Err(e) => tracing::error!("SIGHUP: {}; the filters in force stay", format!("{e:#}").replace('\n', " ")),
+            // An interface that went away and is back: its port receives again.
+            if last_reattach.elapsed() >= Duration::from_secs(1) {
+                last_reattach = Instant::now();
+                engine.reattach_ports();
             }
-        }
-        false
-    });
+            if hup.swap(false, std::sync::atomic::Ordering::Relaxed) {
+                match Config::load(path).map_err(anyhow::Error::from).and_then(|c| Ok(engine.reload_filters(&c)?)) {
+                    Ok(notes) if notes.is_empty() => tracing::info!("SIGHUP: no filter changed"),
+                    Ok(notes) => notes.iter().for_each(|n| tracing::info!("SIGHUP: {n}")),
+                    Err(e) => {
+                        tracing::error!("SIGHUP: {}; the filters in force stay", format!("{e:#}").replace('\n', " "))
+                    }
+                }
+            }
+            false
+        },
+        || {
+            // Whatever stops the engine, a request from now on is refused at
+            // once rather than left unanswered while the queues drain.
+            if let Some(server) = &control {
+                server.refuse_from_now();
+            }
+        },
+    );
     finish(&report, config.engine.stats_json.as_deref(), false)
 }
 
@@ -746,7 +775,7 @@ fn cmd_capture(a: CaptureArgs) -> Result<ExitCode> {
         );
     }
     // An interface that disappears ends the capture, as it ends tcpdump's.
-    let report = supervise(engine, 0, &signals, Engine::interfaces_gone);
+    let report = supervise(engine, 0, &signals, Engine::interfaces_gone, || {});
     let c = &report.snapshot.consumers[0];
     let drops: u64 = report.snapshot.ports.iter().map(|p| p.kernel_drops).sum();
     say!(
@@ -877,13 +906,19 @@ fn cmd_demo(a: &DemoArgs) -> Result<ExitCode> {
         .context("starting ringwire-gen")?;
     let mut gen_done: Option<std::process::ExitStatus> = None;
     let mut quiet_since: Option<Instant> = None;
-    let report = supervise(engine, 1000, &signals, |_| {
-        if gen_done.is_none() {
-            gen_done = child.try_wait().ok().flatten();
-        }
-        // After the generator ends, give the last block time to retire.
-        gen_done.is_some() && quiet_since.get_or_insert_with(Instant::now).elapsed() > Duration::from_millis(300)
-    });
+    let report = supervise(
+        engine,
+        1000,
+        &signals,
+        |_| {
+            if gen_done.is_none() {
+                gen_done = child.try_wait().ok().flatten();
+            }
+            // After the generator ends, give the last block time to retire.
+            gen_done.is_some() && quiet_since.get_or_insert_with(Instant::now).elapsed() > Duration::from_millis(300)
+        },
+        || {},
+    );
     if gen_done.is_none() {
         let _ = child.kill();
     }

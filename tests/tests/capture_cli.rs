@@ -1253,5 +1253,5 @@ fn a_second_interrupt_ends_a_stop_that_waits() {
     let _ = holder.wait();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{err}");
-    assert!(err.contains("a second SIGINT while stopping: exiting now"), "{err}");
+    assert!(err.contains("ringwire: SIGINT while stopping: exiting now"), "{err}");
 }

@@ -1035,3 +1035,62 @@ fn flooding_half_closing_and_endless_clients_are_served_fairly() {
     let answered = flood.join().unwrap();
     assert!((100..20_000).contains(&answered), "the flood was served in part, then closed: {answered}");
 }
+
+/// An engine whose stop waits (its file was read to the end, and its
+/// FIFO's reader keeps the FIFO open without reading) answers at once:
+/// `shutdown` is done already, `status` is refused, saying the engine stops,
+/// on a new connection as on one that sent `shutdown` first; and one
+/// SIGTERM ends the stop that waits, as a second one does after a SIGTERM.
+#[test]
+fn a_stopping_engine_answers_at_once_and_one_signal_ends_a_stop_that_waits() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src.pcap");
+    ringwire_tests::record(&src, &["-n", "20000", "--size", "1000"]);
+    let fifo = dir.path().join("out.fifo");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    // Opens the FIFO for reading, then never reads.
+    let mut holder =
+        Command::new("sh").arg("-c").arg(format!("exec 3<'{}'; sleep 30", fifo.display())).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let cfg = dir.path().join("stall.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[engine]\nworkers = [0]\n[[ports]]\nuri = \"pcap:{}\"\n\
+             [[consumers]]\nname = \"w\"\nkind = \"pcap\"\npath = \"{}\"\n",
+            src.display(),
+            fifo.display()
+        ),
+    )
+    .unwrap();
+    let sock = dir.path().join("stall.sock");
+    let mut engine = ringwire_tests::Proc::spawn(
+        "ringwire run",
+        Command::new(bin("ringwire")).args(["run", cfg.to_str().unwrap(), "--control-socket", sock.to_str().unwrap()]),
+    );
+    engine.expect_stderr("every source was read to its end; stopping", Duration::from_secs(10), "the file was read");
+    let mut c = connect(&sock);
+    c.get_mut().write_all(b"{\"id\":1,\"cmd\":\"shutdown\"}\n{\"id\":2,\"cmd\":\"status\"}\n").unwrap();
+    let mut answers = String::new();
+    for _ in 0..2 {
+        c.read_line(&mut answers).unwrap();
+    }
+    let answers: Vec<serde_json::Value> = answers.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!((answers[0]["id"].clone(), answers[0]["ok"].clone()), (1.into(), true.into()), "{answers:?}");
+    assert_eq!(answers[0]["result"]["stopping"], true, "{answers:?}");
+    assert_eq!((answers[1]["id"].clone(), answers[1]["ok"].clone()), (2.into(), false.into()), "{answers:?}");
+    let started = std::time::Instant::now();
+    let o = ringctl(&sock, &["--timeout", "8", "status"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("conflict: the engine is stopping: it takes no more requests"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(4), "refused at once, not at the timeout");
+    assert!(!engine.exited(), "the stop waits for the FIFO's reader");
+    engine.signal(libc::SIGTERM);
+    let out = engine.wait(Duration::from_secs(5));
+    let _ = holder.kill();
+    let _ = holder.wait();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(143), "{log}");
+    assert!(log.contains("ringwire: SIGTERM while stopping: exiting now"), "{log}");
+}

@@ -24,7 +24,7 @@ use std::{
     path::PathBuf,
     sync::{
         atomic::{AtomicBool, Ordering},
-        mpsc, Arc,
+        mpsc, Arc, Mutex, PoisonError,
     },
     thread::JoinHandle,
     time::{Duration, Instant},
@@ -32,7 +32,7 @@ use std::{
 
 use io_uring::{opcode, types, IoUring};
 
-use super::protocol::{parse, ControlError, Request, Response, MAX_REQUEST};
+use super::protocol::{parse, Command, ControlError, Request, Response, MAX_REQUEST};
 use crate::sys;
 
 /// Answers queued for a client that is not reading, before it is closed.
@@ -119,9 +119,12 @@ pub struct Server {
     thread: Option<JoinHandle<()>>,
     stop: Arc<AtomicBool>,
     wake: Arc<OwnedFd>,
-    requests: mpsc::Receiver<Incoming>,
+    /// Shared with the server's thread, which answers what is left in it
+    /// once the engine stops.
+    requests: Arc<Mutex<mpsc::Receiver<Incoming>>>,
     answers: mpsc::Sender<(ClientRef, String)>,
     path: PathBuf,
+    stopping: Arc<AtomicBool>,
 }
 
 impl Server {
@@ -163,7 +166,9 @@ impl Server {
             source: io::Error::other(e),
         })?);
         let stop = Arc::new(AtomicBool::new(false));
+        let stopping = Arc::new(AtomicBool::new(false));
         let (req_tx, requests) = mpsc::channel();
+        let requests = Arc::new(Mutex::new(requests));
         let (answers, ans_rx) = mpsc::channel();
         let mut looper = Loop {
             ring,
@@ -181,18 +186,29 @@ impl Server {
             tick: Box::new(types::Timespec::new().sec(1)),
             inflight_fixed: 0,
             refused: VecDeque::new(),
+            stopping: stopping.clone(),
+            asked: requests.clone(),
         };
         let thread = std::thread::Builder::new()
             .name("rw-control".into())
             .spawn(move || looper.run())
             .map_err(io_err("starting its thread"))?;
-        Ok(Self { thread: Some(thread), stop, wake, requests, answers, path: opts.path.clone() })
+        Ok(Self { thread: Some(thread), stop, wake, requests, answers, path: opts.path.clone(), stopping })
+    }
+
+    /// The engine stops: every request waiting, and every one that comes
+    /// from now on, is answered at once by the server's thread (a
+    /// `conflict` saying so; `shutdown`: done), not left unanswered while
+    /// the engine drains its queues.
+    pub fn refuse_from_now(&self) {
+        self.stopping.store(true, Ordering::Release);
+        sys::eventfd_signal(self.wake.as_raw_fd());
     }
 
     /// The next request, if one is waiting.
     #[must_use]
     pub fn poll(&self) -> Option<Incoming> {
-        self.requests.try_recv().ok()
+        self.requests.lock().unwrap_or_else(PoisonError::into_inner).try_recv().ok()
     }
 
     /// Send `response` to `client` (dropped if it has gone).
@@ -265,6 +281,21 @@ struct Loop {
     /// whose request is on its way would meet a broken pipe or a reset
     /// instead of the refusal.
     refused: VecDeque<(OwnedFd, Instant)>,
+    /// Set once the engine stops ([`Server::refuse_from_now`]): requests
+    /// are answered here, with a refusal.
+    stopping: Arc<AtomicBool>,
+    /// The other end of `requests`: what the engine has not taken yet.
+    asked: Arc<Mutex<mpsc::Receiver<Incoming>>>,
+}
+
+/// The answer to a request that comes while the engine stops: `shutdown`
+/// is done already, anything else is refused.
+fn while_stopping(request: &Request) -> String {
+    let outcome = match request.cmd {
+        Command::Shutdown => Ok(serde_json::json!({ "stopping": true })),
+        _ => Err(ControlError::conflict("the engine is stopping: it takes no more requests")),
+    };
+    Response::new(Some(request.id), outcome).line()
 }
 
 /// How long a refused client is held before its socket is closed.
@@ -479,6 +510,7 @@ impl Loop {
                     continue;
                 }
                 match parse(line) {
+                    Ok(request) if self.stopping.load(Ordering::Acquire) => replies.push(while_stopping(&request)),
                     Ok(request) => {
                         let client = ClientRef { slot, generation: c.generation };
                         c.awaiting += 1;
@@ -513,21 +545,36 @@ impl Loop {
         }
     }
 
+    /// Send the engine's answers; once it stops, refuse what it left
+    /// (this thread alone hands requests over, and it refuses them from
+    /// the moment it sees the engine stop: none is left unanswered).
     fn deliver_answers(&mut self) {
         while let Ok((client, line)) = self.answers.try_recv() {
-            let Some(c) = self.clients.get_mut(client.slot).and_then(Option::as_mut) else { continue };
-            if c.generation != client.generation {
-                continue;
-            }
-            c.awaiting = c.awaiting.saturating_sub(1);
-            // An answer after a long change is activity: the idle clock starts again.
-            c.last_active = Instant::now();
-            self.queue(client.slot, &line);
-            // Room for its next requests.
-            self.take_lines(client.slot);
-            self.arm_recv(client.slot);
-            self.finish_if_done(client.slot);
+            self.deliver(client, &line);
         }
+        if self.stopping.load(Ordering::Acquire) {
+            let left: Vec<Incoming> =
+                std::iter::from_fn(|| self.asked.lock().unwrap_or_else(PoisonError::into_inner).try_recv().ok())
+                    .collect();
+            for inc in left {
+                self.deliver(inc.client, &while_stopping(&inc.request));
+            }
+        }
+    }
+
+    fn deliver(&mut self, client: ClientRef, line: &str) {
+        let Some(c) = self.clients.get_mut(client.slot).and_then(Option::as_mut) else { return };
+        if c.generation != client.generation {
+            return;
+        }
+        c.awaiting = c.awaiting.saturating_sub(1);
+        // An answer after a long change is activity: the idle clock starts again.
+        c.last_active = Instant::now();
+        self.queue(client.slot, line);
+        // Room for its next requests.
+        self.take_lines(client.slot);
+        self.arm_recv(client.slot);
+        self.finish_if_done(client.slot);
     }
 
     fn close_idle(&mut self) {
