@@ -379,8 +379,12 @@ fn progress_line(prev: &Snapshot, now: &Snapshot, dt: Duration) -> String {
     line
 }
 
-/// Print the final report; returns the exit code.
-fn finish(report: &Report, engine_json: Option<&Path>, to_stderr: bool) -> Result<ExitCode> {
+/// Print the final report, on standard output unless a consumer wrote
+/// there (a pcap stream, printed lines: the report would be read as more
+/// of them); returns the exit code.
+fn finish(report: &Report, engine_json: Option<&Path>) -> Result<ExitCode> {
+    let to_stderr =
+        report.files.iter().any(|f| pcapio::is_stdio(f)) || report.snapshot.consumers.iter().any(|c| c.kind == "print");
     let mut text = report.snapshot.table();
     if report.unreconciled.is_empty() {
         text.push_str("accounting: all counters reconcile\n");
@@ -534,7 +538,7 @@ fn cmd_run(
             }
         },
     );
-    finish(&report, config.engine.stats_json.as_deref(), false)
+    finish(&report, config.engine.stats_json.as_deref())
 }
 
 /// The first `max` cores this process may use (under `taskset` they need
@@ -925,7 +929,7 @@ fn cmd_demo(a: &DemoArgs) -> Result<ExitCode> {
     let out = child.wait_with_output().context("waiting for ringwire-gen")?;
     let gen_report: Option<serde_json::Value> = serde_json::from_slice(&out.stdout).ok();
     out!();
-    let code = finish(&report, None, false)?;
+    let code = finish(&report, None)?;
     if let Some(g) = gen_report {
         let sent = g["sent"].as_u64().unwrap_or(0);
         let received: u64 = report.snapshot.ports.iter().map(|p| p.received).sum();

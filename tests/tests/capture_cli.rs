@@ -983,6 +983,35 @@ fn printing_slow_frames_stops_quietly_when_the_reader_leaves() {
     assert!(took < Duration::from_secs(5), "stopped {took:?} after the start, not at the end of the replay");
 }
 
+/// `ringwire run` with a consumer writing standard output (`path = "-"`, or
+/// printed lines): the final report goes to standard error, so the stream
+/// holds the records (lines) alone.
+#[test]
+fn a_run_writing_standard_output_reports_on_standard_error() {
+    let dir = tempfile::tempdir().unwrap();
+    for (consumer, pcap) in
+        [("name = \"w\"\nkind = \"pcap\"\npath = \"-\"", true), ("name = \"p\"\nkind = \"print\"", false)]
+    {
+        let cfg = paced_config(dir.path(), 30, 0, consumer);
+        let out = Command::new(bin("ringwire"))
+            .args(["run", cfg.to_str().unwrap(), "--control-socket", "none"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{err}");
+        assert!(err.contains("accounting: all counters reconcile"), "the report: {err}");
+        if pcap {
+            let file = dir.path().join("stdout.pcap");
+            std::fs::write(&file, &out.stdout).unwrap();
+            assert_eq!(read_pcap(&file).len(), 30);
+            assert_eq!(out.stdout.len(), 24 + 30 * (16 + 64), "the records alone");
+        } else {
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert_eq!(text.lines().count(), 30, "the lines alone: {text}");
+        }
+    }
+}
+
 /// tcpdump's fingers: `-nn -U -C 1 -W 3 -w OUT` rotates every MiB and keeps
 /// the three newest files: each (but the last) ends with the record that
 /// brings it to 1 MiB, tcpdump reads them, and together they hold the tail
