@@ -340,7 +340,8 @@ fn port_mark(p: &PortSnap) -> String {
 /// Every counter at one moment.
 #[derive(Debug, Clone, Serialize, PartialEq, Default)]
 pub struct Snapshot {
-    /// Seconds since the engine started.
+    /// Seconds since the engine started (in counts since a reset,
+    /// [`Snapshot::since`]: since the reset, the time those counts took).
     pub elapsed_s: f64,
     /// Per port.
     pub ports: Vec<PortSnap>,
@@ -363,6 +364,7 @@ impl Snapshot {
     pub fn since(&self, base: &Self) -> Self {
         let d = |a: &mut u64, b: u64| *a = a.saturating_sub(b);
         let mut s = self.clone();
+        s.elapsed_s = (self.elapsed_s - base.elapsed_s).max(0.0);
         for (p, b) in s.ports.iter_mut().zip(&base.ports) {
             d(&mut p.received, b.received);
             d(&mut p.bytes, b.bytes);
@@ -774,18 +776,23 @@ mod tests {
         assert_eq!((d.consumers[1].seen, d.consumers[1].before_added), (300, 200));
     }
 
-    /// A worker's scheduling times count from a reset too, and the table
-    /// shows them in milliseconds (off the core only for busy-poll workers).
+    /// A worker's scheduling times count from a reset too, as the elapsed
+    /// time does, and the table shows them in milliseconds (off the core only for busy-poll workers).
     #[test]
     fn worker_times_since_a_reset_and_in_the_table() {
         let w = |cpu_ns, waited_ns, off_core_ns| WorkerSnap { cpu_ns, waited_ns, off_core_ns, ..Default::default() };
-        let base =
-            Snapshot { workers: vec![w(1_000_000, 100_000, Some(2_000_000)), w(5, 5, None)], ..Default::default() };
+        let base = Snapshot {
+            elapsed_s: 6.0,
+            workers: vec![w(1_000_000, 100_000, Some(2_000_000)), w(5, 5, None)],
+            ..Default::default()
+        };
         let now = Snapshot {
+            elapsed_s: 8.5,
             workers: vec![w(3_500_000, 600_000, Some(14_500_000)), w(2_000_000, 1_000_000, None)],
             ..Default::default()
         };
         let d = now.since(&base);
+        assert_eq!(d.elapsed_s, 2.5, "the seconds since the reset");
         assert_eq!(
             (d.workers[0].cpu_ns, d.workers[0].waited_ns, d.workers[0].off_core_ns),
             (2_500_000, 500_000, Some(12_500_000))
