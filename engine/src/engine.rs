@@ -110,7 +110,7 @@ pub enum EngineError {
 /// Why the engine should stop by itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopReason {
-    /// Every source is a pcap file and all were read to the end.
+    /// Every source is a pcap file and all were read to the end (or removed).
     SourcesExhausted,
     /// A consumer reached its frame limit (or its output closed).
     LimitReached,

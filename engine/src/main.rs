@@ -317,7 +317,9 @@ fn supervise(
         if let Some(r) = engine.should_stop() {
             match r {
                 StopReason::WorkerExited => tracing::warn!("a worker exited; stopping"),
-                StopReason::SourcesExhausted => tracing::info!("every source was read to its end; stopping"),
+                StopReason::SourcesExhausted => {
+                    tracing::info!("every source was read to its end (or removed); stopping")
+                }
                 StopReason::LimitReached => {
                     tracing::info!("a consumer reached its frame limit or its output was closed; stopping");
                 }

@@ -274,6 +274,7 @@ fn ringctl_exit_codes_for_scripts() {
     assert_eq!(ringctl(&missing, &["status"]).status.code(), Some(3), "cannot connect");
     assert_eq!(ringctl(&missing, &["frobnicate"]).status.code(), Some(2), "usage");
     assert_eq!(ringctl(&missing, &["classifier", "add", "--mac", "x"]).status.code(), Some(2), "usage");
+    assert_eq!(ringctl(&missing, &["stats", "--watch", "--count", "0"]).status.code(), Some(2), "no read asked");
 }
 
 /// A socket that takes the connection but never answers: after `--timeout`
@@ -1068,7 +1069,11 @@ fn a_stopping_engine_answers_at_once_and_one_signal_ends_a_stop_that_waits() {
         "ringwire run",
         Command::new(bin("ringwire")).args(["run", cfg.to_str().unwrap(), "--control-socket", sock.to_str().unwrap()]),
     );
-    engine.expect_stderr("every source was read to its end; stopping", Duration::from_secs(10), "the file was read");
+    engine.expect_stderr(
+        "every source was read to its end (or removed); stopping",
+        Duration::from_secs(10),
+        "the file was read",
+    );
     let mut c = connect(&sock);
     c.get_mut().write_all(b"{\"id\":1,\"cmd\":\"shutdown\"}\n{\"id\":2,\"cmd\":\"status\"}\n").unwrap();
     let mut answers = String::new();

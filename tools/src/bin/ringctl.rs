@@ -39,8 +39,8 @@ enum Cmd {
         /// Seconds between refreshes (0.01 to 86400).
         #[arg(long, default_value_t = 1.0, value_parser = parse_interval)]
         interval: f64,
-        /// With --watch: stop after this many reads.
-        #[arg(long)]
+        /// With --watch: stop after this many reads (at least 1).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
         count: Option<u64>,
         /// Print the counters in Prometheus' text format (for a scraper, or
         /// node_exporter's textfile collector).
