@@ -149,6 +149,12 @@ fn ringctl_drives_a_running_engine_and_bad_clients_do_not_hurt_it() {
     let bad_log = ringctl(&sock, &["log", "=[{"]);
     assert_eq!(bad_log.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad_log.stderr).contains("invalid"));
+    // With --json, the refusal is JSON on standard output too.
+    let bad_log = ringctl(&sock, &["--json", "log", "=[{"]);
+    assert_eq!(bad_log.status.code(), Some(1));
+    let refusal: serde_json::Value = serde_json::from_slice(&bad_log.stdout).unwrap();
+    assert_eq!(refusal["error"]["class"], "invalid", "{refusal}");
+    assert!(refusal["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{refusal}");
 
     // Garbage on one connection: each line gets an `invalid` answer, and the connection stays usable.
     let mut c = connect(&sock);

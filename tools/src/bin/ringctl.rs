@@ -16,7 +16,8 @@ struct Cli {
     /// The engine's control socket.
     #[arg(long, global = true, default_value = ringwire_engine::config::DEFAULT_CONTROL_SOCKET)]
     socket: PathBuf,
-    /// Print the engine's JSON result instead of a table.
+    /// Print the engine's JSON result instead of a table (a refusal:
+    /// `{"error": {"class": ..., "message": ...}}`, exit status 1).
     #[arg(long, global = true)]
     json: bool,
     /// Seconds to wait for an answer (a removal waits for every worker and
@@ -309,9 +310,13 @@ fn main() -> ExitCode {
             }
         };
         if !answer.ok {
-            match answer.error {
+            match &answer.error {
                 Some(e) => say!("ringctl: {cmd}: {e}"),
                 None => say!("ringctl: {cmd}: the engine refused without a reason"),
+            }
+            // A script reads the refusal's class and message as JSON too.
+            if cli.json {
+                out!("{}", json!({ "error": answer.error }));
             }
             return ExitCode::from(1);
         }
