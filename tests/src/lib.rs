@@ -355,6 +355,42 @@ pub fn record(path: &Path, args: &[&str]) {
     assert!(out.status.success(), "ringwire-gen: {}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// The makings of a stop that waits: a pcap file of 20 000 frames of 1000
+/// bytes (more than a pipe holds) and a FIFO whose reader opens it, then
+/// never reads. The reader ends when this is dropped, also when a test fails.
+pub struct StalledFifo {
+    /// The pcap file to replay.
+    pub src: PathBuf,
+    /// The FIFO to write to.
+    pub fifo: PathBuf,
+    reader: std::process::Child,
+}
+
+impl StalledFifo {
+    /// Make both in `dir`, and start the reader.
+    ///
+    /// # Panics
+    /// If the file, the FIFO or the reader cannot be made.
+    #[must_use]
+    pub fn new(dir: &Path) -> Self {
+        let src = dir.join("src.pcap");
+        record(&src, &["-n", "20000", "--size", "1000"]);
+        let fifo = dir.join("out.fifo");
+        assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        let reader =
+            Command::new("sh").arg("-c").arg(format!("exec 3<'{}'; sleep 30", fifo.display())).spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        Self { src, fifo, reader }
+    }
+}
+
+impl Drop for StalledFifo {
+    fn drop(&mut self) {
+        let _ = self.reader.kill();
+        let _ = self.reader.wait();
+    }
+}
+
 /// Write `frames` (timestamp, bytes) to the pcap file `path` with `pcap-file`.
 ///
 /// # Panics

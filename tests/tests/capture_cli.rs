@@ -1253,17 +1253,11 @@ fn a_signal_delivered_twice_at_once_is_one_stop() {
 #[test]
 fn a_second_interrupt_ends_a_stop_that_waits() {
     let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("src.pcap");
-    ringwire_tests::record(&src, &["-n", "20000", "--size", "1000"]);
-    let fifo = dir.path().join("out.fifo");
-    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
-    // Opens the FIFO for reading, then never reads.
-    let mut holder =
-        Command::new("sh").arg("-c").arg(format!("exec 3<'{}'; sleep 30", fifo.display())).spawn().unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    let stalled = ringwire_tests::StalledFifo::new(dir.path());
+    let (src, fifo) = (&stalled.src, &stalled.fifo);
     let capture = Proc::spawn(
         "ringwire capture",
-        Command::new(bin("ringwire")).args(["capture", "--workers", "0", "-r", src.to_str().unwrap(), "-w"]).arg(&fifo),
+        Command::new(bin("ringwire")).args(["capture", "--workers", "0", "-r", src.to_str().unwrap(), "-w"]).arg(fifo),
     );
     // Its SIGINT handler is in place, and the pipe is full: the writer waits.
     wait_for_sigint_handler(capture.pid());
@@ -1278,8 +1272,7 @@ fn a_second_interrupt_ends_a_stop_that_waits() {
         }
     }
     let out = capture.wait(Duration::from_secs(5));
-    let _ = holder.kill();
-    let _ = holder.wait();
+    drop(stalled);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{err}");
     assert!(err.contains("ringwire: SIGINT while stopping: exiting now"), "{err}");

@@ -1051,14 +1051,8 @@ fn flooding_half_closing_and_endless_clients_are_served_fairly() {
 #[test]
 fn a_stopping_engine_answers_at_once_and_one_signal_ends_a_stop_that_waits() {
     let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("src.pcap");
-    ringwire_tests::record(&src, &["-n", "20000", "--size", "1000"]);
-    let fifo = dir.path().join("out.fifo");
-    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
-    // Opens the FIFO for reading, then never reads.
-    let mut holder =
-        Command::new("sh").arg("-c").arg(format!("exec 3<'{}'; sleep 30", fifo.display())).spawn().unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    let stalled = ringwire_tests::StalledFifo::new(dir.path());
+    let (src, fifo) = (&stalled.src, &stalled.fifo);
     let cfg = dir.path().join("stall.toml");
     std::fs::write(
         &cfg,
@@ -1099,8 +1093,7 @@ fn a_stopping_engine_answers_at_once_and_one_signal_ends_a_stop_that_waits() {
     assert!(!engine.exited(), "the stop waits for the FIFO's reader");
     engine.signal(libc::SIGTERM);
     let out = engine.wait(Duration::from_secs(5));
-    let _ = holder.kill();
-    let _ = holder.wait();
+    drop(stalled);
     let log = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(143), "{log}");
     assert!(log.contains("ringwire: SIGTERM while stopping: exiting now"), "{log}");
