@@ -1377,7 +1377,16 @@ pub fn describe(out: &mut String, frame: &[u8], wire_len: u32, after_link: bool)
                 .ether_payload()
                 .map_or((0, 0), |e| (e.ether_type.0, (wire_len as usize).saturating_sub(at(e.payload))));
             let _ = match et {
-                0x0806 => write!(out, "ARP, length {rest}"),
+                0x0806 => {
+                    if !after_link {
+                        out.push_str("ARP, ");
+                    }
+                    if let Some(arp) = p.ether_payload().and_then(|e| arp_words(e.payload)) {
+                        out.push_str(&arp);
+                        out.push_str(", ");
+                    }
+                    write!(out, "length {rest}")
+                }
                 _ => write!(out, "ethertype {et:#06x}, length {rest}"),
             };
             return;
@@ -1395,31 +1404,89 @@ pub fn describe(out: &mut String, frame: &[u8], wire_len: u32, after_link: bool)
             u.length().saturating_sub(8)
         ),
         Some(TransportSlice::Tcp(t)) => {
+            // tcpdump's letters, in its order.
             let mut flags = String::new();
-            for (set, c) in [(t.syn(), 'S'), (t.fin(), 'F'), (t.rst(), 'R'), (t.psh(), 'P'), (t.ack(), '.')] {
+            for (set, c) in [
+                (t.fin(), 'F'),
+                (t.syn(), 'S'),
+                (t.rst(), 'R'),
+                (t.psh(), 'P'),
+                (t.ack(), '.'),
+                (t.urg(), 'U'),
+                (t.ece(), 'E'),
+                (t.cwr(), 'W'),
+            ] {
                 if set {
                     flags.push(c);
                 }
             }
+            if flags.is_empty() {
+                flags.push_str("none");
+            }
             write!(
                 out,
-                "{proto}{src}.{} > {dst}.{}: TCP [{flags}], length {}",
+                "{proto}{src}.{} > {dst}.{}: Flags [{flags}], length {}",
                 t.source_port(),
                 t.destination_port(),
                 from(&t.slice()[t.header_len()..])
             )
         }
         Some(TransportSlice::Icmpv4(i)) => {
-            write!(out, "{proto}{src} > {dst}: ICMP, length {}", from(i.slice()))
+            use etherparse::Icmpv4Type;
+            let what = match i.icmp_type() {
+                Icmpv4Type::EchoRequest(e) => format!(" echo request, id {}, seq {},", e.id, e.seq),
+                Icmpv4Type::EchoReply(e) => format!(" echo reply, id {}, seq {},", e.id, e.seq),
+                _ => ",".to_owned(),
+            };
+            write!(out, "{proto}{src} > {dst}: ICMP{what} length {}", from(i.slice()))
         }
         Some(TransportSlice::Icmpv6(i)) => {
-            write!(out, "{proto}{src} > {dst}: ICMP6, length {}", from(i.slice()))
+            use etherparse::Icmpv6Type;
+            // Neighbor discovery's target address: the 16 bytes after the 8-byte header.
+            let target =
+                || <[u8; 16]>::try_from(i.payload().get(..16)?).ok().map(|a| std::net::Ipv6Addr::from(a).to_string());
+            let what = match i.icmp_type() {
+                Icmpv6Type::EchoRequest(e) => format!(" echo request, id {}, seq {},", e.id, e.seq),
+                Icmpv6Type::EchoReply(e) => format!(" echo reply, id {}, seq {},", e.id, e.seq),
+                _ => match (i.type_u8(), target()) {
+                    (133, _) => " router solicitation,".to_owned(),
+                    (134, _) => " router advertisement,".to_owned(),
+                    (135, Some(t)) => format!(" neighbor solicitation, who has {t},"),
+                    (136, Some(t)) => format!(" neighbor advertisement, tgt is {t},"),
+                    _ => String::new(),
+                },
+            };
+            write!(out, "{proto}{src} > {dst}: ICMP6,{what} length {}", from(i.slice()))
         }
         None => {
             let len = p.ip_payload().map_or(0, |pl| from(pl.payload));
             write!(out, "{proto}{src} > {dst}, length {len}")
         }
     };
+}
+
+/// An Ethernet/IPv4 ARP request or reply as tcpdump words it:
+/// `Request who-has B tell A`, `Reply B is-at MAC` (`None`: another kind).
+fn arp_words(arp: &[u8]) -> Option<String> {
+    let a: &[u8; 28] = arp.get(..28)?.try_into().ok()?;
+    // Ethernet hardware, IPv4 protocol, 6- and 4-byte addresses.
+    if a[..6] != [0, 1, 8, 0, 6, 4] {
+        return None;
+    }
+    let ip = |at: usize| std::net::Ipv4Addr::new(a[at], a[at + 1], a[at + 2], a[at + 3]);
+    let mac = |at: usize| {
+        let m = &a[at..at + 6];
+        format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
+    };
+    match u16::from_be_bytes([a[6], a[7]]) {
+        1 => {
+            // The target's hardware address, when the request names one.
+            let known = if a[18..24].iter().any(|&b| b != 0) { format!(" ({})", mac(18)) } else { String::new() };
+            Some(format!("Request who-has {}{known} tell {}", ip(24), ip(14)))
+        }
+        2 => Some(format!("Reply {} is-at {}", ip(14), mac(8))),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -1793,7 +1860,7 @@ mod tests {
             .write(&mut tcp, &[1; 10])
             .unwrap();
         let want =
-            "IP6 101:101:101:101:101:101:101:101.443 > 202:202:202:202:202:202:202:202.5555: TCP [S.], length 10";
+            "IP6 101:101:101:101:101:101:101:101.443 > 202:202:202:202:202:202:202:202.5555: Flags [S.], length 10";
         assert_eq!(line(&tcp, tcp.len()), want);
         assert_eq!(line(&tcp[..80], tcp.len()), want, "cut just after the TCP header");
         let mut icmp = Vec::new();
@@ -1802,7 +1869,7 @@ mod tests {
             .icmpv4_echo_request(1, 1)
             .write(&mut icmp, &[0; 56])
             .unwrap();
-        assert_eq!(line(&icmp, icmp.len()), "IP 10.0.0.1 > 10.0.0.2: ICMP, length 64");
+        assert_eq!(line(&icmp, icmp.len()), "IP 10.0.0.1 > 10.0.0.2: ICMP echo request, id 1, seq 1, length 64");
         // An ARP request padded to 60 bytes: 46 after the Ethernet header, as tcpdump says.
         let mut arp = vec![0xff; 12];
         arp.extend_from_slice(&[0x08, 0x06]);

@@ -1168,7 +1168,7 @@ fn printing_shows_link_headers_times_and_hex_dumps_as_tcpdump_does() {
     // prints it (Debian's prints `bad-len 0` and `[|tcp]`).
     assert_eq!(
         a[6..],
-        ["10.0.0.1.40000 > 10.1.0.2.80: TCP [.], length 1400", "fd00::1.40000 > fd00::2.80: TCP [.], length 1400"],
+        ["10.0.0.1.40000 > 10.1.0.2.80: Flags [.], length 1400", "fd00::1.40000 > fd00::2.80: Flags [.], length 1400"],
         "offloaded frames"
     );
     // `-XX` and `-xx`: the dump lines (tab-indented), identical.
@@ -1276,4 +1276,90 @@ fn a_second_interrupt_ends_a_stop_that_waits() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{err}");
     assert!(err.contains("ringwire: SIGINT while stopping: exiting now"), "{err}");
+}
+
+/// Printed lines name what tcpdump names: ARP requests and replies, ICMP
+/// and ICMPv6 echoes and neighbour discovery, and TCP flags with tcpdump's
+/// letters in its order. Each line's decode (after the time and the port)
+/// is tcpdump's; for TCP, up to the flags and from the length on (tcpdump
+/// also prints sequence numbers, window and options between them).
+#[test]
+fn printed_lines_name_messages_and_flags_as_tcpdump() {
+    use etherparse::{IcmpEchoHeader, Icmpv6Type};
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("kinds.pcap");
+    let arp = |op: u8, sha: [u8; 6], spa: [u8; 4], tha: [u8; 6], tpa: [u8; 4]| {
+        let mut a = vec![0, 1, 8, 0, 6, 4, 0, op];
+        for part in [&sha[..], &spa, &tha, &tpa] {
+            a.extend_from_slice(part);
+        }
+        a.resize(46, 0);
+        eth([0xff; 6], 0x0806, &a)
+    };
+    let v4 = || PacketBuilder::ethernet2(MAC_A, MAC_B).ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64);
+    let v6 = || {
+        let (a, b) =
+            ("fd00::1".parse::<std::net::Ipv6Addr>().unwrap(), "fd00::2".parse::<std::net::Ipv6Addr>().unwrap());
+        PacketBuilder::ethernet2(MAC_A, MAC_B).ipv6(a.octets(), b.octets(), 64)
+    };
+    let icmp4 = |b: etherparse::PacketBuilderStep<etherparse::Icmpv4Header>| {
+        let mut f = Vec::new();
+        b.write(&mut f, &[0; 56]).unwrap();
+        f
+    };
+    let icmp6 = |t: Icmpv6Type, payload: &[u8]| {
+        let mut f = Vec::new();
+        v6().icmpv6(t).write(&mut f, payload).unwrap();
+        f
+    };
+    let target = "fd00::2".parse::<std::net::Ipv6Addr>().unwrap().octets();
+    let nd = |t: u8| Icmpv6Type::Unknown { type_u8: t, code_u8: 0, bytes5to8: [0; 4] };
+    let tcp = |set: &dyn Fn(
+        etherparse::PacketBuilderStep<etherparse::TcpHeader>,
+    ) -> etherparse::PacketBuilderStep<etherparse::TcpHeader>| {
+        let mut f = Vec::new();
+        set(v4().tcp(1000, 2000, 1, 1000)).write(&mut f, &[]).unwrap();
+        f
+    };
+    let frames = vec![
+        arp(1, MAC_A, [10, 0, 0, 1], [0; 6], [10, 0, 0, 2]),
+        arp(1, MAC_A, [10, 0, 0, 1], MAC_B, [10, 0, 0, 2]),
+        arp(2, MAC_B, [10, 0, 0, 2], MAC_A, [10, 0, 0, 1]),
+        icmp4(v4().icmpv4_echo_request(7, 3)),
+        icmp4(v4().icmpv4_echo_reply(7, 3)),
+        icmp6(Icmpv6Type::EchoRequest(IcmpEchoHeader { id: 9, seq: 4 }), &[0; 56]),
+        icmp6(Icmpv6Type::EchoReply(IcmpEchoHeader { id: 9, seq: 4 }), &[0; 56]),
+        icmp6(nd(135), &target),
+        icmp6(nd(136), &target),
+        icmp6(nd(133), &[0; 4]),
+        tcp(&|t| t.syn()),
+        tcp(&|t| t.syn().ack(5)),
+        tcp(&|t| t.syn().fin()),
+        tcp(&|t| t.fin().psh().urg(1)),
+        tcp(&|t| t.syn().ece().cwr()),
+        tcp(&|t| t.ack(5).urg(1)),
+        tcp(&|t| t),
+    ];
+    ringwire_tests::write_pcap(&file, frames.iter().map(|f| (Duration::from_secs(1_700_000_000), &f[..])));
+    let ours = ringwire(&["capture", "--workers", "0", "-r", file.to_str().unwrap()]);
+    assert!(ours.status.success(), "{}", String::from_utf8_lossy(&ours.stderr));
+    let theirs = Command::new("tcpdump").args(["-nn", "-r", file.to_str().unwrap()]).output().unwrap();
+    let decodes = |out: &[u8], skip: usize| -> Vec<String> {
+        String::from_utf8_lossy(out)
+            .lines()
+            .map(|l| l.splitn(skip + 1, ' ').nth(skip).unwrap_or("").to_owned())
+            .collect()
+    };
+    let (ours, theirs) = (decodes(&ours.stdout, 2), decodes(&theirs.stdout, 1));
+    assert_eq!((ours.len(), theirs.len()), (frames.len(), frames.len()), "{ours:#?} {theirs:#?}");
+    for (a, b) in ours.iter().zip(&theirs) {
+        match b.split_once("], ") {
+            // TCP: the same up to the flags, and the same length.
+            Some((head, _)) if b.contains(": Flags [") => {
+                assert!(a.starts_with(&format!("{head}], ")), "ours: {a}\ntcpdump: {b}");
+                assert_eq!(a.rsplit_once(", ").map(|x| x.1), b.rsplit_once(", ").map(|x| x.1), "{a} / {b}");
+            }
+            _ => assert_eq!(a, b),
+        }
+    }
 }
