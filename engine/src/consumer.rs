@@ -1434,8 +1434,8 @@ pub fn describe(out: &mut String, frame: &[u8], wire_len: u32, after_link: bool)
         Some(TransportSlice::Icmpv4(i)) => {
             use etherparse::Icmpv4Type;
             let what = match i.icmp_type() {
-                Icmpv4Type::EchoRequest(e) => format!(" echo request, id {}, seq {},", e.id, e.seq),
-                Icmpv4Type::EchoReply(e) => format!(" echo reply, id {}, seq {},", e.id, e.seq),
+                Icmpv4Type::EchoRequest(e) => echo("request", e),
+                Icmpv4Type::EchoReply(e) => echo("reply", e),
                 _ => ",".to_owned(),
             };
             write!(out, "{proto}{src} > {dst}: ICMP{what} length {}", from(i.slice()))
@@ -1446,8 +1446,8 @@ pub fn describe(out: &mut String, frame: &[u8], wire_len: u32, after_link: bool)
             let target =
                 || <[u8; 16]>::try_from(i.payload().get(..16)?).ok().map(|a| std::net::Ipv6Addr::from(a).to_string());
             let what = match i.icmp_type() {
-                Icmpv6Type::EchoRequest(e) => format!(" echo request, id {}, seq {},", e.id, e.seq),
-                Icmpv6Type::EchoReply(e) => format!(" echo reply, id {}, seq {},", e.id, e.seq),
+                Icmpv6Type::EchoRequest(e) => echo("request", e),
+                Icmpv6Type::EchoReply(e) => echo("reply", e),
                 _ => match (i.type_u8(), target()) {
                     (133, _) => " router solicitation,".to_owned(),
                     (134, _) => " router advertisement,".to_owned(),
@@ -1463,6 +1463,11 @@ pub fn describe(out: &mut String, frame: &[u8], wire_len: u32, after_link: bool)
             write!(out, "{proto}{src} > {dst}, length {len}")
         }
     };
+}
+
+/// An ICMP or ICMPv6 echo as tcpdump words it (` echo request, id N, seq N,`).
+fn echo(kind: &str, e: etherparse::IcmpEchoHeader) -> String {
+    format!(" echo {kind}, id {}, seq {},", e.id, e.seq)
 }
 
 /// An Ethernet/IPv4 ARP request or reply as tcpdump words it:

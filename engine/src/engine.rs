@@ -132,30 +132,6 @@ pub struct Report {
     pub unreconciled: Vec<String>,
 }
 
-/// For each port that reads an interface (`interface[i]`), whether what its
-/// kernel accepted is exactly what was read plus what the kernel dropped:
-/// at exit every ring has been read to its end (a mismatch is frames still
-/// in a ring when it closed, or frames read that the kernel did not count).
-fn kernel_mismatches(snap: &Snapshot, interface: &[bool]) -> Vec<String> {
-    snap.ports
-        .iter()
-        .zip(interface)
-        .filter(|&(p, &iface)| iface && p.kernel_packets != p.received + p.kernel_drops)
-        .map(|(p, _)| {
-            let read = p.received + p.kernel_drops;
-            let why = if p.kernel_packets > read {
-                format!("{} frames the kernel accepted were still in the ring at close", p.kernel_packets - read)
-            } else {
-                format!("{} frames read or dropped that the kernel did not count", read - p.kernel_packets)
-            };
-            format!(
-                "port `{}`: kernel_packets {} != received {} + kernel_drops {} ({why})",
-                p.name, p.kernel_packets, p.received, p.kernel_drops
-            )
-        })
-        .collect()
-}
-
 /// A port: configured at start or added at run time. A slot is never
 /// reused: a removed port keeps its final counters under its index.
 pub(crate) struct PortSlot {
@@ -987,12 +963,6 @@ impl Engine {
             .collect()
     }
 
-    /// Whether each port reads an interface (its kernel counters then
-    /// reconcile with what was read: [`kernel_mismatches`]).
-    fn interface_ports(&self) -> Vec<bool> {
-        self.lock().ports.iter().map(|slot| matches!(slot.kind, PortKind::AfPacket(_))).collect()
-    }
-
     /// Stop: workers drain their rings and exit, consumers drain their
     /// queues and flush their files, and the final counters are taken.
     #[must_use]
@@ -1024,8 +994,7 @@ impl Engine {
                 p.name
             ));
         }
-        let mut unreconciled = snapshot.reconcile(&self.expected_seen(&snapshot));
-        unreconciled.extend(kernel_mismatches(&snapshot, &self.interface_ports()));
+        let unreconciled = snapshot.reconcile(&self.expected_seen(&snapshot));
         Report { snapshot, errors, files, unreconciled }
     }
 
@@ -1436,38 +1405,7 @@ pub(crate) fn kind_name(k: ConsumerKind) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use super::{ebpf_spec, kernel_mismatches};
-    use crate::stats::{PortSnap, Snapshot};
-
-    /// An interface port whose kernel accepted more than was read and
-    /// dropped, or fewer, is a mismatch; a file port is not checked.
-    #[test]
-    fn an_interface_port_s_kernel_count_reconciles_with_what_was_read() {
-        let port = |name: &str, kernel_packets, received, kernel_drops| PortSnap {
-            name: name.into(),
-            kernel_packets,
-            received,
-            kernel_drops,
-            ..Default::default()
-        };
-        let snap = Snapshot {
-            ports: vec![
-                port("ok", 100, 90, 10),
-                port("unread", 100, 80, 10),
-                port("over", 100, 95, 10),
-                port("file", 0, 50, 0),
-            ],
-            ..Default::default()
-        };
-        let found = kernel_mismatches(&snap, &[true, true, true, false]);
-        assert_eq!(
-            found,
-            [
-                "port `unread`: kernel_packets 100 != received 80 + kernel_drops 10 (10 frames the kernel accepted were still in the ring at close)",
-                "port `over`: kernel_packets 100 != received 95 + kernel_drops 10 (5 frames read or dropped that the kernel did not count)",
-            ]
-        );
-    }
+    use super::ebpf_spec;
 
     #[test]
     fn an_ebpf_filter_names_its_file_and_maybe_a_program() {

@@ -447,10 +447,30 @@ impl Snapshot {
     /// - consumer: seen = passed + filtered; passed = delivered + queue_dropped + paused;
     /// - drained queued consumer: delivered = written + over_limit + write_errors + output_closed;
     /// - consumer: seen = the sum of its ports' received frames (checked by the caller
-    ///   through `expected_seen`, since only it knows the subscriptions).
+    ///   through `expected_seen`, since only it knows the subscriptions);
+    /// - drained interface port (one with a `link`): kernel_packets = received +
+    ///   kernel_drops, every ring having been read to its end (a mismatch is
+    ///   frames still in a ring when it closed, or frames read that the kernel
+    ///   did not count).
     #[must_use]
     pub fn reconcile(&self, expected_seen: &[u64]) -> Vec<String> {
         let mut errs = Vec::new();
+        for p in self.ports.iter().filter(|p| self.drained && p.link.is_some()) {
+            let read = p.received + p.kernel_drops;
+            let why = match p.kernel_packets.cmp(&read) {
+                std::cmp::Ordering::Equal => continue,
+                std::cmp::Ordering::Greater => {
+                    format!("{} frames the kernel accepted were still in the ring at close", p.kernel_packets - read)
+                }
+                std::cmp::Ordering::Less => {
+                    format!("{} frames read or dropped that the kernel did not count", read - p.kernel_packets)
+                }
+            };
+            errs.push(format!(
+                "port `{}`: kernel_packets {} != received {} + kernel_drops {} ({why})",
+                p.name, p.kernel_packets, p.received, p.kernel_drops
+            ));
+        }
         for (i, c) in self.consumers.iter().enumerate() {
             if c.seen != c.passed + c.filtered {
                 errs.push(format!("{}: seen {} != passed {} + filtered {}", c.name, c.seen, c.passed, c.filtered));
@@ -774,6 +794,39 @@ mod tests {
         assert_eq!(out, 500);
         assert_eq!((d.consumers[0].seen, d.consumers[0].before_added), (500, 0));
         assert_eq!((d.consumers[1].seen, d.consumers[1].before_added), (300, 200));
+    }
+
+    /// A drained interface port whose kernel accepted more than was read
+    /// and dropped, or fewer, is a mismatch; a file port is not checked.
+    #[test]
+    fn an_interface_port_s_kernel_count_reconciles_with_what_was_read() {
+        let port = |name: &str, kernel_packets, received, kernel_drops, link| PortSnap {
+            name: name.into(),
+            kernel_packets,
+            received,
+            kernel_drops,
+            link,
+            ..Default::default()
+        };
+        let up = Some(Link::Up);
+        let snap = Snapshot {
+            ports: vec![
+                port("ok", 100, 90, 10, up),
+                port("unread", 100, 80, 10, up),
+                port("over", 100, 95, 10, up),
+                port("file", 0, 50, 0, None),
+            ],
+            drained: true,
+            ..Default::default()
+        };
+        let found = snap.reconcile(&[]);
+        assert_eq!(
+            found,
+            [
+                "port `unread`: kernel_packets 100 != received 80 + kernel_drops 10 (10 frames the kernel accepted were still in the ring at close)",
+                "port `over`: kernel_packets 100 != received 95 + kernel_drops 10 (5 frames read or dropped that the kernel did not count)",
+            ]
+        );
     }
 
     /// A worker's scheduling times count from a reset too, as the elapsed

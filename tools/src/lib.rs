@@ -85,30 +85,29 @@ impl Client {
             // refusal and ends the connection, maybe before the request
             // went: that refusal is the answer.
             if matches!(e.kind(), std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset) {
-                let mut answer = String::new();
-                if self.reader.read_line(&mut answer).is_ok_and(|n| n > 0) {
-                    if let Ok(r) = serde_json::from_str::<Response>(&answer) {
-                        if r.id.is_none() {
-                            return Ok(r);
-                        }
-                    }
+                if let Ok(r @ Response { id: None, .. }) = self.next_answer(&io) {
+                    return Ok(r);
                 }
             }
             return Err(io("sending", e));
         }
         loop {
-            let mut answer = String::new();
-            match self.reader.read_line(&mut answer) {
-                Ok(0) => return Err(ClientError::Io("the engine closed the connection".into())),
-                Ok(_) => {}
-                Err(e) => return Err(io("reading the answer", e)),
-            }
-            let r: Response = serde_json::from_str(&answer)
-                .map_err(|e| ClientError::Io(format!("not an answer ({e}): {}", answer.trim())))?;
+            let r = self.next_answer(&io)?;
             // An answer without our id (a refusal when the engine is full) is ours too.
             if r.id == Some(id) || r.id.is_none() {
                 return Ok(r);
             }
         }
+    }
+
+    /// The next answer line on the connection.
+    fn next_answer(&mut self, io: &impl Fn(&str, std::io::Error) -> ClientError) -> Result<Response, ClientError> {
+        let mut answer = String::new();
+        match self.reader.read_line(&mut answer) {
+            Ok(0) => return Err(ClientError::Io("the engine closed the connection".into())),
+            Ok(_) => {}
+            Err(e) => return Err(io("reading the answer", e)),
+        }
+        serde_json::from_str(&answer).map_err(|e| ClientError::Io(format!("not an answer ({e}): {}", answer.trim())))
     }
 }

@@ -818,16 +818,15 @@ impl Job<'_> {
         // The frames the kernel did not take are the last ones queued: they
         // count in none of the figures, and are taken out of the recording.
         let left = tx.in_flight() as u64;
+        let unsent: Vec<_> = (sent - left..sent).map(|j| &templates[plan.frame(mix, j).0]).collect();
         let mut unstamped = seqs.unstamped;
-        for j in sent - left..sent {
-            let t = &templates[plan.frame(mix, j).0];
+        for t in &unsent {
             // Never shorter than 60 bytes without --runts: fit_sizes raised the sizes.
             bytes -= t.bytes.len() as u64;
             unstamped -= u64::from(t.stamp.is_none());
         }
         if let Some(mut r) = recorder {
-            let unsent = (sent - left..sent).map(|j| templates[plan.frame(mix, j).0].bytes.len());
-            if let Err(e) = r.take_back(unsent).and_then(|()| r.flush()) {
+            if let Err(e) = r.take_back(unsent.iter().map(|t| t.bytes.len())).and_then(|()| r.flush()) {
                 failure.get_or_insert(anyhow::Error::new(e).context("recording sent frames"));
             }
         }
