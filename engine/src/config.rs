@@ -526,6 +526,19 @@ pub struct ConsumerConfig {
     /// `print`: how each line's time is shown.
     #[serde(default)]
     pub print_time: PrintTime,
+    /// `print`: the time's fraction of a second, in microseconds (tcpdump's
+    /// default) or nanoseconds (its `--nano`).
+    #[serde(default)]
+    pub print_precision: PrintPrecision,
+    /// `print`: each line names the port the frame came from, after the
+    /// time (default: when the consumer takes frames from more than one
+    /// port as the engine starts).
+    #[serde(default)]
+    pub print_port: Option<bool>,
+    /// `print`: TCP sequence and acknowledgment numbers as they are on the
+    /// wire (tcpdump's `-S`), instead of relative to the conversation's first.
+    #[serde(default)]
+    pub print_absolute_seq: bool,
 }
 
 /// How a `print` consumer shows each frame's time (UTC), as tcpdump's `-t` options do.
@@ -547,6 +560,18 @@ pub enum PrintTime {
     SinceFirst,
 }
 
+/// The fraction of a second a `print` consumer shows, as tcpdump's
+/// `--time-stamp-precision`.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum PrintPrecision {
+    /// Microseconds, 6 digits (tcpdump's default): the time is cut, not rounded.
+    #[default]
+    Micro,
+    /// Nanoseconds, 9 digits.
+    Nano,
+}
+
 /// How a `print` consumer dumps each frame's bytes.
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "kebab-case")]
@@ -554,10 +579,14 @@ pub enum PrintHex {
     /// Not at all.
     #[default]
     None,
-    /// In hex, 16 bytes a line.
+    /// In hex, 16 bytes a line, link-level header included (tcpdump's `-xx`).
     Hex,
-    /// In hex and printable ASCII.
+    /// In hex and printable ASCII, link-level header included (`-XX`).
     HexAscii,
+    /// In hex, from the network-layer header on (`-x`).
+    NetworkHex,
+    /// In hex and printable ASCII, from the network-layer header on (`-X`).
+    NetworkHexAscii,
 }
 
 impl ConsumerConfig {
@@ -853,9 +882,16 @@ impl Config {
                 _ => {}
             }
             if c.kind != ConsumerKind::Print
-                && (c.print_link || c.print_hex != PrintHex::None || c.print_time != PrintTime::Time)
+                && (c.print_link
+                    || c.print_hex != PrintHex::None
+                    || c.print_time != PrintTime::Time
+                    || c.print_precision != PrintPrecision::Micro
+                    || c.print_port.is_some()
+                    || c.print_absolute_seq)
             {
-                return bad(format!("{ctx}: print_link, print_hex and print_time only apply to kind = \"print\""));
+                return bad(format!(
+                    "{ctx}: print_link, print_hex, print_time, print_precision, print_port and print_absolute_seq only apply to kind = \"print\""
+                ));
             }
             if c.rotate_files != 0 && c.rotate_mb == 0 {
                 return bad(format!("{ctx}: rotate_files needs rotate_mb (files are only started by size)"));
@@ -1033,10 +1069,16 @@ mod tests {
         for (fields, needle) in [
             (
                 "kind = \"pcap\"\npath = \"o.pcap\"\nprint_hex = \"hex-ascii\"",
-                "print_link, print_hex and print_time only apply",
+                "print_link, print_hex, print_time, print_precision, print_port and print_absolute_seq only apply",
             ),
-            ("kind = \"counter\"\nprint_link = true", "print_link, print_hex and print_time only apply"),
-            ("kind = \"pcap\"\npath = \"o.pcap\"\nprint_time = \"epoch\"", "print_time only apply"),
+            (
+                "kind = \"counter\"\nprint_link = true",
+                "print_link, print_hex, print_time, print_precision, print_port and print_absolute_seq only apply",
+            ),
+            ("kind = \"pcap\"\npath = \"o.pcap\"\nprint_time = \"epoch\"", "print_absolute_seq only apply"),
+            ("kind = \"counter\"\nprint_precision = \"nano\"", "print_absolute_seq only apply"),
+            ("kind = \"counter\"\nprint_port = false", "print_absolute_seq only apply"),
+            ("kind = \"pcap\"\npath = \"o.pcap\"\nprint_absolute_seq = true", "print_absolute_seq only apply"),
             ("kind = \"pcap\"\npath = \"o.pcap\"\nrotate_files = 3", "rotate_files needs rotate_mb"),
             ("kind = \"latency\"\nlimit = 10", "limit only applies to kind = \"pcap\" and kind = \"print\""),
             ("kind = \"counter\"\nlimit = 10", "limit only applies"),
@@ -1052,7 +1094,7 @@ mod tests {
             assert!(err.contains(needle), "{fields}: {err}");
         }
         for ok in [
-            "kind = \"print\"\nprint_link = true\nprint_hex = \"hex\"\nprint_time = \"since-first\"\nlimit = 1",
+            "kind = \"print\"\nprint_link = true\nprint_hex = \"network-hex\"\nprint_time = \"since-first\"\nprint_precision = \"nano\"\nprint_port = true\nprint_absolute_seq = true\nlimit = 1",
             "kind = \"pcap\"\npath = \"o.pcap\"\nlimit = 1",
         ] {
             Config::parse(&format!("{base}{ok}\n")).unwrap().validate().unwrap();

@@ -31,7 +31,6 @@ use std::{
 use crossbeam_queue::ArrayQueue;
 
 use crate::{
-    config::{PrintHex, PrintTime},
     pcapio::{output_name, record_header, PcapIoError, PcapWriter, RECORD_HEADER},
     stats::{sink, Cells},
     sys,
@@ -467,7 +466,7 @@ pub enum SinkOutput {
         /// Port names, for the lines.
         port_names: Vec<String>,
         /// What else each line shows.
-        options: PrintOptions,
+        printer: crate::print::Printer,
         /// Where the lines go.
         lines: Lines,
     },
@@ -531,64 +530,6 @@ impl Lines {
         self.buf.clear();
         self.ends.clear();
         out
-    }
-}
-
-/// What a printed line shows besides its summary (tcpdump's `-e`, `-xx`, `-XX`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PrintOptions {
-    /// The link-level header: MAC addresses, ethertype, length.
-    pub link: bool,
-    /// The frame's bytes under the line.
-    pub hex: PrintHex,
-    /// How the time is shown.
-    pub time: PrintTime,
-}
-
-/// The timestamps a printed line's time may be relative to.
-#[derive(Debug, Default)]
-pub struct PrintClock {
-    first: Option<u64>,
-    previous: Option<u64>,
-}
-
-impl PrintClock {
-    /// Write the time of a frame at `ts_ns` as `format` says, then a space
-    /// (nothing for [`PrintTime::None`]).
-    pub fn write(&mut self, out: &mut String, ts_ns: u64, format: PrintTime) {
-        use std::fmt::Write as _;
-        let clock = |out: &mut String, ns: u64| {
-            let s = ns / 1_000_000_000;
-            let _ = write!(out, "{:02}:{:02}:{:02}.{:09} ", s / 3600, (s / 60) % 60, s % 60, ns % 1_000_000_000);
-        };
-        // Negative when frames are not printed in time order (several ports or workers).
-        let since = |out: &mut String, t0: Option<u64>| {
-            let t0 = t0.unwrap_or(ts_ns);
-            if ts_ns < t0 {
-                out.push('-');
-            }
-            clock(out, ts_ns.abs_diff(t0));
-        };
-        match format {
-            PrintTime::None => {}
-            PrintTime::Time => clock(out, ts_ns % (86_400 * 1_000_000_000)),
-            PrintTime::Epoch => {
-                let _ = write!(out, "{}.{:09} ", ts_ns / 1_000_000_000, ts_ns % 1_000_000_000);
-            }
-            PrintTime::Delta => since(out, self.previous),
-            PrintTime::SinceFirst => since(out, self.first),
-            PrintTime::Date => {
-                let secs = i64::try_from(ts_ns / 1_000_000_000).unwrap_or(i64::MAX);
-                match chrono::DateTime::from_timestamp(secs, (ts_ns % 1_000_000_000) as u32) {
-                    Some(t) => {
-                        let _ = write!(out, "{} ", t.format("%Y-%m-%d %H:%M:%S%.9f"));
-                    }
-                    None => clock(out, ts_ns % (86_400 * 1_000_000_000)),
-                }
-            }
-        }
-        self.first.get_or_insert(ts_ns);
-        self.previous = Some(ts_ns);
     }
 }
 
@@ -801,8 +742,6 @@ struct SinkState {
     /// The output's reader has gone: nothing more is written.
     closed: bool,
     line: String,
-    /// Times printed lines may be relative to.
-    clock: PrintClock,
     first_error: Option<String>,
     dirty: bool,
 }
@@ -833,7 +772,6 @@ impl SinkState {
             local,
             closed: false,
             line: String::with_capacity(256),
-            clock: PrintClock::default(),
             first_error: None,
             dirty: false,
         }
@@ -888,11 +826,11 @@ impl SinkState {
                     };
                 }
             }
-            SinkOutput::Print { port_names, options, lines } => {
+            SinkOutput::Print { port_names, printer, lines } => {
                 for (port, ts_ns, wire_len, data) in chunk.iter().take(take as usize) {
                     self.line.clear();
                     let port = port_names.get(usize::from(port)).map_or("?", String::as_str);
-                    summary_line(&mut self.line, &mut self.clock, (ts_ns, wire_len, data), port, *options);
+                    printer.line(&mut self.line, (ts_ns, wire_len, data), port);
                     lines.push(&self.line, data.len());
                 }
                 self.dirty = true;
@@ -1249,251 +1187,6 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-/// A tcpdump-like one-line summary of a frame (UTC time of day).
-pub fn summary_line(
-    out: &mut String,
-    clock: &mut PrintClock,
-    (ts_ns, wire_len, data): (u64, u32, &[u8]),
-    port: &str,
-    options: PrintOptions,
-) {
-    use std::fmt::Write as _;
-    clock.write(out, ts_ns, options.time);
-    let _ = write!(out, "{port} ");
-    if options.link {
-        link_header(out, data, wire_len);
-    }
-    describe(out, data, wire_len, options.link);
-    out.push('\n');
-    if options.hex != PrintHex::None {
-        hex_dump(out, data, options.hex == PrintHex::HexAscii);
-    }
-}
-
-/// The link-level header as tcpdump's `-e` prints it:
-/// `SRC > DST, ethertype IPv4 (0x0800), length N: `.
-fn link_header(out: &mut String, frame: &[u8], wire_len: u32) {
-    use std::fmt::Write as _;
-    let Some(h) = frame.get(..14) else { return };
-    let mac = |m: &[u8]| crate::stats::format_mac(m.try_into().expect("six bytes"));
-    let et = u16::from_be_bytes([h[12], h[13]]);
-    if et <= 1500 {
-        // A length, not an ethertype: IEEE 802.3 (LLC follows); tcpdump shows that length.
-        let _ = write!(out, "{} > {}, 802.3, length {et}: ", mac(&h[6..12]), mac(&h[..6]));
-        return;
-    }
-    let name = match et {
-        0x0800 => "IPv4",
-        0x86dd => "IPv6",
-        0x0806 => "ARP",
-        0x8100 => "802.1Q",
-        0x88a8 => "802.1Q-QinQ",
-        0x88cc => "LLDP",
-        _ => "Unknown",
-    };
-    let _ = write!(out, "{} > {}, ethertype {name} ({et:#06x}), length {wire_len}: ", mac(&h[6..12]), mac(&h[..6]));
-}
-
-/// The frame's bytes, 16 a line, as tcpdump's `-xx` (and with `ascii`,
-/// `-XX`): `\t0x0000:  4500 0054 ...  E..T`.
-fn hex_dump(out: &mut String, data: &[u8], ascii: bool) {
-    use std::fmt::Write as _;
-    for (i, row) in data.chunks(16).enumerate() {
-        let _ = write!(out, "\t0x{:04x}:  ", i * 16);
-        for (j, pair) in row.chunks(2).enumerate() {
-            if j > 0 {
-                out.push(' ');
-            }
-            for b in pair {
-                let _ = write!(out, "{b:02x}");
-            }
-        }
-        if ascii {
-            // Two spaces after a full row's 39 columns; a short last row is padded to line up.
-            let width = row.len() * 2 + row.len().div_ceil(2) - 1;
-            out.extend(std::iter::repeat_n(' ', 41 - width));
-            // As tcpdump: graphic characters only (a space is a dot too).
-            out.extend(row.iter().map(|&b| if b.is_ascii_graphic() { b as char } else { '.' }));
-        }
-        out.push('\n');
-    }
-}
-
-/// A short decode of an Ethernet frame and, as tcpdump ends its line, its
-/// length: of the UDP or TCP payload, of the IP payload (ICMP and other
-/// protocols), of what follows the link-level header (ARP and other
-/// ethertypes), or of the frame (runts). Lengths come from the headers, so a
-/// frame cut short by the snap length is decoded as far as its bytes go and
-/// its lengths are those it had on the wire. `after_link`: the line shows
-/// the link-level header already, which names the network protocol, so the
-/// decode leaves out `IP`/`IP6` (as tcpdump's `-e` does).
-pub fn describe(out: &mut String, frame: &[u8], wire_len: u32, after_link: bool) {
-    use std::fmt::Write as _;
-
-    use etherparse::{LaxNetSlice, LaxSlicedPacket, TransportSlice, VlanSlice};
-    let Ok(p) = LaxSlicedPacket::from_ethernet(frame) else {
-        let _ = write!(out, "runt ({} bytes), length {wire_len}", frame.len());
-        return;
-    };
-    // Where a header starts within the frame.
-    let at = |header: &[u8]| (header.as_ptr() as usize).saturating_sub(frame.as_ptr() as usize);
-    match &p.vlan {
-        Some(VlanSlice::SingleVlan(v)) => {
-            let _ = write!(out, "vlan {}, ", v.vlan_identifier().value());
-        }
-        Some(VlanSlice::DoubleVlan(d)) => {
-            let _ = write!(
-                out,
-                "vlan {}, vlan {}, ",
-                d.outer().vlan_identifier().value(),
-                d.inner().vlan_identifier().value()
-            );
-        }
-        None => {}
-    }
-    // The IP header's addresses and protocol name, and where its payload ends on the wire.
-    let (src, dst, proto, ip_end) = match &p.net {
-        Some(LaxNetSlice::Ipv4(ip)) => {
-            let h = ip.header();
-            // A total length of 0 is a frame offloaded past 64 KiB (TSO, BIG
-            // TCP GRO): it ends with the frame, as tcpdump guesses too.
-            let end = match h.total_len() {
-                0 => wire_len as usize,
-                n => at(h.slice()) + usize::from(n),
-            };
-            (h.source_addr().to_string(), h.destination_addr().to_string(), "IP ", end)
-        }
-        Some(LaxNetSlice::Ipv6(ip)) => {
-            let h = ip.header();
-            let end = match h.payload_length() {
-                0 => wire_len as usize,
-                n => at(h.slice()) + 40 + usize::from(n),
-            };
-            (h.source_addr().to_string(), h.destination_addr().to_string(), "IP6 ", end)
-        }
-        None => {
-            // What follows the Ethernet header and its tags, on the wire.
-            let (et, rest) = p
-                .ether_payload()
-                .map_or((0, 0), |e| (e.ether_type.0, (wire_len as usize).saturating_sub(at(e.payload))));
-            let _ = match et {
-                0x0806 => {
-                    if !after_link {
-                        out.push_str("ARP, ");
-                    }
-                    if let Some(arp) = p.ether_payload().and_then(|e| arp_words(e.payload)) {
-                        out.push_str(&arp);
-                        out.push_str(", ");
-                    }
-                    write!(out, "length {rest}")
-                }
-                _ => write!(out, "ethertype {et:#06x}, length {rest}"),
-            };
-            return;
-        }
-    };
-    let proto = if after_link { "" } else { proto };
-    // The bytes from `start` to the end of the IP payload, on the wire.
-    let from = |start: &[u8]| ip_end.saturating_sub(at(start));
-    let _ = match &p.transport {
-        Some(TransportSlice::Udp(u)) => write!(
-            out,
-            "{proto}{src}.{} > {dst}.{}: UDP, length {}",
-            u.source_port(),
-            u.destination_port(),
-            u.length().saturating_sub(8)
-        ),
-        Some(TransportSlice::Tcp(t)) => {
-            // tcpdump's letters, in its order.
-            let mut flags = String::new();
-            for (set, c) in [
-                (t.fin(), 'F'),
-                (t.syn(), 'S'),
-                (t.rst(), 'R'),
-                (t.psh(), 'P'),
-                (t.ack(), '.'),
-                (t.urg(), 'U'),
-                (t.ece(), 'E'),
-                (t.cwr(), 'W'),
-            ] {
-                if set {
-                    flags.push(c);
-                }
-            }
-            if flags.is_empty() {
-                flags.push_str("none");
-            }
-            write!(
-                out,
-                "{proto}{src}.{} > {dst}.{}: Flags [{flags}], length {}",
-                t.source_port(),
-                t.destination_port(),
-                from(&t.slice()[t.header_len()..])
-            )
-        }
-        Some(TransportSlice::Icmpv4(i)) => {
-            use etherparse::Icmpv4Type;
-            let what = match i.icmp_type() {
-                Icmpv4Type::EchoRequest(e) => echo("request", e),
-                Icmpv4Type::EchoReply(e) => echo("reply", e),
-                _ => ",".to_owned(),
-            };
-            write!(out, "{proto}{src} > {dst}: ICMP{what} length {}", from(i.slice()))
-        }
-        Some(TransportSlice::Icmpv6(i)) => {
-            use etherparse::Icmpv6Type;
-            // Neighbor discovery's target address: the 16 bytes after the 8-byte header.
-            let target =
-                || <[u8; 16]>::try_from(i.payload().get(..16)?).ok().map(|a| std::net::Ipv6Addr::from(a).to_string());
-            let what = match i.icmp_type() {
-                Icmpv6Type::EchoRequest(e) => echo("request", e),
-                Icmpv6Type::EchoReply(e) => echo("reply", e),
-                _ => match (i.type_u8(), target()) {
-                    (133, _) => " router solicitation,".to_owned(),
-                    (134, _) => " router advertisement,".to_owned(),
-                    (135, Some(t)) => format!(" neighbor solicitation, who has {t},"),
-                    (136, Some(t)) => format!(" neighbor advertisement, tgt is {t},"),
-                    _ => String::new(),
-                },
-            };
-            write!(out, "{proto}{src} > {dst}: ICMP6,{what} length {}", from(i.slice()))
-        }
-        None => {
-            let len = p.ip_payload().map_or(0, |pl| from(pl.payload));
-            write!(out, "{proto}{src} > {dst}, length {len}")
-        }
-    };
-}
-
-/// An ICMP or ICMPv6 echo as tcpdump words it (` echo request, id N, seq N,`).
-fn echo(kind: &str, e: etherparse::IcmpEchoHeader) -> String {
-    format!(" echo {kind}, id {}, seq {},", e.id, e.seq)
-}
-
-/// An Ethernet/IPv4 ARP request or reply as tcpdump words it:
-/// `Request who-has B tell A`, `Reply B is-at MAC` (`None`: another kind).
-fn arp_words(arp: &[u8]) -> Option<String> {
-    let a: &[u8; 28] = arp.get(..28)?.try_into().ok()?;
-    // Ethernet hardware, IPv4 protocol, 6- and 4-byte addresses.
-    if a[..6] != [0, 1, 8, 0, 6, 4] {
-        return None;
-    }
-    let ip = |at: usize| std::net::Ipv4Addr::new(a[at], a[at + 1], a[at + 2], a[at + 3]);
-    let mac = |at: usize| {
-        let m = &a[at..at + 6];
-        format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
-    };
-    match u16::from_be_bytes([a[6], a[7]]) {
-        1 => {
-            // The target's hardware address, when the request names one.
-            let known = if a[18..24].iter().any(|&b| b != 0) { format!(" ({})", mac(18)) } else { String::new() };
-            Some(format!("Request who-has {}{known} tell {}", ip(24), ip(14)))
-        }
-        2 => Some(format!("Reply {} is-at {}", ip(14), mac(8))),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1818,67 +1511,5 @@ mod tests {
                 p.publish();
             }
         }
-    }
-
-    #[test]
-    fn describes_udp_and_vlan() {
-        let mut f = Vec::new();
-        etherparse::PacketBuilder::ethernet2([2; 6], [3; 6])
-            .single_vlan(10.try_into().unwrap())
-            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
-            .udp(1000, 53)
-            .write(&mut f, &[0; 8])
-            .unwrap();
-        let mut s = String::new();
-        describe(&mut s, &f, f.len() as u32, false);
-        assert_eq!(s, "vlan 10, IP 10.0.0.1.1000 > 10.0.0.2.53: UDP, length 8");
-        s.clear();
-        describe(&mut s, &[0u8; 5], 5, false);
-        assert_eq!(s, "runt (5 bytes), length 5");
-    }
-
-    /// As tcpdump ends its lines: the length of the UDP or TCP payload, the
-    /// ICMP message, what follows the Ethernet header; and a frame cut by the
-    /// snap length is decoded from what is there, with its lengths on the wire.
-    #[test]
-    fn describes_lengths_as_tcpdump_and_frames_cut_by_the_snaplen() {
-        let line = |f: &[u8], wire: usize| {
-            let mut s = String::new();
-            describe(&mut s, f, wire as u32, false);
-            s
-        };
-        let mut udp = Vec::new();
-        etherparse::PacketBuilder::ethernet2([2; 6], [3; 6])
-            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
-            .udp(1000, 2000)
-            .write(&mut udp, &[7; 1472])
-            .unwrap();
-        assert_eq!(udp.len(), 1514);
-        assert_eq!(line(&udp, 1514), "IP 10.0.0.1.1000 > 10.0.0.2.2000: UDP, length 1472");
-        assert_eq!(line(&udp[..96], 1514), "IP 10.0.0.1.1000 > 10.0.0.2.2000: UDP, length 1472", "cut at 96 bytes");
-        let mut tcp = Vec::new();
-        etherparse::PacketBuilder::ethernet2([2; 6], [3; 6])
-            .ipv6([1; 16], [2; 16], 64)
-            .tcp(443, 5555, 1, 1000)
-            .syn()
-            .ack(7)
-            .write(&mut tcp, &[1; 10])
-            .unwrap();
-        let want =
-            "IP6 101:101:101:101:101:101:101:101.443 > 202:202:202:202:202:202:202:202.5555: Flags [S.], length 10";
-        assert_eq!(line(&tcp, tcp.len()), want);
-        assert_eq!(line(&tcp[..80], tcp.len()), want, "cut just after the TCP header");
-        let mut icmp = Vec::new();
-        etherparse::PacketBuilder::ethernet2([2; 6], [3; 6])
-            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
-            .icmpv4_echo_request(1, 1)
-            .write(&mut icmp, &[0; 56])
-            .unwrap();
-        assert_eq!(line(&icmp, icmp.len()), "IP 10.0.0.1 > 10.0.0.2: ICMP echo request, id 1, seq 1, length 64");
-        // An ARP request padded to 60 bytes: 46 after the Ethernet header, as tcpdump says.
-        let mut arp = vec![0xff; 12];
-        arp.extend_from_slice(&[0x08, 0x06]);
-        arp.resize(60, 0);
-        assert_eq!(line(&arp, 60), "ARP, length 46");
     }
 }

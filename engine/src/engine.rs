@@ -1261,7 +1261,14 @@ pub(crate) fn build_consumer(st: &State, c: &ConsumerConfig, nworkers: usize) ->
             }
             _ => SinkOutput::Print {
                 port_names,
-                options: crate::consumer::PrintOptions { link: c.print_link, hex: c.print_hex, time: c.print_time },
+                printer: crate::print::Printer::new(crate::print::PrintOptions {
+                    link: c.print_link,
+                    hex: c.print_hex,
+                    time: c.print_time,
+                    precision: c.print_precision,
+                    port: c.print_port.unwrap_or(ports.len() > 1),
+                    absolute_seq: c.print_absolute_seq,
+                }),
                 lines: crate::consumer::Lines::stdout()
                     .map_err(|e| EngineError::Output { consumer: c.name.clone(), source: Box::new(e) })?,
             },

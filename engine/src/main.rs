@@ -119,14 +119,29 @@ struct CaptureArgs {
     /// Printing: show each frame's link-level header (MAC addresses, ethertype), as tcpdump's -e.
     #[arg(short = 'e')]
     link_header: bool,
-    /// Printing: dump each frame in hex under its line, link-level header
-    /// included (as tcpdump's -xx; -x and -xx do the same here).
+    /// Printing: dump each frame in hex under its line, from the
+    /// network-layer header on (-xx: link-level header included), as tcpdump's.
     #[arg(short = 'x', action = clap::ArgAction::Count)]
     hex: u8,
-    /// Printing: dump each frame in hex and ASCII under its line, link-level
-    /// header included (as tcpdump's -XX; -X and -XX do the same here).
+    /// Printing: dump each frame in hex and ASCII under its line, from the
+    /// network-layer header on (-XX: link-level header included), as tcpdump's.
     #[arg(short = 'X', action = clap::ArgAction::Count)]
     hex_ascii: u8,
+    /// Printing: the times' fraction of a second, as tcpdump's option of
+    /// the same name: micro (6 digits, its default) or nano (9). Files
+    /// written with -w always have nanosecond times.
+    #[arg(long = "time-stamp-precision", value_enum, value_name = "PRECISION")]
+    precision: Option<Precision>,
+    /// Printing: nanosecond times (--time-stamp-precision nano).
+    #[arg(long, conflicts_with_all = ["precision", "micro"])]
+    nano: bool,
+    /// Printing: microsecond times, the default (--time-stamp-precision micro).
+    #[arg(long, conflicts_with = "precision")]
+    micro: bool,
+    /// Printing: TCP sequence and acknowledgment numbers as they are on the
+    /// wire, instead of relative to each conversation's first (tcpdump's -S).
+    #[arg(short = 'S', long = "absolute-tcp-sequence-numbers")]
+    absolute_seq: bool,
     /// Accepted as tcpdump takes it (-n, -nn): ringwire never resolves
     /// addresses or port numbers to names.
     #[arg(short = 'n', action = clap::ArgAction::Count, hide_short_help = true)]
@@ -141,6 +156,15 @@ struct CaptureArgs {
     line_buffered: bool,
     /// pcap-filter expression (as tcpdump takes it).
     expression: Vec<String>,
+}
+
+/// `capture --time-stamp-precision`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Precision {
+    /// Microseconds.
+    Micro,
+    /// Nanoseconds.
+    Nano,
 }
 
 /// `capture -Q`: which frames of an interface.
@@ -635,8 +659,11 @@ fn capture_config(a: &CaptureArgs) -> Result<Config> {
     } else {
         default_workers(if a.reads.is_empty() { 1 } else { usize::MAX })
     };
-    if a.write.is_some() && (a.link_header || a.hex > 0 || a.hex_ascii > 0 || a.time > 0) {
-        bail!("-e, -t, -x and -X change the printed lines: they do not apply with -w");
+    if a.write.is_some() && (a.link_header || a.hex > 0 || a.hex_ascii > 0 || a.time > 0 || a.absolute_seq) {
+        bail!("-e, -S, -t, -x and -X change the printed lines: they do not apply with -w");
+    }
+    if a.write.is_some() && (a.micro || a.precision == Some(Precision::Micro)) {
+        bail!("--micro: files written with -w have nanosecond times (tcpdump's --nano); the precision applies to printed lines");
     }
     match a.write.as_deref() {
         _ if a.rotate_mb.is_none() => {}
@@ -717,9 +744,20 @@ fn capture_config(a: &CaptureArgs) -> Result<Config> {
             4 => PrintTime::Date,
             _ => PrintTime::SinceFirst,
         },
+        print_precision: if a.nano || a.precision == Some(Precision::Nano) {
+            ringwire_engine::config::PrintPrecision::Nano
+        } else {
+            ringwire_engine::config::PrintPrecision::Micro
+        },
+        // Each line names its port when there are several.
+        print_port: None,
+        print_absolute_seq: a.absolute_seq,
         print_hex: match (a.hex, a.hex_ascii) {
-            (_, 1..) => PrintHex::HexAscii,
-            (1.., 0) => PrintHex::Hex,
+            // As tcpdump's: -X wins over -x; doubled, the link-level header is dumped too.
+            (_, 2..) => PrintHex::HexAscii,
+            (_, 1) => PrintHex::NetworkHexAscii,
+            (2.., 0) => PrintHex::Hex,
+            (1, 0) => PrintHex::NetworkHex,
             _ => PrintHex::None,
         },
         split_by_worker: false,

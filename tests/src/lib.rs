@@ -396,8 +396,25 @@ impl Drop for StalledFifo {
 /// # Panics
 /// If the file cannot be written.
 pub fn write_pcap<'a>(path: &Path, frames: impl IntoIterator<Item = (std::time::Duration, &'a [u8])>) {
+    write_pcap_at(path, pcap_file::TsResolution::MicroSecond, frames);
+}
+
+/// [`write_pcap`], with nanosecond timestamps.
+///
+/// # Panics
+/// As [`write_pcap`].
+pub fn write_pcap_nanos<'a>(path: &Path, frames: impl IntoIterator<Item = (std::time::Duration, &'a [u8])>) {
+    write_pcap_at(path, pcap_file::TsResolution::NanoSecond, frames);
+}
+
+fn write_pcap_at<'a>(
+    path: &Path,
+    ts_resolution: pcap_file::TsResolution,
+    frames: impl IntoIterator<Item = (std::time::Duration, &'a [u8])>,
+) {
     let f = std::fs::File::create(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut w = pcap_file::pcap::PcapWriter::new(f).unwrap();
+    let header = pcap_file::pcap::PcapHeader { ts_resolution, ..Default::default() };
+    let mut w = pcap_file::pcap::PcapWriter::with_header(f, header).unwrap();
     for (ts, data) in frames {
         w.write_packet(&pcap_file::pcap::PcapPacket::new(ts, data.len() as u32, data)).unwrap();
     }

@@ -357,6 +357,12 @@ fn bad_inputs_get_one_clear_line_and_a_nonzero_exit() {
     refused(&["capture", "-r", g, "-tttttt"], "-tttttt: only -t, -tt, -ttt, -tttt and -ttttt exist");
     refused(&["capture", "-r", g, "-w", "-", "-C", "1"], "-C: -w - writes standard output, one stream");
     refused(&["capture", "-r", g, "-s", "13"], "-s 13: at least the 14 bytes of the Ethernet header are kept");
+    let w = dir.path().join("w.pcap");
+    let w = w.to_str().unwrap();
+    refused(&["capture", "-r", g, "-w", w, "-S"], "-e, -S, -t, -x and -X change the printed lines");
+    refused(&["capture", "-r", g, "-w", w, "--micro"], "--micro: files written with -w have nanosecond times");
+    let both = ringwire(&["capture", "-r", g, "--nano", "--micro"]);
+    assert_eq!(both.status.code(), Some(2), "--nano and --micro: a usage error");
     // Over libpcap's largest snap length: taken as the largest, as tcpdump does.
     let big_s = ringwire(&["capture", "-r", g, "-s", "300000", "-c", "1"]);
     assert!(big_s.status.success(), "{}", String::from_utf8_lossy(&big_s.stderr));
@@ -1075,9 +1081,13 @@ fn printing_shows_link_headers_times_and_hex_dumps_as_tcpdump_does() {
     bpdu.extend_from_slice(&[0x00, 0x26, 0x42, 0x42, 0x03]);
     bpdu.resize(60, 0);
     frames.push(bpdu);
-    ringwire_tests::write_pcap(
+    // Nanosecond times, which tcpdump prints cut to the microsecond by default.
+    ringwire_tests::write_pcap_nanos(
         &src,
-        frames.iter().enumerate().map(|(i, f)| (Duration::new(1_700_000_000 + i as u64, i as u32 * 1000), &f[..])),
+        frames
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (Duration::new(1_700_000_000 + i as u64, i as u32 * 1_234_567 + 999), &f[..])),
     );
     let n = frames.len();
     let s = src.to_str().unwrap();
@@ -1091,7 +1101,7 @@ fn printing_shows_link_headers_times_and_hex_dumps_as_tcpdump_does() {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap()
     };
-    // `-e`: "SRC > DST, ethertype NAME (0xNNNN), length N: " after the time (and, here, the port).
+    // `-e`: "SRC > DST, ethertype NAME (0xNNNN), length N: " after the time (one file: no port column).
     let link = |text: &str, skip: usize| -> Vec<String> {
         // (tcpdump dumps the payload of an unknown ethertype even without -X.)
         text.lines()
@@ -1102,7 +1112,7 @@ fn printing_shows_link_headers_times_and_hex_dumps_as_tcpdump_does() {
             })
             .collect()
     };
-    let (a, b) = (link(&ours("-e"), 2), link(&tcpdump("-e"), 1));
+    let (a, b) = (link(&ours("-e"), 1), link(&tcpdump("-e"), 1));
     assert_eq!(a.len(), n);
     assert_eq!(a, b, "-e: the link-level header as tcpdump prints it");
     // After it, UDP over IPv4 and IPv6 reads as tcpdump's: addresses and ports
@@ -1161,18 +1171,21 @@ fn printing_shows_link_headers_times_and_hex_dumps_as_tcpdump_does() {
     };
     let theirs = Command::new("tcpdump").args(["-nn", "-e", "-r", plain.to_str().unwrap()]).output().unwrap();
     let ours_udp = ringwire(&["capture", "--workers", "0", "-e", "-r", plain.to_str().unwrap()]);
-    let (a, b) = (after_link(ours_udp.stdout, 2), after_link(theirs.stdout, 1));
+    let (a, b) = (after_link(ours_udp.stdout, 1), after_link(theirs.stdout, 1));
     assert_eq!(a.len(), 8);
     assert_eq!(a[..6], b[..6], "-e: UDP lines after the link-level header");
     // An IP length of 0: the frame's own length, as tcpdump built with GUESS_TSO
     // prints it (Debian's prints `bad-len 0` and `[|tcp]`).
     assert_eq!(
         a[6..],
-        ["10.0.0.1.40000 > 10.1.0.2.80: Flags [.], length 1400", "fd00::1.40000 > fd00::2.80: Flags [.], length 1400"],
+        [
+            "10.0.0.1.40000 > 10.1.0.2.80: Flags [.], seq 1:1401, ack 7, win 1000, length 1400",
+            "fd00::1.40000 > fd00::2.80: Flags [.], seq 1:1401, ack 7, win 1000, length 1400"
+        ],
         "offloaded frames"
     );
-    // `-XX` and `-xx`: the dump lines (tab-indented), identical.
-    for flag in ["-XX", "-xx"] {
+    // `-XX` and `-xx`, and from the network-layer header on `-X` and `-x`: the dump lines (tab-indented), identical.
+    for flag in ["-XX", "-xx", "-X", "-x"] {
         let dump = |text: String| text.lines().filter(|l| l.starts_with('\t')).map(str::to_owned).collect::<Vec<_>>();
         let (a, b) = (dump(ours(flag)), dump(tcpdump(flag)));
         assert!(a.len() > n, "{flag}: {} dump lines", a.len());
@@ -1180,20 +1193,36 @@ fn printing_shows_link_headers_times_and_hex_dumps_as_tcpdump_does() {
     }
     refused(&["capture", "-r", s, "-w", dir.path().join("o.pcap").to_str().unwrap(), "-X"], "do not apply with -w");
 
-    // The `-t` family: the same times as tcpdump's (at nanosecond precision; it puts a space before deltas).
-    assert!(ours("-t").lines().all(|l| l.starts_with(s)), "-t: no time");
-    for flag in ["-tt", "-ttt", "-tttt", "-ttttt"] {
-        let ours: Vec<String> =
-            ours(flag).lines().map(|l| l[..l.find(&format!(" {s} ")).unwrap()].to_owned()).collect();
-        let words = ours[0].split(' ').count();
-        let t = Command::new("tcpdump").args(["-nn", "--time-stamp-precision=nano", flag, "-r", s]).output().unwrap();
-        let theirs: Vec<String> = String::from_utf8(t.stdout)
-            .unwrap()
-            .lines()
-            .filter(|l| !l.starts_with('\t'))
-            .map(|l| l.trim_start().split(' ').take(words).collect::<Vec<_>>().join(" "))
-            .collect();
-        assert_eq!(ours, theirs, "{flag}");
+    // The `-t` family, in microseconds (tcpdump's default) and nanoseconds:
+    // each line begins with tcpdump's time. Ours is what a line has before
+    // the same line printed without one (`-t`).
+    let untimed: Vec<String> = ours("-t").lines().map(str::to_owned).collect();
+    assert!(untimed.iter().all(|l| !l.starts_with(|c: char| c.is_ascii_digit() || c == ' ')), "-t: no time");
+    for precision in ["micro", "nano"] {
+        for flag in ["", "-tt", "-ttt", "-tttt", "-ttttt"] {
+            let args = |tool: &mut Command| {
+                tool.arg(format!("--time-stamp-precision={precision}")).args(Some(flag).filter(|f| !f.is_empty()));
+            };
+            let mut cmd = Command::new(bin("ringwire"));
+            cmd.args(["capture", "--workers", "0", "-r", s]);
+            args(&mut cmd);
+            let out = cmd.output().unwrap();
+            let ours: Vec<String> = String::from_utf8(out.stdout)
+                .unwrap()
+                .lines()
+                .zip(&untimed)
+                .map(|(l, rest)| l.strip_suffix(rest.as_str()).expect("the time, then the line").to_owned())
+                .collect();
+            assert_eq!(ours.len(), n, "{precision} {flag}");
+            let mut cmd = Command::new("tcpdump");
+            cmd.args(["-nn", "-r", s]);
+            args(&mut cmd);
+            let theirs = String::from_utf8(cmd.output().unwrap().stdout).unwrap();
+            let theirs: Vec<&str> = theirs.lines().filter(|l| !l.starts_with('\t')).collect();
+            for (a, b) in ours.iter().zip(&theirs) {
+                assert!(b.starts_with(a.as_str()), "{precision} {flag}: ours `{a}`, tcpdump's line `{b}`");
+            }
+        }
     }
 }
 
@@ -1278,13 +1307,15 @@ fn a_second_interrupt_ends_a_stop_that_waits() {
     assert!(err.contains("ringwire: SIGINT while stopping: exiting now"), "{err}");
 }
 
-/// Printed lines name what tcpdump names: ARP requests and replies, ICMP
-/// and ICMPv6 echoes and neighbour discovery, and TCP flags with tcpdump's
-/// letters in its order. Each line's decode (after the time and the port)
-/// is tcpdump's; for TCP, up to the flags and from the length on (tcpdump
-/// also prints sequence numbers, window and options between them).
+/// Printed lines are tcpdump's, whole: ARP requests and replies, ICMP and
+/// ICMPv6 echoes, neighbour discovery and MLDv2 reports, and TCP segments
+/// with tcpdump's flag letters in its order, sequence numbers relative to
+/// each conversation's first (absolute with `-S`), window, urgent pointer
+/// and options (SACK blocks relative too; unknown, mis-sized and impossible
+/// options as tcpdump shows them); in microseconds, or nanoseconds with
+/// `--nano`.
 #[test]
-fn printed_lines_name_messages_and_flags_as_tcpdump() {
+fn printed_lines_are_tcpdump_s() {
     use etherparse::{IcmpEchoHeader, Icmpv6Type};
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("kinds.pcap");
@@ -1314,13 +1345,59 @@ fn printed_lines_name_messages_and_flags_as_tcpdump() {
     };
     let target = "fd00::2".parse::<std::net::Ipv6Addr>().unwrap().octets();
     let nd = |t: u8| Icmpv6Type::Unknown { type_u8: t, code_u8: 0, bytes5to8: [0; 4] };
-    let tcp = |set: &dyn Fn(
-        etherparse::PacketBuilderStep<etherparse::TcpHeader>,
-    ) -> etherparse::PacketBuilderStep<etherparse::TcpHeader>| {
+    type Tcp = etherparse::PacketBuilderStep<etherparse::TcpHeader>;
+    let tcp = |set: &dyn Fn(Tcp) -> Tcp| {
         let mut f = Vec::new();
         set(v4().tcp(1000, 2000, 1, 1000)).write(&mut f, &[]).unwrap();
         f
     };
+    // A conversation between 10.0.0.1.33000 and 10.0.0.2.44000; raw options padded to whole words.
+    let seg = |to_server: bool, seq: u32, set: &dyn Fn(Tcp) -> Tcp, options: &[u8], payload: usize| {
+        let (src, dst, sport, dport) = if to_server {
+            ([10, 0, 0, 1], [10, 0, 0, 2], 33000, 44000)
+        } else {
+            ([10, 0, 0, 2], [10, 0, 0, 1], 44000, 33000)
+        };
+        let mut raw = options.to_vec();
+        raw.resize(options.len().div_ceil(4) * 4, 0);
+        let b = PacketBuilder::ethernet2(MAC_A, MAC_B).ipv4(src, dst, 64).tcp(sport, dport, seq, 64240);
+        let mut f = Vec::new();
+        set(b).options_raw(&raw).unwrap().write(&mut f, &vec![0x61; payload]).unwrap();
+        f
+    };
+    let ts_opt = |val: u32, ecr: u32| [&[8, 10][..], &val.to_be_bytes(), &ecr.to_be_bytes()].concat();
+    let syn_opts = [&[2, 4, 0x05, 0xb4, 4, 2][..], &ts_opt(7, 0), &[1, 3, 3, 7]].concat();
+    let sack = [&[1, 1, 5, 10][..], &1201u32.to_be_bytes(), &1301u32.to_be_bytes()].concat();
+    let conversation = vec![
+        seg(true, 1000, &|t| t.syn(), &syn_opts, 0),
+        seg(false, 5000, &|t| t.syn().ack(1001), &[2, 4, 0x05, 0xb4, 1, 1, 4, 2, 1, 3, 3, 7], 0),
+        seg(true, 1001, &|t| t.ack(5001), &ts_opt(8, 9), 0),
+        seg(true, 1001, &|t| t.psh().ack(5001), &[], 100),
+        seg(false, 5001, &|t| t.ack(1101), &sack, 0),
+        seg(true, 1101, &|t| t.fin().ack(5001).urg(3), &[], 0),
+        seg(false, 5001, &|t| t.rst(), &[], 0),
+        // An unknown option, an MSS option 6 bytes long, then an impossible length.
+        seg(true, 1102, &|t| t.ack(5001), &[99, 4, 1, 2, 2, 6, 0, 1, 0, 0], 0),
+        seg(true, 1102, &|t| t.ack(5001), &[1, 2, 10, 0], 0),
+    ];
+    // Both ends on the same port: the conversation is keyed by the lower address.
+    let same_port = |from_a: bool, seq: u32, ack: u32| {
+        let (a, b) = (
+            "fd00::1".parse::<std::net::Ipv6Addr>().unwrap().octets(),
+            "fd00::2".parse::<std::net::Ipv6Addr>().unwrap().octets(),
+        );
+        let (src, dst) = if from_a { (a, b) } else { (b, a) };
+        let mut f = Vec::new();
+        PacketBuilder::ethernet2(MAC_A, MAC_B)
+            .ipv6(src, dst, 64)
+            .tcp(7000, 7000, seq, 100)
+            .ack(ack)
+            .write(&mut f, &[1; 10])
+            .unwrap();
+        f
+    };
+    // An MLDv2 report behind a hop-by-hop header, as Linux sends when a link comes up.
+    let mld: Vec<u8> = (0..220).step_by(2).map(|i| u8::from_str_radix(&MLD_REPORT[i..i + 2], 16).unwrap()).collect();
     let frames = vec![
         arp(1, MAC_A, [10, 0, 0, 1], [0; 6], [10, 0, 0, 2]),
         arp(1, MAC_A, [10, 0, 0, 1], MAC_B, [10, 0, 0, 2]),
@@ -1339,27 +1416,32 @@ fn printed_lines_name_messages_and_flags_as_tcpdump() {
         tcp(&|t| t.syn().ece().cwr()),
         tcp(&|t| t.ack(5).urg(1)),
         tcp(&|t| t),
+        same_port(true, 100, 900),
+        same_port(false, 900, 110),
+        same_port(true, 110, 910),
+        mld,
     ];
-    ringwire_tests::write_pcap(&file, frames.iter().map(|f| (Duration::from_secs(1_700_000_000), &f[..])));
-    let ours = ringwire(&["capture", "--workers", "0", "-r", file.to_str().unwrap()]);
-    assert!(ours.status.success(), "{}", String::from_utf8_lossy(&ours.stderr));
-    let theirs = Command::new("tcpdump").args(["-nn", "-r", file.to_str().unwrap()]).output().unwrap();
-    let decodes = |out: &[u8], skip: usize| -> Vec<String> {
-        String::from_utf8_lossy(out)
-            .lines()
-            .map(|l| l.splitn(skip + 1, ' ').nth(skip).unwrap_or("").to_owned())
-            .collect()
-    };
-    let (ours, theirs) = (decodes(&ours.stdout, 2), decodes(&theirs.stdout, 1));
-    assert_eq!((ours.len(), theirs.len()), (frames.len(), frames.len()), "{ours:#?} {theirs:#?}");
-    for (a, b) in ours.iter().zip(&theirs) {
-        match b.split_once("], ") {
-            // TCP: the same up to the flags, and the same length.
-            Some((head, _)) if b.contains(": Flags [") => {
-                assert!(a.starts_with(&format!("{head}], ")), "ours: {a}\ntcpdump: {b}");
-                assert_eq!(a.rsplit_once(", ").map(|x| x.1), b.rsplit_once(", ").map(|x| x.1), "{a} / {b}");
-            }
-            _ => assert_eq!(a, b),
+    let frames: Vec<Vec<u8>> = frames.into_iter().chain(conversation).collect();
+    // Nanosecond times, not on whole microseconds.
+    ringwire_tests::write_pcap_nanos(
+        &file,
+        frames.iter().enumerate().map(|(i, f)| (Duration::new(1_700_000_000, i as u32 * 1_001_001 + 7), &f[..])),
+    );
+    let f = file.to_str().unwrap();
+    for flags in [&[][..], &["-S"], &["--nano"], &["-S", "-e", "-x"]] {
+        let ours = ringwire(&[&["capture", "--workers", "0", "-r", f][..], flags].concat());
+        assert!(ours.status.success(), "{}", String::from_utf8_lossy(&ours.stderr));
+        let theirs = Command::new("tcpdump").args(["-nn", "-r", f]).args(flags).output().unwrap();
+        let (ours, theirs) = (String::from_utf8(ours.stdout).unwrap(), String::from_utf8(theirs.stdout).unwrap());
+        assert_eq!(ours.lines().filter(|l| !l.starts_with('\t')).count(), frames.len(), "{flags:?}: {ours}");
+        for (a, b) in ours.lines().zip(theirs.lines()) {
+            assert_eq!(a, b, "{flags:?}");
         }
+        assert_eq!(ours.lines().count(), theirs.lines().count(), "{flags:?}");
     }
 }
+
+/// An MLDv2 report as Linux sends it when an interface comes up (IPv6 with a
+/// hop-by-hop header holding a router alert), in hex.
+const MLD_REPORT: &str = "3333000000169a411357e95a86dd6000000000380001fe80000000000000984113fffe57e95aff020000000000000000\
+    0000000000163a000502000001008f00f1470000000204000000ff0200000000000000000001ff00000204000000ff0200000000000000000001ff57e95a";

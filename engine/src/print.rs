@@ -1,0 +1,726 @@
+//! The `print` consumer's lines: one tcpdump-like summary per frame, with
+//! the time, link-level header and hex dump options tcpdump users know.
+//!
+//! All of it runs on the consumer's own thread, never on a worker: the
+//! TCP conversations whose sequence numbers are shown relative (as tcpdump
+//! does) are remembered here.
+
+use std::collections::HashMap;
+
+use crate::config::{PrintHex, PrintPrecision, PrintTime};
+
+/// What a printed line shows besides its summary (tcpdump's `-e`, `-xx`, `-XX`,
+/// `-t`, `--nano`, `-S`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PrintOptions {
+    /// The link-level header: MAC addresses, ethertype, length.
+    pub link: bool,
+    /// The frame's bytes under the line.
+    pub hex: PrintHex,
+    /// How the time is shown.
+    pub time: PrintTime,
+    /// The time's fraction of a second: microseconds (tcpdump's default) or nanoseconds.
+    pub precision: PrintPrecision,
+    /// The port's name after the time (for a consumer of several ports).
+    pub port: bool,
+    /// TCP sequence numbers as they are on the wire (tcpdump's `-S`),
+    /// instead of relative to the conversation's first.
+    pub absolute_seq: bool,
+}
+
+/// The timestamps a printed line's time may be relative to.
+#[derive(Debug, Default)]
+struct PrintClock {
+    first: Option<u64>,
+    previous: Option<u64>,
+}
+
+impl PrintClock {
+    /// Write the time of a frame at `ts_ns` as `format` says, with
+    /// `precision`, then a space (nothing for [`PrintTime::None`]). At
+    /// microseconds, as tcpdump: each time is cut to the microsecond first,
+    /// and differences are taken between those.
+    fn write(&mut self, out: &mut String, ts_ns: u64, format: PrintTime, precision: PrintPrecision) {
+        use std::fmt::Write as _;
+        let nano = precision == PrintPrecision::Nano;
+        let ts_ns = if nano { ts_ns } else { ts_ns - ts_ns % 1_000 };
+        // The fraction of a second, in the precision's digits.
+        let fraction = |out: &mut String, ns: u64| {
+            let _ = if nano {
+                write!(out, ".{:09} ", ns % 1_000_000_000)
+            } else {
+                write!(out, ".{:06} ", ns % 1_000_000_000 / 1_000)
+            };
+        };
+        let clock = |out: &mut String, ns: u64| {
+            let s = ns / 1_000_000_000;
+            let _ = write!(out, "{:02}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60);
+            fraction(out, ns);
+        };
+        // Signed as tcpdump's (a space for +): negative when frames are not
+        // printed in time order (several ports or workers).
+        let since = |out: &mut String, t0: Option<u64>| {
+            let t0 = t0.unwrap_or(ts_ns);
+            out.push(if ts_ns < t0 { '-' } else { ' ' });
+            clock(out, ts_ns.abs_diff(t0));
+        };
+        match format {
+            PrintTime::None => {}
+            PrintTime::Time => clock(out, ts_ns % (86_400 * 1_000_000_000)),
+            PrintTime::Epoch => {
+                let _ = write!(out, "{}", ts_ns / 1_000_000_000);
+                fraction(out, ts_ns);
+            }
+            PrintTime::Delta => since(out, self.previous),
+            PrintTime::SinceFirst => since(out, self.first),
+            PrintTime::Date => {
+                let secs = i64::try_from(ts_ns / 1_000_000_000).unwrap_or(i64::MAX);
+                match chrono::DateTime::from_timestamp(secs, 0) {
+                    Some(t) => {
+                        let _ = write!(out, "{}", t.format("%Y-%m-%d %H:%M:%S"));
+                        fraction(out, ts_ns);
+                    }
+                    None => clock(out, ts_ns % (86_400 * 1_000_000_000)),
+                }
+            }
+        }
+        self.first.get_or_insert(ts_ns);
+        self.previous = Some(ts_ns);
+    }
+}
+
+/// Makes a `print` consumer's lines: its options, the times lines may be
+/// relative to, and the TCP conversations whose sequence numbers it shows
+/// relative to their first.
+#[derive(Debug, Default)]
+pub struct Printer {
+    options: PrintOptions,
+    clock: PrintClock,
+    tcp: TcpConversations,
+}
+
+impl Printer {
+    /// A printer with `options`, that has printed nothing yet.
+    #[must_use]
+    pub fn new(options: PrintOptions) -> Self {
+        Self { options, clock: PrintClock::default(), tcp: TcpConversations::new(options.absolute_seq) }
+    }
+
+    /// Append the line (and hex dump) of a frame of `wire_len` bytes on the
+    /// wire, captured as `data`, at `ts_ns`, from port `port`, to `out`.
+    pub fn line(&mut self, out: &mut String, (ts_ns, wire_len, data): (u64, u32, &[u8]), port: &str) {
+        use std::fmt::Write as _;
+        self.clock.write(out, ts_ns, self.options.time, self.options.precision);
+        if self.options.port {
+            let _ = write!(out, "{port} ");
+        }
+        if self.options.link {
+            link_header(out, data, wire_len);
+        }
+        describe(out, data, wire_len, self.options.link, &mut self.tcp);
+        out.push('\n');
+        let (from, ascii) = match self.options.hex {
+            PrintHex::None => return,
+            PrintHex::Hex => (0, false),
+            PrintHex::HexAscii => (0, true),
+            PrintHex::NetworkHex => (link_header_len(data), false),
+            PrintHex::NetworkHexAscii => (link_header_len(data), true),
+        };
+        hex_dump(out, data.get(from..).unwrap_or_default(), ascii);
+    }
+}
+
+/// The link-level header as tcpdump's `-e` prints it:
+/// `SRC > DST, ethertype IPv4 (0x0800), length N: `.
+fn link_header(out: &mut String, frame: &[u8], wire_len: u32) {
+    use std::fmt::Write as _;
+    let Some(h) = frame.get(..14) else { return };
+    let mac = |m: &[u8]| crate::stats::format_mac(m.try_into().expect("six bytes"));
+    let et = u16::from_be_bytes([h[12], h[13]]);
+    if et <= 1500 {
+        // A length, not an ethertype: IEEE 802.3 (LLC follows); tcpdump shows that length.
+        let _ = write!(out, "{} > {}, 802.3, length {et}: ", mac(&h[6..12]), mac(&h[..6]));
+        return;
+    }
+    let name = match et {
+        0x0800 => "IPv4",
+        0x86dd => "IPv6",
+        0x0806 => "ARP",
+        0x8100 => "802.1Q",
+        0x88a8 => "802.1Q-QinQ",
+        0x88cc => "LLDP",
+        _ => "Unknown",
+    };
+    let _ = write!(out, "{} > {}, ethertype {name} ({et:#06x}), length {wire_len}: ", mac(&h[6..12]), mac(&h[..6]));
+}
+
+/// The length of a frame's link-level header as tcpdump counts it for `-x`:
+/// the Ethernet header and its VLAN tags, and for an IEEE 802.3 frame (a
+/// length where the ethertype would be) its LLC header (and SNAP header).
+fn link_header_len(frame: &[u8]) -> usize {
+    let mut at = 12;
+    while let Some(&[a, b]) = frame.get(at..at + 2) {
+        let et = u16::from_be_bytes([a, b]);
+        // 802.1Q, 802.1ad and the older QinQ ethertypes, followed by a tag.
+        if matches!(et, 0x8100 | 0x88a8 | 0x9100 | 0x9200) && frame.len() >= at + 6 {
+            at += 4;
+            continue;
+        }
+        if et <= 1500 {
+            // DSAP, SSAP, and a control field of one byte (unnumbered) or two.
+            return match frame.get(at + 2..at + 5) {
+                Some(&[0xaa, 0xaa, 0x03]) => at + 10,
+                Some(&[_, _, control]) if control & 3 == 3 => at + 5,
+                Some(_) => at + 6,
+                None => at + 2,
+            };
+        }
+        break;
+    }
+    at + 2
+}
+
+/// The frame's bytes, 16 a line, as tcpdump's `-xx` (and with `ascii`,
+/// `-XX`): `\t0x0000:  4500 0054 ...  E..T`.
+fn hex_dump(out: &mut String, data: &[u8], ascii: bool) {
+    use std::fmt::Write as _;
+    for (i, row) in data.chunks(16).enumerate() {
+        let _ = write!(out, "\t0x{:04x}:  ", i * 16);
+        for (j, pair) in row.chunks(2).enumerate() {
+            if j > 0 {
+                out.push(' ');
+            }
+            for b in pair {
+                let _ = write!(out, "{b:02x}");
+            }
+        }
+        if ascii {
+            // Two spaces after a full row's 39 columns; a short last row is padded to line up.
+            let width = row.len() * 2 + row.len().div_ceil(2) - 1;
+            out.extend(std::iter::repeat_n(' ', 41 - width));
+            // As tcpdump: graphic characters only (a space is a dot too).
+            out.extend(row.iter().map(|&b| if b.is_ascii_graphic() { b as char } else { '.' }));
+        }
+        out.push('\n');
+    }
+}
+
+/// A short decode of an Ethernet frame and, as tcpdump ends its line, its
+/// length: of the UDP or TCP payload, of the IP payload (ICMP and other
+/// protocols), of what follows the link-level header (ARP and other
+/// ethertypes), or of the frame (runts). Lengths come from the headers, so a
+/// frame cut short by the snap length is decoded as far as its bytes go and
+/// its lengths are those it had on the wire. `after_link`: the line shows
+/// the link-level header already, which names the network protocol, so the
+/// decode leaves out `IP`/`IP6` (as tcpdump's `-e` does). A TCP segment's
+/// sequence numbers are shown relative to its conversation's in `tcp`
+/// (unless it is asked for absolute numbers), which this frame may begin.
+pub fn describe(out: &mut String, frame: &[u8], wire_len: u32, after_link: bool, tcp: &mut TcpConversations) {
+    use std::fmt::Write as _;
+
+    use etherparse::{LaxNetSlice, LaxSlicedPacket, TransportSlice, VlanSlice};
+    let Ok(p) = LaxSlicedPacket::from_ethernet(frame) else {
+        let _ = write!(out, "runt ({} bytes), length {wire_len}", frame.len());
+        return;
+    };
+    // Where a header starts within the frame.
+    let at = |header: &[u8]| (header.as_ptr() as usize).saturating_sub(frame.as_ptr() as usize);
+    match &p.vlan {
+        Some(VlanSlice::SingleVlan(v)) => {
+            let _ = write!(out, "vlan {}, ", v.vlan_identifier().value());
+        }
+        Some(VlanSlice::DoubleVlan(d)) => {
+            let _ = write!(
+                out,
+                "vlan {}, vlan {}, ",
+                d.outer().vlan_identifier().value(),
+                d.inner().vlan_identifier().value()
+            );
+        }
+        None => {}
+    }
+    // A hop-by-hop options header (MLD's router alert), as tcpdump names it.
+    let hbh = match &p.net {
+        Some(LaxNetSlice::Ipv6(ip))
+            if ip.extensions().first_header() == Some(etherparse::IpNumber::IPV6_HEADER_HOP_BY_HOP) =>
+        {
+            "HBH "
+        }
+        _ => "",
+    };
+    // The IP header's addresses and protocol name, and where its payload ends on the wire.
+    let (ends, proto, ip_end) = match &p.net {
+        Some(LaxNetSlice::Ipv4(ip)) => {
+            let h = ip.header();
+            // A total length of 0 is a frame offloaded past 64 KiB (TSO, BIG
+            // TCP GRO): it ends with the frame, as tcpdump guesses too.
+            let end = match h.total_len() {
+                0 => wire_len as usize,
+                n => at(h.slice()) + usize::from(n),
+            };
+            (Ends::V4(h.source(), h.destination()), "IP ", end)
+        }
+        Some(LaxNetSlice::Ipv6(ip)) => {
+            let h = ip.header();
+            let end = match h.payload_length() {
+                0 => wire_len as usize,
+                n => at(h.slice()) + 40 + usize::from(n),
+            };
+            (Ends::V6(h.source(), h.destination()), "IP6 ", end)
+        }
+        None => {
+            // What follows the Ethernet header and its tags, on the wire.
+            let (et, rest) = p
+                .ether_payload()
+                .map_or((0, 0), |e| (e.ether_type.0, (wire_len as usize).saturating_sub(at(e.payload))));
+            let _ = match et {
+                0x0806 => {
+                    if !after_link {
+                        out.push_str("ARP, ");
+                    }
+                    if let Some(arp) = p.ether_payload().and_then(|e| arp_words(e.payload)) {
+                        out.push_str(&arp);
+                        out.push_str(", ");
+                    }
+                    write!(out, "length {rest}")
+                }
+                // IEEE 802.3: a length, and an LLC header (a spanning-tree BPDU, say).
+                0..=1500 => match p.ether_payload().and_then(|e| e.payload.get(..2)) {
+                    Some(&[dsap, ssap]) => write!(out, "LLC, dsap {dsap:#04x}, ssap {ssap:#04x}, length {et}"),
+                    _ => write!(out, "LLC, length {et}"),
+                },
+                _ => write!(out, "ethertype {et:#06x}, length {rest}"),
+            };
+            return;
+        }
+    };
+    let proto = if after_link { "" } else { proto };
+    let (src, dst) = ends.addrs();
+    // The bytes from `start` to the end of the IP payload, on the wire.
+    let from = |start: &[u8]| ip_end.saturating_sub(at(start));
+    let _ = match &p.transport {
+        Some(TransportSlice::Udp(u)) => write!(
+            out,
+            "{proto}{src}.{} > {dst}.{}: UDP, length {}",
+            u.source_port(),
+            u.destination_port(),
+            u.length().saturating_sub(8)
+        ),
+        Some(TransportSlice::Tcp(t)) => {
+            let _ = write!(
+                out,
+                "{proto}{src}.{} > {dst}.{}: Flags [{}]",
+                t.source_port(),
+                t.destination_port(),
+                tcp_flags(t.slice()[13])
+            );
+            tcp_fields(out, t, from(t.slice()), &ends, tcp);
+            Ok(())
+        }
+        Some(TransportSlice::Icmpv4(i)) => {
+            use etherparse::Icmpv4Type;
+            let what = match i.icmp_type() {
+                Icmpv4Type::EchoRequest(e) => echo("request", e),
+                Icmpv4Type::EchoReply(e) => echo("reply", e),
+                _ => ",".to_owned(),
+            };
+            write!(out, "{proto}{src} > {dst}: ICMP{what} length {}", from(i.slice()))
+        }
+        Some(TransportSlice::Icmpv6(i)) => {
+            use etherparse::Icmpv6Type;
+            // Neighbor discovery's target address: the 16 bytes after the 8-byte header.
+            let target =
+                || <[u8; 16]>::try_from(i.payload().get(..16)?).ok().map(|a| std::net::Ipv6Addr::from(a).to_string());
+            let what = match i.icmp_type() {
+                Icmpv6Type::EchoRequest(e) => echo("request", e),
+                Icmpv6Type::EchoReply(e) => echo("reply", e),
+                _ => match (i.type_u8(), target()) {
+                    (133, _) => " router solicitation,".to_owned(),
+                    (134, _) => " router advertisement,".to_owned(),
+                    (135, Some(t)) => format!(" neighbor solicitation, who has {t},"),
+                    (136, Some(t)) => format!(" neighbor advertisement, tgt is {t},"),
+                    // MLDv2: the number of group records ends the 8-byte header.
+                    (143, _) => {
+                        let h = i.slice();
+                        format!(" multicast listener report v2, {} group record(s),", u16::from_be_bytes([h[6], h[7]]))
+                    }
+                    _ => String::new(),
+                },
+            };
+            write!(out, "{proto}{src} > {dst}: {hbh}ICMP6,{what} length {}", from(i.slice()))
+        }
+        None => {
+            let len = p.ip_payload().map_or(0, |pl| from(pl.payload));
+            write!(out, "{proto}{src} > {dst}, length {len}")
+        }
+    };
+}
+
+/// An ICMP or ICMPv6 echo as tcpdump words it (` echo request, id N, seq N,`).
+fn echo(kind: &str, e: etherparse::IcmpEchoHeader) -> String {
+    format!(" echo {kind}, id {}, seq {},", e.id, e.seq)
+}
+
+/// An Ethernet/IPv4 ARP request or reply as tcpdump words it:
+/// `Request who-has B tell A`, `Reply B is-at MAC` (`None`: another kind).
+fn arp_words(arp: &[u8]) -> Option<String> {
+    let a: &[u8; 28] = arp.get(..28)?.try_into().ok()?;
+    // Ethernet hardware, IPv4 protocol, 6- and 4-byte addresses.
+    if a[..6] != [0, 1, 8, 0, 6, 4] {
+        return None;
+    }
+    let ip = |at: usize| std::net::Ipv4Addr::new(a[at], a[at + 1], a[at + 2], a[at + 3]);
+    let mac = |at: usize| {
+        let m = &a[at..at + 6];
+        format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
+    };
+    match u16::from_be_bytes([a[6], a[7]]) {
+        1 => {
+            // The target's hardware address, when the request names one.
+            let known = if a[18..24].iter().any(|&b| b != 0) { format!(" ({})", mac(18)) } else { String::new() };
+            Some(format!("Request who-has {}{known} tell {}", ip(24), ip(14)))
+        }
+        2 => Some(format!("Reply {} is-at {}", ip(14), mac(8))),
+        _ => None,
+    }
+}
+
+/// An IP packet's source and destination addresses.
+enum Ends {
+    V4([u8; 4], [u8; 4]),
+    V6([u8; 16], [u8; 16]),
+}
+
+impl Ends {
+    /// Source and destination as text.
+    fn addrs(&self) -> (String, String) {
+        match self {
+            Self::V4(s, d) => (std::net::Ipv4Addr::from(*s).to_string(), std::net::Ipv4Addr::from(*d).to_string()),
+            Self::V6(s, d) => (std::net::Ipv6Addr::from(*s).to_string(), std::net::Ipv6Addr::from(*d).to_string()),
+        }
+    }
+
+    /// Source and destination as bytes, and whether they are IPv6.
+    fn bytes(&self) -> (&[u8], &[u8], bool) {
+        match self {
+            Self::V4(s, d) => (s, d, false),
+            Self::V6(s, d) => (s, d, true),
+        }
+    }
+}
+
+/// A TCP header's flags byte in tcpdump's letters and order (`none` for none).
+fn tcp_flags(flags: u8) -> String {
+    let s: String =
+        "FSRP.UEW".chars().enumerate().filter(|&(bit, _)| flags & (1 << bit) != 0).map(|(_, c)| c).collect();
+    if s.is_empty() {
+        "none".to_owned()
+    } else {
+        s
+    }
+}
+
+/// The most TCP conversations a printer remembers; past it, it forgets
+/// them all and starts again (their next segments then show absolute
+/// numbers once), so a long capture of many connections takes bounded memory.
+const MOST_TCP_CONVERSATIONS: usize = 1 << 16;
+
+/// One TCP conversation, whichever way a segment goes: tcpdump's ordering
+/// (the lower port first, or the lower address on equal ports).
+#[derive(Debug, Hash, PartialEq, Eq)]
+struct Conversation {
+    v6: bool,
+    a: [u8; 16],
+    b: [u8; 16],
+    ports: u32,
+}
+
+/// The TCP conversations a printer has seen, with the sequence and
+/// acknowledgment numbers their later segments are shown relative to, as
+/// tcpdump keeps them: the first segment with an ACK (or a SYN with one)
+/// of a conversation is shown with absolute numbers and sets them.
+#[derive(Debug, Default)]
+pub struct TcpConversations {
+    /// Show every number as it is on the wire (tcpdump's `-S`).
+    absolute: bool,
+    bases: HashMap<Conversation, (u32, u32)>,
+}
+
+impl TcpConversations {
+    /// None seen yet; `absolute`: show numbers as they are on the wire.
+    #[must_use]
+    pub fn new(absolute: bool) -> Self {
+        Self { absolute, bases: HashMap::new() }
+    }
+
+    /// Make `seq` and `ack`, of a segment from `sport` to `dport` between
+    /// `ends`, relative as tcpdump does; the conversation's bases and
+    /// whether the segment goes the other way than it is keyed (for SACK
+    /// blocks) come back.
+    fn relate(&mut self, ends: &Ends, ports: (u16, u16), flags: u8, seq: &mut u32, ack: &mut u32) -> (u32, u32, bool) {
+        const SYN: u8 = 0x02;
+        const ACK: u8 = 0x10;
+        if self.absolute || flags & ACK == 0 {
+            return (0, 0, false);
+        }
+        let (src, dst, v6) = ends.bytes();
+        let (sport, dport) = ports;
+        let rev = sport > dport || (sport == dport && src > dst);
+        let pad = |a: &[u8]| {
+            let mut x = [0; 16];
+            x[..a.len()].copy_from_slice(a);
+            x
+        };
+        let key = if rev {
+            Conversation { v6, a: pad(dst), b: pad(src), ports: u32::from(dport) << 16 | u32::from(sport) }
+        } else {
+            Conversation { v6, a: pad(src), b: pad(dst), ports: u32::from(sport) << 16 | u32::from(dport) }
+        };
+        match self.bases.get(&key) {
+            Some(&(s, a)) if flags & SYN == 0 => {
+                if rev {
+                    *seq = seq.wrapping_sub(a);
+                    *ack = ack.wrapping_sub(s);
+                } else {
+                    *seq = seq.wrapping_sub(s);
+                    *ack = ack.wrapping_sub(a);
+                }
+                (s, a, rev)
+            }
+            _ => {
+                if self.bases.len() >= MOST_TCP_CONVERSATIONS && !self.bases.contains_key(&key) {
+                    self.bases.clear();
+                }
+                let bases = if rev { (ack.wrapping_sub(1), *seq) } else { (*seq, ack.wrapping_sub(1)) };
+                self.bases.insert(key, bases);
+                (bases.0, bases.1, rev)
+            }
+        }
+    }
+}
+
+/// What tcpdump prints of a TCP header after its flags: `, seq A:B, ack N,
+/// win N, urg N, options [...], length N`. `tcp_len`: the segment's length
+/// on the wire, header included (from the IP header).
+fn tcp_fields(out: &mut String, t: &etherparse::TcpSlice<'_>, tcp_len: usize, ends: &Ends, tcp: &mut TcpConversations) {
+    use std::fmt::Write as _;
+    let flags = t.slice()[13];
+    let (mut seq, mut ack) = (t.sequence_number(), t.acknowledgment_number());
+    let bases = tcp.relate(ends, (t.source_port(), t.destination_port()), flags, &mut seq, &mut ack);
+    let hlen = t.header_len();
+    if hlen > tcp_len {
+        let _ = write!(out, " [bad hdr length {hlen} - too long, > {tcp_len}]");
+        return;
+    }
+    let length = tcp_len - hlen;
+    // SYN, FIN or RST, or data.
+    if length > 0 || flags & 0x07 != 0 {
+        let _ = write!(out, ", seq {seq}");
+        if length > 0 {
+            let _ = write!(out, ":{}", seq.wrapping_add(length as u32));
+        }
+    }
+    if t.ack() {
+        let _ = write!(out, ", ack {ack}");
+    }
+    let _ = write!(out, ", win {}", t.window_size());
+    if t.urg() {
+        let _ = write!(out, ", urg {}", t.urgent_pointer());
+    }
+    if !t.options().is_empty() {
+        out.push_str(", options [");
+        if !tcp_options(out, t.options(), bases) {
+            // As tcpdump: the line ends there.
+            out.push_str("[bad opt]]");
+            return;
+        }
+        out.push(']');
+    }
+    let _ = write!(out, ", length {length}");
+}
+
+/// TCP options as tcpdump prints them (`mss 1460,sackOK,TS val 1 ecr 0,nop,wscale 7`);
+/// SACK blocks relative to `bases` (`(seq, ack, reverse)`) as the segment's
+/// numbers are. False when an option's length is impossible (tcpdump's `[bad opt]`).
+fn tcp_options(out: &mut String, mut opts: &[u8], (base_seq, base_ack, rev): (u32, u32, bool)) -> bool {
+    use std::fmt::Write as _;
+    let be32 = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+    let mut first = true;
+    while let Some((&kind, rest)) = opts.split_first() {
+        if !first {
+            out.push(',');
+        }
+        first = false;
+        // EOL and NOP are one byte; the others say their length, kind and length bytes included.
+        let (len, data) = match kind {
+            0 | 1 => (1, rest),
+            _ => match rest.split_first() {
+                Some((&len, data)) if len >= 2 && usize::from(len) <= opts.len() => (usize::from(len), data),
+                _ => return false,
+            },
+        };
+        let name = match kind {
+            0 => "eol",
+            1 => "nop",
+            2 => "mss",
+            3 => "wscale",
+            4 => "sackOK",
+            5 => "sack",
+            6 => "echo",
+            7 => "echoreply",
+            8 => "TS",
+            11 => "cc",
+            12 => "ccnew",
+            13 => "",
+            19 => "md5",
+            20 => "scps",
+            28 => "uto",
+            29 => "tcp-ao",
+            30 => "mptcp",
+            34 => "tfo",
+            254 => "exp",
+            _ => "",
+        };
+        if name.is_empty() && kind != 13 {
+            let _ = write!(out, "unknown-{kind}");
+        } else {
+            out.push_str(name);
+        }
+        // The bytes of data the option's kind has (tcpdump reads these, whatever the length says).
+        let want = match kind {
+            0 | 1 | 4 => 0,
+            2 => 2,
+            3 => 1,
+            6 | 7 | 11 | 12 | 13 => 4,
+            8 => 8,
+            _ => len - 2,
+        };
+        if want > len.saturating_sub(2) && kind > 1 {
+            return false;
+        }
+        let data = &data[..want];
+        let _ = match kind {
+            2 => write!(out, " {}", u16::from_be_bytes([data[0], data[1]])),
+            3 => write!(out, " {}", data[0]),
+            6 | 7 | 11 | 12 | 13 => write!(out, " {}", be32(data)),
+            8 => write!(out, " val {} ecr {}", be32(data), be32(&data[4..])),
+            5 if want % 8 != 0 => write!(out, " invalid sack"),
+            5 => {
+                let _ = write!(out, " {} ", want / 8);
+                for block in data.chunks_exact(8) {
+                    let base = if rev { base_seq } else { base_ack };
+                    let _ =
+                        write!(out, "{{{}:{}}}", be32(block).wrapping_sub(base), be32(&block[4..]).wrapping_sub(base));
+                }
+                Ok(())
+            }
+            _ if want > 0 => {
+                out.push_str(" 0x");
+                data.iter().try_for_each(|b| write!(out, "{b:02x}"))
+            }
+            _ => Ok(()),
+        };
+        let took = want + if kind > 1 { 2 } else { 1 };
+        if took != len {
+            let _ = write!(out, "[len {len}]");
+        }
+        opts = &opts[took..];
+        if kind == 0 {
+            break;
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The port column is there when asked for; the time is cut (not
+    /// rounded) to the microsecond, or shown to the nanosecond.
+    #[test]
+    fn lines_show_the_port_and_the_precision_asked_for() {
+        let mut f = Vec::new();
+        etherparse::PacketBuilder::ethernet2([2; 6], [3; 6])
+            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .udp(1000, 53)
+            .write(&mut f, &[0; 8])
+            .unwrap();
+        let line = |port: bool, precision: PrintPrecision| {
+            let mut p = Printer::new(PrintOptions { port, precision, ..PrintOptions::default() });
+            let mut s = String::new();
+            p.line(&mut s, (3_723_999_999_999, f.len() as u32, &f), "eth1");
+            s
+        };
+        let udp = "IP 10.0.0.1.1000 > 10.0.0.2.53: UDP, length 8\n";
+        assert_eq!(line(false, PrintPrecision::Micro), format!("01:02:03.999999 {udp}"));
+        assert_eq!(line(true, PrintPrecision::Micro), format!("01:02:03.999999 eth1 {udp}"));
+        assert_eq!(line(true, PrintPrecision::Nano), format!("01:02:03.999999999 eth1 {udp}"));
+    }
+
+    #[test]
+    fn describes_udp_and_vlan() {
+        let mut f = Vec::new();
+        etherparse::PacketBuilder::ethernet2([2; 6], [3; 6])
+            .single_vlan(10.try_into().unwrap())
+            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .udp(1000, 53)
+            .write(&mut f, &[0; 8])
+            .unwrap();
+        let mut s = String::new();
+        describe(&mut s, &f, f.len() as u32, false, &mut TcpConversations::default());
+        assert_eq!(s, "vlan 10, IP 10.0.0.1.1000 > 10.0.0.2.53: UDP, length 8");
+        s.clear();
+        describe(&mut s, &[0u8; 5], 5, false, &mut TcpConversations::default());
+        assert_eq!(s, "runt (5 bytes), length 5");
+    }
+
+    /// As tcpdump ends its lines: the length of the UDP or TCP payload, the
+    /// ICMP message, what follows the Ethernet header; and a frame cut by the
+    /// snap length is decoded from what is there, with its lengths on the wire.
+    #[test]
+    fn describes_lengths_as_tcpdump_and_frames_cut_by_the_snaplen() {
+        let line = |f: &[u8], wire: usize| {
+            let mut s = String::new();
+            describe(&mut s, f, wire as u32, false, &mut TcpConversations::default());
+            s
+        };
+        let mut udp = Vec::new();
+        etherparse::PacketBuilder::ethernet2([2; 6], [3; 6])
+            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .udp(1000, 2000)
+            .write(&mut udp, &[7; 1472])
+            .unwrap();
+        assert_eq!(udp.len(), 1514);
+        assert_eq!(line(&udp, 1514), "IP 10.0.0.1.1000 > 10.0.0.2.2000: UDP, length 1472");
+        assert_eq!(line(&udp[..96], 1514), "IP 10.0.0.1.1000 > 10.0.0.2.2000: UDP, length 1472", "cut at 96 bytes");
+        let mut tcp = Vec::new();
+        etherparse::PacketBuilder::ethernet2([2; 6], [3; 6])
+            .ipv6([1; 16], [2; 16], 64)
+            .tcp(443, 5555, 1, 1000)
+            .syn()
+            .ack(7)
+            .write(&mut tcp, &[1; 10])
+            .unwrap();
+        let want =
+            "IP6 101:101:101:101:101:101:101:101.443 > 202:202:202:202:202:202:202:202.5555: Flags [S.], seq 1:11, ack 7, win 1000, length 10";
+        assert_eq!(line(&tcp, tcp.len()), want);
+        assert_eq!(line(&tcp[..80], tcp.len()), want, "cut just after the TCP header");
+        let mut icmp = Vec::new();
+        etherparse::PacketBuilder::ethernet2([2; 6], [3; 6])
+            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .icmpv4_echo_request(1, 1)
+            .write(&mut icmp, &[0; 56])
+            .unwrap();
+        assert_eq!(line(&icmp, icmp.len()), "IP 10.0.0.1 > 10.0.0.2: ICMP echo request, id 1, seq 1, length 64");
+        // An ARP request padded to 60 bytes: 46 after the Ethernet header, as tcpdump says.
+        let mut arp = vec![0xff; 12];
+        arp.extend_from_slice(&[0x08, 0x06]);
+        arp.resize(60, 0);
+        assert_eq!(line(&arp, 60), "ARP, length 46");
+        // IEEE 802.3 (a length, 38, where the ethertype would be), padded to 60 bytes.
+        let mut bpdu = vec![0x01, 0x80, 0xc2, 0, 0, 0, 2, 0, 0, 0, 0, 1, 0x00, 0x26, 0x42, 0x42, 0x03];
+        bpdu.resize(60, 0);
+        assert_eq!(line(&bpdu, 60), "LLC, dsap 0x42, ssap 0x42, length 38");
+    }
+}
