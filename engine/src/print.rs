@@ -117,8 +117,12 @@ impl Printer {
         if self.options.link {
             link_header(out, data, wire_len);
         }
-        describe(out, data, wire_len, self.options.link, &mut self.tcp);
+        let undecoded = describe(out, data, wire_len, self.options.link, &mut self.tcp);
         out.push('\n');
+        if undecoded && self.options.hex == PrintHex::None {
+            // As tcpdump: what it could not decode, dumped (unless a dump was asked for anyway).
+            hex_dump(out, data.get(link_header_len(data)..).unwrap_or_default(), true);
+        }
         let (from, ascii) = match self.options.hex {
             PrintHex::None => return,
             PrintHex::Hex => (0, false),
@@ -142,7 +146,13 @@ fn link_header(out: &mut String, frame: &[u8], wire_len: u32) {
         let _ = write!(out, "{} > {}, 802.3, length {et}: ", mac(&h[6..12]), mac(&h[..6]));
         return;
     }
-    let name = match et {
+    let name = ether_type_name(et);
+    let _ = write!(out, "{} > {}, ethertype {name} ({et:#06x}), length {wire_len}: ", mac(&h[6..12]), mac(&h[..6]));
+}
+
+/// An ethertype's name as tcpdump gives it.
+const fn ether_type_name(et: u16) -> &'static str {
+    match et {
         0x0800 => "IPv4",
         0x86dd => "IPv6",
         0x0806 => "ARP",
@@ -150,8 +160,21 @@ fn link_header(out: &mut String, frame: &[u8], wire_len: u32) {
         0x88a8 => "802.1Q-QinQ",
         0x88cc => "LLDP",
         _ => "Unknown",
-    };
-    let _ = write!(out, "{} > {}, ethertype {name} ({et:#06x}), length {wire_len}: ", mac(&h[6..12]), mac(&h[..6]));
+    }
+}
+
+/// A VLAN tag as tcpdump's `-e` shows it: `vlan 10, p 0, ethertype IPv4 (0x0800), `.
+fn vlan_tag(out: &mut String, v: &etherparse::SingleVlanSlice<'_>) {
+    use std::fmt::Write as _;
+    let et = v.ether_type().0;
+    let _ = write!(
+        out,
+        "vlan {}, p {}{}, ethertype {} ({et:#06x}), ",
+        v.vlan_identifier().value(),
+        v.priority_code_point().value(),
+        if v.drop_eligible_indicator() { ", DEI" } else { "" },
+        ether_type_name(et)
+    );
 }
 
 /// The length of a frame's link-level header as tcpdump counts it for `-x`:
@@ -215,29 +238,26 @@ fn hex_dump(out: &mut String, data: &[u8], ascii: bool) {
 /// decode leaves out `IP`/`IP6` (as tcpdump's `-e` does). A TCP segment's
 /// sequence numbers are shown relative to its conversation's in `tcp`
 /// (unless it is asked for absolute numbers), which this frame may begin.
-pub fn describe(out: &mut String, frame: &[u8], wire_len: u32, after_link: bool, tcp: &mut TcpConversations) {
+/// True when, as tcpdump, the line should be followed by a dump of what
+/// follows the link-level header (a frame of an ethertype it does not decode).
+pub fn describe(out: &mut String, frame: &[u8], wire_len: u32, after_link: bool, tcp: &mut TcpConversations) -> bool {
     use std::fmt::Write as _;
 
     use etherparse::{LaxNetSlice, LaxSlicedPacket, TransportSlice, VlanSlice};
     let Ok(p) = LaxSlicedPacket::from_ethernet(frame) else {
         let _ = write!(out, "runt ({} bytes), length {wire_len}", frame.len());
-        return;
+        return false;
     };
     // Where a header starts within the frame.
     let at = |header: &[u8]| (header.as_ptr() as usize).saturating_sub(frame.as_ptr() as usize);
+    // VLAN tags: tcpdump shows them with the link-level header only.
     match &p.vlan {
-        Some(VlanSlice::SingleVlan(v)) => {
-            let _ = write!(out, "vlan {}, ", v.vlan_identifier().value());
+        Some(VlanSlice::SingleVlan(v)) if after_link => vlan_tag(out, v),
+        Some(VlanSlice::DoubleVlan(d)) if after_link => {
+            vlan_tag(out, &d.outer());
+            vlan_tag(out, &d.inner());
         }
-        Some(VlanSlice::DoubleVlan(d)) => {
-            let _ = write!(
-                out,
-                "vlan {}, vlan {}, ",
-                d.outer().vlan_identifier().value(),
-                d.inner().vlan_identifier().value()
-            );
-        }
-        None => {}
+        _ => {}
     }
     // A hop-by-hop options header (MLD's router alert), as tcpdump names it.
     let hbh = match &p.net {
@@ -249,6 +269,8 @@ pub fn describe(out: &mut String, frame: &[u8], wire_len: u32, after_link: bool,
         _ => "",
     };
     // The IP header's addresses and protocol name, and where its payload ends on the wire.
+    // An IPv4 fragment: its offset, and its protocol.
+    let mut fragment = None;
     let (ends, proto, ip_end) = match &p.net {
         Some(LaxNetSlice::Ipv4(ip)) => {
             let h = ip.header();
@@ -258,6 +280,9 @@ pub fn describe(out: &mut String, frame: &[u8], wire_len: u32, after_link: bool,
                 0 => wire_len as usize,
                 n => at(h.slice()) + usize::from(n),
             };
+            if h.more_fragments() || h.fragments_offset().value() != 0 {
+                fragment = Some((h.fragments_offset().value(), h.protocol().0, ip.payload().payload));
+            }
             (Ends::V4(h.source(), h.destination()), "IP ", end)
         }
         Some(LaxNetSlice::Ipv6(ip)) => {
@@ -274,6 +299,9 @@ pub fn describe(out: &mut String, frame: &[u8], wire_len: u32, after_link: bool,
                 .ether_payload()
                 .map_or((0, 0), |e| (e.ether_type.0, (wire_len as usize).saturating_sub(at(e.payload))));
             let _ = match et {
+                0x88cc => write!(out, "LLDP, length {rest}"),
+                // An IPv4 header cut short.
+                0x0800 if !after_link => write!(out, "IP  [|ip]"),
                 0x0806 => {
                     if !after_link {
                         out.push_str("ARP, ");
@@ -289,16 +317,45 @@ pub fn describe(out: &mut String, frame: &[u8], wire_len: u32, after_link: bool,
                     Some(&[dsap, ssap]) => write!(out, "LLC, dsap {dsap:#04x}, ssap {ssap:#04x}, length {et}"),
                     _ => write!(out, "LLC, length {et}"),
                 },
-                _ => write!(out, "ethertype {et:#06x}, length {rest}"),
+                // Not decoded: the link-level header, and (from the caller) a dump of the rest.
+                _ => {
+                    if !after_link {
+                        link_header(out, frame, wire_len);
+                    }
+                    return true;
+                }
             };
-            return;
+            return false;
         }
     };
-    let proto = if after_link { "" } else { proto };
     let (src, dst) = ends.addrs();
+    let mut proto = if after_link { "" } else { proto };
+    if matches!(ends, Ends::V4(..)) && ip_end > wire_len as usize {
+        // The IP header says more than the frame held on the wire; tcpdump
+        // says so after `IP`, which it then does not repeat.
+        let _ = write!(out, "{proto}truncated-ip - {} bytes missing! ", ip_end - wire_len as usize);
+        proto = "";
+    }
+    // A fragment after the first has no transport header; the first has one, which the slicer leaves.
+    let reparsed;
+    let transport = match fragment {
+        Some((offset, protocol, _)) if offset != 0 => {
+            let _ = write!(out, "{proto}{src} > {dst}: ip-proto-{protocol}");
+            return false;
+        }
+        Some((_, 6, payload)) => {
+            reparsed = etherparse::TcpSlice::from_slice(payload).ok().map(TransportSlice::Tcp);
+            reparsed.as_ref()
+        }
+        Some((_, 17, payload)) => {
+            reparsed = etherparse::UdpSlice::from_slice_lax(payload).ok().map(TransportSlice::Udp);
+            reparsed.as_ref()
+        }
+        _ => p.transport.as_ref(),
+    };
     // The bytes from `start` to the end of the IP payload, on the wire.
     let from = |start: &[u8]| ip_end.saturating_sub(at(start));
-    let _ = match &p.transport {
+    let _ = match transport {
         Some(TransportSlice::Udp(u)) => write!(
             out,
             "{proto}{src}.{} > {dst}.{}: UDP, length {}",
@@ -349,11 +406,13 @@ pub fn describe(out: &mut String, frame: &[u8], wire_len: u32, after_link: bool,
             };
             write!(out, "{proto}{src} > {dst}: {hbh}ICMP6,{what} length {}", from(i.slice()))
         }
+        // A protocol not decoded here, by number, as tcpdump shows one it does not know.
         None => {
-            let len = p.ip_payload().map_or(0, |pl| from(pl.payload));
-            write!(out, "{proto}{src} > {dst}, length {len}")
+            let (len, number) = p.ip_payload().map_or((0, 0), |pl| (from(pl.payload), pl.ip_number.0));
+            write!(out, "{proto}{src} > {dst}:  ip-proto-{number} {len}")
         }
     };
+    false
 }
 
 /// An ICMP or ICMPv6 echo as tcpdump words it (` echo request, id N, seq N,`).
@@ -669,7 +728,10 @@ mod tests {
             .unwrap();
         let mut s = String::new();
         describe(&mut s, &f, f.len() as u32, false, &mut TcpConversations::default());
-        assert_eq!(s, "vlan 10, IP 10.0.0.1.1000 > 10.0.0.2.53: UDP, length 8");
+        assert_eq!(s, "IP 10.0.0.1.1000 > 10.0.0.2.53: UDP, length 8", "tags only with the link-level header");
+        s.clear();
+        describe(&mut s, &f, f.len() as u32, true, &mut TcpConversations::default());
+        assert_eq!(s, "vlan 10, p 0, ethertype IPv4 (0x0800), 10.0.0.1.1000 > 10.0.0.2.53: UDP, length 8");
         s.clear();
         describe(&mut s, &[0u8; 5], 5, false, &mut TcpConversations::default());
         assert_eq!(s, "runt (5 bytes), length 5");

@@ -1196,8 +1196,12 @@ fn printing_shows_link_headers_times_and_hex_dumps_as_tcpdump_does() {
     // The `-t` family, in microseconds (tcpdump's default) and nanoseconds:
     // each line begins with tcpdump's time. Ours is what a line has before
     // the same line printed without one (`-t`).
-    let untimed: Vec<String> = ours("-t").lines().map(str::to_owned).collect();
-    assert!(untimed.iter().all(|l| !l.starts_with(|c: char| c.is_ascii_digit() || c == ' ')), "-t: no time");
+    // (Frames of an unknown ethertype are followed by a dump of what follows their link-level header, as tcpdump's.)
+    let untimed: Vec<String> = ours("-t").lines().filter(|l| !l.starts_with('\t')).map(str::to_owned).collect();
+    assert!(
+        untimed.iter().all(|l| !l.starts_with(' ') && !l.starts_with("22:") && !l.starts_with("1700")),
+        "-t: no time"
+    );
     for precision in ["micro", "nano"] {
         for flag in ["", "-tt", "-ttt", "-tttt", "-ttttt"] {
             let args = |tool: &mut Command| {
@@ -1210,6 +1214,7 @@ fn printing_shows_link_headers_times_and_hex_dumps_as_tcpdump_does() {
             let ours: Vec<String> = String::from_utf8(out.stdout)
                 .unwrap()
                 .lines()
+                .filter(|l| !l.starts_with('\t'))
                 .zip(&untimed)
                 .map(|(l, rest)| l.strip_suffix(rest.as_str()).expect("the time, then the line").to_owned())
                 .collect();
@@ -1420,6 +1425,26 @@ fn printed_lines_are_tcpdump_s() {
         same_port(false, 900, 110),
         same_port(true, 110, 910),
         mld,
+        // IPv4 fragments: the first has the UDP header, the others only the protocol's number.
+        eth(MAC_B, 0x0800, &ipv4_raw(17, 0x2000, &[[8, 8, 8, 8, 8, 8, 0, 0].as_slice(), &[0; 56]].concat())),
+        eth(MAC_B, 0x0800, &ipv4_raw(17, 100, &[0; 64])),
+        eth(MAC_B, 0x0800, &ipv4_raw(253, 0, &[0; 8])),
+        // Not decoded: the link-level header and a dump of the rest.
+        eth(MAC_B, 0x1234, &[0xaa; 50]),
+        eth(MAC_B, 0x88cc, &[0; 46]),
+        // An IP header that says more than the frame holds.
+        eth(MAC_B, 0x0800, &ipv4_raw(17, 0, &[[1, 0, 2, 0, 0, 108, 0, 0].as_slice(), &[0; 100]].concat()))[..60]
+            .to_vec(),
+        {
+            let mut f = Vec::new();
+            PacketBuilder::ethernet2(MAC_A, MAC_B)
+                .single_vlan(10.try_into().unwrap())
+                .ipv4([10, 0, 0, 3], [10, 0, 0, 4], 64)
+                .udp(1000, 2000)
+                .write(&mut f, &[0; 20])
+                .unwrap();
+            f
+        },
     ];
     let frames: Vec<Vec<u8>> = frames.into_iter().chain(conversation).collect();
     // Nanosecond times, not on whole microseconds.
