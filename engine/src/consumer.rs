@@ -17,7 +17,6 @@
 //! is allocated up front; nothing is allocated per frame.
 
 use std::{
-    collections::VecDeque,
     mem::MaybeUninit,
     path::PathBuf,
     sync::{
@@ -204,6 +203,10 @@ pub struct Channel {
     /// now on has a timestamp at or after this (ns since the epoch). A sink
     /// merging several workers in time order writes what is older.
     bound: AtomicU64,
+    /// How many interface rings the producer reads (stored before `bound`):
+    /// with more than one, its records are in time order per ring, not
+    /// among themselves, and only its promise bounds what it still brings.
+    rings: AtomicU64,
     /// Its sink merges it with other workers' channels in time order (see
     /// [`Channel::merged`]): only then is `bound` kept.
     merged: bool,
@@ -217,7 +220,15 @@ impl Channel {
         for _ in 0..chunks {
             let _ = free.push(Box::new(Chunk::new(chunk_size)));
         }
-        Self { full: ArrayQueue::new(chunks), free, chunk_size, waker, bound: AtomicU64::new(0), merged: false }
+        Self {
+            full: ArrayQueue::new(chunks),
+            free,
+            chunk_size,
+            waker,
+            bound: AtomicU64::new(0),
+            rings: AtomicU64::new(1),
+            merged: false,
+        }
     }
 
     /// The channel of one of several workers into an output with one order
@@ -234,6 +245,12 @@ impl Channel {
     /// made is then visible.
     pub fn bound(&self) -> u64 {
         self.bound.load(Ordering::Acquire)
+    }
+
+    /// The consumer's side: whether the producer reads several interface
+    /// rings, as it said with its last promise (read after [`Channel::bound`]).
+    pub fn several_rings(&self) -> bool {
+        self.rings.load(Ordering::Relaxed) > 1
     }
 
     /// The consumer's side: the oldest published chunk, if any.
@@ -384,9 +401,11 @@ impl Producer {
     /// Promise the consumer that every frame from an interface queued from
     /// now on has a timestamp at or after `ts_ns` (made after publishing
     /// the frames before it).
+    /// `rings`: how many interface rings the producer reads.
     #[inline]
-    pub fn promise(&self, ts_ns: u64) {
+    pub fn promise(&self, ts_ns: u64, rings: usize) {
         if self.channel.merged {
+            self.channel.rings.store(rings as u64, Ordering::Relaxed);
             self.channel.bound.store(ts_ns, Ordering::Release);
         }
     }
@@ -966,28 +985,51 @@ impl Reorder {
     }
 }
 
-/// Puts the records of several workers' chunks from interfaces in time
-/// order for an output that has one order (one file, printed lines). Each
-/// worker's chunks are in the order its rings delivered them; a record is
-/// written once no other worker can still bring an earlier one: each other
-/// worker has a record here at or after it, or has promised that all it
-/// queues from now on is (see [`Producer::promise`]). Records are copied
-/// into one chunk of the output's own and written from there. A worker
-/// with half its pool waiting here is not waited for: the records held are
-/// then written in order among themselves, so a worker that stops keeping
-/// its promise up to date costs order, never frames.
+/// Puts the records of several workers' chunks from interfaces (or of one
+/// worker's several rings) in time order for an output that has one order
+/// (one file, printed lines). A worker reading one ring queues its records
+/// in time order; one reading several, in time order per ring. A record is
+/// written once no worker can still bring an earlier one: each other worker
+/// reading one ring has a record here at or after it, or has promised that
+/// all it queues from now on is (see [`Producer::promise`]), and a worker
+/// reading several rings has promised it, whatever it holds. Records are
+/// copied into one chunk of the output's own and written from there. A
+/// worker with half its pool waiting here is not waited for: the records
+/// held are then written in order among themselves, so a worker that stops
+/// keeping its promise up to date costs order, never frames.
 struct TimeMerge {
-    /// By worker: chunks taken from its queue and not yet written out.
-    #[allow(clippy::vec_box)]
-    held: Vec<VecDeque<Box<Chunk>>>,
-    /// By worker: the front chunk's first record not yet written (index, byte offset).
-    next: Vec<(usize, usize)>,
+    /// By worker: chunks taken from its queue with records not yet written,
+    /// and how many of their records are left (a free slot is `None`).
+    chunks: Vec<Vec<Option<HeldChunk>>>,
+    /// By worker: the chunks held.
+    held: Vec<usize>,
+    /// By worker: its records not yet written, earliest first (ties in the
+    /// order they came).
+    records: Vec<std::collections::BinaryHeap<std::cmp::Reverse<Held>>>,
     /// By worker: its promise, read before its chunks were taken.
     bounds: Vec<u64>,
+    /// By worker: whether it reads several rings (its records are then not in time order).
+    several: Vec<bool>,
+    /// Records held so far, to keep ties in their order.
+    seq: u64,
     /// The records being put in order.
     out: Box<Chunk>,
     /// Chunks of one worker held before the others are no longer waited for.
     max_held: usize,
+}
+
+/// A chunk held by [`TimeMerge`], and how many of its records are not yet written.
+type HeldChunk = (Box<Chunk>, usize);
+
+/// A record held by [`TimeMerge`]: its time, its arrival, and where it is
+/// (the chunk's slot, the record's byte offset and index in it).
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Held {
+    ts: u64,
+    seq: u64,
+    slot: usize,
+    at: usize,
+    index: usize,
 }
 
 impl TimeMerge {
@@ -995,17 +1037,47 @@ impl TimeMerge {
         let n = channels.len();
         let (pool, size) = channels.first().map_or((2, MIN_CHUNK), |c| (c.full.capacity(), c.chunk_size));
         Self {
-            held: (0..n).map(|_| VecDeque::with_capacity(pool)).collect(),
-            next: vec![(0, 0); n],
+            chunks: (0..n).map(|_| Vec::with_capacity(pool)).collect(),
+            held: vec![0; n],
+            records: (0..n).map(|_| std::collections::BinaryHeap::new()).collect(),
             bounds: vec![0; n],
+            several: vec![false; n],
+            seq: 0,
             out: Box::new(Chunk::new(size)),
             max_held: (pool / 2).max(1),
         }
     }
 
-    /// The timestamp of worker `w`'s first record not yet written.
+    /// Take worker `w`'s promise (and whether it reads several rings) from its channel.
+    fn promised(&mut self, w: usize, ch: &Channel) {
+        self.bounds[w] = ch.bound();
+        self.several[w] = ch.several_rings();
+    }
+
+    /// Hold a chunk of worker `w`'s records until their turn.
+    fn hold(&mut self, w: usize, c: Box<Chunk>) {
+        let n = c.records();
+        if n == 0 {
+            return;
+        }
+        let slot = self.chunks[w].iter().position(Option::is_none).unwrap_or_else(|| {
+            self.chunks[w].push(None);
+            self.chunks[w].len() - 1
+        });
+        let mut at = 0;
+        for index in 0..n {
+            let (ts, incl, _) = c.header_at(at);
+            self.records[w].push(std::cmp::Reverse(Held { ts, seq: self.seq, slot, at, index }));
+            self.seq += 1;
+            at += RECORD_HEADER + incl;
+        }
+        self.chunks[w][slot] = Some((c, n));
+        self.held[w] += 1;
+    }
+
+    /// The timestamp of worker `w`'s earliest record not yet written.
     fn head(&self, w: usize) -> Option<u64> {
-        Some(self.held[w].front()?.header_at(self.next[w].1).0)
+        self.records[w].peek().map(|r| r.0.ts)
     }
 
     /// Write every record that may be written now, in time order; with
@@ -1013,29 +1085,28 @@ impl TimeMerge {
     /// chunk of records, `give_back` returns a chunk to worker `w`'s pool.
     fn drain(&mut self, all: bool, mut write: impl FnMut(&Chunk), mut give_back: impl FnMut(usize, Box<Chunk>)) {
         loop {
-            let pressed = self.held.iter().any(|h| h.len() > self.max_held);
+            let pressed = self.held.iter().any(|&h| h > self.max_held);
             let Some((w, t)) =
-                (0..self.held.len()).filter_map(|w| self.head(w).map(|t| (w, t))).min_by_key(|&(_, t)| t)
+                (0..self.records.len()).filter_map(|w| self.head(w).map(|t| (w, t))).min_by_key(|&(_, t)| t)
             else {
                 break;
             };
-            // What the other workers may still bring: their first record held, or their promise.
+            // What the workers may still bring: a worker of one ring, its first
+            // record held or its promise; a worker of several, its promise.
             let wait = !(all || pressed);
-            let limit = (0..self.held.len())
-                .filter(|&v| v != w)
-                .map(|v| self.head(v).unwrap_or(if wait { self.bounds[v] } else { u64::MAX }))
+            let limit = (0..self.records.len())
+                .filter_map(|v| match (self.head(v), wait) {
+                    (_, false) => (v != w).then(|| self.head(v).unwrap_or(u64::MAX)),
+                    (Some(h), true) if v != w && !self.several[v] => Some(h),
+                    (_, true) if v != w || self.several[v] => Some(self.bounds[v]),
+                    _ => None,
+                })
                 .min()
                 .unwrap_or(u64::MAX);
             if t > limit {
                 break;
             }
-            self.take(w, limit, &mut write);
-            let c = &self.held[w][0];
-            if self.next[w].0 == c.records() {
-                let c = self.held[w].pop_front().expect("the front chunk");
-                self.next[w] = (0, 0);
-                give_back(w, c);
-            }
+            self.take(w, limit, &mut write, &mut give_back);
         }
         if self.out.records() > 0 {
             write(&self.out);
@@ -1043,30 +1114,45 @@ impl TimeMerge {
         }
     }
 
-    /// Copy worker `w`'s records from its front chunk up to `limit` (at
-    /// least one) into the output chunk, writing it out when full.
-    fn take(&mut self, w: usize, limit: u64, write: &mut impl FnMut(&Chunk)) {
-        let c = &self.held[w][0];
-        let (mut i, mut at) = self.next[w];
-        while i < c.records() {
-            let (ts, incl, _) = c.header_at(at);
-            if ts > limit && i > self.next[w].0 {
+    /// Copy worker `w`'s earliest records up to `limit` (at least one) into
+    /// the output chunk, writing it out when full, until a chunk's records
+    /// are all written: it goes back to its pool.
+    fn take(
+        &mut self,
+        w: usize,
+        limit: u64,
+        write: &mut impl FnMut(&Chunk),
+        give_back: &mut impl FnMut(usize, Box<Chunk>),
+    ) {
+        let mut first = true;
+        while let Some(std::cmp::Reverse(r)) = self.records[w].peek() {
+            if r.ts > limit && !first {
                 break;
             }
+            first = false;
+            let std::cmp::Reverse(r) = self.records[w].pop().expect("peeked");
+            let (c, left) = self.chunks[w][r.slot].as_mut().expect("a held chunk");
+            let (_, incl, _) = c.header_at(r.at);
             let len = RECORD_HEADER + incl;
             if self.out.buf.capacity() - self.out.buf.len() < len {
                 write(&self.out);
                 self.out.clear();
             }
-            self.out.buf.extend_from_slice(&c.buf[at..at + len]);
-            self.out.ports.push(c.ports[i]);
-            (i, at) = (i + 1, at + len);
+            self.out.buf.extend_from_slice(&c.buf[r.at..r.at + len]);
+            self.out.ports.push(c.ports[r.index]);
+            *left -= 1;
+            if *left == 0 {
+                let (c, _) = self.chunks[w][r.slot].take().expect("a held chunk");
+                self.held[w] -= 1;
+                give_back(w, c);
+                // The wait may be on again (see `drain`).
+                break;
+            }
         }
-        self.next[w] = (i, at);
     }
 
     fn holds(&self) -> bool {
-        self.held.iter().any(|h| !h.is_empty())
+        self.held.iter().any(|&h| h > 0)
     }
 }
 
@@ -1098,7 +1184,7 @@ pub fn run_sink(t: SinkTask) -> Result<Vec<PathBuf>, String> {
         let mut got = 0u64;
         for (worker, ch) in t.channels.iter().enumerate() {
             if let Some(m) = merge.as_mut() {
-                m.bounds[worker] = ch.bound();
+                m.promised(worker, ch);
             }
             while let Some(chunk) = ch.take() {
                 got += 1;
@@ -1112,7 +1198,8 @@ pub fn run_sink(t: SinkTask) -> Result<Vec<PathBuf>, String> {
                         reorder.written(m, |w, c| s.write_back(&t.channels, w, c));
                     }
                     None => match merge.as_mut() {
-                        Some(m) => m.held[worker].push_back(chunk),
+                        Some(m) if chunk.records() > 0 => m.hold(worker, chunk),
+                        Some(_) => t.channels[worker].give_back(chunk),
                         None => s.write_back(&t.channels, worker, chunk),
                     },
                 }
@@ -1448,6 +1535,34 @@ mod tests {
         assert_eq!((s.local[sink::WRITTEN], s.local[sink::BYTES], s.local[sink::OVER_LIMIT]), (5, 150, 1));
     }
 
+    /// One worker reading two rings queues each ring's records in time
+    /// order, not the two together: its records are written in time order
+    /// as far as its own promise allows.
+    #[test]
+    fn time_merge_orders_one_worker_s_several_rings() {
+        let channels = vec![Arc::new(Channel::new(8, MIN_CHUNK, Arc::default()).merged(true))];
+        let mut p = Producer::new(channels[0].clone(), 65535);
+        let mut merge = TimeMerge::new(&channels);
+        let mut round = |p: &mut Producer, times: &[u64], promise: u64, all: bool| {
+            for &t in times {
+                assert!(p.offer(&[t as u8; 60], 60, t, 0));
+            }
+            p.publish();
+            p.promise(promise, 2);
+            merge.promised(0, &channels[0]);
+            while let Some(c) = channels[0].take() {
+                merge.hold(0, c);
+            }
+            let mut out = Vec::new();
+            merge.drain(all, |c| out.extend(c.iter().map(|r| r.1)), |_, c| channels[0].give_back(c));
+            out
+        };
+        assert!(round(&mut p, &[30, 40], 20, false).is_empty(), "the other ring may still bring earlier ones");
+        assert_eq!(round(&mut p, &[10, 35], 36, false), [10, 30, 35]);
+        assert_eq!(round(&mut p, &[], 36, true), [40]);
+        assert!(!merge.holds());
+    }
+
     /// Two workers' chunks: a record is written once the other worker has
     /// a later one held or has promised nothing earlier; the rest waits, in
     /// its pooled chunk, until a promise or the end lets it out. A worker
@@ -1466,9 +1581,9 @@ mod tests {
         };
         let take_all = |merge: &mut TimeMerge, all: bool| {
             for (w, ch) in channels.iter().enumerate() {
-                merge.bounds[w] = ch.bound();
+                merge.promised(w, ch);
                 while let Some(c) = ch.take() {
-                    merge.held[w].push_back(c);
+                    merge.hold(w, c);
                 }
             }
             let mut out = Vec::new();
@@ -1478,15 +1593,15 @@ mod tests {
         send(&mut producers[0], &[10, 30, 50]);
         send(&mut producers[1], &[20, 40]);
         assert_eq!(take_all(&mut merge, false), [10, 20, 30, 40], "50: worker 1 promised nothing yet");
-        producers[1].promise(45);
+        producers[1].promise(45, 1);
         assert!(take_all(&mut merge, false).is_empty(), "45 < 50");
-        producers[1].promise(60);
+        producers[1].promise(60, 1);
         assert_eq!(take_all(&mut merge, false), [50]);
         assert!(!merge.holds());
         // Ties and runs: a worker's records up to the other's next one go out together.
         send(&mut producers[0], &[70, 71, 72, 90]);
         send(&mut producers[1], &[72, 80]);
-        producers[1].promise(95);
+        producers[1].promise(95, 1);
         assert_eq!(take_all(&mut merge, false), [70, 71, 72, 72, 80, 90]);
         // A worker whose promise lags: the other's records wait only while
         // it holds at most half its pool (4 chunks of 8) here.
@@ -1494,13 +1609,13 @@ mod tests {
             send(&mut producers[0], &[100 + k]);
         }
         assert_eq!(take_all(&mut merge, false), [100], "the fifth chunk's wait is over");
-        producers[1].promise(110);
+        producers[1].promise(110, 1);
         assert_eq!(take_all(&mut merge, false), [101, 102, 103, 104]);
         assert!(!merge.holds());
         // The end: everything held, in order.
         send(&mut producers[0], &[200]);
         send(&mut producers[1], &[150]);
-        producers[1].promise(0);
+        producers[1].promise(0, 1);
         assert_eq!(take_all(&mut merge, false), [150]);
         assert_eq!(take_all(&mut merge, true), [200]);
         // Every chunk back in its pool: the producers can fill all eight again.

@@ -910,9 +910,10 @@ impl Worker {
     }
 
     fn promise_all(&self, bound: u64) {
+        let rings = self.sources.iter().filter(|s| matches!(s, Source::Ring { .. })).count();
         for c in self.dispatch.consumers.iter().flatten() {
             if let Delivery::Queued(p) = &c.delivery {
-                p.promise(bound);
+                p.promise(bound, rings);
             }
         }
     }
