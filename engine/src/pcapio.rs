@@ -483,10 +483,9 @@ impl PcapReader {
         // A captured length over the original one is read as libpcap does:
         // the frame was at least as long as what was captured.
         let orig = orig.max(incl);
-        let nsec = if self.nanos { frac } else { frac.saturating_mul(1000) };
-        if nsec >= 1_000_000_000 {
-            return Err(corrupt(format!("sub-second timestamp {frac} out of range")));
-        }
+        // A fraction of a second of a second or more is kept, as libpcap
+        // keeps it (the frame is not lost): it carries into the seconds.
+        let nsec = u64::from(frac) * if self.nanos { 1 } else { 1000 };
         let data = at + 16;
         if data + incl as usize > self.map.len() {
             return Err(PcapIoError::Truncated {
@@ -505,7 +504,7 @@ impl PcapReader {
             }
         }
         Ok(Some(RecordRef {
-            ts_ns: u64::from(sec) * 1_000_000_000 + u64::from(nsec),
+            ts_ns: u64::from(sec) * 1_000_000_000 + nsec,
             orig_len: orig,
             offset: data,
             len: incl as usize,

@@ -1470,3 +1470,31 @@ fn printed_lines_are_tcpdump_s() {
 /// hop-by-hop header holding a router alert), in hex.
 const MLD_REPORT: &str = "3333000000169a411357e95a86dd6000000000380001fe80000000000000984113fffe57e95aff020000000000000000\
     0000000000163a000502000001008f00f1470000000204000000ff0200000000000000000001ff00000204000000ff0200000000000000000001ff57e95a";
+
+/// A record whose fraction of a second is a second or more (1 500 000 µs)
+/// is kept, its time carried into the seconds, as tcpdump and tshark read
+/// it: the file is read to its end (it used to end at that record).
+#[test]
+fn a_fraction_of_a_second_out_of_range_loses_no_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("frac.pcap");
+    let frame = eth(MAC_B, 0x0800, &ipv4_raw(17, 0, &[0; 16]));
+    let mut file = Vec::new();
+    for word in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 65535, 1] {
+        file.extend_from_slice(&word.to_le_bytes());
+    }
+    for i in 0..10u32 {
+        let usec = if i == 3 { 1_500_000 } else { 5 };
+        for word in [i, usec, frame.len() as u32, frame.len() as u32] {
+            file.extend_from_slice(&word.to_le_bytes());
+        }
+        file.extend_from_slice(&frame);
+    }
+    std::fs::write(&src, &file).unwrap();
+    let out = dir.path().join("out.pcap");
+    let res = ringwire(&["capture", "-r", src.to_str().unwrap(), "-w", out.to_str().unwrap()]);
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    let recs = read_pcap(&out);
+    assert_eq!(recs.len(), 10, "every record");
+    assert_eq!(recs[3].ts_ns, 4_500_000_000, "3 s and 1.5 s");
+}
