@@ -1080,6 +1080,22 @@ impl TimeMerge {
         self.records[w].peek().map(|r| r.0.ts)
     }
 
+    /// The earliest time worker `v` may still bring a record of, for worker
+    /// `w`'s earliest record to be written (`None`: nothing to wait for).
+    /// One of one ring brings its records in order: its first record held
+    /// bounds them, or, with none held, its promise; one of several rings,
+    /// its own included, only its promise. Without `wait`, only the records
+    /// held count.
+    fn still_to_come(&self, v: usize, w: usize, wait: bool) -> Option<u64> {
+        let head = self.head(v);
+        match (wait, self.several[v]) {
+            _ if v == w && !(wait && self.several[v]) => None,
+            (false, _) => Some(head.unwrap_or(u64::MAX)),
+            (true, false) => Some(head.unwrap_or(self.bounds[v])),
+            (true, true) => Some(self.bounds[v]),
+        }
+    }
+
     /// Write every record that may be written now, in time order; with
     /// `all`, every record held (the producers are done). `write` writes a
     /// chunk of records, `give_back` returns a chunk to worker `w`'s pool.
@@ -1091,18 +1107,9 @@ impl TimeMerge {
             else {
                 break;
             };
-            // What the workers may still bring: a worker of one ring, its first
-            // record held or its promise; a worker of several, its promise.
             let wait = !(all || pressed);
-            let limit = (0..self.records.len())
-                .filter_map(|v| match (self.head(v), wait) {
-                    (_, false) => (v != w).then(|| self.head(v).unwrap_or(u64::MAX)),
-                    (Some(h), true) if v != w && !self.several[v] => Some(h),
-                    (_, true) if v != w || self.several[v] => Some(self.bounds[v]),
-                    _ => None,
-                })
-                .min()
-                .unwrap_or(u64::MAX);
+            let limit =
+                (0..self.records.len()).filter_map(|v| self.still_to_come(v, w, wait)).min().unwrap_or(u64::MAX);
             if t > limit {
                 break;
             }

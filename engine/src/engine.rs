@@ -1275,10 +1275,7 @@ pub(crate) fn build_consumer(st: &State, c: &ConsumerConfig, nworkers: usize) ->
         };
         let waker = Arc::new(SinkWaker::default());
         // Several workers, or several interfaces, into one order: the sink merges them by time.
-        let interfaces = ports
-            .iter()
-            .filter(|&&i| matches!(st.ports[i].config.kind(), Ok(crate::config::PortKind::AfPacket(_))))
-            .count();
+        let interfaces = ports.iter().filter(|&&i| matches!(st.ports[i].kind, PortKind::AfPacket(_))).count();
         let merged = output.one_order() && (nworkers > 1 || interfaces > 1);
         channels = (0..nworkers).map(|_| Arc::new(Channel::new(chunks, chunk, waker.clone()).merged(merged))).collect();
         let handle = SinkHandle {

@@ -429,10 +429,7 @@ fn arp_words(arp: &[u8]) -> Option<String> {
         return None;
     }
     let ip = |at: usize| std::net::Ipv4Addr::new(a[at], a[at + 1], a[at + 2], a[at + 3]);
-    let mac = |at: usize| {
-        let m = &a[at..at + 6];
-        format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
-    };
+    let mac = |at: usize| crate::stats::format_mac(a[at..at + 6].try_into().expect("six bytes"));
     match u16::from_be_bytes([a[6], a[7]]) {
         1 => {
             // The target's hardware address, when the request names one.
