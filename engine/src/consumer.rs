@@ -48,14 +48,20 @@ pub fn chunk_size(snaplen: u32) -> usize {
 }
 
 /// How long a worker waits for room for a frame from a file (a queue's free
-/// chunk, a TX ring's slot) before it drops the frame: `patience`, or, once
-/// the engine stops, [`STOP_GRACE`] from then. A consumer that still frees
-/// room gets the frames of the file's segments in progress, so a stopped
-/// run's file is a prefix of its source without a gap; one that is stuck
-/// does not hold the stop up.
+/// chunk, a TX ring's slot) before it drops the frame: `patience` (with no
+/// end if it does not fit in an `Instant`), or, once the engine stops,
+/// [`STOP_GRACE`] from then. A consumer that still frees room gets the
+/// frames of the file's segments in progress, so a stopped run's file is a
+/// prefix of its source without a gap; one that is stuck does not hold the
+/// stop up.
+///
+/// Between tries the worker yields, then sleeps ever longer (up to 1 ms): a
+/// consumer held up for seconds (a pipe's reader that does not read) costs
+/// no core.
 pub struct LosslessWait<'a> {
-    deadline: std::time::Instant,
+    deadline: Option<std::time::Instant>,
     stop: &'a AtomicBool,
+    tries: u32,
 }
 
 /// How long a lossless wait goes on once the engine stops.
@@ -65,16 +71,28 @@ impl<'a> LosslessWait<'a> {
     /// A wait of `patience`, shortened when `stop` is raised.
     #[must_use]
     pub fn new(patience: Duration, stop: &'a AtomicBool) -> Self {
-        Self { deadline: std::time::Instant::now() + patience, stop }
+        Self { deadline: std::time::Instant::now().checked_add(patience), stop, tries: 0 }
     }
 
     /// Whether to give up now.
     pub fn over(&mut self) -> bool {
         let now = std::time::Instant::now();
         if self.stop.load(Ordering::Relaxed) {
-            self.deadline = self.deadline.min(now + STOP_GRACE);
+            let grace = now + STOP_GRACE;
+            self.deadline = Some(self.deadline.map_or(grace, |d| d.min(grace)));
         }
-        now > self.deadline
+        self.deadline.is_some_and(|d| now > d)
+    }
+
+    /// Let the other side run before the next try: a yield for the first
+    /// tries, then sleeps doubling from 16 µs to 1 ms.
+    pub fn pause(&mut self) {
+        const YIELDS: u32 = 64;
+        self.tries = self.tries.saturating_add(1);
+        match self.tries.checked_sub(YIELDS) {
+            None => std::thread::yield_now(),
+            Some(n) => std::thread::sleep(Duration::from_micros(16u64 << n.min(6))),
+        }
     }
 }
 
@@ -388,7 +406,7 @@ impl Producer {
         let mut wait = LosslessWait::new(patience, stop);
         loop {
             self.channel.waker.unpark();
-            std::thread::yield_now();
+            wait.pause();
             if attempt(self) {
                 return true;
             }

@@ -919,6 +919,7 @@ impl Engine {
                 s.passed += v[cc::PASSED];
                 s.filtered += v[cc::FILTERED];
                 s.delivered += v[cc::DELIVERED];
+                s.delivered_bytes += v[cc::DELIVERED_BYTES];
                 s.queue_dropped += v[cc::QUEUE_DROPPED];
                 s.paused += v[cc::PAUSED];
                 s.before_added += v[cc::JOINED];

@@ -88,8 +88,10 @@ pub mod consumer {
     pub const JOINED: usize = 6;
     /// Frames its ports had passed on when it was removed (0 while it runs).
     pub const LEFT: usize = 7;
+    /// Wire bytes of the frames delivered.
+    pub const DELIVERED_BYTES: usize = 8;
     /// Number of consumer counters.
-    pub const N: usize = 8;
+    pub const N: usize = 9;
 }
 
 /// Indexes of counters kept by a queued consumer's own thread.
@@ -267,6 +269,9 @@ pub struct ConsumerSnap {
     pub filtered: u64,
     /// Frames delivered (counted / sent / queued).
     pub delivered: u64,
+    /// Wire bytes of the frames delivered (their length on the wire, also
+    /// for frames a snaplen cuts).
+    pub delivered_bytes: u64,
     /// Frames dropped on a full queue or TX ring.
     pub queue_dropped: u64,
     /// `forward`: frames passed while forwarding was stopped (not sent).
@@ -416,6 +421,7 @@ impl Snapshot {
             d(&mut c.passed, b.passed);
             d(&mut c.filtered, b.filtered);
             d(&mut c.delivered, b.delivered);
+            d(&mut c.delivered_bytes, b.delivered_bytes);
             d(&mut c.queue_dropped, b.queue_dropped);
             d(&mut c.paused, b.paused);
             d(&mut c.written, b.written);
@@ -585,13 +591,14 @@ impl Snapshot {
         let _ = writeln!(s, "consumers:");
         let _ = writeln!(
             s,
-            "  {:<16} {:<8} {:>11} {:>11} {:>11} {:>11} {:>9} {:>9} {:>11} {:>9} {:>9} {:>9}",
+            "  {:<16} {:<8} {:>11} {:>11} {:>11} {:>11} {:>14} {:>9} {:>9} {:>11} {:>9} {:>9} {:>9}",
             "name",
             "kind",
             "seen",
             "passed",
             "filtered",
             "delivered",
+            "bytes",
             "q_dropped",
             "paused",
             "written",
@@ -602,13 +609,14 @@ impl Snapshot {
         for c in &self.consumers {
             let _ = writeln!(
                 s,
-                "  {:<16} {:<8} {:>11} {:>11} {:>11} {:>11} {:>9} {:>9} {:>11} {:>9} {:>9} {:>9}",
+                "  {:<16} {:<8} {:>11} {:>11} {:>11} {:>11} {:>14} {:>9} {:>9} {:>11} {:>9} {:>9} {:>9}",
                 removed_mark(&c.name, c.removed),
                 c.kind,
                 c.seen,
                 c.passed,
                 c.filtered,
                 c.delivered,
+                c.delivered_bytes,
                 c.queue_dropped,
                 c.paused,
                 c.written,

@@ -185,8 +185,16 @@ pub(crate) enum Command {
     SetForwarding(bool),
 }
 
-/// How long a file source waits for a stalled consumer before dropping.
-const LOSSLESS_PATIENCE: Duration = Duration::from_secs(5);
+/// How long a file source waits for a full TX ring before dropping: the
+/// kernel may never empty it (the interface went down).
+const TX_PATIENCE: Duration = Duration::from_secs(5);
+
+/// How long a file source waits for a queued consumer's free chunk: with no
+/// end but the engine's stop. The consumer's thread drains its queue as long
+/// as the workers run, whatever its output does, so a full queue only means
+/// a slow output (`-w - | slow-reader`): the replay slows down to it, as
+/// tcpdump's does, instead of dropping frames.
+const QUEUE_PATIENCE: Duration = Duration::MAX;
 
 /// Frames dispatched to consumers per call (one filter call per consumer per batch).
 pub(crate) const BATCH: usize = 256;
@@ -218,8 +226,11 @@ impl Dispatch {
             // A queued consumer that may drop takes the batch at once.
             if let (Delivery::Queued(producer), false) = (&mut c.delivery, wait) {
                 let passed = verdicts.iter().filter(|v| **v == Verdict::Pass).count() as u64;
-                let frames = pkts.iter().zip(verdicts.iter()).filter(|(_, v)| **v == Verdict::Pass);
-                let delivered = producer.offer_batch(frames.map(|(p, _)| (p.data, p.wire_len, p.ts_ns)), port as u16);
+                let passing = || pkts.iter().zip(verdicts.iter()).filter(|(_, v)| **v == Verdict::Pass).map(|(p, _)| p);
+                let delivered = producer.offer_batch(passing().map(|p| (p.data, p.wire_len, p.ts_ns)), port as u16);
+                // Those queued are the first `delivered` that passed.
+                n[cc::DELIVERED_BYTES] +=
+                    passing().take(delivered as usize).map(|p| u64::from(p.wire_len)).sum::<u64>();
                 n[cc::FILTERED] += pkts.len() as u64 - passed;
                 n[cc::PASSED] += passed;
                 n[cc::DELIVERED] += delivered;
@@ -252,13 +263,13 @@ impl Dispatch {
                     }
                     Delivery::Forward { to_port } => tx[*to_port].as_mut().is_some_and(|t| {
                         if wait {
-                            t.push_waiting(p.data, LOSSLESS_PATIENCE, stop)
+                            t.push_waiting(p.data, TX_PATIENCE, stop)
                         } else {
                             t.push(p.data)
                         }
                     }),
                     Delivery::Queued(producer) if wait => {
-                        producer.offer_waiting(p.data, p.wire_len, p.ts_ns, port as u16, LOSSLESS_PATIENCE, stop)
+                        producer.offer_waiting(p.data, p.wire_len, p.ts_ns, port as u16, QUEUE_PATIENCE, stop)
                     }
                     Delivery::Queued(producer) => producer.offer(p.data, p.wire_len, p.ts_ns, port as u16),
                 };
@@ -268,7 +279,12 @@ impl Dispatch {
                     wait = false;
                     *stuck_at_stop |= stop.load(Ordering::Relaxed);
                 }
-                n[if delivered { cc::DELIVERED } else { cc::QUEUE_DROPPED }] += 1;
+                if delivered {
+                    n[cc::DELIVERED] += 1;
+                    n[cc::DELIVERED_BYTES] += u64::from(p.wire_len);
+                } else {
+                    n[cc::QUEUE_DROPPED] += 1;
+                }
             }
         }
     }
@@ -287,7 +303,7 @@ impl Dispatch {
     fn end_segment(&mut self, port: usize) {
         for &ci in &self.subs[port] {
             if let Some(ConsumerInst { delivery: Delivery::Queued(p), .. }) = &mut self.consumers[ci] {
-                let patience = if self.stuck_at_stop { Duration::ZERO } else { LOSSLESS_PATIENCE };
+                let patience = if self.stuck_at_stop { Duration::ZERO } else { QUEUE_PATIENCE };
                 if !p.end_segment(patience, &self.stop) {
                     tracing::warn!(
                         consumer = ci,
@@ -1415,6 +1431,7 @@ mod tests {
         let n = d.cons[0];
         assert_eq!((n[cc::SEEN], n[cc::FILTERED], n[cc::PASSED]), (20, 10, 10));
         assert_eq!((n[cc::DELIVERED], n[cc::QUEUE_DROPPED]), (6, 4));
+        assert_eq!(n[cc::DELIVERED_BYTES], 6 * 60, "the bytes of the frames queued, not of those dropped");
         if let Some(ConsumerInst { delivery: Delivery::Queued(p), .. }) = &mut d.consumers[0] {
             p.publish();
         }
@@ -1424,5 +1441,25 @@ mod tests {
             written += c.records();
         }
         assert_eq!(written, 6, "what was counted delivered is what the consumer got");
+    }
+
+    /// The counter counts the frames and the wire bytes its filter passes:
+    /// a frame cut by a snaplen counts its length on the wire.
+    #[test]
+    fn the_counter_counts_frames_and_wire_bytes() {
+        let frames: Vec<Vec<u8>> = (0..10).map(|i| vec![i as u8; 60 + 10 * i]).collect();
+        let mut pkts: Vec<_> = frames.iter().map(|f| Packet::whole(f)).collect();
+        pkts[9].wire_len = 1514;
+        // The second counter passes frames whose first byte is even.
+        let even = FilterFactory::new("ether[0] & 1 = 0", QuarantinePolicy::DropAll).unwrap().instance().unwrap();
+        let mut d = Dispatch::one_port(vec![
+            ConsumerInst { filter: None, delivery: Delivery::Counter },
+            ConsumerInst { filter: Some(even), delivery: Delivery::Counter },
+        ]);
+        d.batch(0, &pkts, false);
+        let all: u64 = (0..9).map(|i| 60 + 10 * i).sum::<u64>() + 1514;
+        assert_eq!((d.cons[0][cc::DELIVERED], d.cons[0][cc::DELIVERED_BYTES]), (10, all));
+        let even: u64 = [0u64, 2, 4, 6, 8].iter().map(|i| 60 + 10 * i).sum();
+        assert_eq!((d.cons[1][cc::DELIVERED], d.cons[1][cc::DELIVERED_BYTES], d.cons[1][cc::FILTERED]), (5, even, 5));
     }
 }

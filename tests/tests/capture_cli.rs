@@ -737,6 +737,10 @@ fn a_live_snapshot_never_shows_a_consumer_ahead_of_its_port() {
     }
     let report = engine.stop();
     assert_eq!(report.snapshot.consumers[0].seen, 400_000);
+    // Counters count bytes too: every byte the port read, delivered to each.
+    let bytes = report.snapshot.ports[0].bytes;
+    assert!(bytes >= 400_000 * 60, "{bytes}");
+    assert!(report.snapshot.consumers.iter().all(|c| c.delivered_bytes == bytes), "{:?}", report.snapshot);
     assert!(moving >= 20, "{moving} of {reads} reads while frames flowed");
 }
 
@@ -1497,4 +1501,58 @@ fn a_fraction_of_a_second_out_of_range_loses_no_frame() {
     let recs = read_pcap(&out);
     assert_eq!(recs.len(), 10, "every record");
     assert_eq!(recs[3].ts_ns, 4_500_000_000, "3 s and 1.5 s");
+}
+
+/// `capture -r F -w -` into a reader that does not read for 6 s (longer
+/// than the 5 s the worker used to wait for a free chunk before dropping):
+/// the replay waits for the reader, as tcpdump's does, and the reader gets
+/// every record, with exit status 0 and no drop reported. The file is
+/// larger than the writer's 32 MiB queue and the pipe together.
+#[test]
+fn a_slow_reader_of_standard_output_gets_every_record_of_a_file() {
+    use std::io::Read;
+    const FRAMES: usize = 30_000;
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("big.pcap");
+    let frame = eth(MAC_B, 0x0800, &ipv4_raw(17, 0, &[0x5a; 1500]));
+    ringwire_tests::write_pcap(&src, (0..FRAMES).map(|i| (Duration::from_micros(i as u64), frame.as_slice())));
+    let mut child = Command::new(bin("ringwire"))
+        .args(["capture", "--workers", "0", "-r", src.to_str().unwrap(), "-w", "-"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    std::thread::sleep(Duration::from_secs(6));
+    let reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = stdout.read_to_end(&mut v);
+        v
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("capture did not end within 60 s of its reader starting");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out = reader.join().unwrap();
+    let err = err.join().unwrap();
+    assert!(status.success(), "{status}: {err}");
+    assert!(err.contains(", 0 dropped on a full queue"), "{err}");
+    let path = dir.path().join("out.pcap");
+    std::fs::write(&path, &out).unwrap();
+    let recs = read_pcap(&path);
+    assert_eq!(recs.len(), FRAMES, "{err}");
+    assert!(recs.iter().all(|r| r.data == frame), "records as they were");
 }

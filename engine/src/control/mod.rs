@@ -210,6 +210,7 @@ impl Handler {
                 "consumers": snap.consumers.iter().zip(&prev.consumers).map(|(c, d)| json!({
                     "name": c.name,
                     "delivered_per_s": rate(c.delivered, d.delivered),
+                    "delivered_bits_per_s": rate(c.delivered_bytes, d.delivered_bytes) * 8.0,
                     "queue_dropped_per_s": rate(c.queue_dropped, d.queue_dropped),
                 })).collect::<Vec<_>>(),
             })

@@ -327,7 +327,7 @@ impl TxRing {
         let mut wait = crate::consumer::LosslessWait::new(patience, stop);
         loop {
             let _ = self.flush();
-            std::thread::yield_now();
+            wait.pause();
             if self.push(frame) {
                 return true;
             }

@@ -566,12 +566,14 @@ fn removed(item: &Value) -> String {
 
 fn render_stats(v: &Value) -> String {
     let c = &v["counters"];
+    let rate_of = |section: &str, name: &Value, key: &str| {
+        v["rates"][section].as_array().and_then(|a| a.iter().find(|r| &r["name"] == name)).and_then(|r| r[key].as_f64())
+    };
     let rate = |section: &str, name: &Value, key: &str| {
-        v["rates"][section]
-            .as_array()
-            .and_then(|a| a.iter().find(|r| &r["name"] == name))
-            .and_then(|r| r[key].as_f64())
-            .map_or_else(|| "-".to_owned(), |x| format!("{x:.0}"))
+        rate_of(section, name, key).map_or_else(|| "-".to_owned(), |x| format!("{x:.0}"))
+    };
+    let mbits = |section: &str, name: &Value, key: &str| {
+        rate_of(section, name, key).map_or_else(|| "-".to_owned(), |x| format!("{:.1}", x / 1e6))
     };
     let n = |x: &Value| x.as_u64().unwrap_or(0).to_string();
     let list = |x: &Value| x.as_array().cloned().unwrap_or_default();
@@ -642,8 +644,10 @@ fn render_stats(v: &Value) -> String {
             ("seen", 12, true),
             ("passed", 12, true),
             ("delivered", 12, true),
+            ("bytes", 14, true),
             ("q_dropped", 10, true),
             ("delivered/s", 12, true),
+            ("Mbit/s", 10, true),
         ],
         list(&c["consumers"]).iter().map(|k| {
             vec![
@@ -651,8 +655,10 @@ fn render_stats(v: &Value) -> String {
                 n(&k["seen"]),
                 n(&k["passed"]),
                 n(&k["delivered"]),
+                n(&k["delivered_bytes"]),
                 n(&k["queue_dropped"]),
                 rate("consumers", &k["name"], "delivered_per_s"),
+                mbits("consumers", &k["name"], "delivered_bits_per_s"),
             ]
         }),
     ));
