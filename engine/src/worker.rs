@@ -884,16 +884,25 @@ impl Worker {
     }
 
     fn idle_timeout(&self) -> Duration {
-        // A paced pcap source needs to wake up for its next record.
-        if self.sources.iter().any(|s| matches!(s, Source::Pcap { pace: Pace::Recorded, done: false, .. })) {
-            Duration::from_micros(200)
-        } else if self.merging && self.sources.iter().any(|s| matches!(s, Source::Ring { .. })) {
+        // A paced pcap source needs to wake up for its next record: when it
+        // is due, if it is read and held, else soon, to read it.
+        let paced = self.sources.iter().filter_map(|s| match s {
+            Source::Pcap { pace: Pace::Recorded, done: false, held, clock, .. } => Some(match (held, clock) {
+                (Some(r), Some((t0, start))) => {
+                    Duration::from_nanos(r.ts_ns.saturating_sub(*t0)).saturating_sub(start.elapsed())
+                }
+                _ => Duration::from_micros(200),
+            }),
+            _ => None,
+        });
+        let idle = if self.merging && self.sources.iter().any(|s| matches!(s, Source::Ring { .. })) {
             // Often enough that the promise to merging consumers keeps up
             // while this worker has nothing to do (see `promise`).
             (self.retire_timeout * 2).clamp(Duration::from_millis(5), Duration::from_millis(100))
         } else {
             Duration::from_millis(100)
-        }
+        };
+        paced.fold(idle, Duration::min)
     }
 
     /// Promise every queued consumer, once the frames taken in a pass that

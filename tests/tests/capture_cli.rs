@@ -1556,3 +1556,48 @@ fn a_slow_reader_of_standard_output_gets_every_record_of_a_file() {
     assert_eq!(recs.len(), FRAMES, "{err}");
     assert!(recs.iter().all(|r| r.data == frame), "records as they were");
 }
+
+/// CPU time (user + system, in clock ticks) that process `pid` has used.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // The fields after the command's closing parenthesis; utime and stime are the 12th and 13th.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+/// A file replayed at its recorded pace with records 3.5 s apart: the
+/// replay takes the recorded time, delivers every record, and waits for
+/// the far one asleep, not polling (the old worker woke every 200 µs: 32
+/// ticks of CPU in 2 s of waiting, where this allows 10).
+#[test]
+fn a_recorded_pace_replay_waits_for_a_far_record_asleep() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("paced.pcap");
+    let frame = eth(MAC_B, 0x0800, &ipv4_raw(17, 0, &[0; 26]));
+    let times = [0, 1, 3_500_000, 3_500_001].map(|us| Duration::from_secs(100) + Duration::from_micros(us));
+    ringwire_tests::write_pcap(&src, times.iter().map(|t| (*t, frame.as_slice())));
+    let (cfg, st) = (dir.path().join("paced.toml"), dir.path().join("st.json"));
+    std::fs::write(
+        &cfg,
+        format!(
+            "[engine]\nworkers = [0]\nstats_json = \"{}\"\n[control]\nenabled = false\n[[ports]]\nuri = \"pcap:{}\"\n\
+             pace = \"recorded\"\n[[consumers]]\nname = \"c\"\nkind = \"counter\"\n",
+            st.display(),
+            src.display()
+        ),
+    )
+    .unwrap();
+    let start = std::time::Instant::now();
+    let p = Proc::spawn("ringwire run", Command::new(bin("ringwire")).args(["run", cfg.to_str().unwrap()]));
+    std::thread::sleep(Duration::from_millis(700));
+    let before = cpu_ticks(p.pid());
+    std::thread::sleep(Duration::from_secs(2));
+    let waited = cpu_ticks(p.pid()) - before;
+    let out = p.wait(Duration::from_secs(30));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(start.elapsed() >= Duration::from_millis(3500), "the recorded pace: {:?}", start.elapsed());
+    let s = ringwire_tests::read_json(&st);
+    assert_eq!(s["consumers"][0]["delivered"], 4, "{s}");
+    assert!(waited <= 10, "{waited} clock ticks of CPU in 2 s of waiting for a record");
+}
