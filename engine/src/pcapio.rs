@@ -23,6 +23,10 @@ use std::{
 const MAGIC_US: u32 = 0xa1b2_c3d4;
 const MAGIC_NS: u32 = 0xa1b2_3c4d;
 const MAGIC_PCAPNG: u32 = 0x0a0d_0d0a;
+/// Alexey Kuznetzov's modified pcap (old Red Hat tcpdump): microsecond
+/// times, and 8 more bytes in each record header (interface index,
+/// protocol, packet type), which libpcap reads and skips.
+const MAGIC_KUZNETZOV: u32 = 0xa1b2_cd34;
 /// `LINKTYPE_ETHERNET`.
 pub const LINKTYPE_ETHERNET: u32 = 1;
 /// Bytes of a pcap record header.
@@ -37,7 +41,7 @@ pub fn record_header(ts_ns: u64, incl: usize, wire_len: u32) -> [u8; RECORD_HEAD
     h[0..4].copy_from_slice(&((ts_ns / 1_000_000_000) as u32).to_le_bytes());
     h[4..8].copy_from_slice(&((ts_ns % 1_000_000_000) as u32).to_le_bytes());
     h[8..12].copy_from_slice(&(incl as u32).to_le_bytes());
-    h[12..16].copy_from_slice(&wire_len.max(incl as u32).to_le_bytes());
+    h[12..16].copy_from_slice(&wire_len.to_le_bytes());
     h
 }
 
@@ -296,6 +300,12 @@ pub struct PcapReader {
     path: PathBuf,
     nanos: bool,
     swapped: bool,
+    /// Bytes of a record header: 16, or 24 in the modified format.
+    record_header: usize,
+    /// The file header's snaplen as libpcap takes it (0 or more than
+    /// [`MAX_SNAPLEN`] read as [`MAX_SNAPLEN`]): a record captured longer is
+    /// cut to it, as libpcap cuts it.
+    snapshot: u32,
     record: u64,
     offset: usize,
     ahead: Option<ReadAhead>,
@@ -388,8 +398,10 @@ impl PcapReader {
             return Err(PcapIoError::TooShort { path: path.into(), size: map.len() as u64 });
         };
         let magic = u32::from_le_bytes(hdr[0..4].try_into().expect("4 bytes"));
-        let (nanos, swapped) = match pcap_format(magic) {
-            Some(f) => f,
+        let ((nanos, swapped), record_header) = match pcap_format(magic) {
+            Some(f) => (f, RECORD_HEADER),
+            None if magic == MAGIC_KUZNETZOV => ((false, false), RECORD_HEADER + 8),
+            None if magic.swap_bytes() == MAGIC_KUZNETZOV => ((false, true), RECORD_HEADER + 8),
             None if magic == MAGIC_PCAPNG => {
                 return Err(PcapIoError::NotPcap {
                     path: path.into(),
@@ -421,9 +433,28 @@ impl PcapReader {
         if word & 0x0400_0000 != 0 {
             return Err(PcapIoError::Fcs { path: path.into(), bytes: (word >> 28) * 2 });
         }
+        let snapshot = match file_word(hdr[16..20].try_into().expect("4 bytes"), swapped) {
+            0 => MAX_SNAPLEN,
+            n => n.min(MAX_SNAPLEN),
+        };
+        // libpcap takes a modified file's Ethernet frames as possibly captured
+        // in cooked mode, with a 14-byte header added past the snaplen.
+        let snapshot = if record_header > RECORD_HEADER { snapshot + 14 } else { snapshot };
         let map = Arc::new(map);
         let ahead = ReadAhead::start(&map);
-        Ok(Self { map, file: f, path: path.into(), nanos, swapped, record: 0, offset: 24, ahead, guard })
+        Ok(Self {
+            map,
+            file: f,
+            path: path.into(),
+            nanos,
+            swapped,
+            record_header,
+            snapshot,
+            record: 0,
+            offset: 24,
+            ahead,
+            guard,
+        })
     }
 
     /// Where the next record lies, `Ok(None)` at a clean end of file.
@@ -457,7 +488,8 @@ impl PcapReader {
             return Ok(None);
         }
         self.record += 1;
-        let Some(h) = self.map.get(at..at + 16).and_then(|h| <&[u8; 16]>::try_from(h).ok()) else {
+        let Some(h) = self.map.get(at..at + self.record_header).and_then(|h| <&[u8; 16]>::try_from(&h[..16]).ok())
+        else {
             return Err(PcapIoError::Truncated {
                 path: self.path.clone(),
                 record: self.record,
@@ -467,7 +499,7 @@ impl PcapReader {
         // Past the end of a file that shrank, the rest of the last page reads
         // as zeros without a fault: an all-zero header is checked against
         // the file's size now (a rare header: it costs one stat).
-        if h == &[0; 16] && self.file.metadata().is_ok_and(|m| m.len() < (at + 16) as u64) {
+        if h == &[0; 16] && self.file.metadata().is_ok_and(|m| m.len() < (at + self.record_header) as u64) {
             return Err(self.shrunk());
         }
         let [sec, frac, incl, orig] = record_words(h, self.swapped);
@@ -480,13 +512,15 @@ impl PcapReader {
         if incl > MAX_SNAPLEN {
             return Err(corrupt(format!("captured length {incl} exceeds {MAX_SNAPLEN}")));
         }
-        // A captured length over the original one is read as libpcap does:
-        // the frame was at least as long as what was captured.
-        let orig = orig.max(incl);
+        // As libpcap: a record longer than the file's snaplen is cut to it
+        // (the rest is skipped), and the original length is kept as
+        // recorded, even below the captured one (`less N` and the printed
+        // `length` see what tcpdump sees).
+        let keep = incl.min(self.snapshot);
         // A fraction of a second of a second or more is kept, as libpcap
         // keeps it (the frame is not lost): it carries into the seconds.
         let nsec = u64::from(frac) * if self.nanos { 1 } else { 1000 };
-        let data = at + 16;
+        let data = at + self.record_header;
         if data + incl as usize > self.map.len() {
             return Err(PcapIoError::Truncated {
                 path: self.path.clone(),
@@ -507,7 +541,7 @@ impl PcapReader {
             ts_ns: u64::from(sec) * 1_000_000_000 + nsec,
             orig_len: orig,
             offset: data,
-            len: incl as usize,
+            len: keep as usize,
         }))
     }
 
@@ -985,6 +1019,47 @@ mod tests {
         let b = r.next_record().unwrap().unwrap();
         assert_eq!((b.ts_ns, b.orig_len, b.data.len()), (1_500_000_001_000_000_001, 1514, 100));
         assert!(r.next_record().unwrap().is_none());
+    }
+
+    /// A file of header `magic` and `snaplen`, records `(incl, orig, byte)`
+    /// with `extra` bytes more in each record header (modified pcap).
+    fn raw_file(path: &Path, magic: u32, snaplen: u32, extra: usize, records: &[(u32, u32, u8)]) {
+        let mut f = Vec::new();
+        for w in [magic, 0x0004_0002, 0, 0, snaplen, 1] {
+            f.extend_from_slice(&w.to_le_bytes());
+        }
+        for (i, &(incl, orig, byte)) in records.iter().enumerate() {
+            for w in [i as u32, 7, incl, orig] {
+                f.extend_from_slice(&w.to_le_bytes());
+            }
+            f.extend(std::iter::repeat_n(0xee, extra));
+            f.extend(std::iter::repeat_n(byte, incl as usize));
+        }
+        std::fs::write(path, f).unwrap();
+    }
+
+    /// Records read as libpcap reads them: one captured longer than the
+    /// file's snaplen is cut to it (the next record still found), an
+    /// original length below the captured one is kept, a snaplen of 0
+    /// means 262 144, and modified pcap's longer record headers are skipped.
+    #[test]
+    fn records_read_as_libpcap_reads_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r.pcap");
+        let read = |p: &Path| {
+            let mut r = PcapReader::open(p).unwrap();
+            let mut got = Vec::new();
+            while let Some(rec) = r.next_record().unwrap() {
+                got.push((rec.ts_ns, rec.orig_len, rec.data.len(), rec.data[0]));
+            }
+            got
+        };
+        raw_file(&p, MAGIC_US, 100, 0, &[(150, 1514, 1), (60, 40, 2), (100, 100, 3)]);
+        assert_eq!(read(&p), [(7000, 1514, 100, 1), (1_000_007_000, 40, 60, 2), (2_000_007_000, 100, 100, 3)]);
+        raw_file(&p, MAGIC_US, 0, 0, &[(2000, 2000, 4)]);
+        assert_eq!(read(&p), [(7000, 2000, 2000, 4)]);
+        raw_file(&p, MAGIC_KUZNETZOV, 64, 8, &[(60, 60, 5), (70, 80, 6), (100, 100, 7)]);
+        assert_eq!(read(&p), [(7000, 60, 60, 5), (1_000_007_000, 80, 70, 6), (2_000_007_000, 100, 78, 7)]);
     }
 
     /// Records taken back leave the file as if they had never been

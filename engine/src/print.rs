@@ -110,6 +110,9 @@ impl Printer {
     /// wire, captured as `data`, at `ts_ns`, from port `port`, to `out`.
     pub fn line(&mut self, out: &mut String, (ts_ns, wire_len, data): (u64, u32, &[u8]), port: &str) {
         use std::fmt::Write as _;
+        if invalid_header(out, data.len(), wire_len) {
+            return;
+        }
         self.clock.write(out, ts_ns, self.options.time, self.options.precision);
         if self.options.port {
             let _ = write!(out, "{port} ");
@@ -132,6 +135,34 @@ impl Printer {
         };
         hex_dump(out, data.get(from..).unwrap_or_default(), ascii);
     }
+}
+
+/// tcpdump's line for a record whose lengths cannot be (no time, nothing
+/// decoded): `[Invalid header: caplen==0, len(40) < caplen(60)]`. Whether
+/// the record was one.
+fn invalid_header(out: &mut String, caplen: usize, len: u32) -> bool {
+    use std::fmt::Write as _;
+    let len = len as usize;
+    let mut faults = Vec::new();
+    if caplen == 0 {
+        faults.push("caplen==0".to_owned());
+    }
+    if len == 0 {
+        faults.push("len==0".to_owned());
+    } else if len < caplen {
+        faults.push(format!("len({len}) < caplen({caplen})"));
+    }
+    if caplen > crate::pcapio::MAX_SNAPLEN as usize {
+        faults.push(format!("caplen({caplen}) > {}", crate::pcapio::MAX_SNAPLEN));
+    }
+    if len > crate::pcapio::MAX_SNAPLEN as usize {
+        faults.push(format!("len({len}) > {}", crate::pcapio::MAX_SNAPLEN));
+    }
+    if faults.is_empty() {
+        return false;
+    }
+    let _ = writeln!(out, "[Invalid header: {}]", faults.join(", "));
+    true
 }
 
 /// The link-level header as tcpdump's `-e` prints it:

@@ -1601,3 +1601,75 @@ fn a_recorded_pace_replay_waits_for_a_far_record_asleep() {
     assert_eq!(s["consumers"][0]["delivered"], 4, "{s}");
     assert!(waited <= 10, "{waited} clock ticks of CPU in 2 s of waiting for a record");
 }
+
+/// Records whose lengths disagree are read as libpcap reads them, in plain
+/// and in modified pcap (magic 0xa1b2cd34, 24-byte record headers): one
+/// captured longer than the file's snaplen is cut to it (plus 14 bytes in
+/// modified pcap, as libpcap reads it), an original
+/// length below the captured one is kept (ringwire used to raise it, so
+/// `less 80` kept another frame than tcpdump's). Printed lines and
+/// `less`/`greater` match tcpdump's, and `-w` writes the cut record with
+/// its original length.
+#[test]
+fn records_with_odd_lengths_are_read_as_tcpdump_reads_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let udp = |len: usize| {
+        let mut f = Vec::new();
+        PacketBuilder::ethernet2(MAC_A, MAC_B)
+            .ipv4([10, 0, 0, 1], [10, 1, 0, 2], 64)
+            .udp(1000, 2000)
+            .write(&mut f, &vec![3; len - 42])
+            .unwrap();
+        f
+    };
+    // (frame, original length): 150 captured bytes in a file of snaplen 100; 60 of a 40-byte frame.
+    // And a record of no captured byte.
+    let records = [(udp(150), 1514u32), (udp(60), 40), (udp(90), 90), (Vec::new(), 60)];
+    for (name, magic, extra) in [("plain.pcap", 0xa1b2_c3d4u32, 0usize), ("modified.pcap", 0xa1b2_cd34, 8)] {
+        let path = dir.path().join(name);
+        let mut file = Vec::new();
+        for word in [magic, 0x0004_0002, 0, 0, 100, 1] {
+            file.extend_from_slice(&word.to_le_bytes());
+        }
+        for (i, (frame, orig)) in records.iter().enumerate() {
+            for word in [1_700_000_000 + i as u32, 5, frame.len() as u32, *orig] {
+                file.extend_from_slice(&word.to_le_bytes());
+            }
+            file.extend(std::iter::repeat_n(0, extra));
+            file.extend_from_slice(frame);
+        }
+        std::fs::write(&path, &file).unwrap();
+        let f = path.to_str().unwrap();
+        for expr in [&[][..], &["less", "80"], &["greater", "100"], &["-e"]] {
+            let ours = ringwire(&[&["capture", "--workers", "0", "-r", f][..], expr].concat());
+            assert!(ours.status.success(), "{name} {expr:?}: {}", String::from_utf8_lossy(&ours.stderr));
+            let theirs = Command::new("tcpdump").args(["-nn", "-r", f]).args(expr).output().unwrap();
+            assert!(theirs.status.success(), "tcpdump {name}: {}", String::from_utf8_lossy(&theirs.stderr));
+            let (ours, theirs) = (String::from_utf8(ours.stdout).unwrap(), String::from_utf8(theirs.stdout).unwrap());
+            assert!(!theirs.is_empty() || expr.len() == 2, "{name} {expr:?}");
+            assert_eq!(ours, theirs, "{name} {expr:?}");
+        }
+        let out = dir.path().join(format!("out-{name}"));
+        let res = ringwire(&["capture", "--workers", "0", "-r", f, "-w", out.to_str().unwrap()]);
+        assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+        // What tcpdump -w writes from the same file (pcap-file refuses an
+        // original length below the captured one: read with the engine's reader).
+        let tcpdump_out = dir.path().join(format!("tcpdump-{name}"));
+        let t = Command::new("tcpdump").args(["-r", f, "-w", tcpdump_out.to_str().unwrap()]).output().unwrap();
+        assert!(t.status.success(), "{}", String::from_utf8_lossy(&t.stderr));
+        let read = |p: &Path| {
+            let mut r = ringwire_engine::pcapio::PcapReader::open(p).unwrap();
+            let mut got = Vec::new();
+            while let Some(rec) = r.next_record().unwrap() {
+                got.push((rec.ts_ns, rec.data.to_vec(), rec.orig_len));
+            }
+            got
+        };
+        let (ours, theirs) = (read(&out), read(&tcpdump_out));
+        let lens: Vec<(usize, u32)> = ours.iter().map(|r| (r.1.len(), r.2)).collect();
+        // libpcap reads a modified file's snaplen as 14 bytes longer (a cooked-mode header).
+        let cut = if extra > 0 { 114 } else { 100 };
+        assert_eq!(lens, [(cut, 1514), (60, 40), (90, 90), (0, 60)], "{name}");
+        assert_eq!(ours, theirs, "{name}: the records tcpdump -w writes");
+    }
+}
