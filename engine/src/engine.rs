@@ -22,7 +22,9 @@ use crate::{
     ring::{Link, RingError, RxRing, RxRingOptions, TxRing, TxRingOptions},
     stats::{consumer as cc, port as pc, sink, Cells, ConsumerSnap, PortSnap, Snapshot, StageSnap, WorkerSnap},
     sys,
-    worker::{Command, ConsumerInst, Delivery, Dispatch, FileReader, Source, Worker, WorkerResult, SEGMENT},
+    worker::{
+        Command, ConsumerInst, Delivery, Dispatch, FileReader, Source, Worker, WorkerFailure, WorkerResult, SEGMENT,
+    },
 };
 
 /// Why the engine could not start (or stopped badly).
@@ -969,23 +971,37 @@ impl Engine {
     #[must_use]
     pub fn stop(mut self) -> Report {
         self.signal_stop();
-        let mut errors = Vec::new();
+        let (mut errors, mut unread) = (Vec::new(), Vec::new());
         for (i, h) in std::mem::take(&mut self.workers).into_iter().enumerate() {
             match h.join() {
                 Ok(Ok(())) => {}
+                Ok(Err(WorkerFailure::Source(e))) => unread.push(format!("worker {i}: {e}")),
                 Ok(Err(e)) => errors.push(format!("worker {i}: {e}")),
                 Err(_) => errors.push(format!("worker {i} panicked")),
             }
         }
         let mut files = Vec::new();
-        {
-            let mut st = self.lock();
-            files.append(&mut st.files);
-            errors.append(&mut st.errors);
-            for c in &mut st.consumers {
-                if let Some(s) = &mut c.sink {
-                    s.finish(&mut files, &mut errors);
-                }
+        let mut st = self.lock();
+        files.append(&mut st.files);
+        errors.append(&mut st.errors);
+        for c in &mut st.consumers {
+            if let Some(s) = &mut c.sink {
+                s.finish(&mut files, &mut errors);
+            }
+        }
+        // Every consumer had what it asked for once its queue was drained
+        // (its count, `-c`, or its reader gone): a file that cannot be read
+        // past some record lost nothing any of them would have written, as
+        // `tcpdump -c` never sees what follows its count.
+        let mut live = st.consumers.iter().filter(|c| !c.removed).peekable();
+        let satisfied =
+            live.peek().is_some() && live.all(|c| c.sink.as_ref().is_some_and(|s| s.limit_hit.load(Ordering::Acquire)));
+        drop(st);
+        for e in unread {
+            if satisfied {
+                tracing::warn!("{e} (after every consumer had its count: no frame it would take is lost)");
+            } else {
+                errors.push(e);
             }
         }
         let snapshot = self.snapshot_with(true);

@@ -403,7 +403,25 @@ pub(crate) struct Worker {
 }
 
 /// How a worker ended.
-pub(crate) type WorkerResult = Result<(), String>;
+pub(crate) type WorkerResult = Result<(), WorkerFailure>;
+
+/// Why a worker ended badly.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum WorkerFailure {
+    /// A file source could not be read to its end (truncated, corrupt):
+    /// the records before the fault were dispatched.
+    #[error("{0}")]
+    Source(String),
+    /// Anything else.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl From<String> for WorkerFailure {
+    fn from(e: String) -> Self {
+        Self::Other(e)
+    }
+}
 
 impl Worker {
     pub(crate) fn run(mut self) -> WorkerResult {
@@ -575,7 +593,7 @@ impl Worker {
         // Nothing more comes from this worker.
         self.promise_all(u64::MAX);
         tracing::debug!(ports = ?self.port_totals(), "worker stopped");
-        failure.map_or(Ok(()), Err)
+        failure.map_or(Ok(()), |e| Err(WorkerFailure::Source(e)))
     }
 
     /// Publish the thread's CPU and run-queue times, and the time since it
@@ -1168,7 +1186,7 @@ impl Worker {
         match ring.submitter().submit_with_args(1, &args) {
             Ok(_) => {}
             Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME | libc::EINTR | libc::EBUSY)) => {}
-            Err(e) => return Err(format!("io_uring wait: {e}")),
+            Err(e) => return Err(format!("io_uring wait: {e}").into()),
         }
         for cqe in ring.completion() {
             let ud = cqe.user_data();

@@ -513,6 +513,32 @@ fn truncated_pcap_source_fails_after_keeping_what_was_read() {
     assert!(err.contains(&format!("truncated: record {n}")), "{err}");
     // Nothing already read is lost: every complete record was written.
     assert_eq!(read_pcap(&out_file).len(), n - 1);
+    // With a count the good records reach, the truncation is never an
+    // error, as with tcpdump -c (it used to depend on the workers: one read
+    // ahead of the count hit it); with a count they do not reach, it is.
+    let workers: &[&str] = if ringwire_tests::cores() >= 2 { &["0", "0,1"] } else { &["0"] };
+    for w in workers {
+        for (count, code) in [(3, 0), (n - 1, 0), (n, 1)] {
+            let c = count.to_string();
+            let out = ringwire(&[
+                "capture",
+                "--workers",
+                w,
+                "-c",
+                &c,
+                "-r",
+                cut.to_str().unwrap(),
+                "-w",
+                out_file.to_str().unwrap(),
+            ]);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(code), "-c {count} --workers {w}: {err}");
+            assert_eq!(err.contains("ringwire: error: "), code == 1, "-c {count} --workers {w}: {err}");
+            assert_eq!(read_pcap(&out_file).len(), count.min(n - 1), "-c {count} --workers {w}");
+            let tcpdump = Command::new("tcpdump").args(["-c", &c, "-r", cut.to_str().unwrap()]).output().unwrap();
+            assert_eq!(tcpdump.status.code(), Some(code), "tcpdump -c {count}");
+        }
+    }
 }
 
 /// A config in `dir` replaying `frames` identical frames recorded `every_ms`
