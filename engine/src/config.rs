@@ -846,6 +846,11 @@ impl Config {
                 if !names.contains(p.as_str()) {
                     return bad(format!("{ctx}: ports: no port named `{p}`"));
                 }
+                if self.ports.iter().any(|q| q.display_name() == p && !q.rx) {
+                    return bad(format!(
+                        "{ctx}: ports: `{p}` receives nothing (rx = false: it is only a forwarding target)"
+                    ));
+                }
             }
             if c.writes_stdout() && (c.rotate_mb != 0 || c.split_by_worker) {
                 return bad(format!(
@@ -1099,6 +1104,22 @@ mod tests {
         ] {
             Config::parse(&format!("{base}{ok}\n")).unwrap().validate().unwrap();
         }
+    }
+
+    /// A consumer cannot name a port that receives nothing (it used to be
+    /// accepted, and the consumer then saw no frame).
+    #[test]
+    fn a_consumer_of_a_port_that_does_not_receive_is_refused() {
+        let text = |ports: &str| {
+            format!(
+                "[[ports]]\nname = \"a\"\nuri = \"afpacket:a0\"\n\
+                 [[ports]]\nname = \"b\"\nuri = \"afpacket:b0\"\nrx = false\n\
+                 [[consumers]]\nname = \"c\"\nkind = \"counter\"\nports = {ports}\n"
+            )
+        };
+        Config::parse(&text(r#"["a"]"#)).unwrap().validate().unwrap();
+        let err = Config::parse(&text(r#"["a", "b"]"#)).unwrap().validate().unwrap_err().to_string();
+        assert!(err.contains("consumer `c`: ports: `b` receives nothing (rx = false"), "{err}");
     }
 
     /// A port that receives its outgoing frames cannot be forwarded to: it
