@@ -1098,19 +1098,23 @@ impl TimeMerge {
         self.records[w].peek().map(|r| r.0.ts)
     }
 
-    /// The earliest time worker `v` may still bring a record of, for worker
-    /// `w`'s earliest record to be written (`None`: nothing to wait for).
-    /// One of one ring brings its records in order: its first record held
-    /// bounds them, or, with none held, its promise; one of several rings,
-    /// its own included, only its promise. Without `wait`, only the records
-    /// held count.
+    /// The earliest time worker `v` may still bring a record of, held or
+    /// to come, for worker `w`'s earliest record to be written (`None`:
+    /// nothing to wait for). One of one ring brings its records in order:
+    /// its first record held bounds them, or, with none held, its promise.
+    /// One of several rings does not: its promise bounds the records still
+    /// to come, and its first record held (older than the promise when
+    /// queued before it) those held. For `w` itself, its held records are
+    /// taken in order anyway: only its promise counts, if it reads several
+    /// rings. Without `wait`, only the records held count.
     fn still_to_come(&self, v: usize, w: usize, wait: bool) -> Option<u64> {
         let head = self.head(v);
         match (wait, self.several[v]) {
             _ if v == w && !(wait && self.several[v]) => None,
             (false, _) => Some(head.unwrap_or(u64::MAX)),
             (true, false) => Some(head.unwrap_or(self.bounds[v])),
-            (true, true) => Some(self.bounds[v]),
+            (true, true) if v == w => Some(self.bounds[v]),
+            (true, true) => Some(head.map_or(self.bounds[v], |h| h.min(self.bounds[v]))),
         }
     }
 
@@ -1585,6 +1589,41 @@ mod tests {
         assert!(round(&mut p, &[30, 40], 20, false).is_empty(), "the other ring may still bring earlier ones");
         assert_eq!(round(&mut p, &[10, 35], 36, false), [10, 30, 35]);
         assert_eq!(round(&mut p, &[], 36, true), [40]);
+        assert!(!merge.holds());
+    }
+
+    /// Two workers each reading two rings: a record of one waits for the
+    /// other's records held, not only for its promise (records queued
+    /// before a promise are older than it). Before, worker 0's 10 and 30
+    /// went out ahead of worker 1's 20 held, since both promises were 50.
+    #[test]
+    fn time_merge_orders_two_workers_of_several_rings() {
+        let channels: Vec<Arc<Channel>> =
+            (0..2).map(|_| Arc::new(Channel::new(8, MIN_CHUNK, Arc::default()).merged(true))).collect();
+        let mut producers: Vec<Producer> = channels.iter().map(|c| Producer::new(c.clone(), 65535)).collect();
+        let mut merge = TimeMerge::new(&channels);
+        let mut round = |sent: [&[u64]; 2], promises: [u64; 2], all: bool| {
+            for (w, p) in producers.iter_mut().enumerate() {
+                for &t in sent[w] {
+                    assert!(p.offer(&[t as u8; 60], 60, t, 0));
+                }
+                p.publish();
+                p.promise(promises[w], 2);
+            }
+            for (w, ch) in channels.iter().enumerate() {
+                merge.promised(w, ch);
+                while let Some(c) = ch.take() {
+                    merge.hold(w, c);
+                }
+            }
+            let mut out = Vec::new();
+            merge.drain(all, |c| out.extend(c.iter().map(|r| r.1)), |w, c| channels[w].give_back(c));
+            out
+        };
+        assert_eq!(round([&[30, 10], &[40, 20]], [50, 50], false), [10, 20, 30, 40]);
+        assert_eq!(round([&[70, 55], &[60]], [80, 58], false), [55]);
+        assert_eq!(round([&[], &[]], [80, 100], false), [60, 70]);
+        assert_eq!(round([&[], &[]], [80, 100], true), [] as [u64; 0]);
         assert!(!merge.holds());
     }
 
