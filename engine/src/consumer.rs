@@ -1564,31 +1564,51 @@ mod tests {
         assert_eq!((s.local[sink::WRITTEN], s.local[sink::BYTES], s.local[sink::OVER_LIMIT]), (5, 150, 1));
     }
 
+    /// `n` merged channels of 8 chunks, their producers, and a merge of them.
+    fn merged(n: usize) -> (Vec<Arc<Channel>>, Vec<Producer>, TimeMerge) {
+        let channels: Vec<Arc<Channel>> =
+            (0..n).map(|_| Arc::new(Channel::new(8, MIN_CHUNK, Arc::default()).merged(true))).collect();
+        let producers = channels.iter().map(|c| Producer::new(c.clone(), 65535)).collect();
+        let merge = TimeMerge::new(&channels);
+        (channels, producers, merge)
+    }
+
+    /// Queue records of these times, and publish them.
+    fn send(p: &mut Producer, times: &[u64]) {
+        for &t in times {
+            assert!(p.offer(&[t as u8; 60], 60, t, 0));
+        }
+        p.publish();
+    }
+
+    /// Take each channel's promise and chunks, as the sink does, drain the
+    /// merge (`all`: the producers are done), and return the times written.
+    fn take_all(merge: &mut TimeMerge, channels: &[Arc<Channel>], all: bool) -> Vec<u64> {
+        for (w, ch) in channels.iter().enumerate() {
+            merge.promised(w, ch);
+            while let Some(c) = ch.take() {
+                merge.hold(w, c);
+            }
+        }
+        let mut out = Vec::new();
+        merge.drain(all, |c| out.extend(c.iter().map(|r| r.1)), |w, c| channels[w].give_back(c));
+        out
+    }
+
     /// One worker reading two rings queues each ring's records in time
     /// order, not the two together: its records are written in time order
     /// as far as its own promise allows.
     #[test]
     fn time_merge_orders_one_worker_s_several_rings() {
-        let channels = vec![Arc::new(Channel::new(8, MIN_CHUNK, Arc::default()).merged(true))];
-        let mut p = Producer::new(channels[0].clone(), 65535);
-        let mut merge = TimeMerge::new(&channels);
-        let mut round = |p: &mut Producer, times: &[u64], promise: u64, all: bool| {
-            for &t in times {
-                assert!(p.offer(&[t as u8; 60], 60, t, 0));
-            }
-            p.publish();
-            p.promise(promise, 2);
-            merge.promised(0, &channels[0]);
-            while let Some(c) = channels[0].take() {
-                merge.hold(0, c);
-            }
-            let mut out = Vec::new();
-            merge.drain(all, |c| out.extend(c.iter().map(|r| r.1)), |_, c| channels[0].give_back(c));
-            out
+        let (channels, mut producers, mut merge) = merged(1);
+        let mut round = |times: &[u64], promise: u64, all: bool| {
+            send(&mut producers[0], times);
+            producers[0].promise(promise, 2);
+            take_all(&mut merge, &channels, all)
         };
-        assert!(round(&mut p, &[30, 40], 20, false).is_empty(), "the other ring may still bring earlier ones");
-        assert_eq!(round(&mut p, &[10, 35], 36, false), [10, 30, 35]);
-        assert_eq!(round(&mut p, &[], 36, true), [40]);
+        assert!(round(&[30, 40], 20, false).is_empty(), "the other ring may still bring earlier ones");
+        assert_eq!(round(&[10, 35], 36, false), [10, 30, 35]);
+        assert_eq!(round(&[], 36, true), [40]);
         assert!(!merge.holds());
     }
 
@@ -1598,27 +1618,13 @@ mod tests {
     /// went out ahead of worker 1's 20 held, since both promises were 50.
     #[test]
     fn time_merge_orders_two_workers_of_several_rings() {
-        let channels: Vec<Arc<Channel>> =
-            (0..2).map(|_| Arc::new(Channel::new(8, MIN_CHUNK, Arc::default()).merged(true))).collect();
-        let mut producers: Vec<Producer> = channels.iter().map(|c| Producer::new(c.clone(), 65535)).collect();
-        let mut merge = TimeMerge::new(&channels);
+        let (channels, mut producers, mut merge) = merged(2);
         let mut round = |sent: [&[u64]; 2], promises: [u64; 2], all: bool| {
             for (w, p) in producers.iter_mut().enumerate() {
-                for &t in sent[w] {
-                    assert!(p.offer(&[t as u8; 60], 60, t, 0));
-                }
-                p.publish();
+                send(p, sent[w]);
                 p.promise(promises[w], 2);
             }
-            for (w, ch) in channels.iter().enumerate() {
-                merge.promised(w, ch);
-                while let Some(c) = ch.take() {
-                    merge.hold(w, c);
-                }
-            }
-            let mut out = Vec::new();
-            merge.drain(all, |c| out.extend(c.iter().map(|r| r.1)), |w, c| channels[w].give_back(c));
-            out
+            take_all(&mut merge, &channels, all)
         };
         assert_eq!(round([&[30, 10], &[40, 20]], [50, 50], false), [10, 20, 30, 40]);
         assert_eq!(round([&[70, 55], &[60]], [80, 58], false), [55]);
@@ -1633,55 +1639,35 @@ mod tests {
     /// holding half its pool is no longer waited for.
     #[test]
     fn time_merge_writes_in_time_order_as_far_as_promises_allow() {
-        let channels: Vec<Arc<Channel>> =
-            (0..2).map(|_| Arc::new(Channel::new(8, MIN_CHUNK, Arc::default()).merged(true))).collect();
-        let mut producers: Vec<Producer> = channels.iter().map(|c| Producer::new(c.clone(), 65535)).collect();
-        let mut merge = TimeMerge::new(&channels);
-        let send = |p: &mut Producer, times: &[u64]| {
-            for &t in times {
-                assert!(p.offer(&[t as u8; 60], 60, t, 0));
-            }
-            p.publish();
-        };
-        let take_all = |merge: &mut TimeMerge, all: bool| {
-            for (w, ch) in channels.iter().enumerate() {
-                merge.promised(w, ch);
-                while let Some(c) = ch.take() {
-                    merge.hold(w, c);
-                }
-            }
-            let mut out = Vec::new();
-            merge.drain(all, |c| out.extend(c.iter().map(|r| r.1)), |w, c| channels[w].give_back(c));
-            out
-        };
+        let (channels, mut producers, mut merge) = merged(2);
         send(&mut producers[0], &[10, 30, 50]);
         send(&mut producers[1], &[20, 40]);
-        assert_eq!(take_all(&mut merge, false), [10, 20, 30, 40], "50: worker 1 promised nothing yet");
+        assert_eq!(take_all(&mut merge, &channels, false), [10, 20, 30, 40], "50: worker 1 promised nothing yet");
         producers[1].promise(45, 1);
-        assert!(take_all(&mut merge, false).is_empty(), "45 < 50");
+        assert!(take_all(&mut merge, &channels, false).is_empty(), "45 < 50");
         producers[1].promise(60, 1);
-        assert_eq!(take_all(&mut merge, false), [50]);
+        assert_eq!(take_all(&mut merge, &channels, false), [50]);
         assert!(!merge.holds());
         // Ties and runs: a worker's records up to the other's next one go out together.
         send(&mut producers[0], &[70, 71, 72, 90]);
         send(&mut producers[1], &[72, 80]);
         producers[1].promise(95, 1);
-        assert_eq!(take_all(&mut merge, false), [70, 71, 72, 72, 80, 90]);
+        assert_eq!(take_all(&mut merge, &channels, false), [70, 71, 72, 72, 80, 90]);
         // A worker whose promise lags: the other's records wait only while
         // it holds at most half its pool (4 chunks of 8) here.
         for k in 0..5u64 {
             send(&mut producers[0], &[100 + k]);
         }
-        assert_eq!(take_all(&mut merge, false), [100], "the fifth chunk's wait is over");
+        assert_eq!(take_all(&mut merge, &channels, false), [100], "the fifth chunk's wait is over");
         producers[1].promise(110, 1);
-        assert_eq!(take_all(&mut merge, false), [101, 102, 103, 104]);
+        assert_eq!(take_all(&mut merge, &channels, false), [101, 102, 103, 104]);
         assert!(!merge.holds());
         // The end: everything held, in order.
         send(&mut producers[0], &[200]);
         send(&mut producers[1], &[150]);
         producers[1].promise(0, 1);
-        assert_eq!(take_all(&mut merge, false), [150]);
-        assert_eq!(take_all(&mut merge, true), [200]);
+        assert_eq!(take_all(&mut merge, &channels, false), [150]);
+        assert_eq!(take_all(&mut merge, &channels, true), [200]);
         // Every chunk back in its pool: the producers can fill all eight again.
         assert!(!merge.holds());
         for p in &mut producers {
