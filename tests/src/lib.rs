@@ -484,6 +484,21 @@ pub fn assert_reconciles(stats: &serde_json::Value) {
 
 pub use ringwire_engine::sys::ThreadSched;
 
+/// CPU time (user + system) of process `pid` so far, from /proc.
+///
+/// # Panics
+/// If the process is gone.
+#[must_use]
+pub fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // The fields after the command name (which may hold spaces), from state on.
+    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    Duration::from_millis(ticks * 1000 / hz)
+}
+
 /// How process `pid`'s thread named `name` is scheduled (`None`: no such
 /// thread). The name is the kernel's, cut to 15 bytes.
 #[must_use]

@@ -1265,17 +1265,6 @@ fn rings_carry_the_flow_hash_when_asked_or_when_it_is_free() {
     assert!(distinct.len() > 1 && distinct.len() <= 16, "one hash per flow: {} distinct", distinct.len());
 }
 
-/// CPU time (user + system) of process `pid` so far, from /proc.
-fn cpu_time(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    // The fields after the command name (which may hold spaces), from state on.
-    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
-    Duration::from_millis(ticks * 1000 / hz)
-}
-
 /// `capture --immediate-mode` (a TPACKET_V2 ring of one slot size) keeps
 /// jumbo frames whole, as tcpdump's does: 8000-byte frames on a veth with a
 /// 9000-byte MTU arrive byte for byte (the default slot cut them at 1978).
@@ -1361,9 +1350,9 @@ fn capture_survives_its_interface_going_down_and_ends_when_it_disappears() {
         std::thread::sleep(Duration::from_millis(10));
     }
     assert_eq!(downs(&cap), 2, "told again when it goes down: {}", cap.stderr_text());
-    let (t0, cpu0) = (std::time::Instant::now(), cpu_time(cap.pid()));
+    let (t0, cpu0) = (std::time::Instant::now(), ringwire_tests::cpu_time(cap.pid()));
     std::thread::sleep(Duration::from_secs(1));
-    let busy = (cpu_time(cap.pid()) - cpu0).as_secs_f64() / t0.elapsed().as_secs_f64();
+    let busy = (ringwire_tests::cpu_time(cap.pid()) - cpu0).as_secs_f64() / t0.elapsed().as_secs_f64();
     assert!(busy < 0.3, "the capture used {:.0} % of a core while its interface was down", busy * 100.0);
 
     ip(&["set", &ve, "up"]);
