@@ -536,6 +536,17 @@ fn bad_arguments_are_refused_before_anything_is_built() {
         assert_eq!(out.status.code(), Some(1), "{err}");
         assert!(err.contains(&format!("--out-dir {}", out_dir.display())) && err.contains(says), "{err}");
     }
+    // Receivers none of which is installed: nothing to measure (it built a
+    // lab, printed an empty table and exited 0).
+    let out = Command::new(bin("ringwire-bench"))
+        .env("PATH", dir.path())
+        .args(["--tools", "tcpdump,netsniff-ng", "--out-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("--tools tcpdump,netsniff-ng: none of them is installed; nothing to measure"), "{err}");
     // Each binary of the crate says what it is in --help.
     let help = Command::new(bin("ringwire-bench")).arg("--help").output().unwrap();
     let first = String::from_utf8_lossy(&help.stdout).lines().next().unwrap_or("").to_owned();

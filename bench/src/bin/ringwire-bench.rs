@@ -1676,6 +1676,9 @@ fn check_args(a: &Args) -> Result<Vec<String>> {
             say!("note: {t} is not installed; skipped");
         }
     }
+    if tools.is_empty() {
+        bail!("--tools {}: none of them is installed; nothing to measure", a.tools.join(","));
+    }
     if a.gen_compare {
         if !have("trafgen") {
             bail!("--gen-compare needs trafgen (Debian package netsniff-ng)");
