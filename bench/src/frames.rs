@@ -192,6 +192,10 @@ pub struct Template {
     pub stamp: Option<(usize, usize)>,
     /// Offset of the L4 checksum field.
     pub csum_at: usize,
+    /// TCP: offset of the sequence number field.
+    pub tcp_seq_at: Option<usize>,
+    /// Bytes after the L4 header (what a TCP sequence number counts).
+    pub payload_len: u32,
     /// UDP over IPv4 may carry checksum 0; a computed 0 must then be sent as 0xffff.
     pub udp: bool,
     /// The flow.
@@ -329,31 +333,46 @@ pub fn build(mix: &MixSpec, flow: FlowSpec, size: usize) -> Result<Template, Fra
     Ok(Template {
         stamp: [STAMP_LEN, SHORT_STAMP_LEN].into_iter().find(|&l| room >= l).map(|l| (hlen, l)),
         csum_at: l4_at + if flow.l4 == L4::Udp { 6 } else { 16 },
+        tcp_seq_at: (flow.l4 == L4::Tcp).then_some(l4_at + 4),
+        payload_len: room as u32,
         udp: flow.l4 == L4::Udp,
         bytes: out,
         flow,
     })
 }
 
-/// Write `stamp` into a copy of `t` (in `frame`) and fix the L4 checksum.
+/// Write `stamp` into a copy of `t` (in `frame`), and for TCP the
+/// sequence number `tcp_seq`, and fix the L4 checksum.
 #[inline]
-pub fn stamp(t: &Template, frame: &mut [u8], stamp: &Stamp) {
-    let Some((at, len)) = t.stamp else { return };
+pub fn stamp(t: &Template, frame: &mut [u8], stamp: &Stamp, tcp_seq: u32) {
     let (full, short);
-    let s: &[u8] = if len == STAMP_LEN {
-        full = stamp.to_bytes();
-        &full
-    } else {
-        short = stamp.to_short_bytes();
-        &short
+    let s: &[u8] = match t.stamp {
+        Some((_, STAMP_LEN)) => {
+            full = stamp.to_bytes();
+            &full
+        }
+        Some(_) => {
+            short = stamp.to_short_bytes();
+            &short
+        }
+        None => &[],
     };
+    let seq = tcp_seq.to_be_bytes();
+    let changes = [
+        (t.stamp.map_or(0, |(at, _)| at), s),
+        (t.tcp_seq_at.unwrap_or(0), if t.tcp_seq_at.is_some() { &seq[..] } else { &[] }),
+    ];
     // RFC 1624: HC' = ~(~HC + ~m + m') over the changed 16-bit words. The
-    // stamp starts at an even offset from the L4 header, so words align.
+    // stamp and the sequence number start at even offsets from the L4
+    // header, so words align.
     let old = u16::from_be_bytes([frame[t.csum_at], frame[t.csum_at + 1]]);
     let mut sum = u32::from(!old);
-    for (o, n) in frame[at..at + s.len()].chunks_exact(2).zip(s.chunks_exact(2)) {
-        sum += u32::from(!u16::from_be_bytes([o[0], o[1]]));
-        sum += u32::from(u16::from_be_bytes([n[0], n[1]]));
+    for (at, new) in changes {
+        for (o, n) in frame[at..at + new.len()].chunks_exact(2).zip(new.chunks_exact(2)) {
+            sum += u32::from(!u16::from_be_bytes([o[0], o[1]]));
+            sum += u32::from(u16::from_be_bytes([n[0], n[1]]));
+        }
+        frame[at..at + new.len()].copy_from_slice(new);
     }
     while sum > 0xffff {
         sum = (sum & 0xffff) + (sum >> 16);
@@ -362,7 +381,6 @@ pub fn stamp(t: &Template, frame: &mut [u8], stamp: &Stamp) {
     if t.udp && csum == 0 {
         csum = 0xffff;
     }
-    frame[at..at + s.len()].copy_from_slice(s);
     frame[t.csum_at..t.csum_at + 2].copy_from_slice(&csum.to_be_bytes());
 }
 
@@ -440,8 +458,20 @@ mod tests {
                 let mut frame = t.bytes.clone();
                 // Within the short stamp's widths (sequence 40 bits, time 56).
                 let st = Stamp { flow: i, seq: 0xde_beef_0000 + u64::from(i), ts_ns: 123_456_789_012 };
-                stamp(&t, &mut frame, &st);
+                let tcp_seq = 0x8000_0001 + i;
+                stamp(&t, &mut frame, &st, tcp_seq);
                 assert!(checksum_ok(&frame), "flow {f:?} size {size}");
+                let sliced = SlicedPacket::from_ethernet(&frame).unwrap();
+                match sliced.transport {
+                    Some(TransportSlice::Tcp(tcp)) => {
+                        assert_eq!(tcp.sequence_number(), tcp_seq, "flow {f:?} size {size}");
+                        assert_eq!(tcp.payload().len(), t.payload_len as usize, "flow {f:?} size {size}");
+                    }
+                    Some(TransportSlice::Udp(udp)) => {
+                        assert_eq!(udp.payload().len(), t.payload_len as usize, "flow {f:?} size {size}");
+                    }
+                    _ => panic!("flow {f:?} size {size}: neither TCP nor UDP"),
+                }
                 let room = size.saturating_sub(header_len(&f));
                 assert_eq!(t.stamp.is_some(), room >= SHORT_STAMP_LEN, "flow {f:?} size {size}");
                 assert_eq!(

@@ -213,6 +213,44 @@ fn frames_that_never_left_count_in_no_figure() {
     assert_eq!(read_pcap(&rec).len(), 0, "{err}");
 }
 
+/// A link without carrier (its peer is down) takes no frame: the run ends
+/// with an error naming it, and exit status 1, whether the carrier is gone
+/// from the start or goes while sending. It used to say "sent 0 frames"
+/// with status 0, and, going mid-run, blamed a TX path that "did not keep
+/// up" and counted the 3-s wait for the ring in the sending time.
+#[test]
+fn a_link_without_carrier_ends_the_run_with_an_error() {
+    if !privileged("a_link_without_carrier_ends_the_run_with_an_error") {
+        return;
+    }
+    let Pair { lab: _lab, ns_gen, if_gen, ns_eng, if_eng } = Pair::new();
+    ringwire_tests::ip(&ns_eng, &["link", "set", &if_eng, "down"]);
+    let out = in_ns(&ns_gen, "ringwire-gen").args(["-i", &if_gen, "-n", "100", "--json"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("100 frames were still in the TX ring") && err.contains("has no carrier"), "{err}");
+    let rep: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rep["sent"].as_u64(), Some(0), "{rep}");
+
+    ringwire_tests::ip(&ns_eng, &["link", "set", &if_eng, "up"]);
+    let run = in_ns(&ns_gen, "ringwire-gen")
+        .args(["-i", &if_gen, "--rate", "20000", "-d", "3", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    ringwire_tests::ip(&ns_eng, &["link", "set", &if_eng, "down"]);
+    let out = run.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("has no carrier") && !err.contains("fell behind"), "{err}");
+    let rep: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (sent, secs) = (rep["sent"].as_u64().unwrap(), rep["elapsed_s"].as_f64().unwrap());
+    assert!((5_000..40_000).contains(&sent), "about 1 s of 20 000 frames/s: {rep}");
+    assert!(secs < 3.5, "the sending time, without the wait for the ring: {rep}");
+}
+
 /// A pace the TX path cannot keep: the run ends on time and says how far
 /// it fell behind (sent of due), in its text and its JSON.
 #[test]

@@ -126,7 +126,7 @@ struct Args {
     /// the frames and bytes written, the streams).
     #[arg(long)]
     json: bool,
-    /// Progress line every second on stderr.
+    /// Progress line every second on stderr (the default when stderr is a terminal).
     #[arg(long)]
     progress: bool,
 }
@@ -283,8 +283,8 @@ struct Report {
     /// Frames too short for the stamp (see `--size`): sent without one.
     unstamped: u64,
     elapsed_s: f64,
-    /// Frames per second over the intervals between frames (each thread's
-    /// frames less one over its time, summed); `null` with fewer than two frames.
+    /// Frames per second over the intervals between frames (the frames
+    /// less one over the longest thread's time); `null` with fewer than two frames.
     rate_pps: Option<f64>,
     rate_gbps: Option<f64>,
     ring_full_waits: u64,
@@ -331,6 +331,10 @@ struct Plan {
     streams: Vec<u32>,
     count: u64,
     rate: u64,
+    /// Paced runs: this thread's frames are due this long after the
+    /// others' schedule starts, so that the threads' frames interleave
+    /// evenly (thread `t` of a run at `R` frames/s: `t / R` s).
+    phase: Duration,
     core: Option<usize>,
 }
 
@@ -346,7 +350,7 @@ impl Plan {
 
     /// A stamp sequence counter for each of this thread's streams.
     fn stamp_seqs(&self) -> StampSeqs {
-        StampSeqs { next: vec![0; self.streams.len()], unstamped: 0 }
+        StampSeqs { next: vec![0; self.streams.len()], tcp: vec![1; self.streams.len()], unstamped: 0 }
     }
 }
 
@@ -356,23 +360,39 @@ impl Plan {
 /// frames lost, not frames sent without a stamp; those are counted.
 struct StampSeqs {
     next: Vec<u64>,
+    /// The TCP sequence number of each stream's next frame: a TCP stream's
+    /// frames follow each other in sequence space, as a real sender's do
+    /// (a receiver reassembling it sees no retransmission or overlap).
+    tcp: Vec<u32>,
     unstamped: u64,
 }
 
 impl StampSeqs {
     /// The number the next frame of the stream at `pos` carries.
     #[inline]
-    fn next(&self, pos: usize) -> u64 {
-        self.next[pos]
+    fn next(&self, pos: usize) -> Numbers {
+        Numbers { seq: self.next[pos], tcp_seq: self.tcp[pos] }
     }
 
-    /// A frame of the stream at `pos` was sent: if it carried its number,
-    /// the next frame carries the one after; if not, it is counted.
+    /// Frame `t` of the stream at `pos` was sent: if it carried its number,
+    /// the next frame carries the one after; if not, it is counted. Its
+    /// payload moves the stream on in TCP sequence space.
     #[inline]
-    fn sent(&mut self, pos: usize, stamped: bool) {
+    fn sent(&mut self, pos: usize, t: &Template) {
+        let stamped = t.stamp.is_some();
         self.next[pos] += u64::from(stamped);
         self.unstamped += u64::from(!stamped);
+        self.tcp[pos] = self.tcp[pos].wrapping_add(t.payload_len);
     }
+}
+
+/// The numbers a stream's next frame carries.
+#[derive(Clone, Copy)]
+struct Numbers {
+    /// In its stamp.
+    seq: u64,
+    /// In its TCP header (TCP frames only).
+    tcp_seq: u32,
 }
 
 /// Split `total` into `parts` shares that differ by at most one.
@@ -400,9 +420,28 @@ fn plans(streams: u32, threads: usize, cores: &[usize], count: u64, rate: u64) -
             streams: (t as u32..streams).step_by(threads).collect(),
             count: if count == u64::MAX { u64::MAX } else { share(count, threads, t) },
             rate: share(rate, threads, t),
+            phase: Duration::from_nanos((t as u64 * 1_000_000_000).checked_div(rate).unwrap_or(0)),
             core: cores.get(t).copied(),
         })
         .collect())
+}
+
+/// How long a sending thread waits, after its last frame is queued, for the
+/// kernel to take what is still in its ring.
+const DRAIN_WAIT: Duration = Duration::from_secs(3);
+
+/// A paced thread spins through waits this short rather than sleep.
+const SPIN_WAIT: Duration = Duration::from_micros(100);
+
+/// Why an interface may not take frames, as its sysfs entries tell.
+fn link_state(iface: &str) -> String {
+    let read = |f: &str| std::fs::read_to_string(format!("/sys/class/net/{iface}/{f}")).map(|s| s.trim().to_owned());
+    match (read("operstate"), read("carrier")) {
+        (Err(_), _) => format!("{iface} is gone"),
+        (Ok(op), Ok(c)) if c == "0" => format!("{iface} has no carrier (operstate {op}): is its peer down?"),
+        (Ok(op), _) if op != "up" && op != "unknown" => format!("{iface} is {op}"),
+        (Ok(op), _) => format!("{iface} (operstate {op}) did not send them: is its queue stopped?"),
+    }
 }
 
 fn main() -> std::process::ExitCode {
@@ -493,13 +532,13 @@ fn run() -> Result<()> {
         for j in 0..n {
             let (ti, pos, _) = plan.frame(&mix, j);
             let t = &templates[ti];
-            let seq = seqs.next(pos);
-            seqs.sent(pos, t.stamp.is_some());
+            let n = seqs.next(pos);
+            seqs.sent(pos, t);
             frame.clear();
             // Never shorter than 60 bytes without --runts: fit_sizes raised the sizes.
             frame.extend_from_slice(&t.bytes);
             let ts = t0 + j * 1000;
-            frames::stamp(t, &mut frame, &Stamp { flow: t.flow.stream(), seq, ts_ns: ts });
+            frames::stamp(t, &mut frame, &Stamp { flow: t.flow.stream(), seq: n.seq, ts_ns: ts }, n.tcp_seq);
             w.write(ts, frame.len() as u32, &frame)?;
             bytes += frame.len() as u64;
         }
@@ -526,6 +565,7 @@ fn run() -> Result<()> {
         signal_hook::flag::register(sig, stop.clone())?;
     }
     let progress: Vec<AtomicU64> = plans.iter().map(|_| AtomicU64::new(0)).collect();
+    let show_progress = a.progress || std::io::IsTerminal::is_terminal(&std::io::stderr());
     let ready = std::sync::Barrier::new(plans.len() + 1);
     let results: Vec<Result<ThreadReport>> = std::thread::scope(|scope| {
         let handles: Vec<_> = plans
@@ -563,7 +603,7 @@ fn run() -> Result<()> {
         while !handles.iter().all(std::thread::ScopedJoinHandle::is_finished) {
             std::thread::sleep(Duration::from_millis(20));
             let elapsed = start.elapsed();
-            if a.progress && elapsed >= next_progress {
+            if show_progress && elapsed >= next_progress {
                 let sent: u64 = progress.iter().map(|p| p.load(Ordering::Relaxed)).sum();
                 say!(
                     "[{:5.1}s] sent {sent} ({:.1} kpps)",
@@ -583,19 +623,13 @@ fn run() -> Result<()> {
     // only at its next progress tick).
     let elapsed = threads.iter().map(|t| t.elapsed_s).fold(f64::MIN_POSITIVE, f64::max);
     let sum = |f: fn(&ThreadReport) -> u64| threads.iter().map(f).sum::<u64>();
-    let (sent, bytes, left) = (sum(|t| t.sent), sum(|t| t.bytes), sum(|t| t.left));
+    let (sent, bytes) = (sum(|t| t.sent), sum(|t| t.bytes));
     // The first thread's failure ends the run with it (after the report).
     let failure = threads.iter().find_map(|t| t.error.clone());
-    // N frames sent at a pace span N - 1 intervals: `--rate 1 -n 3` takes 2 s.
-    let intervals: Vec<f64> = threads
-        .iter()
-        .filter(|t| t.sent >= 2 && t.elapsed_s > 0.0)
-        .map(|t| (t.sent - 1) as f64 / t.elapsed_s)
-        .collect();
-    let rate_pps = (!intervals.is_empty()).then(|| intervals.iter().sum::<f64>());
-    if left > 0 {
-        say!("ringwire-gen: warning: {left} frames still queued in the TX rings at exit");
-    }
+    // N frames sent at a pace span N - 1 intervals: `--rate 1 -n 3` takes
+    // 2 s. The threads' frames interleave from the common start to the
+    // longest thread's end.
+    let rate_pps = (sent >= 2).then(|| (sent - 1) as f64 / elapsed);
     let report = Report {
         interface: iface.clone(),
         sent,
@@ -621,6 +655,7 @@ fn run() -> Result<()> {
         elapsed,
         report.threads.len(),
         match (report.rate_pps, report.rate_gbps) {
+            (Some(pps), Some(gbps)) if pps < 10_000.0 => format!("{pps:.1} frames/s, {gbps:.6} Gbit/s"),
             (Some(pps), Some(gbps)) => format!("{:.1} kpps, {gbps:.3} Gbit/s", pps / 1e3),
             _ => "no rate (fewer than two frames)".to_owned(),
         },
@@ -715,6 +750,12 @@ impl Job<'_> {
         let Job { plan, mix, templates, iface, .. } = self;
         let start = Instant::now();
         let rate = plan.rate;
+        if rate > 0 {
+            // Sleeps end when asked, not up to the default 50 µs later
+            // (frames then leave in bursts).
+            // SAFETY: prctl(2) with an integer argument; it changes this thread's timer slack only.
+            unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0) };
+        }
         // Its share of the run's count, paced runs' already capped at what is
         // due in the duration (`paced_total`).
         let count = plan.count;
@@ -744,16 +785,20 @@ impl Job<'_> {
                     break;
                 }
             }
-            let due =
-                if rate == 0 { count } else { ((elapsed.as_nanos() * u128::from(rate)) / 1_000_000_000) as u64 + 1 };
+            let due = match elapsed.checked_sub(plan.phase) {
+                _ if rate == 0 => count,
+                Some(paced) => ((paced.as_nanos() * u128::from(rate)) / 1_000_000_000) as u64 + 1,
+                None => 0,
+            };
             let mut batch = 0;
             while sent < due.min(count) && batch < self.burst {
                 let (ti, pos, _) = plan.frame(mix, sent);
                 let t = &templates[ti];
-                let st = Stamp { flow: t.flow.stream(), seq: seqs.next(pos), ts_ns: sys::monotonic_ns() };
+                let n = seqs.next(pos);
+                let st = Stamp { flow: t.flow.stream(), seq: n.seq, ts_ns: sys::monotonic_ns() };
                 let mut len = 0;
                 let pushed = tx.push_with(&t.bytes, |slot| {
-                    frames::stamp(t, slot, &st);
+                    frames::stamp(t, slot, &st, n.tcp_seq);
                     len = slot.len();
                     if let Some(r) = recorder.as_mut() {
                         if let Err(e) = r.write(sys::realtime_ns(), slot.len() as u32, slot) {
@@ -774,7 +819,7 @@ impl Job<'_> {
                     full_waits += 1;
                     break;
                 }
-                seqs.sent(pos, t.stamp.is_some());
+                seqs.sent(pos, t);
                 sent += 1;
                 bytes += len as u64;
                 batch += 1;
@@ -795,29 +840,54 @@ impl Job<'_> {
                 kicks += 1;
                 self.sent.store(sent, Ordering::Relaxed);
             } else if ahead {
-                // Ahead of schedule: sleep until the next frame is due (short sleeps keep pacing even).
-                let next = Duration::from_nanos(
-                    u64::try_from(u128::from(sent) * 1_000_000_000 / u128::from(rate)).unwrap_or(u64::MAX),
-                );
+                // Ahead of schedule: wait until the next frame is due. A
+                // sleep ends some µs late, so a short wait spins instead
+                // (frames would leave in twos and threes); a long one
+                // sleeps at most 1 ms at a time, to see a stop.
+                let next = plan.phase
+                    + Duration::from_nanos(
+                        u64::try_from(u128::from(sent) * 1_000_000_000 / u128::from(rate)).unwrap_or(u64::MAX),
+                    );
                 if let Some(wait) = next.checked_sub(start.elapsed()) {
-                    std::thread::sleep(wait.min(Duration::from_millis(1)));
+                    if wait <= SPIN_WAIT {
+                        while start.elapsed() < next {
+                            std::hint::spin_loop();
+                        }
+                    } else {
+                        std::thread::sleep((wait - SPIN_WAIT / 2).min(Duration::from_millis(1)));
+                    }
                 }
             } else {
                 // Ring full: the kernel is still sending (kicked above); yield.
                 std::thread::yield_now();
             }
         }
-        // Wait for the kernel to take everything (bounded).
-        let until = Instant::now() + Duration::from_secs(3);
-        while failure.is_none() && tx.in_flight() > 0 && Instant::now() < until {
+        // Wait for the kernel to take everything (bounded). The sending
+        // time ends when it took the last frame, not when the wait gives up.
+        let until = Instant::now() + DRAIN_WAIT;
+        let mut in_flight = tx.in_flight();
+        let mut done_at = start.elapsed();
+        while failure.is_none() && in_flight > 0 && Instant::now() < until {
             if let Err(e) = tx.flush() {
                 failure = Some(anyhow::Error::new(e).context("kicking the TX ring"));
             }
             std::thread::sleep(Duration::from_millis(1));
+            let now = tx.in_flight();
+            if now < in_flight {
+                done_at = start.elapsed();
+            }
+            in_flight = now;
         }
         // The frames the kernel did not take are the last ones queued: they
         // count in none of the figures, and are taken out of the recording.
         let left = tx.in_flight() as u64;
+        if left > 0 && failure.is_none() {
+            failure = Some(anyhow::anyhow!(
+                "{left} frames were still in the TX ring {} s after the last was queued: {}",
+                DRAIN_WAIT.as_secs(),
+                link_state(iface)
+            ));
+        }
         let unsent: Vec<_> = (sent - left..sent).map(|j| &templates[plan.frame(mix, j).0]).collect();
         let mut unstamped = seqs.unstamped;
         for t in &unsent {
@@ -831,7 +901,7 @@ impl Job<'_> {
             }
         }
         Ok(ThreadReport {
-            elapsed_s: start.elapsed().as_secs_f64(),
+            elapsed_s: done_at.as_secs_f64(),
             core: plan.core,
             sent: sent - left,
             bytes,
@@ -983,15 +1053,20 @@ mod tests {
         let mut seqs = plan.stamp_seqs();
         let mut numbers = vec![Vec::new(); 3];
         let mut unstamped = 0;
+        // Each TCP stream's frames follow each other in sequence space, the
+        // frames without a stamp included.
+        let mut tcp_next = [1u32; 3];
         for j in 0..90 {
             let (ti, pos, _) = plan.frame(&mix, j);
             let stamped = templates[ti].stamp.is_some();
             if stamped {
-                numbers[pos].push(seqs.next(pos));
+                numbers[pos].push(seqs.next(pos).seq);
             } else {
                 unstamped += 1;
             }
-            seqs.sent(pos, stamped);
+            assert_eq!(seqs.next(pos).tcp_seq, tcp_next[pos], "frame {j}");
+            tcp_next[pos] += templates[ti].bytes.len() as u32 - 74;
+            seqs.sent(pos, &templates[ti]);
         }
         assert_eq!(unstamped, 30, "a third of the frames are too short for a stamp");
         for n in &numbers {
@@ -1007,6 +1082,8 @@ mod tests {
             [vec![0, 3, 6, 9], vec![1, 4, 7], vec![2, 5, 8]]
         );
         assert_eq!(p.iter().map(|p| p.count).sum::<u64>(), 100);
+        // At 1000 frames/s in all, the threads' frames are 1 ms apart, not sent in threes.
+        assert_eq!(p.iter().map(|p| p.phase.as_micros()).collect::<Vec<_>>(), [0, 1000, 2000]);
         assert_eq!(p.iter().map(|p| p.rate).collect::<Vec<_>>(), [334, 333, 333]);
         let mix = MixSpec {
             flows: 10,
