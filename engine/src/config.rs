@@ -805,6 +805,9 @@ impl Config {
             if p.outgoing && !matches!(kind, PortKind::AfPacket(_)) {
                 return bad(format!("port `{}`: outgoing applies to afpacket ports only", p.display_name()));
             }
+            if p.pace == Pace::Recorded && !matches!(kind, PortKind::Pcap(_)) {
+                return bad(format!("port `{}`: pace = \"recorded\" applies to pcap ports only", p.display_name()));
+            }
             if p.uses_classifier() && !matches!(kind, PortKind::AfPacket(_)) {
                 return bad(format!(
                     "port `{}`: filter: the classifier runs in the kernel, on afpacket ports only",
@@ -1104,6 +1107,16 @@ mod tests {
         ] {
             Config::parse(&format!("{base}{ok}\n")).unwrap().validate().unwrap();
         }
+    }
+
+    /// A recorded pace on an interface port is refused (it was accepted and
+    /// ignored).
+    #[test]
+    fn a_recorded_pace_on_an_interface_is_refused() {
+        let text = |uri: &str| format!("[[ports]]\nname = \"a\"\nuri = \"{uri}\"\npace = \"recorded\"\n");
+        Config::parse(&text("pcap:/tmp/x.pcap")).unwrap().validate().unwrap();
+        let err = Config::parse(&text("afpacket:a0")).unwrap().validate().unwrap_err().to_string();
+        assert!(err.contains("port `a`: pace = \"recorded\" applies to pcap ports only"), "{err}");
     }
 
     /// A consumer cannot name a port that receives nothing (it used to be
