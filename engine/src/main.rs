@@ -481,9 +481,10 @@ fn cmd_run(
     // The socket first: a path that cannot be used ends the run before the
     // engine begins its outputs (truncating an existing capture).
     // The default path is the engine's own, a service's runtime directory
-    // it makes; it may be taken by another engine or not writable (not
-    // root), and then the run goes on without it. A path the user chose
-    // must work, in a directory that exists.
+    // it makes; when it cannot be made (not root) the run goes on without
+    // it. Taken by another engine, it is refused as any path is: `ringctl`
+    // would drive that engine, not this one. A path the user chose must
+    // work, in a directory that exists.
     let default_socket = config.control.socket == Path::new(ringwire_engine::config::DEFAULT_CONTROL_SOCKET);
     let started = config.control.enabled.then(|| {
         ringwire_engine::control::server::Server::start(&ringwire_engine::control::server::ServerOptions {
@@ -495,6 +496,9 @@ fn cmd_run(
         })
     });
     let started = match started {
+        Some(Err(e @ ringwire_engine::control::server::ControlStartError::InUse(_))) => {
+            bail!("{e}: give this engine a socket of its own with --control-socket PATH (or `none`)")
+        }
         Some(Err(e)) if !default_socket => return Err(e.into()),
         s => s,
     };

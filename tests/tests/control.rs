@@ -281,6 +281,7 @@ fn ringctl_exit_codes_for_scripts() {
     assert_eq!(ringctl(&missing, &["frobnicate"]).status.code(), Some(2), "usage");
     assert_eq!(ringctl(&missing, &["classifier", "add", "--mac", "x"]).status.code(), Some(2), "usage");
     assert_eq!(ringctl(&missing, &["stats", "--watch", "--count", "0"]).status.code(), Some(2), "no read asked");
+    assert_eq!(ringctl(&missing, &["stats", "--count", "3"]).status.code(), Some(2), "a count without --watch");
 }
 
 /// A socket that takes the connection but never answers: after `--timeout`
@@ -927,7 +928,17 @@ fn removing_a_consumer_whose_writes_failed_says_so_and_removes_it() {
     let rep = generate(&ns_g, &vg, &["--count", "2000", "--rate", "20000", "--size", "1000"]);
     assert_eq!(rep["sent"], 2000);
     std::thread::sleep(Duration::from_millis(300));
-    let del = ringctl_json(&sock, &["consumers", "del", "tap"]);
+    // The table shows what the writer lost.
+    let table = ringctl_ok(&sock, &["stats"]);
+    let row: Vec<&str> =
+        table.lines().find(|l| l.split_whitespace().next() == Some("tap")).unwrap().split_whitespace().collect();
+    assert!(table.contains("write_err") && row[9].parse::<u64>().unwrap() > 0, "{table}");
+    // Removed, but frames were lost: exit status 4 and the error on stderr, for a script.
+    let o = ringctl(&sock, &["--json", "consumers", "del", "tap"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(4), "{err}");
+    assert!(err.contains("consumers.del: done, but") && err.contains("No space left on device"), "{err}");
+    let del: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let error = del["error"].as_str().unwrap_or_else(|| panic!("the write error in the answer: {del}"));
     assert!(error.contains("No space left on device"), "{error}");
     assert_eq!(del["counters"]["removed"], true, "{del}");
@@ -1097,4 +1108,161 @@ fn a_stopping_engine_answers_at_once_and_one_signal_ends_a_stop_that_waits() {
     let log = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(143), "{log}");
     assert!(log.contains("ringwire: SIGTERM while stopping: exiting now"), "{log}");
+}
+
+/// `ringctl shutdown` returns once the engine has stopped: its file is
+/// complete, its final counters written and its socket gone, so a script
+/// may start another engine on the same socket at once. It used to return
+/// as the engine began to stop, and the next engine found "an engine is
+/// already listening there". `--no-wait` returns at once.
+#[test]
+fn ringctl_shutdown_returns_once_the_engine_has_stopped() {
+    if !privileged("ringctl_shutdown_returns_once_the_engine_has_stopped") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Pair { lab: _lab, ns_gen: ns_g, ns_eng: ns_e, if_gen: vg, if_eng: ve } = Pair::new();
+    let (cap, st) = (dir.path().join("cap.pcap"), dir.path().join("stats.json"));
+    let cfg = dir.path().join("stop.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[engine]\nworkers = [0]\nstats_json = \"{}\"\n[[ports]]\nuri = \"afpacket:{ve}\"\n\
+             [[consumers]]\nname = \"w\"\nkind = \"pcap\"\npath = \"{}\"\nfilter = \"udp\"\n",
+            st.display(),
+            cap.display()
+        ),
+    )
+    .unwrap();
+    let engine = start_engine(&ns_e, &cfg, dir.path());
+    let sock = control_socket(&cfg);
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&sock).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o660);
+    let rep = generate(&ns_g, &vg, &["--count", "20000", "--rate", "50000", "--size", "1000", "--l4", "udp"]);
+    assert_eq!(rep["sent"], 20000);
+    let o = ringctl(&sock, &["shutdown"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("ok: the engine has stopped"), "{o:?}");
+    // At once, not after a while: the engine has stopped.
+    assert!(!sock.exists(), "its socket is gone");
+    assert_eq!(read_json(&st)["consumers"][0]["written"], 20000, "its final counters are written");
+    assert_eq!(read_pcap(&cap).len(), 20000, "its file is complete");
+    let out = engine.wait(Duration::from_secs(5));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Another engine takes the socket at once.
+    let again = start_engine(&ns_e, &cfg, dir.path());
+    ringctl_ok(&sock, &["status"]);
+    let o = ringctl_ok(&sock, &["shutdown", "--no-wait"]);
+    assert!(o.contains("ok: the engine is stopping") && !o.contains("stopped"), "{o}");
+    let out = again.wait(Duration::from_secs(10));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// An engine started while another listens on the default socket is
+/// refused, as on any other path: it used to run without a socket, with a
+/// warning, and `ringctl` then drove the first engine.
+#[test]
+fn a_second_engine_on_the_default_socket_is_refused() {
+    if !privileged("a_second_engine_on_the_default_socket_is_refused") {
+        return;
+    }
+    let default = Path::new(ringwire_engine::config::DEFAULT_CONTROL_SOCKET);
+    if UnixStream::connect(default).is_ok() {
+        assert!(std::env::var("CI").map_or(true, |v| v != "true"), "an engine listens on {}", default.display());
+        eprintln!("skipping: an engine of this machine listens on {}", default.display());
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Pair { lab: _lab, ns_eng: ns_e, if_eng: ve, .. } = Pair::new();
+    let first = dir.path().join("first.toml");
+    std::fs::write(
+        &first,
+        format!("[[ports]]\nuri = \"afpacket:{ve}\"\n[[consumers]]\nname = \"n\"\nkind = \"counter\"\n"),
+    )
+    .unwrap();
+    let ready = dir.path().join("ready");
+    let mut engine = ringwire_tests::Proc::spawn(
+        "ringwire run",
+        ringwire_tests::in_ns(&ns_e, "ringwire").arg("run").arg(&first).arg("--ready-file").arg(&ready),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !ready.exists() {
+        assert!(std::time::Instant::now() < deadline && !engine.exited(), "the first engine starts");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let input = dir.path().join("in.pcap");
+    ringwire_tests::record(&input, &["--count", "10"]);
+    let second = dir.path().join("second.toml");
+    std::fs::write(&second, format!("[[ports]]\nuri = \"pcap:{}\"\n", input.display())).unwrap();
+    let out = Command::new(bin("ringwire")).arg("run").arg(&second).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(
+            "an engine is already listening there: give this engine a socket of its own with --control-socket"
+        ),
+        "{err}"
+    );
+    // The socket is still the first engine's.
+    assert!(ringctl_ok(default, &["status"]).contains(&ve));
+    ringctl_ok(default, &["shutdown"]);
+    assert!(!default.exists());
+    let out = engine.wait(Duration::from_secs(5));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// What a script driving the engine meets: an engine with no room for
+/// another client is asked again until `--timeout` (it was exit 1, as if
+/// the engine had said no); `stats --watch` goes on past the engine's idle
+/// timeout (it ended with "Broken pipe"); and a consumer removed and added
+/// again under its name shows its own rate (it showed the removed one's).
+#[test]
+fn ringctl_waits_for_room_keeps_watching_and_rates_follow_their_row() {
+    if !privileged("ringctl_waits_for_room_keeps_watching_and_rates_follow_their_row") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Pair { lab: _lab, ns_gen: ns_g, ns_eng: ns_e, if_gen: vg, if_eng: ve } = Pair::new();
+    let cfg = dir.path().join("busy.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[engine]\nworkers = [0]\n[control]\nmax_clients = 1\nidle_timeout_s = 1\n\
+             [[ports]]\nname = \"p\"\nuri = \"afpacket:{ve}\"\n[[consumers]]\nname = \"z\"\nkind = \"counter\"\n"
+        ),
+    )
+    .unwrap();
+    let engine = start_engine(&ns_e, &cfg, dir.path());
+    let sock = control_socket(&cfg);
+    // Every slot taken by a client that sends nothing (closed when idle for 1 s).
+    let held = connect(&sock);
+    let started = std::time::Instant::now();
+    let o = ringctl(&sock, &["--timeout", "10", "status"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(started.elapsed() >= Duration::from_millis(500), "it waited for the slot");
+    drop(held);
+    let o = ringctl(&sock, &["--json", "stats", "--watch", "--interval", "2.5", "--count", "2"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let reads: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(reads.len(), 2, "{o:?}");
+
+    let traffic = ringwire_tests::spawn_generator(&ns_g, &vg, &["--rate", "20000", "--duration", "4"]);
+    std::thread::sleep(Duration::from_millis(500));
+    ringctl_ok(&sock, &["consumers", "del", "z"]);
+    ringctl_ok(&sock, &["consumers", "add", "z", "--kind", "counter"]);
+    ringctl_ok(&sock, &["stats"]);
+    std::thread::sleep(Duration::from_secs(1));
+    let table = ringctl_ok(&sock, &["stats"]);
+    let consumers = table.split("consumers:\n").nth(1).unwrap();
+    let live: Vec<&str> = consumers
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some("z") && !l.contains("(removed)"))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    let per_s: f64 = live[6].parse().unwrap_or_else(|_| panic!("{table}"));
+    assert!(per_s > 5_000.0, "the live consumer's own rate: {table}");
+    let _ = traffic.wait(Duration::from_secs(10));
+    let _ = ringwire_tests::stop_engine(engine);
 }

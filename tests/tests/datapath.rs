@@ -825,6 +825,7 @@ fn an_ebpf_port_filter_drops_in_the_kernel_and_counts() {
         .arg(ringwire_tests::bin("ringwire"))
         .arg("run")
         .arg(&bad)
+        .args(["--control-socket", "none"])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&res.stderr);

@@ -198,7 +198,7 @@ fn the_engine_holds_its_cpu_latency_request_while_it_runs() {
     assert_eq!(u(&consumer(&s, "lat")["latency"]["consumer"]["count"]), 100, "{s}");
     // A request the kernel would not take is refused before anything starts.
     std::fs::write(&cfg, format!("[engine]\ncpu_latency_us = 2000000\n[[ports]]\nuri = \"afpacket:{ve}\"\n")).unwrap();
-    let out = Command::new(bin("ringwire")).arg("run").arg(&cfg).output().unwrap();
+    let out = Command::new(bin("ringwire")).arg("run").arg(&cfg).args(["--control-socket", "none"]).output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("engine.cpu_latency_us: 2000000 is above the limit"), "{err}");

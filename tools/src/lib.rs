@@ -100,6 +100,28 @@ impl Client {
         }
     }
 
+    /// Wait until the engine ends the connection (it does once it has
+    /// stopped: queues drained, files closed, its socket removed).
+    ///
+    /// # Errors
+    /// [`ClientError::Timeout`] when it has not within the timeout,
+    /// [`ClientError::Io`] when the connection fails otherwise.
+    pub fn wait_closed(&mut self) -> Result<(), ClientError> {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            match self.reader.read_line(&mut line) {
+                Ok(0) => return Ok(()),
+                Ok(_) => {}
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                    return Err(ClientError::Timeout(self.timeout))
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Ok(()),
+                Err(e) => return Err(ClientError::Io(format!("waiting for the engine to stop: {e}"))),
+            }
+        }
+    }
+
     /// The next answer line on the connection.
     fn next_answer(&mut self, io: &impl Fn(&str, std::io::Error) -> ClientError) -> Result<Response, ClientError> {
         let mut answer = String::new();

@@ -21,7 +21,7 @@ use std::{
         fd::{AsRawFd, FromRawFd, OwnedFd, RawFd},
         unix::net::{UnixListener, UnixStream},
     },
-    path::PathBuf,
+    path::{Path, PathBuf},
     sync::{
         atomic::{AtomicBool, Ordering},
         mpsc, Arc, Mutex, PoisonError,
@@ -124,7 +124,37 @@ pub struct Server {
     requests: Arc<Mutex<mpsc::Receiver<Incoming>>>,
     answers: mpsc::Sender<(ClientRef, String)>,
     path: PathBuf,
+    /// The socket file's device and inode: removed at the end only if the
+    /// path still leads to it.
+    file_id: (u64, u64),
     stopping: Arc<AtomicBool>,
+}
+
+/// A file's device and inode.
+fn file_id(meta: &std::fs::Metadata) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (meta.dev(), meta.ino())
+}
+
+/// Bind a listening socket at `path` with mode 0660 from the start: it is
+/// bound in a new directory only this process may enter, given its mode
+/// there, then moved into place (whatever the umask, nobody can connect to
+/// it with the mode bind gave it).
+fn bind_private(path: &Path) -> Result<UnixListener, (&'static str, io::Error)> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let private = dir.join(format!(".ringwire-bind-{}", std::process::id()));
+    // One left by a process of this pid that was killed here.
+    let _ = std::fs::remove_dir_all(&private);
+    std::fs::DirBuilder::new().mode(0o700).create(&private).map_err(|e| ("making a private directory beside it", e))?;
+    let tmp = private.join("s");
+    let bound = UnixListener::bind(&tmp).map_err(|e| ("binding", e)).and_then(|l| {
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o660)).map_err(|e| ("setting mode 0660", e))?;
+        std::fs::rename(&tmp, path).map_err(|e| ("moving it into place", e))?;
+        Ok(l)
+    });
+    let _ = std::fs::remove_dir_all(&private);
+    bound
 }
 
 impl Server {
@@ -156,9 +186,8 @@ impl Server {
             }
             std::fs::remove_file(&path).map_err(io_err("removing a stale socket"))?;
         }
-        let listener = UnixListener::bind(&path).map_err(io_err("binding"))?;
-        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o660))
-            .map_err(io_err("setting mode 0660"))?;
+        let listener = bind_private(&path).map_err(|(what, e)| io_err(what)(e))?;
+        let file_id = file_id(&std::fs::symlink_metadata(&path).map_err(io_err("reading it back"))?);
         let ring = IoUring::new(256).map_err(io_err("io_uring setup"))?;
         let wake = Arc::new(sys::eventfd().map_err(|e| ControlStartError::Io {
             path: path.clone(),
@@ -193,7 +222,7 @@ impl Server {
             .name("rw-control".into())
             .spawn(move || looper.run())
             .map_err(io_err("starting its thread"))?;
-        Ok(Self { thread: Some(thread), stop, wake, requests, answers, path: opts.path.clone(), stopping })
+        Ok(Self { thread: Some(thread), stop, wake, requests, answers, path: opts.path.clone(), file_id, stopping })
     }
 
     /// The engine stops: every request waiting, and every one that comes
@@ -221,12 +250,18 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        // The path goes first, then the clients' connections: a client that
+        // waits for the end of its connection (`ringctl shutdown`) may start
+        // another engine on the path at once. A path that no longer leads to
+        // this socket (another engine's by now) is left alone.
+        if std::fs::symlink_metadata(&self.path).is_ok_and(|m| file_id(&m) == self.file_id) {
+            let _ = std::fs::remove_file(&self.path);
+        }
         self.stop.store(true, Ordering::Release);
         sys::eventfd_signal(self.wake.as_raw_fd());
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-        let _ = std::fs::remove_file(&self.path);
     }
 }
 
@@ -578,6 +613,11 @@ impl Loop {
     }
 
     fn close_idle(&mut self) {
+        // A stopping engine keeps its clients to the end: `ringctl shutdown`
+        // waits for the end of its connection to know the engine stopped.
+        if self.stopping.load(Ordering::Acquire) {
+            return;
+        }
         let now = Instant::now();
         for slot in 0..self.clients.len() {
             if self.clients[slot]

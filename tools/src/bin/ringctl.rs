@@ -1,13 +1,20 @@
 //! `ringctl`: drive a running ringwire engine through its control socket.
 //!
 //! Exit codes: 0 done, 1 the engine refused (its message on stderr), 2 usage,
-//! 3 the engine cannot be reached or did not answer within `--timeout`.
+//! 3 the engine cannot be reached or did not answer within `--timeout`, 4
+//! done, but frames were lost doing it (a removed consumer's writes failed).
 
-use std::{io::IsTerminal, path::PathBuf, process::ExitCode, time::Duration};
+use std::{
+    io::IsTerminal,
+    path::{Path, PathBuf},
+    process::ExitCode,
+    time::{Duration, Instant},
+};
 
 use clap::{Parser, Subcommand};
+use ringwire_engine::control::protocol::{ErrorClass, Response};
 use ringwire_engine::{out, out_raw, say};
-use ringwire_tools::Client;
+use ringwire_tools::{Client, ClientError};
 use serde_json::{json, Value};
 
 #[derive(Parser)]
@@ -41,7 +48,7 @@ enum Cmd {
         #[arg(long, default_value_t = 1.0, value_parser = parse_interval)]
         interval: f64,
         /// With --watch: stop after this many reads (at least 1).
-        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        #[arg(long, requires = "watch", value_parser = clap::value_parser!(u64).range(1..))]
         count: Option<u64>,
         /// Print the counters in Prometheus' text format (for a scraper, or
         /// node_exporter's textfile collector).
@@ -80,8 +87,14 @@ enum Cmd {
     /// for `ringwire run`: `ringctl config show > saved.toml`.
     #[command(subcommand)]
     Config(ConfigCmd),
-    /// Stop the engine gracefully (as SIGTERM: queues drained, files flushed).
-    Shutdown,
+    /// Stop the engine gracefully (as SIGTERM: queues drained, files
+    /// flushed), and wait until it has (at most --timeout): then its socket
+    /// is gone and another engine may take it.
+    Shutdown {
+        /// Return once the engine has begun to stop.
+        #[arg(long)]
+        no_wait: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -281,13 +294,6 @@ enum ClassCmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let timeout = Duration::from_secs(cli.timeout.max(1));
-    let mut client = match Client::connect(&cli.socket, timeout) {
-        Ok(c) => c,
-        Err(e) => {
-            say!("ringctl: {}: {e}", cli.socket.display());
-            return ExitCode::from(3);
-        }
-    };
     let (cmd, args) = request(&cli.cmd);
     let reads = match &cli.cmd {
         Cmd::Stats { watch: true, count, action: None, .. } => count.unwrap_or(u64::MAX),
@@ -298,14 +304,15 @@ fn main() -> ExitCode {
         _ => Duration::from_secs(1),
     };
     let watching = reads > 1;
+    let mut conn = None;
     for i in 0..reads {
         if i > 0 {
             std::thread::sleep(interval);
         }
-        let answer = match client.call(cmd, args.clone()) {
+        let answer = match call(&mut conn, &cli.socket, timeout, cmd, &args) {
             Ok(a) => a,
             Err(e) => {
-                say!("ringctl: {}", call_failure(&cli.socket, &e));
+                say!("ringctl: {e}");
                 return ExitCode::from(3);
             }
         };
@@ -334,11 +341,69 @@ fn main() -> ExitCode {
             }
             out_raw!("{}", render(cmd, &result))
         };
+        // Done, but frames were lost doing it: said on stderr too, and in the status.
+        if let Some(e) = result["error"].as_str() {
+            say!("ringctl: {cmd}: done, but {e}");
+            return ExitCode::from(4);
+        }
         if !written {
             break;
         }
     }
+    if let (Cmd::Shutdown { no_wait: false }, Some(client)) = (&cli.cmd, conn.as_mut()) {
+        if let Err(e) = client.wait_closed() {
+            say!(
+                "ringctl: {}",
+                call_failure(&cli.socket, &e).replace("a change asked for may still be made", "it goes on stopping")
+            );
+            return ExitCode::from(3);
+        }
+        if !cli.json {
+            let _ = out!("ok: the engine has stopped");
+        }
+    }
     ExitCode::SUCCESS
+}
+
+/// Send a request on `conn` (connecting first if there is none) and read
+/// its answer. An engine with no room for another client refuses it with a
+/// `conflict` that has no id: asked again, on a new connection, until
+/// `timeout`. A connection used before that fails (the engine closed it:
+/// idle longer than its `idle_timeout_s` between two reads of `--watch`)
+/// is made again once.
+fn call(
+    conn: &mut Option<Client>,
+    socket: &Path,
+    timeout: Duration,
+    cmd: &str,
+    args: &Value,
+) -> Result<Response, String> {
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(20);
+    let mut fresh = conn.is_none();
+    loop {
+        let client = match conn {
+            Some(c) => c,
+            None => conn.insert(Client::connect(socket, timeout).map_err(|e| format!("{}: {e}", socket.display()))?),
+        };
+        match client.call(cmd, args.clone()) {
+            Ok(r) if r.id.is_none() && r.error.as_ref().is_some_and(|e| e.class == ErrorClass::Conflict) => {
+                if Instant::now() + pause >= deadline {
+                    return Ok(r);
+                }
+                *conn = None;
+                fresh = true;
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(500));
+            }
+            Ok(r) => return Ok(r),
+            Err(ClientError::Io(_)) if !fresh => {
+                *conn = None;
+                fresh = true;
+            }
+            Err(e) => return Err(call_failure(socket, &e)),
+        }
+    }
 }
 
 /// A path for the engine, resolved against this command's working
@@ -470,7 +535,7 @@ fn request(cmd: &Cmd) -> (&'static str, Value) {
         Cmd::Classifier(ClassCmd::Del { mac, vlan }) => ("classifier.del", json!({ "mac": mac, "vlan": vlan })),
         Cmd::Log { filter } => ("log.level", json!({ "filter": filter })),
         Cmd::Config(ConfigCmd::Show) => ("config.show", json!({})),
-        Cmd::Shutdown => ("shutdown", json!({})),
+        Cmd::Shutdown { .. } => ("shutdown", json!({})),
     }
 }
 
@@ -566,14 +631,14 @@ fn removed(item: &Value) -> String {
 
 fn render_stats(v: &Value) -> String {
     let c = &v["counters"];
-    let rate_of = |section: &str, name: &Value, key: &str| {
-        v["rates"][section].as_array().and_then(|a| a.iter().find(|r| &r["name"] == name)).and_then(|r| r[key].as_f64())
+    // Rates are listed in the counters' order (a name removed and added
+    // again has two entries: the removed one and the live one).
+    let rate_of = |section: &str, i: usize, key: &str| v["rates"][section][i][key].as_f64();
+    let rate = |section: &str, i: usize, key: &str| {
+        rate_of(section, i, key).map_or_else(|| "-".to_owned(), |x| format!("{x:.0}"))
     };
-    let rate = |section: &str, name: &Value, key: &str| {
-        rate_of(section, name, key).map_or_else(|| "-".to_owned(), |x| format!("{x:.0}"))
-    };
-    let mbits = |section: &str, name: &Value, key: &str| {
-        rate_of(section, name, key).map_or_else(|| "-".to_owned(), |x| format!("{:.1}", x / 1e6))
+    let mbits = |section: &str, i: usize, key: &str| {
+        rate_of(section, i, key).map_or_else(|| "-".to_owned(), |x| format!("{:.1}", x / 1e6))
     };
     let n = |x: &Value| x.as_u64().unwrap_or(0).to_string();
     let list = |x: &Value| x.as_array().cloned().unwrap_or_default();
@@ -592,7 +657,7 @@ fn render_stats(v: &Value) -> String {
             ("tx_unsent", 10, true),
             ("link", 5, false),
         ],
-        list(&c["ports"]).iter().map(|p| {
+        list(&c["ports"]).iter().enumerate().map(|(i, p)| {
             let filtered = p["filtered"].as_u64().unwrap_or(0) + p["ebpf"]["filtered"].as_u64().unwrap_or(0);
             // The interface's own drops, for interface ports (see the README's counters).
             let if_drops = p["if_dropped"]
@@ -601,10 +666,10 @@ fn render_stats(v: &Value) -> String {
             vec![
                 removed(p),
                 n(&p["received"]),
-                rate("ports", &p["name"], "received_per_s"),
+                rate("ports", i, "received_per_s"),
                 filtered.to_string(),
                 n(&p["kernel_drops"]),
-                rate("ports", &p["name"], "kernel_drops_per_s"),
+                rate("ports", i, "kernel_drops_per_s"),
                 if_drops,
                 n(&p["tx_frames"]),
                 n(&p["tx_unsent"]),
@@ -648,8 +713,10 @@ fn render_stats(v: &Value) -> String {
             ("q_dropped", 10, true),
             ("delivered/s", 12, true),
             ("Mbit/s", 10, true),
+            ("written", 12, true),
+            ("write_err", 10, true),
         ],
-        list(&c["consumers"]).iter().map(|k| {
+        list(&c["consumers"]).iter().enumerate().map(|(i, k)| {
             vec![
                 removed(k),
                 n(&k["seen"]),
@@ -657,8 +724,10 @@ fn render_stats(v: &Value) -> String {
                 n(&k["delivered"]),
                 n(&k["delivered_bytes"]),
                 n(&k["queue_dropped"]),
-                rate("consumers", &k["name"], "delivered_per_s"),
-                mbits("consumers", &k["name"], "delivered_bits_per_s"),
+                rate("consumers", i, "delivered_per_s"),
+                mbits("consumers", i, "delivered_bits_per_s"),
+                n(&k["written"]),
+                n(&k["write_errors"]),
             ]
         }),
     ));
