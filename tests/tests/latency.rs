@@ -220,7 +220,7 @@ fn probe_file(dir: &Path, file: &Path) -> (serde_json::Value, String) {
         ),
     )
     .unwrap();
-    let out = Command::new(bin("ringwire")).arg("run").arg(&cfg).output().unwrap();
+    let out = Command::new(bin("ringwire")).arg("run").arg(&cfg).args(["--control-socket", "none"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let s = read_json(&st);
     (consumer(&s, "lat")["latency"].clone(), String::from_utf8_lossy(&out.stdout).into_owned())
