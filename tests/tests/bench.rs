@@ -327,6 +327,13 @@ fn a_peer_that_crashes_mid_run_gives_a_partial_report() {
     assert_eq!(out.status.code(), Some(2), "{stderr}\n{stdout}");
     assert!(stdout.contains("PARTIAL"), "{stdout}");
     assert!(stderr.contains("tcpdump: FAILED") && stderr.contains("died during the run"), "{stderr}");
+    // The report names the failed measurement, which has no row of medians.
+    assert!(
+        stdout.contains(", tcpdump, round 1: ")
+            && stdout.contains("FAILED: ")
+            && stdout.contains("Medians of the finished ones of 1 rounds"),
+        "{stdout}"
+    );
     let doc = read_json(&json);
     assert_eq!(doc["partial"], true);
     let failed: Vec<_> = doc["runs"].as_array().unwrap().iter().filter(|r| !r["error"].is_null()).collect();

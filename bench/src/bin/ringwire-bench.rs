@@ -1349,11 +1349,29 @@ fn markdown(doc: &serde_json::Value) -> String {
             );
         }
     }
+    // A measurement that failed has no median: each is named, with its error.
+    let failed: Vec<&serde_json::Value> =
+        doc["runs"].as_array().into_iter().flatten().filter(|r| !r["error"].is_null()).collect();
+    if !failed.is_empty() {
+        let _ = writeln!(s);
+    }
+    for r in &failed {
+        let _ = writeln!(
+            s,
+            "FAILED: {} B at {}, {}, round {}: {}",
+            r["size"],
+            r["rate_spec"].as_str().unwrap_or("?"),
+            r["tool"].as_str().unwrap_or("?"),
+            r["round"].as_u64().map_or(0, |n| n + 1),
+            r["error"].as_str().unwrap_or("?")
+        );
+    }
     let a = &doc["args"];
     let mch = &doc["machine"];
     let _ = writeln!(
         s,
-        "\nMedians of {} rounds of {} s; generator on core {}, receivers on core {}{}; {} ({} cores), Linux {}, {}.{}",
+        "\nMedians of {}{} rounds of {} s; generator on core {}, receivers on core {}{}; {} ({} cores), Linux {}, {}.{}",
+        if failed.is_empty() { "" } else { "the finished ones of " },
         a["rounds"],
         a["duration_s"],
         a["gen_core"],
