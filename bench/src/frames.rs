@@ -346,28 +346,25 @@ pub fn build(mix: &MixSpec, flow: FlowSpec, size: usize) -> Result<Template, Fra
 #[inline]
 pub fn stamp(t: &Template, frame: &mut [u8], stamp: &Stamp, tcp_seq: u32) {
     let (full, short);
-    let s: &[u8] = match t.stamp {
-        Some((_, STAMP_LEN)) => {
+    let stamp_bytes: Option<(usize, &[u8])> = match t.stamp {
+        Some((at, STAMP_LEN)) => {
             full = stamp.to_bytes();
-            &full
+            Some((at, &full))
         }
-        Some(_) => {
+        Some((at, _)) => {
             short = stamp.to_short_bytes();
-            &short
+            Some((at, &short))
         }
-        None => &[],
+        None => None,
     };
     let seq = tcp_seq.to_be_bytes();
-    let changes = [
-        (t.stamp.map_or(0, |(at, _)| at), s),
-        (t.tcp_seq_at.unwrap_or(0), if t.tcp_seq_at.is_some() { &seq[..] } else { &[] }),
-    ];
+    let changes = [stamp_bytes, t.tcp_seq_at.map(|at| (at, &seq[..]))];
     // RFC 1624: HC' = ~(~HC + ~m + m') over the changed 16-bit words. The
     // stamp and the sequence number start at even offsets from the L4
     // header, so words align.
     let old = u16::from_be_bytes([frame[t.csum_at], frame[t.csum_at + 1]]);
     let mut sum = u32::from(!old);
-    for (at, new) in changes {
+    for (at, new) in changes.into_iter().flatten() {
         for (o, n) in frame[at..at + new.len()].chunks_exact(2).zip(new.chunks_exact(2)) {
             sum += u32::from(!u16::from_be_bytes([o[0], o[1]]));
             sum += u32::from(u16::from_be_bytes([n[0], n[1]]));

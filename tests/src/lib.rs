@@ -240,18 +240,24 @@ impl Drop for Proc {
 /// If it does not become ready within 10 s.
 #[must_use]
 pub fn start_engine(ns: &str, config: &Path, dir: &Path) -> Proc {
+    start_engine_on(ns, config, dir, Some(&control_socket(config)))
+}
+
+/// [`start_engine`] with the control socket `socket`, or with the engine's
+/// default one (`None`).
+///
+/// # Panics
+/// If it does not become ready within 10 s.
+#[must_use]
+pub fn start_engine_on(ns: &str, config: &Path, dir: &Path, socket: Option<&Path>) -> Proc {
     let ready = dir.join(format!("ready-{}", config.file_stem().unwrap().to_string_lossy()));
     let _ = std::fs::remove_file(&ready);
-    let mut p = Proc::spawn(
-        "ringwire run",
-        in_ns(ns, "ringwire")
-            .arg("run")
-            .arg(config)
-            .arg("--ready-file")
-            .arg(&ready)
-            .arg("--control-socket")
-            .arg(control_socket(config)),
-    );
+    let mut run = in_ns(ns, "ringwire");
+    run.arg("run").arg(config).arg("--ready-file").arg(&ready);
+    if let Some(socket) = socket {
+        run.arg("--control-socket").arg(socket);
+    }
+    let mut p = Proc::spawn("ringwire run", &mut run);
     let deadline = Instant::now() + Duration::from_secs(10);
     while !ready.exists() {
         if p.exited() {

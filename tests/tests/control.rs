@@ -1180,16 +1180,7 @@ fn a_second_engine_on_the_default_socket_is_refused() {
         format!("[[ports]]\nuri = \"afpacket:{ve}\"\n[[consumers]]\nname = \"n\"\nkind = \"counter\"\n"),
     )
     .unwrap();
-    let ready = dir.path().join("ready");
-    let mut engine = ringwire_tests::Proc::spawn(
-        "ringwire run",
-        ringwire_tests::in_ns(&ns_e, "ringwire").arg("run").arg(&first).arg("--ready-file").arg(&ready),
-    );
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !ready.exists() {
-        assert!(std::time::Instant::now() < deadline && !engine.exited(), "the first engine starts");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let engine = ringwire_tests::start_engine_on(&ns_e, &first, dir.path(), None);
     let input = dir.path().join("in.pcap");
     ringwire_tests::record(&input, &["--count", "10"]);
     let second = dir.path().join("second.toml");

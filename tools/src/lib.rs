@@ -28,6 +28,15 @@ pub fn value_text(v: &Value, null_as: &str) -> String {
     }
 }
 
+/// An I/O failure on the connection: a socket timeout (EAGAIN or
+/// ETIMEDOUT) is [`ClientError::Timeout`], anything else says `what` failed.
+fn io_error(timeout: Duration, what: &str, e: std::io::Error) -> ClientError {
+    match e.kind() {
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => ClientError::Timeout(timeout),
+        _ => ClientError::Io(format!("{what}: {e}")),
+    }
+}
+
 /// A connection to an engine's control socket.
 pub struct Client {
     reader: BufReader<UnixStream>,
@@ -70,12 +79,8 @@ impl Client {
     /// [`ClientError::Timeout`] when the engine does not answer in time,
     /// [`ClientError::Io`] when the connection fails or the answer is not one.
     pub fn call(&mut self, cmd: &str, args: Value) -> Result<Response, ClientError> {
-        // A socket timeout shows as EAGAIN (or ETIMEDOUT).
         let timeout = self.timeout;
-        let io = move |what: &str, e: std::io::Error| match e.kind() {
-            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => ClientError::Timeout(timeout),
-            _ => ClientError::Io(format!("{what}: {e}")),
-        };
+        let io = move |what: &str, e: std::io::Error| io_error(timeout, what, e);
         let id = self.next_id;
         self.next_id += 1;
         let mut line = serde_json::json!({ "id": id, "cmd": cmd, "args": args }).to_string();
@@ -113,11 +118,8 @@ impl Client {
             match self.reader.read_line(&mut line) {
                 Ok(0) => return Ok(()),
                 Ok(_) => {}
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
-                    return Err(ClientError::Timeout(self.timeout))
-                }
                 Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Ok(()),
-                Err(e) => return Err(ClientError::Io(format!("waiting for the engine to stop: {e}"))),
+                Err(e) => return Err(io_error(self.timeout, "waiting for the engine to stop", e)),
             }
         }
     }

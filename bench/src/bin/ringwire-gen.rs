@@ -348,6 +348,22 @@ impl Plan {
         (mix.stream_template(self.streams[pos], k), pos, k)
     }
 
+    /// Paced: when this thread's frame `i` is due, from the common start.
+    fn due_at(&self, i: u64) -> Duration {
+        self.phase
+            + Duration::from_nanos(
+                u64::try_from(u128::from(i) * 1_000_000_000 / u128::from(self.rate)).unwrap_or(u64::MAX),
+            )
+    }
+
+    /// Paced: how many of this thread's frames are due `elapsed` after the
+    /// common start (frame `i` is once `elapsed >= due_at(i)`).
+    fn due_by(&self, elapsed: Duration) -> u64 {
+        elapsed
+            .checked_sub(self.phase)
+            .map_or(0, |paced| ((paced.as_nanos() * u128::from(self.rate)) / 1_000_000_000) as u64 + 1)
+    }
+
     /// A stamp sequence counter for each of this thread's streams.
     fn stamp_seqs(&self) -> StampSeqs {
         StampSeqs { next: vec![0; self.streams.len()], tcp: vec![1; self.streams.len()], unstamped: 0 }
@@ -785,11 +801,7 @@ impl Job<'_> {
                     break;
                 }
             }
-            let due = match elapsed.checked_sub(plan.phase) {
-                _ if rate == 0 => count,
-                Some(paced) => ((paced.as_nanos() * u128::from(rate)) / 1_000_000_000) as u64 + 1,
-                None => 0,
-            };
+            let due = if rate == 0 { count } else { plan.due_by(elapsed) };
             let mut batch = 0;
             while sent < due.min(count) && batch < self.burst {
                 let (ti, pos, _) = plan.frame(mix, sent);
@@ -844,10 +856,7 @@ impl Job<'_> {
                 // sleep ends some µs late, so a short wait spins instead
                 // (frames would leave in twos and threes); a long one
                 // sleeps at most 1 ms at a time, to see a stop.
-                let next = plan.phase
-                    + Duration::from_nanos(
-                        u64::try_from(u128::from(sent) * 1_000_000_000 / u128::from(rate)).unwrap_or(u64::MAX),
-                    );
+                let next = plan.due_at(sent);
                 if let Some(wait) = next.checked_sub(start.elapsed()) {
                     if wait <= SPIN_WAIT {
                         while start.elapsed() < next {

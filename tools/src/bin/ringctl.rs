@@ -352,10 +352,14 @@ fn main() -> ExitCode {
     }
     if let (Cmd::Shutdown { no_wait: false }, Some(client)) = (&cli.cmd, conn.as_mut()) {
         if let Err(e) = client.wait_closed() {
-            say!(
-                "ringctl: {}",
-                call_failure(&cli.socket, &e).replace("a change asked for may still be made", "it goes on stopping")
-            );
+            match e {
+                ClientError::Timeout(t) => say!(
+                    "ringctl: {}: the engine has not stopped within {} s (--timeout); it goes on stopping",
+                    cli.socket.display(),
+                    t.as_secs()
+                ),
+                e => say!("ringctl: {}: {e}", cli.socket.display()),
+            }
             return ExitCode::from(3);
         }
         if !cli.json {
