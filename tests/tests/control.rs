@@ -1218,7 +1218,7 @@ fn ringctl_waits_for_room_keeps_watching_and_rates_follow_their_row() {
     std::fs::write(
         &cfg,
         format!(
-            "[engine]\nworkers = [0]\n[control]\nmax_clients = 1\nidle_timeout_s = 1\n\
+            "[engine]\nworkers = [0]\n[control]\nmax_clients = 2\nidle_timeout_s = 1\n\
              [[ports]]\nname = \"p\"\nuri = \"afpacket:{ve}\"\n[[consumers]]\nname = \"z\"\nkind = \"counter\"\n"
         ),
     )
@@ -1226,7 +1226,7 @@ fn ringctl_waits_for_room_keeps_watching_and_rates_follow_their_row() {
     let engine = start_engine(&ns_e, &cfg, dir.path());
     let sock = control_socket(&cfg);
     // Every slot taken by a client that sends nothing (closed when idle for 1 s).
-    let held = connect(&sock);
+    let held = (connect(&sock), connect(&sock));
     let started = std::time::Instant::now();
     let o = ringctl(&sock, &["--timeout", "10", "status"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -1254,6 +1254,19 @@ fn ringctl_waits_for_room_keeps_watching_and_rates_follow_their_row() {
         .collect();
     let per_s: f64 = live[6].parse().unwrap_or_else(|_| panic!("{table}"));
     assert!(per_s > 5_000.0, "the live consumer's own rate: {table}");
+    // Each connection's rates are over its own interval, however often
+    // another reads (both under the 1-s idle timeout).
+    let (mut a, mut b) = (connect(&sock), connect(&sock));
+    let stats = b"{\"id\":1,\"cmd\":\"stats\"}\n";
+    ask(&mut a, stats);
+    for _ in 0..4 {
+        std::thread::sleep(Duration::from_millis(200));
+        let r = ask(&mut b, stats);
+        assert!(r["result"]["rates"]["interval_s"].as_f64().unwrap() < 0.5, "{r}");
+    }
+    let r = ask(&mut a, stats);
+    let interval = r["result"]["rates"]["interval_s"].as_f64().unwrap();
+    assert!(interval >= 0.75, "A's interval is since A's own read: {r}");
     let _ = traffic.wait(Duration::from_secs(10));
     let _ = ringwire_tests::stop_engine(engine);
 }

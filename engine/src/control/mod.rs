@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use self::{
     protocol::{Command, ControlError, Request, Response},
-    server::{Incoming, Peer},
+    server::{ClientRef, Incoming, Peer},
 };
 use crate::{config::ConsumerKind, live::ChangeError, stats::Snapshot, Engine};
 
@@ -32,7 +32,12 @@ pub type SetLog = Box<dyn Fn(&str) -> Result<(), String> + Send>;
 /// Applies requests to an engine; keeps what rates need between reads.
 pub struct Handler {
     started: Instant,
-    last_stats: Option<(Instant, Snapshot)>,
+    /// Each client's last `stats` read: its rates are since its own last
+    /// read, whoever else reads between.
+    last_stats: Vec<(ClientRef, Instant, Snapshot)>,
+    /// The last `stats` read by any client: a client's first read has rates
+    /// since it (a script that runs `ringctl stats` every second sees rates).
+    last_any: Option<(Instant, Snapshot)>,
     /// Counters at the last `stats.reset`: `stats` reports what came since.
     base: Option<Snapshot>,
     set_log: SetLog,
@@ -42,21 +47,28 @@ impl Handler {
     /// A handler; `set_log` replaces the process's log filter.
     #[must_use]
     pub fn new(set_log: SetLog) -> Self {
-        Self { started: Instant::now(), last_stats: None, base: None, set_log }
+        Self { started: Instant::now(), last_stats: Vec::new(), last_any: None, base: None, set_log }
     }
 
     /// Apply one request and build its answer.
     pub fn handle(&mut self, engine: &Engine, inc: &Incoming) -> (Response, After) {
-        self.handle_request(engine, &inc.request, inc.peer)
+        self.handle_request(engine, &inc.request, inc.peer, inc.client)
     }
 
-    /// Apply one parsed request from `peer` and build its answer.
-    pub fn handle_request(&mut self, engine: &Engine, request: &Request, peer: Peer) -> (Response, After) {
+    /// Apply one parsed request from `peer`, on connection `client`, and
+    /// build its answer.
+    pub fn handle_request(
+        &mut self,
+        engine: &Engine,
+        request: &Request,
+        peer: Peer,
+        client: ClientRef,
+    ) -> (Response, After) {
         let cmd = &request.cmd;
         let mut after = After::Continue;
         let outcome = match cmd {
             Command::Status => Ok(self.status(engine)),
-            Command::Stats => Ok(self.stats(engine)),
+            Command::Stats => Ok(self.stats(engine, client)),
             Command::ClassifierList => classifier_list(engine),
             Command::ClassifierAdd { vlan, mac, pass } => {
                 let action = if *pass { ringwire_bpf::Action::Pass } else { ringwire_bpf::Action::Drop };
@@ -87,7 +99,8 @@ impl Handler {
             }
             Command::StatsReset => {
                 self.base = Some(engine.snapshot());
-                self.last_stats = None;
+                self.last_stats.clear();
+                self.last_any = None;
                 Ok(json!({ "reset": true }))
             }
             Command::PortsList => Ok(ports_list(engine)),
@@ -190,13 +203,17 @@ impl Handler {
         })
     }
 
-    fn stats(&mut self, engine: &Engine) -> Value {
+    fn stats(&mut self, engine: &Engine, client: ClientRef) -> Value {
         let now = Instant::now();
         let mut snap = engine.snapshot();
         if let Some(base) = &self.base {
             snap = snap.since(base);
         }
-        let rates = self.last_stats.as_ref().map(|(t, prev)| {
+        // A slot's earlier client is gone: its read is no baseline.
+        let at = self.last_stats.iter().position(|(c, ..)| c.same_slot(&client));
+        let own = at.map(|i| self.last_stats.swap_remove(i)).filter(|(c, ..)| *c == client);
+        let last = own.map(|(_, t, prev)| (t, prev)).or_else(|| self.last_any.clone());
+        let rates = last.as_ref().map(|(t, prev)| {
             let dt = now.duration_since(*t).as_secs_f64().max(1e-9);
             let rate = |a: u64, b: u64| a.saturating_sub(b) as f64 / dt;
             json!({
@@ -216,7 +233,8 @@ impl Handler {
             })
         });
         let v = json!({ "counters": snap, "rates": rates });
-        self.last_stats = Some((now, snap));
+        self.last_any = Some((now, snap.clone()));
+        self.last_stats.push((client, now, snap));
         v
     }
 }

@@ -103,6 +103,15 @@ pub struct ClientRef {
     generation: u64,
 }
 
+impl ClientRef {
+    /// Whether `other` is a client in the same slot (the same one, or one
+    /// that came after it).
+    #[must_use]
+    pub fn same_slot(&self, other: &Self) -> bool {
+        self.slot == other.slot
+    }
+}
+
 /// A request for the main thread.
 #[derive(Debug)]
 pub struct Incoming {
