@@ -14,7 +14,7 @@ use std::sync::{Mutex, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
 use ringwire_engine::{
-    control::{protocol::parse, server::Peer, Handler},
+    control::{protocol::parse, server::{ClientRef, Peer}, Handler},
     live::Target,
     Config, Engine,
 };
@@ -74,7 +74,7 @@ fuzz_target!(|data: &[u8]| {
     let mut h = harness().lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let Harness { engine, handler, base_ports, base_consumers, .. } = &mut *h;
     let answer = match parse(data) {
-        Ok(req) => handler.handle_request(engine, &req, Peer::default()).0,
+        Ok(req) => handler.handle_request(engine, &req, Peer::default(), ClientRef::default()).0,
         Err((id, e)) => ringwire_engine::control::protocol::Response::new(id, Err(e)),
     };
     let line = answer.line();

@@ -96,8 +96,10 @@ pub struct Peer {
 }
 
 /// Which client to answer: its slot and the slot's generation (a reused
-/// slot does not get an earlier client's answers).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// slot does not get an earlier client's answers). The default is no
+/// client of a server's (none is given generation 0): for requests made
+/// outside one, as by a test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ClientRef {
     slot: usize,
     generation: u64,
