@@ -115,8 +115,14 @@ fn check_filter(text: &str) -> Result<(), ChangeError> {
 
 impl Engine {
     /// Build filter changes: everything compiled, loaded and instantiated
-    /// for every worker, nothing sent.
-    fn build_filter_changes(&self, st: &State, changes: Vec<FilterChange>) -> Result<BuiltChanges, EngineError> {
+    /// for every worker, nothing sent. A port that is given the classifier
+    /// gets `classifier`'s table.
+    fn build_filter_changes(
+        &self,
+        st: &State,
+        changes: Vec<FilterChange>,
+        classifier: &crate::config::ClassifierConfig,
+    ) -> Result<BuiltChanges, EngineError> {
         let nworkers = self.nworkers();
         let config = st.config();
         let mut b = BuiltChanges {
@@ -153,7 +159,7 @@ impl Engine {
                     let mut cfg = p.config.clone();
                     cfg.filter.clone_from(&filter);
                     // Loaded (or compiled) here, off the hot path: an error leaves the filter in force.
-                    let built = Arc::new(PortFilter::build(&cfg, iface, &st.base.classifier)?);
+                    let built = Arc::new(PortFilter::build(&cfg, iface, classifier)?);
                     for cmds in &mut b.per_worker {
                         cmds.push(Command::SetPortFilter { port: slot, filter: built.clone() });
                     }
@@ -264,7 +270,8 @@ impl Engine {
                 notes.push(format!("port `{}`: a pcap port's filter changes on restart", p.display_name()));
             }
         }
-        let built = self.build_filter_changes(&st, changes)?;
+        // A port given the classifier here gets the new table.
+        let built = self.build_filter_changes(&st, changes, &new.classifier)?;
         // The classifier's table changes in the maps the attached programs
         // read: the next frame meets the new entries, nothing is reattached.
         if st.base.classifier != new.classifier {
@@ -282,7 +289,7 @@ impl Engine {
                     new.classifier.default
                 ));
             }
-            if !used {
+            if !used && !new.ports.iter().any(PortConfig::uses_classifier) {
                 notes.push("classifier table stored; no port has filter = \"classifier\"".into());
             }
             st.base.classifier = new.classifier.clone();
@@ -687,7 +694,7 @@ impl Engine {
             .text
             .clone();
         let change = self.target_change(&st, target, Some(text))?;
-        let built = self.build_filter_changes(&st, vec![change])?;
+        let built = self.build_filter_changes(&st, vec![change], &st.base.classifier)?;
         let notes = self.commit_filter_changes(&mut st, built)?;
         for nf in st.named.values_mut() {
             nf.attached.remove(target);
@@ -704,7 +711,7 @@ impl Engine {
     pub fn filter_detach(&self, target: &Target) -> Result<String, ChangeError> {
         let mut st = self.lock();
         let change = self.target_change(&st, target, None)?;
-        let built = self.build_filter_changes(&st, vec![change])?;
+        let built = self.build_filter_changes(&st, vec![change], &st.base.classifier)?;
         let notes = self.commit_filter_changes(&mut st, built)?;
         for nf in st.named.values_mut() {
             nf.attached.remove(target);
@@ -728,7 +735,7 @@ impl Engine {
             .iter()
             .map(|t| self.target_change(&st, t, Some(text.clone())))
             .collect::<Result<Vec<_>, _>>()?;
-        let built = self.build_filter_changes(&st, changes)?;
+        let built = self.build_filter_changes(&st, changes, &st.base.classifier)?;
         let notes = self.commit_filter_changes(&mut st, built)?;
         // Every attachment now runs the new text: keep them all.
         let entry = st.named.get_mut(name).expect("checked above");

@@ -261,6 +261,9 @@ impl Dispatch {
                         n[cc::PAUSED] += 1;
                         continue;
                     }
+                    // A frame cut short (a snaplen, a low-latency port's
+                    // slots, an eBPF filter's length) is not sent cut.
+                    Delivery::Forward { .. } if p.data.len() < p.wire_len as usize => false,
                     Delivery::Forward { to_port } => tx[*to_port].as_mut().is_some_and(|t| {
                         if wait {
                             t.push_waiting(p.data, TX_PATIENCE, stop)

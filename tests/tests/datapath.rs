@@ -406,6 +406,91 @@ fn forwarding_follows_an_egress_mtu_changed_at_run_time() {
     assert_eq!(got.len(), 1000, "the frames under the MTU crossed");
 }
 
+/// A frame the far end refuses each time (its MTU is smaller than ours):
+/// the kernel answers every kick with ENOBUFS and keeps the frame at the
+/// head of the TX ring, where it held up every frame behind it for ever.
+/// It is skipped after 200 ms and counted as never sent; the frames behind
+/// it go out.
+#[test]
+fn a_frame_the_far_end_refuses_does_not_hold_up_the_others() {
+    if !privileged("a_frame_the_far_end_refuses_does_not_hold_up_the_others") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let st = dir.path().join("stats.json");
+    let patch =
+        Patch::new(dir.path(), &format!("workers = [0]\nstats_json = \"{}\"", st.display()), "workers = [0]", "a-to-b");
+    let (ns_g, vg, far) = (&patch.pair.ns_gen, &patch.pair.if_gen, &patch.far);
+    ringwire_tests::ip(&patch.ns_far, &["link", "set", &patch.if_far, "mtu", "1000"]);
+    let (sink, engine) = patch.start(dir.path());
+    let r = generate(ns_g, vg, &["--count", "1", "--size", "1400", "--vlan-every", "0"]);
+    assert_eq!(u(&r["sent"]), 1);
+    let r = generate(ns_g, vg, &["--count", "1000", "--rate", "5000", "--size", "500", "--vlan-every", "0"]);
+    assert_eq!(u(&r["sent"]), 1000);
+    std::thread::sleep(Duration::from_millis(500));
+    let out = stop_engine(engine);
+    std::thread::sleep(Duration::from_millis(100));
+    let _ = stop_engine(sink);
+    let log = String::from_utf8_lossy(&out.stderr);
+    let got = read_pcap(far);
+    let s = read_json(&st);
+    assert_reconciles(&s);
+    let (fw, b) = (&s["consumers"][0], &s["ports"][1]);
+    assert_eq!(u(&b["tx_unsent"]), 1, "the refused frame: {s}");
+    assert_eq!(got.len() as u64, u(&fw["delivered"]) - u(&b["tx_unsent"]), "what arrived is what was sent: {s}");
+    assert_eq!(got.iter().filter(|r| r.data.len() == 500).count(), 1000, "the frames behind it crossed: {s}");
+    assert!(log.contains("the device refused a frame"), "{log}");
+}
+
+/// A frame cut short before it reached the engine (here a file's records
+/// with a snaplen) is not forwarded cut: it is counted as not delivered.
+#[test]
+fn a_cut_frame_is_not_forwarded() {
+    if !privileged("a_cut_frame_is_not_forwarded") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let st = dir.path().join("stats.json");
+    let patch = Patch::new(dir.path(), "workers = [0]", "workers = [0]", "unused");
+    let input = dir.path().join("cut.pcap");
+    let frame: Vec<u8> = (0..100u8).map(|i| if i < 12 { 2 } else { i }).collect();
+    {
+        let f = std::fs::File::create(&input).unwrap();
+        let mut w = pcap_file::pcap::PcapWriter::new(f).unwrap();
+        for i in 0..20u64 {
+            let ts = Duration::from_millis(i);
+            let data = if i % 2 == 0 { &frame[..] } else { &frame[..60] };
+            w.write_packet(&pcap_file::pcap::PcapPacket::new(ts, 100, data)).unwrap();
+        }
+    }
+    let cfg = write_config(
+        dir.path(),
+        "cutfwd",
+        &format!(
+            "[engine]\nworkers = [0]\nstats_json = \"{}\"\n\
+             [[ports]]\nname = \"f\"\nuri = \"pcap:{}\"\n\
+             [[ports]]\nname = \"b\"\nuri = \"afpacket:{}\"\nrx = false\n\
+             [[consumers]]\nname = \"fw\"\nkind = \"forward\"\nports = [\"f\"]\nto = \"b\"\n",
+            st.display(),
+            input.display(),
+            patch.if_out
+        ),
+    );
+    let sink = start_engine(&patch.ns_far, &patch.far_config, dir.path());
+    let engine = start_engine(&patch.pair.ns_eng, &cfg, dir.path());
+    std::thread::sleep(Duration::from_millis(800));
+    let _ = stop_engine(engine);
+    std::thread::sleep(Duration::from_millis(100));
+    let _ = stop_engine(sink);
+    let s = read_json(&st);
+    assert_reconciles(&s);
+    let fw = &s["consumers"][0];
+    assert_eq!((u(&fw["delivered"]), u(&fw["queue_dropped"])), (10, 10), "{s}");
+    let got = read_pcap(&patch.far);
+    assert_eq!(got.len(), 10, "only whole frames crossed");
+    assert!(got.iter().all(|r| r.data == frame), "and whole");
+}
+
 /// A stop with a backlog in the ring (the engine held with SIGSTOP while
 /// 800 000 frames arrived) reads all of it, however long that takes: the
 /// drain lasts until the ring has been quiet for its retire timeouts, not a
@@ -955,6 +1040,55 @@ fn the_classifier_table_changes_verdicts_in_place_on_sighup() {
             (C.to_owned(), None, "pass".to_owned(), c_sent),
         ]
     );
+}
+
+/// A SIGHUP that gives a port the classifier and changes the table at once
+/// attaches the classifier with the new table (it got the old one: the
+/// reload built the program before it stored the table).
+#[test]
+fn a_sighup_that_turns_the_classifier_on_gives_it_the_new_table() {
+    if !privileged("a_sighup_that_turns_the_classifier_on_gives_it_the_new_table") {
+        return;
+    }
+    const A: &str = "02:00:00:00:00:0a";
+    const B: &str = "02:00:00:00:00:0b";
+    let dir = tempfile::tempdir().unwrap();
+    let Pair { lab: _lab, ns_gen: ns_g, ns_eng: ns_e, if_gen: vg, if_eng: ve } = Pair::new();
+    let st = dir.path().join("stats.json");
+    let config = |classifier: &str| {
+        format!(
+            "[engine]\nworkers = [0]\nstats_json = \"{}\"\n\
+             [[ports]]\nname = \"p\"\nuri = \"afpacket:{ve}\"\n{classifier}\
+             [[consumers]]\nname = \"n\"\nkind = \"counter\"\n",
+            st.display(),
+        )
+    };
+    let cfg = write_config(dir.path(), "hup", &config(""));
+    let mut engine = start_engine(&ns_e, &cfg, dir.path());
+    std::fs::write(
+        &cfg,
+        config(&format!(
+            "filter = \"classifier\"\n[classifier]\ndefault = \"drop\"\n\
+             [[classifier.entries]]\nmac = \"{A}\"\naction = \"pass\"\n"
+        )),
+    )
+    .unwrap();
+    engine.signal(libc::SIGHUP);
+    engine.expect_stderr("kernel filter now classifier", Duration::from_secs(5), "the reload was not applied");
+    for mac in [A, B] {
+        let rep = generate(&ns_g, &vg, &["--count", "1000", "--rate", "20000", "--dst-mac", mac, "--vlan-every", "0"]);
+        assert_eq!(u(&rep["sent"]), 1000);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let out = stop_engine(engine);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("classifier table stored; no port"), "{err}");
+    let s = read_json(&st);
+    assert_reconciles(&s);
+    let port = &s["ports"][0];
+    assert_eq!(u(&port["received"]), 1000, "only A's frames pass: {port}");
+    assert_eq!(u(&port["ebpf"]["passed"]), 1000, "{port}");
+    assert!(u(&port["ebpf"]["filtered"]) >= 1000, "B's frames dropped by default: {port}");
 }
 
 /// A flow's endpoints in a fixed order, so both directions give the same key:

@@ -7,6 +7,7 @@ use std::{
     os::fd::{AsRawFd, OwnedFd, RawFd},
     ptr::NonNull,
     sync::atomic::{AtomicU32, Ordering},
+    time::{Duration, Instant},
 };
 
 use memmap2::{MmapOptions, MmapRaw};
@@ -78,7 +79,25 @@ pub struct TxRing {
     unsent: u64,
     iface: String,
     ifindex: u32,
+    /// Frames pushed into this ring (not carried over from one it replaced).
+    queued: u64,
+    /// The frame at the kernel's head (as a count of frames queued before
+    /// it) while kicks fail, and since when.
+    stuck: Option<(u64, Instant)>,
+    /// Frames this long or longer are refused before the ring: the device
+    /// refused one of that length (see [`TxRing::flush`]), until then.
+    refuse_from: Option<(usize, Instant)>,
+    /// The last warning about a refused frame, and frames skipped since.
+    skip_told: Option<Instant>,
+    skipped_untold: u64,
 }
+
+/// A frame at the head of the ring that the device has refused for this
+/// long is skipped (see [`TxRing::flush`]).
+const STUCK_FOR: Duration = Duration::from_millis(200);
+/// How long frames as long as one the device refused are refused before
+/// the ring, after which one is tried again.
+const REFUSE_FOR: Duration = Duration::from_secs(1);
 
 // SAFETY: the ring exclusively owns its socket and mapping; `base` points into
 // that mapping and moves with it. Nothing is shared with another thread.
@@ -172,6 +191,11 @@ impl TxRing {
             unsent: 0,
             iface: iface.to_owned(),
             ifindex,
+            queued: 0,
+            stuck: None,
+            refuse_from: None,
+            skip_told: None,
+            skipped_untold: 0,
         })
     }
 
@@ -231,7 +255,9 @@ impl TxRing {
     /// (the kernel's own limit in `tpacket_snd`).
     fn fits(&self, frame: &[u8], len: usize) -> bool {
         let tagged = frame.len() >= 14 && matches!(u16::from_be_bytes([frame[12], frame[13]]), 0x8100 | 0x88a8);
-        len <= self.max_frame() && len <= self.max_len + if tagged { 4 } else { 0 }
+        len <= self.max_frame()
+            && len <= self.max_len + if tagged { 4 } else { 0 }
+            && self.refuse_from.is_none_or(|(from, _)| len < from)
     }
 
     /// Number of slots.
@@ -299,6 +325,7 @@ impl TxRing {
         self.next = (self.next + 1) % self.slots;
         self.pending += 1;
         self.pushed += 1;
+        self.queued += 1;
         true
     }
 
@@ -311,12 +338,7 @@ impl TxRing {
     /// Like [`TxRing::push`], but when the ring is full, kick it and wait for
     /// a slot (replaying a file: no reason to drop). Gives up after
     /// `patience`, or at once for a frame the interface cannot send.
-    pub fn push_waiting(
-        &mut self,
-        frame: &[u8],
-        patience: std::time::Duration,
-        stop: &std::sync::atomic::AtomicBool,
-    ) -> bool {
+    pub fn push_waiting(&mut self, frame: &[u8], patience: Duration, stop: &std::sync::atomic::AtomicBool) -> bool {
         if self.push(frame) {
             return true;
         }
@@ -352,22 +374,103 @@ impl TxRing {
     /// ENOBUFS arrived later, so ENOBUFS is not a drop. Frames a device does
     /// drop show in its own `tx_dropped` counter.
     ///
+    /// But the kernel answers ENOBUFS also for a frame the device refuses
+    /// each time (a veth whose peer has a smaller MTU, or is down), and
+    /// leaves it at the head of the ring to be tried again: every frame
+    /// behind it waits for ever. A head frame refused for [`STUCK_FOR`] is
+    /// therefore skipped: its length is made invalid, which the kernel
+    /// (with `PACKET_LOSS`) passes over on the next kick. It is counted in
+    /// [`TxRing::unsent`], and frames as long are refused before the ring
+    /// for [`REFUSE_FOR`] ([`TxRing::oversize`]), so that one such frame
+    /// does not hold the others up each time.
+    ///
     /// # Errors
     /// Any other send error.
     pub fn flush(&mut self) -> std::io::Result<()> {
+        if self.refuse_from.is_some_and(|(_, at)| at.elapsed() >= REFUSE_FOR) {
+            self.refuse_from = None;
+        }
         if self.pending == 0 {
             return Ok(());
         }
         match sys::kick_tx(self.fd.as_raw_fd()) {
             Ok(()) => {
                 self.pending = 0;
+                self.stuck = None;
                 Ok(())
             }
             Err(e) if matches!(e.raw_os_error(), Some(libc::ENOBUFS | libc::EAGAIN)) => {
                 self.busy += 1;
+                self.check_stuck();
                 Ok(())
             }
             Err(e) => Err(e),
+        }
+    }
+
+    /// Frames waiting for the kernel to take them: the run of
+    /// SEND_REQUEST slots that ends at the last one pushed.
+    fn waiting(&self) -> usize {
+        (0..self.slots)
+            .take_while(|n| {
+                let i = (self.next + self.slots - 1 - n) % self.slots;
+                self.status(i).load(Ordering::Acquire) == sys::TP_STATUS_SEND_REQUEST
+            })
+            .count()
+    }
+
+    /// A kick failed: skip the head frame if it has not moved for [`STUCK_FOR`].
+    fn check_stuck(&mut self) {
+        let waiting = self.waiting();
+        if waiting == 0 {
+            self.stuck = None;
+            return;
+        }
+        let head = self.queued - waiting as u64;
+        match self.stuck {
+            Some((h, since)) if h == head => {
+                if since.elapsed() >= STUCK_FOR {
+                    self.skip_head(waiting);
+                    self.stuck = None;
+                    let _ = sys::kick_tx(self.fd.as_raw_fd());
+                }
+            }
+            _ => self.stuck = Some((head, Instant::now())),
+        }
+    }
+
+    /// Make the head frame (`waiting` slots before `next`) one the kernel
+    /// passes over, and count it.
+    fn skip_head(&mut self, waiting: usize) {
+        let slot = self.slot((self.next + self.slots - waiting) % self.slots);
+        // SAFETY: the slot is SEND_REQUEST, which the kernel reads only in
+        // a kick, and only this ring's owner kicks (no kick is running);
+        // `tp_len` is the second u32 of the slot header. The next kick (a
+        // syscall) orders this write before the kernel's read.
+        let tp_len = unsafe {
+            let p = slot.add(4).cast::<u32>();
+            let old = p.read();
+            p.write(0);
+            old as usize
+        };
+        let len = if self.copy_max > 0 { tp_len.saturating_sub(VNET_HDR_LEN) } else { tp_len };
+        self.unsent += 1;
+        self.skipped_untold += 1;
+        // Every frame refused (a peer down): learning would refuse all.
+        if len > MIN_FRAME {
+            let from = self.refuse_from.map_or(len, |(f, _)| f.min(len));
+            self.refuse_from = Some((from, Instant::now()));
+        }
+        if self.skip_told.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+            tracing::warn!(
+                iface = %self.iface,
+                frame_len = len,
+                skipped = self.skipped_untold,
+                "the device refused a frame for 200 ms (its peer's MTU is smaller, or its peer is down): \
+                 skipped (tx_unsent), and frames as long are refused before the ring (queue_dropped) for 1 s"
+            );
+            self.skip_told = Some(Instant::now());
+            self.skipped_untold = 0;
         }
     }
 
