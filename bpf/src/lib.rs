@@ -156,7 +156,11 @@ pub struct SocketFilter {
     object: libbpf_rs::Object,
     program: String,
     path: PathBuf,
+    serial: u64,
 }
+
+/// The serial number the next loaded program gets.
+static NEXT_SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl std::fmt::Debug for SocketFilter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -233,7 +237,8 @@ impl SocketFilter {
             reason: e.to_string(),
             log: verifier_tail(&messages()),
         })?;
-        Ok(Self { object, program: chosen, path: path.into() })
+        let serial = NEXT_SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(Self { object, program: chosen, path: path.into(), serial })
     }
 
     /// The program's fd, for SO_ATTACH_BPF or PACKET_FANOUT_DATA.
@@ -253,6 +258,13 @@ impl SocketFilter {
     #[must_use]
     pub fn program(&self) -> &str {
         &self.program
+    }
+
+    /// A number no other program loaded by this process has: two counts
+    /// with the same serial are of the same program.
+    #[must_use]
+    pub fn serial(&self) -> u64 {
+        self.serial
     }
 
     /// The object file's path.

@@ -805,6 +805,13 @@ impl Config {
             if p.outgoing && !matches!(kind, PortKind::AfPacket(_)) {
                 return bad(format!("port `{}`: outgoing applies to afpacket ports only", p.display_name()));
             }
+            if !p.rx && p.filter.is_some() {
+                return bad(format!(
+                    "port `{}`: filter: the port receives nothing (rx = false), so its filter would filter nothing; \
+                     put the filter on the forward consumer",
+                    p.display_name()
+                ));
+            }
             if p.pace == Pace::Recorded && !matches!(kind, PortKind::Pcap(_)) {
                 return bad(format!("port `{}`: pace = \"recorded\" applies to pcap ports only", p.display_name()));
             }
@@ -1133,6 +1140,15 @@ mod tests {
         Config::parse(&text(r#"["a"]"#)).unwrap().validate().unwrap();
         let err = Config::parse(&text(r#"["a", "b"]"#)).unwrap().validate().unwrap_err().to_string();
         assert!(err.contains("consumer `c`: ports: `b` receives nothing (rx = false"), "{err}");
+    }
+
+    /// A filter on a port that receives nothing was accepted and did
+    /// nothing (frames forwarded out of it are not filtered by it).
+    #[test]
+    fn a_filter_on_a_port_that_does_not_receive_is_refused() {
+        let text = "[[ports]]\nname = \"b\"\nuri = \"afpacket:b0\"\nrx = false\nfilter = \"udp\"\n";
+        let err = Config::parse(text).unwrap().validate().unwrap_err().to_string();
+        assert!(err.contains("port `b`: filter: the port receives nothing (rx = false)"), "{err}");
     }
 
     /// A port that receives its outgoing frames cannot be forwarded to: it

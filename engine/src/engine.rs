@@ -174,6 +174,7 @@ impl FilterCounts {
         let mut out = Self::default();
         if let Some(prog) = f.ebpf() {
             out.ebpf = prog.counters().map(|(seen, passed)| crate::stats::EbpfSnap {
+                program: prog.serial(),
                 seen,
                 passed,
                 filtered: seen.saturating_sub(passed),

@@ -215,6 +215,10 @@ impl From<&ringwire_bpf::ClassEntry> for ClassSnap {
 /// into the sockets (`kernel_packets`) once traffic has stopped.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, Default)]
 pub struct EbpfSnap {
+    /// Which program counted them ([`ringwire_bpf::SocketFilter::serial`]):
+    /// a program swapped in counts from zero.
+    #[serde(skip)]
+    pub program: u64,
     /// Frames the program ran on.
     pub seen: u64,
     /// Frames it passed.
@@ -385,10 +389,13 @@ impl Snapshot {
             if let (Some(x), Some(y)) = (&mut p.if_drops, b.if_drops) {
                 *x = x.saturating_sub(y);
             }
+            // A program swapped in since counts from when it came.
             if let (Some(e), Some(f)) = (&mut p.ebpf, &b.ebpf) {
-                d(&mut e.seen, f.seen);
-                d(&mut e.passed, f.passed);
-                d(&mut e.filtered, f.filtered);
+                if e.program == f.program {
+                    d(&mut e.seen, f.seen);
+                    d(&mut e.passed, f.passed);
+                    d(&mut e.filtered, f.filtered);
+                }
             }
             for c in &mut p.classifier {
                 if let Some(o) = b.classifier.iter().find(|o| o.vlan == c.vlan && o.mac == c.mac) {
@@ -773,6 +780,23 @@ mod tests {
     /// ports passed on after the reset and before it came: its frames and
     /// those add up to its ports' frames since the reset. One that was there
     /// at the reset missed nothing since.
+    /// An eBPF program swapped in after a reset counts from zero: its
+    /// counts are not reduced by the old program's at the reset (they were
+    /// floored at 0, hiding what it dropped).
+    #[test]
+    fn counts_since_a_reset_keep_a_new_ebpf_programs_own() {
+        let port = |program, seen, passed| PortSnap {
+            ebpf: Some(EbpfSnap { program, seen, passed, filtered: seen - passed }),
+            ..Default::default()
+        };
+        let base = Snapshot { ports: vec![port(1, 4000, 2000), port(3, 100, 100)], ..Default::default() };
+        let now = Snapshot { ports: vec![port(2, 4000, 2000), port(3, 150, 120)], ..Default::default() };
+        let d = now.since(&base);
+        let e = |i: usize| d.ports[i].ebpf.map(|e| (e.seen, e.passed, e.filtered));
+        assert_eq!(e(0), Some((4000, 2000, 2000)), "swapped in: all its own");
+        assert_eq!(e(1), Some((50, 20, 30)), "the same program: since the reset");
+    }
+
     #[test]
     fn counts_since_a_reset_rebase_what_a_later_consumer_missed() {
         let port = |received, filtered| PortSnap { received, filtered, ..Default::default() };
