@@ -1188,6 +1188,7 @@ pub(crate) fn open_tx(st: &State, port: usize) -> Result<Vec<TxRing>, EngineErro
                 pad_runts: true,
                 sndbuf: 16 << 20,
                 copy_max: ring.tx_copy_max as usize,
+                skip_refused: true,
             })
             .map_err(|source| EngineError::Port { port: p.config.display_name().into(), source })
         })

@@ -744,6 +744,7 @@ impl Job<'_> {
             pad_runts: !self.runts,
             sndbuf: 64 << 20,
             copy_max: self.copy_max,
+            skip_refused: false,
         })
         .with_context(|| format!("opening a TX ring on {iface}"))?;
         // Every frame of the mix is checked now, not when its turn comes

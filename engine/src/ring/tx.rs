@@ -46,6 +46,10 @@ pub struct TxRingOptions<'a> {
     /// `virtio_net_hdr` (after the slot header) whose `hdr_len` covers the
     /// whole frame.
     pub copy_max: usize,
+    /// Skip a frame the device refuses on every kick (see
+    /// [`TxRing::flush`]); otherwise it is tried until the ring closes (a
+    /// generator, which tells frames left in its ring when it ends).
+    pub skip_refused: bool,
 }
 
 /// `struct virtio_net_hdr`: flags, gso_type, hdr_len, gso_size, csum_start, csum_offset.
@@ -79,6 +83,8 @@ pub struct TxRing {
     unsent: u64,
     iface: String,
     ifindex: u32,
+    /// [`TxRingOptions::skip_refused`].
+    skip_refused: bool,
     /// Frames pushed into this ring (not carried over from one it replaced).
     queued: u64,
     /// The frame at the kernel's head (as a count of frames queued before
@@ -191,6 +197,7 @@ impl TxRing {
             unsent: 0,
             iface: iface.to_owned(),
             ifindex,
+            skip_refused: opts.skip_refused,
             queued: 0,
             stuck: None,
             refuse_from: None,
@@ -377,7 +384,7 @@ impl TxRing {
     /// But the kernel answers ENOBUFS also for a frame the device refuses
     /// each time (a veth whose peer has a smaller MTU, or is down), and
     /// leaves it at the head of the ring to be tried again: every frame
-    /// behind it waits for ever. A head frame refused for [`STUCK_FOR`] is
+    /// behind it waits for ever. With `skip_refused`, a head frame refused for [`STUCK_FOR`] is
     /// therefore skipped: its length is made invalid, which the kernel
     /// (with `PACKET_LOSS`) passes over on the next kick. It is counted in
     /// [`TxRing::unsent`], and frames as long are refused before the ring
@@ -401,7 +408,9 @@ impl TxRing {
             }
             Err(e) if matches!(e.raw_os_error(), Some(libc::ENOBUFS | libc::EAGAIN)) => {
                 self.busy += 1;
-                self.check_stuck();
+                if self.skip_refused {
+                    self.check_stuck();
+                }
                 Ok(())
             }
             Err(e) => Err(e),
