@@ -33,11 +33,10 @@ pub type SetLog = Box<dyn Fn(&str) -> Result<(), String> + Send>;
 pub struct Handler {
     started: Instant,
     /// Each client's last `stats` read: its rates are since its own last
-    /// read, whoever else reads between.
+    /// read, whoever else reads between; a client's first read has rates
+    /// since the latest of them (a script that runs `ringctl stats` every
+    /// second sees rates).
     last_stats: Vec<(ClientRef, Instant, Snapshot)>,
-    /// The last `stats` read by any client: a client's first read has rates
-    /// since it (a script that runs `ringctl stats` every second sees rates).
-    last_any: Option<(Instant, Snapshot)>,
     /// Counters at the last `stats.reset`: `stats` reports what came since.
     base: Option<Snapshot>,
     set_log: SetLog,
@@ -47,7 +46,7 @@ impl Handler {
     /// A handler; `set_log` replaces the process's log filter.
     #[must_use]
     pub fn new(set_log: SetLog) -> Self {
-        Self { started: Instant::now(), last_stats: Vec::new(), last_any: None, base: None, set_log }
+        Self { started: Instant::now(), last_stats: Vec::new(), base: None, set_log }
     }
 
     /// Apply one request and build its answer.
@@ -100,7 +99,6 @@ impl Handler {
             Command::StatsReset => {
                 self.base = Some(engine.snapshot());
                 self.last_stats.clear();
-                self.last_any = None;
                 Ok(json!({ "reset": true }))
             }
             Command::PortsList => Ok(ports_list(engine)),
@@ -209,11 +207,13 @@ impl Handler {
         if let Some(base) = &self.base {
             snap = snap.since(base);
         }
-        // A slot's earlier client is gone: its read is no baseline.
+        // This client's last read, or the latest of anyone's (a slot's
+        // earlier client is gone: its read is only one of those).
         let at = self.last_stats.iter().position(|(c, ..)| c.same_slot(&client));
-        let own = at.map(|i| self.last_stats.swap_remove(i)).filter(|(c, ..)| *c == client);
-        let last = own.map(|(_, t, prev)| (t, prev)).or_else(|| self.last_any.clone());
-        let rates = last.as_ref().map(|(t, prev)| {
+        let own = at.filter(|&i| self.last_stats[i].0 == client);
+        let latest = || (0..self.last_stats.len()).max_by_key(|&i| self.last_stats[i].1);
+        let rates = own.or_else(latest).map(|i| {
+            let (_, t, prev) = &self.last_stats[i];
             let dt = now.duration_since(*t).as_secs_f64().max(1e-9);
             let rate = |a: u64, b: u64| a.saturating_sub(b) as f64 / dt;
             json!({
@@ -233,7 +233,9 @@ impl Handler {
             })
         });
         let v = json!({ "counters": snap, "rates": rates });
-        self.last_any = Some((now, snap.clone()));
+        if let Some(i) = at {
+            self.last_stats.swap_remove(i);
+        }
         self.last_stats.push((client, now, snap));
         v
     }

@@ -85,8 +85,6 @@ pub struct TxRing {
     ifindex: u32,
     /// [`TxRingOptions::skip_refused`].
     skip_refused: bool,
-    /// Frames pushed into this ring (not carried over from one it replaced).
-    queued: u64,
     /// The frame at the kernel's head (as a count of frames queued before
     /// it) while kicks fail, and since when.
     stuck: Option<(u64, Instant)>,
@@ -198,7 +196,6 @@ impl TxRing {
             iface: iface.to_owned(),
             ifindex,
             skip_refused: opts.skip_refused,
-            queued: 0,
             stuck: None,
             refuse_from: None,
             skip_told: None,
@@ -332,7 +329,6 @@ impl TxRing {
         self.next = (self.next + 1) % self.slots;
         self.pending += 1;
         self.pushed += 1;
-        self.queued += 1;
         true
     }
 
@@ -435,13 +431,17 @@ impl TxRing {
             self.stuck = None;
             return;
         }
-        let head = self.queued - waiting as u64;
+        // Counts carried from a replaced ring came before this one's first
+        // frame, so this is the head's place for as long as the ring lives.
+        let head = self.pushed - waiting as u64;
         match self.stuck {
             Some((h, since)) if h == head => {
                 if since.elapsed() >= STUCK_FOR {
                     self.skip_head(waiting);
                     self.stuck = None;
-                    let _ = sys::kick_tx(self.fd.as_raw_fd());
+                    if sys::kick_tx(self.fd.as_raw_fd()).is_ok() {
+                        self.pending = 0;
+                    }
                 }
             }
             _ => self.stuck = Some((head, Instant::now())),
@@ -451,17 +451,11 @@ impl TxRing {
     /// Make the head frame (`waiting` slots before `next`) one the kernel
     /// passes over, and count it.
     fn skip_head(&mut self, waiting: usize) {
-        let slot = self.slot((self.next + self.slots - waiting) % self.slots);
-        // SAFETY: the slot is SEND_REQUEST, which the kernel reads only in
-        // a kick, and only this ring's owner kicks (no kick is running);
-        // `tp_len` is the second u32 of the slot header. The next kick (a
-        // syscall) orders this write before the kernel's read.
-        let tp_len = unsafe {
-            let p = slot.add(4).cast::<u32>();
-            let old = p.read();
-            p.write(0);
-            old as usize
-        };
+        let tp_len_at = self.slot((self.next + self.slots - waiting) % self.slots).wrapping_add(4).cast::<u32>();
+        // SAFETY: `tp_len_at` is the slot header's `tp_len`, in the mapping; the slot is SEND_REQUEST,
+        // which the kernel reads only in a kick, which only this ring's owner makes: the next one
+        // (a syscall) orders this write before that read.
+        let tp_len = unsafe { tp_len_at.replace(0) } as usize;
         let len = if self.copy_max > 0 { tp_len.saturating_sub(VNET_HDR_LEN) } else { tp_len };
         self.unsent += 1;
         self.skipped_untold += 1;
