@@ -77,6 +77,9 @@ impl FlowSpec {
 pub struct MixSpec {
     /// Number of flows.
     pub flows: u32,
+    /// The first flow's id: flows are `first_flow..first_flow + flows`, so
+    /// generators sending into one receiver can each have their own.
+    pub first_flow: u32,
     /// One flow in this many is 802.1Q-tagged (0: none).
     pub vlan_every: u32,
     /// Only this IP version (None: alternate).
@@ -165,6 +168,7 @@ impl MixSpec {
     #[must_use]
     pub fn flow(&self, s: u32) -> FlowSpec {
         let (i, reverse) = if self.bidirectional { (s / 2, s % 2 == 1) } else { (s, false) };
+        let i = self.first_flow + i;
         FlowSpec {
             index: i,
             reverse,
@@ -391,6 +395,7 @@ mod tests {
     fn templates_beyond_their_memory_bound_are_refused_before_any_is_built() {
         let mix = |flows: u32, sizes: Vec<usize>, bidirectional: bool| MixSpec {
             flows,
+            first_flow: 0,
             vlan_every: 8,
             ip: None,
             l4: None,
@@ -412,6 +417,7 @@ mod tests {
     fn mix() -> MixSpec {
         MixSpec {
             flows: 8,
+            first_flow: 0,
             vlan_every: 2,
             ip: None,
             l4: None,
@@ -574,6 +580,24 @@ mod tests {
         m.dst_macs = 4;
         let dst: Vec<u8> = (0..8).map(|i| build(&m, m.flow(i), 64).unwrap().bytes[5]).collect();
         assert_eq!(dst, [2, 3, 4, 5, 2, 3, 4, 5]);
+    }
+
+    /// A generator given `first_flow` sends flows of its own: other ids in
+    /// the stamps, other addresses and ports, the same frames otherwise.
+    #[test]
+    fn a_first_flow_offsets_the_ids_and_addresses() {
+        let (a, mut b) = (mix(), mix());
+        b.first_flow = 8;
+        for i in 0..a.flows {
+            let (fa, fb) = (a.flow(i), b.flow(i));
+            assert_eq!((fa.stream(), fb.stream()), (i, i + 8));
+            let (ta, tb) = (build(&a, fa, 200).unwrap(), build(&b, fb, 200).unwrap());
+            let mut stamped = tb.bytes.clone();
+            stamp(&tb, &mut stamped, &Stamp { flow: fb.stream(), seq: 1, ts_ns: 2 }, 1);
+            assert_eq!(ringwire_engine::probe::find_stamp(&stamped).map(|s| s.flow), Some(i + 8));
+            let (ea, eb) = (endpoints(&ta.bytes), endpoints(&tb.bytes));
+            assert!(ea.2 != eb.2 || ea.4 != eb.4, "flow {i}: same source address and port");
+        }
     }
 
     #[test]

@@ -67,10 +67,10 @@ pub fn measure(r: impl Read) -> Result<StreamLatency, StreamError> {
     // between the clocks, read once for the stream.
     let offset = sys::realtime_ns().wrapping_sub(sys::monotonic_ns());
     let (records, truncated) = read_records(r, |ts, data| {
-        probe.record(data, Some((ts.wrapping_sub(offset), sys::monotonic_ns())));
+        probe.record(data, 0, Some((ts.wrapping_sub(offset), sys::monotonic_ns())));
     })?;
     probe.publish(true);
-    Ok(StreamLatency { records, latency: shared.snapshot(), truncated })
+    Ok(StreamLatency { records, latency: shared.snapshot(|_| "stream".to_owned()), truncated })
 }
 
 /// Hand every record of a pcap stream (micro- or nanosecond, either byte

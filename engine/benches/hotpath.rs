@@ -189,7 +189,8 @@ fn pcap_writing(c: &mut Criterion) {
 /// The probe on 66-byte IPv4 UDP frames (the shortest with a full stamp) of every stream its table tracks,
 /// one frame of each stream in turn, in order (no loss): the stamp read, both
 /// histograms and the stream's sequence state, which is where a big table
-/// leaves the cache.
+/// leaves the cache. The same flow ids on two ports are two streams: the
+/// second port's take the table's hashed part.
 fn latency_probe(c: &mut Criterion) {
     let mut g = c.benchmark_group("latency probe (66 B frames, full stamps)");
     let streams = MAX_STREAMS as u32;
@@ -205,7 +206,11 @@ fn latency_probe(c: &mut Criterion) {
         })
         .collect();
     g.throughput(Throughput::Elements(1024));
-    for (name, spread) in [("1 024 streams", 1u32), ("65 536 streams", streams / 1024)] {
+    for (name, spread, ports) in [
+        ("1 024 streams", 1u32, 1u32),
+        ("65 536 streams", streams / 1024, 1),
+        ("1 024 streams, the same flows on 2 ports", 1, 2),
+    ] {
         let shared = ProbeShared::new(1);
         let mut probe = Probe::new(shared.clone(), 0);
         let mut round = 0u64;
@@ -216,16 +221,16 @@ fn latency_probe(c: &mut Criterion) {
                 round += 1;
                 let (turn, seq) = ((round % u64::from(spread)) as u32, round / u64::from(spread));
                 for (i, f) in frames.iter_mut().enumerate() {
-                    let i = i as u32;
+                    let (port, i) = (i as u32 / (1024 / ports), i as u32 % (1024 / ports));
                     let flow = (((i >> 1) * spread + turn) % (streams / 2)) | ((i & 1) << 31);
                     f[42..66].copy_from_slice(&Stamp { flow, seq, ts_ns: 1_000 + seq }.to_bytes());
-                    probe.record(black_box(f), Some((2_000 + seq, 3_000 + seq)));
+                    probe.record(black_box(f), port as u16, Some((2_000 + seq, 3_000 + seq)));
                 }
             });
         });
         // Every frame was a stamped one of a tracked stream, in order.
         probe.publish(true);
-        let n = shared.snapshot().counters;
+        let n = shared.snapshot(|i| format!("p{i}")).counters;
         assert!(n.stamped > 0 && n.irregular == 0 && n.untracked == 0 && n.unstamped == 0, "{n:?}");
     }
     g.finish();

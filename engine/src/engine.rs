@@ -942,7 +942,9 @@ impl Engine {
                 s.output_closed = v[sink::OUTPUT_CLOSED];
                 s.files = v[sink::FILES];
             }
-            s.latency = slot.probe.as_ref().map(|p| p.snapshot());
+            s.latency = slot.probe.as_ref().map(|p| {
+                p.snapshot(|i| ports.get(usize::from(i)).map_or_else(|| format!("port {i}"), |p| p.name.clone()))
+            });
             consumers.push(s);
         }
         Snapshot { elapsed_s: self.started.elapsed().as_secs_f64(), ports, workers, consumers, drained }

@@ -4,8 +4,14 @@
 //! ```text
 //! frame ─ find_stamp ─┬─ kernel:   kernel RX time (CLOCK_REALTIME - offset) - send time ─> histogram
 //!                     ├─ consumer: CLOCK_MONOTONIC at the batch            - send time ─> histogram
-//!                     └─ flow table[stream]: highest sequence + a 64-bit window ─> lost / duplicate / reordered
+//!                     └─ flow table[port, stream]: highest sequence + a 64-bit window ─> lost / duplicate / reordered
 //! ```
+//! A stream is one direction of one generator flow arriving on one port: the
+//! same flow id on two ports is two streams. Two generators sending the same
+//! flow ids into one port cannot be told apart (their frames are identical
+//! but for the stamp): each should have its own ids (`ringwire-gen
+//! --first-flow`); when they do not, the streams keep starting over, and the
+//! tables say so ([`SeqCounters::restarts`] outnumbering the streams).
 //! Besides the totals, the first [`LISTED_STREAMS`] streams per worker to
 //! lose, repeat or reorder a frame are listed with their own counters
 //! (statistics show the [`SHOWN_STREAMS`] that lost most): which flow
@@ -37,9 +43,24 @@ pub const SHORT_MAGIC: [u8; 3] = *b"RWg";
 pub const SHORT_STAMP_LEN: usize = 18;
 /// Send-time bits a short stamp keeps.
 const SHORT_TS_BITS: u32 = 56;
-/// Directed flows (streams) tracked per worker; frames of streams beyond are
-/// timed but not sequence-checked (counted as `untracked`).
+/// Streams (directed flows per port) tracked per worker; frames of streams
+/// beyond are timed but not sequence-checked (counted as `untracked`).
 pub const MAX_STREAMS: usize = 1 << 16;
+/// A worker's stream table, in two parts. First, [`MAX_STREAMS`] slots a
+/// stream takes by its id alone (flow * 2 + direction, modulo the slots):
+/// the streams of one generator's flows on one port lie side by side, in
+/// the order it sends them, as memory is best read. Then, for a stream
+/// whose slot there another holds (the same flow id on another port, ids
+/// [`MAX_STREAMS`] / 2 apart), twice [`MAX_STREAMS`] slots taken by a hash
+/// of its port and id, so that at most half full a stream's slot is near
+/// its hash.
+const DIRECT_SLOTS: usize = MAX_STREAMS;
+const HASHED_BITS: u32 = 17;
+const HASHED_SLOTS: usize = 1 << HASHED_BITS;
+const TABLE_SLOTS: usize = DIRECT_SLOTS + HASHED_SLOTS;
+/// Slots looked at for a stream, from its hash on, before it is untracked
+/// (at most half full, not reached in practice).
+const STREAM_PROBES: usize = 64;
 /// Irregular streams (lost, repeated or reordered a frame) listed with
 /// their own counters, per worker; more are counted, not listed.
 pub const LISTED_STREAMS: usize = 256;
@@ -177,7 +198,8 @@ fn stamp_offset(frame: &[u8]) -> Option<usize> {
 /// number that is not one) instead of counting them lost.
 const RESTART: u64 = 1 << 32;
 
-/// A stream's sequence state: the next sequence expected (highest + 1; 0
+/// A stream's sequence state: its key (port + 1 and stream id, 0 for a
+/// free slot), the next sequence expected (highest + 1; 0
 /// before its first frame), which of the [`WINDOW`] sequences below it have
 /// arrived (bit `d`: `next - 1 - d`), the first one seen, its own count of
 /// missing ones (since it last started over) and the send time of its
@@ -187,6 +209,7 @@ const RESTART: u64 = 1 << 32;
 #[derive(Debug, Clone, Copy, Default)]
 #[repr(C, align(64))]
 struct FlowTrack {
+    key: u64,
     next: u64,
     window: u64,
     first: u64,
@@ -205,6 +228,9 @@ enum Seq {
     Duplicate,
     /// One that arrived after a higher number.
     Late,
+    /// One more than [`WINDOW`] behind the highest: too old to tell a late
+    /// frame from a repeat.
+    TooOld,
 }
 
 /// A listed irregular stream: its index in the flow table and its own
@@ -214,6 +240,7 @@ struct Listed {
     index: u32,
     duplicates: u32,
     reordered: u32,
+    too_old: u32,
 }
 
 /// A stream's entry in [`Probe::listing`]: not irregular so far.
@@ -223,8 +250,14 @@ const UNLISTED: u16 = u16::MAX - 1;
 const _: () = assert!(LISTED_STREAMS < UNLISTED as usize);
 
 /// One stream's own sequence counters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct StreamCounters {
+    /// The engine's index of the port the stream arrived on.
+    #[serde(skip)]
+    pub port: u16,
+    /// That port's name (filled in statistics; empty before).
+    #[serde(rename = "port")]
+    pub port_name: String,
     /// The generator's flow number.
     pub flow: u32,
     /// The flow's reverse direction.
@@ -236,6 +269,15 @@ pub struct StreamCounters {
     pub duplicates: u64,
     /// Frames that arrived after a higher sequence number.
     pub reordered: u64,
+    /// Frames more than 64 sequence numbers behind the highest.
+    pub too_old: u64,
+}
+
+impl StreamCounters {
+    /// Its key among a probe's streams.
+    fn key(&self) -> (u16, u32, bool) {
+        (self.port, self.flow, self.reverse)
+    }
 }
 
 /// Per-flow counters, summed over flows.
@@ -251,13 +293,20 @@ pub struct SeqCounters {
     pub lost: u64,
     /// Frames whose sequence number had already arrived.
     pub duplicates: u64,
-    /// Frames that arrived after a higher sequence number of their stream.
+    /// Frames that arrived after a higher sequence number of their stream
+    /// (at most 64 behind it: [`SeqCounters::too_old`]).
     pub reordered: u64,
-    /// Streams seen.
+    /// Frames more than 64 sequence numbers behind their stream's highest:
+    /// too old to tell a late frame from a repeat, so counted neither as
+    /// reordered nor as duplicates, and not taken off `lost`.
+    pub too_old: u64,
+    /// Streams seen (a stream: one direction of one flow on one port).
     pub flows: u64,
-    /// Frames of streams beyond the table ([`MAX_STREAMS`]): timed, not sequence-checked.
+    /// Frames of streams the table had no room for ([`MAX_STREAMS`]):
+    /// timed, not sequence-checked.
     pub untracked: u64,
-    /// Frames stamped later than they were seen (clocks disagree): recorded as 0.
+    /// Frames stamped later than they were seen (clocks disagree): their
+    /// latency is recorded as 0. Counted once per frame.
     pub negative: u64,
     /// Streams started over: a new generator run (a sequence number lower
     /// than one seen, sent after it), or a jump ahead by 2^32 or more.
@@ -275,6 +324,7 @@ impl SeqCounters {
             lost: f(self.lost, o.lost),
             duplicates: f(self.duplicates, o.duplicates),
             reordered: f(self.reordered, o.reordered),
+            too_old: f(self.too_old, o.too_old),
             flows: f(self.flows, o.flows),
             untracked: f(self.untracked, o.untracked),
             negative: f(self.negative, o.negative),
@@ -340,23 +390,29 @@ impl ProbeData {
             .streams
             .iter()
             .map(|s| {
-                // Both merged: sorted by (flow, reverse), one entry each.
-                let then = base.streams.binary_search_by_key(&(s.flow, s.reverse), |b| (b.flow, b.reverse));
-                then.map_or(*s, |i| StreamCounters {
-                    lost: s.lost.saturating_sub(base.streams[i].lost),
-                    duplicates: s.duplicates.saturating_sub(base.streams[i].duplicates),
-                    reordered: s.reordered.saturating_sub(base.streams[i].reordered),
-                    ..*s
-                })
+                // Both merged: sorted by key, one entry each.
+                let then = base.streams.binary_search_by_key(&s.key(), StreamCounters::key);
+                then.map_or_else(
+                    |_| s.clone(),
+                    |i| {
+                        let b = &base.streams[i];
+                        StreamCounters {
+                            lost: s.lost.saturating_sub(b.lost),
+                            duplicates: s.duplicates.saturating_sub(b.duplicates),
+                            reordered: s.reordered.saturating_sub(b.reordered),
+                            too_old: s.too_old.saturating_sub(b.too_old),
+                            ..s.clone()
+                        }
+                    },
+                )
             })
-            .filter(|s| s.lost + s.duplicates + s.reordered > 0)
-            .collect();
-        Self {
-            kernel: hist(&self.kernel, &base.kernel),
-            consumer: hist(&self.consumer, &base.consumer),
-            seq: self.seq.since(&base.seq),
-            streams,
-        }
+            .filter(|s| s.lost + s.duplicates + s.reordered + s.too_old > 0)
+            .collect::<Vec<_>>();
+        let mut seq = self.seq.since(&base.seq);
+        // A stream irregular before and again since was counted once, before:
+        // those listed as irregular since count too.
+        seq.irregular = seq.irregular.max(streams.len() as u64);
+        Self { kernel: hist(&self.kernel, &base.kernel), consumer: hist(&self.consumer, &base.consumer), seq, streams }
     }
 
     fn copy_from(&mut self, o: &Self) {
@@ -394,23 +450,29 @@ impl ProbeShared {
             all.streams.extend_from_slice(&d.streams);
         }
         // A stream split over workers (lb fanout) is summed.
-        all.streams.sort_unstable_by_key(|s| (s.flow, s.reverse));
+        all.streams.sort_unstable_by_key(StreamCounters::key);
         all.streams.dedup_by(|later, kept| {
-            let same = (later.flow, later.reverse) == (kept.flow, kept.reverse);
+            let same = later.key() == kept.key();
             if same {
                 kept.lost += later.lost;
                 kept.duplicates += later.duplicates;
                 kept.reordered += later.reordered;
+                kept.too_old += later.too_old;
             }
             same
         });
         all
     }
 
-    /// The merged data as it appears in statistics (see [`LatencySnap::of`]).
+    /// The merged data as it appears in statistics (see [`LatencySnap::of`]),
+    /// each listed stream's port named by `port_name` (from its index).
     #[must_use]
-    pub fn snapshot(&self) -> LatencySnap {
-        LatencySnap::of(Arc::new(self.merged()))
+    pub fn snapshot(&self, port_name: impl Fn(u16) -> String) -> LatencySnap {
+        let mut data = self.merged();
+        for s in &mut data.streams {
+            s.port_name = port_name(s.port);
+        }
+        LatencySnap::of(Arc::new(data))
     }
 }
 
@@ -419,6 +481,8 @@ impl ProbeShared {
 pub struct Probe {
     data: ProbeData,
     flows: Vec<FlowTrack>,
+    /// Slots of `flows` taken (at most [`MAX_STREAMS`]).
+    used: usize,
     /// Per stream: its place in `listed`, or [`REGULAR`] / [`UNLISTED`].
     /// Read only for irregular frames.
     listing: Vec<u16>,
@@ -437,8 +501,9 @@ impl Probe {
         Self {
             // Its streams are published from `listed`, not kept here.
             data: ProbeData::new(0),
-            flows: vec![FlowTrack::default(); MAX_STREAMS],
-            listing: vec![REGULAR; MAX_STREAMS],
+            flows: vec![FlowTrack::default(); TABLE_SLOTS],
+            used: 0,
+            listing: vec![REGULAR; TABLE_SLOTS],
             listed: Vec::with_capacity(LISTED_STREAMS),
             shared,
             worker,
@@ -446,12 +511,13 @@ impl Probe {
         }
     }
 
-    /// Record one frame. `times`: for a frame from an interface, its kernel
-    /// receive time turned into CLOCK_MONOTONIC and CLOCK_MONOTONIC when its
-    /// batch reached the consumer; `None` for a frame read from a file, whose
+    /// Record one frame, arrived on port `port` (the engine's index).
+    /// `times`: for a frame from an interface, its kernel receive time
+    /// turned into CLOCK_MONOTONIC and CLOCK_MONOTONIC when its batch
+    /// reached the consumer; `None` for a frame read from a file, whose
     /// sequence is checked but which is not timed.
     #[inline]
-    pub fn record(&mut self, frame: &[u8], times: Option<(u64, u64)>) {
+    pub fn record(&mut self, frame: &[u8], port: u16, times: Option<(u64, u64)>) {
         // A short stamp's send time is widened against the consumer's time.
         // A file's frames are not timed: no clock to read for them.
         let Some(st) = find_stamp_near(frame, || times.map_or(0, |t| t.1)) else {
@@ -460,20 +526,15 @@ impl Probe {
         };
         let d = &mut self.data;
         d.seq.stamped += 1;
-        let mut lat = |h: &mut Histogram<u64>, at: u64| {
-            let v = at.checked_sub(st.ts_ns).unwrap_or_else(|| {
-                d.seq.negative += 1;
-                0
-            });
-            h.saturating_record(v.clamp(1, MAX_NS));
-        };
         if let Some((kernel_ns, now_ns)) = times {
-            lat(&mut d.kernel, kernel_ns);
-            lat(&mut d.consumer, now_ns);
+            let (k, c) = (kernel_ns.checked_sub(st.ts_ns), now_ns.checked_sub(st.ts_ns));
+            d.seq.negative += u64::from(k.is_none() || c.is_none());
+            d.kernel.saturating_record(k.unwrap_or(0).clamp(1, MAX_NS));
+            d.consumer.saturating_record(c.unwrap_or(0).clamp(1, MAX_NS));
         }
-        let idx = stream_index(st.flow);
-        match self.flows.get_mut(idx) {
-            Some(f) => match track(f, st.seq, st.ts_ns, &mut d.seq) {
+        let key = (u64::from(port) + 1) << 32 | u64::from(st.flow);
+        match find_slot(&mut self.flows, &mut self.used, key) {
+            Some(idx) => match track(&mut self.flows[idx], st.seq, st.ts_ns, &mut d.seq) {
                 Seq::InOrder => {}
                 seen => self.irregular(idx, seen),
             },
@@ -490,7 +551,7 @@ impl Probe {
         if *place == REGULAR {
             self.data.seq.irregular += 1;
             *place = if self.listed.len() < LISTED_STREAMS {
-                self.listed.push(Listed { index: idx as u32, duplicates: 0, reordered: 0 });
+                self.listed.push(Listed { index: idx as u32, duplicates: 0, reordered: 0, too_old: 0 });
                 (self.listed.len() - 1) as u16
             } else {
                 UNLISTED
@@ -500,6 +561,7 @@ impl Probe {
             match seen {
                 Seq::Duplicate => l.duplicates = l.duplicates.saturating_add(1),
                 Seq::Late => l.reordered = l.reordered.saturating_add(1),
+                Seq::TooOld => l.too_old = l.too_old.saturating_add(1),
                 Seq::InOrder | Seq::Gap => {}
             }
         }
@@ -525,28 +587,59 @@ impl Probe {
         // Both hold at most LISTED_STREAMS: no reallocation.
         guard.streams.clear();
         guard.streams.extend(self.listed.iter().map(|l| {
-            let (flow, reverse) = stream_of(l.index as usize);
+            let f = &self.flows[l.index as usize];
             StreamCounters {
-                flow,
-                reverse,
-                lost: self.flows[l.index as usize].lost,
+                port: ((f.key >> 32) - 1) as u16,
+                port_name: String::new(),
+                flow: f.key as u32 & 0x7fff_ffff,
+                reverse: f.key as u32 >> 31 == 1,
+                lost: f.lost,
                 duplicates: u64::from(l.duplicates),
                 reordered: u64::from(l.reordered),
+                too_old: u64::from(l.too_old),
             }
         }));
         self.published = frames;
     }
 }
 
-/// A stream's index in a probe's table: the flow number * 2 + its
-/// direction bit (bit 31), so both directions of a flow are tracked.
-fn stream_index(flow: u32) -> usize {
-    ((flow & 0x7fff_ffff) as usize) << 1 | (flow >> 31) as usize
-}
-
-/// The (flow number, reverse direction) of a [`stream_index`].
-fn stream_of(index: usize) -> (u32, bool) {
-    ((index >> 1) as u32, index & 1 == 1)
+/// The slot of the stream `key` (port + 1 above stream id, never 0) in
+/// `table` ([`TABLE_SLOTS`] slots, `used` of them taken): the one holding
+/// it, or a free one claimed for it while fewer than [`MAX_STREAMS`] are
+/// taken, its direct slot first, then from its hash on; `None` for a new
+/// stream beyond those, or (not seen in practice) when the
+/// [`STREAM_PROBES`] slots from its hash are all others'.
+#[inline]
+fn find_slot(table: &mut [FlowTrack], used: &mut usize, key: u64) -> Option<usize> {
+    let mut claim = |slot: &mut FlowTrack| {
+        if slot.key != 0 || *used == MAX_STREAMS {
+            return false;
+        }
+        *used += 1;
+        slot.key = key;
+        true
+    };
+    // Flow * 2 + direction (bit 31), modulo the direct slots.
+    let stream = key as u32;
+    let direct = ((stream as usize) << 1 | (stream >> 31) as usize) & (DIRECT_SLOTS - 1);
+    let slot = table.get_mut(direct)?;
+    if slot.key == key || claim(slot) {
+        return Some(direct);
+    }
+    // Fibonacci hashing: consecutive ids land far apart.
+    let mut i = (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - HASHED_BITS)) as usize;
+    for _ in 0..STREAM_PROBES {
+        let slot = table.get_mut(DIRECT_SLOTS + i)?;
+        if slot.key == key || claim(slot) {
+            return Some(DIRECT_SLOTS + i);
+        }
+        if slot.key == 0 {
+            // Free, but no stream more may be tracked.
+            return None;
+        }
+        i = (i + 1) & (HASHED_SLOTS - 1);
+    }
+    None
 }
 
 /// Account sequence number `seq`, sent at `ts_ns`, of a stream in the
@@ -554,7 +647,8 @@ fn stream_of(index: usize) -> (u32, bool) {
 ///
 /// A number below the highest seen is a duplicate or a late frame if it was
 /// sent before that highest one, as one sender's frames are: its number was
-/// taken before. Sent after it, it comes from a sender that started
+/// taken before (more than [`WINDOW`] below, which of the two is not known:
+/// too old). Sent after it, it comes from a sender that started
 /// counting again (`ringwire-gen` run again on the same flows), and the
 /// stream starts over: its earlier loss stays counted, and the new run's
 /// frames are neither repeats nor late.
@@ -590,13 +684,17 @@ fn track(f: &mut FlowTrack, seq: u64, ts_ns: u64, c: &mut SeqCounters) -> Seq {
         return Seq::InOrder;
     }
     let d = f.next - 1 - seq;
-    if d < WINDOW {
-        if f.window & (1 << d) != 0 {
-            c.duplicates += 1;
-            return Seq::Duplicate;
-        }
-        f.window |= 1 << d;
+    if d >= WINDOW {
+        // A repeat of an old frame or a very late one: which, is not known,
+        // so it fills no gap (a repeat would hide a real loss).
+        c.too_old += 1;
+        return Seq::TooOld;
     }
+    if f.window & (1 << d) != 0 {
+        c.duplicates += 1;
+        return Seq::Duplicate;
+    }
+    f.window |= 1 << d;
     c.reordered += 1;
     // A late frame fills a gap this stream counted as lost (not one from
     // before its first frame seen, which was never counted).
@@ -605,6 +703,19 @@ fn track(f: &mut FlowTrack, seq: u64, ts_ns: u64, c: &mut SeqCounters) -> Seq {
         c.lost -= 1;
     }
     Seq::Late
+}
+
+/// What the tables say when streams started over more than 16 times each:
+/// not generator runs, but two senders on the same flow ids into one port,
+/// whose interleaved sequences read as restarts and gaps.
+#[must_use]
+pub fn restart_hint(restarts: u64, streams: u64) -> Option<String> {
+    (restarts > streams.max(1) * 16).then(|| {
+        format!(
+            "streams started over {restarts} times ({streams} streams): are two generators sending the same flow ids? \
+             give each its own (ringwire-gen --first-flow); until then lost, duplicates and reordered mean nothing"
+        )
+    })
 }
 
 /// Percentiles of a latency histogram, in ns.
@@ -674,7 +785,9 @@ impl LatencySnap {
     /// repeated or reordered most) first.
     fn of(data: Arc<ProbeData>) -> Self {
         let mut streams = data.streams.clone();
-        streams.sort_by_key(|s| (std::cmp::Reverse(s.lost), std::cmp::Reverse(s.duplicates + s.reordered), s.flow));
+        streams.sort_by_key(|s| {
+            (std::cmp::Reverse(s.lost), std::cmp::Reverse(s.duplicates + s.reordered + s.too_old), s.key())
+        });
         streams.truncate(SHOWN_STREAMS);
         Self {
             kernel: HistSnap::of(&data.kernel),
@@ -770,23 +883,32 @@ mod tests {
         let mut c = SeqCounters::default();
         let seen: Vec<Seq> =
             [0, 1, 2, 5, 3, 3, 6, 6, 200, 4].into_iter().map(|s| track(&mut f, s, 0, &mut c)).collect();
-        use Seq::{Duplicate as D, Gap as G, InOrder as I, Late as L};
-        assert_eq!(seen, [I, I, I, G, L, D, I, D, G, L]);
-        // 4 and 5 skipped at 5 (then 3 came late, 4 came late but outside the window
-        // of 200), 7..=199 skipped at 200.
+        use Seq::{Duplicate as D, Gap as G, InOrder as I, Late as L, TooOld as O};
+        assert_eq!(seen, [I, I, I, G, L, D, I, D, G, O]);
+        // 3 and 4 skipped at 5 (then 3 came late; 4 came 196 behind 200,
+        // where a repeat cannot be told from a late frame: it fills no gap),
+        // 7..=199 skipped at 200.
         assert_eq!(c.flows, 1);
         assert_eq!(c.duplicates, 2, "3 and 6 twice");
-        assert_eq!(c.reordered, 2, "3 and 4 after higher numbers");
-        assert_eq!(c.lost, 2 + 193 - 2);
+        assert_eq!(c.reordered, 1, "3 after a higher number");
+        assert_eq!(c.too_old, 1, "4");
+        assert_eq!(c.lost, 2 + 193 - 1);
+        // A repeat of an old frame does not hide a loss: 0..=100 but 99,
+        // then 5 again, loses 1.
+        let (mut g, mut c) = (FlowTrack::default(), SeqCounters::default());
+        for s in (0..=100).filter(|&s| s != 99).chain([5]) {
+            track(&mut g, s, 0, &mut c);
+        }
+        assert_eq!((c.lost, c.reordered, c.duplicates, c.too_old), (1, 0, 0, 1), "{c:?}");
 
         // A stream first seen at 5: 3 is late but was never counted lost; a
         // jump of 2^40 starts it over, and so does u64::MAX (no overflow),
-        // after which 0 is late.
+        // after which 0 is too old.
         let (mut g, mut c) = (FlowTrack::default(), SeqCounters::default());
         for s in [5, 3, 6, 8, 1 << 40, (1 << 40) + 1, u64::MAX, 0] {
             track(&mut g, s, 0, &mut c);
         }
-        assert_eq!((c.lost, c.reordered, c.restarts, c.flows), (1, 2, 2, 1), "{c:?}");
+        assert_eq!((c.lost, c.reordered, c.too_old, c.restarts, c.flows), (1, 1, 1, 2, 1), "{c:?}");
     }
 
     #[test]
@@ -821,27 +943,27 @@ mod tests {
         // Flows 0..300 on worker 0, each losing `flow % 7` frames (after a
         // first frame): more irregular streams than are listed.
         for flow in 0..300u32 {
-            a.record(&frame(flow, 0), None);
-            a.record(&frame(flow, 1 + u64::from(flow % 7)), None);
+            a.record(&frame(flow, 0), 0, None);
+            a.record(&frame(flow, 1 + u64::from(flow % 7)), 0, None);
         }
         // The reverse direction of flow 1 on worker 1 repeats a frame, and
         // flow 6 (which lost 6 on worker 0) loses 10 more there: summed.
         for seq in [0, 1, 1] {
-            b.record(&frame(0x8000_0001, seq), None);
+            b.record(&frame(0x8000_0001, seq), 0, None);
         }
-        b.record(&frame(6, 0), None);
-        b.record(&frame(6, 11), None);
+        b.record(&frame(6, 0), 0, None);
+        b.record(&frame(6, 11), 0, None);
         // Flow 9 (which lost 2 on worker 0) skips 1 and then receives it late there.
         for seq in [0, 2, 1] {
-            b.record(&frame(9, seq), None);
+            b.record(&frame(9, seq), 0, None);
         }
         a.publish(true);
         b.publish(true);
-        let s = shared.snapshot();
+        let s = shared.snapshot(|i| format!("p{i}"));
         let irregular = (0..300).filter(|f| f % 7 != 0).count() as u64;
         assert_eq!(s.counters.irregular, irregular + 3, "{:?}", s.counters);
         assert_eq!(s.streams.len(), SHOWN_STREAMS);
-        let top = s.streams[0];
+        let top = &s.streams[0];
         assert_eq!((top.flow, top.reverse, top.lost), (6, false, 16), "{:?}", s.streams);
         assert!(s.streams.windows(2).all(|w| w[0].lost >= w[1].lost), "{:?}", s.streams);
         // Listed per worker: at most LISTED_STREAMS from worker 0.
@@ -866,21 +988,21 @@ mod tests {
         let frame = |flow: u32, seq: u64| udp4(&Stamp { flow, seq, ts_ns: 1_000_000 }.to_bytes(), false);
         // Before: flow 1, 50 frames at 1 ms, losing sequence 10.
         for seq in (0..51).filter(|&s| s != 10) {
-            p.record(&frame(1, seq), Some((2_000_000, 2_000_000)));
+            p.record(&frame(1, seq), 0, Some((2_000_000, 2_000_000)));
         }
         p.publish(true);
-        let base = shared.snapshot();
+        let base = shared.snapshot(|i| format!("p{i}"));
         assert_eq!((base.consumer.count, base.counters.lost, base.streams.len()), (50, 1, 1));
         // After: flow 1 goes on in order and flow 2 starts, losing 3 of its
         // own, all at 20 µs.
         for seq in 51..81 {
-            p.record(&frame(1, seq), Some((1_020_000, 1_020_000)));
+            p.record(&frame(1, seq), 0, Some((1_020_000, 1_020_000)));
         }
         for seq in [0, 1, 5] {
-            p.record(&frame(2, seq), Some((1_020_000, 1_020_000)));
+            p.record(&frame(2, seq), 0, Some((1_020_000, 1_020_000)));
         }
         p.publish(true);
-        let all = shared.snapshot();
+        let all = shared.snapshot(|i| format!("p{i}"));
         assert!(all.consumer.max >= 999_000, "{:?}", all.consumer);
         let s = all.since(&base);
         assert_eq!((s.consumer.count, s.kernel.count), (33, 33), "{s:?}");
@@ -897,6 +1019,90 @@ mod tests {
         assert_eq!(bare.since(&base), bare);
     }
 
+    /// A stream is one direction of a flow on one port: the same flow ids
+    /// arriving on two ports (two generators, one per link) are counted
+    /// apart, named by port, and not taken for one stream starting over.
+    #[test]
+    fn the_same_flow_on_two_ports_is_two_streams() {
+        let shared = ProbeShared::new(1);
+        let mut p = Probe::new(shared.clone(), 0);
+        let frame = |seq: u64, ts_ns: u64| udp4(&Stamp { flow: 7, seq, ts_ns }.to_bytes(), false);
+        // Port 3 runs 100 ahead of port 0, and lost its 150th; both send flow 7.
+        for k in 0..200u64 {
+            p.record(&frame(k, 1_000 + k), 0, None);
+            if k != 50 {
+                p.record(&frame(k + 100, 1_000 + k), 3, None);
+            }
+        }
+        p.publish(true);
+        let s = shared.snapshot(|i| ["a", "b", "c", "d"][usize::from(i)].to_owned());
+        let c = s.counters;
+        assert_eq!((c.flows, c.lost, c.restarts, c.duplicates, c.reordered, c.irregular), (2, 1, 0, 0, 0, 1), "{c:?}");
+        assert_eq!(s.streams.len(), 1);
+        assert_eq!((s.streams[0].port_name.as_str(), s.streams[0].flow, s.streams[0].lost), ("d", 7, 1));
+        let json = serde_json::to_value(&s.streams[0]).unwrap();
+        assert_eq!(json["port"], "d", "{json}");
+    }
+
+    /// The table holds [`MAX_STREAMS`] streams, however their ids and
+    /// ports fall; frames of streams beyond are counted untracked (and timed).
+    #[test]
+    fn streams_beyond_the_table_are_untracked() {
+        let shared = ProbeShared::new(1);
+        let mut p = Probe::new(shared.clone(), 0);
+        // Both directions of flows 0.. on two ports, then more on a third.
+        let stream = |k: u32| (k >> 2 | (k & 1) << 31, (k >> 1 & 1) as u16);
+        let frame = |flow: u32, seq: u64| udp4(&Stamp { flow, seq, ts_ns: 1 }.to_bytes(), false);
+        for k in 0..MAX_STREAMS as u32 {
+            let (flow, port) = stream(k);
+            p.record(&frame(flow, 0), port, None);
+        }
+        assert_eq!((p.data.seq.flows, p.data.seq.untracked), (MAX_STREAMS as u64, 0), "all placed");
+        for flow in 0..1000 {
+            p.record(&frame(flow, 0), 2, None);
+        }
+        // The tracked ones go on being tracked: a gap in each is counted.
+        for k in 0..MAX_STREAMS as u32 {
+            let (flow, port) = stream(k);
+            p.record(&frame(flow, 2), port, None);
+        }
+        let c = p.data.seq;
+        assert_eq!((c.flows, c.untracked, c.lost), (MAX_STREAMS as u64, 1000, MAX_STREAMS as u64), "{c:?}");
+    }
+
+    /// A frame whose stamp is later than both its kernel and its consumer
+    /// time is one frame the clocks disagree on, not two.
+    #[test]
+    fn a_frame_stamped_in_the_future_is_counted_once() {
+        let shared = ProbeShared::new(1);
+        let mut p = Probe::new(shared.clone(), 0);
+        p.record(&udp4(&Stamp { flow: 1, seq: 0, ts_ns: 9_000 }.to_bytes(), false), 0, Some((5_000, 6_000)));
+        p.publish(true);
+        let s = shared.snapshot(|i| format!("p{i}"));
+        assert_eq!((s.counters.negative, s.kernel.count, s.consumer.count), (1, 1, 1));
+    }
+
+    /// A stream irregular before a reset and again after it counts as
+    /// irregular in the figures since, as it is listed there.
+    #[test]
+    fn a_stream_irregular_again_after_a_reset_counts_as_irregular_since() {
+        let shared = ProbeShared::new(1);
+        let mut p = Probe::new(shared.clone(), 0);
+        let frame = |seq: u64| udp4(&Stamp { flow: 4, seq, ts_ns: 1 }.to_bytes(), false);
+        for seq in [0, 2, 3] {
+            p.record(&frame(seq), 0, None);
+        }
+        p.publish(true);
+        let base = shared.snapshot(|i| format!("p{i}"));
+        assert_eq!(base.counters.irregular, 1);
+        for seq in [5, 6] {
+            p.record(&frame(seq), 0, None);
+        }
+        p.publish(true);
+        let s = shared.snapshot(|i| format!("p{i}")).since(&base);
+        assert_eq!((s.counters.lost, s.counters.irregular, s.streams.len()), (1, 1, 1), "{s:?}");
+    }
+
     #[test]
     fn probes_time_frames_and_merge_over_workers() {
         let shared = ProbeShared::new(2);
@@ -904,14 +1110,14 @@ mod tests {
         let mut b = Probe::new(shared.clone(), 1);
         for seq in 0..100u64 {
             let st = Stamp { flow: 1, seq, ts_ns: 1_000_000 };
-            a.record(&udp4(&st.to_bytes(), false), Some((1_010_000, 1_000_000 + 20_000 + seq * 100)));
+            a.record(&udp4(&st.to_bytes(), false), 0, Some((1_010_000, 1_000_000 + 20_000 + seq * 100)));
         }
-        b.record(&udp4(&Stamp { flow: 2, seq: 7, ts_ns: 5_000 }.to_bytes(), false), Some((6_000, 4_000)));
-        b.record(&udp4(&Stamp { flow: 3, seq: 0, ts_ns: 5_000 }.to_bytes(), false), None);
-        b.record(&[0u8; 60], None);
+        b.record(&udp4(&Stamp { flow: 2, seq: 7, ts_ns: 5_000 }.to_bytes(), false), 0, Some((6_000, 4_000)));
+        b.record(&udp4(&Stamp { flow: 3, seq: 0, ts_ns: 5_000 }.to_bytes(), false), 0, None);
+        b.record(&[0u8; 60], 0, None);
         a.publish(true);
         b.publish(false);
-        let s = shared.snapshot();
+        let s = shared.snapshot(|i| format!("p{i}"));
         assert_eq!(s.kernel.count, 101);
         assert!((9_990..=10_010).contains(&s.kernel.p50), "{:?}", s.kernel);
         assert_eq!(s.consumer.count, 101);

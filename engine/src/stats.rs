@@ -661,9 +661,12 @@ impl Snapshot {
                 let n = l.counters;
                 let _ = writeln!(
                     s,
-                    "  {:<16} flows {}, lost {}, duplicates {}, reordered {}, restarts {}, unstamped {}",
-                    name, n.flows, n.lost, n.duplicates, n.reordered, n.restarts, n.unstamped
+                    "  {:<16} flows {}, lost {}, duplicates {}, reordered {}, too old {}, restarts {}, unstamped {}, untracked {}, negative {}",
+                    name, n.flows, n.lost, n.duplicates, n.reordered, n.too_old, n.restarts, n.unstamped, n.untracked, n.negative
                 );
+                if let Some(hint) = crate::probe::restart_hint(n.restarts, n.flows) {
+                    let _ = writeln!(s, "  {name:<16} {hint}");
+                }
                 if n.irregular > 0 {
                     let _ = writeln!(
                         s,
@@ -673,13 +676,15 @@ impl Snapshot {
                     for st in &l.streams {
                         let _ = writeln!(
                             s,
-                            "  {:<16}   flow {}{}: lost {}, duplicates {}, reordered {}",
+                            "  {:<16}   port {} flow {}{}: lost {}, duplicates {}, reordered {}, too old {}",
                             "",
+                            st.port_name,
                             st.flow,
                             if st.reverse { " (reverse)" } else { "" },
                             st.lost,
                             st.duplicates,
-                            st.reordered
+                            st.reordered,
+                            st.too_old
                         );
                     }
                 }
@@ -712,6 +717,16 @@ mod tests {
     fn the_table_shows_unsent_frames_and_marks_removed_probes() {
         let mut lat = crate::probe::LatencySnap::default();
         lat.counters.restarts = 4;
+        // Two generators on the same flow ids into one port: the streams keep starting over.
+        let mut mixed = crate::probe::LatencySnap::default();
+        (mixed.counters.flows, mixed.counters.restarts, mixed.counters.irregular) = (2, 100, 1);
+        mixed.streams.push(crate::probe::StreamCounters {
+            port_name: "a".into(),
+            flow: 3,
+            lost: 9,
+            too_old: 2,
+            ..Default::default()
+        });
         let s = Snapshot {
             ports: vec![PortSnap {
                 name: "b".into(),
@@ -720,13 +735,21 @@ mod tests {
                 link: Some(Link::Down),
                 ..Default::default()
             }],
-            consumers: vec![ConsumerSnap {
-                name: "lat".into(),
-                kind: "latency".into(),
-                removed: true,
-                latency: Some(lat),
-                ..Default::default()
-            }],
+            consumers: vec![
+                ConsumerSnap {
+                    name: "lat".into(),
+                    kind: "latency".into(),
+                    removed: true,
+                    latency: Some(lat),
+                    ..Default::default()
+                },
+                ConsumerSnap {
+                    name: "mixed".into(),
+                    kind: "latency".into(),
+                    latency: Some(mixed),
+                    ..Default::default()
+                },
+            ],
             ..Default::default()
         };
         let t = s.table();
@@ -739,7 +762,13 @@ mod tests {
         // "b (down)" takes two cells.
         assert_eq!(cells("b (down)")[at + 1], "2000", "{t}");
         assert!(t.lines().any(|l| l.trim_start().starts_with("lat (removed)") && l.contains("kernel")), "{t}");
-        assert!(t.contains("lat (removed)    flows 0, lost 0, duplicates 0, reordered 0, restarts 4"), "{t}");
+        assert!(
+            t.contains("lat (removed)    flows 0, lost 0, duplicates 0, reordered 0, too old 0, restarts 4"),
+            "{t}"
+        );
+        assert!(!t.lines().any(|l| l.starts_with("  lat (removed)") && l.contains("--first-flow")), "{t}");
+        assert!(t.contains("mixed            streams started over 100 times (2 streams)"), "{t}");
+        assert!(t.contains("port a flow 3: lost 9, duplicates 0, reordered 0, too old 2"), "{t}");
     }
 
     #[test]

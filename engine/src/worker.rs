@@ -254,7 +254,7 @@ impl Dispatch {
                     Delivery::Counter => true,
                     Delivery::Latency(probe) => {
                         let times = clocks.map(|(now, offset)| (p.ts_ns.wrapping_sub(offset), now));
-                        probe.record(p.data, times);
+                        probe.record(p.data, port as u16, times);
                         true
                     }
                     Delivery::Forward { .. } if !forwarding => {

@@ -412,6 +412,10 @@ fn sizes_too_short_for_some_flows_are_warned_about_and_for_all_refused() {
         (vec!["-i", "lo", "--cores", "0,0"], "--cores: core 0 is listed twice"),
         (vec!["-i", "lo", "--count", "0"], "--count 0: must be at least 1"),
         (vec!["--count", "0", "--pcap-out", "/dev/null"], "--count 0: must be at least 1"),
+        (
+            vec!["-i", "lo", "--first-flow", "8388000", "--flows", "1000"],
+            "--first-flow 8388000 with --flows 1000: flow ids must stay below 8388608",
+        ),
     ] {
         let run = gen(&args);
         let err = String::from_utf8_lossy(&run.stderr);

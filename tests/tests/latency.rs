@@ -207,16 +207,25 @@ fn the_engine_holds_its_cpu_latency_request_while_it_runs() {
 /// Run a `latency` consumer over the pcap file `file`: its figures from
 /// the stats file, and the final table.
 fn probe_file(dir: &Path, file: &Path) -> (serde_json::Value, String) {
+    probe_files(dir, &[file])
+}
+
+/// Run a `latency` consumer over the pcap files `files`, each a port of its
+/// own (named `p0`, `p1`, ...).
+fn probe_files(dir: &Path, files: &[&Path]) -> (serde_json::Value, String) {
     let st = dir.join("stats.json");
     let cfg = dir.join("file.toml");
+    let ports: String = files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| format!("[[ports]]\nname = \"p{i}\"\nuri = \"pcap:{}\"\n", f.display()))
+        .collect();
     std::fs::write(
         &cfg,
         format!(
-            "[engine]\nworkers = [0]\nstats_json = \"{}\"\n\
-             [[ports]]\nuri = \"pcap:{}\"\n\
+            "[engine]\nworkers = [0]\nstats_json = \"{}\"\n{ports}\
              [[consumers]]\nname = \"lat\"\nkind = \"latency\"\n",
             st.display(),
-            file.display()
         ),
     )
     .unwrap();
@@ -303,4 +312,45 @@ fn a_latency_probe_names_the_flows_that_lost_repeated_or_reordered_frames() {
     assert_eq!(streams, [(3, 5, 0, 0), (5, 0, 0, 1), (7, 0, 1, 0)], "{l}");
     assert!(stdout.contains("3 flow(s) lost, repeated or reordered frames"), "{stdout}");
     assert!(stdout.contains("flow 3: lost 5, duplicates 0, reordered 0"), "{stdout}");
+}
+
+/// Two generators on the same flow ids: on two ports, their streams are
+/// apart (a stream is a flow on a port); into one port, they cannot be told
+/// apart, and the table says what to do (`--first-flow`), which makes them
+/// apart there too.
+#[test]
+fn two_generators_are_told_apart_by_port_or_by_their_first_flow() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--count", "1000", "--flows", "10", "--size", "200"];
+    let (a, b, c) = (dir.path().join("a.pcap"), dir.path().join("b.pcap"), dir.path().join("c.pcap"));
+    ringwire_tests::record(&a, &args);
+    ringwire_tests::record(&b, &args);
+    ringwire_tests::record(&c, &[&args[..], &["--first-flow", "10"]].concat());
+    let counts = |l: &serde_json::Value| {
+        let n = &l["counters"];
+        [&n["flows"], &n["stamped"], &n["lost"], &n["duplicates"], &n["reordered"], &n["too_old"], &n["restarts"]]
+            .map(u)
+    };
+    let (l, _) = probe_files(dir.path(), &[&a, &b]);
+    assert_eq!(counts(&l), [20, 2000, 0, 0, 0, 0, 0], "{l}");
+    // One port, the two recordings' frames alternating.
+    let merged = |x: &Path, y: &Path, to: &Path| {
+        let (x, y) = (ringwire_tests::read_pcap(x), ringwire_tests::read_pcap(y));
+        let frames: Vec<Vec<u8>> = x.into_iter().zip(y).flat_map(|(p, q)| [p.data, q.data]).collect();
+        ringwire_tests::write_pcap(
+            to,
+            frames.iter().enumerate().map(|(i, f)| (Duration::from_micros(i as u64), f.as_slice())),
+        );
+    };
+    let same = dir.path().join("same.pcap");
+    merged(&a, &b, &same);
+    let (l, stdout) = probe_file(dir.path(), &same);
+    assert!(u(&l["counters"]["restarts"]) > 16 * 10, "{l}");
+    assert!(stdout.contains("are two generators sending the same flow ids?"), "{stdout}");
+    assert!(stdout.contains("(ringwire-gen --first-flow)"), "{stdout}");
+    let apart = dir.path().join("apart.pcap");
+    merged(&a, &c, &apart);
+    let (l, stdout) = probe_file(dir.path(), &apart);
+    assert_eq!(counts(&l), [20, 2000, 0, 0, 0, 0, 0], "{l}");
+    assert!(!stdout.contains("--first-flow"), "{stdout}");
 }

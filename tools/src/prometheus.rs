@@ -4,7 +4,8 @@
 //!
 //! Every count of the `stats` answer becomes a counter (`_total`) labelled
 //! with the port, worker or consumer it belongs to; a port's interface
-//! state, a latency probe's percentiles and the run's age become gauges.
+//! state, a latency probe's percentiles and `lost` count (which shrinks when
+//! a late frame fills a gap) and the run's age become gauges.
 
 use std::{collections::BTreeMap, fmt::Write as _};
 
@@ -111,7 +112,12 @@ pub fn render(counters: &Value) -> String {
                 }
             }
         }
-        m.counts("consumer_latency", &c["latency"]["counters"], &labels[..1], &[]);
+        // `lost` shrinks when a late frame fills a gap: a gauge.
+        let counters = &c["latency"]["counters"];
+        m.counts("consumer_latency", counters, &labels[..1], &["lost"]);
+        if let Some(lost) = counters["lost"].as_f64() {
+            m.add("consumer_latency_lost", false, &labels[..1], lost);
+        }
     }
     m.render()
 }
@@ -147,13 +153,15 @@ mod tests {
             "ringwire_consumer_delivered_total{consumer=\"cap\",kind=\"pcap\"} 7",
             "ringwire_consumer_delivered_per_worker_total{consumer=\"cap\",kind=\"pcap\",worker=\"0\"} 7",
             "ringwire_consumer_latency_seconds{consumer=\"cap\",stage=\"kernel\",quantile=\"0.99\"} 0.0000015",
-            "ringwire_consumer_latency_lost_total{consumer=\"cap\"} 2",
+            "# TYPE ringwire_consumer_latency_lost gauge",
+            "ringwire_consumer_latency_lost{consumer=\"cap\"} 2",
             "# TYPE ringwire_elapsed_seconds gauge",
             "ringwire_elapsed_seconds 2.5",
         ] {
             assert!(text.lines().any(|l| l == line), "missing `{line}` in:\n{text}");
         }
         assert!(!text.contains("uri") && !text.contains("filter") && !text.contains("\"old\""), "{text}");
+        assert!(!text.contains("latency_lost_total"), "lost can shrink: not a counter\n{text}");
         // Every sample line: a name, labels, a number; every family typed once.
         let mut typed = std::collections::HashSet::new();
         for l in text.lines() {

@@ -1081,6 +1081,7 @@ fn gen_compare(l: &Lab2, a: &Args, stop: &AtomicBool) -> (Vec<serde_json::Value>
 fn gen_compare_size(l: &Lab2, a: &Args, size: usize, stop: &AtomicBool) -> Result<serde_json::Value> {
     let mix = MixSpec {
         flows: 1,
+        first_flow: 0,
         vlan_every: 0,
         ip: Some(Ip::V4),
         l4: Some(L4::Udp),

@@ -68,6 +68,12 @@ struct Args {
     /// Number of flows.
     #[arg(long, default_value_t = 64)]
     flows: u32,
+    /// The first flow's id: the flows are N .. N + --flows - 1 (their
+    /// addresses and ports follow the id). Generators sending into one
+    /// latency probe need ids of their own: the probe tells streams apart
+    /// by port and flow id only.
+    #[arg(long, default_value_t = 0)]
+    first_flow: u32,
     /// Tag with 802.1Q one group in N of four flows (IPv4/IPv6 x UDP/TCP,
     /// so tags cover each kind): the last group of every N, so with fewer
     /// than 4 x N flows none is tagged (0: none) [default: 8]
@@ -470,10 +476,20 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// Flow ids a stamp tells apart: the short stamp's 23 bits.
+const FLOW_IDS: u64 = 1 << 23;
+
 fn run() -> Result<()> {
     let mut a = Args::parse();
     if a.flows == 0 || a.flows > 1_000_000 {
         bail!("--flows must be between 1 and 1000000");
+    }
+    if u64::from(a.first_flow) + u64::from(a.flows) > FLOW_IDS {
+        bail!(
+            "--first-flow {} with --flows {}: flow ids must stay below {FLOW_IDS} (a short stamp holds 23 bits of them)",
+            a.first_flow,
+            a.flows
+        );
     }
     if let Some(d) = a.duration {
         if !(d > 0.0 && d <= 86_400.0) {
@@ -497,6 +513,7 @@ fn run() -> Result<()> {
     let count = a.count.unwrap_or(u64::MAX);
     let mut mix = MixSpec {
         flows: a.flows,
+        first_flow: a.first_flow,
         vlan_every: a.vlan_every.unwrap_or(8),
         ip: a.ip.as_deref().map(|v| if v == "4" { Ip::V4 } else { Ip::V6 }),
         l4: a.l4.as_deref().map(|v| if v == "udp" { L4::Udp } else { L4::Tcp }),
@@ -950,6 +967,7 @@ mod tests {
     fn kinds(ip: Option<Ip>, l4: Option<L4>, vlan_every: u32) -> Vec<FlowSpec> {
         MixSpec {
             flows: 64,
+            first_flow: 0,
             vlan_every,
             ip,
             l4,
@@ -1049,6 +1067,7 @@ mod tests {
         // IPv6/TCP: 74 bytes of headers, so 60 (raised to 74) has no room; 200 has.
         let mix = MixSpec {
             flows: 3,
+            first_flow: 0,
             vlan_every: 0,
             ip: Some(Ip::V6),
             l4: Some(L4::Tcp),
@@ -1097,6 +1116,7 @@ mod tests {
         assert_eq!(p.iter().map(|p| p.rate).collect::<Vec<_>>(), [334, 333, 333]);
         let mix = MixSpec {
             flows: 10,
+            first_flow: 0,
             vlan_every: 0,
             ip: None,
             l4: None,

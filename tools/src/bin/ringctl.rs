@@ -773,6 +773,22 @@ fn render_stats(v: &Value) -> String {
                 })
             }),
         ));
+        // What the grid has no room for, when there is any: frames the
+        // probe could not time or sequence-check as asked, and a hint when
+        // the streams keep starting over.
+        for k in &probes {
+            let c = &k["latency"]["counters"];
+            let odd = [("too old", "too_old"), ("untracked", "untracked"), ("negative", "negative")]
+                .map(|(label, key)| (label, c[key].as_u64().unwrap_or(0)));
+            if odd.iter().any(|(_, v)| *v > 0) {
+                let parts: Vec<String> = odd.iter().map(|(label, v)| format!("{label} {v}")).collect();
+                s.push_str(&format!(" {}: {}\n", removed(k), parts.join(", ")));
+            }
+            let count = |key: &str| c[key].as_u64().unwrap_or(0);
+            if let Some(hint) = ringwire_engine::probe::restart_hint(count("restarts"), count("flows")) {
+                s.push_str(&format!(" {}: {hint}\n", removed(k)));
+            }
+        }
         let streams: Vec<Vec<String>> = probes
             .iter()
             .flat_map(|k| {
@@ -780,10 +796,12 @@ fn render_stats(v: &Value) -> String {
                     let dir = if st["reverse"] == Value::Bool(true) { " reverse" } else { "" };
                     vec![
                         removed(k),
+                        text(&st["port"]),
                         format!("{}{dir}", n(&st["flow"])),
                         n(&st["lost"]),
                         n(&st["duplicates"]),
                         n(&st["reordered"]),
+                        n(&st["too_old"]),
                     ]
                 })
             })
@@ -793,10 +811,12 @@ fn render_stats(v: &Value) -> String {
             s.push_str(&grid(
                 &[
                     ("consumer", 20, false),
+                    ("port", 16, false),
                     ("flow", 12, false),
                     ("lost", 9, true),
                     ("duplicates", 10, true),
                     ("reordered", 9, true),
+                    ("too_old", 9, true),
                 ],
                 streams,
             ));
@@ -935,10 +955,10 @@ mod tests {
         let v = serde_json::json!({"counters": {"elapsed_s": 1.0, "ports": [], "workers": [], "consumers": [
         {"name": "lat", "kind": "latency", "latency": {
             "kernel": {"count": 10}, "consumer": {"count": 10},
-            "counters": {"lost": 5, "irregular": 2},
+            "counters": {"lost": 5, "irregular": 2, "flows": 2, "restarts": 40, "too_old": 1},
             "streams": [
-                {"flow": 3, "reverse": false, "lost": 5, "duplicates": 0, "reordered": 0},
-                {"flow": 9, "reverse": true, "lost": 0, "duplicates": 2, "reordered": 1}
+                {"port": "a", "flow": 3, "reverse": false, "lost": 5, "duplicates": 0, "reordered": 0, "too_old": 1},
+                {"port": "b", "flow": 9, "reverse": true, "lost": 0, "duplicates": 2, "reordered": 1, "too_old": 0}
             ]}}]}});
         let s = render_stats(&v);
         assert!(s.contains("flows that lost, repeated or reordered frames"), "{s}");
@@ -948,11 +968,20 @@ mod tests {
             .skip(2)
             .map(|l| l.split_whitespace().collect())
             .collect();
-        assert_eq!(rows, [vec!["lat", "3", "5", "0", "0"], vec!["lat", "9", "reverse", "0", "2", "1"]], "{s}");
-        // No irregular stream: no such section.
+        assert_eq!(
+            rows,
+            [vec!["lat", "a", "3", "5", "0", "0", "1"], vec!["lat", "b", "9", "reverse", "0", "2", "1", "0"]],
+            "{s}"
+        );
+        // What the grid has no column for, and the hint of streams that keep starting over.
+        assert!(s.contains(" lat: too old 1, untracked 0, negative 0\n"), "{s}");
+        assert!(s.contains(" lat: streams started over 40 times (2 streams)"), "{s}");
+        // No irregular stream: no such section, nor notes for counts that are all 0.
         let mut quiet = v.clone();
         quiet["counters"]["consumers"][0]["latency"]["streams"] = serde_json::json!([]);
-        assert!(!render_stats(&quiet).contains("flows that lost"));
+        quiet["counters"]["consumers"][0]["latency"]["counters"] = serde_json::json!({"flows": 2, "restarts": 2});
+        let q = render_stats(&quiet);
+        assert!(!q.contains("flows that lost") && !q.contains("too old") && !q.contains("started over"), "{q}");
     }
 
     #[test]
