@@ -158,6 +158,8 @@ pub(crate) struct PortSlot {
     /// A removed port's kernel filter counts as they were when it was
     /// removed (its program and maps are gone).
     pub(crate) final_filter_counts: FilterCounts,
+    /// A pcap port's filter's plugins' health (its errors and quarantine).
+    pub(crate) filter_health: Option<ringwire_filters::HealthHandle>,
 }
 
 /// A kernel port filter's own counts: an eBPF program's, or the
@@ -264,6 +266,9 @@ pub(crate) struct ConsumerSlot {
     pub(crate) cells: Vec<Arc<Cells<{ cc::N }>>>,
     /// Its filter in force.
     pub(crate) factory: Option<Arc<FilterFactory>>,
+    /// The plugins' health of the filters it had before (replaced or
+    /// detached): their errors and quarantines stay counted.
+    pub(crate) past_filters: Vec<ringwire_filters::HealthHandle>,
     /// What its filter had counted when it was dropped with the consumer
     /// (its code, a plugin's, is unloaded): the counters go on saying which
     /// filter made `passed` and `filtered`.
@@ -302,7 +307,8 @@ impl FilterReport {
     fn fill(self, s: &mut ConsumerSnap) {
         s.filter = Some(self.text);
         s.filter_stages = self.stages;
-        s.filter_errors = self.errors;
+        s.filter_errors += self.errors;
+        s.filter_quarantines += u64::from(self.quarantined.is_some());
         s.filter_quarantined = self.quarantined;
     }
 }
@@ -906,6 +912,9 @@ impl Engine {
                 None => slot.final_filter_counts.clone(),
             };
             (s.ebpf, s.classifier) = (counts.ebpf, counts.classifier);
+            if let Some(h) = slot.filter_health.as_ref().and_then(ringwire_filters::HealthHandle::read) {
+                (s.filter_errors, s.filter_quarantined) = (h.errors, h.quarantined);
+            }
             ports.push(s);
         }
         let mut consumers = Vec::with_capacity(st.consumers.len());
@@ -927,6 +936,10 @@ impl Engine {
                 s.paused += v[cc::PAUSED];
                 s.before_added += v[cc::JOINED];
                 s.per_worker.push(v[cc::DELIVERED]);
+            }
+            for h in slot.past_filters.iter().filter_map(ringwire_filters::HealthHandle::read) {
+                s.filter_errors += h.errors;
+                s.filter_quarantines += u64::from(h.quarantined.is_some());
             }
             match (&slot.factory, &slot.final_filter) {
                 (Some(f), _) => FilterReport::of(f).fill(&mut s),
@@ -1067,6 +1080,7 @@ pub(crate) fn open_port(
     let config = &st.base;
     let mut sources: Vec<Option<Source>> = (0..nworkers).map(|_| None).collect();
     let mut filter = None;
+    let mut filter_health = None;
     match &kind {
         PortKind::AfPacket(iface) => {
             if sys::if_index(iface).is_none() {
@@ -1130,6 +1144,7 @@ pub(crate) fn open_port(
         PortKind::Pcap(path) if p.rx => {
             let pcap_filter =
                 p.filter.as_deref().map(|f| FilterFactory::new(f, QuarantinePolicy::DropAll)).transpose()?;
+            filter_health = pcap_filter.as_ref().map(FilterFactory::health_handle);
             let source = |reader| -> Result<Source, EngineError> {
                 Ok(Source::Pcap {
                     port: index,
@@ -1168,6 +1183,7 @@ pub(crate) fn open_port(
             if_drops,
             if_drops_error: None,
             final_filter_counts: FilterCounts::default(),
+            filter_health,
         },
         sources,
     })
@@ -1359,6 +1375,7 @@ pub(crate) fn build_consumer(st: &State, c: &ConsumerConfig, nworkers: usize) ->
             ports,
             cells: (0..nworkers).map(|_| Arc::default()).collect(),
             factory,
+            past_filters: Vec::new(),
             final_filter: None,
             sink: sink_handle,
             probe,

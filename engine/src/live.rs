@@ -186,6 +186,9 @@ impl Engine {
                 c.config.name,
                 text.as_ref().map_or_else(|| "(none)".to_owned(), FilterList::display)
             ));
+            if let Some(old) = c.factory.take() {
+                c.past_filters.push(old.health_handle());
+            }
             c.factory = factory;
             c.config.filter = text;
             c.config.on_filter_failure = on_failure;

@@ -16,7 +16,7 @@ use ringwire_engine::{
     engine::{Report, StopReason},
     lab::Lab,
     pcapio::{self, MAX_SNAPLEN},
-    stats::Snapshot,
+    stats::{quarantine_line, Snapshot},
     sys, Config, Engine,
 };
 use ringwire_engine::{out, out_raw, say, say_raw};
@@ -431,12 +431,15 @@ fn finish(report: &Report, engine_json: Option<&Path>) -> Result<ExitCode> {
                 st.dropped
             ));
         }
-        if let Some(q) = &c.filter_quarantined {
-            text.push_str(&format!(
-                "consumer `{}`: filter quarantined after {} error(s): {q}\n",
-                c.name, c.filter_errors
-            ));
-        }
+        let what = format!("consumer `{}`", c.name);
+        let quarantine = quarantine_line(&what, c.filter_errors, c.filter_quarantined.as_deref(), c.filter_quarantines);
+        text.extend(quarantine.map(|l| l + "\n"));
+    }
+    for p in &report.snapshot.ports {
+        let what = format!("port `{}`", p.name);
+        let quarantines = u64::from(p.filter_quarantined.is_some());
+        let quarantine = quarantine_line(&what, p.filter_errors, p.filter_quarantined.as_deref(), quarantines);
+        text.extend(quarantine.map(|l| l + "\n"));
     }
     for f in &report.files {
         text.push_str(&format!("wrote {}\n", f.display()));

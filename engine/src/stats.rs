@@ -142,6 +142,11 @@ pub struct PortSnap {
     pub vlan_restored: u64,
     /// pcap ports: records the port filter skipped.
     pub filtered: u64,
+    /// pcap ports with a plugin in their filter: its failed calls.
+    pub filter_errors: u64,
+    /// pcap ports: why the plugin in their filter is quarantined (it then
+    /// drops every record, counted in `filtered`).
+    pub filter_quarantined: Option<String>,
     /// Frames the kernel accepted into the sockets.
     pub kernel_packets: u64,
     /// Frames the kernel dropped (ring full).
@@ -304,10 +309,15 @@ pub struct ConsumerSnap {
     pub per_worker: Vec<u64>,
     /// The filter in force, as written.
     pub filter: Option<String>,
-    /// Plugin filters: failed calls.
+    /// Plugin filters: failed calls, of every filter the consumer has had
+    /// (those replaced or detached since included).
     pub filter_errors: u64,
-    /// Plugin filters: why the filter is quarantined.
+    /// Plugin filters: why the filter in force is quarantined.
     pub filter_quarantined: Option<String>,
+    /// Filters of the consumer quarantined, those replaced or detached since
+    /// included: frames a quarantined filter dropped (or passed) are in
+    /// `filtered` (or `passed`) for good.
+    pub filter_quarantines: u64,
     /// A chain's stages, each with what it evaluated, passed and dropped.
     pub filter_stages: Vec<StageSnap>,
     /// `latency`: one-way latency percentiles and per-flow sequence counters.
@@ -335,6 +345,28 @@ pub fn removed_mark(name: &str, removed: bool) -> String {
         format!("{name} (removed)")
     } else {
         name.to_owned()
+    }
+}
+
+/// What a table says of a filter's plugins, when it has anything to say:
+/// `what` is ``consumer `name` `` or ``port `name` ``; `errors` the failed
+/// calls of every filter it had, `quarantined` why the one in force is
+/// quarantined, `quarantines` how many it had were (the one in force
+/// included).
+#[must_use]
+pub fn quarantine_line(what: &str, errors: u64, quarantined: Option<&str>, quarantines: u64) -> Option<String> {
+    match quarantined {
+        Some(why) if quarantines > 1 => Some(format!(
+            "{what}: filter quarantined after {errors} error(s): {why} ({} filters it had before were too)",
+            quarantines - 1
+        )),
+        Some(why) => Some(format!("{what}: filter quarantined after {errors} error(s): {why}")),
+        None if quarantines > 0 => Some(format!(
+            "{what}: {quarantines} filter(s) it had before were quarantined ({errors} error(s)); \
+             the frames they dropped or passed stay counted"
+        )),
+        None if errors > 0 => Some(format!("{what}: {errors} failed plugin call(s)")),
+        None => None,
     }
 }
 
@@ -379,6 +411,7 @@ impl Snapshot {
             d(&mut p.bytes, b.bytes);
             d(&mut p.vlan_restored, b.vlan_restored);
             d(&mut p.filtered, b.filtered);
+            d(&mut p.filter_errors, b.filter_errors);
             d(&mut p.kernel_packets, b.kernel_packets);
             d(&mut p.kernel_drops, b.kernel_drops);
             d(&mut p.kernel_freezes, b.kernel_freezes);
@@ -438,6 +471,7 @@ impl Snapshot {
             d(&mut c.output_closed, b.output_closed);
             d(&mut c.files, b.files);
             d(&mut c.filter_errors, b.filter_errors);
+            d(&mut c.filter_quarantines, b.filter_quarantines);
             for (x, y) in c.per_worker.iter_mut().zip(&b.per_worker) {
                 d(x, *y);
             }

@@ -190,14 +190,42 @@ impl FilterFactory {
     /// reason); `None` when it holds no plugin.
     #[must_use]
     pub fn health(&self) -> Option<FilterHealth> {
+        self.health_handle().read()
+    }
+
+    /// Its plugins' health counters, to be read after the filter (and its
+    /// plugins' code) is gone.
+    #[must_use]
+    pub fn health_handle(&self) -> HealthHandle {
+        HealthHandle(
+            self.stages
+                .iter()
+                .filter_map(|(_, c)| match c {
+                    Compiled::Plugin(lib, ..) => Some(Arc::clone(lib.health())),
+                    _ => None,
+                })
+                .collect(),
+        )
+    }
+}
+
+/// The health counters of a filter's plugins, apart from the filter: they
+/// outlive a filter replaced or detached, so what its plugins did stays
+/// countable.
+#[derive(Debug, Clone, Default)]
+pub struct HealthHandle(Vec<Arc<crate::plugin::PluginHealth>>);
+
+impl HealthHandle {
+    /// Its plugins' errors summed and the first quarantine reason; `None`
+    /// when the filter held no plugin.
+    #[must_use]
+    pub fn read(&self) -> Option<FilterHealth> {
         let mut out: Option<FilterHealth> = None;
-        for (_, c) in &self.stages {
-            if let Compiled::Plugin(lib, ..) = c {
-                let h = out.get_or_insert(FilterHealth { errors: 0, quarantined: None });
-                h.errors += lib.health().errors.load(Ordering::Relaxed);
-                if h.quarantined.is_none() {
-                    h.quarantined = lib.health().quarantined.lock().map(|q| q.clone()).unwrap_or(None);
-                }
+        for health in &self.0 {
+            let h = out.get_or_insert(FilterHealth { errors: 0, quarantined: None });
+            h.errors += health.errors.load(Ordering::Relaxed);
+            if h.quarantined.is_none() {
+                h.quarantined = health.quarantined.lock().map(|q| q.clone()).unwrap_or(None);
             }
         }
         out

@@ -185,6 +185,83 @@ fn a_panicking_plugin_is_quarantined_and_the_engine_carries_on() {
     }
 }
 
+/// A plugin in a pcap port's filter that panics is quarantined like a
+/// consumer's (every record after is dropped, counted `filtered`), and the
+/// port's counters and the final table say so.
+#[test]
+fn a_panicking_plugin_in_a_file_ports_filter_is_quarantined_and_said() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("many.pcap");
+    write_pcap(&input, &mixed(1000));
+    let (out, st) = (dir.path().join("out.pcap"), dir.path().join("st.json"));
+    let filter = format!("plugin:{}:after=300", plugin("rw-test-panicky-plugin").display());
+    let cfg = config(&input, &out, &st, "", "").replace("uri = ", &format!("filter = \"{filter}\"\nuri = "));
+    let cfg = cfg.replace("filter = \"\"\n", "");
+    let res = run(dir.path(), &cfg);
+    let text = String::from_utf8_lossy(&res.stdout);
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    let s = read_json(&st);
+    let p = &s["ports"][0];
+    assert!(p["filter_quarantined"].as_str().unwrap_or("").contains("panicky plugin: limit reached"), "{p}");
+    assert!(p["filter_errors"].as_u64().unwrap() >= 1, "{p}");
+    // The first 300 records pass, then the plugin panics: every record after is dropped.
+    let filtered = p["filtered"].as_u64().unwrap();
+    assert!(p["received"] == 1000 && (700..1000).contains(&filtered), "{p}");
+    assert_eq!(s["consumers"][1]["seen"].as_u64(), Some(1000 - filtered), "{s}");
+    assert!(text.contains("port `in`: filter quarantined after"), "{text}");
+}
+
+/// A quarantined consumer filter taken away (or replaced) at run time: its
+/// errors and its quarantine stay counted, in `stats` (JSON and table), the
+/// stats file and the final table; the filter in force is not quarantined.
+#[test]
+fn a_quarantined_filter_taken_away_stays_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("paced.pcap");
+    // 1500 frames over 3 s, replayed at their recorded times.
+    let frames = mixed(1500);
+    let at = |i: usize| Duration::from_micros(1_700_000_000_000_000 + i as u64 * 2_000);
+    ringwire_tests::write_pcap(&input, frames.iter().enumerate().map(|(i, f)| (at(i), f.as_slice())));
+    let (out, st) = (dir.path().join("out.pcap"), dir.path().join("st.json"));
+    let filter = format!("plugin:{}:after=100", plugin("rw-test-panicky-plugin").display());
+    let cfg = dir.path().join("q.toml");
+    std::fs::write(&cfg, config(&input, &out, &st, &filter, "").replace("uri = ", "pace = \"recorded\"\nuri = "))
+        .unwrap();
+    let (sock, ready) = (dir.path().join("q.sock"), dir.path().join("ready"));
+    let mut run = Command::new(bin("ringwire"));
+    run.arg("run").arg(&cfg).arg("--control-socket").arg(&sock).arg("--ready-file").arg(&ready);
+    let engine = Proc::spawn("ringwire run", &mut run);
+    let consumer = |stats: &serde_json::Value| stats["counters"]["consumers"][0].clone();
+    // Quarantined after its 100th frame (a third of a second in).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let before = loop {
+        if ready.exists() {
+            let c = consumer(&ringwire_tests::ringctl_json(&sock, &["stats"]));
+            if !c["filter_quarantined"].is_null() {
+                break c;
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "not quarantined within 10 s");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(before["filter_quarantines"], 1, "{before}");
+    let _ = ringwire_tests::ringctl_json(&sock, &["filters", "detach", "--consumer", "f"]);
+    let after = consumer(&ringwire_tests::ringctl_json(&sock, &["stats"]));
+    assert!(after["filter_quarantined"].is_null() && after["filter"].is_null(), "{after}");
+    assert_eq!(after["filter_quarantines"], 1, "{after}");
+    assert!(after["filter_errors"].as_u64().unwrap() >= 1, "{after}");
+    let table = ringwire_tests::ringctl(&sock, &["stats"]);
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(table.contains("consumer `f`: 1 filter(s) it had before were quarantined"), "{table}");
+    let res = engine.wait(Duration::from_secs(30));
+    let text = String::from_utf8_lossy(&res.stdout);
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    assert!(text.contains("consumer `f`: 1 filter(s) it had before were quarantined"), "{text}");
+    let c = &read_json(&st)["consumers"][0];
+    assert_eq!((c["filter_quarantines"].as_u64(), c["filter_quarantined"].as_str()), (Some(1), None), "{c}");
+    assert_reconciles(&read_json(&st));
+}
+
 /// One line on stderr naming the problem, exit status 1, no panic.
 fn refused(dir: &Path, filter: &str, needles: &[&str]) {
     let input = dir.join("one.pcap");

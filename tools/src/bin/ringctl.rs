@@ -735,6 +735,18 @@ fn render_stats(v: &Value) -> String {
             ]
         }),
     ));
+    // Plugins that failed: the grids have no room for why.
+    for (kind, item) in [("port", "ports"), ("consumer", "consumers")] {
+        for k in list(&c[item]) {
+            let quarantined = k["filter_quarantined"].as_str();
+            let quarantines = k["filter_quarantines"].as_u64().unwrap_or(u64::from(quarantined.is_some()));
+            let what = format!("{kind} `{}`", removed(&k));
+            let errors = k["filter_errors"].as_u64().unwrap_or(0);
+            if let Some(l) = ringwire_engine::stats::quarantine_line(&what, errors, quarantined, quarantines) {
+                s.push_str(&format!("{l}\n"));
+            }
+        }
+    }
     let probes: Vec<Value> = list(&c["consumers"]).into_iter().filter(|k| !k["latency"].is_null()).collect();
     if !probes.is_empty() {
         s.push_str("latency (microseconds, since each consumer was added or the last `stats reset`):\n");
