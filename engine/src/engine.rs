@@ -903,8 +903,9 @@ impl Engine {
                 ws.kernel_packets += kernel_packets;
             }
             s.if_drops = slot.if_drops.as_ref().map(IfDropTracker::total);
-            // Watched where the engine has a socket on the interface: to receive, or to forward to.
-            if matches!(slot.kind, PortKind::AfPacket(_)) && (slot.config.rx || slot.has_tx) {
+            // Watched where the engine has a socket on the interface: to
+            // receive, or to forward to (a removed port has none any more).
+            if matches!(slot.kind, PortKind::AfPacket(_)) && (slot.config.rx || slot.has_tx) && !slot.removed {
                 s.link = Some(slot.link());
             }
             let counts = match slot.filter.as_deref() {
@@ -1196,7 +1197,7 @@ pub(crate) fn open_tx(st: &State, port: usize) -> Result<Vec<TxRing>, EngineErro
         return Err(ConfigError::Invalid(format!("port `{}` is not an afpacket port", p.config.display_name())).into());
     };
     let ring = &st.base.ring;
-    (0..st.sent.len())
+    let rings = (0..st.sent.len())
         .map(|_| {
             TxRing::open(&TxRingOptions {
                 iface,
@@ -1210,7 +1211,19 @@ pub(crate) fn open_tx(st: &State, port: usize) -> Result<Vec<TxRing>, EngineErro
             })
             .map_err(|source| EngineError::Port { port: p.config.display_name().into(), source })
         })
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(t) = rings.first().filter(|t| t.max_frame() < t.max_len()) {
+        tracing::warn!(
+            port = p.config.display_name(),
+            "its interface's MTU lets frames of up to {} bytes through, its TX ring's slots hold {} \
+             (ring.tx_frame_size {}): longer frames forwarded to it are dropped (queue_dropped); \
+             raise ring.tx_frame_size to send them",
+            t.max_len(),
+            t.max_frame(),
+            ring.tx_frame_size
+        );
+    }
+    Ok(rings)
 }
 
 /// Chunks in each of a queued consumer's queues (one per worker).

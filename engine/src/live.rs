@@ -739,7 +739,10 @@ impl Engine {
             .map(|t| self.target_change(&st, t, Some(text.clone())))
             .collect::<Result<Vec<_>, _>>()?;
         let built = self.build_filter_changes(&st, changes, &st.base.classifier)?;
-        let notes = self.commit_filter_changes(&mut st, built)?;
+        let mut notes = self.commit_filter_changes(&mut st, built)?;
+        if nf.attached.is_empty() {
+            notes.push(format!("filter `{name}` is now `{text}` (attached nowhere)"));
+        }
         // Every attachment now runs the new text: keep them all.
         let entry = st.named.get_mut(name).expect("checked above");
         entry.text = text;

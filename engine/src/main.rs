@@ -844,6 +844,11 @@ fn cmd_capture(a: CaptureArgs) -> Result<ExitCode> {
             String::new()
         }
     );
+    if c.over_limit > 0 {
+        // Frames are read in batches: those of the last batch beyond -c
+        // passed the filter but were not written.
+        say!("({} of those received by filter came after the -c count and were not written)", c.over_limit);
+    }
     if std::env::var_os("RINGWIRE_VERBOSE").is_some() {
         say_raw!("{}", report.snapshot.table());
     }

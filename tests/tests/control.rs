@@ -369,6 +369,10 @@ fn ringctl_reconfigures_a_running_engine_under_traffic() {
         "a consumer added at run time: consumer_rt_priority and consumer_nice"
     );
     ok(&["filters", "load", "f", "udp"]);
+    // A swap of a filter attached nowhere says so.
+    let lone = ringctl(&sock, &["filters", "swap", "f", "udp"]);
+    let lone = String::from_utf8_lossy(&lone.stdout);
+    assert_eq!(lone, "ok: filter `f` is now `udp` (attached nowhere)\n");
     refused(&["filters", "load", "f", "tcp"], "conflict");
     refused(&["filters", "load", "g", "frobnicate the"], "invalid");
     // The same bad filter is the same class wherever it is given; a file being written is a clash.
@@ -518,6 +522,7 @@ fn ringctl_reconfigures_a_running_engine_under_traffic() {
     let e1 = e1_of(&ok(&["stats"])["counters"]["ports"]);
     assert_eq!((e1["removed"].as_bool(), e1["received"].as_u64()), (Some(true), Some(200)), "{e1}");
     assert_eq!(e1["ebpf"], serde_json::json!({"seen": 400, "passed": 200, "filtered": 200}), "{e1}");
+    assert!(e1["link"].is_null(), "a removed port watches no interface: {e1}");
 
     // Bad requests name the field.
     assert!(refused(&["consumers", "add", "x", "--kind", "pcap"], "invalid").contains("path"));

@@ -444,6 +444,7 @@ fn a_frame_the_far_end_refuses_does_not_hold_up_the_others() {
 
 /// A frame cut short before it reached the engine (here a file's records
 /// with a snaplen) is not forwarded cut: it is counted as not delivered.
+/// (And a port whose MTU is above its TX slots is warned about.)
 #[test]
 fn a_cut_frame_is_not_forwarded() {
     if !privileged("a_cut_frame_is_not_forwarded") {
@@ -476,12 +477,16 @@ fn a_cut_frame_is_not_forwarded() {
             patch.if_out
         ),
     );
+    // An MTU above what the TX ring's slots hold is warned about at start.
+    ringwire_tests::ip(&patch.pair.ns_eng, &["link", "set", &patch.if_out, "mtu", "9000"]);
     let sink = start_engine(&patch.ns_far, &patch.far_config, dir.path());
     let engine = start_engine(&patch.pair.ns_eng, &cfg, dir.path());
     std::thread::sleep(Duration::from_millis(800));
-    let _ = stop_engine(engine);
+    let out = stop_engine(engine);
     std::thread::sleep(Duration::from_millis(100));
     let _ = stop_engine(sink);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("frames of up to 9014 bytes through") && log.contains("ring.tx_frame_size 2048"), "{log}");
     let s = read_json(&st);
     assert_reconciles(&s);
     let fw = &s["consumers"][0];

@@ -242,6 +242,13 @@ impl TxRing {
         Ok(())
     }
 
+    /// Largest untagged frame the interface takes at its MTU (as last read):
+    /// the MTU plus the Ethernet header.
+    #[must_use]
+    pub fn max_len(&self) -> usize {
+        self.max_len
+    }
+
     /// Largest frame a slot holds.
     #[must_use]
     pub fn max_frame(&self) -> usize {
