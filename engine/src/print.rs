@@ -177,6 +177,11 @@ fn link_header(out: &mut String, frame: &[u8], wire_len: u32) {
         let _ = write!(out, "{} > {}, 802.3, length {et}: ", mac(&h[6..12]), mac(&h[..6]));
         return;
     }
+    if matches!(et, 0x8100 | 0x88a8 | 0x9100) && frame.len() < 18 {
+        // A tag cut short: tcpdump names neither it nor the length (`[|vlan]` follows).
+        let _ = write!(out, "{} > {}, ", mac(&h[6..12]), mac(&h[..6]));
+        return;
+    }
     let name = ether_type_name(et);
     let _ = write!(out, "{} > {}, ethertype {name} ({et:#06x}), length {wire_len}: ", mac(&h[6..12]), mac(&h[..6]));
 }
@@ -331,8 +336,15 @@ pub fn describe(out: &mut String, frame: &[u8], wire_len: u32, after_link: bool,
                 .map_or((0, 0), |e| (e.ether_type.0, (wire_len as usize).saturating_sub(at(e.payload))));
             let _ = match et {
                 0x88cc => write!(out, "LLDP, length {rest}"),
-                // An IPv4 header cut short.
-                0x0800 if !after_link => write!(out, "IP  [|ip]"),
+                // An IP header cut short (after `ethertype ..., ` with the link-level header).
+                // (`IP ` once its first byte, the version, was captured.)
+                0x0800 => {
+                    let version_seen = p.ether_payload().is_some_and(|e| !e.payload.is_empty());
+                    write!(out, "{} [|ip]", if after_link || !version_seen { "" } else { "IP " })
+                }
+                0x86dd => write!(out, " [|ip6]"),
+                // A VLAN tag cut short.
+                0x8100 | 0x88a8 | 0x9100 if frame.len() < 18 => write!(out, " [|vlan]"),
                 0x0806 => {
                     if !after_link {
                         out.push_str("ARP, ");
@@ -437,10 +449,22 @@ pub fn describe(out: &mut String, frame: &[u8], wire_len: u32, after_link: bool,
             };
             write!(out, "{proto}{src} > {dst}: {hbh}ICMP6,{what} length {}", from(i.slice()))
         }
+        // A UDP or TCP header cut short (a snaplen): its ports if they
+        // were captured, then `[|udp]` / `[|tcp]`, as tcpdump shows it.
         // A protocol not decoded here, by number, as tcpdump shows one it does not know.
         None => {
             let (len, number) = p.ip_payload().map_or((0, 0), |pl| (from(pl.payload), pl.ip_number.0));
-            write!(out, "{proto}{src} > {dst}:  ip-proto-{number} {len}")
+            let captured = p.ip_payload().map_or(&[][..], |pl| pl.payload);
+            let ports = captured.get(..4).map(|b| (u16::from_be_bytes([b[0], b[1]]), u16::from_be_bytes([b[2], b[3]])));
+            match (number, ports) {
+                (17 | 6, Some((sp, dp))) => {
+                    let name = if number == 17 { "udp" } else { "tcp" };
+                    write!(out, "{proto}{src}.{sp} > {dst}.{dp}:  [|{name}]")
+                }
+                (17, None) => write!(out, "{proto}{src} > {dst}:  [|udp]"),
+                (6, None) => write!(out, "{proto}{src} > {dst}: [|tcp]"),
+                _ => write!(out, "{proto}{src} > {dst}:  ip-proto-{number} {len}"),
+            }
         }
     };
     false

@@ -1693,3 +1693,30 @@ fn records_with_odd_lengths_are_read_as_tcpdump_reads_them() {
         assert_eq!(ours, theirs, "{name}: the records tcpdump -w writes");
     }
 }
+
+/// Frames cut short by a snaplen print as tcpdump prints them, at every cut
+/// from the Ethernet header to past the TCP header: a cut tag `[|vlan]`, a
+/// cut IP header `[|ip]` / `[|ip6]`, a cut UDP or TCP header `[|udp]` /
+/// `[|tcp]` (after the ports once they were captured), with and without
+/// the link-level header.
+#[test]
+fn frames_cut_by_a_snaplen_print_as_tcpdump_prints_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let whole = dir.path().join("whole.pcap");
+    // IPv4 and IPv6, UDP and TCP, tagged (flows 4 to 7) and not.
+    ringwire_tests::record(&whole, &["--count", "8", "--flows", "8", "--size", "200", "--vlan-every", "2"]);
+    let cut = dir.path().join("cut.pcap");
+    for snaplen in 14..=80 {
+        let s = snaplen.to_string();
+        let made = ringwire(&["capture", "-r", whole.to_str().unwrap(), "-s", &s, "-w", cut.to_str().unwrap()]);
+        assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+        for flags in [&[][..], &["-e"]] {
+            let ours =
+                ringwire(&[&["capture", "--workers", "0", "-nn", "-r", cut.to_str().unwrap()][..], flags].concat());
+            let theirs =
+                Command::new("tcpdump").args(["-nn", "-r", cut.to_str().unwrap()]).args(flags).output().unwrap();
+            let (ours, theirs) = (String::from_utf8(ours.stdout).unwrap(), String::from_utf8(theirs.stdout).unwrap());
+            assert_eq!(ours, theirs, "-s {snaplen} {flags:?}");
+        }
+    }
+}
