@@ -614,10 +614,12 @@ impl Engine {
         // With several workers and only files replayed as fast as possible,
         // every worker reads every file, a segment at a time; the sinks put
         // the segments back in file order. Forwarding keeps one worker per
-        // file: a TX ring has no way to restore the order.
+        // file: a TX ring has no way to restore the order; and so does a
+        // latency probe: a flow's frames split over workers' tables would
+        // read as gaps.
         let share_files = nworkers > 1
             && ports.iter().zip(&kinds).all(|(p, k)| !p.rx || matches!(k, PortKind::Pcap(_)) && p.pace == Pace::Fast)
-            && !config.consumers.iter().any(|c| matches!(c.kind, ConsumerKind::Forward));
+            && !config.consumers.iter().any(|c| matches!(c.kind, ConsumerKind::Forward | ConsumerKind::Latency));
         let finite = !ports.iter().zip(&kinds).any(|(p, k)| receives_live(p.rx, k));
 
         let mut st = State {

@@ -202,7 +202,8 @@ const RESTART: u64 = 1 << 32;
 /// free slot), the next sequence expected (highest + 1; 0
 /// before its first frame), which of the [`WINDOW`] sequences below it have
 /// arrived (bit `d`: `next - 1 - d`), the first one seen, its own count of
-/// missing ones (since it last started over) and the send time of its
+/// missing ones (since it last started over, which late frames may fill),
+/// those it lost before it last started over, and the send time of its
 /// highest. Aligned to 64, so a stream's state is one cache line however
 /// large the table (its own duplicate and late counts, needed only for
 /// listed streams, are kept beside the list: [`Listed`]).
@@ -214,6 +215,7 @@ struct FlowTrack {
     window: u64,
     first: u64,
     lost: u64,
+    lost_before: u64,
     head_ts: u64,
 }
 
@@ -593,7 +595,7 @@ impl Probe {
                 port_name: String::new(),
                 flow: f.key as u32 & 0x7fff_ffff,
                 reverse: f.key as u32 >> 31 == 1,
-                lost: f.lost,
+                lost: f.lost + f.lost_before,
                 duplicates: u64::from(l.duplicates),
                 reordered: u64::from(l.reordered),
                 too_old: u64::from(l.too_old),
@@ -654,6 +656,7 @@ fn find_slot(table: &mut [FlowTrack], used: &mut usize, key: u64) -> Option<usiz
 /// frames are neither repeats nor late.
 fn track(f: &mut FlowTrack, seq: u64, ts_ns: u64, c: &mut SeqCounters) -> Seq {
     let start = |f: &mut FlowTrack| {
+        f.lost_before += f.lost;
         (f.next, f.window, f.first, f.lost, f.head_ts) = (seq.saturating_add(1), 1, seq, 0, ts_ns);
     };
     if f.next == 0 {
@@ -705,14 +708,16 @@ fn track(f: &mut FlowTrack, seq: u64, ts_ns: u64, c: &mut SeqCounters) -> Seq {
     Seq::Late
 }
 
-/// What the tables say when streams started over more than 16 times each:
-/// not generator runs, but two senders on the same flow ids into one port,
-/// whose interleaved sequences read as restarts and gaps.
+/// What the tables say when streams started over more than 16 times each
+/// and at least once in 8 frames: not generator runs, but two senders on
+/// the same flow ids into one port, whose interleaved sequences read as
+/// restarts and gaps. (`streams`: those seen, which after a reset are only
+/// those first seen since; the frames keep a rerun from passing for it.)
 #[must_use]
-pub fn restart_hint(restarts: u64, streams: u64) -> Option<String> {
-    (restarts > streams.max(1) * 16).then(|| {
+pub fn restart_hint(restarts: u64, streams: u64, stamped: u64) -> Option<String> {
+    (restarts > streams.max(1) * 16 && restarts.saturating_mul(8) > stamped).then(|| {
         format!(
-            "streams started over {restarts} times ({streams} streams): are two generators sending the same flow ids? \
+            "streams started over {restarts} times in {stamped} frames: are two generators sending the same flow ids? \
              give each its own (ringwire-gen --first-flow); until then lost, duplicates and reordered mean nothing"
         )
     })
@@ -1068,6 +1073,36 @@ mod tests {
         }
         let c = p.data.seq;
         assert_eq!((c.flows, c.untracked, c.lost), (MAX_STREAMS as u64, 1000, MAX_STREAMS as u64), "{c:?}");
+    }
+
+    /// A stream that lost a frame and then started over (its generator run
+    /// again) keeps that loss in its own row, as in the totals.
+    #[test]
+    fn a_streams_loss_stays_listed_after_it_starts_over() {
+        let shared = ProbeShared::new(1);
+        let mut p = Probe::new(shared.clone(), 0);
+        let frame = |seq: u64, ts_ns: u64| udp4(&Stamp { flow: 0, seq, ts_ns }.to_bytes(), false);
+        for seq in (0..10).filter(|&s| s != 5) {
+            p.record(&frame(seq, 100 + seq), 0, None);
+        }
+        for seq in 0..10 {
+            p.record(&frame(seq, 1_000 + seq), 0, None);
+        }
+        p.publish(true);
+        let s = shared.snapshot(|i| format!("p{i}"));
+        assert_eq!((s.counters.lost, s.counters.restarts), (1, 1), "{:?}", s.counters);
+        assert_eq!((s.streams.len(), s.streams[0].lost), (1, 1), "{:?}", s.streams);
+    }
+
+    /// The two-generators hint: restarts far beyond the streams and
+    /// frequent among the frames; not one generator run again (also after a
+    /// reset, when the streams seen since are none).
+    #[test]
+    fn only_restarts_among_the_frames_read_as_two_generators() {
+        assert!(restart_hint(1_000, 10, 2_000).is_some());
+        assert!(restart_hint(32, 0, 640).is_none(), "a rerun after a reset");
+        assert!(restart_hint(64, 32, 1_280).is_none(), "two reruns");
+        assert!(restart_hint(100, 10, 1_000).is_none(), "ten restarts per stream, but rare among the frames");
     }
 
     /// A frame whose stamp is later than both its kernel and its consumer

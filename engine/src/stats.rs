@@ -355,12 +355,15 @@ pub fn removed_mark(name: &str, removed: bool) -> String {
 /// included).
 #[must_use]
 pub fn quarantine_line(what: &str, errors: u64, quarantined: Option<&str>, quarantines: u64) -> Option<String> {
+    // (After a `stats reset`, counts are those since: the filter in force
+    // may be quarantined with no error nor quarantine counted since.)
+    let calls = if errors > 0 { format!(" ({errors} failed plugin call(s) in all)") } else { String::new() };
     match quarantined {
         Some(why) if quarantines > 1 => Some(format!(
-            "{what}: filter quarantined after {errors} error(s): {why} ({} filters it had before were too)",
+            "{what}: filter quarantined: {why}{calls} ({} filter(s) it had before were quarantined too)",
             quarantines - 1
         )),
-        Some(why) => Some(format!("{what}: filter quarantined after {errors} error(s): {why}")),
+        Some(why) => Some(format!("{what}: filter quarantined: {why}{calls}")),
         None if quarantines > 0 => Some(format!(
             "{what}: {quarantines} filter(s) it had before were quarantined ({errors} error(s)); \
              the frames they dropped or passed stay counted"
@@ -698,7 +701,7 @@ impl Snapshot {
                     "  {:<16} flows {}, lost {}, duplicates {}, reordered {}, too old {}, restarts {}, unstamped {}, untracked {}, negative {}",
                     name, n.flows, n.lost, n.duplicates, n.reordered, n.too_old, n.restarts, n.unstamped, n.untracked, n.negative
                 );
-                if let Some(hint) = crate::probe::restart_hint(n.restarts, n.flows) {
+                if let Some(hint) = crate::probe::restart_hint(n.restarts, n.flows, n.stamped) {
                     let _ = writeln!(s, "  {name:<16} {hint}");
                 }
                 if n.irregular > 0 {
@@ -753,7 +756,8 @@ mod tests {
         lat.counters.restarts = 4;
         // Two generators on the same flow ids into one port: the streams keep starting over.
         let mut mixed = crate::probe::LatencySnap::default();
-        (mixed.counters.flows, mixed.counters.restarts, mixed.counters.irregular) = (2, 100, 1);
+        (mixed.counters.flows, mixed.counters.restarts, mixed.counters.irregular, mixed.counters.stamped) =
+            (2, 100, 1, 210);
         mixed.streams.push(crate::probe::StreamCounters {
             port_name: "a".into(),
             flow: 3,
@@ -801,7 +805,7 @@ mod tests {
             "{t}"
         );
         assert!(!t.lines().any(|l| l.starts_with("  lat (removed)") && l.contains("--first-flow")), "{t}");
-        assert!(t.contains("mixed            streams started over 100 times (2 streams)"), "{t}");
+        assert!(t.contains("mixed            streams started over 100 times in 210 frames"), "{t}");
         assert!(t.contains("port a flow 3: lost 9, duplicates 0, reordered 0, too old 2"), "{t}");
     }
 

@@ -148,6 +148,9 @@ pub(crate) struct Dispatch {
     /// Forward consumers send only while this is set (`forwarding.stop`
     /// clears it; what they pass meanwhile is counted as `paused`).
     pub(crate) forwarding: bool,
+    /// Latency probes: when CLOCK_REALTIME - CLOCK_MONOTONIC was last read
+    /// (monotonic ns, 0: never) and what it was.
+    pub(crate) clock_offset: (u64, u64),
 }
 
 /// A change applied by a worker between two batches.
@@ -207,7 +210,7 @@ impl Dispatch {
     #[inline]
     fn batch(&mut self, port: usize, pkts: &[Packet<'_>], lossless: bool) {
         debug_assert!(pkts.len() <= BATCH);
-        let Self { consumers, subs, tx, cons, verdicts, stop, stuck_at_stop, .. } = self;
+        let Self { consumers, subs, tx, cons, verdicts, stop, stuck_at_stop, clock_offset, .. } = self;
         let verdicts = &mut verdicts[..pkts.len()];
         let forwarding = self.forwarding;
         // A batch comes from one port: frames from a file are not timed.
@@ -239,10 +242,14 @@ impl Dispatch {
             }
             // The probe's clocks, read once per batch: the time the batch
             // reached it, and CLOCK_REALTIME - CLOCK_MONOTONIC for turning
-            // kernel timestamps into the generator's clock.
+            // kernel timestamps into the generator's clock (taken again
+            // every 100 ms: it only moves when the wall clock is set).
             let clocks = (timed && matches!(c.delivery, Delivery::Latency(_))).then(|| {
                 let now = crate::sys::monotonic_ns();
-                (now, crate::sys::realtime_ns().wrapping_sub(now))
+                if now.saturating_sub(clock_offset.0) > 100_000_000 {
+                    *clock_offset = (now, crate::sys::realtime_offset_ns());
+                }
+                (now, clock_offset.1)
             });
             for (p, v) in pkts.iter().zip(verdicts.iter()) {
                 if *v == Verdict::Drop {
@@ -1234,6 +1241,7 @@ impl Dispatch {
             stop,
             stuck_at_stop: false,
             forwarding: true,
+            clock_offset: (0, 0),
         }
     }
 

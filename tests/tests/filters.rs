@@ -208,7 +208,7 @@ fn a_panicking_plugin_in_a_file_ports_filter_is_quarantined_and_said() {
     let filtered = p["filtered"].as_u64().unwrap();
     assert!(p["received"] == 1000 && (700..1000).contains(&filtered), "{p}");
     assert_eq!(s["consumers"][1]["seen"].as_u64(), Some(1000 - filtered), "{s}");
-    assert!(text.contains("port `in`: filter quarantined after"), "{text}");
+    assert!(text.contains("port `in`: filter quarantined: plugin `panicky`"), "{text}");
 }
 
 /// A quarantined consumer filter taken away (or replaced) at run time: its

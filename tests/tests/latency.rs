@@ -207,12 +207,12 @@ fn the_engine_holds_its_cpu_latency_request_while_it_runs() {
 /// Run a `latency` consumer over the pcap file `file`: its figures from
 /// the stats file, and the final table.
 fn probe_file(dir: &Path, file: &Path) -> (serde_json::Value, String) {
-    probe_files(dir, &[file])
+    probe_files(dir, &[file], "0")
 }
 
 /// Run a `latency` consumer over the pcap files `files`, each a port of its
-/// own (named `p0`, `p1`, ...).
-fn probe_files(dir: &Path, files: &[&Path]) -> (serde_json::Value, String) {
+/// own (named `p0`, `p1`, ...), on workers `workers` (`0,1`).
+fn probe_files(dir: &Path, files: &[&Path], workers: &str) -> (serde_json::Value, String) {
     let st = dir.join("stats.json");
     let cfg = dir.join("file.toml");
     let ports: String = files
@@ -223,7 +223,7 @@ fn probe_files(dir: &Path, files: &[&Path]) -> (serde_json::Value, String) {
     std::fs::write(
         &cfg,
         format!(
-            "[engine]\nworkers = [0]\nstats_json = \"{}\"\n{ports}\
+            "[engine]\nworkers = [{workers}]\nstats_json = \"{}\"\n{ports}\
              [[consumers]]\nname = \"lat\"\nkind = \"latency\"\n",
             st.display(),
         ),
@@ -242,7 +242,11 @@ fn probe_files(dir: &Path, files: &[&Path]) -> (serde_json::Value, String) {
 fn a_latency_probe_counts_the_flows_of_a_recorded_file() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("gen.pcap");
+    let before = ringwire_engine::sys::monotonic_ns();
     ringwire_tests::record(&file, &["--count", "1000", "--flows", "10", "--size", "200"]);
+    // Stamped with CLOCK_MONOTONIC, as sent frames are (the records carry wall-clock times).
+    let first = ringwire_engine::probe::find_stamp(&ringwire_tests::read_pcap(&file)[0].data).unwrap();
+    assert!((before..ringwire_engine::sys::monotonic_ns()).contains(&first.ts_ns), "{first:?}");
     let (l, _) = probe_file(dir.path(), &file);
     assert_eq!(u(&l["counters"]["stamped"]), 1000, "{l}");
     assert_eq!(u(&l["counters"]["flows"]), 10, "{l}");
@@ -331,8 +335,19 @@ fn two_generators_are_told_apart_by_port_or_by_their_first_flow() {
         [&n["flows"], &n["stamped"], &n["lost"], &n["duplicates"], &n["reordered"], &n["too_old"], &n["restarts"]]
             .map(u)
     };
-    let (l, _) = probe_files(dir.path(), &[&a, &b]);
+    let (l, _) = probe_files(dir.path(), &[&a, &b], "0");
     assert_eq!(counts(&l), [20, 2000, 0, 0, 0, 0, 0], "{l}");
+    // With two workers, each file is read by one of them: a flow is never
+    // split over the workers' tables (which read as gaps).
+    // (Files of more than one segment of 2048 records.)
+    if ringwire_tests::cores() >= 2 {
+        let (big_a, big_b) = (dir.path().join("big_a.pcap"), dir.path().join("big_b.pcap"));
+        let big = ["--count", "6000", "--flows", "10", "--size", "200"];
+        ringwire_tests::record(&big_a, &big);
+        ringwire_tests::record(&big_b, &big);
+        let (l, _) = probe_files(dir.path(), &[&big_a, &big_b], "0, 1");
+        assert_eq!(counts(&l), [20, 12_000, 0, 0, 0, 0, 0], "{l}");
+    }
     // One port, the two recordings' frames alternating.
     let merged = |x: &Path, y: &Path, to: &Path| {
         let (x, y) = (ringwire_tests::read_pcap(x), ringwire_tests::read_pcap(y));

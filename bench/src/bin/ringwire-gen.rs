@@ -559,7 +559,9 @@ fn run() -> Result<()> {
         let plan = &plans(mix.streams(), 1, &[], n, 0)?[0];
         let mut w = PcapWriter::create(path, 65535)?;
         let mut frame = Vec::with_capacity(9000);
-        let t0 = sys::realtime_ns();
+        // Records carry wall-clock times, stamps CLOCK_MONOTONIC ones (as
+        // sent frames' do: a short stamp keeps only the low 56 bits).
+        let (t0, m0) = (sys::realtime_ns(), sys::monotonic_ns());
         let mut seqs = plan.stamp_seqs();
         let mut bytes = 0u64;
         for j in 0..n {
@@ -570,9 +572,9 @@ fn run() -> Result<()> {
             frame.clear();
             // Never shorter than 60 bytes without --runts: fit_sizes raised the sizes.
             frame.extend_from_slice(&t.bytes);
-            let ts = t0 + j * 1000;
-            frames::stamp(t, &mut frame, &Stamp { flow: t.flow.stream(), seq: n.seq, ts_ns: ts }, n.tcp_seq);
-            w.write(ts, frame.len() as u32, &frame)?;
+            let stamp = Stamp { flow: t.flow.stream(), seq: n.seq, ts_ns: m0 + j * 1000 };
+            frames::stamp(t, &mut frame, &stamp, n.tcp_seq);
+            w.write(t0 + j * 1000, frame.len() as u32, &frame)?;
             bytes += frame.len() as u64;
         }
         w.flush()?;

@@ -762,7 +762,7 @@ fn render_stats(v: &Value) -> String {
                 ("max", 9, true),
                 ("lost", 9, true),
                 ("dups", 9, true),
-                ("late", 9, true),
+                ("reordered", 9, true),
                 ("restarts", 9, true),
             ],
             probes.iter().flat_map(|k| {
@@ -797,7 +797,9 @@ fn render_stats(v: &Value) -> String {
                 s.push_str(&format!(" {}: {}\n", removed(k), parts.join(", ")));
             }
             let count = |key: &str| c[key].as_u64().unwrap_or(0);
-            if let Some(hint) = ringwire_engine::probe::restart_hint(count("restarts"), count("flows")) {
+            if let Some(hint) =
+                ringwire_engine::probe::restart_hint(count("restarts"), count("flows"), count("stamped"))
+            {
                 s.push_str(&format!(" {}: {hint}\n", removed(k)));
             }
         }
@@ -967,7 +969,7 @@ mod tests {
         let v = serde_json::json!({"counters": {"elapsed_s": 1.0, "ports": [], "workers": [], "consumers": [
         {"name": "lat", "kind": "latency", "latency": {
             "kernel": {"count": 10}, "consumer": {"count": 10},
-            "counters": {"lost": 5, "irregular": 2, "flows": 2, "restarts": 40, "too_old": 1},
+            "counters": {"lost": 5, "irregular": 2, "flows": 2, "restarts": 40, "too_old": 1, "stamped": 300},
             "streams": [
                 {"port": "a", "flow": 3, "reverse": false, "lost": 5, "duplicates": 0, "reordered": 0, "too_old": 1},
                 {"port": "b", "flow": 9, "reverse": true, "lost": 0, "duplicates": 2, "reordered": 1, "too_old": 0}
@@ -987,7 +989,7 @@ mod tests {
         );
         // What the grid has no column for, and the hint of streams that keep starting over.
         assert!(s.contains(" lat: too old 1, untracked 0, negative 0\n"), "{s}");
-        assert!(s.contains(" lat: streams started over 40 times (2 streams)"), "{s}");
+        assert!(s.contains(" lat: streams started over 40 times in 300 frames"), "{s}");
         // No irregular stream: no such section, nor notes for counts that are all 0.
         let mut quiet = v.clone();
         quiet["counters"]["consumers"][0]["latency"]["streams"] = serde_json::json!([]);
