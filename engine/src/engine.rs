@@ -1214,18 +1214,23 @@ pub(crate) fn open_tx(st: &State, port: usize) -> Result<Vec<TxRing>, EngineErro
             .map_err(|source| EngineError::Port { port: p.config.display_name().into(), source })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    if let Some(t) = rings.first().filter(|t| t.max_frame() < t.max_len()) {
-        tracing::warn!(
-            port = p.config.display_name(),
-            "its interface's MTU lets frames of up to {} bytes through, its TX ring's slots hold {} \
-             (ring.tx_frame_size {}): longer frames forwarded to it are dropped (queue_dropped); \
-             raise ring.tx_frame_size to send them",
-            t.max_len(),
-            t.max_frame(),
-            ring.tx_frame_size
-        );
+    if let Some(w) = tx_slot_warning(&rings, ring.tx_frame_size) {
+        tracing::warn!(port = p.config.display_name(), "{w}");
     }
     Ok(rings)
+}
+
+/// What to say of TX rings whose slots hold less than their interface's
+/// MTU lets through (`None` when they hold it all).
+pub(crate) fn tx_slot_warning(rings: &[TxRing], frame_size: u32) -> Option<String> {
+    let t = rings.first().filter(|t| t.max_frame() < t.max_len())?;
+    Some(format!(
+        "its interface's MTU lets frames of up to {} bytes through, its TX ring's slots hold {} \
+         (ring.tx_frame_size {frame_size}): longer frames forwarded to it are dropped (queue_dropped); \
+         raise ring.tx_frame_size to send them",
+        t.max_len(),
+        t.max_frame()
+    ))
 }
 
 /// Chunks in each of a queued consumer's queues (one per worker).

@@ -513,7 +513,7 @@ impl Engine {
     ///
     /// # Errors
     /// The name is taken, the config is invalid, or its output cannot be created.
-    pub fn add_consumer(&self, c: ConsumerConfig) -> Result<(), ChangeError> {
+    pub fn add_consumer(&self, c: ConsumerConfig) -> Result<Vec<String>, ChangeError> {
         let mut st = self.lock();
         if st.consumer_index(&c.name).is_some() {
             return Err(ChangeError::Conflict(format!("name: a consumer named `{}` exists", c.name)));
@@ -536,9 +536,14 @@ impl Engine {
         let nworkers = self.nworkers();
         let mut per_worker: Vec<Vec<Command>> = (0..nworkers).map(|_| Vec::new()).collect();
         let mut new_tx = None;
+        let mut notes = Vec::new();
         if let Some(to) = c.to.as_deref().and_then(|n| st.port_index(n)) {
             if !st.ports[to].has_tx {
-                for (cmds, tx) in per_worker.iter_mut().zip(open_tx(&st, to)?) {
+                let rings = open_tx(&st, to)?;
+                if let Some(w) = crate::engine::tx_slot_warning(&rings, st.base.ring.tx_frame_size) {
+                    notes.push(format!("port `{}`: {w}", st.ports[to].config.display_name()));
+                }
+                for (cmds, tx) in per_worker.iter_mut().zip(rings) {
                     cmds.push(Command::AddTx { port: to, tx });
                 }
                 new_tx = Some(to);
@@ -571,7 +576,7 @@ impl Engine {
             st.ports[to].has_tx = true;
         }
         tracing::info!(consumer = %c.name, kind = ?c.kind, "consumer added");
-        Ok(())
+        Ok(notes)
     }
 
     /// Remove a consumer while traffic flows: every worker stops handing it

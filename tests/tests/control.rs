@@ -442,7 +442,11 @@ fn ringctl_reconfigures_a_running_engine_under_traffic() {
     assert_eq!(generate(&ns_g, &vg2, &["--count", "1000", "--rate", "20000", "--vlan-every", "0"])["sent"], 1000);
 
     // A patch from q out of p: forwards, pauses (counted as paused) and resumes.
-    ok(&["patches", "add", "fw", "--from", "q", "--to", "p"]);
+    // p's MTU lets through more than its TX slots hold: the answer says so.
+    ringwire_tests::ip(&ns_e, &["link", "set", &ve, "mtu", "9000"]);
+    let added = ok(&["patches", "add", "fw", "--from", "q", "--to", "p"]);
+    let note = added["notes"][0].as_str().unwrap_or_default();
+    assert!(note.starts_with("port `p`: its interface's MTU lets frames of up to 9014 bytes through"), "{added}");
     refused(&["ports", "del", "q"], "conflict"); // the patch takes its frames
     let send_q = |n: u64| {
         let n_s = n.to_string();

@@ -113,9 +113,10 @@ impl Handler {
                 engine.remove_port(name).map(|()| json!({ "removed": name })).map_err(change_error)
             }
             Command::ConsumersList => Ok(consumers_list(engine, |_| true)),
-            Command::ConsumersAdd(c) | Command::PatchesAdd(c) => {
-                engine.add_consumer(c.clone()).map(|()| json!({ "added": c.name })).map_err(change_error)
-            }
+            Command::ConsumersAdd(c) | Command::PatchesAdd(c) => engine
+                .add_consumer(c.clone())
+                .map(|notes| json!({ "added": c.name, "notes": notes }))
+                .map_err(change_error),
             Command::ConsumersDel { name } => remove_consumer(engine, name),
             Command::PatchesDel { name } => {
                 let config = engine.current_config();

@@ -579,7 +579,10 @@ fn render(cmd: &str, v: &Value) -> String {
             )
         ),
         "filters.list" => render_filters(v),
-        "ports.add" | "consumers.add" | "patches.add" => format!("ok: added {}\n", text(&v["added"])),
+        "ports.add" | "consumers.add" | "patches.add" => {
+            let notes = v["notes"].as_array().into_iter().flatten().filter_map(Value::as_str);
+            notes.fold(format!("ok: added {}\n", text(&v["added"])), |s, n| s + "note: " + n + "\n")
+        }
         "ports.del" | "consumers.del" | "patches.del" => {
             let files = list(&v["files"]);
             let mut s = format!("ok: removed {}\n", text(&v["removed"]));
