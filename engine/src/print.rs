@@ -295,18 +295,12 @@ pub fn describe(out: &mut String, frame: &[u8], wire_len: u32, after_link: bool,
         }
         _ => {}
     }
-    // A hop-by-hop options header (MLD's router alert), as tcpdump names it.
-    let hbh = match &p.net {
-        Some(LaxNetSlice::Ipv6(ip))
-            if ip.extensions().first_header() == Some(etherparse::IpNumber::IPV6_HEADER_HOP_BY_HOP) =>
-        {
-            "HBH "
-        }
-        _ => "",
-    };
     // The IP header's addresses and protocol name, and where its payload ends on the wire.
     // An IPv4 fragment: its offset, and its protocol.
     let mut fragment = None;
+    // IPv6: `HBH `, `DSTOPT `, `frag (OFFSET|LEN) ` (after them the
+    // transport shows its ports without the addresses).
+    let mut v6_exts = String::new();
     let (ends, proto, ip_end) = match &p.net {
         Some(LaxNetSlice::Ipv4(ip)) => {
             let h = ip.header();
@@ -327,6 +321,24 @@ pub fn describe(out: &mut String, frame: &[u8], wire_len: u32, after_link: bool,
                 0 => wire_len as usize,
                 n => at(h.slice()) + 40 + usize::from(n),
             };
+            // Its extension headers as tcpdump names them; a fragment's
+            // offset and the bytes after its header, on the wire.
+            for e in ip.extensions().clone() {
+                use etherparse::Ipv6ExtensionSlice as X;
+                match e {
+                    X::HopByHop(_) => v6_exts.push_str("HBH "),
+                    X::DestinationOptions(_) => v6_exts.push_str("DSTOPT "),
+                    X::Fragment(f) => {
+                        let after = at(f.slice()) + f.slice().len();
+                        // Read from the header: the offset in 8-byte units, above 3 flag bits.
+                        let offset = u16::from_be_bytes([f.slice()[2], f.slice()[3]]) >> 3;
+                        let _ = write!(v6_exts, "frag ({}|{}) ", usize::from(offset) * 8, end.saturating_sub(after));
+                        let payload = ip.payload();
+                        fragment = Some((offset, payload.ip_number.0, payload.payload));
+                    }
+                    X::Routing(_) | X::Authentication(_) => {}
+                }
+            }
             (Ends::V6(h.source(), h.destination()), "IP6 ", end)
         }
         None => {
@@ -339,8 +351,24 @@ pub fn describe(out: &mut String, frame: &[u8], wire_len: u32, after_link: bool,
                 // An IP header cut short (after `ethertype ..., ` with the link-level header).
                 // (`IP ` once its first byte, the version, was captured.)
                 0x0800 => {
-                    let version_seen = p.ether_payload().is_some_and(|e| !e.payload.is_empty());
-                    write!(out, "{} [|ip]", if after_link || !version_seen { "" } else { "IP " })
+                    let ip = p.ether_payload().map_or(&[][..], |e| e.payload);
+                    let rest = p.ether_payload().map_or(0, |e| (wire_len as usize).saturating_sub(at(e.payload)));
+                    let tag = if after_link { "" } else { "IP " };
+                    let ihl = ip.first().map(|v| usize::from(v & 0x0f) * 4);
+                    let total = ip.get(2..4).map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])));
+                    match (ihl, total) {
+                        // A header length under the minimum.
+                        (Some(ihl), _) if ihl < 20 => write!(out, "{tag}bad-hlen {ihl}"),
+                        // A header longer than the frame, which says more than it holds.
+                        (Some(ihl), Some(total)) if total > rest && ihl > ip.len() => write!(
+                            out,
+                            "{tag}truncated-ip - {} bytes missing!  [remaining caplen({}) < header length({ihl})] [|ip]",
+                            total - rest,
+                            ip.len()
+                        ),
+                        (Some(_), _) => write!(out, "{tag} [|ip]"),
+                        (None, _) => write!(out, " [|ip]"),
+                    }
                 }
                 0x86dd => write!(out, " [|ip6]"),
                 // A VLAN tag cut short.
@@ -382,6 +410,11 @@ pub fn describe(out: &mut String, frame: &[u8], wire_len: u32, after_link: bool,
     // A fragment after the first has no transport header; the first has one, which the slicer leaves.
     let reparsed;
     let transport = match fragment {
+        // An IPv6 fragment after the first: its extension headers only.
+        Some((offset, ..)) if offset != 0 && matches!(ends, Ends::V6(..)) => {
+            let _ = write!(out, "{proto}{src} > {dst}: {}", v6_exts.trim_end());
+            return false;
+        }
         Some((offset, protocol, _)) if offset != 0 => {
             let _ = write!(out, "{proto}{src} > {dst}: ip-proto-{protocol}");
             return false;
@@ -398,20 +431,32 @@ pub fn describe(out: &mut String, frame: &[u8], wire_len: u32, after_link: bool,
     };
     // The bytes from `start` to the end of the IP payload, on the wire.
     let from = |start: &[u8]| ip_end.saturating_sub(at(start));
+    // A transport's ends: `SRC.PORT > DST.PORT`, or after IPv6 extension
+    // headers `SRC > DST: EXTS PORT > PORT`, as tcpdump shows them.
+    let ends_at = |sp: u16, dp: u16| {
+        if v6_exts.is_empty() {
+            format!("{src}.{sp} > {dst}.{dp}")
+        } else {
+            format!("{src} > {dst}: {v6_exts}{sp} > {dp}")
+        }
+    };
     let _ = match transport {
-        Some(TransportSlice::Udp(u)) => write!(
-            out,
-            "{proto}{src}.{} > {dst}.{}: UDP, length {}",
-            u.source_port(),
-            u.destination_port(),
-            u.length().saturating_sub(8)
-        ),
+        Some(TransportSlice::Udp(u)) => {
+            let (ends, ulen, room) = (ends_at(u.source_port(), u.destination_port()), u.length(), from(u.slice()));
+            if ulen < 8 {
+                write!(out, "{proto}{ends}: truncated-udplength {ulen}")
+            } else if usize::from(ulen) > room && fragment.is_none() {
+                // (A first fragment holds only part of the datagram its length counts.)
+                write!(out, "{proto}{ends}: UDP, bad length {} > {}", ulen - 8, room.saturating_sub(8))
+            } else {
+                write!(out, "{proto}{ends}: UDP, length {}", ulen - 8)
+            }
+        }
         Some(TransportSlice::Tcp(t)) => {
             let _ = write!(
                 out,
-                "{proto}{src}.{} > {dst}.{}: Flags [{}]",
-                t.source_port(),
-                t.destination_port(),
+                "{proto}{}: Flags [{}]",
+                ends_at(t.source_port(), t.destination_port()),
                 tcp_flags(t.slice()[13])
             );
             tcp_fields(out, t, from(t.slice()), &ends, tcp);
@@ -447,7 +492,7 @@ pub fn describe(out: &mut String, frame: &[u8], wire_len: u32, after_link: bool,
                     _ => String::new(),
                 },
             };
-            write!(out, "{proto}{src} > {dst}: {hbh}ICMP6,{what} length {}", from(i.slice()))
+            write!(out, "{proto}{src} > {dst}: {v6_exts}ICMP6,{what} length {}", from(i.slice()))
         }
         // A UDP or TCP header cut short (a snaplen): its ports if they
         // were captured, then `[|udp]` / `[|tcp]`, as tcpdump shows it.
@@ -457,9 +502,36 @@ pub fn describe(out: &mut String, frame: &[u8], wire_len: u32, after_link: bool,
             let captured = p.ip_payload().map_or(&[][..], |pl| pl.payload);
             let ports = captured.get(..4).map(|b| (u16::from_be_bytes([b[0], b[1]]), u16::from_be_bytes([b[2], b[3]])));
             match (number, ports) {
+                (6, Some((sp, dp)))
+                    if captured.len() >= 14 && !(20..=len).contains(&(usize::from(captured[12] >> 4) * 4)) =>
+                {
+                    // A header length the segment cannot have.
+                    let hl = usize::from(captured[12] >> 4) * 4;
+                    if hl < 20 {
+                        write!(
+                            out,
+                            "{proto}{}:  tcp {} [bad hdr length {hl} - too short, < 20]",
+                            ends_at(sp, dp),
+                            len - hl
+                        )
+                    } else {
+                        // tcpdump has taken the segment's numbers for its conversation by then.
+                        let be32 = |at: usize| {
+                            u32::from_be_bytes([captured[at], captured[at + 1], captured[at + 2], captured[at + 3]])
+                        };
+                        let (mut seq, mut ack) = (be32(4), be32(8));
+                        tcp.relate(&ends, (sp, dp), captured[13], &mut seq, &mut ack);
+                        let flags = tcp_flags(captured[13]);
+                        write!(
+                            out,
+                            "{proto}{}: Flags [{flags}] [bad hdr length {hl} - too long, > {len}]",
+                            ends_at(sp, dp)
+                        )
+                    }
+                }
                 (17 | 6, Some((sp, dp))) => {
                     let name = if number == 17 { "udp" } else { "tcp" };
-                    write!(out, "{proto}{src}.{sp} > {dst}.{dp}:  [|{name}]")
+                    write!(out, "{proto}{}:  [|{name}]", ends_at(sp, dp))
                 }
                 (17, None) => write!(out, "{proto}{src} > {dst}:  [|udp]"),
                 (6, None) => write!(out, "{proto}{src} > {dst}: [|tcp]"),
@@ -640,9 +712,11 @@ fn tcp_fields(out: &mut String, t: &etherparse::TcpSlice<'_>, tcp_len: usize, en
     }
     if !t.options().is_empty() {
         out.push_str(", options [");
+        let start = out.len();
         if !tcp_options(out, t.options(), bases) {
-            // As tcpdump: the line ends there.
-            out.push_str("[bad opt]]");
+            // As tcpdump: the line ends there, the list closed only after
+            // an option it printed.
+            out.push_str(if out.len() > start { "[bad opt]]" } else { "[bad opt]" });
             return;
         }
         out.push(']');
