@@ -65,7 +65,7 @@ pub fn measure(r: impl Read) -> Result<StreamLatency, StreamError> {
     let mut probe = Probe::new(shared.clone(), 0);
     // Record timestamps are wall-clock time, stamps monotonic: the offset
     // between the clocks, read once for the stream.
-    let offset = sys::realtime_ns().wrapping_sub(sys::monotonic_ns());
+    let offset = sys::realtime_offset_ns();
     let (records, truncated) = read_records(r, |ts, data| {
         probe.record(data, 0, Some((ts.wrapping_sub(offset), sys::monotonic_ns())));
     })?;

@@ -653,7 +653,7 @@ impl Engine {
         for c in &config.consumers {
             if let Some(to) = c.to.as_deref().and_then(|n| st.port_index(n)) {
                 if !st.ports[to].has_tx {
-                    for (w, tx) in open_tx(&st, to)?.into_iter().enumerate() {
+                    for (w, tx) in open_tx(&st, to)?.0.into_iter().enumerate() {
                         txs[w][to] = Some(tx);
                     }
                     st.ports[to].has_tx = true;
@@ -1192,8 +1192,10 @@ pub(crate) fn open_port(
     })
 }
 
-/// One TX ring per worker on port `port` (an afpacket port).
-pub(crate) fn open_tx(st: &State, port: usize) -> Result<Vec<TxRing>, EngineError> {
+/// One TX ring per worker on port `port` (an afpacket port), and the
+/// warning it logged if the rings' slots hold less than the interface's
+/// MTU lets through.
+pub(crate) fn open_tx(st: &State, port: usize) -> Result<(Vec<TxRing>, Option<String>), EngineError> {
     let p = &st.ports[port];
     let PortKind::AfPacket(iface) = &p.kind else {
         return Err(ConfigError::Invalid(format!("port `{}` is not an afpacket port", p.config.display_name())).into());
@@ -1214,23 +1216,21 @@ pub(crate) fn open_tx(st: &State, port: usize) -> Result<Vec<TxRing>, EngineErro
             .map_err(|source| EngineError::Port { port: p.config.display_name().into(), source })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    if let Some(w) = tx_slot_warning(&rings, ring.tx_frame_size) {
-        tracing::warn!(port = p.config.display_name(), "{w}");
+    let warning = rings.first().filter(|t| t.max_frame() < t.max_len()).map(|t| {
+        format!(
+            "port `{}`: its interface's MTU lets frames of up to {} bytes through, its TX ring's slots hold {} \
+             (ring.tx_frame_size {}): longer frames forwarded to it are dropped (queue_dropped); \
+             raise ring.tx_frame_size to send them",
+            p.config.display_name(),
+            t.max_len(),
+            t.max_frame(),
+            ring.tx_frame_size
+        )
+    });
+    if let Some(w) = &warning {
+        tracing::warn!("{w}");
     }
-    Ok(rings)
-}
-
-/// What to say of TX rings whose slots hold less than their interface's
-/// MTU lets through (`None` when they hold it all).
-pub(crate) fn tx_slot_warning(rings: &[TxRing], frame_size: u32) -> Option<String> {
-    let t = rings.first().filter(|t| t.max_frame() < t.max_len())?;
-    Some(format!(
-        "its interface's MTU lets frames of up to {} bytes through, its TX ring's slots hold {} \
-         (ring.tx_frame_size {frame_size}): longer frames forwarded to it are dropped (queue_dropped); \
-         raise ring.tx_frame_size to send them",
-        t.max_len(),
-        t.max_frame()
-    ))
+    Ok((rings, warning))
 }
 
 /// Chunks in each of a queued consumer's queues (one per worker).

@@ -464,7 +464,7 @@ impl Engine {
             let name = config.display_name().to_owned();
             let budget = crate::ring::ring_budget(self.nworkers());
             let opened = open_port(&st, &config, i, self.nworkers(), self.steer.as_ref(), false, budget)
-                .and_then(|o| Ok((o, if st.ports[i].has_tx { Some(open_tx(&st, i)?) } else { None })));
+                .and_then(|o| Ok((o, if st.ports[i].has_tx { Some(open_tx(&st, i)?.0) } else { None })));
             let (opened, tx) = match opened {
                 Ok(o) => o,
                 Err(e) => {
@@ -539,10 +539,8 @@ impl Engine {
         let mut notes = Vec::new();
         if let Some(to) = c.to.as_deref().and_then(|n| st.port_index(n)) {
             if !st.ports[to].has_tx {
-                let rings = open_tx(&st, to)?;
-                if let Some(w) = crate::engine::tx_slot_warning(&rings, st.base.ring.tx_frame_size) {
-                    notes.push(format!("port `{}`: {w}", st.ports[to].config.display_name()));
-                }
+                let (rings, warning) = open_tx(&st, to)?;
+                notes.extend(warning);
                 for (cmds, tx) in per_worker.iter_mut().zip(rings) {
                     cmds.push(Command::AddTx { port: to, tx });
                 }

@@ -431,34 +431,31 @@ pub fn describe(out: &mut String, frame: &[u8], wire_len: u32, after_link: bool,
     };
     // The bytes from `start` to the end of the IP payload, on the wire.
     let from = |start: &[u8]| ip_end.saturating_sub(at(start));
-    // A transport's ends: `SRC.PORT > DST.PORT`, or after IPv6 extension
-    // headers `SRC > DST: EXTS PORT > PORT`, as tcpdump shows them.
-    let ends_at = |sp: u16, dp: u16| {
+    // `IP SRC.PORT > DST.PORT`, or after IPv6 extension headers
+    // `IP6 SRC > DST: EXTS PORT > PORT`, as tcpdump shows a transport's ends.
+    let ends_at = |out: &mut String, (sp, dp): (u16, u16)| {
         if v6_exts.is_empty() {
-            format!("{src}.{sp} > {dst}.{dp}")
+            write!(out, "{proto}{src}.{sp} > {dst}.{dp}")
         } else {
-            format!("{src} > {dst}: {v6_exts}{sp} > {dp}")
+            write!(out, "{proto}{src} > {dst}: {v6_exts}{sp} > {dp}")
         }
     };
     let _ = match transport {
         Some(TransportSlice::Udp(u)) => {
-            let (ends, ulen, room) = (ends_at(u.source_port(), u.destination_port()), u.length(), from(u.slice()));
+            let _ = ends_at(out, (u.source_port(), u.destination_port()));
+            let (ulen, room) = (u.length(), from(u.slice()));
             if ulen < 8 {
-                write!(out, "{proto}{ends}: truncated-udplength {ulen}")
+                write!(out, ": truncated-udplength {ulen}")
             } else if usize::from(ulen) > room && fragment.is_none() {
                 // (A first fragment holds only part of the datagram its length counts.)
-                write!(out, "{proto}{ends}: UDP, bad length {} > {}", ulen - 8, room.saturating_sub(8))
+                write!(out, ": UDP, bad length {} > {}", ulen - 8, room.saturating_sub(8))
             } else {
-                write!(out, "{proto}{ends}: UDP, length {}", ulen - 8)
+                write!(out, ": UDP, length {}", ulen - 8)
             }
         }
         Some(TransportSlice::Tcp(t)) => {
-            let _ = write!(
-                out,
-                "{proto}{}: Flags [{}]",
-                ends_at(t.source_port(), t.destination_port()),
-                tcp_flags(t.slice()[13])
-            );
+            let _ = ends_at(out, (t.source_port(), t.destination_port()));
+            let _ = write!(out, ": Flags [{}]", tcp_flags(t.slice()[13]));
             tcp_fields(out, t, from(t.slice()), &ends, tcp);
             Ok(())
         }
@@ -501,37 +498,16 @@ pub fn describe(out: &mut String, frame: &[u8], wire_len: u32, after_link: bool,
             let (len, number) = p.ip_payload().map_or((0, 0), |pl| (from(pl.payload), pl.ip_number.0));
             let captured = p.ip_payload().map_or(&[][..], |pl| pl.payload);
             let ports = captured.get(..4).map(|b| (u16::from_be_bytes([b[0], b[1]]), u16::from_be_bytes([b[2], b[3]])));
+            // A TCP header length the segment cannot have.
+            let bad_tcp_hl = captured.get(12).is_some_and(|b| !(20..=len).contains(&(usize::from(b >> 4) * 4)));
             match (number, ports) {
-                (6, Some((sp, dp)))
-                    if captured.len() >= 14 && !(20..=len).contains(&(usize::from(captured[12] >> 4) * 4)) =>
-                {
-                    // A header length the segment cannot have.
-                    let hl = usize::from(captured[12] >> 4) * 4;
-                    if hl < 20 {
-                        write!(
-                            out,
-                            "{proto}{}:  tcp {} [bad hdr length {hl} - too short, < 20]",
-                            ends_at(sp, dp),
-                            len - hl
-                        )
-                    } else {
-                        // tcpdump has taken the segment's numbers for its conversation by then.
-                        let be32 = |at: usize| {
-                            u32::from_be_bytes([captured[at], captured[at + 1], captured[at + 2], captured[at + 3]])
-                        };
-                        let (mut seq, mut ack) = (be32(4), be32(8));
-                        tcp.relate(&ends, (sp, dp), captured[13], &mut seq, &mut ack);
-                        let flags = tcp_flags(captured[13]);
-                        write!(
-                            out,
-                            "{proto}{}: Flags [{flags}] [bad hdr length {hl} - too long, > {len}]",
-                            ends_at(sp, dp)
-                        )
-                    }
+                (6, Some(ports)) if captured.len() >= 14 && bad_tcp_hl => {
+                    let _ = ends_at(out, ports);
+                    tcp_bad_header(out, captured, len, &ends, ports, tcp)
                 }
-                (17 | 6, Some((sp, dp))) => {
-                    let name = if number == 17 { "udp" } else { "tcp" };
-                    write!(out, "{proto}{}:  [|{name}]", ends_at(sp, dp))
+                (17 | 6, Some(ports)) => {
+                    let _ = ends_at(out, ports);
+                    write!(out, ":  [|{}]", if number == 17 { "udp" } else { "tcp" })
                 }
                 (17, None) => write!(out, "{proto}{src} > {dst}:  [|udp]"),
                 (6, None) => write!(out, "{proto}{src} > {dst}: [|tcp]"),
@@ -540,6 +516,34 @@ pub fn describe(out: &mut String, frame: &[u8], wire_len: u32, after_link: bool,
         }
     };
     false
+}
+
+/// What tcpdump says after a TCP segment's ends when its header length
+/// cannot be: under 20 (`  tcp N [bad hdr length 12 - too short, < 20]`),
+/// or over the segment's `len` bytes (`: Flags [P.] [bad hdr length 60 -
+/// too long, > 40]`, its numbers then taken for the conversation, as
+/// tcpdump takes them). `seg`: at least the 14 bytes up to the flags.
+fn tcp_bad_header(
+    out: &mut String,
+    seg: &[u8],
+    len: usize,
+    ends: &Ends,
+    ports: (u16, u16),
+    tcp: &mut TcpConversations,
+) -> std::fmt::Result {
+    use std::fmt::Write as _;
+    let hl = usize::from(seg[12] >> 4) * 4;
+    if hl < 20 {
+        return write!(out, ":  tcp {} [bad hdr length {hl} - too short, < 20]", len - hl);
+    }
+    let (mut seq, mut ack) = (be32(&seg[4..]), be32(&seg[8..]));
+    tcp.relate(ends, ports, seg[13], &mut seq, &mut ack);
+    write!(out, ": Flags [{}] [bad hdr length {hl} - too long, > {len}]", tcp_flags(seg[13]))
+}
+
+/// The big-endian u32 at the start of `b` (at least 4 bytes).
+fn be32(b: &[u8]) -> u32 {
+    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
 }
 
 /// An ICMP or ICMPv6 echo as tcpdump words it (` echo request, id N, seq N,`).
@@ -729,7 +733,6 @@ fn tcp_fields(out: &mut String, t: &etherparse::TcpSlice<'_>, tcp_len: usize, en
 /// numbers are. False when an option's length is impossible (tcpdump's `[bad opt]`).
 fn tcp_options(out: &mut String, mut opts: &[u8], (base_seq, base_ack, rev): (u32, u32, bool)) -> bool {
     use std::fmt::Write as _;
-    let be32 = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
     let mut first = true;
     while let Some((&kind, rest)) = opts.split_first() {
         if !first {

@@ -43,6 +43,10 @@ pub const SHORT_MAGIC: [u8; 3] = *b"RWg";
 pub const SHORT_STAMP_LEN: usize = 18;
 /// Send-time bits a short stamp keeps.
 const SHORT_TS_BITS: u32 = 56;
+/// Flow-index bits a short stamp keeps: a generator's flow ids must stay
+/// below 2^23 for every frame's stamp to name its flow.
+pub const SHORT_FLOW_BITS: u32 = 23;
+const SHORT_FLOW_MASK: u32 = (1 << SHORT_FLOW_BITS) - 1;
 /// Streams (directed flows per port) tracked per worker; frames of streams
 /// beyond are timed but not sequence-checked (counted as `untracked`).
 pub const MAX_STREAMS: usize = 1 << 16;
@@ -102,7 +106,7 @@ impl Stamp {
     pub fn to_short_bytes(&self) -> [u8; SHORT_STAMP_LEN] {
         let mut s = [0u8; SHORT_STAMP_LEN];
         s[0..3].copy_from_slice(&SHORT_MAGIC);
-        let flow = (self.flow & 0x007f_ffff) | (self.flow >> 31) << 23;
+        let flow = (self.flow & SHORT_FLOW_MASK) | (self.flow >> 31) << SHORT_FLOW_BITS;
         s[3..6].copy_from_slice(&flow.to_be_bytes()[1..]);
         s[6..11].copy_from_slice(&self.seq.to_be_bytes()[3..]);
         s[11..18].copy_from_slice(&self.ts_ns.to_be_bytes()[1..]);
@@ -122,7 +126,7 @@ impl Stamp {
         } else if near_ns > ts.saturating_add(period / 2) {
             ts = ts.saturating_add(period);
         }
-        Self { flow: (flow & 0x007f_ffff) | (flow >> 23) << 31, seq: be(&s[6..11]), ts_ns: ts }
+        Self { flow: (flow & SHORT_FLOW_MASK) | (flow >> SHORT_FLOW_BITS) << 31, seq: be(&s[6..11]), ts_ns: ts }
     }
 }
 
@@ -483,8 +487,6 @@ impl ProbeShared {
 pub struct Probe {
     data: ProbeData,
     flows: Vec<FlowTrack>,
-    /// Slots of `flows` taken (at most [`MAX_STREAMS`]).
-    used: usize,
     /// Per stream: its place in `listed`, or [`REGULAR`] / [`UNLISTED`].
     /// Read only for irregular frames.
     listing: Vec<u16>,
@@ -504,7 +506,6 @@ impl Probe {
             // Its streams are published from `listed`, not kept here.
             data: ProbeData::new(0),
             flows: vec![FlowTrack::default(); TABLE_SLOTS],
-            used: 0,
             listing: vec![REGULAR; TABLE_SLOTS],
             listed: Vec::with_capacity(LISTED_STREAMS),
             shared,
@@ -534,8 +535,8 @@ impl Probe {
             d.kernel.saturating_record(k.unwrap_or(0).clamp(1, MAX_NS));
             d.consumer.saturating_record(c.unwrap_or(0).clamp(1, MAX_NS));
         }
-        let key = (u64::from(port) + 1) << 32 | u64::from(st.flow);
-        match find_slot(&mut self.flows, &mut self.used, key) {
+        // Every stream given a slot is counted in `flows` by its first frame.
+        match find_slot(&mut self.flows, d.seq.flows, stream_key(port, st.flow)) {
             Some(idx) => match track(&mut self.flows[idx], st.seq, st.ts_ns, &mut d.seq) {
                 Seq::InOrder => {}
                 seen => self.irregular(idx, seen),
@@ -590,11 +591,12 @@ impl Probe {
         guard.streams.clear();
         guard.streams.extend(self.listed.iter().map(|l| {
             let f = &self.flows[l.index as usize];
+            let (port, flow, reverse) = key_parts(f.key);
             StreamCounters {
-                port: ((f.key >> 32) - 1) as u16,
+                port,
                 port_name: String::new(),
-                flow: f.key as u32 & 0x7fff_ffff,
-                reverse: f.key as u32 >> 31 == 1,
+                flow,
+                reverse,
                 lost: f.lost + f.lost_before,
                 duplicates: u64::from(l.duplicates),
                 reordered: u64::from(l.reordered),
@@ -605,25 +607,35 @@ impl Probe {
     }
 }
 
-/// The slot of the stream `key` (port + 1 above stream id, never 0) in
-/// `table` ([`TABLE_SLOTS`] slots, `used` of them taken): the one holding
-/// it, or a free one claimed for it while fewer than [`MAX_STREAMS`] are
-/// taken, its direct slot first, then from its hash on; `None` for a new
-/// stream beyond those, or (not seen in practice) when the
-/// [`STREAM_PROBES`] slots from its hash are all others'.
+/// A stream's key in a probe's table: port + 1 above its stream id (the
+/// flow index, bit 31 the direction), so never 0 (a free slot's).
+fn stream_key(port: u16, stream: u32) -> u64 {
+    (u64::from(port) + 1) << 32 | u64::from(stream)
+}
+
+/// The (port, flow index, reverse direction) of a [`stream_key`].
+fn key_parts(key: u64) -> (u16, u32, bool) {
+    (((key >> 32) - 1) as u16, key as u32 & 0x7fff_ffff, key as u32 >> 31 == 1)
+}
+
+/// The slot of the stream `key` ([`stream_key`]) in `table`
+/// ([`TABLE_SLOTS`] slots, `tracked` of them taken): the one holding it, or
+/// a free one claimed for it while fewer than [`MAX_STREAMS`] are taken,
+/// its direct slot first, then from its hash on; `None` for a new stream
+/// beyond those, or (not seen in practice) when the [`STREAM_PROBES`]
+/// slots from its hash are all others'.
 #[inline]
-fn find_slot(table: &mut [FlowTrack], used: &mut usize, key: u64) -> Option<usize> {
-    let mut claim = |slot: &mut FlowTrack| {
-        if slot.key != 0 || *used == MAX_STREAMS {
-            return false;
+fn find_slot(table: &mut [FlowTrack], tracked: u64, key: u64) -> Option<usize> {
+    let claim = |slot: &mut FlowTrack| {
+        let free = slot.key == 0 && tracked < MAX_STREAMS as u64;
+        if free {
+            slot.key = key;
         }
-        *used += 1;
-        slot.key = key;
-        true
+        free
     };
-    // Flow * 2 + direction (bit 31), modulo the direct slots.
-    let stream = key as u32;
-    let direct = ((stream as usize) << 1 | (stream >> 31) as usize) & (DIRECT_SLOTS - 1);
+    // Flow * 2 + direction, modulo the direct slots.
+    let (_, flow, reverse) = key_parts(key);
+    let direct = ((flow as usize) << 1 | usize::from(reverse)) & (DIRECT_SLOTS - 1);
     let slot = table.get_mut(direct)?;
     if slot.key == key || claim(slot) {
         return Some(direct);

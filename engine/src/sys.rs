@@ -654,14 +654,6 @@ pub fn realtime_offset_ns() -> u64 {
     best.1
 }
 
-#[cfg(test)]
-#[test]
-fn the_realtime_offset_is_realtime_less_monotonic() {
-    let plain = realtime_ns().wrapping_sub(monotonic_ns()) as i64;
-    let bracketed = realtime_offset_ns() as i64;
-    assert!((plain - bracketed).abs() < 50_000_000, "{plain} {bracketed}");
-}
-
 /// CLOCK_REALTIME in nanoseconds.
 #[must_use]
 pub fn realtime_ns() -> u64 {
@@ -736,7 +728,14 @@ impl CpuLatencyRequest {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_cpu_list;
+    use super::{monotonic_ns, parse_cpu_list, realtime_ns, realtime_offset_ns};
+
+    #[test]
+    fn the_realtime_offset_is_realtime_less_monotonic() {
+        let plain = realtime_ns().wrapping_sub(monotonic_ns()) as i64;
+        let bracketed = realtime_offset_ns() as i64;
+        assert!((plain - bracketed).abs() < 50_000_000, "{plain} {bracketed}");
+    }
 
     #[test]
     fn cpu_lists_read_as_the_kernel_writes_them() {

@@ -476,8 +476,8 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-/// Flow ids a stamp tells apart: the short stamp's 23 bits.
-const FLOW_IDS: u64 = 1 << 23;
+/// Flow ids a stamp tells apart: the short stamp's.
+const FLOW_IDS: u64 = 1 << ringwire_engine::probe::SHORT_FLOW_BITS;
 
 fn run() -> Result<()> {
     let mut a = Args::parse();
@@ -486,9 +486,10 @@ fn run() -> Result<()> {
     }
     if u64::from(a.first_flow) + u64::from(a.flows) > FLOW_IDS {
         bail!(
-            "--first-flow {} with --flows {}: flow ids must stay below {FLOW_IDS} (a short stamp holds 23 bits of them)",
+            "--first-flow {} with --flows {}: flow ids must stay below {FLOW_IDS} (a short stamp holds {} bits of them)",
             a.first_flow,
-            a.flows
+            a.flows,
+            ringwire_engine::probe::SHORT_FLOW_BITS
         );
     }
     if let Some(d) = a.duration {
