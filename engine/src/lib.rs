@@ -26,6 +26,7 @@ pub mod lab;
 pub mod live;
 pub mod mapguard;
 pub mod pcapio;
+pub mod pcapng;
 pub mod print;
 pub mod probe;
 pub mod ring;

@@ -1,12 +1,13 @@
-//! pcap files: a reader for replay sources and a writer with nanosecond
-//! timestamps, snaplen truncation, size rotation and per-worker split.
+//! pcap files: a reader for replay sources (pcap, and pcapng through
+//! [`crate::pcapng`]) and a writer with nanosecond timestamps, snaplen
+//! truncation, size rotation and per-worker split.
 //!
 //! Written here rather than taken from `pcap-file` 2.0 because that crate
 //! rejects records whose original length exceeds the file's snaplen — i.e.
 //! every capture made with `tcpdump -s N` — and because the writer sits on
 //! the pcap consumer's path where one buffered write per record is all we want.
 
-use crate::mapguard::Guard;
+use crate::{mapguard::Guard, pcapng};
 use std::{
     fs::File,
     io::{self, Write},
@@ -22,7 +23,6 @@ use std::{
 
 const MAGIC_US: u32 = 0xa1b2_c3d4;
 const MAGIC_NS: u32 = 0xa1b2_3c4d;
-const MAGIC_PCAPNG: u32 = 0x0a0d_0d0a;
 /// Alexey Kuznetzov's modified pcap (old Red Hat tcpdump): microsecond
 /// times, and 8 more bytes in each record header (interface index,
 /// protocol, packet type), which libpcap reads and skips.
@@ -118,15 +118,13 @@ pub enum PcapIoError {
         /// The path.
         path: PathBuf,
     },
-    /// Not a pcap file.
-    #[error("{path}: not a pcap file (magic {magic:#010x}){hint}")]
+    /// Neither a pcap nor a pcapng file.
+    #[error("{path}: not a pcap or pcapng file (magic {magic:#010x})")]
     NotPcap {
         /// The file.
         path: PathBuf,
         /// The first four bytes.
         magic: u32,
-        /// A hint (pcapng).
-        hint: &'static str,
     },
     /// A file format version other than 2.x (as libpcap, which reads no other).
     #[error("{path}: pcap format version {major}.{minor}: only version 2 files are read (a damaged header?)")]
@@ -244,6 +242,17 @@ pub enum PcapIoError {
     },
 }
 
+/// A pcapng reader's error as the error of the file at `path` (`size`
+/// bytes), met while looking for packet `record`.
+fn ng_error(path: &Path, e: pcapng::NgError, at: usize, record: u64, size: usize) -> PcapIoError {
+    let path = path.into();
+    match e {
+        pcapng::NgError::Truncated => PcapIoError::Truncated { path, record, offset: size as u64 },
+        pcapng::NgError::Linktype(l) => PcapIoError::Linktype { path, linktype: u32::from(l) },
+        e => PcapIoError::Corrupt { path, record, offset: at as u64, reason: e.to_string() },
+    }
+}
+
 /// What a file too short for a pcap file header is.
 fn too_short(size: u64) -> String {
     if size == 0 {
@@ -284,7 +293,8 @@ impl RecordRef {
     }
 }
 
-/// Reads an Ethernet pcap file (µs or ns, either byte order), memory-mapped:
+/// Reads an Ethernet pcap file (µs or ns, either byte order) or pcapng
+/// file, memory-mapped:
 /// records are handed out as slices of the mapping, many at a time, without
 /// a copy.
 ///
@@ -306,6 +316,8 @@ pub struct PcapReader {
     /// [`MAX_SNAPLEN`] read as [`MAX_SNAPLEN`]): a record captured longer is
     /// cut to it, as libpcap cuts it.
     snapshot: u32,
+    /// A pcapng file's reader (its interfaces); `None` for pcap.
+    ng: Option<Box<pcapng::Reader>>,
     record: u64,
     offset: usize,
     ahead: Option<ReadAhead>,
@@ -402,14 +414,27 @@ impl PcapReader {
             Some(f) => (f, RECORD_HEADER),
             None if magic == MAGIC_KUZNETZOV => ((false, false), RECORD_HEADER + 8),
             None if magic.swap_bytes() == MAGIC_KUZNETZOV => ((false, true), RECORD_HEADER + 8),
-            None if magic == MAGIC_PCAPNG => {
-                return Err(PcapIoError::NotPcap {
+            None if magic == pcapng::SHB => {
+                let (ng, offset) =
+                    pcapng::Reader::open(&map, MAX_SNAPLEN).map_err(|(e, at)| ng_error(path, e, at, 1, map.len()))?;
+                let map = Arc::new(map);
+                let ahead = ReadAhead::start(&map);
+                return Ok(Self {
+                    map,
+                    file: f,
                     path: path.into(),
-                    magic,
-                    hint: "; it is pcapng: convert it with `editcap -F pcap`",
-                })
+                    nanos: true,
+                    swapped: false,
+                    record_header: 0,
+                    snapshot: MAX_SNAPLEN,
+                    ng: Some(Box::new(ng)),
+                    record: 0,
+                    offset,
+                    ahead,
+                    guard,
+                });
             }
-            None => return Err(PcapIoError::NotPcap { path: path.into(), magic, hint: "" }),
+            None => return Err(PcapIoError::NotPcap { path: path.into(), magic }),
         };
         let half = |b: &[u8]| {
             let v = u16::from_le_bytes([b[0], b[1]]);
@@ -450,6 +475,7 @@ impl PcapReader {
             swapped,
             record_header,
             snapshot,
+            ng: None,
             record: 0,
             offset: 24,
             ahead,
@@ -483,6 +509,20 @@ impl PcapReader {
     }
 
     fn parse_next(&mut self) -> Result<Option<RecordRef>, PcapIoError> {
+        if let Some(ng) = self.ng.as_mut() {
+            return match ng.next(&self.map, self.offset) {
+                Ok(None) => Ok(None),
+                Ok(Some((p, next))) => {
+                    self.record += 1;
+                    self.advance(next);
+                    Ok(Some(RecordRef { ts_ns: p.ts_ns, orig_len: p.orig_len, offset: p.offset, len: p.len }))
+                }
+                // Past the end of a file that shrank, the rest of its last
+                // page reads as zeros without a fault.
+                Err(_) if self.file.metadata().is_ok_and(|m| m.len() < self.map.len() as u64) => Err(self.shrunk()),
+                Err((e, at)) => Err(ng_error(&self.path, e, at, self.record + 1, self.map.len())),
+            };
+        }
         let at = self.offset;
         if at == self.map.len() {
             return Ok(None);
@@ -528,21 +568,27 @@ impl PcapReader {
                 offset: self.map.len() as u64,
             });
         }
-        self.offset = data + incl as usize;
-        if self.offset / AHEAD_STEP != at / AHEAD_STEP {
-            if let Some(a) = &self.ahead {
-                a.at.store(self.offset, Ordering::Relaxed);
-                if let Some(t) = &a.thread {
-                    t.thread().unpark();
-                }
-            }
-        }
+        self.advance(data + incl as usize);
         Ok(Some(RecordRef {
             ts_ns: u64::from(sec) * 1_000_000_000 + nsec,
             orig_len: orig,
             offset: data,
             len: keep as usize,
         }))
+    }
+
+    /// Move on to `next`, telling the read-ahead thread when a step is passed.
+    #[inline]
+    fn advance(&mut self, next: usize) {
+        let at = std::mem::replace(&mut self.offset, next);
+        if next / AHEAD_STEP != at / AHEAD_STEP {
+            if let Some(a) = &self.ahead {
+                a.at.store(next, Ordering::Relaxed);
+                if let Some(t) = &a.thread {
+                    t.thread().unpark();
+                }
+            }
+        }
     }
 
     /// The captured bytes of a record.
