@@ -915,6 +915,8 @@ impl Engine {
                 None => slot.final_filter_counts.clone(),
             };
             (s.ebpf, s.classifier) = (counts.ebpf, counts.classifier);
+            s.filtered_uncounted =
+                afpacket && slot.config.filter.as_deref().is_some_and(|f| !f.is_empty()) && s.ebpf.is_none();
             if let Some(h) = slot.filter_health.as_ref().and_then(ringwire_filters::HealthHandle::read) {
                 (s.filter_errors, s.filter_quarantined) = (h.errors, h.quarantined);
             }

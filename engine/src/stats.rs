@@ -142,6 +142,12 @@ pub struct PortSnap {
     pub vlan_restored: u64,
     /// pcap ports: records the port filter skipped.
     pub filtered: u64,
+    /// Interface ports whose kernel filter drops frames without counting
+    /// them (a pcap-filter expression, an eBPF program without a
+    /// `ringwire_stats` map): how many it filtered is not known, and the
+    /// tables show `-` for it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub filtered_uncounted: bool,
     /// pcap ports with a plugin in their filter: its failed calls.
     pub filter_errors: u64,
     /// pcap ports: why the plugin in their filter is quarantined (it then
@@ -581,7 +587,7 @@ impl Snapshot {
                 p.received,
                 p.bytes,
                 p.vlan_restored,
-                p.filtered,
+                if p.filtered_uncounted { "-".to_owned() } else { p.filtered.to_string() },
                 p.kernel_packets,
                 p.kernel_drops,
                 p.kernel_freezes,

@@ -671,6 +671,14 @@ fn run_reopens_a_port_whose_interface_is_deleted_and_created_again() {
         read_pcap(&file).into_iter().map(|r| r.data).collect::<Vec<_>>()
     };
     let mut want = send("before.pcap");
+    // Its kernel filter (pcap-filter) drops frames without counting them:
+    // "not known", never 0, in the tables and the metrics.
+    let table = ringctl_ok(&sock, &["stats"]);
+    let row = table.lines().find(|l| l.trim_start().starts_with("p ")).unwrap_or_else(|| panic!("{table}"));
+    assert_eq!(row.split_whitespace().nth(3), Some("-"), "filtered: {table}");
+    let prom = ringctl_ok(&sock, &["stats", "--prometheus"]);
+    assert!(prom.contains("ringwire_port_received_total{port=\"p\"}"), "{prom}");
+    assert!(!prom.contains("ringwire_port_filtered_total{port=\"p\"}"), "{prom}");
 
     ringwire_tests::ip(&ns_e, &["link", "del", &ve]);
     let port = wait_link(&sock, 0, "gone");
@@ -692,6 +700,10 @@ fn run_reopens_a_port_whose_interface_is_deleted_and_created_again() {
     assert_reconciles(&s);
     assert_eq!(s["ports"][0]["link"], "up");
     assert_eq!(s["ports"][0]["received"], 2000, "the kernel filter is back on the new sockets: {s}");
+    assert_eq!(s["ports"][0]["filtered_uncounted"], true, "{s}");
+    let table = String::from_utf8_lossy(&res.stdout);
+    let row = table.lines().find(|l| l.trim_start().starts_with("p ")).unwrap_or_else(|| panic!("{table}"));
+    assert_eq!(row.split_whitespace().nth(4), Some("-"), "the final table's filtered: {table}");
     // The port is also a forwarding target (`echo` sends each frame back out of it):
     // new TX rings too, and the count carries on.
     assert_eq!(s["consumers"][1]["delivered"], 2000, "{s}");

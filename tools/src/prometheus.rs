@@ -84,7 +84,9 @@ pub fn render(counters: &Value) -> String {
     let live = |v: &&Value| v["removed"] != Value::Bool(true);
     for p in counters["ports"].as_array().into_iter().flatten().filter(live) {
         let labels = [("port", text(&p["name"]))];
-        m.counts("port", p, &labels, &["name", "uri", "filter", "rx", "removed", "link"]);
+        // A kernel filter that does not count its drops has no `filtered` to export.
+        let uncounted = if p["filtered_uncounted"] == Value::Bool(true) { "filtered" } else { "name" };
+        m.counts("port", p, &labels, &["name", "uri", "filter", "rx", "removed", "link", uncounted]);
         if let Some(state) = p["link"].as_str() {
             for s in ["up", "down", "gone"] {
                 let l = [("port", text(&p["name"])), ("state", s.to_owned())];

@@ -665,7 +665,12 @@ fn render_stats(v: &Value) -> String {
             ("link", 5, false),
         ],
         list(&c["ports"]).iter().enumerate().map(|(i, p)| {
-            let filtered = p["filtered"].as_u64().unwrap_or(0) + p["ebpf"]["filtered"].as_u64().unwrap_or(0);
+            // A kernel filter that does not count its drops: not known.
+            let filtered = if p["filtered_uncounted"] == Value::Bool(true) {
+                "-".to_owned()
+            } else {
+                (p["filtered"].as_u64().unwrap_or(0) + p["ebpf"]["filtered"].as_u64().unwrap_or(0)).to_string()
+            };
             // The interface's own drops, for interface ports (see the README's counters).
             let if_drops = p["if_dropped"]
                 .as_u64()
@@ -674,7 +679,7 @@ fn render_stats(v: &Value) -> String {
                 removed(p),
                 n(&p["received"]),
                 rate("ports", i, "received_per_s"),
-                filtered.to_string(),
+                filtered,
                 n(&p["kernel_drops"]),
                 rate("ports", i, "kernel_drops_per_s"),
                 if_drops,
