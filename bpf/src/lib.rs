@@ -112,6 +112,12 @@ pub enum BpfError {
         /// The last lines of the verifier log.
         log: String,
     },
+    /// A new entry for a classifier table that holds [`MAX_CLASSES`] already.
+    #[error("classifier entry {key}: the table is full ({MAX_CLASSES} entries): remove one first")]
+    TableFull {
+        /// The entry that did not fit.
+        key: ClassKey,
+    },
     /// A map operation failed.
     #[error("{what}")]
     Map {
@@ -314,6 +320,18 @@ pub struct ClassKey {
 /// The key's VLAN word for untagged frames (classifier.bpf.c's UNTAGGED).
 const UNTAGGED: u32 = 0x1000;
 
+impl std::fmt::Display for ClassKey {
+    /// `vlan 10, mac 02:00:00:00:00:0a`, or `untagged, mac ...`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.vlan {
+            Some(v) => write!(f, "vlan {v}, ")?,
+            None => f.write_str("untagged, ")?,
+        }
+        let m = self.mac;
+        write!(f, "mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
+    }
+}
+
 impl ClassKey {
     fn bytes(&self) -> [u8; 12] {
         let mut b = [0u8; 12];
@@ -390,15 +408,24 @@ impl Classifier {
     /// The map is full or the update failed.
     pub fn insert(&self, key: ClassKey, action: Action) -> Result<(), BpfError> {
         let k = key.bytes();
-        let hits = self.map("rw_hits")?;
+        let (hits, classes) = (self.map("rw_hits")?, self.map("rw_classes")?);
+        let new = classes.lookup(&k, MapFlags::ANY).ok().flatten().is_none();
+        // A failed update of a new entry: the table is full (E2BIG), said as such.
+        let failed = |what: String, source| {
+            if new && classes.keys().count() >= MAX_CLASSES {
+                BpfError::TableFull { key }
+            } else {
+                BpfError::Map { what, source }
+            }
+        };
         if hits.lookup_percpu(&k, MapFlags::ANY).ok().flatten().is_none() {
             let cpus = libbpf_rs::num_possible_cpus().map_err(Self::map_err("counting CPUs".into()))?;
             hits.update_percpu(&k, &vec![vec![0u8; 8]; cpus], MapFlags::ANY)
-                .map_err(Self::map_err(format!("classifier hits for {key:?}")))?;
+                .map_err(|e| failed(format!("classifier hits for {key}"), e))?;
         }
-        self.map("rw_classes")?
+        classes
             .update(&k, &action.word().to_ne_bytes(), MapFlags::ANY)
-            .map_err(Self::map_err(format!("classifier entry {key:?}")))
+            .map_err(|e| failed(format!("classifier entry {key}"), e))
     }
 
     /// Remove an entry; `false` if there was none.
@@ -409,7 +436,7 @@ impl Classifier {
         let k = key.bytes();
         let existed = self.map("rw_classes")?.lookup(&k, MapFlags::ANY).ok().flatten().is_some();
         if existed {
-            self.map("rw_classes")?.delete(&k).map_err(Self::map_err(format!("classifier entry {key:?}")))?;
+            self.map("rw_classes")?.delete(&k).map_err(Self::map_err(format!("classifier entry {key}")))?;
             let _ = self.map("rw_hits")?.delete(&k);
         }
         Ok(existed)

@@ -170,7 +170,7 @@ impl ClassifierConfig {
             let mac = ringwire_filters::parse_mac(&e.mac).map_err(|m| format!("{ctx}: mac: {m}"))?;
             let key = ringwire_bpf::ClassKey { vlan: e.vlan, mac };
             if !seen.insert(key) {
-                return Err(format!("{ctx}: the key (vlan {:?}, mac {}) is already in the table", e.vlan, e.mac));
+                return Err(format!("{ctx}: the key ({key}) is already in the table"));
             }
             out.push((key, e.action.into()));
         }
@@ -1281,7 +1281,10 @@ mod tests {
         assert!(e.contains("classifier.entries[1]: mac:"), "{e}");
         let two = "[[classifier.entries]]\nmac = \"02:00:00:00:00:01\"\naction = \"pass\"\n";
         let e = err(&format!("{two}{two}")).unwrap_err();
-        assert!(e.contains("classifier.entries[2]") && e.contains("already in the table"), "{e}");
+        assert!(
+            e.contains("classifier.entries[2]: the key (untagged, mac 02:00:00:00:00:01) is already in the table"),
+            "{e}"
+        );
         let e = err("[[classifier.entries]]\nmac = \"02:00:00:00:00:01\"\naction = \"allow\"\n").unwrap_err();
         assert!(e.contains("allow"), "{e}");
         let e = err("[[classifier.entries]]\nmac = \"02:00:00:00:00:01\"\naction = \"pass\"\nvlna = 3\n").unwrap_err();

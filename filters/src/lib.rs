@@ -125,6 +125,9 @@ pub enum FilterError {
         /// libpcap's error message.
         message: String,
     },
+    /// A chain of no filter (`filter = []`).
+    #[error("an empty filter chain (`[]`): give at least one filter, or no `filter` for none")]
+    EmptyChain,
     /// A built-in filter expression does not parse.
     #[error("built-in filter `{expression}`: {message}")]
     Builtin {

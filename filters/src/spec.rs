@@ -114,7 +114,7 @@ impl FilterFactory {
     /// As [`FilterFactory::new`], for the first stage that fails; an empty chain.
     pub fn chain(texts: &[&str], policy: QuarantinePolicy, live_iface: Option<&str>) -> Result<Self, FilterError> {
         if texts.is_empty() {
-            return Err(FilterError::Builtin { expression: String::new(), message: "an empty filter chain".into() });
+            return Err(FilterError::EmptyChain);
         }
         let stages = texts
             .iter()
@@ -264,5 +264,12 @@ mod tests {
             .to_string();
         assert!(e.contains("cannot load"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_empty_chain_is_refused_by_what_it_is() {
+        let Err(e) = FilterFactory::chain(&[], QuarantinePolicy::DropAll, None) else { panic!("an empty chain built") };
+        let e = e.to_string();
+        assert_eq!(e, "an empty filter chain (`[]`): give at least one filter, or no `filter` for none");
     }
 }

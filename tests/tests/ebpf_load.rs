@@ -29,6 +29,29 @@ fn the_classifier_table_changes_and_reads_back() {
     SymmetricSteer::load().unwrap();
 }
 
+/// A full table refuses a new entry by saying so, naming the entry as a
+/// user writes it; an entry already there can still change.
+#[test]
+fn a_full_classifier_table_says_it_is_full() {
+    if !privileged("a_full_classifier_table_says_it_is_full") {
+        return;
+    }
+    let c = Classifier::load(Action::Pass).unwrap();
+    let key = |i: usize| ClassKey { vlan: Some((i % 4000) as u16), mac: [2, 0, 0, 0, (i / 4000) as u8, 1] };
+    for i in 0..ringwire_bpf::MAX_CLASSES {
+        c.insert(key(i), Action::Drop).unwrap();
+    }
+    let e = c.insert(key(ringwire_bpf::MAX_CLASSES), Action::Drop).unwrap_err();
+    assert!(matches!(e, BpfError::TableFull { .. }), "{e}");
+    assert_eq!(
+        e.to_string(),
+        "classifier entry vlan 96, mac 02:00:00:00:01:01: the table is full (4096 entries): remove one first"
+    );
+    c.insert(key(5), Action::Pass).unwrap();
+    assert_eq!(c.entries().unwrap().len(), ringwire_bpf::MAX_CLASSES);
+    assert_eq!(ClassKey { vlan: None, mac: [2, 0, 0, 0, 0, 0xaa] }.to_string(), "untagged, mac 02:00:00:00:00:aa");
+}
+
 #[test]
 fn the_example_user_filter_loads_with_its_counters() {
     if !privileged("the_example_user_filter_loads_with_its_counters") {
