@@ -938,6 +938,7 @@ impl Engine {
                 s.delivered += v[cc::DELIVERED];
                 s.delivered_bytes += v[cc::DELIVERED_BYTES];
                 s.queue_dropped += v[cc::QUEUE_DROPPED];
+                s.unfit += v[cc::UNFIT];
                 s.paused += v[cc::PAUSED];
                 s.before_added += v[cc::JOINED];
                 s.per_worker.push(v[cc::DELIVERED]);

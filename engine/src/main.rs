@@ -16,7 +16,7 @@ use ringwire_engine::{
     engine::{Report, StopReason},
     lab::Lab,
     pcapio::{self, MAX_SNAPLEN},
-    stats::{quarantine_line, Snapshot},
+    stats::{quarantine_line, unfit_line, Snapshot},
     sys, Config, Engine,
 };
 use ringwire_engine::{out, out_raw, say, say_raw};
@@ -434,6 +434,7 @@ fn finish(report: &Report, engine_json: Option<&Path>) -> Result<ExitCode> {
         let what = format!("consumer `{}`", c.name);
         let quarantine = quarantine_line(&what, c.filter_errors, c.filter_quarantined.as_deref(), c.filter_quarantines);
         text.extend(quarantine.map(|l| l + "\n"));
+        text.extend(unfit_line(&what, c.unfit).map(|l| l + "\n"));
     }
     for p in &report.snapshot.ports {
         let what = format!("port `{}`", p.name);

@@ -90,8 +90,11 @@ pub mod consumer {
     pub const LEFT: usize = 7;
     /// Wire bytes of the frames delivered.
     pub const DELIVERED_BYTES: usize = 8;
+    /// `forward`: of `QUEUE_DROPPED`, frames that could not be sent as they
+    /// are (cut short, or longer than the port forwarded to takes).
+    pub const UNFIT: usize = 9;
     /// Number of consumer counters.
-    pub const N: usize = 9;
+    pub const N: usize = 10;
 }
 
 /// Indexes of counters kept by a queued consumer's own thread.
@@ -287,8 +290,14 @@ pub struct ConsumerSnap {
     /// Wire bytes of the frames delivered (their length on the wire, also
     /// for frames a snaplen cuts).
     pub delivered_bytes: u64,
-    /// Frames dropped on a full queue or TX ring.
+    /// Frames dropped on a full queue or TX ring, or (`forward`) that did
+    /// not fit it ([`ConsumerSnap::unfit`]).
     pub queue_dropped: u64,
+    /// `forward`: of `queue_dropped`, frames that could not be sent as they
+    /// are: cut short (captured shorter than on the wire), or longer than the
+    /// port forwarded to takes (its MTU, its TX slot, or a length its device
+    /// has just refused). The rest found its TX ring full.
+    pub unfit: u64,
     /// `forward`: frames passed while forwarding was stopped (not sent).
     pub paused: u64,
     /// Added at run time: frames its ports had passed on before it was
@@ -352,6 +361,18 @@ pub fn removed_mark(name: &str, removed: bool) -> String {
     } else {
         name.to_owned()
     }
+}
+
+/// What a table says of a forwarding consumer's frames that did not fit,
+/// when it had any: `what` is ``consumer `name` ``.
+#[must_use]
+pub fn unfit_line(what: &str, unfit: u64) -> Option<String> {
+    (unfit > 0).then(|| {
+        format!(
+            "{what}: {unfit} of its queue_dropped frames could not be sent as they are \
+             (cut short, or longer than the port it forwards to takes: its MTU or TX slot)"
+        )
+    })
 }
 
 /// What a table says of a filter's plugins, when it has anything to say:
@@ -472,6 +493,7 @@ impl Snapshot {
             d(&mut c.delivered, b.delivered);
             d(&mut c.delivered_bytes, b.delivered_bytes);
             d(&mut c.queue_dropped, b.queue_dropped);
+            d(&mut c.unfit, b.unfit);
             d(&mut c.paused, b.paused);
             d(&mut c.written, b.written);
             d(&mut c.written_bytes, b.written_bytes);

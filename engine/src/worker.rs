@@ -270,13 +270,17 @@ impl Dispatch {
                     }
                     // A frame cut short (a snaplen, a low-latency port's
                     // slots, an eBPF filter's length) is not sent cut.
-                    Delivery::Forward { .. } if p.data.len() < p.wire_len as usize => false,
+                    Delivery::Forward { .. } if p.data.len() < p.wire_len as usize => {
+                        n[cc::UNFIT] += 1;
+                        false
+                    }
                     Delivery::Forward { to_port } => tx[*to_port].as_mut().is_some_and(|t| {
-                        if wait {
-                            t.push_waiting(p.data, TX_PATIENCE, stop)
-                        } else {
-                            t.push(p.data)
+                        let sent = if wait { t.push_waiting(p.data, TX_PATIENCE, stop) } else { t.push(p.data) };
+                        // Not for a full ring: for a frame the port does not take.
+                        if !sent && !t.takes(p.data) {
+                            n[cc::UNFIT] += 1;
                         }
+                        sent
                     }),
                     Delivery::Queued(producer) if wait => {
                         producer.offer_waiting(p.data, p.wire_len, p.ts_ns, port as u16, QUEUE_PATIENCE, stop)

@@ -402,6 +402,7 @@ fn forwarding_follows_an_egress_mtu_changed_at_run_time() {
     assert_reconciles(&s);
     let fw = &s["consumers"][0];
     assert_eq!((u(&fw["delivered"]), u(&fw["queue_dropped"])), (1000, 500), "{s}");
+    assert_eq!(u(&fw["unfit"]), 500, "dropped for their length, not for a full ring: {s}");
     assert_eq!(u(&s["ports"][1]["tx_frames"]), 1000, "what was sent, and only that: {s}");
     assert_eq!(got.len(), 1000, "the frames under the MTU crossed");
 }
@@ -490,7 +491,15 @@ fn a_cut_frame_is_not_forwarded() {
     let s = read_json(&st);
     assert_reconciles(&s);
     let fw = &s["consumers"][0];
-    assert_eq!((u(&fw["delivered"]), u(&fw["queue_dropped"])), (10, 10), "{s}");
+    assert_eq!((u(&fw["delivered"]), u(&fw["queue_dropped"]), u(&fw["unfit"])), (10, 10, 10), "{s}");
+    // The final table says why.
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains(
+            "consumer `fw`: 10 of its queue_dropped frames could not be sent as they are (cut short, or longer than"
+        ),
+        "{table}"
+    );
     let got = read_pcap(&patch.far);
     assert_eq!(got.len(), 10, "only whole frames crossed");
     assert!(got.iter().all(|r| r.data == frame), "and whole");

@@ -255,11 +255,12 @@ impl TxRing {
         self.frame_size - self.data_offset()
     }
 
-    /// Whether the interface (at its MTU now) and a slot take `frame`.
+    /// Whether the interface (at its MTU now) and a slot take `frame` (an
+    /// empty one is never sent).
     #[must_use]
     pub fn takes(&self, frame: &[u8]) -> bool {
         let len = if self.pad_runts { frame.len().max(MIN_FRAME) } else { frame.len() };
-        self.fits(frame, len)
+        !frame.is_empty() && self.fits(frame, len)
     }
 
     /// Largest frame the interface sends: MTU + 14, plus 4 for a tagged frame

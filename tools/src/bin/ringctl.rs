@@ -753,6 +753,9 @@ fn render_stats(v: &Value) -> String {
             if let Some(l) = ringwire_engine::stats::quarantine_line(&what, errors, quarantined, quarantines) {
                 s.push_str(&format!("{l}\n"));
             }
+            if let Some(l) = ringwire_engine::stats::unfit_line(&what, k["unfit"].as_u64().unwrap_or(0)) {
+                s.push_str(&format!("{l}\n"));
+            }
         }
     }
     let probes: Vec<Value> = list(&c["consumers"]).into_iter().filter(|k| !k["latency"].is_null()).collect();
