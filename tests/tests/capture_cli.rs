@@ -468,7 +468,7 @@ fn bad_inputs_get_one_clear_line_and_a_nonzero_exit() {
 
     let garbage = dir.path().join("garbage.pcap");
     std::fs::write(&garbage, b"this is not a capture file at all").unwrap();
-    refused(&["capture", "-r", garbage.to_str().unwrap()], "not a pcap file");
+    refused(&["capture", "-r", garbage.to_str().unwrap()], "not a pcap or pcapng file (magic 0x");
     let empty = dir.path().join("empty.pcap");
     std::fs::write(&empty, b"").unwrap();
     refused(&["capture", "-r", empty.to_str().unwrap()], "empty.pcap: the file is empty: not a pcap file");
