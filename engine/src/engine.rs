@@ -876,6 +876,7 @@ impl Engine {
             let mut s =
                 PortSnap { name: slot.config.display_name().to_owned(), removed: slot.removed, ..Default::default() };
             let afpacket = matches!(slot.kind, PortKind::AfPacket(_));
+            s.interface = afpacket;
             for (ws, cells) in workers.iter_mut().zip(&slot.cells) {
                 let v = cells.load();
                 // A worker reads the kernel's count every 100 ms but counts

@@ -137,6 +137,10 @@ pub struct PortSnap {
     pub name: String,
     /// Removed at run time (its counters are final).
     pub removed: bool,
+    /// An interface port (`afpacket`), whose kernel counts are checked
+    /// against what was read once its rings are drained.
+    #[serde(skip)]
+    pub interface: bool,
     /// Frames taken from the rings / file.
     pub received: u64,
     /// Wire bytes of those frames.
@@ -526,14 +530,14 @@ impl Snapshot {
     /// - drained queued consumer: delivered = written + over_limit + write_errors + output_closed;
     /// - consumer: seen = the sum of its ports' received frames (checked by the caller
     ///   through `expected_seen`, since only it knows the subscriptions);
-    /// - drained interface port (one with a `link`): kernel_packets = received +
+    /// - drained interface port (removed ones too): kernel_packets = received +
     ///   kernel_drops, every ring having been read to its end (a mismatch is
     ///   frames still in a ring when it closed, or frames read that the kernel
     ///   did not count).
     #[must_use]
     pub fn reconcile(&self, expected_seen: &[u64]) -> Vec<String> {
         let mut errs = Vec::new();
-        for p in self.ports.iter().filter(|p| self.drained && p.link.is_some()) {
+        for p in self.ports.iter().filter(|p| self.drained && (p.interface || p.link.is_some())) {
             let read = p.received + p.kernel_drops;
             let why = match p.kernel_packets.cmp(&read) {
                 std::cmp::Ordering::Equal => continue,

@@ -553,7 +553,15 @@ impl Worker {
                             }
                         }
                     }
-                    Drain::start(self.retire_timeout)
+                    let drain = Drain::start(self.retire_timeout);
+                    if drain.window > DRAIN_CAP && self.sources.iter().any(|s| matches!(s, Source::Ring { .. })) {
+                        tracing::info!(
+                            retire_timeout_ms = self.retire_timeout.as_millis() as u64,
+                            "reading the rings' last blocks, which the kernel hands over once their retire timeout passes: up to {:.0} s",
+                            drain.window.as_secs_f64()
+                        );
+                    }
+                    drain
                 });
                 if work > 0 {
                     drain.progress();
@@ -812,8 +820,9 @@ impl Worker {
                 let live = |s: &Source| matches!(s, Source::Ring { port: p, closing: None, .. } if *p == port);
                 if let (Some(new), Some(i)) = (ring, self.sources.iter().position(live)) {
                     // Read what the old socket still holds (the block its retire timer handed
-                    // over once the interface went), so its counts reconcile before it closes.
-                    let mut drain = Drain::start(self.retire_timeout);
+                    // over once the interface went), so its counts reconcile before it closes
+                    // (the worker's other ports wait meanwhile: at most DRAIN_CAP).
+                    let mut drain = Drain::capped(self.retire_timeout, DRAIN_CAP);
                     loop {
                         if Self::poll_source(&mut self.sources[i], d, false).unwrap_or(0) > 0 {
                             drain.progress();
@@ -1350,13 +1359,16 @@ fn cancel_poll(armed: &mut [Option<u64>], cancels: &mut Vec<u64>, port: usize) {
 const LONG_PACE_WAIT: Duration = Duration::from_secs(10);
 
 /// The longest a ring whose intake is stopped (the engine stopping, its
-/// port removed) is read for what its kernel accepted, however much there is.
+/// port removed) is read for what its kernel accepted, however much there
+/// is, unless its last block takes longer to be retired ([`drain_window`]).
 const DRAIN_CAP: Duration = Duration::from_secs(5);
 
 /// How long a ring whose intake is stopped is read before it closes: until
 /// it has been quiet for the time its last partly filled block takes to be
 /// retired ([`drain_window`]), however long a backlog takes to read (a slow
-/// or busy machine's, an engine held by SIGSTOP), up to [`DRAIN_CAP`].
+/// or busy machine's, an engine held by SIGSTOP), up to [`DRAIN_CAP`] or
+/// that window if longer (a `retire_timeout_ms` of seconds: its last block
+/// is not handed over sooner, and closing the ring earlier would lose it).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Drain {
     /// How long the ring must be quiet.
@@ -1367,8 +1379,14 @@ pub(crate) struct Drain {
 
 impl Drain {
     fn start(retire_timeout: Duration) -> Self {
+        let window = drain_window(retire_timeout);
+        Self::capped(retire_timeout, DRAIN_CAP.max(window))
+    }
+
+    /// A drain that ends after `cap` whatever the window.
+    fn capped(retire_timeout: Duration, cap: Duration) -> Self {
         let (now, window) = (Instant::now(), drain_window(retire_timeout));
-        let cap = now + DRAIN_CAP;
+        let cap = now + cap;
         Self { window, quiet_until: (now + window).min(cap), cap }
     }
 
@@ -1447,9 +1465,14 @@ mod tests {
         capped.cap = Instant::now() + Duration::from_millis(50);
         capped.progress();
         assert!(capped.quiet_until <= capped.cap, "progress stays within the cap");
-        // A retire timeout whose window is longer than the cap: the cap still holds from the start.
-        let long = Drain::start(Duration::from_secs(60));
-        assert!(long.quiet_until <= long.cap, "a long retire timeout is capped at once");
+        // A retire timeout whose window is longer than the cap: the ring is
+        // read for the window (its last block comes no sooner) ...
+        let long = Drain::start(Duration::from_secs(6));
+        assert!(long.cap >= Instant::now() + Duration::from_secs(18), "the window is the cap");
+        assert!(long.quiet_until <= long.cap);
+        // ... unless a cap is set (a worker blocked reading an old ring).
+        let held = Drain::capped(Duration::from_secs(60), DRAIN_CAP);
+        assert!(held.quiet_until <= held.cap && held.cap <= Instant::now() + DRAIN_CAP, "capped at once");
     }
 
     #[test]

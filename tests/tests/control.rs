@@ -716,6 +716,52 @@ fn run_reopens_a_port_whose_interface_is_deleted_and_created_again() {
     assert!(got == want, "the file holds the frames sent before the interface went and after it came back");
 }
 
+/// A retire timeout of seconds: a ring's last, partly filled block is handed
+/// over only once it passes. A port removed and an engine stopped read it
+/// all the same (they gave up after 5 s, losing the frames in it, and a
+/// removed port's loss was not even reported).
+#[test]
+fn a_block_retired_after_seconds_is_read_at_removal_and_at_stop() {
+    if !privileged("a_block_retired_after_seconds_is_read_at_removal_and_at_stop") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Pair { mut lab, ns_gen: ns_g, ns_eng: ns_e, if_gen: vg, if_eng: ve } = Pair::new();
+    let (vg2, ve2) = lab.veth(&ns_g, &ns_e).expect("a second veth pair");
+    let (st, out, cfg) = (dir.path().join("stats.json"), dir.path().join("slow.pcap"), dir.path().join("slow.toml"));
+    std::fs::write(
+        &cfg,
+        format!(
+            "[engine]\nworkers = [0]\nstats_json = \"{}\"\n[ring]\nretire_timeout_ms = 6000\n\
+             [[ports]]\nname = \"p\"\nuri = \"afpacket:{ve}\"\n\
+             [[consumers]]\nname = \"cap\"\nkind = \"pcap\"\npath = \"{}\"\n",
+            st.display(),
+            out.display()
+        ),
+    )
+    .unwrap();
+    let engine = start_engine(&ns_e, &cfg, dir.path());
+    let sock = control_socket(&cfg);
+    let _ = ringctl_json(&sock, &["ports", "add", &format!("afpacket:{ve2}"), "--name", "q"]);
+    let send = |iface: &str| {
+        let r = generate(&ns_g, iface, &["--count", "10", "--rate", "1000", "--vlan-every", "0"]);
+        assert_eq!(r["sent"], 10);
+    };
+    send(&vg2);
+    send(&vg);
+    let _ = ringctl_json(&sock, &["ports", "del", "q"]);
+    let started = std::time::Instant::now();
+    let res = ringwire_tests::stop_engine(engine);
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    assert!(started.elapsed() >= Duration::from_secs(3), "the stop waited for the last block");
+    let s = read_json(&st);
+    assert_reconciles(&s);
+    let q = s["ports"].as_array().unwrap().iter().find(|p| p["name"] == "q").cloned().unwrap();
+    assert_eq!((q["removed"].as_bool(), q["received"].as_u64()), (Some(true), Some(10)), "{s}");
+    assert_eq!(s["ports"][0]["received"], 10, "{s}");
+    assert_eq!(read_pcap(&out).len(), 20, "{s}");
+}
+
 /// A patch into a port that only sends (`rx = false`) whose interface is
 /// deleted and created again: the port shows `gone`, then the engine
 /// re-opens its TX rings by itself and forwarding resumes. Frames forwarded
