@@ -604,6 +604,15 @@ impl Engine {
                 "[classifier] has entries but no port has filter = \"classifier\"; the table is not used"
             );
         }
+        if config.engine.fanout_defrag
+            && nworkers > 1
+            && config.consumers.iter().any(|c| c.kind == crate::config::ConsumerKind::Forward)
+        {
+            tracing::warn!(
+                "engine.fanout_defrag: consumers get each fragmented IP datagram reassembled, as one frame \
+                 longer than the MTU, which forwarding cannot send (counted unfit): patches drop fragmented traffic"
+            );
+        }
         // Symmetric steering: one program for every port's fanout group.
         let steer = (nworkers > 1 && config.engine.fanout == crate::config::FanoutMode::EbpfSymmetric)
             .then(ringwire_bpf::SymmetricSteer::load)
@@ -1145,6 +1154,15 @@ pub(crate) fn open_port(
                         link: Link::Up,
                         order: Default::default(),
                     });
+                }
+                // Every member has joined: each flow goes to one worker from the first frame.
+                if nworkers > 1 {
+                    for source in sources.iter().flatten() {
+                        if let Source::Ring { ring, .. } = source {
+                            ring.open_gate(filter.as_deref().map(PortFilter::kernel))
+                                .map_err(|source| port_err(RingError::Sys { iface: iface.clone(), source }))?;
+                        }
+                    }
                 }
             }
         }

@@ -208,6 +208,62 @@ fn hash_fanout_keeps_each_flow_on_one_worker() {
     assert_eq!(u(&s["workers"][0]["received"]) as usize, per_worker[0]);
 }
 
+/// A port added while its traffic flows (and so an engine started under
+/// traffic): every flow stays on one worker from its first frame. The
+/// workers' sockets joined the fanout group one by one, each open at once,
+/// so the first took every flow until the second joined and half of them
+/// moved (32 of 64 flows on both workers).
+#[test]
+fn a_port_opened_under_traffic_keeps_each_flow_on_one_worker() {
+    if !privileged_on_two_cores("a_port_opened_under_traffic_keeps_each_flow_on_one_worker") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Pair { mut lab, ns_gen: ns_g, ns_eng: ns_e, if_gen: _, if_eng: ve } = Pair::new();
+    let (vg2, ve2) = lab.veth(&ns_g, &ns_e).expect("a second veth pair");
+    let out = dir.path().join("added.pcap");
+    let st = dir.path().join("stats.json");
+    let cfg = write_config(
+        dir.path(),
+        "added",
+        &format!(
+            "[engine]\nworkers = [0, 1]\nfanout = \"hash\"\nstats_json = \"{}\"\n[[ports]]\nname = \"p\"\nuri = \"afpacket:{ve}\"\n\
+             [[consumers]]\nname = \"cap\"\nkind = \"pcap\"\npath = \"{}\"\nsplit_by_worker = true\n",
+            st.display(),
+            out.display()
+        ),
+    );
+    let engine = start_engine(&ns_e, &cfg, dir.path());
+    let sock = ringwire_tests::control_socket(&cfg);
+    let flow = ringwire_tests::spawn_generator(
+        &ns_g,
+        &vg2,
+        &["--count", "30000", "--rate", "20000", "--flows", "64", "--size", "128", "--vlan-every", "0"],
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = ringwire_tests::ringctl_json(&sock, &["ports", "add", &format!("afpacket:{ve2}"), "--name", "q"]);
+    let flow = flow.wait(Duration::from_secs(30));
+    assert!(flow.status.success(), "{}", String::from_utf8_lossy(&flow.stderr));
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = stop_engine(engine);
+    let s = read_json(&st);
+    assert_reconciles(&s);
+    let mut workers_of: HashMap<u32, Vec<usize>> = HashMap::new();
+    for w in 0..2 {
+        for r in read_pcap(&dir.path().join(format!("added.w{w}.pcap"))) {
+            let stamp = read_stamp(&r.data).expect("a generated frame");
+            let ws = workers_of.entry(stamp.flow).or_default();
+            if !ws.contains(&w) {
+                ws.push(w);
+            }
+        }
+    }
+    assert_eq!(workers_of.len(), 64, "every flow arrived: {s}");
+    let split: Vec<_> = workers_of.iter().filter(|(_, w)| w.len() > 1).map(|(f, _)| *f).collect();
+    assert!(split.is_empty(), "{} flows on both workers: {split:?}", split.len());
+    assert!(workers_of.values().any(|w| w == &[0]) && workers_of.values().any(|w| w == &[1]), "spread over both");
+}
+
 /// Two workers writing one file (or printing): the file is in time order,
 /// as one socket's would be, although hash fanout hands each worker its
 /// own flows and each publishes its batches when it has them (before the
@@ -1380,6 +1436,8 @@ fn rings_carry_the_flow_hash_when_asked_or_when_it_is_free() {
             .collect()
     })
     .expect("enter the engine's namespace");
+    // The group's one member has joined: it may take frames.
+    rings[3].open_gate(None).expect("open the fanout member");
     let fills: Vec<bool> = rings.iter().map(RxRing::fills_rxhash).collect();
     assert_eq!(fills, [false, false, true, false], "off, auto alone on a veth, on, auto in a hash group");
 

@@ -305,7 +305,8 @@ unsafe impl Send for RxRing {}
 
 impl RxRing {
     /// Open a ring: socket → version → reserve → filter → RX_RING (shrinking
-    /// on ENOMEM) → mmap → bind → fanout → promisc.
+    /// on ENOMEM) → mmap → bind → fanout → promisc. A fanout member is
+    /// opened closed: it receives nothing until [`RxRing::open_gate`].
     ///
     /// # Errors
     /// [`RingError`] naming the interface and the failed step.
@@ -405,10 +406,8 @@ impl RxRing {
                 sys::setsockopt(&fd, sys::SOL_PACKET, sys::PACKET_FANOUT_DATA, &prog, "setsockopt(PACKET_FANOUT_DATA)")
                     .map_err(sys_err)?;
             }
-            match opts.filter {
-                Some(f) => f.attach(&fd).map_err(sys_err)?,
-                None => sys::detach_filter(&fd).map_err(sys_err)?,
-            }
+            // The member stays closed (it drops every frame) until every
+            // member of its group has joined: see [`RxRing::open_gate`].
         }
         if opts.promisc {
             sys::add_promisc(&fd, ifindex).map_err(sys_err)?;
@@ -491,6 +490,22 @@ impl RxRing {
     /// The setsockopt failure.
     pub fn stop_intake(&self) -> Result<(), sys::SyscallError> {
         sys::attach_filter(&self.fd, &DROP_ALL)
+    }
+
+    /// Let frames into a fanout member, which [`RxRing::open`] leaves
+    /// dropping every frame: through `filter`, or all of them. Called once
+    /// every member of the group has joined: the group spreads flows over
+    /// the members there are, so a member open while the others join would
+    /// take every flow, and then see half of them move to the next member
+    /// as it joins (a flow on two workers).
+    ///
+    /// # Errors
+    /// The setsockopt failure.
+    pub fn open_gate(&self, filter: Option<KernelFilter<'_>>) -> Result<(), sys::SyscallError> {
+        match filter {
+            Some(f) => f.attach(&self.fd),
+            None => sys::detach_filter(&self.fd),
+        }
     }
 
     /// Replace the socket's kernel filter (atomic in the kernel).
