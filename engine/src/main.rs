@@ -100,7 +100,7 @@ struct CaptureArgs {
     rotate_mb: Option<u64>,
     /// With -C: keep at most this many files, removing the oldest as a new
     /// one starts, so a long capture takes bounded space.
-    #[arg(short = 'W', long = "file-count", value_name = "N", requires = "rotate_mb", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(short = 'W', long = "file-count", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     rotate_files: Option<u32>,
     /// Size of each worker's kernel ring, in KiB (as tcpdump's -B), in whole
     /// blocks of 256 KiB [default: 65536, 64 MiB].
@@ -673,6 +673,9 @@ fn capture_config(a: &CaptureArgs) -> Result<Config> {
     if a.write.is_some() && (a.micro || a.precision == Some(Precision::Micro)) {
         bail!("--micro: files written with -w have nanosecond times (tcpdump's --nano); the precision applies to printed lines");
     }
+    if a.rotate_files.is_some() && a.rotate_mb.is_none() {
+        bail!("-W: keeping N files needs -C MIB, the size at which a new file starts (as tcpdump's -W needs -C or -G)");
+    }
     match a.write.as_deref() {
         _ if a.rotate_mb.is_none() => {}
         None => bail!("-C: rotating files needs -w FILE"),
@@ -752,7 +755,8 @@ fn capture_config(a: &CaptureArgs) -> Result<Config> {
             4 => PrintTime::Date,
             _ => PrintTime::SinceFirst,
         },
-        print_precision: if a.nano || a.precision == Some(Precision::Nano) {
+        // (With -w, --nano is what the file has anyway, as tcpdump's -w --nano.)
+        print_precision: if a.write.is_none() && (a.nano || a.precision == Some(Precision::Nano)) {
             ringwire_engine::config::PrintPrecision::Nano
         } else {
             ringwire_engine::config::PrintPrecision::Micro
