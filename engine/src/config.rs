@@ -799,6 +799,17 @@ impl Config {
             if p.low_latency && !matches!(kind, PortKind::AfPacket(_)) {
                 return bad(format!("port `{}`: low_latency applies to afpacket ports only", p.display_name()));
             }
+            // A slot must hold a minimum Ethernet frame and a VLAN tag put back.
+            let kept = self.ring.rx_geometry().kept_whole(true);
+            if p.low_latency && p.rx && kept < 68 {
+                return bad(format!(
+                    "port `{}`: ring.frame_size {}: a low-latency port's slots would keep {kept} bytes of each frame; \
+                     give at least {} (68 bytes: a minimum Ethernet frame and a VLAN tag)",
+                    p.display_name(),
+                    self.ring.frame_size,
+                    crate::ring::v2_frame_size(68)
+                ));
+            }
             if p.rx && !p.low_latency && matches!(kind, PortKind::AfPacket(_)) {
                 self.ring.rx_geometry().validate_v3().map_err(|m| ConfigError::Invalid(format!("ring: {m}")))?;
             }
@@ -1055,6 +1066,7 @@ mod tests {
             ("block_count = 65536", "block_count 65536 must be at most 65535 for a block ring"),
             ("block_count = 0", "block_count must be at least 1"),
             ("retire_timeout_ms = 65536", "retire_timeout_ms 65536 must be between 1 and 65535"),
+            ("block_size = 2147483648", "block_size 2147483648 must be a power of two between the page size"),
         ] {
             let err = Config::parse(&format!("[ring]\n{ring}\n{port}")).unwrap().validate().unwrap_err().to_string();
             assert!(err.contains(needle), "{ring}: {err}");
@@ -1064,9 +1076,18 @@ mod tests {
             // A low-latency (V2) ring is walked frame by frame; files have no ring.
             format!("[ring]\nblock_count = 65536\n{port}low_latency = true\n"),
             "[ring]\nblock_count = 65536\n[[ports]]\nuri = \"pcap:in.pcap\"\n".to_owned(),
+            format!("[ring]\nblock_size = 1073741824\nblock_count = 1\n{port}"),
+            format!("[ring]\nframe_size = 144\n{port}low_latency = true\n"),
         ] {
             Config::parse(&fine).unwrap().validate().unwrap();
         }
+        // Slots too small to hold a minimum frame: records of 10 bytes, no VLAN tag put back.
+        let tiny = format!("[ring]\nframe_size = 80\n{port}name = \"ll\"\nlow_latency = true\n");
+        let err = Config::parse(&tiny).unwrap().validate().unwrap_err().to_string();
+        assert!(
+            err.contains("port `ll`: ring.frame_size 80: a low-latency port's slots would keep 10 bytes of each frame; give at least 144"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -1111,6 +1111,7 @@ pub(crate) fn open_port(
             if p.rx {
                 let port_err = |source| EngineError::Port { port: p.display_name().into(), source };
                 let mut fanout_id: Option<u16> = None;
+                let mut first = true;
                 for source in &mut sources {
                     let fanout = (nworkers > 1).then(|| {
                         let mut flags = config.engine.fanout.kernel_mode();
@@ -1146,6 +1147,9 @@ pub(crate) fn open_port(
                     }
                     if ring.geometry() != config.ring.rx_geometry() {
                         tracing::warn!(port = p.display_name(), blocks = ring.geometry().block_count, "RX ring shrunk");
+                    }
+                    if std::mem::take(&mut first) {
+                        warn_if_cut(p, &ring, config);
                     }
                     *source = Some(Source::Ring {
                         port: index,
@@ -1253,6 +1257,23 @@ pub(crate) fn open_tx(st: &State, port: usize) -> Result<(Vec<TxRing>, Option<St
         tracing::warn!("{w}");
     }
     Ok((rings, warning))
+}
+
+/// Say so when `ring` (port `p`'s first) cuts frames its interface lets
+/// through: longer than its blocks (or, low-latency, its slots) hold.
+fn warn_if_cut(p: &PortConfig, ring: &RxRing, config: &Config) {
+    let kept = ring.geometry().kept_whole(p.low_latency);
+    let Ok(longest) = ring.longest_frame() else { return };
+    if longest > kept {
+        let what = if p.low_latency { "ring.frame_size (its slots)" } else { "ring.block_size" };
+        tracing::warn!(
+            "port `{}`: its interface's MTU lets frames of up to {longest} bytes through, but its RX ring keeps {kept} bytes \
+             of a frame (ring.block_size {}, ring.frame_size {}): longer frames are cut to {kept}, and cannot be forwarded; raise {what}",
+            p.display_name(),
+            config.ring.block_size,
+            config.ring.frame_size
+        );
+    }
 }
 
 /// Chunks in each of a queued consumer's queues (one per worker).

@@ -1519,6 +1519,35 @@ fn immediate_mode_capture_keeps_jumbo_frames_whole() {
     assert_eq!(got.into_iter().map(|r| r.data).collect::<Vec<_>>(), want, "200 frames of 8000 bytes, as sent");
 }
 
+/// An RX ring whose blocks are smaller than what the interface lets through
+/// cuts the longer frames: the engine says so at start, with the sizes
+/// (TX rings did; RX rings cut without a word).
+#[test]
+fn a_ring_that_cuts_the_interfaces_frames_is_warned_about() {
+    if !privileged("a_ring_that_cuts_the_interfaces_frames_is_warned_about") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Pair { lab: _lab, ns_gen: _, ns_eng: ns_e, if_gen: _, if_eng: ve } = Pair::new();
+    ringwire_tests::ip(&ns_e, &["link", "set", &ve, "mtu", "9000"]);
+    let cfg = write_config(
+        dir.path(),
+        "small",
+        &format!(
+            "[engine]\nworkers = [0]\n[ring]\nblock_size = 4096\nblock_count = 64\n\
+             [[ports]]\nname = \"p\"\nuri = \"afpacket:{ve}\"\n[[consumers]]\nname = \"c\"\nkind = \"counter\"\n"
+        ),
+    );
+    let mut engine = start_engine(&ns_e, &cfg, dir.path());
+    engine.expect_stderr(
+        "port `p`: its interface's MTU lets frames of up to 9018 bytes through, but its RX ring keeps 3962 bytes",
+        Duration::from_secs(5),
+        "the cut is warned about",
+    );
+    let res = stop_engine(engine);
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+}
+
 /// A bad day for the interface under `ringwire capture udp or tcp`: it is
 /// down when the capture starts (the capture says so, where the expression
 /// used to fail to compile: libpcap cannot open a down interface, and only
