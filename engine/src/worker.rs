@@ -50,8 +50,8 @@ pub(crate) enum Source {
         reader: FileReader,
         filter: Option<Box<dyn Filter>>,
         pace: Pace,
-        /// Recorded pace: (first record's time, when it was replayed).
-        clock: Option<(u64, Instant)>,
+        /// Recorded pace: when each record is due.
+        clock: Option<PaceClock>,
         /// Recorded pace: a record read but not yet due.
         held: Option<RecordRef>,
         done: bool,
@@ -925,13 +925,12 @@ impl Worker {
     }
 
     fn idle_timeout(&self) -> Duration {
+        // (A held record's due time was set when it was read.)
         // A paced pcap source needs to wake up for its next record: when it
         // is due, if it is read and held, else soon, to read it.
         let paced = self.sources.iter().filter_map(|s| match s {
             Source::Pcap { pace: Pace::Recorded, done: false, held, clock, .. } => Some(match (held, clock) {
-                (Some(r), Some((t0, start))) => {
-                    Duration::from_nanos(r.ts_ns.saturating_sub(*t0)).saturating_sub(start.elapsed())
-                }
+                (Some(r), Some(c)) => c.peek(r.ts_ns).saturating_duration_since(Instant::now()),
                 _ => Duration::from_micros(200),
             }),
             _ => None,
@@ -1086,10 +1085,10 @@ impl Worker {
                             if *pace == Pace::Recorded {
                                 // Never sleep here: a record not yet due waits in `held`
                                 // and the worker's idle wait brings us back.
-                                let (t0, start) = *clock.get_or_insert((r.ts_ns, Instant::now()));
-                                let due = Duration::from_nanos(r.ts_ns.saturating_sub(t0));
+                                let due = clock.get_or_insert_with(|| PaceClock::new(r.ts_ns)).due(r.ts_ns);
                                 // One reading of the clock: a second could see the record due.
-                                if let Some(wait) = due.checked_sub(start.elapsed()).filter(|w| !w.is_zero()) {
+                                if let Some(wait) = due.checked_duration_since(Instant::now()).filter(|w| !w.is_zero())
+                                {
                                     if !was_held && wait > LONG_PACE_WAIT {
                                         // Once per record: the run seems to hang otherwise.
                                         tracing::warn!(
@@ -1354,6 +1353,45 @@ fn cancel_poll(armed: &mut [Option<u64>], cancels: &mut Vec<u64>, port: usize) {
     }
 }
 
+/// When a file's records are due at their recorded pace: each at its
+/// recorded time less the first record's, from when the first was replayed.
+/// Where the file's times step back (files joined end to end, a clock set
+/// back while capturing), the record is due with the one before it, and
+/// those after it are timed from it: the recorded intervals are kept on
+/// both sides of the step (the records after it were sent in a burst until
+/// their times caught up with the one before the step).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PaceClock {
+    /// The record all others are timed from, and when it was due.
+    t0: u64,
+    start: Instant,
+    /// The last record's time.
+    last: u64,
+}
+
+impl PaceClock {
+    /// A clock whose first record, of time `ts`, is due now.
+    pub(crate) fn new(ts: u64) -> Self {
+        Self { t0: ts, start: Instant::now(), last: ts }
+    }
+
+    /// When the next record, of time `ts`, is due (asked again for a
+    /// record held until then, it is the same).
+    fn due(&mut self, ts: u64) -> Instant {
+        if ts < self.last {
+            self.start += Duration::from_nanos(self.last - self.t0);
+            self.t0 = ts;
+        }
+        self.last = ts;
+        self.peek(ts)
+    }
+
+    /// When the record of time `ts` last given to [`PaceClock::due`] is due.
+    fn peek(&self, ts: u64) -> Instant {
+        self.start + Duration::from_nanos(ts.saturating_sub(self.t0))
+    }
+}
+
 /// A wait for a file record's recorded time longer than this is said (a
 /// capture paused for long, or a bad timestamp).
 const LONG_PACE_WAIT: Duration = Duration::from_secs(10);
@@ -1473,6 +1511,24 @@ mod tests {
         // ... unless a cap is set (a worker blocked reading an old ring).
         let held = Drain::capped(Duration::from_secs(60), DRAIN_CAP);
         assert!(held.quiet_until <= held.cap && held.cap <= Instant::now() + DRAIN_CAP, "capped at once");
+    }
+
+    /// Recorded pace: records are due at their times from the first's; one
+    /// whose time steps back is due with the one before it, and the records
+    /// after it are timed from it.
+    #[test]
+    fn a_step_back_in_a_files_times_keeps_the_intervals_on_both_sides() {
+        let ms = |n: u64| Duration::from_millis(n);
+        let mut c = PaceClock::new(1_000_000_000);
+        let s = c.start;
+        assert_eq!(c.due(1_000_000_000), s);
+        assert_eq!(c.due(1_100_000_000), s + ms(100));
+        assert_eq!(c.due(1_200_000_000), s + ms(200));
+        assert_eq!(c.due(1_200_000_000), s + ms(200), "a record held, asked again");
+        assert_eq!(c.due(1_050_000_000), s + ms(200), "stepped back: with the one before");
+        assert_eq!(c.peek(1_050_000_000), s + ms(200));
+        assert_eq!(c.due(1_150_000_000), s + ms(300));
+        assert_eq!(c.due(1_150_000_000 + 5_000_000_000), s + ms(5300), "a long gap forward is kept");
     }
 
     #[test]

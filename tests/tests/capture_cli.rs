@@ -676,6 +676,32 @@ fn recorded_pace_replays_at_the_recorded_intervals() {
     let recs = read_pcap(&out);
     assert_eq!(recs.len(), 4);
     assert!(recs.iter().all(|r| r.data == frame));
+
+    // Times that step back (files joined end to end): the intervals on each
+    // side of the step are kept; the records after it went out in a burst
+    // until their times caught up (1.2 s in all, not 2.4 s).
+    let stepped = dir.path().join("stepped.pcap");
+    let ms = [0, 600, 1200, 0, 600, 1200];
+    ringwire_tests::write_pcap(
+        &stepped,
+        ms.iter().map(|m| (Duration::from_millis(1_700_000_000_000 + m), frame.as_slice())),
+    );
+    let cfg = dir.path().join("stepped.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[[ports]]\nuri = \"pcap:{}\"\npace = \"recorded\"\n[[consumers]]\nname = \"w\"\nkind = \"pcap\"\npath = \"{}\"\n",
+            stepped.display(),
+            out.display()
+        ),
+    )
+    .unwrap();
+    let t0 = std::time::Instant::now();
+    let res = ringwire(&["run", cfg.to_str().unwrap(), "--control-socket", "none"]);
+    let took = t0.elapsed();
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    assert!(took >= Duration::from_millis(2300), "two runs of 1.2 s, one after the other, in {took:?}");
+    assert_eq!(read_pcap(&out).len(), 6);
 }
 
 /// A record due long after the one before (a paused capture, a bad
