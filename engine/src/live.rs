@@ -419,6 +419,12 @@ impl Engine {
                 c.config.name
             )));
         }
+        // An engine runs with a port, as a config needs one (`config show` saves it).
+        if st.ports.iter().enumerate().all(|(i, p)| i == slot || p.removed) {
+            return Err(ChangeError::Conflict(format!(
+                "name: `{name}` is the engine's last port, and an engine needs one: add another first"
+            )));
+        }
         let per_worker = (0..self.nworkers()).map(|_| vec![Command::RemovePort { port: slot }]).collect();
         let confirmed = self.send_and_wait(&mut st, per_worker)?;
         // Its interface's drops up to now are its last.

@@ -856,6 +856,7 @@ fn the_writer_is_real_time_only_while_an_interface_port_feeds_it() {
         format!(
             "[engine]\nworkers = [0]\n\
              [[ports]]\nname = \"p\"\nuri = \"afpacket:{ve}\"\n\
+             [[ports]]\nname = \"send-only\"\nuri = \"afpacket:{ve}\"\nrx = false\n\
              [[consumers]]\nname = \"cap\"\nkind = \"pcap\"\npath = \"{}\"\n",
             out.display()
         ),
@@ -873,7 +874,12 @@ fn the_writer_is_real_time_only_while_an_interface_port_feeds_it() {
     assert_eq!(sched(fifo), Some(fifo), "an interface port: SCHED_FIFO");
     send();
     ok(&["ports", "del", "p"]);
-    assert_eq!(sched(normal), Some(normal), "no interface port left: normal");
+    assert_eq!(sched(normal), Some(normal), "no interface port receiving: normal");
+    // The engine's last port cannot go: an engine (and its saved config) needs one.
+    let last = ringctl(&sock, &["ports", "del", "send-only"]);
+    let err = String::from_utf8_lossy(&last.stderr);
+    assert_eq!(last.status.code(), Some(1), "{err}");
+    assert!(err.contains("`send-only` is the engine's last port, and an engine needs one: add another first"), "{err}");
     ok(&["ports", "add", &format!("afpacket:{ve}"), "--name", "p2"]);
     assert_eq!(sched(fifo), Some(fifo), "an interface port added: SCHED_FIFO again");
     send();
