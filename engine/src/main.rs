@@ -180,11 +180,11 @@ enum Direction {
 
 #[derive(clap::Args)]
 struct DemoArgs {
-    /// Seconds of traffic.
-    #[arg(long, default_value_t = 8)]
+    /// Seconds of traffic (at least 1).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=3600))]
     duration: u64,
-    /// Frames per second offered by the generator.
-    #[arg(long, default_value_t = 200_000)]
+    /// Frames per second offered by the generator (at least 1).
+    #[arg(long, default_value_t = 200_000, value_parser = clap::value_parser!(u64).range(1..))]
     rate: u64,
     /// Directory for the pcap file (default: a new directory under /tmp).
     #[arg(long)]
@@ -890,10 +890,54 @@ fn remove_earlier_demo_dirs() {
     }
 }
 
+/// Whether another `ringwire demo` runs (its lab is its own).
+fn another_demo_runs() -> bool {
+    let me = std::process::id();
+    let Ok(dir) = std::fs::read_dir("/proc") else { return true };
+    dir.flatten().any(|e| {
+        let Some(pid) = e.file_name().to_str().and_then(|p| p.parse::<u32>().ok()) else { return false };
+        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else { return false };
+        let mut args = cmdline.split(|b| *b == 0);
+        let prog = args.next().unwrap_or_default();
+        pid != me && prog.rsplit(|b| *b == b'/').next() == Some(b"ringwire") && args.any(|a| a == b"demo")
+    })
+}
+
+/// Remove the labs of earlier demos killed before they could (their
+/// namespaces, with anything still running in them), unless another demo
+/// runs.
+fn remove_earlier_demo_labs() {
+    if another_demo_runs() {
+        return;
+    }
+    let Ok(list) = ringwire_engine::lab::run(&["ip", "netns", "list"]) else { return };
+    for ns in list.lines().filter_map(|l| l.split_whitespace().next()) {
+        if Lab::namespace_role(ns, DEMO_LAB).is_none() {
+            continue;
+        }
+        if let Ok(pids) = ringwire_engine::lab::run(&["ip", "netns", "pids", ns]) {
+            for pid in pids.lines().filter_map(|p| p.trim().parse::<libc::pid_t>().ok()) {
+                // SAFETY: kill(2) with a pid read from the namespace; no memory is involved.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+        if ringwire_engine::lab::run(&["ip", "netns", "del", ns]).is_ok() {
+            out!("removed namespace {ns} (an earlier demo's lab, left behind when it was killed)");
+        }
+    }
+}
+
+/// The demo's lab names start with this.
+const DEMO_LAB: &str = "rwdemo";
+
 fn cmd_demo(a: &DemoArgs) -> Result<ExitCode> {
     if !sys::is_root() {
         bail!("the demo creates network namespaces and needs root (try: sudo ringwire demo)");
     }
+    // Before the lab exists: a Ctrl-C from now on stops the demo through its
+    // cleanup, never mid-way with the lab left behind.
+    let signals = stop_flag(None, Force::Never)?;
+    remove_earlier_demo_labs();
     let gen = sibling_binary("ringwire-gen")?;
     let workers = default_workers(2);
     let out_dir = match &a.out_dir {
@@ -906,7 +950,7 @@ fn cmd_demo(a: &DemoArgs) -> Result<ExitCode> {
     std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     let pcap = out_dir.join("demo.pcap");
 
-    let mut lab = Lab::new("rwdemo");
+    let mut lab = Lab::new(DEMO_LAB);
     let ns_gen = lab.namespace("gen")?;
     let ns_eng = lab.namespace("eng")?;
     let (veth_gen, veth_eng) = lab.veth(&ns_gen, &ns_eng)?;
@@ -938,9 +982,12 @@ fn cmd_demo(a: &DemoArgs) -> Result<ExitCode> {
         workers.len(),
         pcap.display()
     );
+    if signals.load(std::sync::atomic::Ordering::Relaxed) {
+        drop(lab);
+        out!("stopped before the engine started; lab removed");
+        return Ok(ExitCode::from(130));
+    }
     let engine = Lab::within(&ns_eng, || Engine::start(&config))??;
-
-    let signals = stop_flag(None, Force::Never)?;
     out!(
         "ringwire-gen: {} frames/s for {} s of mixed IPv4/IPv6 UDP/TCP, 1 in 8 flows 802.1Q-tagged, 60-1514 bytes",
         a.rate,
@@ -967,13 +1014,33 @@ fn cmd_demo(a: &DemoArgs) -> Result<ExitCode> {
         .context("starting ringwire-gen")?;
     let mut gen_done: Option<std::process::ExitStatus> = None;
     let mut quiet_since: Option<Instant> = None;
+    // A Ctrl-C stops the generator first (as on its own Ctrl-C: it reports
+    // what it sent), then the engine once it has read the last frames, so
+    // every frame sent is accounted for; the generator is killed if it has
+    // not stopped within 2 s.
+    let mut interrupted: Option<Instant> = None;
     let report = supervise(
         engine,
         1000,
-        &signals,
+        &AtomicBool::new(false),
         |_| {
             if gen_done.is_none() {
                 gen_done = child.try_wait().ok().flatten();
+            }
+            if gen_done.is_none() && signals.load(std::sync::atomic::Ordering::Relaxed) {
+                match interrupted {
+                    None => {
+                        interrupted = Some(Instant::now());
+                        if let Ok(pid) = libc::pid_t::try_from(child.id()) {
+                            // SAFETY: kill(2) on our own child, not yet waited for (its pid is still ours).
+                            unsafe { libc::kill(pid, libc::SIGINT) };
+                        }
+                    }
+                    Some(t) if t.elapsed() > Duration::from_secs(2) => {
+                        let _ = child.kill();
+                    }
+                    Some(_) => {}
+                }
             }
             // After the generator ends, give the last block time to retire.
             gen_done.is_some() && quiet_since.get_or_insert_with(Instant::now).elapsed() > Duration::from_millis(300)
@@ -997,6 +1064,8 @@ fn cmd_demo(a: &DemoArgs) -> Result<ExitCode> {
              {if_drops}, lost elsewhere {}",
             sent.saturating_sub(received + drops + if_drops)
         );
+    } else {
+        out!("the generator gave no report of what it sent (stopped before it could)");
     }
     out!("pcap file: {}  (open it with: tcpdump -nr {} | head)", pcap.display(), pcap.display());
     drop(lab);
