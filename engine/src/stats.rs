@@ -499,7 +499,11 @@ impl Snapshot {
             d(&mut c.queue_dropped, b.queue_dropped);
             d(&mut c.unfit, b.unfit);
             d(&mut c.paused, b.paused);
-            d(&mut c.written, b.written);
+            // Frames in a queue at `base` were delivered before it: written
+            // since, they count as written before (else a queued consumer
+            // showed more written than delivered since a reset, for good).
+            let in_flight = b.delivered.saturating_sub(b.written + b.over_limit + b.write_errors + b.output_closed);
+            d(&mut c.written, b.written + in_flight);
             d(&mut c.written_bytes, b.written_bytes);
             d(&mut c.over_limit, b.over_limit);
             d(&mut c.write_errors, b.write_errors);
@@ -894,6 +898,19 @@ mod tests {
         let e = |i: usize| d.ports[i].ebpf.map(|e| (e.seen, e.passed, e.filtered));
         assert_eq!(e(0), Some((4000, 2000, 2000)), "swapped in: all its own");
         assert_eq!(e(1), Some((50, 20, 30)), "the same program: since the reset");
+    }
+
+    /// A reset while frames sit in a queued consumer's queue: once written,
+    /// they count as written before the reset (they were delivered before
+    /// it), so written since never exceeds delivered since.
+    #[test]
+    fn frames_queued_at_a_reset_count_as_written_before_it() {
+        let cap = |delivered, written| ConsumerSnap { delivered, written, ..Default::default() };
+        let base = Snapshot { consumers: vec![cap(1000, 968)], ..Default::default() };
+        let now = Snapshot { consumers: vec![cap(31_130, 31_130)], drained: true, ..Default::default() };
+        let d = now.since(&base);
+        assert_eq!((d.consumers[0].delivered, d.consumers[0].written), (30_130, 30_130));
+        assert!(d.reconcile(&[d.consumers[0].seen]).iter().all(|e| !e.contains("written")), "{:?}", d.reconcile(&[0]));
     }
 
     #[test]
