@@ -1327,15 +1327,27 @@ fn ringctl_waits_for_room_keeps_watching_and_rates_follow_their_row() {
         .collect();
     let per_s: f64 = live[6].parse().unwrap_or_else(|_| panic!("{table}"));
     assert!(per_s > 5_000.0, "the live consumer's own rate: {table}");
+    // A one-shot read a moment after another: rates over a second or more,
+    // not over the moment between (noise), and the table says over what.
+    let quick = ringctl_ok(&sock, &["stats"]);
+    let header = quick.lines().next().unwrap();
+    let dt: f64 = header
+        .split("; rates over the last ")
+        .nth(1)
+        .and_then(|t| t.trim_end_matches(" s").parse().ok())
+        .unwrap_or_else(|| panic!("{quick}"));
+    assert!(dt >= 1.0, "{quick}");
     // Each connection's rates are over its own interval, however often
     // another reads (both under the 1-s idle timeout).
     let (mut a, mut b) = (connect(&sock), connect(&sock));
     let stats = b"{\"id\":1,\"cmd\":\"stats\"}\n";
     ask(&mut a, stats);
-    for _ in 0..4 {
+    for k in 0..4 {
         std::thread::sleep(Duration::from_millis(200));
         let r = ask(&mut b, stats);
-        assert!(r["result"]["rates"]["interval_s"].as_f64().unwrap() < 0.5, "{r}");
+        let dt = r["result"]["rates"]["interval_s"].as_f64().unwrap();
+        // B's first read: over a second or more (A's read a moment ago would be noise).
+        assert!(if k == 0 { dt >= 1.0 } else { dt < 0.5 }, "{r}");
     }
     let r = ask(&mut a, stats);
     let interval = r["result"]["rates"]["interval_s"].as_f64().unwrap();

@@ -7,7 +7,7 @@
 pub mod protocol;
 pub mod server;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
@@ -29,6 +29,12 @@ pub enum After {
 /// Replaces the process's log filter with new `tracing` directives.
 pub type SetLog = Box<dyn Fn(&str) -> Result<(), String> + Send>;
 
+/// The shortest interval a client's first `stats` read takes its rates
+/// over, when an earlier read that old is there.
+const MIN_FIRST_INTERVAL: Duration = Duration::from_secs(1);
+/// How often a read is kept in the rates' history.
+const HISTORY_STEP: Duration = Duration::from_millis(250);
+
 /// Applies requests to an engine; keeps what rates need between reads.
 pub struct Handler {
     started: Instant,
@@ -37,6 +43,10 @@ pub struct Handler {
     /// since the latest of them (a script that runs `ringctl stats` every
     /// second sees rates).
     last_stats: Vec<(ClientRef, Instant, Snapshot)>,
+    /// Reads by any client, at most one per [`HISTORY_STEP`]: the latest at
+    /// least [`MIN_FIRST_INTERVAL`] old and those since. A client's first
+    /// read takes its rates from there.
+    history: Vec<(Instant, Snapshot)>,
     /// Counters at the last `stats.reset`: `stats` reports what came since.
     base: Option<Snapshot>,
     set_log: SetLog,
@@ -46,7 +56,7 @@ impl Handler {
     /// A handler; `set_log` replaces the process's log filter.
     #[must_use]
     pub fn new(set_log: SetLog) -> Self {
-        Self { started: Instant::now(), last_stats: Vec::new(), base: None, set_log }
+        Self { started: Instant::now(), last_stats: Vec::new(), history: Vec::new(), base: None, set_log }
     }
 
     /// Apply one request and build its answer.
@@ -99,6 +109,7 @@ impl Handler {
             Command::StatsReset => {
                 self.base = Some(engine.snapshot());
                 self.last_stats.clear();
+                self.history.clear();
                 Ok(json!({ "reset": true }))
             }
             Command::PortsList => Ok(ports_list(engine)),
@@ -208,13 +219,18 @@ impl Handler {
         if let Some(base) = &self.base {
             snap = snap.since(base);
         }
-        // This client's last read, or the latest of anyone's (a slot's
-        // earlier client is gone: its read is only one of those).
+        // This client's last read; on its first, the latest of anyone's at
+        // least a second old (else the oldest kept): one-shot reads a
+        // moment apart would give rates over milliseconds, which are noise.
+        // (A slot's earlier client is gone: its read is only history.)
         let at = self.last_stats.iter().position(|(c, ..)| c.same_slot(&client));
-        let own = at.filter(|&i| self.last_stats[i].0 == client);
-        let latest = || (0..self.last_stats.len()).max_by_key(|&i| self.last_stats[i].1);
-        let rates = own.or_else(latest).map(|i| {
-            let (_, t, prev) = &self.last_stats[i];
+        let own =
+            at.filter(|&i| self.last_stats[i].0 == client).map(|i| (&self.last_stats[i].1, &self.last_stats[i].2));
+        let first = || {
+            let old = self.history.iter().rev().find(|(t, _)| now.duration_since(*t) >= MIN_FIRST_INTERVAL);
+            old.or_else(|| self.history.first()).map(|(t, s)| (t, s))
+        };
+        let rates = own.or_else(first).map(|(t, prev)| {
             let dt = now.duration_since(*t).as_secs_f64().max(1e-9);
             let rate = |a: u64, b: u64| a.saturating_sub(b) as f64 / dt;
             json!({
@@ -234,6 +250,12 @@ impl Handler {
             })
         });
         let v = json!({ "counters": snap, "rates": rates });
+        if self.history.last().is_none_or(|(t, _)| now.duration_since(*t) >= HISTORY_STEP) {
+            self.history.push((now, snap.clone()));
+        }
+        if let Some(k) = self.history.iter().rposition(|(t, _)| now.duration_since(*t) >= MIN_FIRST_INTERVAL) {
+            self.history.drain(..k);
+        }
         if let Some(i) = at {
             self.last_stats.swap_remove(i);
         }

@@ -649,7 +649,12 @@ fn render_stats(v: &Value) -> String {
     };
     let n = |x: &Value| x.as_u64().unwrap_or(0).to_string();
     let list = |x: &Value| x.as_array().cloned().unwrap_or_default();
-    let mut s = format!("elapsed {:.1} s\n", c["elapsed_s"].as_f64().unwrap_or(0.0));
+    let mut s = format!("elapsed {:.1} s", c["elapsed_s"].as_f64().unwrap_or(0.0));
+    // What the rates are over: a short interval gives rough rates.
+    match v["rates"]["interval_s"].as_f64() {
+        Some(dt) => s.push_str(&format!("; rates over the last {dt:.2} s\n")),
+        None => s.push_str("; no rates yet (they are over the interval since an earlier read)\n"),
+    }
     s.push_str("ports:\n");
     s.push_str(&grid(
         &[
