@@ -200,14 +200,14 @@ fn main() -> ExitCode {
     // A bad --log is refused; a bad RUST_LOG (set for some other program
     // too, perhaps) is named and the default level used.
     let (filter, bad_env) = match (&cli.log, std::env::var("RUST_LOG").ok()) {
-        (Some(log), _) => match tracing_subscriber::EnvFilter::try_new(log) {
+        (Some(log), _) => match ringwire_engine::control::parse_log_filter(log) {
             Ok(f) => (f, None),
             Err(e) => {
                 say!("ringwire: error: --log {log}: {e}");
                 return ExitCode::from(2);
             }
         },
-        (None, Some(env)) => match tracing_subscriber::EnvFilter::try_new(&env) {
+        (None, Some(env)) => match ringwire_engine::control::parse_log_filter(&env) {
             Ok(f) => (f, None),
             Err(e) => (tracing_subscriber::EnvFilter::new(default_level), Some(format!("RUST_LOG={env}: {e}"))),
         },
@@ -232,7 +232,7 @@ fn main() -> ExitCode {
         tracing::warn!("ignoring {bad}; logging at {default_level}");
     }
     let set_log: ringwire_engine::control::SetLog = Box::new(move |directives: &str| {
-        let f = tracing_subscriber::EnvFilter::try_new(directives).map_err(|e| e.to_string())?;
+        let f = ringwire_engine::control::parse_log_filter(directives)?;
         log_handle.reload(f).map_err(|e| e.to_string())
     });
     let res = match cli.cmd {

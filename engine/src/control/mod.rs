@@ -29,6 +29,23 @@ pub enum After {
 /// Replaces the process's log filter with new `tracing` directives.
 pub type SetLog = Box<dyn Fn(&str) -> Result<(), String> + Send>;
 
+/// A log filter (`RUST_LOG` syntax: `info`, `ringwire_engine=debug,warn`)
+/// parsed as tracing-subscriber parses it, each comma-separated directive
+/// trimmed first: its parser slices a directive by the offsets of the
+/// trimmed text, and panicked on one with leading spaces and a multi-byte
+/// character (found by fuzzing `log.level`).
+///
+/// # Errors
+/// Why the filter is not one.
+pub fn parse_log_filter(text: &str) -> Result<tracing_subscriber::EnvFilter, String> {
+    let directives: Vec<&str> = text.split(',').map(str::trim).collect();
+    let text = directives.join(",");
+    // A parser panic that remains is a refusal, not the engine's end.
+    std::panic::catch_unwind(|| tracing_subscriber::EnvFilter::try_new(&text))
+        .map_err(|_| format!("`{text}` is not a log filter"))?
+        .map_err(|e| e.to_string())
+}
+
 /// The shortest interval a client's first `stats` read takes its rates
 /// over, when an earlier read that old is there.
 const MIN_FIRST_INTERVAL: Duration = Duration::from_secs(1);

@@ -494,7 +494,7 @@ fn parse_command(cmd: &str, a: &Args<'_>) -> Result<Command, String> {
                 return Err("args.filter: empty".into());
             }
             // Checked here so a bad directive is `invalid`, not a failed reload.
-            tracing_subscriber::EnvFilter::try_new(filter).map_err(|e| format!("args.filter: `{filter}`: {e}"))?;
+            super::parse_log_filter(filter).map_err(|e| format!("args.filter: `{filter}`: {e}"))?;
             Command::LogLevel { filter: filter.to_owned() }
         }
         other => return Err(format!("cmd: unknown command `{other}` (commands: {})", COMMANDS.join(", "))),
@@ -549,6 +549,13 @@ mod tests {
         assert!(add(r#"{"mac":"zz","action":"pass"}"#).starts_with("args.mac:"));
         assert!(add(r#"{"mac":7,"action":"pass"}"#).starts_with("args.mac: not a string"));
         assert!(err(r#"{"id":7,"cmd":"log.level","args":{"filter":"=[{"}}"#).1.starts_with("args.filter: `=[{`:"));
+        // Found by the fuzzer: a directive with leading spaces and a
+        // multi-byte character made tracing-subscriber's parser panic.
+        for filter in [",  0        \u{FFFD}[88[         ,! ,,,anfo", "  \u{e9}[x", " \u{FFFD}=a"] {
+            let line = serde_json::json!({"id": 7, "cmd": "log.level", "args": {"filter": filter}}).to_string();
+            let _ = parse(line.as_bytes());
+        }
+        assert!(parse(br#"{"id":7,"cmd":"log.level","args":{"filter":" info , ringwire_engine=debug"}}"#).is_ok());
         // Deep nesting: serde_json's recursion limit, not a stack overflow.
         let deep =
             format!(r#"{{"id":7,"cmd":"status","args":{{"a":{}{}}}}}"#, "[".repeat(100_000), "]".repeat(100_000));
