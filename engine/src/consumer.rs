@@ -881,6 +881,14 @@ impl SinkState {
         }
     }
 
+    /// Whether it writes standard output (printed lines, `-w -`).
+    fn writes_stdout(&self) -> bool {
+        match &self.output {
+            SinkOutput::Print { .. } => true,
+            SinkOutput::Pcap(p) => p.is_stdout(),
+        }
+    }
+
     fn pending_lines(&self) -> u64 {
         match &self.output {
             SinkOutput::Print { lines, .. } => lines.pending(),
@@ -1185,6 +1193,10 @@ impl TimeMerge {
     }
 }
 
+/// How often an idle consumer writing standard output checks that its
+/// reader is still there.
+const READER_CHECK: Duration = Duration::from_millis(100);
+
 /// Run a sink until the producers are done and the queues are empty.
 ///
 /// # Errors
@@ -1197,6 +1209,9 @@ pub fn run_sink(t: SinkTask) -> Result<Vec<PathBuf>, String> {
     // Several workers into one order: their live records are merged by time.
     let mut merge = t.channels.iter().any(|c| c.merged).then(|| TimeMerge::new(&t.channels));
     let mut idle_parks = 0u32;
+    // Standard output's reader is watched while no frame comes (a quiet
+    // link): a write would tell only once the next frame arrives.
+    let mut reader_checked = std::time::Instant::now();
     // It follows `rt_priority`, which the engine changes when ports come and go.
     let (mut sched, who) = (sys::RtSched::default(), format!("consumer thread of `{}`", s.name));
     loop {
@@ -1259,6 +1274,14 @@ pub fn run_sink(t: SinkTask) -> Result<Vec<PathBuf>, String> {
             }
             if done {
                 break;
+            }
+            if !s.closed && s.writes_stdout() && reader_checked.elapsed() >= READER_CHECK {
+                reader_checked = std::time::Instant::now();
+                if sys::pipe_reader_gone(libc::STDOUT_FILENO) {
+                    // As a write into the closed pipe would: stop quietly.
+                    s.close(0);
+                    t.counters.publish(&s.local);
+                }
             }
             t.waker.sleeping.store(true, Ordering::Relaxed);
             fence(Ordering::SeqCst);

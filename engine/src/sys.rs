@@ -280,6 +280,16 @@ pub(crate) fn if_up(fd: &OwnedFd, ifindex: i32) -> SysResult<bool> {
     Ok(i32::from(unsafe { req.ifr_ifru.ifru_flags }) & libc::IFF_UP != 0)
 }
 
+/// Whether `fd` is the write end of a pipe whose reader has gone
+/// (`POLLERR`): a writer learns it on its next write, which may not come
+/// soon. Anything else (a file, a terminal) answers `false`.
+pub(crate) fn pipe_reader_gone(fd: RawFd) -> bool {
+    let mut p = libc::pollfd { fd, events: 0, revents: 0 };
+    // SAFETY: one valid pollfd on the stack, and a timeout of 0 (no wait).
+    let n = unsafe { libc::poll(&mut p, 1, 0) };
+    n == 1 && p.revents & libc::POLLERR != 0
+}
+
 /// The MTU of interface `ifindex` now, asked through `fd`: the socket's
 /// network namespace answers, whatever /sys shows, and by index a renamed
 /// interface is still found.

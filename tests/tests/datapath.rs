@@ -1519,6 +1519,52 @@ fn immediate_mode_capture_keeps_jumbo_frames_whole() {
     assert_eq!(got.into_iter().map(|r| r.data).collect::<Vec<_>>(), want, "200 frames of 8000 bytes, as sent");
 }
 
+/// `ringwire capture -i IFACE | head -1` on a link that goes quiet: the
+/// capture stops once `head` has gone, without waiting for a next frame to
+/// fail to write (it ran on until one came, for ever on a quiet link).
+#[test]
+fn a_capture_into_a_pipe_stops_when_its_reader_leaves_a_quiet_link() {
+    use std::io::{BufRead as _, BufReader};
+    if !privileged("a_capture_into_a_pipe_stops_when_its_reader_leaves_a_quiet_link") {
+        return;
+    }
+    let Pair { lab: _lab, ns_gen: ns_g, ns_eng: ns_e, if_gen: vg, if_eng: ve } = Pair::new();
+    let mut cap = std::process::Command::new("ip")
+        .args(["netns", "exec", &ns_e])
+        .arg(ringwire_tests::bin("ringwire"))
+        .args(["capture", "-i", &ve, "udp"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(cap.stderr.take().unwrap());
+    let mut line = String::new();
+    while err.read_line(&mut line).unwrap() > 0 && !line.contains("listening on ") {
+        line.clear();
+    }
+    assert!(line.contains("listening on "), "the capture started");
+    let rep = generate(&ns_g, &vg, &["--count", "5", "--rate", "100", "--l4", "udp", "--vlan-every", "0"]);
+    assert_eq!(u(&rep["sent"]), 5);
+    let mut out = BufReader::new(cap.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    assert!(first.contains("UDP"), "{first}");
+    drop(out); // `head -1` has its line and leaves; no frame comes after
+    let left = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = cap.try_wait().unwrap() {
+            break Some(s);
+        }
+        if left.elapsed() > Duration::from_secs(5) {
+            let _ = cap.kill();
+            let _ = cap.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "stopped quietly within 5 s of its reader leaving");
+}
+
 /// An RX ring whose blocks are smaller than what the interface lets through
 /// cuts the longer frames: the engine says so at start, with the sizes
 /// (TX rings did; RX rings cut without a word).
