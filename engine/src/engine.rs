@@ -1077,6 +1077,8 @@ impl Drop for Engine {
 pub(crate) struct OpenedPort {
     pub(crate) slot: PortSlot,
     pub(crate) sources: Vec<Option<Source>>,
+    /// Warnings given while opening it (also logged), for a control answer.
+    pub(crate) notes: Vec<String>,
 }
 
 /// Open port `p` as slot `index`: build its kernel filter, open one RX ring
@@ -1097,6 +1099,7 @@ pub(crate) fn open_port(
     let mut sources: Vec<Option<Source>> = (0..nworkers).map(|_| None).collect();
     let mut filter = None;
     let mut filter_health = None;
+    let mut notes = Vec::new();
     match &kind {
         PortKind::AfPacket(iface) => {
             if sys::if_index(iface).is_none() {
@@ -1149,7 +1152,7 @@ pub(crate) fn open_port(
                         tracing::warn!(port = p.display_name(), blocks = ring.geometry().block_count, "RX ring shrunk");
                     }
                     if std::mem::take(&mut first) {
-                        warn_if_cut(p, &ring, config);
+                        notes.extend(warn_if_cut(p, &ring, config));
                     }
                     *source = Some(Source::Ring {
                         port: index,
@@ -1215,6 +1218,7 @@ pub(crate) fn open_port(
             filter_health,
         },
         sources,
+        notes,
     })
 }
 
@@ -1259,21 +1263,25 @@ pub(crate) fn open_tx(st: &State, port: usize) -> Result<(Vec<TxRing>, Option<St
     Ok((rings, warning))
 }
 
-/// Say so when `ring` (port `p`'s first) cuts frames its interface lets
-/// through: longer than its blocks (or, low-latency, its slots) hold.
-fn warn_if_cut(p: &PortConfig, ring: &RxRing, config: &Config) {
+/// Say so (logged, and returned) when `ring` (port `p`'s first) cuts
+/// frames its interface lets through: longer than its blocks (or,
+/// low-latency, its slots) hold.
+fn warn_if_cut(p: &PortConfig, ring: &RxRing, config: &Config) -> Option<String> {
     let kept = ring.geometry().kept_whole(p.low_latency);
-    let Ok(longest) = ring.longest_frame() else { return };
-    if longest > kept {
-        let what = if p.low_latency { "ring.frame_size (its slots)" } else { "ring.block_size" };
-        tracing::warn!(
-            "port `{}`: its interface's MTU lets frames of up to {longest} bytes through, but its RX ring keeps {kept} bytes \
-             of a frame (ring.block_size {}, ring.frame_size {}): longer frames are cut to {kept}, and cannot be forwarded; raise {what}",
-            p.display_name(),
-            config.ring.block_size,
-            config.ring.frame_size
-        );
+    let longest = ring.longest_frame().ok()?;
+    if longest <= kept {
+        return None;
     }
+    let what = if p.low_latency { "ring.frame_size (its slots)" } else { "ring.block_size" };
+    let w = format!(
+        "port `{}`: its interface's MTU lets frames of up to {longest} bytes through, but its RX ring keeps {kept} bytes \
+         of a frame (ring.block_size {}, ring.frame_size {}): longer frames are cut to {kept}, and cannot be forwarded; raise {what}",
+        p.display_name(),
+        config.ring.block_size,
+        config.ring.frame_size
+    );
+    tracing::warn!("{w}");
+    Some(w)
 }
 
 /// Chunks in each of a queued consumer's queues (one per worker).

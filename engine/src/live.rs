@@ -353,7 +353,8 @@ impl Engine {
     ///
     /// # Errors
     /// The name is taken, the config is invalid, or it cannot be opened; nothing changed.
-    pub fn add_port(&self, p: PortConfig) -> Result<(), ChangeError> {
+    /// On success, warnings for the caller (its rings cut frames its interface lets through).
+    pub fn add_port(&self, p: PortConfig) -> Result<Vec<String>, ChangeError> {
         let mut st = self.lock();
         if st.port_index(p.display_name()).is_some() {
             return Err(ChangeError::Conflict(format!("name: a port named `{}` exists", p.display_name())));
@@ -370,6 +371,7 @@ impl Engine {
         // The added port's rings share half of what is available now.
         let budget = crate::ring::ring_budget(self.nworkers());
         let opened = open_port(&st, &p, index, self.nworkers(), self.steer.as_ref(), false, budget)?;
+        let opened_notes = opened.notes;
         let subscribers: Vec<usize> = if p.rx {
             (0..st.consumers.len())
                 .filter(|&c| !st.consumers[c].removed && st.consumers[c].config.ports.is_empty())
@@ -397,7 +399,7 @@ impl Engine {
             tracing::warn!(port = p.display_name(), "not every worker confirmed the new port within 10 s");
         }
         tracing::info!(port = p.display_name(), uri = %p.uri, "port added");
-        Ok(())
+        Ok(opened_notes)
     }
 
     /// Remove a port while traffic flows: its rings stop taking frames, are

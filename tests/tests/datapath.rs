@@ -1574,8 +1574,11 @@ fn a_ring_that_cuts_the_interfaces_frames_is_warned_about() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let Pair { lab: _lab, ns_gen: _, ns_eng: ns_e, if_gen: _, if_eng: ve } = Pair::new();
-    ringwire_tests::ip(&ns_e, &["link", "set", &ve, "mtu", "9000"]);
+    let Pair { mut lab, ns_gen: ns_g, ns_eng: ns_e, if_gen: _, if_eng: ve } = Pair::new();
+    let (_, ve2) = lab.veth(&ns_g, &ns_e).expect("a second veth pair");
+    for v in [&ve, &ve2] {
+        ringwire_tests::ip(&ns_e, &["link", "set", v, "mtu", "9000"]);
+    }
     let cfg = write_config(
         dir.path(),
         "small",
@@ -1590,6 +1593,12 @@ fn a_ring_that_cuts_the_interfaces_frames_is_warned_about() {
         Duration::from_secs(5),
         "the cut is warned about",
     );
+    // A port added at run time: the answer says it too.
+    let sock = ringwire_tests::control_socket(&cfg);
+    let added = ringwire_tests::ringctl(&sock, &["ports", "add", &format!("afpacket:{ve2}"), "--name", "q"]);
+    let said = String::from_utf8_lossy(&added.stdout);
+    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+    assert!(said.contains("note: port `q`: its interface's MTU lets frames of up to 9018 bytes through"), "{said}");
     let res = stop_engine(engine);
     assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
 }

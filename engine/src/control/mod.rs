@@ -135,7 +135,7 @@ impl Handler {
                 .map_err(|e| ControlError::internal(format!("the configuration cannot be written as TOML: {e}"))),
             Command::PortsAdd(p) => {
                 let name = p.display_name().to_owned();
-                engine.add_port(p.clone()).map(|()| json!({ "added": name })).map_err(change_error)
+                engine.add_port(p.clone()).map(|notes| json!({ "added": name, "notes": notes })).map_err(change_error)
             }
             Command::PortsDel { name } => {
                 engine.remove_port(name).map(|()| json!({ "removed": name })).map_err(change_error)
