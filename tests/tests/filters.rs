@@ -211,6 +211,44 @@ fn a_panicking_plugin_in_a_file_ports_filter_is_quarantined_and_said() {
     assert!(text.contains("port `in`: filter quarantined: plugin `panicky`"), "{text}");
 }
 
+/// `filters list` on a file port's filter (run in userspace: it counts
+/// every record) gives its seen, passed and filtered frames (it showed `-`).
+#[test]
+fn a_file_ports_filter_is_listed_with_its_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("paced.pcap");
+    // 600 frames over 1.2 s, a third of them TCP.
+    let frames = mixed(600);
+    let at = |i: usize| Duration::from_micros(1_700_000_000_000_000 + i as u64 * 2_000);
+    ringwire_tests::write_pcap(&input, frames.iter().enumerate().map(|(i, f)| (at(i), f.as_slice())));
+    let (out, st) = (dir.path().join("out.pcap"), dir.path().join("st.json"));
+    let cfg = dir.path().join("l.toml");
+    let text = config(&input, &out, &st, "", "").replace("uri = ", "pace = \"recorded\"\nfilter = \"not tcp\"\nuri = ");
+    std::fs::write(&cfg, text.replace("filter = \"\"\n", "")).unwrap();
+    let (sock, ready) = (dir.path().join("l.sock"), dir.path().join("ready"));
+    let mut run = Command::new(bin("ringwire"));
+    run.arg("run").arg(&cfg).arg("--control-socket").arg(&sock).arg("--ready-file").arg(&ready);
+    let engine = Proc::spawn("ringwire run", &mut run);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !ready.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let l = ringwire_tests::ringctl_json(&sock, &["filters", "list"]);
+    let port = &l["in_force"][0];
+    assert_eq!(port["port"], "in", "{l}");
+    let (seen, passed, filtered) =
+        (port["seen"].as_u64().unwrap(), port["passed"].as_u64().unwrap(), port["filtered"].as_u64().unwrap());
+    assert!(seen > 30 && seen == passed + filtered && filtered * 3 <= seen + 3, "{port}");
+    let table = ringwire_tests::ringctl(&sock, &["filters", "list"]);
+    let table = String::from_utf8_lossy(&table.stdout);
+    let row = table.lines().find(|l| l.trim_start().starts_with("port:in")).unwrap_or_else(|| panic!("{table}"));
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    assert!(cols[2].parse::<u64>().is_ok() && cols[3].parse::<u64>().is_ok(), "counts, not `-`: {table}");
+    let res = engine.wait(Duration::from_secs(30));
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+}
+
 /// A quarantined consumer filter taken away (or replaced) at run time: its
 /// errors and its quarantine stay counted, in `stats` (JSON and table), the
 /// stats file and the final table; the filter in force is not quarantined.

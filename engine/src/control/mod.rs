@@ -398,10 +398,16 @@ fn filters_list(engine: &Engine) -> Value {
     let mut in_force = Vec::new();
     for p in config.ports.iter().filter(|p| p.filter.is_some()) {
         let s = snap.ports.iter().find(|s| s.name == p.display_name() && !s.removed);
+        // A file port's filter runs in userspace and counts every record; a
+        // kernel filter counts only if it is an eBPF program with counters.
+        let userspace = s.filter(|s| !s.interface);
         in_force.push(json!({
             "port": p.display_name(), "filter": p.filter,
             "name": name_of(&crate::live::Target::Port(p.display_name().to_owned())),
             "ebpf": s.and_then(|s| s.ebpf),
+            "seen": userspace.map(|s| s.received),
+            "passed": userspace.map(|s| s.received - s.filtered),
+            "filtered": userspace.map(|s| s.filtered),
         }));
     }
     for c in config.consumers.iter().filter(|c| c.filter.is_some()) {
