@@ -154,6 +154,14 @@ struct CaptureArgs {
     /// written out as each batch arrives, whatever this says.
     #[arg(short = 'l', hide_short_help = true)]
     line_buffered: bool,
+    /// Read the pcap-filter expression from FILE (`#` starts a comment
+    /// that runs to the end of its line), as tcpdump's -F.
+    #[arg(short = 'F', value_name = "FILE")]
+    filter_file: Option<PathBuf>,
+    /// List the interfaces ringwire can capture on (Ethernet), numbered as
+    /// tcpdump -D numbers them, and exit.
+    #[arg(short = 'D', long = "list-interfaces")]
+    list_interfaces: bool,
     /// pcap-filter expression (as tcpdump takes it).
     expression: Vec<String>,
 }
@@ -648,7 +656,14 @@ fn capture_config(a: &CaptureArgs) -> Result<Config> {
     if a.direction != Direction::In && a.interfaces.is_empty() {
         bail!("-Q: a direction applies to interfaces (-i), not to files");
     }
-    let mut expression = a.expression.join(" ");
+    let mut expression = match &a.filter_file {
+        None => a.expression.join(" "),
+        Some(_) if !a.expression.is_empty() => bail!(
+            "-F: the expression is read from the file; give none on the command line (tcpdump would ignore `{}`)",
+            a.expression.join(" ")
+        ),
+        Some(f) => expression_file(f)?,
+    };
     if a.direction == Direction::Out {
         // libpcap compiles `outbound` to the kernel's packet type, in the port's filter.
         expression = if expression.trim().is_empty() {
@@ -817,7 +832,49 @@ fn snaplen(a: &CaptureArgs) -> u32 {
     }
 }
 
+/// The pcap-filter expression in file `f` (tcpdump's -F): each `#` to the
+/// end of its line blanked, as tcpdump blanks it.
+fn expression_file(f: &Path) -> Result<String> {
+    let text = std::fs::read_to_string(f).with_context(|| format!("-F {}: cannot read the expression", f.display()))?;
+    Ok(text.lines().map(|l| l.split('#').next().unwrap_or("")).collect::<Vec<_>>().join("\n"))
+}
+
+/// `capture -D`: the interfaces of this network namespace a capture can
+/// open (Ethernet), those up first, numbered from 1 as tcpdump -D numbers
+/// its list, with their state as it prints it (`[Up, Running, Connected]`,
+/// `[none]`).
+fn list_interfaces() -> Result<String> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/sys/class/net").context("listing /sys/class/net")?.flatten() {
+        let read = |f: &str| std::fs::read_to_string(e.path().join(f)).map(|s| s.trim().to_owned()).unwrap_or_default();
+        // ARPHRD_ETHER: whole Ethernet frames (not loopback, tunnels, ...).
+        if read("type") != "1" {
+            continue;
+        }
+        let index: u32 = read("ifindex").parse().unwrap_or(u32::MAX);
+        let flags = u32::from_str_radix(read("flags").trim_start_matches("0x"), 16).unwrap_or(0);
+        let up = flags & libc::IFF_UP as u32 != 0;
+        // (IFF_RUNNING is not in sysfs's flags: the operational state says it.)
+        let running = up && read("operstate") == "up";
+        let mut state = Vec::new();
+        for (on, what) in [(up, "Up"), (running, "Running"), (running && read("carrier") == "1", "Connected")] {
+            if on {
+                state.push(what);
+            }
+        }
+        let name = e.file_name().to_string_lossy().into_owned();
+        let state = if state.is_empty() { "none".to_owned() } else { state.join(", ") };
+        found.push(((!up, index), format!("{name} [{state}]")));
+    }
+    found.sort();
+    Ok(found.iter().enumerate().map(|(i, (_, l))| format!("{}.{l}\n", i + 1)).collect())
+}
+
 fn cmd_capture(a: CaptureArgs) -> Result<ExitCode> {
+    if a.list_interfaces {
+        out_raw!("{}", list_interfaces()?);
+        return Ok(ExitCode::SUCCESS);
+    }
     let config = capture_config(&a)?;
     let signals = stop_flag(None, Force::OnSecondSignal)?;
     let engine = Engine::start(&config)?;

@@ -306,6 +306,43 @@ fn capture_reads_pcapng_files_as_tcpdump_reads_them() {
     }
 }
 
+/// tcpdump's -F (the expression read from a file, `#` comments blanked)
+/// keeps what tcpdump's does; -D lists the interfaces a capture can open
+/// as tcpdump -D lists them (name and state).
+#[test]
+fn capture_reads_its_expression_from_a_file_and_lists_interfaces() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.pcap");
+    write_corpus(&input);
+    let expr = dir.path().join("filter.txt");
+    std::fs::write(&expr, "# UDP to port 53, and ARP\nudp port 53   # DNS\n  or arp\n").unwrap();
+    let (ours, reference) = (dir.path().join("ours.pcap"), dir.path().join("ref.pcap"));
+    let (i, e) = (input.to_str().unwrap(), expr.to_str().unwrap());
+    let out = ringwire(&["capture", "-r", i, "-F", e, "-w", ours.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let t = Command::new("tcpdump").args(["-r", i, "-F", e, "-w", reference.to_str().unwrap()]).output().unwrap();
+    assert!(t.status.success(), "{}", String::from_utf8_lossy(&t.stderr));
+    let kept = read_pcap(&ours);
+    assert!(!kept.is_empty());
+    assert_eq!(kept, read_pcap(&reference));
+    refused(
+        &["capture", "-r", i, "-F", e, "tcp"],
+        "-F: the expression is read from the file; give none on the command line",
+    );
+    refused(&["capture", "-r", i, "-F", "/nonexistent/f.txt"], "-F /nonexistent/f.txt: cannot read the expression");
+
+    let ours = ringwire(&["capture", "-D"]);
+    assert!(ours.status.success(), "{}", String::from_utf8_lossy(&ours.stderr));
+    let theirs = String::from_utf8(Command::new("tcpdump").arg("-D").output().unwrap().stdout).unwrap();
+    let without_number = |l: &str| l.split_once('.').map(|(_, rest)| rest.to_owned()).unwrap_or_default();
+    let theirs: Vec<String> = theirs.lines().map(without_number).collect();
+    let ours = String::from_utf8(ours.stdout).unwrap();
+    for (n, line) in ours.lines().enumerate() {
+        assert!(line.starts_with(&format!("{}.", n + 1)), "numbered from 1: {ours}");
+        assert!(theirs.contains(&without_number(line)), "`{line}` as tcpdump -D lists it: {theirs:?}");
+    }
+}
+
 #[test]
 fn capture_prints_one_line_per_frame_and_honours_count() {
     let dir = tempfile::tempdir().unwrap();
