@@ -587,6 +587,10 @@ pub enum PrintHex {
     NetworkHex,
     /// In hex and printable ASCII, from the network-layer header on (`-X`).
     NetworkHexAscii,
+    /// In ASCII (other bytes as `.`), from the network-layer header on (`-A`).
+    NetworkAscii,
+    /// In ASCII, link-level header included (`-AA`).
+    Ascii,
 }
 
 impl ConsumerConfig {

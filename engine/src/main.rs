@@ -127,6 +127,11 @@ struct CaptureArgs {
     /// network-layer header on (-XX: link-level header included), as tcpdump's.
     #[arg(short = 'X', action = clap::ArgAction::Count)]
     hex_ascii: u8,
+    /// Printing: print each frame under its line in ASCII (other bytes as
+    /// `.`), from the network-layer header on (-AA: link-level header
+    /// included), as tcpdump's; -x and -X win over it.
+    #[arg(short = 'A', action = clap::ArgAction::Count)]
+    ascii: u8,
     /// Printing: the times' fraction of a second, as tcpdump's option of
     /// the same name: micro (6 digits, its default) or nano (9). Files
     /// written with -w always have nanosecond times.
@@ -682,8 +687,10 @@ fn capture_config(a: &CaptureArgs) -> Result<Config> {
     } else {
         default_workers(if a.reads.is_empty() { 1 } else { usize::MAX })
     };
-    if a.write.is_some() && (a.link_header || a.hex > 0 || a.hex_ascii > 0 || a.time > 0 || a.absolute_seq) {
-        bail!("-e, -S, -t, -x and -X change the printed lines: they do not apply with -w");
+    if a.write.is_some()
+        && (a.link_header || a.hex > 0 || a.hex_ascii > 0 || a.ascii > 0 || a.time > 0 || a.absolute_seq)
+    {
+        bail!("-e, -S, -t, -x, -X and -A change the printed lines: they do not apply with -w");
     }
     if a.write.is_some() && (a.micro || a.precision == Some(Precision::Micro)) {
         bail!("--micro: files written with -w have nanosecond times (tcpdump's --nano); the precision applies to printed lines");
@@ -779,12 +786,14 @@ fn capture_config(a: &CaptureArgs) -> Result<Config> {
         // Each line names its port when there are several.
         print_port: None,
         print_absolute_seq: a.absolute_seq,
-        print_hex: match (a.hex, a.hex_ascii) {
-            // As tcpdump's: -X wins over -x; doubled, the link-level header is dumped too.
-            (_, 2..) => PrintHex::HexAscii,
-            (_, 1) => PrintHex::NetworkHexAscii,
-            (2.., 0) => PrintHex::Hex,
-            (1, 0) => PrintHex::NetworkHex,
+        print_hex: match (a.hex, a.hex_ascii, a.ascii) {
+            // As tcpdump's: -X wins over -x, which wins over -A; doubled, the link-level header is dumped too.
+            (_, 2.., _) => PrintHex::HexAscii,
+            (_, 1, _) => PrintHex::NetworkHexAscii,
+            (2.., 0, _) => PrintHex::Hex,
+            (1, 0, _) => PrintHex::NetworkHex,
+            (0, 0, 2..) => PrintHex::Ascii,
+            (0, 0, 1) => PrintHex::NetworkAscii,
             _ => PrintHex::None,
         },
         split_by_worker: false,

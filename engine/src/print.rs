@@ -122,8 +122,9 @@ impl Printer {
         }
         let undecoded = describe(out, data, wire_len, self.options.link, &mut self.tcp);
         out.push('\n');
-        if undecoded && self.options.hex == PrintHex::None {
-            // As tcpdump: what it could not decode, dumped (unless a dump was asked for anyway).
+        if undecoded && matches!(self.options.hex, PrintHex::None | PrintHex::Ascii | PrintHex::NetworkAscii) {
+            // As tcpdump: what it could not decode, dumped (unless a hex dump was asked for anyway;
+            // -A's text comes after it).
             hex_dump(out, data.get(link_header_len(data)..).unwrap_or_default(), true);
         }
         let (from, ascii) = match self.options.hex {
@@ -132,6 +133,8 @@ impl Printer {
             PrintHex::HexAscii => (0, true),
             PrintHex::NetworkHex => (link_header_len(data), false),
             PrintHex::NetworkHexAscii => (link_header_len(data), true),
+            PrintHex::Ascii => return ascii_dump(out, data),
+            PrintHex::NetworkAscii => return ascii_dump(out, data.get(link_header_len(data)..).unwrap_or_default()),
         };
         hex_dump(out, data.get(from..).unwrap_or_default(), ascii);
     }
@@ -237,6 +240,28 @@ fn link_header_len(frame: &[u8]) -> usize {
         break;
     }
     at + 2
+}
+
+/// The frame's bytes as text under its line, as tcpdump's `-A`: graphic
+/// characters, spaces, tabs and newlines as they are, a carriage return
+/// dropped before a newline (or at the end), other bytes as `.`. Nothing
+/// for no bytes.
+fn ascii_dump(out: &mut String, data: &[u8]) {
+    if data.is_empty() {
+        return;
+    }
+    for (i, &b) in data.iter().enumerate() {
+        match b {
+            // As tcpdump: a CR is printed as `.` only when more than one byte
+            // follows and the next is not a newline.
+            b'\r' if data.len() - i - 1 > 1 && data[i + 1] != b'\n' => out.push('.'),
+            b'\r' => {}
+            b'\t' | b' ' | b'\n' => out.push(char::from(b)),
+            b if b.is_ascii_graphic() => out.push(char::from(b)),
+            _ => out.push('.'),
+        }
+    }
+    out.push('\n');
 }
 
 /// The frame's bytes, 16 a line, as tcpdump's `-xx` (and with `ascii`,

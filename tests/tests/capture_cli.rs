@@ -1387,6 +1387,22 @@ fn printing_shows_link_headers_times_and_hex_dumps_as_tcpdump_does() {
         assert!(a == b, "{flag}: the dump differs from tcpdump's");
     }
     refused(&["capture", "-r", s, "-w", dir.path().join("o.pcap").to_str().unwrap(), "-X"], "do not apply with -w");
+    // `-A` and `-AA`: the text under each line (split where each frame's
+    // line begins, at its time with -tt), as tcpdump prints it.
+    for flag in ["-A", "-AA"] {
+        let texts = |out: &[u8]| -> Vec<String> {
+            let text = String::from_utf8_lossy(out);
+            text.split("\n1700000").skip(1).map(|f| f.split_once('\n').map_or("", |(_, t)| t).to_owned()).collect()
+        };
+        let mine = ringwire(&["capture", "--workers", "0", "-tt", flag, "-r", s]);
+        let theirs = Command::new("tcpdump").args(["-nn", "-tt", flag, "-r", s]).output().unwrap();
+        let (a, b) = (texts(&[b"\n", &mine.stdout[..]].concat()), texts(&[b"\n", &theirs.stdout[..]].concat()));
+        assert_eq!(a.len(), n, "{flag}");
+        for (k, (x, y)) in a.iter().zip(&b).enumerate() {
+            assert_eq!(x, y, "{flag}: frame {k}");
+        }
+        assert!(a.iter().any(|t| t.contains("GET /index.html HTTP/1.1\nHost: example\n")), "{flag}: {a:?}");
+    }
 
     // The `-t` family, in microseconds (tcpdump's default) and nanoseconds:
     // each line begins with tcpdump's time. Ours is what a line has before
