@@ -853,6 +853,11 @@ fn expression_file(f: &Path) -> Result<String> {
 /// its list, with their state as it prints it (`[Up, Running, Connected]`,
 /// `[none]`).
 fn list_interfaces() -> Result<String> {
+    Ok(interfaces()?.iter().enumerate().map(|(i, (name, state))| format!("{}.{name} [{state}]\n", i + 1)).collect())
+}
+
+/// The interfaces `capture -D` lists, in its order: (name, state).
+fn interfaces() -> Result<Vec<(String, String)>> {
     let mut found = Vec::new();
     for e in std::fs::read_dir("/sys/class/net").context("listing /sys/class/net")?.flatten() {
         let read = |f: &str| std::fs::read_to_string(e.path().join(f)).map(|s| s.trim().to_owned()).unwrap_or_default();
@@ -861,29 +866,40 @@ fn list_interfaces() -> Result<String> {
             continue;
         }
         let index: u32 = read("ifindex").parse().unwrap_or(u32::MAX);
-        let flags = u32::from_str_radix(read("flags").trim_start_matches("0x"), 16).unwrap_or(0);
-        let up = flags & libc::IFF_UP as u32 != 0;
-        // (IFF_RUNNING is not in sysfs's flags: the operational state says it.)
-        let running = up && read("operstate") == "up";
+        let name = e.file_name().to_string_lossy().into_owned();
+        let flags = sys::if_flags(&name).unwrap_or(0);
+        let (up, running) = (flags & libc::IFF_UP != 0, flags & libc::IFF_RUNNING != 0);
         let mut state = Vec::new();
         for (on, what) in [(up, "Up"), (running, "Running"), (running && read("carrier") == "1", "Connected")] {
             if on {
                 state.push(what);
             }
         }
-        let name = e.file_name().to_string_lossy().into_owned();
         let state = if state.is_empty() { "none".to_owned() } else { state.join(", ") };
-        found.push(((!up, index), format!("{name} [{state}]")));
+        found.push(((!up, index), (name, state)));
     }
     found.sort();
-    Ok(found.iter().enumerate().map(|(i, (_, l))| format!("{}.{l}\n", i + 1)).collect())
+    Ok(found.into_iter().map(|(_, i)| i).collect())
 }
 
-fn cmd_capture(a: CaptureArgs) -> Result<ExitCode> {
+/// `-i N`, as tcpdump takes it: the N-th interface `-D` lists, unless an
+/// interface is named N.
+fn interface_by_number(i: String) -> Result<String> {
+    match i.parse::<usize>() {
+        Ok(n) if sys::if_index(&i).is_none() => match interfaces()?.into_iter().nth(n.wrapping_sub(1)) {
+            Some((name, _)) => Ok(name),
+            None => bail!("-i {n}: there is no interface {n} in the list `ringwire capture -D` prints"),
+        },
+        _ => Ok(i),
+    }
+}
+
+fn cmd_capture(mut a: CaptureArgs) -> Result<ExitCode> {
     if a.list_interfaces {
         out_raw!("{}", list_interfaces()?);
         return Ok(ExitCode::SUCCESS);
     }
+    a.interfaces = std::mem::take(&mut a.interfaces).into_iter().map(interface_by_number).collect::<Result<_>>()?;
     let config = capture_config(&a)?;
     let signals = stop_flag(None, Force::OnSecondSignal)?;
     let engine = Engine::start(&config)?;

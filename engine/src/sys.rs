@@ -280,6 +280,24 @@ pub(crate) fn if_up(fd: &OwnedFd, ifindex: i32) -> SysResult<bool> {
     Ok(i32::from(unsafe { req.ifr_ifru.ifru_flags }) & libc::IFF_UP != 0)
 }
 
+/// Interface `name`'s flags as `SIOCGIFFLAGS` gives them (with
+/// `IFF_RUNNING`, which sysfs's `flags` lacks), `None` if it cannot be asked.
+#[must_use]
+pub fn if_flags(name: &str) -> Option<i32> {
+    // SAFETY: plain socket(2) call; the returned fd is checked before use.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: `fd` is a socket we just opened and own from here on.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut req = ifreq(name);
+    // SAFETY: SIOCGIFFLAGS reads ifr_name and writes ifr_ifru.ifru_flags of a valid ifreq.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) };
+    // SAFETY: on success the kernel filled the flags member of the union.
+    (r == 0).then(|| i32::from(unsafe { req.ifr_ifru.ifru_flags }))
+}
+
 /// Whether `fd` is the write end of a pipe whose reader has gone
 /// (`POLLERR`): a writer learns it on its next write, which may not come
 /// soon. Anything else (a file, a terminal) answers `false`.

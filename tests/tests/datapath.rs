@@ -1565,6 +1565,43 @@ fn a_capture_into_a_pipe_stops_when_its_reader_leaves_a_quiet_link() {
     assert_eq!(status.and_then(|s| s.code()), Some(0), "stopped quietly within 5 s of its reader leaving");
 }
 
+/// `capture -D` in a namespace lists its veth as tcpdump -D would, and
+/// `-i 1` captures on it (tcpdump takes an interface's number in that list).
+#[test]
+fn capture_lists_interfaces_and_takes_one_by_its_number() {
+    if !privileged("capture_lists_interfaces_and_takes_one_by_its_number") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Pair { lab: _lab, ns_gen: ns_g, ns_eng: ns_e, if_gen: vg, if_eng: ve } = Pair::new();
+    let list = || {
+        let o = std::process::Command::new("ip")
+            .args(["netns", "exec", &ns_e])
+            .arg(ringwire_tests::bin("ringwire"))
+            .args(["capture", "-D"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    // A veth just set up is "running" once the kernel has seen its carrier (within a second).
+    let want = format!("1.{ve} [Up, Running, Connected]\n");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while list() != want && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(list(), want, "the namespace's one Ethernet interface");
+    let tcpdump = std::process::Command::new("ip").args(["netns", "exec", &ns_e, "tcpdump", "-D"]).output().unwrap();
+    let tcpdump = String::from_utf8_lossy(&tcpdump.stdout);
+    assert!(tcpdump.lines().any(|l| l.ends_with(&format!(".{ve} [Up, Running, Connected]"))), "{tcpdump}");
+    let out = dir.path().join("one.pcap");
+    let mut cap = spawn_capture(&ns_e, &["capture", "-i", "1", "-c", "5", "-w", out.to_str().unwrap()]);
+    cap.expect_stderr(&format!("listening on {ve},"), Duration::from_secs(10), "-i 1 is the veth");
+    assert_eq!(u(&generate(&ns_g, &vg, &["--count", "5", "--rate", "1000"])["sent"]), 5);
+    let res = cap.wait(Duration::from_secs(10));
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    assert_eq!(read_pcap(&out).len(), 5);
+}
+
 /// An RX ring whose blocks are smaller than what the interface lets through
 /// cuts the longer frames: the engine says so at start, with the sizes
 /// (TX rings did; RX rings cut without a word).
