@@ -500,9 +500,16 @@ pub struct ConsumerConfig {
     pub rotate_mb: u64,
     /// `pcap`, with `rotate_mb`: keep at most this many files (per worker
     /// with `split_by_worker`), removing the oldest when a new one starts,
-    /// so a long capture takes bounded space (0: keep every file).
+    /// so a long capture takes bounded space (0: keep every file). With
+    /// `rotate_s`: stop after this many files (as tcpdump's -G with -W).
     #[serde(default)]
     pub rotate_files: u32,
+    /// `pcap`: start a new file every this many seconds (with the first
+    /// frame after, as tcpdump's -G), named by `path` run through
+    /// strftime(3) at the local time it starts: `path` must hold a `%`
+    /// conversion (`trace-%Y%m%d-%H%M%S.pcap`) (0: never).
+    #[serde(default)]
+    pub rotate_s: u64,
     /// `pcap`: one file per worker (`NAME.wN.pcap`).
     #[serde(default)]
     pub split_by_worker: bool,
@@ -923,8 +930,24 @@ impl Config {
                     "{ctx}: print_link, print_hex, print_time, print_precision, print_port and print_absolute_seq only apply to kind = \"print\""
                 ));
             }
-            if c.rotate_files != 0 && c.rotate_mb == 0 {
-                return bad(format!("{ctx}: rotate_files needs rotate_mb (files are only started by size)"));
+            if c.rotate_files != 0 && c.rotate_mb == 0 && c.rotate_s == 0 {
+                return bad(format!(
+                    "{ctx}: rotate_files needs rotate_mb or rotate_s (files are only started by size or time)"
+                ));
+            }
+            if c.rotate_s != 0 {
+                if c.kind != ConsumerKind::Pcap || c.writes_stdout() {
+                    return bad(format!("{ctx}: rotate_s applies to kind = \"pcap\" writing a file"));
+                }
+                if c.rotate_mb != 0 || c.split_by_worker {
+                    return bad(format!("{ctx}: rotate_s does not combine with rotate_mb or split_by_worker"));
+                }
+                if !c.path.as_deref().is_some_and(|p| p.to_string_lossy().contains('%')) {
+                    return bad(format!(
+                        "{ctx}: rotate_s: path must hold a strftime conversion (as trace-%Y%m%d-%H%M%S.pcap): \
+                         every new file would overwrite the one before"
+                    ));
+                }
             }
             if c.kind != ConsumerKind::Pcap && (c.path.is_some() || c.rotate_mb != 0 || c.split_by_worker) {
                 return bad(format!("{ctx}: path, rotate_mb and split_by_worker only apply to kind = \"pcap\""));
@@ -1119,7 +1142,11 @@ mod tests {
             ("kind = \"counter\"\nprint_precision = \"nano\"", "print_absolute_seq only apply"),
             ("kind = \"counter\"\nprint_port = false", "print_absolute_seq only apply"),
             ("kind = \"pcap\"\npath = \"o.pcap\"\nprint_absolute_seq = true", "print_absolute_seq only apply"),
-            ("kind = \"pcap\"\npath = \"o.pcap\"\nrotate_files = 3", "rotate_files needs rotate_mb"),
+            ("kind = \"pcap\"\npath = \"o.pcap\"\nrotate_files = 3", "rotate_files needs rotate_mb or rotate_s"),
+            ("kind = \"pcap\"\npath = \"o.pcap\"\nrotate_s = 60", "rotate_s: path must hold a strftime conversion"),
+            ("kind = \"pcap\"\npath = \"o-%H.pcap\"\nrotate_s = 60\nrotate_mb = 5", "rotate_s does not combine"),
+            ("kind = \"pcap\"\npath = \"-\"\nrotate_s = 60", "rotate_s applies to kind = \"pcap\" writing a file"),
+            ("kind = \"counter\"\nrotate_s = 60", "rotate_s applies to kind = \"pcap\""),
             ("kind = \"latency\"\nlimit = 10", "limit only applies to kind = \"pcap\" and kind = \"print\""),
             ("kind = \"counter\"\nlimit = 10", "limit only applies"),
             ("kind = \"pcap\"\npath = \"o.pcap\"\nlimit = 0", "limit must be at least 1 (leave it out for no limit)"),

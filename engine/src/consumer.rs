@@ -586,6 +586,10 @@ pub struct PcapOutput {
     opened: u64,
     /// The removal of the oldest file in progress (`rotate_files`).
     unlinking: Option<std::thread::JoinHandle<()>>,
+    /// `rotate_s`: a new file, named by strftime, this often (0: never).
+    rotate_secs: u64,
+    /// When the file being written was started.
+    started: std::time::Instant,
 }
 
 impl Drop for PcapOutput {
@@ -624,12 +628,17 @@ impl PcapOutput {
         rotate_mb: u64,
         rotate_files: u32,
         split_workers: Option<usize>,
+        rotate_secs: u64,
     ) -> Result<Self, PcapIoError> {
         let n = split_workers.unwrap_or(1);
         let mut writers = Vec::with_capacity(n);
         let mut files = Vec::new();
         for w in 0..n {
-            let path = output_name(&base, split_workers.map(|_| w), 0);
+            let path = if rotate_secs > 0 {
+                timed_name(&base, std::time::SystemTime::now())
+            } else {
+                output_name(&base, split_workers.map(|_| w), 0)
+            };
             writers.push(PcapWriter::open(&path, snaplen)?);
             files.push(path);
         }
@@ -644,7 +653,35 @@ impl PcapOutput {
             opened: files.len() as u64,
             files,
             unlinking: None,
+            rotate_secs,
+            started: std::time::Instant::now(),
         })
+    }
+
+    /// `rotate_s`: whether the file being written has had its time.
+    fn time_is_up(&self) -> bool {
+        self.rotate_secs > 0 && self.started.elapsed().as_secs() >= self.rotate_secs
+    }
+
+    /// `rotate_s`: start the next file, named for now; `false` when
+    /// `rotate_files` files were written, and nothing more is to be (as
+    /// tcpdump's -G with -W). A name the pattern gives again (one coarser
+    /// than the period) goes on in the same file rather than overwrite it.
+    fn rotate_by_time(&mut self) -> Result<bool, PcapIoError> {
+        self.started = std::time::Instant::now();
+        if self.keep > 0 && self.opened >= u64::from(self.keep) {
+            self.writers[0].flush()?;
+            return Ok(false);
+        }
+        let path = timed_name(&self.base, std::time::SystemTime::now());
+        if self.files.last() == Some(&path) {
+            return Ok(true);
+        }
+        self.writers[0].flush()?;
+        self.writers[0] = PcapWriter::create(&path, self.snaplen)?;
+        self.files.push(path);
+        self.opened += 1;
+        Ok(true)
     }
 
     /// Whether it writes to standard output (`-`).
@@ -742,6 +779,27 @@ impl PcapOutput {
     }
 }
 
+/// `pattern` run through strftime(3) at local time `t` (`rotate_s`'s file names).
+fn timed_name(pattern: &std::path::Path, t: std::time::SystemTime) -> PathBuf {
+    use std::os::unix::ffi::{OsStrExt as _, OsStringExt as _};
+    let secs = t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()) as libc::time_t;
+    let Ok(fmt) = std::ffi::CString::new(pattern.as_os_str().as_bytes()) else { return pattern.to_path_buf() };
+    // SAFETY: tm is plain old data; all-zero is valid, and localtime_r fills it.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are valid for the call; localtime_r is thread-safe.
+    if unsafe { libc::localtime_r(&secs, &mut tm) }.is_null() {
+        return pattern.to_path_buf();
+    }
+    let mut buf = vec![0u8; 4096];
+    // SAFETY: `buf` has `buf.len()` writable bytes, `fmt` is NUL-terminated and `tm` filled.
+    let n = unsafe { libc::strftime(buf.as_mut_ptr().cast(), buf.len(), fmt.as_ptr(), &tm) };
+    if n == 0 {
+        return pattern.to_path_buf();
+    }
+    buf.truncate(n);
+    PathBuf::from(std::ffi::OsString::from_vec(buf))
+}
+
 /// What a sink thread needs.
 pub struct SinkTask {
     /// Consumer name.
@@ -832,6 +890,24 @@ impl SinkState {
         self.local[sink::OVER_LIMIT] += n - take;
         if take == 0 {
             return;
+        }
+        match &mut self.output {
+            SinkOutput::Pcap(p) if p.time_is_up() => match p.rotate_by_time() {
+                Ok(true) => {}
+                // `rotate_files` files written: the rest is over the limit, and the engine stops.
+                Ok(false) => {
+                    self.limit = Some(self.local[sink::WRITTEN]);
+                    self.limit_hit.store(true, Ordering::Relaxed);
+                    self.local[sink::OVER_LIMIT] += take;
+                    self.local[sink::FILES] = p.opened;
+                    return;
+                }
+                Err(e) => {
+                    self.failed(take, error_chain(&e));
+                    return;
+                }
+            },
+            _ => {}
         }
         match &mut self.output {
             SinkOutput::Pcap(p) => {
@@ -1486,7 +1562,7 @@ mod tests {
     fn pcap_output_rotates_by_size_and_keeps_every_record() {
         let dir = tempfile::tempdir().unwrap();
         let base = dir.path().join("rot.pcap");
-        let mut out = begun(PcapOutput::create(base.clone(), 65535, 1, 0, None).unwrap());
+        let mut out = begun(PcapOutput::create(base.clone(), 65535, 1, 0, None, 0).unwrap());
         let frame = [7u8; 1000];
         // ~2.5 MiB in total: at least three files of 1 MiB.
         assert!(feed(&mut out, 3, 850, 7).iter().all(Result::is_ok));
@@ -1518,7 +1594,7 @@ mod tests {
     fn pcap_output_keeps_at_most_rotate_files_files() {
         let dir = tempfile::tempdir().unwrap();
         let base = dir.path().join("ring.pcap");
-        let mut out = begun(PcapOutput::create(base.clone(), 65535, 1, 2, None).unwrap());
+        let mut out = begun(PcapOutput::create(base.clone(), 65535, 1, 2, None, 0).unwrap());
         // ~5 MiB, in chunks of ~0.8 MiB: five or more files started.
         assert!(feed(&mut out, 6, 850, 9).iter().all(Result::is_ok));
         out.flush().unwrap();
@@ -1544,7 +1620,7 @@ mod tests {
         let base = dir.path().join("r.pcap");
         let blocker = dir.path().join("r.1.pcap");
         std::fs::create_dir(&blocker).unwrap(); // cannot be created as a file
-        let mut out = begun(PcapOutput::create(base.clone(), 65535, 1, 2, None).unwrap());
+        let mut out = begun(PcapOutput::create(base.clone(), 65535, 1, 2, None, 0).unwrap());
         // Records of 1016 bytes: the 1033rd brings the file to 1 MiB (24 + 1032 x 1016 < 1 MiB),
         // so the 11th chunk of 100 writes 33 and fails on the rotation.
         let res = feed(&mut out, 11, 100, 3);
@@ -1564,7 +1640,7 @@ mod tests {
     #[test]
     fn sink_counts_written_frame_bytes_whole_chunks_and_up_to_a_limit() {
         let dir = tempfile::tempdir().unwrap();
-        let out = begun(PcapOutput::create(dir.path().join("b.pcap"), 65535, 0, 0, None).unwrap());
+        let out = begun(PcapOutput::create(dir.path().join("b.pcap"), 65535, 0, 0, None, 0).unwrap());
         let mut s = SinkState::new("t".into(), SinkOutput::Pcap(out), Some(5), Arc::default());
         let ch = Arc::new(Channel::new(2, MIN_CHUNK, Arc::default()));
         let mut p = Producer::new(ch.clone(), 65535);

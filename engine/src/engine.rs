@@ -1363,6 +1363,7 @@ pub(crate) fn build_consumer(st: &State, c: &ConsumerConfig, nworkers: usize) ->
                         c.rotate_mb,
                         c.rotate_files,
                         c.split_by_worker.then_some(nworkers),
+                        c.rotate_s,
                     )
                     .map_err(|e| EngineError::Output { consumer: c.name.clone(), source: Box::new(e) })?,
                 )

@@ -99,9 +99,15 @@ struct CaptureArgs {
     #[arg(short = 'C', long = "file-size", value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..))]
     rotate_mb: Option<u64>,
     /// With -C: keep at most this many files, removing the oldest as a new
-    /// one starts, so a long capture takes bounded space.
+    /// one starts, so a long capture takes bounded space. With -G: stop
+    /// after this many files, as tcpdump.
     #[arg(short = 'W', long = "file-count", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     rotate_files: Option<u32>,
+    /// With -w: start a new file every this many seconds (with the first
+    /// frame after), named by -w's pattern run through strftime(3) at the
+    /// local time it starts (`-w trace-%Y%m%d-%H%M%S.pcap`), as tcpdump's -G.
+    #[arg(short = 'G', value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    rotate_s: Option<u64>,
     /// Size of each worker's kernel ring, in KiB (as tcpdump's -B), in whole
     /// blocks of 256 KiB [default: 65536, 64 MiB].
     #[arg(short = 'B', long = "buffer-size", value_name = "KIB", value_parser = clap::value_parser!(u32).range(1..))]
@@ -695,8 +701,20 @@ fn capture_config(a: &CaptureArgs) -> Result<Config> {
     if a.write.is_some() && (a.micro || a.precision == Some(Precision::Micro)) {
         bail!("--micro: files written with -w have nanosecond times (tcpdump's --nano); the precision applies to printed lines");
     }
-    if a.rotate_files.is_some() && a.rotate_mb.is_none() {
-        bail!("-W: keeping N files needs -C MIB, the size at which a new file starts (as tcpdump's -W needs -C or -G)");
+    if a.rotate_files.is_some() && a.rotate_mb.is_none() && a.rotate_s.is_none() {
+        bail!("-W: keeping N files needs -C MIB, the size at which a new file starts, or -G SECONDS (as tcpdump's -W)");
+    }
+    if a.rotate_s.is_some() {
+        match a.write.as_deref() {
+            None => bail!("-G: rotating files needs -w FILE"),
+            Some(w) if pcapio::is_stdio(w) => bail!("-G: -w - writes standard output, one stream: it cannot be rotated"),
+            Some(_) if a.rotate_mb.is_some() => bail!("-G with -C: rotating both by time and by size is not supported"),
+            Some(w) if !w.to_string_lossy().contains('%') => bail!(
+                "-G: -w {} holds no strftime conversion (as trace-%Y%m%d-%H%M%S.pcap): every new file would overwrite the one before",
+                w.display()
+            ),
+            Some(_) => {}
+        }
     }
     match a.write.as_deref() {
         _ if a.rotate_mb.is_none() => {}
@@ -768,6 +786,7 @@ fn capture_config(a: &CaptureArgs) -> Result<Config> {
         snaplen: snaplen(a),
         rotate_mb: a.rotate_mb.unwrap_or(0),
         rotate_files: a.rotate_files.unwrap_or(0),
+        rotate_s: a.rotate_s.unwrap_or(0),
         print_link: a.link_header,
         print_time: match a.time {
             0 => PrintTime::Time,

@@ -741,6 +741,70 @@ fn recorded_pace_replays_at_the_recorded_intervals() {
     assert_eq!(read_pcap(&out).len(), 6);
 }
 
+/// Files started by time (`rotate_s`, capture's -G): each named by the
+/// path's strftime pattern when it starts, every record in one of them;
+/// with `rotate_files` (-W) the run stops after that many files, the rest
+/// counted over the limit. capture -G refuses what tcpdump would turn into
+/// files overwriting each other.
+#[test]
+fn files_are_started_by_time_and_named_by_strftime() {
+    let dir = tempfile::tempdir().unwrap();
+    let frame = eth(MAC_B, 0x0800, &[0u8; 50]);
+    let input = dir.path().join("paced.pcap");
+    // 26 records 100 ms apart: 2.5 s.
+    ringwire_tests::write_pcap(
+        &input,
+        (0..26u64).map(|i| (Duration::from_millis(1_700_000_000_000 + i * 100), frame.as_slice())),
+    );
+    let run = |keep: u32, sub: &str| {
+        let out_dir = dir.path().join(sub);
+        std::fs::create_dir_all(&out_dir).unwrap();
+        let (cfg, st) = (dir.path().join(format!("{sub}.toml")), dir.path().join(format!("{sub}.json")));
+        std::fs::write(
+            &cfg,
+            format!(
+                "[engine]\nstats_json = \"{}\"\n[[ports]]\nuri = \"pcap:{}\"\npace = \"recorded\"\n\
+                 [[consumers]]\nname = \"w\"\nkind = \"pcap\"\npath = \"{}/cap-%s.pcap\"\nrotate_s = 1\nrotate_files = {keep}\n",
+                st.display(),
+                input.display(),
+                out_dir.display()
+            ),
+        )
+        .unwrap();
+        let res = ringwire(&["run", cfg.to_str().unwrap(), "--control-socket", "none"]);
+        assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+        let mut files: Vec<_> = std::fs::read_dir(&out_dir).unwrap().map(|e| e.unwrap().path()).collect();
+        files.sort();
+        (files, ringwire_tests::read_json(&st))
+    };
+    let (files, s) = run(0, "all");
+    assert!((2..=4).contains(&files.len()), "a file a second: {files:?}");
+    for f in &files {
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        let secs: u64 = name.strip_prefix("cap-").and_then(|n| n.strip_suffix(".pcap")).unwrap().parse().unwrap();
+        assert!(secs > 1_700_000_000, "named by the time it started (%s): {name}");
+    }
+    let per_file: Vec<usize> = files.iter().map(|f| ringwire_tests::tcpdump_count(f)).collect();
+    assert_eq!(per_file.iter().sum::<usize>(), 26, "every record in one file: {per_file:?}");
+    assert_eq!(s["consumers"][0]["files"], files.len() as u64, "{s}");
+    ringwire_tests::assert_reconciles(&s);
+
+    let (files, s) = run(2, "two");
+    assert_eq!(files.len(), 2, "-W 2: two files, then the run stops: {files:?}");
+    let written: usize = files.iter().map(|f| ringwire_tests::tcpdump_count(f)).sum();
+    let w = &s["consumers"][0];
+    assert_eq!(w["written"], written as u64, "{s}");
+    assert!((10..26).contains(&written), "{s}");
+    ringwire_tests::assert_reconciles(&s);
+
+    let i = input.to_str().unwrap();
+    let plain = dir.path().join("plain.pcap");
+    refused(&["capture", "-r", i, "-G", "1", "-w", plain.to_str().unwrap()], "holds no strftime conversion");
+    refused(&["capture", "-r", i, "-G", "1"], "-G: rotating files needs -w FILE");
+    let timed = dir.path().join("t-%s.pcap");
+    refused(&["capture", "-r", i, "-G", "1", "-C", "1", "-w", timed.to_str().unwrap()], "-G with -C");
+}
+
 /// A record due long after the one before (a paused capture, a bad
 /// timestamp) is waited for as recorded, and the wait is said, not silent;
 /// a stop ends it with what came before written.
