@@ -175,9 +175,14 @@ enum ConsumersCmd {
         /// pcap: start a new file after this many MiB.
         #[arg(long)]
         rotate_mb: Option<u64>,
-        /// pcap, with --rotate-mb: keep at most this many files, removing the oldest.
+        /// pcap, with --rotate-mb: keep at most this many files, removing the
+        /// oldest; with --rotate-s: stop after this many files.
         #[arg(long)]
         rotate_files: Option<u32>,
+        /// pcap: start a new file every this many seconds, named by --path's
+        /// strftime pattern (as tcpdump's -G).
+        #[arg(long)]
+        rotate_s: Option<u64>,
         /// pcap: one file per worker.
         #[arg(long)]
         split_by_worker: bool,
@@ -498,6 +503,7 @@ fn request(cmd: &Cmd) -> (&'static str, Value) {
             queue_mb,
             rotate_mb,
             rotate_files,
+            rotate_s,
             split_by_worker,
         }) => (
             "consumers.add",
@@ -505,7 +511,7 @@ fn request(cmd: &Cmd) -> (&'static str, Value) {
                 "name": name, "kind": kind, "ports": ports, "filter": filter.as_deref().map(from_here),
                 "path": path.as_deref().map(path_from_here), "to": to,
                 "snaplen": snaplen, "limit": limit, "queue_mb": queue_mb, "rotate_mb": rotate_mb,
-                "rotate_files": rotate_files, "split_by_worker": split_by_worker,
+                "rotate_files": rotate_files, "rotate_s": rotate_s, "split_by_worker": split_by_worker,
             })),
         ),
         Cmd::Consumers(ConsumersCmd::Del { name }) => ("consumers.del", json!({ "name": name })),
