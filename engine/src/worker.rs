@@ -275,7 +275,8 @@ impl Dispatch {
                         false
                     }
                     Delivery::Forward { to_port } => tx[*to_port].as_mut().is_some_and(|t| {
-                        let sent = if wait { t.push_waiting(p.data, TX_PATIENCE, stop) } else { t.push(p.data) };
+                        let sent =
+                            if wait { t.push_waiting(p.data, TX_PATIENCE, stop) } else { t.push_or_kick(p.data) };
                         // Not for a full ring: for a frame the port does not take.
                         if !sent && !t.takes(p.data) {
                             n[cc::UNFIT] += 1;

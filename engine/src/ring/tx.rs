@@ -346,6 +346,23 @@ impl TxRing {
         self.push_with(frame, |_| {})
     }
 
+    /// Like [`TxRing::push`], but when the ring is full of frames not yet
+    /// kicked, kick it once and try again: a batch of frames larger than
+    /// the ring is not dropped for want of the kick that comes at its end.
+    /// Never waits.
+    #[inline]
+    pub fn push_or_kick(&mut self, frame: &[u8]) -> bool {
+        if self.push(frame) {
+            return true;
+        }
+        if self.pending == 0 || !self.takes(frame) {
+            return false;
+        }
+        // A send error is the next flush's to report; here the frame just finds no slot.
+        let _ = self.flush();
+        self.push(frame)
+    }
+
     /// Like [`TxRing::push`], but when the ring is full, kick it and wait for
     /// a slot (replaying a file: no reason to drop). Gives up after
     /// `patience`, or at once for a frame the interface cannot send.
