@@ -1275,10 +1275,12 @@ fn warn_if_cut(p: &PortConfig, ring: &RxRing, config: &Config) -> Option<String>
     let what = if p.low_latency { "ring.frame_size (its slots)" } else { "ring.block_size" };
     let w = format!(
         "port `{}`: its interface's MTU lets frames of up to {longest} bytes through, but its RX ring keeps {kept} bytes \
-         of a frame (ring.block_size {}, ring.frame_size {}): longer frames are cut to {kept}, and cannot be forwarded; raise {what}",
+         of a frame (ring.block_size {}, ring.frame_size {}): longer frames are cut to {kept} bytes ({} with a VLAN tag \
+         put back), and cannot be forwarded; raise {what}",
         p.display_name(),
         config.ring.block_size,
-        config.ring.frame_size
+        config.ring.frame_size,
+        kept + 4
     );
     tracing::warn!("{w}");
     Some(w)

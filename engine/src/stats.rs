@@ -373,8 +373,9 @@ pub fn removed_mark(name: &str, removed: bool) -> String {
 pub fn unfit_line(what: &str, unfit: u64) -> Option<String> {
     (unfit > 0).then(|| {
         format!(
-            "{what}: {unfit} of its queue_dropped frames could not be sent as they are \
-             (cut short, or longer than the port it forwards to takes: its MTU or TX slot)"
+            "{what}: {unfit} of its queue_dropped frames could not be sent as they are: cut short, longer than \
+             the MTU or TX slot of the port it forwards to, or as long as a frame its device refused in the \
+             second before (its far end down, or with a smaller MTU: see tx_unsent and the log)"
         )
     })
 }
@@ -617,7 +618,12 @@ impl Snapshot {
                 p.received,
                 p.bytes,
                 p.vlan_restored,
-                if p.filtered_uncounted { "-".to_owned() } else { p.filtered.to_string() },
+                // With an eBPF filter's own count of what it dropped, as `ringctl stats` shows it.
+                if p.filtered_uncounted {
+                    "-".to_owned()
+                } else {
+                    (p.filtered + p.ebpf.map_or(0, |e| e.filtered)).to_string()
+                },
                 p.kernel_packets,
                 p.kernel_drops,
                 p.kernel_freezes,

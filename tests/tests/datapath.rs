@@ -581,7 +581,7 @@ fn a_cut_frame_is_not_forwarded() {
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(
         table.contains(
-            "consumer `fw`: 10 of its queue_dropped frames could not be sent as they are (cut short, or longer than"
+            "consumer `fw`: 10 of its queue_dropped frames could not be sent as they are: cut short, longer than the MTU"
         ),
         "{table}"
     );
@@ -984,7 +984,11 @@ fn an_ebpf_port_filter_drops_in_the_kernel_and_counts() {
     let rep = generate(&ns_g, &vg, &["--count", "4000", "--rate", "20000", "--vlan-every", "4"]);
     assert_eq!(u(&rep["sent"]), 4000);
     std::thread::sleep(Duration::from_millis(300));
-    let _ = stop_engine(engine);
+    let res = stop_engine(engine);
+    // The final table's `filtered` column holds what the program dropped, as `ringctl stats`'s does.
+    let table = String::from_utf8_lossy(&res.stdout);
+    let row = table.lines().find(|l| l.trim_start().starts_with("p ")).unwrap_or_else(|| panic!("{table}"));
+    assert_eq!(row.split_whitespace().nth(4), Some("2000"), "{table}");
     let s = read_json(&st);
     assert_reconciles(&s);
     let port = &s["ports"][0];
