@@ -160,6 +160,8 @@ pub(crate) struct PortSlot {
     pub(crate) final_filter_counts: FilterCounts,
     /// A pcap port's filter's plugins' health (its errors and quarantine).
     pub(crate) filter_health: Option<ringwire_filters::HealthHandle>,
+    /// A pcap port: why its file ended badly (truncated, corrupt), once it has.
+    pub(crate) failed: Arc<std::sync::OnceLock<String>>,
 }
 
 /// A kernel port filter's own counts: an eBPF program's, or the
@@ -927,6 +929,7 @@ impl Engine {
             (s.ebpf, s.classifier) = (counts.ebpf, counts.classifier);
             s.filtered_uncounted =
                 afpacket && slot.config.filter.as_deref().is_some_and(|f| !f.is_empty()) && s.ebpf.is_none();
+            s.error = slot.failed.get().cloned();
             if let Some(h) = slot.filter_health.as_ref().and_then(ringwire_filters::HealthHandle::read) {
                 (s.filter_errors, s.filter_quarantined) = (h.errors, h.quarantined);
             }
@@ -1100,6 +1103,7 @@ pub(crate) fn open_port(
     let mut filter = None;
     let mut filter_health = None;
     let mut notes = Vec::new();
+    let failed = Arc::new(std::sync::OnceLock::new());
     match &kind {
         PortKind::AfPacket(iface) => {
             if sys::if_index(iface).is_none() {
@@ -1174,6 +1178,7 @@ pub(crate) fn open_port(
             }
         }
         PortKind::Pcap(path) if p.rx => {
+            let source_error = Arc::clone(&failed);
             let pcap_filter =
                 p.filter.as_deref().map(|f| FilterFactory::new(f, QuarantinePolicy::DropAll)).transpose()?;
             filter_health = pcap_filter.as_ref().map(FilterFactory::health_handle);
@@ -1186,6 +1191,7 @@ pub(crate) fn open_port(
                     clock: None,
                     held: None,
                     done: false,
+                    failed: Arc::clone(&source_error),
                 })
             };
             if share_files {
@@ -1216,6 +1222,7 @@ pub(crate) fn open_port(
             if_drops_error: None,
             final_filter_counts: FilterCounts::default(),
             filter_health,
+            failed,
         },
         sources,
         notes,

@@ -149,6 +149,10 @@ pub struct PortSnap {
     pub vlan_restored: u64,
     /// pcap ports: records the port filter skipped.
     pub filtered: u64,
+    /// A pcap port whose file ended badly (truncated, corrupt): why. Its
+    /// frames up to there were read and counted; the rest are not there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
     /// Interface ports whose kernel filter drops frames without counting
     /// them (a pcap-filter expression, an eBPF program without a
     /// `ringwire_stats` map): how many it filtered is not known, and the

@@ -55,6 +55,8 @@ pub(crate) enum Source {
         /// Recorded pace: a record read but not yet due.
         held: Option<RecordRef>,
         done: bool,
+        /// Why the file ended badly, for the port's counters (shared with its slot).
+        failed: Arc<std::sync::OnceLock<String>>,
     },
 }
 
@@ -500,8 +502,9 @@ impl Worker {
                     Err(e) => {
                         // Frames dispatched before the error still end their batch.
                         work += 1;
-                        if let Source::Pcap { done, .. } = src {
+                        if let Source::Pcap { done, failed, .. } = src {
                             *done = true;
+                            let _ = failed.set(e.clone());
                         }
                         // Logged when it happens; it is the run's final error too, so
                         // not an error here (a capture would say it twice).
@@ -1069,7 +1072,7 @@ impl Worker {
                     None => Ok(refs.len().max(1)),
                 }
             }
-            Source::Pcap { port, reader: FileReader::Own(reader), filter, pace, clock, held, done } => {
+            Source::Pcap { port, reader: FileReader::Own(reader), filter, pace, clock, held, done, .. } => {
                 if *done || stopping {
                     return Ok(0);
                 }

@@ -677,6 +677,58 @@ fn truncated_pcap_source_fails_after_keeping_what_was_read() {
     }
 }
 
+/// A file port whose file ends badly while the engine runs on (other
+/// ports) says so in `stats` and `ports list` (JSON `error` and a line in
+/// the tables), not only at exit: it looked healthy until then.
+#[test]
+fn a_file_port_that_fails_says_so_while_the_engine_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.pcap");
+    let n = write_corpus(&good);
+    let bytes = std::fs::read(&good).unwrap();
+    let cut = dir.path().join("cut.pcap");
+    std::fs::write(&cut, &bytes[..bytes.len() - 20]).unwrap();
+    // A paced file keeps the engine running for 2 s.
+    let frame = eth(MAC_B, 0x0800, &[0u8; 50]);
+    let slow = dir.path().join("slow.pcap");
+    ringwire_tests::write_pcap(
+        &slow,
+        (0..5u64).map(|i| (Duration::from_millis(1_700_000_000_000 + i * 500), frame.as_slice())),
+    );
+    let cfg = dir.path().join("two.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[[ports]]\nname = \"slow\"\nuri = \"pcap:{}\"\npace = \"recorded\"\n\
+             [[ports]]\nname = \"cut\"\nuri = \"pcap:{}\"\n[[consumers]]\nname = \"c\"\nkind = \"counter\"\n",
+            slow.display(),
+            cut.display()
+        ),
+    )
+    .unwrap();
+    let (sock, ready) = (dir.path().join("two.sock"), dir.path().join("ready"));
+    let mut run = Command::new(bin("ringwire"));
+    run.arg("run").arg(&cfg).arg("--control-socket").arg(&sock).arg("--ready-file").arg(&ready);
+    let engine = Proc::spawn("ringwire run", &mut run);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !ready.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let stats = ringwire_tests::ringctl_json(&sock, &["stats"]);
+    let port = stats["counters"]["ports"].as_array().unwrap().iter().find(|p| p["name"] == "cut").cloned().unwrap();
+    assert!(port["error"].as_str().is_some_and(|e| e.contains("truncated: record")), "{port}");
+    assert_eq!(port["received"], (n - 1) as u64, "{port}");
+    let table = ringwire_tests::ringctl(&sock, &["stats"]);
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(table.contains("port `cut`: its file ended badly: "), "{table}");
+    let list = ringwire_tests::ringctl(&sock, &["ports", "list"]);
+    let list = String::from_utf8_lossy(&list.stdout);
+    assert!(list.contains("port `cut`: its file ended badly: "), "{list}");
+    let res = engine.wait(Duration::from_secs(30));
+    assert_eq!(res.status.code(), Some(1), "the run still ends with the file's error");
+}
+
 /// A config in `dir` replaying `frames` identical frames recorded `every_ms`
 /// apart, at their recorded pace, into the consumer `consumer` (TOML lines).
 fn paced_config(dir: &Path, frames: u64, every_ms: u64, consumer: &str) -> PathBuf {

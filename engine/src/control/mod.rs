@@ -358,6 +358,7 @@ fn ports_list(engine: &Engine) -> Value {
                 "name": p.display_name(), "uri": p.uri, "filter": p.filter, "rx": p.rx,
                 "received": counters.map(|c| c.received), "kernel_drops": counters.map(|c| c.kernel_drops),
                 "link": counters.and_then(|c| c.link), "link_downs": counters.filter(|c| c.link.is_some()).map(|c| c.link_downs),
+                "error": counters.and_then(|c| c.error.clone()),
             })
         })
         .collect();

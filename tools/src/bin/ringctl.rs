@@ -559,10 +559,22 @@ fn render(cmd: &str, v: &Value) -> String {
         "shutdown" => "ok: the engine is stopping\n".into(),
         "config.show" => text(&v["toml"]),
         "stats.reset" => "ok: counters reset\n".into(),
-        "ports.list" => table(
-            &v["ports"],
-            &[("name", 20), ("uri", 28), ("rx", 5), ("link", 5), ("received", 12), ("kernel_drops", 12), ("filter", 0)],
-        ),
+        "ports.list" => {
+            let mut s = table(
+                &v["ports"],
+                &[
+                    ("name", 20),
+                    ("uri", 28),
+                    ("rx", 5),
+                    ("link", 5),
+                    ("received", 12),
+                    ("kernel_drops", 12),
+                    ("filter", 0),
+                ],
+            );
+            s.push_str(&source_errors(&v["ports"]));
+            s
+        }
         "consumers.list" => table(
             &v["consumers"],
             &[("name", 16), ("kind", 8), ("ports", 16), ("seen", 12), ("delivered", 12), ("filter", 0)],
@@ -754,6 +766,7 @@ fn render_stats(v: &Value) -> String {
             ]
         }),
     ));
+    s.push_str(&source_errors(&c["ports"]));
     // Plugins that failed: the grids have no room for why.
     for (kind, item) in [("port", "ports"), ("consumer", "consumers")] {
         for k in list(&c[item]) {
@@ -903,6 +916,17 @@ fn grid(cols: &[(&str, usize, bool)], rows: impl IntoIterator<Item = Vec<String>
 
 /// Rows of objects as a table of the given (key, width) columns; a width
 /// of 0 is the last column, unpadded. Lists are joined with commas.
+/// A line for each port whose file ended badly (the `error` of `ports`):
+/// the port reads nothing more, and the grids have no room for why.
+fn source_errors(ports: &Value) -> String {
+    let list = ports.as_array().cloned().unwrap_or_default();
+    list.iter()
+        .filter_map(|p| {
+            p["error"].as_str().map(|e| format!("port `{}`: its file ended badly: {e}\n", text(&p["name"])))
+        })
+        .collect()
+}
+
 fn table(rows: &Value, cols: &[(&str, usize)]) -> String {
     let cell = |v: &Value| match v {
         Value::Array(a) => a.iter().map(text).collect::<Vec<_>>().join(","),
