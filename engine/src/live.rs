@@ -408,7 +408,7 @@ impl Engine {
     ///
     /// # Errors
     /// No such port, or it is still used.
-    pub fn remove_port(&self, name: &str) -> Result<(), ChangeError> {
+    pub fn remove_port(&self, name: &str) -> Result<Vec<String>, ChangeError> {
         let mut st = self.lock();
         let slot = st.port_index(name).ok_or_else(|| ChangeError::NotFound(format!("name: no port named `{name}`")))?;
         if let Some(c) = st
@@ -445,7 +445,24 @@ impl Engine {
             tracing::warn!(port = name, "not every worker confirmed the removal within 10 s");
         }
         tracing::info!(port = name, "port removed");
-        Ok(())
+        // Its rings are read out by the workers from now on: said when that takes a while.
+        let mut notes = Vec::new();
+        let retire = std::time::Duration::from_millis(u64::from(st.base.ring.retire_timeout_ms));
+        let window = crate::worker::drain_window(retire);
+        if st.ports[slot].config.rx
+            && matches!(st.ports[slot].kind, PortKind::AfPacket(_))
+            && window > std::time::Duration::from_secs(1)
+        {
+            let note = format!(
+                "port `{name}`: its rings are read out until their last blocks are handed over (retire_timeout_ms {}: \
+                 up to {:.1} s); its counters are final then",
+                st.base.ring.retire_timeout_ms,
+                window.as_secs_f64()
+            );
+            tracing::info!("{note}");
+            notes.push(note);
+        }
+        Ok(notes)
     }
 
     /// Re-open the rings of every interface port whose interface was gone

@@ -1445,7 +1445,7 @@ impl Drain {
 
 /// How long a ring whose intake is stopped must be quiet before it closes:
 /// long enough for its last partly filled block to be retired.
-fn drain_window(retire_timeout: Duration) -> Duration {
+pub(crate) fn drain_window(retire_timeout: Duration) -> Duration {
     retire_timeout * 3 + Duration::from_millis(100)
 }
 

@@ -749,7 +749,9 @@ fn a_block_retired_after_seconds_is_read_at_removal_and_at_stop() {
     };
     send(&vg2);
     send(&vg);
-    let _ = ringctl_json(&sock, &["ports", "del", "q"]);
+    // Answered at once, saying the port's counters are final only once its last block is read.
+    let del = ringctl_ok(&sock, &["ports", "del", "q"]);
+    assert!(del.contains("note: port `q`: its rings are read out until their last blocks are handed over (retire_timeout_ms 6000: up to 18.1 s)"), "{del}");
     let started = std::time::Instant::now();
     let res = ringwire_tests::stop_engine(engine);
     assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));

@@ -138,7 +138,7 @@ impl Handler {
                 engine.add_port(p.clone()).map(|notes| json!({ "added": name, "notes": notes })).map_err(change_error)
             }
             Command::PortsDel { name } => {
-                engine.remove_port(name).map(|()| json!({ "removed": name })).map_err(change_error)
+                engine.remove_port(name).map(|notes| json!({ "removed": name, "notes": notes })).map_err(change_error)
             }
             Command::ConsumersList => Ok(consumers_list(engine, |_| true)),
             Command::ConsumersAdd(c) | Command::PatchesAdd(c) => engine

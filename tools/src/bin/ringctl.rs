@@ -607,6 +607,9 @@ fn render(cmd: &str, v: &Value) -> String {
             if !files.is_empty() {
                 s.push_str(&format!("wrote {files}\n"));
             }
+            for n in v["notes"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+                s.push_str(&format!("note: {n}\n"));
+            }
             if let Some(e) = v["error"].as_str() {
                 s.push_str(&format!("its writer failed: {e}\n"));
             }
