@@ -781,6 +781,12 @@ impl Config {
             }
         }
         self.ring.rx_geometry().validate().map_err(|m| ConfigError::Invalid(format!("ring: {m}")))?;
+        // Checked whether or not anything forwards yet (a patch may be added at run time).
+        if let Some(m) =
+            crate::ring::tx_geometry_error(self.ring.tx_block_size, self.ring.tx_frame_size, self.ring.tx_block_count)
+        {
+            return bad(format!("ring: {m}"));
+        }
         if self.ports.is_empty() {
             return bad("no ports: add a [[ports]] entry (uri = \"afpacket:IFACE\" or \"pcap:FILE\")".into());
         }
@@ -1094,6 +1100,10 @@ mod tests {
             ("block_count = 0", "block_count must be at least 1"),
             ("retire_timeout_ms = 65536", "retire_timeout_ms 65536 must be between 1 and 65535"),
             ("block_size = 2147483648", "block_size 2147483648 must be a power of two between the page size"),
+            // TX geometry, whether anything forwards yet or not, by field.
+            ("tx_block_size = 1000", "ring: tx_block_size 1000 must be a power of two between the page size"),
+            ("tx_frame_size = 100", "ring: tx_frame_size 100 must be a multiple of 16 between 128 and tx_block_size"),
+            ("tx_block_count = 0", "ring: tx_block_count must be at least 1"),
         ] {
             let err = Config::parse(&format!("[ring]\n{ring}\n{port}")).unwrap().validate().unwrap_err().to_string();
             assert!(err.contains(needle), "{ring}: {err}");

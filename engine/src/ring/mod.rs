@@ -19,7 +19,7 @@ pub use rx::{
     ring_budget, v2_frame_size, Block, BlockRing, Frame, FrameIter, FrameRing, KernelFilter, Link, RingGeometry,
     RxHash, RxRing, RxRingOptions, MAX_BLOCK_RING_BLOCKS,
 };
-pub use tx::{TxRing, TxRingOptions, MIN_FRAME, SLOT_HEADROOM};
+pub use tx::{geometry_error as tx_geometry_error, TxRing, TxRingOptions, MIN_FRAME, SLOT_HEADROOM};
 
 /// Ring errors.
 #[derive(Debug, thiserror::Error)]

@@ -107,27 +107,38 @@ const REFUSE_FOR: Duration = Duration::from_secs(1);
 // that mapping and moves with it. Nothing is shared with another thread.
 unsafe impl Send for TxRing {}
 
+/// What is wrong with a TX ring of `block_count` blocks of `block_size`
+/// bytes in slots of `frame_size`, naming the `[ring]` field; `None` if
+/// the kernel takes it.
+#[must_use]
+pub fn geometry_error(block_size: u32, frame_size: u32, block_count: u32) -> Option<String> {
+    let page = u32::try_from(crate::sys::page_size()).unwrap_or(4096);
+    if !block_size.is_power_of_two() || block_size < page || block_size > 1 << 30 {
+        return Some(format!(
+            "tx_block_size {block_size} must be a power of two between the page size ({page}) and 1 GiB"
+        ));
+    }
+    if frame_size < 128 || frame_size % 16 != 0 || frame_size > block_size {
+        return Some(format!(
+            "tx_frame_size {frame_size} must be a multiple of 16 between 128 and tx_block_size ({block_size})"
+        ));
+    }
+    (block_count == 0).then(|| "tx_block_count must be at least 1".to_owned())
+}
+
 impl TxRing {
     /// Open a TX ring: socket → version → loss → qdisc bypass → vnet header
     /// (with `copy_max`) → TX_RING → mmap → bind.
+    ///
+    /// The geometry is checked first ([`geometry_error`]).
     ///
     /// # Errors
     /// [`RingError`] naming the interface and the failed step.
     pub fn open(opts: &TxRingOptions<'_>) -> Result<Self, RingError> {
         let iface = opts.iface;
         let sys_err = |source| RingError::Sys { iface: iface.to_owned(), source };
-        let page = u32::try_from(crate::sys::page_size()).unwrap_or(4096);
-        if !opts.block_size.is_power_of_two()
-            || opts.block_size < page
-            || opts.frame_size < 128
-            || opts.frame_size % 16 != 0
-            || opts.frame_size > opts.block_size
-            || opts.block_count == 0
-        {
-            return Err(RingError::Geometry(format!(
-                "TX ring: block_size {} (power of two, at least a page), frame_size {} (multiple of 16, 128..=block_size), block_count {} (>= 1)",
-                opts.block_size, opts.frame_size, opts.block_count
-            )));
+        if let Some(e) = geometry_error(opts.block_size, opts.frame_size, opts.block_count) {
+            return Err(RingError::Geometry(format!("TX ring: {e}")));
         }
         let ifindex = sys::if_index(iface).ok_or_else(|| RingError::NoSuchInterface(iface.to_owned()))?;
         let fd = sys::packet_socket().map_err(sys_err)?;
