@@ -1096,7 +1096,7 @@ impl Worker {
                                     if !was_held && wait > LONG_PACE_WAIT {
                                         // Once per record: the run seems to hang otherwise.
                                         tracing::warn!(
-                                            port,
+                                            file = %reader.path().display(),
                                             record_ns = r.ts_ns,
                                             "recorded pace: the next record is due in {} s; waiting for it (a stop ends the wait)",
                                             wait.as_secs()

@@ -872,6 +872,8 @@ fn recorded_pace_says_when_it_waits_long_for_a_record() {
     );
     run.expect_stderr("recorded pace: the next record is due in 99 s", Duration::from_secs(10), "the long wait said");
     run.signal(libc::SIGTERM);
+    // The warning names the file (it gave the port's index).
+    assert!(run.stderr_text().contains("paced.pcap"), "{}", run.stderr_text());
     let done = run.wait(Duration::from_secs(10));
     assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
     assert_eq!(read_pcap(&out).len(), 1, "the first record written, the second never due");
