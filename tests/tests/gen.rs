@@ -251,6 +251,34 @@ fn a_link_without_carrier_ends_the_run_with_an_error() {
     assert!(secs < 3.5, "the sending time, without the wait for the ring: {rep}");
 }
 
+/// A far end whose MTU is smaller than the frames: the device refuses
+/// every kick (ENOBUFS) and keeps the frame at the ring's head. The run
+/// ends within a second or two saying so, where it spun through two
+/// million kicks for its whole duration and then blamed a stopped queue.
+#[test]
+fn a_far_end_with_a_smaller_mtu_ends_the_run_with_its_reason() {
+    if !privileged("a_far_end_with_a_smaller_mtu_ends_the_run_with_its_reason") {
+        return;
+    }
+    let Pair { lab: _lab, ns_gen, if_gen, ns_eng, if_eng } = Pair::new();
+    ringwire_tests::ip(&ns_eng, &["link", "set", &if_eng, "mtu", "1000"]);
+    let started = std::time::Instant::now();
+    let out = in_ns(&ns_gen, "ringwire-gen")
+        .args(["-i", &if_gen, "--rate", "5000", "-d", "6", "--size", "1400", "--json"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("the kernel took no frame from the full TX ring for 1 s")
+            && err.contains("is the far end's MTU smaller than these frames of up to 1400 bytes?"),
+        "{err}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(4), "ended early: {:?}", started.elapsed());
+    let rep: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(rep["busy_kicks"].as_u64().unwrap() < 100_000, "no spin: {rep}");
+}
+
 /// A pace the TX path cannot keep: the run ends on time and says how far
 /// it fell behind (sent of due), in its text and its JSON.
 #[test]

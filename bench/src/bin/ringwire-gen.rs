@@ -452,17 +452,28 @@ fn plans(streams: u32, threads: usize, cores: &[usize], count: u64, rate: u64) -
 /// kernel to take what is still in its ring.
 const DRAIN_WAIT: Duration = Duration::from_secs(3);
 
+/// How long a full TX ring may go without the kernel taking a frame
+/// before the run ends with an error (a device refusing every kick).
+const TX_STALL: Duration = Duration::from_secs(1);
+
 /// A paced thread spins through waits this short rather than sleep.
 const SPIN_WAIT: Duration = Duration::from_micros(100);
 
 /// Why an interface may not take frames, as its sysfs entries tell.
 fn link_state(iface: &str) -> String {
+    link_problem(iface)
+        .unwrap_or_else(|op| format!("{iface} (operstate {op}) did not send them: is its queue stopped?"))
+}
+
+/// What is wrong with `iface`'s link (gone, no carrier, not up), or, as
+/// the error, its operational state when nothing is.
+fn link_problem(iface: &str) -> Result<String, String> {
     let read = |f: &str| std::fs::read_to_string(format!("/sys/class/net/{iface}/{f}")).map(|s| s.trim().to_owned());
     match (read("operstate"), read("carrier")) {
-        (Err(_), _) => format!("{iface} is gone"),
-        (Ok(op), Ok(c)) if c == "0" => format!("{iface} has no carrier (operstate {op}): is its peer down?"),
-        (Ok(op), _) if op != "up" && op != "unknown" => format!("{iface} is {op}"),
-        (Ok(op), _) => format!("{iface} (operstate {op}) did not send them: is its queue stopped?"),
+        (Err(_), _) => Ok(format!("{iface} is gone")),
+        (Ok(op), Ok(c)) if c == "0" => Ok(format!("{iface} has no carrier (operstate {op}): is its peer down?")),
+        (Ok(op), _) if op != "up" && op != "unknown" => Ok(format!("{iface} is {op}")),
+        (Ok(op), _) => Err(op),
     }
 }
 
@@ -810,6 +821,8 @@ impl Job<'_> {
         // lowered MTU is dropped by the kernel without a word once it is in
         // the ring (PACKET_LOSS), so it must be refused before.
         let mut next_mtu_check = MTU_CHECK;
+        // The last time the kernel took a frame from the ring, and how many it had taken.
+        let mut taken_at = (Instant::now(), 0u64);
         'send: while sent < count && !self.stop.load(Ordering::Relaxed) {
             let elapsed = start.elapsed();
             if stop_at.is_some_and(|d| elapsed >= d) {
@@ -888,8 +901,32 @@ impl Job<'_> {
                     }
                 }
             } else {
-                // Ring full: the kernel is still sending (kicked above); yield.
-                std::thread::yield_now();
+                // Ring full: the kernel is still sending (kicked above). If it
+                // took nothing since the last look, it refuses the frame at the
+                // head (ENOBUFS on every kick: a far end with a smaller MTU, or
+                // down): wait a little rather than kick again at once, and give
+                // up once it has taken nothing for a while.
+                let taken = tx.pushed() - tx.in_flight() as u64;
+                if taken > taken_at.1 {
+                    taken_at = (Instant::now(), taken);
+                    std::thread::yield_now();
+                } else if taken_at.0.elapsed() >= TX_STALL {
+                    let largest = templates.iter().map(|t| t.bytes.len()).max().unwrap_or(0);
+                    failure = Some(match link_problem(iface) {
+                        Ok(problem) => anyhow::anyhow!(
+                            "the kernel took no frame from the full TX ring for {} s: {problem}",
+                            TX_STALL.as_secs()
+                        ),
+                        Err(_) => anyhow::anyhow!(
+                            "the kernel took no frame from the full TX ring for {} s: {iface}'s device refuses them \
+                             (is the far end's MTU smaller than these frames of up to {largest} bytes?)",
+                            TX_STALL.as_secs()
+                        ),
+                    });
+                    break;
+                } else {
+                    std::thread::sleep(Duration::from_micros(100));
+                }
             }
         }
         // Wait for the kernel to take everything (bounded). The sending
