@@ -821,8 +821,8 @@ impl Job<'_> {
         // lowered MTU is dropped by the kernel without a word once it is in
         // the ring (PACKET_LOSS), so it must be refused before.
         let mut next_mtu_check = MTU_CHECK;
-        // The last time the kernel took a frame from the ring, and how many it had taken.
-        let mut taken_at = (Instant::now(), 0u64);
+        // When a frame last found a slot (the kernel frees them as it takes frames).
+        let mut pushed_at = Instant::now();
         'send: while sent < count && !self.stop.load(Ordering::Relaxed) {
             let elapsed = start.elapsed();
             if stop_at.is_some_and(|d| elapsed >= d) {
@@ -883,6 +883,7 @@ impl Job<'_> {
                 }
             }
             if batch > 0 {
+                pushed_at = Instant::now();
                 kicks += 1;
                 self.sent.store(sent, Ordering::Relaxed);
             } else if ahead {
@@ -901,16 +902,15 @@ impl Job<'_> {
                     }
                 }
             } else {
-                // Ring full: the kernel is still sending (kicked above). If it
-                // took nothing since the last look, it refuses the frame at the
-                // head (ENOBUFS on every kick: a far end with a smaller MTU, or
-                // down): wait a little rather than kick again at once, and give
-                // up once it has taken nothing for a while.
-                let taken = tx.pushed() - tx.in_flight() as u64;
-                if taken > taken_at.1 {
-                    taken_at = (Instant::now(), taken);
+                // Ring full: the kernel is still sending (kicked above). If no
+                // slot has come free for a while, it refuses the frame at the
+                // head (ENOBUFS on every kick: a far end with a smaller MTU,
+                // or down): wait a little rather than kick again at once, and
+                // give up once nothing has gone for a second.
+                let idle = pushed_at.elapsed();
+                if idle < Duration::from_millis(1) {
                     std::thread::yield_now();
-                } else if taken_at.0.elapsed() >= TX_STALL {
+                } else if idle >= TX_STALL {
                     let largest = templates.iter().map(|t| t.bytes.len()).max().unwrap_or(0);
                     failure = Some(match link_problem(iface) {
                         Ok(problem) => anyhow::anyhow!(
