@@ -488,7 +488,7 @@ fn bad_inputs_get_one_clear_line_and_a_nonzero_exit() {
     refused(&["capture", "-r", g, "-s", "13"], "-s 13: at least the 14 bytes of the Ethernet header are kept");
     let w = dir.path().join("w.pcap");
     let w = w.to_str().unwrap();
-    refused(&["capture", "-r", g, "-w", w, "-S"], "-e, -S, -t, -x and -X change the printed lines");
+    refused(&["capture", "-r", g, "-w", w, "-S"], "-e, -S, -t, -x, -X and -A change the printed lines");
     refused(&["capture", "-r", g, "-w", w, "--micro"], "--micro: files written with -w have nanosecond times");
     let both = ringwire(&["capture", "-r", g, "--nano", "--micro"]);
     assert_eq!(both.status.code(), Some(2), "--nano and --micro: a usage error");
