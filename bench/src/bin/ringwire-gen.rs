@@ -821,8 +821,9 @@ impl Job<'_> {
         // lowered MTU is dropped by the kernel without a word once it is in
         // the ring (PACKET_LOSS), so it must be refused before.
         let mut next_mtu_check = MTU_CHECK;
-        // When a frame last found a slot (the kernel frees them as it takes frames).
-        let mut pushed_at = Instant::now();
+        // When a frame last found a slot (the kernel frees them as it takes
+        // frames), and the busy kicks then.
+        let mut pushed_at = (Instant::now(), 0u64);
         'send: while sent < count && !self.stop.load(Ordering::Relaxed) {
             let elapsed = start.elapsed();
             if stop_at.is_some_and(|d| elapsed >= d) {
@@ -883,7 +884,7 @@ impl Job<'_> {
                 }
             }
             if batch > 0 {
-                pushed_at = Instant::now();
+                pushed_at = (Instant::now(), tx.busy());
                 kicks += 1;
                 self.sent.store(sent, Ordering::Relaxed);
             } else if ahead {
@@ -903,14 +904,15 @@ impl Job<'_> {
                 }
             } else {
                 // Ring full: the kernel is still sending (kicked above). If no
-                // slot has come free for a while, it refuses the frame at the
-                // head (ENOBUFS on every kick: a far end with a smaller MTU,
-                // or down): wait a little rather than kick again at once, and
-                // give up once nothing has gone for a second.
-                let idle = pushed_at.elapsed();
+                // slot has come free for a while, wait a little rather than
+                // kick again at once (a receiver that does not take frames
+                // holds the veth's slots). If meanwhile every kick was refused
+                // (ENOBUFS: the device refuses the frame at the head, a far
+                // end with a smaller MTU), give up after a second.
+                let idle = pushed_at.0.elapsed();
                 if idle < Duration::from_millis(1) {
                     std::thread::yield_now();
-                } else if idle >= TX_STALL {
+                } else if idle >= TX_STALL && tx.busy() > pushed_at.1 + 100 {
                     let largest = templates.iter().map(|t| t.bytes.len()).max().unwrap_or(0);
                     failure = Some(match link_problem(iface) {
                         Ok(problem) => anyhow::anyhow!(
