@@ -84,9 +84,12 @@ pub fn render(counters: &Value) -> String {
     let live = |v: &&Value| v["removed"] != Value::Bool(true);
     for p in counters["ports"].as_array().into_iter().flatten().filter(live) {
         let labels = [("port", text(&p["name"]))];
-        // A kernel filter that does not count its drops has no `filtered` to export.
+        // A kernel filter that does not count its drops has no `filtered` to
+        // export; an interface port (one with a link) runs no plugin, so it
+        // has no `filter_errors` (always 0).
         let uncounted = if p["filtered_uncounted"] == Value::Bool(true) { "filtered" } else { "name" };
-        m.counts("port", p, &labels, &["name", "uri", "filter", "rx", "removed", "link", uncounted]);
+        let plugins = if p["link"].is_string() { "filter_errors" } else { "name" };
+        m.counts("port", p, &labels, &["name", "uri", "filter", "rx", "removed", "link", uncounted, plugins]);
         if let Some(state) = p["link"].as_str() {
             for s in ["up", "down", "gone"] {
                 let l = [("port", text(&p["name"])), ("state", s.to_owned())];
@@ -135,7 +138,8 @@ mod tests {
         let stats = json!({
             "elapsed_s": 2.5,
             "ports": [{"name": "p\"1", "uri": "afpacket:x", "received": 10, "tx_unsent": 0, "link": "down",
-                       "link_downs": 0, "ebpf": {"seen": 4}},
+                       "link_downs": 0, "ebpf": {"seen": 4}, "filter_errors": 0},
+                      {"name": "file", "received": 5, "filter_errors": 2},
                       {"name": "old", "removed": true, "received": 3}],
             "workers": [{"index": 0, "core": 1, "received": 10}],
             "consumers": [{"name": "cap", "kind": "pcap", "delivered": 7, "files": 0, "per_worker": [7], "filter": "udp",
@@ -162,8 +166,12 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == line), "missing `{line}` in:\n{text}");
         }
-        assert!(!text.contains("uri") && !text.contains("filter") && !text.contains("\"old\""), "{text}");
+        // Text fields (a URI, a filter's expression) are not series.
+        assert!(!text.contains("uri") && !text.contains("udp") && !text.contains("\"old\""), "{text}");
         assert!(!text.contains("latency_lost_total"), "lost can shrink: not a counter\n{text}");
+        // A plugin's failed calls: for a file port, not for an interface port (it runs none).
+        assert!(text.contains("ringwire_port_filter_errors_total{port=\"file\"} 2"), "{text}");
+        assert!(!text.contains("ringwire_port_filter_errors_total{port=\"p"), "{text}");
         // Every sample line: a name, labels, a number; every family typed once.
         let mut typed = std::collections::HashSet::new();
         for l in text.lines() {
