@@ -121,6 +121,9 @@ impl Printer {
             link_header(out, data, wire_len);
         }
         let undecoded = describe(out, data, wire_len, self.options.link, &mut self.tcp);
+        // Nothing captured past the link-level header: tcpdump's decoder
+        // stops at its first read, and it then dumps the whole frame.
+        let cut = data.len() <= link_header_len(data);
         out.push('\n');
         if undecoded && matches!(self.options.hex, PrintHex::None | PrintHex::Ascii | PrintHex::NetworkAscii) {
             // As tcpdump: what it could not decode, dumped (unless a hex dump was asked for anyway;
@@ -131,9 +134,12 @@ impl Printer {
             PrintHex::None => return,
             PrintHex::Hex => (0, false),
             PrintHex::HexAscii => (0, true),
-            PrintHex::NetworkHex => (link_header_len(data), false),
-            PrintHex::NetworkHexAscii => (link_header_len(data), true),
+            PrintHex::NetworkHex if !cut => (link_header_len(data), false),
+            PrintHex::NetworkHexAscii if !cut => (link_header_len(data), true),
+            PrintHex::NetworkHex => (0, false),
+            PrintHex::NetworkHexAscii => (0, true),
             PrintHex::Ascii => return ascii_dump(out, data),
+            PrintHex::NetworkAscii if cut => return ascii_dump(out, data),
             PrintHex::NetworkAscii => return ascii_dump(out, data.get(link_header_len(data)..).unwrap_or_default()),
         };
         hex_dump(out, data.get(from..).unwrap_or_default(), ascii);
@@ -382,6 +388,9 @@ pub fn describe(out: &mut String, frame: &[u8], wire_len: u32, after_link: bool,
                     let ihl = ip.first().map(|v| usize::from(v & 0x0f) * 4);
                     let total = ip.get(2..4).map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])));
                     match (ihl, total) {
+                        // Less than a minimal header captured: tcpdump checks for its 20
+                        // bytes before it reads any field (a runt, as a record cut short).
+                        (Some(_), _) if ip.len() < 20 => write!(out, "{tag} [|ip]"),
                         // A header length under the minimum.
                         (Some(ihl), _) if ihl < 20 => write!(out, "{tag}bad-hlen {ihl}"),
                         // A header longer than the frame, which says more than it holds.
