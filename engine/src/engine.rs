@@ -1112,6 +1112,12 @@ pub(crate) fn open_port(
                     source: RingError::NoSuchInterface(iface.clone()),
                 });
             }
+            if let Err(hw_type) = sys::if_is_ethernet(iface) {
+                return Err(EngineError::Port {
+                    port: p.display_name().into(),
+                    source: RingError::NotEthernet { iface: iface.clone(), hw_type },
+                });
+            }
             if p.filter.is_some() {
                 filter = Some(Arc::new(PortFilter::build(p, iface, &config.classifier)?));
             }

@@ -880,22 +880,30 @@ fn interfaces() -> Result<Vec<(String, String)>> {
     let mut found = Vec::new();
     for e in std::fs::read_dir("/sys/class/net").context("listing /sys/class/net")?.flatten() {
         let read = |f: &str| std::fs::read_to_string(e.path().join(f)).map(|s| s.trim().to_owned()).unwrap_or_default();
-        // ARPHRD_ETHER: whole Ethernet frames (not loopback, tunnels, ...).
-        if read("type") != "1" {
+        let name = e.file_name().to_string_lossy().into_owned();
+        // Frames with an Ethernet header: Ethernet and the loopback (not TUN devices, tunnels, ...).
+        if sys::if_is_ethernet(&name).is_err() {
             continue;
         }
         let index: u32 = read("ifindex").parse().unwrap_or(u32::MAX);
-        let name = e.file_name().to_string_lossy().into_owned();
         let flags = sys::if_flags(&name).unwrap_or(0);
-        let (up, running) = (flags & libc::IFF_UP != 0, flags & libc::IFF_RUNNING != 0);
+        let (up, running, loopback) =
+            (flags & libc::IFF_UP != 0, flags & libc::IFF_RUNNING != 0, flags & libc::IFF_LOOPBACK != 0);
         let mut state = Vec::new();
-        for (on, what) in [(up, "Up"), (running, "Running"), (running && read("carrier") == "1", "Connected")] {
+        for (on, what) in [(up, "Up"), (running, "Running"), (loopback, "Loopback")] {
             if on {
                 state.push(what);
             }
         }
-        let state = if state.is_empty() { "none".to_owned() } else { state.join(", ") };
-        found.push(((!up, index), (name, state)));
+        let mut state = if state.is_empty() { "none".to_owned() } else { state.join(", ") };
+        // The link, as libpcap asks the device (a loopback has none to tell).
+        match sys::if_link_detected(&name) {
+            Some(true) if !loopback => state.push_str(", Connected"),
+            Some(false) if !loopback => state.push_str(", Disconnected"),
+            _ => {}
+        }
+        // As libpcap orders them: up ones first, the loopback after the others.
+        found.push(((!up, loopback, index), (name, state)));
     }
     found.sort();
     Ok(found.into_iter().map(|(_, i)| i).collect())

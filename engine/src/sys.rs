@@ -280,17 +280,62 @@ pub(crate) fn if_up(fd: &OwnedFd, ifindex: i32) -> SysResult<bool> {
     Ok(i32::from(unsafe { req.ifr_ifru.ifru_flags }) & libc::IFF_UP != 0)
 }
 
+/// Interface `name`'s hardware type (`ARPHRD_ETHER` 1, `ARPHRD_LOOPBACK`
+/// 772, `ARPHRD_NONE` 65534 for a TUN device, ...) as `SIOCGIFHWADDR`
+/// gives it in this network namespace; `None` if it cannot be asked.
+#[must_use]
+pub fn if_hw_type(name: &str) -> Option<u16> {
+    let fd = dgram_socket()?;
+    let mut req = ifreq(name);
+    // SAFETY: SIOCGIFHWADDR reads ifr_name and writes ifr_ifru.ifru_hwaddr of a valid ifreq.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFHWADDR, &mut req) };
+    // SAFETY: the union is plain old data: its hwaddr member is the kernel's on
+    // success, and zeroes (read but unused) otherwise.
+    let family = unsafe { req.ifr_ifru.ifru_hwaddr.sa_family };
+    (r == 0).then_some(family)
+}
+
+/// A socket to ask interfaces questions through (ioctls), in this network namespace.
+fn dgram_socket() -> Option<OwnedFd> {
+    // SAFETY: plain socket(2) call; the returned fd is checked before use.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    // SAFETY: `fd` is a socket we just opened and own from here on.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Whether interface `name`'s device sees a link (`ETHTOOL_GLINK`, as
+/// `ethtool` and libpcap ask it); `None` for a device that does not say.
+#[must_use]
+pub fn if_link_detected(name: &str) -> Option<bool> {
+    let fd = dgram_socket()?;
+    let mut value = EthtoolValue { cmd: ETHTOOL_GLINK, data: 0 };
+    let mut req = ifreq(name);
+    req.ifr_ifru.ifru_data = (&raw mut value).cast();
+    // SAFETY: SIOCETHTOOL reads ifr_name and the ethtool_value that ifru_data
+    // points to (alive and exclusively borrowed for the call), and writes its
+    // `data` for ETHTOOL_GLINK.
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), SIOCETHTOOL as _, &mut req) };
+    (rc == 0).then_some(value.data != 0)
+}
+
+/// Whether frames of interface `name` start with an Ethernet header:
+/// Ethernet, or the loopback (whose frames carry a zeroed one). Unknown
+/// (cannot be asked) counts as yes: opening it says what is wrong.
+///
+/// # Errors
+/// Its `ARPHRD_*` type when it is another.
+pub fn if_is_ethernet(name: &str) -> Result<(), u16> {
+    match if_hw_type(name) {
+        Some(t) if t != libc::ARPHRD_ETHER && t != libc::ARPHRD_LOOPBACK => Err(t),
+        _ => Ok(()),
+    }
+}
+
 /// Interface `name`'s flags as `SIOCGIFFLAGS` gives them (with
 /// `IFF_RUNNING`, which sysfs's `flags` lacks), `None` if it cannot be asked.
 #[must_use]
 pub fn if_flags(name: &str) -> Option<i32> {
-    // SAFETY: plain socket(2) call; the returned fd is checked before use.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return None;
-    }
-    // SAFETY: `fd` is a socket we just opened and own from here on.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let fd = dgram_socket()?;
     let mut req = ifreq(name);
     // SAFETY: SIOCGIFFLAGS reads ifr_name and writes ifr_ifru.ifru_flags of a valid ifreq.
     let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) };
@@ -342,6 +387,8 @@ fn ifreq(name: &str) -> libc::ifreq {
 const SIOCETHTOOL: libc::c_ulong = 0x8946;
 /// `ETHTOOL_GFLAGS`: read the device's legacy feature flags.
 const ETHTOOL_GFLAGS: u32 = 0x25;
+/// `ETHTOOL_GLINK`: whether the device sees a link.
+const ETHTOOL_GLINK: u32 = 0x0a;
 /// `ETH_FLAG_RXHASH`: the device gives each frame a receive hash (`NETIF_F_RXHASH`).
 const ETH_FLAG_RXHASH: u32 = 1 << 28;
 

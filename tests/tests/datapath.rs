@@ -1616,16 +1616,34 @@ fn capture_lists_interfaces_and_takes_one_by_its_number() {
             .unwrap();
         String::from_utf8_lossy(&o.stdout).into_owned()
     };
-    // A veth just set up is "running" once the kernel has seen its carrier (within a second).
-    let want = format!("1.{ve} [Up, Running, Connected]\n");
+    // A veth just set up is "running" once the kernel has seen its carrier (within a second);
+    // the namespace's loopback (the lab sets it up) comes after it.
+    let want = format!("1.{ve} [Up, Running, Connected]\n2.lo [Up, Running, Loopback]\n");
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while list() != want && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert_eq!(list(), want, "the namespace's one Ethernet interface");
+    assert_eq!(list(), want, "the namespace's interfaces");
     let tcpdump = std::process::Command::new("ip").args(["netns", "exec", &ns_e, "tcpdump", "-D"]).output().unwrap();
     let tcpdump = String::from_utf8_lossy(&tcpdump.stdout);
-    assert!(tcpdump.lines().any(|l| l.ends_with(&format!(".{ve} [Up, Running, Connected]"))), "{tcpdump}");
+    for line in want.lines() {
+        let (_, entry) = line.split_once('.').unwrap();
+        assert!(tcpdump.lines().any(|l| l.split_once('.').is_some_and(|(_, e)| e == entry)), "{line}: {tcpdump}");
+    }
+    // A TUN device carries IP packets without an Ethernet header: not listed,
+    // and refused (its packets were written into a file labelled Ethernet).
+    ringwire_tests::ip(&ns_e, &["tuntap", "add", "rwtun0", "mode", "tun"]);
+    ringwire_tests::ip(&ns_e, &["link", "set", "rwtun0", "up"]);
+    assert!(!list().contains("rwtun0"), "{}", list());
+    let tun = std::process::Command::new("ip")
+        .args(["netns", "exec", &ns_e])
+        .arg(ringwire_tests::bin("ringwire"))
+        .args(["capture", "-i", "rwtun0", "-c", "1"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&tun.stderr);
+    assert_eq!(tun.status.code(), Some(1), "{err}");
+    assert!(err.contains("interface `rwtun0` is not an Ethernet interface (its link type is ARPHRD 65534"), "{err}");
     let out = dir.path().join("one.pcap");
     let mut cap = spawn_capture(&ns_e, &["capture", "-i", "1", "-c", "5", "-w", out.to_str().unwrap()]);
     cap.expect_stderr(&format!("listening on {ve},"), Duration::from_secs(10), "-i 1 is the veth");

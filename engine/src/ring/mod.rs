@@ -28,6 +28,18 @@ pub enum RingError {
     /// The interface does not exist (in this network namespace).
     #[error("no such interface `{0}`")]
     NoSuchInterface(String),
+    /// The interface carries no Ethernet frames (a TUN device, an IP
+    /// tunnel): its packets would be read, written and forwarded as
+    /// Ethernet frames, which they are not.
+    #[error(
+        "interface `{iface}` is not an Ethernet interface (its link type is ARPHRD {hw_type}: a TUN device or an IP tunnel carries packets without an Ethernet header); ringwire handles Ethernet frames only (`ringwire capture -D` lists the interfaces it can open)"
+    )]
+    NotEthernet {
+        /// The interface.
+        iface: String,
+        /// Its `ARPHRD_*` type.
+        hw_type: u16,
+    },
     /// A socket call failed.
     #[error("interface `{iface}`")]
     Sys {
