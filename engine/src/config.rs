@@ -178,6 +178,28 @@ impl ClassifierConfig {
     }
 }
 
+/// Whether a strftime(3) pattern holds a conversion that changes with time
+/// (`%S`, `%H`, `%s`, ...): not only literal text, `%%`, `%n`, `%t` or
+/// conversions strftime does not know, which give the same name for ever.
+#[must_use]
+pub fn has_time_conversion(pattern: &str) -> bool {
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            continue;
+        }
+        // Flags and a width may come between (`%-d`, `%02H`, GNU's `%E`/`%O` modifiers).
+        let mut next = chars.next();
+        while next.is_some_and(|c| matches!(c, '_' | '-' | '0' | '^' | '#' | 'E' | 'O') || c.is_ascii_digit()) {
+            next = chars.next();
+        }
+        if next.is_some_and(|c| "aAbBcCdDeFgGhHIjklmMpPrRsSTuUVwWxXyYzZ+".contains(c)) {
+            return true;
+        }
+    }
+    false
+}
+
 /// The largest `engine.cpu_latency_us`: a request above a second asks for nothing.
 pub const MAX_CPU_LATENCY_US: u32 = 1_000_000;
 
@@ -948,7 +970,7 @@ impl Config {
                 if c.rotate_mb != 0 || c.split_by_worker {
                     return bad(format!("{ctx}: rotate_s does not combine with rotate_mb or split_by_worker"));
                 }
-                if !c.path.as_deref().is_some_and(|p| p.to_string_lossy().contains('%')) {
+                if !c.path.as_deref().is_some_and(|p| has_time_conversion(&p.to_string_lossy())) {
                     return bad(format!(
                         "{ctx}: rotate_s: path must hold a strftime conversion (as trace-%Y%m%d-%H%M%S.pcap): \
                          every new file would overwrite the one before"
@@ -1137,6 +1159,16 @@ mod tests {
     /// without `rotate_mb`, a `limit` of 0 and a filter only the kernel runs,
     /// by name.
     #[test]
+    fn only_patterns_that_change_with_time_name_timed_files() {
+        for p in ["t-%Y%m%d-%H%M%S.pcap", "t-%s.pcap", "t-%-H.pcap", "t-%02M.pcap", "%%%S", "t-%Ey.pcap"] {
+            assert!(has_time_conversion(p), "{p}");
+        }
+        for p in ["t.pcap", "t-%Q.pcap", "t-%.pcap", "%%.pcap", "t-%n%t.pcap", "t-%%S.pcap"] {
+            assert!(!has_time_conversion(p), "{p}");
+        }
+    }
+
+    #[test]
     fn kind_specific_fields_are_refused_elsewhere() {
         let base = "[[ports]]\nuri = \"pcap:in.pcap\"\n[[consumers]]\nname = \"c\"\n";
         for (fields, needle) in [
@@ -1154,6 +1186,9 @@ mod tests {
             ("kind = \"pcap\"\npath = \"o.pcap\"\nprint_absolute_seq = true", "print_absolute_seq only apply"),
             ("kind = \"pcap\"\npath = \"o.pcap\"\nrotate_files = 3", "rotate_files needs rotate_mb or rotate_s"),
             ("kind = \"pcap\"\npath = \"o.pcap\"\nrotate_s = 60", "rotate_s: path must hold a strftime conversion"),
+            // Patterns that give one name for ever.
+            ("kind = \"pcap\"\npath = \"o-%Q.pcap\"\nrotate_s = 60", "rotate_s: path must hold a strftime conversion"),
+            ("kind = \"pcap\"\npath = \"%%.pcap\"\nrotate_s = 60", "rotate_s: path must hold a strftime conversion"),
             ("kind = \"pcap\"\npath = \"o-%H.pcap\"\nrotate_s = 60\nrotate_mb = 5", "rotate_s does not combine"),
             ("kind = \"pcap\"\npath = \"-\"\nrotate_s = 60", "rotate_s applies to kind = \"pcap\" writing a file"),
             ("kind = \"counter\"\nrotate_s = 60", "rotate_s applies to kind = \"pcap\""),

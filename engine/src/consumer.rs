@@ -836,6 +836,9 @@ struct SinkState {
     local: [u64; sink::N],
     /// The output's reader has gone: nothing more is written.
     closed: bool,
+    /// The output failed for good (`rotate_s`: its next file could not be
+    /// created): what comes is counted as write errors.
+    broken: bool,
     line: String,
     first_error: Option<String>,
     dirty: bool,
@@ -866,6 +869,7 @@ impl SinkState {
             limit_hit,
             local,
             closed: false,
+            broken: false,
             line: String::with_capacity(256),
             first_error: None,
             dirty: false,
@@ -877,6 +881,10 @@ impl SinkState {
         let n = chunk.records() as u64;
         if self.closed {
             self.local[sink::OUTPUT_CLOSED] += n;
+            return;
+        }
+        if self.broken {
+            self.local[sink::WRITE_ERRORS] += n;
             return;
         }
         // Frames taken so far: written, or in lines waiting to go out.
@@ -902,8 +910,12 @@ impl SinkState {
                     self.local[sink::FILES] = p.opened;
                     return;
                 }
+                // The next file cannot be created: as tcpdump, the run ends with
+                // the error, and nothing more goes into the file whose time is up.
                 Err(e) => {
                     self.failed(take, error_chain(&e));
+                    self.broken = true;
+                    self.limit_hit.store(true, Ordering::Relaxed);
                     return;
                 }
             },

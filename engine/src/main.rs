@@ -709,7 +709,7 @@ fn capture_config(a: &CaptureArgs) -> Result<Config> {
             None => bail!("-G: rotating files needs -w FILE"),
             Some(w) if pcapio::is_stdio(w) => bail!("-G: -w - writes standard output, one stream: it cannot be rotated"),
             Some(_) if a.rotate_mb.is_some() => bail!("-G with -C: rotating both by time and by size is not supported"),
-            Some(w) if !w.to_string_lossy().contains('%') => bail!(
+            Some(w) if !ringwire_engine::config::has_time_conversion(&w.to_string_lossy()) => bail!(
                 "-G: -w {} holds no strftime conversion (as trace-%Y%m%d-%H%M%S.pcap): every new file would overwrite the one before",
                 w.display()
             ),
@@ -958,7 +958,14 @@ fn cmd_capture(mut a: CaptureArgs) -> Result<ExitCode> {
             String::new()
         }
     );
-    if c.over_limit > 0 {
+    if c.over_limit > 0 && a.count.is_none() && a.rotate_s.is_some() {
+        // As tcpdump says it; the frames after the last file were not written.
+        say!(
+            "maximum file limit reached: {} (-W); {} of those received by filter came after it and were not written",
+            c.files,
+            c.over_limit
+        );
+    } else if c.over_limit > 0 {
         // Frames are read in batches: those of the last batch beyond -c
         // passed the filter but were not written.
         say!("({} of those received by filter came after the -c count and were not written)", c.over_limit);

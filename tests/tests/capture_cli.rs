@@ -849,6 +849,39 @@ fn files_are_started_by_time_and_named_by_strftime() {
     assert!((10..26).contains(&written), "{s}");
     ringwire_tests::assert_reconciles(&s);
 
+    // The next file cannot be created (its directory moved away): the run
+    // ends with the error, and nothing more goes into the file whose time is up.
+    let gone = dir.path().join("gone");
+    std::fs::create_dir_all(&gone).unwrap();
+    let (cfg, st) = (dir.path().join("gone.toml"), dir.path().join("gone.json"));
+    std::fs::write(
+        &cfg,
+        format!(
+            "[engine]\nstats_json = \"{}\"\n[[ports]]\nuri = \"pcap:{}\"\npace = \"recorded\"\n\
+             [[consumers]]\nname = \"w\"\nkind = \"pcap\"\npath = \"{}/cap-%s.pcap\"\nrotate_s = 1\n",
+            st.display(),
+            input.display(),
+            gone.display()
+        ),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let run = Proc::spawn(
+        "ringwire run",
+        Command::new(bin("ringwire")).args(["run", cfg.to_str().unwrap(), "--control-socket", "none"]),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    std::fs::rename(&gone, dir.path().join("moved")).unwrap();
+    let res = run.wait(Duration::from_secs(20));
+    assert_eq!(res.status.code(), Some(1), "{}", String::from_utf8_lossy(&res.stderr));
+    assert!(started.elapsed() < Duration::from_millis(2400), "it stopped at the failure, not at the file's end");
+    let s = ringwire_tests::read_json(&st);
+    let w = &s["consumers"][0];
+    assert!(w["write_errors"].as_u64().unwrap() > 0, "{s}");
+    let moved: Vec<_> = std::fs::read_dir(dir.path().join("moved")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(moved.len(), 1, "{moved:?}");
+    assert!(ringwire_tests::tcpdump_count(&moved[0]) <= 12, "only its second's records: {s}");
+
     let i = input.to_str().unwrap();
     let plain = dir.path().join("plain.pcap");
     refused(&["capture", "-r", i, "-G", "1", "-w", plain.to_str().unwrap()], "holds no strftime conversion");
