@@ -929,7 +929,16 @@ fn cmd_capture(mut a: CaptureArgs) -> Result<ExitCode> {
     a.interfaces = std::mem::take(&mut a.interfaces).into_iter().map(interface_by_number).collect::<Result<_>>()?;
     let config = capture_config(&a)?;
     let signals = stop_flag(None, Force::OnSecondSignal)?;
-    let engine = Engine::start(&config)?;
+    let engine = match (Engine::start(&config), &a.filter_file) {
+        // An expression read with -F: name the file, not the consumer built from it.
+        (Err(ringwire_engine::EngineError::ConsumerFilter { source, .. }), Some(f)) => {
+            bail!("-F {}: {}", f.display(), ringwire_engine::consumer::error_chain(&*source))
+        }
+        (Err(e @ ringwire_engine::EngineError::Filter(_)), Some(f)) => {
+            bail!("-F {}: {}", f.display(), ringwire_engine::consumer::error_chain(&e))
+        }
+        (r, _) => r?,
+    };
     if !a.interfaces.is_empty() {
         // tcpdump's line, once the rings are bound: from here on every frame
         // is captured, which is what a script waits for before it sends.

@@ -204,6 +204,17 @@ const fn ether_type_name(et: u16) -> &'static str {
         0x8100 => "802.1Q",
         0x88a8 => "802.1Q-QinQ",
         0x88cc => "LLDP",
+        0x8847 => "MPLS unicast",
+        0x8848 => "MPLS multicast",
+        0x8863 => "PPPoE D",
+        0x8864 => "PPPoE S",
+        0x8035 => "Reverse ARP",
+        0x888e => "EAPOL",
+        0x8809 => "Slow Protocols",
+        0x88f7 => "PTP",
+        0x8902 => "CFM",
+        0x9100 => "802.1Q-9100",
+        0x88e5 => "802.1AE MACsec",
         _ => "Unknown",
     }
 }

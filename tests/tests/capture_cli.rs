@@ -330,6 +330,10 @@ fn capture_reads_its_expression_from_a_file_and_lists_interfaces() {
         "-F: the expression is read from the file; give none on the command line",
     );
     refused(&["capture", "-r", i, "-F", "/nonexistent/f.txt"], "-F /nonexistent/f.txt: cannot read the expression");
+    // A bad expression in the file is said with the file's name (not the consumer's).
+    let bad = dir.path().join("bad.txt");
+    std::fs::write(&bad, "udp and\n").unwrap();
+    refused(&["capture", "-r", i, "-F", bad.to_str().unwrap()], &format!("-F {}: filter `udp and`:", bad.display()));
 
     let ours = ringwire(&["capture", "-D"]);
     assert!(ours.status.success(), "{}", String::from_utf8_lossy(&ours.stderr));
@@ -1403,6 +1407,33 @@ fn capture_rotates_files_and_keeps_the_newest_as_tcpdump_s_c_and_w() {
         &["capture", "-r", src.to_str().unwrap(), "-W", "3", "-w", out.to_str().unwrap()],
         "-W: keeping N files needs -C MIB",
     );
+}
+
+/// `-e` names the ethertypes tcpdump names (MPLS, PPPoE, EAPOL, PTP, ...),
+/// as it names them (they read `Unknown`), though ringwire decodes none of
+/// their payloads.
+#[test]
+fn link_headers_name_ethertypes_as_tcpdump_names_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ets.pcap");
+    let ets = [0x8847u16, 0x8848, 0x8863, 0x8864, 0x8035, 0x888e, 0x8809, 0x88f7, 0x8902, 0x9100, 0x88e5, 0x22f0];
+    let frames: Vec<Vec<u8>> = ets.iter().map(|et| eth(MAC_B, *et, &[0; 46])).collect();
+    ringwire_tests::write_pcap(
+        &file,
+        frames.iter().enumerate().map(|(i, f)| (Duration::new(1_700_000_000 + i as u64, 0), &f[..])),
+    );
+    let f = file.to_str().unwrap();
+    let names = |text: &[u8]| -> Vec<String> {
+        String::from_utf8_lossy(text)
+            .lines()
+            .filter_map(|l| l.split(", ethertype ").nth(1).map(|r| r.split(')').next().unwrap_or_default().to_owned()))
+            .collect()
+    };
+    let ours = ringwire(&["capture", "-e", "-r", f]);
+    let theirs = Command::new("tcpdump").args(["-nn", "-e", "-r", f]).output().unwrap();
+    let (a, b) = (names(&ours.stdout), names(&theirs.stdout));
+    assert_eq!(a.len(), ets.len(), "{a:?}");
+    assert_eq!(a, b);
 }
 
 /// Printing with tcpdump's `-e`, `-XX` (`-xx`) and `-t` options: each line
