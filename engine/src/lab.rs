@@ -138,6 +138,31 @@ impl Lab {
     pub fn namespaces(&self) -> &[String] {
         &self.namespaces
     }
+
+    /// The network namespaces there are now whose names a lab of `prefix`
+    /// gives ([`Lab::namespace_role`]): those of running labs and those a
+    /// killed run left behind alike.
+    ///
+    /// # Errors
+    /// `ip netns list` failed.
+    pub fn named_namespaces(prefix: &str) -> Result<Vec<String>, LabError> {
+        Ok(run(&["ip", "netns", "list"])?
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|ns| Self::namespace_role(ns, prefix).is_some())
+            .map(str::to_owned)
+            .collect())
+    }
+
+    /// The processes running in namespace `ns` (`ip netns pids`; none if it cannot be asked).
+    #[must_use]
+    pub fn pids_in(ns: &str) -> Vec<libc::pid_t> {
+        run(&["ip", "netns", "pids", ns])
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect()
+    }
 }
 
 fn setns(f: &File) -> std::io::Result<()> {

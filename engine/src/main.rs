@@ -1035,18 +1035,12 @@ fn remove_earlier_demo_labs() {
     if another_demo_runs() {
         return;
     }
-    let Ok(list) = ringwire_engine::lab::run(&["ip", "netns", "list"]) else { return };
-    for ns in list.lines().filter_map(|l| l.split_whitespace().next()) {
-        if Lab::namespace_role(ns, DEMO_LAB).is_none() {
-            continue;
+    for ns in Lab::named_namespaces(DEMO_LAB).unwrap_or_default() {
+        for pid in Lab::pids_in(&ns) {
+            // SAFETY: kill(2) with a pid read from the namespace; no memory is involved.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
         }
-        if let Ok(pids) = ringwire_engine::lab::run(&["ip", "netns", "pids", ns]) {
-            for pid in pids.lines().filter_map(|p| p.trim().parse::<libc::pid_t>().ok()) {
-                // SAFETY: kill(2) with a pid read from the namespace; no memory is involved.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-            }
-        }
-        if ringwire_engine::lab::run(&["ip", "netns", "del", ns]).is_ok() {
+        if ringwire_engine::lab::run(&["ip", "netns", "del", &ns]).is_ok() {
             out!("removed namespace {ns} (an earlier demo's lab, left behind when it was killed)");
         }
     }

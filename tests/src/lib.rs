@@ -250,9 +250,24 @@ pub fn start_engine(ns: &str, config: &Path, dir: &Path) -> Proc {
 /// If it does not become ready within 10 s.
 #[must_use]
 pub fn start_engine_on(ns: &str, config: &Path, dir: &Path, socket: Option<&Path>) -> Proc {
+    start_ready(in_ns(ns, "ringwire"), config, dir, socket)
+}
+
+/// [`start_engine`] in this test's own network namespace, for engines of
+/// file ports only (they need no root).
+///
+/// # Panics
+/// If it does not become ready within 10 s.
+#[must_use]
+pub fn start_file_engine(config: &Path, dir: &Path) -> Proc {
+    start_ready(Command::new(bin("ringwire")), config, dir, Some(&control_socket(config)))
+}
+
+/// Start `ringwire` (`run`: the command to run it) on `config`, and wait
+/// until it is ready.
+fn start_ready(mut run: Command, config: &Path, dir: &Path, socket: Option<&Path>) -> Proc {
     let ready = dir.join(format!("ready-{}", config.file_stem().unwrap().to_string_lossy()));
     let _ = std::fs::remove_file(&ready);
-    let mut run = in_ns(ns, "ringwire");
     run.arg("run").arg(config).arg("--ready-file").arg(&ready);
     if let Some(socket) = socket {
         run.arg("--control-socket").arg(socket);

@@ -710,14 +710,8 @@ fn a_file_port_that_fails_says_so_while_the_engine_runs() {
         ),
     )
     .unwrap();
-    let (sock, ready) = (dir.path().join("two.sock"), dir.path().join("ready"));
-    let mut run = Command::new(bin("ringwire"));
-    run.arg("run").arg(&cfg).arg("--control-socket").arg(&sock).arg("--ready-file").arg(&ready);
-    let engine = Proc::spawn("ringwire run", &mut run);
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !ready.exists() && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let engine = ringwire_tests::start_file_engine(&cfg, dir.path());
+    let sock = ringwire_tests::control_socket(&cfg);
     std::thread::sleep(Duration::from_millis(300));
     let stats = ringwire_tests::ringctl_json(&sock, &["stats"]);
     let port = stats["counters"]["ports"].as_array().unwrap().iter().find(|p| p["name"] == "cut").cloned().unwrap();
@@ -812,7 +806,8 @@ fn files_are_started_by_time_and_named_by_strftime() {
         &input,
         (0..26u64).map(|i| (Duration::from_millis(1_700_000_000_000 + i * 100), frame.as_slice())),
     );
-    let run = |keep: u32, sub: &str| {
+    // A config replaying the file into SUB/cap-%s.pcap, a file a second (at most `keep`): (config, stats file).
+    let config = |keep: u32, sub: &str| {
         let out_dir = dir.path().join(sub);
         std::fs::create_dir_all(&out_dir).unwrap();
         let (cfg, st) = (dir.path().join(format!("{sub}.toml")), dir.path().join(format!("{sub}.json")));
@@ -827,6 +822,11 @@ fn files_are_started_by_time_and_named_by_strftime() {
             ),
         )
         .unwrap();
+        (cfg, st)
+    };
+    let run = |keep: u32, sub: &str| {
+        let out_dir = dir.path().join(sub);
+        let (cfg, st) = config(keep, sub);
         let res = ringwire(&["run", cfg.to_str().unwrap(), "--control-socket", "none"]);
         assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
         let mut files: Vec<_> = std::fs::read_dir(&out_dir).unwrap().map(|e| e.unwrap().path()).collect();
@@ -856,19 +856,7 @@ fn files_are_started_by_time_and_named_by_strftime() {
     // The next file cannot be created (its directory moved away): the run
     // ends with the error, and nothing more goes into the file whose time is up.
     let gone = dir.path().join("gone");
-    std::fs::create_dir_all(&gone).unwrap();
-    let (cfg, st) = (dir.path().join("gone.toml"), dir.path().join("gone.json"));
-    std::fs::write(
-        &cfg,
-        format!(
-            "[engine]\nstats_json = \"{}\"\n[[ports]]\nuri = \"pcap:{}\"\npace = \"recorded\"\n\
-             [[consumers]]\nname = \"w\"\nkind = \"pcap\"\npath = \"{}/cap-%s.pcap\"\nrotate_s = 1\n",
-            st.display(),
-            input.display(),
-            gone.display()
-        ),
-    )
-    .unwrap();
+    let (cfg, st) = config(0, "gone");
     let started = std::time::Instant::now();
     let run = Proc::spawn(
         "ringwire run",

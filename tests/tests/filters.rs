@@ -225,14 +225,8 @@ fn a_file_ports_filter_is_listed_with_its_counts() {
     let cfg = dir.path().join("l.toml");
     let text = config(&input, &out, &st, "", "").replace("uri = ", "pace = \"recorded\"\nfilter = \"not tcp\"\nuri = ");
     std::fs::write(&cfg, text.replace("filter = \"\"\n", "")).unwrap();
-    let (sock, ready) = (dir.path().join("l.sock"), dir.path().join("ready"));
-    let mut run = Command::new(bin("ringwire"));
-    run.arg("run").arg(&cfg).arg("--control-socket").arg(&sock).arg("--ready-file").arg(&ready);
-    let engine = Proc::spawn("ringwire run", &mut run);
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !ready.exists() && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let engine = ringwire_tests::start_file_engine(&cfg, dir.path());
+    let sock = ringwire_tests::control_socket(&cfg);
     std::thread::sleep(Duration::from_millis(500));
     let l = ringwire_tests::ringctl_json(&sock, &["filters", "list"]);
     let port = &l["in_force"][0];

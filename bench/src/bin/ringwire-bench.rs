@@ -976,13 +976,10 @@ fn remove_stale_labs(out_dir: &Path) -> Result<()> {
         say!("note: another ringwire-bench is running; its namespaces are left alone");
         return Ok(());
     }
-    for line in lab::run(&["ip", "netns", "list"])?.lines() {
-        let Some(ns) = line.split_whitespace().next() else { continue };
-        if is_lab_name(ns) {
-            say!("note: removing namespace {ns}, left behind by an earlier run that was killed");
-            stop_processes_in(ns);
-            lab::run(&["ip", "netns", "del", ns])?;
-        }
+    for ns in Lab::named_namespaces(LAB_PREFIX)?.into_iter().filter(|ns| is_lab_name(ns)) {
+        say!("note: removing namespace {ns}, left behind by an earlier run that was killed");
+        stop_processes_in(&ns);
+        lab::run(&["ip", "netns", "del", &ns])?;
     }
     if let Ok(dir) = std::fs::read_dir(out_dir) {
         for f in dir.flatten().filter(|f| f.file_name().to_string_lossy().starts_with("rwbench-")) {
@@ -997,13 +994,7 @@ fn remove_stale_labs(out_dir: &Path) -> Result<()> {
 /// runs on there, and would hold the capture core): SIGTERM, up to 3 s to
 /// exit, then SIGKILL.
 fn stop_processes_in(ns: &str) {
-    let pids = || -> Vec<libc::pid_t> {
-        lab::run(&["ip", "netns", "pids", ns])
-            .unwrap_or_default()
-            .split_whitespace()
-            .filter_map(|p| p.parse().ok())
-            .collect()
-    };
+    let pids = || Lab::pids_in(ns);
     let signal = |sig| {
         for pid in pids() {
             say!("note: stopping process {pid}, left running in {ns}");
