@@ -348,6 +348,8 @@ fn while_stopping(request: &Request) -> String {
 const REFUSED_HOLD: Duration = Duration::from_secs(1);
 /// The most refused clients held at once (the oldest is closed first).
 const MAX_REFUSED_HELD: usize = 256;
+/// How long the answers given before a stop may take to go out.
+const FLUSH_AT_STOP: Duration = Duration::from_millis(500);
 
 impl Loop {
     /// Queue `entry`, submitting first if the queue is full. Every buffer an
@@ -654,6 +656,7 @@ impl Loop {
             }
             self.reap_completions();
         }
+        self.flush_answers();
         // Stop: end every client's operations, then wait (bounded) for their
         // completions, so no buffer is freed under the kernel.
         for slot in 0..self.clients.len() {
@@ -677,6 +680,22 @@ impl Loop {
             std::mem::forget(std::mem::take(&mut self.clients));
             std::mem::forget(std::mem::replace(&mut self.wake_buf, Box::new(0)));
             std::mem::forget(std::mem::replace(&mut self.tick, Box::new(types::Timespec::new())));
+        }
+    }
+
+    /// At the stop, send the answers the engine gave before it (a
+    /// `shutdown`'s among them, which may come just before the end): closed
+    /// at once, a connection lost an answer still in the channel or not yet
+    /// sent. Bounded: a client that does not read is not waited for.
+    fn flush_answers(&mut self) {
+        self.deliver_answers();
+        let deadline = Instant::now() + FLUSH_AT_STOP;
+        while self.clients.iter().flatten().any(|c| !c.closing && (c.send_inflight || !c.pending.is_empty()))
+            && Instant::now() < deadline
+        {
+            let ts = types::Timespec::new().nsec(20_000_000);
+            let _ = self.ring.submitter().submit_with_args(1, &types::SubmitArgs::new().timespec(&ts));
+            self.reap_completions();
         }
     }
 
@@ -765,5 +784,47 @@ fn peer_cred(fd: &OwnedFd) -> Peer {
         Peer { uid: cred.uid, pid: cred.pid }
     } else {
         Peer::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader, Write};
+
+    /// An answer given just before the engine stops reaches its client: the
+    /// server used to close every connection at once, losing a `shutdown`'s
+    /// answer still in the channel or not yet sent (`ringctl shutdown`:
+    /// "the engine closed the connection", about once in 50 stops).
+    #[test]
+    fn an_answer_given_just_before_the_stop_is_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        for round in 0..40 {
+            let path = dir.path().join(format!("s{round}.sock"));
+            let opts = ServerOptions {
+                path: path.clone(),
+                max_clients: 4,
+                idle_timeout: Duration::from_secs(60),
+                notify: None,
+                create_dir: false,
+            };
+            let server = Server::start(&opts).unwrap();
+            let mut client = UnixStream::connect(&path).unwrap();
+            client.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            client.write_all(b"{\"id\":7,\"cmd\":\"shutdown\"}\n").unwrap();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            let incoming = loop {
+                if let Some(i) = server.poll() {
+                    break i;
+                }
+                assert!(Instant::now() < deadline, "the request never came");
+                std::thread::sleep(Duration::from_millis(1));
+            };
+            server.answer(incoming.client, &Response::new(Some(7), Ok(serde_json::json!({ "stopping": true }))));
+            drop(server);
+            let mut line = String::new();
+            BufReader::new(&client).read_line(&mut line).unwrap();
+            assert_eq!(line, "{\"id\":7,\"ok\":true,\"result\":{\"stopping\":true}}\n", "round {round}");
+        }
     }
 }
