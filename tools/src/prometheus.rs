@@ -5,7 +5,8 @@
 //! Every count of the `stats` answer becomes a counter (`_total`) labelled
 //! with the port, worker or consumer it belongs to; a port's interface
 //! state, a latency probe's percentiles and `lost` count (which shrinks when
-//! a late frame fills a gap) and the run's age become gauges.
+//! a late frame fills a gap), whether a file port failed and whether a
+//! filter is quarantined (0 or 1), and the run's age become gauges.
 
 use std::{collections::BTreeMap, fmt::Write as _};
 
@@ -68,6 +69,11 @@ fn escape(v: &str) -> String {
     v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
+/// 1 for a reason given (a string), 0 for none.
+fn flag(v: &Value) -> f64 {
+    f64::from(u8::from(v.is_string()))
+}
+
 /// A label value from the JSON (empty for none).
 fn text(v: &Value) -> String {
     crate::value_text(v, "")
@@ -90,6 +96,13 @@ pub fn render(counters: &Value) -> String {
         let uncounted = if p["filtered_uncounted"] == Value::Bool(true) { "filtered" } else { "name" };
         let plugins = if p["link"].is_string() { "filter_errors" } else { "name" };
         m.counts("port", p, &labels, &["name", "uri", "filter", "rx", "removed", "link", uncounted, plugins]);
+        // A file port: whether its file could not be read to its end
+        // (truncated, corrupt) and whether the plugin in its filter is
+        // quarantined, as gauges an alert can watch.
+        if text(&p["uri"]).starts_with("pcap:") {
+            m.add("port_failed", false, &labels, flag(&p["error"]));
+            m.add("port_filter_quarantined", false, &labels, flag(&p["filter_quarantined"]));
+        }
         if let Some(state) = p["link"].as_str() {
             for s in ["up", "down", "gone"] {
                 let l = [("port", text(&p["name"])), ("state", s.to_owned())];
@@ -104,6 +117,7 @@ pub fn render(counters: &Value) -> String {
     for c in counters["consumers"].as_array().into_iter().flatten().filter(live) {
         let labels = [("consumer", text(&c["name"])), ("kind", text(&c["kind"]))];
         m.counts("consumer", c, &labels, &["name", "kind", "filter", "latency", "removed", "filter_quarantined"]);
+        m.add("consumer_filter_quarantined", false, &labels, flag(&c["filter_quarantined"]));
         for (i, n) in c["per_worker"].as_array().into_iter().flatten().enumerate() {
             let l = [labels[0].clone(), labels[1].clone(), ("worker", i.to_string())];
             m.add("consumer_delivered_per_worker", true, &l, n.as_f64().unwrap_or(0.0));
@@ -139,11 +153,15 @@ mod tests {
             "elapsed_s": 2.5,
             "ports": [{"name": "p\"1", "uri": "afpacket:x", "received": 10, "tx_unsent": 0, "link": "down",
                        "link_downs": 0, "ebpf": {"seen": 4}, "filter_errors": 0},
-                      {"name": "file", "received": 5, "filter_errors": 2},
+                      {"name": "file", "uri": "pcap:/x.pcap", "received": 5, "filter_errors": 2,
+                       "error": "truncated record", "filter_quarantined": null},
+                      {"name": "good", "uri": "pcap:/y.pcap", "received": 5, "filter_errors": 0,
+                       "filter_quarantined": "panicked"},
                       {"name": "old", "removed": true, "received": 3}],
             "workers": [{"index": 0, "core": 1, "received": 10}],
             "consumers": [{"name": "cap", "kind": "pcap", "delivered": 7, "files": 0, "per_worker": [7], "filter": "udp",
-                           "latency": {"kernel": {"p99": 1500.0}, "counters": {"lost": 2}}}]
+                           "latency": {"kernel": {"p99": 1500.0}, "counters": {"lost": 2}}, "filter_quarantined": null},
+                          {"name": "dns", "kind": "counter", "delivered": 0, "filter_quarantined": "panicked"}]
         });
         let text = render(&stats);
         for line in [
@@ -163,6 +181,13 @@ mod tests {
             "ringwire_consumer_latency_lost{consumer=\"cap\"} 2",
             "# TYPE ringwire_elapsed_seconds gauge",
             "ringwire_elapsed_seconds 2.5",
+            "# TYPE ringwire_port_failed gauge",
+            "ringwire_port_failed{port=\"file\"} 1",
+            "ringwire_port_failed{port=\"good\"} 0",
+            "ringwire_port_filter_quarantined{port=\"file\"} 0",
+            "ringwire_port_filter_quarantined{port=\"good\"} 1",
+            "ringwire_consumer_filter_quarantined{consumer=\"cap\",kind=\"pcap\"} 0",
+            "ringwire_consumer_filter_quarantined{consumer=\"dns\",kind=\"counter\"} 1",
         ] {
             assert!(text.lines().any(|l| l == line), "missing `{line}` in:\n{text}");
         }
@@ -172,6 +197,8 @@ mod tests {
         // A plugin's failed calls: for a file port, not for an interface port (it runs none).
         assert!(text.contains("ringwire_port_filter_errors_total{port=\"file\"} 2"), "{text}");
         assert!(!text.contains("ringwire_port_filter_errors_total{port=\"p"), "{text}");
+        // An interface port has no file to fail on.
+        assert!(!text.contains("ringwire_port_failed{port=\"p"), "{text}");
         // Every sample line: a name, labels, a number; every family typed once.
         let mut typed = std::collections::HashSet::new();
         for l in text.lines() {
