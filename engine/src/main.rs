@@ -912,12 +912,13 @@ fn interfaces() -> Result<Vec<(String, String)>> {
 /// `-i N`, as tcpdump takes it: the N-th interface `-D` lists, unless an
 /// interface is named N.
 fn interface_by_number(i: String) -> Result<String> {
-    match i.parse::<usize>() {
-        Ok(n) if sys::if_index(&i).is_none() => match interfaces()?.into_iter().nth(n.wrapping_sub(1)) {
-            Some((name, _)) => Ok(name),
-            None => bail!("-i {n}: there is no interface {n} in the list `ringwire capture -D` prints"),
-        },
-        _ => Ok(i),
+    if i.is_empty() || !i.bytes().all(|b| b.is_ascii_digit()) || sys::if_index(&i).is_some() {
+        return Ok(i);
+    }
+    // Digits past any count (tcpdump: "Invalid adapter index") are no entry either.
+    match i.parse::<usize>().ok().and_then(|n| interfaces().map(|l| l.into_iter().nth(n.wrapping_sub(1))).transpose()) {
+        Some(found) => Ok(found?.0),
+        None => bail!("-i {i}: there is no interface {i} in the list `ringwire capture -D` prints"),
     }
 }
 

@@ -335,6 +335,11 @@ fn capture_reads_its_expression_from_a_file_and_lists_interfaces() {
     std::fs::write(&bad, "udp and\n").unwrap();
     refused(&["capture", "-r", i, "-F", bad.to_str().unwrap()], &format!("-F {}: filter `udp and`:", bad.display()));
 
+    // A number past the list, however long, is no interface (it was
+    // taken for an interface's name, and refused as none).
+    for n in ["999", "99999999999999999999999"] {
+        refused(&["capture", "-i", n, "-c", "1"], &format!("-i {n}: there is no interface {n} in the list"));
+    }
     let ours = ringwire(&["capture", "-D"]);
     assert!(ours.status.success(), "{}", String::from_utf8_lossy(&ours.stderr));
     let theirs = String::from_utf8(Command::new("tcpdump").arg("-D").output().unwrap().stdout).unwrap();
