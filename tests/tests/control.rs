@@ -950,6 +950,46 @@ fn config_show_prints_the_configuration_in_force() {
     );
 }
 
+/// `ringctl consumers add --rotate-s 1`: a pcap consumer added at run time
+/// starts a file a second, named by the time it started (strftime), every
+/// frame it wrote in one of them; `config show` keeps the setting.
+#[test]
+fn a_consumer_added_with_rotate_s_starts_a_file_a_second() {
+    if !privileged("a_consumer_added_with_rotate_s_starts_a_file_a_second") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Pair { lab: _lab, ns_gen: ns_g, ns_eng: ns_e, if_gen: vg, if_eng: ve } = Pair::new();
+    let (engine, sock) = counting_engine(dir.path(), "timed", &ns_e, &ve);
+    let out = dir.path().join("timed");
+    std::fs::create_dir(&out).unwrap();
+    let pattern = out.join("t-%s.pcap");
+    let pattern = pattern.to_str().unwrap();
+    ringctl_ok(&sock, &["consumers", "add", "t", "--kind", "pcap", "--path", pattern, "--rotate-s", "1"]);
+    let shown = ringctl_ok(&sock, &["config", "show"]);
+    assert!(shown.contains("rotate_s = 1"), "{shown}");
+    let rep = generate(&ns_g, &vg, &["--count", "5000", "--rate", "2000", "--l4", "udp"]);
+    assert_eq!(rep["sent"], 5000);
+    std::thread::sleep(Duration::from_millis(300));
+    let stats: serde_json::Value = serde_json::from_str(&ringctl_ok(&sock, &["--json", "stats"])).unwrap();
+    let t = stats["counters"]["consumers"].as_array().unwrap().iter().find(|c| c["name"] == "t").unwrap().clone();
+    ringctl_ok(&sock, &["consumers", "del", "t"]);
+    let res = ringwire_tests::stop_engine(engine);
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    let mut files: Vec<_> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    assert!((2..=5).contains(&files.len()), "2.5 s of traffic, a file a second: {files:?}");
+    for f in &files {
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        let secs: u64 = name.strip_prefix("t-").and_then(|n| n.strip_suffix(".pcap")).unwrap().parse().unwrap();
+        assert!(secs > 1_700_000_000, "named by the time it started: {name}");
+    }
+    let per_file: Vec<usize> = files.iter().map(|f| ringwire_tests::tcpdump_count(f)).collect();
+    assert_eq!(per_file.iter().sum::<usize>(), 5000, "{per_file:?}");
+    assert_eq!(t["written"], 5000, "{t}");
+    assert_eq!(t["files"], files.len() as u64, "{t}");
+}
+
 /// An engine on `ve` (port `p`, one worker) with a counting consumer `all`,
 /// and its control socket.
 fn counting_engine(dir: &Path, name: &str, ns: &str, ve: &str) -> (ringwire_tests::Proc, std::path::PathBuf) {

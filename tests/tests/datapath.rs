@@ -1917,3 +1917,37 @@ fn capture_s_summary_counts_the_kernel_s_drops_as_received_by_filter() {
     assert!((40_000..40_020).contains(&by_filter), "{line}");
     assert_eq!(read_pcap(&pcap).len() as u64, captured, "{line}");
 }
+
+/// `capture -G 1 -W 2`, as tcpdump's: a file a second, named by the time
+/// it started, and the capture ends after the second file with exit status
+/// 0, saying so as tcpdump says it.
+#[test]
+fn capture_starts_files_by_time_and_stops_after_w_files() {
+    if !privileged("capture_starts_files_by_time_and_stops_after_w_files") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Pair { lab: _lab, ns_gen: ns_g, ns_eng: ns_e, if_gen: vg, if_eng: ve } = Pair::new();
+    let out = dir.path().join("timed");
+    std::fs::create_dir(&out).unwrap();
+    let pattern = out.join("cap-%s.pcap");
+    let mut cap =
+        spawn_capture(&ns_e, &["capture", "-i", &ve, "-G", "1", "-W", "2", "-w", pattern.to_str().unwrap(), "udp"]);
+    listening(&mut cap);
+    let traffic = ringwire_tests::spawn_generator(&ns_g, &vg, &["--rate", "2000", "--duration", "5", "--l4", "udp"]);
+    let res = cap.wait(Duration::from_secs(10));
+    drop(traffic);
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert!(res.status.success(), "{err}");
+    assert!(err.contains("maximum file limit reached: 2 (-W)"), "{err}");
+    let mut files: Vec<_> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    assert_eq!(files.len(), 2, "{files:?}");
+    let counts: Vec<usize> = files.iter().map(|f| ringwire_tests::tcpdump_count(f)).collect();
+    assert!(counts.iter().all(|&n| n > 0), "a second of frames in each: {counts:?}");
+    let written: usize = err
+        .lines()
+        .find_map(|l| l.split_once(" frames captured,").and_then(|(n, _)| n.trim().parse().ok()))
+        .unwrap_or_else(|| panic!("{err}"));
+    assert_eq!(counts.iter().sum::<usize>(), written, "{err}");
+}
