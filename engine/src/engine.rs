@@ -703,6 +703,7 @@ impl Engine {
             applied.push(Arc::new(AtomicU64::new(0)));
             sched_cells.push(Arc::new(Cells::default()));
             workers.push(Worker {
+                links: None,
                 core,
                 sources,
                 dispatch: Dispatch::new(w as u16, consumers, subs.clone(), tx, stop.clone()),

@@ -113,10 +113,63 @@ impl LinkStats {
     /// # Errors
     /// If the request fails or its answer cannot be read.
     pub fn drops(&mut self, iface: &str) -> Result<Option<(u32, IfDrops)>, IfStatsError> {
-        let request_err = |source| IfStatsError::Request { iface: iface.to_owned(), source };
-        let answer_err = |msg: String| IfStatsError::Answer { iface: iface.to_owned(), msg };
         let mut link = LinkMessage::default();
         link.attributes.push(LinkAttribute::IfName(iface.to_owned()));
+        let Some(m) = self.get_link(link, iface)? else { return Ok(None) };
+        let stats = m.attributes.iter().find_map(|a| match a {
+            LinkAttribute::Stats64(s) => Some(*s),
+            _ => None,
+        });
+        let s = stats.ok_or_else(|| IfStatsError::Answer {
+            iface: iface.to_owned(),
+            msg: "no IFLA_STATS64 in the link message".into(),
+        })?;
+        Ok(Some((m.header.index, IfDrops { dropped: s.rx_dropped, missed: s.rx_missed_errors + s.rx_fifo_errors })))
+    }
+
+    /// For a veth (`ifindex` in this network namespace), its peer's MTU and
+    /// whether the peer is up, wherever the peer is (another namespace
+    /// included): the kernel drops a frame the peer would not take, and
+    /// every frame once the peer is down. `None` for any other kind of
+    /// interface, or one that is gone.
+    ///
+    /// # Errors
+    /// If a request fails or its answer cannot be read.
+    pub fn veth_peer(&mut self, ifindex: u32, iface: &str) -> Result<Option<VethPeer>, IfStatsError> {
+        use netlink_packet_route::link::{InfoKind, LinkFlags, LinkInfo};
+        let mut link = LinkMessage::default();
+        link.header.index = ifindex;
+        let Some(m) = self.get_link(link, iface)? else { return Ok(None) };
+        let veth = m.attributes.iter().any(|a| {
+            matches!(a, LinkAttribute::LinkInfo(infos) if infos.iter().any(|i| matches!(i, LinkInfo::Kind(InfoKind::Veth))))
+        });
+        let peer = m.attributes.iter().find_map(|a| match a {
+            LinkAttribute::Link(i) => Some(*i),
+            _ => None,
+        });
+        let (true, Some(peer)) = (veth, peer) else { return Ok(None) };
+        let nsid = m.attributes.iter().find_map(|a| match a {
+            LinkAttribute::LinkNetNsId(n) => Some(*n),
+            _ => None,
+        });
+        let mut ask = LinkMessage::default();
+        ask.header.index = peer;
+        if let Some(n) = nsid {
+            ask.attributes.push(LinkAttribute::IfNetnsId(n));
+        }
+        let Some(p) = self.get_link(ask, iface)? else { return Ok(None) };
+        let mtu = p.attributes.iter().find_map(|a| match a {
+            LinkAttribute::Mtu(m) => Some(*m),
+            _ => None,
+        });
+        Ok(mtu.map(|mtu| VethPeer { mtu, up: p.header.flags.contains(LinkFlags::Up) }))
+    }
+
+    /// Ask for one link (by the name or index in `link`); `None` if there
+    /// is no such link.
+    fn get_link(&mut self, link: LinkMessage, iface: &str) -> Result<Option<LinkMessage>, IfStatsError> {
+        let request_err = |source| IfStatsError::Request { iface: iface.to_owned(), source };
+        let answer_err = |msg: String| IfStatsError::Answer { iface: iface.to_owned(), msg };
         let mut req =
             NetlinkMessage::new(NetlinkHeader::default(), NetlinkPayload::from(RouteNetlinkMessage::GetLink(link)));
         self.seq = self.seq.wrapping_add(1);
@@ -137,17 +190,7 @@ impl LinkStats {
                 let len = msg.header.length as usize;
                 if msg.header.sequence_number == self.seq {
                     return match msg.payload {
-                        NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(m)) => {
-                            let stats = m.attributes.iter().find_map(|a| match a {
-                                LinkAttribute::Stats64(s) => Some(*s),
-                                _ => None,
-                            });
-                            let s = stats.ok_or_else(|| answer_err("no IFLA_STATS64 in the link message".into()))?;
-                            Ok(Some((
-                                m.header.index,
-                                IfDrops { dropped: s.rx_dropped, missed: s.rx_missed_errors + s.rx_fifo_errors },
-                            )))
-                        }
+                        NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(m)) => Ok(Some(m)),
                         NetlinkPayload::Error(e) if e.raw_code() == -libc::ENODEV => Ok(None),
                         NetlinkPayload::Error(e) => Err(request_err(e.to_io())),
                         other => Err(answer_err(format!("unexpected answer {other:?}"))),
@@ -160,6 +203,16 @@ impl LinkStats {
             }
         }
     }
+}
+
+/// A veth's peer, as [`LinkStats::veth_peer`] reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VethPeer {
+    /// Its MTU: the kernel forwards frames up to MTU + 18 bytes to it
+    /// (an Ethernet header and a VLAN tag), and drops longer ones.
+    pub mtu: u32,
+    /// Whether it is up (down, it takes no frame).
+    pub up: bool,
 }
 
 /// One port's interface drops since the port opened. It follows the

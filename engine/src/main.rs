@@ -391,10 +391,13 @@ fn supervise(
     engine.stop()
 }
 
-/// Frames the receiving interfaces dropped before any socket saw them
-/// (`if_dropped + if_missed` of every port; `None`: no interface port).
+/// Frames the receiving interfaces' devices could not take (`if_missed`
+/// of every port; `None`: no interface port): libpcap's "dropped by
+/// interface". Not `if_dropped` (`rx_dropped`), which also counts frames
+/// sockets did see and no protocol took after them (a VLAN tag with no
+/// VLAN device).
 fn interface_drops(s: &Snapshot) -> Option<u64> {
-    s.ports.iter().filter_map(|p| p.if_drops).fold(None, |sum, d| Some(sum.unwrap_or(0) + d.sum()))
+    s.ports.iter().filter_map(|p| p.if_drops).fold(None, |sum, d| Some(sum.unwrap_or(0) + d.missed))
 }
 
 fn progress_line(prev: &Snapshot, now: &Snapshot, dt: Duration) -> String {

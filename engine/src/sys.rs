@@ -269,15 +269,15 @@ pub(crate) fn bound_ifindex(fd: &OwnedFd) -> SysResult<i32> {
     Ok(sll.sll_ifindex)
 }
 
-/// Whether the interface with index `ifindex` is administratively up,
-/// asked through the socket `fd` (its network namespace answers both the
-/// name and the flags).
-pub(crate) fn if_up(fd: &OwnedFd, ifindex: i32) -> SysResult<bool> {
+/// The flags (`IFF_UP`, `IFF_RUNNING`, ...) of the interface with index
+/// `ifindex`, asked through the socket `fd` (its network namespace answers
+/// both the name and the flags).
+pub(crate) fn if_flags_of(fd: &OwnedFd, ifindex: i32) -> SysResult<i32> {
     let mut req = ifreq_of_index(fd, ifindex)?;
     // SAFETY: SIOCGIFFLAGS reads ifr_name and writes ifr_ifru.ifru_flags of a valid ifreq.
     check("ioctl(SIOCGIFFLAGS)", unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) })?;
     // SAFETY: the kernel filled the flags member of the union.
-    Ok(i32::from(unsafe { req.ifr_ifru.ifru_flags }) & libc::IFF_UP != 0)
+    Ok(i32::from(unsafe { req.ifr_ifru.ifru_flags }))
 }
 
 /// Interface `name`'s hardware type (`ARPHRD_ETHER` 1, `ARPHRD_LOOPBACK`

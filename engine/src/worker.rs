@@ -277,6 +277,11 @@ impl Dispatch {
                         false
                     }
                     Delivery::Forward { to_port } => tx[*to_port].as_mut().is_some_and(|t| {
+                        // No carrier: the kernel would drop it (or hold it at
+                        // the ring's head, the frames behind it too).
+                        if !t.has_carrier() {
+                            return false;
+                        }
                         let sent =
                             if wait { t.push_waiting(p.data, TX_PATIENCE, stop) } else { t.push_or_kick(p.data) };
                         // Not for a full ring: for a frame the port does not take.
@@ -417,6 +422,9 @@ pub(crate) struct Worker {
     /// A queued consumer merges this worker's records with other workers'
     /// in time order, and so waits for its promise (see [`Self::merges_by_time`]).
     pub(crate) merging: bool,
+    /// Reads the veth peers of the ports this worker sends to (opened at
+    /// the first tick that has one; `None` until then, or if it cannot be).
+    pub(crate) links: Option<crate::ifstats::LinkStats>,
 }
 
 /// How a worker ended.
@@ -720,12 +728,20 @@ impl Worker {
             gone |= now == Link::Gone;
             *link = now;
         }
+        if self.links.is_none() && self.dispatch.tx.iter().any(Option::is_some) {
+            self.links = crate::ifstats::LinkStats::new()
+                .map_err(|e| errors.log(|| tracing::warn!(error = %error_chain(&e), "cannot read veth peers' MTUs")))
+                .ok();
+        }
         for (port, tx) in self.dispatch.tx.iter_mut().enumerate() {
             let Some(tx) = tx else { continue };
-            // The MTU can change while frames are forwarded (gone: nothing to send anyway).
-            if let Err(e) = tx.refresh_mtu() {
-                if !matches!(e.io_error.raw_os_error(), Some(libc::ENODEV | libc::ENXIO)) {
-                    errors.log(|| tracing::warn!(iface = tx.iface(), error = %error_chain(&e), "cannot read the interface's MTU"));
+            // The MTUs and the carrier can change while frames are forwarded
+            // (gone: nothing to send anyway).
+            if let Err(e) = tx.refresh(self.links.as_mut()) {
+                if tx.link().is_ok_and(|l| l != Link::Gone) {
+                    errors.log(
+                        || tracing::warn!(iface = tx.iface(), error = %e, "cannot read the interface's MTU or state"),
+                    );
                 }
             }
             // Ports this worker only sends to: a sending socket gets no error
@@ -1340,10 +1356,14 @@ fn note_link(counts: &mut [u64; pc::N], iface: &str, now: Link, first: bool) {
             tracing::error!(iface, "the interface is gone (deleted, or moved to another network namespace)");
         }
         Link::Down if first => tracing::warn!(iface, "the interface is down: no frames until it is up again"),
+        Link::NoCarrier if first => tracing::warn!(
+            iface,
+            "the interface has no carrier (a cable out, a veth whose peer is down): no frames in or out until it has"
+        ),
         Link::Up if first => tracing::info!(iface, "the interface is up again"),
         _ => {}
     }
-    if now == Link::Down {
+    if matches!(now, Link::Down | Link::NoCarrier) {
         counts[pc::LINK_DOWNS] += 1;
     }
     counts[pc::LINK] = now.code();

@@ -104,7 +104,7 @@ pub fn render(counters: &Value) -> String {
             m.add("port_filter_quarantined", false, &labels, flag(&p["filter_quarantined"]));
         }
         if let Some(state) = p["link"].as_str() {
-            for s in ["up", "down", "gone"] {
+            for s in ["up", "no-carrier", "down", "gone"] {
                 let l = [("port", text(&p["name"])), ("state", s.to_owned())];
                 m.add("port_link", false, &l, f64::from(u8::from(state == s)));
             }

@@ -831,8 +831,8 @@ impl Job<'_> {
             }
             if elapsed >= next_mtu_check {
                 next_mtu_check = elapsed + MTU_CHECK;
-                if let Err(e) = tx.refresh_mtu() {
-                    failure = Some(anyhow::Error::new(e).context(format!("reading the MTU of {iface}")));
+                if let Err(e) = tx.refresh(None) {
+                    failure = Some(anyhow::anyhow!("reading the MTU of {iface}: {e}"));
                     break;
                 }
             }

@@ -264,16 +264,20 @@ pub struct RxRing {
 
 /// What became of a ring's interface, from best to worst.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Link {
     /// Up: the kernel delivers its frames.
     Up = 0,
+    /// Up, but without a carrier (`ip link`'s `NO-CARRIER`: a cable out, a
+    /// veth whose peer is down): no frame comes in, and the kernel drops
+    /// what is sent out, until the carrier is back.
+    NoCarrier = 1,
     /// Administratively down: no frames until it is up again, when the
     /// kernel resumes delivering to the same socket by itself.
-    Down = 1,
+    Down = 2,
     /// Gone (deleted, or moved to another network namespace): the socket
     /// will never receive again.
-    Gone = 2,
+    Gone = 3,
 }
 
 impl Link {
@@ -288,7 +292,8 @@ impl Link {
     pub const fn from_code(code: u64) -> Self {
         match code {
             0 => Self::Up,
-            1 => Self::Down,
+            1 => Self::NoCarrier,
+            2 => Self::Down,
             _ => Self::Gone,
         }
     }
@@ -303,9 +308,10 @@ impl Link {
         if sys::bound_ifindex(fd)? < 0 {
             return Ok(Self::Gone);
         }
-        match sys::if_up(fd, ifindex as i32) {
-            Ok(true) => Ok(Self::Up),
-            Ok(false) => Ok(Self::Down),
+        match sys::if_flags_of(fd, ifindex as i32) {
+            Ok(f) if f & libc::IFF_UP == 0 => Ok(Self::Down),
+            Ok(f) if f & libc::IFF_RUNNING == 0 => Ok(Self::NoCarrier),
+            Ok(_) => Ok(Self::Up),
             // Unregistered between the two questions.
             Err(e) if matches!(e.io_error.raw_os_error(), Some(libc::ENXIO | libc::ENODEV)) => Ok(Self::Gone),
             Err(e) => Err(e),
@@ -317,6 +323,7 @@ impl Link {
     pub const fn name(self) -> &'static str {
         match self {
             Self::Up => "up",
+            Self::NoCarrier => "no-carrier",
             Self::Down => "down",
             Self::Gone => "gone",
         }

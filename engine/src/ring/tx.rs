@@ -77,6 +77,11 @@ pub struct TxRing {
     pad_runts: bool,
     /// Longest untagged frame the interface takes: MTU + Ethernet header.
     max_len: usize,
+    /// A veth's: the longest frame its peer takes (the peer's MTU + 18),
+    /// as last read ([`TxRing::refresh`]).
+    peer_max: Option<usize>,
+    /// The interface has a carrier (`IFF_RUNNING`), as last read.
+    carrier: bool,
     pushed: u64,
     busy: u64,
     oversize: u64,
@@ -200,6 +205,8 @@ impl TxRing {
             pending: 0,
             pad_runts: opts.pad_runts,
             max_len: mtu + 14,
+            peer_max: None,
+            carrier: true,
             pushed: 0,
             busy: 0,
             oversize: 0,
@@ -240,17 +247,41 @@ impl TxRing {
         super::Link::of_socket(&self.fd, self.ifindex)
     }
 
-    /// Read the interface's MTU again: it may change while frames are
-    /// forwarded, and the kernel drops a frame over it without a word once
-    /// it is in the ring (where it counted as sent). Frames over the MTU
-    /// read here are refused before the ring instead ([`TxRing::oversize`]).
+    /// Read the interface's MTU and carrier again, and with `links` (a
+    /// veth) its peer's MTU: they may change while frames are forwarded.
+    /// The kernel drops a frame over either MTU once it is in the ring
+    /// (over a veth peer's, each time it is kicked, holding up the frames
+    /// behind it), and every frame while there is no carrier. Frames over
+    /// the MTUs read here are refused before the ring instead
+    /// ([`TxRing::takes`]), and none is pushed without a carrier
+    /// ([`TxRing::has_carrier`]).
     ///
     /// # Errors
-    /// The ioctl failure (`ENODEV` once the interface is gone).
-    pub fn refresh_mtu(&mut self) -> Result<(), sys::SyscallError> {
-        let mtu = sys::if_mtu(&self.fd, self.ifindex as i32)?;
+    /// The ioctl failure (`ENODEV` once the interface is gone), or the
+    /// peer's failed read (the MTU and carrier are read all the same).
+    pub fn refresh(&mut self, links: Option<&mut crate::ifstats::LinkStats>) -> Result<(), String> {
+        let err = |e: sys::SyscallError| crate::consumer::error_chain(&e);
+        let mtu = sys::if_mtu(&self.fd, self.ifindex as i32).map_err(err)?;
         self.max_len = mtu as usize + 14;
+        let flags = sys::if_flags_of(&self.fd, self.ifindex as i32).map_err(err)?;
+        self.carrier = flags & libc::IFF_UP != 0 && flags & libc::IFF_RUNNING != 0;
+        if let Some(links) = links {
+            match links.veth_peer(self.ifindex, &self.iface) {
+                Ok(peer) => self.peer_max = peer.filter(|p| p.up).map(|p| p.mtu as usize + 18),
+                Err(e) => {
+                    self.peer_max = None;
+                    return Err(crate::consumer::error_chain(&e));
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// Whether the interface had a carrier when last read: without one, the
+    /// kernel drops every frame sent.
+    #[must_use]
+    pub fn has_carrier(&self) -> bool {
+        self.carrier
     }
 
     /// Largest untagged frame the interface takes at its MTU (as last read):
@@ -280,6 +311,7 @@ impl TxRing {
         let tagged = frame.len() >= 14 && matches!(u16::from_be_bytes([frame[12], frame[13]]), 0x8100 | 0x88a8);
         len <= self.max_frame()
             && len <= self.max_len + if tagged { 4 } else { 0 }
+            && self.peer_max.is_none_or(|max| len <= max)
             && self.refuse_from.is_none_or(|(from, _)| len < from)
     }
 
@@ -470,35 +502,63 @@ impl TxRing {
         // Counts carried from a replaced ring came before this one's first
         // frame, so this is the head's place for as long as the ring lives.
         let head = self.pushed - waiting as u64;
+        // A head as long as a frame refused just before is refused too: at once.
+        let known = self.refuse_from.is_some_and(|(from, _)| self.waiting_len(waiting) >= from);
         match self.stuck {
-            Some((h, since)) if h == head => {
-                if since.elapsed() >= STUCK_FOR {
-                    self.skip_head(waiting);
-                    self.stuck = None;
-                    if sys::kick_tx(self.fd.as_raw_fd()).is_ok() {
-                        self.pending = 0;
-                    }
+            Some((h, since)) if h == head && (known || since.elapsed() >= STUCK_FOR) => {
+                self.skip_head(waiting);
+                self.stuck = None;
+                if sys::kick_tx(self.fd.as_raw_fd()).is_ok() {
+                    self.pending = 0;
                 }
             }
+            Some((h, _)) if h == head => {}
             _ => self.stuck = Some((head, Instant::now())),
         }
     }
 
-    /// Make the head frame (`waiting` slots before `next`) one the kernel
-    /// passes over, and count it.
-    fn skip_head(&mut self, waiting: usize) {
-        let tp_len_at = self.slot((self.next + self.slots - waiting) % self.slots).wrapping_add(4).cast::<u32>();
-        // SAFETY: `tp_len_at` is the slot header's `tp_len`, in the mapping; the slot is SEND_REQUEST,
-        // which the kernel reads only in a kick, which only this ring's owner makes: the next one
-        // (a syscall) orders this write before that read.
-        let tp_len = unsafe { tp_len_at.replace(0) } as usize;
-        let len = if self.copy_max > 0 { tp_len.saturating_sub(VNET_HDR_LEN) } else { tp_len };
+    /// The `tp_len` field of the slot `back` slots before `next`.
+    fn tp_len_at(&self, back: usize) -> *mut u32 {
+        self.slot((self.next + self.slots - back) % self.slots).wrapping_add(4).cast::<u32>()
+    }
+
+    /// The frame length in the waiting slot `back` slots before `next`.
+    fn waiting_len(&self, back: usize) -> usize {
+        // SAFETY: the slot header's `tp_len`, in the mapping, of a SEND_REQUEST slot: the kernel
+        // reads it only in a kick, which only this ring's owner makes, and never writes it.
+        let tp_len = unsafe { self.tp_len_at(back).read() } as usize;
+        if self.copy_max > 0 {
+            tp_len.saturating_sub(VNET_HDR_LEN)
+        } else {
+            tp_len
+        }
+    }
+
+    /// Make the waiting frame `back` slots before `next` one the kernel
+    /// passes over (its length invalid, as `PACKET_LOSS` skips), and count it.
+    fn skip_at(&mut self, back: usize) {
+        // SAFETY: as in `waiting_len`; the next kick (a syscall) orders this write before its read.
+        unsafe { self.tp_len_at(back).write(0) };
         self.unsent += 1;
         self.skipped_untold += 1;
+    }
+
+    /// Skip the head frame (`waiting` slots before `next`), the device
+    /// having refused it; learn its length, and skip at once every frame
+    /// behind it at least as long (each would hold the rest up as long
+    /// again).
+    fn skip_head(&mut self, waiting: usize) {
+        let len = self.waiting_len(waiting);
+        self.skip_at(waiting);
         // Every frame refused (a peer down): learning would refuse all.
         if len > MIN_FRAME {
             let from = self.refuse_from.map_or(len, |(f, _)| f.min(len));
             self.refuse_from = Some((from, Instant::now()));
+            for back in (1..waiting).rev() {
+                if self.waiting_len(back) >= from {
+                    self.skip_at(back);
+                }
+            }
         }
         if self.skip_told.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
             tracing::warn!(
