@@ -723,10 +723,11 @@ impl Snapshot {
                 "  {:<16} {:<9} {:>11} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
                 "consumer", "to", "frames", "p50", "p90", "p99", "p99.9", "p99.99", "max"
             );
-            let us = |ns: u64| format!("{:.1}", ns as f64 / 1e3);
             for (c, l) in &probes {
                 let name = removed_mark(&c.name, c.removed);
                 for (to, h) in [("kernel", l.kernel), ("consumer", l.consumer)] {
+                    // No frame timed (a file's, unstamped ones): no percentile, not 0.
+                    let us = |ns: u64| if h.count == 0 { "-".to_owned() } else { format!("{:.1}", ns as f64 / 1e3) };
                     let _ = writeln!(
                         s,
                         "  {:<16} {:<9} {:>11} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
@@ -852,6 +853,9 @@ mod tests {
         );
         assert!(!t.lines().any(|l| l.starts_with("  lat (removed)") && l.contains("--first-flow")), "{t}");
         assert!(t.contains("mixed            streams started over 100 times in 210 frames"), "{t}");
+        // No frame timed: no percentiles (they read 0.0).
+        let kernel = t.lines().find(|l| l.trim_start().starts_with("mixed") && l.contains("kernel")).unwrap();
+        assert_eq!(kernel.split_whitespace().skip(3).collect::<Vec<_>>(), ["-"; 6], "{t}");
         assert!(t.contains("port a flow 3: lost 9, duplicates 0, reordered 0, too old 2"), "{t}");
     }
 

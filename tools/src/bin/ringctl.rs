@@ -617,7 +617,10 @@ fn render(cmd: &str, v: &Value) -> String {
         }
         "patches.reset" => format!("ok: removed {}\n", list(&v["removed"])),
         "forwarding.start" | "forwarding.stop" => {
-            format!("ok: forwarding {}\n", if v["forwarding"] == json!(true) { "on" } else { "stopped" })
+            let state = if v["forwarding"] == json!(true) { "on" } else { "stopped" };
+            // A start or stop that changed nothing says so (a script reads `was` in the JSON).
+            let already = if v["was"] == v["forwarding"] { " already" } else { "" };
+            format!("ok: forwarding{already} {state}\n")
         }
         "filters.load" => format!("ok: loaded {}\n", text(&v["loaded"])),
         "filters.unload" => format!("ok: unloaded {}\n", text(&v["unloaded"])),
@@ -788,7 +791,6 @@ fn render_stats(v: &Value) -> String {
     let probes: Vec<Value> = list(&c["consumers"]).into_iter().filter(|k| !k["latency"].is_null()).collect();
     if !probes.is_empty() {
         s.push_str("latency (microseconds, since each consumer was added or the last `stats reset`):\n");
-        let us = |x: &Value| format!("{:.1}", x.as_f64().unwrap_or(0.0) / 1e3);
         s.push_str(&grid(
             &[
                 ("consumer", 20, false),
@@ -807,6 +809,15 @@ fn render_stats(v: &Value) -> String {
                 ["kernel", "consumer"].map(|to| {
                     let (l, h) = (&k["latency"], &k["latency"][to]);
                     let c = &l["counters"];
+                    // No frame timed (a file's, unstamped ones): no percentile, not 0.
+                    let timed = h["count"].as_u64().unwrap_or(0) > 0;
+                    let us = |x: &Value| {
+                        if timed {
+                            format!("{:.1}", x.as_f64().unwrap_or(0.0) / 1e3)
+                        } else {
+                            "-".to_owned()
+                        }
+                    };
                     vec![
                         removed(k),
                         to.to_owned(),
@@ -990,6 +1001,15 @@ mod tests {
         }
         assert_eq!(path_from_here(std::path::Path::new("out.pcap")), here.join("out.pcap"));
         assert_eq!(path_from_here(std::path::Path::new("-")), PathBuf::from("-"));
+    }
+
+    #[test]
+    fn a_forwarding_change_that_changes_nothing_says_so() {
+        let said = |cmd, on: bool, was: bool| render(cmd, &json!({ "forwarding": on, "was": was }));
+        assert_eq!(said("forwarding.stop", false, true), "ok: forwarding stopped\n");
+        assert_eq!(said("forwarding.stop", false, false), "ok: forwarding already stopped\n");
+        assert_eq!(said("forwarding.start", true, false), "ok: forwarding on\n");
+        assert_eq!(said("forwarding.start", true, true), "ok: forwarding already on\n");
     }
 
     #[test]
