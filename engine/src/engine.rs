@@ -158,6 +158,13 @@ pub(crate) struct PortSlot {
     /// A removed port's kernel filter counts as they were when it was
     /// removed (its program and maps are gone).
     pub(crate) final_filter_counts: FilterCounts,
+    /// An interface port: what its kernel filters no longer in force
+    /// filtered (eBPF programs replaced or detached: their own counts), and
+    /// whether one of them did not count (a pcap-filter expression, a
+    /// program without a `ringwire_stats` map), which leaves the port's
+    /// `filtered` for the run unknown.
+    pub(crate) past_filtered: u64,
+    pub(crate) past_uncounted: bool,
     /// A pcap port's filter's plugins' health (its errors and quarantine).
     pub(crate) filter_health: Option<ringwire_filters::HealthHandle>,
     /// A pcap port: why its file ended badly (truncated, corrupt), once it has.
@@ -195,6 +202,20 @@ impl FilterCounts {
 }
 
 impl PortSlot {
+    /// The kernel filter in force is about to be replaced (a swap, an
+    /// attach or detach, a reload, a re-open): keep what it filtered.
+    pub(crate) fn retire_filter(&mut self) {
+        if !matches!(self.kind, PortKind::AfPacket(_)) {
+            return;
+        }
+        let name = self.config.display_name().to_owned();
+        match self.filter.as_deref().and_then(|f| FilterCounts::read(f, &name).ebpf) {
+            Some(e) => self.past_filtered += e.filtered,
+            None if self.config.filter.as_deref().is_some_and(|f| !f.is_empty()) => self.past_uncounted = true,
+            None => {}
+        }
+    }
+
     /// Its interface's state: the worst any worker's socket saw (up for a
     /// port on no interface).
     pub(crate) fn link(&self) -> Link {
@@ -928,8 +949,9 @@ impl Engine {
                 None => slot.final_filter_counts.clone(),
             };
             (s.ebpf, s.classifier) = (counts.ebpf, counts.classifier);
-            s.filtered_uncounted =
-                afpacket && slot.config.filter.as_deref().is_some_and(|f| !f.is_empty()) && s.ebpf.is_none();
+            s.filtered += slot.past_filtered;
+            s.filtered_uncounted = slot.past_uncounted
+                || afpacket && slot.config.filter.as_deref().is_some_and(|f| !f.is_empty()) && s.ebpf.is_none();
             s.error = slot.failed.get().cloned();
             if let Some(h) = slot.filter_health.as_ref().and_then(ringwire_filters::HealthHandle::read) {
                 (s.filter_errors, s.filter_quarantined) = (h.errors, h.quarantined);
@@ -1228,6 +1250,8 @@ pub(crate) fn open_port(
             if_drops,
             if_drops_error: None,
             final_filter_counts: FilterCounts::default(),
+            past_filtered: 0,
+            past_uncounted: false,
             filter_health,
             failed,
         },

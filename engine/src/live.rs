@@ -200,6 +200,7 @@ impl Engine {
                 p.config.display_name(),
                 text.as_deref().unwrap_or("(none)")
             ));
+            p.retire_filter();
             p.filter = Some(filter);
             p.config.filter = text;
         }
@@ -519,6 +520,7 @@ impl Engine {
                         tracing::warn!(port = %name, "not every worker confirmed the re-opened port within 10 s");
                     }
                     // The filter the new sockets run (an eBPF program loaded anew).
+                    st.ports[i].retire_filter();
                     st.ports[i].filter = opened.slot.filter;
                     st.ports[i].reattach_error = None;
                     tracing::warn!(port = %name, "the interface is back: the port is open on it again");

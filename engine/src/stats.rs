@@ -147,7 +147,10 @@ pub struct PortSnap {
     pub bytes: u64,
     /// Frames with a VLAN tag put back.
     pub vlan_restored: u64,
-    /// pcap ports: records the port filter skipped.
+    /// pcap ports: records the port filter skipped. Interface ports: what
+    /// their kernel filters no longer in force filtered, as far as they
+    /// counted (eBPF programs replaced or detached; the program in force
+    /// counts in `ebpf`).
     pub filtered: u64,
     /// A pcap port whose file ended badly (truncated, corrupt): why. Its
     /// frames up to there were read and counted; the rest are not there.
