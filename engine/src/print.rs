@@ -550,6 +550,10 @@ pub fn describe(out: &mut String, frame: &[u8], wire_len: u32, after_link: bool,
                     let _ = ends_at(out, ports);
                     tcp_bad_header(out, captured, len, &ends, ports, tcp)
                 }
+                (6, Some(ports)) if captured.len() >= 20 => {
+                    let _ = ends_at(out, ports);
+                    tcp_cut_header(out, captured, len, &ends, ports, tcp)
+                }
                 (17 | 6, Some(ports)) => {
                     let _ = ends_at(out, ports);
                     write!(out, ":  [|{}]", if number == 17 { "udp" } else { "tcp" })
@@ -745,6 +749,22 @@ fn tcp_fields(out: &mut String, t: &etherparse::TcpSlice<'_>, tcp_len: usize, en
         return;
     }
     let length = tcp_len - hlen;
+    tcp_numbers(out, flags, (seq, ack), length, (t.window_size(), t.urgent_pointer()));
+    if !t.options().is_empty() {
+        out.push_str(", options [");
+        match tcp_options(out, t.options(), t.options().len(), bases) {
+            TcpOptions::Whole => out.push(']'),
+            // As tcpdump: the line ends there.
+            TcpOptions::Bad | TcpOptions::Cut => return,
+        }
+    }
+    let _ = write!(out, ", length {length}");
+}
+
+/// What tcpdump prints after a TCP segment's flags, up to its options:
+/// `, seq A:B, ack N, win N, urg N` (`length`: of its data).
+fn tcp_numbers(out: &mut String, flags: u8, (seq, ack): (u32, u32), length: usize, (win, urg): (u16, u16)) {
+    use std::fmt::Write as _;
     // SYN, FIN or RST, or data.
     if length > 0 || flags & 0x07 != 0 {
         let _ = write!(out, ", seq {seq}");
@@ -752,46 +772,93 @@ fn tcp_fields(out: &mut String, t: &etherparse::TcpSlice<'_>, tcp_len: usize, en
             let _ = write!(out, ":{}", seq.wrapping_add(length as u32));
         }
     }
-    if t.ack() {
+    if flags & 0x10 != 0 {
         let _ = write!(out, ", ack {ack}");
     }
-    let _ = write!(out, ", win {}", t.window_size());
-    if t.urg() {
-        let _ = write!(out, ", urg {}", t.urgent_pointer());
+    let _ = write!(out, ", win {win}");
+    if flags & 0x20 != 0 {
+        let _ = write!(out, ", urg {urg}");
     }
-    if !t.options().is_empty() {
-        out.push_str(", options [");
-        let start = out.len();
-        if !tcp_options(out, t.options(), bases) {
-            // As tcpdump: the line ends there, the list closed only after
-            // an option it printed.
-            out.push_str(if out.len() > start { "[bad opt]]" } else { "[bad opt]" });
-            return;
-        }
-        out.push(']');
-    }
-    let _ = write!(out, ", length {length}");
 }
 
-/// TCP options as tcpdump prints them (`mss 1460,sackOK,TS val 1 ecr 0,nop,wscale 7`);
-/// SACK blocks relative to `bases` (`(seq, ack, reverse)`) as the segment's
-/// numbers are. False when an option's length is impossible (tcpdump's `[bad opt]`).
-fn tcp_options(out: &mut String, mut opts: &[u8], (base_seq, base_ack, rev): (u32, u32, bool)) -> bool {
+/// A TCP header whose 20 fixed bytes were captured but not all of its
+/// options (a snaplen): tcpdump's line up to where the capture ends, then
+/// ` [|tcp]`. `len`: the segment's length on the wire; its header length
+/// is one it can have. The numbers are taken for the conversation, as
+/// tcpdump takes them.
+fn tcp_cut_header(
+    out: &mut String,
+    seg: &[u8],
+    len: usize,
+    ends: &Ends,
+    ports: (u16, u16),
+    tcp: &mut TcpConversations,
+) -> std::fmt::Result {
     use std::fmt::Write as _;
-    let mut first = true;
-    while let Some((&kind, rest)) = opts.split_first() {
-        if !first {
+    let flags = seg[13];
+    let _ = write!(out, ": Flags [{}]", tcp_flags(flags));
+    let (mut seq, mut ack) = (be32(&seg[4..]), be32(&seg[8..]));
+    let bases = tcp.relate(ends, ports, flags, &mut seq, &mut ack);
+    let hl = usize::from(seg[12] >> 4) * 4;
+    let win_urg = (u16::from_be_bytes([seg[14], seg[15]]), u16::from_be_bytes([seg[18], seg[19]]));
+    tcp_numbers(out, flags, (seq, ack), len - hl, win_urg);
+    out.push_str(", options [");
+    match tcp_options(out, &seg[20..], hl - 20, bases) {
+        TcpOptions::Whole => write!(out, "], length {}", len - hl),
+        TcpOptions::Bad | TcpOptions::Cut => Ok(()),
+    }
+}
+
+/// How a TCP header's options ended.
+enum TcpOptions {
+    /// Every option printed.
+    Whole,
+    /// An option's length is impossible: `[bad opt]` said (and the list
+    /// closed, after an option printed whole), as tcpdump says it.
+    Bad,
+    /// The capture ended within them: ` [|tcp]` said (then `>` within an
+    /// option's data after an option printed whole), as tcpdump says it.
+    Cut,
+}
+
+/// TCP options as tcpdump prints them (`mss 1460,sackOK,TS val 1 ecr 0,nop,wscale 7`),
+/// from the `captured` bytes of the `hlen` bytes the header gives them;
+/// SACK blocks relative to `bases` (`(seq, ack, reverse)`) as the
+/// segment's numbers are. Read as tcpdump reads them: an option takes the
+/// bytes its kind has, whatever its length byte says (`[len N]` then).
+fn tcp_options(
+    out: &mut String,
+    captured: &[u8],
+    mut hlen: usize,
+    (base_seq, base_ack, rev): (u32, u32, bool),
+) -> TcpOptions {
+    use std::fmt::Write as _;
+    let mut at = 0;
+    // An option printed whole (tcpdump's `ch`, set to ',' after each).
+    let mut one_done = false;
+    let bad = |out: &mut String, one_done: bool| {
+        out.push_str(if one_done { "[bad opt]]" } else { "[bad opt]" });
+        TcpOptions::Bad
+    };
+    let cut = |out: &mut String, within_data: bool| {
+        out.push_str(if within_data { " [|tcp]>" } else { " [|tcp]" });
+        TcpOptions::Cut
+    };
+    while hlen > 0 {
+        if one_done {
             out.push(',');
         }
-        first = false;
+        let Some(&kind) = captured.get(at) else { return cut(out, false) };
         // EOL and NOP are one byte; the others say their length, kind and length bytes included.
-        let (len, data) = match kind {
-            0 | 1 => (1, rest),
-            _ => match rest.split_first() {
-                Some((&len, data)) if len >= 2 && usize::from(len) <= opts.len() => (usize::from(len), data),
-                _ => return false,
+        let (len, head) = match kind {
+            0 | 1 => (1, 1),
+            _ => match captured.get(at + 1) {
+                None => return cut(out, false),
+                Some(&len) if len < 2 || usize::from(len) > hlen => return bad(out, one_done),
+                Some(&len) => (usize::from(len), 2),
             },
         };
+        hlen -= head;
         let name = match kind {
             0 => "eol",
             1 => "nop",
@@ -828,10 +895,19 @@ fn tcp_options(out: &mut String, mut opts: &[u8], (base_seq, base_ack, rev): (u3
             8 => 8,
             _ => len - 2,
         };
-        if want > len.saturating_sub(2) && kind > 1 {
-            return false;
+        if want > hlen {
+            return bad(out, one_done);
         }
-        let data = &data[..want];
+        // SACK blocks are read one by one: a cut among them comes after the count.
+        if kind == 5 && want % 8 == 0 && captured.len() < at + head + want {
+            let _ = write!(out, " {} ", want / 8);
+            let base = if rev { base_seq } else { base_ack };
+            for block in captured[at + head..].chunks_exact(8) {
+                let _ = write!(out, "{{{}:{}}}", be32(block).wrapping_sub(base), be32(&block[4..]).wrapping_sub(base));
+            }
+            return cut(out, one_done);
+        }
+        let Some(data) = captured.get(at + head..at + head + want) else { return cut(out, one_done) };
         let _ = match kind {
             2 => write!(out, " {}", u16::from_be_bytes([data[0], data[1]])),
             3 => write!(out, " {}", data[0]),
@@ -853,16 +929,17 @@ fn tcp_options(out: &mut String, mut opts: &[u8], (base_seq, base_ack, rev): (u3
             }
             _ => Ok(()),
         };
-        let took = want + if kind > 1 { 2 } else { 1 };
-        if took != len {
+        if want + head != len {
             let _ = write!(out, "[len {len}]");
         }
-        opts = &opts[took..];
+        at += head + want;
+        hlen -= want;
+        one_done = true;
         if kind == 0 {
             break;
         }
     }
-    true
+    TcpOptions::Whole
 }
 
 #[cfg(test)]

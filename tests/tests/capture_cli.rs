@@ -2064,10 +2064,18 @@ fn frames_cut_by_a_snaplen_print_as_tcpdump_prints_them() {
     let whole = dir.path().join("whole.pcap");
     // IPv4 and IPv6, UDP and TCP, tagged (flows 4 to 7) and not.
     ringwire_tests::record(&whole, &["--count", "8", "--flows", "8", "--size", "200", "--vlan-every", "2"]);
+    // A TCP conversation whose segments carry options (a snaplen cuts
+    // them: the line goes up to the cut, and the numbers still count for
+    // the conversation's later lines).
+    let options = dir.path().join("options.pcap");
+    ringwire_tests::write_pcap(
+        &options,
+        tcp_with_options().iter().enumerate().map(|(i, f)| (Duration::new(1_700_000_000 + i as u64, 0), f.as_slice())),
+    );
     let cut = dir.path().join("cut.pcap");
-    for snaplen in 14..=80 {
+    for (input, snaplen) in (14..=80).map(|n| (&whole, n)).chain((54..=100).map(|n| (&options, n))) {
         let s = snaplen.to_string();
-        let made = ringwire(&["capture", "-r", whole.to_str().unwrap(), "-s", &s, "-w", cut.to_str().unwrap()]);
+        let made = ringwire(&["capture", "-r", input.to_str().unwrap(), "-s", &s, "-w", cut.to_str().unwrap()]);
         assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
         for flags in [&[][..], &["-e"]] {
             let ours =
@@ -2078,6 +2086,62 @@ fn frames_cut_by_a_snaplen_print_as_tcpdump_prints_them() {
             assert_eq!(ours, theirs, "-s {snaplen} {flags:?}");
         }
     }
+}
+
+/// A TCP handshake, data and a FIN with the options a Linux stack sends.
+fn tcp_with_options() -> Vec<Vec<u8>> {
+    use etherparse::{PacketBuilder, TcpOptionElement as O};
+    let seg = |out: bool,
+               f: &dyn Fn(
+        etherparse::PacketBuilderStep<etherparse::TcpHeader>,
+    ) -> etherparse::PacketBuilderStep<etherparse::TcpHeader>,
+               seq: u32,
+               opts: &[O],
+               data: &[u8]| {
+        let (a, b) = ([10, 0, 0, 1], [10, 0, 0, 2]);
+        let (src, dst, sp, dp) = if out { (a, b, 45000, 7777) } else { (b, a, 7777, 45000) };
+        let mut frame = Vec::new();
+        f(PacketBuilder::ethernet2([2; 6], [3; 6]).ipv4(src, dst, 64).tcp(sp, dp, seq, 65535))
+            .options(opts)
+            .unwrap()
+            .write(&mut frame, data)
+            .unwrap();
+        frame
+    };
+    let ts = || O::Timestamp(100, 200);
+    vec![
+        seg(
+            true,
+            &|t| t.syn(),
+            1000,
+            &[O::MaximumSegmentSize(1460), O::SelectiveAcknowledgementPermitted, ts(), O::Noop, O::WindowScale(7)],
+            b"",
+        ),
+        seg(
+            false,
+            &|t| t.syn().ack(1001),
+            5000,
+            &[
+                O::MaximumSegmentSize(1460),
+                O::Noop,
+                O::Noop,
+                O::SelectiveAcknowledgementPermitted,
+                O::Noop,
+                O::WindowScale(7),
+            ],
+            b"",
+        ),
+        seg(true, &|t| t.ack(5001), 1001, &[O::Noop, O::Noop, ts()], b""),
+        seg(true, &|t| t.psh().ack(5001), 1001, &[O::Noop, O::Noop, ts()], b"GET / HTTP/1.0\r\n\r\n"),
+        seg(
+            false,
+            &|t| t.ack(1019),
+            5001,
+            &[O::Noop, O::Noop, ts(), O::Noop, O::Noop, O::SelectiveAcknowledgement((1001, 1010), [None, None, None])],
+            b"",
+        ),
+        seg(true, &|t| t.fin().ack(5001), 1019, &[O::Noop, O::Noop, ts()], b""),
+    ]
 }
 
 /// Frames whose headers say what they cannot be (a UDP length beyond the
