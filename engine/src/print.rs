@@ -514,27 +514,8 @@ pub fn describe(out: &mut String, frame: &[u8], wire_len: u32, after_link: bool,
             write!(out, "{proto}{src} > {dst}: ICMP{what} length {}", from(i.slice()))
         }
         Some(TransportSlice::Icmpv6(i)) => {
-            use etherparse::Icmpv6Type;
-            // Neighbor discovery's target address: the 16 bytes after the 8-byte header.
-            let target =
-                || <[u8; 16]>::try_from(i.payload().get(..16)?).ok().map(|a| std::net::Ipv6Addr::from(a).to_string());
-            let what = match i.icmp_type() {
-                Icmpv6Type::EchoRequest(e) => echo("request", e),
-                Icmpv6Type::EchoReply(e) => echo("reply", e),
-                _ => match (i.type_u8(), target()) {
-                    (133, _) => " router solicitation,".to_owned(),
-                    (134, _) => " router advertisement,".to_owned(),
-                    (135, Some(t)) => format!(" neighbor solicitation, who has {t},"),
-                    (136, Some(t)) => format!(" neighbor advertisement, tgt is {t},"),
-                    // MLDv2: the number of group records ends the 8-byte header.
-                    (143, _) => {
-                        let h = i.slice();
-                        format!(" multicast listener report v2, {} group record(s),", u16::from_be_bytes([h[6], h[7]]))
-                    }
-                    _ => String::new(),
-                },
-            };
-            write!(out, "{proto}{src} > {dst}: {v6_exts}ICMP6,{what} length {}", from(i.slice()))
+            let _ = write!(out, "{proto}{src} > {dst}: {v6_exts}");
+            icmp6(out, i.slice(), from(i.slice()))
         }
         // A UDP or TCP header cut short (a snaplen): its ports if they
         // were captured, then `[|udp]` / `[|tcp]`, as tcpdump shows it.
@@ -558,6 +539,12 @@ pub fn describe(out: &mut String, frame: &[u8], wire_len: u32, after_link: bool,
                     let _ = ends_at(out, ports);
                     write!(out, ":  [|{}]", if number == 17 { "udp" } else { "tcp" })
                 }
+                // An ICMPv6 header cut short: what of it tcpdump reads.
+                (58, _) if !captured.is_empty() => {
+                    let _ = write!(out, "{proto}{src} > {dst}: {v6_exts}");
+                    icmp6(out, captured, len)
+                }
+                (58, _) => write!(out, "{proto}{src} > {dst}: {v6_exts} [|icmp6]"),
                 (17, None) => write!(out, "{proto}{src} > {dst}:  [|udp]"),
                 (6, None) => write!(out, "{proto}{src} > {dst}: [|tcp]"),
                 _ => write!(out, "{proto}{src} > {dst}:  ip-proto-{number} {len}"),
@@ -588,6 +575,33 @@ fn tcp_bad_header(
     let (mut seq, mut ack) = (be32(&seg[4..]), be32(&seg[8..]));
     tcp.relate(ends, ports, seg[13], &mut seq, &mut ack);
     write!(out, ": Flags [{}] [bad hdr length {hl} - too long, > {len}]", tcp_flags(seg[13]))
+}
+
+/// An ICMPv6 message as tcpdump words it (`ICMP6, echo request, id N, seq
+/// N, length N`), from its `captured` bytes (at least its type) and its
+/// `len` on the wire; what tcpdump reads of it cut short: the type's name
+/// and ` [|icmp6]`.
+fn icmp6(out: &mut String, captured: &[u8], len: usize) -> std::fmt::Result {
+    use std::fmt::Write as _;
+    let word = |at: usize| captured.get(at..at + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+    // Neighbor discovery's target address: the 16 bytes after the 8-byte header.
+    let target = || <[u8; 16]>::try_from(captured.get(8..24)?).ok().map(std::net::Ipv6Addr::from);
+    let (name, rest) = match captured[0] {
+        128 => ("echo request", word(4).zip(word(6)).map(|(id, seq)| format!(", id {id}, seq {seq}"))),
+        129 => ("echo reply", word(4).zip(word(6)).map(|(id, seq)| format!(", id {id}, seq {seq}"))),
+        133 => ("router solicitation", Some(String::new())),
+        134 => ("router advertisement", Some(String::new())),
+        135 => ("neighbor solicitation", target().map(|t| format!(", who has {t}"))),
+        136 => ("neighbor advertisement", target().map(|t| format!(", tgt is {t}"))),
+        // MLDv2: the number of group records ends the 8-byte header.
+        143 => ("multicast listener report v2", word(6).map(|n| format!(", {n} group record(s)"))),
+        _ => return write!(out, "ICMP6, length {len}"),
+    };
+    // Its code is read whatever the type.
+    match rest.filter(|_| captured.len() >= 2) {
+        Some(rest) => write!(out, "ICMP6, {name}{rest}, length {len}"),
+        None => write!(out, "ICMP6, {name} [|icmp6]"),
+    }
 }
 
 /// The big-endian u32 at the start of `b` (at least 4 bytes).

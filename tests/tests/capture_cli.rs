@@ -2072,8 +2072,15 @@ fn frames_cut_by_a_snaplen_print_as_tcpdump_prints_them() {
         &options,
         tcp_with_options().iter().enumerate().map(|(i, f)| (Duration::new(1_700_000_000 + i as u64, 0), f.as_slice())),
     );
+    // ICMPv6: echo, neighbor discovery, an MLDv2 report.
+    let icmp6 = dir.path().join("icmp6.pcap");
+    ringwire_tests::write_pcap(
+        &icmp6,
+        icmp6_messages().iter().enumerate().map(|(i, f)| (Duration::new(1_700_000_000 + i as u64, 0), f.as_slice())),
+    );
     let cut = dir.path().join("cut.pcap");
-    for (input, snaplen) in (14..=80).map(|n| (&whole, n)).chain((54..=100).map(|n| (&options, n))) {
+    let inputs = (14..=80).map(|n| (&whole, n)).chain((54..=100).map(|n| (&options, n)));
+    for (input, snaplen) in inputs.chain((54..=96).map(|n| (&icmp6, n))) {
         let s = snaplen.to_string();
         let made = ringwire(&["capture", "-r", input.to_str().unwrap(), "-s", &s, "-w", cut.to_str().unwrap()]);
         assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
@@ -2141,6 +2148,32 @@ fn tcp_with_options() -> Vec<Vec<u8>> {
             b"",
         ),
         seg(true, &|t| t.fin().ack(5001), 1019, &[O::Noop, O::Noop, ts()], b""),
+    ]
+}
+
+/// ICMPv6 messages tcpdump decodes: echo request and reply, router
+/// solicitation and advertisement, neighbor solicitation and
+/// advertisement, an MLDv2 report.
+fn icmp6_messages() -> Vec<Vec<u8>> {
+    let (a, b) =
+        ([0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+    let msg = |kind: u8, bytes5to8: [u8; 4], body: &[u8]| {
+        let mut frame = Vec::new();
+        etherparse::PacketBuilder::ethernet2([2; 6], [3; 6])
+            .ipv6(a, b, 255)
+            .icmpv6_raw(kind, 0, bytes5to8)
+            .write(&mut frame, body)
+            .unwrap();
+        frame
+    };
+    vec![
+        msg(128, [0, 7, 0, 1], &[0x61; 24]),
+        msg(129, [0, 7, 0, 1], &[0x61; 24]),
+        msg(133, [0; 4], &[1, 1, 2, 0, 0, 0, 0, 1]),
+        msg(134, [64, 0, 7, 8], &[0; 8]),
+        msg(135, [0; 4], &[&b[..], &[1, 1, 2, 0, 0, 0, 0, 1]].concat()),
+        msg(136, [0x60, 0, 0, 0], &[&a[..], &[2, 1, 2, 0, 0, 0, 0, 2]].concat()),
+        msg(143, [0, 0, 0, 1], &[4, 0, 0, 0, 0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xfb]),
     ]
 }
 
