@@ -949,7 +949,7 @@ impl Engine {
                 None => slot.final_filter_counts.clone(),
             };
             (s.ebpf, s.classifier) = (counts.ebpf, counts.classifier);
-            s.filtered += slot.past_filtered;
+            s.past_filtered = slot.past_filtered;
             s.filtered_uncounted = slot.past_uncounted
                 || afpacket && slot.config.filter.as_deref().is_some_and(|f| !f.is_empty()) && s.ebpf.is_none();
             s.error = slot.failed.get().cloned();

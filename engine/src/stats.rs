@@ -147,11 +147,13 @@ pub struct PortSnap {
     pub bytes: u64,
     /// Frames with a VLAN tag put back.
     pub vlan_restored: u64,
-    /// pcap ports: records the port filter skipped. Interface ports: what
-    /// their kernel filters no longer in force filtered, as far as they
-    /// counted (eBPF programs replaced or detached; the program in force
-    /// counts in `ebpf`).
+    /// pcap ports: records the port filter skipped.
     pub filtered: u64,
+    /// Interface ports: what their eBPF programs no longer in force
+    /// (replaced, detached, loaded anew at a re-open) dropped in the kernel;
+    /// the program in force counts in `ebpf`. Never received, so apart
+    /// from `filtered`, which counts records a port received and skipped.
+    pub past_filtered: u64,
     /// A pcap port whose file ended badly (truncated, corrupt): why. Its
     /// frames up to there were read and counted; the rest are not there.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -629,7 +631,7 @@ impl Snapshot {
                 if p.filtered_uncounted {
                     "-".to_owned()
                 } else {
-                    (p.filtered + p.ebpf.map_or(0, |e| e.filtered)).to_string()
+                    (p.filtered + p.past_filtered + p.ebpf.map_or(0, |e| e.filtered)).to_string()
                 },
                 p.kernel_packets,
                 p.kernel_drops,

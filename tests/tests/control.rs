@@ -518,7 +518,7 @@ fn ringctl_reconfigures_a_running_engine_under_traffic() {
     // What the detached program filtered stays the port's (it went with the program).
     let after = ok(&["stats"]);
     let p_now = &after["counters"]["ports"][0];
-    assert_eq!((&p_now["filtered"], &p_now["ebpf"]), (&200.into(), &serde_json::Value::Null), "{after}");
+    assert_eq!((&p_now["past_filtered"], &p_now["ebpf"]), (&200.into(), &serde_json::Value::Null), "{after}");
     assert!(p_now["filtered_uncounted"].is_null(), "{after}");
     // A filter that does not count (an expression) in force for a while: the run's count is not known.
     ok(&["filters", "load", "u", "udp"]);
@@ -566,7 +566,7 @@ fn ringctl_reconfigures_a_running_engine_under_traffic() {
     let port = |name: &str| s["ports"].as_array().unwrap().iter().find(|p| p["name"] == name).unwrap().clone();
     let (p, q, replay) = (port("p"), port("q"), port("replay"));
     assert_eq!(p["received"], 60_900, "{p}");
-    assert_eq!((&p["filtered"], &p["filtered_uncounted"]), (&200.into(), &true.into()), "{p}");
+    assert_eq!((&p["past_filtered"], &p["filtered_uncounted"]), (&200.into(), &true.into()), "{p}");
     assert_eq!(e1_of(&s["ports"])["ebpf"]["filtered"], 200, "the final report keeps a removed port's filter counts");
     assert_eq!(p["kernel_drops"], 0, "{p}");
     assert_eq!((q["received"].as_u64(), q["removed"].as_bool()), (Some(2200), Some(true)), "{q}");

@@ -698,7 +698,8 @@ fn render_stats(v: &Value) -> String {
             let filtered = if p["filtered_uncounted"] == Value::Bool(true) {
                 "-".to_owned()
             } else {
-                (p["filtered"].as_u64().unwrap_or(0) + p["ebpf"]["filtered"].as_u64().unwrap_or(0)).to_string()
+                let count = |v: &Value| v.as_u64().unwrap_or(0);
+                (count(&p["filtered"]) + count(&p["past_filtered"]) + count(&p["ebpf"]["filtered"])).to_string()
             };
             // The interface's own drops, for interface ports (see the README's counters).
             let if_drops = p["if_dropped"]
