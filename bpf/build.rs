@@ -13,6 +13,7 @@ const PROGRAMS: &[(&str, &str)] = &[
     ("keep_udp", "examples/keep_udp.bpf.c"),
     ("rejected", "tests/fixtures/rejected.bpf.c"),
     ("not_socket", "tests/fixtures/not_socket.bpf.c"),
+    ("silent", "tests/fixtures/silent.bpf.c"),
 ];
 
 fn main() {

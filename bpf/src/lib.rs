@@ -34,6 +34,9 @@ pub const EXAMPLE_KEEP_UDP: &str = env!("RW_BPF_OBJ_KEEP_UDP");
 pub const FIXTURE_REJECTED: &str = env!("RW_BPF_OBJ_REJECTED");
 #[doc(hidden)]
 pub const FIXTURE_NOT_SOCKET: &str = env!("RW_BPF_OBJ_NOT_SOCKET");
+/// A socket filter with a `ringwire_stats` map that counts nothing in it.
+#[doc(hidden)]
+pub const FIXTURE_SILENT: &str = env!("RW_BPF_OBJ_SILENT");
 /// Path of the classifier's object as built, for tests that give it where a
 /// user's filter goes.
 #[doc(hidden)]

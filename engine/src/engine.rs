@@ -165,6 +165,8 @@ pub(crate) struct PortSlot {
     /// `filtered` for the run unknown.
     pub(crate) past_filtered: u64,
     pub(crate) past_uncounted: bool,
+    /// Its kernel filter was replaced since the port opened.
+    pub(crate) filter_replaced: bool,
     /// A pcap port's filter's plugins' health (its errors and quarantine).
     pub(crate) filter_health: Option<ringwire_filters::HealthHandle>,
     /// A pcap port: why its file ended badly (truncated, corrupt), once it has.
@@ -208,6 +210,7 @@ impl PortSlot {
         if !matches!(self.kind, PortKind::AfPacket(_)) {
             return;
         }
+        self.filter_replaced = true;
         let name = self.config.display_name().to_owned();
         match self.filter.as_deref().and_then(|f| FilterCounts::read(f, &name).ebpf) {
             Some(e) => self.past_filtered += e.filtered,
@@ -950,7 +953,13 @@ impl Engine {
             };
             (s.ebpf, s.classifier) = (counts.ebpf, counts.classifier);
             s.past_filtered = slot.past_filtered;
-            s.filtered_uncounted = slot.past_uncounted
+            // A program with a `ringwire_stats` map that does not count in it
+            // (it returns without `ringwire_verdict()`): it saw none of the
+            // frames the socket took. (The map is read now, the socket's
+            // count up to 100 ms ago: a program that counts is never behind.)
+            s.ebpf_silent = !slot.filter_replaced && s.ebpf.is_some_and(|e| e.seen == 0) && s.kernel_packets > 0;
+            s.filtered_uncounted = s.ebpf_silent
+                || slot.past_uncounted
                 || afpacket && slot.config.filter.as_deref().is_some_and(|f| !f.is_empty()) && s.ebpf.is_none();
             s.error = slot.failed.get().cloned();
             if let Some(h) = slot.filter_health.as_ref().and_then(ringwire_filters::HealthHandle::read) {
@@ -1252,6 +1261,7 @@ pub(crate) fn open_port(
             final_filter_counts: FilterCounts::default(),
             past_filtered: 0,
             past_uncounted: false,
+            filter_replaced: false,
             filter_health,
             failed,
         },

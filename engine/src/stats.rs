@@ -164,6 +164,11 @@ pub struct PortSnap {
     /// tables show `-` for it.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub filtered_uncounted: bool,
+    /// An interface port whose eBPF program has a `ringwire_stats` map but
+    /// counts nothing in it (it returns without `ringwire_verdict()`): its
+    /// `ebpf` counts are not the frames it saw and passed.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub ebpf_silent: bool,
     /// pcap ports with a plugin in their filter: its failed calls.
     pub filter_errors: u64,
     /// pcap ports: why the plugin in their filter is quarantined (it then
@@ -650,6 +655,14 @@ impl Snapshot {
                 if let Some(e) = &p.ebpf {
                     let _ = writeln!(s, "  {:<24} {:>12} {:>12} {:>12}", p.name, e.seen, e.passed, e.filtered);
                 }
+            }
+            for p in self.ports.iter().filter(|p| p.ebpf_silent) {
+                let _ = writeln!(
+                    s,
+                    "  {}: its program's ringwire_stats map counted none of the {} frames the socket took: it does \
+                     not return through ringwire_verdict(), so what it filtered is not known",
+                    p.name, p.kernel_packets
+                );
             }
         }
         if self.ports.iter().any(|p| !p.classifier.is_empty()) {

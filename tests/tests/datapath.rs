@@ -1003,7 +1003,10 @@ fn a_ring_the_kernel_refuses_for_memory_is_shrunk_and_captures() {
 /// A user eBPF filter on a port (the example `keep_udp`) drops TCP in the
 /// kernel: those frames never reach the ring, PACKET_STATISTICS shows no
 /// drop, and the program's own counters show them filtered. A program the
-/// verifier rejects stops the engine with the verifier's words.
+/// verifier rejects stops the engine with the verifier's words. A program
+/// with the map that does not count in it (it returns without
+/// `ringwire_verdict()`) is said to, its port's `filtered` unknown: it read
+/// `seen 0 passed 0 filtered 0` while frames passed.
 #[test]
 fn an_ebpf_port_filter_drops_in_the_kernel_and_counts() {
     if !privileged("an_ebpf_port_filter_drops_in_the_kernel_and_counts") {
@@ -1049,6 +1052,21 @@ fn an_ebpf_port_filter_drops_in_the_kernel_and_counts() {
         matches!(p.transport, Some(etherparse::TransportSlice::Udp(_)))
     };
     assert!(got.iter().all(udp), "only UDP reached the ring");
+
+    let silent = write_config(dir.path(), "silent", &config(ringwire_bpf::FIXTURE_SILENT));
+    let engine = start_engine(&ns_e, &silent, dir.path());
+    assert_eq!(u(&generate(&ns_g, &vg, &["--count", "500", "--rate", "20000"])["sent"]), 500);
+    std::thread::sleep(Duration::from_millis(300));
+    let res = stop_engine(engine);
+    let table = String::from_utf8_lossy(&res.stdout);
+    assert!(
+        table.contains("p: its program's ringwire_stats map counted none of the 500 frames the socket took"),
+        "{table}"
+    );
+    let row = table.lines().find(|l| l.trim_start().starts_with("p ")).unwrap_or_else(|| panic!("{table}"));
+    assert_eq!(row.split_whitespace().nth(4), Some("-"), "{table}");
+    let port = &read_json(&st)["ports"][0];
+    assert_eq!((&port["ebpf_silent"], &port["filtered_uncounted"]), (&true.into(), &true.into()), "{port}");
 
     // A rejected program: one clear error naming the port, the file and the verifier's reason.
     let bad = write_config(dir.path(), "bad", &config(ringwire_bpf::FIXTURE_REJECTED));
