@@ -568,6 +568,10 @@ pub struct ConsumerConfig {
     /// wire (tcpdump's `-S`), instead of relative to the conversation's first.
     #[serde(default)]
     pub print_absolute_seq: bool,
+    /// `print`: less on each line (tcpdump's `-q`): a TCP segment as `tcp
+    /// LEN`, ethertypes by name alone, no dump of what is not decoded.
+    #[serde(default)]
+    pub print_quick: bool,
 }
 
 /// How a `print` consumer shows each frame's time (UTC), as tcpdump's `-t` options do.
@@ -952,10 +956,11 @@ impl Config {
                     || c.print_time != PrintTime::Time
                     || c.print_precision != PrintPrecision::Micro
                     || c.print_port.is_some()
-                    || c.print_absolute_seq)
+                    || c.print_absolute_seq
+                    || c.print_quick)
             {
                 return bad(format!(
-                    "{ctx}: print_link, print_hex, print_time, print_precision, print_port and print_absolute_seq only apply to kind = \"print\""
+                    "{ctx}: print_link, print_hex, print_time, print_precision, print_port, print_absolute_seq and print_quick only apply to kind = \"print\""
                 ));
             }
             if c.rotate_files != 0 && c.rotate_mb == 0 && c.rotate_s == 0 {
@@ -1174,16 +1179,17 @@ mod tests {
         for (fields, needle) in [
             (
                 "kind = \"pcap\"\npath = \"o.pcap\"\nprint_hex = \"hex-ascii\"",
-                "print_link, print_hex, print_time, print_precision, print_port and print_absolute_seq only apply",
+                "print_link, print_hex, print_time, print_precision, print_port, print_absolute_seq and print_quick only apply",
             ),
             (
                 "kind = \"counter\"\nprint_link = true",
-                "print_link, print_hex, print_time, print_precision, print_port and print_absolute_seq only apply",
+                "print_link, print_hex, print_time, print_precision, print_port, print_absolute_seq and print_quick only apply",
             ),
-            ("kind = \"pcap\"\npath = \"o.pcap\"\nprint_time = \"epoch\"", "print_absolute_seq only apply"),
-            ("kind = \"counter\"\nprint_precision = \"nano\"", "print_absolute_seq only apply"),
-            ("kind = \"counter\"\nprint_port = false", "print_absolute_seq only apply"),
-            ("kind = \"pcap\"\npath = \"o.pcap\"\nprint_absolute_seq = true", "print_absolute_seq only apply"),
+            ("kind = \"pcap\"\npath = \"o.pcap\"\nprint_time = \"epoch\"", "print_quick only apply"),
+            ("kind = \"counter\"\nprint_precision = \"nano\"", "print_quick only apply"),
+            ("kind = \"counter\"\nprint_port = false", "print_quick only apply"),
+            ("kind = \"pcap\"\npath = \"o.pcap\"\nprint_absolute_seq = true", "print_quick only apply"),
+            ("kind = \"counter\"\nprint_quick = true", "print_quick only apply"),
             ("kind = \"pcap\"\npath = \"o.pcap\"\nrotate_files = 3", "rotate_files needs rotate_mb or rotate_s"),
             ("kind = \"pcap\"\npath = \"o.pcap\"\nrotate_s = 60", "rotate_s: path must hold a strftime conversion"),
             // Patterns that give one name for ever.
@@ -1206,7 +1212,7 @@ mod tests {
             assert!(err.contains(needle), "{fields}: {err}");
         }
         for ok in [
-            "kind = \"print\"\nprint_link = true\nprint_hex = \"network-hex\"\nprint_time = \"since-first\"\nprint_precision = \"nano\"\nprint_port = true\nprint_absolute_seq = true\nlimit = 1",
+            "kind = \"print\"\nprint_link = true\nprint_hex = \"network-hex\"\nprint_time = \"since-first\"\nprint_precision = \"nano\"\nprint_port = true\nprint_absolute_seq = true\nprint_quick = true\nlimit = 1",
             "kind = \"pcap\"\npath = \"o.pcap\"\nlimit = 1",
         ] {
             Config::parse(&format!("{base}{ok}\n")).unwrap().validate().unwrap();

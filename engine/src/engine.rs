@@ -1427,6 +1427,7 @@ pub(crate) fn build_consumer(st: &State, c: &ConsumerConfig, nworkers: usize) ->
                     precision: c.print_precision,
                     port: c.print_port.unwrap_or(ports.len() > 1),
                     absolute_seq: c.print_absolute_seq,
+                    quick: c.print_quick,
                 }),
                 lines: crate::consumer::Lines::stdout()
                     .map_err(|e| EngineError::Output { consumer: c.name.clone(), source: Box::new(e) })?,

@@ -153,6 +153,10 @@ struct CaptureArgs {
     /// wire, instead of relative to each conversation's first (tcpdump's -S).
     #[arg(short = 'S', long = "absolute-tcp-sequence-numbers")]
     absolute_seq: bool,
+    /// Printing: less on each line, as tcpdump's -q: a TCP segment as
+    /// `tcp LEN`, ethertypes by name alone, no dump of what is not decoded.
+    #[arg(short = 'q')]
+    quick: bool,
     /// Accepted as tcpdump takes it (-n, -nn): ringwire never resolves
     /// addresses or port numbers to names.
     #[arg(short = 'n', action = clap::ArgAction::Count, hide_short_help = true)]
@@ -697,9 +701,9 @@ fn capture_config(a: &CaptureArgs) -> Result<Config> {
         default_workers(if a.reads.is_empty() { 1 } else { usize::MAX })
     };
     if a.write.is_some()
-        && (a.link_header || a.hex > 0 || a.hex_ascii > 0 || a.ascii > 0 || a.time > 0 || a.absolute_seq)
+        && (a.link_header || a.hex > 0 || a.hex_ascii > 0 || a.ascii > 0 || a.time > 0 || a.absolute_seq || a.quick)
     {
-        bail!("-e, -S, -t, -x, -X and -A change the printed lines: they do not apply with -w");
+        bail!("-e, -q, -S, -t, -x, -X and -A change the printed lines: they do not apply with -w");
     }
     if a.write.is_some() && (a.micro || a.precision == Some(Precision::Micro)) {
         bail!("--micro: files written with -w have nanosecond times (tcpdump's --nano); the precision applies to printed lines");
@@ -808,6 +812,7 @@ fn capture_config(a: &CaptureArgs) -> Result<Config> {
         // Each line names its port when there are several.
         print_port: None,
         print_absolute_seq: a.absolute_seq,
+        print_quick: a.quick,
         print_hex: match (a.hex, a.hex_ascii, a.ascii) {
             // As tcpdump's: -X wins over -x, which wins over -A; doubled, the link-level header is dumped too.
             (_, 2.., _) => PrintHex::HexAscii,

@@ -26,6 +26,9 @@ pub struct PrintOptions {
     /// TCP sequence numbers as they are on the wire (tcpdump's `-S`),
     /// instead of relative to the conversation's first.
     pub absolute_seq: bool,
+    /// Less on each line, as tcpdump's `-q`: a TCP segment as `tcp LEN`,
+    /// ethertypes by name alone, and no dump of what is not decoded.
+    pub quick: bool,
 }
 
 /// The timestamps a printed line's time may be relative to.
@@ -117,10 +120,11 @@ impl Printer {
         if self.options.port {
             let _ = write!(out, "{port} ");
         }
+        let quick = self.options.quick;
         if self.options.link {
-            link_header(out, data, wire_len);
+            link_header(out, data, wire_len, quick);
         }
-        let undecoded = describe(out, data, wire_len, self.options.link, &mut self.tcp);
+        let undecoded = describe(out, data, wire_len, (self.options.link, quick), &mut self.tcp) && !quick;
         // Nothing captured past the link-level header: tcpdump's decoder
         // stops at its first read, and it then dumps the whole frame.
         let cut = data.len() <= link_header_len(data);
@@ -176,7 +180,7 @@ fn invalid_header(out: &mut String, caplen: usize, len: u32) -> bool {
 
 /// The link-level header as tcpdump's `-e` prints it:
 /// `SRC > DST, ethertype IPv4 (0x0800), length N: `.
-fn link_header(out: &mut String, frame: &[u8], wire_len: u32) {
+fn link_header(out: &mut String, frame: &[u8], wire_len: u32, quick: bool) {
     use std::fmt::Write as _;
     let Some(h) = frame.get(..14) else { return };
     let mac = |m: &[u8]| crate::stats::format_mac(m.try_into().expect("six bytes"));
@@ -191,8 +195,17 @@ fn link_header(out: &mut String, frame: &[u8], wire_len: u32) {
         let _ = write!(out, "{} > {}, ", mac(&h[6..12]), mac(&h[..6]));
         return;
     }
-    let name = ether_type_name(et);
-    let _ = write!(out, "{} > {}, ethertype {name} ({et:#06x}), length {wire_len}: ", mac(&h[6..12]), mac(&h[..6]));
+    let _ = write!(out, "{} > {}, {}, length {wire_len}: ", mac(&h[6..12]), mac(&h[..6]), ether_type(et, quick));
+}
+
+/// An ethertype as tcpdump shows it after the MAC addresses or a VLAN tag:
+/// `ethertype IPv4 (0x0800)`, or with `-q` `IPv4` (`Unknown Ethertype (0x88b5)`).
+fn ether_type(et: u16, quick: bool) -> String {
+    match ether_type_name(et) {
+        "Unknown" if quick => format!("Unknown Ethertype ({et:#06x})"),
+        name if quick => name.to_owned(),
+        name => format!("ethertype {name} ({et:#06x})"),
+    }
 }
 
 /// An ethertype's name as tcpdump gives it.
@@ -220,16 +233,15 @@ const fn ether_type_name(et: u16) -> &'static str {
 }
 
 /// A VLAN tag as tcpdump's `-e` shows it: `vlan 10, p 0, ethertype IPv4 (0x0800), `.
-fn vlan_tag(out: &mut String, v: &etherparse::SingleVlanSlice<'_>) {
+fn vlan_tag(out: &mut String, v: &etherparse::SingleVlanSlice<'_>, quick: bool) {
     use std::fmt::Write as _;
-    let et = v.ether_type().0;
     let _ = write!(
         out,
-        "vlan {}, p {}{}, ethertype {} ({et:#06x}), ",
+        "vlan {}, p {}{}, {}, ",
         v.vlan_identifier().value(),
         v.priority_code_point().value(),
         if v.drop_eligible_indicator() { ", DEI" } else { "" },
-        ether_type_name(et)
+        ether_type(v.ether_type().0, quick)
     );
 }
 
@@ -318,7 +330,13 @@ fn hex_dump(out: &mut String, data: &[u8], ascii: bool) {
 /// (unless it is asked for absolute numbers), which this frame may begin.
 /// True when, as tcpdump, the line should be followed by a dump of what
 /// follows the link-level header (a frame of an ethertype it does not decode).
-pub fn describe(out: &mut String, frame: &[u8], wire_len: u32, after_link: bool, tcp: &mut TcpConversations) -> bool {
+pub fn describe(
+    out: &mut String,
+    frame: &[u8],
+    wire_len: u32,
+    (after_link, quick): (bool, bool),
+    tcp: &mut TcpConversations,
+) -> bool {
     use std::fmt::Write as _;
 
     use etherparse::{LaxNetSlice, LaxSlicedPacket, TransportSlice, VlanSlice};
@@ -330,10 +348,10 @@ pub fn describe(out: &mut String, frame: &[u8], wire_len: u32, after_link: bool,
     let at = |header: &[u8]| (header.as_ptr() as usize).saturating_sub(frame.as_ptr() as usize);
     // VLAN tags: tcpdump shows them with the link-level header only.
     match &p.vlan {
-        Some(VlanSlice::SingleVlan(v)) if after_link => vlan_tag(out, v),
+        Some(VlanSlice::SingleVlan(v)) if after_link => vlan_tag(out, v, quick),
         Some(VlanSlice::DoubleVlan(d)) if after_link => {
-            vlan_tag(out, &d.outer());
-            vlan_tag(out, &d.inner());
+            vlan_tag(out, &d.outer(), quick);
+            vlan_tag(out, &d.inner(), quick);
         }
         _ => {}
     }
@@ -436,7 +454,7 @@ pub fn describe(out: &mut String, frame: &[u8], wire_len: u32, after_link: bool,
                 // Not decoded: the link-level header, and (from the caller) a dump of the rest.
                 _ => {
                     if !after_link {
-                        link_header(out, frame, wire_len);
+                        link_header(out, frame, wire_len, quick);
                     }
                     return true;
                 }
@@ -498,6 +516,10 @@ pub fn describe(out: &mut String, frame: &[u8], wire_len: u32, after_link: bool,
                 write!(out, ": UDP, length {}", ulen - 8)
             }
         }
+        Some(TransportSlice::Tcp(t)) if quick => {
+            let _ = ends_at(out, (t.source_port(), t.destination_port()));
+            tcp_quick(out, t.header_len(), from(t.slice()))
+        }
         Some(TransportSlice::Tcp(t)) => {
             let _ = ends_at(out, (t.source_port(), t.destination_port()));
             let _ = write!(out, ": Flags [{}]", tcp_flags(t.slice()[13]));
@@ -529,7 +551,11 @@ pub fn describe(out: &mut String, frame: &[u8], wire_len: u32, after_link: bool,
             match (number, ports) {
                 (6, Some(ports)) if captured.len() >= 14 && bad_tcp_hl => {
                     let _ = ends_at(out, ports);
-                    tcp_bad_header(out, captured, len, &ends, ports, tcp)
+                    tcp_bad_header(out, captured, len, &ends, ports, if quick { None } else { Some(tcp) })
+                }
+                (6, Some(ports)) if captured.len() >= 20 && quick => {
+                    let _ = ends_at(out, ports);
+                    tcp_quick(out, usize::from(captured[12] >> 4) * 4, len)
                 }
                 (6, Some(ports)) if captured.len() >= 20 => {
                     let _ = ends_at(out, ports);
@@ -558,20 +584,29 @@ pub fn describe(out: &mut String, frame: &[u8], wire_len: u32, after_link: bool,
 /// cannot be: under 20 (`  tcp N [bad hdr length 12 - too short, < 20]`),
 /// or over the segment's `len` bytes (`: Flags [P.] [bad hdr length 60 -
 /// too long, > 40]`, its numbers then taken for the conversation, as
-/// tcpdump takes them). `seg`: at least the 14 bytes up to the flags.
+/// tcpdump takes them; with `-q`, `tcp: None`: `: tcp N [bad hdr length 60 -
+/// too long, > 40]`, N the data's length as the unsigned difference tcpdump
+/// takes). `seg`: at least the 14 bytes up to the flags.
 fn tcp_bad_header(
     out: &mut String,
     seg: &[u8],
     len: usize,
     ends: &Ends,
     ports: (u16, u16),
-    tcp: &mut TcpConversations,
+    tcp: Option<&mut TcpConversations>,
 ) -> std::fmt::Result {
     use std::fmt::Write as _;
     let hl = usize::from(seg[12] >> 4) * 4;
     if hl < 20 {
         return write!(out, ":  tcp {} [bad hdr length {hl} - too short, < 20]", len - hl);
     }
+    let Some(tcp) = tcp else {
+        // (The header's 20 bytes are read first: cut short, tcpdump says only that.)
+        if seg.len() < 20 {
+            return write!(out, ":  [|tcp]");
+        }
+        return write!(out, ": tcp {} [bad hdr length {hl} - too long, > {len}]", (len as u32).wrapping_sub(hl as u32));
+    };
     let (mut seq, mut ack) = (be32(&seg[4..]), be32(&seg[8..]));
     tcp.relate(ends, ports, seg[13], &mut seq, &mut ack);
     write!(out, ": Flags [{}] [bad hdr length {hl} - too long, > {len}]", tcp_flags(seg[13]))
@@ -747,6 +782,13 @@ impl TcpConversations {
             }
         }
     }
+}
+
+/// A TCP segment as tcpdump's `-q` shows it after its ends: `: tcp LEN`
+/// (the data's length; `hl`: its header's, under the segment's `len`).
+fn tcp_quick(out: &mut String, hl: usize, len: usize) -> std::fmt::Result {
+    use std::fmt::Write as _;
+    write!(out, ": tcp {}", len - hl)
 }
 
 /// What tcpdump prints of a TCP header after its flags: `, seq A:B, ack N,
@@ -992,13 +1034,13 @@ mod tests {
             .write(&mut f, &[0; 8])
             .unwrap();
         let mut s = String::new();
-        describe(&mut s, &f, f.len() as u32, false, &mut TcpConversations::default());
+        describe(&mut s, &f, f.len() as u32, (false, false), &mut TcpConversations::default());
         assert_eq!(s, "IP 10.0.0.1.1000 > 10.0.0.2.53: UDP, length 8", "tags only with the link-level header");
         s.clear();
-        describe(&mut s, &f, f.len() as u32, true, &mut TcpConversations::default());
+        describe(&mut s, &f, f.len() as u32, (true, false), &mut TcpConversations::default());
         assert_eq!(s, "vlan 10, p 0, ethertype IPv4 (0x0800), 10.0.0.1.1000 > 10.0.0.2.53: UDP, length 8");
         s.clear();
-        describe(&mut s, &[0u8; 5], 5, false, &mut TcpConversations::default());
+        describe(&mut s, &[0u8; 5], 5, (false, false), &mut TcpConversations::default());
         assert_eq!(s, "runt (5 bytes), length 5");
     }
 
@@ -1009,7 +1051,7 @@ mod tests {
     fn describes_lengths_as_tcpdump_and_frames_cut_by_the_snaplen() {
         let line = |f: &[u8], wire: usize| {
             let mut s = String::new();
-            describe(&mut s, f, wire as u32, false, &mut TcpConversations::default());
+            describe(&mut s, f, wire as u32, (false, false), &mut TcpConversations::default());
             s
         };
         let mut udp = Vec::new();

@@ -497,7 +497,8 @@ fn bad_inputs_get_one_clear_line_and_a_nonzero_exit() {
     refused(&["capture", "-r", g, "-s", "13"], "-s 13: at least the 14 bytes of the Ethernet header are kept");
     let w = dir.path().join("w.pcap");
     let w = w.to_str().unwrap();
-    refused(&["capture", "-r", g, "-w", w, "-S"], "-e, -S, -t, -x, -X and -A change the printed lines");
+    refused(&["capture", "-r", g, "-w", w, "-S"], "-e, -q, -S, -t, -x, -X and -A change the printed lines");
+    refused(&["capture", "-r", g, "-w", w, "-q"], "-e, -q, -S, -t, -x, -X and -A change the printed lines");
     refused(&["capture", "-r", g, "-w", w, "--micro"], "--micro: files written with -w have nanosecond times");
     let both = ringwire(&["capture", "-r", g, "--nano", "--micro"]);
     assert_eq!(both.status.code(), Some(2), "--nano and --micro: a usage error");
@@ -1849,7 +1850,7 @@ fn printed_lines_are_tcpdump_s() {
         frames.iter().enumerate().map(|(i, f)| (Duration::new(1_700_000_000, i as u32 * 1_001_001 + 7), &f[..])),
     );
     let f = file.to_str().unwrap();
-    for flags in [&[][..], &["-S"], &["--nano"], &["-S", "-e", "-x"]] {
+    for flags in [&[][..], &["-S"], &["--nano"], &["-S", "-e", "-x"], &["-q"], &["-q", "-e"]] {
         let ours = ringwire(&[&["capture", "--workers", "0", "-r", f][..], flags].concat());
         assert!(ours.status.success(), "{}", String::from_utf8_lossy(&ours.stderr));
         let theirs = Command::new("tcpdump").args(["-nn", "-r", f]).args(flags).output().unwrap();
@@ -2084,7 +2085,7 @@ fn frames_cut_by_a_snaplen_print_as_tcpdump_prints_them() {
         let s = snaplen.to_string();
         let made = ringwire(&["capture", "-r", input.to_str().unwrap(), "-s", &s, "-w", cut.to_str().unwrap()]);
         assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
-        for flags in [&[][..], &["-e"]] {
+        for flags in [&[][..], &["-e"], &["-q"], &["-q", "-e"]] {
             let ours =
                 ringwire(&[&["capture", "--workers", "0", "-nn", "-r", cut.to_str().unwrap()][..], flags].concat());
             let theirs =
@@ -2196,7 +2197,7 @@ fn malformed_headers_and_ipv6_extensions_print_as_tcpdump_prints_them() {
         frames.iter().enumerate().map(|(i, f)| (Duration::new(1_700_000_000 + i as u64, 0), f.as_slice())),
     );
     let f = file.to_str().unwrap();
-    for flags in [&[][..], &["-S"], &["-e"]] {
+    for flags in [&[][..], &["-S"], &["-e"], &["-q"]] {
         let ours = ringwire(&[&["capture", "--workers", "0", "-nn", "-r", f][..], flags].concat());
         assert!(ours.status.success(), "{}", String::from_utf8_lossy(&ours.stderr));
         let theirs = Command::new("tcpdump").args(["-nn", "-r", f]).args(flags).output().unwrap();
