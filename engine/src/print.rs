@@ -549,7 +549,8 @@ pub fn describe(
             // A TCP header length the segment cannot have.
             let bad_tcp_hl = captured.get(12).is_some_and(|b| !(20..=len).contains(&(usize::from(b >> 4) * 4)));
             match (number, ports) {
-                (6, Some(ports)) if captured.len() >= 14 && bad_tcp_hl => {
+                // (tcpdump reads the header's 20 bytes before its length.)
+                (6, Some(ports)) if captured.len() >= 20 && bad_tcp_hl => {
                     let _ = ends_at(out, ports);
                     tcp_bad_header(out, captured, len, &ends, ports, if quick { None } else { Some(tcp) })
                 }
@@ -561,6 +562,11 @@ pub fn describe(
                     let _ = ends_at(out, ports);
                     tcp_cut_header(out, captured, len, &ends, ports, tcp)
                 }
+                // A UDP length under 8 is said once it is captured.
+                (17, Some(ports)) if captured.get(4..6).is_some_and(|l| u16::from_be_bytes([l[0], l[1]]) < 8) => {
+                    let _ = ends_at(out, ports);
+                    write!(out, ": truncated-udplength {}", u16::from_be_bytes([captured[4], captured[5]]))
+                }
                 (17 | 6, Some(ports)) => {
                     let _ = ends_at(out, ports);
                     write!(out, ":  [|{}]", if number == 17 { "udp" } else { "tcp" })
@@ -571,8 +577,30 @@ pub fn describe(
                     icmp6(out, captured, len)
                 }
                 (58, _) => write!(out, "{proto}{src} > {dst}: {v6_exts} [|icmp6]"),
-                (17, None) => write!(out, "{proto}{src} > {dst}:  [|udp]"),
+                // An ICMP header cut short: tcpdump reads past it for every type.
+                (1, _) if matches!(ends, Ends::V4(..)) => write!(out, "{proto}{src} > {dst}:  [|icmp]"),
+                // A first fragment with nothing of its datagram captured: its header alone.
+                (17, None) if fragment.is_some() && captured.is_empty() && !v6_exts.is_empty() => {
+                    write!(out, "{proto}{src} > {dst}: {v6_exts}")
+                }
+                (17, None) => write!(out, "{proto}{src} > {dst}: {v6_exts} [|udp]"),
+                (6, None) if !v6_exts.is_empty() => write!(out, "{proto}{src} > {dst}: {v6_exts}{src} > {dst}: [|tcp]"),
                 (6, None) => write!(out, "{proto}{src} > {dst}: [|tcp]"),
+                // An IPv6 extension header cut short, as tcpdump reads it.
+                (0 | 60 | 44, _) if matches!(ends, Ends::V6(..)) => {
+                    let _ = write!(out, "{proto}{src} > {dst}: {v6_exts}");
+                    match (number, captured.get(2..4)) {
+                        (0, _) => write!(out, " [|hbhopt]"),
+                        (60, _) => write!(out, " [|dstopt]"),
+                        (_, Some(o)) => {
+                            let offset = usize::from(u16::from_be_bytes([o[0], o[1]]) >> 3) * 8;
+                            // A later fragment ends the line there (a first goes on to its datagram).
+                            let space = if offset == 0 { " " } else { "" };
+                            write!(out, "frag ({offset}|{}){space}", len.saturating_sub(8))
+                        }
+                        (_, None) => write!(out, " [|frag6]"),
+                    }
+                }
                 _ => write!(out, "{proto}{src} > {dst}:  ip-proto-{number} {len}"),
             }
         }

@@ -2079,9 +2079,16 @@ fn frames_cut_by_a_snaplen_print_as_tcpdump_prints_them() {
         &icmp6,
         icmp6_messages().iter().enumerate().map(|(i, f)| (Duration::new(1_700_000_000 + i as u64, 0), f.as_slice())),
     );
+    // Headers that say what they cannot be, and IPv6 extension headers, cut too.
+    let odd = dir.path().join("odd.pcap");
+    ringwire_tests::write_pcap(
+        &odd,
+        odd_frames().iter().enumerate().map(|(i, f)| (Duration::new(1_700_000_000 + i as u64, 0), f.as_slice())),
+    );
     let cut = dir.path().join("cut.pcap");
     let inputs = (14..=80).map(|n| (&whole, n)).chain((54..=100).map(|n| (&options, n)));
-    for (input, snaplen) in inputs.chain((54..=96).map(|n| (&icmp6, n))) {
+    let inputs = inputs.chain((54..=96).map(|n| (&icmp6, n))).chain((34..=100).map(|n| (&odd, n)));
+    for (input, snaplen) in inputs {
         let s = snaplen.to_string();
         let made = ringwire(&["capture", "-r", input.to_str().unwrap(), "-s", &s, "-w", cut.to_str().unwrap()]);
         assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
@@ -2188,10 +2195,7 @@ fn icmp6_messages() -> Vec<Vec<u8>> {
 fn malformed_headers_and_ipv6_extensions_print_as_tcpdump_prints_them() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("odd.pcap");
-    let frames: Vec<Vec<u8>> = ODD_FRAMES
-        .iter()
-        .map(|h| (0..h.len()).step_by(2).map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap()).collect())
-        .collect();
+    let frames = odd_frames();
     ringwire_tests::write_pcap(
         &file,
         frames.iter().enumerate().map(|(i, f)| (Duration::new(1_700_000_000 + i as u64, 0), f.as_slice())),
@@ -2207,6 +2211,14 @@ fn malformed_headers_and_ipv6_extensions_print_as_tcpdump_prints_them() {
             assert_eq!(a, b, "{flags:?}");
         }
     }
+}
+
+/// [`ODD_FRAMES`] as bytes.
+fn odd_frames() -> Vec<Vec<u8>> {
+    ODD_FRAMES
+        .iter()
+        .map(|h| (0..h.len()).step_by(2).map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap()).collect())
+        .collect()
 }
 
 /// The frames of [`malformed_headers_and_ipv6_extensions_print_as_tcpdump_prints_them`], in hex.
