@@ -859,6 +859,13 @@ impl Config {
             if p.outgoing && !matches!(kind, PortKind::AfPacket(_)) {
                 return bad(format!("port `{}`: outgoing applies to afpacket ports only", p.display_name()));
             }
+            if p.outgoing && !p.rx {
+                return bad(format!(
+                    "port `{}`: outgoing = true receives the frames the host sends out of the interface, \
+                     but the port has rx = false: it receives nothing",
+                    p.display_name()
+                ));
+            }
             if !p.rx && p.filter.is_some() {
                 return bad(format!(
                     "port `{}`: filter: the port receives nothing (rx = false), so its filter would filter nothing; \
@@ -1256,6 +1263,13 @@ mod tests {
 
     /// A port that receives its outgoing frames cannot be forwarded to: it
     /// would receive every forwarded frame again.
+    #[test]
+    fn outgoing_on_a_port_that_receives_nothing_is_refused() {
+        let text = "[[ports]]\nuri = \"afpacket:lo\"\n[[ports]]\nname = \"b\"\nuri = \"afpacket:eth9\"\nrx = false\noutgoing = true\n";
+        let e = Config::parse(text).unwrap().validate().unwrap_err().to_string();
+        assert!(e.contains("port `b`: outgoing = true") && e.contains("rx = false"), "{e}");
+    }
+
     #[test]
     fn forwarding_to_a_port_that_receives_outgoing_frames_is_refused() {
         let text = |outgoing: bool| {

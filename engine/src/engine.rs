@@ -210,9 +210,12 @@ impl PortSlot {
         if !matches!(self.kind, PortKind::AfPacket(_)) {
             return;
         }
-        self.filter_replaced = true;
+        let from_open = !std::mem::replace(&mut self.filter_replaced, true);
         let name = self.config.display_name().to_owned();
+        let received = || self.cells.iter().map(|c| c.load()[pc::RECEIVED]).sum::<u64>();
         match self.filter.as_deref().and_then(|f| FilterCounts::read(f, &name).ebpf) {
+            // A program that counted nothing of what the port received (see `ebpf_silent`).
+            Some(e) if e.seen == 0 && from_open && received() > 0 => self.past_uncounted = true,
             Some(e) => self.past_filtered += e.filtered,
             None if self.config.filter.as_deref().is_some_and(|f| !f.is_empty()) => self.past_uncounted = true,
             None => {}

@@ -472,7 +472,7 @@ impl Worker {
         let mut drain: Option<Drain> = None;
         tracing::debug!(sources = self.sources.len(), "worker started");
         self.merging = self.merges_by_time();
-        self.check_links(&mut link_errors, true);
+        self.check_links(&mut link_errors);
         self.check_exhausted();
         self.update_sched();
         loop {
@@ -489,7 +489,7 @@ impl Worker {
             if changed {
                 // Consumers come and go only with commands.
                 self.merging = self.merges_by_time();
-                self.check_links(&mut link_errors, true);
+                self.check_links(&mut link_errors);
                 self.publish();
                 self.check_exhausted();
                 self.update_sched();
@@ -539,7 +539,7 @@ impl Worker {
             }
             let tick = last_kstats.elapsed() >= KSTATS_EVERY;
             if tick {
-                self.check_links(&mut link_errors, false);
+                self.check_links(&mut link_errors);
                 for ud in parked.drain(..) {
                     // Unless the port's socket was replaced (and polled anew) meanwhile.
                     if let Some(a) = self.armed.get_mut(ud_port(ud)).filter(|a| **a == Some(ud)) {
@@ -604,7 +604,7 @@ impl Worker {
                         let before = parked.len();
                         self.wait_uring(ring, &mut wake_armed, &mut parked, timeout)?;
                         if parked.len() > before {
-                            self.check_links(&mut link_errors, false);
+                            self.check_links(&mut link_errors);
                         }
                     }
                     None => std::hint::spin_loop(),
@@ -693,10 +693,9 @@ impl Worker {
     /// back up, or going away. Called on every statistics tick, and at once
     /// when a poll reports an error on a ring (reading the socket's error
     /// clears it, so the next poll sleeps again). A ring whose interface is
-    /// up costs one getsockopt: going down or away raises a socket error.
-    /// `all`: look at every ring's interface whatever its error (new rings:
-    /// an interface may be down from the start).
-    fn check_links(&mut self, errors: &mut RateLimited, all: bool) {
+    /// up costs two getsockopts and an ioctl a tick: going down or away
+    /// raises a socket error, losing the carrier does not.
+    fn check_links(&mut self, errors: &mut RateLimited) {
         let first = self.dispatch.index == 0;
         let mut gone = false;
         for src in &mut self.sources {
@@ -710,9 +709,7 @@ impl Worker {
                 let error = std::io::Error::from_raw_os_error(error);
                 errors.log(|| tracing::warn!(iface = ring.iface(), %error, "socket error"));
             }
-            if error == 0 && *link == Link::Up && !all {
-                continue;
-            }
+            // (Asked every tick even when no error came: a carrier lost raises none.)
             let now = match ring.link() {
                 Ok(l) => l,
                 Err(e) => {

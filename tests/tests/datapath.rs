@@ -572,6 +572,62 @@ fn a_frame_the_far_end_refuses_does_not_hold_up_the_others() {
     assert!(crossed == want, "the mix's frames that fit crossed, in order: {} of {}", crossed.len(), want.len());
 }
 
+/// A far end that goes down for 0.4 s under traffic: the frames waiting in
+/// the TX ring then are passed over and counted unsent (they went out 1.5 s
+/// late when it came back), nothing is learned as refused from them (frames
+/// that fit were dropped as `unfit` for a second after the carrier was back),
+/// and a receiving port whose peer goes down reads `no-carrier` (it read
+/// `up`: losing the carrier raises no socket error).
+#[test]
+fn a_link_blip_under_traffic_drops_only_while_it_lasts() {
+    if !privileged("a_link_blip_under_traffic_drops_only_while_it_lasts") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let st = dir.path().join("stats.json");
+    let patch =
+        Patch::new(dir.path(), &format!("workers = [0]\nstats_json = \"{}\"", st.display()), "workers = [0]", "a-to-b");
+    let (ns_g, vg, far) = (&patch.pair.ns_gen, &patch.pair.if_gen, &patch.far);
+    let far_link = |state: &str| ringwire_tests::ip(&patch.ns_far, &["link", "set", &patch.if_far, state]);
+    let (sink, engine) = patch.start(dir.path());
+    let sock = ringwire_tests::control_socket(&patch.config);
+    let traffic = ringwire_tests::spawn_generator(
+        ns_g,
+        vg,
+        &["--rate", "5000", "--duration", "3", "--size", "300", "--vlan-every", "0", "--l4", "udp"],
+    );
+    std::thread::sleep(Duration::from_millis(1000));
+    far_link("down");
+    std::thread::sleep(Duration::from_millis(400));
+    far_link("up");
+    let out = traffic.wait(Duration::from_secs(20));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::thread::sleep(Duration::from_millis(500));
+    // The receiving side's peer down: the port reads no-carrier, then up again.
+    ringwire_tests::ip(ns_g, &["link", "set", vg, "down"]);
+    std::thread::sleep(Duration::from_millis(400));
+    let stats = ringwire_tests::ringctl_json(&sock, &["stats"]);
+    assert_eq!(stats["counters"]["ports"][0]["link"], "no-carrier", "{stats}");
+    ringwire_tests::ip(ns_g, &["link", "set", vg, "up"]);
+    std::thread::sleep(Duration::from_millis(400));
+    let stats = ringwire_tests::ringctl_json(&sock, &["stats"]);
+    assert_eq!(stats["counters"]["ports"][0]["link"], "up", "{stats}");
+    let res = stop_engine(engine);
+    std::thread::sleep(Duration::from_millis(100));
+    let _ = stop_engine(sink);
+    let s = read_json(&st);
+    assert_reconciles(&s);
+    let (fw, a, b) = (&s["consumers"][0], &s["ports"][0], &s["ports"][1]);
+    assert_eq!(u(&fw["unfit"]), 0, "no frame was refused for its length: {s}");
+    assert!(u(&a["link_downs"]) >= 1 && u(&b["link_downs"]) >= 1, "{s}");
+    let got = read_pcap(far).len() as u64;
+    assert_eq!(got, u(&b["tx_frames"]) - u(&b["tx_unsent"]), "what crossed is what was sent and not passed over: {s}");
+    // 0.4 s down, and up to 100 ms on each side before the engine reads it: at 5 000 frames/s, 3 000 at most.
+    assert!(u(&fw["queue_dropped"]) + u(&b["tx_unsent"]) < 3500, "dropped only while the link was down: {s}");
+    let log = String::from_utf8_lossy(&res.stderr);
+    assert!(log.contains("no carrier"), "{log}");
+}
+
 /// A frame cut short before it reached the engine (here a file's records
 /// with a snaplen) is not forwarded cut: it is counted as not delivered.
 /// (And a port whose MTU is above its TX slots is warned about.)
@@ -1067,6 +1123,20 @@ fn an_ebpf_port_filter_drops_in_the_kernel_and_counts() {
     assert_eq!(row.split_whitespace().nth(4), Some("-"), "{table}");
     let port = &read_json(&st)["ports"][0];
     assert_eq!((&port["ebpf_silent"], &port["filtered_uncounted"]), (&true.into(), &true.into()), "{port}");
+    // Replaced by one that counts: what the first filtered stays unknown.
+    let engine = start_engine(&ns_e, &silent, dir.path());
+    let sock = ringwire_tests::control_socket(&silent);
+    assert_eq!(u(&generate(&ns_g, &vg, &["--count", "500", "--rate", "20000"])["sent"]), 500);
+    std::thread::sleep(Duration::from_millis(300));
+    let keep_udp = format!("ebpf:{}", ringwire_bpf::EXAMPLE_KEEP_UDP);
+    let _ = ringwire_tests::ringctl_json(&sock, &["filters", "load", "k", &keep_udp]);
+    let _ = ringwire_tests::ringctl_json(&sock, &["filters", "attach", "k", "--port", "p"]);
+    assert_eq!(u(&generate(&ns_g, &vg, &["--count", "400", "--rate", "20000"])["sent"]), 400);
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = stop_engine(engine);
+    let port = &read_json(&st)["ports"][0];
+    assert_eq!(port["filtered_uncounted"], true, "{port}");
+    assert_eq!(u(&port["ebpf"]["filtered"]), 200, "{port}");
 
     // A rejected program: one clear error naming the port, the file and the verifier's reason.
     let bad = write_config(dir.path(), "bad", &config(ringwire_bpf::FIXTURE_REJECTED));

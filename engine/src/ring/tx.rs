@@ -264,17 +264,58 @@ impl TxRing {
         let mtu = sys::if_mtu(&self.fd, self.ifindex as i32).map_err(err)?;
         self.max_len = mtu as usize + 14;
         let flags = sys::if_flags_of(&self.fd, self.ifindex as i32).map_err(err)?;
-        self.carrier = flags & libc::IFF_UP != 0 && flags & libc::IFF_RUNNING != 0;
+        let carrier = flags & libc::IFF_UP != 0 && flags & libc::IFF_RUNNING != 0;
+        if carrier != self.carrier {
+            // Lost or back: what was learned of refused frames was the link's doing.
+            (self.refuse_from, self.stuck) = (None, None);
+            if !carrier {
+                // The frames waiting in the ring would go out stale when it
+                // is back (or hold its head): passed over, counted unsent.
+                let dropped = self.pass_over_waiting(|_| true);
+                if dropped > 0 {
+                    tracing::warn!(
+                        iface = %self.iface,
+                        unsent = dropped,
+                        "frames waiting in the TX ring when the interface lost its carrier (or went down) will not be sent (tx_unsent)"
+                    );
+                }
+            }
+        }
+        self.carrier = carrier;
+        let mut failed = None;
         if let Some(links) = links {
             match links.veth_peer(self.ifindex, &self.iface) {
                 Ok(peer) => self.peer_max = peer.filter(|p| p.up).map(|p| p.mtu as usize + 18),
                 Err(e) => {
                     self.peer_max = None;
-                    return Err(crate::consumer::error_chain(&e));
+                    failed = Some(crate::consumer::error_chain(&e));
                 }
             }
         }
-        Ok(())
+        // Frames already waiting that the MTUs now refuse would each hold
+        // the ring's head for STUCK_FOR: passed over at once.
+        let limit = self.peer_max.unwrap_or(usize::MAX).min(self.max_len + 4);
+        self.pass_over_waiting(|len| len > limit);
+        // Frames skipped since the last warning are told within 10 s, not at the next refusal only.
+        if self.skipped_untold > 0 && self.skip_told.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+            self.tell_skipped(None);
+        }
+        failed.map_or(Ok(()), Err)
+    }
+
+    /// Pass over every frame waiting in the ring whose length `drop` says
+    /// (made one the kernel skips, counted unsent); how many.
+    fn pass_over_waiting(&mut self, drop: impl Fn(usize) -> bool) -> u64 {
+        let before = self.unsent;
+        for back in (1..=self.waiting()).rev() {
+            let len = self.waiting_len(back);
+            if len > 0 && drop(len) {
+                // SAFETY: as in `waiting_len`; the next kick (a syscall) orders this write before its read.
+                unsafe { self.tp_len_at(back).write(0) };
+                self.unsent += 1;
+            }
+        }
+        self.unsent - before
     }
 
     /// Whether the interface had a carrier when last read: without one, the
@@ -494,6 +535,10 @@ impl TxRing {
 
     /// A kick failed: skip the head frame if it has not moved for [`STUCK_FOR`].
     fn check_stuck(&mut self) {
+        // No carrier: every frame is refused, and those waiting are passed over once that is read.
+        if !self.carrier {
+            return;
+        }
         let waiting = self.waiting();
         if waiting == 0 {
             self.stuck = None;
@@ -561,16 +606,22 @@ impl TxRing {
             }
         }
         if self.skip_told.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
-            tracing::warn!(
-                iface = %self.iface,
-                frame_len = len,
-                skipped = self.skipped_untold,
-                "the device refused a frame for 200 ms (its peer's MTU is smaller, or its peer is down): \
-                 skipped (tx_unsent), and frames as long are refused before the ring (queue_dropped) for 1 s"
-            );
-            self.skip_told = Some(Instant::now());
-            self.skipped_untold = 0;
+            self.tell_skipped(Some(len));
         }
+    }
+
+    /// Warn of the frames skipped since the last warning (`len`: the one
+    /// just refused, if that is why).
+    fn tell_skipped(&mut self, len: Option<usize>) {
+        tracing::warn!(
+            iface = %self.iface,
+            frame_len = len,
+            skipped = self.skipped_untold,
+            "the device refused frames for 200 ms (its peer's MTU is smaller, or its peer is down): \
+             skipped (tx_unsent), and frames as long are refused before the ring (queue_dropped) for 1 s"
+        );
+        self.skip_told = Some(Instant::now());
+        self.skipped_untold = 0;
     }
 
     /// Slots the kernel has not finished with yet.
