@@ -121,6 +121,18 @@ impl Printer {
             let _ = write!(out, "{port} ");
         }
         let quick = self.options.quick;
+        // Not even an Ethernet header captured: tcpdump says that alone, with no dump.
+        if data.len() < 14 {
+            out.push_str(" [|ether]\n");
+            // (-xx and -XX dump the whole frame whatever it is.)
+            match self.options.hex {
+                PrintHex::Hex => hex_dump(out, data, false),
+                PrintHex::HexAscii => hex_dump(out, data, true),
+                PrintHex::Ascii => ascii_dump(out, data),
+                _ => {}
+            }
+            return;
+        }
         if self.options.link {
             link_header(out, data, wire_len, quick);
         }
@@ -341,7 +353,7 @@ pub fn describe(
 
     use etherparse::{LaxNetSlice, LaxSlicedPacket, TransportSlice, VlanSlice};
     let Ok(p) = LaxSlicedPacket::from_ethernet(frame) else {
-        let _ = write!(out, "runt ({} bytes), length {wire_len}", frame.len());
+        let _ = write!(out, " [|ether]");
         return false;
     };
     // Where a header starts within the frame.
@@ -1069,7 +1081,7 @@ mod tests {
         assert_eq!(s, "vlan 10, p 0, ethertype IPv4 (0x0800), 10.0.0.1.1000 > 10.0.0.2.53: UDP, length 8");
         s.clear();
         describe(&mut s, &[0u8; 5], 5, (false, false), &mut TcpConversations::default());
-        assert_eq!(s, "runt (5 bytes), length 5");
+        assert_eq!(s, " [|ether]");
     }
 
     /// As tcpdump ends its lines: the length of the UDP or TCP payload, the

@@ -2013,6 +2013,17 @@ fn records_with_odd_lengths_are_read_as_tcpdump_reads_them() {
     // (frame, original length): 150 captured bytes in a file of snaplen 100; 60 of a 40-byte frame.
     // And a record of no captured byte.
     let records = [(udp(150), 1514u32), (udp(60), 40), (udp(90), 90), (Vec::new(), 60)];
+    // Records cut inside the Ethernet header print as tcpdump prints them
+    // (`[|ether]`, a dump only with -xx, -XX, -AA; they read `runt (6 bytes)`).
+    let runts = dir.path().join("runts.pcap");
+    let cut = |n: usize| ([1_700_000_000, 0, n as u32, 60], udp(60)[..n].to_vec());
+    let cuts = [cut(6), cut(13)];
+    std::fs::write(&runts, raw_pcap(0xa1b2_c3d4, 100, 0, cuts.iter().map(|(w, f)| (*w, f.as_slice())))).unwrap();
+    for flags in [&[][..], &["-e"], &["-x"], &["-XX"], &["-AA"]] {
+        let ours = ringwire(&[&["capture", "--workers", "0", "-r", runts.to_str().unwrap()][..], flags].concat());
+        let theirs = Command::new("tcpdump").args(["-nn", "-r", runts.to_str().unwrap()]).args(flags).output().unwrap();
+        assert_eq!(String::from_utf8(ours.stdout).unwrap(), String::from_utf8(theirs.stdout).unwrap(), "{flags:?}");
+    }
     for (name, magic, extra) in [("plain.pcap", 0xa1b2_c3d4u32, 0usize), ("modified.pcap", 0xa1b2_cd34, 8)] {
         let path = dir.path().join(name);
         let words = |i: usize, frame: &[u8], orig: u32| [1_700_000_000 + i as u32, 5, frame.len() as u32, orig];
