@@ -566,7 +566,7 @@ fn render(cmd: &str, v: &Value) -> String {
                     ("name", 20),
                     ("uri", 28),
                     ("rx", 5),
-                    ("link", 5),
+                    ("link", 10),
                     ("received", 12),
                     ("kernel_drops", 12),
                     ("filter", 0),
@@ -588,7 +588,7 @@ fn render(cmd: &str, v: &Value) -> String {
                     ("name", 16),
                     ("ports", 20),
                     ("to", 12),
-                    ("to_link", 8),
+                    ("to_link", 10),
                     ("seen", 12),
                     ("delivered", 12),
                     ("to_unsent", 10),
@@ -691,7 +691,7 @@ fn render_stats(v: &Value) -> String {
             ("if_drops", 10, true),
             ("tx", 12, true),
             ("tx_unsent", 10, true),
-            ("link", 5, false),
+            ("link", 10, false),
         ],
         list(&c["ports"]).iter().enumerate().map(|(i, p)| {
             // A kernel filter that does not count its drops: not known.
@@ -1066,6 +1066,27 @@ mod tests {
         quiet["counters"]["consumers"][0]["latency"]["counters"] = serde_json::json!({"flows": 2, "restarts": 2});
         let q = render_stats(&quiet);
         assert!(!q.contains("flows that lost") && !q.contains("too old") && !q.contains("started over"), "{q}");
+    }
+
+    /// A port without a carrier keeps the columns after its link in place.
+    #[test]
+    fn lists_keep_their_columns_for_every_link_state() {
+        let v = serde_json::json!({"ports": [
+            {"name": "p", "uri": "afpacket:veth0", "rx": true, "link": "no-carrier", "received": 5, "kernel_drops": 0,
+             "filter": "udp"}
+        ]});
+        let s = render("ports.list", &v);
+        let mut lines = s.lines();
+        let (header, row) = (lines.next().unwrap(), lines.next().unwrap());
+        assert_eq!(header.find("filter"), row.find("udp"), "{s}");
+        let v = serde_json::json!({"forwarding": true, "patches": [
+            {"name": "fw", "ports": ["a"], "to": "b", "to_link": "no-carrier", "seen": 1, "delivered": 1,
+             "to_unsent": 0, "filter": "udp"}
+        ]});
+        let s = render("patches.list", &v);
+        let mut lines = s.lines().skip(1);
+        let (header, row) = (lines.next().unwrap(), lines.next().unwrap());
+        assert_eq!(header.find("filter"), row.find("udp"), "{s}");
     }
 
     #[test]
