@@ -146,6 +146,14 @@ impl Printer {
             // -A's text comes after it).
             hex_dump(out, data.get(link_header_len(data)..).unwrap_or_default(), true);
         }
+        // A frame cut within its VLAN tags: tcpdump's -x, -X and -A dump nothing of it.
+        let et = |at: usize| data.get(at..at + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+        let tag_cut = et(12).is_some_and(is_tag) && (data.len() < 18 || et(16).is_some_and(is_tag) && data.len() < 22);
+        let network_only =
+            matches!(self.options.hex, PrintHex::NetworkHex | PrintHex::NetworkHexAscii | PrintHex::NetworkAscii);
+        if tag_cut && network_only {
+            return;
+        }
         let (from, ascii) = match self.options.hex {
             PrintHex::None => return,
             PrintHex::Hex => (0, false),
@@ -218,6 +226,11 @@ fn ether_type(et: u16, quick: bool) -> String {
         name if quick => name.to_owned(),
         name => format!("ethertype {name} ({et:#06x})"),
     }
+}
+
+/// Whether `et` is a VLAN tag's TPID (802.1Q, 802.1ad, the old QinQ 0x9100).
+const fn is_tag(et: u16) -> bool {
+    matches!(et, 0x8100 | 0x88a8 | 0x9100)
 }
 
 /// An ethertype's name as tcpdump gives it.
@@ -360,6 +373,11 @@ pub fn describe(
     let at = |header: &[u8]| (header.as_ptr() as usize).saturating_sub(frame.as_ptr() as usize);
     // VLAN tags: tcpdump shows them with the link-level header only.
     match &p.vlan {
+        // A second tag cut short: tcpdump reads no ethertype after the first (`[|vlan]` follows).
+        Some(VlanSlice::SingleVlan(v)) if after_link && is_tag(v.ether_type().0) && frame.len() < 22 => {
+            let dei = if v.drop_eligible_indicator() { ", DEI" } else { "" };
+            let _ = write!(out, "vlan {}, p {}{dei}, ", v.vlan_identifier().value(), v.priority_code_point().value());
+        }
         Some(VlanSlice::SingleVlan(v)) if after_link => vlan_tag(out, v, quick),
         Some(VlanSlice::DoubleVlan(d)) if after_link => {
             vlan_tag(out, &d.outer(), quick);
@@ -446,8 +464,8 @@ pub fn describe(
                     }
                 }
                 0x86dd => write!(out, " [|ip6]"),
-                // A VLAN tag cut short.
-                0x8100 | 0x88a8 | 0x9100 if frame.len() < 18 => write!(out, " [|vlan]"),
+                // A VLAN tag cut short (the first, or a second one).
+                0x8100 | 0x88a8 | 0x9100 if frame.len() < 22 => write!(out, " [|vlan]"),
                 0x0806 => {
                     if !after_link {
                         out.push_str("ARP, ");

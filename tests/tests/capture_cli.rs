@@ -2096,8 +2096,44 @@ fn frames_cut_by_a_snaplen_print_as_tcpdump_prints_them() {
         &odd,
         odd_frames().iter().enumerate().map(|(i, f)| (Duration::new(1_700_000_000 + i as u64, 0), f.as_slice())),
     );
+    // Two tags (802.1ad and 802.1Q outside an 802.1Q one), to be cut within either.
+    let qinq = dir.path().join("qinq.pcap");
+    let double = |outer: u16| {
+        let mut ip = Vec::new();
+        etherparse::PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .udp(1000, 5001)
+            .write(&mut ip, &[7; 8])
+            .unwrap();
+        let mut f = [[2u8; 6], [4; 6]].concat();
+        for (tpid, tci) in [(outer, 10u16), (0x8100, 20)] {
+            f.extend(tpid.to_be_bytes());
+            f.extend(tci.to_be_bytes());
+        }
+        f.extend(0x0800u16.to_be_bytes());
+        f.extend(ip);
+        f
+    };
+    let doubles = [double(0x88a8), double(0x8100)];
+    ringwire_tests::write_pcap(
+        &qinq,
+        doubles.iter().enumerate().map(|(i, f)| (Duration::new(1_700_000_000 + i as u64, 0), f.as_slice())),
+    );
     let cut = dir.path().join("cut.pcap");
+    for snaplen in 14..=30 {
+        let s = snaplen.to_string();
+        let made = ringwire(&["capture", "-r", qinq.to_str().unwrap(), "-s", &s, "-w", cut.to_str().unwrap()]);
+        assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+        for flags in [&["-x"][..], &["-XX"], &["-A"]] {
+            let ours =
+                ringwire(&[&["capture", "--workers", "0", "-nn", "-r", cut.to_str().unwrap()][..], flags].concat());
+            let theirs =
+                Command::new("tcpdump").args(["-nn", "-r", cut.to_str().unwrap()]).args(flags).output().unwrap();
+            let (ours, theirs) = (String::from_utf8(ours.stdout).unwrap(), String::from_utf8(theirs.stdout).unwrap());
+            assert_eq!(ours, theirs, "-s {snaplen} {flags:?}");
+        }
+    }
     let inputs = (14..=80).map(|n| (&whole, n)).chain((54..=100).map(|n| (&options, n)));
+    let inputs = inputs.chain((14..=60).map(|n| (&qinq, n)));
     let inputs = inputs.chain((54..=96).map(|n| (&icmp6, n))).chain((34..=100).map(|n| (&odd, n)));
     for (input, snaplen) in inputs {
         let s = snaplen.to_string();
