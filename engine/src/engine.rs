@@ -210,16 +210,23 @@ impl PortSlot {
         if !matches!(self.kind, PortKind::AfPacket(_)) {
             return;
         }
-        let from_open = !std::mem::replace(&mut self.filter_replaced, true);
         let name = self.config.display_name().to_owned();
-        let received = || self.cells.iter().map(|c| c.load()[pc::RECEIVED]).sum::<u64>();
+        let received = self.cells.iter().map(|c| c.load()[pc::RECEIVED]).sum::<u64>();
         match self.filter.as_deref().and_then(|f| FilterCounts::read(f, &name).ebpf) {
-            // A program that counted nothing of what the port received (see `ebpf_silent`).
-            Some(e) if e.seen == 0 && from_open && received() > 0 => self.past_uncounted = true,
+            Some(e) if self.ebpf_silent(&e, received) => self.past_uncounted = true,
             Some(e) => self.past_filtered += e.filtered,
             None if self.config.filter.as_deref().is_some_and(|f| !f.is_empty()) => self.past_uncounted = true,
             None => {}
         }
+        self.filter_replaced = true;
+    }
+
+    /// Whether the eBPF program in force, whose counts are `e`, counts
+    /// nothing in its map though the port took `taken` frames (it returns
+    /// without `ringwire_verdict()`). Known only of a program in force since
+    /// the port opened: the port's counts start there.
+    fn ebpf_silent(&self, e: &crate::stats::EbpfSnap, taken: u64) -> bool {
+        !self.filter_replaced && e.seen == 0 && taken > 0
     }
 
     /// Its interface's state: the worst any worker's socket saw (up for a
@@ -960,7 +967,7 @@ impl Engine {
             // (it returns without `ringwire_verdict()`): it saw none of the
             // frames the socket took. (The map is read now, the socket's
             // count up to 100 ms ago: a program that counts is never behind.)
-            s.ebpf_silent = !slot.filter_replaced && s.ebpf.is_some_and(|e| e.seen == 0) && s.kernel_packets > 0;
+            s.ebpf_silent = s.ebpf.is_some_and(|e| slot.ebpf_silent(&e, s.kernel_packets));
             s.filtered_uncounted = s.ebpf_silent
                 || slot.past_uncounted
                 || afpacket && slot.config.filter.as_deref().is_some_and(|f| !f.is_empty()) && s.ebpf.is_none();

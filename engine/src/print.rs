@@ -210,7 +210,7 @@ fn link_header(out: &mut String, frame: &[u8], wire_len: u32, quick: bool) {
         let _ = write!(out, "{} > {}, 802.3, length {et}: ", mac(&h[6..12]), mac(&h[..6]));
         return;
     }
-    if matches!(et, 0x8100 | 0x88a8 | 0x9100) && frame.len() < 18 {
+    if is_tag(et) && frame.len() < 18 {
         // A tag cut short: tcpdump names neither it nor the length (`[|vlan]` follows).
         let _ = write!(out, "{} > {}, ", mac(&h[6..12]), mac(&h[..6]));
         return;
@@ -257,17 +257,15 @@ const fn ether_type_name(et: u16) -> &'static str {
     }
 }
 
-/// A VLAN tag as tcpdump's `-e` shows it: `vlan 10, p 0, ethertype IPv4 (0x0800), `.
-fn vlan_tag(out: &mut String, v: &etherparse::SingleVlanSlice<'_>, quick: bool) {
+/// A VLAN tag as tcpdump's `-e` shows it: `vlan 10, p 0, ethertype IPv4 (0x0800), `;
+/// `ether_type`: whether the ethertype after it is shown, and with `-q` (`Some(true)`).
+fn vlan_tag(out: &mut String, v: &etherparse::SingleVlanSlice<'_>, ether_type: Option<bool>) {
     use std::fmt::Write as _;
-    let _ = write!(
-        out,
-        "vlan {}, p {}{}, {}, ",
-        v.vlan_identifier().value(),
-        v.priority_code_point().value(),
-        if v.drop_eligible_indicator() { ", DEI" } else { "" },
-        ether_type(v.ether_type().0, quick)
-    );
+    let dei = if v.drop_eligible_indicator() { ", DEI" } else { "" };
+    let _ = write!(out, "vlan {}, p {}{dei}, ", v.vlan_identifier().value(), v.priority_code_point().value());
+    if let Some(quick) = ether_type {
+        let _ = write!(out, "{}, ", self::ether_type(v.ether_type().0, quick));
+    }
 }
 
 /// The length of a frame's link-level header as tcpdump counts it for `-x`:
@@ -374,14 +372,13 @@ pub fn describe(
     // VLAN tags: tcpdump shows them with the link-level header only.
     match &p.vlan {
         // A second tag cut short: tcpdump reads no ethertype after the first (`[|vlan]` follows).
-        Some(VlanSlice::SingleVlan(v)) if after_link && is_tag(v.ether_type().0) && frame.len() < 22 => {
-            let dei = if v.drop_eligible_indicator() { ", DEI" } else { "" };
-            let _ = write!(out, "vlan {}, p {}{dei}, ", v.vlan_identifier().value(), v.priority_code_point().value());
+        Some(VlanSlice::SingleVlan(v)) if after_link => {
+            let next = !(is_tag(v.ether_type().0) && frame.len() < 22);
+            vlan_tag(out, v, next.then_some(quick));
         }
-        Some(VlanSlice::SingleVlan(v)) if after_link => vlan_tag(out, v, quick),
         Some(VlanSlice::DoubleVlan(d)) if after_link => {
-            vlan_tag(out, &d.outer(), quick);
-            vlan_tag(out, &d.inner(), quick);
+            vlan_tag(out, &d.outer(), Some(quick));
+            vlan_tag(out, &d.inner(), Some(quick));
         }
         _ => {}
     }
@@ -465,7 +462,7 @@ pub fn describe(
                 }
                 0x86dd => write!(out, " [|ip6]"),
                 // A VLAN tag cut short (the first, or a second one).
-                0x8100 | 0x88a8 | 0x9100 if frame.len() < 22 => write!(out, " [|vlan]"),
+                t if is_tag(t) && frame.len() < 22 => write!(out, " [|vlan]"),
                 0x0806 => {
                     if !after_link {
                         out.push_str("ARP, ");
@@ -644,7 +641,7 @@ pub fn describe(
 /// too long, > 40]`, its numbers then taken for the conversation, as
 /// tcpdump takes them; with `-q`, `tcp: None`: `: tcp N [bad hdr length 60 -
 /// too long, > 40]`, N the data's length as the unsigned difference tcpdump
-/// takes). `seg`: at least the 14 bytes up to the flags.
+/// takes). `seg`: at least the header's 20 bytes (tcpdump reads them first).
 fn tcp_bad_header(
     out: &mut String,
     seg: &[u8],
@@ -659,10 +656,6 @@ fn tcp_bad_header(
         return write!(out, ":  tcp {} [bad hdr length {hl} - too short, < 20]", len - hl);
     }
     let Some(tcp) = tcp else {
-        // (The header's 20 bytes are read first: cut short, tcpdump says only that.)
-        if seg.len() < 20 {
-            return write!(out, ":  [|tcp]");
-        }
         return write!(out, ": tcp {} [bad hdr length {hl} - too long, > {len}]", (len as u32).wrapping_sub(hl as u32));
     };
     let (mut seq, mut ack) = (be32(&seg[4..]), be32(&seg[8..]));

@@ -274,9 +274,16 @@ pub(crate) fn bound_ifindex(fd: &OwnedFd) -> SysResult<i32> {
 /// both the name and the flags).
 pub(crate) fn if_flags_of(fd: &OwnedFd, ifindex: i32) -> SysResult<i32> {
     let mut req = ifreq_of_index(fd, ifindex)?;
+    flags_ioctl(fd, &mut req).map_err(|io_error| SyscallError { call: "ioctl(SIOCGIFFLAGS)", io_error })
+}
+
+/// `SIOCGIFFLAGS` on `req` (naming the interface) through `fd`.
+fn flags_ioctl(fd: &OwnedFd, req: &mut libc::ifreq) -> io::Result<i32> {
     // SAFETY: SIOCGIFFLAGS reads ifr_name and writes ifr_ifru.ifru_flags of a valid ifreq.
-    check("ioctl(SIOCGIFFLAGS)", unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) })?;
-    // SAFETY: the kernel filled the flags member of the union.
+    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFFLAGS, &raw mut *req) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: on success the kernel filled the flags member of the union.
     Ok(i32::from(unsafe { req.ifr_ifru.ifru_flags }))
 }
 
@@ -307,15 +314,7 @@ fn dgram_socket() -> Option<OwnedFd> {
 /// `ethtool` and libpcap ask it); `None` for a device that does not say.
 #[must_use]
 pub fn if_link_detected(name: &str) -> Option<bool> {
-    let fd = dgram_socket()?;
-    let mut value = EthtoolValue { cmd: ETHTOOL_GLINK, data: 0 };
-    let mut req = ifreq(name);
-    req.ifr_ifru.ifru_data = (&raw mut value).cast();
-    // SAFETY: SIOCETHTOOL reads ifr_name and the ethtool_value that ifru_data
-    // points to (alive and exclusively borrowed for the call), and writes its
-    // `data` for ETHTOOL_GLINK.
-    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), SIOCETHTOOL as _, &mut req) };
-    (rc == 0).then_some(value.data != 0)
+    ethtool_value(&dgram_socket()?, name, ETHTOOL_GLINK).map(|v| v != 0)
 }
 
 /// Whether frames of interface `name` start with an Ethernet header:
@@ -335,12 +334,7 @@ pub fn if_is_ethernet(name: &str) -> Result<(), u16> {
 /// `IFF_RUNNING`, which sysfs's `flags` lacks), `None` if it cannot be asked.
 #[must_use]
 pub fn if_flags(name: &str) -> Option<i32> {
-    let fd = dgram_socket()?;
-    let mut req = ifreq(name);
-    // SAFETY: SIOCGIFFLAGS reads ifr_name and writes ifr_ifru.ifru_flags of a valid ifreq.
-    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) };
-    // SAFETY: on success the kernel filled the flags member of the union.
-    (r == 0).then(|| i32::from(unsafe { req.ifr_ifru.ifru_flags }))
+    flags_ioctl(&dgram_socket()?, &mut ifreq(name)).ok()
 }
 
 /// Whether `fd` is the write end of a pipe whose reader has gone
@@ -404,14 +398,20 @@ struct EthtoolValue {
 /// Asked through a socket, so the socket's namespace answers. A device
 /// without ethtool support (or any error) counts as not hashing.
 pub(crate) fn if_rx_hashing(fd: &OwnedFd, name: &str) -> bool {
-    let mut value = EthtoolValue { cmd: ETHTOOL_GFLAGS, data: 0 };
+    ethtool_value(fd, name, ETHTOOL_GFLAGS).is_some_and(|v| v & ETH_FLAG_RXHASH != 0)
+}
+
+/// An ethtool `cmd` that reads a `struct ethtool_value` (`ETHTOOL_GFLAGS`,
+/// `ETHTOOL_GLINK`) for interface `name`, through `fd`; `None` on an error.
+fn ethtool_value(fd: &OwnedFd, name: &str, cmd: u32) -> Option<u32> {
+    let mut value = EthtoolValue { cmd, data: 0 };
     let mut req = ifreq(name);
     req.ifr_ifru.ifru_data = (&raw mut value).cast();
     // SAFETY: SIOCETHTOOL reads ifr_name and the ethtool_value that ifru_data
     // points to (alive and exclusively borrowed for the call), and writes its
-    // `data` for ETHTOOL_GFLAGS.
+    // `data` for the get commands this is given.
     let rc = unsafe { libc::ioctl(fd.as_raw_fd(), SIOCETHTOOL as _, &mut req) };
-    rc == 0 && value.data & ETH_FLAG_RXHASH != 0
+    (rc == 0).then_some(value.data)
 }
 
 /// Kick a TX ring: ask the kernel to send every frame marked for sending.

@@ -441,6 +441,28 @@ fn write_pcap_at<'a>(
     }
 }
 
+/// The files in `dir`, in name order, each named `PREFIX<seconds>.pcap`, as
+/// a file started by time (`rotate_s`, `-G`) with `%s` in its pattern is,
+/// with the records tcpdump reads in each.
+///
+/// # Panics
+/// If a name is not so, or its time is before 2023, or tcpdump fails.
+#[must_use]
+pub fn timed_files(dir: &Path, prefix: &str) -> Vec<(PathBuf, usize)> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|f| {
+            let name = f.file_name().unwrap().to_string_lossy().into_owned();
+            let secs: u64 = name.strip_prefix(prefix).and_then(|n| n.strip_suffix(".pcap")).unwrap().parse().unwrap();
+            assert!(secs > 1_700_000_000, "named by the time it started (%s): {name}");
+            let n = tcpdump_count(&f);
+            (f, n)
+        })
+        .collect()
+}
+
 /// Whether tcpdump and tshark both read `path` without a warning and see
 /// the same number of records; returns that number.
 ///

@@ -638,14 +638,21 @@ fn capture_writes_pcap_to_standard_output_with_w_dash() {
     }
 }
 
+/// The corpus of [`write_corpus`] in `dir`, its last record cut short:
+/// the file, and how many records the whole corpus has.
+fn truncated_corpus(dir: &Path) -> (PathBuf, usize) {
+    let good = dir.join("good.pcap");
+    let n = write_corpus(&good);
+    let bytes = std::fs::read(&good).unwrap();
+    let cut = dir.join("cut.pcap");
+    std::fs::write(&cut, &bytes[..bytes.len() - 20]).unwrap();
+    (cut, n)
+}
+
 #[test]
 fn truncated_pcap_source_fails_after_keeping_what_was_read() {
     let dir = tempfile::tempdir().unwrap();
-    let good = dir.path().join("good.pcap");
-    let n = write_corpus(&good);
-    let bytes = std::fs::read(&good).unwrap();
-    let cut = dir.path().join("cut.pcap");
-    std::fs::write(&cut, &bytes[..bytes.len() - 20]).unwrap();
+    let (cut, n) = truncated_corpus(dir.path());
     let out_file = dir.path().join("kept.pcap");
     let out = ringwire(&["capture", "-r", cut.to_str().unwrap(), "-w", out_file.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&out.stderr);
@@ -693,11 +700,7 @@ fn truncated_pcap_source_fails_after_keeping_what_was_read() {
 #[test]
 fn a_file_port_that_fails_says_so_while_the_engine_runs() {
     let dir = tempfile::tempdir().unwrap();
-    let good = dir.path().join("good.pcap");
-    let n = write_corpus(&good);
-    let bytes = std::fs::read(&good).unwrap();
-    let cut = dir.path().join("cut.pcap");
-    std::fs::write(&cut, &bytes[..bytes.len() - 20]).unwrap();
+    let (cut, n) = truncated_corpus(dir.path());
     // A paced file keeps the engine running for 2 s.
     let frame = eth(MAC_B, 0x0800, &[0u8; 50]);
     let slow = dir.path().join("slow.pcap");
@@ -841,12 +844,8 @@ fn files_are_started_by_time_and_named_by_strftime() {
     };
     let (files, s) = run(0, "all");
     assert!((2..=4).contains(&files.len()), "a file a second: {files:?}");
-    for f in &files {
-        let name = f.file_name().unwrap().to_string_lossy().into_owned();
-        let secs: u64 = name.strip_prefix("cap-").and_then(|n| n.strip_suffix(".pcap")).unwrap().parse().unwrap();
-        assert!(secs > 1_700_000_000, "named by the time it started (%s): {name}");
-    }
-    let per_file: Vec<usize> = files.iter().map(|f| ringwire_tests::tcpdump_count(f)).collect();
+    let per_file: Vec<usize> =
+        ringwire_tests::timed_files(&dir.path().join("all"), "cap-").into_iter().map(|(_, n)| n).collect();
     assert_eq!(per_file.iter().sum::<usize>(), 26, "every record in one file: {per_file:?}");
     assert_eq!(s["consumers"][0]["files"], files.len() as u64, "{s}");
     ringwire_tests::assert_reconciles(&s);

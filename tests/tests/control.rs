@@ -991,15 +991,9 @@ fn a_consumer_added_with_rotate_s_starts_a_file_a_second() {
     ringctl_ok(&sock, &["consumers", "del", "t"]);
     let res = ringwire_tests::stop_engine(engine);
     assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
-    let mut files: Vec<_> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().path()).collect();
-    files.sort();
+    let files = ringwire_tests::timed_files(&out, "t-");
     assert!((2..=5).contains(&files.len()), "2.5 s of traffic, a file a second: {files:?}");
-    for f in &files {
-        let name = f.file_name().unwrap().to_string_lossy().into_owned();
-        let secs: u64 = name.strip_prefix("t-").and_then(|n| n.strip_suffix(".pcap")).unwrap().parse().unwrap();
-        assert!(secs > 1_700_000_000, "named by the time it started: {name}");
-    }
-    let per_file: Vec<usize> = files.iter().map(|f| ringwire_tests::tcpdump_count(f)).collect();
+    let per_file: Vec<usize> = files.iter().map(|(_, n)| *n).collect();
     assert_eq!(per_file.iter().sum::<usize>(), 5000, "{per_file:?}");
     assert_eq!(t["written"], 5000, "{t}");
     assert_eq!(t["files"], files.len() as u64, "{t}");

@@ -92,6 +92,12 @@ fn spawn_capture(ns: &str, args: &[&str]) -> ringwire_tests::Proc {
     )
 }
 
+/// A patch `a-to-b` on one worker in `dir`, and the file its final counters are written to.
+fn one_worker_patch(dir: &Path) -> (Patch, PathBuf) {
+    let st = dir.join("stats.json");
+    (Patch::new(dir, &format!("workers = [0]\nstats_json = \"{}\"", st.display()), "workers = [0]", "a-to-b"), st)
+}
+
 /// Wait (at most 10 s) until a capture says it listens, as tcpdump does
 /// once its rings are bound: every frame sent after that is captured.
 fn listening(cap: &mut ringwire_tests::Proc) {
@@ -434,9 +440,7 @@ fn forwarding_follows_an_egress_mtu_changed_at_run_time() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let st = dir.path().join("stats.json");
-    let patch =
-        Patch::new(dir.path(), &format!("workers = [0]\nstats_json = \"{}\"", st.display()), "workers = [0]", "a-to-b");
+    let (patch, st) = one_worker_patch(dir.path());
     let (ns_g, ns_e, vg, ve_out, far) =
         (&patch.pair.ns_gen, &patch.pair.ns_eng, &patch.pair.if_gen, &patch.if_out, &patch.far);
     let (sink, engine) = patch.start(dir.path());
@@ -507,9 +511,7 @@ fn a_frame_the_far_end_refuses_does_not_hold_up_the_others() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let st = dir.path().join("stats.json");
-    let patch =
-        Patch::new(dir.path(), &format!("workers = [0]\nstats_json = \"{}\"", st.display()), "workers = [0]", "a-to-b");
+    let (patch, st) = one_worker_patch(dir.path());
     let (ns_g, vg, far) = (&patch.pair.ns_gen, &patch.pair.if_gen, &patch.far);
     let far_link = |args: &[&str]| ringwire_tests::ip(&patch.ns_far, &[&["link", "set", &patch.if_far], args].concat());
     let (sink, engine) = patch.start(dir.path());
@@ -584,9 +586,7 @@ fn a_link_blip_under_traffic_drops_only_while_it_lasts() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let st = dir.path().join("stats.json");
-    let patch =
-        Patch::new(dir.path(), &format!("workers = [0]\nstats_json = \"{}\"", st.display()), "workers = [0]", "a-to-b");
+    let (patch, st) = one_worker_patch(dir.path());
     let (ns_g, vg, far) = (&patch.pair.ns_gen, &patch.pair.if_gen, &patch.far);
     let far_link = |state: &str| ringwire_tests::ip(&patch.ns_far, &["link", "set", &patch.if_far, state]);
     let (sink, engine) = patch.start(dir.path());

@@ -310,9 +310,7 @@ impl TxRing {
         for back in (1..=self.waiting()).rev() {
             let len = self.waiting_len(back);
             if len > 0 && drop(len) {
-                // SAFETY: as in `waiting_len`; the next kick (a syscall) orders this write before its read.
-                unsafe { self.tp_len_at(back).write(0) };
-                self.unsent += 1;
+                self.pass_over(back);
             }
         }
         self.unsent - before
@@ -580,12 +578,11 @@ impl TxRing {
     }
 
     /// Make the waiting frame `back` slots before `next` one the kernel
-    /// passes over (its length invalid, as `PACKET_LOSS` skips), and count it.
-    fn skip_at(&mut self, back: usize) {
+    /// passes over (its length invalid, as `PACKET_LOSS` skips), and count it unsent.
+    fn pass_over(&mut self, back: usize) {
         // SAFETY: as in `waiting_len`; the next kick (a syscall) orders this write before its read.
         unsafe { self.tp_len_at(back).write(0) };
         self.unsent += 1;
-        self.skipped_untold += 1;
     }
 
     /// Skip the head frame (`waiting` slots before `next`), the device
@@ -594,16 +591,13 @@ impl TxRing {
     /// again).
     fn skip_head(&mut self, waiting: usize) {
         let len = self.waiting_len(waiting);
-        self.skip_at(waiting);
+        self.pass_over(waiting);
+        self.skipped_untold += 1;
         // Every frame refused (a peer down): learning would refuse all.
         if len > MIN_FRAME {
             let from = self.refuse_from.map_or(len, |(f, _)| f.min(len));
             self.refuse_from = Some((from, Instant::now()));
-            for back in (1..waiting).rev() {
-                if self.waiting_len(back) >= from {
-                    self.skip_at(back);
-                }
-            }
+            self.skipped_untold += self.pass_over_waiting(|l| l >= from);
         }
         if self.skip_told.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
             self.tell_skipped(Some(len));
