@@ -5,6 +5,8 @@
 //! TCP conversations whose sequence numbers are shown relative (as tcpdump
 //! does) are remembered here.
 
+mod icmp;
+
 use std::collections::HashMap;
 
 use crate::config::{PrintHex, PrintPrecision, PrintTime};
@@ -136,22 +138,29 @@ impl Printer {
         if self.options.link {
             link_header(out, data, wire_len, quick);
         }
-        let undecoded = describe(out, data, wire_len, (self.options.link, quick), &mut self.tcp) && !quick;
-        // Nothing captured past the link-level header: tcpdump's decoder
-        // stops at its first read, and it then dumps the whole frame.
-        let cut = data.len() <= link_header_len(data);
+        let undecoded = describe(out, data, wire_len, (self.options.link, quick), &mut self.tcp);
+
+        // A decoder that gave up on the frame: tcpdump then dumps the whole frame.
+        let cut = undecoded == Undecoded::GaveUp;
         out.push('\n');
-        if undecoded && matches!(self.options.hex, PrintHex::None | PrintHex::Ascii | PrintHex::NetworkAscii) {
-            // As tcpdump: what it could not decode, dumped (unless a hex dump was asked for anyway;
-            // -A's text comes after it).
-            hex_dump(out, data.get(link_header_len(data)..).unwrap_or_default(), true);
+        // As tcpdump: what it could not decode, dumped (-A's text comes after it).
+        match undecoded {
+            // (Unless a hex dump was asked for anyway.)
+            Undecoded::Payload
+                if !quick && matches!(self.options.hex, PrintHex::None | PrintHex::Ascii | PrintHex::NetworkAscii) =>
+            {
+                hex_dump(out, data.get(link_header_len(data)..).unwrap_or_default(), true);
+            }
+            Undecoded::Bytes { at, len } => hex_dump(out, data.get(at..at + len).unwrap_or_default(), false),
+            Undecoded::PayloadOnly => hex_dump(out, data.get(link_header_len(data)..).unwrap_or_default(), true),
+            _ => {}
         }
         // A frame cut within its VLAN tags: tcpdump's -x, -X and -A dump nothing of it.
         let et = |at: usize| data.get(at..at + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
         let tag_cut = et(12).is_some_and(is_tag) && (data.len() < 18 || et(16).is_some_and(is_tag) && data.len() < 22);
         let network_only =
             matches!(self.options.hex, PrintHex::NetworkHex | PrintHex::NetworkHexAscii | PrintHex::NetworkAscii);
-        if tag_cut && network_only {
+        if (tag_cut || undecoded == Undecoded::PayloadOnly) && network_only {
             return;
         }
         let (from, ascii) = match self.options.hex {
@@ -341,6 +350,50 @@ fn hex_dump(out: &mut String, data: &[u8], ascii: bool) {
     }
 }
 
+/// What tcpdump dumps under a frame's line without being asked to (no `-x`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Undecoded {
+    /// Nothing.
+    Nothing,
+    /// What follows the link-level header, in hex and text: a frame of an
+    /// ethertype it does not decode (not with `-q`, nor under a hex dump
+    /// asked for).
+    Payload,
+    /// What follows the link-level header, in hex and text, whatever was
+    /// asked, and no dump of the network layer (`-x`, `-X`, `-A`; a dump
+    /// of the frame is one): an LLC header cut short.
+    PayloadOnly,
+    /// `len` bytes from `at` in hex: an ICMPv6 message of a type or an
+    /// unreachable code it does not decode (also under a hex dump asked for).
+    Bytes {
+        /// Where the bytes start in the frame.
+        at: usize,
+        /// How many there are (0 for none).
+        len: usize,
+    },
+    /// Nothing, but the decoder gave up on the frame at a field past what
+    /// was captured: a dump of the network layer asked for (`-x`, `-X`,
+    /// `-A`) starts at the frame's first byte, as tcpdump's does.
+    GaveUp,
+}
+
+/// What an ICMP message's cut leaves to dump.
+fn icmp_cut(cut: Option<icmp::Cut>) -> Undecoded {
+    match cut {
+        Some(icmp::Cut::Frame) => Undecoded::GaveUp,
+        _ => Undecoded::Nothing,
+    }
+}
+
+/// What an ICMPv6 message at `at` leaves to dump: its bytes tcpdump dumps, or its cut.
+fn icmp6_dump(dumped: Result<usize, icmp::Cut>, at: usize) -> Undecoded {
+    match dumped {
+        Ok(0) | Err(icmp::Cut::Here) => Undecoded::Nothing,
+        Ok(len) => Undecoded::Bytes { at, len },
+        Err(icmp::Cut::Frame) => Undecoded::GaveUp,
+    }
+}
+
 /// A short decode of an Ethernet frame and, as tcpdump ends its line, its
 /// length: of the UDP or TCP payload, of the IP payload (ICMP and other
 /// protocols), of what follows the link-level header (ARP and other
@@ -351,21 +404,20 @@ fn hex_dump(out: &mut String, data: &[u8], ascii: bool) {
 /// decode leaves out `IP`/`IP6` (as tcpdump's `-e` does). A TCP segment's
 /// sequence numbers are shown relative to its conversation's in `tcp`
 /// (unless it is asked for absolute numbers), which this frame may begin.
-/// True when, as tcpdump, the line should be followed by a dump of what
-/// follows the link-level header (a frame of an ethertype it does not decode).
+/// Returns what tcpdump dumps under such a line unasked.
 pub fn describe(
     out: &mut String,
     frame: &[u8],
     wire_len: u32,
     (after_link, quick): (bool, bool),
     tcp: &mut TcpConversations,
-) -> bool {
+) -> Undecoded {
     use std::fmt::Write as _;
 
     use etherparse::{LaxNetSlice, LaxSlicedPacket, TransportSlice, VlanSlice};
     let Ok(p) = LaxSlicedPacket::from_ethernet(frame) else {
         let _ = write!(out, " [|ether]");
-        return false;
+        return Undecoded::Nothing;
     };
     // Where a header starts within the frame.
     let at = |header: &[u8]| (header.as_ptr() as usize).saturating_sub(frame.as_ptr() as usize);
@@ -434,7 +486,13 @@ pub fn describe(
                 .ether_payload()
                 .map_or((0, 0), |e| (e.ether_type.0, (wire_len as usize).saturating_sub(at(e.payload))));
             let _ = match et {
-                0x88cc => write!(out, "LLDP, length {rest}"),
+                0x88cc => {
+                    let _ = write!(out, "LLDP, length {rest}");
+                    if !lldp_whole(p.ether_payload().map_or(&[][..], |e| e.payload), rest) {
+                        out.push_str(" [|lldp]");
+                    }
+                    Ok(())
+                }
                 // An IP header cut short (after `ethertype ..., ` with the link-level header).
                 // (`IP ` once its first byte, the version, was captured.)
                 0x0800 => {
@@ -457,12 +515,22 @@ pub fn describe(
                             ip.len()
                         ),
                         (Some(_), _) => write!(out, "{tag} [|ip]"),
-                        (None, _) => write!(out, " [|ip]"),
+                        // Nothing of it: tcpdump gives up on the frame.
+                        (None, _) => {
+                            out.push_str(" [|ip]");
+                            return Undecoded::GaveUp;
+                        }
                     }
                 }
                 0x86dd => write!(out, " [|ip6]"),
                 // A VLAN tag cut short (the first, or a second one).
                 t if is_tag(t) && frame.len() < 22 => write!(out, " [|vlan]"),
+                // An ARP message cut before the target's protocol address ends.
+                // (tcpdump gives up on the frame.)
+                0x0806 if !p.ether_payload().is_some_and(|e| arp_whole(e.payload)) => {
+                    out.push_str(" [|arp]");
+                    return Undecoded::GaveUp;
+                }
                 0x0806 => {
                     if !after_link {
                         out.push_str("ARP, ");
@@ -472,6 +540,11 @@ pub fn describe(
                         out.push_str(", ");
                     }
                     write!(out, "length {rest}")
+                }
+                // An LLC header cut short: tcpdump says so, then dumps what there is.
+                0..=1500 if p.ether_payload().is_none_or(|e| e.payload.len() < 3) => {
+                    out.push_str(" [|llc]");
+                    return Undecoded::PayloadOnly;
                 }
                 // IEEE 802.3: a length, and an LLC header (a spanning-tree BPDU, say).
                 0..=1500 => match p.ether_payload().and_then(|e| e.payload.get(..2)) {
@@ -483,13 +556,14 @@ pub fn describe(
                     if !after_link {
                         link_header(out, frame, wire_len, quick);
                     }
-                    return true;
+                    return Undecoded::Payload;
                 }
             };
-            return false;
+            return Undecoded::Nothing;
         }
     };
     let (src, dst) = ends.addrs();
+    let mut undecoded = Undecoded::Nothing;
     let mut proto = if after_link { "" } else { proto };
     if matches!(ends, Ends::V4(..)) && ip_end > wire_len as usize {
         // The IP header says more than the frame held on the wire; tcpdump
@@ -503,11 +577,11 @@ pub fn describe(
         // An IPv6 fragment after the first: its extension headers only.
         Some((offset, ..)) if offset != 0 && matches!(ends, Ends::V6(..)) => {
             let _ = write!(out, "{proto}{src} > {dst}: {}", v6_exts.trim_end());
-            return false;
+            return Undecoded::Nothing;
         }
         Some((offset, protocol, _)) if offset != 0 => {
             let _ = write!(out, "{proto}{src} > {dst}: ip-proto-{protocol}");
-            return false;
+            return Undecoded::Nothing;
         }
         Some((_, 6, payload)) => {
             reparsed = etherparse::TcpSlice::from_slice(payload).ok().map(TransportSlice::Tcp);
@@ -554,17 +628,14 @@ pub fn describe(
             Ok(())
         }
         Some(TransportSlice::Icmpv4(i)) => {
-            use etherparse::Icmpv4Type;
-            let what = match i.icmp_type() {
-                Icmpv4Type::EchoRequest(e) => echo("request", e),
-                Icmpv4Type::EchoReply(e) => echo("reply", e),
-                _ => ",".to_owned(),
-            };
-            write!(out, "{proto}{src} > {dst}: ICMP{what} length {}", from(i.slice()))
+            let _ = write!(out, "{proto}{src} > {dst}: ");
+            undecoded = icmp_cut(icmp::icmp(out, i.slice(), from(i.slice())));
+            Ok(())
         }
         Some(TransportSlice::Icmpv6(i)) => {
             let _ = write!(out, "{proto}{src} > {dst}: {v6_exts}");
-            icmp6(out, i.slice(), from(i.slice()))
+            undecoded = icmp6_dump(icmp::icmp6(out, i.slice(), from(i.slice())), at(i.slice()));
+            Ok(())
         }
         // A UDP or TCP header cut short (a snaplen): its ports if they
         // were captured, then `[|udp]` / `[|tcp]`, as tcpdump shows it.
@@ -599,13 +670,17 @@ pub fn describe(
                     write!(out, ":  [|{}]", if number == 17 { "udp" } else { "tcp" })
                 }
                 // An ICMPv6 header cut short: what of it tcpdump reads.
-                (58, _) if !captured.is_empty() => {
+                (58, _) => {
                     let _ = write!(out, "{proto}{src} > {dst}: {v6_exts}");
-                    icmp6(out, captured, len)
+                    undecoded = icmp6_dump(icmp::icmp6(out, captured, len), at(captured));
+                    Ok(())
                 }
-                (58, _) => write!(out, "{proto}{src} > {dst}: {v6_exts} [|icmp6]"),
-                // An ICMP header cut short: tcpdump reads past it for every type.
-                (1, _) if matches!(ends, Ends::V4(..)) => write!(out, "{proto}{src} > {dst}:  [|icmp]"),
+                // An ICMP header cut short: what of it tcpdump reads.
+                (1, _) if matches!(ends, Ends::V4(..)) => {
+                    let _ = write!(out, "{proto}{src} > {dst}: ");
+                    undecoded = icmp_cut(icmp::icmp(out, captured, len));
+                    Ok(())
+                }
                 // A first fragment with nothing of its datagram captured: its header alone.
                 (17, None) if fragment.is_some() && captured.is_empty() && !v6_exts.is_empty() => {
                     write!(out, "{proto}{src} > {dst}: {v6_exts}")
@@ -632,7 +707,7 @@ pub fn describe(
             }
         }
     };
-    false
+    undecoded
 }
 
 /// What tcpdump says after a TCP segment's ends when its header length
@@ -663,41 +738,40 @@ fn tcp_bad_header(
     write!(out, ": Flags [{}] [bad hdr length {hl} - too long, > {len}]", tcp_flags(seg[13]))
 }
 
-/// An ICMPv6 message as tcpdump words it (`ICMP6, echo request, id N, seq
-/// N, length N`), from its `captured` bytes (at least its type) and its
-/// `len` on the wire; what tcpdump reads of it cut short: the type's name
-/// and ` [|icmp6]`.
-fn icmp6(out: &mut String, captured: &[u8], len: usize) -> std::fmt::Result {
-    use std::fmt::Write as _;
-    let word = |at: usize| captured.get(at..at + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
-    // Neighbor discovery's target address: the 16 bytes after the 8-byte header.
-    let target = || <[u8; 16]>::try_from(captured.get(8..24)?).ok().map(std::net::Ipv6Addr::from);
-    let (name, rest) = match captured[0] {
-        128 => ("echo request", word(4).zip(word(6)).map(|(id, seq)| format!(", id {id}, seq {seq}"))),
-        129 => ("echo reply", word(4).zip(word(6)).map(|(id, seq)| format!(", id {id}, seq {seq}"))),
-        133 => ("router solicitation", Some(String::new())),
-        134 => ("router advertisement", Some(String::new())),
-        135 => ("neighbor solicitation", target().map(|t| format!(", who has {t}"))),
-        136 => ("neighbor advertisement", target().map(|t| format!(", tgt is {t}"))),
-        // MLDv2: the number of group records ends the 8-byte header.
-        143 => ("multicast listener report v2", word(6).map(|n| format!(", {n} group record(s)"))),
-        _ => return write!(out, "ICMP6, length {len}"),
-    };
-    // Its code is read whatever the type.
-    match rest.filter(|_| captured.len() >= 2) {
-        Some(rest) => write!(out, "ICMP6, {name}{rest}, length {len}"),
-        None => write!(out, "ICMP6, {name} [|icmp6]"),
-    }
-}
-
 /// The big-endian u32 at the start of `b` (at least 4 bytes).
 fn be32(b: &[u8]) -> u32 {
     u32::from_be_bytes([b[0], b[1], b[2], b[3]])
 }
 
-/// An ICMP or ICMPv6 echo as tcpdump words it (` echo request, id N, seq N,`).
-fn echo(kind: &str, e: etherparse::IcmpEchoHeader) -> String {
-    format!(" echo {kind}, id {}, seq {},", e.id, e.seq)
+/// Whether an ARP message was captured up to the end of its target's
+/// protocol address, as tcpdump wants before it prints one (its addresses'
+/// lengths are in its header).
+fn arp_whole(arp: &[u8]) -> bool {
+    match arp.get(4..6) {
+        Some(&[hardware, protocol]) => arp.len() >= 8 + 2 * usize::from(hardware) + 2 * usize::from(protocol),
+        _ => false,
+    }
+}
+
+/// Whether an LLDP message of `len` bytes on the wire, captured as `lldp`,
+/// holds its TLVs whole up to the first of type or length 0, as tcpdump
+/// checks them before it ends its line (` [|lldp]` otherwise).
+fn lldp_whole(lldp: &[u8], len: usize) -> bool {
+    let (mut at, mut left) = (0, len);
+    // Each TLV takes at least 3 bytes of `left`.
+    while left >= 2 {
+        let Some(&[a, b]) = lldp.get(at..at + 2) else { return false };
+        let (kind, tlv_len) = (a >> 1, usize::from(u16::from_be_bytes([a, b]) & 0x1ff));
+        (at, left) = (at + 2, left - 2);
+        if kind == 0 || tlv_len == 0 {
+            break;
+        }
+        if lldp.len() < at + tlv_len || left < tlv_len {
+            return false;
+        }
+        (at, left) = (at + tlv_len, left - tlv_len);
+    }
+    true
 }
 
 /// An Ethernet/IPv4 ARP request or reply as tcpdump words it:
