@@ -37,7 +37,7 @@ test: deps
 # nightly-only sanitizer flags with RUSTC_BOOTSTRAP=1).
 fuzz:
 	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
-	cd fuzz && for t in builtin_parse frame_views control_request control_dispatch; do \
+	cd fuzz && for t in builtin_parse frame_views frame_print control_request control_dispatch; do \
 	  mkdir -p corpus/$$t; seeds=$$(test -d seeds/$$t && echo $$PWD/seeds/$$t); \
 	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$t $$PWD/corpus/$$t $$seeds -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
 	done

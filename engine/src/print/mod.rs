@@ -377,6 +377,19 @@ pub enum Undecoded {
     GaveUp,
 }
 
+/// The IPv6 extension header of type `next` at the start of `rest`, whole
+/// (hop-by-hop, routing, destination options, fragment, authentication);
+/// `None` for another type or one cut short.
+fn v6_ext_header(next: u8, rest: &[u8]) -> Option<&[u8]> {
+    let len = match next {
+        0 | 43 | 60 => (usize::from(*rest.get(1)?) + 1) * 8,
+        44 => 8,
+        51 => (usize::from(*rest.get(1)?) + 2) * 4,
+        _ => return None,
+    };
+    rest.get(..len)
+}
+
 /// What an ICMP message's cut leaves to dump.
 fn icmp_cut(cut: Option<icmp::Cut>) -> Undecoded {
     match cut {
@@ -437,6 +450,8 @@ pub fn describe(
     // The IP header's addresses and protocol name, and where its payload ends on the wire.
     // An IPv4 fragment: its offset, and its protocol.
     let mut fragment = None;
+    // An IPv4 total length under the header's length.
+    let mut bad_len = None;
     // IPv6: `HBH `, `DSTOPT `, `frag (OFFSET|LEN) ` (after them the
     // transport shows its ports without the addresses).
     let mut v6_exts = String::new();
@@ -449,6 +464,10 @@ pub fn describe(
                 0 => wire_len as usize,
                 n => at(h.slice()) + usize::from(n),
             };
+            // A total length shorter than the header itself.
+            if h.total_len() != 0 && usize::from(h.total_len()) < usize::from(h.ihl()) * 4 {
+                bad_len = Some(h.total_len());
+            }
             if h.more_fragments() || h.fragments_offset().value() != 0 {
                 fragment = Some((h.fragments_offset().value(), h.protocol().0, ip.payload().payload));
             }
@@ -461,22 +480,25 @@ pub fn describe(
                 n => at(h.slice()) + 40 + usize::from(n),
             };
             // Its extension headers as tcpdump names them; a fragment's
-            // offset and the bytes after its header, on the wire.
-            for e in ip.extensions().clone() {
-                use etherparse::Ipv6ExtensionSlice as X;
-                match e {
-                    X::HopByHop(_) => v6_exts.push_str("HBH "),
-                    X::DestinationOptions(_) => v6_exts.push_str("DSTOPT "),
-                    X::Fragment(f) => {
-                        let after = at(f.slice()) + f.slice().len();
-                        // Read from the header: the offset in 8-byte units, above 3 flag bits.
-                        let offset = u16::from_be_bytes([f.slice()[2], f.slice()[3]]) >> 3;
+            // offset and the bytes after its header, on the wire. (Walked
+            // from their bytes: etherparse's iterator reads past the headers
+            // a lax parse kept when it stopped at a misplaced hop-by-hop one.)
+            let (mut next, mut rest) = (h.next_header().0, ip.extensions().slice());
+            while let Some(header) = v6_ext_header(next, rest) {
+                match next {
+                    0 => v6_exts.push_str("HBH "),
+                    60 => v6_exts.push_str("DSTOPT "),
+                    44 => {
+                        let after = at(header) + header.len();
+                        // The offset in 8-byte units, above 3 flag bits.
+                        let offset = u16::from_be_bytes([header[2], header[3]]) >> 3;
                         let _ = write!(v6_exts, "frag ({}|{}) ", usize::from(offset) * 8, end.saturating_sub(after));
                         let payload = ip.payload();
                         fragment = Some((offset, payload.ip_number.0, payload.payload));
                     }
-                    X::Routing(_) | X::Authentication(_) => {}
+                    _ => {}
                 }
+                (next, rest) = (header[0], &rest[header.len()..]);
             }
             (Ends::V6(h.source(), h.destination()), "IP6 ", end)
         }
@@ -570,6 +592,10 @@ pub fn describe(
         // says so after `IP`, which it then does not repeat.
         let _ = write!(out, "{proto}truncated-ip - {} bytes missing! ", ip_end - wire_len as usize);
         proto = "";
+    }
+    if let Some(len) = bad_len {
+        let _ = write!(out, "{proto}bad-len {len}");
+        return Undecoded::Nothing;
     }
     // A fragment after the first has no transport header; the first has one, which the slicer leaves.
     let reparsed;
@@ -728,7 +754,8 @@ fn tcp_bad_header(
     use std::fmt::Write as _;
     let hl = usize::from(seg[12] >> 4) * 4;
     if hl < 20 {
-        return write!(out, ":  tcp {} [bad hdr length {hl} - too short, < 20]", len - hl);
+        // (As tcpdump: the unsigned difference, also when the segment is shorter than its header.)
+        return write!(out, ":  tcp {} [bad hdr length {hl} - too short, < 20]", (len as u32).wrapping_sub(hl as u32));
     }
     let Some(tcp) = tcp else {
         return write!(out, ": tcp {} [bad hdr length {hl} - too long, > {len}]", (len as u32).wrapping_sub(hl as u32));
@@ -1147,6 +1174,25 @@ mod tests {
         assert_eq!(line(false, PrintPrecision::Micro), format!("01:02:03.999999 {udp}"));
         assert_eq!(line(true, PrintPrecision::Micro), format!("01:02:03.999999 eth1 {udp}"));
         assert_eq!(line(true, PrintPrecision::Nano), format!("01:02:03.999999999 eth1 {udp}"));
+    }
+
+    /// A hop-by-hop header after another (found by the `frame_print` fuzz
+    /// target): etherparse's iterator over the headers its lax parse kept
+    /// read past them (undefined behaviour, a panic in a debug build).
+    #[test]
+    fn a_second_hop_by_hop_header_is_read_within_the_frame() {
+        let frame = (0..134)
+            .step_by(2)
+            .map(|i| {
+                let hex = "020202020203030303030303\
+                           86dd6000ffff00000066083a40fd0000000000011600000000000000000001f90000000000000000000000\
+                           00000002920073b100070000";
+                u8::from_str_radix(&hex[i..i + 2], 16).unwrap()
+            })
+            .collect::<Vec<u8>>();
+        let mut s = String::new();
+        describe(&mut s, &frame, 67, (false, false), &mut TcpConversations::default());
+        assert_eq!(s, "IP6 83a:40fd::1:1600:0:0 > 0:0:1f9::: HBH  [|hbhopt]");
     }
 
     #[test]
