@@ -234,8 +234,8 @@ enum Seq {
     Duplicate,
     /// One that arrived after a higher number.
     Late,
-    /// One more than [`WINDOW`] behind the highest: too old to tell a late
-    /// frame from a repeat.
+    /// [`WINDOW`] or more behind the highest (the window holds the highest
+    /// and the 63 below it): too old to tell a late frame from a repeat.
     TooOld,
 }
 
@@ -917,6 +917,14 @@ mod tests {
             track(&mut g, s, 0, &mut c);
         }
         assert_eq!((c.lost, c.reordered, c.duplicates, c.too_old), (1, 0, 0, 1), "{c:?}");
+        // The window's edge, as the README puts it: 63 behind the highest is
+        // in it (a repeat), 64 behind is too old.
+        let (mut g, mut c) = (FlowTrack::default(), SeqCounters::default());
+        for s in 0..=100 {
+            track(&mut g, s, 0, &mut c);
+        }
+        assert_eq!(track(&mut g, 100 - 63, 0, &mut c), Seq::Duplicate);
+        assert_eq!(track(&mut g, 100 - 64, 0, &mut c), Seq::TooOld);
 
         // A stream first seen at 5: 3 is late but was never counted lost; a
         // jump of 2^40 starts it over, and so does u64::MAX (no overflow),

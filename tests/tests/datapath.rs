@@ -1087,6 +1087,10 @@ fn an_ebpf_port_filter_drops_in_the_kernel_and_counts() {
     let rep = generate(&ns_g, &vg, &["--count", "4000", "--rate", "20000", "--vlan-every", "4"]);
     assert_eq!(u(&rep["sent"]), 4000);
     std::thread::sleep(Duration::from_millis(300));
+    // Prometheus' `filtered` is the tables' (it was the pcap-port field alone: 0).
+    let prom = ringwire_tests::ringctl(&ringwire_tests::control_socket(&cfg), &["stats", "--prometheus"]);
+    let prom = String::from_utf8_lossy(&prom.stdout);
+    assert!(prom.lines().any(|l| l == "ringwire_port_filtered_total{port=\"p\"} 2000"), "{prom}");
     let res = stop_engine(engine);
     // The final table's `filtered` column holds what the program dropped, as `ringctl stats`'s does.
     let table = String::from_utf8_lossy(&res.stdout);
@@ -1775,6 +1779,16 @@ fn capture_lists_interfaces_and_takes_one_by_its_number() {
         .unwrap();
     let err = String::from_utf8_lossy(&tun.stderr);
     assert_eq!(tun.status.code(), Some(1), "{err}");
+    assert!(err.contains("interface `rwtun0` is not an Ethernet interface (its link type is ARPHRD 65534"), "{err}");
+    // ringwire-gen refuses it too (it sent its frames, MAC headers and all, as packets).
+    let gen = std::process::Command::new("ip")
+        .args(["netns", "exec", &ns_e])
+        .arg(ringwire_tests::bin("ringwire-gen"))
+        .args(["-i", "rwtun0", "-n", "3", "--rate", "10"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&gen.stderr);
+    assert_eq!(gen.status.code(), Some(1), "{err}");
     assert!(err.contains("interface `rwtun0` is not an Ethernet interface (its link type is ARPHRD 65534"), "{err}");
     let out = dir.path().join("one.pcap");
     let mut cap = spawn_capture(&ns_e, &["capture", "-i", "1", "-c", "5", "-w", out.to_str().unwrap()]);

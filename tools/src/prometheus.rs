@@ -90,12 +90,22 @@ pub fn render(counters: &Value) -> String {
     let live = |v: &&Value| v["removed"] != Value::Bool(true);
     for p in counters["ports"].as_array().into_iter().flatten().filter(live) {
         let labels = [("port", text(&p["name"]))];
-        // A kernel filter that does not count its drops has no `filtered` to
-        // export; an interface port (one with a link) runs no plugin, so it
-        // has no `filter_errors` (always 0).
-        let uncounted = if p["filtered_uncounted"] == Value::Bool(true) { "filtered" } else { "name" };
+        // An interface port (one with a link) runs no plugin, so it has no
+        // `filter_errors` (always 0).
         let plugins = if p["link"].is_string() { "filter_errors" } else { "name" };
-        m.counts("port", p, &labels, &["name", "uri", "filter", "rx", "removed", "link", uncounted, plugins]);
+        m.counts("port", p, &labels, &["name", "uri", "filter", "rx", "removed", "link", "filtered", plugins]);
+        // What the port filtered, as the tables count it: its pcap filter's,
+        // its eBPF program's, and its earlier programs'. A kernel filter that
+        // does not count its drops leaves it unknown: no series.
+        if p["filtered_uncounted"] != Value::Bool(true) {
+            let n = |v: &Value| v.as_f64().unwrap_or(0.0);
+            m.add(
+                "port_filtered",
+                true,
+                &labels,
+                n(&p["filtered"]) + n(&p["past_filtered"]) + n(&p["ebpf"]["filtered"]),
+            );
+        }
         // A file port: whether its file could not be read to its end
         // (truncated, corrupt) and whether the plugin in its filter is
         // quarantined, as gauges an alert can watch.
@@ -124,10 +134,12 @@ pub fn render(counters: &Value) -> String {
         }
         for stage in ["kernel", "consumer"] {
             let h = &c["latency"][stage];
+            // No frame timed: no percentile (NaN, Prometheus' "no data"), not 0 s.
+            let timed = h["count"].as_u64().is_none_or(|n| n > 0);
             for (q, key) in [("0.5", "p50"), ("0.9", "p90"), ("0.99", "p99"), ("0.999", "p999"), ("0.9999", "p9999")] {
                 if let Some(v) = h[key].as_f64() {
                     let l = [labels[0].clone(), ("stage", stage.to_owned()), ("quantile", q.to_owned())];
-                    m.add("consumer_latency_seconds", false, &l, v / 1e9);
+                    m.add("consumer_latency_seconds", false, &l, if timed { v / 1e9 } else { f64::NAN });
                 }
             }
         }
@@ -152,7 +164,10 @@ mod tests {
         let stats = json!({
             "elapsed_s": 2.5,
             "ports": [{"name": "p\"1", "uri": "afpacket:x", "received": 10, "tx_unsent": 0, "link": "down",
-                       "link_downs": 0, "ebpf": {"seen": 4}, "filter_errors": 0},
+                       "link_downs": 0, "ebpf": {"seen": 4, "filtered": 3}, "filtered": 0, "past_filtered": 2,
+                       "filter_errors": 0},
+                      {"name": "expr", "uri": "afpacket:y", "received": 10, "link": "up", "filtered": 0,
+                       "filtered_uncounted": true},
                       {"name": "file", "uri": "pcap:/x.pcap", "received": 5, "filter_errors": 2,
                        "error": "truncated record", "filter_quarantined": null},
                       {"name": "good", "uri": "pcap:/y.pcap", "received": 5, "filter_errors": 0,
@@ -160,7 +175,8 @@ mod tests {
                       {"name": "old", "removed": true, "received": 3}],
             "workers": [{"index": 0, "core": 1, "received": 10}],
             "consumers": [{"name": "cap", "kind": "pcap", "delivered": 7, "files": 0, "per_worker": [7], "filter": "udp",
-                           "latency": {"kernel": {"p99": 1500.0}, "counters": {"lost": 2}}, "filter_quarantined": null},
+                           "latency": {"kernel": {"count": 1, "p99": 1500.0}, "consumer": {"count": 0, "p99": 0},
+                                       "counters": {"lost": 2}}, "filter_quarantined": null},
                           {"name": "dns", "kind": "counter", "delivered": 0, "filter_quarantined": "panicked"}]
         });
         let text = render(&stats);
@@ -177,6 +193,8 @@ mod tests {
             "ringwire_consumer_delivered_total{consumer=\"cap\",kind=\"pcap\"} 7",
             "ringwire_consumer_delivered_per_worker_total{consumer=\"cap\",kind=\"pcap\",worker=\"0\"} 7",
             "ringwire_consumer_latency_seconds{consumer=\"cap\",stage=\"kernel\",quantile=\"0.99\"} 0.0000015",
+            "ringwire_consumer_latency_seconds{consumer=\"cap\",stage=\"consumer\",quantile=\"0.99\"} NaN",
+            "ringwire_port_filtered_total{port=\"p\\\"1\"} 5",
             "# TYPE ringwire_consumer_latency_lost gauge",
             "ringwire_consumer_latency_lost{consumer=\"cap\"} 2",
             "# TYPE ringwire_elapsed_seconds gauge",
@@ -197,6 +215,8 @@ mod tests {
         // A plugin's failed calls: for a file port, not for an interface port (it runs none).
         assert!(text.contains("ringwire_port_filter_errors_total{port=\"file\"} 2"), "{text}");
         assert!(!text.contains("ringwire_port_filter_errors_total{port=\"p"), "{text}");
+        // Nor a `filtered` series for a port whose kernel filter does not count.
+        assert!(!text.contains("ringwire_port_filtered_total{port=\"expr\"}"), "{text}");
         // An interface port has no file to fail on.
         assert!(!text.contains("ringwire_port_failed{port=\"p"), "{text}");
         // Every sample line: a name, labels, a number; every family typed once.

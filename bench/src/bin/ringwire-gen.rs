@@ -437,10 +437,21 @@ fn plans(streams: u32, threads: usize, cores: &[usize], count: u64, rate: u64) -
     if rate > 0 && rate < threads as u64 {
         bail!("--rate {rate} is lower than the number of threads ({threads})");
     }
+    // Paced, each thread's frames are in proportion to its rate, so that
+    // they all take the same time (3 + 2 frames/s send 12 + 8 of 20, not 10 + 10).
+    let counted = |t: usize| match (count, rate) {
+        (u64::MAX, _) => u64::MAX,
+        (_, 0) => share(count, threads, t),
+        _ => {
+            let rates_before = |t: usize| (0..t).map(|i| u128::from(share(rate, threads, i))).sum::<u128>();
+            let upto = |t: usize| u128::from(count) * rates_before(t) / u128::from(rate);
+            u64::try_from(upto(t + 1) - upto(t)).expect("a share of a u64")
+        }
+    };
     Ok((0..threads)
         .map(|t| Plan {
             streams: (t as u32..streams).step_by(threads).collect(),
-            count: if count == u64::MAX { u64::MAX } else { share(count, threads, t) },
+            count: counted(t),
             rate: share(rate, threads, t),
             phase: Duration::from_nanos((t as u64 * 1_000_000_000).checked_div(rate).unwrap_or(0)),
             core: cores.get(t).copied(),
@@ -1192,5 +1203,17 @@ mod tests {
         assert!(plans(2, 3, &[], 10, 0).is_err(), "more threads than flows");
         assert!(plans(10, 2, &[0], 10, 0).is_err(), "a core per thread");
         assert!(plans(10, 2, &[], 10, 1).is_err(), "a rate below one frame/s per thread");
+        // Paced, the threads' frames follow their rates: they take the same time.
+        for (count, rate, threads) in [(20, 5, 2), (9, 3, 2), (14, 7, 3), (100, 1000, 3), (1_000_003, 999, 7)] {
+            let p = plans(10, threads, &[], count, rate).unwrap();
+            assert_eq!(p.iter().map(|p| p.count).sum::<u64>(), count, "{count} at {rate}/s");
+            assert_eq!(p.iter().map(|p| p.rate).sum::<u64>(), rate, "{count} at {rate}/s");
+            for plan in &p {
+                // Within a frame of the time the whole run takes.
+                let (took, whole) = (plan.count as f64 / plan.rate as f64, count as f64 / rate as f64);
+                assert!((took - whole).abs() <= 1.0 / plan.rate as f64, "{count} at {rate}/s: {took} s, not {whole} s");
+            }
+        }
+        assert_eq!(plans(10, 2, &[], 20, 5).unwrap().iter().map(|p| p.count).collect::<Vec<_>>(), [12, 8]);
     }
 }
