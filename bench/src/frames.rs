@@ -206,8 +206,8 @@ pub struct Template {
     pub flow: FlowSpec,
 }
 
-/// The largest frame built (a jumbo frame).
-pub const MAX_FRAME_SIZE: usize = 9000;
+/// The largest frame built: a 9000-byte jumbo MTU's, with a VLAN tag.
+pub const MAX_FRAME_SIZE: usize = 9018;
 
 /// Errors building templates.
 #[derive(Debug, thiserror::Error)]
@@ -504,7 +504,9 @@ mod tests {
         assert_eq!(tagged.len(), 4);
         assert!(tagged.iter().any(|f| f.ip == Ip::V4 && f.l4 == L4::Udp));
         assert!(tagged.iter().any(|f| f.ip == Ip::V6 && f.l4 == L4::Tcp));
-        assert!(build(&m, flows[0], 9001).is_err());
+        assert!(build(&m, flows[0], MAX_FRAME_SIZE + 1).is_err());
+        // The largest: a 9000-byte MTU's frame with its tag.
+        assert_eq!(build(&m, flows[0], 9018).unwrap().bytes.len(), 9018);
     }
 
     /// (src MAC, dst MAC, src IP, dst IP, src port, dst port, IPv6 flow label).

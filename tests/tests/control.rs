@@ -282,6 +282,11 @@ fn ringctl_exit_codes_for_scripts() {
     assert_eq!(ringctl(&missing, &["classifier", "add", "--mac", "x"]).status.code(), Some(2), "usage");
     assert_eq!(ringctl(&missing, &["stats", "--watch", "--count", "0"]).status.code(), Some(2), "no read asked");
     assert_eq!(ringctl(&missing, &["stats", "--count", "3"]).status.code(), Some(2), "a count without --watch");
+    for args in [&["stats", "--prometheus", "--json"][..], &["--json", "stats", "--prometheus"]] {
+        let out = ringctl(&missing, args);
+        assert_eq!(out.status.code(), Some(2), "two formats: {args:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("two output formats"), "{args:?}");
+    }
 }
 
 /// A socket that takes the connection but never answers: after `--timeout`

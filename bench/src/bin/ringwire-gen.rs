@@ -95,8 +95,8 @@ struct Args {
     /// Destination MAC.
     #[arg(long, default_value = "02:00:00:00:00:02", value_parser = ringwire_filters::parse_mac)]
     dst_mac: [u8; 6],
-    /// Source MAC.
-    #[arg(long, default_value = "02:00:00:00:00:01", value_parser = ringwire_filters::parse_mac)]
+    /// Source MAC (a unicast one: no frame comes from a group address).
+    #[arg(long, default_value = "02:00:00:00:00:01", value_parser = unicast_mac)]
     src_mac: [u8; 6],
     /// Send frames shorter than 60 bytes as they are (no padding).
     #[arg(long)]
@@ -125,7 +125,8 @@ struct Args {
     burst: u32,
     /// Record every frame sent (as sent) into this pcap file. Frames the
     /// kernel never took from the TX ring (the interface went down) are
-    /// taken out of it again, as they are out of the report.
+    /// taken out of it again, as they are out of the report. One thread
+    /// only (several threads' frames have no one order).
     #[arg(long)]
     record: Option<PathBuf>,
     /// Print the final report as JSON on stdout (with --pcap-out: the file,
@@ -415,6 +416,15 @@ struct Numbers {
     seq: u64,
     /// In its TCP header (TCP frames only).
     tcp_seq: u32,
+}
+
+/// A MAC address that is not a group (multicast or broadcast) address.
+fn unicast_mac(s: &str) -> Result<[u8; 6], String> {
+    let mac = ringwire_filters::parse_mac(s)?;
+    if mac[0] & 1 != 0 {
+        return Err(format!("`{s}` is a group (multicast) address; a source MAC is a unicast one"));
+    }
+    Ok(mac)
 }
 
 /// Split `total` into `parts` shares that differ by at most one.
@@ -1010,6 +1020,15 @@ mod tests {
     }
 
     #[test]
+    fn a_source_mac_is_a_unicast_one() {
+        assert_eq!(unicast_mac("02:00:00:00:00:01"), Ok([2, 0, 0, 0, 0, 1]));
+        let e = unicast_mac("01:00:00:00:00:01").unwrap_err();
+        assert!(e.contains("is a group (multicast) address"), "{e}");
+        assert!(unicast_mac("ff:ff:ff:ff:ff:ff").is_err(), "broadcast");
+        assert!(Args::try_parse_from(["ringwire-gen", "-i", "x", "--src-mac", "03:00:00:00:00:00"]).is_err());
+    }
+
+    #[test]
     fn imix_is_seven_four_one_and_interleaved() {
         let v = sizes("imix").unwrap();
         let n = |s: usize| v.iter().filter(|&&x| x == s).count();
@@ -1036,7 +1055,7 @@ mod tests {
     #[test]
     fn a_size_range_past_the_largest_frame_names_its_max() {
         let e = sizes("60-18446744073709551615").unwrap_err().to_string();
-        assert_eq!(e, "--size 60-18446744073709551615: MAX 18446744073709551615 bytes is out of range (at most 9000)");
+        assert_eq!(e, "--size 60-18446744073709551615: MAX 18446744073709551615 bytes is out of range (at most 9018)");
         assert_eq!(sizes("60-74").unwrap(), [60, 62, 64, 66, 68, 70, 72, 74]);
     }
 
@@ -1085,15 +1104,15 @@ mod tests {
         assert!(fit_sizes("128", &[128], &all, false).unwrap().1.is_none());
         // Shorter than every flow's headers: refused, naming the real range.
         let e = fit_sizes("20", &[20], &all, true).unwrap_err().to_string();
-        assert!(e.contains("(42..=9000"), "{e}");
+        assert!(e.contains("(42..=9018"), "{e}");
         let v6 = kinds(Some(Ip::V6), None, 0);
         let e = fit_sizes("40-60", &sizes("40-60").unwrap(), &v6, true).unwrap_err().to_string();
-        assert!(e.contains("(62..=9000: IPv6/UDP headers take 62 bytes)"), "{e}");
+        assert!(e.contains("(62..=9018: IPv6/UDP headers take 62 bytes)"), "{e}");
         // A range names each size it warns about; presets never warn.
         let (_, w) = fit_sizes("62-69", &sizes("62-69").unwrap(), &v6, true).unwrap();
         assert!(w.unwrap().contains("at 62 B: IPv6/UDP 62 B unstamped"));
         assert_eq!(fit_sizes("mix", &MIX_SIZES, &all, false).unwrap(), (MIX_SIZES.to_vec(), None));
-        assert!(sizes("9001").is_err());
+        assert!(sizes("9019").is_err() && sizes("9018").is_ok());
     }
 
     #[test]

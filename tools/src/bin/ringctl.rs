@@ -298,6 +298,11 @@ enum ClassCmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // (`--json` is global: clap cannot tell it apart from a subcommand's.)
+    if cli.json && matches!(cli.cmd, Cmd::Stats { prometheus: true, .. }) {
+        say!("ringctl: --prometheus and --json are two output formats: give one");
+        return ExitCode::from(2);
+    }
     let timeout = Duration::from_secs(cli.timeout.max(1));
     let (cmd, args) = request(&cli.cmd);
     let reads = match &cli.cmd {
