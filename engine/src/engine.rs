@@ -165,8 +165,12 @@ pub(crate) struct PortSlot {
     /// `filtered` for the run unknown.
     pub(crate) past_filtered: u64,
     pub(crate) past_uncounted: bool,
-    /// Its kernel filter was replaced since the port opened.
-    pub(crate) filter_replaced: bool,
+    /// When its kernel filter was last replaced (`None`: in force since
+    /// the port opened), and the frames its socket had taken once that
+    /// filter had settled ([`FILTER_SETTLED`] later; `u64::MAX` until read):
+    /// what a silent program is told by.
+    pub(crate) filter_since: Option<Instant>,
+    pub(crate) taken_at_filter: AtomicU64,
     /// A pcap port's filter's plugins' health (its errors and quarantine).
     pub(crate) filter_health: Option<ringwire_filters::HealthHandle>,
     /// A pcap port: why its file ended badly (truncated, corrupt), once it has.
@@ -211,22 +215,38 @@ impl PortSlot {
             return;
         }
         let name = self.config.display_name().to_owned();
-        let received = self.cells.iter().map(|c| c.load()[pc::RECEIVED]).sum::<u64>();
+        let taken = self.cells.iter().map(|c| taken(&c.load())).sum::<u64>();
         match self.filter.as_deref().and_then(|f| FilterCounts::read(f, &name).ebpf) {
-            Some(e) if self.ebpf_silent(&e, received) => self.past_uncounted = true,
+            Some(e) if self.ebpf_silent(&e, taken).is_some() => self.past_uncounted = true,
             Some(e) => self.past_filtered += e.filtered,
             None if self.config.filter.as_deref().is_some_and(|f| !f.is_empty()) => self.past_uncounted = true,
             None => {}
         }
-        self.filter_replaced = true;
+        self.filter_since = Some(Instant::now());
+        self.taken_at_filter.store(u64::MAX, Ordering::Relaxed);
     }
 
     /// Whether the eBPF program in force, whose counts are `e`, counts
-    /// nothing in its map though the port took `taken` frames (it returns
-    /// without `ringwire_verdict()`). Known only of a program in force since
-    /// the port opened: the port's counts start there.
-    fn ebpf_silent(&self, e: &crate::stats::EbpfSnap, taken: u64) -> bool {
-        !self.filter_replaced && e.seen == 0 && taken > 0
+    /// nothing in its map though the port's socket took frames through it
+    /// (`taken` in all; it returns without `ringwire_verdict()`): how many
+    /// it took. A program put
+    /// in force later is judged on the frames taken once it had settled:
+    /// the workers' counts of the socket's frames are up to a tick old, and
+    /// the first reads after it came in force may still count frames its
+    /// predecessor passed.
+    fn ebpf_silent(&self, e: &crate::stats::EbpfSnap, taken: u64) -> Option<u64> {
+        let before = match self.filter_since {
+            None => 0,
+            Some(since) if since.elapsed() < FILTER_SETTLED => return None,
+            Some(_) => match self.taken_at_filter.load(Ordering::Relaxed) {
+                u64::MAX => {
+                    self.taken_at_filter.store(taken, Ordering::Relaxed);
+                    return None;
+                }
+                before => before,
+            },
+        };
+        (e.seen == 0 && taken > before).then(|| taken - before)
     }
 
     /// Its interface's state: the worst any worker's socket saw (up for a
@@ -234,6 +254,18 @@ impl PortSlot {
     pub(crate) fn link(&self) -> Link {
         Link::from_code(self.cells.iter().map(|c| c.load()[pc::LINK]).max().unwrap_or(0))
     }
+}
+
+/// How long after an eBPF program is put in force the frames its port's
+/// socket takes are surely its own in the workers' counts (a tick of 100
+/// ms, and one more for the read that started before it).
+const FILTER_SETTLED: Duration = Duration::from_millis(300);
+
+/// The frames a port's socket took, from one worker's cells `v`: the
+/// kernel's count, read every 100 ms, but never below the frames the
+/// worker took and those the kernel dropped, which it counts as it goes.
+fn taken(v: &[u64; pc::N]) -> u64 {
+    v[pc::KERNEL_PACKETS].max(v[pc::RECEIVED] + v[pc::KERNEL_DROPS])
 }
 
 /// A queued consumer's thread and what the engine keeps of it.
@@ -929,11 +961,7 @@ impl Engine {
                 // frames as it takes them: mid-run, the kernel had accepted
                 // at least the frames taken and those it dropped, so its
                 // count is never shown below that (exact once drained).
-                let kernel_packets = if afpacket && !drained {
-                    v[pc::KERNEL_PACKETS].max(v[pc::RECEIVED] + v[pc::KERNEL_DROPS])
-                } else {
-                    v[pc::KERNEL_PACKETS]
-                };
+                let kernel_packets = if afpacket && !drained { taken(&v) } else { v[pc::KERNEL_PACKETS] };
                 s.received += v[pc::RECEIVED];
                 s.bytes += v[pc::BYTES];
                 s.vlan_restored += v[pc::VLAN_RESTORED];
@@ -967,7 +995,8 @@ impl Engine {
             // (it returns without `ringwire_verdict()`): it saw none of the
             // frames the socket took. (The map is read now, the socket's
             // count up to 100 ms ago: a program that counts is never behind.)
-            s.ebpf_silent = s.ebpf.is_some_and(|e| slot.ebpf_silent(&e, s.kernel_packets));
+            s.ebpf_silent_taken = s.ebpf.and_then(|e| slot.ebpf_silent(&e, s.kernel_packets)).unwrap_or(0);
+            s.ebpf_silent = s.ebpf_silent_taken > 0;
             s.filtered_uncounted = s.ebpf_silent
                 || slot.past_uncounted
                 || afpacket && slot.config.filter.as_deref().is_some_and(|f| !f.is_empty()) && s.ebpf.is_none();
@@ -1271,7 +1300,8 @@ pub(crate) fn open_port(
             final_filter_counts: FilterCounts::default(),
             past_filtered: 0,
             past_uncounted: false,
-            filter_replaced: false,
+            filter_since: None,
+            taken_at_filter: AtomicU64::new(0),
             filter_health,
             failed,
         },

@@ -169,6 +169,10 @@ pub struct PortSnap {
     /// `ebpf` counts are not the frames it saw and passed.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub ebpf_silent: bool,
+    /// With `ebpf_silent`: the frames the socket took through the program
+    /// (since it settled in force, for one put in force at run time).
+    #[serde(skip)]
+    pub ebpf_silent_taken: u64,
     /// pcap ports with a plugin in their filter: its failed calls.
     pub filter_errors: u64,
     /// pcap ports: why the plugin in their filter is quarantined (it then
@@ -661,7 +665,7 @@ impl Snapshot {
                     s,
                     "  {}: its program's ringwire_stats map counted none of the {} frames the socket took: it does \
                      not return through ringwire_verdict(), so what it filtered is not known",
-                    p.name, p.kernel_packets
+                    p.name, p.ebpf_silent_taken
                 );
             }
         }

@@ -1132,6 +1132,13 @@ fn an_ebpf_port_filter_drops_in_the_kernel_and_counts() {
     let sock = ringwire_tests::control_socket(&silent);
     assert_eq!(u(&generate(&ns_g, &vg, &["--count", "500", "--rate", "20000"])["sent"]), 500);
     std::thread::sleep(Duration::from_millis(300));
+    // `filters list` does not show the silent program's zeros as counts.
+    let list = ringwire_tests::ringctl_json(&sock, &["filters", "list"]);
+    let entry = &list["in_force"][0];
+    assert_eq!((&entry["ebpf"], &entry["ebpf_silent"]), (&serde_json::Value::Null, &true.into()), "{list}");
+    let table = String::from_utf8_lossy(&ringwire_tests::ringctl(&sock, &["filters", "list"]).stdout).into_owned();
+    let row = table.lines().find(|l| l.trim_start().starts_with("port:p")).unwrap_or_else(|| panic!("{table}"));
+    assert_eq!(row.split_whitespace().skip(2).take(2).collect::<Vec<_>>(), ["-", "-"], "seen, filtered: {table}");
     let keep_udp = format!("ebpf:{}", ringwire_bpf::EXAMPLE_KEEP_UDP);
     let _ = ringwire_tests::ringctl_json(&sock, &["filters", "load", "k", &keep_udp]);
     let _ = ringwire_tests::ringctl_json(&sock, &["filters", "attach", "k", "--port", "p"]);
@@ -1141,6 +1148,31 @@ fn an_ebpf_port_filter_drops_in_the_kernel_and_counts() {
     let port = &read_json(&st)["ports"][0];
     assert_eq!(port["filtered_uncounted"], true, "{port}");
     assert_eq!(u(&port["ebpf"]["filtered"]), 200, "{port}");
+
+    // A silent program put in force at run time, after one that counts, is
+    // known as silent by the frames it takes once settled (it was known only
+    // in force from the start; its block then showed 0 seen, 0 filtered).
+    let engine = start_engine(&ns_e, &cfg, dir.path());
+    let sock = ringwire_tests::control_socket(&cfg);
+    assert_eq!(u(&generate(&ns_g, &vg, &["--count", "400", "--rate", "20000"])["sent"]), 400);
+    std::thread::sleep(Duration::from_millis(300));
+    let silent_uri = format!("ebpf:{}", ringwire_bpf::FIXTURE_SILENT);
+    let _ = ringwire_tests::ringctl_json(&sock, &["filters", "load", "s", &silent_uri]);
+    let _ = ringwire_tests::ringctl_json(&sock, &["filters", "attach", "s", "--port", "p"]);
+    // Not silent before it has taken a frame, nor for frames its predecessor passed.
+    std::thread::sleep(Duration::from_millis(400));
+    let port = ringwire_tests::ringctl_json(&sock, &["stats"])["counters"]["ports"][0].clone();
+    assert!(port.get("ebpf_silent").is_none(), "{port}");
+    assert_eq!(port.get("filtered_uncounted"), None, "{port}");
+    assert_eq!(u(&generate(&ns_g, &vg, &["--count", "500", "--rate", "20000"])["sent"]), 500);
+    std::thread::sleep(Duration::from_millis(300));
+    let port = ringwire_tests::ringctl_json(&sock, &["stats"])["counters"]["ports"][0].clone();
+    assert_eq!((&port["ebpf_silent"], &port["filtered_uncounted"]), (&true.into(), &true.into()), "{port}");
+    let res = stop_engine(engine);
+    let table = String::from_utf8_lossy(&res.stdout);
+    let line = table.lines().find(|l| l.contains("counted none of the")).unwrap_or_else(|| panic!("{table}"));
+    let n: u64 = line.split("counted none of the ").nth(1).and_then(|r| r.split(' ').next()?.parse().ok()).unwrap();
+    assert!((500..550).contains(&n), "the frames it took, not the run's: {line}");
 
     // A rejected program: one clear error naming the port, the file and the verifier's reason.
     let bad = write_config(dir.path(), "bad", &config(ringwire_bpf::FIXTURE_REJECTED));

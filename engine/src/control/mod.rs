@@ -405,7 +405,9 @@ fn filters_list(engine: &Engine) -> Value {
         in_force.push(json!({
             "port": p.display_name(), "filter": p.filter,
             "name": name_of(&crate::live::Target::Port(p.display_name().to_owned())),
-            "ebpf": s.and_then(|s| s.ebpf),
+            // A program that counts nothing in its map: its counts are not known.
+            "ebpf": s.filter(|s| !s.ebpf_silent).and_then(|s| s.ebpf),
+            "ebpf_silent": s.is_some_and(|s| s.ebpf_silent),
             "seen": userspace.map(|s| s.received),
             "passed": userspace.map(|s| s.received - s.filtered),
             "filtered": userspace.map(|s| s.filtered),
