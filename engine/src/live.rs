@@ -28,6 +28,10 @@ use crate::{
 /// slots are never reused, so this bounds what a control client can make it keep.
 pub const MAX_SLOTS: usize = 4096;
 
+/// How a reload's note about the file's changes it did not apply (ports,
+/// consumers, workers, rings) begins: the file and the engine now differ.
+pub const NOT_APPLIED: &str = "changes in the file not applied";
+
 /// How long removing a consumer waits for its thread to write out its queue.
 const SINK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -240,14 +244,50 @@ impl Engine {
             on_filter_failure: OnFilterFailure::default(),
             ..c.clone()
         };
-        let same_shape = old.engine == new.engine
-            && old.ring == new.ring
-            && old.ports.len() == new.ports.len()
-            && old.consumers.len() == new.consumers.len()
-            && old.ports.iter().zip(&new.ports).all(|(a, b)| a.display_name() == b.display_name() && a.uri == b.uri)
-            && old.consumers.iter().zip(&new.consumers).all(|(a, b)| strip(a) == strip(b));
-        if !same_shape {
-            notes.push("changes other than filters (ports, consumers, workers, rings) need a restart or the control socket; only filters were reloaded".into());
+        let strip_port = |p: &PortConfig| PortConfig { filter: None, ..p.clone() };
+        let mut differ = Vec::new();
+        if old.engine != new.engine {
+            differ.push("[engine]".to_owned());
+        }
+        if old.ring != new.ring {
+            differ.push("[ring]".to_owned());
+        }
+        // Ports and consumers by name: added, removed, or changed in more than their filter.
+        let mut by_name = |kind: &str, old: Vec<(&str, bool)>, new: Vec<&str>| {
+            for (name, same) in &old {
+                if !new.contains(name) {
+                    differ.push(format!("{kind} `{name}` removed"));
+                } else if !same {
+                    differ.push(format!("{kind} `{name}` changed"));
+                }
+            }
+            differ.extend(
+                new.iter().filter(|n| !old.iter().any(|(o, _)| o == *n)).map(|n| format!("{kind} `{n}` added")),
+            );
+        };
+        let same_port = |o: &PortConfig| {
+            new.ports
+                .iter()
+                .find(|p| p.display_name() == o.display_name())
+                .is_none_or(|p| strip_port(p) == strip_port(o))
+        };
+        by_name(
+            "port",
+            old.ports.iter().map(|o| (o.display_name(), same_port(o))).collect(),
+            new.ports.iter().map(PortConfig::display_name).collect(),
+        );
+        let same_consumer =
+            |o: &ConsumerConfig| new.consumers.iter().find(|c| c.name == o.name).is_none_or(|c| strip(c) == strip(o));
+        by_name(
+            "consumer",
+            old.consumers.iter().map(|o| (o.name.as_str(), same_consumer(o))).collect(),
+            new.consumers.iter().map(|c| c.name.as_str()).collect(),
+        );
+        if !differ.is_empty() {
+            notes.push(format!(
+                "{NOT_APPLIED}: {} (they need a restart, or the control socket); only filters were reloaded",
+                differ.join(", ")
+            ));
         }
         new.validate()?;
         let mut changes = Vec::new();

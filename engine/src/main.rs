@@ -582,7 +582,16 @@ fn cmd_run(
             if hup.swap(false, std::sync::atomic::Ordering::Relaxed) {
                 match Config::load(path).map_err(anyhow::Error::from).and_then(|c| Ok(engine.reload_filters(&c)?)) {
                     Ok(notes) if notes.is_empty() => tracing::info!("SIGHUP: no filter changed"),
-                    Ok(notes) => notes.iter().for_each(|n| tracing::info!("SIGHUP: {n}")),
+                    Ok(notes) => {
+                        for n in notes {
+                            // The file and the engine now differ: said as a warning.
+                            if n.starts_with(ringwire_engine::live::NOT_APPLIED) {
+                                tracing::warn!("SIGHUP: {n}");
+                            } else {
+                                tracing::info!("SIGHUP: {n}");
+                            }
+                        }
+                    }
                     Err(e) => {
                         tracing::error!("SIGHUP: {}; the filters in force stay", format!("{e:#}").replace('\n', " "))
                     }

@@ -146,6 +146,16 @@ fn ringctl_drives_a_running_engine_and_bad_clients_do_not_hurt_it() {
     let _ = ringctl_json(&sock, &["log", "info"]);
     engine.signal(libc::SIGHUP);
     engine.expect_stderr("SIGHUP: no filter changed", Duration::from_secs(5), "a SIGHUP with the config unchanged");
+    // What a reload does not apply is named, as a warning (the file and the engine now differ).
+    let original = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, format!("{original}\n[[consumers]]\nname = \"extra\"\nkind = \"counter\"\n")).unwrap();
+    engine.signal(libc::SIGHUP);
+    engine.expect_stderr(
+        "WARN ringwire: SIGHUP: changes in the file not applied: consumer `extra` added (they need a restart",
+        Duration::from_secs(5),
+        "a consumer added to the file",
+    );
+    std::fs::write(&cfg, original).unwrap();
     let bad_log = ringctl(&sock, &["log", "=[{"]);
     assert_eq!(bad_log.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad_log.stderr).contains("invalid"));
