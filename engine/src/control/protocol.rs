@@ -281,8 +281,14 @@ pub const COMMANDS: &[&str] = &[
 /// An [`ErrorClass::Invalid`] error naming what is wrong.
 pub fn parse(line: &[u8]) -> Result<Request, (Option<u64>, ControlError)> {
     let text = std::str::from_utf8(line).map_err(|e| (None, ControlError::invalid(format!("not UTF-8: {e}"))))?;
-    let value: Value =
-        serde_json::from_str(text).map_err(|e| (None, ControlError::invalid(format!("not JSON: {e}"))))?;
+    let Strict(value) = serde_json::from_str(text).map_err(|e| {
+        let message = match e.classify() {
+            // A key given twice (JSON, but not a request to guess at).
+            serde_json::error::Category::Data => e.to_string(),
+            _ => format!("not JSON: {e}"),
+        };
+        (None, ControlError::invalid(message))
+    })?;
     let Value::Object(obj) = value else {
         return Err((None, ControlError::invalid("a request is a JSON object")));
     };
@@ -312,6 +318,85 @@ pub fn parse(line: &[u8]) -> Result<Request, (Option<u64>, ControlError)> {
     };
     let cmd = parse_command(cmd, &Args(args)).map_err(fail)?;
     Ok(Request { id, cmd })
+}
+
+/// A JSON value as serde_json reads one, except that an object with a key
+/// given twice is refused: serde_json keeps the last one silently, and a
+/// request `{"cmd": "ports.list", "cmd": "status"}` would run one of two.
+struct Strict(Value);
+
+impl<'de> Deserialize<'de> for Strict {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StrictVisitor).map(Strict)
+    }
+}
+
+/// Builds a [`Strict`] value.
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        Strict::deserialize(d).map(|Strict(v)| v)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(Strict(v)) = seq.next_element()? {
+            items.push(v);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        use serde::de::Error as _;
+        let mut m = Map::new();
+        while let Some(k) = map.next_key::<String>()? {
+            if m.contains_key(&k) {
+                return Err(A::Error::custom(format!("`{k}` given twice in one object")));
+            }
+            let Strict(v) = map.next_value()?;
+            m.insert(k, v);
+        }
+        Ok(Value::Object(m))
+    }
 }
 
 /// A command's arguments, read with messages naming the field.
@@ -509,6 +594,20 @@ mod tests {
         let (id, e) = parse(line.as_bytes()).unwrap_err();
         assert_eq!(e.class, ErrorClass::Invalid);
         (id, e.message)
+    }
+
+    #[test]
+    fn a_key_given_twice_is_refused() {
+        let (id, m) = err(r#"{"id":8,"cmd":"ports.list","cmd":"status"}"#);
+        assert_eq!(id, None);
+        assert!(m.starts_with("`cmd` given twice in one object"), "{m}");
+        let (_, m) = err(r#"{"id":8,"cmd":"ports.add","args":{"uri":"afpacket:a","uri":"afpacket:b"}}"#);
+        assert!(m.starts_with("`uri` given twice in one object"), "{m}");
+        // The same key in two objects is two keys; numbers, nesting and nulls read as before.
+        let r = parse(br#"{"id":9,"cmd":"stats","args":null}"#).unwrap();
+        assert_eq!(r.id, 9);
+        let (_, m) = err(r#"{"id":1,"cmd":"status""#);
+        assert!(m.starts_with("not JSON: "), "{m}");
     }
 
     #[test]
