@@ -627,6 +627,15 @@ pub enum PrintHex {
 }
 
 impl ConsumerConfig {
+    /// Whether it takes frames from port `port` of `config`: a receiving
+    /// port it names, or any receiving port when it names none.
+    #[must_use]
+    pub fn takes_from(&self, config: &Config, port: &str) -> bool {
+        config.ports.iter().any(|p| {
+            p.rx && p.display_name() == port && (self.ports.is_empty() || self.ports.iter().any(|n| n == port))
+        })
+    }
+
     /// A pcap consumer writing to standard output (`path = "-"`).
     #[must_use]
     pub fn writes_stdout(&self) -> bool {
@@ -766,13 +775,10 @@ impl Config {
     /// frames from: its pcap-filter is then also compiled for live frames.
     #[must_use]
     pub fn live_iface_for(&self, consumer: &ConsumerConfig) -> Option<String> {
-        self.ports
-            .iter()
-            .filter(|p| p.rx && (consumer.ports.is_empty() || consumer.ports.iter().any(|n| n == p.display_name())))
-            .find_map(|p| match p.kind() {
-                Ok(PortKind::AfPacket(iface)) => Some(iface),
-                _ => None,
-            })
+        self.ports.iter().filter(|p| consumer.takes_from(self, p.display_name())).find_map(|p| match p.kind() {
+            Ok(PortKind::AfPacket(iface)) => Some(iface),
+            _ => None,
+        })
     }
 
     /// Check cross-references and values that serde cannot.

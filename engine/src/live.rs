@@ -614,6 +614,13 @@ impl Engine {
                 new_tx = Some(to);
             }
         }
+        // A patch that sends a port's frames back out of that port is allowed
+        // (a hairpin), but rarely meant: said in the answer.
+        if let Some(to) = c.to.as_deref().filter(|to| c.kind == ConsumerKind::Forward && c.takes_from(&candidate, to)) {
+            notes.push(format!(
+                "port `{to}` is among the ports it takes from: its frames go back out of the port they came in on"
+            ));
+        }
         let built = build_consumer(&st, &c, nworkers)?;
         let index = st.consumers.len();
         for ((cmds, inst), cells) in per_worker.iter_mut().zip(built.insts).zip(&built.slot.cells) {

@@ -475,6 +475,11 @@ fn ringctl_reconfigures_a_running_engine_under_traffic() {
     send_q(300);
     ok(&["patches", "add", "fw2", "--from", "q", "--to", "p", "--filter", "udp"]);
     assert_eq!(ok(&["patches", "del", "fw2"])["counters"]["seen"], 0);
+    // A patch back out of the port its frames came in on: allowed, and said.
+    let hairpin = ok(&["patches", "add", "back", "--from", "q", "--to", "q", "--filter", "udp port 9"]);
+    let said = hairpin["notes"].as_array().unwrap().iter().filter_map(|n| n.as_str()).collect::<Vec<_>>();
+    assert!(said.iter().any(|n| n.starts_with("port `q` is among the ports it takes from")), "{hairpin}");
+    ok(&["patches", "del", "back"]);
     refused(&["patches", "del", "steady"], "conflict");
     let patches = ok(&["patches", "list"]);
     assert_eq!(patches["forwarding"], true);
