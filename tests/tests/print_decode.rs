@@ -224,3 +224,69 @@ fn arp_lldp_and_llc_frames_cut_short_print_as_tcpdump_prints_them() {
         }
     }
 }
+
+/// Spanning-tree BPDUs (802.1D config and topology change, 802.1w, 802.1s,
+/// an unknown version, protocol and type, group and response SAPs), which
+/// every switch port sends every 2 s, print as tcpdump prints them, with
+/// their LLC header under `-e`, whole and cut at every byte.
+#[test]
+fn spanning_tree_bpdus_print_as_tcpdump_prints_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let frame = |saps: [u8; 2], bpdu: &[u8]| {
+        let mut payload = [&saps[..], &[3], bpdu].concat();
+        payload.resize(payload.len().max(43), 0);
+        [&[1, 0x80, 0xc2, 0, 0, 0][..], &[3; 6], &(payload.len() as u16).to_be_bytes(), &payload].concat()
+    };
+    // Protocol, version, type, flags; root id, path cost, bridge id, port id; the four timers.
+    let config = |version: u8, kind: u8, flags: u8| {
+        [
+            &[0, 0, version, kind, flags][..],
+            &[0x80, 0, 2, 3, 4, 5, 6, 7],
+            &4u32.to_be_bytes(),
+            &[0x80, 0, 2, 3, 4, 5, 6, 8],
+            &[0x80, 1, 0, 0, 0x14, 0, 2, 0, 0x0f, 0],
+        ]
+        .concat()
+    };
+    // An MST BPDU: v1 length 0, a v3 length of 64 (no MSTI), its configuration and CIST parts.
+    let mstp = [
+        &config(3, 2, 0x7c)[..],
+        &[0, 0, 64, 0],
+        b"region",
+        &[0; 26],
+        &[0, 1],
+        &[0x11; 16],
+        &[0, 0, 0, 0],
+        &[0x80, 0, 2, 3, 4, 5, 6, 8],
+        &[20],
+    ]
+    .concat();
+    let frames = [
+        frame([0x42, 0x42], &config(0, 0, 0x01)),
+        frame([0x42, 0x42], &[&config(2, 2, 0x3c)[..], &[0]].concat()),
+        frame([0x42, 0x42], &[0, 0, 0, 0x80]),
+        frame([0x42, 0x42], &mstp),
+        frame([0x42, 0x42], &[0, 0, 7, 0]),
+        frame([0x42, 0x42], &[0, 1, 0, 0]),
+        frame([0x42, 0x42], &[0, 0, 0, 5]),
+        frame([0x43, 0x43], &config(0, 0, 0x81)),
+    ];
+    let (file, cut_file) = (dir.path().join("stp.pcap"), dir.path().join("cut.pcap"));
+    write(&file, &frames);
+    let whole = printed_as_tcpdump(&file, &["-e"], "whole");
+    for words in [
+        "LLC, dsap STP (0x42) Individual, ssap STP (0x42) Command, ctrl 0x03: STP 802.1d, Config, Flags [Topology change], bridge-id 8000.02:03:04:05:06:08.8001, length 40",
+        "STP 802.1w, Rapid STP, Flags [Learn, Forward], bridge-id 8000.02:03:04:05:06:08.8001, length 40",
+        "STP 802.1s, Rapid STP, CIST Flags [Learn, Forward, Agreement], length 102",
+        "dsap STP (0x42) Group, ssap STP (0x42) Response",
+    ] {
+        assert!(whole.contains(words), "{words}: {whole}");
+    }
+    let longest = frames.iter().map(Vec::len).max().unwrap();
+    for snaplen in 14..=longest {
+        cut(&file, snaplen, &cut_file);
+        for flags in [&[][..], &["-e"], &["-q"], &["-x"], &["-A"]] {
+            printed_as_tcpdump(&cut_file, flags, &format!("-s {snaplen}"));
+        }
+    }
+}

@@ -6,6 +6,7 @@
 //! does) are remembered here.
 
 mod icmp;
+mod stp;
 
 use std::collections::HashMap;
 
@@ -568,7 +569,18 @@ pub fn describe(
                     out.push_str(" [|llc]");
                     return Undecoded::PayloadOnly;
                 }
-                // IEEE 802.3: a length, and an LLC header (a spanning-tree BPDU, say).
+                // A spanning-tree BPDU (after its LLC header, which -e shows).
+                0..=1500 if p.ether_payload().is_some_and(|e| stp::is_bpdu(e.payload)) => {
+                    let llc = p.ether_payload().map_or(&[][..], |e| e.payload);
+                    if after_link {
+                        stp::llc_header(out, llc);
+                    }
+                    if stp::bpdu(out, &llc[3..], usize::from(et).saturating_sub(3)) {
+                        return Undecoded::GaveUp;
+                    }
+                    Ok(())
+                }
+                // IEEE 802.3: a length, and an LLC header (not decoded further).
                 0..=1500 => match p.ether_payload().and_then(|e| e.payload.get(..2)) {
                     Some(&[dsap, ssap]) => write!(out, "LLC, dsap {dsap:#04x}, ssap {ssap:#04x}, length {et}"),
                     _ => write!(out, "LLC, length {et}"),
