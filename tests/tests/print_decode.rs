@@ -290,3 +290,220 @@ fn spanning_tree_bpdus_print_as_tcpdump_prints_them() {
         }
     }
 }
+
+/// DNS messages over UDP (port 53, either end; IPv4 and IPv6): queries
+/// with their flags, counts and questions, responses with their rcode
+/// (extended by an OPT record), flags, counts and answers of every type
+/// tcpdump shows (A, AAAA, CNAME, PTR, MX, TXT, SRV, A6, URI, UNSPECA, an
+/// OPT record's EDNS options), compression pointers, bit labels, names too
+/// long, bad pointers and label types; whole and cut at every byte, with
+/// `-q` (`UDP, length N`), `-e`, `-x` and `-A` as tcpdump prints them.
+#[test]
+fn dns_messages_print_as_tcpdump_prints_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let frames = dns_frames();
+    let (file, cut_file) = (dir.path().join("dns.pcap"), dir.path().join("cut.pcap"));
+    write(&file, &frames);
+    let mut whole = String::new();
+    for flags in [&[][..], &["-e"], &["-q"], &["-x"], &["-A"]] {
+        whole += &printed_as_tcpdump(&file, flags, "whole");
+    }
+    for words in [
+        "40000 > 10.0.0.2.53: 4660+ A? example.com. (29)",
+        "4660+ [1au] AAAA? example.com. (40)",
+        "4660 2/0/1 CNAME example.com., A 1.2.3.4 (85)",
+        "99 NXDomain 0/1/0",
+        "5* 3/0/0 TXT \"hello\" \"world ^A\", MX mail.example.com. 10, AAAA 1:203:405:607:809:a0b:c0d:e0f",
+        "SRV sip.example.com.:5060 10 20",
+        "OPT UDPsize=1232 DO [PADDING (4),COOKIE 0202020202020202]",
+        "11Resp17 0/0/1",
+        "fd00::2.53 > fd00::1.40001: 2 1/0/0 A 1.2.3.4",
+        "IP 10.0.0.1.40000 > 10.0.0.2.53: UDP, length 29",
+    ] {
+        assert!(whole.contains(words), "{words}: {whole}");
+    }
+    let longest = frames.iter().map(Vec::len).max().unwrap();
+    for snaplen in 42..=longest {
+        cut(&file, snaplen, &cut_file);
+        for flags in [&[][..], &["-e"], &["-x"], &["-A"]] {
+            printed_as_tcpdump(&cut_file, flags, &format!("-s {snaplen}"));
+        }
+    }
+}
+
+/// The frames of [`dns_messages_print_as_tcpdump_prints_them`].
+fn dns_frames() -> Vec<Vec<u8>> {
+    let header = |id: u16, flags: u16, [qd, an, ns, ar]: [u16; 4]| {
+        [id, flags, qd, an, ns, ar].iter().flat_map(|w| w.to_be_bytes()).collect::<Vec<u8>>()
+    };
+    let labels = |ls: &[&[u8]]| {
+        let mut n: Vec<u8> = ls.iter().flat_map(|l| [&[l.len() as u8][..], l].concat()).collect();
+        n.push(0);
+        n
+    };
+    let name = |n: &str| labels(&n.split('.').filter(|l| !l.is_empty()).map(str::as_bytes).collect::<Vec<_>>());
+    let question =
+        |n: &str, kind: u16, class: u16| [name(n), kind.to_be_bytes().to_vec(), class.to_be_bytes().to_vec()].concat();
+    let q = |n: &str, kind: u16| question(n, kind, 1);
+    let rr = |owner: &[u8], kind: u16, class: u16, ttl: u32, data: &[u8]| {
+        [owner, &kind.to_be_bytes(), &class.to_be_bytes(), &ttl.to_be_bytes(), &(data.len() as u16).to_be_bytes(), data]
+            .concat()
+    };
+    let at = |offset: u8| [0xc0, offset];
+    let opt = |options: &[(u16, &[u8])], flags: u32| {
+        let data: Vec<u8> = options
+            .iter()
+            .flat_map(|(code, d)| [&code.to_be_bytes()[..], &(d.len() as u16).to_be_bytes(), d].concat())
+            .collect();
+        rr(&[0], 41, 1232, flags, &data)
+    };
+    let mut msgs: Vec<Vec<u8>> = vec![
+        [header(0x1234, 0x0100, [1, 0, 0, 0]), q("example.com", 1)].concat(),
+        [header(0x1234, 0x0100, [1, 0, 0, 1]), q("example.com", 28), opt(&[], 0)].concat(),
+        [header(7, 0x0120, [1, 0, 0, 1]), q("example.com", 255), opt(&[(10, &[1; 8])], 0x8000)].concat(),
+        [header(0x1234, 0x8180, [1, 1, 0, 0]), q("example.com", 1), rr(&at(12), 1, 1, 300, &[93, 184, 216, 34])]
+            .concat(),
+        [
+            header(0x1234, 0x8180, [1, 2, 0, 1]),
+            q("www.example.com", 1),
+            rr(&at(12), 5, 1, 300, &name("example.com")),
+            rr(&at(45), 1, 1, 300, &[1, 2, 3, 4]),
+            opt(&[], 0),
+        ]
+        .concat(),
+        [
+            header(99, 0x8183, [1, 0, 1, 0]),
+            q("nope.example.com", 1),
+            rr(&at(17), 6, 1, 300, &[name("ns.example.com"), name("h.example.com"), vec![0; 20]].concat()),
+        ]
+        .concat(),
+        [header(99, 0x8182, [1, 0, 0, 0]), q("x.com", 16)].concat(),
+        [
+            header(5, 0x8580, [1, 3, 0, 0]),
+            q("example.com", 16),
+            rr(&at(12), 16, 1, 300, b"\x05hello\x07world \x01"),
+            rr(&at(12), 15, 1, 300, &[&10u16.to_be_bytes()[..], &name("mail.example.com")].concat()),
+            rr(&at(12), 28, 1, 300, &(0..16).collect::<Vec<u8>>()),
+        ]
+        .concat(),
+        [
+            header(6, 0x8180, [1, 1, 0, 0]),
+            q("_sip._tcp.example.com", 33),
+            rr(&at(12), 33, 1, 300, &[&[0, 10, 0, 20, 0x13, 0xc4][..], &name("sip.example.com")].concat()),
+        ]
+        .concat(),
+        [
+            header(8, 0x8180, [1, 1, 0, 0]),
+            q("4.3.2.1.in-addr.arpa", 12),
+            rr(&at(12), 12, 1, 300, &name("host.example")),
+        ]
+        .concat(),
+        [header(9, 0x0100, [2, 0, 0, 0]), q("a.com", 1), q("b.com", 28)].concat(),
+        [
+            header(10, 0x8180, [2, 2, 0, 0]),
+            q("a.com", 1),
+            q("b.com", 28),
+            rr(&at(12), 1, 1, 300, &[1, 1, 1, 1]),
+            rr(&at(23), 28, 1, 300, &[0; 16]),
+        ]
+        .concat(),
+        [header(13, 0x0100, [1, 0, 0, 0]), question("chaos", 16, 3)].concat(),
+        [header(14, 0x2800, [1, 0, 0, 0]), q("upd.com", 6)].concat(),
+        [header(15, 0x0100, [1, 0, 0, 0])].concat(),
+        [header(16, 0x0100, [0, 0, 0, 0])].concat(),
+        vec![0, 0x11, 1],
+        [header(17, 0x0100, [1, 0, 0, 0]), q("", 1)].concat(),
+        [header(19, 0x8f80, [1, 0, 0, 0]), q("x.com", 1)].concat(),
+        [header(20, 0x7bff, [1, 0, 0, 0]), q("x.com", 1)].concat(),
+        // Odd names: text to escape, too long, a bit label, an unknown label
+        // type and a reserved one, pointers forward and to themselves.
+        [header(21, 0x0100, [1, 0, 0, 0]), labels(&[b"bad\x01n\xffe", b"com"]), vec![0, 1, 0, 1]].concat(),
+        [header(22, 0x0100, [1, 0, 0, 0]), labels(&[&[b'a'; 63][..]; 5]), vec![0, 1, 0, 1]].concat(),
+        [header(23, 0x0100, [1, 0, 0, 0]), b"\x41\x10\xab\xcd\x03com\x00\x00\x01\x00\x01".to_vec()].concat(),
+        [header(24, 0x0100, [1, 0, 0, 0]), b"\x42\x03com\x00\x00\x01\x00\x01".to_vec()].concat(),
+        [header(25, 0x0100, [1, 0, 0, 0]), b"\x83com\x00\x00\x01\x00\x01".to_vec()].concat(),
+        [header(26, 0x0100, [1, 0, 0, 0]), b"\x03abc\xc0\x20\x00\x01\x00\x01".to_vec()].concat(),
+        [header(27, 0x0100, [1, 0, 0, 0]), b"\xc0\x0c\x00\x01\x00\x01".to_vec()].concat(),
+        [header(28, 0x8180, [1, 1, 0, 0]), q("x.com", 1), rr(&at(12), 5, 1, 300, b"\x03abc\xc0\x1d")].concat(),
+        // A6 with a prefix, without, and a bad prefix length; URI and UNSPECA.
+        [
+            header(29, 0x8180, [1, 3, 0, 0]),
+            q("x.com", 38),
+            rr(&at(12), 38, 1, 300, &[&[0x40][..], &[0, 1, 2, 3, 4, 5, 6, 7], &name("pfx.x.com")].concat()),
+            rr(&at(12), 38, 1, 300, &[&[0][..], &(0..16).collect::<Vec<u8>>()].concat()),
+            rr(&at(12), 38, 1, 300, &[0x90]),
+        ]
+        .concat(),
+        [
+            header(30, 0x8180, [1, 2, 0, 0]),
+            q("x.com", 256),
+            rr(&at(12), 256, 1, 300, b"\x00\x01\x00\x02http://a/b"),
+            rr(&at(12), 104, 1, 300, b"un\x7fspec"),
+        ]
+        .concat(),
+        // EDNS options in an answer; an extended rcode; an inverse query.
+        [header(31, 0x8180, [1, 1, 0, 0]), q("x.com", 1), opt(&[(12, &[0; 4]), (10, &[2; 8])], 0x8000)].concat(),
+        [
+            header(32, 0x8180, [1, 1, 0, 0]),
+            q("x.com", 1),
+            opt(
+                &[
+                    (8, &[0, 1, 24, 0, 192, 0, 2]),
+                    (8, &[0, 2, 48, 0, 0x20, 1, 0x0d, 0xb8, 0, 1]),
+                    (8, &[0, 1, 16, 0, 1, 2, 3]),
+                    (11, &[0, 100]),
+                    (9, &[0, 0, 14, 16]),
+                    (14, &[0, 1, 0, 2]),
+                    (5, &[8, 13, 99]),
+                    (6, &[1, 2, 9]),
+                    (7, &[1, 2]),
+                    (3, b"ns1"),
+                    (99, &[0xab]),
+                    (13, b"\x03com\x00"),
+                    (10, &[1; 12]),
+                    (11, &[1]),
+                ],
+                0,
+            ),
+        ]
+        .concat(),
+        [header(11, 0x8181, [1, 0, 0, 1]), q("x.com", 1), rr(&[0], 41, 4096, 0x0100_0000, &[])].concat(),
+        [header(12, 0x0900, [1, 1, 0, 0]), q("x.com", 1), rr(&at(12), 1, 1, 300, &[0; 4])].concat(),
+        // Classes, a record with no question, records cut by their own lengths.
+        [
+            header(33, 0x8180, [1, 2, 0, 0]),
+            q("x.com", 1),
+            rr(&at(12), 1, 3, 300, &[9, 9, 9, 9]),
+            rr(&at(12), 1, 77, 300, &[8, 8, 8, 8]),
+        ]
+        .concat(),
+        [header(34, 0x8180, [0, 1, 0, 0]), rr(&name("y.com"), 1, 1, 300, &[7; 4])].concat(),
+        [header(35, 0x8180, [1, 2, 0, 0]), q("x.com", 1), rr(&at(12), 1, 1, 300, &[1, 2, 3, 4]), vec![0xc0, 12, 0, 1]]
+            .concat(),
+        [header(36, 0x8180, [1, 1, 0, 0]), q("x.com", 1), rr(&at(12), 1, 1, 300, &[1, 2, 3])].concat(),
+        [header(37, 0x8180, [1, 1, 0, 0]), q("x.com", 16), rr(&at(12), 16, 1, 300, b"\x00\x03\xe9\xfa\x01")].concat(),
+    ];
+    // The second message again, over IPv6, from the server.
+    let v6 = [header(2, 0x8180, [1, 1, 0, 0]), q("x.com", 1), rr(&at(12), 1, 1, 300, &[1, 2, 3, 4])].concat();
+    let mut frames: Vec<Vec<u8>> = msgs
+        .drain(..)
+        .enumerate()
+        .map(|(i, m)| {
+            let (ip, port) = ([10, 0, 0, 1], 40000 + i as u16);
+            let mut f = Vec::new();
+            let b = PacketBuilder::ethernet2([2; 6], [3; 6]);
+            if i % 2 == 0 {
+                b.ipv4(ip, [10, 0, 0, 2], 64).udp(port, 53).write(&mut f, &m).unwrap();
+            } else {
+                b.ipv4([10, 0, 0, 2], ip, 64).udp(53, port).write(&mut f, &m).unwrap();
+            }
+            f
+        })
+        .collect();
+    let (a6, b6) =
+        ([0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+    let mut f = Vec::new();
+    PacketBuilder::ethernet2([2; 6], [3; 6]).ipv6(b6, a6, 64).udp(53, 40001).write(&mut f, &v6).unwrap();
+    frames.push(f);
+    frames
+}

@@ -5,6 +5,7 @@
 //! TCP conversations whose sequence numbers are shown relative (as tcpdump
 //! does) are remembered here.
 
+mod dns;
 mod icmp;
 mod stp;
 
@@ -651,6 +652,12 @@ pub fn describe(
             } else if usize::from(ulen) > room && fragment.is_none() {
                 // (A first fragment holds only part of the datagram its length counts.)
                 write!(out, ": UDP, bad length {} > {}", ulen - 8, room.saturating_sub(8))
+            } else if !quick && fragment.is_none() && (u.source_port() == 53 || u.destination_port() == 53) {
+                out.push_str(": ");
+                if dns::dns(out, u.payload(), usize::from(ulen - 8)) == Some(icmp::Cut::Frame) {
+                    undecoded = Undecoded::GaveUp;
+                }
+                Ok(())
             } else {
                 write!(out, ": UDP, length {}", ulen - 8)
             }
