@@ -291,7 +291,8 @@ fn spanning_tree_bpdus_print_as_tcpdump_prints_them() {
     }
 }
 
-/// DNS messages over UDP (port 53, either end; IPv4 and IPv6): queries
+/// DNS messages over UDP (port 53, either end; IPv4 and IPv6; multicast
+/// DNS on 5353): queries
 /// with their flags, counts and questions, responses with their rcode
 /// (extended by an OPT record), flags, counts and answers of every type
 /// tcpdump shows (A, AAAA, CNAME, PTR, MX, TXT, SRV, A6, URI, UNSPECA, an
@@ -319,6 +320,8 @@ fn dns_messages_print_as_tcpdump_prints_them() {
         "11Resp17 0/0/1",
         "fd00::2.53 > fd00::1.40001: 2 1/0/0 A 1.2.3.4",
         "IP 10.0.0.1.40000 > 10.0.0.2.53: UDP, length 29",
+        "5353: 0 PTR (QU)? printer.local. (31)",
+        "0*- [0q] 2/0/0 (Cache flush) A 10.0.0.9, AAAA :: (69)",
     ] {
         assert!(whole.contains(words), "{words}: {whole}");
     }
@@ -483,6 +486,17 @@ fn dns_frames() -> Vec<Vec<u8>> {
         [header(36, 0x8180, [1, 1, 0, 0]), q("x.com", 1), rr(&at(12), 1, 1, 300, &[1, 2, 3])].concat(),
         [header(37, 0x8180, [1, 1, 0, 0]), q("x.com", 16), rr(&at(12), 16, 1, 300, b"\x00\x03\xe9\xfa\x01")].concat(),
     ];
+    // Multicast DNS (port 5353): a class's top bit asks for a unicast response, or a cache flush.
+    let mdns = [
+        [header(0, 0, [1, 0, 0, 0]), question("printer.local", 12, 0x8001)].concat(),
+        [header(0, 0, [1, 0, 0, 0]), question("x.local", 1, 3)].concat(),
+        [
+            header(0, 0x8400, [0, 2, 0, 0]),
+            rr(&name("printer.local"), 1, 0x8001, 120, &[10, 0, 0, 9]),
+            rr(&at(12), 28, 1, 120, &[0; 16]),
+        ]
+        .concat(),
+    ];
     // The second message again, over IPv6, from the server.
     let v6 = [header(2, 0x8180, [1, 1, 0, 0]), q("x.com", 1), rr(&at(12), 1, 1, 300, &[1, 2, 3, 4])].concat();
     let mut frames: Vec<Vec<u8>> = msgs
@@ -505,5 +519,14 @@ fn dns_frames() -> Vec<Vec<u8>> {
     let mut f = Vec::new();
     PacketBuilder::ethernet2([2; 6], [3; 6]).ipv6(b6, a6, 64).udp(53, 40001).write(&mut f, &v6).unwrap();
     frames.push(f);
+    for m in mdns {
+        let mut f = Vec::new();
+        PacketBuilder::ethernet2([2; 6], [3; 6])
+            .ipv4([10, 0, 0, 1], [224, 0, 0, 251], 255)
+            .udp(5353, 5353)
+            .write(&mut f, &m)
+            .unwrap();
+        frames.push(f);
+    }
     frames
 }

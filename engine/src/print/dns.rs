@@ -1,4 +1,4 @@
-//! DNS messages over UDP (port 53) as tcpdump words them on its line (no
+//! DNS messages over UDP (port 53, and multicast DNS on 5353) as tcpdump words them on its line (no
 //! `-v`): a query's id, opcode and flags, the questions (`A? example.com.`),
 //! a response's rcode, flags, section counts and answers (`CNAME x., A
 //! 1.2.3.4`), and the message's length, written as they are read. A snap
@@ -12,13 +12,14 @@ use super::icmp::Cut;
 const MAX_NAME: usize = 255;
 
 /// A DNS message of `len` bytes (the UDP payload on the wire), captured as
-/// `msg`, after the ports' `: `. Returns how it was cut, if it was.
-pub(super) fn dns(out: &mut String, msg: &[u8], len: usize) -> Option<Cut> {
+/// `msg`, after the ports' `: `; `mdns`: multicast DNS, whose classes carry
+/// a unicast-response or cache-flush bit. Returns how it was cut, if it was.
+pub(super) fn dns(out: &mut String, msg: &[u8], len: usize, mdns: bool) -> Option<Cut> {
     if len < 12 {
         let _ = write!(out, "domain [length {len} < 12] (invalid)");
         return None;
     }
-    let m = Msg(msg);
+    let m = Msg(msg, mdns);
     match message(out, &m, len) {
         Ok(()) => None,
         Err(cut) => {
@@ -28,8 +29,8 @@ pub(super) fn dns(out: &mut String, msg: &[u8], len: usize) -> Option<Cut> {
     }
 }
 
-/// A message's captured bytes.
-struct Msg<'a>(&'a [u8]);
+/// A message's captured bytes, and whether it is multicast DNS.
+struct Msg<'a>(&'a [u8], bool);
 
 impl Msg<'_> {
     /// The byte at `at`, if captured (tcpdump's `ND_TTEST`: a miss is
@@ -288,10 +289,15 @@ fn skip_name(m: &Msg<'_>, mut at: usize) -> Option<usize> {
 /// cut (the line ends there).
 fn question(out: &mut String, m: &Msg<'_>, at: usize) -> Result<Option<usize>, Cut> {
     let Some(after) = skip_name(m, at).filter(|&a| m.has(a, 4)) else { return Ok(None) };
-    let (kind, class) = (got(m.u16(after))?, got(m.u16(after + 2))?);
+    let (kind, raw) = (got(m.u16(after))?, got(m.u16(after + 2))?);
     let _ = write!(out, " {}", type_name(kind));
+    // (Multicast DNS: the top bit asks for a unicast response.)
+    let class = if m.1 { raw & 0x7fff } else { raw };
     if class != 1 {
         let _ = write!(out, " {}", class_name(class));
+    }
+    if m.1 {
+        out.push_str(if raw & 0x8000 != 0 { " (QU)" } else { " (QM)" });
     }
     out.push_str("? ");
     Ok(name(out, m, at)?.map(|end| end + 4))
@@ -302,9 +308,14 @@ fn question(out: &mut String, m: &Msg<'_>, at: usize) -> Result<Option<usize>, C
 /// when its header was not captured, or `None` when it was cut.
 fn record(out: &mut String, m: &Msg<'_>, at: usize) -> Result<Option<usize>, Cut> {
     let Some(at) = skip_name(m, at).filter(|&a| m.has(a, 10)) else { return Ok(Some(m.end())) };
-    let (kind, class) = (got(m.u16(at))?, got(m.u16(at + 2))?);
+    let (kind, raw) = (got(m.u16(at))?, got(m.u16(at + 2))?);
+    // (Multicast DNS: the top bit asks caches to flush the name's other records.)
+    let class = if m.1 { raw & 0x7fff } else { raw };
     if class != 1 && kind != 41 {
         let _ = write!(out, " {}", class_name(class));
+    }
+    if m.1 && raw & 0x8000 != 0 {
+        out.push_str(" (Cache flush)");
     }
     let opt_flags = if kind == 41 { got(m.u16(at + 6))? } else { 0 };
     let data_len = usize::from(got(m.u16(at + 8))?);
@@ -473,7 +484,7 @@ fn edns_option(out: &mut String, m: &Msg<'_>, at: usize) -> Result<Option<usize>
         7 => out.push_str(&algs(&|a| (a == 1).then_some("SHA-1"))),
         // A CHAIN option's name (uncompressed, RFC 7901; what it says past the option is not read).
         13 => {
-            let _ = name(out, &Msg(&m.0[..data + len]), data)?;
+            let _ = name(out, &Msg(&m.0[..data + len], m.1), data)?;
         }
         _ => out.push_str(&hex(d)),
     }

@@ -652,9 +652,13 @@ pub fn describe(
             } else if usize::from(ulen) > room && fragment.is_none() {
                 // (A first fragment holds only part of the datagram its length counts.)
                 write!(out, ": UDP, bad length {} > {}", ulen - 8, room.saturating_sub(8))
-            } else if !quick && fragment.is_none() && (u.source_port() == 53 || u.destination_port() == 53) {
+            } else if let Some(mdns) = (!quick && fragment.is_none())
+                .then(|| [53, 5353].into_iter().find(|&p| u.source_port() == p || u.destination_port() == p))
+                .flatten()
+                .map(|port| port == 5353)
+            {
                 out.push_str(": ");
-                if dns::dns(out, u.payload(), usize::from(ulen - 8)) == Some(icmp::Cut::Frame) {
+                if dns::dns(out, u.payload(), usize::from(ulen - 8), mdns) == Some(icmp::Cut::Frame) {
                     undecoded = Undecoded::GaveUp;
                 }
                 Ok(())
