@@ -226,6 +226,17 @@ impl PortSlot {
         self.taken_at_filter.store(u64::MAX, Ordering::Relaxed);
     }
 
+    /// Once its replaced kernel filter has settled, note the frames its
+    /// socket had taken (see [`PortSlot::ebpf_silent`]).
+    fn settle_filter(&self) {
+        if self.filter_since.is_some_and(|since| since.elapsed() >= FILTER_SETTLED)
+            && self.taken_at_filter.load(Ordering::Relaxed) == u64::MAX
+        {
+            let taken = self.cells.iter().map(|c| taken(&c.load())).sum::<u64>();
+            self.taken_at_filter.store(taken, Ordering::Relaxed);
+        }
+    }
+
     /// Whether the eBPF program in force, whose counts are `e`, counts
     /// nothing in its map though the port's socket took frames through it
     /// (`taken` in all; it returns without `ringwire_verdict()`): how many
@@ -237,14 +248,13 @@ impl PortSlot {
     fn ebpf_silent(&self, e: &crate::stats::EbpfSnap, taken: u64) -> Option<u64> {
         let before = match self.filter_since {
             None => 0,
-            Some(since) if since.elapsed() < FILTER_SETTLED => return None,
-            Some(_) => match self.taken_at_filter.load(Ordering::Relaxed) {
-                u64::MAX => {
-                    self.taken_at_filter.store(taken, Ordering::Relaxed);
-                    return None;
+            Some(_) => {
+                self.settle_filter();
+                match self.taken_at_filter.load(Ordering::Relaxed) {
+                    u64::MAX => return None,
+                    before => before,
                 }
-                before => before,
-            },
+            }
         };
         (e.seen == 0 && taken > before).then(|| taken - before)
     }
@@ -920,6 +930,18 @@ impl Engine {
     #[must_use]
     pub fn snapshot(&self) -> Snapshot {
         self.snapshot_with(false)
+    }
+
+    /// For each port whose kernel filter was replaced and has since
+    /// settled, note the frames its socket had taken then: a silent eBPF
+    /// program put in force at run time is known by the frames after it.
+    /// The supervisor calls this every tick (a first snapshot may come
+    /// much later).
+    pub fn settle_filters(&self) {
+        let st = self.lock();
+        for slot in &st.ports {
+            slot.settle_filter();
+        }
     }
 
     fn snapshot_with(&self, drained: bool) -> Snapshot {

@@ -376,6 +376,7 @@ fn supervise(
         if extra(&engine) {
             break;
         }
+        engine.settle_filters();
         if progress_ms > 0 && Instant::now() >= next_progress {
             let snap = engine.snapshot();
             say!("{}", progress_line(&last.1, &snap, last.0.elapsed()));

@@ -530,3 +530,85 @@ fn dns_frames() -> Vec<Vec<u8>> {
     }
     frames
 }
+
+/// IGMP messages (queries of each version, reports, leaves, v3 reports,
+/// odd lengths, an unknown type), in IPv4 packets with the router-alert
+/// option, print as tcpdump prints them, whole and cut at every byte (an
+/// IPv4 header cut within its options included: `[remaining caplen(N) <
+/// header length(M)]`), with `-q` (`igmp`).
+#[test]
+fn igmp_messages_print_as_tcpdump_prints_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let checksum = |b: &[u8]| {
+        let mut sum: u32 = b.chunks(2).map(|w| u32::from(u16::from_be_bytes([w[0], *w.get(1).unwrap_or(&0)]))).sum();
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        !(sum as u16)
+    };
+    let frame = |dst: [u8; 4], igmp: &[u8], options: &[u8]| {
+        let ihl = 5 + options.len() / 4;
+        let total = (ihl * 4 + igmp.len()) as u16;
+        let mut ip = [
+            &[0x40 | ihl as u8, 0xc0][..],
+            &total.to_be_bytes(),
+            &[0, 1, 0, 0, 1, 2, 0, 0],
+            &[10, 0, 0, 1],
+            &dst,
+            options,
+        ]
+        .concat();
+        let sum = checksum(&ip);
+        ip[10..12].copy_from_slice(&sum.to_be_bytes());
+        [&[1, 0, 0x5e, 0, 0, 0x16][..], &[3; 6], &[8, 0], &ip, igmp].concat()
+    };
+    let alert = [0x94, 4, 0, 0];
+    let igmp = |kind: u8, code: u8, group: [u8; 4], rest: &[u8]| [&[kind, code, 0, 0][..], &group, rest].concat();
+    let (g, none) = ([239, 1, 2, 3], [0; 4]);
+    let frames = [
+        frame([224, 0, 0, 1], &igmp(0x11, 100, none, &[]), &alert),
+        frame([224, 0, 0, 1], &igmp(0x11, 0, none, &[]), &alert),
+        frame([239, 1, 2, 3], &igmp(0x11, 50, g, &[]), &alert),
+        frame([224, 0, 0, 1], &igmp(0x11, 100, none, &[2, 125, 0, 0]), &alert),
+        frame([224, 0, 0, 1], &igmp(0x11, 200, g, &[2, 125, 0, 2, 10, 0, 0, 5, 10, 0, 0, 6]), &alert),
+        frame([224, 0, 0, 1], &igmp(0x11, 0xff, g, &[2, 125, 0, 9]), &alert),
+        frame([224, 0, 0, 1], &igmp(0x11, 10, g, &[2, 125, 0]), &alert),
+        frame([239, 1, 2, 3], &igmp(0x12, 0, g, &[]), &alert),
+        frame([239, 1, 2, 3], &igmp(0x16, 0, g, &[]), &alert),
+        frame([224, 0, 0, 2], &igmp(0x17, 0, g, &[]), &alert),
+        frame(
+            [224, 0, 0, 22],
+            &igmp(
+                0x22,
+                0,
+                [0, 0, 0, 2],
+                &[[&[4, 0, 0, 0][..], &g].concat(), [&[3, 0, 0, 0][..], &g].concat()].concat(),
+            ),
+            &alert,
+        ),
+        frame([224, 0, 0, 22], &igmp(0x22, 0, [0, 0, 0, 1], &[1, 0]), &alert),
+        frame([224, 0, 0, 22], &igmp(0x40, 0, g, &[]), &alert),
+        frame([239, 1, 2, 3], &igmp(0x16, 0, g, &[]), &[]),
+    ];
+    let (file, cut_file) = (dir.path().join("igmp.pcap"), dir.path().join("cut.pcap"));
+    write(&file, &frames);
+    let mut whole = String::new();
+    for flags in [&[][..], &["-e"], &["-q"], &["-x"]] {
+        whole += &printed_as_tcpdump(&file, flags, "whole");
+    }
+    for words in [
+        "IP 10.0.0.1 > 224.0.0.1: igmp query v3 [max resp time 5m7s] [gaddr 239.1.2.3, 2 source(s)]",
+        "igmp v2 report 239.1.2.3",
+        "igmp v3 report, 2 group record(s)",
+        "IP 10.0.0.1 > 239.1.2.3: igmp\n",
+    ] {
+        assert!(whole.contains(words), "{words}: {whole}");
+    }
+    let longest = frames.iter().map(Vec::len).max().unwrap();
+    for snaplen in 34..=longest {
+        cut(&file, snaplen, &cut_file);
+        for flags in [&[][..], &["-e"], &["-x"], &["-A"]] {
+            printed_as_tcpdump(&cut_file, flags, &format!("-s {snaplen}"));
+        }
+    }
+}

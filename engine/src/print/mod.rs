@@ -7,6 +7,7 @@
 
 mod dns;
 mod icmp;
+mod igmp;
 mod stp;
 
 use std::collections::HashMap;
@@ -538,6 +539,17 @@ pub fn describe(
                             total - rest,
                             ip.len()
                         ),
+                        // Options cut short: the addresses, then what is missing (tcpdump gives up on the frame).
+                        (Some(ihl), _) if ihl > ip.len() => {
+                            let _ = write!(
+                                out,
+                                "{tag}{} > {}:  [remaining caplen({}) < header length({ihl})] [|ip]",
+                                std::net::Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]),
+                                std::net::Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]),
+                                ip.len()
+                            );
+                            return Undecoded::GaveUp;
+                        }
                         (Some(_), _) => write!(out, "{tag} [|ip]"),
                         // Nothing of it: tcpdump gives up on the frame.
                         (None, _) => {
@@ -722,6 +734,12 @@ pub fn describe(
                 (58, _) => {
                     let _ = write!(out, "{proto}{src} > {dst}: {v6_exts}");
                     undecoded = icmp6_dump(icmp::icmp6(out, captured, len), at(captured));
+                    Ok(())
+                }
+                // IGMP (over IPv4).
+                (2, _) if matches!(ends, Ends::V4(..)) && fragment.is_none() => {
+                    let _ = write!(out, "{proto}{src} > {dst}: ");
+                    undecoded = icmp_cut(igmp::igmp(out, captured, len, quick));
                     Ok(())
                 }
                 // An ICMP header cut short: what of it tcpdump reads.
