@@ -362,7 +362,11 @@ fn capture_prints_one_line_per_frame_and_honours_count() {
     let text = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 3, "{text}");
-    assert!(lines[0].contains("IP 10.0.0.1.1000 > 10.1.0.2.53: UDP, length"), "{}", lines[0]);
+    // (To port 53: decoded as DNS, as tcpdump does.)
+    let tcpdump =
+        Command::new("tcpdump").args(["-nn", "-c", "3", "-r", input.to_str().unwrap(), "udp"]).output().unwrap();
+    assert!(lines[0].contains(" IP 10.0.0.1.1000 > 10.1.0.2.53: "), "{}", lines[0]);
+    assert_eq!(text, String::from_utf8_lossy(&tcpdump.stdout), "the lines tcpdump prints");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("3 frames captured"), "{err}");
     // Frames are read in batches: what passed the filter past the count is said.

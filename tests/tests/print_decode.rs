@@ -612,3 +612,164 @@ fn igmp_messages_print_as_tcpdump_prints_them() {
         }
     }
 }
+
+/// Headers tcpdump words in its own way, whole and cut at every byte, as
+/// it prints them (also with `-e`, `-q`, `-x` and `-A`): a VLAN tag before
+/// an ethertype not decoded (the line names the inner one), TCP options cut
+/// at an option's kind or length (tcpdump gives up on the frame: `-x`
+/// dumps from its first byte), IPv6 fragments (a first one with nothing
+/// after its headers, a later one with bytes that look like a header),
+/// IPv6's "no next header", protocols not decoded after extension headers,
+/// an IPv6 payload length past the frame (`truncated-ip6`), ICMP in the
+/// other IP version, a UDP datagram shorter than its header.
+#[test]
+fn odd_headers_print_as_tcpdump_prints_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let frames: Vec<Vec<u8>> = ODD_HEADERS
+        .iter()
+        .map(|h| (0..h.len()).step_by(2).map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap()).collect())
+        .collect();
+    let (file, cut_file) = (dir.path().join("odd.pcap"), dir.path().join("cut.pcap"));
+    write(&file, &frames);
+    let mut whole = String::new();
+    for flags in [&[][..], &["-e"], &["-q"], &["-x"], &["-A"]] {
+        whole += &printed_as_tcpdump(&file, flags, "whole");
+    }
+    for words in [
+        "02:02:02:02:02:02, ethertype Unknown (0x9999), length 62: ",
+        "fd00::1 > fd00::2: frag (800|20)\n",
+        "fd00::1 > fd00::2: DSTOPT no next header",
+        "fd00::1 > fd00::2: DSTOPT  ip-proto-139 64",
+        "IP6 truncated-ip6 - 100 bytes missing!fd00::1.1 > fd00::2.2: UDP, length 12",
+        "10.0.0.1 > 10.0.0.2: [ICMPv6 requires IPv6] (invalid)",
+        "10.0.0.1.1 > 10.0.0.2.2: truncated-udp 5",
+    ] {
+        assert!(whole.contains(words), "{words}: {whole}");
+    }
+    let longest = frames.iter().map(Vec::len).max().unwrap();
+    for snaplen in 14..=longest {
+        cut(&file, snaplen, &cut_file);
+        for flags in [&[][..], &["-e"], &["-q"], &["-x"], &["-A"]] {
+            printed_as_tcpdump(&cut_file, flags, &format!("-s {snaplen}"));
+        }
+    }
+}
+
+/// The frames of [`odd_headers_print_as_tcpdump_prints_them`], in hex.
+const ODD_HEADERS: &[&str] = &[
+    // VLAN 100, an ethertype not decoded.
+    concat!(
+        "02020202020203030303030381000064999968656c6c6f20776f726c6468656c6c6f20776f726c6468656c6c6f20776f",
+        "726c6468656c6c6f20776f726c64",
+    ),
+    // VLAN 100, another.
+    concat!(
+        "0202020202020303030303038100006488b568656c6c6f20776f726c6468656c6c6f20776f726c6468656c6c6f20776f",
+        "726c6468656c6c6f20776f726c64",
+    ),
+    // 802.1ad 10 over 802.1Q 100, an ethertype not decoded.
+    concat!(
+        "02020202020203030303030388a8000a81000064999968656c6c6f20776f726c6468656c6c6f20776f726c6468656c6c",
+        "6f20776f726c6468656c6c6f20776f726c64",
+    ),
+    // VLAN 100, LLDP.
+    concat!(
+        "0202020202020303030303038100006488cc020704050505050505000000000000000000000000000000000000000000",
+        "0000000000000000000000",
+    ),
+    // TCP SYN with mss, sackOK, TS, nop, wscale.
+    concat!(
+        "02020202020203030303030308004500003c00010000400666b90a0000010a000002afc81e61000003e800000000a002",
+        "ffff00000000020405b40402080a000000640000000001030307",
+    ),
+    // TCP ACK with nop, nop, TS.
+    concat!(
+        "02020202020203030303030308004500003400010000400666c10a0000010a000002afc81e61000003e9000013898010",
+        "ffff000000000101080a00000064000000c8",
+    ),
+    // TCP ACK with a SACK block.
+    concat!(
+        "02020202020203030303030308004500003400010000400666c10a0000010a000002afc81e61000003e9000013898010",
+        "ffff000000000101050a000003e9000003f2",
+    ),
+    // TCP data with nop, nop, TS.
+    concat!(
+        "02020202020203030303030308004500004600010000400666af0a0000010a000002afc81e61000003e9000013898018",
+        "ffff000000000101080a00000064000000c8474554202f20485454502f312e300d0a0d0a",
+    ),
+    // IPv6 first fragment of ICMPv6.
+    concat!(
+        "02020202020203030303030386dd6000000000382c40fd000000000000000000000000000001fd000000000000000000",
+        "0000000000023a0000010000000780000000000700016161616161616161616161616161616161616161616161616161",
+        "6161616161616161616161616161",
+    ),
+    // IPv6 first fragment of UDP.
+    concat!(
+        "02020202020203030303030386dd6000000000382c40fd000000000000000000000000000001fd000000000000000000",
+        "000000000002110000010000000703e807d0003000006161616161616161616161616161616161616161616161616161",
+        "6161616161616161616161616161",
+    ),
+    // IPv6 first fragment of TCP.
+    concat!(
+        "02020202020203030303030386dd6000000000442c40fd000000000000000000000000000001fd000000000000000000",
+        "000000000002060000010000000700000000000000000000000000000000000000000000000000000000000000000000",
+        "0000000000000000000000000000000000000000000000000000",
+    ),
+    // IPv6 first fragment, DSTOPT after.
+    concat!(
+        "02020202020203030303030386dd6000000000382c40fd000000000000000000000000000001fd000000000000000000",
+        "0000000000023c000001000000073a000000000000000000000000000000000000000000000000000000000000000000",
+        "0000000000000000000000000000",
+    ),
+    // IPv6 later fragment, offset 800.
+    concat!(
+        "02020202020203030303030386dd60000000001c2c40fd000000000000000000000000000001fd000000000000000000",
+        "0000000000023c000320000000073a00000000000000000000000000000000000000",
+    ),
+    // IPv6 no next header.
+    concat!(
+        "02020202020203030303030386dd6000000000003b40fd000000000000000000000000000001fd000000000000000000",
+        "000000000002",
+    ),
+    // IPv6 no next header, with bytes.
+    concat!(
+        "02020202020203030303030386dd6000000000043b40fd000000000000000000000000000001fd000000000000000000",
+        "00000000000261626364",
+    ),
+    // IPv6 DSTOPT then no next header.
+    concat!(
+        "02020202020203030303030386dd6000000000083c40fd000000000000000000000000000001fd000000000000000000",
+        "0000000000023b00000000000000",
+    ),
+    // IPv6 DSTOPT then protocol 139.
+    concat!(
+        "02020202020203030303030386dd6000000000483c40fd000000000000000000000000000001fd000000000000000000",
+        "0000000000028b0000000000000078787878787878787878787878787878787878787878787878787878787878787878",
+        "787878787878787878787878787878787878787878787878787878787878",
+    ),
+    // IPv6 HBH then protocol 139.
+    concat!(
+        "02020202020203030303030386dd6000000000480040fd000000000000000000000000000001fd000000000000000000",
+        "0000000000028b0000000000000078787878787878787878787878787878787878787878787878787878787878787878",
+        "787878787878787878787878787878787878787878787878787878787878",
+    ),
+    // IPv6 payload length 120 over 32 bytes.
+    concat!(
+        "02020202020203030303030386dd6000000000781140fd000000000000000000000000000001fd000000000000000000",
+        "0000000000020001000200140000787878787878787878787878",
+    ),
+    // ICMPv6 in IPv4.
+    "02020202020203030303030308004500001c00010000403a66a50a0000010a0000028000000000010001",
+    // ICMP in IPv6.
+    concat!(
+        "02020202020203030303030386dd6000000000080140fd000000000000000000000000000001fd000000000000000000",
+        "0000000000020800000000010001",
+    ),
+    // IPv4 UDP datagram of 5 bytes.
+    "02020202020203030303030308004500001900010000401166d10a0000010a0000020001000200",
+    // IPv4 protocol 139.
+    concat!(
+        "02020202020203030303030308004500002800010000408b66480a0000010a0000027878787878787878787878787878",
+        "787878787878",
+    ),
+];

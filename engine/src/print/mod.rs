@@ -458,6 +458,8 @@ pub fn describe(
     // IPv6: `HBH `, `DSTOPT `, `frag (OFFSET|LEN) ` (after them the
     // transport shows its ports without the addresses).
     let mut v6_exts = String::new();
+    // The last of them a fragment header.
+    let mut after_fragment = false;
     let (ends, proto, ip_end) = match &p.net {
         Some(LaxNetSlice::Ipv4(ip)) => {
             let h = ip.header();
@@ -488,6 +490,7 @@ pub fn describe(
             // a lax parse kept when it stopped at a misplaced hop-by-hop one.)
             let (mut next, mut rest) = (h.next_header().0, ip.extensions().slice());
             while let Some(header) = v6_ext_header(next, rest) {
+                after_fragment = next == 44;
                 match next {
                     0 => v6_exts.push_str("HBH "),
                     60 => v6_exts.push_str("DSTOPT "),
@@ -498,6 +501,10 @@ pub fn describe(
                         let _ = write!(v6_exts, "frag ({}|{}) ", usize::from(offset) * 8, end.saturating_sub(after));
                         let payload = ip.payload();
                         fragment = Some((offset, payload.ip_number.0, payload.payload));
+                        // A later fragment's bytes are its datagram's, not headers.
+                        if offset != 0 {
+                            break;
+                        }
                     }
                     _ => {}
                 }
@@ -598,10 +605,18 @@ pub fn describe(
                     Some(&[dsap, ssap]) => write!(out, "LLC, dsap {dsap:#04x}, ssap {ssap:#04x}, length {et}"),
                     _ => write!(out, "LLC, length {et}"),
                 },
-                // Not decoded: the link-level header, and (from the caller) a dump of the rest.
+                // Not decoded: the link-level header (with the ethertype after
+                // the tags, as tcpdump shows it), and (from the caller) a dump of the rest.
                 _ => {
                     if !after_link {
-                        link_header(out, frame, wire_len, quick);
+                        let mac = |m: &[u8]| crate::stats::format_mac(m.try_into().expect("six bytes"));
+                        let _ = write!(
+                            out,
+                            "{} > {}, {}, length {wire_len}: ",
+                            mac(&frame[6..12]),
+                            mac(&frame[..6]),
+                            ether_type(et, quick)
+                        );
                     }
                     return Undecoded::Payload;
                 }
@@ -616,6 +631,11 @@ pub fn describe(
         // The IP header says more than the frame held on the wire; tcpdump
         // says so after `IP`, which it then does not repeat.
         let _ = write!(out, "{proto}truncated-ip - {} bytes missing! ", ip_end - wire_len as usize);
+        proto = "";
+    }
+    if matches!(ends, Ends::V6(..)) && ip_end > wire_len as usize {
+        // (IPv6's says it without a space after it.)
+        let _ = write!(out, "{proto}truncated-ip6 - {} bytes missing!", ip_end - wire_len as usize);
         proto = "";
     }
     if let Some(len) = bad_len {
@@ -655,6 +675,24 @@ pub fn describe(
             write!(out, "{proto}{src} > {dst}: {v6_exts}{sp} > {dp}")
         }
     };
+    // ICMP in an IPv6 packet, ICMPv6 in an IPv4 one.
+    let number = p.ip_payload().map(|pl| pl.ip_number.0);
+    match (&ends, number) {
+        (Ends::V6(..), Some(1)) if fragment.is_none_or(|(offset, ..)| offset == 0) => {
+            let _ = write!(out, "{proto}{src} > {dst}: {v6_exts}[ICMP requires IPv4] (invalid)");
+            return Undecoded::Nothing;
+        }
+        (Ends::V4(..), Some(58)) if fragment.is_none_or(|(offset, ..)| offset == 0) => {
+            let _ = write!(out, "{proto}{src} > {dst}: [ICMPv6 requires IPv6] (invalid)");
+            return Undecoded::Nothing;
+        }
+        // IPv6's "no next header" (59).
+        (Ends::V6(..), Some(59)) => {
+            let _ = write!(out, "{proto}{src} > {dst}: {v6_exts}no next header");
+            return Undecoded::Nothing;
+        }
+        _ => {}
+    }
     let _ = match transport {
         Some(TransportSlice::Udp(u)) => {
             let _ = ends_at(out, (u.source_port(), u.destination_port()));
@@ -708,6 +746,10 @@ pub fn describe(
             // A TCP header length the segment cannot have.
             let bad_tcp_hl = captured.get(12).is_some_and(|b| !(20..=len).contains(&(usize::from(b >> 4) * 4)));
             match (number, ports) {
+                // A first IPv6 fragment with nothing captured after its fragment header: the headers alone.
+                _ if captured.is_empty() && after_fragment && matches!(fragment, Some((0, ..))) => {
+                    write!(out, "{proto}{src} > {dst}: {v6_exts}")
+                }
                 // (tcpdump reads the header's 20 bytes before its length.)
                 (6, Some(ports)) if captured.len() >= 20 && bad_tcp_hl => {
                     let _ = ends_at(out, ports);
@@ -719,7 +761,15 @@ pub fn describe(
                 }
                 (6, Some(ports)) if captured.len() >= 20 => {
                     let _ = ends_at(out, ports);
-                    tcp_cut_header(out, captured, len, &ends, ports, tcp)
+                    if tcp_cut_header(out, captured, len, &ends, ports, tcp) {
+                        undecoded = Undecoded::GaveUp;
+                    }
+                    Ok(())
+                }
+                // A datagram shorter than a UDP header, on the wire.
+                (17, Some(ports)) if len < 8 => {
+                    let _ = ends_at(out, ports);
+                    write!(out, ": truncated-udp {len}")
                 }
                 // A UDP length under 8 is said once it is captured.
                 (17, Some(ports)) if captured.get(4..6).is_some_and(|l| u16::from_be_bytes([l[0], l[1]]) < 8) => {
@@ -748,16 +798,17 @@ pub fn describe(
                     undecoded = icmp_cut(icmp::icmp(out, captured, len));
                     Ok(())
                 }
-                // A first fragment with nothing of its datagram captured: its header alone.
-                (17, None) if fragment.is_some() && captured.is_empty() && !v6_exts.is_empty() => {
-                    write!(out, "{proto}{src} > {dst}: {v6_exts}")
-                }
                 (17, None) => write!(out, "{proto}{src} > {dst}: {v6_exts} [|udp]"),
                 (6, None) if !v6_exts.is_empty() => write!(out, "{proto}{src} > {dst}: {v6_exts}{src} > {dst}: [|tcp]"),
                 (6, None) => write!(out, "{proto}{src} > {dst}: [|tcp]"),
                 // An IPv6 extension header cut short, as tcpdump reads it.
                 (0 | 60 | 44, _) if matches!(ends, Ends::V6(..)) => {
                     let _ = write!(out, "{proto}{src} > {dst}: {v6_exts}");
+                    // The fields it reads first cut (next header and length; a
+                    // fragment's offset): tcpdump gives up on the frame.
+                    if captured.len() < if number == 44 { 4 } else { 2 } {
+                        undecoded = Undecoded::GaveUp;
+                    }
                     match (number, captured.get(2..4)) {
                         (0, _) => write!(out, " [|hbhopt]"),
                         (60, _) => write!(out, " [|dstopt]"),
@@ -770,7 +821,7 @@ pub fn describe(
                         (_, None) => write!(out, " [|frag6]"),
                     }
                 }
-                _ => write!(out, "{proto}{src} > {dst}:  ip-proto-{number} {len}"),
+                _ => write!(out, "{proto}{src} > {dst}: {v6_exts} ip-proto-{number} {len}"),
             }
         }
     };
@@ -1004,7 +1055,7 @@ fn tcp_fields(out: &mut String, t: &etherparse::TcpSlice<'_>, tcp_len: usize, en
         match tcp_options(out, t.options(), t.options().len(), bases) {
             TcpOptions::Whole => out.push(']'),
             // As tcpdump: the line ends there.
-            TcpOptions::Bad | TcpOptions::Cut => return,
+            TcpOptions::Bad | TcpOptions::Cut { .. } => return,
         }
     }
     let _ = write!(out, ", length {length}");
@@ -1034,7 +1085,8 @@ fn tcp_numbers(out: &mut String, flags: u8, (seq, ack): (u32, u32), length: usiz
 /// options (a snaplen): tcpdump's line up to where the capture ends, then
 /// ` [|tcp]`. `len`: the segment's length on the wire; its header length
 /// is one it can have. The numbers are taken for the conversation, as
-/// tcpdump takes them.
+/// tcpdump takes them. Whether tcpdump gave up on the frame (an option's
+/// kind or length cut, which it reads as it goes).
 fn tcp_cut_header(
     out: &mut String,
     seg: &[u8],
@@ -1042,7 +1094,7 @@ fn tcp_cut_header(
     ends: &Ends,
     ports: (u16, u16),
     tcp: &mut TcpConversations,
-) -> std::fmt::Result {
+) -> bool {
     use std::fmt::Write as _;
     let flags = seg[13];
     let _ = write!(out, ": Flags [{}]", tcp_flags(flags));
@@ -1053,8 +1105,12 @@ fn tcp_cut_header(
     tcp_numbers(out, flags, (seq, ack), len - hl, win_urg);
     out.push_str(", options [");
     match tcp_options(out, &seg[20..], hl - 20, bases) {
-        TcpOptions::Whole => write!(out, "], length {}", len - hl),
-        TcpOptions::Bad | TcpOptions::Cut => Ok(()),
+        TcpOptions::Whole => {
+            let _ = write!(out, "], length {}", len - hl);
+            false
+        }
+        TcpOptions::Bad | TcpOptions::Cut { gave_up: false } => false,
+        TcpOptions::Cut { gave_up: true } => true,
     }
 }
 
@@ -1066,8 +1122,10 @@ enum TcpOptions {
     /// closed, after an option printed whole), as tcpdump says it.
     Bad,
     /// The capture ended within them: ` [|tcp]` said (then `>` within an
-    /// option's data after an option printed whole), as tcpdump says it.
-    Cut,
+    /// option's data after an option printed whole), as tcpdump says it;
+    /// `gave_up`: at an option's kind or length, where tcpdump gives up on
+    /// the frame (it checks an option's data, and ends the line only).
+    Cut { gave_up: bool },
 }
 
 /// TCP options as tcpdump prints them (`mss 1460,sackOK,TS val 1 ecr 0,nop,wscale 7`),
@@ -1089,20 +1147,20 @@ fn tcp_options(
         out.push_str(if one_done { "[bad opt]]" } else { "[bad opt]" });
         TcpOptions::Bad
     };
-    let cut = |out: &mut String, within_data: bool| {
+    let cut = |out: &mut String, within_data: bool, gave_up: bool| {
         out.push_str(if within_data { " [|tcp]>" } else { " [|tcp]" });
-        TcpOptions::Cut
+        TcpOptions::Cut { gave_up }
     };
     while hlen > 0 {
         if one_done {
             out.push(',');
         }
-        let Some(&kind) = captured.get(at) else { return cut(out, false) };
+        let Some(&kind) = captured.get(at) else { return cut(out, false, true) };
         // EOL and NOP are one byte; the others say their length, kind and length bytes included.
         let (len, head) = match kind {
             0 | 1 => (1, 1),
             _ => match captured.get(at + 1) {
-                None => return cut(out, false),
+                None => return cut(out, false, true),
                 Some(&len) if len < 2 || usize::from(len) > hlen => return bad(out, one_done),
                 Some(&len) => (usize::from(len), 2),
             },
@@ -1154,9 +1212,9 @@ fn tcp_options(
             for block in captured[at + head..].chunks_exact(8) {
                 let _ = write!(out, "{{{}:{}}}", be32(block).wrapping_sub(base), be32(&block[4..]).wrapping_sub(base));
             }
-            return cut(out, one_done);
+            return cut(out, one_done, false);
         }
-        let Some(data) = captured.get(at + head..at + head + want) else { return cut(out, one_done) };
+        let Some(data) = captured.get(at + head..at + head + want) else { return cut(out, one_done, false) };
         let _ = match kind {
             2 => write!(out, " {}", u16::from_be_bytes([data[0], data[1]])),
             3 => write!(out, " {}", data[0]),
@@ -1202,7 +1260,7 @@ mod tests {
         let mut f = Vec::new();
         etherparse::PacketBuilder::ethernet2([2; 6], [3; 6])
             .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
-            .udp(1000, 53)
+            .udp(1000, 2000)
             .write(&mut f, &[0; 8])
             .unwrap();
         let line = |port: bool, precision: PrintPrecision| {
@@ -1211,7 +1269,7 @@ mod tests {
             p.line(&mut s, (3_723_999_999_999, f.len() as u32, &f), "eth1");
             s
         };
-        let udp = "IP 10.0.0.1.1000 > 10.0.0.2.53: UDP, length 8\n";
+        let udp = "IP 10.0.0.1.1000 > 10.0.0.2.2000: UDP, length 8\n";
         assert_eq!(line(false, PrintPrecision::Micro), format!("01:02:03.999999 {udp}"));
         assert_eq!(line(true, PrintPrecision::Micro), format!("01:02:03.999999 eth1 {udp}"));
         assert_eq!(line(true, PrintPrecision::Nano), format!("01:02:03.999999999 eth1 {udp}"));
@@ -1242,15 +1300,15 @@ mod tests {
         etherparse::PacketBuilder::ethernet2([2; 6], [3; 6])
             .single_vlan(10.try_into().unwrap())
             .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
-            .udp(1000, 53)
+            .udp(1000, 2000)
             .write(&mut f, &[0; 8])
             .unwrap();
         let mut s = String::new();
         describe(&mut s, &f, f.len() as u32, (false, false), &mut TcpConversations::default());
-        assert_eq!(s, "IP 10.0.0.1.1000 > 10.0.0.2.53: UDP, length 8", "tags only with the link-level header");
+        assert_eq!(s, "IP 10.0.0.1.1000 > 10.0.0.2.2000: UDP, length 8", "tags only with the link-level header");
         s.clear();
         describe(&mut s, &f, f.len() as u32, (true, false), &mut TcpConversations::default());
-        assert_eq!(s, "vlan 10, p 0, ethertype IPv4 (0x0800), 10.0.0.1.1000 > 10.0.0.2.53: UDP, length 8");
+        assert_eq!(s, "vlan 10, p 0, ethertype IPv4 (0x0800), 10.0.0.1.1000 > 10.0.0.2.2000: UDP, length 8");
         s.clear();
         describe(&mut s, &[0u8; 5], 5, (false, false), &mut TcpConversations::default());
         assert_eq!(s, " [|ether]");
@@ -1299,9 +1357,13 @@ mod tests {
         arp.extend_from_slice(&[0x08, 0x06]);
         arp.resize(60, 0);
         assert_eq!(line(&arp, 60), "ARP, length 46");
-        // IEEE 802.3 (a length, 38, where the ethertype would be), padded to 60 bytes.
+        // IEEE 802.3 (a length, 38, where the ethertype would be) carrying a
+        // spanning-tree BPDU, padded to 60 bytes: its length is the 802.3 one, less the LLC header.
         let mut bpdu = vec![0x01, 0x80, 0xc2, 0, 0, 0, 2, 0, 0, 0, 0, 1, 0x00, 0x26, 0x42, 0x42, 0x03];
         bpdu.resize(60, 0);
-        assert_eq!(line(&bpdu, 60), "LLC, dsap 0x42, ssap 0x42, length 38");
+        assert_eq!(
+            line(&bpdu, 60),
+            "STP 802.1d, Config, Flags [none], bridge-id 0000.00:00:00:00:00:00.0000, length 35"
+        );
     }
 }
