@@ -337,11 +337,13 @@ struct ThreadReport {
 struct Plan {
     streams: Vec<u32>,
     count: u64,
+    /// Paced runs: the run's rate (all threads'), frames/s; 0 flat out.
     rate: u64,
-    /// Paced runs: this thread's frames are due this long after the
-    /// others' schedule starts, so that the threads' frames interleave
-    /// evenly (thread `t` of a run at `R` frames/s: `t / R` s).
-    phase: Duration,
+    /// Paced runs: the threads' frames interleave evenly, as one schedule
+    /// at the run's rate: thread `offset` of `stride` sends the run's
+    /// frames `offset`, `offset + stride`, ... (due at `g / rate` s each).
+    offset: u64,
+    stride: u64,
     core: Option<usize>,
 }
 
@@ -357,18 +359,20 @@ impl Plan {
 
     /// Paced: when this thread's frame `i` is due, from the common start.
     fn due_at(&self, i: u64) -> Duration {
-        self.phase
-            + Duration::from_nanos(
-                u64::try_from(u128::from(i) * 1_000_000_000 / u128::from(self.rate)).unwrap_or(u64::MAX),
-            )
+        let g = u128::from(self.offset) + u128::from(self.stride) * u128::from(i);
+        // (Rounded up: the frame is due by then, as `due_by` counts it.)
+        Duration::from_nanos(u64::try_from((g * 1_000_000_000).div_ceil(u128::from(self.rate))).unwrap_or(u64::MAX))
     }
 
     /// Paced: how many of this thread's frames are due `elapsed` after the
     /// common start (frame `i` is once `elapsed >= due_at(i)`).
     fn due_by(&self, elapsed: Duration) -> u64 {
-        elapsed
-            .checked_sub(self.phase)
-            .map_or(0, |paced| ((paced.as_nanos() * u128::from(self.rate)) / 1_000_000_000) as u64 + 1)
+        // The run's last frame due by then, of every thread.
+        let last = elapsed.as_nanos() * u128::from(self.rate) / 1_000_000_000;
+        match last.checked_sub(u128::from(self.offset)) {
+            Some(after) => u64::try_from(after / u128::from(self.stride) + 1).unwrap_or(u64::MAX),
+            None => 0,
+        }
     }
 
     /// A stamp sequence counter for each of this thread's streams.
@@ -447,23 +451,15 @@ fn plans(streams: u32, threads: usize, cores: &[usize], count: u64, rate: u64) -
     if rate > 0 && rate < threads as u64 {
         bail!("--rate {rate} is lower than the number of threads ({threads})");
     }
-    // Paced, each thread's frames are in proportion to its rate, so that
-    // they all take the same time (3 + 2 frames/s send 12 + 8 of 20, not 10 + 10).
-    let counted = |t: usize| match (count, rate) {
-        (u64::MAX, _) => u64::MAX,
-        (_, 0) => share(count, threads, t),
-        _ => {
-            let rates_before = |t: usize| (0..t).map(|i| u128::from(share(rate, threads, i))).sum::<u128>();
-            let upto = |t: usize| u128::from(count) * rates_before(t) / u128::from(rate);
-            u64::try_from(upto(t + 1) - upto(t)).expect("a share of a u64")
-        }
-    };
+    // Paced, the threads send the run's frames in turn, on one schedule at
+    // the run's rate: each takes the same time, whatever the rate's remainder.
     Ok((0..threads)
         .map(|t| Plan {
             streams: (t as u32..streams).step_by(threads).collect(),
-            count: counted(t),
-            rate: share(rate, threads, t),
-            phase: Duration::from_nanos((t as u64 * 1_000_000_000).checked_div(rate).unwrap_or(0)),
+            count: if count == u64::MAX { u64::MAX } else { share(count, threads, t) },
+            rate,
+            offset: t as u64,
+            stride: threads as u64,
             core: cores.get(t).copied(),
         })
         .collect())
@@ -1184,8 +1180,9 @@ mod tests {
         );
         assert_eq!(p.iter().map(|p| p.count).sum::<u64>(), 100);
         // At 1000 frames/s in all, the threads' frames are 1 ms apart, not sent in threes.
-        assert_eq!(p.iter().map(|p| p.phase.as_micros()).collect::<Vec<_>>(), [0, 1000, 2000]);
-        assert_eq!(p.iter().map(|p| p.rate).collect::<Vec<_>>(), [334, 333, 333]);
+        let due = |p: &Plan, i: u64| p.due_at(i).as_micros();
+        assert_eq!(p.iter().map(|p| due(p, 0)).collect::<Vec<_>>(), [0, 1000, 2000]);
+        assert_eq!(p.iter().map(|p| due(p, 1)).collect::<Vec<_>>(), [3000, 4000, 5000]);
         let mix = MixSpec {
             flows: 10,
             first_flow: 0,
@@ -1222,17 +1219,29 @@ mod tests {
         assert!(plans(2, 3, &[], 10, 0).is_err(), "more threads than flows");
         assert!(plans(10, 2, &[0], 10, 0).is_err(), "a core per thread");
         assert!(plans(10, 2, &[], 10, 1).is_err(), "a rate below one frame/s per thread");
-        // Paced, the threads' frames follow their rates: they take the same time.
+        // Paced, the threads send the run's frames in turn on one schedule,
+        // whatever the rate's remainder: the run's frame g is due at g / rate,
+        // and every thread is done by the run's end (at 5 frames/s over two
+        // threads one sent 10 frames at 3/s and the other 10 at 2/s, past the end).
         for (count, rate, threads) in [(20, 5, 2), (9, 3, 2), (14, 7, 3), (100, 1000, 3), (1_000_003, 999, 7)] {
             let p = plans(10, threads, &[], count, rate).unwrap();
             assert_eq!(p.iter().map(|p| p.count).sum::<u64>(), count, "{count} at {rate}/s");
-            assert_eq!(p.iter().map(|p| p.rate).sum::<u64>(), rate, "{count} at {rate}/s");
+            let mut due: Vec<u128> =
+                p.iter().flat_map(|plan| (0..plan.count.min(50)).map(|i| plan.due_at(i).as_nanos())).collect();
+            due.sort_unstable();
+            let n = due.len().min(50);
+            assert!(
+                (0..n).all(|g| due[g] == (g as u128 * 1_000_000_000).div_ceil(u128::from(rate))),
+                "{count} at {rate}/s: {:?}",
+                &due[..n]
+            );
             for plan in &p {
-                // Within a frame of the time the whole run takes.
-                let (took, whole) = (plan.count as f64 / plan.rate as f64, count as f64 / rate as f64);
-                assert!((took - whole).abs() <= 1.0 / plan.rate as f64, "{count} at {rate}/s: {took} s, not {whole} s");
+                let last = plan.due_at(plan.count - 1);
+                assert!(last.as_nanos() < u128::from(count) * 1_000_000_000 / u128::from(rate), "{count} at {rate}/s");
+                // What is due by a time counts the frames due at or before it.
+                assert_eq!(plan.due_by(last), plan.count, "{count} at {rate}/s");
+                assert_eq!(plan.due_by(Duration::ZERO), u64::from(plan.offset == 0));
             }
         }
-        assert_eq!(plans(10, 2, &[], 20, 5).unwrap().iter().map(|p| p.count).collect::<Vec<_>>(), [12, 8]);
     }
 }
