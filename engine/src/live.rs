@@ -246,11 +246,22 @@ impl Engine {
         };
         let strip_port = |p: &PortConfig| PortConfig { filter: None, ..p.clone() };
         let mut differ = Vec::new();
+        // A table's fields that differ, by name (`[engine] workers`).
+        let fields = |table: &str, a: serde_json::Value, b: serde_json::Value| -> Vec<String> {
+            let (serde_json::Value::Object(a), serde_json::Value::Object(b)) = (a, b) else {
+                return vec![format!("[{table}]")];
+            };
+            let keys: std::collections::BTreeSet<&String> =
+                a.keys().chain(b.keys()).filter(|k| a.get(*k) != b.get(*k)).collect();
+            keys.iter().map(|k| format!("[{table}] {k}")).collect()
+        };
         if old.engine != new.engine {
-            differ.push("[engine]".to_owned());
+            let json = |e: &crate::config::EngineConfig| serde_json::to_value(e).unwrap_or_default();
+            differ.extend(fields("engine", json(&old.engine), json(&new.engine)));
         }
         if old.ring != new.ring {
-            differ.push("[ring]".to_owned());
+            let json = |r: &crate::config::RingConfig| serde_json::to_value(r).unwrap_or_default();
+            differ.extend(fields("ring", json(&old.ring), json(&new.ring)));
         }
         // Ports and consumers by name: added, removed, or changed in more than their filter.
         let mut by_name = |kind: &str, old: Vec<(&str, bool)>, new: Vec<&str>| {

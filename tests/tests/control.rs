@@ -148,10 +148,11 @@ fn ringctl_drives_a_running_engine_and_bad_clients_do_not_hurt_it() {
     engine.expect_stderr("SIGHUP: no filter changed", Duration::from_secs(5), "a SIGHUP with the config unchanged");
     // What a reload does not apply is named, as a warning (the file and the engine now differ).
     let original = std::fs::read_to_string(&cfg).unwrap();
-    std::fs::write(&cfg, format!("{original}\n[[consumers]]\nname = \"extra\"\nkind = \"counter\"\n")).unwrap();
+    let changed = original.replace("workers = [0]\n", "workers = [0]\nprogress_ms = 777\n");
+    std::fs::write(&cfg, format!("{changed}\n[[consumers]]\nname = \"extra\"\nkind = \"counter\"\n")).unwrap();
     engine.signal(libc::SIGHUP);
     engine.expect_stderr(
-        "WARN ringwire: SIGHUP: changes in the file not applied: consumer `extra` added (they need a restart",
+        "WARN ringwire: SIGHUP: changes in the file not applied: [engine] progress_ms, consumer `extra` added (they need a restart",
         Duration::from_secs(5),
         "a consumer added to the file",
     );
