@@ -248,13 +248,11 @@ impl PortSlot {
     fn ebpf_silent(&self, e: &crate::stats::EbpfSnap, taken: u64) -> Option<u64> {
         let before = match self.filter_since {
             None => 0,
-            Some(_) => {
-                self.settle_filter();
-                match self.taken_at_filter.load(Ordering::Relaxed) {
-                    u64::MAX => return None,
-                    before => before,
-                }
-            }
+            // (Noted by the supervisor once the program has settled: `settle_filters`.)
+            Some(_) => match self.taken_at_filter.load(Ordering::Relaxed) {
+                u64::MAX => return None,
+                before => before,
+            },
         };
         (e.seen == 0 && taken > before).then(|| taken - before)
     }
@@ -1205,12 +1203,9 @@ pub(crate) fn open_port(
                     source: RingError::NoSuchInterface(iface.clone()),
                 });
             }
-            if let Err(hw_type) = sys::if_is_ethernet(iface) {
-                return Err(EngineError::Port {
-                    port: p.display_name().into(),
-                    source: RingError::NotEthernet { iface: iface.clone(), hw_type },
-                });
-            }
+            // (Before its filter is built for the interface's link type; its rings check it again.)
+            crate::ring::check_ethernet(iface)
+                .map_err(|source| EngineError::Port { port: p.display_name().into(), source })?;
             if p.filter.is_some() {
                 filter = Some(Arc::new(PortFilter::build(p, iface, &config.classifier)?));
             }

@@ -28,6 +28,49 @@ use crate::{
 /// slots are never reused, so this bounds what a control client can make it keep.
 pub const MAX_SLOTS: usize = 4096;
 
+/// `[table]`'s fields that differ between `old` and `new`, by name
+/// (`[engine] workers`).
+fn changed_fields<T: serde::Serialize + PartialEq>(table: &str, old: &T, new: &T) -> Vec<String> {
+    if old == new {
+        return Vec::new();
+    }
+    let json = |t: &T| serde_json::to_value(t).unwrap_or_default();
+    let (serde_json::Value::Object(a), serde_json::Value::Object(b)) = (json(old), json(new)) else {
+        return vec![format!("[{table}]")];
+    };
+    let keys: std::collections::BTreeSet<&String> =
+        a.keys().chain(b.keys()).filter(|k| a.get(*k) != b.get(*k)).collect();
+    keys.iter().map(|k| format!("[{table}] {k}")).collect()
+}
+
+/// The entries of `kind` (ports, consumers) that `new` adds, removes, or
+/// changes in more than what `unfiltered` clears, by `name`.
+fn named_changes<T: PartialEq>(
+    kind: &str,
+    old: &[T],
+    new: &[T],
+    name: fn(&T) -> &str,
+    unfiltered: impl Fn(&T) -> T,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for o in old {
+        match new.iter().find(|n| name(n) == name(o)) {
+            None => out.push(format!("{kind} `{}` removed", name(o))),
+            Some(n) if unfiltered(n) != unfiltered(o) => out.push(format!("{kind} `{}` changed", name(o))),
+            Some(_) => {}
+        }
+    }
+    out.extend(
+        new.iter().filter(|n| !old.iter().any(|o| name(o) == name(n))).map(|n| format!("{kind} `{}` added", name(n))),
+    );
+    out
+}
+
+/// A consumer's name.
+fn consumer_name(c: &ConsumerConfig) -> &str {
+    &c.name
+}
+
 /// How a reload's note about the file's changes it did not apply (ports,
 /// consumers, workers, rings) begins: the file and the engine now differ.
 pub const NOT_APPLIED: &str = "changes in the file not applied";
@@ -239,61 +282,18 @@ impl Engine {
         let mut st = self.lock();
         let old = st.config();
         let mut notes = Vec::new();
-        let strip = |c: &ConsumerConfig| ConsumerConfig {
+        // What differs in the file but filters: named, not applied.
+        let mut differ = changed_fields("engine", &old.engine, &new.engine);
+        differ.extend(changed_fields("ring", &old.ring, &new.ring));
+        differ.extend(named_changes("port", &old.ports, &new.ports, PortConfig::display_name, |p| PortConfig {
+            filter: None,
+            ..p.clone()
+        }));
+        differ.extend(named_changes("consumer", &old.consumers, &new.consumers, consumer_name, |c| ConsumerConfig {
             filter: None,
             on_filter_failure: OnFilterFailure::default(),
             ..c.clone()
-        };
-        let strip_port = |p: &PortConfig| PortConfig { filter: None, ..p.clone() };
-        let mut differ = Vec::new();
-        // A table's fields that differ, by name (`[engine] workers`).
-        let fields = |table: &str, a: serde_json::Value, b: serde_json::Value| -> Vec<String> {
-            let (serde_json::Value::Object(a), serde_json::Value::Object(b)) = (a, b) else {
-                return vec![format!("[{table}]")];
-            };
-            let keys: std::collections::BTreeSet<&String> =
-                a.keys().chain(b.keys()).filter(|k| a.get(*k) != b.get(*k)).collect();
-            keys.iter().map(|k| format!("[{table}] {k}")).collect()
-        };
-        if old.engine != new.engine {
-            let json = |e: &crate::config::EngineConfig| serde_json::to_value(e).unwrap_or_default();
-            differ.extend(fields("engine", json(&old.engine), json(&new.engine)));
-        }
-        if old.ring != new.ring {
-            let json = |r: &crate::config::RingConfig| serde_json::to_value(r).unwrap_or_default();
-            differ.extend(fields("ring", json(&old.ring), json(&new.ring)));
-        }
-        // Ports and consumers by name: added, removed, or changed in more than their filter.
-        let mut by_name = |kind: &str, old: Vec<(&str, bool)>, new: Vec<&str>| {
-            for (name, same) in &old {
-                if !new.contains(name) {
-                    differ.push(format!("{kind} `{name}` removed"));
-                } else if !same {
-                    differ.push(format!("{kind} `{name}` changed"));
-                }
-            }
-            differ.extend(
-                new.iter().filter(|n| !old.iter().any(|(o, _)| o == *n)).map(|n| format!("{kind} `{n}` added")),
-            );
-        };
-        let same_port = |o: &PortConfig| {
-            new.ports
-                .iter()
-                .find(|p| p.display_name() == o.display_name())
-                .is_none_or(|p| strip_port(p) == strip_port(o))
-        };
-        by_name(
-            "port",
-            old.ports.iter().map(|o| (o.display_name(), same_port(o))).collect(),
-            new.ports.iter().map(PortConfig::display_name).collect(),
-        );
-        let same_consumer =
-            |o: &ConsumerConfig| new.consumers.iter().find(|c| c.name == o.name).is_none_or(|c| strip(c) == strip(o));
-        by_name(
-            "consumer",
-            old.consumers.iter().map(|o| (o.name.as_str(), same_consumer(o))).collect(),
-            new.consumers.iter().map(|c| c.name.as_str()).collect(),
-        );
+        }));
         if !differ.is_empty() {
             notes.push(format!(
                 "{NOT_APPLIED}: {} (they need a restart, or the control socket); only filters were reloaded",

@@ -420,6 +420,58 @@ pub fn write_pcap<'a>(path: &Path, frames: impl IntoIterator<Item = (std::time::
     write_pcap_at(path, pcap_file::TsResolution::MicroSecond, frames);
 }
 
+/// Write `frames` to the pcap file `path`, a second apart from 1 700 000 000 s.
+///
+/// # Panics
+/// As [`write_pcap`].
+pub fn write_frames(path: &Path, frames: &[Vec<u8>]) {
+    write_pcap(
+        path,
+        frames.iter().enumerate().map(|(i, f)| (Duration::new(1_700_000_000 + i as u64, 0), f.as_slice())),
+    );
+}
+
+/// The bytes a hex string spells (`"0a0b"`: 10, 11).
+///
+/// # Panics
+/// On a character that is not a hex digit, or an odd length.
+#[must_use]
+pub fn from_hex(h: &str) -> Vec<u8> {
+    (0..h.len()).step_by(2).map(|i| u8::from_str_radix(&h[i..i + 2], 16).expect("hex")).collect()
+}
+
+/// What `ringwire capture -r FILE FLAGS` prints, asserted to be what
+/// `tcpdump -nn -r FILE FLAGS` prints, byte for byte (`what` names the
+/// case in the failure).
+///
+/// # Panics
+/// If the two differ, or ringwire fails.
+pub fn printed_as_tcpdump(file: &Path, flags: &[&str], what: &str) -> String {
+    let f = file.to_str().expect("a UTF-8 path");
+    let ours = Command::new(bin("ringwire"))
+        .args([&["capture", "--workers", "0", "-nn", "-r", f][..], flags].concat())
+        .output()
+        .expect("ringwire runs");
+    assert!(ours.status.success(), "{what}: {}", String::from_utf8_lossy(&ours.stderr));
+    let theirs = Command::new("tcpdump").args(["-nn", "-r", f]).args(flags).output().expect("tcpdump runs");
+    let (ours, theirs) = (String::from_utf8(ours.stdout).unwrap(), String::from_utf8(theirs.stdout).unwrap());
+    assert_eq!(ours, theirs, "{what} {flags:?}");
+    ours
+}
+
+/// `file`'s records cut to `snaplen` bytes by `ringwire capture -s`, written to `out`.
+///
+/// # Panics
+/// If ringwire fails.
+pub fn cut_records(file: &Path, snaplen: usize, out: &Path) {
+    let (s, file, out) = (snaplen.to_string(), file.to_str().expect("UTF-8"), out.to_str().expect("UTF-8"));
+    let made = Command::new(bin("ringwire"))
+        .args(["capture", "-r", file, "-s", &s, "-w", out])
+        .output()
+        .expect("ringwire runs");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+}
+
 /// [`write_pcap`], with nanosecond timestamps.
 ///
 /// # Panics

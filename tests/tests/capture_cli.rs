@@ -1415,10 +1415,7 @@ fn link_headers_name_ethertypes_as_tcpdump_names_them() {
     let file = dir.path().join("ets.pcap");
     let ets = [0x8847u16, 0x8848, 0x8863, 0x8864, 0x8035, 0x888e, 0x8809, 0x88f7, 0x8902, 0x9100, 0x88e5, 0x22f0];
     let frames: Vec<Vec<u8>> = ets.iter().map(|et| eth(MAC_B, *et, &[0; 46])).collect();
-    ringwire_tests::write_pcap(
-        &file,
-        frames.iter().enumerate().map(|(i, f)| (Duration::new(1_700_000_000 + i as u64, 0), &f[..])),
-    );
+    ringwire_tests::write_frames(&file, &frames);
     let f = file.to_str().unwrap();
     let names = |text: &[u8]| -> Vec<String> {
         String::from_utf8_lossy(text)
@@ -1802,7 +1799,7 @@ fn printed_lines_are_tcpdump_s() {
         f
     };
     // An MLDv2 report behind a hop-by-hop header, as Linux sends when a link comes up.
-    let mld: Vec<u8> = (0..220).step_by(2).map(|i| u8::from_str_radix(&MLD_REPORT[i..i + 2], 16).unwrap()).collect();
+    let mld = ringwire_tests::from_hex(&MLD_REPORT[..220]);
     let frames = vec![
         arp(1, MAC_A, [10, 0, 0, 1], [0; 6], [10, 0, 0, 2]),
         arp(1, MAC_A, [10, 0, 0, 1], MAC_B, [10, 0, 0, 2]),
@@ -2083,22 +2080,13 @@ fn frames_cut_by_a_snaplen_print_as_tcpdump_prints_them() {
     // them: the line goes up to the cut, and the numbers still count for
     // the conversation's later lines).
     let options = dir.path().join("options.pcap");
-    ringwire_tests::write_pcap(
-        &options,
-        tcp_with_options().iter().enumerate().map(|(i, f)| (Duration::new(1_700_000_000 + i as u64, 0), f.as_slice())),
-    );
+    ringwire_tests::write_frames(&options, &tcp_with_options());
     // ICMPv6: echo, neighbor discovery, an MLDv2 report.
     let icmp6 = dir.path().join("icmp6.pcap");
-    ringwire_tests::write_pcap(
-        &icmp6,
-        icmp6_messages().iter().enumerate().map(|(i, f)| (Duration::new(1_700_000_000 + i as u64, 0), f.as_slice())),
-    );
+    ringwire_tests::write_frames(&icmp6, &icmp6_messages());
     // Headers that say what they cannot be, and IPv6 extension headers, cut too.
     let odd = dir.path().join("odd.pcap");
-    ringwire_tests::write_pcap(
-        &odd,
-        odd_frames().iter().enumerate().map(|(i, f)| (Duration::new(1_700_000_000 + i as u64, 0), f.as_slice())),
-    );
+    ringwire_tests::write_frames(&odd, &odd_frames());
     // Two tags (802.1ad and 802.1Q outside an 802.1Q one), to be cut within either.
     let qinq = dir.path().join("qinq.pcap");
     let double = |outer: u16| {
@@ -2117,38 +2105,21 @@ fn frames_cut_by_a_snaplen_print_as_tcpdump_prints_them() {
         f
     };
     let doubles = [double(0x88a8), double(0x8100)];
-    ringwire_tests::write_pcap(
-        &qinq,
-        doubles.iter().enumerate().map(|(i, f)| (Duration::new(1_700_000_000 + i as u64, 0), f.as_slice())),
-    );
+    ringwire_tests::write_frames(&qinq, &doubles);
     let cut = dir.path().join("cut.pcap");
     for snaplen in 14..=30 {
-        let s = snaplen.to_string();
-        let made = ringwire(&["capture", "-r", qinq.to_str().unwrap(), "-s", &s, "-w", cut.to_str().unwrap()]);
-        assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+        ringwire_tests::cut_records(&qinq, snaplen, &cut);
         for flags in [&["-x"][..], &["-XX"], &["-A"]] {
-            let ours =
-                ringwire(&[&["capture", "--workers", "0", "-nn", "-r", cut.to_str().unwrap()][..], flags].concat());
-            let theirs =
-                Command::new("tcpdump").args(["-nn", "-r", cut.to_str().unwrap()]).args(flags).output().unwrap();
-            let (ours, theirs) = (String::from_utf8(ours.stdout).unwrap(), String::from_utf8(theirs.stdout).unwrap());
-            assert_eq!(ours, theirs, "-s {snaplen} {flags:?}");
+            ringwire_tests::printed_as_tcpdump(&cut, flags, &format!("-s {snaplen}"));
         }
     }
     let inputs = (14..=80).map(|n| (&whole, n)).chain((54..=100).map(|n| (&options, n)));
     let inputs = inputs.chain((14..=60).map(|n| (&qinq, n)));
     let inputs = inputs.chain((54..=96).map(|n| (&icmp6, n))).chain((34..=100).map(|n| (&odd, n)));
     for (input, snaplen) in inputs {
-        let s = snaplen.to_string();
-        let made = ringwire(&["capture", "-r", input.to_str().unwrap(), "-s", &s, "-w", cut.to_str().unwrap()]);
-        assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+        ringwire_tests::cut_records(input, snaplen, &cut);
         for flags in [&[][..], &["-e"], &["-q"], &["-q", "-e"]] {
-            let ours =
-                ringwire(&[&["capture", "--workers", "0", "-nn", "-r", cut.to_str().unwrap()][..], flags].concat());
-            let theirs =
-                Command::new("tcpdump").args(["-nn", "-r", cut.to_str().unwrap()]).args(flags).output().unwrap();
-            let (ours, theirs) = (String::from_utf8(ours.stdout).unwrap(), String::from_utf8(theirs.stdout).unwrap());
-            assert_eq!(ours, theirs, "-s {snaplen} {flags:?}");
+            ringwire_tests::printed_as_tcpdump(&cut, flags, &format!("-s {snaplen}"));
         }
     }
 }
@@ -2247,29 +2218,16 @@ fn malformed_headers_and_ipv6_extensions_print_as_tcpdump_prints_them() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("odd.pcap");
     let frames = odd_frames();
-    ringwire_tests::write_pcap(
-        &file,
-        frames.iter().enumerate().map(|(i, f)| (Duration::new(1_700_000_000 + i as u64, 0), f.as_slice())),
-    );
-    let f = file.to_str().unwrap();
+    ringwire_tests::write_frames(&file, &frames);
     for flags in [&[][..], &["-S"], &["-e"], &["-q"]] {
-        let ours = ringwire(&[&["capture", "--workers", "0", "-nn", "-r", f][..], flags].concat());
-        assert!(ours.status.success(), "{}", String::from_utf8_lossy(&ours.stderr));
-        let theirs = Command::new("tcpdump").args(["-nn", "-r", f]).args(flags).output().unwrap();
-        let (ours, theirs) = (String::from_utf8(ours.stdout).unwrap(), String::from_utf8(theirs.stdout).unwrap());
+        let ours = ringwire_tests::printed_as_tcpdump(&file, flags, "odd headers");
         assert_eq!(ours.lines().count(), frames.len(), "{flags:?}: {ours}");
-        for (a, b) in ours.lines().zip(theirs.lines()) {
-            assert_eq!(a, b, "{flags:?}");
-        }
     }
 }
 
 /// [`ODD_FRAMES`] as bytes.
 fn odd_frames() -> Vec<Vec<u8>> {
-    ODD_FRAMES
-        .iter()
-        .map(|h| (0..h.len()).step_by(2).map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap()).collect())
-        .collect()
+    ODD_FRAMES.iter().map(|h| ringwire_tests::from_hex(h)).collect()
 }
 
 /// The frames of [`malformed_headers_and_ipv6_extensions_print_as_tcpdump_prints_them`], in hex.

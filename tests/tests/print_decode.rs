@@ -2,39 +2,32 @@
 //! LLC frames, whole and cut short by a snap length at every byte, against
 //! tcpdump's lines and dumps of the same file.
 
-use std::{path::Path, process::Command, time::Duration};
+use std::path::Path;
 
 use etherparse::PacketBuilder;
+use ringwire_tests::{cut_records, printed_as_tcpdump, write_frames};
 
-fn ringwire(args: &[&str]) -> std::process::Output {
-    Command::new(ringwire_tests::bin("ringwire")).args(args).output().unwrap()
+/// What ringwire prints of `file` with each of `flag_sets`, all together,
+/// each asserted to be what tcpdump prints.
+fn printed_whole(file: &Path, flag_sets: &[&[&str]]) -> String {
+    flag_sets.iter().map(|flags| printed_as_tcpdump(file, flags, "whole")).collect()
 }
 
-/// `frames` written to a pcap file at `path`, a second apart.
-fn write(path: &Path, frames: &[Vec<u8>]) {
-    ringwire_tests::write_pcap(
-        path,
-        frames.iter().enumerate().map(|(i, f)| (Duration::new(1_700_000_000 + i as u64, 0), f.as_slice())),
-    );
+/// `file`'s records cut to each of `snaplens` (in a `cut.pcap` beside it):
+/// printed with each of `flag_sets` as tcpdump prints them.
+fn every_cut(file: &Path, snaplens: std::ops::RangeInclusive<usize>, flag_sets: &[&[&str]]) {
+    let cut = file.with_file_name("cut.pcap");
+    for snaplen in snaplens {
+        cut_records(file, snaplen, &cut);
+        for flags in flag_sets {
+            printed_as_tcpdump(&cut, flags, &format!("-s {snaplen}"));
+        }
+    }
 }
 
-/// What `ringwire capture -r FILE FLAGS` prints, which must be what
-/// `tcpdump -r FILE FLAGS` prints, byte for byte.
-fn printed_as_tcpdump(file: &Path, flags: &[&str], what: &str) -> String {
-    let f = file.to_str().unwrap();
-    let ours = ringwire(&[&["capture", "--workers", "0", "-nn", "-r", f][..], flags].concat());
-    assert!(ours.status.success(), "{what}: {}", String::from_utf8_lossy(&ours.stderr));
-    let theirs = Command::new("tcpdump").args(["-nn", "-r", f]).args(flags).output().unwrap();
-    let (ours, theirs) = (String::from_utf8(ours.stdout).unwrap(), String::from_utf8(theirs.stdout).unwrap());
-    assert_eq!(ours, theirs, "{what} {flags:?}");
-    ours
-}
-
-/// `file`'s records cut to `snaplen` bytes, written to `out`.
-fn cut(file: &Path, snaplen: usize, out: &Path) {
-    let s = snaplen.to_string();
-    let made = ringwire(&["capture", "-r", file.to_str().unwrap(), "-s", &s, "-w", out.to_str().unwrap()]);
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+/// The longest of `frames`.
+fn longest(frames: &[Vec<u8>]) -> usize {
+    frames.iter().map(Vec::len).max().unwrap_or(0)
 }
 
 /// Every ICMP message type tcpdump names (each unreachable, redirect and
@@ -152,11 +145,8 @@ fn icmp_messages_print_as_tcpdump_prints_them() {
     let dir = tempfile::tempdir().unwrap();
     let whole = dir.path().join("icmp.pcap");
     let frames = icmp_messages();
-    write(&whole, &frames);
-    let mut lines = String::new();
-    for flags in [&[][..], &["-e"], &["-q"], &["-x"], &["-X"], &["-A"]] {
-        lines += &printed_as_tcpdump(&whole, flags, "whole");
-    }
+    write_frames(&whole, &frames);
+    let lines = printed_whole(&whole, &[&[][..], &["-e"], &["-q"], &["-x"], &["-X"], &["-A"]]);
     // (Not equal by printing nothing: what the messages carry is decoded.)
     for words in [
         "ICMP 192.168.1.9 udp port 53 unreachable, length 36",
@@ -170,14 +160,7 @@ fn icmp_messages_print_as_tcpdump_prints_them() {
     ] {
         assert!(lines.contains(words), "{words}: {lines}");
     }
-    let cut_file = dir.path().join("cut.pcap");
-    let longest = frames.iter().map(Vec::len).max().unwrap();
-    for snaplen in 34..=longest {
-        cut(&whole, snaplen, &cut_file);
-        for flags in [&[][..], &["-e"], &["-x"], &["-A"]] {
-            printed_as_tcpdump(&cut_file, flags, &format!("-s {snaplen}"));
-        }
-    }
+    every_cut(&whole, 34..=longest(&frames), &[&[][..], &["-e"], &["-x"], &["-A"]]);
 }
 
 /// ARP and LLDP frames cut short end as tcpdump ends them (`[|arp]`, then
@@ -202,22 +185,18 @@ fn arp_lldp_and_llc_frames_cut_short_print_as_tcpdump_prints_them() {
         eth(0x88cc, &[&[2, 7, 4][..], &[5; 6], &[4, 0x53, 5, b'a', b'b']].concat()),
         eth(0x88b5, &b"hello world".repeat(4)),
     ];
-    let (file, cut_file) = (dir.path().join("misc.pcap"), dir.path().join("cut.pcap"));
-    write(&file, &frames);
+    let file = dir.path().join("misc.pcap");
+    write_frames(&file, &frames);
     let whole = printed_as_tcpdump(&file, &[], "whole");
     assert!(whole.contains("ARP, Request who-has 10.0.0.2 tell 10.0.0.1, length 28"), "{whole}");
     assert!(whole.contains("LLDP, length 14 [|lldp]"), "a TLV longer than the frame: {whole}");
-    for snaplen in 14..=64 {
-        cut(&file, snaplen, &cut_file);
-        for flags in [&[][..], &["-e"], &["-q"], &["-x"], &["-A"]] {
-            printed_as_tcpdump(&cut_file, flags, &format!("-s {snaplen}"));
-        }
-    }
+    every_cut(&file, 14..=64, &[&[][..], &["-e"], &["-q"], &["-x"], &["-A"]]);
     // An 802.3 frame whose LLC header (3 bytes) is cut: spanning tree's SAPs.
     let llc = [&[1, 0x80, 0xc2, 0, 0, 0][..], &[3; 6], &38u16.to_be_bytes(), &[0x42, 0x42, 3], &[0; 35]].concat();
-    write(&file, &[llc]);
+    write_frames(&file, &[llc]);
+    let cut_file = dir.path().join("cut.pcap");
     for snaplen in 14..=16 {
-        cut(&file, snaplen, &cut_file);
+        cut_records(&file, snaplen, &cut_file);
         for flags in [&[][..], &["-e"], &["-q"], &["-x"], &["-xx"], &["-A"]] {
             let printed = printed_as_tcpdump(&cut_file, flags, &format!("-s {snaplen}"));
             assert!(printed.contains(" [|llc]"), "{printed}");
@@ -271,8 +250,8 @@ fn spanning_tree_bpdus_print_as_tcpdump_prints_them() {
         frame([0x42, 0x42], &[0, 0, 0, 5]),
         frame([0x43, 0x43], &config(0, 0, 0x81)),
     ];
-    let (file, cut_file) = (dir.path().join("stp.pcap"), dir.path().join("cut.pcap"));
-    write(&file, &frames);
+    let file = dir.path().join("stp.pcap");
+    write_frames(&file, &frames);
     let whole = printed_as_tcpdump(&file, &["-e"], "whole");
     for words in [
         "LLC, dsap STP (0x42) Individual, ssap STP (0x42) Command, ctrl 0x03: STP 802.1d, Config, Flags [Topology change], bridge-id 8000.02:03:04:05:06:08.8001, length 40",
@@ -282,13 +261,7 @@ fn spanning_tree_bpdus_print_as_tcpdump_prints_them() {
     ] {
         assert!(whole.contains(words), "{words}: {whole}");
     }
-    let longest = frames.iter().map(Vec::len).max().unwrap();
-    for snaplen in 14..=longest {
-        cut(&file, snaplen, &cut_file);
-        for flags in [&[][..], &["-e"], &["-q"], &["-x"], &["-A"]] {
-            printed_as_tcpdump(&cut_file, flags, &format!("-s {snaplen}"));
-        }
-    }
+    every_cut(&file, 14..=longest(&frames), &[&[][..], &["-e"], &["-q"], &["-x"], &["-A"]]);
 }
 
 /// DNS messages over UDP (port 53, either end; IPv4 and IPv6; multicast
@@ -303,12 +276,9 @@ fn spanning_tree_bpdus_print_as_tcpdump_prints_them() {
 fn dns_messages_print_as_tcpdump_prints_them() {
     let dir = tempfile::tempdir().unwrap();
     let frames = dns_frames();
-    let (file, cut_file) = (dir.path().join("dns.pcap"), dir.path().join("cut.pcap"));
-    write(&file, &frames);
-    let mut whole = String::new();
-    for flags in [&[][..], &["-e"], &["-q"], &["-x"], &["-A"]] {
-        whole += &printed_as_tcpdump(&file, flags, "whole");
-    }
+    let file = dir.path().join("dns.pcap");
+    write_frames(&file, &frames);
+    let whole = printed_whole(&file, &[&[][..], &["-e"], &["-q"], &["-x"], &["-A"]]);
     for words in [
         "40000 > 10.0.0.2.53: 4660+ A? example.com. (29)",
         "4660+ [1au] AAAA? example.com. (40)",
@@ -325,13 +295,7 @@ fn dns_messages_print_as_tcpdump_prints_them() {
     ] {
         assert!(whole.contains(words), "{words}: {whole}");
     }
-    let longest = frames.iter().map(Vec::len).max().unwrap();
-    for snaplen in 42..=longest {
-        cut(&file, snaplen, &cut_file);
-        for flags in [&[][..], &["-e"], &["-x"], &["-A"]] {
-            printed_as_tcpdump(&cut_file, flags, &format!("-s {snaplen}"));
-        }
-    }
+    every_cut(&file, 42..=longest(&frames), &[&[][..], &["-e"], &["-x"], &["-A"]]);
 }
 
 /// The frames of [`dns_messages_print_as_tcpdump_prints_them`].
@@ -590,12 +554,9 @@ fn igmp_messages_print_as_tcpdump_prints_them() {
         frame([224, 0, 0, 22], &igmp(0x40, 0, g, &[]), &alert),
         frame([239, 1, 2, 3], &igmp(0x16, 0, g, &[]), &[]),
     ];
-    let (file, cut_file) = (dir.path().join("igmp.pcap"), dir.path().join("cut.pcap"));
-    write(&file, &frames);
-    let mut whole = String::new();
-    for flags in [&[][..], &["-e"], &["-q"], &["-x"]] {
-        whole += &printed_as_tcpdump(&file, flags, "whole");
-    }
+    let file = dir.path().join("igmp.pcap");
+    write_frames(&file, &frames);
+    let whole = printed_whole(&file, &[&[][..], &["-e"], &["-q"], &["-x"]]);
     for words in [
         "IP 10.0.0.1 > 224.0.0.1: igmp query v3 [max resp time 5m7s] [gaddr 239.1.2.3, 2 source(s)]",
         "igmp v2 report 239.1.2.3",
@@ -604,13 +565,7 @@ fn igmp_messages_print_as_tcpdump_prints_them() {
     ] {
         assert!(whole.contains(words), "{words}: {whole}");
     }
-    let longest = frames.iter().map(Vec::len).max().unwrap();
-    for snaplen in 34..=longest {
-        cut(&file, snaplen, &cut_file);
-        for flags in [&[][..], &["-e"], &["-x"], &["-A"]] {
-            printed_as_tcpdump(&cut_file, flags, &format!("-s {snaplen}"));
-        }
-    }
+    every_cut(&file, 34..=longest(&frames), &[&[][..], &["-e"], &["-x"], &["-A"]]);
 }
 
 /// Headers tcpdump words in its own way, whole and cut at every byte, as
@@ -625,16 +580,10 @@ fn igmp_messages_print_as_tcpdump_prints_them() {
 #[test]
 fn odd_headers_print_as_tcpdump_prints_them() {
     let dir = tempfile::tempdir().unwrap();
-    let frames: Vec<Vec<u8>> = ODD_HEADERS
-        .iter()
-        .map(|h| (0..h.len()).step_by(2).map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap()).collect())
-        .collect();
-    let (file, cut_file) = (dir.path().join("odd.pcap"), dir.path().join("cut.pcap"));
-    write(&file, &frames);
-    let mut whole = String::new();
-    for flags in [&[][..], &["-e"], &["-q"], &["-x"], &["-A"]] {
-        whole += &printed_as_tcpdump(&file, flags, "whole");
-    }
+    let frames: Vec<Vec<u8>> = ODD_HEADERS.iter().map(|h| ringwire_tests::from_hex(h)).collect();
+    let file = dir.path().join("odd.pcap");
+    write_frames(&file, &frames);
+    let whole = printed_whole(&file, &[&[][..], &["-e"], &["-q"], &["-x"], &["-A"]]);
     for words in [
         "02:02:02:02:02:02, ethertype Unknown (0x9999), length 62: ",
         "fd00::1 > fd00::2: frag (800|20)\n",
@@ -646,13 +595,7 @@ fn odd_headers_print_as_tcpdump_prints_them() {
     ] {
         assert!(whole.contains(words), "{words}: {whole}");
     }
-    let longest = frames.iter().map(Vec::len).max().unwrap();
-    for snaplen in 14..=longest {
-        cut(&file, snaplen, &cut_file);
-        for flags in [&[][..], &["-e"], &["-q"], &["-x"], &["-A"]] {
-            printed_as_tcpdump(&cut_file, flags, &format!("-s {snaplen}"));
-        }
-    }
+    every_cut(&file, 14..=longest(&frames), &[&[][..], &["-e"], &["-q"], &["-x"], &["-A"]]);
 }
 
 /// The frames of [`odd_headers_print_as_tcpdump_prints_them`], in hex.

@@ -11,17 +11,7 @@
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-/// How tcpdump stopped at a field past what was captured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Cut {
-    /// Within the message's printer, which ended the line (` [|icmp]`,
-    /// ` [|icmp6]`).
-    Here,
-    /// By giving up on the frame (its `GET_` reads): ` [|icmp]` or
-    /// ` [|icmp6]` ends the line, and a dump of the network layer asked for
-    /// (`-x`, `-X`, `-A`) starts at the frame's first byte.
-    Frame,
-}
+use super::Cut;
 
 /// A message's captured bytes, read as tcpdump's `GET_` reads them: a field
 /// past what was captured gives up on the frame.

@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 
-use super::icmp::Cut;
+use super::Cut;
 
 /// An IGMP message of `len` bytes on the wire, captured as `msg`, after the
 /// addresses' `: ` (with `-q`, `quick`: its name alone). Returns how it

@@ -393,20 +393,34 @@ fn v6_ext_header(next: u8, rest: &[u8]) -> Option<&[u8]> {
     rest.get(..len)
 }
 
-/// What an ICMP message's cut leaves to dump.
-fn icmp_cut(cut: Option<icmp::Cut>) -> Undecoded {
-    match cut {
-        Some(icmp::Cut::Frame) => Undecoded::GaveUp,
-        _ => Undecoded::Nothing,
-    }
+/// How tcpdump stopped at a field of a message past what was captured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cut {
+    /// Within the message's printer, which ended the line (` [|icmp]`,
+    /// ` [|icmp6]`).
+    Here,
+    /// By giving up on the frame (its `GET_` reads): ` [|icmp]` or
+    /// ` [|icmp6]` ends the line, and a dump of the network layer asked for
+    /// (`-x`, `-X`, `-A`) starts at the frame's first byte.
+    Frame,
 }
 
-/// What an ICMPv6 message at `at` leaves to dump: its bytes tcpdump dumps, or its cut.
-fn icmp6_dump(dumped: Result<usize, icmp::Cut>, at: usize) -> Undecoded {
-    match dumped {
-        Ok(0) | Err(icmp::Cut::Here) => Undecoded::Nothing,
-        Ok(len) => Undecoded::Bytes { at, len },
-        Err(icmp::Cut::Frame) => Undecoded::GaveUp,
+impl Undecoded {
+    /// What a message cut as `cut` (if it was) leaves to dump.
+    fn after(cut: Option<Cut>) -> Self {
+        match cut {
+            Some(Cut::Frame) => Self::GaveUp,
+            _ => Self::Nothing,
+        }
+    }
+
+    /// What an ICMPv6 message at `at` leaves to dump: its bytes tcpdump dumps, or its cut.
+    fn after_icmp6(dumped: Result<usize, Cut>, at: usize) -> Self {
+        match dumped {
+            Ok(0) => Self::Nothing,
+            Ok(len) => Self::Bytes { at, len },
+            Err(cut) => Self::after(Some(cut)),
+        }
     }
 }
 
@@ -702,15 +716,11 @@ pub fn describe(
             } else if usize::from(ulen) > room && fragment.is_none() {
                 // (A first fragment holds only part of the datagram its length counts.)
                 write!(out, ": UDP, bad length {} > {}", ulen - 8, room.saturating_sub(8))
-            } else if let Some(mdns) = (!quick && fragment.is_none())
-                .then(|| [53, 5353].into_iter().find(|&p| u.source_port() == p || u.destination_port() == p))
-                .flatten()
-                .map(|port| port == 5353)
+            } else if let Some(mdns) =
+                dns::port(u.source_port(), u.destination_port()).filter(|_| !quick && fragment.is_none())
             {
                 out.push_str(": ");
-                if dns::dns(out, u.payload(), usize::from(ulen - 8), mdns) == Some(icmp::Cut::Frame) {
-                    undecoded = Undecoded::GaveUp;
-                }
+                undecoded = Undecoded::after(dns::dns(out, u.payload(), usize::from(ulen - 8), mdns));
                 Ok(())
             } else {
                 write!(out, ": UDP, length {}", ulen - 8)
@@ -728,12 +738,12 @@ pub fn describe(
         }
         Some(TransportSlice::Icmpv4(i)) => {
             let _ = write!(out, "{proto}{src} > {dst}: ");
-            undecoded = icmp_cut(icmp::icmp(out, i.slice(), from(i.slice())));
+            undecoded = Undecoded::after(icmp::icmp(out, i.slice(), from(i.slice())));
             Ok(())
         }
         Some(TransportSlice::Icmpv6(i)) => {
             let _ = write!(out, "{proto}{src} > {dst}: {v6_exts}");
-            undecoded = icmp6_dump(icmp::icmp6(out, i.slice(), from(i.slice())), at(i.slice()));
+            undecoded = Undecoded::after_icmp6(icmp::icmp6(out, i.slice(), from(i.slice())), at(i.slice()));
             Ok(())
         }
         // A UDP or TCP header cut short (a snaplen): its ports if they
@@ -783,19 +793,19 @@ pub fn describe(
                 // An ICMPv6 header cut short: what of it tcpdump reads.
                 (58, _) => {
                     let _ = write!(out, "{proto}{src} > {dst}: {v6_exts}");
-                    undecoded = icmp6_dump(icmp::icmp6(out, captured, len), at(captured));
+                    undecoded = Undecoded::after_icmp6(icmp::icmp6(out, captured, len), at(captured));
                     Ok(())
                 }
                 // IGMP (over IPv4).
                 (2, _) if matches!(ends, Ends::V4(..)) && fragment.is_none() => {
                     let _ = write!(out, "{proto}{src} > {dst}: ");
-                    undecoded = icmp_cut(igmp::igmp(out, captured, len, quick));
+                    undecoded = Undecoded::after(igmp::igmp(out, captured, len, quick));
                     Ok(())
                 }
                 // An ICMP header cut short: what of it tcpdump reads.
                 (1, _) if matches!(ends, Ends::V4(..)) => {
                     let _ = write!(out, "{proto}{src} > {dst}: ");
-                    undecoded = icmp_cut(icmp::icmp(out, captured, len));
+                    undecoded = Undecoded::after(icmp::icmp(out, captured, len));
                     Ok(())
                 }
                 (17, None) => write!(out, "{proto}{src} > {dst}: {v6_exts} [|udp]"),

@@ -67,15 +67,11 @@ fn bpdu_fields(out: &mut String, b: &[u8], len: usize) -> Option<()> {
         (0, _) | (2, 2) if len < if kind == 0 { 35 } else { 36 } => invalid(out),
         (0, _) | (2, 2) => {
             let _ = write!(out, ", Flags [{}]", flags(byte(4)?));
-            let bridge = b.get(17..25)?;
+            // Its priority, then its MAC address.
+            let (priority, mac) = (word(17)?, <[u8; 6]>::try_from(b.get(19..25)?).ok()?);
             let port = word(25)?;
-            let _ = write!(
-                out,
-                ", bridge-id {:02x}{:02x}.{}.{port:04x}, length {len}",
-                bridge[0],
-                bridge[1],
-                bridge[2..].iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(":")
-            );
+            let mac = crate::stats::format_mac(mac);
+            let _ = write!(out, ", bridge-id {priority:04x}.{mac}.{port:04x}, length {len}");
         }
         (2, 3 | 4) => {
             if len < 102 || byte(35)? != 0 {

@@ -21,6 +21,16 @@ pub use rx::{
 };
 pub use tx::{geometry_error as tx_geometry_error, TxRing, TxRingOptions, MIN_FRAME, SLOT_HEADROOM};
 
+/// That interface `iface` carries Ethernet frames (or is the loopback):
+/// a TUN device's or an IP tunnel's packets would be read, written and
+/// forwarded as Ethernet frames, which they are not.
+///
+/// # Errors
+/// [`RingError::NotEthernet`], with its link type.
+pub fn check_ethernet(iface: &str) -> Result<(), RingError> {
+    crate::sys::if_is_ethernet(iface).map_err(|hw_type| RingError::NotEthernet { iface: iface.to_owned(), hw_type })
+}
+
 /// Ring errors.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -348,7 +348,7 @@ impl RxRing {
         if opts.low_latency { opts.geometry.validate() } else { opts.geometry.validate_v3() }
             .map_err(RingError::Geometry)?;
         let ifindex = sys::if_index(iface).ok_or_else(|| RingError::NoSuchInterface(iface.to_owned()))?;
-        sys::if_is_ethernet(iface).map_err(|hw_type| RingError::NotEthernet { iface: iface.to_owned(), hw_type })?;
+        super::check_ethernet(iface)?;
         let fd = sys::packet_socket().map_err(sys_err)?;
         let version = if opts.low_latency { sys::TPACKET_V2 } else { sys::TPACKET_V3 };
         sys::setsockopt(&fd, sys::SOL_PACKET, sys::PACKET_VERSION, &version, "setsockopt(PACKET_VERSION)")

@@ -147,7 +147,7 @@ impl TxRing {
         }
         let ifindex = sys::if_index(iface).ok_or_else(|| RingError::NoSuchInterface(iface.to_owned()))?;
         // (A TUN device would take the frames' MAC headers as packet bytes.)
-        sys::if_is_ethernet(iface).map_err(|hw_type| RingError::NotEthernet { iface: iface.to_owned(), hw_type })?;
+        super::check_ethernet(iface)?;
         let fd = sys::packet_socket().map_err(sys_err)?;
         sys::setsockopt(&fd, sys::SOL_PACKET, sys::PACKET_VERSION, &sys::TPACKET_V2, "setsockopt(PACKET_VERSION)")
             .map_err(sys_err)?;
