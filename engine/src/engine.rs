@@ -101,6 +101,10 @@ pub enum EngineError {
     /// A pcap file could not be opened, read or created.
     #[error(transparent)]
     Pcap(#[from] PcapIoError),
+    /// Several changes failed at once (a reload with more than one bad
+    /// filter): each with its causes.
+    #[error("{} changes failed: {}", .0.len(), .0.iter().enumerate().map(|(i, e)| format!("({}) {}", i + 1, crate::consumer::error_chain(e))).collect::<Vec<_>>().join("; "))]
+    Several(Vec<EngineError>),
     /// A thread or kernel facility could not be set up.
     #[error("{what}")]
     Setup {

@@ -177,44 +177,63 @@ impl Engine {
             consumers: Vec::new(),
             ports: Vec::new(),
         };
+        // Every change is built, so that one reload names every filter that
+        // does not load, not only the first.
+        let mut errors = Vec::new();
         for change in changes {
-            match change {
-                FilterChange::Consumer { slot, filter, on_failure } => {
-                    let mut c = st.consumers[slot].config.clone();
-                    c.filter.clone_from(&filter);
-                    let live = config.live_iface_for(&c);
-                    let factory = filter
-                        .as_ref()
-                        .map(|f| FilterFactory::chain(&f.stages(), on_failure.into(), live.as_deref()))
-                        .transpose()?
-                        .map(Arc::new);
-                    for cmds in &mut b.per_worker {
-                        let filter = factory.as_deref().map(FilterFactory::instance).transpose()?;
-                        cmds.push(Command::SetFilter { consumer: slot, filter });
+            let built: Result<(), EngineError> = (|| {
+                match change {
+                    FilterChange::Consumer { slot, filter, on_failure } => {
+                        let mut c = st.consumers[slot].config.clone();
+                        c.filter.clone_from(&filter);
+                        let live = config.live_iface_for(&c);
+                        let named = |e| EngineError::ConsumerFilter { consumer: c.name.clone(), source: Box::new(e) };
+                        let factory = filter
+                            .as_ref()
+                            .map(|f| FilterFactory::chain(&f.stages(), on_failure.into(), live.as_deref()))
+                            .transpose()
+                            .map_err(named)?
+                            .map(Arc::new);
+                        let mut cmds = Vec::with_capacity(nworkers);
+                        for _ in 0..nworkers {
+                            let filter = factory.as_deref().map(FilterFactory::instance).transpose().map_err(named)?;
+                            cmds.push(Command::SetFilter { consumer: slot, filter });
+                        }
+                        for (w, cmd) in b.per_worker.iter_mut().zip(cmds) {
+                            w.push(cmd);
+                        }
+                        b.consumers.push((slot, factory, filter, on_failure));
                     }
-                    b.consumers.push((slot, factory, filter, on_failure));
-                }
-                FilterChange::Port { slot, filter } => {
-                    let p = &st.ports[slot];
-                    let PortKind::AfPacket(iface) = &p.kind else {
-                        return Err(ConfigError::Invalid(format!(
-                            "port `{}`: a pcap port's filter changes on restart",
-                            p.config.display_name()
-                        ))
-                        .into());
-                    };
-                    let mut cfg = p.config.clone();
-                    cfg.filter.clone_from(&filter);
-                    // Loaded (or compiled) here, off the hot path: an error leaves the filter in force.
-                    let built = Arc::new(PortFilter::build(&cfg, iface, classifier)?);
-                    for cmds in &mut b.per_worker {
-                        cmds.push(Command::SetPortFilter { port: slot, filter: built.clone() });
+                    FilterChange::Port { slot, filter } => {
+                        let p = &st.ports[slot];
+                        let PortKind::AfPacket(iface) = &p.kind else {
+                            return Err(ConfigError::Invalid(format!(
+                                "port `{}`: a pcap port's filter changes on restart",
+                                p.config.display_name()
+                            ))
+                            .into());
+                        };
+                        let mut cfg = p.config.clone();
+                        cfg.filter.clone_from(&filter);
+                        // Loaded (or compiled) here, off the hot path: an error leaves the filter in force.
+                        let built = Arc::new(PortFilter::build(&cfg, iface, classifier)?);
+                        for cmds in &mut b.per_worker {
+                            cmds.push(Command::SetPortFilter { port: slot, filter: built.clone() });
+                        }
+                        b.ports.push((slot, built, filter));
                     }
-                    b.ports.push((slot, built, filter));
                 }
+                Ok(())
+            })();
+            if let Err(e) = built {
+                errors.push(e);
             }
         }
-        Ok(b)
+        match errors.len() {
+            0 => Ok(b),
+            1 => Err(errors.remove(0)),
+            _ => Err(EngineError::Several(errors)),
+        }
     }
 
     /// Send built filter changes and record them; returns a line per change.
