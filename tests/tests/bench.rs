@@ -158,9 +158,11 @@ fn a_latency_run_beside_tcpdump_reports_tables_json_and_a_plot_and_leaves_no_lab
         }
         assert!(f("user_ns_per_frame") + f("sys_ns_per_frame") > 0.0, "{r}");
         assert!(f("rusage_user_ns_per_frame") + f("rusage_sys_ns_per_frame") > 0.0, "{r}");
-        // The capture core ran the receiver and the kernel's receive path
-        // for it (NAPI, the copy into its ring): more than the receiver alone.
-        assert!(f("core_ns_per_frame") > f("user_ns_per_frame") + f("sys_ns_per_frame"), "{r}");
+        // The capture core ran the receiver and whatever else the scheduler
+        // put there: at least the receiver's own time. (In this layout the
+        // veth's receive path runs on core 0, so a spinning receiver can be
+        // all the capture core ran.)
+        assert!(f("core_ns_per_frame") >= f("user_ns_per_frame") + f("sys_ns_per_frame"), "{r}");
     }
     let plot = std::fs::read_to_string(&svg).unwrap();
     assert!(plot.starts_with("<svg") && plot.contains("latency send -&gt; consumer"), "{plot}");

@@ -391,10 +391,12 @@ fn forward_patch_is_byte_identical_and_pads_runts() {
     assert_eq!(patch, normal, "a busy-poll worker stays normally scheduled (it never sleeps)");
     let far_worker = wait_thread_sched(sink.pid(), "rw-worker-0", ThreadSched::normal(0));
     assert_eq!(far_worker, normal, "worker_rt_priority = 0: normally scheduled");
-    // The busy-poll worker held off its core for 300 ms (the engine stopped):
-    // its time off the core says so, and none of it was a wait for the core.
+    // The busy-poll worker held off its core for 600 ms (the engine stopped):
+    // its time off the core says so, and the stop is not a wait for the core.
+    // (Under load the thread may wait for the core before it takes the stop:
+    // that part is waiting, rightly, hence the margin.)
     engine.signal(libc::SIGSTOP);
-    std::thread::sleep(Duration::from_millis(300));
+    std::thread::sleep(Duration::from_millis(600));
     engine.signal(libc::SIGCONT);
     std::thread::sleep(Duration::from_millis(200));
     let patch_out = stop_engine(engine);
@@ -427,7 +429,8 @@ fn forward_patch_is_byte_identical_and_pads_runts() {
     let w = &s["workers"][0];
     let (cpu, waited, off) = (u(&w["cpu_ns"]), u(&w["waited_ns"]), u(&w["off_core_ns"]));
     // Stopped, the thread is not waiting for its core: the stop is the rest.
-    assert!(off.saturating_sub(waited) >= 250_000_000, "a 300 ms stop is time off the core: {w}");
+    assert!(off >= 550_000_000, "a 600 ms stop is time off the core: {w}");
+    assert!(off.saturating_sub(waited) >= 300_000_000, "a stop is not a wait for the core: {w}");
     assert!(cpu > 0, "{w}");
 }
 
@@ -1544,17 +1547,18 @@ fn sighup_reports_each_bad_ebpf_filter_and_keeps_the_one_in_force() {
     let Pair { lab: _lab, ns_gen: ns_g, ns_eng: ns_e, if_gen: vg, if_eng: ve } = Pair::new();
     let st = dir.path().join("stats.json");
     let out = dir.path().join("hup.pcap");
-    let config = |filter: &str| {
+    let config_with = |filter: &str, cap_filter: &str| {
         format!(
             "[engine]\nworkers = [0]\nstats_json = \"{}\"\n\
              [[ports]]\nname = \"p\"\nuri = \"afpacket:{ve}\"\nfilter = \"{filter}\"\n\
-             [[consumers]]\nname = \"cap\"\nkind = \"pcap\"\npath = \"{}\"\n\
+             [[consumers]]\nname = \"cap\"\nkind = \"pcap\"\npath = \"{}\"\n{cap_filter}\n\
              [classifier]\ndefault = \"drop\"\n\
              [[classifier.entries]]\nmac = \"02:00:00:00:00:0b\"\naction = \"pass\"\n",
             st.display(),
             out.display()
         )
     };
+    let config = |filter: &str| config_with(filter, "");
     let keep_udp = format!("ebpf:{}", ringwire_bpf::EXAMPLE_KEEP_UDP);
     let cfg = write_config(dir.path(), "hup", &config(&keep_udp));
     let mut engine = start_engine(&ns_e, &cfg, dir.path());
@@ -1572,6 +1576,15 @@ fn sighup_reports_each_bad_ebpf_filter_and_keeps_the_one_in_force() {
         engine.signal(libc::SIGHUP);
         engine.expect_stderr(message, Duration::from_secs(5), &format!("bad filter {i} ({filter})"));
     }
+    // Two bad filters in one reload: both are named, nothing changes.
+    std::fs::write(&cfg, config_with(&bad[0].0, "filter = \"udp and and\"")).unwrap();
+    engine.signal(libc::SIGHUP);
+    engine.expect_stderr("2 changes failed: (1) ", Duration::from_secs(5), "two bad filters");
+    let log = engine.stderr_text();
+    let said = log.lines().find(|l| l.contains("2 changes failed")).unwrap();
+    assert!(said.contains("port `p`: ") && said.contains("missing.bpf.o: cannot read"), "{said}");
+    assert!(said.contains("consumer `cap`: filter `udp and and`: libpcap error"), "{said}");
+    assert!(said.contains("the filters in force stay"), "{said}");
     assert!(!engine.exited(), "the engine keeps running");
     // keep_udp is still in force: of 2000 frames half UDP, 1000 arrive.
     let rep = generate(&ns_g, &vg, &["--count", "2000", "--rate", "20000", "--vlan-every", "0"]);
