@@ -1047,6 +1047,7 @@ impl Engine {
                 s.delivered_bytes += v[cc::DELIVERED_BYTES];
                 s.queue_dropped += v[cc::QUEUE_DROPPED];
                 s.unfit += v[cc::UNFIT];
+                s.egress_down += v[cc::EGRESS_DOWN];
                 s.paused += v[cc::PAUSED];
                 s.before_added += v[cc::JOINED];
                 s.per_worker.push(v[cc::DELIVERED]);

@@ -16,7 +16,7 @@ use ringwire_engine::{
     engine::{Report, StopReason},
     lab::Lab,
     pcapio::{self, MAX_SNAPLEN},
-    stats::{quarantine_line, unfit_line, Snapshot},
+    stats::{egress_down_line, quarantine_line, unfit_line, Snapshot},
     sys, Config, Engine,
 };
 use ringwire_engine::{out, out_raw, say, say_raw};
@@ -467,6 +467,7 @@ fn finish(report: &Report, engine_json: Option<&Path>) -> Result<ExitCode> {
         let quarantine = quarantine_line(&what, c.filter_errors, c.filter_quarantined.as_deref(), c.filter_quarantines);
         text.extend(quarantine.map(|l| l + "\n"));
         text.extend(unfit_line(&what, c.unfit).map(|l| l + "\n"));
+        text.extend(egress_down_line(&what, c.egress_down).map(|l| l + "\n"));
     }
     for p in &report.snapshot.ports {
         let what = format!("port `{}`", p.name);

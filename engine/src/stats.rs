@@ -93,8 +93,11 @@ pub mod consumer {
     /// `forward`: of `QUEUE_DROPPED`, frames that could not be sent as they
     /// are (cut short, or longer than the port forwarded to takes).
     pub const UNFIT: usize = 9;
+    /// `forward`: of `QUEUE_DROPPED`, frames not sent because the port
+    /// forwarded to was down (no carrier, set down, or gone).
+    pub const EGRESS_DOWN: usize = 10;
     /// Number of consumer counters.
-    pub const N: usize = 10;
+    pub const N: usize = 11;
 }
 
 /// Indexes of counters kept by a queued consumer's own thread.
@@ -318,8 +321,13 @@ pub struct ConsumerSnap {
     /// `forward`: of `queue_dropped`, frames that could not be sent as they
     /// are: cut short (captured shorter than on the wire), or longer than the
     /// port forwarded to takes (its MTU, its TX slot, or a length its device
-    /// has just refused). The rest found its TX ring full.
+    /// has just refused).
     pub unfit: u64,
+    /// `forward`: of `queue_dropped`, frames not sent because the port
+    /// forwarded to was down: no carrier (a cable out, a veth whose peer is
+    /// down), set down, or gone. What `queue_dropped` holds besides `unfit`
+    /// and this found the TX ring full.
+    pub egress_down: u64,
     /// `forward`: frames passed while forwarding was stopped (not sent).
     pub paused: u64,
     /// Added at run time: frames its ports had passed on before it was
@@ -383,6 +391,18 @@ pub fn removed_mark(name: &str, removed: bool) -> String {
     } else {
         name.to_owned()
     }
+}
+
+/// What a table says of a forwarding consumer's frames not sent because the
+/// port it forwards to was down, when it had any: `what` is ``consumer `name` ``.
+#[must_use]
+pub fn egress_down_line(what: &str, egress_down: u64) -> Option<String> {
+    (egress_down > 0).then(|| {
+        format!(
+            "{what}: {egress_down} of its queue_dropped frames were not sent because the port it forwards to was \
+             down (no carrier, set down, or gone)"
+        )
+    })
 }
 
 /// What a table says of a forwarding consumer's frames that did not fit,
@@ -517,6 +537,7 @@ impl Snapshot {
             d(&mut c.delivered_bytes, b.delivered_bytes);
             d(&mut c.queue_dropped, b.queue_dropped);
             d(&mut c.unfit, b.unfit);
+            d(&mut c.egress_down, b.egress_down);
             d(&mut c.paused, b.paused);
             // Frames in a queue at `base` were delivered before it: written
             // since, they count as written before (else a queued consumer

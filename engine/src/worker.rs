@@ -276,20 +276,28 @@ impl Dispatch {
                         n[cc::UNFIT] += 1;
                         false
                     }
-                    Delivery::Forward { to_port } => tx[*to_port].as_mut().is_some_and(|t| {
-                        // No carrier: the kernel would drop it (or hold it at
-                        // the ring's head, the frames behind it too).
-                        if !t.has_carrier() {
-                            return false;
+                    Delivery::Forward { to_port } => match tx[*to_port].as_mut() {
+                        // The port forwarded to is closed (its interface gone), or
+                        // it has no carrier: the kernel would drop the frame (or
+                        // hold it at the ring's head, the frames behind it too).
+                        None => {
+                            n[cc::EGRESS_DOWN] += 1;
+                            false
                         }
-                        let sent =
-                            if wait { t.push_waiting(p.data, TX_PATIENCE, stop) } else { t.push_or_kick(p.data) };
-                        // Not for a full ring: for a frame the port does not take.
-                        if !sent && !t.takes(p.data) {
-                            n[cc::UNFIT] += 1;
+                        Some(t) if !t.has_carrier() => {
+                            n[cc::EGRESS_DOWN] += 1;
+                            false
                         }
-                        sent
-                    }),
+                        Some(t) => {
+                            let sent =
+                                if wait { t.push_waiting(p.data, TX_PATIENCE, stop) } else { t.push_or_kick(p.data) };
+                            // Not for a full ring: for a frame the port does not take.
+                            if !sent && !t.takes(p.data) {
+                                n[cc::UNFIT] += 1;
+                            }
+                            sent
+                        }
+                    },
                     Delivery::Queued(producer) if wait => {
                         producer.offer_waiting(p.data, p.wire_len, p.ts_ns, port as u16, QUEUE_PATIENCE, stop)
                     }

@@ -557,7 +557,10 @@ fn a_frame_the_far_end_refuses_does_not_hold_up_the_others() {
     send(&["--count", "500", "--rate", "5000", "--size", "300"]);
     std::thread::sleep(Duration::from_millis(500));
 
-    let _ = stop_engine(engine);
+    let text = ringwire_tests::ringctl(&sock, &["stats"]);
+    assert!(text.status.success(), "{}", String::from_utf8_lossy(&text.stderr));
+    let text = String::from_utf8_lossy(&text.stdout).into_owned();
+    let out = stop_engine(engine);
     std::thread::sleep(Duration::from_millis(100));
     let _ = stop_engine(sink);
     let got = read_pcap(far);
@@ -568,6 +571,10 @@ fn a_frame_the_far_end_refuses_does_not_hold_up_the_others() {
     let over = 50 + (2000 - mix_fit) as u64;
     assert_eq!(u(&fw["unfit"]), over, "the frames over the far end's MTU: {s}");
     assert_eq!(u(&fw["queue_dropped"]), over + 500, "and the 500 sent without a carrier: {s}");
+    assert_eq!(u(&fw["egress_down"]), 500, "counted apart from a full ring: {s}");
+    let line = "500 of its queue_dropped frames were not sent because the port it forwards to was down";
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains(line) && text.contains(line), "{table}\n{text}");
     assert!(u(&b["link_downs"]) >= 1, "the carrier's loss is a link down: {s}");
     assert_eq!(got.len(), 3000 + mix_fit + 500, "{s}");
     assert!(got[..3000].iter().all(|r| r.data.len() == 64), "every small frame behind the big ones crossed: {s}");

@@ -789,7 +789,14 @@ fn render_stats(v: &Value) -> String {
             if let Some(l) = ringwire_engine::stats::quarantine_line(&what, errors, quarantined, quarantines) {
                 s.push_str(&format!("{l}\n"));
             }
-            if let Some(l) = ringwire_engine::stats::unfit_line(&what, k["unfit"].as_u64().unwrap_or(0)) {
+            let count = |key: &str| k[key].as_u64().unwrap_or(0);
+            for l in [
+                ringwire_engine::stats::unfit_line(&what, count("unfit")),
+                ringwire_engine::stats::egress_down_line(&what, count("egress_down")),
+            ]
+            .into_iter()
+            .flatten()
+            {
                 s.push_str(&format!("{l}\n"));
             }
         }
