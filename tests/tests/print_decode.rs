@@ -1,6 +1,7 @@
 //! `ringwire capture`'s lines for ICMP and ICMPv6 messages, ARP, LLDP and
-//! LLC frames, whole and cut short by a snap length at every byte, against
-//! tcpdump's lines and dumps of the same file.
+//! LLC frames, DNS, IGMP, spanning tree, IPv6 routing headers and IPsec,
+//! whole and cut short by a snap length at every byte, against tcpdump's
+//! lines and dumps of the same file.
 
 use std::path::Path;
 
@@ -716,3 +717,98 @@ const ODD_HEADERS: &[&str] = &[
         "787878787878",
     ),
 ];
+
+/// IPv6 routing headers (a source route, Mobile IPv6's type 2, SRv6's
+/// segment routing header with flags and a tag, an unknown type, an odd
+/// length), IPsec's AH (IPv4 and IPv6, before UDP, TCP, ICMP and a
+/// protocol not decoded, a reserved field that is not zero) and ESP, and
+/// DNS in the first fragment of a datagram (IPv4 and IPv6, whole or cut by
+/// the fragment) print as tcpdump prints them, whole and cut at every byte.
+/// They printed as if the headers were not there (`IP6 A.1234 > B.53`), or
+/// as `ip-proto-50 40`, and a fragment's DNS message as `UDP, length N`.
+#[test]
+fn routing_headers_ipsec_and_fragmented_dns_print_as_tcpdump_prints_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let eth = |ethertype: [u8; 2]| [&[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1][..], &ethertype].concat();
+    let addr = |i: u8| [&[0x20, 0x01, 0x0d, 0xb8][..], &[0; 11], &[i]].concat();
+    let v6 = |next: u8, payload: &[u8]| {
+        let len = (payload.len() as u16).to_be_bytes();
+        [&eth([0x86, 0xdd])[..], &[0x60, 0, 0, 0, len[0], len[1], next, 64], &addr(1), &addr(2), payload].concat()
+    };
+    // (flags: the fragment bits and offset.)
+    let v4 = |proto: u8, flags: u16, payload: &[u8]| {
+        let len = (20 + payload.len() as u16).to_be_bytes();
+        let f = flags.to_be_bytes();
+        let ip = [0x45, 0, len[0], len[1], 0, 1, f[0], f[1], 64, proto, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2];
+        [&eth([8, 0])[..], &ip, payload].concat()
+    };
+    let udp = |dport: u16, payload: &[u8], ulen: usize| {
+        [&1234u16.to_be_bytes()[..], &dport.to_be_bytes(), &(ulen as u16).to_be_bytes(), &[0, 0], payload].concat()
+    };
+    let tcp_syn = [&[0x04, 0xd2, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 4, 0][..], &[0; 4]].concat();
+    // A routing header of `kind` with `word` (reserved, or SRv6's last entry, flags and tag) and `addrs`.
+    let rt = |next: u8, kind: u8, segleft: u8, word: [u8; 4], addrs: &[u8]| {
+        let len = u8::try_from((addrs.len() + 8) / 8 - 1).unwrap();
+        [&[next, len, kind, segleft][..], &word, addrs].concat()
+    };
+    let two = [addr(3), addr(4)].concat();
+    let ah =
+        |next: u8, reserved: u8| [&[next, 4, 0, reserved][..], &[0, 0, 0x12, 0x34, 0, 0, 0, 7], &[0x11; 12]].concat();
+    let esp = [&[0, 0, 0xab, 0xcd, 0, 0, 0, 9][..], &[0x22; 32]].concat();
+    let query = ringwire_tests::from_hex("12340100000100000000000003777777076578616d706c6503636f6d0000010001");
+    let first_fragment = [17, 0, 0, 1, 0, 0, 0, 1];
+    let dns = udp(53, &query, 8 + query.len());
+    let frames = [
+        v6(43, &[rt(17, 0, 2, [0; 4], &two), udp(53, b"abcd", 12)].concat()),
+        v6(43, &[rt(6, 0, 1, [0; 4], &addr(3)), tcp_syn.clone()].concat()),
+        v6(43, &[rt(58, 2, 1, [0; 4], &addr(5)), vec![128, 0, 0, 0, 0, 1, 0, 1]].concat()),
+        v6(43, &[rt(17, 4, 1, [1, 0x80, 0xab, 0xcd], &[addr(6), addr(7)].concat()), udp(5555, b"ab", 10)].concat()),
+        v6(43, &[rt(17, 3, 0, [0; 4], &addr(8)), udp(53, b"abcd", 12)].concat()),
+        v6(43, &[rt(17, 0, 2, [0, 0, 0, 5], &two), udp(5555, b"abcd", 12)].concat()),
+        // An odd length (3): tcpdump reads no address.
+        v6(43, &[&[17, 3, 4, 1, 1, 0, 0, 0][..], &addr(3), &[0; 8], &udp(5555, b"ab", 10)].concat()),
+        // Hop-by-hop, routing, AH, UDP; routing then a fragment.
+        v6(
+            0,
+            &[&[43, 0, 1, 4, 0, 0, 0, 0][..], &rt(51, 0, 1, [0; 4], &addr(3)), &ah(17, 0), &udp(5555, b"xy", 10)]
+                .concat(),
+        ),
+        v6(43, &[rt(44, 0, 1, [0; 4], &addr(3)), [17, 0, 0, 0, 0, 0, 0, 1].to_vec(), udp(53, b"abcd", 12)].concat()),
+        v6(51, &[ah(17, 0), udp(53, b"abcd", 12)].concat()),
+        v6(51, &[ah(17, 5), udp(5555, b"abcd", 12)].concat()),
+        v6(51, &[ah(6, 0), tcp_syn].concat()),
+        v6(51, &[&ah(99, 0)[..], b"xxxxxxxx"].concat()),
+        v4(51, 0, &[ah(17, 0), udp(53, b"abcd", 12)].concat()),
+        v4(51, 0, &[&ah(1, 0)[..], &[8, 0, 0, 0, 0, 1, 0, 1], b"pingdata"].concat()),
+        v6(50, &esp),
+        v4(50, 0, &esp),
+        // DNS in first fragments: the whole message, or its first 20 bytes.
+        v6(44, &[&first_fragment[..], &udp(53, &query, 8 + query.len() + 100)].concat()),
+        v6(44, &[&first_fragment[..], &udp(53, &query[..20], 8 + query.len())].concat()),
+        v4(17, 0x2000, &udp(53, &query, 8 + query.len() + 100)),
+        v4(17, 0x2000, &udp(53, &query[..20], 8 + query.len())),
+        v4(17, 0x2000, &dns),
+    ];
+    let file = dir.path().join("ext.pcap");
+    write_frames(&file, &frames);
+    let whole = printed_whole(&file, &[&[][..], &["-e"], &["-q"], &["-x"]]);
+    for words in [
+        "2001:db8::1 > 2001:db8::2: RT6 (len=4, type=0 [Deprecated], segleft=2, [0]2001:db8::3, [1]2001:db8::4) 1234 > 53: domain",
+        "RT6 (len=2, type=2, segleft=1, [0]2001:db8::5) ICMP6, echo request, id 1, seq 1, length 8",
+        "RT6 (len=4, type=4, segleft=1, last-entry=1, flags=0x80, tag=abcd, [0]2001:db8::6, [1]2001:db8::7) 1234 > 5555: UDP, length 2",
+        "RT6 (len=2, type=3, segleft=0 (unknown type) (invalid)\n",
+        "RT6 (len=3, type=4, segleft=1, last-entry=1, tag=0 (invalid length 3) (invalid)\n",
+        "HBH RT6 (len=2, type=0 [Deprecated], segleft=1, [0]2001:db8::3) AH(spi=0x00001234,seq=0x7,icv=0x111111111111111111111111): 1234 > 5555: UDP, length 2",
+        "AH(reserved=0x5[MustBeZero],spi=0x00001234,",
+        "IP 10.0.0.1 > 10.0.0.2: AH(spi=0x00001234,seq=0x7,icv=0x111111111111111111111111): ICMP echo request, id 1, seq 1, length 16",
+        "AH(spi=0x00001234,seq=0x7,icv=0x111111111111111111111111):  ip-proto-99 8",
+        "IP6 2001:db8::1 > 2001:db8::2: ESP(spi=0x0000abcd,seq=0x9), length 40",
+        "IP 10.0.0.1 > 10.0.0.2: ESP(spi=0x0000abcd,seq=0x9), length 40",
+        "frag (0|41) 1234 > 53: 4660+ A? www.example.com. (33)",
+        "frag (0|28) 1234 > 53: 4660+ [|domain]",
+        "IP 10.0.0.1.1234 > 10.0.0.2.53: 4660+ A? www.example.com. (33)",
+    ] {
+        assert!(whole.contains(words), "{words}: {whole}");
+    }
+    every_cut(&file, 34..=longest(&frames), &[&[][..], &["-e"], &["-q"], &["-x"], &["-A"]]);
+}

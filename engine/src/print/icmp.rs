@@ -9,49 +9,8 @@
 //! are checks that end the message's line only ([`Cut`]).
 
 use std::fmt::Write as _;
-use std::net::{Ipv4Addr, Ipv6Addr};
 
-use super::Cut;
-
-/// A message's captured bytes, read as tcpdump's `GET_` reads them: a field
-/// past what was captured gives up on the frame.
-struct Bytes<'a>(&'a [u8]);
-
-impl Bytes<'_> {
-    /// That `n` bytes from `at` were captured, as tcpdump's `ND_TCHECK_`
-    /// checks it: a miss ends the message's line, not the frame.
-    fn check(&self, at: usize, n: usize) -> Result<(), Cut> {
-        if self.0.len() >= at + n {
-            Ok(())
-        } else {
-            Err(Cut::Here)
-        }
-    }
-
-    fn get<const N: usize>(&self, at: usize) -> Result<[u8; N], Cut> {
-        self.0.get(at..at + N).and_then(|b| b.try_into().ok()).ok_or(Cut::Frame)
-    }
-
-    fn u8(&self, at: usize) -> Result<u8, Cut> {
-        self.get::<1>(at).map(|[b]| b)
-    }
-
-    fn u16(&self, at: usize) -> Result<u16, Cut> {
-        self.get(at).map(u16::from_be_bytes)
-    }
-
-    fn u32(&self, at: usize) -> Result<u32, Cut> {
-        self.get(at).map(u32::from_be_bytes)
-    }
-
-    fn v4(&self, at: usize) -> Result<Ipv4Addr, Cut> {
-        self.get::<4>(at).map(Ipv4Addr::from)
-    }
-
-    fn v6(&self, at: usize) -> Result<Ipv6Addr, Cut> {
-        self.get::<16>(at).map(Ipv6Addr::from)
-    }
-}
+use super::{Bytes, Cut};
 
 /// Where an ICMP or ICMPv6 error message quotes the datagram it is about:
 /// after its 8-byte header.

@@ -6,6 +6,7 @@
 //! does) are remembered here.
 
 mod dns;
+mod ext;
 mod icmp;
 mod igmp;
 mod stp;
@@ -393,6 +394,46 @@ fn v6_ext_header(next: u8, rest: &[u8]) -> Option<&[u8]> {
     rest.get(..len)
 }
 
+/// A message's captured bytes, read as tcpdump's `GET_` reads them: a field
+/// past what was captured gives up on the frame.
+struct Bytes<'a>(&'a [u8]);
+
+impl Bytes<'_> {
+    /// That `n` bytes from `at` were captured, as tcpdump's `ND_TCHECK_`
+    /// checks it: a miss ends the message's line, not the frame.
+    fn check(&self, at: usize, n: usize) -> Result<(), Cut> {
+        if self.0.len() >= at + n {
+            Ok(())
+        } else {
+            Err(Cut::Here)
+        }
+    }
+
+    fn get<const N: usize>(&self, at: usize) -> Result<[u8; N], Cut> {
+        self.0.get(at..at + N).and_then(|b| b.try_into().ok()).ok_or(Cut::Frame)
+    }
+
+    fn u8(&self, at: usize) -> Result<u8, Cut> {
+        self.get::<1>(at).map(|[b]| b)
+    }
+
+    fn u16(&self, at: usize) -> Result<u16, Cut> {
+        self.get(at).map(u16::from_be_bytes)
+    }
+
+    fn u32(&self, at: usize) -> Result<u32, Cut> {
+        self.get(at).map(u32::from_be_bytes)
+    }
+
+    fn v4(&self, at: usize) -> Result<std::net::Ipv4Addr, Cut> {
+        self.get::<4>(at).map(std::net::Ipv4Addr::from)
+    }
+
+    fn v6(&self, at: usize) -> Result<std::net::Ipv6Addr, Cut> {
+        self.get::<16>(at).map(std::net::Ipv6Addr::from)
+    }
+}
+
 /// How tcpdump stopped at a field of a message past what was captured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Cut {
@@ -469,9 +510,12 @@ pub fn describe(
     let mut fragment = None;
     // An IPv4 total length under the header's length.
     let mut bad_len = None;
-    // IPv6: `HBH `, `DSTOPT `, `frag (OFFSET|LEN) ` (after them the
-    // transport shows its ports without the addresses).
-    let mut v6_exts = String::new();
+    // IPv6: `HBH `, `DSTOPT `, `frag (OFFSET|LEN) `, `RT6 (...) `; IPv6 and
+    // IPv4: `AH(...): ` (after them the transport shows its ports without
+    // the addresses).
+    let mut exts = String::new();
+    // A routing or authentication header that ends the line (invalid).
+    let mut ended = None;
     // The last of them a fragment header.
     let mut after_fragment = false;
     let (ends, proto, ip_end) = match &p.net {
@@ -490,6 +534,12 @@ pub fn describe(
             if h.more_fragments() || h.fragments_offset().value() != 0 {
                 fragment = Some((h.fragments_offset().value(), h.protocol().0, ip.payload().payload));
             }
+            if let Some(auth) = ip.extensions().auth {
+                let next = ext::ah(&mut exts, auth.slice());
+                if next != ext::Next::After(auth.slice().len()) {
+                    ended = Some(next);
+                }
+            }
             (Ends::V4(h.source(), h.destination()), "IP ", end)
         }
         Some(LaxNetSlice::Ipv6(ip)) => {
@@ -506,13 +556,20 @@ pub fn describe(
             while let Some(header) = v6_ext_header(next, rest) {
                 after_fragment = next == 44;
                 match next {
-                    0 => v6_exts.push_str("HBH "),
-                    60 => v6_exts.push_str("DSTOPT "),
+                    0 => exts.push_str("HBH "),
+                    60 => exts.push_str("DSTOPT "),
+                    43 | 51 => {
+                        let next = if next == 43 { ext::rt6(&mut exts, header) } else { ext::ah(&mut exts, header) };
+                        if next != ext::Next::After(header.len()) {
+                            ended = Some(next);
+                            break;
+                        }
+                    }
                     44 => {
                         let after = at(header) + header.len();
                         // The offset in 8-byte units, above 3 flag bits.
                         let offset = u16::from_be_bytes([header[2], header[3]]) >> 3;
-                        let _ = write!(v6_exts, "frag ({}|{}) ", usize::from(offset) * 8, end.saturating_sub(after));
+                        let _ = write!(exts, "frag ({}|{}) ", usize::from(offset) * 8, end.saturating_sub(after));
                         let payload = ip.payload();
                         fragment = Some((offset, payload.ip_number.0, payload.payload));
                         // A later fragment's bytes are its datagram's, not headers.
@@ -656,12 +713,16 @@ pub fn describe(
         let _ = write!(out, "{proto}bad-len {len}");
         return Undecoded::Nothing;
     }
+    if let Some(next) = ended {
+        let _ = write!(out, "{proto}{src} > {dst}: {exts}");
+        return if next == ext::Next::Cut { Undecoded::GaveUp } else { Undecoded::Nothing };
+    }
     // A fragment after the first has no transport header; the first has one, which the slicer leaves.
     let reparsed;
     let transport = match fragment {
         // An IPv6 fragment after the first: its extension headers only.
         Some((offset, ..)) if offset != 0 && matches!(ends, Ends::V6(..)) => {
-            let _ = write!(out, "{proto}{src} > {dst}: {}", v6_exts.trim_end());
+            let _ = write!(out, "{proto}{src} > {dst}: {}", exts.trim_end());
             return Undecoded::Nothing;
         }
         Some((offset, protocol, _)) if offset != 0 => {
@@ -683,17 +744,17 @@ pub fn describe(
     // `IP SRC.PORT > DST.PORT`, or after IPv6 extension headers
     // `IP6 SRC > DST: EXTS PORT > PORT`, as tcpdump shows a transport's ends.
     let ends_at = |out: &mut String, (sp, dp): (u16, u16)| {
-        if v6_exts.is_empty() {
+        if exts.is_empty() {
             write!(out, "{proto}{src}.{sp} > {dst}.{dp}")
         } else {
-            write!(out, "{proto}{src} > {dst}: {v6_exts}{sp} > {dp}")
+            write!(out, "{proto}{src} > {dst}: {exts}{sp} > {dp}")
         }
     };
     // ICMP in an IPv6 packet, ICMPv6 in an IPv4 one.
     let number = p.ip_payload().map(|pl| pl.ip_number.0);
     match (&ends, number) {
         (Ends::V6(..), Some(1)) if fragment.is_none_or(|(offset, ..)| offset == 0) => {
-            let _ = write!(out, "{proto}{src} > {dst}: {v6_exts}[ICMP requires IPv4] (invalid)");
+            let _ = write!(out, "{proto}{src} > {dst}: {exts}[ICMP requires IPv4] (invalid)");
             return Undecoded::Nothing;
         }
         (Ends::V4(..), Some(58)) if fragment.is_none_or(|(offset, ..)| offset == 0) => {
@@ -702,7 +763,7 @@ pub fn describe(
         }
         // IPv6's "no next header" (59).
         (Ends::V6(..), Some(59)) => {
-            let _ = write!(out, "{proto}{src} > {dst}: {v6_exts}no next header");
+            let _ = write!(out, "{proto}{src} > {dst}: {exts}no next header");
             return Undecoded::Nothing;
         }
         _ => {}
@@ -716,11 +777,11 @@ pub fn describe(
             } else if usize::from(ulen) > room && fragment.is_none() {
                 // (A first fragment holds only part of the datagram its length counts.)
                 write!(out, ": UDP, bad length {} > {}", ulen - 8, room.saturating_sub(8))
-            } else if let Some(mdns) =
-                dns::port(u.source_port(), u.destination_port()).filter(|_| !quick && fragment.is_none())
-            {
+            } else if let Some(mdns) = dns::port(u.source_port(), u.destination_port()).filter(|_| !quick) {
                 out.push_str(": ");
-                undecoded = Undecoded::after(dns::dns(out, u.payload(), usize::from(ulen - 8), mdns));
+                // (A first fragment's message: as far as the fragment goes, as tcpdump takes it.)
+                let len = usize::from(ulen - 8).min(room.saturating_sub(8));
+                undecoded = Undecoded::after(dns::dns(out, u.payload(), len, mdns));
                 Ok(())
             } else {
                 write!(out, ": UDP, length {}", ulen - 8)
@@ -737,12 +798,12 @@ pub fn describe(
             Ok(())
         }
         Some(TransportSlice::Icmpv4(i)) => {
-            let _ = write!(out, "{proto}{src} > {dst}: ");
+            let _ = write!(out, "{proto}{src} > {dst}: {exts}");
             undecoded = Undecoded::after(icmp::icmp(out, i.slice(), from(i.slice())));
             Ok(())
         }
         Some(TransportSlice::Icmpv6(i)) => {
-            let _ = write!(out, "{proto}{src} > {dst}: {v6_exts}");
+            let _ = write!(out, "{proto}{src} > {dst}: {exts}");
             undecoded = Undecoded::after_icmp6(icmp::icmp6(out, i.slice(), from(i.slice())), at(i.slice()));
             Ok(())
         }
@@ -758,7 +819,7 @@ pub fn describe(
             match (number, ports) {
                 // A first IPv6 fragment with nothing captured after its fragment header: the headers alone.
                 _ if captured.is_empty() && after_fragment && matches!(fragment, Some((0, ..))) => {
-                    write!(out, "{proto}{src} > {dst}: {v6_exts}")
+                    write!(out, "{proto}{src} > {dst}: {exts}")
                 }
                 // (tcpdump reads the header's 20 bytes before its length.)
                 (6, Some(ports)) if captured.len() >= 20 && bad_tcp_hl => {
@@ -792,28 +853,53 @@ pub fn describe(
                 }
                 // An ICMPv6 header cut short: what of it tcpdump reads.
                 (58, _) => {
-                    let _ = write!(out, "{proto}{src} > {dst}: {v6_exts}");
+                    let _ = write!(out, "{proto}{src} > {dst}: {exts}");
                     undecoded = Undecoded::after_icmp6(icmp::icmp6(out, captured, len), at(captured));
                     Ok(())
                 }
                 // IGMP (over IPv4).
                 (2, _) if matches!(ends, Ends::V4(..)) && fragment.is_none() => {
-                    let _ = write!(out, "{proto}{src} > {dst}: ");
+                    let _ = write!(out, "{proto}{src} > {dst}: {exts}");
                     undecoded = Undecoded::after(igmp::igmp(out, captured, len, quick));
                     Ok(())
                 }
                 // An ICMP header cut short: what of it tcpdump reads.
                 (1, _) if matches!(ends, Ends::V4(..)) => {
-                    let _ = write!(out, "{proto}{src} > {dst}: ");
+                    let _ = write!(out, "{proto}{src} > {dst}: {exts}");
                     undecoded = Undecoded::after(icmp::icmp(out, captured, len));
                     Ok(())
                 }
-                (17, None) => write!(out, "{proto}{src} > {dst}: {v6_exts} [|udp]"),
-                (6, None) if !v6_exts.is_empty() => write!(out, "{proto}{src} > {dst}: {v6_exts}{src} > {dst}: [|tcp]"),
+                // A routing header cut short, as tcpdump reads it.
+                (43, _) if matches!(ends, Ends::V6(..)) => {
+                    let _ = write!(out, "{proto}{src} > {dst}: {exts}");
+                    if captured.is_empty() {
+                        out.push_str(" [|ip6]");
+                    } else if ext::rt6(out, captured) == ext::Next::Cut {
+                        undecoded = Undecoded::GaveUp;
+                    }
+                    Ok(())
+                }
+                // An authentication header cut short (IPv4 or IPv6).
+                (51, _) => {
+                    let _ = write!(out, "{proto}{src} > {dst}: {exts}");
+                    if captured.is_empty() {
+                        out.push_str(" [|ah]");
+                    } else if ext::ah(out, captured) == ext::Next::Cut {
+                        undecoded = Undecoded::GaveUp;
+                    }
+                    Ok(())
+                }
+                (50, _) => {
+                    let _ = write!(out, "{proto}{src} > {dst}: {exts}");
+                    ext::esp(out, captured, len);
+                    Ok(())
+                }
+                (17, None) => write!(out, "{proto}{src} > {dst}: {exts} [|udp]"),
+                (6, None) if !exts.is_empty() => write!(out, "{proto}{src} > {dst}: {exts}{src} > {dst}: [|tcp]"),
                 (6, None) => write!(out, "{proto}{src} > {dst}: [|tcp]"),
                 // An IPv6 extension header cut short, as tcpdump reads it.
                 (0 | 60 | 44, _) if matches!(ends, Ends::V6(..)) => {
-                    let _ = write!(out, "{proto}{src} > {dst}: {v6_exts}");
+                    let _ = write!(out, "{proto}{src} > {dst}: {exts}");
                     // The fields it reads first cut (next header and length; a
                     // fragment's offset): tcpdump gives up on the frame.
                     if captured.len() < if number == 44 { 4 } else { 2 } {
@@ -831,7 +917,7 @@ pub fn describe(
                         (_, None) => write!(out, " [|frag6]"),
                     }
                 }
-                _ => write!(out, "{proto}{src} > {dst}: {v6_exts} ip-proto-{number} {len}"),
+                _ => write!(out, "{proto}{src} > {dst}: {exts} ip-proto-{number} {len}"),
             }
         }
     };
