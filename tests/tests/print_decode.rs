@@ -26,6 +26,33 @@ fn every_cut(file: &Path, snaplens: std::ops::RangeInclusive<usize>, flag_sets: 
     }
 }
 
+/// An Ethernet frame of `ethertype` from 02:00:00:00:00:01 to ...:02.
+fn ether(ethertype: u16, payload: &[u8]) -> Vec<u8> {
+    [&[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1][..], &ethertype.to_be_bytes(), payload].concat()
+}
+
+/// An IPv4 packet of `proto` (`flags`: the fragment bits and offset).
+fn ipv4(proto: u8, flags: u16, (src, dst): ([u8; 4], [u8; 4]), payload: &[u8]) -> Vec<u8> {
+    let (len, f) = ((20 + payload.len() as u16).to_be_bytes(), flags.to_be_bytes());
+    [&[0x45, 0, len[0], len[1], 0, 1, f[0], f[1], 64, proto, 0, 0][..], &src, &dst, payload].concat()
+}
+
+/// 2001:db8::`i`.
+fn v6_addr(i: u8) -> Vec<u8> {
+    [&[0x20, 0x01, 0x0d, 0xb8][..], &[0; 11], &[i]].concat()
+}
+
+/// An IPv6 packet from 2001:db8::`src` to 2001:db8::`dst`, its first header `next`.
+fn ipv6(next: u8, (src, dst): (u8, u8), payload: &[u8]) -> Vec<u8> {
+    let len = (payload.len() as u16).to_be_bytes();
+    [&[0x60, 0, 0, 0, len[0], len[1], next, 64][..], &v6_addr(src), &v6_addr(dst), payload].concat()
+}
+
+/// A UDP datagram from port 1234 to `dport` whose length field says `ulen`.
+fn udp(dport: u16, payload: &[u8], ulen: usize) -> Vec<u8> {
+    [&1234u16.to_be_bytes()[..], &dport.to_be_bytes(), &(ulen as u16).to_be_bytes(), &[0, 0], payload].concat()
+}
+
 /// The longest of `frames`.
 fn longest(frames: &[Vec<u8>]) -> usize {
     frames.iter().map(Vec::len).max().unwrap_or(0)
@@ -729,21 +756,11 @@ const ODD_HEADERS: &[&str] = &[
 #[test]
 fn routing_headers_ipsec_and_fragmented_dns_print_as_tcpdump_prints_them() {
     let dir = tempfile::tempdir().unwrap();
-    let eth = |ethertype: [u8; 2]| [&[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1][..], &ethertype].concat();
-    let addr = |i: u8| [&[0x20, 0x01, 0x0d, 0xb8][..], &[0; 11], &[i]].concat();
-    let v6 = |next: u8, payload: &[u8]| {
-        let len = (payload.len() as u16).to_be_bytes();
-        [&eth([0x86, 0xdd])[..], &[0x60, 0, 0, 0, len[0], len[1], next, 64], &addr(1), &addr(2), payload].concat()
-    };
+    let addr = v6_addr;
+    let v6 = |next: u8, payload: &[u8]| ether(0x86dd, &ipv6(next, (1, 2), payload));
     // (flags: the fragment bits and offset.)
     let v4 = |proto: u8, flags: u16, payload: &[u8]| {
-        let len = (20 + payload.len() as u16).to_be_bytes();
-        let f = flags.to_be_bytes();
-        let ip = [0x45, 0, len[0], len[1], 0, 1, f[0], f[1], 64, proto, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2];
-        [&eth([8, 0])[..], &ip, payload].concat()
-    };
-    let udp = |dport: u16, payload: &[u8], ulen: usize| {
-        [&1234u16.to_be_bytes()[..], &dport.to_be_bytes(), &(ulen as u16).to_be_bytes(), &[0, 0], payload].concat()
+        ether(0x0800, &ipv4(proto, flags, ([10, 0, 0, 1], [10, 0, 0, 2]), payload))
     };
     let tcp_syn = [&[0x04, 0xd2, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 4, 0][..], &[0; 4]].concat();
     // A routing header of `kind` with `word` (reserved, or SRv6's last entry, flags and tag) and `addrs`.
@@ -807,6 +824,87 @@ fn routing_headers_ipsec_and_fragmented_dns_print_as_tcpdump_prints_them() {
         "frag (0|41) 1234 > 53: 4660+ A? www.example.com. (33)",
         "frag (0|28) 1234 > 53: 4660+ [|domain]",
         "IP 10.0.0.1.1234 > 10.0.0.2.53: 4660+ A? www.example.com. (33)",
+    ] {
+        assert!(whole.contains(words), "{words}: {whole}");
+    }
+    every_cut(&file, 34..=longest(&frames), &[&[][..], &["-e"], &["-q"], &["-x"], &["-A"]]);
+}
+
+/// Tunnels print as tcpdump prints them, whole and cut at every byte: IP in
+/// IP (IPv4 and IPv6 in either; an inner header cut within its options),
+/// GRE version 0 (checksum, key, sequence number, RFC 1701 source routes of
+/// IPv4 addresses and of autonomous systems, an unknown protocol, an
+/// unknown version) carrying IPv4, IPv6 and Ethernet (its link-level header
+/// under `-e`), and PPTP's GRE version 1 (call, sequence and ack numbers)
+/// carrying PPP frames of IPv4 and IPv6. They printed as `ip-proto-4 N`,
+/// `ip-proto-41 N` and `ip-proto-47 N`.
+#[test]
+fn tunnels_print_as_tcpdump_prints_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let outer = ([10, 0, 0, 1], [10, 0, 0, 2]);
+    let inside = ([192, 168, 1, 1], [192, 168, 1, 2]);
+    let v4 = |proto: u8, payload: &[u8]| ether(0x0800, &ipv4(proto, 0, outer, payload));
+    let v6 = |next: u8, payload: &[u8]| ether(0x86dd, &ipv6(next, (1, 2), payload));
+    let query = ringwire_tests::from_hex("12340100000100000000000003777777076578616d706c6503636f6d0000010001");
+    let inner4 = ipv4(17, 0, inside, &udp(53, &query, 8 + query.len()));
+    let inner6 = ipv6(17, (0x11, 0x12), &udp(5555, b"hello", 13));
+    let icmp = ipv4(1, 0, inside, b"\x08\0\0\0\0\x01\0\x01pingdata");
+    let syn = [&[0x04, 0xd2, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x12, 4, 0][..], &[0; 4]].concat();
+    let gre = |flags: u16, proto: u16, fields: &[u8], payload: &[u8]| {
+        [&flags.to_be_bytes()[..], &proto.to_be_bytes(), fields, payload].concat()
+    };
+    // An IPv4 header of 24 bytes (an option), as a tunnel carries it.
+    let with_option = {
+        let plain = ipv4(17, 0, outer, &udp(5555, b"z", 9));
+        [&[0x46][..], &plain[1..20], &[1, 1, 1, 0], &plain[20..]].concat()
+    };
+    // GRE's checksum and offset, then source route entries: of IPv4
+    // addresses, of autonomous systems, of an unknown family, the last.
+    let source_routes = [
+        &[0, 0, 0, 0, 0x08, 0x00, 4, 8, 1, 1, 1, 1, 2, 2, 2, 2][..],
+        &[0xff, 0xfe, 2, 4, 0, 1, 0, 2, 0x12, 0x34, 0, 2, b'x', b'x'],
+        &[0, 0, 0, 0],
+    ];
+    let ppp_v4 = [&[0xff, 0x03, 0x00, 0x21][..], &inner4].concat();
+    let pptp = |fields: &[u8], ppp: &[u8]| gre(0x3001, 0x880b, fields, ppp);
+    let frames = [
+        v4(4, &inner4),
+        v4(41, &inner6),
+        v6(4, &inner4),
+        v6(41, &inner6),
+        v4(4, &icmp),
+        v4(4, &ipv4(6, 0, inside, &syn)),
+        v4(4, &with_option),
+        v4(47, &gre(0, 0x0800, &[], &inner4)),
+        v4(47, &gre(0x2000, 0x0800, &[0, 0, 0, 42], &inner4)),
+        v4(47, &gre(0xb000, 0x86dd, &[0, 0, 0, 0, 0, 0, 0, 42, 0, 0, 0, 7], &inner6)),
+        v4(47, &gre(0x4000, 0x0800, &source_routes.concat(), &inner4)),
+        v4(47, &gre(0, 0x6558, &[], &[&[10, 0, 0, 0, 0, 2, 10, 0, 0, 0, 0, 1, 8, 0][..], &inner4].concat())),
+        v6(47, &gre(0, 0x0800, &[], &inner4)),
+        v4(47, &gre(0, 0x1234, &[], b"abcdefgh")),
+        v4(47, &gre(2, 0x0800, &[], &inner4)),
+        v4(47, &gre(0, 0x86dd, &[], &inner6[..30])),
+        v4(47, &gre(0x3081, 0x880b, &[0, 0x41, 0, 5, 0, 0, 0, 3, 0, 0, 0, 2], &ppp_v4)),
+        v4(47, &pptp(&[0, 0x3e, 0, 5, 0, 0, 0, 3], &[&[0x21][..], &inner4].concat())),
+        v4(47, &pptp(&[0, 8, 0, 5, 0, 0, 0, 3], &[&[0xff, 0x03, 0x00, 0x57][..], &inner6].concat())),
+        v4(47, &gre(0x2001, 0x880b, &[0, 0, 0, 5], &[])),
+    ];
+    let file = dir.path().join("tunnels.pcap");
+    write_frames(&file, &frames);
+    let whole = printed_whole(&file, &[&[][..], &["-e"], &["-q"], &["-x"]]);
+    for words in [
+        "IP 10.0.0.1 > 10.0.0.2: IP 192.168.1.1.1234 > 192.168.1.2.53: 4660+ A? www.example.com. (33)",
+        "IP 10.0.0.1 > 10.0.0.2: IP6 2001:db8::11.1234 > 2001:db8::12.5555: UDP, length 5",
+        "IP6 2001:db8::1 > 2001:db8::2: IP 192.168.1.1.1234 > 192.168.1.2.53: ",
+        "IP 10.0.0.1 > 10.0.0.2: GREv0, length 65: IP 192.168.1.1.1234 > 192.168.1.2.53: 4660+ A? www.example.com. (33)",
+        "GREv0, key=0x2a, length 69: IP ",
+        "GREv0, off 0x0, key=0x2a, seq 7, length 69: IP6 2001:db8::11.1234 > 2001:db8::12.5555: UDP, length 5",
+        "GREv0, off 0x0, (rtaf=ip 1.1.1.1 *2.2.2.2), (rtaf=asn 1 *2), (rtaf=0x1234), length ",
+        "GREv0, length 12: gre-proto-0x1234",
+        "GREv2 ERROR: unknown-version",
+        "GREv0, proto TEB (0x6558), length 79: 0a:00:00:00:00:01 > 0a:00:00:00:00:02, ethertype IPv4 (0x0800), length 75: 192.168.1.1.1234 > ",
+        "GREv1, call 5, seq 3, ack 2, length 81: IP 192.168.1.1.1234 > 192.168.1.2.53: ",
+        "GREv1, call 5, no-payload, length 8\n",
     ] {
         assert!(whole.contains(words), "{words}: {whole}");
     }

@@ -10,6 +10,7 @@ mod ext;
 mod icmp;
 mod igmp;
 mod stp;
+mod tunnel;
 
 use std::collections::HashMap;
 
@@ -485,13 +486,11 @@ pub fn describe(
 ) -> Undecoded {
     use std::fmt::Write as _;
 
-    use etherparse::{LaxNetSlice, LaxSlicedPacket, TransportSlice, VlanSlice};
+    use etherparse::{LaxSlicedPacket, VlanSlice};
     let Ok(p) = LaxSlicedPacket::from_ethernet(frame) else {
         let _ = write!(out, " [|ether]");
         return Undecoded::Nothing;
     };
-    // Where a header starts within the frame.
-    let at = |header: &[u8]| (header.as_ptr() as usize).saturating_sub(frame.as_ptr() as usize);
     // VLAN tags: tcpdump shows them with the link-level header only.
     match &p.vlan {
         // A second tag cut short: tcpdump reads no ethertype after the first (`[|vlan]` follows).
@@ -505,6 +504,165 @@ pub fn describe(
         }
         _ => {}
     }
+    if p.net.is_none() {
+        return non_ip(out, frame, &p, wire_len, (after_link, quick));
+    }
+    describe_ip(out, frame, &p, wire_len as usize, (after_link, quick), tcp)
+}
+
+/// What follows the Ethernet header (and its tags) of a frame that is not
+/// IP, as tcpdump words it (with `after_link`, after the link-level header).
+fn non_ip(
+    out: &mut String,
+    frame: &[u8],
+    p: &etherparse::LaxSlicedPacket<'_>,
+    wire_len: u32,
+    (after_link, quick): (bool, bool),
+) -> Undecoded {
+    use std::fmt::Write as _;
+    // Where a header starts within the frame.
+    let at = |header: &[u8]| (header.as_ptr() as usize).saturating_sub(frame.as_ptr() as usize);
+    // What follows the Ethernet header and its tags, on the wire.
+    let (et, rest) =
+        p.ether_payload().map_or((0, 0), |e| (e.ether_type.0, (wire_len as usize).saturating_sub(at(e.payload))));
+    let _ = match et {
+        0x88cc => {
+            let _ = write!(out, "LLDP, length {rest}");
+            if !lldp_whole(p.ether_payload().map_or(&[][..], |e| e.payload), rest) {
+                out.push_str(" [|lldp]");
+            }
+            Ok(())
+        }
+        // An IP header cut short (after `ethertype ..., ` with the link-level header).
+        // (`IP ` once its first byte, the version, was captured.)
+        // An IP header cut short (after `ethertype ..., ` with the link-level header).
+        0x0800 => {
+            let ip = p.ether_payload().map_or(&[][..], |e| e.payload);
+            let rest = p.ether_payload().map_or(0, |e| (wire_len as usize).saturating_sub(at(e.payload)));
+            return ip4_cut(out, ip, rest, if after_link { "" } else { "IP " }, false);
+        }
+        0x86dd => write!(out, " [|ip6]"),
+        // A VLAN tag cut short (the first, or a second one).
+        t if is_tag(t) && frame.len() < 22 => write!(out, " [|vlan]"),
+        // An ARP message cut before the target's protocol address ends.
+        // (tcpdump gives up on the frame.)
+        0x0806 if !p.ether_payload().is_some_and(|e| arp_whole(e.payload)) => {
+            out.push_str(" [|arp]");
+            return Undecoded::GaveUp;
+        }
+        0x0806 => {
+            if !after_link {
+                out.push_str("ARP, ");
+            }
+            if let Some(arp) = p.ether_payload().and_then(|e| arp_words(e.payload)) {
+                out.push_str(&arp);
+                out.push_str(", ");
+            }
+            write!(out, "length {rest}")
+        }
+        // An LLC header cut short: tcpdump says so, then dumps what there is.
+        0..=1500 if p.ether_payload().is_none_or(|e| e.payload.len() < 3) => {
+            out.push_str(" [|llc]");
+            return Undecoded::PayloadOnly;
+        }
+        // A spanning-tree BPDU (after its LLC header, which -e shows).
+        0..=1500 if p.ether_payload().is_some_and(|e| stp::is_bpdu(e.payload)) => {
+            let llc = p.ether_payload().map_or(&[][..], |e| e.payload);
+            if after_link {
+                stp::llc_header(out, llc);
+            }
+            if stp::bpdu(out, &llc[3..], usize::from(et).saturating_sub(3)) {
+                return Undecoded::GaveUp;
+            }
+            Ok(())
+        }
+        // IEEE 802.3: a length, and an LLC header (not decoded further).
+        0..=1500 => match p.ether_payload().and_then(|e| e.payload.get(..2)) {
+            Some(&[dsap, ssap]) => write!(out, "LLC, dsap {dsap:#04x}, ssap {ssap:#04x}, length {et}"),
+            _ => write!(out, "LLC, length {et}"),
+        },
+        // Not decoded: the link-level header (with the ethertype after
+        // the tags, as tcpdump shows it), and (from the caller) a dump of the rest.
+        _ => {
+            if !after_link {
+                let mac = |m: &[u8]| crate::stats::format_mac(m.try_into().expect("six bytes"));
+                let _ = write!(
+                    out,
+                    "{} > {}, {}, length {wire_len}: ",
+                    mac(&frame[6..12]),
+                    mac(&frame[..6]),
+                    ether_type(et, quick)
+                );
+            }
+            return Undecoded::Payload;
+        }
+    };
+    Undecoded::Nothing
+}
+
+/// An IPv4 header cut short, captured as `ip` (`rest` bytes on the wire), as
+/// tcpdump words it after `tag` (`IP `, or nothing after the link-level
+/// header, which names it). (`IP ` once its first byte, the version, was
+/// captured.) `tunneled`: a packet a tunnel carries, whose addresses tcpdump
+/// does not show when its options are cut.
+fn ip4_cut(out: &mut String, ip: &[u8], rest: usize, tag: &str, tunneled: bool) -> Undecoded {
+    use std::fmt::Write as _;
+    let ihl = ip.first().map(|v| usize::from(v & 0x0f) * 4);
+    let total = ip.get(2..4).map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])));
+    let _ = match (ihl, total) {
+        // Less than a minimal header captured: tcpdump checks for its 20
+        // bytes before it reads any field (a runt, as a record cut short).
+        (Some(_), _) if ip.len() < 20 => write!(out, "{tag} [|ip]"),
+        // A header length under the minimum.
+        (Some(ihl), _) if ihl < 20 => write!(out, "{tag}bad-hlen {ihl}"),
+        // A header longer than the frame, which says more than it holds.
+        (Some(ihl), Some(total)) if total > rest && ihl > ip.len() => write!(
+            out,
+            "{tag}truncated-ip - {} bytes missing!  [remaining caplen({}) < header length({ihl})] [|ip]",
+            total - rest,
+            ip.len()
+        ),
+        // Options cut short: the addresses, then what is missing (tcpdump gives up on the frame).
+        (Some(ihl), _) if ihl > ip.len() && tunneled => {
+            let _ = write!(out, "{tag} [remaining caplen({}) < header length({ihl})] [|ip]", ip.len());
+            return Undecoded::GaveUp;
+        }
+        (Some(ihl), _) if ihl > ip.len() => {
+            let _ = write!(
+                out,
+                "{tag}{} > {}:  [remaining caplen({}) < header length({ihl})] [|ip]",
+                std::net::Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]),
+                std::net::Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]),
+                ip.len()
+            );
+            return Undecoded::GaveUp;
+        }
+        (Some(_), _) => write!(out, "{tag} [|ip]"),
+        // Nothing of it: tcpdump gives up on the frame.
+        (None, _) => {
+            out.push_str(" [|ip]");
+            return Undecoded::GaveUp;
+        }
+    };
+    Undecoded::Nothing
+}
+
+/// An IP packet (`p`, parsed from within `frame`: the frame's own, or one a
+/// tunnel carries) as tcpdump words it; `wire_len`: where what holds it
+/// ends on the wire, as an offset in `frame`.
+fn describe_ip(
+    out: &mut String,
+    frame: &[u8],
+    p: &etherparse::LaxSlicedPacket<'_>,
+    wire_len: usize,
+    (after_link, quick): (bool, bool),
+    tcp: &mut TcpConversations,
+) -> Undecoded {
+    use std::fmt::Write as _;
+
+    use etherparse::{LaxNetSlice, TransportSlice};
+    // Where a header starts within the frame.
+    let at = |header: &[u8]| (header.as_ptr() as usize).saturating_sub(frame.as_ptr() as usize);
     // The IP header's addresses and protocol name, and where its payload ends on the wire.
     // An IPv4 fragment: its offset, and its protocol.
     let mut fragment = None;
@@ -524,7 +682,7 @@ pub fn describe(
             // A total length of 0 is a frame offloaded past 64 KiB (TSO, BIG
             // TCP GRO): it ends with the frame, as tcpdump guesses too.
             let end = match h.total_len() {
-                0 => wire_len as usize,
+                0 => wire_len,
                 n => at(h.slice()) + usize::from(n),
             };
             // A total length shorter than the header itself.
@@ -545,7 +703,7 @@ pub fn describe(
         Some(LaxNetSlice::Ipv6(ip)) => {
             let h = ip.header();
             let end = match h.payload_length() {
-                0 => wire_len as usize,
+                0 => wire_len,
                 n => at(h.slice()) + 40 + usize::from(n),
             };
             // Its extension headers as tcpdump names them; a fragment's
@@ -583,130 +741,20 @@ pub fn describe(
             }
             (Ends::V6(h.source(), h.destination()), "IP6 ", end)
         }
-        None => {
-            // What follows the Ethernet header and its tags, on the wire.
-            let (et, rest) = p
-                .ether_payload()
-                .map_or((0, 0), |e| (e.ether_type.0, (wire_len as usize).saturating_sub(at(e.payload))));
-            let _ = match et {
-                0x88cc => {
-                    let _ = write!(out, "LLDP, length {rest}");
-                    if !lldp_whole(p.ether_payload().map_or(&[][..], |e| e.payload), rest) {
-                        out.push_str(" [|lldp]");
-                    }
-                    Ok(())
-                }
-                // An IP header cut short (after `ethertype ..., ` with the link-level header).
-                // (`IP ` once its first byte, the version, was captured.)
-                0x0800 => {
-                    let ip = p.ether_payload().map_or(&[][..], |e| e.payload);
-                    let rest = p.ether_payload().map_or(0, |e| (wire_len as usize).saturating_sub(at(e.payload)));
-                    let tag = if after_link { "" } else { "IP " };
-                    let ihl = ip.first().map(|v| usize::from(v & 0x0f) * 4);
-                    let total = ip.get(2..4).map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])));
-                    match (ihl, total) {
-                        // Less than a minimal header captured: tcpdump checks for its 20
-                        // bytes before it reads any field (a runt, as a record cut short).
-                        (Some(_), _) if ip.len() < 20 => write!(out, "{tag} [|ip]"),
-                        // A header length under the minimum.
-                        (Some(ihl), _) if ihl < 20 => write!(out, "{tag}bad-hlen {ihl}"),
-                        // A header longer than the frame, which says more than it holds.
-                        (Some(ihl), Some(total)) if total > rest && ihl > ip.len() => write!(
-                            out,
-                            "{tag}truncated-ip - {} bytes missing!  [remaining caplen({}) < header length({ihl})] [|ip]",
-                            total - rest,
-                            ip.len()
-                        ),
-                        // Options cut short: the addresses, then what is missing (tcpdump gives up on the frame).
-                        (Some(ihl), _) if ihl > ip.len() => {
-                            let _ = write!(
-                                out,
-                                "{tag}{} > {}:  [remaining caplen({}) < header length({ihl})] [|ip]",
-                                std::net::Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]),
-                                std::net::Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]),
-                                ip.len()
-                            );
-                            return Undecoded::GaveUp;
-                        }
-                        (Some(_), _) => write!(out, "{tag} [|ip]"),
-                        // Nothing of it: tcpdump gives up on the frame.
-                        (None, _) => {
-                            out.push_str(" [|ip]");
-                            return Undecoded::GaveUp;
-                        }
-                    }
-                }
-                0x86dd => write!(out, " [|ip6]"),
-                // A VLAN tag cut short (the first, or a second one).
-                t if is_tag(t) && frame.len() < 22 => write!(out, " [|vlan]"),
-                // An ARP message cut before the target's protocol address ends.
-                // (tcpdump gives up on the frame.)
-                0x0806 if !p.ether_payload().is_some_and(|e| arp_whole(e.payload)) => {
-                    out.push_str(" [|arp]");
-                    return Undecoded::GaveUp;
-                }
-                0x0806 => {
-                    if !after_link {
-                        out.push_str("ARP, ");
-                    }
-                    if let Some(arp) = p.ether_payload().and_then(|e| arp_words(e.payload)) {
-                        out.push_str(&arp);
-                        out.push_str(", ");
-                    }
-                    write!(out, "length {rest}")
-                }
-                // An LLC header cut short: tcpdump says so, then dumps what there is.
-                0..=1500 if p.ether_payload().is_none_or(|e| e.payload.len() < 3) => {
-                    out.push_str(" [|llc]");
-                    return Undecoded::PayloadOnly;
-                }
-                // A spanning-tree BPDU (after its LLC header, which -e shows).
-                0..=1500 if p.ether_payload().is_some_and(|e| stp::is_bpdu(e.payload)) => {
-                    let llc = p.ether_payload().map_or(&[][..], |e| e.payload);
-                    if after_link {
-                        stp::llc_header(out, llc);
-                    }
-                    if stp::bpdu(out, &llc[3..], usize::from(et).saturating_sub(3)) {
-                        return Undecoded::GaveUp;
-                    }
-                    Ok(())
-                }
-                // IEEE 802.3: a length, and an LLC header (not decoded further).
-                0..=1500 => match p.ether_payload().and_then(|e| e.payload.get(..2)) {
-                    Some(&[dsap, ssap]) => write!(out, "LLC, dsap {dsap:#04x}, ssap {ssap:#04x}, length {et}"),
-                    _ => write!(out, "LLC, length {et}"),
-                },
-                // Not decoded: the link-level header (with the ethertype after
-                // the tags, as tcpdump shows it), and (from the caller) a dump of the rest.
-                _ => {
-                    if !after_link {
-                        let mac = |m: &[u8]| crate::stats::format_mac(m.try_into().expect("six bytes"));
-                        let _ = write!(
-                            out,
-                            "{} > {}, {}, length {wire_len}: ",
-                            mac(&frame[6..12]),
-                            mac(&frame[..6]),
-                            ether_type(et, quick)
-                        );
-                    }
-                    return Undecoded::Payload;
-                }
-            };
-            return Undecoded::Nothing;
-        }
+        _ => return Undecoded::Nothing,
     };
     let (src, dst) = ends.addrs();
     let mut undecoded = Undecoded::Nothing;
     let mut proto = if after_link { "" } else { proto };
-    if matches!(ends, Ends::V4(..)) && ip_end > wire_len as usize {
+    if matches!(ends, Ends::V4(..)) && ip_end > wire_len {
         // The IP header says more than the frame held on the wire; tcpdump
         // says so after `IP`, which it then does not repeat.
-        let _ = write!(out, "{proto}truncated-ip - {} bytes missing! ", ip_end - wire_len as usize);
+        let _ = write!(out, "{proto}truncated-ip - {} bytes missing! ", ip_end - wire_len);
         proto = "";
     }
-    if matches!(ends, Ends::V6(..)) && ip_end > wire_len as usize {
+    if matches!(ends, Ends::V6(..)) && ip_end > wire_len {
         // (IPv6's says it without a space after it.)
-        let _ = write!(out, "{proto}truncated-ip6 - {} bytes missing!", ip_end - wire_len as usize);
+        let _ = write!(out, "{proto}truncated-ip6 - {} bytes missing!", ip_end - wire_len);
         proto = "";
     }
     if let Some(len) = bad_len {
@@ -892,6 +940,17 @@ pub fn describe(
                 (50, _) => {
                     let _ = write!(out, "{proto}{src} > {dst}: {exts}");
                     ext::esp(out, captured, len);
+                    Ok(())
+                }
+                // IP in IP: IPv4 (4) or IPv6 (41), in either.
+                (4 | 41, _) => {
+                    let _ = write!(out, "{proto}{src} > {dst}: {exts}");
+                    undecoded = tunnel::ip(out, frame, (captured, len, number == 41), (after_link, quick), tcp);
+                    Ok(())
+                }
+                (47, _) => {
+                    let _ = write!(out, "{proto}{src} > {dst}: {exts}");
+                    undecoded = tunnel::gre(out, frame, captured, len, (after_link, quick), tcp);
                     Ok(())
                 }
                 (17, None) => write!(out, "{proto}{src} > {dst}: {exts} [|udp]"),
