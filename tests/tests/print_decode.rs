@@ -836,8 +836,13 @@ fn routing_headers_ipsec_and_fragmented_dns_print_as_tcpdump_prints_them() {
 /// IPv4 addresses and of autonomous systems, an unknown protocol, an
 /// unknown version) carrying IPv4, IPv6 and Ethernet (its link-level header
 /// under `-e`), and PPTP's GRE version 1 (call, sequence and ack numbers)
-/// carrying PPP frames of IPv4 and IPv6. They printed as `ip-proto-4 N`,
-/// `ip-proto-41 N` and `ip-proto-47 N`.
+/// carrying PPP frames of IPv4 and IPv6; MPLS label stacks (explicit null
+/// labels, a payload told by its first byte, one dumped, none, a stack cut
+/// short) on Ethernet, behind VLAN tags and in GRE; VXLAN (flags, ARP
+/// inside, a header too short) and Geneve (flags, options, the reserved
+/// byte, IPv6, MPLS and Ethernet inside, an unknown protocol or version,
+/// options longer than the packet). They printed as `ip-proto-4 N`,
+/// `ip-proto-41 N`, `ip-proto-47 N`, `UDP, length N` and a dump.
 #[test]
 fn tunnels_print_as_tcpdump_prints_them() {
     let dir = tempfile::tempdir().unwrap();
@@ -867,6 +872,18 @@ fn tunnels_print_as_tcpdump_prints_them() {
     ];
     let ppp_v4 = [&[0xff, 0x03, 0x00, 0x21][..], &inner4].concat();
     let pptp = |fields: &[u8], ppp: &[u8]| gre(0x3001, 0x880b, fields, ppp);
+    // An MPLS label entry: its label, bottom of stack or not, ttl 64.
+    let label = |label: u32, bottom: bool| ((label << 12) | (u32::from(bottom) << 8) | 64).to_be_bytes().to_vec();
+    let udp_from = |sport: u16, dport: u16, payload: &[u8]| {
+        [&sport.to_be_bytes()[..], &dport.to_be_bytes(), &(8 + payload.len() as u16).to_be_bytes(), &[0, 0], payload]
+            .concat()
+    };
+    let inner_frame = [&[10, 0, 0, 0, 0, 2, 10, 0, 0, 0, 0, 1, 8, 0][..], &inner4].concat();
+    // An ARP request, in an Ethernet frame of its own.
+    let arp = ringwire_tests::from_hex(concat!(
+        "ffffffffffff0a0000000001080600010800060400010a0000000001c0a80101",
+        "000000000000c0a80102"
+    ));
     let frames = [
         v4(4, &inner4),
         v4(41, &inner6),
@@ -888,6 +905,30 @@ fn tunnels_print_as_tcpdump_prints_them() {
         v4(47, &pptp(&[0, 0x3e, 0, 5, 0, 0, 0, 3], &[&[0x21][..], &inner4].concat())),
         v4(47, &pptp(&[0, 8, 0, 5, 0, 0, 0, 3], &[&[0xff, 0x03, 0x00, 0x57][..], &inner6].concat())),
         v4(47, &gre(0x2001, 0x880b, &[0, 0, 0, 5], &[])),
+        ether(0x8847, &[label(0, true), inner4.clone()].concat()),
+        ether(0x8847, &[label(2, true), inner6.clone()].concat()),
+        ether(0x8847, &[label(100, false), label(3, true), inner4.clone()].concat()),
+        ether(0x8847, &[&label(100, true)[..], b"\x20\x1b\x01\x00abcdefgh"].concat()),
+        ether(0x8847, &label(100, true)),
+        ether(0x8847, &[0, 6]),
+        ether(0x8848, &[label(200, true), inner6.clone()].concat()),
+        ether(0x8100, &[&[0, 10, 0x88, 0x47][..], &label(300, true), &inner4].concat()),
+        v4(47, &gre(0, 0x8847, &[], &[label(16, true), inner4.clone()].concat())),
+        v4(17, &udp_from(50000, 4789, &[&[8, 0, 0, 0, 0, 0, 100, 0][..], &inner_frame].concat())),
+        v4(17, &udp_from(4789, 50000, &[&[0x0c, 0, 0, 0, 0, 1, 0, 0][..], &arp].concat())),
+        v4(17, &udp_from(50000, 4789, &[0, 0, 0, 0, 0, 0, 7, 0])),
+        v4(17, &udp_from(50000, 4789, &[8, 0, 0, 0])),
+        v6(17, &udp_from(50000, 4789, &[&[8, 0, 0, 0, 0, 0, 100, 0][..], &inner_frame[..10]].concat())),
+        v4(
+            17,
+            &udp_from(50000, 6081, &[&[2, 0xc0, 0x08, 0, 0, 0, 9, 5, 1, 2, 3, 4, 5, 6, 7, 8][..], &inner4].concat()),
+        ),
+        v4(17, &udp_from(50000, 6081, &[&[0, 0x40, 0x86, 0xdd, 0, 0, 9, 0][..], &inner6].concat())),
+        v4(17, &udp_from(50000, 6081, &[&[0, 0, 0x65, 0x58, 0, 0, 100, 0][..], &inner_frame].concat())),
+        v4(17, &udp_from(50000, 6081, &[&[0, 0, 0x88, 0x47, 0, 0, 1, 0][..], &label(16, true), &inner4].concat())),
+        v4(17, &udp_from(50000, 6081, &[0x40, 0x80, 0x12, 0x34, 0, 0, 9, 0, b'a', b'b'])),
+        v4(17, &udp_from(50000, 6081, &[10, 0, 0x65, 0x58, 0, 0, 9, 0, b'a', b'b'])),
+        v4(17, &udp_from(50000, 6081, &[0, 0, 0x65, 0x58])),
     ];
     let file = dir.path().join("tunnels.pcap");
     write_frames(&file, &frames);
@@ -905,8 +946,56 @@ fn tunnels_print_as_tcpdump_prints_them() {
         "GREv0, proto TEB (0x6558), length 79: 0a:00:00:00:00:01 > 0a:00:00:00:00:02, ethertype IPv4 (0x0800), length 75: 192.168.1.1.1234 > ",
         "GREv1, call 5, seq 3, ack 2, length 81: IP 192.168.1.1.1234 > 192.168.1.2.53: ",
         "GREv1, call 5, no-payload, length 8\n",
+        "MPLS (label 100, tc 0, ttl 64) (label 3, tc 0, [S], ttl 64) IP 192.168.1.1.1234 > 192.168.1.2.53: ",
+        "MPLS (label 2, tc 0, [S], ttl 64) IP6 2001:db8::11.1234 > 2001:db8::12.5555: UDP, length 5",
+        "MPLS (invalid)",
+        "GREv0, length 69: MPLS (label 16, tc 0, [S], ttl 64) IP 192.168.1.1.1234 > ",
+        "IP 10.0.0.1.50000 > 10.0.0.2.4789: VXLAN, flags [I] (0x08), vni 100\nIP 192.168.1.1.1234 > 192.168.1.2.53: ",
+        "VXLAN, flags [I] (0x0c), vni 256\nARP, Request who-has 192.168.1.2 tell 192.168.1.1, length 28",
+        "Geneve, Flags [OC], vni 0x9, rsvd 0x5, options [8 bytes]: IP 192.168.1.1.1234 > ",
+        "Geneve, Flags [none], vni 0x64: IP 192.168.1.1.1234 > ",
+        "Geneve ERROR: unknown-version 1",
+        "Geneve, Flags [none], vni 0x9 truncated-geneve - 38 bytes missing",
     ] {
         assert!(whole.contains(words), "{words}: {whole}");
     }
     every_cut(&file, 34..=longest(&frames), &[&[][..], &["-e"], &["-q"], &["-x"], &["-A"]]);
+}
+
+/// Frames behind three or four VLAN tags (802.1Q, and 802.1ad outside)
+/// print as tcpdump prints them, whole and cut at every byte: every tag
+/// under `-e`, then what they carry (IPv4, IPv6, ARP, MPLS, an ethertype
+/// not decoded, dumped). Past the second tag the line stopped, with a dump.
+#[test]
+fn frames_behind_any_number_of_vlan_tags_print_as_tcpdump_prints_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let tag = |tpid: u16, vid: u16, pcp: u16| [tpid.to_be_bytes(), ((pcp << 13) | vid).to_be_bytes()].concat();
+    let tagged = |tags: &[Vec<u8>], ethertype: u16, payload: &[u8]| {
+        [&[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1][..], &tags.concat(), &ethertype.to_be_bytes(), payload].concat()
+    };
+    let query = ringwire_tests::from_hex("12340100000100000000000003777777076578616d706c6503636f6d0000010001");
+    let inner4 = ipv4(17, 0, ([192, 168, 1, 1], [192, 168, 1, 2]), &udp(53, &query, 8 + query.len()));
+    let inner6 = ipv6(17, (0x11, 0x12), &udp(5555, b"hello", 13));
+    let arp =
+        ringwire_tests::from_hex("0001080006040001 0a0000000001c0a80101000000000000c0a80102".replace(' ', "").as_str());
+    let three = [tag(0x8100, 1, 0), tag(0x8100, 2, 0), tag(0x8100, 3, 0)];
+    let frames = [
+        tagged(&three, 0x0800, &inner4),
+        tagged(&[tag(0x88a8, 10, 3), tag(0x8100, 20, 0), tag(0x8100, 30, 0)], 0x86dd, &inner6),
+        tagged(&[&three[..], &[tag(0x8100, 4, 0)]].concat(), 0x0806, &arp),
+        tagged(&three, 0x9999, b"hello world!"),
+        tagged(&three, 0x8847, &[&[0, 0x06, 0x41, 0x40][..], &inner4].concat()),
+    ];
+    let file = dir.path().join("tags.pcap");
+    write_frames(&file, &frames);
+    let whole = printed_whole(&file, &[&[][..], &["-e"], &["-q"], &["-x"]]);
+    for words in [
+        "length 87: vlan 1, p 0, ethertype 802.1Q (0x8100), vlan 2, p 0, ethertype 802.1Q (0x8100), vlan 3, p 0, ethertype IPv4 (0x0800), 192.168.1.1.1234 > 192.168.1.2.53: 4660+ A? www.example.com. (33)",
+        "vlan 10, p 3, ethertype 802.1Q (0x8100), vlan 20, p 0, ethertype 802.1Q (0x8100), vlan 30, p 0, ethertype IPv6 (0x86dd), 2001:db8::11.1234 > ",
+        "vlan 4, p 0, ethertype ARP (0x0806), Request who-has 192.168.1.2 tell 192.168.1.1, length 28",
+        "IP 192.168.1.1.1234 > 192.168.1.2.53: 4660+ A? www.example.com. (33)",
+    ] {
+        assert!(whole.contains(words), "{words}: {whole}");
+    }
+    every_cut(&file, 14..=longest(&frames), &[&[][..], &["-e"], &["-q"], &["-x"], &["-A"]]);
 }

@@ -146,7 +146,7 @@ impl Printer {
         let undecoded = describe(out, data, wire_len, (self.options.link, quick), &mut self.tcp);
 
         // A decoder that gave up on the frame: tcpdump then dumps the whole frame.
-        let cut = undecoded == Undecoded::GaveUp;
+        let mut cut = undecoded == Undecoded::GaveUp;
         out.push('\n');
         // As tcpdump: what it could not decode, dumped (-A's text comes after it).
         match undecoded {
@@ -156,13 +156,22 @@ impl Printer {
             {
                 hex_dump(out, data.get(link_header_len(data)..).unwrap_or_default(), true);
             }
+            Undecoded::Rest { at, whole }
+                if !quick && matches!(self.options.hex, PrintHex::None | PrintHex::Ascii | PrintHex::NetworkAscii) =>
+            {
+                hex_dump(out, data.get(at..).unwrap_or_default(), true);
+                if !whole {
+                    out.pop();
+                    out.push_str(" [|mpls]\n");
+                    cut = true;
+                }
+            }
             Undecoded::Bytes { at, len } => hex_dump(out, data.get(at..at + len).unwrap_or_default(), false),
             Undecoded::PayloadOnly => hex_dump(out, data.get(link_header_len(data)..).unwrap_or_default(), true),
             _ => {}
         }
         // A frame cut within its VLAN tags: tcpdump's -x, -X and -A dump nothing of it.
-        let et = |at: usize| data.get(at..at + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
-        let tag_cut = et(12).is_some_and(is_tag) && (data.len() < 18 || et(16).is_some_and(is_tag) && data.len() < 22);
+        let tag_cut = vlan_tags(data).1;
         let network_only =
             matches!(self.options.hex, PrintHex::NetworkHex | PrintHex::NetworkHexAscii | PrintHex::NetworkAscii);
         if (tag_cut || undecoded == Undecoded::PayloadOnly) && network_only {
@@ -271,6 +280,23 @@ const fn ether_type_name(et: u16) -> &'static str {
     }
 }
 
+/// Where a frame's VLAN tags end (at the ethertype after them: 12 for
+/// none), and whether a tag after them was cut short (its type captured,
+/// not its 4 bytes after).
+fn vlan_tags(frame: &[u8]) -> (usize, bool) {
+    let mut at = 12;
+    while let Some(&[a, b]) = frame.get(at..at + 2) {
+        if !is_tag(u16::from_be_bytes([a, b])) {
+            break;
+        }
+        if frame.len() < at + 6 {
+            return (at, true);
+        }
+        at += 4;
+    }
+    (at, false)
+}
+
 /// A VLAN tag as tcpdump's `-e` shows it: `vlan 10, p 0, ethertype IPv4 (0x0800), `;
 /// `ether_type`: whether the ethertype after it is shown, and with `-q` (`Some(true)`).
 fn vlan_tag(out: &mut String, v: &etherparse::SingleVlanSlice<'_>, ether_type: Option<bool>) {
@@ -375,6 +401,16 @@ pub enum Undecoded {
         at: usize,
         /// How many there are (0 for none).
         len: usize,
+    },
+    /// What follows `at`, in hex and text, as for [`Undecoded::Payload`]:
+    /// what an MPLS label stack carries when it is not IP. Not `whole`: cut
+    /// short by the snap length, which the dump's end says (` [|mpls]`),
+    /// and tcpdump then gives up on the frame.
+    Rest {
+        /// Where it starts in the frame.
+        at: usize,
+        /// Captured to its end.
+        whole: bool,
     },
     /// Nothing, but the decoder gave up on the frame at a field past what
     /// was captured: a dump of the network layer asked for (`-x`, `-X`,
@@ -486,26 +522,39 @@ pub fn describe(
 ) -> Undecoded {
     use std::fmt::Write as _;
 
-    use etherparse::{LaxSlicedPacket, VlanSlice};
+    use etherparse::LaxSlicedPacket;
     let Ok(p) = LaxSlicedPacket::from_ethernet(frame) else {
         let _ = write!(out, " [|ether]");
         return Undecoded::Nothing;
     };
-    // VLAN tags: tcpdump shows them with the link-level header only.
-    match &p.vlan {
-        // A second tag cut short: tcpdump reads no ethertype after the first (`[|vlan]` follows).
-        Some(VlanSlice::SingleVlan(v)) if after_link => {
-            let next = !(is_tag(v.ether_type().0) && frame.len() < 22);
-            vlan_tag(out, v, next.then_some(quick));
+    // VLAN tags, any number of them: tcpdump shows them with the
+    // link-level header only, each tag's ethertype unless the tag it names
+    // was cut short (`[|vlan]` follows).
+    let (tags_end, tag_cut) = vlan_tags(frame);
+    let mut at = 12;
+    while at < tags_end {
+        let tag = &frame[at + 2..at + 6];
+        at += 4;
+        if after_link {
+            let v = etherparse::SingleVlanSlice::from_slice(tag).expect("four bytes");
+            vlan_tag(out, &v, (!(tag_cut && at == tags_end)).then_some(quick));
         }
-        Some(VlanSlice::DoubleVlan(d)) if after_link => {
-            vlan_tag(out, &d.outer(), Some(quick));
-            vlan_tag(out, &d.inner(), Some(quick));
-        }
-        _ => {}
+    }
+    if tag_cut && tags_end > 12 {
+        out.push_str(" [|vlan]");
+        return Undecoded::Nothing;
+    }
+    // More than two tags (the slicer reads two): what follows the last.
+    if tags_end > 20 {
+        let et = u16::from_be_bytes([frame[tags_end], frame[tags_end + 1]]);
+        let p = LaxSlicedPacket::from_ether_type(etherparse::EtherType(et), &frame[tags_end + 2..]);
+        return match p.net {
+            None => non_ip(out, frame, &p, wire_len, (after_link, quick), tcp),
+            Some(_) => describe_ip(out, frame, &p, wire_len as usize, (after_link, quick), tcp),
+        };
     }
     if p.net.is_none() {
-        return non_ip(out, frame, &p, wire_len, (after_link, quick));
+        return non_ip(out, frame, &p, wire_len, (after_link, quick), tcp);
     }
     describe_ip(out, frame, &p, wire_len as usize, (after_link, quick), tcp)
 }
@@ -518,6 +567,7 @@ fn non_ip(
     p: &etherparse::LaxSlicedPacket<'_>,
     wire_len: u32,
     (after_link, quick): (bool, bool),
+    tcp: &mut TcpConversations,
 ) -> Undecoded {
     use std::fmt::Write as _;
     // Where a header starts within the frame.
@@ -542,6 +592,13 @@ fn non_ip(
             return ip4_cut(out, ip, rest, if after_link { "" } else { "IP " }, false);
         }
         0x86dd => write!(out, " [|ip6]"),
+        // An MPLS label stack, and what it carries.
+        0x8847 | 0x8848 => {
+            let (mpls, rest) = p
+                .ether_payload()
+                .map_or((&[][..], 0), |e| (e.payload, (wire_len as usize).saturating_sub(at(e.payload))));
+            return tunnel::mpls(out, frame, (mpls, rest), (after_link, quick), tcp);
+        }
         // A VLAN tag cut short (the first, or a second one).
         t if is_tag(t) && frame.len() < 22 => write!(out, " [|vlan]"),
         // An ARP message cut before the target's protocol address ends.
@@ -615,13 +672,17 @@ fn ip4_cut(out: &mut String, ip: &[u8], rest: usize, tag: &str, tunneled: bool) 
         (Some(_), _) if ip.len() < 20 => write!(out, "{tag} [|ip]"),
         // A header length under the minimum.
         (Some(ihl), _) if ihl < 20 => write!(out, "{tag}bad-hlen {ihl}"),
-        // A header longer than the frame, which says more than it holds.
-        (Some(ihl), Some(total)) if total > rest && ihl > ip.len() => write!(
-            out,
-            "{tag}truncated-ip - {} bytes missing!  [remaining caplen({}) < header length({ihl})] [|ip]",
-            total - rest,
-            ip.len()
-        ),
+        // A header longer than the frame, which says more than it holds
+        // (in a tunnel, tcpdump gives up on the frame there).
+        (Some(ihl), Some(total)) if total > rest && ihl > ip.len() => {
+            let _ = write!(
+                out,
+                "{tag}truncated-ip - {} bytes missing!  [remaining caplen({}) < header length({ihl})] [|ip]",
+                total - rest,
+                ip.len()
+            );
+            return if tunneled { Undecoded::GaveUp } else { Undecoded::Nothing };
+        }
         // Options cut short: the addresses, then what is missing (tcpdump gives up on the frame).
         (Some(ihl), _) if ihl > ip.len() && tunneled => {
             let _ = write!(out, "{tag} [remaining caplen({}) < header length({ihl})] [|ip]", ip.len());
@@ -830,6 +891,16 @@ fn describe_ip(
                 // (A first fragment's message: as far as the fragment goes, as tcpdump takes it.)
                 let len = usize::from(ulen - 8).min(room.saturating_sub(8));
                 undecoded = Undecoded::after(dns::dns(out, u.payload(), len, mdns));
+                Ok(())
+            } else if let Some(tunnel) = [4789, 6081]
+                .into_iter()
+                .find(|p| [u.source_port(), u.destination_port()].contains(p))
+                .filter(|_| !quick)
+            {
+                out.push_str(": ");
+                let len = usize::from(ulen - 8).min(room.saturating_sub(8));
+                let decode = if tunnel == 4789 { tunnel::vxlan } else { tunnel::geneve };
+                undecoded = decode(out, frame, (u.payload(), len), (after_link, quick), tcp);
                 Ok(())
             } else {
                 write!(out, ": UDP, length {}", ulen - 8)

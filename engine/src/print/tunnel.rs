@@ -1,10 +1,10 @@
 //! Tunnels as tcpdump words them in a line (`-n`, no `-v`): IP in IP
-//! (IPv4 or IPv6 in either: `IP 10.0.0.1 > 10.0.0.2: IP6 ...`) and GRE
+//! (IPv4 or IPv6 in either: `IP 10.0.0.1 > 10.0.0.2: IP6 ...`), GRE
 //! (`GREv0, key=0x2a, length 69: IP ...`, the carried packet decoded as
 //! the frame's own would be; an Ethernet frame with its link-level header
-//! under `-e`; GREv1 (PPTP) with the IP packets its PPP frames carry). A
-//! snap length may cut them anywhere: what was read is printed, then
-//! ` [|gre]`.
+//! under `-e`; GREv1 (PPTP) with the IP packets its PPP frames carry),
+//! MPLS label stacks, VXLAN and Geneve. A snap length may cut them
+//! anywhere: what was read is printed, then ` [|gre]` and the like.
 
 use std::fmt::Write as _;
 
@@ -70,15 +70,7 @@ pub(super) fn gre(
         out.push_str(", no-payload");
     }
     if link {
-        let name = match proto {
-            0x6558 => "TEB",
-            0x880b => "PPP",
-            et => match super::ether_type_name(et) {
-                "Unknown" => "unknown",
-                name => name,
-            },
-        };
-        let _ = write!(out, ", proto {name} ({proto:#06x})");
+        let _ = write!(out, ", proto {} ({proto:#06x})", protocol_name(proto));
     }
     let _ = write!(out, ", length {len}");
     if version == 1 && flags & SEQUENCE == 0 {
@@ -88,16 +80,8 @@ pub(super) fn gre(
     let (inner, inner_len) = (gre.get(at..).unwrap_or_default(), len - at);
     match (version, proto) {
         (0, 0x0800 | 0x86dd) => ip(out, frame, (inner, inner_len, proto == 0x86dd), (link, quick), tcp),
-        (0, 0x6558) => {
-            if link {
-                link_header(out, inner, inner_len as u32, quick);
-            }
-            let offset = (inner.as_ptr() as usize).saturating_sub(frame.as_ptr() as usize);
-            match describe(out, inner, inner_len as u32, (link, quick), tcp) {
-                Undecoded::Bytes { at, len } => Undecoded::Bytes { at: at + offset, len },
-                undecoded => undecoded,
-            }
-        }
+        (0, 0x6558) => ethernet(out, frame, (inner, inner_len), (link, quick), tcp),
+        (0, 0x8847) => mpls(out, frame, (inner, inner_len), (link, quick), tcp),
         (1, 0x880b) => ppp(out, frame, inner, inner_len, (link, quick), tcp),
         _ => {
             let _ = write!(out, "gre-proto-{proto:#x}");
@@ -264,5 +248,204 @@ fn ppp(
             let _ = write!(out, "unknown ppp protocol ({proto:#06x})");
             Undecoded::Nothing
         }
+    }
+}
+
+/// An MPLS label stack and the packet under it, `len` bytes on the wire
+/// captured as `mpls`, as tcpdump prints them: `MPLS (label 100, tc 0,
+/// [S], ttl 64) IP ...`. What the bottom label carries is told by its
+/// label (IPv4 and IPv6 explicit null) or by its first byte (an IP
+/// version); anything else is dumped.
+pub(super) fn mpls(
+    out: &mut String,
+    frame: &[u8],
+    (mpls, len): (&[u8], usize),
+    (link, quick): (bool, bool),
+    tcp: &mut TcpConversations,
+) -> Undecoded {
+    out.push_str("MPLS");
+    let mut at = 0;
+    let label = loop {
+        if len < at + 4 {
+            out.push_str(" (invalid)");
+            // (tcpdump then checks that the rest was captured, giving up on the frame if not.)
+            if mpls.len() < len {
+                out.push_str(" [|mpls]");
+                return Undecoded::GaveUp;
+            }
+            return Undecoded::Nothing;
+        }
+        let Some(entry) = long(mpls, at) else {
+            out.push_str(" [|mpls]");
+            return Undecoded::GaveUp;
+        };
+        let bottom = entry & 0x100 != 0;
+        let _ = write!(
+            out,
+            " (label {}, tc {}{}, ttl {})",
+            entry >> 12,
+            (entry >> 9) & 7,
+            if bottom { ", [S]" } else { "" },
+            entry & 0xff
+        );
+        at += 4;
+        if bottom {
+            break entry >> 12;
+        }
+    };
+    let v6 = match label {
+        0 | 3 => false,
+        2 => true,
+        _ if len == at => return Undecoded::Nothing,
+        _ => match mpls.get(at) {
+            None => {
+                out.push_str(" [|mpls]");
+                return Undecoded::GaveUp;
+            }
+            Some(0x45..=0x4f) => false,
+            Some(0x60..=0x6f) => true,
+            Some(_) => {
+                let offset = (mpls.as_ptr() as usize).saturating_sub(frame.as_ptr() as usize);
+                return Undecoded::Rest { at: offset + at, whole: mpls.len() >= len };
+            }
+        },
+    };
+    out.push(' ');
+    ip(out, frame, (mpls.get(at..).unwrap_or_default(), len - at, v6), (link, quick), tcp)
+}
+
+/// A VXLAN packet (UDP port 4789) of `len` bytes, captured as `vxlan`, as
+/// tcpdump prints it: its header, a new line, and the Ethernet frame it
+/// carries.
+pub(super) fn vxlan(
+    out: &mut String,
+    frame: &[u8],
+    (vxlan, len): (&[u8], usize),
+    (link, quick): (bool, bool),
+    tcp: &mut TcpConversations,
+) -> Undecoded {
+    out.push_str("VXLAN");
+    if len < 8 {
+        out.push_str(" (invalid)");
+        return Undecoded::Nothing;
+    }
+    let (Some(&flags), Some(vni)) = (vxlan.first(), vxlan.get(4..7)) else {
+        // (Its flags, or its network identifier after them, cut short.)
+        if let Some(&flags) = vxlan.first() {
+            let _ = write!(out, ", flags [{}] ({flags:#04x}), ", vxlan_flags(flags));
+        }
+        out.push_str(" [|vxlan]");
+        return Undecoded::GaveUp;
+    };
+    let vni = u32::from_be_bytes([0, vni[0], vni[1], vni[2]]);
+    let _ = writeln!(out, ", flags [{}] ({flags:#04x}), vni {vni}", vxlan_flags(flags));
+    if vxlan.len() < 8 {
+        out.push_str(" [|vxlan]");
+        return Undecoded::GaveUp;
+    }
+    ethernet(out, frame, (&vxlan[8..], len - 8), (link, quick), tcp)
+}
+
+/// VXLAN's flags as tcpdump names them: `I` (a valid network identifier).
+fn vxlan_flags(flags: u8) -> &'static str {
+    if flags & 0x08 != 0 {
+        "I"
+    } else {
+        "invalid"
+    }
+}
+
+/// A Geneve packet (UDP port 6081) of `len` bytes, captured as `geneve`, as
+/// tcpdump prints it: `Geneve, Flags [none], vni 0x64: IP ...`.
+pub(super) fn geneve(
+    out: &mut String,
+    frame: &[u8],
+    (geneve, len): (&[u8], usize),
+    (link, quick): (bool, bool),
+    tcp: &mut TcpConversations,
+) -> Undecoded {
+    out.push_str("Geneve");
+    if len < 8 {
+        let _ = write!(out, " [length {len} < 8] (invalid)");
+        return Undecoded::Nothing;
+    }
+    let Some(h) = geneve.get(..8) else {
+        out.push_str(" [|geneve]");
+        return Undecoded::Nothing;
+    };
+    let version = h[0] >> 6;
+    if version != 0 {
+        let _ = write!(out, " ERROR: unknown-version {version}");
+        return Undecoded::Nothing;
+    }
+    let flags = match (h[1] & 0x80 != 0, h[1] & 0x40 != 0) {
+        (false, false) => "none",
+        (true, false) => "O",
+        (false, true) => "C",
+        (true, true) => "OC",
+    };
+    let proto = u16::from_be_bytes([h[2], h[3]]);
+    let _ = write!(out, ", Flags [{flags}], vni {:#x}", u32::from_be_bytes([0, h[4], h[5], h[6]]));
+    if h[7] != 0 {
+        let _ = write!(out, ", rsvd {:#x}", h[7]);
+    }
+    if link {
+        let _ = write!(out, ", proto {} ({proto:#06x})", protocol_name(proto));
+    }
+    let options = usize::from(h[0] & 0x3f) * 4;
+    if len - 8 < options {
+        let _ = write!(out, " truncated-geneve - {} bytes missing", options - (len - 8));
+        return Undecoded::Nothing;
+    }
+    if geneve.len() < 8 + options {
+        out.push_str(" [|geneve]");
+        return Undecoded::Nothing;
+    }
+    if options > 0 {
+        let _ = write!(out, ", options [{options} bytes]");
+    }
+    out.push_str(": ");
+    let (inner, inner_len) = (&geneve[8 + options..], len - 8 - options);
+    match proto {
+        0x0800 | 0x86dd => ip(out, frame, (inner, inner_len, proto == 0x86dd), (link, quick), tcp),
+        0x8847 => mpls(out, frame, (inner, inner_len), (link, quick), tcp),
+        0x6558 => ethernet(out, frame, (inner, inner_len), (link, quick), tcp),
+        _ => {
+            let _ = write!(out, "geneve-proto-{proto:#x}");
+            Undecoded::Nothing
+        }
+    }
+}
+
+/// The name tcpdump gives a tunnel's protocol (an ethertype) under `-e`.
+fn protocol_name(proto: u16) -> &'static str {
+    match proto {
+        0x6558 => "TEB",
+        0x880b => "PPP",
+        et => match super::ether_type_name(et) {
+            "Unknown" => "unknown",
+            name => name,
+        },
+    }
+}
+
+/// An Ethernet frame a tunnel carries, `len` bytes on the wire captured as
+/// `inner`, decoded as the frame's own would be (with `-e`, its link-level
+/// header too).
+fn ethernet(
+    out: &mut String,
+    frame: &[u8],
+    (inner, len): (&[u8], usize),
+    (link, quick): (bool, bool),
+    tcp: &mut TcpConversations,
+) -> Undecoded {
+    if link {
+        link_header(out, inner, len as u32, quick);
+    }
+    let offset = (inner.as_ptr() as usize).saturating_sub(frame.as_ptr() as usize);
+    match describe(out, inner, len as u32, (link, quick), tcp) {
+        Undecoded::Bytes { at, len } => Undecoded::Bytes { at: at + offset, len },
+        Undecoded::Rest { at, whole } => Undecoded::Rest { at: at + offset, whole },
+        undecoded => undecoded,
     }
 }
