@@ -445,6 +445,20 @@ impl Producer {
         }
     }
 
+    /// Hand over the chunk being filled, unless the consumer still holds a
+    /// chunk handed over before (queued, or being written: it is behind):
+    /// then the chunk fills on and goes when full, so that a slow or stalled
+    /// consumer's queue holds its `queue_mb` of frames, not a chunk per
+    /// batch of a few frames. (A consumer that keeps up gets each batch at
+    /// once.) A channel merged by time with other workers' always hands
+    /// over: its sink's order needs every frame queued before a promise.
+    pub fn publish_unless_behind(&mut self) {
+        let free = self.spare.len() + self.channel.free.len() + usize::from(self.current.is_some());
+        if self.channel.merged || free >= self.channel.free.capacity() {
+            self.publish();
+        }
+    }
+
     fn push(&self, c: Box<Chunk>) {
         // Cannot fail: there are as many places in the queue as chunks.
         let _ = self.channel.full.push(c);
@@ -1547,6 +1561,37 @@ mod tests {
         assert_eq!(chunk_size(262_144), 262_144 + 4096);
         assert_eq!(chunk_size(262_144) % 4096, 0);
         assert!(chunk_size(200_000) >= 200_000 + RECORD_HEADER);
+    }
+
+    /// A consumer that takes nothing (a stalled output) is given its whole
+    /// queue, also when every batch holds a single frame: a chunk a batch
+    /// filled the queue of 8 chunks with 8 frames, then dropped the rest.
+    /// Once it takes a chunk again, the next batch is handed over at once.
+    #[test]
+    fn a_stalled_consumer_gets_its_whole_queue_from_batches_of_one_frame() {
+        let ch = Arc::new(Channel::new(8, MIN_CHUNK, Arc::default()));
+        let mut p = Producer::new(ch.clone(), 65535);
+        let mut taken = 0;
+        for _ in 0..2000 {
+            if !p.offer(&[1; 1000], 1000, 5, 0) {
+                break;
+            }
+            taken += 1;
+            p.publish_unless_behind();
+        }
+        // 129 records of 1016 bytes a chunk: the first goes with one frame, the others full.
+        let per_chunk = MIN_CHUNK / (1000 + RECORD_HEADER);
+        assert_eq!(taken, 1 + 7 * per_chunk, "{per_chunk} a chunk");
+        // The consumer takes everything: the next batch goes at once, alone.
+        let mut records = 0;
+        while let Some(c) = ch.take() {
+            records += c.records();
+            ch.give_back(c);
+        }
+        assert_eq!(records, taken);
+        assert!(p.offer(&[2; 1000], 1000, 6, 0));
+        p.publish_unless_behind();
+        assert_eq!(ch.take().map(|c| c.records()), Some(1));
     }
 
     /// Writes `chunks` batches of `n` copies of a 1000-byte frame (records

@@ -356,7 +356,22 @@ pub(crate) struct ConsumerSlot {
     pub(crate) sink: Option<SinkHandle>,
     /// A latency probe's published histograms and counters.
     pub(crate) probe: Option<Arc<crate::probe::ProbeShared>>,
+    /// A queued consumer's drops on a full queue, as last logged.
+    pub(crate) drops_said: DropsSaid,
 }
+
+/// What the log last said of a queued consumer's frames dropped on a full
+/// queue (see [`Engine::warn_queue_drops`]).
+#[derive(Debug, Default)]
+pub(crate) struct DropsSaid {
+    /// Its `queue_dropped` then.
+    count: u64,
+    /// When.
+    at: Option<Instant>,
+}
+
+/// How often the log says at most that a consumer goes on dropping frames.
+const DROPS_SAID_EVERY: Duration = Duration::from_secs(10);
 
 /// A consumer filter's text and counters, as a snapshot shows them.
 #[derive(Clone, Debug)]
@@ -943,6 +958,32 @@ impl Engine {
         let st = self.lock();
         for slot in &st.ports {
             slot.settle_filter();
+        }
+    }
+
+    /// Log that a queued consumer (a file or standard output) drops frames
+    /// on a full queue: when it begins, then at most every 10 s while it
+    /// goes on, with the count since. The supervisor calls this every tick.
+    pub fn warn_queue_drops(&self) {
+        let mut st = self.lock();
+        for slot in st.consumers.iter_mut().filter(|c| !c.removed && c.config.kind.is_queued()) {
+            let dropped: u64 = slot.cells.iter().map(|cells| cells.load()[cc::QUEUE_DROPPED]).sum();
+            let said = &mut slot.drops_said;
+            // (Counters reset by `stats reset`.)
+            said.count = said.count.min(dropped);
+            if dropped == said.count || said.at.is_some_and(|t| t.elapsed() < DROPS_SAID_EVERY) {
+                continue;
+            }
+            let since =
+                said.at.map_or_else(String::new, |t| format!(" in the last {:.0} s", t.elapsed().as_secs_f64()));
+            tracing::warn!(
+                "consumer `{}`: {} frames dropped on a full queue{since}: its output takes frames more slowly \
+                 than they come (queue_mb = {} MiB per worker); counted in queue_dropped",
+                slot.config.name,
+                dropped - said.count,
+                slot.config.queue_mb
+            );
+            *said = DropsSaid { count: dropped, at: Some(Instant::now()) };
         }
     }
 
@@ -1564,6 +1605,7 @@ pub(crate) fn build_consumer(st: &State, c: &ConsumerConfig, nworkers: usize) ->
             final_filter: None,
             sink: sink_handle,
             probe,
+            drops_said: DropsSaid::default(),
         },
         insts,
         task,

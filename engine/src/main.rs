@@ -381,6 +381,7 @@ fn supervise(
         if last_settle.elapsed() >= SUPERVISOR_TICK {
             last_settle = Instant::now();
             engine.settle_filters();
+            engine.warn_queue_drops();
         }
         if progress_ms > 0 && Instant::now() >= next_progress {
             let snap = engine.snapshot();

@@ -345,20 +345,32 @@ impl Dispatch {
     }
 
     /// End of a batch: hand filled chunks to queued consumers and kick TX rings.
-    /// `publish`: hand over partly filled chunks too. Frames from rings are
-    /// waited for, so they go at once; a file replayed as fast as possible
-    /// has no such deadline, and handing over nearly empty chunks would only
-    /// wake the consumer thread thousands of times for little (full chunks
-    /// go as soon as they fill).
+    /// `publish`: hand over partly filled chunks too, to consumers that have
+    /// taken what they were given before (see
+    /// [`Producer::publish_unless_behind`]). Frames from rings are waited
+    /// for, so they go at once; a file replayed as fast as possible has no
+    /// such deadline, and handing over nearly empty chunks would only wake
+    /// the consumer thread thousands of times for little (full chunks go as
+    /// soon as they fill).
     fn end_batch(&mut self, publish: bool, errors: &mut RateLimited) {
         if publish {
-            for c in self.consumers.iter_mut().flatten() {
-                if let Delivery::Queued(p) = &mut c.delivery {
+            self.publish_queued(false);
+        }
+        self.flush_tx(errors);
+    }
+
+    /// Hand partly filled chunks to queued consumers: to every one (`all`),
+    /// or to those not behind.
+    fn publish_queued(&mut self, all: bool) {
+        for c in self.consumers.iter_mut().flatten() {
+            if let Delivery::Queued(p) = &mut c.delivery {
+                if all {
                     p.publish();
+                } else {
+                    p.publish_unless_behind();
                 }
             }
         }
-        self.flush_tx(errors);
     }
 
     /// Latency probes copy their histograms out: on the statistics tick
@@ -555,6 +567,8 @@ impl Worker {
                     }
                 }
                 self.read_kernel_stats();
+                // Frames held while a consumer was behind go once it has caught up.
+                self.dispatch.publish_queued(false);
                 self.dispatch.flush_tx(&mut tx_errors); // retry kicks that hit a full socket buffer
                 self.dispatch.publish_probes(false);
                 self.publish();
@@ -620,6 +634,7 @@ impl Worker {
             }
         }
         // Nothing stays in a half-filled chunk.
+        self.dispatch.publish_queued(true);
         self.dispatch.end_batch(true, &mut tx_errors);
         // Let the kernel finish sending what we forwarded (200 ms in all).
         let until = Instant::now() + Duration::from_millis(200);
