@@ -160,6 +160,18 @@ fn check_filter(text: &str) -> Result<(), ChangeError> {
     Ok(())
 }
 
+/// What [`Engine::remove_consumer`] did.
+#[derive(Debug)]
+pub struct Removed {
+    /// The files its thread wrote and closed.
+    pub files: Vec<PathBuf>,
+    /// Its thread's error (a failed write), if any.
+    pub error: Option<String>,
+    /// Why its thread has not finished yet, if it has not (its files then
+    /// close later, and its counters still change).
+    pub still_writing: Option<String>,
+}
+
 impl Engine {
     /// Build filter changes: everything compiled, loaded and instantiated
     /// for every worker, nothing sent. A port that is given the classifier
@@ -690,7 +702,7 @@ impl Engine {
     ///
     /// # Errors
     /// No such consumer, or the workers' change queues are full (nothing changed).
-    pub fn remove_consumer(&self, name: &str) -> Result<(Vec<PathBuf>, Option<String>), ChangeError> {
+    pub fn remove_consumer(&self, name: &str) -> Result<Removed, ChangeError> {
         let mut st = self.lock();
         let slot = st
             .consumer_index(name)
@@ -705,14 +717,18 @@ impl Engine {
             nf.attached.remove(&Target::Consumer(name.to_owned()));
         });
         let (mut files, mut errors) = (Vec::new(), Vec::new());
+        let mut still_writing = None;
         if confirmed {
             if let Some(sink) = &mut st.consumers[slot].sink {
                 // Bounded: a sink stuck on a slow disk or a full pipe is left to finish by `stop`.
                 if !sink.finish_within(Some(SINK_PATIENCE), &mut files, &mut errors) {
-                    tracing::warn!(
-                        consumer = name,
-                        "its thread is still writing after {SINK_PATIENCE:?}; its files close at stop"
+                    let note = format!(
+                        "its thread is still writing after {SINK_PATIENCE:?} (a slow disk, a pipe's reader that \
+                         does not read): its counters are not final, and its files close when it has written \
+                         what it holds, or at stop"
                     );
+                    tracing::warn!(consumer = name, "{note}");
+                    still_writing = Some(note);
                 }
             }
             // Its filter (a plugin's code) goes with it; what it counted stays.
@@ -720,16 +736,16 @@ impl Engine {
             c.final_filter = c.factory.take().map(|f| crate::engine::FilterReport::of(&f));
         } else {
             // A worker still holds its producer: the thread is finished at stop.
-            tracing::warn!(
-                consumer = name,
-                "not every worker confirmed the removal within 10 s; its files close at stop"
-            );
+            let note = "not every worker confirmed the removal within 10 s: its counters are not final, and its \
+                        files close at stop";
+            tracing::warn!(consumer = name, "{note}");
+            still_writing = Some(note.to_owned());
         }
         st.files.extend(files.iter().cloned());
         tracing::info!(consumer = name, "consumer removed");
         let error = errors.pop();
         st.errors.extend(error.iter().cloned());
-        Ok((files, error))
+        Ok(Removed { files, error, still_writing })
     }
 
     /// Start (`true`) or stop forwarding: forward consumers keep counting

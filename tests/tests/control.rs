@@ -1433,7 +1433,8 @@ fn ringctl_waits_for_room_keeps_watching_and_rates_follow_their_row() {
 /// ring hands them over a few at a time (a 2 ms block timeout): it got a
 /// 128 KiB chunk for every batch, and dropped most of what 1 MiB holds
 /// (a drive: 6.5 % of 32 MiB). When it drops, the log says so, once,
-/// while it goes on.
+/// while it goes on. Removed while it cannot write, the answer says that
+/// it has not finished.
 #[test]
 fn a_stalled_writer_holds_its_queue_mb_of_frames_and_its_drops_are_logged() {
     if !privileged("a_stalled_writer_holds_its_queue_mb_of_frames_and_its_drops_are_logged") {
@@ -1472,6 +1473,13 @@ fn a_stalled_writer_holds_its_queue_mb_of_frames_and_its_drops_are_logged() {
     let log = engine.stderr_text();
     assert_eq!(log.matches("frames dropped on a full queue").count(), 1, "{log}");
     assert!(log.contains("(queue_mb = 1 MiB per worker); counted in queue_dropped"), "{log}");
+    // Removed while its thread cannot write: the answer says it has not
+    // finished (it said `ok: removed w`, its counters looking final).
+    let del = ringctl_json(&sock, &["consumers", "del", "w"]);
+    assert_eq!(del["finished"], false, "{del}");
+    assert!(del["notes"][0].as_str().unwrap().contains("its thread is still writing after 10s"), "{del}");
+    let text = ringctl_ok(&sock, &["consumers", "list"]);
+    assert!(!text.contains(" w "), "{text}");
     // The reader goes: the writer's frames fail, and the engine stops.
     let _ = reader.kill();
     let _ = reader.wait();

@@ -339,11 +339,15 @@ fn change_error(e: ChangeError) -> ControlError {
 }
 
 fn remove_consumer(engine: &Engine, name: &str) -> Result<Value, ControlError> {
-    let (files, error) = engine.remove_consumer(name).map_err(change_error)?;
+    let removed = engine.remove_consumer(name).map_err(change_error)?;
     let snap = engine.snapshot();
     let counters = snap.consumers.iter().rev().find(|c| c.name == name && c.removed);
-    // Removed either way: a failed write is said beside the result, not as a refusal.
-    Ok(json!({ "removed": name, "files": files, "counters": counters, "error": error }))
+    // Removed either way: a failed write, or a thread still writing, is said
+    // beside the result, not as a refusal.
+    Ok(json!({
+        "removed": name, "files": removed.files, "counters": counters, "error": removed.error,
+        "finished": removed.still_writing.is_none(), "notes": removed.still_writing.into_iter().collect::<Vec<_>>(),
+    }))
 }
 
 fn ports_list(engine: &Engine) -> Value {
