@@ -298,6 +298,14 @@ fn stop_flag(hup: Option<&Arc<AtomicBool>>, force: Force) -> Result<Arc<AtomicBo
                     // The same request delivered twice: `timeout` and a shell's job
                     // control signal both the process and its process group.
                     _ if first.is_some_and(|t| t.elapsed() < SAME_SIGNAL) => {}
+                    // Before the engine has started: nothing to stop or to count yet.
+                    _ if force == Force::OnSecondSignal && !STARTED.load(std::sync::atomic::Ordering::SeqCst) => {
+                        say!(
+                            "ringwire: {} while starting: exiting now; nothing was captured",
+                            if sig == SIGINT { "SIGINT" } else { "SIGTERM" }
+                        );
+                        std::process::exit(128 + sig);
+                    }
                     // A second one while stopping: the user gives up on a stop that
                     // waits (a pipe's reader that no longer reads, a stalled disk).
                     _ if force == Force::OnSecondSignal && stop.swap(true, std::sync::atomic::Ordering::SeqCst) => {
@@ -319,6 +327,11 @@ fn stop_flag(hup: Option<&Arc<AtomicBool>>, force: Force) -> Result<Arc<AtomicBo
         .context("starting the signal thread")?;
     Ok(flag)
 }
+
+/// Whether the engine has started (`Engine::start` returned): a SIGINT or
+/// SIGTERM before that (rings of a large geometry take seconds to set up,
+/// in one system call each) exits at once, as nothing was captured yet.
+static STARTED: AtomicBool = AtomicBool::new(false);
 
 /// A SIGINT or SIGTERM this soon after the one that began the stop is the
 /// same request delivered twice (`timeout` signals the process, then its
@@ -541,6 +554,7 @@ fn cmd_run(
         s => s,
     };
     let engine = Engine::start(&config)?;
+    STARTED.store(true, std::sync::atomic::Ordering::SeqCst);
     // Said once the engine runs: a run that failed to start listened to nobody.
     let control = match started {
         Some(Ok(s)) => {
@@ -965,6 +979,7 @@ fn cmd_capture(mut a: CaptureArgs) -> Result<ExitCode> {
         }
         (r, _) => r?,
     };
+    STARTED.store(true, std::sync::atomic::Ordering::SeqCst);
     if !a.interfaces.is_empty() {
         // tcpdump's line, once the rings are bound: from here on every frame
         // is captured, which is what a script waits for before it sends.

@@ -1488,3 +1488,37 @@ fn a_stalled_writer_holds_its_queue_mb_of_frames_and_its_drops_are_logged() {
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && log.contains("Broken pipe"), "frames were lost: {log}");
 }
+
+/// A SIGINT while the engine starts (a ring of 2 GiB takes its kernel
+/// seconds to set up) ends the run at once with status 130, saying nothing
+/// was captured: the engine went on starting, said it had started and
+/// wrote its ready file before it stopped.
+#[test]
+fn a_signal_while_the_engine_starts_ends_the_run() {
+    if !privileged("a_signal_while_the_engine_starts_ends_the_run") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Pair { lab: _lab, ns_gen: _, ns_eng: ns_e, if_gen: _, if_eng: ve } = Pair::new();
+    let cfg = dir.path().join("big.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[engine]\nworkers = [0]\n[ring]\nblock_size = 1073741824\nblock_count = 2\n\
+             [[ports]]\nuri = \"afpacket:{ve}\"\n[[consumers]]\nname = \"c\"\nkind = \"counter\"\n"
+        ),
+    )
+    .unwrap();
+    let (ready, sock) = (dir.path().join("ready"), dir.path().join("big.sock"));
+    let mut run = ringwire_tests::in_ns(&ns_e, "ringwire");
+    run.arg("run").arg(&cfg).arg("--ready-file").arg(&ready).arg("--control-socket").arg(&sock);
+    let engine = ringwire_tests::Proc::spawn("ringwire run", &mut run);
+    // (Its signal handlers are in place within milliseconds; its 2 GiB ring takes seconds.)
+    std::thread::sleep(Duration::from_millis(1000));
+    engine.signal(libc::SIGINT);
+    let out = engine.wait(Duration::from_secs(20));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{log}");
+    assert!(log.contains("ringwire: SIGINT while starting: exiting now; nothing was captured"), "{log}");
+    assert!(!log.contains("engine started") && !ready.exists(), "{log}");
+}
