@@ -1522,3 +1522,42 @@ fn a_signal_while_the_engine_starts_ends_the_run() {
     assert!(log.contains("ringwire: SIGINT while starting: exiting now; nothing was captured"), "{log}");
     assert!(!log.contains("engine started") && !ready.exists(), "{log}");
 }
+
+/// A control socket's path longer than a socket address holds (107 bytes)
+/// is refused with that said: the engine bound it and said it listened
+/// there, and `ringctl` could not connect. One that fits, in a directory
+/// whose own path is nearly as long, is bound there and answers.
+#[test]
+fn a_control_socket_path_too_long_for_a_socket_is_refused_and_one_that_fits_works() {
+    if !privileged("a_control_socket_path_too_long_for_a_socket_is_refused_and_one_that_fits_works") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Pair { lab: _lab, ns_gen: _, ns_eng: ns_e, if_gen: _, if_eng: ve } = Pair::new();
+    let cfg = dir.path().join("long.toml");
+    std::fs::write(
+        &cfg,
+        format!("[engine]\nworkers = [0]\n[[ports]]\nuri = \"afpacket:{ve}\"\n[[consumers]]\nname = \"c\"\nkind = \"counter\"\n"),
+    )
+    .unwrap();
+    let base = dir.path().as_os_str().len();
+    let too_long = dir.path().join(format!("{}.sock", "x".repeat(120)));
+    let mut run = ringwire_tests::in_ns(&ns_e, "ringwire");
+    run.arg("run").arg(&cfg).arg("--control-socket").arg(&too_long);
+    let out = run.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains(&format!("a socket's path holds at most 107 bytes: this one has {}", base + 126)), "{err}");
+    assert!(!err.contains("listening"), "{err}");
+    // A directory of 98 bytes: the socket's path is 105.
+    let long_dir = dir.path().join("d".repeat(98 - base - 1));
+    std::fs::create_dir(&long_dir).unwrap();
+    let sock = long_dir.join("a.sock");
+    assert_eq!(sock.as_os_str().len(), 105);
+    let engine = ringwire_tests::start_engine_on(&ns_e, &cfg, dir.path(), Some(&sock));
+    let status = ringctl_ok(&sock, &["status"]);
+    assert!(status.contains("workers"), "{status}");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&sock).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o660);
+    drop(engine);
+}

@@ -147,14 +147,25 @@ fn file_id(meta: &std::fs::Metadata) -> (u64, u64) {
     (meta.dev(), meta.ino())
 }
 
+/// The longest path a Unix socket can be bound at or connected to: its
+/// address holds 108 bytes, a NUL included.
+pub const SOCKET_PATH_MAX: usize = 107;
+
 /// Bind a listening socket at `path` with mode 0660 from the start: it is
 /// bound in a new directory only this process may enter, given its mode
 /// there, then moved into place (whatever the umask, nobody can connect to
-/// it with the mode bind gave it).
+/// it with the mode bind gave it). Where that directory's path would be too
+/// long for a socket and `path` is not, it is bound at `path` and given its
+/// mode at once.
 fn bind_private(path: &Path) -> Result<UnixListener, (&'static str, io::Error)> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let private = dir.join(format!(".ringwire-bind-{}", std::process::id()));
+    let private = dir.join(format!(".rw{}", std::process::id()));
+    if private.join("s").as_os_str().len() > SOCKET_PATH_MAX {
+        let l = UnixListener::bind(path).map_err(|e| ("binding", e))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)).map_err(|e| ("setting mode 0660", e))?;
+        return Ok(l);
+    }
     // One left by a process of this pid that was killed here.
     let _ = std::fs::remove_dir_all(&private);
     std::fs::DirBuilder::new().mode(0o700).create(&private).map_err(|e| ("making a private directory beside it", e))?;
@@ -180,6 +191,14 @@ impl Server {
             let path = path.clone();
             move |source| ControlStartError::Io { path, what, source }
         };
+        // Bound there, nobody could connect to it.
+        let len = path.as_os_str().len();
+        if len > SOCKET_PATH_MAX {
+            return Err(io_err("a socket's path holds at most 107 bytes")(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("this one has {len}"),
+            )));
+        }
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             if opts.create_dir {
                 std::fs::create_dir_all(dir).map_err(io_err("creating its directory"))?;
