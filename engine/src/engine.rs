@@ -797,6 +797,7 @@ impl Engine {
             sched_cells.push(Arc::new(Cells::default()));
             workers.push(Worker {
                 links: None,
+                longest_seen: std::collections::HashMap::new(),
                 core,
                 sources,
                 dispatch: Dispatch::new(w as u16, consumers, subs.clone(), tx, stop.clone()),

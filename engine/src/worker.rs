@@ -445,6 +445,9 @@ pub(crate) struct Worker {
     /// Reads the veth peers of the ports this worker sends to (opened at
     /// the first tick that has one; `None` until then, or if it cannot be).
     pub(crate) links: Option<crate::ifstats::LinkStats>,
+    /// By port: the longest frame its interface lets through, as last seen
+    /// by the first worker (which says when its ring starts cutting frames).
+    pub(crate) longest_seen: std::collections::HashMap<usize, u32>,
 }
 
 /// How a worker ended.
@@ -731,6 +734,23 @@ impl Worker {
             if error != 0 && error != libc::ENETDOWN {
                 let error = std::io::Error::from_raw_os_error(error);
                 errors.log(|| tracing::warn!(iface = ring.iface(), %error, "socket error"));
+            }
+            // An MTU raised past what the ring keeps: said once (at start, by the engine).
+            if first {
+                if let Ok(longest) = ring.longest_frame() {
+                    let kept = ring.kept_whole();
+                    let seen = self.longest_seen.insert(*port, longest);
+                    if seen.is_some_and(|s| s != longest) && longest > kept {
+                        tracing::warn!(
+                            iface = ring.iface(),
+                            "its MTU now lets frames of up to {longest} bytes through, but its RX ring keeps {kept} \
+                             bytes of a frame: longer frames are cut to {kept} bytes ({} with a VLAN tag put back), \
+                             and cannot be forwarded; raise ring.frame_size (a low-latency port) or ring.block_size \
+                             and restart",
+                            kept + 4
+                        );
+                    }
+                }
             }
             // (Asked every tick even when no error came: a carrier lost raises none.)
             let now = match ring.link() {

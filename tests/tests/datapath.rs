@@ -2152,3 +2152,42 @@ fn capture_starts_files_by_time_and_stops_after_w_files() {
         .unwrap_or_else(|| panic!("{err}"));
     assert_eq!(counts.iter().sum::<usize>(), written, "{err}");
 }
+
+/// An interface's MTU raised while the engine runs, past what a
+/// low-latency port's slots keep: the log says that longer frames are now
+/// cut (it said so only at start; frames were cut without a word), and
+/// they are, to what the slots keep.
+#[test]
+fn an_mtu_raised_past_what_the_ring_keeps_is_said() {
+    if !privileged("an_mtu_raised_past_what_the_ring_keeps_is_said") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Pair { lab: _lab, ns_gen: ns_g, ns_eng: ns_e, if_gen: vg, if_eng: ve } = Pair::new();
+    let out = dir.path().join("cut.pcap");
+    let cfg = write_config(
+        dir.path(),
+        "mtu",
+        &format!(
+            "[engine]\nworkers = [0]\n[[ports]]\nuri = \"afpacket:{ve}\"\nlow_latency = true\n\
+             [[consumers]]\nname = \"w\"\nkind = \"pcap\"\npath = \"{}\"\n",
+            out.display()
+        ),
+    );
+    let mut engine = start_engine(&ns_e, &cfg, dir.path());
+    assert!(!engine.stderr_text().contains("its RX ring keeps"), "1500 fits the default 2048-byte slots");
+    ringwire_tests::ip(&ns_e, &["link", "set", &ve, "mtu", "4000"]);
+    ringwire_tests::ip(&ns_g, &["link", "set", &vg, "mtu", "4000"]);
+    engine.expect_stderr(
+        "its MTU now lets frames of up to 4018 bytes through, but its RX ring keeps 1978 bytes of a frame",
+        Duration::from_secs(3),
+        "the raised MTU",
+    );
+    let rep = generate(&ns_g, &vg, &["--count", "10", "--rate", "1000", "--size", "3000", "--vlan-every", "0"]);
+    assert_eq!(u(&rep["sent"]), 10);
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = stop_engine(engine);
+    let got = read_pcap(&out);
+    assert_eq!(got.len(), 10);
+    assert!(got.iter().all(|r| r.data.len() == 1978 && r.orig_len == 3000), "cut to what the slots keep");
+}

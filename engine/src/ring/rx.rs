@@ -510,6 +510,13 @@ impl RxRing {
         Ok(sys::if_mtu(&self.fd, self.ifindex as i32)? + 18)
     }
 
+    /// The most bytes of a frame the ring keeps whole: a low-latency ring's
+    /// slot, a block ring's block, less what the kernel puts before it.
+    #[must_use]
+    pub fn kept_whole(&self) -> u32 {
+        self.geometry.kept_whole(matches!(self.walker, Walker::Frames(_)))
+    }
+
     /// The state of the ring's interface.
     ///
     /// # Errors
