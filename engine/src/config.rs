@@ -514,8 +514,9 @@ pub struct ConsumerConfig {
     /// rotation, no split, and no other consumer writing there).
     #[serde(default)]
     pub path: Option<PathBuf>,
-    /// `pcap`, `print`: bytes kept per frame. Default 262144.
-    #[serde(default = "default_snaplen")]
+    /// `pcap`, `print`: bytes kept per frame. Default 262144; 0 is that
+    /// too (whole frames, as tcpdump's `-s 0`).
+    #[serde(default = "default_snaplen", deserialize_with = "snaplen_or_whole")]
     pub snaplen: u32,
     /// `pcap`: start a new file after this many MiB (0: never).
     #[serde(default)]
@@ -641,6 +642,12 @@ impl ConsumerConfig {
     pub fn writes_stdout(&self) -> bool {
         self.kind == ConsumerKind::Pcap && self.path.as_deref().is_some_and(crate::pcapio::is_stdio)
     }
+}
+
+/// A snap length, 0 meaning whole frames (the largest, as tcpdump's `-s 0`).
+fn snaplen_or_whole<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let n = <u32 as serde::Deserialize>::deserialize(d)?;
+    Ok(if n == 0 { MAX_SNAPLEN } else { n })
 }
 
 fn default_snaplen() -> u32 {
@@ -1340,6 +1347,13 @@ mod tests {
         assert!(c.validate().unwrap_err().to_string().contains("snaplen: 4294967295 is over"));
         let c = Config::parse("[[ports]]\nuri = \"pcap:x\"\nlow_latency = true\n").unwrap();
         assert!(c.validate().unwrap_err().to_string().contains("low_latency applies to afpacket ports only"));
+        // A snaplen of 0 is whole frames, as tcpdump's -s 0 (it was refused).
+        let c = Config::parse(
+            "[[ports]]\nuri = \"pcap:x\"\n[[consumers]]\nname = \"w\"\nkind = \"pcap\"\npath = \"o.pcap\"\nsnaplen = 0\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.consumers[0].snaplen, MAX_SNAPLEN);
     }
 
     #[test]
