@@ -672,6 +672,10 @@ fn source_name(path: &str, taken: &[&str]) -> String {
 const IMMEDIATE_LARGEST_FRAME: u32 = 65_535 + 14 + 8;
 
 fn capture_config(a: &CaptureArgs) -> Result<Config> {
+    if a.snaplen > MAX_SNAPLEN {
+        // (tcpdump's words.)
+        bail!("invalid snaplen {} (must be >= 0 and <= {MAX_SNAPLEN})", a.snaplen);
+    }
     if (1..14).contains(&a.snaplen) {
         bail!("-s {}: at least the 14 bytes of the Ethernet header are kept (0 keeps whole frames)", a.snaplen);
     }
@@ -895,7 +899,7 @@ fn snaplen(a: &CaptureArgs) -> u32 {
     if a.snaplen == 0 {
         MAX_SNAPLEN
     } else {
-        a.snaplen.min(MAX_SNAPLEN)
+        a.snaplen
     }
 }
 
