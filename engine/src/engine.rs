@@ -370,6 +370,9 @@ pub(crate) struct DropsSaid {
     at: Option<Instant>,
 }
 
+/// How long a stop waits for a consumer's thread before saying that it waits.
+const STOP_PATIENCE: Duration = Duration::from_secs(2);
+
 /// How often the log says at most that a consumer goes on dropping frames.
 const DROPS_SAID_EVERY: Duration = Duration::from_secs(10);
 
@@ -1159,7 +1162,17 @@ impl Engine {
         errors.append(&mut st.errors);
         for c in &mut st.consumers {
             if let Some(s) = &mut c.sink {
-                s.finish(&mut files, &mut errors);
+                // A writer that takes long (a slow disk, a pipe's reader that
+                // does not read): said, as the stop waits for it.
+                if !s.finish_within(Some(STOP_PATIENCE), &mut files, &mut errors) {
+                    tracing::warn!(
+                        consumer = c.config.name,
+                        "stopping: its thread is still writing what it was given after {STOP_PATIENCE:?} (a slow \
+                         disk, a pipe's reader that does not read); the stop waits for it (a Ctrl-C or SIGTERM \
+                         from now on exits at once, without it)"
+                    );
+                    s.finish(&mut files, &mut errors);
+                }
             }
         }
         // Every consumer had what it asked for once its queue was drained

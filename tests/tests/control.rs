@@ -1247,6 +1247,12 @@ fn a_stopping_engine_answers_at_once_and_one_signal_ends_a_stop_that_waits() {
     assert!(err.contains("conflict: the engine is stopping: it takes no more requests"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(4), "refused at once, not at the timeout");
     assert!(!engine.exited(), "the stop waits for the FIFO's reader");
+    // The wait is said.
+    engine.expect_stderr(
+        "stopping: its thread is still writing what it was given after 2s",
+        Duration::from_secs(5),
+        "the stop that waits",
+    );
     engine.signal(libc::SIGTERM);
     let out = engine.wait(Duration::from_secs(5));
     drop(stalled);
