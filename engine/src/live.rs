@@ -725,7 +725,8 @@ impl Engine {
                     let note = format!(
                         "its thread is still writing after {SINK_PATIENCE:?} (a slow disk, a pipe's reader that \
                          does not read): its counters are not final, and its files close when it has written \
-                         what it holds, or at stop"
+                         what it holds (a stop waits for that too, as for any writer; a second Ctrl-C or \
+                         SIGTERM ends such a stop)"
                     );
                     tracing::warn!(consumer = name, "{note}");
                     still_writing = Some(note);

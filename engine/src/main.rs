@@ -299,12 +299,12 @@ fn stop_flag(hup: Option<&Arc<AtomicBool>>, force: Force) -> Result<Arc<AtomicBo
                     // control signal both the process and its process group.
                     _ if first.is_some_and(|t| t.elapsed() < SAME_SIGNAL) => {}
                     // Before the engine has started: nothing to stop or to count yet.
-                    _ if force == Force::OnSecondSignal && !STARTED.load(std::sync::atomic::Ordering::SeqCst) => {
+                    _ if force == Force::OnSecondSignal && Start::exit_if_starting() => {
                         say!(
                             "ringwire: {} while starting: exiting now; nothing was captured",
                             if sig == SIGINT { "SIGINT" } else { "SIGTERM" }
                         );
-                        std::process::exit(128 + sig);
+                        exit_on_signal(sig);
                     }
                     // A second one while stopping: the user gives up on a stop that
                     // waits (a pipe's reader that no longer reads, a stalled disk).
@@ -314,7 +314,7 @@ fn stop_flag(hup: Option<&Arc<AtomicBool>>, force: Force) -> Result<Arc<AtomicBo
                              written, and the counters are not printed",
                             if sig == SIGINT { "SIGINT" } else { "SIGTERM" }
                         );
-                        std::process::exit(128 + sig);
+                        exit_on_signal(sig);
                     }
                     _ => {
                         first = Some(Instant::now());
@@ -328,10 +328,50 @@ fn stop_flag(hup: Option<&Arc<AtomicBool>>, force: Force) -> Result<Arc<AtomicBo
     Ok(flag)
 }
 
-/// Whether the engine has started (`Engine::start` returned): a SIGINT or
-/// SIGTERM before that (rings of a large geometry take seconds to set up,
-/// in one system call each) exits at once, as nothing was captured yet.
-static STARTED: AtomicBool = AtomicBool::new(false);
+/// Where the run is: a SIGINT or SIGTERM before the engine has started
+/// (rings of a large geometry take seconds to set up, in one system call
+/// each) exits at once, as nothing was captured yet; the engine, once
+/// started, says nothing more (no "started", no ready file) if that exit is
+/// under way.
+struct Start;
+
+static START: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(Start::STARTING);
+
+/// The control socket this run bound, removed by an exit on a signal.
+static SOCKET: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+impl Start {
+    const STARTING: u8 = 0;
+    const STARTED: u8 = 1;
+    const EXITING: u8 = 2;
+
+    /// The signal thread: whether the engine was still starting, and so
+    /// the run now exits (no longer starting, either way).
+    fn exit_if_starting() -> bool {
+        use std::sync::atomic::Ordering::SeqCst;
+        START.compare_exchange(Self::STARTING, Self::EXITING, SeqCst, SeqCst).is_ok()
+    }
+
+    /// The engine has started: unless an exit on a signal is under way,
+    /// when this thread waits for it.
+    fn started() {
+        use std::sync::atomic::Ordering::SeqCst;
+        if START.compare_exchange(Self::STARTING, Self::STARTED, SeqCst, SeqCst).is_err() {
+            loop {
+                std::thread::park();
+            }
+        }
+    }
+}
+
+/// Exit at once on signal `sig` (status 128 + it), removing the control
+/// socket this run bound.
+fn exit_on_signal(sig: i32) -> ! {
+    if let Some(path) = SOCKET.get() {
+        let _ = std::fs::remove_file(path);
+    }
+    std::process::exit(128 + sig);
+}
 
 /// A SIGINT or SIGTERM this soon after the one that began the stop is the
 /// same request delivered twice (`timeout` signals the process, then its
@@ -553,8 +593,11 @@ fn cmd_run(
         Some(Err(e)) if !default_socket => return Err(e.into()),
         s => s,
     };
+    if let Some(Ok(_)) = &started {
+        let _ = SOCKET.set(config.control.socket.clone());
+    }
     let engine = Engine::start(&config)?;
-    STARTED.store(true, std::sync::atomic::Ordering::SeqCst);
+    Start::started();
     // Said once the engine runs: a run that failed to start listened to nobody.
     let control = match started {
         Some(Ok(s)) => {
@@ -983,7 +1026,7 @@ fn cmd_capture(mut a: CaptureArgs) -> Result<ExitCode> {
         }
         (r, _) => r?,
     };
-    STARTED.store(true, std::sync::atomic::Ordering::SeqCst);
+    Start::started();
     if !a.interfaces.is_empty() {
         // tcpdump's line, once the rings are bound: from here on every frame
         // is captured, which is what a script waits for before it sends.

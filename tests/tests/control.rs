@@ -1527,6 +1527,7 @@ fn a_signal_while_the_engine_starts_ends_the_run() {
     assert_eq!(out.status.code(), Some(130), "{log}");
     assert!(log.contains("ringwire: SIGINT while starting: exiting now; nothing was captured"), "{log}");
     assert!(!log.contains("engine started") && !ready.exists(), "{log}");
+    assert!(!sock.exists(), "its control socket is removed");
 }
 
 /// A control socket's path longer than a socket address holds (107 bytes)
