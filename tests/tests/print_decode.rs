@@ -53,6 +53,22 @@ fn udp(dport: u16, payload: &[u8], ulen: usize) -> Vec<u8> {
     [&1234u16.to_be_bytes()[..], &dport.to_be_bytes(), &(ulen as u16).to_be_bytes(), &[0, 0], payload].concat()
 }
 
+/// A GRE header (`flags`, `proto`, the optional `fields`) and its payload.
+fn gre(flags: u16, proto: u16, fields: &[u8], payload: &[u8]) -> Vec<u8> {
+    [&flags.to_be_bytes()[..], &proto.to_be_bytes(), fields, payload].concat()
+}
+
+/// An MPLS label entry: its label, bottom of stack or not, ttl 64.
+fn label(label: u32, bottom: bool) -> Vec<u8> {
+    ((label << 12) | (u32::from(bottom) << 8) | 64).to_be_bytes().to_vec()
+}
+
+/// A UDP datagram from `sport` to `dport`, its length field right.
+fn udp_from(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+    [&sport.to_be_bytes()[..], &dport.to_be_bytes(), &(8 + payload.len() as u16).to_be_bytes(), &[0, 0], payload]
+        .concat()
+}
+
 /// The longest of `frames`.
 fn longest(frames: &[Vec<u8>]) -> usize {
     frames.iter().map(Vec::len).max().unwrap_or(0)
@@ -855,9 +871,6 @@ fn tunnels_print_as_tcpdump_prints_them() {
     let inner6 = ipv6(17, (0x11, 0x12), &udp(5555, b"hello", 13));
     let icmp = ipv4(1, 0, inside, b"\x08\0\0\0\0\x01\0\x01pingdata");
     let syn = [&[0x04, 0xd2, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x12, 4, 0][..], &[0; 4]].concat();
-    let gre = |flags: u16, proto: u16, fields: &[u8], payload: &[u8]| {
-        [&flags.to_be_bytes()[..], &proto.to_be_bytes(), fields, payload].concat()
-    };
     // An IPv4 header of 24 bytes (an option), as a tunnel carries it.
     let with_option = {
         let plain = ipv4(17, 0, outer, &udp(5555, b"z", 9));
@@ -873,11 +886,6 @@ fn tunnels_print_as_tcpdump_prints_them() {
     let ppp_v4 = [&[0xff, 0x03, 0x00, 0x21][..], &inner4].concat();
     let pptp = |fields: &[u8], ppp: &[u8]| gre(0x3001, 0x880b, fields, ppp);
     // An MPLS label entry: its label, bottom of stack or not, ttl 64.
-    let label = |label: u32, bottom: bool| ((label << 12) | (u32::from(bottom) << 8) | 64).to_be_bytes().to_vec();
-    let udp_from = |sport: u16, dport: u16, payload: &[u8]| {
-        [&sport.to_be_bytes()[..], &dport.to_be_bytes(), &(8 + payload.len() as u16).to_be_bytes(), &[0, 0], payload]
-            .concat()
-    };
     let inner_frame = [&[10, 0, 0, 0, 0, 2, 10, 0, 0, 0, 0, 1, 8, 0][..], &inner4].concat();
     // An ARP request, in an Ethernet frame of its own.
     let arp = ringwire_tests::from_hex(concat!(
@@ -994,6 +1002,90 @@ fn frames_behind_any_number_of_vlan_tags_print_as_tcpdump_prints_them() {
         "vlan 10, p 3, ethertype 802.1Q (0x8100), vlan 20, p 0, ethertype 802.1Q (0x8100), vlan 30, p 0, ethertype IPv6 (0x86dd), 2001:db8::11.1234 > ",
         "vlan 4, p 0, ethertype ARP (0x0806), Request who-has 192.168.1.2 tell 192.168.1.1, length 28",
         "IP 192.168.1.1.1234 > 192.168.1.2.53: 4660+ A? www.example.com. (33)",
+    ] {
+        assert!(whole.contains(words), "{words}: {whole}");
+    }
+    every_cut(&file, 14..=longest(&frames), &[&[][..], &["-e"], &["-q"], &["-x"], &["-A"]]);
+}
+
+/// Headers of another kind than what carries them names, and odd ones, as
+/// tcpdump says them, whole and cut at every byte: an IPv6 packet behind the
+/// IPv4 ethertype, in IP in IP (4) or GRE (0x0800), an IPv4 one behind IPv6's
+/// or in protocol 41, a version 5 header, an MPLS payload taken for IPv4 (they
+/// printed the packet as its own version says it is); IPv4 headers cut within
+/// their options (addresses but for TCP and UDP); VLAN tags of TPID 0x9200;
+/// Geneve's reserved flags; a PPTP frame of a PPP protocol not decoded; IGMP
+/// over IPv6; a VXLAN datagram shorter than its frame; spanning tree in
+/// VXLAN.
+#[test]
+fn carriers_of_the_wrong_kind_and_odd_headers_print_as_tcpdump_prints_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let ends = ([10, 0, 0, 1], [10, 0, 0, 2]);
+    let v4 = |proto: u8, payload: &[u8]| ether(0x0800, &ipv4(proto, 0, ends, payload));
+    let inner4 = ipv4(17, 0, ([192, 168, 1, 1], [192, 168, 1, 2]), &udp(5555, b"hello", 13));
+    let inner6 = ipv6(17, (0x11, 0x12), &udp(5555, b"hello", 13));
+    let version5 = [&[0x55][..], &inner4[1..]].concat();
+    // An IPv4 header with 8 bytes of options, of `proto`; `extra`: what its total length says past the frame.
+    let with_options = |proto: u8, extra: u16| {
+        let mut ip = ipv4(proto, 0, ends, &[b'x'; 20]);
+        let total = u16::from_be_bytes([ip[2], ip[3]]) + 8 + extra;
+        ip[0] = 0x47;
+        ip[2..4].copy_from_slice(&total.to_be_bytes());
+        ether(0x0800, &[&ip[..20], &[1, 1, 1, 1, 1, 1, 1, 0], &ip[20..]].concat())
+    };
+    let tag = |tpid: u16, vid: u16| [tpid.to_be_bytes(), vid.to_be_bytes()].concat();
+    let inner_frame = |ethertype: u16, payload: &[u8]| {
+        [&[10, 0, 0, 0, 0, 2, 10, 0, 0, 0, 0, 1][..], &ethertype.to_be_bytes(), payload].concat()
+    };
+    let bpdu = [&[0x42, 0x42, 0x03, 0, 0, 0, 0, 0][..], &[0x80, 0, 2, 0, 0, 0, 0, 1], &[0; 23]].concat();
+    let mut short_vxlan =
+        udp_from(50000, 4789, &[&[8, 0, 0, 0, 0, 0, 7, 0][..], &inner_frame(0x0800, &inner4)].concat());
+    short_vxlan[4..6].copy_from_slice(&20u16.to_be_bytes());
+    let frames = [
+        ether(0x0800, &inner6),
+        ether(0x0800, &version5),
+        // (Long enough for an IPv6 header: tcpdump reads its 40 bytes before the version.)
+        ether(0x86dd, &ipv4(17, 0, ends, &udp(5555, &[b'y'; 20], 28))),
+        v4(4, &inner6),
+        v4(41, &inner4),
+        v4(47, &gre(0, 0x0800, &[], &inner6)),
+        v4(47, &gre(0, 0x86dd, &[], &inner4)),
+        ether(
+            0x8847,
+            &[&label(3, true)[..], &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20]].concat(),
+        ),
+        with_options(17, 0),
+        with_options(1, 0),
+        with_options(99, 50),
+        with_options(6, 50),
+        ether(0x9100, &[&[0, 1][..], &tag(0x9200, 2), &tag(0x8100, 3), &0x86ddu16.to_be_bytes(), &inner6].concat()),
+        ether(0x9200, &[&[0, 5, 0x08, 0][..], &inner4].concat()),
+        v4(17, &udp_from(50000, 6081, &[&[0, 0x3f, 0x08, 0, 0, 0, 99, 0][..], &inner4].concat())),
+        v4(
+            47,
+            &gre(0x3001, 0x880b, &[0, 12, 0, 85, 0, 0, 0, 3], &[&[0xff, 0x03, 0x12, 0x34][..], b"abcdefgh"].concat()),
+        ),
+        ether(0x86dd, &ipv6(2, (1, 2), &[0x16, 0, 0, 0, 239, 1, 2, 3])),
+        v4(17, &short_vxlan),
+        v4(
+            17,
+            &udp_from(50000, 4789, &[&[8, 0, 0, 0, 0, 0, 7, 0][..], &inner_frame(bpdu.len() as u16, &bpdu)].concat()),
+        ),
+    ];
+    let file = dir.path().join("carriers.pcap");
+    write_frames(&file, &frames);
+    let whole = printed_whole(&file, &[&[][..], &["-e"], &["-q"], &["-x"]]);
+    for words in [
+        "IP6, wrong link-layer encapsulation (invalid)",
+        "IP5 (invalid)",
+        "IP6 version error: 4 != 6",
+        "IP 10.0.0.1 > 10.0.0.2: GREv0, length 57: IP6, wrong link-layer encapsulation (invalid)",
+        "MPLS (label 3, tc 0, [S], ttl 64) IP0 (invalid)",
+        "vlan 1, p 0, ethertype 802.1Q-9200 (0x9200), vlan 2, p 0, ethertype 802.1Q (0x8100), vlan 3, p 0, ethertype IPv6 (0x86dd), 2001:db8::11.1234 > ",
+        "Geneve, Flags [R1R2R3R4R5R6], vni 0x63: IP 192.168.1.1.1234 > ",
+        "GREv1, call 85, seq 3, length 24: unknown PPP protocol (0x1234) \n\t0x0000:  6162 6364 6566 6768\n",
+        "[IGMP requires IPv4] (invalid)",
+        "VXLAN, flags [I] (0x08), vni 7\n[length 4 < caplen ",
     ] {
         assert!(whole.contains(words), "{words}: {whole}");
     }

@@ -156,25 +156,27 @@ impl Printer {
             {
                 hex_dump(out, data.get(link_header_len(data)..).unwrap_or_default(), true);
             }
-            Undecoded::Rest { at, whole }
+            Undecoded::Rest { at, cut: marker }
                 if !quick && matches!(self.options.hex, PrintHex::None | PrintHex::Ascii | PrintHex::NetworkAscii) =>
             {
                 hex_dump(out, data.get(at..).unwrap_or_default(), true);
-                if !whole {
+                if let Some(marker) = marker {
                     out.pop();
-                    out.push_str(" [|mpls]\n");
+                    let _ = writeln!(out, " [|{marker}]");
                     cut = true;
                 }
             }
             Undecoded::Bytes { at, len } => hex_dump(out, data.get(at..at + len).unwrap_or_default(), false),
-            Undecoded::PayloadOnly => hex_dump(out, data.get(link_header_len(data)..).unwrap_or_default(), true),
+            Undecoded::PayloadOnly { at } => hex_dump(out, data.get(at..).unwrap_or_default(), true),
             _ => {}
         }
         // A frame cut within its VLAN tags: tcpdump's -x, -X and -A dump nothing of it.
         let tag_cut = vlan_tags(data).1;
         let network_only =
             matches!(self.options.hex, PrintHex::NetworkHex | PrintHex::NetworkHexAscii | PrintHex::NetworkAscii);
-        if (tag_cut || undecoded == Undecoded::PayloadOnly) && network_only {
+        // (Not for a frame a tunnel carries: its network layer is the frame's.)
+        let llc_cut = matches!(undecoded, Undecoded::PayloadOnly { at } if at == link_header_len(data));
+        if (tag_cut || llc_cut) && network_only {
             return;
         }
         let (from, ascii) = match self.options.hex {
@@ -251,9 +253,10 @@ fn ether_type(et: u16, quick: bool) -> String {
     }
 }
 
-/// Whether `et` is a VLAN tag's TPID (802.1Q, 802.1ad, the old QinQ 0x9100).
+/// Whether `et` is a VLAN tag's TPID (802.1Q, 802.1ad, the older QinQ
+/// 0x9100 and 0x9200).
 const fn is_tag(et: u16) -> bool {
-    matches!(et, 0x8100 | 0x88a8 | 0x9100)
+    matches!(et, 0x8100 | 0x88a8 | 0x9100 | 0x9200)
 }
 
 /// An ethertype's name as tcpdump gives it.
@@ -275,6 +278,7 @@ const fn ether_type_name(et: u16) -> &'static str {
         0x88f7 => "PTP",
         0x8902 => "CFM",
         0x9100 => "802.1Q-9100",
+        0x9200 => "802.1Q-9200",
         0x88e5 => "802.1AE MACsec",
         _ => "Unknown",
     }
@@ -393,7 +397,10 @@ pub enum Undecoded {
     /// What follows the link-level header, in hex and text, whatever was
     /// asked, and no dump of the network layer (`-x`, `-X`, `-A`; a dump
     /// of the frame is one): an LLC header cut short.
-    PayloadOnly,
+    PayloadOnly {
+        /// Where it starts in the frame (after the link-level header).
+        at: usize,
+    },
     /// `len` bytes from `at` in hex: an ICMPv6 message of a type or an
     /// unreachable code it does not decode (also under a hex dump asked for).
     Bytes {
@@ -403,14 +410,15 @@ pub enum Undecoded {
         len: usize,
     },
     /// What follows `at`, in hex and text, as for [`Undecoded::Payload`]:
-    /// what an MPLS label stack carries when it is not IP. Not `whole`: cut
-    /// short by the snap length, which the dump's end says (` [|mpls]`),
-    /// and tcpdump then gives up on the frame.
+    /// what an MPLS label stack carries when it is not IP, what follows the
+    /// link-level header of an Ethernet frame a tunnel carries (of an
+    /// ethertype not decoded). `cut`: cut short by the snap length, which
+    /// the dump's end says (` [|mpls]`), and tcpdump then gives up on the frame.
     Rest {
         /// Where it starts in the frame.
         at: usize,
-        /// Captured to its end.
-        whole: bool,
+        /// The protocol named at the dump's end, if cut short.
+        cut: Option<&'static str>,
     },
     /// Nothing, but the decoder gave up on the frame at a field past what
     /// was captured: a dump of the network layer asked for (`-x`, `-X`,
@@ -544,8 +552,16 @@ pub fn describe(
         out.push_str(" [|vlan]");
         return Undecoded::Nothing;
     }
-    // More than two tags (the slicer reads two): what follows the last.
-    if tags_end > 20 {
+    // An IP header of the other version than its ethertype names.
+    let ip = frame.get(tags_end + 2..).unwrap_or_default();
+    match frame.get(tags_end..tags_end + 2) {
+        Some([0x08, 0x00]) if wrong_version(out, ip, false, after_link) => return Undecoded::Nothing,
+        Some([0x86, 0xdd]) if wrong_version(out, ip, true, after_link) => return Undecoded::Nothing,
+        _ => {}
+    }
+    // More than two tags, or a tag of 0x9200 (the slicer reads two, of
+    // the other types): what follows the last.
+    if tags_end > 20 || (12..tags_end).step_by(4).any(|at| frame[at..at + 2] == [0x92, 0x00]) {
         let et = u16::from_be_bytes([frame[tags_end], frame[tags_end + 1]]);
         let p = LaxSlicedPacket::from_ether_type(etherparse::EtherType(et), &frame[tags_end + 2..]);
         return match p.net {
@@ -589,7 +605,7 @@ fn non_ip(
         0x0800 => {
             let ip = p.ether_payload().map_or(&[][..], |e| e.payload);
             let rest = p.ether_payload().map_or(0, |e| (wire_len as usize).saturating_sub(at(e.payload)));
-            return ip4_cut(out, ip, rest, if after_link { "" } else { "IP " }, false);
+            return ip4_cut(out, ip, rest, if after_link { "" } else { "IP " });
         }
         0x86dd => write!(out, " [|ip6]"),
         // An MPLS label stack, and what it carries.
@@ -620,7 +636,7 @@ fn non_ip(
         // An LLC header cut short: tcpdump says so, then dumps what there is.
         0..=1500 if p.ether_payload().is_none_or(|e| e.payload.len() < 3) => {
             out.push_str(" [|llc]");
-            return Undecoded::PayloadOnly;
+            return Undecoded::PayloadOnly { at: link_header_len(frame) };
         }
         // A spanning-tree BPDU (after its LLC header, which -e shows).
         0..=1500 if p.ether_payload().is_some_and(|e| stp::is_bpdu(e.payload)) => {
@@ -657,12 +673,42 @@ fn non_ip(
     Undecoded::Nothing
 }
 
+/// An IP header, captured as `ip`, of another version than what carries it
+/// names (an ethertype, a protocol number, an MPLS label: IPv6 if `v6`), as
+/// tcpdump says it: `IP6, wrong link-layer encapsulation (invalid)`,
+/// `IP5 (invalid)`, `IP6 version error: 4 != 6` (once the 40 bytes of an
+/// IPv6 header were captured, ` [|ip6]` before; without `IP6 ` after the
+/// link-level header). Whether it was one.
+fn wrong_version(out: &mut String, ip: &[u8], v6: bool, after_link: bool) -> bool {
+    use std::fmt::Write as _;
+    let Some(version) = ip.first().map(|b| b >> 4) else { return false };
+    match (v6, version) {
+        (false, 4) | (true, 6) => false,
+        (false, 6) => {
+            out.push_str("IP6, wrong link-layer encapsulation (invalid)");
+            true
+        }
+        (false, v) => {
+            let _ = write!(out, "IP{v} (invalid)");
+            true
+        }
+        (true, v) if ip.len() >= 40 => {
+            let _ = write!(out, "{}version error: {v} != 6", if after_link { "" } else { "IP6 " });
+            true
+        }
+        // (tcpdump reads the whole header first.)
+        (true, _) => {
+            out.push_str(" [|ip6]");
+            true
+        }
+    }
+}
+
 /// An IPv4 header cut short, captured as `ip` (`rest` bytes on the wire), as
 /// tcpdump words it after `tag` (`IP `, or nothing after the link-level
 /// header, which names it). (`IP ` once its first byte, the version, was
-/// captured.) `tunneled`: a packet a tunnel carries, whose addresses tcpdump
-/// does not show when its options are cut.
-fn ip4_cut(out: &mut String, ip: &[u8], rest: usize, tag: &str, tunneled: bool) -> Undecoded {
+/// captured.)
+fn ip4_cut(out: &mut String, ip: &[u8], rest: usize, tag: &str) -> Undecoded {
     use std::fmt::Write as _;
     let ihl = ip.first().map(|v| usize::from(v & 0x0f) * 4);
     let total = ip.get(2..4).map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])));
@@ -672,30 +718,24 @@ fn ip4_cut(out: &mut String, ip: &[u8], rest: usize, tag: &str, tunneled: bool) 
         (Some(_), _) if ip.len() < 20 => write!(out, "{tag} [|ip]"),
         // A header length under the minimum.
         (Some(ihl), _) if ihl < 20 => write!(out, "{tag}bad-hlen {ihl}"),
-        // A header longer than the frame, which says more than it holds
-        // (in a tunnel, tcpdump gives up on the frame there).
-        (Some(ihl), Some(total)) if total > rest && ihl > ip.len() => {
-            let _ = write!(
-                out,
-                "{tag}truncated-ip - {} bytes missing!  [remaining caplen({}) < header length({ihl})] [|ip]",
-                total - rest,
-                ip.len()
-            );
-            return if tunneled { Undecoded::GaveUp } else { Undecoded::Nothing };
-        }
-        // Options cut short: the addresses, then what is missing (tcpdump gives up on the frame).
-        (Some(ihl), _) if ihl > ip.len() && tunneled => {
-            let _ = write!(out, "{tag} [remaining caplen({}) < header length({ihl})] [|ip]", ip.len());
-            return Undecoded::GaveUp;
-        }
-        (Some(ihl), _) if ihl > ip.len() => {
-            let _ = write!(
-                out,
-                "{tag}{} > {}:  [remaining caplen({}) < header length({ihl})] [|ip]",
-                std::net::Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]),
-                std::net::Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]),
-                ip.len()
-            );
+        // Options cut short: what the header says is missing, the addresses
+        // unless the protocol shows them with its ports (TCP, UDP, DCCP,
+        // SCTP), then what was captured (tcpdump gives up on the frame).
+        (Some(ihl), total) if ihl > ip.len() => {
+            let _ = write!(out, "{tag}");
+            if let Some(total) = total.filter(|&total| total > rest) {
+                let _ = write!(out, "truncated-ip - {} bytes missing! ", total - rest);
+            }
+            if !matches!(ip[9], 6 | 17 | 33 | 132) {
+                let (src, dst) = (&ip[12..16], &ip[16..20]);
+                let _ = write!(
+                    out,
+                    "{} > {}: ",
+                    std::net::Ipv4Addr::new(src[0], src[1], src[2], src[3]),
+                    std::net::Ipv4Addr::new(dst[0], dst[1], dst[2], dst[3])
+                );
+            }
+            let _ = write!(out, " [remaining caplen({}) < header length({ihl})] [|ip]", ip.len());
             return Undecoded::GaveUp;
         }
         (Some(_), _) => write!(out, "{tag} [|ip]"),
@@ -866,6 +906,10 @@ fn describe_ip(
             let _ = write!(out, "{proto}{src} > {dst}: {exts}[ICMP requires IPv4] (invalid)");
             return Undecoded::Nothing;
         }
+        (Ends::V6(..), Some(2)) if fragment.is_none_or(|(offset, ..)| offset == 0) => {
+            let _ = write!(out, "{proto}{src} > {dst}: {exts}[IGMP requires IPv4] (invalid)");
+            return Undecoded::Nothing;
+        }
         (Ends::V4(..), Some(58)) if fragment.is_none_or(|(offset, ..)| offset == 0) => {
             let _ = write!(out, "{proto}{src} > {dst}: [ICMPv6 requires IPv6] (invalid)");
             return Undecoded::Nothing;
@@ -900,7 +944,9 @@ fn describe_ip(
                 out.push_str(": ");
                 let len = usize::from(ulen - 8).min(room.saturating_sub(8));
                 let decode = if tunnel == 4789 { tunnel::vxlan } else { tunnel::geneve };
-                undecoded = decode(out, frame, (u.payload(), len), (after_link, quick), tcp);
+                // (What was captured after the UDP header, also past its length.)
+                let after = frame.get(at(u.slice()) + 8..).unwrap_or_default();
+                undecoded = decode(out, frame, (after, len), (after_link, quick), tcp);
                 Ok(())
             } else {
                 write!(out, ": UDP, length {}", ulen - 8)

@@ -8,7 +8,7 @@
 
 use std::fmt::Write as _;
 
-use super::{describe, describe_ip, ip4_cut, link_header, TcpConversations, Undecoded};
+use super::{describe, describe_ip, ip4_cut, link_header, wrong_version, TcpConversations, Undecoded};
 
 /// The IPv4 (`v6` false) or IPv6 packet a tunnel carries, captured as `ip`
 /// within `frame`, `len` bytes on the wire, as tcpdump prints it (with its
@@ -21,13 +21,16 @@ pub(super) fn ip(
     tcp: &mut TcpConversations,
 ) -> Undecoded {
     let at = (ip.as_ptr() as usize).saturating_sub(frame.as_ptr() as usize);
+    if wrong_version(out, ip, v6, link) {
+        return Undecoded::Nothing;
+    }
     match etherparse::LaxSlicedPacket::from_ip(ip) {
         Ok(p) if p.net.is_some() => describe_ip(out, frame, &p, at + len, (link, quick), tcp),
         _ if v6 => {
             out.push_str(" [|ip6]");
             Undecoded::Nothing
         }
-        _ => ip4_cut(out, ip, len, if link { "" } else { "IP " }, true),
+        _ => ip4_cut(out, ip, len, if link { "" } else { "IP " }),
     }
 }
 
@@ -234,19 +237,28 @@ fn ppp(
         at += 2;
         p
     };
-    if link {
-        let name = match proto {
-            0x21 => "IP",
-            0x57 => "IP6",
-            _ => "unknown",
-        };
-        let _ = write!(out, "{name} ({proto:#06x}), length {len}: ");
-    }
-    match proto {
-        0x21 | 0x57 => ip(out, frame, (ppp.get(at..).unwrap_or_default(), len - at, proto == 0x57), (link, quick), tcp),
-        _ => {
-            let _ = write!(out, "unknown ppp protocol ({proto:#06x})");
+    let ip_version = match proto {
+        0x21 => Some(false),
+        0x57 => Some(true),
+        _ => None,
+    };
+    match (ip_version, link) {
+        (Some(v6), _) => {
+            if link {
+                let _ = write!(out, "{} ({proto:#06x}), length {len}: ", if v6 { "IP6" } else { "IP" });
+            }
+            ip(out, frame, (ppp.get(at..).unwrap_or_default(), len - at, v6), (link, quick), tcp)
+        }
+        // Under -e, its header alone.
+        (None, true) => {
+            let _ = write!(out, "unknown ({proto:#06x}), length {len}");
             Undecoded::Nothing
+        }
+        // Its payload dumped (in hex, whatever else is asked), as tcpdump dumps it.
+        (None, false) => {
+            let _ = write!(out, "unknown PPP protocol ({proto:#06x}) ");
+            let offset = (ppp.as_ptr() as usize).saturating_sub(frame.as_ptr() as usize);
+            Undecoded::Bytes { at: offset + at, len: ppp.len().min(len).saturating_sub(at) }
         }
     }
 }
@@ -306,7 +318,7 @@ pub(super) fn mpls(
             Some(0x60..=0x6f) => true,
             Some(_) => {
                 let offset = (mpls.as_ptr() as usize).saturating_sub(frame.as_ptr() as usize);
-                return Undecoded::Rest { at: offset + at, whole: mpls.len() >= len };
+                return Undecoded::Rest { at: offset + at, cut: (mpls.len() < len).then_some("mpls") };
             }
         },
     };
@@ -378,12 +390,10 @@ pub(super) fn geneve(
         let _ = write!(out, " ERROR: unknown-version {version}");
         return Undecoded::Nothing;
     }
-    let flags = match (h[1] & 0x80 != 0, h[1] & 0x40 != 0) {
-        (false, false) => "none",
-        (true, false) => "O",
-        (false, true) => "C",
-        (true, true) => "OC",
-    };
+    // O(AM), C(ritical), then the reserved bits R1..R6, as tcpdump names them.
+    let names = ["O", "C", "R1", "R2", "R3", "R4", "R5", "R6"];
+    let set: String = names.iter().enumerate().filter(|(i, _)| h[1] & (0x80 >> i) != 0).map(|(_, n)| *n).collect();
+    let flags = if set.is_empty() { "none" } else { set.as_str() };
     let proto = u16::from_be_bytes([h[2], h[3]]);
     let _ = write!(out, ", Flags [{flags}], vni {:#x}", u32::from_be_bytes([0, h[4], h[5], h[6]]));
     if h[7] != 0 {
@@ -439,13 +449,21 @@ fn ethernet(
     (link, quick): (bool, bool),
     tcp: &mut TcpConversations,
 ) -> Undecoded {
+    // A frame longer than what carries it says it is.
+    if len < inner.len() {
+        let _ = write!(out, "[length {len} < caplen {}] (invalid)", inner.len());
+        return Undecoded::Nothing;
+    }
     if link {
         link_header(out, inner, len as u32, quick);
     }
     let offset = (inner.as_ptr() as usize).saturating_sub(frame.as_ptr() as usize);
     match describe(out, inner, len as u32, (link, quick), tcp) {
         Undecoded::Bytes { at, len } => Undecoded::Bytes { at: at + offset, len },
-        Undecoded::Rest { at, whole } => Undecoded::Rest { at: at + offset, whole },
+        Undecoded::Rest { at, cut } => Undecoded::Rest { at: at + offset, cut },
+        // (Its own payload, not the frame's.)
+        Undecoded::Payload => Undecoded::Rest { at: offset + super::link_header_len(inner), cut: None },
+        Undecoded::PayloadOnly { at } => Undecoded::PayloadOnly { at: at + offset },
         undecoded => undecoded,
     }
 }
