@@ -1065,7 +1065,9 @@ fn cmd_capture(mut a: CaptureArgs) -> Result<ExitCode> {
     } else if c.over_limit > 0 {
         // Frames are read in batches: those of the last batch beyond -c
         // passed the filter but were not written.
-        say!("({} of those received by filter came after the -c count and were not written)", c.over_limit);
+        let (n, was) = (c.over_limit, if c.over_limit == 1 { "was" } else { "were" });
+        let done = if a.write.is_some() { "written" } else { "printed" };
+        say!("({n} of those received by filter came after the -c count and {was} not {done})");
     }
     if std::env::var_os("RINGWIRE_VERBOSE").is_some() {
         say_raw!("{}", report.snapshot.table());

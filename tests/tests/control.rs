@@ -1556,6 +1556,13 @@ fn a_control_socket_path_too_long_for_a_socket_is_refused_and_one_that_fits_work
     assert!(!out.status.success(), "{err}");
     assert!(err.contains(&format!("a socket's path holds at most 107 bytes: this one has {}", base + 126)), "{err}");
     assert!(!err.contains("listening"), "{err}");
+    // ringctl says the same of it.
+    let o = ringctl(&too_long, &["status"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&format!("cannot connect: a socket's path holds at most 107 bytes: this one has {}", base + 126)),
+        "{err}"
+    );
     // A directory of 98 bytes: the socket's path is 105.
     let long_dir = dir.path().join("d".repeat(98 - base - 1));
     std::fs::create_dir(&long_dir).unwrap();

@@ -66,6 +66,14 @@ impl Client {
     /// # Errors
     /// [`ClientError::Connect`].
     pub fn connect(path: &Path, timeout: Duration) -> Result<Self, ClientError> {
+        // (The kernel's own words for it are "path must be shorter than SUN_LEN".)
+        let len = path.as_os_str().len();
+        if len > ringwire_engine::control::server::SOCKET_PATH_MAX {
+            return Err(ClientError::Connect(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("a socket's path holds at most 107 bytes: this one has {len}"),
+            )));
+        }
         let s = UnixStream::connect(path).map_err(ClientError::Connect)?;
         s.set_read_timeout(Some(timeout)).map_err(ClientError::Connect)?;
         s.set_write_timeout(Some(timeout)).map_err(ClientError::Connect)?;
