@@ -167,7 +167,9 @@ impl Printer {
                 }
             }
             Undecoded::Bytes { at, len } => hex_dump(out, data.get(at..at + len).unwrap_or_default(), false),
-            Undecoded::PayloadOnly { at } => hex_dump(out, data.get(at..).unwrap_or_default(), true),
+            Undecoded::PayloadOnly { at, len } => {
+                hex_dump(out, data.get(at..).map(|d| &d[..len.min(d.len())]).unwrap_or_default(), true);
+            }
             _ => {}
         }
         // A frame cut within its VLAN tags: tcpdump's -x, -X and -A dump nothing of it.
@@ -175,7 +177,7 @@ impl Printer {
         let network_only =
             matches!(self.options.hex, PrintHex::NetworkHex | PrintHex::NetworkHexAscii | PrintHex::NetworkAscii);
         // (Not for a frame a tunnel carries: its network layer is the frame's.)
-        let llc_cut = matches!(undecoded, Undecoded::PayloadOnly { at } if at == link_header_len(data));
+        let llc_cut = matches!(undecoded, Undecoded::PayloadOnly { at, .. } if at == vlan_tags(data).0 + 2);
         if (tag_cut || llc_cut) && network_only {
             return;
         }
@@ -396,10 +398,13 @@ pub enum Undecoded {
     Payload,
     /// What follows the link-level header, in hex and text, whatever was
     /// asked, and no dump of the network layer (`-x`, `-X`, `-A`; a dump
-    /// of the frame is one): an LLC header cut short.
+    /// of the frame is one): an LLC header cut short, by the snap length
+    /// or by the 802.3 length before it.
     PayloadOnly {
         /// Where it starts in the frame (after the link-level header).
         at: usize,
+        /// At most how many bytes (the 802.3 length).
+        len: usize,
     },
     /// `len` bytes from `at` in hex: an ICMPv6 message of a type or an
     /// unreachable code it does not decode (also under a hex dump asked for).
@@ -633,10 +638,21 @@ fn non_ip(
             }
             write!(out, "length {rest}")
         }
-        // An LLC header cut short: tcpdump says so, then dumps what there is.
-        0..=1500 if p.ether_payload().is_none_or(|e| e.payload.len() < 3) => {
+        // An LLC header cut short (by the snap length, or by the length the
+        // 802.3 header gives): tcpdump says so, then dumps what there is.
+        0..=1500 if p.ether_payload().is_none_or(|e| e.payload.len().min(usize::from(et)) < 3) => {
             out.push_str(" [|llc]");
-            return Undecoded::PayloadOnly { at: link_header_len(frame) };
+            let from = p.ether_payload().map_or_else(|| link_header_len(frame), |e| at(e.payload));
+            return Undecoded::PayloadOnly { at: from, len: usize::from(et) };
+        }
+        // A SNAP header (after an LLC one of 0xaa 0xaa 0x03) cut short, the same way.
+        0..=1500
+            if p.ether_payload().is_some_and(|e| {
+                e.payload.starts_with(&[0xaa, 0xaa, 0x03]) && e.payload.len().min(usize::from(et)) < 8
+            }) =>
+        {
+            out.push_str(" [|snap]");
+            return Undecoded::Nothing;
         }
         // A spanning-tree BPDU (after its LLC header, which -e shows).
         0..=1500 if p.ether_payload().is_some_and(|e| stp::is_bpdu(e.payload)) => {
@@ -1564,6 +1580,25 @@ mod tests {
         let mut s = String::new();
         describe(&mut s, &frame, 67, (false, false), &mut TcpConversations::default());
         assert_eq!(s, "IP6 83a:40fd::1:1600:0:0 > 0:0:1f9::: HBH  [|hbhopt]");
+    }
+
+    /// An 802.3 frame whose length (1, 2) leaves no room for its LLC
+    /// header, padded to 60 bytes, is an LLC header cut short, as tcpdump
+    /// prints it (` [|llc]` and the bytes the length gives); it printed
+    /// `LLC, dsap 0x81, ...` from the padding. One that leaves no room for a
+    /// SNAP header after its LLC one is ` [|snap]`.
+    #[test]
+    fn an_llc_header_cut_by_its_own_length_is_said() {
+        let line = |len: u16, payload: &[u8]| {
+            let frame = [&[2; 6][..], &[3; 6], &len.to_be_bytes(), payload, &[0; 40]].concat();
+            let mut p = Printer::new(PrintOptions { time: PrintTime::None, ..PrintOptions::default() });
+            let mut s = String::new();
+            p.line(&mut s, (0, frame.len() as u32, &frame), "p");
+            s
+        };
+        assert_eq!(line(1, &[0x81, 0, 0x42, 0x42]), " [|llc]\n\t0x0000:  81                                       .\n");
+        assert_eq!(line(2, &[0x42, 0x42, 3]), " [|llc]\n\t0x0000:  4242                                     BB\n");
+        assert_eq!(line(3, &[0xaa, 0xaa, 3]), " [|snap]\n");
     }
 
     #[test]

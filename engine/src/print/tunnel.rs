@@ -463,7 +463,7 @@ fn ethernet(
         Undecoded::Rest { at, cut } => Undecoded::Rest { at: at + offset, cut },
         // (Its own payload, not the frame's.)
         Undecoded::Payload => Undecoded::Rest { at: offset + super::link_header_len(inner), cut: None },
-        Undecoded::PayloadOnly { at } => Undecoded::PayloadOnly { at: at + offset },
+        Undecoded::PayloadOnly { at, len } => Undecoded::PayloadOnly { at: at + offset, len },
         undecoded => undecoded,
     }
 }
