@@ -182,70 +182,75 @@ impl Engine {
         changes: Vec<FilterChange>,
         classifier: &crate::config::ClassifierConfig,
     ) -> Result<BuiltChanges, EngineError> {
-        let nworkers = self.nworkers();
         let config = st.config();
         let mut b = BuiltChanges {
-            per_worker: (0..nworkers).map(|_| Vec::new()).collect(),
+            per_worker: (0..self.nworkers()).map(|_| Vec::new()).collect(),
             consumers: Vec::new(),
             ports: Vec::new(),
         };
         // Every change is built, so that one reload names every filter that
         // does not load, not only the first.
-        let mut errors = Vec::new();
-        for change in changes {
-            let built: Result<(), EngineError> = (|| {
-                match change {
-                    FilterChange::Consumer { slot, filter, on_failure } => {
-                        let mut c = st.consumers[slot].config.clone();
-                        c.filter.clone_from(&filter);
-                        let live = config.live_iface_for(&c);
-                        let named = |e| EngineError::ConsumerFilter { consumer: c.name.clone(), source: Box::new(e) };
-                        let factory = filter
-                            .as_ref()
-                            .map(|f| FilterFactory::chain(&f.stages(), on_failure.into(), live.as_deref()))
-                            .transpose()
-                            .map_err(named)?
-                            .map(Arc::new);
-                        let mut cmds = Vec::with_capacity(nworkers);
-                        for _ in 0..nworkers {
-                            let filter = factory.as_deref().map(FilterFactory::instance).transpose().map_err(named)?;
-                            cmds.push(Command::SetFilter { consumer: slot, filter });
-                        }
-                        for (w, cmd) in b.per_worker.iter_mut().zip(cmds) {
-                            w.push(cmd);
-                        }
-                        b.consumers.push((slot, factory, filter, on_failure));
-                    }
-                    FilterChange::Port { slot, filter } => {
-                        let p = &st.ports[slot];
-                        let PortKind::AfPacket(iface) = &p.kind else {
-                            return Err(ConfigError::Invalid(format!(
-                                "port `{}`: a pcap port's filter changes on restart",
-                                p.config.display_name()
-                            ))
-                            .into());
-                        };
-                        let mut cfg = p.config.clone();
-                        cfg.filter.clone_from(&filter);
-                        // Loaded (or compiled) here, off the hot path: an error leaves the filter in force.
-                        let built = Arc::new(PortFilter::build(&cfg, iface, classifier)?);
-                        for cmds in &mut b.per_worker {
-                            cmds.push(Command::SetPortFilter { port: slot, filter: built.clone() });
-                        }
-                        b.ports.push((slot, built, filter));
-                    }
-                }
-                Ok(())
-            })();
-            if let Err(e) = built {
-                errors.push(e);
-            }
-        }
+        let mut errors: Vec<EngineError> =
+            changes.into_iter().filter_map(|c| Self::build_change(st, &config, classifier, c, &mut b).err()).collect();
         match errors.len() {
             0 => Ok(b),
             1 => Err(errors.remove(0)),
             _ => Err(EngineError::Several(errors)),
         }
+    }
+
+    /// Build one filter change into `b` (see [`Engine::build_filter_changes`]).
+    fn build_change(
+        st: &State,
+        config: &Config,
+        classifier: &crate::config::ClassifierConfig,
+        change: FilterChange,
+        b: &mut BuiltChanges,
+    ) -> Result<(), EngineError> {
+        match change {
+            FilterChange::Consumer { slot, filter, on_failure } => {
+                let mut c = st.consumers[slot].config.clone();
+                c.filter.clone_from(&filter);
+                let live = config.live_iface_for(&c);
+                let named = |e| EngineError::ConsumerFilter { consumer: c.name.clone(), source: Box::new(e) };
+                let factory = filter
+                    .as_ref()
+                    .map(|f| FilterFactory::chain(&f.stages(), on_failure.into(), live.as_deref()))
+                    .transpose()
+                    .map_err(named)?
+                    .map(Arc::new);
+                // An instance per worker, all built before any is queued.
+                let cmds = (0..b.per_worker.len())
+                    .map(|_| {
+                        let filter = factory.as_deref().map(FilterFactory::instance).transpose().map_err(named)?;
+                        Ok(Command::SetFilter { consumer: slot, filter })
+                    })
+                    .collect::<Result<Vec<_>, EngineError>>()?;
+                for (w, cmd) in b.per_worker.iter_mut().zip(cmds) {
+                    w.push(cmd);
+                }
+                b.consumers.push((slot, factory, filter, on_failure));
+            }
+            FilterChange::Port { slot, filter } => {
+                let p = &st.ports[slot];
+                let PortKind::AfPacket(iface) = &p.kind else {
+                    return Err(ConfigError::Invalid(format!(
+                        "port `{}`: a pcap port's filter changes on restart",
+                        p.config.display_name()
+                    ))
+                    .into());
+                };
+                let mut cfg = p.config.clone();
+                cfg.filter.clone_from(&filter);
+                // Loaded (or compiled) here, off the hot path: an error leaves the filter in force.
+                let built = Arc::new(PortFilter::build(&cfg, iface, classifier)?);
+                for cmds in &mut b.per_worker {
+                    cmds.push(Command::SetPortFilter { port: slot, filter: built.clone() });
+                }
+                b.ports.push((slot, built, filter));
+            }
+        }
+        Ok(())
     }
 
     /// Send built filter changes and record them; returns a line per change.

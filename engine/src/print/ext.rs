@@ -24,14 +24,22 @@ pub(super) enum Next {
 /// The routing header captured as `h` (from its first byte), as tcpdump
 /// prints it after the addresses or the extension headers before it.
 pub(super) fn rt6(out: &mut String, h: &[u8]) -> Next {
-    out.push_str("RT6");
-    match rt6_fields(out, &Bytes(h)) {
-        Ok(next) => next,
-        Err(_) => {
-            out.push_str(" [|rt6]");
-            Next::Cut
-        }
-    }
+    named(out, ("RT6", "rt6"), h, rt6_fields)
+}
+
+/// A header named `name` (`RT6`) and its `fields` as far as they were
+/// captured, ended by ` [|rt6]` (`marker`) where they were cut.
+fn named(
+    out: &mut String,
+    (name, marker): (&str, &str),
+    h: &[u8],
+    fields: fn(&mut String, &Bytes<'_>) -> Result<Next, Cut>,
+) -> Next {
+    out.push_str(name);
+    fields(out, &Bytes(h)).unwrap_or_else(|_| {
+        let _ = write!(out, " [|{marker}]");
+        Next::Cut
+    })
 }
 
 fn rt6_fields(out: &mut String, b: &Bytes<'_>) -> Result<Next, Cut> {
@@ -78,14 +86,7 @@ fn rt6_fields(out: &mut String, b: &Bytes<'_>) -> Result<Next, Cut> {
 
 /// The authentication header captured as `h`, as tcpdump prints it.
 pub(super) fn ah(out: &mut String, h: &[u8]) -> Next {
-    out.push_str("AH");
-    match ah_fields(out, &Bytes(h)) {
-        Ok(next) => next,
-        Err(_) => {
-            out.push_str(" [|ah]");
-            Next::Cut
-        }
-    }
+    named(out, ("AH", "ah"), h, ah_fields)
 }
 
 fn ah_fields(out: &mut String, b: &Bytes<'_>) -> Result<Next, Cut> {

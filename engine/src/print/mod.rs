@@ -286,6 +286,11 @@ const fn ether_type_name(et: u16) -> &'static str {
     }
 }
 
+/// Where `part`, a slice of `frame`, starts in it.
+fn offset_in(frame: &[u8], part: &[u8]) -> usize {
+    (part.as_ptr() as usize).saturating_sub(frame.as_ptr() as usize)
+}
+
 /// Where a frame's VLAN tags end (at the ethertype after them: 12 for
 /// none), and whether a tag after them was cut short (its type captured,
 /// not its 4 bytes after).
@@ -322,7 +327,7 @@ fn link_header_len(frame: &[u8]) -> usize {
     while let Some(&[a, b]) = frame.get(at..at + 2) {
         let et = u16::from_be_bytes([a, b]);
         // 802.1Q, 802.1ad and the older QinQ ethertypes, followed by a tag.
-        if matches!(et, 0x8100 | 0x88a8 | 0x9100 | 0x9200) && frame.len() >= at + 6 {
+        if is_tag(et) && frame.len() >= at + 6 {
             at += 4;
             continue;
         }
@@ -592,7 +597,7 @@ fn non_ip(
 ) -> Undecoded {
     use std::fmt::Write as _;
     // Where a header starts within the frame.
-    let at = |header: &[u8]| (header.as_ptr() as usize).saturating_sub(frame.as_ptr() as usize);
+    let at = |header: &[u8]| offset_in(frame, header);
     // What follows the Ethernet header and its tags, on the wire.
     let (et, rest) =
         p.ether_payload().map_or((0, 0), |e| (e.ether_type.0, (wire_len as usize).saturating_sub(at(e.payload))));
@@ -779,7 +784,7 @@ fn describe_ip(
 
     use etherparse::{LaxNetSlice, TransportSlice};
     // Where a header starts within the frame.
-    let at = |header: &[u8]| (header.as_ptr() as usize).saturating_sub(frame.as_ptr() as usize);
+    let at = |header: &[u8]| offset_in(frame, header);
     // The IP header's addresses and protocol name, and where its payload ends on the wire.
     // An IPv4 fragment: its offset, and its protocol.
     let mut fragment = None;
@@ -1050,22 +1055,15 @@ fn describe_ip(
                     undecoded = Undecoded::after(icmp::icmp(out, captured, len));
                     Ok(())
                 }
-                // A routing header cut short, as tcpdump reads it.
-                (43, _) if matches!(ends, Ends::V6(..)) => {
+                // A routing header (IPv6) or an authentication header (either)
+                // cut short, as tcpdump reads it.
+                (43, _) | (51, _) if number == 51 || matches!(ends, Ends::V6(..)) => {
                     let _ = write!(out, "{proto}{src} > {dst}: {exts}");
+                    let (decode, none): (fn(&mut String, &[u8]) -> ext::Next, _) =
+                        if number == 43 { (ext::rt6, " [|ip6]") } else { (ext::ah, " [|ah]") };
                     if captured.is_empty() {
-                        out.push_str(" [|ip6]");
-                    } else if ext::rt6(out, captured) == ext::Next::Cut {
-                        undecoded = Undecoded::GaveUp;
-                    }
-                    Ok(())
-                }
-                // An authentication header cut short (IPv4 or IPv6).
-                (51, _) => {
-                    let _ = write!(out, "{proto}{src} > {dst}: {exts}");
-                    if captured.is_empty() {
-                        out.push_str(" [|ah]");
-                    } else if ext::ah(out, captured) == ext::Next::Cut {
+                        out.push_str(none);
+                    } else if decode(out, captured) == ext::Next::Cut {
                         undecoded = Undecoded::GaveUp;
                     }
                     Ok(())

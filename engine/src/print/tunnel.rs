@@ -8,7 +8,9 @@
 
 use std::fmt::Write as _;
 
-use super::{describe, describe_ip, ip4_cut, link_header, wrong_version, TcpConversations, Undecoded};
+use super::{
+    describe, describe_ip, ip4_cut, link_header, offset_in, wrong_version, Bytes, TcpConversations, Undecoded,
+};
 
 /// The IPv4 (`v6` false) or IPv6 packet a tunnel carries, captured as `ip`
 /// within `frame`, `len` bytes on the wire, as tcpdump prints it (with its
@@ -20,7 +22,7 @@ pub(super) fn ip(
     (link, quick): (bool, bool),
     tcp: &mut TcpConversations,
 ) -> Undecoded {
-    let at = (ip.as_ptr() as usize).saturating_sub(frame.as_ptr() as usize);
+    let at = offset_in(frame, ip);
     if wrong_version(out, ip, v6, link) {
         return Undecoded::Nothing;
     }
@@ -95,12 +97,12 @@ pub(super) fn gre(
 
 /// The big-endian u16 at `at`, if captured.
 fn word(b: &[u8], at: usize) -> Option<u16> {
-    b.get(at..at + 2).map(|w| u16::from_be_bytes([w[0], w[1]]))
+    Bytes(b).u16(at).ok()
 }
 
 /// The big-endian u32 at `at`, if captured.
 fn long(b: &[u8], at: usize) -> Option<u32> {
-    b.get(at..at + 4).map(|w| u32::from_be_bytes([w[0], w[1], w[2], w[3]]))
+    Bytes(b).u32(at).ok()
 }
 
 /// The fields of a GRE header (version 0 or 1) after `GREv0`: its
@@ -257,7 +259,7 @@ fn ppp(
         // Its payload dumped (in hex, whatever else is asked), as tcpdump dumps it.
         (None, false) => {
             let _ = write!(out, "unknown PPP protocol ({proto:#06x}) ");
-            let offset = (ppp.as_ptr() as usize).saturating_sub(frame.as_ptr() as usize);
+            let offset = offset_in(frame, ppp);
             Undecoded::Bytes { at: offset + at, len: ppp.len().min(len).saturating_sub(at) }
         }
     }
@@ -317,7 +319,7 @@ pub(super) fn mpls(
             Some(0x45..=0x4f) => false,
             Some(0x60..=0x6f) => true,
             Some(_) => {
-                let offset = (mpls.as_ptr() as usize).saturating_sub(frame.as_ptr() as usize);
+                let offset = offset_in(frame, mpls);
                 return Undecoded::Rest { at: offset + at, cut: (mpls.len() < len).then_some("mpls") };
             }
         },
@@ -457,7 +459,7 @@ fn ethernet(
     if link {
         link_header(out, inner, len as u32, quick);
     }
-    let offset = (inner.as_ptr() as usize).saturating_sub(frame.as_ptr() as usize);
+    let offset = offset_in(frame, inner);
     match describe(out, inner, len as u32, (link, quick), tcp) {
         Undecoded::Bytes { at, len } => Undecoded::Bytes { at: at + offset, len },
         Undecoded::Rest { at, cut } => Undecoded::Rest { at: at + offset, cut },
