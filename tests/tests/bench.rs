@@ -38,8 +38,8 @@ fn a_latency_run_beside_tcpdump_reports_tables_json_and_a_plot_and_leaves_no_lab
     if !privileged("a_latency_run_beside_tcpdump_reports_tables_json_and_a_plot_and_leaves_no_lab") {
         return;
     }
-    // Another test of this file may be running a bench: wait for it, so the
-    // stale namespace below is removed by this run (a bench running leaves others alone).
+    // Another test of this file may be running a bench: wait for it (a
+    // second run at once is refused).
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let stale = "rwb424242x7-gen";
     assert!(Command::new("ip").args(["netns", "add", stale]).status().unwrap().success());
@@ -477,12 +477,59 @@ fn a_signal_to_the_bench_alone_ends_the_run_partial_at_once() {
     assert!(namespaces("rwb").is_empty(), "the lab is removed: {:?}", namespaces("rwb"));
 }
 
+/// A second bench while one measures is refused, naming the first: two at
+/// once would share the cores and write the same files (a drive's two runs
+/// both failed, one counting a file both tcpdumps wrote, the other finding
+/// its file removed by the second's clean-up). The first is not disturbed.
+#[test]
+fn a_second_bench_while_one_runs_is_refused_and_the_first_finishes() {
+    if !privileged("a_second_bench_while_one_runs_is_refused_and_the_first_finishes") {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("first.json");
+    let mut cmd = Command::new(bin("ringwire-bench"));
+    cmd.args(["--sizes", "64", "--rounds", "1", "--duration", "3", "--rates", "1000", "--tools", "tcpdump"])
+        .arg("--json")
+        .arg(&json)
+        .arg("--out-dir")
+        .arg(dir.path());
+    // (Killed when dropped, should this test fail.)
+    let first = ringwire_tests::Proc::spawn("the first ringwire-bench", &mut cmd);
+    let lab = format!("rwb{}x", first.pid());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while namespaces(&lab).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the first bench built no lab");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let second =
+        bench(&["--sizes", "64", "--rounds", "1", "--duration", "1", "--rates", "1000", "--tools", "tcpdump"], None);
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "another ringwire-bench (pid {}) is running: two runs at once share the cores",
+            first.pid()
+        )),
+        "{err}"
+    );
+    let out = first.wait(std::time::Duration::from_secs(60));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}\n{stdout}", String::from_utf8_lossy(&out.stderr));
+    assert!(!stdout.contains("FAILED") && !stdout.contains("PARTIAL"), "{stdout}");
+    let doc = read_json(&json);
+    let med = doc["medians"].as_array().unwrap();
+    assert!(med.iter().any(|m| m["tool"] == "tcpdump" && m["captured_mpps"].as_f64() > Some(0.0)), "{med:?}");
+    assert!(namespaces(&lab).is_empty(), "the first run's lab is removed");
+}
+
 /// Out-of-range arguments and files that are not reports: one clear line,
 /// nothing built.
 #[test]
 fn bad_arguments_are_refused_before_anything_is_built() {
     // Its benches are refused at once, but while one runs, a bench of another
-    // test sees "another ringwire-bench" and leaves stale namespaces alone.
+    // test would be refused as a second run.
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let dir = tempfile::tempdir().unwrap();
     let not_report = dir.path().join("x.json");
@@ -561,11 +608,20 @@ fn bad_arguments_are_refused_before_anything_is_built() {
     let first = String::from_utf8_lossy(&help.stdout).lines().next().unwrap_or("").to_owned();
     assert!(first.contains("beside tcpdump and netsniff-ng") && !first.contains("generator"), "{first}");
 
-    // Refused by the argument parser (its usage line follows).
-    for args in [["--lowlat-cpu-latency", "soon"], ["--cpu-latency-us", "2000000"], ["--gen-burst", "0"]] {
+    // Refused by the argument parser (its usage line follows), with exit
+    // status 1 as every other error: 2 is a partial report's.
+    for args in
+        [["--lowlat-cpu-latency", "soon"], ["--cpu-latency-us", "2000000"], ["--gen-burst", "0"], ["--sizes", "abc"]]
+    {
         let out = bench(&args, None);
         let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
         assert!(err.contains(&format!("invalid value '{}' for '{}", args[1], args[0])), "{args:?}: {err}");
+    }
+    for args in [["--rates", "-5"], ["--no-such-flag", "x"]] {
+        let out = bench(&args, None);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.starts_with("error: unexpected argument"), "{args:?}: {err}");
     }
 }

@@ -870,7 +870,11 @@ fn measure(
         let child = r.child.as_mut().expect("running");
         if let Some(st) = child.try_wait()? {
             r.child = None;
-            bail!("{tool} died during the run ({st}): {}", all_lines(&r.stderr_lines).join(" | "));
+            let said = all_lines(&r.stderr_lines);
+            if said.is_empty() {
+                bail!("{tool} died during the run ({st}), saying nothing");
+            }
+            bail!("{tool} died during the run ({st}): {}", said.join(" | "));
         }
         // `ip netns exec` and `taskset` exec the tool: the child is the tool,
         // and its rings are still mapped until it is stopped below.
@@ -965,17 +969,52 @@ fn is_lab_name(ns: &str) -> bool {
     matches!(Lab::namespace_role(ns, LAB_PREFIX), Some("gen" | "cap"))
 }
 
+/// Where a run holds its lock (see [`OnlyRun`]).
+const RUN_LOCK: &str = "/run/lock/ringwire-bench.lock";
+
+/// The one ringwire-bench that measures on this machine: two at once
+/// would share the cores and measure each other, and write the same
+/// files. An advisory lock on [`RUN_LOCK`], held until the run ends (the
+/// kernel releases it when a killed run's process goes); the file holds
+/// the holder's pid, for the message a second run gives.
+struct OnlyRun {
+    _lock: std::fs::File,
+}
+
+impl OnlyRun {
+    fn take() -> Result<Self> {
+        use std::{io::Read as _, os::fd::AsRawFd as _};
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(RUN_LOCK)
+            .with_context(|| format!("opening {RUN_LOCK}"))?;
+        // SAFETY: flock(2) on a descriptor this function owns; no memory is involved.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let mut pid = String::new();
+            let _ = f.read_to_string(&mut pid);
+            let who = match pid.trim() {
+                "" => String::new(),
+                p => format!(" (pid {p})"),
+            };
+            bail!(
+                "another ringwire-bench{who} is running: two runs at once share the cores and would \
+                 measure each other; wait for it to end"
+            );
+        }
+        f.set_len(0)
+            .and_then(|()| std::io::Write::write_all(&mut f, format!("{}\n", std::process::id()).as_bytes()))
+            .with_context(|| format!("writing {RUN_LOCK}"))?;
+        Ok(Self { _lock: f })
+    }
+}
+
 /// What an earlier run that was killed before it could clean up left
 /// behind: lab-named namespaces, the receivers still running in them, and
-/// its files in `out_dir`; while no other ringwire-bench runs (a running
-/// one's lab and files are left alone).
+/// its files in `out_dir`. Called with [`OnlyRun`] held: no other run's.
 fn remove_stale_labs(out_dir: &Path) -> Result<()> {
-    let me = std::process::id().to_string();
-    let others = processes()?.into_iter().any(|(pid, comm)| comm == "ringwire-bench" && pid != me);
-    if others {
-        say!("note: another ringwire-bench is running; its namespaces are left alone");
-        return Ok(());
-    }
     for ns in Lab::named_namespaces(LAB_PREFIX)?.into_iter().filter(|ns| is_lab_name(ns)) {
         say!("note: removing namespace {ns}, left behind by an earlier run that was killed");
         stop_processes_in(&ns);
@@ -1352,7 +1391,7 @@ fn markdown(doc: &serde_json::Value) -> String {
             s,
             "FAILED: {} B at {}, {}, round {}: {}",
             r["size"],
-            r["rate_spec"].as_str().unwrap_or("?"),
+            rate_label(r["rate_spec"].as_str().unwrap_or("?")),
             r["tool"].as_str().unwrap_or("?"),
             r["round"].as_u64().map_or(0, |n| n + 1),
             r["error"].as_str().unwrap_or("?")
@@ -1873,7 +1912,11 @@ fn sweep(
 }
 
 fn run() -> Result<bool> {
-    let a = Args::parse();
+    // Bad arguments exit 1, as every other error: 2 is a partial report's.
+    let a = Args::try_parse().unwrap_or_else(|e| {
+        let _ = e.print();
+        std::process::exit(if e.use_stderr() { 1 } else { 0 });
+    });
     if let Some(path) = &a.report {
         return report(&a, path);
     }
@@ -1885,6 +1928,7 @@ fn run() -> Result<bool> {
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone())?;
     }
+    let _only = OnlyRun::take()?;
     remove_stale_labs(&a.out_dir)?;
     // The bench itself and everything it starts (the generator, the `ip`
     // commands) stay off the capture core: only the receiver runs there.
@@ -2020,6 +2064,16 @@ mod tests {
         assert_eq!(cells(&row("tcpdump")), cells(table.lines().next().unwrap()), "{table}");
         assert!(row("tcpdump").ends_with("| 0 | 800 | 0 | - |"), "{table}");
         assert!(row("netsniff-ng").ends_with("| 0 | - | 0 | - |"), "{table}");
+    }
+
+    #[test]
+    fn a_failed_flat_out_measurement_is_named_as_the_tables_name_its_rate() {
+        let doc = serde_json::json!({"medians": [], "runs": [
+            {"size": 64, "rate_spec": "0", "tool": "tcpdump", "round": 0, "error": "tcpdump died"},
+            {"size": 64, "rate_spec": "1000", "tool": "tcpdump", "round": 1, "error": "x"}]});
+        let table = markdown(&doc);
+        assert!(table.contains("FAILED: 64 B at flat out, tcpdump, round 1: tcpdump died"), "{table}");
+        assert!(table.contains("FAILED: 64 B at 1000, tcpdump, round 2: x"), "{table}");
     }
 
     #[test]

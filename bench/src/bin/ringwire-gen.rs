@@ -89,7 +89,8 @@ struct Args {
     /// MACs swapped; IPv6 flow labels differ each way, as Linux's do).
     #[arg(long)]
     bidirectional: bool,
-    /// Spread the flows over this many destination MACs (flow i goes to --dst-mac + i mod N).
+    /// Spread the flows over this many destination MACs (flow i goes to --dst-mac + i mod N, counted in
+    /// its last three bytes, which must not run past ff:ff:ff).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=65536))]
     dst_macs: u32,
     /// Destination MAC.
@@ -423,6 +424,31 @@ struct Numbers {
 }
 
 /// A MAC address that is not a group (multicast or broadcast) address.
+/// `--dst-mac` with `--dst-macs` and `--bidirectional`: the destinations
+/// count up in the address's last three bytes without wrapping (a wrap
+/// would send to addresses nobody asked for, past ff:ff:ff: broadcast among
+/// them), and frames sent back come from the destinations, which must then
+/// be unicast addresses, as `--src-mac` must.
+fn check_dst_macs(dst: [u8; 6], n: u32, bidirectional: bool) -> Result<()> {
+    let hex = |m: [u8; 6]| m.map(|b| format!("{b:02x}")).join(":");
+    let low = u32::from_be_bytes([0, dst[3], dst[4], dst[5]]);
+    if u64::from(low) + u64::from(n) - 1 > 0x00ff_ffff {
+        bail!(
+            "--dst-mac {} with --dst-macs {n}: the addresses count up in the last three bytes and would run \
+             past ff:ff:ff; start lower",
+            hex(dst)
+        );
+    }
+    if bidirectional && dst[0] & 1 != 0 {
+        bail!(
+            "--dst-mac {} is a group (multicast) address: with --bidirectional the frames sent back come from it, \
+             and a source MAC is a unicast one",
+            hex(dst)
+        );
+    }
+    Ok(())
+}
+
 fn unicast_mac(s: &str) -> Result<[u8; 6], String> {
     let mac = ringwire_filters::parse_mac(s)?;
     if mac[0] & 1 != 0 {
@@ -535,6 +561,7 @@ fn run() -> Result<()> {
     if a.count == Some(0) {
         bail!("--count 0: must be at least 1 (leave --count out to send until --duration ends)");
     }
+    check_dst_macs(a.dst_mac, a.dst_macs, a.bidirectional)?;
     let duration = match (a.count, a.duration) {
         (None, None) => Some(Duration::from_secs(10)),
         (_, d) => d.map(Duration::from_secs_f64),
@@ -1022,6 +1049,18 @@ mod tests {
         assert!(e.contains("is a group (multicast) address"), "{e}");
         assert!(unicast_mac("ff:ff:ff:ff:ff:ff").is_err(), "broadcast");
         assert!(Args::try_parse_from(["ringwire-gen", "-i", "x", "--src-mac", "03:00:00:00:00:00"]).is_err());
+    }
+
+    #[test]
+    fn destination_macs_neither_wrap_nor_send_back_from_a_group_address() {
+        check_dst_macs([2, 0, 0, 0, 0, 2], 65536, true).unwrap();
+        check_dst_macs([2, 0, 0, 0xff, 0xff, 0xfe], 2, false).unwrap();
+        check_dst_macs([0xff; 6], 1, false).unwrap();
+        check_dst_macs([1, 0, 0x5e, 0, 0, 1], 16, false).unwrap();
+        let e = check_dst_macs([0xff, 0xff, 0xff, 0xff, 0xff, 0xfe], 4, false).unwrap_err().to_string();
+        assert!(e.contains("--dst-mac ff:ff:ff:ff:ff:fe with --dst-macs 4: the addresses count up"), "{e}");
+        let e = check_dst_macs([1, 0, 0x5e, 0, 0, 1], 1, true).unwrap_err().to_string();
+        assert!(e.contains("--dst-mac 01:00:5e:00:00:01 is a group (multicast) address: with --bidirectional"), "{e}");
     }
 
     #[test]
