@@ -1114,6 +1114,9 @@ impl Engine {
                 s.write_errors = v[sink::WRITE_ERRORS];
                 s.output_closed = v[sink::OUTPUT_CLOSED];
                 s.files = v[sink::FILES];
+                if !drained {
+                    s.bound_written_by_delivered();
+                }
             }
             s.latency = slot.probe.as_ref().map(|p| {
                 p.snapshot(|i| ports.get(usize::from(i)).map_or_else(|| format!("port {i}"), |p| p.name.clone()))

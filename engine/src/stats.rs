@@ -468,6 +468,20 @@ pub struct Snapshot {
     pub drained: bool,
 }
 
+impl ConsumerSnap {
+    /// A live snapshot's queued consumer: `written` (and the frames past its
+    /// limit or lost to errors) at most what it counts as `delivered`. A
+    /// worker publishes its counts once a batch, but hands over each chunk
+    /// as it fills, so its writer may have written frames of a batch whose
+    /// delivery is not counted yet; those count as written once it is
+    /// (the counts are as of the worker's last batch). A drained (final)
+    /// snapshot is exact and never bounded: it must reconcile as it is.
+    pub fn bound_written_by_delivered(&mut self) {
+        let other = self.over_limit + self.write_errors + self.output_closed;
+        self.written = self.written.min(self.delivered.saturating_sub(other));
+    }
+}
+
 impl Snapshot {
     /// The counts since `base` (an earlier snapshot of the same engine):
     /// each counter minus its value then, and a latency probe's histograms
@@ -968,6 +982,30 @@ mod tests {
         let d = now.since(&base);
         assert_eq!((d.consumers[0].delivered, d.consumers[0].written), (30_130, 30_130));
         assert!(d.reconcile(&[d.consumers[0].seen]).iter().all(|e| !e.contains("written")), "{:?}", d.reconcile(&[0]));
+    }
+
+    /// A writer that wrote a chunk of a batch its worker has not counted
+    /// yet: a live snapshot shows it written once delivered is counted, so
+    /// `written` never exceeds `delivered`, before a reset or after it.
+    #[test]
+    fn a_live_snapshot_never_shows_more_written_than_delivered() {
+        let cap =
+            |delivered, written, over_limit| ConsumerSnap { delivered, written, over_limit, ..Default::default() };
+        let mut c = cap(1000, 1085, 0);
+        c.bound_written_by_delivered();
+        assert_eq!(c.written, 1000);
+        let mut c = cap(1000, 990, 20);
+        c.bound_written_by_delivered();
+        assert_eq!(c.written, 980);
+        let mut c = cap(1000, 700, 0);
+        c.bound_written_by_delivered();
+        assert_eq!(c.written, 700, "a writer behind keeps its count");
+        // Since a reset taken with 40 frames queued: bounded now, never more written than delivered since.
+        let base = Snapshot { consumers: vec![cap(1000, 960, 0)], ..Default::default() };
+        let mut now = cap(1500, 1585, 0);
+        now.bound_written_by_delivered();
+        let d = Snapshot { consumers: vec![now], ..Default::default() }.since(&base);
+        assert_eq!((d.consumers[0].delivered, d.consumers[0].written), (500, 500));
     }
 
     #[test]
