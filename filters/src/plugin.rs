@@ -74,6 +74,21 @@ fn plugin_err(path: &Path, message: impl Into<String>) -> FilterError {
     FilterError::Plugin { path: path.to_path_buf(), message: message.into() }
 }
 
+/// The inode of the file mapped at address `addr` in this process (from
+/// `/proc/self/maps`), if it is a file's mapping.
+fn mapped_inode(addr: usize) -> Option<u64> {
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    maps.lines().find_map(|line| {
+        let mut fields = line.split_whitespace();
+        let (start, end) = fields.next()?.split_once('-')?;
+        let (start, end) = (usize::from_str_radix(start, 16).ok()?, usize::from_str_radix(end, 16).ok()?);
+        if !(start..end).contains(&addr) {
+            return None;
+        }
+        fields.nth(3)?.parse::<u64>().ok().filter(|&ino| ino != 0)
+    })
+}
+
 impl PluginLibrary {
     /// Load `path` and check that it is a ringwire plugin of this ABI version.
     ///
@@ -87,6 +102,7 @@ impl PluginLibrary {
         // An absolute path: dlopen searches the library path for a bare name,
         // which could load some other file than the one checked above.
         let path = &std::fs::canonicalize(path).map_err(|e| plugin_err(path, e.to_string()))?;
+        let file = std::fs::metadata(path).map_err(|e| plugin_err(path, e.to_string()))?;
         // SAFETY: loading a library runs its initialisers; that is what loading
         // a plugin means, and the operator chose the file.
         let lib = unsafe { Library::new(path) }.map_err(|e| plugin_err(path, format!("cannot load: {e}")))?;
@@ -96,6 +112,18 @@ impl PluginLibrary {
         let desc = get();
         if desc.is_null() {
             return Err(plugin_err(path, "the plugin returned no descriptor"));
+        }
+        // The system's loader keeps one library per path: a file rebuilt
+        // there while its earlier build is loaded gives that build again.
+        if let Some(ino) = mapped_inode(desc as usize) {
+            if ino != std::os::unix::fs::MetadataExt::ino(&file) {
+                return Err(plugin_err(
+                    path,
+                    "the file was replaced since it was loaded, and filters still use the build loaded then \
+                     (the system's loader gives that build again for this path): load the new build from a \
+                     new path, or unload every filter that uses the old one first",
+                ));
+            }
         }
         // SAFETY: every ABI version starts with `abi_version: u32, size: u32`,
         // so these two fields can be read before the version is known.

@@ -373,3 +373,30 @@ fn a_filter_chain_applies_stages_in_order_and_counts_each() {
     assert!(String::from_utf8_lossy(&res.stdout)
         .contains("filter stage 2 `builtin:sample 2`: evaluated 200, passed 100, dropped 100"));
 }
+
+/// A plugin file replaced at its path (a rebuild) while a build of it is
+/// loaded: the system's loader would hand back the old build, so the load
+/// is refused with what to do (a drive swapped in a "new" build and ran the
+/// old code without a word). Once the old build is unloaded, the new one loads.
+#[test]
+fn a_plugin_replaced_at_its_path_while_loaded_is_refused_until_the_old_build_goes() {
+    use ringwire_filters::plugin::PluginLibrary;
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("p.so");
+    std::fs::copy(plugin("rw-plugin-top-talkers"), &p).unwrap();
+    let first = PluginLibrary::load(&p).unwrap();
+    assert_eq!(first.name(), "top-talkers");
+    assert_eq!(PluginLibrary::load(&p).unwrap().name(), "top-talkers", "the same build loads again");
+    // A rebuild: a new file renamed over the old one, as cargo and install(1) do.
+    let new = dir.path().join("p.so.new");
+    std::fs::copy(plugin("rw-plugin-dns-qname"), &new).unwrap();
+    std::fs::rename(&new, &p).unwrap();
+    let err = PluginLibrary::load(&p).unwrap_err().to_string();
+    assert!(
+        err.contains("the file was replaced since it was loaded, and filters still use the build loaded then")
+            && err.contains("load the new build from a new path"),
+        "{err}"
+    );
+    drop(first);
+    assert_eq!(PluginLibrary::load(&p).unwrap().name(), "dns-qname", "the old build unloaded: the new one");
+}
