@@ -659,13 +659,36 @@ fn default_queue_mb() -> u32 {
 }
 
 /// A consumer's filter: one, or a chain.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 #[serde(untagged)]
 pub enum FilterList {
     /// One filter.
     One(String),
     /// Filters applied in sequence.
     Chain(Vec<String>),
+}
+
+impl<'de> Deserialize<'de> for FilterList {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = FilterList;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a filter (a string) or a chain of filters (a list of strings)")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<FilterList, E> {
+                Ok(FilterList::One(v.to_owned()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<FilterList, A::Error> {
+                let mut v = Vec::new();
+                while let Some(s) = seq.next_element::<String>()? {
+                    v.push(s);
+                }
+                Ok(FilterList::Chain(v))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 impl FilterList {
@@ -1011,6 +1034,14 @@ impl Config {
             if c.kind.is_queued() && !(1..=65536).contains(&c.queue_mb) {
                 return bad(format!("{ctx}: queue_mb must be between 1 and 65536"));
             }
+            // An empty expression keeps every frame, as no filter does: a
+            // typo's or a script's empty variable, more likely than meant.
+            let empty = |t: &str| t.strip_prefix("bpf:").unwrap_or(t).trim().is_empty();
+            if c.filter.as_ref().is_some_and(|f| f.stages().is_empty() || f.stages().into_iter().any(empty)) {
+                return bad(format!(
+                    "{ctx}: filter: an empty filter (or chain stage) would keep every frame: leave `filter` out for that"
+                ));
+            }
             if c.filter.as_ref().is_some_and(|f| f.stages().into_iter().any(runs_in_kernel)) {
                 return bad(format!(
                     "{ctx}: filter: an eBPF program runs in the kernel: attach it to an afpacket port"
@@ -1226,6 +1257,10 @@ mod tests {
                 "filter: an eBPF program runs in the kernel: attach it to an afpacket port",
             ),
             ("kind = \"counter\"\nfilter = \"ebpf:/x.o\"", "an eBPF program runs in the kernel"),
+            ("kind = \"counter\"\nfilter = \"\"", "filter: an empty filter (or chain stage) would keep every frame"),
+            ("kind = \"counter\"\nfilter = \"bpf: \"", "an empty filter"),
+            ("kind = \"counter\"\nfilter = [\"udp\", \"  \"]", "an empty filter"),
+            ("kind = \"counter\"\nfilter = []", "an empty filter"),
             ("kind = \"counter\"\nfilter = [\"udp\", \" ebpf:/x.o:prog\"]", "an eBPF program runs in the kernel"),
         ] {
             let err = Config::parse(&format!("{base}{fields}\n")).unwrap().validate().unwrap_err().to_string();
@@ -1263,6 +1298,26 @@ mod tests {
         Config::parse(&text(r#"["a"]"#)).unwrap().validate().unwrap();
         let err = Config::parse(&text(r#"["a", "b"]"#)).unwrap().validate().unwrap_err().to_string();
         assert!(err.contains("consumer `c`: ports: `b` receives nothing (rx = false"), "{err}");
+    }
+
+    /// A filter of the wrong type says what a filter is (it said "data did
+    /// not match any variant of untagged enum FilterList").
+    #[test]
+    fn a_filter_of_the_wrong_type_says_what_a_filter_is() {
+        for v in ["5", "true", "[1]", "{ a = 1 }"] {
+            let err = Config::parse(&format!("[[consumers]]\nname = \"c\"\nkind = \"counter\"\nfilter = {v}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("a filter (a string) or a chain of filters (a list of strings)")
+                    || (v == "[1]" && err.contains("expected a string")),
+                "{v}: {err}"
+            );
+            assert!(!err.contains("untagged"), "{err}");
+        }
+        let c =
+            Config::parse("[[consumers]]\nname = \"c\"\nkind = \"counter\"\nfilter = [\"udp\", \"tcp\"]\n").unwrap();
+        assert_eq!(c.consumers[0].filter, Some(FilterList::Chain(vec!["udp".into(), "tcp".into()])));
     }
 
     /// A filter on a port that receives nothing was accepted and did

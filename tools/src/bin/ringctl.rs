@@ -402,8 +402,14 @@ fn call(
         };
         match client.call(cmd, args.clone()) {
             Ok(r) if r.id.is_none() && r.error.as_ref().is_some_and(|e| e.class == ErrorClass::Conflict) => {
+                // No room for another client: the engine cannot be reached (exit 3), not a refusal.
                 if Instant::now() + pause >= deadline {
-                    return Ok(r);
+                    let why = r.error.map(|e| e.message).unwrap_or_default();
+                    return Err(format!(
+                        "{}: {why}: no room within {} s (--timeout)",
+                        socket.display(),
+                        timeout.as_secs()
+                    ));
                 }
                 *conn = None;
                 fresh = true;
