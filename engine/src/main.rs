@@ -274,20 +274,46 @@ fn main() -> ExitCode {
     }
 }
 
-/// Signals that end a run cleanly, and SIGHUP setting `hup` when given.
-/// One thread waits for them (their handlers are installed before this
-/// returns), sets the signal's flag and wakes the calling thread, the one
-/// that will [`supervise`].
-fn stop_flag(hup: Option<&Arc<AtomicBool>>, force: Force) -> Result<Arc<AtomicBool>> {
-    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+/// What SIGHUP and SIGUSR1 do besides SIGINT and SIGTERM, which stop a run.
+#[derive(Default)]
+struct OtherSignals<'a> {
+    /// SIGHUP sets this flag (`ringwire run`: reload the file's filters);
+    /// without it, SIGHUP is left to its default action (ends the process).
+    hup: Option<&'a Arc<AtomicBool>>,
+    /// SIGHUP stops the run as SIGINT does (a capture: tcpdump's, when the
+    /// terminal or the ssh session it ran in goes).
+    hup_stops: bool,
+    /// SIGUSR1 sets this flag (a capture prints its counts and goes on, as
+    /// tcpdump does).
+    usr1: Option<&'a Arc<AtomicBool>>,
+}
+
+/// A signal's name, for what the run says on it.
+fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        signal_hook::consts::SIGINT => "SIGINT",
+        signal_hook::consts::SIGHUP => "SIGHUP",
+        _ => "SIGTERM",
+    }
+}
+
+/// Signals that end a run cleanly (SIGINT, SIGTERM), and what `other` asks
+/// of SIGHUP and SIGUSR1. One thread waits for them (their handlers are
+/// installed before this returns), sets the signal's flag and wakes the
+/// calling thread, the one that will [`supervise`].
+fn stop_flag(other: OtherSignals<'_>, force: Force) -> Result<Arc<AtomicBool>> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
     let flag = Arc::new(AtomicBool::new(false));
     let mut sigs = vec![SIGINT, SIGTERM];
-    if hup.is_some() {
+    if other.hup.is_some() || other.hup_stops {
         sigs.push(SIGHUP);
+    }
+    if other.usr1.is_some() {
+        sigs.push(SIGUSR1);
     }
     let mut signals = signal_hook::iterator::Signals::new(&sigs).context("installing signal handlers")?;
     let supervisor = std::thread::current();
-    let (stop, hup) = (flag.clone(), hup.cloned());
+    let (stop, hup, usr1) = (flag.clone(), other.hup.cloned(), other.usr1.cloned());
     std::thread::Builder::new()
         .name("rw-signals".into())
         .spawn(move || {
@@ -295,15 +321,17 @@ fn stop_flag(hup: Option<&Arc<AtomicBool>>, force: Force) -> Result<Arc<AtomicBo
             for sig in signals.forever() {
                 match (&hup, sig) {
                     (Some(hup), SIGHUP) => hup.store(true, std::sync::atomic::Ordering::SeqCst),
+                    (_, SIGUSR1) => {
+                        if let Some(usr1) = &usr1 {
+                            usr1.store(true, std::sync::atomic::Ordering::SeqCst);
+                        }
+                    }
                     // The same request delivered twice: `timeout` and a shell's job
                     // control signal both the process and its process group.
                     _ if first.is_some_and(|t| t.elapsed() < SAME_SIGNAL) => {}
                     // Before the engine has started: nothing to stop or to count yet.
                     _ if force == Force::OnSecondSignal && Start::exit_if_starting() => {
-                        say!(
-                            "ringwire: {} while starting: exiting now; nothing was captured",
-                            if sig == SIGINT { "SIGINT" } else { "SIGTERM" }
-                        );
+                        say!("ringwire: {} while starting: exiting now; nothing was captured", signal_name(sig));
                         exit_on_signal(sig);
                     }
                     // A second one while stopping: the user gives up on a stop that
@@ -312,7 +340,7 @@ fn stop_flag(hup: Option<&Arc<AtomicBool>>, force: Force) -> Result<Arc<AtomicBo
                         say!(
                             "ringwire: {} while stopping: exiting now; what the queues still held is not \
                              written, and the counters are not printed",
-                            if sig == SIGINT { "SIGINT" } else { "SIGTERM" }
+                            signal_name(sig)
                         );
                         exit_on_signal(sig);
                     }
@@ -568,7 +596,7 @@ fn cmd_run(
     // before anything can signal readiness, so a reload sent as soon as the
     // ready file appears never meets the default action (terminate).
     let hup = Arc::new(AtomicBool::new(false));
-    let signals = stop_flag(Some(&hup), Force::OnSecondSignal)?;
+    let signals = stop_flag(OtherSignals { hup: Some(&hup), ..Default::default() }, Force::OnSecondSignal)?;
     // The socket first: a path that cannot be used ends the run before the
     // engine begins its outputs (truncating an existing capture).
     // The default path is the engine's own, a service's runtime directory
@@ -1008,6 +1036,27 @@ fn interface_by_number(i: String) -> Result<String> {
     }
 }
 
+/// A capture's counts as its summary line says them (at the end, and on SIGUSR1).
+fn capture_summary(snap: &Snapshot) -> String {
+    let c = &snap.consumers[0];
+    let drops: u64 = snap.ports.iter().map(|p| p.kernel_drops).sum();
+    format!(
+        "{} frames captured, {} received by filter, {} dropped by kernel, {} dropped on a full queue{}{}{}",
+        c.written,
+        // As tcpdump's: every frame that passed the filter, the kernel's drops included.
+        c.passed + drops,
+        drops,
+        c.queue_dropped,
+        interface_drops(snap).map_or_else(String::new, |d| format!(", {d} dropped by interface")),
+        if c.write_errors > 0 { format!(", {} lost to write errors", c.write_errors) } else { String::new() },
+        if c.output_closed > 0 {
+            format!(", {} not written after the output was closed", c.output_closed)
+        } else {
+            String::new()
+        }
+    )
+}
+
 fn cmd_capture(mut a: CaptureArgs) -> Result<ExitCode> {
     if a.list_interfaces {
         out_raw!("{}", list_interfaces()?);
@@ -1015,7 +1064,8 @@ fn cmd_capture(mut a: CaptureArgs) -> Result<ExitCode> {
     }
     a.interfaces = std::mem::take(&mut a.interfaces).into_iter().map(interface_by_number).collect::<Result<_>>()?;
     let config = capture_config(&a)?;
-    let signals = stop_flag(None, Force::OnSecondSignal)?;
+    let usr1 = Arc::new(AtomicBool::new(false));
+    let signals = stop_flag(OtherSignals { hup: None, hup_stops: true, usr1: Some(&usr1) }, Force::OnSecondSignal)?;
     let engine = match (Engine::start(&config), &a.filter_file) {
         // An expression read with -F: name the file, not the consumer built from it.
         (Err(ringwire_engine::EngineError::ConsumerFilter { source, .. }), Some(f)) => {
@@ -1037,24 +1087,21 @@ fn cmd_capture(mut a: CaptureArgs) -> Result<ExitCode> {
         );
     }
     // An interface that disappears ends the capture, as it ends tcpdump's.
-    let report = supervise(engine, 0, &signals, Engine::interfaces_gone, || {});
-    let c = &report.snapshot.consumers[0];
-    let drops: u64 = report.snapshot.ports.iter().map(|p| p.kernel_drops).sum();
-    say!(
-        "{} frames captured, {} received by filter, {} dropped by kernel, {} dropped on a full queue{}{}{}",
-        c.written,
-        // As tcpdump's: every frame that passed the filter, the kernel's drops included.
-        c.passed + drops,
-        drops,
-        c.queue_dropped,
-        interface_drops(&report.snapshot).map_or_else(String::new, |d| format!(", {d} dropped by interface")),
-        if c.write_errors > 0 { format!(", {} lost to write errors", c.write_errors) } else { String::new() },
-        if c.output_closed > 0 {
-            format!(", {} not written after the output was closed", c.output_closed)
-        } else {
-            String::new()
-        }
+    // SIGUSR1: the counts so far, and the capture goes on (tcpdump's).
+    let report = supervise(
+        engine,
+        0,
+        &signals,
+        |e| {
+            if usr1.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                say!("ringwire: {}", capture_summary(&e.snapshot()));
+            }
+            e.interfaces_gone()
+        },
+        || {},
     );
+    let c = &report.snapshot.consumers[0];
+    say!("{}", capture_summary(&report.snapshot));
     if c.over_limit > 0 && a.count.is_none() && a.rotate_s.is_some() {
         // As tcpdump says it; the frames after the last file were not written.
         say!(
@@ -1145,7 +1192,7 @@ fn cmd_demo(a: &DemoArgs) -> Result<ExitCode> {
     }
     // Before the lab exists: a Ctrl-C from now on stops the demo through its
     // cleanup, never mid-way with the lab left behind.
-    let signals = stop_flag(None, Force::Never)?;
+    let signals = stop_flag(OtherSignals::default(), Force::Never)?;
     remove_earlier_demo_labs();
     let gen = sibling_binary("ringwire-gen")?;
     let workers = default_workers(2);

@@ -2191,3 +2191,37 @@ fn an_mtu_raised_past_what_the_ring_keeps_is_said() {
     assert_eq!(got.len(), 10);
     assert!(got.iter().all(|r| r.data.len() == 1978 && r.orig_len == 3000), "cut to what the slots keep");
 }
+
+/// SIGUSR1 prints a capture's counts so far and the capture goes on; SIGHUP
+/// (the terminal or the ssh session it ran in gone) stops it cleanly, with
+/// its summary and status 0: both as tcpdump. Both ended the process
+/// (status 138 and 129, no summary).
+#[test]
+fn sigusr1_prints_a_capture_s_counts_and_sighup_stops_it_cleanly() {
+    if !privileged("sigusr1_prints_a_capture_s_counts_and_sighup_stops_it_cleanly") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Pair { lab: _lab, ns_gen, ns_eng, if_gen, if_eng } = Pair::new();
+    let pcap = dir.path().join("usr1.pcap");
+    let mut cap =
+        spawn_capture(&ns_eng, &["capture", "-i", &if_eng, "--workers", "0", "-w", pcap.to_str().unwrap(), "udp"]);
+    listening(&mut cap);
+    let send = |n: &str| {
+        let sent = ringwire_tests::generate(&ns_gen, &if_gen, &["--rate", "20000", "--count", n, "--l4", "udp"]);
+        assert_eq!(sent["sent"].as_u64(), n.parse().ok());
+    };
+    send("300");
+    std::thread::sleep(Duration::from_millis(300));
+    cap.signal(libc::SIGUSR1);
+    cap.expect_stderr("ringwire: 300 frames captured, 300 received by filter", Duration::from_secs(5), "the counts");
+    send("200");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!cap.exited(), "SIGUSR1 does not end the capture");
+    cap.signal(libc::SIGHUP);
+    let res = cap.wait(Duration::from_secs(10));
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert_eq!(res.status.code(), Some(0), "{err}");
+    assert!(err.contains("\n500 frames captured, 500 received by filter, 0 dropped by kernel"), "{err}");
+    assert_eq!(read_pcap(&pcap).len(), 500);
+}
