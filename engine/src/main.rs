@@ -117,7 +117,7 @@ struct CaptureArgs {
     /// (tcpdump's default).
     #[arg(short = 'Q', long = "direction", value_enum, default_value_t = Direction::In)]
     direction: Direction,
-    /// Printing: the time on each line, as tcpdump's -t options (UTC): -t
+    /// Printing: the time on each line, as tcpdump's -t options (local time): -t
     /// none, -tt seconds since the epoch, -ttt since the previous frame,
     /// -tttt date and time, -ttttt since the first frame.
     #[arg(short = 't', action = clap::ArgAction::Count)]

@@ -439,6 +439,19 @@ pub fn check_writable(path: &std::path::Path) -> io::Result<()> {
     Ok(())
 }
 
+/// The local time's offset from UTC in seconds at `secs` after the epoch
+/// (`TZ`, else `/etc/localtime`), as localtime(3) gives it; `None` if it
+/// cannot say.
+#[must_use]
+pub fn local_offset_s(secs: i64) -> Option<i64> {
+    let t = libc::time_t::try_from(secs).ok()?;
+    // SAFETY: tm is plain old data; all-zero is valid, and localtime_r fills it.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are valid for the call; localtime_r is thread-safe.
+    let filled = unsafe { libc::localtime_r(&t, &mut tm) };
+    (!filled.is_null()).then_some(tm.tm_gmtoff)
+}
+
 /// The size of a memory page in bytes (4096 if the system does not say).
 #[must_use]
 pub fn page_size() -> usize {

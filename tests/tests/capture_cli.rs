@@ -2255,3 +2255,37 @@ const ODD_FRAMES: &[&str] = &[
     "02000000000202000000000108004500000a00010000400666b50a0000010a00000203e8138900000001000000012018ffff000000007878787878787878",
     "02000000000202000000000108004500001700010000400666b50a0000010a00000203e8138900000001000000012018ffff000000007878787878787878",
 ];
+
+/// Times print in local time, as tcpdump prints them (`TZ`, else
+/// /etc/localtime), each frame's with its own offset (daylight saving time
+/// on either side of a change), and differences of more than a day without
+/// their whole days, as tcpdump's. They printed in UTC: hours off the
+/// user's logs, and off the names `-G` gives files in local time.
+#[test]
+fn times_print_in_local_time_as_tcpdump_prints_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("times.pcap");
+    let hex = "ffffffffffff020000000001080600010800060400010200000000010a0000010000000000000a000002";
+    let arp: Vec<u8> = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
+    // Winter, summer, either side of New York's change on 2024-03-10 07:00 UTC, a day and more later.
+    let at = [1_700_000_000u64, 1_690_000_000, 1_710_054_000 - 1, 1_710_054_000, 1_710_054_001, 1_710_200_000];
+    let times: Vec<Duration> = at.iter().map(|&s| Duration::new(s, 123_456_789)).collect();
+    ringwire_tests::write_pcap_nanos(&file, times.iter().map(|&t| (t, arp.as_slice())));
+    let f = file.to_str().unwrap();
+    for tz in ["EST5EDT,M3.2.0,M11.1.0", "IST-5:30", "NPT-5:45", "UTC0"] {
+        for precision in ["micro", "nano"] {
+            for flag in ["-nn", "-tt", "-ttt", "-tttt", "-ttttt"] {
+                let p = format!("--time-stamp-precision={precision}");
+                let ours = Command::new(bin("ringwire"))
+                    .env("TZ", tz)
+                    .args(["capture", "--workers", "0", "-nn", &p, flag, "-r", f])
+                    .output()
+                    .unwrap();
+                let theirs = Command::new("tcpdump").env("TZ", tz).args(["-nn", &p, flag, "-r", f]).output().unwrap();
+                let (ours, theirs) = (String::from_utf8_lossy(&ours.stdout), String::from_utf8_lossy(&theirs.stdout));
+                assert_eq!(ours.lines().count(), at.len(), "{tz} {precision} {flag}");
+                assert_eq!(ours, theirs, "{tz} {precision} {flag}");
+            }
+        }
+    }
+}

@@ -38,18 +38,39 @@ pub struct PrintOptions {
     pub quick: bool,
 }
 
-/// The timestamps a printed line's time may be relative to.
+/// The timestamps a printed line's time may be relative to, and the local
+/// time's offsets from UTC.
 #[derive(Debug, Default)]
 struct PrintClock {
     first: Option<u64>,
     previous: Option<u64>,
+    /// The local offset of each frame's time (daylight saving time
+    /// included), as localtime(3) gives it to tcpdump, kept for the quarter
+    /// of an hour it is in (offsets change at whole quarters).
+    zone: Option<(i64, i64)>,
 }
+
+/// Seconds from which the local time's offset from UTC is the same (see [`PrintClock`]).
+const ZONE_SPAN: i64 = 900;
 
 impl PrintClock {
     /// Write the time of a frame at `ts_ns` as `format` says, with
     /// `precision`, then a space (nothing for [`PrintTime::None`]). At
     /// microseconds, as tcpdump: each time is cut to the microsecond first,
     /// and differences are taken between those.
+    /// The local offset from UTC at `secs` (see [`PrintClock::zone`]).
+    fn zone_at(&mut self, secs: i64) -> i64 {
+        let span = secs.div_euclid(ZONE_SPAN);
+        match self.zone {
+            Some((s, zone)) if s == span => zone,
+            _ => {
+                let zone = crate::sys::local_offset_s(secs).unwrap_or(0);
+                self.zone = Some((span, zone));
+                zone
+            }
+        }
+    }
+
     fn write(&mut self, out: &mut String, ts_ns: u64, format: PrintTime, precision: PrintPrecision) {
         use std::fmt::Write as _;
         let nano = precision == PrintPrecision::Nano;
@@ -72,11 +93,20 @@ impl PrintClock {
         let since = |out: &mut String, t0: Option<u64>| {
             let t0 = t0.unwrap_or(ts_ns);
             out.push(if ts_ns < t0 { '-' } else { ' ' });
-            clock(out, ts_ns.abs_diff(t0));
+            // Whole days left out, as tcpdump's (it formats the difference as a time of day).
+            clock(out, ts_ns.abs_diff(t0) % (86_400 * 1_000_000_000));
+        };
+        // The time of day of a time moved by a local offset.
+        let of_day = |ns: u64, offset_s: i64| -> u64 {
+            let day = 86_400 * 1_000_000_000i128;
+            (i128::from(ns) + i128::from(offset_s) * 1_000_000_000).rem_euclid(day) as u64
         };
         match format {
             PrintTime::None => {}
-            PrintTime::Time => clock(out, ts_ns % (86_400 * 1_000_000_000)),
+            PrintTime::Time => {
+                let zone = self.zone_at(i64::try_from(ts_ns / 1_000_000_000).unwrap_or(i64::MAX));
+                clock(out, of_day(ts_ns, zone));
+            }
             PrintTime::Epoch => {
                 let _ = write!(out, "{}", ts_ns / 1_000_000_000);
                 fraction(out, ts_ns);
@@ -85,7 +115,8 @@ impl PrintClock {
             PrintTime::SinceFirst => since(out, self.first),
             PrintTime::Date => {
                 let secs = i64::try_from(ts_ns / 1_000_000_000).unwrap_or(i64::MAX);
-                match chrono::DateTime::from_timestamp(secs, 0) {
+                let zone = self.zone_at(secs);
+                match chrono::DateTime::from_timestamp(secs.saturating_add(zone), 0) {
                     Some(t) => {
                         let _ = write!(out, "{}", t.format("%Y-%m-%d %H:%M:%S"));
                         fraction(out, ts_ns);
