@@ -23,7 +23,7 @@ use ringwire_engine::{out, out_raw, say, say_raw};
 
 /// ringwire: a userspace packet engine on AF_PACKET rings.
 #[derive(Parser)]
-#[command(version, about)]
+#[command(name = "ringwire", version, about)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -49,7 +49,8 @@ enum Cmd {
         control_socket: Option<PathBuf>,
     },
     /// Capture like tcpdump: -i IFACE... or -r FILE..., -w OUT, -c COUNT, then a pcap-filter expression.
-    Capture(CaptureArgs),
+    #[command(version, disable_version_flag = true, display_name = "ringwire")]
+    Capture(Box<CaptureArgs>),
     /// A self-contained lab: two namespaces, a veth pair, ringwire-gen on one side, the engine on the other.
     Demo(DemoArgs),
 }
@@ -177,8 +178,95 @@ struct CaptureArgs {
     /// tcpdump -D numbers them, and exit.
     #[arg(short = 'D', long = "list-interfaces")]
     list_interfaces: bool,
+    /// Accepted as tcpdump takes them: -K (ringwire's lines never show
+    /// checksums, so none is verified), -O (the filter is the same
+    /// without libpcap's optimizer), -N (no names are printed).
+    #[arg(short = 'K', hide = true)]
+    no_checksums: bool,
+    #[arg(short = 'O', hide = true)]
+    no_optimize: bool,
+    #[arg(short = 'N', hide = true)]
+    no_domains: bool,
+    /// Print the version (`--version` only: tcpdump's -V is another option).
+    #[arg(long = "version", action = clap::ArgAction::Version)]
+    version: Option<bool>,
+    #[command(flatten)]
+    unsupported: Unsupported,
     /// pcap-filter expression (as tcpdump takes it).
     expression: Vec<String>,
+}
+
+/// tcpdump options `ringwire capture` does not have: taken only to be
+/// refused with a message that says so (clap's own suggested passing them
+/// after `--`, which made them part of the expression).
+#[derive(clap::Args)]
+struct Unsupported {
+    #[arg(short = 'v', action = clap::ArgAction::Count, hide = true)]
+    verbose: u8,
+    #[arg(short = 'L', hide = true)]
+    list_link_types: bool,
+    #[arg(short = 'I', hide = true)]
+    monitor: bool,
+    #[arg(short = '#', hide = true)]
+    number: bool,
+    #[arg(short = 'b', hide = true)]
+    asdot: bool,
+    #[arg(short = 'f', hide = true)]
+    foreign: bool,
+    #[arg(short = 'H', hide = true)]
+    mesh: bool,
+    #[arg(long = "print", hide = true)]
+    print: bool,
+    #[arg(short = 'y', hide = true)]
+    link_type: Option<String>,
+    #[arg(short = 'Z', hide = true)]
+    user: Option<String>,
+    #[arg(short = 'j', hide = true)]
+    tstamp_type: Option<String>,
+    #[arg(short = 'J', hide = true)]
+    list_tstamp_types: bool,
+    #[arg(short = 'E', hide = true)]
+    esp_secret: Option<String>,
+    #[arg(short = 'M', hide = true)]
+    md5_secret: Option<String>,
+    #[arg(short = 'z', hide = true)]
+    postrotate: Option<String>,
+    #[arg(short = 'T', hide = true)]
+    packet_type: Option<String>,
+    #[arg(short = 'V', hide = true)]
+    file_list: Option<String>,
+}
+
+impl Unsupported {
+    /// The first tcpdump option given that ringwire does not have, and why.
+    fn refusal(&self) -> Option<String> {
+        let why = [
+            (
+                self.verbose > 0,
+                "-v",
+                "it prints tcpdump's default lines; the detail -v adds (IP TTL, ID and options, checksums, \
+                 protocol fields) is not decoded",
+            ),
+            (self.list_link_types, "-L", "it captures Ethernet only (EN10MB)"),
+            (self.link_type.is_some(), "-y", "it captures Ethernet only (EN10MB)"),
+            (self.monitor, "-I", "it captures Ethernet only, without 802.11 monitor mode"),
+            (self.number, "-#", "lines are not numbered"),
+            (self.asdot, "-b", "BGP is not decoded"),
+            (self.foreign, "-f", "no names are printed"),
+            (self.mesh, "-H", "802.11s is not decoded"),
+            (self.print, "--print", "it prints or writes (-w), not both"),
+            (self.user.is_some(), "-Z", "it keeps the user it runs as"),
+            (self.tstamp_type.is_some() || self.list_tstamp_types, "-j/-J", "the kernel's software timestamps only"),
+            (self.esp_secret.is_some(), "-E", "ESP is not decrypted"),
+            (self.md5_secret.is_some(), "-M", "TCP-MD5 signatures are not checked"),
+            (self.postrotate.is_some(), "-z", "no command is run after a rotation"),
+            (self.packet_type.is_some(), "-T", "packets are decoded by their ports and types only"),
+            (self.file_list.is_some(), "-V", "give each file with its own -r"),
+        ];
+        why.into_iter()
+            .find(|(given, ..)| *given)
+            .map(|(_, flag, why)| format!("{flag}: tcpdump's option is not supported by ringwire capture: {why}"))
+    }
 }
 
 /// `capture --time-stamp-precision`.
@@ -262,7 +350,7 @@ fn main() -> ExitCode {
         Cmd::Run { config, progress_ms, ready_file, control_socket } => {
             cmd_run(&config, progress_ms, ready_file.as_deref(), control_socket, set_log)
         }
-        Cmd::Capture(a) => cmd_capture(a),
+        Cmd::Capture(a) => cmd_capture(*a),
         Cmd::Demo(a) => cmd_demo(&a),
     };
     match res {
@@ -743,6 +831,9 @@ fn source_name(path: &str, taken: &[&str]) -> String {
 const IMMEDIATE_LARGEST_FRAME: u32 = 65_535 + 14 + 8;
 
 fn capture_config(a: &CaptureArgs) -> Result<Config> {
+    if let Some(refusal) = a.unsupported.refusal() {
+        bail!("{refusal}");
+    }
     if a.snaplen > MAX_SNAPLEN {
         // (tcpdump's words.)
         bail!("invalid snaplen {} (must be >= 0 and <= {MAX_SNAPLEN})", a.snaplen);

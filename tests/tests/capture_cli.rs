@@ -498,6 +498,30 @@ fn bad_inputs_get_one_clear_line_and_a_nonzero_exit() {
     refused(&["capture", "-r", g, "-r", g], &format!("-r {g}: given twice"));
     refused(&["capture", "-i", "lo", "-i", "lo"], "-i lo: given twice");
     refused(&["capture", "-r", g, "-tttttt"], "-tttttt: only -t, -tt, -ttt, -tttt and -ttttt exist");
+    // tcpdump's options ringwire does not have say so (clap suggested `-- -v`,
+    // which made them part of the expression); -K, -O and -N change nothing
+    // ringwire prints, and are taken.
+    let not_here = "tcpdump's option is not supported by ringwire capture";
+    refused(&["capture", "-r", g, "-v"], &format!("-v: {not_here}: it prints tcpdump's default lines"));
+    refused(&["capture", "-nnvvv", "-r", g], "-v: tcpdump's option is not supported");
+    for (args, flag) in [
+        (&["-L"][..], "-L"),
+        (&["-y", "EN10MB"], "-y"),
+        (&["-Z", "nobody"], "-Z"),
+        (&["-#"], "-#"),
+        (&["--print", "-w", "/dev/null"], "--print"),
+        (&["-V", "list.txt"], "-V"),
+        (&["-z", "gzip"], "-z"),
+        (&["-j", "host"], "-j/-J"),
+    ] {
+        refused(&[&["capture", "-r", g][..], args].concat(), &format!("{flag}: {not_here}"));
+    }
+    for taken in ["-K", "-O", "-N"] {
+        let out = ringwire(&["capture", "-r", g, "-c", "1", taken]);
+        assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).lines().count() == 1, "{taken}: {out:?}");
+    }
+    let version = ringwire(&["capture", "--version"]);
+    assert_eq!(String::from_utf8_lossy(&version.stdout), format!("ringwire {}\n", env!("CARGO_PKG_VERSION")));
     refused(&["capture", "-r", g, "-w", "-", "-C", "1"], "-C: -w - writes standard output, one stream");
     refused(&["capture", "-r", g, "-s", "13"], "-s 13: at least the 14 bytes of the Ethernet header are kept");
     // Over libpcap's largest snap length: refused as tcpdump 4.99 refuses it
