@@ -1038,6 +1038,13 @@ fn carriers_of_the_wrong_kind_and_odd_headers_print_as_tcpdump_prints_them() {
         [&[10, 0, 0, 0, 0, 2, 10, 0, 0, 0, 0, 1][..], &ethertype.to_be_bytes(), payload].concat()
     };
     let bpdu = [&[0x42, 0x42, 0x03, 0, 0, 0, 0, 0][..], &[0x80, 0, 2, 0, 0, 0, 0, 1], &[0; 23]].concat();
+    // An IPv4 header of `ihl` words whose total length says `total`, and `more` bytes of 1 after its first 20.
+    let bad_len = |ihl: u8, total: u16, more: usize| {
+        let mut ip = ipv4(17, 0, ends, &[]);
+        ip[0] = 0x40 | ihl;
+        ip[2..4].copy_from_slice(&total.to_be_bytes());
+        ether(0x0800, &[&ip[..20], &vec![1; more][..]].concat())
+    };
     let mut short_vxlan =
         udp_from(50000, 4789, &[&[8, 0, 0, 0, 0, 0, 7, 0][..], &inner_frame(0x0800, &inner4)].concat());
     short_vxlan[4..6].copy_from_slice(&20u16.to_be_bytes());
@@ -1071,6 +1078,14 @@ fn carriers_of_the_wrong_kind_and_odd_headers_print_as_tcpdump_prints_them() {
             17,
             &udp_from(50000, 4789, &[&[8, 0, 0, 0, 0, 0, 7, 0][..], &inner_frame(bpdu.len() as u16, &bpdu)].concat()),
         ),
+        // A total length under the header's length, with the header (options
+        // and all) captured or not, and more than the frame holds.
+        bad_len(6, 20, 0),
+        bad_len(6, 20, 26),
+        bad_len(7, 20, 0),
+        bad_len(6, 22, 0),
+        bad_len(15, 40, 8),
+        bad_len(5, 10, 26),
     ];
     let file = dir.path().join("carriers.pcap");
     write_frames(&file, &frames);
@@ -1086,6 +1101,8 @@ fn carriers_of_the_wrong_kind_and_odd_headers_print_as_tcpdump_prints_them() {
         "GREv1, call 85, seq 3, length 24: unknown PPP protocol (0x1234) \n\t0x0000:  6162 6364 6566 6768\n",
         "[IGMP requires IPv4] (invalid)",
         "VXLAN, flags [I] (0x08), vni 7\n[length 4 < caplen ",
+        "IP bad-len 20\n",
+        "IP truncated-ip - 2 bytes missing! bad-len 22\n",
     ] {
         assert!(whole.contains(words), "{words}: {whole}");
     }

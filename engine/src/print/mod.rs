@@ -778,6 +778,12 @@ fn ip4_cut(out: &mut String, ip: &[u8], rest: usize, tag: &str) -> Undecoded {
             if let Some(total) = total.filter(|&total| total > rest) {
                 let _ = write!(out, "truncated-ip - {} bytes missing! ", total - rest);
             }
+            // A total length under the header's own: said before the cut
+            // (0 is an offloaded frame's, read as its length: below).
+            if let Some(total) = total.filter(|&total| total != 0 && total < ihl) {
+                let _ = write!(out, "bad-len {total}");
+                return Undecoded::Nothing;
+            }
             if !matches!(ip[9], 6 | 17 | 33 | 132) {
                 let (src, dst) = (&ip[12..16], &ip[16..20]);
                 let _ = write!(
