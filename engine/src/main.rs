@@ -1157,6 +1157,18 @@ fn cmd_capture(mut a: CaptureArgs) -> Result<ExitCode> {
     let config = capture_config(&a)?;
     let usr1 = Arc::new(AtomicBool::new(false));
     let signals = stop_flag(OtherSignals { hup: None, hup_stops: true, usr1: Some(&usr1) }, Force::OnSecondSignal)?;
+    // `-w FIFO`: wait for its reader, as tcpdump does (a Ctrl-C meanwhile
+    // exits), and hold it open until the engine has opened its own end, so
+    // the reader never sees an end of stream in between.
+    let is_fifo =
+        |p: &Path| std::fs::metadata(p).is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_fifo(&m.file_type()));
+    let _fifo_reader = match &a.write {
+        Some(path) if is_fifo(path) => {
+            say!("ringwire: waiting for a reader of the FIFO {}", path.display());
+            Some(std::fs::OpenOptions::new().write(true).open(path).with_context(|| format!("-w {}", path.display()))?)
+        }
+        _ => None,
+    };
     let engine = match (Engine::start(&config), &a.filter_file) {
         // An expression read with -F: name the file, not the consumer built from it.
         (Err(ringwire_engine::EngineError::ConsumerFilter { source, .. }), Some(f)) => {

@@ -2313,3 +2313,35 @@ fn times_print_in_local_time_as_tcpdump_prints_them() {
         }
     }
 }
+
+/// `-w FIFO` waits for the FIFO's reader, as tcpdump does, and the reader
+/// gets every frame; a Ctrl-C while it waits ends it. It was refused ("a
+/// FIFO with no reader").
+#[test]
+fn writing_to_a_fifo_waits_for_its_reader() {
+    use std::io::Read as _;
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("in.pcap");
+    let n = write_corpus(&corpus);
+    let fifo = dir.path().join("ff");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let args = ["capture", "--workers", "0", "-r", corpus.to_str().unwrap(), "-w", fifo.to_str().unwrap()];
+    let mut cap = Proc::spawn("ringwire capture", Command::new(bin("ringwire")).args(args));
+    cap.expect_stderr("ringwire: waiting for a reader of the FIFO", Duration::from_secs(10), "it waits");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!cap.exited(), "it waits for the reader");
+    let mut stream = Vec::new();
+    std::fs::File::open(&fifo).unwrap().read_to_end(&mut stream).unwrap();
+    let out = cap.wait(Duration::from_secs(10));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let copy = dir.path().join("copy.pcap");
+    std::fs::write(&copy, &stream).unwrap();
+    assert_eq!(read_pcap(&copy).len(), n, "every frame through the FIFO");
+    // A Ctrl-C while it waits ends it.
+    let cap = Proc::spawn("ringwire capture", Command::new(bin("ringwire")).args(args));
+    let mut cap = cap;
+    cap.expect_stderr("ringwire: waiting for a reader of the FIFO", Duration::from_secs(10), "it waits");
+    cap.signal(libc::SIGINT);
+    let out = cap.wait(Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+}
