@@ -1108,3 +1108,58 @@ fn carriers_of_the_wrong_kind_and_odd_headers_print_as_tcpdump_prints_them() {
     }
     every_cut(&file, 14..=longest(&frames), &[&[][..], &["-e"], &["-q"], &["-x"], &["-A"]]);
 }
+
+/// BOOTP/DHCP and NTP on their lines as tcpdump prints them (`BOOTP/DHCP,
+/// Request from MAC, length N`, `NTPv4, Client, length 48`), in IPv4 and
+/// IPv6, with the port tcpdump reads first where two protocols' ports meet
+/// (DNS before BOOTP before NTP before VXLAN); cut at every byte. They
+/// printed `UDP, length N`.
+#[test]
+fn dhcp_and_ntp_print_as_tcpdump_prints_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let ends = ([10, 0, 0, 1], [10, 0, 0, 2]);
+    let v4 =
+        |sport: u16, dport: u16, payload: &[u8]| ether(0x0800, &ipv4(17, 0, ends, &udp_from(sport, dport, payload)));
+    let v6 =
+        |sport: u16, dport: u16, payload: &[u8]| ether(0x86dd, &ipv6(17, (1, 2), &udp_from(sport, dport, payload)));
+    // A BOOTP message: op, hardware type and length, a client address, then DHCP's magic cookie and options.
+    let bootp = |op: u8, htype: u8, hlen: u8, options: &[u8]| {
+        let mac = [0x0a, 0x1b, 0x2c, 0x3d, 0x4e, 0x5f];
+        let head = [op, htype, hlen, 0, 0x12, 0x34, 0x56, 0x78, 0, 0, 0x80, 0];
+        [&head[..], &[0; 16], &mac, &[0; 10], &[0; 192], &[0x63, 0x82, 0x53, 0x63], options, &[0xff]].concat()
+    };
+    let ntp = |version: u8, mode: u8, len: usize| {
+        [&[version << 3 | mode, 1, 2, 3][..], &vec![0; len.saturating_sub(4)]].concat()
+    };
+    let mut frames = vec![
+        v4(68, 67, &bootp(1, 1, 6, &[53, 1, 1])),
+        v4(67, 68, &bootp(2, 1, 6, &[53, 1, 2])),
+        v4(67, 67, &bootp(3, 1, 6, &[])),
+        v4(68, 67, &bootp(1, 6, 6, &[])),
+        v4(68, 67, &bootp(1, 1, 8, &[])),
+        v4(68, 67, &[]),
+        v4(68, 67, &[1, 1, 6]),
+        v6(546, 67, &bootp(1, 1, 6, &[])),
+        v4(50000, 123, &ntp(4, 3, 12)),
+        v4(50000, 123, &[]),
+        v6(123, 123, &ntp(3, 4, 48)),
+        v4(123, 4789, &ntp(4, 4, 48)),
+        v4(123, 67, &ntp(4, 4, 48)),
+        v4(123, 53, &ntp(4, 4, 48)),
+    ];
+    frames.extend((1..=4).flat_map(|v| (0..8).map(move |m| (v, m))).map(|(v, m)| v4(123, 123, &ntp(v, m, 48))));
+    let file = dir.path().join("apps.pcap");
+    write_frames(&file, &frames);
+    let whole = printed_whole(&file, &[&[][..], &["-e"], &["-q"], &["-x"], &["-A"]]);
+    for words in [
+        "IP 10.0.0.1.68 > 10.0.0.2.67: BOOTP/DHCP, Request from 0a:1b:2c:3d:4e:5f, length 244\n",
+        "IP 10.0.0.1.67 > 10.0.0.2.68: BOOTP/DHCP, Reply, length 244\n",
+        "BOOTP/DHCP, unknown (0x03), length 241\n",
+        "IP 10.0.0.1.50000 > 10.0.0.2.123: NTPv4, Client, length 12\n",
+        "NTPv2, Control Message, length 48\n",
+        "IP 10.0.0.1.123 > 10.0.0.2.67: BOOTP/DHCP, unknown (0x24)",
+    ] {
+        assert!(whole.contains(words), "{words}: {whole}");
+    }
+    every_cut(&file, 14..=longest(&frames), &[&[][..], &["-e"], &["-x"]]);
+}

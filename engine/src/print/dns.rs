@@ -11,12 +11,6 @@ use super::Cut;
 /// The longest name tcpdump prints before `<DOMAIN NAME TOO LONG>`.
 const MAX_NAME: usize = 255;
 
-/// Whether a UDP datagram between ports `a` and `b` is DNS (port 53,
-/// either end: `Some(false)`) or multicast DNS (5353: `Some(true)`).
-pub(super) fn port(a: u16, b: u16) -> Option<bool> {
-    [53, 5353].into_iter().find(|&p| a == p || b == p).map(|p| p == 5353)
-}
-
 /// A DNS message of `len` bytes (the UDP payload on the wire), captured as
 /// `msg`, after the ports' `: `; `mdns`: multicast DNS, whose classes carry
 /// a unicast-response or cache-flush bit. Returns how it was cut, if it was.

@@ -5,6 +5,7 @@
 //! TCP conversations whose sequence numbers are shown relative (as tcpdump
 //! does) are remembered here.
 
+mod app;
 mod dns;
 mod ext;
 mod icmp;
@@ -988,26 +989,29 @@ fn describe_ip(
             } else if usize::from(ulen) > room && fragment.is_none() {
                 // (A first fragment holds only part of the datagram its length counts.)
                 write!(out, ": UDP, bad length {} > {}", ulen - 8, room.saturating_sub(8))
-            } else if let Some(mdns) = dns::port(u.source_port(), u.destination_port()).filter(|_| !quick) {
-                out.push_str(": ");
+            } else {
                 // (A first fragment's message: as far as the fragment goes, as tcpdump takes it.)
                 let len = usize::from(ulen - 8).min(room.saturating_sub(8));
-                undecoded = Undecoded::after(dns::dns(out, u.payload(), len, mdns));
+                let app = if quick { app::UdpApp::Other } else { app::udp_app(u.source_port(), u.destination_port()) };
+                let tunnel = |out: &mut String, decode: tunnel::Decode, tcp: &mut TcpConversations| {
+                    // (What was captured after the UDP header, also past its length.)
+                    let after = frame.get(at(u.slice()) + 8..).unwrap_or_default();
+                    decode(out, frame, (after, len), (after_link, quick), tcp)
+                };
+                if app != app::UdpApp::Other {
+                    out.push_str(": ");
+                }
+                match app {
+                    app::UdpApp::Dns(mdns) => undecoded = Undecoded::after(dns::dns(out, u.payload(), len, mdns)),
+                    app::UdpApp::Bootp => undecoded = Undecoded::after(app::bootp(out, u.payload(), len)),
+                    app::UdpApp::Ntp => undecoded = Undecoded::after(app::ntp(out, u.payload(), len)),
+                    app::UdpApp::Vxlan => undecoded = tunnel(out, tunnel::vxlan, tcp),
+                    app::UdpApp::Geneve => undecoded = tunnel(out, tunnel::geneve, tcp),
+                    app::UdpApp::Other => {
+                        let _ = write!(out, ": UDP, length {}", ulen - 8);
+                    }
+                }
                 Ok(())
-            } else if let Some(tunnel) = [4789, 6081]
-                .into_iter()
-                .find(|p| [u.source_port(), u.destination_port()].contains(p))
-                .filter(|_| !quick)
-            {
-                out.push_str(": ");
-                let len = usize::from(ulen - 8).min(room.saturating_sub(8));
-                let decode = if tunnel == 4789 { tunnel::vxlan } else { tunnel::geneve };
-                // (What was captured after the UDP header, also past its length.)
-                let after = frame.get(at(u.slice()) + 8..).unwrap_or_default();
-                undecoded = decode(out, frame, (after, len), (after_link, quick), tcp);
-                Ok(())
-            } else {
-                write!(out, ": UDP, length {}", ulen - 8)
             }
         }
         Some(TransportSlice::Tcp(t)) if quick => {
