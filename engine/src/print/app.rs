@@ -36,6 +36,14 @@ pub(super) fn udp_app(a: u16, b: u16) -> UdpApp {
     // and its traps: each tested before NTP.)
     const BEFORE_BOOTP: &[u16] = &[525, 69];
     const BEFORE_NTP: &[u16] = &[520, 654, 500, 4500, 7500, 8500, 161, 162];
+    // (Kerberos, L2TP, Zephyr, RIPng, DHCPv6, AHCP, Babel, HNCP,
+    // Cisco auto-RP, RADIUS, lwres, LDP, OLSR, MPLS LSP ping, LMP, VQP,
+    // sFlow, LWAPP, SIP, syslog, OTV; then, by destination port only, VAT,
+    // whiteboard, HSRP and BFD; and AFS's RX ports 7000-7009.)
+    const BEFORE_TUNNELS: &[u16] = &[
+        88, 750, 1701, 2103, 2104, 521, 546, 547, 5359, 6696, 6697, 8231, 496, 1645, 1812, 1646, 1813, 1700, 3799, 921,
+        646, 698, 3503, 701, 1589, 6343, 12222, 12223, 5060, 514, 8472,
+    ];
     if either(&[53]) {
         UdpApp::Dns(false)
     } else if either(&[5353]) {
@@ -48,6 +56,11 @@ pub(super) fn udp_app(a: u16, b: u16) -> UdpApp {
         UdpApp::Other
     } else if either(&[123]) {
         UdpApp::Ntp
+    } else if either(BEFORE_TUNNELS)
+        || [a, b].iter().any(|p| (7000..=7009).contains(p))
+        || [3456, 4567, 1985, 3784, 3785].contains(&b)
+    {
+        UdpApp::Other
     } else if either(&[4789]) {
         UdpApp::Vxlan
     } else if either(&[6081]) {
@@ -102,4 +115,35 @@ pub(super) fn ntp(out: &mut String, msg: &[u8], len: usize) -> Option<Cut> {
 fn cut(out: &mut String, protocol: &str) -> Option<Cut> {
     let _ = write!(out, " [|{protocol}]");
     Some(Cut::Frame)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{udp_app, UdpApp};
+
+    /// The first of tcpdump 4.99.3's port tests that either port passes
+    /// picks the protocol (each pair checked against its lines).
+    #[test]
+    fn the_first_port_tcpdump_tests_picks_the_protocol() {
+        for ((a, b), app) in [
+            ((53, 67), UdpApp::Dns(false)),
+            ((5353, 123), UdpApp::Dns(true)),
+            ((69, 67), UdpApp::Other),
+            ((525, 68), UdpApp::Other),
+            ((67, 123), UdpApp::Bootp),
+            ((161, 123), UdpApp::Other),
+            ((520, 123), UdpApp::Other),
+            ((123, 4789), UdpApp::Ntp),
+            ((514, 4789), UdpApp::Other),
+            ((7005, 4789), UdpApp::Other),
+            ((137, 4789), UdpApp::Vxlan),
+            ((4789, 3456), UdpApp::Other),
+            ((3456, 4789), UdpApp::Vxlan),
+            ((50000, 6081), UdpApp::Geneve),
+            ((546, 6081), UdpApp::Other),
+            ((50000, 50001), UdpApp::Other),
+        ] {
+            assert_eq!(udp_app(a, b), app, "{a} > {b}");
+        }
+    }
 }
