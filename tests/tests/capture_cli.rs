@@ -1578,12 +1578,13 @@ fn printing_shows_link_headers_times_and_hex_dumps_as_tcpdump_does() {
     assert_eq!(a.len(), 8);
     assert_eq!(a[..6], b[..6], "-e: UDP lines after the link-level header");
     // An IP length of 0: the frame's own length, as tcpdump built with GUESS_TSO
-    // prints it (Debian's prints `bad-len 0` and `[|tcp]`).
+    // prints it (Debian's prints `bad-len 0` and `[|tcp]`); data to port 80
+    // that is not a request is `HTTP`.
     assert_eq!(
         a[6..],
         [
-            "10.0.0.1.40000 > 10.1.0.2.80: Flags [.], seq 1:1401, ack 7, win 1000, length 1400",
-            "fd00::1.40000 > fd00::2.80: Flags [.], seq 1:1401, ack 7, win 1000, length 1400"
+            "10.0.0.1.40000 > 10.1.0.2.80: Flags [.], seq 1:1401, ack 7, win 1000, length 1400: HTTP",
+            "fd00::1.40000 > fd00::2.80: Flags [.], seq 1:1401, ack 7, win 1000, length 1400: HTTP"
         ],
         "offloaded frames"
     );

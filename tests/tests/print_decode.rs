@@ -1163,3 +1163,56 @@ fn dhcp_and_ntp_print_as_tcpdump_prints_them() {
     }
     every_cut(&file, 14..=longest(&frames), &[&[][..], &["-e"], &["-x"]]);
 }
+
+/// TCP data to or from port 80 or 8080 prints as tcpdump prints it: `HTTP`,
+/// and `: ` and the first line when it begins with a request (a method,
+/// any case) or a response (a 3-digit code as second token); a line the
+/// data ends within, or a byte that is not printable ASCII, as tcpdump.
+/// Cut at every byte. It printed nothing after `length N`. (Ports tcpdump
+/// reads first, FTP's, BGP's, ..., are not read as HTTP: a unit test.)
+#[test]
+fn http_prints_as_tcpdump_prints_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let segment = |sport: u16, dport: u16, data: &[u8]| {
+        let mut f = Vec::new();
+        PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .tcp(sport, dport, 1000, 502)
+            .ack(2000)
+            .psh()
+            .write(&mut f, data)
+            .unwrap();
+        f
+    };
+    let long_token = [&[b'G'; 130][..], b" 200\r\n"].concat();
+    let datas: [&[u8]; 14] = [
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nServer: y\r\n\r\nbody",
+        b"get /lower HTTP/1.0\n",
+        b"<html>continuation</html>",
+        b"GET / HTTP/1.1",
+        b"GET / HTTP/1.1\r",
+        b"GET / HTTP/1.1\rX",
+        b"GET /\tx HTTP/1.1\r\n",
+        b"GET /\x01 HTTP/1.1\r\n",
+        b"HTTP/1.1\t200 OK\r\n",
+        b"FOO 123 bar\r\n",
+        b"\x80GET / HTTP/1.1\r\n",
+        &long_token,
+        b"GET  /  HTTP/1.1 \r\n",
+    ];
+    let mut frames: Vec<Vec<u8>> = datas.iter().map(|d| segment(40000, 80, d)).collect();
+    frames.extend([segment(8080, 40001, datas[1]), segment(80, 443, datas[0])]);
+    let file = dir.path().join("http.pcap");
+    write_frames(&file, &frames);
+    let whole = printed_whole(&file, &[&[][..], &["-e"], &["-q"], &["-x"], &["-A"]]);
+    for words in [
+        "length 27: HTTP: GET / HTTP/1.1\n",
+        "length 34: HTTP: HTTP/1.1 200 OK\n",
+        "length 25: HTTP\n",
+        "length 14: HTTP: GET / HTTP/1.1 [|http]\n",
+    ] {
+        assert!(whole.contains(words), "{words}: {whole}");
+    }
+    every_cut(&file, 54..=longest(&frames), &[&[][..], &["-x"], &["-A"]]);
+}

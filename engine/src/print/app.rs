@@ -70,6 +70,156 @@ pub(super) fn udp_app(a: u16, b: u16) -> UdpApp {
     }
 }
 
+/// What a TCP segment's data is to tcpdump's line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum TcpApp {
+    /// HTTP (ports 80, 8080).
+    Http,
+    /// Anything else, or a protocol tcpdump decodes there and ringwire does not.
+    Other,
+}
+
+/// The protocol of a TCP segment between ports `a` and `b`, as tcpdump
+/// 4.99's `tcp_print` picks it (first match wins; telnet, SMTP, whois, BGP,
+/// PPTP, Redis, SSH, BEEP, OpenFlow and FTP are tested before HTTP).
+pub(super) fn tcp_app(a: u16, b: u16) -> TcpApp {
+    let either = |ports: &[u16]| ports.contains(&a) || ports.contains(&b);
+    if either(&[23, 25, 43, 179, 1723, 6379, 22, 10288, 6633, 6653, 21]) {
+        TcpApp::Other
+    } else if either(&[80, 8080]) {
+        TcpApp::Http
+    } else {
+        TcpApp::Other
+    }
+}
+
+/// The methods (HTTP's and WebDAV's) that make a first token a request's,
+/// as tcpdump lists them (matched without regard to case).
+const HTTP_METHODS: &[&str] = &[
+    "GET",
+    "PUT",
+    "COPY",
+    "HEAD",
+    "LOCK",
+    "MOVE",
+    "POLL",
+    "POST",
+    "BCOPY",
+    "BMOVE",
+    "MKCOL",
+    "TRACE",
+    "LABEL",
+    "MERGE",
+    "DELETE",
+    "SEARCH",
+    "UNLOCK",
+    "REPORT",
+    "UPDATE",
+    "NOTIFY",
+    "BDELETE",
+    "CONNECT",
+    "OPTIONS",
+    "CHECKIN",
+    "PROPFIND",
+    "CHECKOUT",
+    "CCM_POST",
+    "SUBSCRIBE",
+    "PROPPATCH",
+    "BPROPFIND",
+    "BPROPPATCH",
+    "UNCHECKOUT",
+    "MKACTIVITY",
+    "MKWORKSPACE",
+    "UNSUBSCRIBE",
+    "RPC_CONNECT",
+    "VERSION-CONTROL",
+    "BASELINE-CONTROL",
+];
+
+/// HTTP data of `len` bytes on the wire, captured as `data`, as tcpdump's
+/// line shows it: `HTTP`, and when the data begins with a request (a
+/// method) or a response (a 3-digit code as second token), `: ` and its
+/// first line.
+pub(super) fn http(out: &mut String, data: &[u8], len: usize) -> Option<Cut> {
+    let mut print_this = false;
+    if let Some((token, at)) = token(data, 0, len) {
+        print_this = HTTP_METHODS.iter().any(|m| m.eq_ignore_ascii_case(token));
+        if let Some((code, _)) = token_at(data, at, len) {
+            print_this |= code.len() == 3 && code.iter().all(u8::is_ascii_digit);
+        }
+    }
+    out.push_str("HTTP");
+    if print_this {
+        return text_line(out, data, len, "http");
+    }
+    None
+}
+
+/// A token starting at `at` of `data` (`len` bytes on the wire) as tcpdump's
+/// `fetch_token` reads it: printable ASCII up to a space, tab, CR or LF,
+/// then the spaces and tabs after it; the token and where the next begins.
+/// `None` if there is none, or it holds anything else, or is longer than
+/// 127 bytes, or was cut by the snap length.
+fn token(data: &[u8], at: usize, len: usize) -> Option<(&str, usize)> {
+    token_at(data, at, len).map(|(t, next)| (std::str::from_utf8(t).unwrap_or_default(), next))
+}
+
+fn token_at(data: &[u8], mut at: usize, len: usize) -> Option<(&[u8], usize)> {
+    let start = at;
+    while at < len {
+        let &c = data.get(at)?;
+        if matches!(c, b' ' | b'\t' | b'\r' | b'\n') {
+            break;
+        }
+        if !(0x20..=0x7e).contains(&c) || at - start + 2 > 129 {
+            return None;
+        }
+        at += 1;
+    }
+    if at == start {
+        return None;
+    }
+    let token = &data[start..at];
+    // (A tab is not printable to tcpdump: it ends the spaces as any other byte does.)
+    while at < len && data.get(at) == Some(&b' ') {
+        at += 1;
+    }
+    Some((token, at))
+}
+
+/// The first line of `data` (`len` bytes on the wire) after `: `, as
+/// tcpdump's `print_txt_line`: up to LF or CR-LF, printable ASCII and tabs
+/// only (else nothing is printed); data that ends within the line prints
+/// what there is and ` [|PROTOCOL]`; a snap length that cuts it gives up on
+/// the frame.
+fn text_line(out: &mut String, data: &[u8], len: usize, protocol: &str) -> Option<Cut> {
+    let mut at = 0;
+    while at < len {
+        let Some(&c) = data.get(at) else { return cut(out, protocol) };
+        match c {
+            b'\n' => break,
+            b'\r' => {
+                if at + 1 >= len {
+                    return None;
+                }
+                match data.get(at + 1) {
+                    None => return cut(out, protocol),
+                    Some(b'\n') => break,
+                    Some(_) => return None,
+                }
+            }
+            c if !(0x20..=0x7e).contains(&c) && c != b'\t' => return None,
+            _ => at += 1,
+        }
+    }
+    out.push_str(": ");
+    out.push_str(std::str::from_utf8(&data[..at]).unwrap_or_default());
+    if at >= len {
+        let _ = write!(out, " [|{protocol}]");
+    }
+    None
+}
+
 /// A BOOTP or DHCP message of `len` bytes (the UDP payload on the wire),
 /// captured as `msg`: `BOOTP/DHCP, Request from MAC, length N` (the
 /// client's hardware address on an Ethernet request), `Reply`, or
@@ -119,7 +269,7 @@ fn cut(out: &mut String, protocol: &str) -> Option<Cut> {
 
 #[cfg(test)]
 mod tests {
-    use super::{udp_app, UdpApp};
+    use super::{tcp_app, udp_app, TcpApp, UdpApp};
 
     /// The first of tcpdump 4.99.3's port tests that either port passes
     /// picks the protocol (each pair checked against its lines).
@@ -144,6 +294,22 @@ mod tests {
             ((50000, 50001), UdpApp::Other),
         ] {
             assert_eq!(udp_app(a, b), app, "{a} > {b}");
+        }
+        // TCP: FTP, BGP, Redis, BEEP, OpenFlow, SMTP, ... before HTTP (each checked against tcpdump's lines).
+        for ((a, b), app) in [
+            ((40000, 80), TcpApp::Http),
+            ((8080, 40000), TcpApp::Http),
+            ((21, 80), TcpApp::Other),
+            ((80, 179), TcpApp::Other),
+            ((6379, 8080), TcpApp::Other),
+            ((10288, 80), TcpApp::Other),
+            ((6653, 80), TcpApp::Other),
+            ((25, 80), TcpApp::Other),
+            ((445, 80), TcpApp::Http),
+            ((554, 80), TcpApp::Http),
+            ((3128, 40000), TcpApp::Other),
+        ] {
+            assert_eq!(tcp_app(a, b), app, "{a} > {b}");
         }
     }
 }

@@ -1021,7 +1021,7 @@ fn describe_ip(
         Some(TransportSlice::Tcp(t)) => {
             let _ = ends_at(out, (t.source_port(), t.destination_port()));
             let _ = write!(out, ": Flags [{}]", tcp_flags(t.slice()[13]));
-            tcp_fields(out, t, from(t.slice()), &ends, tcp);
+            undecoded = tcp_fields(out, t, from(t.slice()), &ends, tcp);
             Ok(())
         }
         Some(TransportSlice::Icmpv4(i)) => {
@@ -1365,7 +1365,13 @@ fn tcp_quick(out: &mut String, hl: usize, len: usize) -> std::fmt::Result {
 /// What tcpdump prints of a TCP header after its flags: `, seq A:B, ack N,
 /// win N, urg N, options [...], length N`. `tcp_len`: the segment's length
 /// on the wire, header included (from the IP header).
-fn tcp_fields(out: &mut String, t: &etherparse::TcpSlice<'_>, tcp_len: usize, ends: &Ends, tcp: &mut TcpConversations) {
+fn tcp_fields(
+    out: &mut String,
+    t: &etherparse::TcpSlice<'_>,
+    tcp_len: usize,
+    ends: &Ends,
+    tcp: &mut TcpConversations,
+) -> Undecoded {
     use std::fmt::Write as _;
     let flags = t.slice()[13];
     let (mut seq, mut ack) = (t.sequence_number(), t.acknowledgment_number());
@@ -1373,7 +1379,7 @@ fn tcp_fields(out: &mut String, t: &etherparse::TcpSlice<'_>, tcp_len: usize, en
     let hlen = t.header_len();
     if hlen > tcp_len {
         let _ = write!(out, " [bad hdr length {hlen} - too long, > {tcp_len}]");
-        return;
+        return Undecoded::Nothing;
     }
     let length = tcp_len - hlen;
     tcp_numbers(out, flags, (seq, ack), length, (t.window_size(), t.urgent_pointer()));
@@ -1382,10 +1388,15 @@ fn tcp_fields(out: &mut String, t: &etherparse::TcpSlice<'_>, tcp_len: usize, en
         match tcp_options(out, t.options(), t.options().len(), bases) {
             TcpOptions::Whole => out.push(']'),
             // As tcpdump: the line ends there.
-            TcpOptions::Bad | TcpOptions::Cut { .. } => return,
+            TcpOptions::Bad | TcpOptions::Cut { .. } => return Undecoded::Nothing,
         }
     }
     let _ = write!(out, ", length {length}");
+    if length > 0 && app::tcp_app(t.source_port(), t.destination_port()) == app::TcpApp::Http {
+        out.push_str(": ");
+        return Undecoded::after(app::http(out, t.payload(), length));
+    }
+    Undecoded::Nothing
 }
 
 /// What tcpdump prints after a TCP segment's flags, up to its options:
