@@ -1216,3 +1216,41 @@ fn http_prints_as_tcpdump_prints_it() {
     }
     every_cut(&file, 54..=longest(&frames), &[&[][..], &["-x"], &["-A"]]);
 }
+
+/// SSH's version line (port 22) prints as tcpdump prints it: `: SSH:
+/// SSH-2.0-...` when the data begins with `SSH-` and the line ends within it
+/// in printable ASCII, nothing after `length N` otherwise. Cut at every byte.
+#[test]
+fn ssh_version_lines_print_as_tcpdump_prints_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let segment = |sport: u16, dport: u16, data: &[u8]| {
+        let mut f = Vec::new();
+        PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .tcp(sport, dport, 1000, 502)
+            .ack(2000)
+            .psh()
+            .write(&mut f, data)
+            .unwrap();
+        f
+    };
+    let datas: [&[u8]; 9] = [
+        b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n",
+        b"SSH-2.0-OpenSSH_9.2\n",
+        b"SSH-2.0-x",
+        b"SSH-2.0-x\rY",
+        b"SSH-2.0-\tx\r\n",
+        b"SS",
+        b"XSH-2.0\r\n",
+        b"\x00\x00\x01\x14\x0a",
+        b"SSH-2.0-x\r\nmore",
+    ];
+    let mut frames: Vec<Vec<u8>> = datas.iter().map(|d| segment(50000, 22, d)).collect();
+    frames.push(segment(22, 80, datas[0]));
+    let file = dir.path().join("ssh.pcap");
+    write_frames(&file, &frames);
+    let whole = printed_whole(&file, &[&[][..], &["-e"], &["-q"], &["-x"]]);
+    assert!(whole.contains("length 40: SSH: SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\n"), "{whole}");
+    assert!(whole.contains("length 9\n"), "{whole}");
+    every_cut(&file, 54..=longest(&frames), &[&[][..], &["-x"]]);
+}

@@ -75,16 +75,23 @@ pub(super) fn udp_app(a: u16, b: u16) -> UdpApp {
 pub(super) enum TcpApp {
     /// HTTP (ports 80, 8080).
     Http,
+    /// SSH (port 22): its version line.
+    Ssh,
     /// Anything else, or a protocol tcpdump decodes there and ringwire does not.
     Other,
 }
 
 /// The protocol of a TCP segment between ports `a` and `b`, as tcpdump
 /// 4.99's `tcp_print` picks it (first match wins; telnet, SMTP, whois, BGP,
-/// PPTP, Redis, SSH, BEEP, OpenFlow and FTP are tested before HTTP).
+/// PPTP and Redis are tested before SSH; BEEP, OpenFlow and FTP after it,
+/// before HTTP).
 pub(super) fn tcp_app(a: u16, b: u16) -> TcpApp {
     let either = |ports: &[u16]| ports.contains(&a) || ports.contains(&b);
-    if either(&[23, 25, 43, 179, 1723, 6379, 22, 10288, 6633, 6653, 21]) {
+    if either(&[23, 25, 43, 179, 1723, 6379]) {
+        TcpApp::Other
+    } else if either(&[22]) {
+        TcpApp::Ssh
+    } else if either(&[10288, 6633, 6653, 21]) {
         TcpApp::Other
     } else if either(&[80, 8080]) {
         TcpApp::Http
@@ -152,6 +159,44 @@ pub(super) fn http(out: &mut String, data: &[u8], len: usize) -> Option<Cut> {
     if print_this {
         return text_line(out, data, len, "http");
     }
+    None
+}
+
+/// SSH data of `len` bytes on the wire, captured as `data`: its version
+/// line (`: SSH: SSH-2.0-...`) when it begins with `SSH-` and the line ends
+/// (LF or CR-LF) within the data in printable ASCII; nothing otherwise. A
+/// snap length that cuts what tcpdump reads gives up on the frame.
+pub(super) fn ssh(out: &mut String, data: &[u8], len: usize) -> Option<Cut> {
+    for (at, &want) in b"SSH-".iter().enumerate() {
+        match data.get(at) {
+            None => return cut(out, "ssh"),
+            Some(&c) if c != want => return None,
+            Some(_) => {}
+        }
+    }
+    let mut at = 4;
+    while at < len {
+        let Some(&c) = data.get(at) else { return cut(out, "ssh") };
+        match c {
+            b'\n' => break,
+            b'\r' => {
+                if at + 1 >= len {
+                    return None;
+                }
+                match data.get(at + 1) {
+                    None => return cut(out, "ssh"),
+                    Some(b'\n') => break,
+                    Some(_) => return None,
+                }
+            }
+            c if !(0x20..=0x7e).contains(&c) => return None,
+            _ => at += 1,
+        }
+    }
+    if at >= len {
+        return None;
+    }
+    let _ = write!(out, ": SSH: {}", std::str::from_utf8(&data[..at]).unwrap_or_default());
     None
 }
 
@@ -308,6 +353,11 @@ mod tests {
             ((445, 80), TcpApp::Http),
             ((554, 80), TcpApp::Http),
             ((3128, 40000), TcpApp::Other),
+            ((50000, 22), TcpApp::Ssh),
+            ((22, 80), TcpApp::Ssh),
+            ((22, 23), TcpApp::Other),
+            ((22, 6379), TcpApp::Other),
+            ((22, 21), TcpApp::Ssh),
         ] {
             assert_eq!(tcp_app(a, b), app, "{a} > {b}");
         }

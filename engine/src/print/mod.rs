@@ -1392,11 +1392,17 @@ fn tcp_fields(
         }
     }
     let _ = write!(out, ", length {length}");
-    if length > 0 && app::tcp_app(t.source_port(), t.destination_port()) == app::TcpApp::Http {
-        out.push_str(": ");
-        return Undecoded::after(app::http(out, t.payload(), length));
+    if length == 0 {
+        return Undecoded::Nothing;
     }
-    Undecoded::Nothing
+    match app::tcp_app(t.source_port(), t.destination_port()) {
+        app::TcpApp::Http => {
+            out.push_str(": ");
+            Undecoded::after(app::http(out, t.payload(), length))
+        }
+        app::TcpApp::Ssh => Undecoded::after(app::ssh(out, t.payload(), length)),
+        app::TcpApp::Other => Undecoded::Nothing,
+    }
 }
 
 /// What tcpdump prints after a TCP segment's flags, up to its options:
