@@ -69,6 +69,19 @@ fn udp_from(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
         .concat()
 }
 
+/// A TCP segment with PSH and ACK from 10.0.0.1.`sport` to 10.0.0.2.`dport` carrying `data`.
+fn tcp_segment(sport: u16, dport: u16, data: &[u8]) -> Vec<u8> {
+    let mut f = Vec::new();
+    PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+        .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+        .tcp(sport, dport, 1000, 502)
+        .ack(2000)
+        .psh()
+        .write(&mut f, data)
+        .unwrap();
+    f
+}
+
 /// The longest of `frames`.
 fn longest(frames: &[Vec<u8>]) -> usize {
     frames.iter().map(Vec::len).max().unwrap_or(0)
@@ -1173,17 +1186,6 @@ fn dhcp_and_ntp_print_as_tcpdump_prints_them() {
 #[test]
 fn http_prints_as_tcpdump_prints_it() {
     let dir = tempfile::tempdir().unwrap();
-    let segment = |sport: u16, dport: u16, data: &[u8]| {
-        let mut f = Vec::new();
-        PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
-            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
-            .tcp(sport, dport, 1000, 502)
-            .ack(2000)
-            .psh()
-            .write(&mut f, data)
-            .unwrap();
-        f
-    };
     let long_token = [&[b'G'; 130][..], b" 200\r\n"].concat();
     let datas: [&[u8]; 14] = [
         b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
@@ -1201,8 +1203,8 @@ fn http_prints_as_tcpdump_prints_it() {
         &long_token,
         b"GET  /  HTTP/1.1 \r\n",
     ];
-    let mut frames: Vec<Vec<u8>> = datas.iter().map(|d| segment(40000, 80, d)).collect();
-    frames.extend([segment(8080, 40001, datas[1]), segment(80, 443, datas[0])]);
+    let mut frames: Vec<Vec<u8>> = datas.iter().map(|d| tcp_segment(40000, 80, d)).collect();
+    frames.extend([tcp_segment(8080, 40001, datas[1]), tcp_segment(80, 443, datas[0])]);
     let file = dir.path().join("http.pcap");
     write_frames(&file, &frames);
     let whole = printed_whole(&file, &[&[][..], &["-e"], &["-q"], &["-x"], &["-A"]]);
@@ -1223,17 +1225,6 @@ fn http_prints_as_tcpdump_prints_it() {
 #[test]
 fn ssh_version_lines_print_as_tcpdump_prints_them() {
     let dir = tempfile::tempdir().unwrap();
-    let segment = |sport: u16, dport: u16, data: &[u8]| {
-        let mut f = Vec::new();
-        PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
-            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
-            .tcp(sport, dport, 1000, 502)
-            .ack(2000)
-            .psh()
-            .write(&mut f, data)
-            .unwrap();
-        f
-    };
     let datas: [&[u8]; 9] = [
         b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n",
         b"SSH-2.0-OpenSSH_9.2\n",
@@ -1245,8 +1236,8 @@ fn ssh_version_lines_print_as_tcpdump_prints_them() {
         b"\x00\x00\x01\x14\x0a",
         b"SSH-2.0-x\r\nmore",
     ];
-    let mut frames: Vec<Vec<u8>> = datas.iter().map(|d| segment(50000, 22, d)).collect();
-    frames.push(segment(22, 80, datas[0]));
+    let mut frames: Vec<Vec<u8>> = datas.iter().map(|d| tcp_segment(50000, 22, d)).collect();
+    frames.push(tcp_segment(22, 80, datas[0]));
     let file = dir.path().join("ssh.pcap");
     write_frames(&file, &frames);
     let whole = printed_whole(&file, &[&[][..], &["-e"], &["-q"], &["-x"]]);

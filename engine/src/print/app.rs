@@ -174,28 +174,11 @@ pub(super) fn ssh(out: &mut String, data: &[u8], len: usize) -> Option<Cut> {
             Some(_) => {}
         }
     }
-    let mut at = 4;
-    while at < len {
-        let Some(&c) = data.get(at) else { return cut(out, "ssh") };
-        match c {
-            b'\n' => break,
-            b'\r' => {
-                if at + 1 >= len {
-                    return None;
-                }
-                match data.get(at + 1) {
-                    None => return cut(out, "ssh"),
-                    Some(b'\n') => break,
-                    Some(_) => return None,
-                }
-            }
-            c if !(0x20..=0x7e).contains(&c) => return None,
-            _ => at += 1,
-        }
-    }
-    if at >= len {
-        return None;
-    }
+    let at = match line_end(data, 4, len, false) {
+        Line::Ends(at) => at,
+        Line::Open(_) | Line::Binary => return None,
+        Line::Cut => return cut(out, "ssh"),
+    };
     let _ = write!(out, ": SSH: {}", std::str::from_utf8(&data[..at]).unwrap_or_default());
     None
 }
@@ -238,31 +221,53 @@ fn token_at(data: &[u8], mut at: usize, len: usize) -> Option<(&[u8], usize)> {
 /// what there is and ` [|PROTOCOL]`; a snap length that cuts it gives up on
 /// the frame.
 fn text_line(out: &mut String, data: &[u8], len: usize, protocol: &str) -> Option<Cut> {
-    let mut at = 0;
-    while at < len {
-        let Some(&c) = data.get(at) else { return cut(out, protocol) };
-        match c {
-            b'\n' => break,
-            b'\r' => {
-                if at + 1 >= len {
-                    return None;
-                }
-                match data.get(at + 1) {
-                    None => return cut(out, protocol),
-                    Some(b'\n') => break,
-                    Some(_) => return None,
-                }
-            }
-            c if !(0x20..=0x7e).contains(&c) && c != b'\t' => return None,
-            _ => at += 1,
-        }
-    }
+    let (at, open) = match line_end(data, 0, len, true) {
+        Line::Ends(at) => (at, false),
+        Line::Open(at) => (at, true),
+        Line::Binary => return None,
+        Line::Cut => return cut(out, protocol),
+    };
     out.push_str(": ");
     out.push_str(std::str::from_utf8(&data[..at]).unwrap_or_default());
-    if at >= len {
+    if open {
         let _ = write!(out, " [|{protocol}]");
     }
     None
+}
+
+/// Where the text line of `data` (`len` bytes on the wire) that goes on
+/// from `at` ends, as tcpdump scans it.
+enum Line {
+    /// At this LF, or CR-LF.
+    Ends(usize),
+    /// It goes on to the end of the data (here).
+    Open(usize),
+    /// A byte that is not printable ASCII (tabs too, unless taken), or a CR
+    /// without its LF: not text, and not printed.
+    Binary,
+    /// Cut by the snap length: tcpdump gives up on the frame.
+    Cut,
+}
+
+fn line_end(data: &[u8], mut at: usize, len: usize, tabs: bool) -> Line {
+    while at < len {
+        let Some(&c) = data.get(at) else { return Line::Cut };
+        match c {
+            b'\n' => return Line::Ends(at),
+            b'\r' if at + 1 >= len => return Line::Binary,
+            b'\r' => {
+                return match data.get(at + 1) {
+                    None => Line::Cut,
+                    Some(b'\n') => Line::Ends(at),
+                    Some(_) => Line::Binary,
+                }
+            }
+            b'\t' if tabs => at += 1,
+            c if !(0x20..=0x7e).contains(&c) => return Line::Binary,
+            _ => at += 1,
+        }
+    }
+    Line::Open(at)
 }
 
 /// A BOOTP or DHCP message of `len` bytes (the UDP payload on the wire),
