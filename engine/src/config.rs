@@ -659,36 +659,13 @@ fn default_queue_mb() -> u32 {
 }
 
 /// A consumer's filter: one, or a chain.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-#[serde(untagged)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(untagged, expecting = "a filter (a string) or a chain of filters (a list of strings)")]
 pub enum FilterList {
     /// One filter.
     One(String),
     /// Filters applied in sequence.
     Chain(Vec<String>),
-}
-
-impl<'de> Deserialize<'de> for FilterList {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl<'de> serde::de::Visitor<'de> for Visitor {
-            type Value = FilterList;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a filter (a string) or a chain of filters (a list of strings)")
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<FilterList, E> {
-                Ok(FilterList::One(v.to_owned()))
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<FilterList, A::Error> {
-                let mut v = Vec::new();
-                while let Some(s) = seq.next_element::<String>()? {
-                    v.push(s);
-                }
-                Ok(FilterList::Chain(v))
-            }
-        }
-        d.deserialize_any(Visitor)
-    }
 }
 
 impl FilterList {
@@ -1036,7 +1013,7 @@ impl Config {
             }
             // An empty expression keeps every frame, as no filter does: a
             // typo's or a script's empty variable, more likely than meant.
-            let empty = |t: &str| t.strip_prefix("bpf:").unwrap_or(t).trim().is_empty();
+            let empty = |t: &str| matches!(ringwire_filters::FilterSpec::parse(t), ringwire_filters::FilterSpec::Pcap(e) if e.is_empty());
             if c.filter.as_ref().is_some_and(|f| f.stages().is_empty() || f.stages().into_iter().any(empty)) {
                 return bad(format!(
                     "{ctx}: filter: an empty filter (or chain stage) would keep every frame: leave `filter` out for that"

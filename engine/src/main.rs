@@ -365,15 +365,24 @@ fn main() -> ExitCode {
 /// What SIGHUP and SIGUSR1 do besides SIGINT and SIGTERM, which stop a run.
 #[derive(Default)]
 struct OtherSignals<'a> {
-    /// SIGHUP sets this flag (`ringwire run`: reload the file's filters);
-    /// without it, SIGHUP is left to its default action (ends the process).
-    hup: Option<&'a Arc<AtomicBool>>,
-    /// SIGHUP stops the run as SIGINT does (a capture: tcpdump's, when the
-    /// terminal or the ssh session it ran in goes).
-    hup_stops: bool,
+    /// SIGHUP.
+    hup: OnHup<'a>,
     /// SIGUSR1 sets this flag (a capture prints its counts and goes on, as
-    /// tcpdump does).
+    /// tcpdump does); without it, SIGUSR1 keeps its default action.
     usr1: Option<&'a Arc<AtomicBool>>,
+}
+
+/// What SIGHUP does.
+#[derive(Default)]
+enum OnHup<'a> {
+    /// Its default action (ends the process).
+    #[default]
+    Default,
+    /// Sets this flag (`ringwire run`: reload the file's filters).
+    Reload(&'a Arc<AtomicBool>),
+    /// Stops the run as SIGINT does (a capture: tcpdump's, when the terminal
+    /// or the ssh session it ran in goes).
+    Stop,
 }
 
 /// A signal's name, for what the run says on it.
@@ -393,7 +402,7 @@ fn stop_flag(other: OtherSignals<'_>, force: Force) -> Result<Arc<AtomicBool>> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
     let flag = Arc::new(AtomicBool::new(false));
     let mut sigs = vec![SIGINT, SIGTERM];
-    if other.hup.is_some() || other.hup_stops {
+    if !matches!(other.hup, OnHup::Default) {
         sigs.push(SIGHUP);
     }
     if other.usr1.is_some() {
@@ -401,14 +410,18 @@ fn stop_flag(other: OtherSignals<'_>, force: Force) -> Result<Arc<AtomicBool>> {
     }
     let mut signals = signal_hook::iterator::Signals::new(&sigs).context("installing signal handlers")?;
     let supervisor = std::thread::current();
-    let (stop, hup, usr1) = (flag.clone(), other.hup.cloned(), other.usr1.cloned());
+    let reload = match other.hup {
+        OnHup::Reload(flag) => Some(flag.clone()),
+        OnHup::Default | OnHup::Stop => None,
+    };
+    let (stop, usr1) = (flag.clone(), other.usr1.cloned());
     std::thread::Builder::new()
         .name("rw-signals".into())
         .spawn(move || {
             let mut first: Option<Instant> = None;
             for sig in signals.forever() {
-                match (&hup, sig) {
-                    (Some(hup), SIGHUP) => hup.store(true, std::sync::atomic::Ordering::SeqCst),
+                match (&reload, sig) {
+                    (Some(reload), SIGHUP) => reload.store(true, std::sync::atomic::Ordering::SeqCst),
                     (_, SIGUSR1) => {
                         if let Some(usr1) = &usr1 {
                             usr1.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -684,7 +697,7 @@ fn cmd_run(
     // before anything can signal readiness, so a reload sent as soon as the
     // ready file appears never meets the default action (terminate).
     let hup = Arc::new(AtomicBool::new(false));
-    let signals = stop_flag(OtherSignals { hup: Some(&hup), ..Default::default() }, Force::OnSecondSignal)?;
+    let signals = stop_flag(OtherSignals { hup: OnHup::Reload(&hup), ..Default::default() }, Force::OnSecondSignal)?;
     // The socket first: a path that cannot be used ends the run before the
     // engine begins its outputs (truncating an existing capture).
     // The default path is the engine's own, a service's runtime directory
@@ -1156,7 +1169,7 @@ fn cmd_capture(mut a: CaptureArgs) -> Result<ExitCode> {
     a.interfaces = std::mem::take(&mut a.interfaces).into_iter().map(interface_by_number).collect::<Result<_>>()?;
     let config = capture_config(&a)?;
     let usr1 = Arc::new(AtomicBool::new(false));
-    let signals = stop_flag(OtherSignals { hup: None, hup_stops: true, usr1: Some(&usr1) }, Force::OnSecondSignal)?;
+    let signals = stop_flag(OtherSignals { hup: OnHup::Stop, usr1: Some(&usr1) }, Force::OnSecondSignal)?;
     // `-w FIFO`: wait for its reader, as tcpdump does (a Ctrl-C meanwhile
     // exits), and hold it open until the engine has opened its own end, so
     // the reader never sees an end of stream in between.

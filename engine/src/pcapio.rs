@@ -809,7 +809,7 @@ impl PcapWriter {
         clear_nonblocking(&file).map_err(|source| PcapIoError::Io { path: path.into(), source })?;
         let meta = file.metadata().map_err(|source| PcapIoError::Io { path: path.into(), source })?;
         if meta.is_file() {
-            lock_output(&file).map_err(|source| match source.kind() {
+            crate::sys::lock_exclusive(&file).map_err(|source| match source.kind() {
                 io::ErrorKind::WouldBlock => PcapIoError::OutputLocked { path: path.into() },
                 _ => PcapIoError::Io { path: path.into(), source },
             })?;
@@ -1017,18 +1017,6 @@ pub fn write_counted(file: &mut File, bytes: &[u8]) -> (usize, Option<io::Error>
 pub fn stdout_file() -> Result<File, PcapIoError> {
     let fd = std::os::fd::AsFd::as_fd(&io::stdout()).try_clone_to_owned();
     fd.map(File::from).map_err(|source| PcapIoError::Open { path: "-".into(), source })
-}
-
-/// Take the exclusive advisory lock (`flock`) on an output file, without
-/// waiting: held while the file is open, so two processes of ringwire never
-/// write one file. (Other tools that take no lock are not kept out.)
-fn lock_output(file: &File) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: flock on a descriptor this function borrows; it changes only the lock on its open file.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 /// Make writes to `file` block again (it was opened non-blocking).
@@ -1244,7 +1232,7 @@ mod tests {
         let path = dir.path().join("locked.pcap");
         std::fs::write(&path, b"earlier capture").unwrap();
         let other = File::open(&path).unwrap();
-        lock_output(&other).unwrap();
+        crate::sys::lock_exclusive(&other).unwrap();
         let e = PcapWriter::create(&path, 65_535).unwrap_err();
         assert!(matches!(e, PcapIoError::OutputLocked { .. }), "{e}");
         assert_eq!(std::fs::read(&path).unwrap(), b"earlier capture");

@@ -439,6 +439,23 @@ pub fn check_writable(path: &std::path::Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Take the exclusive advisory lock (`flock`) on `file`, without waiting:
+/// held while the file is open (the kernel drops it when the process goes,
+/// killed or not). An output file's, so two processes of ringwire never
+/// write one file; ringwire-bench's, so two runs never measure at once.
+/// (Other tools that take no lock are not kept out.)
+///
+/// # Errors
+/// `WouldBlock` when another open file holds it; flock's other errors.
+pub fn lock_exclusive(file: &std::fs::File) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a descriptor this function borrows; it changes only the lock on its open file.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// The local time's offset from UTC in seconds at `secs` after the epoch
 /// (`TZ`, else `/etc/localtime`), as localtime(3) gives it; `None` if it
 /// cannot say.

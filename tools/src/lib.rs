@@ -67,11 +67,11 @@ impl Client {
     /// [`ClientError::Connect`].
     pub fn connect(path: &Path, timeout: Duration) -> Result<Self, ClientError> {
         // (The kernel's own words for it are "path must be shorter than SUN_LEN".)
-        let len = path.as_os_str().len();
-        if len > ringwire_engine::control::server::SOCKET_PATH_MAX {
+        let (len, max) = (path.as_os_str().len(), ringwire_engine::control::server::SOCKET_PATH_MAX);
+        if len > max {
             return Err(ClientError::Connect(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
-                format!("a socket's path holds at most 107 bytes: this one has {len}"),
+                format!("a socket's path holds at most {max} bytes: this one has {len}"),
             )));
         }
         let s = UnixStream::connect(path).map_err(ClientError::Connect)?;

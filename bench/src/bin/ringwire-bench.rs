@@ -870,11 +870,11 @@ fn measure(
         let child = r.child.as_mut().expect("running");
         if let Some(st) = child.try_wait()? {
             r.child = None;
-            let said = all_lines(&r.stderr_lines);
-            if said.is_empty() {
-                bail!("{tool} died during the run ({st}), saying nothing");
-            }
-            bail!("{tool} died during the run ({st}): {}", said.join(" | "));
+            let said = match all_lines(&r.stderr_lines) {
+                lines if lines.is_empty() => ", saying nothing".to_owned(),
+                lines => format!(": {}", lines.join(" | ")),
+            };
+            bail!("{tool} died during the run ({st}){said}");
         }
         // `ip netns exec` and `taskset` exec the tool: the child is the tool,
         // and its rings are still mapped until it is stopped below.
@@ -983,7 +983,7 @@ struct OnlyRun {
 
 impl OnlyRun {
     fn take() -> Result<Self> {
-        use std::{io::Read as _, os::fd::AsRawFd as _};
+        use std::io::Read as _;
         let mut f = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -991,8 +991,7 @@ impl OnlyRun {
             .truncate(false)
             .open(RUN_LOCK)
             .with_context(|| format!("opening {RUN_LOCK}"))?;
-        // SAFETY: flock(2) on a descriptor this function owns; no memory is involved.
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        if sys::lock_exclusive(&f).is_err() {
             let mut pid = String::new();
             let _ = f.read_to_string(&mut pid);
             let who = match pid.trim() {

@@ -430,7 +430,7 @@ struct Numbers {
 /// them), and frames sent back come from the destinations, which must then
 /// be unicast addresses, as `--src-mac` must.
 fn check_dst_macs(dst: [u8; 6], n: u32, bidirectional: bool) -> Result<()> {
-    let hex = |m: [u8; 6]| m.map(|b| format!("{b:02x}")).join(":");
+    let hex = ringwire_engine::stats::format_mac;
     let low = u32::from_be_bytes([0, dst[3], dst[4], dst[5]]);
     if u64::from(low) + u64::from(n) - 1 > 0x00ff_ffff {
         bail!(

@@ -6,7 +6,7 @@
 
 use std::fmt::Write as _;
 
-use super::Cut;
+use super::{Bytes, Cut};
 
 /// What a UDP datagram is to tcpdump's line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,11 +27,12 @@ pub(super) enum UdpApp {
 }
 
 /// The protocol of a datagram between ports `a` and `b`, as tcpdump 4.99's
-/// `udp_print` picks it: the first of its port tests either port passes.
+/// `udp_print` picks it: the first of its port tests either port passes
+/// (a few test the destination port only).
 /// Ports of protocols ringwire does not decode are in the list too, so a
 /// datagram tcpdump reads as one of those is not read as a later one here.
-pub(super) fn udp_app(a: u16, b: u16) -> UdpApp {
-    let either = |ports: &[u16]| ports.contains(&a) || ports.contains(&b);
+pub(super) fn udp_app(sport: u16, dport: u16) -> UdpApp {
+    let either = |ports: &[u16]| ports.contains(&sport) || ports.contains(&dport);
     // (timed, TFTP, RIP, AODV, ISAKMP and its NAT-T and user ports, SNMP
     // and its traps: each tested before NTP.)
     const BEFORE_BOOTP: &[u16] = &[525, 69];
@@ -57,8 +58,8 @@ pub(super) fn udp_app(a: u16, b: u16) -> UdpApp {
     } else if either(&[123]) {
         UdpApp::Ntp
     } else if either(BEFORE_TUNNELS)
-        || [a, b].iter().any(|p| (7000..=7009).contains(p))
-        || [3456, 4567, 1985, 3784, 3785].contains(&b)
+        || [sport, dport].iter().any(|p| (7000..=7009).contains(p))
+        || [3456, 4567, 1985, 3784, 3785].contains(&dport)
     {
         UdpApp::Other
     } else if either(&[4789]) {
@@ -149,9 +150,9 @@ const HTTP_METHODS: &[&str] = &[
 /// first line.
 pub(super) fn http(out: &mut String, data: &[u8], len: usize) -> Option<Cut> {
     let mut print_this = false;
-    if let Some((token, at)) = token(data, 0, len) {
-        print_this = HTTP_METHODS.iter().any(|m| m.eq_ignore_ascii_case(token));
-        if let Some((code, _)) = token_at(data, at, len) {
+    if let Some((method, at)) = token(data, 0, len) {
+        print_this = HTTP_METHODS.iter().any(|m| m.as_bytes().eq_ignore_ascii_case(method));
+        if let Some((code, _)) = token(data, at, len) {
             print_this |= code.len() == 3 && code.iter().all(u8::is_ascii_digit);
         }
     }
@@ -185,21 +186,17 @@ pub(super) fn ssh(out: &mut String, data: &[u8], len: usize) -> Option<Cut> {
 
 /// A token starting at `at` of `data` (`len` bytes on the wire) as tcpdump's
 /// `fetch_token` reads it: printable ASCII up to a space, tab, CR or LF,
-/// then the spaces and tabs after it; the token and where the next begins.
-/// `None` if there is none, or it holds anything else, or is longer than
-/// 127 bytes, or was cut by the snap length.
-fn token(data: &[u8], at: usize, len: usize) -> Option<(&str, usize)> {
-    token_at(data, at, len).map(|(t, next)| (std::str::from_utf8(t).unwrap_or_default(), next))
-}
-
-fn token_at(data: &[u8], mut at: usize, len: usize) -> Option<(&[u8], usize)> {
+/// then the spaces after it; the token and where the next begins. `None`
+/// if there is none, or it holds anything else, or is longer than
+/// [`MAX_TOKEN`] bytes, or was cut by the snap length.
+fn token(data: &[u8], mut at: usize, len: usize) -> Option<(&[u8], usize)> {
     let start = at;
     while at < len {
         let &c = data.get(at)?;
         if matches!(c, b' ' | b'\t' | b'\r' | b'\n') {
             break;
         }
-        if !(0x20..=0x7e).contains(&c) || at - start + 2 > 129 {
+        if !(0x20..=0x7e).contains(&c) || at - start >= MAX_TOKEN {
             return None;
         }
         at += 1;
@@ -214,6 +211,9 @@ fn token_at(data: &[u8], mut at: usize, len: usize) -> Option<(&[u8], usize)> {
     }
     Some((token, at))
 }
+
+/// The longest token tcpdump reads (its `MAX_TOKEN`).
+const MAX_TOKEN: usize = 128;
 
 /// The first line of `data` (`len` bytes on the wire) after `: `, as
 /// tcpdump's `print_txt_line`: up to LF or CR-LF, printable ASCII and tabs
@@ -275,28 +275,26 @@ fn line_end(data: &[u8], mut at: usize, len: usize, tabs: bool) -> Line {
 /// client's hardware address on an Ethernet request), `Reply`, or
 /// `unknown (0xNN)`.
 pub(super) fn bootp(out: &mut String, msg: &[u8], len: usize) -> Option<Cut> {
-    let Some(&op) = msg.first() else { return cut(out, "bootp") };
-    let _ = match op {
-        1 => write!(out, "BOOTP/DHCP, Request"),
-        2 => write!(out, "BOOTP/DHCP, Reply"),
-        op => write!(out, "BOOTP/DHCP, unknown (0x{op:02x})"),
+    let b = Bytes(msg);
+    let read = |out: &mut String| -> Result<(), Cut> {
+        let op = b.u8(0)?;
+        let _ = match op {
+            1 => write!(out, "BOOTP/DHCP, Request"),
+            2 => write!(out, "BOOTP/DHCP, Reply"),
+            op => write!(out, "BOOTP/DHCP, unknown (0x{op:02x})"),
+        };
+        if (b.u8(1)?, b.u8(2)?, op) == (1, 6, 1) {
+            let _ = write!(out, " from {}", crate::stats::format_mac(b.get::<6>(28)?));
+        }
+        let _ = write!(out, ", length {len}");
+        Ok(())
     };
-    let (Some(&htype), Some(&hlen)) = (msg.get(1), msg.get(2)) else { return cut(out, "bootp") };
-    if htype == 1 && hlen == 6 && op == 1 {
-        let Some(mac) = msg.get(28..34) else { return cut(out, "bootp") };
-        let _ = write!(
-            out,
-            " from {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-            mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]
-        );
-    }
-    let _ = write!(out, ", length {len}");
-    None
+    read(out).err().and_then(|_| cut(out, "bootp"))
 }
 
 /// An NTP message of `len` bytes captured as `msg`: `NTPv4, Client, length 48`.
 pub(super) fn ntp(out: &mut String, msg: &[u8], len: usize) -> Option<Cut> {
-    let Some(&status) = msg.first() else { return cut(out, "ntp") };
+    let Ok(status) = Bytes(msg).u8(0) else { return cut(out, "ntp") };
     let mode = match status & 7 {
         0 => "unspecified",
         1 => "symmetric active",

@@ -54,11 +54,10 @@ struct PrintClock {
 /// Seconds from which the local time's offset from UTC is the same (see [`PrintClock`]).
 const ZONE_SPAN: i64 = 900;
 
+/// Nanoseconds in a day.
+const DAY_NS: u64 = 86_400 * 1_000_000_000;
+
 impl PrintClock {
-    /// Write the time of a frame at `ts_ns` as `format` says, with
-    /// `precision`, then a space (nothing for [`PrintTime::None`]). At
-    /// microseconds, as tcpdump: each time is cut to the microsecond first,
-    /// and differences are taken between those.
     /// The local offset from UTC at `secs` (see [`PrintClock::zone`]).
     fn zone_at(&mut self, secs: i64) -> i64 {
         let span = secs.div_euclid(ZONE_SPAN);
@@ -72,10 +71,16 @@ impl PrintClock {
         }
     }
 
+    /// Write the time of a frame at `ts_ns` as `format` says, with
+    /// `precision`, then a space (nothing for [`PrintTime::None`]). At
+    /// microseconds, as tcpdump: each time is cut to the microsecond first,
+    /// and differences are taken between those.
     fn write(&mut self, out: &mut String, ts_ns: u64, format: PrintTime, precision: PrintPrecision) {
         use std::fmt::Write as _;
         let nano = precision == PrintPrecision::Nano;
         let ts_ns = if nano { ts_ns } else { ts_ns - ts_ns % 1_000 };
+        // (u64 nanoseconds hold under 2^35 seconds: an i64 holds them all.)
+        let secs = i64::try_from(ts_ns / 1_000_000_000).unwrap_or(i64::MAX);
         // The fraction of a second, in the precision's digits.
         let fraction = |out: &mut String, ns: u64| {
             let _ = if nano {
@@ -95,18 +100,14 @@ impl PrintClock {
             let t0 = t0.unwrap_or(ts_ns);
             out.push(if ts_ns < t0 { '-' } else { ' ' });
             // Whole days left out, as tcpdump's (it formats the difference as a time of day).
-            clock(out, ts_ns.abs_diff(t0) % (86_400 * 1_000_000_000));
-        };
-        // The time of day of a time moved by a local offset.
-        let of_day = |ns: u64, offset_s: i64| -> u64 {
-            let day = 86_400 * 1_000_000_000i128;
-            (i128::from(ns) + i128::from(offset_s) * 1_000_000_000).rem_euclid(day) as u64
+            clock(out, ts_ns.abs_diff(t0) % DAY_NS);
         };
         match format {
             PrintTime::None => {}
             PrintTime::Time => {
-                let zone = self.zone_at(i64::try_from(ts_ns / 1_000_000_000).unwrap_or(i64::MAX));
-                clock(out, of_day(ts_ns, zone));
+                // The time of day, moved by the local offset.
+                let zone = i128::from(self.zone_at(secs)) * 1_000_000_000;
+                clock(out, (i128::from(ts_ns) + zone).rem_euclid(i128::from(DAY_NS)) as u64);
             }
             PrintTime::Epoch => {
                 let _ = write!(out, "{}", ts_ns / 1_000_000_000);
@@ -115,14 +116,13 @@ impl PrintClock {
             PrintTime::Delta => since(out, self.previous),
             PrintTime::SinceFirst => since(out, self.first),
             PrintTime::Date => {
-                let secs = i64::try_from(ts_ns / 1_000_000_000).unwrap_or(i64::MAX);
                 let zone = self.zone_at(secs);
                 match chrono::DateTime::from_timestamp(secs.saturating_add(zone), 0) {
                     Some(t) => {
                         let _ = write!(out, "{}", t.format("%Y-%m-%d %H:%M:%S"));
                         fraction(out, ts_ns);
                     }
-                    None => clock(out, ts_ns % (86_400 * 1_000_000_000)),
+                    None => clock(out, ts_ns % DAY_NS),
                 }
             }
         }
@@ -775,7 +775,7 @@ fn ip4_cut(out: &mut String, ip: &[u8], rest: usize, tag: &str) -> Undecoded {
         // unless the protocol shows them with its ports (TCP, UDP, DCCP,
         // SCTP), then what was captured (tcpdump gives up on the frame).
         (Some(ihl), total) if ihl > ip.len() => {
-            let _ = write!(out, "{tag}");
+            out.push_str(tag);
             if let Some(total) = total.filter(|&total| total > rest) {
                 let _ = write!(out, "truncated-ip - {} bytes missing! ", total - rest);
             }
@@ -786,13 +786,8 @@ fn ip4_cut(out: &mut String, ip: &[u8], rest: usize, tag: &str) -> Undecoded {
                 return Undecoded::Nothing;
             }
             if !matches!(ip[9], 6 | 17 | 33 | 132) {
-                let (src, dst) = (&ip[12..16], &ip[16..20]);
-                let _ = write!(
-                    out,
-                    "{} > {}: ",
-                    std::net::Ipv4Addr::new(src[0], src[1], src[2], src[3]),
-                    std::net::Ipv4Addr::new(dst[0], dst[1], dst[2], dst[3])
-                );
+                let addr = |at: usize| std::net::Ipv4Addr::from(be32(&ip[at..]));
+                let _ = write!(out, "{} > {}: ", addr(12), addr(16));
             }
             let _ = write!(out, " [remaining caplen({}) < header length({ihl})] [|ip]", ip.len());
             return Undecoded::GaveUp;
@@ -961,12 +956,9 @@ fn describe_ip(
     // ICMP in an IPv6 packet, ICMPv6 in an IPv4 one.
     let number = p.ip_payload().map(|pl| pl.ip_number.0);
     match (&ends, number) {
-        (Ends::V6(..), Some(1)) if fragment.is_none_or(|(offset, ..)| offset == 0) => {
-            let _ = write!(out, "{proto}{src} > {dst}: {exts}[ICMP requires IPv4] (invalid)");
-            return Undecoded::Nothing;
-        }
-        (Ends::V6(..), Some(2)) if fragment.is_none_or(|(offset, ..)| offset == 0) => {
-            let _ = write!(out, "{proto}{src} > {dst}: {exts}[IGMP requires IPv4] (invalid)");
+        (Ends::V6(..), Some(n @ (1 | 2))) if fragment.is_none_or(|(offset, ..)| offset == 0) => {
+            let which = if n == 1 { "ICMP" } else { "IGMP" };
+            let _ = write!(out, "{proto}{src} > {dst}: {exts}[{which} requires IPv4] (invalid)");
             return Undecoded::Nothing;
         }
         (Ends::V4(..), Some(58)) if fragment.is_none_or(|(offset, ..)| offset == 0) => {
@@ -993,24 +985,20 @@ fn describe_ip(
                 // (A first fragment's message: as far as the fragment goes, as tcpdump takes it.)
                 let len = usize::from(ulen - 8).min(room.saturating_sub(8));
                 let app = if quick { app::UdpApp::Other } else { app::udp_app(u.source_port(), u.destination_port()) };
-                let tunnel = |out: &mut String, decode: tunnel::Decode, tcp: &mut TcpConversations| {
-                    // (What was captured after the UDP header, also past its length.)
-                    let after = frame.get(at(u.slice()) + 8..).unwrap_or_default();
-                    decode(out, frame, (after, len), (after_link, quick), tcp)
-                };
-                if app != app::UdpApp::Other {
-                    out.push_str(": ");
-                }
-                match app {
-                    app::UdpApp::Dns(mdns) => undecoded = Undecoded::after(dns::dns(out, u.payload(), len, mdns)),
-                    app::UdpApp::Bootp => undecoded = Undecoded::after(app::bootp(out, u.payload(), len)),
-                    app::UdpApp::Ntp => undecoded = Undecoded::after(app::ntp(out, u.payload(), len)),
-                    app::UdpApp::Vxlan => undecoded = tunnel(out, tunnel::vxlan, tcp),
-                    app::UdpApp::Geneve => undecoded = tunnel(out, tunnel::geneve, tcp),
+                // (What a tunnel gets: what was captured after the UDP header, also past its length.)
+                let after = frame.get(at(u.slice()) + 8..).unwrap_or_default();
+                out.push_str(": ");
+                undecoded = match app {
+                    app::UdpApp::Dns(mdns) => Undecoded::after(dns::dns(out, u.payload(), len, mdns)),
+                    app::UdpApp::Bootp => Undecoded::after(app::bootp(out, u.payload(), len)),
+                    app::UdpApp::Ntp => Undecoded::after(app::ntp(out, u.payload(), len)),
+                    app::UdpApp::Vxlan => tunnel::vxlan(out, frame, (after, len), (after_link, quick), tcp),
+                    app::UdpApp::Geneve => tunnel::geneve(out, frame, (after, len), (after_link, quick), tcp),
                     app::UdpApp::Other => {
-                        let _ = write!(out, ": UDP, length {}", ulen - 8);
+                        let _ = write!(out, "UDP, length {}", ulen - 8);
+                        Undecoded::Nothing
                     }
-                }
+                };
                 Ok(())
             }
         }

@@ -328,10 +328,6 @@ pub(super) fn mpls(
     ip(out, frame, (mpls.get(at..).unwrap_or_default(), len - at, v6), (link, quick), tcp)
 }
 
-/// A UDP tunnel's decoder ([`vxlan`], [`geneve`]): the frame, what follows
-/// the UDP header and its length, (`-e`, `-q`), the TCP conversations.
-pub(super) type Decode = fn(&mut String, &[u8], (&[u8], usize), (bool, bool), &mut TcpConversations) -> Undecoded;
-
 /// A VXLAN packet (UDP port 4789) of `len` bytes, captured as `vxlan`, as
 /// tcpdump prints it: its header, a new line, and the Ethernet frame it
 /// carries.
