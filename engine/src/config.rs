@@ -133,12 +133,16 @@ impl ClassEntryConfig {
 }
 
 impl ClassifierConfig {
-    /// Add or change the entry for `key` (as the control socket does to the map).
-    pub fn set(&mut self, key: ringwire_bpf::ClassKey, action: ringwire_bpf::Action) {
+    /// Add or change the entry for `key` (as the control socket does to the
+    /// map); the action it had, if it was there.
+    pub fn set(&mut self, key: ringwire_bpf::ClassKey, action: ringwire_bpf::Action) -> Option<ClassAction> {
         let entry = ClassEntryConfig { vlan: key.vlan, mac: crate::stats::format_mac(key.mac), action: action.into() };
         match self.entries.iter_mut().find(|e| e.has_key(key)) {
-            Some(e) => *e = entry,
-            None => self.entries.push(entry),
+            Some(e) => Some(std::mem::replace(e, entry).action),
+            None => {
+                self.entries.push(entry);
+                None
+            }
         }
     }
 
@@ -545,6 +549,12 @@ pub struct ConsumerConfig {
     /// `pcap`, `print`: stop the engine after this many frames are written.
     #[serde(default)]
     pub limit: Option<u64>,
+    /// `pcap`, `print`: what a failed write (a full disk, a file system
+    /// gone read-only, a removed directory) does: stop the engine (as
+    /// dumpcap stops its capture), or let it go on, counting the frames
+    /// not written.
+    #[serde(default)]
+    pub on_write_error: OnWriteError,
     /// `print`: each line also shows the frame's link-level header (MAC
     /// addresses, ethertype, length), as tcpdump's `-e`.
     #[serde(default)]
@@ -703,6 +713,21 @@ impl From<OnFilterFailure> for ringwire_filters::QuarantinePolicy {
             OnFilterFailure::Pass => Self::PassAll,
         }
     }
+}
+
+/// What a writing consumer (`pcap`, `print`) does when a write fails.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnWriteError {
+    /// Stop the engine: flush every output, print the counters, exit 1.
+    /// What was written before stays a valid file with no gap in it.
+    #[default]
+    Stop,
+    /// Go on: every frame not written counts in `write_errors`, and when
+    /// writing works again a warning says how many frames, over how long,
+    /// the output is missing. Other consumers (a patch) are not stopped
+    /// by a full disk.
+    Continue,
 }
 
 /// Consumer kinds.
@@ -1023,6 +1048,9 @@ impl Config {
                 return bad(format!(
                     "{ctx}: filter: an eBPF program runs in the kernel: attach it to an afpacket port"
                 ));
+            }
+            if c.on_write_error != OnWriteError::Stop && !matches!(c.kind, ConsumerKind::Pcap | ConsumerKind::Print) {
+                return bad(format!("{ctx}: on_write_error only applies to kind = \"pcap\" and kind = \"print\""));
             }
             match c.limit {
                 Some(_) if !matches!(c.kind, ConsumerKind::Pcap | ConsumerKind::Print) => {

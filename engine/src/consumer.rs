@@ -30,6 +30,7 @@ use std::{
 use crossbeam_queue::ArrayQueue;
 
 use crate::{
+    config::OnWriteError,
     pcapio::{output_name, record_header, PcapIoError, PcapWriter, RECORD_HEADER},
     stats::{sink, Cells},
     sys,
@@ -644,6 +645,9 @@ impl PcapOutput {
         split_workers: Option<usize>,
         rotate_secs: u64,
     ) -> Result<Self, PcapIoError> {
+        if rotate_mb > 0 || split_workers.is_some() {
+            crate::pcapio::check_series(&base)?;
+        }
         let n = split_workers.unwrap_or(1);
         let mut writers = Vec::with_capacity(n);
         let mut files = Vec::new();
@@ -830,8 +834,11 @@ pub struct SinkTask {
     pub waker: Arc<SinkWaker>,
     /// Stop writing after this many frames.
     pub limit: Option<u64>,
-    /// Raised when the limit is reached or the output is gone (stdout closed).
+    /// Raised when the limit is reached, the output is gone (stdout
+    /// closed) or, with [`OnWriteError::Stop`], a write failed.
     pub limit_hit: Arc<AtomicBool>,
+    /// What a failed write does.
+    pub on_write_error: OnWriteError,
     /// The thread's nice value (`engine.consumer_nice`; 0: as started).
     pub nice: i8,
     /// The thread's `SCHED_FIFO` priority (`engine.consumer_rt_priority`
@@ -850,12 +857,33 @@ struct SinkState {
     local: [u64; sink::N],
     /// The output's reader has gone: nothing more is written.
     closed: bool,
-    /// The output failed for good (`rotate_s`: its next file could not be
+    /// The output failed for good (a write failed with
+    /// [`OnWriteError::Stop`]; `rotate_s`: its next file could not be
     /// created): what comes is counted as write errors.
     broken: bool,
     line: String,
     first_error: Option<String>,
+    on_write_error: OnWriteError,
+    /// [`OnWriteError::Continue`]: writes failed (a gap in the output, told
+    /// once writing has worked again for a while).
+    gap: Option<Gap>,
     dirty: bool,
+}
+
+/// A run of failed writes ([`OnWriteError::Continue`]): on a disk that is
+/// nearly full, a write may fit between failures; the gap ends once writes
+/// have worked for [`Gap::SETTLED`].
+struct Gap {
+    /// The first failure.
+    since: std::time::Instant,
+    /// Frames not written in it.
+    lost: u64,
+    /// The first write that worked since its last failure.
+    working_since: Option<std::time::Instant>,
+}
+
+impl Gap {
+    const SETTLED: Duration = Duration::from_secs(1);
 }
 
 /// Whether `e` comes from writing to a pipe whose reader is gone (`EPIPE`).
@@ -871,7 +899,13 @@ fn broken_pipe(e: &(dyn std::error::Error + 'static)) -> bool {
 }
 
 impl SinkState {
-    fn new(name: String, output: SinkOutput, limit: Option<u64>, limit_hit: Arc<AtomicBool>) -> Self {
+    fn new(
+        name: String,
+        output: SinkOutput,
+        limit: Option<u64>,
+        limit_hit: Arc<AtomicBool>,
+        on_write_error: OnWriteError,
+    ) -> Self {
         let mut local = [0; sink::N];
         if let SinkOutput::Pcap(p) = &output {
             local[sink::FILES] = p.opened;
@@ -886,6 +920,8 @@ impl SinkState {
             broken: false,
             line: String::with_capacity(256),
             first_error: None,
+            on_write_error,
+            gap: None,
             dirty: false,
         }
     }
@@ -926,12 +962,7 @@ impl SinkState {
                 }
                 // The next file cannot be created: as tcpdump, the run ends with
                 // the error, and nothing more goes into the file whose time is up.
-                Err(e) => {
-                    self.failed(take, error_chain(&e));
-                    self.broken = true;
-                    self.limit_hit.store(true, Ordering::Relaxed);
-                    return;
-                }
+                Err(e) => return self.give_up(take, error_chain(&e)),
             },
             _ => {}
         }
@@ -955,6 +986,7 @@ impl SinkState {
                     }
                 };
                 if wrote > 0 {
+                    self.wrote();
                     self.local[sink::WRITTEN] += wrote;
                     // Frame bytes are the chunk's bytes less its record headers,
                     // without walking the records (unless only some were written).
@@ -1002,6 +1034,9 @@ impl SinkState {
     fn write_lines(&mut self) {
         let SinkOutput::Print { lines, .. } = &mut self.output else { return };
         let out = lines.write_out();
+        if out.lines > 0 {
+            self.wrote();
+        }
         self.local[sink::WRITTEN] += out.lines;
         self.local[sink::BYTES] += out.bytes;
         match out.error {
@@ -1020,14 +1055,67 @@ impl SinkState {
         self.limit_hit.store(true, Ordering::Relaxed);
     }
 
-    /// A write failed, losing `lost` frames: count them, and log the first
-    /// error (later ones are only counted).
+    /// A write failed, losing `lost` frames: count them. With
+    /// [`OnWriteError::Stop`] the output is given up and the engine told to
+    /// stop; with [`OnWriteError::Continue`] the first error is logged, and
+    /// later ones are only counted until writing works again.
     fn failed(&mut self, lost: u64, e: String) {
+        if self.on_write_error == OnWriteError::Stop {
+            return self.give_up(lost, e);
+        }
         self.local[sink::WRITE_ERRORS] += lost;
+        match &mut self.gap {
+            Some(g) => {
+                g.lost += lost;
+                g.working_since = None;
+            }
+            None => {
+                tracing::error!(
+                    consumer = %self.name,
+                    error = %e,
+                    "write failed; going on (on_write_error = \"continue\"): frames not written are counted in write_errors"
+                );
+                self.gap = Some(Gap { since: std::time::Instant::now(), lost, working_since: None });
+            }
+        }
         if self.first_error.is_none() {
-            tracing::error!(consumer = %self.name, error = %e, "write failed; further failures are counted");
             self.first_error = Some(e);
         }
+    }
+
+    /// The output failed for good, losing `lost` frames: what comes is
+    /// counted as write errors, and the engine is told to stop.
+    fn give_up(&mut self, lost: u64, e: String) {
+        self.local[sink::WRITE_ERRORS] += lost;
+        if self.first_error.is_none() {
+            tracing::error!(consumer = %self.name, error = %e, "write failed; stopping");
+            self.first_error = Some(e);
+        }
+        self.broken = true;
+        self.limit_hit.store(true, Ordering::Relaxed);
+    }
+
+    /// Frames were written: after failed writes, writing works again.
+    fn wrote(&mut self) {
+        if let Some(g) = &mut self.gap {
+            g.working_since.get_or_insert_with(std::time::Instant::now);
+        }
+        self.settle_gap(false);
+    }
+
+    /// Once writes have worked for [`Gap::SETTLED`] after failed ones (or,
+    /// `last`, as the output ends with them working), say how much the
+    /// output is missing.
+    fn settle_gap(&mut self, last: bool) {
+        let Some(g) = &self.gap else { return };
+        let Some(working) = g.working_since.filter(|w| last || w.elapsed() >= Gap::SETTLED) else { return };
+        tracing::warn!(
+            consumer = %self.name,
+            "writing again: {} frames over {:.1} s were not written (a gap in the output; counted in write_errors)",
+            g.lost,
+            working.duration_since(g.since).as_secs_f64()
+        );
+        self.gap = None;
     }
 
     /// Write a chunk from worker `worker` and return it to that worker's pool.
@@ -1306,7 +1394,7 @@ const READER_CHECK: Duration = Duration::from_millis(100);
 pub fn run_sink(t: SinkTask) -> Result<Vec<PathBuf>, String> {
     let _ = t.waker.thread.set(std::thread::current());
     let ordered = t.output.one_order();
-    let mut s = SinkState::new(t.name, t.output, t.limit, t.limit_hit);
+    let mut s = SinkState::new(t.name, t.output, t.limit, t.limit_hit, t.on_write_error);
     let mut reorder = Reorder::default();
     // Several workers into one order: their live records are merged by time.
     let mut merge = t.channels.iter().any(|c| c.merged).then(|| TimeMerge::new(&t.channels));
@@ -1364,6 +1452,7 @@ pub fn run_sink(t: SinkTask) -> Result<Vec<PathBuf>, String> {
                 s.flush();
             }
         }
+        s.settle_gap(false);
         if got == 0 {
             if done {
                 // Segments whose turn never came (a producer stopped mid-file): in order, as they are.
@@ -1406,6 +1495,7 @@ pub fn run_sink(t: SinkTask) -> Result<Vec<PathBuf>, String> {
         }
     }
     let flushed = s.flush_output();
+    s.settle_gap(true);
     t.counters.publish(&s.local);
     if let Some(e) = s.first_error.or(flushed.err()) {
         return Err(format!("consumer `{}`: {e}", s.name));
@@ -1698,7 +1788,7 @@ mod tests {
     fn sink_counts_written_frame_bytes_whole_chunks_and_up_to_a_limit() {
         let dir = tempfile::tempdir().unwrap();
         let out = begun(PcapOutput::create(dir.path().join("b.pcap"), 65535, 0, 0, None, 0).unwrap());
-        let mut s = SinkState::new("t".into(), SinkOutput::Pcap(out), Some(5), Arc::default());
+        let mut s = SinkState::new("t".into(), SinkOutput::Pcap(out), Some(5), Arc::default(), OnWriteError::Stop);
         let ch = Arc::new(Channel::new(2, MIN_CHUNK, Arc::default()));
         let mut p = Producer::new(ch.clone(), 65535);
         // A whole chunk of three frames: 10 + 20 + 30 frame bytes.

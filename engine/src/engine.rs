@@ -179,6 +179,8 @@ pub(crate) struct PortSlot {
     pub(crate) filter_health: Option<ringwire_filters::HealthHandle>,
     /// A pcap port: why its file ended badly (truncated, corrupt), once it has.
     pub(crate) failed: Arc<std::sync::OnceLock<String>>,
+    /// What the log last said of its kernel drops.
+    pub(crate) drops_said: DropsSaid,
 }
 
 /// A kernel port filter's own counts: an eBPF program's, or the
@@ -360,14 +362,31 @@ pub(crate) struct ConsumerSlot {
     pub(crate) drops_said: DropsSaid,
 }
 
-/// What the log last said of a queued consumer's frames dropped on a full
-/// queue (see [`Engine::warn_queue_drops`]).
+/// What the log last said of frames dropped: a queued consumer's on a full
+/// queue, a port's by the kernel on a full RX ring (see [`Engine::warn_drops`]).
 #[derive(Debug, Default)]
 pub(crate) struct DropsSaid {
     /// Its `queue_dropped` then.
     count: u64,
     /// When.
     at: Option<Instant>,
+}
+
+impl DropsSaid {
+    /// With `dropped` frames dropped so far: the frames the log has not
+    /// told of and, after a first telling, over how long (`" in the last
+    /// N s"`), when it is time to tell them.
+    fn news(&mut self, dropped: u64) -> Option<(u64, String)> {
+        // (Counters reset by `stats reset`.)
+        self.count = self.count.min(dropped);
+        if dropped == self.count || self.at.is_some_and(|t| t.elapsed() < DROPS_SAID_EVERY) {
+            return None;
+        }
+        let since = self.at.map_or_else(String::new, |t| format!(" in the last {:.0} s", t.elapsed().as_secs_f64()));
+        let n = dropped - self.count;
+        *self = Self { count: dropped, at: Some(Instant::now()) };
+        Some((n, since))
+    }
 }
 
 /// How long a stop waits for a consumer's thread before saying that it waits.
@@ -965,29 +984,44 @@ impl Engine {
         }
     }
 
-    /// Log that a queued consumer (a file or standard output) drops frames
-    /// on a full queue: when it begins, then at most every 10 s while it
-    /// goes on, with the count since. The supervisor calls this every tick.
-    pub fn warn_queue_drops(&self) {
-        let mut st = self.lock();
+    /// Log that frames are dropped: by a queued consumer (a file or
+    /// standard output) on a full queue, by the kernel on a port's full RX
+    /// ring; when it begins, then at most every 10 s while it goes on, with
+    /// the count since. The supervisor calls this every tick.
+    pub fn warn_drops(&self) {
+        let mut guard = self.lock();
+        let st = &mut *guard;
         for slot in st.consumers.iter_mut().filter(|c| !c.removed && c.config.kind.is_queued()) {
             let dropped: u64 = slot.cells.iter().map(|cells| cells.load()[cc::QUEUE_DROPPED]).sum();
-            let said = &mut slot.drops_said;
-            // (Counters reset by `stats reset`.)
-            said.count = said.count.min(dropped);
-            if dropped == said.count || said.at.is_some_and(|t| t.elapsed() < DROPS_SAID_EVERY) {
-                continue;
+            if let Some((n, since)) = slot.drops_said.news(dropped) {
+                tracing::warn!(
+                    "consumer `{}`: {n} frames dropped on a full queue{since}: its output takes frames more slowly \
+                     than they come (queue_mb = {} MiB per worker); counted in queue_dropped",
+                    slot.config.name,
+                    slot.config.queue_mb
+                );
             }
-            let since =
-                said.at.map_or_else(String::new, |t| format!(" in the last {:.0} s", t.elapsed().as_secs_f64()));
-            tracing::warn!(
-                "consumer `{}`: {} frames dropped on a full queue{since}: its output takes frames more slowly \
-                 than they come (queue_mb = {} MiB per worker); counted in queue_dropped",
-                slot.config.name,
-                dropped - said.count,
-                slot.config.queue_mb
-            );
-            *said = DropsSaid { count: dropped, at: Some(Instant::now()) };
+        }
+        let ring = &st.base.ring;
+        for slot in st.ports.iter_mut().filter(|p| !p.removed) {
+            let dropped: u64 = slot.cells.iter().map(|cells| cells.load()[pc::KERNEL_DROPS]).sum();
+            if let Some((n, since)) = slot.drops_said.news(dropped) {
+                let geometry = if slot.config.low_latency {
+                    String::new()
+                } else {
+                    format!(
+                        ". A ring holds {} blocks of {} KiB, each handed over once full or after {} ms",
+                        ring.block_count,
+                        ring.block_size >> 10,
+                        ring.retire_timeout_ms
+                    )
+                };
+                tracing::warn!(
+                    "port `{}`: {n} frames dropped by the kernel{since}: its RX ring was full, the engine fell \
+                     behind (stalled, or more traffic than its workers take); counted in kernel_drops{geometry}",
+                    slot.config.display_name(),
+                );
+            }
         }
     }
 
@@ -1384,6 +1418,7 @@ pub(crate) fn open_port(
             taken_at_filter: AtomicU64::new(0),
             filter_health,
             failed,
+            drops_said: DropsSaid::default(),
         },
         sources,
         notes,
@@ -1577,6 +1612,7 @@ pub(crate) fn build_consumer(st: &State, c: &ConsumerConfig, nworkers: usize) ->
                 waker,
                 limit: c.limit,
                 limit_hit: handle.limit_hit.clone(),
+                on_write_error: c.on_write_error,
                 nice: st.base.engine.consumer_nice,
                 rt_priority: handle.rt_priority.clone(),
             },

@@ -398,7 +398,7 @@ impl Engine {
         &self,
         key: ringwire_bpf::ClassKey,
         action: ringwire_bpf::Action,
-    ) -> Result<Vec<String>, EngineError> {
+    ) -> Result<(Vec<String>, Option<crate::config::ClassAction>), EngineError> {
         let mut st = self.lock();
         let mut ports = Vec::new();
         for (pi, c) in st.classifiers() {
@@ -406,8 +406,8 @@ impl Engine {
             c.insert(key, action).map_err(|source| EngineError::Bpf { port: name.clone(), source })?;
             ports.push(name);
         }
-        st.base.classifier.set(key, action);
-        Ok(ports)
+        let before = st.base.classifier.set(key, action);
+        Ok((ports, before))
     }
 
     /// Remove a classifier entry from every port running the classifier.

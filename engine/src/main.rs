@@ -41,7 +41,8 @@ enum Cmd {
         /// Progress line every N ms on stderr (overrides engine.progress_ms).
         #[arg(long)]
         progress_ms: Option<u64>,
-        /// Create this file once every port is open and the workers run (for scripts).
+        /// Create this file (holding the pid) once every port is open and the
+        /// workers run (for scripts); one an earlier run left is removed at start.
         #[arg(long)]
         ready_file: Option<PathBuf>,
         /// Control socket path (overrides control.socket); `none` disables it.
@@ -303,7 +304,11 @@ struct DemoArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // A bad command line exits 1, as tcpdump's and as every other error here.
+    let cli = Cli::try_parse().unwrap_or_else(|e| {
+        let _ = e.print();
+        std::process::exit(if e.use_stderr() { 1 } else { 0 });
+    });
     let default_level = match cli.cmd {
         Cmd::Run { .. } => "info",
         _ => "warn",
@@ -315,7 +320,7 @@ fn main() -> ExitCode {
             Ok(f) => (f, None),
             Err(e) => {
                 say!("ringwire: error: --log {log}: {e}");
-                return ExitCode::from(2);
+                return ExitCode::FAILURE;
             }
         },
         (None, Some(env)) => match ringwire_engine::control::parse_log_filter(&env) {
@@ -551,7 +556,7 @@ fn supervise(
                     tracing::info!("every source was read to its end (or removed); stopping")
                 }
                 StopReason::LimitReached => {
-                    tracing::info!("a consumer reached its frame limit or its output was closed; stopping");
+                    tracing::info!("a consumer reached its frame limit, or its output was closed or failed; stopping");
                 }
             }
             break;
@@ -563,7 +568,7 @@ fn supervise(
         if last_settle.elapsed() >= SUPERVISOR_TICK {
             last_settle = Instant::now();
             engine.settle_filters();
-            engine.warn_queue_drops();
+            engine.warn_drops();
         }
         if progress_ms > 0 && Instant::now() >= next_progress {
             let snap = engine.snapshot();
@@ -616,6 +621,9 @@ fn progress_line(prev: &Snapshot, now: &Snapshot, dt: Duration) -> String {
         if c.queue_dropped > 0 {
             line.push_str(&format!(" (q-drop {})", c.queue_dropped));
         }
+        if c.write_errors > 0 {
+            line.push_str(&format!(" (write-err {})", c.write_errors));
+        }
     }
     line
 }
@@ -666,14 +674,36 @@ fn finish(report: &Report, engine_json: Option<&Path>) -> Result<ExitCode> {
     if to_stderr || !out_raw!("{text}") {
         say_raw!("{text}");
     }
-    if let Some(path) = engine_json {
-        let json = serde_json::to_string_pretty(&report.snapshot).context("serializing counters")?;
-        std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
-    }
     for e in &report.errors {
         say!("ringwire: error: {e}");
     }
-    Ok(if report.errors.is_empty() && report.unreconciled.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    let mut ok = report.errors.is_empty() && report.unreconciled.is_empty();
+    if let Some(path) = engine_json {
+        if let Err(e) = write_stats_json(path, &report.snapshot) {
+            say!("ringwire: error: {e:#}");
+            ok = false;
+        }
+    }
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// Write the final counters to `path` whole or not at all (a new file
+/// renamed over it: a full disk leaves no empty or cut file there).
+fn write_stats_json(path: &Path, snapshot: &ringwire_engine::stats::Snapshot) -> Result<()> {
+    use std::io::Write as _;
+    let json = serde_json::to_string_pretty(snapshot).context("serializing counters")? + "\n";
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let context = || format!("engine.stats_json: writing {}", path.display());
+    let mut tmp = tempfile::Builder::new().prefix(".ringwire-stats").tempfile_in(dir).with_context(context)?;
+    // (A temporary file is its owner's alone; the counters are for anyone, as a plain write's were.)
+    let perms = <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o644);
+    tmp.as_file().set_permissions(perms).with_context(context)?;
+    tmp.write_all(json.as_bytes()).and_then(|()| tmp.as_file().sync_data()).with_context(context)?;
+    tmp.persist(path).map_err(|e| e.error).with_context(context)?;
+    Ok(())
 }
 
 fn cmd_run(
@@ -683,6 +713,15 @@ fn cmd_run(
     control_socket: Option<PathBuf>,
     set_log: ringwire_engine::control::SetLog,
 ) -> Result<ExitCode> {
+    // A ready file a run before left says nothing of this one: gone until
+    // this engine is ready, so a script waiting for it never goes ahead
+    // early. (It stays once the run ends: a replay may end before its
+    // script has looked.)
+    if let Some(f) = ready_file.filter(|f| std::fs::symlink_metadata(f).is_ok_and(|m| m.is_file())) {
+        if let Err(e) = std::fs::remove_file(f) {
+            tracing::warn!(file = %f.display(), error = %e, "--ready-file: cannot remove it");
+        }
+    }
     let mut config = Config::load(path)?;
     match control_socket {
         Some(p) if p.as_os_str() == "none" => config.control.enabled = false,
@@ -999,6 +1038,8 @@ fn capture_config(a: &CaptureArgs) -> Result<Config> {
         // From a file, the expression runs in userspace on the consumer.
         filter: if a.reads.is_empty() { None } else { filter.map(FilterList::One) },
         on_filter_failure: Default::default(),
+        // As dumpcap: a write that fails ends the capture; what was written stays whole.
+        on_write_error: Default::default(),
         path: a.write.clone(),
         snaplen: snaplen(a),
         rotate_mb: a.rotate_mb.unwrap_or(0),

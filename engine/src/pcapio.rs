@@ -221,6 +221,16 @@ pub enum PcapIoError {
         /// The output path.
         path: PathBuf,
     },
+    /// Another process is writing a file of the same rotation or split
+    /// series (`base`'s numbered files): a second capture on `base` would
+    /// overwrite the files the first has finished.
+    #[error("{base}: another process is writing {path}, a file of the same series (it holds its lock): give each capture its own path")]
+    SeriesLocked {
+        /// The output path the series is named after.
+        base: PathBuf,
+        /// The file that is being written.
+        path: PathBuf,
+    },
     /// Records to be taken back from an output ([`PcapWriter::take_back`])
     /// had already gone into a pipe, a device or standard output, which
     /// cannot give them back.
@@ -994,6 +1004,65 @@ pub fn output_name(base: &Path, worker: Option<usize>, rotation: u32) -> PathBuf
     base.with_file_name(name)
 }
 
+/// Whether `name` is one of the names [`output_name`] gives for `base`,
+/// its per-worker and its rotated files (`stem[.wN][.K].ext`).
+fn in_series(base: &Path, name: &std::ffi::OsStr) -> bool {
+    let Some(middle) =
+        output_name(base, Some(0), 0).file_name().and_then(|first| first.to_str()?.rsplit_once(".w0.")).and_then(
+            |(stem, ext)| name.to_str()?.strip_prefix(stem)?.strip_prefix('.')?.strip_suffix(ext)?.strip_suffix('.'),
+        )
+    else {
+        return false;
+    };
+    let number = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+    let mut parts = middle.split('.');
+    let first = parts.next().unwrap_or_default();
+    let worker = first.strip_prefix('w').is_some_and(number);
+    match (parts.next(), parts.next()) {
+        (None, None) => worker || number(first),
+        (Some(rot), None) => worker && number(rot),
+        _ => false,
+    }
+}
+
+/// A file of `base`'s series (`base` itself, its per-worker and rotated
+/// files in its directory) that another process is writing now: it holds
+/// the file's lock. A capture on `base` that rotates or splits by worker
+/// checks before it starts, so it never overwrites the files another one
+/// finished (that one holds the lock of the file it writes only).
+///
+/// # Errors
+/// [`PcapIoError::SeriesLocked`] naming that file.
+pub fn check_series(base: &Path) -> Result<(), PcapIoError> {
+    if is_stdio(base) {
+        return Ok(());
+    }
+    let dir = match base.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    // An unreadable directory: the files are opened (and locked) one by one as before.
+    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(()) };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if Some(name.as_os_str()) != base.file_name() && !in_series(base, &name) {
+            continue;
+        }
+        let path = dir.join(&name);
+        let Ok(file) = File::open(&path) else { continue };
+        // (A file this process writes is refused by its open, with its own message.)
+        let ours = |m: &std::fs::Metadata| {
+            OUTPUTS.lock().unwrap_or_else(PoisonError::into_inner).contains(&(m.dev(), m.ino()))
+        };
+        if file.metadata().is_ok_and(|m| m.is_file() && !ours(&m))
+            && crate::sys::lock_exclusive(&file).is_err_and(|e| e.kind() == io::ErrorKind::WouldBlock)
+        {
+            return Err(PcapIoError::SeriesLocked { base: base.into(), path });
+        }
+    }
+    Ok(())
+}
+
 /// `write_all`, saying how many bytes went out before a failure (those stay
 /// written: a pipe cannot take them back).
 pub fn write_counted(file: &mut File, bytes: &[u8]) -> (usize, Option<io::Error>) {
@@ -1238,6 +1307,47 @@ mod tests {
         assert_eq!(std::fs::read(&path).unwrap(), b"earlier capture");
         drop(other);
         PcapWriter::create(&path, 65_535).unwrap();
+    }
+
+    /// The names of a rotation or split series are known as its own, and
+    /// no other; a series one of whose files another process writes is
+    /// refused, and free again once it is closed.
+    #[test]
+    fn a_series_another_process_writes_is_refused() {
+        let base = Path::new("/d/cap.pcap");
+        for name in ["cap.1.pcap", "cap.17.pcap", "cap.w0.pcap", "cap.w1.3.pcap"] {
+            assert!(in_series(base, std::ffi::OsStr::new(name)), "{name}");
+        }
+        for name in [
+            "cap.pcap",
+            "cap.x.pcap",
+            "cap.1.pcapng",
+            "cap..pcap",
+            "cap.w.pcap",
+            "cap.1.2.pcap",
+            "capa.1.pcap",
+            "cap.w1.x.pcap",
+            "cap.1",
+        ] {
+            assert!(!in_series(base, std::ffi::OsStr::new(name)), "{name}");
+        }
+        assert!(in_series(Path::new("trace"), std::ffi::OsStr::new("trace.4.pcap")));
+        assert!(in_series(Path::new("a.w0.b.pcap"), std::ffi::OsStr::new("a.w0.b.w1.2.pcap")));
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("f.pcap");
+        for name in ["f.pcap", "f.1.pcap", "f.2.pcap", "g.3.pcap"] {
+            std::fs::write(dir.path().join(name), b"x").unwrap();
+        }
+        check_series(&base).unwrap();
+        let other = File::open(dir.path().join("g.3.pcap")).unwrap();
+        crate::sys::lock_exclusive(&other).unwrap();
+        check_series(&base).expect("another series");
+        let other = File::open(dir.path().join("f.2.pcap")).unwrap();
+        crate::sys::lock_exclusive(&other).unwrap();
+        let e = check_series(&base).unwrap_err();
+        assert!(e.to_string().contains("another process is writing") && e.to_string().contains("f.2.pcap"), "{e}");
+        drop(other);
+        check_series(&base).unwrap();
     }
 
     /// A second writer of a file another writer has open is refused before

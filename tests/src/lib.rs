@@ -740,3 +740,26 @@ pub fn plugin(crate_name: &str) -> PathBuf {
 pub fn spawn_generator(ns: &str, iface: &str, args: &[&str]) -> Proc {
     Proc::spawn("ringwire-gen", in_ns(ns, "ringwire-gen").args(["-i", iface]).args(args))
 }
+
+/// A file system mounted for one test (tmpfs of `size`), unmounted however the test ends.
+pub struct SmallFs(pub PathBuf);
+
+impl SmallFs {
+    /// Mount a tmpfs of `size` (as mount's `size=`: `64k`, `1m`) at `at`.
+    ///
+    /// # Panics
+    /// If it cannot be mounted.
+    #[must_use]
+    pub fn mount(at: &Path, size: &str) -> Self {
+        std::fs::create_dir_all(at).unwrap();
+        let m = Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(at).output();
+        assert!(m.as_ref().is_ok_and(|o| o.status.success()), "mount tmpfs: {m:?}");
+        Self(at.to_path_buf())
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}

@@ -533,7 +533,11 @@ fn bad_inputs_get_one_clear_line_and_a_nonzero_exit() {
     refused(&["capture", "-r", g, "-w", w, "-q"], "-e, -q, -S, -t, -x, -X and -A change the printed lines");
     refused(&["capture", "-r", g, "-w", w, "--micro"], "--micro: files written with -w have nanosecond times");
     let both = ringwire(&["capture", "-r", g, "--nano", "--micro"]);
-    assert_eq!(both.status.code(), Some(2), "--nano and --micro: a usage error");
+    assert_eq!(both.status.code(), Some(1), "--nano and --micro: a usage error, status 1 as tcpdump's");
+    for zero in ["-C", "-W", "-G"] {
+        let out = ringwire(&["capture", "-r", g, "-w", w, zero, "0"]);
+        assert_eq!(out.status.code(), Some(1), "{zero} 0: {}", String::from_utf8_lossy(&out.stderr));
+    }
     // A file read and written at once would be truncated under its reader.
     let before = std::fs::read(&good).unwrap();
     refused(&["capture", "-r", g, "-w", g], "is a pcap source being read");
@@ -629,13 +633,13 @@ fn a_run_that_fails_to_start_destroys_no_earlier_capture() {
     );
 }
 
-/// `--log` with a filter tracing cannot parse is refused (status 2), not
-/// silently replaced.
+/// `--log` with a filter tracing cannot parse is refused (status 1, as
+/// every bad command line), not silently replaced.
 #[test]
 fn a_bad_log_filter_is_refused() {
     let out = ringwire(&["--log", "not[valid", "capture", "-r", "/nonexistent.pcap"]);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("--log not[valid"), "{err}");
 }
 

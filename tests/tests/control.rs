@@ -11,7 +11,7 @@ use std::{
 
 use ringwire_tests::{
     assert_reconciles, bin, control_socket, generate, privileged, read_json, read_pcap, ringctl, ringctl_json,
-    start_engine, wait_thread_sched, Pair, Patch, ThreadSched,
+    start_engine, wait_thread_sched, Pair, Patch, SmallFs, ThreadSched,
 };
 
 /// `ringctl ARGS` that must succeed: its output.
@@ -94,6 +94,17 @@ fn ringctl_drives_a_running_engine_and_bad_clients_do_not_hurt_it() {
     let l = ringctl_json(&sock, &["classifier", "list"]);
     assert_eq!(l["ports"][0]["entries"][0]["hits"], 700, "{l}");
     assert_eq!(l["ports"][0]["entries"][0]["action"], "pass");
+    // Added again with another action: changed in place, its hits go on, and the answer says so.
+    let again = ringctl_json(&sock, &["classifier", "add", "--mac", a, "--action", "drop"]);
+    assert_eq!(again["replaced"], "pass", "{again}");
+    let text = ringctl_ok(&sock, &["classifier", "add", "--mac", a, "--action", "pass"]);
+    assert!(text.contains("the entry was there: its action was drop"), "{text}");
+    let l = ringctl_json(&sock, &["classifier", "list"]);
+    assert_eq!(l["ports"][0]["entries"].as_array().map(Vec::len), Some(1), "{l}");
+    assert_eq!(
+        (&l["ports"][0]["entries"][0]["hits"], &l["ports"][0]["entries"][0]["action"]),
+        (&700.into(), &"pass".into())
+    );
     // Deleting what is not there: the engine says no (exit 1) with the class.
     let del = ringctl(&sock, &["classifier", "del", "--mac", "02:00:00:00:00:0b"]);
     assert_eq!(del.status.code(), Some(1));
@@ -806,10 +817,9 @@ fn a_block_retired_after_seconds_is_read_at_removal_and_at_stop() {
 /// A patch into a port that only sends (`rx = false`) whose interface is
 /// deleted and created again: the port shows `gone`, then the engine
 /// re-opens its TX rings by itself and forwarding resumes. Frames forwarded
-/// while it was gone sat in the old rings and were never sent: a warning
-/// says so and `tx_unsent` counts them. Those forwarded while it is down
-/// are not put in its rings (they sat there until the exit, counted
-/// delivered): they count as dropped.
+/// while it is gone, or down, are not put in its rings (they would never be
+/// sent; they sat in the old rings, counted delivered): they count as
+/// dropped, and of those as `egress_down`.
 #[test]
 fn run_forwards_again_once_a_send_only_port_is_back() {
     if !privileged("run_forwards_again_once_a_send_only_port_is_back") {
@@ -854,7 +864,6 @@ fn run_forwards_again_once_a_send_only_port_is_back() {
     let port = wait_link(&sock, 1, "up");
     assert_eq!(port["link"], "up", "re-opened within 5 s: {port}");
     assert_eq!(wait_link(&far_sock, 0, "up")["link"], "up");
-    engine.expect_stderr("were never sent", Duration::from_secs(5), "the unsent frames told");
     want.extend(send("after.pcap", 1000));
     // Down at exit: nothing more goes into its rings.
     ringwire_tests::ip(ns_e, &["link", "set", out, "down"]);
@@ -873,10 +882,12 @@ fn run_forwards_again_once_a_send_only_port_is_back() {
     // (Down once at the end; perhaps also for a moment while the pair was recreated.)
     assert_eq!(s["ports"][1]["link"], "down", "{s}");
     assert!(s["ports"][1]["link_downs"].as_u64().is_some_and(|n| n >= 1), "{s}");
-    assert_eq!(s["consumers"][0]["delivered"], 2500, "handed to a TX ring: {s}");
-    assert_eq!(s["consumers"][0]["queue_dropped"], 300, "sent to a port that is down: {s}");
+    assert_eq!(s["consumers"][0]["delivered"], 2000, "handed to a TX ring: {s}");
+    assert_eq!(s["consumers"][0]["queue_dropped"], 800, "sent to a port that is gone, or down: {s}");
+    assert_eq!(s["consumers"][0]["egress_down"], 800, "counted apart from a full ring: {s}");
     let (tx, unsent) = (&s["ports"][1]["tx_frames"], &s["ports"][1]["tx_unsent"]);
-    assert_eq!((tx, unsent), (&2500.into(), &500.into()), "handed to the rings, and never sent: {s}");
+    assert_eq!((tx, unsent), (&2000.into(), &0.into()), "what went into the rings was sent: {s}");
+    assert!(!stderr.contains("were never sent"), "{stderr}");
     let mut got: Vec<Vec<u8>> = read_pcap(far).into_iter().map(|r| r.data).collect();
     got.sort();
     want.sort();
@@ -1042,24 +1053,6 @@ fn counting_engine(dir: &Path, name: &str, ns: &str, ve: &str) -> (ringwire_test
     (engine, sock)
 }
 
-/// A file system mounted for one test (tmpfs of `size`), unmounted however the test ends.
-struct SmallFs(std::path::PathBuf);
-
-impl SmallFs {
-    fn mount(at: &Path, size: &str) -> Self {
-        std::fs::create_dir_all(at).unwrap();
-        let m = Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(at).output();
-        assert!(m.as_ref().is_ok_and(|o| o.status.success()), "mount tmpfs: {m:?}");
-        Self(at.to_path_buf())
-    }
-}
-
-impl Drop for SmallFs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
 /// A consumer whose writes failed (its file system is full) is removed all
 /// the same: the answer is `ok`, with the error beside the result, and the
 /// engine's final report still names it.
@@ -1073,7 +1066,10 @@ fn removing_a_consumer_whose_writes_failed_says_so_and_removes_it() {
     let Pair { lab: _lab, ns_gen: ns_g, ns_eng: ns_e, if_gen: vg, if_eng: ve } = Pair::new();
     let (engine, sock) = counting_engine(dir.path(), "full", &ns_e, &ve);
     let tap = full.0.join("tap.pcap");
-    let _ = ringctl_json(&sock, &["consumers", "add", "tap", "--kind", "pcap", "--path", tap.to_str().unwrap()]);
+    let _ = ringctl_json(
+        &sock,
+        &["consumers", "add", "tap", "--kind", "pcap", "--path", tap.to_str().unwrap(), "--on-write-error", "continue"],
+    );
     // 2 MB of frames into 64 KiB.
     let rep = generate(&ns_g, &vg, &["--count", "2000", "--rate", "20000", "--size", "1000"]);
     assert_eq!(rep["sent"], 2000);
@@ -1104,6 +1100,167 @@ fn removing_a_consumer_whose_writes_failed_says_so_and_removes_it() {
     let log = String::from_utf8_lossy(&done.stderr);
     assert_eq!(done.status.code(), Some(1), "a run with a write error ends with status 1: {log}");
     assert!(log.contains("No space left on device"), "{log}");
+}
+
+/// A pcap consumer whose disk fills stops the engine by default (as
+/// dumpcap stops): by itself, with the error, exit status 1, the file a
+/// valid pcap of exactly the frames counted written, and no empty or cut
+/// `stats_json` left on the full disk, whose failure is said as well.
+#[test]
+fn a_full_disk_stops_the_engine_and_leaves_whole_files() {
+    if !privileged("a_full_disk_stops_the_engine_and_leaves_whole_files") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let full = SmallFs::mount(&dir.path().join("small"), "128k");
+    let Pair { lab: _lab, ns_gen: ns_g, ns_eng: ns_e, if_gen: vg, if_eng: ve } = Pair::new();
+    let (tap, stats) = (full.0.join("tap.pcap"), full.0.join("stats.json"));
+    let cfg = dir.path().join("fills.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[engine]\nworkers = [0]\nstats_json = \"{}\"\n[[ports]]\nname = \"p\"\nuri = \"afpacket:{ve}\"\n\
+             [[consumers]]\nname = \"tap\"\nkind = \"pcap\"\npath = \"{}\"\n",
+            stats.display(),
+            tap.display()
+        ),
+    )
+    .unwrap();
+    let engine = start_engine(&ns_e, &cfg, dir.path());
+    // 1 MB of frames into 128 KiB, and more after: the engine is gone by then.
+    let rep = generate(&ns_g, &vg, &["--count", "1000", "--rate", "20000", "--size", "1000"]);
+    assert_eq!(rep["sent"], 1000);
+    let done = engine.wait(Duration::from_secs(10));
+    let log = String::from_utf8_lossy(&done.stdout).into_owned() + &String::from_utf8_lossy(&done.stderr);
+    assert_eq!(done.status.code(), Some(1), "{log}");
+    assert!(log.contains("write failed; stopping") && log.contains("No space left on device"), "{log}");
+    assert!(log.contains("error: consumer `tap`"), "the consumer's error first: {log}");
+    assert!(log.contains("engine.stats_json: writing"), "the counters' file not written, said: {log}");
+    assert!(!stats.exists(), "no empty or cut stats.json left: {:?}", std::fs::read(&stats));
+    let row: Vec<&str> =
+        log.lines().find(|l| l.split_whitespace().next() == Some("tap")).unwrap().split_whitespace().collect();
+    let frames = read_pcap(&tap).len();
+    assert!(frames > 0, "{log}");
+    assert_eq!(row[9].parse::<usize>().ok(), Some(frames), "written is what the file holds: {log}");
+}
+
+/// With `on_write_error = "continue"` the engine goes on through a full
+/// disk (its other consumers see every frame), the progress line shows the
+/// frames not written, and once writing works again a warning says how
+/// many frames the file is missing; the counters reconcile with the file.
+#[test]
+fn a_writer_told_to_continue_goes_on_and_says_how_much_is_missing() {
+    if !privileged("a_writer_told_to_continue_goes_on_and_says_how_much_is_missing") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let full = SmallFs::mount(&dir.path().join("small"), "512k");
+    let filler = full.0.join("filler");
+    std::fs::write(&filler, vec![0u8; 400 << 10]).unwrap();
+    let Pair { lab: _lab, ns_gen: ns_g, ns_eng: ns_e, if_gen: vg, if_eng: ve } = Pair::new();
+    let (tap, stats) = (full.0.join("tap.pcap"), dir.path().join("stats.json"));
+    let cfg = dir.path().join("goes-on.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[engine]\nworkers = [0]\nprogress_ms = 200\nstats_json = \"{}\"\n[[ports]]\nname = \"p\"\nuri = \"afpacket:{ve}\"\n\
+             [[consumers]]\nname = \"all\"\nkind = \"counter\"\n\
+             [[consumers]]\nname = \"tap\"\nkind = \"pcap\"\npath = \"{}\"\non_write_error = \"continue\"\n",
+            stats.display(),
+            tap.display()
+        ),
+    )
+    .unwrap();
+    let mut engine = start_engine(&ns_e, &cfg, dir.path());
+    let sock = control_socket(&cfg);
+    let rep = generate(&ns_g, &vg, &["--count", "1000", "--rate", "20000", "--size", "1000"]);
+    assert_eq!(rep["sent"], 1000);
+    engine.expect_stderr("(write-err ", Duration::from_secs(5), "the progress line shows the frames not written");
+    assert!(!engine.exited(), "the engine goes on");
+    assert!(!engine.stderr_text().contains("writing again"), "{}", engine.stderr_text());
+    std::fs::remove_file(&filler).unwrap();
+    let rep = generate(&ns_g, &vg, &["--count", "100", "--rate", "20000", "--size", "100"]);
+    assert_eq!(rep["sent"], 100);
+    engine.expect_stderr("writing again: ", Duration::from_secs(5), "the gap is said once writing works again");
+    let status = ringctl_json(&sock, &["status"]);
+    assert!(status["pid"].is_u64(), "still serving: {status}");
+    engine.signal(libc::SIGTERM);
+    let done = engine.wait(Duration::from_secs(15));
+    let log = String::from_utf8_lossy(&done.stderr);
+    assert_eq!(done.status.code(), Some(1), "frames were lost: {log}");
+    let st = read_json(&stats);
+    let c = |name: &str| st["consumers"].as_array().unwrap().iter().find(|c| c["name"] == name).unwrap().clone();
+    let (all, t) = (c("all"), c("tap"));
+    assert_eq!(all["delivered"], 1100, "the other consumer saw every frame: {st}");
+    let lost = t["write_errors"].as_u64().unwrap();
+    assert!(lost > 0, "{st}");
+    assert_eq!(t["written"].as_u64().unwrap() + lost, 1100, "{st}");
+    assert_eq!(read_pcap(&tap).len() as u64, t["written"].as_u64().unwrap(), "{st}");
+    let said = log.lines().find(|l| l.contains("writing again: ")).unwrap();
+    assert!(said.contains(&format!("{lost} frames over ")), "all {lost} lost frames said: {said}");
+}
+
+/// A ready file left by an earlier run says nothing of this one: removed at
+/// start (also by a run that fails to start), and written with this
+/// engine's pid once it is ready.
+#[test]
+fn a_stale_ready_file_never_says_a_run_is_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let ready = dir.path().join("ready");
+    let src = dir.path().join("in.pcap");
+    // Two frames 30 s apart at the recorded pace: the run waits for the second.
+    let frame = [0x11u8; 60];
+    ringwire_tests::write_pcap(&src, [(Duration::ZERO, &frame[..]), (Duration::from_secs(30), &frame[..])]);
+    let run = |cfg: &Path| {
+        ringwire_tests::Proc::spawn(
+            "ringwire run",
+            Command::new(bin("ringwire"))
+                .arg("run")
+                .arg(cfg)
+                .arg("--ready-file")
+                .arg(&ready)
+                .arg("--control-socket")
+                .arg(cfg.with_extension("sock")),
+        )
+    };
+    // A run that cannot start.
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[[ports]]\nuri = \"pcap:/nonexistent/in.pcap\"\n[[consumers]]\nname = \"n\"\nkind = \"counter\"\n",
+    )
+    .unwrap();
+    std::fs::write(&ready, "99999\n").unwrap();
+    let out = run(&bad).wait(Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!ready.exists(), "a failed start leaves no ready file");
+    // A run that starts: its own pid, then nothing once stopped.
+    let good = dir.path().join("good.toml");
+    std::fs::write(
+        &good,
+        format!(
+            "[[ports]]\nuri = \"pcap:{}\"\npace = \"recorded\"\n[[consumers]]\nname = \"n\"\nkind = \"counter\"\n",
+            src.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(&ready, "99999\n").unwrap();
+    let engine = run(&good);
+    let pid = engine.pid().to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match std::fs::read_to_string(&ready) {
+            Ok(t) if t.trim() == pid => break,
+            // (Between its creation and its write, this run's is empty.)
+            Ok(t) => assert!(t.is_empty() || t == "99999\n", "only the stale file, or this run's: {t:?}"),
+            Err(_) => {}
+        }
+        assert!(std::time::Instant::now() < deadline, "not ready within 10 s");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    engine.signal(libc::SIGTERM);
+    let out = engine.wait(Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 /// Clients that pipeline thousands of requests, shut down their sending

@@ -11,7 +11,7 @@ use std::{
 use ringwire_bench::frames::read_stamp;
 use ringwire_tests::{
     assert_reconciles, cores, generate, privileged, privileged_on_two_cores, read_json, read_pcap, start_engine,
-    stop_engine, tcpdump_count, wait_thread_sched, Pair, Patch, ThreadSched,
+    stop_engine, tcpdump_count, wait_thread_sched, Pair, Patch, SmallFs, ThreadSched,
 };
 
 /// A config of two workers on `ve` writing one pcap consumer (`cap`, with
@@ -582,6 +582,61 @@ fn a_frame_the_far_end_refuses_does_not_hold_up_the_others() {
     let crossed: Vec<&[u8]> = got[3000..got.len() - 500].iter().map(|r| r.data.as_slice()).collect();
     let want: Vec<&[u8]> = mix.iter().filter(fits).map(|r| r.data.as_slice()).collect();
     assert!(crossed == want, "the mix's frames that fit crossed, in order: {} of {}", crossed.len(), want.len());
+}
+
+/// The far end's MTU lowered under a flood of 1514-byte frames: those the
+/// kernel refuses pile up at the head of the TX ring until the worker reads
+/// the new MTU; they are passed over and counted unsent, and the log tells
+/// every one of them (it told none). Meanwhile the small ring is full and
+/// the device answers every kick "busy": the worker kicks once a batch,
+/// not once for every frame that finds the ring full (it did).
+#[test]
+fn an_mtu_lowered_under_traffic_tells_every_frame_it_strands() {
+    if !privileged("an_mtu_lowered_under_traffic_tells_every_frame_it_strands") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let st = dir.path().join("stats.json");
+    let engine =
+        format!("workers = [0]\nstats_json = \"{}\"\n[ring]\ntx_block_size = 4096\ntx_block_count = 8", st.display());
+    let patch = Patch::new(dir.path(), &engine, "workers = [0]", "a-to-b");
+    let (ns_g, vg, far) = (&patch.pair.ns_gen, &patch.pair.if_gen, &patch.far);
+    let (sink, engine) = patch.start(dir.path());
+    let traffic = ringwire_tests::spawn_generator(
+        ns_g,
+        vg,
+        &["--rate", "20000", "--duration", "2", "--size", "1514", "--vlan-every", "0", "--l4", "udp"],
+    );
+    std::thread::sleep(Duration::from_millis(800));
+    ringwire_tests::ip(&patch.ns_far, &["link", "set", &patch.if_far, "mtu", "1000"]);
+    let out = traffic.wait(Duration::from_secs(20));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::thread::sleep(Duration::from_millis(300));
+    let res = stop_engine(engine);
+    std::thread::sleep(Duration::from_millis(100));
+    let _ = stop_engine(sink);
+    let s = read_json(&st);
+    assert_reconciles(&s);
+    let (fw, b) = (&s["consumers"][0], &s["ports"][1]);
+    let unsent = u(&b["tx_unsent"]);
+    assert!(unsent > 0, "frames were waiting when the MTU fell: {s}");
+    // The ring (16 slots) full behind the refused head: a kick a batch, not a frame (there were hundreds).
+    assert!(u(&b["tx_busy"]) < 100, "{s}");
+    assert!(u(&fw["unfit"]) > 0, "and later ones were refused before the ring: {s}");
+    assert_eq!(
+        read_pcap(far).len() as u64,
+        u(&b["tx_frames"]) - unsent,
+        "what crossed is what was not passed over: {s}"
+    );
+    let log = String::from_utf8_lossy(&res.stderr);
+    let told: u64 = log
+        .lines()
+        .filter(|l| l.contains("WARN"))
+        .flat_map(|l| l.split_whitespace())
+        .filter_map(|w| w.strip_prefix("unsent=").or_else(|| w.strip_prefix("skipped=")))
+        .filter_map(|n| n.parse::<u64>().ok())
+        .sum();
+    assert_eq!(told, unsent, "every frame passed over is told: {log}");
 }
 
 /// A far end that goes down for 0.4 s under traffic: the frames waiting in
@@ -2224,4 +2279,112 @@ fn sigusr1_prints_a_capture_s_counts_and_sighup_stops_it_cleanly() {
     assert_eq!(res.status.code(), Some(0), "{err}");
     assert!(err.contains("\n500 frames captured, 500 received by filter, 0 dropped by kernel"), "{err}");
     assert_eq!(read_pcap(&pcap).len(), 500);
+}
+
+/// A capture whose disk fills ends by itself, as dumpcap's does, rather than
+/// running on and writing nothing: the error, status 1, and a valid file
+/// holding exactly the frames the summary counts.
+#[test]
+fn a_capture_whose_disk_fills_ends_with_what_it_wrote_intact() {
+    if !privileged("a_capture_whose_disk_fills_ends_with_what_it_wrote_intact") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let full = SmallFs::mount(&dir.path().join("small"), "128k");
+    let Pair { lab: _lab, ns_gen, ns_eng, if_gen, if_eng } = Pair::new();
+    let pcap = full.0.join("full.pcap");
+    let mut cap = spawn_capture(&ns_eng, &["capture", "-i", &if_eng, "--workers", "0", "-w", pcap.to_str().unwrap()]);
+    listening(&mut cap);
+    let sent = generate(&ns_gen, &if_gen, &["--rate", "20000", "--count", "1000", "--size", "1000"]);
+    assert_eq!(sent["sent"], 1000);
+    let res = cap.wait(Duration::from_secs(10));
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert_eq!(res.status.code(), Some(1), "{err}");
+    assert!(err.contains("write failed; stopping") && err.contains("No space left on device"), "{err}");
+    let captured: usize = err
+        .lines()
+        .find_map(|l| l.split_once(" frames captured,").and_then(|(n, _)| n.trim().parse().ok()))
+        .unwrap_or_else(|| panic!("a summary: {err}"));
+    assert!(captured > 0, "{err}");
+    assert_eq!(read_pcap(&pcap).len(), captured, "the file holds what the summary counts: {err}");
+}
+
+/// A capture rotating by size (`-C`) holds the lock of the file it writes
+/// only; a second capture on the same name is refused before it truncates
+/// the files the first has finished.
+#[test]
+fn a_second_capture_on_a_rotating_series_overwrites_none_of_it() {
+    if !privileged("a_second_capture_on_a_rotating_series_overwrites_none_of_it") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Pair { lab: _lab, ns_gen, ns_eng, if_gen, if_eng } = Pair::new();
+    let base = dir.path().join("f.pcap");
+    let args = ["capture", "-i", &if_eng, "--workers", "0", "-w", base.to_str().unwrap(), "-C", "1"];
+    let mut first = spawn_capture(&ns_eng, &args);
+    listening(&mut first);
+    // 1.4 MB: the first file is finished, the second being written.
+    let sent = generate(&ns_gen, &if_gen, &["--rate", "20000", "--count", "1000", "--size", "1400"]);
+    assert_eq!(sent["sent"], 1000);
+    let second_file = dir.path().join("f.1.pcap");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !second_file.exists() {
+        assert!(std::time::Instant::now() < deadline, "no second file: {}", first.stderr_text());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let finished = std::fs::read(&base).unwrap();
+    let res = spawn_capture(&ns_eng, &args).wait(Duration::from_secs(10));
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert_eq!(res.status.code(), Some(1), "{err}");
+    assert!(err.contains("another process is writing") && err.contains("f.1.pcap"), "{err}");
+    assert_eq!(std::fs::read(&base).unwrap(), finished, "the finished file is as it was");
+    first.signal(libc::SIGINT);
+    let done = first.wait(Duration::from_secs(10));
+    assert_eq!(done.status.code(), Some(0), "{}", String::from_utf8_lossy(&done.stderr));
+    assert_eq!(read_pcap(&base).len() + read_pcap(&second_file).len(), 1000);
+}
+
+/// An engine that stalls (here `SIGSTOP`) longer than its RX ring covers
+/// loses frames in the kernel: counted in `kernel_drops`, and said in the
+/// log, with the ring's geometry (a short retire timeout hands blocks over
+/// nearly empty, so the ring covers `block_count` timeouts).
+#[test]
+fn kernel_drops_are_said_in_the_log() {
+    if !privileged("kernel_drops_are_said_in_the_log") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Pair { lab: _lab, ns_gen, ns_eng, if_gen, if_eng } = Pair::new();
+    let st = dir.path().join("stats.json");
+    let cfg = write_config(
+        dir.path(),
+        "stall",
+        &format!(
+            "[engine]\nworkers = [0]\nstats_json = \"{}\"\n[ring]\nretire_timeout_ms = 1\nblock_count = 16\n\
+             [[ports]]\nname = \"p\"\nuri = \"afpacket:{if_eng}\"\n[[consumers]]\nname = \"n\"\nkind = \"counter\"\n",
+            st.display()
+        ),
+    );
+    let engine = start_engine(&ns_eng, &cfg, dir.path());
+    let traffic = ringwire_tests::spawn_generator(
+        &ns_gen,
+        &if_gen,
+        &["--rate", "20000", "--duration", "1.5", "--size", "100", "--vlan-every", "0"],
+    );
+    std::thread::sleep(Duration::from_millis(400));
+    engine.signal(libc::SIGSTOP);
+    std::thread::sleep(Duration::from_millis(300));
+    engine.signal(libc::SIGCONT);
+    let out = traffic.wait(Duration::from_secs(20));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::thread::sleep(Duration::from_millis(300));
+    let res = stop_engine(engine);
+    let s = read_json(&st);
+    assert!(u(&s["ports"][0]["kernel_drops"]) > 0, "16 blocks of 1 ms do not hold 300 ms: {s}");
+    let log = String::from_utf8_lossy(&res.stderr);
+    assert!(
+        log.contains("port `p`: ") && log.contains("frames dropped by the kernel") && log.contains("16 blocks"),
+        "{log}"
+    );
 }

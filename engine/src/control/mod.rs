@@ -101,7 +101,11 @@ impl Handler {
                 need_classifier(engine).and_then(|()| {
                     engine
                         .classifier_set(ringwire_bpf::ClassKey { vlan: *vlan, mac: *mac }, action)
-                        .map(|ports| json!({ "ports": ports }))
+                        // An entry of that key changes its action (its hits go on): the answer says which it had.
+                        .map(|(ports, before)| match before {
+                            Some(b) => json!({ "ports": ports, "replaced": b }),
+                            None => json!({ "ports": ports }),
+                        })
                         .map_err(|e| ControlError::internal(crate::consumer::error_chain(&e)))
                 })
             }

@@ -99,6 +99,11 @@ pub struct TxRing {
     /// The last warning about a refused frame, and frames skipped since.
     skip_told: Option<Instant>,
     skipped_untold: u64,
+    /// A kick from [`TxRing::push_or_kick`] left the ring full (the device
+    /// busy): no more kicks for frames that find it full until the batch's
+    /// own ([`TxRing::flush`]), so a busy device costs a syscall a batch,
+    /// not a frame.
+    busy_until_flush: bool,
 }
 
 /// A frame at the head of the ring that the device has refused for this
@@ -220,6 +225,7 @@ impl TxRing {
             refuse_from: None,
             skip_told: None,
             skipped_untold: 0,
+            busy_until_flush: false,
         })
     }
 
@@ -263,27 +269,18 @@ impl TxRing {
     /// peer's failed read (the MTU and carrier are read all the same).
     pub fn refresh(&mut self, links: Option<&mut crate::ifstats::LinkStats>) -> Result<(), String> {
         let err = |e: sys::SyscallError| crate::consumer::error_chain(&e);
-        let mtu = sys::if_mtu(&self.fd, self.ifindex as i32).map_err(err)?;
-        self.max_len = mtu as usize + 14;
-        let flags = sys::if_flags_of(&self.fd, self.ifindex as i32).map_err(err)?;
-        let carrier = flags & libc::IFF_UP != 0 && flags & libc::IFF_RUNNING != 0;
-        if carrier != self.carrier {
-            // Lost or back: what was learned of refused frames was the link's doing.
-            (self.refuse_from, self.stuck) = (None, None);
-            if !carrier {
-                // The frames waiting in the ring would go out stale when it
-                // is back (or hold its head): passed over, counted unsent.
-                let dropped = self.pass_over_waiting(|_| true);
-                if dropped > 0 {
-                    tracing::warn!(
-                        iface = %self.iface,
-                        unsent = dropped,
-                        "frames waiting in the TX ring when the interface lost its carrier (or went down) will not be sent (tx_unsent)"
-                    );
-                }
+        let state = sys::if_mtu(&self.fd, self.ifindex as i32)
+            .and_then(|mtu| Ok((mtu, sys::if_flags_of(&self.fd, self.ifindex as i32)?)));
+        let (mtu, flags) = match state {
+            Ok(s) => s,
+            // Gone (or its state unknown): nothing sent now would go out, as without a carrier.
+            Err(e) => {
+                self.set_carrier(false);
+                return Err(err(e));
             }
-        }
-        self.carrier = carrier;
+        };
+        self.max_len = mtu as usize + 14;
+        self.set_carrier(flags & libc::IFF_UP != 0 && flags & libc::IFF_RUNNING != 0);
         let mut failed = None;
         if let Some(links) = links {
             match links.veth_peer(self.ifindex, &self.iface) {
@@ -297,12 +294,42 @@ impl TxRing {
         // Frames already waiting that the MTUs now refuse would each hold
         // the ring's head for STUCK_FOR: passed over at once.
         let limit = self.peer_max.unwrap_or(usize::MAX).min(self.max_len + 4);
-        self.pass_over_waiting(|len| len > limit);
+        let over = self.pass_over_waiting(|len| len > limit);
+        if over > 0 {
+            tracing::warn!(
+                iface = %self.iface,
+                unsent = over,
+                "frames waiting in the TX ring that the interface's MTU (or its veth peer's) no longer lets through will \
+                 not be sent (tx_unsent); longer frames than {limit} bytes are refused before the ring (unfit)"
+            );
+        }
         // Frames skipped since the last warning are told within 10 s, not at the next refusal only.
         if self.skipped_untold > 0 && self.skip_told.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
             self.tell_skipped(None);
         }
         failed.map_or(Ok(()), Err)
+    }
+
+    /// Whether the interface now has a carrier: on losing it, the frames
+    /// waiting in the ring are passed over, counted unsent.
+    fn set_carrier(&mut self, carrier: bool) {
+        if carrier != self.carrier {
+            // Lost or back: what was learned of refused frames was the link's doing.
+            (self.refuse_from, self.stuck) = (None, None);
+            if !carrier {
+                // The frames waiting in the ring would go out stale when it
+                // is back (or hold its head): passed over, counted unsent.
+                let dropped = self.pass_over_waiting(|_| true);
+                if dropped > 0 {
+                    tracing::warn!(
+                        iface = %self.iface,
+                        unsent = dropped,
+                        "frames waiting in the TX ring when the interface lost its carrier (or went down or away) will not be sent (tx_unsent)"
+                    );
+                }
+            }
+        }
+        self.carrier = carrier;
     }
 
     /// Pass over every frame waiting in the ring whose length `drop` says
@@ -439,11 +466,12 @@ impl TxRing {
         if self.push(frame) {
             return true;
         }
-        if self.pending == 0 || !self.takes(frame) {
+        if self.pending == 0 || self.busy_until_flush || !self.takes(frame) {
             return false;
         }
         // A send error is the next flush's to report; here the frame just finds no slot.
-        let _ = self.flush();
+        let _ = self.kick();
+        self.busy_until_flush = self.pending > 0;
         self.push(frame)
     }
 
@@ -499,6 +527,12 @@ impl TxRing {
     /// # Errors
     /// Any other send error.
     pub fn flush(&mut self) -> std::io::Result<()> {
+        self.busy_until_flush = false;
+        self.kick()
+    }
+
+    /// [`TxRing::flush`]'s kick.
+    fn kick(&mut self) -> std::io::Result<()> {
         if self.refuse_from.is_some_and(|(_, at)| at.elapsed() >= REFUSE_FOR) {
             self.refuse_from = None;
         }

@@ -140,6 +140,8 @@ enum PortsCmd {
     },
 }
 
+// Parsed once per run: the size of its largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum ConsumersCmd {
     /// The consumers in force.
@@ -186,6 +188,10 @@ enum ConsumersCmd {
         /// pcap: one file per worker.
         #[arg(long)]
         split_by_worker: bool,
+        /// pcap, print: what a failed write (a full disk) does: stop the
+        /// engine (the default), or continue, counting the frames not written.
+        #[arg(long, value_parser = ["stop", "continue"])]
+        on_write_error: Option<String>,
     },
     /// Remove a consumer (its queue is written out and its files closed first).
     Del {
@@ -516,6 +522,7 @@ fn request(cmd: &Cmd) -> (&'static str, Value) {
             rotate_files,
             rotate_s,
             split_by_worker,
+            on_write_error,
         }) => (
             "consumers.add",
             drop_nulls(json!({
@@ -523,6 +530,7 @@ fn request(cmd: &Cmd) -> (&'static str, Value) {
                 "path": path.as_deref().map(path_from_here), "to": to,
                 "snaplen": snaplen, "limit": limit, "queue_mb": queue_mb, "rotate_mb": rotate_mb,
                 "rotate_files": rotate_files, "rotate_s": rotate_s, "split_by_worker": split_by_worker,
+                "on_write_error": on_write_error,
             })),
         ),
         Cmd::Consumers(ConsumersCmd::Del { name }) => ("consumers.del", json!({ "name": name })),
@@ -565,6 +573,11 @@ fn render(cmd: &str, v: &Value) -> String {
         "status" => render_status(v),
         "stats" => render_stats(v),
         "classifier.list" => render_classifier(v),
+        "classifier.add" if v["replaced"].is_string() => format!(
+            "ok: ports {} (the entry was there: its action was {}, its hits go on)\n",
+            list(&v["ports"]),
+            v["replaced"].as_str().unwrap_or_default()
+        ),
         "classifier.add" | "classifier.del" => format!("ok: ports {}\n", list(&v["ports"])),
         "log.level" => format!("ok: log filter now {}\n", v["filter"].as_str().unwrap_or("")),
         "shutdown" => "ok: the engine is stopping\n".into(),
