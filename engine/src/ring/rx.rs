@@ -447,8 +447,9 @@ impl RxRing {
         }
         let base = NonNull::new(map.as_mut_ptr()).expect("mmap never returns null on success");
         // SAFETY: `base` maps `block_count` blocks of `block_size` bytes shared
-        // with the kernel, and the mapping lives as long as `walker` (same struct,
-        // dropped after it).
+        // with the kernel, page aligned, `block_size` a power of two of a page or
+        // more (checked by the geometry), `frame_size` a multiple of 16 within a
+        // block; the mapping lives as long as `walker` (same struct, dropped after it).
         let walker = unsafe {
             if opts.low_latency {
                 Walker::Frames(FrameRing::new(
@@ -607,6 +608,8 @@ impl BlockRing {
     ///
     /// # Safety
     /// `base` must point to `block_size * block_count` bytes, 8-byte aligned,
+    /// with `block_size` a multiple of 8 (so every block's descriptor is
+    /// aligned for its 8-byte reads; the kernel's blocks are whole pages),
     /// readable and writable, valid for the life of the `BlockRing`, whose
     /// blocks follow the TPACKET_V3 protocol: a block's status word is only
     /// set to `TP_STATUS_USER` (with Release) once its contents are complete.
@@ -672,7 +675,9 @@ impl FrameRing {
     /// `FrameRing`, whose slots follow the TPACKET_V2 protocol: a slot's
     /// status word is only set to `TP_STATUS_USER` (with Release) once its
     /// frame is complete. `frame_size` is a multiple of 16, at least the
-    /// 32-byte `tpacket2_hdr` and at most `block_size`; `block_count` is at least 1.
+    /// 32-byte `tpacket2_hdr` and at most `block_size`, and `block_size` a
+    /// multiple of 16 (so every slot is 16-byte aligned; the kernel's blocks
+    /// are whole pages); `block_count` is at least 1.
     #[must_use]
     pub unsafe fn new(base: NonNull<u8>, block_size: usize, block_count: usize, frame_size: usize) -> Self {
         debug_assert!(frame_size >= std::mem::size_of::<Tpacket2Hdr>() && frame_size <= block_size && block_count > 0);
@@ -1107,8 +1112,8 @@ mod tests {
         }
         fn ring(&mut self) -> BlockRing {
             let base = NonNull::new(self.mem.as_mut_ptr().cast::<u8>()).unwrap();
-            // SAFETY: the buffer holds NB blocks of BS bytes, is 8-byte aligned
-            // and outlives the ring in every test.
+            // SAFETY: the buffer holds NB blocks of BS (4096) bytes, is 8-byte
+            // aligned and outlives the ring in every test.
             unsafe { BlockRing::new(base, BS, NB) }
         }
     }
