@@ -692,12 +692,9 @@ fn finish(report: &Report, engine_json: Option<&Path>) -> Result<ExitCode> {
 fn write_stats_json(path: &Path, snapshot: &ringwire_engine::stats::Snapshot) -> Result<()> {
     use std::io::Write as _;
     let json = serde_json::to_string_pretty(snapshot).context("serializing counters")? + "\n";
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
     let context = || format!("engine.stats_json: writing {}", path.display());
-    let mut tmp = tempfile::Builder::new().prefix(".ringwire-stats").tempfile_in(dir).with_context(context)?;
+    let mut tmp =
+        tempfile::Builder::new().prefix(".ringwire-stats").tempfile_in(sys::dir_of(path)).with_context(context)?;
     // (A temporary file is its owner's alone; the counters are for anyone, as a plain write's were.)
     let perms = <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o644);
     tmp.as_file().set_permissions(perms).with_context(context)?;

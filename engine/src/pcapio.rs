@@ -990,9 +990,7 @@ pub fn output_name(base: &Path, worker: Option<usize>, rotation: u32) -> PathBuf
     if worker.is_none() && rotation == 0 {
         return base.to_path_buf();
     }
-    let stem = base.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    let ext = base.extension().map(|e| e.to_string_lossy().into_owned()).unwrap_or_else(|| "pcap".into());
-    let mut name = stem;
+    let (mut name, ext) = stem_and_ext(base);
     if let Some(w) = worker {
         name.push_str(&format!(".w{w}"));
     }
@@ -1004,16 +1002,21 @@ pub fn output_name(base: &Path, worker: Option<usize>, rotation: u32) -> PathBuf
     base.with_file_name(name)
 }
 
+/// What [`output_name`] puts before and after the numbers it adds: `base`'s
+/// stem, and its extension (`pcap` if it has none).
+fn stem_and_ext(base: &Path) -> (String, String) {
+    let stem = base.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let ext = base.extension().map(|e| e.to_string_lossy().into_owned()).unwrap_or_else(|| "pcap".into());
+    (stem, ext)
+}
+
 /// Whether `name` is one of the names [`output_name`] gives for `base`,
 /// its per-worker and its rotated files (`stem[.wN][.K].ext`).
 fn in_series(base: &Path, name: &std::ffi::OsStr) -> bool {
-    let Some(middle) =
-        output_name(base, Some(0), 0).file_name().and_then(|first| first.to_str()?.rsplit_once(".w0.")).and_then(
-            |(stem, ext)| name.to_str()?.strip_prefix(stem)?.strip_prefix('.')?.strip_suffix(ext)?.strip_suffix('.'),
-        )
-    else {
-        return false;
-    };
+    let (stem, ext) = stem_and_ext(base);
+    let middle =
+        name.to_str().and_then(|n| n.strip_prefix(stem.as_str())?.strip_prefix('.')?.strip_suffix(ext.as_str()));
+    let Some(middle) = middle.and_then(|m| m.strip_suffix('.')) else { return false };
     let number = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
     let mut parts = middle.split('.');
     let first = parts.next().unwrap_or_default();
@@ -1037,10 +1040,7 @@ pub fn check_series(base: &Path) -> Result<(), PcapIoError> {
     if is_stdio(base) {
         return Ok(());
     }
-    let dir = match base.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
+    let dir = crate::sys::dir_of(base);
     // An unreadable directory: the files are opened (and locked) one by one as before.
     let Ok(entries) = std::fs::read_dir(dir) else { return Ok(()) };
     for entry in entries.flatten() {

@@ -425,6 +425,12 @@ pub(crate) fn kick_tx(fd: RawFd) -> io::Result<()> {
     }
 }
 
+/// The directory `path` is in: its parent, or `.` for a bare file name.
+#[must_use]
+pub fn dir_of(path: &std::path::Path) -> &std::path::Path {
+    path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."))
+}
+
 /// Fail now, not after a run, if `path` cannot be written: it is opened
 /// for appending (nothing in it changes), and removed again if this created it.
 ///

@@ -159,7 +159,7 @@ pub const SOCKET_PATH_MAX: usize = 107;
 /// mode at once.
 fn bind_private(path: &Path) -> Result<UnixListener, (&'static str, io::Error)> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = crate::sys::dir_of(path);
     let private = dir.join(format!(".rw{}", std::process::id()));
     if private.join("s").as_os_str().len() > SOCKET_PATH_MAX {
         let l = UnixListener::bind(path).map_err(|e| ("binding", e))?;

@@ -446,10 +446,9 @@ impl RxRing {
             sys::add_promisc(&fd, ifindex).map_err(sys_err)?;
         }
         let base = NonNull::new(map.as_mut_ptr()).expect("mmap never returns null on success");
-        // SAFETY: `base` maps `block_count` blocks of `block_size` bytes shared
-        // with the kernel, page aligned, `block_size` a power of two of a page or
-        // more (checked by the geometry), `frame_size` a multiple of 16 within a
-        // block; the mapping lives as long as `walker` (same struct, dropped after it).
+        // Checked by the geometry: `block_size` a power of two of a page or more, `frame_size` a multiple of 16 within it.
+        // The mapping lives as long as `walker` (same struct, dropped after it).
+        // SAFETY: `base` maps `block_count` page-aligned blocks of `block_size` bytes shared with the kernel.
         let walker = unsafe {
             if opts.low_latency {
                 Walker::Frames(FrameRing::new(
