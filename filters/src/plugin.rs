@@ -184,13 +184,17 @@ impl PluginLibrary {
             lib: self.clone(),
             state,
             label: format!("plugin:{}", self.name),
-            raw: Vec::new(),
-            out: Vec::new(),
+            raw: Vec::with_capacity(BATCH),
+            out: Vec::with_capacity(BATCH),
             policy,
             quarantined: false,
         })
     }
 }
+
+/// Frames in an engine batch: the instance's buffers start this big, so a
+/// worker's first batches allocate nothing either.
+const BATCH: usize = 256;
 
 /// One instance of a plugin, owned by one worker.
 pub struct PluginFilter {
@@ -242,7 +246,7 @@ impl Filter for PluginFilter {
             verdicts.iter_mut().for_each(|v| *v = self.fallback());
             return;
         }
-        // Grows to the largest batch once, then reused: no allocation per batch.
+        // Sized for a batch at creation (grows once if a caller passes more): no allocation per batch.
         self.raw.clear();
         self.raw.extend(pkts.iter().map(|p| RawPacket {
             data: p.data.as_ptr(),
