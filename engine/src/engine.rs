@@ -414,7 +414,7 @@ impl FilterReport {
                 filter: t.filter,
                 evaluated: t.evaluated,
                 passed: t.passed,
-                dropped: t.evaluated - t.passed,
+                dropped: t.evaluated.saturating_sub(t.passed),
             })
             .collect();
         let (errors, quarantined) = f.health().map_or((0, None), |h| (h.errors, h.quarantined));
@@ -1172,7 +1172,7 @@ impl Engine {
                 let until = if c.removed {
                     sum(cc::LEFT)
                 } else {
-                    c.ports.iter().map(|&p| snap.ports[p].received - snap.ports[p].filtered).sum()
+                    c.ports.iter().map(|&p| snap.ports[p].received.saturating_sub(snap.ports[p].filtered)).sum()
                 };
                 until.saturating_sub(sum(cc::JOINED))
             })

@@ -644,6 +644,16 @@ impl Engine {
                 c.kind
             )));
         }
+        if st.share_files && matches!(c.kind, ConsumerKind::Forward | ConsumerKind::Latency) {
+            let why = if c.kind == ConsumerKind::Forward {
+                "a forward added now would send each file's frames out of order, as the segments come"
+            } else {
+                "a latency probe added now would count every change of segment as lost frames"
+            };
+            return Err(ChangeError::Conflict(format!(
+                "kind: the workers replay files a segment at a time; {why} (add it in the config: the files are then read by one worker each)"
+            )));
+        }
         let mut candidate = st.config();
         candidate.consumers.push(c.clone());
         candidate.validate()?;

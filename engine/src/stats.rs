@@ -31,10 +31,17 @@ impl<const N: usize> Cells<N> {
         }
     }
 
-    /// Read all cells.
+    /// Read all cells, the last first: a count read this way is never older
+    /// than a count after it (the writer publishes in index order), so a
+    /// total kept before its parts (`received` before `filtered`, `seen`
+    /// before `passed` and `filtered`) is never read below their sum.
     #[must_use]
     pub fn load(&self) -> [u64; N] {
-        std::array::from_fn(|i| self.0[i].load(Ordering::Acquire))
+        let mut out = [0; N];
+        for (o, cell) in out.iter_mut().zip(self.0.iter()).rev() {
+            *o = cell.load(Ordering::Acquire);
+        }
+        out
     }
 }
 
@@ -538,8 +545,12 @@ impl Snapshot {
         // before it came, of which what they had passed by `base` is not
         // counted any more (those that were there then missed nothing since).
         for c in s.consumers.iter_mut().skip(base.consumers.len()) {
-            let then: u64 =
-                c.port_indices.iter().filter_map(|&p| base.ports.get(p)).map(|p| p.received - p.filtered).sum();
+            let then: u64 = c
+                .port_indices
+                .iter()
+                .filter_map(|&p| base.ports.get(p))
+                .map(|p| p.received.saturating_sub(p.filtered))
+                .sum();
             d(&mut c.before_added, then);
         }
         for (c, b) in s.consumers.iter_mut().zip(&base.consumers) {
@@ -839,6 +850,40 @@ impl Snapshot {
 mod tests {
     use super::*;
 
+    /// Counters read while their worker publishes never show more filtered
+    /// frames than received ones (a torn read would, and `passed` would wrap).
+    #[test]
+    fn a_read_under_publishing_never_shows_more_parts_than_the_total() {
+        use std::sync::atomic::AtomicBool;
+        use std::time::{Duration, Instant};
+        let cells = Cells::<{ port::N }>::default();
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let mut local = [0u64; port::N];
+                let t = Instant::now();
+                while !stop.load(Ordering::Relaxed) && t.elapsed() < Duration::from_secs(10) {
+                    // Every frame filtered: received == filtered in each publish.
+                    local[port::RECEIVED] += 256;
+                    local[port::FILTERED] += 256;
+                    cells.publish(&local);
+                }
+            });
+            let t = Instant::now();
+            let mut reads = 0u32;
+            let mut bad = None;
+            while reads < 200_000 && t.elapsed() < Duration::from_secs(3) && bad.is_none() {
+                let c = cells.load();
+                if c[port::FILTERED] > c[port::RECEIVED] {
+                    bad = Some(c);
+                }
+                reads += 1;
+            }
+            stop.store(true, Ordering::Relaxed);
+            assert!(bad.is_none(), "after {reads} reads: {bad:?}");
+        });
+    }
+
     /// A script reading the stats JSON finds every counter, zero or not.
     #[test]
     fn the_json_has_every_counter_also_at_zero() {
@@ -1033,7 +1078,7 @@ mod tests {
             ..Default::default()
         };
         let d = now.since(&base);
-        let out: u64 = d.ports.iter().map(|p| p.received - p.filtered).sum();
+        let out: u64 = d.ports.iter().map(|p| p.received.saturating_sub(p.filtered)).sum();
         assert_eq!(out, 500);
         assert_eq!((d.consumers[0].seen, d.consumers[0].before_added), (500, 0));
         assert_eq!((d.consumers[1].seen, d.consumers[1].before_added), (300, 200));

@@ -86,7 +86,9 @@ impl Filter for ChainFilter {
                     }
                 }
                 counts.evaluated.fetch_add(n as u64, Ordering::Relaxed);
-                counts.passed.fetch_add(kept as u64, Ordering::Relaxed);
+                // Release after `evaluated`: a reader that loads `passed` first
+                // (Acquire) never sees more passed than evaluated.
+                counts.passed.fetch_add(kept as u64, Ordering::Release);
                 n = kept;
             }
             vs.fill(Verdict::Drop);

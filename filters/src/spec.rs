@@ -172,10 +172,15 @@ impl FilterFactory {
         self.stages
             .iter()
             .enumerate()
-            .map(|(i, (text, _))| StageStats {
-                filter: text.clone(),
-                evaluated: all.iter().map(|c| c[i].evaluated.load(Ordering::Relaxed)).sum(),
-                passed: all.iter().map(|c| c[i].passed.load(Ordering::Relaxed)).sum(),
+            .map(|(i, (text, _))| {
+                // `passed` before `evaluated` (the worker adds them in the
+                // other order), so a batch counted between the reads never
+                // makes passed exceed evaluated.
+                let (passed, evaluated) = all.iter().fold((0, 0), |(p, e), c| {
+                    let cp = c[i].passed.load(Ordering::Acquire);
+                    (p + cp, e + c[i].evaluated.load(Ordering::Relaxed))
+                });
+                StageStats { filter: text.clone(), evaluated, passed }
             })
             .collect()
     }
@@ -264,6 +269,43 @@ mod tests {
             .to_string();
         assert!(e.contains("cannot load"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A chain's stage counters read while a worker counts never show a
+    /// stage passing more frames than it decided.
+    #[test]
+    fn stage_counts_read_under_traffic_never_pass_more_than_they_saw() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::time::{Duration, Instant};
+        let f = FilterFactory::chain(
+            &["builtin:ethertype 0x0800", "builtin:ethertype 0x0800"],
+            QuarantinePolicy::DropAll,
+            None,
+        )
+        .unwrap();
+        let mut inst = f.instance().unwrap();
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let mut frame = vec![0u8; 60];
+                frame[12..14].copy_from_slice(&[0x08, 0x00]);
+                let pkts = vec![crate::Packet::whole(&frame); 256];
+                let mut v = vec![crate::Verdict::Drop; 256];
+                let t = Instant::now();
+                while !stop.load(Ordering::Relaxed) && t.elapsed() < Duration::from_secs(10) {
+                    inst.verdict_batch(&pkts, &mut v);
+                }
+            });
+            let t = Instant::now();
+            let mut reads = 0u32;
+            let mut bad = None;
+            while reads < 200_000 && t.elapsed() < Duration::from_secs(3) && bad.is_none() {
+                bad = f.stage_stats().into_iter().find(|st| st.passed > st.evaluated);
+                reads += 1;
+            }
+            stop.store(true, Ordering::Relaxed);
+            assert!(bad.is_none(), "after {reads} reads: {bad:?}");
+        });
     }
 
     #[test]

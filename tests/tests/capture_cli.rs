@@ -1113,6 +1113,53 @@ fn a_live_snapshot_never_shows_a_consumer_ahead_of_its_port() {
     assert!(moving >= 20, "{moving} of {reads} reads while frames flowed");
 }
 
+/// Two workers replaying files fast read them a segment at a time each: a
+/// latency probe or a forward added while they do is refused (the probe
+/// would count each change of segment as loss, the forward would send out of
+/// order), with what to do instead; one in the config is taken, and the
+/// probe then finds no loss in a file without gaps.
+#[test]
+fn a_probe_or_forward_added_while_workers_share_files_is_refused() {
+    if !ringwire_tests::two_cores("a_probe_or_forward_added_while_workers_share_files_is_refused") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.pcap");
+    ringwire_tests::record(&big, &["-n", "100000", "--size", "64"]);
+    let base = format!(
+        "[engine]\nworkers = [0, 1]\n[control]\nenabled = false\n[[ports]]\nname = \"f\"\nuri = \"pcap:{}\"\n\
+         [[ports]]\nname = \"out\"\nuri = \"pcap:{}\"\nrx = false\n",
+        big.display(),
+        dir.path().join("unused.pcap").display()
+    );
+    let engine = ringwire_engine::Engine::start(&ringwire_engine::Config::parse(&base).unwrap()).unwrap();
+    let extra = ringwire_engine::Config::parse(&format!(
+        "{base}[[consumers]]\nname = \"lat\"\nkind = \"latency\"\n[[consumers]]\nname = \"fw\"\nkind = \"forward\"\nto = \"out\"\n"
+    ))
+    .unwrap();
+    for c in extra.consumers {
+        let name = c.name.clone();
+        let e = engine.add_consumer(c).expect_err(&name).to_string();
+        assert!(e.contains("a segment at a time") && e.contains("add it in the config"), "{name}: {e}");
+    }
+    let to_the_end = |engine: ringwire_engine::Engine| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while engine.should_stop().is_none() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        engine.stop()
+    };
+    assert_eq!(to_the_end(engine).snapshot.ports[0].received, 100_000);
+
+    // In the config, the file goes to one worker: the probe sees every frame, none lost.
+    let config =
+        ringwire_engine::Config::parse(&format!("{base}[[consumers]]\nname = \"lat\"\nkind = \"latency\"\n")).unwrap();
+    let report = to_the_end(ringwire_engine::Engine::start(&config).unwrap());
+    let lat = report.snapshot.consumers[0].latency.as_ref().expect("the probe's figures");
+    let c = lat.counters;
+    assert!(c.stamped >= 20_000 && c.stamped + c.unstamped == 100_000 && c.lost == 0, "{c:?}");
+}
+
 /// Stopped (SIGINT) halfway through a file read by two workers through a
 /// 1 MiB queue: the workers finish the segments they were reading while the
 /// writer drains, so the output is the file's first N records, without a

@@ -417,7 +417,7 @@ fn filters_list(engine: &Engine) -> Value {
             "ebpf": s.filter(|s| !s.ebpf_silent).and_then(|s| s.ebpf),
             "ebpf_silent": s.is_some_and(|s| s.ebpf_silent),
             "seen": userspace.map(|s| s.received),
-            "passed": userspace.map(|s| s.received - s.filtered),
+            "passed": userspace.map(|s| s.received.saturating_sub(s.filtered)),
             "filtered": userspace.map(|s| s.filtered),
         }));
     }
