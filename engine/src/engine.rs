@@ -431,10 +431,10 @@ impl FilterReport {
 }
 
 impl ConsumerSlot {
-    // Whether its queues may still hold memory: it is in force, or it was
-    /// removed but its thread has not been joined (a worker did not confirm
-    /// the removal in time, or the thread was still writing).
-    pub(crate) fn holds_queues(&self) -> bool {
+    /// Whether its queues or probe tables may still hold memory: it is in
+    /// force, or it was removed but its thread has not been joined (a worker
+    /// did not confirm the removal in time, or the thread was still writing).
+    pub(crate) fn holds_memory(&self) -> bool {
         !self.removed || self.sink.as_ref().is_some_and(|s| s.thread.is_some())
     }
 }
@@ -1506,6 +1506,16 @@ pub fn queue_bytes(c: &ConsumerConfig, nworkers: usize) -> u64 {
     (queue_chunks(c, chunk) * chunk) as u64 * nworkers as u64
 }
 
+/// Bytes a consumer allocates up front over all workers: its queues, or a
+/// latency probe's tables and histograms.
+fn held_bytes(c: &ConsumerConfig, nworkers: usize) -> u64 {
+    if c.kind == ConsumerKind::Latency {
+        crate::probe::ProbeShared::bytes(nworkers)
+    } else {
+        queue_bytes(c, nworkers)
+    }
+}
+
 /// What building a consumer gives: its slot, an instance per worker, and
 /// the task of its thread (queued consumers).
 pub(crate) struct BuiltConsumer {
@@ -1536,26 +1546,30 @@ pub(crate) fn build_consumer(st: &State, c: &ConsumerConfig, nworkers: usize) ->
     let mut sink_handle = None;
     let mut task = None;
     let mut channels = Vec::new();
+    // Queues and probe tables are allocated up front, and queues filled as
+    // traffic comes: refuse what would exhaust memory (all consumers'
+    // together over half of what is available) rather than abort on
+    // allocation or meet the OOM killer.
+    let mine = held_bytes(c, nworkers);
+    let others: u64 = st.consumers.iter().filter(|s| s.holds_memory()).map(|s| held_bytes(&s.config, nworkers)).sum();
+    if let Some(avail) = sys::mem_available().filter(|&a| mine > 0 && mine + others > a / 2) {
+        let with =
+            if others > 0 { format!(", with the other consumers' {} MiB,", others >> 20) } else { String::new() };
+        let what = if c.kind == ConsumerKind::Latency {
+            format!("a latency probe's tables, {} MiB per worker", crate::probe::ProbeShared::bytes(1) >> 20)
+        } else {
+            format!("queue_mb: {} MiB per worker", c.queue_mb)
+        };
+        return Err(ConfigError::Invalid(format!(
+            "consumer `{}`: {what} x {nworkers} workers{with} is more than half the memory available ({} MiB)",
+            c.name,
+            avail >> 20
+        ))
+        .into());
+    }
     if c.kind.is_queued() {
         let chunk = chunk_size(c.snaplen);
         let chunks = queue_chunks(c, chunk);
-        // Queues are allocated up front, and filled as traffic comes: refuse
-        // what would exhaust memory (all queues together over half of what
-        // is available) rather than abort on allocation or meet the OOM killer.
-        let queues = queue_bytes(c, nworkers);
-        let others: u64 =
-            st.consumers.iter().filter(|s| s.holds_queues()).map(|s| queue_bytes(&s.config, nworkers)).sum();
-        if let Some(avail) = sys::mem_available().filter(|&a| queues + others > a / 2) {
-            let with =
-                if others > 0 { format!(", with the other consumers' {} MiB,", others >> 20) } else { String::new() };
-            return Err(ConfigError::Invalid(format!(
-                "consumer `{}`: queue_mb: {} MiB per worker x {nworkers} workers{with} is more than half the memory available ({} MiB)",
-                c.name,
-                c.queue_mb,
-                avail >> 20
-            ))
-            .into());
-        }
         let output = match c.kind {
             ConsumerKind::Pcap => {
                 let path = c.path.clone().ok_or_else(|| {

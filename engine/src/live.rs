@@ -750,6 +750,8 @@ impl Engine {
             // Its filter (a plugin's code) goes with it; what it counted stays.
             let c = &mut st.consumers[slot];
             c.final_filter = c.factory.take().map(|f| crate::engine::FilterReport::of(&f));
+            // The workers dropped their probe tables; what they recorded stays, merged once.
+            c.probe = c.probe.as_ref().map(|p| p.frozen());
         } else {
             // A worker still holds its producer: the thread is finished at stop.
             let note = "not every worker confirmed the removal within 10 s: its counters are not final, and its \

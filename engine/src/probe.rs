@@ -444,6 +444,23 @@ impl ProbeShared {
         Arc::new(Self { slots: (0..workers).map(|_| Mutex::new(ProbeData::new(LISTED_STREAMS))).collect() })
     }
 
+    /// The probe of a consumer that was removed: its workers' data merged
+    /// into one slot, what it recorded kept for statistics at a worker's
+    /// share of the memory.
+    #[must_use]
+    pub fn frozen(&self) -> Arc<Self> {
+        Arc::new(Self { slots: vec![Mutex::new(self.merged())] })
+    }
+
+    /// Bytes a probe takes over `workers` workers: each worker's flow
+    /// table and histograms, and the histograms it publishes into.
+    #[must_use]
+    pub fn bytes(workers: usize) -> u64 {
+        let hists = 2 * histogram().distinct_values() * std::mem::size_of::<u64>();
+        let table = TABLE_SLOTS * (std::mem::size_of::<FlowTrack>() + std::mem::size_of::<u16>());
+        ((table + 2 * hists) * workers) as u64
+    }
+
     /// Every worker's data, merged.
     #[must_use]
     pub fn merged(&self) -> ProbeData {
@@ -1182,5 +1199,26 @@ mod tests {
         assert_eq!(s.counters.unstamped, 1);
         assert_eq!(s.counters.negative, 1, "seen 1 µs before it was sent: recorded as 0");
         assert_eq!((s.counters.flows, s.counters.lost), (3, 0));
+
+        // Removed, the probe keeps its figures in one slot.
+        let frozen = shared.frozen();
+        assert_eq!(frozen.slots.len(), 1);
+        let f = frozen.snapshot(|i| format!("p{i}"));
+        assert_eq!(
+            (f.kernel, f.consumer, f.counters, f.streams.clone()),
+            (s.kernel, s.consumer, s.counters, s.streams)
+        );
+    }
+
+    /// The memory a probe is charged for covers what a worker's instance allocates.
+    #[test]
+    fn a_probes_charge_covers_its_tables() {
+        let p = Probe::new(ProbeShared::new(1), 0);
+        let table = p.flows.capacity() * std::mem::size_of::<FlowTrack>() + p.listing.capacity() * 2;
+        let hists = 2 * p.data.kernel.distinct_values() * 8;
+        let charged = ProbeShared::bytes(1);
+        assert!(charged as usize >= table + 2 * hists, "{charged} < {table} + 2 x {hists}");
+        assert!(charged > 12 << 20, "{charged}");
+        assert_eq!(ProbeShared::bytes(3), 3 * charged);
     }
 }

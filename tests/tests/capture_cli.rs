@@ -438,12 +438,7 @@ fn capture_reads_files_by_any_path() {
 /// in half the available memory, but not together, are refused at start.
 #[test]
 fn queues_together_are_held_to_half_the_available_memory() {
-    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
-    let avail_kib: u64 = meminfo
-        .lines()
-        .find_map(|l| l.strip_prefix("MemAvailable:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("MemAvailable in /proc/meminfo");
+    let avail_kib = mem_available_kib();
     let each_mb = (avail_kib * 4 / 10) >> 10; // 40 % each: one fits, two do not
     assert!((1..=65536).contains(&each_mb), "{each_mb} MiB");
     let dir = tempfile::tempdir().unwrap();
@@ -466,6 +461,56 @@ fn queues_together_are_held_to_half_the_available_memory() {
     let out = ringwire(&["run", cfg.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("with the other consumers'") && err.contains("more than half the memory available"), "{err}");
+}
+
+/// A latency probe's tables (over 12 MiB a worker, written when it starts)
+/// count in the same budget as queues: a probe beside queues that take
+/// nearly half the available memory is refused, by what it is. (Memory
+/// moves while tests run: the queues are sized to leave half a probe's
+/// room, and a run whose figure moved more than that is tried again.)
+#[test]
+fn a_latency_probe_counts_in_the_memory_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.pcap");
+    write_corpus(&input);
+    let cfg = dir.path().join("probe.toml");
+    let probe = ringwire_engine::probe::ProbeShared::bytes(1);
+    let mut outcomes = Vec::new();
+    for _ in 0..5 {
+        let half = mem_available_kib() * 1024 / 2;
+        let queue_mb = (half - probe / 2) >> 20;
+        std::fs::write(
+            &cfg,
+            format!(
+                "[engine]\nworkers = [0]\n[control]\nenabled = false\n[[ports]]\nuri = \"pcap:{}\"\n\
+                 [[consumers]]\nname = \"w\"\nkind = \"pcap\"\npath = \"{}\"\nqueue_mb = {queue_mb}\n\
+                 [[consumers]]\nname = \"lat\"\nkind = \"latency\"\n",
+                input.display(),
+                dir.path().join("w.pcap").display()
+            ),
+        )
+        .unwrap();
+        let out = ringwire(&["run", cfg.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        if out.status.code() == Some(1) && err.contains("consumer `lat`: a latency probe's tables") {
+            assert!(
+                err.contains("with the other consumers'") && err.contains("more than half the memory available"),
+                "{err}"
+            );
+            return;
+        }
+        outcomes.push((out.status.code(), err));
+    }
+    panic!("the probe was never refused: {outcomes:?}");
+}
+
+fn mem_available_kib() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("MemAvailable in /proc/meminfo")
 }
 
 /// Every bad input: one line on stderr naming the problem, exit status 1, no panic.
