@@ -262,7 +262,19 @@ impl Engine {
         if !self.send_and_wait(st, b.per_worker)? {
             notes.push("not every worker confirmed the swap within 10 s; it applies when they do".into());
         }
-        for (slot, factory, text, on_failure) in b.consumers {
+        notes.extend(Self::record_filter_changes(st, b.consumers, b.ports));
+        Ok(notes)
+    }
+
+    /// Record filter changes the workers were sent: the factories and texts
+    /// in force, named filters' attachments; returns a line per change.
+    fn record_filter_changes(
+        st: &mut State,
+        consumers: Vec<ConsumerFilter>,
+        ports: Vec<(usize, Arc<PortFilter>, Option<String>)>,
+    ) -> Vec<String> {
+        let mut notes = Vec::new();
+        for (slot, factory, text, on_failure) in consumers {
             let c = &mut st.consumers[slot];
             notes.push(format!(
                 "consumer `{}`: filter now {}",
@@ -276,7 +288,7 @@ impl Engine {
             c.config.filter = text;
             c.config.on_filter_failure = on_failure;
         }
-        for (slot, filter, text) in b.ports {
+        for (slot, filter, text) in ports {
             let p = &mut st.ports[slot];
             notes.push(format!(
                 "port `{}`: kernel filter now {}",
@@ -300,7 +312,7 @@ impl Engine {
         for nf in st.named.values_mut() {
             nf.attached.retain(|t| current.iter().any(|(u, text)| u == t && text.as_deref() == Some(nf.text.as_str())));
         }
-        Ok(notes)
+        notes
     }
 
     /// Swap filters to those in `new` while traffic flows: every changed
@@ -459,7 +471,7 @@ impl Engine {
         // The added port's rings share half of what is available now.
         let budget = crate::ring::ring_budget(self.nworkers());
         let opened = open_port(&st, &p, index, self.nworkers(), self.steer.as_ref(), false, budget)?;
-        let opened_notes = opened.notes;
+        let mut opened_notes = opened.notes;
         let subscribers: Vec<usize> = if p.rx {
             (0..st.consumers.len())
                 .filter(|&c| !st.consumers[c].removed && st.consumers[c].config.ports.is_empty())
@@ -467,16 +479,50 @@ impl Engine {
         } else {
             Vec::new()
         };
+        // A subscriber's pcap-filter compiled with no interface port to take
+        // frames from reads a frame as a file holds it (`udp` misses tagged
+        // UDP); with this interface port it is compiled for the interface,
+        // as it would have been in the config (tcpdump -i's meaning), and
+        // swapped in with the port.
+        let old = st.config();
+        let mut b = BuiltChanges {
+            per_worker: (0..self.nworkers()).map(|_| Vec::new()).collect(),
+            consumers: Vec::new(),
+            ports: Vec::new(),
+        };
+        for &c in &subscribers {
+            let cc = &st.consumers[c].config;
+            let pcap_stage = cc.filter.as_ref().is_some_and(|f| {
+                f.stages().iter().any(|s| matches!(ringwire_filters::FilterSpec::parse(s), ringwire_filters::FilterSpec::Pcap(e) if !e.is_empty()))
+            });
+            if pcap_stage && old.live_iface_for(cc).is_none() && candidate.live_iface_for(cc).is_some() {
+                let change =
+                    FilterChange::Consumer { slot: c, filter: cc.filter.clone(), on_failure: cc.on_filter_failure };
+                Self::build_change(&st, &candidate, &st.base.classifier, change, &mut b)?;
+            }
+        }
         let per_worker = opened
             .sources
             .into_iter()
             .zip(&opened.slot.cells)
-            .map(|(source, cells)| {
-                vec![Command::AddPort { port: index, source, cells: cells.clone(), subscribers: subscribers.clone() }]
+            .zip(b.per_worker)
+            .map(|((source, cells), mut cmds)| {
+                cmds.push(Command::AddPort {
+                    port: index,
+                    source,
+                    cells: cells.clone(),
+                    subscribers: subscribers.clone(),
+                });
+                cmds
             })
             .collect();
         // Recorded once sent (a full queue sends nothing and changes nothing).
         let confirmed = self.send_and_wait(&mut st, per_worker)?;
+        opened_notes.extend(
+            Self::record_filter_changes(&mut st, b.consumers, b.ports)
+                .into_iter()
+                .map(|n| format!("{n}, compiled for the interface of port `{}`", p.display_name())),
+        );
         st.ports.push(opened.slot);
         st.read_if_drops();
         for &c in &subscribers {

@@ -1799,3 +1799,51 @@ fn written_never_exceeds_delivered_in_live_stats() {
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(report.contains("accounting: all counters reconcile"), "{report}");
 }
+
+/// A consumer with a pcap-filter and no `ports` list, in an engine that had
+/// no interface to receive from, takes the frames of an interface port
+/// added at run time as it would have in the config: `udp` keeps tagged UDP
+/// frames (tcpdump -i's meaning), as the filter is compiled again for the
+/// interface and swapped in with the port.
+#[test]
+fn a_filter_meets_an_added_interface_port_as_if_it_had_been_configured() {
+    if !privileged("a_filter_meets_an_added_interface_port_as_if_it_had_been_configured") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Pair { lab: _lab, ns_gen: ns_g, ns_eng: ns_e, if_gen: vg, if_eng: ve } = Pair::new();
+    let st = dir.path().join("stats.json");
+    let cfg = dir.path().join("added.toml");
+    // A file replayed at its pace keeps the engine up: a frame now, the next in a minute.
+    let slow = dir.path().join("slow.pcap");
+    let zeros = [0u8; 60];
+    ringwire_tests::write_pcap(&slow, [(Duration::ZERO, &zeros[..]), (Duration::from_secs(60), &zeros[..])]);
+    std::fs::write(
+        &cfg,
+        format!(
+            "[engine]\nworkers = [0]\nstats_json = \"{}\"\n\
+             [[ports]]\nname = \"slow\"\nuri = \"pcap:{}\"\npace = \"recorded\"\n\
+             [[consumers]]\nname = \"udp\"\nkind = \"counter\"\nfilter = \"udp\"\n",
+            st.display(),
+            slow.display()
+        ),
+    )
+    .unwrap();
+    let engine = start_engine(&ns_e, &cfg, dir.path());
+    let sock = control_socket(&cfg);
+    let added = ringctl_ok(&sock, &["ports", "add", &format!("afpacket:{ve}"), "--name", "p"]);
+    assert!(added.contains("consumer `udp`: filter now udp, compiled for the interface of port `p`"), "{added}");
+    // Every frame tagged (one group of four flows, the last of every one), all UDP.
+    let rep = generate(
+        &ns_g,
+        &vg,
+        &["--count", "2000", "--rate", "20000", "--flows", "4", "--vlan-every", "1", "--l4", "udp"],
+    );
+    assert_eq!(rep["sent"], 2000);
+    std::thread::sleep(Duration::from_millis(300));
+    let res = ringwire_tests::stop_engine(engine);
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    let s = read_json(&st);
+    assert_reconciles(&s);
+    assert_eq!(s["consumers"][0]["passed"], 2000, "every tagged UDP frame: {s}");
+}
