@@ -349,8 +349,13 @@ pub(crate) struct ConsumerSlot {
     /// Its filter in force.
     pub(crate) factory: Option<Arc<FilterFactory>>,
     /// The plugins' health of the filters it had before (replaced or
-    /// detached): their errors and quarantines stay counted.
+    /// detached) that a worker may still run (the swap was not confirmed):
+    /// their errors and quarantines stay counted.
     pub(crate) past_filters: Vec<ringwire_filters::HealthHandle>,
+    /// The errors and quarantines of earlier filters no worker runs any
+    /// more, summed when they were replaced (so a filter swapped every
+    /// second holds no memory per swap).
+    pub(crate) past_health: ringwire_filters::FilterHealthSum,
     /// What its filter had counted when it was dropped with the consumer
     /// (its code, a plugin's, is unloaded): the counters go on saying which
     /// filter made `passed` and `filtered`.
@@ -1131,10 +1136,10 @@ impl Engine {
                 s.before_added += v[cc::JOINED];
                 s.per_worker.push(v[cc::DELIVERED]);
             }
-            for h in slot.past_filters.iter().filter_map(ringwire_filters::HealthHandle::read) {
-                s.filter_errors += h.errors;
-                s.filter_quarantines += u64::from(h.quarantined.is_some());
-            }
+            let mut past = slot.past_health;
+            slot.past_filters.iter().for_each(|h| past.add(h));
+            s.filter_errors += past.errors;
+            s.filter_quarantines += past.quarantines;
             match (&slot.factory, &slot.final_filter) {
                 (Some(f), _) => FilterReport::of(f).fill(&mut s),
                 (None, Some(r)) => r.clone().fill(&mut s),
@@ -1669,6 +1674,7 @@ pub(crate) fn build_consumer(st: &State, c: &ConsumerConfig, nworkers: usize) ->
             cells: (0..nworkers).map(|_| Arc::default()).collect(),
             factory,
             past_filters: Vec::new(),
+            past_health: ringwire_filters::FilterHealthSum::default(),
             final_filter: None,
             sink: sink_handle,
             probe,

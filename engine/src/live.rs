@@ -259,19 +259,22 @@ impl Engine {
         if b.per_worker.iter().all(Vec::is_empty) {
             return Ok(notes);
         }
-        if !self.send_and_wait(st, b.per_worker)? {
+        let confirmed = self.send_and_wait(st, b.per_worker)?;
+        if !confirmed {
             notes.push("not every worker confirmed the swap within 10 s; it applies when they do".into());
         }
-        notes.extend(Self::record_filter_changes(st, b.consumers, b.ports));
+        notes.extend(Self::record_filter_changes(st, b.consumers, b.ports, confirmed));
         Ok(notes)
     }
 
-    /// Record filter changes the workers were sent: the factories and texts
-    /// in force, named filters' attachments; returns a line per change.
+    /// Record filter changes the workers were sent (and `confirmed`, have
+    /// all applied): the factories and texts in force, named filters'
+    /// attachments; returns a line per change.
     fn record_filter_changes(
         st: &mut State,
         consumers: Vec<ConsumerFilter>,
         ports: Vec<(usize, Arc<PortFilter>, Option<String>)>,
+        confirmed: bool,
     ) -> Vec<String> {
         let mut notes = Vec::new();
         for (slot, factory, text, on_failure) in consumers {
@@ -282,7 +285,12 @@ impl Engine {
                 text.as_ref().map_or_else(|| "(none)".to_owned(), FilterList::display)
             ));
             if let Some(old) = c.factory.take() {
-                c.past_filters.push(old.health_handle());
+                let h = old.health_handle();
+                if confirmed {
+                    c.past_health.add(&h);
+                } else {
+                    c.past_filters.push(h);
+                }
             }
             c.factory = factory;
             c.config.filter = text;
@@ -519,7 +527,7 @@ impl Engine {
         // Recorded once sent (a full queue sends nothing and changes nothing).
         let confirmed = self.send_and_wait(&mut st, per_worker)?;
         opened_notes.extend(
-            Self::record_filter_changes(&mut st, b.consumers, b.ports)
+            Self::record_filter_changes(&mut st, b.consumers, b.ports, confirmed)
                 .into_iter()
                 .map(|n| format!("{n}, compiled for the interface of port `{}`", p.display_name())),
         );

@@ -59,8 +59,11 @@ enum Prim {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Node {
-    And(Box<Node>, Box<Node>),
-    Or(Box<Node>, Box<Node>),
+    /// Terms joined by `and` (two or more), side by side, not nested: a
+    /// long chain costs no stack when run, copied or dropped.
+    And(Vec<Node>),
+    /// Terms joined by `or` (two or more), likewise.
+    Or(Vec<Node>),
     Not(Box<Node>),
     Prim(Prim),
 }
@@ -137,22 +140,22 @@ impl<'a> Parser<'a> {
         if self.depth > MAX_DEPTH {
             return Err(format!("nested deeper than {MAX_DEPTH} levels"));
         }
-        let mut left = self.term()?;
+        let mut terms = vec![self.term()?];
         while self.peek() == Some("or") {
             self.pos += 1;
-            left = Node::Or(Box::new(left), Box::new(self.term()?));
+            terms.push(self.term()?);
         }
         self.depth -= 1;
-        Ok(left)
+        Ok(if terms.len() == 1 { terms.remove(0) } else { Node::Or(terms) })
     }
 
     fn term(&mut self) -> Result<Node, String> {
-        let mut left = self.factor()?;
+        let mut factors = vec![self.factor()?];
         while self.peek() == Some("and") {
             self.pos += 1;
-            left = Node::And(Box::new(left), Box::new(self.factor()?));
+            factors.push(self.factor()?);
         }
-        Ok(left)
+        Ok(if factors.len() == 1 { factors.remove(0) } else { Node::And(factors) })
     }
 
     fn factor(&mut self) -> Result<Node, String> {
@@ -339,8 +342,8 @@ impl BuiltinFilter {
 
     fn eval(node: &Node, h: &Headers, ts: u64, samples: &mut [u64], buckets: &mut [Bucket]) -> bool {
         match node {
-            Node::And(a, b) => Self::eval(a, h, ts, samples, buckets) && Self::eval(b, h, ts, samples, buckets),
-            Node::Or(a, b) => Self::eval(a, h, ts, samples, buckets) || Self::eval(b, h, ts, samples, buckets),
+            Node::And(all) => all.iter().all(|n| Self::eval(n, h, ts, samples, buckets)),
+            Node::Or(any) => any.iter().any(|n| Self::eval(n, h, ts, samples, buckets)),
             Node::Not(a) => !Self::eval(a, h, ts, samples, buckets),
             Node::Prim(p) => match p {
                 Prim::Mac(dir, list) => h.mac.is_some_and(|m| pick(*dir, m, |x| list.contains(&x))),
@@ -404,6 +407,29 @@ mod tests {
 
     use super::*;
     use crate::Origin;
+
+    /// About the longest expression a filter may be, 8 000 terms joined by `or`
+    /// (and by `and`), is built, copied, run and dropped on a thread with a
+    /// worker's stack: a chain of terms is not nested, whatever its length.
+    #[test]
+    fn a_long_chain_of_terms_fits_a_workers_stack() {
+        for op in [" or ", " and "] {
+            let text = vec!["tcp"; 8_000].join(op);
+            assert!(text.len() < 64 << 10);
+            let f = BuiltinFilter::new(&text).unwrap();
+            std::thread::Builder::new()
+                .stack_size(256 << 10)
+                .spawn(move || {
+                    let mut g = f.clone();
+                    drop(f);
+                    let frame = [0u8; 60];
+                    assert_eq!(g.verdict(&Packet::whole(&frame)), Verdict::Drop);
+                })
+                .unwrap()
+                .join()
+                .unwrap();
+        }
+    }
 
     fn udp(src_mac: [u8; 6], vlan: Option<u16>, dport: u16) -> Vec<u8> {
         let b = PacketBuilder::ethernet2(src_mac, [0xff; 6]);

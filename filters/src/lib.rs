@@ -31,7 +31,7 @@ pub use builtin::{parse_mac, BuiltinFilter};
 pub use cbpf::{CbpfProgram, Insn, VlanTag, MAX_INSNS};
 pub use pcap_expr::{compile_expression, CompileTarget, PcapFilter};
 pub use plugin::QuarantinePolicy;
-pub use spec::{FilterFactory, FilterHealth, FilterSpec, HealthHandle, StageStats};
+pub use spec::{FilterFactory, FilterHealth, FilterHealthSum, FilterSpec, HealthHandle, StageStats};
 
 /// A frame as a filter sees it: the captured bytes and the length on the wire.
 #[derive(Debug, Clone, Copy)]

@@ -237,6 +237,25 @@ impl HealthHandle {
     }
 }
 
+/// Errors and quarantines of plugin filters, summed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FilterHealthSum {
+    /// Failed calls.
+    pub errors: u64,
+    /// Filters quarantined.
+    pub quarantines: u64,
+}
+
+impl FilterHealthSum {
+    /// Add what `h`'s plugins have counted so far.
+    pub fn add(&mut self, h: &HealthHandle) {
+        if let Some(f) = h.read() {
+            self.errors += f.errors;
+            self.quarantines += u64::from(f.quarantined.is_some());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
