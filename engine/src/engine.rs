@@ -404,6 +404,7 @@ const DROPS_SAID_EVERY: Duration = Duration::from_secs(10);
 #[derive(Clone, Debug)]
 pub(crate) struct FilterReport {
     text: String,
+    serial: u64,
     stages: Vec<StageSnap>,
     errors: u64,
     quarantined: Option<String>,
@@ -423,11 +424,12 @@ impl FilterReport {
             })
             .collect();
         let (errors, quarantined) = f.health().map_or((0, None), |h| (h.errors, h.quarantined));
-        Self { text: f.text().to_owned(), stages, errors, quarantined }
+        Self { text: f.text().to_owned(), serial: f.serial(), stages, errors, quarantined }
     }
 
     fn fill(self, s: &mut ConsumerSnap) {
         s.filter = Some(self.text);
+        s.filter_serial = self.serial;
         s.filter_stages = self.stages;
         s.filter_errors += self.errors;
         s.filter_quarantines += u64::from(self.quarantined.is_some());

@@ -372,6 +372,10 @@ pub struct ConsumerSnap {
     pub filter_quarantines: u64,
     /// A chain's stages, each with what it evaluated, passed and dropped.
     pub filter_stages: Vec<StageSnap>,
+    /// Which build of the filter counted `filter_stages` (a filter attached
+    /// again, even with the same text, counts from zero).
+    #[serde(skip)]
+    pub filter_serial: u64,
     /// `latency`: one-way latency percentiles and per-flow sequence counters.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub latency: Option<crate::probe::LatencySnap>,
@@ -582,7 +586,7 @@ impl Snapshot {
             if let (Some(now), Some(then)) = (&c.latency, &b.latency) {
                 c.latency = Some(now.since(then));
             }
-            if c.filter == b.filter {
+            if c.filter_serial == b.filter_serial {
                 for (x, y) in c.filter_stages.iter_mut().zip(&b.filter_stages) {
                     d(&mut x.evaluated, y.evaluated);
                     d(&mut x.passed, y.passed);
@@ -1014,6 +1018,27 @@ mod tests {
         let e = |i: usize| d.ports[i].ebpf.map(|e| (e.seen, e.passed, e.filtered));
         assert_eq!(e(0), Some((4000, 2000, 2000)), "swapped in: all its own");
         assert_eq!(e(1), Some((50, 20, 30)), "the same program: since the reset");
+    }
+
+    /// A chain attached again after a reset, with the same text, counts
+    /// from zero: its stages are not reduced by the old build's counts.
+    #[test]
+    fn counts_since_a_reset_keep_a_new_filter_builds_own() {
+        let stage =
+            |evaluated, passed| StageSnap { filter: "udp".into(), evaluated, passed, dropped: evaluated - passed };
+        let cons = |serial, st: StageSnap| ConsumerSnap {
+            filter: Some("udp | sample 2".into()),
+            filter_serial: serial,
+            filter_stages: vec![st],
+            ..Default::default()
+        };
+        let base =
+            Snapshot { consumers: vec![cons(1, stage(5000, 4000)), cons(3, stage(100, 50))], ..Default::default() };
+        let now = Snapshot { consumers: vec![cons(2, stage(300, 200)), cons(3, stage(160, 80))], ..Default::default() };
+        let d = now.since(&base);
+        let s = |i: usize| (d.consumers[i].filter_stages[0].evaluated, d.consumers[i].filter_stages[0].passed);
+        assert_eq!(s(0), (300, 200), "attached again: all its own");
+        assert_eq!(s(1), (60, 30), "the same build: since the reset");
     }
 
     /// A reset while frames sit in a queued consumer's queue: once written,

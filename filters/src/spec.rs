@@ -67,6 +67,7 @@ enum Compiled {
 /// first instance).
 pub struct FilterFactory {
     text: String,
+    serial: u64,
     stages: Vec<(String, Compiled)>,
     /// Per-stage counters of every chain instance made (summed when read).
     counts: Mutex<Vec<Arc<[StageCounts]>>>,
@@ -120,7 +121,10 @@ impl FilterFactory {
             .iter()
             .map(|t| Ok(((*t).to_owned(), Self::compile(t, policy, live_iface)?)))
             .collect::<Result<Vec<_>, FilterError>>()?;
-        Ok(Self { text: texts.join(" | "), stages, counts: Mutex::default() })
+        /// Factories built so far in this process.
+        static BUILT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let serial = BUILT.fetch_add(1, Ordering::Relaxed) + 1;
+        Ok(Self { text: texts.join(" | "), serial, stages, counts: Mutex::default() })
     }
 
     fn compile(text: &str, policy: QuarantinePolicy, live_iface: Option<&str>) -> Result<Compiled, FilterError> {
@@ -183,6 +187,12 @@ impl FilterFactory {
                 StageStats { filter: text.clone(), evaluated, passed }
             })
             .collect()
+    }
+
+    /// Which factory this is: unique in the process, never 0.
+    #[must_use]
+    pub fn serial(&self) -> u64 {
+        self.serial
     }
 
     /// The text it was built from.
