@@ -1497,8 +1497,18 @@ pub fn run_sink(t: SinkTask) -> Result<Vec<PathBuf>, String> {
     let flushed = s.flush_output();
     s.settle_gap(true);
     t.counters.publish(&s.local);
-    if let Some(e) = s.first_error.or(flushed.err()) {
-        return Err(format!("consumer `{}`: {e}", s.name));
+    match (s.first_error, flushed) {
+        // Told to go on, and writing worked again: the gaps were said and
+        // counted; the output ends whole, and the run is not a failure.
+        (Some(e), Ok(())) if s.on_write_error == OnWriteError::Continue && s.gap.is_none() => {
+            tracing::warn!(
+                consumer = %s.name,
+                "{} frames were not written in all (on_write_error = \"continue\"; the first error: {e})",
+                s.local[sink::WRITE_ERRORS]
+            );
+        }
+        (Some(e), _) | (None, Err(e)) => return Err(format!("consumer `{}`: {e}", s.name)),
+        (None, Ok(())) => {}
     }
     Ok(match s.output {
         SinkOutput::Pcap(mut p) => std::mem::take(&mut p.files),

@@ -1187,7 +1187,9 @@ fn a_writer_told_to_continue_goes_on_and_says_how_much_is_missing() {
     engine.signal(libc::SIGTERM);
     let done = engine.wait(Duration::from_secs(15));
     let log = String::from_utf8_lossy(&done.stderr);
-    assert_eq!(done.status.code(), Some(1), "frames were lost: {log}");
+    // Writing worked again: a stop is not a failure (the gap was said and counted).
+    assert_eq!(done.status.code(), Some(0), "{log}");
+    assert!(!log.contains("error: consumer `tap`"), "{log}");
     let st = read_json(&stats);
     let c = |name: &str| st["consumers"].as_array().unwrap().iter().find(|c| c["name"] == name).unwrap().clone();
     let (all, t) = (c("all"), c("tap"));
@@ -1198,6 +1200,9 @@ fn a_writer_told_to_continue_goes_on_and_says_how_much_is_missing() {
     assert_eq!(read_pcap(&tap).len() as u64, t["written"].as_u64().unwrap(), "{st}");
     let said = log.lines().find(|l| l.contains("writing again: ")).unwrap();
     assert!(said.contains(&format!("{lost} frames over ")), "all {lost} lost frames said: {said}");
+    let in_all =
+        log.lines().find(|l| l.contains("in all (on_write_error")).expect("the whole run's loss said at the end");
+    assert!(in_all.contains(&format!("{lost} frames were not written in all")), "{in_all}");
 }
 
 /// A ready file left by an earlier run says nothing of this one: removed at
