@@ -95,6 +95,16 @@ pub enum ClassAction {
     Drop,
 }
 
+/// As a config file writes it (`pass`, `drop`).
+impl std::fmt::Display for ClassAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Pass => "pass",
+            Self::Drop => "drop",
+        })
+    }
+}
+
 impl From<ringwire_bpf::Action> for ClassAction {
     fn from(a: ringwire_bpf::Action) -> Self {
         match a {
@@ -745,6 +755,19 @@ pub enum ConsumerKind {
     /// Measure one-way latency and per-flow loss of `ringwire-gen` frames
     /// from their payload stamps (inline, no copy; see [`crate::probe`]).
     Latency,
+}
+
+/// As a config file writes it (`pcap`, `counter`).
+impl std::fmt::Display for ConsumerKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Counter => "counter",
+            Self::Forward => "forward",
+            Self::Pcap => "pcap",
+            Self::Print => "print",
+            Self::Latency => "latency",
+        })
+    }
 }
 
 impl ConsumerKind {

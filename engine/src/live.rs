@@ -396,7 +396,7 @@ impl Engine {
                 let (added, changed, removed) = update_classifier(c, default, &old_table, &new_table)
                     .map_err(|source| EngineError::Bpf { port: name.to_owned(), source })?;
                 notes.push(format!(
-                    "port `{name}`: classifier table updated in place: {added} added, {changed} changed, {removed} removed, default {:?}",
+                    "port `{name}`: classifier table updated in place: {added} added, {changed} changed, {removed} removed, default {}",
                     new.classifier.default
                 ));
             }
@@ -694,7 +694,7 @@ impl Engine {
         let ordered = c.kind == ConsumerKind::Print || c.kind == ConsumerKind::Pcap && !c.split_by_worker;
         if st.share_files && ordered {
             return Err(ChangeError::Conflict(format!(
-                "kind: the workers replay files a segment at a time; a {:?} consumer added now would wait for segments it never saw (set split_by_worker, or add it in the config)",
+                "kind: the workers replay files a segment at a time; a {} consumer added now would wait for segments it never saw (set split_by_worker, or add it in the config)",
                 c.kind
             )));
         }
@@ -758,7 +758,7 @@ impl Engine {
         if let Some(to) = new_tx {
             st.ports[to].has_tx = true;
         }
-        tracing::info!(consumer = %c.name, kind = ?c.kind, "consumer added");
+        tracing::info!(consumer = %c.name, kind = %c.kind, "consumer added");
         Ok(notes)
     }
 

@@ -179,14 +179,16 @@ struct CaptureArgs {
     /// tcpdump -D numbers them, and exit.
     #[arg(short = 'D', long = "list-interfaces")]
     list_interfaces: bool,
-    /// Accepted as tcpdump takes them: -K (ringwire's lines never show
-    /// checksums, so none is verified), -O (the filter is the same
-    /// without libpcap's optimizer), -N (no names are printed).
-    #[arg(short = 'K', hide = true)]
+    /// Accepted as tcpdump takes it (-K, no checksum verification):
+    /// ringwire's lines never show checksums, so none is verified.
+    #[arg(short = 'K', hide_short_help = true)]
     no_checksums: bool,
-    #[arg(short = 'O', hide = true)]
+    /// Accepted as tcpdump takes it (-O, no optimizer): the filter keeps
+    /// the same frames with libpcap's optimizer.
+    #[arg(short = 'O', hide_short_help = true)]
     no_optimize: bool,
-    #[arg(short = 'N', hide = true)]
+    /// Accepted as tcpdump takes it (-N, no domain names): no names are printed.
+    #[arg(short = 'N', hide_short_help = true)]
     no_domains: bool,
     /// Print the version (`--version` only: tcpdump's -V is another option).
     #[arg(long = "version", action = clap::ArgAction::Version)]

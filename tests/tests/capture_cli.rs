@@ -561,9 +561,14 @@ fn bad_inputs_get_one_clear_line_and_a_nonzero_exit() {
     ] {
         refused(&[&["capture", "-r", g][..], args].concat(), &format!("{flag}: {not_here}"));
     }
+    let help = String::from_utf8_lossy(&ringwire(&["capture", "--help"]).stdout).into_owned();
     for taken in ["-K", "-O", "-N"] {
         let out = ringwire(&["capture", "-r", g, "-c", "1", taken]);
         assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).lines().count() == 1, "{taken}: {out:?}");
+        assert!(
+            help.contains(&format!("{taken}\n          Accepted as tcpdump takes it")),
+            "{taken} in --help: {help}"
+        );
     }
     let version = ringwire(&["capture", "--version"]);
     assert_eq!(String::from_utf8_lossy(&version.stdout), format!("ringwire {}\n", env!("CARGO_PKG_VERSION")));

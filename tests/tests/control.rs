@@ -109,6 +109,12 @@ fn ringctl_drives_a_running_engine_and_bad_clients_do_not_hurt_it() {
     let del = ringctl(&sock, &["classifier", "del", "--mac", "02:00:00:00:00:0b"]);
     assert_eq!(del.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&del.stderr).contains("not_found"), "{del:?}");
+    // The log tells who asked what, the MAC written as a MAC.
+    engine.expect_stderr(
+        "command=classifier.del { vlan: untagged, mac: 02:00:00:00:00:0b } class=not_found",
+        Duration::from_secs(5),
+        "the refused change logged",
+    );
 
     // Stats: the second read has rates since the first.
     let first = ringctl_json(&sock, &["stats"]);

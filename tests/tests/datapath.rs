@@ -1320,7 +1320,7 @@ fn the_classifier_table_changes_verdicts_in_place_on_sighup() {
     assert!(!steady.exited(), "C must still be sending when the table changes");
     engine.signal(libc::SIGHUP);
     engine.expect_stderr(
-        "classifier table updated in place: 1 added, 1 changed, 1 removed",
+        "classifier table updated in place: 1 added, 1 changed, 1 removed, default drop",
         Duration::from_secs(5),
         "the reload was not applied",
     );

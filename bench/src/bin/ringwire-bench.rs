@@ -1310,14 +1310,13 @@ fn markdown(doc: &serde_json::Value) -> String {
             let gbps = num(&m["captured_mpps"]) * num(&m["size"]) * 8.0 / 1e3;
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {:.3} | {:.3} ({:.3}-{:.3}) | {gbps:.2} | {:.1} % | {:.0} | {} | {:.0} | {} | {:.0} | {:.0} | {:.0} | {} | {} | {} |",
+                "| {} | {} | {} | {:.3} | {:.3}{} | {gbps:.2} | {:.1} % | {:.0} | {} | {:.0} | {} | {:.0} | {:.0} | {:.0} | {} | {} | {} |",
                 m["size"],
                 rate_label(m["rate"].as_str().unwrap_or("0")),
                 m["tool"].as_str().unwrap_or(""),
                 num(&m["offered_mpps"]),
                 num(&m["captured_mpps"]),
-                num(&m["captured_min_mpps"]),
-                num(&m["captured_max_mpps"]),
+                captured_range(doc, m),
                 num(&m["captured_ratio"]) * 100.0,
                 num(&m["tool_drops"]),
                 // Runs recorded before the split have none.
@@ -1398,19 +1397,20 @@ fn markdown(doc: &serde_json::Value) -> String {
     }
     let a = &doc["args"];
     let mch = &doc["machine"];
+    let machine = match (mch["cpu"].as_str(), mch["kernel"].as_str(), mch["date"].as_str()) {
+        (Some(cpu), Some(kernel), Some(date)) => format!("{cpu} ({} cores), Linux {kernel}, {date}", mch["cores"]),
+        // Files written before the machine was recorded.
+        _ => "the machine was not recorded in this file".to_owned(),
+    };
     let _ = writeln!(
         s,
-        "\nMedians of {}{} rounds of {} s; generator on core {}, receivers on core {}{}; {} ({} cores), Linux {}, {}.{}",
+        "\nMedians of {}{} rounds of {} s; generator on core {}, receivers on core {}{}; {machine}.{}",
         if failed.is_empty() { "" } else { "the finished ones of " },
         a["rounds"],
         a["duration_s"],
         a["gen_core"],
         a["cap_core"],
         napi_placement(&doc["lab"]["napi_threads"][0], &a["cap_core"]),
-        mch["cpu"].as_str().unwrap_or("?"),
-        mch["cores"],
-        mch["kernel"].as_str().unwrap_or("?"),
-        mch["date"].as_str().unwrap_or("?"),
         match (doc["partial"].as_bool() == Some(true), doc["error"].as_str()) {
             (true, Some(e)) => format!(" PARTIAL: {e}"),
             (true, None) =>
@@ -1441,8 +1441,38 @@ fn markdown(doc: &serde_json::Value) -> String {
         };
         let _ = writeln!(s, "ringwire-gen ran with --copy-max {c}: {how}.");
     }
-    let _ = writeln!(s, "Command: `{}`", doc["command"].as_str().unwrap_or("?"));
+    match doc["command"].as_str() {
+        Some(c) => {
+            let _ = writeln!(s, "Command: `{c}`");
+        }
+        None => {
+            let _ = writeln!(s, "The command was not recorded in this file.");
+        }
+    }
     s
+}
+
+/// A row's captured rate over its rounds, ` (min-max)`: from the medians'
+/// fields, or for files written before them from the rounds in `runs`
+/// (nothing when neither is there).
+fn captured_range(doc: &serde_json::Value, m: &serde_json::Value) -> String {
+    if let (Some(lo), Some(hi)) = (m["captured_min_mpps"].as_f64(), m["captured_max_mpps"].as_f64()) {
+        return format!(" ({lo:.3}-{hi:.3})");
+    }
+    let rounds: Vec<f64> = doc["runs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["size"] == m["size"] && r["tool"] == m["tool"] && r["error"].is_null())
+        .filter(|r| r["rate_spec"].is_null() || r["rate_spec"] == m["rate"])
+        .filter_map(|r| r["captured_pps"].as_f64())
+        .collect();
+    if rounds.is_empty() {
+        return String::new();
+    }
+    let lo = rounds.iter().copied().fold(f64::INFINITY, f64::min) / 1e6;
+    let hi = rounds.iter().copied().fold(0.0, f64::max) / 1e6;
+    format!(" ({lo:.3}-{hi:.3})")
 }
 
 /// How the table's CPU columns were measured.
@@ -2134,6 +2164,26 @@ mod tests {
             let e = report_shape(&doc).unwrap_err();
             assert!(e.contains(says), "{doc}: {e}");
         }
+    }
+
+    /// A file written before the medians kept their range, the machine and
+    /// the command: the range comes from its rounds, and the footer says
+    /// what was not recorded (no `0.000-0.000`, no `?`).
+    #[test]
+    fn an_older_runs_report_takes_its_range_from_its_rounds() {
+        let run = |captured_pps: f64| serde_json::json!({"size": 64, "tool": "k", "captured_pps": captured_pps});
+        let doc = serde_json::json!({
+            "args": {"rounds": 3, "duration_s": 4.0, "gen_core": 0, "cap_core": 1},
+            "medians": [{"size": 64, "tool": "k", "offered_mpps": 1.1, "captured_mpps": 0.12}],
+            "runs": [run(80_000.0), run(120_000.0), run(129_000.0), {"size": 1514, "tool": "k", "captured_pps": 1.0}],
+        });
+        let md = markdown(&doc);
+        assert!(md.contains("| 0.120 (0.080-0.129) |"), "{md}");
+        assert!(
+            md.contains("the machine was not recorded in this file") && md.contains("The command was not recorded"),
+            "{md}"
+        );
+        assert!(!md.contains('?'), "{md}");
     }
 
     #[test]

@@ -239,7 +239,7 @@ fn fit_sizes(spec: &str, asked: &[usize], kinds: &[FlowSpec], runts: bool) -> Re
     }
     if let Some(bad) = asked.iter().find(|&&s| s < lo) {
         bail!(
-            "--size: {bad} bytes is out of range for these flows ({lo}..={MAX_FRAME_SIZE}: {} headers take {lo} bytes)",
+            "--size: {bad} bytes is out of range for these flows ({lo} to {MAX_FRAME_SIZE} bytes: {} headers take {lo})",
             smallest.kind()
         );
     }

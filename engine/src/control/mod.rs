@@ -201,11 +201,13 @@ impl Handler {
         // changes asked for and refused.
         if cmd.changes_state() {
             match &outcome {
-                Ok(_) => tracing::info!(uid = peer.uid, pid = peer.pid, command = ?cmd, "control: state changed"),
+                Ok(_) => {
+                    tracing::info!(uid = peer.uid, pid = peer.pid, command = %logged(cmd), "control: state changed")
+                }
                 Err(e) => tracing::info!(
                     uid = peer.uid,
                     pid = peer.pid,
-                    command = ?cmd,
+                    command = %logged(cmd),
                     class = %e.class,
                     error = %e.message,
                     "control: state change refused"
@@ -373,6 +375,23 @@ fn ports_list(engine: &Engine) -> Value {
     json!({ "ports": ports })
 }
 
+/// A command as the log names it: its fields, a MAC written as a MAC.
+fn logged(cmd: &Command) -> String {
+    let vlan = |v: &Option<u16>| v.map_or_else(|| "untagged".to_owned(), |v| v.to_string());
+    match cmd {
+        Command::ClassifierAdd { vlan: v, mac, pass } => format!(
+            "classifier.add {{ vlan: {}, mac: {}, action: {} }}",
+            vlan(v),
+            crate::stats::format_mac(*mac),
+            if *pass { "pass" } else { "drop" }
+        ),
+        Command::ClassifierDel { vlan: v, mac } => {
+            format!("classifier.del {{ vlan: {}, mac: {} }}", vlan(v), crate::stats::format_mac(*mac))
+        }
+        other => format!("{other:?}"),
+    }
+}
+
 fn consumers_list(engine: &Engine, which: impl Fn(ConsumerKind) -> bool) -> Value {
     let config = engine.current_config();
     let snap = engine.snapshot();
@@ -386,6 +405,7 @@ fn consumers_list(engine: &Engine, which: impl Fn(ConsumerKind) -> bool) -> Valu
                 "name": c.name, "kind": c.kind, "ports": c.ports, "to": c.to, "path": c.path,
                 "filter": c.filter.as_ref().map(crate::config::FilterList::display),
                 "seen": counters.map(|s| s.seen), "delivered": counters.map(|s| s.delivered),
+                "paused": counters.map(|s| s.paused),
             });
             // A patch's frames are delivered to its target's TX ring: whether
             // they left depends on that interface.

@@ -615,6 +615,7 @@ fn render(cmd: &str, v: &Value) -> String {
                     ("to_link", 10),
                     ("seen", 12),
                     ("delivered", 12),
+                    ("paused", 10),
                     ("to_unsent", 10),
                     ("filter", 0)
                 ]
@@ -777,6 +778,7 @@ fn render_stats(v: &Value) -> String {
             ("delivered", 12, true),
             ("bytes", 14, true),
             ("q_dropped", 10, true),
+            ("paused", 10, true),
             ("delivered/s", 12, true),
             ("Mbit/s", 10, true),
             ("written", 12, true),
@@ -790,6 +792,7 @@ fn render_stats(v: &Value) -> String {
                 n(&k["delivered"]),
                 n(&k["delivered_bytes"]),
                 n(&k["queue_dropped"]),
+                n(&k["paused"]),
                 rate("consumers", i, "delivered_per_s"),
                 mbits("consumers", i, "delivered_bits_per_s"),
                 n(&k["written"]),
@@ -1111,13 +1114,17 @@ mod tests {
         let (header, row) = (lines.next().unwrap(), lines.next().unwrap());
         assert_eq!(header.find("filter"), row.find("udp"), "{s}");
         let v = serde_json::json!({"forwarding": true, "patches": [
-            {"name": "fw", "ports": ["a"], "to": "b", "to_link": "no-carrier", "seen": 1, "delivered": 1,
-             "to_unsent": 0, "filter": "udp"}
+            {"name": "fw", "ports": ["a"], "to": "b", "to_link": "no-carrier", "seen": 9, "delivered": 1,
+             "paused": 8, "to_unsent": 0, "filter": "udp"}
         ]});
         let s = render("patches.list", &v);
         let mut lines = s.lines().skip(1);
         let (header, row) = (lines.next().unwrap(), lines.next().unwrap());
         assert_eq!(header.find("filter"), row.find("udp"), "{s}");
+        // Frames passed while forwarding was stopped: seen = delivered + paused on the row.
+        let cols: Vec<&str> = row.split_whitespace().collect();
+        let at = header.split_whitespace().position(|h| h == "paused").expect("a paused column");
+        assert_eq!(cols[at], "8", "{s}");
     }
 
     #[test]
@@ -1135,7 +1142,9 @@ mod tests {
         "consumers": [
             {"name": "lat", "removed": true, "kind": "latency", "seen": 9, "passed": 9, "delivered": 9, "queue_dropped": 0,
              "latency": {"kernel": {"count": 9}, "consumer": {"count": 9},
-                         "counters": {"lost": 1, "duplicates": 2, "reordered": 3, "restarts": 4}, "streams": []}}
+                         "counters": {"lost": 1, "duplicates": 2, "reordered": 3, "restarts": 4}, "streams": []}},
+            {"name": "fw", "kind": "forward", "seen": 10, "passed": 10, "delivered": 4, "delivered_bytes": 400,
+             "queue_dropped": 0, "paused": 6}
         ]}});
         let s = render_stats(&v);
         // The cells of the first row that begins with `first` and holds `with`.
@@ -1153,6 +1162,10 @@ mod tests {
         assert_eq!(row("e1", "")[..2], ["e1", "(removed)"], "{s}");
         assert_eq!(last(row("lat (removed)", "kernel"), 4), ["1", "2", "3", "4"], "lost, dups, late, restarts: {s}");
         assert!(s.contains("restarts"), "{s}");
+        // A patch while forwarding is stopped: passed = delivered + paused, on its row.
+        let header = row("name", "q_dropped");
+        let paused = header.iter().position(|h| h == "paused").expect("a paused column");
+        assert_eq!(row("fw", "")[paused], "6", "{s}");
         // Workers: how each was scheduled; off the core only for a busy-poll one.
         assert_eq!(last(row("worker", "cpu_ms"), 3), ["cpu_ms", "waited_ms", "off_core_ms"], "{s}");
         assert_eq!(row("0", "12.5"), ["0", "1", "3000", "0", "2.5", "0.5", "12.5"], "{s}");
