@@ -1396,8 +1396,18 @@ pub fn run_sink(t: SinkTask) -> Result<Vec<PathBuf>, String> {
     let ordered = t.output.one_order();
     let mut s = SinkState::new(t.name, t.output, t.limit, t.limit_hit, t.on_write_error);
     let mut reorder = Reorder::default();
-    // Several workers into one order: their live records are merged by time.
-    let mut merge = t.channels.iter().any(|c| c.merged).then(|| TimeMerge::new(&t.channels));
+    // Several workers into one order: their live records are merged by
+    // time. With a file per worker, each worker's rings into its file.
+    let per_worker = !ordered;
+    let mut merges: Vec<TimeMerge> = if !t.channels.iter().any(|c| c.merged) {
+        Vec::new()
+    } else if per_worker {
+        t.channels.iter().map(|c| TimeMerge::new(std::slice::from_ref(c))).collect()
+    } else {
+        vec![TimeMerge::new(&t.channels)]
+    };
+    // A worker's merge, and its index in it.
+    let merge_of = |worker: usize| if per_worker { (worker, 0) } else { (0, worker) };
     let mut idle_parks = 0u32;
     // Standard output's reader is watched while no frame comes (a quiet
     // link): a write would tell only once the next frame arrives.
@@ -1417,8 +1427,9 @@ pub fn run_sink(t: SinkTask) -> Result<Vec<PathBuf>, String> {
         let done = t.producers_done.load(Ordering::Acquire);
         let mut got = 0u64;
         for (worker, ch) in t.channels.iter().enumerate() {
-            if let Some(m) = merge.as_mut() {
-                m.promised(worker, ch);
+            let (mi, local) = merge_of(worker);
+            if let Some(m) = merges.get_mut(mi) {
+                m.promised(local, ch);
             }
             while let Some(chunk) = ch.take() {
                 got += 1;
@@ -1431,8 +1442,8 @@ pub fn run_sink(t: SinkTask) -> Result<Vec<PathBuf>, String> {
                         s.write_back(&t.channels, worker, chunk);
                         reorder.written(m, |w, c| s.write_back(&t.channels, w, c));
                     }
-                    None => match merge.as_mut() {
-                        Some(m) if chunk.records() > 0 => m.hold(worker, chunk),
+                    None => match merges.get_mut(mi) {
+                        Some(m) if chunk.records() > 0 => m.hold(local, chunk),
                         Some(_) => t.channels[worker].give_back(chunk),
                         None => s.write_back(&t.channels, worker, chunk),
                     },
@@ -1440,8 +1451,10 @@ pub fn run_sink(t: SinkTask) -> Result<Vec<PathBuf>, String> {
                 t.counters.publish(&s.local);
             }
         }
-        if let Some(m) = merge.as_mut() {
-            m.drain(done, |c| s.write(0, c), |w, c| t.channels[w].give_back(c));
+        for (mi, m) in merges.iter_mut().enumerate() {
+            // A merge of every worker writes the one output; a worker's own, its file.
+            let to = if per_worker { mi } else { 0 };
+            m.drain(done, |c| s.write(to, c), |w, c| t.channels[if per_worker { mi } else { w }].give_back(c));
         }
         t.counters.publish(&s.local);
         if got > 0 {
@@ -1478,7 +1491,7 @@ pub fn run_sink(t: SinkTask) -> Result<Vec<PathBuf>, String> {
             fence(Ordering::SeqCst);
             if t.channels.iter().all(|c| c.full.is_empty()) && !t.producers_done.load(Ordering::Relaxed) {
                 // Records held for their turn: back soon, as promises move on.
-                let holding = merge.as_ref().is_some_and(TimeMerge::holds);
+                let holding = merges.iter().any(TimeMerge::holds);
                 // Woken by a producer's publish or by shutdown. The timeout
                 // bounds how long queued chunks can wait if that wake comes
                 // late: measured here (1514-byte frames at 150 kpps into

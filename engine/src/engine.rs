@@ -1610,9 +1610,11 @@ pub(crate) fn build_consumer(st: &State, c: &ConsumerConfig, nworkers: usize) ->
             },
         };
         let waker = Arc::new(SinkWaker::default());
-        // Several workers, or several interfaces, into one order: the sink merges them by time.
+        // Several workers, or several interfaces, into one order: the sink
+        // merges them by time; and with a file per worker, each worker's
+        // several interfaces into its file.
         let interfaces = ports.iter().filter(|&&i| matches!(st.ports[i].kind, PortKind::AfPacket(_))).count();
-        let merged = output.one_order() && (nworkers > 1 || interfaces > 1);
+        let merged = if output.one_order() { nworkers > 1 || interfaces > 1 } else { interfaces > 1 };
         channels = (0..nworkers).map(|_| Arc::new(Channel::new(chunks, chunk, waker.clone()).merged(merged))).collect();
         let handle = SinkHandle {
             cells: Arc::default(),
