@@ -27,10 +27,23 @@ use crate::{
     },
 };
 
+/// Set by [`abort_start`]: rings not yet opened are not.
+static START_ABORTED: AtomicBool = AtomicBool::new(false);
+
+/// A signal ends the run before the engine has started: the rings not yet
+/// opened are not opened (each is a system call that may take seconds
+/// and gigabytes), and [`Engine::start`] returns [`EngineError::Interrupted`].
+pub fn abort_start() {
+    START_ABORTED.store(true, Ordering::SeqCst);
+}
+
 /// Why the engine could not start (or stopped badly).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum EngineError {
+    /// A signal ended the start ([`abort_start`]).
+    #[error("interrupted by a signal while starting")]
+    Interrupted,
     /// The configuration is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
@@ -737,6 +750,12 @@ impl Engine {
                  longer than the MTU, which forwarding cannot send (counted unfit): patches drop fragmented traffic"
             );
         }
+        if config.engine.fanout_defrag && nworkers == 1 {
+            tracing::warn!(
+                "engine.fanout_defrag: with one worker there is no fanout group, and the kernel reassembles \
+                 fragments only for one: consumers get the fragments as they were on the wire"
+            );
+        }
         // Symmetric steering: one program for every port's fanout group.
         let steer = (nworkers > 1 && config.engine.fanout == crate::config::FanoutMode::EbpfSymmetric)
             .then(ringwire_bpf::SymmetricSteer::load)
@@ -1331,6 +1350,9 @@ pub(crate) fn open_port(
                             None => (flags | sys::PACKET_FANOUT_FLAG_UNIQUEID) << 16,
                         }
                     });
+                    if START_ABORTED.load(Ordering::SeqCst) {
+                        return Err(EngineError::Interrupted);
+                    }
                     let ring = RxRing::open(&RxRingOptions {
                         iface,
                         geometry: config.ring.rx_geometry(),
@@ -1351,7 +1373,13 @@ pub(crate) fn open_port(
                         fanout_id = Some(id);
                     }
                     if ring.geometry() != config.ring.rx_geometry() {
-                        tracing::warn!(port = p.display_name(), blocks = ring.geometry().block_count, "RX ring shrunk");
+                        let g = ring.geometry();
+                        tracing::warn!(
+                            port = p.display_name(),
+                            blocks = g.block_count,
+                            block_size = g.block_size,
+                            "RX ring shrunk"
+                        );
                     }
                     if std::mem::take(&mut first) {
                         notes.extend(warn_if_cut(p, &ring, config));

@@ -439,6 +439,7 @@ fn stop_flag(other: OtherSignals<'_>, force: Force) -> Result<Arc<AtomicBool>> {
                     _ if first.is_some_and(|t| t.elapsed() < SAME_SIGNAL) => {}
                     // Before the engine has started: nothing to stop or to count yet.
                     _ if force == Force::OnSecondSignal && Start::exit_if_starting() => {
+                        ringwire_engine::engine::abort_start();
                         say!("ringwire: {} while starting: exiting now; nothing was captured", signal_name(sig));
                         exit_on_signal(sig);
                     }
@@ -763,8 +764,10 @@ fn cmd_run(
     if let Some(Ok(_)) = &started {
         let _ = SOCKET.set(config.control.socket.clone());
     }
-    let engine = Engine::start(&config)?;
+    let engine = Engine::start(&config);
+    // (An exit on a signal under way waits here: no error of the interrupted start is said.)
     Start::started();
+    let engine = engine?;
     // Said once the engine runs: a run that failed to start listened to nobody.
     let control = match started {
         Some(Ok(s)) => {
@@ -1222,7 +1225,9 @@ fn cmd_capture(mut a: CaptureArgs) -> Result<ExitCode> {
         }
         _ => None,
     };
-    let engine = match (Engine::start(&config), &a.filter_file) {
+    let started = Engine::start(&config);
+    Start::started();
+    let engine = match (started, &a.filter_file) {
         // An expression read with -F: name the file, not the consumer built from it.
         (Err(ringwire_engine::EngineError::ConsumerFilter { source, .. }), Some(f)) => {
             bail!("-F {}: {}", f.display(), ringwire_engine::consumer::error_chain(&*source))
@@ -1232,7 +1237,6 @@ fn cmd_capture(mut a: CaptureArgs) -> Result<ExitCode> {
         }
         (r, _) => r?,
     };
-    Start::started();
     if !a.interfaces.is_empty() {
         // tcpdump's line, once the rings are bound: from here on every frame
         // is captured, which is what a script waits for before it sends.

@@ -2447,3 +2447,35 @@ fn writing_to_a_fifo_waits_for_its_reader() {
     let out = cap.wait(Duration::from_secs(10));
     assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// `fanout_defrag` with one worker does nothing (the kernel reassembles
+/// only for a fanout group): the run says so rather than leave a user to
+/// find fragments in the file.
+#[test]
+fn fanout_defrag_with_one_worker_is_said_to_do_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.pcap");
+    write_corpus(&input);
+    let cfg = dir.path().join("defrag.toml");
+    for (workers, said) in [("[0]", true), ("[0, 1]", false)] {
+        if !said && ringwire_tests::cores() < 2 {
+            continue;
+        }
+        std::fs::write(
+            &cfg,
+            format!(
+                "[engine]\nworkers = {workers}\nfanout_defrag = true\n[control]\nenabled = false\n[[ports]]\nuri = \"pcap:{}\"\n",
+                input.display()
+            ),
+        )
+        .unwrap();
+        let out = ringwire(&["run", cfg.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        assert_eq!(
+            err.contains("engine.fanout_defrag: with one worker there is no fanout group"),
+            said,
+            "{workers}: {err}"
+        );
+    }
+}

@@ -139,29 +139,46 @@ impl RingGeometry {
     }
 
     /// The block count halved, as on ENOMEM, until the ring takes at most
-    /// `budget` bytes (never below 2 blocks). The kernel allocates a ring at
-    /// once, and one larger than the memory there is wakes the OOM killer,
-    /// which kills other processes before any ENOMEM comes back.
+    /// `budget` bytes (not below 2 blocks); then, if two blocks are still
+    /// too large (blocks of hundreds of MiB), the block size halved, down
+    /// to a page or the frame size. The kernel allocates a ring at once,
+    /// and one larger than the memory there is wakes the OOM killer, which
+    /// kills other processes before any ENOMEM comes back.
     #[must_use]
     pub fn fit_in(self, budget: u64) -> Self {
         let mut g = self;
         while g.bytes() as u64 > budget && g.block_count > 2 {
             g.block_count = (g.block_count / 2).max(2);
         }
+        let least = u32::try_from(crate::sys::page_size()).unwrap_or(u32::MAX).max(g.frame_size.next_power_of_two());
+        while g.bytes() as u64 > budget && g.block_size / 2 >= least {
+            g.block_size /= 2;
+        }
         g
     }
 }
 
-/// Take `geometry` down to `blocks` blocks, saying why (`why`) and by how much.
-fn shrink(iface: &str, geometry: &mut RingGeometry, blocks: u32, why: &str) {
-    tracing::warn!(
-        iface,
-        from_blocks = geometry.block_count,
-        to_blocks = blocks,
-        block_size = geometry.block_size,
-        "{why}; shrinking it"
-    );
-    geometry.block_count = blocks;
+/// Take `geometry` down to `to`, saying why (`why`) and by how much.
+fn shrink(iface: &str, geometry: &mut RingGeometry, to: RingGeometry, why: &str) {
+    if to.block_size == geometry.block_size {
+        tracing::warn!(
+            iface,
+            from_blocks = geometry.block_count,
+            to_blocks = to.block_count,
+            block_size = geometry.block_size,
+            "{why}; shrinking it"
+        );
+    } else {
+        tracing::warn!(
+            iface,
+            from_blocks = geometry.block_count,
+            to_blocks = to.block_count,
+            from_block_size = geometry.block_size,
+            to_block_size = to.block_size,
+            "{why}; shrinking it"
+        );
+    }
+    *geometry = to;
 }
 
 /// A program the kernel runs on each frame before the ring.
@@ -393,7 +410,7 @@ impl RxRing {
                     "the RX ring would take more than its share of memory ({} MiB: half the memory available, shared among the engine's rings)",
                     budget >> 20
                 );
-                shrink(iface, &mut geometry, fit.block_count, &why);
+                shrink(iface, &mut geometry, fit, &why);
             }
         }
         loop {
@@ -416,7 +433,7 @@ impl RxRing {
             match set {
                 Ok(()) => break,
                 Err(e) if e.io_error.raw_os_error() == Some(libc::ENOMEM) && geometry.block_count > 2 => {
-                    let smaller = geometry.block_count / 2;
+                    let smaller = RingGeometry { block_count: geometry.block_count / 2, ..geometry };
                     shrink(iface, &mut geometry, smaller, "not enough memory for the RX ring");
                 }
                 Err(e) => return Err(sys_err(e)),
@@ -1008,8 +1025,17 @@ mod tests {
         assert_eq!((fit.block_size, fit.frame_size), (g.block_size, g.frame_size));
         let small = RingGeometry { block_count: 256, ..g };
         assert_eq!(small.fit_in(avail), small);
-        // Never below two blocks, whatever is available.
+        // Never below two blocks, whatever is available: then smaller blocks.
         assert_eq!(g.fit_in(0).block_count, 2);
+        // Two blocks of 1 GiB over a share of 1458 MiB: two of 512 MiB (the
+        // count stopped at two, the ring stayed over its share).
+        let huge = RingGeometry { block_size: 1 << 30, block_count: 64, ..g };
+        let fit = huge.fit_in(1458 << 20);
+        assert_eq!((fit.block_count, fit.block_size), (2, 1 << 29));
+        // Down to a page (or the frame size) at the least, even with nothing available.
+        let page = crate::sys::page_size() as u32;
+        assert_eq!(huge.fit_in(0).block_size, page.max(2048));
+        assert!(huge.fit_in(0).validate().is_ok());
     }
 
     /// Rings opened one after another within their shares of half the
