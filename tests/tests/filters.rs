@@ -400,3 +400,63 @@ fn a_plugin_replaced_at_its_path_while_loaded_is_refused_until_the_old_build_goe
     drop(first);
     assert_eq!(PluginLibrary::load(&p).unwrap().name(), "dns-qname", "the old build unloaded: the new one");
 }
+
+/// The README's "Writing a filter plugin", followed as written by someone
+/// outside the checkout: its Cargo.toml and src/lib.rs, against a copy of
+/// the SDK made elsewhere, build with no warning (`-D warnings`), and the
+/// plugin loads and keeps the frames its config says.
+#[test]
+fn the_readmes_plugin_builds_out_of_the_checkout_and_filters() {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md")).unwrap();
+    let section = readme.split("## Writing a filter plugin").nth(1).expect("the README's plugin section");
+    let block = |lang: &str, first: &str| -> String {
+        let start = format!("```{lang}\n{first}");
+        let at = section.find(&start).unwrap_or_else(|| panic!("no ```{lang} block starting `{first}`"));
+        let body = &section[at + lang.len() + 4..];
+        body[..body.find("```").unwrap()].to_owned()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let sdk = dir.path().join("vendored-sdk");
+    let copied = Command::new("cp")
+        .arg("-r")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../filters/sdk"))
+        .arg(&sdk)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let krate = dir.path().join("plugin");
+    std::fs::create_dir_all(krate.join("src")).unwrap();
+    let manifest = block("toml", "# Cargo.toml").replace("/path/to/ringwire/filters/sdk", sdk.to_str().unwrap());
+    std::fs::write(krate.join("Cargo.toml"), manifest).unwrap();
+    std::fs::write(krate.join("src/lib.rs"), block("rust", "// src/lib.rs")).unwrap();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let built = Command::new(cargo)
+        .args(["build", "--release", "--offline", "--quiet"])
+        .current_dir(&krate)
+        .env("RUSTFLAGS", "-D warnings")
+        .env("CARGO_TARGET_DIR", krate.join("target"))
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    let so = std::fs::read_dir(krate.join("target/release"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "so"))
+        .expect("a .so built");
+
+    let input = dir.path().join("in.pcap");
+    let frames = mixed(300);
+    let big = frames.iter().filter(|f| f.len() >= 80).count();
+    assert!(big > 0 && big < frames.len());
+    write_pcap(&input, &frames);
+    let (out, st, cfg) = (dir.path().join("out.pcap"), dir.path().join("st.json"), dir.path().join("p.toml"));
+    std::fs::write(&cfg, config(&input, &out, &st, &format!("plugin:{}:80", so.display()), "")).unwrap();
+    let res = Command::new(bin("ringwire"))
+        .args(["run", cfg.to_str().unwrap(), "--control-socket", "none"])
+        .output()
+        .unwrap();
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    assert_eq!(read_pcap(&out).len(), big);
+    assert_reconciles(&read_json(&st));
+}
