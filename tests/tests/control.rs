@@ -310,7 +310,10 @@ fn a_stale_socket_file_is_replaced() {
 fn ringctl_exit_codes_for_scripts() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nobody.sock");
-    assert_eq!(ringctl(&missing, &["status"]).status.code(), Some(3), "cannot connect");
+    let out = ringctl(&missing, &["status"]);
+    assert_eq!(out.status.code(), Some(3), "cannot connect");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot connect") && err.contains("is an engine running with this control socket?"), "{err}");
     assert_eq!(ringctl(&missing, &["frobnicate"]).status.code(), Some(2), "usage");
     assert_eq!(ringctl(&missing, &["classifier", "add", "--mac", "x"]).status.code(), Some(2), "usage");
     assert_eq!(ringctl(&missing, &["stats", "--watch", "--count", "0"]).status.code(), Some(2), "no read asked");

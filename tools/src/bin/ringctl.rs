@@ -404,7 +404,7 @@ fn call(
     loop {
         let client = match conn {
             Some(c) => c,
-            None => conn.insert(Client::connect(socket, timeout).map_err(|e| format!("{}: {e}", socket.display()))?),
+            None => conn.insert(Client::connect(socket, timeout).map_err(|e| connect_failure(socket, &e))?),
         };
         match client.call(cmd, args.clone()) {
             Ok(r) if r.id.is_none() && r.error.as_ref().is_some_and(|e| e.class == ErrorClass::Conflict) => {
@@ -430,6 +430,25 @@ fn call(
             Err(e) => return Err(call_failure(socket, &e)),
         }
     }
+}
+
+/// Why the socket could not be reached, and what to try: no engine there
+/// (none runs, or it listens elsewhere: `--socket`), or no permission.
+fn connect_failure(socket: &Path, e: &ClientError) -> String {
+    let hint = match e {
+        ClientError::Connect(io) => match io.kind() {
+            std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
+                " (is an engine running with this control socket? `ringwire run` listens where \
+                 [control] socket or --control-socket says; give that path with --socket)"
+            }
+            std::io::ErrorKind::PermissionDenied => {
+                " (the socket is mode 0660: run as root or as a member of its group)"
+            }
+            _ => "",
+        },
+        _ => "",
+    };
+    format!("{}: {e}{hint}", socket.display())
 }
 
 /// A path for the engine, resolved against this command's working
