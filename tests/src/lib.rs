@@ -741,6 +741,20 @@ pub fn spawn_generator(ns: &str, iface: &str, args: &[&str]) -> Proc {
     Proc::spawn("ringwire-gen", in_ns(ns, "ringwire-gen").args(["-i", iface]).args(args))
 }
 
+/// Port `index` of the engine at `sock` as `ports list` shows it, once its
+/// link reads `want` (or after 5 s, as it is then).
+#[must_use]
+pub fn wait_link(sock: &Path, index: usize, want: &str) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let port = ringctl_json(sock, &["ports", "list"])["ports"][index].clone();
+        if port["link"] == want || std::time::Instant::now() > deadline {
+            return port;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// A file system mounted for one test (tmpfs of `size`), unmounted however the test ends.
 pub struct SmallFs(pub PathBuf);
 
