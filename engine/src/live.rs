@@ -174,15 +174,17 @@ pub struct Removed {
 
 impl Engine {
     /// Build filter changes: everything compiled, loaded and instantiated
-    /// for every worker, nothing sent. A port that is given the classifier
-    /// gets `classifier`'s table.
+    /// for every worker, nothing sent; a consumer's pcap-filter for the
+    /// interfaces it takes frames from in `config` (the one in force, or
+    /// one about to be). A port that is given the classifier gets
+    /// `classifier`'s table.
     fn build_filter_changes(
         &self,
         st: &State,
+        config: &Config,
         changes: Vec<FilterChange>,
         classifier: &crate::config::ClassifierConfig,
     ) -> Result<BuiltChanges, EngineError> {
-        let config = st.config();
         let mut b = BuiltChanges {
             per_worker: (0..self.nworkers()).map(|_| Vec::new()).collect(),
             consumers: Vec::new(),
@@ -191,7 +193,7 @@ impl Engine {
         // Every change is built, so that one reload names every filter that
         // does not load, not only the first.
         let mut errors: Vec<EngineError> =
-            changes.into_iter().filter_map(|c| Self::build_change(st, &config, classifier, c, &mut b).err()).collect();
+            changes.into_iter().filter_map(|c| Self::build_change(st, config, classifier, c, &mut b).err()).collect();
         match errors.len() {
             0 => Ok(b),
             1 => Err(errors.remove(0)),
@@ -382,7 +384,7 @@ impl Engine {
             }
         }
         // A port given the classifier here gets the new table.
-        let built = self.build_filter_changes(&st, changes, &new.classifier)?;
+        let built = self.build_filter_changes(&st, &st.config(), changes, &new.classifier)?;
         // The classifier's table changes in the maps the attached programs
         // read: the next frame meets the new entries, nothing is reattached.
         if st.base.classifier != new.classifier {
@@ -493,22 +495,18 @@ impl Engine {
         // as it would have been in the config (tcpdump -i's meaning), and
         // swapped in with the port.
         let old = st.config();
-        let mut b = BuiltChanges {
-            per_worker: (0..self.nworkers()).map(|_| Vec::new()).collect(),
-            consumers: Vec::new(),
-            ports: Vec::new(),
-        };
-        for &c in &subscribers {
-            let cc = &st.consumers[c].config;
-            let pcap_stage = cc.filter.as_ref().is_some_and(|f| {
-                f.stages().iter().any(|s| matches!(ringwire_filters::FilterSpec::parse(s), ringwire_filters::FilterSpec::Pcap(e) if !e.is_empty()))
-            });
-            if pcap_stage && old.live_iface_for(cc).is_none() && candidate.live_iface_for(cc).is_some() {
-                let change =
-                    FilterChange::Consumer { slot: c, filter: cc.filter.clone(), on_failure: cc.on_filter_failure };
-                Self::build_change(&st, &candidate, &st.base.classifier, change, &mut b)?;
-            }
-        }
+        let recompiled = subscribers
+            .iter()
+            .map(|&c| (c, &st.consumers[c].config))
+            .filter(|(_, cc)| {
+                let pcap_stage = cc.filter.as_ref().is_some_and(|f| {
+                    f.stages().iter().any(|s| matches!(ringwire_filters::FilterSpec::parse(s), ringwire_filters::FilterSpec::Pcap(e) if !e.is_empty()))
+                });
+                pcap_stage && old.live_iface_for(cc).is_none() && candidate.live_iface_for(cc).is_some()
+            })
+            .map(|(slot, cc)| FilterChange::Consumer { slot, filter: cc.filter.clone(), on_failure: cc.on_filter_failure })
+            .collect();
+        let b = self.build_filter_changes(&st, &candidate, recompiled, &st.base.classifier)?;
         let per_worker = opened
             .sources
             .into_iter()
@@ -892,7 +890,7 @@ impl Engine {
             .text
             .clone();
         let change = self.target_change(&st, target, Some(text))?;
-        let built = self.build_filter_changes(&st, vec![change], &st.base.classifier)?;
+        let built = self.build_filter_changes(&st, &st.config(), vec![change], &st.base.classifier)?;
         let notes = self.commit_filter_changes(&mut st, built)?;
         for nf in st.named.values_mut() {
             nf.attached.remove(target);
@@ -909,7 +907,7 @@ impl Engine {
     pub fn filter_detach(&self, target: &Target) -> Result<String, ChangeError> {
         let mut st = self.lock();
         let change = self.target_change(&st, target, None)?;
-        let built = self.build_filter_changes(&st, vec![change], &st.base.classifier)?;
+        let built = self.build_filter_changes(&st, &st.config(), vec![change], &st.base.classifier)?;
         let notes = self.commit_filter_changes(&mut st, built)?;
         for nf in st.named.values_mut() {
             nf.attached.remove(target);
@@ -933,7 +931,7 @@ impl Engine {
             .iter()
             .map(|t| self.target_change(&st, t, Some(text.clone())))
             .collect::<Result<Vec<_>, _>>()?;
-        let built = self.build_filter_changes(&st, changes, &st.base.classifier)?;
+        let built = self.build_filter_changes(&st, &st.config(), changes, &st.base.classifier)?;
         let mut notes = self.commit_filter_changes(&mut st, built)?;
         if nf.attached.is_empty() {
             notes.push(format!("filter `{name}` is now `{text}` (attached nowhere)"));

@@ -438,7 +438,7 @@ fn capture_reads_files_by_any_path() {
 /// in half the available memory, but not together, are refused at start.
 #[test]
 fn queues_together_are_held_to_half_the_available_memory() {
-    let avail_kib = mem_available_kib();
+    let avail_kib = mem_available() >> 10;
     let each_mb = (avail_kib * 4 / 10) >> 10; // 40 % each: one fits, two do not
     assert!((1..=65536).contains(&each_mb), "{each_mb} MiB");
     let dir = tempfile::tempdir().unwrap();
@@ -477,7 +477,7 @@ fn a_latency_probe_counts_in_the_memory_budget() {
     let probe = ringwire_engine::probe::ProbeShared::bytes(1);
     let mut outcomes = Vec::new();
     for _ in 0..5 {
-        let half = mem_available_kib() * 1024 / 2;
+        let half = mem_available() / 2;
         let queue_mb = (half - probe / 2) >> 20;
         std::fs::write(
             &cfg,
@@ -504,13 +504,9 @@ fn a_latency_probe_counts_in_the_memory_budget() {
     panic!("the probe was never refused: {outcomes:?}");
 }
 
-fn mem_available_kib() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("MemAvailable:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("MemAvailable in /proc/meminfo")
+/// The engine's own reading of the memory available, in bytes.
+fn mem_available() -> u64 {
+    ringwire_engine::sys::mem_available().expect("MemAvailable in /proc/meminfo")
 }
 
 /// Every bad input: one line on stderr naming the problem, exit status 1, no panic.

@@ -94,8 +94,15 @@ fn spawn_capture(ns: &str, args: &[&str]) -> ringwire_tests::Proc {
 
 /// A patch `a-to-b` on one worker in `dir`, and the file its final counters are written to.
 fn one_worker_patch(dir: &Path) -> (Patch, PathBuf) {
+    one_worker_patch_with(dir, "")
+}
+
+/// [`one_worker_patch`] with more lines for the patching engine's config
+/// (after its `[engine]` table: a `[ring]` table, say).
+fn one_worker_patch_with(dir: &Path, more: &str) -> (Patch, PathBuf) {
     let st = dir.join("stats.json");
-    (Patch::new(dir, &format!("workers = [0]\nstats_json = \"{}\"", st.display()), "workers = [0]", "a-to-b"), st)
+    let engine = format!("workers = [0]\nstats_json = \"{}\"\n{more}", st.display());
+    (Patch::new(dir, &engine, "workers = [0]", "a-to-b"), st)
 }
 
 /// Wait (at most 10 s) until a capture says it listens, as tcpdump does
@@ -527,10 +534,7 @@ fn a_tx_ring_smaller_than_a_batch_drops_nothing() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let st = dir.path().join("stats.json");
-    let engine =
-        format!("workers = [0]\nstats_json = \"{}\"\n[ring]\ntx_block_size = 65536\ntx_block_count = 4", st.display());
-    let patch = Patch::new(dir.path(), &engine, "workers = [0]", "a-to-b");
+    let (patch, st) = one_worker_patch_with(dir.path(), "[ring]\ntx_block_size = 65536\ntx_block_count = 4");
     let (ns_g, vg, far) = (&patch.pair.ns_gen, &patch.pair.if_gen, &patch.far);
     let (sink, engine) = patch.start(dir.path());
     let r = generate(ns_g, vg, &["--count", "20000", "--rate", "20000", "--size", "128", "--vlan-every", "0"]);
@@ -643,10 +647,7 @@ fn an_mtu_lowered_under_traffic_tells_every_frame_it_strands() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let st = dir.path().join("stats.json");
-    let engine =
-        format!("workers = [0]\nstats_json = \"{}\"\n[ring]\ntx_block_size = 4096\ntx_block_count = 8", st.display());
-    let patch = Patch::new(dir.path(), &engine, "workers = [0]", "a-to-b");
+    let (patch, st) = one_worker_patch_with(dir.path(), "[ring]\ntx_block_size = 4096\ntx_block_count = 8");
     let (ns_g, vg, far) = (&patch.pair.ns_gen, &patch.pair.if_gen, &patch.far);
     let (sink, engine) = patch.start(dir.path());
     let traffic = ringwire_tests::spawn_generator(

@@ -1231,8 +1231,7 @@ fn medians(runs: &[Run], sizes: &[usize], rates: &[String], tools: &[String]) ->
                     continue;
                 }
                 let m = |f: &dyn Fn(&Run) -> f64| median(rs.iter().map(|r| f(r)).collect());
-                let lo = rs.iter().map(|r| r.captured_pps).fold(f64::INFINITY, f64::min) / 1e6;
-                let hi = rs.iter().map(|r| r.captured_pps).fold(0.0, f64::max) / 1e6;
+                let (lo, hi) = min_max(rs.iter().map(|r| r.captured_pps / 1e6));
                 let mut v = serde_json::json!({"size": size, "rate": rate, "tool": t, "rounds": rs.len(),
                     "offered_mpps": m(&|r| r.offered_pps) / 1e6, "captured_mpps": m(&|r| r.captured_pps) / 1e6,
                     "captured_min_mpps": lo, "captured_max_mpps": hi,
@@ -1470,9 +1469,13 @@ fn captured_range(doc: &serde_json::Value, m: &serde_json::Value) -> String {
     if rounds.is_empty() {
         return String::new();
     }
-    let lo = rounds.iter().copied().fold(f64::INFINITY, f64::min) / 1e6;
-    let hi = rounds.iter().copied().fold(0.0, f64::max) / 1e6;
+    let (lo, hi) = min_max(rounds.into_iter().map(|pps| pps / 1e6));
     format!(" ({lo:.3}-{hi:.3})")
+}
+
+/// The least and the greatest of `values` (rates, never negative).
+fn min_max(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    values.fold((f64::INFINITY, 0.0), |(lo, hi), v| (lo.min(v), hi.max(v)))
 }
 
 /// How the table's CPU columns were measured.
